@@ -1,0 +1,15 @@
+// Jest runs in ESM mode (NODE_OPTIONS=--experimental-vm-modules) because @actions/* are ESM-only.
+const common = {
+  preset: 'ts-jest/presets/default-esm',
+  testEnvironment: 'node',
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
+}
+
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
+    // End-to-end: the built dist/index.js against the local test host (scripts/testhost/up.sh).
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts'], maxWorkers: 1 },
+  ],
+}

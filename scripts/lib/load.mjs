@@ -1,0 +1,94 @@
+// A bounded, steady HTTP load on loopback through nginx: fast GETs, POSTs (nginx never retries them once
+// sent, so a bad drain shows) and slow ~0.4 s requests (in flight when a container goes away).
+// Every request uses a fresh connection and is counted: a failure is any error, timeout, non-200 status
+// or a body that is not the app's answer. Nothing is retried.
+import http from 'node:http'
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+function request({ host, port, method, path, body, timeoutMs }) {
+  return new Promise((resolve) => {
+    const t0 = performance.now()
+    const done = (r) => resolve({ ...r, ms: performance.now() - t0 })
+    const req = http.request(
+      { host, port, method, path, agent: false, headers: { Connection: 'close', ...(body ? { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) } : {}) } },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d) => (text += d))
+        res.on('end', () => done({ status: res.statusCode, text }))
+        res.on('error', (e) => done({ error: e.code || e.message }))
+      },
+    )
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
+    req.on('error', (e) => done({ error: e.code || e.message }))
+    req.end(body)
+  })
+}
+
+const KINDS = {
+  get: { method: 'GET', path: '/', expect: (v) => `${v}\n` },
+  post: { method: 'POST', path: '/cgi-bin/echo', body: true, expect: (v, b) => `${v} echo ${b}\n` },
+  slow: { method: 'GET', path: '/cgi-bin/slow', expect: (v) => `${v} slow\n` },
+}
+
+/**
+ * Starts the load. Returns { stop() } whose promise gives the report once every request in flight has
+ * been answered or has timed out.
+ * @param {{ host?: string, port: number, workers?: { get?: number, post?: number, slow?: number }, pauseMs?: number, timeoutMs?: number, maxSeconds?: number }} options
+ */
+export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 2, slow: 3 }, pauseMs = 5, timeoutMs = 15000, maxSeconds = 600 }) {
+  const t0 = performance.now()
+  const events = []
+  let stopping = false
+  let sent = 0
+  const hardStop = setTimeout(() => (stopping = true), maxSeconds * 1000)
+  hardStop.unref()
+
+  async function worker(kind, id) {
+    const spec = KINDS[kind]
+    let n = 0
+    while (!stopping) {
+      const body = spec.body ? `w${id}-${n++}` : undefined
+      sent++
+      const at = performance.now() - t0
+      const r = await request({ host, port, method: spec.method, path: spec.path, body, timeoutMs })
+      const version = r.text?.split(/\s/)[0] ?? ''
+      const ok = r.status === 200 && r.text === spec.expect(version, body) && version !== ''
+      events.push({ at, ms: r.ms, kind, ok, status: r.status ?? 0, error: r.error ?? (ok ? undefined : `unexpected answer ${r.status}: ${JSON.stringify((r.text ?? '').slice(0, 80))}`), version: ok ? version : '' })
+      if (pauseMs) await sleep(pauseMs)
+    }
+  }
+
+  const loops = Object.entries(workers).flatMap(([kind, count]) => Array.from({ length: count ?? 0 }, (_, i) => worker(kind, i)))
+  return {
+    /** Requests answered so far, by version, for waiting until traffic flows. */
+    snapshot: () => summarize(events, sent),
+    async stop() {
+      stopping = true
+      await Promise.all(loops)
+      clearTimeout(hardStop)
+      return summarize(events, sent)
+    },
+  }
+}
+
+export function summarize(events, sent) {
+  const failures = events.filter((e) => !e.ok)
+  const byVersion = {}
+  for (const e of events) if (e.ok) byVersion[e.version] = (byVersion[e.version] ?? 0) + 1
+  const failedByKind = {}
+  for (const e of failures) failedByKind[e.kind] = (failedByKind[e.kind] ?? 0) + 1
+  const lastVersion = [...events].reverse().find((e) => e.ok && e.kind === 'get')?.version ?? ''
+  return {
+    sent,
+    answered: events.length,
+    ok: events.length - failures.length,
+    failed: failures.length,
+    failedByKind,
+    byVersion,
+    lastVersion,
+    sampleErrors: [...new Set(failures.map((f) => `${f.kind}: ${f.error}`))].slice(0, 10),
+    events,
+  }
+}

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Test app for nginx-rollout: busybox httpd on $PORT. Behaviour knobs (env):
+#   SLOW_START seconds to wait before listening (an app that starts slowly)
+#   IGNORE_TERM=1 keeps serving on SIGTERM (docker stop then waits its full timeout)
+[ -n "$SLOW_START" ] && sleep "$SLOW_START"
+httpd -f -p "${PORT:-8080}" -h /www &
+pid=$!
+if [ "$IGNORE_TERM" = 1 ]; then
+  trap '' TERM
+else
+  trap 'kill -TERM $pid; exit 0' TERM INT
+fi
+while kill -0 $pid 2>/dev/null; do wait $pid; done

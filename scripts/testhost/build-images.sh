@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the local test images FROM scratch (there is no image registry here):
+#   nginx-rollout-test/app:v1 v2 v3   busybox httpd app: GET / and /health, POST /cgi-bin/echo, /cgi-bin/slow (0.4 s)
+#   nginx-rollout-test/app:unhealthy  same app without /health, so its health gate never passes
+#   nginx-rollout-test/app:docker-unhealthy  serves /health but its Docker HEALTHCHECK always fails
+#   nginx-rollout-test/nginx:test     Debian's nginx binary and the libraries ldd lists
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+app_rootfs() { # $1 = dir, $2 = version
+  local r=$1/rootfs
+  mkdir -p "$r/bin" "$r/www/cgi-bin" "$r/app" "$r/tmp" "$r/etc"
+  cp /bin/busybox "$r/bin/busybox"
+  for t in sh httpd sleep cat head printf kill wget true false; do ln -sf busybox "$r/bin/$t"; done
+  install -m 0755 "$here/app/start.sh" "$r/app/start.sh"
+  for c in slow echo fail; do install -m 0755 "$here/app/$c" "$r/www/cgi-bin/$c"; done
+  printf '%s\n' "$2" >"$r/www/version"
+  printf '%s\n' "$2" >"$r/www/index.html"
+  printf 'ok\n' >"$r/www/health"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$r/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+}
+
+build_app() { # $1 = tag, $2 = version, $3 = extra Dockerfile lines, $4 = setup hook
+  local d=$work/app-$1
+  mkdir -p "$d"
+  app_rootfs "$d" "$2"
+  [ -n "${4:-}" ] && "$4" "$d/rootfs"
+  printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n%s\nCMD ["/bin/sh", "/app/start.sh"]\n' "${3:-}" >"$d/Dockerfile"
+  docker build -q --network host -t "nginx-rollout-test/app:$1" "$d" >/dev/null
+}
+
+no_health() { rm -f "$1/www/health"; }
+
+build_app v1 v1
+build_app v2 v2
+build_app v3 v3
+build_app unhealthy unhealthy "" no_health
+build_app docker-unhealthy docker-unhealthy 'HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["/bin/false"]'
+
+# nginx: the Debian binary plus exactly the shared libraries it links.
+n=$work/nginx/rootfs
+mkdir -p "$n/usr/sbin" "$n/etc/nginx" "$n/var/log/nginx" "$n/run" "$n/tmp" \
+  "$n/var/lib/nginx/body" "$n/var/lib/nginx/proxy" "$n/var/lib/nginx/fastcgi" "$n/var/lib/nginx/uwsgi" "$n/var/lib/nginx/scgi"
+cp /usr/sbin/nginx "$n/usr/sbin/nginx"
+for lib in $(ldd /usr/sbin/nginx | grep -oE '/[^ ]+'); do
+  mkdir -p "$n$(dirname "$lib")"
+  cp -L "$lib" "$n$lib"
+done
+cp /etc/nginx/mime.types "$n/etc/nginx/mime.types"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nwww-data:x:33:33:www-data:/var/www:/bin/false\n' >"$n/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n' >"$n/etc/group"
+cat >"$n/etc/nginx/nginx.conf" <<'CONF'
+events {}
+http { server { listen 127.0.0.1:8999; return 200 "default\n"; } }
+CONF
+printf 'FROM scratch\nCOPY rootfs/ /\nSTOPSIGNAL SIGQUIT\nCMD ["/usr/sbin/nginx", "-g", "daemon off;"]\n' >"$work/nginx/Dockerfile"
+docker build -q --network host -t nginx-rollout-test/nginx:test "$work/nginx" >/dev/null
+echo "test images built: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -c '^nginx-rollout-test/')"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Brings up a throwaway local Docker host for nginx-rollout's end-to-end tests, demo and benchmark:
+# installs what is missing, starts dockerd (no bridge, no iptables: every container runs with --network host),
+# starts sshd on 127.0.0.1:$TESTHOST_SSH_PORT with an sftp subsystem and a freshly generated key,
+# builds the test images, and writes the connection facts to $TESTHOST_DIR/env.
+# Idempotent: running it again reuses what is already up.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dir=${TESTHOST_DIR:-$root/.testhost}
+port=${TESTHOST_SSH_PORT:-2222}
+mkdir -p "$dir"
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
+[ -x /bin/busybox ] && /bin/busybox --list | grep -qx httpd || need+=(busybox-static)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "testhost: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian nginx package may start a service on :80 where an init system exists; this host's nginx runs in a container.
+if pgrep -x nginx >/dev/null && ! docker ps -q >/dev/null 2>&1; then pkill -x nginx || true; fi
+
+if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+  echo "testhost: starting dockerd"
+  # No bridge, no NAT: test traffic stays on loopback and containers use host networking.
+  nohup dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false >"$dir/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+  docker version --format 'testhost: dockerd {{.Server.Version}}' || { tail -20 "$dir/dockerd.log"; exit 1; }
+fi
+
+[ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C nginx-rollout-test -f "$dir/id_ed25519"
+[ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C nginx-rollout-testhost -f "$dir/host_ed25519"
+cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
+chmod 600 "$dir/authorized_keys"
+cat >"$dir/sshd_config" <<CONF
+ListenAddress 127.0.0.1:$port
+HostKey $dir/host_ed25519
+AuthorizedKeysFile $dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $dir/sshd.pid
+MaxSessions 64
+MaxStartups 64
+Subsystem sftp /usr/lib/openssh/sftp-server
+CONF
+mkdir -p /run/sshd
+if ! { [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; }; then
+  /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+  for _ in $(seq 1 20); do [ -f "$dir/sshd.pid" ] && break; sleep 0.1; done
+  echo "testhost: sshd on 127.0.0.1:$port"
+fi
+
+if [ "${TESTHOST_REBUILD:-0}" = 1 ] || ! docker image inspect nginx-rollout-test/nginx:test nginx-rollout-test/app:v1 >/dev/null 2>&1; then
+  "$here/build-images.sh" 2>/dev/null
+fi
+
+fingerprint=$(ssh-keygen -lf "$dir/host_ed25519.pub" | awk '{print $2}')
+cat >"$dir/env" <<ENV
+TESTHOST_SSH_HOST=127.0.0.1
+TESTHOST_SSH_PORT=$port
+TESTHOST_SSH_USER=$(id -un)
+TESTHOST_SSH_KEY=$dir/id_ed25519
+TESTHOST_FINGERPRINT=$fingerprint
+ENV
+echo "testhost: ready ($dir/env)"

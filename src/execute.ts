@@ -1,0 +1,291 @@
+// Runs a plan against a Remote, step by step, recording each step's timing and outcome and what the deploy
+// has changed so far (so a rollback knows what to undo).
+import { LIMITS, type Config } from './config.js'
+import * as docker from './commands/docker.js'
+import * as nginxCmd from './commands/nginx.js'
+import { describeProbe, describeRanges, statusAllowed } from './health/judge.js'
+import type { NginxState } from './host/state.js'
+import { parseListen } from './inputs.js'
+import { BUILT_IN_TEMPLATE, buildView, configIdOf, renderNginxConfig } from './nginx/template.js'
+import type { Progress } from './plan/rolling.js'
+import { describeStep, type Replica, type Step } from './plan/types.js'
+import { RemoteError, run, type HttpResult, type Remote } from './remote/ssh.js'
+
+export type Phase = 'deploy' | 'rollback'
+
+export interface StepRecord {
+  readonly phase: Phase
+  readonly description: string
+  readonly host: string
+  readonly ms: number
+  readonly outcome: 'ok' | 'failed'
+  readonly detail?: string
+}
+
+export interface GateResult {
+  readonly replica: string
+  readonly ok: boolean
+  readonly probes: number
+  readonly ms: number
+  readonly last: string
+  readonly dockerHealth: string
+}
+
+/** What a failure left to look at: the failing replica's (or nginx's) last log lines. */
+export interface Evidence {
+  readonly subject: string
+  readonly reason: string
+  readonly logs: string
+}
+
+export class StepFailure extends Error {}
+
+export interface Logger {
+  info(m: string): void
+  warning(m: string): void
+  debug(m: string): void
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
+
+export function renderConfig(config: Config, servers: readonly Replica[]): { text: string; configId: string } {
+  return renderNginxConfig(config.nginx.template ?? BUILT_IN_TEMPLATE, buildView(config, servers))
+}
+
+/** The address the config-id probe reaches nginx at, from the Docker host's side. */
+export function listenProbeTarget(listen: string): { host: string; port: number } {
+  const l = parseListen(listen)
+  if (!l) throw new Error(`unparsable listen '${listen}'`)
+  const host = !l.address || l.address === '0.0.0.0' ? '127.0.0.1' : l.address === '::' ? '::1' : l.address
+  return { host, port: l.port }
+}
+
+export class Executor {
+  readonly records: StepRecord[] = []
+  readonly gates: GateResult[] = []
+  readonly evidence: Evidence[] = []
+  private readonly started: Replica[] = []
+  private readonly routed: Replica[] = []
+  private readonly stopped: Replica[] = []
+  private warnedUnverified = false
+  /** The replicas nginx routes to now. */
+  serving: readonly Replica[]
+
+  constructor(
+    private readonly remote: Remote,
+    private readonly config: Config,
+    private nginx: NginxState,
+    private readonly log: Logger,
+    previous: readonly Replica[],
+    private readonly next: readonly Replica[],
+  ) {
+    this.serving = previous
+    this.configNow = nginx.config
+  }
+
+  /** The nginx.conf text live now (undefined before there is one). */
+  configNow: string | undefined
+
+  progress(configBefore: string | undefined): Progress {
+    return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.configNow, configBefore }
+  }
+
+  async runAll(steps: readonly Step[], phase: Phase): Promise<void> {
+    for (const [i, step] of steps.entries()) {
+      const description = describeStep(step)
+      const t0 = Date.now()
+      try {
+        const detail = await this.runStep(step)
+        const ms = Date.now() - t0
+        this.records.push({ phase, description, host: this.remote.name, ms, outcome: 'ok', detail })
+        this.log.info(`[${i + 1}/${steps.length}] ${description}: ok (${seconds(ms)})${detail ? `, ${detail}` : ''}`)
+      } catch (e) {
+        const ms = Date.now() - t0
+        const detail = (e as Error).message
+        this.records.push({ phase, description, host: this.remote.name, ms, outcome: 'failed', detail })
+        this.log.info(`[${i + 1}/${steps.length}] ${description}: FAILED (${seconds(ms)})`)
+        throw e
+      }
+    }
+  }
+
+  private async runStep(step: Step): Promise<string | undefined> {
+    const c = this.config
+    switch (step.kind) {
+      case 'login':
+        await run(this.remote, docker.login(step.registry, step.username, c.registry?.password ?? ''), `docker login to ${step.registry || 'Docker Hub'}`)
+        return undefined
+      case 'pull':
+        await run(this.remote, docker.pullImage(step.image), `pulling ${step.image}`)
+        return undefined
+      case 'start':
+        this.started.push(...step.replicas)
+        await Promise.all(step.replicas.map((r) => run(this.remote, docker.runReplica(c, r), `starting ${r.name}`)))
+        return undefined
+      case 'restart':
+        await run(this.remote, docker.startContainers(step.replicas.map((r) => r.name)), 'starting previous replicas again')
+        return undefined
+      case 'gate': {
+        const results = await Promise.all(step.replicas.map((r) => this.gate(r)))
+        return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
+      }
+      case 'route': {
+        const { text } = renderConfig(c, step.servers)
+        const detail = await this.applyConfig(text)
+        this.serving = step.servers
+        const nextNames = new Set(this.next.map((r) => r.name))
+        for (const s of step.servers) if (nextNames.has(s.name) && !this.routed.some((r) => r.name === s.name)) this.routed.push(s)
+        return detail
+      }
+      case 'restore-config': {
+        const detail = await this.applyConfig(step.text)
+        this.serving = step.servers
+        return detail
+      }
+      case 'drain':
+        // Out of the upstream but still running: requests already sent to these replicas finish.
+        await sleep(step.seconds * 1000)
+        return undefined
+      case 'stop':
+        await run(this.remote, docker.stopContainers(step.replicas.map((r) => r.name), c.stopTimeoutSeconds), 'stopping old replicas')
+        this.stopped.push(...step.replicas)
+        return undefined
+      case 'remove':
+        await run(this.remote, docker.removeContainers(step.replicas.map((r) => r.name)), 'removing containers')
+        return undefined
+    }
+  }
+
+  /** Probes until the replica answers an allowed status (and Docker says healthy, if it has a HEALTHCHECK). */
+  private async gate(replica: Replica): Promise<GateResult> {
+    const h = this.config.health
+    const t0 = Date.now()
+    const deadline = t0 + h.timeoutMs
+    const probeTimeout = Math.max(LIMITS.probeTimeoutMs, h.intervalMs)
+    let probes = 0
+    let last: HttpResult | undefined
+    let state = docker.parseReplicaState((await run(this.remote, docker.inspectState(replica.name), `inspecting ${replica.name}`)).stdout)
+    const hasHealthcheck = state.health !== 'none'
+    for (;;) {
+      const tick = Date.now()
+      last = await this.remote.httpGet(this.config.upstreamHost, replica.port, h.path, probeTimeout)
+      probes++
+      const answered = statusAllowed(last.status, h.status)
+      if (!answered || hasHealthcheck) state = docker.parseReplicaState((await run(this.remote, docker.inspectState(replica.name), `inspecting ${replica.name}`)).stdout)
+      if (answered && (!hasHealthcheck || state.health === 'healthy')) {
+        const result = { replica: replica.name, ok: true, probes, ms: Date.now() - t0, last: describeProbe(h.path, last), dockerHealth: state.health }
+        this.gates.push(result)
+        return result
+      }
+      const exited = state.status !== 'running' && state.status !== 'created'
+      if (exited || Date.now() >= deadline) {
+        const why = exited
+          ? `${replica.name} stopped (${state.status}, exit code ${state.exitCode}) before it became healthy`
+          : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` +
+            (hasHealthcheck ? `, docker health ${state.health}` : '')
+        this.gates.push({ replica: replica.name, ok: false, probes, ms: Date.now() - t0, last: describeProbe(h.path, last), dockerHealth: state.health })
+        await this.collectEvidence(replica, why, hasHealthcheck)
+        throw new StepFailure(why)
+      }
+      await sleep(Math.max(0, h.intervalMs - (Date.now() - tick)))
+    }
+  }
+
+  private async collectEvidence(replica: Replica, reason: string, hasHealthcheck: boolean): Promise<void> {
+    const [logs, health] = await Promise.all([
+      this.remote.exec(docker.containerLogs(replica.name, LIMITS.failureLogLines)),
+      hasHealthcheck ? this.remote.exec(docker.healthLog(replica.name)) : undefined,
+    ])
+    const text = [logs.stdout, logs.stderr].filter((s) => s.trim()).join('\n').trim()
+    const healthText = health?.stdout.trim() ? `\n--- docker health check output ---\n${health.stdout.trim()}` : ''
+    this.evidence.push({ subject: replica.name, reason, logs: (text || '(no log output)') + healthText })
+  }
+
+  /**
+   * Upload, validate with nginx -t, install, reload by signalling the master, and verify nginx serves the
+   * new config. A config that fails validation never replaces the live one; one whose reload does not take
+   * effect is replaced by the previous file again.
+   */
+  private async applyConfig(text: string): Promise<string> {
+    const c = this.config
+    const n = c.nginx
+    const configId = configIdOf(text)
+    if (n.mode === 'container' && !this.nginx.running) return this.bootNginx(text, configId)
+
+    await this.remote.upload(nginxCmd.uploadPath(c), text)
+    if (n.mode === 'container') await run(this.remote, nginxCmd.stageCandidate(c), 'copying the new nginx.conf into the nginx container')
+    const check = await this.remote.exec(nginxCmd.validateCandidate(c))
+    if (check.code !== 0)
+      throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):\n${(check.stderr || check.stdout).trim()}`)
+    await run(this.remote, nginxCmd.installCandidate(c), 'installing nginx.conf')
+    await this.signalReload()
+    const verified = await this.verifyServing(configId)
+    if (verified === false) {
+      const logs = await this.remote.exec(nginxCmd.nginxLogs(c, 20))
+      const message = `nginx did not start serving config ${configId} within ${seconds(LIMITS.reloadVerifyMs)} after the reload signal`
+      if (this.configNow !== undefined) {
+        // Put the previous file back so the file on disk matches what nginx serves.
+        await this.remote.upload(nginxCmd.uploadPath(c), this.configNow)
+        if (n.mode === 'container') await run(this.remote, nginxCmd.stageCandidate(c), 'copying the previous nginx.conf back')
+        await run(this.remote, nginxCmd.installCandidate(c), 'restoring the previous nginx.conf')
+        await this.signalReload()
+      }
+      this.evidence.push({ subject: 'nginx', reason: message, logs: (logs.stdout + logs.stderr).trim() })
+      throw new StepFailure(`${message}; the previous nginx.conf is back in place. nginx said:\n${(logs.stdout + logs.stderr).trim()}`)
+    }
+    this.configNow = text
+    return verified ? `nginx serves config ${configId}` : 'reload not verified (the template has no {{rolloutLocation}})'
+  }
+
+  /** No running nginx container: create it if needed, put the config in, start it, wait until it serves. */
+  private async bootNginx(text: string, configId: string | undefined): Promise<string> {
+    const c = this.config
+    const n = c.nginx
+    const created = !this.nginx.exists
+    if (created) {
+      await run(this.remote, docker.ensureImage(n.image), `getting the nginx image ${n.image}`)
+      await run(this.remote, nginxCmd.createNginxContainer(c), `creating the nginx container ${n.container}`)
+    }
+    await this.remote.upload(nginxCmd.stagingPath(c.app), text)
+    await run(this.remote, nginxCmd.installCandidate(c), 'copying nginx.conf into the nginx container')
+    const started = await this.remote.exec(nginxCmd.startContainer(n.container))
+    const verified = started.code === 0 ? await this.verifyServing(configId) : false
+    if (verified === false) {
+      const logs = await this.remote.exec(nginxCmd.nginxLogs(c, 20))
+      throw new StepFailure(`the nginx container ${n.container} did not start serving: ${(started.stderr + logs.stdout + logs.stderr).trim()}`)
+    }
+    this.nginx = { ...this.nginx, exists: true, running: true }
+    this.configNow = text
+    return `${created ? 'created' : 'started'} nginx container ${n.container}, serving config ${configId ?? '(unverified)'}`
+  }
+
+  private async signalReload(): Promise<void> {
+    const c = this.config
+    if (c.nginx.mode === 'container') {
+      await run(this.remote, nginxCmd.signalContainerReload(c), 'signalling nginx to reload')
+      return
+    }
+    const ps = await run(this.remote, nginxCmd.listProcesses(), 'listing processes')
+    const master = nginxCmd.findNginxMaster(ps.stdout)
+    if (master === undefined) throw new RemoteError(`no nginx master process runs on ${this.remote.name}`)
+    await run(this.remote, nginxCmd.signalPid(master), 'signalling nginx to reload')
+  }
+
+  /** true: nginx answers the config id; false: it did not in time; undefined: the config carries no id. */
+  private async verifyServing(configId: string | undefined): Promise<boolean | undefined> {
+    if (!configId) {
+      if (!this.warnedUnverified) this.log.warning('the nginx template has no {{rolloutLocation}}: reloads cannot be verified')
+      this.warnedUnverified = true
+      return undefined
+    }
+    const target = listenProbeTarget(this.config.nginx.listen)
+    const deadline = Date.now() + LIMITS.reloadVerifyMs
+    while (Date.now() < deadline) {
+      const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath, LIMITS.probeTimeoutMs)
+      if (r.status === 200 && r.body?.trim() === configId) return true
+      await sleep(50)
+    }
+    return false
+  }
+}

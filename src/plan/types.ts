@@ -1,0 +1,55 @@
+// A strategy is a plan: a list of steps, pure data that can be printed before anything runs.
+
+export interface Replica {
+  readonly name: string
+  readonly port: number
+  readonly image: string
+}
+
+export type Step =
+  | { readonly kind: 'login'; readonly registry: string; readonly username: string }
+  | { readonly kind: 'pull'; readonly image: string }
+  /** Create and start new replicas (in parallel). */
+  | { readonly kind: 'start'; readonly replicas: readonly Replica[] }
+  /** Start stopped replicas again (rollback: their containers were kept). */
+  | { readonly kind: 'restart'; readonly replicas: readonly Replica[] }
+  /** Wait until every replica answers its health check (and reports healthy, if the image has a HEALTHCHECK). */
+  | { readonly kind: 'gate'; readonly replicas: readonly Replica[] }
+  /** Render nginx.conf for exactly these servers, validate, install, reload once and verify. */
+  | { readonly kind: 'route'; readonly servers: readonly Replica[] }
+  /** Put a saved nginx.conf text back (rollback), validate, install, reload once and verify. */
+  | { readonly kind: 'restore-config'; readonly text: string; readonly servers: readonly Replica[] }
+  /** Out of the upstream, still running: let in-flight requests finish. */
+  | { readonly kind: 'drain'; readonly seconds: number; readonly replicas: readonly Replica[] }
+  | { readonly kind: 'stop'; readonly replicas: readonly Replica[] }
+  | { readonly kind: 'remove'; readonly replicas: readonly Replica[] }
+
+export type StepKind = Step['kind']
+
+const names = (rs: readonly Replica[]): string => rs.map((r) => r.name).join(', ')
+
+/** One line per step, as the log and the summary show it. */
+export function describeStep(step: Step): string {
+  switch (step.kind) {
+    case 'login':
+      return `log in to ${step.registry || 'Docker Hub'} as ${step.username}`
+    case 'pull':
+      return `pull ${step.image}`
+    case 'start':
+      return `start ${step.replicas.map((r) => `${r.name} (:${r.port})`).join(', ')} from ${[...new Set(step.replicas.map((r) => r.image))].join(', ')}`
+    case 'restart':
+      return `start ${names(step.replicas)} again`
+    case 'gate':
+      return `health gate ${names(step.replicas)}`
+    case 'route':
+      return `route traffic to ${names(step.servers) || 'no replica'} (one nginx reload)`
+    case 'restore-config':
+      return `restore the previous nginx.conf (${names(step.servers) || 'no replica'})`
+    case 'drain':
+      return `drain ${names(step.replicas)} for ${step.seconds}s`
+    case 'stop':
+      return `stop ${names(step.replicas)}`
+    case 'remove':
+      return `remove ${names(step.replicas)}`
+  }
+}
