@@ -43830,7 +43830,7 @@ function planRolling(config, containers, liveConfig) {
   const steps = [];
   if (config.registry) steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username });
   if (config.pull) steps.push({ kind: "pull", image: config.image });
-  const b = config.batchSize;
+  const b = live.length ? config.batchSize : next.length;
   const batches = Math.ceil(Math.max(next.length, live.length) / b);
   for (let i = 0; i < batches; i++) {
     const incoming = next.slice(i * b, (i + 1) * b);
@@ -43926,6 +43926,7 @@ async function run2() {
   for (const name of ["key", "passphrase", "password", "registry-password"]) {
     const v = getInput(name);
     if (v) setSecret(v);
+    for (const line of v.split("\n")) if (line.trim().length >= 8 && !line.startsWith("-----")) setSecret(line.trim());
   }
   for (const line of getInput("env").split("\n")) {
     const value = line.slice(line.indexOf("=") + 1).trim();

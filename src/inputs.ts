@@ -243,8 +243,9 @@ export function parseEnv(text: string, problem: (m: string) => void): EnvVar[] {
     if (!l.trim() || l.trim().startsWith('#')) return
     const eq = l.indexOf('=')
     const name = eq < 0 ? l.trim() : l.slice(0, eq).trim()
-    // The value is never echoed: env values may be secrets.
-    if (eq < 0 || !ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _, got a line starting ${show(name.slice(0, 20))}`)
+    // Nothing after a name is ever echoed: env values may be secrets, and a line without '=' may be one.
+    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '='`)
+    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit, got KEY ${show(name.slice(0, 40))}`)
     else if (name === 'PORT') problem('env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env')
     else if (l.includes('\0')) problem(`env: ${name}: the value contains a NUL byte`)
     else vars.push({ name, value: l.slice(eq + 1) })

@@ -32,9 +32,11 @@ function runOwner(): string {
 export async function run(): Promise<void> {
   const t0 = Date.now()
   // Mask secrets before anything can print them, including a failing input check.
+  // A multi-line secret (a private key) is also masked line by line, as the runner may print lines apart.
   for (const name of ['key', 'passphrase', 'password', 'registry-password'] as const) {
     const v = core.getInput(name)
     if (v) core.setSecret(v)
+    for (const line of v.split('\n')) if (line.trim().length >= 8 && !line.startsWith('-----')) core.setSecret(line.trim())
   }
   for (const line of core.getInput('env').split('\n')) {
     const value = line.slice(line.indexOf('=') + 1).trim()

@@ -50,7 +50,8 @@ export function planRolling(config: Config, containers: readonly ManagedContaine
   // Pull once, before any batch: a missing image fails the run before traffic is touched.
   if (config.pull) steps.push({ kind: 'pull', image: config.image })
 
-  const b = config.batchSize
+  // With nothing live there is no capacity to protect: start the whole set as one batch.
+  const b = live.length ? config.batchSize : next.length
   const batches = Math.ceil(Math.max(next.length, live.length) / b)
   for (let i = 0; i < batches; i++) {
     const incoming = next.slice(i * b, (i + 1) * b)

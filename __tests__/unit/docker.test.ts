@@ -1,0 +1,61 @@
+import { login, runReplica } from '../../src/commands/docker.js'
+import { createNginxContainer, findNginxMaster, installCandidate, readLiveConfig, validateCandidate } from '../../src/commands/nginx.js'
+import { describeCommand, render } from '../../src/commands/shell.js'
+import { configFrom } from './fixtures.js'
+
+const replica = { name: 'shop-9203', port: 9203, image: 'ghcr.io/acme/shop:2.0' }
+
+describe('docker commands', () => {
+  it('runs a replica with labels, a published port and its env on standard input', () => {
+    const c = runReplica(configFrom({ env: 'DB_PASSWORD=s3cr3t\nMODE=prod', 'run-args': "--memory 512m --label 'x=a b'" }), replica)
+    expect(render(c)).toBe(
+      'docker run --detach --name shop-9203 --label nginx-rollout.app=shop --label nginx-rollout.role=replica ' +
+        '--label nginx-rollout.image=ghcr.io/acme/shop:2.0 --label nginx-rollout.port=9203 --publish 127.0.0.1:9203:8080 ' +
+        "--env-file /dev/stdin --memory 512m --label 'x=a b' ghcr.io/acme/shop:2.0",
+    )
+    expect(c.stdin).toBe('PORT=8080\nDB_PASSWORD=s3cr3t\nMODE=prod\n')
+    expect(describeCommand(c)).toContain('< (env file: PORT, DB_PASSWORD, MODE)')
+    expect(describeCommand(c)).not.toContain('s3cr3t')
+  })
+
+  it('gives host-network replicas their own port in PORT', () => {
+    const c = runReplica(configFrom({ network: 'host' }), replica)
+    expect(render(c)).toContain('--network host --env-file /dev/stdin ghcr.io/acme/shop:2.0')
+    expect(c.stdin).toBe('PORT=9203\n')
+  })
+
+  it('logs in with the password on standard input only', () => {
+    const c = login('ghcr.io', 'bot', 'tok3n')
+    expect(render(c)).toBe('docker login --username bot --password-stdin ghcr.io')
+    expect(c.stdin).toBe('tok3n')
+  })
+})
+
+describe('nginx commands', () => {
+  it('validates a candidate beside the live file and installs it, in a container', () => {
+    const config = configFrom({ 'nginx-container': 'lb' })
+    expect(render(validateCandidate(config))).toBe('docker exec lb nginx -t -q -c /etc/nginx/nginx.conf.rollout-new')
+    expect(render(installCandidate(config))).toBe('docker cp .nginx-rollout/shop/nginx.conf.upload lb:/etc/nginx/nginx.conf')
+    expect(render(readLiveConfig(config))).toContain("' sh lb /etc/nginx/nginx.conf")
+  })
+
+  it('renames the candidate into place on the host', () => {
+    const config = configFrom({ 'nginx-mode': 'host', 'nginx-config-path': '/srv/nginx/nginx.conf' })
+    expect(render(installCandidate(config))).toBe('mv -f /srv/nginx/nginx.conf.rollout-new /srv/nginx/nginx.conf')
+    expect(render(validateCandidate(config))).toMatch(/^sh -c .* sh -t -q -c \/srv\/nginx\/nginx.conf.rollout-new$/)
+  })
+
+  it('creates the nginx container on host networking or publishing listen', () => {
+    expect(render(createNginxContainer(configFrom({ network: 'host', 'nginx-image': 'nginx:1.27' })))).toBe(
+      'docker create --name loadbalancer --label nginx-rollout.role=nginx --label nginx-rollout.app=shop --restart unless-stopped --network host nginx:1.27',
+    )
+    expect(render(createNginxContainer(configFrom({ listen: '127.0.0.1:8080' })))).toContain('--publish 127.0.0.1:8080:8080 nginx:stable')
+    expect(render(createNginxContainer(configFrom()))).toContain('--publish 80:80 nginx:stable')
+  })
+
+  it('finds the nginx master whatever its pid file', () => {
+    const ps = ['    1     0 systemd', '  812     1 nginx', '  813   812 nginx', '  814   812 nginx', '  900     1 sshd'].join('\n')
+    expect(findNginxMaster(ps)).toBe(812)
+    expect(findNginxMaster('  1 0 init\n')).toBeUndefined()
+  })
+})
