@@ -41666,7 +41666,8 @@ function parseEnv(text, problem) {
     if (!l.trim() || l.trim().startsWith("#")) return;
     const eq = l.indexOf("=");
     const name = eq < 0 ? l.trim() : l.slice(0, eq).trim();
-    if (eq < 0 || !ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _, got a line starting ${show(name.slice(0, 20))}`);
+    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '='`);
+    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit, got KEY ${show(name.slice(0, 40))}`);
     else if (name === "PORT") problem("env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env");
     else if (l.includes("\0")) problem(`env: ${name}: the value contains a NUL byte`);
     else vars.push({ name, value: l.slice(eq + 1) });
@@ -43762,8 +43763,8 @@ function lineOps(a, b) {
       ops.push({ kind: " ", line: a[i] });
       i++;
       j++;
-    } else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) ops.push({ kind: "+", line: b[j++] });
-    else ops.push({ kind: "-", line: a[i++] });
+    } else if (i < n && (j === m || lcs[i + 1][j] >= lcs[i][j + 1])) ops.push({ kind: "-", line: a[i++] });
+    else ops.push({ kind: "+", line: b[j++] });
   }
   return ops;
 }
