@@ -5,7 +5,7 @@ import { build } from 'esbuild'
 
 await build({
   entryPoints: ['src/index.ts'],
-  outfile: 'dist/index.js',
+  outfile: process.env.BUNDLE_OUTFILE ?? 'dist/index.js',
   bundle: true,
   platform: 'node',
   target: 'node20',

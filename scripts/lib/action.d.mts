@@ -1,0 +1,20 @@
+export const root: string
+export interface TestHost {
+  host: string
+  port: number
+  user: string
+  key: string
+  fingerprint: string
+}
+export interface ActionRun {
+  code: number
+  stdout: string
+  stderr: string
+  outputs: Record<string, string>
+  summary: string
+}
+export function testHost(): TestHost
+export function baseInputs(h: TestHost, app: string, listenPort: number): Record<string, string>
+export function parseOutputs(text: string): Record<string, string>
+export function runAction(inputs: Record<string, string>, options?: { debug?: boolean }): Promise<ActionRun>
+export function resetApp(app: string): void

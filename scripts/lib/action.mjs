@@ -1,0 +1,88 @@
+// Runs the built action (dist/index.js) the way the GitHub runner does: inputs as INPUT_* variables,
+// outputs through GITHUB_OUTPUT, the job summary through GITHUB_STEP_SUMMARY. Used by the end-to-end
+// tests, the demo and the benchmark, against the local test host of scripts/testhost/up.sh.
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export const root = new URL('../../', import.meta.url).pathname
+
+export function testHost() {
+  const envFile = join(root, '.testhost/env')
+  if (!existsSync(envFile)) throw new Error(`no test host: run scripts/testhost/up.sh first (${envFile} is missing)`)
+  const env = Object.fromEntries(
+    readFileSync(envFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  )
+  return { host: env.TESTHOST_SSH_HOST, port: Number(env.TESTHOST_SSH_PORT), user: env.TESTHOST_SSH_USER, key: readFileSync(env.TESTHOST_SSH_KEY, 'utf8'), fingerprint: env.TESTHOST_FINGERPRINT }
+}
+
+/** Inputs every local run shares: the test host, host networking (no bridge here), the local nginx image. */
+export function baseInputs(h, app, listenPort) {
+  return {
+    host: `${h.host}:${h.port}`,
+    username: h.user,
+    key: h.key,
+    fingerprint: h.fingerprint,
+    app,
+    network: 'host',
+    pull: 'false',
+    'nginx-image': 'nginx-rollout-test/nginx:test',
+    'nginx-container': `${app}-lb`,
+    listen: `127.0.0.1:${listenPort}`,
+    'health-path': '/health',
+    'health-interval': '0.2',
+    'drain-seconds': '1',
+    'stop-timeout': '2',
+  }
+}
+
+/** Parses GITHUB_OUTPUT's `name<<delimiter` blocks. */
+export function parseOutputs(text) {
+  const out = {}
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<=]+)<<(.+)$/.exec(lines[i])
+    if (!m) continue
+    const end = lines.indexOf(m[2], i + 1)
+    out[m[1]] = lines.slice(i + 1, end).join('\n')
+    i = end
+  }
+  return out
+}
+
+export function runAction(inputs, { debug = true } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-action-'))
+  const outputFile = join(dir, 'output')
+  const summaryFile = join(dir, 'summary')
+  writeFileSync(outputFile, '')
+  writeFileSync(summaryFile, '')
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, GITHUB_WORKSPACE: root, ...(debug ? { RUNNER_DEBUG: '1' } : {}) }
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'dist/index.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const result = { code: code ?? -1, stdout, stderr, outputs: parseOutputs(readFileSync(outputFile, 'utf8')), summary: readFileSync(summaryFile, 'utf8') }
+      rmSync(dir, { recursive: true, force: true })
+      resolve(result)
+    })
+  })
+}
+
+const docker = (...args) => execFileSync('docker', args, { encoding: 'utf8' }).trim()
+
+/** Removes every trace of an app from the local test host: its containers, its nginx container, its state directory. */
+export function resetApp(app) {
+  const ids = docker('ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`).split('\n').filter(Boolean)
+  const lb = docker('ps', '--all', '--quiet', '--filter', `name=^${app}-lb$`).split('\n').filter(Boolean)
+  if (ids.length || lb.length) docker('rm', '--force', ...new Set([...ids, ...lb]))
+  rmSync(join(homedir(), '.nginx-rollout', app), { recursive: true, force: true })
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# npm test: everything, on a clean machine. Installs and starts the local test host (Docker Engine, sshd,
+# nginx, test images), then: typecheck, a check that dist/ matches the sources, unit tests, and the
+# end-to-end tests that drive dist/index.js against real dockerd, sshd and nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NODE_OPTIONS=--experimental-vm-modules
+
+echo "== test host"
+bash scripts/testhost/up.sh
+
+echo "== typecheck"
+npx tsc --noEmit
+
+echo "== dist/ matches src/"
+fresh=$(mktemp -d)
+BUNDLE_OUTFILE="$fresh/index.js" node scripts/bundle.mjs
+if ! cmp -s "$fresh/index.js" dist/index.js; then
+  echo "dist/index.js is stale: run 'npm run bundle' and commit dist/" >&2
+  exit 1
+fi
+rm -rf "$fresh"
+
+echo "== unit tests"
+npx jest --selectProjects unit
+
+echo "== end-to-end tests"
+npx jest --selectProjects e2e --runInBand
