@@ -21,8 +21,11 @@ if ! cmp -s "$fresh/index.js" dist/index.js; then
 fi
 rm -rf "$fresh"
 
+results=$(mktemp -d)
 echo "== unit tests"
-npx jest --selectProjects unit
+npx jest --selectProjects unit --json --outputFile="$results/unit.json"
 
 echo "== end-to-end tests"
-npx jest --selectProjects e2e --runInBand
+npx jest --selectProjects e2e --runInBand --json --outputFile="$results/e2e.json"
+
+node -e 'const r = process.argv.slice(1).map((f) => require(f)); const sum = (k) => r.reduce((n, x) => n + x[k], 0); console.log(`jest: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed`)' "$results/unit.json" "$results/e2e.json"

@@ -140,3 +140,17 @@ describe('action.yml', () => {
     expect(outputs).toEqual(['result', 'image', 'previous-image', 'duration-seconds', 'replicas'])
   })
 })
+
+describe('README', () => {
+  const yml = readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const declared = [...yml.split('\noutputs:')[0].matchAll(/^  ([a-z-]+):\n((?:    .*\n)*)/gm)].map((m) => {
+    const d = /default: (.*)/.exec(m[2])?.[1].replace(/^'(.*)'$/, '$1') ?? ''
+    return [m[1], m[2].includes('required: true') ? '*required*' : d && `\`${d}\``]
+  })
+  const documented = [...readme.matchAll(/^\| `([a-z-]+)` \| ([^|]*) \|/gm)].map((m) => [m[1], m[2].trim()])
+
+  it('documents every input with the default action.yml declares', () => {
+    expect(documented.slice(0, declared.length)).toEqual(declared)
+  })
+})
