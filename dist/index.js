@@ -42367,23 +42367,30 @@ function parseReplicaState(stdout) {
 var candidatePath = (configPath) => `${configPath}.rollout-new`;
 var stagingPath = (app) => `${LIMITS.stateDir}/${app}/nginx.conf.upload`;
 var uploadPath = (config) => config.nginx.mode === "container" ? stagingPath(config.app) : candidatePath(config.nginx.configPath);
-var NGINX_ON_HOST = 'PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"; exec nginx "$@"';
 var inspectNginxContainer = (name) => command("docker", "inspect", "--format", "{{.State.Running}}	{{.HostConfig.NetworkMode}}", name);
 function readLiveConfig(config) {
   const n = config.nginx;
   if (n.mode === "host") return command("cat", n.configPath);
   return script('t=$(mktemp) && docker cp "$1:$2" "$t" && cat "$t"; s=$?; rm -f "$t"; exit $s', n.container, n.configPath);
 }
-var stageCandidate = (config) => command("docker", "cp", stagingPath(config.app), `${config.nginx.container}:${candidatePath(config.nginx.configPath)}`);
-function validateCandidate(config) {
-  const candidate = candidatePath(config.nginx.configPath);
-  return config.nginx.mode === "container" ? command("docker", "exec", config.nginx.container, "nginx", "-t", "-q", "-c", candidate) : script(NGINX_ON_HOST, "-t", "-q", "-c", candidate);
-}
-function installCandidate(config) {
+var APPLY_STAGE = {
+  10: "copying the new nginx.conf into the nginx container",
+  11: "validating the new nginx.conf",
+  12: "installing the new nginx.conf",
+  13: "signalling nginx to reload"
+};
+var APPLY_IN_CONTAINER = `docker cp "$1" "$2:$3.rollout-new" || exit 10
+docker exec "$2" nginx -t -q -c "$3.rollout-new" || exit 11
+docker cp "$1" "$2:$3" || exit 12
+docker kill --signal HUP "$2" >/dev/null || exit 13`;
+var APPLY_ON_HOST = `PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+nginx -t -q -c "$1.rollout-new" || exit 11
+mv -f "$1.rollout-new" "$1" || exit 12`;
+function applyCandidate(config) {
   const n = config.nginx;
-  return n.mode === "container" ? command("docker", "cp", stagingPath(config.app), `${n.container}:${n.configPath}`) : command("mv", "-f", candidatePath(n.configPath), n.configPath);
+  return n.mode === "container" ? script(APPLY_IN_CONTAINER, stagingPath(config.app), n.container, n.configPath) : script(APPLY_ON_HOST, n.configPath);
 }
-var signalContainerReload = (config) => command("docker", "kill", "--signal", "HUP", config.nginx.container);
+var copyIntoContainer = (config) => command("docker", "cp", stagingPath(config.app), `${config.nginx.container}:${config.nginx.configPath}`);
 var listProcesses = () => command("ps", "-e", "-o", "pid=,ppid=,comm=");
 var signalPid = (pid) => command("kill", "-HUP", String(pid));
 function findNginxMaster(psOutput) {
@@ -43574,24 +43581,12 @@ ${health.stdout.trim()}` : "";
     const n = c.nginx;
     const configId = configIdOf(text);
     if (n.mode === "container" && !this.nginx.running) return this.bootNginx(text, configId);
-    await this.remote.upload(uploadPath(c), text);
-    if (n.mode === "container") await run(this.remote, stageCandidate(c), "copying the new nginx.conf into the nginx container");
-    const check = await this.remote.exec(validateCandidate(c));
-    if (check.code !== 0)
-      throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):
-${(check.stderr || check.stdout).trim()}`);
-    await run(this.remote, installCandidate(c), "installing nginx.conf");
-    await this.signalReload();
+    await this.install(text);
     const verified = await this.verifyServing(configId);
     if (verified === false) {
       const logs = await this.remote.exec(nginxLogs(c, 20));
       const message = `nginx did not start serving config ${configId} within ${seconds(LIMITS.reloadVerifyMs)} after the reload signal`;
-      if (this.configNow !== void 0) {
-        await this.remote.upload(uploadPath(c), this.configNow);
-        if (n.mode === "container") await run(this.remote, stageCandidate(c), "copying the previous nginx.conf back");
-        await run(this.remote, installCandidate(c), "restoring the previous nginx.conf");
-        await this.signalReload();
-      }
+      if (this.configNow !== void 0) await this.install(this.configNow);
       this.evidence.push({ subject: "nginx", reason: message, logs: (logs.stdout + logs.stderr).trim() });
       throw new StepFailure(`${message}; the previous nginx.conf is back in place. nginx said:
 ${(logs.stdout + logs.stderr).trim()}`);
@@ -43609,7 +43604,7 @@ ${(logs.stdout + logs.stderr).trim()}`);
       await run(this.remote, createNginxContainer(c), `creating the nginx container ${n.container}`);
     }
     await this.remote.upload(stagingPath(c.app), text);
-    await run(this.remote, installCandidate(c), "copying nginx.conf into the nginx container");
+    await run(this.remote, copyIntoContainer(c), "copying nginx.conf into the nginx container");
     const started = await this.remote.exec(startContainer(n.container));
     const verified = started.code === 0 ? await this.verifyServing(configId) : false;
     if (verified === false) {
@@ -43620,12 +43615,19 @@ ${(logs.stdout + logs.stderr).trim()}`);
     this.configNow = text;
     return `${created ? "created" : "started"} nginx container ${n.container}, serving config ${configId ?? "(unverified)"}`;
   }
-  async signalReload() {
+  /** Upload, validate with nginx -t, put in place, signal the reload. Throws before the live file changes if nginx -t fails. */
+  async install(text) {
     const c = this.config;
-    if (c.nginx.mode === "container") {
-      await run(this.remote, signalContainerReload(c), "signalling nginx to reload");
-      return;
-    }
+    await this.remote.upload(uploadPath(c), text);
+    const r = await this.remote.exec(applyCandidate(c));
+    if (r.code === 11) throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):
+${(r.stderr || r.stdout).trim()}`);
+    if (r.code !== 0)
+      throw new RemoteError(`${APPLY_STAGE[r.code] ?? "applying nginx.conf"} failed on ${this.remote.name} (exit ${r.code}): ${(r.stderr || r.stdout).trim() || "(no output)"}`, r);
+    if (c.nginx.mode === "host") await this.signalHostReload();
+  }
+  /** nginx on the host: signal its master, found by process tree, not by pid file. */
+  async signalHostReload() {
     const ps = await run(this.remote, listProcesses(), "listing processes");
     const master = findNginxMaster(ps.stdout);
     if (master === void 0) throw new RemoteError(`no nginx master process runs on ${this.remote.name}`);

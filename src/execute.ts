@@ -213,24 +213,13 @@ export class Executor {
     const configId = configIdOf(text)
     if (n.mode === 'container' && !this.nginx.running) return this.bootNginx(text, configId)
 
-    await this.remote.upload(nginxCmd.uploadPath(c), text)
-    if (n.mode === 'container') await run(this.remote, nginxCmd.stageCandidate(c), 'copying the new nginx.conf into the nginx container')
-    const check = await this.remote.exec(nginxCmd.validateCandidate(c))
-    if (check.code !== 0)
-      throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):\n${(check.stderr || check.stdout).trim()}`)
-    await run(this.remote, nginxCmd.installCandidate(c), 'installing nginx.conf')
-    await this.signalReload()
+    await this.install(text)
     const verified = await this.verifyServing(configId)
     if (verified === false) {
       const logs = await this.remote.exec(nginxCmd.nginxLogs(c, 20))
       const message = `nginx did not start serving config ${configId} within ${seconds(LIMITS.reloadVerifyMs)} after the reload signal`
-      if (this.configNow !== undefined) {
-        // Put the previous file back so the file on disk matches what nginx serves.
-        await this.remote.upload(nginxCmd.uploadPath(c), this.configNow)
-        if (n.mode === 'container') await run(this.remote, nginxCmd.stageCandidate(c), 'copying the previous nginx.conf back')
-        await run(this.remote, nginxCmd.installCandidate(c), 'restoring the previous nginx.conf')
-        await this.signalReload()
-      }
+      // Put the previous file back so the file on disk matches what nginx serves.
+      if (this.configNow !== undefined) await this.install(this.configNow)
       this.evidence.push({ subject: 'nginx', reason: message, logs: (logs.stdout + logs.stderr).trim() })
       throw new StepFailure(`${message}; the previous nginx.conf is back in place. nginx said:\n${(logs.stdout + logs.stderr).trim()}`)
     }
@@ -248,7 +237,7 @@ export class Executor {
       await run(this.remote, nginxCmd.createNginxContainer(c), `creating the nginx container ${n.container}`)
     }
     await this.remote.upload(nginxCmd.stagingPath(c.app), text)
-    await run(this.remote, nginxCmd.installCandidate(c), 'copying nginx.conf into the nginx container')
+    await run(this.remote, nginxCmd.copyIntoContainer(c), 'copying nginx.conf into the nginx container')
     const started = await this.remote.exec(nginxCmd.startContainer(n.container))
     const verified = started.code === 0 ? await this.verifyServing(configId) : false
     if (verified === false) {
@@ -260,12 +249,19 @@ export class Executor {
     return `${created ? 'created' : 'started'} nginx container ${n.container}, serving config ${configId ?? '(unverified)'}`
   }
 
-  private async signalReload(): Promise<void> {
+  /** Upload, validate with nginx -t, put in place, signal the reload. Throws before the live file changes if nginx -t fails. */
+  private async install(text: string): Promise<void> {
     const c = this.config
-    if (c.nginx.mode === 'container') {
-      await run(this.remote, nginxCmd.signalContainerReload(c), 'signalling nginx to reload')
-      return
-    }
+    await this.remote.upload(nginxCmd.uploadPath(c), text)
+    const r = await this.remote.exec(nginxCmd.applyCandidate(c))
+    if (r.code === 11) throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):\n${(r.stderr || r.stdout).trim()}`)
+    if (r.code !== 0)
+      throw new RemoteError(`${nginxCmd.APPLY_STAGE[r.code] ?? 'applying nginx.conf'} failed on ${this.remote.name} (exit ${r.code}): ${(r.stderr || r.stdout).trim() || '(no output)'}`, r)
+    if (c.nginx.mode === 'host') await this.signalHostReload()
+  }
+
+  /** nginx on the host: signal its master, found by process tree, not by pid file. */
+  private async signalHostReload(): Promise<void> {
     const ps = await run(this.remote, nginxCmd.listProcesses(), 'listing processes')
     const master = nginxCmd.findNginxMaster(ps.stdout)
     if (master === undefined) throw new RemoteError(`no nginx master process runs on ${this.remote.name}`)

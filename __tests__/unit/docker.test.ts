@@ -1,5 +1,5 @@
 import { login, runReplica } from '../../src/commands/docker.js'
-import { createNginxContainer, findNginxMaster, installCandidate, readLiveConfig, validateCandidate } from '../../src/commands/nginx.js'
+import { applyCandidate, copyIntoContainer, createNginxContainer, findNginxMaster, readLiveConfig } from '../../src/commands/nginx.js'
 import { describeCommand, render } from '../../src/commands/shell.js'
 import { configFrom } from './fixtures.js'
 
@@ -32,17 +32,27 @@ describe('docker commands', () => {
 })
 
 describe('nginx commands', () => {
-  it('validates a candidate beside the live file and installs it, in a container', () => {
+  it('in a container: stages beside the live file, validates, installs and signals in one command', () => {
     const config = configFrom({ 'nginx-container': 'lb' })
-    expect(render(validateCandidate(config))).toBe('docker exec lb nginx -t -q -c /etc/nginx/nginx.conf.rollout-new')
-    expect(render(installCandidate(config))).toBe('docker cp .nginx-rollout/shop/nginx.conf.upload lb:/etc/nginx/nginx.conf')
+    const c = applyCandidate(config)
+    expect(c.argv.slice(0, 2)).toEqual(['sh', '-c'])
+    expect(c.argv[2]).toBe(
+      [
+        'docker cp "$1" "$2:$3.rollout-new" || exit 10',
+        'docker exec "$2" nginx -t -q -c "$3.rollout-new" || exit 11',
+        'docker cp "$1" "$2:$3" || exit 12',
+        'docker kill --signal HUP "$2" >/dev/null || exit 13',
+      ].join('\n'),
+    )
+    expect(c.argv.slice(3)).toEqual(['sh', '.nginx-rollout/shop/nginx.conf.upload', 'lb', '/etc/nginx/nginx.conf'])
+    expect(render(copyIntoContainer(config))).toBe('docker cp .nginx-rollout/shop/nginx.conf.upload lb:/etc/nginx/nginx.conf')
     expect(render(readLiveConfig(config))).toContain("' sh lb /etc/nginx/nginx.conf")
   })
 
-  it('renames the candidate into place on the host', () => {
-    const config = configFrom({ 'nginx-mode': 'host', 'nginx-config-path': '/srv/nginx/nginx.conf' })
-    expect(render(installCandidate(config))).toBe('mv -f /srv/nginx/nginx.conf.rollout-new /srv/nginx/nginx.conf')
-    expect(render(validateCandidate(config))).toMatch(/^sh -c .* sh -t -q -c \/srv\/nginx\/nginx.conf.rollout-new$/)
+  it('on the host: validates the uploaded candidate and renames it into place', () => {
+    const c = applyCandidate(configFrom({ 'nginx-mode': 'host', 'nginx-config-path': '/srv/nginx/nginx.conf' }))
+    expect(c.argv[2]).toContain('nginx -t -q -c "$1.rollout-new" || exit 11\nmv -f "$1.rollout-new" "$1" || exit 12')
+    expect(c.argv.slice(3)).toEqual(['sh', '/srv/nginx/nginx.conf'])
   })
 
   it('creates the nginx container on host networking or publishing listen', () => {

@@ -36,20 +36,20 @@ const running = { exists: true, running: true, networkMode: 'host', config: 'old
 
 describe('Executor', () => {
   it('never installs a config that nginx -t rejects, and quotes nginx', async () => {
-    const remote = new FakeRemote([[/nginx -t/, { code: 1, stderr: 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/nginx.conf.rollout-new:3' }]], () => ({ status: 200, ms: 1 }))
+    const remote = new FakeRemote([[/nginx -t/, { code: 11, stderr: 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/nginx.conf.rollout-new:3' }]], () => ({ status: 200, ms: 1 }))
     const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live, next)
     const run = ex.runAll([{ kind: 'route', servers: next }], 'deploy')
     await expect(run).rejects.toThrow(StepFailure)
     await expect(run).rejects.toThrow('nginx -t rejected the new config (the live config is unchanged):\nnginx: [emerg] unknown directive "bogus"')
-    expect(remote.commands.some((c) => c.startsWith('docker cp .nginx-rollout/shop/nginx.conf.upload loadbalancer:/etc/nginx/nginx.conf '))).toBe(false)
-    expect(remote.commands.some((c) => c.includes('kill --signal HUP'))).toBe(false)
+    // The apply script stops at nginx -t (exit 11): nothing after it, no retry, no reload.
+    expect(remote.commands.filter((c) => c.includes('nginx -t'))).toHaveLength(1)
     expect(ex.configNow).toBe('old config\n')
     expect(ex.serving).toEqual(live)
   })
 
   it('installs, signals and waits until nginx serves the new config id', async () => {
     let served = 'old'
-    const remote = new FakeRemote([[/kill --signal HUP/, {}]], (_h, _p, path) =>
+    const remote = new FakeRemote([], (_h, _p, path) =>
       path === '/.nginx-rollout/config-id' ? { status: 200, body: `${served}\n`, ms: 1 } : { status: 200, ms: 1 },
     )
     const config = configFrom({ network: 'host' })
@@ -57,9 +57,28 @@ describe('Executor', () => {
     const { renderConfig } = await import('../../src/execute.js')
     served = renderConfig(config, next).configId
     await ex.runAll([{ kind: 'route', servers: next }], 'deploy')
-    expect(remote.commands.map((c) => c.split(' ').slice(0, 3).join(' '))).toEqual(['docker cp .nginx-rollout/shop/nginx.conf.upload', 'docker exec loadbalancer', 'docker cp .nginx-rollout/shop/nginx.conf.upload', 'docker kill --signal'])
+    expect(remote.uploads.map(([path]) => path)).toEqual(['.nginx-rollout/shop/nginx.conf.upload'])
+    expect(remote.commands).toHaveLength(1)
+    expect(remote.commands[0]).toMatch(/^sh -c .* sh \.nginx-rollout\/shop\/nginx\.conf\.upload loadbalancer \/etc\/nginx\/nginx\.conf$/s)
     expect(ex.serving).toEqual(next)
     expect(ex.progress('old config\n').routed).toEqual(next)
+  })
+
+  it('puts the previous file back when nginx never serves the new config after the signal', async () => {
+    const { LIMITS } = await import('../../src/config.js')
+    const verifyMs = LIMITS.reloadVerifyMs
+    ;(LIMITS as { reloadVerifyMs: number }).reloadVerifyMs = 300
+    try {
+      const remote = new FakeRemote([[/docker logs --tail 20 loadbalancer/, { stderr: 'nginx: [emerg] bind() to 127.0.0.1:80 failed (98: Address in use)' }]], () => ({ status: 200, body: 'stale-id\n', ms: 1 }))
+      const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live, next)
+      await expect(ex.runAll([{ kind: 'route', servers: next }], 'deploy')).rejects.toThrow(/the previous nginx.conf is back in place. nginx said:\nnginx: \[emerg\] bind\(\)/)
+      expect(remote.uploads.map(([, text]) => text.startsWith('# Generated') ? 'new' : text)).toEqual(['new', 'old config\n'])
+      expect(remote.commands.filter((c) => c.startsWith('sh -c \'docker cp'))).toHaveLength(2)
+      expect(ex.configNow).toBe('old config\n')
+      expect(ex.evidence[0].subject).toBe('nginx')
+    } finally {
+      ;(LIMITS as { reloadVerifyMs: number }).reloadVerifyMs = verifyMs
+    }
   })
 
   it('fails a gate fast when the replica exits, with its last log lines as evidence', async () => {

@@ -14,9 +14,6 @@ export const stagingPath = (app: string): string => `${LIMITS.stateDir}/${app}/n
 export const uploadPath = (config: Config): string =>
   config.nginx.mode === 'container' ? stagingPath(config.app) : candidatePath(config.nginx.configPath)
 
-// nginx is often in /usr/sbin, which a non-interactive ssh session's PATH may lack.
-const NGINX_ON_HOST = 'PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"; exec nginx "$@"'
-
 export const inspectNginxContainer = (name: string): Command =>
   command('docker', 'inspect', '--format', '{{.State.Running}}\t{{.HostConfig.NetworkMode}}', name)
 
@@ -26,27 +23,40 @@ export function readLiveConfig(config: Config): Command {
   return script('t=$(mktemp) && docker cp "$1:$2" "$t" && cat "$t"; s=$?; rm -f "$t"; exit $s', n.container, n.configPath)
 }
 
-/** Copy the staged upload to the candidate path (container mode only; on the host the upload is the candidate). */
-export const stageCandidate = (config: Config): Command =>
-  command('docker', 'cp', stagingPath(config.app), `${config.nginx.container}:${candidatePath(config.nginx.configPath)}`)
-
-export function validateCandidate(config: Config): Command {
-  const candidate = candidatePath(config.nginx.configPath)
-  return config.nginx.mode === 'container'
-    ? command('docker', 'exec', config.nginx.container, 'nginx', '-t', '-q', '-c', candidate)
-    : script(NGINX_ON_HOST, '-t', '-q', '-c', candidate)
+/** Exit codes of applyCandidate(): which stage failed. */
+export const APPLY_STAGE: Record<number, string> = {
+  10: 'copying the new nginx.conf into the nginx container',
+  11: 'validating the new nginx.conf',
+  12: 'installing the new nginx.conf',
+  13: 'signalling nginx to reload',
 }
 
-/** Put the validated candidate in place of the live file. On the host, a rename: atomic. */
-export function installCandidate(config: Config): Command {
+// $1 staged upload, $2 container, $3 config path. Each step only runs if the one before succeeded, so a
+// config that fails nginx -t never replaces the live file.
+const APPLY_IN_CONTAINER = `docker cp "$1" "$2:$3.rollout-new" || exit 10
+docker exec "$2" nginx -t -q -c "$3.rollout-new" || exit 11
+docker cp "$1" "$2:$3" || exit 12
+docker kill --signal HUP "$2" >/dev/null || exit 13`
+
+// $1 config path; the upload is already the candidate beside it. The rename is atomic. nginx is often in
+// /usr/sbin, which a non-interactive ssh session's PATH may lack.
+const APPLY_ON_HOST = `PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+nginx -t -q -c "$1.rollout-new" || exit 11
+mv -f "$1.rollout-new" "$1" || exit 12`
+
+/**
+ * Validate the uploaded candidate with nginx -t and put it in place of the live file; in a container, also
+ * signal the master (its main process) to reload. One remote command: an SSH session costs ~0.1 s.
+ * On the host the reload is signalled separately, after findNginxMaster().
+ */
+export function applyCandidate(config: Config): Command {
   const n = config.nginx
-  return n.mode === 'container'
-    ? command('docker', 'cp', stagingPath(config.app), `${n.container}:${n.configPath}`)
-    : command('mv', '-f', candidatePath(n.configPath), n.configPath)
+  return n.mode === 'container' ? script(APPLY_IN_CONTAINER, stagingPath(config.app), n.container, n.configPath) : script(APPLY_ON_HOST, n.configPath)
 }
 
-/** Container mode: the container's main process is nginx's master, whatever pid file it uses. */
-export const signalContainerReload = (config: Config): Command => command('docker', 'kill', '--signal', 'HUP', config.nginx.container)
+/** Copy the staged upload straight to the live path of a container that is not running (nothing to validate against yet). */
+export const copyIntoContainer = (config: Config): Command =>
+  command('docker', 'cp', stagingPath(config.app), `${config.nginx.container}:${config.nginx.configPath}`)
 
 /** Host mode: list processes; findNginxMaster() picks the master from this output. */
 export const listProcesses = (): Command => command('ps', '-e', '-o', 'pid=,ppid=,comm=')
