@@ -41537,9 +41537,9 @@ function readConfig(source) {
     problem(
       `fingerprint: required to verify the host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${hosts[0].port} ${hosts[0].host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
     );
-  const operation = oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
-  if (operation !== "deploy" && operation !== void 0 && ["promote", "abort", "rollback", "status"].includes(operation))
-    problem(`operation: '${operation}' is not available in this version yet; use 'deploy'`);
+  const operations = ["deploy", "promote", "abort", "rollback", "status"];
+  const operation = oneOf("operation", operations);
+  if (operation !== "deploy" && operations.includes(operation)) problem(`operation: '${operation}' is not available in this version yet; use 'deploy'`);
   const app = matching("app", NAME, "a name of lowercase letters, digits, _ . - starting with a letter or digit", required("app", "the application name"));
   if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`);
   const image = matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", operation === "deploy" ? required("image", "the image to deploy") : raw("image"));
@@ -41548,7 +41548,7 @@ function readConfig(source) {
   const replicas = int("replicas", 1, 100);
   const ports = parsePorts(raw("ports"), problem);
   if (ports.length && ports.length < replicas)
-    problem(`ports: ${replicas} replicas need at least ${replicas} ports (start-first needs ${2 * replicas} while old replicas still run), got ${ports.length} in '${raw("ports")}'`);
+    problem(`ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw("ports")}'`);
   const containerPort = int("container-port", 1, 65535);
   const network = raw("network");
   if (network !== "" && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
@@ -41683,13 +41683,13 @@ function parseRunArgs(text, problem) {
     problem(`run-args: ${e.message}, in ${show(text)}`);
     return [];
   }
-  for (const w of words) {
-    const flag = w.split("=")[0];
+  words.forEach((w, i) => {
+    const [flag, inline] = w.startsWith("--") ? [w.split("=")[0], w.includes("=") ? w.slice(w.indexOf("=") + 1) : void 0] : [w, void 0];
     if (MANAGED_RUN_ARGS.includes(flag))
       problem(`run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text)}`);
-    if (/^--label(=|$)/.test(w) && words.some((x) => x.startsWith("nginx-rollout.")))
-      problem("run-args: labels starting with nginx-rollout. are reserved");
-  }
+    const label = flag === "--label" || flag === "-l" ? inline ?? words[i + 1] ?? "" : void 0;
+    if (label?.startsWith("nginx-rollout.")) problem(`run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`);
+  });
   return words;
 }
 function parseStatusRanges(text, problem) {
@@ -42351,7 +42351,12 @@ function runReplica(config, replica) {
 }
 var startContainers = (names2) => command("docker", "start", ...names2);
 var stopContainers = (names2, timeoutSeconds) => command("docker", "stop", "--time", String(timeoutSeconds), ...names2);
-var removeContainers = (names2) => command("docker", "rm", "--force", "--volumes", ...names2);
+var REMOVE = `out=$(docker rm --force --volumes "$@" 2>&1) && exit 0
+left=$(docker inspect --format '{{.Name}}' "$@" 2>/dev/null)
+[ -z "$left" ] && exit 0
+printf '%s\\n' "$out" >&2
+exit 1`;
+var removeContainers = (names2) => script(REMOVE, ...names2);
 var pullImage = (image) => command("docker", "pull", "--quiet", image);
 var ensureImage = (image) => script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image);
 var login = (server, username, password) => withStdin(command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []), password, "registry password");
@@ -43926,15 +43931,6 @@ function runOwner() {
 }
 async function run2() {
   const t0 = Date.now();
-  for (const name of ["key", "passphrase", "password", "registry-password"]) {
-    const v = getInput(name);
-    if (v) setSecret(v);
-    for (const line of v.split("\n")) if (line.trim().length >= 8 && !line.startsWith("-----")) setSecret(line.trim());
-  }
-  for (const line of getInput("env").split("\n")) {
-    const value = line.slice(line.indexOf("=") + 1).trim();
-    if (line.includes("=") && value) setSecret(value);
-  }
   let config;
   try {
     config = readConfig({
@@ -43945,6 +43941,10 @@ async function run2() {
     setOutput("result", "failed");
     setFailed(e instanceof InputError ? e.message : `reading inputs failed: ${e.message}`);
     return;
+  }
+  for (const secret of secretsOf(config)) {
+    setSecret(secret);
+    for (const line of secret.split("\n")) if (line.trim().length >= 8 && !line.startsWith("-----")) setSecret(line.trim());
   }
   const target = config.hosts[0];
   let remote;
@@ -43981,7 +43981,8 @@ ${configDiff}` : "nginx.conf: no change");
       result = "planned";
     } else {
       const ex = executor;
-      const lock = await group("Take the deploy lock", () => acquireLock(r, config.app, runOwner(), config.lockTimeoutSeconds, info));
+      const owner = runOwner();
+      const lock = await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info));
       try {
         try {
           await group("Deploy", () => ex.runAll(p.steps, "deploy"));
@@ -44003,7 +44004,7 @@ ${configDiff}` : "nginx.conf: no change");
           result,
           at: (/* @__PURE__ */ new Date()).toISOString(),
           strategy: config.strategy,
-          run: runOwner()
+          run: owner
         }).catch((e) => warning(`the deploy history was not written: ${e.message}`));
       } finally {
         await lock.release().catch((e) => warning(e.message));

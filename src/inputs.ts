@@ -119,9 +119,9 @@ export function readConfig(source: InputSource): Config {
     )
 
   // What to run
-  const operation = oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
-  if (operation !== 'deploy' && operation !== undefined && ['promote', 'abort', 'rollback', 'status'].includes(operation))
-    problem(`operation: '${operation}' is not available in this version yet; use 'deploy'`)
+  const operations: readonly Operation[] = ['deploy', 'promote', 'abort', 'rollback', 'status']
+  const operation = oneOf('operation', operations)
+  if (operation !== 'deploy' && operations.includes(operation)) problem(`operation: '${operation}' is not available in this version yet; use 'deploy'`)
   const app = matching('app', NAME, 'a name of lowercase letters, digits, _ . - starting with a letter or digit', required('app', 'the application name'))
   if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`)
   const image = matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', operation === 'deploy' ? required('image', 'the image to deploy') : raw('image'))
@@ -130,7 +130,7 @@ export function readConfig(source: InputSource): Config {
   const replicas = int('replicas', 1, 100)
   const ports = parsePorts(raw('ports'), problem)
   if (ports.length && ports.length < replicas)
-    problem(`ports: ${replicas} replicas need at least ${replicas} ports (start-first needs ${2 * replicas} while old replicas still run), got ${ports.length} in '${raw('ports')}'`)
+    problem(`ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw('ports')}'`)
   const containerPort = int('container-port', 1, 65535)
   const network = raw('network')
   if (network !== '' && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`)
@@ -262,13 +262,13 @@ export function parseRunArgs(text: string, problem: (m: string) => void): string
     problem(`run-args: ${e.message}, in ${show(text)}`)
     return []
   }
-  for (const w of words) {
-    const flag = w.split('=')[0]
+  words.forEach((w, i) => {
+    const [flag, inline] = w.startsWith('--') ? [w.split('=')[0], w.includes('=') ? w.slice(w.indexOf('=') + 1) : undefined] : [w, undefined]
     if (MANAGED_RUN_ARGS.includes(flag))
       problem(`run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text)}`)
-    if (/^--label(=|$)/.test(w) && words.some((x) => x.startsWith('nginx-rollout.')))
-      problem('run-args: labels starting with nginx-rollout. are reserved')
-  }
+    const label = flag === '--label' || flag === '-l' ? (inline ?? words[i + 1] ?? '') : undefined
+    if (label?.startsWith('nginx-rollout.')) problem(`run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`)
+  })
   return words
 }
 

@@ -31,18 +31,6 @@ function runOwner(): string {
 
 export async function run(): Promise<void> {
   const t0 = Date.now()
-  // Mask secrets before anything can print them, including a failing input check.
-  // A multi-line secret (a private key) is also masked line by line, as the runner may print lines apart.
-  for (const name of ['key', 'passphrase', 'password', 'registry-password'] as const) {
-    const v = core.getInput(name)
-    if (v) core.setSecret(v)
-    for (const line of v.split('\n')) if (line.trim().length >= 8 && !line.startsWith('-----')) core.setSecret(line.trim())
-  }
-  for (const line of core.getInput('env').split('\n')) {
-    const value = line.slice(line.indexOf('=') + 1).trim()
-    if (line.includes('=') && value) core.setSecret(value)
-  }
-
   let config: Config
   try {
     config = readConfig({
@@ -53,6 +41,12 @@ export async function run(): Promise<void> {
     core.setOutput('result', 'failed')
     core.setFailed(e instanceof InputError ? e.message : `reading inputs failed: ${(e as Error).message}`)
     return
+  }
+  // Mask secrets before anything can print them (input problems never echo them). A multi-line secret,
+  // the private key, is also masked line by line, as a log may show its lines apart.
+  for (const secret of secretsOf(config)) {
+    core.setSecret(secret)
+    for (const line of secret.split('\n')) if (line.trim().length >= 8 && !line.startsWith('-----')) core.setSecret(line.trim())
   }
 
   const target = config.hosts[0]
@@ -91,7 +85,8 @@ export async function run(): Promise<void> {
       result = 'planned'
     } else {
       const ex = executor
-      const lock = await core.group('Take the deploy lock', () => acquireLock(r, config.app, runOwner(), config.lockTimeoutSeconds, core.info))
+      const owner = runOwner()
+      const lock = await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info))
       try {
         try {
           await core.group('Deploy', () => ex.runAll(p.steps, 'deploy'))
@@ -113,7 +108,7 @@ export async function run(): Promise<void> {
           result,
           at: new Date().toISOString(),
           strategy: config.strategy,
-          run: runOwner(),
+          run: owner,
         }).catch((e: Error) => core.warning(`the deploy history was not written: ${e.message}`))
       } finally {
         await lock.release().catch((e: Error) => core.warning(e.message))

@@ -55,6 +55,7 @@ describe('readConfig', () => {
     expect(c.ports).toEqual([9301, 9302, 9303, 9310])
     expect(c.env).toEqual([{ name: 'A', value: '1' }, { name: 'B', value: 'x=y z' }])
     expect(c.runArgs).toEqual(['--memory', '512m', '--label', 'team=web shop'])
+    expect(parse({ 'run-args': '--label app=x -e MODE=nginx-rollout.default' }).runArgs).toHaveLength(4)
     expect(c.nginx.lbMethod).toEqual({ kind: 'hash', key: '$request_uri', consistent: true })
     expect(c.health.status).toEqual([{ min: 200, max: 200 }, { min: 204, max: 206 }])
     expect(c.health.intervalMs).toBe(250)
@@ -90,6 +91,8 @@ describe('readConfig', () => {
     ['run-args with operator', { 'run-args': '--memory 1g; rm -rf /' }, "run-args: unquoted ';'"],
     ['run-args managing names', { 'run-args': '--name x' }, "run-args: '--name' is set by nginx-rollout"],
     ['run-args publishing', { 'run-args': '-p 80:80' }, "run-args: '-p' is set by nginx-rollout"],
+    ['run-args with a reserved label', { 'run-args': '--label nginx-rollout.port=1' }, "run-args: labels starting with nginx-rollout. are the action's own"],
+    ['run-args with a reserved label inline', { 'run-args': '--label=nginx-rollout.app=x' }, "run-args: labels starting with nginx-rollout. are the action's own"],
     ['half registry login', { 'registry-username': 'me' }, 'registry-username and registry-password: set both'],
     ['health path without slash', { 'health-path': 'health' }, "health-path: expected an absolute URL path like '/healthz', got 'health'"],
     ['health path with space', { 'health-path': '/a b' }, 'health-path: expected an absolute URL path'],

@@ -44,7 +44,15 @@ export const startContainers = (names: readonly string[]): Command => command('d
 export const stopContainers = (names: readonly string[], timeoutSeconds: number): Command =>
   command('docker', 'stop', '--time', String(timeoutSeconds), ...names)
 
-export const removeContainers = (names: readonly string[]): Command => command('docker', 'rm', '--force', '--volumes', ...names)
+// Removal means "removed or already gone" (a rollback removes replicas whose start may have failed), but a
+// container that is still there after docker rm is an error.
+const REMOVE = `out=$(docker rm --force --volumes "$@" 2>&1) && exit 0
+left=$(docker inspect --format '{{.Name}}' "$@" 2>/dev/null)
+[ -z "$left" ] && exit 0
+printf '%s\\n' "$out" >&2
+exit 1`
+
+export const removeContainers = (names: readonly string[]): Command => script(REMOVE, ...names)
 
 export const pullImage = (image: string): Command => command('docker', 'pull', '--quiet', image)
 

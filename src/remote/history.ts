@@ -1,7 +1,7 @@
 // The short deploy history kept on the host (image, time, result), for later rollbacks and status.
 import { LIMITS } from '../config.js'
 import { command, script, withStdin } from '../commands/shell.js'
-import { parseHistory, type HistoryEntry } from '../host/state.js'
+import type { HistoryEntry } from '../host/state.js'
 import { stateDir } from './lock.js'
 import { run, type Remote } from './ssh.js'
 
@@ -15,5 +15,3 @@ export async function appendHistory(remote: Remote, app: string, before: readonl
   const write = withStdin(script('mkdir -p "$(dirname "$1")" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"', historyPath(app)), JSON.stringify(entries, null, 1) + '\n', 'history JSON')
   await run(remote, write, 'writing the deploy history')
 }
-
-export { parseHistory }
