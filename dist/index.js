@@ -20572,8 +20572,8 @@ var require_make_dir = __commonJS({
             return make(pth);
           }
           try {
-            const stats = await stat2(pth);
-            if (!stats.isDirectory()) {
+            const stats2 = await stat2(pth);
+            if (!stats2.isDirectory()) {
               throw new Error("The path is not a directory");
             }
           } catch (_) {
@@ -35333,7 +35333,7 @@ var require_SFTP = __commonJS({
       let chunkSize = 32768;
       let onstep;
       let mode;
-      let fileSize;
+      let fileSize2;
       if (typeof opts === "function") {
         cb = opts;
       } else if (typeof opts === "object" && opts !== null) {
@@ -35344,7 +35344,7 @@ var require_SFTP = __commonJS({
           chunkSize = opts.chunkSize;
         }
         if (typeof opts.fileSize === "number" && opts.fileSize > 0 && !isNaN(opts.fileSize)) {
-          fileSize = opts.fileSize;
+          fileSize2 = opts.fileSize;
         }
         if (typeof opts.step === "function")
           onstep = opts.step;
@@ -35386,10 +35386,10 @@ var require_SFTP = __commonJS({
         if (err)
           return onerror(err);
         srcHandle = sourceHandle;
-        if (fileSize === void 0)
+        if (fileSize2 === void 0)
           src.fstat(srcHandle, tryStat);
         else
-          tryStat(null, { size: fileSize });
+          tryStat(null, { size: fileSize2 });
         function tryStat(err2, attrs) {
           if (err2) {
             if (src !== fs5) {
@@ -35993,7 +35993,7 @@ var require_SFTP = __commonJS({
               case "statvfs@openssh.com":
               case "fstatvfs@openssh.com": {
                 const biOpt = sftp._biOpt;
-                const stats = {
+                const stats2 = {
                   f_bsize: bufferParser.readUInt64BE(biOpt),
                   f_frsize: bufferParser.readUInt64BE(biOpt),
                   f_blocks: bufferParser.readUInt64BE(biOpt),
@@ -36006,7 +36006,7 @@ var require_SFTP = __commonJS({
                   f_flag: bufferParser.readUInt64BE(biOpt),
                   f_namemax: bufferParser.readUInt64BE(biOpt)
                 };
-                if (stats.f_namemax === void 0)
+                if (stats2.f_namemax === void 0)
                   break;
                 if (sftp._debug) {
                   sftp._debug(
@@ -36015,7 +36015,7 @@ var require_SFTP = __commonJS({
                 }
                 bufferParser.clear();
                 if (typeof req.cb === "function")
-                  req.cb(void 0, stats);
+                  req.cb(void 0, stats2);
                 return;
               }
               case "limits@openssh.com": {
@@ -41408,6 +41408,11 @@ var DEFAULTS = {
   "drain-seconds": "5",
   "stop-timeout": "10",
   "batch-size": "1",
+  "keep-previous": "false",
+  "canary-steps": "10,50,100",
+  "canary-replicas": "1",
+  "canary-interval": "60",
+  "canary-max-error-rate": "1",
   "nginx-mode": "container",
   "nginx-container": "loadbalancer",
   "nginx-image": "nginx:stable",
@@ -41441,6 +41446,12 @@ var LIMITS = {
   /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
   probeTimeoutMs: 2e3,
   sshReadyTimeoutMs: 2e4,
+  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
+  canaryMinRequests: 50,
+  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
+  canaryWorseZ: 3,
+  /** Consecutive failed health probes of a canary during a step that fail the step. */
+  canaryProbeFailures: 3,
   sshKeepaliveMs: 1e4
 };
 
@@ -41537,14 +41548,11 @@ function readConfig(source) {
     problem(
       `fingerprint: required to verify the host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${hosts[0].port} ${hosts[0].host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
     );
-  const operations = ["deploy", "promote", "abort", "rollback", "status"];
-  const operation = oneOf("operation", operations);
-  if (operation !== "deploy" && operations.includes(operation)) problem(`operation: '${operation}' is not available in this version yet; use 'deploy'`);
+  const operation = oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
   const app = matching("app", NAME, "a name of lowercase letters, digits, _ . - starting with a letter or digit", required("app", "the application name"));
   if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`);
   const image = matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", operation === "deploy" ? required("image", "the image to deploy") : raw("image"));
   const strategy = oneOf("strategy", ["rolling", "blue-green", "canary"]);
-  if (strategy === "blue-green" || strategy === "canary") problem(`strategy: '${strategy}' is not available in this version yet; use 'rolling'`);
   const replicas = int("replicas", 1, 100);
   const ports = parsePorts(raw("ports"), problem);
   if (ports.length && ports.length < replicas)
@@ -41571,6 +41579,13 @@ function readConfig(source) {
   const drainSeconds = seconds2("drain-seconds", 0, 3600);
   const stopTimeoutSeconds = int("stop-timeout", 0, 3600);
   const batchSize = int("batch-size", 1, 100);
+  const keepPrevious = bool("keep-previous");
+  const canarySteps = parseCanarySteps(raw("canary-steps"), problem);
+  const canaryReplicas = int("canary-replicas", 1, 100);
+  const canaryInterval = seconds2("canary-interval", 1, 86400);
+  const maxErrorRate = raw("canary-max-error-rate").replace(/%$/, "");
+  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
+    problem(`canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw("canary-max-error-rate"))}`);
   const mode = oneOf("nginx-mode", ["container", "host"]);
   const nginxContainer = matching("nginx-container", CONTAINER_NAME, "a Docker container name");
   const nginxImage = matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
@@ -41624,6 +41639,8 @@ function readConfig(source) {
     drainSeconds,
     stopTimeoutSeconds,
     batchSize,
+    keepPrevious,
+    canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
     nginx: { mode, container: nginxContainer, image: nginxImage, configPath, template, templatePath: templatePath || void 0, listen, serverName, lbMethod, weight, maxFails, failTimeout },
     operation,
     dryRun,
@@ -41706,6 +41723,15 @@ function parseStatusRanges(text, problem) {
   }
   return out;
 }
+function parseCanarySteps(text, problem) {
+  const steps = text.split(",").map((s) => s.trim());
+  const numbers = steps.map(Number);
+  if (!steps.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
+    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show(text)}`);
+    return [100];
+  }
+  return numbers;
+}
 function parseListen(text) {
   const m = /^(\d+)$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text);
   if (!m) return void 0;
@@ -41728,28 +41754,31 @@ var LABEL = {
   app: "nginx-rollout.app",
   role: "nginx-rollout.role",
   image: "nginx-rollout.image",
-  port: "nginx-rollout.port"
+  port: "nginx-rollout.port",
+  /** blue or green, for blue-green replicas. */
+  color: "nginx-rollout.color"
 };
 var CONTAINER_FORMAT = ["{{.Names}}", "{{.State}}", ...Object.values(LABEL).map((l) => `{{.Label "${l}"}}`)].join("	");
 function parseContainers(output) {
   return output.split("\n").filter((l) => l.trim()).map((line) => {
-    const [name, state, app, role, image, port] = line.split("	");
-    return { name, running: state === "running", app, role, image, port: Number(port) };
+    const [name, state, app, role, image, port, color] = line.split("	");
+    return { name, running: state === "running", app, role, image, port: Number(port), ...color ? { color } : {} };
   });
 }
 function parseHistory(text) {
-  if (!text.trim()) return [];
-  try {
-    const parsed = JSON.parse(text);
-    return Array.isArray(parsed) ? parsed : [];
-  } catch {
-    return [];
-  }
+  const parsed = parseJson(text);
+  return Array.isArray(parsed) ? parsed : [];
 }
-function mainImage(replicas) {
-  const counts = /* @__PURE__ */ new Map();
-  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
+function parseCanaryState(text) {
+  const parsed = parseJson(text);
+  return parsed && typeof parsed.image === "string" && Array.isArray(parsed.replicas) ? parsed : void 0;
+}
+function parseJson(text) {
+  try {
+    return text.trim() ? JSON.parse(text) : void 0;
+  } catch {
+    return void 0;
+  }
 }
 
 // src/nginx/template.ts
@@ -42274,9 +42303,10 @@ var rolloutLocation = (configId) => [
   `            return 200 "${configId}\\n";`,
   "        }"
 ].join("\n");
-function buildView(config, servers) {
+function buildView(config, servers, split) {
   const n = config.nginx;
-  const params = `weight=${n.weight} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`;
+  const canary = new Set(split?.canary.map((r) => r.name));
+  const weightOf = (r) => split ? canary.has(r.name) ? split.canaryWeight : split.stableWeight : n.weight;
   return {
     app: config.app,
     upstream: upstreamName(config.app),
@@ -42287,10 +42317,10 @@ function buildView(config, servers) {
       host: config.upstreamHost,
       port: r.port,
       address: hostPort(config.upstreamHost, r.port),
-      weight: n.weight,
+      weight: weightOf(r),
       maxFails: n.maxFails,
       failTimeout: n.failTimeout,
-      params
+      params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
     })),
     listen: n.listen,
     serverName: n.serverName,
@@ -42340,6 +42370,7 @@ function runReplica(config, replica) {
     `${LABEL.image}=${replica.image}`,
     "--label",
     `${LABEL.port}=${replica.port}`,
+    ...replica.color ? ["--label", `${LABEL.color}=${replica.color}`] : [],
     ...network,
     "--env-file",
     "/dev/stdin",
@@ -42428,11 +42459,56 @@ function createNginxContainer(config) {
 }
 var startContainer = (name) => command("docker", "start", name);
 var nginxLogs = (config, lines) => config.nginx.mode === "container" ? command("docker", "logs", "--tail", String(lines), config.nginx.container) : command("tail", "-n", String(lines), "/var/log/nginx/error.log");
+var hostClock = () => command("date", "+%s.%N");
+var fileSize = (path2) => script('stat -c %s "$1" 2>/dev/null || echo 0', path2);
+var fileFrom = (path2, offset) => command("tail", "-c", `+${offset + 1}`, path2);
+var containerLogsSince = (container, since) => command("docker", "logs", "--since", since, container);
 
 // src/health/judge.ts
 var statusAllowed = (status, ranges) => status !== void 0 && ranges.some((r) => status >= r.min && status <= r.max);
 var describeProbe = (path2, p) => p.status !== void 0 ? `GET ${path2} -> ${p.status}` : `GET ${path2} -> ${p.error ?? "no answer"}`;
 var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
+
+// src/health/canary.ts
+function parseAccessLog(text) {
+  const attempts = [];
+  for (const m of text.matchAll(/ upstream=(.+?) upstream_status=(.+?) request_time=/g)) {
+    const addresses = m[1].split(/, | : /);
+    const statuses = m[2].split(/, | : /);
+    addresses.forEach((address, i) => {
+      const port = /:(\d+)$/.exec(address.trim())?.[1];
+      if (!port) return;
+      const status = Number(statuses[i]);
+      attempts.push({ port: Number(port), status: Number.isFinite(status) ? status : void 0 });
+    });
+  }
+  return attempts;
+}
+function stats(attempts, ports) {
+  const mine = attempts.filter((a) => ports.has(a.port));
+  const errors = mine.filter((a) => a.status !== void 0 && a.status >= 500).length;
+  return { requests: mine.length, errors, rate: mine.length ? 100 * errors / mine.length : 0 };
+}
+var pct = (n) => `${n.toFixed(2)}%`;
+function worseBy(canary, stable) {
+  if (!canary.requests || !stable.requests) return 0;
+  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests));
+  const diff = canary.errors / canary.requests - stable.errors / stable.requests;
+  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+}
+function judgeCanary(attempts, canaryPorts, stablePorts, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
+  const canary = stats(attempts, canaryPorts);
+  const stable = stats(attempts, stablePorts);
+  const z = worseBy(canary, stable);
+  if (canary.rate > maxErrorRate)
+    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%` };
+  if (z > LIMITS.canaryWorseZ)
+    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)` };
+  if (canary.requests < minRequests)
+    return { verdict: "inconclusive", canary, stable, reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)` };
+  return { verdict: "pass", canary, stable, reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}` };
+}
 
 // src/plan/types.ts
 var names = (rs) => rs.map((r) => r.name).join(", ");
@@ -42449,7 +42525,9 @@ function describeStep(step) {
     case "gate":
       return `health gate ${names(step.replicas)}`;
     case "route":
-      return `route traffic to ${names(step.servers) || "no replica"} (one nginx reload)`;
+      return step.split ? `route ${step.split.percent}% to canary ${names(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${names(step.servers) || "no replica"} (one nginx reload)`;
+    case "observe":
+      return `observe the canary at ${step.split.percent}% for ${step.seconds}s`;
     case "restore-config":
       return `restore the previous nginx.conf (${names(step.servers) || "no replica"})`;
     case "drain":
@@ -42658,9 +42736,9 @@ async function readFile(filePath) {
 }
 var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
 async function makeDirectoryWithSftp(path2, sftp) {
-  let stats = null;
+  let stats2 = null;
   try {
-    stats = await new Promise((resolve, reject) => {
+    stats2 = await new Promise((resolve, reject) => {
       sftp.stat(path2, (err, res) => {
         if (err) {
           reject(err);
@@ -42671,8 +42749,8 @@ async function makeDirectoryWithSftp(path2, sftp) {
     });
   } catch (_) {
   }
-  if (stats) {
-    if (stats.isDirectory()) {
+  if (stats2) {
+    if (stats2.isDirectory()) {
       return;
     }
     throw new Error("mkdir() failed, target already exists and is not a directory");
@@ -43361,13 +43439,13 @@ async function connectSsh(target, config, debug2) {
     ssh.dispose();
     throw new RemoteError(rejection ?? `ssh connection to ${config.username}@${name} failed: ${e.message}`, void 0, { cause: e });
   }
-  const stats = { connections: 1, commands: 0, uploads: 0, probes: 0 };
+  const stats2 = { connections: 1, commands: 0, uploads: 0, probes: 0 };
   let sftp;
   return {
     name,
-    stats,
+    stats: stats2,
     async exec(c) {
-      stats.commands++;
+      stats2.commands++;
       debug2(`$ ${describeCommand(c)}`);
       try {
         const r = await ssh.execCommand(render(c), c.stdin === void 0 ? {} : { stdin: c.stdin });
@@ -43378,7 +43456,7 @@ async function connectSsh(target, config, debug2) {
       }
     },
     async upload(path2, text) {
-      stats.uploads++;
+      stats2.uploads++;
       debug2(`upload ${path2} (${Buffer.byteLength(text)} bytes)`);
       sftp ??= await ssh.requestSFTP();
       const channel = sftp;
@@ -43387,7 +43465,7 @@ async function connectSsh(target, config, debug2) {
       );
     },
     async httpGet(host, port, path2, timeoutMs) {
-      stats.probes++;
+      stats2.probes++;
       const started = Date.now();
       const ms = () => Date.now() - started;
       let channel;
@@ -43431,10 +43509,19 @@ async function connectSsh(target, config, debug2) {
 // src/execute.ts
 var StepFailure = class extends Error {
 };
+var CanaryFailure = class extends StepFailure {
+};
+var CanaryInconclusive = class extends Error {
+  constructor(message, percent) {
+    super(message);
+    this.percent = percent;
+  }
+  percent;
+};
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
-function renderConfig(config, servers) {
-  return renderNginxConfig(config.nginx.template ?? BUILT_IN_TEMPLATE, buildView(config, servers));
+function renderConfig(config, servers, split) {
+  return renderNginxConfig(config.nginx.template ?? BUILT_IN_TEMPLATE, buildView(config, servers, split));
 }
 function listenProbeTarget(listen) {
   const l = parseListen(listen);
@@ -43443,12 +43530,11 @@ function listenProbeTarget(listen) {
   return { host, port: l.port };
 }
 var Executor = class {
-  constructor(remote, config, nginx, log, previous, next) {
+  constructor(remote, config, nginx, log, previous) {
     this.remote = remote;
     this.config = config;
     this.nginx = nginx;
     this.log = log;
-    this.next = next;
     this.serving = previous;
     this.configNow = nginx.config;
   }
@@ -43456,10 +43542,10 @@ var Executor = class {
   config;
   nginx;
   log;
-  next;
   records = [];
   gates = [];
   evidence = [];
+  canarySteps = [];
   started = [];
   routed = [];
   stopped = [];
@@ -43510,12 +43596,19 @@ var Executor = class {
         return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(", ");
       }
       case "route": {
-        const { text } = renderConfig(c, step.servers);
+        const { text } = renderConfig(c, step.servers, step.split);
         const detail = await this.applyConfig(text);
         this.serving = step.servers;
-        const nextNames = new Set(this.next.map((r) => r.name));
-        for (const s of step.servers) if (nextNames.has(s.name) && !this.routed.some((r) => r.name === s.name)) this.routed.push(s);
+        const startedNames = new Set(this.started.map((r) => r.name));
+        for (const s of step.servers) if (startedNames.has(s.name) && !this.routed.some((r) => r.name === s.name)) this.routed.push(s);
         return detail;
+      }
+      case "observe": {
+        const o = await this.observe(step.split, step.stable, step.seconds);
+        this.canarySteps.push(o);
+        if (o.verdict === "fail") throw new CanaryFailure(`canary step at ${o.percent}% failed: ${o.reason}`);
+        if (o.verdict === "inconclusive") throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent);
+        return o.reason;
       }
       case "restore-config": {
         const detail = await this.applyConfig(step.text);
@@ -43564,6 +43657,43 @@ var Executor = class {
       }
       await sleep(Math.max(0, h.intervalMs - (Date.now() - tick)));
     }
+  }
+  /**
+   * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures
+   * fail the step at once), then the window's access log is judged.
+   */
+  async observe(split, stable, seconds2) {
+    const h = this.config.health;
+    const mark = await this.accessLogMark();
+    const deadline = Date.now() + seconds2 * 1e3;
+    let failures = 0;
+    while (Date.now() < deadline) {
+      const tick = Date.now();
+      const probes = await Promise.all(split.canary.map((r) => this.remote.httpGet(this.config.upstreamHost, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs))));
+      const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
+      failures = bad.length ? failures + 1 : 0;
+      if (failures >= LIMITS.canaryProbeFailures) {
+        const [replica, probe] = bad[0];
+        await this.collectEvidence(replica, `health probe failed ${failures} times in a row during the canary step`, false);
+        const none = { requests: 0, errors: 0, rate: 0 };
+        return { verdict: "fail", percent: split.percent, seconds: seconds2, canary: none, stable: none, reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row` };
+      }
+      await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
+    }
+    const log = await run(this.remote, this.readAccessLog(mark), "reading nginx's access log");
+    const judgement = judgeCanary(parseAccessLog(log.stdout), new Set(split.canary.map((r) => r.port)), new Set(stable.map((r) => r.port)), this.config.canary.maxErrorRate);
+    if (judgement.verdict === "fail") for (const r of split.canary) await this.collectEvidence(r, judgement.reason, false);
+    return { ...judgement, percent: split.percent, seconds: seconds2 };
+  }
+  /** Where the access log stands now: the host's clock for docker logs --since, or the log file's size. */
+  async accessLogMark() {
+    const c = this.config;
+    const r = await run(this.remote, c.nginx.mode === "container" ? hostClock() : fileSize(buildView(c, []).accessLog), "marking nginx's access log");
+    return r.stdout.trim();
+  }
+  readAccessLog(mark) {
+    const c = this.config;
+    return c.nginx.mode === "container" ? containerLogsSince(c.nginx.container, mark) : fileFrom(buildView(c, []).accessLog, Number(mark));
   }
   async collectEvidence(replica, reason, hasHealthcheck) {
     const [logs, health] = await Promise.all([
@@ -43713,22 +43843,29 @@ async function acquireLock(remote, app, owner, timeoutSeconds, log, sleep2 = (ms
 // src/remote/history.ts
 var historyPath = (app) => `${stateDir(app)}/history.json`;
 var readHistoryCommand = (app) => command("cat", historyPath(app));
+var canaryPath = (app) => `${stateDir(app)}/canary.json`;
+var readCanaryCommand = (app) => command("cat", canaryPath(app));
+var writeFile2 = (path2, text, what) => withStdin(script('mkdir -p "$(dirname "$1")" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"', path2), text, what);
 async function appendHistory(remote, app, before, entry) {
   const entries = [...before, entry].slice(-LIMITS.historyEntries);
-  const write = withStdin(script('mkdir -p "$(dirname "$1")" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"', historyPath(app)), JSON.stringify(entries, null, 1) + "\n", "history JSON");
-  await run(remote, write, "writing the deploy history");
+  await run(remote, writeFile2(historyPath(app), JSON.stringify(entries, null, 1) + "\n", "history JSON"), "writing the deploy history");
+}
+async function writeCanaryState(remote, app, state) {
+  const c = state ? writeFile2(canaryPath(app), JSON.stringify(state, null, 1) + "\n", "canary state JSON") : command("rm", "-f", canaryPath(app));
+  await run(remote, c, "writing the canary state");
 }
 
 // src/host/read.ts
 var HostStateError = class extends Error {
 };
 async function readHost(remote, config) {
-  const [containers, nginx, history] = await Promise.all([
+  const [containers, nginx, history, canary] = await Promise.all([
     run(remote, listManaged(CONTAINER_FORMAT), `listing containers (is docker usable by ${config.username}?)`).then((r) => parseContainers(r.stdout)),
     readNginx(remote, config),
-    remote.exec(readHistoryCommand(config.app)).then((r) => r.code === 0 ? parseHistory(r.stdout) : [])
+    remote.exec(readHistoryCommand(config.app)).then((r) => r.code === 0 ? parseHistory(r.stdout) : []),
+    remote.exec(readCanaryCommand(config.app)).then((r) => r.code === 0 ? parseCanaryState(r.stdout) : void 0)
   ]);
-  return { containers, nginx, history };
+  return { containers, nginx, history, ...canary ? { canary } : {} };
 }
 async function readNginx(remote, config) {
   const n = config.nginx;
@@ -43814,59 +43951,242 @@ function unifiedDiff(before, after, fromLabel, toLabel, context = 3) {
   return out.join("\n") + "\n";
 }
 
-// src/plan/rolling.ts
+// src/plan/common.ts
 var PlanError = class extends Error {
 };
 var replicaName = (app, port) => `${app}-${port}`;
+var strip = ({ name, port, image, color }) => ({ name, port, image, ...color ? { color } : {} });
 function liveReplicas(app, containers, liveConfig) {
   const mine = containers.filter((c) => c.app === app && c.role === "replica");
   const routed = liveConfig === void 0 ? void 0 : upstreamPorts(liveConfig);
   const live = mine.filter((c) => c.running && (routed === void 0 || routed.has(c.port)));
   const strays = mine.filter((c) => !live.includes(c));
-  const strip = ({ name, port, image }) => ({ name, port, image });
-  return { live: live.map(strip).sort((a, b) => a.port - b.port), strays: strays.map(strip) };
+  return { live: live.map(strip).sort((a, b) => a.port - b.port), strays: strays.map(strip).sort((a, b) => a.port - b.port) };
 }
-function planRolling(config, containers, liveConfig) {
-  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
-  const taken = new Set(containers.map((c) => c.port));
+function allocate(config, containers, count, image, freed = [], color) {
+  const freedPorts = new Set(freed.map((r) => r.port));
+  const taken = new Set(containers.map((c) => c.port).filter((p) => !freedPorts.has(p)));
   const free = config.ports.filter((p) => !taken.has(p));
-  if (free.length < config.replicas)
+  if (free.length < count)
     throw new PlanError(
-      `ports: ${config.replicas} new replicas need ${config.replicas} free ports in ${config.ports[0]}-${config.ports[config.ports.length - 1]}, but only ${free.length} are free (taken: ${[...taken].filter((p) => config.ports.includes(p)).sort((a, b2) => a - b2).join(", ") || "none"}). Widen ports: start-first needs room for the old and the new replicas at once.`
+      `ports: ${count} new replicas need ${count} free ports in ${config.ports[0]}-${config.ports[config.ports.length - 1]}, but only ${free.length} are free (taken: ${[...taken].filter((p) => config.ports.includes(p)).sort((a, b) => a - b).join(", ") || "none"}). Widen ports: start-first needs room for the old and the new replicas at once.`
     );
-  const next = free.slice(0, config.replicas).map((port) => ({ name: replicaName(config.app, port), port, image: config.image }));
+  return free.slice(0, count).map((port) => ({ name: replicaName(config.app, port), port, image, ...color ? { color } : {} }));
+}
+function prepare(config, image) {
   const steps = [];
   if (config.registry) steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username });
-  if (config.pull) steps.push({ kind: "pull", image: config.image });
+  if (config.pull) steps.push({ kind: "pull", image });
+  return steps;
+}
+function replaceInBatches(config, live, next, alreadyRunning = []) {
+  const running = new Set(alreadyRunning.map((r) => r.name));
   const b = live.length ? config.batchSize : next.length;
+  const steps = [];
   const batches = Math.ceil(Math.max(next.length, live.length) / b);
   for (let i = 0; i < batches; i++) {
-    const incoming = next.slice(i * b, (i + 1) * b);
+    const incoming = next.slice(i * b, (i + 1) * b).filter((r) => !running.has(r.name));
     const outgoing = live.slice(i * b, (i + 1) * b);
-    if (incoming.length) {
-      steps.push({ kind: "start", replicas: incoming });
-      steps.push({ kind: "gate", replicas: incoming });
-    }
+    if (incoming.length) steps.push({ kind: "start", replicas: incoming }, { kind: "gate", replicas: incoming });
     steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
-    if (outgoing.length) {
-      steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing });
-      steps.push({ kind: "stop", replicas: outgoing });
-    }
+    if (outgoing.length) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing }, { kind: "stop", replicas: outgoing });
   }
-  if (live.length || strays.length) steps.push({ kind: "remove", replicas: [...live, ...strays] });
-  return { steps, previous: live, next, strays };
-}
-function planRollback(config, previous, progress) {
-  const steps = [];
-  if (progress.stopped.length) {
-    steps.push({ kind: "restart", replicas: progress.stopped });
-    steps.push({ kind: "gate", replicas: progress.stopped });
-  }
-  if (progress.configBefore !== void 0 && progress.configBefore !== progress.configNow)
-    steps.push({ kind: "restore-config", text: progress.configBefore, servers: previous });
-  if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
-  if (progress.started.length) steps.push({ kind: "remove", replicas: progress.started });
   return steps;
+}
+var removeAll = (replicas) => replicas.length ? [{ kind: "remove", replicas }] : [];
+function mainImage(replicas) {
+  const counts = /* @__PURE__ */ new Map();
+  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
+}
+var liveColor = (replicas) => replicas.find((r) => r.color)?.color ?? "";
+
+// src/plan/blue-green.ts
+var otherColor = (color) => color === "blue" ? "green" : "blue";
+function switchTo(config, live, next) {
+  const steps = [{ kind: "route", servers: next }];
+  if (live.length) {
+    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live });
+    if (!config.keepPrevious) steps.push({ kind: "stop", replicas: live }, { kind: "remove", replicas: live });
+  }
+  return steps;
+}
+function planBlueGreen(config, containers, liveConfig) {
+  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
+  const next = allocate(config, containers, config.replicas, config.image, strays, otherColor(liveColor(live)));
+  return {
+    steps: [...prepare(config, config.image), ...removeAll(strays), { kind: "start", replicas: next }, { kind: "gate", replicas: next }, ...switchTo(config, live, next)],
+    image: config.image,
+    previous: live,
+    next,
+    onFailure: "restore",
+    notes: []
+  };
+}
+
+// src/plan/rolling.ts
+function planRolling(config, containers, liveConfig, notes = []) {
+  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
+  const next = allocate(config, containers, config.replicas, config.image);
+  return {
+    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...removeAll([...live, ...strays])],
+    image: config.image,
+    previous: live,
+    next,
+    onFailure: "restore",
+    notes
+  };
+}
+
+// src/plan/canary.ts
+var gcd = (a, b) => b === 0 ? a : gcd(b, a % b);
+function splitFor(percent, canary, stableCount) {
+  const c = percent * stableCount;
+  const s = (100 - percent) * canary.length;
+  const d = gcd(c, s) || 1;
+  return { canary, percent, canaryWeight: c / d, stableWeight: s / d };
+}
+function shareSteps(config, stable, canary, shares) {
+  return shares.filter((p) => p < 100).flatMap((p) => {
+    const split = splitFor(p, canary, stable.length);
+    return [
+      { kind: "route", servers: [...stable, ...canary], split },
+      { kind: "observe", seconds: config.canary.intervalSeconds, split, stable }
+    ];
+  });
+}
+function completeSteps(config, containers, stable, canary, strays) {
+  const keep = canary.slice(0, config.replicas);
+  const fresh = allocate(config, containers, Math.max(0, config.replicas - keep.length), canary[0].image);
+  const next = [...keep, ...fresh];
+  const extra = canary.slice(config.replicas);
+  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll([...stable, ...extra, ...strays])] };
+}
+function pausedCanaryError(state) {
+  return new PlanError(
+    `a canary of ${state.image} is live at ${state.weight}% next to ${state.stableImage} (since ${state.at}): finish it first with operation: promote, or remove it with operation: abort`
+  );
+}
+function planCanary(config, containers, liveConfig) {
+  const { live: stable, strays } = liveReplicas(config.app, containers, liveConfig);
+  if (!stable.length)
+    return planRolling(config, containers, liveConfig, ["nothing is live to compare a canary with: deploying as rolling"]);
+  const canary = allocate(config, containers, config.canary.replicas, config.image);
+  const steps = [...prepare(config, config.image), { kind: "start", replicas: canary }, { kind: "gate", replicas: canary }, ...shareSteps(config, stable, canary, config.canary.steps)];
+  const stableImage = mainImage(stable);
+  if (!config.canary.steps.includes(100)) {
+    const percent = config.canary.steps[config.canary.steps.length - 1];
+    return { steps, image: config.image, previous: stable, next: [...stable, ...canary], onFailure: "abort-canary", pausesAt: { percent, canary, stableImage }, notes: [] };
+  }
+  const complete = completeSteps(config, [...containers, ...canary.map((r) => ({ ...r, app: config.app, role: "replica", running: true }))], stable, canary, strays);
+  return { steps: [...steps, ...complete.steps], image: config.image, previous: stable, next: complete.next, onFailure: "abort-canary", notes: [] };
+}
+function pausedSets(config, containers, liveConfig, state) {
+  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
+  const names2 = new Set(state.replicas);
+  const canary = live.filter((r) => names2.has(r.name));
+  const stable = live.filter((r) => !names2.has(r.name));
+  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.join(", ")}) are not live any more; run operation: abort to clear it`);
+  return { canary, stable, strays };
+}
+var noCanary = (config, containers, liveConfig, op) => {
+  const { live } = liveReplicas(config.app, containers, liveConfig);
+  return new PlanError(
+    `${op}: no canary of ${config.app} is paused on this host; live is ${mainImage(live) || "nothing"} on ${live.length} replica(s). Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live`
+  );
+};
+function planPromote(config, containers, liveConfig, state) {
+  if (!state) throw noCanary(config, containers, liveConfig, "promote");
+  const { canary, stable, strays } = pausedSets(config, containers, liveConfig, state);
+  const complete = completeSteps(config, containers, stable, canary, strays);
+  return {
+    steps: [...shareSteps(config, stable, canary, state.remainingSteps), ...complete.steps],
+    image: state.image,
+    previous: [...stable, ...canary],
+    next: complete.next,
+    onFailure: "abort-canary",
+    notes: []
+  };
+}
+function abortSteps(config, stable, canary) {
+  return [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: canary }, ...removeAll(canary)];
+}
+function planAbort(config, containers, liveConfig, state) {
+  if (!state) throw noCanary(config, containers, liveConfig, "abort");
+  const { live } = liveReplicas(config.app, containers, liveConfig);
+  const names2 = new Set(state.replicas);
+  const canary = live.filter((r) => names2.has(r.name));
+  const stable = live.filter((r) => !names2.has(r.name));
+  if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state.stableImage} instead`);
+  return { steps: abortSteps(config, stable, canary), image: state.stableImage, previous: live, next: stable, onFailure: "restore", notes: [] };
+}
+
+// src/plan/rollback.ts
+function planUndo(config, plan, progress) {
+  if (plan.onFailure === "abort-canary" && !progress.stopped.length) {
+    const newNames = new Set(progress.started.map((r) => r.name));
+    const canary = plan.previous.filter((r) => r.image === plan.image && !newNames.has(r.name));
+    const stable = plan.previous.filter((r) => !canary.includes(r));
+    return abortSteps(config, stable, [...canary, ...progress.started]);
+  }
+  const steps = [];
+  if (progress.stopped.length) steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
+  if (progress.configBefore !== void 0 && progress.configBefore !== progress.configNow)
+    steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+  if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
+  steps.push(...removeAll(progress.started));
+  return steps;
+}
+function rollbackTarget(state, liveImage) {
+  return [...state.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
+}
+function planRollbackOperation(config, state) {
+  if (state.canary) throw new PlanError(`rollback: a canary of ${state.canary.image} is paused at ${state.canary.weight}%; use operation: abort to remove it`);
+  const { live, strays } = liveReplicas(config.app, state.containers, state.nginx.config);
+  const current = mainImage(live);
+  const target = rollbackTarget(state, current);
+  if (!target)
+    throw new PlanError(
+      `rollback: the deploy history of ${config.app} on this host has no earlier deployed image to go back to; live is ${current || "nothing"}${state.history.length ? ` (history: ${state.history.map((h) => `${h.image} ${h.result}`).join(", ")})` : ""}. Deploy the image you want with operation: deploy`
+    );
+  const targetConfig = { ...config, image: target };
+  if (config.strategy === "blue-green") {
+    const kept = strays.filter((r) => r.image === target && r.color);
+    if (kept.length) {
+      const steps = [{ kind: "restart", replicas: kept }, { kind: "gate", replicas: kept }, ...switchTo(config, live, kept), ...removeAll(strays.filter((r) => !kept.includes(r)))];
+      return { steps, image: target, previous: live, next: kept, onFailure: "restore", notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`] };
+    }
+    return planBlueGreen(targetConfig, state.containers, state.nginx.config);
+  }
+  return planRolling(targetConfig, state.containers, state.nginx.config);
+}
+
+// src/plan/index.ts
+function planDeploy(config, state) {
+  if (state.canary) throw pausedCanaryError(state.canary);
+  switch (config.strategy) {
+    case "rolling":
+      return planRolling(config, state.containers, state.nginx.config);
+    case "blue-green":
+      return planBlueGreen(config, state.containers, state.nginx.config);
+    case "canary":
+      return planCanary(config, state.containers, state.nginx.config);
+  }
+}
+function planFor(config, state) {
+  const { containers, nginx, canary } = state;
+  switch (config.operation) {
+    case "deploy":
+      return planDeploy(config, state);
+    case "promote":
+      return planPromote(config, containers, nginx.config, canary);
+    case "abort":
+      return planAbort(config, containers, nginx.config, canary);
+    case "rollback":
+      return planRollbackOperation(config, state);
+    case "status":
+      throw new PlanError("status reads the host and plans nothing");
+  }
 }
 
 // src/summary.ts
@@ -43883,15 +44203,29 @@ var HEADLINE = {
   deployed: "deployed",
   "rolled-back": "rolled back",
   failed: "FAILED",
-  planned: "planned (dry run: nothing changed)"
+  planned: "planned (dry run: nothing changed)",
+  paused: "paused with the canary live"
 };
 function renderSummary(r, secrets = []) {
   const out = [];
-  out.push(`## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
+  const status = r.operation === "status";
+  out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
   out.push("");
   out.push(
-    `**Result:** \`${r.result}\` \xB7 **host** ${r.host} \xB7 **strategy** ${r.strategy} \xB7 **image** \`${r.image || "-"}\` \xB7 **previous** \`${r.previousImage || "-"}\` \xB7 **duration** ${r.durationSeconds.toFixed(1)} s`
+    `**Result:** \`${r.result}\` \xB7 **host** ${r.host} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **image** \`${r.image || "-"}\` \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""} \xB7 **duration** ${r.durationSeconds.toFixed(1)} s`
   );
+  for (const n of r.notes ?? []) out.push("", `> ${n}`);
+  if (r.live) {
+    out.push("", "### Live", "", "| Replica | Port | Image | Colour | nginx weight |", "|---|---|---|---|---|");
+    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.port} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`);
+    if (!r.live.replicas.length) out.push("| (none) | | | | |");
+    if (r.live.canary)
+      out.push("", `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`);
+    if (r.live.history.length) {
+      out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
+      for (const h of r.live.history) out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
+    }
+  }
   if (r.failure) out.push("", "**What failed:**", "", fence(r.failure));
   if (r.rollbackFailure) out.push("", "**The rollback failed too:**", "", fence(r.rollbackFailure));
   if (r.plan.length) {
@@ -43908,6 +44242,13 @@ function renderSummary(r, secrets = []) {
     out.push("", "### Health gates", "", "| Replica | Result | Probes | Time | Last probe | Docker health |", "|---|---|---|---|---|---|");
     for (const g of r.gates)
       out.push(`| ${g.replica} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${(g.ms / 1e3).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`);
+  }
+  if (r.canarySteps?.length) {
+    out.push("", "### Canary steps", "", "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |", "|---|---|---|---|---|---|---|---|---|");
+    for (const c of r.canarySteps)
+      out.push(
+        `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
+      );
   }
   if (r.configDiff) out.push("", "<details><summary>nginx.conf diff</summary>", "", fence(r.configDiff, "diff"), "", "</details>");
   for (const e of r.evidence)
@@ -43928,6 +44269,19 @@ function runOwner() {
   const e = process.env;
   const url = e.GITHUB_RUN_ID ? `${e.GITHUB_SERVER_URL ?? "https://github.com"}/${e.GITHUB_REPOSITORY}/actions/runs/${e.GITHUB_RUN_ID}` : `pid ${process.pid}`;
   return `${url}${e.GITHUB_ACTOR ? ` by ${e.GITHUB_ACTOR}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
+}
+function finalConfigText(config, plan, current) {
+  const last = [...plan.steps].reverse().find((s) => s.kind === "route");
+  return last ? renderConfig(config, last.servers, last.split).text : current;
+}
+function sharesAfter(plan, percent) {
+  const shares = plan.steps.flatMap((s) => s.kind === "observe" ? [s.split.percent] : []).filter((p) => p > percent);
+  return [...shares, ...plan.pausesAt ? [] : [100]];
+}
+function liveReport(config, state) {
+  const { live } = liveReplicas(config.app, state.containers, state.nginx.config);
+  const weightOf = (port) => Number(new RegExp(`server \\S+:${port} weight=(\\d+)`).exec(state.nginx.config ?? "")?.[1] ?? config.nginx.weight);
+  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() };
 }
 async function run2() {
   const t0 = Date.now();
@@ -43955,59 +44309,94 @@ async function run2() {
   let failure;
   let rollbackFailure;
   let configDiff = "";
+  let canaryWeight = "";
+  let live;
   try {
     remote = await group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, debug));
     const r = remote;
-    state = await group(`Read ${config.app} on ${r.name}`, async () => {
+    const s = await group(`Read ${config.app} on ${r.name}`, async () => {
       const s2 = await readHost(r, config);
       const mine = s2.containers.filter((c) => c.app === config.app && c.role === "replica");
-      info(`replicas: ${mine.map((c) => `${c.name} ${c.image} ${c.running ? "running" : "stopped"}`).join(", ") || "none"}`);
+      info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "none"}`);
       info(`nginx: ${config.nginx.mode === "host" ? "on the host" : s2.nginx.exists ? `container ${config.nginx.container} ${s2.nginx.running ? "running" : "stopped"}` : `no container ${config.nginx.container} yet`}`);
+      if (s2.canary) info(`canary: ${s2.canary.image} paused at ${s2.canary.weight}% since ${s2.canary.at}`);
       return s2;
     });
-    const hostProblem = checkHostState(config, state);
-    if (hostProblem) throw new Error(hostProblem);
-    const s = state;
-    const p = planRolling(config, s.containers, s.nginx.config);
-    plan = p;
-    configDiff = unifiedDiff(s.nginx.config ?? "", renderConfig(config, p.next).text, `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after deploy)`);
-    await group(`Plan: ${config.strategy} deploy of ${config.image}`, async () => {
-      p.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step)}`));
-      info(configDiff ? `nginx.conf changes:
-${configDiff}` : "nginx.conf: no change");
-    });
-    executor = new Executor(r, config, s.nginx, logger, p.previous, p.next);
-    if (config.dryRun) {
-      result = "planned";
+    state = s;
+    if (config.operation === "status") {
+      live = liveReport(config, s);
+      result = s.canary ? "paused" : s.history.at(-1)?.result ?? "planned";
+      canaryWeight = s.canary ? String(s.canary.weight) : "";
     } else {
-      const ex = executor;
-      const owner = runOwner();
-      const lock = await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info));
-      try {
+      const hostProblem = checkHostState(config, s);
+      if (hostProblem) throw new Error(hostProblem);
+      const p = planFor(config, s);
+      plan = p;
+      configDiff = unifiedDiff(s.nginx.config ?? "", finalConfigText(config, p, s.nginx.config) ?? "", `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`);
+      await group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
+        p.notes.forEach((n) => info(`note: ${n}`));
+        p.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step)}`));
+        info(configDiff ? `nginx.conf changes:
+${configDiff}` : "nginx.conf: no change");
+      });
+      const ex = new Executor(r, config, s.nginx, logger, p.previous);
+      executor = ex;
+      if (config.dryRun) {
+        result = "planned";
+      } else {
+        const owner = runOwner();
+        const lock = await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info));
         try {
-          await group("Deploy", () => ex.runAll(p.steps, "deploy"));
-          result = "deployed";
-        } catch (e) {
-          failure = e.message;
-          if (config.rollbackOnFailure) {
-            try {
-              await group("Roll back", () => ex.runAll(planRollback(config, p.previous, ex.progress(s.nginx.config)), "rollback"));
-              result = "rolled-back";
-            } catch (e2) {
-              rollbackFailure = e2.message;
+          let pausedAt;
+          try {
+            await group(config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase()), () => ex.runAll(p.steps, "deploy"));
+            if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] };
+            result = config.operation === "abort" || config.operation === "rollback" ? "rolled-back" : p.pausesAt ? "paused" : "deployed";
+          } catch (e) {
+            if (e instanceof CanaryInconclusive) {
+              warning(e.message);
+              const canary = p.steps.flatMap((st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []);
+              pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) };
+              result = "paused";
+            } else {
+              failure = e.message;
+              if (config.rollbackOnFailure || e instanceof CanaryFailure) {
+                try {
+                  await group("Roll back", () => ex.runAll(planUndo(config, p, ex.progress(s.nginx.config)), "rollback"));
+                  result = "rolled-back";
+                } catch (e2) {
+                  rollbackFailure = e2.message;
+                }
+              }
             }
           }
+          const isCanary = p.onFailure === "abort-canary" || Boolean(s.canary);
+          if (pausedAt) {
+            canaryWeight = String(pausedAt.percent);
+            await writeCanaryState(r, config.app, {
+              image: p.image,
+              stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
+              weight: pausedAt.percent,
+              remainingSteps: pausedAt.remaining,
+              replicas: pausedAt.canary.map((x) => x.name),
+              at: (/* @__PURE__ */ new Date()).toISOString()
+            });
+          } else if (isCanary && !rollbackFailure) {
+            canaryWeight = result === "deployed" ? "100" : "0";
+            await writeCanaryState(r, config.app, void 0);
+          }
+          await appendHistory(r, config.app, s.history, {
+            image: p.image,
+            previousImage: mainImage(p.previous),
+            result,
+            at: (/* @__PURE__ */ new Date()).toISOString(),
+            strategy: config.strategy,
+            operation: config.operation,
+            run: owner
+          }).catch((e) => warning(`the deploy history was not written: ${e.message}`));
+        } finally {
+          await lock.release().catch((e) => warning(e.message));
         }
-        await appendHistory(r, config.app, s.history, {
-          image: config.image,
-          previousImage: mainImage(p.previous),
-          result,
-          at: (/* @__PURE__ */ new Date()).toISOString(),
-          strategy: config.strategy,
-          run: owner
-        }).catch((e) => warning(`the deploy history was not written: ${e.message}`));
-      } finally {
-        await lock.release().catch((e) => warning(e.message));
       }
     }
   } catch (e) {
@@ -44016,32 +44405,40 @@ ${configDiff}` : "nginx.conf: no change");
   } finally {
     await remote?.close();
   }
-  const serving = executor?.serving ?? [];
-  const previousImage = plan ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? "") : "";
+  const serving = executor?.serving ?? (live?.replicas ?? []);
+  const previousImage = plan ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? "") : state?.history.at(-1)?.previousImage ?? "";
   const durationSeconds = (Date.now() - t0) / 1e3;
-  const liveImage = result === "planned" ? config.image : mainImage(serving);
+  const liveImage = result === "planned" && plan ? plan.image : mainImage(serving.filter((x) => !(result === "paused" && plan && x.image === plan.image))) || mainImage(serving);
   setOutput("result", result);
   setOutput("image", liveImage);
   setOutput("previous-image", previousImage);
   setOutput("duration-seconds", durationSeconds.toFixed(1));
   setOutput("replicas", JSON.stringify(serving.map(({ name, port, image }) => ({ name, port, image }))));
+  setOutput("color", liveColor(serving));
+  setOutput("canary-weight", canaryWeight);
   const summary2 = renderSummary(
     {
       app: config.app,
       host: remote?.name ?? `${target.host}:${target.port}`,
+      operation: config.operation,
       strategy: config.strategy,
       result,
       image: liveImage,
       previousImage,
       durationSeconds,
       dryRun: config.dryRun,
+      color: liveColor(serving),
+      canaryWeight,
+      notes: plan?.notes ?? [],
       plan: plan?.steps.map(describeStep) ?? [],
       steps: executor?.records ?? [],
       gates: executor?.gates ?? [],
+      canarySteps: executor?.canarySteps ?? [],
       configDiff,
       failure,
       rollbackFailure,
       evidence: executor?.evidence ?? [],
+      live,
       stats: remote?.stats
     },
     secretsOf(config)
@@ -44049,8 +44446,8 @@ ${configDiff}` : "nginx.conf: no change");
   if (process.env.GITHUB_STEP_SUMMARY) await summary.addRaw(summary2).write();
   info(`result: ${result} (${durationSeconds.toFixed(1)} s)`);
   if (failure) {
-    const what = result === "rolled-back" ? `deploy of ${config.image} failed and was rolled back` : `deploy of ${config.image} failed`;
-    setFailed(`${what}: ${failure}${rollbackFailure ? `
+    const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
+    setFailed(`${what} ${result === "rolled-back" ? "failed and was rolled back" : "failed"}: ${failure}${rollbackFailure ? `
 the rollback failed too: ${rollbackFailure}` : ""}`);
   }
 }

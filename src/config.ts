@@ -65,6 +65,17 @@ export interface Config {
   readonly drainSeconds: number
   readonly stopTimeoutSeconds: number
   readonly batchSize: number
+  /** blue-green: keep the old colour running out of rotation until the next deploy (rollback is one reload). */
+  readonly keepPrevious: boolean
+
+  readonly canary: {
+    /** Shares of requests, in percent, rising, for the new version at each step. */
+    readonly steps: readonly number[]
+    readonly replicas: number
+    readonly intervalSeconds: number
+    /** Highest acceptable error rate of the canary, in percent. */
+    readonly maxErrorRate: number
+  }
 
   readonly nginx: {
     readonly mode: NginxMode
@@ -106,6 +117,11 @@ export const DEFAULTS = {
   'drain-seconds': '5',
   'stop-timeout': '10',
   'batch-size': '1',
+  'keep-previous': 'false',
+  'canary-steps': '10,50,100',
+  'canary-replicas': '1',
+  'canary-interval': '60',
+  'canary-max-error-rate': '1',
   'nginx-mode': 'container',
   'nginx-container': 'loadbalancer',
   'nginx-image': 'nginx:stable',
@@ -141,5 +157,11 @@ export const LIMITS = {
   /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
   probeTimeoutMs: 2_000,
   sshReadyTimeoutMs: 20_000,
+  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
+  canaryMinRequests: 50,
+  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
+  canaryWorseZ: 3,
+  /** Consecutive failed health probes of a canary during a step that fail the step. */
+  canaryProbeFailures: 3,
   sshKeepaliveMs: 10_000,
 } as const

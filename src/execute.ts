@@ -7,8 +7,9 @@ import { describeProbe, describeRanges, statusAllowed } from './health/judge.js'
 import type { NginxState } from './host/state.js'
 import { parseListen } from './inputs.js'
 import { BUILT_IN_TEMPLATE, buildView, configIdOf, renderNginxConfig } from './nginx/template.js'
-import type { Progress } from './plan/rolling.js'
-import { describeStep, type Replica, type Step } from './plan/types.js'
+import { judgeCanary, parseAccessLog, type CanaryJudgement } from './health/canary.js'
+import type { Progress } from './plan/rollback.js'
+import { describeStep, type Replica, type Split, type Step } from './plan/types.js'
 import { RemoteError, run, type HttpResult, type Remote } from './remote/ssh.js'
 
 export type Phase = 'deploy' | 'rollback'
@@ -40,6 +41,24 @@ export interface Evidence {
 
 export class StepFailure extends Error {}
 
+/** A canary step's traffic or health was bad: the canary must leave the upstream. */
+export class CanaryFailure extends StepFailure {}
+
+/** Too little traffic reached the canary to judge the step: the run pauses with the canary live. */
+export class CanaryInconclusive extends Error {
+  constructor(
+    message: string,
+    readonly percent: number,
+  ) {
+    super(message)
+  }
+}
+
+export interface CanaryObservation extends CanaryJudgement {
+  readonly percent: number
+  readonly seconds: number
+}
+
 export interface Logger {
   info(m: string): void
   warning(m: string): void
@@ -49,8 +68,8 @@ export interface Logger {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
 
-export function renderConfig(config: Config, servers: readonly Replica[]): { text: string; configId: string } {
-  return renderNginxConfig(config.nginx.template ?? BUILT_IN_TEMPLATE, buildView(config, servers))
+export function renderConfig(config: Config, servers: readonly Replica[], split?: Split): { text: string; configId: string } {
+  return renderNginxConfig(config.nginx.template ?? BUILT_IN_TEMPLATE, buildView(config, servers, split))
 }
 
 /** The address the config-id probe reaches nginx at, from the Docker host's side. */
@@ -65,12 +84,15 @@ export class Executor {
   readonly records: StepRecord[] = []
   readonly gates: GateResult[] = []
   readonly evidence: Evidence[] = []
+  readonly canarySteps: CanaryObservation[] = []
   private readonly started: Replica[] = []
   private readonly routed: Replica[] = []
   private readonly stopped: Replica[] = []
   private warnedUnverified = false
   /** The replicas nginx routes to now. */
   serving: readonly Replica[]
+  /** The nginx.conf text live now (undefined before there is one). */
+  configNow: string | undefined
 
   constructor(
     private readonly remote: Remote,
@@ -78,14 +100,10 @@ export class Executor {
     private nginx: NginxState,
     private readonly log: Logger,
     previous: readonly Replica[],
-    private readonly next: readonly Replica[],
   ) {
     this.serving = previous
     this.configNow = nginx.config
   }
-
-  /** The nginx.conf text live now (undefined before there is one). */
-  configNow: string | undefined
 
   progress(configBefore: string | undefined): Progress {
     return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.configNow, configBefore }
@@ -131,12 +149,19 @@ export class Executor {
         return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
       }
       case 'route': {
-        const { text } = renderConfig(c, step.servers)
+        const { text } = renderConfig(c, step.servers, step.split)
         const detail = await this.applyConfig(text)
         this.serving = step.servers
-        const nextNames = new Set(this.next.map((r) => r.name))
-        for (const s of step.servers) if (nextNames.has(s.name) && !this.routed.some((r) => r.name === s.name)) this.routed.push(s)
+        const startedNames = new Set(this.started.map((r) => r.name))
+        for (const s of step.servers) if (startedNames.has(s.name) && !this.routed.some((r) => r.name === s.name)) this.routed.push(s)
         return detail
+      }
+      case 'observe': {
+        const o = await this.observe(step.split, step.stable, step.seconds)
+        this.canarySteps.push(o)
+        if (o.verdict === 'fail') throw new CanaryFailure(`canary step at ${o.percent}% failed: ${o.reason}`)
+        if (o.verdict === 'inconclusive') throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent)
+        return o.reason
       }
       case 'restore-config': {
         const detail = await this.applyConfig(step.text)
@@ -190,6 +215,46 @@ export class Executor {
       }
       await sleep(Math.max(0, h.intervalMs - (Date.now() - tick)))
     }
+  }
+
+  /**
+   * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures
+   * fail the step at once), then the window's access log is judged.
+   */
+  private async observe(split: Split, stable: readonly Replica[], seconds: number): Promise<CanaryObservation> {
+    const h = this.config.health
+    const mark = await this.accessLogMark()
+    const deadline = Date.now() + seconds * 1000
+    let failures = 0
+    while (Date.now() < deadline) {
+      const tick = Date.now()
+      const probes = await Promise.all(split.canary.map((r) => this.remote.httpGet(this.config.upstreamHost, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs))))
+      const bad = probes.map((p, i) => [split.canary[i], p] as const).filter(([, p]) => !statusAllowed(p.status, h.status))
+      failures = bad.length ? failures + 1 : 0
+      if (failures >= LIMITS.canaryProbeFailures) {
+        const [replica, probe] = bad[0]
+        await this.collectEvidence(replica, `health probe failed ${failures} times in a row during the canary step`, false)
+        const none = { requests: 0, errors: 0, rate: 0 }
+        return { verdict: 'fail', percent: split.percent, seconds, canary: none, stable: none, reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row` }
+      }
+      await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())))
+    }
+    const log = await run(this.remote, this.readAccessLog(mark), "reading nginx's access log")
+    const judgement = judgeCanary(parseAccessLog(log.stdout), new Set(split.canary.map((r) => r.port)), new Set(stable.map((r) => r.port)), this.config.canary.maxErrorRate)
+    if (judgement.verdict === 'fail') for (const r of split.canary) await this.collectEvidence(r, judgement.reason, false)
+    return { ...judgement, percent: split.percent, seconds }
+  }
+
+  /** Where the access log stands now: the host's clock for docker logs --since, or the log file's size. */
+  private async accessLogMark(): Promise<string> {
+    const c = this.config
+    const r = await run(this.remote, c.nginx.mode === 'container' ? nginxCmd.hostClock() : nginxCmd.fileSize(buildView(c, []).accessLog), "marking nginx's access log")
+    return r.stdout.trim()
+  }
+
+  private readAccessLog(mark: string) {
+    const c = this.config
+    return c.nginx.mode === 'container' ? nginxCmd.containerLogsSince(c.nginx.container, mark) : nginxCmd.fileFrom(buildView(c, []).accessLog, Number(mark))
   }
 
   private async collectEvidence(replica: Replica, reason: string, hasHealthcheck: boolean): Promise<void> {

@@ -119,14 +119,11 @@ export function readConfig(source: InputSource): Config {
     )
 
   // What to run
-  const operations: readonly Operation[] = ['deploy', 'promote', 'abort', 'rollback', 'status']
-  const operation = oneOf('operation', operations)
-  if (operation !== 'deploy' && operations.includes(operation)) problem(`operation: '${operation}' is not available in this version yet; use 'deploy'`)
+  const operation = oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
   const app = matching('app', NAME, 'a name of lowercase letters, digits, _ . - starting with a letter or digit', required('app', 'the application name'))
   if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`)
   const image = matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', operation === 'deploy' ? required('image', 'the image to deploy') : raw('image'))
   const strategy = oneOf('strategy', ['rolling', 'blue-green', 'canary'] as const)
-  if (strategy === 'blue-green' || strategy === 'canary') problem(`strategy: '${strategy}' is not available in this version yet; use 'rolling'`)
   const replicas = int('replicas', 1, 100)
   const ports = parsePorts(raw('ports'), problem)
   if (ports.length && ports.length < replicas)
@@ -157,6 +154,15 @@ export function readConfig(source: InputSource): Config {
   const drainSeconds = seconds('drain-seconds', 0, 3600)
   const stopTimeoutSeconds = int('stop-timeout', 0, 3600)
   const batchSize = int('batch-size', 1, 100)
+  const keepPrevious = bool('keep-previous')
+
+  // Canary
+  const canarySteps = parseCanarySteps(raw('canary-steps'), problem)
+  const canaryReplicas = int('canary-replicas', 1, 100)
+  const canaryInterval = seconds('canary-interval', 1, 86400)
+  const maxErrorRate = raw('canary-max-error-rate').replace(/%$/, '')
+  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
+    problem(`canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw('canary-max-error-rate'))}`)
 
   // nginx
   const mode = oneOf('nginx-mode', ['container', 'host'] as const)
@@ -200,7 +206,8 @@ export function readConfig(source: InputSource): Config {
     app, image, strategy, replicas, ports, containerPort, network, upstreamHost, env, runArgs, pull,
     registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : undefined,
     health: { path: healthPath, status: healthStatus, timeoutMs: healthTimeout * 1000, intervalMs: healthInterval * 1000 },
-    drainSeconds, stopTimeoutSeconds, batchSize,
+    drainSeconds, stopTimeoutSeconds, batchSize, keepPrevious,
+    canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
     nginx: { mode, container: nginxContainer, image: nginxImage, configPath, template, templatePath: templatePath || undefined, listen, serverName, lbMethod, weight, maxFails, failTimeout },
     operation, dryRun, rollbackOnFailure, lockTimeoutSeconds,
   }
@@ -285,6 +292,16 @@ export function parseStatusRanges(text: string, problem: (m: string) => void): S
     out.push({ min, max })
   }
   return out
+}
+
+export function parseCanarySteps(text: string, problem: (m: string) => void): number[] {
+  const steps = text.split(',').map((s) => s.trim())
+  const numbers = steps.map(Number)
+  if (!steps.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
+    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show(text)}`)
+    return [100]
+  }
+  return numbers
 }
 
 export function parseListen(text: string): { address?: string; port: number } | undefined {

@@ -4,16 +4,18 @@ import path from 'node:path'
 import * as core from '@actions/core'
 import { readConfig, InputError, type InputName } from './inputs.js'
 import type { Config } from './config.js'
-import { Executor, renderConfig, type Logger } from './execute.js'
+import { CanaryFailure, CanaryInconclusive, Executor, renderConfig, type Logger } from './execute.js'
 import { checkHostState, readHost } from './host/read.js'
-import { mainImage, type HostState } from './host/state.js'
+import type { HostState } from './host/state.js'
 import { unifiedDiff } from './nginx/diff.js'
-import { planRollback, planRolling, type DeployPlan } from './plan/rolling.js'
-import { describeStep } from './plan/types.js'
-import { appendHistory } from './remote/history.js'
+import { liveColor, liveReplicas, mainImage, type Plan } from './plan/common.js'
+import { planFor } from './plan/index.js'
+import { planUndo } from './plan/rollback.js'
+import { describeStep, type Replica, type Step } from './plan/types.js'
+import { appendHistory, writeCanaryState } from './remote/history.js'
 import { acquireLock } from './remote/lock.js'
 import { connectSsh, type Remote } from './remote/ssh.js'
-import { renderSummary, type Result } from './summary.js'
+import { renderSummary, type LiveReport, type Result } from './summary.js'
 
 const logger: Logger = { info: core.info, warning: core.warning, debug: core.debug }
 
@@ -27,6 +29,25 @@ function runOwner(): string {
   const e = process.env
   const url = e.GITHUB_RUN_ID ? `${e.GITHUB_SERVER_URL ?? 'https://github.com'}/${e.GITHUB_REPOSITORY}/actions/runs/${e.GITHUB_RUN_ID}` : `pid ${process.pid}`
   return `${url}${e.GITHUB_ACTOR ? ` by ${e.GITHUB_ACTOR}` : ''} since ${new Date().toISOString()}`
+}
+
+/** The config the plan leaves live: what its last route step renders. */
+function finalConfigText(config: Config, plan: Plan, current: string | undefined): string | undefined {
+  const last = [...plan.steps].reverse().find((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
+  return last ? renderConfig(config, last.servers, last.split).text : current
+}
+
+/** The shares still to go after a canary step that could not be judged. */
+function sharesAfter(plan: Plan, percent: number): number[] {
+  const shares = plan.steps.flatMap((s) => (s.kind === 'observe' ? [s.split.percent] : [])).filter((p) => p > percent)
+  return [...shares, ...(plan.pausesAt ? [] : [100])]
+}
+
+/** What `status` reports: replicas with their weights in the live config, the paused canary, recent history. */
+function liveReport(config: Config, state: HostState): LiveReport {
+  const { live } = liveReplicas(config.app, state.containers, state.nginx.config)
+  const weightOf = (port: number) => Number(new RegExp(`server \\S+:${port} weight=(\\d+)`).exec(state.nginx.config ?? '')?.[1] ?? config.nginx.weight)
+  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() }
 }
 
 export async function run(): Promise<void> {
@@ -52,66 +73,103 @@ export async function run(): Promise<void> {
   const target = config.hosts[0]
   let remote: Remote | undefined
   let state: HostState | undefined
-  let plan: DeployPlan | undefined
+  let plan: Plan | undefined
   let executor: Executor | undefined
   let result: Result = 'failed'
   let failure: string | undefined
   let rollbackFailure: string | undefined
   let configDiff = ''
+  let canaryWeight = ''
+  let live: LiveReport | undefined
 
   try {
     remote = await core.group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, core.debug))
     const r = remote
-    state = await core.group(`Read ${config.app} on ${r.name}`, async () => {
+    const s = await core.group(`Read ${config.app} on ${r.name}`, async () => {
       const s = await readHost(r, config)
       const mine = s.containers.filter((c) => c.app === config.app && c.role === 'replica')
-      core.info(`replicas: ${mine.map((c) => `${c.name} ${c.image} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'none'}`)
+      core.info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'none'}`)
       core.info(`nginx: ${config.nginx.mode === 'host' ? 'on the host' : s.nginx.exists ? `container ${config.nginx.container} ${s.nginx.running ? 'running' : 'stopped'}` : `no container ${config.nginx.container} yet`}`)
+      if (s.canary) core.info(`canary: ${s.canary.image} paused at ${s.canary.weight}% since ${s.canary.at}`)
       return s
     })
-    const hostProblem = checkHostState(config, state)
-    if (hostProblem) throw new Error(hostProblem)
-    const s = state
-    const p = planRolling(config, s.containers, s.nginx.config)
-    plan = p
-    configDiff = unifiedDiff(s.nginx.config ?? '', renderConfig(config, p.next).text, `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after deploy)`)
-    await core.group(`Plan: ${config.strategy} deploy of ${config.image}`, async () => {
-      p.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step)}`))
-      core.info(configDiff ? `nginx.conf changes:\n${configDiff}` : 'nginx.conf: no change')
-    })
+    state = s
 
-    executor = new Executor(r, config, s.nginx, logger, p.previous, p.next)
-    if (config.dryRun) {
-      result = 'planned'
+    if (config.operation === 'status') {
+      live = liveReport(config, s)
+      result = s.canary ? 'paused' : ((s.history.at(-1)?.result as Result | undefined) ?? 'planned')
+      canaryWeight = s.canary ? String(s.canary.weight) : ''
     } else {
-      const ex = executor
-      const owner = runOwner()
-      const lock = await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info))
-      try {
+      const hostProblem = checkHostState(config, s)
+      if (hostProblem) throw new Error(hostProblem)
+      const p = planFor(config, s)
+      plan = p
+      configDiff = unifiedDiff(s.nginx.config ?? '', finalConfigText(config, p, s.nginx.config) ?? '', `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`)
+      await core.group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
+        p.notes.forEach((n) => core.info(`note: ${n}`))
+        p.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step)}`))
+        core.info(configDiff ? `nginx.conf changes:\n${configDiff}` : 'nginx.conf: no change')
+      })
+
+      const ex = new Executor(r, config, s.nginx, logger, p.previous)
+      executor = ex
+      if (config.dryRun) {
+        result = 'planned'
+      } else {
+        const owner = runOwner()
+        const lock = await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info))
         try {
-          await core.group('Deploy', () => ex.runAll(p.steps, 'deploy'))
-          result = 'deployed'
-        } catch (e) {
-          failure = (e as Error).message
-          if (config.rollbackOnFailure) {
-            try {
-              await core.group('Roll back', () => ex.runAll(planRollback(config, p.previous, ex.progress(s.nginx.config)), 'rollback'))
-              result = 'rolled-back'
-            } catch (e2) {
-              rollbackFailure = (e2 as Error).message
+          let pausedAt: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
+          try {
+            await core.group(config.operation === 'deploy' ? 'Deploy' : config.operation.replace(/^./, (c) => c.toUpperCase()), () => ex.runAll(p.steps, 'deploy'))
+            if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] }
+            result = config.operation === 'abort' || config.operation === 'rollback' ? 'rolled-back' : p.pausesAt ? 'paused' : 'deployed'
+          } catch (e) {
+            if (e instanceof CanaryInconclusive) {
+              // Not a pass and not a failure: the canary stays live at this share until promote or abort.
+              core.warning(e.message)
+              const canary = p.steps.flatMap((st) => (st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : []))
+              pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) }
+              result = 'paused'
+            } else {
+              failure = (e as Error).message
+              if (config.rollbackOnFailure || e instanceof CanaryFailure) {
+                try {
+                  await core.group('Roll back', () => ex.runAll(planUndo(config, p, ex.progress(s.nginx.config)), 'rollback'))
+                  result = 'rolled-back'
+                } catch (e2) {
+                  rollbackFailure = (e2 as Error).message
+                }
+              }
             }
           }
+          const isCanary = p.onFailure === 'abort-canary' || Boolean(s.canary)
+          if (pausedAt) {
+            canaryWeight = String(pausedAt.percent)
+            await writeCanaryState(r, config.app, {
+              image: p.image,
+              stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
+              weight: pausedAt.percent,
+              remainingSteps: pausedAt.remaining,
+              replicas: pausedAt.canary.map((x) => x.name),
+              at: new Date().toISOString(),
+            })
+          } else if (isCanary && !rollbackFailure) {
+            canaryWeight = result === 'deployed' ? '100' : '0'
+            await writeCanaryState(r, config.app, undefined)
+          }
+          await appendHistory(r, config.app, s.history, {
+            image: p.image,
+            previousImage: mainImage(p.previous),
+            result,
+            at: new Date().toISOString(),
+            strategy: config.strategy,
+            operation: config.operation,
+            run: owner,
+          }).catch((e: Error) => core.warning(`the deploy history was not written: ${e.message}`))
+        } finally {
+          await lock.release().catch((e: Error) => core.warning(e.message))
         }
-        await appendHistory(r, config.app, s.history, {
-          image: config.image,
-          previousImage: mainImage(p.previous),
-          result,
-          at: new Date().toISOString(),
-          strategy: config.strategy,
-          run: owner,
-        }).catch((e: Error) => core.warning(`the deploy history was not written: ${e.message}`))
-      } finally {
-        await lock.release().catch((e: Error) => core.warning(e.message))
       }
     }
   } catch (e) {
@@ -121,33 +179,42 @@ export async function run(): Promise<void> {
     await remote?.close()
   }
 
-  const serving = executor?.serving ?? []
-  const previousImage = plan ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? '') : ''
+  const serving = executor?.serving ?? (live?.replicas ?? [])
+  const previousImage = plan ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? '') : (state?.history.at(-1)?.previousImage ?? '')
   const durationSeconds = (Date.now() - t0) / 1000
-  const liveImage = result === 'planned' ? config.image : mainImage(serving)
+  // With a paused canary, the image serving is the stable one; the canary's is in the canary state.
+  const liveImage = result === 'planned' && plan ? plan.image : mainImage(serving.filter((x) => !(result === 'paused' && plan && x.image === plan.image))) || mainImage(serving)
   core.setOutput('result', result)
   core.setOutput('image', liveImage)
   core.setOutput('previous-image', previousImage)
   core.setOutput('duration-seconds', durationSeconds.toFixed(1))
   core.setOutput('replicas', JSON.stringify(serving.map(({ name, port, image }) => ({ name, port, image }))))
+  core.setOutput('color', liveColor(serving))
+  core.setOutput('canary-weight', canaryWeight)
 
   const summary = renderSummary(
     {
       app: config.app,
       host: remote?.name ?? `${target.host}:${target.port}`,
+      operation: config.operation,
       strategy: config.strategy,
       result,
       image: liveImage,
       previousImage,
       durationSeconds,
       dryRun: config.dryRun,
+      color: liveColor(serving),
+      canaryWeight,
+      notes: plan?.notes ?? [],
       plan: plan?.steps.map(describeStep) ?? [],
       steps: executor?.records ?? [],
       gates: executor?.gates ?? [],
+      canarySteps: executor?.canarySteps ?? [],
       configDiff,
       failure,
       rollbackFailure,
       evidence: executor?.evidence ?? [],
+      live,
       stats: remote?.stats,
     },
     secretsOf(config),
@@ -156,7 +223,7 @@ export async function run(): Promise<void> {
   core.info(`result: ${result} (${durationSeconds.toFixed(1)} s)`)
 
   if (failure) {
-    const what = result === 'rolled-back' ? `deploy of ${config.image} failed and was rolled back` : `deploy of ${config.image} failed`
-    core.setFailed(`${what}: ${failure}${rollbackFailure ? `\nthe rollback failed too: ${rollbackFailure}` : ''}`)
+    const what = config.operation === 'deploy' ? `deploy of ${config.image}` : `operation ${config.operation}`
+    core.setFailed(`${what} ${result === 'rolled-back' ? 'failed and was rolled back' : 'failed'}: ${failure}${rollbackFailure ? `\nthe rollback failed too: ${rollbackFailure}` : ''}`)
   }
 }

@@ -1,12 +1,27 @@
 // Pure: the record of a run -> the job summary's markdown.
-import type { Evidence, GateResult, StepRecord } from './execute.js'
+import type { CanaryObservation, Evidence, GateResult, StepRecord } from './execute.js'
+import type { CanaryState, HistoryEntry } from './host/state.js'
+import type { Replica } from './plan/types.js'
 
-export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned'
+export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused'
+
+/** What the status operation reports. */
+export interface LiveReport {
+  readonly replicas: ReadonlyArray<Replica & { readonly weight: number }>
+  readonly canary?: CanaryState
+  readonly history: readonly HistoryEntry[]
+}
 
 export interface RunRecord {
   readonly app: string
   readonly host: string
+  readonly operation?: string
   readonly strategy: string
+  readonly color?: string
+  readonly canaryWeight?: string
+  readonly notes?: readonly string[]
+  readonly canarySteps?: readonly CanaryObservation[]
+  readonly live?: LiveReport
   readonly result: Result
   readonly image: string
   readonly previousImage: string
@@ -37,16 +52,31 @@ const HEADLINE: Record<Result, string> = {
   'rolled-back': 'rolled back',
   failed: 'FAILED',
   planned: 'planned (dry run: nothing changed)',
+  paused: 'paused with the canary live',
 }
 
 export function renderSummary(r: RunRecord, secrets: readonly string[] = []): string {
   const out: string[] = []
-  out.push(`## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`)
+  const status = r.operation === 'status'
+  out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`)
   out.push('')
   out.push(
-    `**Result:** \`${r.result}\` · **host** ${r.host} · **strategy** ${r.strategy} · **image** \`${r.image || '-'}\` · ` +
-      `**previous** \`${r.previousImage || '-'}\` · **duration** ${r.durationSeconds.toFixed(1)} s`,
+    `**Result:** \`${r.result}\` · **host** ${r.host} · ${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
+      `**image** \`${r.image || '-'}\` · **previous** \`${r.previousImage || '-'}\`${r.color ? ` · **colour** ${r.color}` : ''}` +
+      `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''} · **duration** ${r.durationSeconds.toFixed(1)} s`,
   )
+  for (const n of r.notes ?? []) out.push('', `> ${n}`)
+  if (r.live) {
+    out.push('', '### Live', '', '| Replica | Port | Image | Colour | nginx weight |', '|---|---|---|---|---|')
+    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.port} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`)
+    if (!r.live.replicas.length) out.push('| (none) | | | | |')
+    if (r.live.canary)
+      out.push('', `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`)
+    if (r.live.history.length) {
+      out.push('', '### Recent deploys', '', '| When | Operation | Image | Result |', '|---|---|---|---|')
+      for (const h of r.live.history) out.push(`| ${h.at} | ${h.operation ?? 'deploy'} ${h.strategy} | \`${h.image}\` | ${h.result} |`)
+    }
+  }
   if (r.failure) out.push('', '**What failed:**', '', fence(r.failure))
   if (r.rollbackFailure) out.push('', '**The rollback failed too:**', '', fence(r.rollbackFailure))
   if (r.plan.length) {
@@ -63,6 +93,14 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
     out.push('', '### Health gates', '', '| Replica | Result | Probes | Time | Last probe | Docker health |', '|---|---|---|---|---|---|')
     for (const g of r.gates)
       out.push(`| ${g.replica} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${(g.ms / 1000).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`)
+  }
+  if (r.canarySteps?.length) {
+    out.push('', '### Canary steps', '', '| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |', '|---|---|---|---|---|---|---|---|---|')
+    for (const c of r.canarySteps)
+      out.push(
+        `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ` +
+          `${c.verdict === 'pass' ? 'pass' : `**${c.verdict}**: ${cell(c.reason)}`} |`,
+      )
   }
   if (r.configDiff) out.push('', '<details><summary>nginx.conf diff</summary>', '', fence(r.configDiff, 'diff'), '', '</details>')
   for (const e of r.evidence)

@@ -37,7 +37,7 @@ const running = { exists: true, running: true, networkMode: 'host', config: 'old
 describe('Executor', () => {
   it('never installs a config that nginx -t rejects, and quotes nginx', async () => {
     const remote = new FakeRemote([[/nginx -t/, { code: 11, stderr: 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/nginx.conf.rollout-new:3' }]], () => ({ status: 200, ms: 1 }))
-    const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live, next)
+    const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live)
     const run = ex.runAll([{ kind: 'route', servers: next }], 'deploy')
     await expect(run).rejects.toThrow(StepFailure)
     await expect(run).rejects.toThrow('nginx -t rejected the new config (the live config is unchanged):\nnginx: [emerg] unknown directive "bogus"')
@@ -53,13 +53,14 @@ describe('Executor', () => {
       path === '/.nginx-rollout/config-id' ? { status: 200, body: `${served}\n`, ms: 1 } : { status: 200, ms: 1 },
     )
     const config = configFrom({ network: 'host' })
-    const ex = new Executor(remote, config, running, quiet, live, next)
+    const ex = new Executor(remote, config, running, quiet, live)
     const { renderConfig } = await import('../../src/execute.js')
     served = renderConfig(config, next).configId
-    await ex.runAll([{ kind: 'route', servers: next }], 'deploy')
+    await ex.runAll([{ kind: 'start', replicas: next }, { kind: 'route', servers: next }], 'deploy')
     expect(remote.uploads.map(([path]) => path)).toEqual(['.nginx-rollout/shop/nginx.conf.upload'])
-    expect(remote.commands).toHaveLength(1)
-    expect(remote.commands[0]).toMatch(/^sh -c .* sh \.nginx-rollout\/shop\/nginx\.conf\.upload loadbalancer \/etc\/nginx\/nginx\.conf$/s)
+    expect(remote.commands).toHaveLength(2)
+    expect(remote.commands[0]).toMatch(/^docker run --detach --name shop-9202 /)
+    expect(remote.commands[1]).toMatch(/^sh -c .* sh \.nginx-rollout\/shop\/nginx\.conf\.upload loadbalancer \/etc\/nginx\/nginx\.conf$/s)
     expect(ex.serving).toEqual(next)
     expect(ex.progress('old config\n').routed).toEqual(next)
   })
@@ -70,7 +71,7 @@ describe('Executor', () => {
     ;(LIMITS as { reloadVerifyMs: number }).reloadVerifyMs = 300
     try {
       const remote = new FakeRemote([[/docker logs --tail 20 loadbalancer/, { stderr: 'nginx: [emerg] bind() to 127.0.0.1:80 failed (98: Address in use)' }]], () => ({ status: 200, body: 'stale-id\n', ms: 1 }))
-      const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live, next)
+      const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live)
       await expect(ex.runAll([{ kind: 'route', servers: next }], 'deploy')).rejects.toThrow(/the previous nginx.conf is back in place. nginx said:\nnginx: \[emerg\] bind\(\)/)
       expect(remote.uploads.map(([, text]) => text.startsWith('# Generated') ? 'new' : text)).toEqual(['new', 'old config\n'])
       expect(remote.commands.filter((c) => c.startsWith('sh -c \'docker cp'))).toHaveLength(2)
@@ -89,7 +90,7 @@ describe('Executor', () => {
       ],
       () => ({ error: 'Connection refused', ms: 1 }),
     )
-    const ex = new Executor(remote, configFrom({ network: 'host', 'health-timeout': '60' }), running, quiet, live, next)
+    const ex = new Executor(remote, configFrom({ network: 'host', 'health-timeout': '60' }), running, quiet, live)
     const t0 = Date.now()
     await expect(ex.runAll([{ kind: 'gate', replicas: next }], 'deploy')).rejects.toThrow('shop-9202 stopped (exited, exit code 3) before it became healthy')
     expect(Date.now() - t0).toBeLessThan(5000)

@@ -79,8 +79,13 @@ describe('readConfig', () => {
     ['bad insecure flag', { 'insecure-skip-host-key-check': 'yes' }, "insecure-skip-host-key-check: expected true or false, got 'yes'"],
     ['bad app', { app: 'Shop!' }, "app: expected a name of lowercase letters, digits, _ . - starting with a letter or digit, got 'Shop!'"],
     ['hostile image', { image: 'v2; touch /tmp/owned' }, "image: expected a Docker image reference like ghcr.io/org/app:1.2.3, got 'v2; touch /tmp/owned'"],
-    ['missing image', { image: '' }, 'image: required'],
-    ['later strategy', { strategy: 'canary' }, "strategy: 'canary' is not available in this version yet"],
+    ['missing image for a deploy', { image: '' }, 'image: required'],
+    ['canary steps falling', { 'canary-steps': '50,10' }, "canary-steps: expected percentages from 1 to 100 in rising order, got '50,10'"],
+    ['canary step over 100', { 'canary-steps': '10,150' }, 'canary-steps: expected percentages from 1 to 100 in rising order'],
+    ['canary step zero', { 'canary-steps': '0,100' }, 'canary-steps: expected percentages from 1 to 100 in rising order'],
+    ['canary error rate not a number', { 'canary-max-error-rate': 'low' }, "canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got 'low'"],
+    ['zero canary replicas', { 'canary-replicas': '0' }, 'canary-replicas: expected a whole number from 1 to 100'],
+    ['bad keep-previous', { 'keep-previous': 'sometimes' }, "keep-previous: expected true or false, got 'sometimes'"],
     ['unknown strategy', { strategy: 'yolo' }, "strategy: expected one of rolling, blue-green, canary, got 'yolo'"],
     ['zero replicas', { replicas: '0' }, "replicas: expected a whole number from 1 to 100, got '0'"],
     ['replicas not a number', { replicas: 'two' }, "replicas: expected a whole number from 1 to 100, got 'two'"],
@@ -110,11 +115,17 @@ describe('readConfig', () => {
     ['hash key with semicolon', { 'lb-method': 'hash $a;b' }, 'lb-method: expected'],
     ['weight zero', { weight: '0' }, 'weight: expected a whole number from 1 to 1000'],
     ['bad fail-timeout', { 'fail-timeout': '30 seconds' }, "fail-timeout: expected an nginx time like '30s' or '1m'"],
-    ['later operation', { operation: 'rollback' }, "operation: 'rollback' is not available in this version yet"],
+    ['unknown operation', { operation: 'redeploy' }, "operation: expected one of deploy, promote, abort, rollback, status, got 'redeploy'"],
     ['bad dry-run', { 'dry-run': 'maybe' }, "dry-run: expected true or false, got 'maybe'"],
     ['listen inside replica ports', { network: 'host', listen: '9205' }, "listen: port 9205 is inside ports '9201-9210'"],
   ])('rejects %s', (_what, overrides, message) => {
     expect(problemsOf(overrides).join('\n')).toContain(message)
+  })
+
+  it('needs no image for operations other than deploy, and reads the canary inputs', () => {
+    const c = parse({ image: '', operation: 'promote', 'canary-steps': '5, 25,100', 'canary-interval': '30', 'canary-max-error-rate': '0.5%' })
+    expect(c.operation).toBe('promote')
+    expect(c.canary).toEqual({ steps: [5, 25, 100], replicas: 1, intervalSeconds: 30, maxErrorRate: 0.5 })
   })
 
   it('reports every problem at once', () => {
@@ -140,7 +151,7 @@ describe('action.yml', () => {
 
   it('declares the outputs of the contract', () => {
     const outputs = [...yml.split('\noutputs:')[1].split('\nruns:')[0].matchAll(/^  ([a-z-]+):$/gm)].map((m) => m[1])
-    expect(outputs).toEqual(['result', 'image', 'previous-image', 'duration-seconds', 'replicas'])
+    expect(outputs).toEqual(['result', 'image', 'previous-image', 'duration-seconds', 'replicas', 'color', 'canary-weight'])
   })
 })
 

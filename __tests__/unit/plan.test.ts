@@ -1,5 +1,7 @@
 import type { ManagedContainer } from '../../src/host/state.js'
-import { liveReplicas, planRollback, planRolling, PlanError } from '../../src/plan/rolling.js'
+import { liveReplicas, PlanError, type Plan } from '../../src/plan/common.js'
+import { planUndo } from '../../src/plan/rollback.js'
+import { planRolling } from '../../src/plan/rolling.js'
 import { describeStep } from '../../src/plan/types.js'
 import { configFrom } from './fixtures.js'
 
@@ -86,12 +88,13 @@ describe('planRolling', () => {
   })
 })
 
-describe('planRollback', () => {
+describe('planUndo', () => {
   const previous = [replica(9201), replica(9202)].map(({ name, port, image }) => ({ name, port, image }))
   const next = [{ name: 'shop-9203', port: 9203, image: 'shop:v2' }, { name: 'shop-9204', port: 9204, image: 'shop:v2' }]
+  const restorePlan: Plan = { steps: [], image: 'shop:v2', previous, next, onFailure: 'restore', notes: [] }
 
   it('starts stopped previous replicas again, restores the previous config, drains and removes the new ones', () => {
-    const steps = planRollback(config({ 'drain-seconds': '2' }), previous, {
+    const steps = planUndo(config({ 'drain-seconds': '2' }), restorePlan, {
       started: next,
       routed: [next[0]],
       stopped: [previous[0]],
@@ -108,7 +111,7 @@ describe('planRollback', () => {
   })
 
   it('only removes a new replica that never got traffic', () => {
-    const steps = planRollback(config(), previous, { started: [next[0]], routed: [], stopped: [], configBefore: 'same', configNow: 'same' })
+    const steps = planUndo(config(), restorePlan, { started: [next[0]], routed: [], stopped: [], configBefore: 'same', configNow: 'same' })
     expect(steps.map(describeStep)).toEqual(['remove shop-9203'])
   })
 })

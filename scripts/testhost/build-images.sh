@@ -3,6 +3,7 @@
 #   nginx-rollout-test/app:v1 v2 v3   busybox httpd app: GET / and /health, POST /cgi-bin/echo, /cgi-bin/slow (0.4 s)
 #   nginx-rollout-test/app:unhealthy  same app without /health, so its health gate never passes
 #   nginx-rollout-test/app:docker-unhealthy  serves /health but its Docker HEALTHCHECK always fails
+#   nginx-rollout-test/app:broken     passes /health but answers 500 on every real route
 #   nginx-rollout-test/nginx:test     Debian's nginx binary and the libraries ldd lists
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,11 +34,18 @@ build_app() { # $1 = tag, $2 = version, $3 = extra Dockerfile lines, $4 = setup 
 }
 
 no_health() { rm -f "$1/www/health"; }
+# Healthy on /health, 500 on every real route: GET / runs cgi-bin/index.cgi (no index.html), the rest fail too.
+broken_routes() {
+  rm -f "$1/www/index.html"
+  cp "$1/www/cgi-bin/fail" "$1/www/cgi-bin/index.cgi"
+  for c in slow echo; do cp "$1/www/cgi-bin/fail" "$1/www/cgi-bin/$c"; done
+}
 
 build_app v1 v1
 build_app v2 v2
 build_app v3 v3
 build_app unhealthy unhealthy "" no_health
+build_app broken broken "" broken_routes
 build_app docker-unhealthy docker-unhealthy 'HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["/bin/false"]'
 
 # nginx: the Debian binary plus exactly the shared libraries it links.

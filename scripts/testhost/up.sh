@@ -59,7 +59,7 @@ if ! { [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; }
   echo "testhost: sshd on 127.0.0.1:$port"
 fi
 
-if [ "${TESTHOST_REBUILD:-0}" = 1 ] || ! docker image inspect nginx-rollout-test/nginx:test nginx-rollout-test/app:v1 >/dev/null 2>&1; then
+if [ "${TESTHOST_REBUILD:-0}" = 1 ] || ! docker image inspect nginx-rollout-test/nginx:test nginx-rollout-test/app:v1 nginx-rollout-test/app:broken >/dev/null 2>&1; then
   "$here/build-images.sh" 2>/dev/null
 fi
 

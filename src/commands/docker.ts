@@ -30,6 +30,7 @@ export function runReplica(config: Config, replica: Replica): Command {
     '--label', `${LABEL.role}=replica`,
     '--label', `${LABEL.image}=${replica.image}`,
     '--label', `${LABEL.port}=${replica.port}`,
+    ...(replica.color ? ['--label', `${LABEL.color}=${replica.color}`] : []),
     ...network,
     '--env-file', '/dev/stdin',
     ...config.runArgs,

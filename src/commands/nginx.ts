@@ -102,3 +102,15 @@ export const nginxLogs = (config: Config, lines: number): Command =>
   config.nginx.mode === 'container'
     ? command('docker', 'logs', '--tail', String(lines), config.nginx.container)
     : command('tail', '-n', String(lines), '/var/log/nginx/error.log')
+
+/** The host's clock, in seconds with fractions, as docker logs --since takes it. */
+export const hostClock = (): Command => command('date', '+%s.%N')
+
+/** The access log's size in bytes (0 when it does not exist yet). */
+export const fileSize = (path: string): Command => script('stat -c %s "$1" 2>/dev/null || echo 0', path)
+
+/** The access log from a byte offset on. */
+export const fileFrom = (path: string, offset: number): Command => command('tail', '-c', `+${offset + 1}`, path)
+
+/** What the nginx container logged since a time (its access log goes to standard output). */
+export const containerLogsSince = (container: string, since: string): Command => command('docker', 'logs', '--since', since, container)

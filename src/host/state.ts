@@ -7,6 +7,8 @@ export const LABEL = {
   role: 'nginx-rollout.role',
   image: 'nginx-rollout.image',
   port: 'nginx-rollout.port',
+  /** blue or green, for blue-green replicas. */
+  color: 'nginx-rollout.color',
 } as const
 
 /** The `docker ps --format` template whose output parseContainers() reads: one tab-separated line per container. */
@@ -23,8 +25,8 @@ export function parseContainers(output: string): ManagedContainer[] {
     .split('\n')
     .filter((l) => l.trim())
     .map((line) => {
-      const [name, state, app, role, image, port] = line.split('\t')
-      return { name, running: state === 'running', app, role, image, port: Number(port) }
+      const [name, state, app, role, image, port, color] = line.split('\t')
+      return { name, running: state === 'running', app, role, image, port: Number(port), ...(color ? { color } : {}) }
     })
 }
 
@@ -34,6 +36,7 @@ export interface HistoryEntry {
   readonly result: string
   readonly at: string
   readonly strategy: string
+  readonly operation?: string
   readonly run?: string
 }
 
@@ -46,27 +49,41 @@ export interface NginxState {
   readonly config?: string
 }
 
+/** A canary left live at a share below 100 (result paused), kept on the host until promote or abort. */
+export interface CanaryState {
+  readonly image: string
+  readonly stableImage: string
+  /** The share now, in percent, and the steps still to go. */
+  readonly weight: number
+  readonly remainingSteps: readonly number[]
+  readonly replicas: readonly string[]
+  readonly at: string
+}
+
 export interface HostState {
   /** Every container nginx-rollout manages on this host, all apps (ports are shared). */
   readonly containers: readonly ManagedContainer[]
   readonly nginx: NginxState
   readonly history: readonly HistoryEntry[]
+  readonly canary?: CanaryState
 }
 
 export function parseHistory(text: string): HistoryEntry[] {
-  if (!text.trim()) return []
+  const parsed = parseJson(text)
+  return Array.isArray(parsed) ? (parsed as HistoryEntry[]) : []
+}
+
+export function parseCanaryState(text: string): CanaryState | undefined {
+  const parsed = parseJson(text) as CanaryState | undefined
+  return parsed && typeof parsed.image === 'string' && Array.isArray(parsed.replicas) ? parsed : undefined
+}
+
+// A damaged state file must not stop a deploy; it is rewritten by the next one.
+function parseJson(text: string): unknown {
   try {
-    const parsed: unknown = JSON.parse(text)
-    return Array.isArray(parsed) ? (parsed as HistoryEntry[]) : []
+    return text.trim() ? JSON.parse(text) : undefined
   } catch {
-    // A damaged history must not stop a deploy; it is rewritten on success.
-    return []
+    return undefined
   }
 }
 
-/** The image most replicas run (the previous image of a deploy); '' when none. */
-export function mainImage(replicas: readonly Replica[]): string {
-  const counts = new Map<string, number>()
-  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1)
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? ''
-}

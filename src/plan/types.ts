@@ -4,6 +4,16 @@ export interface Replica {
   readonly name: string
   readonly port: number
   readonly image: string
+  /** blue or green (blue-green only). */
+  readonly color?: string
+}
+
+/** A share of requests for the canary: nginx weights for each canary and each stable server. */
+export interface Split {
+  readonly canary: readonly Replica[]
+  readonly percent: number
+  readonly canaryWeight: number
+  readonly stableWeight: number
 }
 
 export type Step =
@@ -16,7 +26,9 @@ export type Step =
   /** Wait until every replica answers its health check (and reports healthy, if the image has a HEALTHCHECK). */
   | { readonly kind: 'gate'; readonly replicas: readonly Replica[] }
   /** Render nginx.conf for exactly these servers, validate, install, reload once and verify. */
-  | { readonly kind: 'route'; readonly servers: readonly Replica[] }
+  | { readonly kind: 'route'; readonly servers: readonly Replica[]; readonly split?: Split }
+  /** Canary step: hold the split for a while; the canary's health and real traffic must stay good. */
+  | { readonly kind: 'observe'; readonly seconds: number; readonly split: Split; readonly stable: readonly Replica[] }
   /** Put a saved nginx.conf text back (rollback), validate, install, reload once and verify. */
   | { readonly kind: 'restore-config'; readonly text: string; readonly servers: readonly Replica[] }
   /** Out of the upstream, still running: let in-flight requests finish. */
@@ -42,7 +54,11 @@ export function describeStep(step: Step): string {
     case 'gate':
       return `health gate ${names(step.replicas)}`
     case 'route':
-      return `route traffic to ${names(step.servers) || 'no replica'} (one nginx reload)`
+      return step.split
+        ? `route ${step.split.percent}% to canary ${names(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)`
+        : `route traffic to ${names(step.servers) || 'no replica'} (one nginx reload)`
+    case 'observe':
+      return `observe the canary at ${step.split.percent}% for ${step.seconds}s`
     case 'restore-config':
       return `restore the previous nginx.conf (${names(step.servers) || 'no replica'})`
     case 'drain':

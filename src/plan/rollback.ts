@@ -1,0 +1,75 @@
+// Undoing a failed run, and the rollback operation. Neither has an algorithm of its own: undo puts back
+// what the run changed; the operation deploys the previous image again.
+import type { Config } from '../config.js'
+import type { HostState } from '../host/state.js'
+import { planBlueGreen, switchTo } from './blue-green.js'
+import { abortSteps } from './canary.js'
+import { liveReplicas, mainImage, PlanError, removeAll, type Plan } from './common.js'
+import { planRolling } from './rolling.js'
+import type { Replica, Step } from './types.js'
+
+/** What a failed run did so far, as the executor recorded it. */
+export interface Progress {
+  /** New replicas whose containers may exist (started, or whose start was attempted). */
+  readonly started: readonly Replica[]
+  /** New replicas that were put into the upstream. */
+  readonly routed: readonly Replica[]
+  /** Previous replicas that were stopped (their containers are kept). */
+  readonly stopped: readonly Replica[]
+  /** The nginx.conf text live now, and the one live before the run. */
+  readonly configNow?: string
+  readonly configBefore?: string
+}
+
+/**
+ * Back to where the run started: start the stopped previous replicas again, gate them, put the previous
+ * nginx.conf back in one reload, drain the new replicas, remove them. A failed canary instead leaves the
+ * upstream (its stable replicas never stopped serving) and is removed.
+ */
+export function planUndo(config: Config, plan: Plan, progress: Progress): Step[] {
+  if (plan.onFailure === 'abort-canary' && !progress.stopped.length) {
+    const newNames = new Set(progress.started.map((r) => r.name))
+    const canary = plan.previous.filter((r) => r.image === plan.image && !newNames.has(r.name))
+    const stable = plan.previous.filter((r) => !canary.includes(r))
+    return abortSteps(config, stable, [...canary, ...progress.started])
+  }
+  const steps: Step[] = []
+  if (progress.stopped.length) steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
+  if (progress.configBefore !== undefined && progress.configBefore !== progress.configNow)
+    steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
+  if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
+  steps.push(...removeAll(progress.started))
+  return steps
+}
+
+/** The image to go back to: the newest deployed entry of the history that is not what is live now. */
+export function rollbackTarget(state: HostState, liveImage: string): string | undefined {
+  return [...state.history].reverse().find((h) => h.result === 'deployed' && h.image !== liveImage)?.image
+}
+
+/**
+ * Deploy the previous image with the configured strategy (a canary rollback runs as rolling: going back
+ * needs no trial). With blue-green and a kept previous colour running that image, it is one reload.
+ */
+export function planRollbackOperation(config: Config, state: HostState): Plan {
+  if (state.canary) throw new PlanError(`rollback: a canary of ${state.canary.image} is paused at ${state.canary.weight}%; use operation: abort to remove it`)
+  const { live, strays } = liveReplicas(config.app, state.containers, state.nginx.config)
+  const current = mainImage(live)
+  const target = rollbackTarget(state, current)
+  if (!target)
+    throw new PlanError(
+      `rollback: the deploy history of ${config.app} on this host has no earlier deployed image to go back to; live is ${current || 'nothing'}` +
+        `${state.history.length ? ` (history: ${state.history.map((h) => `${h.image} ${h.result}`).join(', ')})` : ''}. Deploy the image you want with operation: deploy`,
+    )
+  const targetConfig: Config = { ...config, image: target }
+  if (config.strategy === 'blue-green') {
+    const kept = strays.filter((r) => r.image === target && r.color)
+    if (kept.length) {
+      // The previous colour is still running: check it, then switch in one reload.
+      const steps: Step[] = [{ kind: 'restart', replicas: kept }, { kind: 'gate', replicas: kept }, ...switchTo(config, live, kept), ...removeAll(strays.filter((r) => !kept.includes(r)))]
+      return { steps, image: target, previous: live, next: kept, onFailure: 'restore', notes: [`${kept.map((r) => r.name).join(', ')} still hold ${target}: switching back in one reload`] }
+    }
+    return planBlueGreen(targetConfig, state.containers, state.nginx.config)
+  }
+  return planRolling(targetConfig, state.containers, state.nginx.config)
+}
