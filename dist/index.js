@@ -42427,12 +42427,14 @@ function applyCandidate(config) {
   return n.mode === "container" ? script(APPLY_IN_CONTAINER, stagingPath(config.app), n.container, n.configPath) : script(APPLY_ON_HOST, n.configPath);
 }
 var copyIntoContainer = (config) => command("docker", "cp", stagingPath(config.app), `${config.nginx.container}:${config.nginx.configPath}`);
-var listProcesses = () => command("ps", "-e", "-o", "pid=,ppid=,comm=");
+var listProcesses = () => script("readlink /proc/$$/ns/pid; ps -e -o pid=,ppid=,pidns=,comm=");
 var signalPid = (pid) => command("kill", "-HUP", String(pid));
-function findNginxMaster(psOutput) {
-  const procs = psOutput.split("\n").map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 3).map(([pid, ppid, comm]) => ({ pid: Number(pid), ppid: Number(ppid), comm }));
+function findNginxMasters(output) {
+  const [nsLine = "", ...lines] = output.split("\n");
+  const hostNs = /\[(\d+)\]/.exec(nsLine)?.[1];
+  const procs = lines.map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 4).map(([pid, ppid, ns, comm]) => ({ pid: Number(pid), ppid: Number(ppid), ns, comm }));
   const nginx = new Set(procs.filter((p) => p.comm === "nginx").map((p) => p.pid));
-  return procs.find((p) => p.comm === "nginx" && !nginx.has(p.ppid))?.pid;
+  return procs.filter((p) => p.comm === "nginx" && !nginx.has(p.ppid) && (hostNs === void 0 || p.ns === hostNs)).map((p) => p.pid);
 }
 function createNginxContainer(config) {
   const n = config.nginx;
@@ -43764,9 +43766,9 @@ ${(r.stderr || r.stdout).trim()}`);
   /** nginx on the host: signal its master, found by process tree, not by pid file. */
   async signalHostReload() {
     const ps = await run(this.remote, listProcesses(), "listing processes");
-    const master = findNginxMaster(ps.stdout);
-    if (master === void 0) throw new RemoteError(`no nginx master process runs on ${this.remote.name}`);
-    await run(this.remote, signalPid(master), "signalling nginx to reload");
+    const masters = findNginxMasters(ps.stdout);
+    if (masters.length !== 1) throw new RemoteError(`expected one nginx master process on ${this.remote.name}, found ${masters.length} (${masters.join(", ") || "none"})`);
+    await run(this.remote, signalPid(masters[0]), "signalling nginx to reload");
   }
   /** true: nginx answers the config id; false: it did not in time; undefined: the config carries no id. */
   async verifyServing(configId) {
@@ -43871,8 +43873,11 @@ async function readNginx(remote, config) {
   const n = config.nginx;
   if (n.mode === "host") {
     const [ps, file2] = await Promise.all([run(remote, listProcesses(), "listing processes"), remote.exec(readLiveConfig(config))]);
-    if (findNginxMaster(ps.stdout) === void 0)
+    const masters = findNginxMasters(ps.stdout);
+    if (!masters.length)
       throw new HostStateError(`nginx-mode host: no nginx master process runs on ${remote.name}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`);
+    if (masters.length > 1)
+      throw new HostStateError(`nginx-mode host: ${masters.length} nginx master processes run on ${remote.name} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one serves ${config.nginx.configPath}`);
     return { exists: true, running: true, config: file2.code === 0 ? file2.stdout : void 0 };
   }
   const inspect = await remote.exec(inspectNginxContainer(n.container));

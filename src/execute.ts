@@ -328,9 +328,9 @@ export class Executor {
   /** nginx on the host: signal its master, found by process tree, not by pid file. */
   private async signalHostReload(): Promise<void> {
     const ps = await run(this.remote, nginxCmd.listProcesses(), 'listing processes')
-    const master = nginxCmd.findNginxMaster(ps.stdout)
-    if (master === undefined) throw new RemoteError(`no nginx master process runs on ${this.remote.name}`)
-    await run(this.remote, nginxCmd.signalPid(master), 'signalling nginx to reload')
+    const masters = nginxCmd.findNginxMasters(ps.stdout)
+    if (masters.length !== 1) throw new RemoteError(`expected one nginx master process on ${this.remote.name}, found ${masters.length} (${masters.join(', ') || 'none'})`)
+    await run(this.remote, nginxCmd.signalPid(masters[0]), 'signalling nginx to reload')
   }
 
   /** true: nginx answers the config id; false: it did not in time; undefined: the config carries no id. */

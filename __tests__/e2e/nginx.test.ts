@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startLoad } from '../../scripts/lib/load.mjs'
-import { baseInputs, get, nginxConf, replicasOf, resetApp, runAction, stateDir, testHost } from './harness.js'
+import { baseInputs, docker, get, nginxConf, replicasOf, resetApp, runAction, stateDir, testHost } from './harness.js'
 
 jest.setTimeout(180_000)
 
@@ -67,6 +67,8 @@ describe('nginx-mode host', () => {
 
   beforeAll(() => {
     resetApp(APP)
+    // An nginx master in a container shows in the host's process list too: the action must not signal it.
+    docker('run', '--detach', '--rm', '--name', 'e2e-decoy-nginx', '--network', 'host', 'nginx-rollout-test/nginx:test')
     mkdirSync(join(dir, 'run'))
     // A host nginx with its pid file in an unusual place: nginx -s reload would need to know it; a signal to the master does not.
     writeFileSync(conf, `pid ${pid};\nerror_log ${dir}/error.log;\nevents {}\nhttp { server { listen 127.0.0.1:${PORT}; return 200 "placeholder\\n"; } }\n`)
@@ -75,6 +77,7 @@ describe('nginx-mode host', () => {
   afterAll(() => {
     // By its command line: the generated config has no pid directive, so nginx moved its pid file.
     execFileSync('pkill', ['-QUIT', '-f', `nginx -c ${conf}`])
+    docker('rm', '--force', 'e2e-decoy-nginx')
     resetApp(APP)
     rmSync(dir, { recursive: true, force: true })
   })

@@ -1,5 +1,5 @@
 import { login, runReplica } from '../../src/commands/docker.js'
-import { applyCandidate, copyIntoContainer, createNginxContainer, findNginxMaster, readLiveConfig } from '../../src/commands/nginx.js'
+import { applyCandidate, copyIntoContainer, createNginxContainer, findNginxMasters, readLiveConfig } from '../../src/commands/nginx.js'
 import { describeCommand, render } from '../../src/commands/shell.js'
 import { configFrom } from './fixtures.js'
 
@@ -63,9 +63,18 @@ describe('nginx commands', () => {
     expect(render(createNginxContainer(configFrom()))).toContain('--publish 80:80 nginx:stable')
   })
 
-  it('finds the nginx master whatever its pid file', () => {
-    const ps = ['    1     0 systemd', '  812     1 nginx', '  813   812 nginx', '  814   812 nginx', '  900     1 sshd'].join('\n')
-    expect(findNginxMaster(ps)).toBe(812)
-    expect(findNginxMaster('  1 0 init\n')).toBeUndefined()
+  it("finds the host's nginx master whatever its pid file, ignoring nginx masters inside containers", () => {
+    const ps = [
+      'pid:[4026531836]',
+      '    1     0 4026531836 systemd',
+      '  812     1 4026531836 nginx',
+      '  813   812 4026531836 nginx',
+      '  814   812 4026531836 nginx',
+      ' 2000  1990 4026532500 nginx',
+      ' 2001  2000 4026532500 nginx',
+      '  900     1 4026531836 sshd',
+    ].join('\n')
+    expect(findNginxMasters(ps)).toEqual([812])
+    expect(findNginxMasters('pid:[1]\n  1 0 1 init\n')).toEqual([])
   })
 })

@@ -58,20 +58,24 @@ export function applyCandidate(config: Config): Command {
 export const copyIntoContainer = (config: Config): Command =>
   command('docker', 'cp', stagingPath(config.app), `${config.nginx.container}:${config.nginx.configPath}`)
 
-/** Host mode: list processes; findNginxMaster() picks the master from this output. */
-export const listProcesses = (): Command => command('ps', '-e', '-o', 'pid=,ppid=,comm=')
+/**
+ * Host mode: this shell's PID namespace, then every process with its namespace. nginx masters inside
+ * containers show up in the host's process list too; only those in the host's own namespace count.
+ */
+export const listProcesses = (): Command => script('readlink /proc/$$/ns/pid; ps -e -o pid=,ppid=,pidns=,comm=')
 
 export const signalPid = (pid: number): Command => command('kill', '-HUP', String(pid))
 
-/** The nginx master: an nginx process whose parent is not nginx (independent of the pid file's path). */
-export function findNginxMaster(psOutput: string): number | undefined {
-  const procs = psOutput
-    .split('\n')
+/** nginx masters of the host: nginx processes whose parent is not nginx, in the host's PID namespace (not a container's). */
+export function findNginxMasters(output: string): number[] {
+  const [nsLine = '', ...lines] = output.split('\n')
+  const hostNs = /\[(\d+)\]/.exec(nsLine)?.[1]
+  const procs = lines
     .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 3)
-    .map(([pid, ppid, comm]) => ({ pid: Number(pid), ppid: Number(ppid), comm }))
+    .filter((f) => f.length >= 4)
+    .map(([pid, ppid, ns, comm]) => ({ pid: Number(pid), ppid: Number(ppid), ns, comm }))
   const nginx = new Set(procs.filter((p) => p.comm === 'nginx').map((p) => p.pid))
-  return procs.find((p) => p.comm === 'nginx' && !nginx.has(p.ppid))?.pid
+  return procs.filter((p) => p.comm === 'nginx' && !nginx.has(p.ppid) && (hostNs === undefined || p.ns === hostNs)).map((p) => p.pid)
 }
 
 export function createNginxContainer(config: Config): Command {

@@ -1,7 +1,7 @@
 // Reads what the Docker host holds. The commands run in parallel over the one SSH connection.
 import type { Config } from '../config.js'
 import { listManaged } from '../commands/docker.js'
-import { findNginxMaster, inspectNginxContainer, listProcesses, readLiveConfig } from '../commands/nginx.js'
+import { findNginxMasters, inspectNginxContainer, listProcesses, readLiveConfig } from '../commands/nginx.js'
 import { readCanaryCommand, readHistoryCommand } from '../remote/history.js'
 import { run, type Remote } from '../remote/ssh.js'
 import { CONTAINER_FORMAT, parseCanaryState, parseContainers, parseHistory, type HostState, type NginxState } from './state.js'
@@ -22,8 +22,11 @@ async function readNginx(remote: Remote, config: Config): Promise<NginxState> {
   const n = config.nginx
   if (n.mode === 'host') {
     const [ps, file] = await Promise.all([run(remote, listProcesses(), 'listing processes'), remote.exec(readLiveConfig(config))])
-    if (findNginxMaster(ps.stdout) === undefined)
+    const masters = findNginxMasters(ps.stdout)
+    if (!masters.length)
       throw new HostStateError(`nginx-mode host: no nginx master process runs on ${remote.name}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`)
+    if (masters.length > 1)
+      throw new HostStateError(`nginx-mode host: ${masters.length} nginx master processes run on ${remote.name} (pids ${masters.join(', ')}); nginx-rollout cannot tell which one serves ${config.nginx.configPath}`)
     return { exists: true, running: true, config: file.code === 0 ? file.stdout : undefined }
   }
   const inspect = await remote.exec(inspectNginxContainer(n.container))
