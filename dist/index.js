@@ -42310,7 +42310,10 @@ function buildView(config, servers, split) {
   return {
     app: config.app,
     upstream: upstreamName(config.app),
-    lbMethod: lbDirective(n.lbMethod),
+    // least_conn only uses weights to break ties between servers with equally few connections, so under
+    // concurrency it does not hold a canary's share: split steps balance by weighted round robin instead.
+    // ip_hash and hash honour weights and keep each client on one version, so they stay.
+    lbMethod: split && n.lbMethod.kind === "least_conn" ? "" : lbDirective(n.lbMethod),
     servers: servers.map((r) => ({
       name: r.name,
       image: r.image,

@@ -50,6 +50,13 @@ describe('renderNginxConfig', () => {
     expect(renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom({ 'lb-method': method }), servers)).text).toContain(`    upstream shop_replicas {\n${line}        server`)
   })
 
+  it('balances canary splits by weighted round robin instead of least_conn, and keeps ip_hash', () => {
+    const split = { canary: servers.slice(1), percent: 10, canaryWeight: 1, stableWeight: 9 }
+    const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom(), servers, split))
+    expect(text).toContain('    upstream shop_replicas {\n        server 127.0.0.1:9201 weight=9 max_fails=3 fail_timeout=30s; # shop-9201 shop:v1\n        server 127.0.0.1:9202 weight=1 ')
+    expect(renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom({ 'lb-method': 'ip_hash' }), servers, split)).text).toContain('        ip_hash;\n        server 127.0.0.1:9201 weight=9')
+  })
+
   it('writes no directive for round robin, and brackets IPv6 upstream addresses', () => {
     const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom({ 'lb-method': 'round_robin', 'upstream-host': '::1' }), servers))
     expect(text).toContain('    upstream shop_replicas {\n        server [::1]:9201 weight=10')

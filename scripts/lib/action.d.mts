@@ -9,6 +9,8 @@ export interface TestHost {
 export interface ActionRun {
   code: number
   stdout: string
+  /** stdout with workflow-command escapes decoded, as the runner displays it. */
+  log: string
   stderr: string
   outputs: Record<string, string>
   summary: string
@@ -18,3 +20,4 @@ export function baseInputs(h: TestHost, app: string, listenPort: number): Record
 export function parseOutputs(text: string): Record<string, string>
 export function runAction(inputs: Record<string, string>, options?: { debug?: boolean }): Promise<ActionRun>
 export function resetApp(app: string): void
+export function decodeCommands(text: string): string

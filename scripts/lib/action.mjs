@@ -54,6 +54,9 @@ export function parseOutputs(text) {
   return out
 }
 
+/** The log as the runner shows it: workflow command data (::error::...) has %, CR and LF escaped. */
+export const decodeCommands = (text) => text.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%')
+
 export function runAction(inputs, { debug = true } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'nr-action-'))
   const outputFile = join(dir, 'output')
@@ -70,7 +73,7 @@ export function runAction(inputs, { debug = true } = {}) {
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)
     child.on('close', (code) => {
-      const result = { code: code ?? -1, stdout, stderr, outputs: parseOutputs(readFileSync(outputFile, 'utf8')), summary: readFileSync(summaryFile, 'utf8') }
+      const result = { code: code ?? -1, stdout, log: decodeCommands(stdout), stderr, outputs: parseOutputs(readFileSync(outputFile, 'utf8')), summary: readFileSync(summaryFile, 'utf8') }
       rmSync(dir, { recursive: true, force: true })
       resolve(result)
     })
