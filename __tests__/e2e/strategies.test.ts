@@ -132,6 +132,22 @@ describe('canary', () => {
     expect(again.stdout).toContain('abort: no canary of e2e-canary is paused on this host; live is nginx-rollout-test/app:v2 on 2 replica(s)')
   })
 
+  it('pauses, not passes, a step that too few requests reached, and keeps each client on one version with ip_hash', async () => {
+    // No load at all: the 10% step cannot be judged.
+    const quiet = await runAction(inputs({ image: image('v3'), 'canary-steps': '10,100', 'lb-method': 'ip_hash' }))
+    expect(quiet.code).toBe(0)
+    expect(quiet.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
+    expect(quiet.log).toMatch(/::warning::canary step at 10% is inconclusive: only \d+ requests reached the canary \(at least 50 are needed to judge\)/)
+    expect(quiet.summary).toContain('**inconclusive**')
+    // ip_hash keys on the client's address: every request from this one client lands on one version.
+    const sticky = startLoad({ port: PORT, maxSeconds: 30 })
+    await sleep(1500)
+    const seen = await sticky.stop()
+    expect(seen.failed).toBe(0)
+    expect(Object.keys(seen.byVersion)).toHaveLength(1)
+    expect((await runAction(inputs({ operation: 'abort', image: '' }))).outputs.result).toBe('rolled-back')
+  })
+
   it('stops a canary that passes its health check but answers 500 on real routes, with the old version still serving', async () => {
     const { run, load } = await underLoad(PORT, () => runAction(inputs({ image: image('broken'), 'canary-steps': '10,50,100' })))
     expect(run.code).toBe(1)
