@@ -44135,7 +44135,7 @@ function planUndo(config, plan, progress) {
     const newNames = new Set(progress.started.map((r) => r.name));
     const canary = plan.previous.filter((r) => r.image === plan.image && !newNames.has(r.name));
     const stable = plan.previous.filter((r) => !canary.includes(r));
-    return abortSteps(config, stable, [...canary, ...progress.started]);
+    return { steps: abortSteps(config, stable, [...canary, ...progress.started]), removesCanary: true };
   }
   const steps = [];
   if (progress.stopped.length) steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
@@ -44143,7 +44143,7 @@ function planUndo(config, plan, progress) {
     steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
   if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
   steps.push(...removeAll(progress.started));
-  return steps;
+  return { steps, removesCanary: false };
 }
 function rollbackTarget(state, liveImage) {
   return [...state.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
@@ -44291,6 +44291,55 @@ function liveReport(config, state) {
   const weightOf = (port) => Number(new RegExp(`server \\S+:${port} weight=(\\d+)`).exec(state.nginx.config ?? "")?.[1] ?? config.nginx.weight);
   return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() };
 }
+async function carryOut(r, config, s, p, ex) {
+  const outcome = { result: "failed", canaryWeight: "" };
+  let pausedAt;
+  let canaryRemoved = false;
+  try {
+    const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
+    await group(title, () => ex.runAll(p.steps, "deploy"));
+    if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] };
+    outcome.result = config.operation === "abort" || config.operation === "rollback" ? "rolled-back" : p.pausesAt ? "paused" : "deployed";
+    canaryRemoved = config.operation === "abort";
+  } catch (e) {
+    if (e instanceof CanaryInconclusive) {
+      warning(e.message);
+      const canary = p.steps.flatMap((st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []);
+      pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) };
+      outcome.result = "paused";
+    } else {
+      outcome.failure = e.message;
+      if (config.rollbackOnFailure || e instanceof CanaryFailure) {
+        const undo = planUndo(config, p, ex.progress(s.nginx.config));
+        try {
+          await group("Roll back", () => ex.runAll(undo.steps, "rollback"));
+          outcome.result = "rolled-back";
+          canaryRemoved = undo.removesCanary;
+        } catch (e2) {
+          outcome.rollbackFailure = e2.message;
+        }
+      }
+    }
+  }
+  if (pausedAt) {
+    outcome.canaryWeight = String(pausedAt.percent);
+    await writeCanaryState(r, config.app, {
+      image: p.image,
+      stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
+      weight: pausedAt.percent,
+      remainingSteps: pausedAt.remaining,
+      replicas: pausedAt.canary.map((x) => x.name),
+      at: (/* @__PURE__ */ new Date()).toISOString()
+    });
+  } else if (p.onFailure === "abort-canary" || s.canary) {
+    const promoted = outcome.result === "deployed";
+    if (promoted || canaryRemoved) {
+      outcome.canaryWeight = promoted ? "100" : "0";
+      await writeCanaryState(r, config.app, void 0);
+    } else if (s.canary) outcome.canaryWeight = String(s.canary.weight);
+  }
+  return outcome;
+}
 async function run2() {
   const t0 = Date.now();
   let config;
@@ -44355,44 +44404,8 @@ ${configDiff}` : "nginx.conf: no change");
         const owner = runOwner();
         const lock = await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info));
         try {
-          let pausedAt;
-          try {
-            await group(config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase()), () => ex.runAll(p.steps, "deploy"));
-            if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] };
-            result = config.operation === "abort" || config.operation === "rollback" ? "rolled-back" : p.pausesAt ? "paused" : "deployed";
-          } catch (e) {
-            if (e instanceof CanaryInconclusive) {
-              warning(e.message);
-              const canary = p.steps.flatMap((st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []);
-              pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) };
-              result = "paused";
-            } else {
-              failure = e.message;
-              if (config.rollbackOnFailure || e instanceof CanaryFailure) {
-                try {
-                  await group("Roll back", () => ex.runAll(planUndo(config, p, ex.progress(s.nginx.config)), "rollback"));
-                  result = "rolled-back";
-                } catch (e2) {
-                  rollbackFailure = e2.message;
-                }
-              }
-            }
-          }
-          const isCanary = p.onFailure === "abort-canary" || Boolean(s.canary);
-          if (pausedAt) {
-            canaryWeight = String(pausedAt.percent);
-            await writeCanaryState(r, config.app, {
-              image: p.image,
-              stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
-              weight: pausedAt.percent,
-              remainingSteps: pausedAt.remaining,
-              replicas: pausedAt.canary.map((x) => x.name),
-              at: (/* @__PURE__ */ new Date()).toISOString()
-            });
-          } else if (isCanary && !rollbackFailure) {
-            canaryWeight = result === "deployed" ? "100" : "0";
-            await writeCanaryState(r, config.app, void 0);
-          }
+          ;
+          ({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex));
           await appendHistory(r, config.app, s.history, {
             image: p.image,
             previousImage: mainImage(p.previous),

@@ -50,6 +50,69 @@ function liveReport(config: Config, state: HostState): LiveReport {
   return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() }
 }
 
+interface Outcome {
+  result: Result
+  failure?: string
+  rollbackFailure?: string
+  canaryWeight: string
+}
+
+/**
+ * Runs the plan under the lock: on a failure undoes it, on an unjudgeable canary step pauses; then records
+ * a paused canary on the host, or clears the record once the canary is promoted or removed.
+ */
+async function carryOut(r: Remote, config: Config, s: HostState, p: Plan, ex: Executor): Promise<Outcome> {
+  const outcome: Outcome = { result: 'failed', canaryWeight: '' }
+  let pausedAt: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
+  let canaryRemoved = false
+  try {
+    const title = config.operation === 'deploy' ? 'Deploy' : config.operation.replace(/^./, (c) => c.toUpperCase())
+    await core.group(title, () => ex.runAll(p.steps, 'deploy'))
+    if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] }
+    outcome.result = config.operation === 'abort' || config.operation === 'rollback' ? 'rolled-back' : p.pausesAt ? 'paused' : 'deployed'
+    canaryRemoved = config.operation === 'abort'
+  } catch (e) {
+    if (e instanceof CanaryInconclusive) {
+      // Not a pass and not a failure: the canary stays live at this share until promote or abort.
+      core.warning(e.message)
+      const canary = p.steps.flatMap((st) => (st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : []))
+      pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) }
+      outcome.result = 'paused'
+    } else {
+      outcome.failure = (e as Error).message
+      // A failing canary step always takes the canary out: that is what the step gate is for.
+      if (config.rollbackOnFailure || e instanceof CanaryFailure) {
+        const undo = planUndo(config, p, ex.progress(s.nginx.config))
+        try {
+          await core.group('Roll back', () => ex.runAll(undo.steps, 'rollback'))
+          outcome.result = 'rolled-back'
+          canaryRemoved = undo.removesCanary
+        } catch (e2) {
+          outcome.rollbackFailure = (e2 as Error).message
+        }
+      }
+    }
+  }
+  if (pausedAt) {
+    outcome.canaryWeight = String(pausedAt.percent)
+    await writeCanaryState(r, config.app, {
+      image: p.image,
+      stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
+      weight: pausedAt.percent,
+      remainingSteps: pausedAt.remaining,
+      replicas: pausedAt.canary.map((x) => x.name),
+      at: new Date().toISOString(),
+    })
+  } else if (p.onFailure === 'abort-canary' || s.canary) {
+    const promoted = outcome.result === 'deployed'
+    if (promoted || canaryRemoved) {
+      outcome.canaryWeight = promoted ? '100' : '0'
+      await writeCanaryState(r, config.app, undefined)
+    } else if (s.canary) outcome.canaryWeight = String(s.canary.weight)
+  }
+  return outcome
+}
+
 export async function run(): Promise<void> {
   const t0 = Date.now()
   let config: Config
@@ -119,45 +182,7 @@ export async function run(): Promise<void> {
         const owner = runOwner()
         const lock = await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info))
         try {
-          let pausedAt: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
-          try {
-            await core.group(config.operation === 'deploy' ? 'Deploy' : config.operation.replace(/^./, (c) => c.toUpperCase()), () => ex.runAll(p.steps, 'deploy'))
-            if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] }
-            result = config.operation === 'abort' || config.operation === 'rollback' ? 'rolled-back' : p.pausesAt ? 'paused' : 'deployed'
-          } catch (e) {
-            if (e instanceof CanaryInconclusive) {
-              // Not a pass and not a failure: the canary stays live at this share until promote or abort.
-              core.warning(e.message)
-              const canary = p.steps.flatMap((st) => (st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : []))
-              pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) }
-              result = 'paused'
-            } else {
-              failure = (e as Error).message
-              if (config.rollbackOnFailure || e instanceof CanaryFailure) {
-                try {
-                  await core.group('Roll back', () => ex.runAll(planUndo(config, p, ex.progress(s.nginx.config)), 'rollback'))
-                  result = 'rolled-back'
-                } catch (e2) {
-                  rollbackFailure = (e2 as Error).message
-                }
-              }
-            }
-          }
-          const isCanary = p.onFailure === 'abort-canary' || Boolean(s.canary)
-          if (pausedAt) {
-            canaryWeight = String(pausedAt.percent)
-            await writeCanaryState(r, config.app, {
-              image: p.image,
-              stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
-              weight: pausedAt.percent,
-              remainingSteps: pausedAt.remaining,
-              replicas: pausedAt.canary.map((x) => x.name),
-              at: new Date().toISOString(),
-            })
-          } else if (isCanary && !rollbackFailure) {
-            canaryWeight = result === 'deployed' ? '100' : '0'
-            await writeCanaryState(r, config.app, undefined)
-          }
+          ;({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex))
           await appendHistory(r, config.app, s.history, {
             image: p.image,
             previousImage: mainImage(p.previous),

@@ -94,7 +94,7 @@ describe('planUndo', () => {
   const restorePlan: Plan = { steps: [], image: 'shop:v2', previous, next, onFailure: 'restore', notes: [] }
 
   it('starts stopped previous replicas again, restores the previous config, drains and removes the new ones', () => {
-    const steps = planUndo(config({ 'drain-seconds': '2' }), restorePlan, {
+    const { steps, removesCanary } = planUndo(config({ 'drain-seconds': '2' }), restorePlan, {
       started: next,
       routed: [next[0]],
       stopped: [previous[0]],
@@ -108,10 +108,11 @@ describe('planUndo', () => {
       'drain shop-9203 for 2s',
       'remove shop-9203, shop-9204',
     ])
+    expect(removesCanary).toBe(false)
   })
 
   it('only removes a new replica that never got traffic', () => {
-    const steps = planUndo(config(), restorePlan, { started: [next[0]], routed: [], stopped: [], configBefore: 'same', configNow: 'same' })
+    const { steps } = planUndo(config(), restorePlan, { started: [next[0]], routed: [], stopped: [], configBefore: 'same', configNow: 'same' })
     expect(steps.map(describeStep)).toEqual(['remove shop-9203'])
   })
 })

@@ -125,10 +125,18 @@ describe('planCanary', () => {
     )
   })
 
+  it('undoes a promote that failed after stopping stable replicas by putting the paused config back, canary kept', () => {
+    const promote = planPromote(config(), [c(9201), c(9202), c(9203, 'shop:v2')], conf(9201, 9202, 9203), { image: 'shop:v2', stableImage: 'shop:v1', weight: 10, remainingSteps: [], replicas: ['shop-9203'], at: 't' })
+    const undo = planUndo(config(), promote, { started: [], routed: [], stopped: [promote.previous[0]], configBefore: 'paused config', configNow: 'now' })
+    expect(undo.removesCanary).toBe(false)
+    expect(undo.steps.map(describeStep)).toEqual(['start shop-9201 again', 'health gate shop-9201', 'restore the previous nginx.conf (shop-9201, shop-9202, shop-9203)'])
+  })
+
   it('undoes a failed canary step by taking the canary out, without touching the stable replicas', () => {
     const plan = planCanary(config({ 'canary-steps': '10,100' }), [c(9201), c(9202)], conf(9201, 9202))
-    const steps = planUndo(config(), plan, { started: [plan.next[0]], routed: [plan.next[0]], stopped: [] })
-    expect(steps.map(describeStep)).toEqual(['route traffic to shop-9201, shop-9202 (one nginx reload)', 'drain shop-9203 for 1s', 'remove shop-9203'])
+    const undo = planUndo(config(), plan, { started: [plan.next[0]], routed: [plan.next[0]], stopped: [] })
+    expect(undo.removesCanary).toBe(true)
+    expect(undo.steps.map(describeStep)).toEqual(['route traffic to shop-9201, shop-9202 (one nginx reload)', 'drain shop-9203 for 1s', 'remove shop-9203'])
   })
 })
 

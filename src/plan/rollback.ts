@@ -21,17 +21,23 @@ export interface Progress {
   readonly configBefore?: string
 }
 
+export interface Undo {
+  readonly steps: readonly Step[]
+  /** The canary left the upstream and was removed (rather than the previous config put back). */
+  readonly removesCanary: boolean
+}
+
 /**
  * Back to where the run started: start the stopped previous replicas again, gate them, put the previous
- * nginx.conf back in one reload, drain the new replicas, remove them. A failed canary instead leaves the
- * upstream (its stable replicas never stopped serving) and is removed.
+ * nginx.conf back in one reload, drain the new replicas, remove them. A failed canary whose stable
+ * replicas never stopped serving instead leaves the upstream and is removed.
  */
-export function planUndo(config: Config, plan: Plan, progress: Progress): Step[] {
+export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
   if (plan.onFailure === 'abort-canary' && !progress.stopped.length) {
     const newNames = new Set(progress.started.map((r) => r.name))
     const canary = plan.previous.filter((r) => r.image === plan.image && !newNames.has(r.name))
     const stable = plan.previous.filter((r) => !canary.includes(r))
-    return abortSteps(config, stable, [...canary, ...progress.started])
+    return { steps: abortSteps(config, stable, [...canary, ...progress.started]), removesCanary: true }
   }
   const steps: Step[] = []
   if (progress.stopped.length) steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
@@ -39,7 +45,7 @@ export function planUndo(config: Config, plan: Plan, progress: Progress): Step[]
     steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
   if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
   steps.push(...removeAll(progress.started))
-  return steps
+  return { steps, removesCanary: false }
 }
 
 /** The image to go back to: the newest deployed entry of the history that is not what is live now. */
