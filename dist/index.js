@@ -42528,7 +42528,7 @@ function describeStep(step) {
     case "restart":
       return `start ${names(step.replicas)} again`;
     case "gate":
-      return `health gate ${names(step.replicas)}`;
+      return step.again ? `check ${names(step.replicas)} still healthy` : `health gate ${names(step.replicas)}`;
     case "route":
       return step.split ? `route ${step.split.percent}% to canary ${names(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${names(step.servers) || "no replica"} (one nginx reload)`;
     case "observe":
@@ -43446,69 +43446,87 @@ async function connectSsh(target, config, debug2) {
   }
   const stats2 = { connections: 1, commands: 0, uploads: 0, probes: 0 };
   let sftp;
+  let lost;
+  const closed = new Promise((_, reject) => {
+    const onLost = (why) => {
+      lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`);
+      reject(lost);
+    };
+    ssh.connection?.on("close", () => onLost("closed"));
+    ssh.connection?.on("error", (e) => onLost(e.message));
+  });
+  closed.catch(() => void 0);
+  const guarded = (op) => lost ? Promise.reject(lost) : Promise.race([op(), closed]);
   return {
     name,
     stats: stats2,
-    async exec(c) {
+    exec(c) {
       stats2.commands++;
       debug2(`$ ${describeCommand(c)}`);
-      try {
-        const r = await ssh.execCommand(render(c), c.stdin === void 0 ? {} : { stdin: c.stdin });
-        return { code: r.code ?? (r.signal ? 128 : 0), stdout: r.stdout, stderr: r.stderr };
-      } catch (e) {
-        throw new RemoteError(`ssh command failed on ${name}: ${e.message}
+      return guarded(async () => {
+        try {
+          const r = await ssh.execCommand(render(c), c.stdin === void 0 ? {} : { stdin: c.stdin });
+          return { code: r.code ?? (r.signal ? 128 : 0), stdout: r.stdout, stderr: r.stderr };
+        } catch (e) {
+          throw new RemoteError(`ssh command failed on ${name}: ${e.message}
   command: ${describeCommand(c)}`, void 0, { cause: e });
-      }
+        }
+      });
     },
-    async upload(path2, text) {
+    upload(path2, text) {
       stats2.uploads++;
       debug2(`upload ${path2} (${Buffer.byteLength(text)} bytes)`);
-      sftp ??= await ssh.requestSFTP();
-      const channel = sftp;
-      await new Promise(
-        (resolve, reject) => channel.writeFile(path2, text, { mode: 420 }, (err) => err ? reject(new RemoteError(`upload of ${path2} to ${name} failed: ${err.message}`, void 0, { cause: err })) : resolve())
-      );
-    },
-    async httpGet(host, port, path2, timeoutMs) {
-      stats2.probes++;
-      const started = Date.now();
-      const ms = () => Date.now() - started;
-      let channel;
-      try {
-        channel = await ssh.forwardOut("127.0.0.1", 0, host, port);
-      } catch (e) {
-        return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
-      }
-      return new Promise((resolve) => {
-        let done = false;
-        const finish = (r) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          channel.destroy();
-          resolve({ ...r, ms: ms() });
-        };
-        const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
-        const req = http.request(
-          { createConnection: () => channel, host, port, path: path2, method: "GET", headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout" } },
-          (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (d) => {
-              if (body.length < 4096) body += d;
-            });
-            res.on("end", () => finish({ status: res.statusCode, body }));
-            res.on("error", (e) => finish({ status: res.statusCode, error: e.message }));
-          }
+      return guarded(async () => {
+        sftp ??= await ssh.requestSFTP();
+        const channel = sftp;
+        await new Promise(
+          (resolve, reject) => channel.writeFile(path2, text, { mode: 420 }, (err) => err ? reject(new RemoteError(`upload of ${path2} to ${name} failed: ${err.message}`, void 0, { cause: err })) : resolve())
         );
-        req.on("error", (e) => finish({ error: e.message }));
-        req.end();
       });
+    },
+    httpGet(host, port, path2, timeoutMs) {
+      return guarded(() => probe(host, port, path2, timeoutMs));
     },
     async close() {
       ssh.dispose();
     }
   };
+  async function probe(host, port, path2, timeoutMs) {
+    stats2.probes++;
+    const started = Date.now();
+    const ms = () => Date.now() - started;
+    let channel;
+    try {
+      channel = await ssh.forwardOut("127.0.0.1", 0, host, port);
+    } catch (e) {
+      return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
+    }
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (r) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        channel.destroy();
+        resolve({ ...r, ms: ms() });
+      };
+      const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+      const req = http.request(
+        { createConnection: () => channel, host, port, path: path2, method: "GET", headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout" } },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d) => {
+            if (body.length < 4096) body += d;
+          });
+          res.on("end", () => finish({ status: res.statusCode, body }));
+          res.on("error", (e) => finish({ status: res.statusCode, error: e.message }));
+        }
+      );
+      req.on("error", (e) => finish({ error: e.message }));
+      req.end();
+    });
+  }
 }
 
 // src/execute.ts
@@ -43598,7 +43616,7 @@ var Executor = class {
         return void 0;
       case "gate": {
         const results = await Promise.all(step.replicas.map((r) => this.gate(r)));
-        return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(", ");
+        return step.again ? void 0 : results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(", ");
       }
       case "route": {
         const { text } = renderConfig(c, step.servers, step.split);
@@ -43997,7 +44015,13 @@ function replaceInBatches(config, live, next, alreadyRunning = []) {
     const outgoing = live.slice(i * b, (i + 1) * b);
     if (incoming.length) steps.push({ kind: "start", replicas: incoming }, { kind: "gate", replicas: incoming });
     steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
-    if (outgoing.length) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing }, { kind: "stop", replicas: outgoing });
+    const batch = next.slice(i * b, (i + 1) * b);
+    if (outgoing.length)
+      steps.push(
+        { kind: "drain", seconds: config.drainSeconds, replicas: outgoing },
+        ...batch.length ? [{ kind: "gate", replicas: batch, again: true }] : [],
+        { kind: "stop", replicas: outgoing }
+      );
   }
   return steps;
 }
@@ -44014,7 +44038,7 @@ var otherColor = (color) => color === "blue" ? "green" : "blue";
 function switchTo(config, live, next) {
   const steps = [{ kind: "route", servers: next }];
   if (live.length) {
-    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live });
+    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live }, { kind: "gate", replicas: next, again: true });
     if (!config.keepPrevious) steps.push({ kind: "stop", replicas: live }, { kind: "remove", replicas: live });
   }
   return steps;
@@ -44371,39 +44395,39 @@ async function run2() {
   try {
     remote = await group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, debug));
     const r = remote;
-    const s = await group(`Read ${config.app} on ${r.name}`, async () => {
-      const s2 = await readHost(r, config);
-      const mine = s2.containers.filter((c) => c.app === config.app && c.role === "replica");
-      info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "none"}`);
-      info(`nginx: ${config.nginx.mode === "host" ? "on the host" : s2.nginx.exists ? `container ${config.nginx.container} ${s2.nginx.running ? "running" : "stopped"}` : `no container ${config.nginx.container} yet`}`);
-      if (s2.canary) info(`canary: ${s2.canary.image} paused at ${s2.canary.weight}% since ${s2.canary.at}`);
-      return s2;
-    });
-    state = s;
-    if (config.operation === "status") {
-      live = liveReport(config, s);
-      result = s.canary ? "paused" : s.history.at(-1)?.result ?? "planned";
-      canaryWeight = s.canary ? String(s.canary.weight) : "";
-    } else {
-      const hostProblem = checkHostState(config, s);
-      if (hostProblem) throw new Error(hostProblem);
-      const p = planFor(config, s);
-      plan = p;
-      configDiff = unifiedDiff(s.nginx.config ?? "", finalConfigText(config, p, s.nginx.config) ?? "", `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`);
-      await group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
-        p.notes.forEach((n) => info(`note: ${n}`));
-        p.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step)}`));
-        info(configDiff ? `nginx.conf changes:
-${configDiff}` : "nginx.conf: no change");
+    const owner = runOwner();
+    const mutating = config.operation !== "status" && !config.dryRun;
+    const lock = mutating ? await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info)) : void 0;
+    try {
+      const s = await group(`Read ${config.app} on ${r.name}`, async () => {
+        const s2 = await readHost(r, config);
+        const mine = s2.containers.filter((c) => c.app === config.app && c.role === "replica");
+        info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "none"}`);
+        info(`nginx: ${config.nginx.mode === "host" ? "on the host" : s2.nginx.exists ? `container ${config.nginx.container} ${s2.nginx.running ? "running" : "stopped"}` : `no container ${config.nginx.container} yet`}`);
+        if (s2.canary) info(`canary: ${s2.canary.image} paused at ${s2.canary.weight}% since ${s2.canary.at}`);
+        return s2;
       });
-      const ex = new Executor(r, config, s.nginx, logger, p.previous);
-      executor = ex;
-      if (config.dryRun) {
-        result = "planned";
+      state = s;
+      if (config.operation === "status") {
+        live = liveReport(config, s);
+        result = s.canary ? "paused" : s.history.at(-1)?.result ?? "planned";
+        canaryWeight = s.canary ? String(s.canary.weight) : "";
       } else {
-        const owner = runOwner();
-        const lock = await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info));
-        try {
+        const hostProblem = checkHostState(config, s);
+        if (hostProblem) throw new Error(hostProblem);
+        const p = planFor(config, s);
+        plan = p;
+        configDiff = unifiedDiff(s.nginx.config ?? "", finalConfigText(config, p, s.nginx.config) ?? "", `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`);
+        await group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
+          p.notes.forEach((n) => info(`note: ${n}`));
+          p.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step)}`));
+          info(configDiff ? `nginx.conf changes:
+${configDiff}` : "nginx.conf: no change");
+        });
+        const ex = new Executor(r, config, s.nginx, logger, p.previous);
+        executor = ex;
+        if (config.dryRun) result = "planned";
+        else {
           ;
           ({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex));
           await appendHistory(r, config.app, s.history, {
@@ -44415,10 +44439,10 @@ ${configDiff}` : "nginx.conf: no change");
             operation: config.operation,
             run: owner
           }).catch((e) => warning(`the deploy history was not written: ${e.message}`));
-        } finally {
-          await lock.release().catch((e) => warning(e.message));
         }
       }
+    } finally {
+      await lock?.release().catch((e) => warning(e.message));
     }
   } catch (e) {
     failure ??= e.message;

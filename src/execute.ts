@@ -146,7 +146,7 @@ export class Executor {
         return undefined
       case 'gate': {
         const results = await Promise.all(step.replicas.map((r) => this.gate(r)))
-        return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
+        return step.again ? undefined : results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
       }
       case 'route': {
         const { text } = renderConfig(c, step.servers, step.split)

@@ -148,40 +148,40 @@ export async function run(): Promise<void> {
   try {
     remote = await core.group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, core.debug))
     const r = remote
-    const s = await core.group(`Read ${config.app} on ${r.name}`, async () => {
-      const s = await readHost(r, config)
-      const mine = s.containers.filter((c) => c.app === config.app && c.role === 'replica')
-      core.info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'none'}`)
-      core.info(`nginx: ${config.nginx.mode === 'host' ? 'on the host' : s.nginx.exists ? `container ${config.nginx.container} ${s.nginx.running ? 'running' : 'stopped'}` : `no container ${config.nginx.container} yet`}`)
-      if (s.canary) core.info(`canary: ${s.canary.image} paused at ${s.canary.weight}% since ${s.canary.at}`)
-      return s
-    })
-    state = s
-
-    if (config.operation === 'status') {
-      live = liveReport(config, s)
-      result = s.canary ? 'paused' : ((s.history.at(-1)?.result as Result | undefined) ?? 'planned')
-      canaryWeight = s.canary ? String(s.canary.weight) : ''
-    } else {
-      const hostProblem = checkHostState(config, s)
-      if (hostProblem) throw new Error(hostProblem)
-      const p = planFor(config, s)
-      plan = p
-      configDiff = unifiedDiff(s.nginx.config ?? '', finalConfigText(config, p, s.nginx.config) ?? '', `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`)
-      await core.group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
-        p.notes.forEach((n) => core.info(`note: ${n}`))
-        p.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step)}`))
-        core.info(configDiff ? `nginx.conf changes:\n${configDiff}` : 'nginx.conf: no change')
+    // Read and plan under the lock: a plan made from what the host held before another run finished is stale.
+    const owner = runOwner()
+    const mutating = config.operation !== 'status' && !config.dryRun
+    const lock = mutating ? await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info)) : undefined
+    try {
+      const s = await core.group(`Read ${config.app} on ${r.name}`, async () => {
+        const s = await readHost(r, config)
+        const mine = s.containers.filter((c) => c.app === config.app && c.role === 'replica')
+        core.info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'none'}`)
+        core.info(`nginx: ${config.nginx.mode === 'host' ? 'on the host' : s.nginx.exists ? `container ${config.nginx.container} ${s.nginx.running ? 'running' : 'stopped'}` : `no container ${config.nginx.container} yet`}`)
+        if (s.canary) core.info(`canary: ${s.canary.image} paused at ${s.canary.weight}% since ${s.canary.at}`)
+        return s
       })
+      state = s
 
-      const ex = new Executor(r, config, s.nginx, logger, p.previous)
-      executor = ex
-      if (config.dryRun) {
-        result = 'planned'
+      if (config.operation === 'status') {
+        live = liveReport(config, s)
+        result = s.canary ? 'paused' : ((s.history.at(-1)?.result as Result | undefined) ?? 'planned')
+        canaryWeight = s.canary ? String(s.canary.weight) : ''
       } else {
-        const owner = runOwner()
-        const lock = await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info))
-        try {
+        const hostProblem = checkHostState(config, s)
+        if (hostProblem) throw new Error(hostProblem)
+        const p = planFor(config, s)
+        plan = p
+        configDiff = unifiedDiff(s.nginx.config ?? '', finalConfigText(config, p, s.nginx.config) ?? '', `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`)
+        await core.group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
+          p.notes.forEach((n) => core.info(`note: ${n}`))
+          p.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step)}`))
+          core.info(configDiff ? `nginx.conf changes:\n${configDiff}` : 'nginx.conf: no change')
+        })
+        const ex = new Executor(r, config, s.nginx, logger, p.previous)
+        executor = ex
+        if (config.dryRun) result = 'planned'
+        else {
           ;({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex))
           await appendHistory(r, config.app, s.history, {
             image: p.image,
@@ -192,10 +192,10 @@ export async function run(): Promise<void> {
             operation: config.operation,
             run: owner,
           }).catch((e: Error) => core.warning(`the deploy history was not written: ${e.message}`))
-        } finally {
-          await lock.release().catch((e: Error) => core.warning(e.message))
         }
       }
+    } finally {
+      await lock?.release().catch((e: Error) => core.warning(e.message))
     }
   } catch (e) {
     failure ??= (e as Error).message

@@ -43,6 +43,7 @@ describe('planBlueGreen', () => {
       'health gate shop-9203, shop-9204',
       'route traffic to shop-9203, shop-9204 (one nginx reload)',
       'drain shop-9201, shop-9202 for 3s',
+      'check shop-9203, shop-9204 still healthy',
       'stop shop-9201, shop-9202',
       'remove shop-9201, shop-9202',
     ])
@@ -52,7 +53,7 @@ describe('planBlueGreen', () => {
   it('keeps the previous colour running with keep-previous, and removes a kept colour before the next deploy', () => {
     const config = configFrom({ strategy: 'blue-green', replicas: '1', pull: 'false', 'keep-previous': 'true', ports: '9201-9202' })
     const first = planBlueGreen(config, [c(9201, 'shop:v1', { color: 'blue' })], conf(9201))
-    expect(first.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain'])
+    expect(first.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain', 'gate'])
     // Next deploy: green 9202 live, blue 9201 kept out of rotation; the kept one makes room first.
     const second = planBlueGreen(config, [c(9201, 'shop:v1', { color: 'blue' }), c(9202, 'shop:v2', { color: 'green' })], conf(9202))
     expect(second.steps.map(describeStep).slice(0, 2)).toEqual(['remove shop-9201', 'start shop-9201 (:9201) from shop:v2'])
@@ -74,11 +75,13 @@ describe('planCanary', () => {
       'observe the canary at 50% for 30s',
       'route traffic to shop-9203, shop-9202 (one nginx reload)',
       'drain shop-9201 for 1s',
+      'check shop-9203 still healthy',
       'stop shop-9201',
       'start shop-9204 (:9204) from shop:v2',
       'health gate shop-9204',
       'route traffic to shop-9203, shop-9204 (one nginx reload)',
       'drain shop-9202 for 1s',
+      'check shop-9204 still healthy',
       'stop shop-9202',
       'remove shop-9201, shop-9202',
     ])
@@ -150,14 +153,14 @@ describe('planRollbackOperation', () => {
   it('deploys the newest deployed image that is not live', () => {
     const plan = planRollbackOperation(configFrom({ operation: 'rollback', image: '', pull: 'false' }), host([c(9201, 'shop:v2')], [9201], { history }))
     expect(plan.image).toBe('shop:v1')
-    expect(plan.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain', 'stop', 'start', 'gate', 'route', 'remove'])
+    expect(plan.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain', 'gate', 'stop', 'start', 'gate', 'route', 'remove'])
     expect(plan.next.map((r) => r.image)).toEqual(['shop:v1', 'shop:v1'])
   })
 
   it('switches back in one reload to a blue-green colour kept with keep-previous', () => {
     const config = configFrom({ operation: 'rollback', image: '', strategy: 'blue-green', 'keep-previous': 'true', replicas: '1' })
     const plan = planRollbackOperation(config, host([c(9201, 'shop:v1', { color: 'blue' }), c(9202, 'shop:v2', { color: 'green' })], [9202], { history }))
-    expect(plan.steps.map(describeStep)).toEqual(['start shop-9201 again', 'health gate shop-9201', 'route traffic to shop-9201 (one nginx reload)', 'drain shop-9202 for 5s'])
+    expect(plan.steps.map(describeStep)).toEqual(['start shop-9201 again', 'health gate shop-9201', 'route traffic to shop-9201 (one nginx reload)', 'drain shop-9202 for 5s', 'check shop-9201 still healthy'])
     expect(plan.notes).toEqual(['shop-9201 still hold shop:v1: switching back in one reload'])
   })
 

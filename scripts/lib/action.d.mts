@@ -18,6 +18,9 @@ export interface ActionRun {
 export function testHost(): TestHost
 export function baseInputs(h: TestHost, app: string, listenPort: number): Record<string, string>
 export function parseOutputs(text: string): Record<string, string>
-export function runAction(inputs: Record<string, string>, options?: { debug?: boolean }): Promise<ActionRun>
+export function runAction(
+  inputs: Record<string, string>,
+  options?: { debug?: boolean; /** Called with all output so far whenever more arrives. */ onStdout?: (soFar: string) => void },
+): Promise<ActionRun>
 export function resetApp(app: string): void
 export function decodeCommands(text: string): string

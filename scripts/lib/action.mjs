@@ -57,7 +57,7 @@ export function parseOutputs(text) {
 /** The log as the runner shows it: workflow command data (::error::...) has %, CR and LF escaped. */
 export const decodeCommands = (text) => text.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%')
 
-export function runAction(inputs, { debug = true } = {}) {
+export function runAction(inputs, { debug = true, onStdout } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'nr-action-'))
   const outputFile = join(dir, 'output')
   const summaryFile = join(dir, 'summary')
@@ -69,7 +69,10 @@ export function runAction(inputs, { debug = true } = {}) {
     const child = spawn(process.execPath, [join(root, 'dist/index.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
+    child.stdout.on('data', (d) => {
+      stdout += d
+      onStdout?.(stdout)
+    })
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)
     child.on('close', (code) => {

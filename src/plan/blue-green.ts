@@ -12,7 +12,7 @@ export const otherColor = (color: string): 'blue' | 'green' => (color === 'blue'
 export function switchTo(config: Config, live: readonly Replica[], next: readonly Replica[]): Step[] {
   const steps: Step[] = [{ kind: 'route', servers: next }]
   if (live.length) {
-    steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: live })
+    steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: live }, { kind: 'gate', replicas: next, again: true })
     if (!config.keepPrevious) steps.push({ kind: 'stop', replicas: live }, { kind: 'remove', replicas: live })
   }
   return steps

@@ -77,7 +77,13 @@ export function replaceInBatches(config: Config, live: readonly Replica[], next:
     const outgoing = live.slice(i * b, (i + 1) * b)
     if (incoming.length) steps.push({ kind: 'start', replicas: incoming }, { kind: 'gate', replicas: incoming })
     steps.push({ kind: 'route', servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] })
-    if (outgoing.length) steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: outgoing }, { kind: 'stop', replicas: outgoing })
+    const batch = next.slice(i * b, (i + 1) * b)
+    if (outgoing.length)
+      steps.push(
+        { kind: 'drain', seconds: config.drainSeconds, replicas: outgoing },
+        ...(batch.length ? [{ kind: 'gate', replicas: batch, again: true } as const] : []),
+        { kind: 'stop', replicas: outgoing },
+      )
   }
   return steps
 }

@@ -23,8 +23,12 @@ export type Step =
   | { readonly kind: 'start'; readonly replicas: readonly Replica[] }
   /** Start stopped replicas again (rollback: their containers were kept). */
   | { readonly kind: 'restart'; readonly replicas: readonly Replica[] }
-  /** Wait until every replica answers its health check (and reports healthy, if the image has a HEALTHCHECK). */
-  | { readonly kind: 'gate'; readonly replicas: readonly Replica[] }
+  /**
+   * Wait until every replica answers its health check (and reports healthy, if the image has a HEALTHCHECK).
+   * `again`: the check after a drain, before the old replicas stop: a replica that crashed once it had
+   * traffic fails here while the old ones still run.
+   */
+  | { readonly kind: 'gate'; readonly replicas: readonly Replica[]; readonly again?: boolean }
   /** Render nginx.conf for exactly these servers, validate, install, reload once and verify. */
   | { readonly kind: 'route'; readonly servers: readonly Replica[]; readonly split?: Split }
   /** Canary step: hold the split for a while; the canary's health and real traffic must stay good. */
@@ -52,7 +56,7 @@ export function describeStep(step: Step): string {
     case 'restart':
       return `start ${names(step.replicas)} again`
     case 'gate':
-      return `health gate ${names(step.replicas)}`
+      return step.again ? `check ${names(step.replicas)} still healthy` : `health gate ${names(step.replicas)}`
     case 'route':
       return step.split
         ? `route ${step.split.percent}% to canary ${names(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)`

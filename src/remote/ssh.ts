@@ -79,67 +79,87 @@ export async function connectSsh(target: SshTarget, config: Config, debug: (m: s
 
   const stats = { connections: 1, commands: 0, uploads: 0, probes: 0 }
   let sftp: Awaited<ReturnType<NodeSSH['requestSFTP']>> | undefined
+  // A command in flight when the connection dies would otherwise never settle: every operation races this.
+  let lost: RemoteError | undefined
+  const closed = new Promise<never>((_, reject) => {
+    const onLost = (why: string) => {
+      lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`)
+      reject(lost)
+    }
+    ssh.connection?.on('close', () => onLost('closed'))
+    ssh.connection?.on('error', (e: Error) => onLost(e.message))
+  })
+  closed.catch(() => undefined)
+  const guarded = <T>(op: () => Promise<T>): Promise<T> => (lost ? Promise.reject(lost) : Promise.race([op(), closed]))
 
   return {
     name,
     stats,
-    async exec(c) {
+    exec(c) {
       stats.commands++
       debug(`$ ${describeCommand(c)}`)
-      try {
-        const r = await ssh.execCommand(render(c), c.stdin === undefined ? {} : { stdin: c.stdin })
-        return { code: r.code ?? (r.signal ? 128 : 0), stdout: r.stdout, stderr: r.stderr }
-      } catch (e) {
-        throw new RemoteError(`ssh command failed on ${name}: ${(e as Error).message}\n  command: ${describeCommand(c)}`, undefined, { cause: e })
-      }
+      return guarded(async () => {
+        try {
+          const r = await ssh.execCommand(render(c), c.stdin === undefined ? {} : { stdin: c.stdin })
+          return { code: r.code ?? (r.signal ? 128 : 0), stdout: r.stdout, stderr: r.stderr }
+        } catch (e) {
+          throw new RemoteError(`ssh command failed on ${name}: ${(e as Error).message}\n  command: ${describeCommand(c)}`, undefined, { cause: e })
+        }
+      })
     },
-    async upload(path, text) {
+    upload(path, text) {
       stats.uploads++
       debug(`upload ${path} (${Buffer.byteLength(text)} bytes)`)
-      sftp ??= await ssh.requestSFTP()
-      const channel = sftp
-      await new Promise<void>((resolve, reject) =>
-        channel.writeFile(path, text, { mode: 0o644 }, (err) => (err ? reject(new RemoteError(`upload of ${path} to ${name} failed: ${err.message}`, undefined, { cause: err })) : resolve())),
-      )
-    },
-    async httpGet(host, port, path, timeoutMs) {
-      stats.probes++
-      const started = Date.now()
-      const ms = () => Date.now() - started
-      let channel: Duplex
-      try {
-        channel = (await ssh.forwardOut('127.0.0.1', 0, host, port)) as unknown as Duplex
-      } catch (e) {
-        return { error: (e as Error).message.replace(/^\(SSH\) /, ''), ms: ms() }
-      }
-      return new Promise<HttpResult>((resolve) => {
-        let done = false
-        const finish = (r: Omit<HttpResult, 'ms'>) => {
-          if (done) return
-          done = true
-          clearTimeout(timer)
-          channel.destroy()
-          resolve({ ...r, ms: ms() })
-        }
-        const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs)
-        const req = http.request(
-          { createConnection: () => channel as never, host, port, path, method: 'GET', headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout' } },
-          (res) => {
-            let body = ''
-            res.setEncoding('utf8')
-            res.on('data', (d: string) => {
-              if (body.length < 4096) body += d
-            })
-            res.on('end', () => finish({ status: res.statusCode, body }))
-            res.on('error', (e) => finish({ status: res.statusCode, error: e.message }))
-          },
+      return guarded(async () => {
+        sftp ??= await ssh.requestSFTP()
+        const channel = sftp
+        await new Promise<void>((resolve, reject) =>
+          channel.writeFile(path, text, { mode: 0o644 }, (err) => (err ? reject(new RemoteError(`upload of ${path} to ${name} failed: ${err.message}`, undefined, { cause: err })) : resolve())),
         )
-        req.on('error', (e) => finish({ error: e.message }))
-        req.end()
       })
+    },
+    httpGet(host, port, path, timeoutMs) {
+      return guarded(() => probe(host, port, path, timeoutMs))
     },
     async close() {
       ssh.dispose()
     },
+  }
+
+  async function probe(host: string, port: number, path: string, timeoutMs: number): Promise<HttpResult> {
+    stats.probes++
+    const started = Date.now()
+    const ms = () => Date.now() - started
+    let channel: Duplex
+    try {
+      channel = (await ssh.forwardOut('127.0.0.1', 0, host, port)) as unknown as Duplex
+    } catch (e) {
+      return { error: (e as Error).message.replace(/^\(SSH\) /, ''), ms: ms() }
+    }
+    return new Promise<HttpResult>((resolve) => {
+      let done = false
+      const finish = (r: Omit<HttpResult, 'ms'>) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        channel.destroy()
+        resolve({ ...r, ms: ms() })
+      }
+      const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs)
+      const req = http.request(
+        { createConnection: () => channel as never, host, port, path, method: 'GET', headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout' } },
+        (res) => {
+          let body = ''
+          res.setEncoding('utf8')
+          res.on('data', (d: string) => {
+            if (body.length < 4096) body += d
+          })
+          res.on('end', () => finish({ status: res.statusCode, body }))
+          res.on('error', (e) => finish({ status: res.statusCode, error: e.message }))
+        },
+      )
+      req.on('error', (e) => finish({ error: e.message }))
+      req.end()
+    })
   }
 }
