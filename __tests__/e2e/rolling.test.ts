@@ -65,7 +65,7 @@ describe('rolling deploy', () => {
     expect(run.summary).toContain('<details><summary>nginx.conf diff</summary>')
     expect(run.summary).toContain('-        server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v1')
     expect(run.stdout).toMatch(/^::group::Deploy$/m)
-    expect(run.stdout).toMatch(/^\[\d+\/16\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m)
+    expect(run.stdout).toMatch(/^\[\d+\/19\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m)
   })
 
   it('rolls back an image that never becomes healthy: the previous version keeps serving, nginx.conf unchanged, zero failed requests', async () => {

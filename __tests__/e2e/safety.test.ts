@@ -41,7 +41,14 @@ describe('faults', () => {
     expect(run.outputs.result).toBe('rolled-back')
     expect(run.log).toMatch(/e2e-safe-\d+ stopped \(exited, exit code \d+\) before it became healthy/)
     expect(run.stdout).toMatch(/\] check e2e-safe-\d+ still healthy: FAILED/)
-    expect(load.failed).toBe(0)
+    // The crash itself can lose what was in flight on the crashing app: a POST already sent to it (nginx
+    // never resends a POST, which could double-submit; GETs are retried on another replica). Nothing else fails,
+    // and nothing after the rollback.
+    const failures = load.events.filter((e) => !e.ok)
+    expect(failures.length).toBeLessThanOrEqual(2)
+    expect(failures.every((e) => e.kind === 'post' && e.status === 502)).toBe(true)
+    const rolledBackAt = Math.max(...load.events.map((e) => e.at)) - 500
+    expect(failures.every((e) => e.at < rolledBackAt)).toBe(true)
     expect(load.lastVersion).toBe('v1')
     expect(replicasOf(APP).map((r) => r.split(' ').slice(1).join(' '))).toEqual([`${image('v1')} running`, `${image('v1')} running`])
   })
@@ -58,10 +65,13 @@ describe('faults', () => {
   })
 
   it('refuses a deploy that has no free ports, before changing anything', async () => {
+    const before = replicasOf(APP)
     const run = await runAction(inputs({ image: image('v2'), ports: '9371-9373' }))
     expect(run.code).toBe(1)
     expect(run.log).toContain('ports: 2 new replicas need 2 free ports in 9371-9373, but only 1 are free')
-    expect(run.stdout).not.toContain('::group::Take the deploy lock')
+    expect(run.stdout).not.toMatch(/\] start /)
+    expect(replicasOf(APP)).toEqual(before)
+    expect(existsSync(join(stateDir(APP), 'lock'))).toBe(false)
   })
 
   it('starts a stopped nginx container and recreates a missing one', async () => {
