@@ -41474,7 +41474,7 @@ var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+
 var FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/;
-var SERVER_NAME = /^[A-Za-z0-9*._-]+$/;
+var SERVER_NAME = /^(?:_|(?:\*\.|\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\*)?)$/;
 var HASH_KEY = /^[A-Za-z0-9_$.:/-]+$/;
 var NGINX_TIME = /^\d+(ms|s|m|h|d)?$/;
 var CONFIG_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;

@@ -37,7 +37,8 @@ const IMAGE =
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/
-const SERVER_NAME = /^[A-Za-z0-9*._-]+$/
+// nginx server_name: a host name, optionally with a leading '*.' or '.', or a trailing '.*'; or '_' (no name).
+const SERVER_NAME = /^(?:_|(?:\*\.|\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\*)?)$/
 const HASH_KEY = /^[A-Za-z0-9_$.:/-]+$/
 const NGINX_TIME = /^\d+(ms|s|m|h|d)?$/
 const CONFIG_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/

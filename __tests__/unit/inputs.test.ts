@@ -62,6 +62,10 @@ describe('readConfig', () => {
     expect(c.hostKey.fingerprints).toEqual([FP, FP.replace('q', 'Q')])
   })
 
+  it.each(['localhost', 'shop.example.com www.shop.example.com', '*.example.com', '.example.com', 'www.example.*', '_'])('accepts server-name %j', (name) => {
+    expect(parse({ 'server-name': name }).nginx.serverName).toBe(name)
+  })
+
   it('reads a custom template from the workspace', () => {
     expect(parse({ 'nginx-template': 'deploy/nginx.mustache' }, { 'deploy/nginx.mustache': 'T' }).nginx.template).toBe('T')
     expect(problemsOf({ 'nginx-template': 'missing.mustache' })).toEqual([expect.stringContaining("nginx-template: cannot read 'missing.mustache'")])
@@ -111,6 +115,7 @@ describe('readConfig', () => {
     ['bad listen', { listen: '0.0.0.0:99999' }, "listen: expected a port like '80'"],
     ['listen with injection', { listen: '80; include /etc/shadow' }, "listen: expected a port like '80'"],
     ['server-name with brace', { 'server-name': 'a.com }' }, 'server-name: expected host names separated by spaces'],
+    ['server-name of a dot', { 'server-name': '.' }, 'server-name: expected host names separated by spaces'],
     ['unknown lb-method', { 'lb-method': 'fastest' }, "lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]'"],
     ['hash key with semicolon', { 'lb-method': 'hash $a;b' }, 'lb-method: expected'],
     ['weight zero', { weight: '0' }, 'weight: expected a whole number from 1 to 1000'],

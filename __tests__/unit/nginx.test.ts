@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import fc from 'fast-check'
+import { InputError } from '../../src/inputs.js'
 import { unifiedDiff } from '../../src/nginx/diff.js'
 import { BUILT_IN_TEMPLATE, buildView, configIdOf, renderNginxConfig, upstreamPorts } from '../../src/nginx/template.js'
 import { configFrom } from './fixtures.js'
@@ -104,5 +106,36 @@ describe('unifiedDiff', () => {
     const diff = unifiedDiff(before, after, 'a', 'b', 2)
     expect(diff.match(/^@@/gm)).toHaveLength(2)
     expect(diff).toContain('@@ -1,5 +1,5 @@\n l0\n l1\n-l2\n+L2\n l3\n l4\n')
+  })
+})
+
+describe('hostile values through the input reader and the renderer into nginx -t', () => {
+  const nasty = `ab.:/-_ ;{}$\`'"\\\n\t#()*=&|<>%@!~`
+  const bound = ['server-name', 'listen', 'lb-method', 'fail-timeout', 'app', 'image', 'upstream-host', 'weight', 'max-fails'] as const
+
+  it('either rejects a value with a message naming its input, or renders a config nginx accepts containing it verbatim', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nr-prop-'))
+    const file = join(dir, 'nginx.conf')
+    let rendered = 0
+    fc.assert(
+      fc.property(fc.constantFrom(...bound), fc.string({ unit: fc.constantFrom(...nasty.split('')), minLength: 1, maxLength: 24 }), (name, value) => {
+        let config
+        try {
+          config = configFrom({ [name]: value, 'nginx-mode': 'host', ...(name === 'listen' ? {} : { listen: '127.0.0.1:18080' }) })
+        } catch (e) {
+          expect(e).toBeInstanceOf(InputError)
+          expect((e as Error).message).toContain(`${name}: `)
+          return
+        }
+        rendered++
+        const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, { ...buildView(config, servers), errorLog: join(dir, 'error.log'), accessLog: join(dir, 'access.log') })
+        writeFileSync(file, text)
+        execFileSync('/usr/sbin/nginx', ['-t', '-q', '-p', dir, '-c', file, '-g', `pid ${join(dir, 'nginx.pid')};`], { stdio: 'pipe' })
+        if (name !== 'weight' && name !== 'max-fails') expect(text).toContain(value.trim())
+      }),
+      { numRuns: 400 },
+    )
+    // Plain values pass too: the property is not vacuous.
+    expect(rendered).toBeGreaterThan(0)
   })
 })
