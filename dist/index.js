@@ -11645,7 +11645,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup: lookup2 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11900,7 +11900,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -41320,6 +41320,9 @@ function group(name, fn) {
   });
 }
 
+// src/inputs.ts
+import { isIP } from "node:net";
+
 // src/commands/shell.ts
 var command = (...argv) => ({ argv });
 var withStdin = (c, stdin, stdinLabel) => ({ ...c, stdin, stdinLabel });
@@ -41468,8 +41471,6 @@ var show = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
 var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
 var CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 var HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-var IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-var IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/;
 var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 var FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -41561,7 +41562,7 @@ function readConfig(source) {
   const network = raw("network");
   if (network !== "" && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
   const upstreamHost = raw("upstream-host");
-  if (!IPV4.test(upstreamHost) && !HOSTNAME.test(upstreamHost) && !IPV6.test(upstreamHost))
+  if (!isIP(upstreamHost) && !HOSTNAME.test(upstreamHost))
     problem(`upstream-host: expected an IP address or host name, got ${show(upstreamHost)}`);
   const env = parseEnv(raw("env"), problem);
   const runArgs = parseRunArgs(raw("run-args"), problem);
@@ -41656,7 +41657,7 @@ function parseHosts(text, defaultPort, problem) {
     const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(item) ?? /^([^:\s]+)(?::(\d+))?$/.exec(item);
     const host = m?.[1] ?? "";
     const port = m?.[2] ? Number(m[2]) : defaultPort;
-    if (!m || !(IPV4.test(host) || HOSTNAME.test(host) || item.startsWith("[") && IPV6.test(host)) || port < 1 || port > 65535)
+    if (!m || !(isIP(host) === 4 || HOSTNAME.test(host) || item.startsWith("[") && isIP(host) === 6) || port < 1 || port > 65535)
       problem(`host: expected name, name:port or [ipv6]:port, got ${show(item)}`);
     else out.push({ host, port });
   }
@@ -41737,7 +41738,7 @@ function parseListen(text) {
   if (!m) return void 0;
   const port = Number(m[2] ?? m[1]);
   if (port < 1 || port > 65535) return void 0;
-  if (m[2] !== void 0 && !(IPV4.test(m[1]) || IPV6.test(m[1]))) return void 0;
+  if (m[2] !== void 0 && !isIP(m[1])) return void 0;
   return m[2] === void 0 ? { port } : { address: m[1], port };
 }
 function parseLbMethod(text, problem) {

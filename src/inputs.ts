@@ -1,5 +1,6 @@
 // The only reader of inputs. Every input is checked here, before any connection is made; all problems are
 // reported together, each naming the input, what was expected and what arrived.
+import { isIP } from 'node:net'
 import { ShellWordsError, splitShellWords } from './commands/shell.js'
 import { DEFAULTS, type Config, type EnvVar, type LbMethod, type Operation, type StatusRange, type SshTarget } from './config.js'
 
@@ -29,8 +30,6 @@ const show = (v: string): string => (v.length > 80 ? `'${v.slice(0, 77)}...'` : 
 const NAME = /^[a-z0-9][a-z0-9_.-]*$/
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
-const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/
 // Docker's reference grammar: [registry[:port]/]path[:tag][@digest]
 const IMAGE =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/
@@ -133,7 +132,7 @@ export function readConfig(source: InputSource): Config {
   const network = raw('network')
   if (network !== '' && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`)
   const upstreamHost = raw('upstream-host')
-  if (!IPV4.test(upstreamHost) && !HOSTNAME.test(upstreamHost) && !IPV6.test(upstreamHost))
+  if (!isIP(upstreamHost) && !HOSTNAME.test(upstreamHost))
     problem(`upstream-host: expected an IP address or host name, got ${show(upstreamHost)}`)
   const env = parseEnv(raw('env'), problem)
   const runArgs = parseRunArgs(raw('run-args'), problem)
@@ -222,7 +221,7 @@ export function parseHosts(text: string, defaultPort: number, problem: (m: strin
     const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(item) ?? /^([^:\s]+)(?::(\d+))?$/.exec(item)
     const host = m?.[1] ?? ''
     const port = m?.[2] ? Number(m[2]) : defaultPort
-    if (!m || !(IPV4.test(host) || HOSTNAME.test(host) || (item.startsWith('[') && IPV6.test(host))) || port < 1 || port > 65535)
+    if (!m || !(isIP(host) === 4 || HOSTNAME.test(host) || (item.startsWith('[') && isIP(host) === 6)) || port < 1 || port > 65535)
       problem(`host: expected name, name:port or [ipv6]:port, got ${show(item)}`)
     else out.push({ host, port })
   }
@@ -310,7 +309,7 @@ export function parseListen(text: string): { address?: string; port: number } | 
   if (!m) return undefined
   const port = Number(m[2] ?? m[1])
   if (port < 1 || port > 65535) return undefined
-  if (m[2] !== undefined && !(IPV4.test(m[1]) || IPV6.test(m[1]))) return undefined
+  if (m[2] !== undefined && !isIP(m[1])) return undefined
   return m[2] === undefined ? { port } : { address: m[1], port }
 }
 

@@ -111,7 +111,9 @@ describe('unifiedDiff', () => {
 
 describe('hostile values through the input reader and the renderer into nginx -t', () => {
   const nasty = `ab.:/-_ ;{}$\`'"\\\n\t#()*=&|<>%@!~`
-  const bound = ['server-name', 'listen', 'lb-method', 'fail-timeout', 'app', 'image', 'upstream-host', 'weight', 'max-fails'] as const
+  // upstream-host is left out: a well-formed name nginx cannot resolve fails nginx -t by design, and
+  // resolving random names would send DNS queries off this machine. Its grammar is tested in inputs.test.ts.
+  const bound = ['server-name', 'listen', 'lb-method', 'fail-timeout', 'app', 'image', 'weight', 'max-fails'] as const
 
   it('either rejects a value with a message naming its input, or renders a config nginx accepts containing it verbatim', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nr-prop-'))
@@ -128,7 +130,8 @@ describe('hostile values through the input reader and the renderer into nginx -t
           return
         }
         rendered++
-        const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, { ...buildView(config, servers), errorLog: join(dir, 'error.log'), accessLog: join(dir, 'access.log') })
+        const replicas = [9201, 9202].map((port) => ({ name: `${config.app}-${port}`, port, image: config.image }))
+        const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, { ...buildView(config, replicas), errorLog: join(dir, 'error.log'), accessLog: join(dir, 'access.log') })
         writeFileSync(file, text)
         execFileSync('/usr/sbin/nginx', ['-t', '-q', '-p', dir, '-c', file, '-g', `pid ${join(dir, 'nginx.pid')};`], { stdio: 'pipe' })
         if (name !== 'weight' && name !== 'max-fails') expect(text).toContain(value.trim())
