@@ -42539,7 +42539,7 @@ function describeStep(step) {
     case "drain":
       return `drain ${names(step.replicas)} for ${step.seconds}s`;
     case "stop":
-      return `stop ${names(step.replicas)}`;
+      return `stop ${names(step.replicas)}${step.background ? " (in the background)" : ""}`;
     case "remove":
       return `remove ${names(step.replicas)}`;
   }
@@ -43573,6 +43573,8 @@ var Executor = class {
   started = [];
   routed = [];
   stopped = [];
+  /** docker stop commands running in the background; awaited before remove, restart, and the end of runAll. */
+  pending = [];
   warnedUnverified = false;
   /** The replicas nginx routes to now. */
   serving;
@@ -43582,6 +43584,22 @@ var Executor = class {
     return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.configNow, configBefore };
   }
   async runAll(steps, phase) {
+    try {
+      await this.runSteps(steps, phase);
+    } finally {
+      await Promise.allSettled(this.pending);
+    }
+    await this.settle();
+  }
+  /** Waits for the background stops; the first failure among them fails the step that waits. */
+  async settle() {
+    const pending = this.pending;
+    this.pending = [];
+    const t0 = Date.now();
+    await Promise.all(pending);
+    return Date.now() - t0;
+  }
+  async runSteps(steps, phase) {
     for (const [i, step] of steps.entries()) {
       const description = describeStep(step);
       const t0 = Date.now();
@@ -43612,9 +43630,11 @@ var Executor = class {
         this.started.push(...step.replicas);
         await Promise.all(step.replicas.map((r) => run(this.remote, runReplica(c, r), `starting ${r.name}`)));
         return void 0;
-      case "restart":
+      case "restart": {
+        const waited = await this.settle();
         await run(this.remote, startContainers(step.replicas.map((r) => r.name)), "starting previous replicas again");
-        return void 0;
+        return waited ? `after waiting ${seconds(waited)} for docker stop` : void 0;
+      }
       case "gate": {
         const results = await Promise.all(step.replicas.map((r) => this.gate(r)));
         return step.again ? void 0 : results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(", ");
@@ -43642,13 +43662,22 @@ var Executor = class {
       case "drain":
         await sleep(step.seconds * 1e3);
         return void 0;
-      case "stop":
-        await run(this.remote, stopContainers(step.replicas.map((r) => r.name), c.stopTimeoutSeconds), "stopping old replicas");
+      case "stop": {
+        const stop = run(this.remote, stopContainers(step.replicas.map((r) => r.name), c.stopTimeoutSeconds), "stopping old replicas");
         this.stopped.push(...step.replicas);
-        return void 0;
-      case "remove":
+        if (!step.background) {
+          await stop;
+          return void 0;
+        }
+        stop.catch(() => void 0);
+        this.pending.push(stop);
+        return "continues while the next batch starts";
+      }
+      case "remove": {
+        const waited = await this.settle();
         await run(this.remote, removeContainers(step.replicas.map((r) => r.name)), "removing containers");
-        return void 0;
+        return waited ? `after waiting ${seconds(waited)} for docker stop` : void 0;
+      }
     }
   }
   /** Probes until the replica answers an allowed status (and Docker says healthy, if it has a HEALTHCHECK). */
@@ -44021,7 +44050,8 @@ function replaceInBatches(config, live, next, alreadyRunning = []) {
       steps.push(
         { kind: "drain", seconds: config.drainSeconds, replicas: outgoing },
         ...batch.length ? [{ kind: "gate", replicas: batch, again: true }] : [],
-        { kind: "stop", replicas: outgoing }
+        // Drained and out of the upstream: the next batch can start while these stop.
+        { kind: "stop", replicas: outgoing, background: i < batches - 1 }
       );
   }
   return steps;

@@ -88,6 +88,8 @@ export class Executor {
   private readonly started: Replica[] = []
   private readonly routed: Replica[] = []
   private readonly stopped: Replica[] = []
+  /** docker stop commands running in the background; awaited before remove, restart, and the end of runAll. */
+  private pending: Array<Promise<unknown>> = []
   private warnedUnverified = false
   /** The replicas nginx routes to now. */
   serving: readonly Replica[]
@@ -110,6 +112,25 @@ export class Executor {
   }
 
   async runAll(steps: readonly Step[], phase: Phase): Promise<void> {
+    try {
+      await this.runSteps(steps, phase)
+    } finally {
+      // Whatever happened, no docker stop is left running behind the run's back.
+      await Promise.allSettled(this.pending)
+    }
+    await this.settle()
+  }
+
+  /** Waits for the background stops; the first failure among them fails the step that waits. */
+  private async settle(): Promise<number> {
+    const pending = this.pending
+    this.pending = []
+    const t0 = Date.now()
+    await Promise.all(pending)
+    return Date.now() - t0
+  }
+
+  private async runSteps(steps: readonly Step[], phase: Phase): Promise<void> {
     for (const [i, step] of steps.entries()) {
       const description = describeStep(step)
       const t0 = Date.now()
@@ -141,9 +162,11 @@ export class Executor {
         this.started.push(...step.replicas)
         await Promise.all(step.replicas.map((r) => run(this.remote, docker.runReplica(c, r), `starting ${r.name}`)))
         return undefined
-      case 'restart':
+      case 'restart': {
+        const waited = await this.settle()
         await run(this.remote, docker.startContainers(step.replicas.map((r) => r.name)), 'starting previous replicas again')
-        return undefined
+        return waited ? `after waiting ${seconds(waited)} for docker stop` : undefined
+      }
       case 'gate': {
         const results = await Promise.all(step.replicas.map((r) => this.gate(r)))
         return step.again ? undefined : results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
@@ -172,13 +195,22 @@ export class Executor {
         // Out of the upstream but still running: requests already sent to these replicas finish.
         await sleep(step.seconds * 1000)
         return undefined
-      case 'stop':
-        await run(this.remote, docker.stopContainers(step.replicas.map((r) => r.name), c.stopTimeoutSeconds), 'stopping old replicas')
+      case 'stop': {
+        const stop = run(this.remote, docker.stopContainers(step.replicas.map((r) => r.name), c.stopTimeoutSeconds), 'stopping old replicas')
         this.stopped.push(...step.replicas)
-        return undefined
-      case 'remove':
+        if (!step.background) {
+          await stop
+          return undefined
+        }
+        stop.catch(() => undefined) // observed by settle()
+        this.pending.push(stop)
+        return 'continues while the next batch starts'
+      }
+      case 'remove': {
+        const waited = await this.settle()
         await run(this.remote, docker.removeContainers(step.replicas.map((r) => r.name)), 'removing containers')
-        return undefined
+        return waited ? `after waiting ${seconds(waited)} for docker stop` : undefined
+      }
     }
   }
 

@@ -82,6 +82,23 @@ describe('Executor', () => {
     }
   })
 
+  it('lets a background stop overlap the next step, and fails the run at the removal if that stop failed', async () => {
+    const remote = new FakeRemote([[/^docker stop /, { code: 1, stderr: 'Error response from daemon: cannot stop container' }]], () => ({ status: 200, ms: 1 }))
+    const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live)
+    const steps = [
+      { kind: 'stop', replicas: live, background: true },
+      { kind: 'start', replicas: next },
+      { kind: 'remove', replicas: live },
+    ] as const
+    await expect(ex.runAll(steps, 'deploy')).rejects.toThrow('stopping old replicas failed on fake:22 (exit 1): Error response from daemon: cannot stop container')
+    expect(remote.commands.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['docker stop', 'docker run'])
+    expect(ex.records.map((r) => [r.description, r.outcome])).toEqual([
+      ['stop shop-9201 (in the background)', 'ok'],
+      ['start shop-9202 (:9202) from shop:v2', 'ok'],
+      ['remove shop-9201', 'failed'],
+    ])
+  })
+
   it('fails a gate fast when the replica exits, with its last log lines as evidence', async () => {
     const remote = new FakeRemote(
       [

@@ -76,7 +76,7 @@ describe('planCanary', () => {
       'route traffic to shop-9203, shop-9202 (one nginx reload)',
       'drain shop-9201 for 1s',
       'check shop-9203 still healthy',
-      'stop shop-9201',
+      'stop shop-9201 (in the background)',
       'start shop-9204 (:9204) from shop:v2',
       'health gate shop-9204',
       'route traffic to shop-9203, shop-9204 (one nginx reload)',

@@ -26,5 +26,5 @@ export interface LoadOptions {
   timeoutMs?: number
   maxSeconds?: number
 }
-export function startLoad(options: LoadOptions): { snapshot(): LoadReport; stop(): Promise<LoadReport> }
+export function startLoad(options: LoadOptions): { t0: number; snapshot(): LoadReport; stop(): Promise<LoadReport> }
 export function summarize(events: LoadEvent[], sent: number): LoadReport

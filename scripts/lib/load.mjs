@@ -62,6 +62,8 @@ export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 
 
   const loops = Object.entries(workers).flatMap(([kind, count]) => Array.from({ length: count ?? 0 }, (_, i) => worker(kind, i)))
   return {
+    /** performance.now() when the load started: event times (`at`) count from here. */
+    t0,
     /** Requests answered so far, by version, for waiting until traffic flows. */
     snapshot: () => summarize(events, sent),
     async stop() {

@@ -82,7 +82,8 @@ export function replaceInBatches(config: Config, live: readonly Replica[], next:
       steps.push(
         { kind: 'drain', seconds: config.drainSeconds, replicas: outgoing },
         ...(batch.length ? [{ kind: 'gate', replicas: batch, again: true } as const] : []),
-        { kind: 'stop', replicas: outgoing },
+        // Drained and out of the upstream: the next batch can start while these stop.
+        { kind: 'stop', replicas: outgoing, background: i < batches - 1 },
       )
   }
   return steps

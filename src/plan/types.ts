@@ -37,7 +37,12 @@ export type Step =
   | { readonly kind: 'restore-config'; readonly text: string; readonly servers: readonly Replica[] }
   /** Out of the upstream, still running: let in-flight requests finish. */
   | { readonly kind: 'drain'; readonly seconds: number; readonly replicas: readonly Replica[] }
-  | { readonly kind: 'stop'; readonly replicas: readonly Replica[] }
+  /**
+   * `background`: the replicas are out of the upstream and drained, so the next batch need not wait for
+   * docker stop (which takes up to stop-timeout with an app that ignores SIGTERM); the run awaits every
+   * background stop before removing containers, starting any again, or ending.
+   */
+  | { readonly kind: 'stop'; readonly replicas: readonly Replica[]; readonly background?: boolean }
   | { readonly kind: 'remove'; readonly replicas: readonly Replica[] }
 
 export type StepKind = Step['kind']
@@ -68,7 +73,7 @@ export function describeStep(step: Step): string {
     case 'drain':
       return `drain ${names(step.replicas)} for ${step.seconds}s`
     case 'stop':
-      return `stop ${names(step.replicas)}`
+      return `stop ${names(step.replicas)}${step.background ? ' (in the background)' : ''}`
     case 'remove':
       return `remove ${names(step.replicas)}`
   }
