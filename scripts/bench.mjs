@@ -249,4 +249,10 @@ const { renderReport, renderChart } = await import('./lib/bench-report.mjs')
 const md = renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, stopTimeout: STOP_TIMEOUT })
 writeFileSync(join(OUT, 'results.md'), md)
 writeFileSync(join(OUT, 'timeline.svg'), renderChart(results))
+// A PNG beside the SVG when librsvg's converter is installed (apt-get install librsvg2-bin).
+try {
+  execFileSync('rsvg-convert', [join(OUT, 'timeline.svg'), '-o', join(OUT, 'timeline.png')])
+} catch {
+  console.log('(no rsvg-convert: timeline.png not written; the SVG is)')
+}
 console.log(`\n${md}\nwritten: ${join(OUT, 'results.md')}, results.json, timeline.svg`)
