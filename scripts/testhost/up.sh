@@ -23,8 +23,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The Debian nginx package may start a service on :80 where an init system exists; this host's nginx runs in a container.
-if pgrep -x nginx >/dev/null && ! docker ps -q >/dev/null 2>&1; then pkill -x nginx || true; fi
+# The nginx package starts a system service where an init system runs (GitHub's Ubuntu runners): the tests
+# start their own nginx processes, and the action refuses to guess between two host nginx masters.
+if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+  systemctl stop nginx
+  systemctl disable --quiet nginx 2>/dev/null || true
+fi
 
 if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   echo "testhost: starting dockerd"
