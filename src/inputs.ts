@@ -16,9 +16,6 @@ export interface InputSource {
   readWorkspaceFile(path: string): string
 }
 
-/** Inputs whose values are secrets: masked in logs, never echoed in error messages. */
-export const SECRET_INPUTS: readonly InputName[] = ['key', 'passphrase', 'password', 'registry-password']
-
 export class InputError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(problems.length === 1 ? problems[0] : `${problems.length} inputs are invalid:\n- ${problems.join('\n- ')}`)

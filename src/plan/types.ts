@@ -45,8 +45,6 @@ export type Step =
   | { readonly kind: 'stop'; readonly replicas: readonly Replica[]; readonly background?: boolean }
   | { readonly kind: 'remove'; readonly replicas: readonly Replica[] }
 
-export type StepKind = Step['kind']
-
 const names = (rs: readonly Replica[]): string => rs.map((r) => r.name).join(', ')
 
 /** One line per step, as the log and the summary show it. */
