@@ -42334,11 +42334,10 @@ function buildView(config, servers, split) {
     rolloutLocation: "",
     rolloutPath: LIMITS.configIdPath,
     configId: "",
-    // In a container nginx logs to the container's output (docker logs); on a host, to Debian's usual files.
-    errorLog: n.mode === "container" ? "stderr" : "/var/log/nginx/error.log",
-    accessLog: n.mode === "container" ? "/dev/stdout" : "/var/log/nginx/access.log"
+    ...logPaths(n.mode)
   };
 }
+var logPaths = (mode) => mode === "container" ? { errorLog: "stderr", accessLog: "/dev/stdout" } : { errorLog: "/var/log/nginx/error.log", accessLog: "/var/log/nginx/access.log" };
 var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
 function renderNginxConfig(template, view) {
   const configId = createHash("sha256").update(renderRaw(template, view)).digest("hex").slice(0, 16);
@@ -42346,11 +42345,13 @@ function renderNginxConfig(template, view) {
   return { text, configId };
 }
 var configIdOf = (text) => new RegExp(`location = ${LIMITS.configIdPath.replaceAll(".", "\\.")} \\{[^}]*return 200 "([0-9a-f]+)\\\\n";`).exec(text)?.[1];
-function upstreamPorts(text) {
-  const ports = /* @__PURE__ */ new Set();
-  for (const m of text.matchAll(/^\s*server\s+(?:\[[^\]]+\]|[^\s:;]+):(\d+)\b/gm)) ports.add(Number(m[1]));
-  return ports;
+function upstreamServers(text) {
+  const servers = /* @__PURE__ */ new Map();
+  for (const m of text.matchAll(/^\s*server\s+(?:\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
+    servers.set(Number(m[1]), m[2] === void 0 ? void 0 : Number(m[2]));
+  return servers;
 }
+var upstreamPorts = (text) => new Set(upstreamServers(text).keys());
 
 // src/commands/docker.ts
 var listManaged = (format) => command("docker", "ps", "--all", "--no-trunc", "--filter", `label=${LABEL.role}`, "--format", format);
@@ -43680,19 +43681,23 @@ var Executor = class {
       }
     }
   }
+  /** One health probe of a replica; it may take as long as the interval between probes, or LIMITS.probeTimeoutMs. */
+  probe(replica) {
+    const h = this.config.health;
+    return this.remote.httpGet(this.config.upstreamHost, replica.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
+  }
   /** Probes until the replica answers an allowed status (and Docker says healthy, if it has a HEALTHCHECK). */
   async gate(replica) {
     const h = this.config.health;
     const t0 = Date.now();
     const deadline = t0 + h.timeoutMs;
-    const probeTimeout = Math.max(LIMITS.probeTimeoutMs, h.intervalMs);
     let probes = 0;
     let last;
     let state = parseReplicaState((await run(this.remote, inspectState(replica.name), `inspecting ${replica.name}`)).stdout);
     const hasHealthcheck = state.health !== "none";
     for (; ; ) {
       const tick = Date.now();
-      last = await this.remote.httpGet(this.config.upstreamHost, replica.port, h.path, probeTimeout);
+      last = await this.probe(replica);
       probes++;
       const answered = statusAllowed(last.status, h.status);
       if (!answered || hasHealthcheck) state = parseReplicaState((await run(this.remote, inspectState(replica.name), `inspecting ${replica.name}`)).stdout);
@@ -43722,7 +43727,7 @@ var Executor = class {
     let failures = 0;
     while (Date.now() < deadline) {
       const tick = Date.now();
-      const probes = await Promise.all(split.canary.map((r) => this.remote.httpGet(this.config.upstreamHost, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs))));
+      const probes = await Promise.all(split.canary.map((r) => this.probe(r)));
       const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
       failures = bad.length ? failures + 1 : 0;
       if (failures >= LIMITS.canaryProbeFailures) {
@@ -43741,12 +43746,12 @@ var Executor = class {
   /** Where the access log stands now: the host's clock for docker logs --since, or the log file's size. */
   async accessLogMark() {
     const c = this.config;
-    const r = await run(this.remote, c.nginx.mode === "container" ? hostClock() : fileSize(buildView(c, []).accessLog), "marking nginx's access log");
+    const r = await run(this.remote, c.nginx.mode === "container" ? hostClock() : fileSize(logPaths("host").accessLog), "marking nginx's access log");
     return r.stdout.trim();
   }
   readAccessLog(mark) {
     const c = this.config;
-    return c.nginx.mode === "container" ? containerLogsSince(c.nginx.container, mark) : fileFrom(buildView(c, []).accessLog, Number(mark));
+    return c.nginx.mode === "container" ? containerLogsSince(c.nginx.container, mark) : fileFrom(logPaths("host").accessLog, Number(mark));
   }
   async collectEvidence(replica, reason, hasHealthcheck) {
     const [logs, health] = await Promise.all([
@@ -43812,14 +43817,10 @@ ${(logs.stdout + logs.stderr).trim()}`);
 ${(r.stderr || r.stdout).trim()}`);
     if (r.code !== 0)
       throw new RemoteError(`${APPLY_STAGE[r.code] ?? "applying nginx.conf"} failed on ${this.remote.name} (exit ${r.code}): ${(r.stderr || r.stdout).trim() || "(no output)"}`, r);
-    if (c.nginx.mode === "host") await this.signalHostReload();
-  }
-  /** nginx on the host: signal its master, found by process tree, not by pid file. */
-  async signalHostReload() {
-    const ps = await run(this.remote, listProcesses(), "listing processes");
-    const masters = findNginxMasters(ps.stdout);
-    if (masters.length !== 1) throw new RemoteError(`expected one nginx master process on ${this.remote.name}, found ${masters.length} (${masters.join(", ") || "none"})`);
-    await run(this.remote, signalPid(masters[0]), "signalling nginx to reload");
+    if (c.nginx.mode === "host") {
+      if (this.nginx.masterPid === void 0) throw new RemoteError(`no nginx master process was found on ${this.remote.name}`);
+      await run(this.remote, signalPid(this.nginx.masterPid), "signalling nginx to reload");
+    }
   }
   /** true: nginx answers the config id; false: it did not in time; undefined: the config carries no id. */
   async verifyServing(configId) {
@@ -43929,7 +43930,7 @@ async function readNginx(remote, config) {
       throw new HostStateError(`nginx-mode host: no nginx master process runs on ${remote.name}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`);
     if (masters.length > 1)
       throw new HostStateError(`nginx-mode host: ${masters.length} nginx master processes run on ${remote.name} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one serves ${config.nginx.configPath}`);
-    return { exists: true, running: true, config: file2.code === 0 ? file2.stdout : void 0 };
+    return { exists: true, running: true, masterPid: masters[0], config: file2.code === 0 ? file2.stdout : void 0 };
   }
   const inspect = await remote.exec(inspectNginxContainer(n.container));
   if (inspect.code !== 0) {
@@ -44118,9 +44119,9 @@ function shareSteps(config, stable, canary, shares) {
     ];
   });
 }
-function completeSteps(config, containers, stable, canary, strays) {
+var freshCount = (config, canaryCount) => Math.max(0, config.replicas - canaryCount);
+function completeSteps(config, stable, canary, fresh, strays) {
   const keep = canary.slice(0, config.replicas);
-  const fresh = allocate(config, containers, Math.max(0, config.replicas - keep.length), canary[0].image);
   const next = [...keep, ...fresh];
   const extra = canary.slice(config.replicas);
   return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll([...stable, ...extra, ...strays])] };
@@ -44134,23 +44135,22 @@ function planCanary(config, containers, liveConfig) {
   const { live: stable, strays } = liveReplicas(config.app, containers, liveConfig);
   if (!stable.length)
     return planRolling(config, containers, liveConfig, ["nothing is live to compare a canary with: deploying as rolling"]);
-  const canary = allocate(config, containers, config.canary.replicas, config.image);
+  const complete100 = config.canary.steps.includes(100);
+  const ports = allocate(config, containers, config.canary.replicas + (complete100 ? freshCount(config, config.canary.replicas) : 0), config.image);
+  const canary = ports.slice(0, config.canary.replicas);
   const steps = [...prepare(config, config.image), { kind: "start", replicas: canary }, { kind: "gate", replicas: canary }, ...shareSteps(config, stable, canary, config.canary.steps)];
   const stableImage = mainImage(stable);
-  if (!config.canary.steps.includes(100)) {
+  if (!complete100) {
     const percent = config.canary.steps[config.canary.steps.length - 1];
     return { steps, image: config.image, previous: stable, next: [...stable, ...canary], onFailure: "abort-canary", pausesAt: { percent, canary, stableImage }, notes: [] };
   }
-  const complete = completeSteps(config, [...containers, ...canary.map((r) => ({ ...r, app: config.app, role: "replica", running: true }))], stable, canary, strays);
+  const complete = completeSteps(config, stable, canary, ports.slice(config.canary.replicas), strays);
   return { steps: [...steps, ...complete.steps], image: config.image, previous: stable, next: complete.next, onFailure: "abort-canary", notes: [] };
 }
 function pausedSets(config, containers, liveConfig, state) {
   const { live, strays } = liveReplicas(config.app, containers, liveConfig);
   const names2 = new Set(state.replicas);
-  const canary = live.filter((r) => names2.has(r.name));
-  const stable = live.filter((r) => !names2.has(r.name));
-  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.join(", ")}) are not live any more; run operation: abort to clear it`);
-  return { canary, stable, strays };
+  return { live, strays, canary: live.filter((r) => names2.has(r.name)), stable: live.filter((r) => !names2.has(r.name)) };
 }
 var noCanary = (config, containers, liveConfig, op) => {
   const { live } = liveReplicas(config.app, containers, liveConfig);
@@ -44161,7 +44161,9 @@ var noCanary = (config, containers, liveConfig, op) => {
 function planPromote(config, containers, liveConfig, state) {
   if (!state) throw noCanary(config, containers, liveConfig, "promote");
   const { canary, stable, strays } = pausedSets(config, containers, liveConfig, state);
-  const complete = completeSteps(config, containers, stable, canary, strays);
+  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.join(", ")}) are not live any more; run operation: abort to clear it`);
+  const fresh = allocate(config, containers, freshCount(config, canary.length), state.image);
+  const complete = completeSteps(config, stable, canary, fresh, strays);
   return {
     steps: [...shareSteps(config, stable, canary, state.remainingSteps), ...complete.steps],
     image: state.image,
@@ -44176,10 +44178,7 @@ function abortSteps(config, stable, canary) {
 }
 function planAbort(config, containers, liveConfig, state) {
   if (!state) throw noCanary(config, containers, liveConfig, "abort");
-  const { live } = liveReplicas(config.app, containers, liveConfig);
-  const names2 = new Set(state.replicas);
-  const canary = live.filter((r) => names2.has(r.name));
-  const stable = live.filter((r) => !names2.has(r.name));
+  const { live, canary, stable } = pausedSets(config, containers, liveConfig, state);
   if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state.stableImage} instead`);
   return { steps: abortSteps(config, stable, canary), image: state.stableImage, previous: live, next: stable, onFailure: "restore", notes: [] };
 }
@@ -44343,7 +44342,8 @@ function sharesAfter(plan, percent) {
 }
 function liveReport(config, state) {
   const { live } = liveReplicas(config.app, state.containers, state.nginx.config);
-  const weightOf = (port) => Number(new RegExp(`server \\S+:${port} weight=(\\d+)`).exec(state.nginx.config ?? "")?.[1] ?? config.nginx.weight);
+  const servers = upstreamServers(state.nginx.config ?? "");
+  const weightOf = (port) => servers.get(port) ?? config.nginx.weight;
   return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() };
 }
 async function carryOut(r, config, s, p, ex) {

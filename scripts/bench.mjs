@@ -92,11 +92,11 @@ function actionBreakdown(run) {
   return { breakdown: by, sshConnections: Number(stats?.[1] ?? 0), remoteCommands: Number(stats?.[2] ?? 0), batches }
 }
 
-function actionScenario(name, app, port, extra) {
+function actionScenario(name, app, port, ports, extra) {
   const inputs = (tag, over = {}) => ({
     ...baseInputs(host, app, port),
     replicas: String(REPLICAS),
-    ports: port === 18191 ? '9501-9520' : port === 18192 ? '9521-9540' : '9541-9560',
+    ports,
     'stop-timeout': String(STOP_TIMEOUT),
     'health-interval': '0.1',
     env: APP_ENV,
@@ -106,6 +106,7 @@ function actionScenario(name, app, port, extra) {
   })
   return {
     name,
+    port,
     async setup() {
       resetApp(app)
       const r = await runAction(inputs('v1', { strategy: 'rolling' }), { debug: false })
@@ -154,6 +155,7 @@ function byHand(name, procedure) {
   const removeAll = () => execFileSync('sh', ['-c', `docker rm -f $(docker ps -aq --filter name=^${HAND_APP}-) 2>/dev/null || true`])
   return {
     name,
+    port: HAND_PORT,
     async setup() {
       removeAll()
       state.ports = [9401, 9402, 9403]
@@ -203,13 +205,12 @@ const handBlueGreen = byHand('by hand: blue-green', async ({ tag, state, by, tim
 // ---------- running it all ----------
 
 const scenarios = [
-  actionScenario('nginx-rollout: rolling', 'bench-rolling', 18191, { strategy: 'rolling', 'drain-seconds': '1' }),
-  actionScenario('nginx-rollout: blue-green', 'bench-bg', 18192, { strategy: 'blue-green', 'drain-seconds': '1' }),
-  actionScenario('nginx-rollout: canary', 'bench-canary', 18193, { strategy: 'canary', 'drain-seconds': '1', 'canary-steps': '20,100', 'canary-interval': '3' }),
+  actionScenario('nginx-rollout: rolling', 'bench-rolling', 18191, '9501-9520', { strategy: 'rolling', 'drain-seconds': '1' }),
+  actionScenario('nginx-rollout: blue-green', 'bench-bg', 18192, '9521-9540', { strategy: 'blue-green', 'drain-seconds': '1' }),
+  actionScenario('nginx-rollout: canary', 'bench-canary', 18193, '9541-9560', { strategy: 'canary', 'drain-seconds': '1', 'canary-steps': '20,100', 'canary-interval': '3' }),
   handRolling,
   handBlueGreen,
 ]
-const portOf = (s) => ({ 'nginx-rollout: rolling': 18191, 'nginx-rollout: blue-green': 18192, 'nginx-rollout: canary': 18193 })[s.name] ?? HAND_PORT
 
 mkdirSync(OUT, { recursive: true })
 const results = []
@@ -217,7 +218,7 @@ for (const s of scenarios) {
   await s.setup()
   for (let run = 1; run <= RUNS; run++)
     for (const [from, to] of [['v1', 'v2'], ['v2', 'v1']]) {
-      const m = await measure(portOf(s), s.deploy(to))
+      const m = await measure(s.port, s.deploy(to))
       results.push({ scenario: s.name, run, deploy: `${from}->${to}`, ...m })
       console.log(`${s.name.padEnd(28)} run ${run} ${from}->${to}: ${m.requests} requests, ${m.failed} failed, ${m.wallSeconds.toFixed(1)} s`)
     }

@@ -6,7 +6,7 @@ import * as nginxCmd from './commands/nginx.js'
 import { describeProbe, describeRanges, statusAllowed } from './health/judge.js'
 import type { NginxState } from './host/state.js'
 import { parseListen } from './inputs.js'
-import { BUILT_IN_TEMPLATE, buildView, configIdOf, renderNginxConfig } from './nginx/template.js'
+import { BUILT_IN_TEMPLATE, buildView, configIdOf, logPaths, renderNginxConfig } from './nginx/template.js'
 import { judgeCanary, parseAccessLog, type CanaryJudgement } from './health/canary.js'
 import type { Progress } from './plan/rollback.js'
 import { describeStep, type Replica, type Split, type Step } from './plan/types.js'
@@ -214,19 +214,24 @@ export class Executor {
     }
   }
 
+  /** One health probe of a replica; it may take as long as the interval between probes, or LIMITS.probeTimeoutMs. */
+  private probe(replica: Replica): Promise<HttpResult> {
+    const h = this.config.health
+    return this.remote.httpGet(this.config.upstreamHost, replica.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs))
+  }
+
   /** Probes until the replica answers an allowed status (and Docker says healthy, if it has a HEALTHCHECK). */
   private async gate(replica: Replica): Promise<GateResult> {
     const h = this.config.health
     const t0 = Date.now()
     const deadline = t0 + h.timeoutMs
-    const probeTimeout = Math.max(LIMITS.probeTimeoutMs, h.intervalMs)
     let probes = 0
     let last: HttpResult | undefined
     let state = docker.parseReplicaState((await run(this.remote, docker.inspectState(replica.name), `inspecting ${replica.name}`)).stdout)
     const hasHealthcheck = state.health !== 'none'
     for (;;) {
       const tick = Date.now()
-      last = await this.remote.httpGet(this.config.upstreamHost, replica.port, h.path, probeTimeout)
+      last = await this.probe(replica)
       probes++
       const answered = statusAllowed(last.status, h.status)
       if (!answered || hasHealthcheck) state = docker.parseReplicaState((await run(this.remote, docker.inspectState(replica.name), `inspecting ${replica.name}`)).stdout)
@@ -260,7 +265,7 @@ export class Executor {
     let failures = 0
     while (Date.now() < deadline) {
       const tick = Date.now()
-      const probes = await Promise.all(split.canary.map((r) => this.remote.httpGet(this.config.upstreamHost, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs))))
+      const probes = await Promise.all(split.canary.map((r) => this.probe(r)))
       const bad = probes.map((p, i) => [split.canary[i], p] as const).filter(([, p]) => !statusAllowed(p.status, h.status))
       failures = bad.length ? failures + 1 : 0
       if (failures >= LIMITS.canaryProbeFailures) {
@@ -280,13 +285,13 @@ export class Executor {
   /** Where the access log stands now: the host's clock for docker logs --since, or the log file's size. */
   private async accessLogMark(): Promise<string> {
     const c = this.config
-    const r = await run(this.remote, c.nginx.mode === 'container' ? nginxCmd.hostClock() : nginxCmd.fileSize(buildView(c, []).accessLog), "marking nginx's access log")
+    const r = await run(this.remote, c.nginx.mode === 'container' ? nginxCmd.hostClock() : nginxCmd.fileSize(logPaths('host').accessLog), "marking nginx's access log")
     return r.stdout.trim()
   }
 
   private readAccessLog(mark: string) {
     const c = this.config
-    return c.nginx.mode === 'container' ? nginxCmd.containerLogsSince(c.nginx.container, mark) : nginxCmd.fileFrom(buildView(c, []).accessLog, Number(mark))
+    return c.nginx.mode === 'container' ? nginxCmd.containerLogsSince(c.nginx.container, mark) : nginxCmd.fileFrom(logPaths('host').accessLog, Number(mark))
   }
 
   private async collectEvidence(replica: Replica, reason: string, hasHealthcheck: boolean): Promise<void> {
@@ -354,15 +359,11 @@ export class Executor {
     if (r.code === 11) throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):\n${(r.stderr || r.stdout).trim()}`)
     if (r.code !== 0)
       throw new RemoteError(`${nginxCmd.APPLY_STAGE[r.code] ?? 'applying nginx.conf'} failed on ${this.remote.name} (exit ${r.code}): ${(r.stderr || r.stdout).trim() || '(no output)'}`, r)
-    if (c.nginx.mode === 'host') await this.signalHostReload()
-  }
-
-  /** nginx on the host: signal its master, found by process tree, not by pid file. */
-  private async signalHostReload(): Promise<void> {
-    const ps = await run(this.remote, nginxCmd.listProcesses(), 'listing processes')
-    const masters = nginxCmd.findNginxMasters(ps.stdout)
-    if (masters.length !== 1) throw new RemoteError(`expected one nginx master process on ${this.remote.name}, found ${masters.length} (${masters.join(', ') || 'none'})`)
-    await run(this.remote, nginxCmd.signalPid(masters[0]), 'signalling nginx to reload')
+    if (c.nginx.mode === 'host') {
+      // readHost found the master by process tree (not by pid file); a reload keeps the same master.
+      if (this.nginx.masterPid === undefined) throw new RemoteError(`no nginx master process was found on ${this.remote.name}`)
+      await run(this.remote, nginxCmd.signalPid(this.nginx.masterPid), 'signalling nginx to reload')
+    }
   }
 
   /** true: nginx answers the config id; false: it did not in time; undefined: the config carries no id. */

@@ -8,6 +8,7 @@ import { CanaryFailure, CanaryInconclusive, Executor, renderConfig, type Logger 
 import { checkHostState, readHost } from './host/read.js'
 import type { HostState } from './host/state.js'
 import { unifiedDiff } from './nginx/diff.js'
+import { upstreamServers } from './nginx/template.js'
 import { liveColor, liveReplicas, mainImage, type Plan } from './plan/common.js'
 import { planFor } from './plan/index.js'
 import { planUndo } from './plan/rollback.js'
@@ -46,7 +47,8 @@ function sharesAfter(plan: Plan, percent: number): number[] {
 /** What `status` reports: replicas with their weights in the live config, the paused canary, recent history. */
 function liveReport(config: Config, state: HostState): LiveReport {
   const { live } = liveReplicas(config.app, state.containers, state.nginx.config)
-  const weightOf = (port: number) => Number(new RegExp(`server \\S+:${port} weight=(\\d+)`).exec(state.nginx.config ?? '')?.[1] ?? config.nginx.weight)
+  const servers = upstreamServers(state.nginx.config ?? '')
+  const weightOf = (port: number) => servers.get(port) ?? config.nginx.weight
   return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() }
 }
 

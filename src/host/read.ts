@@ -27,7 +27,7 @@ async function readNginx(remote: Remote, config: Config): Promise<NginxState> {
       throw new HostStateError(`nginx-mode host: no nginx master process runs on ${remote.name}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`)
     if (masters.length > 1)
       throw new HostStateError(`nginx-mode host: ${masters.length} nginx master processes run on ${remote.name} (pids ${masters.join(', ')}); nginx-rollout cannot tell which one serves ${config.nginx.configPath}`)
-    return { exists: true, running: true, config: file.code === 0 ? file.stdout : undefined }
+    return { exists: true, running: true, masterPid: masters[0], config: file.code === 0 ? file.stdout : undefined }
   }
   const inspect = await remote.exec(inspectNginxContainer(n.container))
   if (inspect.code !== 0) {

@@ -45,6 +45,8 @@ export interface NginxState {
   readonly exists: boolean
   readonly running: boolean
   readonly networkMode?: string
+  /** Only for nginx-mode host: the master's pid, found by process tree (a reload keeps the same master). */
+  readonly masterPid?: number
   /** The live nginx.conf, or undefined when there is none yet. */
   readonly config?: string
 }

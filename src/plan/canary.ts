@@ -35,10 +35,12 @@ function shareSteps(config: Config, stable: readonly Replica[], canary: readonly
     })
 }
 
+/** How many fresh replicas join the canary ones at 100 to make up `replicas`. */
+const freshCount = (config: Config, canaryCount: number) => Math.max(0, config.replicas - canaryCount)
+
 /** At 100: the canary replicas plus fresh ones replace the stable set, start-first. */
-function completeSteps(config: Config, containers: readonly ManagedContainer[], stable: readonly Replica[], canary: readonly Replica[], strays: readonly Replica[]) {
+function completeSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[], fresh: readonly Replica[], strays: readonly Replica[]) {
   const keep = canary.slice(0, config.replicas)
-  const fresh = allocate(config, containers, Math.max(0, config.replicas - keep.length), canary[0].image)
   const next = [...keep, ...fresh]
   const extra = canary.slice(config.replicas)
   return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll([...stable, ...extra, ...strays])] }
@@ -55,15 +57,17 @@ export function planCanary(config: Config, containers: readonly ManagedContainer
   const { live: stable, strays } = liveReplicas(config.app, containers, liveConfig)
   if (!stable.length)
     return planRolling(config, containers, liveConfig, ['nothing is live to compare a canary with: deploying as rolling'])
-  const canary = allocate(config, containers, config.canary.replicas, config.image)
+  // Ports for the canary and, if the plan reaches 100, for the fresh replicas that join it.
+  const complete100 = config.canary.steps.includes(100)
+  const ports = allocate(config, containers, config.canary.replicas + (complete100 ? freshCount(config, config.canary.replicas) : 0), config.image)
+  const canary = ports.slice(0, config.canary.replicas)
   const steps: Step[] = [...prepare(config, config.image), { kind: 'start', replicas: canary }, { kind: 'gate', replicas: canary }, ...shareSteps(config, stable, canary, config.canary.steps)]
   const stableImage = mainImage(stable)
-  if (!config.canary.steps.includes(100)) {
+  if (!complete100) {
     const percent = config.canary.steps[config.canary.steps.length - 1]
     return { steps, image: config.image, previous: stable, next: [...stable, ...canary], onFailure: 'abort-canary', pausesAt: { percent, canary, stableImage }, notes: [] }
   }
-  // Ports for the fresh replicas are allocated as if the canaries already held theirs.
-  const complete = completeSteps(config, [...containers, ...canary.map((r) => ({ ...r, app: config.app, role: 'replica', running: true }))], stable, canary, strays)
+  const complete = completeSteps(config, stable, canary, ports.slice(config.canary.replicas), strays)
   return { steps: [...steps, ...complete.steps], image: config.image, previous: stable, next: complete.next, onFailure: 'abort-canary', notes: [] }
 }
 
@@ -71,10 +75,7 @@ export function planCanary(config: Config, containers: readonly ManagedContainer
 function pausedSets(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, state: CanaryState) {
   const { live, strays } = liveReplicas(config.app, containers, liveConfig)
   const names = new Set(state.replicas)
-  const canary = live.filter((r) => names.has(r.name))
-  const stable = live.filter((r) => !names.has(r.name))
-  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.join(', ')}) are not live any more; run operation: abort to clear it`)
-  return { canary, stable, strays }
+  return { live, strays, canary: live.filter((r) => names.has(r.name)), stable: live.filter((r) => !names.has(r.name)) }
 }
 
 const noCanary = (config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, op: string) => {
@@ -89,7 +90,9 @@ const noCanary = (config: Config, containers: readonly ManagedContainer[], liveC
 export function planPromote(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, state: CanaryState | undefined): Plan {
   if (!state) throw noCanary(config, containers, liveConfig, 'promote')
   const { canary, stable, strays } = pausedSets(config, containers, liveConfig, state)
-  const complete = completeSteps(config, containers, stable, canary, strays)
+  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.join(', ')}) are not live any more; run operation: abort to clear it`)
+  const fresh = allocate(config, containers, freshCount(config, canary.length), state.image)
+  const complete = completeSteps(config, stable, canary, fresh, strays)
   return {
     steps: [...shareSteps(config, stable, canary, state.remainingSteps), ...complete.steps],
     image: state.image,
@@ -107,10 +110,7 @@ export function abortSteps(config: Config, stable: readonly Replica[], canary: r
 
 export function planAbort(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, state: CanaryState | undefined): Plan {
   if (!state) throw noCanary(config, containers, liveConfig, 'abort')
-  const { live } = liveReplicas(config.app, containers, liveConfig)
-  const names = new Set(state.replicas)
-  const canary = live.filter((r) => names.has(r.name))
-  const stable = live.filter((r) => !names.has(r.name))
+  const { live, canary, stable } = pausedSets(config, containers, liveConfig, state)
   if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state.stableImage} instead`)
   return { steps: abortSteps(config, stable, canary), image: state.stableImage, previous: live, next: stable, onFailure: 'restore', notes: [] }
 }
