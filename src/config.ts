@@ -93,6 +93,15 @@ export interface Config {
     readonly failTimeout: string
   }
 
+  /** GitHub deployments and the pull-request canary comment; all off without a token. */
+  readonly github: {
+    /** The token for the GitHub API ('' when none: nothing is recorded on GitHub). */
+    readonly token: string
+    /** The environment deployments are recorded in ('' records none). */
+    readonly environment: string
+    readonly environmentUrl: string
+  }
+
   readonly operation: Operation
   readonly dryRun: boolean
   readonly rollbackOnFailure: boolean
@@ -138,6 +147,11 @@ export const DEFAULTS = {
   'lock-timeout': '300',
 } as const satisfies Record<string, string>
 
+/** Inputs whose action.yml default is an expression the runner evaluates, so the code sees the value. */
+export const RUNNER_DEFAULTS = {
+  'github-token': '${{ github.token }}',
+} as const satisfies Record<string, string>
+
 /** Internal constants (not inputs): named here so their reasons sit in one place. */
 export const LIMITS = {
   /** Where nginx-rollout keeps its lock, history and upload staging, relative to the ssh user's home. */
@@ -164,4 +178,10 @@ export const LIMITS = {
   /** Consecutive failed health probes of a canary during a step that fail the step. */
   canaryProbeFailures: 3,
   sshKeepaliveMs: 10_000,
+  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
+  githubRequestTimeoutMs: 15_000,
+  /** Earlier deployments of the environment checked for one still marked active. */
+  githubEarlierDeployments: 10,
+  /** GitHub's limit on a deployment status description. */
+  githubDescriptionChars: 140,
 } as const

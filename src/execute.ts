@@ -7,7 +7,7 @@ import { describeProbe, describeRanges, statusAllowed } from './health/judge.js'
 import type { NginxState } from './host/state.js'
 import { parseListen } from './inputs.js'
 import { BUILT_IN_TEMPLATE, buildView, configIdOf, logPaths, renderNginxConfig } from './nginx/template.js'
-import { judgeCanary, parseAccessLog, type CanaryJudgement } from './health/canary.js'
+import { judgeCanary, parseAccessLog, type CanaryObservation } from './health/canary.js'
 import type { Progress } from './plan/rollback.js'
 import { describeStep, type Replica, type Split, type Step } from './plan/types.js'
 import { RemoteError, run, type HttpResult, type Remote } from './remote/ssh.js'
@@ -52,11 +52,6 @@ export class CanaryInconclusive extends Error {
   ) {
     super(message)
   }
-}
-
-export interface CanaryObservation extends CanaryJudgement {
-  readonly percent: number
-  readonly seconds: number
 }
 
 export interface Logger {

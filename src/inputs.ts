@@ -2,12 +2,13 @@
 // reported together, each naming the input, what was expected and what arrived.
 import { isIP } from 'node:net'
 import { ShellWordsError, splitShellWords } from './commands/shell.js'
-import { DEFAULTS, type Config, type EnvVar, type LbMethod, type Operation, type StatusRange, type SshTarget } from './config.js'
+import { DEFAULTS, RUNNER_DEFAULTS, type Config, type EnvVar, type LbMethod, type Operation, type StatusRange, type SshTarget } from './config.js'
 
 export type InputName = keyof typeof DEFAULTS | InputWithoutDefault
 type InputWithoutDefault =
   | 'host' | 'username' | 'key' | 'passphrase' | 'password' | 'fingerprint' | 'known-hosts'
   | 'app' | 'image' | 'env' | 'run-args' | 'registry' | 'registry-username' | 'registry-password' | 'nginx-template'
+  | 'environment' | 'environment-url' | keyof typeof RUNNER_DEFAULTS
 
 export interface InputSource {
   /** The raw input text ('' when unset). */
@@ -184,6 +185,16 @@ export function readConfig(source: InputSource): Config {
   const maxFails = int('max-fails', 0, 1000)
   const failTimeout = matching('fail-timeout', NGINX_TIME, "an nginx time like '30s' or '1m'")
 
+  // GitHub
+  const githubToken = raw('github-token')
+  if (/\s/.test(githubToken)) problem('github-token: expected a token without spaces or line breaks')
+  const environment = raw('environment')
+  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
+    problem(`environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`)
+  const environmentUrl = raw('environment-url')
+  if (environmentUrl && !isWebUrl(environmentUrl)) problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`)
+  if (environmentUrl && !environment) problem('environment-url: set environment too (the URL belongs to the deployment recorded there)')
+
   // Control
   const dryRun = bool('dry-run')
   const rollbackOnFailure = bool('rollback-on-failure')
@@ -206,7 +217,17 @@ export function readConfig(source: InputSource): Config {
     drainSeconds, stopTimeoutSeconds, batchSize, keepPrevious,
     canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
     nginx: { mode, container: nginxContainer, image: nginxImage, configPath, template, templatePath: templatePath || undefined, listen, serverName, lbMethod, weight, maxFails, failTimeout },
+    github: { token: githubToken, environment, environmentUrl },
     operation, dryRun, rollbackOnFailure, lockTimeoutSeconds,
+  }
+}
+
+function isWebUrl(text: string): boolean {
+  try {
+    const u = new URL(text)
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !/\s/.test(text)
+  } catch {
+    return false
   }
 }
 

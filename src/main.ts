@@ -5,8 +5,13 @@ import * as core from '@actions/core'
 import { readConfig, InputError, type InputName } from './inputs.js'
 import type { Config } from './config.js'
 import { CanaryFailure, CanaryInconclusive, Executor, renderConfig, type Logger } from './execute.js'
+import { octokitApi } from './github/api.js'
+import { commentMarker, renderCanaryComment } from './github/comment.js'
+import { runContext } from './github/context.js'
+import { deploymentTarget, finalStatus, repoName, type RunContext } from './github/deployment.js'
+import { GitHubRecorder, type RecordedDeployment } from './github/report.js'
 import { checkHostState, readHost } from './host/read.js'
-import type { HostState } from './host/state.js'
+import type { CanaryState, HostState } from './host/state.js'
 import { unifiedDiff } from './nginx/diff.js'
 import { upstreamServers } from './nginx/template.js'
 import { liveColor, liveReplicas, mainImage, type Plan } from './plan/common.js'
@@ -16,15 +21,28 @@ import { describeStep, type Replica, type Step } from './plan/types.js'
 import { appendHistory, writeCanaryState } from './remote/history.js'
 import { acquireLock } from './remote/lock.js'
 import { connectSsh, type Remote } from './remote/ssh.js'
-import { renderSummary, type LiveReport, type Result } from './summary.js'
+import { redact, renderSummary, type LiveReport, type Result } from './summary.js'
 
 const logger: Logger = { info: core.info, warning: core.warning, debug: core.debug }
 
 function secretsOf(config: Config): string[] {
-  return [config.privateKey, config.passphrase, config.password, config.registry?.password, ...config.env.map((v) => v.value)].filter(
+  return [config.privateKey, config.passphrase, config.password, config.registry?.password, config.github.token, ...config.env.map((v) => v.value)].filter(
     (s): s is string => Boolean(s && s.trim()),
   )
 }
+
+/** The GitHub side of the run, or undefined (with a warning when a deployment was asked for) when it cannot work. */
+function githubRecorder(config: Config, gh: RunContext): GitHubRecorder | undefined {
+  const why = !config.github.token ? 'github-token is empty' : !gh.repo ? 'this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)' : undefined
+  if (why) {
+    if (config.github.environment) core.warning(`environment is set but ${why}: no GitHub deployment is recorded`)
+    return undefined
+  }
+  return new GitHubRecorder(octokitApi(config.github.token, gh.repo!, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: config.github.environmentUrl || undefined })
+}
+
+/** Where a canary's GitHub records live, kept with the canary on the host for the run that ends it. */
+type CanaryLinks = Pick<CanaryState, 'deployment' | 'pullRequest'>
 
 function runOwner(): string {
   const e = process.env
@@ -63,7 +81,7 @@ interface Outcome {
  * Runs the plan under the lock: on a failure undoes it, on an unjudgeable canary step pauses; then records
  * a paused canary on the host, or clears the record once the canary is promoted or removed.
  */
-async function carryOut(r: Remote, config: Config, s: HostState, p: Plan, ex: Executor): Promise<Outcome> {
+async function carryOut(r: Remote, config: Config, s: HostState, p: Plan, ex: Executor, links: () => Promise<CanaryLinks>): Promise<Outcome> {
   const outcome: Outcome = { result: 'failed', canaryWeight: '' }
   let pausedAt: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
   let canaryRemoved = false
@@ -104,6 +122,8 @@ async function carryOut(r: Remote, config: Config, s: HostState, p: Plan, ex: Ex
       remainingSteps: pausedAt.remaining,
       replicas: pausedAt.canary.map((x) => x.name),
       at: new Date().toISOString(),
+      observations: [...(s.canary?.observations ?? []), ...ex.canarySteps],
+      ...(await links()),
     })
   } else if (p.onFailure === 'abort-canary' || s.canary) {
     const promoted = outcome.result === 'deployed'
@@ -136,6 +156,9 @@ export async function run(): Promise<void> {
   }
 
   const target = config.hosts[0]
+  const gh = runContext()
+  const recorder = githubRecorder(config, gh)
+  let deployment: Promise<RecordedDeployment | undefined> = Promise.resolve(undefined)
   let remote: Remote | undefined
   let state: HostState | undefined
   let plan: Plan | undefined
@@ -184,7 +207,14 @@ export async function run(): Promise<void> {
         executor = ex
         if (config.dryRun) result = 'planned'
         else {
-          ;({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex))
+          // Recorded alongside the deploy, not before it: GitHub's latency must not hold the lock longer.
+          deployment = recorder?.begin(deploymentTarget(config, gh, s.canary, p.image), `${config.app}: ${config.operation} ${p.image} in progress`) ?? deployment
+          const links = async (): Promise<CanaryLinks> => {
+            const d = await deployment
+            const pr = gh.pullRequest && gh.repo ? { repo: repoName(gh.repo), number: gh.pullRequest.number } : s.canary?.pullRequest
+            return { ...(d && gh.repo ? { deployment: { repo: repoName(gh.repo), ...d } } : {}), ...(pr ? { pullRequest: pr } : {}) }
+          }
+          ;({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex, links))
           await appendHistory(r, config.app, s.history, {
             image: p.image,
             previousImage: mainImage(p.previous),
@@ -219,6 +249,31 @@ export async function run(): Promise<void> {
   core.setOutput('color', liveColor(serving))
   core.setOutput('canary-weight', canaryWeight)
 
+  if (recorder && plan && !config.dryRun) {
+    const recorded = await deployment
+    const canaryImage = state?.canary?.image ?? plan.image
+    if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }))
+    // The pull request a canary belongs to: this run's, or the one whose run left the canary paused.
+    const pr = gh.pullRequest?.number ?? (state?.canary?.pullRequest?.repo === (gh.repo && repoName(gh.repo)) ? state?.canary?.pullRequest?.number : undefined)
+    if (pr !== undefined && (config.strategy === 'canary' || state?.canary)) {
+      const where = config.github.environment || target.host
+      const body = renderCanaryComment({
+        app: config.app,
+        where,
+        operation: config.operation,
+        result,
+        canaryImage,
+        stableImage: result === 'paused' || result === 'rolled-back' ? liveImage : previousImage,
+        canaryWeight,
+        observations: [...(state?.canary?.observations ?? []), ...(executor?.canarySteps ?? [])],
+        failure,
+        runUrl: gh.runUrl,
+        at: new Date().toISOString(),
+      })
+      await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)))
+    }
+  }
+
   const summary = renderSummary(
     {
       app: config.app,
@@ -242,6 +297,7 @@ export async function run(): Promise<void> {
       rollbackFailure,
       evidence: executor?.evidence ?? [],
       live,
+      github: recorder?.notes,
       stats: remote?.stats,
     },
     secretsOf(config),

@@ -1,5 +1,6 @@
 // Pure: the record of a run -> the job summary's markdown.
-import type { CanaryObservation, Evidence, GateResult, StepRecord } from './execute.js'
+import type { Evidence, GateResult, StepRecord } from './execute.js'
+import type { CanaryObservation } from './health/canary.js'
 import type { CanaryState, HistoryEntry } from './host/state.js'
 import type { Replica } from './plan/types.js'
 
@@ -34,6 +35,8 @@ export interface RunRecord {
   readonly failure?: string
   readonly rollbackFailure?: string
   readonly evidence: readonly Evidence[]
+  /** What was recorded on GitHub (deployment, pull-request comment), or the warnings instead. */
+  readonly github?: readonly string[]
   readonly stats?: { readonly connections: number; readonly commands: number; readonly uploads: number; readonly probes: number }
 }
 
@@ -102,6 +105,7 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
           `${c.verdict === 'pass' ? 'pass' : `**${c.verdict}**: ${cell(c.reason)}`} |`,
       )
   }
+  if (r.github?.length) out.push('', '### GitHub', '', ...r.github.map((n) => `- ${n}`))
   if (r.configDiff) out.push('', '<details><summary>nginx.conf diff</summary>', '', fence(r.configDiff, 'diff'), '', '</details>')
   for (const e of r.evidence)
     out.push('', `<details open><summary>${e.subject}: last log lines</summary>`, '', cell(e.reason), '', fence(e.logs), '', '</details>')

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { DEFAULTS } from '../../src/config.js'
+import { parse as parseYaml } from 'yaml'
+import { DEFAULTS, RUNNER_DEFAULTS } from '../../src/config.js'
 import { InputError, readConfig, type InputName } from '../../src/inputs.js'
 
 const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----'
@@ -125,6 +126,12 @@ describe('readConfig', () => {
     ['bad fail-timeout', { 'fail-timeout': '30 seconds' }, "fail-timeout: expected an nginx time like '30s' or '1m'"],
     ['unknown operation', { operation: 'redeploy' }, "operation: expected one of deploy, promote, abort, rollback, status, got 'redeploy'"],
     ['bad dry-run', { 'dry-run': 'maybe' }, "dry-run: expected true or false, got 'maybe'"],
+    ['environment on two lines', { environment: 'prod\nstaging' }, 'environment: expected a GitHub environment name of at most 255 characters on one line'],
+    ['environment too long', { environment: 'e'.repeat(256) }, 'environment: expected a GitHub environment name of at most 255 characters'],
+    ['environment-url not a URL', { environment: 'production', 'environment-url': 'shop.example.com' }, "environment-url: expected an http(s) URL like https://shop.example.com, got 'shop.example.com'"],
+    ['environment-url of another scheme', { environment: 'production', 'environment-url': 'javascript:alert(1)' }, 'environment-url: expected an http(s) URL'],
+    ['environment-url without environment', { 'environment-url': 'https://shop.example.com' }, 'environment-url: set environment too'],
+    ['github-token with a line break', { 'github-token': 'ghs_abc\nxyz' }, 'github-token: expected a token without spaces or line breaks'],
     ['listen inside replica ports', { network: 'host', listen: '9205' }, "listen: port 9205 is inside ports '9201-9210'"],
   ])('rejects %s', (_what, overrides, message) => {
     expect(problemsOf(overrides).join('\n')).toContain(message)
@@ -134,6 +141,19 @@ describe('readConfig', () => {
     const c = parse({ image: '', operation: 'promote', 'canary-steps': '5, 25,100', 'canary-interval': '30', 'canary-max-error-rate': '0.5%' })
     expect(c.operation).toBe('promote')
     expect(c.canary).toEqual({ steps: [5, 25, 100], replicas: 1, intervalSeconds: 30, maxErrorRate: 0.5 })
+  })
+
+  it('reads the GitHub inputs; none of them is needed', () => {
+    expect(parse().github).toEqual({ token: '', environment: '', environmentUrl: '' })
+    expect(parse({ 'github-token': 'ghs_abc', environment: 'production', 'environment-url': 'https://shop.example.com/' }).github).toEqual({
+      token: 'ghs_abc',
+      environment: 'production',
+      environmentUrl: 'https://shop.example.com/',
+    })
+  })
+
+  it('never echoes the GitHub token in a message', () => {
+    expect(problemsOf({ 'github-token': 'ghs_s3cr3t token' }).join('\n')).not.toContain('s3cr3t')
   })
 
   it('reports every problem at once', () => {
@@ -153,7 +173,7 @@ describe('action.yml', () => {
 
   it('declares the same defaults as the code', () => {
     const declared = Object.fromEntries(inputs.filter(([, d]) => d !== ''))
-    expect(declared).toEqual(Object.fromEntries(Object.entries(DEFAULTS).filter(([, d]) => d !== '')))
+    expect(declared).toEqual({ ...Object.fromEntries(Object.entries(DEFAULTS).filter(([, d]) => d !== '')), ...RUNNER_DEFAULTS })
     expect(inputs).toContainEqual(['network', ''])
   })
 
@@ -164,16 +184,23 @@ describe('action.yml', () => {
 })
 
 describe('README', () => {
-  const yml = readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')
+  // Parsed as YAML (not by pattern), so a description or default written any way YAML allows is compared.
+  const action = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
+    inputs: Record<string, { description: string; required?: boolean; default?: string }>
+  }
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const declared = [...yml.split('\noutputs:')[0].matchAll(/^  ([a-z-]+):\n((?:    .*\n)*)/gm)].map((m) => {
-    const d = /default: (.*)/.exec(m[2])?.[1].replace(/^'(.*)'$/, '$1') ?? ''
-    return [m[1], m[2].includes('required: true') ? '*required*' : d && `\`${d}\``]
-  })
   const inputsSection = readme.slice(readme.indexOf('\n## Inputs\n'), readme.indexOf('\n## ', readme.indexOf('\n## Inputs\n') + 1))
-  const documented = [...inputsSection.matchAll(/^\| `([a-z-]+)` \| ([^|]*) \|/gm)].map((m) => [m[1], m[2].trim()])
 
-  it('documents every input, and only those, with the default action.yml declares', () => {
-    expect(documented).toEqual(declared)
+  it('documents every input, and only those, in order, with the default and description action.yml declares', () => {
+    const declared = Object.entries(action.inputs).map(([name, i]) => `| \`${name}\` | ${i.required ? '*required*' : i.default ? `\`${i.default}\`` : ''} | ${i.description.trim().replaceAll('|', '\\|')} |`)
+    const documented = inputsSection.split('\n').filter((l) => l.startsWith('| `'))
+    expect(documented.map((l) => l.replace(/ \|  \| /, ' |  | '))).toEqual(declared.map((l) => l.replace(/ \| \| /, ' |  | ')))
+  })
+
+  it('gives every input a description and either required or a default', () => {
+    for (const [name, i] of Object.entries(action.inputs)) {
+      expect([name, typeof i.description === 'string' && i.description.length > 10]).toEqual([name, true])
+      expect([name, i.required === true || typeof i.default === 'string']).toEqual([name, true])
+    }
   })
 })

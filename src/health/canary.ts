@@ -25,6 +25,12 @@ export interface CanaryJudgement {
   readonly reason: string
 }
 
+/** One judged canary step: its share of requests, its window, and the judgement. */
+export interface CanaryObservation extends CanaryJudgement {
+  readonly percent: number
+  readonly seconds: number
+}
+
 /** Upstream attempts in access log lines written with the built-in `rollout` log format. */
 export function parseAccessLog(text: string): Attempt[] {
   const attempts: Attempt[] = []

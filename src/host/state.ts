@@ -1,5 +1,6 @@
 // What the Docker host holds, as read from container labels: the host is the source of truth, so a run
 // from a fresh runner knows what is live.
+import type { CanaryObservation } from '../health/canary.js'
 import type { Replica } from '../plan/types.js'
 
 export const LABEL = {
@@ -60,6 +61,12 @@ export interface CanaryState {
   readonly remainingSteps: readonly number[]
   readonly replicas: readonly string[]
   readonly at: string
+  /** The steps judged so far, newest last (a later promote or abort reports them). */
+  readonly observations?: readonly CanaryObservation[]
+  /** The GitHub deployment the canary run recorded; promote or abort finishes it. */
+  readonly deployment?: { readonly repo: string; readonly environment: string; readonly id: number }
+  /** The pull request whose run started the canary; later runs update its comment. */
+  readonly pullRequest?: { readonly repo: string; readonly number: number }
 }
 
 export interface HostState {
