@@ -49635,7 +49635,9 @@ async function run2() {
   }
   for (const secret of secretsOf(config)) {
     setSecret(secret);
-    for (const line of secret.split("\n")) if (line.trim().length >= 8 && !line.startsWith("-----")) setSecret(line.trim());
+    if (secret.includes("\n")) {
+      for (const line of secret.split("\n")) if (line.trim().length >= 8 && !line.startsWith("-----")) setSecret(line.trim());
+    }
   }
   const target = config.hosts[0];
   const gh = runContext();

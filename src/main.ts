@@ -152,7 +152,8 @@ export async function run(): Promise<void> {
   // the private key, is also masked line by line, as a log may show its lines apart.
   for (const secret of secretsOf(config)) {
     core.setSecret(secret)
-    for (const line of secret.split('\n')) if (line.trim().length >= 8 && !line.startsWith('-----')) core.setSecret(line.trim())
+    if (secret.includes('\n'))
+      for (const line of secret.split('\n')) if (line.trim().length >= 8 && !line.startsWith('-----')) core.setSecret(line.trim())
   }
 
   const target = config.hosts[0]

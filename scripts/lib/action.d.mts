@@ -20,7 +20,13 @@ export function baseInputs(h: TestHost, app: string, listenPort: number): Record
 export function parseOutputs(text: string): Record<string, string>
 export function runAction(
   inputs: Record<string, string>,
-  options?: { debug?: boolean; /** Called with all output so far whenever more arrives. */ onStdout?: (soFar: string) => void },
+  options?: {
+    debug?: boolean
+    /** Called with all output so far whenever more arrives. */
+    onStdout?: (soFar: string) => void
+    /** More environment for the run: the GITHUB_* variables a workflow run has. */
+    env?: Record<string, string>
+  },
 ): Promise<ActionRun>
 export function resetApp(app: string): void
 export function decodeCommands(text: string): string

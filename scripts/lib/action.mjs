@@ -57,13 +57,13 @@ export function parseOutputs(text) {
 /** The log as the runner shows it: workflow command data (::error::...) has %, CR and LF escaped. */
 export const decodeCommands = (text) => text.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%')
 
-export function runAction(inputs, { debug = true, onStdout } = {}) {
+export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'nr-action-'))
   const outputFile = join(dir, 'output')
   const summaryFile = join(dir, 'summary')
   writeFileSync(outputFile, '')
   writeFileSync(summaryFile, '')
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, GITHUB_WORKSPACE: root, ...(debug ? { RUNNER_DEBUG: '1' } : {}) }
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, GITHUB_WORKSPACE: root, ...(debug ? { RUNNER_DEBUG: '1' } : {}), ...extraEnv }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'dist/index.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,0 +1,159 @@
+// The GitHub side, end to end: dist/index.js run as the runner runs it (GITHUB_* variables, the event
+// payload file), deploying on the local test host, and talking to a local server that answers the GitHub
+// REST endpoints the action uses. No network.
+import { jest } from '@jest/globals'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startLoad } from '../../scripts/lib/load.mjs'
+import { startFakeGitHub, type FakeGitHub } from '../github-server.js'
+import { baseInputs, resetApp, runAction, stateDir, testHost } from './harness.js'
+
+jest.setTimeout(240_000)
+
+const APP = 'e2e-github'
+const PORT = 18088
+const host = testHost()
+const image = (tag: string) => `nginx-rollout-test/app:${tag}`
+const MARKER = `<!-- nginx-rollout canary: ${APP} @ production -->`
+
+let gh: FakeGitHub
+let events: string
+
+/** The environment of a workflow run of acme/shop for an event, as the runner sets it. */
+function workflowEnv(eventName: string, payload: object, sha: string): Record<string, string> {
+  const eventPath = join(events, `${eventName}-${Math.random().toString(36).slice(2)}.json`)
+  writeFileSync(eventPath, JSON.stringify(payload))
+  return {
+    GITHUB_API_URL: gh.url,
+    GITHUB_SERVER_URL: 'https://github.com',
+    GITHUB_REPOSITORY: 'acme/shop',
+    GITHUB_RUN_ID: '4242',
+    GITHUB_SHA: sha,
+    GITHUB_EVENT_NAME: eventName,
+    GITHUB_EVENT_PATH: eventPath,
+  }
+}
+
+const pullRequest = (action: string, merged = false) => ({ action, number: 7, pull_request: { number: 7, merged, head: { sha: 'head7' } } })
+
+const inputs = (over: Record<string, string> = {}) => ({
+  ...baseInputs(host, APP, PORT),
+  replicas: '2',
+  ports: '9381-9390',
+  'github-token': gh.token,
+  environment: 'production',
+  'environment-url': 'https://shop.example.com',
+  ...over,
+})
+
+const states = (d: { statuses: Array<{ state: string }> }) => d.statuses.map((s) => s.state)
+
+beforeAll(async () => {
+  resetApp(APP)
+  events = mkdtempSync(join(tmpdir(), 'nr-events-'))
+})
+beforeEach(async () => {
+  gh = await startFakeGitHub()
+})
+afterEach(() => gh.close())
+afterAll(() => {
+  resetApp(APP)
+  rmSync(events, { recursive: true, force: true })
+})
+
+describe('GitHub deployments and the pull-request comment', () => {
+  it("follow a canary from a pull request to its promotion: one deployment per rollout, one comment, zero failed requests", async () => {
+    const first = await runAction(inputs({ image: image('v1') }), { env: workflowEnv('push', { ref: 'refs/heads/main' }, 'main1') })
+    expect(first.code).toBe(0)
+    expect(first.outputs.result).toBe('deployed')
+    expect(gh.deployments).toHaveLength(1)
+    expect(gh.deployments[0]).toMatchObject({ ref: 'main1', environment: 'production', payload: { app: APP, image: image('v1'), strategy: 'rolling' } })
+    expect(gh.deployments[0].statuses).toEqual([
+      expect.objectContaining({ state: 'in_progress', log_url: 'https://github.com/acme/shop/actions/runs/4242', environment_url: 'https://shop.example.com' }),
+      expect.objectContaining({ state: 'success', description: `${image('v1')} serves all requests`, environment_url: 'https://shop.example.com' }),
+    ])
+    expect(gh.comments).toEqual([]) // a rolling deploy on push has no pull request to comment on
+
+    const load = startLoad({ port: PORT, maxSeconds: 120 })
+    const canary = await runAction(inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }), {
+      env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7'),
+    })
+    expect(canary.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
+    expect(gh.deployments).toHaveLength(2)
+    const canaryDeployment = gh.deployments[1]
+    // The commit the pull request pushed, not the merge commit the run checked out.
+    expect(canaryDeployment.ref).toBe('head7')
+    expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress'])
+    expect(canaryDeployment.statuses[1]).toMatchObject({ description: `Canary ${image('v2')} at 10% of requests: promote or abort it` })
+    expect(states(gh.deployments[0])).toEqual(['in_progress', 'success'])
+    expect(gh.comments).toHaveLength(1)
+    expect(gh.comments[0]).toMatchObject({ issue: 7 })
+    expect(gh.comments[0].body.startsWith(`${MARKER}\n### Canary of \`${APP}\` on production: live at 10%`)).toBe(true)
+    expect(gh.comments[0].body).toMatch(/\| 10% for 3 s \| [\d,]+ \| 0 \(0\.00%\) \| [\d,]+ \| 0 \(0\.00%\) \| (pass|\*\*inconclusive\*\*)/)
+    expect(gh.comments[0].body).toContain('`operation: promote`')
+    // The canary remembers its deployment and pull request on the host, for the run that ends it.
+    expect(JSON.parse(readFileSync(join(stateDir(APP), 'canary.json'), 'utf8'))).toMatchObject({
+      deployment: { repo: 'acme/shop', environment: 'production', id: canaryDeployment.id },
+      pullRequest: { repo: 'acme/shop', number: 7 },
+    })
+
+    const promote = await runAction(inputs({ operation: 'promote', strategy: 'canary' }), { env: workflowEnv('pull_request', pullRequest('closed', true), 'merge7b') })
+    const report = await load.stop()
+    expect(promote.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v2') })
+    expect(report.failed).toBe(0)
+    expect(report.ok).toBeGreaterThan(100)
+    // The canary's deployment is finished, not joined by another; the one before it is no longer active.
+    expect(gh.deployments).toHaveLength(2)
+    expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress', 'in_progress', 'success'])
+    expect(canaryDeployment.statuses.at(-1)).toMatchObject({ description: `Promoted ${image('v2')} to all requests`, environment_url: 'https://shop.example.com' })
+    expect(states(gh.deployments[0])).toEqual(['in_progress', 'success', 'inactive'])
+    // Still one comment: the same one, rewritten.
+    expect(gh.comments).toHaveLength(1)
+    expect(gh.comments[0].body).toContain(`### Canary of \`${APP}\` on production: promoted\n\n\`${image('v2')}\` serves all requests.`)
+    expect(gh.comments[0].body).toMatch(/\| 10% for 3 s \| [\d,]+ /) // the steps judged by the canary run
+    expect(gh.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1)
+
+    // The token is masked before anything else is printed, and never printed.
+    for (const run of [first, canary, promote]) {
+      expect(run.stdout.indexOf(`::add-mask::${gh.token}`)).toBeLessThan(run.stdout.indexOf('::group::'))
+      expect(run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).not.toContain(gh.token)
+      expect(run.summary).not.toContain(gh.token)
+    }
+    expect(promote.summary).toContain('### GitHub')
+    expect(promote.summary).toMatch(/Deployment \d+ in environment \*\*production\*\*: `success`/)
+    expect(gh.requests.every((r) => r.authorization === `token ${gh.token}`)).toBe(true)
+  })
+
+  it('turn into warnings naming the permissions when the token may not write, and never fail the deploy', async () => {
+    gh.forbidden.add('deployments')
+    gh.forbidden.add('comments')
+    const paused = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '2' }), {
+      env: workflowEnv('pull_request', pullRequest('opened'), 'merge7c'),
+    })
+    expect(paused.code).toBe(0)
+    expect(paused.outputs.result).toBe('paused')
+    expect(paused.log).toMatch(/::warning::Recording the GitHub deployment failed \(creating the deployment: HTTP 403: Resource not accessible by integration.*`permissions: deployments: write`/)
+    expect(paused.log).toMatch(/::warning::Commenting on pull request #7 failed \(.*HTTP 403.*`permissions: pull-requests: write`.*The deploy itself is not affected\./)
+
+    const aborted = await runAction(inputs({ operation: 'abort', strategy: 'canary' }), { env: workflowEnv('pull_request', pullRequest('closed'), 'merge7d') })
+    expect(aborted.code).toBe(0)
+    expect(aborted.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v2') })
+    expect(aborted.log).toContain('`permissions: pull-requests: write`')
+    expect(gh.deployments).toEqual([])
+  })
+
+  it('record a failed deploy as failure, and the job still fails for it', async () => {
+    const failed = await runAction(inputs({ image: image('unhealthy'), 'health-timeout': '3' }), { env: workflowEnv('push', {}, 'main2') })
+    expect(failed.code).not.toBe(0)
+    expect(failed.outputs.result).toBe('rolled-back')
+    expect(gh.deployments).toHaveLength(1)
+    expect(gh.deployments[0].statuses.at(-1)).toEqual({
+      state: 'failure',
+      description: `Failed and rolled back: ${image('v2')} serves all requests`,
+      log_url: 'https://github.com/acme/shop/actions/runs/4242',
+      auto_inactive: false,
+    })
+    expect(gh.comments).toEqual([])
+  })
+})
