@@ -49545,7 +49545,8 @@ function secretsOf(config) {
 function githubRecorder(config, gh) {
   const why = !config.github.token ? "github-token is empty" : !gh.repo ? "this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)" : void 0;
   if (why) {
-    if (config.github.environment) warning(`environment is set but ${why}: no GitHub deployment is recorded`);
+    const recordsOne = config.github.environment && config.operation !== "status" && !config.dryRun;
+    if (recordsOne) warning(`environment is set but ${why}: no GitHub deployment is recorded`);
     return void 0;
   }
   return new GitHubRecorder(octokitApi(config.github.token, gh.repo, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: config.github.environmentUrl || void 0 });

@@ -35,7 +35,8 @@ function secretsOf(config: Config): string[] {
 function githubRecorder(config: Config, gh: RunContext): GitHubRecorder | undefined {
   const why = !config.github.token ? 'github-token is empty' : !gh.repo ? 'this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)' : undefined
   if (why) {
-    if (config.github.environment) core.warning(`environment is set but ${why}: no GitHub deployment is recorded`)
+    const recordsOne = config.github.environment && config.operation !== 'status' && !config.dryRun
+    if (recordsOne) core.warning(`environment is set but ${why}: no GitHub deployment is recorded`)
     return undefined
   }
   return new GitHubRecorder(octokitApi(config.github.token, gh.repo!, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: config.github.environmentUrl || undefined })

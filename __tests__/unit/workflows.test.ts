@@ -1,0 +1,124 @@
+// The example workflows and the repository's own workflows, checked against action.yml: a renamed input,
+// a misspelt output or a missing permission breaks a user's copy of an example, so it breaks this test.
+import { readdirSync, readFileSync } from 'node:fs'
+import { parse, parseDocument, visit } from 'yaml'
+
+const root = new URL('../../', import.meta.url)
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8')
+
+interface ActionYml {
+  inputs: Record<string, { required?: boolean }>
+  outputs: Record<string, unknown>
+}
+const action = parse(read('action.yml')) as ActionYml
+
+interface Step {
+  id?: string
+  uses?: string
+  if?: string
+  with?: Record<string, unknown>
+}
+interface Job {
+  if?: string
+  environment?: string | { name: string }
+  steps: Step[]
+}
+interface Workflow {
+  on: Record<string, unknown>
+  permissions?: Record<string, string>
+  concurrency?: { group: string; 'cancel-in-progress': boolean }
+  jobs: Record<string, Job>
+}
+
+const files = [
+  ...readdirSync(new URL('examples/', root)).map((f) => `examples/${f}`),
+  ...readdirSync(new URL('.github/workflows/', root)).map((f) => `.github/workflows/${f}`),
+].filter((f) => f.endsWith('.yml'))
+const workflows = files.map((file) => ({ file, text: read(file), wf: parse(read(file)) as Workflow }))
+const isOurs = (s: Step) => s.uses === './' || /^nginx-rollout\/nginx-rollout@/.test(s.uses ?? '')
+const actionSteps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => j.steps.filter(isOurs))
+const examples = workflows.filter((w) => w.file.startsWith('examples/'))
+
+describe('workflows and examples', () => {
+  it('are the files the issue asks for', () => {
+    expect(files.sort()).toEqual([
+      '.github/workflows/ci.yml',
+      '.github/workflows/self-test.yml',
+      'examples/deploy-on-push.yml',
+      'examples/manual-rollout.yml',
+      'examples/pull-request-canary.yml',
+    ])
+  })
+
+  it.each(files)('%s is plain YAML GitHub accepts: no merge keys, every step runs something', (file) => {
+    const doc = parseDocument(read(file), { merge: false })
+    expect(doc.errors).toEqual([])
+    const keys: string[] = []
+    visit(doc, { Pair: (_, pair) => void keys.push(String((pair.key as { value?: unknown })?.value)) })
+    expect(keys).not.toContain('<<')
+    const wf = doc.toJS() as Workflow
+    for (const job of Object.values(wf.jobs)) for (const step of job.steps) expect(Boolean(step.uses) !== Boolean((step as { run?: string }).run)).toBe(true)
+  })
+
+  it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))('%s gives the action only inputs it declares, and those it needs', (_file, { wf }) => {
+    for (const step of actionSteps(wf)) {
+      const given = Object.keys(step.with ?? {})
+      expect(given.filter((k) => !(k in action.inputs))).toEqual([])
+      expect(['host', 'username', 'app'].filter((k) => !given.includes(k))).toEqual([])
+      expect(given.includes('key') || given.includes('password')).toBe(true)
+      expect(given.includes('fingerprint') || given.includes('known-hosts')).toBe(true)
+      const w = step.with ?? {}
+      const operation = String(w.operation ?? 'deploy')
+      if (!operation.includes('${{')) expect(['deploy', 'promote', 'abort', 'rollback', 'status']).toContain(operation)
+      if (operation === 'deploy') expect(given).toContain('image')
+      if (w.strategy !== undefined && !String(w.strategy).includes('${{')) expect(['rolling', 'blue-green', 'canary']).toContain(w.strategy)
+    }
+  })
+
+  it.each(workflows.map((w) => [w.file, w]))('%s reads only outputs the action declares', (_file, { wf, text }) => {
+    const ids = new Set(actionSteps(wf).flatMap((s) => (s.id ? [s.id] : [])))
+    const used = [...text.matchAll(/steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)].filter((m) => ids.has(m[1])).map((m) => m[2])
+    expect(used.filter((o) => !(o in action.outputs))).toEqual([])
+  })
+
+  it.each(examples.map((w) => [w.file, w]))('%s never runs two deploys of an environment at once, nor cuts one off', (_file, { wf }) => {
+    expect(wf.concurrency?.group).toMatch(/^deploy-/)
+    expect(wf.concurrency?.['cancel-in-progress']).toBe(false)
+  })
+
+  it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))('%s grants the permissions what it records needs', (_file, { wf }) => {
+    const steps = actionSteps(wf)
+    if (steps.some((s) => s.with?.environment)) expect(wf.permissions?.deployments).toBe('write')
+    const prCanary = 'pull_request' in wf.on && steps.some((s) => s.with?.strategy === 'canary')
+    if (prCanary) expect(wf.permissions?.['pull-requests']).toBe('write')
+  })
+
+  it('the pull-request canary is promoted on merge behind an environment approval, and aborted on close', () => {
+    const wf = examples.find((w) => w.file === 'examples/pull-request-canary.yml')!.wf
+    expect(Object.keys(wf.on)).toEqual(['pull_request'])
+    const jobOf = (operation: string) => Object.values(wf.jobs).find((j) => j.steps.some((s) => isOurs(s) && s.with?.operation === operation && !s.if))!
+    expect(jobOf('deploy').if).toBe("github.event.action != 'closed'")
+    expect(jobOf('deploy').steps.find((s) => s.with?.operation === 'deploy')?.with).toMatchObject({ strategy: 'canary' })
+    expect(jobOf('promote').if).toBe("github.event.action == 'closed' && github.event.pull_request.merged")
+    expect(jobOf('promote').environment).toMatchObject({ name: 'production' })
+    expect(jobOf('abort').if).toBe("github.event.action == 'closed' && !github.event.pull_request.merged")
+  })
+
+  it('manual rollout offers every operation and strategy as a choice', () => {
+    const wf = examples.find((w) => w.file === 'examples/manual-rollout.yml')!.wf
+    const inputs = (wf.on.workflow_dispatch as { inputs: Record<string, { type: string; options?: string[] }> }).inputs
+    expect(inputs.operation).toMatchObject({ type: 'choice', options: ['deploy', 'promote', 'abort', 'rollback', 'status'] })
+    expect(inputs.strategy).toMatchObject({ type: 'choice', options: ['rolling', 'blue-green', 'canary'] })
+  })
+
+  it('the self-test uses the action from the checkout', () => {
+    const wf = workflows.find((w) => w.file === '.github/workflows/self-test.yml')!.wf
+    expect(actionSteps(wf).length).toBeGreaterThanOrEqual(5)
+    expect(actionSteps(wf).every((s) => s.uses === './')).toBe(true)
+  })
+
+  it('the README points at every example', () => {
+    const readme = read('README.md')
+    for (const { file } of examples) expect(readme).toContain(`(${file})`)
+  })
+})
