@@ -98,6 +98,13 @@ describe('GitHub deployments and the pull-request comment', () => {
       pullRequest: { repo: 'acme/shop', number: 7 },
     })
 
+    // What the example workflow checks before replacing a pull request's canary: status lists it (and records nothing).
+    const requestsBefore = gh.requests.length
+    const status = await runAction(inputs({ operation: 'status' }), { env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7a') })
+    expect(status.outputs.result).toBe('paused')
+    expect(status.outputs.replicas).toContain(`"image":"${image('v2')}"`)
+    expect(gh.requests.length).toBe(requestsBefore)
+
     const promote = await runAction(inputs({ operation: 'promote', strategy: 'canary' }), { env: workflowEnv('pull_request', pullRequest('closed', true), 'merge7b') })
     const report = await load.stop()
     expect(promote.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v2') })
