@@ -163,4 +163,13 @@ describe('GitHub deployments and the pull-request comment', () => {
     })
     expect(gh.comments).toEqual([])
   })
+
+  it('record nothing for a dry run or a deploy nobody asked to record', async () => {
+    const dry = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'dry-run': 'true' }), { env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7e') })
+    expect(dry.outputs.result).toBe('planned')
+    const unrecorded = await runAction(inputs({ image: image('v3'), environment: '', 'environment-url': '' }), { env: workflowEnv('push', {}, 'main3') })
+    expect(unrecorded.outputs.result).toBe('deployed')
+    expect(gh.requests).toEqual([])
+    expect(unrecorded.log).not.toContain('::warning::')
+  })
 })
