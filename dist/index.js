@@ -49543,13 +49543,34 @@ function secretsOf(config) {
   );
 }
 function githubRecorder(config, gh) {
-  const why = !config.github.token ? "github-token is empty" : !gh.repo ? "this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)" : void 0;
-  if (why) {
-    const recordsOne = config.github.environment && config.operation !== "status" && !config.dryRun;
-    if (recordsOne) warning(`environment is set but ${why}: no GitHub deployment is recorded`);
-    return void 0;
-  }
-  return new GitHubRecorder(octokitApi(config.github.token, gh.repo, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: config.github.environmentUrl || void 0 });
+  const { token, environment, environmentUrl } = config.github;
+  if (token && gh.repo) return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: environmentUrl || void 0 });
+  const why = !token ? "github-token is empty" : "this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)";
+  if (environment && config.operation !== "status" && !config.dryRun) warning(`environment is set but ${why}: no GitHub deployment is recorded`);
+  return void 0;
+}
+async function recordOnGitHub(recorder, config, gh, recorded, end) {
+  const { result, state: state2, liveImage, previousImage, canaryWeight } = end;
+  const canaryImage = state2?.canary?.image ?? end.plan.image;
+  if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }));
+  const kept = state2?.canary?.pullRequest;
+  const pr = gh.pullRequest?.number ?? (gh.repo && kept?.repo === repoName(gh.repo) ? kept.number : void 0);
+  if (pr === void 0 || config.strategy !== "canary" && !state2?.canary) return;
+  const where = config.github.environment || state2?.canary?.deployment?.environment || config.hosts[0].host;
+  const body = renderCanaryComment({
+    app: config.app,
+    where,
+    operation: config.operation,
+    result,
+    canaryImage,
+    stableImage: result === "paused" || result === "rolled-back" ? liveImage : previousImage,
+    canaryWeight,
+    observations: [...state2?.canary?.observations ?? [], ...end.judged],
+    failure: end.failure,
+    runUrl: gh.runUrl,
+    at: (/* @__PURE__ */ new Date()).toISOString()
+  });
+  await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)));
 }
 function runOwner() {
   const e = process.env;
@@ -49728,29 +49749,17 @@ ${configDiff}` : "nginx.conf: no change");
   setOutput("replicas", JSON.stringify(serving.map(({ name, port, image }) => ({ name, port, image }))));
   setOutput("color", liveColor(serving));
   setOutput("canary-weight", canaryWeight);
-  if (recorder && plan && !config.dryRun) {
-    const recorded = await deployment;
-    const canaryImage = state2?.canary?.image ?? plan.image;
-    if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }));
-    const pr = gh.pullRequest?.number ?? (state2?.canary?.pullRequest?.repo === (gh.repo && repoName(gh.repo)) ? state2?.canary?.pullRequest?.number : void 0);
-    if (pr !== void 0 && (config.strategy === "canary" || state2?.canary)) {
-      const where = config.github.environment || target.host;
-      const body = renderCanaryComment({
-        app: config.app,
-        where,
-        operation: config.operation,
-        result,
-        canaryImage,
-        stableImage: result === "paused" || result === "rolled-back" ? liveImage : previousImage,
-        canaryWeight,
-        observations: [...state2?.canary?.observations ?? [], ...executor?.canarySteps ?? []],
-        failure,
-        runUrl: gh.runUrl,
-        at: (/* @__PURE__ */ new Date()).toISOString()
-      });
-      await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)));
-    }
-  }
+  if (recorder && plan && !config.dryRun)
+    await recordOnGitHub(recorder, config, gh, await deployment, {
+      result,
+      plan,
+      state: state2,
+      liveImage,
+      previousImage,
+      canaryWeight,
+      failure,
+      judged: executor?.canarySteps ?? []
+    });
   const summary2 = renderSummary(
     {
       app: config.app,

@@ -5,6 +5,7 @@ import * as core from '@actions/core'
 import { readConfig, InputError, type InputName } from './inputs.js'
 import type { Config } from './config.js'
 import { CanaryFailure, CanaryInconclusive, Executor, renderConfig, type Logger } from './execute.js'
+import type { CanaryObservation } from './health/canary.js'
 import { octokitApi } from './github/api.js'
 import { commentMarker, renderCanaryComment } from './github/comment.js'
 import { runContext } from './github/context.js'
@@ -33,13 +34,50 @@ function secretsOf(config: Config): string[] {
 
 /** The GitHub side of the run, or undefined (with a warning when a deployment was asked for) when it cannot work. */
 function githubRecorder(config: Config, gh: RunContext): GitHubRecorder | undefined {
-  const why = !config.github.token ? 'github-token is empty' : !gh.repo ? 'this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)' : undefined
-  if (why) {
-    const recordsOne = config.github.environment && config.operation !== 'status' && !config.dryRun
-    if (recordsOne) core.warning(`environment is set but ${why}: no GitHub deployment is recorded`)
-    return undefined
-  }
-  return new GitHubRecorder(octokitApi(config.github.token, gh.repo!, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: config.github.environmentUrl || undefined })
+  const { token, environment, environmentUrl } = config.github
+  if (token && gh.repo) return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: environmentUrl || undefined })
+  const why = !token ? 'github-token is empty' : 'this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)'
+  if (environment && config.operation !== 'status' && !config.dryRun) core.warning(`environment is set but ${why}: no GitHub deployment is recorded`)
+  return undefined
+}
+
+interface RunEnd {
+  readonly result: Result
+  readonly plan: Plan
+  readonly state?: HostState
+  readonly liveImage: string
+  readonly previousImage: string
+  readonly canaryWeight: string
+  readonly failure?: string
+  /** The canary steps this run judged. */
+  readonly judged: readonly CanaryObservation[]
+}
+
+/** Finishes the run's deployment and rewrites the pull request's canary comment. Never throws. */
+async function recordOnGitHub(recorder: GitHubRecorder, config: Config, gh: RunContext, recorded: RecordedDeployment | undefined, end: RunEnd): Promise<void> {
+  const { result, state, liveImage, previousImage, canaryWeight } = end
+  const canaryImage = state?.canary?.image ?? end.plan.image
+  if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }))
+  // The pull request a canary belongs to: this run's, or the one whose run left the canary paused.
+  const kept = state?.canary?.pullRequest
+  const pr = gh.pullRequest?.number ?? (gh.repo && kept?.repo === repoName(gh.repo) ? kept.number : undefined)
+  if (pr === undefined || (config.strategy !== 'canary' && !state?.canary)) return
+  // The same key on every run of this canary (a promote may leave the environment input empty), so one comment.
+  const where = config.github.environment || state?.canary?.deployment?.environment || config.hosts[0].host
+  const body = renderCanaryComment({
+    app: config.app,
+    where,
+    operation: config.operation,
+    result,
+    canaryImage,
+    stableImage: result === 'paused' || result === 'rolled-back' ? liveImage : previousImage,
+    canaryWeight,
+    observations: [...(state?.canary?.observations ?? []), ...end.judged],
+    failure: end.failure,
+    runUrl: gh.runUrl,
+    at: new Date().toISOString(),
+  })
+  await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)))
 }
 
 /** Where a canary's GitHub records live, kept with the canary on the host for the run that ends it. */
@@ -251,30 +289,17 @@ export async function run(): Promise<void> {
   core.setOutput('color', liveColor(serving))
   core.setOutput('canary-weight', canaryWeight)
 
-  if (recorder && plan && !config.dryRun) {
-    const recorded = await deployment
-    const canaryImage = state?.canary?.image ?? plan.image
-    if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }))
-    // The pull request a canary belongs to: this run's, or the one whose run left the canary paused.
-    const pr = gh.pullRequest?.number ?? (state?.canary?.pullRequest?.repo === (gh.repo && repoName(gh.repo)) ? state?.canary?.pullRequest?.number : undefined)
-    if (pr !== undefined && (config.strategy === 'canary' || state?.canary)) {
-      const where = config.github.environment || target.host
-      const body = renderCanaryComment({
-        app: config.app,
-        where,
-        operation: config.operation,
-        result,
-        canaryImage,
-        stableImage: result === 'paused' || result === 'rolled-back' ? liveImage : previousImage,
-        canaryWeight,
-        observations: [...(state?.canary?.observations ?? []), ...(executor?.canarySteps ?? [])],
-        failure,
-        runUrl: gh.runUrl,
-        at: new Date().toISOString(),
-      })
-      await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)))
-    }
-  }
+  if (recorder && plan && !config.dryRun)
+    await recordOnGitHub(recorder, config, gh, await deployment, {
+      result,
+      plan,
+      state,
+      liveImage,
+      previousImage,
+      canaryWeight,
+      failure,
+      judged: executor?.canarySteps ?? [],
+    })
 
   const summary = renderSummary(
     {
