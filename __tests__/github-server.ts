@@ -53,6 +53,7 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
   }
   let nextId = 1000
   const base = `/repos/${owner}/${repo}`
+  const commentJson = (c: Comment) => ({ id: c.id, body: c.body, html_url: `https://github.com/${owner}/${repo}/pull/${c.issue}#issuecomment-${c.id}` })
 
   const server = http.createServer((req, res) => {
     let raw = ''
@@ -104,15 +105,15 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
         if (req.method === 'POST') {
           const c: Comment = { id: ++nextId, issue, body: (body as { body: string }).body }
           state.comments.push(c)
-          return send(201, { id: c.id, body: c.body, html_url: `https://github.com/${owner}/${repo}/pull/${issue}#issuecomment-${c.id}` })
+          return send(201, commentJson(c))
         }
-        return page(state.comments.filter((c) => c.issue === issue).map((c) => ({ id: c.id, body: c.body, html_url: `https://github.com/${owner}/${repo}/pull/${c.issue}#issuecomment-${c.id}` })))
+        return page(state.comments.filter((c) => c.issue === issue).map(commentJson))
       }
       if (req.method === 'PATCH' && (m = new RegExp(`^${base}/issues/comments/(\\d+)$`).exec(path))) {
         const c = state.comments.find((x) => x.id === Number(m![1]))
         if (!c) return send(404, { message: 'Not Found' })
         c.body = (body as { body: string }).body
-        return send(200, { id: c.id, body: c.body, html_url: `https://github.com/${owner}/${repo}/pull/${c.issue}#issuecomment-${c.id}` })
+        return send(200, commentJson(c))
       }
       send(404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' })
     })

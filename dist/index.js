@@ -48929,11 +48929,17 @@ function runContext() {
   const pr = context2.payload.pull_request;
   const pullRequest = (context2.eventName === "pull_request" || context2.eventName === "pull_request_target") && typeof pr?.number === "number" && typeof pr.head?.sha === "string" ? { number: pr.number, headSha: pr.head.sha } : void 0;
   const runUrl = repo && context2.runId ? `${context2.serverUrl}/${repo.owner}/${repo.repo}/actions/runs/${context2.runId}` : void 0;
-  return { repo, sha: context2.sha, eventName: context2.eventName, pullRequest, runUrl, apiUrl: context2.apiUrl };
+  return { repo, sha: context2.sha, eventName: context2.eventName, pullRequest, runUrl, actor: context2.actor ?? "", apiUrl: context2.apiUrl };
 }
 
 // src/github/deployment.ts
 var repoName = (r) => `${r.owner}/${r.repo}`;
+function canaryPullRequest(run3, canary) {
+  if (!run3.repo) return void 0;
+  const repo = repoName(run3.repo);
+  if (run3.pullRequest) return { repo, number: run3.pullRequest.number };
+  return canary?.pullRequest?.repo === repo ? canary.pullRequest : void 0;
+}
 function deploymentTarget(config, run3, canary, image) {
   if (config.dryRun || config.operation === "status" || !run3.repo) return { kind: "none" };
   const recorded = canary?.deployment;
@@ -49031,7 +49037,7 @@ var GitHubRecorder = class {
   // GitHub's auto_inactive skips production environments, so the earlier ones are marked here as well.
   async deactivateEarlier(d) {
     try {
-      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter((id) => id !== d.id && id < d.id);
+      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter((id) => id < d.id);
       const active = (await Promise.all(earlier.map(async (id) => await this.api.latestDeploymentState(id) === "success" ? [id] : []))).flat();
       for (const id of active) await this.api.setDeploymentStatus(id, { state: "inactive", description: `Superseded by deployment ${d.id}`, logUrl: this.links.runUrl });
       if (active.length) this.log.info(`GitHub deployments marked inactive: ${active.join(", ")}`);
@@ -49110,9 +49116,12 @@ async function acquireLock(remote, app, owner, timeoutSeconds, log, sleep2 = (ms
 
 // src/remote/history.ts
 var historyPath = (app) => `${stateDir(app)}/history.json`;
-var readHistoryCommand = (app) => command("cat", historyPath(app));
 var canaryPath = (app) => `${stateDir(app)}/canary.json`;
-var readCanaryCommand = (app) => command("cat", canaryPath(app));
+var readStateFiles = (app) => script('cat "$1" 2>/dev/null; printf "\\000"; cat "$2" 2>/dev/null; true', historyPath(app), canaryPath(app));
+function parseStateFiles(output) {
+  const [history = "", canary = ""] = output.split("\0");
+  return { history: parseHistory(history), canary: parseCanaryState(canary) };
+}
 var writeFile2 = (path2, text, what) => withStdin(script('mkdir -p "$(dirname "$1")" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"', path2), text, what);
 async function appendHistory(remote, app, before, entry) {
   const entries = [...before, entry].slice(-LIMITS.historyEntries);
@@ -49127,11 +49136,10 @@ async function writeCanaryState(remote, app, state2) {
 var HostStateError = class extends Error {
 };
 async function readHost(remote, config) {
-  const [containers, nginx, history, canary] = await Promise.all([
+  const [containers, nginx, { history, canary }] = await Promise.all([
     run(remote, listManaged(CONTAINER_FORMAT), `listing containers (is docker usable by ${config.username}?)`).then((r) => parseContainers(r.stdout)),
     readNginx(remote, config),
-    remote.exec(readHistoryCommand(config.app)).then((r) => r.code === 0 ? parseHistory(r.stdout) : []),
-    remote.exec(readCanaryCommand(config.app)).then((r) => r.code === 0 ? parseCanaryState(r.stdout) : void 0)
+    run(remote, readStateFiles(config.app), "reading the deploy history").then((r) => parseStateFiles(r.stdout))
   ]);
   return { containers, nginx, history, ...canary ? { canary } : {} };
 }
@@ -49553,9 +49561,8 @@ async function recordOnGitHub(recorder, config, gh, recorded, end) {
   const { result, state: state2, liveImage, previousImage, canaryWeight } = end;
   const canaryImage = state2?.canary?.image ?? end.plan.image;
   if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }));
-  const kept = state2?.canary?.pullRequest;
-  const pr = gh.pullRequest?.number ?? (gh.repo && kept?.repo === repoName(gh.repo) ? kept.number : void 0);
-  if (pr === void 0 || config.strategy !== "canary" && !state2?.canary) return;
+  const pr = canaryPullRequest(gh, state2?.canary);
+  if (!pr || config.strategy !== "canary" && !state2?.canary) return;
   const where = config.github.environment || state2?.canary?.deployment?.environment || config.hosts[0].host;
   const body = renderCanaryComment({
     app: config.app,
@@ -49570,12 +49577,10 @@ async function recordOnGitHub(recorder, config, gh, recorded, end) {
     runUrl: gh.runUrl,
     at: (/* @__PURE__ */ new Date()).toISOString()
   });
-  await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)));
+  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secretsOf(config)));
 }
-function runOwner() {
-  const e = process.env;
-  const url = e.GITHUB_RUN_ID ? `${e.GITHUB_SERVER_URL ?? "https://github.com"}/${e.GITHUB_REPOSITORY}/actions/runs/${e.GITHUB_RUN_ID}` : `pid ${process.pid}`;
-  return `${url}${e.GITHUB_ACTOR ? ` by ${e.GITHUB_ACTOR}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
+function runOwner(gh) {
+  return `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
 }
 function finalConfigText(config, plan, current) {
   const last = [...plan.steps].reverse().find((s) => s.kind === "route");
@@ -49678,7 +49683,7 @@ async function run2() {
   try {
     remote = await group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, debug));
     const r = remote;
-    const owner = runOwner();
+    const owner = runOwner(gh);
     const mutating = config.operation !== "status" && !config.dryRun;
     const lock = mutating ? await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info)) : void 0;
     try {
@@ -49714,7 +49719,7 @@ ${configDiff}` : "nginx.conf: no change");
           deployment = recorder?.begin(deploymentTarget(config, gh, s.canary, p.image), `${config.app}: ${config.operation} ${p.image} in progress`) ?? deployment;
           const links = async () => {
             const d = await deployment;
-            const pr = gh.pullRequest && gh.repo ? { repo: repoName(gh.repo), number: gh.pullRequest.number } : s.canary?.pullRequest;
+            const pr = canaryPullRequest(gh, s.canary) ?? s.canary?.pullRequest;
             return { ...d && gh.repo ? { deployment: { repo: repoName(gh.repo), ...d } } : {}, ...pr ? { pullRequest: pr } : {} };
           };
           ({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex, links));

@@ -9,7 +9,7 @@ import type { CanaryObservation } from './health/canary.js'
 import { octokitApi } from './github/api.js'
 import { commentMarker, renderCanaryComment } from './github/comment.js'
 import { runContext } from './github/context.js'
-import { deploymentTarget, finalStatus, repoName, type RunContext } from './github/deployment.js'
+import { canaryPullRequest, deploymentTarget, finalStatus, repoName, type RunContext } from './github/deployment.js'
 import { GitHubRecorder, type RecordedDeployment } from './github/report.js'
 import { checkHostState, readHost } from './host/read.js'
 import type { CanaryState, HostState } from './host/state.js'
@@ -58,10 +58,8 @@ async function recordOnGitHub(recorder: GitHubRecorder, config: Config, gh: RunC
   const { result, state, liveImage, previousImage, canaryWeight } = end
   const canaryImage = state?.canary?.image ?? end.plan.image
   if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }))
-  // The pull request a canary belongs to: this run's, or the one whose run left the canary paused.
-  const kept = state?.canary?.pullRequest
-  const pr = gh.pullRequest?.number ?? (gh.repo && kept?.repo === repoName(gh.repo) ? kept.number : undefined)
-  if (pr === undefined || (config.strategy !== 'canary' && !state?.canary)) return
+  const pr = canaryPullRequest(gh, state?.canary)
+  if (!pr || (config.strategy !== 'canary' && !state?.canary)) return
   // The same key on every run of this canary (a promote may leave the environment input empty), so one comment.
   const where = config.github.environment || state?.canary?.deployment?.environment || config.hosts[0].host
   const body = renderCanaryComment({
@@ -77,16 +75,15 @@ async function recordOnGitHub(recorder: GitHubRecorder, config: Config, gh: RunC
     runUrl: gh.runUrl,
     at: new Date().toISOString(),
   })
-  await recorder.comment(pr, commentMarker(config.app, where), redact(body, secretsOf(config)))
+  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secretsOf(config)))
 }
 
 /** Where a canary's GitHub records live, kept with the canary on the host for the run that ends it. */
 type CanaryLinks = Pick<CanaryState, 'deployment' | 'pullRequest'>
 
-function runOwner(): string {
-  const e = process.env
-  const url = e.GITHUB_RUN_ID ? `${e.GITHUB_SERVER_URL ?? 'https://github.com'}/${e.GITHUB_REPOSITORY}/actions/runs/${e.GITHUB_RUN_ID}` : `pid ${process.pid}`
-  return `${url}${e.GITHUB_ACTOR ? ` by ${e.GITHUB_ACTOR}` : ''} since ${new Date().toISOString()}`
+/** Who holds the lock, for another run that waits for it. */
+function runOwner(gh: RunContext): string {
+  return `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ''} since ${new Date().toISOString()}`
 }
 
 /** The config the plan leaves live: what its last route step renders. */
@@ -214,7 +211,7 @@ export async function run(): Promise<void> {
     remote = await core.group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, core.debug))
     const r = remote
     // Read and plan under the lock: a plan made from what the host held before another run finished is stale.
-    const owner = runOwner()
+    const owner = runOwner(gh)
     const mutating = config.operation !== 'status' && !config.dryRun
     const lock = mutating ? await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info)) : undefined
     try {
@@ -251,7 +248,8 @@ export async function run(): Promise<void> {
           deployment = recorder?.begin(deploymentTarget(config, gh, s.canary, p.image), `${config.app}: ${config.operation} ${p.image} in progress`) ?? deployment
           const links = async (): Promise<CanaryLinks> => {
             const d = await deployment
-            const pr = gh.pullRequest && gh.repo ? { repo: repoName(gh.repo), number: gh.pullRequest.number } : s.canary?.pullRequest
+            // A canary paused again keeps the pull request it was recorded with.
+            const pr = canaryPullRequest(gh, s.canary) ?? s.canary?.pullRequest
             return { ...(d && gh.repo ? { deployment: { repo: repoName(gh.repo), ...d } } : {}), ...(pr ? { pullRequest: pr } : {}) }
           }
           ;({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex, links))

@@ -12,6 +12,7 @@ const run: RunContext = {
   sha: 'merge0sha',
   eventName: 'push',
   runUrl: 'https://github.com/acme/shop/actions/runs/42',
+  actor: 'alice',
   apiUrl: 'https://api.github.com',
 }
 const prRun: RunContext = { ...run, eventName: 'pull_request', pullRequest: { number: 7, headSha: 'head7sha' } }

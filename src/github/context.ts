@@ -17,5 +17,5 @@ export function runContext(): RunContext {
       ? { number: pr.number, headSha: pr.head.sha }
       : undefined
   const runUrl = repo && context.runId ? `${context.serverUrl}/${repo.owner}/${repo.repo}/actions/runs/${context.runId}` : undefined
-  return { repo, sha: context.sha, eventName: context.eventName, pullRequest, runUrl, apiUrl: context.apiUrl }
+  return { repo, sha: context.sha, eventName: context.eventName, pullRequest, runUrl, actor: context.actor ?? '', apiUrl: context.apiUrl }
 }

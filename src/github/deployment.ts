@@ -13,11 +13,21 @@ export interface RunContext {
   /** The pull request of a pull_request or pull_request_target event. */
   readonly pullRequest?: { readonly number: number; readonly headSha: string }
   readonly runUrl?: string
+  /** Who started the run (GITHUB_ACTOR), '' outside one. */
+  readonly actor: string
   /** The REST API's base URL (GITHUB_API_URL). */
   readonly apiUrl: string
 }
 
 export const repoName = (r: Repo): string => `${r.owner}/${r.repo}`
+
+/** The pull request a canary belongs to: this run's, or the one whose run left the canary paused (same repository). */
+export function canaryPullRequest(run: RunContext, canary: CanaryState | undefined): { repo: string; number: number } | undefined {
+  if (!run.repo) return undefined
+  const repo = repoName(run.repo)
+  if (run.pullRequest) return { repo, number: run.pullRequest.number }
+  return canary?.pullRequest?.repo === repo ? canary.pullRequest : undefined
+}
 
 export type DeploymentTarget =
   | { readonly kind: 'none' }

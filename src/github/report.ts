@@ -86,7 +86,7 @@ export class GitHubRecorder {
   // GitHub's auto_inactive skips production environments, so the earlier ones are marked here as well.
   private async deactivateEarlier(d: RecordedDeployment): Promise<void> {
     try {
-      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter((id) => id !== d.id && id < d.id)
+      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter((id) => id < d.id)
       const active = (await Promise.all(earlier.map(async (id) => ((await this.api.latestDeploymentState(id)) === 'success' ? [id] : [])))).flat()
       for (const id of active) await this.api.setDeploymentStatus(id, { state: 'inactive', description: `Superseded by deployment ${d.id}`, logUrl: this.links.runUrl })
       if (active.length) this.log.info(`GitHub deployments marked inactive: ${active.join(', ')}`)

@@ -2,18 +2,17 @@
 import type { Config } from '../config.js'
 import { listManaged } from '../commands/docker.js'
 import { findNginxMasters, inspectNginxContainer, listProcesses, readLiveConfig } from '../commands/nginx.js'
-import { readCanaryCommand, readHistoryCommand } from '../remote/history.js'
+import { parseStateFiles, readStateFiles } from '../remote/history.js'
 import { run, type Remote } from '../remote/ssh.js'
-import { CONTAINER_FORMAT, parseCanaryState, parseContainers, parseHistory, type HostState, type NginxState } from './state.js'
+import { CONTAINER_FORMAT, parseContainers, type HostState, type NginxState } from './state.js'
 
 export class HostStateError extends Error {}
 
 export async function readHost(remote: Remote, config: Config): Promise<HostState> {
-  const [containers, nginx, history, canary] = await Promise.all([
+  const [containers, nginx, { history, canary }] = await Promise.all([
     run(remote, listManaged(CONTAINER_FORMAT), `listing containers (is docker usable by ${config.username}?)`).then((r) => parseContainers(r.stdout)),
     readNginx(remote, config),
-    remote.exec(readHistoryCommand(config.app)).then((r) => (r.code === 0 ? parseHistory(r.stdout) : [])),
-    remote.exec(readCanaryCommand(config.app)).then((r) => (r.code === 0 ? parseCanaryState(r.stdout) : undefined)),
+    run(remote, readStateFiles(config.app), 'reading the deploy history').then((r) => parseStateFiles(r.stdout)),
   ])
   return { containers, nginx, history, ...(canary ? { canary } : {}) }
 }

@@ -1,17 +1,21 @@
 // The short deploy history kept on the host (image, time, result), for later rollbacks and status.
 import { LIMITS } from '../config.js'
 import { command, script, withStdin } from '../commands/shell.js'
-import type { CanaryState, HistoryEntry } from '../host/state.js'
+import { parseCanaryState, parseHistory, type CanaryState, type HistoryEntry } from '../host/state.js'
 import { stateDir } from './lock.js'
 import { run, type Remote } from './ssh.js'
 
 export const historyPath = (app: string): string => `${stateDir(app)}/history.json`
 
-export const readHistoryCommand = (app: string) => command('cat', historyPath(app))
-
 export const canaryPath = (app: string): string => `${stateDir(app)}/canary.json`
 
-export const readCanaryCommand = (app: string) => command('cat', canaryPath(app))
+/** Both state files in one round trip: the history, a NUL byte (JSON never holds one), the canary state. A missing file reads as empty. */
+export const readStateFiles = (app: string) => script('cat "$1" 2>/dev/null; printf "\\000"; cat "$2" 2>/dev/null; true', historyPath(app), canaryPath(app))
+
+export function parseStateFiles(output: string): { history: HistoryEntry[]; canary?: CanaryState } {
+  const [history = '', canary = ''] = output.split('\0')
+  return { history: parseHistory(history), canary: parseCanaryState(canary) }
+}
 
 // Write beside, then rename: a reader never sees half a file.
 const writeFile = (path: string, text: string, what: string) =>
