@@ -3,6 +3,8 @@
 export type Strategy = 'rolling' | 'blue-green' | 'canary'
 export type Operation = 'deploy' | 'promote' | 'abort' | 'rollback' | 'status'
 export type NginxMode = 'container' | 'host'
+/** site: the app's upstream and its server block; upstream: only the upstream, behind the user's own server blocks. */
+export type NginxScope = 'site' | 'upstream'
 
 export interface SshTarget {
   readonly host: string
@@ -15,6 +17,24 @@ export interface HostKeyPolicy {
   /** known_hosts lines (plain or hashed). */
   readonly knownHosts: string
   readonly insecureSkip: boolean
+}
+
+/** Who to log in as, and how to know the host is the right one. */
+export interface SshLogin {
+  readonly username: string
+  readonly privateKey?: string
+  readonly passphrase?: string
+  readonly password?: string
+  readonly hostKey: HostKeyPolicy
+}
+
+/** A Docker host the app runs on. */
+export interface AppHost {
+  /** How the run names it: the SSH address, with the port when it is not 22. */
+  readonly id: string
+  readonly ssh: SshTarget
+  /** The address nginx reaches this host's replicas at. */
+  readonly upstreamAddress: string
 }
 
 export interface EnvVar {
@@ -34,25 +54,27 @@ export interface StatusRange {
 }
 
 export interface Config {
-  readonly hosts: readonly SshTarget[]
-  readonly username: string
-  readonly privateKey?: string
-  readonly passphrase?: string
-  readonly password?: string
-  readonly hostKey: HostKeyPolicy
+  /** The app hosts, in the order given (canary replicas go to the first). */
+  readonly appHosts: readonly AppHost[]
+  /** The host nginx runs on; the lock, the history and the canary state live there. */
+  readonly nginxHost: SshTarget
+  readonly login: SshLogin
+  /** A bastion every SSH connection goes through. */
+  readonly proxy?: { readonly target: SshTarget; readonly login: SshLogin }
 
   readonly app: string
   readonly image: string
   readonly strategy: Strategy
+  /** Replicas per app host. */
   readonly replicas: number
   readonly ports: readonly number[]
   readonly containerPort: number
-  /** '' (default bridge, port published on upstreamHost), 'host', or a Docker network name. */
+  /** '' (default bridge, port published on the upstream address), 'host', or a Docker network name. */
   readonly network: string
-  readonly upstreamHost: string
   readonly env: readonly EnvVar[]
   readonly runArgs: readonly string[]
   readonly pull: boolean
+  readonly pullTimeoutSeconds: number
   readonly registry?: { readonly server: string; readonly username: string; readonly password: string }
 
   readonly health: {
@@ -62,6 +84,7 @@ export interface Config {
     readonly intervalMs: number
   }
 
+  /** The longest a drain may last; it ends as soon as the outgoing replicas have nothing in flight. */
   readonly drainSeconds: number
   readonly stopTimeoutSeconds: number
   readonly batchSize: number
@@ -79,9 +102,12 @@ export interface Config {
 
   readonly nginx: {
     readonly mode: NginxMode
+    readonly scope: NginxScope
     readonly container: string
     readonly image: string
+    /** The one file the action manages (inside the container in container mode). */
     readonly configPath: string
+    readonly upstreamName: string
     /** The custom template's text, or undefined for the built-in one. */
     readonly template?: string
     readonly templatePath?: string
@@ -119,10 +145,11 @@ export const DEFAULTS = {
   network: '',
   'upstream-host': '127.0.0.1',
   pull: 'true',
+  'pull-timeout': '600',
   'health-path': '/',
   'health-status': '200-399',
   'health-timeout': '60',
-  'health-interval': '1',
+  'health-interval': '0.2',
   'drain-seconds': '5',
   'stop-timeout': '10',
   'batch-size': '1',
@@ -132,9 +159,9 @@ export const DEFAULTS = {
   'canary-interval': '60',
   'canary-max-error-rate': '1',
   'nginx-mode': 'container',
+  'nginx-scope': 'site',
   'nginx-container': 'loadbalancer',
   'nginx-image': 'nginx:stable',
-  'nginx-config-path': '/etc/nginx/nginx.conf',
   listen: '80',
   'server-name': 'localhost',
   'lb-method': 'least_conn',
@@ -152,36 +179,74 @@ export const RUNNER_DEFAULTS = {
   'github-token': '${{ github.token }}',
 } as const satisfies Record<string, string>
 
+/** Defaults that depend on another input: action.yml leaves them empty and says so in the description. */
+export const derivedDefaults = {
+  configPath: (app: string): string => `/etc/nginx/conf.d/${app}.conf`,
+  upstreamName: (app: string): string => `${app.replace(/[-.]/g, '_')}_replicas`,
+}
+
 /** Internal constants (not inputs): named here so their reasons sit in one place. */
 export const LIMITS = {
-  /** Where nginx-rollout keeps its lock, history and upload staging, relative to the ssh user's home. */
+  /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
   stateDir: '.nginx-rollout',
   /** Deploy history entries kept on the host. */
   historyEntries: 20,
   /** A lock whose heartbeat is older than this was left by a run that died. */
   lockStaleSeconds: 45,
   lockHeartbeatMs: 10_000,
-  lockPollMs: 2_000,
-  /** How long nginx may take to serve the new config after the reload signal. */
+  /** Heartbeats that fail in a row before the run stops changing anything (the lock may be taken over at lockStaleSeconds). */
+  lockHeartbeatFailures: 2,
+  lockPollMs: 1_000,
+  /** How long a run waits for another app's nginx change on the same nginx to finish. */
+  nginxLockSeconds: 60,
+  /** How long nginx may take to start workers with the new config after the reload signal. */
   reloadVerifyMs: 15_000,
-  /** Path on the nginx listen port that answers the id of the config nginx is serving. */
-  configIdPath: '/.nginx-rollout/config-id',
+  /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
+  configIdPath: (app: string): string => `/.nginx-rollout/${app}/config-id`,
   /** Log lines of a failing replica shown in the summary. */
   failureLogLines: 30,
   /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
   probeTimeoutMs: 2_000,
   sshReadyTimeoutMs: 20_000,
+  sshKeepaliveMs: 10_000,
+  /**
+   * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
+   * kept free for the lock's heartbeat.
+   */
+  sshSessions: 8,
+  /** Forwarded TCP channels (health probes) open at once on one connection. */
+  sshTunnels: 16,
+  /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
+  commandTimeoutSeconds: 120,
+  /** The client gives a command this long past its remote deadline before it gives up on the channel. */
+  commandGraceSeconds: 10,
   /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
   canaryMinRequests: 50,
   /** How far above the stable error rate (in standard errors) counts as clearly worse. */
   canaryWorseZ: 3,
   /** Consecutive failed health probes of a canary during a step that fail the step. */
   canaryProbeFailures: 3,
-  sshKeepaliveMs: 10_000,
+  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
+  canaryLogBytes: 32 * 1024 * 1024,
+  /** The per-app access log nginx writes while a canary split is live. */
+  canaryLogPath: (app: string): string => `/var/log/nginx/nginx-rollout-${app}.log`,
+  /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
+  drainPollMs: 100,
+  drainQuietPolls: 2,
+  /**
+   * keepalive_min_timeout (nginx >= 1.27.4, site scope): an idle keep-alive connection of a reloading worker
+   * stays open this long and its next request is answered with Connection: close instead of being reset.
+   * Those old workers may still route to outgoing replicas meanwhile, so a drain lasts at least this long.
+   */
+  keepaliveMinTimeoutSeconds: 1,
+  /** The nginx version that introduced keepalive_min_timeout. */
+  keepaliveMinTimeoutSince: [1, 27, 4] as const,
   /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
   githubRequestTimeoutMs: 15_000,
   /** Earlier deployments of the environment checked for one still marked active. */
   githubEarlierDeployments: 10,
   /** GitHub's limit on a deployment status description. */
   githubDescriptionChars: 140,
+  /** Pushes of a pull request's canary shown in its comment. */
+  canaryPushesShown: 10,
 } as const

@@ -1,19 +1,39 @@
 // The only reader of inputs. Every input is checked here, before any connection is made; all problems are
-// reported together, each naming the input, what was expected and what arrived.
+// reported together, each naming the input, what was expected and what arrived (never a secret's text).
+import { realpathSync, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import path from 'node:path'
 import { ShellWordsError, splitShellWords } from './commands/shell.js'
-import { DEFAULTS, RUNNER_DEFAULTS, type Config, type EnvVar, type LbMethod, type Operation, type StatusRange, type SshTarget } from './config.js'
+import {
+  DEFAULTS,
+  derivedDefaults,
+  RUNNER_DEFAULTS,
+  type AppHost,
+  type Config,
+  type EnvVar,
+  type HostKeyPolicy,
+  type LbMethod,
+  type Operation,
+  type SshTarget,
+  type StatusRange,
+} from './config.js'
+import { isLoopback, parseListen, sshName } from './model.js'
 
 export type InputName = keyof typeof DEFAULTS | InputWithoutDefault
 type InputWithoutDefault =
-  | 'host' | 'username' | 'key' | 'passphrase' | 'password' | 'fingerprint' | 'known-hosts'
-  | 'app' | 'image' | 'env' | 'run-args' | 'registry' | 'registry-username' | 'registry-password' | 'nginx-template'
+  | 'host' | 'hosts' | 'nginx-host' | 'username' | 'key' | 'passphrase' | 'password' | 'fingerprint' | 'known-hosts'
+  | 'proxy-host' | 'proxy-username' | 'proxy-key' | 'proxy-passphrase' | 'proxy-fingerprint' | 'proxy-known-hosts'
+  | 'app' | 'image' | 'env' | 'run-args' | 'registry' | 'registry-username' | 'registry-password'
+  | 'nginx-config-path' | 'nginx-template' | 'upstream-name'
   | 'environment' | 'environment-url' | keyof typeof RUNNER_DEFAULTS
+
+/** Inputs whose whole text is a secret: masked before any input is read, so no message can show them. */
+export const SECRET_INPUTS = ['key', 'passphrase', 'password', 'proxy-key', 'proxy-passphrase', 'registry-password', 'github-token'] as const satisfies readonly InputName[]
 
 export interface InputSource {
   /** The raw input text ('' when unset). */
   get(name: InputName): string
-  /** Reads a file of the workspace (for nginx-template). */
+  /** Reads a file of the workspace (for nginx-template); throws when it cannot or may not. */
   readWorkspaceFile(path: string): string
 }
 
@@ -31,7 +51,7 @@ const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0
 // Docker's reference grammar: [registry[:port]/]path[:tag][@digest]
 const IMAGE =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/
+const FINGERPRINT = /(?:^|\s)(SHA256:[A-Za-z0-9+/]{43})=?(?=\s|$)/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/
 // nginx server_name: a host name, optionally with a leading '*.' or '.', or a trailing '.*'; or '_' (no name).
@@ -39,6 +59,7 @@ const SERVER_NAME = /^(?:_|(?:\*\.|\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\
 const HASH_KEY = /^[A-Za-z0-9_$.:/-]+$/
 const NGINX_TIME = /^\d+(ms|s|m|h|d)?$/
 const CONFIG_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/
+const UPSTREAM_NAME = /^[A-Za-z0-9_]+$/
 const TEMPLATE_PATH = /^[^\0]+$/
 
 /** docker run options that nginx-rollout sets itself: a second value would break naming, routing or cleanup. */
@@ -54,6 +75,7 @@ export function readConfig(source: InputSource): Config {
     const v = source.get(name).trim()
     return v === '' && name in DEFAULTS ? DEFAULTS[name as keyof typeof DEFAULTS] : v
   }
+  const given = (name: InputName): boolean => source.get(name).trim() !== ''
   const required = (name: InputName, what: string): string => {
     const v = raw(name)
     if (v === '') problem(`${name}: required (${what})`)
@@ -91,30 +113,68 @@ export function readConfig(source: InputSource): Config {
     if (!allowed.includes(v as T)) problem(`${name}: expected one of ${allowed.join(', ')}, got ${show(v)}`)
     return v as T
   }
+  const privateKeyText = (name: 'key' | 'proxy-key'): string | undefined => {
+    const v = raw(name) || undefined
+    if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
+      problem(`${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`)
+    return v
+  }
+  const hostKeyPolicy = (fingerprintInput: 'fingerprint' | 'proxy-fingerprint', knownHostsInput: 'known-hosts' | 'proxy-known-hosts', insecureSkip: boolean): HostKeyPolicy => {
+    const fingerprints = parseFingerprints(raw(fingerprintInput), (m) => problem(`${fingerprintInput}: ${m}`))
+    const knownHosts = raw(knownHostsInput)
+    if (knownHosts && !knownHosts.split('\n').some((l) => l.trim() && !l.trim().startsWith('#')))
+      problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`)
+    return { fingerprints, knownHosts, insecureSkip }
+  }
 
   // Connection
   const port = int('port', 1, 65535)
-  const hosts = parseHosts(required('host', 'the Docker host to deploy to, name or name:port'), port, problem)
-  const username = required('username', 'the ssh user on the Docker host')
+  const topology = readTopology(
+    { host: raw('host'), hosts: raw('hosts'), nginxHost: raw('nginx-host'), upstreamHost: raw('upstream-host'), upstreamHostGiven: given('upstream-host') },
+    port,
+    problem,
+  )
+  const username = required('username', 'the ssh user on the hosts')
   if (/\s/.test(username)) problem(`username: expected a user name without spaces, got ${show(username)}`)
-  const privateKey = raw('key') || undefined
+  const privateKey = privateKeyText('key')
   const passphrase = raw('passphrase') || undefined
   const password = raw('password') || undefined
   if (!privateKey && !password) problem('key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)')
-  if (privateKey && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(privateKey))
-    problem('key: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)')
-  const fingerprints = raw('fingerprint').split(/[,\n]/).map((f) => f.trim()).filter(Boolean)
-  for (const f of fingerprints)
-    if (!FINGERPRINT.test(f)) problem(`fingerprint: expected SHA256:... as 'ssh-keygen -lf' prints it, got ${show(f)}`)
-  const knownHosts = raw('known-hosts')
-  if (knownHosts && !knownHosts.split('\n').some((l) => l.trim() && !l.trim().startsWith('#')))
-    problem('known-hosts: expected known_hosts lines (host keytype key)')
   const insecureSkip = bool('insecure-skip-host-key-check')
-  if (!fingerprints.length && !knownHosts && !insecureSkip && hosts.length)
+  const hostKey = hostKeyPolicy('fingerprint', 'known-hosts', insecureSkip)
+  const first = topology?.nginxHost
+  if (!hostKey.fingerprints.length && !hostKey.knownHosts && !insecureSkip && first)
     problem(
-      `fingerprint: required to verify the host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). ` +
-        `Get it on a machine you trust: ssh-keyscan -p ${hosts[0].port} ${hosts[0].host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`,
+      `fingerprint: required to verify each host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). ` +
+        `Get it on a machine you trust: ssh-keyscan -p ${first.port} ${first.host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`,
     )
+  const login = { username, privateKey, passphrase, password, hostKey }
+
+  // Bastion
+  const proxyHostText = raw('proxy-host')
+  let proxy: Config['proxy']
+  if (proxyHostText) {
+    const target = parseSshAddress(proxyHostText, 22, (m) => problem(`proxy-host: ${m}`))
+    const proxyUser = raw('proxy-username') || username
+    if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`)
+    const proxyKey = privateKeyText('proxy-key')
+    const ownPolicy = given('proxy-fingerprint') || given('proxy-known-hosts')
+    // The bastion's key is checked like every host's: its own inputs, or else the fingerprints and known_hosts given for the hosts.
+    const proxyHostKey = ownPolicy ? hostKeyPolicy('proxy-fingerprint', 'proxy-known-hosts', insecureSkip) : hostKey
+    if (target)
+      proxy = {
+        target,
+        login: {
+          username: proxyUser,
+          privateKey: proxyKey ?? privateKey,
+          passphrase: proxyKey ? raw('proxy-passphrase') || undefined : passphrase,
+          password: proxyKey ? undefined : password,
+          hostKey: proxyHostKey,
+        },
+      }
+  } else
+    for (const name of ['proxy-username', 'proxy-key', 'proxy-passphrase', 'proxy-fingerprint', 'proxy-known-hosts'] as const)
+      if (given(name)) problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`)
 
   // What to run
   const operation = oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
@@ -129,12 +189,10 @@ export function readConfig(source: InputSource): Config {
   const containerPort = int('container-port', 1, 65535)
   const network = raw('network')
   if (network !== '' && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`)
-  const upstreamHost = raw('upstream-host')
-  if (!isIP(upstreamHost) && !HOSTNAME.test(upstreamHost))
-    problem(`upstream-host: expected an IP address or host name, got ${show(upstreamHost)}`)
   const env = parseEnv(raw('env'), problem)
   const runArgs = parseRunArgs(raw('run-args'), problem)
   const pull = bool('pull')
+  const pullTimeoutSeconds = int('pull-timeout', 1, 86400)
   const registryServer = raw('registry')
   if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer)) problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`)
   const registryUser = raw('registry-username')
@@ -164,9 +222,11 @@ export function readConfig(source: InputSource): Config {
 
   // nginx
   const mode = oneOf('nginx-mode', ['container', 'host'] as const)
+  const scope = oneOf('nginx-scope', ['site', 'upstream'] as const)
   const nginxContainer = matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
   const nginxImage = matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
-  const configPath = matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/nginx.conf'")
+  const configPath = matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'", raw('nginx-config-path') || derivedDefaults.configPath(app))
+  const upstreamName = matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _', raw('upstream-name') || derivedDefaults.upstreamName(app))
   const templatePath = raw('nginx-template')
   let template: string | undefined
   if (templatePath && TEMPLATE_PATH.test(templatePath)) {
@@ -180,6 +240,9 @@ export function readConfig(source: InputSource): Config {
   if (!parseListen(listen)) problem(`listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`)
   const serverName = raw('server-name')
   if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n))) problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`)
+  if (scope === 'upstream')
+    for (const name of ['listen', 'server-name'] as const)
+      if (given(name)) problem(`${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`)
   const lbMethod = parseLbMethod(raw('lb-method'), problem)
   const weight = int('weight', 1, 1000)
   const maxFails = int('max-fails', 0, 1000)
@@ -200,26 +263,54 @@ export function readConfig(source: InputSource): Config {
   const rollbackOnFailure = bool('rollback-on-failure')
   const lockTimeoutSeconds = seconds('lock-timeout', 0, 86400)
 
-  // Combinations that cannot work, whatever the host holds.
+  // Combinations that cannot work, whatever the hosts hold.
   if (network === 'host' && ports.includes(containerPort))
     problem(`container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`)
   const listenPort = parseListen(listen)?.port
-  if (network === 'host' && listenPort !== undefined && ports.includes(listenPort))
+  if (scope === 'site' && network === 'host' && listenPort !== undefined && ports.includes(listenPort))
     problem(`listen: port ${listenPort} is inside ports '${raw('ports')}', which replicas use`)
 
-  if (problems.length) throw new InputError(problems)
+  if (problems.length || !topology) throw new InputError(problems)
   return {
-    hosts, username, privateKey, passphrase, password,
-    hostKey: { fingerprints: fingerprints.map((f) => f.replace(/=$/, '')), knownHosts, insecureSkip },
-    app, image, strategy, replicas, ports, containerPort, network, upstreamHost, env, runArgs, pull,
+    appHosts: topology.appHosts, nginxHost: topology.nginxHost, login, proxy,
+    app, image, strategy, replicas, ports, containerPort, network, env, runArgs, pull, pullTimeoutSeconds,
     registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : undefined,
     health: { path: healthPath, status: healthStatus, timeoutMs: healthTimeout * 1000, intervalMs: healthInterval * 1000 },
     drainSeconds, stopTimeoutSeconds, batchSize, keepPrevious,
     canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
-    nginx: { mode, container: nginxContainer, image: nginxImage, configPath, template, templatePath: templatePath || undefined, listen, serverName, lbMethod, weight, maxFails, failTimeout },
+    nginx: {
+      mode, scope, container: nginxContainer, image: nginxImage, configPath, upstreamName, template, templatePath: templatePath || undefined,
+      listen, serverName, lbMethod, weight, maxFails, failTimeout,
+    },
     github: { token: githubToken, environment, environmentUrl },
     operation, dryRun, rollbackOnFailure, lockTimeoutSeconds,
   }
+}
+
+/**
+ * The texts to mask before any input is read or any message printed: the secret inputs, and every env line
+ * and value (env values are often secrets, and a mistyped line is still one).
+ */
+export function secretTexts(get: (name: InputName) => string): string[] {
+  const texts: string[] = SECRET_INPUTS.map((name) => get(name).trim())
+  for (const line of get('env').split('\n')) {
+    const l = line.trim()
+    if (!l || l.startsWith('#')) continue
+    texts.push(l)
+    for (const sep of ['=', ':']) if (l.includes(sep)) texts.push(l.slice(l.indexOf(sep) + 1).trim())
+  }
+  // A multi-line secret (a private key) is also masked line by line, as a log may show its lines apart.
+  return [...new Set(texts.flatMap((t) => [t, ...(t.includes('\n') ? t.split('\n').map((l) => l.trim()).filter((l) => l.length >= 8 && !l.startsWith('-----')) : [])]))].filter(
+    (t) => t.length >= 3,
+  )
+}
+
+/** Reads nginx-template: its real path (symlinks followed) must stay inside the workspace, since its text is uploaded and printed. */
+export function readWorkspaceFile(workspace: string, file: string): string {
+  const root = realpathSync(workspace)
+  const real = realpathSync(path.resolve(root, file))
+  if (real !== root && !real.startsWith(root + path.sep)) throw new Error(`it resolves to ${real}, outside the workspace ${root}`)
+  return readFileSync(real, 'utf8')
 }
 
 function isWebUrl(text: string): boolean {
@@ -231,19 +322,89 @@ function isWebUrl(text: string): boolean {
   }
 }
 
-export function parseHosts(text: string, defaultPort: number, problem: (m: string) => void): SshTarget[] {
-  const items = text.split(/[,\n]/).map((h) => h.trim()).filter(Boolean)
-  if (items.length > 1) problem(`host: one host per run in this version, got ${items.length} in ${show(text)}`)
-  const out: SshTarget[] = []
-  for (const item of items) {
-    const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(item) ?? /^([^:\s]+)(?::(\d+))?$/.exec(item)
-    const host = m?.[1] ?? ''
-    const port = m?.[2] ? Number(m[2]) : defaultPort
-    if (!m || !(isIP(host) === 4 || HOSTNAME.test(host) || (item.startsWith('[') && isIP(host) === 6)) || port < 1 || port > 65535)
-      problem(`host: expected name, name:port or [ipv6]:port, got ${show(item)}`)
-    else out.push({ host, port })
+/** Fingerprints as given, or lines exactly as `ssh-keygen -lf` prints them ('256 SHA256:... host (ED25519)'). */
+export function parseFingerprints(text: string, problem: (m: string) => void): string[] {
+  const out: string[] = []
+  for (const item of text.split(/[,\n]/).map((f) => f.trim()).filter((f) => f && !f.startsWith('#'))) {
+    const m = FINGERPRINT.exec(item)
+    if (m) out.push(m[1])
+    else problem(`expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`)
   }
-  return out
+  return [...new Set(out)]
+}
+
+/** `address[:port]`, `[ipv6]:port`. */
+export function parseSshAddress(text: string, defaultPort: number, problem: (m: string) => void): SshTarget | undefined {
+  const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(text) ?? /^([^:\s[\]]+)(?::(\d+))?$/.exec(text)
+  const host = m?.[1] ?? ''
+  const port = m?.[2] ? Number(m[2]) : defaultPort
+  if (!m || !(isIP(host) === 4 || HOSTNAME.test(host) || (text.startsWith('[') && isIP(host) === 6)) || port < 1 || port > 65535) {
+    problem(`expected name, name:port or [ipv6]:port, got ${show(text)}`)
+    return undefined
+  }
+  return { host, port }
+}
+
+interface TopologyInputs {
+  readonly host: string
+  readonly hosts: string
+  readonly nginxHost: string
+  readonly upstreamHost: string
+  readonly upstreamHostGiven: boolean
+}
+
+/**
+ * The app hosts and the nginx host: `host` (one app host, nginx on it unless nginx-host says otherwise) or
+ * `hosts` (one per line or comma: `ssh-address[:port] [upstream-address]`) with `nginx-host`.
+ */
+export function readTopology(t: TopologyInputs, defaultPort: number, problem: (m: string) => void): { appHosts: AppHost[]; nginxHost: SshTarget } | undefined {
+  const upstreamAddress = (name: string, value: string): boolean => {
+    if (isIP(value) || HOSTNAME.test(value)) return true
+    problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`)
+    return false
+  }
+  if (t.host && t.hosts) {
+    problem('host and hosts: give one of them (host for a single app host, hosts for several)')
+    return undefined
+  }
+  if (!t.host && !t.hosts) {
+    problem('host: required (the Docker host to deploy to, name or name:port), or hosts for several')
+    return undefined
+  }
+  if (t.host) {
+    const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean)
+    if (items.length > 1) {
+      problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`)
+      return undefined
+    }
+    const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`))
+    const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh
+    if (!ssh || !nginxHost || !upstreamAddress('upstream-host', t.upstreamHost)) return undefined
+    if (isLoopback(t.upstreamHost) && (nginxHost.host !== ssh.host || nginxHost.port !== ssh.port))
+      problem(`upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`)
+    return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost }
+  }
+  if (t.upstreamHostGiven) problem("upstream-host: with hosts, give each host's upstream address after it ('10.0.0.11:22 10.1.0.11'); leave upstream-host empty")
+  if (!t.nginxHost) problem('nginx-host: required with hosts (the host that runs nginx, address[:port]; it may be one of the hosts)')
+  const appHosts: AppHost[] = []
+  for (const line of t.hosts.split(/[,\n]/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))) {
+    const fields = line.split(/\s+/)
+    if (fields.length > 2) {
+      problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`)
+      continue
+    }
+    const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`))
+    const address = fields[1] ?? ssh?.host ?? ''
+    if (!ssh || !upstreamAddress('hosts', address)) continue
+    if (isLoopback(address)) problem(`hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`)
+    const id = sshName(ssh.host, ssh.port)
+    if (appHosts.some((h) => h.id === id)) problem(`hosts: ${id} is listed twice`)
+    else if (appHosts.some((h) => h.upstreamAddress === address)) problem(`hosts: two hosts have the upstream address ${address}; nginx could not tell their replicas apart`)
+    else appHosts.push({ id, ssh, upstreamAddress: address })
+  }
+  if (!appHosts.length) problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`)
+  const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : undefined
+  return nginxHost && appHosts.length ? { appHosts, nginxHost } : undefined
 }
 
 export function parsePorts(text: string, problem: (m: string) => void): number[] {
@@ -267,10 +428,10 @@ export function parseEnv(text: string, problem: (m: string) => void): EnvVar[] {
     const l = line.replace(/\r$/, '')
     if (!l.trim() || l.trim().startsWith('#')) return
     const eq = l.indexOf('=')
-    const name = eq < 0 ? l.trim() : l.slice(0, eq).trim()
-    // Nothing after a name is ever echoed: env values may be secrets, and a line without '=' may be one.
-    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '='`)
-    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit, got KEY ${show(name.slice(0, 40))}`)
+    const name = eq < 0 ? '' : l.slice(0, eq).trim()
+    // Nothing of an env line is ever echoed but a valid name: values are often secrets, and a mistyped line may be one.
+    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '=' (not shown: it may hold a secret)`)
+    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit (the line is not shown: it may hold a secret)`)
     else if (name === 'PORT') problem('env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env')
     else if (l.includes('\0')) problem(`env: ${name}: the value contains a NUL byte`)
     else vars.push({ name, value: l.slice(eq + 1) })
@@ -320,15 +481,6 @@ export function parseCanarySteps(text: string, problem: (m: string) => void): nu
     return [100]
   }
   return numbers
-}
-
-export function parseListen(text: string): { address?: string; port: number } | undefined {
-  const m = /^(\d+)$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text)
-  if (!m) return undefined
-  const port = Number(m[2] ?? m[1])
-  if (port < 1 || port > 65535) return undefined
-  if (m[2] !== undefined && !isIP(m[1])) return undefined
-  return m[2] === undefined ? { port } : { address: m[1], port }
 }
 
 export function parseLbMethod(text: string, problem: (m: string) => void): LbMethod {

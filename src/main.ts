@@ -1,95 +1,75 @@
-// inputs -> plan -> execute -> summary and outputs. The only place that fails the step.
-import { readFileSync } from 'node:fs'
-import path from 'node:path'
+// inputs -> connect -> lock and read -> plan -> execute -> records, outputs and summary. The only place that
+// fails the step. Each stage is one function; the run's end is one value (RunEnd) the last stage publishes.
 import * as core from '@actions/core'
-import { readConfig, InputError, type InputName } from './inputs.js'
-import type { Config } from './config.js'
-import { CanaryFailure, CanaryInconclusive, Executor, renderConfig, type Logger } from './execute.js'
-import type { CanaryObservation } from './health/canary.js'
-import { octokitApi } from './github/api.js'
-import { commentMarker, renderCanaryComment } from './github/comment.js'
+import { LIMITS, type Config } from './config.js'
+import { CanaryFailure, CanaryInconclusive, Executor } from './execute.js'
 import { runContext } from './github/context.js'
-import { canaryPullRequest, deploymentTarget, finalStatus, repoName, type RunContext } from './github/deployment.js'
-import { GitHubRecorder, type RecordedDeployment } from './github/report.js'
-import { checkHostState, readHost } from './host/read.js'
+import { canaryPullRequest, type RunContext } from './github/deployment.js'
+import { beginDeployment, canaryLinks, githubRecorder, recordOnGitHub, type CanaryLinks } from './github/record.js'
+import type { GitHubRecorder, RecordedDeployment } from './github/report.js'
+import { readHosts } from './host/read.js'
 import type { CanaryState, HostState } from './host/state.js'
+import { InputError, readConfig, readWorkspaceFile, secretTexts, type InputName } from './inputs.js'
+import { Journal, type Logger } from './journal.js'
+import { hostPort, liveColor, mainImage, type Replica } from './model.js'
 import { unifiedDiff } from './nginx/diff.js'
-import { upstreamServers } from './nginx/template.js'
-import { liveColor, liveReplicas, mainImage, type Plan } from './plan/common.js'
-import { planFor } from './plan/index.js'
+import { describeNginx, Nginx } from './nginx/nginx.js'
+import { renderManagedFile } from './nginx/template.js'
+import { PlanError, type Plan } from './plan/common.js'
+import { NothingToDo, planFor, staleCanary, type PullRequestRef } from './plan/index.js'
 import { planUndo } from './plan/rollback.js'
-import { describeStep, type Replica, type Step } from './plan/types.js'
-import { appendHistory, writeCanaryState } from './remote/history.js'
-import { acquireLock } from './remote/lock.js'
-import { connectSsh, type Remote } from './remote/ssh.js'
-import { redact, renderSummary, type LiveReport, type Result } from './summary.js'
+import { describeStep, type Step } from './plan/types.js'
+import { connectFleet, type Fleet } from './remote/fleet.js'
+import { finishCommand, type Records } from './remote/history.js'
+import { HeldLock, newClaim, stateDir } from './remote/lock.js'
+import { run as runRemote } from './remote/ssh.js'
+import { hostProblems } from './host/checks.js'
+import { liveReport } from './status.js'
+import { renderSummary, type LiveReport, type Result } from './summary.js'
 
 const logger: Logger = { info: core.info, warning: core.warning, debug: core.debug }
 
-function secretsOf(config: Config): string[] {
-  return [config.privateKey, config.passphrase, config.password, config.registry?.password, config.github.token, ...config.env.map((v) => v.value)].filter(
-    (s): s is string => Boolean(s && s.trim()),
-  )
+export function secretsOf(config: Config): string[] {
+  return [
+    config.login.privateKey,
+    config.login.passphrase,
+    config.login.password,
+    config.proxy?.login.privateKey,
+    config.proxy?.login.passphrase,
+    config.registry?.password,
+    config.github.token,
+    ...config.env.map((v) => v.value),
+  ].filter((s): s is string => Boolean(s && s.trim().length >= 3))
 }
 
-/** The GitHub side of the run, or undefined (with a warning when a deployment was asked for) when it cannot work. */
-function githubRecorder(config: Config, gh: RunContext): GitHubRecorder | undefined {
-  const { token, environment, environmentUrl } = config.github
-  if (token && gh.repo) return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: environmentUrl || undefined })
-  const why = !token ? 'github-token is empty' : 'this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)'
-  if (environment && config.operation !== 'status' && !config.dryRun) core.warning(`environment is set but ${why}: no GitHub deployment is recorded`)
-  return undefined
-}
-
-interface RunEnd {
+/** How the run ended: everything the outputs, the summary and GitHub are made of. */
+export interface RunEnd {
   readonly result: Result
-  readonly plan: Plan
+  readonly plan?: Plan
   readonly state?: HostState
-  readonly liveImage: string
-  readonly previousImage: string
-  readonly canaryWeight: string
   readonly failure?: string
-  /** The canary steps this run judged. */
-  readonly judged: readonly CanaryObservation[]
+  readonly rollbackFailure?: string
+  /** The canary's share after the run ('' without a canary). */
+  readonly canaryWeight: string
+  /** The canary's record after the run (null: cleared), for the pull-request comment. */
+  readonly canaryAfter?: CanaryState | null
+  readonly serving: readonly Replica[]
+  readonly configDiff: string
+  readonly live?: LiveReport
+  readonly deployment?: RecordedDeployment
 }
 
-/** Finishes the run's deployment and rewrites the pull request's canary comment. Never throws. */
-async function recordOnGitHub(recorder: GitHubRecorder, config: Config, gh: RunContext, recorded: RecordedDeployment | undefined, end: RunEnd): Promise<void> {
-  const { result, state, liveImage, previousImage, canaryWeight } = end
-  const canaryImage = state?.canary?.image ?? end.plan.image
-  if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }))
-  const pr = canaryPullRequest(gh, state?.canary)
-  if (!pr || (config.strategy !== 'canary' && !state?.canary)) return
-  // The same key on every run of this canary (a promote may leave the environment input empty), so one comment.
-  const where = config.github.environment || state?.canary?.deployment?.environment || config.hosts[0].host
-  const body = renderCanaryComment({
-    app: config.app,
-    where,
-    operation: config.operation,
-    result,
-    canaryImage,
-    stableImage: result === 'paused' || result === 'rolled-back' ? liveImage : previousImage,
-    canaryWeight,
-    observations: [...(state?.canary?.observations ?? []), ...end.judged],
-    failure: end.failure,
-    runUrl: gh.runUrl,
-    at: new Date().toISOString(),
-  })
-  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secretsOf(config)))
-}
-
-/** Where a canary's GitHub records live, kept with the canary on the host for the run that ends it. */
-type CanaryLinks = Pick<CanaryState, 'deployment' | 'pullRequest'>
+const failed = (e: unknown, partial: Partial<RunEnd> = {}): RunEnd => ({ result: 'failed', canaryWeight: '', serving: [], configDiff: '', ...partial, failure: (e as Error).message })
 
 /** Who holds the lock, for another run that waits for it. */
-function runOwner(gh: RunContext): string {
-  return `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ''} since ${new Date().toISOString()}`
-}
+const runOwner = (gh: RunContext): string => `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ''} since ${new Date().toISOString()}`
 
-/** The config the plan leaves live: what its last route step renders. */
-function finalConfigText(config: Config, plan: Plan, current: string | undefined): string | undefined {
+const pullRequestOf = (gh: RunContext): PullRequestRef | undefined => canaryPullRequest(gh, undefined)
+
+/** The managed file the plan leaves live: what its last route step renders. */
+function finalText(config: Config, plan: Plan, state: HostState): string | undefined {
   const last = [...plan.steps].reverse().find((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
-  return last ? renderConfig(config, last.servers, last.split).text : current
+  return last ? renderManagedFile(config, last.servers, last.split, state.nginx.facts).text : state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : undefined
 }
 
 /** The shares still to go after a canary step that could not be judged. */
@@ -98,240 +78,263 @@ function sharesAfter(plan: Plan, percent: number): number[] {
   return [...shares, ...(plan.pausesAt ? [] : [100])]
 }
 
-/** What `status` reports: replicas with their weights in the live config, the paused canary, recent history. */
-function liveReport(config: Config, state: HostState): LiveReport {
-  const { live } = liveReplicas(config.app, state.containers, state.nginx.config)
-  const servers = upstreamServers(state.nginx.config ?? '')
-  const weightOf = (port: number) => servers.get(port) ?? config.nginx.weight
-  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() }
-}
-
 interface Outcome {
-  result: Result
-  failure?: string
-  rollbackFailure?: string
-  canaryWeight: string
+  readonly result: Result
+  readonly failure?: string
+  readonly rollbackFailure?: string
+  /** The canary's record after the run: a state, null when it ended, undefined when unchanged. */
+  readonly canary?: CanaryState | null
+  readonly canaryWeight: string
 }
 
 /**
- * Runs the plan under the lock: on a failure undoes it, on an unjudgeable canary step pauses; then records
- * a paused canary on the host, or clears the record once the canary is promoted or removed.
+ * Runs the plan: on a failure undoes it, on an unjudgeable canary step pauses. Returns the result and what
+ * becomes of the canary record.
  */
-async function carryOut(r: Remote, config: Config, s: HostState, p: Plan, ex: Executor, links: () => Promise<CanaryLinks>): Promise<Outcome> {
-  const outcome: Outcome = { result: 'failed', canaryWeight: '' }
-  let pausedAt: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
-  let canaryRemoved = false
+async function carryOut(config: Config, state: HostState, plan: Plan, ex: Executor, links: () => Promise<CanaryLinks>, gh: RunContext): Promise<Outcome> {
+  let paused: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
+  let result: Result
+  let failure: string | undefined
+  let rollbackFailure: string | undefined
+  let canaryGone = false
   try {
     const title = config.operation === 'deploy' ? 'Deploy' : config.operation.replace(/^./, (c) => c.toUpperCase())
-    await core.group(title, () => ex.runAll(p.steps, 'deploy'))
-    if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] }
-    outcome.result = config.operation === 'abort' || config.operation === 'rollback' ? 'rolled-back' : p.pausesAt ? 'paused' : 'deployed'
-    canaryRemoved = config.operation === 'abort'
+    await core.group(title, () => ex.runAll(plan.steps, 'deploy', plan.image))
+    result = plan.leaves
+    if (plan.pausesAt) paused = { percent: plan.pausesAt.percent, canary: plan.pausesAt.canary, remaining: [] }
+    canaryGone = config.operation === 'abort' || (plan.onFailure === 'abort-canary' && result === 'deployed')
   } catch (e) {
     if (e instanceof CanaryInconclusive) {
       // Not a pass and not a failure: the canary stays live at this share until promote or abort.
       core.warning(e.message)
-      const canary = p.steps.flatMap((st) => (st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : []))
-      pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) }
-      outcome.result = 'paused'
+      const canary = plan.steps.flatMap((st) => (st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : []))
+      paused = { percent: e.percent, canary, remaining: sharesAfter(plan, e.percent) }
+      result = 'paused'
     } else {
-      outcome.failure = (e as Error).message
+      failure = (e as Error).message
+      result = 'failed'
       // A failing canary step always takes the canary out: that is what the step gate is for.
       if (config.rollbackOnFailure || e instanceof CanaryFailure) {
-        const undo = planUndo(config, p, ex.progress(s.nginx.config))
+        const undo = planUndo(config, plan, ex.progress())
         try {
-          await core.group('Roll back', () => ex.runAll(undo.steps, 'rollback'))
-          outcome.result = 'rolled-back'
-          canaryRemoved = undo.removesCanary
+          await core.group('Roll back', () => ex.runAll(undo.steps, 'rollback', plan.image))
+          result = 'rolled-back'
+          canaryGone = undo.canary === 'removed'
         } catch (e2) {
-          outcome.rollbackFailure = (e2 as Error).message
+          rollbackFailure = (e2 as Error).message
         }
       }
     }
   }
-  if (pausedAt) {
-    outcome.canaryWeight = String(pausedAt.percent)
-    await writeCanaryState(r, config.app, {
-      image: p.image,
-      stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
-      weight: pausedAt.percent,
-      remainingSteps: pausedAt.remaining,
-      replicas: pausedAt.canary.map((x) => x.name),
+  if (paused) {
+    const previous = state.canary
+    const replaced = plan.replaces && previous
+    const canary: CanaryState = {
+      image: plan.image,
+      stableImage: plan.pausesAt?.stableImage ?? previous?.stableImage ?? mainImage(plan.previous.filter((x) => x.image !== plan.image)),
+      weight: paused.percent,
+      remainingSteps: paused.remaining,
+      replicas: paused.canary.map((r) => ({ host: r.host, name: r.name })),
       at: new Date().toISOString(),
-      observations: [...(s.canary?.observations ?? []), ...ex.canarySteps],
+      ...(gh.pullRequest ? { sha: gh.pullRequest.headSha } : {}),
+      observations: [...(replaced ? [] : (previous?.observations ?? [])), ...ex.judged],
+      ...(replaced ? { pushes: [...(previous.pushes ?? []), { image: previous.image, sha: previous.sha, at: previous.at, observations: previous.observations ?? [], outcome: 'replaced' as const }] } : {}),
       ...(await links()),
-    })
-  } else if (p.onFailure === 'abort-canary' || s.canary) {
-    const promoted = outcome.result === 'deployed'
-    if (promoted || canaryRemoved) {
-      outcome.canaryWeight = promoted ? '100' : '0'
-      await writeCanaryState(r, config.app, undefined)
-    } else if (s.canary) outcome.canaryWeight = String(s.canary.weight)
+    }
+    return { result, failure, rollbackFailure, canary, canaryWeight: String(paused.percent) }
   }
-  return outcome
+  if (canaryGone || (plan.replaces && result === 'deployed')) return { result, failure, rollbackFailure, canary: null, canaryWeight: result === 'deployed' ? '100' : '0' }
+  return { result, failure, rollbackFailure, canaryWeight: state.canary ? String(state.canary.weight) : '' }
 }
 
-export async function run(): Promise<void> {
-  const t0 = Date.now()
-  let config: Config
+/** Reads the hosts, plans, and (unless a dry run or status) carries the plan out under the lock. */
+async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder | undefined, journal: Journal, fleet: Fleet): Promise<RunEnd> {
+  const mutating = config.operation !== 'status' && !config.dryRun
+  const claim = mutating ? newClaim(config.app, runOwner(gh)) : undefined
+  const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`
+  const read = await core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, async () => {
+    const r = await readHosts(fleet, config, claim, (holder) => core.info(`waiting for the deploy lock of ${config.app}: ${holder}`))
+    reportRead(config, fleet, r.state, r.lockNote, journal)
+    return r
+  })
+  const lock = claim ? new HeldLock(fleet.nginx, claim, core.warning) : undefined
+  let records: Records = {}
   try {
-    config = readConfig({
-      get: (name: InputName) => core.getInput(name),
-      readWorkspaceFile: (p) => readFileSync(path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), p), 'utf8'),
-    })
-  } catch (e) {
-    core.setOutput('result', 'failed')
-    core.setFailed(e instanceof InputError ? e.message : `reading inputs failed: ${(e as Error).message}`)
-    return
-  }
-  // Mask secrets before anything can print them (input problems never echo them). A multi-line secret,
-  // the private key, is also masked line by line, as a log may show its lines apart.
-  for (const secret of secretsOf(config)) {
-    core.setSecret(secret)
-    if (secret.includes('\n'))
-      for (const line of secret.split('\n')) if (line.trim().length >= 8 && !line.startsWith('-----')) core.setSecret(line.trim())
-  }
-
-  const target = config.hosts[0]
-  const gh = runContext()
-  const recorder = githubRecorder(config, gh)
-  let deployment: Promise<RecordedDeployment | undefined> = Promise.resolve(undefined)
-  let remote: Remote | undefined
-  let state: HostState | undefined
-  let plan: Plan | undefined
-  let executor: Executor | undefined
-  let result: Result = 'failed'
-  let failure: string | undefined
-  let rollbackFailure: string | undefined
-  let configDiff = ''
-  let canaryWeight = ''
-  let live: LiveReport | undefined
-
-  try {
-    remote = await core.group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, core.debug))
-    const r = remote
-    // Read and plan under the lock: a plan made from what the host held before another run finished is stale.
-    const owner = runOwner(gh)
-    const mutating = config.operation !== 'status' && !config.dryRun
-    const lock = mutating ? await core.group('Take the deploy lock', () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, core.info)) : undefined
-    try {
-      const s = await core.group(`Read ${config.app} on ${r.name}`, async () => {
-        const s = await readHost(r, config)
-        const mine = s.containers.filter((c) => c.app === config.app && c.role === 'replica')
-        core.info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'none'}`)
-        core.info(`nginx: ${config.nginx.mode === 'host' ? 'on the host' : s.nginx.exists ? `container ${config.nginx.container} ${s.nginx.running ? 'running' : 'stopped'}` : `no container ${config.nginx.container} yet`}`)
-        if (s.canary) core.info(`canary: ${s.canary.image} paused at ${s.canary.weight}% since ${s.canary.at}`)
-        return s
-      })
-      state = s
-
-      if (config.operation === 'status') {
-        live = liveReport(config, s)
-        result = s.canary ? 'paused' : ((s.history.at(-1)?.result as Result | undefined) ?? 'planned')
-        canaryWeight = s.canary ? String(s.canary.weight) : ''
-      } else {
-        const hostProblem = checkHostState(config, s)
-        if (hostProblem) throw new Error(hostProblem)
-        const p = planFor(config, s)
-        plan = p
-        configDiff = unifiedDiff(s.nginx.config ?? '', finalConfigText(config, p, s.nginx.config) ?? '', `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`)
-        await core.group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
-          p.notes.forEach((n) => core.info(`note: ${n}`))
-          p.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step)}`))
-          core.info(configDiff ? `nginx.conf changes:\n${configDiff}` : 'nginx.conf: no change')
-        })
-        const ex = new Executor(r, config, s.nginx, logger, p.previous)
-        executor = ex
-        if (config.dryRun) result = 'planned'
-        else {
-          // Recorded alongside the deploy, not before it: GitHub's latency must not hold the lock longer.
-          deployment = recorder?.begin(deploymentTarget(config, gh, s.canary, p.image), `${config.app}: ${config.operation} ${p.image} in progress`) ?? deployment
-          const links = async (): Promise<CanaryLinks> => {
-            const d = await deployment
-            // A canary paused again keeps the pull request it was recorded with.
-            const pr = canaryPullRequest(gh, s.canary) ?? s.canary?.pullRequest
-            return { ...(d && gh.repo ? { deployment: { repo: repoName(gh.repo), ...d } } : {}), ...(pr ? { pullRequest: pr } : {}) }
-          }
-          ;({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex, links))
-          await appendHistory(r, config.app, s.history, {
-            image: p.image,
-            previousImage: mainImage(p.previous),
-            result,
-            at: new Date().toISOString(),
-            strategy: config.strategy,
-            operation: config.operation,
-            run: owner,
-          }).catch((e: Error) => core.warning(`the deploy history was not written: ${e.message}`))
-        }
-      }
-    } finally {
-      await lock?.release().catch((e: Error) => core.warning(e.message))
+    let state = read.state
+    const stale = staleCanary(state)
+    if (stale) {
+      core.warning(stale)
+      journal.notes.push(stale)
+      state = { ...state, canary: undefined }
+      records = { canary: null }
     }
-  } catch (e) {
-    failure ??= (e as Error).message
-    result = 'failed'
-  } finally {
-    await remote?.close()
-  }
+    if (config.operation === 'status') {
+      if (stale) await runRemote(fleet.nginx, finishCommand(config.app, records, undefined), 'clearing the stale canary record')
+      return { result: state.canary ? 'paused' : ((state.history.at(-1)?.result as Result | undefined) ?? 'planned'), canaryWeight: state.canary ? String(state.canary.weight) : '', serving: liveReport(config, state).replicas, configDiff: '', live: liveReport(config, state), state }
+    }
+    const problems = hostProblems(config, state)
+    if (problems.length) throw new PlanError(problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:\n- ${problems.join('\n- ')}`)
+    const pr = pullRequestOf(gh)
+    if (config.operation === 'abort' && stale) throw new NothingToDo(`${stale}; nothing left to abort`)
+    const plan = planFor(config, state, pr)
+    const configDiff = unifiedDiff(state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : '', finalText(config, plan, state) ?? '', `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`)
+    await core.group(`Plan: ${config.operation} ${plan.image} (${config.strategy})`, async () => {
+      plan.notes.forEach((n) => core.info(`note: ${n}`))
+      plan.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`))
+      core.info(configDiff ? `${config.nginx.configPath} changes:\n${configDiff}` : `${config.nginx.configPath}: no change`)
+    })
+    const previous = { plan, state, configDiff, serving: plan.previous }
+    if (!lock || !claim) return { ...previous, result: 'planned', canaryWeight: '', serving: plan.next }
 
-  const serving = executor?.serving ?? (live?.replicas ?? [])
+    const nginx = new Nginx(fleet.nginx, config, state.nginx, { lockDir: claim.dir, token: claim.token })
+    const ex = new Executor(fleet, nginx, config, lock, journal, logger, state.containers, plan.previous)
+    // Recorded alongside the deploy, not before it: GitHub's latency must not hold the lock longer.
+    const deployment = recorder ? beginDeployment(recorder, config, gh, state.canary, plan.image) : Promise.resolve(undefined)
+    const links = async (): Promise<CanaryLinks> => canaryLinks(gh, state.canary, await deployment)
+    const outcome = await carryOut(config, state, plan, ex, links, gh)
+    records = {
+      history: [
+        ...state.history,
+        { image: plan.image, previousImage: mainImage(plan.previous), result: outcome.result, at: new Date().toISOString(), strategy: config.strategy, operation: config.operation, run: claim.owner },
+      ],
+      ...(outcome.canary !== undefined ? { canary: outcome.canary } : records),
+    }
+    return { ...previous, ...outcome, canaryAfter: outcome.canary, serving: ex.serving, deployment: await deployment }
+  } catch (e) {
+    if (e instanceof NothingToDo) {
+      core.notice(e.message)
+      return { result: 'unchanged', canaryWeight: read.state.canary ? String(read.state.canary.weight) : '', serving: [], configDiff: '', state: read.state }
+    }
+    return failed(e, { state: read.state })
+  } finally {
+    // The records and the lock's release in one command; a failed write is a warning, the deploy stands.
+    if (claim) {
+      await lock?.stopHeartbeat()
+      await runRemote(fleet.nginx, finishCommand(config.app, records, claim), 'writing the deploy history and releasing the lock').catch((e: Error) =>
+        core.warning(`${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`),
+      )
+    }
+  }
+}
+
+/** What the read found that the log should show. */
+function reportRead(config: Config, fleet: Fleet, state: HostState, lockNote: string | undefined, journal: Journal): void {
+  if (lockNote) core.info(lockNote)
+  for (const h of config.appHosts) {
+    const mine = state.containers.filter((c) => c.app === config.app && c.host === h.id)
+    core.info(`${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'no replica'}`)
+  }
+  const n = state.nginx
+  const where = describeNginx(config, fleet.nginx.name)
+  core.info(
+    `${where}: ${!n.exists ? 'not created yet' : !n.running ? 'stopped' : `running${n.version ? ` nginx ${n.version.join('.')}` : ''}`}; ` +
+      `${config.nginx.configPath}: ${n.managed.kind === 'ours' ? `routes ${[...n.routes.keys()].join(', ') || 'nothing'}` : n.managed.kind === 'absent' ? 'not there yet' : 'not read'}`,
+  )
+  if (state.canary) core.info(`canary: ${state.canary.image} paused at ${state.canary.weight}% since ${state.canary.at}${state.canary.pullRequest ? ` (pull request #${state.canary.pullRequest.number})` : ''}`)
+  for (const w of state.warnings) {
+    core.warning(w)
+    journal.notes.push(w)
+  }
+  for (const r of state.retireReports) {
+    const m = `an earlier run's background stop on ${r.host} failed (what is left is removed as strays): ${r.report}`
+    core.warning(m)
+    journal.notes.push(m)
+  }
+}
+
+/** Reads the inputs, masking every secret before anything can print one. */
+function readInputs(): { config: Config } | { error: string } {
+  const get = (name: InputName) => core.getInput(name)
+  for (const secret of secretTexts(get)) core.setSecret(secret)
+  try {
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd()
+    return { config: readConfig({ get, readWorkspaceFile: (p) => readWorkspaceFile(workspace, p) }) }
+  } catch (e) {
+    return { error: e instanceof InputError ? e.message : `reading inputs failed: ${(e as Error).message}` }
+  }
+}
+
+/** Outputs, GitHub, the job summary, and the step's failure. */
+async function publish(config: Config, gh: RunContext, recorder: GitHubRecorder | undefined, journal: Journal, end: RunEnd, stats: ReturnType<Fleet['stats']> | undefined): Promise<void> {
+  const { result, plan, state } = end
+  const durationSeconds = (Date.now() - journal.startedAt) / 1000
   const previousImage = plan ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? '') : (state?.history.at(-1)?.previousImage ?? '')
-  const durationSeconds = (Date.now() - t0) / 1000
-  // With a paused canary, the image serving is the stable one; the canary's is in the canary state.
-  const liveImage = result === 'planned' && plan ? plan.image : mainImage(serving.filter((x) => !(result === 'paused' && plan && x.image === plan.image))) || mainImage(serving)
+  // With a paused canary, the image serving is the stable one; the canary's is in the canary record.
+  const liveImage = result === 'planned' && plan ? plan.image : mainImage(end.serving.filter((x) => !(result === 'paused' && plan && x.image === plan.image))) || mainImage(end.serving)
   core.setOutput('result', result)
   core.setOutput('image', liveImage)
   core.setOutput('previous-image', previousImage)
   core.setOutput('duration-seconds', durationSeconds.toFixed(1))
-  core.setOutput('replicas', JSON.stringify(serving.map(({ name, port, image }) => ({ name, port, image }))))
-  core.setOutput('color', liveColor(serving))
-  core.setOutput('canary-weight', canaryWeight)
+  core.setOutput('replicas', JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))))
+  core.setOutput('color', liveColor(end.serving))
+  core.setOutput('canary-weight', end.canaryWeight)
 
-  if (recorder && plan && !config.dryRun)
-    await recordOnGitHub(recorder, config, gh, await deployment, {
-      result,
-      plan,
-      state,
-      liveImage,
-      previousImage,
-      canaryWeight,
-      failure,
-      judged: executor?.canarySteps ?? [],
-    })
+  if (recorder && plan && !config.dryRun) await recordOnGitHub(recorder, config, gh, end, journal.canarySteps, { liveImage, previousImage }, secretsOf(config))
 
+  const switched = journal.trafficSwitchedAtMs
   const summary = renderSummary(
     {
       app: config.app,
-      host: remote?.name ?? `${target.host}:${target.port}`,
+      hosts: config.appHosts.map((h) => h.id),
+      nginxHost: describeNginx(config, hostPort(config.nginxHost.host, config.nginxHost.port)),
       operation: config.operation,
       strategy: config.strategy,
       result,
       image: liveImage,
       previousImage,
       durationSeconds,
+      trafficSwitchedSeconds: switched === undefined ? undefined : switched / 1000,
       dryRun: config.dryRun,
-      color: liveColor(serving),
-      canaryWeight,
-      notes: plan?.notes ?? [],
-      plan: plan?.steps.map(describeStep) ?? [],
-      steps: executor?.records ?? [],
-      gates: executor?.gates ?? [],
-      canarySteps: executor?.canarySteps ?? [],
-      configDiff,
-      failure,
-      rollbackFailure,
-      evidence: executor?.evidence ?? [],
-      live,
+      color: liveColor(end.serving),
+      canaryWeight: end.canaryWeight,
+      notes: [...(plan?.notes ?? []), ...journal.notes],
+      plan: plan?.steps.map((s) => describeStep(s, config.appHosts.length > 1)) ?? [],
+      steps: journal.steps,
+      gates: journal.gates,
+      canarySteps: journal.canarySteps,
+      configPath: config.nginx.configPath,
+      configDiff: end.configDiff,
+      failure: end.failure,
+      rollbackFailure: end.rollbackFailure,
+      evidence: journal.evidence,
+      live: end.live,
       github: recorder?.notes,
-      stats: remote?.stats,
+      stats,
     },
     secretsOf(config),
   )
   if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(summary).write()
-  core.info(`result: ${result} (${durationSeconds.toFixed(1)} s)`)
+  core.info(`result: ${result} (${durationSeconds.toFixed(1)} s${switched !== undefined ? `; all traffic on ${plan?.image} after ${(switched / 1000).toFixed(1)} s` : ''})`)
 
-  if (failure) {
+  if (end.failure) {
     const what = config.operation === 'deploy' ? `deploy of ${config.image}` : `operation ${config.operation}`
-    core.setFailed(`${what} ${result === 'rolled-back' ? 'failed and was rolled back' : 'failed'}: ${failure}${rollbackFailure ? `\nthe rollback failed too: ${rollbackFailure}` : ''}`)
+    core.setFailed(`${what} ${result === 'rolled-back' ? 'failed and was rolled back' : 'failed'}: ${end.failure}${end.rollbackFailure ? `\nthe rollback failed too: ${end.rollbackFailure}` : ''}`)
   }
 }
+
+export async function run(): Promise<void> {
+  const journal = new Journal()
+  const input = readInputs()
+  if ('error' in input) {
+    core.setOutput('result', 'failed')
+    core.setFailed(input.error)
+    return
+  }
+  const config = input.config
+  const gh = runContext()
+  const recorder = githubRecorder(config, gh, logger)
+  let fleet: Fleet | undefined
+  let end: RunEnd
+  try {
+    const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id
+    fleet = await core.group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ''}`, () => connectFleet(config, core.debug))
+    end = await operate(config, gh, recorder, journal, fleet)
+  } catch (e) {
+    end = failed(e)
+  } finally {
+    await fleet?.close()
+  }
+  await publish(config, gh, recorder, journal, end, fleet?.stats())
+  if (end.result === 'failed' && !end.failure) core.setFailed('the run failed')
+}
+

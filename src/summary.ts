@@ -1,10 +1,11 @@
 // Pure: the record of a run -> the job summary's markdown.
-import type { Evidence, GateResult, StepRecord } from './execute.js'
 import type { CanaryObservation } from './health/canary.js'
 import type { CanaryState, HistoryEntry } from './host/state.js'
-import type { Replica } from './plan/types.js'
+import type { Evidence, GateResult, StepRecord } from './journal.js'
+import type { Replica } from './model.js'
 
-export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused'
+/** unchanged: nothing to do (a pull request's promote or abort while its canary is not the one live). */
+export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused' | 'unchanged'
 
 /** What the status operation reports. */
 export interface LiveReport {
@@ -15,7 +16,9 @@ export interface LiveReport {
 
 export interface RunRecord {
   readonly app: string
-  readonly host: string
+  /** The app hosts, and where nginx runs. */
+  readonly hosts: readonly string[]
+  readonly nginxHost: string
   readonly operation?: string
   readonly strategy: string
   readonly color?: string
@@ -27,17 +30,20 @@ export interface RunRecord {
   readonly image: string
   readonly previousImage: string
   readonly durationSeconds: number
+  /** When all traffic had reached the new version (seconds since the run started), if it did. */
+  readonly trafficSwitchedSeconds?: number
   readonly dryRun: boolean
   readonly plan: readonly string[]
   readonly steps: readonly StepRecord[]
   readonly gates: readonly GateResult[]
+  readonly configPath: string
   readonly configDiff: string
   readonly failure?: string
   readonly rollbackFailure?: string
   readonly evidence: readonly Evidence[]
   /** What was recorded on GitHub (deployment, pull-request comment), or the warnings instead. */
   readonly github?: readonly string[]
-  readonly stats?: { readonly connections: number; readonly commands: number; readonly uploads: number; readonly probes: number }
+  readonly stats?: { readonly connections: number; readonly commands: number; readonly probes: number }
 }
 
 /** Replaces every secret value in text (a failing app may log its environment). */
@@ -56,6 +62,7 @@ const HEADLINE: Record<Result, string> = {
   failed: 'FAILED',
   planned: 'planned (dry run: nothing changed)',
   paused: 'paused with the canary live',
+  unchanged: 'unchanged (nothing to do)',
 }
 
 export function renderSummary(r: RunRecord, secrets: readonly string[] = []): string {
@@ -64,15 +71,17 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`)
   out.push('')
   out.push(
-    `**Result:** \`${r.result}\` · **host** ${r.host} · ${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
+    `**Result:** \`${r.result}\` · **${r.hosts.length > 1 ? 'hosts' : 'host'}** ${r.hosts.join(', ')} · **nginx** ${r.nginxHost} · ` +
+      `${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
       `**image** \`${r.image || '-'}\` · **previous** \`${r.previousImage || '-'}\`${r.color ? ` · **colour** ${r.color}` : ''}` +
-      `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''} · **duration** ${r.durationSeconds.toFixed(1)} s`,
+      `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''}` +
+      `${r.trafficSwitchedSeconds !== undefined ? ` · **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : ''} · **run ended after** ${r.durationSeconds.toFixed(1)} s`,
   )
   for (const n of r.notes ?? []) out.push('', `> ${n}`)
   if (r.live) {
-    out.push('', '### Live', '', '| Replica | Port | Image | Colour | nginx weight |', '|---|---|---|---|---|')
-    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.port} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`)
-    if (!r.live.replicas.length) out.push('| (none) | | | | |')
+    out.push('', '### Live', '', '| Replica | Host | Address | Image | Colour | nginx weight |', '|---|---|---|---|---|---|')
+    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${x.address}:${x.port} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`)
+    if (!r.live.replicas.length) out.push('| (none) | | | | | |')
     if (r.live.canary)
       out.push('', `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`)
     if (r.live.history.length) {
@@ -89,13 +98,13 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   if (r.steps.length) {
     out.push('', '### Steps', '', '| # | Phase | Step | Host | Duration | Outcome |', '|---|---|---|---|---|---|')
     r.steps.forEach((s, i) =>
-      out.push(`| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.host} | ${(s.ms / 1000).toFixed(2)} s | ${s.outcome === 'ok' ? 'ok' : '**failed**'} |`),
+      out.push(`| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(', ')} | ${(s.ms / 1000).toFixed(2)} s | ${s.outcome === 'ok' ? `ok${s.detail ? `: ${cell(s.detail)}` : ''}` : '**failed**'} |`),
     )
   }
   if (r.gates.length) {
-    out.push('', '### Health gates', '', '| Replica | Result | Probes | Time | Last probe | Docker health |', '|---|---|---|---|---|---|')
+    out.push('', '### Health gates', '', '| Replica | Host | Result | Probes | Time | Last probe | Docker health |', '|---|---|---|---|---|---|---|')
     for (const g of r.gates)
-      out.push(`| ${g.replica} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${(g.ms / 1000).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`)
+      out.push(`| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${(g.ms / 1000).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`)
   }
   if (r.canarySteps?.length) {
     out.push('', '### Canary steps', '', '| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |', '|---|---|---|---|---|---|---|---|---|')
@@ -106,10 +115,10 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
       )
   }
   if (r.github?.length) out.push('', '### GitHub', '', ...r.github.map((n) => `- ${n}`))
-  if (r.configDiff) out.push('', '<details><summary>nginx.conf diff</summary>', '', fence(r.configDiff, 'diff'), '', '</details>')
+  if (r.configDiff) out.push('', `<details><summary>${r.configPath} diff</summary>`, '', fence(r.configDiff, 'diff'), '', '</details>')
   for (const e of r.evidence)
     out.push('', `<details open><summary>${e.subject}: last log lines</summary>`, '', cell(e.reason), '', fence(e.logs), '', '</details>')
   if (r.stats)
-    out.push('', `<sub>${r.stats.connections} SSH connection, ${r.stats.commands} remote commands, ${r.stats.uploads} uploads, ${r.stats.probes} probes</sub>`)
+    out.push('', `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? '' : 's'}, ${r.stats.commands} remote commands, ${r.stats.probes} probes</sub>`)
   return redact(out.join('\n') + '\n', secrets)
 }

@@ -1,8 +1,7 @@
 // Helpers for the end-to-end tests: the action runs through scripts/lib/action.mjs (as the runner runs
 // it), against the local test host that scripts/testhost/up.sh brings up.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { homedir, tmpdir } from 'node:os'
+import { homedir } from 'node:os'
 import http from 'node:http'
 import { join } from 'node:path'
 
@@ -17,13 +16,12 @@ export const replicasOf = (app: string): string[] =>
     .filter(Boolean)
     .sort()
 
-export function nginxConf(container: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nr-conf-'))
-  docker('cp', `${container}:/etc/nginx/nginx.conf`, join(dir, 'nginx.conf'))
-  const text = readFileSync(join(dir, 'nginx.conf'), 'utf8')
-  rmSync(dir, { recursive: true, force: true })
-  return text
-}
+/** A file inside an nginx container (its main nginx.conf by default). */
+export const nginxConf = (container: string, path = '/etc/nginx/nginx.conf'): string =>
+  execFileSync('docker', ['exec', container, 'cat', path], { encoding: 'utf8' })
+
+/** The one file the action manages for an app, in the app's own nginx container. */
+export const managedConf = (app: string): string => nginxConf(`${app}-lb`, `/etc/nginx/conf.d/${app}.conf`)
 
 /** One GET through nginx on a fresh connection (nothing kept alive between tests). */
 export function get(port: number, path = '/'): Promise<{ status: number; text: string }> {

@@ -29,7 +29,7 @@ build_app() { # $1 = tag, $2 = version, $3 = extra Dockerfile lines, $4 = setup 
   mkdir -p "$d"
   app_rootfs "$d" "$2"
   [ -n "${4:-}" ] && "$4" "$d/rootfs"
-  printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\n%s\nCMD ["/bin/sh", "/app/start.sh"]\n' "${3:-}" >"$d/Dockerfile"
+  printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nLABEL nginx-rollout-test.build=%s\n%s\nCMD ["/bin/sh", "/app/start.sh"]\n' "${TESTHOST_BUILD:-}" "${3:-}" >"$d/Dockerfile"
   docker build -q --network host -t "nginx-rollout-test/app:$1" "$d" >/dev/null
 }
 
@@ -48,22 +48,64 @@ build_app unhealthy unhealthy "" no_health
 build_app broken broken "" broken_routes
 build_app docker-unhealthy docker-unhealthy 'HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["/bin/false"]'
 
-# nginx: the Debian binary plus exactly the shared libraries it links.
+# nginx: the Debian binary plus exactly the shared libraries it links, busybox for a shell (every official
+# nginx image has one), and the official image's layout: nginx.conf including conf.d/*.conf, a default site
+# answering localhost on port 80, logs to the container's output.
 n=$work/nginx/rootfs
-mkdir -p "$n/usr/sbin" "$n/etc/nginx" "$n/var/log/nginx" "$n/run" "$n/tmp" \
+mkdir -p "$n/usr/sbin" "$n/bin" "$n/etc/nginx/conf.d" "$n/var/log/nginx" "$n/run" "$n/tmp" "$n/usr/share/nginx/html" \
   "$n/var/lib/nginx/body" "$n/var/lib/nginx/proxy" "$n/var/lib/nginx/fastcgi" "$n/var/lib/nginx/uwsgi" "$n/var/lib/nginx/scgi"
+chmod 1777 "$n/tmp"
 cp /usr/sbin/nginx "$n/usr/sbin/nginx"
 for lib in $(ldd /usr/sbin/nginx | grep -oE '/[^ ]+'); do
   mkdir -p "$n$(dirname "$lib")"
   cp -L "$lib" "$n$lib"
 done
+cp /bin/busybox "$n/bin/busybox"
+for t in $(/bin/busybox --list); do [ -e "$n/bin/$t" ] || ln -s busybox "$n/bin/$t"; done
 cp /etc/nginx/mime.types "$n/etc/nginx/mime.types"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nwww-data:x:33:33:www-data:/var/www:/bin/false\n' >"$n/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n' >"$n/etc/group"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nnginx:x:101:101:nginx:/nonexistent:/bin/false\n' >"$n/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\nnginx:x:101:\n' >"$n/etc/group"
+ln -s /dev/stdout "$n/var/log/nginx/access.log"
+ln -s /dev/stderr "$n/var/log/nginx/error.log"
+printf '<h1>Welcome to nginx!</h1>\n' >"$n/usr/share/nginx/html/index.html"
 cat >"$n/etc/nginx/nginx.conf" <<'CONF'
-events {}
-http { server { listen 127.0.0.1:8999; return 200 "default\n"; } }
+user  nginx;
+worker_processes  auto;
+
+error_log  /var/log/nginx/error.log notice;
+pid        /run/nginx.pid;
+
+events {
+    worker_connections  1024;
+}
+
+http {
+    include       /etc/nginx/mime.types;
+    default_type  application/octet-stream;
+
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+
+    access_log  /var/log/nginx/access.log  main;
+
+    sendfile        on;
+    keepalive_timeout  65;
+
+    include /etc/nginx/conf.d/*.conf;
+}
 CONF
-printf 'FROM scratch\nCOPY rootfs/ /\nSTOPSIGNAL SIGQUIT\nCMD ["/usr/sbin/nginx", "-g", "daemon off;"]\n' >"$work/nginx/Dockerfile"
+cat >"$n/etc/nginx/conf.d/default.conf" <<'CONF'
+server {
+    listen       80;
+    server_name  localhost;
+
+    location / {
+        root   /usr/share/nginx/html;
+        index  index.html index.htm;
+    }
+}
+CONF
+printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/sbin:/bin\nLABEL nginx-rollout-test.build=%s\nSTOPSIGNAL SIGQUIT\nCMD ["/usr/sbin/nginx", "-g", "daemon off;"]\n' "${TESTHOST_BUILD:-}" >"$work/nginx/Dockerfile"
 docker build -q --network host -t nginx-rollout-test/nginx:test "$work/nginx" >/dev/null
 echo "test images built: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -c '^nginx-rollout-test/')"

@@ -42,7 +42,8 @@ fi
 [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C nginx-rollout-testhost -f "$dir/host_ed25519"
 cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
 chmod 600 "$dir/authorized_keys"
-cat >"$dir/sshd_config" <<CONF
+# Stock limits (MaxSessions 10, MaxStartups 10:30:100): the action must work against an sshd as shipped.
+cat >"$dir/sshd_config.new" <<CONF
 ListenAddress 127.0.0.1:$port
 HostKey $dir/host_ed25519
 AuthorizedKeysFile $dir/authorized_keys
@@ -52,19 +53,27 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PidFile $dir/sshd.pid
-MaxSessions 64
-MaxStartups 64
 Subsystem sftp /usr/lib/openssh/sftp-server
 CONF
 mkdir -p /run/sshd
+if ! cmp -s "$dir/sshd_config.new" "$dir/sshd_config"; then
+  mv -f "$dir/sshd_config.new" "$dir/sshd_config"
+  # A running sshd rereads its configuration on SIGHUP.
+  [ -f "$dir/sshd.pid" ] && kill -HUP "$(cat "$dir/sshd.pid")" 2>/dev/null && echo "testhost: sshd reconfigured"
+else
+  rm -f "$dir/sshd_config.new"
+fi
 if ! { [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; }; then
   /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
   for _ in $(seq 1 20); do [ -f "$dir/sshd.pid" ] && break; sleep 0.1; done
   echo "testhost: sshd on 127.0.0.1:$port"
 fi
 
-if [ "${TESTHOST_REBUILD:-0}" = 1 ] || ! docker image inspect nginx-rollout-test/nginx:test nginx-rollout-test/app:v1 nginx-rollout-test/app:broken >/dev/null 2>&1; then
-  "$here/build-images.sh" 2>/dev/null
+# The images carry a hash of what builds them: a changed build script or app rebuilds them.
+build=$(cat "$here/build-images.sh" "$here"/app/* | sha256sum | cut -c1-12)
+built=$(docker image inspect --format '{{index .Config.Labels "nginx-rollout-test.build"}}' nginx-rollout-test/nginx:test nginx-rollout-test/app:v1 nginx-rollout-test/app:broken 2>/dev/null | sort -u)
+if [ "${TESTHOST_REBUILD:-0}" = 1 ] || [ "$built" != "$build" ]; then
+  TESTHOST_BUILD=$build "$here/build-images.sh" 2>/dev/null
 fi
 
 fingerprint=$(ssh-keygen -lf "$dir/host_ed25519.pub" | awk '{print $2}')

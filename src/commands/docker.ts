@@ -1,12 +1,25 @@
-// docker command builders: each returns a Command value and runs nothing.
+// docker command builders: each returns a Command value and runs nothing. Containers are named by id where
+// the run knows it, and every name or id follows `--`, so nothing read from a host can become an option.
 import type { Config } from '../config.js'
-import { LABEL } from '../host/state.js'
-import { hostPort } from '../nginx/template.js'
-import type { Replica } from '../plan/types.js'
-import { command, script, withStdin, type Command } from './shell.js'
+import { hostPort, LABEL, type Replica } from '../model.js'
+import { command, script, withStdin, withTimeout, type Command } from './shell.js'
 
-export const listManaged = (format: string): Command =>
-  command('docker', 'ps', '--all', '--no-trunc', '--filter', `label=${LABEL.role}`, '--format', format)
+/**
+ * Every container nginx-rollout manages on the host (all apps: they share the host's ports), one JSON object
+ * per line. Each field is JSON-encoded by docker, so no label or name can break a line or forge a field.
+ */
+export const CONTAINER_FIELDS = `{"id":{{json .Id}},"name":{{json .Name}},"state":{{json .State.Status}},"pid":{{json .State.Pid}},"labels":{{json .Config.Labels}}}`
+
+export const listManaged = (): Command =>
+  script(
+    `ids=$(docker ps --all --quiet --no-trunc --filter "label=$1") || exit $?
+[ -z "$ids" ] && exit 0
+# A container removed between the two commands is simply not listed.
+docker inspect --format "$2" $ids 2>/dev/null
+exit 0`,
+    `${LABEL.role}=replica`,
+    CONTAINER_FIELDS,
+  )
 
 /** The environment every replica gets: PORT first (what the app must listen on), then the env input. */
 export function replicaEnv(config: Config, replica: Replica): string {
@@ -14,15 +27,19 @@ export function replicaEnv(config: Config, replica: Replica): string {
   return [`PORT=${port}`, ...config.env.map((v) => `${v.name}=${v.value}`)].join('\n') + '\n'
 }
 
+/** The port a replica's app listens on inside its own network namespace (where its connections are counted). */
+export const listenPortInside = (config: Config, replica: Replica): number => (config.network === 'host' ? replica.port : config.containerPort)
+
 /**
  * docker run for one replica. The environment travels on standard input as an env file, so values (often
- * secrets) appear neither in this command line nor in the host's process list.
+ * secrets) appear neither in this command line nor in the host's process list. Every label the action
+ * reads is set, so none can come from the image.
  */
 export function runReplica(config: Config, replica: Replica): Command {
   const network =
     config.network === 'host'
       ? ['--network', 'host']
-      : [...(config.network ? ['--network', config.network] : []), '--publish', `${hostPort(config.upstreamHost, replica.port)}:${config.containerPort}`]
+      : [...(config.network ? ['--network', config.network] : []), '--publish', `${hostPort(replica.address, replica.port)}:${config.containerPort}`]
   const run = command(
     'docker', 'run', '--detach',
     '--name', replica.name,
@@ -30,49 +47,69 @@ export function runReplica(config: Config, replica: Replica): Command {
     '--label', `${LABEL.role}=replica`,
     '--label', `${LABEL.image}=${replica.image}`,
     '--label', `${LABEL.port}=${replica.port}`,
-    ...(replica.color ? ['--label', `${LABEL.color}=${replica.color}`] : []),
+    '--label', `${LABEL.color}=${replica.color ?? ''}`,
     ...network,
     '--env-file', '/dev/stdin',
     ...config.runArgs,
     replica.image,
   )
   const names = ['PORT', ...config.env.map((v) => v.name)]
-  return withStdin(run, replicaEnv(config, replica), `env file: ${names.join(', ')}`)
+  // Without pull: true, docker run pulls a missing image itself.
+  return withTimeout(withStdin(run, replicaEnv(config, replica), `env file: ${names.join(', ')}`), config.pullTimeoutSeconds)
 }
 
-export const startContainers = (names: readonly string[]): Command => command('docker', 'start', ...names)
+export const startContainers = (refs: readonly string[]): Command => command('docker', 'start', '--', ...refs)
 
-export const stopContainers = (names: readonly string[], timeoutSeconds: number): Command =>
-  command('docker', 'stop', '--time', String(timeoutSeconds), ...names)
+export const stopContainers = (refs: readonly string[], timeoutSeconds: number): Command =>
+  withTimeout(command('docker', 'stop', '--time', String(timeoutSeconds), '--', ...refs), timeoutSeconds + 60)
 
 // Removal means "removed or already gone" (a rollback removes replicas whose start may have failed), but a
 // container that is still there after docker rm is an error.
-const REMOVE = `out=$(docker rm --force --volumes "$@" 2>&1) && exit 0
-left=$(docker inspect --format '{{.Name}}' "$@" 2>/dev/null)
+const REMOVE = `out=$(docker rm --force --volumes -- "$@" 2>&1) && exit 0
+left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null)
 [ -z "$left" ] && exit 0
 printf '%s\\n' "$out" >&2
 exit 1`
 
-export const removeContainers = (names: readonly string[]): Command => script(REMOVE, ...names)
+export const removeContainers = (refs: readonly string[]): Command => script(REMOVE, ...refs)
 
-export const pullImage = (image: string): Command => command('docker', 'pull', '--quiet', image)
+// $1 report directory, $2 stop timeout, then container refs. docker stop waits up to the stop timeout for an
+// app that ignores SIGTERM; nothing routes to these replicas any more, so the run does not wait: a detached
+// process on the host stops and removes them, and writes a report only when that fails (the next run shows it
+// and removes what is left).
+const RETIRE = `dir=$1; t=$2; shift 2
+mkdir -p "$dir" || exit 1
+report="$dir/$(date +%Y%m%dT%H%M%S)-$$.txt"
+setsid sh -c 'report=$1; t=$2; shift 2
+  out=$(docker stop --time "$t" -- "$@" 2>&1 && docker rm --force --volumes -- "$@" 2>&1) && exit 0
+  printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
+exit 0`
+
+export const retireContainers = (reportDir: string, refs: readonly string[], stopTimeoutSeconds: number): Command =>
+  script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs)
+
+/** What earlier runs' retirements reported (failures only), then the reports are cleared. */
+export const readRetireReports = (reportDir: string): Command =>
+  script('for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0', reportDir)
+
+export const pullImage = (image: string, timeoutSeconds: number): Command => withTimeout(command('docker', 'pull', '--quiet', image), timeoutSeconds)
 
 /** Pull only when the host does not have the image (for the nginx image, which is pinned by the user). */
-export const ensureImage = (image: string): Command =>
-  script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image)
+export const ensureImage = (image: string, timeoutSeconds: number): Command =>
+  withTimeout(script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image), timeoutSeconds)
 
 /** The password travels on standard input, never in the command line. */
-export const login = (server: string, username: string, password: string): Command =>
-  withStdin(command('docker', 'login', '--username', username, '--password-stdin', ...(server ? [server] : [])), password, 'registry password')
+export const login = (server: string, username: string, password: string, timeoutSeconds: number): Command =>
+  withTimeout(withStdin(command('docker', 'login', '--username', username, '--password-stdin', ...(server ? [server] : [])), password, 'registry password'), timeoutSeconds)
 
 /** Status, health status ('none' without a HEALTHCHECK) and exit code, tab-separated. */
-export const inspectState = (name: string): Command =>
-  command('docker', 'inspect', '--format', '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}', name)
+export const inspectState = (ref: string): Command =>
+  command('docker', 'inspect', '--format', '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}', '--', ref)
 
-export const healthLog = (name: string): Command =>
-  command('docker', 'inspect', '--format', '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}', name)
+export const healthLog = (ref: string): Command =>
+  command('docker', 'inspect', '--format', '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}', '--', ref)
 
-export const containerLogs = (name: string, lines: number): Command => command('docker', 'logs', '--tail', String(lines), name)
+export const containerLogs = (ref: string, lines: number): Command => command('docker', 'logs', '--tail', String(lines), '--', ref)
 
 export interface ReplicaState {
   readonly status: string
@@ -83,4 +120,49 @@ export interface ReplicaState {
 export function parseReplicaState(stdout: string): ReplicaState {
   const [status = 'unknown', health = 'none', exitCode = '0'] = stdout.trim().split('\t')
   return { status, health, exitCode: Number(exitCode) }
+}
+
+// $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then pairs of
+// container ref and the port its app listens on inside its network namespace. Counts the established TCP
+// connections to that port in the container's own namespace (/proc/PID/net/tcp*): nginx opens one per
+// request in flight. Ends once none is left for the quiet polls, after the shortest wait.
+const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
+watch=''
+while [ $# -ge 2 ]; do
+  pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:$(printf '%04X' "$2")"
+  shift 2
+done
+inflight() {
+  n=0
+  for w in $watch; do
+    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:\${w##*:} [0-9A-F]+:[0-9A-F]+ 01 ")
+    n=$((n + c))
+  done
+  echo $n
+}
+i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000)}" 2>/dev/null || echo 100)
+maxi=$(awk "BEGIN{print int($max/$poll)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll)}" 2>/dev/null || echo 0)
+while :; do
+  n=$(inflight)
+  if [ "$n" = unknown ]; then sleep "$max"; echo "unknown $max"; exit 0; fi
+  if [ "$n" -eq 0 ]; then still=$((still + 1)); else still=0; fi
+  if [ "$still" -ge "$quiet" ] && [ "$i" -ge "$mini" ]; then echo "idle $((i * ms))"; exit 0; fi
+  if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
+  sleep "$poll"; i=$((i + 1))
+done`
+
+/** Waits, on the host itself, until the replicas have nothing in flight (or the longest wait passes). */
+export const drainWait = (targets: ReadonlyArray<{ ref: string; port: number }>, maxSeconds: number, minSeconds: number, pollMs: number, quietPolls: number): Command =>
+  withTimeout(script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1000), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.port)])), maxSeconds + 30)
+
+/** What drainWait() reported: idle after ms, still busy at the longest wait, or connections not readable here. */
+export type DrainOutcome = { kind: 'idle'; ms: number } | { kind: 'busy'; ms: number; inFlight: number } | { kind: 'unknown'; seconds: number }
+
+export function parseDrain(stdout: string): DrainOutcome {
+  const [kind, a = '0', b = '0'] = stdout.trim().split(/\s+/)
+  if (kind === 'idle') return { kind, ms: Number(a) }
+  if (kind === 'busy') return { kind, ms: Number(a), inFlight: Number(b) }
+  return { kind: 'unknown', seconds: Number(a) }
 }

@@ -8,11 +8,15 @@ export interface Command {
   readonly stdin?: string
   /** What the standard input holds, for logs: 'registry password', 'env file with 3 variables'. */
   readonly stdinLabel?: string
+  /** The command's deadline on the host (coreutils or busybox `timeout`); the Remote gives every command one. */
+  readonly timeoutSeconds?: number
 }
 
 export const command = (...argv: string[]): Command => ({ argv })
 
 export const withStdin = (c: Command, stdin: string, stdinLabel: string): Command => ({ ...c, stdin, stdinLabel })
+
+export const withTimeout = (c: Command, timeoutSeconds: number): Command => ({ ...c, timeoutSeconds })
 
 /**
  * A fixed shell script with its data passed as positional parameters ($1, $2, ...). The script is a
@@ -26,8 +30,25 @@ export const quote = (arg: string): string => (PLAIN.test(arg) ? arg : `'${arg.r
 
 export const render = (c: Command): string => c.argv.map(quote).join(' ')
 
-/** The command as a log line: the rendered text and, if any, what goes to its standard input. */
-export const describeCommand = (c: Command): string => (c.stdinLabel ? `${render(c)} < (${c.stdinLabel})` : render(c))
+/**
+ * The command line sent to the host: under `timeout`, so a hung docker pull or daemon ends on the host too
+ * (SIGTERM at the deadline, SIGKILL 5 s later), not only in this process.
+ */
+export const renderRemote = (c: Command, defaultTimeoutSeconds: number): string =>
+  render({ argv: ['timeout', '-k', '5', String(Math.ceil(c.timeoutSeconds ?? defaultTimeoutSeconds)), ...c.argv] })
+
+/** A script (one of this code base's constants) shown by its first line: the log needs to know which, not all of it. */
+const brief = (arg: string): string => {
+  if (!arg.includes('\n') && arg.length <= 200) return arg
+  const lines = arg.split('\n')
+  return `<script ${lines[0].slice(0, 60)}... (${lines.length} lines)>`
+}
+
+/** The command as a log line: the rendered text (scripts abbreviated) and, if any, what goes to its standard input. */
+export const describeCommand = (c: Command): string => {
+  const text = render({ argv: c.argv.map(brief) })
+  return c.stdinLabel ? `${text} < (${c.stdinLabel})` : text
+}
 
 export class ShellWordsError extends Error {}
 

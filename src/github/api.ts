@@ -29,6 +29,8 @@ export interface IssueComment {
   readonly id: number
   readonly body: string
   readonly url: string
+  /** Who wrote it: a marker anyone can type, so only the token's own comments are taken as the action's. */
+  readonly author: { readonly login: string; readonly type: string }
 }
 
 export interface GitHubApi {
@@ -42,6 +44,8 @@ export interface GitHubApi {
   comments(issue: number): Promise<IssueComment[]>
   createComment(issue: number, body: string): Promise<IssueComment>
   updateComment(id: number, body: string): Promise<IssueComment>
+  /** The token's user, or undefined when the token cannot say (an Actions or app installation token). */
+  whoAmI(): Promise<string | undefined>
 }
 
 /** A GitHub API call that failed; status is the HTTP status when GitHub answered. */
@@ -70,7 +74,12 @@ export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi
       throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ''}${(e as Error).message}`, status, { cause: e })
     }
   }
-  const comment = (c: { id: number; body?: string; html_url: string }): IssueComment => ({ id: c.id, body: c.body ?? '', url: c.html_url })
+  const comment = (c: { id: number; body?: string; html_url: string; user?: { login?: string; type?: string } | null }): IssueComment => ({
+    id: c.id,
+    body: c.body ?? '',
+    url: c.html_url,
+    author: { login: c.user?.login ?? '', type: c.user?.type ?? '' },
+  })
   return {
     createDeployment: (d) =>
       call('creating the deployment', async () => {
@@ -121,5 +130,13 @@ export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi
       call(`commenting on #${issue}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue, body, request: request() })).data)),
     updateComment: (id, body) =>
       call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request() })).data)),
+    whoAmI: async () => {
+      try {
+        return (await octokit.rest.users.getAuthenticated({ request: request() })).data.login
+      } catch {
+        // GITHUB_TOKEN and app tokens are not users (403): their comments are by a bot.
+        return undefined
+      }
+    },
   }
 }

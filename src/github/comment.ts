@@ -1,7 +1,8 @@
 // Pure: the pull-request comment that follows a canary, one per app and environment (or host), rewritten
 // in place by every run so the pull request never collects a pile of them.
-import type { Operation } from '../config.js'
+import { LIMITS, type Operation } from '../config.js'
 import type { CanaryObservation } from '../health/canary.js'
+import type { CanaryPush } from '../host/state.js'
 import type { Result } from '../summary.js'
 
 export interface CanaryCommentView {
@@ -14,6 +15,8 @@ export interface CanaryCommentView {
   readonly stableImage: string
   readonly canaryWeight: string
   readonly observations: readonly CanaryObservation[]
+  /** The pull request's earlier pushes whose canaries this one replaced, oldest first. */
+  readonly pushes?: readonly CanaryPush[]
   readonly failure?: string
   readonly runUrl?: string
   readonly at: string
@@ -37,6 +40,8 @@ function headline(v: CanaryCommentView): string {
     case 'failed':
     case 'planned':
       return `Canary of ${app}: ${v.operation === 'deploy' ? 'deploy' : v.operation} failed`
+    case 'unchanged':
+      return `Canary of ${app}: unchanged`
   }
 }
 
@@ -53,7 +58,19 @@ function state(v: CanaryCommentView): string {
     case 'failed':
     case 'planned':
       return `The run failed before it finished: check what is live with \`operation: status\`.`
+    case 'unchanged':
+      return 'Nothing changed.'
   }
+}
+
+const verdicts = (obs: readonly CanaryObservation[]): string => obs.map((o) => `${o.percent}% ${o.verdict}`).join(', ') || 'not judged'
+
+/** One row per push of the pull request: the canaries it had, oldest first, the live one last. */
+function history(v: CanaryCommentView): string[] {
+  if (!v.pushes?.length) return []
+  const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map((p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ''} | ${verdicts(p.observations)} | ${p.outcome} |`)
+  const now = v.result === 'paused' ? 'live' : v.result === 'deployed' ? 'promoted' : v.result === 'rolled-back' ? (v.operation === 'abort' ? 'aborted' : 'failed') : v.result
+  return ['', '**Pushes**', '', '| Canary | Steps | Outcome |', '|---|---|---|', ...rows, `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`]
 }
 
 export function renderCanaryComment(v: CanaryCommentView): string {
@@ -66,6 +83,7 @@ export function renderCanaryComment(v: CanaryCommentView): string {
           `${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === 'pass' ? 'pass' : `**${o.verdict}**: ${o.reason.replaceAll('|', '\\|')}`} |`,
       )
   }
+  out.push(...history(v))
   if (v.failure) out.push('', '**What failed:**', '', fence(v.failure))
   if (v.result === 'paused')
     out.push(

@@ -84,5 +84,7 @@ export function finalStatus(f: EndFacts): { state: DeploymentState; description:
     case 'failed':
     case 'planned':
       return { state: 'failure', description: `${f.operation === 'deploy' ? 'Deploy' : f.operation} failed: see the run log` }
+    case 'unchanged':
+      return { state: 'inactive', description: 'Nothing to do' }
   }
 }

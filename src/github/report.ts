@@ -2,8 +2,8 @@
 // here becomes a warning: the deploy on the host is what the job is about, and recording it must never
 // fail a deploy that worked (nor hide one that failed).
 import { LIMITS } from '../config.js'
-import type { Logger } from '../execute.js'
-import { GitHubApiError, type DeploymentState, type DeploymentStatus, type GitHubApi } from './api.js'
+import type { Logger } from '../journal.js'
+import { GitHubApiError, type DeploymentState, type DeploymentStatus, type GitHubApi, type IssueComment } from './api.js'
 import type { DeploymentTarget } from './deployment.js'
 
 /** The warning for a failed call, naming the permission the workflow needs when that is the likely cause. */
@@ -46,6 +46,16 @@ export class GitHubRecorder {
     // A deployment that ended inactive or failed has no live URL to show.
     const live = state === 'success' || state === 'in_progress'
     return { state, description, logUrl: this.links.runUrl, ...(live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {}) }
+  }
+
+  /** Marks a deployment inactive (a pull request's earlier canary, replaced by a new push). */
+  async deactivate(d: { id: number; environment: string }, description: string): Promise<void> {
+    try {
+      await this.api.setDeploymentStatus(d.id, { state: 'inactive', description, logUrl: this.links.runUrl })
+      this.notes.push(`Deployment ${d.id} in environment **${d.environment}**: \`inactive\`, ${description}.`)
+    } catch (e) {
+      this.warn(`Setting GitHub deployment ${d.id} inactive`, e, DEPLOYMENTS_PERMISSION)
+    }
   }
 
   /** Creates (or takes over) the run's deployment and marks it in progress; undefined when there is none. */
@@ -95,10 +105,15 @@ export class GitHubRecorder {
     }
   }
 
-  /** Writes the comment: updates the one that starts with marker, or creates it. Returns its URL. */
+  /**
+   * Writes the comment: updates the action's own one that starts with marker, or creates it. Anyone can
+   * type the marker, so only a comment by the token's user (or, for a token that is no user, by a bot) counts.
+   */
   async comment(issue: number, marker: string, body: string): Promise<string | undefined> {
     try {
-      const mine = (await this.api.comments(issue)).find((c) => c.body.startsWith(marker))
+      const [comments, me] = await Promise.all([this.api.comments(issue), this.api.whoAmI()])
+      const ours = (c: IssueComment) => (me ? c.author.login === me : c.author.type === 'Bot')
+      const mine = comments.find((c) => c.body.startsWith(marker) && ours(c))
       const c = mine ? await this.api.updateComment(mine.id, body) : await this.api.createComment(issue, body)
       this.log.info(`pull request #${issue}: comment ${mine ? 'updated' : 'created'}: ${c.url}`)
       this.notes.push(`Pull request #${issue}: [comment](${c.url}) ${mine ? 'updated' : 'created'}.`)

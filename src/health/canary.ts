@@ -1,11 +1,12 @@
 // Pure judgement of a canary step from nginx's own access log: every upstream attempt nginx made in the
-// window, counted by the replica's port (nginx logs the address it resolved, so ports, unique on the host,
-// identify replicas). An attempt is an error when the replica answered 5xx or failed to answer (nginx
-// logs 502/504 for that attempt).
+// window, counted by the replica's address and port. An attempt is an error when the replica answered 5xx or
+// failed to answer (nginx logs 502/504 for that attempt). The log line holds only what nginx decided
+// (CANARY_LOG_FORMAT), and a line must match it whole, so nothing a client sends can count as an attempt.
 import { LIMITS } from '../config.js'
 
 export interface Attempt {
-  readonly port: number
+  /** 'address:port' as nginx writes it ('[::1]:9201' for IPv6). */
+  readonly server: string
   readonly status: number | undefined
 }
 
@@ -31,25 +32,37 @@ export interface CanaryObservation extends CanaryJudgement {
   readonly seconds: number
 }
 
-/** Upstream attempts in access log lines written with the built-in `rollout` log format. */
-export function parseAccessLog(text: string): Attempt[] {
+// One attempt: an address:port (IPv4, [IPv6], or a unix socket), or the upstream's name when no server
+// could be chosen; attempts are separated by ", " (next server) or " : " (internal redirect).
+const SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`
+const STATUS = String.raw`(?:\d{3}|-)`
+const SEP = String.raw`(?:, | : )`
+const LINE = new RegExp(String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`)
+
+/** Upstream attempts in the canary's access log (CANARY_LOG_FORMAT); lines of any other shape are not counted. */
+export function parseAccessLog(text: string): { attempts: Attempt[]; skipped: number } {
   const attempts: Attempt[] = []
-  for (const m of text.matchAll(/ upstream=(.+?) upstream_status=(.+?) request_time=/g)) {
-    // Several attempts are separated by ", " (next server) or " : " (internal redirect).
-    const addresses = m[1].split(/, | : /)
+  let skipped = 0
+  for (const line of text.split('\n')) {
+    if (!line) continue
+    const m = LINE.exec(line)
+    if (!m) {
+      skipped++
+      continue
+    }
+    const servers = m[1].split(/, | : /)
     const statuses = m[2].split(/, | : /)
-    addresses.forEach((address, i) => {
-      const port = /:(\d+)$/.exec(address.trim())?.[1]
-      if (!port) return
+    servers.forEach((server, i) => {
+      if (!/:\d+$/.test(server) || server.startsWith('unix:')) return
       const status = Number(statuses[i])
-      attempts.push({ port: Number(port), status: Number.isFinite(status) ? status : undefined })
+      attempts.push({ server, status: Number.isFinite(status) ? status : undefined })
     })
   }
-  return attempts
+  return { attempts, skipped }
 }
 
-function stats(attempts: readonly Attempt[], ports: ReadonlySet<number>): TrafficStats {
-  const mine = attempts.filter((a) => ports.has(a.port))
+function stats(attempts: readonly Attempt[], servers: ReadonlySet<string>): TrafficStats {
+  const mine = attempts.filter((a) => servers.has(a.server))
   const errors = mine.filter((a) => a.status !== undefined && a.status >= 500).length
   return { requests: mine.length, errors, rate: mine.length ? (100 * errors) / mine.length : 0 }
 }
@@ -67,13 +80,13 @@ export function worseBy(canary: TrafficStats, stable: TrafficStats): number {
 
 export function judgeCanary(
   attempts: readonly Attempt[],
-  canaryPorts: ReadonlySet<number>,
-  stablePorts: ReadonlySet<number>,
+  canaryServers: ReadonlySet<string>,
+  stableServers: ReadonlySet<string>,
   maxErrorRate: number,
   minRequests: number = LIMITS.canaryMinRequests,
 ): CanaryJudgement {
-  const canary = stats(attempts, canaryPorts)
-  const stable = stats(attempts, stablePorts)
+  const canary = stats(attempts, canaryServers)
+  const stable = stats(attempts, stableServers)
   const z = worseBy(canary, stable)
   if (canary.rate > maxErrorRate)
     return { verdict: 'fail', canary, stable, reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%` }

@@ -1,56 +1,111 @@
-// Reads what the Docker host holds. The commands run in parallel over the one SSH connection.
-import type { Config } from '../config.js'
-import { listManaged } from '../commands/docker.js'
-import { findNginxMasters, inspectNginxContainer, listProcesses, readLiveConfig } from '../commands/nginx.js'
-import { parseStateFiles, readStateFiles } from '../remote/history.js'
-import { run, type Remote } from '../remote/ssh.js'
-import { CONTAINER_FORMAT, parseContainers, type HostState, type NginxState } from './state.js'
+// Reads what the hosts hold, under the lock: one command on the nginx host (take the lock, then the app's
+// records, nginx, and its containers when it is an app host too), then one on every other app host, in
+// parallel. A plan made from what a host held before another run finished would be stale, so the app hosts
+// are read only once the lock is ours.
+import type { AppHost, Config } from '../config.js'
+import { listManaged, readRetireReports } from '../commands/docker.js'
+import { parseNginx, readNginxCommand } from '../nginx/nginx.js'
+import { parseSections, sectioned, text, type Section } from '../remote/frames.js'
+import type { Fleet } from '../remote/fleet.js'
+import { canaryPath, historyPath, readFile } from '../remote/history.js'
+import { acquireCommand, stateDir, type LockClaim } from '../remote/lock.js'
+import { failure, RemoteError, type Remote } from '../remote/ssh.js'
+import { parseCanaryState, parseContainers, parseHistory, type AppHostState, type HostState } from './state.js'
 
 export class HostStateError extends Error {}
 
-export async function readHost(remote: Remote, config: Config): Promise<HostState> {
-  const [containers, nginx, { history, canary }] = await Promise.all([
-    run(remote, listManaged(CONTAINER_FORMAT), `listing containers (is docker usable by ${config.username}?)`).then((r) => parseContainers(r.stdout)),
-    readNginx(remote, config),
-    run(remote, readStateFiles(config.app), 'reading the deploy history').then((r) => parseStateFiles(r.stdout)),
-  ])
-  return { containers, nginx, history, ...(canary ? { canary } : {}) }
+/** Where earlier runs' background stops report their failures on an app host. */
+export const retireDir = (app: string): string => `${stateDir(app)}/retired`
+
+const appHostParts = (config: Config) => [
+  { name: 'containers', command: listManaged() },
+  { name: 'retired', command: readRetireReports(retireDir(config.app)) },
+]
+
+function parseAppHost(host: AppHost, sections: ReadonlyMap<string, Section>, remote: Remote, warnings: string[]): AppHostState {
+  const list = sections.get('containers')
+  if (!list || list.code !== 0) throw new HostStateError(`listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || '(no answer)'}`)
+  const { containers, ignored } = parseContainers(text(list.out), host)
+  warnings.push(...ignored.map((m) => `${host.id}: ${m}`))
+  const retireReports = text(sections.get('retired')?.out).split('\0').map((r) => r.trim()).filter(Boolean)
+  return { host: host.id, containers, retireReports }
 }
 
-async function readNginx(remote: Remote, config: Config): Promise<NginxState> {
-  const n = config.nginx
-  if (n.mode === 'host') {
-    const [ps, file] = await Promise.all([run(remote, listProcesses(), 'listing processes'), remote.exec(readLiveConfig(config))])
-    const masters = findNginxMasters(ps.stdout)
-    if (!masters.length)
-      throw new HostStateError(`nginx-mode host: no nginx master process runs on ${remote.name}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`)
-    if (masters.length > 1)
-      throw new HostStateError(`nginx-mode host: ${masters.length} nginx master processes run on ${remote.name} (pids ${masters.join(', ')}); nginx-rollout cannot tell which one serves ${config.nginx.configPath}`)
-    return { exists: true, running: true, masterPid: masters[0], config: file.code === 0 ? file.stdout : undefined }
-  }
-  const inspect = await remote.exec(inspectNginxContainer(n.container))
-  if (inspect.code !== 0) {
-    if (!/no such (object|container)/i.test(inspect.stderr)) await run(remote, inspectNginxContainer(n.container), `inspecting the nginx container ${n.container}`)
-    return { exists: false, running: false }
-  }
-  const [running, networkMode] = inspect.stdout.trim().split('\t')
-  const file = await remote.exec(readLiveConfig(config))
-  return { exists: true, running: running === 'true', networkMode, config: file.code === 0 ? file.stdout : undefined }
+export interface HostRead {
+  readonly state: HostState
+  /** What taking the lock said (a stale lock taken over). */
+  readonly lockNote?: string
 }
-
-const LOOPBACK = /^(127\.|::1$|localhost$)/
 
 /**
- * Problems the host state reveals before anything changes: an nginx container on a Docker network
- * cannot reach replicas at a loopback upstream-host (that address is the container's own).
+ * Takes the lock (when a claim is given; waiting up to lock-timeout for another run) and reads every host.
+ * `waiting` is told who holds the lock while it waits.
  */
-export function checkHostState(config: Config, state: HostState): string | undefined {
-  if (config.nginx.mode !== 'container' || !LOOPBACK.test(config.upstreamHost)) return undefined
-  const nginxNetwork = state.nginx.exists ? state.nginx.networkMode : config.network === 'host' ? 'host' : config.network || 'default'
-  if (nginxNetwork === 'host') return undefined
-  return (
-    `upstream-host: nginx container ${config.nginx.container} ${state.nginx.exists ? 'runs' : 'would run'} on Docker network '${nginxNetwork}', ` +
-    `where ${config.upstreamHost} is the container itself, so it cannot reach the replicas. Use network: host, or set upstream-host to an address ` +
-    'of the Docker host that the container can reach (e.g. the docker0 gateway, often 172.17.0.1).'
+export async function readHosts(fleet: Fleet, config: Config, claim: LockClaim | undefined, waiting: (holder: string) => void): Promise<HostRead> {
+  const nginxIsAppHost = config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port)
+  const nginxRead = sectioned(claim ? acquireCommand(claim) : undefined, [
+    { name: 'history', command: readFile(historyPath(config.app)) },
+    { name: 'canary', command: readFile(canaryPath(config.app)) },
+    ...(nginxIsAppHost ? appHostParts(config) : []),
+    { name: 'nginx', command: readNginxCommand(config) },
+  ])
+  const deadline = Date.now() + config.lockTimeoutSeconds * 1000
+  let lastHolder = ''
+  let sections: Map<string, Section>
+  for (;;) {
+    const r = await fleet.nginx.exec(nginxRead)
+    sections = parseSections(r.raw)
+    if (r.code === 0) break
+    const first = sections.get('first')
+    if (r.code !== 3) {
+      const why = text(first?.err).trim() || text(first?.out).trim()
+      throw why ? new RemoteError(`taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`, r) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r)
+    }
+    const holder = text(first?.out).trim()
+    if (holder !== lastHolder) waiting(holder)
+    lastHolder = holder
+    if (Date.now() >= deadline)
+      throw new RemoteError(`another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`, r)
+    await new Promise((res) => setTimeout(res, Math.min(1000, Math.max(0, deadline - Date.now()))))
+  }
+
+  const warnings: string[] = []
+  const others = config.appHosts.filter((h) => h !== nginxIsAppHost)
+  const hosts: AppHostState[] = []
+  if (nginxIsAppHost) hosts.push(parseAppHost(nginxIsAppHost, sections, fleet.nginx, warnings))
+  const read = await Promise.all(
+    others.map(async (h) => {
+      const remote = fleet.app(h.id)
+      const c = sectioned(undefined, appHostParts(config))
+      const r = await remote.exec(c)
+      if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r)
+      return parseAppHost(h, parseSections(r.raw), remote, warnings)
+    }),
   )
+  hosts.push(...read)
+  // Hosts in the order they were given, whatever answered first.
+  hosts.sort((a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host))
+
+  const fileOf = (name: string) => {
+    const s = sections.get(name)
+    if (s && s.code !== 0) throw new HostStateError(`reading ${name === 'history' ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`)
+    return text(s?.out)
+  }
+  const history = parseHistory(fileOf('history'), (m) => warnings.push(m))
+  const canary = parseCanaryState(fileOf('canary'), config.appHosts[0].id, (m) => warnings.push(m))
+  const nginxSection = sections.get('nginx')
+  if (!nginxSection || nginxSection.code !== 0) throw new HostStateError(`reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || '(no answer)'}`)
+  const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name)
+  const lockNote = text(sections.get('first')?.out).trim() || undefined
+  return {
+    state: {
+      containers: hosts.flatMap((h) => h.containers),
+      nginx,
+      history,
+      ...(canary ? { canary } : {}),
+      warnings,
+      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report }))),
+    },
+    lockNote,
+  }
 }

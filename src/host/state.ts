@@ -1,34 +1,61 @@
-// What the Docker host holds, as read from container labels: the host is the source of truth, so a run
-// from a fresh runner knows what is live.
+// What the hosts hold, parsed and validated once when they are read: the hosts are the source of truth, so
+// a run from a fresh runner knows what is live. Nothing read back is trusted further than its shape.
 import type { CanaryObservation } from '../health/canary.js'
-import type { Replica } from '../plan/types.js'
+import { LABEL, replicaName, type Replica } from '../model.js'
+import type { NginxState } from '../nginx/nginx.js'
 
-export const LABEL = {
-  app: 'nginx-rollout.app',
-  role: 'nginx-rollout.role',
-  image: 'nginx-rollout.image',
-  port: 'nginx-rollout.port',
-  /** blue or green, for blue-green replicas. */
-  color: 'nginx-rollout.color',
-} as const
-
-/** The `docker ps --format` template whose output parseContainers() reads: one tab-separated line per container. */
-export const CONTAINER_FORMAT = ['{{.Names}}', '{{.State}}', ...Object.values(LABEL).map((l) => `{{.Label "${l}"}}`)].join('\t')
-
+/** A replica container as a host reports it. */
 export interface ManagedContainer extends Replica {
+  readonly id: string
   readonly app: string
-  readonly role: string
   readonly running: boolean
 }
 
-export function parseContainers(output: string): ManagedContainer[] {
-  return output
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((line) => {
-      const [name, state, app, role, image, port, color] = line.split('\t')
-      return { name, running: state === 'running', app, role, image, port: Number(port), ...(color ? { color } : {}) }
+const APP = /^[a-z0-9][a-z0-9_.-]*$/
+const CONTAINER_ID = /^[0-9a-f]{64}$/
+
+/**
+ * The managed containers in `docker inspect` output (one JSON object per line, see CONTAINER_FIELDS). Only
+ * containers the action could have created count: a role=replica label, a valid app and port, and the name
+ * the action gives (`<app>-<port>`); anything else, however it is labelled, is not the action's to touch.
+ */
+export function parseContainers(output: string, host: { id: string; upstreamAddress: string }): { containers: ManagedContainer[]; ignored: string[] } {
+  const containers: ManagedContainer[] = []
+  const ignored: string[] = []
+  for (const line of output.split('\n')) {
+    if (!line.trim()) continue
+    let c: { id?: unknown; name?: unknown; state?: unknown; labels?: unknown }
+    try {
+      c = JSON.parse(line)
+    } catch {
+      ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`)
+      continue
+    }
+    const labels = (c.labels && typeof c.labels === 'object' ? c.labels : {}) as Record<string, unknown>
+    const label = (k: string) => (typeof labels[k] === 'string' ? (labels[k] as string) : '')
+    const name = typeof c.name === 'string' ? c.name.replace(/^\//, '') : ''
+    const app = label(LABEL.app)
+    const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0
+    const id = typeof c.id === 'string' ? c.id : ''
+    if (label(LABEL.role) !== 'replica') continue
+    if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
+      ignored.push(`container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`)
+      continue
+    }
+    const color = label(LABEL.color)
+    containers.push({
+      id,
+      host: host.id,
+      address: host.upstreamAddress,
+      name,
+      app,
+      port,
+      image: label(LABEL.image),
+      running: c.state === 'running',
+      ...(color === 'blue' || color === 'green' ? { color } : {}),
     })
+  }
+  return { containers, ignored }
 }
 
 export interface HistoryEntry {
@@ -41,58 +68,133 @@ export interface HistoryEntry {
   readonly run?: string
 }
 
-export interface NginxState {
-  /** Only for nginx-mode container: does the container exist, and does it run? */
-  readonly exists: boolean
-  readonly running: boolean
-  readonly networkMode?: string
-  /** Only for nginx-mode host: the master's pid, found by process tree (a reload keeps the same master). */
-  readonly masterPid?: number
-  /** The live nginx.conf, or undefined when there is none yet. */
-  readonly config?: string
+/** One push of a pull request's canary: its image and what its steps were judged. */
+export interface CanaryPush {
+  readonly image: string
+  readonly sha?: string
+  readonly at: string
+  readonly observations: readonly CanaryObservation[]
+  /** How that push's canary ended: still live, replaced by the next push, promoted, aborted, failed. */
+  readonly outcome: 'live' | 'replaced' | 'promoted' | 'aborted' | 'failed'
 }
 
-/** A canary left live at a share below 100 (result paused), kept on the host until promote or abort. */
+/** A canary left live at a share below 100 (result paused), kept on the nginx host until promote or abort. */
 export interface CanaryState {
   readonly image: string
   readonly stableImage: string
   /** The share now, in percent, and the steps still to go. */
   readonly weight: number
   readonly remainingSteps: readonly number[]
-  readonly replicas: readonly string[]
+  readonly replicas: ReadonlyArray<{ readonly host: string; readonly name: string }>
   readonly at: string
+  /** The commit a pull request's run deployed as this canary. */
+  readonly sha?: string
   /** The steps judged so far, newest last (a later promote or abort reports them). */
   readonly observations?: readonly CanaryObservation[]
   /** The GitHub deployment the canary run recorded; promote or abort finishes it. */
   readonly deployment?: { readonly repo: string; readonly environment: string; readonly id: number }
   /** The pull request whose run started the canary; later runs update its comment. */
   readonly pullRequest?: { readonly repo: string; readonly number: number }
+  /** Earlier pushes of the same pull request whose canaries this one replaced, oldest first. */
+  readonly pushes?: readonly CanaryPush[]
+}
+
+/** What one app host holds. */
+export interface AppHostState {
+  readonly host: string
+  readonly containers: readonly ManagedContainer[]
+  /** Failures earlier runs' background stops reported on this host. */
+  readonly retireReports: readonly string[]
 }
 
 export interface HostState {
-  /** Every container nginx-rollout manages on this host, all apps (ports are shared). */
+  /** Every container nginx-rollout manages on every app host, all apps (ports are shared per host). */
   readonly containers: readonly ManagedContainer[]
   readonly nginx: NginxState
   readonly history: readonly HistoryEntry[]
   readonly canary?: CanaryState
+  /** What was read but not trusted: malformed state files, foreign containers with the action's labels. */
+  readonly warnings: readonly string[]
+  readonly retireReports: ReadonlyArray<{ readonly host: string; readonly report: string }>
 }
 
-export function parseHistory(text: string): HistoryEntry[] {
-  const parsed = parseJson(text)
-  return Array.isArray(parsed) ? (parsed as HistoryEntry[]) : []
+const isString = (v: unknown): v is string => typeof v === 'string'
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function isStats(v: unknown): boolean {
+  return isObject(v) && isNumber(v.requests) && isNumber(v.errors) && isNumber(v.rate)
 }
 
-export function parseCanaryState(text: string): CanaryState | undefined {
-  const parsed = parseJson(text) as CanaryState | undefined
-  return parsed && typeof parsed.image === 'string' && Array.isArray(parsed.replicas) ? parsed : undefined
+function isObservation(v: unknown): v is CanaryObservation {
+  return isObject(v) && isString(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable)
 }
 
-// A damaged state file must not stop a deploy; it is rewritten by the next one.
-function parseJson(text: string): unknown {
-  try {
-    return text.trim() ? JSON.parse(text) : undefined
-  } catch {
+/** The history, keeping only well-formed entries; a damaged file is reported and treated as empty. */
+export function parseHistory(text: string, warn: (m: string) => void): HistoryEntry[] {
+  const parsed = parseJson(text, 'history.json', warn)
+  if (parsed === undefined) return []
+  if (!Array.isArray(parsed)) {
+    warn('history.json on the nginx host is not a list: ignored (the next deploy rewrites it)')
+    return []
+  }
+  const ok = parsed.filter(
+    (h): h is HistoryEntry => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy),
+  )
+  if (ok.length < parsed.length) warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`)
+  return ok
+}
+
+/**
+ * The paused canary's record, or undefined. A record of the wrong shape is stale state: reported, and the
+ * run goes on as if there were none (what the hosts hold decides what is live).
+ */
+export function parseCanaryState(text: string, defaultHost: string, warn: (m: string) => void): CanaryState | undefined {
+  const parsed = parseJson(text, 'canary.json', warn)
+  if (parsed === undefined) return undefined
+  const bad = (why: string) => {
+    warn(`canary.json on the nginx host is malformed (${why}): ignored as stale`)
     return undefined
+  }
+  if (!isObject(parsed)) return bad('not an object')
+  const p = parsed
+  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad('image, stableImage or at missing')
+  if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad('weight is not a percentage')
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber)) return bad('remainingSteps is not a list of numbers')
+  if (!Array.isArray(p.replicas)) return bad('replicas is not a list')
+  // Records written before replicas knew their host name a container only.
+  const replicas = p.replicas.map((r) => (isString(r) ? { host: defaultHost, name: r } : r))
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name))) return bad('a replica has no host or name')
+  const observations = p.observations === undefined ? undefined : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null
+  if (observations === null) return bad('observations are malformed')
+  const d = p.deployment
+  if (d !== undefined && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id))) return bad('deployment is malformed')
+  const pr = p.pullRequest
+  if (pr !== undefined && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return bad('pullRequest is malformed')
+  const pushes = p.pushes
+  if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every((x) => isObject(x) && isString(x.image) && isString(x.at) && Array.isArray(x.observations) && x.observations.every(isObservation))))
+    return bad('pushes are malformed')
+  return {
+    image: p.image,
+    stableImage: p.stableImage,
+    weight: p.weight,
+    remainingSteps: p.remainingSteps as number[],
+    replicas: replicas as Array<{ host: string; name: string }>,
+    at: p.at,
+    ...(isString(p.sha) ? { sha: p.sha } : {}),
+    ...(observations ? { observations } : {}),
+    ...(d ? { deployment: d as CanaryState['deployment'] } : {}),
+    ...(pr ? { pullRequest: pr as CanaryState['pullRequest'] } : {}),
+    ...(pushes ? { pushes: pushes as unknown as CanaryPush[] } : {}),
   }
 }
 
+function parseJson(text: string, file: string, warn: (m: string) => void): unknown {
+  if (!text.trim()) return undefined
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    warn(`${file} on the nginx host is not valid JSON (${(e as Error).message}): ignored`)
+    return undefined
+  }
+}

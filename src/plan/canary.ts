@@ -1,11 +1,12 @@
-// Canary: a few replicas of the new image take a rising share of requests, set through nginx upstream
-// weights; each share is held for canary-interval while the canary's health and its real traffic (from
-// nginx's access log) must stay good. At 100 the new image replaces the stable replicas start-first and the
-// canary replicas become part of the normal set. A plan that stops short of 100 leaves the canary live
-// (result paused) until promote or abort.
+// Canary: a few replicas of the new image, on the first app host(s), take a rising share of requests, set
+// through nginx upstream weights; each share is held for canary-interval while the canary's health and its
+// real traffic (from nginx's access log) must stay good. At 100 the new image replaces the stable replicas
+// start-first on every host and the canary replicas become part of the normal set. A plan that stops short
+// of 100 leaves the canary live (result paused) until promote or abort; a new push of the pull request that
+// started it replaces it in one run.
 import type { Config } from '../config.js'
 import type { CanaryState, ManagedContainer } from '../host/state.js'
-import { allocate, liveReplicas, mainImage, PlanError, prepare, removeAll, replaceInBatches, type Plan } from './common.js'
+import { allocate, interleave, liveReplicas, mainImage, PlanError, prepare, removeAll, replaceInBatches, retireAll, type Plan, type Routes } from './common.js'
 import { planRolling } from './rolling.js'
 import type { Replica, Split, Step } from './types.js'
 
@@ -35,63 +36,93 @@ function shareSteps(config: Config, stable: readonly Replica[], canary: readonly
     })
 }
 
-/** How many fresh replicas join the canary ones at 100 to make up `replicas`. */
-const freshCount = (config: Config, canaryCount: number) => Math.max(0, config.replicas - canaryCount)
-
-/** At 100: the canary replicas plus fresh ones replace the stable set, start-first. */
-function completeSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[], fresh: readonly Replica[], strays: readonly Replica[]) {
-  const keep = canary.slice(0, config.replicas)
-  const next = [...keep, ...fresh]
-  const extra = canary.slice(config.replicas)
-  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll([...stable, ...extra, ...strays])] }
+/** The canary replicas go to the first app host(s), one each in turn. */
+function canaryCounts(config: Config): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (let i = 0; i < config.canary.replicas; i++) {
+    const host = config.appHosts[i % config.appHosts.length].id
+    counts.set(host, (counts.get(host) ?? 0) + 1)
+  }
+  return counts
 }
+
+/** How many fresh replicas each host needs at 100, beside the canary replicas it already has. */
+function freshCounts(config: Config, canary: readonly Replica[]): Map<string, number> {
+  return new Map(config.appHosts.map((h) => [h.id, Math.max(0, config.replicas - canary.filter((r) => r.host === h.id).length)]))
+}
+
+/**
+ * At 100: the canary replicas plus fresh ones replace the stable set on every host, start-first. `gone`:
+ * replicas already out of the upstream that are retired with the stable ones.
+ */
+function completeSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[], fresh: readonly Replica[], strays: readonly Replica[], gone: readonly Replica[] = []) {
+  const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas))
+  const extra = canary.filter((r) => !keep.includes(r))
+  const next = interleave([...keep, ...fresh], config.appHosts)
+  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...retireAll([...stable, ...extra, ...gone]), ...removeAll(strays)] }
+}
+
+const whoseCanary = (state: CanaryState): string => (state.pullRequest ? ` for pull request #${state.pullRequest.number}` : '')
 
 export function pausedCanaryError(state: CanaryState): PlanError {
   return new PlanError(
-    `a canary of ${state.image} is live at ${state.weight}% next to ${state.stableImage} (since ${state.at}): ` +
-      "finish it first with operation: promote, or remove it with operation: abort",
+    `a canary of ${state.image} is live at ${state.weight}%${whoseCanary(state)} next to ${state.stableImage} (since ${state.at}): ` +
+      `finish it first with operation: promote, or remove it with operation: abort${state.pullRequest ? ` (its workflow does either when pull request #${state.pullRequest.number} is merged or closed)` : ''}`,
   )
 }
 
-export function planCanary(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined): Plan {
-  const { live: stable, strays } = liveReplicas(config.app, containers, liveConfig)
-  if (!stable.length)
-    return planRolling(config, containers, liveConfig, ['nothing is live to compare a canary with: deploying as rolling'])
-  // Ports for the canary and, if the plan reaches 100, for the fresh replicas that join it.
-  const complete100 = config.canary.steps.includes(100)
-  const ports = allocate(config, containers, config.canary.replicas + (complete100 ? freshCount(config, config.canary.replicas) : 0), config.image)
-  const canary = ports.slice(0, config.canary.replicas)
-  const steps: Step[] = [...prepare(config, config.image), { kind: 'start', replicas: canary }, { kind: 'gate', replicas: canary }, ...shareSteps(config, stable, canary, config.canary.steps)]
-  const stableImage = mainImage(stable)
-  if (!complete100) {
+/** The paused canary's replicas and the stable ones, as the hosts hold them. */
+export function pausedSets(config: Config, containers: readonly ManagedContainer[], routes: Routes, state: CanaryState) {
+  const { live, strays } = liveReplicas(config, containers, routes)
+  const isCanary = (r: Replica) => state.replicas.some((c) => c.host === r.host && c.name === r.name)
+  return { live, strays, canary: live.filter(isCanary), stable: live.filter((r) => !isCanary(r)) }
+}
+
+/**
+ * A new canary. `replacing`: the live canary of the same pull request, which leaves the upstream in the
+ * same reload that gives the new one its first share, then drains and is retired.
+ */
+export function planCanary(config: Config, containers: readonly ManagedContainer[], routes: Routes, replacing?: CanaryState): Plan {
+  const sets = replacing ? pausedSets(config, containers, routes, replacing) : { ...liveReplicas(config, containers, routes), canary: [] as Replica[] }
+  const old = sets.canary
+  const stable = sets.live.filter((r) => !old.includes(r))
+  if (!stable.length) return planRolling(config, containers, routes, ['nothing is live to compare a canary with: deploying as rolling'])
+  const canary = allocate(config, containers, canaryCounts(config), config.image)
+  const shares = shareSteps(config, stable, canary, config.canary.steps)
+  // Replacing: the first route already leaves the old canary out; it drains while the new one is observed.
+  const steps: Step[] = [...prepare(config, config.image), { kind: 'start', replicas: canary }, { kind: 'gate', replicas: canary }]
+  const swapped = old.length > 0 && shares.length > 0
+  if (swapped) steps.push(shares[0], { kind: 'drain', seconds: config.drainSeconds, replicas: old }, ...retireAll(old), ...shares.slice(1))
+  else steps.push(...shares)
+  const stableImage = replacing?.stableImage ?? mainImage(stable)
+  const notes = old.length ? [`replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(', ')}) of the same pull request in the first reload`] : []
+  const base = { image: config.image, previous: [...stable, ...old], onFailure: 'abort-canary' as const, notes, ...(old.length ? { replaces: old } : {}) }
+  if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1]
-    return { steps, image: config.image, previous: stable, next: [...stable, ...canary], onFailure: 'abort-canary', pausesAt: { percent, canary, stableImage }, notes: [] }
+    return { ...base, steps, next: [...stable, ...canary], pausesAt: { percent, canary, stableImage }, leaves: 'paused' }
   }
-  const complete = completeSteps(config, stable, canary, ports.slice(config.canary.replicas), strays)
-  return { steps: [...steps, ...complete.steps], image: config.image, previous: stable, next: complete.next, onFailure: 'abort-canary', notes: [] }
+  const fresh = allocate(config, [...containers, ...canaryAsContainers(canary)], freshCounts(config, canary), config.image)
+  const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old)
+  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: 'deployed' }
 }
 
-/** The paused canary's replicas and the stable ones, as the host holds them. */
-function pausedSets(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, state: CanaryState) {
-  const { live, strays } = liveReplicas(config.app, containers, liveConfig)
-  const names = new Set(state.replicas)
-  return { live, strays, canary: live.filter((r) => names.has(r.name)), stable: live.filter((r) => !names.has(r.name)) }
-}
+/** The canary replicas about to exist, so that allocating the fresh ones does not hand out their ports. */
+const canaryAsContainers = (canary: readonly Replica[]): ManagedContainer[] => canary.map((r) => ({ ...r, id: '', app: '', running: true }))
 
-const noCanary = (config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, op: string) => {
-  const { live } = liveReplicas(config.app, containers, liveConfig)
+const noCanary = (config: Config, containers: readonly ManagedContainer[], routes: Routes, op: string) => {
+  const { live } = liveReplicas(config, containers, routes)
   return new PlanError(
-    `${op}: no canary of ${config.app} is paused on this host; live is ${mainImage(live) || 'nothing'} on ${live.length} replica(s). ` +
+    `${op}: no canary of ${config.app} is paused; live is ${mainImage(live) || 'nothing'} on ${live.length} replica(s). ` +
       'Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live',
   )
 }
 
 /** Continue a paused canary through its remaining steps to 100. */
-export function planPromote(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, state: CanaryState | undefined): Plan {
-  if (!state) throw noCanary(config, containers, liveConfig, 'promote')
-  const { canary, stable, strays } = pausedSets(config, containers, liveConfig, state)
-  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.join(', ')}) are not live any more; run operation: abort to clear it`)
-  const fresh = allocate(config, containers, freshCount(config, canary.length), state.image)
+export function planPromote(config: Config, containers: readonly ManagedContainer[], routes: Routes, state: CanaryState | undefined): Plan {
+  if (!state) throw noCanary(config, containers, routes, 'promote')
+  const { canary, stable, strays } = pausedSets(config, containers, routes, state)
+  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.map((r) => r.name).join(', ')}) are not live any more; run operation: abort to clear it`)
+  const fresh = allocate(config, containers, freshCounts(config, canary), state.image)
   const complete = completeSteps(config, stable, canary, fresh, strays)
   return {
     steps: [...shareSteps(config, stable, canary, state.remainingSteps), ...complete.steps],
@@ -99,18 +130,19 @@ export function planPromote(config: Config, containers: readonly ManagedContaine
     previous: [...stable, ...canary],
     next: complete.next,
     onFailure: 'abort-canary',
+    leaves: 'deployed',
     notes: [],
   }
 }
 
-/** The canary leaves the upstream in one reload, drains and is removed; all traffic is on the stable replicas. */
+/** The canary leaves the upstream in one reload, drains and is retired; all traffic is on the stable replicas. */
 export function abortSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[]): Step[] {
-  return [{ kind: 'route', servers: stable }, { kind: 'drain', seconds: config.drainSeconds, replicas: canary }, ...removeAll(canary)]
+  return [{ kind: 'route', servers: stable }, { kind: 'drain', seconds: config.drainSeconds, replicas: canary }, ...retireAll(canary)]
 }
 
-export function planAbort(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, state: CanaryState | undefined): Plan {
-  if (!state) throw noCanary(config, containers, liveConfig, 'abort')
-  const { live, canary, stable } = pausedSets(config, containers, liveConfig, state)
+export function planAbort(config: Config, containers: readonly ManagedContainer[], routes: Routes, state: CanaryState | undefined): Plan {
+  if (!state) throw noCanary(config, containers, routes, 'abort')
+  const { live, canary, stable } = pausedSets(config, containers, routes, state)
   if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state.stableImage} instead`)
-  return { steps: abortSteps(config, stable, canary), image: state.stableImage, previous: live, next: stable, onFailure: 'restore', notes: [] }
+  return { steps: abortSteps(config, stable, canary), image: state.stableImage, previous: live, next: stable, onFailure: 'restore', leaves: 'rolled-back', notes: [] }
 }

@@ -2,9 +2,9 @@
 // what the run changed; the operation deploys the previous image again.
 import type { Config } from '../config.js'
 import type { HostState } from '../host/state.js'
+import { replicaKey } from '../model.js'
 import { planBlueGreen, switchTo } from './blue-green.js'
-import { abortSteps } from './canary.js'
-import { liveReplicas, mainImage, PlanError, removeAll, type Plan } from './common.js'
+import { liveReplicas, mainImage, PlanError, removeAll, type Plan, type Routes } from './common.js'
 import { planRolling } from './rolling.js'
 import type { Replica, Step } from './types.js'
 
@@ -16,36 +16,38 @@ export interface Progress {
   readonly routed: readonly Replica[]
   /** Previous replicas that were stopped (their containers are kept). */
   readonly stopped: readonly Replica[]
-  /** The nginx.conf text live now, and the one live before the run. */
+  /** The managed file live now, and the one live before the run (undefined: none). */
   readonly configNow?: string
   readonly configBefore?: string
 }
 
 export interface Undo {
   readonly steps: readonly Step[]
-  /** The canary left the upstream and was removed (rather than the previous config put back). */
-  readonly removesCanary: boolean
+  /** What became of a paused canary: taken out, or left live as it was (a replaced canary whose swap never happened). */
+  readonly canary: 'removed' | 'kept' | 'untouched'
 }
 
 /**
  * Back to where the run started: start the stopped previous replicas again, gate them, put the previous
- * nginx.conf back in one reload, drain the new replicas, remove them. A failed canary whose stable
+ * managed file back in one reload, drain the new replicas, remove them. A failed canary whose stable
  * replicas never stopped serving instead leaves the upstream and is removed.
  */
 export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
-  if (plan.onFailure === 'abort-canary' && !progress.stopped.length) {
-    const newNames = new Set(progress.started.map((r) => r.name))
-    const canary = plan.previous.filter((r) => r.image === plan.image && !newNames.has(r.name))
-    const stable = plan.previous.filter((r) => !canary.includes(r))
-    return { steps: abortSteps(config, stable, [...canary, ...progress.started]), removesCanary: true }
+  const isNew = (r: Replica) => progress.started.some((s) => replicaKey(s) === replicaKey(r))
+  const replaced = plan.replaces ?? []
+  const swapped = replaced.length > 0 && progress.routed.length > 0
+  if (plan.onFailure === 'abort-canary' && !progress.stopped.length && (!replaced.length || swapped)) {
+    const canary = [...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]
+    const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)))
+    const out = [...canary, ...progress.started]
+    return { steps: [{ kind: 'route', servers: stable }, { kind: 'drain', seconds: config.drainSeconds, replicas: out }, ...removeAll(out)], canary: 'removed' }
   }
   const steps: Step[] = []
   if (progress.stopped.length) steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
-  if (progress.configBefore !== undefined && progress.configBefore !== progress.configNow)
-    steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
+  if (progress.configBefore !== progress.configNow) steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
   if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
   steps.push(...removeAll(progress.started))
-  return { steps, removesCanary: false }
+  return { steps, canary: replaced.length ? 'kept' : 'untouched' }
 }
 
 /** The image to go back to: the newest deployed entry of the history that is not what is live now. */
@@ -57,25 +59,26 @@ export function rollbackTarget(state: HostState, liveImage: string): string | un
  * Deploy the previous image with the configured strategy (a canary rollback runs as rolling: going back
  * needs no trial). With blue-green and a kept previous colour running that image, it is one reload.
  */
-export function planRollbackOperation(config: Config, state: HostState): Plan {
+export function planRollbackOperation(config: Config, state: HostState, routes: Routes): Plan {
   if (state.canary) throw new PlanError(`rollback: a canary of ${state.canary.image} is paused at ${state.canary.weight}%; use operation: abort to remove it`)
-  const { live, strays } = liveReplicas(config.app, state.containers, state.nginx.config)
+  const { live, strays } = liveReplicas(config, state.containers, routes)
   const current = mainImage(live)
   const target = rollbackTarget(state, current)
   if (!target)
     throw new PlanError(
-      `rollback: the deploy history of ${config.app} on this host has no earlier deployed image to go back to; live is ${current || 'nothing'}` +
+      `rollback: the deploy history of ${config.app} has no earlier deployed image to go back to; live is ${current || 'nothing'}` +
         `${state.history.length ? ` (history: ${state.history.map((h) => `${h.image} ${h.result}`).join(', ')})` : ''}. Deploy the image you want with operation: deploy`,
     )
   const targetConfig: Config = { ...config, image: target }
+  const asRolledBack = (p: Plan): Plan => ({ ...p, leaves: 'rolled-back' })
   if (config.strategy === 'blue-green') {
     const kept = strays.filter((r) => r.image === target && r.color)
     if (kept.length) {
       // The previous colour is still running: check it, then switch in one reload.
       const steps: Step[] = [{ kind: 'restart', replicas: kept }, { kind: 'gate', replicas: kept }, ...switchTo(config, live, kept), ...removeAll(strays.filter((r) => !kept.includes(r)))]
-      return { steps, image: target, previous: live, next: kept, onFailure: 'restore', notes: [`${kept.map((r) => r.name).join(', ')} still hold ${target}: switching back in one reload`] }
+      return { steps, image: target, previous: live, next: kept, onFailure: 'restore', leaves: 'rolled-back', notes: [`${kept.map((r) => r.name).join(', ')} still hold ${target}: switching back in one reload`] }
     }
-    return planBlueGreen(targetConfig, state.containers, state.nginx.config)
+    return asRolledBack(planBlueGreen(targetConfig, state.containers, routes))
   }
-  return planRolling(targetConfig, state.containers, state.nginx.config)
+  return asRolledBack(planRolling(targetConfig, state.containers, routes))
 }

@@ -3,17 +3,18 @@
 // once the whole deploy has succeeded, so a rollback starts them again instead of rebuilding.
 import type { Config } from '../config.js'
 import type { ManagedContainer } from '../host/state.js'
-import { allocate, liveReplicas, prepare, removeAll, replaceInBatches, type Plan } from './common.js'
+import { allocate, everyHost, liveReplicas, prepare, removeAll, replaceInBatches, retireAll, type Plan, type Routes } from './common.js'
 
-export function planRolling(config: Config, containers: readonly ManagedContainer[], liveConfig: string | undefined, notes: string[] = []): Plan {
-  const { live, strays } = liveReplicas(config.app, containers, liveConfig)
-  const next = allocate(config, containers, config.replicas, config.image)
+export function planRolling(config: Config, containers: readonly ManagedContainer[], routes: Routes, notes: string[] = []): Plan {
+  const { live, strays } = liveReplicas(config, containers, routes)
+  const next = allocate(config, containers, everyHost(config), config.image)
   return {
-    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...removeAll([...live, ...strays])],
+    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...retireAll(live), ...removeAll(strays)],
     image: config.image,
     previous: live,
     next,
     onFailure: 'restore',
+    leaves: 'deployed',
     notes,
   }
 }

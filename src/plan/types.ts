@@ -1,78 +1,94 @@
 // A strategy is a plan: a list of steps, pure data that can be printed before anything runs.
+import { byHost, names, type Replica, type Split } from '../model.js'
 
-export interface Replica {
-  readonly name: string
-  readonly port: number
-  readonly image: string
-  /** blue or green (blue-green only). */
-  readonly color?: string
-}
-
-/** A share of requests for the canary: nginx weights for each canary and each stable server. */
-export interface Split {
-  readonly canary: readonly Replica[]
-  readonly percent: number
-  readonly canaryWeight: number
-  readonly stableWeight: number
-}
+export type { Replica, Split }
 
 export type Step =
-  | { readonly kind: 'login'; readonly registry: string; readonly username: string }
-  | { readonly kind: 'pull'; readonly image: string }
-  /** Create and start new replicas (in parallel). */
+  /** docker login on each of these app hosts (in parallel). */
+  | { readonly kind: 'login'; readonly registry: string; readonly username: string; readonly hosts: readonly string[] }
+  /** docker pull on each of these app hosts (in parallel): a missing image fails the run before traffic is touched. */
+  | { readonly kind: 'pull'; readonly image: string; readonly hosts: readonly string[] }
+  /** Create and start new replicas (in parallel, on their hosts). */
   | { readonly kind: 'start'; readonly replicas: readonly Replica[] }
   /** Start stopped replicas again (rollback: their containers were kept). */
   | { readonly kind: 'restart'; readonly replicas: readonly Replica[] }
   /**
-   * Wait until every replica answers its health check (and reports healthy, if the image has a HEALTHCHECK).
-   * `again`: the check after a drain, before the old replicas stop: a replica that crashed once it had
-   * traffic fails here while the old ones still run.
+   * Wait until every replica answers its health check from the nginx host, at the address nginx uses (and
+   * reports healthy, if the image has a HEALTHCHECK). `again`: the check after a drain, before the old
+   * replicas stop: a replica that crashed once it had traffic fails here while the old ones still run.
    */
   | { readonly kind: 'gate'; readonly replicas: readonly Replica[]; readonly again?: boolean }
-  /** Render nginx.conf for exactly these servers, validate, install, reload once and verify. */
+  /** Render the managed file for exactly these servers, validate, install, reload once and verify. */
   | { readonly kind: 'route'; readonly servers: readonly Replica[]; readonly split?: Split }
   /** Canary step: hold the split for a while; the canary's health and real traffic must stay good. */
   | { readonly kind: 'observe'; readonly seconds: number; readonly split: Split; readonly stable: readonly Replica[] }
-  /** Put a saved nginx.conf text back (rollback), validate, install, reload once and verify. */
-  | { readonly kind: 'restore-config'; readonly text: string; readonly servers: readonly Replica[] }
-  /** Out of the upstream, still running: let in-flight requests finish. */
+  /** Put a saved managed file back (undefined: none), validate, install, reload once and verify. */
+  | { readonly kind: 'restore-config'; readonly text: string | undefined; readonly servers: readonly Replica[] }
+  /** Out of the upstream, still running: wait until nothing is in flight to them (at most `seconds`). */
   | { readonly kind: 'drain'; readonly seconds: number; readonly replicas: readonly Replica[] }
   /**
    * `background`: the replicas are out of the upstream and drained, so the next batch need not wait for
    * docker stop (which takes up to stop-timeout with an app that ignores SIGTERM); the run awaits every
-   * background stop before removing containers, starting any again, or ending.
+   * background stop before removing containers or starting any again.
    */
   | { readonly kind: 'stop'; readonly replicas: readonly Replica[]; readonly background?: boolean }
+  /** Remove containers at once (replicas that serve nothing: strays, or new ones a rollback takes out). */
   | { readonly kind: 'remove'; readonly replicas: readonly Replica[] }
+  /**
+   * Drained replicas the deploy no longer needs: a detached process on each host stops them (stop-timeout)
+   * and removes them, so the run does not wait; a failure is reported by the next run, which removes what is left.
+   */
+  | { readonly kind: 'retire'; readonly replicas: readonly Replica[] }
 
-const names = (rs: readonly Replica[]): string => rs.map((r) => r.name).join(', ')
+export type StepKind = Step['kind']
 
-/** One line per step, as the log and the summary show it. */
-export function describeStep(step: Step): string {
+/** Steps that change a host (or nginx): the run checks it still holds the lock before each. */
+export const changesHosts = (step: Step): boolean => step.kind !== 'gate' && step.kind !== 'observe' && step.kind !== 'drain'
+
+/** The hosts a step touches, for the summary. */
+export function hostsOf(step: Step, nginxHost: string): string[] {
   switch (step.kind) {
     case 'login':
-      return `log in to ${step.registry || 'Docker Hub'} as ${step.username}`
     case 'pull':
-      return `pull ${step.image}`
+      return [...step.hosts]
+    case 'route':
+    case 'restore-config':
+    case 'observe':
+      return [nginxHost]
+    default:
+      return [...byHost(step.replicas).keys()]
+  }
+}
+
+/** One line per step, as the log and the summary show it. With several hosts, replicas carry theirs. */
+export function describeStep(step: Step, manyHosts = false): string {
+  const list = (rs: readonly Replica[]) => names(rs, manyHosts)
+  switch (step.kind) {
+    case 'login':
+      return `log in to ${step.registry || 'Docker Hub'} as ${step.username}${manyHosts ? ` on ${step.hosts.join(', ')}` : ''}`
+    case 'pull':
+      return `pull ${step.image}${manyHosts ? ` on ${step.hosts.join(', ')}` : ''}`
     case 'start':
-      return `start ${step.replicas.map((r) => `${r.name} (:${r.port})`).join(', ')} from ${[...new Set(step.replicas.map((r) => r.image))].join(', ')}`
+      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(', ')} from ${[...new Set(step.replicas.map((r) => r.image))].join(', ')}`
     case 'restart':
-      return `start ${names(step.replicas)} again`
+      return `start ${list(step.replicas)} again`
     case 'gate':
-      return step.again ? `check ${names(step.replicas)} still healthy` : `health gate ${names(step.replicas)}`
+      return step.again ? `check ${list(step.replicas)} still healthy` : `health gate ${list(step.replicas)}`
     case 'route':
       return step.split
-        ? `route ${step.split.percent}% to canary ${names(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)`
-        : `route traffic to ${names(step.servers) || 'no replica'} (one nginx reload)`
+        ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)`
+        : `route traffic to ${list(step.servers) || 'no replica'} (one nginx reload)`
     case 'observe':
       return `observe the canary at ${step.split.percent}% for ${step.seconds}s`
     case 'restore-config':
-      return `restore the previous nginx.conf (${names(step.servers) || 'no replica'})`
+      return `restore the previous nginx config (${list(step.servers) || 'no replica'})`
     case 'drain':
-      return `drain ${names(step.replicas)} for ${step.seconds}s`
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)`
     case 'stop':
-      return `stop ${names(step.replicas)}${step.background ? ' (in the background)' : ''}`
+      return `stop ${list(step.replicas)}${step.background ? ' (in the background)' : ''}`
     case 'remove':
-      return `remove ${names(step.replicas)}`
+      return `remove ${list(step.replicas)}`
+    case 'retire':
+      return `retire ${list(step.replicas)} (stop and remove on the host, in the background)`
   }
 }

@@ -1,75 +1,88 @@
-// One deploy per app and host at a time. The lock is a directory (mkdir is atomic) holding the owner and
-// a heartbeat file the holder touches while it runs; a lock whose heartbeat is older than
-// LIMITS.lockStaleSeconds was left by a run that died, and the next run takes it over.
+// One deploy per app at a time, on the nginx host where every deploy of the app meets. The lock is a
+// directory holding the owner, a token and a heartbeat file the holder touches while it runs; a lock whose
+// heartbeat is older than LIMITS.lockStaleSeconds was left by a run that died, and the next run takes it
+// over. flock serialises the check-and-take, so two runs never both take a stale lock (or one that is being
+// taken). A holder whose heartbeat fails stops changing anything, and every nginx change re-checks the
+// token on the host first (see nginxLocked).
 import { randomBytes } from 'node:crypto'
 import { LIMITS } from '../config.js'
-import { script } from '../commands/shell.js'
-import { RemoteError, run, type Remote } from './ssh.js'
+import { script, type Command } from '../commands/shell.js'
+import { run, type Remote } from './ssh.js'
 
-// $1 state dir, $2 token, $3 owner description, $4 seconds after which a silent lock is stale.
-// flock serialises the check-and-take so that two runs cannot both break the same stale lock.
-const ACQUIRE = `
-mkdir -p "$1" || exit 2
-if command -v flock >/dev/null 2>&1; then exec 9>"$1/lock.flock"; flock 9; fi
-if [ -d "$1/lock" ]; then
-  now=$(date +%s); beat=$(stat -c %Y "$1/lock/heartbeat" 2>/dev/null || echo 0)
-  if [ $((now - beat)) -le "$4" ]; then printf 'held by %s (heartbeat %ss ago)\\n' "$(cat "$1/lock/owner" 2>/dev/null)" $((now - beat)); exit 3; fi
-  printf 'took over a stale lock of %s (silent for %ss)\\n' "$(cat "$1/lock/owner" 2>/dev/null)" $((now - beat))
-  rm -rf "$1/lock"
+// $1 lock dir, $2 token, $3 owner description, $4 seconds after which a silent lock is stale.
+// Exit 3: held by another run (its owner on stdout); exit 4: no flock on the host.
+const ACQUIRE = `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux or busybox) is missing on this host: the deploy lock needs it" >&2; exit 4; }
+mkdir -p "\${1%/*}" || exit 2
+exec 9>"\${1%/*}/lock.flock" && flock 9 || exit 2
+if [ -d "$1" ]; then
+  now=$(date +%s); beat=$(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0)
+  if [ $((now - beat)) -le "$4" ]; then printf 'held by %s (heartbeat %ss ago)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat)); exit 3; fi
+  printf 'took over a stale lock of %s (silent for %ss)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat))
+  rm -rf "$1"
 fi
-mkdir "$1/lock" && printf '%s\\n' "$2" >"$1/lock/token" && printf '%s\\n' "$3" >"$1/lock/owner" && touch "$1/lock/heartbeat"
-`
-const IF_OURS = '[ "$(cat "$1/lock/token" 2>/dev/null)" = "$2" ]'
-const HEARTBEAT = `${IF_OURS} && touch "$1/lock/heartbeat"`
-const RELEASE = `if ${IF_OURS}; then rm -rf "$1/lock"; fi`
+rm -rf "$1.new"; mkdir "$1.new" && touch "$1.new/heartbeat" && printf '%s\\n' "$2" >"$1.new/token" && printf '%s\\n' "$3" >"$1.new/owner" && mv "$1.new" "$1"`
+const IF_OURS = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ]'
+const HEARTBEAT = `${IF_OURS} && touch "$1/heartbeat"`
+const RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`
 
 export const stateDir = (app: string): string => `${LIMITS.stateDir}/${app}`
+export const lockDir = (app: string): string => `${stateDir(app)}/lock`
 
-export interface Lock {
-  release(): Promise<void>
+/** A run's claim on the lock: what it writes, and what every later check compares. */
+export interface LockClaim {
+  readonly app: string
+  readonly dir: string
+  readonly token: string
+  readonly owner: string
 }
 
-export async function acquireLock(
-  remote: Remote,
-  app: string,
-  owner: string,
-  timeoutSeconds: number,
-  log: (m: string) => void,
-  sleep = (ms: number) => new Promise((r) => setTimeout(r, ms)),
-): Promise<Lock> {
-  const dir = stateDir(app)
-  const token = randomBytes(12).toString('hex')
-  const oneLine = owner.replace(/[\r\n]+/g, ' ')
-  const deadline = Date.now() + timeoutSeconds * 1000
-  let lastHolder = ''
-  for (;;) {
-    const r = await remote.exec(script(ACQUIRE, dir, token, oneLine, String(LIMITS.lockStaleSeconds)))
-    if (r.code === 0) {
-      if (r.stdout.trim()) log(r.stdout.trim())
-      break
-    }
-    if (r.code !== 3) throw new RemoteError(`taking the deploy lock in ${dir} on ${remote.name} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`, r)
-    const holder = r.stdout.trim()
-    if (holder !== lastHolder) log(`waiting for the deploy lock of ${app}: ${holder}`)
-    lastHolder = holder
-    if (Date.now() >= deadline)
-      throw new RemoteError(`another deploy of ${app} is running on ${remote.name}: lock ${holder}; gave up after lock-timeout ${timeoutSeconds}s`, r)
-    await sleep(Math.min(LIMITS.lockPollMs, Math.max(0, deadline - Date.now())))
+export const newClaim = (app: string, owner: string): LockClaim => ({ app, dir: lockDir(app), token: randomBytes(12).toString('hex'), owner: owner.replace(/[\r\n]+/g, ' ') })
+
+/** Takes the lock if it is free or stale (exit 3 when another run holds it). */
+export const acquireCommand = (claim: LockClaim): Command => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds))
+
+export class LockLostError extends Error {}
+
+/** The lock, held: its heartbeat runs until release. */
+export class HeldLock {
+  private beating: Promise<unknown> = Promise.resolve()
+  private failures = 0
+  private lostWhy: string | undefined
+  private readonly timer: NodeJS.Timeout
+
+  constructor(
+    private readonly remote: Remote,
+    readonly claim: LockClaim,
+    private readonly warn: (m: string) => void,
+  ) {
+    this.timer = setInterval(() => {
+      this.beating = this.remote.exec(script(HEARTBEAT, claim.dir, claim.token)).then(
+        (r) => (r.code === 0 ? (this.failures = 0) : this.lose('another run took it over')),
+        (e: Error) => (++this.failures >= LIMITS.lockHeartbeatFailures ? this.lose(`its heartbeat failed ${this.failures} times: ${e.message}`) : undefined),
+      )
+    }, LIMITS.lockHeartbeatMs)
+    this.timer.unref()
   }
 
-  let beating: Promise<unknown> = Promise.resolve()
-  const timer = setInterval(() => {
-    beating = remote.exec(script(HEARTBEAT, dir, token)).then(
-      (r) => r.code !== 0 && log(`warning: the deploy lock of ${app} is no longer ours (another run took it over?)`),
-      () => undefined,
-    )
-  }, LIMITS.lockHeartbeatMs)
-  timer.unref()
-  return {
-    async release() {
-      clearInterval(timer)
-      await beating
-      await run(remote, script(RELEASE, dir, token), 'releasing the deploy lock')
-    },
+  private lose(why: string): void {
+    if (this.lostWhy) return
+    this.lostWhy = why
+    this.warn(`the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`)
+  }
+
+  /** Throws once the lock is lost: a run must not change a host another run may be changing. */
+  assertHeld(): void {
+    if (this.lostWhy) throw new LockLostError(`the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`)
+  }
+
+  /** Stops the heartbeat (the run's last command releases the lock with its records: see finishCommand). */
+  async stopHeartbeat(): Promise<void> {
+    clearInterval(this.timer)
+    await this.beating
+  }
+
+  async release(): Promise<void> {
+    await this.stopHeartbeat()
+    await run(this.remote, script(RELEASE, this.claim.dir, this.claim.token), 'releasing the deploy lock')
   }
 }

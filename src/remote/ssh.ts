@@ -1,17 +1,21 @@
-// Effects: one SSH connection per host per run, carrying commands, SFTP uploads and HTTP probes
-// (a forwarded TCP channel to the replica's address on the Docker host, so the host needs no curl
-// and no open port).
+// Effects: one SSH connection per host per run, carrying commands and HTTP probes (a forwarded TCP channel
+// to the replica's address, so the host needs no curl and no open port). Every command has a deadline on the
+// host and in this process; sessions in flight are bounded below sshd's MaxSessions.
 import http from 'node:http'
 import type { Duplex } from 'node:stream'
 import { NodeSSH } from 'node-ssh'
-import { LIMITS, type Config, type SshTarget } from '../config.js'
-import { describeCommand, render, type Command } from '../commands/shell.js'
+import type { Client, ClientChannel } from 'ssh2'
+import { LIMITS, type SshLogin, type SshTarget } from '../config.js'
+import { describeCommand, renderRemote, type Command } from '../commands/shell.js'
+import { sshName } from '../model.js'
 import { verifyHostKey } from './hostkey.js'
 
 export interface ExecResult {
   readonly code: number
   readonly stdout: string
   readonly stderr: string
+  /** stdout as bytes, for framed output whose sections are counted in bytes. */
+  readonly raw: Buffer
 }
 
 export interface HttpResult {
@@ -21,14 +25,20 @@ export interface HttpResult {
   readonly ms: number
 }
 
-/** The host as the rest of the code sees it; tests hand in a fake. */
+export interface RemoteStats {
+  connections: number
+  commands: number
+  probes: number
+}
+
+/** A host as the rest of the code sees it; tests hand in a fake. */
 export interface Remote {
   readonly name: string
   exec(c: Command): Promise<ExecResult>
-  upload(path: string, text: string): Promise<void>
-  httpGet(host: string, port: number, path: string, timeoutMs: number): Promise<HttpResult>
+  /** GET http://host:port/path through a channel forwarded from this host; never throws. */
+  httpGet(host: string, port: number, path: string, timeoutMs: number, headers?: Record<string, string>): Promise<HttpResult>
   close(): Promise<void>
-  readonly stats: { connections: number; commands: number; uploads: number; probes: number }
+  readonly stats: RemoteStats
 }
 
 export class RemoteError extends Error {
@@ -44,41 +54,89 @@ export class RemoteError extends Error {
 /** Runs a command and throws, with the command's own error output, when it exits non-zero. */
 export async function run(remote: Remote, c: Command, what: string): Promise<ExecResult> {
   const r = await remote.exec(c)
-  if (r.code !== 0) {
-    const output = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n')
-    throw new RemoteError(`${what} failed on ${remote.name} (exit ${r.code}): ${output || '(no output)'}\n  command: ${describeCommand(c)}`, r)
-  }
+  if (r.code !== 0) throw failure(remote, c, what, r)
   return r
 }
 
-export async function connectSsh(target: SshTarget, config: Config, debug: (m: string) => void): Promise<Remote> {
-  const name = `${target.host}:${target.port}`
+export function failure(remote: Remote, c: Command, what: string, r: ExecResult): RemoteError {
+  const output = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n')
+  const timedOut = r.code === 124 || r.code === 137 ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)` : ''
+  return new RemoteError(`${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || '(no output)'}\n  command: ${describeCommand(c)}`, r)
+}
+
+/** At most `size` at once; the rest wait their turn in order. */
+class Pool {
+  private active = 0
+  private readonly waiting: Array<() => void> = []
+  constructor(private readonly size: number) {}
+  async use<T>(f: () => Promise<T>): Promise<T> {
+    if (this.active >= this.size) await new Promise<void>((r) => this.waiting.push(r))
+    this.active++
+    try {
+      return await f()
+    } finally {
+      this.active--
+      this.waiting.shift()?.()
+    }
+  }
+}
+
+export interface ConnectOptions {
+  readonly target: SshTarget
+  readonly login: SshLogin
+  /** A connection to a bastion this one is tunnelled through. */
+  readonly via?: NodeSSH
+  readonly debug: (m: string) => void
+}
+
+/** Opens the SSH connection; the host key is checked before authentication. */
+export async function openSsh({ target, login, via, debug }: ConnectOptions): Promise<NodeSSH> {
+  const name = sshName(target.host, target.port)
   const ssh = new NodeSSH()
   let rejection: string | undefined
   try {
+    const sock = via
+      ? await forward(via, target.host, target.port).catch((e: Error) => {
+          throw new RemoteError(`the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, '')}`, undefined, { cause: e })
+        })
+      : undefined
     await ssh.connect({
       host: target.host,
       port: target.port,
-      username: config.username,
-      privateKey: config.privateKey,
-      passphrase: config.passphrase,
-      password: config.password,
+      ...(sock ? { sock } : {}),
+      username: login.username,
+      privateKey: login.privateKey,
+      passphrase: login.passphrase,
+      password: login.password,
       readyTimeout: LIMITS.sshReadyTimeoutMs,
       keepaliveInterval: LIMITS.sshKeepaliveMs,
       hostVerifier: (key: Buffer) => {
-        const verdict = verifyHostKey(config.hostKey, target.host, target.port, key)
+        const verdict = verifyHostKey(login.hostKey, target.host, target.port, key)
         if (!verdict.ok) rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`
-        else debug(`host key ${verdict.presented} accepted`)
+        else debug(`host key of ${name}: ${verdict.presented} accepted`)
         return verdict.ok
       },
     })
   } catch (e) {
     ssh.dispose()
-    throw new RemoteError(rejection ?? `ssh connection to ${config.username}@${name} failed: ${(e as Error).message}`, undefined, { cause: e })
+    const how = via ? ' (through the bastion)' : ''
+    throw new RemoteError(rejection ?? `ssh connection to ${login.username}@${name}${how} failed: ${(e as Error).message.replace(/^\(SSH\) /, '')}`, undefined, { cause: e })
   }
+  return ssh
+}
 
-  const stats = { connections: 1, commands: 0, uploads: 0, probes: 0 }
-  let sftp: Awaited<ReturnType<NodeSSH['requestSFTP']>> | undefined
+function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
+  const client = ssh.connection
+  if (!client) return Promise.reject(new Error('the connection is closed'))
+  return new Promise((resolve, reject) => client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => (err ? reject(err) : resolve(channel))))
+}
+
+/** The Remote over an open connection. */
+export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => void): Remote {
+  const client = ssh.connection as Client
+  const stats: RemoteStats = { connections: 1, commands: 0, probes: 0 }
+  const sessions = new Pool(LIMITS.sshSessions)
+  const tunnels = new Pool(LIMITS.sshTunnels)
   // A command in flight when the connection dies would otherwise never settle: every operation races this.
   let lost: RemoteError | undefined
   const closed = new Promise<never>((_, reject) => {
@@ -86,11 +144,41 @@ export async function connectSsh(target: SshTarget, config: Config, debug: (m: s
       lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`)
       reject(lost)
     }
-    ssh.connection?.on('close', () => onLost('closed'))
-    ssh.connection?.on('error', (e: Error) => onLost(e.message))
+    client.on('close', () => onLost('closed'))
+    client.on('error', (e: Error) => onLost(e.message))
   })
   closed.catch(() => undefined)
   const guarded = <T>(op: () => Promise<T>): Promise<T> => (lost ? Promise.reject(lost) : Promise.race([op(), closed]))
+
+  const execOnce = (c: Command): Promise<ExecResult> =>
+    new Promise((resolve, reject) => {
+      const line = renderRemote(c, LIMITS.commandTimeoutSeconds)
+      const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1000
+      client.exec(line, (err, stream: ClientChannel) => {
+        if (err) return reject(new RemoteError(`ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`, undefined, { cause: err }))
+        const out: Buffer[] = []
+        const errs: Buffer[] = []
+        let code: number | undefined
+        let signal: string | undefined
+        // The host's `timeout` ends the command first; this is for a host or connection that stops answering.
+        const timer = setTimeout(() => {
+          stream.close()
+          reject(new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1000)}s`))
+        }, limitMs)
+        stream.on('data', (d: Buffer) => out.push(d))
+        stream.stderr.on('data', (d: Buffer) => errs.push(d))
+        stream.on('exit', (exitCode: number | null, exitSignal?: string) => {
+          code = exitCode ?? undefined
+          signal = exitSignal
+        })
+        stream.on('close', () => {
+          clearTimeout(timer)
+          const raw = Buffer.concat(out)
+          resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString('utf8'), stderr: Buffer.concat(errs).toString('utf8'), raw })
+        })
+        stream.end(c.stdin ?? '')
+      })
+    })
 
   return {
     name,
@@ -98,41 +186,23 @@ export async function connectSsh(target: SshTarget, config: Config, debug: (m: s
     exec(c) {
       stats.commands++
       debug(`$ ${describeCommand(c)}`)
-      return guarded(async () => {
-        try {
-          const r = await ssh.execCommand(render(c), c.stdin === undefined ? {} : { stdin: c.stdin })
-          return { code: r.code ?? (r.signal ? 128 : 0), stdout: r.stdout, stderr: r.stderr }
-        } catch (e) {
-          throw new RemoteError(`ssh command failed on ${name}: ${(e as Error).message}\n  command: ${describeCommand(c)}`, undefined, { cause: e })
-        }
-      })
+      return guarded(() => sessions.use(() => execOnce(c)))
     },
-    upload(path, text) {
-      stats.uploads++
-      debug(`upload ${path} (${Buffer.byteLength(text)} bytes)`)
-      return guarded(async () => {
-        sftp ??= await ssh.requestSFTP()
-        const channel = sftp
-        await new Promise<void>((resolve, reject) =>
-          channel.writeFile(path, text, { mode: 0o644 }, (err) => (err ? reject(new RemoteError(`upload of ${path} to ${name} failed: ${err.message}`, undefined, { cause: err })) : resolve())),
-        )
-      })
-    },
-    httpGet(host, port, path, timeoutMs) {
-      return guarded(() => probe(host, port, path, timeoutMs))
+    httpGet(host, port, path, timeoutMs, headers = {}) {
+      return guarded(() => tunnels.use(() => probe(host, port, path, timeoutMs, headers)))
     },
     async close() {
       ssh.dispose()
     },
   }
 
-  async function probe(host: string, port: number, path: string, timeoutMs: number): Promise<HttpResult> {
+  async function probe(host: string, port: number, path: string, timeoutMs: number, headers: Record<string, string>): Promise<HttpResult> {
     stats.probes++
     const started = Date.now()
     const ms = () => Date.now() - started
     let channel: Duplex
     try {
-      channel = (await ssh.forwardOut('127.0.0.1', 0, host, port)) as unknown as Duplex
+      channel = await forward(ssh, host, port)
     } catch (e) {
       return { error: (e as Error).message.replace(/^\(SSH\) /, ''), ms: ms() }
     }
@@ -147,7 +217,7 @@ export async function connectSsh(target: SshTarget, config: Config, debug: (m: s
       }
       const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs)
       const req = http.request(
-        { createConnection: () => channel as never, host, port, path, method: 'GET', headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout' } },
+        { createConnection: () => channel as never, host, port, path, method: 'GET', headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout', ...headers } },
         (res) => {
           let body = ''
           res.setEncoding('utf8')

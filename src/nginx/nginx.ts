@@ -1,0 +1,325 @@
+// nginx behind one small interface: read it, change the app's one file (validated, locked, reloaded,
+// verified), and read the canary's access log. Whether nginx runs in a container or on the host is decided
+// here, once: the scripts are the same, only where they run differs (NginxPlace).
+import { createHash } from 'node:crypto'
+import { LIMITS, type Config } from '../config.js'
+import * as docker from '../commands/docker.js'
+import { command, withStdin, type Command } from '../commands/shell.js'
+import { hostPort, isLoopback, parseListen } from '../model.js'
+import { parseSections, text, type Section } from '../remote/frames.js'
+import { failure, run, type Remote } from '../remote/ssh.js'
+import { declaresHttpAccessLog, defaultAccessLog, includeProblem, parseDump, parseVersion, versionAtLeast } from './dump.js'
+import {
+  APPLY_FAILURES,
+  applyManagedFile,
+  containerPlace,
+  disableImageDefaultSite,
+  hostPlace,
+  nginxErrorLog,
+  nginxLocked,
+  readCanaryLog,
+  readNginx,
+  startCanaryLog,
+  type NginxPlace,
+} from './scripts.js'
+import { configIdOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
+
+/** The managed file as read: nothing yet, or a file this app's deploys wrote. (Anything else is a problem.) */
+export type ManagedFile = { readonly kind: 'absent' } | { readonly kind: 'ours'; readonly text: string } | { readonly kind: 'unknown' }
+
+export interface NginxState {
+  /** Container mode: whether the container exists and runs, and its network. Host mode: always running. */
+  readonly exists: boolean
+  readonly running: boolean
+  readonly networkMode?: string
+  /** The master process to signal (in the container's PID namespace in container mode). */
+  readonly masterPid?: number
+  readonly version?: readonly [number, number, number]
+  readonly managed: ManagedFile
+  /** The upstream servers the managed file routes to, keyed 'address:port', with their weights. */
+  readonly routes: ReadonlyMap<string, number | undefined>
+  /** What must stop the run before anything changes: the file is not the app's, nginx would not read it... */
+  readonly problems: readonly string[]
+  readonly facts: NginxFacts
+}
+
+export const sha256 = (t: string): string => createHash('sha256').update(t).digest('hex')
+
+export class NginxError extends Error {}
+
+/** The nginx the config points at. */
+export const nginxPlace = (config: Config): NginxPlace => (config.nginx.mode === 'container' ? containerPlace(config.nginx.container) : hostPlace)
+
+export const describeNginx = (config: Config, host: string): string =>
+  config.nginx.mode === 'container' ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`
+
+/** The command that reads nginx (framed sections); parseNginx() reads its output. */
+export const readNginxCommand = (config: Config): Command => readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath)
+
+/** What the read found, and the problems that must stop the run before it changes anything. */
+export function parseNginx(config: Config, sections: ReadonlyMap<string, Section>, where: string): NginxState {
+  const n = config.nginx
+  const problems: string[] = []
+  const noFacts: NginxFacts = { keepaliveMinTimeout: false }
+  const container = sections.get('container')
+  if (n.mode === 'container') {
+    if (!container || container.code !== 0) {
+      const why = text(container?.err).trim()
+      if (container && !/no such (object|container)/i.test(why)) problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`)
+      return { exists: false, running: false, managed: { kind: 'absent' }, routes: new Map(), problems, facts: noFacts }
+    }
+    const [running, networkMode] = text(container.out).trim().split(' ')
+    if (running !== 'true') return { exists: true, running: false, networkMode, managed: { kind: 'unknown' }, routes: new Map(), problems, facts: noFacts }
+    return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode }
+  }
+  return { ...parseInside(config, sections, where, problems), exists: true, running: true }
+}
+
+function parseInside(config: Config, sections: ReadonlyMap<string, Section>, where: string, problems: string[]) {
+  const n = config.nginx
+  const masters = text(sections.get('masters')?.out).trim().split(/\s+/).filter(Boolean).map(Number)
+  if (!masters.length)
+    problems.push(
+      n.mode === 'host'
+        ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`
+        : `no nginx master process runs in the container ${n.container} on ${where}`,
+    )
+  if (masters.length > 1) problems.push(`${masters.length} nginx master processes run on ${where} (pids ${masters.join(', ')}); nginx-rollout cannot tell which one reads ${n.configPath}`)
+  const versionText = text(sections.get('version')?.err) + text(sections.get('version')?.out)
+  const version = parseVersion(versionText)
+  const dumpSection = sections.get('dump')
+  const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : undefined
+  if (masters.length === 1 && !dump)
+    problems.push(`nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split('\n').slice(-5).join('\n') || '(no output)'}`)
+  if (dump) {
+    const p = includeProblem(dump, n.configPath)
+    if (p) problems.push(p)
+  }
+  const facts: NginxFacts = {
+    keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
+    ...(dump && !declaresHttpAccessLog(dump, n.configPath) ? { restateAccessLog: defaultAccessLog(versionText) ?? '/var/log/nginx/access.log' } : {}),
+  }
+  const managed = parseManaged(config, sections.get('managed'), where, problems)
+  return {
+    masterPid: masters.length === 1 ? masters[0] : undefined,
+    version,
+    managed,
+    routes: managed.kind === 'ours' ? upstreamServers(managed.text) : new Map<string, number | undefined>(),
+    problems,
+    facts,
+  }
+}
+
+function parseManaged(config: Config, s: Section | undefined, where: string, problems: string[]): ManagedFile {
+  const path = config.nginx.configPath
+  const out = text(s?.out)
+  const nl = out.indexOf('\n')
+  const kind = (nl < 0 ? out : out.slice(0, nl)).trim()
+  const body = nl < 0 ? '' : out.slice(nl + 1)
+  if (!s || s.code !== 0 || kind === '') {
+    // Not "no file": a file that exists but cannot be read must never be replaced as if it were absent.
+    problems.push(`${path} on ${where} cannot be read (${text(s?.err).trim() || 'no answer'}): nothing is changed while its content is unknown`)
+    return { kind: 'unknown' }
+  }
+  if (kind === 'absent') return { kind: 'absent' }
+  if (kind === 'symlink' || kind === 'not-a-file') {
+    problems.push(`${path} on ${where} is a ${kind === 'symlink' ? 'symbolic link' : 'directory or special file'} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`)
+    return { kind: 'unknown' }
+  }
+  const owner = ownershipOf(body, config.app)
+  switch (owner.kind) {
+    case 'ours':
+      return { kind: 'ours', text: body }
+    case 'edited':
+      problems.push(
+        `${path} on ${where} was edited by hand since nginx-rollout wrote it (its content no longer matches the hash in its first line): ` +
+          'the action never overwrites what a user wrote. Move your changes into a template (input nginx-template) and delete the file, or put the last deployed version back',
+      )
+      return { kind: 'unknown' }
+    case 'other-app':
+      problems.push(`${path} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`)
+      return { kind: 'unknown' }
+    case 'foreign':
+      problems.push(
+        `${path} on ${where} exists and was not written by nginx-rollout: the action never overwrites a file it did not write. ` +
+          'Move it away (its server blocks may move to a template: input nginx-template), or set nginx-config-path to a new file',
+      )
+      return { kind: 'unknown' }
+  }
+}
+
+/**
+ * The container the action creates when none exists. With a loopback upstream address the replicas are
+ * reachable only from the host's own network namespace, so the container shares it (the replicas stay
+ * published on loopback only).
+ */
+export function createNginxContainer(config: Config, upstreamAddress: string): Command {
+  const n = config.nginx
+  const listen = parseListen(n.listen)
+  const hostNetwork = config.network === 'host' || (config.network === '' && isLoopback(upstreamAddress))
+  const network = hostNetwork
+    ? ['--network', 'host']
+    : [...(config.network ? ['--network', config.network] : []), '--publish', listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`]
+  return command('docker', 'create', '--name', n.container, '--label', 'nginx-rollout.role=nginx', '--restart', 'unless-stopped', ...network, n.image)
+}
+
+/** The address the config-id probe reaches nginx at, from the nginx host's side. */
+export function listenProbeTarget(listen: string): { host: string; port: number } {
+  const l = parseListen(listen)
+  if (!l) throw new Error(`unparsable listen '${listen}'`)
+  const host = !l.address || l.address === '0.0.0.0' ? '127.0.0.1' : l.address === '::' ? '::1' : l.address
+  return { host, port: l.port }
+}
+
+/** A Host header that the app's server block answers (its server_name may be a wildcard or '_'). */
+export function probeHostHeader(serverName: string, listenHost: string): string {
+  const first = serverName.split(/\s+/)[0] ?? ''
+  if (first === '_' || first === '') return listenHost
+  if (first.startsWith('*.')) return `nginx-rollout${first.slice(1)}`
+  if (first.startsWith('.')) return first.slice(1)
+  if (first.endsWith('.*')) return `${first.slice(0, -2)}.com`
+  return first
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** The canary's access log as read back: at most LIMITS.canaryLogBytes, the newest part when there was more. */
+export interface CanaryLog {
+  readonly text: string
+  /** The log's whole size, and whether only its newest part was read. */
+  readonly bytes: number
+  readonly newestOnly: boolean
+}
+
+/** The live nginx of a run, and the only code that changes it. */
+export class Nginx {
+  private readonly place: NginxPlace
+  /** The managed file's text live now (undefined: none). */
+  private live: string | undefined
+
+  constructor(
+    private readonly remote: Remote,
+    private readonly config: Config,
+    private current: NginxState,
+    /** The run's hold on the app's deploy lock: an nginx change checks it on the host first. */
+    private readonly fence: { readonly lockDir: string; readonly token: string },
+  ) {
+    this.place = nginxPlace(config)
+    this.live = current.managed.kind === 'ours' ? current.managed.text : undefined
+  }
+
+  get state(): NginxState {
+    return this.current
+  }
+
+  /** The managed file's text live now. */
+  get liveText(): string | undefined {
+    return this.live
+  }
+
+  get where(): string {
+    return describeNginx(this.config, this.remote.name)
+  }
+
+  private get lockFile(): string {
+    return `${LIMITS.stateDir}/nginx-${this.config.nginx.mode === 'container' ? this.config.nginx.container : 'host'}.lock`
+  }
+
+  /** Reads nginx again (after the action started or created its container). */
+  private async reread(): Promise<NginxState> {
+    const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`)
+    this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name)
+    if (this.current.problems.length) throw new NginxError(this.current.problems.join('\n'))
+    this.live = this.current.managed.kind === 'ours' ? this.current.managed.text : undefined
+    return this.current
+  }
+
+  /**
+   * A container that is stopped is started with its own configuration, one that does not exist is created
+   * from nginx-image; then nginx is read again and checked like any other before the action's file goes in.
+   */
+  private async ensureRunning(upstreamAddress: string): Promise<string | undefined> {
+    if (this.config.nginx.mode !== 'container' || this.current.running) return undefined
+    const n = this.config.nginx
+    const created = !this.current.exists
+    if (created) {
+      await run(this.remote, docker.ensureImage(n.image, this.config.pullTimeoutSeconds), `getting the nginx image ${n.image}`)
+      await run(this.remote, createNginxContainer(this.config, upstreamAddress), `creating the nginx container ${n.container}`)
+    }
+    const started = await this.remote.exec(command('docker', 'start', '--', n.container))
+    if (started.code !== 0) throw failure(this.remote, command('docker', 'start', '--', n.container), `starting the nginx container ${n.container}`, started)
+    // nginx's master is up a moment after docker start returns.
+    const deadline = Date.now() + LIMITS.reloadVerifyMs
+    for (;;) {
+      const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`)
+      this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name)
+      if (this.current.masterPid !== undefined || Date.now() > deadline) break
+      await sleep(100)
+    }
+    if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside")
+    await this.reread()
+    return created ? `created the nginx container ${n.container} from ${n.image}` : `started the nginx container ${n.container}`
+  }
+
+  /**
+   * Puts `next` in place of the managed file (undefined removes it): under the nginx lock, nginx -t with the
+   * whole configuration, reload, and a check that nginx took it (new workers; in site scope, the config id
+   * answered on the listen port). On any failure the previous file is back and the error quotes nginx.
+   */
+  async apply(next: string | undefined, upstreamAddress: string): Promise<string> {
+    const booted = await this.ensureRunning(upstreamAddress)
+    if (next === this.live) return booted ?? 'no change'
+    const master = this.current.masterPid
+    if (master === undefined) throw new NginxError(`no nginx master process to reload on ${this.remote.name}`)
+    const n = this.config.nginx
+    const expected = this.live === undefined ? 'absent' : sha256(this.live)
+    const names = n.scope === 'site' ? n.serverName.split(/\s+/).filter((s) => s !== '_') : []
+    const locked = nginxLocked(this.fence, this.lockFile, LIMITS.nginxLockSeconds, applyManagedFile(this.place, n.configPath, expected, master, next === undefined ? 'remove' : 'write', names))
+    const c = next === undefined ? locked : withStdin(locked, next, `the new ${n.configPath}`)
+    const r = await this.remote.exec(c)
+    if (r.code !== 0) {
+      const what = APPLY_FAILURES[r.code]
+      const said = (r.stderr || r.stdout).trim()
+      if (what) throw new NginxError(`${what}${said ? `. nginx said:\n${said}` : ''}`)
+      throw failure(this.remote, c, `changing ${n.configPath} in ${this.where}`, r)
+    }
+    this.live = next
+    const id = next === undefined ? undefined : configIdOf(next)
+    const verified = n.scope === 'site' && id ? await this.verifyServing(id) : undefined
+    if (verified === false)
+      throw new NginxError(`nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1000}s (another server block may take its requests)`)
+    const detail = next === undefined ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : 'nginx reloaded with the new file'
+    return booted ? `${booted}; ${detail}` : detail
+  }
+
+  /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
+  private async verifyServing(configId: string): Promise<boolean> {
+    const target = listenProbeTarget(this.config.nginx.listen)
+    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) }
+    const deadline = Date.now() + LIMITS.reloadVerifyMs
+    while (Date.now() < deadline) {
+      const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath(this.config.app), LIMITS.probeTimeoutMs, headers)
+      if (r.status === 200 && r.body?.trim() === configId) return true
+      await sleep(25)
+    }
+    return false
+  }
+
+  /** The canary's log starts empty: a step judges what nginx logged from here on. */
+  async startCanaryLog(): Promise<void> {
+    await run(this.remote, startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)), "starting the canary's access log")
+  }
+
+  async readCanaryLog(): Promise<CanaryLog> {
+    const r = await run(this.remote, readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes), "reading the canary's access log")
+    const nl = r.stdout.indexOf('\n')
+    const [how = 'whole', size = '0'] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(' ')
+    return { text: nl < 0 ? '' : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === 'newest' }
+  }
+
+  /** nginx's last log lines, for the summary when a change failed. */
+  async errorLog(lines: number): Promise<string> {
+    const r = await this.remote.exec(nginxErrorLog(this.place, this.config.nginx.container, lines))
+    return (r.stdout + r.stderr).trim()
+  }
+}

@@ -1,0 +1,162 @@
+// The shell that runs where nginx sees its files and processes (inside its container, or on its host), as
+// constant scripts with their data in positional parameters. Pure values: nginx.ts runs them.
+import { SECTION_SH } from '../remote/frames.js'
+import { command, script, withTimeout, type Command } from '../commands/shell.js'
+
+// Functions every nginx-side script shares:
+// find_masters: nginx master processes of this PID namespace (nginx processes whose parent is not nginx;
+//   masters of containers show in a host's process list too, and are not ours to signal).
+// load_args: the -c, -p and -g the master was started with, so nginx -t/-T check the configuration it runs.
+// workers: the master's children now (a reload that took effect starts new ones).
+const LIB = `${SECTION_SH}PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+find_masters() {
+  self=$(readlink /proc/self/ns/pid 2>/dev/null)
+  for c in $(grep -l -x nginx /proc/[0-9]*/comm 2>/dev/null); do
+    d=\${c%/comm}
+    read -r _ _ _ pp _ <"$d/stat" 2>/dev/null || continue
+    [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = nginx ] && continue
+    ns=$(readlink "$d/ns/pid" 2>/dev/null)
+    [ -n "$self" ] && [ -n "$ns" ] && [ "$ns" != "$self" ] && continue
+    printf '%s ' "\${d#/proc/}"
+  done
+}
+load_args() {
+  conf=; prefix=; glob=; nr_prev=
+  tr '\\000' '\\n' <"/proc/$1/cmdline" >"$nr_t/args" 2>/dev/null
+  while IFS= read -r nr_a; do
+    case $nr_prev in -c) conf=$nr_a ;; -p) prefix=$nr_a ;; -g) glob=$nr_a ;; esac
+    case $nr_a in -c?*) conf=\${nr_a#-c} ;; -p?*) prefix=\${nr_a#-p} ;; -g?*) glob=\${nr_a#-g} ;; esac
+    nr_prev=$nr_a
+  done <"$nr_t/args"
+}
+run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
+workers() {
+  for s in /proc/[0-9]*/stat; do
+    read -r pid comm _ ppid _ <"$s" 2>/dev/null || continue
+    [ "$ppid" = "$1" ] && [ "$comm" = "(nginx)" ] && printf '%s ' "$pid"
+  done
+}
+`
+
+// $1 the managed file. Sections: masters; with exactly one master, version (nginx -V on stderr) and dump
+// (nginx -T); managed: the file's kind on the first line (absent, symlink, not-a-file, file), then its text.
+const READ = `${LIB}managed() {
+  if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
+}
+m=$(find_masters)
+section masters echo $m
+set -- "$1" $m
+if [ $# -eq 2 ]; then
+  load_args "$2"
+  section version run_nginx -V
+  section dump run_nginx -T
+fi
+section managed managed "$1"
+exit 0`
+
+// $1 the managed file, $2 its sha256 as this run read it ('absent' when there was none), $3 the master's
+// pid, $4 write (the new text on standard input) or remove, $5 server names whose conflicts fail the change.
+// Under the nginx lock (see nginxLocked): the file must still be what the run read; the new one takes its
+// place only for nginx -t, which checks the whole configuration with it; on any failure the previous file
+// (or none) is back before the lock is released. Exit codes: see APPLY_FAILURES.
+const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
+d=\${f%/*}; b=\${f##*/}
+new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"
+if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
+[ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
+load_args "$master"
+if [ "$op" = write ]; then cat >"$new" || exit 72; fi
+if [ "$cur" != absent ]; then cp -p "$f" "$backup" || exit 72; fi
+restore() { if [ "$cur" = absent ]; then rm -f "$f"; else mv -f "$backup" "$f"; fi; rm -f "$new"; }
+before=" $(workers "$master")"
+if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
+out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
+for n in $names; do
+  case $out in *"conflicting server name \\"$n\\""*) restore; printf '%s\\n' "$out" >&2; exit 12 ;; esac
+done
+kill -HUP "$master" || { restore; exit 13; }
+i=0
+while [ $i -lt 300 ]; do
+  for w in $(workers "$master"); do
+    case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+  done
+  sleep 0.05; i=$((i + 1))
+done
+restore
+exit 14`
+
+/** What each exit code of the apply script means. */
+export const APPLY_FAILURES: Record<number, string> = {
+  11: 'nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded)',
+  12: 'the new server block conflicts with a server name another server block already uses on the same listen (the previous file is back)',
+  13: 'signalling the nginx master failed (the previous file is back)',
+  14: 'nginx started no workers with the new configuration within 15 s of the reload signal (the previous file is back)',
+  71: 'the managed file changed since this run read it: another change is under way; run again',
+  72: 'writing the managed file failed (the previous file is back)',
+  75: 'this run no longer holds the deploy lock of the app (another run took it over): nothing was changed',
+  76: "another app's nginx change held the nginx lock too long",
+  77: 'the nginx lock file cannot be opened',
+}
+
+// $1 the app's deploy lock dir, $2 this run's lock token, $3 the nginx lock file, $4 seconds to wait for it;
+// then the command to run. Every nginx change of every app on this nginx goes through the one lock, and only
+// while the run still holds its app's deploy lock (a run whose lock was taken over must change nothing).
+const LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || exit 75
+mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
+timeout "$wait" flock -x 9 || exit 76
+"$@"`
+
+export const nginxLocked = (fence: { lockDir: string; token: string }, lockFile: string, waitSeconds: number, inner: Command): Command => ({
+  ...inner,
+  argv: script(LOCKED, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inner.argv).argv,
+})
+
+// $1 a path: the canary's log starts empty (nginx appends to it, so a truncation is safe while it writes).
+const LOG_START = `mkdir -p "\${1%/*}" && : >"$1"`
+
+// $1 the log, $2 the most bytes to read: the first line says whole or newest and the file's size; a cut
+// first line is dropped.
+const LOG_READ = `[ -f "$1" ] || { echo "whole 0"; exit 0; }
+s=$(wc -c <"$1" | tr -d ' ')
+if [ "$s" -gt "$2" ]; then echo "newest $s"; tail -c "$2" "$1" | sed 1d; else echo "whole $s"; cat "$1"; fi`
+
+/** Where a script runs: inside the nginx container, or on the host nginx is installed on. */
+export interface NginxPlace {
+  readonly mode: 'container' | 'host'
+  /** The command that runs `text` with `args` where nginx sees its files and processes. */
+  inside(text: string, args: readonly string[]): Command
+}
+
+export const containerPlace = (container: string): NginxPlace => ({
+  mode: 'container',
+  inside: (text, args) => command('docker', 'exec', '--interactive', '--', container, 'sh', '-c', text, 'sh', ...args),
+})
+
+export const hostPlace: NginxPlace = { mode: 'host', inside: (text, args) => script(text, ...args) }
+
+// $1 the container; then the read script and its arguments. The container's state first, as a section; the
+// read runs inside only when the container runs.
+const CONTAINER_READ = `${SECTION_SH}c=$1; shift
+section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c"
+case $(cat "$nr_t/o") in true*) ;; *) exit 0 ;; esac
+docker exec --interactive -- "$c" sh -c "$@"`
+
+export function readNginx(place: NginxPlace, container: string, managedPath: string): Command {
+  return place.mode === 'container' ? script(CONTAINER_READ, container, READ, 'sh', managedPath) : place.inside(READ, [managedPath])
+}
+
+export const applyManagedFile = (place: NginxPlace, managedPath: string, expected: string, masterPid: number, op: 'write' | 'remove', conflictNames: readonly string[]): Command =>
+  place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' ')])
+
+export const startCanaryLog = (place: NginxPlace, path: string): Command => place.inside(LOG_START, [path])
+
+export const readCanaryLog = (place: NginxPlace, path: string, maxBytes: number): Command =>
+  withTimeout(place.inside(LOG_READ, [path, String(maxBytes)]), 300)
+
+/** Renames the image's own default site in a container the action just created (the stock image answers localhost:80 with its welcome page). */
+export const disableImageDefaultSite = (place: NginxPlace): Command =>
+  place.inside('f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0', [])
+
+export const nginxErrorLog = (place: NginxPlace, container: string, lines: number): Command =>
+  place.mode === 'container' ? command('docker', 'logs', '--tail', String(lines), '--', container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines))

@@ -1,0 +1,62 @@
+// One remote command can answer several questions: each answer is a section, framed by a header line with
+// its name, exit code and byte lengths, so no content (a config file, a log) can be taken for a header.
+import { render, script, type Command } from '../commands/shell.js'
+
+/** Shell functions for scripts that print sections; `section NAME COMMAND...` runs COMMAND and frames it. */
+export const SECTION_SH = `nr_t=$(mktemp -d) || exit 1
+trap 'rm -rf "$nr_t"' EXIT
+section() {
+  nr_n=$1; shift
+  "$@" >"$nr_t/o" 2>"$nr_t/e"; nr_c=$?
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/o" | tr -d ' ')" "$(wc -c <"$nr_t/e" | tr -d ' ')"
+  cat "$nr_t/o" "$nr_t/e"
+}
+`
+
+export interface Section {
+  readonly code: number
+  /** Bytes as the command wrote them (a section may hold sections of its own). */
+  readonly out: Buffer
+  readonly err: Buffer
+}
+
+export const text = (b: Buffer | undefined): string => b?.toString('utf8') ?? ''
+
+const HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/
+
+/** The sections of a framed output, by name. Text before the first header (a login banner) is skipped. */
+export function parseSections(raw: Buffer): Map<string, Section> {
+  const sections = new Map<string, Section>()
+  const marker = Buffer.from('\n@@nginx-rollout ')
+  let at = raw.indexOf(marker)
+  while (at >= 0 && at < raw.length) {
+    const end = raw.indexOf(0x0a, at + 1)
+    if (end < 0) break
+    const m = HEADER.exec(raw.subarray(at, end + 1).toString('latin1'))
+    if (!m) break
+    const [, name, code, outLen, errLen] = m
+    const start = end + 1
+    const out = raw.subarray(start, start + Number(outLen))
+    const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen))
+    sections.set(name, { code: Number(code), out, err })
+    at = start + Number(outLen) + Number(errLen)
+    if (raw.subarray(at, at + marker.length).equals(marker)) continue
+    break
+  }
+  return sections
+}
+
+/**
+ * One remote command that runs several, each framed as a section: an SSH session costs a round trip, so a
+ * host is read in one. `first`, when given, must succeed before the others run (the lock); its exit code
+ * is the command's when it fails. Each part is rendered by render(), the one quoting function.
+ */
+export function sectioned(first: Command | undefined, parts: ReadonlyArray<{ readonly name: string; readonly command: Command }>): Command {
+  return script(
+    `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
+shift
+while [ $# -ge 2 ]; do section "$1" sh -c "$2"; shift 2; done`,
+    first ? render(first) : '',
+    ...parts.flatMap((p) => [p.name, render(p.command)]),
+  )
+}
