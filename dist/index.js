@@ -1079,14 +1079,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path2 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path3 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path2 && path2[0] !== "/") {
-          path2 = `/${path2}`;
+        if (path3 && path3[0] !== "/") {
+          path3 = `/${path3}`;
         }
-        return new URL(`${origin}${path2}`);
+        return new URL(`${origin}${path3}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1537,39 +1537,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin }
+          request: { method, path: path3, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path2);
+        debuglog("sending request to %s %s/%s", method, origin, path3);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin },
+          request: { method, path: path3, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path2,
+          path3,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin }
+          request: { method, path: path3, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path2);
+        debuglog("trailers received from %s %s/%s", method, origin, path3);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin },
+          request: { method, path: path3, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path2,
+          path3,
           error2.message
         );
       });
@@ -1618,9 +1618,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path2, origin }
+            request: { method, path: path3, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path2);
+          debuglog("sending request to %s %s/%s", method, origin, path3);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1683,7 +1683,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path2,
+        path: path3,
         method,
         body,
         headers,
@@ -1698,11 +1698,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path2 !== "string") {
+        if (typeof path3 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path2[0] !== "/" && !(path2.startsWith("http://") || path2.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path3[0] !== "/" && !(path3.startsWith("http://") || path3.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path2)) {
+        } else if (invalidPathRegex.test(path3)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1768,7 +1768,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path2, query) : path2;
+        this.path = query ? buildURL(path3, query) : path3;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -1787,11 +1787,11 @@ var require_request = __commonJS({
           }
         } else if (headers && typeof headers === "object") {
           if (headers[Symbol.iterator]) {
-            for (const header of headers) {
-              if (!Array.isArray(header) || header.length !== 2) {
+            for (const header2 of headers) {
+              if (!Array.isArray(header2) || header2.length !== 2) {
                 throw new InvalidArgumentError("headers must be in key-value pair format");
               }
-              processHeader(this, header[0], header[1]);
+              processHeader(this, header2[0], header2[1]);
             }
           } else {
             const keys = Object.keys(headers);
@@ -2886,12 +2886,12 @@ var require_constants2 = __commonJS({
         exports.H_METHOD_MAP[key] = exports.METHOD_MAP[key];
       }
     });
-    var FINISH;
-    (function(FINISH2) {
-      FINISH2[FINISH2["SAFE"] = 0] = "SAFE";
-      FINISH2[FINISH2["SAFE_WITH_CB"] = 1] = "SAFE_WITH_CB";
-      FINISH2[FINISH2["UNSAFE"] = 2] = "UNSAFE";
-    })(FINISH = exports.FINISH || (exports.FINISH = {}));
+    var FINISH2;
+    (function(FINISH3) {
+      FINISH3[FINISH3["SAFE"] = 0] = "SAFE";
+      FINISH3[FINISH3["SAFE_WITH_CB"] = 1] = "SAFE_WITH_CB";
+      FINISH3[FINISH3["UNSAFE"] = 2] = "UNSAFE";
+    })(FINISH2 = exports.FINISH || (exports.FINISH = {}));
     exports.ALPHA = [];
     for (let i = "A".charCodeAt(0); i <= "Z".charCodeAt(0); i++) {
       exports.ALPHA.push(String.fromCharCode(i));
@@ -4188,9 +4188,9 @@ var require_util2 = __commonJS({
       return "success";
     }
     function appendFetchMetadata(httpRequest) {
-      let header = null;
-      header = httpRequest.mode;
-      httpRequest.headersList.set("sec-fetch-mode", header, true);
+      let header2 = null;
+      header2 = httpRequest.mode;
+      httpRequest.headersList.set("sec-fetch-mode", header2, true);
     }
     function appendRequestOriginHeader(request2) {
       let serializedOrigin = request2.origin;
@@ -6461,7 +6461,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path2, host, upgrade, blocking, reset } = request2;
+      const { method, path: path3, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6542,22 +6542,22 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path2} HTTP/1.1\r
+      let header2 = `${method} ${path3} HTTP/1.1\r
 `;
       if (typeof host === "string") {
-        header += `host: ${host}\r
+        header2 += `host: ${host}\r
 `;
       } else {
-        header += client[kHostHeader];
+        header2 += client[kHostHeader];
       }
       if (upgrade) {
-        header += `connection: upgrade\r
+        header2 += `connection: upgrade\r
 upgrade: ${upgrade}\r
 `;
       } else if (client[kPipelining] && !socket[kReset]) {
-        header += "connection: keep-alive\r\n";
+        header2 += "connection: keep-alive\r\n";
       } else {
-        header += "connection: close\r\n";
+        header2 += "connection: close\r\n";
       }
       if (Array.isArray(headers)) {
         for (let n = 0; n < headers.length; n += 2) {
@@ -6565,41 +6565,41 @@ upgrade: ${upgrade}\r
           const val = headers[n + 1];
           if (Array.isArray(val)) {
             for (let i = 0; i < val.length; i++) {
-              header += `${key}: ${val[i]}\r
+              header2 += `${key}: ${val[i]}\r
 `;
             }
           } else {
-            header += `${key}: ${val}\r
+            header2 += `${key}: ${val}\r
 `;
           }
         }
       }
       if (channels.sendHeaders.hasSubscribers) {
-        channels.sendHeaders.publish({ request: request2, headers: header, socket });
+        channels.sendHeaders.publish({ request: request2, headers: header2, socket });
       }
       if (!body || bodyLength === 0) {
-        writeBuffer(abort, null, client, request2, socket, contentLength, header, expectsPayload);
+        writeBuffer(abort, null, client, request2, socket, contentLength, header2, expectsPayload);
       } else if (util.isBuffer(body)) {
-        writeBuffer(abort, body, client, request2, socket, contentLength, header, expectsPayload);
+        writeBuffer(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
       } else if (util.isBlobLike(body)) {
         if (typeof body.stream === "function") {
-          writeIterable(abort, body.stream(), client, request2, socket, contentLength, header, expectsPayload);
+          writeIterable(abort, body.stream(), client, request2, socket, contentLength, header2, expectsPayload);
         } else {
-          writeBlob(abort, body, client, request2, socket, contentLength, header, expectsPayload);
+          writeBlob(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
         }
       } else if (util.isStream(body)) {
-        writeStream(abort, body, client, request2, socket, contentLength, header, expectsPayload);
+        writeStream(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
       } else if (util.isIterable(body)) {
-        writeIterable(abort, body, client, request2, socket, contentLength, header, expectsPayload);
+        writeIterable(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
       } else {
         assert(false);
       }
       return true;
     }
-    function writeStream(abort, body, client, request2, socket, contentLength, header, expectsPayload) {
+    function writeStream(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
       let finished = false;
-      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header });
+      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 });
       const onData = function(chunk) {
         if (finished) {
           return;
@@ -6665,22 +6665,22 @@ upgrade: ${upgrade}\r
         setImmediate(onClose);
       }
     }
-    function writeBuffer(abort, body, client, request2, socket, contentLength, header, expectsPayload) {
+    function writeBuffer(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
       try {
         if (!body) {
           if (contentLength === 0) {
-            socket.write(`${header}content-length: 0\r
+            socket.write(`${header2}content-length: 0\r
 \r
 `, "latin1");
           } else {
             assert(contentLength === null, "no body must not have content length");
-            socket.write(`${header}\r
+            socket.write(`${header2}\r
 `, "latin1");
           }
         } else if (util.isBuffer(body)) {
           assert(contentLength === body.byteLength, "buffer body must have content length");
           socket.cork();
-          socket.write(`${header}content-length: ${contentLength}\r
+          socket.write(`${header2}content-length: ${contentLength}\r
 \r
 `, "latin1");
           socket.write(body);
@@ -6696,7 +6696,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeBlob(abort, body, client, request2, socket, contentLength, header, expectsPayload) {
+    async function writeBlob(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -6704,7 +6704,7 @@ upgrade: ${upgrade}\r
         }
         const buffer = Buffer.from(await body.arrayBuffer());
         socket.cork();
-        socket.write(`${header}content-length: ${contentLength}\r
+        socket.write(`${header2}content-length: ${contentLength}\r
 \r
 `, "latin1");
         socket.write(buffer);
@@ -6719,7 +6719,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeIterable(abort, body, client, request2, socket, contentLength, header, expectsPayload) {
+    async function writeIterable(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -6738,7 +6738,7 @@ upgrade: ${upgrade}\r
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
-      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header });
+      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 });
       try {
         for await (const chunk of body) {
           if (socket[kError]) {
@@ -6756,19 +6756,19 @@ upgrade: ${upgrade}\r
       }
     }
     var AsyncWriter = class {
-      constructor({ abort, socket, request: request2, contentLength, client, expectsPayload, header }) {
+      constructor({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 }) {
         this.socket = socket;
         this.request = request2;
         this.contentLength = contentLength;
         this.client = client;
         this.bytesWritten = 0;
         this.expectsPayload = expectsPayload;
-        this.header = header;
+        this.header = header2;
         this.abort = abort;
         socket[kWriting] = true;
       }
       write(chunk) {
-        const { socket, request: request2, contentLength, client, bytesWritten, expectsPayload, header } = this;
+        const { socket, request: request2, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
         if (socket[kError]) {
           throw socket[kError];
         }
@@ -6791,10 +6791,10 @@ upgrade: ${upgrade}\r
             socket[kReset] = true;
           }
           if (contentLength === null) {
-            socket.write(`${header}transfer-encoding: chunked\r
+            socket.write(`${header2}transfer-encoding: chunked\r
 `, "latin1");
           } else {
-            socket.write(`${header}content-length: ${contentLength}\r
+            socket.write(`${header2}content-length: ${contentLength}\r
 \r
 `, "latin1");
           }
@@ -6818,7 +6818,7 @@ ${len.toString(16)}\r
         return ret;
       }
       end() {
-        const { socket, contentLength, client, bytesWritten, expectsPayload, header, request: request2 } = this;
+        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request2 } = this;
         request2.onRequestSent();
         socket[kWriting] = false;
         if (socket[kError]) {
@@ -6829,11 +6829,11 @@ ${len.toString(16)}\r
         }
         if (bytesWritten === 0) {
           if (expectsPayload) {
-            socket.write(`${header}content-length: 0\r
+            socket.write(`${header2}content-length: 0\r
 \r
 `, "latin1");
           } else {
-            socket.write(`${header}\r
+            socket.write(`${header2}\r
 `, "latin1");
           }
         } else if (contentLength === null) {
@@ -7071,7 +7071,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path2, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path3, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7168,7 +7168,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path2;
+      headers[HTTP2_HEADER_PATH] = path3;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7521,9 +7521,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path2 = search ? `${pathname}${search}` : pathname;
+        const path3 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path2;
+        this.opts.path = path3;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -7563,15 +7563,15 @@ var require_redirect_handler = __commonJS({
         }
       }
     }
-    function shouldRemoveHeader(header, removeContent, unknownOrigin) {
-      if (header.length === 4) {
-        return util.headerNameToString(header) === "host";
+    function shouldRemoveHeader(header2, removeContent, unknownOrigin) {
+      if (header2.length === 4) {
+        return util.headerNameToString(header2) === "host";
       }
-      if (removeContent && util.headerNameToString(header).startsWith("content-")) {
+      if (removeContent && util.headerNameToString(header2).startsWith("content-")) {
         return true;
       }
-      if (unknownOrigin && (header.length === 13 || header.length === 6 || header.length === 19)) {
-        const name = util.headerNameToString(header);
+      if (unknownOrigin && (header2.length === 13 || header2.length === 6 || header2.length === 19)) {
+        const name = util.headerNameToString(header2);
         return name === "authorization" || name === "cookie" || name === "proxy-authorization";
       }
       return false;
@@ -8391,7 +8391,7 @@ var require_pool = __commonJS({
     function defaultFactory(origin, opts) {
       return new Client(origin, opts);
     }
-    var Pool = class extends PoolBase {
+    var Pool2 = class extends PoolBase {
       constructor(origin, {
         connections,
         factory = defaultFactory,
@@ -8454,7 +8454,7 @@ var require_pool = __commonJS({
         }
       }
     };
-    module.exports = Pool;
+    module.exports = Pool2;
   }
 });
 
@@ -8474,7 +8474,7 @@ var require_balanced_pool = __commonJS({
       kRemoveClient,
       kGetDispatcher
     } = require_pool_base();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var { kUrl, kInterceptors } = require_symbols();
     var { parseOrigin } = require_util();
     var kFactory = /* @__PURE__ */ Symbol("factory");
@@ -8495,7 +8495,7 @@ var require_balanced_pool = __commonJS({
       return a;
     }
     function defaultFactory(origin, opts) {
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var BalancedPool = class extends PoolBase {
       constructor(upstreams = [], { factory = defaultFactory, ...opts } = {}) {
@@ -8609,7 +8609,7 @@ var require_agent = __commonJS({
     var { InvalidArgumentError } = require_errors();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var Client = require_client();
     var util = require_util();
     var createRedirectInterceptor = require_redirect_interceptor();
@@ -8621,7 +8621,7 @@ var require_agent = __commonJS({
     var kFactory = /* @__PURE__ */ Symbol("factory");
     var kOptions = /* @__PURE__ */ Symbol("options");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool2(origin, opts);
     }
     var Agent = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls, ...options } = {}) {
@@ -8709,7 +8709,7 @@ var require_proxy_agent = __commonJS({
     var { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var { URL: URL2 } = __require("node:url");
     var Agent = require_agent();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
@@ -8725,7 +8725,7 @@ var require_proxy_agent = __commonJS({
       return protocol === "https:" ? 443 : 80;
     }
     function defaultFactory(origin, opts) {
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var noop3 = () => {
     };
@@ -8733,7 +8733,7 @@ var require_proxy_agent = __commonJS({
       if (opts.connections === 1) {
         return new Client(origin, opts);
       }
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
@@ -8762,10 +8762,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path2 = "/",
+          path: path3 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path2;
+        opts.path = origin + path3;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10737,20 +10737,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path2) {
-      if (typeof path2 !== "string") {
-        return path2;
+    function safeUrl(path3) {
+      if (typeof path3 !== "string") {
+        return path3;
       }
-      const pathSegments = path2.split("?");
+      const pathSegments = path3.split("?");
       if (pathSegments.length !== 2) {
-        return path2;
+        return path3;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path2, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path2);
+    function matchKey(mockDispatch2, { path: path3, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path3);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10772,7 +10772,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path2 }) => matchValue(safeUrl(path2), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path3 }) => matchValue(safeUrl(path3), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10810,9 +10810,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path2, method, body, headers, query } = opts;
+      const { path: path3, method, body, headers, query } = opts;
       return {
-        path: path2,
+        path: path3,
         method,
         body,
         headers,
@@ -11172,7 +11172,7 @@ var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
     var { promisify } = __require("node:util");
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -11186,7 +11186,7 @@ var require_mock_pool = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors();
-    var MockPool = class extends Pool {
+    var MockPool = class extends Pool2 {
       constructor(origin, opts) {
         super(origin, opts);
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -11275,10 +11275,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path2, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path3, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path2,
+            Path: path3,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -11645,7 +11645,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP: isIP2 } = __require("node:net");
+    var { isIP: isIP3 } = __require("node:net");
     var { lookup: lookup2 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11900,7 +11900,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP2(origin.hostname) !== 0) {
+          if (isIP3(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -11959,14 +11959,14 @@ var require_headers = __commonJS({
     function fill(headers, object) {
       if (Array.isArray(object)) {
         for (let i = 0; i < object.length; ++i) {
-          const header = object[i];
-          if (header.length !== 2) {
+          const header2 = object[i];
+          if (header2.length !== 2) {
             throw webidl.errors.exception({
               header: "Headers constructor",
-              message: `expected name/value pair to be length 2, found ${header.length}.`
+              message: `expected name/value pair to be length 2, found ${header2.length}.`
             });
           }
-          appendHeader(headers, header[0], header[1]);
+          appendHeader(headers, header2[0], header2[1]);
         }
       } else if (typeof object === "object" && object !== null) {
         const keys = Object.keys(object);
@@ -15410,10 +15410,10 @@ var require_util5 = __commonJS({
       const serializedB = URLSerializer(B, excludeFragment);
       return serializedA === serializedB;
     }
-    function getFieldValues(header) {
-      assert(header !== null);
+    function getFieldValues(header2) {
+      assert(header2 !== null);
       const values = [];
-      for (let value of header.split(",")) {
+      for (let value of header2.split(",")) {
         value = value.trim();
         if (isValidHeaderName(value)) {
           values.push(value);
@@ -16157,9 +16157,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path2) {
-      for (let i = 0; i < path2.length; ++i) {
-        const code = path2.charCodeAt(i);
+    function validateCookiePath(path3) {
+      for (let i = 0; i < path3.length; ++i) {
+        const code = path3.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -16312,20 +16312,20 @@ var require_parse = __commonJS({
     var { isCTLExcludingHtab } = require_util6();
     var { collectASequenceOfCodePointsFast } = require_data_url();
     var assert = __require("node:assert");
-    function parseSetCookie(header) {
-      if (isCTLExcludingHtab(header)) {
+    function parseSetCookie(header2) {
+      if (isCTLExcludingHtab(header2)) {
         return null;
       }
       let nameValuePair = "";
       let unparsedAttributes = "";
       let name = "";
       let value = "";
-      if (header.includes(";")) {
+      if (header2.includes(";")) {
         const position = { position: 0 };
-        nameValuePair = collectASequenceOfCodePointsFast(";", header, position);
-        unparsedAttributes = header.slice(position.position);
+        nameValuePair = collectASequenceOfCodePointsFast(";", header2, position);
+        unparsedAttributes = header2.slice(position.position);
       } else {
-        nameValuePair = header;
+        nameValuePair = header2;
       }
       if (!nameValuePair.includes("=")) {
         value = nameValuePair;
@@ -19018,7 +19018,7 @@ var require_undici = __commonJS({
     "use strict";
     var Client = require_client();
     var Dispatcher = require_dispatcher();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var BalancedPool = require_balanced_pool();
     var Agent = require_agent();
     var ProxyAgent2 = require_proxy_agent();
@@ -19041,7 +19041,7 @@ var require_undici = __commonJS({
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
     module.exports.Client = Client;
-    module.exports.Pool = Pool;
+    module.exports.Pool = Pool2;
     module.exports.BalancedPool = BalancedPool;
     module.exports.Agent = Agent;
     module.exports.ProxyAgent = ProxyAgent2;
@@ -19079,11 +19079,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path2 = opts.path;
+          let path3 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path2 = `/${path2}`;
+            path3 = `/${path3}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path2);
+          url = new URL(util.parseOrigin(url).origin + path3);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -20508,13 +20508,13 @@ var require_make_dir = __commonJS({
   "node_modules/make-dir/index.js"(exports, module) {
     "use strict";
     var fs5 = __require("fs");
-    var path2 = __require("path");
+    var path3 = __require("path");
     var { promisify } = __require("util");
     var semver = require_semver();
     var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
     var checkPath = (pth) => {
       if (process.platform === "win32") {
-        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path2.parse(pth).root, ""));
+        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path3.parse(pth).root, ""));
         if (pathHasInvalidWinCharacters) {
           const error2 = new Error(`Path contains invalid characters: ${pth}`);
           error2.code = "EINVAL";
@@ -20546,7 +20546,7 @@ var require_make_dir = __commonJS({
       const mkdir2 = promisify(options.fs.mkdir);
       const stat2 = promisify(options.fs.stat);
       if (useNativeRecursiveOption && options.fs.mkdir === fs5.mkdir) {
-        const pth = path2.resolve(input);
+        const pth = path3.resolve(input);
         await mkdir2(pth, {
           mode: options.mode,
           recursive: true
@@ -20562,13 +20562,13 @@ var require_make_dir = __commonJS({
             throw error2;
           }
           if (error2.code === "ENOENT") {
-            if (path2.dirname(pth) === pth) {
+            if (path3.dirname(pth) === pth) {
               throw permissionError(pth);
             }
             if (error2.message.includes("null bytes")) {
               throw error2;
             }
-            await make(path2.dirname(pth));
+            await make(path3.dirname(pth));
             return make(pth);
           }
           try {
@@ -20582,14 +20582,14 @@ var require_make_dir = __commonJS({
           return pth;
         }
       };
-      return make(path2.resolve(input));
+      return make(path3.resolve(input));
     };
     module.exports = makeDir2;
     module.exports.sync = (input, options) => {
       checkPath(input);
       options = processOptions(options);
       if (useNativeRecursiveOption && options.fs.mkdirSync === fs5.mkdirSync) {
-        const pth = path2.resolve(input);
+        const pth = path3.resolve(input);
         fs5.mkdirSync(pth, {
           mode: options.mode,
           recursive: true
@@ -20604,13 +20604,13 @@ var require_make_dir = __commonJS({
             throw error2;
           }
           if (error2.code === "ENOENT") {
-            if (path2.dirname(pth) === pth) {
+            if (path3.dirname(pth) === pth) {
               throw permissionError(pth);
             }
             if (error2.message.includes("null bytes")) {
               throw error2;
             }
-            make(path2.dirname(pth));
+            make(path3.dirname(pth));
             return make(pth);
           }
           try {
@@ -20623,7 +20623,7 @@ var require_make_dir = __commonJS({
         }
         return pth;
       };
-      return make(path2.resolve(input));
+      return make(path3.resolve(input));
     };
   }
 });
@@ -27153,7 +27153,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash4,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -27813,10 +27813,10 @@ ${formatted}-----END ${type} KEY-----`;
         if (headers !== void 0) {
           headers = headers.split(/\r\n|\n/g);
           for (let i = 0; i < headers.length; ++i) {
-            const header = headers[i];
-            let sepIdx = header.indexOf(":");
-            if (header.slice(0, sepIdx) === "DEK-Info") {
-              const val = header.slice(sepIdx + 2);
+            const header2 = headers[i];
+            let sepIdx = header2.indexOf(":");
+            if (header2.slice(0, sepIdx) === "DEK-Info") {
+              const val = header2.slice(sepIdx + 2);
               sepIdx = val.indexOf(",");
               if (sepIdx === -1)
                 continue;
@@ -27841,11 +27841,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash4("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash4("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28010,8 +28010,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash4("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash4("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28051,7 +28051,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash4("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -28394,7 +28394,7 @@ var require_agent2 = __commonJS({
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
     var { resolve } = __require("path");
-    var { readFile: readFile2 } = __require("fs");
+    var { readFile: readFile3 } = __require("fs");
     var { execFile, spawn } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
@@ -28612,7 +28612,7 @@ var require_agent2 = __commonJS({
           cb = once(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
-          readFile2(socketPath, function readCygsocket(err, data) {
+          readFile3(socketPath, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
@@ -28621,7 +28621,7 @@ var require_agent2 = __commonJS({
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
                 socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile2(socketPath, readCygsocket);
+                readFile3(socketPath, readCygsocket);
               });
               return;
             }
@@ -28695,11 +28695,11 @@ var require_agent2 = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path2) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path2)) {
-        return path2 === "pageant" ? new PageantAgent() : new CygwinAgent(path2);
+    function createAgent(path3) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path3)) {
+        return path3 === "pageant" ? new PageantAgent() : new CygwinAgent(path3);
       }
-      return new OpenSSHAgent(path2);
+      return new OpenSSHAgent(path3);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -30373,7 +30373,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash4,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30799,7 +30799,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash3(this.hashName);
+          const hash = createHash4(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31807,9 +31807,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash4(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash4(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -33449,7 +33449,7 @@ var require_Protocol = __commonJS({
             const m = RE_IDENT.exec(identRaw);
             if (!m)
               throw new Error("Invalid identification string");
-            const header = {
+            const header2 = {
               greeting: start === op ? "" : full.slice(0, start - op),
               identRaw,
               versions: {
@@ -33460,11 +33460,11 @@ var require_Protocol = __commonJS({
             };
             this._remoteIdentRaw = Buffer.from(identRaw);
             this._debug && this._debug(`Remote ident: ${inspect(identRaw)}`);
-            this._compatFlags = getCompatFlags(header);
+            this._compatFlags = getCompatFlags(header2);
             this._buffer = void 0;
             this._decipher = new NullDecipher(0, onKEXPayload.bind(this, { firstPacket: true }));
             this._parse = parsePacket;
-            this._onHeader(header);
+            this._onHeader(header2);
             if (!this._destruct) {
               return len;
             }
@@ -33514,8 +33514,8 @@ var require_Protocol = __commonJS({
       }
       return handler2(this, payload);
     }
-    function getCompatFlags(header) {
-      const software = header.versions.software;
+    function getCompatFlags(header2) {
+      const software = header2.versions.software;
       let flags = 0;
       for (const rule of COMPAT_CHECKS) {
         if (typeof rule[0] === "string") {
@@ -33943,17 +33943,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path2, options) {
+      createReadStream(path3, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path2, options);
+        return new ReadStream(this, path3, options);
       }
-      createWriteStream(path2, options) {
+      createWriteStream(path3, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path2, options);
+        return new WriteStream(this, path3, options);
       }
-      open(path2, flags_, attrs, cb) {
+      open(path3, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -33972,7 +33972,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33980,7 +33980,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -34111,7 +34111,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs5, this, localPath, remotePath, opts, cb);
       }
-      readFile(path2, options, callback_) {
+      readFile(path3, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -34184,13 +34184,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path2, flag, 438, (er, handle_) => {
+        this.open(path3, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path2, (er_, st_) => {
+              this.stat(path3, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er2);
@@ -34211,7 +34211,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path2, data, options, callback_) {
+      writeFile(path3, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -34230,7 +34230,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path2, flag, options.mode, (openErr, handle) => {
+        this.open(path3, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -34239,7 +34239,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path2, (er_, st_) => {
+                  this.stat(path3, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er);
@@ -34258,7 +34258,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path2, data, options, callback_) {
+      appendFile(path3, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -34276,12 +34276,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path2, data, options, callback);
+        this.writeFile(path3, data, options, callback);
       }
-      exists(path2, cb) {
+      exists(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path2, (err) => {
+        this.stat(path3, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -34324,7 +34324,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path2, attrs, cb) {
+      mkdir(path3, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -34338,7 +34338,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34346,7 +34346,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34362,10 +34362,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path2, cb) {
+      rmdir(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34373,7 +34373,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -34463,10 +34463,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path2, cb) {
+      stat(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34474,17 +34474,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path2, cb) {
+      lstat(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34492,17 +34492,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path2, cb) {
+      opendir(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34510,14 +34510,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path2, attrs, cb) {
+      setstat(path3, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -34529,7 +34529,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34537,7 +34537,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34597,8 +34597,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path2, atime, mtime, cb) {
-        return this.setstat(path2, {
+      utimes(path3, atime, mtime, cb) {
+        return this.setstat(path3, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -34609,8 +34609,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path2, uid, gid, cb) {
-        return this.setstat(path2, {
+      chown(path3, uid, gid, cb) {
+        return this.setstat(path3, {
           uid,
           gid
         }, cb);
@@ -34620,15 +34620,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path2, mode, cb) {
-        return this.setstat(path2, {
+      chmod(path3, mode, cb) {
+        return this.setstat(path3, {
           mode
         }, cb);
       }
-      readlink(path2, cb) {
+      readlink(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34636,7 +34636,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names2) => {
             if (typeof cb !== "function")
@@ -34681,10 +34681,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path2, cb) {
+      realpath(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34692,7 +34692,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names2) => {
             if (typeof cb !== "function")
@@ -34737,13 +34737,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which2} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path2, cb) {
+      ext_openssh_statvfs(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34753,7 +34753,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -34839,7 +34839,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path2, attrs, cb) {
+      ext_openssh_lsetstat(path3, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -34854,7 +34854,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34864,7 +34864,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34881,13 +34881,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path2, cb) {
+      ext_openssh_expandPath(path3, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path2);
+        const pathLen = Buffer.byteLength(path3);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34897,7 +34897,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path2, p += 4, pathLen);
+        buf.utf8Write(path3, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names2) => {
             if (typeof cb !== "function")
@@ -35333,7 +35333,7 @@ var require_SFTP = __commonJS({
       let chunkSize = 32768;
       let onstep;
       let mode;
-      let fileSize2;
+      let fileSize;
       if (typeof opts === "function") {
         cb = opts;
       } else if (typeof opts === "object" && opts !== null) {
@@ -35344,7 +35344,7 @@ var require_SFTP = __commonJS({
           chunkSize = opts.chunkSize;
         }
         if (typeof opts.fileSize === "number" && opts.fileSize > 0 && !isNaN(opts.fileSize)) {
-          fileSize2 = opts.fileSize;
+          fileSize = opts.fileSize;
         }
         if (typeof opts.step === "function")
           onstep = opts.step;
@@ -35386,10 +35386,10 @@ var require_SFTP = __commonJS({
         if (err)
           return onerror(err);
         srcHandle = sourceHandle;
-        if (fileSize2 === void 0)
+        if (fileSize === void 0)
           src.fstat(srcHandle, tryStat);
         else
-          tryStat(null, { size: fileSize2 });
+          tryStat(null, { size: fileSize });
         function tryStat(err2, attrs) {
           if (err2) {
             if (src !== fs5) {
@@ -36175,12 +36175,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path2)) {
+        if (!sftp.emit("LSTAT", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36199,13 +36199,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path2, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path3, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36227,12 +36227,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path2)) {
+        if (!sftp.emit("OPENDIR", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36251,63 +36251,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path2)) {
+        if (!sftp.emit("REMOVE", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path2, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path3, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path2)) {
+        if (!sftp.emit("RMDIR", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path2)) {
+        if (!sftp.emit("REALPATH", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path2)) {
+        if (!sftp.emit("STAT", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36327,14 +36327,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path2 = bufferParser.readString(true);
+        const path3 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path2 === void 0)
+        if (path3 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path2)) {
+        if (!sftp.emit("READLINK", reqID, path3)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36405,7 +36405,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path2, options) {
+    function ReadStream(sftp, path3, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -36419,7 +36419,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path2;
+      this.path = path3;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -36550,7 +36550,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path2, options) {
+    function WriteStream(sftp, path3, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -36562,7 +36562,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path2;
+      this.path = path3;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -37244,7 +37244,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash3,
+      createHash: createHash4,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37466,7 +37466,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash3(hashAlgo).update(key).digest("hex");
+              key = createHash4(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -37499,11 +37499,11 @@ var require_client2 = __commonJS({
             } catch {
             }
           },
-          onHeader: (header) => {
+          onHeader: (header2) => {
             sawHeader = true;
-            this._remoteVer = header.versions.software;
-            if (header.greeting)
-              this.emit("greeting", header.greeting);
+            this._remoteVer = header2.versions.software;
+            if (header2.greeting)
+              this.emit("greeting", header2.greeting);
           },
           onHandshakeComplete: (negotiated) => {
             this.emit("handshake", negotiated);
@@ -39519,21 +39519,21 @@ var require_server = __commonJS({
             } catch {
             }
           },
-          onHeader: (header) => {
+          onHeader: (header2) => {
             this.removeListener("error", onClientPreHeaderError);
             const info2 = {
               ip: socket.remoteAddress,
               family: socket.remoteFamily,
               port: socket.remotePort,
-              header
+              header: header2
             };
             if (!server.emit("connection", this, info2)) {
               proto.disconnect(DISCONNECT_REASON.BY_APPLICATION);
               socket.end();
               return;
             }
-            if (header.greeting)
-              this.emit("greeting", header.greeting);
+            if (header2.greeting)
+              this.emit("greeting", header2.greeting);
           },
           onHandshakeComplete: (negotiated) => {
             if (++exchanges > 1)
@@ -41186,9 +41186,9 @@ var require_lib3 = __commonJS({
               }
               yield response.readBody();
               if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
-                for (const header in headers) {
-                  if (header.toLowerCase() === "authorization") {
-                    delete headers[header];
+                for (const header2 in headers) {
+                  if (header2.toLowerCase() === "authorization") {
+                    delete headers[header2];
                   }
                 }
               }
@@ -41341,15 +41341,15 @@ var require_lib3 = __commonJS({
        * For headers that must always be a single string (like Content-Type), use the
        * specialized _getExistingOrDefaultContentTypeHeader method instead.
        */
-      _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
+      _getExistingOrDefaultHeader(additionalHeaders, header2, _default) {
         let clientHeader;
         if (this.requestOptions && this.requestOptions.headers) {
-          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header];
+          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header2];
           if (headerValue) {
             clientHeader = typeof headerValue === "number" ? headerValue.toString() : headerValue;
           }
         }
-        const additionalValue = additionalHeaders[header];
+        const additionalValue = additionalHeaders[header2];
         if (additionalValue !== void 0) {
           return typeof additionalValue === "number" ? additionalValue.toString() : additionalValue;
         }
@@ -41537,10 +41537,6 @@ var require_lib3 = __commonJS({
     var lowercaseKeys2 = (obj) => Object.keys(obj).reduce((c, k) => (c[k.toLowerCase()] = obj[k], c), {});
   }
 });
-
-// src/main.ts
-import { readFileSync as readFileSync2 } from "node:fs";
-import path from "node:path";
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -41837,8 +41833,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addRaw(text, addEOL = false) {
-    this._buffer += text;
+  addRaw(text2, addEOL = false) {
+    this._buffer += text2;
     return addEOL ? this.addEOL() : this;
   }
   /**
@@ -41889,8 +41885,8 @@ var Summary = class {
         if (typeof cell2 === "string") {
           return this.wrap("td", cell2);
         }
-        const { header, data, colspan, rowspan } = cell2;
-        const tag = header ? "th" : "td";
+        const { header: header2, data, colspan, rowspan } = cell2;
+        const tag = header2 ? "th" : "td";
         const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
         return this.wrap(tag, data, attrs);
       }).join("");
@@ -41934,10 +41930,10 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addHeading(text, level) {
+  addHeading(text2, level) {
     const tag = `h${level}`;
     const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element = this.wrap(allowedTag, text);
+    const element = this.wrap(allowedTag, text2);
     return this.addRaw(element).addEOL();
   }
   /**
@@ -41966,9 +41962,9 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addQuote(text, cite) {
+  addQuote(text2, cite) {
     const attrs = Object.assign({}, cite && { cite });
-    const element = this.wrap("blockquote", text, attrs);
+    const element = this.wrap("blockquote", text2, attrs);
     return this.addRaw(element).addEOL();
   }
   /**
@@ -41979,8 +41975,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addLink(text, href) {
-    const element = this.wrap("a", text, { href });
+  addLink(text2, href) {
+    const element = this.wrap("a", text2, { href });
     return this.addRaw(element).addEOL();
   }
 };
@@ -42070,6 +42066,9 @@ function error(message, properties = {}) {
 function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
+function notice(message, properties = {}) {
+  issueCommand("notice", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
 function info(message) {
   process.stdout.write(message + os4.EOL);
 }
@@ -42092,21 +42091,173 @@ function group(name, fn) {
   });
 }
 
-// src/inputs.ts
+// src/config.ts
+var DEFAULTS = {
+  port: "22",
+  "insecure-skip-host-key-check": "false",
+  strategy: "rolling",
+  replicas: "2",
+  ports: "9201-9210",
+  "container-port": "8080",
+  network: "",
+  "upstream-host": "127.0.0.1",
+  pull: "true",
+  "pull-timeout": "600",
+  "health-path": "/",
+  "health-status": "200-399",
+  "health-timeout": "60",
+  "health-interval": "0.2",
+  "drain-seconds": "5",
+  "stop-timeout": "10",
+  "batch-size": "1",
+  "keep-previous": "false",
+  "canary-steps": "10,50,100",
+  "canary-replicas": "1",
+  "canary-interval": "60",
+  "canary-max-error-rate": "1",
+  "nginx-mode": "container",
+  "nginx-scope": "site",
+  "nginx-container": "loadbalancer",
+  "nginx-image": "nginx:stable",
+  listen: "80",
+  "server-name": "localhost",
+  "lb-method": "least_conn",
+  weight: "10",
+  "max-fails": "3",
+  "fail-timeout": "30s",
+  operation: "deploy",
+  "dry-run": "false",
+  "rollback-on-failure": "true",
+  "lock-timeout": "300"
+};
+var derivedDefaults = {
+  configPath: (app) => `/etc/nginx/conf.d/${app}.conf`,
+  upstreamName: (app) => `${app.replace(/[-.]/g, "_")}_replicas`
+};
+var LIMITS = {
+  /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
+  stateDir: ".nginx-rollout",
+  /** Deploy history entries kept on the host. */
+  historyEntries: 20,
+  /** A lock whose heartbeat is older than this was left by a run that died. */
+  lockStaleSeconds: 45,
+  lockHeartbeatMs: 1e4,
+  /** Heartbeats that fail in a row before the run stops changing anything (the lock may be taken over at lockStaleSeconds). */
+  lockHeartbeatFailures: 2,
+  lockPollMs: 1e3,
+  /** How long a run waits for another app's nginx change on the same nginx to finish. */
+  nginxLockSeconds: 60,
+  /** How long nginx may take to start workers with the new config after the reload signal. */
+  reloadVerifyMs: 15e3,
+  /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
+  configIdPath: (app) => `/.nginx-rollout/${app}/config-id`,
+  /** Log lines of a failing replica shown in the summary. */
+  failureLogLines: 30,
+  /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
+  probeTimeoutMs: 2e3,
+  sshReadyTimeoutMs: 2e4,
+  sshKeepaliveMs: 1e4,
+  /**
+   * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
+   * kept free for the lock's heartbeat.
+   */
+  sshSessions: 8,
+  /** Forwarded TCP channels (health probes) open at once on one connection. */
+  sshTunnels: 16,
+  /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
+  commandTimeoutSeconds: 120,
+  /** The client gives a command this long past its remote deadline before it gives up on the channel. */
+  commandGraceSeconds: 10,
+  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
+  canaryMinRequests: 50,
+  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
+  canaryWorseZ: 3,
+  /** Consecutive failed health probes of a canary during a step that fail the step. */
+  canaryProbeFailures: 3,
+  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
+  canaryLogBytes: 32 * 1024 * 1024,
+  /** The per-app access log nginx writes while a canary split is live. */
+  canaryLogPath: (app) => `/var/log/nginx/nginx-rollout-${app}.log`,
+  /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
+  drainPollMs: 100,
+  drainQuietPolls: 2,
+  /**
+   * keepalive_min_timeout (nginx >= 1.27.4, site scope): an idle keep-alive connection of a reloading worker
+   * stays open this long and its next request is answered with Connection: close instead of being reset.
+   * Those old workers may still route to outgoing replicas meanwhile, so a drain lasts at least this long.
+   */
+  keepaliveMinTimeoutSeconds: 1,
+  /** The nginx version that introduced keepalive_min_timeout. */
+  keepaliveMinTimeoutSince: [1, 27, 4],
+  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
+  githubRequestTimeoutMs: 15e3,
+  /** Earlier deployments of the environment checked for one still marked active. */
+  githubEarlierDeployments: 10,
+  /** GitHub's limit on a deployment status description. */
+  githubDescriptionChars: 140,
+  /** Pushes of a pull request's canary shown in its comment. */
+  canaryPushesShown: 10
+};
+
+// src/model.ts
 import { isIP } from "node:net";
+var replicaKey = (r) => `${r.host}/${r.name}`;
+var replicaName = (app, port) => `${app}-${port}`;
+var LABEL = {
+  app: "nginx-rollout.app",
+  role: "nginx-rollout.role",
+  image: "nginx-rollout.image",
+  port: "nginx-rollout.port",
+  /** blue or green for blue-green replicas, empty otherwise (set anyway, so an image's own label never shows through). */
+  color: "nginx-rollout.color"
+};
+var hostPort = (host, port) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+var sshName = (host, port) => port === 22 ? host : hostPort(host, port);
+function parseListen(text2) {
+  const m = /^(\d+)$/.exec(text2) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text2) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text2);
+  if (!m) return void 0;
+  const port = Number(m[2] ?? m[1]);
+  if (port < 1 || port > 65535) return void 0;
+  if (m[2] !== void 0 && !isIP(m[1])) return void 0;
+  return m[2] === void 0 ? { port } : { address: m[1], port };
+}
+var LOOPBACK = /^(127\.|::1$|localhost$)/;
+var isLoopback = (address) => LOOPBACK.test(address);
+function mainImage(replicas) {
+  const counts = /* @__PURE__ */ new Map();
+  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
+}
+var liveColor = (replicas) => replicas.find((r) => r.color)?.color ?? "";
+function byHost(replicas) {
+  const groups = /* @__PURE__ */ new Map();
+  for (const r of replicas) groups.set(r.host, [...groups.get(r.host) ?? [], r]);
+  return groups;
+}
+var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.host}` : r.name).join(", ");
 
 // src/commands/shell.ts
 var command = (...argv) => ({ argv });
 var withStdin = (c, stdin, stdinLabel) => ({ ...c, stdin, stdinLabel });
-var script = (text, ...args) => command("sh", "-c", text, "sh", ...args);
+var withTimeout = (c, timeoutSeconds) => ({ ...c, timeoutSeconds });
+var script = (text2, ...args) => command("sh", "-c", text2, "sh", ...args);
 var PLAIN = /^[A-Za-z0-9_\-./:=@,+%]+$/;
 var quote = (arg) => PLAIN.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 var render = (c) => c.argv.map(quote).join(" ");
-var describeCommand = (c) => c.stdinLabel ? `${render(c)} < (${c.stdinLabel})` : render(c);
+var renderRemote = (c, defaultTimeoutSeconds) => render({ argv: ["timeout", "-k", "5", String(Math.ceil(c.timeoutSeconds ?? defaultTimeoutSeconds)), ...c.argv] });
+var brief = (arg) => {
+  if (!arg.includes("\n") && arg.length <= 200) return arg;
+  const lines = arg.split("\n");
+  return `<script ${lines[0].slice(0, 60)}... (${lines.length} lines)>`;
+};
+var describeCommand = (c) => {
+  const text2 = render({ argv: c.argv.map(brief) });
+  return c.stdinLabel ? `${text2} < (${c.stdinLabel})` : text2;
+};
 var ShellWordsError = class extends Error {
 };
 var OPERATORS = /* @__PURE__ */ new Set([";", "|", "&", "<", ">", "(", ")", "`", "$"]);
-function splitShellWords(text) {
+function splitShellWords(text2) {
   const words = [];
   let word = "";
   let inWord = false;
@@ -42114,29 +42265,29 @@ function splitShellWords(text) {
   const fail = (what) => {
     throw new ShellWordsError(`${what} at character ${i + 1}`);
   };
-  while (i < text.length) {
-    const ch = text[i];
+  while (i < text2.length) {
+    const ch = text2[i];
     if (ch === " " || ch === "	" || ch === "\n" || ch === "\r") {
       if (inWord) words.push(word);
       word = "";
       inWord = false;
       i++;
     } else if (ch === "'") {
-      const end = text.indexOf("'", i + 1);
+      const end = text2.indexOf("'", i + 1);
       if (end < 0) fail("unterminated single quote");
-      word += text.slice(i + 1, end);
+      word += text2.slice(i + 1, end);
       inWord = true;
       i = end + 1;
     } else if (ch === '"') {
       inWord = true;
       i++;
       for (; ; ) {
-        if (i >= text.length) fail("unterminated double quote");
-        const c = text[i];
+        if (i >= text2.length) fail("unterminated double quote");
+        const c = text2[i];
         if (c === '"') break;
         if (c === "$" || c === "`") fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`);
-        if (c === "\\" && i + 1 < text.length && '"\\$`\n'.includes(text[i + 1])) {
-          if (text[i + 1] !== "\n") word += text[i + 1];
+        if (c === "\\" && i + 1 < text2.length && '"\\$`\n'.includes(text2[i + 1])) {
+          if (text2[i + 1] !== "\n") word += text2[i + 1];
           i += 2;
           continue;
         }
@@ -42145,9 +42296,9 @@ function splitShellWords(text) {
       }
       i++;
     } else if (ch === "\\") {
-      if (i + 1 >= text.length) fail("trailing backslash");
-      if (text[i + 1] !== "\n") {
-        word += text[i + 1];
+      if (i + 1 >= text2.length) fail("trailing backslash");
+      if (text2[i + 1] !== "\n") {
+        word += text2[i + 1];
         inWord = true;
       }
       i += 2;
@@ -42165,420 +42316,1533 @@ function splitShellWords(text) {
   return words;
 }
 
-// src/config.ts
-var DEFAULTS = {
-  port: "22",
-  "insecure-skip-host-key-check": "false",
-  strategy: "rolling",
-  replicas: "2",
-  ports: "9201-9210",
-  "container-port": "8080",
-  network: "",
-  "upstream-host": "127.0.0.1",
-  pull: "true",
-  "health-path": "/",
-  "health-status": "200-399",
-  "health-timeout": "60",
-  "health-interval": "1",
-  "drain-seconds": "5",
-  "stop-timeout": "10",
-  "batch-size": "1",
-  "keep-previous": "false",
-  "canary-steps": "10,50,100",
-  "canary-replicas": "1",
-  "canary-interval": "60",
-  "canary-max-error-rate": "1",
-  "nginx-mode": "container",
-  "nginx-container": "loadbalancer",
-  "nginx-image": "nginx:stable",
-  "nginx-config-path": "/etc/nginx/nginx.conf",
-  listen: "80",
-  "server-name": "localhost",
-  "lb-method": "least_conn",
-  weight: "10",
-  "max-fails": "3",
-  "fail-timeout": "30s",
-  operation: "deploy",
-  "dry-run": "false",
-  "rollback-on-failure": "true",
-  "lock-timeout": "300"
+// src/commands/docker.ts
+var CONTAINER_FIELDS = `{"id":{{json .Id}},"name":{{json .Name}},"state":{{json .State.Status}},"pid":{{json .State.Pid}},"labels":{{json .Config.Labels}}}`;
+var listManaged = () => script(
+  `ids=$(docker ps --all --quiet --no-trunc --filter "label=$1") || exit $?
+[ -z "$ids" ] && exit 0
+# A container removed between the two commands is simply not listed.
+docker inspect --format "$2" $ids 2>/dev/null
+exit 0`,
+  `${LABEL.role}=replica`,
+  CONTAINER_FIELDS
+);
+function replicaEnv(config, replica) {
+  const port = config.network === "host" ? replica.port : config.containerPort;
+  return [`PORT=${port}`, ...config.env.map((v) => `${v.name}=${v.value}`)].join("\n") + "\n";
+}
+var listenPortInside = (config, replica) => config.network === "host" ? replica.port : config.containerPort;
+function runReplica(config, replica) {
+  const network = config.network === "host" ? ["--network", "host"] : [...config.network ? ["--network", config.network] : [], "--publish", `${hostPort(replica.address, replica.port)}:${config.containerPort}`];
+  const run3 = command(
+    "docker",
+    "run",
+    "--detach",
+    "--name",
+    replica.name,
+    "--label",
+    `${LABEL.app}=${config.app}`,
+    "--label",
+    `${LABEL.role}=replica`,
+    "--label",
+    `${LABEL.image}=${replica.image}`,
+    "--label",
+    `${LABEL.port}=${replica.port}`,
+    "--label",
+    `${LABEL.color}=${replica.color ?? ""}`,
+    ...network,
+    "--env-file",
+    "/dev/stdin",
+    ...config.runArgs,
+    replica.image
+  );
+  const names2 = ["PORT", ...config.env.map((v) => v.name)];
+  return withTimeout(withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`), config.pullTimeoutSeconds);
+}
+var startContainers = (refs) => command("docker", "start", "--", ...refs);
+var stopContainers = (refs, timeoutSeconds) => withTimeout(command("docker", "stop", "--time", String(timeoutSeconds), "--", ...refs), timeoutSeconds + 60);
+var REMOVE = `out=$(docker rm --force --volumes -- "$@" 2>&1) && exit 0
+left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null)
+[ -z "$left" ] && exit 0
+printf '%s\\n' "$out" >&2
+exit 1`;
+var removeContainers = (refs) => script(REMOVE, ...refs);
+var RETIRE = `dir=$1; t=$2; shift 2
+mkdir -p "$dir" || exit 1
+report="$dir/$(date +%Y%m%dT%H%M%S)-$$.txt"
+setsid sh -c 'report=$1; t=$2; shift 2
+  out=$(docker stop --time "$t" -- "$@" 2>&1 && docker rm --force --volumes -- "$@" 2>&1) && exit 0
+  printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
+exit 0`;
+var retireContainers = (reportDir, refs, stopTimeoutSeconds) => script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs);
+var readRetireReports = (reportDir) => script('for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0', reportDir);
+var pullImage = (image, timeoutSeconds) => withTimeout(command("docker", "pull", "--quiet", image), timeoutSeconds);
+var ensureImage = (image, timeoutSeconds) => withTimeout(script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image), timeoutSeconds);
+var login = (server, username, password, timeoutSeconds) => withTimeout(withStdin(command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []), password, "registry password"), timeoutSeconds);
+var inspectState = (ref) => command("docker", "inspect", "--format", "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}", "--", ref);
+var healthLog = (ref) => command("docker", "inspect", "--format", "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}", "--", ref);
+var containerLogs = (ref, lines) => command("docker", "logs", "--tail", String(lines), "--", ref);
+function parseReplicaState(stdout) {
+  const [status = "unknown", health = "none", exitCode = "0"] = stdout.trim().split("	");
+  return { status, health, exitCode: Number(exitCode) };
+}
+var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
+watch=''
+while [ $# -ge 2 ]; do
+  pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:$(printf '%04X' "$2")"
+  shift 2
+done
+inflight() {
+  n=0
+  for w in $watch; do
+    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:\${w##*:} [0-9A-F]+:[0-9A-F]+ 01 ")
+    n=$((n + c))
+  done
+  echo $n
+}
+i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000)}" 2>/dev/null || echo 100)
+maxi=$(awk "BEGIN{print int($max/$poll)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll)}" 2>/dev/null || echo 0)
+while :; do
+  n=$(inflight)
+  if [ "$n" = unknown ]; then sleep "$max"; echo "unknown $max"; exit 0; fi
+  if [ "$n" -eq 0 ]; then still=$((still + 1)); else still=0; fi
+  if [ "$still" -ge "$quiet" ] && [ "$i" -ge "$mini" ]; then echo "idle $((i * ms))"; exit 0; fi
+  if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
+  sleep "$poll"; i=$((i + 1))
+done`;
+var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1e3), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.port)])), maxSeconds + 30);
+function parseDrain(stdout) {
+  const [kind, a = "0", b = "0"] = stdout.trim().split(/\s+/);
+  if (kind === "idle") return { kind, ms: Number(a) };
+  if (kind === "busy") return { kind, ms: Number(a), inFlight: Number(b) };
+  return { kind: "unknown", seconds: Number(a) };
+}
+
+// src/health/canary.ts
+var SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`;
+var STATUS = String.raw`(?:\d{3}|-)`;
+var SEP = String.raw`(?:, | : )`;
+var LINE = new RegExp(String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`);
+function parseAccessLog(text2) {
+  const attempts = [];
+  let skipped = 0;
+  for (const line of text2.split("\n")) {
+    if (!line) continue;
+    const m = LINE.exec(line);
+    if (!m) {
+      skipped++;
+      continue;
+    }
+    const servers = m[1].split(/, | : /);
+    const statuses = m[2].split(/, | : /);
+    servers.forEach((server, i) => {
+      if (!/:\d+$/.test(server) || server.startsWith("unix:")) return;
+      const status = Number(statuses[i]);
+      attempts.push({ server, status: Number.isFinite(status) ? status : void 0 });
+    });
+  }
+  return { attempts, skipped };
+}
+function stats(attempts, servers) {
+  const mine = attempts.filter((a) => servers.has(a.server));
+  const errors = mine.filter((a) => a.status !== void 0 && a.status >= 500).length;
+  return { requests: mine.length, errors, rate: mine.length ? 100 * errors / mine.length : 0 };
+}
+var pct = (n) => `${n.toFixed(2)}%`;
+function worseBy(canary, stable) {
+  if (!canary.requests || !stable.requests) return 0;
+  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests));
+  const diff = canary.errors / canary.requests - stable.errors / stable.requests;
+  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+}
+function judgeCanary(attempts, canaryServers, stableServers, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
+  const canary = stats(attempts, canaryServers);
+  const stable = stats(attempts, stableServers);
+  const z = worseBy(canary, stable);
+  if (canary.rate > maxErrorRate)
+    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%` };
+  if (z > LIMITS.canaryWorseZ)
+    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)` };
+  if (canary.requests < minRequests)
+    return { verdict: "inconclusive", canary, stable, reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)` };
+  return { verdict: "pass", canary, stable, reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}` };
+}
+
+// src/health/judge.ts
+var statusAllowed = (status, ranges) => status !== void 0 && ranges.some((r) => status >= r.min && status <= r.max);
+var describeProbe = (path3, p) => p.status !== void 0 ? `GET ${path3} -> ${p.status}` : `GET ${path3} -> ${p.error ?? "no answer"}`;
+var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
+
+// src/health/gate.ts
+var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var StepFailure = class extends Error {
 };
-var LIMITS = {
-  /** Where nginx-rollout keeps its lock, history and upload staging, relative to the ssh user's home. */
-  stateDir: ".nginx-rollout",
-  /** Deploy history entries kept on the host. */
-  historyEntries: 20,
-  /** A lock whose heartbeat is older than this was left by a run that died. */
-  lockStaleSeconds: 45,
-  lockHeartbeatMs: 1e4,
-  lockPollMs: 2e3,
-  /** How long nginx may take to serve the new config after the reload signal. */
-  reloadVerifyMs: 15e3,
-  /** Path on the nginx listen port that answers the id of the config nginx is serving. */
-  configIdPath: "/.nginx-rollout/config-id",
-  /** Log lines of a failing replica shown in the summary. */
-  failureLogLines: 30,
-  /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
-  probeTimeoutMs: 2e3,
-  sshReadyTimeoutMs: 2e4,
-  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
-  canaryMinRequests: 50,
-  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
-  canaryWorseZ: 3,
-  /** Consecutive failed health probes of a canary during a step that fail the step. */
-  canaryProbeFailures: 3,
-  sshKeepaliveMs: 1e4,
-  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
-  githubRequestTimeoutMs: 15e3,
-  /** Earlier deployments of the environment checked for one still marked active. */
-  githubEarlierDeployments: 10,
-  /** GitHub's limit on a deployment status description. */
-  githubDescriptionChars: 140
+async function gate(port, config, replica) {
+  const h = config.health;
+  const t0 = Date.now();
+  const deadline = t0 + h.timeoutMs;
+  let probes = 0;
+  let last;
+  let state2 = await port.state(replica);
+  const hasHealthcheck = state2.health !== "none";
+  const result = (ok) => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : "-", dockerHealth: state2.health });
+  for (; ; ) {
+    const tick = Date.now();
+    last = await port.probe(replica);
+    probes++;
+    const answered = statusAllowed(last.status, h.status);
+    if (!answered || hasHealthcheck) state2 = await port.state(replica);
+    if (answered && (!hasHealthcheck || state2.health === "healthy")) return result(true);
+    const exited = state2.status !== "running" && state2.status !== "created";
+    if (exited || Date.now() >= deadline) {
+      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
+      await port.evidence(replica, why, hasHealthcheck);
+      throw Object.assign(new StepFailure(why), { gate: result(false) });
+    }
+    await sleep(Math.max(0, h.intervalMs - (Date.now() - tick)));
+  }
+}
+async function observe(port, config, split, stable, windowSeconds) {
+  const h = config.health;
+  await port.startCanaryLog();
+  const deadline = Date.now() + windowSeconds * 1e3;
+  let failures = 0;
+  while (Date.now() < deadline) {
+    const tick = Date.now();
+    const probes = await Promise.all(split.canary.map((r) => port.probe(r)));
+    const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
+    failures = bad.length ? failures + 1 : 0;
+    if (failures >= LIMITS.canaryProbeFailures) {
+      const [replica, probe] = bad[0];
+      await port.evidence(replica, `health probe failed ${failures} times in a row during the canary step`, false);
+      const none = { requests: 0, errors: 0, rate: 0 };
+      return { verdict: "fail", percent: split.percent, seconds: windowSeconds, canary: none, stable: none, reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row` };
+    }
+    await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
+  }
+  const log = await port.readCanaryLog();
+  const { attempts } = parseAccessLog(log.text);
+  const key = (r) => hostPort(r.address, r.port);
+  const judgement = judgeCanary(attempts, new Set(split.canary.map(key)), new Set(stable.map(key)), config.canary.maxErrorRate);
+  const sampled = log.newestOnly ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)` : "";
+  if (judgement.verdict === "fail") for (const r of split.canary) await port.evidence(r, judgement.reason, false);
+  const hint = judgement.verdict === "inconclusive" && judgement.canary.requests === 0 && judgement.stable.requests === 0 ? `; nginx logged no request of ${config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)` : "";
+  return { ...judgement, reason: judgement.reason + sampled + hint, percent: split.percent, seconds: windowSeconds };
+}
+
+// src/nginx/nginx.ts
+import { createHash as createHash3 } from "node:crypto";
+
+// src/remote/frames.ts
+var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
+trap 'rm -rf "$nr_t"' EXIT
+section() {
+  nr_n=$1; shift
+  "$@" >"$nr_t/o" 2>"$nr_t/e"; nr_c=$?
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/o" | tr -d ' ')" "$(wc -c <"$nr_t/e" | tr -d ' ')"
+  cat "$nr_t/o" "$nr_t/e"
+}
+`;
+var text = (b) => b?.toString("utf8") ?? "";
+var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
+function parseSections(raw) {
+  const sections = /* @__PURE__ */ new Map();
+  const marker = Buffer.from("\n@@nginx-rollout ");
+  let at = raw.indexOf(marker);
+  while (at >= 0 && at < raw.length) {
+    const end = raw.indexOf(10, at + 1);
+    if (end < 0) break;
+    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
+    if (!m) break;
+    const [, name, code, outLen, errLen] = m;
+    const start = end + 1;
+    const out = raw.subarray(start, start + Number(outLen));
+    const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen));
+    sections.set(name, { code: Number(code), out, err });
+    at = start + Number(outLen) + Number(errLen);
+    if (raw.subarray(at, at + marker.length).equals(marker)) continue;
+    break;
+  }
+  return sections;
+}
+function sectioned(first, parts) {
+  return script(
+    `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
+shift
+while [ $# -ge 2 ]; do section "$1" sh -c "$2"; shift 2; done`,
+    first ? render(first) : "",
+    ...parts.flatMap((p) => [p.name, render(p.command)])
+  );
+}
+
+// src/remote/ssh.ts
+import http from "node:http";
+
+// node_modules/node-ssh/lib/esm/index.mjs
+var import_is_stream = __toESM(require_is_stream(), 1);
+var import_make_dir = __toESM(require_make_dir(), 1);
+import invariant2, { AssertionError } from "assert";
+import fs4 from "fs";
+import fsPath2 from "path";
+
+// node_modules/sb-promise-queue/lib/esm/index.mjs
+var PromiseQueue = class {
+  constructor({ concurrency = 1 } = {}) {
+    this.options = { concurrency };
+    this.running = 0;
+    this.queue = [];
+    this.idleCallbacks = [];
+  }
+  clear() {
+    this.queue = [];
+  }
+  onIdle(callback) {
+    this.idleCallbacks.push(callback);
+    return () => {
+      const index = this.idleCallbacks.indexOf(callback);
+      if (index !== -1) {
+        this.idleCallbacks.splice(index, 1);
+      }
+    };
+  }
+  waitTillIdle() {
+    return new Promise((resolve) => {
+      if (this.running === 0) {
+        resolve();
+        return;
+      }
+      const dispose = this.onIdle(() => {
+        dispose();
+        resolve();
+      });
+    });
+  }
+  add(callback) {
+    return new Promise((resolve, reject) => {
+      const runCallback = () => {
+        this.running += 1;
+        try {
+          Promise.resolve(callback()).then((val) => {
+            resolve(val);
+            this.processNext();
+          }, (err) => {
+            reject(err);
+            this.processNext();
+          });
+        } catch (err) {
+          reject(err);
+          this.processNext();
+        }
+      };
+      if (this.running >= this.options.concurrency) {
+        this.queue.push(runCallback);
+      } else {
+        runCallback();
+      }
+    });
+  }
+  // Internal function, don't use
+  processNext() {
+    this.running -= 1;
+    const callback = this.queue.shift();
+    if (callback) {
+      callback();
+    } else if (this.running === 0) {
+      this.idleCallbacks.forEach((item) => item());
+    }
+  }
 };
 
-// src/inputs.ts
-var InputError = class extends Error {
-  constructor(problems) {
-    super(problems.length === 1 ? problems[0] : `${problems.length} inputs are invalid:
-- ${problems.join("\n- ")}`);
-    this.problems = problems;
+// node_modules/sb-scandir/lib/esm/index.mjs
+import fs3 from "fs";
+import fsPath from "path";
+import invariant from "assert";
+var defaultFilesystem = {
+  join(pathA, pathB) {
+    return fsPath.join(pathA, pathB);
+  },
+  basename(path3) {
+    return fsPath.basename(path3);
+  },
+  stat(path3) {
+    return new Promise((resolve, reject) => {
+      fs3.stat(path3, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  },
+  readdir(path3) {
+    return new Promise((resolve, reject) => {
+      fs3.readdir(path3, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
   }
-  problems;
 };
-var show = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
-var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
-var CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-var HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
-var FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
-var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-var HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/;
-var SERVER_NAME = /^(?:_|(?:\*\.|\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\*)?)$/;
-var HASH_KEY = /^[A-Za-z0-9_$.:/-]+$/;
-var NGINX_TIME = /^\d+(ms|s|m|h|d)?$/;
-var CONFIG_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
-var TEMPLATE_PATH = /^[^\0]+$/;
-var MANAGED_RUN_ARGS = ["--name", "--network", "--net", "-p", "--publish", "-P", "--publish-all", "--rm", "-d", "--detach", "-i", "-t", "--env-file"];
-function readConfig(source) {
-  const problems = [];
-  const problem = (msg) => {
-    problems.push(msg);
-    return void 0;
-  };
-  const raw = (name) => {
-    const v = source.get(name).trim();
-    return v === "" && name in DEFAULTS ? DEFAULTS[name] : v;
-  };
-  const required = (name, what) => {
-    const v = raw(name);
-    if (v === "") problem(`${name}: required (${what})`);
-    return v;
-  };
-  const matching = (name, re, expected, value = raw(name)) => {
-    if (value !== "" && !re.test(value)) problem(`${name}: expected ${expected}, got ${show(value)}`);
-    return value;
-  };
-  const int = (name, min, max) => {
-    const v = raw(name);
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`);
-      return min;
+async function scanDirectoryInternal({ path: path3, recursive, validate, result, fileSystem, queue, reject }) {
+  const itemStat = await fileSystem.stat(path3);
+  if (itemStat.isFile()) {
+    result.files.push(path3);
+  } else if (itemStat.isDirectory()) {
+    result.directories.push(path3);
+  }
+  if (!itemStat.isDirectory() || recursive === "none") {
+    return;
+  }
+  const contents = await fileSystem.readdir(path3);
+  contents.forEach((item) => {
+    const itemPath = fileSystem.join(path3, item);
+    if (!validate(itemPath)) {
+      return;
     }
-    return Number(v);
-  };
-  const seconds2 = (name, min, max) => {
-    const v = raw(name).replace(/s$/, "");
-    if (!/^\d+(\.\d+)?$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${DEFAULTS[name] ?? min}'), got ${show(raw(name))}`);
-      return min;
+    queue.add(() => scanDirectoryInternal({
+      path: itemPath,
+      recursive: recursive === "shallow" ? "none" : "deep",
+      validate,
+      result,
+      fileSystem,
+      queue,
+      reject
+    })).catch(reject);
+  });
+}
+async function scanDirectory(path3, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
+  invariant(path3 && typeof path3 === "string", "path must be a valid string");
+  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
+  invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
+  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
+  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
+  const queue = new PromiseQueue({
+    concurrency
+  });
+  const result = { files: [], directories: [] };
+  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
+  await new Promise((resolve, reject) => {
+    scanDirectoryInternal({
+      path: path3,
+      recursive: recursive ? "deep" : "shallow",
+      validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
+      result,
+      fileSystem: mergedFileSystem,
+      queue,
+      reject
+    }).then(() => queue.waitTillIdle()).then(resolve, reject);
+  });
+  return result;
+}
+var esm_default = scanDirectory;
+
+// node_modules/node-ssh/lib/esm/index.mjs
+var import_shell_escape = __toESM(require_shell_escape(), 1);
+var import_ssh2 = __toESM(require_lib2(), 1);
+var DEFAULT_CONCURRENCY = 1;
+var DEFAULT_VALIDATE = (path3) => !fsPath2.basename(path3).startsWith(".");
+var DEFAULT_TICK = () => {
+};
+var SSHError = class extends Error {
+  constructor(message, code = null) {
+    super(message);
+    this.code = code;
+  }
+};
+function unixifyPath(path3) {
+  if (path3.includes("\\")) {
+    return path3.split("\\").join("/");
+  }
+  return path3;
+}
+async function readFile(filePath) {
+  return new Promise((resolve, reject) => {
+    fs4.readFile(filePath, "utf8", (err, res) => {
+      if (err) {
+        reject(err);
+      } else {
+        resolve(res);
+      }
+    });
+  });
+}
+var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
+async function makeDirectoryWithSftp(path3, sftp) {
+  let stats2 = null;
+  try {
+    stats2 = await new Promise((resolve, reject) => {
+      sftp.stat(path3, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  } catch (_) {
+  }
+  if (stats2) {
+    if (stats2.isDirectory()) {
+      return;
     }
-    return Number(v);
-  };
-  const bool = (name) => {
-    const v = raw(name);
-    if (/^(true|True|TRUE)$/.test(v)) return true;
-    if (/^(false|False|FALSE)$/.test(v)) return false;
-    problem(`${name}: expected true or false, got ${show(v)}`);
-    return false;
-  };
-  const oneOf = (name, allowed) => {
-    const v = raw(name);
-    if (!allowed.includes(v)) problem(`${name}: expected one of ${allowed.join(", ")}, got ${show(v)}`);
-    return v;
-  };
-  const port = int("port", 1, 65535);
-  const hosts = parseHosts(required("host", "the Docker host to deploy to, name or name:port"), port, problem);
-  const username = required("username", "the ssh user on the Docker host");
-  if (/\s/.test(username)) problem(`username: expected a user name without spaces, got ${show(username)}`);
-  const privateKey = raw("key") || void 0;
-  const passphrase = raw("passphrase") || void 0;
-  const password = raw("password") || void 0;
-  if (!privateKey && !password) problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
-  if (privateKey && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(privateKey))
-    problem("key: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)");
-  const fingerprints = raw("fingerprint").split(/[,\n]/).map((f) => f.trim()).filter(Boolean);
-  for (const f of fingerprints)
-    if (!FINGERPRINT.test(f)) problem(`fingerprint: expected SHA256:... as 'ssh-keygen -lf' prints it, got ${show(f)}`);
-  const knownHosts = raw("known-hosts");
-  if (knownHosts && !knownHosts.split("\n").some((l) => l.trim() && !l.trim().startsWith("#")))
-    problem("known-hosts: expected known_hosts lines (host keytype key)");
-  const insecureSkip = bool("insecure-skip-host-key-check");
-  if (!fingerprints.length && !knownHosts && !insecureSkip && hosts.length)
-    problem(
-      `fingerprint: required to verify the host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${hosts[0].port} ${hosts[0].host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
-    );
-  const operation = oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
-  const app = matching("app", NAME, "a name of lowercase letters, digits, _ . - starting with a letter or digit", required("app", "the application name"));
-  if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`);
-  const image = matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", operation === "deploy" ? required("image", "the image to deploy") : raw("image"));
-  const strategy = oneOf("strategy", ["rolling", "blue-green", "canary"]);
-  const replicas = int("replicas", 1, 100);
-  const ports = parsePorts(raw("ports"), problem);
-  if (ports.length && ports.length < replicas)
-    problem(`ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw("ports")}'`);
-  const containerPort = int("container-port", 1, 65535);
-  const network = raw("network");
-  if (network !== "" && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
-  const upstreamHost = raw("upstream-host");
-  if (!isIP(upstreamHost) && !HOSTNAME.test(upstreamHost))
-    problem(`upstream-host: expected an IP address or host name, got ${show(upstreamHost)}`);
-  const env = parseEnv(raw("env"), problem);
-  const runArgs = parseRunArgs(raw("run-args"), problem);
-  const pull = bool("pull");
-  const registryServer = raw("registry");
-  if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer)) problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`);
-  const registryUser = raw("registry-username");
-  const registryPassword = raw("registry-password");
-  if (Boolean(registryUser) !== Boolean(registryPassword)) problem("registry-username and registry-password: set both to log in to the registry, or neither");
-  if (registryServer && !registryUser) problem("registry: set registry-username and registry-password too, or leave registry empty");
-  const healthPath = matching("health-path", HEALTH_PATH, "an absolute URL path like '/healthz'");
-  const healthStatus = parseStatusRanges(raw("health-status"), problem);
-  const healthTimeout = seconds2("health-timeout", 1, 3600);
-  const healthInterval = seconds2("health-interval", 0.05, 60);
-  const drainSeconds = seconds2("drain-seconds", 0, 3600);
-  const stopTimeoutSeconds = int("stop-timeout", 0, 3600);
-  const batchSize = int("batch-size", 1, 100);
-  const keepPrevious = bool("keep-previous");
-  const canarySteps = parseCanarySteps(raw("canary-steps"), problem);
-  const canaryReplicas = int("canary-replicas", 1, 100);
-  const canaryInterval = seconds2("canary-interval", 1, 86400);
-  const maxErrorRate = raw("canary-max-error-rate").replace(/%$/, "");
-  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
-    problem(`canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw("canary-max-error-rate"))}`);
-  const mode = oneOf("nginx-mode", ["container", "host"]);
-  const nginxContainer = matching("nginx-container", CONTAINER_NAME, "a Docker container name");
-  const nginxImage = matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
-  const configPath = matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/nginx.conf'");
-  const templatePath = raw("nginx-template");
-  let template;
-  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
+    throw new Error("mkdir() failed, target already exists and is not a directory");
+  }
+  try {
+    await new Promise((resolve, reject) => {
+      sftp.mkdir(path3, (err) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve();
+        }
+      });
+    });
+  } catch (err) {
+    if (err != null && typeof err.stack === "string") {
+      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
+      if (matches != null) {
+        throw new SSHError(err.message, matches[1]);
+      }
+      throw err;
+    }
+  }
+}
+var NodeSSH = class {
+  constructor() {
+    this.connection = null;
+  }
+  getConnection() {
+    const { connection } = this;
+    if (connection == null) {
+      throw new Error("Not connected to server");
+    }
+    return connection;
+  }
+  async connect(givenConfig) {
+    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
+    const config = { ...givenConfig };
+    invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
+    if (config.host != null) {
+      invariant2(typeof config.host === "string", "config.host must be a valid string");
+    } else if (config.sock != null) {
+      invariant2(typeof config.sock === "object", "config.sock must be a valid object");
+    } else {
+      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
+    }
+    if (config.privateKey != null || config.privateKeyPath != null) {
+      if (config.privateKey != null) {
+        invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
+        invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
+      } else if (config.privateKeyPath != null) {
+        invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
+        invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
+      }
+      invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
+      if (config.privateKeyPath != null) {
+        try {
+          config.privateKey = await readFile(config.privateKeyPath);
+        } catch (err) {
+          if (err != null && err.code === "ENOENT") {
+            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
+          }
+          throw err;
+        }
+      }
+    } else if (config.password != null) {
+      invariant2(typeof config.password === "string", "config.password must be a valid string");
+    }
+    if (config.tryKeyboard != null) {
+      invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
+    }
+    if (config.tryKeyboard) {
+      const { password } = config;
+      if (config.onKeyboardInteractive != null) {
+        invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
+      } else if (password != null) {
+        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
+          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
+            finish([password]);
+          }
+        };
+      }
+    }
+    const connection = new import_ssh2.default.Client();
+    this.connection = connection;
+    await new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      if (config.onKeyboardInteractive) {
+        connection.on("keyboard-interactive", config.onKeyboardInteractive);
+      }
+      connection.on("ready", () => {
+        connection.removeListener("error", reject);
+        resolve();
+      });
+      connection.on("end", () => {
+        if (this.connection === connection) {
+          this.connection = null;
+        }
+      });
+      connection.on("close", () => {
+        if (this.connection === connection) {
+          this.connection = null;
+        }
+        reject(new SSHError("No response from server", "ETIMEDOUT"));
+      });
+      connection.connect(config);
+    });
+    return this;
+  }
+  isConnected() {
+    return this.connection != null;
+  }
+  async requestShell(options) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      const callback = (err, res) => {
+        connection.removeListener("error", reject);
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      };
+      if (options == null) {
+        connection.shell(callback);
+      } else {
+        connection.shell(options, callback);
+      }
+    });
+  }
+  async withShell(callback, options) {
+    invariant2(typeof callback === "function", "callback must be a valid function");
+    const shell = await this.requestShell(options);
     try {
-      template = source.readWorkspaceFile(templatePath);
-    } catch (e) {
-      problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
+      await callback(shell);
+    } finally {
+      shell.destroy();
     }
   }
-  const listen = raw("listen");
-  if (!parseListen(listen)) problem(`listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`);
-  const serverName = raw("server-name");
-  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n))) problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
-  const lbMethod = parseLbMethod(raw("lb-method"), problem);
-  const weight = int("weight", 1, 1e3);
-  const maxFails = int("max-fails", 0, 1e3);
-  const failTimeout = matching("fail-timeout", NGINX_TIME, "an nginx time like '30s' or '1m'");
-  const githubToken = raw("github-token");
-  if (/\s/.test(githubToken)) problem("github-token: expected a token without spaces or line breaks");
-  const environment = raw("environment");
-  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
-    problem(`environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`);
-  const environmentUrl = raw("environment-url");
-  if (environmentUrl && !isWebUrl(environmentUrl)) problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
-  if (environmentUrl && !environment) problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
-  const dryRun = bool("dry-run");
-  const rollbackOnFailure = bool("rollback-on-failure");
-  const lockTimeoutSeconds = seconds2("lock-timeout", 0, 86400);
-  if (network === "host" && ports.includes(containerPort))
-    problem(`container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`);
-  const listenPort = parseListen(listen)?.port;
-  if (network === "host" && listenPort !== void 0 && ports.includes(listenPort))
-    problem(`listen: port ${listenPort} is inside ports '${raw("ports")}', which replicas use`);
-  if (problems.length) throw new InputError(problems);
+  async requestSFTP() {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      connection.sftp((err, res) => {
+        connection.removeListener("error", reject);
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  }
+  async withSFTP(callback) {
+    invariant2(typeof callback === "function", "callback must be a valid function");
+    const sftp = await this.requestSFTP();
+    try {
+      await callback(sftp);
+    } finally {
+      sftp.end();
+    }
+  }
+  async execCommand(givenCommand, options = {}) {
+    invariant2(typeof givenCommand === "string", "command must be a valid string");
+    invariant2(options != null && typeof options === "object", "options must be a valid object");
+    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
+    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
+    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
+    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
+    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
+    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
+    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
+    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
+    let command2 = givenCommand;
+    if (options.cwd) {
+      command2 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command2}`;
+    }
+    const connection = this.getConnection();
+    const output = { stdout: [], stderr: [] };
+    return new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      connection.exec(command2, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
+        connection.removeListener("error", reject);
+        if (err) {
+          reject(err);
+          return;
+        }
+        if (options.onChannel) {
+          options.onChannel(channel);
+        }
+        channel.on("data", (chunk) => {
+          if (options.onStdout)
+            options.onStdout(chunk);
+          output.stdout.push(chunk.toString(options.encoding));
+        });
+        channel.stderr.on("data", (chunk) => {
+          if (options.onStderr)
+            options.onStderr(chunk);
+          output.stderr.push(chunk.toString(options.encoding));
+        });
+        if (options.stdin != null) {
+          if (import_is_stream.default.readable(options.stdin)) {
+            options.stdin.pipe(channel, {
+              end: true
+            });
+          } else {
+            channel.write(options.stdin);
+            channel.end();
+          }
+        } else {
+          channel.end();
+        }
+        let code = null;
+        let signal = null;
+        channel.on("exit", (code_, signal_) => {
+          code = code_ !== null && code_ !== void 0 ? code_ : null;
+          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
+        });
+        channel.on("close", () => {
+          let stdout = output.stdout.join("");
+          let stderr = output.stderr.join("");
+          if (options.noTrim !== true) {
+            stdout = stdout.trim();
+            stderr = stderr.trim();
+          }
+          resolve({
+            code: code != null ? code : null,
+            signal: signal != null ? signal : null,
+            stdout,
+            stderr
+          });
+        });
+      });
+    });
+  }
+  async exec(command2, parameters, options = {}) {
+    invariant2(typeof command2 === "string", "command must be a valid string");
+    invariant2(Array.isArray(parameters), "parameters must be a valid array");
+    invariant2(options != null && typeof options === "object", "options must be a valid object");
+    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
+    for (let i = 0, { length } = parameters; i < length; i += 1) {
+      invariant2(typeof parameters[i] === "string", `parameters[${i}] must be a valid string`);
+    }
+    const completeCommand = `${command2}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
+    const response = await this.execCommand(completeCommand, options);
+    if (options.stream == null || options.stream === "stdout") {
+      if (response.stderr) {
+        throw new Error(response.stderr);
+      }
+      return response.stdout;
+    }
+    if (options.stream === "stderr") {
+      return response.stderr;
+    }
+    return response;
+  }
+  async mkdir(path3, method = "sftp", givenSftp = null) {
+    invariant2(typeof path3 === "string", "path must be a valid string");
+    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
+    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+    if (method === "exec") {
+      await this.exec("mkdir", ["-p", unixifyPath(path3)]);
+      return;
+    }
+    const sftp = givenSftp || await this.requestSFTP();
+    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path3), sftp).catch(async (error2) => {
+      if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
+        throw error2;
+      }
+      await this.mkdir(fsPath2.dirname(path3), "sftp", sftp);
+      await makeSftpDirectory(false);
+    });
+    try {
+      await makeSftpDirectory(true);
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+    invariant2(typeof localFile === "string", "localFile must be a valid string");
+    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+    const sftp = givenSftp || await this.requestSFTP();
+    try {
+      await new Promise((resolve, reject) => {
+        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
+          if (err) {
+            reject(err);
+          } else {
+            resolve();
+          }
+        });
+      });
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+    invariant2(typeof localFile === "string", "localFile must be a valid string");
+    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+    invariant2(await new Promise((resolve) => {
+      fs4.access(localFile, fs4.constants.R_OK, (err) => {
+        resolve(err === null);
+      });
+    }), `localFile does not exist at ${localFile}`);
+    const sftp = givenSftp || await this.requestSFTP();
+    const putFile = (retry) => {
+      return new Promise((resolve, reject) => {
+        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
+          if (err == null) {
+            resolve();
+            return;
+          }
+          if (err.message === "No such file" && retry) {
+            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+          } else {
+            reject(err);
+          }
+        });
+      });
+    };
+    try {
+      await putFile(true);
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
+    invariant2(Array.isArray(files), "files must be an array");
+    for (let i = 0, { length } = files; i < length; i += 1) {
+      const file = files[i];
+      invariant2(file, "files items must be valid objects");
+      invariant2(file.local && typeof file.local === "string", `files[${i}].local must be a string`);
+      invariant2(file.remote && typeof file.remote === "string", `files[${i}].remote must be a string`);
+    }
+    const transferred = [];
+    const sftp = givenSftp || await this.requestSFTP();
+    const queue = new PromiseQueue({ concurrency });
+    try {
+      await new Promise((resolve, reject) => {
+        files.forEach((file) => {
+          queue.add(async () => {
+            await this.putFile(file.local, file.remote, sftp, transferOptions);
+            transferred.push(file);
+          }).catch(reject);
+        });
+        queue.waitTillIdle().then(resolve);
+      });
+    } catch (error2) {
+      if (error2 != null) {
+        error2.transferred = transferred;
+      }
+      throw error2;
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
+    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+    const localDirectoryStat = await new Promise((resolve) => {
+      fs4.stat(localDirectory, (err, stat2) => {
+        resolve(stat2 || null);
+      });
+    });
+    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+    const sftp = givenSftp || await this.requestSFTP();
+    const scanned = await esm_default(localDirectory, {
+      recursive,
+      validate
+    });
+    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
+    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
+    directories.sort((a, b) => a.length - b.length);
+    let failed2 = false;
+    try {
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        directories.forEach((directory) => {
+          queue.add(async () => {
+            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        files.forEach((file) => {
+          queue.add(async () => {
+            const localFile = fsPath2.join(localDirectory, file);
+            const remoteFile = fsPath2.join(remoteDirectory, file);
+            try {
+              await this.putFile(localFile, remoteFile, sftp, transferOptions);
+              tick(localFile, remoteFile, null);
+            } catch (_) {
+              failed2 = true;
+              tick(localFile, remoteFile, _);
+            }
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+    return !failed2;
+  }
+  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
+    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+    const localDirectoryStat = await new Promise((resolve) => {
+      fs4.stat(localDirectory, (err, stat2) => {
+        resolve(stat2 || null);
+      });
+    });
+    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+    const sftp = givenSftp || await this.requestSFTP();
+    const scanned = await esm_default(remoteDirectory, {
+      recursive,
+      validate,
+      concurrency,
+      fileSystem: {
+        basename(path3) {
+          return fsPath2.posix.basename(path3);
+        },
+        join(pathA, pathB) {
+          return fsPath2.posix.join(pathA, pathB);
+        },
+        readdir(path3) {
+          return new Promise((resolve, reject) => {
+            sftp.readdir(path3, (err, res) => {
+              if (err) {
+                reject(err);
+              } else {
+                resolve(res.map((item) => item.filename));
+              }
+            });
+          });
+        },
+        stat(path3) {
+          return new Promise((resolve, reject) => {
+            sftp.stat(path3, (err, res) => {
+              if (err) {
+                reject(err);
+              } else {
+                resolve(res);
+              }
+            });
+          });
+        }
+      }
+    });
+    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
+    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
+    directories.sort((a, b) => a.length - b.length);
+    let failed2 = false;
+    try {
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        directories.forEach((directory) => {
+          queue.add(async () => {
+            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        files.forEach((file) => {
+          queue.add(async () => {
+            const localFile = fsPath2.join(localDirectory, file);
+            const remoteFile = fsPath2.join(remoteDirectory, file);
+            try {
+              await this.getFile(localFile, remoteFile, sftp, transferOptions);
+              tick(localFile, remoteFile, null);
+            } catch (_) {
+              failed2 = true;
+              tick(localFile, remoteFile, _);
+            }
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+    return !failed2;
+  }
+  forwardIn(remoteAddr, remotePort, onConnection) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        const handler2 = (details, acceptConnection, rejectConnection) => {
+          if (details.destIP === remoteAddr && details.destPort === port) {
+            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
+          }
+        };
+        if (onConnection) {
+          connection.on("tcp connection", handler2);
+        }
+        const dispose = () => {
+          return new Promise((_resolve, _reject) => {
+            connection.off("tcp connection", handler2);
+            connection.unforwardIn(remoteAddr, port, (_error) => {
+              if (_error) {
+                _reject(error2);
+              }
+              _resolve();
+            });
+          });
+        };
+        resolve({ port, dispose });
+      });
+    });
+  }
+  forwardOut(srcIP, srcPort, dstIP, dstPort) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        resolve(channel);
+      });
+    });
+  }
+  forwardInStreamLocal(socketPath, onConnection) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        const handler2 = (details, acceptConnection, rejectConnection) => {
+          if (details.socketPath === socketPath) {
+            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
+          }
+        };
+        if (onConnection) {
+          connection.on("unix connection", handler2);
+        }
+        const dispose = () => {
+          return new Promise((_resolve, _reject) => {
+            connection.off("unix connection", handler2);
+            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
+              if (_error) {
+                _reject(_error);
+              }
+              _resolve();
+            });
+          });
+        };
+        resolve({ dispose });
+      });
+    });
+  }
+  forwardOutStreamLocal(socketPath) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        resolve(channel);
+      });
+    });
+  }
+  dispose() {
+    if (this.connection) {
+      this.connection.end();
+      this.connection = null;
+    }
+  }
+};
+
+// src/remote/hostkey.ts
+import { createHash, createHmac } from "node:crypto";
+var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
+var globToRegExp = (pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`, "i");
+function hostMatches(patterns, name) {
+  if (patterns.startsWith("|1|")) {
+    const [, , salt, hash] = patterns.split("|");
+    if (!salt || !hash) return false;
+    return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash;
+  }
+  let matched = false;
+  for (const p of patterns.split(",")) {
+    if (p.startsWith("!")) {
+      if (globToRegExp(p.slice(1)).test(name)) return false;
+    } else if (globToRegExp(p).test(name)) matched = true;
+  }
+  return matched;
+}
+function knownKeysFor(knownHosts, host, port) {
+  const name = knownHostsName(host, port);
+  const keys = [];
+  for (const raw of knownHosts.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
+    if (marker === "@cert-authority" || fields.length < 3) continue;
+    if (hostMatches(fields[0], name)) keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
+  }
+  return keys;
+}
+function verifyHostKey(policy, host, port, key) {
+  const presented = fingerprintOf(key);
+  const known = knownKeysFor(policy.knownHosts, host, port);
+  if (known.some((k) => k.revoked && k.key.equals(key))) return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
+  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key))) return { ok: true, presented };
+  if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented };
+  const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))];
   return {
-    hosts,
-    username,
-    privateKey,
-    passphrase,
-    password,
-    hostKey: { fingerprints: fingerprints.map((f) => f.replace(/=$/, "")), knownHosts, insecureSkip },
-    app,
-    image,
-    strategy,
-    replicas,
-    ports,
-    containerPort,
-    network,
-    upstreamHost,
-    env,
-    runArgs,
-    pull,
-    registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : void 0,
-    health: { path: healthPath, status: healthStatus, timeoutMs: healthTimeout * 1e3, intervalMs: healthInterval * 1e3 },
-    drainSeconds,
-    stopTimeoutSeconds,
-    batchSize,
-    keepPrevious,
-    canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
-    nginx: { mode, container: nginxContainer, image: nginxImage, configPath, template, templatePath: templatePath || void 0, listen, serverName, lbMethod, weight, maxFails, failTimeout },
-    github: { token: githubToken, environment, environmentUrl },
-    operation,
-    dryRun,
-    rollbackOnFailure,
-    lockTimeoutSeconds
+    ok: false,
+    presented,
+    reason: expected.length ? `expected ${expected.join(" or ")}` : `known-hosts has no entry for ${knownHostsName(host, port)}`
   };
 }
-function isWebUrl(text) {
-  try {
-    const u = new URL(text);
-    return (u.protocol === "https:" || u.protocol === "http:") && !/\s/.test(text);
-  } catch {
-    return false;
+
+// src/remote/ssh.ts
+var RemoteError = class extends Error {
+  constructor(message, result, options) {
+    super(message, options);
+    this.result = result;
   }
+  result;
+};
+async function run(remote, c, what) {
+  const r = await remote.exec(c);
+  if (r.code !== 0) throw failure(remote, c, what, r);
+  return r;
 }
-function parseHosts(text, defaultPort, problem) {
-  const items = text.split(/[,\n]/).map((h) => h.trim()).filter(Boolean);
-  if (items.length > 1) problem(`host: one host per run in this version, got ${items.length} in ${show(text)}`);
-  const out = [];
-  for (const item of items) {
-    const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(item) ?? /^([^:\s]+)(?::(\d+))?$/.exec(item);
-    const host = m?.[1] ?? "";
-    const port = m?.[2] ? Number(m[2]) : defaultPort;
-    if (!m || !(isIP(host) === 4 || HOSTNAME.test(host) || item.startsWith("[") && isIP(host) === 6) || port < 1 || port > 65535)
-      problem(`host: expected name, name:port or [ipv6]:port, got ${show(item)}`);
-    else out.push({ host, port });
+function failure(remote, c, what, r) {
+  const output = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-15).join("\n");
+  const timedOut = r.code === 124 || r.code === 137 ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)` : "";
+  return new RemoteError(`${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || "(no output)"}
+  command: ${describeCommand(c)}`, r);
+}
+var Pool = class {
+  constructor(size) {
+    this.size = size;
   }
-  return out;
-}
-function parsePorts(text, problem) {
-  const ports = /* @__PURE__ */ new Set();
-  for (const part of text.split(",").map((p) => p.trim())) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    const first = Number(m?.[1]);
-    const last = Number(m?.[2] ?? m?.[1]);
-    if (!m || first < 1 || last > 65535 || first > last) {
-      problem(`ports: expected a range like '9201-9210' or a list like '9201,9202', got ${show(text)}`);
-      return [];
+  size;
+  active = 0;
+  waiting = [];
+  async use(f) {
+    if (this.active >= this.size) await new Promise((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
     }
-    for (let p = first; p <= last; p++) ports.add(p);
   }
-  return [...ports].sort((a, b) => a - b);
-}
-function parseEnv(text, problem) {
-  const vars = [];
-  text.split("\n").forEach((line, i) => {
-    const l = line.replace(/\r$/, "");
-    if (!l.trim() || l.trim().startsWith("#")) return;
-    const eq = l.indexOf("=");
-    const name = eq < 0 ? l.trim() : l.slice(0, eq).trim();
-    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '='`);
-    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit, got KEY ${show(name.slice(0, 40))}`);
-    else if (name === "PORT") problem("env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env");
-    else if (l.includes("\0")) problem(`env: ${name}: the value contains a NUL byte`);
-    else vars.push({ name, value: l.slice(eq + 1) });
-  });
-  return vars;
-}
-function parseRunArgs(text, problem) {
-  let words;
+};
+async function openSsh({ target, login: login2, via, debug: debug2 }) {
+  const name = sshName(target.host, target.port);
+  const ssh = new NodeSSH();
+  let rejection;
   try {
-    words = splitShellWords(text);
+    const sock = via ? await forward(via, target.host, target.port).catch((e) => {
+      throw new RemoteError(`the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, "")}`, void 0, { cause: e });
+    }) : void 0;
+    await ssh.connect({
+      host: target.host,
+      port: target.port,
+      ...sock ? { sock } : {},
+      username: login2.username,
+      privateKey: login2.privateKey,
+      passphrase: login2.passphrase,
+      password: login2.password,
+      readyTimeout: LIMITS.sshReadyTimeoutMs,
+      keepaliveInterval: LIMITS.sshKeepaliveMs,
+      hostVerifier: (key) => {
+        const verdict = verifyHostKey(login2.hostKey, target.host, target.port, key);
+        if (!verdict.ok) rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
+        else debug2(`host key of ${name}: ${verdict.presented} accepted`);
+        return verdict.ok;
+      }
+    });
   } catch (e) {
-    if (!(e instanceof ShellWordsError)) throw e;
-    problem(`run-args: ${e.message}, in ${show(text)}`);
-    return [];
+    ssh.dispose();
+    const how = via ? " (through the bastion)" : "";
+    throw new RemoteError(rejection ?? `ssh connection to ${login2.username}@${name}${how} failed: ${e.message.replace(/^\(SSH\) /, "")}`, void 0, { cause: e });
   }
-  words.forEach((w, i) => {
-    const [flag, inline] = w.startsWith("--") ? [w.split("=")[0], w.includes("=") ? w.slice(w.indexOf("=") + 1) : void 0] : [w, void 0];
-    if (MANAGED_RUN_ARGS.includes(flag))
-      problem(`run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text)}`);
-    const label = flag === "--label" || flag === "-l" ? inline ?? words[i + 1] ?? "" : void 0;
-    if (label?.startsWith("nginx-rollout.")) problem(`run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`);
+  return ssh;
+}
+function forward(ssh, host, port) {
+  const client = ssh.connection;
+  if (!client) return Promise.reject(new Error("the connection is closed"));
+  return new Promise((resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel)));
+}
+function remoteOver(ssh, name, debug2) {
+  const client = ssh.connection;
+  const stats2 = { connections: 1, commands: 0, probes: 0 };
+  const sessions = new Pool(LIMITS.sshSessions);
+  const tunnels = new Pool(LIMITS.sshTunnels);
+  let lost;
+  const closed = new Promise((_, reject) => {
+    const onLost = (why) => {
+      lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`);
+      reject(lost);
+    };
+    client.on("close", () => onLost("closed"));
+    client.on("error", (e) => onLost(e.message));
   });
-  return words;
-}
-function parseStatusRanges(text, problem) {
-  const out = [];
-  for (const part of text.split(",").map((p) => p.trim())) {
-    const m = /^(\d{3})(?:-(\d{3}))?$/.exec(part);
-    const min = Number(m?.[1]);
-    const max = Number(m?.[2] ?? m?.[1]);
-    if (!m || min < 100 || max > 599 || min > max) {
-      problem(`health-status: expected HTTP status codes or ranges like '200-399' or '200,204', got ${show(text)}`);
-      return [{ min: 200, max: 399 }];
+  closed.catch(() => void 0);
+  const guarded = (op) => lost ? Promise.reject(lost) : Promise.race([op(), closed]);
+  const execOnce = (c) => new Promise((resolve, reject) => {
+    const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
+    const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1e3;
+    client.exec(line, (err, stream) => {
+      if (err) return reject(new RemoteError(`ssh command failed on ${name}: ${err.message}
+  command: ${describeCommand(c)}`, void 0, { cause: err }));
+      const out = [];
+      const errs = [];
+      let code;
+      let signal;
+      const timer = setTimeout(() => {
+        stream.close();
+        reject(new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1e3)}s`));
+      }, limitMs);
+      stream.on("data", (d) => out.push(d));
+      stream.stderr.on("data", (d) => errs.push(d));
+      stream.on("exit", (exitCode, exitSignal) => {
+        code = exitCode ?? void 0;
+        signal = exitSignal;
+      });
+      stream.on("close", () => {
+        clearTimeout(timer);
+        const raw = Buffer.concat(out);
+        resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString("utf8"), stderr: Buffer.concat(errs).toString("utf8"), raw });
+      });
+      stream.end(c.stdin ?? "");
+    });
+  });
+  return {
+    name,
+    stats: stats2,
+    exec(c) {
+      stats2.commands++;
+      debug2(`$ ${describeCommand(c)}`);
+      return guarded(() => sessions.use(() => execOnce(c)));
+    },
+    httpGet(host, port, path3, timeoutMs, headers = {}) {
+      return guarded(() => tunnels.use(() => probe(host, port, path3, timeoutMs, headers)));
+    },
+    async close() {
+      ssh.dispose();
     }
-    out.push({ min, max });
+  };
+  async function probe(host, port, path3, timeoutMs, headers) {
+    stats2.probes++;
+    const started = Date.now();
+    const ms = () => Date.now() - started;
+    let channel;
+    try {
+      channel = await forward(ssh, host, port);
+    } catch (e) {
+      return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
+    }
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (r) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        channel.destroy();
+        resolve({ ...r, ms: ms() });
+      };
+      const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+      const req = http.request(
+        { createConnection: () => channel, host, port, path: path3, method: "GET", headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers } },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d) => {
+            if (body.length < 4096) body += d;
+          });
+          res.on("end", () => finish({ status: res.statusCode, body }));
+          res.on("error", (e) => finish({ status: res.statusCode, error: e.message }));
+        }
+      );
+      req.on("error", (e) => finish({ error: e.message }));
+      req.end();
+    });
   }
-  return out;
-}
-function parseCanarySteps(text, problem) {
-  const steps = text.split(",").map((s) => s.trim());
-  const numbers = steps.map(Number);
-  if (!steps.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
-    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show(text)}`);
-    return [100];
-  }
-  return numbers;
-}
-function parseListen(text) {
-  const m = /^(\d+)$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text);
-  if (!m) return void 0;
-  const port = Number(m[2] ?? m[1]);
-  if (port < 1 || port > 65535) return void 0;
-  if (m[2] !== void 0 && !isIP(m[1])) return void 0;
-  return m[2] === void 0 ? { port } : { address: m[1], port };
-}
-function parseLbMethod(text, problem) {
-  const words = text.split(/\s+/).filter(Boolean);
-  if (words.length === 1 && (words[0] === "least_conn" || words[0] === "round_robin" || words[0] === "ip_hash")) return { kind: words[0] };
-  if (words[0] === "hash" && words.length >= 2 && words.length <= 3 && HASH_KEY.test(words[1]) && (words.length === 2 || words[2] === "consistent"))
-    return { kind: "hash", key: words[1], consistent: words.length === 3 };
-  problem(`lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show(text)}`);
-  return { kind: "least_conn" };
 }
 
-// src/host/state.ts
-var LABEL = {
-  app: "nginx-rollout.app",
-  role: "nginx-rollout.role",
-  image: "nginx-rollout.image",
-  port: "nginx-rollout.port",
-  /** blue or green, for blue-green replicas. */
-  color: "nginx-rollout.color"
-};
-var CONTAINER_FORMAT = ["{{.Names}}", "{{.State}}", ...Object.values(LABEL).map((l) => `{{.Label "${l}"}}`)].join("	");
-function parseContainers(output) {
-  return output.split("\n").filter((l) => l.trim()).map((line) => {
-    const [name, state2, app, role, image, port, color] = line.split("	");
-    return { name, running: state2 === "running", app, role, image, port: Number(port), ...color ? { color } : {} };
+// src/nginx/dump.ts
+import path from "node:path";
+function parseDump(text2) {
+  const files = /* @__PURE__ */ new Map();
+  const re = /^# configuration file (.+):$/gm;
+  const heads = [...text2.matchAll(re)];
+  heads.forEach((m, i) => {
+    const start = (m.index ?? 0) + m[0].length + 1;
+    const end = i + 1 < heads.length ? heads[i + 1].index ?? text2.length : text2.length;
+    files.set(m[1], text2.slice(start, end));
+  });
+  const main = heads[0]?.[1];
+  return main ? { main, files } : void 0;
+}
+function tokenize(text2) {
+  const tokens = [];
+  let i = 0;
+  while (i < text2.length) {
+    const ch = text2[i];
+    if (/\s/.test(ch)) i++;
+    else if (ch === "#") while (i < text2.length && text2[i] !== "\n") i++;
+    else if (ch === "{" || ch === "}" || ch === ";") {
+      tokens.push({ kind: ch });
+      i++;
+    } else if (ch === '"' || ch === "'") {
+      let word = "";
+      i++;
+      while (i < text2.length && text2[i] !== ch) {
+        if (text2[i] === "\\" && i + 1 < text2.length) i++;
+        word += text2[i++];
+      }
+      i++;
+      tokens.push({ kind: "word", text: word });
+    } else {
+      let word = "";
+      while (i < text2.length && !/[\s;{}]/.test(text2[i])) {
+        if (text2[i] === "$" && text2[i + 1] === "{") {
+          const close = text2.indexOf("}", i);
+          word += text2.slice(i, close < 0 ? text2.length : close + 1);
+          i = close < 0 ? text2.length : close + 1;
+        } else word += text2[i++];
+      }
+      tokens.push({ kind: "word", text: word });
+    }
+  }
+  return tokens;
+}
+function globMatch(pattern, file) {
+  const p = pattern.split("/");
+  const f = file.split("/");
+  if (p.length !== f.length) return false;
+  return p.every((seg, i) => {
+    if (f[i].startsWith(".") && !seg.startsWith(".")) return seg === f[i];
+    const re = seg.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]").replace(/\[!/g, "[^");
+    return new RegExp(`^${re}$`).test(f[i]);
   });
 }
-function parseHistory(text) {
-  const parsed = parseJson(text);
-  return Array.isArray(parsed) ? parsed : [];
+function directives(dump) {
+  const out = [];
+  const base = path.dirname(dump.main);
+  const walk = (file, context3, depth) => {
+    const tokens = tokenize(dump.files.get(file) ?? "");
+    const stack = [...context3];
+    let words = [];
+    for (const t of tokens) {
+      if (t.kind === "word") words.push(t.text);
+      else if (t.kind === ";") {
+        if (words.length) {
+          out.push({ words, context: [...stack], file });
+          if (words[0] === "include" && words[1] && depth < 16) {
+            const pattern = path.resolve(base, words[1]);
+            for (const f of dump.files.keys()) if (globMatch(pattern, f)) walk(f, stack, depth + 1);
+          }
+        }
+        words = [];
+      } else if (t.kind === "{") {
+        out.push({ words, context: [...stack], file });
+        stack.push(words[0] ?? "");
+        words = [];
+      } else {
+        stack.pop();
+        words = [];
+      }
+    }
+  };
+  walk(dump.main, [], 0);
+  return out;
 }
-function parseCanaryState(text) {
-  const parsed = parseJson(text);
-  return parsed && typeof parsed.image === "string" && Array.isArray(parsed.replicas) ? parsed : void 0;
+function includesOf(dump, file) {
+  const base = path.dirname(dump.main);
+  return directives(dump).filter((d) => d.words[0] === "include" && d.words[1] && globMatch(path.resolve(base, d.words[1]), file));
 }
-function parseJson(text) {
-  try {
-    return text.trim() ? JSON.parse(text) : void 0;
-  } catch {
-    return void 0;
+function includeProblem(dump, managedPath) {
+  if (managedPath === dump.main)
+    return `nginx-config-path ${managedPath} is nginx's main configuration file: the action manages only a file nginx includes (e.g. /etc/nginx/conf.d/<app>.conf)`;
+  const found = includesOf(dump, managedPath);
+  if (found.some((d) => d.context.length === 1 && d.context[0] === "http")) return void 0;
+  const dir = path.dirname(managedPath);
+  const line = `include ${dir}/*.conf;`;
+  if (found.length) {
+    const where = found[0].context.join(" > ") || "the main context";
+    return `nginx includes ${managedPath} inside ${where} (${found[0].file}), where an upstream block is not allowed: include it at the top of the http { } block instead (${line})`;
   }
+  const http2 = directives(dump).find((d) => d.words[0] === "http" && d.context.length === 0);
+  return `nginx's configuration does not include ${managedPath}: add \`${line}\` inside the http { } block of ${http2?.file ?? dump.main}, then reload nginx (or set nginx-config-path to a file an existing include covers)`;
 }
+var declaresHttpAccessLog = (dump, managedPath) => directives(dump).some((d) => d.words[0] === "access_log" && d.file !== managedPath && d.context.length === 1 && d.context[0] === "http");
+function parseVersion(text2) {
+  const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text2);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : void 0;
+}
+var versionAtLeast = (v, min) => {
+  if (!v) return false;
+  for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i];
+  return true;
+};
+function defaultAccessLog(versionText) {
+  const m = /--http-log-path=(\S+)/.exec(versionText);
+  if (m) return m[1];
+  const prefix = /--prefix=(\S+)/.exec(versionText)?.[1];
+  return prefix ? path.join(prefix, "logs/access.log") : void 0;
+}
+
+// src/nginx/scripts.ts
+var LIB = `${SECTION_SH}PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+find_masters() {
+  self=$(readlink /proc/self/ns/pid 2>/dev/null)
+  for c in $(grep -l -x nginx /proc/[0-9]*/comm 2>/dev/null); do
+    d=\${c%/comm}
+    read -r _ _ _ pp _ <"$d/stat" 2>/dev/null || continue
+    [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = nginx ] && continue
+    ns=$(readlink "$d/ns/pid" 2>/dev/null)
+    [ -n "$self" ] && [ -n "$ns" ] && [ "$ns" != "$self" ] && continue
+    printf '%s ' "\${d#/proc/}"
+  done
+}
+load_args() {
+  conf=; prefix=; glob=; nr_prev=
+  tr '\\000' '\\n' <"/proc/$1/cmdline" >"$nr_t/args" 2>/dev/null
+  while IFS= read -r nr_a; do
+    case $nr_prev in -c) conf=$nr_a ;; -p) prefix=$nr_a ;; -g) glob=$nr_a ;; esac
+    case $nr_a in -c?*) conf=\${nr_a#-c} ;; -p?*) prefix=\${nr_a#-p} ;; -g?*) glob=\${nr_a#-g} ;; esac
+    nr_prev=$nr_a
+  done <"$nr_t/args"
+}
+run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
+workers() {
+  for s in /proc/[0-9]*/stat; do
+    read -r pid comm _ ppid _ <"$s" 2>/dev/null || continue
+    [ "$ppid" = "$1" ] && [ "$comm" = "(nginx)" ] && printf '%s ' "$pid"
+  done
+}
+`;
+var READ = `${LIB}managed() {
+  if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
+}
+m=$(find_masters)
+section masters echo $m
+set -- "$1" $m
+if [ $# -eq 2 ]; then
+  load_args "$2"
+  section version run_nginx -V
+  section dump run_nginx -T
+fi
+section managed managed "$1"
+exit 0`;
+var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
+d=\${f%/*}; b=\${f##*/}
+new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"
+if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
+[ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
+load_args "$master"
+if [ "$op" = write ]; then cat >"$new" || exit 72; fi
+if [ "$cur" != absent ]; then cp -p "$f" "$backup" || exit 72; fi
+restore() { if [ "$cur" = absent ]; then rm -f "$f"; else mv -f "$backup" "$f"; fi; rm -f "$new"; }
+before=" $(workers "$master")"
+if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
+out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
+for n in $names; do
+  case $out in *"conflicting server name \\"$n\\""*) restore; printf '%s\\n' "$out" >&2; exit 12 ;; esac
+done
+kill -HUP "$master" || { restore; exit 13; }
+i=0
+while [ $i -lt 300 ]; do
+  for w in $(workers "$master"); do
+    case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+  done
+  sleep 0.05; i=$((i + 1))
+done
+restore
+exit 14`;
+var APPLY_FAILURES = {
+  11: "nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded)",
+  12: "the new server block conflicts with a server name another server block already uses on the same listen (the previous file is back)",
+  13: "signalling the nginx master failed (the previous file is back)",
+  14: "nginx started no workers with the new configuration within 15 s of the reload signal (the previous file is back)",
+  71: "the managed file changed since this run read it: another change is under way; run again",
+  72: "writing the managed file failed (the previous file is back)",
+  75: "this run no longer holds the deploy lock of the app (another run took it over): nothing was changed",
+  76: "another app's nginx change held the nginx lock too long",
+  77: "the nginx lock file cannot be opened"
+};
+var LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || exit 75
+mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
+timeout "$wait" flock -x 9 || exit 76
+"$@"`;
+var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
+  ...inner,
+  argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
+});
+var LOG_START = `mkdir -p "\${1%/*}" && : >"$1"`;
+var LOG_READ = `[ -f "$1" ] || { echo "whole 0"; exit 0; }
+s=$(wc -c <"$1" | tr -d ' ')
+if [ "$s" -gt "$2" ]; then echo "newest $s"; tail -c "$2" "$1" | sed 1d; else echo "whole $s"; cat "$1"; fi`;
+var containerPlace = (container) => ({
+  mode: "container",
+  inside: (text2, args) => command("docker", "exec", "--interactive", "--", container, "sh", "-c", text2, "sh", ...args)
+});
+var hostPlace = { mode: "host", inside: (text2, args) => script(text2, ...args) };
+var CONTAINER_READ = `${SECTION_SH}c=$1; shift
+section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c"
+case $(cat "$nr_t/o") in true*) ;; *) exit 0 ;; esac
+docker exec --interactive -- "$c" sh -c "$@"`;
+function readNginx(place, container, managedPath) {
+  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath) : place.inside(READ, [managedPath]);
+}
+var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
+var startCanaryLog = (place, path3) => place.inside(LOG_START, [path3]);
+var readCanaryLog = (place, path3, maxBytes) => withTimeout(place.inside(LOG_READ, [path3, String(maxBytes)]), 300);
+var disableImageDefaultSite = (place) => place.inside('f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0', []);
+var nginxErrorLog = (place, container, lines) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines));
 
 // src/nginx/template.ts
-import { createHash } from "node:crypto";
+import { createHash as createHash2 } from "node:crypto";
 
 // node_modules/mustache/mustache.mjs
 var objectToString = Object.prototype.toString;
@@ -43035,49 +44299,41 @@ mustache.Writer = Writer;
 var mustache_default = mustache;
 
 // src/nginx/template.ts
-var BUILT_IN_TEMPLATE = `# Generated by nginx-rollout for app {{app}} (config {{configId}}).
-# The next deploy replaces this file: change the template (input nginx-template), not this file.
-worker_processes auto;
-error_log {{errorLog}} warn;
-
-events {
-    worker_connections 4096;
+var BUILT_IN_TEMPLATE = `upstream {{upstream}} {
+{{#lbMethod}}
+    {{lbMethod}};
+{{/lbMethod}}
+{{#servers}}
+    server {{address}} {{params}}; # {{name}} {{image}} on {{host}}
+{{/servers}}
 }
+{{#canaryLog}}
 
-http {
-    default_type application/octet-stream;
-    log_format rollout '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
-                       'upstream=$upstream_addr upstream_status=$upstream_status request_time=$request_time';
-    access_log {{accessLog}} rollout;
-    sendfile on;
-    keepalive_timeout 65s;
+{{canaryLog}}
+{{/canaryLog}}
+{{#site}}
 
-    upstream {{upstream}} {
-        {{#lbMethod}}
-        {{lbMethod}};
-        {{/lbMethod}}
-        {{#servers}}
-        server {{address}} {{params}}; # {{name}} {{image}}
-        {{/servers}}
-    }
-
-    server {
-        listen {{listen}};
-        server_name {{serverName}};
+server {
+    listen {{listen}};
+    server_name {{serverName}};
+{{#keepaliveMinTimeout}}
+    # A reloading worker answers an idle keep-alive connection's next request (with Connection: close) instead of resetting it.
+    keepalive_min_timeout {{keepaliveMinTimeout}};
+{{/keepaliveMinTimeout}}
 
 {{rolloutLocation}}
 
-        location / {
-            proxy_pass http://{{upstream}};
-            proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_next_upstream error timeout http_502 http_503;
-        }
+    location / {
+        proxy_pass http://{{upstream}};
+        proxy_http_version 1.1;
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_next_upstream error timeout http_502 http_503;
     }
 }
+{{/site}}
 `;
 var lbDirective = (m) => {
   switch (m.kind) {
@@ -43090,22 +44346,28 @@ var lbDirective = (m) => {
       return `hash ${m.key}${m.consistent ? " consistent" : ""}`;
   }
 };
-var upstreamName = (app) => `${app.replace(/[^A-Za-z0-9_]/g, "_")}_replicas`;
-var hostPort = (host, port) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-var rolloutLocation = (configId) => [
-  `        location = ${LIMITS.configIdPath} {`,
-  "            access_log off;",
-  "            default_type text/plain;",
-  `            return 200 "${configId}\\n";`,
-  "        }"
-].join("\n");
-function buildView(config, servers, split) {
+var rolloutLocation = (path3, configId) => ["    location = " + path3 + " {", "        access_log off;", "        default_type text/plain;", `        return 200 "${configId}\\n";`, "    }"].join("\n");
+var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_status";
+function canaryLogDirectives(config, facts) {
+  const id = `nginx_rollout_${config.nginx.upstreamName}`;
+  return [
+    `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
+    `log_format ${id} '${CANARY_LOG_FORMAT}';`,
+    `map $proxy_host $${id}_canary {`,
+    "    default 0;",
+    `    ${config.nginx.upstreamName} 1;`,
+    "}",
+    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`,
+    ...facts.restateAccessLog ? [`# nginx's default access log, restated: an access_log at this level would otherwise replace it.`, `access_log ${facts.restateAccessLog} combined;`] : []
+  ].join("\n");
+}
+function buildView(config, servers, split, facts) {
   const n = config.nginx;
-  const canary = new Set(split?.canary.map((r) => r.name));
-  const weightOf = (r) => split ? canary.has(r.name) ? split.canaryWeight : split.stableWeight : n.weight;
+  const canary = new Set(split?.canary.map((r) => `${r.host}/${r.name}`));
+  const weightOf = (r) => split ? canary.has(`${r.host}/${r.name}`) ? split.canaryWeight : split.stableWeight : n.weight;
   return {
     app: config.app,
-    upstream: upstreamName(config.app),
+    upstream: n.upstreamName,
     // least_conn only uses weights to break ties between servers with equally few connections, so under
     // concurrency it does not hold a canary's share: split steps balance by weighted round robin instead.
     // ip_hash and hash honour weights and keep each client on one version, so they stay.
@@ -43113,1222 +44375,604 @@ function buildView(config, servers, split) {
     servers: servers.map((r) => ({
       name: r.name,
       image: r.image,
-      host: config.upstreamHost,
+      host: r.host,
       port: r.port,
-      address: hostPort(config.upstreamHost, r.port),
+      address: hostPort(r.address, r.port),
       weight: weightOf(r),
       maxFails: n.maxFails,
       failTimeout: n.failTimeout,
       params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
     })),
+    site: n.scope === "site",
     listen: n.listen,
     serverName: n.serverName,
     weight: n.weight,
     maxFails: n.maxFails,
     failTimeout: n.failTimeout,
     rolloutLocation: "",
-    rolloutPath: LIMITS.configIdPath,
+    rolloutPath: LIMITS.configIdPath(config.app),
     configId: "",
-    ...logPaths(n.mode)
+    canaryLog: split ? canaryLogDirectives(config, facts) : "",
+    keepaliveMinTimeout: n.scope === "site" && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : ""
   };
 }
-var logPaths = (mode) => mode === "container" ? { errorLog: "stderr", accessLog: "/dev/stdout" } : { errorLog: "/var/log/nginx/error.log", accessLog: "/var/log/nginx/access.log" };
 var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
-function renderNginxConfig(template, view) {
-  const configId = createHash("sha256").update(renderRaw(template, view)).digest("hex").slice(0, 16);
-  const text = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(configId) });
-  return { text, configId };
+var sha16 = (text2) => createHash2("sha256").update(text2).digest("hex").slice(0, 16);
+var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
+var header = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
+`;
+function renderManagedFile(config, servers, split, facts) {
+  if (!servers.length) throw new Error("an upstream needs at least one server");
+  const template = config.nginx.template ?? BUILT_IN_TEMPLATE;
+  const view = buildView(config, servers, split, facts);
+  const configId = sha16(renderRaw(template, view));
+  const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
+  return { text: header(config.app, body) + body, configId };
 }
-var configIdOf = (text) => new RegExp(`location = ${LIMITS.configIdPath.replaceAll(".", "\\.")} \\{[^}]*return 200 "([0-9a-f]+)\\\\n";`).exec(text)?.[1];
-function upstreamServers(text) {
+function ownershipOf(text2, app) {
+  const m = HEADER2.exec(text2);
+  if (!m) return { kind: "foreign" };
+  if (m[1] !== app) return { kind: "other-app", app: m[1] };
+  return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
+}
+var configIdOf = (text2) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text2)?.[1];
+function upstreamServers(text2) {
   const servers = /* @__PURE__ */ new Map();
-  for (const m of text.matchAll(/^\s*server\s+(?:\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
-    servers.set(Number(m[1]), m[2] === void 0 ? void 0 : Number(m[2]));
+  for (const m of text2.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
+    servers.set(`${m[1]}:${m[2]}`, m[3] === void 0 ? void 0 : Number(m[3]));
   return servers;
 }
-var upstreamPorts = (text) => new Set(upstreamServers(text).keys());
 
-// src/commands/docker.ts
-var listManaged = (format) => command("docker", "ps", "--all", "--no-trunc", "--filter", `label=${LABEL.role}`, "--format", format);
-function replicaEnv(config, replica) {
-  const port = config.network === "host" ? replica.port : config.containerPort;
-  return [`PORT=${port}`, ...config.env.map((v) => `${v.name}=${v.value}`)].join("\n") + "\n";
-}
-function runReplica(config, replica) {
-  const network = config.network === "host" ? ["--network", "host"] : [...config.network ? ["--network", config.network] : [], "--publish", `${hostPort(config.upstreamHost, replica.port)}:${config.containerPort}`];
-  const run3 = command(
-    "docker",
-    "run",
-    "--detach",
-    "--name",
-    replica.name,
-    "--label",
-    `${LABEL.app}=${config.app}`,
-    "--label",
-    `${LABEL.role}=replica`,
-    "--label",
-    `${LABEL.image}=${replica.image}`,
-    "--label",
-    `${LABEL.port}=${replica.port}`,
-    ...replica.color ? ["--label", `${LABEL.color}=${replica.color}`] : [],
-    ...network,
-    "--env-file",
-    "/dev/stdin",
-    ...config.runArgs,
-    replica.image
-  );
-  const names2 = ["PORT", ...config.env.map((v) => v.name)];
-  return withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`);
-}
-var startContainers = (names2) => command("docker", "start", ...names2);
-var stopContainers = (names2, timeoutSeconds) => command("docker", "stop", "--time", String(timeoutSeconds), ...names2);
-var REMOVE = `out=$(docker rm --force --volumes "$@" 2>&1) && exit 0
-left=$(docker inspect --format '{{.Name}}' "$@" 2>/dev/null)
-[ -z "$left" ] && exit 0
-printf '%s\\n' "$out" >&2
-exit 1`;
-var removeContainers = (names2) => script(REMOVE, ...names2);
-var pullImage = (image) => command("docker", "pull", "--quiet", image);
-var ensureImage = (image) => script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image);
-var login = (server, username, password) => withStdin(command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []), password, "registry password");
-var inspectState = (name) => command("docker", "inspect", "--format", "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}", name);
-var healthLog = (name) => command("docker", "inspect", "--format", "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}", name);
-var containerLogs = (name, lines) => command("docker", "logs", "--tail", String(lines), name);
-function parseReplicaState(stdout) {
-  const [status = "unknown", health = "none", exitCode = "0"] = stdout.trim().split("	");
-  return { status, health, exitCode: Number(exitCode) };
-}
-
-// src/commands/nginx.ts
-var candidatePath = (configPath) => `${configPath}.rollout-new`;
-var stagingPath = (app) => `${LIMITS.stateDir}/${app}/nginx.conf.upload`;
-var uploadPath = (config) => config.nginx.mode === "container" ? stagingPath(config.app) : candidatePath(config.nginx.configPath);
-var inspectNginxContainer = (name) => command("docker", "inspect", "--format", "{{.State.Running}}	{{.HostConfig.NetworkMode}}", name);
-function readLiveConfig(config) {
-  const n = config.nginx;
-  if (n.mode === "host") return command("cat", n.configPath);
-  return script('t=$(mktemp) && docker cp "$1:$2" "$t" && cat "$t"; s=$?; rm -f "$t"; exit $s', n.container, n.configPath);
-}
-var APPLY_STAGE = {
-  10: "copying the new nginx.conf into the nginx container",
-  11: "validating the new nginx.conf",
-  12: "installing the new nginx.conf",
-  13: "signalling nginx to reload"
+// src/nginx/nginx.ts
+var sha256 = (t) => createHash3("sha256").update(t).digest("hex");
+var NginxError = class extends Error {
 };
-var APPLY_IN_CONTAINER = `docker cp "$1" "$2:$3.rollout-new" || exit 10
-docker exec "$2" nginx -t -q -c "$3.rollout-new" || exit 11
-docker cp "$1" "$2:$3" || exit 12
-docker kill --signal HUP "$2" >/dev/null || exit 13`;
-var APPLY_ON_HOST = `PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
-nginx -t -q -c "$1.rollout-new" || exit 11
-mv -f "$1.rollout-new" "$1" || exit 12`;
-function applyCandidate(config) {
+var nginxPlace = (config) => config.nginx.mode === "container" ? containerPlace(config.nginx.container) : hostPlace;
+var describeNginx = (config, host) => config.nginx.mode === "container" ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`;
+var readNginxCommand = (config) => readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath);
+function parseNginx(config, sections, where) {
   const n = config.nginx;
-  return n.mode === "container" ? script(APPLY_IN_CONTAINER, stagingPath(config.app), n.container, n.configPath) : script(APPLY_ON_HOST, n.configPath);
+  const problems = [];
+  const noFacts = { keepaliveMinTimeout: false };
+  const container = sections.get("container");
+  if (n.mode === "container") {
+    if (!container || container.code !== 0) {
+      const why = text(container?.err).trim();
+      if (container && !/no such (object|container)/i.test(why)) problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
+      return { exists: false, running: false, managed: { kind: "absent" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+    }
+    const [running, networkMode] = text(container.out).trim().split(" ");
+    if (running !== "true") return { exists: true, running: false, networkMode, managed: { kind: "unknown" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+    return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode };
+  }
+  return { ...parseInside(config, sections, where, problems), exists: true, running: true };
 }
-var copyIntoContainer = (config) => command("docker", "cp", stagingPath(config.app), `${config.nginx.container}:${config.nginx.configPath}`);
-var listProcesses = () => script("readlink /proc/$$/ns/pid; ps -e -o pid=,ppid=,pidns=,comm=");
-var signalPid = (pid) => command("kill", "-HUP", String(pid));
-function findNginxMasters(output) {
-  const [nsLine = "", ...lines] = output.split("\n");
-  const hostNs = /\[(\d+)\]/.exec(nsLine)?.[1];
-  const procs = lines.map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 4).map(([pid, ppid, ns, comm]) => ({ pid: Number(pid), ppid: Number(ppid), ns, comm }));
-  const nginx = new Set(procs.filter((p) => p.comm === "nginx").map((p) => p.pid));
-  return procs.filter((p) => p.comm === "nginx" && !nginx.has(p.ppid) && (hostNs === void 0 || p.ns === hostNs)).map((p) => p.pid);
+function parseInside(config, sections, where, problems) {
+  const n = config.nginx;
+  const masters = text(sections.get("masters")?.out).trim().split(/\s+/).filter(Boolean).map(Number);
+  if (!masters.length)
+    problems.push(
+      n.mode === "host" ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container` : `no nginx master process runs in the container ${n.container} on ${where}`
+    );
+  if (masters.length > 1) problems.push(`${masters.length} nginx master processes run on ${where} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one reads ${n.configPath}`);
+  const versionText = text(sections.get("version")?.err) + text(sections.get("version")?.out);
+  const version = parseVersion(versionText);
+  const dumpSection = sections.get("dump");
+  const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : void 0;
+  if (masters.length === 1 && !dump)
+    problems.push(`nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`);
+  if (dump) {
+    const p = includeProblem(dump, n.configPath);
+    if (p) problems.push(p);
+  }
+  const facts = {
+    keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
+    ...dump && !declaresHttpAccessLog(dump, n.configPath) ? { restateAccessLog: defaultAccessLog(versionText) ?? "/var/log/nginx/access.log" } : {}
+  };
+  const managed = parseManaged(config, sections.get("managed"), where, problems);
+  return {
+    masterPid: masters.length === 1 ? masters[0] : void 0,
+    version,
+    managed,
+    routes: managed.kind === "ours" ? upstreamServers(managed.text) : /* @__PURE__ */ new Map(),
+    problems,
+    facts
+  };
 }
-function createNginxContainer(config) {
+function parseManaged(config, s, where, problems) {
+  const path3 = config.nginx.configPath;
+  const out = text(s?.out);
+  const nl = out.indexOf("\n");
+  const kind = (nl < 0 ? out : out.slice(0, nl)).trim();
+  const body = nl < 0 ? "" : out.slice(nl + 1);
+  if (!s || s.code !== 0 || kind === "") {
+    problems.push(`${path3} on ${where} cannot be read (${text(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`);
+    return { kind: "unknown" };
+  }
+  if (kind === "absent") return { kind: "absent" };
+  if (kind === "symlink" || kind === "not-a-file") {
+    problems.push(`${path3} on ${where} is a ${kind === "symlink" ? "symbolic link" : "directory or special file"} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`);
+    return { kind: "unknown" };
+  }
+  const owner = ownershipOf(body, config.app);
+  switch (owner.kind) {
+    case "ours":
+      return { kind: "ours", text: body };
+    case "edited":
+      problems.push(
+        `${path3} on ${where} was edited by hand since nginx-rollout wrote it (its content no longer matches the hash in its first line): the action never overwrites what a user wrote. Move your changes into a template (input nginx-template) and delete the file, or put the last deployed version back`
+      );
+      return { kind: "unknown" };
+    case "other-app":
+      problems.push(`${path3} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`);
+      return { kind: "unknown" };
+    case "foreign":
+      problems.push(
+        `${path3} on ${where} exists and was not written by nginx-rollout: the action never overwrites a file it did not write. Move it away (its server blocks may move to a template: input nginx-template), or set nginx-config-path to a new file`
+      );
+      return { kind: "unknown" };
+  }
+}
+function createNginxContainer(config, upstreamAddress) {
   const n = config.nginx;
   const listen = parseListen(n.listen);
-  const network = config.network === "host" ? ["--network", "host"] : [
-    ...config.network ? ["--network", config.network] : [],
-    "--publish",
-    listen?.address ? `${listen.address.includes(":") ? `[${listen.address}]` : listen.address}:${listen.port}:${listen.port}` : `${listen?.port}:${listen?.port}`
-  ];
-  return command(
-    "docker",
-    "create",
-    "--name",
-    n.container,
-    "--label",
-    `${LABEL.role}=nginx`,
-    "--label",
-    `${LABEL.app}=${config.app}`,
-    "--restart",
-    "unless-stopped",
-    ...network,
-    n.image
-  );
+  const hostNetwork = config.network === "host" || config.network === "" && isLoopback(upstreamAddress);
+  const network = hostNetwork ? ["--network", "host"] : [...config.network ? ["--network", config.network] : [], "--publish", listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`];
+  return command("docker", "create", "--name", n.container, "--label", "nginx-rollout.role=nginx", "--restart", "unless-stopped", ...network, n.image);
 }
-var startContainer = (name) => command("docker", "start", name);
-var nginxLogs = (config, lines) => config.nginx.mode === "container" ? command("docker", "logs", "--tail", String(lines), config.nginx.container) : command("tail", "-n", String(lines), "/var/log/nginx/error.log");
-var hostClock = () => command("date", "+%s.%N");
-var fileSize = (path2) => script('stat -c %s "$1" 2>/dev/null || echo 0', path2);
-var fileFrom = (path2, offset) => command("tail", "-c", `+${offset + 1}`, path2);
-var containerLogsSince = (container, since) => command("docker", "logs", "--since", since, container);
+function listenProbeTarget(listen) {
+  const l = parseListen(listen);
+  if (!l) throw new Error(`unparsable listen '${listen}'`);
+  const host = !l.address || l.address === "0.0.0.0" ? "127.0.0.1" : l.address === "::" ? "::1" : l.address;
+  return { host, port: l.port };
+}
+function probeHostHeader(serverName, listenHost) {
+  const first = serverName.split(/\s+/)[0] ?? "";
+  if (first === "_" || first === "") return listenHost;
+  if (first.startsWith("*.")) return `nginx-rollout${first.slice(1)}`;
+  if (first.startsWith(".")) return first.slice(1);
+  if (first.endsWith(".*")) return `${first.slice(0, -2)}.com`;
+  return first;
+}
+var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
+var Nginx = class {
+  constructor(remote, config, current, fence3) {
+    this.remote = remote;
+    this.config = config;
+    this.current = current;
+    this.fence = fence3;
+    this.place = nginxPlace(config);
+    this.live = current.managed.kind === "ours" ? current.managed.text : void 0;
+  }
+  remote;
+  config;
+  current;
+  fence;
+  place;
+  /** The managed file's text live now (undefined: none). */
+  live;
+  get state() {
+    return this.current;
+  }
+  /** The managed file's text live now. */
+  get liveText() {
+    return this.live;
+  }
+  get where() {
+    return describeNginx(this.config, this.remote.name);
+  }
+  get lockFile() {
+    return `${LIMITS.stateDir}/nginx-${this.config.nginx.mode === "container" ? this.config.nginx.container : "host"}.lock`;
+  }
+  /** Reads nginx again (after the action started or created its container). */
+  async reread() {
+    const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
+    this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name);
+    if (this.current.problems.length) throw new NginxError(this.current.problems.join("\n"));
+    this.live = this.current.managed.kind === "ours" ? this.current.managed.text : void 0;
+    return this.current;
+  }
+  /**
+   * A container that is stopped is started with its own configuration, one that does not exist is created
+   * from nginx-image; then nginx is read again and checked like any other before the action's file goes in.
+   */
+  async ensureRunning(upstreamAddress) {
+    if (this.config.nginx.mode !== "container" || this.current.running) return void 0;
+    const n = this.config.nginx;
+    const created = !this.current.exists;
+    if (created) {
+      await run(this.remote, ensureImage(n.image, this.config.pullTimeoutSeconds), `getting the nginx image ${n.image}`);
+      await run(this.remote, createNginxContainer(this.config, upstreamAddress), `creating the nginx container ${n.container}`);
+    }
+    const started = await this.remote.exec(command("docker", "start", "--", n.container));
+    if (started.code !== 0) throw failure(this.remote, command("docker", "start", "--", n.container), `starting the nginx container ${n.container}`, started);
+    const deadline = Date.now() + LIMITS.reloadVerifyMs;
+    for (; ; ) {
+      const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
+      this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name);
+      if (this.current.masterPid !== void 0 || Date.now() > deadline) break;
+      await sleep2(100);
+    }
+    if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside");
+    await this.reread();
+    return created ? `created the nginx container ${n.container} from ${n.image}` : `started the nginx container ${n.container}`;
+  }
+  /**
+   * Puts `next` in place of the managed file (undefined removes it): under the nginx lock, nginx -t with the
+   * whole configuration, reload, and a check that nginx took it (new workers; in site scope, the config id
+   * answered on the listen port). On any failure the previous file is back and the error quotes nginx.
+   */
+  async apply(next, upstreamAddress) {
+    const booted = await this.ensureRunning(upstreamAddress);
+    if (next === this.live) return booted ?? "no change";
+    const master = this.current.masterPid;
+    if (master === void 0) throw new NginxError(`no nginx master process to reload on ${this.remote.name}`);
+    const n = this.config.nginx;
+    const expected = this.live === void 0 ? "absent" : sha256(this.live);
+    const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
+    const locked = nginxLocked(this.fence, this.lockFile, LIMITS.nginxLockSeconds, applyManagedFile(this.place, n.configPath, expected, master, next === void 0 ? "remove" : "write", names2));
+    const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
+    const r = await this.remote.exec(c);
+    if (r.code !== 0) {
+      const what = APPLY_FAILURES[r.code];
+      const said = (r.stderr || r.stdout).trim();
+      if (what) throw new NginxError(`${what}${said ? `. nginx said:
+${said}` : ""}`);
+      throw failure(this.remote, c, `changing ${n.configPath} in ${this.where}`, r);
+    }
+    this.live = next;
+    const id = next === void 0 ? void 0 : configIdOf(next);
+    const verified = n.scope === "site" && id ? await this.verifyServing(id) : void 0;
+    if (verified === false)
+      throw new NginxError(`nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`);
+    const detail = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
+    return booted ? `${booted}; ${detail}` : detail;
+  }
+  /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
+  async verifyServing(configId) {
+    const target = listenProbeTarget(this.config.nginx.listen);
+    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) };
+    const deadline = Date.now() + LIMITS.reloadVerifyMs;
+    while (Date.now() < deadline) {
+      const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath(this.config.app), LIMITS.probeTimeoutMs, headers);
+      if (r.status === 200 && r.body?.trim() === configId) return true;
+      await sleep2(25);
+    }
+    return false;
+  }
+  /** The canary's log starts empty: a step judges what nginx logged from here on. */
+  async startCanaryLog() {
+    await run(this.remote, startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)), "starting the canary's access log");
+  }
+  async readCanaryLog() {
+    const r = await run(this.remote, readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes), "reading the canary's access log");
+    const nl = r.stdout.indexOf("\n");
+    const [how = "whole", size = "0"] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(" ");
+    return { text: nl < 0 ? "" : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === "newest" };
+  }
+  /** nginx's last log lines, for the summary when a change failed. */
+  async errorLog(lines) {
+    const r = await this.remote.exec(nginxErrorLog(this.place, this.config.nginx.container, lines));
+    return (r.stdout + r.stderr).trim();
+  }
+};
 
-// src/health/judge.ts
-var statusAllowed = (status, ranges) => status !== void 0 && ranges.some((r) => status >= r.min && status <= r.max);
-var describeProbe = (path2, p) => p.status !== void 0 ? `GET ${path2} -> ${p.status}` : `GET ${path2} -> ${p.error ?? "no answer"}`;
-var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
+// src/remote/lock.ts
+import { randomBytes } from "node:crypto";
+var ACQUIRE = `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux or busybox) is missing on this host: the deploy lock needs it" >&2; exit 4; }
+mkdir -p "\${1%/*}" || exit 2
+exec 9>"\${1%/*}/lock.flock" && flock 9 || exit 2
+if [ -d "$1" ]; then
+  now=$(date +%s); beat=$(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0)
+  if [ $((now - beat)) -le "$4" ]; then printf 'held by %s (heartbeat %ss ago)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat)); exit 3; fi
+  printf 'took over a stale lock of %s (silent for %ss)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat))
+  rm -rf "$1"
+fi
+rm -rf "$1.new"; mkdir "$1.new" && touch "$1.new/heartbeat" && printf '%s\\n' "$2" >"$1.new/token" && printf '%s\\n' "$3" >"$1.new/owner" && mv "$1.new" "$1"`;
+var IF_OURS = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ]';
+var HEARTBEAT = `${IF_OURS} && touch "$1/heartbeat"`;
+var RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`;
+var stateDir = (app) => `${LIMITS.stateDir}/${app}`;
+var lockDir = (app) => `${stateDir(app)}/lock`;
+var newClaim = (app, owner) => ({ app, dir: lockDir(app), token: randomBytes(12).toString("hex"), owner: owner.replace(/[\r\n]+/g, " ") });
+var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds));
+var LockLostError = class extends Error {
+};
+var HeldLock = class {
+  constructor(remote, claim, warn) {
+    this.remote = remote;
+    this.claim = claim;
+    this.warn = warn;
+    this.timer = setInterval(() => {
+      this.beating = this.remote.exec(script(HEARTBEAT, claim.dir, claim.token)).then(
+        (r) => r.code === 0 ? this.failures = 0 : this.lose("another run took it over"),
+        (e) => ++this.failures >= LIMITS.lockHeartbeatFailures ? this.lose(`its heartbeat failed ${this.failures} times: ${e.message}`) : void 0
+      );
+    }, LIMITS.lockHeartbeatMs);
+    this.timer.unref();
+  }
+  remote;
+  claim;
+  warn;
+  beating = Promise.resolve();
+  failures = 0;
+  lostWhy;
+  timer;
+  lose(why) {
+    if (this.lostWhy) return;
+    this.lostWhy = why;
+    this.warn(`the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`);
+  }
+  /** Throws once the lock is lost: a run must not change a host another run may be changing. */
+  assertHeld() {
+    if (this.lostWhy) throw new LockLostError(`the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`);
+  }
+  /** Stops the heartbeat (the run's last command releases the lock with its records: see finishCommand). */
+  async stopHeartbeat() {
+    clearInterval(this.timer);
+    await this.beating;
+  }
+  async release() {
+    await this.stopHeartbeat();
+    await run(this.remote, script(RELEASE, this.claim.dir, this.claim.token), "releasing the deploy lock");
+  }
+};
 
-// src/health/canary.ts
-function parseAccessLog(text) {
-  const attempts = [];
-  for (const m of text.matchAll(/ upstream=(.+?) upstream_status=(.+?) request_time=/g)) {
-    const addresses = m[1].split(/, | : /);
-    const statuses = m[2].split(/, | : /);
-    addresses.forEach((address, i) => {
-      const port = /:(\d+)$/.exec(address.trim())?.[1];
-      if (!port) return;
-      const status = Number(statuses[i]);
-      attempts.push({ port: Number(port), status: Number.isFinite(status) ? status : void 0 });
+// src/remote/history.ts
+var historyPath = (app) => `${stateDir(app)}/history.json`;
+var canaryPath = (app) => `${stateDir(app)}/canary.json`;
+var readFile2 = (path3) => script('[ -e "$1" ] || exit 0; cat "$1"', path3);
+var FINISH = `put() { mkdir -p "\${1%/*}" && printf '%s' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
+rc=0
+[ -n "$2" ] && { put "$1" "$2" || { echo "writing $1 failed" >&2; rc=1; }; }
+case $4 in '') ;; -) rm -f "$3" || rc=1 ;; *) put "$3" "$4" || { echo "writing $3 failed" >&2; rc=1; } ;; esac
+if [ -n "$6" ] && [ "$(cat "$5/token" 2>/dev/null)" = "$6" ]; then rm -rf "$5" || rc=1; fi
+exit $rc`;
+function finishCommand(app, records, claim) {
+  const history2 = records.history ? JSON.stringify(records.history.slice(-LIMITS.historyEntries), null, 1) + "\n" : "";
+  const canary = records.canary === void 0 ? "" : records.canary === null ? "-" : JSON.stringify(records.canary, null, 1) + "\n";
+  return script(FINISH, historyPath(app), history2, canaryPath(app), canary, claim?.dir ?? "", claim?.token ?? "");
+}
+
+// src/host/state.ts
+var APP = /^[a-z0-9][a-z0-9_.-]*$/;
+var CONTAINER_ID = /^[0-9a-f]{64}$/;
+function parseContainers(output, host) {
+  const containers = [];
+  const ignored = [];
+  for (const line of output.split("\n")) {
+    if (!line.trim()) continue;
+    let c;
+    try {
+      c = JSON.parse(line);
+    } catch {
+      ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`);
+      continue;
+    }
+    const labels = c.labels && typeof c.labels === "object" ? c.labels : {};
+    const label = (k) => typeof labels[k] === "string" ? labels[k] : "";
+    const name = typeof c.name === "string" ? c.name.replace(/^\//, "") : "";
+    const app = label(LABEL.app);
+    const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0;
+    const id = typeof c.id === "string" ? c.id : "";
+    if (label(LABEL.role) !== "replica") continue;
+    if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
+      ignored.push(`container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`);
+      continue;
+    }
+    const color = label(LABEL.color);
+    containers.push({
+      id,
+      host: host.id,
+      address: host.upstreamAddress,
+      name,
+      app,
+      port,
+      image: label(LABEL.image),
+      running: c.state === "running",
+      ...color === "blue" || color === "green" ? { color } : {}
     });
   }
-  return attempts;
+  return { containers, ignored };
 }
-function stats(attempts, ports) {
-  const mine = attempts.filter((a) => ports.has(a.port));
-  const errors = mine.filter((a) => a.status !== void 0 && a.status >= 500).length;
-  return { requests: mine.length, errors, rate: mine.length ? 100 * errors / mine.length : 0 };
+var isString = (v) => typeof v === "string";
+var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+function isStats(v) {
+  return isObject(v) && isNumber(v.requests) && isNumber(v.errors) && isNumber(v.rate);
 }
-var pct = (n) => `${n.toFixed(2)}%`;
-function worseBy(canary, stable) {
-  if (!canary.requests || !stable.requests) return 0;
-  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests));
-  const diff = canary.errors / canary.requests - stable.errors / stable.requests;
-  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+function isObservation(v) {
+  return isObject(v) && isString(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable);
 }
-function judgeCanary(attempts, canaryPorts, stablePorts, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
-  const canary = stats(attempts, canaryPorts);
-  const stable = stats(attempts, stablePorts);
-  const z = worseBy(canary, stable);
-  if (canary.rate > maxErrorRate)
-    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%` };
-  if (z > LIMITS.canaryWorseZ)
-    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)` };
-  if (canary.requests < minRequests)
-    return { verdict: "inconclusive", canary, stable, reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)` };
-  return { verdict: "pass", canary, stable, reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}` };
+function parseHistory(text2, warn) {
+  const parsed = parseJson(text2, "history.json", warn);
+  if (parsed === void 0) return [];
+  if (!Array.isArray(parsed)) {
+    warn("history.json on the nginx host is not a list: ignored (the next deploy rewrites it)");
+    return [];
+  }
+  const ok = parsed.filter(
+    (h) => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy)
+  );
+  if (ok.length < parsed.length) warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`);
+  return ok;
+}
+function parseCanaryState(text2, defaultHost, warn) {
+  const parsed = parseJson(text2, "canary.json", warn);
+  if (parsed === void 0) return void 0;
+  const bad = (why) => {
+    warn(`canary.json on the nginx host is malformed (${why}): ignored as stale`);
+    return void 0;
+  };
+  if (!isObject(parsed)) return bad("not an object");
+  const p = parsed;
+  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad("image, stableImage or at missing");
+  if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad("weight is not a percentage");
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber)) return bad("remainingSteps is not a list of numbers");
+  if (!Array.isArray(p.replicas)) return bad("replicas is not a list");
+  const replicas = p.replicas.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name))) return bad("a replica has no host or name");
+  const observations = p.observations === void 0 ? void 0 : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null;
+  if (observations === null) return bad("observations are malformed");
+  const d = p.deployment;
+  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id))) return bad("deployment is malformed");
+  const pr = p.pullRequest;
+  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return bad("pullRequest is malformed");
+  const pushes = p.pushes;
+  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every((x) => isObject(x) && isString(x.image) && isString(x.at) && Array.isArray(x.observations) && x.observations.every(isObservation))))
+    return bad("pushes are malformed");
+  return {
+    image: p.image,
+    stableImage: p.stableImage,
+    weight: p.weight,
+    remainingSteps: p.remainingSteps,
+    replicas,
+    at: p.at,
+    ...isString(p.sha) ? { sha: p.sha } : {},
+    ...observations ? { observations } : {},
+    ...d ? { deployment: d } : {},
+    ...pr ? { pullRequest: pr } : {},
+    ...pushes ? { pushes } : {}
+  };
+}
+function parseJson(text2, file, warn) {
+  if (!text2.trim()) return void 0;
+  try {
+    return JSON.parse(text2);
+  } catch (e) {
+    warn(`${file} on the nginx host is not valid JSON (${e.message}): ignored`);
+    return void 0;
+  }
+}
+
+// src/host/read.ts
+var HostStateError = class extends Error {
+};
+var retireDir = (app) => `${stateDir(app)}/retired`;
+var appHostParts = (config) => [
+  { name: "containers", command: listManaged() },
+  { name: "retired", command: readRetireReports(retireDir(config.app)) }
+];
+function parseAppHost(host, sections, remote, warnings) {
+  const list = sections.get("containers");
+  if (!list || list.code !== 0) throw new HostStateError(`listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`);
+  const { containers, ignored } = parseContainers(text(list.out), host);
+  warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
+  const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
+  return { host: host.id, containers, retireReports };
+}
+async function readHosts(fleet, config, claim, waiting) {
+  const nginxIsAppHost = config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port);
+  const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
+    { name: "history", command: readFile2(historyPath(config.app)) },
+    { name: "canary", command: readFile2(canaryPath(config.app)) },
+    ...nginxIsAppHost ? appHostParts(config) : [],
+    { name: "nginx", command: readNginxCommand(config) }
+  ]);
+  const deadline = Date.now() + config.lockTimeoutSeconds * 1e3;
+  let lastHolder = "";
+  let sections;
+  for (; ; ) {
+    const r = await fleet.nginx.exec(nginxRead);
+    sections = parseSections(r.raw);
+    if (r.code === 0) break;
+    const first = sections.get("first");
+    if (r.code !== 3) {
+      const why = text(first?.err).trim() || text(first?.out).trim();
+      throw why ? new RemoteError(`taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`, r) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r);
+    }
+    const holder = text(first?.out).trim();
+    if (holder !== lastHolder) waiting(holder);
+    lastHolder = holder;
+    if (Date.now() >= deadline)
+      throw new RemoteError(`another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`, r);
+    await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
+  }
+  const warnings = [];
+  const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
+  const hosts = [];
+  if (nginxIsAppHost) hosts.push(parseAppHost(nginxIsAppHost, sections, fleet.nginx, warnings));
+  const read = await Promise.all(
+    others.map(async (h) => {
+      const remote = fleet.app(h.id);
+      const c = sectioned(void 0, appHostParts(config));
+      const r = await remote.exec(c);
+      if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r);
+      return parseAppHost(h, parseSections(r.raw), remote, warnings);
+    })
+  );
+  hosts.push(...read);
+  hosts.sort((a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host));
+  const fileOf = (name) => {
+    const s = sections.get(name);
+    if (s && s.code !== 0) throw new HostStateError(`reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`);
+    return text(s?.out);
+  };
+  const history2 = parseHistory(fileOf("history"), (m) => warnings.push(m));
+  const canary = parseCanaryState(fileOf("canary"), config.appHosts[0].id, (m) => warnings.push(m));
+  const nginxSection = sections.get("nginx");
+  if (!nginxSection || nginxSection.code !== 0) throw new HostStateError(`reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`);
+  const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
+  const lockNote = text(sections.get("first")?.out).trim() || void 0;
+  return {
+    state: {
+      containers: hosts.flatMap((h) => h.containers),
+      nginx,
+      history: history2,
+      ...canary ? { canary } : {},
+      warnings,
+      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report })))
+    },
+    lockNote
+  };
 }
 
 // src/plan/types.ts
-var names = (rs) => rs.map((r) => r.name).join(", ");
-function describeStep(step) {
+var changesHosts = (step) => step.kind !== "gate" && step.kind !== "observe" && step.kind !== "drain";
+function hostsOf(step, nginxHost) {
   switch (step.kind) {
     case "login":
-      return `log in to ${step.registry || "Docker Hub"} as ${step.username}`;
     case "pull":
-      return `pull ${step.image}`;
-    case "start":
-      return `start ${step.replicas.map((r) => `${r.name} (:${r.port})`).join(", ")} from ${[...new Set(step.replicas.map((r) => r.image))].join(", ")}`;
-    case "restart":
-      return `start ${names(step.replicas)} again`;
-    case "gate":
-      return step.again ? `check ${names(step.replicas)} still healthy` : `health gate ${names(step.replicas)}`;
+      return [...step.hosts];
     case "route":
-      return step.split ? `route ${step.split.percent}% to canary ${names(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${names(step.servers) || "no replica"} (one nginx reload)`;
+    case "restore-config":
+    case "observe":
+      return [nginxHost];
+    default:
+      return [...byHost(step.replicas).keys()];
+  }
+}
+function describeStep(step, manyHosts = false) {
+  const list = (rs) => names(rs, manyHosts);
+  switch (step.kind) {
+    case "login":
+      return `log in to ${step.registry || "Docker Hub"} as ${step.username}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
+    case "pull":
+      return `pull ${step.image}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
+    case "start":
+      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(", ")} from ${[...new Set(step.replicas.map((r) => r.image))].join(", ")}`;
+    case "restart":
+      return `start ${list(step.replicas)} again`;
+    case "gate":
+      return step.again ? `check ${list(step.replicas)} still healthy` : `health gate ${list(step.replicas)}`;
+    case "route":
+      return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${list(step.servers) || "no replica"} (one nginx reload)`;
     case "observe":
       return `observe the canary at ${step.split.percent}% for ${step.seconds}s`;
     case "restore-config":
-      return `restore the previous nginx.conf (${names(step.servers) || "no replica"})`;
+      return `restore the previous nginx config (${list(step.servers) || "no replica"})`;
     case "drain":
-      return `drain ${names(step.replicas)} for ${step.seconds}s`;
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)`;
     case "stop":
-      return `stop ${names(step.replicas)}${step.background ? " (in the background)" : ""}`;
+      return `stop ${list(step.replicas)}${step.background ? " (in the background)" : ""}`;
     case "remove":
-      return `remove ${names(step.replicas)}`;
-  }
-}
-
-// src/remote/ssh.ts
-import http from "node:http";
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_is_stream = __toESM(require_is_stream(), 1);
-var import_make_dir = __toESM(require_make_dir(), 1);
-import invariant2, { AssertionError } from "assert";
-import fs4 from "fs";
-import fsPath2 from "path";
-
-// node_modules/sb-promise-queue/lib/esm/index.mjs
-var PromiseQueue = class {
-  constructor({ concurrency = 1 } = {}) {
-    this.options = { concurrency };
-    this.running = 0;
-    this.queue = [];
-    this.idleCallbacks = [];
-  }
-  clear() {
-    this.queue = [];
-  }
-  onIdle(callback) {
-    this.idleCallbacks.push(callback);
-    return () => {
-      const index = this.idleCallbacks.indexOf(callback);
-      if (index !== -1) {
-        this.idleCallbacks.splice(index, 1);
-      }
-    };
-  }
-  waitTillIdle() {
-    return new Promise((resolve) => {
-      if (this.running === 0) {
-        resolve();
-        return;
-      }
-      const dispose = this.onIdle(() => {
-        dispose();
-        resolve();
-      });
-    });
-  }
-  add(callback) {
-    return new Promise((resolve, reject) => {
-      const runCallback = () => {
-        this.running += 1;
-        try {
-          Promise.resolve(callback()).then((val) => {
-            resolve(val);
-            this.processNext();
-          }, (err) => {
-            reject(err);
-            this.processNext();
-          });
-        } catch (err) {
-          reject(err);
-          this.processNext();
-        }
-      };
-      if (this.running >= this.options.concurrency) {
-        this.queue.push(runCallback);
-      } else {
-        runCallback();
-      }
-    });
-  }
-  // Internal function, don't use
-  processNext() {
-    this.running -= 1;
-    const callback = this.queue.shift();
-    if (callback) {
-      callback();
-    } else if (this.running === 0) {
-      this.idleCallbacks.forEach((item) => item());
-    }
-  }
-};
-
-// node_modules/sb-scandir/lib/esm/index.mjs
-import fs3 from "fs";
-import fsPath from "path";
-import invariant from "assert";
-var defaultFilesystem = {
-  join(pathA, pathB) {
-    return fsPath.join(pathA, pathB);
-  },
-  basename(path2) {
-    return fsPath.basename(path2);
-  },
-  stat(path2) {
-    return new Promise((resolve, reject) => {
-      fs3.stat(path2, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  },
-  readdir(path2) {
-    return new Promise((resolve, reject) => {
-      fs3.readdir(path2, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-};
-async function scanDirectoryInternal({ path: path2, recursive, validate, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path2);
-  if (itemStat.isFile()) {
-    result.files.push(path2);
-  } else if (itemStat.isDirectory()) {
-    result.directories.push(path2);
-  }
-  if (!itemStat.isDirectory() || recursive === "none") {
-    return;
-  }
-  const contents = await fileSystem.readdir(path2);
-  contents.forEach((item) => {
-    const itemPath = fileSystem.join(path2, item);
-    if (!validate(itemPath)) {
-      return;
-    }
-    queue.add(() => scanDirectoryInternal({
-      path: itemPath,
-      recursive: recursive === "shallow" ? "none" : "deep",
-      validate,
-      result,
-      fileSystem,
-      queue,
-      reject
-    })).catch(reject);
-  });
-}
-async function scanDirectory(path2, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path2 && typeof path2 === "string", "path must be a valid string");
-  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
-  invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
-  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
-  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
-  const queue = new PromiseQueue({
-    concurrency
-  });
-  const result = { files: [], directories: [] };
-  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve, reject) => {
-    scanDirectoryInternal({
-      path: path2,
-      recursive: recursive ? "deep" : "shallow",
-      validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
-      result,
-      fileSystem: mergedFileSystem,
-      queue,
-      reject
-    }).then(() => queue.waitTillIdle()).then(resolve, reject);
-  });
-  return result;
-}
-var esm_default = scanDirectory;
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_shell_escape = __toESM(require_shell_escape(), 1);
-var import_ssh2 = __toESM(require_lib2(), 1);
-var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path2) => !fsPath2.basename(path2).startsWith(".");
-var DEFAULT_TICK = () => {
-};
-var SSHError = class extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-};
-function unixifyPath(path2) {
-  if (path2.includes("\\")) {
-    return path2.split("\\").join("/");
-  }
-  return path2;
-}
-async function readFile(filePath) {
-  return new Promise((resolve, reject) => {
-    fs4.readFile(filePath, "utf8", (err, res) => {
-      if (err) {
-        reject(err);
-      } else {
-        resolve(res);
-      }
-    });
-  });
-}
-var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path2, sftp) {
-  let stats2 = null;
-  try {
-    stats2 = await new Promise((resolve, reject) => {
-      sftp.stat(path2, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  } catch (_) {
-  }
-  if (stats2) {
-    if (stats2.isDirectory()) {
-      return;
-    }
-    throw new Error("mkdir() failed, target already exists and is not a directory");
-  }
-  try {
-    await new Promise((resolve, reject) => {
-      sftp.mkdir(path2, (err) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve();
-        }
-      });
-    });
-  } catch (err) {
-    if (err != null && typeof err.stack === "string") {
-      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
-      if (matches != null) {
-        throw new SSHError(err.message, matches[1]);
-      }
-      throw err;
-    }
-  }
-}
-var NodeSSH = class {
-  constructor() {
-    this.connection = null;
-  }
-  getConnection() {
-    const { connection } = this;
-    if (connection == null) {
-      throw new Error("Not connected to server");
-    }
-    return connection;
-  }
-  async connect(givenConfig) {
-    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
-    const config = { ...givenConfig };
-    invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
-    if (config.host != null) {
-      invariant2(typeof config.host === "string", "config.host must be a valid string");
-    } else if (config.sock != null) {
-      invariant2(typeof config.sock === "object", "config.sock must be a valid object");
-    } else {
-      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
-    }
-    if (config.privateKey != null || config.privateKeyPath != null) {
-      if (config.privateKey != null) {
-        invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
-        invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
-      } else if (config.privateKeyPath != null) {
-        invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
-        invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
-      }
-      invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
-      if (config.privateKeyPath != null) {
-        try {
-          config.privateKey = await readFile(config.privateKeyPath);
-        } catch (err) {
-          if (err != null && err.code === "ENOENT") {
-            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
-          }
-          throw err;
-        }
-      }
-    } else if (config.password != null) {
-      invariant2(typeof config.password === "string", "config.password must be a valid string");
-    }
-    if (config.tryKeyboard != null) {
-      invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
-    }
-    if (config.tryKeyboard) {
-      const { password } = config;
-      if (config.onKeyboardInteractive != null) {
-        invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
-      } else if (password != null) {
-        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
-          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish([password]);
-          }
-        };
-      }
-    }
-    const connection = new import_ssh2.default.Client();
-    this.connection = connection;
-    await new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      if (config.onKeyboardInteractive) {
-        connection.on("keyboard-interactive", config.onKeyboardInteractive);
-      }
-      connection.on("ready", () => {
-        connection.removeListener("error", reject);
-        resolve();
-      });
-      connection.on("end", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-      });
-      connection.on("close", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-        reject(new SSHError("No response from server", "ETIMEDOUT"));
-      });
-      connection.connect(config);
-    });
-    return this;
-  }
-  isConnected() {
-    return this.connection != null;
-  }
-  async requestShell(options) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      const callback = (err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      };
-      if (options == null) {
-        connection.shell(callback);
-      } else {
-        connection.shell(options, callback);
-      }
-    });
-  }
-  async withShell(callback, options) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const shell = await this.requestShell(options);
-    try {
-      await callback(shell);
-    } finally {
-      shell.destroy();
-    }
-  }
-  async requestSFTP() {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.sftp((err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-  async withSFTP(callback) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const sftp = await this.requestSFTP();
-    try {
-      await callback(sftp);
-    } finally {
-      sftp.end();
-    }
-  }
-  async execCommand(givenCommand, options = {}) {
-    invariant2(typeof givenCommand === "string", "command must be a valid string");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
-    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
-    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
-    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
-    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
-    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
-    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
-    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
-    let command2 = givenCommand;
-    if (options.cwd) {
-      command2 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command2}`;
-    }
-    const connection = this.getConnection();
-    const output = { stdout: [], stderr: [] };
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.exec(command2, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (options.onChannel) {
-          options.onChannel(channel);
-        }
-        channel.on("data", (chunk) => {
-          if (options.onStdout)
-            options.onStdout(chunk);
-          output.stdout.push(chunk.toString(options.encoding));
-        });
-        channel.stderr.on("data", (chunk) => {
-          if (options.onStderr)
-            options.onStderr(chunk);
-          output.stderr.push(chunk.toString(options.encoding));
-        });
-        if (options.stdin != null) {
-          if (import_is_stream.default.readable(options.stdin)) {
-            options.stdin.pipe(channel, {
-              end: true
-            });
-          } else {
-            channel.write(options.stdin);
-            channel.end();
-          }
-        } else {
-          channel.end();
-        }
-        let code = null;
-        let signal = null;
-        channel.on("exit", (code_, signal_) => {
-          code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
-        });
-        channel.on("close", () => {
-          let stdout = output.stdout.join("");
-          let stderr = output.stderr.join("");
-          if (options.noTrim !== true) {
-            stdout = stdout.trim();
-            stderr = stderr.trim();
-          }
-          resolve({
-            code: code != null ? code : null,
-            signal: signal != null ? signal : null,
-            stdout,
-            stderr
-          });
-        });
-      });
-    });
-  }
-  async exec(command2, parameters, options = {}) {
-    invariant2(typeof command2 === "string", "command must be a valid string");
-    invariant2(Array.isArray(parameters), "parameters must be a valid array");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
-    for (let i = 0, { length } = parameters; i < length; i += 1) {
-      invariant2(typeof parameters[i] === "string", `parameters[${i}] must be a valid string`);
-    }
-    const completeCommand = `${command2}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
-    const response = await this.execCommand(completeCommand, options);
-    if (options.stream == null || options.stream === "stdout") {
-      if (response.stderr) {
-        throw new Error(response.stderr);
-      }
-      return response.stdout;
-    }
-    if (options.stream === "stderr") {
-      return response.stderr;
-    }
-    return response;
-  }
-  async mkdir(path2, method = "sftp", givenSftp = null) {
-    invariant2(typeof path2 === "string", "path must be a valid string");
-    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path2)]);
-      return;
-    }
-    const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path2), sftp).catch(async (error2) => {
-      if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
-        throw error2;
-      }
-      await this.mkdir(fsPath2.dirname(path2), "sftp", sftp);
-      await makeSftpDirectory(false);
-    });
-    try {
-      await makeSftpDirectory(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    const sftp = givenSftp || await this.requestSFTP();
-    try {
-      await new Promise((resolve, reject) => {
-        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
-          if (err) {
-            reject(err);
-          } else {
-            resolve();
-          }
-        });
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve) => {
-      fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve(err === null);
-      });
-    }), `localFile does not exist at ${localFile}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const putFile = (retry) => {
-      return new Promise((resolve, reject) => {
-        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
-          if (err == null) {
-            resolve();
-            return;
-          }
-          if (err.message === "No such file" && retry) {
-            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
-          } else {
-            reject(err);
-          }
-        });
-      });
-    };
-    try {
-      await putFile(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
-    invariant2(Array.isArray(files), "files must be an array");
-    for (let i = 0, { length } = files; i < length; i += 1) {
-      const file = files[i];
-      invariant2(file, "files items must be valid objects");
-      invariant2(file.local && typeof file.local === "string", `files[${i}].local must be a string`);
-      invariant2(file.remote && typeof file.remote === "string", `files[${i}].remote must be a string`);
-    }
-    const transferred = [];
-    const sftp = givenSftp || await this.requestSFTP();
-    const queue = new PromiseQueue({ concurrency });
-    try {
-      await new Promise((resolve, reject) => {
-        files.forEach((file) => {
-          queue.add(async () => {
-            await this.putFile(file.local, file.remote, sftp, transferOptions);
-            transferred.push(file);
-          }).catch(reject);
-        });
-        queue.waitTillIdle().then(resolve);
-      });
-    } catch (error2) {
-      if (error2 != null) {
-        error2.transferred = transferred;
-      }
-      throw error2;
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(localDirectory, {
-      recursive,
-      validate
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
-    directories.sort((a, b) => a.length - b.length);
-    let failed = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.putFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(remoteDirectory, {
-      recursive,
-      validate,
-      concurrency,
-      fileSystem: {
-        basename(path2) {
-          return fsPath2.posix.basename(path2);
-        },
-        join(pathA, pathB) {
-          return fsPath2.posix.join(pathA, pathB);
-        },
-        readdir(path2) {
-          return new Promise((resolve, reject) => {
-            sftp.readdir(path2, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res.map((item) => item.filename));
-              }
-            });
-          });
-        },
-        stat(path2) {
-          return new Promise((resolve, reject) => {
-            sftp.stat(path2, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res);
-              }
-            });
-          });
-        }
-      }
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
-    directories.sort((a, b) => a.length - b.length);
-    let failed = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.getFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed;
-  }
-  forwardIn(remoteAddr, remotePort, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        const handler2 = (details, acceptConnection, rejectConnection) => {
-          if (details.destIP === remoteAddr && details.destPort === port) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("tcp connection", handler2);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("tcp connection", handler2);
-            connection.unforwardIn(remoteAddr, port, (_error) => {
-              if (_error) {
-                _reject(error2);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ port, dispose });
-      });
-    });
-  }
-  forwardOut(srcIP, srcPort, dstIP, dstPort) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  forwardInStreamLocal(socketPath, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        const handler2 = (details, acceptConnection, rejectConnection) => {
-          if (details.socketPath === socketPath) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("unix connection", handler2);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("unix connection", handler2);
-            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
-              if (_error) {
-                _reject(_error);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ dispose });
-      });
-    });
-  }
-  forwardOutStreamLocal(socketPath) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  dispose() {
-    if (this.connection) {
-      this.connection.end();
-      this.connection = null;
-    }
-  }
-};
-
-// src/remote/hostkey.ts
-import { createHash as createHash2, createHmac } from "node:crypto";
-var fingerprintOf = (key) => `SHA256:${createHash2("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
-var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
-var globToRegExp = (pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`, "i");
-function hostMatches(patterns, name) {
-  if (patterns.startsWith("|1|")) {
-    const [, , salt, hash] = patterns.split("|");
-    if (!salt || !hash) return false;
-    return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash;
-  }
-  let matched = false;
-  for (const p of patterns.split(",")) {
-    if (p.startsWith("!")) {
-      if (globToRegExp(p.slice(1)).test(name)) return false;
-    } else if (globToRegExp(p).test(name)) matched = true;
-  }
-  return matched;
-}
-function knownKeysFor(knownHosts, host, port) {
-  const name = knownHostsName(host, port);
-  const keys = [];
-  for (const raw of knownHosts.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const fields = line.split(/\s+/);
-    const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
-    if (marker === "@cert-authority" || fields.length < 3) continue;
-    if (hostMatches(fields[0], name)) keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
-  }
-  return keys;
-}
-function verifyHostKey(policy, host, port, key) {
-  const presented = fingerprintOf(key);
-  const known = knownKeysFor(policy.knownHosts, host, port);
-  if (known.some((k) => k.revoked && k.key.equals(key))) return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
-  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key))) return { ok: true, presented };
-  if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented };
-  const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))];
-  return {
-    ok: false,
-    presented,
-    reason: expected.length ? `expected ${expected.join(" or ")}` : `known-hosts has no entry for ${knownHostsName(host, port)}`
-  };
-}
-
-// src/remote/ssh.ts
-var RemoteError = class extends Error {
-  constructor(message, result, options) {
-    super(message, options);
-    this.result = result;
-  }
-  result;
-};
-async function run(remote, c, what) {
-  const r = await remote.exec(c);
-  if (r.code !== 0) {
-    const output = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-15).join("\n");
-    throw new RemoteError(`${what} failed on ${remote.name} (exit ${r.code}): ${output || "(no output)"}
-  command: ${describeCommand(c)}`, r);
-  }
-  return r;
-}
-async function connectSsh(target, config, debug2) {
-  const name = `${target.host}:${target.port}`;
-  const ssh = new NodeSSH();
-  let rejection;
-  try {
-    await ssh.connect({
-      host: target.host,
-      port: target.port,
-      username: config.username,
-      privateKey: config.privateKey,
-      passphrase: config.passphrase,
-      password: config.password,
-      readyTimeout: LIMITS.sshReadyTimeoutMs,
-      keepaliveInterval: LIMITS.sshKeepaliveMs,
-      hostVerifier: (key) => {
-        const verdict = verifyHostKey(config.hostKey, target.host, target.port, key);
-        if (!verdict.ok) rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
-        else debug2(`host key ${verdict.presented} accepted`);
-        return verdict.ok;
-      }
-    });
-  } catch (e) {
-    ssh.dispose();
-    throw new RemoteError(rejection ?? `ssh connection to ${config.username}@${name} failed: ${e.message}`, void 0, { cause: e });
-  }
-  const stats2 = { connections: 1, commands: 0, uploads: 0, probes: 0 };
-  let sftp;
-  let lost;
-  const closed = new Promise((_, reject) => {
-    const onLost = (why) => {
-      lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`);
-      reject(lost);
-    };
-    ssh.connection?.on("close", () => onLost("closed"));
-    ssh.connection?.on("error", (e) => onLost(e.message));
-  });
-  closed.catch(() => void 0);
-  const guarded = (op) => lost ? Promise.reject(lost) : Promise.race([op(), closed]);
-  return {
-    name,
-    stats: stats2,
-    exec(c) {
-      stats2.commands++;
-      debug2(`$ ${describeCommand(c)}`);
-      return guarded(async () => {
-        try {
-          const r = await ssh.execCommand(render(c), c.stdin === void 0 ? {} : { stdin: c.stdin });
-          return { code: r.code ?? (r.signal ? 128 : 0), stdout: r.stdout, stderr: r.stderr };
-        } catch (e) {
-          throw new RemoteError(`ssh command failed on ${name}: ${e.message}
-  command: ${describeCommand(c)}`, void 0, { cause: e });
-        }
-      });
-    },
-    upload(path2, text) {
-      stats2.uploads++;
-      debug2(`upload ${path2} (${Buffer.byteLength(text)} bytes)`);
-      return guarded(async () => {
-        sftp ??= await ssh.requestSFTP();
-        const channel = sftp;
-        await new Promise(
-          (resolve, reject) => channel.writeFile(path2, text, { mode: 420 }, (err) => err ? reject(new RemoteError(`upload of ${path2} to ${name} failed: ${err.message}`, void 0, { cause: err })) : resolve())
-        );
-      });
-    },
-    httpGet(host, port, path2, timeoutMs) {
-      return guarded(() => probe(host, port, path2, timeoutMs));
-    },
-    async close() {
-      ssh.dispose();
-    }
-  };
-  async function probe(host, port, path2, timeoutMs) {
-    stats2.probes++;
-    const started = Date.now();
-    const ms = () => Date.now() - started;
-    let channel;
-    try {
-      channel = await ssh.forwardOut("127.0.0.1", 0, host, port);
-    } catch (e) {
-      return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
-    }
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (r) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        channel.destroy();
-        resolve({ ...r, ms: ms() });
-      };
-      const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
-      const req = http.request(
-        { createConnection: () => channel, host, port, path: path2, method: "GET", headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout" } },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (d) => {
-            if (body.length < 4096) body += d;
-          });
-          res.on("end", () => finish({ status: res.statusCode, body }));
-          res.on("error", (e) => finish({ status: res.statusCode, error: e.message }));
-        }
-      );
-      req.on("error", (e) => finish({ error: e.message }));
-      req.end();
-    });
+      return `remove ${list(step.replicas)}`;
+    case "retire":
+      return `retire ${list(step.replicas)} (stop and remove on the host, in the background)`;
   }
 }
 
 // src/execute.ts
-var StepFailure = class extends Error {
-};
 var CanaryFailure = class extends StepFailure {
 };
 var CanaryInconclusive = class extends Error {
@@ -44338,54 +44982,78 @@ var CanaryInconclusive = class extends Error {
   }
   percent;
 };
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
-function renderConfig(config, servers, split) {
-  return renderNginxConfig(config.nginx.template ?? BUILT_IN_TEMPLATE, buildView(config, servers, split));
-}
-function listenProbeTarget(listen) {
-  const l = parseListen(listen);
-  if (!l) throw new Error(`unparsable listen '${listen}'`);
-  const host = !l.address || l.address === "0.0.0.0" ? "127.0.0.1" : l.address === "::" ? "::1" : l.address;
-  return { host, port: l.port };
-}
+var seconds2 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
 var Executor = class {
-  constructor(remote, config, nginx, log, previous) {
-    this.remote = remote;
-    this.config = config;
+  constructor(fleet, nginx, config, lock, journal, log, containers, previous) {
+    this.fleet = fleet;
     this.nginx = nginx;
+    this.config = config;
+    this.lock = lock;
+    this.journal = journal;
     this.log = log;
     this.serving = previous;
-    this.configNow = nginx.config;
+    for (const c of containers) this.ids.set(replicaKey(c), c.id);
+    this.configBefore = nginx.liveText;
+    this.manyHosts = config.appHosts.length > 1;
   }
-  remote;
-  config;
+  fleet;
   nginx;
+  config;
+  lock;
+  journal;
   log;
-  records = [];
-  gates = [];
-  evidence = [];
-  canarySteps = [];
   started = [];
   routed = [];
   stopped = [];
-  /** docker stop commands running in the background; awaited before remove, restart, and the end of runAll. */
+  /** Container ids by replica, so commands name exactly the container read or started. */
+  ids = /* @__PURE__ */ new Map();
+  /** docker stop commands running in the background; awaited before remove, restart and the end of a phase. */
   pending = [];
-  warnedUnverified = false;
+  configBefore;
+  manyHosts;
   /** The replicas nginx routes to now. */
   serving;
-  /** The nginx.conf text live now (undefined before there is one). */
-  configNow;
-  progress(configBefore) {
-    return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.configNow, configBefore };
+  progress() {
+    return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.nginx.liveText, configBefore: this.configBefore };
   }
-  async runAll(steps, phase) {
+  /** The canary steps judged so far. */
+  get judged() {
+    return this.journal.canarySteps;
+  }
+  async runAll(steps, phase, newImage) {
     try {
-      await this.runSteps(steps, phase);
+      for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
     } finally {
       await Promise.allSettled(this.pending);
     }
     await this.settle();
+  }
+  async record(step, phase, counter, newImage) {
+    const description = describeStep(step, this.manyHosts);
+    const hosts = hostsOf(step, this.fleet.nginx.name);
+    const t0 = Date.now();
+    const entry = (outcome, detail) => ({
+      phase,
+      description,
+      hosts,
+      ms: Date.now() - t0,
+      endedAtMs: Date.now() - this.journal.startedAt,
+      outcome,
+      detail,
+      allTrafficNew: (step.kind === "route" || step.kind === "restore-config") && !step.servers.some((r) => r.image !== newImage)
+    });
+    try {
+      if (changesHosts(step)) this.lock.assertHeld();
+      const detail = await this.runStep(step);
+      const e = entry("ok", detail);
+      this.journal.steps.push(e);
+      this.log.info(`${counter} ${description}: ok (${seconds2(e.ms)})${detail ? `, ${detail}` : ""}`);
+    } catch (err) {
+      const e = entry("failed", err.message);
+      this.journal.steps.push(e);
+      this.log.info(`${counter} ${description}: FAILED (${seconds2(e.ms)})`);
+      throw err;
+    }
   }
   /** Waits for the background stops; the first failure among them fails the step that waits. */
   async settle() {
@@ -44395,71 +45063,80 @@ var Executor = class {
     await Promise.all(pending);
     return Date.now() - t0;
   }
-  async runSteps(steps, phase) {
-    for (const [i, step] of steps.entries()) {
-      const description = describeStep(step);
-      const t0 = Date.now();
-      try {
-        const detail = await this.runStep(step);
-        const ms = Date.now() - t0;
-        this.records.push({ phase, description, host: this.remote.name, ms, outcome: "ok", detail });
-        this.log.info(`[${i + 1}/${steps.length}] ${description}: ok (${seconds(ms)})${detail ? `, ${detail}` : ""}`);
-      } catch (e) {
-        const ms = Date.now() - t0;
-        const detail = e.message;
-        this.records.push({ phase, description, host: this.remote.name, ms, outcome: "failed", detail });
-        this.log.info(`[${i + 1}/${steps.length}] ${description}: FAILED (${seconds(ms)})`);
-        throw e;
-      }
-    }
+  ref = (r) => this.ids.get(replicaKey(r)) ?? r.name;
+  /** Runs `work` for each host's share of the replicas, all hosts at once. */
+  onHosts(replicas, work) {
+    return Promise.all([...byHost(replicas)].map(([host, rs]) => work(this.fleet.app(host), rs, host)));
   }
   async runStep(step) {
     const c = this.config;
     switch (step.kind) {
       case "login":
-        await run(this.remote, login(step.registry, step.username, c.registry?.password ?? ""), `docker login to ${step.registry || "Docker Hub"}`);
+        await Promise.all(
+          step.hosts.map((h) => run(this.fleet.app(h), login(step.registry, step.username, c.registry?.password ?? "", c.pullTimeoutSeconds), `docker login to ${step.registry || "Docker Hub"}`))
+        );
         return void 0;
       case "pull":
-        await run(this.remote, pullImage(step.image), `pulling ${step.image}`);
+        await Promise.all(step.hosts.map((h) => run(this.fleet.app(h), pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)));
         return void 0;
       case "start":
         this.started.push(...step.replicas);
-        await Promise.all(step.replicas.map((r) => run(this.remote, runReplica(c, r), `starting ${r.name}`)));
+        await this.onHosts(
+          step.replicas,
+          (remote, rs) => Promise.all(
+            rs.map(async (r) => {
+              const out = await run(remote, runReplica(c, r), `starting ${r.name}`);
+              const id = out.stdout.trim().split("\n").pop() ?? "";
+              if (/^[0-9a-f]{64}$/.test(id)) this.ids.set(replicaKey(r), id);
+            })
+          )
+        );
         return void 0;
       case "restart": {
         const waited = await this.settle();
-        await run(this.remote, startContainers(step.replicas.map((r) => r.name)), "starting previous replicas again");
-        return waited ? `after waiting ${seconds(waited)} for docker stop` : void 0;
+        await this.onHosts(step.replicas, (remote, rs) => run(remote, startContainers(rs.map(this.ref)), "starting previous replicas again"));
+        return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
       }
       case "gate": {
-        const results = await Promise.all(step.replicas.map((r) => this.gate(r)));
-        return step.again ? void 0 : results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(", ");
+        const results = await Promise.all(
+          step.replicas.map(async (r) => {
+            try {
+              const g = await gate(this.health, c, r);
+              this.journal.gates.push(g);
+              return g;
+            } catch (e) {
+              const failed2 = e.gate;
+              if (failed2) this.journal.gates.push(failed2);
+              throw e;
+            }
+          })
+        );
+        return step.again ? void 0 : results.map((g) => `${g.replica} healthy after ${seconds2(g.ms)}`).join(", ");
       }
       case "route": {
-        const { text } = renderConfig(c, step.servers, step.split);
-        const detail = await this.applyConfig(text);
+        const { text: text2 } = renderManagedFile(c, step.servers, step.split, this.nginx.state.facts);
+        const detail = await this.applyNginx(text2);
         this.serving = step.servers;
-        const startedNames = new Set(this.started.map((r) => r.name));
-        for (const s of step.servers) if (startedNames.has(s.name) && !this.routed.some((r) => r.name === s.name)) this.routed.push(s);
+        const isStarted = (r) => this.started.some((s) => replicaKey(s) === replicaKey(r));
+        for (const s of step.servers) if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s);
         return detail;
       }
       case "observe": {
-        const o = await this.observe(step.split, step.stable, step.seconds);
-        this.canarySteps.push(o);
+        const o = await observe(this.health, c, step.split, step.stable, step.seconds);
+        this.journal.canarySteps.push(o);
         if (o.verdict === "fail") throw new CanaryFailure(`canary step at ${o.percent}% failed: ${o.reason}`);
         if (o.verdict === "inconclusive") throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent);
         return o.reason;
       }
       case "restore-config": {
-        const detail = await this.applyConfig(step.text);
+        const detail = await this.applyNginx(step.text);
         this.serving = step.servers;
         return detail;
       }
       case "drain":
-        await sleep(step.seconds * 1e3);
-        return void 0;
+        return this.drain(step.replicas, step.seconds);
       case "stop": {
-        const stop = run(this.remote, stopContainers(step.replicas.map((r) => r.name), c.stopTimeoutSeconds), "stopping old replicas");
+        const stop = this.onHosts(step.replicas, (remote, rs) => run(remote, stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), "stopping old replicas"));
         this.stopped.push(...step.replicas);
         if (!step.background) {
           await stop;
@@ -44471,168 +45148,63 @@ var Executor = class {
       }
       case "remove": {
         const waited = await this.settle();
-        await run(this.remote, removeContainers(step.replicas.map((r) => r.name)), "removing containers");
-        return waited ? `after waiting ${seconds(waited)} for docker stop` : void 0;
+        await this.onHosts(step.replicas, (remote, rs) => run(remote, removeContainers(rs.map(this.ref)), "removing containers"));
+        return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
+      }
+      case "retire": {
+        for (const p of this.pending) p.catch(() => void 0);
+        this.pending = [];
+        await this.onHosts(step.replicas, (remote, rs) => run(remote, retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), "handing the old replicas to a background stop"));
+        return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`;
       }
     }
   }
-  /** One health probe of a replica; it may take as long as the interval between probes, or LIMITS.probeTimeoutMs. */
-  probe(replica) {
-    const h = this.config.health;
-    return this.remote.httpGet(this.config.upstreamHost, replica.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
-  }
-  /** Probes until the replica answers an allowed status (and Docker says healthy, if it has a HEALTHCHECK). */
-  async gate(replica) {
-    const h = this.config.health;
-    const t0 = Date.now();
-    const deadline = t0 + h.timeoutMs;
-    let probes = 0;
-    let last;
-    let state2 = parseReplicaState((await run(this.remote, inspectState(replica.name), `inspecting ${replica.name}`)).stdout);
-    const hasHealthcheck = state2.health !== "none";
-    for (; ; ) {
-      const tick = Date.now();
-      last = await this.probe(replica);
-      probes++;
-      const answered = statusAllowed(last.status, h.status);
-      if (!answered || hasHealthcheck) state2 = parseReplicaState((await run(this.remote, inspectState(replica.name), `inspecting ${replica.name}`)).stdout);
-      if (answered && (!hasHealthcheck || state2.health === "healthy")) {
-        const result = { replica: replica.name, ok: true, probes, ms: Date.now() - t0, last: describeProbe(h.path, last), dockerHealth: state2.health };
-        this.gates.push(result);
-        return result;
-      }
-      const exited = state2.status !== "running" && state2.status !== "created";
-      if (exited || Date.now() >= deadline) {
-        const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
-        this.gates.push({ replica: replica.name, ok: false, probes, ms: Date.now() - t0, last: describeProbe(h.path, last), dockerHealth: state2.health });
-        await this.collectEvidence(replica, why, hasHealthcheck);
-        throw new StepFailure(why);
-      }
-      await sleep(Math.max(0, h.intervalMs - (Date.now() - tick)));
+  /** Changes the managed file; when nginx refuses, its last log lines go with the failure. */
+  async applyNginx(text2) {
+    try {
+      return await this.nginx.apply(text2, this.config.appHosts[0].upstreamAddress);
+    } catch (e) {
+      if (e instanceof NginxError) this.journal.evidence.push({ subject: this.nginx.where, reason: e.message, logs: await this.nginx.errorLog(20).catch(() => "") || "(no log output)" });
+      throw e;
     }
   }
-  /**
-   * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures
-   * fail the step at once), then the window's access log is judged.
-   */
-  async observe(split, stable, seconds2) {
-    const h = this.config.health;
-    const mark = await this.accessLogMark();
-    const deadline = Date.now() + seconds2 * 1e3;
-    let failures = 0;
-    while (Date.now() < deadline) {
-      const tick = Date.now();
-      const probes = await Promise.all(split.canary.map((r) => this.probe(r)));
-      const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
-      failures = bad.length ? failures + 1 : 0;
-      if (failures >= LIMITS.canaryProbeFailures) {
-        const [replica, probe] = bad[0];
-        await this.collectEvidence(replica, `health probe failed ${failures} times in a row during the canary step`, false);
-        const none = { requests: 0, errors: 0, rate: 0 };
-        return { verdict: "fail", percent: split.percent, seconds: seconds2, canary: none, stable: none, reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row` };
-      }
-      await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
-    }
-    const log = await run(this.remote, this.readAccessLog(mark), "reading nginx's access log");
-    const judgement = judgeCanary(parseAccessLog(log.stdout), new Set(split.canary.map((r) => r.port)), new Set(stable.map((r) => r.port)), this.config.canary.maxErrorRate);
-    if (judgement.verdict === "fail") for (const r of split.canary) await this.collectEvidence(r, judgement.reason, false);
-    return { ...judgement, percent: split.percent, seconds: seconds2 };
+  /** Until the outgoing replicas have nothing in flight, counted on their own hosts (at most `max` seconds). */
+  async drain(replicas, max) {
+    const min = this.config.nginx.scope === "site" && this.nginx.state.facts.keepaliveMinTimeout ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0;
+    const outcomes = await this.onHosts(
+      replicas,
+      async (remote, rs) => parseDrain(
+        (await run(remote, drainWait(rs.map((r) => ({ ref: this.ref(r), port: listenPortInside(this.config, r) })), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), "draining")).stdout
+      )
+    );
+    const busy = outcomes.filter((o) => o.kind === "busy");
+    if (busy.length) return `${busy.reduce((n, o) => n + (o.kind === "busy" ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`;
+    if (outcomes.some((o) => o.kind === "unknown")) return `waited drain-seconds ${max}s (connections not readable on the host)`;
+    const slowest = Math.max(...outcomes.map((o) => o.kind === "idle" ? o.ms : 0));
+    return `nothing in flight after ${seconds2(slowest)}`;
   }
-  /** Where the access log stands now: the host's clock for docker logs --since, or the log file's size. */
-  async accessLogMark() {
-    const c = this.config;
-    const r = await run(this.remote, c.nginx.mode === "container" ? hostClock() : fileSize(logPaths("host").accessLog), "marking nginx's access log");
-    return r.stdout.trim();
-  }
-  readAccessLog(mark) {
-    const c = this.config;
-    return c.nginx.mode === "container" ? containerLogsSince(c.nginx.container, mark) : fileFrom(logPaths("host").accessLog, Number(mark));
-  }
-  async collectEvidence(replica, reason, hasHealthcheck) {
-    const [logs, health] = await Promise.all([
-      this.remote.exec(containerLogs(replica.name, LIMITS.failureLogLines)),
-      hasHealthcheck ? this.remote.exec(healthLog(replica.name)) : void 0
-    ]);
-    const text = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
-    const healthText = health?.stdout.trim() ? `
+  /** What health checks need, over the run's connections. */
+  health = {
+    probe: (r) => {
+      const h = this.config.health;
+      return this.fleet.nginx.httpGet(r.address, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
+    },
+    state: async (r) => parseReplicaState((await run(this.fleet.app(r.host), inspectState(this.ref(r)), `inspecting ${r.name}`)).stdout),
+    evidence: async (r, reason, withHealthLog) => {
+      const remote = this.fleet.app(r.host);
+      const [logs, health] = await Promise.all([
+        remote.exec(containerLogs(this.ref(r), LIMITS.failureLogLines)),
+        withHealthLog ? remote.exec(healthLog(this.ref(r))) : void 0
+      ]);
+      const text2 = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
+      const healthText = health?.stdout.trim() ? `
 --- docker health check output ---
 ${health.stdout.trim()}` : "";
-    this.evidence.push({ subject: replica.name, reason, logs: (text || "(no log output)") + healthText });
-  }
-  /**
-   * Upload, validate with nginx -t, install, reload by signalling the master, and verify nginx serves the
-   * new config. A config that fails validation never replaces the live one; one whose reload does not take
-   * effect is replaced by the previous file again.
-   */
-  async applyConfig(text) {
-    const c = this.config;
-    const n = c.nginx;
-    const configId = configIdOf(text);
-    if (n.mode === "container" && !this.nginx.running) return this.bootNginx(text, configId);
-    await this.install(text);
-    const verified = await this.verifyServing(configId);
-    if (verified === false) {
-      const logs = await this.remote.exec(nginxLogs(c, 20));
-      const message = `nginx did not start serving config ${configId} within ${seconds(LIMITS.reloadVerifyMs)} after the reload signal`;
-      if (this.configNow !== void 0) await this.install(this.configNow);
-      this.evidence.push({ subject: "nginx", reason: message, logs: (logs.stdout + logs.stderr).trim() });
-      throw new StepFailure(`${message}; the previous nginx.conf is back in place. nginx said:
-${(logs.stdout + logs.stderr).trim()}`);
-    }
-    this.configNow = text;
-    return verified ? `nginx serves config ${configId}` : "reload not verified (the template has no {{rolloutLocation}})";
-  }
-  /** No running nginx container: create it if needed, put the config in, start it, wait until it serves. */
-  async bootNginx(text, configId) {
-    const c = this.config;
-    const n = c.nginx;
-    const created = !this.nginx.exists;
-    if (created) {
-      await run(this.remote, ensureImage(n.image), `getting the nginx image ${n.image}`);
-      await run(this.remote, createNginxContainer(c), `creating the nginx container ${n.container}`);
-    }
-    await this.remote.upload(stagingPath(c.app), text);
-    await run(this.remote, copyIntoContainer(c), "copying nginx.conf into the nginx container");
-    const started = await this.remote.exec(startContainer(n.container));
-    const verified = started.code === 0 ? await this.verifyServing(configId) : false;
-    if (verified === false) {
-      const logs = await this.remote.exec(nginxLogs(c, 20));
-      throw new StepFailure(`the nginx container ${n.container} did not start serving: ${(started.stderr + logs.stdout + logs.stderr).trim()}`);
-    }
-    this.nginx = { ...this.nginx, exists: true, running: true };
-    this.configNow = text;
-    return `${created ? "created" : "started"} nginx container ${n.container}, serving config ${configId ?? "(unverified)"}`;
-  }
-  /** Upload, validate with nginx -t, put in place, signal the reload. Throws before the live file changes if nginx -t fails. */
-  async install(text) {
-    const c = this.config;
-    await this.remote.upload(uploadPath(c), text);
-    const r = await this.remote.exec(applyCandidate(c));
-    if (r.code === 11) throw new StepFailure(`nginx -t rejected the new config (the live config is unchanged):
-${(r.stderr || r.stdout).trim()}`);
-    if (r.code !== 0)
-      throw new RemoteError(`${APPLY_STAGE[r.code] ?? "applying nginx.conf"} failed on ${this.remote.name} (exit ${r.code}): ${(r.stderr || r.stdout).trim() || "(no output)"}`, r);
-    if (c.nginx.mode === "host") {
-      if (this.nginx.masterPid === void 0) throw new RemoteError(`no nginx master process was found on ${this.remote.name}`);
-      await run(this.remote, signalPid(this.nginx.masterPid), "signalling nginx to reload");
-    }
-  }
-  /** true: nginx answers the config id; false: it did not in time; undefined: the config carries no id. */
-  async verifyServing(configId) {
-    if (!configId) {
-      if (!this.warnedUnverified) this.log.warning("the nginx template has no {{rolloutLocation}}: reloads cannot be verified");
-      this.warnedUnverified = true;
-      return void 0;
-    }
-    const target = listenProbeTarget(this.config.nginx.listen);
-    const deadline = Date.now() + LIMITS.reloadVerifyMs;
-    while (Date.now() < deadline) {
-      const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath, LIMITS.probeTimeoutMs);
-      if (r.status === 200 && r.body?.trim() === configId) return true;
-      await sleep(50);
-    }
-    return false;
-  }
+      this.journal.evidence.push({ subject: this.manyHosts ? `${r.name} on ${r.host}` : r.name, reason, logs: (text2 || "(no log output)") + healthText });
+    },
+    startCanaryLog: () => this.nginx.startCanaryLog(),
+    readCanaryLog: () => this.nginx.readCanaryLog()
+  };
 };
 
 // node_modules/@actions/github/lib/context.js
@@ -44649,8 +45221,8 @@ var Context2 = class {
       if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
         this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
       } else {
-        const path2 = process.env.GITHUB_EVENT_PATH;
-        process.stdout.write(`GITHUB_EVENT_PATH ${path2} does not exist${EOL5}`);
+        const path3 = process.env.GITHUB_EVENT_PATH;
+        process.stdout.write(`GITHUB_EVENT_PATH ${path3} does not exist${EOL5}`);
       }
     }
     this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -45227,11 +45799,11 @@ var NullObject = /* @__PURE__ */ (() => {
   C.prototype = /* @__PURE__ */ Object.create(null);
   return C;
 })();
-function parse4(header, options) {
+function parse4(header2, options) {
   const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
-  const len = header.length;
+  const len = header2.length;
   let valueStart = options?.start ?? 0;
-  while ((CHAR_MAP[header.charCodeAt(valueStart)] & OWS) !== 0) {
+  while ((CHAR_MAP[header2.charCodeAt(valueStart)] & OWS) !== 0) {
     valueStart++;
   }
   let index = valueStart;
@@ -45239,7 +45811,7 @@ function parse4(header, options) {
   let whitespace = -1;
   let stop = options?.parameters === false ? COMMA_FLAG : 0;
   while (index < len) {
-    const code = header.charCodeAt(index);
+    const code = header2.charCodeAt(index);
     const flags = CHAR_MAP[code];
     if ((flags & stopFlags) !== 0) {
       stop |= flags & COMMA_FLAG;
@@ -45255,25 +45827,25 @@ function parse4(header, options) {
     index++;
   }
   const valueEnd = whitespace === -1 ? index : whitespace;
-  const value = header.slice(valueStart, valueEnd);
+  const value = header2.slice(valueStart, valueEnd);
   const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
   if (index === len || stop !== 0) {
     return { type, index, parameters: new NullObject() };
   }
-  return parseParameters(header, type, index, len, stopFlags);
+  return parseParameters(header2, type, index, len, stopFlags);
 }
-function parseParameters(header, type, index, len, stopFlags) {
+function parseParameters(header2, type, index, len, stopFlags) {
   const parameters = new NullObject();
   parameter: while (index < len) {
     index++;
-    while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+    while ((CHAR_MAP[header2.charCodeAt(index)] & OWS) !== 0) {
       index++;
     }
     const keyStart = index;
     let keyFlags = 0;
     let keyWhitespace = -1;
     while (index < len) {
-      const code = header.charCodeAt(index);
+      const code = header2.charCodeAt(index);
       const flags = CHAR_MAP[code];
       if ((flags & stopFlags) !== 0) {
         if ((flags & COMMA_FLAG) !== 0)
@@ -45282,25 +45854,25 @@ function parseParameters(header, type, index, len, stopFlags) {
       }
       if (code === EQ) {
         const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
-        const value = header.slice(keyStart, keyEnd);
+        const value = header2.slice(keyStart, keyEnd);
         const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
         index++;
-        while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+        while ((CHAR_MAP[header2.charCodeAt(index)] & OWS) !== 0) {
           index++;
         }
-        if (index < len && header.charCodeAt(index) === DQUOTE) {
+        if (index < len && header2.charCodeAt(index) === DQUOTE) {
           const quotedStart = ++index;
           let escaped = false;
           while (index < len) {
-            const code2 = header.charCodeAt(index);
+            const code2 = header2.charCodeAt(index);
             if (code2 === DQUOTE) {
               if (parameters[key] === void 0) {
-                parameters[key] = escaped ? unescapeQuotedPairs(header, quotedStart, index) : header.slice(quotedStart, index);
+                parameters[key] = escaped ? unescapeQuotedPairs(header2, quotedStart, index) : header2.slice(quotedStart, index);
               }
               index++;
               let stop2 = 0;
               while (index < len) {
-                const code3 = header.charCodeAt(index);
+                const code3 = header2.charCodeAt(index);
                 const flags2 = CHAR_MAP[code3];
                 if ((flags2 & stopFlags) !== 0) {
                   stop2 = flags2 & COMMA_FLAG;
@@ -45325,7 +45897,7 @@ function parseParameters(header, type, index, len, stopFlags) {
         let stop = 0;
         let valueWhitespace = -1;
         while (index < len) {
-          const code2 = header.charCodeAt(index);
+          const code2 = header2.charCodeAt(index);
           const flags2 = CHAR_MAP[code2];
           if ((flags2 & stopFlags) !== 0) {
             stop = flags2 & COMMA_FLAG;
@@ -45341,7 +45913,7 @@ function parseParameters(header, type, index, len, stopFlags) {
         }
         if (parameters[key] === void 0) {
           const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
-          parameters[key] = header.slice(valueStart, valueEnd);
+          parameters[key] = header2.slice(valueStart, valueEnd);
         }
         if (stop !== 0)
           break parameter;
@@ -45390,8 +45962,8 @@ var stringifyIteratively = (rootValue, replacer, spaceParam) => {
   const isFunctionReplacer = typeof replacer === "function";
   const propertyList = Array.isArray(replacer) ? new Set(replacer.map(String)) : null;
   const prepareVal = (parent, key, val) => {
-    const isObject = val !== null && typeof val === "object";
-    const hasToJSON = isObject && typeof val.toJSON === "function";
+    const isObject2 = val !== null && typeof val === "object";
+    const hasToJSON = isObject2 && typeof val.toJSON === "function";
     if (hasToJSON) {
       val = val.toJSON(key);
     }
@@ -45612,11 +46184,11 @@ var convertMarkedBigIntsReviver = (key, value, context3, userReviver) => {
   if (!hasUserReviver) return value;
   return userReviver(key, value, context3);
 };
-var JSONParseV2 = (text, reviver) => {
-  return JSON.parse(text, (key, value, context3) => {
-    const isNumber = typeof value === "number";
+var JSONParseV2 = (text2, reviver) => {
+  return JSON.parse(text2, (key, value, context3) => {
+    const isNumber2 = typeof value === "number";
     const isOutOfBounds = value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
-    const isBigNumber = isNumber && isOutOfBounds;
+    const isBigNumber = isNumber2 && isOutOfBounds;
     const isInt = context3 && intRegex.test(context3.source);
     const isBigInt = isBigNumber && isInt;
     if (isBigInt) return BigInt(context3.source);
@@ -45671,33 +46243,33 @@ var applyReviverIteratively = (parsed, userReviver) => {
   }
   return rootHolder[""];
 };
-var serializeBigInts = (text) => {
-  return text.replace(
+var serializeBigInts = (text2) => {
+  return text2.replace(
     stringsOrLargeNumbers,
     (match, digits, fractional, exponential) => {
-      const isString = match[0] === '"';
-      const isNoise = isString && noiseValueWithQuotes.test(match);
+      const isString2 = match[0] === '"';
+      const isNoise = isString2 && noiseValueWithQuotes.test(match);
       if (isNoise) return match.substring(0, match.length - 1) + 'n"';
       const hasFractionalOrExponential = fractional || exponential;
       const isLessThanMaxSafeInt = digits && (digits.length < MAX_DIGITS || digits.length === MAX_DIGITS && digits <= MAX_INT);
-      const isStandardValue = isString || hasFractionalOrExponential || isLessThanMaxSafeInt;
+      const isStandardValue = isString2 || hasFractionalOrExponential || isLessThanMaxSafeInt;
       if (isStandardValue) return match;
       return '"' + match + 'n"';
     }
   );
 };
-var JSONParse = (text, reviver) => {
-  if (!text) return originalParse(text, reviver);
+var JSONParse = (text2, reviver) => {
+  if (!text2) return originalParse(text2, reviver);
   try {
-    if (isContextSourceSupported()) return JSONParseV2(text, reviver);
-    const serializedData = serializeBigInts(text);
+    if (isContextSourceSupported()) return JSONParseV2(text2, reviver);
+    const serializedData = serializeBigInts(text2);
     return originalParse(
       serializedData,
       (key, value, context3) => convertMarkedBigIntsReviver(key, value, context3, reviver)
     );
   } catch (error2) {
     if (error2 instanceof RangeError) {
-      const serializedData = serializeBigInts(text);
+      const serializedData = serializeBigInts(text2);
       const parsed = originalParse(serializedData);
       return applyReviverIteratively(parsed, reviver);
     }
@@ -45865,12 +46437,12 @@ async function getResponseData(response) {
   }
   const mimetype = parse4(contentType);
   if (isJSONResponse(mimetype)) {
-    let text = "";
+    let text2 = "";
     try {
-      text = await response.text();
-      return JSONParse(text);
+      text2 = await response.text();
+      return JSONParse(text2);
     } catch (err) {
-      return text;
+      return text2;
     }
   } else if (mimetype.type.startsWith("text/") || // `application/octet-stream` is the canonical "arbitrary binary" type
   // (RFC 2046) and must never be decoded as text, even when the response
@@ -48800,128 +49372,6 @@ function getOctokit(token, options, ...additionalPlugins) {
   return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 
-// src/github/api.ts
-var GitHubApiError = class extends Error {
-  constructor(message, status, options) {
-    super(message, options);
-    this.status = status;
-  }
-  status;
-};
-var clip = (s) => s.length > LIMITS.githubDescriptionChars ? `${s.slice(0, LIMITS.githubDescriptionChars - 3)}...` : s;
-function octokitApi(token, repo, apiUrl) {
-  const octokit = getOctokit(token, { baseUrl: apiUrl });
-  const request2 = () => ({ signal: AbortSignal.timeout(LIMITS.githubRequestTimeoutMs) });
-  const call = async (what, f) => {
-    try {
-      return await f();
-    } catch (e) {
-      const status = typeof e.status === "number" ? e.status : void 0;
-      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ""}${e.message}`, status, { cause: e });
-    }
-  };
-  const comment = (c) => ({ id: c.id, body: c.body ?? "", url: c.html_url });
-  return {
-    createDeployment: (d) => call("creating the deployment", async () => {
-      const res = await octokit.rest.repos.createDeployment({
-        ...repo,
-        ref: d.ref,
-        environment: d.environment,
-        description: clip(d.description),
-        payload: d.payload,
-        // The workflow already decided to deploy this commit: no merging of the default branch and no
-        // waiting for commit statuses, which GitHub would otherwise apply to the ref.
-        auto_merge: false,
-        required_contexts: [],
-        request: request2()
-      });
-      if (!("id" in res.data)) throw new Error(`GitHub did not create it: ${res.data.message ?? `HTTP ${res.status}`}`);
-      return res.data.id;
-    }),
-    setDeploymentStatus: (id, s) => call(`setting deployment ${id} to ${s.state}`, async () => {
-      await octokit.rest.repos.createDeploymentStatus({
-        ...repo,
-        deployment_id: id,
-        state: s.state,
-        description: clip(s.description),
-        ...s.logUrl ? { log_url: s.logUrl } : {},
-        ...s.environmentUrl ? { environment_url: s.environmentUrl } : {},
-        auto_inactive: s.state === "success",
-        request: request2()
-      });
-    }),
-    recentDeployments: (environment, count2) => call("listing the environment's deployments", async () => {
-      const res = await octokit.rest.repos.listDeployments({ ...repo, environment, per_page: count2, request: request2() });
-      return res.data.map((d) => d.id);
-    }),
-    latestDeploymentState: (id) => call(`reading deployment ${id}'s status`, async () => {
-      const res = await octokit.rest.repos.listDeploymentStatuses({ ...repo, deployment_id: id, per_page: 1, request: request2() });
-      return res.data[0]?.state;
-    }),
-    comments: (issue2) => call(`reading the comments of #${issue2}`, async () => {
-      const all = await octokit.paginate(octokit.rest.issues.listComments, { ...repo, issue_number: issue2, per_page: 100, request: request2() });
-      return all.map(comment);
-    }),
-    createComment: (issue2, body) => call(`commenting on #${issue2}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue2, body, request: request2() })).data)),
-    updateComment: (id, body) => call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request2() })).data))
-  };
-}
-
-// src/github/comment.ts
-var commentMarker = (app, where) => `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll("--", "- -")} -->`;
-var count = (n) => n.toLocaleString("en-US");
-var fence = (s) => `\`\`\`
-${s.replaceAll("```", "` ` `")}
-\`\`\``;
-function headline(v) {
-  const app = `\`${v.app}\` on ${v.where}`;
-  switch (v.result) {
-    case "paused":
-      return `Canary of ${app}: live at ${v.canaryWeight}%`;
-    case "deployed":
-      return `Canary of ${app}: promoted`;
-    case "rolled-back":
-      return v.operation === "abort" ? `Canary of ${app}: aborted` : `Canary of ${app}: failed and removed`;
-    case "failed":
-    case "planned":
-      return `Canary of ${app}: ${v.operation === "deploy" ? "deploy" : v.operation} failed`;
-  }
-}
-function state(v) {
-  const canary = `\`${v.canaryImage || "-"}\``;
-  const stable = `\`${v.stableImage || "-"}\``;
-  switch (v.result) {
-    case "paused":
-      return `${canary} serves **${v.canaryWeight}%** of requests; ${stable} (stable) serves the rest.`;
-    case "deployed":
-      return `${canary} serves all requests.`;
-    case "rolled-back":
-      return `${stable} serves all requests again; the canary ${canary} is gone.`;
-    case "failed":
-    case "planned":
-      return `The run failed before it finished: check what is live with \`operation: status\`.`;
-  }
-}
-function renderCanaryComment(v) {
-  const out = [commentMarker(v.app, v.where), `### ${headline(v)}`, "", state(v)];
-  if (v.observations.length) {
-    out.push("", "| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |", "|---|---|---|---|---|---|");
-    for (const o of v.observations)
-      out.push(
-        `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
-      );
-  }
-  if (v.failure) out.push("", "**What failed:**", "", fence(v.failure));
-  if (v.result === "paused")
-    out.push(
-      "",
-      `**Promote** (all requests to the canary): run nginx-rollout with \`operation: promote\`; the example workflow does it when this pull request merges.`,
-      `**Abort** (remove the canary): run it with \`operation: abort\`; the example workflow does it when this pull request closes unmerged.`
-    );
-  out.push("", `<sub>Updated ${v.runUrl ? `by [this run](${v.runUrl}) ` : ""}at ${v.at} \xB7 nginx-rollout</sub>`);
-  return out.join("\n") + "\n";
-}
-
 // src/github/context.ts
 function runContext() {
   const env = process.env;
@@ -48971,7 +49421,226 @@ function finalStatus(f) {
     case "failed":
     case "planned":
       return { state: "failure", description: `${f.operation === "deploy" ? "Deploy" : f.operation} failed: see the run log` };
+    case "unchanged":
+      return { state: "inactive", description: "Nothing to do" };
   }
+}
+
+// src/summary.ts
+function redact(text2, secrets) {
+  let out = text2;
+  for (const s of secrets) if (s.length >= 3) out = out.split(s).join("***");
+  return out;
+}
+var cell = (s) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
+var fence = (s, lang = "") => `\`\`\`${lang}
+${s.replaceAll("```", "` ` `")}
+\`\`\``;
+var HEADLINE = {
+  deployed: "deployed",
+  "rolled-back": "rolled back",
+  failed: "FAILED",
+  planned: "planned (dry run: nothing changed)",
+  paused: "paused with the canary live",
+  unchanged: "unchanged (nothing to do)"
+};
+function renderSummary(r, secrets = []) {
+  const out = [];
+  const status = r.operation === "status";
+  out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
+  out.push("");
+  out.push(
+    `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **image** \`${r.image || "-"}\` \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${r.trafficSwitchedSeconds !== void 0 ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : ""} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)} s`
+  );
+  for (const n of r.notes ?? []) out.push("", `> ${n}`);
+  if (r.live) {
+    out.push("", "### Live", "", "| Replica | Host | Address | Image | Colour | nginx weight |", "|---|---|---|---|---|---|");
+    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${x.address}:${x.port} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`);
+    if (!r.live.replicas.length) out.push("| (none) | | | | | |");
+    if (r.live.canary)
+      out.push("", `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`);
+    if (r.live.history.length) {
+      out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
+      for (const h of r.live.history) out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
+    }
+  }
+  if (r.failure) out.push("", "**What failed:**", "", fence(r.failure));
+  if (r.rollbackFailure) out.push("", "**The rollback failed too:**", "", fence(r.rollbackFailure));
+  if (r.plan.length) {
+    out.push("", "### Plan", "");
+    r.plan.forEach((p, i) => out.push(`${i + 1}. ${p}`));
+  }
+  if (r.steps.length) {
+    out.push("", "### Steps", "", "| # | Phase | Step | Host | Duration | Outcome |", "|---|---|---|---|---|---|");
+    r.steps.forEach(
+      (s, i) => out.push(`| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(", ")} | ${(s.ms / 1e3).toFixed(2)} s | ${s.outcome === "ok" ? `ok${s.detail ? `: ${cell(s.detail)}` : ""}` : "**failed**"} |`)
+    );
+  }
+  if (r.gates.length) {
+    out.push("", "### Health gates", "", "| Replica | Host | Result | Probes | Time | Last probe | Docker health |", "|---|---|---|---|---|---|---|");
+    for (const g of r.gates)
+      out.push(`| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${(g.ms / 1e3).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`);
+  }
+  if (r.canarySteps?.length) {
+    out.push("", "### Canary steps", "", "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |", "|---|---|---|---|---|---|---|---|---|");
+    for (const c of r.canarySteps)
+      out.push(
+        `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
+      );
+  }
+  if (r.github?.length) out.push("", "### GitHub", "", ...r.github.map((n) => `- ${n}`));
+  if (r.configDiff) out.push("", `<details><summary>${r.configPath} diff</summary>`, "", fence(r.configDiff, "diff"), "", "</details>");
+  for (const e of r.evidence)
+    out.push("", `<details open><summary>${e.subject}: last log lines</summary>`, "", cell(e.reason), "", fence(e.logs), "", "</details>");
+  if (r.stats)
+    out.push("", `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes</sub>`);
+  return redact(out.join("\n") + "\n", secrets);
+}
+
+// src/github/api.ts
+var GitHubApiError = class extends Error {
+  constructor(message, status, options) {
+    super(message, options);
+    this.status = status;
+  }
+  status;
+};
+var clip = (s) => s.length > LIMITS.githubDescriptionChars ? `${s.slice(0, LIMITS.githubDescriptionChars - 3)}...` : s;
+function octokitApi(token, repo, apiUrl) {
+  const octokit = getOctokit(token, { baseUrl: apiUrl });
+  const request2 = () => ({ signal: AbortSignal.timeout(LIMITS.githubRequestTimeoutMs) });
+  const call = async (what, f) => {
+    try {
+      return await f();
+    } catch (e) {
+      const status = typeof e.status === "number" ? e.status : void 0;
+      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ""}${e.message}`, status, { cause: e });
+    }
+  };
+  const comment = (c) => ({
+    id: c.id,
+    body: c.body ?? "",
+    url: c.html_url,
+    author: { login: c.user?.login ?? "", type: c.user?.type ?? "" }
+  });
+  return {
+    createDeployment: (d) => call("creating the deployment", async () => {
+      const res = await octokit.rest.repos.createDeployment({
+        ...repo,
+        ref: d.ref,
+        environment: d.environment,
+        description: clip(d.description),
+        payload: d.payload,
+        // The workflow already decided to deploy this commit: no merging of the default branch and no
+        // waiting for commit statuses, which GitHub would otherwise apply to the ref.
+        auto_merge: false,
+        required_contexts: [],
+        request: request2()
+      });
+      if (!("id" in res.data)) throw new Error(`GitHub did not create it: ${res.data.message ?? `HTTP ${res.status}`}`);
+      return res.data.id;
+    }),
+    setDeploymentStatus: (id, s) => call(`setting deployment ${id} to ${s.state}`, async () => {
+      await octokit.rest.repos.createDeploymentStatus({
+        ...repo,
+        deployment_id: id,
+        state: s.state,
+        description: clip(s.description),
+        ...s.logUrl ? { log_url: s.logUrl } : {},
+        ...s.environmentUrl ? { environment_url: s.environmentUrl } : {},
+        auto_inactive: s.state === "success",
+        request: request2()
+      });
+    }),
+    recentDeployments: (environment, count2) => call("listing the environment's deployments", async () => {
+      const res = await octokit.rest.repos.listDeployments({ ...repo, environment, per_page: count2, request: request2() });
+      return res.data.map((d) => d.id);
+    }),
+    latestDeploymentState: (id) => call(`reading deployment ${id}'s status`, async () => {
+      const res = await octokit.rest.repos.listDeploymentStatuses({ ...repo, deployment_id: id, per_page: 1, request: request2() });
+      return res.data[0]?.state;
+    }),
+    comments: (issue2) => call(`reading the comments of #${issue2}`, async () => {
+      const all = await octokit.paginate(octokit.rest.issues.listComments, { ...repo, issue_number: issue2, per_page: 100, request: request2() });
+      return all.map(comment);
+    }),
+    createComment: (issue2, body) => call(`commenting on #${issue2}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue2, body, request: request2() })).data)),
+    updateComment: (id, body) => call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request2() })).data)),
+    whoAmI: async () => {
+      try {
+        return (await octokit.rest.users.getAuthenticated({ request: request2() })).data.login;
+      } catch {
+        return void 0;
+      }
+    }
+  };
+}
+
+// src/github/comment.ts
+var commentMarker = (app, where) => `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll("--", "- -")} -->`;
+var count = (n) => n.toLocaleString("en-US");
+var fence2 = (s) => `\`\`\`
+${s.replaceAll("```", "` ` `")}
+\`\`\``;
+function headline(v) {
+  const app = `\`${v.app}\` on ${v.where}`;
+  switch (v.result) {
+    case "paused":
+      return `Canary of ${app}: live at ${v.canaryWeight}%`;
+    case "deployed":
+      return `Canary of ${app}: promoted`;
+    case "rolled-back":
+      return v.operation === "abort" ? `Canary of ${app}: aborted` : `Canary of ${app}: failed and removed`;
+    case "failed":
+    case "planned":
+      return `Canary of ${app}: ${v.operation === "deploy" ? "deploy" : v.operation} failed`;
+    case "unchanged":
+      return `Canary of ${app}: unchanged`;
+  }
+}
+function state(v) {
+  const canary = `\`${v.canaryImage || "-"}\``;
+  const stable = `\`${v.stableImage || "-"}\``;
+  switch (v.result) {
+    case "paused":
+      return `${canary} serves **${v.canaryWeight}%** of requests; ${stable} (stable) serves the rest.`;
+    case "deployed":
+      return `${canary} serves all requests.`;
+    case "rolled-back":
+      return `${stable} serves all requests again; the canary ${canary} is gone.`;
+    case "failed":
+    case "planned":
+      return `The run failed before it finished: check what is live with \`operation: status\`.`;
+    case "unchanged":
+      return "Nothing changed.";
+  }
+}
+var verdicts = (obs) => obs.map((o) => `${o.percent}% ${o.verdict}`).join(", ") || "not judged";
+function history(v) {
+  if (!v.pushes?.length) return [];
+  const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map((p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ""} | ${verdicts(p.observations)} | ${p.outcome} |`);
+  const now = v.result === "paused" ? "live" : v.result === "deployed" ? "promoted" : v.result === "rolled-back" ? v.operation === "abort" ? "aborted" : "failed" : v.result;
+  return ["", "**Pushes**", "", "| Canary | Steps | Outcome |", "|---|---|---|", ...rows, `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`];
+}
+function renderCanaryComment(v) {
+  const out = [commentMarker(v.app, v.where), `### ${headline(v)}`, "", state(v)];
+  if (v.observations.length) {
+    out.push("", "| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |", "|---|---|---|---|---|---|");
+    for (const o of v.observations)
+      out.push(
+        `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
+      );
+  }
+  out.push(...history(v));
+  if (v.failure) out.push("", "**What failed:**", "", fence2(v.failure));
+  if (v.result === "paused")
+    out.push(
+      "",
+      `**Promote** (all requests to the canary): run nginx-rollout with \`operation: promote\`; the example workflow does it when this pull request merges.`,
+      `**Abort** (remove the canary): run it with \`operation: abort\`; the example workflow does it when this pull request closes unmerged.`
+    );
+  out.push("", `<sub>Updated ${v.runUrl ? `by [this run](${v.runUrl}) ` : ""}at ${v.at} \xB7 nginx-rollout</sub>`);
+  return out.join("\n") + "\n";
 }
 
 // src/github/report.ts
@@ -49003,6 +49672,15 @@ var GitHubRecorder = class {
   status(state2, description) {
     const live = state2 === "success" || state2 === "in_progress";
     return { state: state2, description, logUrl: this.links.runUrl, ...live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {} };
+  }
+  /** Marks a deployment inactive (a pull request's earlier canary, replaced by a new push). */
+  async deactivate(d, description) {
+    try {
+      await this.api.setDeploymentStatus(d.id, { state: "inactive", description, logUrl: this.links.runUrl });
+      this.notes.push(`Deployment ${d.id} in environment **${d.environment}**: \`inactive\`, ${description}.`);
+    } catch (e) {
+      this.warn(`Setting GitHub deployment ${d.id} inactive`, e, DEPLOYMENTS_PERMISSION);
+    }
   }
   /** Creates (or takes over) the run's deployment and marks it in progress; undefined when there is none. */
   async begin(target, description) {
@@ -49045,10 +49723,15 @@ var GitHubRecorder = class {
       this.warn(`Marking the earlier deployments of ${d.environment} inactive`, e, DEPLOYMENTS_PERMISSION);
     }
   }
-  /** Writes the comment: updates the one that starts with marker, or creates it. Returns its URL. */
+  /**
+   * Writes the comment: updates the action's own one that starts with marker, or creates it. Anyone can
+   * type the marker, so only a comment by the token's user (or, for a token that is no user, by a bot) counts.
+   */
   async comment(issue2, marker, body) {
     try {
-      const mine = (await this.api.comments(issue2)).find((c2) => c2.body.startsWith(marker));
+      const [comments, me] = await Promise.all([this.api.comments(issue2), this.api.whoAmI()]);
+      const ours = (c2) => me ? c2.author.login === me : c2.author.type === "Bot";
+      const mine = comments.find((c2) => c2.body.startsWith(marker) && ours(c2));
       const c = mine ? await this.api.updateComment(mine.id, body) : await this.api.createComment(issue2, body);
       this.log.info(`pull request #${issue2}: comment ${mine ? "updated" : "created"}: ${c.url}`);
       this.notes.push(`Pull request #${issue2}: [comment](${c.url}) ${mine ? "updated" : "created"}.`);
@@ -49060,116 +49743,498 @@ var GitHubRecorder = class {
   }
 };
 
-// src/remote/lock.ts
-import { randomBytes } from "node:crypto";
-var ACQUIRE = `
-mkdir -p "$1" || exit 2
-if command -v flock >/dev/null 2>&1; then exec 9>"$1/lock.flock"; flock 9; fi
-if [ -d "$1/lock" ]; then
-  now=$(date +%s); beat=$(stat -c %Y "$1/lock/heartbeat" 2>/dev/null || echo 0)
-  if [ $((now - beat)) -le "$4" ]; then printf 'held by %s (heartbeat %ss ago)\\n' "$(cat "$1/lock/owner" 2>/dev/null)" $((now - beat)); exit 3; fi
-  printf 'took over a stale lock of %s (silent for %ss)\\n' "$(cat "$1/lock/owner" 2>/dev/null)" $((now - beat))
-  rm -rf "$1/lock"
-fi
-mkdir "$1/lock" && printf '%s\\n' "$2" >"$1/lock/token" && printf '%s\\n' "$3" >"$1/lock/owner" && touch "$1/lock/heartbeat"
-`;
-var IF_OURS = '[ "$(cat "$1/lock/token" 2>/dev/null)" = "$2" ]';
-var HEARTBEAT = `${IF_OURS} && touch "$1/lock/heartbeat"`;
-var RELEASE = `if ${IF_OURS}; then rm -rf "$1/lock"; fi`;
-var stateDir = (app) => `${LIMITS.stateDir}/${app}`;
-async function acquireLock(remote, app, owner, timeoutSeconds, log, sleep2 = (ms) => new Promise((r) => setTimeout(r, ms))) {
-  const dir = stateDir(app);
-  const token = randomBytes(12).toString("hex");
-  const oneLine = owner.replace(/[\r\n]+/g, " ");
-  const deadline = Date.now() + timeoutSeconds * 1e3;
-  let lastHolder = "";
-  for (; ; ) {
-    const r = await remote.exec(script(ACQUIRE, dir, token, oneLine, String(LIMITS.lockStaleSeconds)));
-    if (r.code === 0) {
-      if (r.stdout.trim()) log(r.stdout.trim());
-      break;
-    }
-    if (r.code !== 3) throw new RemoteError(`taking the deploy lock in ${dir} on ${remote.name} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`, r);
-    const holder = r.stdout.trim();
-    if (holder !== lastHolder) log(`waiting for the deploy lock of ${app}: ${holder}`);
-    lastHolder = holder;
-    if (Date.now() >= deadline)
-      throw new RemoteError(`another deploy of ${app} is running on ${remote.name}: lock ${holder}; gave up after lock-timeout ${timeoutSeconds}s`, r);
-    await sleep2(Math.min(LIMITS.lockPollMs, Math.max(0, deadline - Date.now())));
+// src/github/record.ts
+function githubRecorder(config, gh, log) {
+  const { token, environment, environmentUrl } = config.github;
+  if (token && gh.repo) return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), log, { runUrl: gh.runUrl, environmentUrl: environmentUrl || void 0 });
+  const why = !token ? "github-token is empty" : "this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)";
+  if (environment && config.operation !== "status" && !config.dryRun) log.warning(`environment is set but ${why}: no GitHub deployment is recorded`);
+  return void 0;
+}
+var beginDeployment = (recorder, config, gh, canary, image) => recorder.begin(deploymentTarget(config, gh, canary, image), `${config.app}: ${config.operation} ${image} in progress`);
+function canaryLinks(gh, canary, deployment) {
+  const pr = canaryPullRequest(gh, canary) ?? canary?.pullRequest;
+  return { ...deployment && gh.repo ? { deployment: { repo: repoName(gh.repo), ...deployment } } : {}, ...pr ? { pullRequest: pr } : {} };
+}
+async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets) {
+  const { result, state: state2, plan } = end;
+  const before = state2?.canary;
+  const after = end.canaryAfter ?? void 0;
+  const canaryImage = after?.image ?? (plan?.replaces ? plan.image : before?.image ?? plan?.image ?? "");
+  if (end.deployment)
+    await recorder.finish(end.deployment, finalStatus({ operation: config.operation, result, image: images.liveImage, previousImage: images.previousImage, canaryImage, canaryWeight: end.canaryWeight }));
+  const replaced = plan?.replaces && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : void 0;
+  if (replaced && result !== "failed") await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`);
+  const pr = canaryPullRequest(gh, before);
+  if (!pr || config.strategy !== "canary" && !before) return;
+  const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id;
+  const earlier = after ? [...after.pushes ?? []] : [...before?.pushes ?? [], ...plan?.replaces && before ? [{ image: before.image, sha: before.sha, at: before.at, observations: before.observations ?? [], outcome: "replaced" }] : []];
+  const observations = after ? after.observations ?? [] : [...plan?.replaces ? [] : before?.observations ?? [], ...judged];
+  const body = renderCanaryComment({
+    app: config.app,
+    where,
+    operation: config.operation,
+    result,
+    canaryImage,
+    stableImage: result === "paused" || result === "rolled-back" ? images.liveImage : images.previousImage,
+    canaryWeight: end.canaryWeight,
+    observations,
+    pushes: earlier,
+    failure: end.failure,
+    runUrl: gh.runUrl,
+    at: (/* @__PURE__ */ new Date()).toISOString()
+  });
+  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secrets));
+}
+
+// src/inputs.ts
+import { realpathSync, readFileSync as readFileSync2 } from "node:fs";
+import { isIP as isIP2 } from "node:net";
+import path2 from "node:path";
+var SECRET_INPUTS = ["key", "passphrase", "password", "proxy-key", "proxy-passphrase", "registry-password", "github-token"];
+var InputError = class extends Error {
+  constructor(problems) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} inputs are invalid:
+- ${problems.join("\n- ")}`);
+    this.problems = problems;
   }
-  let beating = Promise.resolve();
-  const timer = setInterval(() => {
-    beating = remote.exec(script(HEARTBEAT, dir, token)).then(
-      (r) => r.code !== 0 && log(`warning: the deploy lock of ${app} is no longer ours (another run took it over?)`),
-      () => void 0
-    );
-  }, LIMITS.lockHeartbeatMs);
-  timer.unref();
-  return {
-    async release() {
-      clearInterval(timer);
-      await beating;
-      await run(remote, script(RELEASE, dir, token), "releasing the deploy lock");
+  problems;
+};
+var show = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
+var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
+var CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+var HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+var FINGERPRINT = /(?:^|\s)(SHA256:[A-Za-z0-9+/]{43})=?(?=\s|$)/;
+var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+var HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/;
+var SERVER_NAME = /^(?:_|(?:\*\.|\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\*)?)$/;
+var HASH_KEY = /^[A-Za-z0-9_$.:/-]+$/;
+var NGINX_TIME = /^\d+(ms|s|m|h|d)?$/;
+var CONFIG_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
+var UPSTREAM_NAME = /^[A-Za-z0-9_]+$/;
+var TEMPLATE_PATH = /^[^\0]+$/;
+var MANAGED_RUN_ARGS = ["--name", "--network", "--net", "-p", "--publish", "-P", "--publish-all", "--rm", "-d", "--detach", "-i", "-t", "--env-file"];
+function readConfig(source) {
+  const problems = [];
+  const problem = (msg) => {
+    problems.push(msg);
+    return void 0;
+  };
+  const raw = (name) => {
+    const v = source.get(name).trim();
+    return v === "" && name in DEFAULTS ? DEFAULTS[name] : v;
+  };
+  const given = (name) => source.get(name).trim() !== "";
+  const required = (name, what) => {
+    const v = raw(name);
+    if (v === "") problem(`${name}: required (${what})`);
+    return v;
+  };
+  const matching = (name, re, expected, value = raw(name)) => {
+    if (value !== "" && !re.test(value)) problem(`${name}: expected ${expected}, got ${show(value)}`);
+    return value;
+  };
+  const int = (name, min, max) => {
+    const v = raw(name);
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`);
+      return min;
     }
+    return Number(v);
+  };
+  const seconds3 = (name, min, max) => {
+    const v = raw(name).replace(/s$/, "");
+    if (!/^\d+(\.\d+)?$/.test(v) || Number(v) < min || Number(v) > max) {
+      problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${DEFAULTS[name] ?? min}'), got ${show(raw(name))}`);
+      return min;
+    }
+    return Number(v);
+  };
+  const bool = (name) => {
+    const v = raw(name);
+    if (/^(true|True|TRUE)$/.test(v)) return true;
+    if (/^(false|False|FALSE)$/.test(v)) return false;
+    problem(`${name}: expected true or false, got ${show(v)}`);
+    return false;
+  };
+  const oneOf = (name, allowed) => {
+    const v = raw(name);
+    if (!allowed.includes(v)) problem(`${name}: expected one of ${allowed.join(", ")}, got ${show(v)}`);
+    return v;
+  };
+  const privateKeyText = (name) => {
+    const v = raw(name) || void 0;
+    if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
+      problem(`${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`);
+    return v;
+  };
+  const hostKeyPolicy = (fingerprintInput, knownHostsInput, insecureSkip2) => {
+    const fingerprints = parseFingerprints(raw(fingerprintInput), (m) => problem(`${fingerprintInput}: ${m}`));
+    const knownHosts = raw(knownHostsInput);
+    if (knownHosts && !knownHosts.split("\n").some((l) => l.trim() && !l.trim().startsWith("#")))
+      problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`);
+    return { fingerprints, knownHosts, insecureSkip: insecureSkip2 };
+  };
+  const port = int("port", 1, 65535);
+  const topology = readTopology(
+    { host: raw("host"), hosts: raw("hosts"), nginxHost: raw("nginx-host"), upstreamHost: raw("upstream-host"), upstreamHostGiven: given("upstream-host") },
+    port,
+    problem
+  );
+  const username = required("username", "the ssh user on the hosts");
+  if (/\s/.test(username)) problem(`username: expected a user name without spaces, got ${show(username)}`);
+  const privateKey = privateKeyText("key");
+  const passphrase = raw("passphrase") || void 0;
+  const password = raw("password") || void 0;
+  if (!privateKey && !password) problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
+  const insecureSkip = bool("insecure-skip-host-key-check");
+  const hostKey = hostKeyPolicy("fingerprint", "known-hosts", insecureSkip);
+  const first = topology?.nginxHost;
+  if (!hostKey.fingerprints.length && !hostKey.knownHosts && !insecureSkip && first)
+    problem(
+      `fingerprint: required to verify each host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${first.port} ${first.host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
+    );
+  const login2 = { username, privateKey, passphrase, password, hostKey };
+  const proxyHostText = raw("proxy-host");
+  let proxy;
+  if (proxyHostText) {
+    const target = parseSshAddress(proxyHostText, 22, (m) => problem(`proxy-host: ${m}`));
+    const proxyUser = raw("proxy-username") || username;
+    if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`);
+    const proxyKey = privateKeyText("proxy-key");
+    const ownPolicy = given("proxy-fingerprint") || given("proxy-known-hosts");
+    const proxyHostKey = ownPolicy ? hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", insecureSkip) : hostKey;
+    if (target)
+      proxy = {
+        target,
+        login: {
+          username: proxyUser,
+          privateKey: proxyKey ?? privateKey,
+          passphrase: proxyKey ? raw("proxy-passphrase") || void 0 : passphrase,
+          password: proxyKey ? void 0 : password,
+          hostKey: proxyHostKey
+        }
+      };
+  } else
+    for (const name of ["proxy-username", "proxy-key", "proxy-passphrase", "proxy-fingerprint", "proxy-known-hosts"])
+      if (given(name)) problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`);
+  const operation = oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
+  const app = matching("app", NAME, "a name of lowercase letters, digits, _ . - starting with a letter or digit", required("app", "the application name"));
+  if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`);
+  const image = matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", operation === "deploy" ? required("image", "the image to deploy") : raw("image"));
+  const strategy = oneOf("strategy", ["rolling", "blue-green", "canary"]);
+  const replicas = int("replicas", 1, 100);
+  const ports = parsePorts(raw("ports"), problem);
+  if (ports.length && ports.length < replicas)
+    problem(`ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw("ports")}'`);
+  const containerPort = int("container-port", 1, 65535);
+  const network = raw("network");
+  if (network !== "" && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
+  const env = parseEnv(raw("env"), problem);
+  const runArgs = parseRunArgs(raw("run-args"), problem);
+  const pull = bool("pull");
+  const pullTimeoutSeconds = int("pull-timeout", 1, 86400);
+  const registryServer = raw("registry");
+  if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer)) problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`);
+  const registryUser = raw("registry-username");
+  const registryPassword = raw("registry-password");
+  if (Boolean(registryUser) !== Boolean(registryPassword)) problem("registry-username and registry-password: set both to log in to the registry, or neither");
+  if (registryServer && !registryUser) problem("registry: set registry-username and registry-password too, or leave registry empty");
+  const healthPath = matching("health-path", HEALTH_PATH, "an absolute URL path like '/healthz'");
+  const healthStatus = parseStatusRanges(raw("health-status"), problem);
+  const healthTimeout = seconds3("health-timeout", 1, 3600);
+  const healthInterval = seconds3("health-interval", 0.05, 60);
+  const drainSeconds = seconds3("drain-seconds", 0, 3600);
+  const stopTimeoutSeconds = int("stop-timeout", 0, 3600);
+  const batchSize = int("batch-size", 1, 100);
+  const keepPrevious = bool("keep-previous");
+  const canarySteps = parseCanarySteps(raw("canary-steps"), problem);
+  const canaryReplicas = int("canary-replicas", 1, 100);
+  const canaryInterval = seconds3("canary-interval", 1, 86400);
+  const maxErrorRate = raw("canary-max-error-rate").replace(/%$/, "");
+  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
+    problem(`canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw("canary-max-error-rate"))}`);
+  const mode = oneOf("nginx-mode", ["container", "host"]);
+  const scope = oneOf("nginx-scope", ["site", "upstream"]);
+  const nginxContainer = matching("nginx-container", CONTAINER_NAME, "a Docker container name");
+  const nginxImage = matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
+  const configPath = matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'", raw("nginx-config-path") || derivedDefaults.configPath(app));
+  const upstreamName = matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _", raw("upstream-name") || derivedDefaults.upstreamName(app));
+  const templatePath = raw("nginx-template");
+  let template;
+  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
+    try {
+      template = source.readWorkspaceFile(templatePath);
+    } catch (e) {
+      problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
+    }
+  }
+  const listen = raw("listen");
+  if (!parseListen(listen)) problem(`listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`);
+  const serverName = raw("server-name");
+  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n))) problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
+  if (scope === "upstream") {
+    for (const name of ["listen", "server-name"])
+      if (given(name)) problem(`${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`);
+  }
+  const lbMethod = parseLbMethod(raw("lb-method"), problem);
+  const weight = int("weight", 1, 1e3);
+  const maxFails = int("max-fails", 0, 1e3);
+  const failTimeout = matching("fail-timeout", NGINX_TIME, "an nginx time like '30s' or '1m'");
+  const githubToken = raw("github-token");
+  if (/\s/.test(githubToken)) problem("github-token: expected a token without spaces or line breaks");
+  const environment = raw("environment");
+  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
+    problem(`environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`);
+  const environmentUrl = raw("environment-url");
+  if (environmentUrl && !isWebUrl(environmentUrl)) problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
+  if (environmentUrl && !environment) problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
+  const dryRun = bool("dry-run");
+  const rollbackOnFailure = bool("rollback-on-failure");
+  const lockTimeoutSeconds = seconds3("lock-timeout", 0, 86400);
+  if (network === "host" && ports.includes(containerPort))
+    problem(`container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`);
+  const listenPort = parseListen(listen)?.port;
+  if (scope === "site" && network === "host" && listenPort !== void 0 && ports.includes(listenPort))
+    problem(`listen: port ${listenPort} is inside ports '${raw("ports")}', which replicas use`);
+  if (problems.length || !topology) throw new InputError(problems);
+  return {
+    appHosts: topology.appHosts,
+    nginxHost: topology.nginxHost,
+    login: login2,
+    proxy,
+    app,
+    image,
+    strategy,
+    replicas,
+    ports,
+    containerPort,
+    network,
+    env,
+    runArgs,
+    pull,
+    pullTimeoutSeconds,
+    registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : void 0,
+    health: { path: healthPath, status: healthStatus, timeoutMs: healthTimeout * 1e3, intervalMs: healthInterval * 1e3 },
+    drainSeconds,
+    stopTimeoutSeconds,
+    batchSize,
+    keepPrevious,
+    canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
+    nginx: {
+      mode,
+      scope,
+      container: nginxContainer,
+      image: nginxImage,
+      configPath,
+      upstreamName,
+      template,
+      templatePath: templatePath || void 0,
+      listen,
+      serverName,
+      lbMethod,
+      weight,
+      maxFails,
+      failTimeout
+    },
+    github: { token: githubToken, environment, environmentUrl },
+    operation,
+    dryRun,
+    rollbackOnFailure,
+    lockTimeoutSeconds
   };
 }
+function secretTexts(get) {
+  const texts = SECRET_INPUTS.map((name) => get(name).trim());
+  for (const line of get("env").split("\n")) {
+    const l = line.trim();
+    if (!l || l.startsWith("#")) continue;
+    texts.push(l);
+    for (const sep2 of ["=", ":"]) if (l.includes(sep2)) texts.push(l.slice(l.indexOf(sep2) + 1).trim());
+  }
+  return [...new Set(texts.flatMap((t) => [t, ...t.includes("\n") ? t.split("\n").map((l) => l.trim()).filter((l) => l.length >= 8 && !l.startsWith("-----")) : []]))].filter(
+    (t) => t.length >= 3
+  );
+}
+function readWorkspaceFile(workspace, file) {
+  const root = realpathSync(workspace);
+  const real = realpathSync(path2.resolve(root, file));
+  if (real !== root && !real.startsWith(root + path2.sep)) throw new Error(`it resolves to ${real}, outside the workspace ${root}`);
+  return readFileSync2(real, "utf8");
+}
+function isWebUrl(text2) {
+  try {
+    const u = new URL(text2);
+    return (u.protocol === "https:" || u.protocol === "http:") && !/\s/.test(text2);
+  } catch {
+    return false;
+  }
+}
+function parseFingerprints(text2, problem) {
+  const out = [];
+  for (const item of text2.split(/[,\n]/).map((f) => f.trim()).filter((f) => f && !f.startsWith("#"))) {
+    const m = FINGERPRINT.exec(item);
+    if (m) out.push(m[1]);
+    else problem(`expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`);
+  }
+  return [...new Set(out)];
+}
+function parseSshAddress(text2, defaultPort, problem) {
+  const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(text2) ?? /^([^:\s[\]]+)(?::(\d+))?$/.exec(text2);
+  const host = m?.[1] ?? "";
+  const port = m?.[2] ? Number(m[2]) : defaultPort;
+  if (!m || !(isIP2(host) === 4 || HOSTNAME.test(host) || text2.startsWith("[") && isIP2(host) === 6) || port < 1 || port > 65535) {
+    problem(`expected name, name:port or [ipv6]:port, got ${show(text2)}`);
+    return void 0;
+  }
+  return { host, port };
+}
+function readTopology(t, defaultPort, problem) {
+  const upstreamAddress = (name, value) => {
+    if (isIP2(value) || HOSTNAME.test(value)) return true;
+    problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`);
+    return false;
+  };
+  if (t.host && t.hosts) {
+    problem("host and hosts: give one of them (host for a single app host, hosts for several)");
+    return void 0;
+  }
+  if (!t.host && !t.hosts) {
+    problem("host: required (the Docker host to deploy to, name or name:port), or hosts for several");
+    return void 0;
+  }
+  if (t.host) {
+    const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean);
+    if (items.length > 1) {
+      problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`);
+      return void 0;
+    }
+    const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`));
+    const nginxHost2 = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh;
+    if (!ssh || !nginxHost2 || !upstreamAddress("upstream-host", t.upstreamHost)) return void 0;
+    if (isLoopback(t.upstreamHost) && (nginxHost2.host !== ssh.host || nginxHost2.port !== ssh.port))
+      problem(`upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`);
+    return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost: nginxHost2 };
+  }
+  if (t.upstreamHostGiven) problem("upstream-host: with hosts, give each host's upstream address after it ('10.0.0.11:22 10.1.0.11'); leave upstream-host empty");
+  if (!t.nginxHost) problem("nginx-host: required with hosts (the host that runs nginx, address[:port]; it may be one of the hosts)");
+  const appHosts = [];
+  for (const line of t.hosts.split(/[,\n]/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))) {
+    const fields = line.split(/\s+/);
+    if (fields.length > 2) {
+      problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`);
+      continue;
+    }
+    const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`));
+    const address = fields[1] ?? ssh?.host ?? "";
+    if (!ssh || !upstreamAddress("hosts", address)) continue;
+    if (isLoopback(address)) problem(`hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`);
+    const id = sshName(ssh.host, ssh.port);
+    if (appHosts.some((h) => h.id === id)) problem(`hosts: ${id} is listed twice`);
+    else if (appHosts.some((h) => h.upstreamAddress === address)) problem(`hosts: two hosts have the upstream address ${address}; nginx could not tell their replicas apart`);
+    else appHosts.push({ id, ssh, upstreamAddress: address });
+  }
+  if (!appHosts.length) problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`);
+  const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : void 0;
+  return nginxHost && appHosts.length ? { appHosts, nginxHost } : void 0;
+}
+function parsePorts(text2, problem) {
+  const ports = /* @__PURE__ */ new Set();
+  for (const part of text2.split(",").map((p) => p.trim())) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const first = Number(m?.[1]);
+    const last = Number(m?.[2] ?? m?.[1]);
+    if (!m || first < 1 || last > 65535 || first > last) {
+      problem(`ports: expected a range like '9201-9210' or a list like '9201,9202', got ${show(text2)}`);
+      return [];
+    }
+    for (let p = first; p <= last; p++) ports.add(p);
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+function parseEnv(text2, problem) {
+  const vars = [];
+  text2.split("\n").forEach((line, i) => {
+    const l = line.replace(/\r$/, "");
+    if (!l.trim() || l.trim().startsWith("#")) return;
+    const eq = l.indexOf("=");
+    const name = eq < 0 ? "" : l.slice(0, eq).trim();
+    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '=' (not shown: it may hold a secret)`);
+    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit (the line is not shown: it may hold a secret)`);
+    else if (name === "PORT") problem("env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env");
+    else if (l.includes("\0")) problem(`env: ${name}: the value contains a NUL byte`);
+    else vars.push({ name, value: l.slice(eq + 1) });
+  });
+  return vars;
+}
+function parseRunArgs(text2, problem) {
+  let words;
+  try {
+    words = splitShellWords(text2);
+  } catch (e) {
+    if (!(e instanceof ShellWordsError)) throw e;
+    problem(`run-args: ${e.message}, in ${show(text2)}`);
+    return [];
+  }
+  words.forEach((w, i) => {
+    const [flag, inline] = w.startsWith("--") ? [w.split("=")[0], w.includes("=") ? w.slice(w.indexOf("=") + 1) : void 0] : [w, void 0];
+    if (MANAGED_RUN_ARGS.includes(flag))
+      problem(`run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text2)}`);
+    const label = flag === "--label" || flag === "-l" ? inline ?? words[i + 1] ?? "" : void 0;
+    if (label?.startsWith("nginx-rollout.")) problem(`run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`);
+  });
+  return words;
+}
+function parseStatusRanges(text2, problem) {
+  const out = [];
+  for (const part of text2.split(",").map((p) => p.trim())) {
+    const m = /^(\d{3})(?:-(\d{3}))?$/.exec(part);
+    const min = Number(m?.[1]);
+    const max = Number(m?.[2] ?? m?.[1]);
+    if (!m || min < 100 || max > 599 || min > max) {
+      problem(`health-status: expected HTTP status codes or ranges like '200-399' or '200,204', got ${show(text2)}`);
+      return [{ min: 200, max: 399 }];
+    }
+    out.push({ min, max });
+  }
+  return out;
+}
+function parseCanarySteps(text2, problem) {
+  const steps = text2.split(",").map((s) => s.trim());
+  const numbers = steps.map(Number);
+  if (!steps.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
+    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show(text2)}`);
+    return [100];
+  }
+  return numbers;
+}
+function parseLbMethod(text2, problem) {
+  const words = text2.split(/\s+/).filter(Boolean);
+  if (words.length === 1 && (words[0] === "least_conn" || words[0] === "round_robin" || words[0] === "ip_hash")) return { kind: words[0] };
+  if (words[0] === "hash" && words.length >= 2 && words.length <= 3 && HASH_KEY.test(words[1]) && (words.length === 2 || words[2] === "consistent"))
+    return { kind: "hash", key: words[1], consistent: words.length === 3 };
+  problem(`lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show(text2)}`);
+  return { kind: "least_conn" };
+}
 
-// src/remote/history.ts
-var historyPath = (app) => `${stateDir(app)}/history.json`;
-var canaryPath = (app) => `${stateDir(app)}/canary.json`;
-var readStateFiles = (app) => script('cat "$1" 2>/dev/null; printf "\\000"; cat "$2" 2>/dev/null; true', historyPath(app), canaryPath(app));
-function parseStateFiles(output) {
-  const [history = "", canary = ""] = output.split("\0");
-  return { history: parseHistory(history), canary: parseCanaryState(canary) };
-}
-var writeFile2 = (path2, text, what) => withStdin(script('mkdir -p "$(dirname "$1")" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"', path2), text, what);
-async function appendHistory(remote, app, before, entry) {
-  const entries = [...before, entry].slice(-LIMITS.historyEntries);
-  await run(remote, writeFile2(historyPath(app), JSON.stringify(entries, null, 1) + "\n", "history JSON"), "writing the deploy history");
-}
-async function writeCanaryState(remote, app, state2) {
-  const c = state2 ? writeFile2(canaryPath(app), JSON.stringify(state2, null, 1) + "\n", "canary state JSON") : command("rm", "-f", canaryPath(app));
-  await run(remote, c, "writing the canary state");
-}
-
-// src/host/read.ts
-var HostStateError = class extends Error {
+// src/journal.ts
+var Journal = class {
+  constructor(startedAt = Date.now()) {
+    this.startedAt = startedAt;
+  }
+  startedAt;
+  steps = [];
+  gates = [];
+  evidence = [];
+  canarySteps = [];
+  /** Things the run noticed that the reader should know (stale state, background stops...). */
+  notes = [];
+  /** When the last route that left all traffic on the new version ended, in ms since the run started. */
+  get trafficSwitchedAtMs() {
+    return [...this.steps].reverse().find((s) => s.allTrafficNew && s.outcome === "ok" && s.phase === "deploy")?.endedAtMs;
+  }
 };
-async function readHost(remote, config) {
-  const [containers, nginx, { history, canary }] = await Promise.all([
-    run(remote, listManaged(CONTAINER_FORMAT), `listing containers (is docker usable by ${config.username}?)`).then((r) => parseContainers(r.stdout)),
-    readNginx(remote, config),
-    run(remote, readStateFiles(config.app), "reading the deploy history").then((r) => parseStateFiles(r.stdout))
-  ]);
-  return { containers, nginx, history, ...canary ? { canary } : {} };
-}
-async function readNginx(remote, config) {
-  const n = config.nginx;
-  if (n.mode === "host") {
-    const [ps, file2] = await Promise.all([run(remote, listProcesses(), "listing processes"), remote.exec(readLiveConfig(config))]);
-    const masters = findNginxMasters(ps.stdout);
-    if (!masters.length)
-      throw new HostStateError(`nginx-mode host: no nginx master process runs on ${remote.name}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`);
-    if (masters.length > 1)
-      throw new HostStateError(`nginx-mode host: ${masters.length} nginx master processes run on ${remote.name} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one serves ${config.nginx.configPath}`);
-    return { exists: true, running: true, masterPid: masters[0], config: file2.code === 0 ? file2.stdout : void 0 };
-  }
-  const inspect = await remote.exec(inspectNginxContainer(n.container));
-  if (inspect.code !== 0) {
-    if (!/no such (object|container)/i.test(inspect.stderr)) await run(remote, inspectNginxContainer(n.container), `inspecting the nginx container ${n.container}`);
-    return { exists: false, running: false };
-  }
-  const [running, networkMode] = inspect.stdout.trim().split("	");
-  const file = await remote.exec(readLiveConfig(config));
-  return { exists: true, running: running === "true", networkMode, config: file.code === 0 ? file.stdout : void 0 };
-}
-var LOOPBACK = /^(127\.|::1$|localhost$)/;
-function checkHostState(config, state2) {
-  if (config.nginx.mode !== "container" || !LOOPBACK.test(config.upstreamHost)) return void 0;
-  const nginxNetwork = state2.nginx.exists ? state2.nginx.networkMode : config.network === "host" ? "host" : config.network || "default";
-  if (nginxNetwork === "host") return void 0;
-  return `upstream-host: nginx container ${config.nginx.container} ${state2.nginx.exists ? "runs" : "would run"} on Docker network '${nginxNetwork}', where ${config.upstreamHost} is the container itself, so it cannot reach the replicas. Use network: host, or set upstream-host to an address of the Docker host that the container can reach (e.g. the docker0 gateway, often 172.17.0.1).`;
-}
 
 // src/nginx/diff.ts
 function lineOps(a, b) {
@@ -49233,59 +50298,63 @@ function unifiedDiff(before, after, fromLabel, toLabel, context3 = 3) {
 // src/plan/common.ts
 var PlanError = class extends Error {
 };
-var replicaName = (app, port) => `${app}-${port}`;
-var strip = ({ name, port, image, color }) => ({ name, port, image, ...color ? { color } : {} });
-function liveReplicas(app, containers, liveConfig) {
-  const mine = containers.filter((c) => c.app === app && c.role === "replica");
-  const routed = liveConfig === void 0 ? void 0 : upstreamPorts(liveConfig);
-  const live = mine.filter((c) => c.running && (routed === void 0 || routed.has(c.port)));
+var strip = ({ host, address, name, port, image, color }) => ({ host, address, name, port, image, ...color ? { color } : {} });
+function interleave(replicas, hosts) {
+  const perHost = hosts.map((h) => replicas.filter((r) => r.host === h.id).sort((a, b) => a.port - b.port));
+  const out = [];
+  for (let i = 0; out.length < replicas.length && i < replicas.length; i++) for (const list of perHost) if (list[i]) out.push(list[i]);
+  return out;
+}
+function liveReplicas(config, containers, routes) {
+  const mine = containers.filter((c) => c.app === config.app);
+  const live = mine.filter((c) => c.running && (routes === void 0 || routes.has(hostPort(c.address, c.port))));
   const strays = mine.filter((c) => !live.includes(c));
-  return { live: live.map(strip).sort((a, b) => a.port - b.port), strays: strays.map(strip).sort((a, b) => a.port - b.port) };
+  return { live: interleave(live.map(strip), config.appHosts), strays: interleave(strays.map(strip), config.appHosts) };
 }
-function allocate(config, containers, count2, image, freed = [], color) {
-  const freedPorts = new Set(freed.map((r) => r.port));
-  const taken = new Set(containers.map((c) => c.port).filter((p) => !freedPorts.has(p)));
-  const free = config.ports.filter((p) => !taken.has(p));
-  if (free.length < count2)
-    throw new PlanError(
-      `ports: ${count2} new replicas need ${count2} free ports in ${config.ports[0]}-${config.ports[config.ports.length - 1]}, but only ${free.length} are free (taken: ${[...taken].filter((p) => config.ports.includes(p)).sort((a, b) => a - b).join(", ") || "none"}). Widen ports: start-first needs room for the old and the new replicas at once.`
-    );
-  return free.slice(0, count2).map((port) => ({ name: replicaName(config.app, port), port, image, ...color ? { color } : {} }));
+function allocate(config, containers, counts, image, freed = [], color) {
+  const out = [];
+  for (const host of config.appHosts) {
+    const count2 = counts.get(host.id) ?? 0;
+    if (!count2) continue;
+    const freedPorts = new Set(freed.filter((r) => r.host === host.id).map((r) => r.port));
+    const taken = new Set(containers.filter((c) => c.host === host.id).map((c) => c.port).filter((p) => !freedPorts.has(p)));
+    const free = config.ports.filter((p) => !taken.has(p));
+    if (free.length < count2)
+      throw new PlanError(
+        `ports: ${count2} new replicas on ${host.id} need ${count2} free ports in ${config.ports[0]}-${config.ports[config.ports.length - 1]}, but only ${free.length} are free (taken: ${[...taken].filter((p) => config.ports.includes(p)).sort((a, b) => a - b).join(", ") || "none"}). Widen ports: start-first needs room for the old and the new replicas at once.`
+      );
+    out.push(...free.slice(0, count2).map((port) => ({ host: host.id, address: host.upstreamAddress, name: replicaName(config.app, port), port, image, ...color ? { color } : {} })));
+  }
+  return interleave(out, config.appHosts);
 }
+var everyHost = (config, count2 = config.replicas) => new Map(config.appHosts.map((h) => [h.id, count2]));
 function prepare(config, image) {
+  const hosts = config.appHosts.map((h) => h.id);
   const steps = [];
-  if (config.registry) steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username });
-  if (config.pull) steps.push({ kind: "pull", image });
+  if (config.registry) steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username, hosts });
+  if (config.pull) steps.push({ kind: "pull", image, hosts });
   return steps;
 }
 function replaceInBatches(config, live, next, alreadyRunning = []) {
-  const running = new Set(alreadyRunning.map((r) => r.name));
+  const running = new Set(alreadyRunning.map((r) => `${r.host}/${r.name}`));
   const b = live.length ? config.batchSize : next.length;
   const steps = [];
   const batches = Math.ceil(Math.max(next.length, live.length) / b);
   for (let i = 0; i < batches; i++) {
-    const incoming = next.slice(i * b, (i + 1) * b).filter((r) => !running.has(r.name));
+    const incoming = next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`));
     const outgoing = live.slice(i * b, (i + 1) * b);
     if (incoming.length) steps.push({ kind: "start", replicas: incoming }, { kind: "gate", replicas: incoming });
     steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
     const batch = next.slice(i * b, (i + 1) * b);
-    if (outgoing.length)
-      steps.push(
-        { kind: "drain", seconds: config.drainSeconds, replicas: outgoing },
-        ...batch.length ? [{ kind: "gate", replicas: batch, again: true }] : [],
-        // Drained and out of the upstream: the next batch can start while these stop.
-        { kind: "stop", replicas: outgoing, background: i < batches - 1 }
-      );
+    if (outgoing.length) {
+      steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing }, ...batch.length ? [{ kind: "gate", replicas: batch, again: true }] : []);
+      if (i < batches - 1) steps.push({ kind: "stop", replicas: outgoing, background: true });
+    }
   }
   return steps;
 }
 var removeAll = (replicas) => replicas.length ? [{ kind: "remove", replicas }] : [];
-function mainImage(replicas) {
-  const counts = /* @__PURE__ */ new Map();
-  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
-}
-var liveColor = (replicas) => replicas.find((r) => r.color)?.color ?? "";
+var retireAll = (replicas) => replicas.length ? [{ kind: "retire", replicas }] : [];
 
 // src/plan/blue-green.ts
 var otherColor = (color) => color === "blue" ? "green" : "blue";
@@ -49293,33 +50362,35 @@ function switchTo(config, live, next) {
   const steps = [{ kind: "route", servers: next }];
   if (live.length) {
     steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live }, { kind: "gate", replicas: next, again: true });
-    if (!config.keepPrevious) steps.push({ kind: "stop", replicas: live }, { kind: "remove", replicas: live });
+    if (!config.keepPrevious) steps.push(...retireAll(live));
   }
   return steps;
 }
-function planBlueGreen(config, containers, liveConfig) {
-  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
-  const next = allocate(config, containers, config.replicas, config.image, strays, otherColor(liveColor(live)));
+function planBlueGreen(config, containers, routes) {
+  const { live, strays } = liveReplicas(config, containers, routes);
+  const next = allocate(config, containers, everyHost(config), config.image, strays, otherColor(liveColor(live)));
   return {
     steps: [...prepare(config, config.image), ...removeAll(strays), { kind: "start", replicas: next }, { kind: "gate", replicas: next }, ...switchTo(config, live, next)],
     image: config.image,
     previous: live,
     next,
     onFailure: "restore",
+    leaves: "deployed",
     notes: []
   };
 }
 
 // src/plan/rolling.ts
-function planRolling(config, containers, liveConfig, notes = []) {
-  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
-  const next = allocate(config, containers, config.replicas, config.image);
+function planRolling(config, containers, routes, notes = []) {
+  const { live, strays } = liveReplicas(config, containers, routes);
+  const next = allocate(config, containers, everyHost(config), config.image);
   return {
-    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...removeAll([...live, ...strays])],
+    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...retireAll(live), ...removeAll(strays)],
     image: config.image,
     previous: live,
     next,
     onFailure: "restore",
+    leaves: "deployed",
     notes
   };
 }
@@ -49341,50 +50412,68 @@ function shareSteps(config, stable, canary, shares) {
     ];
   });
 }
-var freshCount = (config, canaryCount) => Math.max(0, config.replicas - canaryCount);
-function completeSteps(config, stable, canary, fresh, strays) {
-  const keep = canary.slice(0, config.replicas);
-  const next = [...keep, ...fresh];
-  const extra = canary.slice(config.replicas);
-  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll([...stable, ...extra, ...strays])] };
+function canaryCounts(config) {
+  const counts = /* @__PURE__ */ new Map();
+  for (let i = 0; i < config.canary.replicas; i++) {
+    const host = config.appHosts[i % config.appHosts.length].id;
+    counts.set(host, (counts.get(host) ?? 0) + 1);
+  }
+  return counts;
 }
+function freshCounts(config, canary) {
+  return new Map(config.appHosts.map((h) => [h.id, Math.max(0, config.replicas - canary.filter((r) => r.host === h.id).length)]));
+}
+function completeSteps(config, stable, canary, fresh, strays, gone = []) {
+  const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas));
+  const extra = canary.filter((r) => !keep.includes(r));
+  const next = interleave([...keep, ...fresh], config.appHosts);
+  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...retireAll([...stable, ...extra, ...gone]), ...removeAll(strays)] };
+}
+var whoseCanary = (state2) => state2.pullRequest ? ` for pull request #${state2.pullRequest.number}` : "";
 function pausedCanaryError(state2) {
   return new PlanError(
-    `a canary of ${state2.image} is live at ${state2.weight}% next to ${state2.stableImage} (since ${state2.at}): finish it first with operation: promote, or remove it with operation: abort`
+    `a canary of ${state2.image} is live at ${state2.weight}%${whoseCanary(state2)} next to ${state2.stableImage} (since ${state2.at}): finish it first with operation: promote, or remove it with operation: abort${state2.pullRequest ? ` (its workflow does either when pull request #${state2.pullRequest.number} is merged or closed)` : ""}`
   );
 }
-function planCanary(config, containers, liveConfig) {
-  const { live: stable, strays } = liveReplicas(config.app, containers, liveConfig);
-  if (!stable.length)
-    return planRolling(config, containers, liveConfig, ["nothing is live to compare a canary with: deploying as rolling"]);
-  const complete100 = config.canary.steps.includes(100);
-  const ports = allocate(config, containers, config.canary.replicas + (complete100 ? freshCount(config, config.canary.replicas) : 0), config.image);
-  const canary = ports.slice(0, config.canary.replicas);
-  const steps = [...prepare(config, config.image), { kind: "start", replicas: canary }, { kind: "gate", replicas: canary }, ...shareSteps(config, stable, canary, config.canary.steps)];
-  const stableImage = mainImage(stable);
-  if (!complete100) {
+function pausedSets(config, containers, routes, state2) {
+  const { live, strays } = liveReplicas(config, containers, routes);
+  const isCanary = (r) => state2.replicas.some((c) => c.host === r.host && c.name === r.name);
+  return { live, strays, canary: live.filter(isCanary), stable: live.filter((r) => !isCanary(r)) };
+}
+function planCanary(config, containers, routes, replacing) {
+  const sets = replacing ? pausedSets(config, containers, routes, replacing) : { ...liveReplicas(config, containers, routes), canary: [] };
+  const old = sets.canary;
+  const stable = sets.live.filter((r) => !old.includes(r));
+  if (!stable.length) return planRolling(config, containers, routes, ["nothing is live to compare a canary with: deploying as rolling"]);
+  const canary = allocate(config, containers, canaryCounts(config), config.image);
+  const shares = shareSteps(config, stable, canary, config.canary.steps);
+  const steps = [...prepare(config, config.image), { kind: "start", replicas: canary }, { kind: "gate", replicas: canary }];
+  const swapped = old.length > 0 && shares.length > 0;
+  if (swapped) steps.push(shares[0], { kind: "drain", seconds: config.drainSeconds, replicas: old }, ...retireAll(old), ...shares.slice(1));
+  else steps.push(...shares);
+  const stableImage = replacing?.stableImage ?? mainImage(stable);
+  const notes = old.length ? [`replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(", ")}) of the same pull request in the first reload`] : [];
+  const base = { image: config.image, previous: [...stable, ...old], onFailure: "abort-canary", notes, ...old.length ? { replaces: old } : {} };
+  if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1];
-    return { steps, image: config.image, previous: stable, next: [...stable, ...canary], onFailure: "abort-canary", pausesAt: { percent, canary, stableImage }, notes: [] };
+    return { ...base, steps, next: [...stable, ...canary], pausesAt: { percent, canary, stableImage }, leaves: "paused" };
   }
-  const complete = completeSteps(config, stable, canary, ports.slice(config.canary.replicas), strays);
-  return { steps: [...steps, ...complete.steps], image: config.image, previous: stable, next: complete.next, onFailure: "abort-canary", notes: [] };
+  const fresh = allocate(config, [...containers, ...canaryAsContainers(canary)], freshCounts(config, canary), config.image);
+  const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old);
+  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: "deployed" };
 }
-function pausedSets(config, containers, liveConfig, state2) {
-  const { live, strays } = liveReplicas(config.app, containers, liveConfig);
-  const names2 = new Set(state2.replicas);
-  return { live, strays, canary: live.filter((r) => names2.has(r.name)), stable: live.filter((r) => !names2.has(r.name)) };
-}
-var noCanary = (config, containers, liveConfig, op) => {
-  const { live } = liveReplicas(config.app, containers, liveConfig);
+var canaryAsContainers = (canary) => canary.map((r) => ({ ...r, id: "", app: "", running: true }));
+var noCanary = (config, containers, routes, op) => {
+  const { live } = liveReplicas(config, containers, routes);
   return new PlanError(
-    `${op}: no canary of ${config.app} is paused on this host; live is ${mainImage(live) || "nothing"} on ${live.length} replica(s). Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live`
+    `${op}: no canary of ${config.app} is paused; live is ${mainImage(live) || "nothing"} on ${live.length} replica(s). Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live`
   );
 };
-function planPromote(config, containers, liveConfig, state2) {
-  if (!state2) throw noCanary(config, containers, liveConfig, "promote");
-  const { canary, stable, strays } = pausedSets(config, containers, liveConfig, state2);
-  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state2.replicas.join(", ")}) are not live any more; run operation: abort to clear it`);
-  const fresh = allocate(config, containers, freshCount(config, canary.length), state2.image);
+function planPromote(config, containers, routes, state2) {
+  if (!state2) throw noCanary(config, containers, routes, "promote");
+  const { canary, stable, strays } = pausedSets(config, containers, routes, state2);
+  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state2.replicas.map((r) => r.name).join(", ")}) are not live any more; run operation: abort to clear it`);
+  const fresh = allocate(config, containers, freshCounts(config, canary), state2.image);
   const complete = completeSteps(config, stable, canary, fresh, strays);
   return {
     steps: [...shareSteps(config, stable, canary, state2.remainingSteps), ...complete.steps],
@@ -49392,414 +50481,423 @@ function planPromote(config, containers, liveConfig, state2) {
     previous: [...stable, ...canary],
     next: complete.next,
     onFailure: "abort-canary",
+    leaves: "deployed",
     notes: []
   };
 }
 function abortSteps(config, stable, canary) {
-  return [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: canary }, ...removeAll(canary)];
+  return [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: canary }, ...retireAll(canary)];
 }
-function planAbort(config, containers, liveConfig, state2) {
-  if (!state2) throw noCanary(config, containers, liveConfig, "abort");
-  const { live, canary, stable } = pausedSets(config, containers, liveConfig, state2);
+function planAbort(config, containers, routes, state2) {
+  if (!state2) throw noCanary(config, containers, routes, "abort");
+  const { live, canary, stable } = pausedSets(config, containers, routes, state2);
   if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state2.stableImage} instead`);
-  return { steps: abortSteps(config, stable, canary), image: state2.stableImage, previous: live, next: stable, onFailure: "restore", notes: [] };
+  return { steps: abortSteps(config, stable, canary), image: state2.stableImage, previous: live, next: stable, onFailure: "restore", leaves: "rolled-back", notes: [] };
 }
 
 // src/plan/rollback.ts
 function planUndo(config, plan, progress) {
-  if (plan.onFailure === "abort-canary" && !progress.stopped.length) {
-    const newNames = new Set(progress.started.map((r) => r.name));
-    const canary = plan.previous.filter((r) => r.image === plan.image && !newNames.has(r.name));
-    const stable = plan.previous.filter((r) => !canary.includes(r));
-    return { steps: abortSteps(config, stable, [...canary, ...progress.started]), removesCanary: true };
+  const isNew = (r) => progress.started.some((s) => replicaKey(s) === replicaKey(r));
+  const replaced = plan.replaces ?? [];
+  const swapped = replaced.length > 0 && progress.routed.length > 0;
+  if (plan.onFailure === "abort-canary" && !progress.stopped.length && (!replaced.length || swapped)) {
+    const canary = [...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced];
+    const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)));
+    const out = [...canary, ...progress.started];
+    return { steps: [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: out }, ...removeAll(out)], canary: "removed" };
   }
   const steps = [];
   if (progress.stopped.length) steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
-  if (progress.configBefore !== void 0 && progress.configBefore !== progress.configNow)
-    steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+  if (progress.configBefore !== progress.configNow) steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
   if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
   steps.push(...removeAll(progress.started));
-  return { steps, removesCanary: false };
+  return { steps, canary: replaced.length ? "kept" : "untouched" };
 }
 function rollbackTarget(state2, liveImage) {
   return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
 }
-function planRollbackOperation(config, state2) {
+function planRollbackOperation(config, state2, routes) {
   if (state2.canary) throw new PlanError(`rollback: a canary of ${state2.canary.image} is paused at ${state2.canary.weight}%; use operation: abort to remove it`);
-  const { live, strays } = liveReplicas(config.app, state2.containers, state2.nginx.config);
+  const { live, strays } = liveReplicas(config, state2.containers, routes);
   const current = mainImage(live);
   const target = rollbackTarget(state2, current);
   if (!target)
     throw new PlanError(
-      `rollback: the deploy history of ${config.app} on this host has no earlier deployed image to go back to; live is ${current || "nothing"}${state2.history.length ? ` (history: ${state2.history.map((h) => `${h.image} ${h.result}`).join(", ")})` : ""}. Deploy the image you want with operation: deploy`
+      `rollback: the deploy history of ${config.app} has no earlier deployed image to go back to; live is ${current || "nothing"}${state2.history.length ? ` (history: ${state2.history.map((h) => `${h.image} ${h.result}`).join(", ")})` : ""}. Deploy the image you want with operation: deploy`
     );
   const targetConfig = { ...config, image: target };
+  const asRolledBack = (p) => ({ ...p, leaves: "rolled-back" });
   if (config.strategy === "blue-green") {
     const kept = strays.filter((r) => r.image === target && r.color);
     if (kept.length) {
       const steps = [{ kind: "restart", replicas: kept }, { kind: "gate", replicas: kept }, ...switchTo(config, live, kept), ...removeAll(strays.filter((r) => !kept.includes(r)))];
-      return { steps, image: target, previous: live, next: kept, onFailure: "restore", notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`] };
+      return { steps, image: target, previous: live, next: kept, onFailure: "restore", leaves: "rolled-back", notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`] };
     }
-    return planBlueGreen(targetConfig, state2.containers, state2.nginx.config);
+    return asRolledBack(planBlueGreen(targetConfig, state2.containers, routes));
   }
-  return planRolling(targetConfig, state2.containers, state2.nginx.config);
+  return asRolledBack(planRolling(targetConfig, state2.containers, routes));
 }
 
 // src/plan/index.ts
-function planDeploy(config, state2) {
-  if (state2.canary) throw pausedCanaryError(state2.canary);
+var routesOf = (state2) => state2.nginx.managed.kind === "ours" ? state2.nginx.routes : void 0;
+function staleCanary(state2) {
+  const canary = state2.canary;
+  if (!canary) return void 0;
+  const routes = routesOf(state2);
+  const missing = canary.replicas.filter((r) => {
+    const c = state2.containers.find((x) => x.host === r.host && x.name === r.name);
+    return !c || !c.running || routes !== void 0 && !routes.has(hostPort(c.address, c.port));
+  });
+  if (!missing.length) return void 0;
+  return `the recorded canary of ${canary.image} at ${canary.weight}% is stale: ${missing.map((r) => `${r.name} on ${r.host}`).join(", ")} ${missing.length === 1 ? "is" : "are"} not running or not routed by nginx (the hosts decide what is live): its record is cleared`;
+}
+var samePullRequest = (a, b) => Boolean(a && b && a.repo === b.repo && a.number === b.number);
+function planDeploy(config, state2, routes, pullRequest) {
+  if (state2.canary) {
+    if (config.strategy === "canary" && samePullRequest(pullRequest, state2.canary.pullRequest)) return planCanary(config, state2.containers, routes, state2.canary);
+    throw pausedCanaryError(state2.canary);
+  }
   switch (config.strategy) {
     case "rolling":
-      return planRolling(config, state2.containers, state2.nginx.config);
+      return planRolling(config, state2.containers, routes);
     case "blue-green":
-      return planBlueGreen(config, state2.containers, state2.nginx.config);
+      return planBlueGreen(config, state2.containers, routes);
     case "canary":
-      return planCanary(config, state2.containers, state2.nginx.config);
+      return planCanary(config, state2.containers, routes);
   }
 }
-function planFor(config, state2) {
-  const { containers, nginx, canary } = state2;
+var NothingToDo = class extends Error {
+};
+function planFor(config, state2, pullRequest) {
+  const routes = routesOf(state2);
+  const canary = state2.canary;
+  if ((config.operation === "promote" || config.operation === "abort") && pullRequest && !samePullRequest(pullRequest, canary?.pullRequest))
+    throw new NothingToDo(
+      canary ? `the live canary of ${config.app} (${canary.image}) belongs to ${canary.pullRequest ? `pull request #${canary.pullRequest.number}` : "no pull request"}, not #${pullRequest.number}: nothing to ${config.operation}` : `no canary of ${config.app} is live for pull request #${pullRequest.number}: nothing to ${config.operation}`
+    );
   switch (config.operation) {
     case "deploy":
-      return planDeploy(config, state2);
+      return planDeploy(config, state2, routes, pullRequest);
     case "promote":
-      return planPromote(config, containers, nginx.config, canary);
+      return planPromote(config, state2.containers, routes, canary);
     case "abort":
-      return planAbort(config, containers, nginx.config, canary);
+      return planAbort(config, state2.containers, routes, canary);
     case "rollback":
-      return planRollbackOperation(config, state2);
+      return planRollbackOperation(config, state2, routes);
     case "status":
-      throw new PlanError("status reads the host and plans nothing");
+      throw new PlanError("status reads the hosts and plans nothing");
   }
 }
 
-// src/summary.ts
-function redact(text, secrets) {
-  let out = text;
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join("***");
-  return out;
-}
-var cell = (s) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
-var fence2 = (s, lang = "") => `\`\`\`${lang}
-${s.replaceAll("```", "` ` `")}
-\`\`\``;
-var HEADLINE = {
-  deployed: "deployed",
-  "rolled-back": "rolled back",
-  failed: "FAILED",
-  planned: "planned (dry run: nothing changed)",
-  paused: "paused with the canary live"
-};
-function renderSummary(r, secrets = []) {
-  const out = [];
-  const status = r.operation === "status";
-  out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
-  out.push("");
-  out.push(
-    `**Result:** \`${r.result}\` \xB7 **host** ${r.host} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **image** \`${r.image || "-"}\` \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""} \xB7 **duration** ${r.durationSeconds.toFixed(1)} s`
-  );
-  for (const n of r.notes ?? []) out.push("", `> ${n}`);
-  if (r.live) {
-    out.push("", "### Live", "", "| Replica | Port | Image | Colour | nginx weight |", "|---|---|---|---|---|");
-    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.port} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`);
-    if (!r.live.replicas.length) out.push("| (none) | | | | |");
-    if (r.live.canary)
-      out.push("", `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`);
-    if (r.live.history.length) {
-      out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
-      for (const h of r.live.history) out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
+// src/remote/fleet.ts
+async function connectFleet(config, debug2) {
+  const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug: debug2 }) : void 0;
+  const targets = new Map([config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t]));
+  const opened = await Promise.allSettled([...targets].map(async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug: debug2 })]));
+  const connections = new Map(opened.flatMap((o) => o.status === "fulfilled" ? [o.value] : []));
+  const failed2 = opened.flatMap((o) => o.status === "rejected" ? [o.reason.message] : []);
+  if (failed2.length) {
+    for (const ssh of connections.values()) ssh.dispose();
+    bastion?.dispose();
+    throw new Error(failed2.length === 1 ? failed2[0] : `${failed2.length} hosts cannot be used:
+- ${failed2.join("\n- ")}`);
+  }
+  const remotes = new Map([...connections].map(([name, ssh]) => [name, remoteOver(ssh, name, debug2)]));
+  const get = (name) => {
+    const r = remotes.get(name);
+    if (!r) throw new Error(`no connection to ${name}`);
+    return r;
+  };
+  return {
+    nginx: get(sshName(config.nginxHost.host, config.nginxHost.port)),
+    appHosts: config.appHosts,
+    app: (id) => get(config.appHosts.find((h) => h.id === id) ? id : `(unknown host ${id})`),
+    stats: () => {
+      const all = [...remotes.values()].map((r) => r.stats);
+      return { connections: all.length + (bastion ? 1 : 0), commands: all.reduce((n, s) => n + s.commands, 0), probes: all.reduce((n, s) => n + s.probes, 0) };
+    },
+    async close() {
+      await Promise.all([...remotes.values()].map((r) => r.close()));
+      bastion?.dispose();
     }
-  }
-  if (r.failure) out.push("", "**What failed:**", "", fence2(r.failure));
-  if (r.rollbackFailure) out.push("", "**The rollback failed too:**", "", fence2(r.rollbackFailure));
-  if (r.plan.length) {
-    out.push("", "### Plan", "");
-    r.plan.forEach((p, i) => out.push(`${i + 1}. ${p}`));
-  }
-  if (r.steps.length) {
-    out.push("", "### Steps", "", "| # | Phase | Step | Host | Duration | Outcome |", "|---|---|---|---|---|---|");
-    r.steps.forEach(
-      (s, i) => out.push(`| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.host} | ${(s.ms / 1e3).toFixed(2)} s | ${s.outcome === "ok" ? "ok" : "**failed**"} |`)
+  };
+}
+
+// src/host/checks.ts
+function hostProblems(config, state2) {
+  const problems = [...state2.nginx.problems];
+  const n = state2.nginx;
+  const loopback = config.appHosts.find((h) => isLoopback(h.upstreamAddress));
+  if (config.nginx.mode === "container" && n.exists && loopback && n.networkMode !== "host")
+    problems.push(
+      `upstream-host: the nginx container ${config.nginx.container} runs on Docker network '${n.networkMode ?? "default"}', where ${loopback.upstreamAddress} is the container itself, so it cannot reach the replicas. Recreate it with --network host, or set upstream-host to an address of the Docker host that the container can reach (e.g. the docker0 gateway, often 172.17.0.1)`
     );
-  }
-  if (r.gates.length) {
-    out.push("", "### Health gates", "", "| Replica | Result | Probes | Time | Last probe | Docker health |", "|---|---|---|---|---|---|");
-    for (const g of r.gates)
-      out.push(`| ${g.replica} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${(g.ms / 1e3).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`);
-  }
-  if (r.canarySteps?.length) {
-    out.push("", "### Canary steps", "", "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |", "|---|---|---|---|---|---|---|---|---|");
-    for (const c of r.canarySteps)
-      out.push(
-        `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
-      );
-  }
-  if (r.github?.length) out.push("", "### GitHub", "", ...r.github.map((n) => `- ${n}`));
-  if (r.configDiff) out.push("", "<details><summary>nginx.conf diff</summary>", "", fence2(r.configDiff, "diff"), "", "</details>");
-  for (const e of r.evidence)
-    out.push("", `<details open><summary>${e.subject}: last log lines</summary>`, "", cell(e.reason), "", fence2(e.logs), "", "</details>");
-  if (r.stats)
-    out.push("", `<sub>${r.stats.connections} SSH connection, ${r.stats.commands} remote commands, ${r.stats.uploads} uploads, ${r.stats.probes} probes</sub>`);
-  return redact(out.join("\n") + "\n", secrets);
+  return problems;
+}
+
+// src/status.ts
+function liveReport(config, state2) {
+  const routes = routesOf(state2);
+  const { live } = liveReplicas(config, state2.containers, routes);
+  const weightOf = (address, port) => routes?.get(hostPort(address, port)) ?? config.nginx.weight;
+  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })), canary: state2.canary, history: state2.history.slice(-5).reverse() };
 }
 
 // src/main.ts
 var logger = { info, warning, debug };
 function secretsOf(config) {
-  return [config.privateKey, config.passphrase, config.password, config.registry?.password, config.github.token, ...config.env.map((v) => v.value)].filter(
-    (s) => Boolean(s && s.trim())
-  );
+  return [
+    config.login.privateKey,
+    config.login.passphrase,
+    config.login.password,
+    config.proxy?.login.privateKey,
+    config.proxy?.login.passphrase,
+    config.registry?.password,
+    config.github.token,
+    ...config.env.map((v) => v.value)
+  ].filter((s) => Boolean(s && s.trim().length >= 3));
 }
-function githubRecorder(config, gh) {
-  const { token, environment, environmentUrl } = config.github;
-  if (token && gh.repo) return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), logger, { runUrl: gh.runUrl, environmentUrl: environmentUrl || void 0 });
-  const why = !token ? "github-token is empty" : "this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)";
-  if (environment && config.operation !== "status" && !config.dryRun) warning(`environment is set but ${why}: no GitHub deployment is recorded`);
-  return void 0;
-}
-async function recordOnGitHub(recorder, config, gh, recorded, end) {
-  const { result, state: state2, liveImage, previousImage, canaryWeight } = end;
-  const canaryImage = state2?.canary?.image ?? end.plan.image;
-  if (recorded) await recorder.finish(recorded, finalStatus({ operation: config.operation, result, image: liveImage, previousImage, canaryImage, canaryWeight }));
-  const pr = canaryPullRequest(gh, state2?.canary);
-  if (!pr || config.strategy !== "canary" && !state2?.canary) return;
-  const where = config.github.environment || state2?.canary?.deployment?.environment || config.hosts[0].host;
-  const body = renderCanaryComment({
-    app: config.app,
-    where,
-    operation: config.operation,
-    result,
-    canaryImage,
-    stableImage: result === "paused" || result === "rolled-back" ? liveImage : previousImage,
-    canaryWeight,
-    observations: [...state2?.canary?.observations ?? [], ...end.judged],
-    failure: end.failure,
-    runUrl: gh.runUrl,
-    at: (/* @__PURE__ */ new Date()).toISOString()
-  });
-  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secretsOf(config)));
-}
-function runOwner(gh) {
-  return `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
-}
-function finalConfigText(config, plan, current) {
+var failed = (e, partial = {}) => ({ result: "failed", canaryWeight: "", serving: [], configDiff: "", ...partial, failure: e.message });
+var runOwner = (gh) => `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
+var pullRequestOf = (gh) => canaryPullRequest(gh, void 0);
+function finalText(config, plan, state2) {
   const last = [...plan.steps].reverse().find((s) => s.kind === "route");
-  return last ? renderConfig(config, last.servers, last.split).text : current;
+  return last ? renderManagedFile(config, last.servers, last.split, state2.nginx.facts).text : state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : void 0;
 }
 function sharesAfter(plan, percent) {
   const shares = plan.steps.flatMap((s) => s.kind === "observe" ? [s.split.percent] : []).filter((p) => p > percent);
   return [...shares, ...plan.pausesAt ? [] : [100]];
 }
-function liveReport(config, state2) {
-  const { live } = liveReplicas(config.app, state2.containers, state2.nginx.config);
-  const servers = upstreamServers(state2.nginx.config ?? "");
-  const weightOf = (port) => servers.get(port) ?? config.nginx.weight;
-  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.port) })), canary: state2.canary, history: state2.history.slice(-5).reverse() };
-}
-async function carryOut(r, config, s, p, ex, links) {
-  const outcome = { result: "failed", canaryWeight: "" };
-  let pausedAt;
-  let canaryRemoved = false;
+async function carryOut(config, state2, plan, ex, links, gh) {
+  let paused;
+  let result;
+  let failure2;
+  let rollbackFailure;
+  let canaryGone = false;
   try {
     const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
-    await group(title, () => ex.runAll(p.steps, "deploy"));
-    if (p.pausesAt) pausedAt = { percent: p.pausesAt.percent, canary: p.pausesAt.canary, remaining: [] };
-    outcome.result = config.operation === "abort" || config.operation === "rollback" ? "rolled-back" : p.pausesAt ? "paused" : "deployed";
-    canaryRemoved = config.operation === "abort";
+    await group(title, () => ex.runAll(plan.steps, "deploy", plan.image));
+    result = plan.leaves;
+    if (plan.pausesAt) paused = { percent: plan.pausesAt.percent, canary: plan.pausesAt.canary, remaining: [] };
+    canaryGone = config.operation === "abort" || plan.onFailure === "abort-canary" && result === "deployed";
   } catch (e) {
     if (e instanceof CanaryInconclusive) {
       warning(e.message);
-      const canary = p.steps.flatMap((st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []);
-      pausedAt = { percent: e.percent, canary, remaining: sharesAfter(p, e.percent) };
-      outcome.result = "paused";
+      const canary = plan.steps.flatMap((st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []);
+      paused = { percent: e.percent, canary, remaining: sharesAfter(plan, e.percent) };
+      result = "paused";
     } else {
-      outcome.failure = e.message;
+      failure2 = e.message;
+      result = "failed";
       if (config.rollbackOnFailure || e instanceof CanaryFailure) {
-        const undo = planUndo(config, p, ex.progress(s.nginx.config));
+        const undo = planUndo(config, plan, ex.progress());
         try {
-          await group("Roll back", () => ex.runAll(undo.steps, "rollback"));
-          outcome.result = "rolled-back";
-          canaryRemoved = undo.removesCanary;
+          await group("Roll back", () => ex.runAll(undo.steps, "rollback", plan.image));
+          result = "rolled-back";
+          canaryGone = undo.canary === "removed";
         } catch (e2) {
-          outcome.rollbackFailure = e2.message;
+          rollbackFailure = e2.message;
         }
       }
     }
   }
-  if (pausedAt) {
-    outcome.canaryWeight = String(pausedAt.percent);
-    await writeCanaryState(r, config.app, {
-      image: p.image,
-      stableImage: p.pausesAt?.stableImage ?? s.canary?.stableImage ?? mainImage(p.previous.filter((x) => x.image !== p.image)),
-      weight: pausedAt.percent,
-      remainingSteps: pausedAt.remaining,
-      replicas: pausedAt.canary.map((x) => x.name),
+  if (paused) {
+    const previous = state2.canary;
+    const replaced = plan.replaces && previous;
+    const canary = {
+      image: plan.image,
+      stableImage: plan.pausesAt?.stableImage ?? previous?.stableImage ?? mainImage(plan.previous.filter((x) => x.image !== plan.image)),
+      weight: paused.percent,
+      remainingSteps: paused.remaining,
+      replicas: paused.canary.map((r) => ({ host: r.host, name: r.name })),
       at: (/* @__PURE__ */ new Date()).toISOString(),
-      observations: [...s.canary?.observations ?? [], ...ex.canarySteps],
+      ...gh.pullRequest ? { sha: gh.pullRequest.headSha } : {},
+      observations: [...replaced ? [] : previous?.observations ?? [], ...ex.judged],
+      ...replaced ? { pushes: [...previous.pushes ?? [], { image: previous.image, sha: previous.sha, at: previous.at, observations: previous.observations ?? [], outcome: "replaced" }] } : {},
       ...await links()
-    });
-  } else if (p.onFailure === "abort-canary" || s.canary) {
-    const promoted = outcome.result === "deployed";
-    if (promoted || canaryRemoved) {
-      outcome.canaryWeight = promoted ? "100" : "0";
-      await writeCanaryState(r, config.app, void 0);
-    } else if (s.canary) outcome.canaryWeight = String(s.canary.weight);
+    };
+    return { result, failure: failure2, rollbackFailure, canary, canaryWeight: String(paused.percent) };
   }
-  return outcome;
+  if (canaryGone || plan.replaces && result === "deployed") return { result, failure: failure2, rollbackFailure, canary: null, canaryWeight: result === "deployed" ? "100" : "0" };
+  return { result, failure: failure2, rollbackFailure, canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
 }
-async function run2() {
-  const t0 = Date.now();
-  let config;
+async function operate(config, gh, recorder, journal, fleet) {
+  const mutating = config.operation !== "status" && !config.dryRun;
+  const claim = mutating ? newClaim(config.app, runOwner(gh)) : void 0;
+  const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`;
+  const read = await group(`${claim ? "Take the deploy lock and read" : "Read"} ${what}`, async () => {
+    const r = await readHosts(fleet, config, claim, (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`));
+    reportRead(config, fleet, r.state, r.lockNote, journal);
+    return r;
+  });
+  const lock = claim ? new HeldLock(fleet.nginx, claim, warning) : void 0;
+  let records = {};
   try {
-    config = readConfig({
-      get: (name) => getInput(name),
-      readWorkspaceFile: (p) => readFileSync2(path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), p), "utf8")
+    let state2 = read.state;
+    const stale = staleCanary(state2);
+    if (stale) {
+      warning(stale);
+      journal.notes.push(stale);
+      state2 = { ...state2, canary: void 0 };
+      records = { canary: null };
+    }
+    if (config.operation === "status") {
+      if (stale) await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
+      return { result: state2.canary ? "paused" : state2.history.at(-1)?.result ?? "planned", canaryWeight: state2.canary ? String(state2.canary.weight) : "", serving: liveReport(config, state2).replicas, configDiff: "", live: liveReport(config, state2), state: state2 };
+    }
+    const problems = hostProblems(config, state2);
+    if (problems.length) throw new PlanError(problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
+- ${problems.join("\n- ")}`);
+    const pr = pullRequestOf(gh);
+    if (config.operation === "abort" && stale) throw new NothingToDo(`${stale}; nothing left to abort`);
+    const plan = planFor(config, state2, pr);
+    const configDiff = unifiedDiff(state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "", finalText(config, plan, state2) ?? "", `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`);
+    await group(`Plan: ${config.operation} ${plan.image} (${config.strategy})`, async () => {
+      plan.notes.forEach((n) => info(`note: ${n}`));
+      plan.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`));
+      info(configDiff ? `${config.nginx.configPath} changes:
+${configDiff}` : `${config.nginx.configPath}: no change`);
     });
+    const previous = { plan, state: state2, configDiff, serving: plan.previous };
+    if (!lock || !claim) return { ...previous, result: "planned", canaryWeight: "", serving: plan.next };
+    const nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: claim.dir, token: claim.token });
+    const ex = new Executor(fleet, nginx, config, lock, journal, logger, state2.containers, plan.previous);
+    const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
+    const links = async () => canaryLinks(gh, state2.canary, await deployment);
+    const outcome = await carryOut(config, state2, plan, ex, links, gh);
+    records = {
+      history: [
+        ...state2.history,
+        { image: plan.image, previousImage: mainImage(plan.previous), result: outcome.result, at: (/* @__PURE__ */ new Date()).toISOString(), strategy: config.strategy, operation: config.operation, run: claim.owner }
+      ],
+      ...outcome.canary !== void 0 ? { canary: outcome.canary } : records
+    };
+    return { ...previous, ...outcome, canaryAfter: outcome.canary, serving: ex.serving, deployment: await deployment };
   } catch (e) {
-    setOutput("result", "failed");
-    setFailed(e instanceof InputError ? e.message : `reading inputs failed: ${e.message}`);
-    return;
-  }
-  for (const secret of secretsOf(config)) {
-    setSecret(secret);
-    if (secret.includes("\n")) {
-      for (const line of secret.split("\n")) if (line.trim().length >= 8 && !line.startsWith("-----")) setSecret(line.trim());
+    if (e instanceof NothingToDo) {
+      notice(e.message);
+      return { result: "unchanged", canaryWeight: read.state.canary ? String(read.state.canary.weight) : "", serving: [], configDiff: "", state: read.state };
     }
-  }
-  const target = config.hosts[0];
-  const gh = runContext();
-  const recorder = githubRecorder(config, gh);
-  let deployment = Promise.resolve(void 0);
-  let remote;
-  let state2;
-  let plan;
-  let executor;
-  let result = "failed";
-  let failure;
-  let rollbackFailure;
-  let configDiff = "";
-  let canaryWeight = "";
-  let live;
-  try {
-    remote = await group(`Connect to ${config.username}@${target.host}:${target.port}`, () => connectSsh(target, config, debug));
-    const r = remote;
-    const owner = runOwner(gh);
-    const mutating = config.operation !== "status" && !config.dryRun;
-    const lock = mutating ? await group("Take the deploy lock", () => acquireLock(r, config.app, owner, config.lockTimeoutSeconds, info)) : void 0;
-    try {
-      const s = await group(`Read ${config.app} on ${r.name}`, async () => {
-        const s2 = await readHost(r, config);
-        const mine = s2.containers.filter((c) => c.app === config.app && c.role === "replica");
-        info(`replicas: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "none"}`);
-        info(`nginx: ${config.nginx.mode === "host" ? "on the host" : s2.nginx.exists ? `container ${config.nginx.container} ${s2.nginx.running ? "running" : "stopped"}` : `no container ${config.nginx.container} yet`}`);
-        if (s2.canary) info(`canary: ${s2.canary.image} paused at ${s2.canary.weight}% since ${s2.canary.at}`);
-        return s2;
-      });
-      state2 = s;
-      if (config.operation === "status") {
-        live = liveReport(config, s);
-        result = s.canary ? "paused" : s.history.at(-1)?.result ?? "planned";
-        canaryWeight = s.canary ? String(s.canary.weight) : "";
-      } else {
-        const hostProblem = checkHostState(config, s);
-        if (hostProblem) throw new Error(hostProblem);
-        const p = planFor(config, s);
-        plan = p;
-        configDiff = unifiedDiff(s.nginx.config ?? "", finalConfigText(config, p, s.nginx.config) ?? "", `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`);
-        await group(`Plan: ${config.operation} ${p.image} (${config.strategy})`, async () => {
-          p.notes.forEach((n) => info(`note: ${n}`));
-          p.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step)}`));
-          info(configDiff ? `nginx.conf changes:
-${configDiff}` : "nginx.conf: no change");
-        });
-        const ex = new Executor(r, config, s.nginx, logger, p.previous);
-        executor = ex;
-        if (config.dryRun) result = "planned";
-        else {
-          deployment = recorder?.begin(deploymentTarget(config, gh, s.canary, p.image), `${config.app}: ${config.operation} ${p.image} in progress`) ?? deployment;
-          const links = async () => {
-            const d = await deployment;
-            const pr = canaryPullRequest(gh, s.canary) ?? s.canary?.pullRequest;
-            return { ...d && gh.repo ? { deployment: { repo: repoName(gh.repo), ...d } } : {}, ...pr ? { pullRequest: pr } : {} };
-          };
-          ({ result, failure, rollbackFailure, canaryWeight } = await carryOut(r, config, s, p, ex, links));
-          await appendHistory(r, config.app, s.history, {
-            image: p.image,
-            previousImage: mainImage(p.previous),
-            result,
-            at: (/* @__PURE__ */ new Date()).toISOString(),
-            strategy: config.strategy,
-            operation: config.operation,
-            run: owner
-          }).catch((e) => warning(`the deploy history was not written: ${e.message}`));
-        }
-      }
-    } finally {
-      await lock?.release().catch((e) => warning(e.message));
-    }
-  } catch (e) {
-    failure ??= e.message;
-    result = "failed";
+    return failed(e, { state: read.state });
   } finally {
-    await remote?.close();
+    if (claim) {
+      await lock?.stopHeartbeat();
+      await run(fleet.nginx, finishCommand(config.app, records, claim), "writing the deploy history and releasing the lock").catch(
+        (e) => warning(`${e.message}
+the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`)
+      );
+    }
   }
-  const serving = executor?.serving ?? (live?.replicas ?? []);
+}
+function reportRead(config, fleet, state2, lockNote, journal) {
+  if (lockNote) info(lockNote);
+  for (const h of config.appHosts) {
+    const mine = state2.containers.filter((c) => c.app === config.app && c.host === h.id);
+    info(`${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "no replica"}`);
+  }
+  const n = state2.nginx;
+  const where = describeNginx(config, fleet.nginx.name);
+  info(
+    `${where}: ${!n.exists ? "not created yet" : !n.running ? "stopped" : `running${n.version ? ` nginx ${n.version.join(".")}` : ""}`}; ${config.nginx.configPath}: ${n.managed.kind === "ours" ? `routes ${[...n.routes.keys()].join(", ") || "nothing"}` : n.managed.kind === "absent" ? "not there yet" : "not read"}`
+  );
+  if (state2.canary) info(`canary: ${state2.canary.image} paused at ${state2.canary.weight}% since ${state2.canary.at}${state2.canary.pullRequest ? ` (pull request #${state2.canary.pullRequest.number})` : ""}`);
+  for (const w of state2.warnings) {
+    warning(w);
+    journal.notes.push(w);
+  }
+  for (const r of state2.retireReports) {
+    const m = `an earlier run's background stop on ${r.host} failed (what is left is removed as strays): ${r.report}`;
+    warning(m);
+    journal.notes.push(m);
+  }
+}
+function readInputs() {
+  const get = (name) => getInput(name);
+  for (const secret of secretTexts(get)) setSecret(secret);
+  try {
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    return { config: readConfig({ get, readWorkspaceFile: (p) => readWorkspaceFile(workspace, p) }) };
+  } catch (e) {
+    return { error: e instanceof InputError ? e.message : `reading inputs failed: ${e.message}` };
+  }
+}
+async function publish(config, gh, recorder, journal, end, stats2) {
+  const { result, plan, state: state2 } = end;
+  const durationSeconds = (Date.now() - journal.startedAt) / 1e3;
   const previousImage = plan ? mainImage(plan.previous) || (state2?.history.at(-1)?.image ?? "") : state2?.history.at(-1)?.previousImage ?? "";
-  const durationSeconds = (Date.now() - t0) / 1e3;
-  const liveImage = result === "planned" && plan ? plan.image : mainImage(serving.filter((x) => !(result === "paused" && plan && x.image === plan.image))) || mainImage(serving);
+  const liveImage = result === "planned" && plan ? plan.image : mainImage(end.serving.filter((x) => !(result === "paused" && plan && x.image === plan.image))) || mainImage(end.serving);
   setOutput("result", result);
   setOutput("image", liveImage);
   setOutput("previous-image", previousImage);
   setOutput("duration-seconds", durationSeconds.toFixed(1));
-  setOutput("replicas", JSON.stringify(serving.map(({ name, port, image }) => ({ name, port, image }))));
-  setOutput("color", liveColor(serving));
-  setOutput("canary-weight", canaryWeight);
-  if (recorder && plan && !config.dryRun)
-    await recordOnGitHub(recorder, config, gh, await deployment, {
-      result,
-      plan,
-      state: state2,
-      liveImage,
-      previousImage,
-      canaryWeight,
-      failure,
-      judged: executor?.canarySteps ?? []
-    });
+  setOutput("replicas", JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))));
+  setOutput("color", liveColor(end.serving));
+  setOutput("canary-weight", end.canaryWeight);
+  if (recorder && plan && !config.dryRun) await recordOnGitHub(recorder, config, gh, end, journal.canarySteps, { liveImage, previousImage }, secretsOf(config));
+  const switched = journal.trafficSwitchedAtMs;
   const summary2 = renderSummary(
     {
       app: config.app,
-      host: remote?.name ?? `${target.host}:${target.port}`,
+      hosts: config.appHosts.map((h) => h.id),
+      nginxHost: describeNginx(config, hostPort(config.nginxHost.host, config.nginxHost.port)),
       operation: config.operation,
       strategy: config.strategy,
       result,
       image: liveImage,
       previousImage,
       durationSeconds,
+      trafficSwitchedSeconds: switched === void 0 ? void 0 : switched / 1e3,
       dryRun: config.dryRun,
-      color: liveColor(serving),
-      canaryWeight,
-      notes: plan?.notes ?? [],
-      plan: plan?.steps.map(describeStep) ?? [],
-      steps: executor?.records ?? [],
-      gates: executor?.gates ?? [],
-      canarySteps: executor?.canarySteps ?? [],
-      configDiff,
-      failure,
-      rollbackFailure,
-      evidence: executor?.evidence ?? [],
-      live,
+      color: liveColor(end.serving),
+      canaryWeight: end.canaryWeight,
+      notes: [...plan?.notes ?? [], ...journal.notes],
+      plan: plan?.steps.map((s) => describeStep(s, config.appHosts.length > 1)) ?? [],
+      steps: journal.steps,
+      gates: journal.gates,
+      canarySteps: journal.canarySteps,
+      configPath: config.nginx.configPath,
+      configDiff: end.configDiff,
+      failure: end.failure,
+      rollbackFailure: end.rollbackFailure,
+      evidence: journal.evidence,
+      live: end.live,
       github: recorder?.notes,
-      stats: remote?.stats
+      stats: stats2
     },
     secretsOf(config)
   );
   if (process.env.GITHUB_STEP_SUMMARY) await summary.addRaw(summary2).write();
-  info(`result: ${result} (${durationSeconds.toFixed(1)} s)`);
-  if (failure) {
+  info(`result: ${result} (${durationSeconds.toFixed(1)} s${switched !== void 0 ? `; all traffic on ${plan?.image} after ${(switched / 1e3).toFixed(1)} s` : ""})`);
+  if (end.failure) {
     const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
-    setFailed(`${what} ${result === "rolled-back" ? "failed and was rolled back" : "failed"}: ${failure}${rollbackFailure ? `
-the rollback failed too: ${rollbackFailure}` : ""}`);
+    setFailed(`${what} ${result === "rolled-back" ? "failed and was rolled back" : "failed"}: ${end.failure}${end.rollbackFailure ? `
+the rollback failed too: ${end.rollbackFailure}` : ""}`);
   }
+}
+async function run2() {
+  const journal = new Journal();
+  const input = readInputs();
+  if ("error" in input) {
+    setOutput("result", "failed");
+    setFailed(input.error);
+    return;
+  }
+  const config = input.config;
+  const gh = runContext();
+  const recorder = githubRecorder(config, gh, logger);
+  let fleet;
+  let end;
+  try {
+    const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id;
+    fleet = await group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ""}`, () => connectFleet(config, debug));
+    end = await operate(config, gh, recorder, journal, fleet);
+  } catch (e) {
+    end = failed(e);
+  } finally {
+    await fleet?.close();
+  }
+  await publish(config, gh, recorder, journal, end, fleet?.stats());
+  if (end.result === "failed" && !end.failure) setFailed("the run failed");
 }
 
 // src/index.ts

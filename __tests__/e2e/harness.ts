@@ -16,6 +16,20 @@ export const replicasOf = (app: string): string[] =>
     .filter(Boolean)
     .sort()
 
+/**
+ * Old replicas are retired by a detached process on the host after the run (stop-timeout, then removal):
+ * polls until `read` gives what is expected, and returns the last value read.
+ */
+export async function eventually<T>(read: () => T, expected: T, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let value = read()
+  while (JSON.stringify(value) !== JSON.stringify(expected) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200))
+    value = read()
+  }
+  return value
+}
+
 /** A file inside an nginx container (its main nginx.conf by default). */
 export const nginxConf = (container: string, path = '/etc/nginx/nginx.conf'): string =>
   execFileSync('docker', ['exec', container, 'cat', path], { encoding: 'utf8' })
@@ -23,11 +37,11 @@ export const nginxConf = (container: string, path = '/etc/nginx/nginx.conf'): st
 /** The one file the action manages for an app, in the app's own nginx container. */
 export const managedConf = (app: string): string => nginxConf(`${app}-lb`, `/etc/nginx/conf.d/${app}.conf`)
 
-/** One GET through nginx on a fresh connection (nothing kept alive between tests). */
-export function get(port: number, path = '/'): Promise<{ status: number; text: string }> {
+/** One GET through nginx on a fresh connection (nothing kept alive between tests), optionally for a server name. */
+export function get(port: number, path = '/', hostHeader?: string, address = '127.0.0.1'): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      .get({ host: address, port, path, agent: false, headers: hostHeader ? { Host: hostHeader } : {} }, (res) => {
         let text = ''
         res.setEncoding('utf8')
         res.on('data', (d: string) => (text += d))

@@ -4,7 +4,7 @@ import { jest } from '@jest/globals'
 import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
-import { baseInputs, docker, get, nginxConf, replicasOf, resetApp, runAction, stateDir, testHost, type ActionRun } from './harness.js'
+import { baseInputs, docker, eventually, get, managedConf, replicasOf, resetApp, runAction, stateDir, testHost, type ActionRun } from './harness.js'
 
 
 jest.setTimeout(180_000)
@@ -41,7 +41,7 @@ describe('rolling deploy', () => {
     expect(replicasOf(APP)).toEqual([`${APP}-9311 ${image('v1')} running`, `${APP}-9312 ${image('v1')} running`, `${APP}-9313 ${image('v1')} running`])
     expect(docker('inspect', '--format', '{{.State.Running}} {{.HostConfig.NetworkMode}}', `${APP}-lb`)).toBe('true host')
     expect(await get(PORT)).toEqual({ status: 200, text: 'v1\n' })
-    expect(JSON.parse(r.outputs.replicas)).toEqual([9311, 9312, 9313].map((port) => ({ name: `${APP}-${port}`, port, image: image('v1') })))
+    expect(JSON.parse(r.outputs.replicas)).toEqual([9311, 9312, 9313].map((port) => ({ host: `127.0.0.1:${host.port}`, name: `${APP}-${port}`, port, image: image('v1') })))
     expect(r.outputs['previous-image']).toBe('')
     expect(r.summary).toContain(`## nginx-rollout: ${APP} deployed`)
   })
@@ -58,25 +58,28 @@ describe('rolling deploy', () => {
     expect(run.outputs).toMatchObject({ result: 'deployed', image: image('v2'), 'previous-image': image('v1') })
     expect(Number(run.outputs['duration-seconds'])).toBeGreaterThan(0)
     expect(JSON.parse(run.outputs.replicas).map((r: { image: string }) => r.image)).toEqual([image('v2'), image('v2'), image('v2')])
-    // Old containers are gone once the deploy succeeded; only the new set is left.
-    expect(replicasOf(APP)).toEqual([`${APP}-9314 ${image('v2')} running`, `${APP}-9315 ${image('v2')} running`, `${APP}-9316 ${image('v2')} running`])
+    // Old containers are gone once the deploy succeeded (retired on the host, after the run); only the new set is left.
+    const newSet = [`${APP}-9314 ${image('v2')} running`, `${APP}-9315 ${image('v2')} running`, `${APP}-9316 ${image('v2')} running`]
+    expect(await eventually(() => replicasOf(APP), newSet)).toEqual(newSet)
     expect(run.summary).toContain('| 1 | deploy | start e2e-roll-9314 (:9314) from nginx-rollout-test/app:v2 |')
     expect(run.summary).toContain('### Health gates')
-    expect(run.summary).toContain('<details><summary>nginx.conf diff</summary>')
-    expect(run.summary).toContain('-        server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v1')
+    expect(run.summary).toContain('<details><summary>/etc/nginx/conf.d/e2e-roll.conf diff</summary>')
+    expect(run.summary).toContain(`-    server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v1 on 127.0.0.1:${host.port}`)
     expect(run.stdout).toMatch(/^::group::Deploy$/m)
-    expect(run.stdout).toMatch(/^\[\d+\/19\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m)
+    // 3 batches of start, gate, route, drain, check again; two background stops; one retirement at the end.
+    expect(run.stdout).toMatch(/^\[3\/18\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m)
+    expect(run.stdout).toMatch(/^\[18\/18\] retire e2e-roll-9311, e2e-roll-9312, e2e-roll-9313 \(stop and remove on the host, in the background\): ok/m)
   })
 
   it('rolls back an image that never becomes healthy: the previous version keeps serving, nginx.conf unchanged, zero failed requests', async () => {
-    const before = nginxConf(`${APP}-lb`)
+    const before = managedConf(APP)
     const { run, load } = await underLoad(() => runAction(inputs({ image: image('unhealthy'), 'health-timeout': '3' })))
     expect(run.code).not.toBe(0)
     expect(run.outputs.result).toBe('rolled-back')
     expect(load.failed).toBe(0)
     expect(load.answered).toBe(load.sent)
     expect(Object.keys(load.byVersion)).toEqual(['v2'])
-    expect(nginxConf(`${APP}-lb`)).toBe(before)
+    expect(managedConf(APP)).toBe(before)
     expect(replicasOf(APP)).toEqual([`${APP}-9314 ${image('v2')} running`, `${APP}-9315 ${image('v2')} running`, `${APP}-9316 ${image('v2')} running`])
     expect(run.outputs).toMatchObject({ image: image('v2'), 'previous-image': image('v2') })
     expect(run.stdout).toContain('::error::deploy of nginx-rollout-test/app:unhealthy failed and was rolled back: e2e-roll-9311 did not become healthy within 3.0s: last probe GET /health -> 404')
@@ -95,14 +98,14 @@ describe('rolling deploy', () => {
 
   it('plans a dry run without changing anything', async () => {
     const containers = docker('ps', '--all', '--format', '{{.ID}} {{.Status}}')
-    const conf = nginxConf(`${APP}-lb`)
+    const conf = managedConf(APP)
     const run = await runAction(inputs({ image: image('v3'), 'dry-run': 'true' }))
     expect({ code: run.code, result: run.outputs.result }).toEqual({ code: 0, result: 'planned' })
     expect(run.stdout).toContain('1. start e2e-roll-9311 (:9311) from nginx-rollout-test/app:v3')
-    expect(run.stdout).toContain('+        server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v3')
+    expect(run.stdout).toContain(`+    server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v3 on 127.0.0.1:${host.port}`)
     expect(run.summary).toContain('planned (dry run: nothing changed)')
     expect(docker('ps', '--all', '--format', '{{.ID}} {{.Status}}').replace(/Up [^\n]*/g, 'Up')).toBe(containers.replace(/Up [^\n]*/g, 'Up'))
-    expect(nginxConf(`${APP}-lb`)).toBe(conf)
+    expect(managedConf(APP)).toBe(conf)
   })
 
   it('waits for a live lock and fails naming its holder, then takes over a lock left by a dead run', async () => {
@@ -114,7 +117,8 @@ describe('rolling deploy', () => {
     const held = await runAction(inputs({ image: image('v3'), 'lock-timeout': '3' }))
     expect(held.code).not.toBe(0)
     expect(held.outputs.result).toBe('failed')
-    expect(held.stdout).toContain('another deploy of e2e-roll is running on 127.0.0.1:')
+    expect(held.stdout).toContain(`another deploy of e2e-roll is running: lock held by https://github.com/acme/shop/actions/runs/42 by alice (heartbeat`)
+    expect(held.stdout).toContain(`on 127.0.0.1:${host.port}; gave up after lock-timeout 3s`)
     expect(held.stdout).toContain('held by https://github.com/acme/shop/actions/runs/42 by alice')
     expect(replicasOf(APP).every((r) => r.includes(':v2 '))).toBe(true)
 

@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
-import { baseInputs, docker, get, nginxConf, replicasOf, resetApp, runAction, stateDir, testHost, type ActionRun } from './harness.js'
+import { baseInputs, docker, get, managedConf, replicasOf, resetApp, runAction, stateDir, testHost, type ActionRun } from './harness.js'
 
 jest.setTimeout(240_000)
 
@@ -54,13 +54,13 @@ describe('faults', () => {
   })
 
   it('fails before touching traffic when the image cannot be pulled', async () => {
-    const before = { conf: nginxConf(`${APP}-lb`), replicas: replicasOf(APP) }
+    const before = { conf: managedConf(APP), replicas: replicasOf(APP) }
     const { value: run, load } = await underLoad(() => runAction(inputs({ image: '127.0.0.1:5999/nowhere/app:v9', pull: 'true' })))
     expect(run.code).toBe(1)
     expect(run.log).toContain('pulling 127.0.0.1:5999/nowhere/app:v9 failed on 127.0.0.1:')
     expect(run.stdout).toMatch(/^\[1\/\d+\] pull 127.0.0.1:5999\/nowhere\/app:v9: FAILED/m)
     expect(run.stdout).not.toMatch(/\] start /)
-    expect({ conf: nginxConf(`${APP}-lb`), replicas: replicasOf(APP) }).toEqual(before)
+    expect({ conf: managedConf(APP), replicas: replicasOf(APP) }).toEqual(before)
     expect(load.failed).toBe(0)
   })
 
@@ -68,7 +68,7 @@ describe('faults', () => {
     const before = replicasOf(APP)
     const run = await runAction(inputs({ image: image('v2'), ports: '9371-9373' }))
     expect(run.code).toBe(1)
-    expect(run.log).toContain('ports: 2 new replicas need 2 free ports in 9371-9373, but only 1 are free')
+    expect(run.log).toContain(`ports: 2 new replicas on 127.0.0.1:${host.port} need 2 free ports in 9371-9373, but only 1 are free`)
     expect(run.stdout).not.toMatch(/\] start /)
     expect(replicasOf(APP)).toEqual(before)
     expect(existsSync(join(stateDir(APP), 'lock'))).toBe(false)
@@ -78,12 +78,12 @@ describe('faults', () => {
     docker('stop', `${APP}-lb`)
     const started = await runAction(inputs({ image: image('v2') }))
     expect(started.outputs.result).toBe('deployed')
-    expect(started.stdout).toContain('started nginx container e2e-safe-lb')
+    expect(started.stdout).toContain('started the nginx container e2e-safe-lb')
     expect(await get(PORT)).toEqual({ status: 200, text: 'v2\n' })
     docker('rm', '--force', `${APP}-lb`)
     const created = await runAction(inputs({ image: image('v1') }))
     expect(created.outputs.result).toBe('deployed')
-    expect(created.stdout).toContain('created nginx container e2e-safe-lb')
+    expect(created.stdout).toContain('created the nginx container e2e-safe-lb from nginx-rollout-test/nginx:test')
     expect(await get(PORT)).toEqual({ status: 200, text: 'v1\n' })
   })
 
@@ -118,6 +118,7 @@ describe('faults', () => {
     const { value, load } = await underLoad(() => Promise.all([runAction(inputs({ image: image('v3') })), sleep(300).then(() => runAction(inputs({ image: image('v1') })))]))
     const [first, second] = value
     expect([first.outputs.result, second.outputs.result]).toEqual(['deployed', 'deployed'])
+    if (!/waiting for the deploy lock of e2e-safe: held by pid \d+ since /.test(second.stdout)) console.log(first.log, second.log)
     expect(second.stdout).toMatch(/waiting for the deploy lock of e2e-safe: held by pid \d+ since /)
     expect(load.failed).toBe(0)
     expect(replicasOf(APP).map((r) => r.split(' ')[1])).toEqual([image('v1'), image('v1')])

@@ -1,7 +1,7 @@
 export interface LoadEvent {
   at: number
   ms: number
-  kind: 'get' | 'post' | 'slow'
+  kind: 'get' | 'post' | 'slow' | 'long'
   ok: boolean
   status: number
   error?: string
@@ -13,6 +13,8 @@ export interface LoadReport {
   ok: number
   failed: number
   failedByKind: Record<string, number>
+  /** Failures that were a connection reset (a keep-alive connection closed as the request went out). */
+  resets: number
   byVersion: Record<string, number>
   lastVersion: string
   sampleErrors: string[]
@@ -21,10 +23,13 @@ export interface LoadReport {
 export interface LoadOptions {
   host?: string
   port: number
-  workers?: { get?: number; post?: number; slow?: number }
+  workers?: { get?: number; post?: number; slow?: number; long?: number }
   pauseMs?: number
   timeoutMs?: number
   maxSeconds?: number
+  /** One reused keep-alive connection per worker, instead of a fresh connection per request. */
+  keepAlive?: boolean
+  headers?: Record<string, string>
 }
 export function startLoad(options: LoadOptions): { t0: number; snapshot(): LoadReport; stop(): Promise<LoadReport> }
 export function summarize(events: LoadEvent[], sent: number): LoadReport

@@ -1,17 +1,25 @@
-// A bounded, steady HTTP load on loopback through nginx: fast GETs, POSTs (nginx never retries them once
-// sent, so a bad drain shows) and slow ~0.4 s requests (in flight when a container goes away).
-// Every request uses a fresh connection and is counted: a failure is any error, timeout, non-200 status
-// or a body that is not the app's answer. Nothing is retried.
+// A bounded, steady HTTP load through nginx: fast GETs, POSTs (nginx never retries them once sent, so a
+// bad drain shows) and slow ~0.4 s requests (in flight when a container goes away), and optionally a long
+// request of several seconds. Each worker uses a fresh connection per request, or (keepAlive) one
+// keep-alive connection it reuses, as browsers and API clients do. Every request is counted: a failure is
+// any error, timeout, non-200 status or a body that is not the app's answer. Nothing is retried.
 import http from 'node:http'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function request({ host, port, method, path, body, timeoutMs }) {
+function request({ host, port, method, path, body, timeoutMs, agent, headers }) {
   return new Promise((resolve) => {
     const t0 = performance.now()
     const done = (r) => resolve({ ...r, ms: performance.now() - t0 })
     const req = http.request(
-      { host, port, method, path, agent: false, headers: { Connection: 'close', ...(body ? { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) } : {}) } },
+      {
+        host,
+        port,
+        method,
+        path,
+        agent: agent ?? false,
+        headers: { ...(agent ? {} : { Connection: 'close' }), ...headers, ...(body ? { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) } : {}) },
+      },
       (res) => {
         let text = ''
         res.setEncoding('utf8')
@@ -30,14 +38,15 @@ const KINDS = {
   get: { method: 'GET', path: '/', expect: (v) => `${v}\n` },
   post: { method: 'POST', path: '/cgi-bin/echo', body: true, expect: (v, b) => `${v} echo ${b}\n` },
   slow: { method: 'GET', path: '/cgi-bin/slow', expect: (v) => `${v} slow\n` },
+  long: { method: 'GET', path: '/cgi-bin/long', expect: (v) => `${v} long\n` },
 }
 
 /**
  * Starts the load. Returns { stop() } whose promise gives the report once every request in flight has
  * been answered or has timed out.
- * @param {{ host?: string, port: number, workers?: { get?: number, post?: number, slow?: number }, pauseMs?: number, timeoutMs?: number, maxSeconds?: number }} options
+ * @param {{ host?: string, port: number, workers?: { get?: number, post?: number, slow?: number, long?: number }, pauseMs?: number, timeoutMs?: number, maxSeconds?: number, keepAlive?: boolean, headers?: Record<string, string> }} options
  */
-export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 2, slow: 3 }, pauseMs = 5, timeoutMs = 15000, maxSeconds = 600 }) {
+export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 2, slow: 3 }, pauseMs = 5, timeoutMs = 15000, maxSeconds = 600, keepAlive = false, headers = {} }) {
   const t0 = performance.now()
   const events = []
   let stopping = false
@@ -45,14 +54,18 @@ export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 
   const hardStop = setTimeout(() => (stopping = true), maxSeconds * 1000)
   hardStop.unref()
 
+  const agents = []
   async function worker(kind, id) {
     const spec = KINDS[kind]
+    // One connection per worker, reused while the server keeps it open (as a browser's or an API client's).
+    const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : undefined
+    if (agent) agents.push(agent)
     let n = 0
     while (!stopping) {
       const body = spec.body ? `w${id}-${n++}` : undefined
       sent++
       const at = performance.now() - t0
-      const r = await request({ host, port, method: spec.method, path: spec.path, body, timeoutMs })
+      const r = await request({ host, port, method: spec.method, path: spec.path, body, timeoutMs, agent, headers })
       const version = r.text?.split(/\s/)[0] ?? ''
       const ok = r.status === 200 && r.text === spec.expect(version, body) && version !== ''
       events.push({ at, ms: r.ms, kind, ok, status: r.status ?? 0, error: r.error ?? (ok ? undefined : `unexpected answer ${r.status}: ${JSON.stringify((r.text ?? '').slice(0, 80))}`), version: ok ? version : '' })
@@ -70,6 +83,7 @@ export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 
       stopping = true
       await Promise.all(loops)
       clearTimeout(hardStop)
+      for (const a of agents) a.destroy()
       return summarize(events, sent)
     },
   }
@@ -81,6 +95,8 @@ export function summarize(events, sent) {
   for (const e of events) if (e.ok) byVersion[e.version] = (byVersion[e.version] ?? 0) + 1
   const failedByKind = {}
   for (const e of failures) failedByKind[e.kind] = (failedByKind[e.kind] ?? 0) + 1
+  // A reset is a request sent on a keep-alive connection the server closed at that moment.
+  const resets = failures.filter((e) => e.error === 'ECONNRESET' || e.error === 'socket hang up' || e.error === 'EPIPE').length
   const lastVersion = [...events].reverse().find((e) => e.ok && e.kind === 'get')?.version ?? ''
   return {
     sent,
@@ -88,6 +104,7 @@ export function summarize(events, sent) {
     ok: events.length - failures.length,
     failed: failures.length,
     failedByKind,
+    resets,
     byVersion,
     lastVersion,
     sampleErrors: [...new Set(failures.map((f) => `${f.kind}: ${f.error}`))].slice(0, 10),

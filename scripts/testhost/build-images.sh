@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local test images FROM scratch (there is no image registry here):
-#   nginx-rollout-test/app:v1 v2 v3   busybox httpd app: GET / and /health, POST /cgi-bin/echo, /cgi-bin/slow (0.4 s)
+#   nginx-rollout-test/app:v1 v2 v3 v4   busybox httpd app: GET / and /health, POST /cgi-bin/echo, /cgi-bin/slow (0.4 s)
 #   nginx-rollout-test/app:unhealthy  same app without /health, so its health gate never passes
 #   nginx-rollout-test/app:docker-unhealthy  serves /health but its Docker HEALTHCHECK always fails
 #   nginx-rollout-test/app:broken     passes /health but answers 500 on every real route
@@ -16,7 +16,7 @@ app_rootfs() { # $1 = dir, $2 = version
   cp /bin/busybox "$r/bin/busybox"
   for t in sh httpd sleep cat head printf kill wget true false; do ln -sf busybox "$r/bin/$t"; done
   install -m 0755 "$here/app/start.sh" "$r/app/start.sh"
-  for c in slow echo fail; do install -m 0755 "$here/app/$c" "$r/www/cgi-bin/$c"; done
+  for c in slow long echo fail; do install -m 0755 "$here/app/$c" "$r/www/cgi-bin/$c"; done
   printf '%s\n' "$2" >"$r/www/version"
   printf '%s\n' "$2" >"$r/www/index.html"
   printf 'ok\n' >"$r/www/health"
@@ -44,6 +44,7 @@ broken_routes() {
 build_app v1 v1
 build_app v2 v2
 build_app v3 v3
+build_app v4 v4
 build_app unhealthy unhealthy "" no_health
 build_app broken broken "" broken_routes
 build_app docker-unhealthy docker-unhealthy 'HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["/bin/false"]'
