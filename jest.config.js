@@ -11,5 +11,7 @@ export default {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
     // End-to-end: the built dist/index.js against the local test host (scripts/testhost/up.sh).
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts'] },
+    // End-to-end on several hosts: the fleet of scripts/testhost/fleet-up.sh (network namespaces, one dockerd and sshd each).
+    { ...common, displayName: 'fleet', testMatch: ['<rootDir>/__tests__/fleet/**/*.test.ts'] },
   ],
 }

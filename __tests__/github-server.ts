@@ -1,7 +1,8 @@
 // A local HTTP server answering the GitHub REST endpoints nginx-rollout calls, with GitHub's status codes
 // and shapes, so the real Octokit client is tested without a network. It keeps what was written (like
 // GitHub would) and every request it saw, and can refuse a group of endpoints as a token without the
-// permission is refused.
+// permission is refused. Every comment carries its author (`user`); GET /user answers as GitHub does for the
+// token: a user's token gets its login, an Actions (installation) token is refused with 403.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 
@@ -14,10 +15,21 @@ export interface Deployment {
   statuses: Array<{ state: string; description: string; log_url?: string; environment_url?: string; auto_inactive?: boolean }>
 }
 
+/** Who wrote a comment, as GitHub's `user` field shows it. */
+export interface GitHubUser {
+  login: string
+  type: 'User' | 'Bot'
+}
+
+/** The identity of the workflow's GITHUB_TOKEN (an app installation token): not a user, writes as this bot. */
+export const ACTIONS_BOT: GitHubUser = { login: 'github-actions[bot]', type: 'Bot' }
+
 export interface Comment {
   id: number
   issue: number
   body: string
+  /** The author; comments added without one were written by someone else ('octocat'). */
+  user?: GitHubUser
 }
 
 export interface SeenRequest {
@@ -38,8 +50,17 @@ export interface FakeGitHub {
   readonly forbidden: Set<'deployments' | 'comments'>
   /** Answer every request 500 (GitHub having a bad day). */
   failing: boolean
+  /**
+   * Who the token is. A 'User' (a personal access token) is answered on GET /user and writes comments as that
+   * user; a 'Bot' (GITHUB_TOKEN, an app installation token, the default) is refused on GET /user with 403, as
+   * GitHub does, and writes comments as that bot.
+   */
+  tokenUser: GitHubUser
   close(): Promise<void>
 }
+
+/** The author GitHub shows for a comment added to the fake without one. */
+export const SOMEONE_ELSE: GitHubUser = { login: 'octocat', type: 'User' }
 
 const PAGE = 30
 
@@ -50,10 +71,17 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
     requests: [] as SeenRequest[],
     forbidden: new Set<'deployments' | 'comments'>(),
     failing: false,
+    tokenUser: ACTIONS_BOT,
   }
   let nextId = 1000
   const base = `/repos/${owner}/${repo}`
-  const commentJson = (c: Comment) => ({ id: c.id, body: c.body, html_url: `https://github.com/${owner}/${repo}/pull/${c.issue}#issuecomment-${c.id}` })
+  const userJson = (u: GitHubUser) => ({ login: u.login, type: u.type })
+  const commentJson = (c: Comment) => ({
+    id: c.id,
+    body: c.body,
+    html_url: `https://github.com/${owner}/${repo}/pull/${c.issue}#issuecomment-${c.id}`,
+    user: userJson(c.user ?? SOMEONE_ELSE),
+  })
 
   const server = http.createServer((req, res) => {
     let raw = ''
@@ -81,6 +109,11 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
       if (group && state.forbidden.has(group))
         return send(403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest', status: '403' })
       let m: RegExpExecArray | null
+      if (req.method === 'GET' && path === '/user') {
+        // An installation token is no user: GitHub refuses it here.
+        if (state.tokenUser.type !== 'User') return send(403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user', status: '403' })
+        return send(200, { ...userJson(state.tokenUser), id: 1 })
+      }
       if (req.method === 'POST' && path === `${base}/deployments`) {
         const b = body as { ref: string; environment: string; description: string; payload: Record<string, string> }
         const d: Deployment = { id: ++nextId, ref: b.ref, environment: b.environment, description: b.description, payload: b.payload, statuses: [] }
@@ -103,7 +136,7 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
       if ((m = new RegExp(`^${base}/issues/(\\d+)/comments$`).exec(path))) {
         const issue = Number(m[1])
         if (req.method === 'POST') {
-          const c: Comment = { id: ++nextId, issue, body: (body as { body: string }).body }
+          const c: Comment = { id: ++nextId, issue, body: (body as { body: string }).body, user: { ...state.tokenUser } }
           state.comments.push(c)
           return send(201, commentJson(c))
         }
@@ -132,6 +165,12 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
     },
     set failing(v: boolean) {
       state.failing = v
+    },
+    get tokenUser() {
+      return state.tokenUser
+    },
+    set tokenUser(v: GitHubUser) {
+      state.tokenUser = v
     },
     close: () =>
       new Promise<void>((resolve) => {

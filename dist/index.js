@@ -42383,8 +42383,8 @@ var inspectState = (ref) => command("docker", "inspect", "--format", "{{.State.S
 var healthLog = (ref) => command("docker", "inspect", "--format", "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}", "--", ref);
 var containerLogs = (ref, lines) => command("docker", "logs", "--tail", String(lines), "--", ref);
 function parseReplicaState(stdout) {
-  const [status = "unknown", health = "none", exitCode = "0"] = stdout.trim().split("	");
-  return { status, health, exitCode: Number(exitCode) };
+  const [status, health, exitCode] = stdout.trim().split("	");
+  return { status: status || "unknown", health: health || "none", exitCode: Number(exitCode || 0) };
 }
 var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
 watch=''
@@ -42402,8 +42402,8 @@ inflight() {
   done
   echo $n
 }
-i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000)}" 2>/dev/null || echo 100)
-maxi=$(awk "BEGIN{print int($max/$poll)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll)}" 2>/dev/null || echo 0)
+i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000+0.5)}" 2>/dev/null || echo 100)
+maxi=$(awk "BEGIN{print int($max/$poll+0.5)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll+0.5)}" 2>/dev/null || echo 0)
 while :; do
   n=$(inflight)
   if [ "$n" = unknown ]; then sleep "$max"; echo "unknown $max"; exit 0; fi
@@ -42495,8 +42495,8 @@ async function gate(port, config, replica) {
     last = await port.probe(replica);
     probes++;
     const answered = statusAllowed(last.status, h.status);
-    if (!answered || hasHealthcheck) state2 = await port.state(replica);
-    if (answered && (!hasHealthcheck || state2.health === "healthy")) return result(true);
+    state2 = await port.state(replica);
+    if (answered && state2.status === "running" && (!hasHealthcheck || state2.health === "healthy")) return result(true);
     const exited = state2.status !== "running" && state2.status !== "created";
     if (exited || Date.now() >= deadline) {
       const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
@@ -42560,6 +42560,7 @@ function parseSections(raw) {
     if (!m) break;
     const [, name, code, outLen, errLen] = m;
     const start = end + 1;
+    if (start + Number(outLen) + Number(errLen) > raw.length) break;
     const out = raw.subarray(start, start + Number(outLen));
     const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen));
     sections.set(name, { code: Number(code), out, err });
@@ -43558,10 +43559,10 @@ function remoteOver(ssh, name, debug2) {
   return {
     name,
     stats: stats2,
-    exec(c) {
+    exec(c, options = {}) {
       stats2.commands++;
       debug2(`$ ${describeCommand(c)}`);
-      return guarded(() => sessions.use(() => execOnce(c)));
+      return guarded(() => options.unqueued ? execOnce(c) : sessions.use(() => execOnce(c)));
     },
     httpGet(host, port, path3, timeoutMs, headers = {}) {
       return guarded(() => tunnels.use(() => probe(host, port, path3, timeoutMs, headers)));
@@ -43661,7 +43662,8 @@ function globMatch(pattern, file) {
   if (p.length !== f.length) return false;
   return p.every((seg, i) => {
     if (f[i].startsWith(".") && !seg.startsWith(".")) return seg === f[i];
-    const re = seg.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]").replace(/\[!/g, "[^");
+    const literal = seg.replace(/\\/g, "\\\\").replace(/\[(?![^\]]*\])/g, "\\[");
+    const re = literal.replace(/[.+^${}()|]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]").replace(/\[!/g, "[^");
     return new RegExp(`^${re}$`).test(f[i]);
   });
 }
@@ -43714,7 +43716,9 @@ function includeProblem(dump, managedPath) {
   const http2 = directives(dump).find((d) => d.words[0] === "http" && d.context.length === 0);
   return `nginx's configuration does not include ${managedPath}: add \`${line}\` inside the http { } block of ${http2?.file ?? dump.main}, then reload nginx (or set nginx-config-path to a file an existing include covers)`;
 }
-var declaresHttpAccessLog = (dump, managedPath) => directives(dump).some((d) => d.words[0] === "access_log" && d.file !== managedPath && d.context.length === 1 && d.context[0] === "http");
+var declaresHttpAccessLog = (dump, managedPath) => directives(dump).some(
+  (d) => d.words[0] === "access_log" && d.file !== managedPath && !(dump.files.get(d.file) ?? "").startsWith("# Managed by nginx-rollout") && d.context.length === 1 && d.context[0] === "http"
+);
 function parseVersion(text2) {
   const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text2);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : void 0;
@@ -43724,12 +43728,6 @@ var versionAtLeast = (v, min) => {
   for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i];
   return true;
 };
-function defaultAccessLog(versionText) {
-  const m = /--http-log-path=(\S+)/.exec(versionText);
-  if (m) return m[1];
-  const prefix = /--prefix=(\S+)/.exec(versionText)?.[1];
-  return prefix ? path.join(prefix, "logs/access.log") : void 0;
-}
 
 // src/nginx/scripts.ts
 var LIB = `${SECTION_SH}PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
@@ -44348,7 +44346,7 @@ var lbDirective = (m) => {
 };
 var rolloutLocation = (path3, configId) => ["    location = " + path3 + " {", "        access_log off;", "        default_type text/plain;", `        return 200 "${configId}\\n";`, "    }"].join("\n");
 var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_status";
-function canaryLogDirectives(config, facts) {
+function canaryLogDirectives(config) {
   const id = `nginx_rollout_${config.nginx.upstreamName}`;
   return [
     `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
@@ -44357,8 +44355,7 @@ function canaryLogDirectives(config, facts) {
     "    default 0;",
     `    ${config.nginx.upstreamName} 1;`,
     "}",
-    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`,
-    ...facts.restateAccessLog ? [`# nginx's default access log, restated: an access_log at this level would otherwise replace it.`, `access_log ${facts.restateAccessLog} combined;`] : []
+    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`
   ].join("\n");
 }
 function buildView(config, servers, split, facts) {
@@ -44392,7 +44389,7 @@ function buildView(config, servers, split, facts) {
     rolloutLocation: "",
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: "",
-    canaryLog: split ? canaryLogDirectives(config, facts) : "",
+    canaryLog: split ? canaryLogDirectives(config) : "",
     keepaliveMinTimeout: n.scope === "site" && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : ""
   };
 }
@@ -44465,10 +44462,8 @@ function parseInside(config, sections, where, problems) {
     const p = includeProblem(dump, n.configPath);
     if (p) problems.push(p);
   }
-  const facts = {
-    keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
-    ...dump && !declaresHttpAccessLog(dump, n.configPath) ? { restateAccessLog: defaultAccessLog(versionText) ?? "/var/log/nginx/access.log" } : {}
-  };
+  const facts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
+  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === "canary" || config.operation === "promote") ? [`nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`] : [];
   const managed = parseManaged(config, sections.get("managed"), where, problems);
   return {
     masterPid: masters.length === 1 ? masters[0] : void 0,
@@ -44476,6 +44471,7 @@ function parseInside(config, sections, where, problems) {
     managed,
     routes: managed.kind === "ours" ? upstreamServers(managed.text) : /* @__PURE__ */ new Map(),
     problems,
+    warnings,
     facts
   };
 }
@@ -44670,7 +44666,7 @@ if [ -d "$1" ]; then
 fi
 rm -rf "$1.new"; mkdir "$1.new" && touch "$1.new/heartbeat" && printf '%s\\n' "$2" >"$1.new/token" && printf '%s\\n' "$3" >"$1.new/owner" && mv "$1.new" "$1"`;
 var IF_OURS = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ]';
-var HEARTBEAT = `${IF_OURS} && touch "$1/heartbeat"`;
+var HEARTBEAT = `${IF_OURS} || exit 3; touch "$1/heartbeat"`;
 var RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`;
 var stateDir = (app) => `${LIMITS.stateDir}/${app}`;
 var lockDir = (app) => `${stateDir(app)}/lock`;
@@ -44679,25 +44675,40 @@ var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.ow
 var LockLostError = class extends Error {
 };
 var HeldLock = class {
-  constructor(remote, claim, warn) {
+  constructor(remote, claim, warn, now = Date.now) {
     this.remote = remote;
     this.claim = claim;
     this.warn = warn;
-    this.timer = setInterval(() => {
-      this.beating = this.remote.exec(script(HEARTBEAT, claim.dir, claim.token)).then(
-        (r) => r.code === 0 ? this.failures = 0 : this.lose("another run took it over"),
-        (e) => ++this.failures >= LIMITS.lockHeartbeatFailures ? this.lose(`its heartbeat failed ${this.failures} times: ${e.message}`) : void 0
-      );
-    }, LIMITS.lockHeartbeatMs);
+    this.now = now;
+    this.lastBeat = now();
+    this.timer = setInterval(() => this.beat(), LIMITS.lockHeartbeatMs);
     this.timer.unref();
   }
   remote;
   claim;
   warn;
-  beating = Promise.resolve();
-  failures = 0;
+  now;
+  beating;
+  lastBeat = Date.now();
   lostWhy;
   timer;
+  /**
+   * One heartbeat, unless the last is still under way. Another run may take the lock over once it has been
+   * silent for LIMITS.lockStaleSeconds: this run gives it up a heartbeat before that, whether its heartbeats
+   * failed or never came back.
+   */
+  beat() {
+    const silentMs = this.now() - this.lastBeat;
+    if (silentMs >= LIMITS.lockStaleSeconds * 1e3 - LIMITS.lockHeartbeatMs) this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1e3)}s`);
+    if (this.beating || this.lostWhy) return;
+    this.beating = this.remote.exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1e3), { unqueued: true }).then(
+      (r) => {
+        if (r.code === 0) this.lastBeat = this.now();
+        else if (r.code === 3) this.lose("another run took it over");
+      },
+      () => void 0
+    ).finally(() => this.beating = void 0);
+  }
   lose(why) {
     if (this.lostWhy) return;
     this.lostWhy = why;
@@ -44746,6 +44757,9 @@ function parseContainers(output, host) {
     try {
       c = JSON.parse(line);
     } catch {
+      c = void 0;
+    }
+    if (!isObject(c)) {
       ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`);
       continue;
     }
@@ -44819,8 +44833,9 @@ function parseCanaryState(text2, defaultHost, warn) {
   const pr = p.pullRequest;
   if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return bad("pullRequest is malformed");
   const pushes = p.pushes;
-  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every((x) => isObject(x) && isString(x.image) && isString(x.at) && Array.isArray(x.observations) && x.observations.every(isObservation))))
-    return bad("pushes are malformed");
+  const outcomes = ["live", "replaced", "promoted", "aborted", "failed"];
+  const isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
+  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every(isPush))) return bad("pushes are malformed");
   return {
     image: p.image,
     stableImage: p.stableImage,
@@ -44913,6 +44928,7 @@ async function readHosts(fleet, config, claim, waiting) {
   const nginxSection = sections.get("nginx");
   if (!nginxSection || nginxSection.code !== 0) throw new HostStateError(`reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`);
   const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
+  warnings.push(...nginx.warnings ?? []);
   const lockNote = text(sections.get("first")?.out).trim() || void 0;
   return {
     state: {
@@ -45005,6 +45021,7 @@ var Executor = class {
   started = [];
   routed = [];
   stopped = [];
+  retired = [];
   /** Container ids by replica, so commands name exactly the container read or started. */
   ids = /* @__PURE__ */ new Map();
   /** docker stop commands running in the background; awaited before remove, restart and the end of a phase. */
@@ -45014,7 +45031,14 @@ var Executor = class {
   /** The replicas nginx routes to now. */
   serving;
   progress() {
-    return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.nginx.liveText, configBefore: this.configBefore };
+    return {
+      started: [...this.started],
+      routed: [...this.routed],
+      stopped: [...this.stopped],
+      retired: [...this.retired],
+      configNow: this.nginx.liveText,
+      configBefore: this.configBefore
+    };
   }
   /** The canary steps judged so far. */
   get judged() {
@@ -45023,10 +45047,12 @@ var Executor = class {
   async runAll(steps, phase, newImage) {
     try {
       for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
+      await this.settle();
     } finally {
-      await Promise.allSettled(this.pending);
+      const left = this.pending;
+      this.pending = [];
+      await Promise.allSettled(left);
     }
-    await this.settle();
   }
   async record(step, phase, counter, newImage) {
     const description = describeStep(step, this.manyHosts);
@@ -45154,6 +45180,7 @@ var Executor = class {
       case "retire": {
         for (const p of this.pending) p.catch(() => void 0);
         this.pending = [];
+        this.retired.push(...step.replicas);
         await this.onHosts(step.replicas, (remote, rs) => run(remote, retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), "handing the old replicas to a background stop"));
         return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`;
       }
@@ -49429,7 +49456,7 @@ function finalStatus(f) {
 // src/summary.ts
 function redact(text2, secrets) {
   let out = text2;
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join("***");
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length >= 3) out = out.split(s).join("***");
   return out;
 }
 var cell = (s) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
@@ -49455,7 +49482,7 @@ function renderSummary(r, secrets = []) {
   for (const n of r.notes ?? []) out.push("", `> ${n}`);
   if (r.live) {
     out.push("", "### Live", "", "| Replica | Host | Address | Image | Colour | nginx weight |", "|---|---|---|---|---|---|");
-    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${x.address}:${x.port} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`);
+    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`);
     if (!r.live.replicas.length) out.push("| (none) | | | | | |");
     if (r.live.canary)
       out.push("", `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`);
@@ -49566,13 +49593,14 @@ function octokitApi(token, repo, apiUrl) {
     }),
     createComment: (issue2, body) => call(`commenting on #${issue2}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue2, body, request: request2() })).data)),
     updateComment: (id, body) => call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request2() })).data)),
-    whoAmI: async () => {
+    whoAmI: () => call("reading the token's user", async () => {
       try {
         return (await octokit.rest.users.getAuthenticated({ request: request2() })).data.login;
-      } catch {
-        return void 0;
+      } catch (e) {
+        if ([401, 403, 404].includes(e.status ?? 0)) return void 0;
+        throw e;
       }
-    }
+    })
   };
 }
 
@@ -49760,16 +49788,17 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
   const { result, state: state2, plan } = end;
   const before = state2?.canary;
   const after = end.canaryAfter ?? void 0;
-  const canaryImage = after?.image ?? (plan?.replaces ? plan.image : before?.image ?? plan?.image ?? "");
+  const swapped = Boolean(plan?.replaces) && end.canaryAfter !== void 0;
+  const canaryImage = after?.image ?? (swapped ? plan?.image ?? "" : before?.image ?? plan?.image ?? "");
   if (end.deployment)
     await recorder.finish(end.deployment, finalStatus({ operation: config.operation, result, image: images.liveImage, previousImage: images.previousImage, canaryImage, canaryWeight: end.canaryWeight }));
-  const replaced = plan?.replaces && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : void 0;
-  if (replaced && result !== "failed") await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`);
+  const replaced = swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : void 0;
+  if (replaced) await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`);
   const pr = canaryPullRequest(gh, before);
   if (!pr || config.strategy !== "canary" && !before) return;
   const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id;
-  const earlier = after ? [...after.pushes ?? []] : [...before?.pushes ?? [], ...plan?.replaces && before ? [{ image: before.image, sha: before.sha, at: before.at, observations: before.observations ?? [], outcome: "replaced" }] : []];
-  const observations = after ? after.observations ?? [] : [...plan?.replaces ? [] : before?.observations ?? [], ...judged];
+  const earlier = after ? [...after.pushes ?? []] : [...before?.pushes ?? [], ...swapped && before ? [{ image: before.image, sha: before.sha, at: before.at, observations: before.observations ?? [], outcome: "replaced" }] : []];
+  const observations = after ? after.observations ?? [] : [...swapped ? [] : before?.observations ?? [], ...judged];
   const body = renderCanaryComment({
     app: config.app,
     where,
@@ -49903,6 +49932,7 @@ function readConfig(source) {
     const proxyUser = raw("proxy-username") || username;
     if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`);
     const proxyKey = privateKeyText("proxy-key");
+    if (!proxyKey && given("proxy-passphrase")) problem("proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)");
     const ownPolicy = given("proxy-fingerprint") || given("proxy-known-hosts");
     const proxyHostKey = ownPolicy ? hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", insecureSkip) : hostKey;
     if (target)
@@ -49959,8 +49989,8 @@ function readConfig(source) {
   const scope = oneOf("nginx-scope", ["site", "upstream"]);
   const nginxContainer = matching("nginx-container", CONTAINER_NAME, "a Docker container name");
   const nginxImage = matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
-  const configPath = matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'", raw("nginx-config-path") || derivedDefaults.configPath(app));
-  const upstreamName = matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _", raw("upstream-name") || derivedDefaults.upstreamName(app));
+  const configPath = matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") || derivedDefaults.configPath(app);
+  const upstreamName = matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _") || derivedDefaults.upstreamName(app);
   const templatePath = raw("nginx-template");
   let template;
   if (templatePath && TEMPLATE_PATH.test(templatePath)) {
@@ -50073,7 +50103,8 @@ function isWebUrl(text2) {
 }
 function parseFingerprints(text2, problem) {
   const out = [];
-  for (const item of text2.split(/[,\n]/).map((f) => f.trim()).filter((f) => f && !f.startsWith("#"))) {
+  const items = text2.split("\n").flatMap((line) => /^\s*\d+\s+SHA256:/.test(line) ? [line] : line.split(","));
+  for (const item of items.map((f) => f.trim()).filter((f) => f && !f.startsWith("#"))) {
     const m = FINGERPRINT.exec(item);
     if (m) out.push(m[1]);
     else problem(`expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`);
@@ -50106,6 +50137,10 @@ function readTopology(t, defaultPort, problem) {
   }
   if (t.host) {
     const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean);
+    if (!items.length) {
+      problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`);
+      return void 0;
+    }
     if (items.length > 1) {
       problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`);
       return void 0;
@@ -50385,7 +50420,8 @@ function planRolling(config, containers, routes, notes = []) {
   const { live, strays } = liveReplicas(config, containers, routes);
   const next = allocate(config, containers, everyHost(config), config.image);
   return {
-    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...retireAll(live), ...removeAll(strays)],
+    // Retirement last: once old replicas are handed to it, nothing can bring them back.
+    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...removeAll(strays), ...retireAll(live)],
     image: config.image,
     previous: live,
     next,
@@ -50427,7 +50463,7 @@ function completeSteps(config, stable, canary, fresh, strays, gone = []) {
   const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas));
   const extra = canary.filter((r) => !keep.includes(r));
   const next = interleave([...keep, ...fresh], config.appHosts);
-  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...retireAll([...stable, ...extra, ...gone]), ...removeAll(strays)] };
+  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll(strays), ...retireAll([...stable, ...extra, ...gone])] };
 }
 var whoseCanary = (state2) => state2.pullRequest ? ` for pull request #${state2.pullRequest.number}` : "";
 function pausedCanaryError(state2) {
@@ -50496,22 +50532,30 @@ function planAbort(config, containers, routes, state2) {
 }
 
 // src/plan/rollback.ts
+var unique = (rs) => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i);
 function planUndo(config, plan, progress) {
   const isNew = (r) => progress.started.some((s) => replicaKey(s) === replicaKey(r));
   const replaced = plan.replaces ?? [];
   const swapped = replaced.length > 0 && progress.routed.length > 0;
+  const retired = progress.retired ?? [];
+  const isRetired = (r) => retired.some((g) => replicaKey(g) === replicaKey(r));
+  const gone = unique([...retired, ...swapped ? replaced : []]);
+  const isGone = (r) => gone.some((g) => replicaKey(g) === replicaKey(r));
   if (plan.onFailure === "abort-canary" && !progress.stopped.length && (!replaced.length || swapped)) {
-    const canary = [...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced];
+    const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]);
     const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)));
-    const out = [...canary, ...progress.started];
+    const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started]);
     return { steps: [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: out }, ...removeAll(out)], canary: "removed" };
   }
+  const back = plan.previous.filter((r) => !isGone(r));
+  if (gone.length && !back.length) throw new PlanError("every replica that served before the run was already retired: the new version stays live and nothing is undone");
   const steps = [];
   if (progress.stopped.length) steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
-  if (progress.configBefore !== progress.configNow) steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g)))) steps.push({ kind: "route", servers: back });
+  else if (progress.configBefore !== progress.configNow) steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
   if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
   steps.push(...removeAll(progress.started));
-  return { steps, canary: replaced.length ? "kept" : "untouched" };
+  return { steps, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
 }
 function rollbackTarget(state2, liveImage) {
   return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
@@ -50654,7 +50698,7 @@ function secretsOf(config) {
     config.proxy?.login.passphrase,
     config.registry?.password,
     config.github.token,
-    ...config.env.map((v) => v.value)
+    ...config.env.flatMap((v) => [v.value, v.value.trim()])
   ].filter((s) => Boolean(s && s.trim().length >= 3));
 }
 var failed = (e, partial = {}) => ({ result: "failed", canaryWeight: "", serving: [], configDiff: "", ...partial, failure: e.message });
@@ -50839,7 +50883,7 @@ async function publish(config, gh, recorder, journal, end, stats2) {
     {
       app: config.app,
       hosts: config.appHosts.map((h) => h.id),
-      nginxHost: describeNginx(config, hostPort(config.nginxHost.host, config.nginxHost.port)),
+      nginxHost: describeNginx(config, sshName(config.nginxHost.host, config.nginxHost.port)),
       operation: config.operation,
       strategy: config.strategy,
       result,

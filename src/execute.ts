@@ -38,6 +38,7 @@ export class Executor {
   private readonly started: Replica[] = []
   private readonly routed: Replica[] = []
   private readonly stopped: Replica[] = []
+  private readonly retired: Replica[] = []
   /** Container ids by replica, so commands name exactly the container read or started. */
   private readonly ids = new Map<string, string>()
   /** docker stop commands running in the background; awaited before remove, restart and the end of a phase. */
@@ -64,7 +65,14 @@ export class Executor {
   }
 
   progress(): Progress {
-    return { started: [...this.started], routed: [...this.routed], stopped: [...this.stopped], configNow: this.nginx.liveText, configBefore: this.configBefore }
+    return {
+      started: [...this.started],
+      routed: [...this.routed],
+      stopped: [...this.stopped],
+      retired: [...this.retired],
+      configNow: this.nginx.liveText,
+      configBefore: this.configBefore,
+    }
   }
 
   /** The canary steps judged so far. */
@@ -75,11 +83,14 @@ export class Executor {
   async runAll(steps: readonly Step[], phase: Phase, newImage: string): Promise<void> {
     try {
       for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage)
+      await this.settle()
     } finally {
-      // Whatever happened, no docker stop this run waits for is left running behind its back.
-      await Promise.allSettled(this.pending)
+      // Whatever happened, no docker stop this run waits for is left running behind its back; a failed one
+      // has failed this phase already and must not fail the next (the rollback) again.
+      const left = this.pending
+      this.pending = []
+      await Promise.allSettled(left)
     }
-    await this.settle()
   }
 
   private async record(step: Step, phase: Phase, counter: string, newImage: string): Promise<void> {
@@ -213,6 +224,7 @@ export class Executor {
         // (joining them) and removes every one of these, so the run need not wait for any.
         for (const p of this.pending) p.catch(() => undefined)
         this.pending = []
+        this.retired.push(...step.replicas)
         await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), 'handing the old replicas to a background stop'))
         return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`
       }

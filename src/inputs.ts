@@ -158,6 +158,7 @@ export function readConfig(source: InputSource): Config {
     const proxyUser = raw('proxy-username') || username
     if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`)
     const proxyKey = privateKeyText('proxy-key')
+    if (!proxyKey && given('proxy-passphrase')) problem('proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)')
     const ownPolicy = given('proxy-fingerprint') || given('proxy-known-hosts')
     // The bastion's key is checked like every host's: its own inputs, or else the fingerprints and known_hosts given for the hosts.
     const proxyHostKey = ownPolicy ? hostKeyPolicy('proxy-fingerprint', 'proxy-known-hosts', insecureSkip) : hostKey
@@ -225,8 +226,9 @@ export function readConfig(source: InputSource): Config {
   const scope = oneOf('nginx-scope', ['site', 'upstream'] as const)
   const nginxContainer = matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
   const nginxImage = matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
-  const configPath = matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'", raw('nginx-config-path') || derivedDefaults.configPath(app))
-  const upstreamName = matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _', raw('upstream-name') || derivedDefaults.upstreamName(app))
+  // Derived from app when not given (a bad app is reported once, as app).
+  const configPath = matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") || derivedDefaults.configPath(app)
+  const upstreamName = matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _') || derivedDefaults.upstreamName(app)
   const templatePath = raw('nginx-template')
   let template: string | undefined
   if (templatePath && TEMPLATE_PATH.test(templatePath)) {
@@ -325,7 +327,10 @@ function isWebUrl(text: string): boolean {
 /** Fingerprints as given, or lines exactly as `ssh-keygen -lf` prints them ('256 SHA256:... host (ED25519)'). */
 export function parseFingerprints(text: string, problem: (m: string) => void): string[] {
   const out: string[] = []
-  for (const item of text.split(/[,\n]/).map((f) => f.trim()).filter((f) => f && !f.startsWith('#'))) {
+  // A line as ssh-keygen prints it ('256 SHA256:... host,10.0.0.5 (ED25519)') may name several hosts with
+  // commas; any other line is a list of fingerprints separated by commas.
+  const items = text.split('\n').flatMap((line) => (/^\s*\d+\s+SHA256:/.test(line) ? [line] : line.split(',')))
+  for (const item of items.map((f) => f.trim()).filter((f) => f && !f.startsWith('#'))) {
     const m = FINGERPRINT.exec(item)
     if (m) out.push(m[1])
     else problem(`expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`)
@@ -373,6 +378,10 @@ export function readTopology(t: TopologyInputs, defaultPort: number, problem: (m
   }
   if (t.host) {
     const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean)
+    if (!items.length) {
+      problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`)
+      return undefined
+    }
     if (items.length > 1) {
       problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`)
       return undefined

@@ -11,7 +11,7 @@ import { readHosts } from './host/read.js'
 import type { CanaryState, HostState } from './host/state.js'
 import { InputError, readConfig, readWorkspaceFile, secretTexts, type InputName } from './inputs.js'
 import { Journal, type Logger } from './journal.js'
-import { hostPort, liveColor, mainImage, type Replica } from './model.js'
+import { liveColor, mainImage, sshName, type Replica } from './model.js'
 import { unifiedDiff } from './nginx/diff.js'
 import { describeNginx, Nginx } from './nginx/nginx.js'
 import { renderManagedFile } from './nginx/template.js'
@@ -38,7 +38,7 @@ export function secretsOf(config: Config): string[] {
     config.proxy?.login.passphrase,
     config.registry?.password,
     config.github.token,
-    ...config.env.map((v) => v.value),
+    ...config.env.flatMap((v) => [v.value, v.value.trim()]),
   ].filter((s): s is string => Boolean(s && s.trim().length >= 3))
 }
 
@@ -276,7 +276,7 @@ async function publish(config: Config, gh: RunContext, recorder: GitHubRecorder 
     {
       app: config.app,
       hosts: config.appHosts.map((h) => h.id),
-      nginxHost: describeNginx(config, hostPort(config.nginxHost.host, config.nginxHost.port)),
+      nginxHost: describeNginx(config, sshName(config.nginxHost.host, config.nginxHost.port)),
       operation: config.operation,
       strategy: config.strategy,
       result,

@@ -2,7 +2,7 @@
 import type { CanaryObservation } from './health/canary.js'
 import type { CanaryState, HistoryEntry } from './host/state.js'
 import type { Evidence, GateResult, StepRecord } from './journal.js'
-import type { Replica } from './model.js'
+import { hostPort, type Replica } from './model.js'
 
 /** unchanged: nothing to do (a pull request's promote or abort while its canary is not the one live). */
 export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused' | 'unchanged'
@@ -49,7 +49,8 @@ export interface RunRecord {
 /** Replaces every secret value in text (a failing app may log its environment). */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('***')
+  // Longest first: a secret that contains a shorter one is masked whole.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length >= 3) out = out.split(s).join('***')
   return out
 }
 
@@ -80,7 +81,7 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   for (const n of r.notes ?? []) out.push('', `> ${n}`)
   if (r.live) {
     out.push('', '### Live', '', '| Replica | Host | Address | Image | Colour | nginx weight |', '|---|---|---|---|---|---|')
-    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${x.address}:${x.port} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`)
+    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`)
     if (!r.live.replicas.length) out.push('| (none) | | | | | |')
     if (r.live.canary)
       out.push('', `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`)

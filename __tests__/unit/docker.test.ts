@@ -1,80 +1,293 @@
-import { login, runReplica } from '../../src/commands/docker.js'
-import { applyCandidate, copyIntoContainer, createNginxContainer, findNginxMasters, readLiveConfig } from '../../src/commands/nginx.js'
-import { describeCommand, render } from '../../src/commands/shell.js'
-import { configFrom } from './fixtures.js'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  CONTAINER_FIELDS,
+  containerLogs,
+  drainWait,
+  ensureImage,
+  healthLog,
+  inspectState,
+  listenPortInside,
+  listManaged,
+  login,
+  parseDrain,
+  parseReplicaState,
+  pullImage,
+  readRetireReports,
+  removeContainers,
+  replicaEnv,
+  retireContainers,
+  runReplica,
+  startContainers,
+  stopContainers,
+} from '../../src/commands/docker.js'
+import { describeCommand, render, type Command } from '../../src/commands/shell.js'
+import { parseContainers } from '../../src/host/state.js'
+import { configFrom, replicaOf } from './fixtures.js'
 
-const replica = { name: 'shop-9203', port: 9203, image: 'ghcr.io/acme/shop:2.0' }
+const replica = replicaOf(9203, 'ghcr.io/acme/shop:2.0')
 
-describe('docker commands', () => {
-  it('runs a replica with labels, a published port and its env on standard input', () => {
+describe('docker run for a replica', () => {
+  it('sets every label, publishes the port on the upstream address and sends the env on standard input', () => {
     const c = runReplica(configFrom({ env: 'DB_PASSWORD=s3cr3t\nMODE=prod', 'run-args': "--memory 512m --label 'x=a b'" }), replica)
     expect(render(c)).toBe(
       'docker run --detach --name shop-9203 --label nginx-rollout.app=shop --label nginx-rollout.role=replica ' +
-        '--label nginx-rollout.image=ghcr.io/acme/shop:2.0 --label nginx-rollout.port=9203 --publish 127.0.0.1:9203:8080 ' +
-        "--env-file /dev/stdin --memory 512m --label 'x=a b' ghcr.io/acme/shop:2.0",
+        '--label nginx-rollout.image=ghcr.io/acme/shop:2.0 --label nginx-rollout.port=9203 --label nginx-rollout.color= ' +
+        "--publish 127.0.0.1:9203:8080 --env-file /dev/stdin --memory 512m --label 'x=a b' ghcr.io/acme/shop:2.0",
     )
     expect(c.stdin).toBe('PORT=8080\nDB_PASSWORD=s3cr3t\nMODE=prod\n')
-    expect(describeCommand(c)).toContain('< (env file: PORT, DB_PASSWORD, MODE)')
+    expect(describeCommand(c)).toMatch(/ < \(env file: PORT, DB_PASSWORD, MODE\)$/)
     expect(describeCommand(c)).not.toContain('s3cr3t')
   })
 
-  it('gives host-network replicas their own port in PORT', () => {
-    const c = runReplica(configFrom({ network: 'host' }), replica)
-    expect(render(c)).toContain('--network host --env-file /dev/stdin ghcr.io/acme/shop:2.0')
-    expect(c.stdin).toBe('PORT=9203\n')
+  it('gives a docker run the pull timeout, since it pulls a missing image itself', () => {
+    expect(runReplica(configFrom({ 'pull-timeout': '900' }), replica).timeoutSeconds).toBe(900)
   })
 
-  it('logs in with the password on standard input only', () => {
-    const c = login('ghcr.io', 'bot', 'tok3n')
-    expect(render(c)).toBe('docker login --username bot --password-stdin ghcr.io')
-    expect(c.stdin).toBe('tok3n')
+  it('labels a blue-green replica with its colour', () => {
+    expect(render(runReplica(configFrom(), { ...replica, color: 'blue' }))).toContain(' --label nginx-rollout.color=blue --publish ')
+  })
+
+  it("publishes on another host's upstream address, IPv6 in brackets, and joins a named network", () => {
+    expect(render(runReplica(configFrom(), { ...replica, host: '10.0.0.12', address: '10.1.0.12' }))).toContain(' --publish 10.1.0.12:9203:8080 --env-file ')
+    expect(render(runReplica(configFrom({ network: 'backend', 'container-port': '3000' }), { ...replica, address: 'fd00::12' }))).toContain(
+      " --network backend --publish '[fd00::12]:9203:3000' --env-file ",
+    )
+  })
+
+  it('gives host-network replicas their own port in PORT, and publishes nothing', () => {
+    const config = configFrom({ network: 'host' })
+    const c = runReplica(config, replica)
+    expect(render(c)).toContain(' --label nginx-rollout.color= --network host --env-file /dev/stdin ghcr.io/acme/shop:2.0')
+    expect(render(c)).not.toContain('--publish')
+    expect(c.stdin).toBe('PORT=9203\n')
+    expect(replicaEnv(config, replica)).toBe('PORT=9203\n')
+    expect(listenPortInside(config, replica)).toBe(9203)
+    expect(listenPortInside(configFrom(), replica)).toBe(8080)
   })
 })
 
-describe('nginx commands', () => {
-  it('in a container: stages beside the live file, validates, installs and signals in one command', () => {
-    const config = configFrom({ 'nginx-container': 'lb' })
-    const c = applyCandidate(config)
-    expect(c.argv.slice(0, 2)).toEqual(['sh', '-c'])
-    expect(c.argv[2]).toBe(
-      [
-        'docker cp "$1" "$2:$3.rollout-new" || exit 10',
-        'docker exec "$2" nginx -t -q -c "$3.rollout-new" || exit 11',
-        'docker cp "$1" "$2:$3" || exit 12',
-        'docker kill --signal HUP "$2" >/dev/null || exit 13',
-      ].join('\n'),
-    )
-    expect(c.argv.slice(3)).toEqual(['sh', '.nginx-rollout/shop/nginx.conf.upload', 'lb', '/etc/nginx/nginx.conf'])
-    expect(render(copyIntoContainer(config))).toBe('docker cp .nginx-rollout/shop/nginx.conf.upload lb:/etc/nginx/nginx.conf')
-    expect(render(readLiveConfig(config))).toContain("' sh lb /etc/nginx/nginx.conf")
+describe('docker commands on containers', () => {
+  it('puts -- before every container reference, so none can be read as an option', () => {
+    expect(render(startContainers(['shop-9201', '-v']))).toBe('docker start -- shop-9201 -v')
+    expect(render(stopContainers(['abc123'], 10))).toBe('docker stop --time 10 -- abc123')
+    expect(render(containerLogs('--help', 30))).toBe('docker logs --tail 30 -- --help')
+    expect(render(inspectState('abc123'))).toBe("docker inspect --format '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}' -- abc123")
+    expect(render(healthLog('abc123'))).toBe("docker inspect --format '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}' -- abc123")
+    expect(removeContainers(['a', '-f']).argv.slice(3)).toEqual(['sh', 'a', '-f'])
   })
 
-  it('on the host: validates the uploaded candidate and renames it into place', () => {
-    const c = applyCandidate(configFrom({ 'nginx-mode': 'host', 'nginx-config-path': '/srv/nginx/nginx.conf' }))
-    expect(c.argv[2]).toContain('nginx -t -q -c "$1.rollout-new" || exit 11\nmv -f "$1.rollout-new" "$1" || exit 12')
-    expect(c.argv.slice(3)).toEqual(['sh', '/srv/nginx/nginx.conf'])
+  it('gives a stop its stop timeout and a minute more', () => {
+    expect(stopContainers(['a'], 10).timeoutSeconds).toBe(70)
   })
 
-  it('creates the nginx container on host networking or publishing listen', () => {
-    expect(render(createNginxContainer(configFrom({ network: 'host', 'nginx-image': 'nginx:1.27' })))).toBe(
-      'docker create --name loadbalancer --label nginx-rollout.role=nginx --label nginx-rollout.app=shop --restart unless-stopped --network host nginx:1.27',
-    )
-    expect(render(createNginxContainer(configFrom({ listen: '127.0.0.1:8080' })))).toContain('--publish 127.0.0.1:8080:8080 nginx:stable')
-    expect(render(createNginxContainer(configFrom()))).toContain('--publish 80:80 nginx:stable')
+  it('pulls under the pull timeout, and pulls the nginx image only when missing', () => {
+    expect(pullImage('shop:v2', 600)).toEqual({ argv: ['docker', 'pull', '--quiet', 'shop:v2'], timeoutSeconds: 600 })
+    const e = ensureImage('nginx:1.27', 300)
+    expect(e.argv.slice(2)).toEqual(['docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', 'sh', 'nginx:1.27'])
+    expect(e.timeoutSeconds).toBe(300)
   })
 
-  it("finds the host's nginx master whatever its pid file, ignoring nginx masters inside containers", () => {
-    const ps = [
-      'pid:[4026531836]',
-      '    1     0 4026531836 systemd',
-      '  812     1 4026531836 nginx',
-      '  813   812 4026531836 nginx',
-      '  814   812 4026531836 nginx',
-      ' 2000  1990 4026532500 nginx',
-      ' 2001  2000 4026532500 nginx',
-      '  900     1 4026531836 sshd',
-    ].join('\n')
-    expect(findNginxMasters(ps)).toEqual([812])
-    expect(findNginxMasters('pid:[1]\n  1 0 1 init\n')).toEqual([])
+  it('logs in with the password on standard input only', () => {
+    const c = login('ghcr.io', 'bot', 'tok3n', 120)
+    expect(render(c)).toBe('docker login --username bot --password-stdin ghcr.io')
+    expect(c.stdin).toBe('tok3n')
+    expect(c.timeoutSeconds).toBe(120)
+    expect(describeCommand(c)).toBe('docker login --username bot --password-stdin ghcr.io < (registry password)')
+    expect(render(login('', 'bot', 'tok3n', 120))).toBe('docker login --username bot --password-stdin')
+  })
+
+  it('reads a replica state line', () => {
+    expect(parseReplicaState('running\thealthy\t0\n')).toEqual({ status: 'running', health: 'healthy', exitCode: 0 })
+    expect(parseReplicaState('exited\tnone\t137')).toEqual({ status: 'exited', health: 'none', exitCode: 137 })
+  })
+
+  // BUG (minor): empty output gives status '' instead of the 'unknown' the defaults intend, since ''.split('\t')
+  // is [''] (src/commands/docker.ts:302); a gate would then say "stopped (, exit code 0)". Fix: `status || 'unknown'`.
+  it('reads empty output as an unknown state', () => {
+    expect(parseReplicaState('')).toEqual({ status: 'unknown', health: 'none', exitCode: 0 })
+  })
+})
+
+/**
+ * The scripts run by a real sh against a fake docker on PATH, which logs each call (one line of its
+ * arguments) and answers from FAKE_* variables.
+ */
+const FAKE_DOCKER = `#!/bin/sh
+printf '%s\\n' "$*" >>"$FAKE_LOG"
+case "$1 $3" in
+  'ps '*) printf '%s' "$FAKE_PS" ;;
+  'inspect {{.State.Pid}}') [ -n "$FAKE_PID" ] && echo "$FAKE_PID"; exit \${FAKE_PID_EXIT:-0} ;;
+  'inspect {{.Name}}') [ -n "$FAKE_LEFT" ] && echo "$FAKE_LEFT"; exit 0 ;;
+  'inspect '*) printf '%s\\n' "$FAKE_INSPECT" ;;
+  'stop '*) sleep "\${FAKE_STOP_SLEEP:-0}"; [ -n "$FAKE_STOP_OUT" ] && echo "$FAKE_STOP_OUT"; exit \${FAKE_STOP_EXIT:-0} ;;
+  'rm '*) [ -n "$FAKE_RM_OUT" ] && echo "$FAKE_RM_OUT" >&2; exit \${FAKE_RM_EXIT:-0} ;;
+esac
+exit 0
+`
+
+const dirs: string[] = []
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+
+function fakeDocker() {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-docker-'))
+  dirs.push(dir)
+  mkdirSync(join(dir, 'bin'))
+  writeFileSync(join(dir, 'bin', 'docker'), FAKE_DOCKER)
+  chmodSync(join(dir, 'bin', 'docker'), 0o755)
+  const log = join(dir, 'calls.log')
+  writeFileSync(log, '')
+  const run = (c: Command, fake: Record<string, string> = {}): { code: number; stdout: string; stderr: string } => {
+    try {
+      const stdout = execFileSync('sh', ['-c', render(c)], { env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, FAKE_LOG: log, ...fake }, encoding: 'utf8', stdio: 'pipe' })
+      return { code: 0, stdout, stderr: '' }
+    } catch (e) {
+      const err = e as { status: number; stdout: string; stderr: string }
+      return { code: err.status, stdout: err.stdout, stderr: err.stderr }
+    }
+  }
+  const calls = () => readFileSync(log, 'utf8').split('\n').filter(Boolean)
+  return { dir, run, calls }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting')
+    await sleep(20)
+  }
+}
+
+describe('listManaged, run by sh', () => {
+  it('lists every replica container of every app and inspects them with the JSON template', () => {
+    const docker = fakeDocker()
+    const line = JSON.stringify({ id: 'a'.repeat(64), name: '/shop-9201', state: 'running', pid: 7, labels: { 'nginx-rollout.app': 'shop', 'nginx-rollout.role': 'replica', 'nginx-rollout.port': '9201', 'nginx-rollout.image': 'shop:v1' } })
+    const r = docker.run(listManaged(), { FAKE_PS: `${'a'.repeat(64)}\n${'b'.repeat(64)}\n`, FAKE_INSPECT: line })
+    expect(r.code).toBe(0)
+    expect(docker.calls()).toEqual(['ps --all --quiet --no-trunc --filter label=nginx-rollout.role=replica', `inspect --format ${CONTAINER_FIELDS} ${'a'.repeat(64)} ${'b'.repeat(64)}`])
+    expect(parseContainers(r.stdout, { id: 'h', upstreamAddress: '127.0.0.1' }).containers.map((c) => c.name)).toEqual(['shop-9201'])
+  })
+
+  it('answers nothing, successfully, when no container carries the label', () => {
+    const docker = fakeDocker()
+    expect(docker.run(listManaged())).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(docker.calls()).toHaveLength(1)
+  })
+})
+
+describe('removeContainers, run by sh', () => {
+  it('succeeds when docker rm does, or when the containers are gone anyway', () => {
+    const docker = fakeDocker()
+    expect(docker.run(removeContainers(['shop-9201', 'shop-9202'])).code).toBe(0)
+    expect(docker.calls()).toEqual(['rm --force --volumes -- shop-9201 shop-9202'])
+    expect(docker.run(removeContainers(['shop-9201']), { FAKE_RM_EXIT: '1', FAKE_RM_OUT: 'Error: No such container: shop-9201' }).code).toBe(0)
+  })
+
+  it('fails with docker rm said when a container is still there', () => {
+    const docker = fakeDocker()
+    const r = docker.run(removeContainers(['shop-9201']), { FAKE_RM_EXIT: '1', FAKE_RM_OUT: 'Error response from daemon: device or resource busy', FAKE_LEFT: '/shop-9201' })
+    expect(r).toEqual({ code: 1, stdout: '', stderr: 'Error response from daemon: device or resource busy\n' })
+    expect(docker.calls()).toEqual(['rm --force --volumes -- shop-9201', 'inspect --format {{.Name}} -- shop-9201'])
+  })
+})
+
+describe('retireContainers, run by sh', () => {
+  it('returns at once and stops and removes the containers in the background', async () => {
+    const docker = fakeDocker()
+    const reports = join(docker.dir, 'retired')
+    const c = retireContainers(reports, ['shop-9201', 'shop-9202'], 10)
+    expect(c.argv.slice(3)).toEqual(['sh', reports, '10', 'shop-9201', 'shop-9202'])
+    const started = Date.now()
+    expect(docker.run(c, { FAKE_STOP_SLEEP: '2' })).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(Date.now() - started).toBeLessThan(1500)
+    await until(() => docker.calls().length === 2)
+    expect(docker.calls()).toEqual(['stop --time 10 -- shop-9201 shop-9202', 'rm --force --volumes -- shop-9201 shop-9202'])
+    await sleep(100)
+    expect(readdirSync(reports)).toEqual([])
+  })
+
+  it('leaves a report when the stop fails, which the next run reads once', async () => {
+    const docker = fakeDocker()
+    const reports = join(docker.dir, 'retired')
+    docker.run(retireContainers(reports, ['shop-9201'], 10), { FAKE_STOP_EXIT: '1', FAKE_STOP_OUT: 'Error response from daemon: permission denied' })
+    await until(() => existsSync(reports) && readdirSync(reports).some((f) => f.endsWith('.txt')))
+    expect(docker.calls()).toEqual(['stop --time 10 -- shop-9201'])
+    const read = docker.run(readRetireReports(reports))
+    expect(read.code).toBe(0)
+    expect(read.stdout).toMatch(/^\d{8}T\d{6}-\d+\.txt\nError response from daemon: permission denied\n\0$/)
+    expect(readdirSync(reports)).toEqual([])
+    expect(docker.run(readRetireReports(reports)).stdout).toBe('')
+    expect(docker.run(readRetireReports(join(docker.dir, 'never-created')))).toEqual({ code: 0, stdout: '', stderr: '' })
+  })
+})
+
+describe('drainWait, run by sh', () => {
+  let server: Server
+  let port: number
+  const open: Socket[] = []
+  beforeAll(async () => {
+    server = createServer((s) => open.push(s))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    port = (server.address() as { port: number }).port
+  })
+  afterAll(async () => {
+    for (const s of open) s.destroy()
+    await new Promise((r) => server.close(r))
+  })
+
+  it('passes its limits and each container with the port its app listens on', () => {
+    const c = drainWait([{ ref: 'abc', port: 8080 }, { ref: 'def', port: 9202 }], 5, 1, 100, 2)
+    expect(c.argv.slice(3)).toEqual(['sh', '5', '1', '0.1', '2', 'abc', '8080', 'def', '9202'])
+    expect(c.timeoutSeconds).toBe(35)
+  })
+
+  it('ends after the quiet polls when nothing is in flight', () => {
+    const docker = fakeDocker()
+    const r = docker.run(drainWait([{ ref: 'shop-9201', port }], 2, 0, 100, 2), { FAKE_PID: String(process.pid) })
+    expect(r.stdout).toBe('idle 100\n')
+    expect(parseDrain(r.stdout)).toEqual({ kind: 'idle', ms: 100 })
+    expect(docker.calls()).toEqual(['inspect --format {{.State.Pid}} -- shop-9201'])
+  })
+
+  it('waits the shortest wait even when idle at once', () => {
+    const docker = fakeDocker()
+    expect(docker.run(drainWait([{ ref: 'shop-9201', port }], 2, 0.5, 100, 2), { FAKE_PID: String(process.pid) }).stdout).toBe('idle 500\n')
+  })
+
+  // BUG (minor): the poll counts come from awk's int($min/$poll) and int($max/$poll) in floating point
+  // (src/commands/docker.ts:327): 0.3/0.1 is 2.999..., so a drain-seconds of 0.3 (or 0.7, 2.3...) waits one poll
+  // less than asked. Fix: round, e.g. int($min/$poll + 0.5), or count in whole milliseconds.
+  it('waits a shortest wait that is not a whole number of polls in full', () => {
+    const docker = fakeDocker()
+    expect(docker.run(drainWait([{ ref: 'shop-9201', port }], 2, 0.3, 100, 2), { FAKE_PID: String(process.pid) }).stdout).toBe('idle 300\n')
+  })
+
+  it('reports the connections still open at the longest wait', async () => {
+    const client = connect(port, '127.0.0.1')
+    await new Promise((r) => client.once('connect', r))
+    try {
+      const docker = fakeDocker()
+      const r = docker.run(drainWait([{ ref: 'shop-9201', port }], 0.5, 0, 100, 2), { FAKE_PID: String(process.pid) })
+      expect(parseDrain(r.stdout)).toEqual({ kind: 'busy', ms: 500, inFlight: 1 })
+    } finally {
+      client.destroy()
+    }
+  })
+
+  it('does not wait for a container already gone or stopped', () => {
+    const docker = fakeDocker()
+    expect(docker.run(drainWait([{ ref: 'gone', port }], 2, 0, 100, 2), { FAKE_PID_EXIT: '1' }).stdout).toBe('idle 100\n')
+    expect(docker.run(drainWait([{ ref: 'stopped', port }], 2, 0, 100, 2), { FAKE_PID: '0' }).stdout).toBe('idle 100\n')
+  })
+
+  it('waits the longest wait when it cannot read connections', () => {
+    const docker = fakeDocker()
+    const r = docker.run(drainWait([{ ref: 'shop-9201', port }], 0.2, 0, 100, 2), { FAKE_PID: '999999999' })
+    expect(r.stdout).toBe('unknown 0.2\n')
+    expect(parseDrain(r.stdout)).toEqual({ kind: 'unknown', seconds: 0.2 })
   })
 })

@@ -1,145 +1,372 @@
-import { render, type Command } from '../../src/commands/shell.js'
-import { Executor, StepFailure, type Logger } from '../../src/execute.js'
-import type { ExecResult, HttpResult, Remote } from '../../src/remote/ssh.js'
-import { renderSummary, redact } from '../../src/summary.js'
+import { describe, expect, it } from '@jest/globals'
+import type { Config } from '../../src/config.js'
+import { render } from '../../src/commands/shell.js'
+import { CanaryFailure, Executor, StepFailure } from '../../src/execute.js'
+import { retireDir } from '../../src/host/read.js'
+import type { ManagedContainer } from '../../src/host/state.js'
+import { Journal } from '../../src/journal.js'
+import type { Replica } from '../../src/model.js'
+import { Nginx, NginxError, type NginxState } from '../../src/nginx/nginx.js'
+import { renderManagedFile } from '../../src/nginx/template.js'
+import { splitFor } from '../../src/plan/canary.js'
+import type { Step } from '../../src/plan/types.js'
+import { LockLostError } from '../../src/remote/lock.js'
+import type { ExecResult, HttpResult } from '../../src/remote/ssh.js'
+import {
+  container,
+  deferred,
+  fakeFleet,
+  FakeLock,
+  FakeNginxHost,
+  FakeRemote,
+  HEALTHY_DOCKER,
+  HOST,
+  idOf,
+  nginxServing,
+  recordingLogger,
+  replica,
+  replicaOf,
+  sleep,
+  startedId,
+  THREE_HOSTS,
+  type Probe,
+  type Rule,
+} from './fakes.js'
 import { configFrom } from './fixtures.js'
 
-/** A host that answers by the first rule whose pattern matches the rendered command. */
-class FakeRemote implements Remote {
-  readonly name = 'fake:22'
-  readonly stats = { connections: 1, commands: 0, uploads: 0, probes: 0 }
-  readonly commands: string[] = []
-  readonly uploads: Array<[string, string]> = []
-  constructor(
-    private readonly rules: Array<[RegExp, Partial<ExecResult>]>,
-    private readonly probe: (host: string, port: number, path: string) => HttpResult,
-  ) {}
-  async exec(c: Command): Promise<ExecResult> {
-    const text = render(c)
-    this.commands.push(text)
-    const rule = this.rules.find(([re]) => re.test(text))
-    return { code: 0, stdout: '', stderr: '', ...rule?.[1] }
-  }
-  async upload(path: string, text: string) {
-    this.uploads.push([path, text])
-  }
-  async httpGet(host: string, port: number, path: string): Promise<HttpResult> {
-    return this.probe(host, port, path)
-  }
-  async close() {}
+const FENCE = { lockDir: '.nginx-rollout/shop/lock', token: 'token-of-this-run' }
+
+interface Setup {
+  config?: Config
+  /** The app's containers as read (their ids name them in commands). */
+  containers?: ManagedContainer[]
+  /** What nginx routes to when the run starts. */
+  previous?: Replica[]
+  nginxState?: NginxState
+  /** Rules of the single host (nginx and app), before the healthy defaults. */
+  rules?: Rule[]
+  probe?: (p: Probe) => HttpResult | Promise<HttpResult>
+  /** Several hosts: the app hosts' remotes (nginx then runs on its own host, `nginx`). */
+  apps?: Record<string, FakeRemote>
+  nginx?: FakeNginxHost
 }
 
-const quiet: Logger = { info: () => {}, warning: () => {}, debug: () => {} }
-const live = [{ name: 'shop-9201', port: 9201, image: 'shop:v1' }]
-const next = [{ name: 'shop-9202', port: 9202, image: 'shop:v2' }]
-const running = { exists: true, running: true, networkMode: 'host', config: 'old config\n' }
+/** An executor over fake hosts: by default one host running nginx and shop-9201 (shop:v1), which nginx routes to. */
+function setup(s: Setup = {}) {
+  const config = s.config ?? configFrom({ 'drain-seconds': '5' })
+  const containers = s.containers ?? [container(9201)]
+  const previous = s.previous ?? containers.map(replicaOf)
+  const host = s.nginx ?? new FakeNginxHost(s.apps ? 'lb' : HOST, s.rules ?? [], s.probe)
+  const fleet = fakeFleet(config, host, s.apps ?? { [HOST]: host })
+  const nginx = new Nginx(host, config, s.nginxState ?? nginxServing(config, previous), FENCE)
+  const lock = new FakeLock()
+  const journal = new Journal()
+  const log = recordingLogger()
+  const ex = new Executor(fleet, nginx, config, lock.asHeldLock, journal, log, containers, previous)
+  return { config, host, nginx, lock, journal, log, ex, previous, before: nginx.liveText }
+}
 
-describe('Executor', () => {
-  it('never installs a config that nginx -t rejects, and quotes nginx', async () => {
-    const remote = new FakeRemote([[/nginx -t/, { code: 11, stderr: 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/nginx.conf.rollout-new:3' }]], () => ({ status: 200, ms: 1 }))
-    const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live)
-    const run = ex.runAll([{ kind: 'route', servers: next }], 'deploy')
-    await expect(run).rejects.toThrow(StepFailure)
-    await expect(run).rejects.toThrow('nginx -t rejected the new config (the live config is unchanged):\nnginx: [emerg] unknown directive "bogus"')
-    // The apply script stops at nginx -t (exit 11): nothing after it, no retry, no reload.
-    expect(remote.commands.filter((c) => c.includes('nginx -t'))).toHaveLength(1)
-    expect(ex.configNow).toBe('old config\n')
-    expect(ex.serving).toEqual(live)
+const v2 = replica(9202)
+const outcomes = (j: Journal) => j.steps.map((s) => [s.description, s.outcome])
+/** The first two words of each command sent (docker run, sh -c...). */
+const verbs = (r: FakeRemote) => r.commands.map((c) => c.argv.slice(0, 2).join(' '))
+
+describe('Executor: nginx changes', () => {
+  it('installs the rendered file for the route, and knows it took effect when nginx serves its config id', async () => {
+    const { ex, host, nginx, journal, config, previous } = setup()
+    await ex.runAll([{ kind: 'start', replicas: [v2] }, { kind: 'route', servers: [v2] }], 'deploy', 'shop:v2')
+    const { text, configId } = renderManagedFile(config, [v2], undefined, { keepaliveMinTimeout: false })
+    expect(host.installed).toEqual([text])
+    expect(host.probes).toEqual([{ host: '127.0.0.1', port: 80, path: '/.nginx-rollout/shop/config-id' }])
+    expect(journal.steps[1]).toMatchObject({ description: 'route traffic to shop-9202 (one nginx reload)', outcome: 'ok', detail: `nginx serves config ${configId}`, hosts: [HOST], allTrafficNew: true })
+    expect(nginx.liveText).toBe(text)
+    expect(ex.serving).toEqual([v2])
+    expect(ex.progress()).toEqual({ started: [v2], routed: [v2], stopped: [], retired: [], configNow: text, configBefore: renderManagedFile(config, previous, undefined, { keepaliveMinTimeout: false }).text })
   })
 
-  it('installs, signals and waits until nginx serves the new config id', async () => {
-    let served = 'old'
-    const remote = new FakeRemote([], (_h, _p, path) =>
-      path === '/.nginx-rollout/config-id' ? { status: 200, body: `${served}\n`, ms: 1 } : { status: 200, ms: 1 },
-    )
-    const config = configFrom({ network: 'host' })
-    const ex = new Executor(remote, config, running, quiet, live)
-    const { renderConfig } = await import('../../src/execute.js')
-    served = renderConfig(config, next).configId
-    await ex.runAll([{ kind: 'start', replicas: next }, { kind: 'route', servers: next }], 'deploy')
-    expect(remote.uploads.map(([path]) => path)).toEqual(['.nginx-rollout/shop/nginx.conf.upload'])
-    expect(remote.commands).toHaveLength(2)
-    expect(remote.commands[0]).toMatch(/^docker run --detach --name shop-9202 /)
-    expect(remote.commands[1]).toMatch(/^sh -c .* sh \.nginx-rollout\/shop\/nginx\.conf\.upload loadbalancer \/etc\/nginx\/nginx\.conf$/s)
-    expect(ex.serving).toEqual(next)
-    expect(ex.progress('old config\n').routed).toEqual(next)
+  it('leaves serving unchanged when nginx -t rejects the new file, quoting nginx, with its log as evidence', async () => {
+    const nginxSaid = 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/conf.d/shop.conf:3\nnginx: configuration file /etc/nginx/nginx.conf test failed'
+    const { ex, host, nginx, journal, before, previous } = setup({ rules: [[/^docker logs --tail 20 -- loadbalancer$/, { stderr: '2026/11/25 10:00:00 [emerg] 1#1: unknown directive "bogus"\n' }]] })
+    host.applyCode = 11
+    host.applyStderr = `${nginxSaid}\n`
+    const message = `nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded). nginx said:\n${nginxSaid}`
+    const run = ex.runAll([{ kind: 'route', servers: [v2] }], 'deploy', 'shop:v2')
+    await expect(run).rejects.toThrow(NginxError)
+    await expect(run).rejects.toThrow(message)
+    // The apply script stops at nginx -t (exit 11): sent once, no retry, no reload to verify.
+    expect(host.applies).toHaveLength(1)
+    expect(host.probes).toEqual([])
+    expect(nginx.liveText).toBe(before)
+    expect(ex.serving).toEqual(previous)
+    expect(ex.progress()).toMatchObject({ routed: [], configNow: before, configBefore: before })
+    expect(outcomes(journal)).toEqual([['route traffic to shop-9202 (one nginx reload)', 'failed']])
+    expect(journal.evidence).toEqual([{ subject: `nginx container loadbalancer on ${HOST}`, reason: message, logs: '2026/11/25 10:00:00 [emerg] 1#1: unknown directive "bogus"' }])
   })
 
-  it('puts the previous file back when nginx never serves the new config after the signal', async () => {
-    const { LIMITS } = await import('../../src/config.js')
-    const verifyMs = LIMITS.reloadVerifyMs
-    ;(LIMITS as { reloadVerifyMs: number }).reloadVerifyMs = 300
-    try {
-      const remote = new FakeRemote([[/docker logs --tail 20 loadbalancer/, { stderr: 'nginx: [emerg] bind() to 127.0.0.1:80 failed (98: Address in use)' }]], () => ({ status: 200, body: 'stale-id\n', ms: 1 }))
-      const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live)
-      await expect(ex.runAll([{ kind: 'route', servers: next }], 'deploy')).rejects.toThrow(/the previous nginx.conf is back in place. nginx said:\nnginx: \[emerg\] bind\(\)/)
-      expect(remote.uploads.map(([, text]) => text.startsWith('# Generated') ? 'new' : text)).toEqual(['new', 'old config\n'])
-      expect(remote.commands.filter((c) => c.startsWith('sh -c \'docker cp'))).toHaveLength(2)
-      expect(ex.configNow).toBe('old config\n')
-      expect(ex.evidence[0].subject).toBe('nginx')
-    } finally {
-      ;(LIMITS as { reloadVerifyMs: number }).reloadVerifyMs = verifyMs
-    }
-  })
-
-  it('lets a background stop overlap the next step, and fails the run at the removal if that stop failed', async () => {
-    const remote = new FakeRemote([[/^docker stop /, { code: 1, stderr: 'Error response from daemon: cannot stop container' }]], () => ({ status: 200, ms: 1 }))
-    const ex = new Executor(remote, configFrom({ network: 'host' }), running, quiet, live)
-    const steps = [
-      { kind: 'stop', replicas: live, background: true },
-      { kind: 'start', replicas: next },
-      { kind: 'remove', replicas: live },
-    ] as const
-    await expect(ex.runAll(steps, 'deploy')).rejects.toThrow('stopping old replicas failed on fake:22 (exit 1): Error response from daemon: cannot stop container')
-    expect(remote.commands.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['docker stop', 'docker run'])
-    expect(ex.records.map((r) => [r.description, r.outcome])).toEqual([
-      ['stop shop-9201 (in the background)', 'ok'],
-      ['start shop-9202 (:9202) from shop:v2', 'ok'],
-      ['remove shop-9201', 'failed'],
-    ])
-  })
-
-  it('fails a gate fast when the replica exits, with its last log lines as evidence', async () => {
-    const remote = new FakeRemote(
-      [
-        [/docker inspect --format '\{\{\.State\.Status/, { stdout: 'exited\tnone\t3\n' }],
-        [/docker logs --tail 30 shop-9202/, { stdout: 'booting\nFATAL: DATABASE_URL is not set\n' }],
-      ],
-      () => ({ error: 'Connection refused', ms: 1 }),
-    )
-    const ex = new Executor(remote, configFrom({ network: 'host', 'health-timeout': '60' }), running, quiet, live)
-    const t0 = Date.now()
-    await expect(ex.runAll([{ kind: 'gate', replicas: next }], 'deploy')).rejects.toThrow('shop-9202 stopped (exited, exit code 3) before it became healthy')
-    expect(Date.now() - t0).toBeLessThan(5000)
-    expect(ex.evidence).toEqual([{ subject: 'shop-9202', reason: 'shop-9202 stopped (exited, exit code 3) before it became healthy', logs: 'booting\nFATAL: DATABASE_URL is not set' }])
-    expect(ex.gates[0]).toMatchObject({ replica: 'shop-9202', ok: false, last: 'GET / -> Connection refused' })
+  it('records when all traffic reached the new image: the end of the last route that left only it', async () => {
+    const { ex, journal } = setup({ probe: async (p) => (await sleep(p.port === 9202 ? 30 : 0), { status: 200, ms: 1 }) })
+    const mixed: Step = { kind: 'route', servers: [replica(9201, 'shop:v1'), v2] }
+    const onlyNew: Step = { kind: 'route', servers: [v2] }
+    const slowGate: Step = { kind: 'gate', replicas: [v2], again: true }
+    expect(journal.trafficSwitchedAtMs).toBeUndefined()
+    await ex.runAll([mixed, slowGate, onlyNew, slowGate], 'deploy', 'shop:v2')
+    expect(journal.steps.map((s) => s.allTrafficNew)).toEqual([false, false, true, false])
+    expect(journal.trafficSwitchedAtMs).toBe(journal.steps[2].endedAtMs)
+    expect(journal.steps[2].endedAtMs).toBeGreaterThanOrEqual(journal.steps[0].endedAtMs + 25)
+    // A rollback's route back is not the new version arriving.
+    await ex.runAll([mixed, slowGate, onlyNew], 'rollback', 'shop:v2')
+    expect(journal.trafficSwitchedAtMs).toBe(journal.steps[2].endedAtMs)
   })
 })
 
-describe('renderSummary', () => {
-  const record = {
-    app: 'shop', host: 'h:22', strategy: 'rolling', result: 'rolled-back' as const, image: 'shop:v1', previousImage: 'shop:v1', durationSeconds: 12.34, dryRun: false,
-    plan: ['pull shop:v2', 'start shop-9202 (:9202) from shop:v2'],
-    steps: [{ phase: 'deploy' as const, description: 'pull shop:v2', host: 'h:22', ms: 1500, outcome: 'ok' as const }],
-    gates: [{ replica: 'shop-9202', ok: false, probes: 5, ms: 5000, last: 'GET / -> 503', dockerHealth: 'none' }],
-    configDiff: '--- a\n+++ b\n',
-    failure: 'shop-9202 did not become healthy',
-    evidence: [{ subject: 'shop-9202', reason: 'unhealthy', logs: 'connecting with password hunter22' }],
-  }
+describe('Executor: the deploy lock', () => {
+  const canary = replica(9202)
+  const log = [...Array(60).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'), ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9201 status=200')].join('\n')
+  const rules: Rule[] = [[/tail -c/, { stdout: `whole 6000\n${log}\n` }]]
 
-  it('shows result, plan, steps, gates, the diff collapsed and the failing logs, without secrets', () => {
-    const md = renderSummary(record, ['hunter22'])
-    expect(md).toContain('## nginx-rollout: shop rolled back\n')
-    expect(md).toContain('**Result:** `rolled-back` · **host** h:22 · **strategy** rolling · **image** `shop:v1` · **previous** `shop:v1` · **duration** 12.3 s')
-    expect(md).toContain('1. pull shop:v2\n2. start shop-9202 (:9202) from shop:v2')
-    expect(md).toContain('| 1 | deploy | pull shop:v2 | h:22 | 1.50 s | ok |')
-    expect(md).toContain('| shop-9202 | **unhealthy** | 5 | 5.00 s | GET / -> 503 | none |')
-    expect(md).toContain('<details><summary>nginx.conf diff</summary>')
-    expect(md).toContain('connecting with password ***')
-    expect(md).not.toContain('hunter22')
+  it('stops before any step that changes a host once the lock is lost, but still lets gate, observe and drain run', async () => {
+    const { ex, lock, host, journal } = setup({ rules, config: configFrom({ strategy: 'canary', 'drain-seconds': '5' }) })
+    lock.lose()
+    const split = splitFor(10, [canary], 1)
+    const steps: Step[] = [
+      { kind: 'gate', replicas: [canary] },
+      { kind: 'observe', seconds: 0, split, stable: [replica(9201, 'shop:v1')] },
+      { kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')] },
+      { kind: 'start', replicas: [replica(9203)] },
+      { kind: 'route', servers: [canary] },
+    ]
+    const run = ex.runAll(steps, 'deploy', 'shop:v2')
+    await expect(run).rejects.toThrow(LockLostError)
+    expect(outcomes(journal)).toEqual([
+      ['health gate shop-9202', 'ok'],
+      ['observe the canary at 10% for 0s', 'ok'],
+      ['drain shop-9201 (until idle, at most 5s)', 'ok'],
+      ['start shop-9203 (:9203) from shop:v2', 'failed'],
+    ])
+    expect(journal.steps[3].detail).toBe("the deploy lock of shop is no longer this run's (another run took it over); stopped before changing anything more")
+    expect(journal.canarySteps).toEqual([expect.objectContaining({ verdict: 'pass', percent: 10, canary: { requests: 60, errors: 0, rate: 0 } })])
+    expect(host.texts.some((t) => t.startsWith('docker run '))).toBe(false)
+    expect(host.applies).toEqual([])
+    expect(lock.checks).toBe(1)
   })
 
-  it('redacts every occurrence', () => {
-    expect(redact('a s3cret b s3cret', ['s3cret'])).toBe('a *** b ***')
+  it('refuses a route, a retire and a remove alike once the lock is lost', async () => {
+    for (const step of [{ kind: 'route', servers: [canary] }, { kind: 'retire', replicas: [canary] }, { kind: 'remove', replicas: [canary] }] as const) {
+      const { ex, lock, host } = setup()
+      lock.lose()
+      await expect(ex.runAll([step], 'deploy', 'shop:v2')).rejects.toThrow(LockLostError)
+      expect(host.commands).toEqual([])
+    }
+  })
+
+  it("fails a canary step whose traffic is bad, and keeps the step's judgement", async () => {
+    const bad = [...Array(40).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'), ...Array(20).fill('nginx-rollout upstream=127.0.0.1:9202 status=502')].join('\n')
+    const { ex, journal } = setup({ rules: [[/tail -c/, { stdout: `whole 3000\n${bad}\n` }], [/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }]] })
+    const run = ex.runAll([{ kind: 'observe', seconds: 0, split: splitFor(10, [canary], 1), stable: [replica(9201, 'shop:v1')] }], 'deploy', 'shop:v2')
+    await expect(run).rejects.toThrow(CanaryFailure)
+    await expect(run).rejects.toThrow('canary step at 10% failed: canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%')
+    expect(journal.evidence).toEqual([{ subject: 'shop-9202', reason: 'canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%', logs: 'upstream db timeout' }])
+  })
+})
+
+describe('Executor: stopping and retiring', () => {
+  const old = container(9201)
+
+  it('lets a background stop overlap the next step, and fails the run at the removal if that stop failed', async () => {
+    const stop = deferred<Partial<ExecResult>>()
+    const { ex, host, journal } = setup({ rules: [[/^docker stop /, () => stop.promise]] })
+    const run = ex.runAll(
+      [
+        { kind: 'stop', replicas: [replicaOf(old)], background: true },
+        { kind: 'start', replicas: [v2] },
+        { kind: 'remove', replicas: [replicaOf(old)] },
+      ],
+      'deploy',
+      'shop:v2',
+    )
+    run.catch(() => undefined)
+    while (journal.steps.length < 2) await sleep(1)
+    // The start finished while docker stop still runs.
+    expect(outcomes(journal)).toEqual([
+      ['stop shop-9201 (in the background)', 'ok'],
+      ['start shop-9202 (:9202) from shop:v2', 'ok'],
+    ])
+    expect(journal.steps[0].detail).toBe('continues while the next batch starts')
+    stop.resolve({ code: 1, stderr: 'Error response from daemon: cannot stop container: permission denied\n' })
+    await expect(run).rejects.toThrow(`stopping old replicas failed on ${HOST} (exit 1): Error response from daemon: cannot stop container: permission denied\n  command: docker stop --time 10 -- ${old.id}`)
+    expect(outcomes(journal)[2]).toEqual(['remove shop-9201', 'failed'])
+    expect(verbs(host)).toEqual(['docker stop', 'docker run'])
+    expect(ex.progress().stopped).toEqual([replicaOf(old)])
+  })
+
+  it('waits for a background stop before removing, and says how long it waited', async () => {
+    const stop = deferred<Partial<ExecResult>>()
+    const { ex, host, journal } = setup({ rules: [[/^docker stop /, () => stop.promise]] })
+    const run = ex.runAll([{ kind: 'stop', replicas: [replicaOf(old)], background: true }, { kind: 'remove', replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
+    await sleep(30)
+    expect(verbs(host)).toEqual(['docker stop'])
+    stop.resolve({ code: 0 })
+    await run
+    expect(verbs(host)).toEqual(['docker stop', 'sh -c'])
+    expect(host.commands[1].argv.slice(3)).toEqual(['sh', old.id])
+    expect(journal.steps[1].detail).toMatch(/^after waiting \d+\.\ds for docker stop$/)
+  })
+
+  it('hands pending in-job stops to the retirement without waiting for them, with one retire command per host', async () => {
+    const config = configFrom({ ...THREE_HOSTS, 'stop-timeout': '7' })
+    const stop = deferred<Partial<ExecResult>>()
+    const apps = { a: new FakeRemote('a', [[/^docker stop /, () => stop.promise], ...HEALTHY_DOCKER]), b: new FakeRemote('b'), c: new FakeRemote('c') }
+    const live = [container(9201, 'shop:v1', { host: 'a' }), container(9201, 'shop:v1', { host: 'b' }), container(9201, 'shop:v1', { host: 'c' }), container(9202, 'shop:v1', { host: 'a' })]
+    const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb') })
+    const olds = live.map(replicaOf)
+    await ex.runAll([{ kind: 'stop', replicas: [olds[0]], background: true }, { kind: 'retire', replicas: olds }], 'deploy', 'shop:v2')
+    // The run is over while docker stop of a's first replica has not answered; its failure now fails nothing.
+    stop.resolve({ code: 1, stderr: 'Error: timed out' })
+    const retire = (r: FakeRemote) => r.commands.filter((c) => render(c).includes('setsid')).map((c) => c.argv.slice(4))
+    expect(retire(apps.a)).toEqual([[retireDir('shop'), '7', idOf('a', 9201), idOf('a', 9202)]])
+    expect(retire(apps.b)).toEqual([[retireDir('shop'), '7', idOf('b', 9201)]])
+    expect(retire(apps.c)).toEqual([[retireDir('shop'), '7', idOf('c', 9201)]])
+    expect(journal.steps[1]).toMatchObject({
+      description: 'retire shop-9201@a, shop-9201@b, shop-9201@c, shop-9202@a (stop and remove on the host, in the background)',
+      outcome: 'ok',
+      hosts: ['a', 'b', 'c'],
+      detail: 'stopping (up to stop-timeout 7s) and removing on the host; a failure is reported by the next run',
+    })
+  })
+
+  // A background stop that failed during the deploy has been reported with the deploy's failure; the
+  // rollback then has to start that replica again, and must not fail on the old stop's error.
+  it("does not fail the rollback on a failed background stop of the deploy it undoes", async () => {
+    const { ex } = setup({
+      rules: [
+        [/^docker stop /, { code: 1, stderr: 'Error response from daemon: cannot stop container' }],
+        [new RegExp(`^docker inspect --format .* -- ${startedId('shop-9202')}$`), { stdout: 'exited\tnone\t1\n' }],
+      ],
+      probe: (p) => (p.port === 9202 ? { error: 'connect ECONNREFUSED', ms: 1 } : { status: 200, ms: 1 }),
+    })
+    const deploy = ex.runAll([{ kind: 'start', replicas: [v2] }, { kind: 'stop', replicas: [replicaOf(old)], background: true }, { kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    await expect(deploy).rejects.toThrow('shop-9202 stopped (exited, exit code 1) before it became healthy')
+    await expect(ex.runAll([{ kind: 'restart', replicas: [replicaOf(old)] }, { kind: 'gate', replicas: [replicaOf(old)] }, { kind: 'remove', replicas: [v2] }], 'rollback', 'shop:v2')).resolves.toBeUndefined()
+  })
+})
+
+describe('Executor: health gates and drains', () => {
+  it('fails a gate fast when the replica exits, with its last log lines as evidence and the failed gate recorded', async () => {
+    const { ex, journal } = setup({
+      config: configFrom({ 'health-timeout': '60' }),
+      rules: [
+        [/^docker inspect --format '\{\{\.State\.Status/, { stdout: 'exited\tnone\t3\n' }],
+        [/^docker logs --tail 30 -- /, { stdout: 'booting\nFATAL: DATABASE_URL is not set\n' }],
+      ],
+      probe: () => ({ error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 }),
+    })
+    const t0 = Date.now()
+    const run = ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    await expect(run).rejects.toThrow(StepFailure)
+    await expect(run).rejects.toThrow('shop-9202 stopped (exited, exit code 3) before it became healthy')
+    expect(Date.now() - t0).toBeLessThan(5000)
+    expect(journal.evidence).toEqual([{ subject: 'shop-9202', reason: 'shop-9202 stopped (exited, exit code 3) before it became healthy', logs: 'booting\nFATAL: DATABASE_URL is not set' }])
+    expect(journal.gates).toEqual([
+      { replica: 'shop-9202', host: HOST, ok: false, probes: 1, ms: expect.any(Number), last: 'GET / -> connect ECONNREFUSED 127.0.0.1:9202', dockerHealth: 'none' },
+    ])
+  })
+
+  it('passes a gate on the first allowed answer and says how long it took', async () => {
+    const { ex, journal } = setup()
+    await ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    expect(journal.gates).toEqual([{ replica: 'shop-9202', host: HOST, ok: true, probes: 1, ms: expect.any(Number), last: 'GET / -> 200', dockerHealth: 'none' }])
+    expect(journal.steps[0].detail).toMatch(/^shop-9202 healthy after \d+\.\ds$/)
+  })
+
+  it.each([
+    ['idle 300', 'nothing in flight after 0.3s'],
+    ['busy 5000 3', '3 connections still open after drain-seconds 5s'],
+    ['unknown 5', 'waited drain-seconds 5s (connections not readable on the host)'],
+  ])("reads the host's drain answer %j as %j", async (answer, detail) => {
+    const old = container(9201)
+    const { ex, journal, host } = setup({ rules: [[/max=\$1; min=\$2/, { stdout: `${answer}\n` }]] })
+    await ex.runAll([{ kind: 'drain', seconds: 5, replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
+    expect(journal.steps[0]).toMatchObject({ description: 'drain shop-9201 (until idle, at most 5s)', outcome: 'ok', detail })
+    // At most 5 s, at least 0, polls of 0.1 s, 2 quiet polls; the container and the port its app listens on inside.
+    expect(host.commands[0].argv.slice(4)).toEqual(['5', '0', '0.1', '2', old.id, '8080'])
+  })
+
+  it('drains for at least keepalive_min_timeout when nginx reloads with it, and adds up the hosts still busy', async () => {
+    const config = configFrom({ ...THREE_HOSTS, 'drain-seconds': '5', network: 'host' })
+    const drain = (answer: string): Rule => [/max=\$1; min=\$2/, { stdout: answer }]
+    const apps = { a: new FakeRemote('a', [drain('busy 5000 2')]), b: new FakeRemote('b', [drain('busy 5000 1')]), c: new FakeRemote('c', [drain('idle 100')]) }
+    const live = ['a', 'b', 'c'].map((h) => container(9201, 'shop:v1', { host: h }))
+    const nginxState = { ...nginxServing(config, live.map(replicaOf)), facts: { keepaliveMinTimeout: true } }
+    const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb'), nginxState })
+    await ex.runAll([{ kind: 'drain', seconds: 5, replicas: live.map(replicaOf) }], 'deploy', 'shop:v2')
+    expect(journal.steps[0].detail).toBe('3 connections still open after drain-seconds 5s')
+    expect(apps.b.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('b', 9201), '9201']])
+  })
+})
+
+describe('Executor: several hosts', () => {
+  const config = configFrom({ ...THREE_HOSTS, 'drain-seconds': '2' })
+  const onB = replica(9202, 'shop:v2', 'b')
+  const oldOnB = container(9201, 'shop:v1', { host: 'b' })
+
+  function fleetSetup(probe?: (p: Probe) => HttpResult) {
+    const apps = { a: new FakeRemote('a'), b: new FakeRemote('b'), c: new FakeRemote('c') }
+    const lb = new FakeNginxHost('lb', [], probe)
+    const live = [container(9201, 'shop:v1', { host: 'a' }), oldOnB, container(9201, 'shop:v1', { host: 'c' })]
+    return { apps, lb, ...setup({ config, containers: live, apps, nginx: lb }) }
+  }
+
+  it("sends every command for a replica on host b to b's connection only", async () => {
+    const { ex, apps, lb, journal } = fleetSetup()
+    await ex.runAll(
+      [
+        { kind: 'pull', image: 'shop:v2', hosts: ['b'] },
+        { kind: 'start', replicas: [onB] },
+        { kind: 'gate', replicas: [onB] },
+        { kind: 'drain', seconds: 2, replicas: [replicaOf(oldOnB)] },
+        { kind: 'stop', replicas: [replicaOf(oldOnB)] },
+        { kind: 'remove', replicas: [replicaOf(oldOnB)] },
+      ],
+      'deploy',
+      'shop:v2',
+    )
+    expect(apps.a.commands).toEqual([])
+    expect(apps.c.commands).toEqual([])
+    expect(lb.commands).toEqual([])
+    // The gate's docker inspects (how many depends on the gate) are on b too.
+    expect(verbs(apps.b)).toContain('docker inspect')
+    expect(verbs(apps.b).filter((v) => v !== 'docker inspect')).toEqual(['docker pull', 'docker run', 'sh -c', 'docker stop', 'sh -c'])
+    expect(render(apps.b.commands[1])).toMatch(/ --publish 10\.0\.0\.2:9202:8080 /)
+    expect(apps.b.commands.find((c) => c.argv[1] === 'stop')?.argv.at(-1)).toBe(oldOnB.id)
+    expect(journal.steps.map((s) => s.hosts)).toEqual([['b'], ['b'], ['b'], ['b'], ['b'], ['b']])
+    expect(journal.steps[1].description).toBe('start shop-9202@b (:9202) from shop:v2')
+  })
+
+  it("probes from the nginx host's connection to the address nginx reaches the replica at", async () => {
+    const { ex, apps, lb } = fleetSetup()
+    await ex.runAll([{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')
+    expect(lb.probes).toEqual([{ host: '10.0.0.2', port: 9202, path: '/' }])
+    expect([apps.a, apps.b, apps.c].map((r) => r.probes)).toEqual([[], [], []])
+    // Docker's view of the replica is read on its own host.
+    expect(verbs(apps.b).length).toBeGreaterThan(0)
+    expect(new Set(verbs(apps.b))).toEqual(new Set(['docker inspect']))
+  })
+
+  it('names the host of a failing replica in its evidence', async () => {
+    const { ex, apps, journal } = fleetSetup(() => ({ error: 'connect ECONNREFUSED 10.0.0.2:9202', ms: 1 }))
+    apps.b.rules.unshift([/^docker inspect --format '\{\{\.State\.Status/, { stdout: 'exited\tnone\t137\n' }], [/^docker logs /, { stdout: 'Killed\n' }])
+    await expect(ex.runAll([{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')).rejects.toThrow('shop-9202 stopped (exited, exit code 137) before it became healthy')
+    expect(journal.evidence).toEqual([{ subject: 'shop-9202 on b', reason: 'shop-9202 stopped (exited, exit code 137) before it became healthy', logs: 'Killed' }])
+    expect(journal.gates).toEqual([expect.objectContaining({ replica: 'shop-9202', host: 'b', ok: false })])
+  })
+
+  it('routes through the nginx host, to every host at once', async () => {
+    const { ex, lb, apps, journal } = fleetSetup()
+    const next = ['a', 'b', 'c'].map((h) => replica(9202, 'shop:v2', h))
+    await ex.runAll([{ kind: 'route', servers: next }], 'deploy', 'shop:v2')
+    expect(lb.applies).toHaveLength(1)
+    expect(lb.installed[0]).toContain('    server 10.0.0.2:9202 weight=10 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on b\n')
+    expect([apps.a, apps.b, apps.c].map((r) => r.commands.length)).toEqual([0, 0, 0])
+    expect(journal.steps[0]).toMatchObject({ description: 'route traffic to shop-9202@a, shop-9202@b, shop-9202@c (one nginx reload)', hosts: ['lb'] })
   })
 })

@@ -1,5 +1,6 @@
 import type { Config } from '../../src/config.js'
 import { readConfig, type InputName } from '../../src/inputs.js'
+import type { Replica } from '../../src/model.js'
 
 export const TEST_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----'
 
@@ -15,4 +16,9 @@ export function configFrom(inputs: Partial<Record<InputName, string>> = {}): Con
     ...inputs,
   }
   return readConfig({ get: (n) => all[n] ?? '', readWorkspaceFile: () => '' })
+}
+
+/** A replica of app shop on the single host configFrom() gives (docker.example.com, reached at 127.0.0.1). */
+export function replicaOf(port: number, image: string, where: Partial<Pick<Replica, 'host' | 'address' | 'name' | 'color'>> = {}): Replica {
+  return { host: 'docker.example.com', address: '127.0.0.1', name: `shop-${port}`, port, image, ...where }
 }

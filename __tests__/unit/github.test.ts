@@ -1,10 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
+import { LIMITS } from '../../src/config.js'
 import { octokitApi } from '../../src/github/api.js'
 import { commentMarker, renderCanaryComment, type CanaryCommentView } from '../../src/github/comment.js'
-import { deploymentTarget, finalStatus, type RunContext } from '../../src/github/deployment.js'
+import { canaryPullRequest, deploymentTarget, finalStatus, type RunContext } from '../../src/github/deployment.js'
+import { canaryLinks, recordOnGitHub } from '../../src/github/record.js'
 import { GitHubRecorder } from '../../src/github/report.js'
-import type { CanaryState } from '../../src/host/state.js'
-import { startFakeGitHub, type FakeGitHub } from '../github-server.js'
+import type { CanaryObservation } from '../../src/health/canary.js'
+import type { CanaryPush, CanaryState } from '../../src/host/state.js'
+import type { RunEnd } from '../../src/main.js'
+import { planFor } from '../../src/plan/index.js'
+import { ACTIONS_BOT, startFakeGitHub, type FakeGitHub } from '../github-server.js'
+import { container, hostState, replicaOf, routesTo } from './fakes.js'
 import { configFrom } from './fixtures.js'
 
 const run: RunContext = {
@@ -21,7 +27,7 @@ const pausedCanary: CanaryState = {
   stableImage: 'shop:v1',
   weight: 10,
   remainingSteps: [100],
-  replicas: ['shop-canary-1'],
+  replicas: [{ host: 'docker.example.com', name: 'shop-9203' }],
   at: '2026-11-25T10:00:00.000Z',
   deployment: { repo: 'acme/shop', environment: 'production', id: 1001 },
 }
@@ -59,6 +65,24 @@ describe('deploymentTarget', () => {
   })
 })
 
+describe('the pull request of a canary', () => {
+  it("is this run's pull request, or for a run without one the paused canary's of the same repository", () => {
+    expect(canaryPullRequest(prRun, undefined)).toEqual({ repo: 'acme/shop', number: 7 })
+    expect(canaryPullRequest(run, { ...pausedCanary, pullRequest: { repo: 'acme/shop', number: 5 } })).toEqual({ repo: 'acme/shop', number: 5 })
+    expect(canaryPullRequest(run, { ...pausedCanary, pullRequest: { repo: 'acme/other', number: 5 } })).toBeUndefined()
+    expect(canaryPullRequest({ ...prRun, repo: undefined }, undefined)).toBeUndefined()
+  })
+
+  it('is kept with a paused canary, with the deployment the run recorded', () => {
+    expect(canaryLinks(prRun, undefined, { id: 1002, environment: 'production' })).toEqual({
+      deployment: { repo: 'acme/shop', environment: 'production', id: 1002 },
+      pullRequest: { repo: 'acme/shop', number: 7 },
+    })
+    // A promote without a pull request that pauses again (inconclusive) keeps the canary's own.
+    expect(canaryLinks(run, { ...pausedCanary, pullRequest: { repo: 'acme/shop', number: 7 } }, undefined)).toEqual({ pullRequest: { repo: 'acme/shop', number: 7 } })
+  })
+})
+
 describe('finalStatus', () => {
   const facts = { image: 'shop:v2', previousImage: 'shop:v1', canaryImage: 'shop:v2', canaryWeight: '' }
   it.each([
@@ -69,6 +93,9 @@ describe('finalStatus', () => {
     ['rollback', 'rolled-back', 'success', 'Rolled back to shop:v2'],
     ['deploy', 'rolled-back', 'failure', 'Failed and rolled back: shop:v2 serves all requests'],
     ['deploy', 'failed', 'failure', 'Deploy failed: see the run log'],
+    ['promote', 'failed', 'failure', 'promote failed: see the run log'],
+    ['deploy', 'planned', 'failure', 'Deploy failed: see the run log'],
+    ['promote', 'unchanged', 'inactive', 'Nothing to do'],
   ] as const)('%s ending %s -> %s', (operation, result, state, description) => {
     expect(finalStatus({ ...facts, operation, result, canaryWeight: result === 'paused' ? '10' : '' })).toEqual({ state, description })
   })
@@ -120,6 +147,56 @@ describe('renderCanaryComment', () => {
     const failed = renderCanaryComment({ ...view, result: 'rolled-back', failure: 'canary step 10%: error rate 40.00% > 1%' })
     expect(failed).toContain('failed and removed')
     expect(failed).toContain('```\ncanary step 10%: error rate 40.00% > 1%\n```')
+  })
+
+  const observation = (percent: number, verdict: CanaryObservation['verdict']): CanaryObservation => ({
+    percent,
+    seconds: 60,
+    verdict,
+    reason: verdict === 'pass' ? 'within budget' : 'only 3 requests reached the canary (at least 50 are needed to judge)',
+    canary: { requests: 3, errors: 0, rate: 0 },
+    stable: { requests: 30, errors: 0, rate: 0 },
+  })
+  const pushes: CanaryPush[] = [
+    { image: 'shop:pr-7-1', sha: 'abcdef0123456789', at: '2026-11-24T09:00:00.000Z', observations: [observation(10, 'inconclusive')], outcome: 'replaced' },
+    { image: 'shop:pr-7-2', at: '2026-11-24T12:00:00.000Z', observations: [], outcome: 'replaced' },
+  ]
+
+  it("lists the pull request's earlier pushes with their verdicts, oldest first, and this run's canary last", () => {
+    const body = renderCanaryComment({ ...view, pushes })
+    expect(body).toContain(
+      [
+        '| 10% for 60 s | 1,204 | 0 (0.00%) | 10,833 | 2 (0.02%) | pass |',
+        '',
+        '**Pushes**',
+        '',
+        '| Canary | Steps | Outcome |',
+        '|---|---|---|',
+        '| `shop:pr-7-1` (abcdef0) | 10% inconclusive | replaced |',
+        '| `shop:pr-7-2` | not judged | replaced |',
+        '| `shop:v2` (this run) | 10% pass | live |',
+        '',
+        '**Promote** (all requests to the canary)',
+      ].join('\n'),
+    )
+    expect(renderCanaryComment(view)).not.toContain('**Pushes**')
+  })
+
+  it.each([
+    ['promote', 'deployed', 'promoted'],
+    ['abort', 'rolled-back', 'aborted'],
+    ['deploy', 'rolled-back', 'failed'],
+    ['deploy', 'failed', 'failed'],
+  ] as const)("ends the pushes with this run's outcome: %s ending %s shows %s", (operation, result, outcome) => {
+    expect(renderCanaryComment({ ...view, operation, result, pushes })).toContain(`| \`shop:v2\` (this run) | 10% pass | ${outcome} |\n`)
+  })
+
+  it(`shows only the last ${LIMITS.canaryPushesShown} pushes`, () => {
+    const many = Array.from({ length: LIMITS.canaryPushesShown + 2 }, (_, i): CanaryPush => ({ image: `shop:pr-7-${i + 1}`, at: 't', observations: [], outcome: 'replaced' }))
+    const body = renderCanaryComment({ ...view, pushes: many })
+    expect(body).not.toContain('`shop:pr-7-2`')
+    expect(body).toContain('| `shop:pr-7-3` | not judged | replaced |')
+    expect(body.match(/\| replaced \|/g)).toHaveLength(LIMITS.canaryPushesShown)
   })
 
   it('starts with a marker that tells apps and environments apart', () => {
@@ -224,10 +301,165 @@ describe('GitHubRecorder against a local GitHub API', () => {
     expect(warnings).toEqual([])
   })
 
+  it("updates only a marker comment its token's user wrote, and creates its own beside one someone else wrote", async () => {
+    gh.tokenUser = { login: 'deploy-bot-user', type: 'User' }
+    const marker = commentMarker('shop', 'production')
+    gh.comments.push(
+      { id: 1, issue: 7, body: `${marker}\nforged by a reviewer`, user: { login: 'mallory', type: 'User' } },
+      { id: 2, issue: 7, body: `${marker}\nwritten by another bot`, user: ACTIONS_BOT },
+    )
+    await recorder.comment(7, marker, `${marker}\nfirst`)
+    await recorder.comment(7, marker, `${marker}\nsecond`)
+    expect(gh.comments.map((c) => [c.id, c.user?.login, c.body])).toEqual([
+      [1, 'mallory', `${marker}\nforged by a reviewer`],
+      [2, 'github-actions[bot]', `${marker}\nwritten by another bot`],
+      [gh.comments[2].id, 'deploy-bot-user', `${marker}\nsecond`],
+    ])
+    expect(gh.requests.filter((r) => r.path === '/user')).toHaveLength(2)
+    expect(warnings).toEqual([])
+  })
+
+  it("with an Actions token (GET /user refused), takes a bot's marker comment as its own and never a user's", async () => {
+    const marker = commentMarker('shop', 'production')
+    gh.comments.push({ id: 1, issue: 7, body: `${marker}\nforged by a reviewer`, user: { login: 'mallory', type: 'User' } })
+    await recorder.comment(7, marker, `${marker}\nfirst`)
+    await recorder.comment(7, marker, `${marker}\nsecond`)
+    expect(gh.comments.map((c) => [c.user?.login, c.body])).toEqual([
+      ['mallory', `${marker}\nforged by a reviewer`],
+      ['github-actions[bot]', `${marker}\nsecond`],
+    ])
+    expect(gh.requests.find((r) => r.path === '/user')).toMatchObject({ method: 'GET' })
+    expect(recorder.notes).toEqual([
+      `Pull request #7: [comment](https://github.com/acme/shop/pull/7#issuecomment-${gh.comments[1].id}) created.`,
+      `Pull request #7: [comment](https://github.com/acme/shop/pull/7#issuecomment-${gh.comments[1].id}) updated.`,
+    ])
+    expect(warnings).toEqual([])
+  })
+
+  it('marks a replaced canary\'s deployment inactive, with the run link and no environment URL', async () => {
+    const d = (await recorder.begin(newDeployment(), 'canary'))!
+    await recorder.deactivate(d, 'Replaced by shop:v3 from a new push')
+    expect(gh.deployments[0].statuses.at(-1)).toEqual({ state: 'inactive', description: 'Replaced by shop:v3 from a new push', log_url: links.runUrl, auto_inactive: false })
+    expect(recorder.notes).toEqual([`Deployment ${d.id} in environment **production**: \`inactive\`, Replaced by shop:v3 from a new push.`])
+    gh.forbidden.add('deployments')
+    await recorder.deactivate(d, 'again')
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(new RegExp(`^Setting GitHub deployment ${d.id} inactive failed \\(.*HTTP 403.*\\)\\. The workflow's token needs \`permissions: deployments: write\``))
+  })
+
   it('turns a refused comment into a warning naming pull-requests: write', async () => {
     gh.forbidden.add('comments')
     expect(await recorder.comment(7, 'm', 'm body')).toBeUndefined()
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toContain('`permissions: pull-requests: write`')
+  })
+})
+
+describe('recordOnGitHub for a new push that replaces the pull request\'s canary', () => {
+  let gh: FakeGitHub
+  let warnings: string[]
+  let recorder: GitHubRecorder
+  const runUrl = 'https://github.com/acme/shop/actions/runs/43'
+  const pushRun: RunContext = { ...prRun, pullRequest: { number: 7, headSha: 'b2b2b2b2b2b2' }, runUrl }
+  const config = configFrom({ strategy: 'canary', image: 'shop:v3', 'canary-steps': '10', environment: 'production', 'github-token': 'ghs_test-token-0123456789' })
+  const marker = commentMarker('shop', 'production')
+  const obs = (verdict: CanaryObservation['verdict'], requests: number): CanaryObservation => ({
+    percent: 10,
+    seconds: 60,
+    verdict,
+    reason: 'r',
+    canary: { requests, errors: 0, rate: 0 },
+    stable: { requests: 10 * requests, errors: 0, rate: 0 },
+  })
+  const stable = [container(9201), container(9202)]
+  const oldCanary = container(9203, 'shop:v2')
+  const earlierPush: CanaryPush = { image: 'shop:v1b', sha: 'a0a0a0a0a0a0', at: '2026-11-24T09:00:00.000Z', observations: [obs('inconclusive', 3)], outcome: 'replaced' }
+
+  /** The previous push's run: its deployment in progress and its comment, as that run left them. */
+  async function previousPush() {
+    const d = (await recorder.begin({ kind: 'new', deployment: { ref: 'a1a1a1a1a1a1', environment: 'production', description: 'shop: canary deploy of shop:v2', payload: {} } }, 'x'))!
+    await recorder.finish(d, { state: 'in_progress', description: 'Canary shop:v2 at 10% of requests: promote or abort it' })
+    await recorder.comment(7, marker, `${marker}\nthe previous push's comment`)
+    const before: CanaryState = {
+      image: 'shop:v2',
+      stableImage: 'shop:v1',
+      weight: 10,
+      remainingSteps: [],
+      replicas: [{ host: oldCanary.host, name: oldCanary.name }],
+      at: '2026-11-25T10:00:00.000Z',
+      sha: 'a1a1a1a1a1a1',
+      observations: [obs('pass', 120)],
+      deployment: { repo: 'acme/shop', environment: 'production', id: d.id },
+      pullRequest: { repo: 'acme/shop', number: 7 },
+      pushes: [earlierPush],
+    }
+    const state = hostState([...stable, oldCanary], routesTo(...stable, oldCanary), { canary: before })
+    const plan = planFor(config, state, { repo: 'acme/shop', number: 7 })
+    const deployment = (await recorder.begin({ kind: 'new', deployment: { ref: 'b2b2b2b2b2b2', environment: 'production', description: 'shop: canary deploy of shop:v3', payload: {} } }, 'x'))!
+    return { before, state, plan, old: d, deployment }
+  }
+
+  beforeEach(async () => {
+    gh = await startFakeGitHub()
+    warnings = []
+    recorder = new GitHubRecorder(octokitApi(gh.token, { owner: 'acme', repo: 'shop' }, gh.url), { info: () => {}, debug: () => {}, warning: (m) => warnings.push(m) }, { runUrl })
+  })
+  afterEach(async () => {
+    await gh.close()
+  })
+
+  it("retires the old canary's deployment, leaves the new one in progress, and rewrites the one comment with every push", async () => {
+    const { before, state, plan, old, deployment } = await previousPush()
+    const judged = [obs('pass', 90)]
+    const after: CanaryState = {
+      ...before,
+      image: 'shop:v3',
+      sha: 'b2b2b2b2b2b2',
+      replicas: [{ host: 'docker.example.com', name: 'shop-9204' }],
+      observations: judged,
+      deployment: { repo: 'acme/shop', environment: 'production', id: deployment.id },
+      pushes: [earlierPush, { image: 'shop:v2', sha: 'a1a1a1a1a1a1', at: before.at, observations: before.observations!, outcome: 'replaced' }],
+    }
+    const end: RunEnd = { result: 'paused', plan, state, canaryWeight: '10', canaryAfter: after, serving: plan.next, configDiff: '', deployment }
+    await recordOnGitHub(recorder, config, pushRun, end, judged, { liveImage: 'shop:v1', previousImage: 'shop:v1' }, [])
+
+    const last = (id: number) => gh.deployments.find((d) => d.id === id)!.statuses.at(-1)
+    expect(last(old.id)).toEqual({ state: 'inactive', description: 'Replaced by shop:v3 from a new push', log_url: runUrl, auto_inactive: false })
+    expect(last(deployment.id)).toEqual({ state: 'in_progress', description: 'Canary shop:v3 at 10% of requests: promote or abort it', log_url: runUrl, auto_inactive: false })
+    expect(gh.comments).toHaveLength(1)
+    expect(gh.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1)
+    const body = gh.comments[0].body
+    expect(body.startsWith(`${marker}\n### Canary of \`shop\` on production: live at 10%\n\n\`shop:v3\` serves **10%** of requests; \`shop:v1\` (stable) serves the rest.\n`)).toBe(true)
+    expect(body).toContain(
+      [
+        '| Canary | Steps | Outcome |',
+        '|---|---|---|',
+        '| `shop:v1b` (a0a0a0a) | 10% inconclusive | replaced |',
+        '| `shop:v2` (a1a1a1a) | 10% pass | replaced |',
+        '| `shop:v3` (this run) | 10% pass | live |',
+      ].join('\n'),
+    )
+    // This run's own step only, not the replaced canary's.
+    expect(body).toContain('| 10% for 60 s | 90 | 0 (0.00%) | 900 | 0 (0.00%) | pass |')
+    expect(body).not.toContain('| 10% for 60 s | 120 |')
+    expect(warnings).toEqual([])
+  })
+
+  // A replacement that failed before its swap and was rolled back keeps the old canary live (planUndo says
+  // 'kept'; the canary record is left as it was): the old canary's deployment still describes what is live.
+  it("leaves the old canary's deployment alone when the replacement was rolled back before the swap", async () => {
+    const { state, plan, old, deployment } = await previousPush()
+    const end: RunEnd = {
+      result: 'rolled-back',
+      plan,
+      state,
+      canaryWeight: '10',
+      serving: state.containers.map(replicaOf),
+      configDiff: '',
+      deployment,
+      failure: 'shop-9204 did not become healthy within 60.0s',
+    }
+    await recordOnGitHub(recorder, config, pushRun, end, [], { liveImage: 'shop:v1', previousImage: 'shop:v1' }, [])
+    expect(gh.deployments.find((d) => d.id === old.id)!.statuses.at(-1)?.state).toBe('in_progress')
   })
 })

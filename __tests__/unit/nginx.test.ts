@@ -1,90 +1,125 @@
+// The rendered managed file in a real nginx (nginx -t), included where it belongs: in the http block.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
-import { InputError } from '../../src/inputs.js'
+import { LIMITS } from '../../src/config.js'
+import { InputError, type InputName } from '../../src/inputs.js'
+import type { Replica, Split } from '../../src/model.js'
 import { unifiedDiff } from '../../src/nginx/diff.js'
-import { BUILT_IN_TEMPLATE, buildView, configIdOf, renderNginxConfig, upstreamPorts } from '../../src/nginx/template.js'
-import { configFrom } from './fixtures.js'
+import { renderManagedFile, type NginxFacts } from '../../src/nginx/template.js'
+import { configFrom, replicaOf } from './fixtures.js'
 
-const servers = [
-  { name: 'shop-9201', port: 9201, image: 'shop:v1' },
-  { name: 'shop-9202', port: 9202, image: 'shop:v2' },
-]
+const servers = [replicaOf(9201, 'shop:v1'), replicaOf(9202, 'shop:v2')]
+const plain: NginxFacts = { keepaliveMinTimeout: false }
+const split = (canary: Replica[], canaryWeight: number, stableWeight: number): Split => ({ canary, percent: Math.round((100 * canaryWeight) / (canaryWeight + stableWeight)), canaryWeight, stableWeight })
 
-describe('renderNginxConfig', () => {
-  it('renders the upstream, the server and the config-id location exactly', () => {
-    const config = configFrom({ 'lb-method': 'ip_hash', weight: '5', 'max-fails': '2', 'fail-timeout': '10s', listen: '127.0.0.1:8080', 'server-name': 'shop.example.com www.shop.example.com' })
-    const { text, configId } = renderNginxConfig(BUILT_IN_TEMPLATE, buildView(config, servers))
-    expect(configId).toMatch(/^[0-9a-f]{16}$/)
-    expect(text).toContain(
-      [
-        '    upstream shop_replicas {',
-        '        ip_hash;',
-        '        server 127.0.0.1:9201 weight=5 max_fails=2 fail_timeout=10s; # shop-9201 shop:v1',
-        '        server 127.0.0.1:9202 weight=5 max_fails=2 fail_timeout=10s; # shop-9202 shop:v2',
-        '    }',
-        '',
-        '    server {',
-        '        listen 127.0.0.1:8080;',
-        '        server_name shop.example.com www.shop.example.com;',
-        '',
-        '        location = /.nginx-rollout/config-id {',
-        '            access_log off;',
-        '            default_type text/plain;',
-        `            return 200 "${configId}\\n";`,
-        '        }',
-        '',
-        '        location / {',
-        '            proxy_pass http://shop_replicas;',
-      ].join('\n'),
+const NGINX = '/usr/sbin/nginx' // installed by scripts/testhost/up.sh (Debian nginx-light)
+
+/** Writes the managed files (canary logs redirected into dir) and a main config including them, and runs nginx -t. */
+function nginxTest(dir: string, managed: ReadonlyArray<{ app: string; text: string }>, extraHttp = ''): void {
+  const includes = managed.map(({ app, text }, i) => {
+    const file = join(dir, `managed-${i}.conf`)
+    writeFileSync(file, text.replaceAll(LIMITS.canaryLogPath(app), join(dir, `canary-${i}.log`)))
+    return `    include ${file};`
+  })
+  const main = join(dir, 'nginx.conf')
+  writeFileSync(main, [`pid ${join(dir, 'nginx.pid')};`, `error_log ${join(dir, 'error.log')};`, 'events {}', 'http {', `    access_log ${join(dir, 'access.log')};`, ...includes, extraHttp, '}', ''].join('\n'))
+  execFileSync(NGINX, ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', main], { stdio: 'pipe' })
+}
+
+describe('rendered files in a real nginx -t', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-nginx-'))
+
+  it('accepts the site file for every lb-method, with and without a canary split', () => {
+    for (const method of ['least_conn', 'round_robin', 'ip_hash', 'hash $request_uri consistent'])
+      for (const s of [undefined, split(servers.slice(1), 1, 9)]) {
+        const config = configFrom({ 'lb-method': method, listen: '127.0.0.1:18080', 'nginx-mode': 'host' })
+        const { text } = renderManagedFile(config, servers, s, plain)
+        expect(text.includes(LIMITS.canaryLogPath('shop'))).toBe(s !== undefined)
+        nginxTest(dir, [{ app: 'shop', text }])
+      }
+  })
+
+  it('renders keepalive_min_timeout only for an nginx that knows it: 1.22 does not', () => {
+    const config = configFrom({ listen: '127.0.0.1:18080' })
+    expect(() => nginxTest(dir, [{ app: 'shop', text: renderManagedFile(config, servers, undefined, { keepaliveMinTimeout: true }).text }])).toThrow(/unknown directive "keepalive_min_timeout"/)
+  })
+
+  it("accepts the upstream file behind the user's own server block, with a canary split live", () => {
+    const config = configFrom({ 'nginx-scope': 'upstream' })
+    const text = renderManagedFile(config, servers, split(servers.slice(1), 1, 1), { keepaliveMinTimeout: false }).text
+    nginxTest(dir, [{ app: 'shop', text }], 'server { listen 127.0.0.1:18081; location / { proxy_pass http://shop_replicas; } }')
+  })
+
+  it('accepts several apps side by side, two of them with canary splits live at once', () => {
+    const shop = configFrom({ app: 'shop', listen: '127.0.0.1:18080', 'server-name': 'shop.example.com' })
+    const blog = configFrom({ app: 'blog', listen: '127.0.0.1:18080', 'server-name': 'blog.example.com', 'upstream-name': 'blog_backend' })
+    const shopApi = configFrom({ app: 'shop-api', 'nginx-scope': 'upstream' })
+    const on = (app: string, port: number, image: string) => ({ ...replicaOf(port, image), name: `${app}-${port}` })
+    const shopServers = [on('shop', 9201, 'shop:v1'), on('shop', 9202, 'shop:v2')]
+    const apiServers = [on('shop-api', 9301, 'api:v1'), on('shop-api', 9302, 'api:v2')]
+    const files = [
+      { app: 'shop', text: renderManagedFile(shop, shopServers, split(shopServers.slice(1), 1, 9), plain).text },
+      { app: 'blog', text: renderManagedFile(blog, [on('blog', 9211, 'blog:v1')], undefined, plain).text },
+      { app: 'shop-api', text: renderManagedFile(shopApi, apiServers, split(apiServers.slice(1), 1, 1), plain).text },
+    ]
+    // Their names differ as the apps do: upstreams, log formats, map variables, config-id paths.
+    expect(files.map((f) => /^upstream (\S+)/m.exec(f.text)?.[1])).toEqual(['shop_replicas', 'blog_backend', 'shop_api_replicas'])
+    expect(files.map((f) => /^log_format (\S+)/m.exec(f.text)?.[1])).toEqual(['nginx_rollout_shop_replicas', undefined, 'nginx_rollout_shop_api_replicas'])
+    nginxTest(dir, files, 'server { listen 127.0.0.1:18081; location /api/ { proxy_pass http://shop_api_replicas; } }')
+  })
+
+  it('rejects two apps given the same upstream name (nginx -t is the last check before a reload)', () => {
+    const a = renderManagedFile(configFrom({ app: 'shop', 'nginx-scope': 'upstream', 'upstream-name': 'backend' }), servers, undefined, plain).text
+    const b = renderManagedFile(configFrom({ app: 'blog', 'nginx-scope': 'upstream', 'upstream-name': 'backend' }), servers, undefined, plain).text
+    expect(() => nginxTest(dir, [{ app: 'shop', text: a }, { app: 'blog', text: b }])).toThrow(/duplicate upstream "backend"/)
+  })
+})
+
+describe('hostile values through the input reader and the renderer into nginx -t', () => {
+  const nasty = `ab.:/-_ ;{}$\`'"\\\n\t#()*=&|<>%@!~`
+  // upstream-host is left out: a well-formed name nginx cannot resolve fails nginx -t by design, and
+  // resolving random names would send DNS queries off this machine. Its grammar is tested in inputs.test.ts.
+  const plausible = ['80', '127.0.0.1:8080', '[::1]:8080', 'shop.example.com *.shop.example.com', '_', 'hash $request_uri consistent', 'ip_hash', '10s', '1m', 'my-app.v2', 'ghcr.io/a/b:1.2', '5', 'shop_backend', 'a$b', '8O']
+  const bound = ['server-name', 'listen', 'lb-method', 'fail-timeout', 'app', 'image', 'weight', 'max-fails', 'upstream-name'] as const
+
+  it('either rejects a value with a message naming its input, or renders a file nginx accepts containing it verbatim', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nr-prop-'))
+    let rendered = 0
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...bound),
+        fc.oneof(
+          { arbitrary: fc.string({ unit: fc.constantFrom(...nasty.split('')), minLength: 1, maxLength: 24 }), weight: 2 },
+          // Nearly valid values, so that many runs reach nginx -t rather than the input reader's rejection.
+          { arbitrary: fc.string({ unit: fc.constantFrom(...'ab09._-:$ '.split('')), minLength: 1, maxLength: 12 }), weight: 1 },
+          { arbitrary: fc.constantFrom(...plausible), weight: 2 },
+        ),
+        fc.constantFrom('site', 'site', 'upstream'),
+        fc.boolean(),
+        (name, value, scope, withSplit) => {
+          let config
+          const inputs: Partial<Record<InputName, string>> = { 'nginx-mode': 'host', 'nginx-scope': scope, ...(scope === 'site' && name !== 'listen' ? { listen: '127.0.0.1:18080' } : {}), [name]: value }
+          try {
+            config = configFrom(inputs)
+          } catch (e) {
+            expect(e).toBeInstanceOf(InputError)
+            expect((e as Error).message).toContain(`${name}: `)
+            return
+          }
+          rendered++
+          const replicas = [9201, 9202].map((port) => replicaOf(port, config.image, { name: `${config.app}-${port}` }))
+          const { text } = renderManagedFile(config, replicas, withSplit ? split(replicas.slice(1), 1, 9) : undefined, plain)
+          nginxTest(dir, [{ app: config.app, text }])
+          if (name !== 'weight' && name !== 'max-fails') expect(text).toContain(value.trim())
+        },
+      ),
+      { numRuns: 400 },
     )
-    expect(text.startsWith(`# Generated by nginx-rollout for app shop (config ${configId}).\n`)).toBe(true)
-    expect(configIdOf(text)).toBe(configId)
-    expect(upstreamPorts(text)).toEqual(new Set([9201, 9202]))
-  })
-
-  it.each([
-    ['least_conn', '        least_conn;\n'],
-    ['hash $request_uri consistent', '        hash $request_uri consistent;\n'],
-  ])('writes lb-method %s as its directive', (method, line) => {
-    expect(renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom({ 'lb-method': method }), servers)).text).toContain(`    upstream shop_replicas {\n${line}        server`)
-  })
-
-  it('balances canary splits by weighted round robin instead of least_conn, and keeps ip_hash', () => {
-    const split = { canary: servers.slice(1), percent: 10, canaryWeight: 1, stableWeight: 9 }
-    const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom(), servers, split))
-    expect(text).toContain('    upstream shop_replicas {\n        server 127.0.0.1:9201 weight=9 max_fails=3 fail_timeout=30s; # shop-9201 shop:v1\n        server 127.0.0.1:9202 weight=1 ')
-    expect(renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom({ 'lb-method': 'ip_hash' }), servers, split)).text).toContain('        ip_hash;\n        server 127.0.0.1:9201 weight=9')
-  })
-
-  it('writes no directive for round robin, and brackets IPv6 upstream addresses', () => {
-    const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom({ 'lb-method': 'round_robin', 'upstream-host': '::1' }), servers))
-    expect(text).toContain('    upstream shop_replicas {\n        server [::1]:9201 weight=10')
-    expect(upstreamPorts(text)).toEqual(new Set([9201, 9202]))
-  })
-
-  it('gives the same servers the same id, and different servers another', () => {
-    const view = buildView(configFrom(), servers)
-    expect(renderNginxConfig(BUILT_IN_TEMPLATE, view)).toEqual(renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom(), servers)))
-    expect(renderNginxConfig(BUILT_IN_TEMPLATE, buildView(configFrom(), servers.slice(1))).configId).not.toBe(renderNginxConfig(BUILT_IN_TEMPLATE, view).configId)
-  })
-
-  it('does not HTML-escape a custom template', () => {
-    const { text } = renderNginxConfig('{{#servers}}server {{address}} {{params}};{{/servers}} hash={{lbMethod}}', buildView(configFrom({ 'lb-method': 'hash $remote_addr' }), servers.slice(0, 1)))
-    expect(text).toBe('server 127.0.0.1:9201 weight=10 max_fails=3 fail_timeout=30s; hash=hash $remote_addr')
-  })
-
-  const nginx = '/usr/sbin/nginx' // installed by scripts/testhost/up.sh (Debian nginx-light)
-  it('renders configs that nginx -t accepts for every lb-method', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nr-nginx-'))
-    for (const method of ['least_conn', 'round_robin', 'ip_hash', 'hash $request_uri consistent']) {
-      const config = configFrom({ 'lb-method': method, listen: '127.0.0.1:18080', 'nginx-mode': 'host' })
-      const file = join(dir, 'nginx.conf')
-      writeFileSync(file, renderNginxConfig(BUILT_IN_TEMPLATE, { ...buildView(config, servers), errorLog: join(dir, 'error.log'), accessLog: join(dir, 'access.log') }).text)
-      execFileSync(nginx, ['-t', '-q', '-p', dir, '-c', file, '-g', `pid ${join(dir, 'nginx.pid')};`], { stdio: 'pipe' })
-    }
+    // Plain values pass too: the property is not vacuous.
+    expect(rendered).toBeGreaterThan(30)
   })
 })
 
@@ -106,39 +141,5 @@ describe('unifiedDiff', () => {
     const diff = unifiedDiff(before, after, 'a', 'b', 2)
     expect(diff.match(/^@@/gm)).toHaveLength(2)
     expect(diff).toContain('@@ -1,5 +1,5 @@\n l0\n l1\n-l2\n+L2\n l3\n l4\n')
-  })
-})
-
-describe('hostile values through the input reader and the renderer into nginx -t', () => {
-  const nasty = `ab.:/-_ ;{}$\`'"\\\n\t#()*=&|<>%@!~`
-  // upstream-host is left out: a well-formed name nginx cannot resolve fails nginx -t by design, and
-  // resolving random names would send DNS queries off this machine. Its grammar is tested in inputs.test.ts.
-  const bound = ['server-name', 'listen', 'lb-method', 'fail-timeout', 'app', 'image', 'weight', 'max-fails'] as const
-
-  it('either rejects a value with a message naming its input, or renders a config nginx accepts containing it verbatim', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nr-prop-'))
-    const file = join(dir, 'nginx.conf')
-    let rendered = 0
-    fc.assert(
-      fc.property(fc.constantFrom(...bound), fc.string({ unit: fc.constantFrom(...nasty.split('')), minLength: 1, maxLength: 24 }), (name, value) => {
-        let config
-        try {
-          config = configFrom({ [name]: value, 'nginx-mode': 'host', ...(name === 'listen' ? {} : { listen: '127.0.0.1:18080' }) })
-        } catch (e) {
-          expect(e).toBeInstanceOf(InputError)
-          expect((e as Error).message).toContain(`${name}: `)
-          return
-        }
-        rendered++
-        const replicas = [9201, 9202].map((port) => ({ name: `${config.app}-${port}`, port, image: config.image }))
-        const { text } = renderNginxConfig(BUILT_IN_TEMPLATE, { ...buildView(config, replicas), errorLog: join(dir, 'error.log'), accessLog: join(dir, 'access.log') })
-        writeFileSync(file, text)
-        execFileSync('/usr/sbin/nginx', ['-t', '-q', '-p', dir, '-c', file, '-g', `pid ${join(dir, 'nginx.pid')};`], { stdio: 'pipe' })
-        if (name !== 'weight' && name !== 'max-fails') expect(text).toContain(value.trim())
-      }),
-      { numRuns: 400 },
-    )
-    // Plain values pass too: the property is not vacuous.
-    expect(rendered).toBeGreaterThan(0)
   })
 })

@@ -24,7 +24,7 @@ dir=${TESTHOST_DIR:-$root/.testhost}
 state=/var/lib/nr-fleet # persistent: host keys, docker data, homes, registry storage
 run=/run/nr-fleet       # sockets, pidfiles, exec roots, namespace files
 registry=169.254.77.1:5000
-images=(app:v1 app:v2 app:v3 app:unhealthy app:broken app:docker-unhealthy nginx:test)
+images=(app:v1 app:v2 app:v3 app:v4 app:unhealthy app:broken app:docker-unhealthy nginx:test)
 hosts=(lb app1 app2 app3 bastion)
 docker_hosts=(lb app1 app2 app3)
 declare -A octet=([lb]=10 [app1]=11 [app2]=12 [app3]=13 [bastion]=20)

@@ -118,8 +118,8 @@ export interface ReplicaState {
 }
 
 export function parseReplicaState(stdout: string): ReplicaState {
-  const [status = 'unknown', health = 'none', exitCode = '0'] = stdout.trim().split('\t')
-  return { status, health, exitCode: Number(exitCode) }
+  const [status, health, exitCode] = stdout.trim().split('\t')
+  return { status: status || 'unknown', health: health || 'none', exitCode: Number(exitCode || 0) }
 }
 
 // $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then pairs of
@@ -142,8 +142,8 @@ inflight() {
   done
   echo $n
 }
-i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000)}" 2>/dev/null || echo 100)
-maxi=$(awk "BEGIN{print int($max/$poll)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll)}" 2>/dev/null || echo 0)
+i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000+0.5)}" 2>/dev/null || echo 100)
+maxi=$(awk "BEGIN{print int($max/$poll+0.5)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll+0.5)}" 2>/dev/null || echo 0)
 while :; do
   n=$(inflight)
   if [ "$n" = unknown ]; then sleep "$max"; echo "unknown $max"; exit 0; fi

@@ -130,13 +130,16 @@ export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi
       call(`commenting on #${issue}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue, body, request: request() })).data)),
     updateComment: (id, body) =>
       call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request() })).data)),
-    whoAmI: async () => {
-      try {
-        return (await octokit.rest.users.getAuthenticated({ request: request() })).data.login
-      } catch {
-        // GITHUB_TOKEN and app tokens are not users (403): their comments are by a bot.
-        return undefined
-      }
-    },
+    whoAmI: () =>
+      call('reading the token\'s user', async () => {
+        try {
+          return (await octokit.rest.users.getAuthenticated({ request: request() })).data.login
+        } catch (e) {
+          // GITHUB_TOKEN and app installation tokens are no user (403): their comments are by a bot. Any
+          // other failure must not make the action take another bot's comment for its own.
+          if ([401, 403, 404].includes((e as { status?: number }).status ?? 0)) return undefined
+          throw e
+        }
+      }),
   }
 }

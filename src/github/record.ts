@@ -45,20 +45,22 @@ export async function recordOnGitHub(
   const { result, state, plan } = end
   const before = state?.canary
   const after = end.canaryAfter ?? undefined
-  const canaryImage = after?.image ?? (plan?.replaces ? plan.image : (before?.image ?? plan?.image ?? ''))
+  // (Not when the run was undone before its swap: the old canary is then still live, its record unchanged.)
+  const swapped = Boolean(plan?.replaces) && end.canaryAfter !== undefined
+  const canaryImage = after?.image ?? (swapped ? (plan?.image ?? '') : (before?.image ?? plan?.image ?? ''))
   if (end.deployment)
     await recorder.finish(end.deployment, finalStatus({ operation: config.operation, result, image: images.liveImage, previousImage: images.previousImage, canaryImage, canaryWeight: end.canaryWeight }))
   // A new push replaced the pull request's canary: its deployment no longer describes anything live.
-  const replaced = plan?.replaces && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : undefined
-  if (replaced && result !== 'failed') await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`)
+  const replaced = swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : undefined
+  if (replaced) await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`)
   const pr = canaryPullRequest(gh, before)
   if (!pr || (config.strategy !== 'canary' && !before)) return
   // The same key on every run of this canary (a promote may leave the environment input empty), so one comment.
   const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id
   const earlier: CanaryPush[] = after
     ? [...(after.pushes ?? [])]
-    : [...(before?.pushes ?? []), ...(plan?.replaces && before ? [{ image: before.image, sha: before.sha, at: before.at, observations: before.observations ?? [], outcome: 'replaced' as const }] : [])]
-  const observations = after ? (after.observations ?? []) : [...(plan?.replaces ? [] : (before?.observations ?? [])), ...judged]
+    : [...(before?.pushes ?? []), ...(swapped && before ? [{ image: before.image, sha: before.sha, at: before.at, observations: before.observations ?? [], outcome: 'replaced' as const }] : [])]
+  const observations = after ? (after.observations ?? []) : [...(swapped ? [] : (before?.observations ?? [])), ...judged]
   const body = renderCanaryComment({
     app: config.app,
     where,

@@ -43,8 +43,10 @@ export async function gate(port: HealthPort, config: Config, replica: Replica): 
     last = await port.probe(replica)
     probes++
     const answered = statusAllowed(last.status, h.status)
-    if (!answered || hasHealthcheck) state = await port.state(replica)
-    if (answered && (!hasHealthcheck || state.health === 'healthy')) return result(true)
+    // Docker's view every time it can decide: an answer from the replica's port proves nothing if another
+    // process holds that port and the replica itself exited.
+    state = await port.state(replica)
+    if (answered && state.status === 'running' && (!hasHealthcheck || state.health === 'healthy')) return result(true)
     const exited = state.status !== 'running' && state.status !== 'created'
     if (exited || Date.now() >= deadline) {
       const why = exited

@@ -96,6 +96,7 @@ export async function readHosts(fleet: Fleet, config: Config, claim: LockClaim |
   const nginxSection = sections.get('nginx')
   if (!nginxSection || nginxSection.code !== 0) throw new HostStateError(`reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || '(no answer)'}`)
   const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name)
+  warnings.push(...(nginx.warnings ?? []))
   const lockNote = text(sections.get('first')?.out).trim() || undefined
   return {
     state: {

@@ -28,6 +28,9 @@ export function parseContainers(output: string, host: { id: string; upstreamAddr
     try {
       c = JSON.parse(line)
     } catch {
+      c = undefined as never
+    }
+    if (!isObject(c)) {
       ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`)
       continue
     }
@@ -172,8 +175,10 @@ export function parseCanaryState(text: string, defaultHost: string, warn: (m: st
   const pr = p.pullRequest
   if (pr !== undefined && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return bad('pullRequest is malformed')
   const pushes = p.pushes
-  if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every((x) => isObject(x) && isString(x.image) && isString(x.at) && Array.isArray(x.observations) && x.observations.every(isObservation))))
-    return bad('pushes are malformed')
+  const outcomes: readonly unknown[] = ['live', 'replaced', 'promoted', 'aborted', 'failed']
+  const isPush = (x: unknown): boolean =>
+    isObject(x) && isString(x.image) && isString(x.at) && (x.sha === undefined || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation)
+  if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every(isPush))) return bad('pushes are malformed')
   return {
     image: p.image,
     stableImage: p.stableImage,

@@ -75,7 +75,9 @@ export function globMatch(pattern: string, file: string): boolean {
   if (p.length !== f.length) return false
   return p.every((seg, i) => {
     if (f[i].startsWith('.') && !seg.startsWith('.')) return seg === f[i]
-    const re = seg.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\[!/g, '[^')
+    // A '[' without its ']' is literal, as glob(3) reads it.
+    const literal = seg.replace(/\\/g, '\\\\').replace(/\[(?![^\]]*\])/g, '\\[')
+    const re = literal.replace(/[.+^${}()|]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\[!/g, '[^')
     return new RegExp(`^${re}$`).test(f[i])
   })
 }
@@ -138,9 +140,14 @@ export function includeProblem(dump: ConfigDump, managedPath: string): string | 
   return `nginx's configuration does not include ${managedPath}: add \`${line}\` inside the http { } block of ${http?.file ?? dump.main}, then reload nginx (or set nginx-config-path to a file an existing include covers)`
 }
 
-/** Whether the configuration (other than the managed file) declares an access_log at the http level. */
+/**
+ * Whether the configuration declares an access_log at the http level itself: not in the managed file, nor
+ * in another app's (the canary log of an app is no access_log of the user's).
+ */
 export const declaresHttpAccessLog = (dump: ConfigDump, managedPath: string): boolean =>
-  directives(dump).some((d) => d.words[0] === 'access_log' && d.file !== managedPath && d.context.length === 1 && d.context[0] === 'http')
+  directives(dump).some(
+    (d) => d.words[0] === 'access_log' && d.file !== managedPath && !(dump.files.get(d.file) ?? '').startsWith('# Managed by nginx-rollout') && d.context.length === 1 && d.context[0] === 'http',
+  )
 
 /** The version `nginx -v` or `nginx -V` printed, as [major, minor, patch]. */
 export function parseVersion(text: string): [number, number, number] | undefined {
@@ -152,12 +159,4 @@ export const versionAtLeast = (v: readonly number[] | undefined, min: readonly n
   if (!v) return false
   for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i]
   return true
-}
-
-/** nginx's compiled-in access log (`--http-log-path` of nginx -V), used when the configuration names none. */
-export function defaultAccessLog(versionText: string): string | undefined {
-  const m = /--http-log-path=(\S+)/.exec(versionText)
-  if (m) return m[1]
-  const prefix = /--prefix=(\S+)/.exec(versionText)?.[1]
-  return prefix ? path.join(prefix, 'logs/access.log') : undefined
 }

@@ -8,7 +8,7 @@ import { command, withStdin, type Command } from '../commands/shell.js'
 import { hostPort, isLoopback, parseListen } from '../model.js'
 import { parseSections, text, type Section } from '../remote/frames.js'
 import { failure, run, type Remote } from '../remote/ssh.js'
-import { declaresHttpAccessLog, defaultAccessLog, includeProblem, parseDump, parseVersion, versionAtLeast } from './dump.js'
+import { declaresHttpAccessLog, includeProblem, parseDump, parseVersion, versionAtLeast } from './dump.js'
 import {
   APPLY_FAILURES,
   applyManagedFile,
@@ -40,6 +40,8 @@ export interface NginxState {
   readonly routes: ReadonlyMap<string, number | undefined>
   /** What must stop the run before anything changes: the file is not the app's, nginx would not read it... */
   readonly problems: readonly string[]
+  /** What the run should say but that stops nothing. */
+  readonly warnings?: readonly string[]
   readonly facts: NginxFacts
 }
 
@@ -95,10 +97,13 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     const p = includeProblem(dump, n.configPath)
     if (p) problems.push(p)
   }
-  const facts: NginxFacts = {
-    keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
-    ...(dump && !declaresHttpAccessLog(dump, n.configPath) ? { restateAccessLog: defaultAccessLog(versionText) ?? '/var/log/nginx/access.log' } : {}),
-  }
+  const facts: NginxFacts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) }
+  // The canary's access_log sits at the http level while a split is live: there it would replace nginx's
+  // implicit default for server blocks that declare none, when the configuration names no access_log itself.
+  const warnings =
+    dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === 'canary' || config.operation === 'promote')
+      ? [`nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`]
+      : []
   const managed = parseManaged(config, sections.get('managed'), where, problems)
   return {
     masterPid: masters.length === 1 ? masters[0] : undefined,
@@ -106,6 +111,7 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     managed,
     routes: managed.kind === 'ours' ? upstreamServers(managed.text) : new Map<string, number | undefined>(),
     problems,
+    warnings,
     facts,
   }
 }

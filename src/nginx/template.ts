@@ -48,11 +48,6 @@ server {
 export interface NginxFacts {
   /** nginx >= 1.27.4 knows keepalive_min_timeout. */
   readonly keepaliveMinTimeout: boolean
-  /**
-   * The configuration declares no access_log at the http level, so nginx's compiled-in one applies; an
-   * access_log of the action's there would replace it, so the action restates it (this path, format combined).
-   */
-  readonly restateAccessLog?: string
 }
 
 /** The variables a template can use; the README documents each. */
@@ -116,7 +111,7 @@ export const CANARY_LOG_FORMAT = 'nginx-rollout upstream=$upstream_addr status=$
  * The canary's access log: a log format and file of the app's own, written only for requests proxied to
  * its upstream ($proxy_host is the name proxy_pass names), so another app's traffic never counts.
  */
-function canaryLogDirectives(config: Config, facts: NginxFacts): string {
+function canaryLogDirectives(config: Config): string {
   const id = `nginx_rollout_${config.nginx.upstreamName}`
   return [
     `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
@@ -126,7 +121,6 @@ function canaryLogDirectives(config: Config, facts: NginxFacts): string {
     `    ${config.nginx.upstreamName} 1;`,
     '}',
     `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`,
-    ...(facts.restateAccessLog ? [`# nginx's default access log, restated: an access_log at this level would otherwise replace it.`, `access_log ${facts.restateAccessLog} combined;`] : []),
   ].join('\n')
 }
 
@@ -162,7 +156,7 @@ export function buildView(config: Config, servers: readonly Replica[], split: Sp
     rolloutLocation: '',
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: '',
-    canaryLog: split ? canaryLogDirectives(config, facts) : '',
+    canaryLog: split ? canaryLogDirectives(config) : '',
     keepaliveMinTimeout: n.scope === 'site' && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : '',
   }
 }

@@ -59,7 +59,7 @@ function completeSteps(config: Config, stable: readonly Replica[], canary: reado
   const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas))
   const extra = canary.filter((r) => !keep.includes(r))
   const next = interleave([...keep, ...fresh], config.appHosts)
-  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...retireAll([...stable, ...extra, ...gone]), ...removeAll(strays)] }
+  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll(strays), ...retireAll([...stable, ...extra, ...gone])] }
 }
 
 const whoseCanary = (state: CanaryState): string => (state.pullRequest ? ` for pull request #${state.pullRequest.number}` : '')

@@ -16,6 +16,8 @@ export interface Progress {
   readonly routed: readonly Replica[]
   /** Previous replicas that were stopped (their containers are kept). */
   readonly stopped: readonly Replica[]
+  /** Previous replicas handed to a detached stop and removal: gone, never to be routed to again. */
+  readonly retired?: readonly Replica[]
   /** The managed file live now, and the one live before the run (undefined: none). */
   readonly configNow?: string
   readonly configBefore?: string
@@ -27,27 +29,39 @@ export interface Undo {
   readonly canary: 'removed' | 'kept' | 'untouched'
 }
 
+const unique = (rs: readonly Replica[]): Replica[] => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i)
+
 /**
  * Back to where the run started: start the stopped previous replicas again, gate them, put the previous
  * managed file back in one reload, drain the new replicas, remove them. A failed canary whose stable
- * replicas never stopped serving instead leaves the upstream and is removed.
+ * replicas never stopped serving instead leaves the upstream and is removed. Nothing retired comes back:
+ * when the previous file routes to a replica already retired, the upstream is rendered without it.
  */
 export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
   const isNew = (r: Replica) => progress.started.some((s) => replicaKey(s) === replicaKey(r))
   const replaced = plan.replaces ?? []
   const swapped = replaced.length > 0 && progress.routed.length > 0
+  const retired = progress.retired ?? []
+  const isRetired = (r: Replica) => retired.some((g) => replicaKey(g) === replicaKey(r))
+  // Never routed to again: what was retired, and a replaced canary once the swap took it out.
+  const gone = unique([...retired, ...(swapped ? replaced : [])])
+  const isGone = (r: Replica) => gone.some((g) => replicaKey(g) === replicaKey(r))
   if (plan.onFailure === 'abort-canary' && !progress.stopped.length && (!replaced.length || swapped)) {
-    const canary = [...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]
+    const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced])
     const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)))
-    const out = [...canary, ...progress.started]
+    const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started])
     return { steps: [{ kind: 'route', servers: stable }, { kind: 'drain', seconds: config.drainSeconds, replicas: out }, ...removeAll(out)], canary: 'removed' }
   }
+  const back = plan.previous.filter((r) => !isGone(r))
+  if (gone.length && !back.length) throw new PlanError('every replica that served before the run was already retired: the new version stays live and nothing is undone')
   const steps: Step[] = []
   if (progress.stopped.length) steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
-  if (progress.configBefore !== progress.configNow) steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
+  // The file as it was, unless it routes to a replica that is gone: then the same upstream without it.
+  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g)))) steps.push({ kind: 'route', servers: back })
+  else if (progress.configBefore !== progress.configNow) steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
   if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
   steps.push(...removeAll(progress.started))
-  return { steps, canary: replaced.length ? 'kept' : 'untouched' }
+  return { steps, canary: replaced.length ? (swapped ? 'removed' : 'kept') : 'untouched' }
 }
 
 /** The image to go back to: the newest deployed entry of the history that is not what is live now. */

@@ -9,7 +9,8 @@ export function planRolling(config: Config, containers: readonly ManagedContaine
   const { live, strays } = liveReplicas(config, containers, routes)
   const next = allocate(config, containers, everyHost(config), config.image)
   return {
-    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...retireAll(live), ...removeAll(strays)],
+    // Retirement last: once old replicas are handed to it, nothing can bring them back.
+    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...removeAll(strays), ...retireAll(live)],
     image: config.image,
     previous: live,
     next,

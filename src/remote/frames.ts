@@ -36,6 +36,8 @@ export function parseSections(raw: Buffer): Map<string, Section> {
     if (!m) break
     const [, name, code, outLen, errLen] = m
     const start = end + 1
+    // A section cut short (the connection went away) is not a section.
+    if (start + Number(outLen) + Number(errLen) > raw.length) break
     const out = raw.subarray(start, start + Number(outLen))
     const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen))
     sections.set(name, { code: Number(code), out, err })

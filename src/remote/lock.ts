@@ -6,7 +6,7 @@
 // token on the host first (see nginxLocked).
 import { randomBytes } from 'node:crypto'
 import { LIMITS } from '../config.js'
-import { script, type Command } from '../commands/shell.js'
+import { script, withTimeout, type Command } from '../commands/shell.js'
 import { run, type Remote } from './ssh.js'
 
 // $1 lock dir, $2 token, $3 owner description, $4 seconds after which a silent lock is stale.
@@ -22,7 +22,8 @@ if [ -d "$1" ]; then
 fi
 rm -rf "$1.new"; mkdir "$1.new" && touch "$1.new/heartbeat" && printf '%s\\n' "$2" >"$1.new/token" && printf '%s\\n' "$3" >"$1.new/owner" && mv "$1.new" "$1"`
 const IF_OURS = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ]'
-const HEARTBEAT = `${IF_OURS} && touch "$1/heartbeat"`
+// Exit 3: the lock is not this run's any more.
+const HEARTBEAT = `${IF_OURS} || exit 3; touch "$1/heartbeat"`
 const RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`
 
 export const stateDir = (app: string): string => `${LIMITS.stateDir}/${app}`
@@ -45,8 +46,8 @@ export class LockLostError extends Error {}
 
 /** The lock, held: its heartbeat runs until release. */
 export class HeldLock {
-  private beating: Promise<unknown> = Promise.resolve()
-  private failures = 0
+  private beating: Promise<unknown> | undefined
+  private lastBeat = Date.now()
   private lostWhy: string | undefined
   private readonly timer: NodeJS.Timeout
 
@@ -54,14 +55,32 @@ export class HeldLock {
     private readonly remote: Remote,
     readonly claim: LockClaim,
     private readonly warn: (m: string) => void,
+    private readonly now: () => number = Date.now,
   ) {
-    this.timer = setInterval(() => {
-      this.beating = this.remote.exec(script(HEARTBEAT, claim.dir, claim.token)).then(
-        (r) => (r.code === 0 ? (this.failures = 0) : this.lose('another run took it over')),
-        (e: Error) => (++this.failures >= LIMITS.lockHeartbeatFailures ? this.lose(`its heartbeat failed ${this.failures} times: ${e.message}`) : undefined),
-      )
-    }, LIMITS.lockHeartbeatMs)
+    this.lastBeat = now()
+    this.timer = setInterval(() => this.beat(), LIMITS.lockHeartbeatMs)
     this.timer.unref()
+  }
+
+  /**
+   * One heartbeat, unless the last is still under way. Another run may take the lock over once it has been
+   * silent for LIMITS.lockStaleSeconds: this run gives it up a heartbeat before that, whether its heartbeats
+   * failed or never came back.
+   */
+  private beat(): void {
+    const silentMs = this.now() - this.lastBeat
+    if (silentMs >= (LIMITS.lockStaleSeconds * 1000) - LIMITS.lockHeartbeatMs) this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1000)}s`)
+    if (this.beating || this.lostWhy) return
+    this.beating = this.remote
+      .exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1000), { unqueued: true })
+      .then(
+        (r) => {
+          if (r.code === 0) this.lastBeat = this.now()
+          else if (r.code === 3) this.lose('another run took it over')
+        },
+        () => undefined,
+      )
+      .finally(() => (this.beating = undefined))
   }
 
   private lose(why: string): void {

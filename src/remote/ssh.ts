@@ -32,9 +32,14 @@ export interface RemoteStats {
 }
 
 /** A host as the rest of the code sees it; tests hand in a fake. */
+export interface ExecOptions {
+  /** Not queued behind the other commands (the lock's heartbeat: sshd's MaxSessions keeps one session for it). */
+  readonly unqueued?: boolean
+}
+
 export interface Remote {
   readonly name: string
-  exec(c: Command): Promise<ExecResult>
+  exec(c: Command, options?: ExecOptions): Promise<ExecResult>
   /** GET http://host:port/path through a channel forwarded from this host; never throws. */
   httpGet(host: string, port: number, path: string, timeoutMs: number, headers?: Record<string, string>): Promise<HttpResult>
   close(): Promise<void>
@@ -183,10 +188,10 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
   return {
     name,
     stats,
-    exec(c) {
+    exec(c, options = {}) {
       stats.commands++
       debug(`$ ${describeCommand(c)}`)
-      return guarded(() => sessions.use(() => execOnce(c)))
+      return guarded(() => (options.unqueued ? execOnce(c) : sessions.use(() => execOnce(c))))
     },
     httpGet(host, port, path, timeoutMs, headers = {}) {
       return guarded(() => tunnels.use(() => probe(host, port, path, timeoutMs, headers)))
