@@ -50787,7 +50787,9 @@ async function operate(config, gh, recorder, journal, fleet) {
     }
     if (config.operation === "status") {
       if (stale) await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
-      return { result: state2.canary ? "paused" : state2.history.at(-1)?.result ?? "planned", canaryWeight: state2.canary ? String(state2.canary.weight) : "", serving: liveReport(config, state2).replicas, configDiff: "", live: liveReport(config, state2), state: state2 };
+      const last = [...state2.history].reverse().find((h) => state2.canary || h.result !== "paused");
+      const live = liveReport(config, state2);
+      return { result: state2.canary ? "paused" : last?.result ?? "planned", canaryWeight: state2.canary ? String(state2.canary.weight) : "", serving: live.replicas, configDiff: "", live, state: state2 };
     }
     const problems = hostProblems(config, state2);
     if (problems.length) throw new PlanError(problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:

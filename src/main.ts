@@ -170,7 +170,10 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
     }
     if (config.operation === 'status') {
       if (stale) await runRemote(fleet.nginx, finishCommand(config.app, records, undefined), 'clearing the stale canary record')
-      return { result: state.canary ? 'paused' : ((state.history.at(-1)?.result as Result | undefined) ?? 'planned'), canaryWeight: state.canary ? String(state.canary.weight) : '', serving: liveReport(config, state).replicas, configDiff: '', live: liveReport(config, state), state }
+      // Without a live canary, a paused canary's run is not what stands: the last deploy before it is.
+      const last = [...state.history].reverse().find((h) => state.canary || h.result !== 'paused')
+      const live = liveReport(config, state)
+      return { result: state.canary ? 'paused' : ((last?.result as Result | undefined) ?? 'planned'), canaryWeight: state.canary ? String(state.canary.weight) : '', serving: live.replicas, configDiff: '', live, state }
     }
     const problems = hostProblems(config, state)
     if (problems.length) throw new PlanError(problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:\n- ${problems.join('\n- ')}`)

@@ -2,12 +2,12 @@
 // payload file), deploying on the local test host, and talking to a local server that answers the GitHub
 // REST endpoints the action uses. No network.
 import { jest } from '@jest/globals'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startLoad } from '../../scripts/lib/load.mjs'
 import { startFakeGitHub, type FakeGitHub } from '../github-server.js'
-import { baseInputs, resetApp, runAction, stateDir, testHost } from './harness.js'
+import { baseInputs, docker, replicasOf, resetApp, runAction, stateDir, testHost } from './harness.js'
 
 jest.setTimeout(240_000)
 
@@ -35,7 +35,7 @@ function workflowEnv(eventName: string, payload: object, sha: string): Record<st
   }
 }
 
-const pullRequest = (action: string, merged = false) => ({ action, number: 7, pull_request: { number: 7, merged, head: { sha: 'head7' } } })
+const pullRequest = (action: string, merged = false, head = 'head7') => ({ action, number: 7, pull_request: { number: 7, merged, head: { sha: head } } })
 
 const inputs = (over: Record<string, string> = {}) => ({
   ...baseInputs(host, APP, PORT),
@@ -98,34 +98,74 @@ describe('GitHub deployments and the pull-request comment', () => {
       pullRequest: { repo: 'acme/shop', number: 7 },
     })
 
-    // What the example workflow checks before replacing a pull request's canary: status lists it (and records nothing).
+    // A status run lists the canary and records nothing.
     const requestsBefore = gh.requests.length
     const status = await runAction(inputs({ operation: 'status' }), { env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7a') })
     expect(status.outputs.result).toBe('paused')
     expect(status.outputs.replicas).toContain(`"image":"${image('v2')}"`)
     expect(gh.requests.length).toBe(requestsBefore)
 
-    // A promote job that does not repeat the environment still finishes the canary's deployment and comment.
+    // The second push of the same pull request replaces its canary in one run.
+    const secondPush = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }), {
+      env: workflowEnv('pull_request', pullRequest('synchronize', false, 'head7b'), 'merge7b'),
+    })
+    expect(secondPush.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
+    expect(secondPush.log).toContain(`note: replaces the canary of ${image('v2')}`)
+    // One reload gives the new canary its share and takes the old one out; then the old one drains and goes.
+    const steps = secondPush.log.split('\n').filter((l) => /^\[\d+\/\d+\] /.test(l))
+    expect(steps.slice(2, 5).map((l) => l.replace(/^\[\d+\/\d+\] /, '').split(':')[0])).toEqual([
+      'route 10% to canary e2e-github-9384 (weights 2',
+      'drain e2e-github-9383 (until idle, at most 1s)',
+      'retire e2e-github-9383 (stop and remove on the host, in the background)',
+    ])
+    expect(gh.deployments).toHaveLength(3)
+    const secondCanary = gh.deployments[2]
+    expect(secondCanary.ref).toBe('head7b')
+    expect(states(secondCanary)).toEqual(['in_progress', 'in_progress'])
+    expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress', 'inactive'])
+    expect(canaryDeployment.statuses.at(-1)).toMatchObject({ description: `Replaced by ${image('v3')} from a new push` })
+    expect(gh.comments).toHaveLength(1)
+    expect(gh.comments[0].body).toContain('**Pushes**')
+    expect(gh.comments[0].body).toMatch(new RegExp(`\\| \`${image('v2').replace(/[.\/]/g, '\\$&')}\` \\(head7\\) \\| 10% (pass|inconclusive) \\| replaced \\|`))
+    expect(gh.comments[0].body).toMatch(new RegExp(`\\| \`${image('v3').replace(/[.\/]/g, '\\$&')}\` \\(this run\\) \\| 10% (pass|inconclusive) \\| live \\|`))
+
+    // Another pull request's push is refused while #7's canary is live: nothing changes.
+    const containersBefore = replicasOf(APP)
+    const other = await runAction(inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }), {
+      env: workflowEnv('pull_request', { action: 'synchronize', number: 8, pull_request: { number: 8, merged: false, head: { sha: 'head8' } } }, 'merge8'),
+    })
+    expect(other.code).toBe(1)
+    expect(other.log).toContain(`a canary of ${image('v3')} is live at 10% for pull request #7`)
+    expect(other.log).toContain('its workflow does either when pull request #7 is merged or closed')
+    expect(replicasOf(APP).filter((r) => r.includes(' running'))).toEqual(containersBefore.filter((r) => r.includes(' running')))
+
+    // Merging #7 promotes its canary: the second canary's deployment succeeds; still one comment.
     const promote = await runAction(inputs({ operation: 'promote', strategy: 'canary', environment: '', 'environment-url': '' }), {
-      env: workflowEnv('pull_request', pullRequest('closed', true), 'merge7b'),
+      env: workflowEnv('pull_request', pullRequest('closed', true, 'head7b'), 'merge7c'),
     })
     const report = await load.stop()
-    expect(promote.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v2') })
+    expect(promote.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v3') })
     expect(report.failed).toBe(0)
     expect(report.ok).toBeGreaterThan(100)
-    // The canary's deployment is finished, not joined by another; the one before it is no longer active.
-    expect(gh.deployments).toHaveLength(2)
-    expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress', 'in_progress', 'success'])
-    expect(canaryDeployment.statuses.at(-1)).toMatchObject({ state: 'success', description: `Promoted ${image('v2')} to all requests` })
+    expect(gh.deployments).toHaveLength(3)
+    expect(states(secondCanary)).toEqual(['in_progress', 'in_progress', 'in_progress', 'success'])
+    expect(secondCanary.statuses.at(-1)).toMatchObject({ state: 'success', description: `Promoted ${image('v3')} to all requests` })
     expect(states(gh.deployments[0])).toEqual(['in_progress', 'success', 'inactive'])
-    // Still one comment: the same one, rewritten.
+    expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress', 'inactive'])
     expect(gh.comments).toHaveLength(1)
-    expect(gh.comments[0].body).toContain(`### Canary of \`${APP}\` on production: promoted\n\n\`${image('v2')}\` serves all requests.`)
-    expect(gh.comments[0].body).toMatch(/\| 10% for 3 s \| [\d,]+ /) // the steps judged by the canary run
-    expect(gh.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1)
+    expect(gh.comments[0].body).toContain(`### Canary of \`${APP}\` on production: promoted\n\n\`${image('v3')}\` serves all requests.`)
+    expect(gh.comments[0].body).toMatch(/\| `[^`]+:v3` \(this run\) \| 10% \w+ \| promoted \|/)
+
+    // Closing #8 unmerged: its canary is not live, so there is nothing to abort, and that is no failure.
+    const closeOther = await runAction(inputs({ operation: 'abort', strategy: 'canary' }), {
+      env: workflowEnv('pull_request', { action: 'closed', number: 8, pull_request: { number: 8, merged: false, head: { sha: 'head8' } } }, 'merge8b'),
+    })
+    expect(closeOther.code).toBe(0)
+    expect(closeOther.outputs.result).toBe('unchanged')
+    expect(closeOther.log).toContain(`::notice::no canary of ${APP} is live for pull request #8: nothing to abort`)
 
     // The token is masked before anything else is printed, and never printed.
-    for (const run of [first, canary, promote]) {
+    for (const run of [first, canary, secondPush, promote]) {
       expect(run.stdout.indexOf(`::add-mask::${gh.token}`)).toBeLessThan(run.stdout.indexOf('::group::'))
       expect(run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).not.toContain(gh.token)
       expect(run.summary).not.toContain(gh.token)
@@ -138,7 +178,7 @@ describe('GitHub deployments and the pull-request comment', () => {
   it('turn into warnings naming the permissions when the token may not write, and never fail the deploy', async () => {
     gh.forbidden.add('deployments')
     gh.forbidden.add('comments')
-    const paused = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '2' }), {
+    const paused = await runAction(inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '2' }), {
       env: workflowEnv('pull_request', pullRequest('opened'), 'merge7c'),
     })
     expect(paused.code).toBe(0)
@@ -148,7 +188,7 @@ describe('GitHub deployments and the pull-request comment', () => {
 
     const aborted = await runAction(inputs({ operation: 'abort', strategy: 'canary' }), { env: workflowEnv('pull_request', pullRequest('closed'), 'merge7d') })
     expect(aborted.code).toBe(0)
-    expect(aborted.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v2') })
+    expect(aborted.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v3') })
     expect(aborted.log).toContain('`permissions: pull-requests: write`')
     expect(gh.deployments).toEqual([])
   })
@@ -160,7 +200,7 @@ describe('GitHub deployments and the pull-request comment', () => {
     expect(gh.deployments).toHaveLength(1)
     expect(gh.deployments[0].statuses.at(-1)).toEqual({
       state: 'failure',
-      description: `Failed and rolled back: ${image('v2')} serves all requests`,
+      description: `Failed and rolled back: ${image('v3')} serves all requests`,
       log_url: 'https://github.com/acme/shop/actions/runs/4242',
       auto_inactive: false,
     })
@@ -174,5 +214,42 @@ describe('GitHub deployments and the pull-request comment', () => {
     expect(unrecorded.outputs.result).toBe('deployed')
     expect(gh.requests).toEqual([])
     expect(unrecorded.log).not.toContain('::warning::')
+  })
+})
+
+describe('a canary record the hosts no longer agree with', () => {
+  /** Pauses a canary of `tag`, then removes its containers as a wiped or rebuilt host would have. */
+  async function pauseThenLose(tag: string): Promise<string[]> {
+    const paused = await runAction(inputs({ image: image(tag), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '1', environment: '', 'environment-url': '' }))
+    expect(paused.outputs.result).toBe('paused')
+    const canary: string[] = JSON.parse(readFileSync(join(stateDir(APP), 'canary.json'), 'utf8')).replicas.map((r: { name: string }) => r.name)
+    docker('rm', '--force', ...canary)
+    return canary
+  }
+  const stale = (tag: string, name: string) => `::warning::the recorded canary of ${image(tag)} at 10% is stale: ${name} on 127.0.0.1:${host.port} is not running or not routed by nginx`
+
+  it('is reported and cleared: a deploy goes on with zero failed requests; abort and status report it and clear it', async () => {
+    expect((await runAction(inputs({ image: image('v1'), environment: '', 'environment-url': '' }))).outputs.result).toBe('deployed')
+    const [lost] = await pauseThenLose('v2')
+    const load = startLoad({ port: PORT, maxSeconds: 60 })
+    const deploy = await runAction(inputs({ image: image('v3'), environment: '', 'environment-url': '' }))
+    const report = await load.stop()
+    expect(deploy.outputs.result).toBe('deployed')
+    expect(deploy.log).toContain(stale('v2', lost))
+    expect(report.failed).toBe(0)
+    expect(report.lastVersion).toBe('v3')
+    expect(existsSync(join(stateDir(APP), 'canary.json'))).toBe(false)
+
+    const [again] = await pauseThenLose('v4')
+    const abort = await runAction(inputs({ operation: 'abort', environment: '', 'environment-url': '' }))
+    expect({ code: abort.code, result: abort.outputs.result }).toEqual({ code: 0, result: 'unchanged' })
+    expect(abort.log).toContain(stale('v4', again))
+    expect(existsSync(join(stateDir(APP), 'canary.json'))).toBe(false)
+
+    const [third] = await pauseThenLose('v2')
+    const status = await runAction(inputs({ operation: 'status', environment: '', 'environment-url': '' }))
+    expect(status.outputs.result).not.toBe('paused')
+    expect(status.log).toContain(stale('v2', third))
+    expect(existsSync(join(stateDir(APP), 'canary.json'))).toBe(false)
   })
 })
