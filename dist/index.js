@@ -44,7 +44,7 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
 var require_tunnel = __commonJS({
   "node_modules/tunnel/lib/tunnel.js"(exports) {
     "use strict";
-    var net = __require("net");
+    var net2 = __require("net");
     var tls = __require("tls");
     var http2 = __require("http");
     var https = __require("https");
@@ -971,7 +971,7 @@ var require_util = __commonJS({
     var { kDestroyed, kBodyUsed, kListeners, kBody } = require_symbols();
     var { IncomingMessage } = __require("node:http");
     var stream = __require("node:stream");
-    var net = __require("node:net");
+    var net2 = __require("node:net");
     var { Blob: Blob2 } = __require("node:buffer");
     var nodeUtil = __require("node:util");
     var { stringify } = __require("node:querystring");
@@ -1116,7 +1116,7 @@ var require_util = __commonJS({
       }
       assert(typeof host === "string");
       const servername = getHostname(host);
-      if (net.isIP(servername)) {
+      if (net2.isIP(servername)) {
         return "";
       }
       return servername;
@@ -2517,7 +2517,7 @@ var require_timers = __commonJS({
 var require_connect = __commonJS({
   "node_modules/undici/lib/core/connect.js"(exports, module) {
     "use strict";
-    var net = __require("node:net");
+    var net2 = __require("node:net");
     var assert = __require("node:assert");
     var util = require_util();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors();
@@ -2613,7 +2613,7 @@ var require_connect = __commonJS({
         } else {
           assert(!httpSocket, "httpSocket can only be sent on TLS update");
           port = port || 80;
-          socket = net.connect({
+          socket = net2.connect({
             highWaterMark: 64 * 1024,
             // Same as nodejs fs streams.
             ...options,
@@ -7626,7 +7626,7 @@ var require_client = __commonJS({
   "node_modules/undici/lib/dispatcher/client.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var net = __require("node:net");
+    var net2 = __require("node:net");
     var http2 = __require("node:http");
     var util = require_util();
     var { channels } = require_diagnostics();
@@ -7776,7 +7776,7 @@ var require_client = __commonJS({
         if (maxRequestsPerClient != null && (!Number.isInteger(maxRequestsPerClient) || maxRequestsPerClient < 0)) {
           throw new InvalidArgumentError("maxRequestsPerClient must be a positive number");
         }
-        if (localAddress != null && (typeof localAddress !== "string" || net.isIP(localAddress) === 0)) {
+        if (localAddress != null && (typeof localAddress !== "string" || net2.isIP(localAddress) === 0)) {
           throw new InvalidArgumentError("localAddress must be valid string IP address");
         }
         if (maxResponseSize != null && (!Number.isInteger(maxResponseSize) || maxResponseSize < -1)) {
@@ -7940,7 +7940,7 @@ var require_client = __commonJS({
         const idx = hostname.indexOf("]");
         assert(idx !== -1);
         const ip = hostname.substring(1, idx);
-        assert(net.isIP(ip));
+        assert(net2.isIP(ip));
         hostname = ip;
       }
       client[kConnecting] = true;
@@ -42388,16 +42388,19 @@ function parseReplicaState(stdout) {
 }
 var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
 watch=''
-while [ $# -ge 2 ]; do
-  pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:$(printf '%04X' "$2")"
-  shift 2
+while [ $# -ge 3 ]; do
+  pid=$2
+  [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
+  hex=''
+  for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:\${hex#|}"
+  shift 3
 done
 inflight() {
   n=0
   for w in $watch; do
     [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
-    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:\${w##*:} [0-9A-F]+:[0-9A-F]+ 01 ")
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
     n=$((n + c))
   done
   echo $n
@@ -42412,7 +42415,10 @@ while :; do
   if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
   sleep "$poll"; i=$((i + 1))
 done`;
-var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1e3), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.port)])), maxSeconds + 30);
+var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
+  script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1e3), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])),
+  maxSeconds + 30
+);
 function parseDrain(stdout) {
   const [kind, a = "0", b = "0"] = stdout.trim().split(/\s+/);
   if (kind === "idle") return { kind, ms: Number(a) };
@@ -42481,21 +42487,26 @@ var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
 var StepFailure = class extends Error {
 };
-async function gate(port, config, replica) {
+async function gate(port, config, replica, again = false) {
   const h = config.health;
   const t0 = Date.now();
   const deadline = t0 + h.timeoutMs;
   let probes = 0;
   let last;
-  let state2 = await port.state(replica);
-  const hasHealthcheck = state2.health !== "none";
-  const result = (ok) => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : "-", dockerHealth: state2.health });
+  let state2;
+  let askedAt = 0;
+  const result = (ok) => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : "-", dockerHealth: state2?.health ?? "none" });
   for (; ; ) {
     const tick = Date.now();
     last = await port.probe(replica);
     probes++;
     const answered = statusAllowed(last.status, h.status);
-    state2 = await port.state(replica);
+    if (again && answered && !state2) return result(true);
+    if (answered || !state2 || state2.health !== "none" || Date.now() - askedAt >= 1e3 || Date.now() >= deadline) {
+      askedAt = Date.now();
+      state2 = await port.state(replica);
+    }
+    const hasHealthcheck = state2.health !== "none";
     if (answered && state2.status === "running" && (!hasHealthcheck || state2.health === "healthy")) return result(true);
     const exited = state2.status !== "running" && state2.status !== "created";
     if (exited || Date.now() >= deadline) {
@@ -42542,9 +42553,10 @@ var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
 section() {
   nr_n=$1; shift
-  "$@" >"$nr_t/o" 2>"$nr_t/e"; nr_c=$?
-  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/o" | tr -d ' ')" "$(wc -c <"$nr_t/e" | tr -d ' ')"
-  cat "$nr_t/o" "$nr_t/e"
+  mkdir -p "$nr_t/$nr_n"
+  "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/$nr_n/o" | tr -d ' ')" "$(wc -c <"$nr_t/$nr_n/e" | tr -d ' ')"
+  cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
 }
 `;
 var text = (b) => b?.toString("utf8") ?? "";
@@ -42574,7 +42586,11 @@ function sectioned(first, parts) {
   return script(
     `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
 shift
-while [ $# -ge 2 ]; do section "$1" sh -c "$2"; shift 2; done`,
+nr_i=0
+while [ $# -ge 2 ]; do nr_i=$((nr_i + 1)); section "$1" sh -c "$2" >"$nr_t/part$nr_i" & shift 2; done
+wait
+nr_j=1
+while [ $nr_j -le $nr_i ]; do cat "$nr_t/part$nr_j"; nr_j=$((nr_j + 1)); done`,
     first ? render(first) : "",
     ...parts.flatMap((p) => [p.name, render(p.command)])
   );
@@ -42582,6 +42598,7 @@ while [ $# -ge 2 ]; do section "$1" sh -c "$2"; shift 2; done`,
 
 // src/remote/ssh.ts
 import http from "node:http";
+import net from "node:net";
 
 // node_modules/node-ssh/lib/esm/index.mjs
 var import_is_stream = __toESM(require_is_stream(), 1);
@@ -43482,11 +43499,11 @@ async function openSsh({ target, login: login2, via, debug: debug2 }) {
   try {
     const sock = via ? await forward(via, target.host, target.port).catch((e) => {
       throw new RemoteError(`the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, "")}`, void 0, { cause: e });
-    }) : void 0;
+    }) : await tcpConnect(target);
     await ssh.connect({
       host: target.host,
       port: target.port,
-      ...sock ? { sock } : {},
+      sock,
       username: login2.username,
       privateKey: login2.privateKey,
       passphrase: login2.passphrase,
@@ -43507,6 +43524,20 @@ async function openSsh({ target, login: login2, via, debug: debug2 }) {
   }
   return ssh;
 }
+function tcpConnect(target) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const timer = setTimeout(() => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1e3}s while connecting`)), LIMITS.sshReadyTimeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
 function forward(ssh, host, port) {
   const client = ssh.connection;
   if (!client) return Promise.reject(new Error("the connection is closed"));
@@ -43514,6 +43545,7 @@ function forward(ssh, host, port) {
 }
 function remoteOver(ssh, name, debug2) {
   const client = ssh.connection;
+  client.setNoDelay(true);
   const stats2 = { connections: 1, commands: 0, probes: 0 };
   const sessions = new Pool(LIMITS.sshSessions);
   const tunnels = new Pool(LIMITS.sshTunnels);
@@ -43753,6 +43785,8 @@ load_args() {
 }
 run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
 workers() {
+  # The kernel's list of the master's children when it keeps one (CONFIG_PROC_CHILDREN); else every process's parent.
+  if [ -r "/proc/$1/task/$1/children" ]; then cat "/proc/$1/task/$1/children"; return; fi
   for s in /proc/[0-9]*/stat; do
     read -r pid comm _ ppid _ <"$s" 2>/dev/null || continue
     [ "$ppid" = "$1" ] && [ "$comm" = "(nginx)" ] && printf '%s ' "$pid"
@@ -43789,11 +43823,11 @@ for n in $names; do
 done
 kill -HUP "$master" || { restore; exit 13; }
 i=0
-while [ $i -lt 300 ]; do
+while [ $i -lt 1500 ]; do
   for w in $(workers "$master"); do
     case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
   done
-  sleep 0.05; i=$((i + 1))
+  sleep 0.01; i=$((i + 1))
 done
 restore
 exit 14`;
@@ -43827,9 +43861,10 @@ var containerPlace = (container) => ({
 });
 var hostPlace = { mode: "host", inside: (text2, args) => script(text2, ...args) };
 var CONTAINER_READ = `${SECTION_SH}c=$1; shift
-section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c"
-case $(cat "$nr_t/o") in true*) ;; *) exit 0 ;; esac
-docker exec --interactive -- "$c" sh -c "$@"`;
+section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c" >"$nr_t/state" &
+docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
+wait
+cat "$nr_t/state"`;
 function readNginx(place, container, managedPath) {
   return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath) : place.inside(READ, [managedPath]);
 }
@@ -44440,6 +44475,10 @@ function parseNginx(config, sections, where) {
     }
     const [running, networkMode] = text(container.out).trim().split(" ");
     if (running !== "true") return { exists: true, running: false, networkMode, managed: { kind: "unknown" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+    if (!sections.has("masters")) {
+      problems.push(`the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`);
+      return { exists: true, running: true, networkMode, managed: { kind: "unknown" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+    }
     return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode };
   }
   return { ...parseInside(config, sections, where, problems), exists: true, running: true };
@@ -44632,7 +44671,7 @@ ${said}` : ""}`);
     while (Date.now() < deadline) {
       const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath(this.config.app), LIMITS.probeTimeoutMs, headers);
       if (r.status === 200 && r.body?.trim() === configId) return true;
-      await sleep2(25);
+      await sleep2(10);
     }
     return false;
   }
@@ -44775,7 +44814,9 @@ function parseContainers(output, host) {
       continue;
     }
     const color = label(LABEL.color);
+    const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
     containers.push({
+      ...pid ? { pid } : {},
       id,
       host: host.id,
       address: host.upstreamAddress,
@@ -44954,6 +44995,8 @@ function hostsOf(step, nginxHost) {
     case "restore-config":
     case "observe":
       return [nginxHost];
+    case "drain":
+      return [...byHost([...step.replicas, ...step.recheck ?? []]).keys()];
     default:
       return [...byHost(step.replicas).keys()];
   }
@@ -44966,11 +45009,11 @@ function describeStep(step, manyHosts = false) {
     case "pull":
       return `pull ${step.image}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
     case "start":
-      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(", ")} from ${[...new Set(step.replicas.map((r) => r.image))].join(", ")}`;
+      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(", ")} from ${[...new Set(step.replicas.map((r) => r.image))].join(", ")}` + (step.ahead ? " (in the background, while the batch before drains)" : "");
     case "restart":
       return `start ${list(step.replicas)} again`;
     case "gate":
-      return step.again ? `check ${list(step.replicas)} still healthy` : `health gate ${list(step.replicas)}`;
+      return `health gate ${list(step.replicas)}`;
     case "route":
       return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${list(step.servers) || "no replica"} (one nginx reload)`;
     case "observe":
@@ -44978,7 +45021,7 @@ function describeStep(step, manyHosts = false) {
     case "restore-config":
       return `restore the previous nginx config (${list(step.servers) || "no replica"})`;
     case "drain":
-      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)`;
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ""}`;
     case "stop":
       return `stop ${list(step.replicas)}${step.background ? " (in the background)" : ""}`;
     case "remove":
@@ -45008,7 +45051,10 @@ var Executor = class {
     this.journal = journal;
     this.log = log;
     this.serving = previous;
-    for (const c of containers) this.ids.set(replicaKey(c), c.id);
+    for (const c of containers) {
+      this.ids.set(replicaKey(c), c.id);
+      if (c.running && c.pid) this.pids.set(replicaKey(c), c.pid);
+    }
     this.configBefore = nginx.liveText;
     this.manyHosts = config.appHosts.length > 1;
   }
@@ -45024,8 +45070,15 @@ var Executor = class {
   retired = [];
   /** Container ids by replica, so commands name exactly the container read or started. */
   ids = /* @__PURE__ */ new Map();
-  /** docker stop commands running in the background; awaited before remove, restart and the end of a phase. */
-  pending = [];
+  /** Main process ids of the replicas read running, for counting their connections without asking docker. */
+  pids = /* @__PURE__ */ new Map();
+  /**
+   * docker stop commands running in the background, by replica: a remove or restart of those replicas waits
+   * for theirs, and the end of a phase for all (a retirement takes them over instead).
+   */
+  pending = /* @__PURE__ */ new Map();
+  /** Starts of the next batch running ahead; its gate waits for them. */
+  starting = /* @__PURE__ */ new Map();
   configBefore;
   manyHosts;
   /** The replicas nginx routes to now. */
@@ -45049,8 +45102,9 @@ var Executor = class {
       for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
       await this.settle();
     } finally {
-      const left = this.pending;
-      this.pending = [];
+      const left = [...this.pending.values(), ...this.starting.values()];
+      this.pending.clear();
+      this.starting.clear();
       await Promise.allSettled(left);
     }
   }
@@ -45081,15 +45135,21 @@ var Executor = class {
       throw err;
     }
   }
-  /** Waits for the background stops; the first failure among them fails the step that waits. */
-  async settle() {
-    const pending = this.pending;
-    this.pending = [];
+  /** Waits for the background stops of these replicas (all, without); the first failure among them fails the step that waits. */
+  async settle(replicas) {
+    const keys = replicas ? replicas.map(replicaKey).filter((k) => this.pending.has(k)) : [...this.pending.keys()];
+    const waiting = [...new Set(keys.map((k) => this.pending.get(k)))];
+    for (const k of keys) this.pending.delete(k);
     const t0 = Date.now();
-    await Promise.all(pending);
-    return Date.now() - t0;
+    await Promise.all(waiting);
+    return waiting.length ? Date.now() - t0 : 0;
   }
   ref = (r) => this.ids.get(replicaKey(r)) ?? r.name;
+  async startOne(r) {
+    const out = await run(this.fleet.app(r.host), runReplica(this.config, r), `starting ${r.name}`);
+    const id = out.stdout.trim().split("\n").pop() ?? "";
+    if (/^[0-9a-f]{64}$/.test(id)) this.ids.set(replicaKey(r), id);
+  }
   /** Runs `work` for each host's share of the replicas, all hosts at once. */
   onHosts(replicas, work) {
     return Promise.all([...byHost(replicas)].map(([host, rs]) => work(this.fleet.app(host), rs, host)));
@@ -45105,27 +45165,30 @@ var Executor = class {
       case "pull":
         await Promise.all(step.hosts.map((h) => run(this.fleet.app(h), pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)));
         return void 0;
-      case "start":
+      case "start": {
         this.started.push(...step.replicas);
-        await this.onHosts(
-          step.replicas,
-          (remote, rs) => Promise.all(
-            rs.map(async (r) => {
-              const out = await run(remote, runReplica(c, r), `starting ${r.name}`);
-              const id = out.stdout.trim().split("\n").pop() ?? "";
-              if (/^[0-9a-f]{64}$/.test(id)) this.ids.set(replicaKey(r), id);
-            })
-          )
-        );
+        const starts = step.replicas.map((r) => {
+          const started = this.startOne(r);
+          if (step.ahead) {
+            started.catch(() => void 0);
+            this.starting.set(replicaKey(r), started);
+          }
+          return started;
+        });
+        if (step.ahead) return "continues while the batch before drains";
+        await Promise.all(starts);
         return void 0;
+      }
       case "restart": {
-        const waited = await this.settle();
+        const waited = await this.settle(step.replicas);
         await this.onHosts(step.replicas, (remote, rs) => run(remote, startContainers(rs.map(this.ref)), "starting previous replicas again"));
         return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
       }
       case "gate": {
         const results = await Promise.all(
           step.replicas.map(async (r) => {
+            await this.starting.get(replicaKey(r));
+            this.starting.delete(replicaKey(r));
             try {
               const g = await gate(this.health, c, r);
               this.journal.gates.push(g);
@@ -45137,7 +45200,7 @@ var Executor = class {
             }
           })
         );
-        return step.again ? void 0 : results.map((g) => `${g.replica} healthy after ${seconds2(g.ms)}`).join(", ");
+        return results.map((g) => `${g.replica} healthy after ${seconds2(g.ms)}`).join(", ");
       }
       case "route": {
         const { text: text2 } = renderManagedFile(c, step.servers, step.split, this.nginx.state.facts);
@@ -45159,8 +45222,10 @@ var Executor = class {
         this.serving = step.servers;
         return detail;
       }
-      case "drain":
-        return this.drain(step.replicas, step.seconds);
+      case "drain": {
+        const [detail] = await Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))]);
+        return detail;
+      }
       case "stop": {
         const stop = this.onHosts(step.replicas, (remote, rs) => run(remote, stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), "stopping old replicas"));
         this.stopped.push(...step.replicas);
@@ -45169,17 +45234,17 @@ var Executor = class {
           return void 0;
         }
         stop.catch(() => void 0);
-        this.pending.push(stop);
+        for (const r of step.replicas) this.pending.set(replicaKey(r), stop);
         return "continues while the next batch starts";
       }
       case "remove": {
-        const waited = await this.settle();
+        const waited = await this.settle(step.replicas);
         await this.onHosts(step.replicas, (remote, rs) => run(remote, removeContainers(rs.map(this.ref)), "removing containers"));
         return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
       }
       case "retire": {
-        for (const p of this.pending) p.catch(() => void 0);
-        this.pending = [];
+        for (const p of this.pending.values()) p.catch(() => void 0);
+        this.pending.clear();
         this.retired.push(...step.replicas);
         await this.onHosts(step.replicas, (remote, rs) => run(remote, retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), "handing the old replicas to a background stop"));
         return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`;
@@ -45198,11 +45263,13 @@ var Executor = class {
   /** Until the outgoing replicas have nothing in flight, counted on their own hosts (at most `max` seconds). */
   async drain(replicas, max) {
     const min = this.config.nginx.scope === "site" && this.nginx.state.facts.keepaliveMinTimeout ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0;
+    const targets = (rs) => {
+      const each = rs.map((r) => ({ ref: this.ref(r), pid: this.pids.get(replicaKey(r)), ports: [listenPortInside(this.config, r)] }));
+      return this.config.network === "host" ? [{ ...each.find((t) => t.pid) ?? each[0], ports: each.flatMap((t) => t.ports) }] : each;
+    };
     const outcomes = await this.onHosts(
       replicas,
-      async (remote, rs) => parseDrain(
-        (await run(remote, drainWait(rs.map((r) => ({ ref: this.ref(r), port: listenPortInside(this.config, r) })), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), "draining")).stdout
-      )
+      async (remote, rs) => parseDrain((await run(remote, drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), "draining")).stdout)
     );
     const busy = outcomes.filter((o) => o.kind === "busy");
     if (busy.length) return `${busy.reduce((n, o) => n + (o.kind === "busy" ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`;
@@ -49520,7 +49587,10 @@ function renderSummary(r, secrets = []) {
   for (const e of r.evidence)
     out.push("", `<details open><summary>${e.subject}: last log lines</summary>`, "", cell(e.reason), "", fence(e.logs), "", "</details>");
   if (r.stats)
-    out.push("", `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes</sub>`);
+    out.push(
+      "",
+      `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${(p.ms / 1e3).toFixed(2)} s`).join(", ")}` : ""}</sub>`
+    );
   return redact(out.join("\n") + "\n", secrets);
 }
 
@@ -50265,6 +50335,17 @@ var Journal = class {
   canarySteps = [];
   /** Things the run noticed that the reader should know (stale state, background stops...). */
   notes = [];
+  /** The run's own work around the steps, in ms: node start, connect, lock and read, records and unlock. */
+  phases = [];
+  /** Times `work` as one of the run's own phases. */
+  async phase(name, work) {
+    const t0 = Date.now();
+    try {
+      return await work();
+    } finally {
+      this.phases.push({ name, ms: Date.now() - t0 });
+    }
+  }
   /** When the last route that left all traffic on the new version ended, in ms since the run started. */
   get trafficSwitchedAtMs() {
     return [...this.steps].reverse().find((s) => s.allTrafficNew && s.outcome === "ok" && s.phase === "deploy")?.endedAtMs;
@@ -50375,14 +50456,16 @@ function replaceInBatches(config, live, next, alreadyRunning = []) {
   const b = live.length ? config.batchSize : next.length;
   const steps = [];
   const batches = Math.ceil(Math.max(next.length, live.length) / b);
+  const incoming = (i) => next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`));
   for (let i = 0; i < batches; i++) {
-    const incoming = next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`));
     const outgoing = live.slice(i * b, (i + 1) * b);
-    if (incoming.length) steps.push({ kind: "start", replicas: incoming }, { kind: "gate", replicas: incoming });
-    steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
     const batch = next.slice(i * b, (i + 1) * b);
+    if (i === 0 && incoming(0).length) steps.push({ kind: "start", replicas: incoming(0) });
+    if (incoming(i).length) steps.push({ kind: "gate", replicas: incoming(i) });
+    steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
+    if (i + 1 < batches && incoming(i + 1).length) steps.push({ kind: "start", replicas: incoming(i + 1), ahead: true });
     if (outgoing.length) {
-      steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing }, ...batch.length ? [{ kind: "gate", replicas: batch, again: true }] : []);
+      steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing, ...batch.length ? { recheck: batch } : {} });
       if (i < batches - 1) steps.push({ kind: "stop", replicas: outgoing, background: true });
     }
   }
@@ -50396,7 +50479,7 @@ var otherColor = (color) => color === "blue" ? "green" : "blue";
 function switchTo(config, live, next) {
   const steps = [{ kind: "route", servers: next }];
   if (live.length) {
-    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live }, { kind: "gate", replicas: next, again: true });
+    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live, recheck: next });
     if (!config.keepPrevious) steps.push(...retireAll(live));
   }
   return steps;
@@ -50769,11 +50852,11 @@ async function operate(config, gh, recorder, journal, fleet) {
   const mutating = config.operation !== "status" && !config.dryRun;
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : void 0;
   const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`;
-  const read = await group(`${claim ? "Take the deploy lock and read" : "Read"} ${what}`, async () => {
+  const read = await group(`${claim ? "Take the deploy lock and read" : "Read"} ${what}`, () => journal.phase(claim ? "lock and read" : "read", async () => {
     const r = await readHosts(fleet, config, claim, (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`));
     reportRead(config, fleet, r.state, r.lockNote, journal);
     return r;
-  });
+  }));
   const lock = claim ? new HeldLock(fleet.nginx, claim, warning) : void 0;
   let records = {};
   try {
@@ -50828,10 +50911,8 @@ ${configDiff}` : `${config.nginx.configPath}: no change`);
   } finally {
     if (claim) {
       await lock?.stopHeartbeat();
-      await run(fleet.nginx, finishCommand(config.app, records, claim), "writing the deploy history and releasing the lock").catch(
-        (e) => warning(`${e.message}
-the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`)
-      );
+      await journal.phase("records and unlock", () => run(fleet.nginx, finishCommand(config.app, records, claim), "writing the deploy history and releasing the lock")).catch((e) => warning(`${e.message}
+the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`));
     }
   }
 }
@@ -50908,7 +50989,8 @@ async function publish(config, gh, recorder, journal, end, stats2) {
       evidence: journal.evidence,
       live: end.live,
       github: recorder?.notes,
-      stats: stats2
+      stats: stats2,
+      phases: journal.phases
     },
     secretsOf(config)
   );
@@ -50921,7 +51003,8 @@ the rollback failed too: ${end.rollbackFailure}` : ""}`);
   }
 }
 async function run2() {
-  const journal = new Journal();
+  const journal = new Journal(Date.now() - Math.round(process.uptime() * 1e3));
+  journal.phases.push({ name: "node start", ms: Date.now() - journal.startedAt });
   const input = readInputs();
   if ("error" in input) {
     setOutput("result", "failed");
@@ -50935,7 +51018,7 @@ async function run2() {
   let end;
   try {
     const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id;
-    fleet = await group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ""}`, () => connectFleet(config, debug));
+    fleet = await group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ""}`, () => journal.phase("connect", () => connectFleet(config, debug)));
     end = await operate(config, gh, recorder, journal, fleet);
   } catch (e) {
     end = failed(e);

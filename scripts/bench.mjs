@@ -1,18 +1,24 @@
-// npm run bench: failed requests and deploy time under steady load, for each strategy and for the by-hand
-// procedure, on the same throwaway local Docker host (scripts/testhost/up.sh) in the same run.
-// Environment: BENCH_RUNS (default 3), BENCH_OUT (default bench-results).
+// npm run bench: failed requests and deploy time under steady load, for rolling and blue-green with the
+// action's default inputs, and for the by-hand procedure of the seed setup, on the same local Docker host and
+// load, in the same run, with clients on fresh connections and with keep-alive connections. Then deploy time
+// against replicas on one host, and on three hosts (the fleet of scripts/testhost/fleet-up.sh).
+// Environment: BENCH_RUNS (default 3), BENCH_OUT (default bench-results), BENCH_CLIENTS (fresh,keep-alive),
+// BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip).
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startLoad } from './lib/load.mjs'
-import { baseInputs, resetApp, root, runAction, testHost } from './lib/action.mjs'
+import { resetApp, root, runAction, testHost } from './lib/action.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const OUT = join(root, process.env.BENCH_OUT ?? 'bench-results')
+const CLIENTS = (process.env.BENCH_CLIENTS ?? 'fresh,keep-alive').split(',')
+const FLEET = process.env.BENCH_FLEET !== '0'
 const REPLICAS = 3
-const STOP_TIMEOUT = 3
-// A realistic app: it ignores SIGTERM (docker stop waits its full timeout) and takes a while to listen.
+// The issue's load: 24 clients of GET, POST and 0.4 s requests.
+const WORKERS = { get: 10, post: 6, slow: 8 }
+// A realistic app: it ignores SIGTERM (docker stop waits its full timeout) and starts listening 1 s after it starts.
 const APP_ENV = 'IGNORE_TERM=1\nSLOW_START=1'
 const image = (tag) => `nginx-rollout-test/app:${tag}`
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -22,6 +28,25 @@ const docker = (...args) => execFileSync('docker', args, { encoding: 'utf8' }).t
 const dockerAsync = async (...args) => (await promisify(execFile)('docker', args, { encoding: 'utf8' })).stdout.trim()
 const host = testHost()
 
+/** The action with its defaults, and only what this machine needs: local images, host networking, a port. */
+const actionInputs = (app, port, ports, tag, extra = {}) => ({
+  host: `${host.host}:${host.port}`,
+  username: host.user,
+  key: host.key,
+  fingerprint: host.fingerprint,
+  app,
+  image: image(tag),
+  pull: 'false',
+  network: 'host',
+  'nginx-image': 'nginx-rollout-test/nginx:test',
+  'nginx-container': `${app}-lb`,
+  listen: `127.0.0.1:${port}`,
+  replicas: String(REPLICAS),
+  ports,
+  env: APP_ENV,
+  ...extra,
+})
+
 // ---------- measuring one deploy under load ----------
 
 const quantile = (xs, q) => {
@@ -30,8 +55,8 @@ const quantile = (xs, q) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]
 }
 
-async function measure(port, deploy) {
-  const load = startLoad({ port, maxSeconds: 300 })
+async function measure(port, deploy, keepAlive) {
+  const load = startLoad({ port, workers: WORKERS, keepAlive, maxSeconds: 300 })
   await sleep(2000) // steady state before the deploy, for the baseline latency
   const t0 = performance.now()
   const t0Load = t0 - load.t0
@@ -47,12 +72,13 @@ async function measure(port, deploy) {
     wallSeconds: (t1Load - t0Load) / 1000,
     requests: r.answered,
     failed: r.failed,
+    resets: r.resets,
     failedByKind: r.failedByKind,
-    failureSeconds: new Set(failures.map((e) => Math.floor(e.at / 1000))).size,
     errors: r.sampleErrors,
     latencyBefore: { p50: quantile(before, 0.5), p99: quantile(before, 0.99), max: Math.max(0, ...before) },
     latencyDuring: { p50: quantile(during, 0.5), p99: quantile(during, 0.99), max: Math.max(0, ...during) },
     timeline: timeline(r.events, t0Load, t1Load),
+    failureTimes: failures.map((e) => (e.at - t0Load) / 1000),
   }
 }
 
@@ -72,81 +98,61 @@ function timeline(events, from, to) {
 
 // ---------- the action ----------
 
-const CATEGORY = [
-  [/^(start|health gate|check) /, 'app start and health'],
-  [/^drain /, 'drain'],
-  [/^stop /, 'docker stop'],
-  [/^(route|restore)/, 'nginx validate and reload'],
-  [/^observe /, 'canary observation'],
-]
-
-function actionBreakdown(run) {
-  const rows = [...run.summary.matchAll(/^\| \d+ \| deploy \| (.+?) \| [^|]+ \| ([\d.]+) s \| ok \|$/gm)]
-  const by = {}
-  for (const [, desc, s] of rows) {
-    const cat = CATEGORY.find(([re]) => re.test(desc))?.[1] ?? 'docker other (pull, remove)'
-    by[cat] = (by[cat] ?? 0) + Number(s)
+/** What the run's summary says: step durations, the route (reload) steps, when traffic switched and the run ended. */
+function fromSummary(summary) {
+  const steps = [...summary.matchAll(/^\| \d+ \| deploy \| (.+?) \| [^|]* \| ([\d.]+) s \| ok/gm)].map(([, desc, s]) => ({ desc, seconds: Number(s) }))
+  const routes = steps.filter((s) => /^route /.test(s.desc))
+  const switched = /all traffic on the new version after\*\* ([\d.]+) s/.exec(summary)?.[1]
+  const ended = /run ended after\*\* ([\d.]+) s/.exec(summary)?.[1]
+  const stats = /<sub>(\d+) SSH connections?, (\d+) remote commands/.exec(summary)
+  return {
+    stepSeconds: steps.reduce((a, s) => a + s.seconds, 0),
+    routeSeconds: routes.map((s) => s.seconds),
+    reloads: routes.length,
+    switchedSeconds: switched === undefined ? undefined : Number(switched),
+    endedSeconds: ended === undefined ? undefined : Number(ended),
+    sshConnections: Number(stats?.[1] ?? 0),
+    remoteCommands: Number(stats?.[2] ?? 0),
   }
-  const stats = /<sub>(\d+) SSH connection, (\d+) remote commands/.exec(run.summary)
-  const batches = rows.filter(([, d]) => /^route /.test(d)).length
-  return { breakdown: by, sshConnections: Number(stats?.[1] ?? 0), remoteCommands: Number(stats?.[2] ?? 0), batches }
 }
 
 function actionScenario(name, app, port, ports, extra) {
-  const inputs = (tag, over = {}) => ({
-    ...baseInputs(host, app, port),
-    replicas: String(REPLICAS),
-    ports,
-    'stop-timeout': String(STOP_TIMEOUT),
-    'health-interval': '0.1',
-    env: APP_ENV,
-    image: image(tag),
-    ...extra,
-    ...over,
-  })
   return {
     name,
     port,
     async setup() {
       resetApp(app)
-      const r = await runAction(inputs('v1', { strategy: 'rolling' }), { debug: false })
+      const r = await runAction(actionInputs(app, port, ports, 'v1', { strategy: 'rolling' }), { debug: false })
       if (r.outputs.result !== 'deployed') throw new Error(`${name}: setup failed\n${r.log}`)
     },
     deploy: (tag) => async () => {
       const t0 = performance.now()
-      const run = await runAction(inputs(tag), { debug: false })
-      const ok = run.outputs.result === 'deployed'
-      if (!ok) console.error(`${name} -> ${tag}: ${run.outputs.result}\n${run.log.split('\n').filter((l) => /^\[|::error/.test(l)).join('\n')}`)
-      const b = actionBreakdown(run)
-      const steps = Object.values(b.breakdown).reduce((a, x) => a + x, 0)
+      const run = await runAction(actionInputs(app, port, ports, tag, extra), { debug: false })
       const wall = (performance.now() - t0) / 1000
-      return { result: run.outputs.result, ...b, breakdown: { ...b.breakdown, 'action overhead (connect, read, lock, history, node start)': Math.max(0, wall - steps) } }
+      if (run.outputs.result !== 'deployed') console.error(`${name} -> ${tag}: ${run.outputs.result}\n${run.log.split('\n').filter((l) => /^\[|::error/.test(l)).join('\n')}`)
+      const s = fromSummary(run.summary)
+      // Everything that is not a step: node start, connect, lock and read, plan, history and unlock.
+      return { result: run.outputs.result, ...s, overheadSeconds: Math.max(0, wall - s.stepSeconds), switchedSeconds: s.switchedSeconds, endedSeconds: wall }
     },
     cleanup: () => resetApp(app),
   }
 }
 
-// ---------- the by-hand procedure ----------
+// ---------- the by-hand procedure of the seed setup ----------
 
 const HAND_APP = 'bench-hand'
 const HAND_PORT = 18190
 const handConf = (ports) => `events { worker_connections 4096; }
 http {
     upstream app { least_conn;
-${ports.map((p) => `        server 127.0.0.1:${p} max_fails=3 fail_timeout=30s;`).join('\n')}
+${ports.map((p) => `        server 127.0.0.1:${p} weight=10 max_fails=3 fail_timeout=30s;`).join('\n')}
     }
     server { listen 127.0.0.1:${HAND_PORT}; location / { proxy_pass http://app; } }
 }
 `
 
 function byHand(name, procedure) {
-  const timed = async (by, cat, f) => {
-    const t = performance.now()
-    await f()
-    by[cat] = (by[cat] ?? 0) + (performance.now() - t) / 1000
-  }
-  const envArgs = ['-e', 'IGNORE_TERM=1', '-e', 'SLOW_START=1']
-  const run = (name, port, tag) => dockerAsync('run', '-d', '--name', name, '--network', 'host', '-e', `PORT=${port}`, ...envArgs, image(tag))
+  const run = (name, port, tag) => dockerAsync('run', '-d', '--name', name, '--network', 'host', '-e', `PORT=${port}`, '-e', 'IGNORE_TERM=1', '-e', 'SLOW_START=1', image(tag))
   const writeConf = async (ports) => {
     writeFileSync('/tmp/bench-hand.conf', handConf(ports))
     await dockerAsync('cp', '/tmp/bench-hand.conf', `${HAND_APP}-lb:/etc/nginx/nginx.conf`)
@@ -166,48 +172,48 @@ function byHand(name, procedure) {
       await sleep(2000)
     },
     deploy: (tag) => async () => {
-      const by = {}
-      await procedure({ tag, state, by, timed, run, writeConf, reload: () => dockerAsync('kill', '--signal', 'HUP', `${HAND_APP}-lb`) })
-      return { result: 'done', breakdown: by }
+      const t0 = performance.now()
+      let switched = 0
+      let reloads = 0
+      const reload = async () => {
+        await dockerAsync('kill', '--signal', 'HUP', `${HAND_APP}-lb`)
+        reloads++
+        switched = (performance.now() - t0) / 1000
+      }
+      await procedure({ tag, state, run, writeConf, reload })
+      return { result: 'done', reloads, switchedSeconds: switched, endedSeconds: (performance.now() - t0) / 1000 }
     },
     cleanup: removeAll,
   }
 }
 
-// The seed setup's rolling procedure: per container, stop, remove, run the new image, reload nginx.
-const handRolling = byHand('by hand: rolling', async ({ tag, state, by, timed, run, writeConf, reload }) => {
+// The seed setup's rolling procedure, per container: stop (docker's default 10 s), remove, run the new image, reload nginx.
+const handRolling = byHand('by hand: rolling', async ({ tag, state, run, writeConf, reload }) => {
   for (const p of state.ports) {
-    await timed(by, 'docker stop', () => dockerAsync('stop', '-t', String(STOP_TIMEOUT), `${HAND_APP}-${p}`))
-    await timed(by, 'docker other (pull, remove)', () => dockerAsync('rm', `${HAND_APP}-${p}`))
-    await timed(by, 'app start and health', () => run(`${HAND_APP}-${p}`, p, tag))
-    await timed(by, 'nginx validate and reload', async () => {
-      await writeConf(state.ports)
-      await reload()
-    })
+    await dockerAsync('stop', `${HAND_APP}-${p}`)
+    await dockerAsync('rm', `${HAND_APP}-${p}`)
+    await run(`${HAND_APP}-${p}`, p, tag)
+    await writeConf(state.ports)
+    await reload()
   }
 })
 
-// The seed setup's blue-green procedure: start the new set, rewrite nginx.conf, reload, stop the old set.
-const handBlueGreen = byHand('by hand: blue-green', async ({ tag, state, by, timed, run, writeConf, reload }) => {
+// The seed setup's blue-green procedure: start the new set, rewrite nginx.conf, reload, stop and remove the old set.
+const handBlueGreen = byHand('by hand: blue-green', async ({ tag, state, run, writeConf, reload }) => {
   const next = state.ports.map((p) => (p < 9404 ? p + 3 : p - 3))
-  await timed(by, 'app start and health', async () => {
-    for (const p of next) await run(`${HAND_APP}-${p}`, p, tag)
-  })
-  await timed(by, 'nginx validate and reload', async () => {
-    await writeConf(next)
-    await reload()
-  })
-  await timed(by, 'docker stop', () => dockerAsync('stop', '-t', String(STOP_TIMEOUT), ...state.ports.map((p) => `${HAND_APP}-${p}`)))
-  await timed(by, 'docker other (pull, remove)', () => dockerAsync('rm', ...state.ports.map((p) => `${HAND_APP}-${p}`)))
+  for (const p of next) await run(`${HAND_APP}-${p}`, p, tag)
+  await writeConf(next)
+  await reload()
+  await dockerAsync('stop', ...state.ports.map((p) => `${HAND_APP}-${p}`))
+  await dockerAsync('rm', ...state.ports.map((p) => `${HAND_APP}-${p}`))
   state.ports = next
 })
 
 // ---------- running it all ----------
 
 const scenarios = [
-  actionScenario('nginx-rollout: rolling', 'bench-rolling', 18191, '9501-9520', { strategy: 'rolling', 'drain-seconds': '1' }),
-  actionScenario('nginx-rollout: blue-green', 'bench-bg', 18192, '9521-9540', { strategy: 'blue-green', 'drain-seconds': '1' }),
-  actionScenario('nginx-rollout: canary', 'bench-canary', 18193, '9541-9560', { strategy: 'canary', 'drain-seconds': '1', 'canary-steps': '20,100', 'canary-interval': '3' }),
+  actionScenario('nginx-rollout: rolling', 'bench-rolling', 18191, '9501-9520', { strategy: 'rolling' }),
+  actionScenario('nginx-rollout: blue-green', 'bench-bg', 18192, '9521-9540', { strategy: 'blue-green' }),
   handRolling,
   handBlueGreen,
 ]
@@ -217,37 +223,54 @@ const results = []
 for (const s of scenarios) {
   await s.setup()
   for (let run = 1; run <= RUNS; run++)
-    for (const [from, to] of [['v1', 'v2'], ['v2', 'v1']]) {
-      const m = await measure(s.port, s.deploy(to))
-      results.push({ scenario: s.name, run, deploy: `${from}->${to}`, ...m })
-      console.log(`${s.name.padEnd(28)} run ${run} ${from}->${to}: ${m.requests} requests, ${m.failed} failed, ${m.wallSeconds.toFixed(1)} s`)
-    }
+    for (const clients of CLIENTS)
+      for (const [from, to] of [['v1', 'v2'], ['v2', 'v1']]) {
+        const m = await measure(s.port, s.deploy(to), clients === 'keep-alive')
+        results.push({ scenario: s.name, clients, run, deploy: `${from}->${to}`, ...m })
+        console.log(`${s.name.padEnd(26)} ${clients.padEnd(10)} run ${run} ${from}->${to}: ${m.requests} requests, ${m.failed} failed (${m.resets} resets), ${m.wallSeconds.toFixed(1)} s`)
+      }
   s.cleanup()
 }
 
-// Deploy time against replicas: one batch (blue-green; rolling with batch-size = replicas) vs one batch each.
+// Deploy time against replicas, without load: time grows with batches, not with replicas.
 const scaling = []
-for (const n of [1, 2, 4, 8]) {
-  for (const [label, extra] of [
-    ['blue-green', { strategy: 'blue-green' }],
-    ['rolling, one batch', { strategy: 'rolling', 'batch-size': String(n) }],
-    ['rolling, batch-size 1', { strategy: 'rolling', 'batch-size': '1' }],
-  ]) {
-    const app = 'bench-scale'
-    const inputs = (tag) => ({ ...baseInputs(host, app, 18194), replicas: String(n), ports: '9561-9590', 'stop-timeout': String(STOP_TIMEOUT), 'health-interval': '0.1', 'drain-seconds': '1', env: APP_ENV, image: image(tag), ...extra })
+const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
+  await runAction({ ...inputsFor('v1'), strategy: 'blue-green', ...setupExtra }, { debug: false })
+  const t0 = performance.now()
+  const r = await runAction({ ...inputsFor('v2'), ...extra }, { debug: false })
+  const seconds = (performance.now() - t0) / 1000
+  const s = fromSummary(r.summary)
+  scaling.push({ where: label, replicas: n, strategy: extra.strategy === 'blue-green' ? 'blue-green' : extra['batch-size'] === '1' ? 'rolling, batch-size 1 (default)' : 'rolling, one batch', seconds, reloads: s.reloads, result: r.outputs.result })
+  console.log(`scaling ${label}: ${scaling.at(-1).strategy}, ${n} replicas: ${seconds.toFixed(1)} s, ${s.reloads} reloads`)
+}
+for (const n of [1, 3, 8, 16]) {
+  const app = 'bench-scale'
+  const inputsFor = (tag) => actionInputs(app, 18194, '9561-9610', tag, { replicas: String(n) })
+  for (const extra of [{ strategy: 'blue-green' }, { strategy: 'rolling', 'batch-size': '1' }, { strategy: 'rolling', 'batch-size': String(n) }]) {
     resetApp(app)
-    await runAction({ ...inputs('v1'), strategy: 'rolling', 'batch-size': String(n) }, { debug: false })
-    const t0 = performance.now()
-    const r = await runAction(inputs('v2'), { debug: false })
-    scaling.push({ replicas: n, strategy: label, seconds: (performance.now() - t0) / 1000, result: r.outputs.result })
-    console.log(`scaling: ${label}, ${n} replicas: ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    await scaleRun('one host', inputsFor, n, {}, extra)
   }
-  resetApp('bench-scale')
+  resetApp(app)
 }
 
-writeFileSync(join(OUT, 'results.json'), JSON.stringify({ at: new Date().toISOString(), runs: RUNS, replicas: REPLICAS, stopTimeout: STOP_TIMEOUT, appEnv: APP_ENV, results, scaling }, null, 1))
+if (FLEET) {
+  execFileSync('bash', [join(root, 'scripts/testhost/fleet-up.sh')], { stdio: 'inherit' })
+  const { fleetInputs, resetFleetApp, image: fleetImage } = await import('./lib/fleet.mjs')
+  const app = 'bench-fleet'
+  const inputsFor = (tag) => fleetInputs(app, 18195, { image: fleetImage(tag), replicas: '3', ports: '9611-9630', env: APP_ENV, 'drain-seconds': '5', 'stop-timeout': '10', 'health-path': '/' })
+  for (const extra of [{ strategy: 'blue-green' }, { strategy: 'rolling', 'batch-size': '1' }, { strategy: 'rolling', 'batch-size': '3' }]) {
+    resetFleetApp(app)
+    await scaleRun('3 hosts x 3', inputsFor, 9, {}, extra)
+  }
+  resetFleetApp(app)
+}
+
+writeFileSync(
+  join(OUT, 'results.json'),
+  JSON.stringify({ at: new Date().toISOString(), runs: RUNS, replicas: REPLICAS, workers: WORKERS, appEnv: APP_ENV, results: results.map(({ timeline: _t, ...r }) => r), scaling }, null, 1),
+)
 const { renderReport, renderChart } = await import('./lib/bench-report.mjs')
-const md = renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, stopTimeout: STOP_TIMEOUT })
+const md = renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, workers: WORKERS })
 writeFileSync(join(OUT, 'results.md'), md)
 writeFileSync(join(OUT, 'timeline.svg'), renderChart(results))
 // A PNG beside the SVG when librsvg's converter is installed (apt-get install librsvg2-bin).

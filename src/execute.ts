@@ -41,8 +41,15 @@ export class Executor {
   private readonly retired: Replica[] = []
   /** Container ids by replica, so commands name exactly the container read or started. */
   private readonly ids = new Map<string, string>()
-  /** docker stop commands running in the background; awaited before remove, restart and the end of a phase. */
-  private pending: Array<Promise<unknown>> = []
+  /** Main process ids of the replicas read running, for counting their connections without asking docker. */
+  private readonly pids = new Map<string, number>()
+  /**
+   * docker stop commands running in the background, by replica: a remove or restart of those replicas waits
+   * for theirs, and the end of a phase for all (a retirement takes them over instead).
+   */
+  private pending = new Map<string, Promise<unknown>>()
+  /** Starts of the next batch running ahead; its gate waits for them. */
+  private readonly starting = new Map<string, Promise<void>>()
   private readonly configBefore: string | undefined
   private readonly manyHosts: boolean
   /** The replicas nginx routes to now. */
@@ -59,7 +66,10 @@ export class Executor {
     previous: readonly Replica[],
   ) {
     this.serving = previous
-    for (const c of containers) this.ids.set(replicaKey(c), c.id)
+    for (const c of containers) {
+      this.ids.set(replicaKey(c), c.id)
+      if (c.running && c.pid) this.pids.set(replicaKey(c), c.pid)
+    }
     this.configBefore = nginx.liveText
     this.manyHosts = config.appHosts.length > 1
   }
@@ -85,10 +95,11 @@ export class Executor {
       for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage)
       await this.settle()
     } finally {
-      // Whatever happened, no docker stop this run waits for is left running behind its back; a failed one
-      // has failed this phase already and must not fail the next (the rollback) again.
-      const left = this.pending
-      this.pending = []
+      // Whatever happened, no docker stop or start this run waits for is left running behind its back; a
+      // failed one has failed this phase already and must not fail the next (the rollback) again.
+      const left = [...this.pending.values(), ...this.starting.values()]
+      this.pending.clear()
+      this.starting.clear()
       await Promise.allSettled(left)
     }
   }
@@ -121,16 +132,23 @@ export class Executor {
     }
   }
 
-  /** Waits for the background stops; the first failure among them fails the step that waits. */
-  private async settle(): Promise<number> {
-    const pending = this.pending
-    this.pending = []
+  /** Waits for the background stops of these replicas (all, without); the first failure among them fails the step that waits. */
+  private async settle(replicas?: readonly Replica[]): Promise<number> {
+    const keys = replicas ? replicas.map(replicaKey).filter((k) => this.pending.has(k)) : [...this.pending.keys()]
+    const waiting = [...new Set(keys.map((k) => this.pending.get(k)))]
+    for (const k of keys) this.pending.delete(k)
     const t0 = Date.now()
-    await Promise.all(pending)
-    return Date.now() - t0
+    await Promise.all(waiting)
+    return waiting.length ? Date.now() - t0 : 0
   }
 
   private ref = (r: Replica): string => this.ids.get(replicaKey(r)) ?? r.name
+
+  private async startOne(r: Replica): Promise<void> {
+    const out = await run(this.fleet.app(r.host), docker.runReplica(this.config, r), `starting ${r.name}`)
+    const id = out.stdout.trim().split('\n').pop() ?? ''
+    if (/^[0-9a-f]{64}$/.test(id)) this.ids.set(replicaKey(r), id)
+  }
 
   /** Runs `work` for each host's share of the replicas, all hosts at once. */
   private onHosts<T>(replicas: readonly Replica[], work: (remote: ReturnType<Fleet['app']>, rs: Replica[], host: string) => Promise<T>): Promise<T[]> {
@@ -148,26 +166,30 @@ export class Executor {
       case 'pull':
         await Promise.all(step.hosts.map((h) => run(this.fleet.app(h), docker.pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)))
         return undefined
-      case 'start':
+      case 'start': {
         this.started.push(...step.replicas)
-        await this.onHosts(step.replicas, (remote, rs) =>
-          Promise.all(
-            rs.map(async (r) => {
-              const out = await run(remote, docker.runReplica(c, r), `starting ${r.name}`)
-              const id = out.stdout.trim().split('\n').pop() ?? ''
-              if (/^[0-9a-f]{64}$/.test(id)) this.ids.set(replicaKey(r), id)
-            }),
-          ),
-        )
+        const starts = step.replicas.map((r) => {
+          const started = this.startOne(r)
+          if (step.ahead) {
+            started.catch(() => undefined) // awaited by the gate
+            this.starting.set(replicaKey(r), started)
+          }
+          return started
+        })
+        if (step.ahead) return 'continues while the batch before drains'
+        await Promise.all(starts)
         return undefined
+      }
       case 'restart': {
-        const waited = await this.settle()
+        const waited = await this.settle(step.replicas)
         await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.startContainers(rs.map(this.ref)), 'starting previous replicas again'))
         return waited ? `after waiting ${seconds(waited)} for docker stop` : undefined
       }
       case 'gate': {
         const results = await Promise.all(
           step.replicas.map(async (r) => {
+            await this.starting.get(replicaKey(r))
+            this.starting.delete(replicaKey(r))
             try {
               const g = await gate(this.health, c, r)
               this.journal.gates.push(g)
@@ -179,7 +201,7 @@ export class Executor {
             }
           }),
         )
-        return step.again ? undefined : results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
+        return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
       }
       case 'route': {
         const { text } = renderManagedFile(c, step.servers, step.split, this.nginx.state.facts)
@@ -201,8 +223,11 @@ export class Executor {
         this.serving = step.servers
         return detail
       }
-      case 'drain':
-        return this.drain(step.replicas, step.seconds)
+      case 'drain': {
+        // The replicas that took the traffic are checked again meanwhile, while the old ones still run.
+        const [detail] = await Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))])
+        return detail
+      }
       case 'stop': {
         const stop = this.onHosts(step.replicas, (remote, rs) => run(remote, docker.stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), 'stopping old replicas'))
         this.stopped.push(...step.replicas)
@@ -211,19 +236,19 @@ export class Executor {
           return undefined
         }
         stop.catch(() => undefined) // observed by settle()
-        this.pending.push(stop)
+        for (const r of step.replicas) this.pending.set(replicaKey(r), stop)
         return 'continues while the next batch starts'
       }
       case 'remove': {
-        const waited = await this.settle()
+        const waited = await this.settle(step.replicas)
         await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.removeContainers(rs.map(this.ref)), 'removing containers'))
         return waited ? `after waiting ${seconds(waited)} for docker stop` : undefined
       }
       case 'retire': {
         // The stops still running from earlier batches are now the host's to finish: the retirement stops
         // (joining them) and removes every one of these, so the run need not wait for any.
-        for (const p of this.pending) p.catch(() => undefined)
-        this.pending = []
+        for (const p of this.pending.values()) p.catch(() => undefined)
+        this.pending.clear()
         this.retired.push(...step.replicas)
         await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), 'handing the old replicas to a background stop'))
         return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`
@@ -245,10 +270,13 @@ export class Executor {
   private async drain(replicas: readonly Replica[], max: number): Promise<string> {
     // With keepalive_min_timeout, a reloading worker may still send an idle connection's next request to them.
     const min = this.config.nginx.scope === 'site' && this.nginx.state.facts.keepaliveMinTimeout ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0
+    // Host networking: every replica of a host shares its network namespace, read once per poll.
+    const targets = (rs: readonly Replica[]): docker.DrainTarget[] => {
+      const each = rs.map((r) => ({ ref: this.ref(r), pid: this.pids.get(replicaKey(r)), ports: [docker.listenPortInside(this.config, r)] }))
+      return this.config.network === 'host' ? [{ ...(each.find((t) => t.pid) ?? each[0]), ports: each.flatMap((t) => t.ports) }] : each
+    }
     const outcomes = await this.onHosts(replicas, async (remote, rs) =>
-      docker.parseDrain(
-        (await run(remote, docker.drainWait(rs.map((r) => ({ ref: this.ref(r), port: docker.listenPortInside(this.config, r) })), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), 'draining')).stdout,
-      ),
+      docker.parseDrain((await run(remote, docker.drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), 'draining')).stdout),
     )
     const busy = outcomes.filter((o) => o.kind === 'busy')
     if (busy.length) return `${busy.reduce((n, o) => n + (o.kind === 'busy' ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`

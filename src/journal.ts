@@ -48,6 +48,18 @@ export class Journal {
   readonly canarySteps: CanaryObservation[] = []
   /** Things the run noticed that the reader should know (stale state, background stops...). */
   readonly notes: string[] = []
+  /** The run's own work around the steps, in ms: node start, connect, lock and read, records and unlock. */
+  readonly phases: Array<{ readonly name: string; readonly ms: number }> = []
+
+  /** Times `work` as one of the run's own phases. */
+  async phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const t0 = Date.now()
+    try {
+      return await work()
+    } finally {
+      this.phases.push({ name, ms: Date.now() - t0 })
+    }
+  }
 
   constructor(readonly startedAt: number = Date.now()) {}
 

@@ -152,11 +152,11 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
   const mutating = config.operation !== 'status' && !config.dryRun
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : undefined
   const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`
-  const read = await core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, async () => {
+  const read = await core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, () => journal.phase(claim ? 'lock and read' : 'read', async () => {
     const r = await readHosts(fleet, config, claim, (holder) => core.info(`waiting for the deploy lock of ${config.app}: ${holder}`))
     reportRead(config, fleet, r.state, r.lockNote, journal)
     return r
-  })
+  }))
   const lock = claim ? new HeldLock(fleet.nginx, claim, core.warning) : undefined
   let records: Records = {}
   try {
@@ -213,9 +213,9 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
     // The records and the lock's release in one command; a failed write is a warning, the deploy stands.
     if (claim) {
       await lock?.stopHeartbeat()
-      await runRemote(fleet.nginx, finishCommand(config.app, records, claim), 'writing the deploy history and releasing the lock').catch((e: Error) =>
-        core.warning(`${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`),
-      )
+      await journal
+        .phase('records and unlock', () => runRemote(fleet.nginx, finishCommand(config.app, records, claim), 'writing the deploy history and releasing the lock'))
+        .catch((e: Error) => core.warning(`${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`))
     }
   }
 }
@@ -303,6 +303,7 @@ async function publish(config: Config, gh: RunContext, recorder: GitHubRecorder 
       live: end.live,
       github: recorder?.notes,
       stats,
+      phases: journal.phases,
     },
     secretsOf(config),
   )
@@ -316,7 +317,9 @@ async function publish(config: Config, gh: RunContext, recorder: GitHubRecorder 
 }
 
 export async function run(): Promise<void> {
-  const journal = new Journal()
+  // The clock starts with the process: node's own start-up is part of what a run costs.
+  const journal = new Journal(Date.now() - Math.round(process.uptime() * 1000))
+  journal.phases.push({ name: 'node start', ms: Date.now() - journal.startedAt })
   const input = readInputs()
   if ('error' in input) {
     core.setOutput('result', 'failed')
@@ -330,7 +333,7 @@ export async function run(): Promise<void> {
   let end: RunEnd
   try {
     const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id
-    fleet = await core.group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ''}`, () => connectFleet(config, core.debug))
+    fleet = await core.group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ''}`, () => journal.phase('connect', () => connectFleet(config, core.debug)))
     end = await operate(config, gh, recorder, journal, fleet)
   } catch (e) {
     end = failed(e)

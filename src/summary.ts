@@ -44,6 +44,8 @@ export interface RunRecord {
   /** What was recorded on GitHub (deployment, pull-request comment), or the warnings instead. */
   readonly github?: readonly string[]
   readonly stats?: { readonly connections: number; readonly commands: number; readonly probes: number }
+  /** The run's own work around the steps, in ms. */
+  readonly phases?: ReadonlyArray<{ readonly name: string; readonly ms: number }>
 }
 
 /** Replaces every secret value in text (a failing app may log its environment). */
@@ -120,6 +122,10 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   for (const e of r.evidence)
     out.push('', `<details open><summary>${e.subject}: last log lines</summary>`, '', cell(e.reason), '', fence(e.logs), '', '</details>')
   if (r.stats)
-    out.push('', `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? '' : 's'}, ${r.stats.commands} remote commands, ${r.stats.probes} probes</sub>`)
+    out.push(
+      '',
+      `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? '' : 's'}, ${r.stats.commands} remote commands, ${r.stats.probes} probes` +
+        `${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}` : ''}</sub>`,
+    )
   return redact(out.join('\n') + '\n', secrets)
 }

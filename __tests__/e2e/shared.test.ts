@@ -3,6 +3,11 @@
 // quick start's defaults on a bare host.
 import { jest } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { root } from '../../scripts/lib/action.mjs'
 import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
 import { baseInputs, docker, get, nginxConf, replicasOf, resetApp, runAction, testHost, type ActionRun } from './harness.js'
 
@@ -28,8 +33,8 @@ const beta = shared(BETA, 'beta.test', '9611-9620')
 const loadFor = (name: string, port = PORT) => startLoad({ port, headers: { Host: name }, maxSeconds: 180 })
 const show = (r: ActionRun) => r.log.split('\n').filter((l) => !l.startsWith('::debug::') && !l.startsWith('::add-mask::')).join('\n')
 
-function removeContainer(name: string): void {
-  execFileSync('sh', ['-c', `docker rm --force ${name} >/dev/null 2>&1 || true`])
+function removeContainer(names: string): void {
+  execFileSync('sh', ['-c', `docker rm --force ${names} >/dev/null 2>&1 || true`])
 }
 
 beforeAll(() => {
@@ -205,5 +210,74 @@ describe('the quick start on a bare Docker host', () => {
     expect(docker('inspect', '--format', '{{.HostConfig.NetworkMode}}', 'loadbalancer')).toBe('host')
     expect(await get(80, '/', 'localhost')).toEqual({ status: 200, text: 'v1\n' })
     removeContainer('loadbalancer')
+  })
+})
+
+describe("the README's way from a hand-made setup", () => {
+  /** The README's code block after `<!-- migration:NAME -->`. */
+  function block(name: string): string {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+    const at = readme.indexOf(`<!-- migration:${name} -->`)
+    if (at < 0) throw new Error(`README has no migration:${name} block`)
+    const m = /```\w*\n([\s\S]*?)\n```/.exec(readme.slice(at))
+    if (!m) throw new Error(`no code block after migration:${name}`)
+    return m[1]
+  }
+  const home = mkdtempSync(join(tmpdir(), 'nr-migration-'))
+  /** A README shell block, run on the Docker host (this machine) as written, in a home of its own. */
+  const sh = (name: string) => execFileSync('sh', ['-e', '-c', block(name)], { env: { ...process.env, HOME: home }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+
+  beforeAll(() => {
+    removeContainer('loadbalancer app1 app2 app3')
+    resetApp('shop')
+    // The registry of the README's example is not here: its images are the test images under those names.
+    docker('tag', image('v1'), 'ghcr.io/acme/shop:1.4.1')
+    docker('tag', image('v2'), 'ghcr.io/acme/shop:migration1')
+    docker('tag', 'nginx-rollout-test/nginx:test', 'nginx:stable')
+  })
+  afterAll(() => {
+    removeContainer('loadbalancer app1 app2 app3')
+    resetApp('shop')
+    rmSync(home, { recursive: true, force: true })
+  })
+
+  it('switches the seed setup to nginx-rollout with zero failed requests, keeping nginx.conf the user\'s', async () => {
+    sh('setup')
+    await sleep(1500)
+    expect(await get(80, '/', '127.0.0.1')).toEqual({ status: 200, text: 'v1\n' })
+    const load = startLoad({ port: 80, maxSeconds: 120 })
+    await sleep(700)
+
+    // The README's workflow step, with the test host for its variables and secrets; the one difference:
+    // no registry here, so no pull.
+    const step = (parseYaml(block('deploy')) as Array<{ with: Record<string, string | number> }>)[0].with
+    const values: Record<string, string> = {
+      '${{ vars.DEPLOY_HOST }}': `${host.host}:${host.port}`,
+      '${{ secrets.DEPLOY_KEY }}': host.key,
+      '${{ vars.DEPLOY_HOST_FINGERPRINT }}': host.fingerprint,
+      '${{ github.sha }}': 'migration1',
+    }
+    const inputs = Object.fromEntries(Object.entries(step).map(([k, v]) => [k, Object.entries(values).reduce((s, [from, to]) => s.replaceAll(from, to), String(v))]))
+    const deploy = await runAction({ ...inputs, username: host.user, pull: 'false' })
+    expect(deploy.outputs.result).toBe('deployed')
+    expect(await get(80, '/', '127.0.0.1')).toEqual({ status: 200, text: 'v1\n' }) // nothing routes to them yet
+
+    sh('switch')
+    await sleep(1500)
+    sh('retire')
+    await sleep(700)
+    const report = await load.stop()
+    if (report.failed) console.log(JSON.stringify({ ...report, events: undefined }))
+    expect(report.failed).toBe(0)
+    expect(report.byVersion.v1).toBeGreaterThan(0)
+    expect(report.lastVersion).toBe('v2')
+    expect(docker('ps', '--all', '--filter', 'name=^app[123]$', '--format', '{{.Names}}')).toBe('')
+    expect(nginxConf('loadbalancer')).toContain('proxy_pass http://shop_replicas;')
+    expect(nginxConf('loadbalancer')).not.toContain('upstream loadbalancer')
+
+    // From then on, every deploy is the same step.
+    const next = await runAction({ ...inputs, image: image('v3'), username: host.user, pull: 'false' })
+    expect(next.outputs.result).toBe('deployed')
+    expect(await get(80, '/', '127.0.0.1')).toEqual({ status: 200, text: 'v3\n' })
   })
 })

@@ -1,110 +1,146 @@
-// Turns benchmark results into the markdown table and the SVG timeline the README shows.
+// Turns benchmark results into the markdown the README shows (tables, the targets met or not) and an SVG timeline.
 
 const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : 0
+  const s = [...xs].filter((x) => x !== undefined).sort((a, b) => a - b)
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : undefined
 }
-const f1 = (x) => x.toFixed(1)
-const ms = (x) => `${Math.round(x)}`
-const CATEGORIES = ['app start and health', 'drain', 'docker stop', 'nginx validate and reload', 'canary observation', 'docker other (pull, remove)', 'action overhead (connect, read, lock, history, node start)']
+const f1 = (x) => (x === undefined ? '-' : x.toFixed(1))
+const f2 = (x) => (x === undefined ? '-' : x.toFixed(2))
+const sum = (xs) => xs.reduce((a, x) => a + (x ?? 0), 0)
 
+/** One row per scenario and client kind. */
 export function summarize(results) {
-  const names = [...new Set(results.map((r) => r.scenario))]
-  return names.map((name) => {
-    const rs = results.filter((r) => r.scenario === name)
+  const keys = [...new Set(results.map((r) => `${r.scenario}|${r.clients}`))]
+  return keys.map((key) => {
+    const [name, clients] = key.split('|')
+    const rs = results.filter((r) => r.scenario === name && r.clients === clients)
     const kinds = {}
     for (const r of rs) for (const [k, n] of Object.entries(r.failedByKind)) kinds[k] = (kinds[k] ?? 0) + n
     return {
       name,
+      clients,
       deploys: rs.length,
-      requests: rs.reduce((a, r) => a + r.requests, 0),
-      failed: rs.reduce((a, r) => a + r.failed, 0),
+      requests: sum(rs.map((r) => r.requests)),
+      failed: sum(rs.map((r) => r.failed)),
+      resets: sum(rs.map((r) => r.resets)),
+      reloads: sum(rs.map((r) => r.reloads)),
       failedByKind: kinds,
-      failureSeconds: rs.reduce((a, r) => a + r.failureSeconds, 0),
-      deploysWithFailures: rs.filter((r) => r.failed).length,
-      wall: { median: median(rs.map((r) => r.wallSeconds)), min: Math.min(...rs.map((r) => r.wallSeconds)), max: Math.max(...rs.map((r) => r.wallSeconds)) },
-      before: { p50: median(rs.map((r) => r.latencyBefore.p50)), p99: median(rs.map((r) => r.latencyBefore.p99)), max: Math.max(...rs.map((r) => r.latencyBefore.max)) },
-      during: { p50: median(rs.map((r) => r.latencyDuring.p50)), p99: median(rs.map((r) => r.latencyDuring.p99)), max: Math.max(...rs.map((r) => r.latencyDuring.max)) },
-      breakdown: Object.fromEntries(CATEGORIES.map((c) => [c, median(rs.map((r) => r.breakdown?.[c] ?? 0))])),
-      ssh: rs[0].sshConnections,
-      commands: rs[0].remoteCommands === undefined ? undefined : median(rs.map((r) => r.remoteCommands)),
-      batches: rs[0].batches,
+      wall: median(rs.map((r) => r.wallSeconds)),
+      wallMin: Math.min(...rs.map((r) => r.wallSeconds)),
+      wallMax: Math.max(...rs.map((r) => r.wallSeconds)),
+      switched: median(rs.map((r) => r.switchedSeconds)),
+      ended: median(rs.map((r) => r.endedSeconds)),
+      overhead: median(rs.map((r) => r.overheadSeconds)),
+      routes: rs.flatMap((r) => r.routeSeconds ?? []),
+      during: { p50: median(rs.map((r) => r.latencyDuring.p50)), p99: median(rs.map((r) => r.latencyDuring.p99)) },
+      commands: median(rs.map((r) => r.remoteCommands)),
     }
   })
 }
 
-export function renderReport(results, scaling, { runs, replicas, stopTimeout }) {
+export function renderReport(results, scaling, { runs, replicas, workers }) {
   const rows = summarize(results)
+  const clients = Object.values(workers).reduce((a, n) => a + n, 0)
+  const hand = (name, kind) => rows.find((r) => r.name === `by hand: ${name}` && r.clients === kind)
   const out = []
-  out.push(`${replicas} replicas of an app that ignores SIGTERM (docker stop waits its ${stopTimeout} s timeout) and starts listening after 1 s; ` +
-    `each scenario deploys v1->v2 and v2->v1 ${runs} times (${runs * 2} deploys) under steady load through nginx: GET, POST and 0.4 s requests, ` +
-    'every request on a fresh connection, nothing retried by the client. The action runs with drain-seconds 1, health-interval 0.1 s.')
+  out.push(
+    `${replicas} replicas of an app that ignores SIGTERM and starts listening 1 s after it starts, v1 to v2 and back, ${runs} times each way per client kind, ` +
+      `under a steady load of ${clients} clients (${Object.entries(workers).map(([k, n]) => `${n} ${k === 'slow' ? '0.4 s GET' : k.toUpperCase()}`).join(', ')}) through nginx; nothing retried by the clients. ` +
+      "**fresh**: a new connection per request; **keep-alive**: each client reuses one connection. The action runs with its default inputs (rolling batch-size 1, drain-seconds 5, stop-timeout 10, health-interval 0.2); " +
+      'by hand is the seed setup\'s procedure with docker\'s defaults (docker stop waits 10 s for an app that ignores SIGTERM). Ratios compare medians measured in the same run.',
+  )
   out.push('')
-  out.push('| scenario | deploys | requests | failed (by kind) | seconds with failures | deploy time, median (min-max) | latency p50 / p99 / max, ms: before | during |')
-  out.push('|---|---:|---:|---|---:|---|---|---|')
+  out.push('| scenario | clients | deploys | requests | failed | of which resets | reloads | resets per reload | deploy time, median (min-max) | ratio to by hand | all traffic on the new version after | run ended after |')
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|')
   for (const r of rows) {
-    const kinds = Object.entries(r.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ')
+    const strategy = r.name.replace(/^.*: /, '')
+    const h = hand(strategy, r.clients)
+    const ratio = r.name.startsWith('nginx-rollout') && h ? r.wall / h.wall : undefined
     out.push(
-      `| ${r.name} | ${r.deploys} | ${r.requests} | **${r.failed}**${kinds ? ` (${kinds})` : ''}${r.failed ? `, in ${r.deploysWithFailures} of ${r.deploys} deploys` : ''} | ${r.failureSeconds} | ` +
-        `${f1(r.wall.median)} s (${f1(r.wall.min)}-${f1(r.wall.max)}) | ${ms(r.before.p50)} / ${ms(r.before.p99)} / ${ms(r.before.max)} | ${ms(r.during.p50)} / ${ms(r.during.p99)} / ${ms(r.during.max)} |`,
+      `| ${r.name} | ${r.clients} | ${r.deploys} | ${r.requests} | **${r.failed}** | ${r.resets} | ${r.reloads} | ${r.reloads ? f2(r.resets / r.reloads) : '-'} | ` +
+        `${f1(r.wall)} s (${f1(r.wallMin)}-${f1(r.wallMax)}) | ${ratio === undefined ? '-' : f2(ratio)} | ${f1(r.switched)} s | ${f1(r.ended)} s |`,
     )
   }
   out.push('')
-  out.push('Where the time went (median seconds per deploy):')
+  const action = rows.filter((r) => r.name.startsWith('nginx-rollout'))
+  out.push('The action\'s own times (all runs, both client kinds):')
   out.push('')
-  out.push(`| scenario | ${CATEGORIES.join(' | ')} | SSH connections | remote commands |`)
-  out.push(`|---|${CATEGORIES.map(() => '---:').join('|')}|---:|---:|`)
-  for (const r of rows)
-    out.push(`| ${r.name} | ${CATEGORIES.map((c) => (r.breakdown[c] ? f1(r.breakdown[c]) : '-')).join(' | ')} | ${r.ssh ?? '-'} | ${r.commands ?? '-'} |`)
+  out.push('| scenario | gate passed to nginx serving (route step), median / max | overhead per run (node start, connect, lock and read, history and unlock), median | remote commands per run |')
+  out.push('|---|---|---|---:|')
+  for (const name of [...new Set(action.map((r) => r.name))]) {
+    const rs = action.filter((r) => r.name === name)
+    const routes = rs.flatMap((r) => r.routes)
+    out.push(`| ${name} | ${f2(median(routes))} s / ${f2(Math.max(...routes))} s | ${f2(median(rs.map((r) => r.overhead)))} s | ${f1(median(rs.map((r) => r.commands)))} |`)
+  }
   out.push('')
-  out.push('Deploy time against replicas (one deploy each, seconds):')
+  out.push('Deploy time against replicas, without load (one deploy each, seconds; nginx reloads in brackets):')
   out.push('')
+  const wheres = [...new Set(scaling.map((s) => s.where))]
   const strategies = [...new Set(scaling.map((s) => s.strategy))]
-  const counts = [...new Set(scaling.map((s) => s.replicas))]
-  out.push(`| replicas | ${strategies.join(' | ')} |`)
-  out.push(`|---:|${strategies.map(() => '---:').join('|')}|`)
-  for (const n of counts) out.push(`| ${n} | ${strategies.map((st) => { const s = scaling.find((x) => x.replicas === n && x.strategy === st); return s ? `${f1(s.seconds)}${s.result === 'deployed' ? '' : ` (${s.result})`}` : '-' }).join(' | ')} |`)
+  out.push(`| where | replicas | ${strategies.join(' | ')} |`)
+  out.push(`|---|---:|${strategies.map(() => '---:').join('|')}|`)
+  for (const w of wheres)
+    for (const n of [...new Set(scaling.filter((s) => s.where === w).map((s) => s.replicas))])
+      out.push(
+        `| ${w} | ${n} | ${strategies
+          .map((st) => {
+            const s = scaling.find((x) => x.where === w && x.replicas === n && x.strategy === st)
+            return s ? `${f1(s.seconds)} (${s.reloads})${s.result === 'deployed' ? '' : ` ${s.result}`}` : '-'
+          })
+          .join(' | ')} |`,
+      )
   out.push('')
-  out.push(...targets(rows, scaling))
+  out.push(...targets(rows))
   return out.join('\n') + '\n'
 }
 
-function targets(rows, scaling) {
-  const action = rows.filter((r) => r.name.startsWith('nginx-rollout'))
-  const hand = (n) => rows.find((r) => r.name === `by hand: ${n}`)
-  const mine = (n) => rows.find((r) => r.name === `nginx-rollout: ${n}`)
+function targets(rows) {
   const lines = ['Targets:', '']
-  const zero = action.every((r) => r.failed === 0)
-  lines.push(`- Zero failed requests in every run of every strategy: **${zero ? 'met' : 'NOT met'}** (${action.map((r) => `${r.name.replace('nginx-rollout: ', '')} ${r.failed}`).join(', ')}; by hand: ${rows.filter((r) => r.name.startsWith('by hand')).map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} of ${r.requests}`).join(', ')}).`)
-  for (const n of ['rolling', 'blue-green']) {
-    const a = mine(n)
-    const h = hand(n)
-    if (a && h) lines.push(`- ${n} faster than by hand: **${a.wall.median < h.wall.median ? 'met' : 'NOT met'}** (${f1(a.wall.median)} s against ${f1(h.wall.median)} s, ratio ${(a.wall.median / h.wall.median).toFixed(2)}).`)
-  }
-  for (const r of action) {
-    const overhead = r.breakdown['action overhead (connect, read, lock, history, node start)'] + r.breakdown['nginx validate and reload'] + r.breakdown['docker other (pull, remove)']
-    lines.push(`- Overhead per batch, ${r.name.replace('nginx-rollout: ', '')}: ${f1(overhead / Math.max(1, r.batches))} s over ${r.batches} batches (connect, read, lock, nginx upload/validate/reload/verify, history; target under 1 s): **${overhead / Math.max(1, r.batches) < 1 ? 'met' : 'NOT met'}**.`)
-  }
-  const one = scaling.filter((s) => s.strategy === 'blue-green')
-  if (one.length > 1) lines.push(`- One batch grows little with replicas: blue-green ${one.map((s) => `${s.replicas}: ${f1(s.seconds)} s`).join(', ')}.`)
+  const mine = (n, kind) => rows.find((r) => r.name === `nginx-rollout: ${n}` && r.clients === kind)
+  const hand = (n, kind) => rows.find((r) => r.name === `by hand: ${n}` && r.clients === kind)
+  const verdict = (ok) => (ok ? 'met' : 'NOT met')
+  for (const [n, goal] of [['rolling', 0.6], ['blue-green', 0.8]])
+    for (const kind of ['fresh', 'keep-alive']) {
+      const a = mine(n, kind)
+      const h = hand(n, kind)
+      if (a && h) lines.push(`- ${n}, ${kind} clients, at most ${goal}x the by-hand time: **${verdict(a.wall / h.wall <= goal)}** (${f1(a.wall)} s against ${f1(h.wall)} s: ${f2(a.wall / h.wall)}x).`)
+    }
+  const fresh = rows.filter((r) => r.name.startsWith('nginx-rollout') && r.clients === 'fresh')
+  if (fresh.length)
+    lines.push(
+      `- Zero failed requests with fresh connections: **${verdict(fresh.every((r) => r.failed === 0))}** (${fresh.map((r) => `${r.name.replace('nginx-rollout: ', '')} ${r.failed} of ${r.requests}`).join(', ')}; ` +
+        `by hand: ${rows.filter((r) => r.name.startsWith('by hand') && r.clients === 'fresh').map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} of ${r.requests}`).join(', ')}).`,
+    )
+  const ka = rows.filter((r) => r.name.startsWith('nginx-rollout') && r.clients === 'keep-alive')
+  if (ka.length)
+    lines.push(
+      `- Keep-alive clients: ${ka.map((r) => `${r.name.replace('nginx-rollout: ', '')} ${r.failed} failed of ${r.requests}, all resets: ${r.failed === r.resets ? 'yes' : 'no'}, ${f2(r.resets / Math.max(1, r.reloads))} per reload`).join('; ')}; ` +
+        `by hand: ${rows.filter((r) => r.name.startsWith('by hand') && r.clients === 'keep-alive').map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} failed (${r.resets} resets)`).join(', ')}.`,
+    )
+  const action = rows.filter((r) => r.name.startsWith('nginx-rollout'))
+  const routes = action.flatMap((r) => r.routes)
+  if (routes.length) lines.push(`- Gate passed to nginx serving at most 0.3 s: **${verdict(median(routes) <= 0.3)}** for the median (${f2(median(routes))} s), max ${f2(Math.max(...routes))} s.`)
+  const overhead = median(action.map((r) => r.overhead))
+  if (overhead !== undefined) lines.push(`- Overhead per run at most 0.5 s: **${verdict(overhead <= 0.5)}** (median ${f2(overhead)} s).`)
   return lines
 }
 
-/** An SVG timeline of the first v1->v2 deploy of each scenario: answers per 100 ms by version, and failures. */
+/** An SVG timeline of the first v1->v2 deploy of each scenario and client kind: answers per 100 ms by version, and failures. */
 export function renderChart(results) {
-  const firsts = [...new Set(results.map((r) => r.scenario))].map((name) => results.find((r) => r.scenario === name && r.deploy === 'v1->v2'))
+  const firsts = [...new Set(results.map((r) => `${r.scenario}|${r.clients}`))].map((key) => results.find((r) => `${r.scenario}|${r.clients}` === key && r.deploy === 'v1->v2')).filter(Boolean)
   const width = 900
-  const panel = 130
+  const panel = 90
   const pad = 40
   const height = firsts.length * (panel + 30) + 40
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`]
   out.push(`<text x="${pad}" y="18" font-size="13">Requests answered per 100 ms during a v1 to v2 deploy: <tspan fill="#4a7bd0">v1</tspan>, <tspan fill="#3a9a5b">v2</tspan>, <tspan fill="#d0342c">failed</tspan></text>`)
+  const longest = Math.max(...firsts.map((r) => r.timeline.rows.length))
   firsts.forEach((r, k) => {
     const top = 40 + k * (panel + 30)
     const rows = r.timeline.rows
     const max = Math.max(1, ...rows.map((x) => x.v1 + x.v2 + x.failed))
-    const bw = (width - 2 * pad) / rows.length
-    out.push(`<text x="${pad}" y="${top - 4}">${r.scenario} (${r.wallSeconds.toFixed(1)} s, ${r.failed} failed of ${r.requests})</text>`)
+    const bw = (width - 2 * pad) / longest
+    out.push(`<text x="${pad}" y="${top - 4}">${r.scenario}, ${r.clients} clients (${r.wallSeconds.toFixed(1)} s, ${r.failed} failed of ${r.requests})</text>`)
     out.push(`<line x1="${pad}" y1="${top + panel}" x2="${width - pad}" y2="${top + panel}" stroke="#999"/>`)
     rows.forEach((x, i) => {
       let y = top + panel

@@ -122,22 +122,26 @@ export function parseReplicaState(stdout: string): ReplicaState {
   return { status: status || 'unknown', health: health || 'none', exitCode: Number(exitCode || 0) }
 }
 
-// $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then pairs of
-// container ref and the port its app listens on inside its network namespace. Counts the established TCP
-// connections to that port in the container's own namespace (/proc/PID/net/tcp*): nginx opens one per
-// request in flight. Ends once none is left for the quiet polls, after the shortest wait.
+// $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then, per network
+// namespace, a container ref, its main process id (0: ask docker) and the ports its apps listen on there
+// ('9201|9202'). Counts the established TCP connections to those ports in that namespace
+// (/proc/PID/net/tcp*, read once per namespace and poll): nginx opens one per request in flight. Ends once
+// none is left for the quiet polls, after the shortest wait.
 const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
 watch=''
-while [ $# -ge 2 ]; do
-  pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:$(printf '%04X' "$2")"
-  shift 2
+while [ $# -ge 3 ]; do
+  pid=$2
+  [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
+  hex=''
+  for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:\${hex#|}"
+  shift 3
 done
 inflight() {
   n=0
   for w in $watch; do
     [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
-    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:\${w##*:} [0-9A-F]+:[0-9A-F]+ 01 ")
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
     n=$((n + c))
   done
   echo $n
@@ -153,9 +157,19 @@ while :; do
   sleep "$poll"; i=$((i + 1))
 done`
 
+/** A network namespace to watch: one of its containers, and the ports its replicas listen on there. */
+export interface DrainTarget {
+  readonly ref: string
+  readonly pid?: number
+  readonly ports: readonly number[]
+}
+
 /** Waits, on the host itself, until the replicas have nothing in flight (or the longest wait passes). */
-export const drainWait = (targets: ReadonlyArray<{ ref: string; port: number }>, maxSeconds: number, minSeconds: number, pollMs: number, quietPolls: number): Command =>
-  withTimeout(script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1000), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.port)])), maxSeconds + 30)
+export const drainWait = (targets: readonly DrainTarget[], maxSeconds: number, minSeconds: number, pollMs: number, quietPolls: number): Command =>
+  withTimeout(
+    script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1000), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join('|')])),
+    maxSeconds + 30,
+  )
 
 /** What drainWait() reported: idle after ms, still busy at the longest wait, or connections not readable here. */
 export type DrainOutcome = { kind: 'idle'; ms: number } | { kind: 'busy'; ms: number; inFlight: number } | { kind: 'unknown'; seconds: number }

@@ -28,24 +28,33 @@ export interface HealthPort {
 
 export class StepFailure extends Error {}
 
-/** Probes until the replica answers an allowed status (and Docker says healthy, if it has a HEALTHCHECK). */
-export async function gate(port: HealthPort, config: Config, replica: Replica): Promise<GateResult> {
+/**
+ * Probes until the replica answers an allowed status and Docker says it runs (and is healthy, if it has a
+ * HEALTHCHECK). Docker is asked whenever a probe is answered (an answer from the replica's port proves
+ * nothing if another process holds the port and the replica exited), and otherwise once a second, to
+ * stop waiting for a replica that exited. `again`: the check of a replica that passed its gate already and
+ * has had traffic since: an answer suffices (Docker is asked only when none comes).
+ */
+export async function gate(port: HealthPort, config: Config, replica: Replica, again = false): Promise<GateResult> {
   const h = config.health
   const t0 = Date.now()
   const deadline = t0 + h.timeoutMs
   let probes = 0
   let last: HttpResult | undefined
-  let state = await port.state(replica)
-  const hasHealthcheck = state.health !== 'none'
-  const result = (ok: boolean): GateResult => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : '-', dockerHealth: state.health })
+  let state: docker.ReplicaState | undefined
+  let askedAt = 0
+  const result = (ok: boolean): GateResult => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : '-', dockerHealth: state?.health ?? 'none' })
   for (;;) {
     const tick = Date.now()
     last = await port.probe(replica)
     probes++
     const answered = statusAllowed(last.status, h.status)
-    // Docker's view every time it can decide: an answer from the replica's port proves nothing if another
-    // process holds that port and the replica itself exited.
-    state = await port.state(replica)
+    if (again && answered && !state) return result(true)
+    if (answered || !state || state.health !== 'none' || Date.now() - askedAt >= 1000 || Date.now() >= deadline) {
+      askedAt = Date.now()
+      state = await port.state(replica)
+    }
+    const hasHealthcheck = state.health !== 'none'
     if (answered && state.status === 'running' && (!hasHealthcheck || state.health === 'healthy')) return result(true)
     const exited = state.status !== 'running' && state.status !== 'created'
     if (exited || Date.now() >= deadline) {

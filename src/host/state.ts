@@ -9,6 +9,8 @@ export interface ManagedContainer extends Replica {
   readonly id: string
   readonly app: string
   readonly running: boolean
+  /** The main process on its host, when running (its network namespace is where its connections are counted). */
+  readonly pid?: number
 }
 
 const APP = /^[a-z0-9][a-z0-9_.-]*$/
@@ -24,7 +26,7 @@ export function parseContainers(output: string, host: { id: string; upstreamAddr
   const ignored: string[] = []
   for (const line of output.split('\n')) {
     if (!line.trim()) continue
-    let c: { id?: unknown; name?: unknown; state?: unknown; labels?: unknown }
+    let c: { id?: unknown; name?: unknown; state?: unknown; pid?: unknown; labels?: unknown }
     try {
       c = JSON.parse(line)
     } catch {
@@ -46,7 +48,9 @@ export function parseContainers(output: string, host: { id: string; upstreamAddr
       continue
     }
     const color = label(LABEL.color)
+    const pid = typeof c.pid === 'number' && c.pid > 0 ? c.pid : undefined
     containers.push({
+      ...(pid ? { pid } : {}),
       id,
       host: host.id,
       address: host.upstreamAddress,

@@ -72,6 +72,10 @@ export function parseNginx(config: Config, sections: ReadonlyMap<string, Section
     }
     const [running, networkMode] = text(container.out).trim().split(' ')
     if (running !== 'true') return { exists: true, running: false, networkMode, managed: { kind: 'unknown' }, routes: new Map(), problems, facts: noFacts }
+    if (!sections.has('masters')) {
+      problems.push(`the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`)
+      return { exists: true, running: true, networkMode, managed: { kind: 'unknown' }, routes: new Map(), problems, facts: noFacts }
+    }
     return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode }
   }
   return { ...parseInside(config, sections, where, problems), exists: true, running: true }
@@ -306,7 +310,7 @@ export class Nginx {
     while (Date.now() < deadline) {
       const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath(this.config.app), LIMITS.probeTimeoutMs, headers)
       if (r.status === 200 && r.body?.trim() === configId) return true
-      await sleep(25)
+      await sleep(10)
     }
     return false
   }

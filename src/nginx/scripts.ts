@@ -31,6 +31,8 @@ load_args() {
 }
 run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
 workers() {
+  # The kernel's list of the master's children when it keeps one (CONFIG_PROC_CHILDREN); else every process's parent.
+  if [ -r "/proc/$1/task/$1/children" ]; then cat "/proc/$1/task/$1/children"; return; fi
   for s in /proc/[0-9]*/stat; do
     read -r pid comm _ ppid _ <"$s" 2>/dev/null || continue
     [ "$ppid" = "$1" ] && [ "$comm" = "(nginx)" ] && printf '%s ' "$pid"
@@ -76,11 +78,11 @@ for n in $names; do
 done
 kill -HUP "$master" || { restore; exit 13; }
 i=0
-while [ $i -lt 300 ]; do
+while [ $i -lt 1500 ]; do
   for w in $(workers "$master"); do
     case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
   done
-  sleep 0.05; i=$((i + 1))
+  sleep 0.01; i=$((i + 1))
 done
 restore
 exit 14`
@@ -135,12 +137,14 @@ export const containerPlace = (container: string): NginxPlace => ({
 
 export const hostPlace: NginxPlace = { mode: 'host', inside: (text, args) => script(text, ...args) }
 
-// $1 the container; then the read script and its arguments. The container's state first, as a section; the
-// read runs inside only when the container runs.
+// $1 the container; then the read script and its arguments. The read runs inside at once (a running
+// container is the usual case), the container's state beside it, as a section; when the read cannot run
+// there (no such container, or stopped), the state says why.
 const CONTAINER_READ = `${SECTION_SH}c=$1; shift
-section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c"
-case $(cat "$nr_t/o") in true*) ;; *) exit 0 ;; esac
-docker exec --interactive -- "$c" sh -c "$@"`
+section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c" >"$nr_t/state" &
+docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
+wait
+cat "$nr_t/state"`
 
 export function readNginx(place: NginxPlace, container: string, managedPath: string): Command {
   return place.mode === 'container' ? script(CONTAINER_READ, container, READ, 'sh', managedPath) : place.inside(READ, [managedPath])

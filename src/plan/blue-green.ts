@@ -8,11 +8,11 @@ import type { Replica, Step } from './types.js'
 
 export const otherColor = (color: string): 'blue' | 'green' => (color === 'blue' ? 'green' : 'blue')
 
-/** The switch itself: route to the gated new set in one reload, drain the old set, check the new one again, then retire the old unless kept. */
+/** The switch itself: route to the gated new set in one reload, drain the old set while checking the new one again, then retire the old unless kept. */
 export function switchTo(config: Config, live: readonly Replica[], next: readonly Replica[]): Step[] {
   const steps: Step[] = [{ kind: 'route', servers: next }]
   if (live.length) {
-    steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: live }, { kind: 'gate', replicas: next, again: true })
+    steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: live, recheck: next })
     if (!config.keepPrevious) steps.push(...retireAll(live))
   }
   return steps

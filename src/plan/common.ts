@@ -93,8 +93,9 @@ export function prepare(config: Config, image: string): Step[] {
 /**
  * Start-first replacement of `live` by `next`, a batch at a time, taking from the hosts in turn: start the
  * batch's new replicas (those not already running), gate them, swap them in and the batch's old ones out in
- * one reload, drain, check the new ones again, stop the old ones. Capacity never drops below
- * min(live, next). Old containers are retired by the caller once all succeeded.
+ * one reload, then drain the old ones while checking the new ones again, and stop the old ones. The next
+ * batch starts while this one drains, so that its app's start-up time overlaps the drain. Capacity never
+ * drops below min(live, next). Old containers are retired by the caller once all succeeded.
  */
 export function replaceInBatches(config: Config, live: readonly Replica[], next: readonly Replica[], alreadyRunning: readonly Replica[] = []): Step[] {
   const running = new Set(alreadyRunning.map((r) => `${r.host}/${r.name}`))
@@ -102,15 +103,17 @@ export function replaceInBatches(config: Config, live: readonly Replica[], next:
   const b = live.length ? config.batchSize : next.length
   const steps: Step[] = []
   const batches = Math.ceil(Math.max(next.length, live.length) / b)
+  const incoming = (i: number) => next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`))
   for (let i = 0; i < batches; i++) {
-    const incoming = next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`))
     const outgoing = live.slice(i * b, (i + 1) * b)
-    if (incoming.length) steps.push({ kind: 'start', replicas: incoming }, { kind: 'gate', replicas: incoming })
-    steps.push({ kind: 'route', servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] })
     const batch = next.slice(i * b, (i + 1) * b)
+    if (i === 0 && incoming(0).length) steps.push({ kind: 'start', replicas: incoming(0) })
+    if (incoming(i).length) steps.push({ kind: 'gate', replicas: incoming(i) })
+    steps.push({ kind: 'route', servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] })
+    if (i + 1 < batches && incoming(i + 1).length) steps.push({ kind: 'start', replicas: incoming(i + 1), ahead: true })
     if (outgoing.length) {
-      steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: outgoing }, ...(batch.length ? [{ kind: 'gate', replicas: batch, again: true } as const] : []))
-      // Drained and out of the upstream: the next batch can start while these stop. The last batch's are
+      steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: outgoing, ...(batch.length ? { recheck: batch } : {}) })
+      // Drained and out of the upstream: the next batch goes on while these stop. The last batch's are
       // retired with the rest at the end.
       if (i < batches - 1) steps.push({ kind: 'stop', replicas: outgoing, background: true })
     }

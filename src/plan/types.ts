@@ -8,24 +8,30 @@ export type Step =
   | { readonly kind: 'login'; readonly registry: string; readonly username: string; readonly hosts: readonly string[] }
   /** docker pull on each of these app hosts (in parallel): a missing image fails the run before traffic is touched. */
   | { readonly kind: 'pull'; readonly image: string; readonly hosts: readonly string[] }
-  /** Create and start new replicas (in parallel, on their hosts). */
-  | { readonly kind: 'start'; readonly replicas: readonly Replica[] }
+  /**
+   * Create and start new replicas (in parallel, on their hosts). `ahead`: the next batch, started while the
+   * current one drains; the run goes on at once and the next gate waits for the start.
+   */
+  | { readonly kind: 'start'; readonly replicas: readonly Replica[]; readonly ahead?: boolean }
   /** Start stopped replicas again (rollback: their containers were kept). */
   | { readonly kind: 'restart'; readonly replicas: readonly Replica[] }
   /**
    * Wait until every replica answers its health check from the nginx host, at the address nginx uses (and
-   * reports healthy, if the image has a HEALTHCHECK). `again`: the check after a drain, before the old
-   * replicas stop: a replica that crashed once it had traffic fails here while the old ones still run.
+   * reports healthy, if the image has a HEALTHCHECK).
    */
-  | { readonly kind: 'gate'; readonly replicas: readonly Replica[]; readonly again?: boolean }
+  | { readonly kind: 'gate'; readonly replicas: readonly Replica[] }
   /** Render the managed file for exactly these servers, validate, install, reload once and verify. */
   | { readonly kind: 'route'; readonly servers: readonly Replica[]; readonly split?: Split }
   /** Canary step: hold the split for a while; the canary's health and real traffic must stay good. */
   | { readonly kind: 'observe'; readonly seconds: number; readonly split: Split; readonly stable: readonly Replica[] }
   /** Put a saved managed file back (undefined: none), validate, install, reload once and verify. */
   | { readonly kind: 'restore-config'; readonly text: string | undefined; readonly servers: readonly Replica[] }
-  /** Out of the upstream, still running: wait until nothing is in flight to them (at most `seconds`). */
-  | { readonly kind: 'drain'; readonly seconds: number; readonly replicas: readonly Replica[] }
+  /**
+   * Out of the upstream, still running: wait until nothing is in flight to them (at most `seconds`).
+   * `recheck`: meanwhile the replicas that took their traffic are checked once more, before the old ones
+   * stop: one that crashed once it had traffic fails here while the old ones still run.
+   */
+  | { readonly kind: 'drain'; readonly seconds: number; readonly replicas: readonly Replica[]; readonly recheck?: readonly Replica[] }
   /**
    * `background`: the replicas are out of the upstream and drained, so the next batch need not wait for
    * docker stop (which takes up to stop-timeout with an app that ignores SIGTERM); the run awaits every
@@ -55,6 +61,8 @@ export function hostsOf(step: Step, nginxHost: string): string[] {
     case 'restore-config':
     case 'observe':
       return [nginxHost]
+    case 'drain':
+      return [...byHost([...step.replicas, ...(step.recheck ?? [])]).keys()]
     default:
       return [...byHost(step.replicas).keys()]
   }
@@ -69,11 +77,14 @@ export function describeStep(step: Step, manyHosts = false): string {
     case 'pull':
       return `pull ${step.image}${manyHosts ? ` on ${step.hosts.join(', ')}` : ''}`
     case 'start':
-      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(', ')} from ${[...new Set(step.replicas.map((r) => r.image))].join(', ')}`
+      return (
+        `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(', ')} from ${[...new Set(step.replicas.map((r) => r.image))].join(', ')}` +
+        (step.ahead ? ' (in the background, while the batch before drains)' : '')
+      )
     case 'restart':
       return `start ${list(step.replicas)} again`
     case 'gate':
-      return step.again ? `check ${list(step.replicas)} still healthy` : `health gate ${list(step.replicas)}`
+      return `health gate ${list(step.replicas)}`
     case 'route':
       return step.split
         ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)`
@@ -83,7 +94,7 @@ export function describeStep(step: Step, manyHosts = false): string {
     case 'restore-config':
       return `restore the previous nginx config (${list(step.servers) || 'no replica'})`
     case 'drain':
-      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)`
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ''}`
     case 'stop':
       return `stop ${list(step.replicas)}${step.background ? ' (in the background)' : ''}`
     case 'remove':

@@ -2,14 +2,18 @@
 // its name, exit code and byte lengths, so no content (a config file, a log) can be taken for a header.
 import { render, script, type Command } from '../commands/shell.js'
 
-/** Shell functions for scripts that print sections; `section NAME COMMAND...` runs COMMAND and frames it. */
+/**
+ * Shell functions for scripts that print sections; `section NAME COMMAND...` runs COMMAND and frames it,
+ * keeping its output in $nr_t/NAME (so sections can run side by side).
+ */
 export const SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
 section() {
   nr_n=$1; shift
-  "$@" >"$nr_t/o" 2>"$nr_t/e"; nr_c=$?
-  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/o" | tr -d ' ')" "$(wc -c <"$nr_t/e" | tr -d ' ')"
-  cat "$nr_t/o" "$nr_t/e"
+  mkdir -p "$nr_t/$nr_n"
+  "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/$nr_n/o" | tr -d ' ')" "$(wc -c <"$nr_t/$nr_n/e" | tr -d ' ')"
+  cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
 }
 `
 
@@ -49,15 +53,19 @@ export function parseSections(raw: Buffer): Map<string, Section> {
 }
 
 /**
- * One remote command that runs several, each framed as a section: an SSH session costs a round trip, so a
- * host is read in one. `first`, when given, must succeed before the others run (the lock); its exit code
- * is the command's when it fails. Each part is rendered by render(), the one quoting function.
+ * One remote command that runs several, side by side, each framed as a section: an SSH session costs a
+ * round trip, so a host is read in one. `first`, when given, must succeed before the others run (the lock);
+ * its exit code is the command's when it fails. Each part is rendered by render(), the one quoting function.
  */
 export function sectioned(first: Command | undefined, parts: ReadonlyArray<{ readonly name: string; readonly command: Command }>): Command {
   return script(
     `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
 shift
-while [ $# -ge 2 ]; do section "$1" sh -c "$2"; shift 2; done`,
+nr_i=0
+while [ $# -ge 2 ]; do nr_i=$((nr_i + 1)); section "$1" sh -c "$2" >"$nr_t/part$nr_i" & shift 2; done
+wait
+nr_j=1
+while [ $nr_j -le $nr_i ]; do cat "$nr_t/part$nr_j"; nr_j=$((nr_j + 1)); done`,
     first ? render(first) : '',
     ...parts.flatMap((p) => [p.name, render(p.command)]),
   )

@@ -2,6 +2,7 @@
 // to the replica's address, so the host needs no curl and no open port). Every command has a deadline on the
 // host and in this process; sessions in flight are bounded below sshd's MaxSessions.
 import http from 'node:http'
+import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { NodeSSH } from 'node-ssh'
 import type { Client, ClientChannel } from 'ssh2'
@@ -104,11 +105,11 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
       ? await forward(via, target.host, target.port).catch((e: Error) => {
           throw new RemoteError(`the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, '')}`, undefined, { cause: e })
         })
-      : undefined
+      : await tcpConnect(target)
     await ssh.connect({
       host: target.host,
       port: target.port,
-      ...(sock ? { sock } : {}),
+      sock: sock as never,
       username: login.username,
       privateKey: login.privateKey,
       passphrase: login.passphrase,
@@ -130,6 +131,25 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
   return ssh
 }
 
+/**
+ * The TCP connection an SSH connection runs on, without Nagle's algorithm: the handshake's small packets
+ * would otherwise each wait for a delayed ACK (tens of milliseconds per round trip).
+ */
+function tcpConnect(target: SshTarget): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: target.host, port: target.port, noDelay: true })
+    const timer = setTimeout(() => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1000}s while connecting`)), LIMITS.sshReadyTimeoutMs)
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      resolve(socket)
+    })
+    socket.once('error', (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+  })
+}
+
 function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
   const client = ssh.connection
   if (!client) return Promise.reject(new Error('the connection is closed'))
@@ -139,6 +159,8 @@ function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
 /** The Remote over an open connection. */
 export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => void): Remote {
   const client = ssh.connection as Client
+  // Small writes (a command, a probe's request) go out at once instead of waiting out Nagle's delayed ACKs.
+  client.setNoDelay(true)
   const stats: RemoteStats = { connections: 1, commands: 0, probes: 0 }
   const sessions = new Pool(LIMITS.sshSessions)
   const tunnels = new Pool(LIMITS.sshTunnels)
