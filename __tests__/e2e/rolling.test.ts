@@ -66,9 +66,11 @@ describe('rolling deploy', () => {
     expect(run.summary).toContain('<details><summary>/etc/nginx/conf.d/e2e-roll.conf diff</summary>')
     expect(run.summary).toContain(`-    server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v1 on 127.0.0.1:${host.port}`)
     expect(run.stdout).toMatch(/^::group::Deploy$/m)
-    // 3 batches of start, gate, route, drain, check again; two background stops; one retirement at the end.
-    expect(run.stdout).toMatch(/^\[3\/18\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m)
-    expect(run.stdout).toMatch(/^\[18\/18\] retire e2e-roll-9311, e2e-roll-9312, e2e-roll-9313 \(stop and remove on the host, in the background\): ok/m)
+    // 3 batches of gate, route, drain while checking the new one again; the next batch starting during each
+    // drain; two background stops; one retirement at the end.
+    expect(run.stdout).toMatch(/^\[3\/15\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m)
+    expect(run.stdout).toMatch(/^\[4\/15\] start e2e-roll-9315 \(:9315\) from nginx-rollout-test\/app:v2 \(in the background, while the batch before drains\): ok/m)
+    expect(run.stdout).toMatch(/^\[15\/15\] retire e2e-roll-9311, e2e-roll-9312, e2e-roll-9313 \(stop and remove on the host, in the background\): ok/m)
   })
 
   it('rolls back an image that never becomes healthy: the previous version keeps serving, nginx.conf unchanged, zero failed requests', async () => {

@@ -40,7 +40,7 @@ describe('faults', () => {
     const { value: run, load } = await underLoad(() => runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER=1.5', 'drain-seconds': '2' })))
     expect(run.outputs.result).toBe('rolled-back')
     expect(run.log).toMatch(/e2e-safe-\d+ stopped \(exited, exit code \d+\) before it became healthy/)
-    expect(run.stdout).toMatch(/\] check e2e-safe-\d+ still healthy: FAILED/)
+    expect(run.stdout).toMatch(/\] drain e2e-safe-\d+ \(until idle, at most 2s\), checking e2e-safe-\d+ still healthy: FAILED/)
     // The crash itself can lose what was in flight on the crashing app: a POST already sent to it (nginx
     // never resends a POST, which could double-submit; GETs are retried on another replica). Nothing else fails,
     // and nothing after the rollback.

@@ -239,15 +239,15 @@ describe('drainWait, run by sh', () => {
     await new Promise((r) => server.close(r))
   })
 
-  it('passes its limits and each container with the port its app listens on', () => {
-    const c = drainWait([{ ref: 'abc', port: 8080 }, { ref: 'def', port: 9202 }], 5, 1, 100, 2)
-    expect(c.argv.slice(3)).toEqual(['sh', '5', '1', '0.1', '2', 'abc', '8080', 'def', '9202'])
+  it('passes its limits and, per network namespace, a container with its main pid (0: ask docker) and the ports its apps listen on there', () => {
+    const c = drainWait([{ ref: 'abc', pid: 4242, ports: [8080] }, { ref: 'def', ports: [9202, 9203] }], 5, 1, 100, 2)
+    expect(c.argv.slice(3)).toEqual(['sh', '5', '1', '0.1', '2', 'abc', '4242', '8080', 'def', '0', '9202|9203'])
     expect(c.timeoutSeconds).toBe(35)
   })
 
   it('ends after the quiet polls when nothing is in flight', () => {
     const docker = fakeDocker()
-    const r = docker.run(drainWait([{ ref: 'shop-9201', port }], 2, 0, 100, 2), { FAKE_PID: String(process.pid) })
+    const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 2, 0, 100, 2), { FAKE_PID: String(process.pid) })
     expect(r.stdout).toBe('idle 100\n')
     expect(parseDrain(r.stdout)).toEqual({ kind: 'idle', ms: 100 })
     expect(docker.calls()).toEqual(['inspect --format {{.State.Pid}} -- shop-9201'])
@@ -255,7 +255,7 @@ describe('drainWait, run by sh', () => {
 
   it('waits the shortest wait even when idle at once', () => {
     const docker = fakeDocker()
-    expect(docker.run(drainWait([{ ref: 'shop-9201', port }], 2, 0.5, 100, 2), { FAKE_PID: String(process.pid) }).stdout).toBe('idle 500\n')
+    expect(docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 2, 0.5, 100, 2), { FAKE_PID: String(process.pid) }).stdout).toBe('idle 500\n')
   })
 
   // BUG (minor): the poll counts come from awk's int($min/$poll) and int($max/$poll) in floating point
@@ -263,30 +263,39 @@ describe('drainWait, run by sh', () => {
   // less than asked. Fix: round, e.g. int($min/$poll + 0.5), or count in whole milliseconds.
   it('waits a shortest wait that is not a whole number of polls in full', () => {
     const docker = fakeDocker()
-    expect(docker.run(drainWait([{ ref: 'shop-9201', port }], 2, 0.3, 100, 2), { FAKE_PID: String(process.pid) }).stdout).toBe('idle 300\n')
+    expect(docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 2, 0.3, 100, 2), { FAKE_PID: String(process.pid) }).stdout).toBe('idle 300\n')
   })
 
-  it('reports the connections still open at the longest wait', async () => {
-    const client = connect(port, '127.0.0.1')
-    await new Promise((r) => client.once('connect', r))
+  it('reports the connections still open at the longest wait, on every port of a namespace, and asks docker for no pid it was given', async () => {
+    const other = createServer((s) => open.push(s))
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r))
+    const otherPort = (other.address() as { port: number }).port
+    const clients = [connect(port, '127.0.0.1'), connect(otherPort, '127.0.0.1')]
+    await Promise.all(clients.map((c) => new Promise((r) => c.once('connect', r))))
     try {
       const docker = fakeDocker()
-      const r = docker.run(drainWait([{ ref: 'shop-9201', port }], 0.5, 0, 100, 2), { FAKE_PID: String(process.pid) })
+      const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 0.5, 0, 100, 2), { FAKE_PID: String(process.pid) })
       expect(parseDrain(r.stdout)).toEqual({ kind: 'busy', ms: 500, inFlight: 1 })
+      expect(docker.calls()).toEqual(['inspect --format {{.State.Pid}} -- shop-9201'])
+      const known = fakeDocker()
+      expect(parseDrain(known.run(drainWait([{ ref: 'shop-9201', pid: process.pid, ports: [port, otherPort] }], 0.5, 0, 100, 2)).stdout)).toEqual({ kind: 'busy', ms: 500, inFlight: 2 })
+      expect(known.calls()).toEqual([])
     } finally {
-      client.destroy()
+      clients.forEach((c) => c.destroy())
+      await new Promise((r) => other.close(r))
     }
-  })
+    // Two drains of 0.5 s in a real sh: room for a loaded machine.
+  }, 15_000)
 
   it('does not wait for a container already gone or stopped', () => {
     const docker = fakeDocker()
-    expect(docker.run(drainWait([{ ref: 'gone', port }], 2, 0, 100, 2), { FAKE_PID_EXIT: '1' }).stdout).toBe('idle 100\n')
-    expect(docker.run(drainWait([{ ref: 'stopped', port }], 2, 0, 100, 2), { FAKE_PID: '0' }).stdout).toBe('idle 100\n')
+    expect(docker.run(drainWait([{ ref: 'gone', ports: [port] }], 2, 0, 100, 2), { FAKE_PID_EXIT: '1' }).stdout).toBe('idle 100\n')
+    expect(docker.run(drainWait([{ ref: 'stopped', ports: [port] }], 2, 0, 100, 2), { FAKE_PID: '0' }).stdout).toBe('idle 100\n')
   })
 
   it('waits the longest wait when it cannot read connections', () => {
     const docker = fakeDocker()
-    const r = docker.run(drainWait([{ ref: 'shop-9201', port }], 0.2, 0, 100, 2), { FAKE_PID: '999999999' })
+    const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 0.2, 0, 100, 2), { FAKE_PID: '999999999' })
     expect(r.stdout).toBe('unknown 0.2\n')
     expect(parseDrain(r.stdout)).toEqual({ kind: 'unknown', seconds: 0.2 })
   })

@@ -9,7 +9,9 @@ import type { Replica } from '../../src/model.js'
 import { Nginx, NginxError, type NginxState } from '../../src/nginx/nginx.js'
 import { renderManagedFile } from '../../src/nginx/template.js'
 import { splitFor } from '../../src/plan/canary.js'
-import type { Step } from '../../src/plan/types.js'
+import { planUndo } from '../../src/plan/rollback.js'
+import { planRolling } from '../../src/plan/rolling.js'
+import { describeStep, type Step } from '../../src/plan/types.js'
 import { LockLostError } from '../../src/remote/lock.js'
 import type { ExecResult, HttpResult } from '../../src/remote/ssh.js'
 import {
@@ -26,6 +28,7 @@ import {
   recordingLogger,
   replica,
   replicaOf,
+  routesTo,
   sleep,
   startedId,
   THREE_HOSTS,
@@ -107,14 +110,15 @@ describe('Executor: nginx changes', () => {
     const { ex, journal } = setup({ probe: async (p) => (await sleep(p.port === 9202 ? 30 : 0), { status: 200, ms: 1 }) })
     const mixed: Step = { kind: 'route', servers: [replica(9201, 'shop:v1'), v2] }
     const onlyNew: Step = { kind: 'route', servers: [v2] }
-    const slowGate: Step = { kind: 'gate', replicas: [v2], again: true }
+    // A drain whose recheck of shop-9202 takes 30 ms: neither a route nor all traffic on the new image.
+    const slowDrain: Step = { kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')], recheck: [v2] }
     expect(journal.trafficSwitchedAtMs).toBeUndefined()
-    await ex.runAll([mixed, slowGate, onlyNew, slowGate], 'deploy', 'shop:v2')
+    await ex.runAll([mixed, slowDrain, onlyNew, slowDrain], 'deploy', 'shop:v2')
     expect(journal.steps.map((s) => s.allTrafficNew)).toEqual([false, false, true, false])
     expect(journal.trafficSwitchedAtMs).toBe(journal.steps[2].endedAtMs)
     expect(journal.steps[2].endedAtMs).toBeGreaterThanOrEqual(journal.steps[0].endedAtMs + 25)
     // A rollback's route back is not the new version arriving.
-    await ex.runAll([mixed, slowGate, onlyNew], 'rollback', 'shop:v2')
+    await ex.runAll([mixed, slowDrain, onlyNew], 'rollback', 'shop:v2')
     expect(journal.trafficSwitchedAtMs).toBe(journal.steps[2].endedAtMs)
   })
 })
@@ -272,10 +276,44 @@ describe('Executor: health gates and drains', () => {
   })
 
   it('passes a gate on the first allowed answer and says how long it took', async () => {
-    const { ex, journal } = setup()
+    const { ex, journal, host } = setup()
     await ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
     expect(journal.gates).toEqual([{ replica: 'shop-9202', host: HOST, ok: true, probes: 1, ms: expect.any(Number), last: 'GET / -> 200', dockerHealth: 'none' }])
     expect(journal.steps[0].detail).toMatch(/^shop-9202 healthy after \d+\.\ds$/)
+    // Docker is asked once, about the answered probe: nothing before the first probe.
+    expect(verbs(host)).toEqual(['docker inspect'])
+  })
+
+  it('asks Docker after the first probe and every answered one, otherwise at most once a second, but after every probe for an image with a HEALTHCHECK', async () => {
+    const events: string[] = []
+    const inspectedAt: number[] = []
+    const inspect = (health: () => string): Rule => [/^docker inspect --format '\{\{\.State\.Status/, () => (events.push('inspect'), inspectedAt.push(Date.now()), { stdout: `running\t${health()}\t0\n` })]
+    const probe = (ok: () => boolean) => (): HttpResult => (ok() ? (events.push('answer'), { status: 200, ms: 1 }) : (events.push('refused'), { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 }))
+    const config = configFrom({ 'health-interval': '0.05' })
+
+    // No HEALTHCHECK: refused for 1.3 s, then answered.
+    const answerFrom = Date.now() + 1300
+    const plain = setup({ config, rules: [inspect(() => 'none')], probe: probe(() => Date.now() >= answerFrom) })
+    await plain.ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    const refused = events.filter((e) => e === 'refused').length
+    expect(refused).toBeGreaterThan(10)
+    expect(events.slice(0, 2)).toEqual(['refused', 'inspect'])
+    expect(events.slice(-2)).toEqual(['answer', 'inspect'])
+    expect(events.filter((e) => e === 'answer')).toHaveLength(1)
+    // While refused: the first probe, then a second apart (a ms of slack: the time is taken just before the command).
+    const whileRefused = inspectedAt.slice(0, -1)
+    expect(whileRefused.length).toBeGreaterThanOrEqual(2)
+    expect(whileRefused.length).toBeLessThan(refused)
+    for (let i = 1; i < whileRefused.length; i++) expect(whileRefused[i] - whileRefused[i - 1]).toBeGreaterThanOrEqual(990)
+    expect(plain.journal.gates).toEqual([expect.objectContaining({ ok: true, probes: refused + 1, dockerHealth: 'none' })])
+
+    // A HEALTHCHECK: Docker's health is read after every probe, answered or not.
+    events.length = 0
+    let probes = 0
+    const checked = setup({ config, rules: [inspect(() => (events.includes('answer') ? 'healthy' : 'starting'))], probe: probe(() => ++probes > 3) })
+    await checked.ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    expect(events).toEqual(['refused', 'inspect', 'refused', 'inspect', 'refused', 'inspect', 'answer', 'inspect'])
+    expect(checked.journal.gates).toEqual([expect.objectContaining({ ok: true, probes: 4, dockerHealth: 'healthy' })])
   })
 
   it.each([
@@ -283,24 +321,126 @@ describe('Executor: health gates and drains', () => {
     ['busy 5000 3', '3 connections still open after drain-seconds 5s'],
     ['unknown 5', 'waited drain-seconds 5s (connections not readable on the host)'],
   ])("reads the host's drain answer %j as %j", async (answer, detail) => {
-    const old = container(9201)
-    const { ex, journal, host } = setup({ rules: [[/max=\$1; min=\$2/, { stdout: `${answer}\n` }]] })
+    const old = container(9201, 'shop:v1', { pid: 4242 })
+    const { ex, journal, host } = setup({ containers: [old], rules: [[/max=\$1; min=\$2/, { stdout: `${answer}\n` }]] })
     await ex.runAll([{ kind: 'drain', seconds: 5, replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
     expect(journal.steps[0]).toMatchObject({ description: 'drain shop-9201 (until idle, at most 5s)', outcome: 'ok', detail })
-    // At most 5 s, at least 0, polls of 0.1 s, 2 quiet polls; the container and the port its app listens on inside.
-    expect(host.commands[0].argv.slice(4)).toEqual(['5', '0', '0.1', '2', old.id, '8080'])
+    // At most 5 s, at least 0, polls of 0.1 s, 2 quiet polls; the container, its main pid as read and the port its app listens on inside.
+    expect(host.commands[0].argv.slice(4)).toEqual(['5', '0', '0.1', '2', old.id, '4242', '8080'])
   })
 
-  it('drains for at least keepalive_min_timeout when nginx reloads with it, and adds up the hosts still busy', async () => {
+  it("drains for at least keepalive_min_timeout when nginx reloads with it, reads each host's one network namespace with host networking, and adds up the hosts still busy", async () => {
     const config = configFrom({ ...THREE_HOSTS, 'drain-seconds': '5', network: 'host' })
     const drain = (answer: string): Rule => [/max=\$1; min=\$2/, { stdout: answer }]
     const apps = { a: new FakeRemote('a', [drain('busy 5000 2')]), b: new FakeRemote('b', [drain('busy 5000 1')]), c: new FakeRemote('c', [drain('idle 100')]) }
-    const live = ['a', 'b', 'c'].map((h) => container(9201, 'shop:v1', { host: h }))
+    // a's pid was read; b's two replicas share b's namespace, watched through the one whose pid was read; c's
+    // pid was read while it did not run, so it is not used (docker is asked on the host).
+    const live = [
+      container(9201, 'shop:v1', { host: 'a', pid: 1111 }),
+      container(9201, 'shop:v1', { host: 'b' }),
+      container(9201, 'shop:v1', { host: 'c', pid: 3333, running: false }),
+      container(9202, 'shop:v1', { host: 'b', pid: 2222 }),
+    ]
     const nginxState = { ...nginxServing(config, live.map(replicaOf)), facts: { keepaliveMinTimeout: true } }
     const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb'), nginxState })
     await ex.runAll([{ kind: 'drain', seconds: 5, replicas: live.map(replicaOf) }], 'deploy', 'shop:v2')
     expect(journal.steps[0].detail).toBe('3 connections still open after drain-seconds 5s')
-    expect(apps.b.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('b', 9201), '9201']])
+    expect(apps.a.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('a', 9201), '1111', '9201']])
+    expect(apps.b.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('b', 9202), '2222', '9201|9202']])
+    expect(apps.c.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('c', 9201), '0', '9201']])
+  })
+
+  it('checks the replicas that took the traffic again while the old ones drain, at the same time, an answer sufficing', async () => {
+    const drain = deferred<Partial<ExecResult>>()
+    const { ex, journal, host } = setup({ rules: [[/max=\$1; min=\$2/, () => drain.promise]] })
+    const run = ex.runAll([{ kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')], recheck: [v2] }], 'deploy', 'shop:v2')
+    // The drain has not answered, yet shop-9202 is probed; it answers, which suffices for a replica that
+    // passed its gate already: Docker is not asked.
+    const waiting = Date.now()
+    while (!host.probes.length && Date.now() - waiting < 2000) await sleep(1)
+    await sleep(20)
+    expect(host.probes).toEqual([{ host: '127.0.0.1', port: 9202, path: '/' }])
+    expect(journal.steps).toEqual([])
+    drain.resolve({ stdout: 'idle 300\n' })
+    await run
+    expect(outcomes(journal)).toEqual([['drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy', 'ok']])
+    expect(journal.steps[0]).toMatchObject({ detail: 'nothing in flight after 0.3s', hosts: [HOST] })
+    expect(verbs(host)).toEqual(['sh -c'])
+  })
+
+  it('fails a drain whose rechecked replica has exited, though the drain itself ended idle, with its logs as evidence and the old replica still running', async () => {
+    const old = container(9201)
+    const { ex, journal, host } = setup({
+      rules: [
+        [new RegExp(`^docker inspect --format .* -- ${startedId('shop-9202')}$`), { stdout: 'exited\tnone\t137\n' }],
+        [/^docker logs --tail 30 -- /, { stdout: 'Killed\n' }],
+      ],
+      probe: (p) => (p.port === 9202 ? { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 } : { status: 200, ms: 1 }),
+    })
+    const run = ex.runAll(
+      [
+        { kind: 'start', replicas: [v2] },
+        { kind: 'route', servers: [v2] },
+        { kind: 'drain', seconds: 5, replicas: [replicaOf(old)], recheck: [v2] },
+      ],
+      'deploy',
+      'shop:v2',
+    )
+    await expect(run).rejects.toThrow(StepFailure)
+    await expect(run).rejects.toThrow('shop-9202 stopped (exited, exit code 137) before it became healthy')
+    expect(outcomes(journal)).toEqual([
+      ['start shop-9202 (:9202) from shop:v2', 'ok'],
+      ['route traffic to shop-9202 (one nginx reload)', 'ok'],
+      ['drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy', 'failed'],
+    ])
+    expect(journal.steps[2].detail).toBe('shop-9202 stopped (exited, exit code 137) before it became healthy')
+    // The drain ran (and answered idle): the failure is the recheck's alone.
+    const drains = host.commands.filter((c) => /max=\$1; min=\$2/.test(render(c)))
+    expect(drains.map((c) => c.argv.slice(4))).toEqual([['5', '0', '0.1', '2', old.id, '0', '8080']])
+    expect(journal.evidence).toEqual([{ subject: 'shop-9202', reason: 'shop-9202 stopped (exited, exit code 137) before it became healthy', logs: 'Killed' }])
+    // Nothing stopped the old replica: an undo can route back to it.
+    expect(ex.progress()).toMatchObject({ started: [v2], routed: [v2], stopped: [] })
+    expect(verbs(host).filter((v) => v === 'docker stop')).toEqual([])
+  })
+})
+
+describe('Executor: the next batch started ahead', () => {
+  it('fails the next gate with the error of a start that ran ahead and failed, and the undo removes that replica', async () => {
+    const config = configFrom({ 'drain-seconds': '5', replicas: '2', pull: 'false' })
+    const live = [container(9201), container(9202)]
+    const refused = 'docker: Error response from daemon: driver failed programming external connectivity: Bind for 127.0.0.1:9204 failed: port is already allocated.'
+    const { ex, journal, host } = setup({ config, containers: live, rules: [[/^docker run .* --name shop-9204 /, { code: 125, stderr: `${refused}\n` }]] })
+    const plan = planRolling(config, live, routesTo(...live))
+    const run = ex.runAll(plan.steps, 'deploy', 'shop:v2')
+    await expect(run).rejects.toThrow(`starting shop-9204 failed on ${HOST} (exit 125): ${refused}\n  command: docker run --detach --name shop-9204 `)
+    expect(outcomes(journal)).toEqual([
+      ['start shop-9203 (:9203) from shop:v2', 'ok'],
+      ['health gate shop-9203', 'ok'],
+      ['route traffic to shop-9203, shop-9202 (one nginx reload)', 'ok'],
+      ['start shop-9204 (:9204) from shop:v2 (in the background, while the batch before drains)', 'ok'],
+      ['drain shop-9201 (until idle, at most 5s), checking shop-9203 still healthy', 'ok'],
+      ['stop shop-9201 (in the background)', 'ok'],
+      ['health gate shop-9204', 'failed'],
+    ])
+    expect(journal.steps[3].detail).toBe('continues while the batch before drains')
+    expect(journal.steps[6].detail?.split('\n')[0]).toBe(`starting shop-9204 failed on ${HOST} (exit 125): ${refused}`)
+    // The gate never probed the replica that did not start.
+    expect(host.probes.filter((p) => p.port === 9204)).toEqual([])
+    expect(journal.gates.map((g) => g.replica)).toEqual(['shop-9203'])
+
+    const undo = planUndo(config, plan, ex.progress())
+    expect(undo.steps.map((s) => describeStep(s))).toEqual([
+      'start shop-9201 again',
+      'health gate shop-9201',
+      'restore the previous nginx config (shop-9201, shop-9202)',
+      'drain shop-9203 (until idle, at most 5s)',
+      'remove shop-9203, shop-9204',
+    ])
+    const sent = host.commands.length
+    await ex.runAll(undo.steps, 'rollback', 'shop:v2')
+    // The started one by the id docker printed, the one whose start failed by its name.
+    const removes = host.commands.slice(sent).filter((c) => /docker rm /.test(render(c)))
+    expect(removes.map((c) => c.argv.slice(4))).toEqual([[startedId('shop-9203'), 'shop-9204']])
   })
 })
 

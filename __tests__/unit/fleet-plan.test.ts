@@ -65,7 +65,7 @@ describe('plans over several app hosts', () => {
     expect(strays.map((r) => `${r.name}@${r.host}`)).toEqual(['shop-9201@b'])
   })
 
-  it('rolls with batch-size 1 one host at a time, a then b then c, one reload per batch', () => {
+  it("rolls with batch-size 1 one host at a time, a then b then c, one reload per batch, starting the next host's replica while the one before drains", () => {
     const live = onEachHost(9201)
     const plan = planRolling(config({ replicas: '1' }), live, routesTo(...live))
     expect(plan.steps.map(many)).toEqual([
@@ -73,20 +73,17 @@ describe('plans over several app hosts', () => {
       'start shop-9202@a (:9202) from shop:v2',
       'health gate shop-9202@a',
       'route traffic to shop-9202@a, shop-9201@b, shop-9201@c (one nginx reload)',
-      'drain shop-9201@a (until idle, at most 5s)',
-      'check shop-9202@a still healthy',
+      'start shop-9202@b (:9202) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201@a (until idle, at most 5s), checking shop-9202@a still healthy',
       'stop shop-9201@a (in the background)',
-      'start shop-9202@b (:9202) from shop:v2',
       'health gate shop-9202@b',
       'route traffic to shop-9202@a, shop-9202@b, shop-9201@c (one nginx reload)',
-      'drain shop-9201@b (until idle, at most 5s)',
-      'check shop-9202@b still healthy',
+      'start shop-9202@c (:9202) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201@b (until idle, at most 5s), checking shop-9202@b still healthy',
       'stop shop-9201@b (in the background)',
-      'start shop-9202@c (:9202) from shop:v2',
       'health gate shop-9202@c',
       'route traffic to shop-9202@a, shop-9202@b, shop-9202@c (one nginx reload)',
-      'drain shop-9201@c (until idle, at most 5s)',
-      'check shop-9202@c still healthy',
+      'drain shop-9201@c (until idle, at most 5s), checking shop-9202@c still healthy',
       'retire shop-9201@a, shop-9201@b, shop-9201@c (stop and remove on the host, in the background)',
     ])
   })
@@ -103,15 +100,14 @@ describe('plans over several app hosts', () => {
     expect(perHost(plan.next)).toEqual({ a: 2, b: 2, c: 2 })
   })
 
-  it('starts the new colour on every host in one step and switches every host in one reload', () => {
+  it('starts the new colour on every host in one step, switches every host in one reload, and checks every host again while the old colour drains', () => {
     const live = onEachHost(9201, 'shop:v1', { color: 'blue' })
     const plan = planBlueGreen(config({ strategy: 'blue-green', replicas: '1', pull: 'false' }), live, routesTo(...live))
     expect(plan.steps.map(many)).toEqual([
       'start shop-9202@a (:9202), shop-9202@b (:9202), shop-9202@c (:9202) from shop:v2',
       'health gate shop-9202@a, shop-9202@b, shop-9202@c',
       'route traffic to shop-9202@a, shop-9202@b, shop-9202@c (one nginx reload)',
-      'drain shop-9201@a, shop-9201@b, shop-9201@c (until idle, at most 5s)',
-      'check shop-9202@a, shop-9202@b, shop-9202@c still healthy',
+      'drain shop-9201@a, shop-9201@b, shop-9201@c (until idle, at most 5s), checking shop-9202@a, shop-9202@b, shop-9202@c still healthy',
       'retire shop-9201@a, shop-9201@b, shop-9201@c (stop and remove on the host, in the background)',
     ])
     expect(plan.next.map((r) => r.color)).toEqual(['green', 'green', 'green'])
@@ -127,20 +123,17 @@ describe('plans over several app hosts', () => {
       'route 10% to canary shop-9202@a (weights 1:3, one nginx reload)',
       'observe the canary at 10% for 30s',
       'route traffic to shop-9202@a, shop-9201@b, shop-9201@c (one nginx reload)',
-      'drain shop-9201@a (until idle, at most 5s)',
-      'check shop-9202@a still healthy',
+      'start shop-9202@b (:9202) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201@a (until idle, at most 5s), checking shop-9202@a still healthy',
       'stop shop-9201@a (in the background)',
-      'start shop-9202@b (:9202) from shop:v2',
       'health gate shop-9202@b',
       'route traffic to shop-9202@a, shop-9202@b, shop-9201@c (one nginx reload)',
-      'drain shop-9201@b (until idle, at most 5s)',
-      'check shop-9202@b still healthy',
+      'start shop-9202@c (:9202) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201@b (until idle, at most 5s), checking shop-9202@b still healthy',
       'stop shop-9201@b (in the background)',
-      'start shop-9202@c (:9202) from shop:v2',
       'health gate shop-9202@c',
       'route traffic to shop-9202@a, shop-9202@b, shop-9202@c (one nginx reload)',
-      'drain shop-9201@c (until idle, at most 5s)',
-      'check shop-9202@c still healthy',
+      'drain shop-9201@c (until idle, at most 5s), checking shop-9202@c still healthy',
       'retire shop-9201@a, shop-9201@b, shop-9201@c (stop and remove on the host, in the background)',
     ])
   })

@@ -12,7 +12,7 @@ const describe1 = (s: Step) => describeStep(s)
 const v1 = (port: number) => container(port, 'shop:v1')
 
 describe('planRolling', () => {
-  it('replaces one replica per batch, start-first, and retires every old one only at the end', () => {
+  it('replaces one replica per batch, start-first, starting each next batch while the one before drains, and retires every old one only at the end', () => {
     const live = [v1(9201), v1(9202), v1(9203)]
     const plan = planRolling(config(), live, routesTo(...live))
     expect(plan.steps.map(describe1)).toEqual([
@@ -20,21 +20,29 @@ describe('planRolling', () => {
       'start shop-9204 (:9204) from shop:v2',
       'health gate shop-9204',
       'route traffic to shop-9204, shop-9202, shop-9203 (one nginx reload)',
-      'drain shop-9201 (until idle, at most 5s)',
-      'check shop-9204 still healthy',
+      'start shop-9205 (:9205) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201 (until idle, at most 5s), checking shop-9204 still healthy',
       'stop shop-9201 (in the background)',
-      'start shop-9205 (:9205) from shop:v2',
       'health gate shop-9205',
       'route traffic to shop-9204, shop-9205, shop-9203 (one nginx reload)',
-      'drain shop-9202 (until idle, at most 5s)',
-      'check shop-9205 still healthy',
+      'start shop-9206 (:9206) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9202 (until idle, at most 5s), checking shop-9205 still healthy',
       'stop shop-9202 (in the background)',
-      'start shop-9206 (:9206) from shop:v2',
       'health gate shop-9206',
       'route traffic to shop-9204, shop-9205, shop-9206 (one nginx reload)',
-      'drain shop-9203 (until idle, at most 5s)',
-      'check shop-9206 still healthy',
+      'drain shop-9203 (until idle, at most 5s), checking shop-9206 still healthy',
       'retire shop-9201, shop-9202, shop-9203 (stop and remove on the host, in the background)',
+    ])
+    // Only the first batch starts in the foreground; the others start ahead, and the drain carries the recheck.
+    expect(plan.steps.filter((s) => s.kind === 'start')).toEqual([
+      { kind: 'start', replicas: [replica(9204)] },
+      { kind: 'start', replicas: [replica(9205)], ahead: true },
+      { kind: 'start', replicas: [replica(9206)], ahead: true },
+    ])
+    expect(plan.steps.filter((s) => s.kind === 'drain')).toEqual([
+      { kind: 'drain', seconds: 5, replicas: [replicaOf(live[0])], recheck: [replica(9204)] },
+      { kind: 'drain', seconds: 5, replicas: [replicaOf(live[1])], recheck: [replica(9205)] },
+      { kind: 'drain', seconds: 5, replicas: [replicaOf(live[2])], recheck: [replica(9206)] },
     ])
     expect(plan).toMatchObject({ image: 'shop:v2', onFailure: 'restore', leaves: 'deployed', notes: [] })
     expect(plan.previous).toEqual(live.map(replicaOf))
@@ -61,11 +69,17 @@ describe('planRolling', () => {
       const routes = plan.steps.filter((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
       expect(routes.length).toBeGreaterThan(0)
       for (const r of routes) expect(r.servers.length).toBeGreaterThanOrEqual(Math.min(before, after))
-      // Every new replica is gated before the route that first includes it.
-      for (const [i, step] of plan.steps.entries())
+      // Every new replica is started, then gated, before the route that first includes it.
+      for (const [i, step] of plan.steps.entries()) {
         if (step.kind === 'route')
           for (const s of step.servers.filter((x) => x.image === 'shop:v2'))
-            expect(plan.steps.slice(0, i).some((g) => g.kind === 'gate' && !g.again && g.replicas.some((r) => r.name === s.name))).toBe(true)
+            expect(plan.steps.slice(0, i).some((g) => g.kind === 'gate' && g.replicas.some((r) => r.name === s.name))).toBe(true)
+        if (step.kind === 'gate')
+          for (const s of step.replicas) expect(plan.steps.slice(0, i).some((g) => g.kind === 'start' && g.replicas.some((r) => r.name === s.name))).toBe(true)
+      }
+      // Only the first batch starts in the foreground; every later one starts ahead, while the batch before drains.
+      const starts = plan.steps.filter((s): s is Extract<Step, { kind: 'start' }> => s.kind === 'start')
+      expect(starts.map((s) => s.ahead)).toEqual([undefined, ...starts.slice(1).map(() => true)])
       expect(routes.at(-1)!.servers).toEqual(plan.next)
     }
   })
@@ -81,20 +95,20 @@ describe('planRolling', () => {
     expect(plan.steps[0]).toEqual({ kind: 'login', registry: 'ghcr.io', username: 'bot', hosts: [HOST] })
   })
 
-  it('scales down: the extra old replicas leave in the last batches, with no new one to check again', () => {
+  it('scales down: the extra old replicas leave in the last batches, drained with no new one to check again', () => {
     const live = [v1(9201), v1(9202)]
     const plan = planRolling(config({ replicas: '1', pull: 'false' }), live, routesTo(...live))
     expect(plan.steps.map(describe1)).toEqual([
       'start shop-9203 (:9203) from shop:v2',
       'health gate shop-9203',
       'route traffic to shop-9203, shop-9202 (one nginx reload)',
-      'drain shop-9201 (until idle, at most 5s)',
-      'check shop-9203 still healthy',
+      'drain shop-9201 (until idle, at most 5s), checking shop-9203 still healthy',
       'stop shop-9201 (in the background)',
       'route traffic to shop-9203 (one nginx reload)',
       'drain shop-9202 (until idle, at most 5s)',
       'retire shop-9201, shop-9202 (stop and remove on the host, in the background)',
     ])
+    expect(plan.steps[6]).toEqual({ kind: 'drain', seconds: 5, replicas: [replicaOf(live[1])] })
   })
 
   it('treats running replicas missing from the live upstream, and stopped ones, as strays to remove', () => {
@@ -156,10 +170,22 @@ describe('describeStep', () => {
     ['start', { kind: 'start', replicas: [a, b] }, 'start shop-9201 (:9201), shop-9201 (:9201) from shop:v2', 'start shop-9201@a (:9201), shop-9201@b (:9201) from shop:v2'],
     ['restart', { kind: 'restart', replicas: [a] }, 'start shop-9201 again', 'start shop-9201@a again'],
     ['gate', { kind: 'gate', replicas: [a, b] }, 'health gate shop-9201, shop-9201', 'health gate shop-9201@a, shop-9201@b'],
-    ['gate again', { kind: 'gate', replicas: [b], again: true }, 'check shop-9201 still healthy', 'check shop-9201@b still healthy'],
+    [
+      'start ahead',
+      { kind: 'start', replicas: [a, b], ahead: true },
+      'start shop-9201 (:9201), shop-9201 (:9201) from shop:v2 (in the background, while the batch before drains)',
+      'start shop-9201@a (:9201), shop-9201@b (:9201) from shop:v2 (in the background, while the batch before drains)',
+    ],
     ['route', { kind: 'route', servers: [a, b] }, 'route traffic to shop-9201, shop-9201 (one nginx reload)', 'route traffic to shop-9201@a, shop-9201@b (one nginx reload)'],
     ['restore-config', { kind: 'restore-config', text: undefined, servers: [] }, 'restore the previous nginx config (no replica)', 'restore the previous nginx config (no replica)'],
     ['drain', { kind: 'drain', seconds: 5, replicas: [a] }, 'drain shop-9201 (until idle, at most 5s)', 'drain shop-9201@a (until idle, at most 5s)'],
+    ['drain with no replica to recheck', { kind: 'drain', seconds: 5, replicas: [a], recheck: [] }, 'drain shop-9201 (until idle, at most 5s)', 'drain shop-9201@a (until idle, at most 5s)'],
+    [
+      'drain checking the new replicas again',
+      { kind: 'drain', seconds: 5, replicas: [a], recheck: [b] },
+      'drain shop-9201 (until idle, at most 5s), checking shop-9201 still healthy',
+      'drain shop-9201@a (until idle, at most 5s), checking shop-9201@b still healthy',
+    ],
     ['stop in the background', { kind: 'stop', replicas: [a], background: true }, 'stop shop-9201 (in the background)', 'stop shop-9201@a (in the background)'],
     ['remove', { kind: 'remove', replicas: [b] }, 'remove shop-9201', 'remove shop-9201@b'],
     ['retire', { kind: 'retire', replicas: [a, b] }, 'retire shop-9201, shop-9201 (stop and remove on the host, in the background)', 'retire shop-9201@a, shop-9201@b (stop and remove on the host, in the background)'],
@@ -172,10 +198,15 @@ describe('describeStep', () => {
     expect(hostsOf({ kind: 'retire', replicas: [a, b, replica(9202, 'shop:v2', 'a')] }, 'lb')).toEqual(['a', 'b'])
     expect(hostsOf({ kind: 'route', servers: [a, b] }, 'lb')).toEqual(['lb'])
     expect(hostsOf({ kind: 'pull', image: 'x', hosts: ['a', 'c'] }, 'lb')).toEqual(['a', 'c'])
+    // A drain touches the hosts of the replicas it drains and of those it checks again.
+    expect(hostsOf({ kind: 'drain', seconds: 5, replicas: [a], recheck: [b] }, 'lb')).toEqual(['a', 'b'])
+    expect(hostsOf({ kind: 'drain', seconds: 5, replicas: [b] }, 'lb')).toEqual(['b'])
     const kinds: Step[] = [
       { kind: 'gate', replicas: [a] },
       { kind: 'drain', seconds: 1, replicas: [a] },
+      { kind: 'drain', seconds: 1, replicas: [a], recheck: [b] },
       { kind: 'start', replicas: [a] },
+      { kind: 'start', replicas: [a], ahead: true },
       { kind: 'route', servers: [a] },
       { kind: 'retire', replicas: [a] },
       { kind: 'remove', replicas: [a] },
@@ -184,6 +215,8 @@ describe('describeStep', () => {
     expect(kinds.map((s) => [s.kind, changesHosts(s)])).toEqual([
       ['gate', false],
       ['drain', false],
+      ['drain', false],
+      ['start', true],
       ['start', true],
       ['route', true],
       ['retire', true],

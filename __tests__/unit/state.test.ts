@@ -19,21 +19,28 @@ const labels = (port: number, extra: Record<string, string> = {}) => ({
 })
 
 describe('parseContainers', () => {
-  it('reads the replicas a host holds, all apps, each on this host and its upstream address', () => {
+  it('reads the replicas a host holds, all apps, each on this host and its upstream address, with the main process of a running one', () => {
     const out = [
       inspectLine({ id: ID(1), name: '/shop-9201', labels: labels(9201) }),
-      inspectLine({ id: ID(2), name: '/shop-9202', state: 'exited', labels: labels(9202, { 'nginx-rollout.color': 'green' }) }),
-      inspectLine({ id: ID(3), name: '/blog-9301', labels: labels(9301, { 'nginx-rollout.app': 'blog', 'nginx-rollout.image': 'blog:7' }) }),
+      // Docker reports pid 0 for a container that does not run.
+      inspectLine({ id: ID(2), name: '/shop-9202', state: 'exited', pid: 0, labels: labels(9202, { 'nginx-rollout.color': 'green' }) }),
+      inspectLine({ id: ID(3), name: '/blog-9301', pid: 5151, labels: labels(9301, { 'nginx-rollout.app': 'blog', 'nginx-rollout.image': 'blog:7' }) }),
       '',
     ].join('\n')
     expect(parseContainers(out, host)).toEqual({
       containers: [
-        { id: ID(1), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'shop-9201', app: 'shop', port: 9201, image: 'ghcr.io/acme/shop:1.4.2', running: true },
+        { id: ID(1), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'shop-9201', app: 'shop', port: 9201, image: 'ghcr.io/acme/shop:1.4.2', running: true, pid: 4242 },
         { id: ID(2), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'shop-9202', app: 'shop', port: 9202, image: 'ghcr.io/acme/shop:1.4.2', running: false, color: 'green' },
-        { id: ID(3), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'blog-9301', app: 'blog', port: 9301, image: 'blog:7', running: true },
+        { id: ID(3), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'blog-9301', app: 'blog', port: 9301, image: 'blog:7', running: true, pid: 5151 },
       ],
       ignored: [],
     })
+  })
+
+  it('takes a pid only when it is a positive number', () => {
+    const pidOf = (pid: unknown) => parseContainers(inspectLine({ pid, labels: labels(9201) }), host).containers[0]
+    expect(pidOf(4242).pid).toBe(4242)
+    for (const pid of [0, -1, '4242', null, undefined]) expect(pidOf(pid)).not.toHaveProperty('pid')
   })
 
   it('takes blue and green as colours and nothing else', () => {

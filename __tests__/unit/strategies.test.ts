@@ -32,17 +32,17 @@ describe('splitFor', () => {
 })
 
 describe('planBlueGreen', () => {
-  it('starts the whole other colour, gates it, switches in one reload, drains and retires the old colour', () => {
+  it('starts the whole other colour, gates it, switches in one reload, drains the old colour while checking the new one again, and retires the old', () => {
     const live = [blue(9201), blue(9202)]
     const plan = planBlueGreen(configFrom({ strategy: 'blue-green', replicas: '2', pull: 'false', 'drain-seconds': '3' }), live, routesTo(...live))
     expect(plan.steps.map(describe1)).toEqual([
       'start shop-9203 (:9203), shop-9204 (:9204) from shop:v2',
       'health gate shop-9203, shop-9204',
       'route traffic to shop-9203, shop-9204 (one nginx reload)',
-      'drain shop-9201, shop-9202 (until idle, at most 3s)',
-      'check shop-9203, shop-9204 still healthy',
+      'drain shop-9201, shop-9202 (until idle, at most 3s), checking shop-9203, shop-9204 still healthy',
       'retire shop-9201, shop-9202 (stop and remove on the host, in the background)',
     ])
+    expect(plan.steps[3]).toEqual({ kind: 'drain', seconds: 3, replicas: live.map(replicaOf), recheck: plan.next })
     expect(plan.next.map((r) => r.color)).toEqual(['green', 'green'])
     expect(plan).toMatchObject({ image: 'shop:v2', onFailure: 'restore', leaves: 'deployed' })
   })
@@ -56,7 +56,7 @@ describe('planBlueGreen', () => {
   it('keeps the previous colour running with keep-previous, and removes a kept colour before the next deploy', () => {
     const config = configFrom({ strategy: 'blue-green', replicas: '1', pull: 'false', 'keep-previous': 'true', ports: '9201-9202' })
     const first = planBlueGreen(config, [blue(9201)], routesTo(blue(9201)))
-    expect(first.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain', 'gate'])
+    expect(first.steps.map(describe1).slice(2)).toEqual(['route traffic to shop-9202 (one nginx reload)', 'drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy'])
     // Next deploy: green 9202 live, blue 9201 kept out of rotation; the kept one makes room first.
     const second = planBlueGreen({ ...config, image: 'shop:v3' }, [blue(9201), green(9202)], routesTo(green(9202)))
     expect(second.steps.map(describe1).slice(0, 2)).toEqual(['remove shop-9201', 'start shop-9201 (:9201) from shop:v3'])
@@ -78,14 +78,12 @@ describe('planCanary', () => {
       'route 50% to canary shop-9203 (weights 2:1, one nginx reload)',
       'observe the canary at 50% for 30s',
       'route traffic to shop-9203, shop-9202 (one nginx reload)',
-      'drain shop-9201 (until idle, at most 1s)',
-      'check shop-9203 still healthy',
+      'start shop-9204 (:9204) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201 (until idle, at most 1s), checking shop-9203 still healthy',
       'stop shop-9201 (in the background)',
-      'start shop-9204 (:9204) from shop:v2',
       'health gate shop-9204',
       'route traffic to shop-9203, shop-9204 (one nginx reload)',
-      'drain shop-9202 (until idle, at most 1s)',
-      'check shop-9204 still healthy',
+      'drain shop-9202 (until idle, at most 1s), checking shop-9204 still healthy',
       'retire shop-9201, shop-9202 (stop and remove on the host, in the background)',
     ])
     expect(plan.pausesAt).toBeUndefined()
@@ -129,14 +127,12 @@ describe('planCanary', () => {
     const promote = planPromote(config(), canaryOn9203, routes, paused)
     expect(promote.steps.map(describe1)).toEqual([
       'route traffic to shop-9203, shop-9202 (one nginx reload)',
-      'drain shop-9201 (until idle, at most 1s)',
-      'check shop-9203 still healthy',
+      'start shop-9204 (:9204) from shop:v2 (in the background, while the batch before drains)',
+      'drain shop-9201 (until idle, at most 1s), checking shop-9203 still healthy',
       'stop shop-9201 (in the background)',
-      'start shop-9204 (:9204) from shop:v2',
       'health gate shop-9204',
       'route traffic to shop-9203, shop-9204 (one nginx reload)',
-      'drain shop-9202 (until idle, at most 1s)',
-      'check shop-9204 still healthy',
+      'drain shop-9202 (until idle, at most 1s), checking shop-9204 still healthy',
       'retire shop-9201, shop-9202 (stop and remove on the host, in the background)',
     ])
     expect(promote).toMatchObject({ image: 'shop:v2', onFailure: 'abort-canary', leaves: 'deployed', previous: canaryOn9203.map(replicaOf) })
@@ -228,7 +224,17 @@ describe('planRollbackOperation', () => {
     const live = [container(9201, 'shop:v2')]
     const plan = planRollbackOperation(rollback(), at(live, live), routesTo(...live))
     expect(plan.image).toBe('shop:v1')
-    expect(plan.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain', 'gate', 'stop', 'start', 'gate', 'route', 'retire'])
+    expect(plan.steps.map(describe1)).toEqual([
+      'start shop-9202 (:9202) from shop:v1',
+      'health gate shop-9202',
+      'route traffic to shop-9202 (one nginx reload)',
+      'start shop-9203 (:9203) from shop:v1 (in the background, while the batch before drains)',
+      'drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy',
+      'stop shop-9201 (in the background)',
+      'health gate shop-9203',
+      'route traffic to shop-9202, shop-9203 (one nginx reload)',
+      'retire shop-9201 (stop and remove on the host, in the background)',
+    ])
     expect(plan.next).toEqual([replica(9202, 'shop:v1'), replica(9203, 'shop:v1')])
     expect(plan.leaves).toBe('rolled-back')
   })
@@ -241,8 +247,7 @@ describe('planRollbackOperation', () => {
       'start shop-9201 again',
       'health gate shop-9201',
       'route traffic to shop-9201 (one nginx reload)',
-      'drain shop-9202 (until idle, at most 5s)',
-      'check shop-9201 still healthy',
+      'drain shop-9202 (until idle, at most 5s), checking shop-9201 still healthy',
     ])
     expect(plan.notes).toEqual(['shop-9201 still hold shop:v1: switching back in one reload'])
     expect(plan).toMatchObject({ image: 'shop:v1', leaves: 'rolled-back' })

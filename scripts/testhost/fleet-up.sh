@@ -49,6 +49,7 @@ command -v nsenter >/dev/null && command -v unshare >/dev/null || need+=(util-li
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+command -v iptables >/dev/null || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   # Keep the packages' own services (docker-registry on :5000 of every address, ssh on :22) from starting.

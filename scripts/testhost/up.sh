@@ -38,6 +38,11 @@ if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   docker version --format 'testhost: dockerd {{.Server.Version}}' || { tail -20 "$dir/dockerd.log"; exit 1; }
 fi
 
+# The SSH user: root under another name, with a plain /bin/sh. This machine's root runs bash, whose .bashrc
+# (pyenv init) costs ~110 ms on every SSH command; a server's deploy user does not pay that.
+grep -q '^nrtest:' /etc/passwd || echo 'nrtest:x:0:0:nginx-rollout test host (root with a plain shell):/root:/bin/sh' >>/etc/passwd
+grep -q '^nrtest:' /etc/shadow || echo 'nrtest:*:19000:0:99999:7:::' >>/etc/shadow
+
 [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C nginx-rollout-test -f "$dir/id_ed25519"
 [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C nginx-rollout-testhost -f "$dir/host_ed25519"
 cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
@@ -80,7 +85,7 @@ fingerprint=$(ssh-keygen -lf "$dir/host_ed25519.pub" | awk '{print $2}')
 cat >"$dir/env" <<ENV
 TESTHOST_SSH_HOST=127.0.0.1
 TESTHOST_SSH_PORT=$port
-TESTHOST_SSH_USER=$(id -un)
+TESTHOST_SSH_USER=nrtest
 TESTHOST_SSH_KEY=$dir/id_ed25519
 TESTHOST_FINGERPRINT=$fingerprint
 ENV
