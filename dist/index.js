@@ -44768,7 +44768,7 @@ var HeldLock = class {
   }
 };
 
-// src/remote/history.ts
+// src/host/records.ts
 var historyPath = (app) => `${stateDir(app)}/history.json`;
 var canaryPath = (app) => `${stateDir(app)}/canary.json`;
 var readFile2 = (path3) => script('[ -e "$1" ] || exit 0; cat "$1"', path3);

@@ -1,6 +1,6 @@
 // The record of a run, passed to whatever does the work and read by the summary: every step with its
 // hosts, timing and outcome, the health gates, canary steps, and the evidence a failure left.
-import type { CanaryObservation } from './health/canary.js'
+import type { CanaryObservation } from './model.js'
 
 export type Phase = 'deploy' | 'rollback'
 

@@ -6,7 +6,7 @@ import { CanaryFailure, CanaryInconclusive, Executor } from './execute.js'
 import { runContext } from './github/context.js'
 import { canaryPullRequest, type RunContext } from './github/deployment.js'
 import { beginDeployment, canaryLinks, githubRecorder, recordOnGitHub, type CanaryLinks } from './github/record.js'
-import type { GitHubRecorder, RecordedDeployment } from './github/report.js'
+import type { GitHubRecorder } from './github/report.js'
 import { readHosts } from './host/read.js'
 import type { CanaryState, HostState } from './host/state.js'
 import { InputError, readConfig, readWorkspaceFile, secretTexts, type InputName } from './inputs.js'
@@ -20,12 +20,13 @@ import { NothingToDo, planFor, staleCanary, type PullRequestRef } from './plan/i
 import { planUndo } from './plan/rollback.js'
 import { describeStep, type Step } from './plan/types.js'
 import { connectFleet, type Fleet } from './remote/fleet.js'
-import { finishCommand, type Records } from './remote/history.js'
+import { finishCommand, type Records } from './host/records.js'
 import { HeldLock, newClaim, stateDir } from './remote/lock.js'
 import { run as runRemote } from './remote/ssh.js'
 import { hostProblems } from './host/checks.js'
 import { liveReport } from './status.js'
-import { renderSummary, type LiveReport, type Result } from './summary.js'
+import type { RunEnd } from './run-end.js'
+import { renderSummary, type Result } from './summary.js'
 
 const logger: Logger = { info: core.info, warning: core.warning, debug: core.debug }
 
@@ -40,23 +41,6 @@ export function secretsOf(config: Config): string[] {
     config.github.token,
     ...config.env.flatMap((v) => [v.value, v.value.trim()]),
   ].filter((s): s is string => Boolean(s && s.trim().length >= 3))
-}
-
-/** How the run ended: everything the outputs, the summary and GitHub are made of. */
-export interface RunEnd {
-  readonly result: Result
-  readonly plan?: Plan
-  readonly state?: HostState
-  readonly failure?: string
-  readonly rollbackFailure?: string
-  /** The canary's share after the run ('' without a canary). */
-  readonly canaryWeight: string
-  /** The canary's record after the run (null: cleared), for the pull-request comment. */
-  readonly canaryAfter?: CanaryState | null
-  readonly serving: readonly Replica[]
-  readonly configDiff: string
-  readonly live?: LiveReport
-  readonly deployment?: RecordedDeployment
 }
 
 const failed = (e: unknown, partial: Partial<RunEnd> = {}): RunEnd => ({ result: 'failed', canaryWeight: '', serving: [], configDiff: '', ...partial, failure: (e as Error).message })

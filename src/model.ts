@@ -79,3 +79,28 @@ export function byHost<T extends Pick<Replica, 'host'>>(replicas: readonly T[]):
 
 export const names = (rs: readonly Pick<Replica, 'name' | 'host'>[], withHost = false): string =>
   rs.map((r) => (withHost ? `${r.name}@${r.host}` : r.name)).join(', ')
+
+// A canary step's judgement: the words the health code decides in, and the journal, the summary, the host's
+// canary record and the pull-request comment report in.
+
+export interface TrafficStats {
+  readonly requests: number
+  readonly errors: number
+  /** Percent. */
+  readonly rate: number
+}
+
+export type Verdict = 'pass' | 'fail' | 'inconclusive'
+
+export interface CanaryJudgement {
+  readonly verdict: Verdict
+  readonly canary: TrafficStats
+  readonly stable: TrafficStats
+  readonly reason: string
+}
+
+/** One judged canary step: its share of requests, its window, and the judgement. */
+export interface CanaryObservation extends CanaryJudgement {
+  readonly percent: number
+  readonly seconds: number
+}

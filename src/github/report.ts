@@ -4,6 +4,7 @@
 import { LIMITS } from '../config.js'
 import type { Logger } from '../journal.js'
 import { GitHubApiError, type DeploymentState, type DeploymentStatus, type GitHubApi, type IssueComment } from './api.js'
+import type { RecordedDeployment } from '../run-end.js'
 import type { DeploymentTarget } from './deployment.js'
 
 /** The warning for a failed call, naming the permission the workflow needs when that is the likely cause. */
@@ -21,10 +22,7 @@ export function apiWarning(what: string, e: unknown, permission: string): string
 export const DEPLOYMENTS_PERMISSION = 'deployments: write'
 export const COMMENTS_PERMISSION = 'pull-requests: write'
 
-export interface RecordedDeployment {
-  readonly id: number
-  readonly environment: string
-}
+export type { RecordedDeployment } from '../run-end.js'
 
 export class GitHubRecorder {
   /** What happened on GitHub, for the job summary. */

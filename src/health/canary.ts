@@ -10,27 +10,8 @@ export interface Attempt {
   readonly status: number | undefined
 }
 
-export interface TrafficStats {
-  readonly requests: number
-  readonly errors: number
-  /** Percent. */
-  readonly rate: number
-}
-
-export type Verdict = 'pass' | 'fail' | 'inconclusive'
-
-export interface CanaryJudgement {
-  readonly verdict: Verdict
-  readonly canary: TrafficStats
-  readonly stable: TrafficStats
-  readonly reason: string
-}
-
-/** One judged canary step: its share of requests, its window, and the judgement. */
-export interface CanaryObservation extends CanaryJudgement {
-  readonly percent: number
-  readonly seconds: number
-}
+export type { CanaryJudgement, CanaryObservation, TrafficStats, Verdict } from '../model.js'
+import type { CanaryJudgement, TrafficStats } from '../model.js'
 
 // One attempt: an address:port (IPv4, [IPv6], or a unix socket), or the upstream's name when no server
 // could be chosen; attempts are separated by ", " (next server) or " : " (internal redirect).

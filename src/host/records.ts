@@ -3,8 +3,8 @@
 // in one command at the end of a run.
 import { LIMITS } from '../config.js'
 import { command, script, type Command } from '../commands/shell.js'
-import type { CanaryState, HistoryEntry } from '../host/state.js'
-import { stateDir, type LockClaim } from './lock.js'
+import { stateDir, type LockClaim } from '../remote/lock.js'
+import type { CanaryState, HistoryEntry } from './state.js'
 
 export const historyPath = (app: string): string => `${stateDir(app)}/history.json`
 export const canaryPath = (app: string): string => `${stateDir(app)}/canary.json`
