@@ -42544,6 +42544,46 @@ async function observe(port, config, split, stable, windowSeconds) {
   const hint = judgement.verdict === "inconclusive" && judgement.canary.requests === 0 && judgement.stable.requests === 0 ? `; nginx logged no request of ${config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)` : "";
   return { ...judgement, reason: judgement.reason + sampled + hint, percent: split.percent, seconds: windowSeconds };
 }
+var Watch = class {
+  constructor(port, config) {
+    this.port = port;
+    this.config = config;
+    this.loop = this.run();
+  }
+  port;
+  config;
+  watched = /* @__PURE__ */ new Map();
+  failure;
+  running = true;
+  loop;
+  add(replicas) {
+    for (const r of replicas) this.watched.set(`${r.host}/${r.name}`, r);
+  }
+  /** Throws what the watch saw, if anything. */
+  check() {
+    if (this.failure) throw this.failure;
+  }
+  async stop() {
+    this.running = false;
+    await this.loop;
+  }
+  async run() {
+    const h = this.config.health;
+    while (this.running && !this.failure) {
+      const tick = Date.now();
+      await Promise.all(
+        [...this.watched.values()].map(async (r) => {
+          if (statusAllowed((await this.port.probe(r)).status, h.status)) return;
+          const state2 = await this.port.state(r).catch(() => void 0);
+          if (!state2 || state2.status === "running" || state2.status === "created" || this.failure) return;
+          this.failure = new StepFailure(`${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`);
+          await this.port.evidence(r, this.failure.message, false).catch(() => void 0);
+        })
+      );
+      await sleep(Math.max(10, h.intervalMs - (Date.now() - tick)));
+    }
+  }
+};
 
 // src/nginx/nginx.ts
 import { createHash as createHash3 } from "node:crypto";
@@ -45077,6 +45117,8 @@ var Executor = class {
    * for theirs, and the end of a phase for all (a retirement takes them over instead).
    */
   pending = /* @__PURE__ */ new Map();
+  /** The replicas this deploy routed to, watched until it ends. */
+  watch;
   /** Starts of the next batch running ahead; its gate waits for them. */
   starting = /* @__PURE__ */ new Map();
   configBefore;
@@ -45098,10 +45140,14 @@ var Executor = class {
     return this.journal.canarySteps;
   }
   async runAll(steps, phase, newImage) {
+    this.watch = phase === "deploy" ? new Watch(this.health, this.config) : void 0;
     try {
       for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
+      this.watch?.check();
       await this.settle();
     } finally {
+      await this.watch?.stop();
+      this.watch = void 0;
       const left = [...this.pending.values(), ...this.starting.values()];
       this.pending.clear();
       this.starting.clear();
@@ -45123,6 +45169,7 @@ var Executor = class {
       allTrafficNew: (step.kind === "route" || step.kind === "restore-config") && !step.servers.some((r) => r.image !== newImage)
     });
     try {
+      this.watch?.check();
       if (changesHosts(step)) this.lock.assertHeld();
       const detail = await this.runStep(step);
       const e = entry("ok", detail);
@@ -45208,6 +45255,7 @@ var Executor = class {
         this.serving = step.servers;
         const isStarted = (r) => this.started.some((s) => replicaKey(s) === replicaKey(r));
         for (const s of step.servers) if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s);
+        this.watch?.add(step.servers.filter(isStarted));
         return detail;
       }
       case "observe": {
@@ -50633,6 +50681,10 @@ function planUndo(config, plan, progress) {
   const back = plan.previous.filter((r) => !isGone(r));
   if (gone.length && !back.length) throw new PlanError("every replica that served before the run was already retired: the new version stays live and nothing is undone");
   const steps = [];
+  const isStopped = (r) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r));
+  const stillRunning = back.filter((r) => !isStopped(r));
+  if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
+    steps.push({ kind: "route", servers: stillRunning });
   if (progress.stopped.length) steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
   if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g)))) steps.push({ kind: "route", servers: back });
   else if (progress.configBefore !== progress.configNow) steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });

@@ -4,7 +4,7 @@
 import { LIMITS, type Config } from './config.js'
 import * as docker from './commands/docker.js'
 import type { CanaryObservation } from './health/canary.js'
-import { gate, observe, StepFailure, type HealthPort } from './health/gate.js'
+import { gate, observe, StepFailure, Watch, type HealthPort } from './health/gate.js'
 import { retireDir } from './host/read.js'
 import type { ManagedContainer } from './host/state.js'
 import type { GateResult, Journal, Logger, Phase } from './journal.js'
@@ -48,6 +48,8 @@ export class Executor {
    * for theirs, and the end of a phase for all (a retirement takes them over instead).
    */
   private pending = new Map<string, Promise<unknown>>()
+  /** The replicas this deploy routed to, watched until it ends. */
+  private watch: Watch | undefined
   /** Starts of the next batch running ahead; its gate waits for them. */
   private readonly starting = new Map<string, Promise<void>>()
   private readonly configBefore: string | undefined
@@ -91,10 +93,15 @@ export class Executor {
   }
 
   async runAll(steps: readonly Step[], phase: Phase, newImage: string): Promise<void> {
+    // While a deploy runs, the replicas it routed to are watched: one that exits fails the deploy, between steps.
+    this.watch = phase === 'deploy' ? new Watch(this.health, this.config) : undefined
     try {
       for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage)
+      this.watch?.check()
       await this.settle()
     } finally {
+      await this.watch?.stop()
+      this.watch = undefined
       // Whatever happened, no docker stop or start this run waits for is left running behind its back; a
       // failed one has failed this phase already and must not fail the next (the rollback) again.
       const left = [...this.pending.values(), ...this.starting.values()]
@@ -119,6 +126,7 @@ export class Executor {
       allTrafficNew: (step.kind === 'route' || step.kind === 'restore-config') && !step.servers.some((r) => r.image !== newImage),
     })
     try {
+      this.watch?.check()
       if (changesHosts(step)) this.lock.assertHeld()
       const detail = await this.runStep(step)
       const e = entry('ok', detail)
@@ -209,6 +217,7 @@ export class Executor {
         this.serving = step.servers
         const isStarted = (r: Replica) => this.started.some((s) => replicaKey(s) === replicaKey(r))
         for (const s of step.servers) if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s)
+        this.watch?.add(step.servers.filter(isStarted))
         return detail
       }
       case 'observe': {

@@ -3,7 +3,7 @@
 import { jest } from '@jest/globals'
 import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
+import { underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
 import { baseInputs, docker, eventually, get, managedConf, replicasOf, resetApp, runAction, stateDir, testHost, type ActionRun } from './harness.js'
 
 
@@ -17,14 +17,8 @@ const image = (tag: string) => `nginx-rollout-test/app:${tag}`
 
 /** Runs the action while the load client sends traffic through nginx; the load starts before and ends after. */
 async function underLoad(action: () => Promise<ActionRun>): Promise<{ run: ActionRun; load: LoadReport }> {
-  const load = startLoad({ port: PORT, maxSeconds: 120 })
-  await new Promise((r) => setTimeout(r, 700))
-  const run = await action()
-  await new Promise((r) => setTimeout(r, 700))
-  const report = await load.stop()
-  // A failed request is what this suite exists to catch: show the action's log next to it.
-  if (report.failed) console.log(explain(run, report))
-  return { run, load: report }
+  const { value: run, load } = await loadWhile({ port: PORT }, action, (r) => explain(r))
+  return { run, load }
 }
 
 const explain = (r: ActionRun, load?: LoadReport) =>

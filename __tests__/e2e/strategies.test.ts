@@ -1,6 +1,6 @@
 // Blue-green, canary and the operations, end to end under live GET, POST and slow traffic through nginx.
 import { jest } from '@jest/globals'
-import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
+import { startLoad, underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
 import { baseInputs, docker, eventually, get, replicasOf, resetApp, runAction, testHost, type ActionRun } from './harness.js'
 
 jest.setTimeout(240_000)
@@ -10,13 +10,8 @@ const image = (tag: string) => `nginx-rollout-test/app:${tag}`
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function underLoad(port: number, action: () => Promise<ActionRun>): Promise<{ run: ActionRun; load: LoadReport }> {
-  const load = startLoad({ port, maxSeconds: 180 })
-  await sleep(700)
-  const run = await action()
-  await sleep(700)
-  const report = await load.stop()
-  if (report.failed) console.log(run.stdout.split('\n').filter((l) => !l.startsWith('::debug::')).join('\n'), JSON.stringify({ ...report, events: undefined }))
-  return { run, load: report }
+  const { value: run, load } = await loadWhile({ port }, action, (r) => r.stdout.split('\n').filter((l) => !l.startsWith('::debug::')).join('\n'))
+  return { run, load }
 }
 
 /** Share of GET answers from `version` over `count` sequential-ish requests through nginx. */

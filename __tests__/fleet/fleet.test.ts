@@ -2,7 +2,7 @@
 // namespaces, each with its own dockerd and sshd, images pulled from a registry with a password, GET, POST
 // and 0.4 s requests through nginx, zero failed requests unless said.
 import { jest } from '@jest/globals'
-import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
+import { underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
 import { addr, APP_HOSTS, ctl, fleet, fleetInputs, hostDocker, image, privateAddr, replicasOn, resetFleetApp, runAction, type ActionRun } from './fleet-harness.js'
 
 jest.setTimeout(300_000)
@@ -10,15 +10,7 @@ jest.setTimeout(300_000)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const show = (r: ActionRun) => r.log.split('\n').filter((l) => !l.startsWith('::debug::') && !l.startsWith('::add-mask::')).join('\n')
 
-async function underLoad<T>(port: number, action: () => Promise<T>): Promise<{ value: T; load: LoadReport }> {
-  const load = startLoad({ host: addr('lb'), port, maxSeconds: 240 })
-  await sleep(700)
-  const value = await action()
-  await sleep(700)
-  const report = await load.stop()
-  if (report.failed) console.log(JSON.stringify({ ...report, events: undefined }))
-  return { value, load: report }
-}
+const underLoad = <T>(port: number, action: () => Promise<T>): Promise<{ value: T; load: LoadReport }> => loadWhile({ host: addr('lb'), port }, action)
 
 /** What each app host runs of the app: its images, one line per replica. */
 const images = (app: string) => APP_HOSTS.map((h) => replicasOn(h, app).map((r) => r.split(' ').slice(1).join(' ')))

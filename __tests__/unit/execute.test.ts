@@ -430,6 +430,7 @@ describe('Executor: the next batch started ahead', () => {
 
     const undo = planUndo(config, plan, ex.progress())
     expect(undo.steps.map((s) => describeStep(s))).toEqual([
+      'route traffic to shop-9202 (one nginx reload)',
       'start shop-9201 again',
       'health gate shop-9201',
       'restore the previous nginx config (shop-9201, shop-9202)',

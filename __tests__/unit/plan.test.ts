@@ -231,16 +231,17 @@ describe('planUndo', () => {
   const next = [replica(9203), replica(9204)]
   const restorePlan: Plan = { steps: [], image: 'shop:v2', previous, next, onFailure: 'restore', leaves: 'deployed', notes: [] }
 
-  it('starts stopped previous replicas again, restores the previous managed file, drains and removes the new ones', () => {
+  it('routes back to the previous replicas still running at once, starts the stopped ones again, restores the previous managed file, drains and removes the new ones', () => {
     const undo = planUndo(config({ 'drain-seconds': '2' }), restorePlan, { started: next, routed: [next[0]], stopped: [previous[0]], configBefore: 'before', configNow: 'now' })
     expect(undo.steps.map(describe1)).toEqual([
+      'route traffic to shop-9202 (one nginx reload)',
       'start shop-9201 again',
       'health gate shop-9201',
       'restore the previous nginx config (shop-9201, shop-9202)',
       'drain shop-9203 (until idle, at most 2s)',
       'remove shop-9203, shop-9204',
     ])
-    expect(undo.steps[2]).toEqual({ kind: 'restore-config', text: 'before', servers: previous })
+    expect(undo.steps[3]).toEqual({ kind: 'restore-config', text: 'before', servers: previous })
     expect(undo.canary).toBe('untouched')
   })
 

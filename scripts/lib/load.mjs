@@ -111,3 +111,18 @@ export function summarize(events, sent) {
     events,
   }
 }
+
+/**
+ * Runs `action` inside a steady load: the load starts 0.7 s before it and stops 0.7 s after, so requests are
+ * in flight when it begins and when it ends. A failed request is what the tests exist to catch: it is
+ * printed with what `explain` says of the action's result.
+ */
+export async function underLoad(options, action, explain = () => '') {
+  const load = startLoad({ maxSeconds: 240, ...options })
+  await sleep(700)
+  const value = await action()
+  await sleep(700)
+  const report = await load.stop()
+  if (report.failed) console.log(`${explain(value)}\nload: ${JSON.stringify({ ...report, events: undefined })}`)
+  return { value, load: report }
+}

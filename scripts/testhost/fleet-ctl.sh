@@ -10,11 +10,8 @@
 #   fleet-ctl.sh ssh HOST CMD...    ssh root@HOST with the test key and the fleet's known hosts (HOST-private for
 #                                   the private address through the bastion)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-dir=${TESTHOST_DIR:-$root/.testhost}
-state=/var/lib/nr-fleet
-run=/run/nr-fleet
+# shellcheck source-path=SCRIPTDIR source=fleet-lib.sh
+. "$(dirname "$0")/fleet-lib.sh"
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 2 ] || usage
@@ -22,32 +19,9 @@ cmd=$1 h=${2#nr-}
 shift 2
 case "$cmd" in ssh) ;; *) case "$h" in lb | app1 | app2 | app3 | bastion) ;; *) echo "fleet-ctl: unknown host '$h' (lb app1 app2 app3 bastion)" >&2; exit 2 ;; esac ;; esac
 
-# Whether pid $1 is a live process (not a zombie: pid 1 here can take seconds to reap them) named $2.
-proc_is() { # pid, comm
-  local s
-  [ -n "$1" ] && s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  local state=${s##*) } comm=${s#*(}
-  comm=${comm%)*}
-  [ "$comm" = "$2" ] && [ "${state%% *}" != Z ] && [ "${state%% *}" != X ]
-}
 listener() { # the sshd listener's pid, if it runs
   local p
   p=$(cat "$run/nr-$h/sshd.pid" 2>/dev/null) && proc_is "$p" sshd && echo "$p"
-}
-live() { # a zombie, which pid 1 here may never reap, counts as gone
-  local s
-  s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${s%% *}" != Z ] && [ "${s%% *}" != X ]
-}
-wait_gone() { # pids...
-  local p left
-  for _ in $(seq 1 50); do
-    left=0
-    for p; do live "$p" && left=1; done
-    [ $left = 0 ] && return 0
-    sleep 0.1
-  done
-  echo "fleet-ctl: pid(s) $* still running" >&2
-  return 1
 }
 need_up() { mountpoint -q "/run/netns/nr-$h" 2>/dev/null || { echo "fleet-ctl: the fleet is not up (scripts/testhost/fleet-up.sh)" >&2; exit 1; }; }
 
@@ -55,7 +29,7 @@ case "$cmd" in
 ssh-down)
   if p=$(listener); then
     kill -TERM "$p"
-    wait_gone "$p"
+    wait_gone 5 "$p" || { echo "fleet-ctl: pid $p still running" >&2; exit 1; }
   fi
   rm -f "$run/nr-$h/sshd.pid"
   ;;
@@ -83,7 +57,7 @@ cut)
     done)
   if [ -n "$pids" ]; then
     kill -KILL $pids 2>/dev/null || true
-    wait_gone $pids
+    wait_gone 5 $pids || { echo "fleet-ctl: pid(s) $pids still running" >&2; exit 1; }
   fi
   echo "fleet-ctl: cut $(echo $pids | wc -w) sshd process(es) on nr-$h"
   ;;

@@ -5,43 +5,11 @@
 # Keeps /var/lib/nr-fleet/keys (host keys, docker identities, registry password), so fingerprints stay stable.
 # Idempotent: succeeds when nothing is up. Kills only pids that the fleet recorded or that live in its namespaces.
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-dir=${TESTHOST_DIR:-$root/.testhost}
-state=/var/lib/nr-fleet
-run=/run/nr-fleet
-hosts=(lb app1 app2 app3 bastion)
-docker_hosts=(lb app1 app2 app3)
+# shellcheck source-path=SCRIPTDIR source=fleet-lib.sh
+. "$(dirname "$0")/fleet-lib.sh"
 exec 9>/run/nr-fleet.lock # not while fleet-up.sh runs
 flock 9
 
-# Whether pid $1 is a live process (not a zombie: pid 1 here can take seconds to reap them) named $2.
-proc_is() { # pid, comm
-  local s
-  [ -n "$1" ] && s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  local state=${s##*) } comm=${s#*(}
-  comm=${comm%)*}
-  [ "$comm" = "$2" ] && [ "${state%% *}" != Z ] && [ "${state%% *}" != X ]
-}
-pid_of() { # pidfile, comm: the recorded pid if that process is still what was started
-  local p
-  p=$(cat "$1" 2>/dev/null) && proc_is "$p" "$2" && echo "$p"
-}
-live() { # pid: running (a zombie, which pid 1 here may never reap, counts as gone)
-  local s
-  s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${s%% *}" != Z ] && [ "${s%% *}" != X ]
-}
-wait_gone() { # seconds, pids...
-  local n=$(($1 * 10)) p left
-  shift
-  for _ in $(seq 1 "$n"); do
-    left=0
-    for p; do live "$p" && left=1; done
-    [ $left = 0 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # 1. Containers, while each daemon still answers (in parallel).
 for h in "${docker_hosts[@]}"; do

@@ -18,15 +18,10 @@
 # fleet_ssh_config (`ssh -F .testhost/fleet_ssh_config app1`, or app1-private through the bastion).
 # Torn down by fleet-down.sh; fleet-ctl.sh breaks and inspects single hosts.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-dir=${TESTHOST_DIR:-$root/.testhost}
-state=/var/lib/nr-fleet # persistent: host keys, docker data, homes, registry storage
-run=/run/nr-fleet       # sockets, pidfiles, exec roots, namespace files
+# shellcheck source-path=SCRIPTDIR source=fleet-lib.sh
+. "$(dirname "$0")/fleet-lib.sh"
 registry=169.254.77.1:5000
 images=(app:v1 app:v2 app:v3 app:v4 app:unhealthy app:broken app:docker-unhealthy nginx:test)
-hosts=(lb app1 app2 app3 bastion)
-docker_hosts=(lb app1 app2 app3)
 declare -A octet=([lb]=10 [app1]=11 [app2]=12 [app3]=13 [bastion]=20)
 addr() { echo "169.254.77.${octet[$1]}"; }
 private_addr() { echo "169.254.77.$((octet[$1] + 130))"; }
@@ -131,20 +126,6 @@ for h in "${hosts[@]}"; do
       sh -c 'hostname "$1" && mount --bind "$2/home" /root && mount --bind "$2/tmp" /tmp' sh "nr-$h" "$state/$h"
   fi
 done
-# Run a command "on" a host: inside its network, mount and UTS namespaces.
-enter() {
-  local h=$1
-  shift
-  nsenter --net="/run/netns/nr-$h" --mount="$run/ns/$h.mnt" --uts="$run/ns/$h.uts" -- "$@"
-}
-# Whether pid $1 is a live process (not a zombie: pid 1 here can take seconds to reap them) named $2.
-proc_is() { # pid, comm
-  local s
-  [ -n "$1" ] && s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  local state=${s##*) } comm=${s#*(}
-  comm=${comm%)*}
-  [ "$comm" = "$2" ] && [ "${state%% *}" != Z ] && [ "${state%% *}" != X ]
-}
 alive() { # pidfile, comm
   local p
   p=$(cat "$1" 2>/dev/null) && proc_is "$p" "$2"

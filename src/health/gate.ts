@@ -103,3 +103,54 @@ export async function observe(port: HealthPort, config: Config, split: Split, st
       : ''
   return { ...judgement, reason: judgement.reason + sampled + hint, percent: split.percent, seconds: windowSeconds }
 }
+
+/**
+ * Keeps probing the replicas that took traffic, for the rest of the deploy: one that exits (it crashed once
+ * it had traffic) fails the deploy while the replicas it replaced can still come back. Probes go on in the
+ * background, every health-interval; only an exit counts (a running replica's bad answers are the canary
+ * judgement's business).
+ */
+export class Watch {
+  private readonly watched = new Map<string, Replica>()
+  private failure: StepFailure | undefined
+  private running = true
+  private readonly loop: Promise<void>
+
+  constructor(
+    private readonly port: HealthPort,
+    private readonly config: Config,
+  ) {
+    this.loop = this.run()
+  }
+
+  add(replicas: readonly Replica[]): void {
+    for (const r of replicas) this.watched.set(`${r.host}/${r.name}`, r)
+  }
+
+  /** Throws what the watch saw, if anything. */
+  check(): void {
+    if (this.failure) throw this.failure
+  }
+
+  async stop(): Promise<void> {
+    this.running = false
+    await this.loop
+  }
+
+  private async run(): Promise<void> {
+    const h = this.config.health
+    while (this.running && !this.failure) {
+      const tick = Date.now()
+      await Promise.all(
+        [...this.watched.values()].map(async (r) => {
+          if (statusAllowed((await this.port.probe(r)).status, h.status)) return
+          const state = await this.port.state(r).catch(() => undefined)
+          if (!state || state.status === 'running' || state.status === 'created' || this.failure) return
+          this.failure = new StepFailure(`${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`)
+          await this.port.evidence(r, this.failure.message, false).catch(() => undefined)
+        }),
+      )
+      await sleep(Math.max(10, h.intervalMs - (Date.now() - tick)))
+    }
+  }
+}

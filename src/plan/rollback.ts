@@ -32,8 +32,9 @@ export interface Undo {
 const unique = (rs: readonly Replica[]): Replica[] => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i)
 
 /**
- * Back to where the run started: start the stopped previous replicas again, gate them, put the previous
- * managed file back in one reload, drain the new replicas, remove them. A failed canary whose stable
+ * Back to where the run started: the previous replicas still running take the traffic back in one reload,
+ * the stopped ones start again and are gated, the previous managed file is put back in one reload, the new
+ * replicas drain and are removed. A failed canary whose stable
  * replicas never stopped serving instead leaves the upstream and is removed. Nothing retired comes back:
  * when the previous file routes to a replica already retired, the upstream is rendered without it.
  */
@@ -55,6 +56,13 @@ export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
   const back = plan.previous.filter((r) => !isGone(r))
   if (gone.length && !back.length) throw new PlanError('every replica that served before the run was already retired: the new version stays live and nothing is undone')
   const steps: Step[] = []
+  // Previous replicas that still run take the traffic back at once, in one reload, while the stopped ones
+  // start again: the new ones may be what failed. (Not for a paused canary's promote: a plain route would
+  // give the canary a full share until the paused file is back.)
+  const isStopped = (r: Replica) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r))
+  const stillRunning = back.filter((r) => !isStopped(r))
+  if (plan.onFailure === 'restore' && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
+    steps.push({ kind: 'route', servers: stillRunning })
   if (progress.stopped.length) steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
   // The file as it was, unless it routes to a replica that is gone: then the same upstream without it.
   if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g)))) steps.push({ kind: 'route', servers: back })
