@@ -42548,6 +42548,8 @@ var Watch = class {
   constructor(port, config) {
     this.port = port;
     this.config = config;
+    this.failed = new Promise((_, reject) => this.fail = reject);
+    this.failed.catch(() => void 0);
     this.loop = this.run();
   }
   port;
@@ -42556,6 +42558,17 @@ var Watch = class {
   failure;
   running = true;
   loop;
+  /** Rejects with what the watch saw, the moment it sees it. */
+  failed;
+  fail = () => void 0;
+  /**
+   * Waits for `work`, or fails as soon as the watch sees a routed replica exit: a wait (a drain) need not
+   * run on while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
+   */
+  async unlessFailed(work) {
+    work.catch(() => void 0);
+    return Promise.race([work, this.failed]);
+  }
   add(replicas) {
     for (const r of replicas) this.watched.set(`${r.host}/${r.name}`, r);
   }
@@ -42577,6 +42590,7 @@ var Watch = class {
           const state2 = await this.port.state(r).catch(() => void 0);
           if (!state2 || state2.status === "running" || state2.status === "created" || this.failure) return;
           this.failure = new StepFailure(`${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`);
+          this.fail(this.failure);
           await this.port.evidence(r, this.failure.message, false).catch(() => void 0);
         })
       );
@@ -45271,7 +45285,8 @@ var Executor = class {
         return detail;
       }
       case "drain": {
-        const [detail] = await Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))]);
+        const drained = Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))]);
+        const [detail] = await (this.watch ? this.watch.unlessFailed(drained) : drained);
         return detail;
       }
       case "stop": {

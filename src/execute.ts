@@ -233,8 +233,11 @@ export class Executor {
         return detail
       }
       case 'drain': {
-        // The replicas that took the traffic are checked again meanwhile, while the old ones still run.
-        const [detail] = await Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))])
+        // The replicas that took the traffic are checked again meanwhile, while the old ones still run; a
+        // routed replica that exits ends the drain at once, so that the undo routes back to the old ones
+        // before the next new replica can fail too.
+        const drained = Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))])
+        const [detail] = await (this.watch ? this.watch.unlessFailed(drained) : drained)
         return detail
       }
       case 'stop': {

@@ -210,6 +210,7 @@ describe('the quick start on a bare Docker host', () => {
     expect(docker('inspect', '--format', '{{.HostConfig.NetworkMode}}', 'loadbalancer')).toBe('host')
     expect(await get(80, '/', 'localhost')).toEqual({ status: 200, text: 'v1\n' })
     removeContainer('loadbalancer')
+    resetApp('e2e-quick')
   })
 })
 
@@ -230,6 +231,10 @@ describe("the README's way from a hand-made setup", () => {
   beforeAll(() => {
     removeContainer('loadbalancer app1 app2 app3')
     resetApp('shop')
+    // The README's step keeps the default ports (9201-9210), where `npm run demo` and other apps of this
+    // throwaway test host may still run: a start-first deploy of 3 replicas needs 6 of them.
+    for (const app of new Set(docker('ps', '--all', '--filter', 'label=nginx-rollout.port', '--format', '{{.Label "nginx-rollout.app"}} {{.Label "nginx-rollout.port"}}').split('\n').filter((l) => /^\S+ 92(0[1-9]|10)$/.test(l)).map((l) => l.split(' ')[0])))
+      resetApp(app)
     // The registry of the README's example is not here: its images are the test images under those names.
     docker('tag', image('v1'), 'ghcr.io/acme/shop:1.4.1')
     docker('tag', image('v2'), 'ghcr.io/acme/shop:migration1')
@@ -259,6 +264,7 @@ describe("the README's way from a hand-made setup", () => {
     }
     const inputs = Object.fromEntries(Object.entries(step).map(([k, v]) => [k, Object.entries(values).reduce((s, [from, to]) => s.replaceAll(from, to), String(v))]))
     const deploy = await runAction({ ...inputs, username: host.user, pull: 'false' })
+    if (deploy.outputs.result !== 'deployed') console.log(deploy.log)
     expect(deploy.outputs.result).toBe('deployed')
     expect(await get(80, '/', '127.0.0.1')).toEqual({ status: 200, text: 'v1\n' }) // nothing routes to them yet
 
@@ -277,6 +283,7 @@ describe("the README's way from a hand-made setup", () => {
 
     // From then on, every deploy is the same step.
     const next = await runAction({ ...inputs, image: image('v3'), username: host.user, pull: 'false' })
+    if (next.outputs.result !== 'deployed') console.log(next.log)
     expect(next.outputs.result).toBe('deployed')
     expect(await get(80, '/', '127.0.0.1')).toEqual({ status: 200, text: 'v3\n' })
   })

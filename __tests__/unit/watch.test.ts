@@ -50,6 +50,19 @@ describe('Watch', () => {
     await watch.stop()
   })
 
+  it('ends a wait the moment it sees a routed replica exit, and lets a wait that ends first give its value', async () => {
+    const world = new Map([[9203, { answers: true, status: 'running' }]])
+    const watch = new Watch(port(world), config)
+    watch.add([replica(9203)])
+    expect(await watch.unlessFailed(sleep(60).then(() => 'drained'))).toBe('drained')
+    const t0 = Date.now()
+    const longDrain = sleep(3000).then(() => 'drained')
+    setTimeout(() => world.set(9203, { answers: false, status: 'exited' }), 50)
+    await expect(watch.unlessFailed(longDrain)).rejects.toThrow('shop-9203 stopped (exited, exit code 137) after it took traffic')
+    expect(Date.now() - t0).toBeLessThan(1000)
+    await watch.stop()
+  })
+
   it('stops probing once stopped', async () => {
     let probes = 0
     const watch = new Watch({ ...port(new Map()), probe: async () => (probes++, { status: 200, ms: 1 }) }, config)

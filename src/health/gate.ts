@@ -115,12 +115,26 @@ export class Watch {
   private failure: StepFailure | undefined
   private running = true
   private readonly loop: Promise<void>
+  /** Rejects with what the watch saw, the moment it sees it. */
+  private readonly failed: Promise<never>
+  private fail: (e: StepFailure) => void = () => undefined
 
   constructor(
     private readonly port: HealthPort,
     private readonly config: Config,
   ) {
+    this.failed = new Promise<never>((_, reject) => (this.fail = reject))
+    this.failed.catch(() => undefined)
     this.loop = this.run()
+  }
+
+  /**
+   * Waits for `work`, or fails as soon as the watch sees a routed replica exit: a wait (a drain) need not
+   * run on while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
+   */
+  async unlessFailed<T>(work: Promise<T>): Promise<T> {
+    work.catch(() => undefined)
+    return Promise.race([work, this.failed])
   }
 
   add(replicas: readonly Replica[]): void {
@@ -147,6 +161,7 @@ export class Watch {
           const state = await this.port.state(r).catch(() => undefined)
           if (!state || state.status === 'running' || state.status === 'created' || this.failure) return
           this.failure = new StepFailure(`${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`)
+          this.fail(this.failure)
           await this.port.evidence(r, this.failure.message, false).catch(() => undefined)
         }),
       )
