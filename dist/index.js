@@ -42561,6 +42561,7 @@ var Watch = class {
   /** Rejects with what the watch saw, the moment it sees it. */
   failed;
   fail = () => void 0;
+  wake = () => void 0;
   /**
    * Waits for `work`, or fails as soon as the watch sees a routed replica exit: a wait (a drain) need not
    * run on while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
@@ -42578,23 +42579,37 @@ var Watch = class {
   }
   async stop() {
     this.running = false;
+    this.wake();
     await this.loop;
   }
+  /**
+   * Probes every watched replica now, and throws what it saw: before a route takes the last old replicas
+   * out, so that it never leaves nginx only replicas that have died since the last round.
+   */
+  async checkNow() {
+    await this.round();
+    this.check();
+  }
+  async round() {
+    await Promise.all(
+      [...this.watched.values()].map(async (r) => {
+        if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return;
+        const state2 = await this.port.state(r).catch(() => void 0);
+        if (!state2 || state2.status === "running" || state2.status === "created" || this.failure) return;
+        this.failure = new StepFailure(`${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`);
+        this.fail(this.failure);
+        await this.port.evidence(r, this.failure.message, false).catch(() => void 0);
+      })
+    );
+  }
   async run() {
-    const h = this.config.health;
     while (this.running && !this.failure) {
       const tick = Date.now();
-      await Promise.all(
-        [...this.watched.values()].map(async (r) => {
-          if (statusAllowed((await this.port.probe(r)).status, h.status)) return;
-          const state2 = await this.port.state(r).catch(() => void 0);
-          if (!state2 || state2.status === "running" || state2.status === "created" || this.failure) return;
-          this.failure = new StepFailure(`${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`);
-          this.fail(this.failure);
-          await this.port.evidence(r, this.failure.message, false).catch(() => void 0);
-        })
-      );
-      await sleep(Math.max(10, h.intervalMs - (Date.now() - tick)));
+      await this.round();
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)));
+        this.wake = () => (clearTimeout(timer), resolve());
+      });
     }
   }
 };
@@ -45264,6 +45279,7 @@ var Executor = class {
         return results.map((g) => `${g.replica} healthy after ${seconds2(g.ms)}`).join(", ");
       }
       case "route": {
+        await this.watch?.checkNow();
         const { text: text2 } = renderManagedFile(c, step.servers, step.split, this.nginx.state.facts);
         const detail = await this.applyNginx(text2);
         this.serving = step.servers;

@@ -212,6 +212,7 @@ export class Executor {
         return results.map((g) => `${g.replica} healthy after ${seconds(g.ms)}`).join(', ')
       }
       case 'route': {
+        await this.watch?.checkNow()
         const { text } = renderManagedFile(c, step.servers, step.split, this.nginx.state.facts)
         const detail = await this.applyNginx(text)
         this.serving = step.servers

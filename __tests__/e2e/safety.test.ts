@@ -28,21 +28,20 @@ beforeAll(async () => {
 afterAll(() => resetApp(APP))
 
 describe('faults', () => {
-  it('rolls back a replica that crashes right after passing its health gate, while the old ones still run', async () => {
-    const { value: run, load } = await underLoad(() => runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER=1.5', 'drain-seconds': '2' })))
+  it('rolls back a replica that crashes once it has traffic, while the old ones still run', async () => {
+    // Each new replica dies while answering its 5th POST: the first one, moments after nginx routes to it,
+    // while the old replica beside it still serves and the outgoing one drains.
+    const { value: run, load } = await underLoad(() => runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER_POSTS=5', 'drain-seconds': '2' })))
     expect(run.outputs.result).toBe('rolled-back')
     // Seen by the re-check during a drain, or by the watch on the replicas that took traffic.
     expect(run.log).toMatch(/e2e-safe-\d+ stopped \(exited, exit code \d+\) (before it became healthy|after it took traffic)/)
     expect(run.stdout).toMatch(/^\[\d+\/\d+\] .*: FAILED/m)
-    // Both new replicas crash, 1.5 s after each started. A crash can lose what was in flight on the crashing
-    // app: a POST already sent to it (nginx never resends a POST, which could double-submit), or a GET when
-    // the other new replica is dead too and the undo has not yet routed back to the old ones. That is at most
-    // one request per client; a window in which nginx had no live replica would fail many per client.
+    // The crash itself can lose what was in flight on the crashing app: a POST already sent to it (nginx
+    // never resends a POST, which could double-submit; GETs are retried on another replica). Nothing else fails,
+    // and nothing after the rollback.
     const failures = load.events.filter((e) => !e.ok)
-    const perClient = new Map<string, number>()
-    for (const e of failures) perClient.set(e.client, (perClient.get(e.client) ?? 0) + 1)
-    expect([...perClient.values()].every((n) => n === 1)).toBe(true)
-    expect(failures.every((e) => e.status === 502)).toBe(true)
+    expect(failures.length).toBeLessThanOrEqual(2)
+    expect(failures.every((e) => e.kind === 'post' && e.status === 502)).toBe(true)
     const rolledBackAt = Math.max(...load.events.map((e) => e.at)) - 500
     expect(failures.every((e) => e.at < rolledBackAt)).toBe(true)
     expect(load.lastVersion).toBe('v1')

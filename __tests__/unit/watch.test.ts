@@ -63,6 +63,16 @@ describe('Watch', () => {
     await watch.stop()
   })
 
+  it('checks now, without waiting for the next round, before a route takes the old replicas out', async () => {
+    const world = new Map([[9203, { answers: true, status: 'running' }]])
+    const watch = new Watch(port(world), configFrom({ 'health-interval': '30' }))
+    watch.add([replica(9203)])
+    await expect(watch.checkNow()).resolves.toBeUndefined()
+    world.set(9203, { answers: false, status: 'exited' })
+    await expect(watch.checkNow()).rejects.toThrow('shop-9203 stopped (exited, exit code 137) after it took traffic')
+    await watch.stop()
+  })
+
   it('stops probing once stopped', async () => {
     let probes = 0
     const watch = new Watch({ ...port(new Map()), probe: async () => (probes++, { status: 200, ms: 1 }) }, config)

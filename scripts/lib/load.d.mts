@@ -2,8 +2,6 @@ export interface LoadEvent {
   at: number
   ms: number
   kind: 'get' | 'post' | 'slow' | 'long'
-  /** Which client sent it: kind and number ('post-1'). */
-  client: string
   ok: boolean
   status: number
   error?: string

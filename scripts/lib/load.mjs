@@ -68,7 +68,7 @@ export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 
       const r = await request({ host, port, method: spec.method, path: spec.path, body, timeoutMs, agent, headers })
       const version = r.text?.split(/\s/)[0] ?? ''
       const ok = r.status === 200 && r.text === spec.expect(version, body) && version !== ''
-      events.push({ at, ms: r.ms, kind, client: `${kind}-${id}`, ok, status: r.status ?? 0, error: r.error ?? (ok ? undefined : `unexpected answer ${r.status}: ${JSON.stringify((r.text ?? '').slice(0, 80))}`), version: ok ? version : '' })
+      events.push({ at, ms: r.ms, kind, ok, status: r.status ?? 0, error: r.error ?? (ok ? undefined : `unexpected answer ${r.status}: ${JSON.stringify((r.text ?? '').slice(0, 80))}`), version: ok ? version : '' })
       if (pauseMs) await sleep(pauseMs)
     }
   }

@@ -118,6 +118,7 @@ export class Watch {
   /** Rejects with what the watch saw, the moment it sees it. */
   private readonly failed: Promise<never>
   private fail: (e: StepFailure) => void = () => undefined
+  private wake: () => void = () => undefined
 
   constructor(
     private readonly port: HealthPort,
@@ -148,24 +149,41 @@ export class Watch {
 
   async stop(): Promise<void> {
     this.running = false
+    this.wake()
     await this.loop
   }
 
+  /**
+   * Probes every watched replica now, and throws what it saw: before a route takes the last old replicas
+   * out, so that it never leaves nginx only replicas that have died since the last round.
+   */
+  async checkNow(): Promise<void> {
+    await this.round()
+    this.check()
+  }
+
+  private async round(): Promise<void> {
+    await Promise.all(
+      [...this.watched.values()].map(async (r) => {
+        if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return
+        const state = await this.port.state(r).catch(() => undefined)
+        if (!state || state.status === 'running' || state.status === 'created' || this.failure) return
+        this.failure = new StepFailure(`${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`)
+        this.fail(this.failure)
+        await this.port.evidence(r, this.failure.message, false).catch(() => undefined)
+      }),
+    )
+  }
+
   private async run(): Promise<void> {
-    const h = this.config.health
     while (this.running && !this.failure) {
       const tick = Date.now()
-      await Promise.all(
-        [...this.watched.values()].map(async (r) => {
-          if (statusAllowed((await this.port.probe(r)).status, h.status)) return
-          const state = await this.port.state(r).catch(() => undefined)
-          if (!state || state.status === 'running' || state.status === 'created' || this.failure) return
-          this.failure = new StepFailure(`${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`)
-          this.fail(this.failure)
-          await this.port.evidence(r, this.failure.message, false).catch(() => undefined)
-        }),
-      )
-      await sleep(Math.max(10, h.intervalMs - (Date.now() - tick)))
+      await this.round()
+      // A sleep that stop() cuts short.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)))
+        this.wake = () => (clearTimeout(timer), resolve())
+      })
     }
   }
 }

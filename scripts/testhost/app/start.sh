@@ -2,10 +2,12 @@
 # Test app for nginx-rollout: busybox httpd on $PORT. Behaviour knobs (env):
 #   SLOW_START seconds to wait before listening (an app that starts slowly)
 #   IGNORE_TERM=1 keeps serving on SIGTERM (docker stop then waits its full timeout)
-#   CRASH_AFTER seconds after which the app dies by itself (an app that crashes once it has traffic)
+#   CRASH_AFTER seconds after which the app dies by itself
+#   CRASH_AFTER_POSTS the app dies while answering that many POSTs (an app that crashes once it has traffic)
 [ -n "$SLOW_START" ] && sleep "$SLOW_START"
 httpd -f -p "${PORT:-8080}" -h /www &
 pid=$!
+echo $pid >/app/httpd.pid
 [ -n "$CRASH_AFTER" ] && (sleep "$CRASH_AFTER"; kill -KILL $pid) &
 if [ "$IGNORE_TERM" = 1 ]; then
   trap '' TERM
