@@ -87,8 +87,22 @@ const docker = (...args) => execFileSync('docker', args, { encoding: 'utf8' }).t
 
 /** Removes every trace of an app from the local test host: its containers, its nginx container, its state directory. */
 export function resetApp(app) {
-  const ids = docker('ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`).split('\n').filter(Boolean)
-  const lb = docker('ps', '--all', '--quiet', '--filter', `name=^${app}-lb$`).split('\n').filter(Boolean)
-  if (ids.length || lb.length) docker('rm', '--force', ...new Set([...ids, ...lb]))
+  const left = () => [
+    ...new Set([
+      ...docker('ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`).split('\n'),
+      ...docker('ps', '--all', '--quiet', '--filter', `name=^${app}-lb$`).split('\n'),
+    ]),
+  ].filter(Boolean)
+  // A run's background retirement may be removing some of them at this very moment ("No such container",
+  // "removal ... already in progress"): remove what is left until nothing is.
+  const deadline = Date.now() + 20_000
+  for (let ids = left(); ids.length; ids = left()) {
+    try {
+      docker('rm', '--force', ...ids)
+    } catch (e) {
+      if (Date.now() > deadline) throw e
+      execFileSync('sleep', ['0.2'])
+    }
+  }
   rmSync(join(homedir(), '.nginx-rollout', app), { recursive: true, force: true })
 }

@@ -65,8 +65,17 @@ export function fleetInputs(app, listenPort, over = {}) {
 /** Removes every trace of an app from the fleet: replicas on every host, its nginx container, its state on the nginx host. */
 export function resetFleetApp(app) {
   for (const h of ['lb', ...APP_HOSTS]) {
-    const ids = hostDocker(h, 'ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`, '--filter', `name=^${app}-`).split('\n').filter(Boolean)
-    if (ids.length) hostDocker(h, 'rm', '--force', ...ids)
+    const left = () => hostDocker(h, 'ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`, '--filter', `name=^${app}-`).split('\n').filter(Boolean)
+    // A run's background retirement may be removing some at this very moment: remove what is left until nothing is.
+    const deadline = Date.now() + 20_000
+    for (let ids = left(); ids.length; ids = left()) {
+      try {
+        hostDocker(h, 'rm', '--force', ...ids)
+      } catch (e) {
+        if (Date.now() > deadline) throw e
+        execFileSync('sleep', ['0.2'])
+      }
+    }
     ctl('enter', h, 'rm', '-rf', `/root/.nginx-rollout/${app}`, `/root/.nginx-rollout/nginx-${app}-lb.lock`)
   }
 }
