@@ -29,4 +29,6 @@ export function runAction(
   },
 ): Promise<ActionRun>
 export function resetApp(app: string): void
+/** Removes the containers `left()` lists until it lists none (a background retirement may be removing them too). */
+export function removeUntilGone(left: () => string[], remove: (ids: string[]) => void): void
 export function decodeCommands(text: string): string

@@ -85,6 +85,22 @@ export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} }
 
 const docker = (...args) => execFileSync('docker', args, { encoding: 'utf8' }).trim()
 
+/**
+ * Removes the containers `left()` lists until it lists none. A run's background retirement may be removing
+ * some of them at this very moment ("No such container", "removal ... already in progress").
+ */
+export function removeUntilGone(left, remove) {
+  const deadline = Date.now() + 20_000
+  for (let ids = left(); ids.length; ids = left()) {
+    try {
+      remove(ids)
+    } catch (e) {
+      if (Date.now() > deadline) throw e
+      execFileSync('sleep', ['0.2'])
+    }
+  }
+}
+
 /** Removes every trace of an app from the local test host: its containers, its nginx container, its state directory. */
 export function resetApp(app) {
   const left = () => [
@@ -93,16 +109,6 @@ export function resetApp(app) {
       ...docker('ps', '--all', '--quiet', '--filter', `name=^${app}-lb$`).split('\n'),
     ]),
   ].filter(Boolean)
-  // A run's background retirement may be removing some of them at this very moment ("No such container",
-  // "removal ... already in progress"): remove what is left until nothing is.
-  const deadline = Date.now() + 20_000
-  for (let ids = left(); ids.length; ids = left()) {
-    try {
-      docker('rm', '--force', ...ids)
-    } catch (e) {
-      if (Date.now() > deadline) throw e
-      execFileSync('sleep', ['0.2'])
-    }
-  }
+  removeUntilGone(left, (ids) => docker('rm', '--force', ...ids))
   rmSync(join(homedir(), '.nginx-rollout', app), { recursive: true, force: true })
 }

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { root } from './action.mjs'
+import { removeUntilGone, root } from './action.mjs'
 
 const envFile = join(root, '.testhost/fleet.env')
 
@@ -66,16 +66,7 @@ export function fleetInputs(app, listenPort, over = {}) {
 export function resetFleetApp(app) {
   for (const h of ['lb', ...APP_HOSTS]) {
     const left = () => hostDocker(h, 'ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`, '--filter', `name=^${app}-`).split('\n').filter(Boolean)
-    // A run's background retirement may be removing some at this very moment: remove what is left until nothing is.
-    const deadline = Date.now() + 20_000
-    for (let ids = left(); ids.length; ids = left()) {
-      try {
-        hostDocker(h, 'rm', '--force', ...ids)
-      } catch (e) {
-        if (Date.now() > deadline) throw e
-        execFileSync('sleep', ['0.2'])
-      }
-    }
+    removeUntilGone(left, (ids) => hostDocker(h, 'rm', '--force', ...ids))
     ctl('enter', h, 'rm', '-rf', `/root/.nginx-rollout/${app}`, `/root/.nginx-rollout/nginx-${app}-lb.lock`)
   }
 }
