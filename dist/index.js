@@ -42571,7 +42571,7 @@ var Watch = class {
     return Promise.race([work, this.failed]);
   }
   add(replicas) {
-    for (const r of replicas) this.watched.set(`${r.host}/${r.name}`, r);
+    for (const r of replicas) this.watched.set(replicaKey(r), r);
   }
   /** Throws what the watch saw, if anything. */
   check() {
@@ -43614,7 +43614,6 @@ function forward(ssh, host, port) {
 }
 function remoteOver(ssh, name, debug2) {
   const client = ssh.connection;
-  client.setNoDelay(true);
   const stats2 = { connections: 1, commands: 0, probes: 0 };
   const sessions = new Pool(LIMITS.sshSessions);
   const tunnels = new Pool(LIMITS.sshTunnels);
@@ -44464,8 +44463,8 @@ function canaryLogDirectives(config) {
 }
 function buildView(config, servers, split, facts) {
   const n = config.nginx;
-  const canary = new Set(split?.canary.map((r) => `${r.host}/${r.name}`));
-  const weightOf = (r) => split ? canary.has(`${r.host}/${r.name}`) ? split.canaryWeight : split.stableWeight : n.weight;
+  const canary = new Set(split?.canary.map(replicaKey));
+  const weightOf = (r) => split ? canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight : n.weight;
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -50531,18 +50530,19 @@ function prepare(config, image) {
   return steps;
 }
 function replaceInBatches(config, live, next, alreadyRunning = []) {
-  const running = new Set(alreadyRunning.map((r) => `${r.host}/${r.name}`));
+  const running = new Set(alreadyRunning.map(replicaKey));
   const b = live.length ? config.batchSize : next.length;
   const steps = [];
   const batches = Math.ceil(Math.max(next.length, live.length) / b);
-  const incoming = (i) => next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`));
+  const batchOf = (rs, i) => rs.slice(i * b, (i + 1) * b);
+  const incoming = Array.from({ length: batches }, (_, i) => batchOf(next, i).filter((r) => !running.has(replicaKey(r))));
   for (let i = 0; i < batches; i++) {
-    const outgoing = live.slice(i * b, (i + 1) * b);
-    const batch = next.slice(i * b, (i + 1) * b);
-    if (i === 0 && incoming(0).length) steps.push({ kind: "start", replicas: incoming(0) });
-    if (incoming(i).length) steps.push({ kind: "gate", replicas: incoming(i) });
+    const outgoing = batchOf(live, i);
+    const batch = batchOf(next, i);
+    if (i === 0 && incoming[0].length) steps.push({ kind: "start", replicas: incoming[0] });
+    if (incoming[i].length) steps.push({ kind: "gate", replicas: incoming[i] });
     steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
-    if (i + 1 < batches && incoming(i + 1).length) steps.push({ kind: "start", replicas: incoming(i + 1), ahead: true });
+    if (i + 1 < batches && incoming[i + 1].length) steps.push({ kind: "start", replicas: incoming[i + 1], ahead: true });
     if (outgoing.length) {
       steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing, ...batch.length ? { recheck: batch } : {} });
       if (i < batches - 1) steps.push({ kind: "stop", replicas: outgoing, background: true });

@@ -3,12 +3,11 @@
 // health/, every nginx change in nginx/; this is the order and the bookkeeping.
 import { LIMITS, type Config } from './config.js'
 import * as docker from './commands/docker.js'
-import type { CanaryObservation } from './health/canary.js'
 import { gate, observe, StepFailure, Watch, type HealthPort } from './health/gate.js'
 import { retireDir } from './host/read.js'
 import type { ManagedContainer } from './host/state.js'
 import type { GateResult, Journal, Logger, Phase } from './journal.js'
-import { byHost, replicaKey, type Replica } from './model.js'
+import { byHost, replicaKey, type CanaryObservation, type Replica } from './model.js'
 import { NginxError, type Nginx } from './nginx/nginx.js'
 import { renderManagedFile } from './nginx/template.js'
 import type { Progress } from './plan/rollback.js'

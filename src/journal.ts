@@ -4,6 +4,12 @@ import type { CanaryObservation } from './model.js'
 
 export type Phase = 'deploy' | 'rollback'
 
+/** A part of the run's own work around the steps (node start, connect...), timed. */
+export interface RunPhase {
+  readonly name: string
+  readonly ms: number
+}
+
 export interface StepRecord {
   readonly phase: Phase
   readonly description: string
@@ -49,7 +55,7 @@ export class Journal {
   /** Things the run noticed that the reader should know (stale state, background stops...). */
   readonly notes: string[] = []
   /** The run's own work around the steps, in ms: node start, connect, lock and read, records and unlock. */
-  readonly phases: Array<{ readonly name: string; readonly ms: number }> = []
+  readonly phases: RunPhase[] = []
 
   /** Times `work` as one of the run's own phases. */
   async phase<T>(name: string, work: () => Promise<T>): Promise<T> {

@@ -1,8 +1,7 @@
 // Pure: the record of a run -> the job summary's markdown.
-import type { CanaryObservation } from './health/canary.js'
 import type { CanaryState, HistoryEntry } from './host/state.js'
-import type { Evidence, GateResult, StepRecord } from './journal.js'
-import { hostPort, type Replica } from './model.js'
+import type { Evidence, GateResult, RunPhase, StepRecord } from './journal.js'
+import { hostPort, type CanaryObservation, type Replica } from './model.js'
 
 /** unchanged: nothing to do (a pull request's promote or abort while its canary is not the one live). */
 export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused' | 'unchanged'
@@ -45,7 +44,7 @@ export interface RunRecord {
   readonly github?: readonly string[]
   readonly stats?: { readonly connections: number; readonly commands: number; readonly probes: number }
   /** The run's own work around the steps, in ms. */
-  readonly phases?: ReadonlyArray<{ readonly name: string; readonly ms: number }>
+  readonly phases?: readonly RunPhase[]
 }
 
 /** Replaces every secret value in text (a failing app may log its environment). */

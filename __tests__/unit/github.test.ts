@@ -5,7 +5,7 @@ import { commentMarker, renderCanaryComment, type CanaryCommentView } from '../.
 import { canaryPullRequest, deploymentTarget, finalStatus, type RunContext } from '../../src/github/deployment.js'
 import { canaryLinks, recordOnGitHub } from '../../src/github/record.js'
 import { GitHubRecorder } from '../../src/github/report.js'
-import type { CanaryObservation } from '../../src/health/canary.js'
+import type { CanaryObservation } from '../../src/model.js'
 import type { CanaryPush, CanaryState } from '../../src/host/state.js'
 import type { RunEnd } from '../../src/run-end.js'
 import { planFor } from '../../src/plan/index.js'

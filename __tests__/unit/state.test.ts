@@ -1,6 +1,6 @@
 // What the hosts hold, as read back: nothing is trusted further than its shape, and nothing read can throw.
 import fc from 'fast-check'
-import type { CanaryObservation } from '../../src/health/canary.js'
+import type { CanaryObservation } from '../../src/model.js'
 import { parseCanaryState, parseContainers, parseHistory } from '../../src/host/state.js'
 
 const host = { id: '10.0.0.12:2222', upstreamAddress: '10.1.0.12' }

@@ -68,12 +68,13 @@ if ! cmp -s "$dir/sshd_config.new" "$dir/sshd_config"; then
 else
   rm -f "$dir/sshd_config.new"
 fi
-if ! { [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; }; then
+sshd_running() { [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; }
+if ! sshd_running; then
   /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
   for _ in $(seq 1 20); do [ -f "$dir/sshd.pid" ] && break; sleep 0.1; done
   # Another checkout's test sshd on the same port would answer with its own host key, and every test would
   # fail host key verification: say so here instead.
-  if ! { [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; }; then
+  if ! sshd_running; then
     echo "testhost: sshd did not start on 127.0.0.1:$port (another checkout's test sshd? stop it or set TESTHOST_SSH_PORT):" >&2
     tail -n 3 "$dir/sshd.log" >&2
     ss -ltnp "sport = :$port" >&2 || true

@@ -1,8 +1,8 @@
 // Pure: the pull-request comment that follows a canary, one per app and environment (or host), rewritten
 // in place by every run so the pull request never collects a pile of them.
 import { LIMITS, type Operation } from '../config.js'
-import type { CanaryObservation } from '../health/canary.js'
 import type { CanaryPush } from '../host/state.js'
+import type { CanaryObservation } from '../model.js'
 import type { Result } from '../summary.js'
 
 export interface CanaryCommentView {

@@ -1,15 +1,15 @@
 // The GitHub side of a run: the deployment it records and the pull request's canary comment. Never fails
 // the run: every problem is a warning (see GitHubRecorder).
 import type { Config } from '../config.js'
-import type { CanaryObservation } from '../health/canary.js'
 import type { CanaryPush, CanaryState } from '../host/state.js'
 import type { Logger } from '../journal.js'
-import type { RunEnd } from '../run-end.js'
+import type { CanaryObservation } from '../model.js'
+import type { RecordedDeployment, RunEnd } from '../run-end.js'
 import { redact } from '../summary.js'
 import { octokitApi } from './api.js'
 import { commentMarker, renderCanaryComment } from './comment.js'
 import { canaryPullRequest, deploymentTarget, finalStatus, repoName, type RunContext } from './deployment.js'
-import { GitHubRecorder, type RecordedDeployment } from './report.js'
+import { GitHubRecorder } from './report.js'
 
 /** Where a canary's GitHub records live, kept with the canary on the nginx host for the run that ends it. */
 export type CanaryLinks = Pick<CanaryState, 'deployment' | 'pullRequest'>

@@ -22,8 +22,6 @@ export function apiWarning(what: string, e: unknown, permission: string): string
 export const DEPLOYMENTS_PERMISSION = 'deployments: write'
 export const COMMENTS_PERMISSION = 'pull-requests: write'
 
-export type { RecordedDeployment } from '../run-end.js'
-
 export class GitHubRecorder {
   /** What happened on GitHub, for the job summary. */
   readonly notes: string[] = []

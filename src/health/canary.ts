@@ -10,7 +10,6 @@ export interface Attempt {
   readonly status: number | undefined
 }
 
-export type { CanaryJudgement, CanaryObservation, TrafficStats, Verdict } from '../model.js'
 import type { CanaryJudgement, TrafficStats } from '../model.js'
 
 // One attempt: an address:port (IPv4, [IPv6], or a unix socket), or the upstream's name when no server

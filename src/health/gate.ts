@@ -4,10 +4,10 @@
 import { LIMITS, type Config } from '../config.js'
 import * as docker from '../commands/docker.js'
 import type { GateResult } from '../journal.js'
-import { hostPort, type Replica, type Split } from '../model.js'
+import { hostPort, replicaKey, type CanaryObservation, type Replica, type Split } from '../model.js'
 import type { CanaryLog } from '../nginx/nginx.js'
 import type { HttpResult } from '../remote/ssh.js'
-import { judgeCanary, parseAccessLog, type CanaryObservation } from './canary.js'
+import { judgeCanary, parseAccessLog } from './canary.js'
 import { describeProbe, describeRanges, statusAllowed } from './judge.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -139,7 +139,7 @@ export class Watch {
   }
 
   add(replicas: readonly Replica[]): void {
-    for (const r of replicas) this.watched.set(`${r.host}/${r.name}`, r)
+    for (const r of replicas) this.watched.set(replicaKey(r), r)
   }
 
   /** Throws what the watch saw, if anything. */

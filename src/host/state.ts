@@ -1,7 +1,6 @@
 // What the hosts hold, parsed and validated once when they are read: the hosts are the source of truth, so
 // a run from a fresh runner knows what is live. Nothing read back is trusted further than its shape.
-import type { CanaryObservation } from '../health/canary.js'
-import { LABEL, replicaName, type Replica } from '../model.js'
+import { LABEL, replicaName, type CanaryObservation, type Replica } from '../model.js'
 import type { NginxState } from '../nginx/nginx.js'
 
 /** A replica container as a host reports it. */

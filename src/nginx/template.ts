@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import Mustache from 'mustache'
 import { LIMITS, type Config, type LbMethod } from '../config.js'
-import { hostPort, type Replica, type Split } from '../model.js'
+import { hostPort, replicaKey, type Replica, type Split } from '../model.js'
 
 export const BUILT_IN_TEMPLATE = `upstream {{upstream}} {
 {{#lbMethod}}
@@ -126,9 +126,9 @@ function canaryLogDirectives(config: Config): string {
 
 export function buildView(config: Config, servers: readonly Replica[], split: Split | undefined, facts: NginxFacts): NginxView {
   const n = config.nginx
-  const canary = new Set(split?.canary.map((r) => `${r.host}/${r.name}`))
+  const canary = new Set(split?.canary.map(replicaKey))
   // Without a split every server has the weight input; during a canary step the split's weights set the share.
-  const weightOf = (r: Replica) => (split ? (canary.has(`${r.host}/${r.name}`) ? split.canaryWeight : split.stableWeight) : n.weight)
+  const weightOf = (r: Replica) => (split ? (canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight) : n.weight)
   return {
     app: config.app,
     upstream: n.upstreamName,

@@ -2,7 +2,7 @@
 // replacement across hosts.
 import type { AppHost, Config } from '../config.js'
 import type { ManagedContainer } from '../host/state.js'
-import { hostPort, replicaName, type Replica } from '../model.js'
+import { hostPort, replicaKey, replicaName, type Replica } from '../model.js'
 import type { Step } from './types.js'
 
 export class PlanError extends Error {}
@@ -98,19 +98,21 @@ export function prepare(config: Config, image: string): Step[] {
  * drops below min(live, next). Old containers are retired by the caller once all succeeded.
  */
 export function replaceInBatches(config: Config, live: readonly Replica[], next: readonly Replica[], alreadyRunning: readonly Replica[] = []): Step[] {
-  const running = new Set(alreadyRunning.map((r) => `${r.host}/${r.name}`))
+  const running = new Set(alreadyRunning.map(replicaKey))
   // With nothing live there is no capacity to protect: the whole set is one batch.
   const b = live.length ? config.batchSize : next.length
   const steps: Step[] = []
   const batches = Math.ceil(Math.max(next.length, live.length) / b)
-  const incoming = (i: number) => next.slice(i * b, (i + 1) * b).filter((r) => !running.has(`${r.host}/${r.name}`))
+  const batchOf = (rs: readonly Replica[], i: number) => rs.slice(i * b, (i + 1) * b)
+  // Each batch's new replicas that are not running yet.
+  const incoming = Array.from({ length: batches }, (_, i) => batchOf(next, i).filter((r) => !running.has(replicaKey(r))))
   for (let i = 0; i < batches; i++) {
-    const outgoing = live.slice(i * b, (i + 1) * b)
-    const batch = next.slice(i * b, (i + 1) * b)
-    if (i === 0 && incoming(0).length) steps.push({ kind: 'start', replicas: incoming(0) })
-    if (incoming(i).length) steps.push({ kind: 'gate', replicas: incoming(i) })
+    const outgoing = batchOf(live, i)
+    const batch = batchOf(next, i)
+    if (i === 0 && incoming[0].length) steps.push({ kind: 'start', replicas: incoming[0] })
+    if (incoming[i].length) steps.push({ kind: 'gate', replicas: incoming[i] })
     steps.push({ kind: 'route', servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] })
-    if (i + 1 < batches && incoming(i + 1).length) steps.push({ kind: 'start', replicas: incoming(i + 1), ahead: true })
+    if (i + 1 < batches && incoming[i + 1].length) steps.push({ kind: 'start', replicas: incoming[i + 1], ahead: true })
     if (outgoing.length) {
       steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: outgoing, ...(batch.length ? { recheck: batch } : {}) })
       // Drained and out of the upstream: the next batch goes on while these stop. The last batch's are

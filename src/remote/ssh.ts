@@ -159,8 +159,6 @@ function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
 /** The Remote over an open connection. */
 export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => void): Remote {
   const client = ssh.connection as Client
-  // Small writes (a command, a probe's request) go out at once instead of waiting out Nagle's delayed ACKs.
-  client.setNoDelay(true)
   const stats: RemoteStats = { connections: 1, commands: 0, probes: 0 }
   const sessions = new Pool(LIMITS.sshSessions)
   const tunnels = new Pool(LIMITS.sshTunnels)
