@@ -12,7 +12,13 @@ export interface Deployment {
   environment: string
   description: string
   payload: Record<string, string>
-  statuses: Array<{ state: string; description: string; log_url?: string; environment_url?: string; auto_inactive?: boolean }>
+  statuses: Array<{
+    state: string
+    description: string
+    log_url?: string
+    environment_url?: string
+    auto_inactive?: boolean
+  }>
 }
 
 /** Who wrote a comment, as GitHub's `user` field shows it. */
@@ -64,7 +70,11 @@ export const SOMEONE_ELSE: GitHubUser = { login: 'octocat', type: 'User' }
 
 const PAGE = 30
 
-export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'ghs_test-token-0123456789'): Promise<FakeGitHub> {
+export async function startFakeGitHub(
+  owner = 'acme',
+  repo = 'shop',
+  token = 'ghs_test-token-0123456789',
+): Promise<FakeGitHub> {
   const state = {
     deployments: [] as Deployment[],
     comments: [] as Comment[],
@@ -90,7 +100,12 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://localhost')
       const body = raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined
-      state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, authorization: req.headers.authorization, body })
+      state.requests.push({
+        method: req.method ?? '',
+        path: url.pathname + url.search,
+        authorization: req.headers.authorization,
+        body,
+      })
       const send = (status: number, data: unknown, headers: Record<string, string> = {}) => {
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
         res.end(JSON.stringify(data))
@@ -99,7 +114,10 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
         const per = Number(url.searchParams.get('per_page') ?? PAGE)
         const n = Number(url.searchParams.get('page') ?? 1)
         const last = Math.max(1, Math.ceil(items.length / per))
-        const link: Record<string, string> = n < last ? { link: `<http://${req.headers.host}${url.pathname}?per_page=${per}&page=${n + 1}>; rel="next"` } : {}
+        const link: Record<string, string> =
+          n < last
+            ? { link: `<http://${req.headers.host}${url.pathname}?per_page=${per}&page=${n + 1}>; rel="next"` }
+            : {}
         send(200, items.slice((n - 1) * per, n * per), link)
       }
       if (req.headers.authorization !== `token ${token}`) return send(401, { message: 'Bad credentials' })
@@ -107,22 +125,49 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
       const path = url.pathname
       const group = path.includes('/deployments') ? 'deployments' : path.includes('/comments') ? 'comments' : undefined
       if (group && state.forbidden.has(group))
-        return send(403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest', status: '403' })
+        return send(403, {
+          message: 'Resource not accessible by integration',
+          documentation_url: 'https://docs.github.com/rest',
+          status: '403',
+        })
       let m: RegExpExecArray | null
       if (req.method === 'GET' && path === '/user') {
         // An installation token is no user: GitHub refuses it here.
-        if (state.tokenUser.type !== 'User') return send(403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user', status: '403' })
+        if (state.tokenUser.type !== 'User')
+          return send(403, {
+            message: 'Resource not accessible by integration',
+            documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user',
+            status: '403',
+          })
         return send(200, { ...userJson(state.tokenUser), id: 1 })
       }
       if (req.method === 'POST' && path === `${base}/deployments`) {
         const b = body as { ref: string; environment: string; description: string; payload: Record<string, string> }
-        const d: Deployment = { id: ++nextId, ref: b.ref, environment: b.environment, description: b.description, payload: b.payload, statuses: [] }
+        const d: Deployment = {
+          id: ++nextId,
+          ref: b.ref,
+          environment: b.environment,
+          description: b.description,
+          payload: b.payload,
+          statuses: [],
+        }
         state.deployments.push(d)
-        return send(201, { id: d.id, ref: d.ref, environment: d.environment, description: d.description, payload: d.payload })
+        return send(201, {
+          id: d.id,
+          ref: d.ref,
+          environment: d.environment,
+          description: d.description,
+          payload: d.payload,
+        })
       }
       if (req.method === 'GET' && path === `${base}/deployments`) {
         const env = url.searchParams.get('environment')
-        return page(state.deployments.filter((d) => !env || d.environment === env).reverse().map(({ id, ref, environment }) => ({ id, ref, environment })))
+        return page(
+          state.deployments
+            .filter((d) => !env || d.environment === env)
+            .reverse()
+            .map(({ id, ref, environment }) => ({ id, ref, environment })),
+        )
       }
       if ((m = new RegExp(`^${base}/deployments/(\\d+)/statuses$`).exec(path))) {
         const d = state.deployments.find((x) => x.id === Number(m![1]))
@@ -136,7 +181,12 @@ export async function startFakeGitHub(owner = 'acme', repo = 'shop', token = 'gh
       if ((m = new RegExp(`^${base}/issues/(\\d+)/comments$`).exec(path))) {
         const issue = Number(m[1])
         if (req.method === 'POST') {
-          const c: Comment = { id: ++nextId, issue, body: (body as { body: string }).body, user: { ...state.tokenUser } }
+          const c: Comment = {
+            id: ++nextId,
+            issue,
+            body: (body as { body: string }).body,
+            user: { ...state.tokenUser },
+          }
           state.comments.push(c)
           return send(201, commentJson(c))
         }

@@ -42285,7 +42285,8 @@ function splitShellWords(text2) {
         if (i >= text2.length) fail("unterminated double quote");
         const c = text2[i];
         if (c === '"') break;
-        if (c === "$" || c === "`") fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`);
+        if (c === "$" || c === "`")
+          fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`);
         if (c === "\\" && i + 1 < text2.length && '"\\$`\n'.includes(text2[i + 1])) {
           if (text2[i + 1] !== "\n") word += text2[i + 1];
           i += 2;
@@ -42333,7 +42334,11 @@ function replicaEnv(config, replica) {
 }
 var listenPortInside = (config, replica) => config.network === "host" ? replica.port : config.containerPort;
 function runReplica(config, replica) {
-  const network = config.network === "host" ? ["--network", "host"] : [...config.network ? ["--network", config.network] : [], "--publish", `${hostPort(replica.address, replica.port)}:${config.containerPort}`];
+  const network = config.network === "host" ? ["--network", "host"] : [
+    ...config.network ? ["--network", config.network] : [],
+    "--publish",
+    `${hostPort(replica.address, replica.port)}:${config.containerPort}`
+  ];
   const run3 = command(
     "docker",
     "run",
@@ -42357,7 +42362,10 @@ function runReplica(config, replica) {
     replica.image
   );
   const names2 = ["PORT", ...config.env.map((v) => v.name)];
-  return withTimeout(withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`), config.pullTimeoutSeconds);
+  return withTimeout(
+    withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`),
+    config.pullTimeoutSeconds
+  );
 }
 var startContainers = (refs) => command("docker", "start", "--", ...refs);
 var stopContainers = (refs, timeoutSeconds) => withTimeout(command("docker", "stop", "--time", String(timeoutSeconds), "--", ...refs), timeoutSeconds + 60);
@@ -42375,12 +42383,36 @@ setsid sh -c 'report=$1; t=$2; shift 2
   printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
 exit 0`;
 var retireContainers = (reportDir, refs, stopTimeoutSeconds) => script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs);
-var readRetireReports = (reportDir) => script('for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0', reportDir);
+var readRetireReports = (reportDir) => script(
+  'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0',
+  reportDir
+);
 var pullImage = (image, timeoutSeconds) => withTimeout(command("docker", "pull", "--quiet", image), timeoutSeconds);
 var ensureImage = (image, timeoutSeconds) => withTimeout(script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image), timeoutSeconds);
-var login = (server, username, password, timeoutSeconds) => withTimeout(withStdin(command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []), password, "registry password"), timeoutSeconds);
-var inspectState = (ref) => command("docker", "inspect", "--format", "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}", "--", ref);
-var healthLog = (ref) => command("docker", "inspect", "--format", "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}", "--", ref);
+var login = (server, username, password, timeoutSeconds) => withTimeout(
+  withStdin(
+    command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []),
+    password,
+    "registry password"
+  ),
+  timeoutSeconds
+);
+var inspectState = (ref) => command(
+  "docker",
+  "inspect",
+  "--format",
+  "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}",
+  "--",
+  ref
+);
+var healthLog = (ref) => command(
+  "docker",
+  "inspect",
+  "--format",
+  "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}",
+  "--",
+  ref
+);
 var containerLogs = (ref, lines) => command("docker", "logs", "--tail", String(lines), "--", ref);
 function parseReplicaState(stdout) {
   const [status, health, exitCode] = stdout.trim().split("	");
@@ -42416,7 +42448,14 @@ while :; do
   sleep "$poll"; i=$((i + 1))
 done`;
 var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
-  script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1e3), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])),
+  script(
+    DRAIN,
+    String(maxSeconds),
+    String(minSeconds),
+    String(pollMs / 1e3),
+    String(quietPolls),
+    ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])
+  ),
   maxSeconds + 30
 );
 function parseDrain(stdout) {
@@ -42430,7 +42469,9 @@ function parseDrain(stdout) {
 var SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`;
 var STATUS = String.raw`(?:\d{3}|-)`;
 var SEP = String.raw`(?:, | : )`;
-var LINE = new RegExp(String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`);
+var LINE = new RegExp(
+  String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`
+);
 function parseAccessLog(text2) {
   const attempts = [];
   let skipped = 0;
@@ -42469,12 +42510,32 @@ function judgeCanary(attempts, canaryServers, stableServers, maxErrorRate, minRe
   const stable = stats(attempts, stableServers);
   const z = worseBy(canary, stable);
   if (canary.rate > maxErrorRate)
-    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%` };
+    return {
+      verdict: "fail",
+      canary,
+      stable,
+      reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`
+    };
   if (z > LIMITS.canaryWorseZ)
-    return { verdict: "fail", canary, stable, reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)` };
+    return {
+      verdict: "fail",
+      canary,
+      stable,
+      reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`
+    };
   if (canary.requests < minRequests)
-    return { verdict: "inconclusive", canary, stable, reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)` };
-  return { verdict: "pass", canary, stable, reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}` };
+    return {
+      verdict: "inconclusive",
+      canary,
+      stable,
+      reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`
+    };
+  return {
+    verdict: "pass",
+    canary,
+    stable,
+    reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`
+  };
 }
 
 // src/health/judge.ts
@@ -42495,7 +42556,15 @@ async function gate(port, config, replica, again = false) {
   let last;
   let state2;
   let askedAt = 0;
-  const result = (ok) => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : "-", dockerHealth: state2?.health ?? "none" });
+  const result = (ok) => ({
+    replica: replica.name,
+    host: replica.host,
+    ok,
+    probes,
+    ms: Date.now() - t0,
+    last: last ? describeProbe(h.path, last) : "-",
+    dockerHealth: state2?.health ?? "none"
+  });
   for (; ; ) {
     const tick = Date.now();
     last = await port.probe(replica);
@@ -42531,14 +42600,26 @@ async function observe(port, config, split, stable, windowSeconds) {
       const [replica, probe] = bad[0];
       await port.evidence(replica, `health probe failed ${failures} times in a row during the canary step`, false);
       const none = { requests: 0, errors: 0, rate: 0 };
-      return { verdict: "fail", percent: split.percent, seconds: windowSeconds, canary: none, stable: none, reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row` };
+      return {
+        verdict: "fail",
+        percent: split.percent,
+        seconds: windowSeconds,
+        canary: none,
+        stable: none,
+        reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row`
+      };
     }
     await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
   }
   const log = await port.readCanaryLog();
   const { attempts } = parseAccessLog(log.text);
   const key = (r) => hostPort(r.address, r.port);
-  const judgement = judgeCanary(attempts, new Set(split.canary.map(key)), new Set(stable.map(key)), config.canary.maxErrorRate);
+  const judgement = judgeCanary(
+    attempts,
+    new Set(split.canary.map(key)),
+    new Set(stable.map(key)),
+    config.canary.maxErrorRate
+  );
   const sampled = log.newestOnly ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)` : "";
   if (judgement.verdict === "fail") for (const r of split.canary) await port.evidence(r, judgement.reason, false);
   const hint = judgement.verdict === "inconclusive" && judgement.canary.requests === 0 && judgement.stable.requests === 0 ? `; nginx logged no request of ${config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)` : "";
@@ -42596,7 +42677,9 @@ var Watch = class {
         if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return;
         const state2 = await this.port.state(r).catch(() => void 0);
         if (!state2 || state2.status === "running" || state2.status === "created" || this.failure) return;
-        this.failure = new StepFailure(`${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`);
+        this.failure = new StepFailure(
+          `${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`
+        );
         this.fail(this.failure);
         await this.port.evidence(r, this.failure.message, false).catch(() => void 0);
       })
@@ -43482,7 +43565,10 @@ var NodeSSH = class {
 import { createHash, createHmac } from "node:crypto";
 var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
 var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
-var globToRegExp = (pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`, "i");
+var globToRegExp = (pattern) => new RegExp(
+  `^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
+  "i"
+);
 function hostMatches(patterns, name) {
   if (patterns.startsWith("|1|")) {
     const [, , salt, hash] = patterns.split("|");
@@ -43506,15 +43592,18 @@ function knownKeysFor(knownHosts, host, port) {
     const fields = line.split(/\s+/);
     const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
     if (marker === "@cert-authority" || fields.length < 3) continue;
-    if (hostMatches(fields[0], name)) keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
+    if (hostMatches(fields[0], name))
+      keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
   }
   return keys;
 }
 function verifyHostKey(policy, host, port, key) {
   const presented = fingerprintOf(key);
   const known = knownKeysFor(policy.knownHosts, host, port);
-  if (known.some((k) => k.revoked && k.key.equals(key))) return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
-  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key))) return { ok: true, presented };
+  if (known.some((k) => k.revoked && k.key.equals(key)))
+    return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
+  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key)))
+    return { ok: true, presented };
   if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented };
   const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))];
   return {
@@ -43540,8 +43629,11 @@ async function run(remote, c, what) {
 function failure(remote, c, what, r) {
   const output = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-15).join("\n");
   const timedOut = r.code === 124 || r.code === 137 ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)` : "";
-  return new RemoteError(`${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || "(no output)"}
-  command: ${describeCommand(c)}`, r);
+  return new RemoteError(
+    `${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || "(no output)"}
+  command: ${describeCommand(c)}`,
+    r
+  );
 }
 var Pool = class {
   constructor(size) {
@@ -43567,7 +43659,11 @@ async function openSsh({ target, login: login2, via, debug: debug2 }) {
   let rejection;
   try {
     const sock = via ? await forward(via, target.host, target.port).catch((e) => {
-      throw new RemoteError(`the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, "")}`, void 0, { cause: e });
+      throw new RemoteError(
+        `the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, "")}`,
+        void 0,
+        { cause: e }
+      );
     }) : await tcpConnect(target);
     await ssh.connect({
       host: target.host,
@@ -43581,7 +43677,8 @@ async function openSsh({ target, login: login2, via, debug: debug2 }) {
       keepaliveInterval: LIMITS.sshKeepaliveMs,
       hostVerifier: (key) => {
         const verdict = verifyHostKey(login2.hostKey, target.host, target.port, key);
-        if (!verdict.ok) rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
+        if (!verdict.ok)
+          rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
         else debug2(`host key of ${name}: ${verdict.presented} accepted`);
         return verdict.ok;
       }
@@ -43589,14 +43686,21 @@ async function openSsh({ target, login: login2, via, debug: debug2 }) {
   } catch (e) {
     ssh.dispose();
     const how = via ? " (through the bastion)" : "";
-    throw new RemoteError(rejection ?? `ssh connection to ${login2.username}@${name}${how} failed: ${e.message.replace(/^\(SSH\) /, "")}`, void 0, { cause: e });
+    throw new RemoteError(
+      rejection ?? `ssh connection to ${login2.username}@${name}${how} failed: ${e.message.replace(/^\(SSH\) /, "")}`,
+      void 0,
+      { cause: e }
+    );
   }
   return ssh;
 }
 function tcpConnect(target) {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
-    const timer = setTimeout(() => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1e3}s while connecting`)), LIMITS.sshReadyTimeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1e3}s while connecting`)),
+      LIMITS.sshReadyTimeoutMs
+    );
     socket.once("connect", () => {
       clearTimeout(timer);
       resolve(socket);
@@ -43610,7 +43714,9 @@ function tcpConnect(target) {
 function forward(ssh, host, port) {
   const client = ssh.connection;
   if (!client) return Promise.reject(new Error("the connection is closed"));
-  return new Promise((resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel)));
+  return new Promise(
+    (resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel))
+  );
 }
 function remoteOver(ssh, name, debug2) {
   const client = ssh.connection;
@@ -43620,7 +43726,9 @@ function remoteOver(ssh, name, debug2) {
   let lost;
   const closed = new Promise((_, reject) => {
     const onLost = (why) => {
-      lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`);
+      lost ??= new RemoteError(
+        `the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`
+      );
       reject(lost);
     };
     client.on("close", () => onLost("closed"));
@@ -43632,15 +43740,24 @@ function remoteOver(ssh, name, debug2) {
     const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
     const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1e3;
     client.exec(line, (err, stream) => {
-      if (err) return reject(new RemoteError(`ssh command failed on ${name}: ${err.message}
-  command: ${describeCommand(c)}`, void 0, { cause: err }));
+      if (err)
+        return reject(
+          new RemoteError(
+            `ssh command failed on ${name}: ${err.message}
+  command: ${describeCommand(c)}`,
+            void 0,
+            { cause: err }
+          )
+        );
       const out = [];
       const errs = [];
       let code;
       let signal;
       const timer = setTimeout(() => {
         stream.close();
-        reject(new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1e3)}s`));
+        reject(
+          new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1e3)}s`)
+        );
       }, limitMs);
       stream.on("data", (d) => out.push(d));
       stream.stderr.on("data", (d) => errs.push(d));
@@ -43651,7 +43768,12 @@ function remoteOver(ssh, name, debug2) {
       stream.on("close", () => {
         clearTimeout(timer);
         const raw = Buffer.concat(out);
-        resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString("utf8"), stderr: Buffer.concat(errs).toString("utf8"), raw });
+        resolve({
+          code: code ?? (signal ? 128 : 255),
+          stdout: raw.toString("utf8"),
+          stderr: Buffer.concat(errs).toString("utf8"),
+          raw
+        });
       });
       stream.end(c.stdin ?? "");
     });
@@ -43692,7 +43814,14 @@ function remoteOver(ssh, name, debug2) {
       };
       const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
       const req = http.request(
-        { createConnection: () => channel, host, port, path: path3, method: "GET", headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers } },
+        {
+          createConnection: () => channel,
+          host,
+          port,
+          path: path3,
+          method: "GET",
+          headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers }
+        },
         (res) => {
           let body = "";
           res.setEncoding("utf8");
@@ -43800,7 +43929,9 @@ function directives(dump) {
 }
 function includesOf(dump, file) {
   const base = path.dirname(dump.main);
-  return directives(dump).filter((d) => d.words[0] === "include" && d.words[1] && globMatch(path.resolve(base, d.words[1]), file));
+  return directives(dump).filter(
+    (d) => d.words[0] === "include" && d.words[1] && globMatch(path.resolve(base, d.words[1]), file)
+  );
 }
 function includeProblem(dump, managedPath) {
   if (managedPath === dump.main)
@@ -43939,7 +44070,10 @@ function readNginx(place, container, managedPath) {
 var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
 var startCanaryLog = (place, path3) => place.inside(LOG_START, [path3]);
 var readCanaryLog = (place, path3, maxBytes) => withTimeout(place.inside(LOG_READ, [path3, String(maxBytes)]), 300);
-var disableImageDefaultSite = (place) => place.inside('f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0', []);
+var disableImageDefaultSite = (place) => place.inside(
+  'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
+  []
+);
 var nginxErrorLog = (place, container, lines) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines));
 
 // src/nginx/template.ts
@@ -44447,7 +44581,13 @@ var lbDirective = (m) => {
       return `hash ${m.key}${m.consistent ? " consistent" : ""}`;
   }
 };
-var rolloutLocation = (path3, configId) => ["    location = " + path3 + " {", "        access_log off;", "        default_type text/plain;", `        return 200 "${configId}\\n";`, "    }"].join("\n");
+var rolloutLocation = (path3, configId) => [
+  "    location = " + path3 + " {",
+  "        access_log off;",
+  "        default_type text/plain;",
+  `        return 200 "${configId}\\n";`,
+  "    }"
+].join("\n");
 var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_status";
 function canaryLogDirectives(config) {
   const id = `nginx_rollout_${config.nginx.upstreamName}`;
@@ -44538,14 +44678,34 @@ function parseNginx(config, sections, where) {
   if (n.mode === "container") {
     if (!container || container.code !== 0) {
       const why = text(container?.err).trim();
-      if (container && !/no such (object|container)/i.test(why)) problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
+      if (container && !/no such (object|container)/i.test(why))
+        problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
       return { exists: false, running: false, managed: { kind: "absent" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
     }
     const [running, networkMode] = text(container.out).trim().split(" ");
-    if (running !== "true") return { exists: true, running: false, networkMode, managed: { kind: "unknown" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+    if (running !== "true")
+      return {
+        exists: true,
+        running: false,
+        networkMode,
+        managed: { kind: "unknown" },
+        routes: /* @__PURE__ */ new Map(),
+        problems,
+        facts: noFacts
+      };
     if (!sections.has("masters")) {
-      problems.push(`the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`);
-      return { exists: true, running: true, networkMode, managed: { kind: "unknown" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+      problems.push(
+        `the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`
+      );
+      return {
+        exists: true,
+        running: true,
+        networkMode,
+        managed: { kind: "unknown" },
+        routes: /* @__PURE__ */ new Map(),
+        problems,
+        facts: noFacts
+      };
     }
     return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode };
   }
@@ -44558,19 +44718,26 @@ function parseInside(config, sections, where, problems) {
     problems.push(
       n.mode === "host" ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container` : `no nginx master process runs in the container ${n.container} on ${where}`
     );
-  if (masters.length > 1) problems.push(`${masters.length} nginx master processes run on ${where} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one reads ${n.configPath}`);
+  if (masters.length > 1)
+    problems.push(
+      `${masters.length} nginx master processes run on ${where} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one reads ${n.configPath}`
+    );
   const versionText = text(sections.get("version")?.err) + text(sections.get("version")?.out);
   const version = parseVersion(versionText);
   const dumpSection = sections.get("dump");
   const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : void 0;
   if (masters.length === 1 && !dump)
-    problems.push(`nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`);
+    problems.push(
+      `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`
+    );
   if (dump) {
     const p = includeProblem(dump, n.configPath);
     if (p) problems.push(p);
   }
   const facts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
-  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === "canary" || config.operation === "promote") ? [`nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`] : [];
+  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === "canary" || config.operation === "promote") ? [
+    `nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
+  ] : [];
   const managed = parseManaged(config, sections.get("managed"), where, problems);
   return {
     masterPid: masters.length === 1 ? masters[0] : void 0,
@@ -44589,12 +44756,16 @@ function parseManaged(config, s, where, problems) {
   const kind = (nl < 0 ? out : out.slice(0, nl)).trim();
   const body = nl < 0 ? "" : out.slice(nl + 1);
   if (!s || s.code !== 0 || kind === "") {
-    problems.push(`${path3} on ${where} cannot be read (${text(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`);
+    problems.push(
+      `${path3} on ${where} cannot be read (${text(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`
+    );
     return { kind: "unknown" };
   }
   if (kind === "absent") return { kind: "absent" };
   if (kind === "symlink" || kind === "not-a-file") {
-    problems.push(`${path3} on ${where} is a ${kind === "symlink" ? "symbolic link" : "directory or special file"} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`);
+    problems.push(
+      `${path3} on ${where} is a ${kind === "symlink" ? "symbolic link" : "directory or special file"} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`
+    );
     return { kind: "unknown" };
   }
   const owner = ownershipOf(body, config.app);
@@ -44607,7 +44778,9 @@ function parseManaged(config, s, where, problems) {
       );
       return { kind: "unknown" };
     case "other-app":
-      problems.push(`${path3} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`);
+      problems.push(
+        `${path3} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`
+      );
       return { kind: "unknown" };
     case "foreign":
       problems.push(
@@ -44620,8 +44793,23 @@ function createNginxContainer(config, upstreamAddress) {
   const n = config.nginx;
   const listen = parseListen(n.listen);
   const hostNetwork = config.network === "host" || config.network === "" && isLoopback(upstreamAddress);
-  const network = hostNetwork ? ["--network", "host"] : [...config.network ? ["--network", config.network] : [], "--publish", listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`];
-  return command("docker", "create", "--name", n.container, "--label", "nginx-rollout.role=nginx", "--restart", "unless-stopped", ...network, n.image);
+  const network = hostNetwork ? ["--network", "host"] : [
+    ...config.network ? ["--network", config.network] : [],
+    "--publish",
+    listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`
+  ];
+  return command(
+    "docker",
+    "create",
+    "--name",
+    n.container,
+    "--label",
+    "nginx-rollout.role=nginx",
+    "--restart",
+    "unless-stopped",
+    ...network,
+    n.image
+  );
 }
 function listenProbeTarget(listen) {
   const l = parseListen(listen);
@@ -44684,11 +44872,25 @@ var Nginx = class {
     const n = this.config.nginx;
     const created = !this.current.exists;
     if (created) {
-      await run(this.remote, ensureImage(n.image, this.config.pullTimeoutSeconds), `getting the nginx image ${n.image}`);
-      await run(this.remote, createNginxContainer(this.config, upstreamAddress), `creating the nginx container ${n.container}`);
+      await run(
+        this.remote,
+        ensureImage(n.image, this.config.pullTimeoutSeconds),
+        `getting the nginx image ${n.image}`
+      );
+      await run(
+        this.remote,
+        createNginxContainer(this.config, upstreamAddress),
+        `creating the nginx container ${n.container}`
+      );
     }
     const started = await this.remote.exec(command("docker", "start", "--", n.container));
-    if (started.code !== 0) throw failure(this.remote, command("docker", "start", "--", n.container), `starting the nginx container ${n.container}`, started);
+    if (started.code !== 0)
+      throw failure(
+        this.remote,
+        command("docker", "start", "--", n.container),
+        `starting the nginx container ${n.container}`,
+        started
+      );
     const deadline = Date.now() + LIMITS.reloadVerifyMs;
     for (; ; ) {
       const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
@@ -44713,7 +44915,12 @@ var Nginx = class {
     const n = this.config.nginx;
     const expected = this.live === void 0 ? "absent" : sha256(this.live);
     const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
-    const locked = nginxLocked(this.fence, this.lockFile, LIMITS.nginxLockSeconds, applyManagedFile(this.place, n.configPath, expected, master, next === void 0 ? "remove" : "write", names2));
+    const locked = nginxLocked(
+      this.fence,
+      this.lockFile,
+      LIMITS.nginxLockSeconds,
+      applyManagedFile(this.place, n.configPath, expected, master, next === void 0 ? "remove" : "write", names2)
+    );
     const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
     const r = await this.remote.exec(c);
     if (r.code !== 0) {
@@ -44727,7 +44934,9 @@ ${said}` : ""}`);
     const id = next === void 0 ? void 0 : configIdOf(next);
     const verified = n.scope === "site" && id ? await this.verifyServing(id) : void 0;
     if (verified === false)
-      throw new NginxError(`nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`);
+      throw new NginxError(
+        `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`
+      );
     const detail = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
     return booted ? `${booted}; ${detail}` : detail;
   }
@@ -44737,7 +44946,13 @@ ${said}` : ""}`);
     const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) };
     const deadline = Date.now() + LIMITS.reloadVerifyMs;
     while (Date.now() < deadline) {
-      const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath(this.config.app), LIMITS.probeTimeoutMs, headers);
+      const r = await this.remote.httpGet(
+        target.host,
+        target.port,
+        LIMITS.configIdPath(this.config.app),
+        LIMITS.probeTimeoutMs,
+        headers
+      );
       if (r.status === 200 && r.body?.trim() === configId) return true;
       await sleep2(10);
     }
@@ -44745,10 +44960,18 @@ ${said}` : ""}`);
   }
   /** The canary's log starts empty: a step judges what nginx logged from here on. */
   async startCanaryLog() {
-    await run(this.remote, startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)), "starting the canary's access log");
+    await run(
+      this.remote,
+      startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)),
+      "starting the canary's access log"
+    );
   }
   async readCanaryLog() {
-    const r = await run(this.remote, readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes), "reading the canary's access log");
+    const r = await run(
+      this.remote,
+      readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes),
+      "reading the canary's access log"
+    );
     const nl = r.stdout.indexOf("\n");
     const [how = "whole", size = "0"] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(" ");
     return { text: nl < 0 ? "" : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === "newest" };
@@ -44777,7 +45000,12 @@ var HEARTBEAT = `${IF_OURS} || exit 3; touch "$1/heartbeat"`;
 var RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`;
 var stateDir = (app) => `${LIMITS.stateDir}/${app}`;
 var lockDir = (app) => `${stateDir(app)}/lock`;
-var newClaim = (app, owner) => ({ app, dir: lockDir(app), token: randomBytes(12).toString("hex"), owner: owner.replace(/[\r\n]+/g, " ") });
+var newClaim = (app, owner) => ({
+  app,
+  dir: lockDir(app),
+  token: randomBytes(12).toString("hex"),
+  owner: owner.replace(/[\r\n]+/g, " ")
+});
 var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds));
 var LockLostError = class extends Error {
 };
@@ -44806,9 +45034,12 @@ var HeldLock = class {
    */
   beat() {
     const silentMs = this.now() - this.lastBeat;
-    if (silentMs >= LIMITS.lockStaleSeconds * 1e3 - LIMITS.lockHeartbeatMs) this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1e3)}s`);
+    if (silentMs >= LIMITS.lockStaleSeconds * 1e3 - LIMITS.lockHeartbeatMs)
+      this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1e3)}s`);
     if (this.beating || this.lostWhy) return;
-    this.beating = this.remote.exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1e3), { unqueued: true }).then(
+    this.beating = this.remote.exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1e3), {
+      unqueued: true
+    }).then(
       (r) => {
         if (r.code === 0) this.lastBeat = this.now();
         else if (r.code === 3) this.lose("another run took it over");
@@ -44819,11 +45050,16 @@ var HeldLock = class {
   lose(why) {
     if (this.lostWhy) return;
     this.lostWhy = why;
-    this.warn(`the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`);
+    this.warn(
+      `the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`
+    );
   }
   /** Throws once the lock is lost: a run must not change a host another run may be changing. */
   assertHeld() {
-    if (this.lostWhy) throw new LockLostError(`the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`);
+    if (this.lostWhy)
+      throw new LockLostError(
+        `the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`
+      );
   }
   /** Stops the heartbeat (the run's last command releases the lock with its records: see finishCommand). */
   async stopHeartbeat() {
@@ -44878,7 +45114,9 @@ function parseContainers(output, host) {
     const id = typeof c.id === "string" ? c.id : "";
     if (label(LABEL.role) !== "replica") continue;
     if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
-      ignored.push(`container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`);
+      ignored.push(
+        `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
+      );
       continue;
     }
     const color = label(LABEL.color);
@@ -44917,7 +45155,8 @@ function parseHistory(text2, warn) {
   const ok = parsed.filter(
     (h) => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy)
   );
-  if (ok.length < parsed.length) warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`);
+  if (ok.length < parsed.length)
+    warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`);
   return ok;
 }
 function parseCanaryState(text2, defaultHost, warn) {
@@ -44931,16 +45170,20 @@ function parseCanaryState(text2, defaultHost, warn) {
   const p = parsed;
   if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad("image, stableImage or at missing");
   if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad("weight is not a percentage");
-  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber)) return bad("remainingSteps is not a list of numbers");
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
+    return bad("remainingSteps is not a list of numbers");
   if (!Array.isArray(p.replicas)) return bad("replicas is not a list");
   const replicas = p.replicas.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
-  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name))) return bad("a replica has no host or name");
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
+    return bad("a replica has no host or name");
   const observations = p.observations === void 0 ? void 0 : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null;
   if (observations === null) return bad("observations are malformed");
   const d = p.deployment;
-  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id))) return bad("deployment is malformed");
+  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
+    return bad("deployment is malformed");
   const pr = p.pullRequest;
-  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return bad("pullRequest is malformed");
+  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number)))
+    return bad("pullRequest is malformed");
   const pushes = p.pushes;
   const outcomes = ["live", "replaced", "promoted", "aborted", "failed"];
   const isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
@@ -44979,14 +45222,19 @@ var appHostParts = (config) => [
 ];
 function parseAppHost(host, sections, remote, warnings) {
   const list = sections.get("containers");
-  if (!list || list.code !== 0) throw new HostStateError(`listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`);
+  if (!list || list.code !== 0)
+    throw new HostStateError(
+      `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`
+    );
   const { containers, ignored } = parseContainers(text(list.out), host);
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
   const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
   return { host: host.id, containers, retireReports };
 }
 async function readHosts(fleet, config, claim, waiting) {
-  const nginxIsAppHost = config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port);
+  const nginxIsAppHost = config.appHosts.find(
+    (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port
+  );
   const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
     { name: "history", command: readFile2(historyPath(config.app)) },
     { name: "canary", command: readFile2(canaryPath(config.app)) },
@@ -45003,13 +45251,19 @@ async function readHosts(fleet, config, claim, waiting) {
     const first = sections.get("first");
     if (r.code !== 3) {
       const why = text(first?.err).trim() || text(first?.out).trim();
-      throw why ? new RemoteError(`taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`, r) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r);
+      throw why ? new RemoteError(
+        `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
+        r
+      ) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r);
     }
     const holder = text(first?.out).trim();
     if (holder !== lastHolder) waiting(holder);
     lastHolder = holder;
     if (Date.now() >= deadline)
-      throw new RemoteError(`another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`, r);
+      throw new RemoteError(
+        `another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`,
+        r
+      );
     await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
   }
   const warnings = [];
@@ -45026,16 +45280,24 @@ async function readHosts(fleet, config, claim, waiting) {
     })
   );
   hosts.push(...read);
-  hosts.sort((a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host));
+  hosts.sort(
+    (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host)
+  );
   const fileOf = (name) => {
     const s = sections.get(name);
-    if (s && s.code !== 0) throw new HostStateError(`reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`);
+    if (s && s.code !== 0)
+      throw new HostStateError(
+        `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`
+      );
     return text(s?.out);
   };
   const history2 = parseHistory(fileOf("history"), (m) => warnings.push(m));
   const canary = parseCanaryState(fileOf("canary"), config.appHosts[0].id, (m) => warnings.push(m));
   const nginxSection = sections.get("nginx");
-  if (!nginxSection || nginxSection.code !== 0) throw new HostStateError(`reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`);
+  if (!nginxSection || nginxSection.code !== 0)
+    throw new HostStateError(
+      `reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`
+    );
   const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
   warnings.push(...nginx.warnings ?? []);
   const lockNote = text(sections.get("first")?.out).trim() || void 0;
@@ -45234,11 +45496,21 @@ var Executor = class {
     switch (step.kind) {
       case "login":
         await Promise.all(
-          step.hosts.map((h) => run(this.fleet.app(h), login(step.registry, step.username, c.registry?.password ?? "", c.pullTimeoutSeconds), `docker login to ${step.registry || "Docker Hub"}`))
+          step.hosts.map(
+            (h) => run(
+              this.fleet.app(h),
+              login(step.registry, step.username, c.registry?.password ?? "", c.pullTimeoutSeconds),
+              `docker login to ${step.registry || "Docker Hub"}`
+            )
+          )
         );
         return void 0;
       case "pull":
-        await Promise.all(step.hosts.map((h) => run(this.fleet.app(h), pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)));
+        await Promise.all(
+          step.hosts.map(
+            (h) => run(this.fleet.app(h), pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)
+          )
+        );
         return void 0;
       case "start": {
         this.started.push(...step.replicas);
@@ -45256,7 +45528,10 @@ var Executor = class {
       }
       case "restart": {
         const waited = await this.settle(step.replicas);
-        await this.onHosts(step.replicas, (remote, rs) => run(remote, startContainers(rs.map(this.ref)), "starting previous replicas again"));
+        await this.onHosts(
+          step.replicas,
+          (remote, rs) => run(remote, startContainers(rs.map(this.ref)), "starting previous replicas again")
+        );
         return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
       }
       case "gate": {
@@ -45283,7 +45558,8 @@ var Executor = class {
         const detail = await this.applyNginx(text2);
         this.serving = step.servers;
         const isStarted = (r) => this.started.some((s) => replicaKey(s) === replicaKey(r));
-        for (const s of step.servers) if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s);
+        for (const s of step.servers)
+          if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s);
         this.watch?.add(step.servers.filter(isStarted));
         return detail;
       }
@@ -45291,7 +45567,8 @@ var Executor = class {
         const o = await observe(this.health, c, step.split, step.stable, step.seconds);
         this.journal.canarySteps.push(o);
         if (o.verdict === "fail") throw new CanaryFailure(`canary step at ${o.percent}% failed: ${o.reason}`);
-        if (o.verdict === "inconclusive") throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent);
+        if (o.verdict === "inconclusive")
+          throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent);
         return o.reason;
       }
       case "restore-config": {
@@ -45300,12 +45577,18 @@ var Executor = class {
         return detail;
       }
       case "drain": {
-        const drained = Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))]);
+        const drained = Promise.all([
+          this.drain(step.replicas, step.seconds),
+          ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))
+        ]);
         const [detail] = await (this.watch ? this.watch.unlessFailed(drained) : drained);
         return detail;
       }
       case "stop": {
-        const stop = this.onHosts(step.replicas, (remote, rs) => run(remote, stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), "stopping old replicas"));
+        const stop = this.onHosts(
+          step.replicas,
+          (remote, rs) => run(remote, stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), "stopping old replicas")
+        );
         this.stopped.push(...step.replicas);
         if (!step.background) {
           await stop;
@@ -45317,14 +45600,24 @@ var Executor = class {
       }
       case "remove": {
         const waited = await this.settle(step.replicas);
-        await this.onHosts(step.replicas, (remote, rs) => run(remote, removeContainers(rs.map(this.ref)), "removing containers"));
+        await this.onHosts(
+          step.replicas,
+          (remote, rs) => run(remote, removeContainers(rs.map(this.ref)), "removing containers")
+        );
         return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
       }
       case "retire": {
         for (const p of this.pending.values()) p.catch(() => void 0);
         this.pending.clear();
         this.retired.push(...step.replicas);
-        await this.onHosts(step.replicas, (remote, rs) => run(remote, retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), "handing the old replicas to a background stop"));
+        await this.onHosts(
+          step.replicas,
+          (remote, rs) => run(
+            remote,
+            retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds),
+            "handing the old replicas to a background stop"
+          )
+        );
         return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`;
       }
     }
@@ -45334,7 +45627,12 @@ var Executor = class {
     try {
       return await this.nginx.apply(text2, this.config.appHosts[0].upstreamAddress);
     } catch (e) {
-      if (e instanceof NginxError) this.journal.evidence.push({ subject: this.nginx.where, reason: e.message, logs: await this.nginx.errorLog(20).catch(() => "") || "(no log output)" });
+      if (e instanceof NginxError)
+        this.journal.evidence.push({
+          subject: this.nginx.where,
+          reason: e.message,
+          logs: await this.nginx.errorLog(20).catch(() => "") || "(no log output)"
+        });
       throw e;
     }
   }
@@ -45342,16 +45640,28 @@ var Executor = class {
   async drain(replicas, max) {
     const min = this.config.nginx.scope === "site" && this.nginx.state.facts.keepaliveMinTimeout ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0;
     const targets = (rs) => {
-      const each = rs.map((r) => ({ ref: this.ref(r), pid: this.pids.get(replicaKey(r)), ports: [listenPortInside(this.config, r)] }));
+      const each = rs.map((r) => ({
+        ref: this.ref(r),
+        pid: this.pids.get(replicaKey(r)),
+        ports: [listenPortInside(this.config, r)]
+      }));
       return this.config.network === "host" ? [{ ...each.find((t) => t.pid) ?? each[0], ports: each.flatMap((t) => t.ports) }] : each;
     };
     const outcomes = await this.onHosts(
       replicas,
-      async (remote, rs) => parseDrain((await run(remote, drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), "draining")).stdout)
+      async (remote, rs) => parseDrain(
+        (await run(
+          remote,
+          drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls),
+          "draining"
+        )).stdout
+      )
     );
     const busy = outcomes.filter((o) => o.kind === "busy");
-    if (busy.length) return `${busy.reduce((n, o) => n + (o.kind === "busy" ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`;
-    if (outcomes.some((o) => o.kind === "unknown")) return `waited drain-seconds ${max}s (connections not readable on the host)`;
+    if (busy.length)
+      return `${busy.reduce((n, o) => n + (o.kind === "busy" ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`;
+    if (outcomes.some((o) => o.kind === "unknown"))
+      return `waited drain-seconds ${max}s (connections not readable on the host)`;
     const slowest = Math.max(...outcomes.map((o) => o.kind === "idle" ? o.ms : 0));
     return `nothing in flight after ${seconds2(slowest)}`;
   }
@@ -45361,7 +45671,9 @@ var Executor = class {
       const h = this.config.health;
       return this.fleet.nginx.httpGet(r.address, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
     },
-    state: async (r) => parseReplicaState((await run(this.fleet.app(r.host), inspectState(this.ref(r)), `inspecting ${r.name}`)).stdout),
+    state: async (r) => parseReplicaState(
+      (await run(this.fleet.app(r.host), inspectState(this.ref(r)), `inspecting ${r.name}`)).stdout
+    ),
     evidence: async (r, reason, withHealthLog) => {
       const remote = this.fleet.app(r.host);
       const [logs, health] = await Promise.all([
@@ -45372,7 +45684,11 @@ var Executor = class {
       const healthText = health?.stdout.trim() ? `
 --- docker health check output ---
 ${health.stdout.trim()}` : "";
-      this.journal.evidence.push({ subject: this.manyHosts ? `${r.name} on ${r.host}` : r.name, reason, logs: (text2 || "(no log output)") + healthText });
+      this.journal.evidence.push({
+        subject: this.manyHosts ? `${r.name} on ${r.host}` : r.name,
+        reason,
+        logs: (text2 || "(no log output)") + healthText
+      });
     },
     startCanaryLog: () => this.nginx.startCanaryLog(),
     readCanaryLog: () => this.nginx.readCanaryLog()
@@ -49551,7 +49867,15 @@ function runContext() {
   const pr = context2.payload.pull_request;
   const pullRequest = (context2.eventName === "pull_request" || context2.eventName === "pull_request_target") && typeof pr?.number === "number" && typeof pr.head?.sha === "string" ? { number: pr.number, headSha: pr.head.sha } : void 0;
   const runUrl = repo && context2.runId ? `${context2.serverUrl}/${repo.owner}/${repo.repo}/actions/runs/${context2.runId}` : void 0;
-  return { repo, sha: context2.sha, eventName: context2.eventName, pullRequest, runUrl, actor: context2.actor ?? "", apiUrl: context2.apiUrl };
+  return {
+    repo,
+    sha: context2.sha,
+    eventName: context2.eventName,
+    pullRequest,
+    runUrl,
+    actor: context2.actor ?? "",
+    apiUrl: context2.apiUrl
+  };
 }
 
 // src/github/deployment.ts
@@ -49583,16 +49907,26 @@ function deploymentTarget(config, run3, canary, image) {
 function finalStatus(f) {
   switch (f.result) {
     case "deployed":
-      return { state: "success", description: f.operation === "promote" ? `Promoted ${f.image} to all requests` : `${f.image} serves all requests` };
+      return {
+        state: "success",
+        description: f.operation === "promote" ? `Promoted ${f.image} to all requests` : `${f.image} serves all requests`
+      };
     case "paused":
-      return { state: "in_progress", description: `Canary ${f.canaryImage} at ${f.canaryWeight}% of requests: promote or abort it` };
+      return {
+        state: "in_progress",
+        description: `Canary ${f.canaryImage} at ${f.canaryWeight}% of requests: promote or abort it`
+      };
     case "rolled-back":
-      if (f.operation === "abort") return { state: "inactive", description: `Canary aborted: ${f.image} serves all requests` };
+      if (f.operation === "abort")
+        return { state: "inactive", description: `Canary aborted: ${f.image} serves all requests` };
       if (f.operation === "rollback") return { state: "success", description: `Rolled back to ${f.image}` };
       return { state: "failure", description: `Failed and rolled back: ${f.image} serves all requests` };
     case "failed":
     case "planned":
-      return { state: "failure", description: `${f.operation === "deploy" ? "Deploy" : f.operation} failed: see the run log` };
+      return {
+        state: "failure",
+        description: `${f.operation === "deploy" ? "Deploy" : f.operation} failed: see the run log`
+      };
     case "unchanged":
       return { state: "inactive", description: "Nothing to do" };
   }
@@ -49626,14 +49960,27 @@ function renderSummary(r, secrets = []) {
   );
   for (const n of r.notes ?? []) out.push("", `> ${n}`);
   if (r.live) {
-    out.push("", "### Live", "", "| Replica | Host | Address | Image | Colour | nginx weight |", "|---|---|---|---|---|---|");
-    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`);
+    out.push(
+      "",
+      "### Live",
+      "",
+      "| Replica | Host | Address | Image | Colour | nginx weight |",
+      "|---|---|---|---|---|---|"
+    );
+    for (const x of r.live.replicas)
+      out.push(
+        `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`
+      );
     if (!r.live.replicas.length) out.push("| (none) | | | | | |");
     if (r.live.canary)
-      out.push("", `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`);
+      out.push(
+        "",
+        `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`
+      );
     if (r.live.history.length) {
       out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
-      for (const h of r.live.history) out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
+      for (const h of r.live.history)
+        out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
     }
   }
   if (r.failure) out.push("", "**What failed:**", "", fence(r.failure));
@@ -49645,25 +49992,51 @@ function renderSummary(r, secrets = []) {
   if (r.steps.length) {
     out.push("", "### Steps", "", "| # | Phase | Step | Host | Duration | Outcome |", "|---|---|---|---|---|---|");
     r.steps.forEach(
-      (s, i) => out.push(`| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(", ")} | ${(s.ms / 1e3).toFixed(2)} s | ${s.outcome === "ok" ? `ok${s.detail ? `: ${cell(s.detail)}` : ""}` : "**failed**"} |`)
+      (s, i) => out.push(
+        `| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(", ")} | ${(s.ms / 1e3).toFixed(2)} s | ${s.outcome === "ok" ? `ok${s.detail ? `: ${cell(s.detail)}` : ""}` : "**failed**"} |`
+      )
     );
   }
   if (r.gates.length) {
-    out.push("", "### Health gates", "", "| Replica | Host | Result | Probes | Time | Last probe | Docker health |", "|---|---|---|---|---|---|---|");
+    out.push(
+      "",
+      "### Health gates",
+      "",
+      "| Replica | Host | Result | Probes | Time | Last probe | Docker health |",
+      "|---|---|---|---|---|---|---|"
+    );
     for (const g of r.gates)
-      out.push(`| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${(g.ms / 1e3).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`);
+      out.push(
+        `| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${(g.ms / 1e3).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`
+      );
   }
   if (r.canarySteps?.length) {
-    out.push("", "### Canary steps", "", "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |", "|---|---|---|---|---|---|---|---|---|");
+    out.push(
+      "",
+      "### Canary steps",
+      "",
+      "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |",
+      "|---|---|---|---|---|---|---|---|---|"
+    );
     for (const c of r.canarySteps)
       out.push(
         `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
       );
   }
   if (r.github?.length) out.push("", "### GitHub", "", ...r.github.map((n) => `- ${n}`));
-  if (r.configDiff) out.push("", `<details><summary>${r.configPath} diff</summary>`, "", fence(r.configDiff, "diff"), "", "</details>");
+  if (r.configDiff)
+    out.push("", `<details><summary>${r.configPath} diff</summary>`, "", fence(r.configDiff, "diff"), "", "</details>");
   for (const e of r.evidence)
-    out.push("", `<details open><summary>${e.subject}: last log lines</summary>`, "", cell(e.reason), "", fence(e.logs), "", "</details>");
+    out.push(
+      "",
+      `<details open><summary>${e.subject}: last log lines</summary>`,
+      "",
+      cell(e.reason),
+      "",
+      fence(e.logs),
+      "",
+      "</details>"
+    );
   if (r.stats)
     out.push(
       "",
@@ -49689,7 +50062,9 @@ function octokitApi(token, repo, apiUrl) {
       return await f();
     } catch (e) {
       const status = typeof e.status === "number" ? e.status : void 0;
-      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ""}${e.message}`, status, { cause: e });
+      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ""}${e.message}`, status, {
+        cause: e
+      });
     }
   };
   const comment = (c) => ({
@@ -49712,7 +50087,8 @@ function octokitApi(token, repo, apiUrl) {
         required_contexts: [],
         request: request2()
       });
-      if (!("id" in res.data)) throw new Error(`GitHub did not create it: ${res.data.message ?? `HTTP ${res.status}`}`);
+      if (!("id" in res.data))
+        throw new Error(`GitHub did not create it: ${res.data.message ?? `HTTP ${res.status}`}`);
       return res.data.id;
     }),
     setDeploymentStatus: (id, s) => call(`setting deployment ${id} to ${s.state}`, async () => {
@@ -49728,19 +50104,42 @@ function octokitApi(token, repo, apiUrl) {
       });
     }),
     recentDeployments: (environment, count2) => call("listing the environment's deployments", async () => {
-      const res = await octokit.rest.repos.listDeployments({ ...repo, environment, per_page: count2, request: request2() });
+      const res = await octokit.rest.repos.listDeployments({
+        ...repo,
+        environment,
+        per_page: count2,
+        request: request2()
+      });
       return res.data.map((d) => d.id);
     }),
     latestDeploymentState: (id) => call(`reading deployment ${id}'s status`, async () => {
-      const res = await octokit.rest.repos.listDeploymentStatuses({ ...repo, deployment_id: id, per_page: 1, request: request2() });
+      const res = await octokit.rest.repos.listDeploymentStatuses({
+        ...repo,
+        deployment_id: id,
+        per_page: 1,
+        request: request2()
+      });
       return res.data[0]?.state;
     }),
     comments: (issue2) => call(`reading the comments of #${issue2}`, async () => {
-      const all = await octokit.paginate(octokit.rest.issues.listComments, { ...repo, issue_number: issue2, per_page: 100, request: request2() });
+      const all = await octokit.paginate(octokit.rest.issues.listComments, {
+        ...repo,
+        issue_number: issue2,
+        per_page: 100,
+        request: request2()
+      });
       return all.map(comment);
     }),
-    createComment: (issue2, body) => call(`commenting on #${issue2}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue2, body, request: request2() })).data)),
-    updateComment: (id, body) => call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request2() })).data)),
+    createComment: (issue2, body) => call(
+      `commenting on #${issue2}`,
+      async () => comment(
+        (await octokit.rest.issues.createComment({ ...repo, issue_number: issue2, body, request: request2() })).data
+      )
+    ),
+    updateComment: (id, body) => call(
+      `updating comment ${id}`,
+      async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request2() })).data)
+    ),
     whoAmI: () => call("reading the token's user", async () => {
       try {
         return (await octokit.rest.users.getAuthenticated({ request: request2() })).data.login;
@@ -49794,14 +50193,28 @@ function state(v) {
 var verdicts = (obs) => obs.map((o) => `${o.percent}% ${o.verdict}`).join(", ") || "not judged";
 function history(v) {
   if (!v.pushes?.length) return [];
-  const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map((p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ""} | ${verdicts(p.observations)} | ${p.outcome} |`);
+  const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map(
+    (p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ""} | ${verdicts(p.observations)} | ${p.outcome} |`
+  );
   const now = v.result === "paused" ? "live" : v.result === "deployed" ? "promoted" : v.result === "rolled-back" ? v.operation === "abort" ? "aborted" : "failed" : v.result;
-  return ["", "**Pushes**", "", "| Canary | Steps | Outcome |", "|---|---|---|", ...rows, `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`];
+  return [
+    "",
+    "**Pushes**",
+    "",
+    "| Canary | Steps | Outcome |",
+    "|---|---|---|",
+    ...rows,
+    `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`
+  ];
 }
 function renderCanaryComment(v) {
   const out = [commentMarker(v.app, v.where), `### ${headline(v)}`, "", state(v)];
   if (v.observations.length) {
-    out.push("", "| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |", "|---|---|---|---|---|---|");
+    out.push(
+      "",
+      "| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |",
+      "|---|---|---|---|---|---|"
+    );
     for (const o of v.observations)
       out.push(
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
@@ -49847,7 +50260,12 @@ var GitHubRecorder = class {
   }
   status(state2, description) {
     const live = state2 === "success" || state2 === "in_progress";
-    return { state: state2, description, logUrl: this.links.runUrl, ...live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {} };
+    return {
+      state: state2,
+      description,
+      logUrl: this.links.runUrl,
+      ...live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {}
+    };
   }
   /** Marks a deployment inactive (a pull request's earlier canary, replaced by a new push). */
   async deactivate(d, description) {
@@ -49868,7 +50286,9 @@ var GitHubRecorder = class {
       this.warn("Recording the GitHub deployment", e, DEPLOYMENTS_PERMISSION);
       return void 0;
     }
-    this.log.info(`GitHub deployment ${recorded.id} in ${recorded.environment}: ${target.kind === "new" ? "created" : "the canary's, continued"}`);
+    this.log.info(
+      `GitHub deployment ${recorded.id} in ${recorded.environment}: ${target.kind === "new" ? "created" : "the canary's, continued"}`
+    );
     try {
       await this.api.setDeploymentStatus(recorded.id, this.status("in_progress", description));
     } catch (e) {
@@ -49891,9 +50311,18 @@ var GitHubRecorder = class {
   // GitHub's auto_inactive skips production environments, so the earlier ones are marked here as well.
   async deactivateEarlier(d) {
     try {
-      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter((id) => id < d.id);
-      const active = (await Promise.all(earlier.map(async (id) => await this.api.latestDeploymentState(id) === "success" ? [id] : []))).flat();
-      for (const id of active) await this.api.setDeploymentStatus(id, { state: "inactive", description: `Superseded by deployment ${d.id}`, logUrl: this.links.runUrl });
+      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter(
+        (id) => id < d.id
+      );
+      const active = (await Promise.all(
+        earlier.map(async (id) => await this.api.latestDeploymentState(id) === "success" ? [id] : [])
+      )).flat();
+      for (const id of active)
+        await this.api.setDeploymentStatus(id, {
+          state: "inactive",
+          description: `Superseded by deployment ${d.id}`,
+          logUrl: this.links.runUrl
+        });
       if (active.length) this.log.info(`GitHub deployments marked inactive: ${active.join(", ")}`);
     } catch (e) {
       this.warn(`Marking the earlier deployments of ${d.environment} inactive`, e, DEPLOYMENTS_PERMISSION);
@@ -49922,15 +50351,23 @@ var GitHubRecorder = class {
 // src/github/record.ts
 function githubRecorder(config, gh, log) {
   const { token, environment, environmentUrl } = config.github;
-  if (token && gh.repo) return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), log, { runUrl: gh.runUrl, environmentUrl: environmentUrl || void 0 });
+  if (token && gh.repo)
+    return new GitHubRecorder(octokitApi(token, gh.repo, gh.apiUrl), log, {
+      runUrl: gh.runUrl,
+      environmentUrl: environmentUrl || void 0
+    });
   const why = !token ? "github-token is empty" : "this is not a GitHub Actions run (GITHUB_REPOSITORY is not set)";
-  if (environment && config.operation !== "status" && !config.dryRun) log.warning(`environment is set but ${why}: no GitHub deployment is recorded`);
+  if (environment && config.operation !== "status" && !config.dryRun)
+    log.warning(`environment is set but ${why}: no GitHub deployment is recorded`);
   return void 0;
 }
 var beginDeployment = (recorder, config, gh, canary, image) => recorder.begin(deploymentTarget(config, gh, canary, image), `${config.app}: ${config.operation} ${image} in progress`);
 function canaryLinks(gh, canary, deployment) {
   const pr = canaryPullRequest(gh, canary) ?? canary?.pullRequest;
-  return { ...deployment && gh.repo ? { deployment: { repo: repoName(gh.repo), ...deployment } } : {}, ...pr ? { pullRequest: pr } : {} };
+  return {
+    ...deployment && gh.repo ? { deployment: { repo: repoName(gh.repo), ...deployment } } : {},
+    ...pr ? { pullRequest: pr } : {}
+  };
 }
 async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets) {
   const { result, state: state2, plan } = end;
@@ -49939,13 +50376,34 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
   const swapped = Boolean(plan?.replaces) && end.canaryAfter !== void 0;
   const canaryImage = after?.image ?? (swapped ? plan?.image ?? "" : before?.image ?? plan?.image ?? "");
   if (end.deployment)
-    await recorder.finish(end.deployment, finalStatus({ operation: config.operation, result, image: images.liveImage, previousImage: images.previousImage, canaryImage, canaryWeight: end.canaryWeight }));
+    await recorder.finish(
+      end.deployment,
+      finalStatus({
+        operation: config.operation,
+        result,
+        image: images.liveImage,
+        previousImage: images.previousImage,
+        canaryImage,
+        canaryWeight: end.canaryWeight
+      })
+    );
   const replaced = swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : void 0;
   if (replaced) await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`);
   const pr = canaryPullRequest(gh, before);
   if (!pr || config.strategy !== "canary" && !before) return;
   const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id;
-  const earlier = after ? [...after.pushes ?? []] : [...before?.pushes ?? [], ...swapped && before ? [{ image: before.image, sha: before.sha, at: before.at, observations: before.observations ?? [], outcome: "replaced" }] : []];
+  const earlier = after ? [...after.pushes ?? []] : [
+    ...before?.pushes ?? [],
+    ...swapped && before ? [
+      {
+        image: before.image,
+        sha: before.sha,
+        at: before.at,
+        observations: before.observations ?? [],
+        outcome: "replaced"
+      }
+    ] : []
+  ];
   const observations = after ? after.observations ?? [] : [...swapped ? [] : before?.observations ?? [], ...judged];
   const body = renderCanaryComment({
     app: config.app,
@@ -49968,7 +50426,15 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
 import { realpathSync, readFileSync as readFileSync2 } from "node:fs";
 import { isIP as isIP2 } from "node:net";
 import path2 from "node:path";
-var SECRET_INPUTS = ["key", "passphrase", "password", "proxy-key", "proxy-passphrase", "registry-password", "github-token"];
+var SECRET_INPUTS = [
+  "key",
+  "passphrase",
+  "password",
+  "proxy-key",
+  "proxy-passphrase",
+  "registry-password",
+  "github-token"
+];
 var InputError = class extends Error {
   constructor(problems) {
     super(problems.length === 1 ? problems[0] : `${problems.length} inputs are invalid:
@@ -49991,7 +50457,21 @@ var NGINX_TIME = /^\d+(ms|s|m|h|d)?$/;
 var CONFIG_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
 var UPSTREAM_NAME = /^[A-Za-z0-9_]+$/;
 var TEMPLATE_PATH = /^[^\0]+$/;
-var MANAGED_RUN_ARGS = ["--name", "--network", "--net", "-p", "--publish", "-P", "--publish-all", "--rm", "-d", "--detach", "-i", "-t", "--env-file"];
+var MANAGED_RUN_ARGS = [
+  "--name",
+  "--network",
+  "--net",
+  "-p",
+  "--publish",
+  "-P",
+  "--publish-all",
+  "--rm",
+  "-d",
+  "--detach",
+  "-i",
+  "-t",
+  "--env-file"
+];
 function readConfig(source) {
   const problems = [];
   const problem = (msg) => {
@@ -50023,7 +50503,9 @@ function readConfig(source) {
   const seconds3 = (name, min, max) => {
     const v = raw(name).replace(/s$/, "");
     if (!/^\d+(\.\d+)?$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${DEFAULTS[name] ?? min}'), got ${show(raw(name))}`);
+      problem(
+        `${name}: expected seconds from ${min} to ${max} (e.g. '${DEFAULTS[name] ?? min}'), got ${show(raw(name))}`
+      );
       return min;
     }
     return Number(v);
@@ -50043,7 +50525,9 @@ function readConfig(source) {
   const privateKeyText = (name) => {
     const v = raw(name) || void 0;
     if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
-      problem(`${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`);
+      problem(
+        `${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`
+      );
     return v;
   };
   const hostKeyPolicy = (fingerprintInput, knownHostsInput, insecureSkip2) => {
@@ -50055,7 +50539,13 @@ function readConfig(source) {
   };
   const port = int("port", 1, 65535);
   const topology = readTopology(
-    { host: raw("host"), hosts: raw("hosts"), nginxHost: raw("nginx-host"), upstreamHost: raw("upstream-host"), upstreamHostGiven: given("upstream-host") },
+    {
+      host: raw("host"),
+      hosts: raw("hosts"),
+      nginxHost: raw("nginx-host"),
+      upstreamHost: raw("upstream-host"),
+      upstreamHostGiven: given("upstream-host")
+    },
     port,
     problem
   );
@@ -50064,7 +50554,8 @@ function readConfig(source) {
   const privateKey = privateKeyText("key");
   const passphrase = raw("passphrase") || void 0;
   const password = raw("password") || void 0;
-  if (!privateKey && !password) problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
+  if (!privateKey && !password)
+    problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
   const insecureSkip = bool("insecure-skip-host-key-check");
   const hostKey = hostKeyPolicy("fingerprint", "known-hosts", insecureSkip);
   const first = topology?.nginxHost;
@@ -50080,7 +50571,10 @@ function readConfig(source) {
     const proxyUser = raw("proxy-username") || username;
     if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`);
     const proxyKey = privateKeyText("proxy-key");
-    if (!proxyKey && given("proxy-passphrase")) problem("proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)");
+    if (!proxyKey && given("proxy-passphrase"))
+      problem(
+        "proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)"
+      );
     const ownPolicy = given("proxy-fingerprint") || given("proxy-known-hosts");
     const proxyHostKey = ownPolicy ? hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", insecureSkip) : hostKey;
     if (target)
@@ -50095,30 +50589,53 @@ function readConfig(source) {
         }
       };
   } else
-    for (const name of ["proxy-username", "proxy-key", "proxy-passphrase", "proxy-fingerprint", "proxy-known-hosts"])
-      if (given(name)) problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`);
+    for (const name of [
+      "proxy-username",
+      "proxy-key",
+      "proxy-passphrase",
+      "proxy-fingerprint",
+      "proxy-known-hosts"
+    ])
+      if (given(name))
+        problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`);
   const operation = oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
-  const app = matching("app", NAME, "a name of lowercase letters, digits, _ . - starting with a letter or digit", required("app", "the application name"));
+  const app = matching(
+    "app",
+    NAME,
+    "a name of lowercase letters, digits, _ . - starting with a letter or digit",
+    required("app", "the application name")
+  );
   if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`);
-  const image = matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", operation === "deploy" ? required("image", "the image to deploy") : raw("image"));
+  const image = matching(
+    "image",
+    IMAGE,
+    "a Docker image reference like ghcr.io/org/app:1.2.3",
+    operation === "deploy" ? required("image", "the image to deploy") : raw("image")
+  );
   const strategy = oneOf("strategy", ["rolling", "blue-green", "canary"]);
   const replicas = int("replicas", 1, 100);
   const ports = parsePorts(raw("ports"), problem);
   if (ports.length && ports.length < replicas)
-    problem(`ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw("ports")}'`);
+    problem(
+      `ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw("ports")}'`
+    );
   const containerPort = int("container-port", 1, 65535);
   const network = raw("network");
-  if (network !== "" && !CONTAINER_NAME.test(network)) problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
+  if (network !== "" && !CONTAINER_NAME.test(network))
+    problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
   const env = parseEnv(raw("env"), problem);
   const runArgs = parseRunArgs(raw("run-args"), problem);
   const pull = bool("pull");
   const pullTimeoutSeconds = int("pull-timeout", 1, 86400);
   const registryServer = raw("registry");
-  if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer)) problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`);
+  if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer))
+    problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`);
   const registryUser = raw("registry-username");
   const registryPassword = raw("registry-password");
-  if (Boolean(registryUser) !== Boolean(registryPassword)) problem("registry-username and registry-password: set both to log in to the registry, or neither");
-  if (registryServer && !registryUser) problem("registry: set registry-username and registry-password too, or leave registry empty");
+  if (Boolean(registryUser) !== Boolean(registryPassword))
+    problem("registry-username and registry-password: set both to log in to the registry, or neither");
+  if (registryServer && !registryUser)
+    problem("registry: set registry-username and registry-password too, or leave registry empty");
   const healthPath = matching("health-path", HEALTH_PATH, "an absolute URL path like '/healthz'");
   const healthStatus = parseStatusRanges(raw("health-status"), problem);
   const healthTimeout = seconds3("health-timeout", 1, 3600);
@@ -50132,7 +50649,9 @@ function readConfig(source) {
   const canaryInterval = seconds3("canary-interval", 1, 86400);
   const maxErrorRate = raw("canary-max-error-rate").replace(/%$/, "");
   if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
-    problem(`canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw("canary-max-error-rate"))}`);
+    problem(
+      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw("canary-max-error-rate"))}`
+    );
   const mode = oneOf("nginx-mode", ["container", "host"]);
   const scope = oneOf("nginx-scope", ["site", "upstream"]);
   const nginxContainer = matching("nginx-container", CONTAINER_NAME, "a Docker container name");
@@ -50149,12 +50668,19 @@ function readConfig(source) {
     }
   }
   const listen = raw("listen");
-  if (!parseListen(listen)) problem(`listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`);
+  if (!parseListen(listen))
+    problem(
+      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`
+    );
   const serverName = raw("server-name");
-  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n))) problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
+  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n)))
+    problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
   if (scope === "upstream") {
     for (const name of ["listen", "server-name"])
-      if (given(name)) problem(`${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`);
+      if (given(name))
+        problem(
+          `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`
+        );
   }
   const lbMethod = parseLbMethod(raw("lb-method"), problem);
   const weight = int("weight", 1, 1e3);
@@ -50164,15 +50690,21 @@ function readConfig(source) {
   if (/\s/.test(githubToken)) problem("github-token: expected a token without spaces or line breaks");
   const environment = raw("environment");
   if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
-    problem(`environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`);
+    problem(
+      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`
+    );
   const environmentUrl = raw("environment-url");
-  if (environmentUrl && !isWebUrl(environmentUrl)) problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
-  if (environmentUrl && !environment) problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
+  if (environmentUrl && !isWebUrl(environmentUrl))
+    problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
+  if (environmentUrl && !environment)
+    problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
   const dryRun = bool("dry-run");
   const rollbackOnFailure = bool("rollback-on-failure");
   const lockTimeoutSeconds = seconds3("lock-timeout", 0, 86400);
   if (network === "host" && ports.includes(containerPort))
-    problem(`container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`);
+    problem(
+      `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`
+    );
   const listenPort = parseListen(listen)?.port;
   if (scope === "site" && network === "host" && listenPort !== void 0 && ports.includes(listenPort))
     problem(`listen: port ${listenPort} is inside ports '${raw("ports")}', which replicas use`);
@@ -50194,12 +50726,22 @@ function readConfig(source) {
     pull,
     pullTimeoutSeconds,
     registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : void 0,
-    health: { path: healthPath, status: healthStatus, timeoutMs: healthTimeout * 1e3, intervalMs: healthInterval * 1e3 },
+    health: {
+      path: healthPath,
+      status: healthStatus,
+      timeoutMs: healthTimeout * 1e3,
+      intervalMs: healthInterval * 1e3
+    },
     drainSeconds,
     stopTimeoutSeconds,
     batchSize,
     keepPrevious,
-    canary: { steps: canarySteps, replicas: canaryReplicas, intervalSeconds: canaryInterval, maxErrorRate: Number(maxErrorRate) },
+    canary: {
+      steps: canarySteps,
+      replicas: canaryReplicas,
+      intervalSeconds: canaryInterval,
+      maxErrorRate: Number(maxErrorRate)
+    },
     nginx: {
       mode,
       scope,
@@ -50231,14 +50773,20 @@ function secretTexts(get) {
     texts.push(l);
     for (const sep2 of ["=", ":"]) if (l.includes(sep2)) texts.push(l.slice(l.indexOf(sep2) + 1).trim());
   }
-  return [...new Set(texts.flatMap((t) => [t, ...t.includes("\n") ? t.split("\n").map((l) => l.trim()).filter((l) => l.length >= 8 && !l.startsWith("-----")) : []]))].filter(
-    (t) => t.length >= 3
-  );
+  return [
+    ...new Set(
+      texts.flatMap((t) => [
+        t,
+        ...t.includes("\n") ? t.split("\n").map((l) => l.trim()).filter((l) => l.length >= 8 && !l.startsWith("-----")) : []
+      ])
+    )
+  ].filter((t) => t.length >= 3);
 }
 function readWorkspaceFile(workspace, file) {
   const root = realpathSync(workspace);
   const real = realpathSync(path2.resolve(root, file));
-  if (real !== root && !real.startsWith(root + path2.sep)) throw new Error(`it resolves to ${real}, outside the workspace ${root}`);
+  if (real !== root && !real.startsWith(root + path2.sep))
+    throw new Error(`it resolves to ${real}, outside the workspace ${root}`);
   return readFileSync2(real, "utf8");
 }
 function isWebUrl(text2) {
@@ -50297,11 +50845,17 @@ function readTopology(t, defaultPort, problem) {
     const nginxHost2 = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh;
     if (!ssh || !nginxHost2 || !upstreamAddress("upstream-host", t.upstreamHost)) return void 0;
     if (isLoopback(t.upstreamHost) && (nginxHost2.host !== ssh.host || nginxHost2.port !== ssh.port))
-      problem(`upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`);
+      problem(
+        `upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`
+      );
     return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost: nginxHost2 };
   }
-  if (t.upstreamHostGiven) problem("upstream-host: with hosts, give each host's upstream address after it ('10.0.0.11:22 10.1.0.11'); leave upstream-host empty");
-  if (!t.nginxHost) problem("nginx-host: required with hosts (the host that runs nginx, address[:port]; it may be one of the hosts)");
+  if (t.upstreamHostGiven)
+    problem(
+      "upstream-host: with hosts, give each host's upstream address after it ('10.0.0.11:22 10.1.0.11'); leave upstream-host empty"
+    );
+  if (!t.nginxHost)
+    problem("nginx-host: required with hosts (the host that runs nginx, address[:port]; it may be one of the hosts)");
   const appHosts = [];
   for (const line of t.hosts.split(/[,\n]/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))) {
     const fields = line.split(/\s+/);
@@ -50312,13 +50866,18 @@ function readTopology(t, defaultPort, problem) {
     const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`));
     const address = fields[1] ?? ssh?.host ?? "";
     if (!ssh || !upstreamAddress("hosts", address)) continue;
-    if (isLoopback(address)) problem(`hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`);
+    if (isLoopback(address))
+      problem(
+        `hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`
+      );
     const id = sshName(ssh.host, ssh.port);
     if (appHosts.some((h) => h.id === id)) problem(`hosts: ${id} is listed twice`);
-    else if (appHosts.some((h) => h.upstreamAddress === address)) problem(`hosts: two hosts have the upstream address ${address}; nginx could not tell their replicas apart`);
+    else if (appHosts.some((h) => h.upstreamAddress === address))
+      problem(`hosts: two hosts have the upstream address ${address}; nginx could not tell their replicas apart`);
     else appHosts.push({ id, ssh, upstreamAddress: address });
   }
-  if (!appHosts.length) problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`);
+  if (!appHosts.length)
+    problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`);
   const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : void 0;
   return nginxHost && appHosts.length ? { appHosts, nginxHost } : void 0;
 }
@@ -50343,9 +50902,14 @@ function parseEnv(text2, problem) {
     if (!l.trim() || l.trim().startsWith("#")) return;
     const eq = l.indexOf("=");
     const name = eq < 0 ? "" : l.slice(0, eq).trim();
-    if (eq < 0) problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '=' (not shown: it may hold a secret)`);
-    else if (!ENV_NAME.test(name)) problem(`env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit (the line is not shown: it may hold a secret)`);
-    else if (name === "PORT") problem("env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env");
+    if (eq < 0)
+      problem(`env: line ${i + 1}: expected KEY=VALUE, got a line without '=' (not shown: it may hold a secret)`);
+    else if (!ENV_NAME.test(name))
+      problem(
+        `env: line ${i + 1}: expected KEY=VALUE with KEY of letters, digits and _ not starting with a digit (the line is not shown: it may hold a secret)`
+      );
+    else if (name === "PORT")
+      problem("env: PORT is set by nginx-rollout (the port the replica must listen on); remove it from env");
     else if (l.includes("\0")) problem(`env: ${name}: the value contains a NUL byte`);
     else vars.push({ name, value: l.slice(eq + 1) });
   });
@@ -50363,9 +50927,14 @@ function parseRunArgs(text2, problem) {
   words.forEach((w, i) => {
     const [flag, inline] = w.startsWith("--") ? [w.split("=")[0], w.includes("=") ? w.slice(w.indexOf("=") + 1) : void 0] : [w, void 0];
     if (MANAGED_RUN_ARGS.includes(flag))
-      problem(`run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text2)}`);
+      problem(
+        `run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text2)}`
+      );
     const label = flag === "--label" || flag === "-l" ? inline ?? words[i + 1] ?? "" : void 0;
-    if (label?.startsWith("nginx-rollout.")) problem(`run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`);
+    if (label?.startsWith("nginx-rollout."))
+      problem(
+        `run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`
+      );
   });
   return words;
 }
@@ -50394,10 +50963,13 @@ function parseCanarySteps(text2, problem) {
 }
 function parseLbMethod(text2, problem) {
   const words = text2.split(/\s+/).filter(Boolean);
-  if (words.length === 1 && (words[0] === "least_conn" || words[0] === "round_robin" || words[0] === "ip_hash")) return { kind: words[0] };
+  if (words.length === 1 && (words[0] === "least_conn" || words[0] === "round_robin" || words[0] === "ip_hash"))
+    return { kind: words[0] };
   if (words[0] === "hash" && words.length >= 2 && words.length <= 3 && HASH_KEY.test(words[1]) && (words.length === 2 || words[2] === "consistent"))
     return { kind: "hash", key: words[1], consistent: words.length === 3 };
-  problem(`lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show(text2)}`);
+  problem(
+    `lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show(text2)}`
+  );
   return { kind: "least_conn" };
 }
 
@@ -50436,7 +51008,8 @@ function lineOps(a, b) {
   const m = b.length;
   const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
   for (let i2 = n - 1; i2 >= 0; i2--)
-    for (let j2 = m - 1; j2 >= 0; j2--) lcs[i2][j2] = a[i2] === b[j2] ? lcs[i2 + 1][j2 + 1] + 1 : Math.max(lcs[i2 + 1][j2], lcs[i2][j2 + 1]);
+    for (let j2 = m - 1; j2 >= 0; j2--)
+      lcs[i2][j2] = a[i2] === b[j2] ? lcs[i2 + 1][j2 + 1] + 1 : Math.max(lcs[i2 + 1][j2], lcs[i2][j2 + 1]);
   const ops = [];
   let i = 0;
   let j = 0;
@@ -50492,11 +51065,19 @@ function unifiedDiff(before, after, fromLabel, toLabel, context3 = 3) {
 // src/plan/common.ts
 var PlanError = class extends Error {
 };
-var strip = ({ host, address, name, port, image, color }) => ({ host, address, name, port, image, ...color ? { color } : {} });
+var strip = ({ host, address, name, port, image, color }) => ({
+  host,
+  address,
+  name,
+  port,
+  image,
+  ...color ? { color } : {}
+});
 function interleave(replicas, hosts) {
   const perHost = hosts.map((h) => replicas.filter((r) => r.host === h.id).sort((a, b) => a.port - b.port));
   const out = [];
-  for (let i = 0; out.length < replicas.length && i < replicas.length; i++) for (const list of perHost) if (list[i]) out.push(list[i]);
+  for (let i = 0; out.length < replicas.length && i < replicas.length; i++)
+    for (const list of perHost) if (list[i]) out.push(list[i]);
   return out;
 }
 function liveReplicas(config, containers, routes) {
@@ -50511,13 +51092,24 @@ function allocate(config, containers, counts, image, freed = [], color) {
     const count2 = counts.get(host.id) ?? 0;
     if (!count2) continue;
     const freedPorts = new Set(freed.filter((r) => r.host === host.id).map((r) => r.port));
-    const taken = new Set(containers.filter((c) => c.host === host.id).map((c) => c.port).filter((p) => !freedPorts.has(p)));
+    const taken = new Set(
+      containers.filter((c) => c.host === host.id).map((c) => c.port).filter((p) => !freedPorts.has(p))
+    );
     const free = config.ports.filter((p) => !taken.has(p));
     if (free.length < count2)
       throw new PlanError(
         `ports: ${count2} new replicas on ${host.id} need ${count2} free ports in ${config.ports[0]}-${config.ports[config.ports.length - 1]}, but only ${free.length} are free (taken: ${[...taken].filter((p) => config.ports.includes(p)).sort((a, b) => a - b).join(", ") || "none"}). Widen ports: start-first needs room for the old and the new replicas at once.`
       );
-    out.push(...free.slice(0, count2).map((port) => ({ host: host.id, address: host.upstreamAddress, name: replicaName(config.app, port), port, image, ...color ? { color } : {} })));
+    out.push(
+      ...free.slice(0, count2).map((port) => ({
+        host: host.id,
+        address: host.upstreamAddress,
+        name: replicaName(config.app, port),
+        port,
+        image,
+        ...color ? { color } : {}
+      }))
+    );
   }
   return interleave(out, config.appHosts);
 }
@@ -50525,7 +51117,8 @@ var everyHost = (config, count2 = config.replicas) => new Map(config.appHosts.ma
 function prepare(config, image) {
   const hosts = config.appHosts.map((h) => h.id);
   const steps = [];
-  if (config.registry) steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username, hosts });
+  if (config.registry)
+    steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username, hosts });
   if (config.pull) steps.push({ kind: "pull", image, hosts });
   return steps;
 }
@@ -50535,7 +51128,10 @@ function replaceInBatches(config, live, next, alreadyRunning = []) {
   const steps = [];
   const batches = Math.ceil(Math.max(next.length, live.length) / b);
   const batchOf = (rs, i) => rs.slice(i * b, (i + 1) * b);
-  const incoming = Array.from({ length: batches }, (_, i) => batchOf(next, i).filter((r) => !running.has(replicaKey(r))));
+  const incoming = Array.from(
+    { length: batches },
+    (_, i) => batchOf(next, i).filter((r) => !running.has(replicaKey(r)))
+  );
   for (let i = 0; i < batches; i++) {
     const outgoing = batchOf(live, i);
     const batch = batchOf(next, i);
@@ -50544,7 +51140,12 @@ function replaceInBatches(config, live, next, alreadyRunning = []) {
     steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
     if (i + 1 < batches && incoming[i + 1].length) steps.push({ kind: "start", replicas: incoming[i + 1], ahead: true });
     if (outgoing.length) {
-      steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: outgoing, ...batch.length ? { recheck: batch } : {} });
+      steps.push({
+        kind: "drain",
+        seconds: config.drainSeconds,
+        replicas: outgoing,
+        ...batch.length ? { recheck: batch } : {}
+      });
       if (i < batches - 1) steps.push({ kind: "stop", replicas: outgoing, background: true });
     }
   }
@@ -50567,7 +51168,13 @@ function planBlueGreen(config, containers, routes) {
   const { live, strays } = liveReplicas(config, containers, routes);
   const next = allocate(config, containers, everyHost(config), config.image, strays, otherColor(liveColor(live)));
   return {
-    steps: [...prepare(config, config.image), ...removeAll(strays), { kind: "start", replicas: next }, { kind: "gate", replicas: next }, ...switchTo(config, live, next)],
+    steps: [
+      ...prepare(config, config.image),
+      ...removeAll(strays),
+      { kind: "start", replicas: next },
+      { kind: "gate", replicas: next },
+      ...switchTo(config, live, next)
+    ],
     image: config.image,
     previous: live,
     next,
@@ -50583,7 +51190,12 @@ function planRolling(config, containers, routes, notes = []) {
   const next = allocate(config, containers, everyHost(config), config.image);
   return {
     // Retirement last: once old replicas are handed to it, nothing can bring them back.
-    steps: [...prepare(config, config.image), ...replaceInBatches(config, live, next), ...removeAll(strays), ...retireAll(live)],
+    steps: [
+      ...prepare(config, config.image),
+      ...replaceInBatches(config, live, next),
+      ...removeAll(strays),
+      ...retireAll(live)
+    ],
     image: config.image,
     previous: live,
     next,
@@ -50619,13 +51231,22 @@ function canaryCounts(config) {
   return counts;
 }
 function freshCounts(config, canary) {
-  return new Map(config.appHosts.map((h) => [h.id, Math.max(0, config.replicas - canary.filter((r) => r.host === h.id).length)]));
+  return new Map(
+    config.appHosts.map((h) => [h.id, Math.max(0, config.replicas - canary.filter((r) => r.host === h.id).length)])
+  );
 }
 function completeSteps(config, stable, canary, fresh, strays, gone = []) {
   const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas));
   const extra = canary.filter((r) => !keep.includes(r));
   const next = interleave([...keep, ...fresh], config.appHosts);
-  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll(strays), ...retireAll([...stable, ...extra, ...gone])] };
+  return {
+    next,
+    steps: [
+      ...replaceInBatches(config, stable, next, keep),
+      ...removeAll(strays),
+      ...retireAll([...stable, ...extra, ...gone])
+    ]
+  };
 }
 var whoseCanary = (state2) => state2.pullRequest ? ` for pull request #${state2.pullRequest.number}` : "";
 function pausedCanaryError(state2) {
@@ -50642,21 +51263,51 @@ function planCanary(config, containers, routes, replacing) {
   const sets = replacing ? pausedSets(config, containers, routes, replacing) : { ...liveReplicas(config, containers, routes), canary: [] };
   const old = sets.canary;
   const stable = sets.live.filter((r) => !old.includes(r));
-  if (!stable.length) return planRolling(config, containers, routes, ["nothing is live to compare a canary with: deploying as rolling"]);
+  if (!stable.length)
+    return planRolling(config, containers, routes, ["nothing is live to compare a canary with: deploying as rolling"]);
   const canary = allocate(config, containers, canaryCounts(config), config.image);
   const shares = shareSteps(config, stable, canary, config.canary.steps);
-  const steps = [...prepare(config, config.image), { kind: "start", replicas: canary }, { kind: "gate", replicas: canary }];
+  const steps = [
+    ...prepare(config, config.image),
+    { kind: "start", replicas: canary },
+    { kind: "gate", replicas: canary }
+  ];
   const swapped = old.length > 0 && shares.length > 0;
-  if (swapped) steps.push(shares[0], { kind: "drain", seconds: config.drainSeconds, replicas: old }, ...retireAll(old), ...shares.slice(1));
+  if (swapped)
+    steps.push(
+      shares[0],
+      { kind: "drain", seconds: config.drainSeconds, replicas: old },
+      ...retireAll(old),
+      ...shares.slice(1)
+    );
   else steps.push(...shares);
   const stableImage = replacing?.stableImage ?? mainImage(stable);
-  const notes = old.length ? [`replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(", ")}) of the same pull request in the first reload`] : [];
-  const base = { image: config.image, previous: [...stable, ...old], onFailure: "abort-canary", notes, ...old.length ? { replaces: old } : {} };
+  const notes = old.length ? [
+    `replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(", ")}) of the same pull request in the first reload`
+  ] : [];
+  const base = {
+    image: config.image,
+    previous: [...stable, ...old],
+    onFailure: "abort-canary",
+    notes,
+    ...old.length ? { replaces: old } : {}
+  };
   if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1];
-    return { ...base, steps, next: [...stable, ...canary], pausesAt: { percent, canary, stableImage }, leaves: "paused" };
+    return {
+      ...base,
+      steps,
+      next: [...stable, ...canary],
+      pausesAt: { percent, canary, stableImage },
+      leaves: "paused"
+    };
   }
-  const fresh = allocate(config, [...containers, ...canaryAsContainers(canary)], freshCounts(config, canary), config.image);
+  const fresh = allocate(
+    config,
+    [...containers, ...canaryAsContainers(canary)],
+    freshCounts(config, canary),
+    config.image
+  );
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old);
   return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: "deployed" };
 }
@@ -50670,7 +51321,10 @@ var noCanary = (config, containers, routes, op) => {
 function planPromote(config, containers, routes, state2) {
   if (!state2) throw noCanary(config, containers, routes, "promote");
   const { canary, stable, strays } = pausedSets(config, containers, routes, state2);
-  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state2.replicas.map((r) => r.name).join(", ")}) are not live any more; run operation: abort to clear it`);
+  if (!canary.length)
+    throw new PlanError(
+      `the paused canary's replicas (${state2.replicas.map((r) => r.name).join(", ")}) are not live any more; run operation: abort to clear it`
+    );
   const fresh = allocate(config, containers, freshCounts(config, canary), state2.image);
   const complete = completeSteps(config, stable, canary, fresh, strays);
   return {
@@ -50684,13 +51338,28 @@ function planPromote(config, containers, routes, state2) {
   };
 }
 function abortSteps(config, stable, canary) {
-  return [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: canary }, ...retireAll(canary)];
+  return [
+    { kind: "route", servers: stable },
+    { kind: "drain", seconds: config.drainSeconds, replicas: canary },
+    ...retireAll(canary)
+  ];
 }
 function planAbort(config, containers, routes, state2) {
   if (!state2) throw noCanary(config, containers, routes, "abort");
   const { live, canary, stable } = pausedSets(config, containers, routes, state2);
-  if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state2.stableImage} instead`);
-  return { steps: abortSteps(config, stable, canary), image: state2.stableImage, previous: live, next: stable, onFailure: "restore", leaves: "rolled-back", notes: [] };
+  if (!stable.length)
+    throw new PlanError(
+      `abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state2.stableImage} instead`
+    );
+  return {
+    steps: abortSteps(config, stable, canary),
+    image: state2.stableImage,
+    previous: live,
+    next: stable,
+    onFailure: "restore",
+    leaves: "rolled-back",
+    notes: []
+  };
 }
 
 // src/plan/rollback.ts
@@ -50707,19 +51376,33 @@ function planUndo(config, plan, progress) {
     const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]);
     const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)));
     const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started]);
-    return { steps: [{ kind: "route", servers: stable }, { kind: "drain", seconds: config.drainSeconds, replicas: out }, ...removeAll(out)], canary: "removed" };
+    return {
+      steps: [
+        { kind: "route", servers: stable },
+        { kind: "drain", seconds: config.drainSeconds, replicas: out },
+        ...removeAll(out)
+      ],
+      canary: "removed"
+    };
   }
   const back = plan.previous.filter((r) => !isGone(r));
-  if (gone.length && !back.length) throw new PlanError("every replica that served before the run was already retired: the new version stays live and nothing is undone");
+  if (gone.length && !back.length)
+    throw new PlanError(
+      "every replica that served before the run was already retired: the new version stays live and nothing is undone"
+    );
   const steps = [];
   const isStopped = (r) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r));
   const stillRunning = back.filter((r) => !isStopped(r));
   if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
     steps.push({ kind: "route", servers: stillRunning });
-  if (progress.stopped.length) steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
-  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g)))) steps.push({ kind: "route", servers: back });
-  else if (progress.configBefore !== progress.configNow) steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
-  if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
+  if (progress.stopped.length)
+    steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
+  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
+    steps.push({ kind: "route", servers: back });
+  else if (progress.configBefore !== progress.configNow)
+    steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+  if (progress.routed.length && config.drainSeconds > 0)
+    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
   steps.push(...removeAll(progress.started));
   return { steps, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
 }
@@ -50727,7 +51410,10 @@ function rollbackTarget(state2, liveImage) {
   return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
 }
 function planRollbackOperation(config, state2, routes) {
-  if (state2.canary) throw new PlanError(`rollback: a canary of ${state2.canary.image} is paused at ${state2.canary.weight}%; use operation: abort to remove it`);
+  if (state2.canary)
+    throw new PlanError(
+      `rollback: a canary of ${state2.canary.image} is paused at ${state2.canary.weight}%; use operation: abort to remove it`
+    );
   const { live, strays } = liveReplicas(config, state2.containers, routes);
   const current = mainImage(live);
   const target = rollbackTarget(state2, current);
@@ -50740,8 +51426,21 @@ function planRollbackOperation(config, state2, routes) {
   if (config.strategy === "blue-green") {
     const kept = strays.filter((r) => r.image === target && r.color);
     if (kept.length) {
-      const steps = [{ kind: "restart", replicas: kept }, { kind: "gate", replicas: kept }, ...switchTo(config, live, kept), ...removeAll(strays.filter((r) => !kept.includes(r)))];
-      return { steps, image: target, previous: live, next: kept, onFailure: "restore", leaves: "rolled-back", notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`] };
+      const steps = [
+        { kind: "restart", replicas: kept },
+        { kind: "gate", replicas: kept },
+        ...switchTo(config, live, kept),
+        ...removeAll(strays.filter((r) => !kept.includes(r)))
+      ];
+      return {
+        steps,
+        image: target,
+        previous: live,
+        next: kept,
+        onFailure: "restore",
+        leaves: "rolled-back",
+        notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`]
+      };
     }
     return asRolledBack(planBlueGreen(targetConfig, state2.containers, routes));
   }
@@ -50764,7 +51463,8 @@ function staleCanary(state2) {
 var samePullRequest = (a, b) => Boolean(a && b && a.repo === b.repo && a.number === b.number);
 function planDeploy(config, state2, routes, pullRequest) {
   if (state2.canary) {
-    if (config.strategy === "canary" && samePullRequest(pullRequest, state2.canary.pullRequest)) return planCanary(config, state2.containers, routes, state2.canary);
+    if (config.strategy === "canary" && samePullRequest(pullRequest, state2.canary.pullRequest))
+      return planCanary(config, state2.containers, routes, state2.canary);
     throw pausedCanaryError(state2.canary);
   }
   switch (config.strategy) {
@@ -50802,15 +51502,23 @@ function planFor(config, state2, pullRequest) {
 // src/remote/fleet.ts
 async function connectFleet(config, debug2) {
   const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug: debug2 }) : void 0;
-  const targets = new Map([config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t]));
-  const opened = await Promise.allSettled([...targets].map(async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug: debug2 })]));
+  const targets = new Map(
+    [config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t])
+  );
+  const opened = await Promise.allSettled(
+    [...targets].map(
+      async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug: debug2 })]
+    )
+  );
   const connections = new Map(opened.flatMap((o) => o.status === "fulfilled" ? [o.value] : []));
   const failed2 = opened.flatMap((o) => o.status === "rejected" ? [o.reason.message] : []);
   if (failed2.length) {
     for (const ssh of connections.values()) ssh.dispose();
     bastion?.dispose();
-    throw new Error(failed2.length === 1 ? failed2[0] : `${failed2.length} hosts cannot be used:
-- ${failed2.join("\n- ")}`);
+    throw new Error(
+      failed2.length === 1 ? failed2[0] : `${failed2.length} hosts cannot be used:
+- ${failed2.join("\n- ")}`
+    );
   }
   const remotes = new Map([...connections].map(([name, ssh]) => [name, remoteOver(ssh, name, debug2)]));
   const get = (name) => {
@@ -50824,7 +51532,11 @@ async function connectFleet(config, debug2) {
     app: (id) => get(config.appHosts.find((h) => h.id === id) ? id : `(unknown host ${id})`),
     stats: () => {
       const all = [...remotes.values()].map((r) => r.stats);
-      return { connections: all.length + (bastion ? 1 : 0), commands: all.reduce((n, s) => n + s.commands, 0), probes: all.reduce((n, s) => n + s.probes, 0) };
+      return {
+        connections: all.length + (bastion ? 1 : 0),
+        commands: all.reduce((n, s) => n + s.commands, 0),
+        probes: all.reduce((n, s) => n + s.probes, 0)
+      };
     },
     async close() {
       await Promise.all([...remotes.values()].map((r) => r.close()));
@@ -50850,7 +51562,11 @@ function liveReport(config, state2) {
   const routes = routesOf(state2);
   const { live } = liveReplicas(config, state2.containers, routes);
   const weightOf = (address, port) => routes?.get(hostPort(address, port)) ?? config.nginx.weight;
-  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })), canary: state2.canary, history: state2.history.slice(-5).reverse() };
+  return {
+    replicas: live.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })),
+    canary: state2.canary,
+    history: state2.history.slice(-5).reverse()
+  };
 }
 
 // src/main.ts
@@ -50867,7 +51583,14 @@ function secretsOf(config) {
     ...config.env.flatMap((v) => [v.value, v.value.trim()])
   ].filter((s) => Boolean(s && s.trim().length >= 3));
 }
-var failed = (e, partial = {}) => ({ result: "failed", canaryWeight: "", serving: [], configDiff: "", ...partial, failure: e.message });
+var failed = (e, partial = {}) => ({
+  result: "failed",
+  canaryWeight: "",
+  serving: [],
+  configDiff: "",
+  ...partial,
+  failure: e.message
+});
 var runOwner = (gh) => `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
 var pullRequestOf = (gh) => canaryPullRequest(gh, void 0);
 function finalText(config, plan, state2) {
@@ -50893,7 +51616,9 @@ async function carryOut(config, state2, plan, ex, links, gh) {
   } catch (e) {
     if (e instanceof CanaryInconclusive) {
       warning(e.message);
-      const canary = plan.steps.flatMap((st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []);
+      const canary = plan.steps.flatMap(
+        (st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []
+      );
       paused = { percent: e.percent, canary, remaining: sharesAfter(plan, e.percent) };
       result = "paused";
     } else {
@@ -50923,23 +51648,43 @@ async function carryOut(config, state2, plan, ex, links, gh) {
       at: (/* @__PURE__ */ new Date()).toISOString(),
       ...gh.pullRequest ? { sha: gh.pullRequest.headSha } : {},
       observations: [...replaced ? [] : previous?.observations ?? [], ...ex.judged],
-      ...replaced ? { pushes: [...previous.pushes ?? [], { image: previous.image, sha: previous.sha, at: previous.at, observations: previous.observations ?? [], outcome: "replaced" }] } : {},
+      ...replaced ? {
+        pushes: [
+          ...previous.pushes ?? [],
+          {
+            image: previous.image,
+            sha: previous.sha,
+            at: previous.at,
+            observations: previous.observations ?? [],
+            outcome: "replaced"
+          }
+        ]
+      } : {},
       ...await links()
     };
     return { result, failure: failure2, rollbackFailure, canary, canaryWeight: String(paused.percent) };
   }
-  if (canaryGone || plan.replaces && result === "deployed") return { result, failure: failure2, rollbackFailure, canary: null, canaryWeight: result === "deployed" ? "100" : "0" };
+  if (canaryGone || plan.replaces && result === "deployed")
+    return { result, failure: failure2, rollbackFailure, canary: null, canaryWeight: result === "deployed" ? "100" : "0" };
   return { result, failure: failure2, rollbackFailure, canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
 }
 async function operate(config, gh, recorder, journal, fleet) {
   const mutating = config.operation !== "status" && !config.dryRun;
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : void 0;
   const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`;
-  const read = await group(`${claim ? "Take the deploy lock and read" : "Read"} ${what}`, () => journal.phase(claim ? "lock and read" : "read", async () => {
-    const r = await readHosts(fleet, config, claim, (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`));
-    reportRead(config, fleet, r.state, r.lockNote, journal);
-    return r;
-  }));
+  const read = await group(
+    `${claim ? "Take the deploy lock and read" : "Read"} ${what}`,
+    () => journal.phase(claim ? "lock and read" : "read", async () => {
+      const r = await readHosts(
+        fleet,
+        config,
+        claim,
+        (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`)
+      );
+      reportRead(config, fleet, r.state, r.lockNote, journal);
+      return r;
+    })
+  );
   const lock = claim ? new HeldLock(fleet.nginx, claim, warning) : void 0;
   let records = {};
   try {
@@ -50952,23 +51697,41 @@ async function operate(config, gh, recorder, journal, fleet) {
       records = { canary: null };
     }
     if (config.operation === "status") {
-      if (stale) await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
+      if (stale)
+        await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
       const last = [...state2.history].reverse().find((h) => state2.canary || h.result !== "paused");
       const live = liveReport(config, state2);
-      return { result: state2.canary ? "paused" : last?.result ?? "planned", canaryWeight: state2.canary ? String(state2.canary.weight) : "", serving: live.replicas, configDiff: "", live, state: state2 };
+      return {
+        result: state2.canary ? "paused" : last?.result ?? "planned",
+        canaryWeight: state2.canary ? String(state2.canary.weight) : "",
+        serving: live.replicas,
+        configDiff: "",
+        live,
+        state: state2
+      };
     }
     const problems = hostProblems(config, state2);
-    if (problems.length) throw new PlanError(problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
-- ${problems.join("\n- ")}`);
+    if (problems.length)
+      throw new PlanError(
+        problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
+- ${problems.join("\n- ")}`
+      );
     const pr = pullRequestOf(gh);
     if (config.operation === "abort" && stale) throw new NothingToDo(`${stale}; nothing left to abort`);
     const plan = planFor(config, state2, pr);
-    const configDiff = unifiedDiff(state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "", finalText(config, plan, state2) ?? "", `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`);
+    const configDiff = unifiedDiff(
+      state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "",
+      finalText(config, plan, state2) ?? "",
+      `${config.nginx.configPath} (live)`,
+      `${config.nginx.configPath} (after)`
+    );
     await group(`Plan: ${config.operation} ${plan.image} (${config.strategy})`, async () => {
       plan.notes.forEach((n) => info(`note: ${n}`));
       plan.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`));
-      info(configDiff ? `${config.nginx.configPath} changes:
-${configDiff}` : `${config.nginx.configPath}: no change`);
+      info(
+        configDiff ? `${config.nginx.configPath} changes:
+${configDiff}` : `${config.nginx.configPath}: no change`
+      );
     });
     const previous = { plan, state: state2, configDiff, serving: plan.previous };
     if (!lock || !claim) return { ...previous, result: "planned", canaryWeight: "", serving: plan.next };
@@ -50980,7 +51743,15 @@ ${configDiff}` : `${config.nginx.configPath}: no change`);
     records = {
       history: [
         ...state2.history,
-        { image: plan.image, previousImage: mainImage(plan.previous), result: outcome.result, at: (/* @__PURE__ */ new Date()).toISOString(), strategy: config.strategy, operation: config.operation, run: claim.owner }
+        {
+          image: plan.image,
+          previousImage: mainImage(plan.previous),
+          result: outcome.result,
+          at: (/* @__PURE__ */ new Date()).toISOString(),
+          strategy: config.strategy,
+          operation: config.operation,
+          run: claim.owner
+        }
       ],
       ...outcome.canary !== void 0 ? { canary: outcome.canary } : records
     };
@@ -50988,14 +51759,31 @@ ${configDiff}` : `${config.nginx.configPath}: no change`);
   } catch (e) {
     if (e instanceof NothingToDo) {
       notice(e.message);
-      return { result: "unchanged", canaryWeight: read.state.canary ? String(read.state.canary.weight) : "", serving: [], configDiff: "", state: read.state };
+      return {
+        result: "unchanged",
+        canaryWeight: read.state.canary ? String(read.state.canary.weight) : "",
+        serving: [],
+        configDiff: "",
+        state: read.state
+      };
     }
     return failed(e, { state: read.state });
   } finally {
     if (claim) {
       await lock?.stopHeartbeat();
-      await journal.phase("records and unlock", () => run(fleet.nginx, finishCommand(config.app, records, claim), "writing the deploy history and releasing the lock")).catch((e) => warning(`${e.message}
-the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`));
+      await journal.phase(
+        "records and unlock",
+        () => run(
+          fleet.nginx,
+          finishCommand(config.app, records, claim),
+          "writing the deploy history and releasing the lock"
+        )
+      ).catch(
+        (e) => warning(
+          `${e.message}
+the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`
+        )
+      );
     }
   }
 }
@@ -51003,14 +51791,19 @@ function reportRead(config, fleet, state2, lockNote, journal) {
   if (lockNote) info(lockNote);
   for (const h of config.appHosts) {
     const mine = state2.containers.filter((c) => c.app === config.app && c.host === h.id);
-    info(`${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "no replica"}`);
+    info(
+      `${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "no replica"}`
+    );
   }
   const n = state2.nginx;
   const where = describeNginx(config, fleet.nginx.name);
   info(
     `${where}: ${!n.exists ? "not created yet" : !n.running ? "stopped" : `running${n.version ? ` nginx ${n.version.join(".")}` : ""}`}; ${config.nginx.configPath}: ${n.managed.kind === "ours" ? `routes ${[...n.routes.keys()].join(", ") || "nothing"}` : n.managed.kind === "absent" ? "not there yet" : "not read"}`
   );
-  if (state2.canary) info(`canary: ${state2.canary.image} paused at ${state2.canary.weight}% since ${state2.canary.at}${state2.canary.pullRequest ? ` (pull request #${state2.canary.pullRequest.number})` : ""}`);
+  if (state2.canary)
+    info(
+      `canary: ${state2.canary.image} paused at ${state2.canary.weight}% since ${state2.canary.at}${state2.canary.pullRequest ? ` (pull request #${state2.canary.pullRequest.number})` : ""}`
+    );
   for (const w of state2.warnings) {
     warning(w);
     journal.notes.push(w);
@@ -51040,10 +51833,22 @@ async function publish(config, gh, recorder, journal, end, stats2) {
   setOutput("image", liveImage);
   setOutput("previous-image", previousImage);
   setOutput("duration-seconds", durationSeconds.toFixed(1));
-  setOutput("replicas", JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))));
+  setOutput(
+    "replicas",
+    JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image })))
+  );
   setOutput("color", liveColor(end.serving));
   setOutput("canary-weight", end.canaryWeight);
-  if (recorder && plan && !config.dryRun) await recordOnGitHub(recorder, config, gh, end, journal.canarySteps, { liveImage, previousImage }, secretsOf(config));
+  if (recorder && plan && !config.dryRun)
+    await recordOnGitHub(
+      recorder,
+      config,
+      gh,
+      end,
+      journal.canarySteps,
+      { liveImage, previousImage },
+      secretsOf(config)
+    );
   const switched = journal.trafficSwitchedAtMs;
   const summary2 = renderSummary(
     {
@@ -51078,11 +51883,15 @@ async function publish(config, gh, recorder, journal, end, stats2) {
     secretsOf(config)
   );
   if (process.env.GITHUB_STEP_SUMMARY) await summary.addRaw(summary2).write();
-  info(`result: ${result} (${durationSeconds.toFixed(1)} s${switched !== void 0 ? `; all traffic on ${plan?.image} after ${(switched / 1e3).toFixed(1)} s` : ""})`);
+  info(
+    `result: ${result} (${durationSeconds.toFixed(1)} s${switched !== void 0 ? `; all traffic on ${plan?.image} after ${(switched / 1e3).toFixed(1)} s` : ""})`
+  );
   if (end.failure) {
     const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
-    setFailed(`${what} ${result === "rolled-back" ? "failed and was rolled back" : "failed"}: ${end.failure}${end.rollbackFailure ? `
-the rollback failed too: ${end.rollbackFailure}` : ""}`);
+    setFailed(
+      `${what} ${result === "rolled-back" ? "failed and was rolled back" : "failed"}: ${end.failure}${end.rollbackFailure ? `
+the rollback failed too: ${end.rollbackFailure}` : ""}`
+    );
   }
 }
 async function run2() {
@@ -51101,7 +51910,10 @@ async function run2() {
   let end;
   try {
     const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id;
-    fleet = await group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ""}`, () => journal.phase("connect", () => connectFleet(config, debug)));
+    fleet = await group(
+      `Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ""}`,
+      () => journal.phase("connect", () => connectFleet(config, debug))
+    );
     end = await operate(config, gh, recorder, journal, fleet);
   } catch (e) {
     end = failed(e);

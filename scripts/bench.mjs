@@ -104,14 +104,18 @@ function timeline(events, from, to) {
 
 /** What the run's summary says: step durations, the route (reload) steps, when traffic switched and the run ended. */
 function fromSummary(summary) {
-  const steps = [...summary.matchAll(/^\| \d+ \| deploy \| (.+?) \| [^|]* \| ([\d.]+) s \| ok/gm)].map(([, desc, s]) => ({ desc, seconds: Number(s) }))
+  const steps = [...summary.matchAll(/^\| \d+ \| deploy \| (.+?) \| [^|]* \| ([\d.]+) s \| ok/gm)].map(
+    ([, desc, s]) => ({ desc, seconds: Number(s) }),
+  )
   const routes = steps.filter((s) => /^route /.test(s.desc))
   const switched = /all traffic on the new version after\*\* ([\d.]+) s/.exec(summary)?.[1]
   const ended = /run ended after\*\* ([\d.]+) s/.exec(summary)?.[1]
   const stats = /<sub>(\d+) SSH connections?, (\d+) remote commands/.exec(summary)
   // "the run's own work: node start 0.15 s, connect 0.06 s, lock and read 0.25 s, records and unlock 0.03 s"
   const own = /the run's own work: ([^<]*)/.exec(summary)?.[1] ?? ''
-  const phases = Object.fromEntries([...own.matchAll(/([a-z ]+?) ([\d.]+) s/g)].map(([, name, s]) => [name.trim(), Number(s)]))
+  const phases = Object.fromEntries(
+    [...own.matchAll(/([a-z ]+?) ([\d.]+) s/g)].map(([, name, s]) => [name.trim(), Number(s)]),
+  )
   return {
     phases,
     stepSeconds: steps.reduce((a, s) => a + s.seconds, 0),
@@ -137,10 +141,22 @@ function actionScenario(name, app, port, ports, extra) {
       const t0 = performance.now()
       const run = await runAction(actionInputs(app, port, ports, tag, extra), { debug: false })
       const wall = (performance.now() - t0) / 1000
-      if (run.outputs.result !== 'deployed') console.error(`${name} -> ${tag}: ${run.outputs.result}\n${run.log.split('\n').filter((l) => /^\[|::error/.test(l)).join('\n')}`)
+      if (run.outputs.result !== 'deployed')
+        console.error(
+          `${name} -> ${tag}: ${run.outputs.result}\n${run.log
+            .split('\n')
+            .filter((l) => /^\[|::error/.test(l))
+            .join('\n')}`,
+        )
       const s = fromSummary(run.summary)
       // Everything that is not a step: node start, connect, lock and read, plan, history and unlock.
-      return { result: run.outputs.result, ...s, overheadSeconds: Math.max(0, wall - s.stepSeconds), switchedSeconds: s.switchedSeconds, endedSeconds: wall }
+      return {
+        result: run.outputs.result,
+        ...s,
+        overheadSeconds: Math.max(0, wall - s.stepSeconds),
+        switchedSeconds: s.switchedSeconds,
+        endedSeconds: wall,
+      }
     },
     cleanup: () => resetApp(app),
   }
@@ -160,13 +176,29 @@ ${ports.map((p) => `        server 127.0.0.1:${p} weight=10 max_fails=3 fail_tim
 `
 
 function byHand(name, procedure) {
-  const run = (name, port, tag) => dockerAsync('run', '-d', '--name', name, '--network', 'host', '-e', `PORT=${port}`, '-e', 'IGNORE_TERM=1', '-e', 'SLOW_START=1', image(tag))
+  const run = (name, port, tag) =>
+    dockerAsync(
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'host',
+      '-e',
+      `PORT=${port}`,
+      '-e',
+      'IGNORE_TERM=1',
+      '-e',
+      'SLOW_START=1',
+      image(tag),
+    )
   const writeConf = async (ports) => {
     writeFileSync('/tmp/bench-hand.conf', handConf(ports))
     await dockerAsync('cp', '/tmp/bench-hand.conf', `${HAND_APP}-lb:/etc/nginx/nginx.conf`)
   }
   const state = { ports: [9401, 9402, 9403] }
-  const removeAll = () => execFileSync('sh', ['-c', `docker rm -f $(docker ps -aq --filter name=^${HAND_APP}-) 2>/dev/null || true`])
+  const removeAll = () =>
+    execFileSync('sh', ['-c', `docker rm -f $(docker ps -aq --filter name=^${HAND_APP}-) 2>/dev/null || true`])
   return {
     name,
     port: HAND_PORT,
@@ -232,10 +264,15 @@ for (const s of scenarios) {
   await s.setup()
   for (let run = 1; run <= RUNS; run++)
     for (const clients of CLIENTS)
-      for (const [from, to] of [['v1', 'v2'], ['v2', 'v1']]) {
+      for (const [from, to] of [
+        ['v1', 'v2'],
+        ['v2', 'v1'],
+      ]) {
         const m = await measure(s.port, s.deploy(to), clients === 'keep-alive')
         results.push({ scenario: s.name, clients, run, deploy: `${from}->${to}`, ...m })
-        console.log(`${s.name.padEnd(26)} ${clients.padEnd(10)} run ${run} ${from}->${to}: ${m.requests} requests, ${m.failed} failed (${m.resets} resets), ${m.wallSeconds.toFixed(1)} s`)
+        console.log(
+          `${s.name.padEnd(26)} ${clients.padEnd(10)} run ${run} ${from}->${to}: ${m.requests} requests, ${m.failed} failed (${m.resets} resets), ${m.wallSeconds.toFixed(1)} s`,
+        )
       }
   s.cleanup()
 }
@@ -249,11 +286,22 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
   const seconds = (performance.now() - t0) / 1000
   const s = fromSummary(r.summary)
   // A run that did not deploy still goes in the table (marked with its result); its errors go to the log.
-  if (r.outputs.result !== 'deployed') console.log(r.log.split('\n').filter((l) => l.startsWith('::error')).join('\n'))
+  if (r.outputs.result !== 'deployed')
+    console.log(
+      r.log
+        .split('\n')
+        .filter((l) => l.startsWith('::error'))
+        .join('\n'),
+    )
   scaling.push({
     where: label,
     replicas: n,
-    strategy: extra.strategy === 'blue-green' ? 'blue-green' : extra['batch-size'] === '1' ? 'rolling, batch-size 1 (default)' : 'rolling, one batch',
+    strategy:
+      extra.strategy === 'blue-green'
+        ? 'blue-green'
+        : extra['batch-size'] === '1'
+          ? 'rolling, batch-size 1 (default)'
+          : 'rolling, one batch',
     seconds,
     reloads: s.reloads,
     result: r.outputs.result,
@@ -261,7 +309,9 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
     overheadSeconds: Math.max(0, seconds - s.stepSeconds),
     phases: s.phases,
   })
-  console.log(`scaling ${label}: ${scaling.at(-1).strategy}, ${n} replicas: ${seconds.toFixed(1)} s, ${s.reloads} reloads`)
+  console.log(
+    `scaling ${label}: ${scaling.at(-1).strategy}, ${n} replicas: ${seconds.toFixed(1)} s, ${s.reloads} reloads`,
+  )
 }
 for (const n of [1, 3, 8, 16]) {
   const app = 'bench-scale'
@@ -280,8 +330,21 @@ if (FLEET) {
   execFileSync('bash', [join(root, 'scripts/testhost/fleet-up.sh')], { stdio: 'inherit' })
   const { fleetInputs, resetFleetApp, image: fleetImage } = await import('./lib/fleet.mjs')
   const app = 'bench-fleet'
-  const inputsFor = (tag) => fleetInputs(app, 18195, { image: fleetImage(tag), replicas: '3', ports: '9611-9630', env: APP_ENV, 'drain-seconds': '5', 'stop-timeout': '10', 'health-path': '/' })
-  for (const extra of [{ strategy: 'blue-green' }, { strategy: 'rolling', 'batch-size': '1' }, { strategy: 'rolling', 'batch-size': '9' }]) {
+  const inputsFor = (tag) =>
+    fleetInputs(app, 18195, {
+      image: fleetImage(tag),
+      replicas: '3',
+      ports: '9611-9630',
+      env: APP_ENV,
+      'drain-seconds': '5',
+      'stop-timeout': '10',
+      'health-path': '/',
+    })
+  for (const extra of [
+    { strategy: 'blue-green' },
+    { strategy: 'rolling', 'batch-size': '1' },
+    { strategy: 'rolling', 'batch-size': '9' },
+  ]) {
     resetFleetApp(app)
     await scaleRun('3 hosts x 3', inputsFor, 9, {}, extra)
   }
@@ -290,7 +353,19 @@ if (FLEET) {
 
 writeFileSync(
   join(OUT, 'results.json'),
-  JSON.stringify({ at: new Date().toISOString(), runs: RUNS, replicas: REPLICAS, workers: WORKERS, appEnv: APP_ENV, results: results.map(({ timeline: _t, ...r }) => r), scaling }, null, 1),
+  JSON.stringify(
+    {
+      at: new Date().toISOString(),
+      runs: RUNS,
+      replicas: REPLICAS,
+      workers: WORKERS,
+      appEnv: APP_ENV,
+      results: results.map(({ timeline: _t, ...r }) => r),
+      scaling,
+    },
+    null,
+    1,
+  ),
 )
 const { renderReport, renderChart } = await import('./lib/bench-report.mjs')
 const md = renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, workers: WORKERS })

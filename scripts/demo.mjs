@@ -30,5 +30,7 @@ console.log(
     `${String(report.byVersion.v1 ?? 0).padStart(12)}  ${String(report.byVersion.v2 ?? 0).padStart(12)}  ${second.outputs['duration-seconds']} s`,
 )
 if (report.failed) console.log(`   failures: ${report.sampleErrors.join('; ')}`)
-console.log(`\nnginx now serves ${report.lastVersion} on http://127.0.0.1:${PORT}/ (try: curl 127.0.0.1:${PORT}/). Clean up: bash scripts/testhost/down.sh`)
+console.log(
+  `\nnginx now serves ${report.lastVersion} on http://127.0.0.1:${PORT}/ (try: curl 127.0.0.1:${PORT}/). Clean up: bash scripts/testhost/down.sh`,
+)
 process.exit(second.outputs.result === 'deployed' && report.failed === 0 ? 0 : 1)

@@ -15,6 +15,8 @@ bash scripts/testhost/fleet-up.sh
 
 echo "== typecheck"
 npx tsc --noEmit
+echo "== format (prettier --check; 'npm run format' fixes it)"
+npx prettier --check --log-level warn src __tests__ scripts jest.config.js
 
 echo "== dist/ matches src/"
 fresh=$(mktemp -d)

@@ -122,7 +122,8 @@ export class Executor {
       endedAtMs: Date.now() - this.journal.startedAt,
       outcome,
       detail,
-      allTrafficNew: (step.kind === 'route' || step.kind === 'restore-config') && !step.servers.some((r) => r.image !== newImage),
+      allTrafficNew:
+        (step.kind === 'route' || step.kind === 'restore-config') && !step.servers.some((r) => r.image !== newImage),
     })
     try {
       this.watch?.check()
@@ -158,7 +159,10 @@ export class Executor {
   }
 
   /** Runs `work` for each host's share of the replicas, all hosts at once. */
-  private onHosts<T>(replicas: readonly Replica[], work: (remote: ReturnType<Fleet['app']>, rs: Replica[], host: string) => Promise<T>): Promise<T[]> {
+  private onHosts<T>(
+    replicas: readonly Replica[],
+    work: (remote: ReturnType<Fleet['app']>, rs: Replica[], host: string) => Promise<T>,
+  ): Promise<T[]> {
     return Promise.all([...byHost(replicas)].map(([host, rs]) => work(this.fleet.app(host), rs, host)))
   }
 
@@ -167,11 +171,21 @@ export class Executor {
     switch (step.kind) {
       case 'login':
         await Promise.all(
-          step.hosts.map((h) => run(this.fleet.app(h), docker.login(step.registry, step.username, c.registry?.password ?? '', c.pullTimeoutSeconds), `docker login to ${step.registry || 'Docker Hub'}`)),
+          step.hosts.map((h) =>
+            run(
+              this.fleet.app(h),
+              docker.login(step.registry, step.username, c.registry?.password ?? '', c.pullTimeoutSeconds),
+              `docker login to ${step.registry || 'Docker Hub'}`,
+            ),
+          ),
         )
         return undefined
       case 'pull':
-        await Promise.all(step.hosts.map((h) => run(this.fleet.app(h), docker.pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)))
+        await Promise.all(
+          step.hosts.map((h) =>
+            run(this.fleet.app(h), docker.pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`),
+          ),
+        )
         return undefined
       case 'start': {
         this.started.push(...step.replicas)
@@ -189,7 +203,9 @@ export class Executor {
       }
       case 'restart': {
         const waited = await this.settle(step.replicas)
-        await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.startContainers(rs.map(this.ref)), 'starting previous replicas again'))
+        await this.onHosts(step.replicas, (remote, rs) =>
+          run(remote, docker.startContainers(rs.map(this.ref)), 'starting previous replicas again'),
+        )
         return waited ? `after waiting ${seconds(waited)} for docker stop` : undefined
       }
       case 'gate': {
@@ -216,7 +232,8 @@ export class Executor {
         const detail = await this.applyNginx(text)
         this.serving = step.servers
         const isStarted = (r: Replica) => this.started.some((s) => replicaKey(s) === replicaKey(r))
-        for (const s of step.servers) if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s)
+        for (const s of step.servers)
+          if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s)
         this.watch?.add(step.servers.filter(isStarted))
         return detail
       }
@@ -224,7 +241,8 @@ export class Executor {
         const o = await observe(this.health, c, step.split, step.stable, step.seconds)
         this.journal.canarySteps.push(o)
         if (o.verdict === 'fail') throw new CanaryFailure(`canary step at ${o.percent}% failed: ${o.reason}`)
-        if (o.verdict === 'inconclusive') throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent)
+        if (o.verdict === 'inconclusive')
+          throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent)
         return o.reason
       }
       case 'restore-config': {
@@ -236,12 +254,17 @@ export class Executor {
         // The replicas that took the traffic are checked again meanwhile, while the old ones still run; a
         // routed replica that exits ends the drain at once, so that the undo routes back to the old ones
         // before the next new replica can fail too.
-        const drained = Promise.all([this.drain(step.replicas, step.seconds), ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))])
+        const drained = Promise.all([
+          this.drain(step.replicas, step.seconds),
+          ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true)),
+        ])
         const [detail] = await (this.watch ? this.watch.unlessFailed(drained) : drained)
         return detail
       }
       case 'stop': {
-        const stop = this.onHosts(step.replicas, (remote, rs) => run(remote, docker.stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), 'stopping old replicas'))
+        const stop = this.onHosts(step.replicas, (remote, rs) =>
+          run(remote, docker.stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), 'stopping old replicas'),
+        )
         this.stopped.push(...step.replicas)
         if (!step.background) {
           await stop
@@ -253,7 +276,9 @@ export class Executor {
       }
       case 'remove': {
         const waited = await this.settle(step.replicas)
-        await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.removeContainers(rs.map(this.ref)), 'removing containers'))
+        await this.onHosts(step.replicas, (remote, rs) =>
+          run(remote, docker.removeContainers(rs.map(this.ref)), 'removing containers'),
+        )
         return waited ? `after waiting ${seconds(waited)} for docker stop` : undefined
       }
       case 'retire': {
@@ -262,7 +287,13 @@ export class Executor {
         for (const p of this.pending.values()) p.catch(() => undefined)
         this.pending.clear()
         this.retired.push(...step.replicas)
-        await this.onHosts(step.replicas, (remote, rs) => run(remote, docker.retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds), 'handing the old replicas to a background stop'))
+        await this.onHosts(step.replicas, (remote, rs) =>
+          run(
+            remote,
+            docker.retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds),
+            'handing the old replicas to a background stop',
+          ),
+        )
         return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`
       }
     }
@@ -273,7 +304,12 @@ export class Executor {
     try {
       return await this.nginx.apply(text, this.config.appHosts[0].upstreamAddress)
     } catch (e) {
-      if (e instanceof NginxError) this.journal.evidence.push({ subject: this.nginx.where, reason: e.message, logs: (await this.nginx.errorLog(20).catch(() => '')) || '(no log output)' })
+      if (e instanceof NginxError)
+        this.journal.evidence.push({
+          subject: this.nginx.where,
+          reason: e.message,
+          logs: (await this.nginx.errorLog(20).catch(() => '')) || '(no log output)',
+        })
       throw e
     }
   }
@@ -281,18 +317,37 @@ export class Executor {
   /** Until the outgoing replicas have nothing in flight, counted on their own hosts (at most `max` seconds). */
   private async drain(replicas: readonly Replica[], max: number): Promise<string> {
     // With keepalive_min_timeout, a reloading worker may still send an idle connection's next request to them.
-    const min = this.config.nginx.scope === 'site' && this.nginx.state.facts.keepaliveMinTimeout ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0
+    const min =
+      this.config.nginx.scope === 'site' && this.nginx.state.facts.keepaliveMinTimeout
+        ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds)
+        : 0
     // Host networking: every replica of a host shares its network namespace, read once per poll.
     const targets = (rs: readonly Replica[]): docker.DrainTarget[] => {
-      const each = rs.map((r) => ({ ref: this.ref(r), pid: this.pids.get(replicaKey(r)), ports: [docker.listenPortInside(this.config, r)] }))
-      return this.config.network === 'host' ? [{ ...(each.find((t) => t.pid) ?? each[0]), ports: each.flatMap((t) => t.ports) }] : each
+      const each = rs.map((r) => ({
+        ref: this.ref(r),
+        pid: this.pids.get(replicaKey(r)),
+        ports: [docker.listenPortInside(this.config, r)],
+      }))
+      return this.config.network === 'host'
+        ? [{ ...(each.find((t) => t.pid) ?? each[0]), ports: each.flatMap((t) => t.ports) }]
+        : each
     }
     const outcomes = await this.onHosts(replicas, async (remote, rs) =>
-      docker.parseDrain((await run(remote, docker.drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls), 'draining')).stdout),
+      docker.parseDrain(
+        (
+          await run(
+            remote,
+            docker.drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls),
+            'draining',
+          )
+        ).stdout,
+      ),
     )
     const busy = outcomes.filter((o) => o.kind === 'busy')
-    if (busy.length) return `${busy.reduce((n, o) => n + (o.kind === 'busy' ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`
-    if (outcomes.some((o) => o.kind === 'unknown')) return `waited drain-seconds ${max}s (connections not readable on the host)`
+    if (busy.length)
+      return `${busy.reduce((n, o) => n + (o.kind === 'busy' ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`
+    if (outcomes.some((o) => o.kind === 'unknown'))
+      return `waited drain-seconds ${max}s (connections not readable on the host)`
     const slowest = Math.max(...outcomes.map((o) => (o.kind === 'idle' ? o.ms : 0)))
     return `nothing in flight after ${seconds(slowest)}`
   }
@@ -303,16 +358,26 @@ export class Executor {
       const h = this.config.health
       return this.fleet.nginx.httpGet(r.address, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs))
     },
-    state: async (r) => docker.parseReplicaState((await run(this.fleet.app(r.host), docker.inspectState(this.ref(r)), `inspecting ${r.name}`)).stdout),
+    state: async (r) =>
+      docker.parseReplicaState(
+        (await run(this.fleet.app(r.host), docker.inspectState(this.ref(r)), `inspecting ${r.name}`)).stdout,
+      ),
     evidence: async (r, reason, withHealthLog) => {
       const remote = this.fleet.app(r.host)
       const [logs, health] = await Promise.all([
         remote.exec(docker.containerLogs(this.ref(r), LIMITS.failureLogLines)),
         withHealthLog ? remote.exec(docker.healthLog(this.ref(r))) : undefined,
       ])
-      const text = [logs.stdout, logs.stderr].filter((s) => s.trim()).join('\n').trim()
+      const text = [logs.stdout, logs.stderr]
+        .filter((s) => s.trim())
+        .join('\n')
+        .trim()
       const healthText = health?.stdout.trim() ? `\n--- docker health check output ---\n${health.stdout.trim()}` : ''
-      this.journal.evidence.push({ subject: this.manyHosts ? `${r.name} on ${r.host}` : r.name, reason, logs: (text || '(no log output)') + healthText })
+      this.journal.evidence.push({
+        subject: this.manyHosts ? `${r.name} on ${r.host}` : r.name,
+        reason,
+        logs: (text || '(no log output)') + healthText,
+      })
     },
     startCanaryLog: () => this.nginx.startCanaryLog(),
     readCanaryLog: () => this.nginx.readCanaryLog(),

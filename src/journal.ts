@@ -71,6 +71,7 @@ export class Journal {
 
   /** When the last route that left all traffic on the new version ended, in ms since the run started. */
   get trafficSwitchedAtMs(): number | undefined {
-    return [...this.steps].reverse().find((s) => s.allTrafficNew && s.outcome === 'ok' && s.phase === 'deploy')?.endedAtMs
+    return [...this.steps].reverse().find((s) => s.allTrafficNew && s.outcome === 'ok' && s.phase === 'deploy')
+      ?.endedAtMs
   }
 }

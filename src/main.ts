@@ -43,17 +43,29 @@ export function secretsOf(config: Config): string[] {
   ].filter((s): s is string => Boolean(s && s.trim().length >= 3))
 }
 
-const failed = (e: unknown, partial: Partial<RunEnd> = {}): RunEnd => ({ result: 'failed', canaryWeight: '', serving: [], configDiff: '', ...partial, failure: (e as Error).message })
+const failed = (e: unknown, partial: Partial<RunEnd> = {}): RunEnd => ({
+  result: 'failed',
+  canaryWeight: '',
+  serving: [],
+  configDiff: '',
+  ...partial,
+  failure: (e as Error).message,
+})
 
 /** Who holds the lock, for another run that waits for it. */
-const runOwner = (gh: RunContext): string => `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ''} since ${new Date().toISOString()}`
+const runOwner = (gh: RunContext): string =>
+  `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ''} since ${new Date().toISOString()}`
 
 const pullRequestOf = (gh: RunContext): PullRequestRef | undefined => canaryPullRequest(gh, undefined)
 
 /** The managed file the plan leaves live: what its last route step renders. */
 function finalText(config: Config, plan: Plan, state: HostState): string | undefined {
   const last = [...plan.steps].reverse().find((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
-  return last ? renderManagedFile(config, last.servers, last.split, state.nginx.facts).text : state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : undefined
+  return last
+    ? renderManagedFile(config, last.servers, last.split, state.nginx.facts).text
+    : state.nginx.managed.kind === 'ours'
+      ? state.nginx.managed.text
+      : undefined
 }
 
 /** The shares still to go after a canary step that could not be judged. */
@@ -75,7 +87,14 @@ interface Outcome {
  * Runs the plan: on a failure undoes it, on an unjudgeable canary step pauses. Returns the result and what
  * becomes of the canary record.
  */
-async function carryOut(config: Config, state: HostState, plan: Plan, ex: Executor, links: () => Promise<CanaryLinks>, gh: RunContext): Promise<Outcome> {
+async function carryOut(
+  config: Config,
+  state: HostState,
+  plan: Plan,
+  ex: Executor,
+  links: () => Promise<CanaryLinks>,
+  gh: RunContext,
+): Promise<Outcome> {
   let paused: { percent: number; canary: readonly Replica[]; remaining: number[] } | undefined
   let result: Result
   let failure: string | undefined
@@ -91,7 +110,9 @@ async function carryOut(config: Config, state: HostState, plan: Plan, ex: Execut
     if (e instanceof CanaryInconclusive) {
       // Not a pass and not a failure: the canary stays live at this share until promote or abort.
       core.warning(e.message)
-      const canary = plan.steps.flatMap((st) => (st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : []))
+      const canary = plan.steps.flatMap((st) =>
+        st.kind === 'observe' && st.split.percent === e.percent ? st.split.canary : [],
+      )
       paused = { percent: e.percent, canary, remaining: sharesAfter(plan, e.percent) }
       result = 'paused'
     } else {
@@ -115,32 +136,62 @@ async function carryOut(config: Config, state: HostState, plan: Plan, ex: Execut
     const replaced = plan.replaces && previous
     const canary: CanaryState = {
       image: plan.image,
-      stableImage: plan.pausesAt?.stableImage ?? previous?.stableImage ?? mainImage(plan.previous.filter((x) => x.image !== plan.image)),
+      stableImage:
+        plan.pausesAt?.stableImage ??
+        previous?.stableImage ??
+        mainImage(plan.previous.filter((x) => x.image !== plan.image)),
       weight: paused.percent,
       remainingSteps: paused.remaining,
       replicas: paused.canary.map((r) => ({ host: r.host, name: r.name })),
       at: new Date().toISOString(),
       ...(gh.pullRequest ? { sha: gh.pullRequest.headSha } : {}),
       observations: [...(replaced ? [] : (previous?.observations ?? [])), ...ex.judged],
-      ...(replaced ? { pushes: [...(previous.pushes ?? []), { image: previous.image, sha: previous.sha, at: previous.at, observations: previous.observations ?? [], outcome: 'replaced' as const }] } : {}),
+      ...(replaced
+        ? {
+            pushes: [
+              ...(previous.pushes ?? []),
+              {
+                image: previous.image,
+                sha: previous.sha,
+                at: previous.at,
+                observations: previous.observations ?? [],
+                outcome: 'replaced' as const,
+              },
+            ],
+          }
+        : {}),
       ...(await links()),
     }
     return { result, failure, rollbackFailure, canary, canaryWeight: String(paused.percent) }
   }
-  if (canaryGone || (plan.replaces && result === 'deployed')) return { result, failure, rollbackFailure, canary: null, canaryWeight: result === 'deployed' ? '100' : '0' }
+  if (canaryGone || (plan.replaces && result === 'deployed'))
+    return { result, failure, rollbackFailure, canary: null, canaryWeight: result === 'deployed' ? '100' : '0' }
   return { result, failure, rollbackFailure, canaryWeight: state.canary ? String(state.canary.weight) : '' }
 }
 
 /** Reads the hosts, plans, and (unless a dry run or status) carries the plan out under the lock. */
-async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder | undefined, journal: Journal, fleet: Fleet): Promise<RunEnd> {
+async function operate(
+  config: Config,
+  gh: RunContext,
+  recorder: GitHubRecorder | undefined,
+  journal: Journal,
+  fleet: Fleet,
+): Promise<RunEnd> {
   const mutating = config.operation !== 'status' && !config.dryRun
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : undefined
-  const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`
-  const read = await core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, () => journal.phase(claim ? 'lock and read' : 'read', async () => {
-    const r = await readHosts(fleet, config, claim, (holder) => core.info(`waiting for the deploy lock of ${config.app}: ${holder}`))
-    reportRead(config, fleet, r.state, r.lockNote, journal)
-    return r
-  }))
+  const what =
+    config.appHosts.length > 1
+      ? `${config.app} on ${config.appHosts.length} hosts`
+      : `${config.app} on ${config.appHosts[0].id}`
+  const read = await core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, () =>
+    journal.phase(claim ? 'lock and read' : 'read', async () => {
+      const r = await readHosts(fleet, config, claim, (holder) =>
+        core.info(`waiting for the deploy lock of ${config.app}: ${holder}`),
+      )
+      reportRead(config, fleet, r.state, r.lockNote, journal)
+      return r
+    }),
+  )
   const lock = claim ? new HeldLock(fleet.nginx, claim, core.warning) : undefined
   let records: Records = {}
   try {
@@ -153,22 +204,42 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
       records = { canary: null }
     }
     if (config.operation === 'status') {
-      if (stale) await runRemote(fleet.nginx, finishCommand(config.app, records, undefined), 'clearing the stale canary record')
+      if (stale)
+        await runRemote(fleet.nginx, finishCommand(config.app, records, undefined), 'clearing the stale canary record')
       // Without a live canary, a paused canary's run is not what stands: the last deploy before it is.
       const last = [...state.history].reverse().find((h) => state.canary || h.result !== 'paused')
       const live = liveReport(config, state)
-      return { result: state.canary ? 'paused' : ((last?.result as Result | undefined) ?? 'planned'), canaryWeight: state.canary ? String(state.canary.weight) : '', serving: live.replicas, configDiff: '', live, state }
+      return {
+        result: state.canary ? 'paused' : ((last?.result as Result | undefined) ?? 'planned'),
+        canaryWeight: state.canary ? String(state.canary.weight) : '',
+        serving: live.replicas,
+        configDiff: '',
+        live,
+        state,
+      }
     }
     const problems = hostProblems(config, state)
-    if (problems.length) throw new PlanError(problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:\n- ${problems.join('\n- ')}`)
+    if (problems.length)
+      throw new PlanError(
+        problems.length === 1
+          ? problems[0]
+          : `${problems.length} problems on the hosts; nothing was changed:\n- ${problems.join('\n- ')}`,
+      )
     const pr = pullRequestOf(gh)
     if (config.operation === 'abort' && stale) throw new NothingToDo(`${stale}; nothing left to abort`)
     const plan = planFor(config, state, pr)
-    const configDiff = unifiedDiff(state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : '', finalText(config, plan, state) ?? '', `${config.nginx.configPath} (live)`, `${config.nginx.configPath} (after)`)
+    const configDiff = unifiedDiff(
+      state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : '',
+      finalText(config, plan, state) ?? '',
+      `${config.nginx.configPath} (live)`,
+      `${config.nginx.configPath} (after)`,
+    )
     await core.group(`Plan: ${config.operation} ${plan.image} (${config.strategy})`, async () => {
       plan.notes.forEach((n) => core.info(`note: ${n}`))
       plan.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`))
-      core.info(configDiff ? `${config.nginx.configPath} changes:\n${configDiff}` : `${config.nginx.configPath}: no change`)
+      core.info(
+        configDiff ? `${config.nginx.configPath} changes:\n${configDiff}` : `${config.nginx.configPath}: no change`,
+      )
     })
     const previous = { plan, state, configDiff, serving: plan.previous }
     if (!lock || !claim) return { ...previous, result: 'planned', canaryWeight: '', serving: plan.next }
@@ -176,13 +247,23 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
     const nginx = new Nginx(fleet.nginx, config, state.nginx, { lockDir: claim.dir, token: claim.token })
     const ex = new Executor(fleet, nginx, config, lock, journal, logger, state.containers, plan.previous)
     // Recorded alongside the deploy, not before it: GitHub's latency must not hold the lock longer.
-    const deployment = recorder ? beginDeployment(recorder, config, gh, state.canary, plan.image) : Promise.resolve(undefined)
+    const deployment = recorder
+      ? beginDeployment(recorder, config, gh, state.canary, plan.image)
+      : Promise.resolve(undefined)
     const links = async (): Promise<CanaryLinks> => canaryLinks(gh, state.canary, await deployment)
     const outcome = await carryOut(config, state, plan, ex, links, gh)
     records = {
       history: [
         ...state.history,
-        { image: plan.image, previousImage: mainImage(plan.previous), result: outcome.result, at: new Date().toISOString(), strategy: config.strategy, operation: config.operation, run: claim.owner },
+        {
+          image: plan.image,
+          previousImage: mainImage(plan.previous),
+          result: outcome.result,
+          at: new Date().toISOString(),
+          strategy: config.strategy,
+          operation: config.operation,
+          run: claim.owner,
+        },
       ],
       ...(outcome.canary !== undefined ? { canary: outcome.canary } : records),
     }
@@ -190,7 +271,13 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
   } catch (e) {
     if (e instanceof NothingToDo) {
       core.notice(e.message)
-      return { result: 'unchanged', canaryWeight: read.state.canary ? String(read.state.canary.weight) : '', serving: [], configDiff: '', state: read.state }
+      return {
+        result: 'unchanged',
+        canaryWeight: read.state.canary ? String(read.state.canary.weight) : '',
+        serving: [],
+        configDiff: '',
+        state: read.state,
+      }
     }
     return failed(e, { state: read.state })
   } finally {
@@ -198,18 +285,36 @@ async function operate(config: Config, gh: RunContext, recorder: GitHubRecorder 
     if (claim) {
       await lock?.stopHeartbeat()
       await journal
-        .phase('records and unlock', () => runRemote(fleet.nginx, finishCommand(config.app, records, claim), 'writing the deploy history and releasing the lock'))
-        .catch((e: Error) => core.warning(`${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`))
+        .phase('records and unlock', () =>
+          runRemote(
+            fleet.nginx,
+            finishCommand(config.app, records, claim),
+            'writing the deploy history and releasing the lock',
+          ),
+        )
+        .catch((e: Error) =>
+          core.warning(
+            `${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`,
+          ),
+        )
     }
   }
 }
 
 /** What the read found that the log should show. */
-function reportRead(config: Config, fleet: Fleet, state: HostState, lockNote: string | undefined, journal: Journal): void {
+function reportRead(
+  config: Config,
+  fleet: Fleet,
+  state: HostState,
+  lockNote: string | undefined,
+  journal: Journal,
+): void {
   if (lockNote) core.info(lockNote)
   for (const h of config.appHosts) {
     const mine = state.containers.filter((c) => c.app === config.app && c.host === h.id)
-    core.info(`${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'no replica'}`)
+    core.info(
+      `${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'no replica'}`,
+    )
   }
   const n = state.nginx
   const where = describeNginx(config, fleet.nginx.name)
@@ -217,7 +322,10 @@ function reportRead(config: Config, fleet: Fleet, state: HostState, lockNote: st
     `${where}: ${!n.exists ? 'not created yet' : !n.running ? 'stopped' : `running${n.version ? ` nginx ${n.version.join('.')}` : ''}`}; ` +
       `${config.nginx.configPath}: ${n.managed.kind === 'ours' ? `routes ${[...n.routes.keys()].join(', ') || 'nothing'}` : n.managed.kind === 'absent' ? 'not there yet' : 'not read'}`,
   )
-  if (state.canary) core.info(`canary: ${state.canary.image} paused at ${state.canary.weight}% since ${state.canary.at}${state.canary.pullRequest ? ` (pull request #${state.canary.pullRequest.number})` : ''}`)
+  if (state.canary)
+    core.info(
+      `canary: ${state.canary.image} paused at ${state.canary.weight}% since ${state.canary.at}${state.canary.pullRequest ? ` (pull request #${state.canary.pullRequest.number})` : ''}`,
+    )
   for (const w of state.warnings) {
     core.warning(w)
     journal.notes.push(w)
@@ -242,21 +350,46 @@ function readInputs(): { config: Config } | { error: string } {
 }
 
 /** Outputs, GitHub, the job summary, and the step's failure. */
-async function publish(config: Config, gh: RunContext, recorder: GitHubRecorder | undefined, journal: Journal, end: RunEnd, stats: ReturnType<Fleet['stats']> | undefined): Promise<void> {
+async function publish(
+  config: Config,
+  gh: RunContext,
+  recorder: GitHubRecorder | undefined,
+  journal: Journal,
+  end: RunEnd,
+  stats: ReturnType<Fleet['stats']> | undefined,
+): Promise<void> {
   const { result, plan, state } = end
   const durationSeconds = (Date.now() - journal.startedAt) / 1000
-  const previousImage = plan ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? '') : (state?.history.at(-1)?.previousImage ?? '')
+  const previousImage = plan
+    ? mainImage(plan.previous) || (state?.history.at(-1)?.image ?? '')
+    : (state?.history.at(-1)?.previousImage ?? '')
   // With a paused canary, the image serving is the stable one; the canary's is in the canary record.
-  const liveImage = result === 'planned' && plan ? plan.image : mainImage(end.serving.filter((x) => !(result === 'paused' && plan && x.image === plan.image))) || mainImage(end.serving)
+  const liveImage =
+    result === 'planned' && plan
+      ? plan.image
+      : mainImage(end.serving.filter((x) => !(result === 'paused' && plan && x.image === plan.image))) ||
+        mainImage(end.serving)
   core.setOutput('result', result)
   core.setOutput('image', liveImage)
   core.setOutput('previous-image', previousImage)
   core.setOutput('duration-seconds', durationSeconds.toFixed(1))
-  core.setOutput('replicas', JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))))
+  core.setOutput(
+    'replicas',
+    JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))),
+  )
   core.setOutput('color', liveColor(end.serving))
   core.setOutput('canary-weight', end.canaryWeight)
 
-  if (recorder && plan && !config.dryRun) await recordOnGitHub(recorder, config, gh, end, journal.canarySteps, { liveImage, previousImage }, secretsOf(config))
+  if (recorder && plan && !config.dryRun)
+    await recordOnGitHub(
+      recorder,
+      config,
+      gh,
+      end,
+      journal.canarySteps,
+      { liveImage, previousImage },
+      secretsOf(config),
+    )
 
   const switched = journal.trafficSwitchedAtMs
   const summary = renderSummary(
@@ -292,11 +425,15 @@ async function publish(config: Config, gh: RunContext, recorder: GitHubRecorder 
     secretsOf(config),
   )
   if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(summary).write()
-  core.info(`result: ${result} (${durationSeconds.toFixed(1)} s${switched !== undefined ? `; all traffic on ${plan?.image} after ${(switched / 1000).toFixed(1)} s` : ''})`)
+  core.info(
+    `result: ${result} (${durationSeconds.toFixed(1)} s${switched !== undefined ? `; all traffic on ${plan?.image} after ${(switched / 1000).toFixed(1)} s` : ''})`,
+  )
 
   if (end.failure) {
     const what = config.operation === 'deploy' ? `deploy of ${config.image}` : `operation ${config.operation}`
-    core.setFailed(`${what} ${result === 'rolled-back' ? 'failed and was rolled back' : 'failed'}: ${end.failure}${end.rollbackFailure ? `\nthe rollback failed too: ${end.rollbackFailure}` : ''}`)
+    core.setFailed(
+      `${what} ${result === 'rolled-back' ? 'failed and was rolled back' : 'failed'}: ${end.failure}${end.rollbackFailure ? `\nthe rollback failed too: ${end.rollbackFailure}` : ''}`,
+    )
   }
 }
 
@@ -316,8 +453,11 @@ export async function run(): Promise<void> {
   let fleet: Fleet | undefined
   let end: RunEnd
   try {
-    const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id
-    fleet = await core.group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ''}`, () => journal.phase('connect', () => connectFleet(config, core.debug)))
+    const where =
+      config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id
+    fleet = await core.group(`Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ''}`, () =>
+      journal.phase('connect', () => connectFleet(config, core.debug)),
+    )
     end = await operate(config, gh, recorder, journal, fleet)
   } catch (e) {
     end = failed(e)
@@ -327,4 +467,3 @@ export async function run(): Promise<void> {
   await publish(config, gh, recorder, journal, end, fleet?.stats())
   if (end.result === 'failed' && !end.failure) core.setFailed('the run failed')
 }
-

@@ -40,14 +40,16 @@ export const LABEL = {
 } as const
 
 /** host:port as nginx and its access log write it (IPv6 in brackets). */
-export const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)
+export const hostPort = (host: string, port: number): string =>
+  host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 
 /** What nginx-rollout calls an SSH target in logs and outputs: the address, with the port when it is not 22. */
 export const sshName = (host: string, port: number): string => (port === 22 ? host : hostPort(host, port))
 
 /** nginx's listen value: a port, address:port or [ipv6]:port. */
 export function parseListen(text: string): { address?: string; port: number } | undefined {
-  const m = /^(\d+)$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text)
+  const m =
+    /^(\d+)$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text)
   if (!m) return undefined
   const port = Number(m[2] ?? m[1])
   if (port < 1 || port > 65535) return undefined

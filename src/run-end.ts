@@ -26,4 +26,3 @@ export interface RunEnd {
   readonly live?: LiveReport
   readonly deployment?: RecordedDeployment
 }
-

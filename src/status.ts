@@ -11,5 +11,9 @@ export function liveReport(config: Config, state: HostState): LiveReport {
   const routes = routesOf(state)
   const { live } = liveReplicas(config, state.containers, routes)
   const weightOf = (address: string, port: number) => routes?.get(hostPort(address, port)) ?? config.nginx.weight
-  return { replicas: live.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })), canary: state.canary, history: state.history.slice(-5).reverse() }
+  return {
+    replicas: live.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })),
+    canary: state.canary,
+    history: state.history.slice(-5).reverse(),
+  }
 }

@@ -81,14 +81,27 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   )
   for (const n of r.notes ?? []) out.push('', `> ${n}`)
   if (r.live) {
-    out.push('', '### Live', '', '| Replica | Host | Address | Image | Colour | nginx weight |', '|---|---|---|---|---|---|')
-    for (const x of r.live.replicas) out.push(`| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`)
+    out.push(
+      '',
+      '### Live',
+      '',
+      '| Replica | Host | Address | Image | Colour | nginx weight |',
+      '|---|---|---|---|---|---|',
+    )
+    for (const x of r.live.replicas)
+      out.push(
+        `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`,
+      )
     if (!r.live.replicas.length) out.push('| (none) | | | | | |')
     if (r.live.canary)
-      out.push('', `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`)
+      out.push(
+        '',
+        `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`,
+      )
     if (r.live.history.length) {
       out.push('', '### Recent deploys', '', '| When | Operation | Image | Result |', '|---|---|---|---|')
-      for (const h of r.live.history) out.push(`| ${h.at} | ${h.operation ?? 'deploy'} ${h.strategy} | \`${h.image}\` | ${h.result} |`)
+      for (const h of r.live.history)
+        out.push(`| ${h.at} | ${h.operation ?? 'deploy'} ${h.strategy} | \`${h.image}\` | ${h.result} |`)
     }
   }
   if (r.failure) out.push('', '**What failed:**', '', fence(r.failure))
@@ -100,16 +113,32 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   if (r.steps.length) {
     out.push('', '### Steps', '', '| # | Phase | Step | Host | Duration | Outcome |', '|---|---|---|---|---|---|')
     r.steps.forEach((s, i) =>
-      out.push(`| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(', ')} | ${(s.ms / 1000).toFixed(2)} s | ${s.outcome === 'ok' ? `ok${s.detail ? `: ${cell(s.detail)}` : ''}` : '**failed**'} |`),
+      out.push(
+        `| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(', ')} | ${(s.ms / 1000).toFixed(2)} s | ${s.outcome === 'ok' ? `ok${s.detail ? `: ${cell(s.detail)}` : ''}` : '**failed**'} |`,
+      ),
     )
   }
   if (r.gates.length) {
-    out.push('', '### Health gates', '', '| Replica | Host | Result | Probes | Time | Last probe | Docker health |', '|---|---|---|---|---|---|---|')
+    out.push(
+      '',
+      '### Health gates',
+      '',
+      '| Replica | Host | Result | Probes | Time | Last probe | Docker health |',
+      '|---|---|---|---|---|---|---|',
+    )
     for (const g of r.gates)
-      out.push(`| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${(g.ms / 1000).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`)
+      out.push(
+        `| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${(g.ms / 1000).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`,
+      )
   }
   if (r.canarySteps?.length) {
-    out.push('', '### Canary steps', '', '| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |', '|---|---|---|---|---|---|---|---|---|')
+    out.push(
+      '',
+      '### Canary steps',
+      '',
+      '| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |',
+      '|---|---|---|---|---|---|---|---|---|',
+    )
     for (const c of r.canarySteps)
       out.push(
         `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ` +
@@ -117,9 +146,19 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
       )
   }
   if (r.github?.length) out.push('', '### GitHub', '', ...r.github.map((n) => `- ${n}`))
-  if (r.configDiff) out.push('', `<details><summary>${r.configPath} diff</summary>`, '', fence(r.configDiff, 'diff'), '', '</details>')
+  if (r.configDiff)
+    out.push('', `<details><summary>${r.configPath} diff</summary>`, '', fence(r.configDiff, 'diff'), '', '</details>')
   for (const e of r.evidence)
-    out.push('', `<details open><summary>${e.subject}: last log lines</summary>`, '', cell(e.reason), '', fence(e.logs), '', '</details>')
+    out.push(
+      '',
+      `<details open><summary>${e.subject}: last log lines</summary>`,
+      '',
+      cell(e.reason),
+      '',
+      fence(e.logs),
+      '',
+      '</details>',
+    )
   if (r.stats)
     out.push(
       '',

@@ -35,7 +35,11 @@ function workflowEnv(eventName: string, payload: object, sha: string): Record<st
   }
 }
 
-const pullRequest = (action: string, merged = false, head = 'head7') => ({ action, number: 7, pull_request: { number: 7, merged, head: { sha: head } } })
+const pullRequest = (action: string, merged = false, head = 'head7') => ({
+  action,
+  number: 7,
+  pull_request: { number: 7, merged, head: { sha: head } },
+})
 
 const inputs = (over: Record<string, string> = {}) => ({
   ...baseInputs(host, APP, PORT),
@@ -63,34 +67,55 @@ afterAll(() => {
 })
 
 describe('GitHub deployments and the pull-request comment', () => {
-  it("follow a canary from a pull request to its promotion: one deployment per rollout, one comment, zero failed requests", async () => {
-    const first = await runAction(inputs({ image: image('v1') }), { env: workflowEnv('push', { ref: 'refs/heads/main' }, 'main1') })
+  it('follow a canary from a pull request to its promotion: one deployment per rollout, one comment, zero failed requests', async () => {
+    const first = await runAction(inputs({ image: image('v1') }), {
+      env: workflowEnv('push', { ref: 'refs/heads/main' }, 'main1'),
+    })
     expect(first.code).toBe(0)
     expect(first.outputs.result).toBe('deployed')
     expect(gh.deployments).toHaveLength(1)
-    expect(gh.deployments[0]).toMatchObject({ ref: 'main1', environment: 'production', payload: { app: APP, image: image('v1'), strategy: 'rolling' } })
+    expect(gh.deployments[0]).toMatchObject({
+      ref: 'main1',
+      environment: 'production',
+      payload: { app: APP, image: image('v1'), strategy: 'rolling' },
+    })
     expect(gh.deployments[0].statuses).toEqual([
-      expect.objectContaining({ state: 'in_progress', log_url: 'https://github.com/acme/shop/actions/runs/4242', environment_url: 'https://shop.example.com' }),
-      expect.objectContaining({ state: 'success', description: `${image('v1')} serves all requests`, environment_url: 'https://shop.example.com' }),
+      expect.objectContaining({
+        state: 'in_progress',
+        log_url: 'https://github.com/acme/shop/actions/runs/4242',
+        environment_url: 'https://shop.example.com',
+      }),
+      expect.objectContaining({
+        state: 'success',
+        description: `${image('v1')} serves all requests`,
+        environment_url: 'https://shop.example.com',
+      }),
     ])
     expect(gh.comments).toEqual([]) // a rolling deploy on push has no pull request to comment on
 
     const load = startLoad({ port: PORT, maxSeconds: 120 })
-    const canary = await runAction(inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }), {
-      env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7'),
-    })
+    const canary = await runAction(
+      inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }),
+      {
+        env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7'),
+      },
+    )
     expect(canary.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
     expect(gh.deployments).toHaveLength(2)
     const canaryDeployment = gh.deployments[1]
     // The commit the pull request pushed, not the merge commit the run checked out.
     expect(canaryDeployment.ref).toBe('head7')
     expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress'])
-    expect(canaryDeployment.statuses[1]).toMatchObject({ description: `Canary ${image('v2')} at 10% of requests: promote or abort it` })
+    expect(canaryDeployment.statuses[1]).toMatchObject({
+      description: `Canary ${image('v2')} at 10% of requests: promote or abort it`,
+    })
     expect(states(gh.deployments[0])).toEqual(['in_progress', 'success'])
     expect(gh.comments).toHaveLength(1)
     expect(gh.comments[0]).toMatchObject({ issue: 7 })
     expect(gh.comments[0].body.startsWith(`${MARKER}\n### Canary of \`${APP}\` on production: live at 10%`)).toBe(true)
-    expect(gh.comments[0].body).toMatch(/\| 10% for 3 s \| [\d,]+ \| 0 \(0\.00%\) \| [\d,]+ \| 0 \(0\.00%\) \| (pass|\*\*inconclusive\*\*)/)
+    expect(gh.comments[0].body).toMatch(
+      /\| 10% for 3 s \| [\d,]+ \| 0 \(0\.00%\) \| [\d,]+ \| 0 \(0\.00%\) \| (pass|\*\*inconclusive\*\*)/,
+    )
     expect(gh.comments[0].body).toContain('`operation: promote`')
     // The canary remembers its deployment and pull request on the host, for the run that ends it.
     expect(JSON.parse(readFileSync(join(stateDir(APP), 'canary.json'), 'utf8'))).toMatchObject({
@@ -100,15 +125,20 @@ describe('GitHub deployments and the pull-request comment', () => {
 
     // A status run lists the canary and records nothing.
     const requestsBefore = gh.requests.length
-    const status = await runAction(inputs({ operation: 'status' }), { env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7a') })
+    const status = await runAction(inputs({ operation: 'status' }), {
+      env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7a'),
+    })
     expect(status.outputs.result).toBe('paused')
     expect(status.outputs.replicas).toContain(`"image":"${image('v2')}"`)
     expect(gh.requests.length).toBe(requestsBefore)
 
     // The second push of the same pull request replaces its canary in one run.
-    const secondPush = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }), {
-      env: workflowEnv('pull_request', pullRequest('synchronize', false, 'head7b'), 'merge7b'),
-    })
+    const secondPush = await runAction(
+      inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }),
+      {
+        env: workflowEnv('pull_request', pullRequest('synchronize', false, 'head7b'), 'merge7b'),
+      },
+    )
     expect(secondPush.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
     expect(secondPush.log).toContain(`note: replaces the canary of ${image('v2')}`)
     // One reload gives the new canary its share and takes the old one out; then the old one drains and goes.
@@ -123,42 +153,73 @@ describe('GitHub deployments and the pull-request comment', () => {
     expect(secondCanary.ref).toBe('head7b')
     expect(states(secondCanary)).toEqual(['in_progress', 'in_progress'])
     expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress', 'inactive'])
-    expect(canaryDeployment.statuses.at(-1)).toMatchObject({ description: `Replaced by ${image('v3')} from a new push` })
+    expect(canaryDeployment.statuses.at(-1)).toMatchObject({
+      description: `Replaced by ${image('v3')} from a new push`,
+    })
     expect(gh.comments).toHaveLength(1)
     expect(gh.comments[0].body).toContain('**Pushes**')
-    expect(gh.comments[0].body).toMatch(new RegExp(`\\| \`${image('v2').replace(/[.\/]/g, '\\$&')}\` \\(head7\\) \\| 10% (pass|inconclusive) \\| replaced \\|`))
-    expect(gh.comments[0].body).toMatch(new RegExp(`\\| \`${image('v3').replace(/[.\/]/g, '\\$&')}\` \\(this run\\) \\| 10% (pass|inconclusive) \\| live \\|`))
+    expect(gh.comments[0].body).toMatch(
+      new RegExp(
+        `\\| \`${image('v2').replace(/[.\/]/g, '\\$&')}\` \\(head7\\) \\| 10% (pass|inconclusive) \\| replaced \\|`,
+      ),
+    )
+    expect(gh.comments[0].body).toMatch(
+      new RegExp(
+        `\\| \`${image('v3').replace(/[.\/]/g, '\\$&')}\` \\(this run\\) \\| 10% (pass|inconclusive) \\| live \\|`,
+      ),
+    )
 
     // Another pull request's push is refused while #7's canary is live: nothing changes.
     const containersBefore = replicasOf(APP)
-    const other = await runAction(inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }), {
-      env: workflowEnv('pull_request', { action: 'synchronize', number: 8, pull_request: { number: 8, merged: false, head: { sha: 'head8' } } }, 'merge8'),
-    })
+    const other = await runAction(
+      inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '3' }),
+      {
+        env: workflowEnv(
+          'pull_request',
+          { action: 'synchronize', number: 8, pull_request: { number: 8, merged: false, head: { sha: 'head8' } } },
+          'merge8',
+        ),
+      },
+    )
     expect(other.code).toBe(1)
     expect(other.log).toContain(`a canary of ${image('v3')} is live at 10% for pull request #7`)
     expect(other.log).toContain('its workflow does either when pull request #7 is merged or closed')
-    expect(replicasOf(APP).filter((r) => r.includes(' running'))).toEqual(containersBefore.filter((r) => r.includes(' running')))
+    expect(replicasOf(APP).filter((r) => r.includes(' running'))).toEqual(
+      containersBefore.filter((r) => r.includes(' running')),
+    )
 
     // Merging #7 promotes its canary: the second canary's deployment succeeds; still one comment.
-    const promote = await runAction(inputs({ operation: 'promote', strategy: 'canary', environment: '', 'environment-url': '' }), {
-      env: workflowEnv('pull_request', pullRequest('closed', true, 'head7b'), 'merge7c'),
-    })
+    const promote = await runAction(
+      inputs({ operation: 'promote', strategy: 'canary', environment: '', 'environment-url': '' }),
+      {
+        env: workflowEnv('pull_request', pullRequest('closed', true, 'head7b'), 'merge7c'),
+      },
+    )
     const report = await load.stop()
     expect(promote.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v3') })
     expect(report.failed).toBe(0)
     expect(report.ok).toBeGreaterThan(100)
     expect(gh.deployments).toHaveLength(3)
     expect(states(secondCanary)).toEqual(['in_progress', 'in_progress', 'in_progress', 'success'])
-    expect(secondCanary.statuses.at(-1)).toMatchObject({ state: 'success', description: `Promoted ${image('v3')} to all requests` })
+    expect(secondCanary.statuses.at(-1)).toMatchObject({
+      state: 'success',
+      description: `Promoted ${image('v3')} to all requests`,
+    })
     expect(states(gh.deployments[0])).toEqual(['in_progress', 'success', 'inactive'])
     expect(states(canaryDeployment)).toEqual(['in_progress', 'in_progress', 'inactive'])
     expect(gh.comments).toHaveLength(1)
-    expect(gh.comments[0].body).toContain(`### Canary of \`${APP}\` on production: promoted\n\n\`${image('v3')}\` serves all requests.`)
+    expect(gh.comments[0].body).toContain(
+      `### Canary of \`${APP}\` on production: promoted\n\n\`${image('v3')}\` serves all requests.`,
+    )
     expect(gh.comments[0].body).toMatch(/\| `[^`]+:v3` \(this run\) \| 10% \w+ \| promoted \|/)
 
     // Closing #8 unmerged: its canary is not live, so there is nothing to abort, and that is no failure.
     const closeOther = await runAction(inputs({ operation: 'abort', strategy: 'canary' }), {
-      env: workflowEnv('pull_request', { action: 'closed', number: 8, pull_request: { number: 8, merged: false, head: { sha: 'head8' } } }, 'merge8b'),
+      env: workflowEnv(
+        'pull_request',
+        { action: 'closed', number: 8, pull_request: { number: 8, merged: false, head: { sha: 'head8' } } },
+        'merge8b',
+      ),
     })
     expect(closeOther.code).toBe(0)
     expect(closeOther.outputs.result).toBe('unchanged')
@@ -167,7 +228,12 @@ describe('GitHub deployments and the pull-request comment', () => {
     // The token is masked before anything else is printed, and never printed.
     for (const run of [first, canary, secondPush, promote]) {
       expect(run.stdout.indexOf(`::add-mask::${gh.token}`)).toBeLessThan(run.stdout.indexOf('::group::'))
-      expect(run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).not.toContain(gh.token)
+      expect(
+        run.stdout
+          .split('\n')
+          .filter((l) => !l.startsWith('::add-mask::'))
+          .join('\n'),
+      ).not.toContain(gh.token)
       expect(run.summary).not.toContain(gh.token)
     }
     expect(promote.summary).toContain('### GitHub')
@@ -178,15 +244,24 @@ describe('GitHub deployments and the pull-request comment', () => {
   it('turn into warnings naming the permissions when the token may not write, and never fail the deploy', async () => {
     gh.forbidden.add('deployments')
     gh.forbidden.add('comments')
-    const paused = await runAction(inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '2' }), {
-      env: workflowEnv('pull_request', pullRequest('opened'), 'merge7c'),
-    })
+    const paused = await runAction(
+      inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '2' }),
+      {
+        env: workflowEnv('pull_request', pullRequest('opened'), 'merge7c'),
+      },
+    )
     expect(paused.code).toBe(0)
     expect(paused.outputs.result).toBe('paused')
-    expect(paused.log).toMatch(/::warning::Recording the GitHub deployment failed \(creating the deployment: HTTP 403: Resource not accessible by integration.*`permissions: deployments: write`/)
-    expect(paused.log).toMatch(/::warning::Commenting on pull request #7 failed \(.*HTTP 403.*`permissions: pull-requests: write`.*The deploy itself is not affected\./)
+    expect(paused.log).toMatch(
+      /::warning::Recording the GitHub deployment failed \(creating the deployment: HTTP 403: Resource not accessible by integration.*`permissions: deployments: write`/,
+    )
+    expect(paused.log).toMatch(
+      /::warning::Commenting on pull request #7 failed \(.*HTTP 403.*`permissions: pull-requests: write`.*The deploy itself is not affected\./,
+    )
 
-    const aborted = await runAction(inputs({ operation: 'abort', strategy: 'canary' }), { env: workflowEnv('pull_request', pullRequest('closed'), 'merge7d') })
+    const aborted = await runAction(inputs({ operation: 'abort', strategy: 'canary' }), {
+      env: workflowEnv('pull_request', pullRequest('closed'), 'merge7d'),
+    })
     expect(aborted.code).toBe(0)
     expect(aborted.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v3') })
     expect(aborted.log).toContain('`permissions: pull-requests: write`')
@@ -194,7 +269,9 @@ describe('GitHub deployments and the pull-request comment', () => {
   })
 
   it('record a failed deploy as failure, and the job still fails for it', async () => {
-    const failed = await runAction(inputs({ image: image('unhealthy'), 'health-timeout': '3' }), { env: workflowEnv('push', {}, 'main2') })
+    const failed = await runAction(inputs({ image: image('unhealthy'), 'health-timeout': '3' }), {
+      env: workflowEnv('push', {}, 'main2'),
+    })
     expect(failed.code).not.toBe(0)
     expect(failed.outputs.result).toBe('rolled-back')
     expect(gh.deployments).toHaveLength(1)
@@ -208,9 +285,13 @@ describe('GitHub deployments and the pull-request comment', () => {
   })
 
   it('record nothing for a dry run or a deploy nobody asked to record', async () => {
-    const dry = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'dry-run': 'true' }), { env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7e') })
+    const dry = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'dry-run': 'true' }), {
+      env: workflowEnv('pull_request', pullRequest('synchronize'), 'merge7e'),
+    })
     expect(dry.outputs.result).toBe('planned')
-    const unrecorded = await runAction(inputs({ image: image('v3'), environment: '', 'environment-url': '' }), { env: workflowEnv('push', {}, 'main3') })
+    const unrecorded = await runAction(inputs({ image: image('v3'), environment: '', 'environment-url': '' }), {
+      env: workflowEnv('push', {}, 'main3'),
+    })
     expect(unrecorded.outputs.result).toBe('deployed')
     expect(gh.requests).toEqual([])
     expect(unrecorded.log).not.toContain('::warning::')
@@ -220,16 +301,30 @@ describe('GitHub deployments and the pull-request comment', () => {
 describe('a canary record the hosts no longer agree with', () => {
   /** Pauses a canary of `tag`, then removes its containers as a wiped or rebuilt host would have. */
   async function pauseThenLose(tag: string): Promise<string[]> {
-    const paused = await runAction(inputs({ image: image(tag), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '1', environment: '', 'environment-url': '' }))
+    const paused = await runAction(
+      inputs({
+        image: image(tag),
+        strategy: 'canary',
+        'canary-steps': '10',
+        'canary-interval': '1',
+        environment: '',
+        'environment-url': '',
+      }),
+    )
     expect(paused.outputs.result).toBe('paused')
-    const canary: string[] = JSON.parse(readFileSync(join(stateDir(APP), 'canary.json'), 'utf8')).replicas.map((r: { name: string }) => r.name)
+    const canary: string[] = JSON.parse(readFileSync(join(stateDir(APP), 'canary.json'), 'utf8')).replicas.map(
+      (r: { name: string }) => r.name,
+    )
     docker('rm', '--force', ...canary)
     return canary
   }
-  const stale = (tag: string, name: string) => `::warning::the recorded canary of ${image(tag)} at 10% is stale: ${name} on 127.0.0.1:${host.port} is not running or not routed by nginx`
+  const stale = (tag: string, name: string) =>
+    `::warning::the recorded canary of ${image(tag)} at 10% is stale: ${name} on 127.0.0.1:${host.port} is not running or not routed by nginx`
 
   it('is reported and cleared: a deploy goes on with zero failed requests; abort and status report it and clear it', async () => {
-    expect((await runAction(inputs({ image: image('v1'), environment: '', 'environment-url': '' }))).outputs.result).toBe('deployed')
+    expect(
+      (await runAction(inputs({ image: image('v1'), environment: '', 'environment-url': '' }))).outputs.result,
+    ).toBe('deployed')
     const [lost] = await pauseThenLose('v2')
     const load = startLoad({ port: PORT, maxSeconds: 60 })
     const deploy = await runAction(inputs({ image: image('v3'), environment: '', 'environment-url': '' }))

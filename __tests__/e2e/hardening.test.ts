@@ -18,7 +18,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 describe('a client that forges access-log fields in its request line', () => {
   const APP = 'e2e-forge'
   const PORT = 18111
-  const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), replicas: '2', ports: '9651-9660', ...over })
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '2',
+    ports: '9651-9660',
+    ...over,
+  })
   beforeAll(() => resetApp(APP))
   afterAll(() => resetApp(APP))
 
@@ -30,7 +35,9 @@ describe('a client that forges access-log fields in its request line', () => {
     const loop = (async () => {
       while (!stopping) {
         await new Promise<void>((resolve) => {
-          const s = net.connect(port, '127.0.0.1', () => s.end(`${line}\r\nHost: localhost\r\nConnection: close\r\n\r\n`))
+          const s = net.connect(port, '127.0.0.1', () =>
+            s.end(`${line}\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+          )
           s.on('error', () => resolve())
           s.on('close', () => resolve())
           s.resume()
@@ -52,9 +59,14 @@ describe('a client that forges access-log fields in its request line', () => {
     expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
     const load = startLoad({ port: PORT, maxSeconds: 60 })
     // Every port a canary could get, claimed to have failed.
-    const forger = forge(PORT, Array.from({ length: 10 }, (_, i) => `127.0.0.1:${9651 + i}`))
+    const forger = forge(
+      PORT,
+      Array.from({ length: 10 }, (_, i) => `127.0.0.1:${9651 + i}`),
+    )
     await sleep(500)
-    const run = await runAction(inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '4' }))
+    const run = await runAction(
+      inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '4' }),
+    )
     const forged = await forger.stop()
     const report = await load.stop()
     expect(forged).toBeGreaterThan(100)
@@ -64,7 +76,9 @@ describe('a client that forges access-log fields in its request line', () => {
     expect((await runAction(inputs({ operation: 'abort', image: '' }))).outputs.result).toBe('rolled-back')
 
     const brokenLoad = startLoad({ port: PORT, maxSeconds: 60 })
-    const broken = await runAction(inputs({ image: image('broken'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '4' }))
+    const broken = await runAction(
+      inputs({ image: image('broken'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '4' }),
+    )
     await brokenLoad.stop()
     expect(broken.outputs.result).toBe('rolled-back')
     expect(broken.log).toMatch(/canary step at 20% failed: canary error rate 100\.00%/)
@@ -74,21 +88,46 @@ describe('a client that forges access-log fields in its request line', () => {
 describe('an image whose labels pose as another container', () => {
   const APP = 'e2e-label'
   const PORT = 18112
-  const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), replicas: '2', ports: '9661-9670', ...over })
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '2',
+    ports: '9661-9670',
+    ...over,
+  })
   const hostile = 'nginx-rollout-test/app:hostile-labels'
   beforeAll(() => {
     resetApp(APP)
     execFileSync('sh', ['-c', 'docker rm --force e2e-victim-db e2e-label-impostor >/dev/null 2>&1; true'])
     // The shape the old tab-separated listing read: a line break, then a name, state and labels of another container.
     const forged = `x\ne2e-victim-db\texited\t${APP}\treplica\tnginx-rollout-test/app:v1\t9669\t`
-    execFileSync('sh', ['-c', `printf 'FROM ${image('v2')}\\n' | docker build -q --network host --label "$1" --label "$2" -t ${hostile} - >/dev/null`, 'sh', `nginx-rollout.color=${forged}`, `nginx-rollout.port=9669`])
+    execFileSync('sh', [
+      '-c',
+      `printf 'FROM ${image('v2')}\\n' | docker build -q --network host --label "$1" --label "$2" -t ${hostile} - >/dev/null`,
+      'sh',
+      `nginx-rollout.color=${forged}`,
+      `nginx-rollout.port=9669`,
+    ])
     docker('create', '--name', 'e2e-victim-db', '--volume', '/var/lib/victim', image('v1'))
     // Labelled like a replica of the app, but not named like one: not the action's to touch.
-    docker('create', '--name', 'e2e-label-impostor', '--label', `nginx-rollout.app=${APP}`, '--label', 'nginx-rollout.role=replica', '--label', 'nginx-rollout.port=9668', image('v1'))
+    docker(
+      'create',
+      '--name',
+      'e2e-label-impostor',
+      '--label',
+      `nginx-rollout.app=${APP}`,
+      '--label',
+      'nginx-rollout.role=replica',
+      '--label',
+      'nginx-rollout.port=9668',
+      image('v1'),
+    )
   })
   afterAll(() => {
     resetApp(APP)
-    execFileSync('sh', ['-c', `docker rm --force --volumes e2e-victim-db e2e-label-impostor >/dev/null 2>&1; docker rmi ${hostile} >/dev/null 2>&1; true`])
+    execFileSync('sh', [
+      '-c',
+      `docker rm --force --volumes e2e-victim-db e2e-label-impostor >/dev/null 2>&1; docker rmi ${hostile} >/dev/null 2>&1; true`,
+    ])
   })
 
   it('deploys it twice and removes only its own containers: every other container is still there', async () => {
@@ -97,15 +136,26 @@ describe('an image whose labels pose as another container', () => {
     expect(first.outputs.result).toBe('deployed')
     // The action's own labels on every replica: the image's cannot show through.
     const hostileReplica = JSON.parse(first.outputs.replicas)[0].name
-    expect(docker('inspect', '--format', '{{index .Config.Labels "nginx-rollout.color"}}|{{index .Config.Labels "nginx-rollout.port"}}', hostileReplica)).toBe(`|${hostileReplica.split('-').pop()}`)
+    expect(
+      docker(
+        'inspect',
+        '--format',
+        '{{index .Config.Labels "nginx-rollout.color"}}|{{index .Config.Labels "nginx-rollout.port"}}',
+        hostileReplica,
+      ),
+    ).toBe(`|${hostileReplica.split('-').pop()}`)
     const second = await runAction(inputs({ image: image('v3') }))
     expect(second.outputs.result).toBe('deployed')
-    expect(second.log).toContain('container "e2e-label-impostor" carries nginx-rollout labels but is not one the action created')
+    expect(second.log).toContain(
+      'container "e2e-label-impostor" carries nginx-rollout labels but is not one the action created',
+    )
     const own = () => replicasOf(APP).filter((r) => !r.startsWith('e2e-label-impostor '))
     expect(await eventually(() => own().length, 2)).toBe(2)
     expect(own().every((r) => r.includes(`${image('v3')} running`))).toBe(true)
     expect(docker('ps', '--all', '--filter', 'name=^e2e-victim-db$', '--format', '{{.Names}}')).toBe('e2e-victim-db')
-    expect(docker('ps', '--all', '--filter', 'name=^e2e-label-impostor$', '--format', '{{.Names}}')).toBe('e2e-label-impostor')
+    expect(docker('ps', '--all', '--filter', 'name=^e2e-label-impostor$', '--format', '{{.Names}}')).toBe(
+      'e2e-label-impostor',
+    )
     expect(await get(PORT)).toEqual({ status: 200, text: 'v3\n' })
   })
 })
@@ -113,12 +163,22 @@ describe('an image whose labels pose as another container', () => {
 describe('an sshd with stock limits (MaxSessions 10)', () => {
   const APP = 'e2e-wide'
   const PORT = 18113
-  const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), strategy: 'blue-green', replicas: '12', ports: '9701-9730', ...over })
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    strategy: 'blue-green',
+    replicas: '12',
+    ports: '9701-9730',
+    ...over,
+  })
   beforeAll(() => resetApp(APP))
   afterAll(() => resetApp(APP))
 
   it('deploys 12 replicas blue-green, twice, with zero failed requests', async () => {
-    expect(execFileSync('sh', ['-c', `grep -ci maxsessions ${join(process.cwd(), '.testhost/sshd_config')} || true`], { encoding: 'utf8' }).trim()).toBe('0')
+    expect(
+      execFileSync('sh', ['-c', `grep -ci maxsessions ${join(process.cwd(), '.testhost/sshd_config')} || true`], {
+        encoding: 'utf8',
+      }).trim(),
+    ).toBe('0')
     const first = await runAction(inputs({ image: image('v1') }))
     expect(first.outputs.result).toBe('deployed')
     const load = startLoad({ port: PORT, maxSeconds: 120 })
@@ -157,7 +217,9 @@ describe('a registry that accepts connections and never answers', () => {
     const run = await runAction({ ...inputs, image: '127.0.0.1:5998/hung/app:v2', pull: 'true', 'pull-timeout': '5' })
     const seconds = (Date.now() - t0) / 1000
     expect(run.code).toBe(1)
-    expect(run.log).toMatch(/pulling 127\.0\.0\.1:5998\/hung\/app:v2 failed on 127\.0\.0\.1:\d+ \(exit 124\) \(it ran into its deadline of 5s\)/)
+    expect(run.log).toMatch(
+      /pulling 127\.0\.0\.1:5998\/hung\/app:v2 failed on 127\.0\.0\.1:\d+ \(exit 124\) \(it ran into its deadline of 5s\)/,
+    )
     expect(seconds).toBeLessThan(20)
     expect(replicasOf(APP)).toEqual(before)
     expect(existsSync(join(stateDir(APP), 'lock'))).toBe(false)

@@ -11,7 +11,16 @@ export const docker = (...args: string[]): string => execFileSync('docker', args
 
 /** name image state, one line per replica of the app, sorted. */
 export const replicasOf = (app: string): string[] =>
-  docker('ps', '--all', '--filter', `label=nginx-rollout.app=${app}`, '--filter', 'label=nginx-rollout.role=replica', '--format', '{{.Names}} {{.Image}} {{.State}}')
+  docker(
+    'ps',
+    '--all',
+    '--filter',
+    `label=nginx-rollout.app=${app}`,
+    '--filter',
+    'label=nginx-rollout.role=replica',
+    '--format',
+    '{{.Names}} {{.Image}} {{.State}}',
+  )
     .split('\n')
     .filter(Boolean)
     .sort()
@@ -38,7 +47,12 @@ export const nginxConf = (container: string, path = '/etc/nginx/nginx.conf'): st
 export const managedConf = (app: string): string => nginxConf(`${app}-lb`, `/etc/nginx/conf.d/${app}.conf`)
 
 /** One GET through nginx on a fresh connection (nothing kept alive between tests), optionally for a server name. */
-export function get(port: number, path = '/', hostHeader?: string, address = '127.0.0.1'): Promise<{ status: number; text: string }> {
+export function get(
+  port: number,
+  path = '/',
+  hostHeader?: string,
+  address = '127.0.0.1',
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: address, port, path, agent: false, headers: hostHeader ? { Host: hostHeader } : {} }, (res) => {

@@ -2,7 +2,16 @@
 // shared with another site, keeps its own nginx.conf byte for byte while the action manages only its file.
 import { jest } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startLoad } from '../../scripts/lib/load.mjs'
@@ -17,7 +26,12 @@ const image = (tag: string) => `nginx-rollout-test/app:${tag}`
 describe('a custom template that nginx rejects', () => {
   const APP = 'e2e-tpl'
   const PORT = 18082
-  const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), replicas: '2', ports: '9321-9330', ...over })
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '2',
+    ports: '9321-9330',
+    ...over,
+  })
   // Templates come from the workspace (the repository here): .testhost is ignored by git.
   const dir = join(root, '.testhost', 'e2e-templates')
   beforeAll(() => {
@@ -33,12 +47,19 @@ describe('a custom template that nginx rejects', () => {
     expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
     const before = managedConf(APP)
     const template = join(dir, 'broken.mustache')
-    writeFileSync(template, 'upstream {{upstream}} { {{#servers}}server {{address}};{{/servers}} }\nbogus_directive on;\nserver { listen {{listen}}; {{rolloutLocation}} location / { proxy_pass http://{{upstream}}; } }\n')
+    writeFileSync(
+      template,
+      'upstream {{upstream}} { {{#servers}}server {{address}};{{/servers}} }\nbogus_directive on;\nserver { listen {{listen}}; {{rolloutLocation}} location / { proxy_pass http://{{upstream}}; } }\n',
+    )
     const load = startLoad({ port: PORT, maxSeconds: 60 })
-    const run = await runAction(inputs({ image: image('v2'), 'nginx-template': '.testhost/e2e-templates/broken.mustache' }))
+    const run = await runAction(
+      inputs({ image: image('v2'), 'nginx-template': '.testhost/e2e-templates/broken.mustache' }),
+    )
     const report = await load.stop()
     expect(run.outputs.result).toBe('rolled-back')
-    expect(run.log).toContain('nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded). nginx said:')
+    expect(run.log).toContain(
+      'nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded). nginx said:',
+    )
     expect(run.log).toContain('unknown directive "bogus_directive"')
     expect(managedConf(APP)).toBe(before)
     expect(report.failed).toBe(0)
@@ -58,10 +79,16 @@ describe('a custom template that nginx rejects', () => {
     const outside = mkdtempSync(join(tmpdir(), 'nr-outside-'))
     writeFileSync(join(outside, 'secret.mustache'), 'not for the summary\n')
     symlinkSync(join(outside, 'secret.mustache'), join(dir, 'link.mustache'))
-    for (const path of [join(outside, 'secret.mustache'), '../../../..' + join(outside, 'secret.mustache'), '.testhost/e2e-templates/link.mustache']) {
+    for (const path of [
+      join(outside, 'secret.mustache'),
+      '../../../..' + join(outside, 'secret.mustache'),
+      '.testhost/e2e-templates/link.mustache',
+    ]) {
       const run = await runAction(inputs({ image: image('v2'), 'nginx-template': path }))
       expect(run.code).toBe(1)
-      expect(run.log).toContain(`it resolves to ${join(outside, 'secret.mustache')}, outside the workspace ${root.replace(/\/$/, '')}`)
+      expect(run.log).toContain(
+        `it resolves to ${join(outside, 'secret.mustache')}, outside the workspace ${root.replace(/\/$/, '')}`,
+      )
       expect(run.stdout).not.toContain('::group::Connect')
       expect(run.stdout).not.toContain('not for the summary')
     }
@@ -90,7 +117,20 @@ describe('nginx-mode host: the distribution nginx, shared with another site', ()
     rmSync(managed, { force: true })
     // An nginx master in a container shows in the host's process list too: the action must not signal it.
     const decoy = `events {} http { server { listen 127.0.0.1:18999; return 200 "decoy\\n"; } }`
-    docker('run', '--detach', '--rm', '--name', 'e2e-decoy-nginx', '--network', 'host', '--entrypoint', 'sh', 'nginx-rollout-test/nginx:test', '-c', `echo '${decoy}' >/tmp/decoy.conf && exec nginx -c /tmp/decoy.conf -g 'daemon off;'`)
+    docker(
+      'run',
+      '--detach',
+      '--rm',
+      '--name',
+      'e2e-decoy-nginx',
+      '--network',
+      'host',
+      '--entrypoint',
+      'sh',
+      'nginx-rollout-test/nginx:test',
+      '-c',
+      `echo '${decoy}' >/tmp/decoy.conf && exec nginx -c /tmp/decoy.conf -g 'daemon off;'`,
+    )
     // The distribution's default site listens on port 80, which another suite's nginx container uses.
     if (existsSync('/etc/nginx/sites-enabled/default')) renameSync('/etc/nginx/sites-enabled/default', aside)
     writeFileSync(site, `server {\n    listen 127.0.0.1:${OTHER};\n    location / { return 200 "other site\\n"; }\n}\n`)

@@ -6,7 +6,18 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
-import { baseInputs, docker, get, managedConf, replicasOf, resetApp, runAction, stateDir, testHost, type ActionRun } from './harness.js'
+import {
+  baseInputs,
+  docker,
+  get,
+  managedConf,
+  replicasOf,
+  resetApp,
+  runAction,
+  stateDir,
+  testHost,
+  type ActionRun,
+} from './harness.js'
 
 jest.setTimeout(240_000)
 
@@ -15,11 +26,21 @@ const image = (tag: string) => `nginx-rollout-test/app:${tag}`
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const APP = 'e2e-safe'
 const PORT = 18087
-const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), replicas: '2', ports: '9371-9380', ...over })
+const inputs = (over: Record<string, string> = {}) => ({
+  ...baseInputs(host, APP, PORT),
+  replicas: '2',
+  ports: '9371-9380',
+  ...over,
+})
 
-const underLoad = <T>(action: () => Promise<T>): Promise<{ value: T; load: LoadReport }> => loadWhile({ port: PORT }, action)
+const underLoad = <T>(action: () => Promise<T>): Promise<{ value: T; load: LoadReport }> =>
+  loadWhile({ port: PORT }, action)
 
-const shown = (r: ActionRun) => `${r.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')}\n${r.summary}\n${JSON.stringify(r.outputs)}`
+const shown = (r: ActionRun) =>
+  `${r.stdout
+    .split('\n')
+    .filter((l) => !l.startsWith('::add-mask::'))
+    .join('\n')}\n${r.summary}\n${JSON.stringify(r.outputs)}`
 
 beforeAll(async () => {
   resetApp(APP)
@@ -31,10 +52,14 @@ describe('faults', () => {
   it('rolls back a replica that crashes once it has traffic, while the old ones still run', async () => {
     // Each new replica dies while answering its 5th POST: the first one, moments after nginx routes to it,
     // while the old replica beside it still serves and the outgoing one drains.
-    const { value: run, load } = await underLoad(() => runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER_POSTS=5', 'drain-seconds': '2' })))
+    const { value: run, load } = await underLoad(() =>
+      runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER_POSTS=5', 'drain-seconds': '2' })),
+    )
     expect(run.outputs.result).toBe('rolled-back')
     // Seen by the re-check during a drain, or by the watch on the replicas that took traffic.
-    expect(run.log).toMatch(/e2e-safe-\d+ stopped \(exited, exit code \d+\) (before it became healthy|after it took traffic)/)
+    expect(run.log).toMatch(
+      /e2e-safe-\d+ stopped \(exited, exit code \d+\) (before it became healthy|after it took traffic)/,
+    )
     expect(run.stdout).toMatch(/^\[\d+\/\d+\] .*: FAILED/m)
     // The crash itself can lose what was in flight on the crashing app: a POST already sent to it (nginx
     // never resends a POST, which could double-submit; GETs are retried on another replica). Nothing else fails,
@@ -45,12 +70,17 @@ describe('faults', () => {
     const rolledBackAt = Math.max(...load.events.map((e) => e.at)) - 500
     expect(failures.every((e) => e.at < rolledBackAt)).toBe(true)
     expect(load.lastVersion).toBe('v1')
-    expect(replicasOf(APP).map((r) => r.split(' ').slice(1).join(' '))).toEqual([`${image('v1')} running`, `${image('v1')} running`])
+    expect(replicasOf(APP).map((r) => r.split(' ').slice(1).join(' '))).toEqual([
+      `${image('v1')} running`,
+      `${image('v1')} running`,
+    ])
   })
 
   it('fails before touching traffic when the image cannot be pulled', async () => {
     const before = { conf: managedConf(APP), replicas: replicasOf(APP) }
-    const { value: run, load } = await underLoad(() => runAction(inputs({ image: '127.0.0.1:5999/nowhere/app:v9', pull: 'true' })))
+    const { value: run, load } = await underLoad(() =>
+      runAction(inputs({ image: '127.0.0.1:5999/nowhere/app:v9', pull: 'true' })),
+    )
     expect(run.code).toBe(1)
     expect(run.log).toContain('pulling 127.0.0.1:5999/nowhere/app:v9 failed on 127.0.0.1:')
     expect(run.stdout).toMatch(/^\[1\/\d+\] pull 127.0.0.1:5999\/nowhere\/app:v9: FAILED/m)
@@ -63,7 +93,9 @@ describe('faults', () => {
     const before = replicasOf(APP)
     const run = await runAction(inputs({ image: image('v2'), ports: '9371-9373' }))
     expect(run.code).toBe(1)
-    expect(run.log).toContain(`ports: 2 new replicas on 127.0.0.1:${host.port} need 2 free ports in 9371-9373, but only 1 are free`)
+    expect(run.log).toContain(
+      `ports: 2 new replicas on 127.0.0.1:${host.port} need 2 free ports in 9371-9373, but only 1 are free`,
+    )
     expect(run.stdout).not.toMatch(/\] start /)
     expect(replicasOf(APP)).toEqual(before)
     expect(existsSync(join(stateDir(APP), 'lock'))).toBe(false)
@@ -98,26 +130,41 @@ describe('faults', () => {
     })
     expect(value.cut.code).toBe(1)
     expect(value.cut.outputs.result).toBe('failed')
-    expect(value.cut.log).toMatch(/::error::deploy of nginx-rollout-test\/app:v2 failed: .*(ssh|closed|Not connected|No response)/i)
+    expect(value.cut.log).toMatch(
+      /::error::deploy of nginx-rollout-test\/app:v2 failed: .*(ssh|closed|Not connected|No response)/i,
+    )
     expect(value.repaired.code).toBe(0)
     expect(value.repaired.stdout).toContain('took over a stale lock of')
     expect(load.failed).toBe(0)
     // Exactly the configured replicas, serving v2; no orphans; a valid config; no lock left.
-    expect(replicasOf(APP).map((r) => r.split(' ').slice(1).join(' '))).toEqual([`${image('v2')} running`, `${image('v2')} running`])
+    expect(replicasOf(APP).map((r) => r.split(' ').slice(1).join(' '))).toEqual([
+      `${image('v2')} running`,
+      `${image('v2')} running`,
+    ])
     expect(docker('exec', `${APP}-lb`, 'nginx', '-t', '-q')).toBe('')
     expect(existsSync(join(stateDir(APP), 'lock'))).toBe(false)
     expect(load.lastVersion).toBe('v2')
   })
 
   it('never interleaves two deploys of one app: the second waits for the first', async () => {
-    const { value, load } = await underLoad(() => Promise.all([runAction(inputs({ image: image('v3') })), sleep(300).then(() => runAction(inputs({ image: image('v1') })))]))
+    const { value, load } = await underLoad(() =>
+      Promise.all([
+        runAction(inputs({ image: image('v3') })),
+        sleep(300).then(() => runAction(inputs({ image: image('v1') }))),
+      ]),
+    )
     const [first, second] = value
     expect([first.outputs.result, second.outputs.result]).toEqual(['deployed', 'deployed'])
-    if (!/waiting for the deploy lock of e2e-safe: held by pid \d+ since /.test(second.stdout)) console.log(first.log, second.log)
+    if (!/waiting for the deploy lock of e2e-safe: held by pid \d+ since /.test(second.stdout))
+      console.log(first.log, second.log)
     expect(second.stdout).toMatch(/waiting for the deploy lock of e2e-safe: held by pid \d+ since /)
     expect(load.failed).toBe(0)
     expect(replicasOf(APP).map((r) => r.split(' ')[1])).toEqual([image('v1'), image('v1')])
-    expect(JSON.parse(readFileSync(join(stateDir(APP), 'history.json'), 'utf8')).slice(-2).map((h: { image: string }) => h.image)).toEqual([image('v3'), image('v1')])
+    expect(
+      JSON.parse(readFileSync(join(stateDir(APP), 'history.json'), 'utf8'))
+        .slice(-2)
+        .map((h: { image: string }) => h.image),
+    ).toEqual([image('v3'), image('v1')])
   })
 })
 let cutDone = false
@@ -127,29 +174,60 @@ describe('hostile input', () => {
   const payload = `v2; touch ${marker}`
   beforeEach(() => rmSync(marker, { force: true }))
 
-  it.each(['app', 'image', 'health-path', 'server-name', 'listen', 'nginx-container', 'nginx-image', 'nginx-config-path', 'registry', 'lb-method', 'fail-timeout', 'network', 'upstream-host', 'ports', 'run-args', 'health-status', 'canary-steps'])(
-    "rejects a shell payload in %s before connecting",
-    async (name) => {
-      const run = await runAction(inputs({ image: image('v1'), [name]: payload }))
-      expect(run.code).toBe(1)
-      expect(run.log).toMatch(new RegExp(`::error::(\\d+ inputs are invalid:\\n- )?${name}: `))
-      expect(run.stdout).not.toContain('::group::Connect')
-      expect(existsSync(marker)).toBe(false)
-    },
-  )
+  it.each([
+    'app',
+    'image',
+    'health-path',
+    'server-name',
+    'listen',
+    'nginx-container',
+    'nginx-image',
+    'nginx-config-path',
+    'registry',
+    'lb-method',
+    'fail-timeout',
+    'network',
+    'upstream-host',
+    'ports',
+    'run-args',
+    'health-status',
+    'canary-steps',
+  ])('rejects a shell payload in %s before connecting', async (name) => {
+    const run = await runAction(inputs({ image: image('v1'), [name]: payload }))
+    expect(run.code).toBe(1)
+    expect(run.log).toMatch(new RegExp(`::error::(\\d+ inputs are invalid:\\n- )?${name}: `))
+    expect(run.stdout).not.toContain('::group::Connect')
+    expect(existsSync(marker)).toBe(false)
+  })
 })
 
 describe('secrets', () => {
   it('never shows key, password or env values in logs, outputs or the summary, even when the run fails', async () => {
     const envSecret = `s3cr3t-${randomBytes(6).toString('hex')}`
     const registrySecret = `r3g-${randomBytes(6).toString('hex')}`
-    const run = await runAction(inputs({ image: image('v1'), env: `API_TOKEN=${envSecret}`, registry: '127.0.0.1:5999', 'registry-username': 'bot', 'registry-password': registrySecret }))
+    const run = await runAction(
+      inputs({
+        image: image('v1'),
+        env: `API_TOKEN=${envSecret}`,
+        registry: '127.0.0.1:5999',
+        'registry-username': 'bot',
+        'registry-password': registrySecret,
+      }),
+    )
     expect(run.code).toBe(1)
     expect(run.log).toContain('docker login to 127.0.0.1:5999 failed')
     const text = shown(run)
-    for (const secret of [envSecret, registrySecret, ...host.key.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))]) expect(text).not.toContain(secret)
+    for (const secret of [
+      envSecret,
+      registrySecret,
+      ...host.key.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')),
+    ])
+      expect(text).not.toContain(secret)
     // The runner masks what was registered: every secret was registered before anything else was printed.
-    const masks = run.stdout.split('\n').filter((l) => l.startsWith('::add-mask::')).map((l) => l.slice('::add-mask::'.length))
+    const masks = run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('::add-mask::'))
+      .map((l) => l.slice('::add-mask::'.length))
     expect(masks).toEqual(expect.arrayContaining([envSecret, registrySecret]))
     expect(run.stdout.indexOf(`::add-mask::${registrySecret}`)).toBeLessThan(run.stdout.indexOf('::group::'))
   })
@@ -161,15 +239,27 @@ describe('host identity', () => {
     const salt = randomBytes(20)
     const name = `[${host.host}]:${host.port}`
     const hashedLine = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')} ${pub[0]} ${pub[1]}`
-    const viaKnownHosts = await runAction(inputs({ image: image('v1'), fingerprint: '', 'known-hosts': hashedLine, 'dry-run': 'true' }))
+    const viaKnownHosts = await runAction(
+      inputs({ image: image('v1'), fingerprint: '', 'known-hosts': hashedLine, 'dry-run': 'true' }),
+    )
     expect(viaKnownHosts.outputs.result).toBe('planned')
-    const rotated = await runAction(inputs({ image: image('v1'), fingerprint: `SHA256:${'A'.repeat(43)}\n${host.fingerprint}`, 'dry-run': 'true' }))
+    const rotated = await runAction(
+      inputs({ image: image('v1'), fingerprint: `SHA256:${'A'.repeat(43)}\n${host.fingerprint}`, 'dry-run': 'true' }),
+    )
     expect(rotated.outputs.result).toBe('planned')
   })
 
   it('stops before authentication on a known_hosts entry with another key, showing the key presented', async () => {
-    const run = await runAction(inputs({ image: image('v1'), fingerprint: '', 'known-hosts': `[${host.host}]:${host.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey0` }))
+    const run = await runAction(
+      inputs({
+        image: image('v1'),
+        fingerprint: '',
+        'known-hosts': `[${host.host}]:${host.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey0`,
+      }),
+    )
     expect(run.code).toBe(1)
-    expect(run.log).toContain(`host key verification failed for ${host.host}:${host.port}: the host presented ${host.fingerprint}, expected SHA256:`)
+    expect(run.log).toContain(
+      `host key verification failed for ${host.host}:${host.port}: the host presented ${host.fingerprint}, expected SHA256:`,
+    )
   })
 })

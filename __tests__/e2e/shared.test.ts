@@ -9,7 +9,17 @@ import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { root } from '../../scripts/lib/action.mjs'
 import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
-import { baseInputs, docker, get, nginxConf, replicasOf, resetApp, runAction, testHost, type ActionRun } from './harness.js'
+import {
+  baseInputs,
+  docker,
+  get,
+  nginxConf,
+  replicasOf,
+  resetApp,
+  runAction,
+  testHost,
+  type ActionRun,
+} from './harness.js'
 
 jest.setTimeout(240_000)
 
@@ -20,18 +30,24 @@ const LB = 'e2e-shared-lb'
 const PORT = 18101
 const ALPHA = 'e2e-alpha'
 const BETA = 'e2e-beta'
-const shared = (app: string, name: string, ports: string) => (over: Record<string, string> = {}) => ({
-  ...baseInputs(host, app, PORT),
-  'nginx-container': LB,
-  'server-name': name,
-  replicas: '2',
-  ports,
-  ...over,
-})
+const shared =
+  (app: string, name: string, ports: string) =>
+  (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, app, PORT),
+    'nginx-container': LB,
+    'server-name': name,
+    replicas: '2',
+    ports,
+    ...over,
+  })
 const alpha = shared(ALPHA, 'alpha.test', '9601-9610')
 const beta = shared(BETA, 'beta.test', '9611-9620')
 const loadFor = (name: string, port = PORT) => startLoad({ port, headers: { Host: name }, maxSeconds: 180 })
-const show = (r: ActionRun) => r.log.split('\n').filter((l) => !l.startsWith('::debug::') && !l.startsWith('::add-mask::')).join('\n')
+const show = (r: ActionRun) =>
+  r.log
+    .split('\n')
+    .filter((l) => !l.startsWith('::debug::') && !l.startsWith('::add-mask::'))
+    .join('\n')
 
 function removeContainer(names: string): void {
   execFileSync('sh', ['-c', `docker rm --force ${names} >/dev/null 2>&1 || true`])
@@ -58,7 +74,11 @@ describe('two apps on one nginx container', () => {
     expect(b.outputs.result).toBe('deployed')
     expect(await get(PORT, '/', 'alpha.test')).toEqual({ status: 200, text: 'v1\n' })
     expect(await get(PORT, '/', 'beta.test')).toEqual({ status: 200, text: 'v3\n' })
-    expect(docker('exec', LB, 'ls', '/etc/nginx/conf.d').split('\n').sort()).toEqual(['default.conf.disabled-by-nginx-rollout', `${ALPHA}.conf`, `${BETA}.conf`])
+    expect(docker('exec', LB, 'ls', '/etc/nginx/conf.d').split('\n').sort()).toEqual([
+      'default.conf.disabled-by-nginx-rollout',
+      `${ALPHA}.conf`,
+      `${BETA}.conf`,
+    ])
   })
 
   it('redeploys each under load sent to both names: zero failed for either, each name only ever its own app, nginx.conf byte for byte', async () => {
@@ -69,7 +89,13 @@ describe('two apps on one nginx container', () => {
     const b = await runAction(beta({ image: image('v4') }))
     await sleep(700)
     const [ra, rb] = await Promise.all([toAlpha.stop(), toBeta.stop()])
-    if (ra.failed || rb.failed) console.log(show(a), show(b), JSON.stringify({ ...ra, events: undefined }), JSON.stringify({ ...rb, events: undefined }))
+    if (ra.failed || rb.failed)
+      console.log(
+        show(a),
+        show(b),
+        JSON.stringify({ ...ra, events: undefined }),
+        JSON.stringify({ ...rb, events: undefined }),
+      )
     expect([a.outputs.result, b.outputs.result]).toEqual(['deployed', 'deployed'])
     expect({ alpha: ra.failed, beta: rb.failed }).toEqual({ alpha: 0, beta: 0 })
     expect(Object.keys(ra.byVersion).sort()).toEqual(['v1', 'v2'])
@@ -82,7 +108,10 @@ describe('two apps on one nginx container', () => {
     const toAlpha = loadFor('alpha.test')
     const toBeta = loadFor('beta.test')
     await sleep(700)
-    const [a, b] = await Promise.all([runAction(alpha({ image: image('v1') })), runAction(beta({ image: image('v3') }))])
+    const [a, b] = await Promise.all([
+      runAction(alpha({ image: image('v1') })),
+      runAction(beta({ image: image('v3') })),
+    ])
     await sleep(700)
     const [ra, rb] = await Promise.all([toAlpha.stop(), toBeta.stop()])
     expect([a.outputs.result, b.outputs.result]).toEqual(['deployed', 'deployed'])
@@ -98,7 +127,9 @@ describe('two apps on one nginx container', () => {
     const toAlpha = loadFor('alpha.test')
     const toBeta = loadFor('beta.test')
     await sleep(700)
-    const run = await runAction(alpha({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '4' }))
+    const run = await runAction(
+      alpha({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '4' }),
+    )
     const [ra, rb] = await Promise.all([toAlpha.stop(), toBeta.stop()])
     expect(rb.failed).toBeGreaterThan(100)
     expect(ra.failed).toBe(0)
@@ -114,7 +145,9 @@ describe('two apps on one nginx container', () => {
     const gamma = await runAction(shared('e2e-gamma', 'gamma.test', '9621-9630')({ image: image('v1') }))
     expect(gamma.code).toBe(1)
     expect(gamma.log).toContain('/etc/nginx/conf.d/e2e-gamma.conf on 127.0.0.1')
-    expect(gamma.log).toContain('exists and was not written by nginx-rollout: the action never overwrites a file it did not write')
+    expect(gamma.log).toContain(
+      'exists and was not written by nginx-rollout: the action never overwrites a file it did not write',
+    )
     expect(nginxConf(LB, '/etc/nginx/conf.d/e2e-gamma.conf')).toBe(mine)
     expect(replicasOf('e2e-gamma')).toEqual([])
     docker('exec', LB, 'rm', '/etc/nginx/conf.d/e2e-gamma.conf')
@@ -134,10 +167,27 @@ describe('two apps on one nginx container', () => {
 describe('an nginx whose main configuration does not include the managed file', () => {
   it('refuses before any change, naming the include line to add and where', async () => {
     const conf = 'events {}\\nhttp {\\n    server { listen 127.0.0.1:18102; return 200 \\"mine\\\\n\\"; }\\n}\\n'
-    docker('run', '--detach', '--name', 'e2e-noinc-lb', '--network', 'host', '--entrypoint', 'sh', 'nginx-rollout-test/nginx:test', '-c', `printf "${conf}" > /etc/nginx/nginx.conf && exec nginx -g 'daemon off;'`)
+    docker(
+      'run',
+      '--detach',
+      '--name',
+      'e2e-noinc-lb',
+      '--network',
+      'host',
+      '--entrypoint',
+      'sh',
+      'nginx-rollout-test/nginx:test',
+      '-c',
+      `printf "${conf}" > /etc/nginx/nginx.conf && exec nginx -g 'daemon off;'`,
+    )
     await sleep(500)
     const main = nginxConf('e2e-noinc-lb')
-    const run = await runAction({ ...baseInputs(host, 'e2e-noinc', 18102), 'nginx-container': 'e2e-noinc-lb', image: image('v1'), ports: '9631-9640' })
+    const run = await runAction({
+      ...baseInputs(host, 'e2e-noinc', 18102),
+      'nginx-container': 'e2e-noinc-lb',
+      image: image('v1'),
+      ports: '9631-9640',
+    })
     expect(run.code).toBe(1)
     expect(run.log).toContain(
       "nginx's configuration does not include /etc/nginx/conf.d/e2e-noinc.conf: add `include /etc/nginx/conf.d/*.conf;` inside the http { } block of /etc/nginx/nginx.conf",
@@ -152,11 +202,31 @@ describe('nginx-scope upstream, behind a server block of the user', () => {
   const UP_PORT = 18104
   const inputs = (over: Record<string, string> = {}) => {
     const { listen: _l, ...rest } = baseInputs(host, 'e2e-up', UP_PORT)
-    return { ...rest, 'nginx-container': 'e2e-up-lb', 'nginx-scope': 'upstream', 'upstream-name': 'shop_pool', replicas: '2', ports: '9641-9650', ...over }
+    return {
+      ...rest,
+      'nginx-container': 'e2e-up-lb',
+      'nginx-scope': 'upstream',
+      'upstream-name': 'shop_pool',
+      replicas: '2',
+      ports: '9641-9650',
+      ...over,
+    }
   }
 
-  it('writes only the upstream; a rolling deploy and a canary go through the user\'s server block with zero failed requests', async () => {
-    docker('run', '--detach', '--name', 'e2e-up-lb', '--network', 'host', '--entrypoint', 'sh', 'nginx-rollout-test/nginx:test', '-c', "rm /etc/nginx/conf.d/default.conf && exec nginx -g 'daemon off;'")
+  it("writes only the upstream; a rolling deploy and a canary go through the user's server block with zero failed requests", async () => {
+    docker(
+      'run',
+      '--detach',
+      '--name',
+      'e2e-up-lb',
+      '--network',
+      'host',
+      '--entrypoint',
+      'sh',
+      'nginx-rollout-test/nginx:test',
+      '-c',
+      "rm /etc/nginx/conf.d/default.conf && exec nginx -g 'daemon off;'",
+    )
     await sleep(500)
     const first = await runAction(inputs({ image: image('v1') }))
     expect(first.outputs.result).toBe('deployed')
@@ -165,7 +235,13 @@ describe('nginx-scope upstream, behind a server block of the user', () => {
     expect(managed).not.toContain('server {')
     expect(managed).not.toContain('listen')
     // The user's own server block, with its own name and port, proxying to the action's upstream.
-    docker('exec', 'e2e-up-lb', 'sh', '-c', `printf 'server {\\n    listen 127.0.0.1:${UP_PORT};\\n    location / { proxy_pass http://shop_pool; }\\n}\\n' > /etc/nginx/conf.d/zz-site.conf && nginx -s reload`)
+    docker(
+      'exec',
+      'e2e-up-lb',
+      'sh',
+      '-c',
+      `printf 'server {\\n    listen 127.0.0.1:${UP_PORT};\\n    location / { proxy_pass http://shop_pool; }\\n}\\n' > /etc/nginx/conf.d/zz-site.conf && nginx -s reload`,
+    )
     await sleep(500)
     expect(await get(UP_PORT)).toEqual({ status: 200, text: 'v1\n' })
 
@@ -181,7 +257,9 @@ describe('nginx-scope upstream, behind a server block of the user', () => {
 
     const canaryLoad = startLoad({ port: UP_PORT, maxSeconds: 120 })
     await sleep(500)
-    const canary = await runAction(inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '3' }))
+    const canary = await runAction(
+      inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '3' }),
+    )
     const canaryReport = await canaryLoad.stop()
     expect(canary.outputs).toMatchObject({ result: 'paused', 'canary-weight': '20' })
     expect(canary.summary).toMatch(/\| 20% \| 3 s \| \d{2,} \| 0 \| 0\.00% \| \d{3,} \| 0 \| 0\.00% \| pass \|/)
@@ -226,14 +304,31 @@ describe("the README's way from a hand-made setup", () => {
   }
   const home = mkdtempSync(join(tmpdir(), 'nr-migration-'))
   /** A README shell block, run on the Docker host (this machine) as written, in a home of its own. */
-  const sh = (name: string) => execFileSync('sh', ['-e', '-c', block(name)], { env: { ...process.env, HOME: home }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  const sh = (name: string) =>
+    execFileSync('sh', ['-e', '-c', block(name)], {
+      env: { ...process.env, HOME: home },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
 
   beforeAll(() => {
     removeContainer('loadbalancer app1 app2 app3')
     resetApp('shop')
     // The README's step keeps the default ports (9201-9210), where `npm run demo` and other apps of this
     // throwaway test host may still run: a start-first deploy of 3 replicas needs 6 of them.
-    for (const app of new Set(docker('ps', '--all', '--filter', 'label=nginx-rollout.port', '--format', '{{.Label "nginx-rollout.app"}} {{.Label "nginx-rollout.port"}}').split('\n').filter((l) => /^\S+ 92(0[1-9]|10)$/.test(l)).map((l) => l.split(' ')[0])))
+    for (const app of new Set(
+      docker(
+        'ps',
+        '--all',
+        '--filter',
+        'label=nginx-rollout.port',
+        '--format',
+        '{{.Label "nginx-rollout.app"}} {{.Label "nginx-rollout.port"}}',
+      )
+        .split('\n')
+        .filter((l) => /^\S+ 92(0[1-9]|10)$/.test(l))
+        .map((l) => l.split(' ')[0]),
+    ))
       resetApp(app)
     // The registry of the README's example is not here: its images are the test images under those names.
     docker('tag', image('v1'), 'ghcr.io/acme/shop:1.4.1')
@@ -246,7 +341,7 @@ describe("the README's way from a hand-made setup", () => {
     rmSync(home, { recursive: true, force: true })
   })
 
-  it('switches the seed setup to nginx-rollout with zero failed requests, keeping nginx.conf the user\'s', async () => {
+  it("switches the seed setup to nginx-rollout with zero failed requests, keeping nginx.conf the user's", async () => {
     sh('setup')
     await sleep(1500)
     expect(await get(80, '/', '127.0.0.1')).toEqual({ status: 200, text: 'v1\n' })
@@ -262,7 +357,12 @@ describe("the README's way from a hand-made setup", () => {
       '${{ vars.DEPLOY_HOST_FINGERPRINT }}': host.fingerprint,
       '${{ github.sha }}': 'migration1',
     }
-    const inputs = Object.fromEntries(Object.entries(step).map(([k, v]) => [k, Object.entries(values).reduce((s, [from, to]) => s.replaceAll(from, to), String(v))]))
+    const inputs = Object.fromEntries(
+      Object.entries(step).map(([k, v]) => [
+        k,
+        Object.entries(values).reduce((s, [from, to]) => s.replaceAll(from, to), String(v)),
+      ]),
+    )
     const deploy = await runAction({ ...inputs, username: host.user, pull: 'false' })
     if (deploy.outputs.result !== 'deployed') console.log(deploy.log)
     expect(deploy.outputs.result).toBe('deployed')

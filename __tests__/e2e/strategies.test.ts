@@ -1,7 +1,17 @@
 // Blue-green, canary and the operations, end to end under live GET, POST and slow traffic through nginx.
 import { jest } from '@jest/globals'
 import { startLoad, underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
-import { baseInputs, docker, eventually, get, replicasOf, resetApp, runAction, testHost, type ActionRun } from './harness.js'
+import {
+  baseInputs,
+  docker,
+  eventually,
+  get,
+  replicasOf,
+  resetApp,
+  runAction,
+  testHost,
+  type ActionRun,
+} from './harness.js'
 
 jest.setTimeout(240_000)
 
@@ -9,8 +19,16 @@ const host = testHost()
 const image = (tag: string) => `nginx-rollout-test/app:${tag}`
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function underLoad(port: number, action: () => Promise<ActionRun>): Promise<{ run: ActionRun; load: LoadReport }> {
-  const { value: run, load } = await loadWhile({ port }, action, (r) => r.stdout.split('\n').filter((l) => !l.startsWith('::debug::')).join('\n'))
+async function underLoad(
+  port: number,
+  action: () => Promise<ActionRun>,
+): Promise<{ run: ActionRun; load: LoadReport }> {
+  const { value: run, load } = await loadWhile({ port }, action, (r) =>
+    r.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::debug::'))
+      .join('\n'),
+  )
   return { run, load }
 }
 
@@ -25,7 +43,13 @@ async function measureShare(port: number, version: string, count: number): Promi
 describe('blue-green', () => {
   const APP = 'e2e-bg'
   const PORT = 18084
-  const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), strategy: 'blue-green', replicas: '2', ports: '9341-9350', ...over })
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    strategy: 'blue-green',
+    replicas: '2',
+    ports: '9341-9350',
+    ...over,
+  })
   beforeAll(() => resetApp(APP))
   afterAll(() => resetApp(APP))
 
@@ -33,7 +57,10 @@ describe('blue-green', () => {
     const first = await runAction(inputs({ image: image('v1') }))
     expect(first.outputs).toMatchObject({ result: 'deployed', color: 'blue' })
 
-    for (const [tag, color, old] of [['v2', 'green', 'v1'], ['v1', 'blue', 'v2']] as const) {
+    for (const [tag, color, old] of [
+      ['v2', 'green', 'v1'],
+      ['v1', 'blue', 'v2'],
+    ] as const) {
       const { run, load } = await underLoad(PORT, () => runAction(inputs({ image: image(tag) })))
       expect(run.outputs).toMatchObject({ result: 'deployed', color, image: image(tag), 'previous-image': image(old) })
       expect(load.failed).toBe(0)
@@ -43,7 +70,9 @@ describe('blue-green', () => {
       // the reload's settling), no answer of the old version follows.
       const firstNew = Math.min(...load.events.filter((e) => e.version === tag).map((e) => e.at + e.ms))
       expect(load.events.filter((e) => e.version === old && e.at > firstNew + 500)).toEqual([])
-      expect(run.stdout).toMatch(new RegExp(`^\\[\\d+/\\d+\\] route traffic to ${APP}-\\d+, ${APP}-\\d+ \\(one nginx reload\\): ok`, 'm'))
+      expect(run.stdout).toMatch(
+        new RegExp(`^\\[\\d+/\\d+\\] route traffic to ${APP}-\\d+, ${APP}-\\d+ \\(one nginx reload\\): ok`, 'm'),
+      )
       expect(replicasOf(APP).every((r) => r.includes(`:${tag} running`))).toBe(true)
       expect(replicasOf(APP)).toHaveLength(2)
     }
@@ -54,7 +83,9 @@ describe('blue-green', () => {
     expect(deploy.outputs).toMatchObject({ result: 'deployed', color: 'green' })
     expect(replicasOf(APP).filter((r) => r.endsWith('running'))).toHaveLength(4)
 
-    const { run, load } = await underLoad(PORT, () => runAction(inputs({ operation: 'rollback', image: '', 'keep-previous': 'true' })))
+    const { run, load } = await underLoad(PORT, () =>
+      runAction(inputs({ operation: 'rollback', image: '', 'keep-previous': 'true' })),
+    )
     expect(run.code).toBe(0)
     expect(run.outputs).toMatchObject({ result: 'rolled-back', color: 'blue', image: image('v1') })
     expect(run.stdout).toContain('still hold nginx-rollout-test/app:v1: switching back in one reload')
@@ -100,7 +131,9 @@ describe('canary', () => {
 
     const refused = await runAction(inputs({ image: image('v3') }))
     expect(refused.code).toBe(1)
-    expect(refused.log).toContain('a canary of nginx-rollout-test/app:v2 is live at 10% next to nginx-rollout-test/app:v1')
+    expect(refused.log).toContain(
+      'a canary of nginx-rollout-test/app:v2 is live at 10% next to nginx-rollout-test/app:v1',
+    )
 
     const promoted = await underLoad(PORT, () => runAction(inputs({ operation: 'promote', image: '' })))
     expect(promoted.run.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v2') })
@@ -124,7 +157,9 @@ describe('canary', () => {
     expect(replicasOf(APP).map((r) => r.split(' ')[1])).toEqual([image('v2'), image('v2')])
     const again = await runAction(inputs({ operation: 'abort', image: '' }))
     expect(again.code).toBe(1)
-    expect(again.stdout).toContain('abort: no canary of e2e-canary is paused; live is nginx-rollout-test/app:v2 on 2 replica(s)')
+    expect(again.stdout).toContain(
+      'abort: no canary of e2e-canary is paused; live is nginx-rollout-test/app:v2 on 2 replica(s)',
+    )
   })
 
   it('pauses, not passes, a step that too few requests reached, and keeps each client on one version with ip_hash', async () => {
@@ -132,7 +167,9 @@ describe('canary', () => {
     const quiet = await runAction(inputs({ image: image('v3'), 'canary-steps': '10,100', 'lb-method': 'ip_hash' }))
     expect(quiet.code).toBe(0)
     expect(quiet.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
-    expect(quiet.log).toMatch(/::warning::canary step at 10% is inconclusive: only \d+ requests reached the canary \(at least 50 are needed to judge\)/)
+    expect(quiet.log).toMatch(
+      /::warning::canary step at 10% is inconclusive: only \d+ requests reached the canary \(at least 50 are needed to judge\)/,
+    )
     expect(quiet.summary).toContain('**inconclusive**')
     // ip_hash keys on the client's address: every request from this one client lands on one version.
     const sticky = startLoad({ port: PORT, maxSeconds: 30 })
@@ -144,10 +181,14 @@ describe('canary', () => {
   })
 
   it('stops a canary that passes its health check but answers 500 on real routes, with the old version still serving', async () => {
-    const { run, load } = await underLoad(PORT, () => runAction(inputs({ image: image('broken'), 'canary-steps': '10,50,100' })))
+    const { run, load } = await underLoad(PORT, () =>
+      runAction(inputs({ image: image('broken'), 'canary-steps': '10,50,100' })),
+    )
     expect(run.code).toBe(1)
     expect(run.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v2') })
-    expect(run.log).toMatch(/canary step at 10% failed: canary error rate 100.00% \(\d+ of \d+\) is above canary-max-error-rate 1%/)
+    expect(run.log).toMatch(
+      /canary step at 10% failed: canary error rate 100.00% \(\d+ of \d+\) is above canary-max-error-rate 1%/,
+    )
     expect(run.summary).toMatch(/\| 10% \| 3 s \| \d+ \| \d+ \| 100.00% \| \d+ \| 0 \| 0.00% \| \*\*fail\*\*/)
     // Only the canary's own answers failed; the stable replicas served everything else.
     expect(load.failed).toBeGreaterThan(0)
@@ -161,14 +202,21 @@ describe('canary', () => {
 describe('rollback and status', () => {
   const APP = 'e2e-ops'
   const PORT = 18086
-  const inputs = (over: Record<string, string> = {}) => ({ ...baseInputs(host, APP, PORT), replicas: '2', ports: '9361-9370', ...over })
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '2',
+    ports: '9361-9370',
+    ...over,
+  })
   beforeAll(() => resetApp(APP))
   afterAll(() => resetApp(APP))
 
   it('refuses a rollback with no history, then rolls back a deploy to the previous image under load', async () => {
     const none = await runAction(inputs({ operation: 'rollback', image: '' }))
     expect(none.code).toBe(1)
-    expect(none.stdout).toContain('rollback: the deploy history of e2e-ops has no earlier deployed image to go back to; live is nothing')
+    expect(none.stdout).toContain(
+      'rollback: the deploy history of e2e-ops has no earlier deployed image to go back to; live is nothing',
+    )
 
     await runAction(inputs({ image: image('v1') }))
     await runAction(inputs({ image: image('v2') }))
@@ -179,7 +227,11 @@ describe('rollback and status', () => {
   })
 
   it('reports what is live and changes nothing', async () => {
-    const list = () => docker('ps', '--all', '--filter', `label=nginx-rollout.app=${APP}`, '--format', '{{.ID}} {{.Image}}').split('\n').filter(Boolean).sort()
+    const list = () =>
+      docker('ps', '--all', '--filter', `label=nginx-rollout.app=${APP}`, '--format', '{{.ID}} {{.Image}}')
+        .split('\n')
+        .filter(Boolean)
+        .sort()
     // The rollback's old replicas are retired on the host after that run: wait until only the live two are left.
     const before = await eventually(() => list().length, 2).then(list)
     const run = await runAction(inputs({ operation: 'status', image: '' }))
@@ -188,7 +240,11 @@ describe('rollback and status', () => {
     expect(JSON.parse(run.outputs.replicas).map((r: { image: string }) => r.image)).toEqual([image('v1'), image('v1')])
     expect(run.summary).toContain('## nginx-rollout: e2e-ops status')
     expect(run.summary).toContain('| Replica | Host | Address | Image | Colour | nginx weight |')
-    expect(run.summary).toMatch(new RegExp(`\\| e2e-ops-\\d+ \\| 127\\.0\\.0\\.1:${host.port} \\| 127\\.0\\.0\\.1:\\d+ \\| \`nginx-rollout-test/app:v1\` \\| - \\| 10 \\|`))
+    expect(run.summary).toMatch(
+      new RegExp(
+        `\\| e2e-ops-\\d+ \\| 127\\.0\\.0\\.1:${host.port} \\| 127\\.0\\.0\\.1:\\d+ \\| \`nginx-rollout-test/app:v1\` \\| - \\| 10 \\|`,
+      ),
+    )
     expect(run.summary).toMatch(/\| rollback rolling \| `nginx-rollout-test\/app:v1` \| rolled-back \|/)
     expect(run.stdout).not.toContain('::group::Take the deploy lock')
     expect(list()).toEqual(before)

@@ -3,14 +3,32 @@
 // and 0.4 s requests through nginx, zero failed requests unless said.
 import { jest } from '@jest/globals'
 import { underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
-import { addr, APP_HOSTS, ctl, fleet, fleetInputs, hostDocker, image, privateAddr, replicasOn, resetFleetApp, runAction, type ActionRun } from './fleet-harness.js'
+import {
+  addr,
+  APP_HOSTS,
+  ctl,
+  fleet,
+  fleetInputs,
+  hostDocker,
+  image,
+  privateAddr,
+  replicasOn,
+  resetFleetApp,
+  runAction,
+  type ActionRun,
+} from './fleet-harness.js'
 
 jest.setTimeout(300_000)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const show = (r: ActionRun) => r.log.split('\n').filter((l) => !l.startsWith('::debug::') && !l.startsWith('::add-mask::')).join('\n')
+const show = (r: ActionRun) =>
+  r.log
+    .split('\n')
+    .filter((l) => !l.startsWith('::debug::') && !l.startsWith('::add-mask::'))
+    .join('\n')
 
-const underLoad = <T>(port: number, action: () => Promise<T>): Promise<{ value: T; load: LoadReport }> => loadWhile({ host: addr('lb'), port }, action)
+const underLoad = <T>(port: number, action: () => Promise<T>): Promise<{ value: T; load: LoadReport }> =>
+  loadWhile({ host: addr('lb'), port }, action)
 
 /** What each app host runs of the app: its images, one line per replica. */
 const images = (app: string) => APP_HOSTS.map((h) => replicasOn(h, app).map((r) => r.split(' ').slice(1).join(' ')))
@@ -36,14 +54,23 @@ describe("the seed's picture: one nginx host, three app hosts, one replica each"
     // One batch per host, in turn: no host loses its capacity while another is replaced.
     const routes = run.log.split('\n').filter((l) => /^\[\d+\/\d+\] route /.test(l))
     expect(routes).toHaveLength(3)
-    expect(run.log).toMatch(new RegExp(`\\] start ${APP}-\\d+@${addr('app1')} .*\\n(.*\\n)*.*\\] start ${APP}-\\d+@${addr('app2')} .*\\n(.*\\n)*.*\\] start ${APP}-\\d+@${addr('app3')}`))
-    expect(run.summary).toContain(`| pull ${image('v2')} on ${APP_HOSTS.map(addr).join(', ')} | ${APP_HOSTS.map(addr).join(', ')} |`)
+    expect(run.log).toMatch(
+      new RegExp(
+        `\\] start ${APP}-\\d+@${addr('app1')} .*\\n(.*\\n)*.*\\] start ${APP}-\\d+@${addr('app2')} .*\\n(.*\\n)*.*\\] start ${APP}-\\d+@${addr('app3')}`,
+      ),
+    )
+    expect(run.summary).toContain(
+      `| pull ${image('v2')} on ${APP_HOSTS.map(addr).join(', ')} | ${APP_HOSTS.map(addr).join(', ')} |`,
+    )
     const managed = hostDocker('lb', 'exec', `${APP}-lb`, 'cat', `/etc/nginx/conf.d/${APP}.conf`)
-    for (const h of APP_HOSTS) expect(managed).toMatch(new RegExp(`server ${addr(h).replaceAll('.', '\\.')}:\\d+ weight=10`))
+    for (const h of APP_HOSTS)
+      expect(managed).toMatch(new RegExp(`server ${addr(h).replaceAll('.', '\\.')}:\\d+ weight=10`))
   })
 
   it('moves v2 to v3 blue-green: the new colour on every host, one reload', async () => {
-    const { value: run, load } = await underLoad(PORT, () => runAction(inputs({ image: image('v3'), strategy: 'blue-green' })))
+    const { value: run, load } = await underLoad(PORT, () =>
+      runAction(inputs({ image: image('v3'), strategy: 'blue-green' })),
+    )
     expect(run.outputs).toMatchObject({ result: 'deployed', color: 'blue' })
     expect(load.failed).toBe(0)
     expect(load.lastVersion).toBe('v3')
@@ -52,13 +79,17 @@ describe("the seed's picture: one nginx host, three app hosts, one replica each"
   })
 
   it('puts a canary on the first host at 10%, then promotes it to every host', async () => {
-    const { value: canary, load } = await underLoad(PORT, () => runAction(inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '4' })))
+    const { value: canary, load } = await underLoad(PORT, () =>
+      runAction(inputs({ image: image('v4'), strategy: 'canary', 'canary-steps': '10', 'canary-interval': '4' })),
+    )
     expect(canary.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10' })
     expect(load.failed).toBe(0)
     expect(replicasOn('app1', APP).filter((r) => r.includes(':v4 '))).toHaveLength(1)
     expect([...replicasOn('app2', APP), ...replicasOn('app3', APP)].filter((r) => r.includes(':v4 '))).toHaveLength(0)
 
-    const { value: promote, load: promoteLoad } = await underLoad(PORT, () => runAction(inputs({ operation: 'promote', image: '' })))
+    const { value: promote, load: promoteLoad } = await underLoad(PORT, () =>
+      runAction(inputs({ operation: 'promote', image: '' })),
+    )
     expect(promote.outputs).toMatchObject({ result: 'deployed', 'canary-weight': '100', image: image('v4') })
     expect(promoteLoad.failed).toBe(0)
     expect(promoteLoad.lastVersion).toBe('v4')
@@ -69,7 +100,12 @@ describe("the seed's picture: one nginx host, three app hosts, one replica each"
   it('reports every host with status', async () => {
     const run = await runAction(inputs({ operation: 'status', image: '' }))
     expect(run.code).toBe(0)
-    for (const h of APP_HOSTS) expect(run.summary).toMatch(new RegExp(`\\| ${APP}-\\d+ \\| ${addr(h).replaceAll('.', '\\.')} \\| ${addr(h).replaceAll('.', '\\.')}:\\d+ \\| \`${image('v4').replaceAll('.', '\\.')}\``))
+    for (const h of APP_HOSTS)
+      expect(run.summary).toMatch(
+        new RegExp(
+          `\\| ${APP}-\\d+ \\| ${addr(h).replaceAll('.', '\\.')} \\| ${addr(h).replaceAll('.', '\\.')}:\\d+ \\| \`${image('v4').replaceAll('.', '\\.')}\``,
+        ),
+      )
   })
 })
 
@@ -88,13 +124,29 @@ describe('a failure on the third host only', () => {
     const managedBefore = hostDocker('lb', 'exec', `${APP}-lb`, 'cat', `/etc/nginx/conf.d/${APP}.conf`)
     // The third host loses its way to the registry (a rule in its own network namespace only).
     const [registryHost, registryPort] = fleet.FLEET_REGISTRY.split(':')
-    const rule = ['OUTPUT', '-p', 'tcp', '-d', registryHost, '--dport', registryPort, '-j', 'REJECT', '--reject-with', 'tcp-reset']
+    const rule = [
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      registryHost,
+      '--dport',
+      registryPort,
+      '-j',
+      'REJECT',
+      '--reject-with',
+      'tcp-reset',
+    ]
     ctl('exec', 'app3', 'iptables', '-I', ...rule)
     try {
       const { value: run, load } = await underLoad(PORT, () => runAction(inputs({ image: image('v2') })))
       expect(run.code).toBe(1)
       // docker login is the first thing to need the registry.
-      expect(run.log).toMatch(new RegExp(`(docker login to ${fleet.FLEET_REGISTRY}|pulling ${image('v2')}) failed on ${addr('app3').replaceAll('.', '\\.')}`))
+      expect(run.log).toMatch(
+        new RegExp(
+          `(docker login to ${fleet.FLEET_REGISTRY}|pulling ${image('v2')}) failed on ${addr('app3').replaceAll('.', '\\.')}`,
+        ),
+      )
       expect(run.log).not.toMatch(/\] start /)
       expect(load.failed).toBe(0)
       expect(images(APP)).toEqual(APP_HOSTS.map(() => [`${image('v1')} running`]))
@@ -109,7 +161,22 @@ describe('a failure on the third host only', () => {
     // Another process holds the port the third host's new replica gets, and answers 404 on /health.
     const port = Number(replicasOn('app3', APP)[0].split(' ')[0].split('-').pop()) + 1
     // (On the host itself, where the action's docker login left the registry's credentials.)
-    ctl('enter', 'app3', 'docker', '-H', fleet.FLEET_APP3_DOCKER, 'run', '--detach', '--name', 'fleet-third-squatter', '--network', 'host', '--env', `PORT=${port}`, image('unhealthy'))
+    ctl(
+      'enter',
+      'app3',
+      'docker',
+      '-H',
+      fleet.FLEET_APP3_DOCKER,
+      'run',
+      '--detach',
+      '--name',
+      'fleet-third-squatter',
+      '--network',
+      'host',
+      '--env',
+      `PORT=${port}`,
+      image('unhealthy'),
+    )
     const { value: run, load } = await underLoad(PORT, () => runAction(inputs({ image: image('v2') })))
     expect(run.code).toBe(1)
     expect(run.outputs.result).toBe('rolled-back')
@@ -117,7 +184,11 @@ describe('a failure on the third host only', () => {
     expect(load.failed).toBe(0)
     expect(load.lastVersion).toBe('v1')
     // The rollback's steps name their hosts: the first two hosts were already on v2.
-    expect(run.summary).toMatch(new RegExp(`\\| rollback \\| start ${APP}-\\d+@${addr('app1').replaceAll('.', '\\.')}, ${APP}-\\d+@${addr('app2').replaceAll('.', '\\.')} again \\|`))
+    expect(run.summary).toMatch(
+      new RegExp(
+        `\\| rollback \\| start ${APP}-\\d+@${addr('app1').replaceAll('.', '\\.')}, ${APP}-\\d+@${addr('app2').replaceAll('.', '\\.')} again \\|`,
+      ),
+    )
     expect(images(APP)).toEqual(APP_HOSTS.map(() => [`${image('v1')} running`]))
     expect(hostDocker('lb', 'exec', `${APP}-lb`, 'cat', `/etc/nginx/conf.d/${APP}.conf`)).toBe(managedBefore)
   })
@@ -154,7 +225,12 @@ describe('an app host that cannot be reached, or is cut off mid-deploy', () => {
       const broken = await runAction(inputs({ image: image('v2') }), {
         onStdout: (soFar) => {
           // Once the first host's batch is in, cut the second host off while its batch starts.
-          if (!cut && new RegExp(`\\] start ${APP}-\\d+@${addr('app2').replaceAll('.', '\\.')}`).test(soFar.replaceAll('%0A', '\n'))) {
+          if (
+            !cut &&
+            new RegExp(`\\] start ${APP}-\\d+@${addr('app2').replaceAll('.', '\\.')}`).test(
+              soFar.replaceAll('%0A', '\n'),
+            )
+          ) {
             cut = true
             ctl('cut', 'app2')
           }
@@ -203,10 +279,12 @@ describe('through a bastion', () => {
     expect(JSON.parse(run.outputs.replicas).map((r: { host: string }) => r.host)).toEqual(APP_HOSTS.map(privateAddr))
   })
 
-  it("refuses a bastion whose key matches nothing, before authentication", async () => {
+  it('refuses a bastion whose key matches nothing, before authentication', async () => {
     const run = await runAction(inputs({ image: image('v2'), 'proxy-fingerprint': fleet.FLEET_LB_FINGERPRINT }))
     expect(run.code).toBe(1)
-    expect(run.log).toContain(`host key verification failed for ${fleet.FLEET_BASTION_ADDR}: the host presented ${fleet.FLEET_BASTION_FINGERPRINT}`)
+    expect(run.log).toContain(
+      `host key verification failed for ${fleet.FLEET_BASTION_ADDR}: the host presented ${fleet.FLEET_BASTION_FINGERPRINT}`,
+    )
   })
 })
 
@@ -219,12 +297,20 @@ describe('the registry', () => {
   it('fails at login, before traffic is touched, with a wrong password that appears nowhere', async () => {
     expect((await runAction(fleetInputs(APP, PORT, { image: image('v1') }))).outputs.result).toBe('deployed')
     const wrong = `wrong-${fleet.FLEET_REGISTRY_PASSWORD.slice(0, 6)}-Pw`
-    const { value: run, load } = await underLoad(PORT, () => runAction(fleetInputs(APP, PORT, { image: image('v2'), 'registry-password': wrong })))
+    const { value: run, load } = await underLoad(PORT, () =>
+      runAction(fleetInputs(APP, PORT, { image: image('v2'), 'registry-password': wrong })),
+    )
     expect(run.code).toBe(1)
     expect(run.log).toMatch(/docker login to 169\.254\.77\.1:5000 failed on 169\.254\.77\.1[123]/)
     expect(run.log).not.toMatch(/\] (pull|start) /)
     expect(load.failed).toBe(0)
     expect(images(APP)).toEqual(APP_HOSTS.map(() => [`${image('v1')} running`]))
-    for (const text of [run.stdout.replace(/^::add-mask::.*$/gm, ''), run.stderr, run.summary, JSON.stringify(run.outputs)]) expect(text).not.toContain(wrong)
+    for (const text of [
+      run.stdout.replace(/^::add-mask::.*$/gm, ''),
+      run.stderr,
+      run.summary,
+      JSON.stringify(run.outputs),
+    ])
+      expect(text).not.toContain(wrong)
   })
 })

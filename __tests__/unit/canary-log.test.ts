@@ -3,7 +3,8 @@ import { judgeCanary, parseAccessLog, worseBy, type Attempt } from '../../src/he
 import { CANARY_LOG_FORMAT } from '../../src/nginx/template.js'
 
 /** A log line as nginx writes it with CANARY_LOG_FORMAT. */
-const line = (upstreamAddr: string, upstreamStatus: string) => CANARY_LOG_FORMAT.replace('$upstream_addr', upstreamAddr).replace('$upstream_status', upstreamStatus)
+const line = (upstreamAddr: string, upstreamStatus: string) =>
+  CANARY_LOG_FORMAT.replace('$upstream_addr', upstreamAddr).replace('$upstream_status', upstreamStatus)
 
 describe('parseAccessLog', () => {
   it('reads one attempt per line in the format the template gives nginx', () => {
@@ -37,11 +38,18 @@ describe('parseAccessLog', () => {
   })
 
   it("counts no attempt for the upstream's own name (no server could be chosen), a unix socket, or an address without a port", () => {
-    expect(parseAccessLog([line('shop_replicas', '502'), line('unix:/run/shop.sock', '200'), line('127.0.0.1', '500')].join('\n'))).toEqual({ attempts: [], skipped: 0 })
+    expect(
+      parseAccessLog(
+        [line('shop_replicas', '502'), line('unix:/run/shop.sock', '200'), line('127.0.0.1', '500')].join('\n'),
+      ),
+    ).toEqual({ attempts: [], skipped: 0 })
   })
 
   it.each([
-    ['the old format, a request line forged by a client', '127.0.0.1 - - [01/May/2026:10:00:00 +0000] "GET /x upstream=127.0.0.1:9204 upstream_status=500 HTTP/1.1" 200 12'],
+    [
+      'the old format, a request line forged by a client',
+      '127.0.0.1 - - [01/May/2026:10:00:00 +0000] "GET /x upstream=127.0.0.1:9204 upstream_status=500 HTTP/1.1" 200 12',
+    ],
     ['a line with more after it', `${line('127.0.0.1:9204', '500')} GET /x`],
     ['a line with more before it', `x ${line('127.0.0.1:9204', '500')}`],
     ['a status that is not three digits', line('127.0.0.1:9204', '5000')],
@@ -49,7 +57,10 @@ describe('parseAccessLog', () => {
     ['a line cut short', 'nginx-rollout upstream=127.0.0.1:9204 stat'],
     ['a CRLF line', `${line('127.0.0.1:9204', '500')}\r`],
   ])('skips %s', (_what, text) => {
-    expect(parseAccessLog(`${text}\n${line('127.0.0.1:9201', '200')}\n`)).toEqual({ attempts: [{ server: '127.0.0.1:9201', status: 200 }], skipped: 1 })
+    expect(parseAccessLog(`${text}\n${line('127.0.0.1:9201', '200')}\n`)).toEqual({
+      attempts: [{ server: '127.0.0.1:9201', status: 200 }],
+      skipped: 1,
+    })
   })
 })
 
@@ -60,7 +71,11 @@ describe('judgeCanary', () => {
   const stable = new Set(['10.1.0.11:9201', '10.1.0.12:9201'])
 
   it('passes a canary as good as the stable replicas', () => {
-    const all = [...attempts('10.1.0.12:9203', 60, 0), ...attempts('10.1.0.11:9201', 100, 1), ...attempts('10.1.0.12:9201', 100, 1)]
+    const all = [
+      ...attempts('10.1.0.12:9203', 60, 0),
+      ...attempts('10.1.0.11:9201', 100, 1),
+      ...attempts('10.1.0.12:9201', 100, 1),
+    ]
     expect(judgeCanary(all, canary, stable, 1)).toEqual({
       verdict: 'pass',
       canary: { requests: 60, errors: 0, rate: 0 },
@@ -71,23 +86,45 @@ describe('judgeCanary', () => {
 
   it('tells replicas on the same port of different hosts apart', () => {
     // The canary runs on 10.1.0.12:9203; 10.1.0.11:9203 is another host's replica (stable of another app, or gone).
-    const all = [...attempts('10.1.0.12:9203', 60, 0), ...attempts('10.1.0.11:9203', 60, 60), ...attempts('10.1.0.11:9201', 60, 0)]
+    const all = [
+      ...attempts('10.1.0.12:9203', 60, 0),
+      ...attempts('10.1.0.11:9203', 60, 60),
+      ...attempts('10.1.0.11:9201', 60, 0),
+    ]
     const j = judgeCanary(all, canary, stable, 1)
-    expect([j.verdict, j.canary, j.stable]).toEqual(['pass', { requests: 60, errors: 0, rate: 0 }, { requests: 60, errors: 0, rate: 0 }])
+    expect([j.verdict, j.canary, j.stable]).toEqual([
+      'pass',
+      { requests: 60, errors: 0, rate: 0 },
+      { requests: 60, errors: 0, rate: 0 },
+    ])
   })
 
   it('fails a canary above the error budget, however few its requests', () => {
-    expect(judgeCanary(attempts('10.1.0.12:9203', 100, 5), canary, stable, 1)).toMatchObject({ verdict: 'fail', reason: 'canary error rate 5.00% (5 of 100) is above canary-max-error-rate 1%' })
-    expect(judgeCanary(attempts('10.1.0.12:9203', 3, 3, 504), canary, stable, 1)).toMatchObject({ verdict: 'fail', reason: 'canary error rate 100.00% (3 of 3) is above canary-max-error-rate 1%' })
+    expect(judgeCanary(attempts('10.1.0.12:9203', 100, 5), canary, stable, 1)).toMatchObject({
+      verdict: 'fail',
+      reason: 'canary error rate 5.00% (5 of 100) is above canary-max-error-rate 1%',
+    })
+    expect(judgeCanary(attempts('10.1.0.12:9203', 3, 3, 504), canary, stable, 1)).toMatchObject({
+      verdict: 'fail',
+      reason: 'canary error rate 100.00% (3 of 3) is above canary-max-error-rate 1%',
+    })
   })
 
   it('fails a canary clearly worse than stable even within the budget', () => {
     const all = [...attempts('10.1.0.12:9203', 100, 8), ...attempts('10.1.0.11:9201', 1000, 10)]
-    expect(judgeCanary(all, canary, stable, 10)).toMatchObject({ verdict: 'fail', reason: 'canary error rate 8.00% is clearly worse than stable 1.00% (5.3 standard errors)' })
+    expect(judgeCanary(all, canary, stable, 10)).toMatchObject({
+      verdict: 'fail',
+      reason: 'canary error rate 8.00% is clearly worse than stable 1.00% (5.3 standard errors)',
+    })
   })
 
   it('counts 5xx and nothing else as errors: 4xx is the client, no status is no answer judged', () => {
-    const all: Attempt[] = [...attempts('10.1.0.12:9203', 60, 0), { server: '10.1.0.12:9203', status: 404 }, { server: '10.1.0.12:9203', status: undefined }, { server: '10.1.0.12:9203', status: 599 }]
+    const all: Attempt[] = [
+      ...attempts('10.1.0.12:9203', 60, 0),
+      { server: '10.1.0.12:9203', status: 404 },
+      { server: '10.1.0.12:9203', status: undefined },
+      { server: '10.1.0.12:9203', status: 599 },
+    ]
     expect(judgeCanary(all, canary, stable, 5).canary).toEqual({ requests: 63, errors: 1, rate: 100 / 63 })
   })
 

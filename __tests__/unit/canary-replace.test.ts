@@ -13,13 +13,23 @@ import { configFrom } from './fixtures.js'
 
 const PR7: PullRequestRef = { repo: 'acme/shop', number: 7 }
 const config = (over = {}) =>
-  configFrom({ strategy: 'canary', image: 'shop:v3', 'canary-steps': '10', pull: 'false', 'drain-seconds': '1', 'canary-interval': '30', ...over })
+  configFrom({
+    strategy: 'canary',
+    image: 'shop:v3',
+    'canary-steps': '10',
+    pull: 'false',
+    'drain-seconds': '1',
+    'canary-interval': '30',
+    ...over,
+  })
 const stable = [container(9201), container(9202)]
 const oldCanary = container(9203, 'shop:v2')
 const all = [...stable, oldCanary]
-const state = (containers: ManagedContainer[] = all, canary = pausedCanary([replicaOf(oldCanary)])) => hostState(containers, routesTo(...containers), { canary })
+const state = (containers: ManagedContainer[] = all, canary = pausedCanary([replicaOf(oldCanary)])) =>
+  hostState(containers, routesTo(...containers), { canary })
 const describe1 = (s: Step) => describeStep(s)
-const routedIn = (steps: readonly Step[]): Replica[] => steps.flatMap((s) => (s.kind === 'route' || s.kind === 'restore-config' ? s.servers : []))
+const routedIn = (steps: readonly Step[]): Replica[] =>
+  steps.flatMap((s) => (s.kind === 'route' || s.kind === 'restore-config' ? s.servers : []))
 
 const PAUSED_ELSEWHERE =
   'a canary of shop:v2 is live at 10% for pull request #7 next to shop:v1 (since 2026-11-25T10:00:00.000Z): finish it first with operation: promote, ' +
@@ -37,7 +47,11 @@ describe('a new push of the pull request whose canary is paused', () => {
       'observe the canary at 10% for 30s',
     ])
     // The swap: the stable replicas and the new canary at the first share, the old canary out.
-    expect(plan.steps[2]).toEqual({ kind: 'route', servers: [...stable.map(replicaOf), replica(9204, 'shop:v3')], split: splitFor(10, [replica(9204, 'shop:v3')], 2) })
+    expect(plan.steps[2]).toEqual({
+      kind: 'route',
+      servers: [...stable.map(replicaOf), replica(9204, 'shop:v3')],
+      split: splitFor(10, [replica(9204, 'shop:v3')], 2),
+    })
     expect(plan.steps[5]).toMatchObject({ kind: 'observe', stable: stable.map(replicaOf) })
     expect(plan).toMatchObject({
       image: 'shop:v3',
@@ -53,7 +67,16 @@ describe('a new push of the pull request whose canary is paused', () => {
 
   it('swaps at the first share only and goes on through the rest', () => {
     const plan = planFor(config({ 'canary-steps': '10,50' }), state(), PR7)
-    expect(plan.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'drain', 'retire', 'observe', 'route', 'observe'])
+    expect(plan.steps.map((s) => s.kind)).toEqual([
+      'start',
+      'gate',
+      'route',
+      'drain',
+      'retire',
+      'observe',
+      'route',
+      'observe',
+    ])
     expect(routedIn(plan.steps.slice(2)).some((r) => r.name === 'shop-9203')).toBe(false)
     expect(plan.pausesAt?.percent).toBe(50)
   })
@@ -86,10 +109,16 @@ describe("a pull request's promote or abort", () => {
   })
 
   it('has nothing to do when no canary is live, or when the live one belongs to no pull request', () => {
-    expect(() => planFor(configFrom({ operation: 'abort', image: '' }), hostState(stable, routesTo(...stable)), pr8)).toThrow(
-      new NothingToDo('no canary of shop is live for pull request #8: nothing to abort'),
-    )
-    expect(() => planFor(configFrom({ operation: 'promote', image: '' }), state(all, pausedCanary([replicaOf(oldCanary)], { pullRequest: undefined })), pr8)).toThrow(
+    expect(() =>
+      planFor(configFrom({ operation: 'abort', image: '' }), hostState(stable, routesTo(...stable)), pr8),
+    ).toThrow(new NothingToDo('no canary of shop is live for pull request #8: nothing to abort'))
+    expect(() =>
+      planFor(
+        configFrom({ operation: 'promote', image: '' }),
+        state(all, pausedCanary([replicaOf(oldCanary)], { pullRequest: undefined })),
+        pr8,
+      ),
+    ).toThrow(
       new NothingToDo('the live canary of shop (shop:v2) belongs to no pull request, not #8: nothing to promote'),
     )
   })
@@ -125,7 +154,9 @@ describe('staleCanary', () => {
 
   it('names every missing replica, by host', () => {
     const canary = pausedCanary([replicaOf(oldCanary), { host: 'b', name: 'shop-9203' }])
-    expect(staleCanary(hostState(stable, routesTo(...stable), { canary }))).toBe(STALE(`shop-9203 on ${HOST}, shop-9203 on b`, 'are'))
+    expect(staleCanary(hostState(stable, routesTo(...stable), { canary }))).toBe(
+      STALE(`shop-9203 on ${HOST}, shop-9203 on b`, 'are'),
+    )
   })
 })
 
@@ -134,12 +165,24 @@ describe('undoing a failed replacement', () => {
   const newCanary = replica(9204, 'shop:v3')
 
   it('keeps the old canary live when the run failed before the swap (or nginx refused the swap itself: nothing new was routed)', () => {
-    const undo = planUndo(config(), plan, { started: [newCanary], routed: [], stopped: [], configBefore: 'paused', configNow: 'paused' })
+    const undo = planUndo(config(), plan, {
+      started: [newCanary],
+      routed: [],
+      stopped: [],
+      configBefore: 'paused',
+      configNow: 'paused',
+    })
     expect(undo).toEqual({ steps: [{ kind: 'remove', replicas: [newCanary] }], canary: 'kept' })
   })
 
   it('takes the new canary out, and the old one with it, once the swap happened', () => {
-    const undo = planUndo(config(), plan, { started: [newCanary], routed: [newCanary], stopped: [], configBefore: 'paused', configNow: 'swapped' })
+    const undo = planUndo(config(), plan, {
+      started: [newCanary],
+      routed: [newCanary],
+      stopped: [],
+      configBefore: 'paused',
+      configNow: 'swapped',
+    })
     expect(undo.canary).toBe('removed')
     expect(undo.steps.map(describe1)).toEqual([
       'route traffic to shop-9201, shop-9202 (one nginx reload)',
@@ -152,9 +195,19 @@ describe('undoing a failed replacement', () => {
   // same tag as the canary it replaces.
   it('names the old canary once when the new push has the same image tag', () => {
     const old = container(9203, 'shop:pr-7')
-    const sameTag = planFor(config({ image: 'shop:pr-7' }), state([...stable, old], pausedCanary([replicaOf(old)], { image: 'shop:pr-7' })), PR7)
+    const sameTag = planFor(
+      config({ image: 'shop:pr-7' }),
+      state([...stable, old], pausedCanary([replicaOf(old)], { image: 'shop:pr-7' })),
+      PR7,
+    )
     const fresh = replica(9204, 'shop:pr-7')
-    const undo = planUndo(config({ image: 'shop:pr-7' }), sameTag, { started: [fresh], routed: [fresh], stopped: [], configBefore: 'paused', configNow: 'swapped' })
+    const undo = planUndo(config({ image: 'shop:pr-7' }), sameTag, {
+      started: [fresh],
+      routed: [fresh],
+      stopped: [],
+      configBefore: 'paused',
+      configNow: 'swapped',
+    })
     expect(undo.steps.map(describe1)).toEqual([
       'route traffic to shop-9201, shop-9202 (one nginx reload)',
       'drain shop-9203, shop-9204 (until idle, at most 1s)',

@@ -34,7 +34,11 @@ function nginxT(files: Record<string, string>): { dir: string; out: string } {
     mkdirSync(dirname(join(dir, name)), { recursive: true })
     writeFileSync(join(dir, name), text.replaceAll('@', dir))
   }
-  const out = execFileSync(NGINX, ['-T', '-q', '-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf'), '-g', `pid ${dir}/nginx.pid;`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = execFileSync(
+    NGINX,
+    ['-T', '-q', '-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf'), '-g', `pid ${dir}/nginx.pid;`],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  )
   return { dir, out }
 }
 
@@ -48,7 +52,11 @@ function dumpOf(files: Record<string, string>): { dir: string; dump: ConfigDump 
 describe('parseDump', () => {
   it("splits nginx -T's output into its files, the main one first, each text as nginx read it", () => {
     const main = 'events {}\nhttp {\n    include conf.d/*.conf;\n}\n'
-    const { dir, out } = nginxT({ 'nginx.conf': main, 'conf.d/a.conf': 'upstream a { server 127.0.0.1:9201; }', 'conf.d/b.conf': '' })
+    const { dir, out } = nginxT({
+      'nginx.conf': main,
+      'conf.d/a.conf': 'upstream a { server 127.0.0.1:9201; }',
+      'conf.d/b.conf': '',
+    })
     const dump = parseDump(out)
     expect(dump?.main).toBe(`${dir}/nginx.conf`)
     // nginx ends every file it prints with one more line break.
@@ -69,16 +77,43 @@ describe('tokenize', () => {
   const words = (text: string) => tokenize(text).map((t) => (t.kind === 'word' ? t.text : t.kind))
 
   it('splits words, blocks and semicolons, with or without spaces between them', () => {
-    expect(words('server{listen 80;location /{return 204;}}')).toEqual(['server', '{', 'listen', '80', ';', 'location', '/', '{', 'return', '204', ';', '}', '}'])
+    expect(words('server{listen 80;location /{return 204;}}')).toEqual([
+      'server',
+      '{',
+      'listen',
+      '80',
+      ';',
+      'location',
+      '/',
+      '{',
+      'return',
+      '204',
+      ';',
+      '}',
+      '}',
+    ])
   })
 
   it('reads quoted words whole, escapes included, and keeps # and braces inside quotes', () => {
-    expect(words(`log_format main '$remote_addr "$request" {#}';`)).toEqual(['log_format', 'main', '$remote_addr "$request" {#}', ';'])
+    expect(words(`log_format main '$remote_addr "$request" {#}';`)).toEqual([
+      'log_format',
+      'main',
+      '$remote_addr "$request" {#}',
+      ';',
+    ])
     expect(words('return 200 "say \\"hi\\"";')).toEqual(['return', '200', 'say "hi"', ';'])
   })
 
   it('skips comments to the end of the line, but not a # inside a word', () => {
-    expect(words('# include evil.conf;\nlisten 80; # { not a block\nset $a b#c;')).toEqual(['listen', '80', ';', 'set', '$a', 'b#c', ';'])
+    expect(words('# include evil.conf;\nlisten 80; # { not a block\nset $a b#c;')).toEqual([
+      'listen',
+      '80',
+      ';',
+      'set',
+      '$a',
+      'b#c',
+      ';',
+    ])
   })
 
   it('keeps ${var} whole inside a word, its braces no block', () => {
@@ -123,7 +158,11 @@ describe('globMatch', () => {
   })
 
   it('agrees with nginx about a dot file in an included directory', () => {
-    const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n', 'conf.d/.hidden.conf': 'upstream h { server 127.0.0.1:1; }\n', 'conf.d/a.conf': '' })
+    const { dir, dump } = dumpOf({
+      'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n',
+      'conf.d/.hidden.conf': 'upstream h { server 127.0.0.1:1; }\n',
+      'conf.d/a.conf': '',
+    })
     expect([...dump.files.keys()]).toEqual([`${dir}/nginx.conf`, `${dir}/conf.d/a.conf`])
     expect(globMatch(`${dir}/conf.d/*.conf`, `${dir}/conf.d/.hidden.conf`)).toBe(false)
   })
@@ -142,29 +181,35 @@ describe('directives', () => {
   it('follows includes into the context they sit in, naming the file of each directive', () => {
     const { dir, dump } = dumpOf({
       'nginx.conf': 'events {}\ninclude http.conf;\n',
-      'http.conf': 'http {\n    include conf.d/*.conf;\n    server { listen 127.0.0.1:18090; include snippets/proxy.conf; }\n}\n',
+      'http.conf':
+        'http {\n    include conf.d/*.conf;\n    server { listen 127.0.0.1:18090; include snippets/proxy.conf; }\n}\n',
       'conf.d/shop.conf': 'upstream shop_replicas { server 127.0.0.1:9201; }\n',
       'snippets/proxy.conf': 'location / { proxy_pass http://shop_replicas; }\n',
     })
-    expect(directives(dump).map((d) => [d.words.join(' '), d.context.join('>'), d.file.slice(dir.length + 1)])).toEqual([
-      ['events', '', 'nginx.conf'],
-      ['include http.conf', '', 'nginx.conf'],
-      ['http', '', 'http.conf'],
-      ['include conf.d/*.conf', 'http', 'http.conf'],
-      ['upstream shop_replicas', 'http', 'conf.d/shop.conf'],
-      ['server 127.0.0.1:9201', 'http>upstream', 'conf.d/shop.conf'],
-      ['server', 'http', 'http.conf'],
-      ['listen 127.0.0.1:18090', 'http>server', 'http.conf'],
-      ['include snippets/proxy.conf', 'http>server', 'http.conf'],
-      ['location /', 'http>server', 'snippets/proxy.conf'],
-      ['proxy_pass http://shop_replicas', 'http>server>location', 'snippets/proxy.conf'],
-    ])
+    expect(directives(dump).map((d) => [d.words.join(' '), d.context.join('>'), d.file.slice(dir.length + 1)])).toEqual(
+      [
+        ['events', '', 'nginx.conf'],
+        ['include http.conf', '', 'nginx.conf'],
+        ['http', '', 'http.conf'],
+        ['include conf.d/*.conf', 'http', 'http.conf'],
+        ['upstream shop_replicas', 'http', 'conf.d/shop.conf'],
+        ['server 127.0.0.1:9201', 'http>upstream', 'conf.d/shop.conf'],
+        ['server', 'http', 'http.conf'],
+        ['listen 127.0.0.1:18090', 'http>server', 'http.conf'],
+        ['include snippets/proxy.conf', 'http>server', 'http.conf'],
+        ['location /', 'http>server', 'snippets/proxy.conf'],
+        ['proxy_pass http://shop_replicas', 'http>server>location', 'snippets/proxy.conf'],
+      ],
+    )
   })
 })
 
 describe('includeProblem', () => {
   it('finds none when the http block includes the managed path, whether the file exists yet or not', () => {
-    const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\nhttp {\n    include conf.d/*.conf;\n}\n', 'conf.d/other.conf': '' })
+    const { dir, dump } = dumpOf({
+      'nginx.conf': 'events {}\nhttp {\n    include conf.d/*.conf;\n}\n',
+      'conf.d/other.conf': '',
+    })
     expect(includeProblem(dump, `${dir}/conf.d/shop.conf`)).toBeUndefined()
     expect(includesOf(dump, `${dir}/conf.d/shop.conf`).map((d) => d.words)).toEqual([['include', 'conf.d/*.conf']])
   })
@@ -172,12 +217,19 @@ describe('includeProblem', () => {
   it('finds none for a file included by name, or through an include nested in an included file', () => {
     const named = dumpOf({ 'nginx.conf': 'events {}\nhttp { include @/shop.conf; }\n', 'shop.conf': '' })
     expect(includeProblem(named.dump, `${named.dir}/shop.conf`)).toBeUndefined()
-    const nested = dumpOf({ 'nginx.conf': 'events {}\nhttp { include http.d/*.conf; }\n', 'http.d/apps.conf': 'include @/sites-enabled/*;\n', 'sites-enabled/blog': '' })
+    const nested = dumpOf({
+      'nginx.conf': 'events {}\nhttp { include http.d/*.conf; }\n',
+      'http.d/apps.conf': 'include @/sites-enabled/*;\n',
+      'sites-enabled/blog': '',
+    })
     expect(includeProblem(nested.dump, `${nested.dir}/sites-enabled/shop`)).toBeUndefined()
   })
 
   it('names the include line to add and the file holding the http block when nothing includes the managed path', () => {
-    const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\ninclude http.conf;\n', 'http.conf': 'http {\n    include sites/*.conf;\n}\n' })
+    const { dir, dump } = dumpOf({
+      'nginx.conf': 'events {}\ninclude http.conf;\n',
+      'http.conf': 'http {\n    include sites/*.conf;\n}\n',
+    })
     expect(includeProblem(dump, `${dir}/conf.d/shop.conf`)).toBe(
       `nginx's configuration does not include ${dir}/conf.d/shop.conf: add \`include ${dir}/conf.d/*.conf;\` inside the http { } block of ${dir}/http.conf, ` +
         'then reload nginx (or set nginx-config-path to a file an existing include covers)',
@@ -186,11 +238,16 @@ describe('includeProblem', () => {
 
   it('does not count an include whose wildcard skips the dot file the managed path is', () => {
     const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n', 'conf.d/a.conf': '' })
-    expect(includeProblem(dump, `${dir}/conf.d/.shop.conf`)).toMatch(new RegExp(`^nginx's configuration does not include ${dir}/conf.d/\\.shop\\.conf: `))
+    expect(includeProblem(dump, `${dir}/conf.d/.shop.conf`)).toMatch(
+      new RegExp(`^nginx's configuration does not include ${dir}/conf.d/\\.shop\\.conf: `),
+    )
   })
 
   it('rejects an include inside a server block, where an upstream block is not allowed', () => {
-    const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\nhttp {\n    server {\n        listen 127.0.0.1:18090;\n        include conf.d/*.conf;\n    }\n}\n' })
+    const { dir, dump } = dumpOf({
+      'nginx.conf':
+        'events {}\nhttp {\n    server {\n        listen 127.0.0.1:18090;\n        include conf.d/*.conf;\n    }\n}\n',
+    })
     expect(includeProblem(dump, `${dir}/conf.d/shop.conf`)).toBe(
       `nginx includes ${dir}/conf.d/shop.conf inside http > server (${dir}/nginx.conf), where an upstream block is not allowed: ` +
         `include it at the top of the http { } block instead (include ${dir}/conf.d/*.conf;)`,
@@ -199,7 +256,9 @@ describe('includeProblem', () => {
 
   it('rejects an include in the main context', () => {
     const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\ninclude conf.d/*.conf;\nhttp {}\n' })
-    expect(includeProblem(dump, `${dir}/conf.d/shop.conf`)).toMatch(new RegExp(`^nginx includes ${dir}/conf.d/shop.conf inside the main context \\(${dir}/nginx.conf\\)`))
+    expect(includeProblem(dump, `${dir}/conf.d/shop.conf`)).toMatch(
+      new RegExp(`^nginx includes ${dir}/conf.d/shop.conf inside the main context \\(${dir}/nginx.conf\\)`),
+    )
   })
 
   it("rejects managing nginx's main configuration file", () => {
@@ -211,9 +270,12 @@ describe('includeProblem', () => {
 
   it('accepts the layout of the Debian and official nginx images with a rendered file in place', () => {
     const config = configFrom({ 'nginx-scope': 'upstream' })
-    const managed = renderManagedFile(config, [replicaOf(9201, 'shop:v1')], undefined, { keepaliveMinTimeout: false }).text
+    const managed = renderManagedFile(config, [replicaOf(9201, 'shop:v1')], undefined, {
+      keepaliveMinTimeout: false,
+    }).text
     const { dir, dump } = dumpOf({
-      'nginx.conf': 'user www-data;\nevents { worker_connections 768; }\nhttp {\n    include mime.types;\n    access_log @/access.log;\n    include conf.d/*.conf;\n    include sites-enabled/*;\n}\n',
+      'nginx.conf':
+        'user www-data;\nevents { worker_connections 768; }\nhttp {\n    include mime.types;\n    access_log @/access.log;\n    include conf.d/*.conf;\n    include sites-enabled/*;\n}\n',
       'mime.types': 'types { text/html html; }\n',
       'conf.d/shop.conf': managed,
       'sites-enabled/default': 'server { listen 127.0.0.1:18090; location / { proxy_pass http://shop_replicas; } }\n',
@@ -225,15 +287,21 @@ describe('includeProblem', () => {
 
 describe('declaresHttpAccessLog', () => {
   it('sees an access_log at the http level, in any file but the managed one', () => {
-    const inMain = dumpOf({ 'nginx.conf': 'events {}\nhttp {\n    access_log @/access.log;\n    include conf.d/*.conf;\n}\n' })
+    const inMain = dumpOf({
+      'nginx.conf': 'events {}\nhttp {\n    access_log @/access.log;\n    include conf.d/*.conf;\n}\n',
+    })
     expect(declaresHttpAccessLog(inMain.dump, `${inMain.dir}/conf.d/shop.conf`)).toBe(true)
-    const inOther = dumpOf({ 'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n', 'conf.d/logging.conf': 'access_log @/access.log combined;\n' })
+    const inOther = dumpOf({
+      'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n',
+      'conf.d/logging.conf': 'access_log @/access.log combined;\n',
+    })
     expect(declaresHttpAccessLog(inOther.dump, `${inOther.dir}/conf.d/shop.conf`)).toBe(true)
   })
 
   it('does not count an access_log of a server or location, or of the managed file itself', () => {
     const { dir, dump } = dumpOf({
-      'nginx.conf': 'events {}\nhttp {\n    include conf.d/*.conf;\n    server { listen 127.0.0.1:18090; access_log @/site.log; location / { access_log off; } }\n}\n',
+      'nginx.conf':
+        'events {}\nhttp {\n    include conf.d/*.conf;\n    server { listen 127.0.0.1:18090; access_log @/site.log; location / { access_log off; } }\n}\n',
       'conf.d/shop.conf': 'access_log @/canary.log;\n',
     })
     expect(declaresHttpAccessLog(dump, `${dir}/conf.d/shop.conf`)).toBe(false)
@@ -246,7 +314,10 @@ describe('declaresHttpAccessLog', () => {
       { canary: [replicaOf(9302, 'blog:v2', { name: 'blog-9302' })], percent: 10, canaryWeight: 1, stableWeight: 9 },
       { keepaliveMinTimeout: false },
     ).text
-    const { dir, dump } = dumpOf({ 'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n', 'conf.d/blog.conf': blog.replace('/var/log/nginx/', '@/') })
+    const { dir, dump } = dumpOf({
+      'nginx.conf': 'events {}\nhttp { include conf.d/*.conf; }\n',
+      'conf.d/blog.conf': blog.replace('/var/log/nginx/', '@/'),
+    })
     expect(declaresHttpAccessLog(dump, `${dir}/conf.d/shop.conf`)).toBe(false)
   })
 })

@@ -77,19 +77,47 @@ const verbs = (r: FakeRemote) => r.commands.map((c) => c.argv.slice(0, 2).join('
 describe('Executor: nginx changes', () => {
   it('installs the rendered file for the route, and knows it took effect when nginx serves its config id', async () => {
     const { ex, host, nginx, journal, config, previous } = setup()
-    await ex.runAll([{ kind: 'start', replicas: [v2] }, { kind: 'route', servers: [v2] }], 'deploy', 'shop:v2')
+    await ex.runAll(
+      [
+        { kind: 'start', replicas: [v2] },
+        { kind: 'route', servers: [v2] },
+      ],
+      'deploy',
+      'shop:v2',
+    )
     const { text, configId } = renderManagedFile(config, [v2], undefined, { keepaliveMinTimeout: false })
     expect(host.installed).toEqual([text])
     expect(host.probes).toEqual([{ host: '127.0.0.1', port: 80, path: '/.nginx-rollout/shop/config-id' }])
-    expect(journal.steps[1]).toMatchObject({ description: 'route traffic to shop-9202 (one nginx reload)', outcome: 'ok', detail: `nginx serves config ${configId}`, hosts: [HOST], allTrafficNew: true })
+    expect(journal.steps[1]).toMatchObject({
+      description: 'route traffic to shop-9202 (one nginx reload)',
+      outcome: 'ok',
+      detail: `nginx serves config ${configId}`,
+      hosts: [HOST],
+      allTrafficNew: true,
+    })
     expect(nginx.liveText).toBe(text)
     expect(ex.serving).toEqual([v2])
-    expect(ex.progress()).toEqual({ started: [v2], routed: [v2], stopped: [], retired: [], configNow: text, configBefore: renderManagedFile(config, previous, undefined, { keepaliveMinTimeout: false }).text })
+    expect(ex.progress()).toEqual({
+      started: [v2],
+      routed: [v2],
+      stopped: [],
+      retired: [],
+      configNow: text,
+      configBefore: renderManagedFile(config, previous, undefined, { keepaliveMinTimeout: false }).text,
+    })
   })
 
   it('leaves serving unchanged when nginx -t rejects the new file, quoting nginx, with its log as evidence', async () => {
-    const nginxSaid = 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/conf.d/shop.conf:3\nnginx: configuration file /etc/nginx/nginx.conf test failed'
-    const { ex, host, nginx, journal, before, previous } = setup({ rules: [[/^docker logs --tail 20 -- loadbalancer$/, { stderr: '2026/11/25 10:00:00 [emerg] 1#1: unknown directive "bogus"\n' }]] })
+    const nginxSaid =
+      'nginx: [emerg] unknown directive "bogus" in /etc/nginx/conf.d/shop.conf:3\nnginx: configuration file /etc/nginx/nginx.conf test failed'
+    const { ex, host, nginx, journal, before, previous } = setup({
+      rules: [
+        [
+          /^docker logs --tail 20 -- loadbalancer$/,
+          { stderr: '2026/11/25 10:00:00 [emerg] 1#1: unknown directive "bogus"\n' },
+        ],
+      ],
+    })
     host.applyCode = 11
     host.applyStderr = `${nginxSaid}\n`
     const message = `nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded). nginx said:\n${nginxSaid}`
@@ -103,11 +131,19 @@ describe('Executor: nginx changes', () => {
     expect(ex.serving).toEqual(previous)
     expect(ex.progress()).toMatchObject({ routed: [], configNow: before, configBefore: before })
     expect(outcomes(journal)).toEqual([['route traffic to shop-9202 (one nginx reload)', 'failed']])
-    expect(journal.evidence).toEqual([{ subject: `nginx container loadbalancer on ${HOST}`, reason: message, logs: '2026/11/25 10:00:00 [emerg] 1#1: unknown directive "bogus"' }])
+    expect(journal.evidence).toEqual([
+      {
+        subject: `nginx container loadbalancer on ${HOST}`,
+        reason: message,
+        logs: '2026/11/25 10:00:00 [emerg] 1#1: unknown directive "bogus"',
+      },
+    ])
   })
 
   it('records when all traffic reached the new image: the end of the last route that left only it', async () => {
-    const { ex, journal } = setup({ probe: async (p) => (await sleep(p.port === 9202 ? 30 : 0), { status: 200, ms: 1 }) })
+    const { ex, journal } = setup({
+      probe: async (p) => (await sleep(p.port === 9202 ? 30 : 0), { status: 200, ms: 1 }),
+    })
     const mixed: Step = { kind: 'route', servers: [replica(9201, 'shop:v1'), v2] }
     const onlyNew: Step = { kind: 'route', servers: [v2] }
     // A drain whose recheck of shop-9202 takes 30 ms: neither a route nor all traffic on the new image.
@@ -125,11 +161,17 @@ describe('Executor: nginx changes', () => {
 
 describe('Executor: the deploy lock', () => {
   const canary = replica(9202)
-  const log = [...Array(60).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'), ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9201 status=200')].join('\n')
+  const log = [
+    ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'),
+    ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9201 status=200'),
+  ].join('\n')
   const rules: Rule[] = [[/tail -c/, { stdout: `whole 6000\n${log}\n` }]]
 
   it('stops before any step that changes a host once the lock is lost, but still lets gate, observe and drain run', async () => {
-    const { ex, lock, host, journal } = setup({ rules, config: configFrom({ strategy: 'canary', 'drain-seconds': '5' }) })
+    const { ex, lock, host, journal } = setup({
+      rules,
+      config: configFrom({ strategy: 'canary', 'drain-seconds': '5' }),
+    })
     lock.lose()
     const split = splitFor(10, [canary], 1)
     const steps: Step[] = [
@@ -147,15 +189,23 @@ describe('Executor: the deploy lock', () => {
       ['drain shop-9201 (until idle, at most 5s)', 'ok'],
       ['start shop-9203 (:9203) from shop:v2', 'failed'],
     ])
-    expect(journal.steps[3].detail).toBe("the deploy lock of shop is no longer this run's (another run took it over); stopped before changing anything more")
-    expect(journal.canarySteps).toEqual([expect.objectContaining({ verdict: 'pass', percent: 10, canary: { requests: 60, errors: 0, rate: 0 } })])
+    expect(journal.steps[3].detail).toBe(
+      "the deploy lock of shop is no longer this run's (another run took it over); stopped before changing anything more",
+    )
+    expect(journal.canarySteps).toEqual([
+      expect.objectContaining({ verdict: 'pass', percent: 10, canary: { requests: 60, errors: 0, rate: 0 } }),
+    ])
     expect(host.texts.some((t) => t.startsWith('docker run '))).toBe(false)
     expect(host.applies).toEqual([])
     expect(lock.checks).toBe(1)
   })
 
   it('refuses a route, a retire and a remove alike once the lock is lost', async () => {
-    for (const step of [{ kind: 'route', servers: [canary] }, { kind: 'retire', replicas: [canary] }, { kind: 'remove', replicas: [canary] }] as const) {
+    for (const step of [
+      { kind: 'route', servers: [canary] },
+      { kind: 'retire', replicas: [canary] },
+      { kind: 'remove', replicas: [canary] },
+    ] as const) {
       const { ex, lock, host } = setup()
       lock.lose()
       await expect(ex.runAll([step], 'deploy', 'shop:v2')).rejects.toThrow(LockLostError)
@@ -164,12 +214,32 @@ describe('Executor: the deploy lock', () => {
   })
 
   it("fails a canary step whose traffic is bad, and keeps the step's judgement", async () => {
-    const bad = [...Array(40).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'), ...Array(20).fill('nginx-rollout upstream=127.0.0.1:9202 status=502')].join('\n')
-    const { ex, journal } = setup({ rules: [[/tail -c/, { stdout: `whole 3000\n${bad}\n` }], [/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }]] })
-    const run = ex.runAll([{ kind: 'observe', seconds: 0, split: splitFor(10, [canary], 1), stable: [replica(9201, 'shop:v1')] }], 'deploy', 'shop:v2')
+    const bad = [
+      ...Array(40).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'),
+      ...Array(20).fill('nginx-rollout upstream=127.0.0.1:9202 status=502'),
+    ].join('\n')
+    const { ex, journal } = setup({
+      rules: [
+        [/tail -c/, { stdout: `whole 3000\n${bad}\n` }],
+        [/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }],
+      ],
+    })
+    const run = ex.runAll(
+      [{ kind: 'observe', seconds: 0, split: splitFor(10, [canary], 1), stable: [replica(9201, 'shop:v1')] }],
+      'deploy',
+      'shop:v2',
+    )
     await expect(run).rejects.toThrow(CanaryFailure)
-    await expect(run).rejects.toThrow('canary step at 10% failed: canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%')
-    expect(journal.evidence).toEqual([{ subject: 'shop-9202', reason: 'canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%', logs: 'upstream db timeout' }])
+    await expect(run).rejects.toThrow(
+      'canary step at 10% failed: canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%',
+    )
+    expect(journal.evidence).toEqual([
+      {
+        subject: 'shop-9202',
+        reason: 'canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%',
+        logs: 'upstream db timeout',
+      },
+    ])
   })
 })
 
@@ -197,7 +267,9 @@ describe('Executor: stopping and retiring', () => {
     ])
     expect(journal.steps[0].detail).toBe('continues while the next batch starts')
     stop.resolve({ code: 1, stderr: 'Error response from daemon: cannot stop container: permission denied\n' })
-    await expect(run).rejects.toThrow(`stopping old replicas failed on ${HOST} (exit 1): Error response from daemon: cannot stop container: permission denied\n  command: docker stop --time 10 -- ${old.id}`)
+    await expect(run).rejects.toThrow(
+      `stopping old replicas failed on ${HOST} (exit 1): Error response from daemon: cannot stop container: permission denied\n  command: docker stop --time 10 -- ${old.id}`,
+    )
     expect(outcomes(journal)[2]).toEqual(['remove shop-9201', 'failed'])
     expect(verbs(host)).toEqual(['docker stop', 'docker run'])
     expect(ex.progress().stopped).toEqual([replicaOf(old)])
@@ -206,7 +278,14 @@ describe('Executor: stopping and retiring', () => {
   it('waits for a background stop before removing, and says how long it waited', async () => {
     const stop = deferred<Partial<ExecResult>>()
     const { ex, host, journal } = setup({ rules: [[/^docker stop /, () => stop.promise]] })
-    const run = ex.runAll([{ kind: 'stop', replicas: [replicaOf(old)], background: true }, { kind: 'remove', replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
+    const run = ex.runAll(
+      [
+        { kind: 'stop', replicas: [replicaOf(old)], background: true },
+        { kind: 'remove', replicas: [replicaOf(old)] },
+      ],
+      'deploy',
+      'shop:v2',
+    )
     await sleep(30)
     expect(verbs(host)).toEqual(['docker stop'])
     stop.resolve({ code: 0 })
@@ -219,11 +298,27 @@ describe('Executor: stopping and retiring', () => {
   it('hands pending in-job stops to the retirement without waiting for them, with one retire command per host', async () => {
     const config = configFrom({ ...THREE_HOSTS, 'stop-timeout': '7' })
     const stop = deferred<Partial<ExecResult>>()
-    const apps = { a: new FakeRemote('a', [[/^docker stop /, () => stop.promise], ...HEALTHY_DOCKER]), b: new FakeRemote('b'), c: new FakeRemote('c') }
-    const live = [container(9201, 'shop:v1', { host: 'a' }), container(9201, 'shop:v1', { host: 'b' }), container(9201, 'shop:v1', { host: 'c' }), container(9202, 'shop:v1', { host: 'a' })]
+    const apps = {
+      a: new FakeRemote('a', [[/^docker stop /, () => stop.promise], ...HEALTHY_DOCKER]),
+      b: new FakeRemote('b'),
+      c: new FakeRemote('c'),
+    }
+    const live = [
+      container(9201, 'shop:v1', { host: 'a' }),
+      container(9201, 'shop:v1', { host: 'b' }),
+      container(9201, 'shop:v1', { host: 'c' }),
+      container(9202, 'shop:v1', { host: 'a' }),
+    ]
     const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb') })
     const olds = live.map(replicaOf)
-    await ex.runAll([{ kind: 'stop', replicas: [olds[0]], background: true }, { kind: 'retire', replicas: olds }], 'deploy', 'shop:v2')
+    await ex.runAll(
+      [
+        { kind: 'stop', replicas: [olds[0]], background: true },
+        { kind: 'retire', replicas: olds },
+      ],
+      'deploy',
+      'shop:v2',
+    )
     // The run is over while docker stop of a's first replica has not answered; its failure now fails nothing.
     stop.resolve({ code: 1, stderr: 'Error: timed out' })
     const retire = (r: FakeRemote) => r.commands.filter((c) => render(c).includes('setsid')).map((c) => c.argv.slice(4))
@@ -231,7 +326,8 @@ describe('Executor: stopping and retiring', () => {
     expect(retire(apps.b)).toEqual([[retireDir('shop'), '7', idOf('b', 9201)]])
     expect(retire(apps.c)).toEqual([[retireDir('shop'), '7', idOf('c', 9201)]])
     expect(journal.steps[1]).toMatchObject({
-      description: 'retire shop-9201@a, shop-9201@b, shop-9201@c, shop-9202@a (stop and remove on the host, in the background)',
+      description:
+        'retire shop-9201@a, shop-9201@b, shop-9201@c, shop-9202@a (stop and remove on the host, in the background)',
       outcome: 'ok',
       hosts: ['a', 'b', 'c'],
       detail: 'stopping (up to stop-timeout 7s) and removing on the host; a failure is reported by the next run',
@@ -240,7 +336,7 @@ describe('Executor: stopping and retiring', () => {
 
   // A background stop that failed during the deploy has been reported with the deploy's failure; the
   // rollback then has to start that replica again, and must not fail on the old stop's error.
-  it("does not fail the rollback on a failed background stop of the deploy it undoes", async () => {
+  it('does not fail the rollback on a failed background stop of the deploy it undoes', async () => {
     const { ex } = setup({
       rules: [
         [/^docker stop /, { code: 1, stderr: 'Error response from daemon: cannot stop container' }],
@@ -248,9 +344,27 @@ describe('Executor: stopping and retiring', () => {
       ],
       probe: (p) => (p.port === 9202 ? { error: 'connect ECONNREFUSED', ms: 1 } : { status: 200, ms: 1 }),
     })
-    const deploy = ex.runAll([{ kind: 'start', replicas: [v2] }, { kind: 'stop', replicas: [replicaOf(old)], background: true }, { kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    const deploy = ex.runAll(
+      [
+        { kind: 'start', replicas: [v2] },
+        { kind: 'stop', replicas: [replicaOf(old)], background: true },
+        { kind: 'gate', replicas: [v2] },
+      ],
+      'deploy',
+      'shop:v2',
+    )
     await expect(deploy).rejects.toThrow('shop-9202 stopped (exited, exit code 1) before it became healthy')
-    await expect(ex.runAll([{ kind: 'restart', replicas: [replicaOf(old)] }, { kind: 'gate', replicas: [replicaOf(old)] }, { kind: 'remove', replicas: [v2] }], 'rollback', 'shop:v2')).resolves.toBeUndefined()
+    await expect(
+      ex.runAll(
+        [
+          { kind: 'restart', replicas: [replicaOf(old)] },
+          { kind: 'gate', replicas: [replicaOf(old)] },
+          { kind: 'remove', replicas: [v2] },
+        ],
+        'rollback',
+        'shop:v2',
+      ),
+    ).resolves.toBeUndefined()
   })
 })
 
@@ -269,16 +383,40 @@ describe('Executor: health gates and drains', () => {
     await expect(run).rejects.toThrow(StepFailure)
     await expect(run).rejects.toThrow('shop-9202 stopped (exited, exit code 3) before it became healthy')
     expect(Date.now() - t0).toBeLessThan(5000)
-    expect(journal.evidence).toEqual([{ subject: 'shop-9202', reason: 'shop-9202 stopped (exited, exit code 3) before it became healthy', logs: 'booting\nFATAL: DATABASE_URL is not set' }])
+    expect(journal.evidence).toEqual([
+      {
+        subject: 'shop-9202',
+        reason: 'shop-9202 stopped (exited, exit code 3) before it became healthy',
+        logs: 'booting\nFATAL: DATABASE_URL is not set',
+      },
+    ])
     expect(journal.gates).toEqual([
-      { replica: 'shop-9202', host: HOST, ok: false, probes: 1, ms: expect.any(Number), last: 'GET / -> connect ECONNREFUSED 127.0.0.1:9202', dockerHealth: 'none' },
+      {
+        replica: 'shop-9202',
+        host: HOST,
+        ok: false,
+        probes: 1,
+        ms: expect.any(Number),
+        last: 'GET / -> connect ECONNREFUSED 127.0.0.1:9202',
+        dockerHealth: 'none',
+      },
     ])
   })
 
   it('passes a gate on the first allowed answer and says how long it took', async () => {
     const { ex, journal, host } = setup()
     await ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
-    expect(journal.gates).toEqual([{ replica: 'shop-9202', host: HOST, ok: true, probes: 1, ms: expect.any(Number), last: 'GET / -> 200', dockerHealth: 'none' }])
+    expect(journal.gates).toEqual([
+      {
+        replica: 'shop-9202',
+        host: HOST,
+        ok: true,
+        probes: 1,
+        ms: expect.any(Number),
+        last: 'GET / -> 200',
+        dockerHealth: 'none',
+      },
+    ])
     expect(journal.steps[0].detail).toMatch(/^shop-9202 healthy after \d+\.\ds$/)
     // Docker is asked once, about the answered probe: nothing before the first probe.
     expect(verbs(host)).toEqual(['docker inspect'])
@@ -287,8 +425,14 @@ describe('Executor: health gates and drains', () => {
   it('asks Docker after the first probe and every answered one, otherwise at most once a second, but after every probe for an image with a HEALTHCHECK', async () => {
     const events: string[] = []
     const inspectedAt: number[] = []
-    const inspect = (health: () => string): Rule => [/^docker inspect --format '\{\{\.State\.Status/, () => (events.push('inspect'), inspectedAt.push(Date.now()), { stdout: `running\t${health()}\t0\n` })]
-    const probe = (ok: () => boolean) => (): HttpResult => (ok() ? (events.push('answer'), { status: 200, ms: 1 }) : (events.push('refused'), { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 }))
+    const inspect = (health: () => string): Rule => [
+      /^docker inspect --format '\{\{\.State\.Status/,
+      () => (events.push('inspect'), inspectedAt.push(Date.now()), { stdout: `running\t${health()}\t0\n` }),
+    ]
+    const probe = (ok: () => boolean) => (): HttpResult =>
+      ok()
+        ? (events.push('answer'), { status: 200, ms: 1 })
+        : (events.push('refused'), { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 })
     const config = configFrom({ 'health-interval': '0.05' })
 
     // No HEALTHCHECK: refused for 1.3 s, then answered.
@@ -304,13 +448,20 @@ describe('Executor: health gates and drains', () => {
     const whileRefused = inspectedAt.slice(0, -1)
     expect(whileRefused.length).toBeGreaterThanOrEqual(2)
     expect(whileRefused.length).toBeLessThan(refused)
-    for (let i = 1; i < whileRefused.length; i++) expect(whileRefused[i] - whileRefused[i - 1]).toBeGreaterThanOrEqual(990)
-    expect(plain.journal.gates).toEqual([expect.objectContaining({ ok: true, probes: refused + 1, dockerHealth: 'none' })])
+    for (let i = 1; i < whileRefused.length; i++)
+      expect(whileRefused[i] - whileRefused[i - 1]).toBeGreaterThanOrEqual(990)
+    expect(plain.journal.gates).toEqual([
+      expect.objectContaining({ ok: true, probes: refused + 1, dockerHealth: 'none' }),
+    ])
 
     // A HEALTHCHECK: Docker's health is read after every probe, answered or not.
     events.length = 0
     let probes = 0
-    const checked = setup({ config, rules: [inspect(() => (events.includes('answer') ? 'healthy' : 'starting'))], probe: probe(() => ++probes > 3) })
+    const checked = setup({
+      config,
+      rules: [inspect(() => (events.includes('answer') ? 'healthy' : 'starting'))],
+      probe: probe(() => ++probes > 3),
+    })
     await checked.ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
     expect(events).toEqual(['refused', 'inspect', 'refused', 'inspect', 'refused', 'inspect', 'answer', 'inspect'])
     expect(checked.journal.gates).toEqual([expect.objectContaining({ ok: true, probes: 4, dockerHealth: 'healthy' })])
@@ -324,7 +475,11 @@ describe('Executor: health gates and drains', () => {
     const old = container(9201, 'shop:v1', { pid: 4242 })
     const { ex, journal, host } = setup({ containers: [old], rules: [[/max=\$1; min=\$2/, { stdout: `${answer}\n` }]] })
     await ex.runAll([{ kind: 'drain', seconds: 5, replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
-    expect(journal.steps[0]).toMatchObject({ description: 'drain shop-9201 (until idle, at most 5s)', outcome: 'ok', detail })
+    expect(journal.steps[0]).toMatchObject({
+      description: 'drain shop-9201 (until idle, at most 5s)',
+      outcome: 'ok',
+      detail,
+    })
     // At most 5 s, at least 0, polls of 0.1 s, 2 quiet polls; the container, its main pid as read and the port its app listens on inside.
     expect(host.commands[0].argv.slice(4)).toEqual(['5', '0', '0.1', '2', old.id, '4242', '8080'])
   })
@@ -332,7 +487,11 @@ describe('Executor: health gates and drains', () => {
   it("drains for at least keepalive_min_timeout when nginx reloads with it, reads each host's one network namespace with host networking, and adds up the hosts still busy", async () => {
     const config = configFrom({ ...THREE_HOSTS, 'drain-seconds': '5', network: 'host' })
     const drain = (answer: string): Rule => [/max=\$1; min=\$2/, { stdout: answer }]
-    const apps = { a: new FakeRemote('a', [drain('busy 5000 2')]), b: new FakeRemote('b', [drain('busy 5000 1')]), c: new FakeRemote('c', [drain('idle 100')]) }
+    const apps = {
+      a: new FakeRemote('a', [drain('busy 5000 2')]),
+      b: new FakeRemote('b', [drain('busy 5000 1')]),
+      c: new FakeRemote('c', [drain('idle 100')]),
+    }
     // a's pid was read; b's two replicas share b's namespace, watched through the one whose pid was read; c's
     // pid was read while it did not run, so it is not used (docker is asked on the host).
     const live = [
@@ -345,15 +504,23 @@ describe('Executor: health gates and drains', () => {
     const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb'), nginxState })
     await ex.runAll([{ kind: 'drain', seconds: 5, replicas: live.map(replicaOf) }], 'deploy', 'shop:v2')
     expect(journal.steps[0].detail).toBe('3 connections still open after drain-seconds 5s')
-    expect(apps.a.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('a', 9201), '1111', '9201']])
-    expect(apps.b.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('b', 9202), '2222', '9201|9202']])
+    expect(apps.a.commands.map((c) => c.argv.slice(4))).toEqual([
+      ['5', '1', '0.1', '2', idOf('a', 9201), '1111', '9201'],
+    ])
+    expect(apps.b.commands.map((c) => c.argv.slice(4))).toEqual([
+      ['5', '1', '0.1', '2', idOf('b', 9202), '2222', '9201|9202'],
+    ])
     expect(apps.c.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('c', 9201), '0', '9201']])
   })
 
   it('checks the replicas that took the traffic again while the old ones drain, at the same time, an answer sufficing', async () => {
     const drain = deferred<Partial<ExecResult>>()
     const { ex, journal, host } = setup({ rules: [[/max=\$1; min=\$2/, () => drain.promise]] })
-    const run = ex.runAll([{ kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')], recheck: [v2] }], 'deploy', 'shop:v2')
+    const run = ex.runAll(
+      [{ kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')], recheck: [v2] }],
+      'deploy',
+      'shop:v2',
+    )
     // The drain has not answered, yet shop-9202 is probed; it answers, which suffices for a replica that
     // passed its gate already: Docker is not asked.
     const waiting = Date.now()
@@ -363,7 +530,9 @@ describe('Executor: health gates and drains', () => {
     expect(journal.steps).toEqual([])
     drain.resolve({ stdout: 'idle 300\n' })
     await run
-    expect(outcomes(journal)).toEqual([['drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy', 'ok']])
+    expect(outcomes(journal)).toEqual([
+      ['drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy', 'ok'],
+    ])
     expect(journal.steps[0]).toMatchObject({ detail: 'nothing in flight after 0.3s', hosts: [HOST] })
     expect(verbs(host)).toEqual(['sh -c'])
   })
@@ -375,7 +544,8 @@ describe('Executor: health gates and drains', () => {
         [new RegExp(`^docker inspect --format .* -- ${startedId('shop-9202')}$`), { stdout: 'exited\tnone\t137\n' }],
         [/^docker logs --tail 30 -- /, { stdout: 'Killed\n' }],
       ],
-      probe: (p) => (p.port === 9202 ? { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 } : { status: 200, ms: 1 }),
+      probe: (p) =>
+        p.port === 9202 ? { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 } : { status: 200, ms: 1 },
     })
     const run = ex.runAll(
       [
@@ -397,7 +567,13 @@ describe('Executor: health gates and drains', () => {
     // The drain ran (and answered idle): the failure is the recheck's alone.
     const drains = host.commands.filter((c) => /max=\$1; min=\$2/.test(render(c)))
     expect(drains.map((c) => c.argv.slice(4))).toEqual([['5', '0', '0.1', '2', old.id, '0', '8080']])
-    expect(journal.evidence).toEqual([{ subject: 'shop-9202', reason: 'shop-9202 stopped (exited, exit code 137) before it became healthy', logs: 'Killed' }])
+    expect(journal.evidence).toEqual([
+      {
+        subject: 'shop-9202',
+        reason: 'shop-9202 stopped (exited, exit code 137) before it became healthy',
+        logs: 'Killed',
+      },
+    ])
     // Nothing stopped the old replica: an undo can route back to it.
     expect(ex.progress()).toMatchObject({ started: [v2], routed: [v2], stopped: [] })
     expect(verbs(host).filter((v) => v === 'docker stop')).toEqual([])
@@ -408,11 +584,18 @@ describe('Executor: the next batch started ahead', () => {
   it('fails the next gate with the error of a start that ran ahead and failed, and the undo removes that replica', async () => {
     const config = configFrom({ 'drain-seconds': '5', replicas: '2', pull: 'false' })
     const live = [container(9201), container(9202)]
-    const refused = 'docker: Error response from daemon: driver failed programming external connectivity: Bind for 127.0.0.1:9204 failed: port is already allocated.'
-    const { ex, journal, host } = setup({ config, containers: live, rules: [[/^docker run .* --name shop-9204 /, { code: 125, stderr: `${refused}\n` }]] })
+    const refused =
+      'docker: Error response from daemon: driver failed programming external connectivity: Bind for 127.0.0.1:9204 failed: port is already allocated.'
+    const { ex, journal, host } = setup({
+      config,
+      containers: live,
+      rules: [[/^docker run .* --name shop-9204 /, { code: 125, stderr: `${refused}\n` }]],
+    })
     const plan = planRolling(config, live, routesTo(...live))
     const run = ex.runAll(plan.steps, 'deploy', 'shop:v2')
-    await expect(run).rejects.toThrow(`starting shop-9204 failed on ${HOST} (exit 125): ${refused}\n  command: docker run --detach --name shop-9204 `)
+    await expect(run).rejects.toThrow(
+      `starting shop-9204 failed on ${HOST} (exit 125): ${refused}\n  command: docker run --detach --name shop-9204 `,
+    )
     expect(outcomes(journal)).toEqual([
       ['start shop-9203 (:9203) from shop:v2', 'ok'],
       ['health gate shop-9203', 'ok'],
@@ -476,7 +659,13 @@ describe('Executor: several hosts', () => {
     expect(lb.commands).toEqual([])
     // The gate's docker inspects (how many depends on the gate) are on b too.
     expect(verbs(apps.b)).toContain('docker inspect')
-    expect(verbs(apps.b).filter((v) => v !== 'docker inspect')).toEqual(['docker pull', 'docker run', 'sh -c', 'docker stop', 'sh -c'])
+    expect(verbs(apps.b).filter((v) => v !== 'docker inspect')).toEqual([
+      'docker pull',
+      'docker run',
+      'sh -c',
+      'docker stop',
+      'sh -c',
+    ])
     expect(render(apps.b.commands[1])).toMatch(/ --publish 10\.0\.0\.2:9202:8080 /)
     expect(apps.b.commands.find((c) => c.argv[1] === 'stop')?.argv.at(-1)).toBe(oldOnB.id)
     expect(journal.steps.map((s) => s.hosts)).toEqual([['b'], ['b'], ['b'], ['b'], ['b'], ['b']])
@@ -495,9 +684,20 @@ describe('Executor: several hosts', () => {
 
   it('names the host of a failing replica in its evidence', async () => {
     const { ex, apps, journal } = fleetSetup(() => ({ error: 'connect ECONNREFUSED 10.0.0.2:9202', ms: 1 }))
-    apps.b.rules.unshift([/^docker inspect --format '\{\{\.State\.Status/, { stdout: 'exited\tnone\t137\n' }], [/^docker logs /, { stdout: 'Killed\n' }])
-    await expect(ex.runAll([{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')).rejects.toThrow('shop-9202 stopped (exited, exit code 137) before it became healthy')
-    expect(journal.evidence).toEqual([{ subject: 'shop-9202 on b', reason: 'shop-9202 stopped (exited, exit code 137) before it became healthy', logs: 'Killed' }])
+    apps.b.rules.unshift(
+      [/^docker inspect --format '\{\{\.State\.Status/, { stdout: 'exited\tnone\t137\n' }],
+      [/^docker logs /, { stdout: 'Killed\n' }],
+    )
+    await expect(ex.runAll([{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')).rejects.toThrow(
+      'shop-9202 stopped (exited, exit code 137) before it became healthy',
+    )
+    expect(journal.evidence).toEqual([
+      {
+        subject: 'shop-9202 on b',
+        reason: 'shop-9202 stopped (exited, exit code 137) before it became healthy',
+        logs: 'Killed',
+      },
+    ])
     expect(journal.gates).toEqual([expect.objectContaining({ replica: 'shop-9202', host: 'b', ok: false })])
   })
 
@@ -506,8 +706,13 @@ describe('Executor: several hosts', () => {
     const next = ['a', 'b', 'c'].map((h) => replica(9202, 'shop:v2', h))
     await ex.runAll([{ kind: 'route', servers: next }], 'deploy', 'shop:v2')
     expect(lb.applies).toHaveLength(1)
-    expect(lb.installed[0]).toContain('    server 10.0.0.2:9202 weight=10 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on b\n')
+    expect(lb.installed[0]).toContain(
+      '    server 10.0.0.2:9202 weight=10 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on b\n',
+    )
     expect([apps.a, apps.b, apps.c].map((r) => r.commands.length)).toEqual([0, 0, 0])
-    expect(journal.steps[0]).toMatchObject({ description: 'route traffic to shop-9202@a, shop-9202@b, shop-9202@c (one nginx reload)', hosts: ['lb'] })
+    expect(journal.steps[0]).toMatchObject({
+      description: 'route traffic to shop-9202@a, shop-9202@b, shop-9202@c (one nginx reload)',
+      hosts: ['lb'],
+    })
   })
 })

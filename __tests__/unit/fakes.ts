@@ -13,16 +13,26 @@ import { LockLostError, type HeldLock } from '../../src/remote/lock.js'
 import type { ExecOptions, ExecResult, HttpResult, Remote } from '../../src/remote/ssh.js'
 
 /** Inputs for three app hosts a, b, c (upstream addresses 10.0.0.1-3) behind nginx on lb. */
-export const THREE_HOSTS = { host: '', hosts: 'a:22 10.0.0.1\nb:22 10.0.0.2\nc:22 10.0.0.3', 'nginx-host': 'lb:22' } as const
+export const THREE_HOSTS = {
+  host: '',
+  hosts: 'a:22 10.0.0.1\nb:22 10.0.0.2\nc:22 10.0.0.3',
+  'nginx-host': 'lb:22',
+} as const
 
 /** The single host of configFrom()'s default inputs. */
 export const HOST = 'docker.example.com'
 
 /** The upstream address nginx reaches each test host's replicas at. */
-export const ADDRESS: Readonly<Record<string, string>> = { [HOST]: '127.0.0.1', a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' }
+export const ADDRESS: Readonly<Record<string, string>> = {
+  [HOST]: '127.0.0.1',
+  a: '10.0.0.1',
+  b: '10.0.0.2',
+  c: '10.0.0.3',
+}
 
 /** A container id as docker prints it (64 hex digits), distinct per host and port. */
-export const idOf = (host: string, port: number): string => `${Buffer.from(host).toString('hex')}${port.toString(16)}`.padEnd(64, '0').slice(0, 64)
+export const idOf = (host: string, port: number): string =>
+  `${Buffer.from(host).toString('hex')}${port.toString(16)}`.padEnd(64, '0').slice(0, 64)
 
 /** The id a fake `docker run` prints for a container it started by this name. */
 export const startedId = (name: string): string => `e${Buffer.from(name).toString('hex')}`.padEnd(64, '0').slice(0, 64)
@@ -31,20 +41,43 @@ export const startedId = (name: string): string => `e${Buffer.from(name).toStrin
 export function container(port: number, image = 'shop:v1', over: Partial<ManagedContainer> = {}): ManagedContainer {
   const host = over.host ?? HOST
   const app = over.app ?? 'shop'
-  return { id: idOf(host, port), host, address: ADDRESS[host] ?? host, name: `${app}-${port}`, port, image, app, running: true, ...over }
+  return {
+    id: idOf(host, port),
+    host,
+    address: ADDRESS[host] ?? host,
+    name: `${app}-${port}`,
+    port,
+    image,
+    app,
+    running: true,
+    ...over,
+  }
 }
 
 /** The replica (no id, app or state) of a container. */
-export const replicaOf = ({ host, address, name, port, image, color }: ManagedContainer): Replica => ({ host, address, name, port, image, ...(color ? { color } : {}) })
+export const replicaOf = ({ host, address, name, port, image, color }: ManagedContainer): Replica => ({
+  host,
+  address,
+  name,
+  port,
+  image,
+  ...(color ? { color } : {}),
+})
 
 /** A replica on a host, as plans build them. */
-export const replica = (port: number, image = 'shop:v2', host = HOST, color?: string): Replica => replicaOf(container(port, image, { host, ...(color ? { color } : {}) }))
+export const replica = (port: number, image = 'shop:v2', host = HOST, color?: string): Replica =>
+  replicaOf(container(port, image, { host, ...(color ? { color } : {}) }))
 
 /** The routes a managed file holds that routes to these containers (weight 10 each). */
-export const routesTo = (...cs: ReadonlyArray<Pick<Replica, 'address' | 'port'>>): Map<string, number | undefined> => new Map(cs.map((c) => [hostPort(c.address, c.port), 10]))
+export const routesTo = (...cs: ReadonlyArray<Pick<Replica, 'address' | 'port'>>): Map<string, number | undefined> =>
+  new Map(cs.map((c) => [hostPort(c.address, c.port), 10]))
 
 /** What a read of the hosts returns: nginx running with the app's file routing `routes` (undefined: no file yet). */
-export function hostState(containers: readonly ManagedContainer[], routes: Routes, extra: Partial<HostState> = {}): HostState {
+export function hostState(
+  containers: readonly ManagedContainer[],
+  routes: Routes,
+  extra: Partial<HostState> = {},
+): HostState {
   const nginx: NginxState = {
     exists: true,
     running: true,
@@ -58,7 +91,10 @@ export function hostState(containers: readonly ManagedContainer[], routes: Route
 }
 
 /** A canary left paused at 10% by pull request #7 of acme/shop. */
-export const pausedCanary = (replicas: ReadonlyArray<Pick<Replica, 'host' | 'name'>>, over: Partial<CanaryState> = {}): CanaryState => ({
+export const pausedCanary = (
+  replicas: ReadonlyArray<Pick<Replica, 'host' | 'name'>>,
+  over: Partial<CanaryState> = {},
+): CanaryState => ({
   image: 'shop:v2',
   stableImage: 'shop:v1',
   weight: 10,
@@ -144,7 +180,11 @@ export class FakeNginxHost extends FakeRemote {
   applyStderr = ''
   readonly installed: Array<string | undefined> = []
 
-  constructor(name: string, rules: readonly Rule[] = [], replicas: (p: Probe) => HttpResult | Promise<HttpResult> = () => ({ status: 200, ms: 1 })) {
+  constructor(
+    name: string,
+    rules: readonly Rule[] = [],
+    replicas: (p: Probe) => HttpResult | Promise<HttpResult> = () => ({ status: 200, ms: 1 }),
+  ) {
     super(name, [
       [
         APPLY_SCRIPT,
@@ -158,7 +198,8 @@ export class FakeNginxHost extends FakeRemote {
       ...rules,
       ...HEALTHY_DOCKER,
     ])
-    this.probe = (p) => (p.path.startsWith('/.nginx-rollout/') ? { status: 200, body: `${this.served}\n`, ms: 1 } : replicas(p))
+    this.probe = (p) =>
+      p.path.startsWith('/.nginx-rollout/') ? { status: 200, body: `${this.served}\n`, ms: 1 } : replicas(p)
   }
 
   /** The apply commands sent. */
@@ -206,7 +247,10 @@ export class FakeLock {
   }
   assertHeld(): void {
     this.checks++
-    if (this.why) throw new LockLostError(`the deploy lock of shop is no longer this run's (${this.why}); stopped before changing anything more`)
+    if (this.why)
+      throw new LockLostError(
+        `the deploy lock of shop is no longer this run's (${this.why}); stopped before changing anything more`,
+      )
   }
   get asHeldLock(): HeldLock {
     return this as unknown as HeldLock
@@ -223,7 +267,12 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** The Logger the executor logs to, keeping the lines. */
-export function recordingLogger(): { info: (m: string) => void; warning: (m: string) => void; debug: (m: string) => void; lines: string[] } {
+export function recordingLogger(): {
+  info: (m: string) => void
+  warning: (m: string) => void
+  debug: (m: string) => void
+  lines: string[]
+} {
   const lines: string[] = []
   return { info: (m) => lines.push(m), warning: (m) => lines.push(`warning: ${m}`), debug: () => {}, lines }
 }

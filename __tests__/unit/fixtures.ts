@@ -19,6 +19,10 @@ export function configFrom(inputs: Partial<Record<InputName, string>> = {}): Con
 }
 
 /** A replica of app shop on the single host configFrom() gives (docker.example.com, reached at 127.0.0.1). */
-export function replicaOf(port: number, image: string, where: Partial<Pick<Replica, 'host' | 'address' | 'name' | 'color'>> = {}): Replica {
+export function replicaOf(
+  port: number,
+  image: string,
+  where: Partial<Pick<Replica, 'host' | 'address' | 'name' | 'color'>> = {},
+): Replica {
   return { host: 'docker.example.com', address: '127.0.0.1', name: `shop-${port}`, port, image, ...where }
 }

@@ -14,7 +14,8 @@ import { configFrom } from './fixtures.js'
 const config = (over = {}) => configFrom({ ...THREE_HOSTS, 'drain-seconds': '5', ...over })
 const many = (s: Step) => describeStep(s, true)
 /** One container of the app per host, on the same port. */
-const onEachHost = (port: number, image = 'shop:v1', extra: Partial<ManagedContainer> = {}) => ['a', 'b', 'c'].map((host) => container(port, image, { host, ...extra }))
+const onEachHost = (port: number, image = 'shop:v1', extra: Partial<ManagedContainer> = {}) =>
+  ['a', 'b', 'c'].map((host) => container(port, image, { host, ...extra }))
 const routeSteps = (plan: Plan) => plan.steps.filter((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
 const perHost = (rs: readonly Replica[]) => Object.fromEntries([...byHost(rs)].map(([h, list]) => [h, list.length]))
 
@@ -30,7 +31,11 @@ describe('plans over several app hosts', () => {
   })
 
   it('starts `replicas` on every app host, taking from the hosts in turn, and logs in and pulls on each', () => {
-    const plan = planRolling(config({ replicas: '2', registry: 'ghcr.io', 'registry-username': 'bot', 'registry-password': 'pw' }), [], undefined)
+    const plan = planRolling(
+      config({ replicas: '2', registry: 'ghcr.io', 'registry-username': 'bot', 'registry-password': 'pw' }),
+      [],
+      undefined,
+    )
     expect(plan.steps.map(many)).toEqual([
       'log in to ghcr.io as bot on a, b, c',
       'pull shop:v2 on a, b, c',
@@ -43,16 +48,33 @@ describe('plans over several app hosts', () => {
       { kind: 'pull', image: 'shop:v2', hosts: ['a', 'b', 'c'] },
     ])
     expect(perHost(plan.next)).toEqual({ a: 2, b: 2, c: 2 })
-    expect(plan.next.map((r) => `${r.address}:${r.port}`)).toEqual(['10.0.0.1:9201', '10.0.0.2:9201', '10.0.0.3:9201', '10.0.0.1:9202', '10.0.0.2:9202', '10.0.0.3:9202'])
+    expect(plan.next.map((r) => `${r.address}:${r.port}`)).toEqual([
+      '10.0.0.1:9201',
+      '10.0.0.2:9201',
+      '10.0.0.3:9201',
+      '10.0.0.1:9202',
+      '10.0.0.2:9202',
+      '10.0.0.3:9202',
+    ])
   })
 
   it('allocates ports per host: a port taken on host a is free on host b', () => {
-    const taken = [container(9201, 'blog:v1', { host: 'a', app: 'blog', name: 'blog-9201' }), container(9202, 'shop:v0', { host: 'a', running: false })]
-    expect(allocate(config(), taken, everyHost(config(), 1), 'shop:v2')).toEqual([replica(9203, 'shop:v2', 'a'), replica(9201, 'shop:v2', 'b'), replica(9201, 'shop:v2', 'c')])
+    const taken = [
+      container(9201, 'blog:v1', { host: 'a', app: 'blog', name: 'blog-9201' }),
+      container(9202, 'shop:v0', { host: 'a', running: false }),
+    ]
+    expect(allocate(config(), taken, everyHost(config(), 1), 'shop:v2')).toEqual([
+      replica(9203, 'shop:v2', 'a'),
+      replica(9201, 'shop:v2', 'b'),
+      replica(9201, 'shop:v2', 'c'),
+    ])
   })
 
   it('names the host in the port exhaustion message', () => {
-    const full = [container(9201, 'shop:v1', { host: 'b' }), container(9202, 'blog:v1', { host: 'b', app: 'blog', name: 'blog-9202' })]
+    const full = [
+      container(9201, 'shop:v1', { host: 'b' }),
+      container(9202, 'blog:v1', { host: 'b', app: 'blog', name: 'blog-9202' }),
+    ]
     expect(() => allocate(config({ ports: '9201-9202' }), full, everyHost(config(), 1), 'shop:v2')).toThrow(
       'ports: 1 new replicas on b need 1 free ports in 9201-9202, but only 0 are free (taken: 9201, 9202).',
     )
@@ -88,21 +110,28 @@ describe('plans over several app hosts', () => {
     ])
   })
 
-  it.each(['1', '2', '3', '4'])('never leaves a host without a replica in the upstream with batch-size %s and 2 replicas per host', (batch) => {
-    const live = [...onEachHost(9201), ...onEachHost(9202)]
-    const plan = planRolling(config({ replicas: '2', 'batch-size': batch }), live, routesTo(...live))
-    const routes = routeSteps(plan)
-    expect(routes).toHaveLength(Math.ceil(6 / Number(batch)))
-    for (const r of routes) {
-      expect(r.servers).toHaveLength(6)
-      expect(Object.keys(perHost(r.servers)).sort()).toEqual(['a', 'b', 'c'])
-    }
-    expect(perHost(plan.next)).toEqual({ a: 2, b: 2, c: 2 })
-  })
+  it.each(['1', '2', '3', '4'])(
+    'never leaves a host without a replica in the upstream with batch-size %s and 2 replicas per host',
+    (batch) => {
+      const live = [...onEachHost(9201), ...onEachHost(9202)]
+      const plan = planRolling(config({ replicas: '2', 'batch-size': batch }), live, routesTo(...live))
+      const routes = routeSteps(plan)
+      expect(routes).toHaveLength(Math.ceil(6 / Number(batch)))
+      for (const r of routes) {
+        expect(r.servers).toHaveLength(6)
+        expect(Object.keys(perHost(r.servers)).sort()).toEqual(['a', 'b', 'c'])
+      }
+      expect(perHost(plan.next)).toEqual({ a: 2, b: 2, c: 2 })
+    },
+  )
 
   it('starts the new colour on every host in one step, switches every host in one reload, and checks every host again while the old colour drains', () => {
     const live = onEachHost(9201, 'shop:v1', { color: 'blue' })
-    const plan = planBlueGreen(config({ strategy: 'blue-green', replicas: '1', pull: 'false' }), live, routesTo(...live))
+    const plan = planBlueGreen(
+      config({ strategy: 'blue-green', replicas: '1', pull: 'false' }),
+      live,
+      routesTo(...live),
+    )
     expect(plan.steps.map(many)).toEqual([
       'start shop-9202@a (:9202), shop-9202@b (:9202), shop-9202@c (:9202) from shop:v2',
       'health gate shop-9202@a, shop-9202@b, shop-9202@c',
@@ -115,7 +144,11 @@ describe('plans over several app hosts', () => {
 
   it('puts the canary on the first host, then replaces every host so each ends with exactly `replicas`', () => {
     const live = onEachHost(9201)
-    const plan = planCanary(config({ strategy: 'canary', replicas: '1', 'canary-steps': '10,100', 'canary-interval': '30' }), live, routesTo(...live))
+    const plan = planCanary(
+      config({ strategy: 'canary', replicas: '1', 'canary-steps': '10,100', 'canary-interval': '30' }),
+      live,
+      routesTo(...live),
+    )
     expect(plan.steps.map(many)).toEqual([
       'pull shop:v2 on a, b, c',
       'start shop-9202@a (:9202) from shop:v2',
@@ -143,24 +176,35 @@ describe('plans over several app hosts', () => {
     ['2', '1', ['a', 'b']],
     ['3', '2', ['a', 'b', 'c']],
     ['4', '1', ['a', 'b', 'c', 'a']],
-  ])('spreads %s canary replicas round-robin from the first host, and ends with %s per host at 100', (canaries, replicas, hosts) => {
-    const live = onEachHost(9201)
-    const plan = planCanary(config({ strategy: 'canary', replicas, 'canary-replicas': canaries, 'canary-steps': '10,100' }), live, routesTo(...live))
-    const start = plan.steps.find((s) => s.kind === 'start')
-    expect(start).toMatchObject({ kind: 'start' })
-    const canary = (start as Extract<Step, { kind: 'start' }>).replicas
-    expect(canary.map((r) => r.host).sort()).toEqual([...hosts].sort())
-    const n = Number(replicas)
-    expect(perHost(plan.next)).toEqual({ a: n, b: n, c: n })
-    // Every canary replica either stays (up to `replicas` on its host) or is retired; none is left behind.
-    const retired = plan.steps.flatMap((s) => (s.kind === 'retire' ? s.replicas : []))
-    for (const r of canary) expect(plan.next.includes(r) !== retired.includes(r)).toBe(true)
-    expect(routeSteps(plan).at(-1)!.servers).toEqual(plan.next)
-  })
+  ])(
+    'spreads %s canary replicas round-robin from the first host, and ends with %s per host at 100',
+    (canaries, replicas, hosts) => {
+      const live = onEachHost(9201)
+      const plan = planCanary(
+        config({ strategy: 'canary', replicas, 'canary-replicas': canaries, 'canary-steps': '10,100' }),
+        live,
+        routesTo(...live),
+      )
+      const start = plan.steps.find((s) => s.kind === 'start')
+      expect(start).toMatchObject({ kind: 'start' })
+      const canary = (start as Extract<Step, { kind: 'start' }>).replicas
+      expect(canary.map((r) => r.host).sort()).toEqual([...hosts].sort())
+      const n = Number(replicas)
+      expect(perHost(plan.next)).toEqual({ a: n, b: n, c: n })
+      // Every canary replica either stays (up to `replicas` on its host) or is retired; none is left behind.
+      const retired = plan.steps.flatMap((s) => (s.kind === 'retire' ? s.replicas : []))
+      for (const r of canary) expect(plan.next.includes(r) !== retired.includes(r)).toBe(true)
+      expect(routeSteps(plan).at(-1)!.servers).toEqual(plan.next)
+    },
+  )
 
   it('keeps a paused canary on the first host beside every stable replica', () => {
     const live = onEachHost(9201)
-    const plan = planCanary(config({ strategy: 'canary', replicas: '1', 'canary-steps': '20' }), live, routesTo(...live))
+    const plan = planCanary(
+      config({ strategy: 'canary', replicas: '1', 'canary-steps': '20' }),
+      live,
+      routesTo(...live),
+    )
     expect(plan.pausesAt).toEqual({ percent: 20, canary: [replica(9202, 'shop:v2', 'a')], stableImage: 'shop:v1' })
     expect(plan.next).toEqual([...live.map(replicaOf), replica(9202, 'shop:v2', 'a')])
   })

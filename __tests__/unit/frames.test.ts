@@ -8,9 +8,14 @@ import { parseSections, sectioned, text, type Section } from '../../src/remote/f
 
 /** A section as SECTION_SH frames it. */
 const frame = (name: string, code: number, out: string | Buffer, err: string | Buffer = '') =>
-  Buffer.concat([Buffer.from(`\n@@nginx-rollout ${name} ${code} ${Buffer.byteLength(out)} ${Buffer.byteLength(err)}\n`), Buffer.from(out), Buffer.from(err)])
+  Buffer.concat([
+    Buffer.from(`\n@@nginx-rollout ${name} ${code} ${Buffer.byteLength(out)} ${Buffer.byteLength(err)}\n`),
+    Buffer.from(out),
+    Buffer.from(err),
+  ])
 
-const shown = (sections: Map<string, Section>) => Object.fromEntries([...sections].map(([name, s]) => [name, { code: s.code, out: text(s.out), err: text(s.err) }]))
+const shown = (sections: Map<string, Section>) =>
+  Object.fromEntries([...sections].map(([name, s]) => [name, { code: s.code, out: text(s.out), err: text(s.err) }]))
 
 /** Runs a command as the Remote would hand it to the host's shell, and returns its exit code and raw output. */
 function runSh(c: { argv: readonly string[] }): { code: number; raw: Buffer } {
@@ -24,7 +29,11 @@ function runSh(c: { argv: readonly string[] }): { code: number; raw: Buffer } {
 
 describe('parseSections', () => {
   it('reads each section by its byte lengths, multi-byte UTF-8 included', () => {
-    const raw = Buffer.concat([frame('history', 0, '[{"image":"shop:v2 — ünïcødé ✓"}]\n'), frame('canary', 1, '', 'cat: canary.json: No such file\n'), frame('empty', 0, '')])
+    const raw = Buffer.concat([
+      frame('history', 0, '[{"image":"shop:v2 — ünïcødé ✓"}]\n'),
+      frame('canary', 1, '', 'cat: canary.json: No such file\n'),
+      frame('empty', 0, ''),
+    ])
     expect(shown(parseSections(raw))).toEqual({
       history: { code: 0, out: '[{"image":"shop:v2 — ünïcødé ✓"}]\n', err: '' },
       canary: { code: 1, out: '', err: 'cat: canary.json: No such file\n' },
@@ -35,18 +44,32 @@ describe('parseSections', () => {
   it('never takes content for a header, even a line that looks exactly like one', () => {
     const forged = '# comment\n@@nginx-rollout managed 0 4 0\nevil\n'
     const raw = Buffer.concat([frame('managed', 0, forged), frame('masters', 0, '812 \n')])
-    expect(shown(parseSections(raw))).toEqual({ managed: { code: 0, out: forged, err: '' }, masters: { code: 0, out: '812 \n', err: '' } })
+    expect(shown(parseSections(raw))).toEqual({
+      managed: { code: 0, out: forged, err: '' },
+      masters: { code: 0, out: '812 \n', err: '' },
+    })
   })
 
   it('keeps the bytes of a section, which may hold sections of its own', () => {
-    const inner = Buffer.concat([frame('masters', 0, '812 '), frame('dump', 0, '# configuration file /etc/nginx/nginx.conf:\n')])
+    const inner = Buffer.concat([
+      frame('masters', 0, '812 '),
+      frame('dump', 0, '# configuration file /etc/nginx/nginx.conf:\n'),
+    ])
     const outer = parseSections(Buffer.concat([frame('history', 0, '[]'), frame('nginx', 0, inner)]))
     expect(outer.get('nginx')?.out.equals(inner)).toBe(true)
-    expect(shown(parseSections(outer.get('nginx')!.out))).toEqual({ masters: { code: 0, out: '812 ', err: '' }, dump: { code: 0, out: '# configuration file /etc/nginx/nginx.conf:\n', err: '' } })
+    expect(shown(parseSections(outer.get('nginx')!.out))).toEqual({
+      masters: { code: 0, out: '812 ', err: '' },
+      dump: { code: 0, out: '# configuration file /etc/nginx/nginx.conf:\n', err: '' },
+    })
   })
 
   it('skips a login banner before the first section, and stops at anything but a header after one', () => {
-    const raw = Buffer.concat([Buffer.from('Welcome to Ubuntu\n'), frame('a', 0, 'x'), Buffer.from('stray'), frame('b', 0, 'y')])
+    const raw = Buffer.concat([
+      Buffer.from('Welcome to Ubuntu\n'),
+      frame('a', 0, 'x'),
+      Buffer.from('stray'),
+      frame('b', 0, 'y'),
+    ])
     expect(shown(parseSections(raw))).toEqual({ a: { code: 0, out: 'x', err: '' } })
   })
 
@@ -85,14 +108,21 @@ describe('sectioned, run by a real sh', () => {
   })
 
   it('runs the first part before the others, and all of them when it succeeds', () => {
-    const { code, raw } = runSh(sectioned(script('echo "taken over a stale lock"'), [{ name: 'after', command: command('echo', 'read') }]))
+    const { code, raw } = runSh(
+      sectioned(script('echo "taken over a stale lock"'), [{ name: 'after', command: command('echo', 'read') }]),
+    )
     expect(code).toBe(0)
-    expect(shown(parseSections(raw))).toEqual({ first: { code: 0, out: 'taken over a stale lock\n', err: '' }, after: { code: 0, out: 'read\n', err: '' } })
+    expect(shown(parseSections(raw))).toEqual({
+      first: { code: 0, out: 'taken over a stale lock\n', err: '' },
+      after: { code: 0, out: 'read\n', err: '' },
+    })
   })
 
   it("stops when the first part fails: its exit code is the command's, and no later part runs", () => {
     const marker = join(dir, 'later-part-ran')
-    const { code, raw } = runSh(sectioned(script('echo "held by run 41"; exit 3'), [{ name: 'later', command: command('touch', marker) }]))
+    const { code, raw } = runSh(
+      sectioned(script('echo "held by run 41"; exit 3'), [{ name: 'later', command: command('touch', marker) }]),
+    )
     expect(code).toBe(3)
     expect(shown(parseSections(raw))).toEqual({ first: { code: 3, out: 'held by run 41\n', err: '' } })
     expect(existsSync(marker)).toBe(false)

@@ -34,7 +34,9 @@ const pausedCanary: CanaryState = {
 
 describe('deploymentTarget', () => {
   it('records a deploy in the environment, for the commit a pull request pushed', () => {
-    expect(deploymentTarget(configFrom({ environment: 'production', strategy: 'canary' }), prRun, undefined, 'shop:v2')).toEqual({
+    expect(
+      deploymentTarget(configFrom({ environment: 'production', strategy: 'canary' }), prRun, undefined, 'shop:v2'),
+    ).toEqual({
       kind: 'new',
       deployment: {
         ref: 'head7sha',
@@ -43,32 +45,57 @@ describe('deploymentTarget', () => {
         payload: { app: 'shop', image: 'shop:v2', operation: 'deploy', strategy: 'canary' },
       },
     })
-    expect(deploymentTarget(configFrom({ environment: 'production' }), run, undefined, 'shop:v2')).toMatchObject({ kind: 'new', deployment: { ref: 'merge0sha' } })
+    expect(deploymentTarget(configFrom({ environment: 'production' }), run, undefined, 'shop:v2')).toMatchObject({
+      kind: 'new',
+      deployment: { ref: 'merge0sha' },
+    })
   })
 
   it('records nothing without an environment, for a dry run, for status, or outside a workflow run', () => {
     expect(deploymentTarget(configFrom(), run, undefined, 'shop:v2')).toEqual({ kind: 'none' })
-    expect(deploymentTarget(configFrom({ environment: 'production', 'dry-run': 'true' }), run, undefined, 'shop:v2')).toEqual({ kind: 'none' })
-    expect(deploymentTarget(configFrom({ environment: 'production', operation: 'status' }), run, undefined, '')).toEqual({ kind: 'none' })
-    expect(deploymentTarget(configFrom({ environment: 'production' }), { ...run, repo: undefined }, undefined, 'shop:v2')).toEqual({ kind: 'none' })
+    expect(
+      deploymentTarget(configFrom({ environment: 'production', 'dry-run': 'true' }), run, undefined, 'shop:v2'),
+    ).toEqual({ kind: 'none' })
+    expect(
+      deploymentTarget(configFrom({ environment: 'production', operation: 'status' }), run, undefined, ''),
+    ).toEqual({ kind: 'none' })
+    expect(
+      deploymentTarget(configFrom({ environment: 'production' }), { ...run, repo: undefined }, undefined, 'shop:v2'),
+    ).toEqual({ kind: 'none' })
   })
 
   it("lets promote and abort finish the canary's own deployment, even without the environment input", () => {
     for (const operation of ['promote', 'abort'])
-      expect(deploymentTarget(configFrom({ operation }), run, pausedCanary, 'shop:v2')).toEqual({ kind: 'canary', id: 1001, environment: 'production' })
+      expect(deploymentTarget(configFrom({ operation }), run, pausedCanary, 'shop:v2')).toEqual({
+        kind: 'canary',
+        id: 1001,
+        environment: 'production',
+      })
   })
 
   it('adds no deployment for an abort of a canary nobody recorded, nor takes over one of another repository', () => {
-    expect(deploymentTarget(configFrom({ operation: 'abort', environment: 'production' }), run, { ...pausedCanary, deployment: undefined }, 'shop:v1')).toEqual({ kind: 'none' })
+    expect(
+      deploymentTarget(
+        configFrom({ operation: 'abort', environment: 'production' }),
+        run,
+        { ...pausedCanary, deployment: undefined },
+        'shop:v1',
+      ),
+    ).toEqual({ kind: 'none' })
     const other = { ...pausedCanary, deployment: { repo: 'acme/other', environment: 'production', id: 5 } }
-    expect(deploymentTarget(configFrom({ operation: 'promote', environment: 'production' }), run, other, 'shop:v2')).toMatchObject({ kind: 'new' })
+    expect(
+      deploymentTarget(configFrom({ operation: 'promote', environment: 'production' }), run, other, 'shop:v2'),
+    ).toMatchObject({ kind: 'new' })
   })
 })
 
 describe('the pull request of a canary', () => {
   it("is this run's pull request, or for a run without one the paused canary's of the same repository", () => {
     expect(canaryPullRequest(prRun, undefined)).toEqual({ repo: 'acme/shop', number: 7 })
-    expect(canaryPullRequest(run, { ...pausedCanary, pullRequest: { repo: 'acme/shop', number: 5 } })).toEqual({ repo: 'acme/shop', number: 5 })
+    expect(canaryPullRequest(run, { ...pausedCanary, pullRequest: { repo: 'acme/shop', number: 5 } })).toEqual({
+      repo: 'acme/shop',
+      number: 5,
+    })
     expect(canaryPullRequest(run, { ...pausedCanary, pullRequest: { repo: 'acme/other', number: 5 } })).toBeUndefined()
     expect(canaryPullRequest({ ...prRun, repo: undefined }, undefined)).toBeUndefined()
   })
@@ -79,7 +106,9 @@ describe('the pull request of a canary', () => {
       pullRequest: { repo: 'acme/shop', number: 7 },
     })
     // A promote without a pull request that pauses again (inconclusive) keeps the canary's own.
-    expect(canaryLinks(run, { ...pausedCanary, pullRequest: { repo: 'acme/shop', number: 7 } }, undefined)).toEqual({ pullRequest: { repo: 'acme/shop', number: 7 } })
+    expect(canaryLinks(run, { ...pausedCanary, pullRequest: { repo: 'acme/shop', number: 7 } }, undefined)).toEqual({
+      pullRequest: { repo: 'acme/shop', number: 7 },
+    })
   })
 })
 
@@ -97,7 +126,10 @@ describe('finalStatus', () => {
     ['deploy', 'planned', 'failure', 'Deploy failed: see the run log'],
     ['promote', 'unchanged', 'inactive', 'Nothing to do'],
   ] as const)('%s ending %s -> %s', (operation, result, state, description) => {
-    expect(finalStatus({ ...facts, operation, result, canaryWeight: result === 'paused' ? '10' : '' })).toEqual({ state, description })
+    expect(finalStatus({ ...facts, operation, result, canaryWeight: result === 'paused' ? '10' : '' })).toEqual({
+      state,
+      description,
+    })
   })
 })
 
@@ -111,7 +143,14 @@ describe('renderCanaryComment', () => {
     stableImage: 'shop:v1',
     canaryWeight: '10',
     observations: [
-      { percent: 10, seconds: 60, verdict: 'pass', reason: 'within budget', canary: { requests: 1204, errors: 0, rate: 0 }, stable: { requests: 10833, errors: 2, rate: 0.0185 } },
+      {
+        percent: 10,
+        seconds: 60,
+        verdict: 'pass',
+        reason: 'within budget',
+        canary: { requests: 1204, errors: 0, rate: 0 },
+        stable: { requests: 10833, errors: 2, rate: 0.0185 },
+      },
     ],
     runUrl: 'https://github.com/acme/shop/actions/runs/42',
     at: '2026-11-25T10:00:00.000Z',
@@ -143,8 +182,14 @@ describe('renderCanaryComment', () => {
     expect(promoted).toContain('### Canary of `shop` on production: promoted\n\n`shop:v2` serves all requests.')
     expect(promoted).not.toContain('**Promote**')
     const aborted = renderCanaryComment({ ...view, operation: 'abort', result: 'rolled-back', canaryWeight: '0' })
-    expect(aborted).toContain('### Canary of `shop` on production: aborted\n\n`shop:v1` serves all requests again; the canary `shop:v2` is gone.')
-    const failed = renderCanaryComment({ ...view, result: 'rolled-back', failure: 'canary step 10%: error rate 40.00% > 1%' })
+    expect(aborted).toContain(
+      '### Canary of `shop` on production: aborted\n\n`shop:v1` serves all requests again; the canary `shop:v2` is gone.',
+    )
+    const failed = renderCanaryComment({
+      ...view,
+      result: 'rolled-back',
+      failure: 'canary step 10%: error rate 40.00% > 1%',
+    })
     expect(failed).toContain('failed and removed')
     expect(failed).toContain('```\ncanary step 10%: error rate 40.00% > 1%\n```')
   })
@@ -153,12 +198,19 @@ describe('renderCanaryComment', () => {
     percent,
     seconds: 60,
     verdict,
-    reason: verdict === 'pass' ? 'within budget' : 'only 3 requests reached the canary (at least 50 are needed to judge)',
+    reason:
+      verdict === 'pass' ? 'within budget' : 'only 3 requests reached the canary (at least 50 are needed to judge)',
     canary: { requests: 3, errors: 0, rate: 0 },
     stable: { requests: 30, errors: 0, rate: 0 },
   })
   const pushes: CanaryPush[] = [
-    { image: 'shop:pr-7-1', sha: 'abcdef0123456789', at: '2026-11-24T09:00:00.000Z', observations: [observation(10, 'inconclusive')], outcome: 'replaced' },
+    {
+      image: 'shop:pr-7-1',
+      sha: 'abcdef0123456789',
+      at: '2026-11-24T09:00:00.000Z',
+      observations: [observation(10, 'inconclusive')],
+      outcome: 'replaced',
+    },
     { image: 'shop:pr-7-2', at: '2026-11-24T12:00:00.000Z', observations: [], outcome: 'replaced' },
   ]
 
@@ -188,11 +240,18 @@ describe('renderCanaryComment', () => {
     ['deploy', 'rolled-back', 'failed'],
     ['deploy', 'failed', 'failed'],
   ] as const)("ends the pushes with this run's outcome: %s ending %s shows %s", (operation, result, outcome) => {
-    expect(renderCanaryComment({ ...view, operation, result, pushes })).toContain(`| \`shop:v2\` (this run) | 10% pass | ${outcome} |\n`)
+    expect(renderCanaryComment({ ...view, operation, result, pushes })).toContain(
+      `| \`shop:v2\` (this run) | 10% pass | ${outcome} |\n`,
+    )
   })
 
   it(`shows only the last ${LIMITS.canaryPushesShown} pushes`, () => {
-    const many = Array.from({ length: LIMITS.canaryPushesShown + 2 }, (_, i): CanaryPush => ({ image: `shop:pr-7-${i + 1}`, at: 't', observations: [], outcome: 'replaced' }))
+    const many = Array.from({ length: LIMITS.canaryPushesShown + 2 }, (_, i): CanaryPush => ({
+      image: `shop:pr-7-${i + 1}`,
+      at: 't',
+      observations: [],
+      outcome: 'replaced',
+    }))
     const body = renderCanaryComment({ ...view, pushes: many })
     expect(body).not.toContain('`shop:pr-7-2`')
     expect(body).toContain('| `shop:pr-7-3` | not judged | replaced |')
@@ -212,12 +271,24 @@ describe('GitHubRecorder against a local GitHub API', () => {
   let recorder: GitHubRecorder
   const links = { runUrl: 'https://github.com/acme/shop/actions/runs/42', environmentUrl: 'https://shop.example.com' }
   const newDeployment = (environment = 'production') =>
-    ({ kind: 'new', deployment: { ref: 'abc123', environment, description: 'shop: rolling deploy of shop:v2', payload: { app: 'shop', image: 'shop:v2' } } }) as const
+    ({
+      kind: 'new',
+      deployment: {
+        ref: 'abc123',
+        environment,
+        description: 'shop: rolling deploy of shop:v2',
+        payload: { app: 'shop', image: 'shop:v2' },
+      },
+    }) as const
 
   beforeEach(async () => {
     gh = await startFakeGitHub()
     warnings = []
-    recorder = new GitHubRecorder(octokitApi(gh.token, { owner: 'acme', repo: 'shop' }, gh.url), { info: () => {}, debug: () => {}, warning: (m) => warnings.push(m) }, links)
+    recorder = new GitHubRecorder(
+      octokitApi(gh.token, { owner: 'acme', repo: 'shop' }, gh.url),
+      { info: () => {}, debug: () => {}, warning: (m) => warnings.push(m) },
+      links,
+    )
   })
   afterEach(async () => {
     await gh.close()
@@ -228,10 +299,26 @@ describe('GitHubRecorder against a local GitHub API', () => {
     expect(d).toEqual({ id: gh.deployments[0].id, environment: 'production' })
     await recorder.finish(d!, { state: 'success', description: 'shop:v2 serves all requests' })
     expect(gh.deployments).toHaveLength(1)
-    expect(gh.deployments[0]).toMatchObject({ ref: 'abc123', environment: 'production', payload: { app: 'shop', image: 'shop:v2' } })
+    expect(gh.deployments[0]).toMatchObject({
+      ref: 'abc123',
+      environment: 'production',
+      payload: { app: 'shop', image: 'shop:v2' },
+    })
     expect(gh.deployments[0].statuses).toEqual([
-      { state: 'in_progress', description: 'shop: deploy shop:v2 in progress', log_url: links.runUrl, environment_url: links.environmentUrl, auto_inactive: false },
-      { state: 'success', description: 'shop:v2 serves all requests', log_url: links.runUrl, environment_url: links.environmentUrl, auto_inactive: true },
+      {
+        state: 'in_progress',
+        description: 'shop: deploy shop:v2 in progress',
+        log_url: links.runUrl,
+        environment_url: links.environmentUrl,
+        auto_inactive: false,
+      },
+      {
+        state: 'success',
+        description: 'shop:v2 serves all requests',
+        log_url: links.runUrl,
+        environment_url: links.environmentUrl,
+        auto_inactive: true,
+      },
     ])
     const create = gh.requests.find((r) => r.method === 'POST' && r.path.endsWith('/deployments'))
     expect(create?.body).toMatchObject({ auto_merge: false, required_contexts: [] })
@@ -249,8 +336,15 @@ describe('GitHubRecorder against a local GitHub API', () => {
     const second = (await recorder.begin(newDeployment(), 'v2'))!
     await recorder.finish(second, { state: 'success', description: 'v2 live' })
     const last = (id: number) => gh.deployments.find((d) => d.id === id)!.statuses.at(-1)!.state
-    expect([last(first.id), last(failed.id), last(staging.id), last(second.id)]).toEqual(['inactive', 'failure', 'success', 'success'])
-    expect(gh.deployments.find((d) => d.id === first.id)!.statuses.at(-1)).toMatchObject({ description: `Superseded by deployment ${second.id}` })
+    expect([last(first.id), last(failed.id), last(staging.id), last(second.id)]).toEqual([
+      'inactive',
+      'failure',
+      'success',
+      'success',
+    ])
+    expect(gh.deployments.find((d) => d.id === first.id)!.statuses.at(-1)).toMatchObject({
+      description: `Superseded by deployment ${second.id}`,
+    })
   })
 
   it("finishes a canary's own deployment instead of adding one; an aborted canary leaves the earlier one active", async () => {
@@ -262,7 +356,12 @@ describe('GitHubRecorder against a local GitHub API', () => {
     expect(continued).toEqual(canary)
     await recorder.finish(continued!, { state: 'inactive', description: 'Canary aborted' })
     expect(gh.deployments).toHaveLength(2)
-    expect(gh.deployments[1].statuses.at(-1)).toEqual({ state: 'inactive', description: 'Canary aborted', log_url: links.runUrl, auto_inactive: false })
+    expect(gh.deployments[1].statuses.at(-1)).toEqual({
+      state: 'inactive',
+      description: 'Canary aborted',
+      log_url: links.runUrl,
+      auto_inactive: false,
+    })
     expect(gh.deployments[0].statuses.at(-1)?.state).toBe('success')
   })
 
@@ -294,9 +393,16 @@ describe('GitHubRecorder against a local GitHub API', () => {
     const url = await recorder.comment(7, marker, `${marker}\nfirst`)
     expect(url).toMatch(/^https:\/\/github\.com\/acme\/shop\/pull\/7#issuecomment-\d+$/)
     await recorder.comment(7, marker, `${marker}\nsecond`)
-    await recorder.comment(7, commentMarker('shop', 'staging'), `${commentMarker('shop', 'staging')}\nother environment`)
+    await recorder.comment(
+      7,
+      commentMarker('shop', 'staging'),
+      `${commentMarker('shop', 'staging')}\nother environment`,
+    )
     const mine = gh.comments.filter((c) => c.body.startsWith('<!-- nginx-rollout'))
-    expect(mine.map((c) => c.body)).toEqual([`${marker}\nsecond`, `${commentMarker('shop', 'staging')}\nother environment`])
+    expect(mine.map((c) => c.body)).toEqual([
+      `${marker}\nsecond`,
+      `${commentMarker('shop', 'staging')}\nother environment`,
+    ])
     expect(gh.comments.filter((c) => c.issue === 7)).toHaveLength(132)
     expect(warnings).toEqual([])
   })
@@ -321,7 +427,12 @@ describe('GitHubRecorder against a local GitHub API', () => {
 
   it("with an Actions token (GET /user refused), takes a bot's marker comment as its own and never a user's", async () => {
     const marker = commentMarker('shop', 'production')
-    gh.comments.push({ id: 1, issue: 7, body: `${marker}\nforged by a reviewer`, user: { login: 'mallory', type: 'User' } })
+    gh.comments.push({
+      id: 1,
+      issue: 7,
+      body: `${marker}\nforged by a reviewer`,
+      user: { login: 'mallory', type: 'User' },
+    })
     await recorder.comment(7, marker, `${marker}\nfirst`)
     await recorder.comment(7, marker, `${marker}\nsecond`)
     expect(gh.comments.map((c) => [c.user?.login, c.body])).toEqual([
@@ -336,15 +447,26 @@ describe('GitHubRecorder against a local GitHub API', () => {
     expect(warnings).toEqual([])
   })
 
-  it('marks a replaced canary\'s deployment inactive, with the run link and no environment URL', async () => {
+  it("marks a replaced canary's deployment inactive, with the run link and no environment URL", async () => {
     const d = (await recorder.begin(newDeployment(), 'canary'))!
     await recorder.deactivate(d, 'Replaced by shop:v3 from a new push')
-    expect(gh.deployments[0].statuses.at(-1)).toEqual({ state: 'inactive', description: 'Replaced by shop:v3 from a new push', log_url: links.runUrl, auto_inactive: false })
-    expect(recorder.notes).toEqual([`Deployment ${d.id} in environment **production**: \`inactive\`, Replaced by shop:v3 from a new push.`])
+    expect(gh.deployments[0].statuses.at(-1)).toEqual({
+      state: 'inactive',
+      description: 'Replaced by shop:v3 from a new push',
+      log_url: links.runUrl,
+      auto_inactive: false,
+    })
+    expect(recorder.notes).toEqual([
+      `Deployment ${d.id} in environment **production**: \`inactive\`, Replaced by shop:v3 from a new push.`,
+    ])
     gh.forbidden.add('deployments')
     await recorder.deactivate(d, 'again')
     expect(warnings).toHaveLength(1)
-    expect(warnings[0]).toMatch(new RegExp(`^Setting GitHub deployment ${d.id} inactive failed \\(.*HTTP 403.*\\)\\. The workflow's token needs \`permissions: deployments: write\``))
+    expect(warnings[0]).toMatch(
+      new RegExp(
+        `^Setting GitHub deployment ${d.id} inactive failed \\(.*HTTP 403.*\\)\\. The workflow's token needs \`permissions: deployments: write\``,
+      ),
+    )
   })
 
   it('turns a refused comment into a warning naming pull-requests: write', async () => {
@@ -355,13 +477,19 @@ describe('GitHubRecorder against a local GitHub API', () => {
   })
 })
 
-describe('recordOnGitHub for a new push that replaces the pull request\'s canary', () => {
+describe("recordOnGitHub for a new push that replaces the pull request's canary", () => {
   let gh: FakeGitHub
   let warnings: string[]
   let recorder: GitHubRecorder
   const runUrl = 'https://github.com/acme/shop/actions/runs/43'
   const pushRun: RunContext = { ...prRun, pullRequest: { number: 7, headSha: 'b2b2b2b2b2b2' }, runUrl }
-  const config = configFrom({ strategy: 'canary', image: 'shop:v3', 'canary-steps': '10', environment: 'production', 'github-token': 'ghs_test-token-0123456789' })
+  const config = configFrom({
+    strategy: 'canary',
+    image: 'shop:v3',
+    'canary-steps': '10',
+    environment: 'production',
+    'github-token': 'ghs_test-token-0123456789',
+  })
   const marker = commentMarker('shop', 'production')
   const obs = (verdict: CanaryObservation['verdict'], requests: number): CanaryObservation => ({
     percent: 10,
@@ -373,12 +501,32 @@ describe('recordOnGitHub for a new push that replaces the pull request\'s canary
   })
   const stable = [container(9201), container(9202)]
   const oldCanary = container(9203, 'shop:v2')
-  const earlierPush: CanaryPush = { image: 'shop:v1b', sha: 'a0a0a0a0a0a0', at: '2026-11-24T09:00:00.000Z', observations: [obs('inconclusive', 3)], outcome: 'replaced' }
+  const earlierPush: CanaryPush = {
+    image: 'shop:v1b',
+    sha: 'a0a0a0a0a0a0',
+    at: '2026-11-24T09:00:00.000Z',
+    observations: [obs('inconclusive', 3)],
+    outcome: 'replaced',
+  }
 
   /** The previous push's run: its deployment in progress and its comment, as that run left them. */
   async function previousPush() {
-    const d = (await recorder.begin({ kind: 'new', deployment: { ref: 'a1a1a1a1a1a1', environment: 'production', description: 'shop: canary deploy of shop:v2', payload: {} } }, 'x'))!
-    await recorder.finish(d, { state: 'in_progress', description: 'Canary shop:v2 at 10% of requests: promote or abort it' })
+    const d = (await recorder.begin(
+      {
+        kind: 'new',
+        deployment: {
+          ref: 'a1a1a1a1a1a1',
+          environment: 'production',
+          description: 'shop: canary deploy of shop:v2',
+          payload: {},
+        },
+      },
+      'x',
+    ))!
+    await recorder.finish(d, {
+      state: 'in_progress',
+      description: 'Canary shop:v2 at 10% of requests: promote or abort it',
+    })
     await recorder.comment(7, marker, `${marker}\nthe previous push's comment`)
     const before: CanaryState = {
       image: 'shop:v2',
@@ -395,14 +543,29 @@ describe('recordOnGitHub for a new push that replaces the pull request\'s canary
     }
     const state = hostState([...stable, oldCanary], routesTo(...stable, oldCanary), { canary: before })
     const plan = planFor(config, state, { repo: 'acme/shop', number: 7 })
-    const deployment = (await recorder.begin({ kind: 'new', deployment: { ref: 'b2b2b2b2b2b2', environment: 'production', description: 'shop: canary deploy of shop:v3', payload: {} } }, 'x'))!
+    const deployment = (await recorder.begin(
+      {
+        kind: 'new',
+        deployment: {
+          ref: 'b2b2b2b2b2b2',
+          environment: 'production',
+          description: 'shop: canary deploy of shop:v3',
+          payload: {},
+        },
+      },
+      'x',
+    ))!
     return { before, state, plan, old: d, deployment }
   }
 
   beforeEach(async () => {
     gh = await startFakeGitHub()
     warnings = []
-    recorder = new GitHubRecorder(octokitApi(gh.token, { owner: 'acme', repo: 'shop' }, gh.url), { info: () => {}, debug: () => {}, warning: (m) => warnings.push(m) }, { runUrl })
+    recorder = new GitHubRecorder(
+      octokitApi(gh.token, { owner: 'acme', repo: 'shop' }, gh.url),
+      { info: () => {}, debug: () => {}, warning: (m) => warnings.push(m) },
+      { runUrl },
+    )
   })
   afterEach(async () => {
     await gh.close()
@@ -418,18 +581,50 @@ describe('recordOnGitHub for a new push that replaces the pull request\'s canary
       replicas: [{ host: 'docker.example.com', name: 'shop-9204' }],
       observations: judged,
       deployment: { repo: 'acme/shop', environment: 'production', id: deployment.id },
-      pushes: [earlierPush, { image: 'shop:v2', sha: 'a1a1a1a1a1a1', at: before.at, observations: before.observations!, outcome: 'replaced' }],
+      pushes: [
+        earlierPush,
+        {
+          image: 'shop:v2',
+          sha: 'a1a1a1a1a1a1',
+          at: before.at,
+          observations: before.observations!,
+          outcome: 'replaced',
+        },
+      ],
     }
-    const end: RunEnd = { result: 'paused', plan, state, canaryWeight: '10', canaryAfter: after, serving: plan.next, configDiff: '', deployment }
+    const end: RunEnd = {
+      result: 'paused',
+      plan,
+      state,
+      canaryWeight: '10',
+      canaryAfter: after,
+      serving: plan.next,
+      configDiff: '',
+      deployment,
+    }
     await recordOnGitHub(recorder, config, pushRun, end, judged, { liveImage: 'shop:v1', previousImage: 'shop:v1' }, [])
 
     const last = (id: number) => gh.deployments.find((d) => d.id === id)!.statuses.at(-1)
-    expect(last(old.id)).toEqual({ state: 'inactive', description: 'Replaced by shop:v3 from a new push', log_url: runUrl, auto_inactive: false })
-    expect(last(deployment.id)).toEqual({ state: 'in_progress', description: 'Canary shop:v3 at 10% of requests: promote or abort it', log_url: runUrl, auto_inactive: false })
+    expect(last(old.id)).toEqual({
+      state: 'inactive',
+      description: 'Replaced by shop:v3 from a new push',
+      log_url: runUrl,
+      auto_inactive: false,
+    })
+    expect(last(deployment.id)).toEqual({
+      state: 'in_progress',
+      description: 'Canary shop:v3 at 10% of requests: promote or abort it',
+      log_url: runUrl,
+      auto_inactive: false,
+    })
     expect(gh.comments).toHaveLength(1)
     expect(gh.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1)
     const body = gh.comments[0].body
-    expect(body.startsWith(`${marker}\n### Canary of \`shop\` on production: live at 10%\n\n\`shop:v3\` serves **10%** of requests; \`shop:v1\` (stable) serves the rest.\n`)).toBe(true)
+    expect(
+      body.startsWith(
+        `${marker}\n### Canary of \`shop\` on production: live at 10%\n\n\`shop:v3\` serves **10%** of requests; \`shop:v1\` (stable) serves the rest.\n`,
+      ),
+    ).toBe(true)
     expect(body).toContain(
       [
         '| Canary | Steps | Outcome |',

@@ -1,10 +1,23 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
 import { LIMITS } from '../../src/config.js'
-import { acquireCommand, HeldLock, lockDir, LockLostError, newClaim, stateDir, type LockClaim } from '../../src/remote/lock.js'
+import {
+  acquireCommand,
+  HeldLock,
+  lockDir,
+  LockLostError,
+  newClaim,
+  stateDir,
+  type LockClaim,
+} from '../../src/remote/lock.js'
 import type { ExecResult } from '../../src/remote/ssh.js'
 import { FakeRemote } from './fakes.js'
 
-const claim: LockClaim = { app: 'shop', dir: '.nginx-rollout/shop/lock', token: '0123456789abcdef01234567', owner: 'https://github.com/acme/shop/actions/runs/42 by alice' }
+const claim: LockClaim = {
+  app: 'shop',
+  dir: '.nginx-rollout/shop/lock',
+  token: '0123456789abcdef01234567',
+  owner: 'https://github.com/acme/shop/actions/runs/42 by alice',
+}
 const HEARTBEAT = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ] || exit 3; touch "$1/heartbeat"'
 
 /** The nginx host answering each heartbeat in turn: an exit code, or an error (the command could not be run). */
@@ -53,8 +66,12 @@ describe('HeldLock', () => {
     expect(() => lock.assertHeld()).not.toThrow()
     await beat(2)
     expect(() => lock.assertHeld()).toThrow(LockLostError)
-    expect(() => lock.assertHeld()).toThrow("the deploy lock of shop is no longer this run's (another run took it over); stopped before changing anything more")
-    expect(warnings).toEqual(["the deploy lock of shop on lb is no longer this run's (another run took it over): nothing more will be changed"])
+    expect(() => lock.assertHeld()).toThrow(
+      "the deploy lock of shop is no longer this run's (another run took it over); stopped before changing anything more",
+    )
+    expect(warnings).toEqual([
+      "the deploy lock of shop on lb is no longer this run's (another run took it over): nothing more will be changed",
+    ])
     await lock.stopHeartbeat()
   })
 
@@ -69,7 +86,9 @@ describe('HeldLock', () => {
     expect(() => lock.assertHeld()).not.toThrow()
     expect(warnings).toEqual([])
     await beat(1)
-    expect(() => lock.assertHeld()).toThrow(`the deploy lock of shop is no longer this run's (no heartbeat reached the host for ${(giveUpBeats * LIMITS.lockHeartbeatMs) / 1000}s)`)
+    expect(() => lock.assertHeld()).toThrow(
+      `the deploy lock of shop is no longer this run's (no heartbeat reached the host for ${(giveUpBeats * LIMITS.lockHeartbeatMs) / 1000}s)`,
+    )
     expect(warnings).toHaveLength(1)
     await lock.stopHeartbeat()
   })
@@ -112,7 +131,12 @@ describe('HeldLock', () => {
 describe('the lock claim', () => {
   it('is a directory under the app state dir, a random token, and an owner on one line', () => {
     const c = newClaim('shop', 'https://github.com/acme/shop/actions/runs/42 by alice\nsince 2026-11-25T10:00:00Z\r\n')
-    expect(c).toEqual({ app: 'shop', dir: '.nginx-rollout/shop/lock', token: expect.stringMatching(/^[0-9a-f]{24}$/), owner: 'https://github.com/acme/shop/actions/runs/42 by alice since 2026-11-25T10:00:00Z ' })
+    expect(c).toEqual({
+      app: 'shop',
+      dir: '.nginx-rollout/shop/lock',
+      token: expect.stringMatching(/^[0-9a-f]{24}$/),
+      owner: 'https://github.com/acme/shop/actions/runs/42 by alice since 2026-11-25T10:00:00Z ',
+    })
     expect(newClaim('shop', 'x').token).not.toBe(c.token)
     expect([stateDir('shop'), lockDir('shop')]).toEqual(['.nginx-rollout/shop', '.nginx-rollout/shop/lock'])
   })

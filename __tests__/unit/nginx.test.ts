@@ -13,7 +13,12 @@ import { configFrom, replicaOf } from './fixtures.js'
 
 const servers = [replicaOf(9201, 'shop:v1'), replicaOf(9202, 'shop:v2')]
 const plain: NginxFacts = { keepaliveMinTimeout: false }
-const split = (canary: Replica[], canaryWeight: number, stableWeight: number): Split => ({ canary, percent: Math.round((100 * canaryWeight) / (canaryWeight + stableWeight)), canaryWeight, stableWeight })
+const split = (canary: Replica[], canaryWeight: number, stableWeight: number): Split => ({
+  canary,
+  percent: Math.round((100 * canaryWeight) / (canaryWeight + stableWeight)),
+  canaryWeight,
+  stableWeight,
+})
 
 const NGINX = '/usr/sbin/nginx' // installed by scripts/testhost/up.sh (Debian nginx-light)
 
@@ -25,7 +30,20 @@ function nginxTest(dir: string, managed: ReadonlyArray<{ app: string; text: stri
     return `    include ${file};`
   })
   const main = join(dir, 'nginx.conf')
-  writeFileSync(main, [`pid ${join(dir, 'nginx.pid')};`, `error_log ${join(dir, 'error.log')};`, 'events {}', 'http {', `    access_log ${join(dir, 'access.log')};`, ...includes, extraHttp, '}', ''].join('\n'))
+  writeFileSync(
+    main,
+    [
+      `pid ${join(dir, 'nginx.pid')};`,
+      `error_log ${join(dir, 'error.log')};`,
+      'events {}',
+      'http {',
+      `    access_log ${join(dir, 'access.log')};`,
+      ...includes,
+      extraHttp,
+      '}',
+      '',
+    ].join('\n'),
+  )
   execFileSync(NGINX, ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', main], { stdio: 'pipe' })
 }
 
@@ -44,18 +62,31 @@ describe('rendered files in a real nginx -t', () => {
 
   it('renders keepalive_min_timeout only for an nginx that knows it: 1.22 does not', () => {
     const config = configFrom({ listen: '127.0.0.1:18080' })
-    expect(() => nginxTest(dir, [{ app: 'shop', text: renderManagedFile(config, servers, undefined, { keepaliveMinTimeout: true }).text }])).toThrow(/unknown directive "keepalive_min_timeout"/)
+    expect(() =>
+      nginxTest(dir, [
+        { app: 'shop', text: renderManagedFile(config, servers, undefined, { keepaliveMinTimeout: true }).text },
+      ]),
+    ).toThrow(/unknown directive "keepalive_min_timeout"/)
   })
 
   it("accepts the upstream file behind the user's own server block, with a canary split live", () => {
     const config = configFrom({ 'nginx-scope': 'upstream' })
     const text = renderManagedFile(config, servers, split(servers.slice(1), 1, 1), { keepaliveMinTimeout: false }).text
-    nginxTest(dir, [{ app: 'shop', text }], 'server { listen 127.0.0.1:18081; location / { proxy_pass http://shop_replicas; } }')
+    nginxTest(
+      dir,
+      [{ app: 'shop', text }],
+      'server { listen 127.0.0.1:18081; location / { proxy_pass http://shop_replicas; } }',
+    )
   })
 
   it('accepts several apps side by side, two of them with canary splits live at once', () => {
     const shop = configFrom({ app: 'shop', listen: '127.0.0.1:18080', 'server-name': 'shop.example.com' })
-    const blog = configFrom({ app: 'blog', listen: '127.0.0.1:18080', 'server-name': 'blog.example.com', 'upstream-name': 'blog_backend' })
+    const blog = configFrom({
+      app: 'blog',
+      listen: '127.0.0.1:18080',
+      'server-name': 'blog.example.com',
+      'upstream-name': 'blog_backend',
+    })
     const shopApi = configFrom({ app: 'shop-api', 'nginx-scope': 'upstream' })
     const on = (app: string, port: number, image: string) => ({ ...replicaOf(port, image), name: `${app}-${port}` })
     const shopServers = [on('shop', 9201, 'shop:v1'), on('shop', 9202, 'shop:v2')]
@@ -66,15 +97,38 @@ describe('rendered files in a real nginx -t', () => {
       { app: 'shop-api', text: renderManagedFile(shopApi, apiServers, split(apiServers.slice(1), 1, 1), plain).text },
     ]
     // Their names differ as the apps do: upstreams, log formats, map variables, config-id paths.
-    expect(files.map((f) => /^upstream (\S+)/m.exec(f.text)?.[1])).toEqual(['shop_replicas', 'blog_backend', 'shop_api_replicas'])
-    expect(files.map((f) => /^log_format (\S+)/m.exec(f.text)?.[1])).toEqual(['nginx_rollout_shop_replicas', undefined, 'nginx_rollout_shop_api_replicas'])
+    expect(files.map((f) => /^upstream (\S+)/m.exec(f.text)?.[1])).toEqual([
+      'shop_replicas',
+      'blog_backend',
+      'shop_api_replicas',
+    ])
+    expect(files.map((f) => /^log_format (\S+)/m.exec(f.text)?.[1])).toEqual([
+      'nginx_rollout_shop_replicas',
+      undefined,
+      'nginx_rollout_shop_api_replicas',
+    ])
     nginxTest(dir, files, 'server { listen 127.0.0.1:18081; location /api/ { proxy_pass http://shop_api_replicas; } }')
   })
 
   it('rejects two apps given the same upstream name (nginx -t is the last check before a reload)', () => {
-    const a = renderManagedFile(configFrom({ app: 'shop', 'nginx-scope': 'upstream', 'upstream-name': 'backend' }), servers, undefined, plain).text
-    const b = renderManagedFile(configFrom({ app: 'blog', 'nginx-scope': 'upstream', 'upstream-name': 'backend' }), servers, undefined, plain).text
-    expect(() => nginxTest(dir, [{ app: 'shop', text: a }, { app: 'blog', text: b }])).toThrow(/duplicate upstream "backend"/)
+    const a = renderManagedFile(
+      configFrom({ app: 'shop', 'nginx-scope': 'upstream', 'upstream-name': 'backend' }),
+      servers,
+      undefined,
+      plain,
+    ).text
+    const b = renderManagedFile(
+      configFrom({ app: 'blog', 'nginx-scope': 'upstream', 'upstream-name': 'backend' }),
+      servers,
+      undefined,
+      plain,
+    ).text
+    expect(() =>
+      nginxTest(dir, [
+        { app: 'shop', text: a },
+        { app: 'blog', text: b },
+      ]),
+    ).toThrow(/duplicate upstream "backend"/)
   })
 })
 
@@ -82,8 +136,34 @@ describe('hostile values through the input reader and the renderer into nginx -t
   const nasty = `ab.:/-_ ;{}$\`'"\\\n\t#()*=&|<>%@!~`
   // upstream-host is left out: a well-formed name nginx cannot resolve fails nginx -t by design, and
   // resolving random names would send DNS queries off this machine. Its grammar is tested in inputs.test.ts.
-  const plausible = ['80', '127.0.0.1:8080', '[::1]:8080', 'shop.example.com *.shop.example.com', '_', 'hash $request_uri consistent', 'ip_hash', '10s', '1m', 'my-app.v2', 'ghcr.io/a/b:1.2', '5', 'shop_backend', 'a$b', '8O']
-  const bound = ['server-name', 'listen', 'lb-method', 'fail-timeout', 'app', 'image', 'weight', 'max-fails', 'upstream-name'] as const
+  const plausible = [
+    '80',
+    '127.0.0.1:8080',
+    '[::1]:8080',
+    'shop.example.com *.shop.example.com',
+    '_',
+    'hash $request_uri consistent',
+    'ip_hash',
+    '10s',
+    '1m',
+    'my-app.v2',
+    'ghcr.io/a/b:1.2',
+    '5',
+    'shop_backend',
+    'a$b',
+    '8O',
+  ]
+  const bound = [
+    'server-name',
+    'listen',
+    'lb-method',
+    'fail-timeout',
+    'app',
+    'image',
+    'weight',
+    'max-fails',
+    'upstream-name',
+  ] as const
 
   it('either rejects a value with a message naming its input, or renders a file nginx accepts containing it verbatim', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nr-prop-'))
@@ -92,16 +172,27 @@ describe('hostile values through the input reader and the renderer into nginx -t
       fc.property(
         fc.constantFrom(...bound),
         fc.oneof(
-          { arbitrary: fc.string({ unit: fc.constantFrom(...nasty.split('')), minLength: 1, maxLength: 24 }), weight: 2 },
+          {
+            arbitrary: fc.string({ unit: fc.constantFrom(...nasty.split('')), minLength: 1, maxLength: 24 }),
+            weight: 2,
+          },
           // Nearly valid values, so that many runs reach nginx -t rather than the input reader's rejection.
-          { arbitrary: fc.string({ unit: fc.constantFrom(...'ab09._-:$ '.split('')), minLength: 1, maxLength: 12 }), weight: 1 },
+          {
+            arbitrary: fc.string({ unit: fc.constantFrom(...'ab09._-:$ '.split('')), minLength: 1, maxLength: 12 }),
+            weight: 1,
+          },
           { arbitrary: fc.constantFrom(...plausible), weight: 2 },
         ),
         fc.constantFrom('site', 'site', 'upstream'),
         fc.boolean(),
         (name, value, scope, withSplit) => {
           let config
-          const inputs: Partial<Record<InputName, string>> = { 'nginx-mode': 'host', 'nginx-scope': scope, ...(scope === 'site' && name !== 'listen' ? { listen: '127.0.0.1:18080' } : {}), [name]: value }
+          const inputs: Partial<Record<InputName, string>> = {
+            'nginx-mode': 'host',
+            'nginx-scope': scope,
+            ...(scope === 'site' && name !== 'listen' ? { listen: '127.0.0.1:18080' } : {}),
+            [name]: value,
+          }
           try {
             config = configFrom(inputs)
           } catch (e) {
@@ -111,7 +202,12 @@ describe('hostile values through the input reader and the renderer into nginx -t
           }
           rendered++
           const replicas = [9201, 9202].map((port) => replicaOf(port, config.image, { name: `${config.app}-${port}` }))
-          const { text } = renderManagedFile(config, replicas, withSplit ? split(replicas.slice(1), 1, 9) : undefined, plain)
+          const { text } = renderManagedFile(
+            config,
+            replicas,
+            withSplit ? split(replicas.slice(1), 1, 9) : undefined,
+            plain,
+          )
           nginxTest(dir, [{ app: config.app, text }])
           if (name !== 'weight' && name !== 'max-fails') expect(text).toContain(value.trim())
         },

@@ -57,35 +57,51 @@ describe('planRolling', () => {
     expect(plan.steps.at(-1)).toEqual({ kind: 'retire', replicas: live.map(replicaOf) })
   })
 
-  it.each(['1', '2', '3', '4', '5'])('never routes to fewer replicas than min(live, next) with batch-size %s', (batch) => {
-    for (const [before, after] of [
-      [3, 3],
-      [4, 2],
-      [2, 4],
-      [1, 3],
-    ]) {
-      const live = Array.from({ length: before }, (_, i) => v1(9201 + i))
-      const plan = planRolling(config({ 'batch-size': batch, replicas: String(after), ports: '9201-9220' }), live, routesTo(...live))
-      const routes = plan.steps.filter((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
-      expect(routes.length).toBeGreaterThan(0)
-      for (const r of routes) expect(r.servers.length).toBeGreaterThanOrEqual(Math.min(before, after))
-      // Every new replica is started, then gated, before the route that first includes it.
-      for (const [i, step] of plan.steps.entries()) {
-        if (step.kind === 'route')
-          for (const s of step.servers.filter((x) => x.image === 'shop:v2'))
-            expect(plan.steps.slice(0, i).some((g) => g.kind === 'gate' && g.replicas.some((r) => r.name === s.name))).toBe(true)
-        if (step.kind === 'gate')
-          for (const s of step.replicas) expect(plan.steps.slice(0, i).some((g) => g.kind === 'start' && g.replicas.some((r) => r.name === s.name))).toBe(true)
+  it.each(['1', '2', '3', '4', '5'])(
+    'never routes to fewer replicas than min(live, next) with batch-size %s',
+    (batch) => {
+      for (const [before, after] of [
+        [3, 3],
+        [4, 2],
+        [2, 4],
+        [1, 3],
+      ]) {
+        const live = Array.from({ length: before }, (_, i) => v1(9201 + i))
+        const plan = planRolling(
+          config({ 'batch-size': batch, replicas: String(after), ports: '9201-9220' }),
+          live,
+          routesTo(...live),
+        )
+        const routes = plan.steps.filter((s): s is Extract<Step, { kind: 'route' }> => s.kind === 'route')
+        expect(routes.length).toBeGreaterThan(0)
+        for (const r of routes) expect(r.servers.length).toBeGreaterThanOrEqual(Math.min(before, after))
+        // Every new replica is started, then gated, before the route that first includes it.
+        for (const [i, step] of plan.steps.entries()) {
+          if (step.kind === 'route')
+            for (const s of step.servers.filter((x) => x.image === 'shop:v2'))
+              expect(
+                plan.steps.slice(0, i).some((g) => g.kind === 'gate' && g.replicas.some((r) => r.name === s.name)),
+              ).toBe(true)
+          if (step.kind === 'gate')
+            for (const s of step.replicas)
+              expect(
+                plan.steps.slice(0, i).some((g) => g.kind === 'start' && g.replicas.some((r) => r.name === s.name)),
+              ).toBe(true)
+        }
+        // Only the first batch starts in the foreground; every later one starts ahead, while the batch before drains.
+        const starts = plan.steps.filter((s): s is Extract<Step, { kind: 'start' }> => s.kind === 'start')
+        expect(starts.map((s) => s.ahead)).toEqual([undefined, ...starts.slice(1).map(() => true)])
+        expect(routes.at(-1)!.servers).toEqual(plan.next)
       }
-      // Only the first batch starts in the foreground; every later one starts ahead, while the batch before drains.
-      const starts = plan.steps.filter((s): s is Extract<Step, { kind: 'start' }> => s.kind === 'start')
-      expect(starts.map((s) => s.ahead)).toEqual([undefined, ...starts.slice(1).map(() => true)])
-      expect(routes.at(-1)!.servers).toEqual(plan.next)
-    }
-  })
+    },
+  )
 
   it('starts the whole set at once on a bare host, with a registry login first', () => {
-    const plan = planRolling(config({ 'registry-username': 'bot', 'registry-password': 'pw', registry: 'ghcr.io', pull: 'false' }), [], undefined)
+    const plan = planRolling(
+      config({ 'registry-username': 'bot', 'registry-password': 'pw', registry: 'ghcr.io', pull: 'false' }),
+      [],
+      undefined,
+    )
     expect(plan.steps.map(describe1)).toEqual([
       'log in to ghcr.io as bot',
       'start shop-9201 (:9201), shop-9202 (:9202), shop-9203 (:9203) from shop:v2',
@@ -138,15 +154,24 @@ describe('planRolling', () => {
     const plan = planRolling(config({ replicas: '1', pull: 'false' }), [blog, v1(9202)], routesTo(blog, v1(9202)))
     expect(plan.previous.map((r) => r.name)).toEqual(['shop-9202'])
     expect(plan.next.map((r) => r.port)).toEqual([9203])
-    expect(plan.steps.flatMap((s) => ('replicas' in s ? s.replicas : 'servers' in s ? s.servers : [])).some((r) => r.name === 'blog-9201')).toBe(false)
+    expect(
+      plan.steps
+        .flatMap((s) => ('replicas' in s ? s.replicas : 'servers' in s ? s.servers : []))
+        .some((r) => r.name === 'blog-9201'),
+    ).toBe(false)
     expect(plan.steps.some((s) => s.kind === 'remove')).toBe(false)
   })
 
   it("never hands out a port another app's container holds, nor a port of a stopped one", () => {
-    const taken = [container(9201, 'blog:v1', { app: 'blog', name: 'blog-9201' }), container(9202, 'shop:v0', { running: false })]
+    const taken = [
+      container(9201, 'blog:v1', { app: 'blog', name: 'blog-9201' }),
+      container(9202, 'shop:v0', { running: false }),
+    ]
     expect(allocate(config(), taken, everyHost(config(), 2), 'shop:v2').map((r) => r.port)).toEqual([9203, 9204])
     // ...unless it is about to be removed.
-    expect(allocate(config(), taken, everyHost(config(), 2), 'shop:v2', [replicaOf(taken[1])]).map((r) => r.port)).toEqual([9202, 9203])
+    expect(
+      allocate(config(), taken, everyHost(config(), 2), 'shop:v2', [replicaOf(taken[1])]).map((r) => r.port),
+    ).toEqual([9202, 9203])
   })
 
   it('refuses, naming the taken ports, when the range has no room for the new set', () => {
@@ -165,30 +190,75 @@ describe('describeStep', () => {
   const b = replica(9201, 'shop:v2', 'b')
 
   it.each<[string, Step, string, string]>([
-    ['login', { kind: 'login', registry: '', username: 'bot', hosts: ['a', 'b'] }, 'log in to Docker Hub as bot', 'log in to Docker Hub as bot on a, b'],
+    [
+      'login',
+      { kind: 'login', registry: '', username: 'bot', hosts: ['a', 'b'] },
+      'log in to Docker Hub as bot',
+      'log in to Docker Hub as bot on a, b',
+    ],
     ['pull', { kind: 'pull', image: 'shop:v2', hosts: ['a', 'b'] }, 'pull shop:v2', 'pull shop:v2 on a, b'],
-    ['start', { kind: 'start', replicas: [a, b] }, 'start shop-9201 (:9201), shop-9201 (:9201) from shop:v2', 'start shop-9201@a (:9201), shop-9201@b (:9201) from shop:v2'],
+    [
+      'start',
+      { kind: 'start', replicas: [a, b] },
+      'start shop-9201 (:9201), shop-9201 (:9201) from shop:v2',
+      'start shop-9201@a (:9201), shop-9201@b (:9201) from shop:v2',
+    ],
     ['restart', { kind: 'restart', replicas: [a] }, 'start shop-9201 again', 'start shop-9201@a again'],
-    ['gate', { kind: 'gate', replicas: [a, b] }, 'health gate shop-9201, shop-9201', 'health gate shop-9201@a, shop-9201@b'],
+    [
+      'gate',
+      { kind: 'gate', replicas: [a, b] },
+      'health gate shop-9201, shop-9201',
+      'health gate shop-9201@a, shop-9201@b',
+    ],
     [
       'start ahead',
       { kind: 'start', replicas: [a, b], ahead: true },
       'start shop-9201 (:9201), shop-9201 (:9201) from shop:v2 (in the background, while the batch before drains)',
       'start shop-9201@a (:9201), shop-9201@b (:9201) from shop:v2 (in the background, while the batch before drains)',
     ],
-    ['route', { kind: 'route', servers: [a, b] }, 'route traffic to shop-9201, shop-9201 (one nginx reload)', 'route traffic to shop-9201@a, shop-9201@b (one nginx reload)'],
-    ['restore-config', { kind: 'restore-config', text: undefined, servers: [] }, 'restore the previous nginx config (no replica)', 'restore the previous nginx config (no replica)'],
-    ['drain', { kind: 'drain', seconds: 5, replicas: [a] }, 'drain shop-9201 (until idle, at most 5s)', 'drain shop-9201@a (until idle, at most 5s)'],
-    ['drain with no replica to recheck', { kind: 'drain', seconds: 5, replicas: [a], recheck: [] }, 'drain shop-9201 (until idle, at most 5s)', 'drain shop-9201@a (until idle, at most 5s)'],
+    [
+      'route',
+      { kind: 'route', servers: [a, b] },
+      'route traffic to shop-9201, shop-9201 (one nginx reload)',
+      'route traffic to shop-9201@a, shop-9201@b (one nginx reload)',
+    ],
+    [
+      'restore-config',
+      { kind: 'restore-config', text: undefined, servers: [] },
+      'restore the previous nginx config (no replica)',
+      'restore the previous nginx config (no replica)',
+    ],
+    [
+      'drain',
+      { kind: 'drain', seconds: 5, replicas: [a] },
+      'drain shop-9201 (until idle, at most 5s)',
+      'drain shop-9201@a (until idle, at most 5s)',
+    ],
+    [
+      'drain with no replica to recheck',
+      { kind: 'drain', seconds: 5, replicas: [a], recheck: [] },
+      'drain shop-9201 (until idle, at most 5s)',
+      'drain shop-9201@a (until idle, at most 5s)',
+    ],
     [
       'drain checking the new replicas again',
       { kind: 'drain', seconds: 5, replicas: [a], recheck: [b] },
       'drain shop-9201 (until idle, at most 5s), checking shop-9201 still healthy',
       'drain shop-9201@a (until idle, at most 5s), checking shop-9201@b still healthy',
     ],
-    ['stop in the background', { kind: 'stop', replicas: [a], background: true }, 'stop shop-9201 (in the background)', 'stop shop-9201@a (in the background)'],
+    [
+      'stop in the background',
+      { kind: 'stop', replicas: [a], background: true },
+      'stop shop-9201 (in the background)',
+      'stop shop-9201@a (in the background)',
+    ],
     ['remove', { kind: 'remove', replicas: [b] }, 'remove shop-9201', 'remove shop-9201@b'],
-    ['retire', { kind: 'retire', replicas: [a, b] }, 'retire shop-9201, shop-9201 (stop and remove on the host, in the background)', 'retire shop-9201@a, shop-9201@b (stop and remove on the host, in the background)'],
+    [
+      'retire',
+      { kind: 'retire', replicas: [a, b] },
+      'retire shop-9201, shop-9201 (stop and remove on the host, in the background)',
+      'retire shop-9201@a, shop-9201@b (stop and remove on the host, in the background)',
+    ],
   ])('describes %s in one line, naming each replica with its host when there are several', (_kind, step, one, many) => {
     expect(describeStep(step)).toBe(one)
     expect(describeStep(step, true)).toBe(many)
@@ -229,10 +299,24 @@ describe('describeStep', () => {
 describe('planUndo', () => {
   const previous = [replicaOf(v1(9201)), replicaOf(v1(9202))]
   const next = [replica(9203), replica(9204)]
-  const restorePlan: Plan = { steps: [], image: 'shop:v2', previous, next, onFailure: 'restore', leaves: 'deployed', notes: [] }
+  const restorePlan: Plan = {
+    steps: [],
+    image: 'shop:v2',
+    previous,
+    next,
+    onFailure: 'restore',
+    leaves: 'deployed',
+    notes: [],
+  }
 
   it('routes back to the previous replicas still running at once, starts the stopped ones again, restores the previous managed file, drains and removes the new ones', () => {
-    const undo = planUndo(config({ 'drain-seconds': '2' }), restorePlan, { started: next, routed: [next[0]], stopped: [previous[0]], configBefore: 'before', configNow: 'now' })
+    const undo = planUndo(config({ 'drain-seconds': '2' }), restorePlan, {
+      started: next,
+      routed: [next[0]],
+      stopped: [previous[0]],
+      configBefore: 'before',
+      configNow: 'now',
+    })
     expect(undo.steps.map(describe1)).toEqual([
       'route traffic to shop-9202 (one nginx reload)',
       'start shop-9201 again',
@@ -246,22 +330,41 @@ describe('planUndo', () => {
   })
 
   it('puts back "no managed file" when there was none before the run', () => {
-    const undo = planUndo(config(), { ...restorePlan, previous: [] }, { started: next, routed: next, stopped: [], configBefore: undefined, configNow: 'now' })
+    const undo = planUndo(
+      config(),
+      { ...restorePlan, previous: [] },
+      { started: next, routed: next, stopped: [], configBefore: undefined, configNow: 'now' },
+    )
     expect(undo.steps[0]).toEqual({ kind: 'restore-config', text: undefined, servers: [] })
   })
 
   it('only removes a new replica that never got traffic', () => {
-    const undo = planUndo(config(), restorePlan, { started: [next[0]], routed: [], stopped: [], configBefore: 'same', configNow: 'same' })
+    const undo = planUndo(config(), restorePlan, {
+      started: [next[0]],
+      routed: [],
+      stopped: [],
+      configBefore: 'same',
+      configNow: 'same',
+    })
     expect(undo.steps.map(describe1)).toEqual(['remove shop-9203'])
   })
 
   it('skips the drain with drain-seconds 0', () => {
-    const undo = planUndo(config({ 'drain-seconds': '0' }), restorePlan, { started: next, routed: next, stopped: [], configBefore: 'a', configNow: 'b' })
+    const undo = planUndo(config({ 'drain-seconds': '0' }), restorePlan, {
+      started: next,
+      routed: next,
+      stopped: [],
+      configBefore: 'a',
+      configNow: 'b',
+    })
     expect(undo.steps.map((s) => s.kind)).toEqual(['restore-config', 'remove'])
   })
 
   it('has nothing to do when the run changed nothing', () => {
-    expect(planUndo(config(), restorePlan, { started: [], routed: [], stopped: [], configBefore: 'x', configNow: 'x' }).steps).toEqual([])
+    expect(
+      planUndo(config(), restorePlan, { started: [], routed: [], stopped: [], configBefore: 'x', configNow: 'x' })
+        .steps,
+    ).toEqual([])
   })
 
   // A retired replica is handed to a detached stop-and-remove on its host: nothing can bring it back.
@@ -275,7 +378,13 @@ describe('planUndo', () => {
       'every replica that served before the run was already retired: the new version stays live and nothing is undone',
     )
     const undo = planUndo(config({ replicas: '2' }), plan, { ...all, retired: [plan.previous[0]] })
-    const broughtBack = undo.steps.flatMap((s) => (s.kind === 'restart' || s.kind === 'gate' ? s.replicas : s.kind === 'restore-config' || s.kind === 'route' ? s.servers : []))
+    const broughtBack = undo.steps.flatMap((s) =>
+      s.kind === 'restart' || s.kind === 'gate'
+        ? s.replicas
+        : s.kind === 'restore-config' || s.kind === 'route'
+          ? s.servers
+          : [],
+    )
     expect(broughtBack.map((r) => r.name)).toEqual([plan.previous[1].name])
     expect(undo.steps.map((s) => s.kind)).toEqual(['route', 'drain', 'remove'])
   })

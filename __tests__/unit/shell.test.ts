@@ -1,10 +1,23 @@
 import { execFileSync } from 'node:child_process'
 import fc from 'fast-check'
-import { command, describeCommand, quote, render, renderRemote, script, ShellWordsError, splitShellWords, withStdin, withTimeout } from '../../src/commands/shell.js'
+import {
+  command,
+  describeCommand,
+  quote,
+  render,
+  renderRemote,
+  script,
+  ShellWordsError,
+  splitShellWords,
+  withStdin,
+  withTimeout,
+} from '../../src/commands/shell.js'
 
 describe('quote and render', () => {
   it('leaves plain words bare and single-quotes everything else', () => {
-    expect(render(command('docker', 'run', '--name', 'app-9201', 'ghcr.io/o/app:1.2'))).toBe('docker run --name app-9201 ghcr.io/o/app:1.2')
+    expect(render(command('docker', 'run', '--name', 'app-9201', 'ghcr.io/o/app:1.2'))).toBe(
+      'docker run --name app-9201 ghcr.io/o/app:1.2',
+    )
     expect(quote('')).toBe("''")
     expect(quote('a b')).toBe("'a b'")
     expect(quote("it's")).toBe("'it'\\''s'")
@@ -21,12 +34,21 @@ describe('quote and render', () => {
   })
 
   it('delivers any string to a real sh byte for byte as one argument', () => {
-    const hostile = fc.string({ unit: fc.constantFrom(...`ab $\`'"\\;|&<>(){}[]*?~#!\n\t=%-`.split('')), maxLength: 40 })
+    const hostile = fc.string({
+      unit: fc.constantFrom(...`ab $\`'"\\;|&<>(){}[]*?~#!\n\t=%-`.split('')),
+      maxLength: 40,
+    })
     fc.assert(
-      fc.property(fc.oneof(hostile, fc.string({ unit: 'binary', maxLength: 30 }).map((s) => s.replaceAll('\0', ''))), (value) => {
-        const out = execFileSync('sh', ['-c', render(command('printf', '%s|', value, 'end'))], { encoding: 'utf8' })
-        expect(out).toBe(`${value}|end|`)
-      }),
+      fc.property(
+        fc.oneof(
+          hostile,
+          fc.string({ unit: 'binary', maxLength: 30 }).map((s) => s.replaceAll('\0', '')),
+        ),
+        (value) => {
+          const out = execFileSync('sh', ['-c', render(command('printf', '%s|', value, 'end'))], { encoding: 'utf8' })
+          expect(out).toBe(`${value}|end|`)
+        },
+      ),
       { numRuns: 300 },
     )
   })
@@ -35,7 +57,9 @@ describe('quote and render', () => {
 describe('renderRemote', () => {
   it('puts every command under timeout: its own deadline, or the default, rounded up to whole seconds', () => {
     expect(renderRemote(command('docker', 'ps'), 120)).toBe('timeout -k 5 120 docker ps')
-    expect(renderRemote(withTimeout(command('docker', 'pull', '--quiet', 'shop:v2'), 600), 120)).toBe('timeout -k 5 600 docker pull --quiet shop:v2')
+    expect(renderRemote(withTimeout(command('docker', 'pull', '--quiet', 'shop:v2'), 600), 120)).toBe(
+      'timeout -k 5 600 docker pull --quiet shop:v2',
+    )
     expect(renderRemote(withTimeout(command('true'), 2.5), 120)).toBe('timeout -k 5 3 true')
     expect(renderRemote(script('echo "$1"', 'a b'), 120)).toBe(`timeout -k 5 120 sh -c 'echo "$1"' sh 'a b'`)
   })
@@ -55,8 +79,13 @@ describe('renderRemote', () => {
 
 describe('describeCommand', () => {
   it('shows a script by its first line and length, and its arguments in full', () => {
-    const c = script('ids=$(docker ps --quiet) || exit $?\n[ -z "$ids" ] && exit 0\ndocker inspect $ids', 'nginx-rollout.role=replica')
-    expect(describeCommand(c)).toBe(`sh -c '<script ids=$(docker ps --quiet) || exit $?... (3 lines)>' sh nginx-rollout.role=replica`)
+    const c = script(
+      'ids=$(docker ps --quiet) || exit $?\n[ -z "$ids" ] && exit 0\ndocker inspect $ids',
+      'nginx-rollout.role=replica',
+    )
+    expect(describeCommand(c)).toBe(
+      `sh -c '<script ids=$(docker ps --quiet) || exit $?... (3 lines)>' sh nginx-rollout.role=replica`,
+    )
   })
 
   it('abbreviates a long single-line argument, and keeps one of 200 characters', () => {

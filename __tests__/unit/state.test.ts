@@ -23,15 +23,56 @@ describe('parseContainers', () => {
     const out = [
       inspectLine({ id: ID(1), name: '/shop-9201', labels: labels(9201) }),
       // Docker reports pid 0 for a container that does not run.
-      inspectLine({ id: ID(2), name: '/shop-9202', state: 'exited', pid: 0, labels: labels(9202, { 'nginx-rollout.color': 'green' }) }),
-      inspectLine({ id: ID(3), name: '/blog-9301', pid: 5151, labels: labels(9301, { 'nginx-rollout.app': 'blog', 'nginx-rollout.image': 'blog:7' }) }),
+      inspectLine({
+        id: ID(2),
+        name: '/shop-9202',
+        state: 'exited',
+        pid: 0,
+        labels: labels(9202, { 'nginx-rollout.color': 'green' }),
+      }),
+      inspectLine({
+        id: ID(3),
+        name: '/blog-9301',
+        pid: 5151,
+        labels: labels(9301, { 'nginx-rollout.app': 'blog', 'nginx-rollout.image': 'blog:7' }),
+      }),
       '',
     ].join('\n')
     expect(parseContainers(out, host)).toEqual({
       containers: [
-        { id: ID(1), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'shop-9201', app: 'shop', port: 9201, image: 'ghcr.io/acme/shop:1.4.2', running: true, pid: 4242 },
-        { id: ID(2), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'shop-9202', app: 'shop', port: 9202, image: 'ghcr.io/acme/shop:1.4.2', running: false, color: 'green' },
-        { id: ID(3), host: '10.0.0.12:2222', address: '10.1.0.12', name: 'blog-9301', app: 'blog', port: 9301, image: 'blog:7', running: true, pid: 5151 },
+        {
+          id: ID(1),
+          host: '10.0.0.12:2222',
+          address: '10.1.0.12',
+          name: 'shop-9201',
+          app: 'shop',
+          port: 9201,
+          image: 'ghcr.io/acme/shop:1.4.2',
+          running: true,
+          pid: 4242,
+        },
+        {
+          id: ID(2),
+          host: '10.0.0.12:2222',
+          address: '10.1.0.12',
+          name: 'shop-9202',
+          app: 'shop',
+          port: 9202,
+          image: 'ghcr.io/acme/shop:1.4.2',
+          running: false,
+          color: 'green',
+        },
+        {
+          id: ID(3),
+          host: '10.0.0.12:2222',
+          address: '10.1.0.12',
+          name: 'blog-9301',
+          app: 'blog',
+          port: 9301,
+          image: 'blog:7',
+          running: true,
+          pid: 5151,
+        },
       ],
       ignored: [],
     })
@@ -44,7 +85,8 @@ describe('parseContainers', () => {
   })
 
   it('takes blue and green as colours and nothing else', () => {
-    const colorOf = (color: string) => parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.color': color }) }), host).containers[0].color
+    const colorOf = (color: string) =>
+      parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.color': color }) }), host).containers[0].color
     expect(colorOf('blue')).toBe('blue')
     expect(colorOf('green')).toBe('green')
     expect(colorOf('')).toBeUndefined()
@@ -55,7 +97,10 @@ describe('parseContainers', () => {
   it('cannot be made to see another container by a label holding newlines, tabs and JSON', () => {
     const forged = inspectLine({ id: ID(9), name: '/shop-9209', labels: labels(9209) })
     const image = `shop:v1\n${forged}\n\t{"id":"${ID(8)}"}\t`
-    const { containers, ignored } = parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.image': image }) }), host)
+    const { containers, ignored } = parseContainers(
+      inspectLine({ labels: labels(9201, { 'nginx-rollout.image': image }) }),
+      host,
+    )
     expect(containers.map((c) => [c.name, c.image])).toEqual([['shop-9201', image]])
     expect(ignored).toEqual([])
   })
@@ -71,10 +116,20 @@ describe('parseContainers', () => {
       inspectLine({ name: `/${'x'.repeat(100)}`, labels: labels(9201) }),
       inspectLine({ name: 42, labels: labels(9201) }),
     ].join('\n')
-    const note = (name: string) => `container ${JSON.stringify(name)} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
+    const note = (name: string) =>
+      `container ${JSON.stringify(name)} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
     expect(parseContainers(out, host)).toEqual({
       containers: [],
-      ignored: [note('evil'), note('shop-9202'), note('shop-9201'), note('Shop-9201'), note('shop-0'), note('shop-70000'), note('x'.repeat(64)), note('')],
+      ignored: [
+        note('evil'),
+        note('shop-9202'),
+        note('shop-9201'),
+        note('Shop-9201'),
+        note('shop-0'),
+        note('shop-70000'),
+        note('x'.repeat(64)),
+        note(''),
+      ],
     })
   })
 
@@ -89,7 +144,10 @@ describe('parseContainers', () => {
     ].join('\n')
     expect(parseContainers(out, host)).toEqual({
       containers: [],
-      ignored: ['an unreadable line of docker inspect output (27 characters)', 'an unreadable line of docker inspect output (5 characters)'],
+      ignored: [
+        'an unreadable line of docker inspect output (27 characters)',
+        'an unreadable line of docker inspect output (5 characters)',
+      ],
     })
   })
 
@@ -97,33 +155,73 @@ describe('parseContainers', () => {
   // reading of a host fails instead of noting the line. Fix: treat a parsed value that is not an object like an
   // unreadable line (`if (!c || typeof c !== 'object') { ignored.push(...); continue }`).
   it('notes a line of JSON that is not an object instead of throwing', () => {
-    expect(parseContainers(`null\n${inspectLine({ labels: labels(9201) })}`, host).containers.map((c) => c.name)).toEqual(['shop-9201'])
+    expect(
+      parseContainers(`null\n${inspectLine({ labels: labels(9201) })}`, host).containers.map((c) => c.name),
+    ).toEqual(['shop-9201'])
   })
 
   it('never throws for any other output', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.jsonValue().filter((v) => v !== null).map((v) => JSON.stringify(v)), fc.string())), (lines) => {
-        const { containers } = parseContainers(lines.join('\n'), host)
-        expect(containers).toEqual([])
-      }),
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc
+              .jsonValue()
+              .filter((v) => v !== null)
+              .map((v) => JSON.stringify(v)),
+            fc.string(),
+          ),
+        ),
+        (lines) => {
+          const { containers } = parseContainers(lines.join('\n'), host)
+          expect(containers).toEqual([])
+        },
+      ),
     )
   })
 })
 
 describe('parseHistory', () => {
-  const entry = { image: 'shop:v2', previousImage: 'shop:v1', result: 'deployed', at: '2026-05-01T10:00:00Z', strategy: 'rolling', operation: 'deploy', run: 'acme/shop#12' }
+  const entry = {
+    image: 'shop:v2',
+    previousImage: 'shop:v1',
+    result: 'deployed',
+    at: '2026-05-01T10:00:00Z',
+    strategy: 'rolling',
+    operation: 'deploy',
+    run: 'acme/shop#12',
+  }
 
   it('reads the entries, and an empty file as none without a warning', () => {
     const warnings: string[] = []
-    expect(parseHistory(JSON.stringify([entry, { ...entry, operation: undefined, run: undefined }]), (m) => warnings.push(m))).toEqual([entry, { ...entry, operation: undefined, run: undefined }])
+    expect(
+      parseHistory(JSON.stringify([entry, { ...entry, operation: undefined, run: undefined }]), (m) =>
+        warnings.push(m),
+      ),
+    ).toEqual([entry, { ...entry, operation: undefined, run: undefined }])
     expect(parseHistory('  \n', (m) => warnings.push(m))).toEqual([])
     expect(warnings).toEqual([])
   })
 
   it.each([
-    ['not JSON', '[{"image":', [expect.stringMatching(/^history\.json on the nginx host is not valid JSON \(.+\): ignored$/)], []],
-    ['not a list', '{"image":"shop:v2"}', ['history.json on the nginx host is not a list: ignored (the next deploy rewrites it)'], []],
-    ['malformed entries', JSON.stringify([entry, { ...entry, image: 7 }, null, 'x']), ['history.json on the nginx host: 3 malformed entries ignored'], [entry]],
+    [
+      'not JSON',
+      '[{"image":',
+      [expect.stringMatching(/^history\.json on the nginx host is not valid JSON \(.+\): ignored$/)],
+      [],
+    ],
+    [
+      'not a list',
+      '{"image":"shop:v2"}',
+      ['history.json on the nginx host is not a list: ignored (the next deploy rewrites it)'],
+      [],
+    ],
+    [
+      'malformed entries',
+      JSON.stringify([entry, { ...entry, image: 7 }, null, 'x']),
+      ['history.json on the nginx host: 3 malformed entries ignored'],
+      [entry],
+    ],
   ])('warns about a history file %s and keeps what is well-formed', (_what, text, warnings, entries) => {
     const seen: string[] = []
     expect(parseHistory(text as string, (m) => seen.push(m))).toEqual(entries)
@@ -151,11 +249,24 @@ describe('parseCanaryState', () => {
     observations: [observation],
     deployment: { repo: 'acme/shop', environment: 'production', id: 77 },
     pullRequest: { repo: 'acme/shop', number: 12 },
-    pushes: [{ image: 'shop:v2-rc1', sha: 'fedcba', at: '2026-05-01T09:00:00Z', observations: [observation], outcome: 'replaced' }],
+    pushes: [
+      {
+        image: 'shop:v2-rc1',
+        sha: 'fedcba',
+        at: '2026-05-01T09:00:00Z',
+        observations: [observation],
+        outcome: 'replaced',
+      },
+    ],
   }
   const read = (value: unknown) => {
     const warnings: string[] = []
-    return { state: parseCanaryState(typeof value === 'string' ? value : JSON.stringify(value), 'docker.example.com', (m) => warnings.push(m)), warnings }
+    return {
+      state: parseCanaryState(typeof value === 'string' ? value : JSON.stringify(value), 'docker.example.com', (m) =>
+        warnings.push(m),
+      ),
+      warnings,
+    }
   }
 
   it('reads a paused canary with everything a run records', () => {
@@ -163,9 +274,21 @@ describe('parseCanaryState', () => {
   })
 
   it('reads a record of the old format, replicas named without their host, as on the first app host', () => {
-    const old = { image: state.image, stableImage: state.stableImage, weight: state.weight, remainingSteps: state.remainingSteps, at: state.at }
+    const old = {
+      image: state.image,
+      stableImage: state.stableImage,
+      weight: state.weight,
+      remainingSteps: state.remainingSteps,
+      at: state.at,
+    }
     expect(read({ ...old, replicas: ['shop-9203', 'shop-9204'] })).toEqual({
-      state: { ...old, replicas: [{ host: 'docker.example.com', name: 'shop-9203' }, { host: 'docker.example.com', name: 'shop-9204' }] },
+      state: {
+        ...old,
+        replicas: [
+          { host: 'docker.example.com', name: 'shop-9203' },
+          { host: 'docker.example.com', name: 'shop-9204' },
+        ],
+      },
       warnings: [],
     })
   })
@@ -186,24 +309,51 @@ describe('parseCanaryState', () => {
     ['replicas of an object', { ...state, replicas: { name: 'shop-9203' } }, 'replicas is not a list'],
     ['a replica without a host', { ...state, replicas: [{ name: 'shop-9203' }] }, 'a replica has no host or name'],
     ['a replica of a number', { ...state, replicas: [9203] }, 'a replica has no host or name'],
-    ['an observation without stats', { ...state, observations: [{ ...observation, canary: undefined }] }, 'observations are malformed'],
+    [
+      'an observation without stats',
+      { ...state, observations: [{ ...observation, canary: undefined }] },
+      'observations are malformed',
+    ],
     ['observations of an object', { ...state, observations: observation }, 'observations are malformed'],
-    ['a deployment without an id', { ...state, deployment: { repo: 'acme/shop', environment: 'production' } }, 'deployment is malformed'],
-    ['a pull request number of text', { ...state, pullRequest: { repo: 'acme/shop', number: '12' } }, 'pullRequest is malformed'],
+    [
+      'a deployment without an id',
+      { ...state, deployment: { repo: 'acme/shop', environment: 'production' } },
+      'deployment is malformed',
+    ],
+    [
+      'a pull request number of text',
+      { ...state, pullRequest: { repo: 'acme/shop', number: '12' } },
+      'pullRequest is malformed',
+    ],
     ['a push without observations', { ...state, pushes: [{ image: 'shop:v1', at: 'x' }] }, 'pushes are malformed'],
   ])('ignores, with a warning, a record with %s', (_what, value, why) => {
-    expect(read(value)).toEqual({ state: undefined, warnings: [`canary.json on the nginx host is malformed (${why}): ignored as stale`] })
+    expect(read(value)).toEqual({
+      state: undefined,
+      warnings: [`canary.json on the nginx host is malformed (${why}): ignored as stale`],
+    })
   })
 
   it('ignores, with a warning, a file that is not JSON', () => {
-    expect(read('{"image": "shop:v2",')).toEqual({ state: undefined, warnings: [expect.stringMatching(/^canary\.json on the nginx host is not valid JSON \(.+\): ignored$/)] })
+    expect(read('{"image": "shop:v2",')).toEqual({
+      state: undefined,
+      warnings: [expect.stringMatching(/^canary\.json on the nginx host is not valid JSON \(.+\): ignored$/)],
+    })
   })
 
   it('never throws, whatever the file holds', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue(), fc.record({ ...Object.fromEntries(Object.keys(state).map((k) => [k, fc.jsonValue()])) }, { requiredKeys: [] })), (value) => {
-        read(value)
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue(),
+          fc.record(
+            { ...Object.fromEntries(Object.keys(state).map((k) => [k, fc.jsonValue()])) },
+            { requiredKeys: [] },
+          ),
+        ),
+        (value) => {
+          read(value)
+        },
+      ),
     )
   })
 

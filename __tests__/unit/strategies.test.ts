@@ -34,7 +34,11 @@ describe('splitFor', () => {
 describe('planBlueGreen', () => {
   it('starts the whole other colour, gates it, switches in one reload, drains the old colour while checking the new one again, and retires the old', () => {
     const live = [blue(9201), blue(9202)]
-    const plan = planBlueGreen(configFrom({ strategy: 'blue-green', replicas: '2', pull: 'false', 'drain-seconds': '3' }), live, routesTo(...live))
+    const plan = planBlueGreen(
+      configFrom({ strategy: 'blue-green', replicas: '2', pull: 'false', 'drain-seconds': '3' }),
+      live,
+      routesTo(...live),
+    )
     expect(plan.steps.map(describe1)).toEqual([
       'start shop-9203 (:9203), shop-9204 (:9204) from shop:v2',
       'health gate shop-9203, shop-9204',
@@ -49,23 +53,47 @@ describe('planBlueGreen', () => {
 
   it('starts blue when what is live has no colour (a switch from rolling)', () => {
     const live = [container(9201)]
-    const plan = planBlueGreen(configFrom({ strategy: 'blue-green', replicas: '1', pull: 'false' }), live, routesTo(...live))
+    const plan = planBlueGreen(
+      configFrom({ strategy: 'blue-green', replicas: '1', pull: 'false' }),
+      live,
+      routesTo(...live),
+    )
     expect(plan.next).toEqual([replica(9202, 'shop:v2', undefined, 'blue')])
   })
 
   it('keeps the previous colour running with keep-previous, and removes a kept colour before the next deploy', () => {
-    const config = configFrom({ strategy: 'blue-green', replicas: '1', pull: 'false', 'keep-previous': 'true', ports: '9201-9202' })
+    const config = configFrom({
+      strategy: 'blue-green',
+      replicas: '1',
+      pull: 'false',
+      'keep-previous': 'true',
+      ports: '9201-9202',
+    })
     const first = planBlueGreen(config, [blue(9201)], routesTo(blue(9201)))
-    expect(first.steps.map(describe1).slice(2)).toEqual(['route traffic to shop-9202 (one nginx reload)', 'drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy'])
+    expect(first.steps.map(describe1).slice(2)).toEqual([
+      'route traffic to shop-9202 (one nginx reload)',
+      'drain shop-9201 (until idle, at most 5s), checking shop-9202 still healthy',
+    ])
     // Next deploy: green 9202 live, blue 9201 kept out of rotation; the kept one makes room first.
     const second = planBlueGreen({ ...config, image: 'shop:v3' }, [blue(9201), green(9202)], routesTo(green(9202)))
-    expect(second.steps.map(describe1).slice(0, 2)).toEqual(['remove shop-9201', 'start shop-9201 (:9201) from shop:v3'])
+    expect(second.steps.map(describe1).slice(0, 2)).toEqual([
+      'remove shop-9201',
+      'start shop-9201 (:9201) from shop:v3',
+    ])
     expect(second.next).toEqual([replica(9201, 'shop:v3', undefined, 'blue')])
   })
 })
 
 describe('planCanary', () => {
-  const config = (over = {}) => configFrom({ strategy: 'canary', replicas: '2', pull: 'false', 'canary-interval': '30', 'drain-seconds': '1', ...over })
+  const config = (over = {}) =>
+    configFrom({
+      strategy: 'canary',
+      replicas: '2',
+      pull: 'false',
+      'canary-interval': '30',
+      'drain-seconds': '1',
+      ...over,
+    })
   const stable = [container(9201), container(9202)]
 
   it('routes each share through weights, observes it, then replaces the stable set start-first', () => {
@@ -90,8 +118,17 @@ describe('planCanary', () => {
     expect(plan).toMatchObject({ onFailure: 'abort-canary', leaves: 'deployed', notes: [] })
     expect(plan.next).toEqual([replica(9203), replica(9204)])
     // The canary's route carries the stable replicas and the canary, with the split; observe knows which is which.
-    expect(plan.steps[2]).toEqual({ kind: 'route', servers: [...stable.map(replicaOf), replica(9203)], split: splitFor(10, [replica(9203)], 2) })
-    expect(plan.steps[3]).toEqual({ kind: 'observe', seconds: 30, split: splitFor(10, [replica(9203)], 2), stable: stable.map(replicaOf) })
+    expect(plan.steps[2]).toEqual({
+      kind: 'route',
+      servers: [...stable.map(replicaOf), replica(9203)],
+      split: splitFor(10, [replica(9203)], 2),
+    })
+    expect(plan.steps[3]).toEqual({
+      kind: 'observe',
+      seconds: 30,
+      split: splitFor(10, [replica(9203)], 2),
+      stable: stable.map(replicaOf),
+    })
   })
 
   it('stops short of 100 as a paused canary, at the last share', () => {
@@ -135,11 +172,17 @@ describe('planCanary', () => {
       'drain shop-9202 (until idle, at most 1s), checking shop-9204 still healthy',
       'retire shop-9201, shop-9202 (stop and remove on the host, in the background)',
     ])
-    expect(promote).toMatchObject({ image: 'shop:v2', onFailure: 'abort-canary', leaves: 'deployed', previous: canaryOn9203.map(replicaOf) })
-    expect(planPromote(config(), canaryOn9203, routes, { ...paused, remainingSteps: [50, 100] }).steps.map(describe1).slice(0, 2)).toEqual([
-      'route 50% to canary shop-9203 (weights 2:1, one nginx reload)',
-      'observe the canary at 50% for 30s',
-    ])
+    expect(promote).toMatchObject({
+      image: 'shop:v2',
+      onFailure: 'abort-canary',
+      leaves: 'deployed',
+      previous: canaryOn9203.map(replicaOf),
+    })
+    expect(
+      planPromote(config(), canaryOn9203, routes, { ...paused, remainingSteps: [50, 100] })
+        .steps.map(describe1)
+        .slice(0, 2),
+    ).toEqual(['route 50% to canary shop-9203 (weights 2:1, one nginx reload)', 'observe the canary at 50% for 30s'])
   })
 
   it('aborts a paused canary: one reload back to the stable set, a drain, and the canary retired', () => {
@@ -149,7 +192,12 @@ describe('planCanary', () => {
       'drain shop-9203 (until idle, at most 1s)',
       'retire shop-9203 (stop and remove on the host, in the background)',
     ])
-    expect(abort).toMatchObject({ image: 'shop:v1', onFailure: 'restore', leaves: 'rolled-back', next: stable.map(replicaOf) })
+    expect(abort).toMatchObject({
+      image: 'shop:v1',
+      onFailure: 'restore',
+      leaves: 'rolled-back',
+      next: stable.map(replicaOf),
+    })
   })
 
   it('refuses an abort with no stable replica to take the traffic back', () => {
@@ -170,8 +218,12 @@ describe('planCanary', () => {
     expect(() => planFor(configFrom({ operation: 'promote', image: '' }), state)).toThrow(
       'promote: no canary of shop is paused; live is shop:v1 on 2 replica(s). Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live',
     )
-    expect(() => planFor(configFrom({ operation: 'abort', image: '' }), state)).toThrow('abort: no canary of shop is paused; live is shop:v1 on 2 replica(s).')
-    expect(() => planFor(configFrom({ operation: 'status' }), state)).toThrow('status reads the hosts and plans nothing')
+    expect(() => planFor(configFrom({ operation: 'abort', image: '' }), state)).toThrow(
+      'abort: no canary of shop is paused; live is shop:v1 on 2 replica(s).',
+    )
+    expect(() => planFor(configFrom({ operation: 'status' }), state)).toThrow(
+      'status reads the hosts and plans nothing',
+    )
     const withCanary = hostState(canaryOn9203, routesTo(...canaryOn9203), { canary: paused })
     expect(() => planFor(configFrom({}), withCanary)).toThrow(
       'a canary of shop:v2 is live at 10% next to shop:v1 (since 2026-11-25T10:00:00.000Z): finish it first with operation: promote, or remove it with operation: abort',
@@ -180,28 +232,55 @@ describe('planCanary', () => {
 
   it('undoes a promote that failed after stopping stable replicas by putting the paused config back, canary untouched', () => {
     const promote = planPromote(config(), canaryOn9203, routesTo(...canaryOn9203), paused)
-    const undo = planUndo(config(), promote, { started: [], routed: [], stopped: [promote.previous[0]], configBefore: 'paused config', configNow: 'now' })
+    const undo = planUndo(config(), promote, {
+      started: [],
+      routed: [],
+      stopped: [promote.previous[0]],
+      configBefore: 'paused config',
+      configNow: 'now',
+    })
     expect(undo.canary).toBe('untouched')
     expect(undo.steps.map(describe1)).toEqual([
       'start shop-9201 again',
       'health gate shop-9201',
       'restore the previous nginx config (shop-9201, shop-9202, shop-9203)',
     ])
-    expect(undo.steps[2]).toEqual({ kind: 'restore-config', text: 'paused config', servers: canaryOn9203.map(replicaOf) })
+    expect(undo.steps[2]).toEqual({
+      kind: 'restore-config',
+      text: 'paused config',
+      servers: canaryOn9203.map(replicaOf),
+    })
   })
 
   it('undoes a promote whose share step failed by taking the canary out, the stable replicas untouched', () => {
-    const promote = planPromote(config(), canaryOn9203, routesTo(...canaryOn9203), { ...paused, remainingSteps: [50, 100] })
-    const undo = planUndo(config(), promote, { started: [], routed: [], stopped: [], configBefore: 'paused config', configNow: '50% config' })
+    const promote = planPromote(config(), canaryOn9203, routesTo(...canaryOn9203), {
+      ...paused,
+      remainingSteps: [50, 100],
+    })
+    const undo = planUndo(config(), promote, {
+      started: [],
+      routed: [],
+      stopped: [],
+      configBefore: 'paused config',
+      configNow: '50% config',
+    })
     expect(undo.canary).toBe('removed')
-    expect(undo.steps.map(describe1)).toEqual(['route traffic to shop-9201, shop-9202 (one nginx reload)', 'drain shop-9203 (until idle, at most 1s)', 'remove shop-9203'])
+    expect(undo.steps.map(describe1)).toEqual([
+      'route traffic to shop-9201, shop-9202 (one nginx reload)',
+      'drain shop-9203 (until idle, at most 1s)',
+      'remove shop-9203',
+    ])
   })
 
   it('undoes a failed canary step by taking the canary out, without touching the stable replicas', () => {
     const plan = planCanary(config({ 'canary-steps': '10,100' }), stable, routesTo(...stable))
     const undo = planUndo(config(), plan, { started: [plan.next[0]], routed: [plan.next[0]], stopped: [] })
     expect(undo.canary).toBe('removed')
-    expect(undo.steps.map(describe1)).toEqual(['route traffic to shop-9201, shop-9202 (one nginx reload)', 'drain shop-9203 (until idle, at most 1s)', 'remove shop-9203'])
+    expect(undo.steps.map(describe1)).toEqual([
+      'route traffic to shop-9201, shop-9202 (one nginx reload)',
+      'drain shop-9203 (until idle, at most 1s)',
+      'remove shop-9203',
+    ])
   })
 })
 
@@ -212,7 +291,8 @@ describe('planRollbackOperation', () => {
     { image: 'shop:v3', previousImage: 'shop:v2', result: 'rolled-back', at: 't3', strategy: 'rolling' },
   ]
   const rollback = (over = {}) => configFrom({ operation: 'rollback', image: '', pull: 'false', ...over })
-  const at = (cs: ManagedContainer[], routed: ManagedContainer[], extra = {}) => hostState(cs, routesTo(...routed), { history, ...extra })
+  const at = (cs: ManagedContainer[], routed: ManagedContainer[], extra = {}) =>
+    hostState(cs, routesTo(...routed), { history, ...extra })
 
   it('goes back to the newest deployed image that is not live, skipping rolled-back ones', () => {
     expect(rollbackTarget(at([], []), 'shop:v2')).toBe('shop:v1')
@@ -265,6 +345,8 @@ describe('planRollbackOperation', () => {
   it('refuses while a canary is paused', () => {
     const live = [container(9201, 'shop:v1'), container(9202, 'shop:v2')]
     const state = at(live, live, { canary: pausedCanary([replicaOf(live[1])]) })
-    expect(() => planRollbackOperation(rollback(), state, routesTo(...live))).toThrow('rollback: a canary of shop:v2 is paused at 10%; use operation: abort to remove it')
+    expect(() => planRollbackOperation(rollback(), state, routesTo(...live))).toThrow(
+      'rollback: a canary of shop:v2 is paused at 10%; use operation: abort to remove it',
+    )
   })
 })

@@ -33,7 +33,18 @@ describe('renderSummary', () => {
   })
 
   it('names several app hosts, the nginx host apart, the operation, colour and canary share', () => {
-    expect(body({ hosts: ['10.0.0.11', '10.0.0.12:2222'], nginxHost: '10.0.0.10', operation: 'promote', strategy: 'blue-green', color: 'green', canaryWeight: '10', image: '', previousImage: '' })[0]).toBe(
+    expect(
+      body({
+        hosts: ['10.0.0.11', '10.0.0.12:2222'],
+        nginxHost: '10.0.0.10',
+        operation: 'promote',
+        strategy: 'blue-green',
+        color: 'green',
+        canaryWeight: '10',
+        image: '',
+        previousImage: '',
+      })[0],
+    ).toBe(
       '**Result:** `deployed` · **hosts** 10.0.0.11, 10.0.0.12:2222 · **nginx** 10.0.0.10 · **operation** promote · **strategy** blue-green · **image** `-` · **previous** `-` · ' +
         '**colour** green · **canary** 10% · **run ended after** 9.0 s',
     )
@@ -55,9 +66,33 @@ describe('renderSummary', () => {
     const lines = body({
       plan: ['start shop-9203 on 10.0.0.11', 'route to shop-9203'],
       steps: [
-        { phase: 'deploy', description: 'start shop-9203 on 10.0.0.11', hosts: ['10.0.0.11'], ms: 1234, endedAtMs: 1300, outcome: 'ok', detail: 'a|b\nc' },
-        { phase: 'deploy', description: 'route to shop-9203', hosts: ['10.0.0.10'], ms: 80, endedAtMs: 1400, outcome: 'ok', allTrafficNew: true },
-        { phase: 'rollback', description: 'stop shop-9203 | remove', hosts: ['10.0.0.11', '10.0.0.12'], ms: 5, endedAtMs: 1500, outcome: 'failed', detail: 'not shown' },
+        {
+          phase: 'deploy',
+          description: 'start shop-9203 on 10.0.0.11',
+          hosts: ['10.0.0.11'],
+          ms: 1234,
+          endedAtMs: 1300,
+          outcome: 'ok',
+          detail: 'a|b\nc',
+        },
+        {
+          phase: 'deploy',
+          description: 'route to shop-9203',
+          hosts: ['10.0.0.10'],
+          ms: 80,
+          endedAtMs: 1400,
+          outcome: 'ok',
+          allTrafficNew: true,
+        },
+        {
+          phase: 'rollback',
+          description: 'stop shop-9203 | remove',
+          hosts: ['10.0.0.11', '10.0.0.12'],
+          ms: 5,
+          endedAtMs: 1500,
+          outcome: 'failed',
+          detail: 'not shown',
+        },
       ],
     })
     expect(lines.slice(1)).toEqual([
@@ -81,8 +116,24 @@ describe('renderSummary', () => {
   it('lists the health gates with the host of each replica', () => {
     const lines = body({
       gates: [
-        { replica: 'shop-9203', host: '10.0.0.11', ok: true, probes: 4, ms: 812, last: 'GET /healthz -> 200', dockerHealth: 'none' },
-        { replica: 'shop-9204', host: '10.0.0.12:2222', ok: false, probes: 300, ms: 60000, last: 'GET /healthz -> connect ECONNREFUSED | x', dockerHealth: 'unhealthy' },
+        {
+          replica: 'shop-9203',
+          host: '10.0.0.11',
+          ok: true,
+          probes: 4,
+          ms: 812,
+          last: 'GET /healthz -> 200',
+          dockerHealth: 'none',
+        },
+        {
+          replica: 'shop-9204',
+          host: '10.0.0.12:2222',
+          ok: false,
+          probes: 300,
+          ms: 60000,
+          last: 'GET /healthz -> connect ECONNREFUSED | x',
+          dockerHealth: 'unhealthy',
+        },
       ],
     })
     expect(lines.slice(1)).toEqual([
@@ -101,8 +152,22 @@ describe('renderSummary', () => {
     const stats = (requests: number, errors: number) => ({ requests, errors, rate: (100 * errors) / requests })
     const lines = body({
       canarySteps: [
-        { verdict: 'pass', percent: 10, seconds: 60, reason: 'canary 0.00% of 80', canary: stats(80, 0), stable: stats(800, 4) },
-        { verdict: 'fail', percent: 50, seconds: 30, reason: 'canary error rate 5.00% (5 of 100) is above canary-max-error-rate 1%', canary: stats(100, 5), stable: stats(100, 0) },
+        {
+          verdict: 'pass',
+          percent: 10,
+          seconds: 60,
+          reason: 'canary 0.00% of 80',
+          canary: stats(80, 0),
+          stable: stats(800, 4),
+        },
+        {
+          verdict: 'fail',
+          percent: 50,
+          seconds: 30,
+          reason: 'canary error rate 5.00% (5 of 100) is above canary-max-error-rate 1%',
+          canary: stats(100, 5),
+          stable: stats(100, 0),
+        },
       ],
     })
     expect(lines.slice(1)).toEqual([
@@ -170,7 +235,9 @@ describe('renderSummary', () => {
       '<sub>1 SSH connection, 12 remote commands, 40 probes</sub>',
       '',
     ])
-    expect(body({ stats: { connections: 3, commands: 1, probes: 0 } })).toContain('<sub>3 SSH connections, 1 remote commands, 0 probes</sub>')
+    expect(body({ stats: { connections: 3, commands: 1, probes: 0 } })).toContain(
+      '<sub>3 SSH connections, 1 remote commands, 0 probes</sub>',
+    )
   })
 
   it('reports status: replicas by host with their weights, the paused canary and recent deploys', () => {
@@ -181,10 +248,33 @@ describe('renderSummary', () => {
         live: {
           replicas: [
             { host: '10.0.0.11', address: '10.1.0.11', name: 'shop-9201', port: 9201, image: 'shop:v1', weight: 9 },
-            { host: '10.0.0.12:2222', address: '10.1.0.12', name: 'shop-9203', port: 9203, image: 'shop:v2', color: 'blue', weight: 1 },
+            {
+              host: '10.0.0.12:2222',
+              address: '10.1.0.12',
+              name: 'shop-9203',
+              port: 9203,
+              image: 'shop:v2',
+              color: 'blue',
+              weight: 1,
+            },
           ],
-          canary: { image: 'shop:v2', stableImage: 'shop:v1', weight: 10, remainingSteps: [50, 100], replicas: [{ host: '10.0.0.12:2222', name: 'shop-9203' }], at: '2026-05-01T10:00:00Z' },
-          history: [{ image: 'shop:v2', previousImage: 'shop:v1', result: 'paused', at: '2026-05-01T10:00:00Z', strategy: 'canary' }],
+          canary: {
+            image: 'shop:v2',
+            stableImage: 'shop:v1',
+            weight: 10,
+            remainingSteps: [50, 100],
+            replicas: [{ host: '10.0.0.12:2222', name: 'shop-9203' }],
+            at: '2026-05-01T10:00:00Z',
+          },
+          history: [
+            {
+              image: 'shop:v2',
+              previousImage: 'shop:v1',
+              result: 'paused',
+              at: '2026-05-01T10:00:00Z',
+              strategy: 'canary',
+            },
+          ],
         },
       }),
     ).split('\n')
@@ -207,16 +297,31 @@ describe('renderSummary', () => {
       '| 2026-05-01T10:00:00Z | deploy canary | `shop:v2` | paused |',
       '',
     ])
-    expect(body({ operation: 'status', live: { replicas: [], history: [] } }).slice(1)).toEqual(['', '### Live', '', '| Replica | Host | Address | Image | Colour | nginx weight |', '|---|---|---|---|---|---|', '| (none) | | | | | |', ''])
+    expect(body({ operation: 'status', live: { replicas: [], history: [] } }).slice(1)).toEqual([
+      '',
+      '### Live',
+      '',
+      '| Replica | Host | Address | Image | Colour | nginx weight |',
+      '|---|---|---|---|---|---|',
+      '| (none) | | | | | |',
+      '',
+    ])
   })
 
   it('shows notes as quotes', () => {
-    expect(body({ notes: ['canary.json on the nginx host is malformed: ignored as stale'] }).slice(1, 3)).toEqual(['', '> canary.json on the nginx host is malformed: ignored as stale'])
+    expect(body({ notes: ['canary.json on the nginx host is malformed: ignored as stale'] }).slice(1, 3)).toEqual([
+      '',
+      '> canary.json on the nginx host is malformed: ignored as stale',
+    ])
   })
 
   it('masks every secret, wherever it appears', () => {
     const text = renderSummary(
-      record({ failure: 'DB_PASSWORD=s3cr3t-pw rejected', evidence: [{ subject: 'shop-9203', reason: 'token ghs_abc123 in output', logs: 'connecting with s3cr3t-pw' }], plan: ['login as s3cr3t-pw'] }),
+      record({
+        failure: 'DB_PASSWORD=s3cr3t-pw rejected',
+        evidence: [{ subject: 'shop-9203', reason: 'token ghs_abc123 in output', logs: 'connecting with s3cr3t-pw' }],
+        plan: ['login as s3cr3t-pw'],
+      }),
       ['s3cr3t-pw', 'ghs_abc123'],
     )
     expect(text).not.toContain('s3cr3t')
@@ -228,7 +333,15 @@ describe('renderSummary', () => {
   // BUG (minor): the live table writes address:port as is (src/summary.ts:83): an IPv6 upstream address shows as
   // 'fd00::12:9203', which reads as a longer address. Fix: use hostPort(x.address, x.port) from model.ts.
   it('writes an IPv6 replica address in brackets in the live table', () => {
-    const lines = body({ operation: 'status', live: { replicas: [{ host: '2001:db8::12', address: 'fd00::12', name: 'shop-9203', port: 9203, image: 'shop:v2', weight: 10 }], history: [] } })
+    const lines = body({
+      operation: 'status',
+      live: {
+        replicas: [
+          { host: '2001:db8::12', address: 'fd00::12', name: 'shop-9203', port: 9203, image: 'shop:v2', weight: 10 },
+        ],
+        history: [],
+      },
+    })
     expect(lines).toContain('| shop-9203 | 2001:db8::12 | [fd00::12]:9203 | `shop:v2` | - | 10 |')
   })
 })

@@ -2,19 +2,37 @@
 import { createHash } from 'node:crypto'
 import type { Config } from '../../src/config.js'
 import type { Replica, Split } from '../../src/model.js'
-import { configIdOf, ownershipOf, renderManagedFile, upstreamServers, type NginxFacts } from '../../src/nginx/template.js'
+import {
+  configIdOf,
+  ownershipOf,
+  renderManagedFile,
+  upstreamServers,
+  type NginxFacts,
+} from '../../src/nginx/template.js'
 import { configFrom, replicaOf } from './fixtures.js'
 
 const servers = [replicaOf(9201, 'shop:v1'), replicaOf(9202, 'shop:v2')]
 const plain: NginxFacts = { keepaliveMinTimeout: false }
-const split = (canary: Replica[], canaryWeight: number, stableWeight: number): Split => ({ canary, percent: Math.round((100 * canaryWeight) / (canaryWeight + stableWeight)), canaryWeight, stableWeight })
+const split = (canary: Replica[], canaryWeight: number, stableWeight: number): Split => ({
+  canary,
+  percent: Math.round((100 * canaryWeight) / (canaryWeight + stableWeight)),
+  canaryWeight,
+  stableWeight,
+})
 const sha16 = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16)
 /** The managed file without its header line. */
 const bodyOf = (text: string) => text.slice(text.indexOf('\n') + 1)
 
 describe('renderManagedFile in site scope', () => {
   it('renders the upstream and the server block with its config-id location exactly', () => {
-    const config = configFrom({ 'lb-method': 'ip_hash', weight: '5', 'max-fails': '2', 'fail-timeout': '10s', listen: '127.0.0.1:8080', 'server-name': 'shop.example.com www.shop.example.com' })
+    const config = configFrom({
+      'lb-method': 'ip_hash',
+      weight: '5',
+      'max-fails': '2',
+      'fail-timeout': '10s',
+      listen: '127.0.0.1:8080',
+      'server-name': 'shop.example.com www.shop.example.com',
+    })
     const { text, configId } = renderManagedFile(config, servers, undefined, plain)
     expect(configId).toMatch(/^[0-9a-f]{16}$/)
     expect(bodyOf(text)).toBe(
@@ -54,15 +72,21 @@ describe('renderManagedFile in site scope', () => {
   it('starts with a header naming the app and the sha256 of the rest', () => {
     const { text } = renderManagedFile(configFrom(), servers, undefined, plain)
     const [first] = text.split('\n')
-    expect(first).toBe(`# Managed by nginx-rollout for app shop (sha256 ${sha16(bodyOf(text))}). Every deploy rewrites this file: change the template (input nginx-template), not this file.`)
+    expect(first).toBe(
+      `# Managed by nginx-rollout for app shop (sha256 ${sha16(bodyOf(text))}). Every deploy rewrites this file: change the template (input nginx-template), not this file.`,
+    )
   })
 
   it('gives the same servers the same text and id, and other weights another id', () => {
     const once = renderManagedFile(configFrom(), servers, undefined, plain)
     expect(renderManagedFile(configFrom(), servers, undefined, plain)).toEqual(once)
     expect(renderManagedFile(configFrom(), servers.slice(1), undefined, plain).configId).not.toBe(once.configId)
-    expect(renderManagedFile(configFrom(), servers, split(servers.slice(1), 1, 9), plain).configId).not.toBe(once.configId)
-    expect(renderManagedFile(configFrom(), servers, split(servers.slice(1), 1, 4), plain).configId).not.toBe(renderManagedFile(configFrom(), servers, split(servers.slice(1), 1, 9), plain).configId)
+    expect(renderManagedFile(configFrom(), servers, split(servers.slice(1), 1, 9), plain).configId).not.toBe(
+      once.configId,
+    )
+    expect(renderManagedFile(configFrom(), servers, split(servers.slice(1), 1, 4), plain).configId).not.toBe(
+      renderManagedFile(configFrom(), servers, split(servers.slice(1), 1, 9), plain).configId,
+    )
   })
 
   it.each([
@@ -72,18 +96,25 @@ describe('renderManagedFile in site scope', () => {
     ['hash $remote_addr', '    hash $remote_addr;\n'],
     ['round_robin', ''],
   ])('writes lb-method %s as its directive', (method, line) => {
-    expect(renderManagedFile(configFrom({ 'lb-method': method }), servers, undefined, plain).text).toContain(`upstream shop_replicas {\n${line}    server 127.0.0.1:9201`)
+    expect(renderManagedFile(configFrom({ 'lb-method': method }), servers, undefined, plain).text).toContain(
+      `upstream shop_replicas {\n${line}    server 127.0.0.1:9201`,
+    )
   })
 
   it('writes keepalive_min_timeout only when the nginx version knows it', () => {
     const line = '    keepalive_min_timeout 1s;\n'
-    expect(renderManagedFile(configFrom(), servers, undefined, { keepaliveMinTimeout: true }).text).toContain(`    server_name localhost;\n    # A reloading worker answers`)
+    expect(renderManagedFile(configFrom(), servers, undefined, { keepaliveMinTimeout: true }).text).toContain(
+      `    server_name localhost;\n    # A reloading worker answers`,
+    )
     expect(renderManagedFile(configFrom(), servers, undefined, { keepaliveMinTimeout: true }).text).toContain(line)
     expect(renderManagedFile(configFrom(), servers, undefined, plain).text).not.toContain('keepalive_min_timeout')
   })
 
   it('brackets IPv6 upstream addresses and names each replica with its host', () => {
-    const rs = [replicaOf(9201, 'shop:v1', { host: '[2001:db8::11]:2222', address: 'fd00::11' }), replicaOf(9201, 'shop:v1', { host: '10.0.0.12', address: '10.1.0.12' })]
+    const rs = [
+      replicaOf(9201, 'shop:v1', { host: '[2001:db8::11]:2222', address: 'fd00::11' }),
+      replicaOf(9201, 'shop:v1', { host: '10.0.0.12', address: '10.1.0.12' }),
+    ]
     expect(renderManagedFile(configFrom({ 'lb-method': 'round_robin' }), rs, undefined, plain).text).toContain(
       'upstream shop_replicas {\n' +
         '    server [fd00::11]:9201 weight=10 max_fails=3 fail_timeout=30s; # shop-9201 shop:v1 on [2001:db8::11]:2222\n' +
@@ -124,8 +155,12 @@ describe('canary splits', () => {
         '    server 127.0.0.1:9201 weight=9 max_fails=3 fail_timeout=30s; # shop-9201 shop:v1 on docker.example.com\n' +
         '    server 127.0.0.1:9202 weight=1 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on docker.example.com\n}',
     )
-    expect(renderManagedFile(configFrom({ 'lb-method': 'ip_hash' }), servers, split(canary, 1, 9), plain).text).toContain('    ip_hash;\n    server 127.0.0.1:9201 weight=9')
-    expect(renderManagedFile(configFrom({ 'lb-method': 'hash $cookie_user' }), servers, split(canary, 1, 9), plain).text).toContain('    hash $cookie_user;\n    server 127.0.0.1:9201 weight=9')
+    expect(
+      renderManagedFile(configFrom({ 'lb-method': 'ip_hash' }), servers, split(canary, 1, 9), plain).text,
+    ).toContain('    ip_hash;\n    server 127.0.0.1:9201 weight=9')
+    expect(
+      renderManagedFile(configFrom({ 'lb-method': 'hash $cookie_user' }), servers, split(canary, 1, 9), plain).text,
+    ).toContain('    hash $cookie_user;\n    server 127.0.0.1:9201 weight=9')
   })
 
   it('gives the canary weight to the canary replica on its own host only (hosts share port numbers)', () => {
@@ -158,7 +193,9 @@ describe('canary splits', () => {
   })
 
   it("adds no access_log but the canary's, whatever the configuration declares", () => {
-    const { text } = renderManagedFile(configFrom({ 'nginx-scope': 'upstream' }), servers, split(canary, 1, 9), { keepaliveMinTimeout: false })
+    const { text } = renderManagedFile(configFrom({ 'nginx-scope': 'upstream' }), servers, split(canary, 1, 9), {
+      keepaliveMinTimeout: false,
+    })
     expect(text.match(/^access_log /gm)).toHaveLength(1)
     expect(text).toMatch(/if=\$nginx_rollout_shop_replicas_canary;\n$/)
   })
@@ -175,10 +212,12 @@ describe('ownershipOf', () => {
   it('sees a hand edit anywhere after the header, even an appended line', () => {
     expect(ownershipOf(text.replace('weight=10', 'weight=11'), 'shop')).toEqual({ kind: 'edited' })
     expect(ownershipOf(`${text}# my note\n`, 'shop')).toEqual({ kind: 'edited' })
-    expect(ownershipOf(text.replace(/sha256 [0-9a-f]{16}/, 'sha256 0000000000000000'), 'shop')).toEqual({ kind: 'edited' })
+    expect(ownershipOf(text.replace(/sha256 [0-9a-f]{16}/, 'sha256 0000000000000000'), 'shop')).toEqual({
+      kind: 'edited',
+    })
   })
 
-  it("calls a file without the header on its first line foreign, whatever it holds", () => {
+  it('calls a file without the header on its first line foreign, whatever it holds', () => {
     expect(ownershipOf('upstream shop_replicas { server 127.0.0.1:9201; }\n', 'shop')).toEqual({ kind: 'foreign' })
     expect(ownershipOf(`# my notes\n${text}`, 'shop')).toEqual({ kind: 'foreign' })
     expect(ownershipOf('', 'shop')).toEqual({ kind: 'foreign' })
@@ -187,7 +226,10 @@ describe('ownershipOf', () => {
 
 describe('upstreamServers', () => {
   it("reads a managed file's servers keyed address:port with their weights", () => {
-    const rs = [replicaOf(9201, 'shop:v1', { address: 'fd00::11' }), replicaOf(9202, 'shop:v1', { address: '10.1.0.12' })]
+    const rs = [
+      replicaOf(9201, 'shop:v1', { address: 'fd00::11' }),
+      replicaOf(9202, 'shop:v1', { address: '10.1.0.12' }),
+    ]
     expect(upstreamServers(renderManagedFile(configFrom({ weight: '7' }), rs, undefined, plain).text)).toEqual(
       new Map([
         ['[fd00::11]:9201', 7],
@@ -221,15 +263,27 @@ describe('upstreamServers', () => {
 
 describe('custom templates', () => {
   it('are not HTML-escaped, and get the header too', () => {
-    const config: Config = { ...configFrom({ 'lb-method': 'hash $remote_addr' }), nginx: { ...configFrom().nginx, template: '{{#servers}}server {{address}} {{params}};{{/servers}} {{upstream}} hash=<{{lbMethod}}>\n', lbMethod: { kind: 'hash', key: '$remote_addr&x', consistent: false } } }
+    const config: Config = {
+      ...configFrom({ 'lb-method': 'hash $remote_addr' }),
+      nginx: {
+        ...configFrom().nginx,
+        template: '{{#servers}}server {{address}} {{params}};{{/servers}} {{upstream}} hash=<{{lbMethod}}>\n',
+        lbMethod: { kind: 'hash', key: '$remote_addr&x', consistent: false },
+      },
+    }
     const { text } = renderManagedFile(config, servers.slice(0, 1), undefined, plain)
-    expect(bodyOf(text)).toBe('server 127.0.0.1:9201 weight=10 max_fails=3 fail_timeout=30s; shop_replicas hash=<hash $remote_addr&x>\n')
+    expect(bodyOf(text)).toBe(
+      'server 127.0.0.1:9201 weight=10 max_fails=3 fail_timeout=30s; shop_replicas hash=<hash $remote_addr&x>\n',
+    )
     expect(ownershipOf(text, 'shop')).toEqual({ kind: 'ours' })
     expect(configIdOf(text)).toBeUndefined()
   })
 
   it('can place the config-id location, and then the reload is verifiable', () => {
-    const config: Config = { ...configFrom(), nginx: { ...configFrom().nginx, template: 'server {\n{{rolloutLocation}}\n}\n# {{rolloutPath}} {{configId}}\n' } }
+    const config: Config = {
+      ...configFrom(),
+      nginx: { ...configFrom().nginx, template: 'server {\n{{rolloutLocation}}\n}\n# {{rolloutPath}} {{configId}}\n' },
+    }
     const { text, configId } = renderManagedFile(config, servers, undefined, plain)
     expect(configIdOf(text)).toBe(configId)
     expect(text).toContain(`# /.nginx-rollout/shop/config-id ${configId}\n`)

@@ -5,7 +5,13 @@ import type { Replica } from '../../src/model.js'
 import type { HttpResult } from '../../src/remote/ssh.js'
 import { configFrom } from './fixtures.js'
 
-const replica = (port: number): Replica => ({ host: 'docker.example.com', address: '127.0.0.1', name: `shop-${port}`, port, image: 'shop:v2' })
+const replica = (port: number): Replica => ({
+  host: 'docker.example.com',
+  address: '127.0.0.1',
+  name: `shop-${port}`,
+  port,
+  image: 'shop:v2',
+})
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** A host whose replicas answer and run as `world` says at each moment. */
@@ -13,8 +19,13 @@ function port(world: Map<number, { answers: boolean; status: string }>): HealthP
   const evidence: string[] = []
   return Object.assign(
     {
-      probe: async (r: Replica): Promise<HttpResult> => (world.get(r.port)?.answers ? { status: 200, ms: 1 } : { error: 'connect ECONNREFUSED', ms: 1 }),
-      state: async (r: Replica): Promise<ReplicaState> => ({ status: world.get(r.port)?.status ?? 'running', health: 'none', exitCode: 137 }),
+      probe: async (r: Replica): Promise<HttpResult> =>
+        world.get(r.port)?.answers ? { status: 200, ms: 1 } : { error: 'connect ECONNREFUSED', ms: 1 },
+      state: async (r: Replica): Promise<ReplicaState> => ({
+        status: world.get(r.port)?.status ?? 'running',
+        health: 'none',
+        exitCode: 137,
+      }),
       evidence: async (r: Replica, reason: string) => void evidence.push(`${r.name}: ${reason}`),
       startCanaryLog: async () => {},
       readCanaryLog: async () => ({ text: '', bytes: 0, newestOnly: false }),
@@ -27,7 +38,10 @@ describe('Watch', () => {
   const config = configFrom({ 'health-interval': '0.05' })
 
   it('fails the deploy, with evidence, once a replica that took traffic has exited', async () => {
-    const world = new Map([[9203, { answers: true, status: 'running' }], [9204, { answers: true, status: 'running' }]])
+    const world = new Map([
+      [9203, { answers: true, status: 'running' }],
+      [9204, { answers: true, status: 'running' }],
+    ])
     const hosts = port(world)
     const watch = new Watch(hosts, config)
     watch.add([replica(9203), replica(9204)])
@@ -38,7 +52,9 @@ describe('Watch', () => {
     expect(() => watch.check()).toThrow(StepFailure)
     expect(() => watch.check()).toThrow('shop-9204 stopped (exited, exit code 137) after it took traffic')
     await watch.stop()
-    expect((hosts as unknown as { seen: string[] }).seen).toEqual(['shop-9204: shop-9204 stopped (exited, exit code 137) after it took traffic'])
+    expect((hosts as unknown as { seen: string[] }).seen).toEqual([
+      'shop-9204: shop-9204 stopped (exited, exit code 137) after it took traffic',
+    ])
   })
 
   it('leaves a running replica that answers badly to the canary judgement', async () => {
@@ -58,7 +74,9 @@ describe('Watch', () => {
     const t0 = Date.now()
     const longDrain = sleep(3000).then(() => 'drained')
     setTimeout(() => world.set(9203, { answers: false, status: 'exited' }), 50)
-    await expect(watch.unlessFailed(longDrain)).rejects.toThrow('shop-9203 stopped (exited, exit code 137) after it took traffic')
+    await expect(watch.unlessFailed(longDrain)).rejects.toThrow(
+      'shop-9203 stopped (exited, exit code 137) after it took traffic',
+    )
     expect(Date.now() - t0).toBeLessThan(1000)
     await watch.stop()
   })

@@ -57,48 +57,65 @@ describe('workflows and examples', () => {
     visit(doc, { Pair: (_, pair) => void keys.push(String((pair.key as { value?: unknown })?.value)) })
     expect(keys).not.toContain('<<')
     const wf = doc.toJS() as Workflow
-    for (const job of Object.values(wf.jobs)) for (const step of job.steps) expect(Boolean(step.uses) !== Boolean((step as { run?: string }).run)).toBe(true)
+    for (const job of Object.values(wf.jobs))
+      for (const step of job.steps) expect(Boolean(step.uses) !== Boolean((step as { run?: string }).run)).toBe(true)
   })
 
-  it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))('%s gives the action only inputs it declares, and those it needs', (_file, { wf }) => {
-    for (const step of actionSteps(wf)) {
-      const given = Object.keys(step.with ?? {})
-      expect(given.filter((k) => !(k in action.inputs))).toEqual([])
-      expect(['host', 'username', 'app'].filter((k) => !given.includes(k))).toEqual([])
-      expect(given.includes('key') || given.includes('password')).toBe(true)
-      expect(given.includes('fingerprint') || given.includes('known-hosts')).toBe(true)
-      const w = step.with ?? {}
-      const operation = String(w.operation ?? 'deploy')
-      if (!operation.includes('${{')) expect(['deploy', 'promote', 'abort', 'rollback', 'status']).toContain(operation)
-      if (operation === 'deploy') expect(given).toContain('image')
-      if (w.strategy !== undefined && !String(w.strategy).includes('${{')) expect(['rolling', 'blue-green', 'canary']).toContain(w.strategy)
-    }
-  })
+  it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))(
+    '%s gives the action only inputs it declares, and those it needs',
+    (_file, { wf }) => {
+      for (const step of actionSteps(wf)) {
+        const given = Object.keys(step.with ?? {})
+        expect(given.filter((k) => !(k in action.inputs))).toEqual([])
+        expect(['host', 'username', 'app'].filter((k) => !given.includes(k))).toEqual([])
+        expect(given.includes('key') || given.includes('password')).toBe(true)
+        expect(given.includes('fingerprint') || given.includes('known-hosts')).toBe(true)
+        const w = step.with ?? {}
+        const operation = String(w.operation ?? 'deploy')
+        if (!operation.includes('${{'))
+          expect(['deploy', 'promote', 'abort', 'rollback', 'status']).toContain(operation)
+        if (operation === 'deploy') expect(given).toContain('image')
+        if (w.strategy !== undefined && !String(w.strategy).includes('${{'))
+          expect(['rolling', 'blue-green', 'canary']).toContain(w.strategy)
+      }
+    },
+  )
 
   it.each(workflows.map((w) => [w.file, w]))('%s reads only outputs the action declares', (_file, { wf, text }) => {
     const ids = new Set(actionSteps(wf).flatMap((s) => (s.id ? [s.id] : [])))
-    const used = [...text.matchAll(/steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)].filter((m) => ids.has(m[1])).map((m) => m[2])
+    const used = [...text.matchAll(/steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)]
+      .filter((m) => ids.has(m[1]))
+      .map((m) => m[2])
     expect(used.filter((o) => !(o in action.outputs))).toEqual([])
   })
 
-  it.each(examples.map((w) => [w.file, w]))('%s never runs two deploys of an environment at once, nor cuts one off', (_file, { wf }) => {
-    expect(wf.concurrency?.group).toMatch(/^deploy-/)
-    expect(wf.concurrency?.['cancel-in-progress']).toBe(false)
-  })
+  it.each(examples.map((w) => [w.file, w]))(
+    '%s never runs two deploys of an environment at once, nor cuts one off',
+    (_file, { wf }) => {
+      expect(wf.concurrency?.group).toMatch(/^deploy-/)
+      expect(wf.concurrency?.['cancel-in-progress']).toBe(false)
+    },
+  )
 
-  it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))('%s grants the permissions what it records needs', (_file, { wf }) => {
-    const steps = actionSteps(wf)
-    if (steps.some((s) => s.with?.environment)) expect(wf.permissions?.deployments).toBe('write')
-    const prCanary = 'pull_request' in wf.on && steps.some((s) => s.with?.strategy === 'canary')
-    if (prCanary) expect(wf.permissions?.['pull-requests']).toBe('write')
-  })
+  it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))(
+    '%s grants the permissions what it records needs',
+    (_file, { wf }) => {
+      const steps = actionSteps(wf)
+      if (steps.some((s) => s.with?.environment)) expect(wf.permissions?.deployments).toBe('write')
+      const prCanary = 'pull_request' in wf.on && steps.some((s) => s.with?.strategy === 'canary')
+      if (prCanary) expect(wf.permissions?.['pull-requests']).toBe('write')
+    },
+  )
 
   it('the pull-request canary is promoted on merge behind an environment approval, and aborted on close', () => {
     const wf = examples.find((w) => w.file === 'examples/pull-request-canary.yml')!.wf
     expect(Object.keys(wf.on)).toEqual(['pull_request'])
-    const jobOf = (operation: string) => Object.values(wf.jobs).find((j) => j.steps.some((s) => isOurs(s) && s.with?.operation === operation && !s.if))!
+    const jobOf = (operation: string) =>
+      Object.values(wf.jobs).find((j) => j.steps.some((s) => isOurs(s) && s.with?.operation === operation && !s.if))!
     expect(jobOf('deploy').if).toBe("github.event.action != 'closed'")
-    expect(jobOf('deploy').steps.find((s) => s.with?.operation === 'deploy')?.with).toMatchObject({ strategy: 'canary' })
+    expect(jobOf('deploy').steps.find((s) => s.with?.operation === 'deploy')?.with).toMatchObject({
+      strategy: 'canary',
+    })
     expect(jobOf('promote').if).toBe("github.event.action == 'closed' && github.event.pull_request.merged")
     expect(jobOf('promote').environment).toMatchObject({ name: 'production' })
     expect(jobOf('abort').if).toBe("github.event.action == 'closed' && !github.event.pull_request.merged")
@@ -107,7 +124,10 @@ describe('workflows and examples', () => {
   it('manual rollout offers every operation and strategy as a choice', () => {
     const wf = examples.find((w) => w.file === 'examples/manual-rollout.yml')!.wf
     const inputs = (wf.on.workflow_dispatch as { inputs: Record<string, { type: string; options?: string[] }> }).inputs
-    expect(inputs.operation).toMatchObject({ type: 'choice', options: ['deploy', 'promote', 'abort', 'rollback', 'status'] })
+    expect(inputs.operation).toMatchObject({
+      type: 'choice',
+      options: ['deploy', 'promote', 'abort', 'rollback', 'status'],
+    })
     expect(inputs.strategy).toMatchObject({ type: 'choice', options: ['rolling', 'blue-green', 'canary'] })
   })
 

@@ -17,7 +17,13 @@ export function testHost() {
       .filter(Boolean)
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   )
-  return { host: env.TESTHOST_SSH_HOST, port: Number(env.TESTHOST_SSH_PORT), user: env.TESTHOST_SSH_USER, key: readFileSync(env.TESTHOST_SSH_KEY, 'utf8'), fingerprint: env.TESTHOST_FINGERPRINT }
+  return {
+    host: env.TESTHOST_SSH_HOST,
+    port: Number(env.TESTHOST_SSH_PORT),
+    user: env.TESTHOST_SSH_USER,
+    key: readFileSync(env.TESTHOST_SSH_KEY, 'utf8'),
+    fingerprint: env.TESTHOST_FINGERPRINT,
+  }
 }
 
 /** Inputs every local run shares: the test host, host networking (no bridge here), the local nginx image. */
@@ -63,7 +69,15 @@ export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} }
   const summaryFile = join(dir, 'summary')
   writeFileSync(outputFile, '')
   writeFileSync(summaryFile, '')
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, GITHUB_WORKSPACE: root, ...(debug ? { RUNNER_DEBUG: '1' } : {}), ...extraEnv }
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    GITHUB_OUTPUT: outputFile,
+    GITHUB_STEP_SUMMARY: summaryFile,
+    GITHUB_WORKSPACE: root,
+    ...(debug ? { RUNNER_DEBUG: '1' } : {}),
+    ...extraEnv,
+  }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'dist/index.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -76,7 +90,14 @@ export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} }
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)
     child.on('close', (code) => {
-      const result = { code: code ?? -1, stdout, log: decodeCommands(stdout), stderr, outputs: parseOutputs(readFileSync(outputFile, 'utf8')), summary: readFileSync(summaryFile, 'utf8') }
+      const result = {
+        code: code ?? -1,
+        stdout,
+        log: decodeCommands(stdout),
+        stderr,
+        outputs: parseOutputs(readFileSync(outputFile, 'utf8')),
+        summary: readFileSync(summaryFile, 'utf8'),
+      }
       rmSync(dir, { recursive: true, force: true })
       resolve(result)
     })
@@ -103,12 +124,13 @@ export function removeUntilGone(left, remove) {
 
 /** Removes every trace of an app from the local test host: its containers, its nginx container, its state directory. */
 export function resetApp(app) {
-  const left = () => [
-    ...new Set([
-      ...docker('ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`).split('\n'),
-      ...docker('ps', '--all', '--quiet', '--filter', `name=^${app}-lb$`).split('\n'),
-    ]),
-  ].filter(Boolean)
+  const left = () =>
+    [
+      ...new Set([
+        ...docker('ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`).split('\n'),
+        ...docker('ps', '--all', '--quiet', '--filter', `name=^${app}-lb$`).split('\n'),
+      ]),
+    ].filter(Boolean)
   removeUntilGone(left, (ids) => docker('rm', '--force', ...ids))
   rmSync(join(homedir(), '.nginx-rollout', app), { recursive: true, force: true })
 }

@@ -46,12 +46,16 @@ export function renderReport(results, scaling, { runs, replicas, workers }) {
   const out = []
   out.push(
     `${replicas} replicas of an app that ignores SIGTERM and starts listening 1 s after it starts, v1 to v2 and back, ${runs} times each way per client kind, ` +
-      `under a steady load of ${clients} clients (${Object.entries(workers).map(([k, n]) => `${n} ${k === 'slow' ? '0.4 s GET' : k.toUpperCase()}`).join(', ')}) through nginx; nothing retried by the clients. ` +
-      "**fresh**: a new connection per request; **keep-alive**: each client reuses one connection. The action runs with its default inputs (rolling batch-size 1, drain-seconds 5, stop-timeout 10, health-interval 0.2); " +
-      'by hand is the seed setup\'s procedure with docker\'s defaults (docker stop waits 10 s for an app that ignores SIGTERM). Ratios compare medians measured in the same run.',
+      `under a steady load of ${clients} clients (${Object.entries(workers)
+        .map(([k, n]) => `${n} ${k === 'slow' ? '0.4 s GET' : k.toUpperCase()}`)
+        .join(', ')}) through nginx; nothing retried by the clients. ` +
+      '**fresh**: a new connection per request; **keep-alive**: each client reuses one connection. The action runs with its default inputs (rolling batch-size 1, drain-seconds 5, stop-timeout 10, health-interval 0.2); ' +
+      "by hand is the seed setup's procedure with docker's defaults (docker stop waits 10 s for an app that ignores SIGTERM). Ratios compare medians measured in the same run.",
   )
   out.push('')
-  out.push('| scenario | clients | deploys | requests | failed | of which resets | reloads | resets per reload | deploy time, median (min-max) | ratio to by hand | all traffic on the new version after | run ended after |')
+  out.push(
+    '| scenario | clients | deploys | requests | failed | of which resets | reloads | resets per reload | deploy time, median (min-max) | ratio to by hand | all traffic on the new version after | run ended after |',
+  )
   out.push('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|')
   for (const r of rows) {
     const strategy = r.name.replace(/^.*: /, '')
@@ -66,13 +70,17 @@ export function renderReport(results, scaling, { runs, replicas, workers }) {
   const action = rows.filter((r) => r.name.startsWith('nginx-rollout'))
   out.push(
     "The action's own times, under the load above (all runs, both client kinds) and without load (the one-host deploys of the replicas table below). " +
-      'Medians; overhead is the run\'s wall time outside its steps (including starting node and its exit), the phases are what the run itself reports in its summary.',
+      "Medians; overhead is the run's wall time outside its steps (including starting node and its exit), the phases are what the run itself reports in its summary.",
   )
   out.push('')
-  out.push(`| scenario | gate passed to nginx serving (route step), median / max | overhead per run | ${PHASES.join(' | ')} | remote commands per run |`)
+  out.push(
+    `| scenario | gate passed to nginx serving (route step), median / max | overhead per run | ${PHASES.join(' | ')} | remote commands per run |`,
+  )
   out.push(`|---|---|---|${PHASES.map(() => '---:').join('|')}|---:|`)
   for (const t of ownTimes(rows, scaling))
-    out.push(`| ${t.name} | ${f2(t.route)} s / ${f2(t.routeMax)} s | ${f2(t.overhead)} s | ${t.phases.map((p) => (p === undefined ? '-' : `${f2(p)} s`)).join(' | ')} | ${t.commands === undefined ? '-' : f1(t.commands)} |`)
+    out.push(
+      `| ${t.name} | ${f2(t.route)} s / ${f2(t.routeMax)} s | ${f2(t.overhead)} s | ${t.phases.map((p) => (p === undefined ? '-' : `${f2(p)} s`)).join(' | ')} | ${t.commands === undefined ? '-' : f1(t.commands)} |`,
+    )
   out.push('')
   out.push('Deploy time against replicas, without load (one deploy each, seconds; nginx reloads in brackets):')
   out.push('')
@@ -134,23 +142,35 @@ function targets(rows, scaling) {
   const mine = (n, kind) => rows.find((r) => r.name === `nginx-rollout: ${n}` && r.clients === kind)
   const hand = (n, kind) => rows.find((r) => r.name === `by hand: ${n}` && r.clients === kind)
   const verdict = (ok) => (ok ? 'met' : 'NOT met')
-  for (const [n, goal] of [['rolling', 0.6], ['blue-green', 0.8]])
+  for (const [n, goal] of [
+    ['rolling', 0.6],
+    ['blue-green', 0.8],
+  ])
     for (const kind of ['fresh', 'keep-alive']) {
       const a = mine(n, kind)
       const h = hand(n, kind)
-      if (a && h) lines.push(`- ${n}, ${kind} clients, at most ${goal}x the by-hand time: **${verdict(a.wall / h.wall <= goal)}** (${f1(a.wall)} s against ${f1(h.wall)} s: ${f2(a.wall / h.wall)}x).`)
+      if (a && h)
+        lines.push(
+          `- ${n}, ${kind} clients, at most ${goal}x the by-hand time: **${verdict(a.wall / h.wall <= goal)}** (${f1(a.wall)} s against ${f1(h.wall)} s: ${f2(a.wall / h.wall)}x).`,
+        )
     }
   const fresh = rows.filter((r) => r.name.startsWith('nginx-rollout') && r.clients === 'fresh')
   if (fresh.length)
     lines.push(
       `- Zero failed requests with fresh connections: **${verdict(fresh.every((r) => r.failed === 0))}** (${fresh.map((r) => `${r.name.replace('nginx-rollout: ', '')} ${r.failed} of ${r.requests}`).join(', ')}; ` +
-        `by hand: ${rows.filter((r) => r.name.startsWith('by hand') && r.clients === 'fresh').map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} of ${r.requests}`).join(', ')}).`,
+        `by hand: ${rows
+          .filter((r) => r.name.startsWith('by hand') && r.clients === 'fresh')
+          .map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} of ${r.requests}`)
+          .join(', ')}).`,
     )
   const ka = rows.filter((r) => r.name.startsWith('nginx-rollout') && r.clients === 'keep-alive')
   if (ka.length)
     lines.push(
       `- Keep-alive clients: ${ka.map((r) => `${r.name.replace('nginx-rollout: ', '')} ${r.failed} failed of ${r.requests}, all resets: ${r.failed === r.resets ? 'yes' : 'no'}, ${f2(r.resets / Math.max(1, r.reloads))} per reload`).join('; ')}; ` +
-        `by hand: ${rows.filter((r) => r.name.startsWith('by hand') && r.clients === 'keep-alive').map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} failed (${r.resets} resets)`).join(', ')}.`,
+        `by hand: ${rows
+          .filter((r) => r.name.startsWith('by hand') && r.clients === 'keep-alive')
+          .map((r) => `${r.name.replace('by hand: ', '')} ${r.failed} failed (${r.resets} resets)`)
+          .join(', ')}.`,
     )
   for (const t of ownTimes(rows, scaling)) {
     const own = t.phases.some((p) => p === undefined) ? undefined : sum(t.phases)
@@ -166,32 +186,53 @@ function targets(rows, scaling) {
 
 /** An SVG timeline of the first v1->v2 deploy of each scenario and client kind: answers per 100 ms by version, and failures. */
 export function renderChart(results) {
-  const firsts = [...new Set(results.map((r) => `${r.scenario}|${r.clients}`))].map((key) => results.find((r) => `${r.scenario}|${r.clients}` === key && r.deploy === 'v1->v2')).filter(Boolean)
+  const firsts = [...new Set(results.map((r) => `${r.scenario}|${r.clients}`))]
+    .map((key) => results.find((r) => `${r.scenario}|${r.clients}` === key && r.deploy === 'v1->v2'))
+    .filter(Boolean)
   const width = 900
   const panel = 90
   const pad = 40
   const height = firsts.length * (panel + 30) + 40
-  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`]
-  out.push(`<text x="${pad}" y="18" font-size="13">Requests answered per 100 ms during a v1 to v2 deploy: <tspan fill="#4a7bd0">v1</tspan>, <tspan fill="#3a9a5b">v2</tspan>, <tspan fill="#d0342c">failed</tspan></text>`)
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+  ]
+  out.push(
+    `<text x="${pad}" y="18" font-size="13">Requests answered per 100 ms during a v1 to v2 deploy: <tspan fill="#4a7bd0">v1</tspan>, <tspan fill="#3a9a5b">v2</tspan>, <tspan fill="#d0342c">failed</tspan></text>`,
+  )
   const longest = Math.max(...firsts.map((r) => r.timeline.rows.length))
   firsts.forEach((r, k) => {
     const top = 40 + k * (panel + 30)
     const rows = r.timeline.rows
     const max = Math.max(1, ...rows.map((x) => x.v1 + x.v2 + x.failed))
     const bw = (width - 2 * pad) / longest
-    out.push(`<text x="${pad}" y="${top - 4}">${r.scenario}, ${r.clients} clients (${r.wallSeconds.toFixed(1)} s, ${r.failed} failed of ${r.requests})</text>`)
+    out.push(
+      `<text x="${pad}" y="${top - 4}">${r.scenario}, ${r.clients} clients (${r.wallSeconds.toFixed(1)} s, ${r.failed} failed of ${r.requests})</text>`,
+    )
     out.push(`<line x1="${pad}" y1="${top + panel}" x2="${width - pad}" y2="${top + panel}" stroke="#999"/>`)
     rows.forEach((x, i) => {
       let y = top + panel
-      for (const [key, color] of [['v1', '#4a7bd0'], ['v2', '#3a9a5b'], ['failed', '#d0342c']]) {
+      for (const [key, color] of [
+        ['v1', '#4a7bd0'],
+        ['v2', '#3a9a5b'],
+        ['failed', '#d0342c'],
+      ]) {
         const h = (x[key] / max) * panel
-        if (h > 0) out.push(`<rect x="${(pad + i * bw).toFixed(1)}" y="${(y - h).toFixed(1)}" width="${Math.max(0.5, bw - 0.2).toFixed(1)}" height="${h.toFixed(1)}" fill="${color}"/>`)
+        if (h > 0)
+          out.push(
+            `<rect x="${(pad + i * bw).toFixed(1)}" y="${(y - h).toFixed(1)}" width="${Math.max(0.5, bw - 0.2).toFixed(1)}" height="${h.toFixed(1)}" fill="${color}"/>`,
+          )
         y -= h
       }
     })
-    for (const [t, label] of [[r.timeline.deployStartMs, 'deploy starts'], [r.timeline.deployEndMs, 'ends']]) {
+    for (const [t, label] of [
+      [r.timeline.deployStartMs, 'deploy starts'],
+      [r.timeline.deployEndMs, 'ends'],
+    ]) {
       const x = pad + (t / r.timeline.binMs) * bw
-      out.push(`<line x1="${x.toFixed(1)}" y1="${top}" x2="${x.toFixed(1)}" y2="${top + panel}" stroke="#333" stroke-dasharray="3,3"/><text x="${(x + 3).toFixed(1)}" y="${top + 10}">${label}</text>`)
+      out.push(
+        `<line x1="${x.toFixed(1)}" y1="${top}" x2="${x.toFixed(1)}" y2="${top + panel}" stroke="#333" stroke-dasharray="3,3"/><text x="${(x + 3).toFixed(1)}" y="${top + 10}">${label}</text>`,
+      )
     }
   })
   out.push('</svg>')

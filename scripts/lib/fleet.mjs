@@ -24,13 +24,24 @@ export const addr = (h) => fleetEnv()[`FLEET_${h.toUpperCase()}_ADDR`]
 export const privateAddr = (h) => fleetEnv()[`FLEET_${h.toUpperCase()}_PRIVATE_ADDR`]
 
 /** The docker CLI against one fleet host's own daemon. */
-export const hostDocker = (h, ...args) => execFileSync('docker', ['-H', fleetEnv()[`FLEET_${h.toUpperCase()}_DOCKER`], ...args], { encoding: 'utf8' }).trim()
+export const hostDocker = (h, ...args) =>
+  execFileSync('docker', ['-H', fleetEnv()[`FLEET_${h.toUpperCase()}_DOCKER`], ...args], { encoding: 'utf8' }).trim()
 
 export const ctl = (...args) => execFileSync(fleetEnv().FLEET_CTL, args, { encoding: 'utf8' }).trim()
 
 /** name image state of the app's replicas on one host, sorted. */
 export const replicasOn = (h, app) =>
-  hostDocker(h, 'ps', '--all', '--filter', `label=nginx-rollout.app=${app}`, '--filter', 'label=nginx-rollout.role=replica', '--format', '{{.Names}} {{.Image}} {{.State}}')
+  hostDocker(
+    h,
+    'ps',
+    '--all',
+    '--filter',
+    `label=nginx-rollout.app=${app}`,
+    '--filter',
+    'label=nginx-rollout.role=replica',
+    '--format',
+    '{{.Names}} {{.Image}} {{.State}}',
+  )
     .split('\n')
     .filter(Boolean)
     .sort()
@@ -65,7 +76,10 @@ export function fleetInputs(app, listenPort, over = {}) {
 /** Removes every trace of an app from the fleet: replicas on every host, its nginx container, its state on the nginx host. */
 export function resetFleetApp(app) {
   for (const h of ['lb', ...APP_HOSTS]) {
-    const left = () => hostDocker(h, 'ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`, '--filter', `name=^${app}-`).split('\n').filter(Boolean)
+    const left = () =>
+      hostDocker(h, 'ps', '--all', '--quiet', '--filter', `label=nginx-rollout.app=${app}`, '--filter', `name=^${app}-`)
+        .split('\n')
+        .filter(Boolean)
     removeUntilGone(left, (ids) => hostDocker(h, 'rm', '--force', ...ids))
     ctl('enter', h, 'rm', '-rf', `/root/.nginx-rollout/${app}`, `/root/.nginx-rollout/nginx-${app}-lb.lock`)
   }

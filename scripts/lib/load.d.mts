@@ -33,4 +33,8 @@ export interface LoadOptions {
 }
 export function startLoad(options: LoadOptions): { t0: number; snapshot(): LoadReport; stop(): Promise<LoadReport> }
 export function summarize(events: LoadEvent[], sent: number): LoadReport
-export function underLoad<T>(options: LoadOptions, action: () => Promise<T>, explain?: (value: T) => string): Promise<{ value: T; load: LoadReport }>
+export function underLoad<T>(
+  options: LoadOptions,
+  action: () => Promise<T>,
+  explain?: (value: T) => string,
+): Promise<{ value: T; load: LoadReport }>

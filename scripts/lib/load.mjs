@@ -18,7 +18,11 @@ function request({ host, port, method, path, body, timeoutMs, agent, headers }) 
         method,
         path,
         agent: agent ?? false,
-        headers: { ...(agent ? {} : { Connection: 'close' }), ...headers, ...(body ? { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) } : {}) },
+        headers: {
+          ...(agent ? {} : { Connection: 'close' }),
+          ...headers,
+          ...(body ? { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) } : {}),
+        },
       },
       (res) => {
         let text = ''
@@ -46,7 +50,16 @@ const KINDS = {
  * been answered or has timed out.
  * @param {{ host?: string, port: number, workers?: { get?: number, post?: number, slow?: number, long?: number }, pauseMs?: number, timeoutMs?: number, maxSeconds?: number, keepAlive?: boolean, headers?: Record<string, string> }} options
  */
-export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 2, slow: 3 }, pauseMs = 5, timeoutMs = 15000, maxSeconds = 600, keepAlive = false, headers = {} }) {
+export function startLoad({
+  host = '127.0.0.1',
+  port,
+  workers = { get: 3, post: 2, slow: 3 },
+  pauseMs = 5,
+  timeoutMs = 15000,
+  maxSeconds = 600,
+  keepAlive = false,
+  headers = {},
+}) {
   const t0 = performance.now()
   const events = []
   let stopping = false
@@ -68,12 +81,23 @@ export function startLoad({ host = '127.0.0.1', port, workers = { get: 3, post: 
       const r = await request({ host, port, method: spec.method, path: spec.path, body, timeoutMs, agent, headers })
       const version = r.text?.split(/\s/)[0] ?? ''
       const ok = r.status === 200 && r.text === spec.expect(version, body) && version !== ''
-      events.push({ at, ms: r.ms, kind, ok, status: r.status ?? 0, error: r.error ?? (ok ? undefined : `unexpected answer ${r.status}: ${JSON.stringify((r.text ?? '').slice(0, 80))}`), version: ok ? version : '' })
+      events.push({
+        at,
+        ms: r.ms,
+        kind,
+        ok,
+        status: r.status ?? 0,
+        error:
+          r.error ?? (ok ? undefined : `unexpected answer ${r.status}: ${JSON.stringify((r.text ?? '').slice(0, 80))}`),
+        version: ok ? version : '',
+      })
       if (pauseMs) await sleep(pauseMs)
     }
   }
 
-  const loops = Object.entries(workers).flatMap(([kind, count]) => Array.from({ length: count ?? 0 }, (_, i) => worker(kind, i)))
+  const loops = Object.entries(workers).flatMap(([kind, count]) =>
+    Array.from({ length: count ?? 0 }, (_, i) => worker(kind, i)),
+  )
   return {
     /** performance.now() when the load started: event times (`at`) count from here. */
     t0,
@@ -96,7 +120,9 @@ export function summarize(events, sent) {
   const failedByKind = {}
   for (const e of failures) failedByKind[e.kind] = (failedByKind[e.kind] ?? 0) + 1
   // A reset is a request sent on a keep-alive connection the server closed at that moment.
-  const resets = failures.filter((e) => e.error === 'ECONNRESET' || e.error === 'socket hang up' || e.error === 'EPIPE').length
+  const resets = failures.filter(
+    (e) => e.error === 'ECONNRESET' || e.error === 'socket hang up' || e.error === 'EPIPE',
+  ).length
   const lastVersion = [...events].reverse().find((e) => e.ok && e.kind === 'get')?.version ?? ''
   return {
     sent,

@@ -28,7 +28,8 @@ export function replicaEnv(config: Config, replica: Replica): string {
 }
 
 /** The port a replica's app listens on inside its own network namespace (where its connections are counted). */
-export const listenPortInside = (config: Config, replica: Replica): number => (config.network === 'host' ? replica.port : config.containerPort)
+export const listenPortInside = (config: Config, replica: Replica): number =>
+  config.network === 'host' ? replica.port : config.containerPort
 
 /**
  * docker run for one replica. The environment travels on standard input as an env file, so values (often
@@ -39,23 +40,39 @@ export function runReplica(config: Config, replica: Replica): Command {
   const network =
     config.network === 'host'
       ? ['--network', 'host']
-      : [...(config.network ? ['--network', config.network] : []), '--publish', `${hostPort(replica.address, replica.port)}:${config.containerPort}`]
+      : [
+          ...(config.network ? ['--network', config.network] : []),
+          '--publish',
+          `${hostPort(replica.address, replica.port)}:${config.containerPort}`,
+        ]
   const run = command(
-    'docker', 'run', '--detach',
-    '--name', replica.name,
-    '--label', `${LABEL.app}=${config.app}`,
-    '--label', `${LABEL.role}=replica`,
-    '--label', `${LABEL.image}=${replica.image}`,
-    '--label', `${LABEL.port}=${replica.port}`,
-    '--label', `${LABEL.color}=${replica.color ?? ''}`,
+    'docker',
+    'run',
+    '--detach',
+    '--name',
+    replica.name,
+    '--label',
+    `${LABEL.app}=${config.app}`,
+    '--label',
+    `${LABEL.role}=replica`,
+    '--label',
+    `${LABEL.image}=${replica.image}`,
+    '--label',
+    `${LABEL.port}=${replica.port}`,
+    '--label',
+    `${LABEL.color}=${replica.color ?? ''}`,
     ...network,
-    '--env-file', '/dev/stdin',
+    '--env-file',
+    '/dev/stdin',
     ...config.runArgs,
     replica.image,
   )
   const names = ['PORT', ...config.env.map((v) => v.name)]
   // Without pull: true, docker run pulls a missing image itself.
-  return withTimeout(withStdin(run, replicaEnv(config, replica), `env file: ${names.join(', ')}`), config.pullTimeoutSeconds)
+  return withTimeout(
+    withStdin(run, replicaEnv(config, replica), `env file: ${names.join(', ')}`),
+    config.pullTimeoutSeconds,
+  )
 }
 
 export const startContainers = (refs: readonly string[]): Command => command('docker', 'start', '--', ...refs)
@@ -90,9 +107,13 @@ export const retireContainers = (reportDir: string, refs: readonly string[], sto
 
 /** What earlier runs' retirements reported (failures only), then the reports are cleared. */
 export const readRetireReports = (reportDir: string): Command =>
-  script('for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0', reportDir)
+  script(
+    'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0',
+    reportDir,
+  )
 
-export const pullImage = (image: string, timeoutSeconds: number): Command => withTimeout(command('docker', 'pull', '--quiet', image), timeoutSeconds)
+export const pullImage = (image: string, timeoutSeconds: number): Command =>
+  withTimeout(command('docker', 'pull', '--quiet', image), timeoutSeconds)
 
 /** Pull only when the host does not have the image (for the nginx image, which is pinned by the user). */
 export const ensureImage = (image: string, timeoutSeconds: number): Command =>
@@ -100,16 +121,38 @@ export const ensureImage = (image: string, timeoutSeconds: number): Command =>
 
 /** The password travels on standard input, never in the command line. */
 export const login = (server: string, username: string, password: string, timeoutSeconds: number): Command =>
-  withTimeout(withStdin(command('docker', 'login', '--username', username, '--password-stdin', ...(server ? [server] : [])), password, 'registry password'), timeoutSeconds)
+  withTimeout(
+    withStdin(
+      command('docker', 'login', '--username', username, '--password-stdin', ...(server ? [server] : [])),
+      password,
+      'registry password',
+    ),
+    timeoutSeconds,
+  )
 
 /** Status, health status ('none' without a HEALTHCHECK) and exit code, tab-separated. */
 export const inspectState = (ref: string): Command =>
-  command('docker', 'inspect', '--format', '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}', '--', ref)
+  command(
+    'docker',
+    'inspect',
+    '--format',
+    '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}',
+    '--',
+    ref,
+  )
 
 export const healthLog = (ref: string): Command =>
-  command('docker', 'inspect', '--format', '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}', '--', ref)
+  command(
+    'docker',
+    'inspect',
+    '--format',
+    '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}',
+    '--',
+    ref,
+  )
 
-export const containerLogs = (ref: string, lines: number): Command => command('docker', 'logs', '--tail', String(lines), '--', ref)
+export const containerLogs = (ref: string, lines: number): Command =>
+  command('docker', 'logs', '--tail', String(lines), '--', ref)
 
 export interface ReplicaState {
   readonly status: string
@@ -165,14 +208,28 @@ export interface DrainTarget {
 }
 
 /** Waits, on the host itself, until the replicas have nothing in flight (or the longest wait passes). */
-export const drainWait = (targets: readonly DrainTarget[], maxSeconds: number, minSeconds: number, pollMs: number, quietPolls: number): Command =>
+export const drainWait = (
+  targets: readonly DrainTarget[],
+  maxSeconds: number,
+  minSeconds: number,
+  pollMs: number,
+  quietPolls: number,
+): Command =>
   withTimeout(
-    script(DRAIN, String(maxSeconds), String(minSeconds), String(pollMs / 1000), String(quietPolls), ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join('|')])),
+    script(
+      DRAIN,
+      String(maxSeconds),
+      String(minSeconds),
+      String(pollMs / 1000),
+      String(quietPolls),
+      ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join('|')]),
+    ),
     maxSeconds + 30,
   )
 
 /** What drainWait() reported: idle after ms, still busy at the longest wait, or connections not readable here. */
-export type DrainOutcome = { kind: 'idle'; ms: number } | { kind: 'busy'; ms: number; inFlight: number } | { kind: 'unknown'; seconds: number }
+export type DrainOutcome =
+  { kind: 'idle'; ms: number } | { kind: 'busy'; ms: number; inFlight: number } | { kind: 'unknown'; seconds: number }
 
 export function parseDrain(stdout: string): DrainOutcome {
   const [kind, a = '0', b = '0'] = stdout.trim().split(/\s+/)

@@ -87,7 +87,8 @@ export function splitShellWords(text: string): string[] {
         if (i >= text.length) fail('unterminated double quote')
         const c = text[i]
         if (c === '"') break
-        if (c === '$' || c === '`') fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`)
+        if (c === '$' || c === '`')
+          fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`)
         if (c === '\\' && i + 1 < text.length && '"\\$`\n'.includes(text[i + 1])) {
           if (text[i + 1] !== '\n') word += text[i + 1]
           i += 2

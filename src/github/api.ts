@@ -59,7 +59,8 @@ export class GitHubApiError extends Error {
   }
 }
 
-const clip = (s: string) => (s.length > LIMITS.githubDescriptionChars ? `${s.slice(0, LIMITS.githubDescriptionChars - 3)}...` : s)
+const clip = (s: string) =>
+  s.length > LIMITS.githubDescriptionChars ? `${s.slice(0, LIMITS.githubDescriptionChars - 3)}...` : s
 
 /** The real client: @actions/github's Octokit, at apiUrl (GITHUB_API_URL: GitHub Enterprise Server works too). */
 export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi {
@@ -70,11 +71,19 @@ export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi
     try {
       return await f()
     } catch (e) {
-      const status = typeof (e as { status?: unknown }).status === 'number' ? (e as { status: number }).status : undefined
-      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ''}${(e as Error).message}`, status, { cause: e })
+      const status =
+        typeof (e as { status?: unknown }).status === 'number' ? (e as { status: number }).status : undefined
+      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ''}${(e as Error).message}`, status, {
+        cause: e,
+      })
     }
   }
-  const comment = (c: { id: number; body?: string; html_url: string; user?: { login?: string; type?: string } | null }): IssueComment => ({
+  const comment = (c: {
+    id: number
+    body?: string
+    html_url: string
+    user?: { login?: string; type?: string } | null
+  }): IssueComment => ({
     id: c.id,
     body: c.body ?? '',
     url: c.html_url,
@@ -95,7 +104,8 @@ export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi
           required_contexts: [],
           request: request(),
         })
-        if (!('id' in res.data)) throw new Error(`GitHub did not create it: ${res.data.message ?? `HTTP ${res.status}`}`)
+        if (!('id' in res.data))
+          throw new Error(`GitHub did not create it: ${res.data.message ?? `HTTP ${res.status}`}`)
         return res.data.id
       }),
     setDeploymentStatus: (id, s) =>
@@ -112,26 +122,47 @@ export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi
         })
       }),
     recentDeployments: (environment, count) =>
-      call('listing the environment\'s deployments', async () => {
-        const res = await octokit.rest.repos.listDeployments({ ...repo, environment, per_page: count, request: request() })
+      call("listing the environment's deployments", async () => {
+        const res = await octokit.rest.repos.listDeployments({
+          ...repo,
+          environment,
+          per_page: count,
+          request: request(),
+        })
         return res.data.map((d) => d.id)
       }),
     latestDeploymentState: (id) =>
       call(`reading deployment ${id}'s status`, async () => {
-        const res = await octokit.rest.repos.listDeploymentStatuses({ ...repo, deployment_id: id, per_page: 1, request: request() })
+        const res = await octokit.rest.repos.listDeploymentStatuses({
+          ...repo,
+          deployment_id: id,
+          per_page: 1,
+          request: request(),
+        })
         return res.data[0]?.state
       }),
     comments: (issue) =>
       call(`reading the comments of #${issue}`, async () => {
-        const all = await octokit.paginate(octokit.rest.issues.listComments, { ...repo, issue_number: issue, per_page: 100, request: request() })
+        const all = await octokit.paginate(octokit.rest.issues.listComments, {
+          ...repo,
+          issue_number: issue,
+          per_page: 100,
+          request: request(),
+        })
         return all.map(comment)
       }),
     createComment: (issue, body) =>
-      call(`commenting on #${issue}`, async () => comment((await octokit.rest.issues.createComment({ ...repo, issue_number: issue, body, request: request() })).data)),
+      call(`commenting on #${issue}`, async () =>
+        comment(
+          (await octokit.rest.issues.createComment({ ...repo, issue_number: issue, body, request: request() })).data,
+        ),
+      ),
     updateComment: (id, body) =>
-      call(`updating comment ${id}`, async () => comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request() })).data)),
+      call(`updating comment ${id}`, async () =>
+        comment((await octokit.rest.issues.updateComment({ ...repo, comment_id: id, body, request: request() })).data),
+      ),
     whoAmI: () =>
-      call('reading the token\'s user', async () => {
+      call("reading the token's user", async () => {
         try {
           return (await octokit.rest.users.getAuthenticated({ request: request() })).data.login
         } catch (e) {

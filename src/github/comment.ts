@@ -23,7 +23,8 @@ export interface CanaryCommentView {
 }
 
 /** The hidden first line that finds the comment again. */
-export const commentMarker = (app: string, where: string): string => `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll('--', '- -')} -->`
+export const commentMarker = (app: string, where: string): string =>
+  `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll('--', '- -')} -->`
 
 const count = (n: number) => n.toLocaleString('en-US')
 const fence = (s: string) => `\`\`\`\n${s.replaceAll('```', '` ` `')}\n\`\`\``
@@ -63,20 +64,46 @@ function state(v: CanaryCommentView): string {
   }
 }
 
-const verdicts = (obs: readonly CanaryObservation[]): string => obs.map((o) => `${o.percent}% ${o.verdict}`).join(', ') || 'not judged'
+const verdicts = (obs: readonly CanaryObservation[]): string =>
+  obs.map((o) => `${o.percent}% ${o.verdict}`).join(', ') || 'not judged'
 
 /** One row per push of the pull request: the canaries it had, oldest first, the live one last. */
 function history(v: CanaryCommentView): string[] {
   if (!v.pushes?.length) return []
-  const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map((p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ''} | ${verdicts(p.observations)} | ${p.outcome} |`)
-  const now = v.result === 'paused' ? 'live' : v.result === 'deployed' ? 'promoted' : v.result === 'rolled-back' ? (v.operation === 'abort' ? 'aborted' : 'failed') : v.result
-  return ['', '**Pushes**', '', '| Canary | Steps | Outcome |', '|---|---|---|', ...rows, `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`]
+  const rows = v.pushes
+    .slice(-LIMITS.canaryPushesShown)
+    .map(
+      (p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ''} | ${verdicts(p.observations)} | ${p.outcome} |`,
+    )
+  const now =
+    v.result === 'paused'
+      ? 'live'
+      : v.result === 'deployed'
+        ? 'promoted'
+        : v.result === 'rolled-back'
+          ? v.operation === 'abort'
+            ? 'aborted'
+            : 'failed'
+          : v.result
+  return [
+    '',
+    '**Pushes**',
+    '',
+    '| Canary | Steps | Outcome |',
+    '|---|---|---|',
+    ...rows,
+    `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`,
+  ]
 }
 
 export function renderCanaryComment(v: CanaryCommentView): string {
   const out = [commentMarker(v.app, v.where), `### ${headline(v)}`, '', state(v)]
   if (v.observations.length) {
-    out.push('', '| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |', '|---|---|---|---|---|---|')
+    out.push(
+      '',
+      '| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |',
+      '|---|---|---|---|---|---|',
+    )
     for (const o of v.observations)
       out.push(
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ` +

@@ -13,9 +13,20 @@ export function runContext(): RunContext {
   const repo = env.GITHUB_REPOSITORY ? context.repo : undefined
   const pr = context.payload.pull_request as PullRequestPayload | undefined
   const pullRequest =
-    (context.eventName === 'pull_request' || context.eventName === 'pull_request_target') && typeof pr?.number === 'number' && typeof pr.head?.sha === 'string'
+    (context.eventName === 'pull_request' || context.eventName === 'pull_request_target') &&
+    typeof pr?.number === 'number' &&
+    typeof pr.head?.sha === 'string'
       ? { number: pr.number, headSha: pr.head.sha }
       : undefined
-  const runUrl = repo && context.runId ? `${context.serverUrl}/${repo.owner}/${repo.repo}/actions/runs/${context.runId}` : undefined
-  return { repo, sha: context.sha, eventName: context.eventName, pullRequest, runUrl, actor: context.actor ?? '', apiUrl: context.apiUrl }
+  const runUrl =
+    repo && context.runId ? `${context.serverUrl}/${repo.owner}/${repo.repo}/actions/runs/${context.runId}` : undefined
+  return {
+    repo,
+    sha: context.sha,
+    eventName: context.eventName,
+    pullRequest,
+    runUrl,
+    actor: context.actor ?? '',
+    apiUrl: context.apiUrl,
+  }
 }

@@ -22,7 +22,10 @@ export interface RunContext {
 export const repoName = (r: Repo): string => `${r.owner}/${r.repo}`
 
 /** The pull request a canary belongs to: this run's, or the one whose run left the canary paused (same repository). */
-export function canaryPullRequest(run: RunContext, canary: CanaryState | undefined): { repo: string; number: number } | undefined {
+export function canaryPullRequest(
+  run: RunContext,
+  canary: CanaryState | undefined,
+): { repo: string; number: number } | undefined {
   if (!run.repo) return undefined
   const repo = repoName(run.repo)
   if (run.pullRequest) return { repo, number: run.pullRequest.number }
@@ -40,10 +43,19 @@ export type DeploymentTarget =
  * Dry runs and status change nothing, so they record nothing. A promote or abort finishes the deployment
  * of the canary it ends; an abort of a canary nobody recorded adds none (what was live before still is).
  */
-export function deploymentTarget(config: Config, run: RunContext, canary: CanaryState | undefined, image: string): DeploymentTarget {
+export function deploymentTarget(
+  config: Config,
+  run: RunContext,
+  canary: CanaryState | undefined,
+  image: string,
+): DeploymentTarget {
   if (config.dryRun || config.operation === 'status' || !run.repo) return { kind: 'none' }
   const recorded = canary?.deployment
-  if ((config.operation === 'promote' || config.operation === 'abort') && recorded && recorded.repo === repoName(run.repo))
+  if (
+    (config.operation === 'promote' || config.operation === 'abort') &&
+    recorded &&
+    recorded.repo === repoName(run.repo)
+  )
     return { kind: 'canary', id: recorded.id, environment: recorded.environment }
   if (config.operation === 'abort' || !config.github.environment) return { kind: 'none' }
   const what = config.operation === 'deploy' ? `${config.strategy} deploy` : config.operation
@@ -73,17 +85,28 @@ export interface EndFacts {
 export function finalStatus(f: EndFacts): { state: DeploymentState; description: string } {
   switch (f.result) {
     case 'deployed':
-      return { state: 'success', description: f.operation === 'promote' ? `Promoted ${f.image} to all requests` : `${f.image} serves all requests` }
+      return {
+        state: 'success',
+        description:
+          f.operation === 'promote' ? `Promoted ${f.image} to all requests` : `${f.image} serves all requests`,
+      }
     case 'paused':
       // Live for part of the traffic and waiting for a decision: not done, not failed.
-      return { state: 'in_progress', description: `Canary ${f.canaryImage} at ${f.canaryWeight}% of requests: promote or abort it` }
+      return {
+        state: 'in_progress',
+        description: `Canary ${f.canaryImage} at ${f.canaryWeight}% of requests: promote or abort it`,
+      }
     case 'rolled-back':
-      if (f.operation === 'abort') return { state: 'inactive', description: `Canary aborted: ${f.image} serves all requests` }
+      if (f.operation === 'abort')
+        return { state: 'inactive', description: `Canary aborted: ${f.image} serves all requests` }
       if (f.operation === 'rollback') return { state: 'success', description: `Rolled back to ${f.image}` }
       return { state: 'failure', description: `Failed and rolled back: ${f.image} serves all requests` }
     case 'failed':
     case 'planned':
-      return { state: 'failure', description: `${f.operation === 'deploy' ? 'Deploy' : f.operation} failed: see the run log` }
+      return {
+        state: 'failure',
+        description: `${f.operation === 'deploy' ? 'Deploy' : f.operation} failed: see the run log`,
+      }
     case 'unchanged':
       return { state: 'inactive', description: 'Nothing to do' }
   }

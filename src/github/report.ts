@@ -3,7 +3,13 @@
 // fail a deploy that worked (nor hide one that failed).
 import { LIMITS } from '../config.js'
 import type { Logger } from '../journal.js'
-import { GitHubApiError, type DeploymentState, type DeploymentStatus, type GitHubApi, type IssueComment } from './api.js'
+import {
+  GitHubApiError,
+  type DeploymentState,
+  type DeploymentStatus,
+  type GitHubApi,
+  type IssueComment,
+} from './api.js'
 import type { RecordedDeployment } from '../run-end.js'
 import type { DeploymentTarget } from './deployment.js'
 
@@ -41,7 +47,12 @@ export class GitHubRecorder {
   private status(state: DeploymentState, description: string): DeploymentStatus {
     // A deployment that ended inactive or failed has no live URL to show.
     const live = state === 'success' || state === 'in_progress'
-    return { state, description, logUrl: this.links.runUrl, ...(live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {}) }
+    return {
+      state,
+      description,
+      logUrl: this.links.runUrl,
+      ...(live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {}),
+    }
   }
 
   /** Marks a deployment inactive (a pull request's earlier canary, replaced by a new push). */
@@ -67,7 +78,9 @@ export class GitHubRecorder {
       this.warn('Recording the GitHub deployment', e, DEPLOYMENTS_PERMISSION)
       return undefined
     }
-    this.log.info(`GitHub deployment ${recorded.id} in ${recorded.environment}: ${target.kind === 'new' ? 'created' : "the canary's, continued"}`)
+    this.log.info(
+      `GitHub deployment ${recorded.id} in ${recorded.environment}: ${target.kind === 'new' ? 'created' : "the canary's, continued"}`,
+    )
     try {
       await this.api.setDeploymentStatus(recorded.id, this.status('in_progress', description))
     } catch (e) {
@@ -92,9 +105,20 @@ export class GitHubRecorder {
   // GitHub's auto_inactive skips production environments, so the earlier ones are marked here as well.
   private async deactivateEarlier(d: RecordedDeployment): Promise<void> {
     try {
-      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter((id) => id < d.id)
-      const active = (await Promise.all(earlier.map(async (id) => ((await this.api.latestDeploymentState(id)) === 'success' ? [id] : [])))).flat()
-      for (const id of active) await this.api.setDeploymentStatus(id, { state: 'inactive', description: `Superseded by deployment ${d.id}`, logUrl: this.links.runUrl })
+      const earlier = (await this.api.recentDeployments(d.environment, LIMITS.githubEarlierDeployments + 1)).filter(
+        (id) => id < d.id,
+      )
+      const active = (
+        await Promise.all(
+          earlier.map(async (id) => ((await this.api.latestDeploymentState(id)) === 'success' ? [id] : [])),
+        )
+      ).flat()
+      for (const id of active)
+        await this.api.setDeploymentStatus(id, {
+          state: 'inactive',
+          description: `Superseded by deployment ${d.id}`,
+          logUrl: this.links.runUrl,
+        })
       if (active.length) this.log.info(`GitHub deployments marked inactive: ${active.join(', ')}`)
     } catch (e) {
       this.warn(`Marking the earlier deployments of ${d.environment} inactive`, e, DEPLOYMENTS_PERMISSION)

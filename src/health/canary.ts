@@ -17,7 +17,9 @@ import type { CanaryJudgement, TrafficStats } from '../model.js'
 const SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`
 const STATUS = String.raw`(?:\d{3}|-)`
 const SEP = String.raw`(?:, | : )`
-const LINE = new RegExp(String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`)
+const LINE = new RegExp(
+  String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`,
+)
 
 /** Upstream attempts in the canary's access log (CANARY_LOG_FORMAT); lines of any other shape are not counted. */
 export function parseAccessLog(text: string): { attempts: Attempt[]; skipped: number } {
@@ -69,11 +71,31 @@ export function judgeCanary(
   const stable = stats(attempts, stableServers)
   const z = worseBy(canary, stable)
   if (canary.rate > maxErrorRate)
-    return { verdict: 'fail', canary, stable, reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%` }
+    return {
+      verdict: 'fail',
+      canary,
+      stable,
+      reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`,
+    }
   if (z > LIMITS.canaryWorseZ)
-    return { verdict: 'fail', canary, stable, reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)` }
+    return {
+      verdict: 'fail',
+      canary,
+      stable,
+      reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`,
+    }
   // Judged after the failures: a handful of requests that all failed is still a failure.
   if (canary.requests < minRequests)
-    return { verdict: 'inconclusive', canary, stable, reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)` }
-  return { verdict: 'pass', canary, stable, reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}` }
+    return {
+      verdict: 'inconclusive',
+      canary,
+      stable,
+      reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`,
+    }
+  return {
+    verdict: 'pass',
+    canary,
+    stable,
+    reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`,
+  }
 }

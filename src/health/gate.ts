@@ -43,7 +43,15 @@ export async function gate(port: HealthPort, config: Config, replica: Replica, a
   let last: HttpResult | undefined
   let state: docker.ReplicaState | undefined
   let askedAt = 0
-  const result = (ok: boolean): GateResult => ({ replica: replica.name, host: replica.host, ok, probes, ms: Date.now() - t0, last: last ? describeProbe(h.path, last) : '-', dockerHealth: state?.health ?? 'none' })
+  const result = (ok: boolean): GateResult => ({
+    replica: replica.name,
+    host: replica.host,
+    ok,
+    probes,
+    ms: Date.now() - t0,
+    last: last ? describeProbe(h.path, last) : '-',
+    dockerHealth: state?.health ?? 'none',
+  })
   for (;;) {
     const tick = Date.now()
     last = await port.probe(replica)
@@ -73,7 +81,13 @@ export async function gate(port: HealthPort, config: Config, replica: Replica, a
  * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures fail
  * the step at once), then the window's access log is judged.
  */
-export async function observe(port: HealthPort, config: Config, split: Split, stable: readonly Replica[], windowSeconds: number): Promise<CanaryObservation> {
+export async function observe(
+  port: HealthPort,
+  config: Config,
+  split: Split,
+  stable: readonly Replica[],
+  windowSeconds: number,
+): Promise<CanaryObservation> {
   const h = config.health
   await port.startCanaryLog()
   const deadline = Date.now() + windowSeconds * 1000
@@ -81,21 +95,37 @@ export async function observe(port: HealthPort, config: Config, split: Split, st
   while (Date.now() < deadline) {
     const tick = Date.now()
     const probes = await Promise.all(split.canary.map((r) => port.probe(r)))
-    const bad = probes.map((p, i) => [split.canary[i], p] as const).filter(([, p]) => !statusAllowed(p.status, h.status))
+    const bad = probes
+      .map((p, i) => [split.canary[i], p] as const)
+      .filter(([, p]) => !statusAllowed(p.status, h.status))
     failures = bad.length ? failures + 1 : 0
     if (failures >= LIMITS.canaryProbeFailures) {
       const [replica, probe] = bad[0]
       await port.evidence(replica, `health probe failed ${failures} times in a row during the canary step`, false)
       const none = { requests: 0, errors: 0, rate: 0 }
-      return { verdict: 'fail', percent: split.percent, seconds: windowSeconds, canary: none, stable: none, reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row` }
+      return {
+        verdict: 'fail',
+        percent: split.percent,
+        seconds: windowSeconds,
+        canary: none,
+        stable: none,
+        reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row`,
+      }
     }
     await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())))
   }
   const log = await port.readCanaryLog()
   const { attempts } = parseAccessLog(log.text)
   const key = (r: Replica) => hostPort(r.address, r.port)
-  const judgement = judgeCanary(attempts, new Set(split.canary.map(key)), new Set(stable.map(key)), config.canary.maxErrorRate)
-  const sampled = log.newestOnly ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)` : ''
+  const judgement = judgeCanary(
+    attempts,
+    new Set(split.canary.map(key)),
+    new Set(stable.map(key)),
+    config.canary.maxErrorRate,
+  )
+  const sampled = log.newestOnly
+    ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)`
+    : ''
   if (judgement.verdict === 'fail') for (const r of split.canary) await port.evidence(r, judgement.reason, false)
   const hint =
     judgement.verdict === 'inconclusive' && judgement.canary.requests === 0 && judgement.stable.requests === 0
@@ -168,7 +198,9 @@ export class Watch {
         if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return
         const state = await this.port.state(r).catch(() => undefined)
         if (!state || state.status === 'running' || state.status === 'created' || this.failure) return
-        this.failure = new StepFailure(`${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`)
+        this.failure = new StepFailure(
+          `${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`,
+        )
         this.fail(this.failure)
         await this.port.evidence(r, this.failure.message, false).catch(() => undefined)
       }),

@@ -22,12 +22,23 @@ const appHostParts = (config: Config) => [
   { name: 'retired', command: readRetireReports(retireDir(config.app)) },
 ]
 
-function parseAppHost(host: AppHost, sections: ReadonlyMap<string, Section>, remote: Remote, warnings: string[]): AppHostState {
+function parseAppHost(
+  host: AppHost,
+  sections: ReadonlyMap<string, Section>,
+  remote: Remote,
+  warnings: string[],
+): AppHostState {
   const list = sections.get('containers')
-  if (!list || list.code !== 0) throw new HostStateError(`listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || '(no answer)'}`)
+  if (!list || list.code !== 0)
+    throw new HostStateError(
+      `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || '(no answer)'}`,
+    )
   const { containers, ignored } = parseContainers(text(list.out), host)
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`))
-  const retireReports = text(sections.get('retired')?.out).split('\0').map((r) => r.trim()).filter(Boolean)
+  const retireReports = text(sections.get('retired')?.out)
+    .split('\0')
+    .map((r) => r.trim())
+    .filter(Boolean)
   return { host: host.id, containers, retireReports }
 }
 
@@ -41,8 +52,15 @@ export interface HostRead {
  * Takes the lock (when a claim is given; waiting up to lock-timeout for another run) and reads every host.
  * `waiting` is told who holds the lock while it waits.
  */
-export async function readHosts(fleet: Fleet, config: Config, claim: LockClaim | undefined, waiting: (holder: string) => void): Promise<HostRead> {
-  const nginxIsAppHost = config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port)
+export async function readHosts(
+  fleet: Fleet,
+  config: Config,
+  claim: LockClaim | undefined,
+  waiting: (holder: string) => void,
+): Promise<HostRead> {
+  const nginxIsAppHost = config.appHosts.find(
+    (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port,
+  )
   const nginxRead = sectioned(claim ? acquireCommand(claim) : undefined, [
     { name: 'history', command: readFile(historyPath(config.app)) },
     { name: 'canary', command: readFile(canaryPath(config.app)) },
@@ -59,13 +77,21 @@ export async function readHosts(fleet: Fleet, config: Config, claim: LockClaim |
     const first = sections.get('first')
     if (r.code !== 3) {
       const why = text(first?.err).trim() || text(first?.out).trim()
-      throw why ? new RemoteError(`taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`, r) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r)
+      throw why
+        ? new RemoteError(
+            `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
+            r,
+          )
+        : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r)
     }
     const holder = text(first?.out).trim()
     if (holder !== lastHolder) waiting(holder)
     lastHolder = holder
     if (Date.now() >= deadline)
-      throw new RemoteError(`another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`, r)
+      throw new RemoteError(
+        `another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`,
+        r,
+      )
     await new Promise((res) => setTimeout(res, Math.min(1000, Math.max(0, deadline - Date.now()))))
   }
 
@@ -84,17 +110,25 @@ export async function readHosts(fleet: Fleet, config: Config, claim: LockClaim |
   )
   hosts.push(...read)
   // Hosts in the order they were given, whatever answered first.
-  hosts.sort((a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host))
+  hosts.sort(
+    (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host),
+  )
 
   const fileOf = (name: string) => {
     const s = sections.get(name)
-    if (s && s.code !== 0) throw new HostStateError(`reading ${name === 'history' ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`)
+    if (s && s.code !== 0)
+      throw new HostStateError(
+        `reading ${name === 'history' ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`,
+      )
     return text(s?.out)
   }
   const history = parseHistory(fileOf('history'), (m) => warnings.push(m))
   const canary = parseCanaryState(fileOf('canary'), config.appHosts[0].id, (m) => warnings.push(m))
   const nginxSection = sections.get('nginx')
-  if (!nginxSection || nginxSection.code !== 0) throw new HostStateError(`reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || '(no answer)'}`)
+  if (!nginxSection || nginxSection.code !== 0)
+    throw new HostStateError(
+      `reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || '(no answer)'}`,
+    )
   const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name)
   warnings.push(...(nginx.warnings ?? []))
   const lockNote = text(sections.get('first')?.out).trim() || undefined

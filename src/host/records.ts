@@ -32,11 +32,13 @@ export interface Records {
 /** Writes the run's records and releases its lock, in one command. */
 export function finishCommand(app: string, records: Records, claim: LockClaim | undefined): Command {
   const history = records.history ? JSON.stringify(records.history.slice(-LIMITS.historyEntries), null, 1) + '\n' : ''
-  const canary = records.canary === undefined ? '' : records.canary === null ? '-' : JSON.stringify(records.canary, null, 1) + '\n'
+  const canary =
+    records.canary === undefined ? '' : records.canary === null ? '-' : JSON.stringify(records.canary, null, 1) + '\n'
   return script(FINISH, historyPath(app), history, canaryPath(app), canary, claim?.dir ?? '', claim?.token ?? '')
 }
 
 /** Writes the canary record now (a paused canary must be on record even if the run dies right after). */
-export const writeCanaryCommand = (app: string, canary: CanaryState | null): Command => finishCommand(app, { canary }, undefined)
+export const writeCanaryCommand = (app: string, canary: CanaryState | null): Command =>
+  finishCommand(app, { canary }, undefined)
 
 export const removeFile = (path: string): Command => command('rm', '-f', path)

@@ -20,7 +20,10 @@ const CONTAINER_ID = /^[0-9a-f]{64}$/
  * containers the action could have created count: a role=replica label, a valid app and port, and the name
  * the action gives (`<app>-<port>`); anything else, however it is labelled, is not the action's to touch.
  */
-export function parseContainers(output: string, host: { id: string; upstreamAddress: string }): { containers: ManagedContainer[]; ignored: string[] } {
+export function parseContainers(
+  output: string,
+  host: { id: string; upstreamAddress: string },
+): { containers: ManagedContainer[]; ignored: string[] } {
   const containers: ManagedContainer[] = []
   const ignored: string[] = []
   for (const line of output.split('\n')) {
@@ -43,7 +46,9 @@ export function parseContainers(output: string, host: { id: string; upstreamAddr
     const id = typeof c.id === 'string' ? c.id : ''
     if (label(LABEL.role) !== 'replica') continue
     if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
-      ignored.push(`container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`)
+      ignored.push(
+        `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`,
+      )
       continue
     }
     const color = label(LABEL.color)
@@ -133,7 +138,15 @@ function isStats(v: unknown): boolean {
 }
 
 function isObservation(v: unknown): v is CanaryObservation {
-  return isObject(v) && isString(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable)
+  return (
+    isObject(v) &&
+    isString(v.verdict) &&
+    isNumber(v.percent) &&
+    isNumber(v.seconds) &&
+    isString(v.reason) &&
+    isStats(v.canary) &&
+    isStats(v.stable)
+  )
 }
 
 /** The history, keeping only well-formed entries; a damaged file is reported and treated as empty. */
@@ -145,9 +158,16 @@ export function parseHistory(text: string, warn: (m: string) => void): HistoryEn
     return []
   }
   const ok = parsed.filter(
-    (h): h is HistoryEntry => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy),
+    (h): h is HistoryEntry =>
+      isObject(h) &&
+      isString(h.image) &&
+      isString(h.previousImage) &&
+      isString(h.result) &&
+      isString(h.at) &&
+      isString(h.strategy),
   )
-  if (ok.length < parsed.length) warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`)
+  if (ok.length < parsed.length)
+    warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`)
   return ok
 }
 
@@ -155,7 +175,11 @@ export function parseHistory(text: string, warn: (m: string) => void): HistoryEn
  * The paused canary's record, or undefined. A record of the wrong shape is stale state: reported, and the
  * run goes on as if there were none (what the hosts hold decides what is live).
  */
-export function parseCanaryState(text: string, defaultHost: string, warn: (m: string) => void): CanaryState | undefined {
+export function parseCanaryState(
+  text: string,
+  defaultHost: string,
+  warn: (m: string) => void,
+): CanaryState | undefined {
   const parsed = parseJson(text, 'canary.json', warn)
   if (parsed === undefined) return undefined
   const bad = (why: string) => {
@@ -166,21 +190,36 @@ export function parseCanaryState(text: string, defaultHost: string, warn: (m: st
   const p = parsed
   if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad('image, stableImage or at missing')
   if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad('weight is not a percentage')
-  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber)) return bad('remainingSteps is not a list of numbers')
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
+    return bad('remainingSteps is not a list of numbers')
   if (!Array.isArray(p.replicas)) return bad('replicas is not a list')
   // Records written before replicas knew their host name a container only.
   const replicas = p.replicas.map((r) => (isString(r) ? { host: defaultHost, name: r } : r))
-  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name))) return bad('a replica has no host or name')
-  const observations = p.observations === undefined ? undefined : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
+    return bad('a replica has no host or name')
+  const observations =
+    p.observations === undefined
+      ? undefined
+      : Array.isArray(p.observations) && p.observations.every(isObservation)
+        ? p.observations
+        : null
   if (observations === null) return bad('observations are malformed')
   const d = p.deployment
-  if (d !== undefined && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id))) return bad('deployment is malformed')
+  if (d !== undefined && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
+    return bad('deployment is malformed')
   const pr = p.pullRequest
-  if (pr !== undefined && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return bad('pullRequest is malformed')
+  if (pr !== undefined && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number)))
+    return bad('pullRequest is malformed')
   const pushes = p.pushes
   const outcomes: readonly unknown[] = ['live', 'replaced', 'promoted', 'aborted', 'failed']
   const isPush = (x: unknown): boolean =>
-    isObject(x) && isString(x.image) && isString(x.at) && (x.sha === undefined || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation)
+    isObject(x) &&
+    isString(x.image) &&
+    isString(x.at) &&
+    (x.sha === undefined || isString(x.sha)) &&
+    outcomes.includes(x.outcome) &&
+    Array.isArray(x.observations) &&
+    x.observations.every(isObservation)
   if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every(isPush))) return bad('pushes are malformed')
   return {
     image: p.image,

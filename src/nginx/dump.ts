@@ -77,7 +77,11 @@ export function globMatch(pattern: string, file: string): boolean {
     if (f[i].startsWith('.') && !seg.startsWith('.')) return seg === f[i]
     // A '[' without its ']' is literal, as glob(3) reads it.
     const literal = seg.replace(/\\/g, '\\\\').replace(/\[(?![^\]]*\])/g, '\\[')
-    const re = literal.replace(/[.+^${}()|]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\[!/g, '[^')
+    const re = literal
+      .replace(/[.+^${}()|]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')
+      .replace(/\[!/g, '[^')
     return new RegExp(`^${re}$`).test(f[i])
   })
 }
@@ -118,7 +122,9 @@ export function directives(dump: ConfigDump): Directive[] {
 /** Where the live configuration includes a file: the include directives whose pattern matches it. */
 export function includesOf(dump: ConfigDump, file: string): Directive[] {
   const base = path.dirname(dump.main)
-  return directives(dump).filter((d) => d.words[0] === 'include' && d.words[1] && globMatch(path.resolve(base, d.words[1]), file))
+  return directives(dump).filter(
+    (d) => d.words[0] === 'include' && d.words[1] && globMatch(path.resolve(base, d.words[1]), file),
+  )
 }
 
 /**
@@ -146,7 +152,12 @@ export function includeProblem(dump: ConfigDump, managedPath: string): string | 
  */
 export const declaresHttpAccessLog = (dump: ConfigDump, managedPath: string): boolean =>
   directives(dump).some(
-    (d) => d.words[0] === 'access_log' && d.file !== managedPath && !(dump.files.get(d.file) ?? '').startsWith('# Managed by nginx-rollout') && d.context.length === 1 && d.context[0] === 'http',
+    (d) =>
+      d.words[0] === 'access_log' &&
+      d.file !== managedPath &&
+      !(dump.files.get(d.file) ?? '').startsWith('# Managed by nginx-rollout') &&
+      d.context.length === 1 &&
+      d.context[0] === 'http',
   )
 
 /** The version `nginx -v` or `nginx -V` printed, as [major, minor, patch]. */

@@ -25,7 +25,8 @@ import {
 import { configIdOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
 
 /** The managed file as read: nothing yet, or a file this app's deploys wrote. (Anything else is a problem.) */
-export type ManagedFile = { readonly kind: 'absent' } | { readonly kind: 'ours'; readonly text: string } | { readonly kind: 'unknown' }
+export type ManagedFile =
+  { readonly kind: 'absent' } | { readonly kind: 'ours'; readonly text: string } | { readonly kind: 'unknown' }
 
 export interface NginxState {
   /** Container mode: whether the container exists and runs, and its network. Host mode: always running. */
@@ -50,13 +51,15 @@ export const sha256 = (t: string): string => createHash('sha256').update(t).dige
 export class NginxError extends Error {}
 
 /** The nginx the config points at. */
-export const nginxPlace = (config: Config): NginxPlace => (config.nginx.mode === 'container' ? containerPlace(config.nginx.container) : hostPlace)
+export const nginxPlace = (config: Config): NginxPlace =>
+  config.nginx.mode === 'container' ? containerPlace(config.nginx.container) : hostPlace
 
 export const describeNginx = (config: Config, host: string): string =>
   config.nginx.mode === 'container' ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`
 
 /** The command that reads nginx (framed sections); parseNginx() reads its output. */
-export const readNginxCommand = (config: Config): Command => readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath)
+export const readNginxCommand = (config: Config): Command =>
+  readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath)
 
 /** What the read found, and the problems that must stop the run before it changes anything. */
 export function parseNginx(config: Config, sections: ReadonlyMap<string, Section>, where: string): NginxState {
@@ -67,14 +70,34 @@ export function parseNginx(config: Config, sections: ReadonlyMap<string, Section
   if (n.mode === 'container') {
     if (!container || container.code !== 0) {
       const why = text(container?.err).trim()
-      if (container && !/no such (object|container)/i.test(why)) problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`)
+      if (container && !/no such (object|container)/i.test(why))
+        problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`)
       return { exists: false, running: false, managed: { kind: 'absent' }, routes: new Map(), problems, facts: noFacts }
     }
     const [running, networkMode] = text(container.out).trim().split(' ')
-    if (running !== 'true') return { exists: true, running: false, networkMode, managed: { kind: 'unknown' }, routes: new Map(), problems, facts: noFacts }
+    if (running !== 'true')
+      return {
+        exists: true,
+        running: false,
+        networkMode,
+        managed: { kind: 'unknown' },
+        routes: new Map(),
+        problems,
+        facts: noFacts,
+      }
     if (!sections.has('masters')) {
-      problems.push(`the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`)
-      return { exists: true, running: true, networkMode, managed: { kind: 'unknown' }, routes: new Map(), problems, facts: noFacts }
+      problems.push(
+        `the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`,
+      )
+      return {
+        exists: true,
+        running: true,
+        networkMode,
+        managed: { kind: 'unknown' },
+        routes: new Map(),
+        problems,
+        facts: noFacts,
+      }
     }
     return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode }
   }
@@ -90,13 +113,18 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
         ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container`
         : `no nginx master process runs in the container ${n.container} on ${where}`,
     )
-  if (masters.length > 1) problems.push(`${masters.length} nginx master processes run on ${where} (pids ${masters.join(', ')}); nginx-rollout cannot tell which one reads ${n.configPath}`)
+  if (masters.length > 1)
+    problems.push(
+      `${masters.length} nginx master processes run on ${where} (pids ${masters.join(', ')}); nginx-rollout cannot tell which one reads ${n.configPath}`,
+    )
   const versionText = text(sections.get('version')?.err) + text(sections.get('version')?.out)
   const version = parseVersion(versionText)
   const dumpSection = sections.get('dump')
   const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : undefined
   if (masters.length === 1 && !dump)
-    problems.push(`nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split('\n').slice(-5).join('\n') || '(no output)'}`)
+    problems.push(
+      `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split('\n').slice(-5).join('\n') || '(no output)'}`,
+    )
   if (dump) {
     const p = includeProblem(dump, n.configPath)
     if (p) problems.push(p)
@@ -105,8 +133,12 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
   // The canary's access_log sits at the http level while a split is live: there it would replace nginx's
   // implicit default for server blocks that declare none, when the configuration names no access_log itself.
   const warnings =
-    dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === 'canary' || config.operation === 'promote')
-      ? [`nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`]
+    dump &&
+    !declaresHttpAccessLog(dump, n.configPath) &&
+    (config.strategy === 'canary' || config.operation === 'promote')
+      ? [
+          `nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`,
+        ]
       : []
   const managed = parseManaged(config, sections.get('managed'), where, problems)
   return {
@@ -128,12 +160,16 @@ function parseManaged(config: Config, s: Section | undefined, where: string, pro
   const body = nl < 0 ? '' : out.slice(nl + 1)
   if (!s || s.code !== 0 || kind === '') {
     // Not "no file": a file that exists but cannot be read must never be replaced as if it were absent.
-    problems.push(`${path} on ${where} cannot be read (${text(s?.err).trim() || 'no answer'}): nothing is changed while its content is unknown`)
+    problems.push(
+      `${path} on ${where} cannot be read (${text(s?.err).trim() || 'no answer'}): nothing is changed while its content is unknown`,
+    )
     return { kind: 'unknown' }
   }
   if (kind === 'absent') return { kind: 'absent' }
   if (kind === 'symlink' || kind === 'not-a-file') {
-    problems.push(`${path} on ${where} is a ${kind === 'symlink' ? 'symbolic link' : 'directory or special file'} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`)
+    problems.push(
+      `${path} on ${where} is a ${kind === 'symlink' ? 'symbolic link' : 'directory or special file'} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`,
+    )
     return { kind: 'unknown' }
   }
   const owner = ownershipOf(body, config.app)
@@ -147,7 +183,9 @@ function parseManaged(config: Config, s: Section | undefined, where: string, pro
       )
       return { kind: 'unknown' }
     case 'other-app':
-      problems.push(`${path} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`)
+      problems.push(
+        `${path} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`,
+      )
       return { kind: 'unknown' }
     case 'foreign':
       problems.push(
@@ -169,8 +207,23 @@ export function createNginxContainer(config: Config, upstreamAddress: string): C
   const hostNetwork = config.network === 'host' || (config.network === '' && isLoopback(upstreamAddress))
   const network = hostNetwork
     ? ['--network', 'host']
-    : [...(config.network ? ['--network', config.network] : []), '--publish', listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`]
-  return command('docker', 'create', '--name', n.container, '--label', 'nginx-rollout.role=nginx', '--restart', 'unless-stopped', ...network, n.image)
+    : [
+        ...(config.network ? ['--network', config.network] : []),
+        '--publish',
+        listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`,
+      ]
+  return command(
+    'docker',
+    'create',
+    '--name',
+    n.container,
+    '--label',
+    'nginx-rollout.role=nginx',
+    '--restart',
+    'unless-stopped',
+    ...network,
+    n.image,
+  )
 }
 
 /** The address the config-id probe reaches nginx at, from the nginx host's side. */
@@ -253,11 +306,25 @@ export class Nginx {
     const n = this.config.nginx
     const created = !this.current.exists
     if (created) {
-      await run(this.remote, docker.ensureImage(n.image, this.config.pullTimeoutSeconds), `getting the nginx image ${n.image}`)
-      await run(this.remote, createNginxContainer(this.config, upstreamAddress), `creating the nginx container ${n.container}`)
+      await run(
+        this.remote,
+        docker.ensureImage(n.image, this.config.pullTimeoutSeconds),
+        `getting the nginx image ${n.image}`,
+      )
+      await run(
+        this.remote,
+        createNginxContainer(this.config, upstreamAddress),
+        `creating the nginx container ${n.container}`,
+      )
     }
     const started = await this.remote.exec(command('docker', 'start', '--', n.container))
-    if (started.code !== 0) throw failure(this.remote, command('docker', 'start', '--', n.container), `starting the nginx container ${n.container}`, started)
+    if (started.code !== 0)
+      throw failure(
+        this.remote,
+        command('docker', 'start', '--', n.container),
+        `starting the nginx container ${n.container}`,
+        started,
+      )
     // nginx's master is up a moment after docker start returns.
     const deadline = Date.now() + LIMITS.reloadVerifyMs
     for (;;) {
@@ -268,7 +335,9 @@ export class Nginx {
     }
     if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside")
     await this.reread()
-    return created ? `created the nginx container ${n.container} from ${n.image}` : `started the nginx container ${n.container}`
+    return created
+      ? `created the nginx container ${n.container} from ${n.image}`
+      : `started the nginx container ${n.container}`
   }
 
   /**
@@ -284,7 +353,12 @@ export class Nginx {
     const n = this.config.nginx
     const expected = this.live === undefined ? 'absent' : sha256(this.live)
     const names = n.scope === 'site' ? n.serverName.split(/\s+/).filter((s) => s !== '_') : []
-    const locked = nginxLocked(this.fence, this.lockFile, LIMITS.nginxLockSeconds, applyManagedFile(this.place, n.configPath, expected, master, next === undefined ? 'remove' : 'write', names))
+    const locked = nginxLocked(
+      this.fence,
+      this.lockFile,
+      LIMITS.nginxLockSeconds,
+      applyManagedFile(this.place, n.configPath, expected, master, next === undefined ? 'remove' : 'write', names),
+    )
     const c = next === undefined ? locked : withStdin(locked, next, `the new ${n.configPath}`)
     const r = await this.remote.exec(c)
     if (r.code !== 0) {
@@ -297,8 +371,15 @@ export class Nginx {
     const id = next === undefined ? undefined : configIdOf(next)
     const verified = n.scope === 'site' && id ? await this.verifyServing(id) : undefined
     if (verified === false)
-      throw new NginxError(`nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1000}s (another server block may take its requests)`)
-    const detail = next === undefined ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : 'nginx reloaded with the new file'
+      throw new NginxError(
+        `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1000}s (another server block may take its requests)`,
+      )
+    const detail =
+      next === undefined
+        ? `removed ${n.configPath}, nginx reloaded`
+        : verified
+          ? `nginx serves config ${id}`
+          : 'nginx reloaded with the new file'
     return booted ? `${booted}; ${detail}` : detail
   }
 
@@ -308,7 +389,13 @@ export class Nginx {
     const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) }
     const deadline = Date.now() + LIMITS.reloadVerifyMs
     while (Date.now() < deadline) {
-      const r = await this.remote.httpGet(target.host, target.port, LIMITS.configIdPath(this.config.app), LIMITS.probeTimeoutMs, headers)
+      const r = await this.remote.httpGet(
+        target.host,
+        target.port,
+        LIMITS.configIdPath(this.config.app),
+        LIMITS.probeTimeoutMs,
+        headers,
+      )
       if (r.status === 200 && r.body?.trim() === configId) return true
       await sleep(10)
     }
@@ -317,11 +404,19 @@ export class Nginx {
 
   /** The canary's log starts empty: a step judges what nginx logged from here on. */
   async startCanaryLog(): Promise<void> {
-    await run(this.remote, startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)), "starting the canary's access log")
+    await run(
+      this.remote,
+      startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)),
+      "starting the canary's access log",
+    )
   }
 
   async readCanaryLog(): Promise<CanaryLog> {
-    const r = await run(this.remote, readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes), "reading the canary's access log")
+    const r = await run(
+      this.remote,
+      readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes),
+      "reading the canary's access log",
+    )
     const nl = r.stdout.indexOf('\n')
     const [how = 'whole', size = '0'] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(' ')
     return { text: nl < 0 ? '' : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === 'newest' }

@@ -109,7 +109,12 @@ mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
 timeout "$wait" flock -x 9 || exit 76
 "$@"`
 
-export const nginxLocked = (fence: { lockDir: string; token: string }, lockFile: string, waitSeconds: number, inner: Command): Command => ({
+export const nginxLocked = (
+  fence: { lockDir: string; token: string },
+  lockFile: string,
+  waitSeconds: number,
+  inner: Command,
+): Command => ({
   ...inner,
   argv: script(LOCKED, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inner.argv).argv,
 })
@@ -147,11 +152,19 @@ wait
 cat "$nr_t/state"`
 
 export function readNginx(place: NginxPlace, container: string, managedPath: string): Command {
-  return place.mode === 'container' ? script(CONTAINER_READ, container, READ, 'sh', managedPath) : place.inside(READ, [managedPath])
+  return place.mode === 'container'
+    ? script(CONTAINER_READ, container, READ, 'sh', managedPath)
+    : place.inside(READ, [managedPath])
 }
 
-export const applyManagedFile = (place: NginxPlace, managedPath: string, expected: string, masterPid: number, op: 'write' | 'remove', conflictNames: readonly string[]): Command =>
-  place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' ')])
+export const applyManagedFile = (
+  place: NginxPlace,
+  managedPath: string,
+  expected: string,
+  masterPid: number,
+  op: 'write' | 'remove',
+  conflictNames: readonly string[],
+): Command => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' ')])
 
 export const startCanaryLog = (place: NginxPlace, path: string): Command => place.inside(LOG_START, [path])
 
@@ -160,7 +173,12 @@ export const readCanaryLog = (place: NginxPlace, path: string, maxBytes: number)
 
 /** Renames the image's own default site in a container the action just created (the stock image answers localhost:80 with its welcome page). */
 export const disableImageDefaultSite = (place: NginxPlace): Command =>
-  place.inside('f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0', [])
+  place.inside(
+    'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
+    [],
+  )
 
 export const nginxErrorLog = (place: NginxPlace, container: string, lines: number): Command =>
-  place.mode === 'container' ? command('docker', 'logs', '--tail', String(lines), '--', container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines))
+  place.mode === 'container'
+    ? command('docker', 'logs', '--tail', String(lines), '--', container)
+    : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines))

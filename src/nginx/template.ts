@@ -102,7 +102,13 @@ export const lbDirective = (m: LbMethod): string => {
 }
 
 const rolloutLocation = (path: string, configId: string): string =>
-  ['    location = ' + path + ' {', '        access_log off;', '        default_type text/plain;', `        return 200 "${configId}\\n";`, '    }'].join('\n')
+  [
+    '    location = ' + path + ' {',
+    '        access_log off;',
+    '        default_type text/plain;',
+    `        return 200 "${configId}\\n";`,
+    '    }',
+  ].join('\n')
 
 /** The log line format of the canary's access log: only what nginx itself decided, no byte a client sent. */
 export const CANARY_LOG_FORMAT = 'nginx-rollout upstream=$upstream_addr status=$upstream_status'
@@ -124,11 +130,17 @@ function canaryLogDirectives(config: Config): string {
   ].join('\n')
 }
 
-export function buildView(config: Config, servers: readonly Replica[], split: Split | undefined, facts: NginxFacts): NginxView {
+export function buildView(
+  config: Config,
+  servers: readonly Replica[],
+  split: Split | undefined,
+  facts: NginxFacts,
+): NginxView {
   const n = config.nginx
   const canary = new Set(split?.canary.map(replicaKey))
   // Without a split every server has the weight input; during a canary step the split's weights set the share.
-  const weightOf = (r: Replica) => (split ? (canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight) : n.weight)
+  const weightOf = (r: Replica) =>
+    split ? (canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight) : n.weight
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -161,7 +173,8 @@ export function buildView(config: Config, servers: readonly Replica[], split: Sp
   }
 }
 
-const renderRaw = (template: string, view: NginxView): string => Mustache.render(template, view, {}, { escape: (v: unknown) => String(v) })
+const renderRaw = (template: string, view: NginxView): string =>
+  Mustache.render(template, view, {}, { escape: (v: unknown) => String(v) })
 
 const sha16 = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 16)
 
@@ -175,7 +188,12 @@ const header = (app: string, body: string): string =>
  * Renders the managed file. The config id is a hash of the body rendered without it, so the same servers
  * give the same text (a dry run's diff is stable) and a reload can be verified by asking nginx for the id.
  */
-export function renderManagedFile(config: Config, servers: readonly Replica[], split: Split | undefined, facts: NginxFacts): { text: string; configId: string } {
+export function renderManagedFile(
+  config: Config,
+  servers: readonly Replica[],
+  split: Split | undefined,
+  facts: NginxFacts,
+): { text: string; configId: string } {
   if (!servers.length) throw new Error('an upstream needs at least one server')
   const template = config.nginx.template ?? BUILT_IN_TEMPLATE
   const view = buildView(config, servers, split, facts)
@@ -195,7 +213,8 @@ export function ownershipOf(text: string, app: string): Ownership {
 }
 
 /** The id in a managed file's config-id location, or undefined (a custom template without it). */
-export const configIdOf = (text: string): string | undefined => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text)?.[1]
+export const configIdOf = (text: string): string | undefined =>
+  /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text)?.[1]
 
 /** The `server address:port [weight=N]` lines of a managed file, keyed 'address:port' (weight undefined when not written). */
 export function upstreamServers(text: string): Map<string, number | undefined> {

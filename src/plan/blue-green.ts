@@ -3,7 +3,17 @@
 // (or, with keep-previous, stays running out of rotation so that a rollback is one reload).
 import type { Config } from '../config.js'
 import type { ManagedContainer } from '../host/state.js'
-import { allocate, everyHost, liveColor, liveReplicas, prepare, removeAll, retireAll, type Plan, type Routes } from './common.js'
+import {
+  allocate,
+  everyHost,
+  liveColor,
+  liveReplicas,
+  prepare,
+  removeAll,
+  retireAll,
+  type Plan,
+  type Routes,
+} from './common.js'
 import type { Replica, Step } from './types.js'
 
 export const otherColor = (color: string): 'blue' | 'green' => (color === 'blue' ? 'green' : 'blue')
@@ -24,7 +34,13 @@ export function planBlueGreen(config: Config, containers: readonly ManagedContai
   // first, so the new colour can have their ports.
   const next = allocate(config, containers, everyHost(config), config.image, strays, otherColor(liveColor(live)))
   return {
-    steps: [...prepare(config, config.image), ...removeAll(strays), { kind: 'start', replicas: next }, { kind: 'gate', replicas: next }, ...switchTo(config, live, next)],
+    steps: [
+      ...prepare(config, config.image),
+      ...removeAll(strays),
+      { kind: 'start', replicas: next },
+      { kind: 'gate', replicas: next },
+      ...switchTo(config, live, next),
+    ],
     image: config.image,
     previous: live,
     next,

@@ -6,7 +6,19 @@
 // started it replaces it in one run.
 import type { Config } from '../config.js'
 import type { CanaryState, ManagedContainer } from '../host/state.js'
-import { allocate, interleave, liveReplicas, mainImage, PlanError, prepare, removeAll, replaceInBatches, retireAll, type Plan, type Routes } from './common.js'
+import {
+  allocate,
+  interleave,
+  liveReplicas,
+  mainImage,
+  PlanError,
+  prepare,
+  removeAll,
+  replaceInBatches,
+  retireAll,
+  type Plan,
+  type Routes,
+} from './common.js'
 import { planRolling } from './rolling.js'
 import type { Replica, Split, Step } from './types.js'
 
@@ -24,7 +36,12 @@ export function splitFor(percent: number, canary: readonly Replica[], stableCoun
 }
 
 /** Route, then observe, for each share below 100. */
-function shareSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[], shares: readonly number[]): Step[] {
+function shareSteps(
+  config: Config,
+  stable: readonly Replica[],
+  canary: readonly Replica[],
+  shares: readonly number[],
+): Step[] {
   return shares
     .filter((p) => p < 100)
     .flatMap((p): Step[] => {
@@ -48,21 +65,38 @@ function canaryCounts(config: Config): Map<string, number> {
 
 /** How many fresh replicas each host needs at 100, beside the canary replicas it already has. */
 function freshCounts(config: Config, canary: readonly Replica[]): Map<string, number> {
-  return new Map(config.appHosts.map((h) => [h.id, Math.max(0, config.replicas - canary.filter((r) => r.host === h.id).length)]))
+  return new Map(
+    config.appHosts.map((h) => [h.id, Math.max(0, config.replicas - canary.filter((r) => r.host === h.id).length)]),
+  )
 }
 
 /**
  * At 100: the canary replicas plus fresh ones replace the stable set on every host, start-first. `gone`:
  * replicas already out of the upstream that are retired with the stable ones.
  */
-function completeSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[], fresh: readonly Replica[], strays: readonly Replica[], gone: readonly Replica[] = []) {
+function completeSteps(
+  config: Config,
+  stable: readonly Replica[],
+  canary: readonly Replica[],
+  fresh: readonly Replica[],
+  strays: readonly Replica[],
+  gone: readonly Replica[] = [],
+) {
   const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas))
   const extra = canary.filter((r) => !keep.includes(r))
   const next = interleave([...keep, ...fresh], config.appHosts)
-  return { next, steps: [...replaceInBatches(config, stable, next, keep), ...removeAll(strays), ...retireAll([...stable, ...extra, ...gone])] }
+  return {
+    next,
+    steps: [
+      ...replaceInBatches(config, stable, next, keep),
+      ...removeAll(strays),
+      ...retireAll([...stable, ...extra, ...gone]),
+    ],
+  }
 }
 
-const whoseCanary = (state: CanaryState): string => (state.pullRequest ? ` for pull request #${state.pullRequest.number}` : '')
+const whoseCanary = (state: CanaryState): string =>
+  state.pullRequest ? ` for pull request #${state.pullRequest.number}` : ''
 
 export function pausedCanaryError(state: CanaryState): PlanError {
   return new PlanError(
@@ -72,7 +106,12 @@ export function pausedCanaryError(state: CanaryState): PlanError {
 }
 
 /** The paused canary's replicas and the stable ones, as the hosts hold them. */
-export function pausedSets(config: Config, containers: readonly ManagedContainer[], routes: Routes, state: CanaryState) {
+export function pausedSets(
+  config: Config,
+  containers: readonly ManagedContainer[],
+  routes: Routes,
+  state: CanaryState,
+) {
   const { live, strays } = liveReplicas(config, containers, routes)
   const isCanary = (r: Replica) => state.replicas.some((c) => c.host === r.host && c.name === r.name)
   return { live, strays, canary: live.filter(isCanary), stable: live.filter((r) => !isCanary(r)) }
@@ -82,32 +121,72 @@ export function pausedSets(config: Config, containers: readonly ManagedContainer
  * A new canary. `replacing`: the live canary of the same pull request, which leaves the upstream in the
  * same reload that gives the new one its first share, then drains and is retired.
  */
-export function planCanary(config: Config, containers: readonly ManagedContainer[], routes: Routes, replacing?: CanaryState): Plan {
-  const sets = replacing ? pausedSets(config, containers, routes, replacing) : { ...liveReplicas(config, containers, routes), canary: [] as Replica[] }
+export function planCanary(
+  config: Config,
+  containers: readonly ManagedContainer[],
+  routes: Routes,
+  replacing?: CanaryState,
+): Plan {
+  const sets = replacing
+    ? pausedSets(config, containers, routes, replacing)
+    : { ...liveReplicas(config, containers, routes), canary: [] as Replica[] }
   const old = sets.canary
   const stable = sets.live.filter((r) => !old.includes(r))
-  if (!stable.length) return planRolling(config, containers, routes, ['nothing is live to compare a canary with: deploying as rolling'])
+  if (!stable.length)
+    return planRolling(config, containers, routes, ['nothing is live to compare a canary with: deploying as rolling'])
   const canary = allocate(config, containers, canaryCounts(config), config.image)
   const shares = shareSteps(config, stable, canary, config.canary.steps)
   // Replacing: the first route already leaves the old canary out; it drains while the new one is observed.
-  const steps: Step[] = [...prepare(config, config.image), { kind: 'start', replicas: canary }, { kind: 'gate', replicas: canary }]
+  const steps: Step[] = [
+    ...prepare(config, config.image),
+    { kind: 'start', replicas: canary },
+    { kind: 'gate', replicas: canary },
+  ]
   const swapped = old.length > 0 && shares.length > 0
-  if (swapped) steps.push(shares[0], { kind: 'drain', seconds: config.drainSeconds, replicas: old }, ...retireAll(old), ...shares.slice(1))
+  if (swapped)
+    steps.push(
+      shares[0],
+      { kind: 'drain', seconds: config.drainSeconds, replicas: old },
+      ...retireAll(old),
+      ...shares.slice(1),
+    )
   else steps.push(...shares)
   const stableImage = replacing?.stableImage ?? mainImage(stable)
-  const notes = old.length ? [`replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(', ')}) of the same pull request in the first reload`] : []
-  const base = { image: config.image, previous: [...stable, ...old], onFailure: 'abort-canary' as const, notes, ...(old.length ? { replaces: old } : {}) }
+  const notes = old.length
+    ? [
+        `replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(', ')}) of the same pull request in the first reload`,
+      ]
+    : []
+  const base = {
+    image: config.image,
+    previous: [...stable, ...old],
+    onFailure: 'abort-canary' as const,
+    notes,
+    ...(old.length ? { replaces: old } : {}),
+  }
   if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1]
-    return { ...base, steps, next: [...stable, ...canary], pausesAt: { percent, canary, stableImage }, leaves: 'paused' }
+    return {
+      ...base,
+      steps,
+      next: [...stable, ...canary],
+      pausesAt: { percent, canary, stableImage },
+      leaves: 'paused',
+    }
   }
-  const fresh = allocate(config, [...containers, ...canaryAsContainers(canary)], freshCounts(config, canary), config.image)
+  const fresh = allocate(
+    config,
+    [...containers, ...canaryAsContainers(canary)],
+    freshCounts(config, canary),
+    config.image,
+  )
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old)
   return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: 'deployed' }
 }
 
 /** The canary replicas about to exist, so that allocating the fresh ones does not hand out their ports. */
-const canaryAsContainers = (canary: readonly Replica[]): ManagedContainer[] => canary.map((r) => ({ ...r, id: '', app: '', running: true }))
+const canaryAsContainers = (canary: readonly Replica[]): ManagedContainer[] =>
+  canary.map((r) => ({ ...r, id: '', app: '', running: true }))
 
 const noCanary = (config: Config, containers: readonly ManagedContainer[], routes: Routes, op: string) => {
   const { live } = liveReplicas(config, containers, routes)
@@ -118,10 +197,18 @@ const noCanary = (config: Config, containers: readonly ManagedContainer[], route
 }
 
 /** Continue a paused canary through its remaining steps to 100. */
-export function planPromote(config: Config, containers: readonly ManagedContainer[], routes: Routes, state: CanaryState | undefined): Plan {
+export function planPromote(
+  config: Config,
+  containers: readonly ManagedContainer[],
+  routes: Routes,
+  state: CanaryState | undefined,
+): Plan {
   if (!state) throw noCanary(config, containers, routes, 'promote')
   const { canary, stable, strays } = pausedSets(config, containers, routes, state)
-  if (!canary.length) throw new PlanError(`the paused canary's replicas (${state.replicas.map((r) => r.name).join(', ')}) are not live any more; run operation: abort to clear it`)
+  if (!canary.length)
+    throw new PlanError(
+      `the paused canary's replicas (${state.replicas.map((r) => r.name).join(', ')}) are not live any more; run operation: abort to clear it`,
+    )
   const fresh = allocate(config, containers, freshCounts(config, canary), state.image)
   const complete = completeSteps(config, stable, canary, fresh, strays)
   return {
@@ -137,12 +224,32 @@ export function planPromote(config: Config, containers: readonly ManagedContaine
 
 /** The canary leaves the upstream in one reload, drains and is retired; all traffic is on the stable replicas. */
 export function abortSteps(config: Config, stable: readonly Replica[], canary: readonly Replica[]): Step[] {
-  return [{ kind: 'route', servers: stable }, { kind: 'drain', seconds: config.drainSeconds, replicas: canary }, ...retireAll(canary)]
+  return [
+    { kind: 'route', servers: stable },
+    { kind: 'drain', seconds: config.drainSeconds, replicas: canary },
+    ...retireAll(canary),
+  ]
 }
 
-export function planAbort(config: Config, containers: readonly ManagedContainer[], routes: Routes, state: CanaryState | undefined): Plan {
+export function planAbort(
+  config: Config,
+  containers: readonly ManagedContainer[],
+  routes: Routes,
+  state: CanaryState | undefined,
+): Plan {
   if (!state) throw noCanary(config, containers, routes, 'abort')
   const { live, canary, stable } = pausedSets(config, containers, routes, state)
-  if (!stable.length) throw new PlanError(`abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state.stableImage} instead`)
-  return { steps: abortSteps(config, stable, canary), image: state.stableImage, previous: live, next: stable, onFailure: 'restore', leaves: 'rolled-back', notes: [] }
+  if (!stable.length)
+    throw new PlanError(
+      `abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state.stableImage} instead`,
+    )
+  return {
+    steps: abortSteps(config, stable, canary),
+    image: state.stableImage,
+    previous: live,
+    next: stable,
+    onFailure: 'restore',
+    leaves: 'rolled-back',
+    notes: [],
+  }
 }

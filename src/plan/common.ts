@@ -33,13 +33,21 @@ export interface Plan {
 /** The routing the live managed file holds, or undefined when there is none to go by. */
 export type Routes = ReadonlyMap<string, number | undefined> | undefined
 
-const strip = ({ host, address, name, port, image, color }: ManagedContainer): Replica => ({ host, address, name, port, image, ...(color ? { color } : {}) })
+const strip = ({ host, address, name, port, image, color }: ManagedContainer): Replica => ({
+  host,
+  address,
+  name,
+  port,
+  image,
+  ...(color ? { color } : {}),
+})
 
 /** Replicas in host order, then by port: the same order every run, and batches that take from the hosts in turn. */
 export function interleave<T extends Replica>(replicas: readonly T[], hosts: readonly AppHost[]): T[] {
   const perHost = hosts.map((h) => replicas.filter((r) => r.host === h.id).sort((a, b) => a.port - b.port))
   const out: T[] = []
-  for (let i = 0; out.length < replicas.length && i < replicas.length; i++) for (const list of perHost) if (list[i]) out.push(list[i])
+  for (let i = 0; out.length < replicas.length && i < replicas.length; i++)
+    for (const list of perHost) if (list[i]) out.push(list[i])
   return out
 }
 
@@ -59,32 +67,62 @@ export function liveReplicas(config: Config, containers: readonly ManagedContain
  * New replicas: `counts` per host id, on ports no managed container of that host holds (any app, any
  * state) but for those about to be removed. In host order, taking from the hosts in turn.
  */
-export function allocate(config: Config, containers: readonly ManagedContainer[], counts: ReadonlyMap<string, number>, image: string, freed: readonly Replica[] = [], color?: string): Replica[] {
+export function allocate(
+  config: Config,
+  containers: readonly ManagedContainer[],
+  counts: ReadonlyMap<string, number>,
+  image: string,
+  freed: readonly Replica[] = [],
+  color?: string,
+): Replica[] {
   const out: Replica[] = []
   for (const host of config.appHosts) {
     const count = counts.get(host.id) ?? 0
     if (!count) continue
     const freedPorts = new Set(freed.filter((r) => r.host === host.id).map((r) => r.port))
-    const taken = new Set(containers.filter((c) => c.host === host.id).map((c) => c.port).filter((p) => !freedPorts.has(p)))
+    const taken = new Set(
+      containers
+        .filter((c) => c.host === host.id)
+        .map((c) => c.port)
+        .filter((p) => !freedPorts.has(p)),
+    )
     const free = config.ports.filter((p) => !taken.has(p))
     if (free.length < count)
       throw new PlanError(
         `ports: ${count} new replicas on ${host.id} need ${count} free ports in ${config.ports[0]}-${config.ports[config.ports.length - 1]}, ` +
-          `but only ${free.length} are free (taken: ${[...taken].filter((p) => config.ports.includes(p)).sort((a, b) => a - b).join(', ') || 'none'}). ` +
+          `but only ${free.length} are free (taken: ${
+            [...taken]
+              .filter((p) => config.ports.includes(p))
+              .sort((a, b) => a - b)
+              .join(', ') || 'none'
+          }). ` +
           'Widen ports: start-first needs room for the old and the new replicas at once.',
       )
-    out.push(...free.slice(0, count).map((port) => ({ host: host.id, address: host.upstreamAddress, name: replicaName(config.app, port), port, image, ...(color ? { color } : {}) })))
+    out.push(
+      ...free
+        .slice(0, count)
+        .map((port) => ({
+          host: host.id,
+          address: host.upstreamAddress,
+          name: replicaName(config.app, port),
+          port,
+          image,
+          ...(color ? { color } : {}),
+        })),
+    )
   }
   return interleave(out, config.appHosts)
 }
 
 /** `replicas` on every app host. */
-export const everyHost = (config: Config, count = config.replicas): Map<string, number> => new Map(config.appHosts.map((h) => [h.id, count]))
+export const everyHost = (config: Config, count = config.replicas): Map<string, number> =>
+  new Map(config.appHosts.map((h) => [h.id, count]))
 
 export function prepare(config: Config, image: string): Step[] {
   const hosts = config.appHosts.map((h) => h.id)
   const steps: Step[] = []
-  if (config.registry) steps.push({ kind: 'login', registry: config.registry.server, username: config.registry.username, hosts })
+  if (config.registry)
+    steps.push({ kind: 'login', registry: config.registry.server, username: config.registry.username, hosts })
   // Pull everywhere, before any batch: a host that cannot get the image fails the run before traffic is touched.
   if (config.pull) steps.push({ kind: 'pull', image, hosts })
   return steps
@@ -97,7 +135,12 @@ export function prepare(config: Config, image: string): Step[] {
  * batch starts while this one drains, so that its app's start-up time overlaps the drain. Capacity never
  * drops below min(live, next). Old containers are retired by the caller once all succeeded.
  */
-export function replaceInBatches(config: Config, live: readonly Replica[], next: readonly Replica[], alreadyRunning: readonly Replica[] = []): Step[] {
+export function replaceInBatches(
+  config: Config,
+  live: readonly Replica[],
+  next: readonly Replica[],
+  alreadyRunning: readonly Replica[] = [],
+): Step[] {
   const running = new Set(alreadyRunning.map(replicaKey))
   // With nothing live there is no capacity to protect: the whole set is one batch.
   const b = live.length ? config.batchSize : next.length
@@ -105,7 +148,9 @@ export function replaceInBatches(config: Config, live: readonly Replica[], next:
   const batches = Math.ceil(Math.max(next.length, live.length) / b)
   const batchOf = (rs: readonly Replica[], i: number) => rs.slice(i * b, (i + 1) * b)
   // Each batch's new replicas that are not running yet.
-  const incoming = Array.from({ length: batches }, (_, i) => batchOf(next, i).filter((r) => !running.has(replicaKey(r))))
+  const incoming = Array.from({ length: batches }, (_, i) =>
+    batchOf(next, i).filter((r) => !running.has(replicaKey(r))),
+  )
   for (let i = 0; i < batches; i++) {
     const outgoing = batchOf(live, i)
     const batch = batchOf(next, i)
@@ -114,7 +159,12 @@ export function replaceInBatches(config: Config, live: readonly Replica[], next:
     steps.push({ kind: 'route', servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] })
     if (i + 1 < batches && incoming[i + 1].length) steps.push({ kind: 'start', replicas: incoming[i + 1], ahead: true })
     if (outgoing.length) {
-      steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: outgoing, ...(batch.length ? { recheck: batch } : {}) })
+      steps.push({
+        kind: 'drain',
+        seconds: config.drainSeconds,
+        replicas: outgoing,
+        ...(batch.length ? { recheck: batch } : {}),
+      })
       // Drained and out of the upstream: the next batch goes on while these stop. The last batch's are
       // retired with the rest at the end.
       if (i < batches - 1) steps.push({ kind: 'stop', replicas: outgoing, background: true })
@@ -123,7 +173,9 @@ export function replaceInBatches(config: Config, live: readonly Replica[], next:
   return steps
 }
 
-export const removeAll = (replicas: readonly Replica[]): Step[] => (replicas.length ? [{ kind: 'remove', replicas }] : [])
-export const retireAll = (replicas: readonly Replica[]): Step[] => (replicas.length ? [{ kind: 'retire', replicas }] : [])
+export const removeAll = (replicas: readonly Replica[]): Step[] =>
+  replicas.length ? [{ kind: 'remove', replicas }] : []
+export const retireAll = (replicas: readonly Replica[]): Step[] =>
+  replicas.length ? [{ kind: 'retire', replicas }] : []
 
 export { mainImage, liveColor } from '../model.js'

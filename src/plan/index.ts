@@ -15,7 +15,8 @@ export interface PullRequestRef {
 }
 
 /** The routing the live managed file holds; undefined when there is none to go by (every running replica then counts). */
-export const routesOf = (state: HostState): Routes => (state.nginx.managed.kind === 'ours' ? state.nginx.routes : undefined)
+export const routesOf = (state: HostState): Routes =>
+  state.nginx.managed.kind === 'ours' ? state.nginx.routes : undefined
 
 /**
  * Why the recorded canary is stale, or undefined when the hosts agree with it: the hosts are the source of
@@ -33,12 +34,14 @@ export function staleCanary(state: HostState): string | undefined {
   return `the recorded canary of ${canary.image} at ${canary.weight}% is stale: ${missing.map((r) => `${r.name} on ${r.host}`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not running or not routed by nginx (the hosts decide what is live): its record is cleared`
 }
 
-const samePullRequest = (a: PullRequestRef | undefined, b: PullRequestRef | undefined): boolean => Boolean(a && b && a.repo === b.repo && a.number === b.number)
+const samePullRequest = (a: PullRequestRef | undefined, b: PullRequestRef | undefined): boolean =>
+  Boolean(a && b && a.repo === b.repo && a.number === b.number)
 
 function planDeploy(config: Config, state: HostState, routes: Routes, pullRequest: PullRequestRef | undefined): Plan {
   if (state.canary) {
     // A new push of the pull request whose canary is live replaces it; any other deploy would lose a decision in progress.
-    if (config.strategy === 'canary' && samePullRequest(pullRequest, state.canary.pullRequest)) return planCanary(config, state.containers, routes, state.canary)
+    if (config.strategy === 'canary' && samePullRequest(pullRequest, state.canary.pullRequest))
+      return planCanary(config, state.containers, routes, state.canary)
     throw pausedCanaryError(state.canary)
   }
   switch (config.strategy) {
@@ -59,7 +62,11 @@ export function planFor(config: Config, state: HostState, pullRequest?: PullRequ
   const routes = routesOf(state)
   const canary: CanaryState | undefined = state.canary
   // A pull request's promote or abort (on merge or close) is about its own canary only.
-  if ((config.operation === 'promote' || config.operation === 'abort') && pullRequest && !samePullRequest(pullRequest, canary?.pullRequest))
+  if (
+    (config.operation === 'promote' || config.operation === 'abort') &&
+    pullRequest &&
+    !samePullRequest(pullRequest, canary?.pullRequest)
+  )
     throw new NothingToDo(
       canary
         ? `the live canary of ${config.app} (${canary.image}) belongs to ${canary.pullRequest ? `pull request #${canary.pullRequest.number}` : 'no pull request'}, not #${pullRequest.number}: nothing to ${config.operation}`

@@ -29,7 +29,8 @@ export interface Undo {
   readonly canary: 'removed' | 'kept' | 'untouched'
 }
 
-const unique = (rs: readonly Replica[]): Replica[] => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i)
+const unique = (rs: readonly Replica[]): Replica[] =>
+  rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i)
 
 /**
  * Back to where the run started: the previous replicas still running take the traffic back in one reload,
@@ -51,23 +52,42 @@ export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
     const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced])
     const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)))
     const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started])
-    return { steps: [{ kind: 'route', servers: stable }, { kind: 'drain', seconds: config.drainSeconds, replicas: out }, ...removeAll(out)], canary: 'removed' }
+    return {
+      steps: [
+        { kind: 'route', servers: stable },
+        { kind: 'drain', seconds: config.drainSeconds, replicas: out },
+        ...removeAll(out),
+      ],
+      canary: 'removed',
+    }
   }
   const back = plan.previous.filter((r) => !isGone(r))
-  if (gone.length && !back.length) throw new PlanError('every replica that served before the run was already retired: the new version stays live and nothing is undone')
+  if (gone.length && !back.length)
+    throw new PlanError(
+      'every replica that served before the run was already retired: the new version stays live and nothing is undone',
+    )
   const steps: Step[] = []
   // Previous replicas that still run take the traffic back at once, in one reload, while the stopped ones
   // start again: the new ones may be what failed. (Not for a paused canary's promote: a plain route would
   // give the canary a full share until the paused file is back.)
   const isStopped = (r: Replica) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r))
   const stillRunning = back.filter((r) => !isStopped(r))
-  if (plan.onFailure === 'restore' && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
+  if (
+    plan.onFailure === 'restore' &&
+    progress.stopped.length &&
+    stillRunning.length &&
+    progress.configBefore !== progress.configNow
+  )
     steps.push({ kind: 'route', servers: stillRunning })
-  if (progress.stopped.length) steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
+  if (progress.stopped.length)
+    steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
   // The file as it was, unless it routes to a replica that is gone: then the same upstream without it.
-  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g)))) steps.push({ kind: 'route', servers: back })
-  else if (progress.configBefore !== progress.configNow) steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
-  if (progress.routed.length && config.drainSeconds > 0) steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
+  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
+    steps.push({ kind: 'route', servers: back })
+  else if (progress.configBefore !== progress.configNow)
+    steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
+  if (progress.routed.length && config.drainSeconds > 0)
+    steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
   steps.push(...removeAll(progress.started))
   return { steps, canary: replaced.length ? (swapped ? 'removed' : 'kept') : 'untouched' }
 }
@@ -82,7 +102,10 @@ export function rollbackTarget(state: HostState, liveImage: string): string | un
  * needs no trial). With blue-green and a kept previous colour running that image, it is one reload.
  */
 export function planRollbackOperation(config: Config, state: HostState, routes: Routes): Plan {
-  if (state.canary) throw new PlanError(`rollback: a canary of ${state.canary.image} is paused at ${state.canary.weight}%; use operation: abort to remove it`)
+  if (state.canary)
+    throw new PlanError(
+      `rollback: a canary of ${state.canary.image} is paused at ${state.canary.weight}%; use operation: abort to remove it`,
+    )
   const { live, strays } = liveReplicas(config, state.containers, routes)
   const current = mainImage(live)
   const target = rollbackTarget(state, current)
@@ -97,8 +120,21 @@ export function planRollbackOperation(config: Config, state: HostState, routes: 
     const kept = strays.filter((r) => r.image === target && r.color)
     if (kept.length) {
       // The previous colour is still running: check it, then switch in one reload.
-      const steps: Step[] = [{ kind: 'restart', replicas: kept }, { kind: 'gate', replicas: kept }, ...switchTo(config, live, kept), ...removeAll(strays.filter((r) => !kept.includes(r)))]
-      return { steps, image: target, previous: live, next: kept, onFailure: 'restore', leaves: 'rolled-back', notes: [`${kept.map((r) => r.name).join(', ')} still hold ${target}: switching back in one reload`] }
+      const steps: Step[] = [
+        { kind: 'restart', replicas: kept },
+        { kind: 'gate', replicas: kept },
+        ...switchTo(config, live, kept),
+        ...removeAll(strays.filter((r) => !kept.includes(r))),
+      ]
+      return {
+        steps,
+        image: target,
+        previous: live,
+        next: kept,
+        onFailure: 'restore',
+        leaves: 'rolled-back',
+        notes: [`${kept.map((r) => r.name).join(', ')} still hold ${target}: switching back in one reload`],
+      }
     }
     return asRolledBack(planBlueGreen(targetConfig, state.containers, routes))
   }

@@ -31,7 +31,12 @@ export type Step =
    * `recheck`: meanwhile the replicas that took their traffic are checked once more, before the old ones
    * stop: one that crashed once it had traffic fails here while the old ones still run.
    */
-  | { readonly kind: 'drain'; readonly seconds: number; readonly replicas: readonly Replica[]; readonly recheck?: readonly Replica[] }
+  | {
+      readonly kind: 'drain'
+      readonly seconds: number
+      readonly replicas: readonly Replica[]
+      readonly recheck?: readonly Replica[]
+    }
   /**
    * `background`: the replicas are out of the upstream and drained, so the next batch need not wait for
    * docker stop (which takes up to stop-timeout with an app that ignores SIGTERM); the run awaits every
@@ -49,7 +54,8 @@ export type Step =
 export type StepKind = Step['kind']
 
 /** Steps that change a host (or nginx): the run checks it still holds the lock before each. */
-export const changesHosts = (step: Step): boolean => step.kind !== 'gate' && step.kind !== 'observe' && step.kind !== 'drain'
+export const changesHosts = (step: Step): boolean =>
+  step.kind !== 'gate' && step.kind !== 'observe' && step.kind !== 'drain'
 
 /** The hosts a step touches, for the summary. */
 export function hostsOf(step: Step, nginxHost: string): string[] {

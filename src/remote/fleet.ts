@@ -17,15 +17,25 @@ export interface Fleet {
 }
 
 export async function connectFleet(config: Config, debug: (m: string) => void): Promise<Fleet> {
-  const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug }) : undefined
-  const targets = new Map([config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t]))
-  const opened = await Promise.allSettled([...targets].map(async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug })] as const))
+  const bastion = config.proxy
+    ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug })
+    : undefined
+  const targets = new Map(
+    [config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t]),
+  )
+  const opened = await Promise.allSettled(
+    [...targets].map(
+      async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug })] as const,
+    ),
+  )
   const connections = new Map(opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : [])))
   const failed = opened.flatMap((o) => (o.status === 'rejected' ? [(o.reason as Error).message] : []))
   if (failed.length) {
     for (const ssh of connections.values()) ssh.dispose()
     bastion?.dispose()
-    throw new Error(failed.length === 1 ? failed[0] : `${failed.length} hosts cannot be used:\n- ${failed.join('\n- ')}`)
+    throw new Error(
+      failed.length === 1 ? failed[0] : `${failed.length} hosts cannot be used:\n- ${failed.join('\n- ')}`,
+    )
   }
   const remotes = new Map([...connections].map(([name, ssh]) => [name, remoteOver(ssh as NodeSSH, name, debug)]))
   const get = (name: string): Remote => {
@@ -39,7 +49,11 @@ export async function connectFleet(config: Config, debug: (m: string) => void): 
     app: (id) => get(config.appHosts.find((h) => h.id === id) ? id : `(unknown host ${id})`),
     stats: () => {
       const all = [...remotes.values()].map((r) => r.stats)
-      return { connections: all.length + (bastion ? 1 : 0), commands: all.reduce((n, s) => n + s.commands, 0), probes: all.reduce((n, s) => n + s.probes, 0) }
+      return {
+        connections: all.length + (bastion ? 1 : 0),
+        commands: all.reduce((n, s) => n + s.commands, 0),
+        probes: all.reduce((n, s) => n + s.probes, 0),
+      }
     },
     async close() {
       await Promise.all([...remotes.values()].map((r) => r.close()))

@@ -57,7 +57,10 @@ export function parseSections(raw: Buffer): Map<string, Section> {
  * round trip, so a host is read in one. `first`, when given, must succeed before the others run (the lock);
  * its exit code is the command's when it fails. Each part is rendered by render(), the one quoting function.
  */
-export function sectioned(first: Command | undefined, parts: ReadonlyArray<{ readonly name: string; readonly command: Command }>): Command {
+export function sectioned(
+  first: Command | undefined,
+  parts: ReadonlyArray<{ readonly name: string; readonly command: Command }>,
+): Command {
   return script(
     `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
 shift

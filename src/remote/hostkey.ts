@@ -4,13 +4,20 @@ import { createHash, createHmac } from 'node:crypto'
 import type { HostKeyPolicy } from '../config.js'
 
 /** 'SHA256:...' as `ssh-keygen -lf` prints it (base64 without padding). */
-export const fingerprintOf = (key: Buffer): string => `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`
+export const fingerprintOf = (key: Buffer): string =>
+  `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`
 
 /** The name known_hosts uses for a host: `host`, or `[host]:port` off port 22. */
 export const knownHostsName = (host: string, port: number): string => (port === 22 ? host : `[${host}]:${port}`)
 
 const globToRegExp = (pattern: string): RegExp =>
-  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')}$`, 'i')
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replaceAll('*', '.*')
+      .replaceAll('?', '.')}$`,
+    'i',
+  )
 
 function hostMatches(patterns: string, name: string): boolean {
   if (patterns.startsWith('|1|')) {
@@ -42,18 +49,23 @@ export function knownKeysFor(knownHosts: string, host: string, port: number): Kn
     const fields = line.split(/\s+/)
     const marker = fields[0].startsWith('@') ? fields.shift() : undefined
     if (marker === '@cert-authority' || fields.length < 3) continue
-    if (hostMatches(fields[0], name)) keys.push({ key: Buffer.from(fields[2], 'base64'), revoked: marker === '@revoked' })
+    if (hostMatches(fields[0], name))
+      keys.push({ key: Buffer.from(fields[2], 'base64'), revoked: marker === '@revoked' })
   }
   return keys
 }
 
-export type HostKeyVerdict = { readonly ok: true; readonly presented: string } | { readonly ok: false; readonly presented: string; readonly reason: string }
+export type HostKeyVerdict =
+  | { readonly ok: true; readonly presented: string }
+  | { readonly ok: false; readonly presented: string; readonly reason: string }
 
 export function verifyHostKey(policy: HostKeyPolicy, host: string, port: number, key: Buffer): HostKeyVerdict {
   const presented = fingerprintOf(key)
   const known = knownKeysFor(policy.knownHosts, host, port)
-  if (known.some((k) => k.revoked && k.key.equals(key))) return { ok: false, presented, reason: 'known-hosts marks this key @revoked' }
-  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key))) return { ok: true, presented }
+  if (known.some((k) => k.revoked && k.key.equals(key)))
+    return { ok: false, presented, reason: 'known-hosts marks this key @revoked' }
+  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key)))
+    return { ok: true, presented }
   if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented }
   const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))]
   return {

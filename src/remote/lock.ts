@@ -37,10 +37,16 @@ export interface LockClaim {
   readonly owner: string
 }
 
-export const newClaim = (app: string, owner: string): LockClaim => ({ app, dir: lockDir(app), token: randomBytes(12).toString('hex'), owner: owner.replace(/[\r\n]+/g, ' ') })
+export const newClaim = (app: string, owner: string): LockClaim => ({
+  app,
+  dir: lockDir(app),
+  token: randomBytes(12).toString('hex'),
+  owner: owner.replace(/[\r\n]+/g, ' '),
+})
 
 /** Takes the lock if it is free or stale (exit 3 when another run holds it). */
-export const acquireCommand = (claim: LockClaim): Command => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds))
+export const acquireCommand = (claim: LockClaim): Command =>
+  script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds))
 
 export class LockLostError extends Error {}
 
@@ -69,10 +75,13 @@ export class HeldLock {
    */
   private beat(): void {
     const silentMs = this.now() - this.lastBeat
-    if (silentMs >= (LIMITS.lockStaleSeconds * 1000) - LIMITS.lockHeartbeatMs) this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1000)}s`)
+    if (silentMs >= LIMITS.lockStaleSeconds * 1000 - LIMITS.lockHeartbeatMs)
+      this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1000)}s`)
     if (this.beating || this.lostWhy) return
     this.beating = this.remote
-      .exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1000), { unqueued: true })
+      .exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1000), {
+        unqueued: true,
+      })
       .then(
         (r) => {
           if (r.code === 0) this.lastBeat = this.now()
@@ -86,12 +95,17 @@ export class HeldLock {
   private lose(why: string): void {
     if (this.lostWhy) return
     this.lostWhy = why
-    this.warn(`the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`)
+    this.warn(
+      `the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`,
+    )
   }
 
   /** Throws once the lock is lost: a run must not change a host another run may be changing. */
   assertHeld(): void {
-    if (this.lostWhy) throw new LockLostError(`the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`)
+    if (this.lostWhy)
+      throw new LockLostError(
+        `the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`,
+      )
   }
 
   /** Stops the heartbeat (the run's last command releases the lock with its records: see finishCommand). */

@@ -42,7 +42,13 @@ export interface Remote {
   readonly name: string
   exec(c: Command, options?: ExecOptions): Promise<ExecResult>
   /** GET http://host:port/path through a channel forwarded from this host; never throws. */
-  httpGet(host: string, port: number, path: string, timeoutMs: number, headers?: Record<string, string>): Promise<HttpResult>
+  httpGet(
+    host: string,
+    port: number,
+    path: string,
+    timeoutMs: number,
+    headers?: Record<string, string>,
+  ): Promise<HttpResult>
   close(): Promise<void>
   readonly stats: RemoteStats
 }
@@ -66,8 +72,14 @@ export async function run(remote: Remote, c: Command, what: string): Promise<Exe
 
 export function failure(remote: Remote, c: Command, what: string, r: ExecResult): RemoteError {
   const output = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n')
-  const timedOut = r.code === 124 || r.code === 137 ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)` : ''
-  return new RemoteError(`${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || '(no output)'}\n  command: ${describeCommand(c)}`, r)
+  const timedOut =
+    r.code === 124 || r.code === 137
+      ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)`
+      : ''
+  return new RemoteError(
+    `${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || '(no output)'}\n  command: ${describeCommand(c)}`,
+    r,
+  )
 }
 
 /** At most `size` at once; the rest wait their turn in order. */
@@ -103,7 +115,11 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
   try {
     const sock = via
       ? await forward(via, target.host, target.port).catch((e: Error) => {
-          throw new RemoteError(`the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, '')}`, undefined, { cause: e })
+          throw new RemoteError(
+            `the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, '')}`,
+            undefined,
+            { cause: e },
+          )
         })
       : await tcpConnect(target)
     await ssh.connect({
@@ -118,7 +134,8 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
       keepaliveInterval: LIMITS.sshKeepaliveMs,
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(login.hostKey, target.host, target.port, key)
-        if (!verdict.ok) rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`
+        if (!verdict.ok)
+          rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`
         else debug(`host key of ${name}: ${verdict.presented} accepted`)
         return verdict.ok
       },
@@ -126,7 +143,12 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
   } catch (e) {
     ssh.dispose()
     const how = via ? ' (through the bastion)' : ''
-    throw new RemoteError(rejection ?? `ssh connection to ${login.username}@${name}${how} failed: ${(e as Error).message.replace(/^\(SSH\) /, '')}`, undefined, { cause: e })
+    throw new RemoteError(
+      rejection ??
+        `ssh connection to ${login.username}@${name}${how} failed: ${(e as Error).message.replace(/^\(SSH\) /, '')}`,
+      undefined,
+      { cause: e },
+    )
   }
   return ssh
 }
@@ -138,7 +160,10 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
 function tcpConnect(target: SshTarget): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: target.host, port: target.port, noDelay: true })
-    const timer = setTimeout(() => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1000}s while connecting`)), LIMITS.sshReadyTimeoutMs)
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1000}s while connecting`)),
+      LIMITS.sshReadyTimeoutMs,
+    )
     socket.once('connect', () => {
       clearTimeout(timer)
       resolve(socket)
@@ -153,7 +178,9 @@ function tcpConnect(target: SshTarget): Promise<Duplex> {
 function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
   const client = ssh.connection
   if (!client) return Promise.reject(new Error('the connection is closed'))
-  return new Promise((resolve, reject) => client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => (err ? reject(err) : resolve(channel))))
+  return new Promise((resolve, reject) =>
+    client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => (err ? reject(err) : resolve(channel))),
+  )
 }
 
 /** The Remote over an open connection. */
@@ -166,7 +193,9 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
   let lost: RemoteError | undefined
   const closed = new Promise<never>((_, reject) => {
     const onLost = (why: string) => {
-      lost ??= new RemoteError(`the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`)
+      lost ??= new RemoteError(
+        `the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`,
+      )
       reject(lost)
     }
     client.on('close', () => onLost('closed'))
@@ -180,7 +209,14 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
       const line = renderRemote(c, LIMITS.commandTimeoutSeconds)
       const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1000
       client.exec(line, (err, stream: ClientChannel) => {
-        if (err) return reject(new RemoteError(`ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`, undefined, { cause: err }))
+        if (err)
+          return reject(
+            new RemoteError(
+              `ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`,
+              undefined,
+              { cause: err },
+            ),
+          )
         const out: Buffer[] = []
         const errs: Buffer[] = []
         let code: number | undefined
@@ -188,7 +224,9 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
         // The host's `timeout` ends the command first; this is for a host or connection that stops answering.
         const timer = setTimeout(() => {
           stream.close()
-          reject(new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1000)}s`))
+          reject(
+            new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1000)}s`),
+          )
         }, limitMs)
         stream.on('data', (d: Buffer) => out.push(d))
         stream.stderr.on('data', (d: Buffer) => errs.push(d))
@@ -199,7 +237,12 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
         stream.on('close', () => {
           clearTimeout(timer)
           const raw = Buffer.concat(out)
-          resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString('utf8'), stderr: Buffer.concat(errs).toString('utf8'), raw })
+          resolve({
+            code: code ?? (signal ? 128 : 255),
+            stdout: raw.toString('utf8'),
+            stderr: Buffer.concat(errs).toString('utf8'),
+            raw,
+          })
         })
         stream.end(c.stdin ?? '')
       })
@@ -221,7 +264,13 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
     },
   }
 
-  async function probe(host: string, port: number, path: string, timeoutMs: number, headers: Record<string, string>): Promise<HttpResult> {
+  async function probe(
+    host: string,
+    port: number,
+    path: string,
+    timeoutMs: number,
+    headers: Record<string, string>,
+  ): Promise<HttpResult> {
     stats.probes++
     const started = Date.now()
     const ms = () => Date.now() - started
@@ -242,7 +291,14 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
       }
       const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs)
       const req = http.request(
-        { createConnection: () => channel as never, host, port, path, method: 'GET', headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout', ...headers } },
+        {
+          createConnection: () => channel as never,
+          host,
+          port,
+          path,
+          method: 'GET',
+          headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout', ...headers },
+        },
         (res) => {
           let body = ''
           res.setEncoding('utf8')
