@@ -1,45 +1,63 @@
 #!/usr/bin/env bash
 # npm test: everything, on a clean machine. Installs and starts the local test host (Docker Engine, sshd,
 # nginx, test images) and the fleet of several hosts (network namespaces, each with its own dockerd and sshd,
-# a registry, a bastion), then: typecheck, a check that dist/ matches the sources, unit tests, and the
-# end-to-end tests that drive dist/index.js against real dockerd, sshd and nginx: the single-host suite and
-# the several-hosts suite side by side (they share no host, container, port or file).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# a registry, a bastion); meanwhile sets up a second test host from nothing (fresh-check.sh), so that a set-up
+# step only a new machine takes cannot pass unseen on a warm one. Then: typecheck, format, ShellCheck over
+# every script, a check that dist/ matches the sources, unit tests, and the end-to-end tests that drive
+# dist/index.js against real dockerd, sshd and nginx: the single-host suite and the several-hosts suite side
+# by side (they share no host, container, port or file).
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/strict.sh
+. "$here/lib/strict.sh"
+cd "$here/.."
 export NODE_OPTIONS=--experimental-vm-modules
+results=$(mktemp -d)
+started=$SECONDS
+section() { echo "== $* (at $((SECONDS - started)) s)"; }
 
-echo "== test host"
+section "test host"
 bash scripts/testhost/up.sh
-echo "== fleet"
+section "a second test host from nothing (in the background)"
+bash scripts/testhost/fresh-check.sh >"$results/fresh.log" 2>&1 &
+fresh=$!
+section "fleet"
 bash scripts/testhost/fleet-up.sh
 
-echo "== typecheck"
+section "typecheck"
 npx tsc --noEmit
-echo "== format (prettier --check; 'npm run format' fixes it)"
+section "format (prettier --check; 'npm run format' fixes it)"
 npx prettier --check --log-level warn src __tests__ scripts jest.config.js
+section "ShellCheck"
+mapfile -t scripts < <(grep -rlE '^#!/(usr/)?bin/(env )?(ba)?sh|^# shellcheck shell=' scripts | sort)
+shellcheck --external-sources "${scripts[@]}"
+echo "ShellCheck: ${#scripts[@]} scripts, no warning"
 
-echo "== dist/ matches src/"
-fresh=$(mktemp -d)
-BUNDLE_OUTFILE="$fresh/index.js" node scripts/bundle.mjs
-if ! cmp -s "$fresh/index.js" dist/index.js; then
+section "dist/ matches src/"
+BUNDLE_OUTFILE="$results/index.js" node scripts/bundle.mjs
+if ! cmp -s "$results/index.js" dist/index.js; then
   echo "dist/index.js is stale: run 'npm run bundle' and commit dist/" >&2
   exit 1
 fi
-rm -rf "$fresh"
 
-results=$(mktemp -d)
-echo "== unit tests"
+section "unit tests"
 npx jest --selectProjects unit --json --outputFile="$results/unit.json"
 
-echo "== end-to-end tests: one host, and several hosts, side by side"
+section "end-to-end tests: one host, and several hosts, side by side"
 npx jest --selectProjects fleet --runInBand --json --outputFile="$results/fleet.json" >"$results/fleet.log" 2>&1 &
 fleet=$!
 e2e=0
 npx jest --selectProjects e2e --runInBand --json --outputFile="$results/e2e.json" || e2e=$?
 fleet_status=0
 wait $fleet || fleet_status=$?
-echo "== several hosts (output of the fleet suite)"
+section "several hosts (output of the fleet suite)"
 cat "$results/fleet.log"
 
+section "a second test host from nothing"
+fresh_status=0
+wait $fresh || fresh_status=$?
+cat "$results/fresh.log"
+
+# shellcheck disable=SC2016 # JavaScript, not shell
 node -e 'const r = process.argv.slice(1).map((f) => { try { return require(f) } catch { return { numPassedTests: 0, numFailedTests: 1 } } }); const sum = (k) => r.reduce((n, x) => n + x[k], 0); console.log(`jest: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed`)' "$results/unit.json" "$results/e2e.json" "$results/fleet.json"
-[ "$e2e" = 0 ] && [ "$fleet_status" = 0 ]
+echo "npm test: $((SECONDS - started)) s"
+[ "$e2e" = 0 ] && [ "$fleet_status" = 0 ] && [ "$fresh_status" = 0 ]

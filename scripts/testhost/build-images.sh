@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Builds the local test images FROM scratch (there is no image registry here):
-#   nginx-rollout-test/app:v1 v2 v3 v4   busybox httpd app: GET / and /health, POST /cgi-bin/echo, /cgi-bin/slow (0.4 s)
-#   nginx-rollout-test/app:unhealthy  same app without /health, so its health gate never passes
-#   nginx-rollout-test/app:docker-unhealthy  serves /health but its Docker HEALTHCHECK always fails
-#   nginx-rollout-test/app:broken     passes /health but answers 500 on every real route
-#   nginx-rollout-test/nginx:test     Debian's nginx binary and the libraries ldd lists
-set -euo pipefail
+# Builds the local test images FROM scratch (there is no image registry here), as $TESTHOST_IMAGE_PREFIX/...
+# (default nginx-rollout-test/...):
+#   app:v1 v2 v3 v4   busybox httpd app: GET / and /health, POST /cgi-bin/echo, /cgi-bin/slow (0.4 s)
+#   app:unhealthy  same app without /health, so its health gate never passes
+#   app:docker-unhealthy  serves /health but its Docker HEALTHCHECK always fails
+#   app:broken     passes /health but answers 500 on every real route
+#   nginx:test     Debian's nginx binary and the libraries ldd lists
+# --list prints the image names and builds nothing. A build that fails shows docker's own words.
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/strict.sh
+. "$here/../lib/strict.sh"
+prefix=${TESTHOST_IMAGE_PREFIX:-nginx-rollout-test}
+apps=(v1 v2 v3 v4 unhealthy broken docker-unhealthy)
+if [ "${1:-}" = --list ]; then
+  printf "$prefix/app:%s\n" "${apps[@]}"
+  echo "$prefix/nginx:test"
+  exit 0
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -14,8 +24,9 @@ app_rootfs() { # $1 = dir, $2 = version
   local r=$1/rootfs
   mkdir -p "$r/bin" "$r/www/cgi-bin" "$r/app" "$r/tmp" "$r/etc"
   cp /bin/busybox "$r/bin/busybox"
-  for t in sh httpd sleep cat head printf kill wget true false; do ln -sf busybox "$r/bin/$t"; done
+  for t in sh httpd sleep cat head printf kill wget true false rm od; do ln -sf busybox "$r/bin/$t"; done
   install -m 0755 "$here/app/start.sh" "$r/app/start.sh"
+  install -m 0644 "$here/app/flaky" "$r/app/flaky"
   for c in slow long echo fail; do install -m 0755 "$here/app/$c" "$r/www/cgi-bin/$c"; done
   printf '%s\n' "$2" >"$r/www/version"
   printf '%s\n' "$2" >"$r/www/index.html"
@@ -30,7 +41,7 @@ build_app() { # $1 = tag, $2 = version, $3 = extra Dockerfile lines, $4 = setup 
   app_rootfs "$d" "$2"
   [ -n "${4:-}" ] && "$4" "$d/rootfs"
   printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nLABEL nginx-rollout-test.build=%s\n%s\nCMD ["/bin/sh", "/app/start.sh"]\n' "${TESTHOST_BUILD:-}" "${3:-}" >"$d/Dockerfile"
-  docker build -q --network host -t "nginx-rollout-test/app:$1" "$d" >/dev/null
+  quietly "building $prefix/app:$1" docker build -q --network host -t "$prefix/app:$1" "$d"
 }
 
 no_health() { rm -f "$1/www/health"; }
@@ -108,5 +119,5 @@ server {
 }
 CONF
 printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/sbin:/bin\nLABEL nginx-rollout-test.build=%s\nSTOPSIGNAL SIGQUIT\nCMD ["/usr/sbin/nginx", "-g", "daemon off;"]\n' "${TESTHOST_BUILD:-}" >"$work/nginx/Dockerfile"
-docker build -q --network host -t nginx-rollout-test/nginx:test "$work/nginx" >/dev/null
-echo "test images built: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -c '^nginx-rollout-test/')"
+quietly "building $prefix/nginx:test" docker build -q --network host -t "$prefix/nginx:test" "$work/nginx"
+echo "testhost: test images built: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -c "^$prefix/")"

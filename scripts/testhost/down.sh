@@ -4,8 +4,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${TESTHOST_DIR:-$(cd "$here/../.." && pwd)/.testhost}
-ids=$( { docker ps -aq --filter label=nginx-rollout.app; docker ps -aq --filter label=nginx-rollout.role; } | sort -u)
-[ -n "$ids" ] && docker rm -f $ids >/dev/null
+mapfile -t ids < <({ docker ps -aq --filter label=nginx-rollout.app; docker ps -aq --filter label=nginx-rollout.role; } | sort -u)
+[ ${#ids[@]} -gt 0 ] && docker rm -f "${ids[@]}" >/dev/null
 [ -f "$dir/sshd.pid" ] && kill "$(cat "$dir/sshd.pid")" 2>/dev/null
 rm -f "$dir/sshd.pid"
 echo "testhost: down"

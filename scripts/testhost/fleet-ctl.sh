@@ -55,10 +55,12 @@ cut)
       c=$(cat "/proc/$p/comm" 2>/dev/null) || continue
       case "$c" in sshd | sshd-session | sshd-auth) [ "$p" = "$keep" ] || echo "$p" ;; esac
     done)
+  # shellcheck disable=SC2086 # $pids: process ids, one word each
   if [ -n "$pids" ]; then
     kill -KILL $pids 2>/dev/null || true
     wait_gone 5 $pids || { echo "fleet-ctl: pid(s) $pids still running" >&2; exit 1; }
   fi
+  # shellcheck disable=SC2086 # counting the words of $pids
   echo "fleet-ctl: cut $(echo $pids | wc -w) sshd process(es) on nr-$h"
   ;;
 docker)

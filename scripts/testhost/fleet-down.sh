@@ -17,6 +17,7 @@ for h in "${docker_hosts[@]}"; do
     d=(docker -H "unix://$run/nr-$h/docker.sock")
     curl -sf -m 2 --unix-socket "$run/nr-$h/docker.sock" http://d/_ping >/dev/null 2>&1 || exit 0
     ids=$("${d[@]}" ps -aq 2>/dev/null)
+    # shellcheck disable=SC2086 # $ids: container ids, one word each
     [ -z "$ids" ] || "${d[@]}" rm -f $ids >/dev/null 2>&1
   ) &
 done
@@ -47,6 +48,7 @@ inside() { # pids of the processes in any of $ns_ids (find reads all the links i
 }
 if [ ${#ns_ids[@]} -gt 0 ]; then
   left=$(inside)
+  # shellcheck disable=SC2086 # $left: process ids, one word each
   if [ -n "$left" ]; then
     kill -TERM $left 2>/dev/null
     wait_gone 5 $left || kill -KILL $left 2>/dev/null

@@ -17,7 +17,8 @@
 # Idempotent: what is already up is reused. Writes $TESTHOST_DIR/fleet.env (KEY=VALUE), fleet_known_hosts and
 # fleet_ssh_config (`ssh -F .testhost/fleet_ssh_config app1`, or app1-private through the bastion).
 # Torn down by fleet-down.sh; fleet-ctl.sh breaks and inspects single hosts.
-set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/strict.sh
+. "$(dirname "$0")/../lib/strict.sh"
 # shellcheck source-path=SCRIPTDIR source=fleet-lib.sh
 . "$(dirname "$0")/fleet-lib.sh"
 registry=169.254.77.1:5000
@@ -90,6 +91,7 @@ for h in "${hosts[@]}"; do
   if ! netns_ok "$ns"; then
     rm -f "/run/netns/$ns" # left over from a reboot: a plain file, not a namespace
     ip netns add "$ns"
+    # shellcheck disable=SC2016 # expanded by the inner shell
     nsenter --net="/run/netns/$ns" sh -c 'for f in all default; do [ ! -e /proc/sys/net/ipv6/conf/$f/disable_ipv6 ] || echo 1 >/proc/sys/net/ipv6/conf/$f/disable_ipv6; done'
   fi
   ip -n "$ns" link set lo up
@@ -122,6 +124,7 @@ for h in "${hosts[@]}"; do
     umount "$m" 2>/dev/null || true
     umount "$u" 2>/dev/null || true
     touch "$m" "$u"
+    # shellcheck disable=SC2016 # expanded by the inner shell
     unshare --mount="$m" --uts="$u" --propagation private \
       sh -c 'hostname "$1" && mount --bind "$2/home" /root && mount --bind "$2/tmp" /tmp' sh "nr-$h" "$state/$h"
   fi
@@ -139,6 +142,7 @@ running() { # pidfile: its process is alive, whatever its name
 daemon() { # pidfile, log, command...
   local pidfile=$1 logfile=$2
   shift 2
+  # shellcheck disable=SC2016 # expanded by the inner bash
   setsid -f bash -c 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done
     echo $$ >"$0" && exec "$@"' "$pidfile" "$@" </dev/null >"$logfile" 2>&1
 }

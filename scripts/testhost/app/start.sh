@@ -4,7 +4,10 @@
 #   IGNORE_TERM=1 keeps serving on SIGTERM (docker stop then waits its full timeout)
 #   CRASH_AFTER seconds after which the app dies by itself
 #   CRASH_AFTER_POSTS the app dies while answering that many POSTs (an app that crashes once it has traffic)
+#   NOT_FOUND routes under /cgi-bin/ this version lacks (space-separated, e.g. 'echo'): they answer 404
+#   ERROR_PERCENT the /cgi-bin/ routes answer 500 to about this percent of requests (a steadily flaky app)
 [ -n "$SLOW_START" ] && sleep "$SLOW_START"
+for route in $NOT_FOUND; do rm -f "/www/cgi-bin/$route"; done
 httpd -f -p "${PORT:-8080}" -h /www &
 pid=$!
 echo $pid >/app/httpd.pid
