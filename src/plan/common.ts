@@ -99,16 +99,14 @@ export function allocate(
           'Widen ports: start-first needs room for the old and the new replicas at once.',
       )
     out.push(
-      ...free
-        .slice(0, count)
-        .map((port) => ({
-          host: host.id,
-          address: host.upstreamAddress,
-          name: replicaName(config.app, port),
-          port,
-          image,
-          ...(color ? { color } : {}),
-        })),
+      ...free.slice(0, count).map((port) => ({
+        host: host.id,
+        address: host.upstreamAddress,
+        name: replicaName(config.app, port),
+        port,
+        image,
+        ...(color ? { color } : {}),
+      })),
     )
   }
   return interleave(out, config.appHosts)
