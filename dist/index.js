@@ -1288,8 +1288,8 @@ var require_util = __commonJS({
             iterator2 = iterable[Symbol.asyncIterator]();
           },
           async pull(controller) {
-            const { done, value } = await iterator2.next();
-            if (done) {
+            const { done: done2, value } = await iterator2.next();
+            if (done2) {
               queueMicrotask(() => {
                 controller.close();
                 controller.byobRequest?.respond(0);
@@ -2535,15 +2535,15 @@ var require_connect = __commonJS({
             if (this._sessionCache.size < this._maxCachedSessions) {
               return;
             }
-            const ref = this._sessionCache.get(key);
-            if (ref !== void 0 && ref.deref() === void 0) {
+            const ref2 = this._sessionCache.get(key);
+            if (ref2 !== void 0 && ref2.deref() === void 0) {
               this._sessionCache.delete(key);
             }
           });
         }
         get(sessionKey) {
-          const ref = this._sessionCache.get(sessionKey);
-          return ref ? ref.deref() : null;
+          const ref2 = this._sessionCache.get(sessionKey);
+          return ref2 ? ref2.deref() : null;
         }
         set(sessionKey, session) {
           if (this._maxCachedSessions === 0) {
@@ -3375,13 +3375,13 @@ var require_data_url = __commonJS({
     }
     function collectASequenceOfCodePointsFast(char, input, position) {
       const idx = input.indexOf(char, position.position);
-      const start = position.position;
+      const start2 = position.position;
       if (idx === -1) {
         position.position = input.length;
-        return input.slice(start);
+        return input.slice(start2);
       }
       position.position = idx;
-      return input.slice(start, position.position);
+      return input.slice(start2, position.position);
     }
     function stringPercentDecode(input) {
       const bytes = encoder.encode(input);
@@ -3834,8 +3834,8 @@ var require_webidl = __commonJS({
           });
         }
         while (true) {
-          const { done, value } = method.next();
-          if (done) {
+          const { done: done2, value } = method.next();
+          if (done2) {
             break;
           }
           seq.push(converter(value, prefix, `${argument}[${index++}]`));
@@ -4665,8 +4665,8 @@ var require_util2 = __commonJS({
       const bytes = [];
       let byteLength = 0;
       while (true) {
-        const { done, value: chunk } = await reader.read();
-        if (done) {
+        const { done: done2, value: chunk } = await reader.read();
+        if (done2) {
           return Buffer.concat(bytes, byteLength);
         }
         if (!isUint8Array(chunk)) {
@@ -5387,11 +5387,11 @@ var require_formdata_parser = __commonJS({
       return name;
     }
     function collectASequenceOfBytes(condition, input, position) {
-      let start = position.position;
-      while (start < input.length && condition(input[start])) {
-        ++start;
+      let start2 = position.position;
+      while (start2 < input.length && condition(input[start2])) {
+        ++start2;
       }
-      return input.subarray(position.position, position.position = start);
+      return input.subarray(position.position, position.position = start2);
     }
     function removeChars(buf, leading, trailing, predicate) {
       let lead = 0;
@@ -5404,12 +5404,12 @@ var require_formdata_parser = __commonJS({
       }
       return lead === 0 && trail === buf.length - 1 ? buf : buf.subarray(lead, trail + 1);
     }
-    function bufferStartsWith(buffer, start, position) {
-      if (buffer.length < start.length) {
+    function bufferStartsWith(buffer, start2, position) {
+      if (buffer.length < start2.length) {
         return false;
       }
-      for (let i = 0; i < start.length; i++) {
-        if (start[i] !== buffer[position.position + i]) {
+      for (let i = 0; i < start2.length; i++) {
+        if (start2[i] !== buffer[position.position + i]) {
           return false;
         }
       }
@@ -5577,8 +5577,8 @@ Content-Type: ${value.type || "application/octet-stream"}\r
             iterator2 = action(object)[Symbol.asyncIterator]();
           },
           async pull(controller) {
-            const { value, done } = await iterator2.next();
-            if (done) {
+            const { value, done: done2 } = await iterator2.next();
+            if (done2) {
               queueMicrotask(() => {
                 controller.close();
                 controller.byobRequest?.respond(0);
@@ -5815,8 +5815,8 @@ var require_client_h1 = __commonJS({
           },
           wasm_on_status: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert(currentParser.ptr === p);
@@ -5824,13 +5824,13 @@ var require_client_h1 = __commonJS({
           },
           wasm_on_header_field: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_header_value: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert(currentParser.ptr === p);
@@ -5838,8 +5838,8 @@ var require_client_h1 = __commonJS({
           },
           wasm_on_body: (p, at, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
-            return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
+            const start2 = at - currentBufferPtr + currentBufferRef.byteOffset;
+            return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start2, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
             assert(currentParser.ptr === p);
@@ -9287,8 +9287,8 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
-          if (this.start !== start || this.end != null && this.end !== end) {
+          const { start: start2, size, end = size - 1 } = contentRange;
+          if (this.start !== start2 || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
                 headers,
@@ -9317,13 +9317,13 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range;
+            const { start: start2, size, end = size - 1 } = range;
             assert(
-              start != null && Number.isFinite(start),
+              start2 != null && Number.isFinite(start2),
               "content-range mismatch"
             );
             assert(end != null && Number.isFinite(end), "invalid content-length");
-            this.start = start;
+            this.start = start2;
             this.end = end;
           }
           if (this.end == null) {
@@ -9649,9 +9649,9 @@ var require_readable = __commonJS({
       }
       const { _readableState: state2 } = consume2.stream;
       if (state2.bufferIndex) {
-        const start = state2.bufferIndex;
+        const start2 = state2.bufferIndex;
         const end = state2.buffer.length;
-        for (let n = start; n < end; n++) {
+        for (let n = start2; n < end; n++) {
           consumePush(consume2, state2.buffer[n]);
         }
       } else {
@@ -9676,8 +9676,8 @@ var require_readable = __commonJS({
       }
       const buffer = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
       const bufferLength = buffer.length;
-      const start = bufferLength > 2 && buffer[0] === 239 && buffer[1] === 187 && buffer[2] === 191 ? 3 : 0;
-      return buffer.utf8Slice(start, bufferLength);
+      const start2 = bufferLength > 2 && buffer[0] === 239 && buffer[1] === 187 && buffer[2] === 191 ? 3 : 0;
+      return buffer.utf8Slice(start2, bufferLength);
     }
     function chunksConcat(chunks, length) {
       if (chunks.length === 0 || length === 0) {
@@ -12426,21 +12426,21 @@ var require_response = __commonJS({
         return responseObject;
       }
       // Creates a redirect Response that redirects to url with status status.
-      static redirect(url, status = 302) {
+      static redirect(url, status2 = 302) {
         webidl.argumentLengthCheck(arguments, 1, "Response.redirect");
         url = webidl.converters.USVString(url);
-        status = webidl.converters["unsigned short"](status);
+        status2 = webidl.converters["unsigned short"](status2);
         let parsedURL;
         try {
           parsedURL = new URL(url, relevantRealm.settingsObject.baseUrl);
         } catch (err) {
           throw new TypeError(`Failed to parse URL from ${url}`, { cause: err });
         }
-        if (!redirectStatusSet.has(status)) {
-          throw new RangeError(`Invalid status code ${status}`);
+        if (!redirectStatusSet.has(status2)) {
+          throw new RangeError(`Invalid status code ${status2}`);
         }
         const responseObject = fromInnerResponse(makeResponse({}), "immutable");
-        responseObject[kState].status = status;
+        responseObject[kState].status = status2;
         const value = isomorphicEncode(URLSerializer(parsedURL));
         responseObject[kState].headersList.append("location", value, true);
         return responseObject;
@@ -12862,8 +12862,8 @@ var require_request2 = __commonJS({
           const controllerList = dependentControllerMap.get(ac.signal);
           if (controllerList !== void 0) {
             if (controllerList.size !== 0) {
-              for (const ref of controllerList) {
-                const ctrl = ref.deref();
+              for (const ref2 of controllerList) {
+                const ctrl = ref2.deref();
                 if (ctrl !== void 0) {
                   ctrl.abort(this.reason);
                 }
@@ -14332,13 +14332,13 @@ var require_fetch = __commonJS({
         })();
       }
       try {
-        const { body, status, statusText, headersList, socket } = await dispatch({ body: requestBody });
+        const { body, status: status2, statusText, headersList, socket } = await dispatch({ body: requestBody });
         if (socket) {
-          response = makeResponse({ status, statusText, headersList, socket });
+          response = makeResponse({ status: status2, statusText, headersList, socket });
         } else {
           const iterator2 = body[Symbol.asyncIterator]();
           fetchParams.controller.next = () => iterator2.next();
-          response = makeResponse({ status, statusText, headersList });
+          response = makeResponse({ status: status2, statusText, headersList });
         }
       } catch (err) {
         if (err.name === "AbortError") {
@@ -14378,11 +14378,11 @@ var require_fetch = __commonJS({
           let bytes;
           let isFailure;
           try {
-            const { done, value } = await fetchParams.controller.next();
+            const { done: done2, value } = await fetchParams.controller.next();
             if (isAborted(fetchParams)) {
               break;
             }
-            bytes = done ? void 0 : value;
+            bytes = done2 ? void 0 : value;
           } catch (err) {
             if (fetchParams.controller.ended && !timingInfo.encodedBodySize) {
               bytes = void 0;
@@ -14462,8 +14462,8 @@ var require_fetch = __commonJS({
             onResponseStarted() {
               timingInfo.finalNetworkResponseStartTime = coarsenedSharedCurrentTime(fetchParams.crossOriginIsolatedCapability);
             },
-            onHeaders(status, rawHeaders, resume, statusText) {
-              if (status < 200) {
+            onHeaders(status2, rawHeaders, resume, statusText) {
+              if (status2 < 200) {
                 return;
               }
               let location = "";
@@ -14473,8 +14473,8 @@ var require_fetch = __commonJS({
               }
               location = headersList.get("location", true);
               const decoders = [];
-              const willFollow = location && request2.redirect === "follow" && redirectStatusSet.has(status);
-              if (request2.method !== "HEAD" && request2.method !== "CONNECT" && !nullBodyStatus.includes(status) && !willFollow) {
+              const willFollow = location && request2.redirect === "follow" && redirectStatusSet.has(status2);
+              if (request2.method !== "HEAD" && request2.method !== "CONNECT" && !nullBodyStatus.includes(status2) && !willFollow) {
                 const contentEncoding = headersList.get("content-encoding", true);
                 const codings = contentEncoding ? contentEncoding.toLowerCase().split(",") : [];
                 const maxContentEncodings = 5;
@@ -14512,7 +14512,7 @@ var require_fetch = __commonJS({
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
               resolve({
-                status,
+                status: status2,
                 statusText,
                 headersList,
                 body: decoders.length ? pipeline(this.body, ...decoders, (err) => {
@@ -14546,8 +14546,8 @@ var require_fetch = __commonJS({
               fetchParams.controller.terminate(error2);
               reject(error2);
             },
-            onUpgrade(status, rawHeaders, socket) {
-              if (status !== 101) {
+            onUpgrade(status2, rawHeaders, socket) {
+              if (status2 !== 101) {
                 return;
               }
               const headersList = new HeadersList();
@@ -14555,8 +14555,8 @@ var require_fetch = __commonJS({
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
               resolve({
-                status,
-                statusText: STATUS_CODES[status],
+                status: status2,
+                statusText: STATUS_CODES[status2],
                 headersList,
                 socket
               });
@@ -14981,14 +14981,14 @@ var require_util4 = __commonJS({
       (async () => {
         while (!fr[kAborted]) {
           try {
-            const { done, value } = await chunkPromise;
+            const { done: done2, value } = await chunkPromise;
             if (isFirstChunk && !fr[kAborted]) {
               queueMicrotask(() => {
                 fireAProgressEvent("loadstart", fr);
               });
             }
             isFirstChunk = false;
-            if (!done && types.isUint8Array(value)) {
+            if (!done2 && types.isUint8Array(value)) {
               bytes.push(value);
               if ((fr[kLastProgressEventFired] === void 0 || Date.now() - fr[kLastProgressEventFired] >= 50) && !fr[kAborted]) {
                 fr[kLastProgressEventFired] = Date.now();
@@ -14997,7 +14997,7 @@ var require_util4 = __commonJS({
                 });
               }
               chunkPromise = reader.read();
-            } else if (done) {
+            } else if (done2) {
               queueMicrotask(() => {
                 fr[kState] = "done";
                 try {
@@ -18327,19 +18327,19 @@ var require_eventsource_stream = __commonJS({
     var minParserItems = 1024;
     var maxParserItems = 131072;
     var bytesPerParserItem = 128;
-    function isASCIINumberBytes(buffer2, start) {
-      if (start >= buffer2.length) {
+    function isASCIINumberBytes(buffer2, start2) {
+      if (start2 >= buffer2.length) {
         return false;
       }
-      for (let i = start; i < buffer2.length; i++) {
+      for (let i = start2; i < buffer2.length; i++) {
         if (buffer2[i] < 48 || buffer2[i] > 57) {
           return false;
         }
       }
       return true;
     }
-    function isValidLastEventIdBytes(buffer2, start) {
-      for (let i = start; i < buffer2.length; i++) {
+    function isValidLastEventIdBytes(buffer2, start2) {
+      for (let i = start2; i < buffer2.length; i++) {
         if (buffer2[i] === 0) {
           return false;
         }
@@ -18642,9 +18642,9 @@ ${value}`;
         let length = 0;
         for (let i = this.lineChunkIndex; i <= this.chunkIndex; i++) {
           const chunk = this.chunks[i];
-          const start = i === this.lineChunkIndex ? this.linePos : 0;
+          const start2 = i === this.lineChunkIndex ? this.linePos : 0;
           const end = i === this.chunkIndex ? this.pos : chunk.length;
-          const slice = chunk.subarray(start, end);
+          const slice = chunk.subarray(start2, end);
           length += slice.length;
           chunks.push(slice);
         }
@@ -19151,6 +19151,778 @@ var require_undici = __commonJS({
     module.exports.mockErrors = mockErrors;
     var { EventSource } = require_eventsource();
     module.exports.EventSource = EventSource;
+  }
+});
+
+// node_modules/@actions/github/node_modules/@actions/http-client/lib/proxy.js
+var require_proxy = __commonJS({
+  "node_modules/@actions/github/node_modules/@actions/http-client/lib/proxy.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.getProxyUrl = getProxyUrl2;
+    exports.checkBypass = checkBypass;
+    function getProxyUrl2(reqUrl) {
+      const usingSsl = reqUrl.protocol === "https:";
+      if (checkBypass(reqUrl)) {
+        return void 0;
+      }
+      const proxyVar = (() => {
+        if (usingSsl) {
+          return process.env["https_proxy"] || process.env["HTTPS_PROXY"];
+        } else {
+          return process.env["http_proxy"] || process.env["HTTP_PROXY"];
+        }
+      })();
+      if (proxyVar) {
+        try {
+          return new DecodedURL(proxyVar);
+        } catch (_a) {
+          if (!proxyVar.startsWith("http://") && !proxyVar.startsWith("https://"))
+            return new DecodedURL(`http://${proxyVar}`);
+        }
+      } else {
+        return void 0;
+      }
+    }
+    function checkBypass(reqUrl) {
+      if (!reqUrl.hostname) {
+        return false;
+      }
+      const reqHost = reqUrl.hostname;
+      if (isLoopbackAddress(reqHost)) {
+        return true;
+      }
+      const noProxy = process.env["no_proxy"] || process.env["NO_PROXY"] || "";
+      if (!noProxy) {
+        return false;
+      }
+      let reqPort;
+      if (reqUrl.port) {
+        reqPort = Number(reqUrl.port);
+      } else if (reqUrl.protocol === "http:") {
+        reqPort = 80;
+      } else if (reqUrl.protocol === "https:") {
+        reqPort = 443;
+      }
+      const upperReqHosts = [reqUrl.hostname.toUpperCase()];
+      if (typeof reqPort === "number") {
+        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
+      }
+      for (const upperNoProxyItem of noProxy.split(",").map((x) => x.trim().toUpperCase()).filter((x) => x)) {
+        if (upperNoProxyItem === "*" || upperReqHosts.some((x) => x === upperNoProxyItem || x.endsWith(`.${upperNoProxyItem}`) || upperNoProxyItem.startsWith(".") && x.endsWith(`${upperNoProxyItem}`))) {
+          return true;
+        }
+      }
+      return false;
+    }
+    function isLoopbackAddress(host) {
+      const hostLower = host.toLowerCase();
+      return hostLower === "localhost" || hostLower.startsWith("127.") || hostLower.startsWith("[::1]") || hostLower.startsWith("[0:0:0:0:0:0:0:1]");
+    }
+    var DecodedURL = class extends URL {
+      constructor(url, base) {
+        super(url, base);
+        this._decodedUsername = decodeURIComponent(super.username);
+        this._decodedPassword = decodeURIComponent(super.password);
+      }
+      get username() {
+        return this._decodedUsername;
+      }
+      get password() {
+        return this._decodedPassword;
+      }
+    };
+  }
+});
+
+// node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
+var require_lib = __commonJS({
+  "node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __setModuleDefault = exports && exports.__setModuleDefault || (Object.create ? (function(o, v) {
+      Object.defineProperty(o, "default", { enumerable: true, value: v });
+    }) : function(o, v) {
+      o["default"] = v;
+    });
+    var __importStar = exports && exports.__importStar || /* @__PURE__ */ (function() {
+      var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function(o2) {
+          var ar = [];
+          for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
+          return ar;
+        };
+        return ownKeys(o);
+      };
+      return function(mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) {
+          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        }
+        __setModuleDefault(result, mod);
+        return result;
+      };
+    })();
+    var __awaiter4 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
+      function adopt(value) {
+        return value instanceof P ? value : new P(function(resolve) {
+          resolve(value);
+        });
+      }
+      return new (P || (P = Promise))(function(resolve, reject) {
+        function fulfilled(value) {
+          try {
+            step(generator.next(value));
+          } catch (e) {
+            reject(e);
+          }
+        }
+        function rejected(value) {
+          try {
+            step(generator["throw"](value));
+          } catch (e) {
+            reject(e);
+          }
+        }
+        function step(result) {
+          result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+        }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+      });
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.HttpClient = exports.HttpClientResponse = exports.HttpClientError = exports.MediaTypes = exports.Headers = exports.HttpCodes = void 0;
+    exports.getProxyUrl = getProxyUrl2;
+    exports.isHttps = isHttps;
+    var http2 = __importStar(__require("http"));
+    var https = __importStar(__require("https"));
+    var pm = __importStar(require_proxy());
+    var tunnel2 = __importStar(require_tunnel2());
+    var undici_1 = require_undici();
+    var HttpCodes2;
+    (function(HttpCodes3) {
+      HttpCodes3[HttpCodes3["OK"] = 200] = "OK";
+      HttpCodes3[HttpCodes3["MultipleChoices"] = 300] = "MultipleChoices";
+      HttpCodes3[HttpCodes3["MovedPermanently"] = 301] = "MovedPermanently";
+      HttpCodes3[HttpCodes3["ResourceMoved"] = 302] = "ResourceMoved";
+      HttpCodes3[HttpCodes3["SeeOther"] = 303] = "SeeOther";
+      HttpCodes3[HttpCodes3["NotModified"] = 304] = "NotModified";
+      HttpCodes3[HttpCodes3["UseProxy"] = 305] = "UseProxy";
+      HttpCodes3[HttpCodes3["SwitchProxy"] = 306] = "SwitchProxy";
+      HttpCodes3[HttpCodes3["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+      HttpCodes3[HttpCodes3["PermanentRedirect"] = 308] = "PermanentRedirect";
+      HttpCodes3[HttpCodes3["BadRequest"] = 400] = "BadRequest";
+      HttpCodes3[HttpCodes3["Unauthorized"] = 401] = "Unauthorized";
+      HttpCodes3[HttpCodes3["PaymentRequired"] = 402] = "PaymentRequired";
+      HttpCodes3[HttpCodes3["Forbidden"] = 403] = "Forbidden";
+      HttpCodes3[HttpCodes3["NotFound"] = 404] = "NotFound";
+      HttpCodes3[HttpCodes3["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+      HttpCodes3[HttpCodes3["NotAcceptable"] = 406] = "NotAcceptable";
+      HttpCodes3[HttpCodes3["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+      HttpCodes3[HttpCodes3["RequestTimeout"] = 408] = "RequestTimeout";
+      HttpCodes3[HttpCodes3["Conflict"] = 409] = "Conflict";
+      HttpCodes3[HttpCodes3["Gone"] = 410] = "Gone";
+      HttpCodes3[HttpCodes3["TooManyRequests"] = 429] = "TooManyRequests";
+      HttpCodes3[HttpCodes3["InternalServerError"] = 500] = "InternalServerError";
+      HttpCodes3[HttpCodes3["NotImplemented"] = 501] = "NotImplemented";
+      HttpCodes3[HttpCodes3["BadGateway"] = 502] = "BadGateway";
+      HttpCodes3[HttpCodes3["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+      HttpCodes3[HttpCodes3["GatewayTimeout"] = 504] = "GatewayTimeout";
+    })(HttpCodes2 || (exports.HttpCodes = HttpCodes2 = {}));
+    var Headers2;
+    (function(Headers3) {
+      Headers3["Accept"] = "accept";
+      Headers3["ContentType"] = "content-type";
+    })(Headers2 || (exports.Headers = Headers2 = {}));
+    var MediaTypes2;
+    (function(MediaTypes3) {
+      MediaTypes3["ApplicationJson"] = "application/json";
+    })(MediaTypes2 || (exports.MediaTypes = MediaTypes2 = {}));
+    function getProxyUrl2(serverUrl) {
+      const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
+      return proxyUrl ? proxyUrl.href : "";
+    }
+    var HttpRedirectCodes2 = [
+      HttpCodes2.MovedPermanently,
+      HttpCodes2.ResourceMoved,
+      HttpCodes2.SeeOther,
+      HttpCodes2.TemporaryRedirect,
+      HttpCodes2.PermanentRedirect
+    ];
+    var HttpResponseRetryCodes2 = [
+      HttpCodes2.BadGateway,
+      HttpCodes2.ServiceUnavailable,
+      HttpCodes2.GatewayTimeout
+    ];
+    var RetryableHttpVerbs = ["OPTIONS", "GET", "DELETE", "HEAD"];
+    var ExponentialBackoffCeiling = 10;
+    var ExponentialBackoffTimeSlice = 5;
+    var HttpClientError = class _HttpClientError extends Error {
+      constructor(message, statusCode) {
+        super(message);
+        this.name = "HttpClientError";
+        this.statusCode = statusCode;
+        Object.setPrototypeOf(this, _HttpClientError.prototype);
+      }
+    };
+    exports.HttpClientError = HttpClientError;
+    var HttpClientResponse = class {
+      constructor(message) {
+        this.message = message;
+      }
+      readBody() {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve) => __awaiter4(this, void 0, void 0, function* () {
+            let output = Buffer.alloc(0);
+            this.message.on("data", (chunk) => {
+              output = Buffer.concat([output, chunk]);
+            });
+            this.message.on("end", () => {
+              resolve(output.toString());
+            });
+          }));
+        });
+      }
+      readBodyBuffer() {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve) => __awaiter4(this, void 0, void 0, function* () {
+            const chunks = [];
+            this.message.on("data", (chunk) => {
+              chunks.push(chunk);
+            });
+            this.message.on("end", () => {
+              resolve(Buffer.concat(chunks));
+            });
+          }));
+        });
+      }
+    };
+    exports.HttpClientResponse = HttpClientResponse;
+    function isHttps(requestUrl) {
+      const parsedUrl = new URL(requestUrl);
+      return parsedUrl.protocol === "https:";
+    }
+    var HttpClient3 = class {
+      constructor(userAgent2, handlers, requestOptions) {
+        this._ignoreSslError = false;
+        this._allowRedirects = true;
+        this._allowRedirectDowngrade = false;
+        this._maxRedirects = 50;
+        this._allowRetries = false;
+        this._maxRetries = 1;
+        this._keepAlive = false;
+        this._disposed = false;
+        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent2);
+        this.handlers = handlers || [];
+        this.requestOptions = requestOptions;
+        if (requestOptions) {
+          if (requestOptions.ignoreSslError != null) {
+            this._ignoreSslError = requestOptions.ignoreSslError;
+          }
+          this._socketTimeout = requestOptions.socketTimeout;
+          if (requestOptions.allowRedirects != null) {
+            this._allowRedirects = requestOptions.allowRedirects;
+          }
+          if (requestOptions.allowRedirectDowngrade != null) {
+            this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
+          }
+          if (requestOptions.maxRedirects != null) {
+            this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
+          }
+          if (requestOptions.keepAlive != null) {
+            this._keepAlive = requestOptions.keepAlive;
+          }
+          if (requestOptions.allowRetries != null) {
+            this._allowRetries = requestOptions.allowRetries;
+          }
+          if (requestOptions.maxRetries != null) {
+            this._maxRetries = requestOptions.maxRetries;
+          }
+        }
+      }
+      options(requestUrl, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("OPTIONS", requestUrl, null, additionalHeaders || {});
+        });
+      }
+      get(requestUrl, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("GET", requestUrl, null, additionalHeaders || {});
+        });
+      }
+      del(requestUrl, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("DELETE", requestUrl, null, additionalHeaders || {});
+        });
+      }
+      post(requestUrl, data, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("POST", requestUrl, data, additionalHeaders || {});
+        });
+      }
+      patch(requestUrl, data, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("PATCH", requestUrl, data, additionalHeaders || {});
+        });
+      }
+      put(requestUrl, data, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("PUT", requestUrl, data, additionalHeaders || {});
+        });
+      }
+      head(requestUrl, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request("HEAD", requestUrl, null, additionalHeaders || {});
+        });
+      }
+      sendStream(verb, requestUrl, stream, additionalHeaders) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return this.request(verb, requestUrl, stream, additionalHeaders);
+        });
+      }
+      /**
+       * Gets a typed object from an endpoint
+       * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
+       */
+      getJson(requestUrl_1) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
+          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
+          const res = yield this.get(requestUrl, additionalHeaders);
+          return this._processResponse(res, this.requestOptions);
+        });
+      }
+      postJson(requestUrl_1, obj_1) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+          const data = JSON.stringify(obj, null, 2);
+          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
+          additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
+          const res = yield this.post(requestUrl, data, additionalHeaders);
+          return this._processResponse(res, this.requestOptions);
+        });
+      }
+      putJson(requestUrl_1, obj_1) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+          const data = JSON.stringify(obj, null, 2);
+          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
+          additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
+          const res = yield this.put(requestUrl, data, additionalHeaders);
+          return this._processResponse(res, this.requestOptions);
+        });
+      }
+      patchJson(requestUrl_1, obj_1) {
+        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+          const data = JSON.stringify(obj, null, 2);
+          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
+          additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
+          const res = yield this.patch(requestUrl, data, additionalHeaders);
+          return this._processResponse(res, this.requestOptions);
+        });
+      }
+      /**
+       * Makes a raw http request.
+       * All other methods such as get, post, patch, and request ultimately call this.
+       * Prefer get, del, post and patch
+       */
+      request(verb, requestUrl, data, headers) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          if (this._disposed) {
+            throw new Error("Client has already been disposed.");
+          }
+          const parsedUrl = new URL(requestUrl);
+          let info2 = this._prepareRequest(verb, parsedUrl, headers);
+          const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb) ? this._maxRetries + 1 : 1;
+          let numTries = 0;
+          let response;
+          do {
+            response = yield this.requestRaw(info2, data);
+            if (response && response.message && response.message.statusCode === HttpCodes2.Unauthorized) {
+              let authenticationHandler;
+              for (const handler2 of this.handlers) {
+                if (handler2.canHandleAuthentication(response)) {
+                  authenticationHandler = handler2;
+                  break;
+                }
+              }
+              if (authenticationHandler) {
+                return authenticationHandler.handleAuthentication(this, info2, data);
+              } else {
+                return response;
+              }
+            }
+            let redirectsRemaining = this._maxRedirects;
+            while (response.message.statusCode && HttpRedirectCodes2.includes(response.message.statusCode) && this._allowRedirects && redirectsRemaining > 0) {
+              const redirectUrl = response.message.headers["location"];
+              if (!redirectUrl) {
+                break;
+              }
+              const parsedRedirectUrl = new URL(redirectUrl);
+              if (parsedUrl.protocol === "https:" && parsedUrl.protocol !== parsedRedirectUrl.protocol && !this._allowRedirectDowngrade) {
+                throw new Error("Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.");
+              }
+              yield response.readBody();
+              if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
+                for (const header2 in headers) {
+                  if (header2.toLowerCase() === "authorization") {
+                    delete headers[header2];
+                  }
+                }
+              }
+              info2 = this._prepareRequest(verb, parsedRedirectUrl, headers);
+              response = yield this.requestRaw(info2, data);
+              redirectsRemaining--;
+            }
+            if (!response.message.statusCode || !HttpResponseRetryCodes2.includes(response.message.statusCode)) {
+              return response;
+            }
+            numTries += 1;
+            if (numTries < maxTries) {
+              yield response.readBody();
+              yield this._performExponentialBackoff(numTries);
+            }
+          } while (numTries < maxTries);
+          return response;
+        });
+      }
+      /**
+       * Needs to be called if keepAlive is set to true in request options.
+       */
+      dispose() {
+        if (this._agent) {
+          this._agent.destroy();
+        }
+        this._disposed = true;
+      }
+      /**
+       * Raw request.
+       * @param info
+       * @param data
+       */
+      requestRaw(info2, data) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve, reject) => {
+            function callbackForResult(err, res) {
+              if (err) {
+                reject(err);
+              } else if (!res) {
+                reject(new Error("Unknown error"));
+              } else {
+                resolve(res);
+              }
+            }
+            this.requestRawWithCallback(info2, data, callbackForResult);
+          });
+        });
+      }
+      /**
+       * Raw request with callback.
+       * @param info
+       * @param data
+       * @param onResult
+       */
+      requestRawWithCallback(info2, data, onResult) {
+        if (typeof data === "string") {
+          if (!info2.options.headers) {
+            info2.options.headers = {};
+          }
+          info2.options.headers["Content-Length"] = Buffer.byteLength(data, "utf8");
+        }
+        let callbackCalled = false;
+        function handleResult(err, res) {
+          if (!callbackCalled) {
+            callbackCalled = true;
+            onResult(err, res);
+          }
+        }
+        const req = info2.httpModule.request(info2.options, (msg) => {
+          const res = new HttpClientResponse(msg);
+          handleResult(void 0, res);
+        });
+        let socket;
+        req.on("socket", (sock) => {
+          socket = sock;
+        });
+        req.setTimeout(this._socketTimeout || 3 * 6e4, () => {
+          if (socket) {
+            socket.end();
+          }
+          handleResult(new Error(`Request timeout: ${info2.options.path}`));
+        });
+        req.on("error", function(err) {
+          handleResult(err);
+        });
+        if (data && typeof data === "string") {
+          req.write(data, "utf8");
+        }
+        if (data && typeof data !== "string") {
+          data.on("close", function() {
+            req.end();
+          });
+          data.pipe(req);
+        } else {
+          req.end();
+        }
+      }
+      /**
+       * Gets an http agent. This function is useful when you need an http agent that handles
+       * routing through a proxy server - depending upon the url and proxy environment variables.
+       * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+       */
+      getAgent(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        return this._getAgent(parsedUrl);
+      }
+      getAgentDispatcher(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (!useProxy) {
+          return;
+        }
+        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
+      }
+      _prepareRequest(method, requestUrl, headers) {
+        const info2 = {};
+        info2.parsedUrl = requestUrl;
+        const usingSsl = info2.parsedUrl.protocol === "https:";
+        info2.httpModule = usingSsl ? https : http2;
+        const defaultPort = usingSsl ? 443 : 80;
+        info2.options = {};
+        info2.options.host = info2.parsedUrl.hostname;
+        info2.options.port = info2.parsedUrl.port ? parseInt(info2.parsedUrl.port) : defaultPort;
+        info2.options.path = (info2.parsedUrl.pathname || "") + (info2.parsedUrl.search || "");
+        info2.options.method = method;
+        info2.options.headers = this._mergeHeaders(headers);
+        if (this.userAgent != null) {
+          info2.options.headers["user-agent"] = this.userAgent;
+        }
+        info2.options.agent = this._getAgent(info2.parsedUrl);
+        if (this.handlers) {
+          for (const handler2 of this.handlers) {
+            handler2.prepareRequest(info2.options);
+          }
+        }
+        return info2;
+      }
+      _mergeHeaders(headers) {
+        if (this.requestOptions && this.requestOptions.headers) {
+          return Object.assign({}, lowercaseKeys2(this.requestOptions.headers), lowercaseKeys2(headers || {}));
+        }
+        return lowercaseKeys2(headers || {});
+      }
+      /**
+       * Gets an existing header value or returns a default.
+       * Handles converting number header values to strings since HTTP headers must be strings.
+       * Note: This returns string | string[] since some headers can have multiple values.
+       * For headers that must always be a single string (like Content-Type), use the
+       * specialized _getExistingOrDefaultContentTypeHeader method instead.
+       */
+      _getExistingOrDefaultHeader(additionalHeaders, header2, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header2];
+          if (headerValue) {
+            clientHeader = typeof headerValue === "number" ? headerValue.toString() : headerValue;
+          }
+        }
+        const additionalValue = additionalHeaders[header2];
+        if (additionalValue !== void 0) {
+          return typeof additionalValue === "number" ? additionalValue.toString() : additionalValue;
+        }
+        if (clientHeader !== void 0) {
+          return clientHeader;
+        }
+        return _default;
+      }
+      /**
+       * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
+       * Always returns a single string (not an array) since Content-Type should be a single value.
+       * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
+       * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
+       * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
+       */
+      _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+          const headerValue = lowercaseKeys2(this.requestOptions.headers)[Headers2.ContentType];
+          if (headerValue) {
+            if (typeof headerValue === "number") {
+              clientHeader = String(headerValue);
+            } else if (Array.isArray(headerValue)) {
+              clientHeader = headerValue.join(", ");
+            } else {
+              clientHeader = headerValue;
+            }
+          }
+        }
+        const additionalValue = additionalHeaders[Headers2.ContentType];
+        if (additionalValue !== void 0) {
+          if (typeof additionalValue === "number") {
+            return String(additionalValue);
+          } else if (Array.isArray(additionalValue)) {
+            return additionalValue.join(", ");
+          } else {
+            return additionalValue;
+          }
+        }
+        if (clientHeader !== void 0) {
+          return clientHeader;
+        }
+        return _default;
+      }
+      _getAgent(parsedUrl) {
+        let agent;
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (this._keepAlive && useProxy) {
+          agent = this._proxyAgent;
+        }
+        if (!useProxy) {
+          agent = this._agent;
+        }
+        if (agent) {
+          return agent;
+        }
+        const usingSsl = parsedUrl.protocol === "https:";
+        let maxSockets = 100;
+        if (this.requestOptions) {
+          maxSockets = this.requestOptions.maxSockets || http2.globalAgent.maxSockets;
+        }
+        if (proxyUrl && proxyUrl.hostname) {
+          const agentOptions = {
+            maxSockets,
+            keepAlive: this._keepAlive,
+            proxy: Object.assign(Object.assign({}, (proxyUrl.username || proxyUrl.password) && {
+              proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
+            }), { host: proxyUrl.hostname, port: proxyUrl.port })
+          };
+          let tunnelAgent;
+          const overHttps = proxyUrl.protocol === "https:";
+          if (usingSsl) {
+            tunnelAgent = overHttps ? tunnel2.httpsOverHttps : tunnel2.httpsOverHttp;
+          } else {
+            tunnelAgent = overHttps ? tunnel2.httpOverHttps : tunnel2.httpOverHttp;
+          }
+          agent = tunnelAgent(agentOptions);
+          this._proxyAgent = agent;
+        }
+        if (!agent) {
+          const options = { keepAlive: this._keepAlive, maxSockets };
+          agent = usingSsl ? new https.Agent(options) : new http2.Agent(options);
+          this._agent = agent;
+        }
+        if (usingSsl && this._ignoreSslError) {
+          agent.options = Object.assign(agent.options || {}, {
+            rejectUnauthorized: false
+          });
+        }
+        return agent;
+      }
+      _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
+        let proxyAgent;
+        if (this._keepAlive) {
+          proxyAgent = this._proxyAgentDispatcher;
+        }
+        if (proxyAgent) {
+          return proxyAgent;
+        }
+        const usingSsl = parsedUrl.protocol === "https:";
+        proxyAgent = new undici_1.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, (proxyUrl.username || proxyUrl.password) && {
+          token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString("base64")}`
+        }));
+        this._proxyAgentDispatcher = proxyAgent;
+        if (usingSsl && this._ignoreSslError) {
+          proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
+            rejectUnauthorized: false
+          });
+        }
+        return proxyAgent;
+      }
+      _getUserAgentWithOrchestrationId(userAgent2) {
+        const baseUserAgent = userAgent2 || "actions/http-client";
+        const orchId = process.env["ACTIONS_ORCHESTRATION_ID"];
+        if (orchId) {
+          const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, "_");
+          return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
+        }
+        return baseUserAgent;
+      }
+      _performExponentialBackoff(retryNumber) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
+          const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve) => setTimeout(() => resolve(), ms));
+        });
+      }
+      _processResponse(res, options) {
+        return __awaiter4(this, void 0, void 0, function* () {
+          return new Promise((resolve, reject) => __awaiter4(this, void 0, void 0, function* () {
+            const statusCode = res.message.statusCode || 0;
+            const response = {
+              statusCode,
+              result: null,
+              headers: {}
+            };
+            if (statusCode === HttpCodes2.NotFound) {
+              resolve(response);
+            }
+            function dateTimeDeserializer(key, value) {
+              if (typeof value === "string") {
+                const a = new Date(value);
+                if (!isNaN(a.valueOf())) {
+                  return a;
+                }
+              }
+              return value;
+            }
+            let obj;
+            let contents;
+            try {
+              contents = yield res.readBody();
+              if (contents && contents.length > 0) {
+                if (options && options.deserializeDates) {
+                  obj = JSON.parse(contents, dateTimeDeserializer);
+                } else {
+                  obj = JSON.parse(contents);
+                }
+                response.result = obj;
+              }
+              response.headers = res.message.headers;
+            } catch (err) {
+            }
+            if (statusCode > 299) {
+              let msg;
+              if (obj && obj.message) {
+                msg = obj.message;
+              } else if (contents && contents.length > 0) {
+                msg = contents;
+              } else {
+                msg = `Failed request: (${statusCode})`;
+              }
+              const err = new HttpClientError(msg, statusCode);
+              err.result = response.result;
+              reject(err);
+            } else {
+              resolve(response);
+            }
+          }));
+        });
+      }
+    };
+    exports.HttpClient = HttpClient3;
+    var lowercaseKeys2 = (obj) => Object.keys(obj).reduce((c, k) => (c[k.toLowerCase()] = obj[k], c), {});
   }
 });
 
@@ -19863,58 +20635,58 @@ var require_semver = __commonJS({
     function isVersionStart(char) {
       return isDigit(char) || char === "x" || char === "X" || char === "*";
     }
-    function findDigitsEndIndex(range, start, limit, digitRuns) {
-      if (!isDigit(range[start])) {
-        return start;
+    function findDigitsEndIndex(range, start2, limit, digitRuns) {
+      if (!isDigit(range[start2])) {
+        return start2;
       }
-      if (start >= digitRuns.start && start < digitRuns.end) {
-        return Math.min(start + limit, digitRuns.end);
+      if (start2 >= digitRuns.start && start2 < digitRuns.end) {
+        return Math.min(start2 + limit, digitRuns.end);
       }
-      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
-        return Math.min(start + limit, digitRuns.previousEnd);
+      if (start2 >= digitRuns.previousStart && start2 < digitRuns.previousEnd) {
+        return Math.min(start2 + limit, digitRuns.previousEnd);
       }
-      var end = start + 1;
+      var end = start2 + 1;
       while (isDigit(range[end])) {
         end++;
       }
       digitRuns.previousStart = digitRuns.start;
       digitRuns.previousEnd = digitRuns.end;
-      digitRuns.start = start;
+      digitRuns.start = start2;
       digitRuns.end = end;
-      return Math.min(start + limit, end);
+      return Math.min(start2 + limit, end);
     }
-    function findVersionNumberEndIndex(range, start, loose, digitRuns) {
-      if (!loose && range[start] === "0") {
-        return start + 1;
+    function findVersionNumberEndIndex(range, start2, loose, digitRuns) {
+      if (!loose && range[start2] === "0") {
+        return start2 + 1;
       }
-      return findDigitsEndIndex(range, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
+      return findDigitsEndIndex(range, start2, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
     }
-    function findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns) {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, loose, digitRuns);
+    function findPrereleaseIdentifierEndIndex(range, start2, loose, digitRuns) {
+      if (isDigit(range[start2])) {
+        return findVersionNumberEndIndex(range, start2, loose, digitRuns);
       }
-      if (!isLetter(range[start]) && range[start] !== "-") {
-        return start;
+      if (!isLetter(range[start2]) && range[start2] !== "-") {
+        return start2;
       }
-      var end = start + 1;
+      var end = start2 + 1;
       var limit = end + MAX_SAFE_BUILD_LENGTH;
       while (end < limit && isIdentifierCharacter(range[end])) {
         end++;
       }
       return end;
     }
-    function findPrereleaseEndIndex(range, start, loose, digitRuns) {
-      var hyphen = range[start] === "-";
+    function findPrereleaseEndIndex(range, start2, loose, digitRuns) {
+      var hyphen = range[start2] === "-";
       if (!loose && !hyphen) {
-        return start;
+        return start2;
       }
-      var identifierStart = start + (hyphen ? 1 : 0);
+      var identifierStart = start2 + (hyphen ? 1 : 0);
       var end = findPrereleaseIdentifierEndIndex(range, identifierStart, loose, digitRuns);
       if (end === identifierStart) {
         if (!loose || !hyphen) {
-          return start;
+          return start2;
         }
-        end = findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns);
+        end = findPrereleaseIdentifierEndIndex(range, start2, loose, digitRuns);
       }
       while (range[end] === ".") {
         var next = findPrereleaseIdentifierEndIndex(range, end + 1, loose, digitRuns);
@@ -19925,18 +20697,18 @@ var require_semver = __commonJS({
       }
       return end;
     }
-    function findBuildEndIndex(range, start) {
-      if (range[start] !== "+") {
-        return start;
+    function findBuildEndIndex(range, start2) {
+      if (range[start2] !== "+") {
+        return start2;
       }
-      var end = start + 1;
+      var end = start2 + 1;
       do {
         var identifierStart = end;
         while (end - identifierStart < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range[end])) {
           end++;
         }
         if (end === identifierStart) {
-          return identifierStart === start + 1 ? start : end - 1;
+          return identifierStart === start2 + 1 ? start2 : end - 1;
         }
         if (range[end] !== ".") {
           return end;
@@ -19944,35 +20716,35 @@ var require_semver = __commonJS({
         end++;
       } while (true);
     }
-    function findLooseFullVersionEndIndex(range, start, digitRuns) {
-      var end = start;
+    function findLooseFullVersionEndIndex(range, start2, digitRuns) {
+      var end = start2;
       for (var component = 0; component < 3; component++) {
         var next = findVersionNumberEndIndex(range, end, true, digitRuns);
         if (next === end) {
-          return start;
+          return start2;
         }
         end = next;
         if (component < 2) {
           if (range[end] !== ".") {
-            return start;
+            return start2;
           }
           end++;
         }
       }
       return findBuildEndIndex(range, findPrereleaseEndIndex(range, end, true, digitRuns));
     }
-    function findPartialVersionComponentEndIndex(range, start, digitRuns) {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, false, digitRuns);
+    function findPartialVersionComponentEndIndex(range, start2, digitRuns) {
+      if (isDigit(range[start2])) {
+        return findVersionNumberEndIndex(range, start2, false, digitRuns);
       }
-      return isVersionStart(range[start]) ? start + 1 : start;
+      return isVersionStart(range[start2]) ? start2 + 1 : start2;
     }
-    function findVersionEndIndex(range, start, digitRuns) {
-      var end = findLooseFullVersionEndIndex(range, start, digitRuns);
-      if (end !== start) {
+    function findVersionEndIndex(range, start2, digitRuns) {
+      var end = findLooseFullVersionEndIndex(range, start2, digitRuns);
+      if (end !== start2) {
         return end;
       }
-      end = findPartialVersionComponentEndIndex(range, start, digitRuns);
+      end = findPartialVersionComponentEndIndex(range, start2, digitRuns);
       for (var component = 0; component < 2; component++) {
         if (range[end] !== ".") {
           return end;
@@ -20776,7 +21548,7 @@ var require_reader = __commonJS({
     var ASN1 = require_types();
     var errors = require_errors2();
     var newInvalidAsn1Error = errors.newInvalidAsn1Error;
-    function Reader(data) {
+    function Reader2(data) {
       if (!data || !Buffer2.isBuffer(data))
         throw new TypeError("data must be a node Buffer");
       this._buf = data;
@@ -20784,29 +21556,29 @@ var require_reader = __commonJS({
       this._len = 0;
       this._offset = 0;
     }
-    Object.defineProperty(Reader.prototype, "length", {
+    Object.defineProperty(Reader2.prototype, "length", {
       enumerable: true,
       get: function() {
         return this._len;
       }
     });
-    Object.defineProperty(Reader.prototype, "offset", {
+    Object.defineProperty(Reader2.prototype, "offset", {
       enumerable: true,
       get: function() {
         return this._offset;
       }
     });
-    Object.defineProperty(Reader.prototype, "remain", {
+    Object.defineProperty(Reader2.prototype, "remain", {
       get: function() {
         return this._size - this._offset;
       }
     });
-    Object.defineProperty(Reader.prototype, "buffer", {
+    Object.defineProperty(Reader2.prototype, "buffer", {
       get: function() {
         return this._buf.slice(this._offset);
       }
     });
-    Reader.prototype.readByte = function(peek) {
+    Reader2.prototype.readByte = function(peek) {
       if (this._size - this._offset < 1)
         return null;
       var b = this._buf[this._offset] & 255;
@@ -20814,10 +21586,10 @@ var require_reader = __commonJS({
         this._offset += 1;
       return b;
     };
-    Reader.prototype.peek = function() {
+    Reader2.prototype.peek = function() {
       return this.readByte(true);
     };
-    Reader.prototype.readLength = function(offset) {
+    Reader2.prototype.readLength = function(offset) {
       if (offset === void 0)
         offset = this._offset;
       if (offset >= this._size)
@@ -20841,7 +21613,7 @@ var require_reader = __commonJS({
       }
       return offset;
     };
-    Reader.prototype.readSequence = function(tag) {
+    Reader2.prototype.readSequence = function(tag) {
       var seq = this.peek();
       if (seq === null)
         return null;
@@ -20853,16 +21625,16 @@ var require_reader = __commonJS({
       this._offset = o;
       return seq;
     };
-    Reader.prototype.readInt = function() {
+    Reader2.prototype.readInt = function() {
       return this._readTag(ASN1.Integer);
     };
-    Reader.prototype.readBoolean = function() {
+    Reader2.prototype.readBoolean = function() {
       return this._readTag(ASN1.Boolean) === 0 ? false : true;
     };
-    Reader.prototype.readEnumeration = function() {
+    Reader2.prototype.readEnumeration = function() {
       return this._readTag(ASN1.Enumeration);
     };
-    Reader.prototype.readString = function(tag, retbuf) {
+    Reader2.prototype.readString = function(tag, retbuf) {
       if (!tag)
         tag = ASN1.OctetString;
       var b = this.peek();
@@ -20882,7 +21654,7 @@ var require_reader = __commonJS({
       this._offset += this.length;
       return retbuf ? str : str.toString("utf8");
     };
-    Reader.prototype.readOID = function(tag) {
+    Reader2.prototype.readOID = function(tag) {
       if (!tag)
         tag = ASN1.OID;
       var b = this.readString(tag, true);
@@ -20904,7 +21676,7 @@ var require_reader = __commonJS({
       values.unshift(value / 40 >> 0);
       return values.join(".");
     };
-    Reader.prototype._readTag = function(tag) {
+    Reader2.prototype._readTag = function(tag) {
       assert.ok(tag !== void 0);
       var b = this.peek();
       if (b === null)
@@ -20929,7 +21701,7 @@ var require_reader = __commonJS({
         value -= 1 << i * 8;
       return value >> 0;
     };
-    module.exports = Reader;
+    module.exports = Reader2;
   }
 });
 
@@ -21130,13 +21902,13 @@ var require_writer = __commonJS({
     };
     Writer2.prototype.endSequence = function() {
       var seq = this._seq.pop();
-      var start = seq + 3;
-      var len = this._offset - start;
+      var start2 = seq + 3;
+      var len = this._offset - start2;
       if (len <= 127) {
-        this._shift(start, len, -2);
+        this._shift(start2, len, -2);
         this._buf[seq] = len;
       } else if (len <= 255) {
-        this._shift(start, len, -1);
+        this._shift(start2, len, -1);
         this._buf[seq] = 129;
         this._buf[seq + 1] = len;
       } else if (len <= 65535) {
@@ -21144,7 +21916,7 @@ var require_writer = __commonJS({
         this._buf[seq + 1] = len >> 8;
         this._buf[seq + 2] = len;
       } else if (len <= 16777215) {
-        this._shift(start, len, 1);
+        this._shift(start2, len, 1);
         this._buf[seq] = 131;
         this._buf[seq + 1] = len >> 16;
         this._buf[seq + 2] = len >> 8;
@@ -21153,11 +21925,11 @@ var require_writer = __commonJS({
         throw newInvalidAsn1Error("Sequence too long");
       }
     };
-    Writer2.prototype._shift = function(start, len, shift) {
-      assert.ok(start !== void 0);
+    Writer2.prototype._shift = function(start2, len, shift) {
+      assert.ok(start2 !== void 0);
       assert.ok(len !== void 0);
       assert.ok(shift);
-      this._buf.copy(this._buf, start + shift, start, start + len);
+      this._buf.copy(this._buf, start2 + shift, start2, start2 + len);
       this._offset += shift;
     };
     Writer2.prototype._ensure = function(len) {
@@ -21181,10 +21953,10 @@ var require_ber = __commonJS({
   "node_modules/asn1/lib/ber/index.js"(exports, module) {
     var errors = require_errors2();
     var types = require_types();
-    var Reader = require_reader();
+    var Reader2 = require_reader();
     var Writer2 = require_writer();
     module.exports = {
-      Reader,
+      Reader: Reader2,
       Writer: Writer2
     };
     for (t in types) {
@@ -21201,7 +21973,7 @@ var require_ber = __commonJS({
 });
 
 // node_modules/asn1/lib/index.js
-var require_lib = __commonJS({
+var require_lib2 = __commonJS({
   "node_modules/asn1/lib/index.js"(exports, module) {
     var Ber = require_ber();
     module.exports = {
@@ -25081,7 +25853,7 @@ var require_constants6 = __commonJS({
 var require_utils2 = __commonJS({
   "node_modules/ssh2/lib/protocol/utils.js"(exports, module) {
     "use strict";
-    var Ber = require_lib().Ber;
+    var Ber = require_lib2().Ber;
     var DISCONNECT_REASON;
     var FastBuffer = Buffer[Symbol.species];
     var TypedArrayFill = Object.getPrototypeOf(Uint8Array.prototype).fill;
@@ -25103,18 +25875,18 @@ var require_utils2 = __commonJS({
       );
       return nb;
     }
-    function bufferSlice(buf, start, end) {
+    function bufferSlice(buf, start2, end) {
       if (end === void 0)
         end = buf.length;
-      return new FastBuffer(buf.buffer, buf.byteOffset + start, end - start);
+      return new FastBuffer(buf.buffer, buf.byteOffset + start2, end - start2);
     }
     function makeBufferParser() {
       let pos = 0;
       let buffer;
       const self2 = {
-        init: (buf, start) => {
+        init: (buf, start2) => {
           buffer = buf;
-          pos = typeof start === "number" ? start : 0;
+          pos = typeof start2 === "number" ? start2 : 0;
         },
         pos: () => pos,
         length: () => buffer ? buffer.length : 0,
@@ -25218,8 +25990,8 @@ var require_utils2 = __commonJS({
       bufferCopy,
       bufferSlice,
       FastBuffer,
-      bufferFill: (buf, value, start, end) => {
-        return TypedArrayFill.call(buf, value, start, end);
+      bufferFill: (buf, value, start2, end) => {
+        return TypedArrayFill.call(buf, value, start2, end);
       },
       makeError,
       doFatalError: (protocol, msg, level, reason) => {
@@ -25253,28 +26025,28 @@ var require_utils2 = __commonJS({
       },
       makeBufferParser,
       bufferParser: makeBufferParser(),
-      readString: (buffer, start, dest, maxLen) => {
+      readString: (buffer, start2, dest, maxLen) => {
         if (typeof dest === "number") {
           maxLen = dest;
           dest = void 0;
         }
-        if (start === void 0)
-          start = 0;
-        const left = buffer.length - start;
-        if (start < 0 || start >= buffer.length || left < 4)
+        if (start2 === void 0)
+          start2 = 0;
+        const left = buffer.length - start2;
+        if (start2 < 0 || start2 >= buffer.length || left < 4)
           return;
-        const len = readUInt32BE(buffer, start);
+        const len = readUInt32BE(buffer, start2);
         if (left < 4 + len || typeof maxLen === "number" && len > maxLen)
           return;
-        start += 4;
-        const end = start + len;
+        start2 += 4;
+        const end = start2 + len;
         buffer._pos = end;
         if (dest) {
           if (Buffer.isBuffer(dest))
-            return bufferCopy(buffer, dest, start, end);
-          return buffer.utf8Slice(start, end);
+            return bufferCopy(buffer, dest, start2, end);
+          return buffer.utf8Slice(start2, end);
         }
-        return bufferSlice(buffer, start, end);
+        return bufferSlice(buffer, start2, end);
       },
       sigSSHToASN1: (sig, type) => {
         switch (type) {
@@ -27162,7 +27934,7 @@ var require_keyParser = __commonJS({
       verify: verify_
     } = __require("crypto");
     var supportedOpenSSLCiphers = getCiphers();
-    var { Ber } = require_lib();
+    var { Ber } = require_lib2();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
     var { CIPHER_INFO } = require_crypto();
     var { eddsaSupported, SUPPORTED_CIPHER } = require_constants6();
@@ -30379,7 +31151,7 @@ var require_kex = __commonJS({
       generateKeyPairSync,
       randomFillSync
     } = __require("crypto");
-    var { Ber } = require_lib();
+    var { Ber } = require_lib2();
     var {
       COMPAT,
       curve25519Supported,
@@ -33228,7 +34000,7 @@ var require_Protocol = __commonJS({
         }
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      exitStatus(chan, status) {
+      exitStatus(chan, status2) {
         if (!this._server)
           throw new Error("Server-only method called in client mode");
         let p = this._packetRW.write.allocStart;
@@ -33238,9 +34010,9 @@ var require_Protocol = __commonJS({
         writeUInt32BE(packet, 11, p += 4);
         packet.utf8Write("exit-status", p += 4, 11);
         packet[p += 11] = 0;
-        writeUInt32BE(packet, status, ++p);
+        writeUInt32BE(packet, status2, ++p);
         this._debug && this._debug(
-          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, exit-status: ${status})`
+          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, exit-status: ${status2})`
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
@@ -33431,7 +34203,7 @@ var require_Protocol = __commonJS({
         chunkOffset = 0;
       }
       const op = p;
-      let start = p;
+      let start2 = p;
       let end = p;
       let needNL = false;
       let lineLen = 0;
@@ -33443,14 +34215,14 @@ var require_Protocol = __commonJS({
           continue;
         }
         if (ch === 10) {
-          if (end > start && end - start > 4 && data[start] === 83 && data[start + 1] === 83 && data[start + 2] === 72 && data[start + 3] === 45) {
+          if (end > start2 && end - start2 > 4 && data[start2] === 83 && data[start2 + 1] === 83 && data[start2 + 2] === 72 && data[start2 + 3] === 45) {
             const full = data.latin1Slice(op, end + 1);
-            const identRaw = start === op ? full : full.slice(start - op);
+            const identRaw = start2 === op ? full : full.slice(start2 - op);
             const m = RE_IDENT.exec(identRaw);
             if (!m)
               throw new Error("Invalid identification string");
             const header2 = {
-              greeting: start === op ? "" : full.slice(0, start - op),
+              greeting: start2 === op ? "" : full.slice(0, start2 - op),
               identRaw,
               versions: {
                 protocol: m[1],
@@ -33476,7 +34248,7 @@ var require_Protocol = __commonJS({
           if (++lines > MAX_LINES)
             throw new Error("Max greeting lines exceeded");
           needNL = false;
-          start = p + 1;
+          start2 = p + 1;
           lineLen = 0;
         } else if (needNL) {
           throw new Error("Invalid header: expected newline");
@@ -33581,8 +34353,8 @@ var require_node_fs_compat = __commonJS({
     function addNumericalSeparator(val) {
       let res = "";
       let i = val.length;
-      const start = val[0] === "-" ? 1 : 0;
-      for (; i >= start + 4; i -= 3)
+      const start2 = val[0] === "-" ? 1 : 0;
+      for (; i >= start2 + 4; i -= 3)
         res = `_${val.slice(i - 3, i)}${res}`;
       return `${val.slice(0, i)}${res}`;
     }
@@ -34877,8 +35649,8 @@ var require_SFTP = __commonJS({
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
-          const status = isBuffered ? "Buffered" : "Sending";
-          this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
+          const status2 = isBuffered ? "Buffered" : "Sending";
+          this._debug(`SFTP: Outbound: ${status2} lsetstat@openssh.com`);
         }
       }
       ext_openssh_expandPath(path3, cb) {
@@ -34911,8 +35683,8 @@ var require_SFTP = __commonJS({
         };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
-          const status = isBuffered ? "Buffered" : "Sending";
-          this._debug(`SFTP: Outbound: ${status} expand-path@openssh.com`);
+          const status2 = isBuffered ? "Buffered" : "Sending";
+          this._debug(`SFTP: Outbound: ${status2} expand-path@openssh.com`);
         }
       }
       ext_copy_data(srcHandle, srcOffset, len, dstHandle, dstOffset, cb) {
@@ -34965,8 +35737,8 @@ var require_SFTP = __commonJS({
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
-          const status = isBuffered ? "Buffered" : "Sending";
-          this._debug(`SFTP: Outbound: ${status} copy-data`);
+          const status2 = isBuffered ? "Buffered" : "Sending";
+          this._debug(`SFTP: Outbound: ${status2} copy-data`);
         }
       }
       ext_home_dir(username, cb) {
@@ -35010,8 +35782,8 @@ var require_SFTP = __commonJS({
         };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
-          const status = isBuffered ? "Buffered" : "Sending";
-          this._debug(`SFTP: Outbound: ${status} home-directory`);
+          const status2 = isBuffered ? "Buffered" : "Sending";
+          this._debug(`SFTP: Outbound: ${status2} home-directory`);
         }
       }
       ext_users_groups(uids, gids, cb) {
@@ -35062,8 +35834,8 @@ var require_SFTP = __commonJS({
         this._requests[reqid] = { extended: "users-groups-by-id@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
-          const status = isBuffered ? "Buffered" : "Sending";
-          this._debug(`SFTP: Outbound: ${status} users-groups-by-id@openssh.com`);
+          const status2 = isBuffered ? "Buffered" : "Sending";
+          this._debug(`SFTP: Outbound: ${status2} users-groups-by-id@openssh.com`);
         }
       }
       // ===========================================================================
@@ -36483,7 +37255,7 @@ var require_SFTP = __commonJS({
       }
       const thisPool = pool;
       let toRead = Math.min(pool.length - pool.used, n);
-      const start = pool.used;
+      const start2 = pool.used;
       if (this.end !== void 0)
         toRead = Math.min(this.end - this.pos + 1, toRead);
       if (toRead <= 0)
@@ -36502,17 +37274,17 @@ var require_SFTP = __commonJS({
             return;
           }
           let b = null;
-          if (start + toRead === thisPool.used && thisPool === pool) {
+          if (start2 + toRead === thisPool.used && thisPool === pool) {
             thisPool.used = roundUpToMultipleOf8(thisPool.used + bytesRead - toRead);
           } else {
-            const alignedEnd = start + toRead & ~7;
-            const alignedStart = roundUpToMultipleOf8(start + bytesRead);
+            const alignedEnd = start2 + toRead & ~7;
+            const alignedStart = roundUpToMultipleOf8(start2 + bytesRead);
             if (alignedEnd - alignedStart >= kMinPoolSpace)
               poolFragments.push(thisPool.slice(alignedStart, alignedEnd));
           }
           if (bytesRead > 0) {
             this.bytesRead += bytesRead;
-            b = thisPool.slice(start, start + bytesRead);
+            b = thisPool.slice(start2, start2 + bytesRead);
           }
           this.pos += bytesRead;
           this.push(b);
@@ -40307,7 +41079,7 @@ var require_keygen = __commonJS({
       getCurves,
       randomBytes: randomBytes2
     } = __require("crypto");
-    var { Ber } = require_lib();
+    var { Ber } = require_lib2();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
     var { CIPHER_INFO } = require_crypto();
     var SALT_LEN = 16;
@@ -40719,7 +41491,7 @@ var require_keygen = __commonJS({
 });
 
 // node_modules/ssh2/lib/index.js
-var require_lib2 = __commonJS({
+var require_lib3 = __commonJS({
   "node_modules/ssh2/lib/index.js"(exports, module) {
     "use strict";
     var {
@@ -40763,778 +41535,6 @@ var require_lib2 = __commonJS({
         }
       }
     };
-  }
-});
-
-// node_modules/@actions/github/node_modules/@actions/http-client/lib/proxy.js
-var require_proxy = __commonJS({
-  "node_modules/@actions/github/node_modules/@actions/http-client/lib/proxy.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.getProxyUrl = getProxyUrl2;
-    exports.checkBypass = checkBypass;
-    function getProxyUrl2(reqUrl) {
-      const usingSsl = reqUrl.protocol === "https:";
-      if (checkBypass(reqUrl)) {
-        return void 0;
-      }
-      const proxyVar = (() => {
-        if (usingSsl) {
-          return process.env["https_proxy"] || process.env["HTTPS_PROXY"];
-        } else {
-          return process.env["http_proxy"] || process.env["HTTP_PROXY"];
-        }
-      })();
-      if (proxyVar) {
-        try {
-          return new DecodedURL(proxyVar);
-        } catch (_a) {
-          if (!proxyVar.startsWith("http://") && !proxyVar.startsWith("https://"))
-            return new DecodedURL(`http://${proxyVar}`);
-        }
-      } else {
-        return void 0;
-      }
-    }
-    function checkBypass(reqUrl) {
-      if (!reqUrl.hostname) {
-        return false;
-      }
-      const reqHost = reqUrl.hostname;
-      if (isLoopbackAddress(reqHost)) {
-        return true;
-      }
-      const noProxy = process.env["no_proxy"] || process.env["NO_PROXY"] || "";
-      if (!noProxy) {
-        return false;
-      }
-      let reqPort;
-      if (reqUrl.port) {
-        reqPort = Number(reqUrl.port);
-      } else if (reqUrl.protocol === "http:") {
-        reqPort = 80;
-      } else if (reqUrl.protocol === "https:") {
-        reqPort = 443;
-      }
-      const upperReqHosts = [reqUrl.hostname.toUpperCase()];
-      if (typeof reqPort === "number") {
-        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
-      }
-      for (const upperNoProxyItem of noProxy.split(",").map((x) => x.trim().toUpperCase()).filter((x) => x)) {
-        if (upperNoProxyItem === "*" || upperReqHosts.some((x) => x === upperNoProxyItem || x.endsWith(`.${upperNoProxyItem}`) || upperNoProxyItem.startsWith(".") && x.endsWith(`${upperNoProxyItem}`))) {
-          return true;
-        }
-      }
-      return false;
-    }
-    function isLoopbackAddress(host) {
-      const hostLower = host.toLowerCase();
-      return hostLower === "localhost" || hostLower.startsWith("127.") || hostLower.startsWith("[::1]") || hostLower.startsWith("[0:0:0:0:0:0:0:1]");
-    }
-    var DecodedURL = class extends URL {
-      constructor(url, base) {
-        super(url, base);
-        this._decodedUsername = decodeURIComponent(super.username);
-        this._decodedPassword = decodeURIComponent(super.password);
-      }
-      get username() {
-        return this._decodedUsername;
-      }
-      get password() {
-        return this._decodedPassword;
-      }
-    };
-  }
-});
-
-// node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
-var require_lib3 = __commonJS({
-  "node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __setModuleDefault = exports && exports.__setModuleDefault || (Object.create ? (function(o, v) {
-      Object.defineProperty(o, "default", { enumerable: true, value: v });
-    }) : function(o, v) {
-      o["default"] = v;
-    });
-    var __importStar = exports && exports.__importStar || /* @__PURE__ */ (function() {
-      var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function(o2) {
-          var ar = [];
-          for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
-          return ar;
-        };
-        return ownKeys(o);
-      };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
-        var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
-        }
-        __setModuleDefault(result, mod);
-        return result;
-      };
-    })();
-    var __awaiter4 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
-      function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve) {
-          resolve(value);
-        });
-      }
-      return new (P || (P = Promise))(function(resolve, reject) {
-        function fulfilled(value) {
-          try {
-            step(generator.next(value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function rejected(value) {
-          try {
-            step(generator["throw"](value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function step(result) {
-          result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
-        }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-      });
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.HttpClient = exports.HttpClientResponse = exports.HttpClientError = exports.MediaTypes = exports.Headers = exports.HttpCodes = void 0;
-    exports.getProxyUrl = getProxyUrl2;
-    exports.isHttps = isHttps;
-    var http2 = __importStar(__require("http"));
-    var https = __importStar(__require("https"));
-    var pm = __importStar(require_proxy());
-    var tunnel2 = __importStar(require_tunnel2());
-    var undici_1 = require_undici();
-    var HttpCodes2;
-    (function(HttpCodes3) {
-      HttpCodes3[HttpCodes3["OK"] = 200] = "OK";
-      HttpCodes3[HttpCodes3["MultipleChoices"] = 300] = "MultipleChoices";
-      HttpCodes3[HttpCodes3["MovedPermanently"] = 301] = "MovedPermanently";
-      HttpCodes3[HttpCodes3["ResourceMoved"] = 302] = "ResourceMoved";
-      HttpCodes3[HttpCodes3["SeeOther"] = 303] = "SeeOther";
-      HttpCodes3[HttpCodes3["NotModified"] = 304] = "NotModified";
-      HttpCodes3[HttpCodes3["UseProxy"] = 305] = "UseProxy";
-      HttpCodes3[HttpCodes3["SwitchProxy"] = 306] = "SwitchProxy";
-      HttpCodes3[HttpCodes3["TemporaryRedirect"] = 307] = "TemporaryRedirect";
-      HttpCodes3[HttpCodes3["PermanentRedirect"] = 308] = "PermanentRedirect";
-      HttpCodes3[HttpCodes3["BadRequest"] = 400] = "BadRequest";
-      HttpCodes3[HttpCodes3["Unauthorized"] = 401] = "Unauthorized";
-      HttpCodes3[HttpCodes3["PaymentRequired"] = 402] = "PaymentRequired";
-      HttpCodes3[HttpCodes3["Forbidden"] = 403] = "Forbidden";
-      HttpCodes3[HttpCodes3["NotFound"] = 404] = "NotFound";
-      HttpCodes3[HttpCodes3["MethodNotAllowed"] = 405] = "MethodNotAllowed";
-      HttpCodes3[HttpCodes3["NotAcceptable"] = 406] = "NotAcceptable";
-      HttpCodes3[HttpCodes3["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
-      HttpCodes3[HttpCodes3["RequestTimeout"] = 408] = "RequestTimeout";
-      HttpCodes3[HttpCodes3["Conflict"] = 409] = "Conflict";
-      HttpCodes3[HttpCodes3["Gone"] = 410] = "Gone";
-      HttpCodes3[HttpCodes3["TooManyRequests"] = 429] = "TooManyRequests";
-      HttpCodes3[HttpCodes3["InternalServerError"] = 500] = "InternalServerError";
-      HttpCodes3[HttpCodes3["NotImplemented"] = 501] = "NotImplemented";
-      HttpCodes3[HttpCodes3["BadGateway"] = 502] = "BadGateway";
-      HttpCodes3[HttpCodes3["ServiceUnavailable"] = 503] = "ServiceUnavailable";
-      HttpCodes3[HttpCodes3["GatewayTimeout"] = 504] = "GatewayTimeout";
-    })(HttpCodes2 || (exports.HttpCodes = HttpCodes2 = {}));
-    var Headers2;
-    (function(Headers3) {
-      Headers3["Accept"] = "accept";
-      Headers3["ContentType"] = "content-type";
-    })(Headers2 || (exports.Headers = Headers2 = {}));
-    var MediaTypes2;
-    (function(MediaTypes3) {
-      MediaTypes3["ApplicationJson"] = "application/json";
-    })(MediaTypes2 || (exports.MediaTypes = MediaTypes2 = {}));
-    function getProxyUrl2(serverUrl) {
-      const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
-      return proxyUrl ? proxyUrl.href : "";
-    }
-    var HttpRedirectCodes2 = [
-      HttpCodes2.MovedPermanently,
-      HttpCodes2.ResourceMoved,
-      HttpCodes2.SeeOther,
-      HttpCodes2.TemporaryRedirect,
-      HttpCodes2.PermanentRedirect
-    ];
-    var HttpResponseRetryCodes2 = [
-      HttpCodes2.BadGateway,
-      HttpCodes2.ServiceUnavailable,
-      HttpCodes2.GatewayTimeout
-    ];
-    var RetryableHttpVerbs = ["OPTIONS", "GET", "DELETE", "HEAD"];
-    var ExponentialBackoffCeiling = 10;
-    var ExponentialBackoffTimeSlice = 5;
-    var HttpClientError = class _HttpClientError extends Error {
-      constructor(message, statusCode) {
-        super(message);
-        this.name = "HttpClientError";
-        this.statusCode = statusCode;
-        Object.setPrototypeOf(this, _HttpClientError.prototype);
-      }
-    };
-    exports.HttpClientError = HttpClientError;
-    var HttpClientResponse = class {
-      constructor(message) {
-        this.message = message;
-      }
-      readBody() {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return new Promise((resolve) => __awaiter4(this, void 0, void 0, function* () {
-            let output = Buffer.alloc(0);
-            this.message.on("data", (chunk) => {
-              output = Buffer.concat([output, chunk]);
-            });
-            this.message.on("end", () => {
-              resolve(output.toString());
-            });
-          }));
-        });
-      }
-      readBodyBuffer() {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return new Promise((resolve) => __awaiter4(this, void 0, void 0, function* () {
-            const chunks = [];
-            this.message.on("data", (chunk) => {
-              chunks.push(chunk);
-            });
-            this.message.on("end", () => {
-              resolve(Buffer.concat(chunks));
-            });
-          }));
-        });
-      }
-    };
-    exports.HttpClientResponse = HttpClientResponse;
-    function isHttps(requestUrl) {
-      const parsedUrl = new URL(requestUrl);
-      return parsedUrl.protocol === "https:";
-    }
-    var HttpClient3 = class {
-      constructor(userAgent2, handlers, requestOptions) {
-        this._ignoreSslError = false;
-        this._allowRedirects = true;
-        this._allowRedirectDowngrade = false;
-        this._maxRedirects = 50;
-        this._allowRetries = false;
-        this._maxRetries = 1;
-        this._keepAlive = false;
-        this._disposed = false;
-        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent2);
-        this.handlers = handlers || [];
-        this.requestOptions = requestOptions;
-        if (requestOptions) {
-          if (requestOptions.ignoreSslError != null) {
-            this._ignoreSslError = requestOptions.ignoreSslError;
-          }
-          this._socketTimeout = requestOptions.socketTimeout;
-          if (requestOptions.allowRedirects != null) {
-            this._allowRedirects = requestOptions.allowRedirects;
-          }
-          if (requestOptions.allowRedirectDowngrade != null) {
-            this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
-          }
-          if (requestOptions.maxRedirects != null) {
-            this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
-          }
-          if (requestOptions.keepAlive != null) {
-            this._keepAlive = requestOptions.keepAlive;
-          }
-          if (requestOptions.allowRetries != null) {
-            this._allowRetries = requestOptions.allowRetries;
-          }
-          if (requestOptions.maxRetries != null) {
-            this._maxRetries = requestOptions.maxRetries;
-          }
-        }
-      }
-      options(requestUrl, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("OPTIONS", requestUrl, null, additionalHeaders || {});
-        });
-      }
-      get(requestUrl, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("GET", requestUrl, null, additionalHeaders || {});
-        });
-      }
-      del(requestUrl, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("DELETE", requestUrl, null, additionalHeaders || {});
-        });
-      }
-      post(requestUrl, data, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("POST", requestUrl, data, additionalHeaders || {});
-        });
-      }
-      patch(requestUrl, data, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("PATCH", requestUrl, data, additionalHeaders || {});
-        });
-      }
-      put(requestUrl, data, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("PUT", requestUrl, data, additionalHeaders || {});
-        });
-      }
-      head(requestUrl, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request("HEAD", requestUrl, null, additionalHeaders || {});
-        });
-      }
-      sendStream(verb, requestUrl, stream, additionalHeaders) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return this.request(verb, requestUrl, stream, additionalHeaders);
-        });
-      }
-      /**
-       * Gets a typed object from an endpoint
-       * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
-       */
-      getJson(requestUrl_1) {
-        return __awaiter4(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
-          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
-          const res = yield this.get(requestUrl, additionalHeaders);
-          return this._processResponse(res, this.requestOptions);
-        });
-      }
-      postJson(requestUrl_1, obj_1) {
-        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
-          const data = JSON.stringify(obj, null, 2);
-          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
-          additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
-          const res = yield this.post(requestUrl, data, additionalHeaders);
-          return this._processResponse(res, this.requestOptions);
-        });
-      }
-      putJson(requestUrl_1, obj_1) {
-        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
-          const data = JSON.stringify(obj, null, 2);
-          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
-          additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
-          const res = yield this.put(requestUrl, data, additionalHeaders);
-          return this._processResponse(res, this.requestOptions);
-        });
-      }
-      patchJson(requestUrl_1, obj_1) {
-        return __awaiter4(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
-          const data = JSON.stringify(obj, null, 2);
-          additionalHeaders[Headers2.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers2.Accept, MediaTypes2.ApplicationJson);
-          additionalHeaders[Headers2.ContentType] = this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes2.ApplicationJson);
-          const res = yield this.patch(requestUrl, data, additionalHeaders);
-          return this._processResponse(res, this.requestOptions);
-        });
-      }
-      /**
-       * Makes a raw http request.
-       * All other methods such as get, post, patch, and request ultimately call this.
-       * Prefer get, del, post and patch
-       */
-      request(verb, requestUrl, data, headers) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          if (this._disposed) {
-            throw new Error("Client has already been disposed.");
-          }
-          const parsedUrl = new URL(requestUrl);
-          let info2 = this._prepareRequest(verb, parsedUrl, headers);
-          const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb) ? this._maxRetries + 1 : 1;
-          let numTries = 0;
-          let response;
-          do {
-            response = yield this.requestRaw(info2, data);
-            if (response && response.message && response.message.statusCode === HttpCodes2.Unauthorized) {
-              let authenticationHandler;
-              for (const handler2 of this.handlers) {
-                if (handler2.canHandleAuthentication(response)) {
-                  authenticationHandler = handler2;
-                  break;
-                }
-              }
-              if (authenticationHandler) {
-                return authenticationHandler.handleAuthentication(this, info2, data);
-              } else {
-                return response;
-              }
-            }
-            let redirectsRemaining = this._maxRedirects;
-            while (response.message.statusCode && HttpRedirectCodes2.includes(response.message.statusCode) && this._allowRedirects && redirectsRemaining > 0) {
-              const redirectUrl = response.message.headers["location"];
-              if (!redirectUrl) {
-                break;
-              }
-              const parsedRedirectUrl = new URL(redirectUrl);
-              if (parsedUrl.protocol === "https:" && parsedUrl.protocol !== parsedRedirectUrl.protocol && !this._allowRedirectDowngrade) {
-                throw new Error("Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.");
-              }
-              yield response.readBody();
-              if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
-                for (const header2 in headers) {
-                  if (header2.toLowerCase() === "authorization") {
-                    delete headers[header2];
-                  }
-                }
-              }
-              info2 = this._prepareRequest(verb, parsedRedirectUrl, headers);
-              response = yield this.requestRaw(info2, data);
-              redirectsRemaining--;
-            }
-            if (!response.message.statusCode || !HttpResponseRetryCodes2.includes(response.message.statusCode)) {
-              return response;
-            }
-            numTries += 1;
-            if (numTries < maxTries) {
-              yield response.readBody();
-              yield this._performExponentialBackoff(numTries);
-            }
-          } while (numTries < maxTries);
-          return response;
-        });
-      }
-      /**
-       * Needs to be called if keepAlive is set to true in request options.
-       */
-      dispose() {
-        if (this._agent) {
-          this._agent.destroy();
-        }
-        this._disposed = true;
-      }
-      /**
-       * Raw request.
-       * @param info
-       * @param data
-       */
-      requestRaw(info2, data) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return new Promise((resolve, reject) => {
-            function callbackForResult(err, res) {
-              if (err) {
-                reject(err);
-              } else if (!res) {
-                reject(new Error("Unknown error"));
-              } else {
-                resolve(res);
-              }
-            }
-            this.requestRawWithCallback(info2, data, callbackForResult);
-          });
-        });
-      }
-      /**
-       * Raw request with callback.
-       * @param info
-       * @param data
-       * @param onResult
-       */
-      requestRawWithCallback(info2, data, onResult) {
-        if (typeof data === "string") {
-          if (!info2.options.headers) {
-            info2.options.headers = {};
-          }
-          info2.options.headers["Content-Length"] = Buffer.byteLength(data, "utf8");
-        }
-        let callbackCalled = false;
-        function handleResult(err, res) {
-          if (!callbackCalled) {
-            callbackCalled = true;
-            onResult(err, res);
-          }
-        }
-        const req = info2.httpModule.request(info2.options, (msg) => {
-          const res = new HttpClientResponse(msg);
-          handleResult(void 0, res);
-        });
-        let socket;
-        req.on("socket", (sock) => {
-          socket = sock;
-        });
-        req.setTimeout(this._socketTimeout || 3 * 6e4, () => {
-          if (socket) {
-            socket.end();
-          }
-          handleResult(new Error(`Request timeout: ${info2.options.path}`));
-        });
-        req.on("error", function(err) {
-          handleResult(err);
-        });
-        if (data && typeof data === "string") {
-          req.write(data, "utf8");
-        }
-        if (data && typeof data !== "string") {
-          data.on("close", function() {
-            req.end();
-          });
-          data.pipe(req);
-        } else {
-          req.end();
-        }
-      }
-      /**
-       * Gets an http agent. This function is useful when you need an http agent that handles
-       * routing through a proxy server - depending upon the url and proxy environment variables.
-       * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
-       */
-      getAgent(serverUrl) {
-        const parsedUrl = new URL(serverUrl);
-        return this._getAgent(parsedUrl);
-      }
-      getAgentDispatcher(serverUrl) {
-        const parsedUrl = new URL(serverUrl);
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
-        const useProxy = proxyUrl && proxyUrl.hostname;
-        if (!useProxy) {
-          return;
-        }
-        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
-      }
-      _prepareRequest(method, requestUrl, headers) {
-        const info2 = {};
-        info2.parsedUrl = requestUrl;
-        const usingSsl = info2.parsedUrl.protocol === "https:";
-        info2.httpModule = usingSsl ? https : http2;
-        const defaultPort = usingSsl ? 443 : 80;
-        info2.options = {};
-        info2.options.host = info2.parsedUrl.hostname;
-        info2.options.port = info2.parsedUrl.port ? parseInt(info2.parsedUrl.port) : defaultPort;
-        info2.options.path = (info2.parsedUrl.pathname || "") + (info2.parsedUrl.search || "");
-        info2.options.method = method;
-        info2.options.headers = this._mergeHeaders(headers);
-        if (this.userAgent != null) {
-          info2.options.headers["user-agent"] = this.userAgent;
-        }
-        info2.options.agent = this._getAgent(info2.parsedUrl);
-        if (this.handlers) {
-          for (const handler2 of this.handlers) {
-            handler2.prepareRequest(info2.options);
-          }
-        }
-        return info2;
-      }
-      _mergeHeaders(headers) {
-        if (this.requestOptions && this.requestOptions.headers) {
-          return Object.assign({}, lowercaseKeys2(this.requestOptions.headers), lowercaseKeys2(headers || {}));
-        }
-        return lowercaseKeys2(headers || {});
-      }
-      /**
-       * Gets an existing header value or returns a default.
-       * Handles converting number header values to strings since HTTP headers must be strings.
-       * Note: This returns string | string[] since some headers can have multiple values.
-       * For headers that must always be a single string (like Content-Type), use the
-       * specialized _getExistingOrDefaultContentTypeHeader method instead.
-       */
-      _getExistingOrDefaultHeader(additionalHeaders, header2, _default) {
-        let clientHeader;
-        if (this.requestOptions && this.requestOptions.headers) {
-          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header2];
-          if (headerValue) {
-            clientHeader = typeof headerValue === "number" ? headerValue.toString() : headerValue;
-          }
-        }
-        const additionalValue = additionalHeaders[header2];
-        if (additionalValue !== void 0) {
-          return typeof additionalValue === "number" ? additionalValue.toString() : additionalValue;
-        }
-        if (clientHeader !== void 0) {
-          return clientHeader;
-        }
-        return _default;
-      }
-      /**
-       * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
-       * Always returns a single string (not an array) since Content-Type should be a single value.
-       * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
-       * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
-       * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
-       */
-      _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
-        let clientHeader;
-        if (this.requestOptions && this.requestOptions.headers) {
-          const headerValue = lowercaseKeys2(this.requestOptions.headers)[Headers2.ContentType];
-          if (headerValue) {
-            if (typeof headerValue === "number") {
-              clientHeader = String(headerValue);
-            } else if (Array.isArray(headerValue)) {
-              clientHeader = headerValue.join(", ");
-            } else {
-              clientHeader = headerValue;
-            }
-          }
-        }
-        const additionalValue = additionalHeaders[Headers2.ContentType];
-        if (additionalValue !== void 0) {
-          if (typeof additionalValue === "number") {
-            return String(additionalValue);
-          } else if (Array.isArray(additionalValue)) {
-            return additionalValue.join(", ");
-          } else {
-            return additionalValue;
-          }
-        }
-        if (clientHeader !== void 0) {
-          return clientHeader;
-        }
-        return _default;
-      }
-      _getAgent(parsedUrl) {
-        let agent;
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
-        const useProxy = proxyUrl && proxyUrl.hostname;
-        if (this._keepAlive && useProxy) {
-          agent = this._proxyAgent;
-        }
-        if (!useProxy) {
-          agent = this._agent;
-        }
-        if (agent) {
-          return agent;
-        }
-        const usingSsl = parsedUrl.protocol === "https:";
-        let maxSockets = 100;
-        if (this.requestOptions) {
-          maxSockets = this.requestOptions.maxSockets || http2.globalAgent.maxSockets;
-        }
-        if (proxyUrl && proxyUrl.hostname) {
-          const agentOptions = {
-            maxSockets,
-            keepAlive: this._keepAlive,
-            proxy: Object.assign(Object.assign({}, (proxyUrl.username || proxyUrl.password) && {
-              proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
-            }), { host: proxyUrl.hostname, port: proxyUrl.port })
-          };
-          let tunnelAgent;
-          const overHttps = proxyUrl.protocol === "https:";
-          if (usingSsl) {
-            tunnelAgent = overHttps ? tunnel2.httpsOverHttps : tunnel2.httpsOverHttp;
-          } else {
-            tunnelAgent = overHttps ? tunnel2.httpOverHttps : tunnel2.httpOverHttp;
-          }
-          agent = tunnelAgent(agentOptions);
-          this._proxyAgent = agent;
-        }
-        if (!agent) {
-          const options = { keepAlive: this._keepAlive, maxSockets };
-          agent = usingSsl ? new https.Agent(options) : new http2.Agent(options);
-          this._agent = agent;
-        }
-        if (usingSsl && this._ignoreSslError) {
-          agent.options = Object.assign(agent.options || {}, {
-            rejectUnauthorized: false
-          });
-        }
-        return agent;
-      }
-      _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
-        let proxyAgent;
-        if (this._keepAlive) {
-          proxyAgent = this._proxyAgentDispatcher;
-        }
-        if (proxyAgent) {
-          return proxyAgent;
-        }
-        const usingSsl = parsedUrl.protocol === "https:";
-        proxyAgent = new undici_1.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, (proxyUrl.username || proxyUrl.password) && {
-          token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString("base64")}`
-        }));
-        this._proxyAgentDispatcher = proxyAgent;
-        if (usingSsl && this._ignoreSslError) {
-          proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
-            rejectUnauthorized: false
-          });
-        }
-        return proxyAgent;
-      }
-      _getUserAgentWithOrchestrationId(userAgent2) {
-        const baseUserAgent = userAgent2 || "actions/http-client";
-        const orchId = process.env["ACTIONS_ORCHESTRATION_ID"];
-        if (orchId) {
-          const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, "_");
-          return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
-        }
-        return baseUserAgent;
-      }
-      _performExponentialBackoff(retryNumber) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve) => setTimeout(() => resolve(), ms));
-        });
-      }
-      _processResponse(res, options) {
-        return __awaiter4(this, void 0, void 0, function* () {
-          return new Promise((resolve, reject) => __awaiter4(this, void 0, void 0, function* () {
-            const statusCode = res.message.statusCode || 0;
-            const response = {
-              statusCode,
-              result: null,
-              headers: {}
-            };
-            if (statusCode === HttpCodes2.NotFound) {
-              resolve(response);
-            }
-            function dateTimeDeserializer(key, value) {
-              if (typeof value === "string") {
-                const a = new Date(value);
-                if (!isNaN(a.valueOf())) {
-                  return a;
-                }
-              }
-              return value;
-            }
-            let obj;
-            let contents;
-            try {
-              contents = yield res.readBody();
-              if (contents && contents.length > 0) {
-                if (options && options.deserializeDates) {
-                  obj = JSON.parse(contents, dateTimeDeserializer);
-                } else {
-                  obj = JSON.parse(contents);
-                }
-                response.result = obj;
-              }
-              response.headers = res.message.headers;
-            } catch (err) {
-            }
-            if (statusCode > 299) {
-              let msg;
-              if (obj && obj.message) {
-                msg = obj.message;
-              } else if (contents && contents.length > 0) {
-                msg = contents;
-              } else {
-                msg = `Failed request: (${statusCode})`;
-              }
-              const err = new HttpClientError(msg, statusCode);
-              err.result = response.result;
-              reject(err);
-            } else {
-              resolve(response);
-            }
-          }));
-        });
-      }
-    };
-    exports.HttpClient = HttpClient3;
-    var lowercaseKeys2 = (obj) => Object.keys(obj).reduce((c, k) => (c[k.toLowerCase()] = obj[k], c), {});
   }
 });
 
@@ -42091,3614 +42091,10 @@ function group(name, fn) {
   });
 }
 
-// src/config.ts
-var DEFAULTS = {
-  port: "22",
-  "insecure-skip-host-key-check": "false",
-  strategy: "rolling",
-  replicas: "2",
-  ports: "9201-9210",
-  "container-port": "8080",
-  network: "",
-  "upstream-host": "127.0.0.1",
-  pull: "true",
-  "pull-timeout": "600",
-  "health-path": "/",
-  "health-status": "200-399",
-  "health-timeout": "60",
-  "health-interval": "0.2",
-  "drain-seconds": "5",
-  "stop-timeout": "10",
-  "batch-size": "1",
-  "keep-previous": "false",
-  "canary-steps": "10,50,100",
-  "canary-replicas": "1",
-  "canary-interval": "60",
-  "canary-max-error-rate": "1",
-  "nginx-mode": "container",
-  "nginx-scope": "site",
-  "nginx-container": "loadbalancer",
-  "nginx-image": "nginx:stable",
-  listen: "80",
-  "server-name": "localhost",
-  "lb-method": "least_conn",
-  weight: "10",
-  "max-fails": "3",
-  "fail-timeout": "30s",
-  operation: "deploy",
-  "dry-run": "false",
-  "rollback-on-failure": "true",
-  "lock-timeout": "300"
-};
-var derivedDefaults = {
-  configPath: (app) => `/etc/nginx/conf.d/${app}.conf`,
-  upstreamName: (app) => `${app.replace(/[-.]/g, "_")}_replicas`
-};
-var LIMITS = {
-  /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
-  stateDir: ".nginx-rollout",
-  /** Deploy history entries kept on the host. */
-  historyEntries: 20,
-  /** A lock whose heartbeat is older than this was left by a run that died. */
-  lockStaleSeconds: 45,
-  lockHeartbeatMs: 1e4,
-  /** Heartbeats that fail in a row before the run stops changing anything (the lock may be taken over at lockStaleSeconds). */
-  lockHeartbeatFailures: 2,
-  lockPollMs: 1e3,
-  /** How long a run waits for another app's nginx change on the same nginx to finish. */
-  nginxLockSeconds: 60,
-  /** How long nginx may take to start workers with the new config after the reload signal. */
-  reloadVerifyMs: 15e3,
-  /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
-  configIdPath: (app) => `/.nginx-rollout/${app}/config-id`,
-  /** Log lines of a failing replica shown in the summary. */
-  failureLogLines: 30,
-  /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
-  probeTimeoutMs: 2e3,
-  sshReadyTimeoutMs: 2e4,
-  sshKeepaliveMs: 1e4,
-  /**
-   * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat.
-   */
-  sshSessions: 8,
-  /** Forwarded TCP channels (health probes) open at once on one connection. */
-  sshTunnels: 16,
-  /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
-  commandTimeoutSeconds: 120,
-  /** The client gives a command this long past its remote deadline before it gives up on the channel. */
-  commandGraceSeconds: 10,
-  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
-  canaryMinRequests: 50,
-  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
-  canaryWorseZ: 3,
-  /** Consecutive failed health probes of a canary during a step that fail the step. */
-  canaryProbeFailures: 3,
-  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
-  canaryLogBytes: 32 * 1024 * 1024,
-  /** The per-app access log nginx writes while a canary split is live. */
-  canaryLogPath: (app) => `/var/log/nginx/nginx-rollout-${app}.log`,
-  /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
-  drainPollMs: 100,
-  drainQuietPolls: 2,
-  /**
-   * keepalive_min_timeout (nginx >= 1.27.4, site scope): an idle keep-alive connection of a reloading worker
-   * stays open this long and its next request is answered with Connection: close instead of being reset.
-   * Those old workers may still route to outgoing replicas meanwhile, so a drain lasts at least this long.
-   */
-  keepaliveMinTimeoutSeconds: 1,
-  /** The nginx version that introduced keepalive_min_timeout. */
-  keepaliveMinTimeoutSince: [1, 27, 4],
-  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
-  githubRequestTimeoutMs: 15e3,
-  /** Earlier deployments of the environment checked for one still marked active. */
-  githubEarlierDeployments: 10,
-  /** GitHub's limit on a deployment status description. */
-  githubDescriptionChars: 140,
-  /** Pushes of a pull request's canary shown in its comment. */
-  canaryPushesShown: 10
-};
-
-// src/model.ts
-import { isIP } from "node:net";
-var replicaKey = (r) => `${r.host}/${r.name}`;
-var replicaName = (app, port) => `${app}-${port}`;
-var LABEL = {
-  app: "nginx-rollout.app",
-  role: "nginx-rollout.role",
-  image: "nginx-rollout.image",
-  port: "nginx-rollout.port",
-  /** blue or green for blue-green replicas, empty otherwise (set anyway, so an image's own label never shows through). */
-  color: "nginx-rollout.color"
-};
-var hostPort = (host, port) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-var sshName = (host, port) => port === 22 ? host : hostPort(host, port);
-function parseListen(text2) {
-  const m = /^(\d+)$/.exec(text2) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text2) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text2);
-  if (!m) return void 0;
-  const port = Number(m[2] ?? m[1]);
-  if (port < 1 || port > 65535) return void 0;
-  if (m[2] !== void 0 && !isIP(m[1])) return void 0;
-  return m[2] === void 0 ? { port } : { address: m[1], port };
-}
-var LOOPBACK = /^(127\.|::1$|localhost$)/;
-var isLoopback = (address) => LOOPBACK.test(address);
-function mainImage(replicas) {
-  const counts = /* @__PURE__ */ new Map();
-  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
-}
-var liveColor = (replicas) => replicas.find((r) => r.color)?.color ?? "";
-function byHost(replicas) {
-  const groups = /* @__PURE__ */ new Map();
-  for (const r of replicas) groups.set(r.host, [...groups.get(r.host) ?? [], r]);
-  return groups;
-}
-var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.host}` : r.name).join(", ");
-
-// src/commands/shell.ts
-var command = (...argv) => ({ argv });
-var withStdin = (c, stdin, stdinLabel) => ({ ...c, stdin, stdinLabel });
-var withTimeout = (c, timeoutSeconds) => ({ ...c, timeoutSeconds });
-var script = (text2, ...args) => command("sh", "-c", text2, "sh", ...args);
-var PLAIN = /^[A-Za-z0-9_\-./:=@,+%]+$/;
-var quote = (arg) => PLAIN.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-var render = (c) => c.argv.map(quote).join(" ");
-var renderRemote = (c, defaultTimeoutSeconds) => render({ argv: ["timeout", "-k", "5", String(Math.ceil(c.timeoutSeconds ?? defaultTimeoutSeconds)), ...c.argv] });
-var brief = (arg) => {
-  if (!arg.includes("\n") && arg.length <= 200) return arg;
-  const lines = arg.split("\n");
-  return `<script ${lines[0].slice(0, 60)}... (${lines.length} lines)>`;
-};
-var describeCommand = (c) => {
-  const text2 = render({ argv: c.argv.map(brief) });
-  return c.stdinLabel ? `${text2} < (${c.stdinLabel})` : text2;
-};
-var ShellWordsError = class extends Error {
-};
-var OPERATORS = /* @__PURE__ */ new Set([";", "|", "&", "<", ">", "(", ")", "`", "$"]);
-function splitShellWords(text2) {
-  const words = [];
-  let word = "";
-  let inWord = false;
-  let i = 0;
-  const fail = (what) => {
-    throw new ShellWordsError(`${what} at character ${i + 1}`);
-  };
-  while (i < text2.length) {
-    const ch = text2[i];
-    if (ch === " " || ch === "	" || ch === "\n" || ch === "\r") {
-      if (inWord) words.push(word);
-      word = "";
-      inWord = false;
-      i++;
-    } else if (ch === "'") {
-      const end = text2.indexOf("'", i + 1);
-      if (end < 0) fail("unterminated single quote");
-      word += text2.slice(i + 1, end);
-      inWord = true;
-      i = end + 1;
-    } else if (ch === '"') {
-      inWord = true;
-      i++;
-      for (; ; ) {
-        if (i >= text2.length) fail("unterminated double quote");
-        const c = text2[i];
-        if (c === '"') break;
-        if (c === "$" || c === "`")
-          fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`);
-        if (c === "\\" && i + 1 < text2.length && '"\\$`\n'.includes(text2[i + 1])) {
-          if (text2[i + 1] !== "\n") word += text2[i + 1];
-          i += 2;
-          continue;
-        }
-        word += c;
-        i++;
-      }
-      i++;
-    } else if (ch === "\\") {
-      if (i + 1 >= text2.length) fail("trailing backslash");
-      if (text2[i + 1] !== "\n") {
-        word += text2[i + 1];
-        inWord = true;
-      }
-      i += 2;
-    } else if (OPERATORS.has(ch)) {
-      fail(`unquoted '${ch}' (nginx-rollout runs no shell here; quote it if it is meant literally)`);
-    } else if (ch === "#" && !inWord) {
-      fail("unquoted '#' would start a shell comment");
-    } else {
-      word += ch;
-      inWord = true;
-      i++;
-    }
-  }
-  if (inWord) words.push(word);
-  return words;
-}
-
-// src/commands/docker.ts
-var CONTAINER_FIELDS = `{"id":{{json .Id}},"name":{{json .Name}},"state":{{json .State.Status}},"pid":{{json .State.Pid}},"labels":{{json .Config.Labels}}}`;
-var listManaged = () => script(
-  `ids=$(docker ps --all --quiet --no-trunc --filter "label=$1") || exit $?
-[ -z "$ids" ] && exit 0
-# A container removed between the two commands is simply not listed.
-docker inspect --format "$2" $ids 2>/dev/null
-exit 0`,
-  `${LABEL.role}=replica`,
-  CONTAINER_FIELDS
-);
-function replicaEnv(config, replica) {
-  const port = config.network === "host" ? replica.port : config.containerPort;
-  return [`PORT=${port}`, ...config.env.map((v) => `${v.name}=${v.value}`)].join("\n") + "\n";
-}
-var listenPortInside = (config, replica) => config.network === "host" ? replica.port : config.containerPort;
-function runReplica(config, replica) {
-  const network = config.network === "host" ? ["--network", "host"] : [
-    ...config.network ? ["--network", config.network] : [],
-    "--publish",
-    `${hostPort(replica.address, replica.port)}:${config.containerPort}`
-  ];
-  const run3 = command(
-    "docker",
-    "run",
-    "--detach",
-    "--name",
-    replica.name,
-    "--label",
-    `${LABEL.app}=${config.app}`,
-    "--label",
-    `${LABEL.role}=replica`,
-    "--label",
-    `${LABEL.image}=${replica.image}`,
-    "--label",
-    `${LABEL.port}=${replica.port}`,
-    "--label",
-    `${LABEL.color}=${replica.color ?? ""}`,
-    ...network,
-    "--env-file",
-    "/dev/stdin",
-    ...config.runArgs,
-    replica.image
-  );
-  const names2 = ["PORT", ...config.env.map((v) => v.name)];
-  return withTimeout(
-    withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`),
-    config.pullTimeoutSeconds
-  );
-}
-var startContainers = (refs) => command("docker", "start", "--", ...refs);
-var stopContainers = (refs, timeoutSeconds) => withTimeout(command("docker", "stop", "--time", String(timeoutSeconds), "--", ...refs), timeoutSeconds + 60);
-var REMOVE = `out=$(docker rm --force --volumes -- "$@" 2>&1) && exit 0
-left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null)
-[ -z "$left" ] && exit 0
-printf '%s\\n' "$out" >&2
-exit 1`;
-var removeContainers = (refs) => script(REMOVE, ...refs);
-var RETIRE = `dir=$1; t=$2; shift 2
-mkdir -p "$dir" || exit 1
-report="$dir/$(date +%Y%m%dT%H%M%S)-$$.txt"
-setsid sh -c 'report=$1; t=$2; shift 2
-  out=$(docker stop --time "$t" -- "$@" 2>&1 && docker rm --force --volumes -- "$@" 2>&1) && exit 0
-  printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
-exit 0`;
-var retireContainers = (reportDir, refs, stopTimeoutSeconds) => script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs);
-var readRetireReports = (reportDir) => script(
-  'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0',
-  reportDir
-);
-var pullImage = (image, timeoutSeconds) => withTimeout(command("docker", "pull", "--quiet", image), timeoutSeconds);
-var ensureImage = (image, timeoutSeconds) => withTimeout(script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image), timeoutSeconds);
-var login = (server, username, password, timeoutSeconds) => withTimeout(
-  withStdin(
-    command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []),
-    password,
-    "registry password"
-  ),
-  timeoutSeconds
-);
-var inspectState = (ref) => command(
-  "docker",
-  "inspect",
-  "--format",
-  "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}",
-  "--",
-  ref
-);
-var healthLog = (ref) => command(
-  "docker",
-  "inspect",
-  "--format",
-  "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}",
-  "--",
-  ref
-);
-var containerLogs = (ref, lines) => command("docker", "logs", "--tail", String(lines), "--", ref);
-function parseReplicaState(stdout) {
-  const [status, health, exitCode] = stdout.trim().split("	");
-  return { status: status || "unknown", health: health || "none", exitCode: Number(exitCode || 0) };
-}
-var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
-watch=''
-while [ $# -ge 3 ]; do
-  pid=$2
-  [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  hex=''
-  for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:\${hex#|}"
-  shift 3
-done
-inflight() {
-  n=0
-  for w in $watch; do
-    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
-    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
-    n=$((n + c))
-  done
-  echo $n
-}
-i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000+0.5)}" 2>/dev/null || echo 100)
-maxi=$(awk "BEGIN{print int($max/$poll+0.5)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll+0.5)}" 2>/dev/null || echo 0)
-while :; do
-  n=$(inflight)
-  if [ "$n" = unknown ]; then sleep "$max"; echo "unknown $max"; exit 0; fi
-  if [ "$n" -eq 0 ]; then still=$((still + 1)); else still=0; fi
-  if [ "$still" -ge "$quiet" ] && [ "$i" -ge "$mini" ]; then echo "idle $((i * ms))"; exit 0; fi
-  if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
-  sleep "$poll"; i=$((i + 1))
-done`;
-var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
-  script(
-    DRAIN,
-    String(maxSeconds),
-    String(minSeconds),
-    String(pollMs / 1e3),
-    String(quietPolls),
-    ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])
-  ),
-  maxSeconds + 30
-);
-function parseDrain(stdout) {
-  const [kind, a = "0", b = "0"] = stdout.trim().split(/\s+/);
-  if (kind === "idle") return { kind, ms: Number(a) };
-  if (kind === "busy") return { kind, ms: Number(a), inFlight: Number(b) };
-  return { kind: "unknown", seconds: Number(a) };
-}
-
-// src/health/canary.ts
-var SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`;
-var STATUS = String.raw`(?:\d{3}|-)`;
-var SEP = String.raw`(?:, | : )`;
-var LINE = new RegExp(
-  String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`
-);
-function parseAccessLog(text2) {
-  const attempts = [];
-  let skipped = 0;
-  for (const line of text2.split("\n")) {
-    if (!line) continue;
-    const m = LINE.exec(line);
-    if (!m) {
-      skipped++;
-      continue;
-    }
-    const servers = m[1].split(/, | : /);
-    const statuses = m[2].split(/, | : /);
-    servers.forEach((server, i) => {
-      if (!/:\d+$/.test(server) || server.startsWith("unix:")) return;
-      const status = Number(statuses[i]);
-      attempts.push({ server, status: Number.isFinite(status) ? status : void 0 });
-    });
-  }
-  return { attempts, skipped };
-}
-function stats(attempts, servers) {
-  const mine = attempts.filter((a) => servers.has(a.server));
-  const errors = mine.filter((a) => a.status !== void 0 && a.status >= 500).length;
-  return { requests: mine.length, errors, rate: mine.length ? 100 * errors / mine.length : 0 };
-}
-var pct = (n) => `${n.toFixed(2)}%`;
-function worseBy(canary, stable) {
-  if (!canary.requests || !stable.requests) return 0;
-  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests));
-  const diff = canary.errors / canary.requests - stable.errors / stable.requests;
-  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
-}
-function judgeCanary(attempts, canaryServers, stableServers, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
-  const canary = stats(attempts, canaryServers);
-  const stable = stats(attempts, stableServers);
-  const z = worseBy(canary, stable);
-  if (canary.rate > maxErrorRate)
-    return {
-      verdict: "fail",
-      canary,
-      stable,
-      reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`
-    };
-  if (z > LIMITS.canaryWorseZ)
-    return {
-      verdict: "fail",
-      canary,
-      stable,
-      reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`
-    };
-  if (canary.requests < minRequests)
-    return {
-      verdict: "inconclusive",
-      canary,
-      stable,
-      reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`
-    };
-  return {
-    verdict: "pass",
-    canary,
-    stable,
-    reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`
-  };
-}
-
-// src/health/judge.ts
-var statusAllowed = (status, ranges) => status !== void 0 && ranges.some((r) => status >= r.min && status <= r.max);
-var describeProbe = (path3, p) => p.status !== void 0 ? `GET ${path3} -> ${p.status}` : `GET ${path3} -> ${p.error ?? "no answer"}`;
-var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
-
-// src/health/gate.ts
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
-var StepFailure = class extends Error {
-};
-async function gate(port, config, replica, again = false) {
-  const h = config.health;
-  const t0 = Date.now();
-  const deadline = t0 + h.timeoutMs;
-  let probes = 0;
-  let last;
-  let state2;
-  let askedAt = 0;
-  const result = (ok) => ({
-    replica: replica.name,
-    host: replica.host,
-    ok,
-    probes,
-    ms: Date.now() - t0,
-    last: last ? describeProbe(h.path, last) : "-",
-    dockerHealth: state2?.health ?? "none"
-  });
-  for (; ; ) {
-    const tick = Date.now();
-    last = await port.probe(replica);
-    probes++;
-    const answered = statusAllowed(last.status, h.status);
-    if (again && answered && !state2) return result(true);
-    if (answered || !state2 || state2.health !== "none" || Date.now() - askedAt >= 1e3 || Date.now() >= deadline) {
-      askedAt = Date.now();
-      state2 = await port.state(replica);
-    }
-    const hasHealthcheck = state2.health !== "none";
-    if (answered && state2.status === "running" && (!hasHealthcheck || state2.health === "healthy")) return result(true);
-    const exited = state2.status !== "running" && state2.status !== "created";
-    if (exited || Date.now() >= deadline) {
-      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
-      await port.evidence(replica, why, hasHealthcheck);
-      throw Object.assign(new StepFailure(why), { gate: result(false) });
-    }
-    await sleep(Math.max(0, h.intervalMs - (Date.now() - tick)));
-  }
-}
-async function observe(port, config, split, stable, windowSeconds) {
-  const h = config.health;
-  await port.startCanaryLog();
-  const deadline = Date.now() + windowSeconds * 1e3;
-  let failures = 0;
-  while (Date.now() < deadline) {
-    const tick = Date.now();
-    const probes = await Promise.all(split.canary.map((r) => port.probe(r)));
-    const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
-    failures = bad.length ? failures + 1 : 0;
-    if (failures >= LIMITS.canaryProbeFailures) {
-      const [replica, probe] = bad[0];
-      await port.evidence(replica, `health probe failed ${failures} times in a row during the canary step`, false);
-      const none = { requests: 0, errors: 0, rate: 0 };
-      return {
-        verdict: "fail",
-        percent: split.percent,
-        seconds: windowSeconds,
-        canary: none,
-        stable: none,
-        reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row`
-      };
-    }
-    await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
-  }
-  const log = await port.readCanaryLog();
-  const { attempts } = parseAccessLog(log.text);
-  const key = (r) => hostPort(r.address, r.port);
-  const judgement = judgeCanary(
-    attempts,
-    new Set(split.canary.map(key)),
-    new Set(stable.map(key)),
-    config.canary.maxErrorRate
-  );
-  const sampled = log.newestOnly ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)` : "";
-  if (judgement.verdict === "fail") for (const r of split.canary) await port.evidence(r, judgement.reason, false);
-  const hint = judgement.verdict === "inconclusive" && judgement.canary.requests === 0 && judgement.stable.requests === 0 ? `; nginx logged no request of ${config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)` : "";
-  return { ...judgement, reason: judgement.reason + sampled + hint, percent: split.percent, seconds: windowSeconds };
-}
-var Watch = class {
-  constructor(port, config) {
-    this.port = port;
-    this.config = config;
-    this.failed = new Promise((_, reject) => this.fail = reject);
-    this.failed.catch(() => void 0);
-    this.loop = this.run();
-  }
-  port;
-  config;
-  watched = /* @__PURE__ */ new Map();
-  failure;
-  running = true;
-  loop;
-  /** Rejects with what the watch saw, the moment it sees it. */
-  failed;
-  fail = () => void 0;
-  wake = () => void 0;
-  /**
-   * Waits for `work`, or fails as soon as the watch sees a routed replica exit: a wait (a drain) need not
-   * run on while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
-   */
-  async unlessFailed(work) {
-    work.catch(() => void 0);
-    return Promise.race([work, this.failed]);
-  }
-  add(replicas) {
-    for (const r of replicas) this.watched.set(replicaKey(r), r);
-  }
-  /** Throws what the watch saw, if anything. */
-  check() {
-    if (this.failure) throw this.failure;
-  }
-  async stop() {
-    this.running = false;
-    this.wake();
-    await this.loop;
-  }
-  /**
-   * Probes every watched replica now, and throws what it saw: before a route takes the last old replicas
-   * out, so that it never leaves nginx only replicas that have died since the last round.
-   */
-  async checkNow() {
-    await this.round();
-    this.check();
-  }
-  async round() {
-    await Promise.all(
-      [...this.watched.values()].map(async (r) => {
-        if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return;
-        const state2 = await this.port.state(r).catch(() => void 0);
-        if (!state2 || state2.status === "running" || state2.status === "created" || this.failure) return;
-        this.failure = new StepFailure(
-          `${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`
-        );
-        this.fail(this.failure);
-        await this.port.evidence(r, this.failure.message, false).catch(() => void 0);
-      })
-    );
-  }
-  async run() {
-    while (this.running && !this.failure) {
-      const tick = Date.now();
-      await this.round();
-      await new Promise((resolve) => {
-        const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)));
-        this.wake = () => (clearTimeout(timer), resolve());
-      });
-    }
-  }
-};
-
-// src/nginx/nginx.ts
-import { createHash as createHash3 } from "node:crypto";
-
-// src/remote/frames.ts
-var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
-trap 'rm -rf "$nr_t"' EXIT
-section() {
-  nr_n=$1; shift
-  mkdir -p "$nr_t/$nr_n"
-  "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
-  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/$nr_n/o" | tr -d ' ')" "$(wc -c <"$nr_t/$nr_n/e" | tr -d ' ')"
-  cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
-}
-`;
-var text = (b) => b?.toString("utf8") ?? "";
-var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
-function parseSections(raw) {
-  const sections = /* @__PURE__ */ new Map();
-  const marker = Buffer.from("\n@@nginx-rollout ");
-  let at = raw.indexOf(marker);
-  while (at >= 0 && at < raw.length) {
-    const end = raw.indexOf(10, at + 1);
-    if (end < 0) break;
-    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
-    if (!m) break;
-    const [, name, code, outLen, errLen] = m;
-    const start = end + 1;
-    if (start + Number(outLen) + Number(errLen) > raw.length) break;
-    const out = raw.subarray(start, start + Number(outLen));
-    const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen));
-    sections.set(name, { code: Number(code), out, err });
-    at = start + Number(outLen) + Number(errLen);
-    if (raw.subarray(at, at + marker.length).equals(marker)) continue;
-    break;
-  }
-  return sections;
-}
-function sectioned(first, parts) {
-  return script(
-    `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
-shift
-nr_i=0
-while [ $# -ge 2 ]; do nr_i=$((nr_i + 1)); section "$1" sh -c "$2" >"$nr_t/part$nr_i" & shift 2; done
-wait
-nr_j=1
-while [ $nr_j -le $nr_i ]; do cat "$nr_t/part$nr_j"; nr_j=$((nr_j + 1)); done`,
-    first ? render(first) : "",
-    ...parts.flatMap((p) => [p.name, render(p.command)])
-  );
-}
-
-// src/remote/ssh.ts
-import http from "node:http";
-import net from "node:net";
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_is_stream = __toESM(require_is_stream(), 1);
-var import_make_dir = __toESM(require_make_dir(), 1);
-import invariant2, { AssertionError } from "assert";
-import fs4 from "fs";
-import fsPath2 from "path";
-
-// node_modules/sb-promise-queue/lib/esm/index.mjs
-var PromiseQueue = class {
-  constructor({ concurrency = 1 } = {}) {
-    this.options = { concurrency };
-    this.running = 0;
-    this.queue = [];
-    this.idleCallbacks = [];
-  }
-  clear() {
-    this.queue = [];
-  }
-  onIdle(callback) {
-    this.idleCallbacks.push(callback);
-    return () => {
-      const index = this.idleCallbacks.indexOf(callback);
-      if (index !== -1) {
-        this.idleCallbacks.splice(index, 1);
-      }
-    };
-  }
-  waitTillIdle() {
-    return new Promise((resolve) => {
-      if (this.running === 0) {
-        resolve();
-        return;
-      }
-      const dispose = this.onIdle(() => {
-        dispose();
-        resolve();
-      });
-    });
-  }
-  add(callback) {
-    return new Promise((resolve, reject) => {
-      const runCallback = () => {
-        this.running += 1;
-        try {
-          Promise.resolve(callback()).then((val) => {
-            resolve(val);
-            this.processNext();
-          }, (err) => {
-            reject(err);
-            this.processNext();
-          });
-        } catch (err) {
-          reject(err);
-          this.processNext();
-        }
-      };
-      if (this.running >= this.options.concurrency) {
-        this.queue.push(runCallback);
-      } else {
-        runCallback();
-      }
-    });
-  }
-  // Internal function, don't use
-  processNext() {
-    this.running -= 1;
-    const callback = this.queue.shift();
-    if (callback) {
-      callback();
-    } else if (this.running === 0) {
-      this.idleCallbacks.forEach((item) => item());
-    }
-  }
-};
-
-// node_modules/sb-scandir/lib/esm/index.mjs
-import fs3 from "fs";
-import fsPath from "path";
-import invariant from "assert";
-var defaultFilesystem = {
-  join(pathA, pathB) {
-    return fsPath.join(pathA, pathB);
-  },
-  basename(path3) {
-    return fsPath.basename(path3);
-  },
-  stat(path3) {
-    return new Promise((resolve, reject) => {
-      fs3.stat(path3, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  },
-  readdir(path3) {
-    return new Promise((resolve, reject) => {
-      fs3.readdir(path3, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-};
-async function scanDirectoryInternal({ path: path3, recursive, validate, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path3);
-  if (itemStat.isFile()) {
-    result.files.push(path3);
-  } else if (itemStat.isDirectory()) {
-    result.directories.push(path3);
-  }
-  if (!itemStat.isDirectory() || recursive === "none") {
-    return;
-  }
-  const contents = await fileSystem.readdir(path3);
-  contents.forEach((item) => {
-    const itemPath = fileSystem.join(path3, item);
-    if (!validate(itemPath)) {
-      return;
-    }
-    queue.add(() => scanDirectoryInternal({
-      path: itemPath,
-      recursive: recursive === "shallow" ? "none" : "deep",
-      validate,
-      result,
-      fileSystem,
-      queue,
-      reject
-    })).catch(reject);
-  });
-}
-async function scanDirectory(path3, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path3 && typeof path3 === "string", "path must be a valid string");
-  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
-  invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
-  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
-  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
-  const queue = new PromiseQueue({
-    concurrency
-  });
-  const result = { files: [], directories: [] };
-  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve, reject) => {
-    scanDirectoryInternal({
-      path: path3,
-      recursive: recursive ? "deep" : "shallow",
-      validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
-      result,
-      fileSystem: mergedFileSystem,
-      queue,
-      reject
-    }).then(() => queue.waitTillIdle()).then(resolve, reject);
-  });
-  return result;
-}
-var esm_default = scanDirectory;
-
-// node_modules/node-ssh/lib/esm/index.mjs
-var import_shell_escape = __toESM(require_shell_escape(), 1);
-var import_ssh2 = __toESM(require_lib2(), 1);
-var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path3) => !fsPath2.basename(path3).startsWith(".");
-var DEFAULT_TICK = () => {
-};
-var SSHError = class extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-};
-function unixifyPath(path3) {
-  if (path3.includes("\\")) {
-    return path3.split("\\").join("/");
-  }
-  return path3;
-}
-async function readFile(filePath) {
-  return new Promise((resolve, reject) => {
-    fs4.readFile(filePath, "utf8", (err, res) => {
-      if (err) {
-        reject(err);
-      } else {
-        resolve(res);
-      }
-    });
-  });
-}
-var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path3, sftp) {
-  let stats2 = null;
-  try {
-    stats2 = await new Promise((resolve, reject) => {
-      sftp.stat(path3, (err, res) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  } catch (_) {
-  }
-  if (stats2) {
-    if (stats2.isDirectory()) {
-      return;
-    }
-    throw new Error("mkdir() failed, target already exists and is not a directory");
-  }
-  try {
-    await new Promise((resolve, reject) => {
-      sftp.mkdir(path3, (err) => {
-        if (err) {
-          reject(err);
-        } else {
-          resolve();
-        }
-      });
-    });
-  } catch (err) {
-    if (err != null && typeof err.stack === "string") {
-      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
-      if (matches != null) {
-        throw new SSHError(err.message, matches[1]);
-      }
-      throw err;
-    }
-  }
-}
-var NodeSSH = class {
-  constructor() {
-    this.connection = null;
-  }
-  getConnection() {
-    const { connection } = this;
-    if (connection == null) {
-      throw new Error("Not connected to server");
-    }
-    return connection;
-  }
-  async connect(givenConfig) {
-    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
-    const config = { ...givenConfig };
-    invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
-    if (config.host != null) {
-      invariant2(typeof config.host === "string", "config.host must be a valid string");
-    } else if (config.sock != null) {
-      invariant2(typeof config.sock === "object", "config.sock must be a valid object");
-    } else {
-      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
-    }
-    if (config.privateKey != null || config.privateKeyPath != null) {
-      if (config.privateKey != null) {
-        invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
-        invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
-      } else if (config.privateKeyPath != null) {
-        invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
-        invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
-      }
-      invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
-      if (config.privateKeyPath != null) {
-        try {
-          config.privateKey = await readFile(config.privateKeyPath);
-        } catch (err) {
-          if (err != null && err.code === "ENOENT") {
-            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
-          }
-          throw err;
-        }
-      }
-    } else if (config.password != null) {
-      invariant2(typeof config.password === "string", "config.password must be a valid string");
-    }
-    if (config.tryKeyboard != null) {
-      invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
-    }
-    if (config.tryKeyboard) {
-      const { password } = config;
-      if (config.onKeyboardInteractive != null) {
-        invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
-      } else if (password != null) {
-        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
-          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish([password]);
-          }
-        };
-      }
-    }
-    const connection = new import_ssh2.default.Client();
-    this.connection = connection;
-    await new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      if (config.onKeyboardInteractive) {
-        connection.on("keyboard-interactive", config.onKeyboardInteractive);
-      }
-      connection.on("ready", () => {
-        connection.removeListener("error", reject);
-        resolve();
-      });
-      connection.on("end", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-      });
-      connection.on("close", () => {
-        if (this.connection === connection) {
-          this.connection = null;
-        }
-        reject(new SSHError("No response from server", "ETIMEDOUT"));
-      });
-      connection.connect(config);
-    });
-    return this;
-  }
-  isConnected() {
-    return this.connection != null;
-  }
-  async requestShell(options) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      const callback = (err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      };
-      if (options == null) {
-        connection.shell(callback);
-      } else {
-        connection.shell(options, callback);
-      }
-    });
-  }
-  async withShell(callback, options) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const shell = await this.requestShell(options);
-    try {
-      await callback(shell);
-    } finally {
-      shell.destroy();
-    }
-  }
-  async requestSFTP() {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.sftp((err, res) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
-      });
-    });
-  }
-  async withSFTP(callback) {
-    invariant2(typeof callback === "function", "callback must be a valid function");
-    const sftp = await this.requestSFTP();
-    try {
-      await callback(sftp);
-    } finally {
-      sftp.end();
-    }
-  }
-  async execCommand(givenCommand, options = {}) {
-    invariant2(typeof givenCommand === "string", "command must be a valid string");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
-    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
-    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
-    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
-    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
-    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
-    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
-    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
-    let command2 = givenCommand;
-    if (options.cwd) {
-      command2 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command2}`;
-    }
-    const connection = this.getConnection();
-    const output = { stdout: [], stderr: [] };
-    return new Promise((resolve, reject) => {
-      connection.on("error", reject);
-      connection.exec(command2, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
-        connection.removeListener("error", reject);
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (options.onChannel) {
-          options.onChannel(channel);
-        }
-        channel.on("data", (chunk) => {
-          if (options.onStdout)
-            options.onStdout(chunk);
-          output.stdout.push(chunk.toString(options.encoding));
-        });
-        channel.stderr.on("data", (chunk) => {
-          if (options.onStderr)
-            options.onStderr(chunk);
-          output.stderr.push(chunk.toString(options.encoding));
-        });
-        if (options.stdin != null) {
-          if (import_is_stream.default.readable(options.stdin)) {
-            options.stdin.pipe(channel, {
-              end: true
-            });
-          } else {
-            channel.write(options.stdin);
-            channel.end();
-          }
-        } else {
-          channel.end();
-        }
-        let code = null;
-        let signal = null;
-        channel.on("exit", (code_, signal_) => {
-          code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
-        });
-        channel.on("close", () => {
-          let stdout = output.stdout.join("");
-          let stderr = output.stderr.join("");
-          if (options.noTrim !== true) {
-            stdout = stdout.trim();
-            stderr = stderr.trim();
-          }
-          resolve({
-            code: code != null ? code : null,
-            signal: signal != null ? signal : null,
-            stdout,
-            stderr
-          });
-        });
-      });
-    });
-  }
-  async exec(command2, parameters, options = {}) {
-    invariant2(typeof command2 === "string", "command must be a valid string");
-    invariant2(Array.isArray(parameters), "parameters must be a valid array");
-    invariant2(options != null && typeof options === "object", "options must be a valid object");
-    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
-    for (let i = 0, { length } = parameters; i < length; i += 1) {
-      invariant2(typeof parameters[i] === "string", `parameters[${i}] must be a valid string`);
-    }
-    const completeCommand = `${command2}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
-    const response = await this.execCommand(completeCommand, options);
-    if (options.stream == null || options.stream === "stdout") {
-      if (response.stderr) {
-        throw new Error(response.stderr);
-      }
-      return response.stdout;
-    }
-    if (options.stream === "stderr") {
-      return response.stderr;
-    }
-    return response;
-  }
-  async mkdir(path3, method = "sftp", givenSftp = null) {
-    invariant2(typeof path3 === "string", "path must be a valid string");
-    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path3)]);
-      return;
-    }
-    const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path3), sftp).catch(async (error2) => {
-      if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
-        throw error2;
-      }
-      await this.mkdir(fsPath2.dirname(path3), "sftp", sftp);
-      await makeSftpDirectory(false);
-    });
-    try {
-      await makeSftpDirectory(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    const sftp = givenSftp || await this.requestSFTP();
-    try {
-      await new Promise((resolve, reject) => {
-        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
-          if (err) {
-            reject(err);
-          } else {
-            resolve();
-          }
-        });
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
-    invariant2(typeof localFile === "string", "localFile must be a valid string");
-    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
-    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
-    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve) => {
-      fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve(err === null);
-      });
-    }), `localFile does not exist at ${localFile}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const putFile = (retry) => {
-      return new Promise((resolve, reject) => {
-        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
-          if (err == null) {
-            resolve();
-            return;
-          }
-          if (err.message === "No such file" && retry) {
-            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
-          } else {
-            reject(err);
-          }
-        });
-      });
-    };
-    try {
-      await putFile(true);
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
-    invariant2(Array.isArray(files), "files must be an array");
-    for (let i = 0, { length } = files; i < length; i += 1) {
-      const file = files[i];
-      invariant2(file, "files items must be valid objects");
-      invariant2(file.local && typeof file.local === "string", `files[${i}].local must be a string`);
-      invariant2(file.remote && typeof file.remote === "string", `files[${i}].remote must be a string`);
-    }
-    const transferred = [];
-    const sftp = givenSftp || await this.requestSFTP();
-    const queue = new PromiseQueue({ concurrency });
-    try {
-      await new Promise((resolve, reject) => {
-        files.forEach((file) => {
-          queue.add(async () => {
-            await this.putFile(file.local, file.remote, sftp, transferOptions);
-            transferred.push(file);
-          }).catch(reject);
-        });
-        queue.waitTillIdle().then(resolve);
-      });
-    } catch (error2) {
-      if (error2 != null) {
-        error2.transferred = transferred;
-      }
-      throw error2;
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-  }
-  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(localDirectory, {
-      recursive,
-      validate
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
-    directories.sort((a, b) => a.length - b.length);
-    let failed2 = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.putFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed2 = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed2;
-  }
-  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
-    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
-    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
-      fs4.stat(localDirectory, (err, stat2) => {
-        resolve(stat2 || null);
-      });
-    });
-    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
-    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
-    const sftp = givenSftp || await this.requestSFTP();
-    const scanned = await esm_default(remoteDirectory, {
-      recursive,
-      validate,
-      concurrency,
-      fileSystem: {
-        basename(path3) {
-          return fsPath2.posix.basename(path3);
-        },
-        join(pathA, pathB) {
-          return fsPath2.posix.join(pathA, pathB);
-        },
-        readdir(path3) {
-          return new Promise((resolve, reject) => {
-            sftp.readdir(path3, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res.map((item) => item.filename));
-              }
-            });
-          });
-        },
-        stat(path3) {
-          return new Promise((resolve, reject) => {
-            sftp.stat(path3, (err, res) => {
-              if (err) {
-                reject(err);
-              } else {
-                resolve(res);
-              }
-            });
-          });
-        }
-      }
-    });
-    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
-    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
-    directories.sort((a, b) => a.length - b.length);
-    let failed2 = false;
-    try {
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        directories.forEach((directory) => {
-          queue.add(async () => {
-            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-      await new Promise((resolve, reject) => {
-        const queue = new PromiseQueue({ concurrency });
-        files.forEach((file) => {
-          queue.add(async () => {
-            const localFile = fsPath2.join(localDirectory, file);
-            const remoteFile = fsPath2.join(remoteDirectory, file);
-            try {
-              await this.getFile(localFile, remoteFile, sftp, transferOptions);
-              tick(localFile, remoteFile, null);
-            } catch (_) {
-              failed2 = true;
-              tick(localFile, remoteFile, _);
-            }
-          }).catch(reject);
-        });
-        resolve(queue.waitTillIdle());
-      });
-    } finally {
-      if (!givenSftp) {
-        sftp.end();
-      }
-    }
-    return !failed2;
-  }
-  forwardIn(remoteAddr, remotePort, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        const handler2 = (details, acceptConnection, rejectConnection) => {
-          if (details.destIP === remoteAddr && details.destPort === port) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("tcp connection", handler2);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("tcp connection", handler2);
-            connection.unforwardIn(remoteAddr, port, (_error) => {
-              if (_error) {
-                _reject(error2);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ port, dispose });
-      });
-    });
-  }
-  forwardOut(srcIP, srcPort, dstIP, dstPort) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  forwardInStreamLocal(socketPath, onConnection) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        const handler2 = (details, acceptConnection, rejectConnection) => {
-          if (details.socketPath === socketPath) {
-            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
-          }
-        };
-        if (onConnection) {
-          connection.on("unix connection", handler2);
-        }
-        const dispose = () => {
-          return new Promise((_resolve, _reject) => {
-            connection.off("unix connection", handler2);
-            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
-              if (_error) {
-                _reject(_error);
-              }
-              _resolve();
-            });
-          });
-        };
-        resolve({ dispose });
-      });
-    });
-  }
-  forwardOutStreamLocal(socketPath) {
-    const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
-      connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
-        if (error2) {
-          reject(error2);
-          return;
-        }
-        resolve(channel);
-      });
-    });
-  }
-  dispose() {
-    if (this.connection) {
-      this.connection.end();
-      this.connection = null;
-    }
-  }
-};
-
-// src/remote/hostkey.ts
-import { createHash, createHmac } from "node:crypto";
-var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
-var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
-var globToRegExp = (pattern) => new RegExp(
-  `^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
-  "i"
-);
-function hostMatches(patterns, name) {
-  if (patterns.startsWith("|1|")) {
-    const [, , salt, hash] = patterns.split("|");
-    if (!salt || !hash) return false;
-    return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash;
-  }
-  let matched = false;
-  for (const p of patterns.split(",")) {
-    if (p.startsWith("!")) {
-      if (globToRegExp(p.slice(1)).test(name)) return false;
-    } else if (globToRegExp(p).test(name)) matched = true;
-  }
-  return matched;
-}
-function knownKeysFor(knownHosts, host, port) {
-  const name = knownHostsName(host, port);
-  const keys = [];
-  for (const raw of knownHosts.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const fields = line.split(/\s+/);
-    const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
-    if (marker === "@cert-authority" || fields.length < 3) continue;
-    if (hostMatches(fields[0], name))
-      keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
-  }
-  return keys;
-}
-function verifyHostKey(policy, host, port, key) {
-  const presented = fingerprintOf(key);
-  const known = knownKeysFor(policy.knownHosts, host, port);
-  if (known.some((k) => k.revoked && k.key.equals(key)))
-    return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
-  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key)))
-    return { ok: true, presented };
-  if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented };
-  const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))];
-  return {
-    ok: false,
-    presented,
-    reason: expected.length ? `expected ${expected.join(" or ")}` : `known-hosts has no entry for ${knownHostsName(host, port)}`
-  };
-}
-
-// src/remote/ssh.ts
-var RemoteError = class extends Error {
-  constructor(message, result, options) {
-    super(message, options);
-    this.result = result;
-  }
-  result;
-};
-async function run(remote, c, what) {
-  const r = await remote.exec(c);
-  if (r.code !== 0) throw failure(remote, c, what, r);
-  return r;
-}
-function failure(remote, c, what, r) {
-  const output = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-15).join("\n");
-  const timedOut = r.code === 124 || r.code === 137 ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)` : "";
-  return new RemoteError(
-    `${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || "(no output)"}
-  command: ${describeCommand(c)}`,
-    r
-  );
-}
-var Pool = class {
-  constructor(size) {
-    this.size = size;
-  }
-  size;
-  active = 0;
-  waiting = [];
-  async use(f) {
-    if (this.active >= this.size) await new Promise((r) => this.waiting.push(r));
-    this.active++;
-    try {
-      return await f();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-};
-async function openSsh({ target, login: login2, via, debug: debug2 }) {
-  const name = sshName(target.host, target.port);
-  const ssh = new NodeSSH();
-  let rejection;
-  try {
-    const sock = via ? await forward(via, target.host, target.port).catch((e) => {
-      throw new RemoteError(
-        `the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, "")}`,
-        void 0,
-        { cause: e }
-      );
-    }) : await tcpConnect(target);
-    await ssh.connect({
-      host: target.host,
-      port: target.port,
-      sock,
-      username: login2.username,
-      privateKey: login2.privateKey,
-      passphrase: login2.passphrase,
-      password: login2.password,
-      readyTimeout: LIMITS.sshReadyTimeoutMs,
-      keepaliveInterval: LIMITS.sshKeepaliveMs,
-      hostVerifier: (key) => {
-        const verdict = verifyHostKey(login2.hostKey, target.host, target.port, key);
-        if (!verdict.ok)
-          rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
-        else debug2(`host key of ${name}: ${verdict.presented} accepted`);
-        return verdict.ok;
-      }
-    });
-  } catch (e) {
-    ssh.dispose();
-    const how = via ? " (through the bastion)" : "";
-    throw new RemoteError(
-      rejection ?? `ssh connection to ${login2.username}@${name}${how} failed: ${e.message.replace(/^\(SSH\) /, "")}`,
-      void 0,
-      { cause: e }
-    );
-  }
-  return ssh;
-}
-function tcpConnect(target) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
-    const timer = setTimeout(
-      () => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1e3}s while connecting`)),
-      LIMITS.sshReadyTimeoutMs
-    );
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      resolve(socket);
-    });
-    socket.once("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
-function forward(ssh, host, port) {
-  const client = ssh.connection;
-  if (!client) return Promise.reject(new Error("the connection is closed"));
-  return new Promise(
-    (resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel))
-  );
-}
-function remoteOver(ssh, name, debug2) {
-  const client = ssh.connection;
-  const stats2 = { connections: 1, commands: 0, probes: 0 };
-  const sessions = new Pool(LIMITS.sshSessions);
-  const tunnels = new Pool(LIMITS.sshTunnels);
-  let lost;
-  const closed = new Promise((_, reject) => {
-    const onLost = (why) => {
-      lost ??= new RemoteError(
-        `the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`
-      );
-      reject(lost);
-    };
-    client.on("close", () => onLost("closed"));
-    client.on("error", (e) => onLost(e.message));
-  });
-  closed.catch(() => void 0);
-  const guarded = (op) => lost ? Promise.reject(lost) : Promise.race([op(), closed]);
-  const execOnce = (c) => new Promise((resolve, reject) => {
-    const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
-    const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1e3;
-    client.exec(line, (err, stream) => {
-      if (err)
-        return reject(
-          new RemoteError(
-            `ssh command failed on ${name}: ${err.message}
-  command: ${describeCommand(c)}`,
-            void 0,
-            { cause: err }
-          )
-        );
-      const out = [];
-      const errs = [];
-      let code;
-      let signal;
-      const timer = setTimeout(() => {
-        stream.close();
-        reject(
-          new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1e3)}s`)
-        );
-      }, limitMs);
-      stream.on("data", (d) => out.push(d));
-      stream.stderr.on("data", (d) => errs.push(d));
-      stream.on("exit", (exitCode, exitSignal) => {
-        code = exitCode ?? void 0;
-        signal = exitSignal;
-      });
-      stream.on("close", () => {
-        clearTimeout(timer);
-        const raw = Buffer.concat(out);
-        resolve({
-          code: code ?? (signal ? 128 : 255),
-          stdout: raw.toString("utf8"),
-          stderr: Buffer.concat(errs).toString("utf8"),
-          raw
-        });
-      });
-      stream.end(c.stdin ?? "");
-    });
-  });
-  return {
-    name,
-    stats: stats2,
-    exec(c, options = {}) {
-      stats2.commands++;
-      debug2(`$ ${describeCommand(c)}`);
-      return guarded(() => options.unqueued ? execOnce(c) : sessions.use(() => execOnce(c)));
-    },
-    httpGet(host, port, path3, timeoutMs, headers = {}) {
-      return guarded(() => tunnels.use(() => probe(host, port, path3, timeoutMs, headers)));
-    },
-    async close() {
-      ssh.dispose();
-    }
-  };
-  async function probe(host, port, path3, timeoutMs, headers) {
-    stats2.probes++;
-    const started = Date.now();
-    const ms = () => Date.now() - started;
-    let channel;
-    try {
-      channel = await forward(ssh, host, port);
-    } catch (e) {
-      return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
-    }
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (r) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        channel.destroy();
-        resolve({ ...r, ms: ms() });
-      };
-      const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
-      const req = http.request(
-        {
-          createConnection: () => channel,
-          host,
-          port,
-          path: path3,
-          method: "GET",
-          headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers }
-        },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (d) => {
-            if (body.length < 4096) body += d;
-          });
-          res.on("end", () => finish({ status: res.statusCode, body }));
-          res.on("error", (e) => finish({ status: res.statusCode, error: e.message }));
-        }
-      );
-      req.on("error", (e) => finish({ error: e.message }));
-      req.end();
-    });
-  }
-}
-
-// src/nginx/dump.ts
-import path from "node:path";
-function parseDump(text2) {
-  const files = /* @__PURE__ */ new Map();
-  const re = /^# configuration file (.+):$/gm;
-  const heads = [...text2.matchAll(re)];
-  heads.forEach((m, i) => {
-    const start = (m.index ?? 0) + m[0].length + 1;
-    const end = i + 1 < heads.length ? heads[i + 1].index ?? text2.length : text2.length;
-    files.set(m[1], text2.slice(start, end));
-  });
-  const main = heads[0]?.[1];
-  return main ? { main, files } : void 0;
-}
-function tokenize(text2) {
-  const tokens = [];
-  let i = 0;
-  while (i < text2.length) {
-    const ch = text2[i];
-    if (/\s/.test(ch)) i++;
-    else if (ch === "#") while (i < text2.length && text2[i] !== "\n") i++;
-    else if (ch === "{" || ch === "}" || ch === ";") {
-      tokens.push({ kind: ch });
-      i++;
-    } else if (ch === '"' || ch === "'") {
-      let word = "";
-      i++;
-      while (i < text2.length && text2[i] !== ch) {
-        if (text2[i] === "\\" && i + 1 < text2.length) i++;
-        word += text2[i++];
-      }
-      i++;
-      tokens.push({ kind: "word", text: word });
-    } else {
-      let word = "";
-      while (i < text2.length && !/[\s;{}]/.test(text2[i])) {
-        if (text2[i] === "$" && text2[i + 1] === "{") {
-          const close = text2.indexOf("}", i);
-          word += text2.slice(i, close < 0 ? text2.length : close + 1);
-          i = close < 0 ? text2.length : close + 1;
-        } else word += text2[i++];
-      }
-      tokens.push({ kind: "word", text: word });
-    }
-  }
-  return tokens;
-}
-function globMatch(pattern, file) {
-  const p = pattern.split("/");
-  const f = file.split("/");
-  if (p.length !== f.length) return false;
-  return p.every((seg, i) => {
-    if (f[i].startsWith(".") && !seg.startsWith(".")) return seg === f[i];
-    const literal = seg.replace(/\\/g, "\\\\").replace(/\[(?![^\]]*\])/g, "\\[");
-    const re = literal.replace(/[.+^${}()|]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]").replace(/\[!/g, "[^");
-    return new RegExp(`^${re}$`).test(f[i]);
-  });
-}
-function directives(dump) {
-  const out = [];
-  const base = path.dirname(dump.main);
-  const walk = (file, context3, depth) => {
-    const tokens = tokenize(dump.files.get(file) ?? "");
-    const stack = [...context3];
-    let words = [];
-    for (const t of tokens) {
-      if (t.kind === "word") words.push(t.text);
-      else if (t.kind === ";") {
-        if (words.length) {
-          out.push({ words, context: [...stack], file });
-          if (words[0] === "include" && words[1] && depth < 16) {
-            const pattern = path.resolve(base, words[1]);
-            for (const f of dump.files.keys()) if (globMatch(pattern, f)) walk(f, stack, depth + 1);
-          }
-        }
-        words = [];
-      } else if (t.kind === "{") {
-        out.push({ words, context: [...stack], file });
-        stack.push(words[0] ?? "");
-        words = [];
-      } else {
-        stack.pop();
-        words = [];
-      }
-    }
-  };
-  walk(dump.main, [], 0);
-  return out;
-}
-function includesOf(dump, file) {
-  const base = path.dirname(dump.main);
-  return directives(dump).filter(
-    (d) => d.words[0] === "include" && d.words[1] && globMatch(path.resolve(base, d.words[1]), file)
-  );
-}
-function includeProblem(dump, managedPath) {
-  if (managedPath === dump.main)
-    return `nginx-config-path ${managedPath} is nginx's main configuration file: the action manages only a file nginx includes (e.g. /etc/nginx/conf.d/<app>.conf)`;
-  const found = includesOf(dump, managedPath);
-  if (found.some((d) => d.context.length === 1 && d.context[0] === "http")) return void 0;
-  const dir = path.dirname(managedPath);
-  const line = `include ${dir}/*.conf;`;
-  if (found.length) {
-    const where = found[0].context.join(" > ") || "the main context";
-    return `nginx includes ${managedPath} inside ${where} (${found[0].file}), where an upstream block is not allowed: include it at the top of the http { } block instead (${line})`;
-  }
-  const http2 = directives(dump).find((d) => d.words[0] === "http" && d.context.length === 0);
-  return `nginx's configuration does not include ${managedPath}: add \`${line}\` inside the http { } block of ${http2?.file ?? dump.main}, then reload nginx (or set nginx-config-path to a file an existing include covers)`;
-}
-var declaresHttpAccessLog = (dump, managedPath) => directives(dump).some(
-  (d) => d.words[0] === "access_log" && d.file !== managedPath && !(dump.files.get(d.file) ?? "").startsWith("# Managed by nginx-rollout") && d.context.length === 1 && d.context[0] === "http"
-);
-function parseVersion(text2) {
-  const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text2);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : void 0;
-}
-var versionAtLeast = (v, min) => {
-  if (!v) return false;
-  for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i];
-  return true;
-};
-
-// src/nginx/scripts.ts
-var LIB = `${SECTION_SH}PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
-find_masters() {
-  self=$(readlink /proc/self/ns/pid 2>/dev/null)
-  for c in $(grep -l -x nginx /proc/[0-9]*/comm 2>/dev/null); do
-    d=\${c%/comm}
-    read -r _ _ _ pp _ <"$d/stat" 2>/dev/null || continue
-    [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = nginx ] && continue
-    ns=$(readlink "$d/ns/pid" 2>/dev/null)
-    [ -n "$self" ] && [ -n "$ns" ] && [ "$ns" != "$self" ] && continue
-    printf '%s ' "\${d#/proc/}"
-  done
-}
-load_args() {
-  conf=; prefix=; glob=; nr_prev=
-  tr '\\000' '\\n' <"/proc/$1/cmdline" >"$nr_t/args" 2>/dev/null
-  while IFS= read -r nr_a; do
-    case $nr_prev in -c) conf=$nr_a ;; -p) prefix=$nr_a ;; -g) glob=$nr_a ;; esac
-    case $nr_a in -c?*) conf=\${nr_a#-c} ;; -p?*) prefix=\${nr_a#-p} ;; -g?*) glob=\${nr_a#-g} ;; esac
-    nr_prev=$nr_a
-  done <"$nr_t/args"
-}
-run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
-workers() {
-  # The kernel's list of the master's children when it keeps one (CONFIG_PROC_CHILDREN); else every process's parent.
-  if [ -r "/proc/$1/task/$1/children" ]; then cat "/proc/$1/task/$1/children"; return; fi
-  for s in /proc/[0-9]*/stat; do
-    read -r pid comm _ ppid _ <"$s" 2>/dev/null || continue
-    [ "$ppid" = "$1" ] && [ "$comm" = "(nginx)" ] && printf '%s ' "$pid"
-  done
-}
-`;
-var READ = `${LIB}managed() {
-  if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
-}
-m=$(find_masters)
-section masters echo $m
-set -- "$1" $m
-if [ $# -eq 2 ]; then
-  load_args "$2"
-  section version run_nginx -V
-  section dump run_nginx -T
-fi
-section managed managed "$1"
-exit 0`;
-var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
-d=\${f%/*}; b=\${f##*/}
-new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"
-if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
-[ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-load_args "$master"
-if [ "$op" = write ]; then cat >"$new" || exit 72; fi
-if [ "$cur" != absent ]; then cp -p "$f" "$backup" || exit 72; fi
-restore() { if [ "$cur" = absent ]; then rm -f "$f"; else mv -f "$backup" "$f"; fi; rm -f "$new"; }
-before=" $(workers "$master")"
-if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
-out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
-for n in $names; do
-  case $out in *"conflicting server name \\"$n\\""*) restore; printf '%s\\n' "$out" >&2; exit 12 ;; esac
-done
-kill -HUP "$master" || { restore; exit 13; }
-i=0
-while [ $i -lt 1500 ]; do
-  for w in $(workers "$master"); do
-    case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
-  done
-  sleep 0.01; i=$((i + 1))
-done
-restore
-exit 14`;
-var APPLY_FAILURES = {
-  11: "nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded)",
-  12: "the new server block conflicts with a server name another server block already uses on the same listen (the previous file is back)",
-  13: "signalling the nginx master failed (the previous file is back)",
-  14: "nginx started no workers with the new configuration within 15 s of the reload signal (the previous file is back)",
-  71: "the managed file changed since this run read it: another change is under way; run again",
-  72: "writing the managed file failed (the previous file is back)",
-  75: "this run no longer holds the deploy lock of the app (another run took it over): nothing was changed",
-  76: "another app's nginx change held the nginx lock too long",
-  77: "the nginx lock file cannot be opened"
-};
-var LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
-[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || exit 75
-mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
-timeout "$wait" flock -x 9 || exit 76
-"$@"`;
-var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
-  ...inner,
-  argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
-});
-var LOG_START = `mkdir -p "\${1%/*}" && : >"$1"`;
-var LOG_READ = `[ -f "$1" ] || { echo "whole 0"; exit 0; }
-s=$(wc -c <"$1" | tr -d ' ')
-if [ "$s" -gt "$2" ]; then echo "newest $s"; tail -c "$2" "$1" | sed 1d; else echo "whole $s"; cat "$1"; fi`;
-var containerPlace = (container) => ({
-  mode: "container",
-  inside: (text2, args) => command("docker", "exec", "--interactive", "--", container, "sh", "-c", text2, "sh", ...args)
-});
-var hostPlace = { mode: "host", inside: (text2, args) => script(text2, ...args) };
-var CONTAINER_READ = `${SECTION_SH}c=$1; shift
-section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c" >"$nr_t/state" &
-docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
-wait
-cat "$nr_t/state"`;
-function readNginx(place, container, managedPath) {
-  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath) : place.inside(READ, [managedPath]);
-}
-var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
-var startCanaryLog = (place, path3) => place.inside(LOG_START, [path3]);
-var readCanaryLog = (place, path3, maxBytes) => withTimeout(place.inside(LOG_READ, [path3, String(maxBytes)]), 300);
-var disableImageDefaultSite = (place) => place.inside(
-  'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
-  []
-);
-var nginxErrorLog = (place, container, lines) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines));
-
-// src/nginx/template.ts
-import { createHash as createHash2 } from "node:crypto";
-
-// node_modules/mustache/mustache.mjs
-var objectToString = Object.prototype.toString;
-var isArray = Array.isArray || function isArrayPolyfill(object) {
-  return objectToString.call(object) === "[object Array]";
-};
-function isFunction(object) {
-  return typeof object === "function";
-}
-function typeStr(obj) {
-  return isArray(obj) ? "array" : typeof obj;
-}
-function escapeRegExp(string) {
-  return string.replace(/[\-\[\]{}()*+?.,\\\^$|#\s]/g, "\\$&");
-}
-function hasProperty(obj, propName) {
-  return obj != null && typeof obj === "object" && propName in obj;
-}
-function primitiveHasOwnProperty(primitive, propName) {
-  return primitive != null && typeof primitive !== "object" && primitive.hasOwnProperty && primitive.hasOwnProperty(propName);
-}
-var regExpTest = RegExp.prototype.test;
-function testRegExp(re, string) {
-  return regExpTest.call(re, string);
-}
-var nonSpaceRe = /\S/;
-function isWhitespace(string) {
-  return !testRegExp(nonSpaceRe, string);
-}
-var entityMap = {
-  "&": "&amp;",
-  "<": "&lt;",
-  ">": "&gt;",
-  '"': "&quot;",
-  "'": "&#39;",
-  "/": "&#x2F;",
-  "`": "&#x60;",
-  "=": "&#x3D;"
-};
-function escapeHtml(string) {
-  return String(string).replace(/[&<>"'`=\/]/g, function fromEntityMap(s) {
-    return entityMap[s];
-  });
-}
-var whiteRe = /\s*/;
-var spaceRe = /\s+/;
-var equalsRe = /\s*=/;
-var curlyRe = /\s*\}/;
-var tagRe = /#|\^|\/|>|\{|&|=|!/;
-function parseTemplate(template, tags) {
-  if (!template)
-    return [];
-  var lineHasNonSpace = false;
-  var sections = [];
-  var tokens = [];
-  var spaces = [];
-  var hasTag = false;
-  var nonSpace = false;
-  var indentation = "";
-  var tagIndex = 0;
-  function stripSpace() {
-    if (hasTag && !nonSpace) {
-      while (spaces.length)
-        delete tokens[spaces.pop()];
-    } else {
-      spaces = [];
-    }
-    hasTag = false;
-    nonSpace = false;
-  }
-  var openingTagRe, closingTagRe, closingCurlyRe;
-  function compileTags(tagsToCompile) {
-    if (typeof tagsToCompile === "string")
-      tagsToCompile = tagsToCompile.split(spaceRe, 2);
-    if (!isArray(tagsToCompile) || tagsToCompile.length !== 2)
-      throw new Error("Invalid tags: " + tagsToCompile);
-    openingTagRe = new RegExp(escapeRegExp(tagsToCompile[0]) + "\\s*");
-    closingTagRe = new RegExp("\\s*" + escapeRegExp(tagsToCompile[1]));
-    closingCurlyRe = new RegExp("\\s*" + escapeRegExp("}" + tagsToCompile[1]));
-  }
-  compileTags(tags || mustache.tags);
-  var scanner = new Scanner(template);
-  var start, type, value, chr, token, openSection;
-  while (!scanner.eos()) {
-    start = scanner.pos;
-    value = scanner.scanUntil(openingTagRe);
-    if (value) {
-      for (var i = 0, valueLength = value.length; i < valueLength; ++i) {
-        chr = value.charAt(i);
-        if (isWhitespace(chr)) {
-          spaces.push(tokens.length);
-          indentation += chr;
-        } else {
-          nonSpace = true;
-          lineHasNonSpace = true;
-          indentation += " ";
-        }
-        tokens.push(["text", chr, start, start + 1]);
-        start += 1;
-        if (chr === "\n") {
-          stripSpace();
-          indentation = "";
-          tagIndex = 0;
-          lineHasNonSpace = false;
-        }
-      }
-    }
-    if (!scanner.scan(openingTagRe))
-      break;
-    hasTag = true;
-    type = scanner.scan(tagRe) || "name";
-    scanner.scan(whiteRe);
-    if (type === "=") {
-      value = scanner.scanUntil(equalsRe);
-      scanner.scan(equalsRe);
-      scanner.scanUntil(closingTagRe);
-    } else if (type === "{") {
-      value = scanner.scanUntil(closingCurlyRe);
-      scanner.scan(curlyRe);
-      scanner.scanUntil(closingTagRe);
-      type = "&";
-    } else {
-      value = scanner.scanUntil(closingTagRe);
-    }
-    if (!scanner.scan(closingTagRe))
-      throw new Error("Unclosed tag at " + scanner.pos);
-    if (type == ">") {
-      token = [type, value, start, scanner.pos, indentation, tagIndex, lineHasNonSpace];
-    } else {
-      token = [type, value, start, scanner.pos];
-    }
-    tagIndex++;
-    tokens.push(token);
-    if (type === "#" || type === "^") {
-      sections.push(token);
-    } else if (type === "/") {
-      openSection = sections.pop();
-      if (!openSection)
-        throw new Error('Unopened section "' + value + '" at ' + start);
-      if (openSection[1] !== value)
-        throw new Error('Unclosed section "' + openSection[1] + '" at ' + start);
-    } else if (type === "name" || type === "{" || type === "&") {
-      nonSpace = true;
-    } else if (type === "=") {
-      compileTags(value);
-    }
-  }
-  stripSpace();
-  openSection = sections.pop();
-  if (openSection)
-    throw new Error('Unclosed section "' + openSection[1] + '" at ' + scanner.pos);
-  return nestTokens(squashTokens(tokens));
-}
-function squashTokens(tokens) {
-  var squashedTokens = [];
-  var token, lastToken;
-  for (var i = 0, numTokens = tokens.length; i < numTokens; ++i) {
-    token = tokens[i];
-    if (token) {
-      if (token[0] === "text" && lastToken && lastToken[0] === "text") {
-        lastToken[1] += token[1];
-        lastToken[3] = token[3];
-      } else {
-        squashedTokens.push(token);
-        lastToken = token;
-      }
-    }
-  }
-  return squashedTokens;
-}
-function nestTokens(tokens) {
-  var nestedTokens = [];
-  var collector = nestedTokens;
-  var sections = [];
-  var token, section;
-  for (var i = 0, numTokens = tokens.length; i < numTokens; ++i) {
-    token = tokens[i];
-    switch (token[0]) {
-      case "#":
-      case "^":
-        collector.push(token);
-        sections.push(token);
-        collector = token[4] = [];
-        break;
-      case "/":
-        section = sections.pop();
-        section[5] = token[2];
-        collector = sections.length > 0 ? sections[sections.length - 1][4] : nestedTokens;
-        break;
-      default:
-        collector.push(token);
-    }
-  }
-  return nestedTokens;
-}
-function Scanner(string) {
-  this.string = string;
-  this.tail = string;
-  this.pos = 0;
-}
-Scanner.prototype.eos = function eos() {
-  return this.tail === "";
-};
-Scanner.prototype.scan = function scan(re) {
-  var match = this.tail.match(re);
-  if (!match || match.index !== 0)
-    return "";
-  var string = match[0];
-  this.tail = this.tail.substring(string.length);
-  this.pos += string.length;
-  return string;
-};
-Scanner.prototype.scanUntil = function scanUntil(re) {
-  var index = this.tail.search(re), match;
-  switch (index) {
-    case -1:
-      match = this.tail;
-      this.tail = "";
-      break;
-    case 0:
-      match = "";
-      break;
-    default:
-      match = this.tail.substring(0, index);
-      this.tail = this.tail.substring(index);
-  }
-  this.pos += match.length;
-  return match;
-};
-function Context(view, parentContext) {
-  this.view = view;
-  this.cache = { ".": this.view };
-  this.parent = parentContext;
-}
-Context.prototype.push = function push(view) {
-  return new Context(view, this);
-};
-Context.prototype.lookup = function lookup(name) {
-  var cache = this.cache;
-  var value;
-  if (cache.hasOwnProperty(name)) {
-    value = cache[name];
-  } else {
-    var context3 = this, intermediateValue, names2, index, lookupHit = false;
-    while (context3) {
-      if (name.indexOf(".") > 0) {
-        intermediateValue = context3.view;
-        names2 = name.split(".");
-        index = 0;
-        while (intermediateValue != null && index < names2.length) {
-          if (index === names2.length - 1)
-            lookupHit = hasProperty(intermediateValue, names2[index]) || primitiveHasOwnProperty(intermediateValue, names2[index]);
-          intermediateValue = intermediateValue[names2[index++]];
-        }
-      } else {
-        intermediateValue = context3.view[name];
-        lookupHit = hasProperty(context3.view, name);
-      }
-      if (lookupHit) {
-        value = intermediateValue;
-        break;
-      }
-      context3 = context3.parent;
-    }
-    cache[name] = value;
-  }
-  if (isFunction(value))
-    value = value.call(this.view);
-  return value;
-};
-function Writer() {
-  this.templateCache = {
-    _cache: {},
-    set: function set(key, value) {
-      this._cache[key] = value;
-    },
-    get: function get(key) {
-      return this._cache[key];
-    },
-    clear: function clear() {
-      this._cache = {};
-    }
-  };
-}
-Writer.prototype.clearCache = function clearCache() {
-  if (typeof this.templateCache !== "undefined") {
-    this.templateCache.clear();
-  }
-};
-Writer.prototype.parse = function parse(template, tags) {
-  var cache = this.templateCache;
-  var cacheKey = template + ":" + (tags || mustache.tags).join(":");
-  var isCacheEnabled = typeof cache !== "undefined";
-  var tokens = isCacheEnabled ? cache.get(cacheKey) : void 0;
-  if (tokens == void 0) {
-    tokens = parseTemplate(template, tags);
-    isCacheEnabled && cache.set(cacheKey, tokens);
-  }
-  return tokens;
-};
-Writer.prototype.render = function render2(template, view, partials, config) {
-  var tags = this.getConfigTags(config);
-  var tokens = this.parse(template, tags);
-  var context3 = view instanceof Context ? view : new Context(view, void 0);
-  return this.renderTokens(tokens, context3, partials, template, config);
-};
-Writer.prototype.renderTokens = function renderTokens(tokens, context3, partials, originalTemplate, config) {
-  var buffer = "";
-  var token, symbol, value;
-  for (var i = 0, numTokens = tokens.length; i < numTokens; ++i) {
-    value = void 0;
-    token = tokens[i];
-    symbol = token[0];
-    if (symbol === "#") value = this.renderSection(token, context3, partials, originalTemplate, config);
-    else if (symbol === "^") value = this.renderInverted(token, context3, partials, originalTemplate, config);
-    else if (symbol === ">") value = this.renderPartial(token, context3, partials, config);
-    else if (symbol === "&") value = this.unescapedValue(token, context3);
-    else if (symbol === "name") value = this.escapedValue(token, context3, config);
-    else if (symbol === "text") value = this.rawValue(token);
-    if (value !== void 0)
-      buffer += value;
-  }
-  return buffer;
-};
-Writer.prototype.renderSection = function renderSection(token, context3, partials, originalTemplate, config) {
-  var self2 = this;
-  var buffer = "";
-  var value = context3.lookup(token[1]);
-  function subRender(template) {
-    return self2.render(template, context3, partials, config);
-  }
-  if (!value) return;
-  if (isArray(value)) {
-    for (var j = 0, valueLength = value.length; j < valueLength; ++j) {
-      buffer += this.renderTokens(token[4], context3.push(value[j]), partials, originalTemplate, config);
-    }
-  } else if (typeof value === "object" || typeof value === "string" || typeof value === "number") {
-    buffer += this.renderTokens(token[4], context3.push(value), partials, originalTemplate, config);
-  } else if (isFunction(value)) {
-    if (typeof originalTemplate !== "string")
-      throw new Error("Cannot use higher-order sections without the original template");
-    value = value.call(context3.view, originalTemplate.slice(token[3], token[5]), subRender);
-    if (value != null)
-      buffer += value;
-  } else {
-    buffer += this.renderTokens(token[4], context3, partials, originalTemplate, config);
-  }
-  return buffer;
-};
-Writer.prototype.renderInverted = function renderInverted(token, context3, partials, originalTemplate, config) {
-  var value = context3.lookup(token[1]);
-  if (!value || isArray(value) && value.length === 0)
-    return this.renderTokens(token[4], context3, partials, originalTemplate, config);
-};
-Writer.prototype.indentPartial = function indentPartial(partial, indentation, lineHasNonSpace) {
-  var filteredIndentation = indentation.replace(/[^ \t]/g, "");
-  var partialByNl = partial.split("\n");
-  for (var i = 0; i < partialByNl.length; i++) {
-    if (partialByNl[i].length && (i > 0 || !lineHasNonSpace)) {
-      partialByNl[i] = filteredIndentation + partialByNl[i];
-    }
-  }
-  return partialByNl.join("\n");
-};
-Writer.prototype.renderPartial = function renderPartial(token, context3, partials, config) {
-  if (!partials) return;
-  var tags = this.getConfigTags(config);
-  var value = isFunction(partials) ? partials(token[1]) : partials[token[1]];
-  if (value != null) {
-    var lineHasNonSpace = token[6];
-    var tagIndex = token[5];
-    var indentation = token[4];
-    var indentedValue = value;
-    if (tagIndex == 0 && indentation) {
-      indentedValue = this.indentPartial(value, indentation, lineHasNonSpace);
-    }
-    var tokens = this.parse(indentedValue, tags);
-    return this.renderTokens(tokens, context3, partials, indentedValue, config);
-  }
-};
-Writer.prototype.unescapedValue = function unescapedValue(token, context3) {
-  var value = context3.lookup(token[1]);
-  if (value != null)
-    return value;
-};
-Writer.prototype.escapedValue = function escapedValue(token, context3, config) {
-  var escape = this.getConfigEscape(config) || mustache.escape;
-  var value = context3.lookup(token[1]);
-  if (value != null)
-    return typeof value === "number" && escape === mustache.escape ? String(value) : escape(value);
-};
-Writer.prototype.rawValue = function rawValue(token) {
-  return token[1];
-};
-Writer.prototype.getConfigTags = function getConfigTags(config) {
-  if (isArray(config)) {
-    return config;
-  } else if (config && typeof config === "object") {
-    return config.tags;
-  } else {
-    return void 0;
-  }
-};
-Writer.prototype.getConfigEscape = function getConfigEscape(config) {
-  if (config && typeof config === "object" && !isArray(config)) {
-    return config.escape;
-  } else {
-    return void 0;
-  }
-};
-var mustache = {
-  name: "mustache.js",
-  version: "4.2.0",
-  tags: ["{{", "}}"],
-  clearCache: void 0,
-  escape: void 0,
-  parse: void 0,
-  render: void 0,
-  Scanner: void 0,
-  Context: void 0,
-  Writer: void 0,
-  /**
-   * Allows a user to override the default caching strategy, by providing an
-   * object with set, get and clear methods. This can also be used to disable
-   * the cache by setting it to the literal `undefined`.
-   */
-  set templateCache(cache) {
-    defaultWriter.templateCache = cache;
-  },
-  /**
-   * Gets the default or overridden caching object from the default writer.
-   */
-  get templateCache() {
-    return defaultWriter.templateCache;
-  }
-};
-var defaultWriter = new Writer();
-mustache.clearCache = function clearCache2() {
-  return defaultWriter.clearCache();
-};
-mustache.parse = function parse2(template, tags) {
-  return defaultWriter.parse(template, tags);
-};
-mustache.render = function render3(template, view, partials, config) {
-  if (typeof template !== "string") {
-    throw new TypeError('Invalid template! Template should be a "string" but "' + typeStr(template) + '" was given as the first argument for mustache#render(template, view, partials)');
-  }
-  return defaultWriter.render(template, view, partials, config);
-};
-mustache.escape = escapeHtml;
-mustache.Scanner = Scanner;
-mustache.Context = Context;
-mustache.Writer = Writer;
-var mustache_default = mustache;
-
-// src/nginx/template.ts
-var BUILT_IN_TEMPLATE = `upstream {{upstream}} {
-{{#lbMethod}}
-    {{lbMethod}};
-{{/lbMethod}}
-{{#servers}}
-    server {{address}} {{params}}; # {{name}} {{image}} on {{host}}
-{{/servers}}
-}
-{{#canaryLog}}
-
-{{canaryLog}}
-{{/canaryLog}}
-{{#site}}
-
-server {
-    listen {{listen}};
-    server_name {{serverName}};
-{{#keepaliveMinTimeout}}
-    # A reloading worker answers an idle keep-alive connection's next request (with Connection: close) instead of resetting it.
-    keepalive_min_timeout {{keepaliveMinTimeout}};
-{{/keepaliveMinTimeout}}
-
-{{rolloutLocation}}
-
-    location / {
-        proxy_pass http://{{upstream}};
-        proxy_http_version 1.1;
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_next_upstream error timeout http_502 http_503;
-    }
-}
-{{/site}}
-`;
-var lbDirective = (m) => {
-  switch (m.kind) {
-    case "least_conn":
-    case "ip_hash":
-      return m.kind;
-    case "round_robin":
-      return "";
-    case "hash":
-      return `hash ${m.key}${m.consistent ? " consistent" : ""}`;
-  }
-};
-var rolloutLocation = (path3, configId) => [
-  "    location = " + path3 + " {",
-  "        access_log off;",
-  "        default_type text/plain;",
-  `        return 200 "${configId}\\n";`,
-  "    }"
-].join("\n");
-var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_status";
-function canaryLogDirectives(config) {
-  const id = `nginx_rollout_${config.nginx.upstreamName}`;
-  return [
-    `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
-    `log_format ${id} '${CANARY_LOG_FORMAT}';`,
-    `map $proxy_host $${id}_canary {`,
-    "    default 0;",
-    `    ${config.nginx.upstreamName} 1;`,
-    "}",
-    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`
-  ].join("\n");
-}
-function buildView(config, servers, split, facts) {
-  const n = config.nginx;
-  const canary = new Set(split?.canary.map(replicaKey));
-  const weightOf = (r) => split ? canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight : n.weight;
-  return {
-    app: config.app,
-    upstream: n.upstreamName,
-    // least_conn only uses weights to break ties between servers with equally few connections, so under
-    // concurrency it does not hold a canary's share: split steps balance by weighted round robin instead.
-    // ip_hash and hash honour weights and keep each client on one version, so they stay.
-    lbMethod: split && n.lbMethod.kind === "least_conn" ? "" : lbDirective(n.lbMethod),
-    servers: servers.map((r) => ({
-      name: r.name,
-      image: r.image,
-      host: r.host,
-      port: r.port,
-      address: hostPort(r.address, r.port),
-      weight: weightOf(r),
-      maxFails: n.maxFails,
-      failTimeout: n.failTimeout,
-      params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
-    })),
-    site: n.scope === "site",
-    listen: n.listen,
-    serverName: n.serverName,
-    weight: n.weight,
-    maxFails: n.maxFails,
-    failTimeout: n.failTimeout,
-    rolloutLocation: "",
-    rolloutPath: LIMITS.configIdPath(config.app),
-    configId: "",
-    canaryLog: split ? canaryLogDirectives(config) : "",
-    keepaliveMinTimeout: n.scope === "site" && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : ""
-  };
-}
-var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
-var sha16 = (text2) => createHash2("sha256").update(text2).digest("hex").slice(0, 16);
-var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
-var header = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
-`;
-function renderManagedFile(config, servers, split, facts) {
-  if (!servers.length) throw new Error("an upstream needs at least one server");
-  const template = config.nginx.template ?? BUILT_IN_TEMPLATE;
-  const view = buildView(config, servers, split, facts);
-  const configId = sha16(renderRaw(template, view));
-  const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
-  return { text: header(config.app, body) + body, configId };
-}
-function ownershipOf(text2, app) {
-  const m = HEADER2.exec(text2);
-  if (!m) return { kind: "foreign" };
-  if (m[1] !== app) return { kind: "other-app", app: m[1] };
-  return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
-}
-var configIdOf = (text2) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text2)?.[1];
-function upstreamServers(text2) {
-  const servers = /* @__PURE__ */ new Map();
-  for (const m of text2.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
-    servers.set(`${m[1]}:${m[2]}`, m[3] === void 0 ? void 0 : Number(m[3]));
-  return servers;
-}
-
-// src/nginx/nginx.ts
-var sha256 = (t) => createHash3("sha256").update(t).digest("hex");
-var NginxError = class extends Error {
-};
-var nginxPlace = (config) => config.nginx.mode === "container" ? containerPlace(config.nginx.container) : hostPlace;
-var describeNginx = (config, host) => config.nginx.mode === "container" ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`;
-var readNginxCommand = (config) => readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath);
-function parseNginx(config, sections, where) {
-  const n = config.nginx;
-  const problems = [];
-  const noFacts = { keepaliveMinTimeout: false };
-  const container = sections.get("container");
-  if (n.mode === "container") {
-    if (!container || container.code !== 0) {
-      const why = text(container?.err).trim();
-      if (container && !/no such (object|container)/i.test(why))
-        problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
-      return { exists: false, running: false, managed: { kind: "absent" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
-    }
-    const [running, networkMode] = text(container.out).trim().split(" ");
-    if (running !== "true")
-      return {
-        exists: true,
-        running: false,
-        networkMode,
-        managed: { kind: "unknown" },
-        routes: /* @__PURE__ */ new Map(),
-        problems,
-        facts: noFacts
-      };
-    if (!sections.has("masters")) {
-      problems.push(
-        `the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`
-      );
-      return {
-        exists: true,
-        running: true,
-        networkMode,
-        managed: { kind: "unknown" },
-        routes: /* @__PURE__ */ new Map(),
-        problems,
-        facts: noFacts
-      };
-    }
-    return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode };
-  }
-  return { ...parseInside(config, sections, where, problems), exists: true, running: true };
-}
-function parseInside(config, sections, where, problems) {
-  const n = config.nginx;
-  const masters = text(sections.get("masters")?.out).trim().split(/\s+/).filter(Boolean).map(Number);
-  if (!masters.length)
-    problems.push(
-      n.mode === "host" ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container` : `no nginx master process runs in the container ${n.container} on ${where}`
-    );
-  if (masters.length > 1)
-    problems.push(
-      `${masters.length} nginx master processes run on ${where} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one reads ${n.configPath}`
-    );
-  const versionText = text(sections.get("version")?.err) + text(sections.get("version")?.out);
-  const version = parseVersion(versionText);
-  const dumpSection = sections.get("dump");
-  const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : void 0;
-  if (masters.length === 1 && !dump)
-    problems.push(
-      `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`
-    );
-  if (dump) {
-    const p = includeProblem(dump, n.configPath);
-    if (p) problems.push(p);
-  }
-  const facts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
-  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === "canary" || config.operation === "promote") ? [
-    `nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
-  ] : [];
-  const managed = parseManaged(config, sections.get("managed"), where, problems);
-  return {
-    masterPid: masters.length === 1 ? masters[0] : void 0,
-    version,
-    managed,
-    routes: managed.kind === "ours" ? upstreamServers(managed.text) : /* @__PURE__ */ new Map(),
-    problems,
-    warnings,
-    facts
-  };
-}
-function parseManaged(config, s, where, problems) {
-  const path3 = config.nginx.configPath;
-  const out = text(s?.out);
-  const nl = out.indexOf("\n");
-  const kind = (nl < 0 ? out : out.slice(0, nl)).trim();
-  const body = nl < 0 ? "" : out.slice(nl + 1);
-  if (!s || s.code !== 0 || kind === "") {
-    problems.push(
-      `${path3} on ${where} cannot be read (${text(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`
-    );
-    return { kind: "unknown" };
-  }
-  if (kind === "absent") return { kind: "absent" };
-  if (kind === "symlink" || kind === "not-a-file") {
-    problems.push(
-      `${path3} on ${where} is a ${kind === "symlink" ? "symbolic link" : "directory or special file"} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`
-    );
-    return { kind: "unknown" };
-  }
-  const owner = ownershipOf(body, config.app);
-  switch (owner.kind) {
-    case "ours":
-      return { kind: "ours", text: body };
-    case "edited":
-      problems.push(
-        `${path3} on ${where} was edited by hand since nginx-rollout wrote it (its content no longer matches the hash in its first line): the action never overwrites what a user wrote. Move your changes into a template (input nginx-template) and delete the file, or put the last deployed version back`
-      );
-      return { kind: "unknown" };
-    case "other-app":
-      problems.push(
-        `${path3} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`
-      );
-      return { kind: "unknown" };
-    case "foreign":
-      problems.push(
-        `${path3} on ${where} exists and was not written by nginx-rollout: the action never overwrites a file it did not write. Move it away (its server blocks may move to a template: input nginx-template), or set nginx-config-path to a new file`
-      );
-      return { kind: "unknown" };
-  }
-}
-function createNginxContainer(config, upstreamAddress) {
-  const n = config.nginx;
-  const listen = parseListen(n.listen);
-  const hostNetwork = config.network === "host" || config.network === "" && isLoopback(upstreamAddress);
-  const network = hostNetwork ? ["--network", "host"] : [
-    ...config.network ? ["--network", config.network] : [],
-    "--publish",
-    listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`
-  ];
-  return command(
-    "docker",
-    "create",
-    "--name",
-    n.container,
-    "--label",
-    "nginx-rollout.role=nginx",
-    "--restart",
-    "unless-stopped",
-    ...network,
-    n.image
-  );
-}
-function listenProbeTarget(listen) {
-  const l = parseListen(listen);
-  if (!l) throw new Error(`unparsable listen '${listen}'`);
-  const host = !l.address || l.address === "0.0.0.0" ? "127.0.0.1" : l.address === "::" ? "::1" : l.address;
-  return { host, port: l.port };
-}
-function probeHostHeader(serverName, listenHost) {
-  const first = serverName.split(/\s+/)[0] ?? "";
-  if (first === "_" || first === "") return listenHost;
-  if (first.startsWith("*.")) return `nginx-rollout${first.slice(1)}`;
-  if (first.startsWith(".")) return first.slice(1);
-  if (first.endsWith(".*")) return `${first.slice(0, -2)}.com`;
-  return first;
-}
-var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
-var Nginx = class {
-  constructor(remote, config, current, fence3) {
-    this.remote = remote;
-    this.config = config;
-    this.current = current;
-    this.fence = fence3;
-    this.place = nginxPlace(config);
-    this.live = current.managed.kind === "ours" ? current.managed.text : void 0;
-  }
-  remote;
-  config;
-  current;
-  fence;
-  place;
-  /** The managed file's text live now (undefined: none). */
-  live;
-  get state() {
-    return this.current;
-  }
-  /** The managed file's text live now. */
-  get liveText() {
-    return this.live;
-  }
-  get where() {
-    return describeNginx(this.config, this.remote.name);
-  }
-  get lockFile() {
-    return `${LIMITS.stateDir}/nginx-${this.config.nginx.mode === "container" ? this.config.nginx.container : "host"}.lock`;
-  }
-  /** Reads nginx again (after the action started or created its container). */
-  async reread() {
-    const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
-    this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name);
-    if (this.current.problems.length) throw new NginxError(this.current.problems.join("\n"));
-    this.live = this.current.managed.kind === "ours" ? this.current.managed.text : void 0;
-    return this.current;
-  }
-  /**
-   * A container that is stopped is started with its own configuration, one that does not exist is created
-   * from nginx-image; then nginx is read again and checked like any other before the action's file goes in.
-   */
-  async ensureRunning(upstreamAddress) {
-    if (this.config.nginx.mode !== "container" || this.current.running) return void 0;
-    const n = this.config.nginx;
-    const created = !this.current.exists;
-    if (created) {
-      await run(
-        this.remote,
-        ensureImage(n.image, this.config.pullTimeoutSeconds),
-        `getting the nginx image ${n.image}`
-      );
-      await run(
-        this.remote,
-        createNginxContainer(this.config, upstreamAddress),
-        `creating the nginx container ${n.container}`
-      );
-    }
-    const started = await this.remote.exec(command("docker", "start", "--", n.container));
-    if (started.code !== 0)
-      throw failure(
-        this.remote,
-        command("docker", "start", "--", n.container),
-        `starting the nginx container ${n.container}`,
-        started
-      );
-    const deadline = Date.now() + LIMITS.reloadVerifyMs;
-    for (; ; ) {
-      const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
-      this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name);
-      if (this.current.masterPid !== void 0 || Date.now() > deadline) break;
-      await sleep2(100);
-    }
-    if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside");
-    await this.reread();
-    return created ? `created the nginx container ${n.container} from ${n.image}` : `started the nginx container ${n.container}`;
-  }
-  /**
-   * Puts `next` in place of the managed file (undefined removes it): under the nginx lock, nginx -t with the
-   * whole configuration, reload, and a check that nginx took it (new workers; in site scope, the config id
-   * answered on the listen port). On any failure the previous file is back and the error quotes nginx.
-   */
-  async apply(next, upstreamAddress) {
-    const booted = await this.ensureRunning(upstreamAddress);
-    if (next === this.live) return booted ?? "no change";
-    const master = this.current.masterPid;
-    if (master === void 0) throw new NginxError(`no nginx master process to reload on ${this.remote.name}`);
-    const n = this.config.nginx;
-    const expected = this.live === void 0 ? "absent" : sha256(this.live);
-    const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
-    const locked = nginxLocked(
-      this.fence,
-      this.lockFile,
-      LIMITS.nginxLockSeconds,
-      applyManagedFile(this.place, n.configPath, expected, master, next === void 0 ? "remove" : "write", names2)
-    );
-    const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
-    const r = await this.remote.exec(c);
-    if (r.code !== 0) {
-      const what = APPLY_FAILURES[r.code];
-      const said = (r.stderr || r.stdout).trim();
-      if (what) throw new NginxError(`${what}${said ? `. nginx said:
-${said}` : ""}`);
-      throw failure(this.remote, c, `changing ${n.configPath} in ${this.where}`, r);
-    }
-    this.live = next;
-    const id = next === void 0 ? void 0 : configIdOf(next);
-    const verified = n.scope === "site" && id ? await this.verifyServing(id) : void 0;
-    if (verified === false)
-      throw new NginxError(
-        `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`
-      );
-    const detail = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
-    return booted ? `${booted}; ${detail}` : detail;
-  }
-  /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
-  async verifyServing(configId) {
-    const target = listenProbeTarget(this.config.nginx.listen);
-    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) };
-    const deadline = Date.now() + LIMITS.reloadVerifyMs;
-    while (Date.now() < deadline) {
-      const r = await this.remote.httpGet(
-        target.host,
-        target.port,
-        LIMITS.configIdPath(this.config.app),
-        LIMITS.probeTimeoutMs,
-        headers
-      );
-      if (r.status === 200 && r.body?.trim() === configId) return true;
-      await sleep2(10);
-    }
-    return false;
-  }
-  /** The canary's log starts empty: a step judges what nginx logged from here on. */
-  async startCanaryLog() {
-    await run(
-      this.remote,
-      startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)),
-      "starting the canary's access log"
-    );
-  }
-  async readCanaryLog() {
-    const r = await run(
-      this.remote,
-      readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes),
-      "reading the canary's access log"
-    );
-    const nl = r.stdout.indexOf("\n");
-    const [how = "whole", size = "0"] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(" ");
-    return { text: nl < 0 ? "" : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === "newest" };
-  }
-  /** nginx's last log lines, for the summary when a change failed. */
-  async errorLog(lines) {
-    const r = await this.remote.exec(nginxErrorLog(this.place, this.config.nginx.container, lines));
-    return (r.stdout + r.stderr).trim();
-  }
-};
-
-// src/remote/lock.ts
-import { randomBytes } from "node:crypto";
-var ACQUIRE = `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux or busybox) is missing on this host: the deploy lock needs it" >&2; exit 4; }
-mkdir -p "\${1%/*}" || exit 2
-exec 9>"\${1%/*}/lock.flock" && flock 9 || exit 2
-if [ -d "$1" ]; then
-  now=$(date +%s); beat=$(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0)
-  if [ $((now - beat)) -le "$4" ]; then printf 'held by %s (heartbeat %ss ago)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat)); exit 3; fi
-  printf 'took over a stale lock of %s (silent for %ss)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat))
-  rm -rf "$1"
-fi
-rm -rf "$1.new"; mkdir "$1.new" && touch "$1.new/heartbeat" && printf '%s\\n' "$2" >"$1.new/token" && printf '%s\\n' "$3" >"$1.new/owner" && mv "$1.new" "$1"`;
-var IF_OURS = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ]';
-var HEARTBEAT = `${IF_OURS} || exit 3; touch "$1/heartbeat"`;
-var RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`;
-var stateDir = (app) => `${LIMITS.stateDir}/${app}`;
-var lockDir = (app) => `${stateDir(app)}/lock`;
-var newClaim = (app, owner) => ({
-  app,
-  dir: lockDir(app),
-  token: randomBytes(12).toString("hex"),
-  owner: owner.replace(/[\r\n]+/g, " ")
-});
-var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds));
-var LockLostError = class extends Error {
-};
-var HeldLock = class {
-  constructor(remote, claim, warn, now = Date.now) {
-    this.remote = remote;
-    this.claim = claim;
-    this.warn = warn;
-    this.now = now;
-    this.lastBeat = now();
-    this.timer = setInterval(() => this.beat(), LIMITS.lockHeartbeatMs);
-    this.timer.unref();
-  }
-  remote;
-  claim;
-  warn;
-  now;
-  beating;
-  lastBeat = Date.now();
-  lostWhy;
-  timer;
-  /**
-   * One heartbeat, unless the last is still under way. Another run may take the lock over once it has been
-   * silent for LIMITS.lockStaleSeconds: this run gives it up a heartbeat before that, whether its heartbeats
-   * failed or never came back.
-   */
-  beat() {
-    const silentMs = this.now() - this.lastBeat;
-    if (silentMs >= LIMITS.lockStaleSeconds * 1e3 - LIMITS.lockHeartbeatMs)
-      this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1e3)}s`);
-    if (this.beating || this.lostWhy) return;
-    this.beating = this.remote.exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1e3), {
-      unqueued: true
-    }).then(
-      (r) => {
-        if (r.code === 0) this.lastBeat = this.now();
-        else if (r.code === 3) this.lose("another run took it over");
-      },
-      () => void 0
-    ).finally(() => this.beating = void 0);
-  }
-  lose(why) {
-    if (this.lostWhy) return;
-    this.lostWhy = why;
-    this.warn(
-      `the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`
-    );
-  }
-  /** Throws once the lock is lost: a run must not change a host another run may be changing. */
-  assertHeld() {
-    if (this.lostWhy)
-      throw new LockLostError(
-        `the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`
-      );
-  }
-  /** Stops the heartbeat (the run's last command releases the lock with its records: see finishCommand). */
-  async stopHeartbeat() {
-    clearInterval(this.timer);
-    await this.beating;
-  }
-  async release() {
-    await this.stopHeartbeat();
-    await run(this.remote, script(RELEASE, this.claim.dir, this.claim.token), "releasing the deploy lock");
-  }
-};
-
-// src/host/records.ts
-var historyPath = (app) => `${stateDir(app)}/history.json`;
-var canaryPath = (app) => `${stateDir(app)}/canary.json`;
-var readFile2 = (path3) => script('[ -e "$1" ] || exit 0; cat "$1"', path3);
-var FINISH = `put() { mkdir -p "\${1%/*}" && printf '%s' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
-rc=0
-[ -n "$2" ] && { put "$1" "$2" || { echo "writing $1 failed" >&2; rc=1; }; }
-case $4 in '') ;; -) rm -f "$3" || rc=1 ;; *) put "$3" "$4" || { echo "writing $3 failed" >&2; rc=1; } ;; esac
-if [ -n "$6" ] && [ "$(cat "$5/token" 2>/dev/null)" = "$6" ]; then rm -rf "$5" || rc=1; fi
-exit $rc`;
-function finishCommand(app, records, claim) {
-  const history2 = records.history ? JSON.stringify(records.history.slice(-LIMITS.historyEntries), null, 1) + "\n" : "";
-  const canary = records.canary === void 0 ? "" : records.canary === null ? "-" : JSON.stringify(records.canary, null, 1) + "\n";
-  return script(FINISH, historyPath(app), history2, canaryPath(app), canary, claim?.dir ?? "", claim?.token ?? "");
-}
-
-// src/host/state.ts
-var APP = /^[a-z0-9][a-z0-9_.-]*$/;
-var CONTAINER_ID = /^[0-9a-f]{64}$/;
-function parseContainers(output, host) {
-  const containers = [];
-  const ignored = [];
-  for (const line of output.split("\n")) {
-    if (!line.trim()) continue;
-    let c;
-    try {
-      c = JSON.parse(line);
-    } catch {
-      c = void 0;
-    }
-    if (!isObject(c)) {
-      ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`);
-      continue;
-    }
-    const labels = c.labels && typeof c.labels === "object" ? c.labels : {};
-    const label = (k) => typeof labels[k] === "string" ? labels[k] : "";
-    const name = typeof c.name === "string" ? c.name.replace(/^\//, "") : "";
-    const app = label(LABEL.app);
-    const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0;
-    const id = typeof c.id === "string" ? c.id : "";
-    if (label(LABEL.role) !== "replica") continue;
-    if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
-      ignored.push(
-        `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
-      );
-      continue;
-    }
-    const color = label(LABEL.color);
-    const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
-    containers.push({
-      ...pid ? { pid } : {},
-      id,
-      host: host.id,
-      address: host.upstreamAddress,
-      name,
-      app,
-      port,
-      image: label(LABEL.image),
-      running: c.state === "running",
-      ...color === "blue" || color === "green" ? { color } : {}
-    });
-  }
-  return { containers, ignored };
-}
-var isString = (v) => typeof v === "string";
-var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
-var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
-function isStats(v) {
-  return isObject(v) && isNumber(v.requests) && isNumber(v.errors) && isNumber(v.rate);
-}
-function isObservation(v) {
-  return isObject(v) && isString(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable);
-}
-function parseHistory(text2, warn) {
-  const parsed = parseJson(text2, "history.json", warn);
-  if (parsed === void 0) return [];
-  if (!Array.isArray(parsed)) {
-    warn("history.json on the nginx host is not a list: ignored (the next deploy rewrites it)");
-    return [];
-  }
-  const ok = parsed.filter(
-    (h) => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy)
-  );
-  if (ok.length < parsed.length)
-    warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`);
-  return ok;
-}
-function parseCanaryState(text2, defaultHost, warn) {
-  const parsed = parseJson(text2, "canary.json", warn);
-  if (parsed === void 0) return void 0;
-  const bad = (why) => {
-    warn(`canary.json on the nginx host is malformed (${why}): ignored as stale`);
-    return void 0;
-  };
-  if (!isObject(parsed)) return bad("not an object");
-  const p = parsed;
-  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad("image, stableImage or at missing");
-  if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad("weight is not a percentage");
-  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
-    return bad("remainingSteps is not a list of numbers");
-  if (!Array.isArray(p.replicas)) return bad("replicas is not a list");
-  const replicas = p.replicas.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
-  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
-    return bad("a replica has no host or name");
-  const observations = p.observations === void 0 ? void 0 : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null;
-  if (observations === null) return bad("observations are malformed");
-  const d = p.deployment;
-  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
-    return bad("deployment is malformed");
-  const pr = p.pullRequest;
-  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number)))
-    return bad("pullRequest is malformed");
-  const pushes = p.pushes;
-  const outcomes = ["live", "replaced", "promoted", "aborted", "failed"];
-  const isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
-  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every(isPush))) return bad("pushes are malformed");
-  return {
-    image: p.image,
-    stableImage: p.stableImage,
-    weight: p.weight,
-    remainingSteps: p.remainingSteps,
-    replicas,
-    at: p.at,
-    ...isString(p.sha) ? { sha: p.sha } : {},
-    ...observations ? { observations } : {},
-    ...d ? { deployment: d } : {},
-    ...pr ? { pullRequest: pr } : {},
-    ...pushes ? { pushes } : {}
-  };
-}
-function parseJson(text2, file, warn) {
-  if (!text2.trim()) return void 0;
-  try {
-    return JSON.parse(text2);
-  } catch (e) {
-    warn(`${file} on the nginx host is not valid JSON (${e.message}): ignored`);
-    return void 0;
-  }
-}
-
-// src/host/read.ts
-var HostStateError = class extends Error {
-};
-var retireDir = (app) => `${stateDir(app)}/retired`;
-var appHostParts = (config) => [
-  { name: "containers", command: listManaged() },
-  { name: "retired", command: readRetireReports(retireDir(config.app)) }
-];
-function parseAppHost(host, sections, remote, warnings) {
-  const list = sections.get("containers");
-  if (!list || list.code !== 0)
-    throw new HostStateError(
-      `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`
-    );
-  const { containers, ignored } = parseContainers(text(list.out), host);
-  warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
-  const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
-  return { host: host.id, containers, retireReports };
-}
-async function readHosts(fleet, config, claim, waiting) {
-  const nginxIsAppHost = config.appHosts.find(
-    (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port
-  );
-  const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
-    { name: "history", command: readFile2(historyPath(config.app)) },
-    { name: "canary", command: readFile2(canaryPath(config.app)) },
-    ...nginxIsAppHost ? appHostParts(config) : [],
-    { name: "nginx", command: readNginxCommand(config) }
-  ]);
-  const deadline = Date.now() + config.lockTimeoutSeconds * 1e3;
-  let lastHolder = "";
-  let sections;
-  for (; ; ) {
-    const r = await fleet.nginx.exec(nginxRead);
-    sections = parseSections(r.raw);
-    if (r.code === 0) break;
-    const first = sections.get("first");
-    if (r.code !== 3) {
-      const why = text(first?.err).trim() || text(first?.out).trim();
-      throw why ? new RemoteError(
-        `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
-        r
-      ) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r);
-    }
-    const holder = text(first?.out).trim();
-    if (holder !== lastHolder) waiting(holder);
-    lastHolder = holder;
-    if (Date.now() >= deadline)
-      throw new RemoteError(
-        `another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`,
-        r
-      );
-    await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
-  }
-  const warnings = [];
-  const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
-  const hosts = [];
-  if (nginxIsAppHost) hosts.push(parseAppHost(nginxIsAppHost, sections, fleet.nginx, warnings));
-  const read = await Promise.all(
-    others.map(async (h) => {
-      const remote = fleet.app(h.id);
-      const c = sectioned(void 0, appHostParts(config));
-      const r = await remote.exec(c);
-      if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r);
-      return parseAppHost(h, parseSections(r.raw), remote, warnings);
-    })
-  );
-  hosts.push(...read);
-  hosts.sort(
-    (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host)
-  );
-  const fileOf = (name) => {
-    const s = sections.get(name);
-    if (s && s.code !== 0)
-      throw new HostStateError(
-        `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`
-      );
-    return text(s?.out);
-  };
-  const history2 = parseHistory(fileOf("history"), (m) => warnings.push(m));
-  const canary = parseCanaryState(fileOf("canary"), config.appHosts[0].id, (m) => warnings.push(m));
-  const nginxSection = sections.get("nginx");
-  if (!nginxSection || nginxSection.code !== 0)
-    throw new HostStateError(
-      `reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`
-    );
-  const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
-  warnings.push(...nginx.warnings ?? []);
-  const lockNote = text(sections.get("first")?.out).trim() || void 0;
-  return {
-    state: {
-      containers: hosts.flatMap((h) => h.containers),
-      nginx,
-      history: history2,
-      ...canary ? { canary } : {},
-      warnings,
-      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report })))
-    },
-    lockNote
-  };
-}
-
-// src/plan/types.ts
-var changesHosts = (step) => step.kind !== "gate" && step.kind !== "observe" && step.kind !== "drain";
-function hostsOf(step, nginxHost) {
-  switch (step.kind) {
-    case "login":
-    case "pull":
-      return [...step.hosts];
-    case "route":
-    case "restore-config":
-    case "observe":
-      return [nginxHost];
-    case "drain":
-      return [...byHost([...step.replicas, ...step.recheck ?? []]).keys()];
-    default:
-      return [...byHost(step.replicas).keys()];
-  }
-}
-function describeStep(step, manyHosts = false) {
-  const list = (rs) => names(rs, manyHosts);
-  switch (step.kind) {
-    case "login":
-      return `log in to ${step.registry || "Docker Hub"} as ${step.username}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
-    case "pull":
-      return `pull ${step.image}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
-    case "start":
-      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(", ")} from ${[...new Set(step.replicas.map((r) => r.image))].join(", ")}` + (step.ahead ? " (in the background, while the batch before drains)" : "");
-    case "restart":
-      return `start ${list(step.replicas)} again`;
-    case "gate":
-      return `health gate ${list(step.replicas)}`;
-    case "route":
-      return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${list(step.servers) || "no replica"} (one nginx reload)`;
-    case "observe":
-      return `observe the canary at ${step.split.percent}% for ${step.seconds}s`;
-    case "restore-config":
-      return `restore the previous nginx config (${list(step.servers) || "no replica"})`;
-    case "drain":
-      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ""}`;
-    case "stop":
-      return `stop ${list(step.replicas)}${step.background ? " (in the background)" : ""}`;
-    case "remove":
-      return `remove ${list(step.replicas)}`;
-    case "retire":
-      return `retire ${list(step.replicas)} (stop and remove on the host, in the background)`;
-  }
-}
-
-// src/execute.ts
-var CanaryFailure = class extends StepFailure {
-};
-var CanaryInconclusive = class extends Error {
-  constructor(message, percent) {
-    super(message);
-    this.percent = percent;
-  }
-  percent;
-};
-var seconds2 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
-var Executor = class {
-  constructor(fleet, nginx, config, lock, journal, log, containers, previous) {
-    this.fleet = fleet;
-    this.nginx = nginx;
-    this.config = config;
-    this.lock = lock;
-    this.journal = journal;
-    this.log = log;
-    this.serving = previous;
-    for (const c of containers) {
-      this.ids.set(replicaKey(c), c.id);
-      if (c.running && c.pid) this.pids.set(replicaKey(c), c.pid);
-    }
-    this.configBefore = nginx.liveText;
-    this.manyHosts = config.appHosts.length > 1;
-  }
-  fleet;
-  nginx;
-  config;
-  lock;
-  journal;
-  log;
-  started = [];
-  routed = [];
-  stopped = [];
-  retired = [];
-  /** Container ids by replica, so commands name exactly the container read or started. */
-  ids = /* @__PURE__ */ new Map();
-  /** Main process ids of the replicas read running, for counting their connections without asking docker. */
-  pids = /* @__PURE__ */ new Map();
-  /**
-   * docker stop commands running in the background, by replica: a remove or restart of those replicas waits
-   * for theirs, and the end of a phase for all (a retirement takes them over instead).
-   */
-  pending = /* @__PURE__ */ new Map();
-  /** The replicas this deploy routed to, watched until it ends. */
-  watch;
-  /** Starts of the next batch running ahead; its gate waits for them. */
-  starting = /* @__PURE__ */ new Map();
-  configBefore;
-  manyHosts;
-  /** The replicas nginx routes to now. */
-  serving;
-  progress() {
-    return {
-      started: [...this.started],
-      routed: [...this.routed],
-      stopped: [...this.stopped],
-      retired: [...this.retired],
-      configNow: this.nginx.liveText,
-      configBefore: this.configBefore
-    };
-  }
-  /** The canary steps judged so far. */
-  get judged() {
-    return this.journal.canarySteps;
-  }
-  async runAll(steps, phase, newImage) {
-    this.watch = phase === "deploy" ? new Watch(this.health, this.config) : void 0;
-    try {
-      for (const [i, step] of steps.entries()) await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
-      this.watch?.check();
-      await this.settle();
-    } finally {
-      await this.watch?.stop();
-      this.watch = void 0;
-      const left = [...this.pending.values(), ...this.starting.values()];
-      this.pending.clear();
-      this.starting.clear();
-      await Promise.allSettled(left);
-    }
-  }
-  async record(step, phase, counter, newImage) {
-    const description = describeStep(step, this.manyHosts);
-    const hosts = hostsOf(step, this.fleet.nginx.name);
-    const t0 = Date.now();
-    const entry = (outcome, detail) => ({
-      phase,
-      description,
-      hosts,
-      ms: Date.now() - t0,
-      endedAtMs: Date.now() - this.journal.startedAt,
-      outcome,
-      detail,
-      allTrafficNew: (step.kind === "route" || step.kind === "restore-config") && !step.servers.some((r) => r.image !== newImage)
-    });
-    try {
-      this.watch?.check();
-      if (changesHosts(step)) this.lock.assertHeld();
-      const detail = await this.runStep(step);
-      const e = entry("ok", detail);
-      this.journal.steps.push(e);
-      this.log.info(`${counter} ${description}: ok (${seconds2(e.ms)})${detail ? `, ${detail}` : ""}`);
-    } catch (err) {
-      const e = entry("failed", err.message);
-      this.journal.steps.push(e);
-      this.log.info(`${counter} ${description}: FAILED (${seconds2(e.ms)})`);
-      throw err;
-    }
-  }
-  /** Waits for the background stops of these replicas (all, without); the first failure among them fails the step that waits. */
-  async settle(replicas) {
-    const keys = replicas ? replicas.map(replicaKey).filter((k) => this.pending.has(k)) : [...this.pending.keys()];
-    const waiting = [...new Set(keys.map((k) => this.pending.get(k)))];
-    for (const k of keys) this.pending.delete(k);
-    const t0 = Date.now();
-    await Promise.all(waiting);
-    return waiting.length ? Date.now() - t0 : 0;
-  }
-  ref = (r) => this.ids.get(replicaKey(r)) ?? r.name;
-  async startOne(r) {
-    const out = await run(this.fleet.app(r.host), runReplica(this.config, r), `starting ${r.name}`);
-    const id = out.stdout.trim().split("\n").pop() ?? "";
-    if (/^[0-9a-f]{64}$/.test(id)) this.ids.set(replicaKey(r), id);
-  }
-  /** Runs `work` for each host's share of the replicas, all hosts at once. */
-  onHosts(replicas, work) {
-    return Promise.all([...byHost(replicas)].map(([host, rs]) => work(this.fleet.app(host), rs, host)));
-  }
-  async runStep(step) {
-    const c = this.config;
-    switch (step.kind) {
-      case "login":
-        await Promise.all(
-          step.hosts.map(
-            (h) => run(
-              this.fleet.app(h),
-              login(step.registry, step.username, c.registry?.password ?? "", c.pullTimeoutSeconds),
-              `docker login to ${step.registry || "Docker Hub"}`
-            )
-          )
-        );
-        return void 0;
-      case "pull":
-        await Promise.all(
-          step.hosts.map(
-            (h) => run(this.fleet.app(h), pullImage(step.image, c.pullTimeoutSeconds), `pulling ${step.image}`)
-          )
-        );
-        return void 0;
-      case "start": {
-        this.started.push(...step.replicas);
-        const starts = step.replicas.map((r) => {
-          const started = this.startOne(r);
-          if (step.ahead) {
-            started.catch(() => void 0);
-            this.starting.set(replicaKey(r), started);
-          }
-          return started;
-        });
-        if (step.ahead) return "continues while the batch before drains";
-        await Promise.all(starts);
-        return void 0;
-      }
-      case "restart": {
-        const waited = await this.settle(step.replicas);
-        await this.onHosts(
-          step.replicas,
-          (remote, rs) => run(remote, startContainers(rs.map(this.ref)), "starting previous replicas again")
-        );
-        return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
-      }
-      case "gate": {
-        const results = await Promise.all(
-          step.replicas.map(async (r) => {
-            await this.starting.get(replicaKey(r));
-            this.starting.delete(replicaKey(r));
-            try {
-              const g = await gate(this.health, c, r);
-              this.journal.gates.push(g);
-              return g;
-            } catch (e) {
-              const failed2 = e.gate;
-              if (failed2) this.journal.gates.push(failed2);
-              throw e;
-            }
-          })
-        );
-        return results.map((g) => `${g.replica} healthy after ${seconds2(g.ms)}`).join(", ");
-      }
-      case "route": {
-        await this.watch?.checkNow();
-        const { text: text2 } = renderManagedFile(c, step.servers, step.split, this.nginx.state.facts);
-        const detail = await this.applyNginx(text2);
-        this.serving = step.servers;
-        const isStarted = (r) => this.started.some((s) => replicaKey(s) === replicaKey(r));
-        for (const s of step.servers)
-          if (isStarted(s) && !this.routed.some((r) => replicaKey(r) === replicaKey(s))) this.routed.push(s);
-        this.watch?.add(step.servers.filter(isStarted));
-        return detail;
-      }
-      case "observe": {
-        const o = await observe(this.health, c, step.split, step.stable, step.seconds);
-        this.journal.canarySteps.push(o);
-        if (o.verdict === "fail") throw new CanaryFailure(`canary step at ${o.percent}% failed: ${o.reason}`);
-        if (o.verdict === "inconclusive")
-          throw new CanaryInconclusive(`canary step at ${o.percent}% is inconclusive: ${o.reason}`, o.percent);
-        return o.reason;
-      }
-      case "restore-config": {
-        const detail = await this.applyNginx(step.text);
-        this.serving = step.servers;
-        return detail;
-      }
-      case "drain": {
-        const drained = Promise.all([
-          this.drain(step.replicas, step.seconds),
-          ...(step.recheck ?? []).map((r) => gate(this.health, c, r, true))
-        ]);
-        const [detail] = await (this.watch ? this.watch.unlessFailed(drained) : drained);
-        return detail;
-      }
-      case "stop": {
-        const stop = this.onHosts(
-          step.replicas,
-          (remote, rs) => run(remote, stopContainers(rs.map(this.ref), c.stopTimeoutSeconds), "stopping old replicas")
-        );
-        this.stopped.push(...step.replicas);
-        if (!step.background) {
-          await stop;
-          return void 0;
-        }
-        stop.catch(() => void 0);
-        for (const r of step.replicas) this.pending.set(replicaKey(r), stop);
-        return "continues while the next batch starts";
-      }
-      case "remove": {
-        const waited = await this.settle(step.replicas);
-        await this.onHosts(
-          step.replicas,
-          (remote, rs) => run(remote, removeContainers(rs.map(this.ref)), "removing containers")
-        );
-        return waited ? `after waiting ${seconds2(waited)} for docker stop` : void 0;
-      }
-      case "retire": {
-        for (const p of this.pending.values()) p.catch(() => void 0);
-        this.pending.clear();
-        this.retired.push(...step.replicas);
-        await this.onHosts(
-          step.replicas,
-          (remote, rs) => run(
-            remote,
-            retireContainers(retireDir(c.app), rs.map(this.ref), c.stopTimeoutSeconds),
-            "handing the old replicas to a background stop"
-          )
-        );
-        return `stopping (up to stop-timeout ${c.stopTimeoutSeconds}s) and removing on the host; a failure is reported by the next run`;
-      }
-    }
-  }
-  /** Changes the managed file; when nginx refuses, its last log lines go with the failure. */
-  async applyNginx(text2) {
-    try {
-      return await this.nginx.apply(text2, this.config.appHosts[0].upstreamAddress);
-    } catch (e) {
-      if (e instanceof NginxError)
-        this.journal.evidence.push({
-          subject: this.nginx.where,
-          reason: e.message,
-          logs: await this.nginx.errorLog(20).catch(() => "") || "(no log output)"
-        });
-      throw e;
-    }
-  }
-  /** Until the outgoing replicas have nothing in flight, counted on their own hosts (at most `max` seconds). */
-  async drain(replicas, max) {
-    const min = this.config.nginx.scope === "site" && this.nginx.state.facts.keepaliveMinTimeout ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0;
-    const targets = (rs) => {
-      const each = rs.map((r) => ({
-        ref: this.ref(r),
-        pid: this.pids.get(replicaKey(r)),
-        ports: [listenPortInside(this.config, r)]
-      }));
-      return this.config.network === "host" ? [{ ...each.find((t) => t.pid) ?? each[0], ports: each.flatMap((t) => t.ports) }] : each;
-    };
-    const outcomes = await this.onHosts(
-      replicas,
-      async (remote, rs) => parseDrain(
-        (await run(
-          remote,
-          drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls),
-          "draining"
-        )).stdout
-      )
-    );
-    const busy = outcomes.filter((o) => o.kind === "busy");
-    if (busy.length)
-      return `${busy.reduce((n, o) => n + (o.kind === "busy" ? o.inFlight : 0), 0)} connections still open after drain-seconds ${max}s`;
-    if (outcomes.some((o) => o.kind === "unknown"))
-      return `waited drain-seconds ${max}s (connections not readable on the host)`;
-    const slowest = Math.max(...outcomes.map((o) => o.kind === "idle" ? o.ms : 0));
-    return `nothing in flight after ${seconds2(slowest)}`;
-  }
-  /** What health checks need, over the run's connections. */
-  health = {
-    probe: (r) => {
-      const h = this.config.health;
-      return this.fleet.nginx.httpGet(r.address, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
-    },
-    state: async (r) => parseReplicaState(
-      (await run(this.fleet.app(r.host), inspectState(this.ref(r)), `inspecting ${r.name}`)).stdout
-    ),
-    evidence: async (r, reason, withHealthLog) => {
-      const remote = this.fleet.app(r.host);
-      const [logs, health] = await Promise.all([
-        remote.exec(containerLogs(this.ref(r), LIMITS.failureLogLines)),
-        withHealthLog ? remote.exec(healthLog(this.ref(r))) : void 0
-      ]);
-      const text2 = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
-      const healthText = health?.stdout.trim() ? `
---- docker health check output ---
-${health.stdout.trim()}` : "";
-      this.journal.evidence.push({
-        subject: this.manyHosts ? `${r.name} on ${r.host}` : r.name,
-        reason,
-        logs: (text2 || "(no log output)") + healthText
-      });
-    },
-    startCanaryLog: () => this.nginx.startCanaryLog(),
-    readCanaryLog: () => this.nginx.readCanaryLog()
-  };
-};
-
 // node_modules/@actions/github/lib/context.js
 import { readFileSync, existsSync as existsSync2 } from "fs";
 import { EOL as EOL5 } from "os";
-var Context2 = class {
+var Context = class {
   /**
    * Hydrate the context from the environment
    */
@@ -45747,7 +42143,7 @@ var Context2 = class {
 };
 
 // node_modules/@actions/github/lib/internal/utils.js
-var httpClient = __toESM(require_lib3(), 1);
+var httpClient = __toESM(require_lib(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter3 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
@@ -45936,7 +42332,7 @@ var before_after_hook_default = { Singular, Collection };
 // node_modules/@octokit/endpoint/dist-bundle/index.js
 var VERSION = "0.0.0-development";
 var userAgent = `octokit-endpoint.js/${VERSION} ${getUserAgent()}`;
-var DEFAULTS2 = {
+var DEFAULTS = {
   method: "GET",
   baseUrl: "https://api.github.com",
   headers: {
@@ -45984,12 +42380,12 @@ function removeUndefinedProperties(obj) {
   }
   return obj;
 }
-function merge(defaults2, route, options) {
-  if (typeof route === "string") {
-    let [method, url] = route.split(" ");
+function merge(defaults2, route2, options) {
+  if (typeof route2 === "string") {
+    let [method, url] = route2.split(" ");
     options = Object.assign(url ? { method, url } : { url: method }, options);
   } else {
-    options = Object.assign({}, route);
+    options = Object.assign({}, route2);
   }
   options.headers = lowercaseKeys(options.headers);
   removeUndefinedProperties(options);
@@ -46168,7 +42564,7 @@ function expand(template, context3) {
     return template.replace(/\/$/, "");
   }
 }
-function parse3(options) {
+function parse(options) {
   let method = options.method.toUpperCase();
   let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
   let headers = Object.assign({}, options.headers);
@@ -46231,8 +42627,8 @@ function parse3(options) {
     options.request ? { request: options.request } : null
   );
 }
-function endpointWithDefaults(defaults2, route, options) {
-  return parse3(merge(defaults2, route, options));
+function endpointWithDefaults(defaults2, route2, options) {
+  return parse(merge(defaults2, route2, options));
 }
 function withDefaults(oldDefaults, newDefaults) {
   const DEFAULTS22 = merge(oldDefaults, newDefaults);
@@ -46241,10 +42637,10 @@ function withDefaults(oldDefaults, newDefaults) {
     DEFAULTS: DEFAULTS22,
     defaults: withDefaults.bind(null, DEFAULTS22),
     merge: merge.bind(null, DEFAULTS22),
-    parse: parse3
+    parse
   });
 }
-var endpoint = withDefaults(null, DEFAULTS2);
+var endpoint = withDefaults(null, DEFAULTS);
 
 // node_modules/content-type/dist/index.js
 var SP = 32;
@@ -46287,7 +42683,7 @@ var NullObject = /* @__PURE__ */ (() => {
   C.prototype = /* @__PURE__ */ Object.create(null);
   return C;
 })();
-function parse4(header2, options) {
+function parse2(header2, options) {
   const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
   const len = header2.length;
   let valueStart = options?.start ?? 0;
@@ -46297,12 +42693,12 @@ function parse4(header2, options) {
   let index = valueStart;
   let typeFlags = 0;
   let whitespace = -1;
-  let stop = options?.parameters === false ? COMMA_FLAG : 0;
+  let stop2 = options?.parameters === false ? COMMA_FLAG : 0;
   while (index < len) {
     const code = header2.charCodeAt(index);
     const flags = CHAR_MAP[code];
     if ((flags & stopFlags) !== 0) {
-      stop |= flags & COMMA_FLAG;
+      stop2 |= flags & COMMA_FLAG;
       break;
     }
     if ((flags & OWS) !== 0) {
@@ -46317,7 +42713,7 @@ function parse4(header2, options) {
   const valueEnd = whitespace === -1 ? index : whitespace;
   const value = header2.slice(valueStart, valueEnd);
   const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
-  if (index === len || stop !== 0) {
+  if (index === len || stop2 !== 0) {
     return { type, index, parameters: new NullObject() };
   }
   return parseParameters(header2, type, index, len, stopFlags);
@@ -46358,17 +42754,17 @@ function parseParameters(header2, type, index, len, stopFlags) {
                 parameters[key] = escaped ? unescapeQuotedPairs(header2, quotedStart, index) : header2.slice(quotedStart, index);
               }
               index++;
-              let stop2 = 0;
+              let stop3 = 0;
               while (index < len) {
                 const code3 = header2.charCodeAt(index);
                 const flags2 = CHAR_MAP[code3];
                 if ((flags2 & stopFlags) !== 0) {
-                  stop2 = flags2 & COMMA_FLAG;
+                  stop3 = flags2 & COMMA_FLAG;
                   break;
                 }
                 index++;
               }
-              if (stop2 !== 0)
+              if (stop3 !== 0)
                 break parameter;
               continue parameter;
             }
@@ -46382,13 +42778,13 @@ function parseParameters(header2, type, index, len, stopFlags) {
           continue parameter;
         }
         const valueStart = index;
-        let stop = 0;
+        let stop2 = 0;
         let valueWhitespace = -1;
         while (index < len) {
           const code2 = header2.charCodeAt(index);
           const flags2 = CHAR_MAP[code2];
           if ((flags2 & stopFlags) !== 0) {
-            stop = flags2 & COMMA_FLAG;
+            stop2 = flags2 & COMMA_FLAG;
             break;
           }
           if ((flags2 & OWS) !== 0) {
@@ -46403,7 +42799,7 @@ function parseParameters(header2, type, index, len, stopFlags) {
           const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
           parameters[key] = header2.slice(valueStart, valueEnd);
         }
-        if (stop !== 0)
+        if (stop2 !== 0)
           break parameter;
         continue parameter;
       }
@@ -46419,15 +42815,15 @@ function parseParameters(header2, type, index, len, stopFlags) {
   }
   return { type, index, parameters };
 }
-function unescapeQuotedPairs(str, start, end) {
+function unescapeQuotedPairs(str, start2, end) {
   let result = "";
-  for (let index = start; index < end; index++) {
+  for (let index = start2; index < end; index++) {
     if (str.charCodeAt(index) === BSLASH) {
-      result += str.slice(start, index);
-      start = ++index;
+      result += str.slice(start2, index);
+      start2 = ++index;
     }
   }
-  return result + str.slice(start, end);
+  return result + str.slice(start2, end);
 }
 
 // node_modules/json-with-bigint/json-with-bigint.js
@@ -46870,7 +43266,7 @@ async function fetchWrapper(requestOptions) {
     requestError.cause = error2;
     throw requestError;
   }
-  const status = fetchResponse.status;
+  const status2 = fetchResponse.status;
   const url = fetchResponse.url;
   const responseHeaders = {};
   for (const [key, value] of fetchResponse.headers) {
@@ -46878,7 +43274,7 @@ async function fetchWrapper(requestOptions) {
   }
   const octokitResponse = {
     url,
-    status,
+    status: status2,
     headers: responseHeaders,
     data: ""
   };
@@ -46889,28 +43285,28 @@ async function fetchWrapper(requestOptions) {
       `[@octokit/request] "${requestOptions.method} ${requestOptions.url}" is deprecated. It is scheduled to be removed on ${responseHeaders.sunset}${deprecationLink ? `. See ${deprecationLink}` : ""}`
     );
   }
-  if (status === 204 || status === 205) {
+  if (status2 === 204 || status2 === 205) {
     return octokitResponse;
   }
   if (requestOptions.method === "HEAD") {
-    if (status < 400) {
+    if (status2 < 400) {
       return octokitResponse;
     }
-    throw new RequestError(fetchResponse.statusText, status, {
+    throw new RequestError(fetchResponse.statusText, status2, {
       response: octokitResponse,
       request: requestOptions
     });
   }
-  if (status === 304) {
+  if (status2 === 304) {
     octokitResponse.data = await getResponseData(fetchResponse);
-    throw new RequestError("Not modified", status, {
+    throw new RequestError("Not modified", status2, {
       response: octokitResponse,
       request: requestOptions
     });
   }
-  if (status >= 400) {
+  if (status2 >= 400) {
     octokitResponse.data = await getResponseData(fetchResponse);
-    throw new RequestError(toErrorMessage(octokitResponse.data), status, {
+    throw new RequestError(toErrorMessage(octokitResponse.data), status2, {
       response: octokitResponse,
       request: requestOptions
     });
@@ -46923,7 +43319,7 @@ async function getResponseData(response) {
   if (!contentType) {
     return response.text().catch(noop);
   }
-  const mimetype = parse4(contentType);
+  const mimetype = parse2(contentType);
   if (isJSONResponse(mimetype)) {
     let text2 = "";
     try {
@@ -46963,14 +43359,14 @@ function toErrorMessage(data) {
 }
 function withDefaults2(oldEndpoint, newDefaults) {
   const endpoint2 = oldEndpoint.defaults(newDefaults);
-  const newApi = function(route, parameters) {
-    const endpointOptions = endpoint2.merge(route, parameters);
+  const newApi = function(route2, parameters) {
+    const endpointOptions = endpoint2.merge(route2, parameters);
     if (!endpointOptions.request || !endpointOptions.request.hook) {
       return fetchWrapper(endpoint2.parse(endpointOptions));
     }
-    const request2 = (route2, parameters2) => {
+    const request2 = (route22, parameters2) => {
       return fetchWrapper(
-        endpoint2.parse(endpoint2.merge(route2, parameters2))
+        endpoint2.parse(endpoint2.merge(route22, parameters2))
       );
     };
     Object.assign(request2, {
@@ -47118,9 +43514,9 @@ function withAuthorizationPrefix(token) {
   }
   return `token ${token}`;
 }
-async function hook(token, request2, route, parameters) {
+async function hook(token, request2, route2, parameters) {
   const endpoint2 = request2.endpoint.merge(
-    route,
+    route2,
     parameters
   );
   endpoint2.headers.authorization = withAuthorizationPrefix(token);
@@ -49577,8 +45973,8 @@ var endpoints_default = Endpoints;
 var endpointMethodsMap = /* @__PURE__ */ new Map();
 for (const [scope, endpoints] of Object.entries(endpoints_default)) {
   for (const [methodName, endpoint2] of Object.entries(endpoints)) {
-    const [route, defaults2, decorations] = endpoint2;
-    const [method, url] = route.split(/ /);
+    const [route2, defaults2, decorations] = endpoint2;
+    const [method, url] = route2.split(/ /);
     const endpointDefaults = Object.assign(
       {
         method,
@@ -49745,9 +46141,9 @@ function normalizePaginatedListResponse(response) {
   response.data.total_commits = totalCommits;
   return response;
 }
-function iterator(octokit, route, parameters) {
-  const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
-  const requestMethod = typeof route === "function" ? route : octokit.request;
+function iterator(octokit, route2, parameters) {
+  const options = typeof route2 === "function" ? route2.endpoint(parameters) : octokit.request.endpoint(route2, parameters);
+  const requestMethod = typeof route2 === "function" ? route2 : octokit.request;
   const method = options.method;
   const headers = options.headers;
   let url = options.url;
@@ -49787,7 +46183,7 @@ function iterator(octokit, route, parameters) {
     })
   };
 }
-function paginate(octokit, route, parameters, mapFn) {
+function paginate(octokit, route2, parameters, mapFn) {
   if (typeof parameters === "function") {
     mapFn = parameters;
     parameters = void 0;
@@ -49795,7 +46191,7 @@ function paginate(octokit, route, parameters, mapFn) {
   return gather(
     octokit,
     [],
-    iterator(octokit, route, parameters)[Symbol.asyncIterator](),
+    iterator(octokit, route2, parameters)[Symbol.asyncIterator](),
     mapFn
   );
 }
@@ -49805,11 +46201,11 @@ function gather(octokit, results, iterator2, mapFn) {
       return results;
     }
     let earlyExit = false;
-    function done() {
+    function done2() {
       earlyExit = true;
     }
     results = results.concat(
-      mapFn ? mapFn(result.value, done) : result.value.data
+      mapFn ? mapFn(result.value, done2) : result.value.data
     );
     if (earlyExit) {
       return results;
@@ -49830,7 +46226,7 @@ function paginateRest(octokit) {
 paginateRest.VERSION = VERSION6;
 
 // node_modules/@actions/github/lib/utils.js
-var context = new Context2();
+var context = new Context();
 var baseUrl = getApiBaseUrl();
 var defaults = {
   baseUrl,
@@ -49854,7 +46250,7 @@ function getOctokitOptions(token, options) {
 }
 
 // node_modules/@actions/github/lib/github.js
-var context2 = new Context2();
+var context2 = new Context();
 function getOctokit(token, options, ...additionalPlugins) {
   const GitHubWithPlugins = GitHub.plugin(...additionalPlugins);
   return new GitHubWithPlugins(getOctokitOptions(token, options));
@@ -49878,59 +46274,42 @@ function runContext() {
   };
 }
 
-// src/github/deployment.ts
-var repoName = (r) => `${r.owner}/${r.repo}`;
-function canaryPullRequest(run3, canary) {
-  if (!run3.repo) return void 0;
-  const repo = repoName(run3.repo);
-  if (run3.pullRequest) return { repo, number: run3.pullRequest.number };
-  return canary?.pullRequest?.repo === repo ? canary.pullRequest : void 0;
+// src/model.ts
+import { isIP } from "node:net";
+var replicaKey = (r) => `${r.host}/${r.name}`;
+var replicaName = (app, port) => `${app}-${port}`;
+var LABEL = {
+  app: "nginx-rollout.app",
+  role: "nginx-rollout.role",
+  image: "nginx-rollout.image",
+  port: "nginx-rollout.port",
+  /** blue or green for blue-green replicas, empty otherwise (set anyway, so an image's own label never shows through). */
+  color: "nginx-rollout.color"
+};
+var hostPort = (host, port) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+var sshName = (host, port) => port === 22 ? host : hostPort(host, port);
+function parseListen(text2) {
+  const m = /^(\d+)$/.exec(text2) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text2) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text2);
+  if (!m) return void 0;
+  const port = Number(m[2] ?? m[1]);
+  if (port < 1 || port > 65535) return void 0;
+  if (m[2] !== void 0 && !isIP(m[1])) return void 0;
+  return m[2] === void 0 ? { port } : { address: m[1], port };
 }
-function deploymentTarget(config, run3, canary, image) {
-  if (config.dryRun || config.operation === "status" || !run3.repo) return { kind: "none" };
-  const recorded = canary?.deployment;
-  if ((config.operation === "promote" || config.operation === "abort") && recorded && recorded.repo === repoName(run3.repo))
-    return { kind: "canary", id: recorded.id, environment: recorded.environment };
-  if (config.operation === "abort" || !config.github.environment) return { kind: "none" };
-  const what = config.operation === "deploy" ? `${config.strategy} deploy` : config.operation;
-  return {
-    kind: "new",
-    deployment: {
-      // A pull request's run checks out a merge commit; the deployment belongs to the commit pushed.
-      ref: run3.pullRequest?.headSha ?? run3.sha,
-      environment: config.github.environment,
-      description: `${config.app}: ${what} of ${image}`,
-      payload: { app: config.app, image, operation: config.operation, strategy: config.strategy }
-    }
-  };
+var LOOPBACK = /^(127\.|::1$|localhost$)/;
+var isLoopback = (address) => LOOPBACK.test(address);
+function mainImage(replicas) {
+  const counts = /* @__PURE__ */ new Map();
+  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
 }
-function finalStatus(f) {
-  switch (f.result) {
-    case "deployed":
-      return {
-        state: "success",
-        description: f.operation === "promote" ? `Promoted ${f.image} to all requests` : `${f.image} serves all requests`
-      };
-    case "paused":
-      return {
-        state: "in_progress",
-        description: `Canary ${f.canaryImage} at ${f.canaryWeight}% of requests: promote or abort it`
-      };
-    case "rolled-back":
-      if (f.operation === "abort")
-        return { state: "inactive", description: `Canary aborted: ${f.image} serves all requests` };
-      if (f.operation === "rollback") return { state: "success", description: `Rolled back to ${f.image}` };
-      return { state: "failure", description: `Failed and rolled back: ${f.image} serves all requests` };
-    case "failed":
-    case "planned":
-      return {
-        state: "failure",
-        description: `${f.operation === "deploy" ? "Deploy" : f.operation} failed: see the run log`
-      };
-    case "unchanged":
-      return { state: "inactive", description: "Nothing to do" };
-  }
+var liveColor = (replicas) => replicas.find((r) => r.color)?.color ?? "";
+function byHost(replicas) {
+  const groups = /* @__PURE__ */ new Map();
+  for (const r of replicas) groups.set(r.host, [...groups.get(r.host) ?? [], r]);
+  return groups;
 }
+var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.host}` : r.name).join(", ");
 
 // src/summary.ts
 function redact(text2, secrets) {
@@ -49952,8 +46331,8 @@ var HEADLINE = {
 };
 function renderSummary(r, secrets = []) {
   const out = [];
-  const status = r.operation === "status";
-  out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
+  const status2 = r.operation === "status";
+  out.push(status2 ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
   out.push("");
   out.push(
     `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **image** \`${r.image || "-"}\` \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${r.trafficSwitchedSeconds !== void 0 ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : ""} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)} s`
@@ -50045,11 +46424,119 @@ function renderSummary(r, secrets = []) {
   return redact(out.join("\n") + "\n", secrets);
 }
 
+// src/config.ts
+var DEFAULTS2 = {
+  port: "22",
+  "insecure-skip-host-key-check": "false",
+  strategy: "rolling",
+  replicas: "2",
+  ports: "9201-9210",
+  "container-port": "8080",
+  network: "",
+  "upstream-host": "127.0.0.1",
+  pull: "true",
+  "pull-timeout": "600",
+  "health-path": "/",
+  "health-status": "200-399",
+  "health-timeout": "60",
+  "health-interval": "0.2",
+  "drain-seconds": "5",
+  "stop-timeout": "10",
+  "batch-size": "1",
+  "keep-previous": "false",
+  "canary-steps": "10,50,100",
+  "canary-replicas": "1",
+  "canary-interval": "60",
+  "canary-max-error-rate": "1",
+  "nginx-mode": "container",
+  "nginx-scope": "site",
+  "nginx-container": "loadbalancer",
+  "nginx-image": "nginx:stable",
+  listen: "80",
+  "server-name": "localhost",
+  "lb-method": "least_conn",
+  weight: "10",
+  "max-fails": "3",
+  "fail-timeout": "30s",
+  operation: "deploy",
+  "dry-run": "false",
+  "rollback-on-failure": "true",
+  "lock-timeout": "300"
+};
+var derivedDefaults = {
+  configPath: (app) => `/etc/nginx/conf.d/${app}.conf`,
+  upstreamName: (app) => `${app.replace(/[-.]/g, "_")}_replicas`
+};
+var LIMITS = {
+  /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
+  stateDir: ".nginx-rollout",
+  /** Deploy history entries kept on the host. */
+  historyEntries: 20,
+  /** A lock whose heartbeat is older than this was left by a run that died. */
+  lockStaleSeconds: 45,
+  lockHeartbeatMs: 1e4,
+  /** Heartbeats that fail in a row before the run stops changing anything (the lock may be taken over at lockStaleSeconds). */
+  lockHeartbeatFailures: 2,
+  lockPollMs: 1e3,
+  /** How long a run waits for another app's nginx change on the same nginx to finish. */
+  nginxLockSeconds: 60,
+  /** How long nginx may take to start workers with the new config after the reload signal. */
+  reloadVerifyMs: 15e3,
+  /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
+  configIdPath: (app) => `/.nginx-rollout/${app}/config-id`,
+  /** Log lines of a failing replica shown in the summary. */
+  failureLogLines: 30,
+  /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
+  probeTimeoutMs: 2e3,
+  sshReadyTimeoutMs: 2e4,
+  sshKeepaliveMs: 1e4,
+  /**
+   * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
+   * kept free for the lock's heartbeat.
+   */
+  sshSessions: 8,
+  /** Forwarded TCP channels (health probes) open at once on one connection. */
+  sshTunnels: 16,
+  /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
+  commandTimeoutSeconds: 120,
+  /** The client gives a command this long past its remote deadline before it gives up on the channel. */
+  commandGraceSeconds: 10,
+  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
+  canaryMinRequests: 50,
+  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
+  canaryWorseZ: 3,
+  /** Consecutive failed health probes of a canary during a step that fail the step. */
+  canaryProbeFailures: 3,
+  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
+  canaryLogBytes: 32 * 1024 * 1024,
+  /** The per-app access log nginx writes while a canary split is live. */
+  canaryLogPath: (app) => `/var/log/nginx/nginx-rollout-${app}.log`,
+  /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
+  drainPollMs: 100,
+  drainQuietPolls: 2,
+  /**
+   * keepalive_min_timeout (nginx >= 1.27.4, site scope): an idle keep-alive connection of a reloading worker
+   * stays open this long and its next request is answered with Connection: close instead of being reset.
+   * Those old workers may still route to outgoing replicas meanwhile, so a drain lasts at least this long.
+   */
+  keepaliveMinTimeoutSeconds: 1,
+  /** The nginx version that introduced keepalive_min_timeout. */
+  keepaliveMinTimeoutSince: [1, 27, 4],
+  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
+  githubRequestTimeoutMs: 15e3,
+  /** Earlier deployments of the environment checked for one still marked active. */
+  githubEarlierDeployments: 10,
+  /** GitHub's limit on a deployment status description. */
+  githubDescriptionChars: 140,
+  /** Pushes of a pull request's canary shown in its comment. */
+  canaryPushesShown: 10
+};
+
 // src/github/api.ts
 var GitHubApiError = class extends Error {
-  constructor(message, status, options) {
+  constructor(message, status2, options) {
     super(message, options);
-    this.status = status;
+    this.status = status2;
   }
   status;
 };
@@ -50061,8 +46548,8 @@ function octokitApi(token, repo, apiUrl) {
     try {
       return await f();
     } catch (e) {
-      const status = typeof e.status === "number" ? e.status : void 0;
-      throw new GitHubApiError(`${what}: ${status ? `HTTP ${status}: ` : ""}${e.message}`, status, {
+      const status2 = typeof e.status === "number" ? e.status : void 0;
+      throw new GitHubApiError(`${what}: ${status2 ? `HTTP ${status2}: ` : ""}${e.message}`, status2, {
         cause: e
       });
     }
@@ -50232,11 +46719,65 @@ function renderCanaryComment(v) {
   return out.join("\n") + "\n";
 }
 
+// src/github/deployment.ts
+var repoName = (r) => `${r.owner}/${r.repo}`;
+function canaryPullRequest(run3, canary) {
+  if (!run3.repo) return void 0;
+  const repo = repoName(run3.repo);
+  if (run3.pullRequest) return { repo, number: run3.pullRequest.number };
+  return canary?.pullRequest?.repo === repo ? canary.pullRequest : void 0;
+}
+function deploymentTarget(config, run3, canary, image) {
+  if (config.dryRun || config.operation === "status" || !run3.repo) return { kind: "none" };
+  const recorded = canary?.deployment;
+  if ((config.operation === "promote" || config.operation === "abort") && recorded && recorded.repo === repoName(run3.repo))
+    return { kind: "canary", id: recorded.id, environment: recorded.environment };
+  if (config.operation === "abort" || !config.github.environment) return { kind: "none" };
+  const what = config.operation === "deploy" ? `${config.strategy} deploy` : config.operation;
+  return {
+    kind: "new",
+    deployment: {
+      // A pull request's run checks out a merge commit; the deployment belongs to the commit pushed.
+      ref: run3.pullRequest?.headSha ?? run3.sha,
+      environment: config.github.environment,
+      description: `${config.app}: ${what} of ${image}`,
+      payload: { app: config.app, image, operation: config.operation, strategy: config.strategy }
+    }
+  };
+}
+function finalStatus(f) {
+  switch (f.result) {
+    case "deployed":
+      return {
+        state: "success",
+        description: f.operation === "promote" ? `Promoted ${f.image} to all requests` : `${f.image} serves all requests`
+      };
+    case "paused":
+      return {
+        state: "in_progress",
+        description: `Canary ${f.canaryImage} at ${f.canaryWeight}% of requests: promote or abort it`
+      };
+    case "rolled-back":
+      if (f.operation === "abort")
+        return { state: "inactive", description: `Canary aborted: ${f.image} serves all requests` };
+      if (f.operation === "rollback") return { state: "success", description: `Rolled back to ${f.image}` };
+      return { state: "failure", description: `Failed and rolled back: ${f.image} serves all requests` };
+    case "failed":
+    case "planned":
+      return {
+        state: "failure",
+        description: `${f.operation === "deploy" ? "Deploy" : f.operation} failed: see the run log`
+      };
+    case "unchanged":
+      return { state: "inactive", description: "Nothing to do" };
+  }
+}
+
 // src/github/report.ts
 function apiWarning(what, e, permission) {
   const message = e.message;
-  const status = e instanceof GitHubApiError ? e.status : void 0;
-  if (status === 401 || status === 403 || status === 404)
+  const status2 = e instanceof GitHubApiError ? e.status : void 0;
+  if (status2 === 401 || status2 === 403 || status2 === 404)
     return `${what} failed (${message}). The workflow's token needs \`permissions: ${permission}\` (set it on the workflow or the job; a pull request from a fork only ever gets a read-only token). The deploy itself is not affected.`;
   return `${what} failed (${message}). The deploy itself is not affected.`;
 }
@@ -50425,7 +46966,90 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
 // src/inputs.ts
 import { realpathSync, readFileSync as readFileSync2 } from "node:fs";
 import { isIP as isIP2 } from "node:net";
-import path2 from "node:path";
+import path from "node:path";
+
+// src/commands/shell.ts
+var command = (...argv) => ({ argv });
+var withStdin = (c, stdin, stdinLabel) => ({ ...c, stdin, stdinLabel });
+var withTimeout = (c, timeoutSeconds) => ({ ...c, timeoutSeconds });
+var script = (text2, ...args) => command("sh", "-c", text2, "sh", ...args);
+var PLAIN = /^[A-Za-z0-9_\-./:=@,+%]+$/;
+var quote = (arg) => PLAIN.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+var render = (c) => c.argv.map(quote).join(" ");
+var renderRemote = (c, defaultTimeoutSeconds) => render({ argv: ["timeout", "-k", "5", String(Math.ceil(c.timeoutSeconds ?? defaultTimeoutSeconds)), ...c.argv] });
+var brief = (arg) => {
+  if (!arg.includes("\n") && arg.length <= 200) return arg;
+  const lines = arg.split("\n");
+  return `<script ${lines[0].slice(0, 60)}... (${lines.length} lines)>`;
+};
+var describeCommand = (c) => {
+  const text2 = render({ argv: c.argv.map(brief) });
+  return c.stdinLabel ? `${text2} < (${c.stdinLabel})` : text2;
+};
+var ShellWordsError = class extends Error {
+};
+var OPERATORS = /* @__PURE__ */ new Set([";", "|", "&", "<", ">", "(", ")", "`", "$"]);
+function splitShellWords(text2) {
+  const words = [];
+  let word = "";
+  let inWord = false;
+  let i = 0;
+  const fail = (what) => {
+    throw new ShellWordsError(`${what} at character ${i + 1}`);
+  };
+  while (i < text2.length) {
+    const ch = text2[i];
+    if (ch === " " || ch === "	" || ch === "\n" || ch === "\r") {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+      i++;
+    } else if (ch === "'") {
+      const end = text2.indexOf("'", i + 1);
+      if (end < 0) fail("unterminated single quote");
+      word += text2.slice(i + 1, end);
+      inWord = true;
+      i = end + 1;
+    } else if (ch === '"') {
+      inWord = true;
+      i++;
+      for (; ; ) {
+        if (i >= text2.length) fail("unterminated double quote");
+        const c = text2[i];
+        if (c === '"') break;
+        if (c === "$" || c === "`")
+          fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`);
+        if (c === "\\" && i + 1 < text2.length && '"\\$`\n'.includes(text2[i + 1])) {
+          if (text2[i + 1] !== "\n") word += text2[i + 1];
+          i += 2;
+          continue;
+        }
+        word += c;
+        i++;
+      }
+      i++;
+    } else if (ch === "\\") {
+      if (i + 1 >= text2.length) fail("trailing backslash");
+      if (text2[i + 1] !== "\n") {
+        word += text2[i + 1];
+        inWord = true;
+      }
+      i += 2;
+    } else if (OPERATORS.has(ch)) {
+      fail(`unquoted '${ch}' (nginx-rollout runs no shell here; quote it if it is meant literally)`);
+    } else if (ch === "#" && !inWord) {
+      fail("unquoted '#' would start a shell comment");
+    } else {
+      word += ch;
+      inWord = true;
+      i++;
+    }
+  }
+  if (inWord) words.push(word);
+  return words;
+}
+
+// src/inputs.ts
 var SECRET_INPUTS = [
   "key",
   "passphrase",
@@ -50472,248 +47096,169 @@ var MANAGED_RUN_ARGS = [
   "-t",
   "--env-file"
 ];
-function readConfig(source) {
-  const problems = [];
-  const problem = (msg) => {
-    problems.push(msg);
+var Reader = class {
+  constructor(source) {
+    this.source = source;
+  }
+  source;
+  problems = [];
+  problem(msg) {
+    this.problems.push(msg);
     return void 0;
-  };
-  const raw = (name) => {
-    const v = source.get(name).trim();
-    return v === "" && name in DEFAULTS ? DEFAULTS[name] : v;
-  };
-  const given = (name) => source.get(name).trim() !== "";
-  const required = (name, what) => {
-    const v = raw(name);
-    if (v === "") problem(`${name}: required (${what})`);
+  }
+  /** The input's text, or its default. */
+  raw(name) {
+    const v = this.source.get(name).trim();
+    return v === "" && name in DEFAULTS2 ? DEFAULTS2[name] : v;
+  }
+  given(name) {
+    return this.source.get(name).trim() !== "";
+  }
+  required(name, what) {
+    const v = this.raw(name);
+    if (v === "") this.problem(`${name}: required (${what})`);
     return v;
-  };
-  const matching = (name, re, expected, value = raw(name)) => {
-    if (value !== "" && !re.test(value)) problem(`${name}: expected ${expected}, got ${show(value)}`);
+  }
+  matching(name, re, expected, value = this.raw(name)) {
+    if (value !== "" && !re.test(value)) this.problem(`${name}: expected ${expected}, got ${show(value)}`);
     return value;
-  };
-  const int = (name, min, max) => {
-    const v = raw(name);
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`);
-      return min;
-    }
-    return Number(v);
-  };
-  const seconds3 = (name, min, max) => {
-    const v = raw(name).replace(/s$/, "");
-    if (!/^\d+(\.\d+)?$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(
-        `${name}: expected seconds from ${min} to ${max} (e.g. '${DEFAULTS[name] ?? min}'), got ${show(raw(name))}`
-      );
-      return min;
-    }
-    return Number(v);
-  };
-  const bool = (name) => {
-    const v = raw(name);
+  }
+  int(name, min, max) {
+    const v = this.raw(name);
+    if (/^\d+$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v);
+    this.problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`);
+    return min;
+  }
+  seconds(name, min, max) {
+    const v = this.raw(name).replace(/s$/, "");
+    if (/^\d+(\.\d+)?$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v);
+    const example = DEFAULTS2[name] ?? min;
+    this.problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${example}'), got ${show(this.raw(name))}`);
+    return min;
+  }
+  bool(name) {
+    const v = this.raw(name);
     if (/^(true|True|TRUE)$/.test(v)) return true;
     if (/^(false|False|FALSE)$/.test(v)) return false;
-    problem(`${name}: expected true or false, got ${show(v)}`);
+    this.problem(`${name}: expected true or false, got ${show(v)}`);
     return false;
-  };
-  const oneOf = (name, allowed) => {
-    const v = raw(name);
-    if (!allowed.includes(v)) problem(`${name}: expected one of ${allowed.join(", ")}, got ${show(v)}`);
+  }
+  oneOf(name, allowed) {
+    const v = this.raw(name);
+    if (!allowed.includes(v)) this.problem(`${name}: expected one of ${allowed.join(", ")}, got ${show(v)}`);
     return v;
-  };
-  const privateKeyText = (name) => {
-    const v = raw(name) || void 0;
+  }
+  privateKeyText(name) {
+    const v = this.raw(name) || void 0;
     if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
-      problem(
+      this.problem(
         `${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`
       );
     return v;
-  };
-  const hostKeyPolicy = (fingerprintInput, knownHostsInput, insecureSkip2) => {
-    const fingerprints = parseFingerprints(raw(fingerprintInput), (m) => problem(`${fingerprintInput}: ${m}`));
-    const knownHosts = raw(knownHostsInput);
+  }
+  hostKeyPolicy(fingerprintInput, knownHostsInput, insecureSkip) {
+    const fingerprints = parseFingerprints(this.raw(fingerprintInput), (m) => this.problem(`${fingerprintInput}: ${m}`));
+    const knownHosts = this.raw(knownHostsInput);
     if (knownHosts && !knownHosts.split("\n").some((l) => l.trim() && !l.trim().startsWith("#")))
-      problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`);
-    return { fingerprints, knownHosts, insecureSkip: insecureSkip2 };
-  };
-  const port = int("port", 1, 65535);
+      this.problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`);
+    return { fingerprints, knownHosts, insecureSkip };
+  }
+};
+function readConnection(r) {
+  const port = r.int("port", 1, 65535);
   const topology = readTopology(
     {
-      host: raw("host"),
-      hosts: raw("hosts"),
-      nginxHost: raw("nginx-host"),
-      upstreamHost: raw("upstream-host"),
-      upstreamHostGiven: given("upstream-host")
+      host: r.raw("host"),
+      hosts: r.raw("hosts"),
+      nginxHost: r.raw("nginx-host"),
+      upstreamHost: r.raw("upstream-host"),
+      upstreamHostGiven: r.given("upstream-host")
     },
     port,
-    problem
+    (m) => r.problem(m)
   );
-  const username = required("username", "the ssh user on the hosts");
-  if (/\s/.test(username)) problem(`username: expected a user name without spaces, got ${show(username)}`);
-  const privateKey = privateKeyText("key");
-  const passphrase = raw("passphrase") || void 0;
-  const password = raw("password") || void 0;
+  const username = r.required("username", "the ssh user on the hosts");
+  if (/\s/.test(username)) r.problem(`username: expected a user name without spaces, got ${show(username)}`);
+  const privateKey = r.privateKeyText("key");
+  const passphrase = r.raw("passphrase") || void 0;
+  const password = r.raw("password") || void 0;
   if (!privateKey && !password)
-    problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
-  const insecureSkip = bool("insecure-skip-host-key-check");
-  const hostKey = hostKeyPolicy("fingerprint", "known-hosts", insecureSkip);
+    r.problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
+  const insecureSkip = r.bool("insecure-skip-host-key-check");
+  const hostKey = r.hostKeyPolicy("fingerprint", "known-hosts", insecureSkip);
   const first = topology?.nginxHost;
   if (!hostKey.fingerprints.length && !hostKey.knownHosts && !insecureSkip && first)
-    problem(
+    r.problem(
       `fingerprint: required to verify each host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${first.port} ${first.host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
     );
-  const login2 = { username, privateKey, passphrase, password, hostKey };
-  const proxyHostText = raw("proxy-host");
-  let proxy;
-  if (proxyHostText) {
-    const target = parseSshAddress(proxyHostText, 22, (m) => problem(`proxy-host: ${m}`));
-    const proxyUser = raw("proxy-username") || username;
-    if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`);
-    const proxyKey = privateKeyText("proxy-key");
-    if (!proxyKey && given("proxy-passphrase"))
-      problem(
-        "proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)"
-      );
-    const ownPolicy = given("proxy-fingerprint") || given("proxy-known-hosts");
-    const proxyHostKey = ownPolicy ? hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", insecureSkip) : hostKey;
-    if (target)
-      proxy = {
-        target,
-        login: {
-          username: proxyUser,
-          privateKey: proxyKey ?? privateKey,
-          passphrase: proxyKey ? raw("proxy-passphrase") || void 0 : passphrase,
-          password: proxyKey ? void 0 : password,
-          hostKey: proxyHostKey
-        }
-      };
-  } else
-    for (const name of [
-      "proxy-username",
-      "proxy-key",
-      "proxy-passphrase",
-      "proxy-fingerprint",
-      "proxy-known-hosts"
-    ])
-      if (given(name))
-        problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`);
-  const operation = oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
-  const app = matching(
+  return { topology, login: { username, privateKey, passphrase, password, hostKey } };
+}
+var PROXY_INPUTS = [
+  "proxy-username",
+  "proxy-key",
+  "proxy-passphrase",
+  "proxy-fingerprint",
+  "proxy-known-hosts"
+];
+function readBastion(r, hosts) {
+  const proxyHostText = r.raw("proxy-host");
+  if (!proxyHostText) {
+    for (const name of PROXY_INPUTS)
+      if (r.given(name))
+        r.problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`);
+    return void 0;
+  }
+  const target = parseSshAddress(proxyHostText, 22, (m) => r.problem(`proxy-host: ${m}`));
+  const username = r.raw("proxy-username") || hosts.username;
+  if (/\s/.test(username)) r.problem(`proxy-username: expected a user name without spaces, got ${show(username)}`);
+  const proxyKey = r.privateKeyText("proxy-key");
+  if (!proxyKey && r.given("proxy-passphrase"))
+    r.problem(
+      "proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)"
+    );
+  const ownPolicy = r.given("proxy-fingerprint") || r.given("proxy-known-hosts");
+  const insecureSkip = hosts.hostKey.insecureSkip;
+  const hostKey = ownPolicy ? r.hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", insecureSkip) : hosts.hostKey;
+  if (!target) return void 0;
+  const login3 = {
+    username,
+    privateKey: proxyKey ?? hosts.privateKey,
+    passphrase: proxyKey ? r.raw("proxy-passphrase") || void 0 : hosts.passphrase,
+    password: proxyKey ? void 0 : hosts.password,
+    hostKey
+  };
+  return { target, login: login3 };
+}
+function readApp(r) {
+  const operation = r.oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
+  const appName = r.required("app", "the application name");
+  const app = r.matching(
     "app",
     NAME,
     "a name of lowercase letters, digits, _ . - starting with a letter or digit",
-    required("app", "the application name")
+    appName
   );
-  if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`);
-  const image = matching(
-    "image",
-    IMAGE,
-    "a Docker image reference like ghcr.io/org/app:1.2.3",
-    operation === "deploy" ? required("image", "the image to deploy") : raw("image")
-  );
-  const strategy = oneOf("strategy", ["rolling", "blue-green", "canary"]);
-  const replicas = int("replicas", 1, 100);
-  const ports = parsePorts(raw("ports"), problem);
+  if (app.length > 48) r.problem(`app: expected at most 48 characters, got ${app.length}`);
+  const imageText = operation === "deploy" ? r.required("image", "the image to deploy") : r.raw("image");
+  const image = r.matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", imageText);
+  const strategy = r.oneOf("strategy", ["rolling", "blue-green", "canary"]);
+  const replicas = r.int("replicas", 1, 100);
+  const ports = parsePorts(r.raw("ports"), (m) => r.problem(m));
   if (ports.length && ports.length < replicas)
-    problem(
-      `ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw("ports")}'`
+    r.problem(
+      `ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${r.raw("ports")}'`
     );
-  const containerPort = int("container-port", 1, 65535);
-  const network = raw("network");
+  const containerPort = r.int("container-port", 1, 65535);
+  const network = r.raw("network");
   if (network !== "" && !CONTAINER_NAME.test(network))
-    problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
-  const env = parseEnv(raw("env"), problem);
-  const runArgs = parseRunArgs(raw("run-args"), problem);
-  const pull = bool("pull");
-  const pullTimeoutSeconds = int("pull-timeout", 1, 86400);
-  const registryServer = raw("registry");
-  if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer))
-    problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`);
-  const registryUser = raw("registry-username");
-  const registryPassword = raw("registry-password");
-  if (Boolean(registryUser) !== Boolean(registryPassword))
-    problem("registry-username and registry-password: set both to log in to the registry, or neither");
-  if (registryServer && !registryUser)
-    problem("registry: set registry-username and registry-password too, or leave registry empty");
-  const healthPath = matching("health-path", HEALTH_PATH, "an absolute URL path like '/healthz'");
-  const healthStatus = parseStatusRanges(raw("health-status"), problem);
-  const healthTimeout = seconds3("health-timeout", 1, 3600);
-  const healthInterval = seconds3("health-interval", 0.05, 60);
-  const drainSeconds = seconds3("drain-seconds", 0, 3600);
-  const stopTimeoutSeconds = int("stop-timeout", 0, 3600);
-  const batchSize = int("batch-size", 1, 100);
-  const keepPrevious = bool("keep-previous");
-  const canarySteps = parseCanarySteps(raw("canary-steps"), problem);
-  const canaryReplicas = int("canary-replicas", 1, 100);
-  const canaryInterval = seconds3("canary-interval", 1, 86400);
-  const maxErrorRate = raw("canary-max-error-rate").replace(/%$/, "");
-  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
-    problem(
-      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw("canary-max-error-rate"))}`
-    );
-  const mode = oneOf("nginx-mode", ["container", "host"]);
-  const scope = oneOf("nginx-scope", ["site", "upstream"]);
-  const nginxContainer = matching("nginx-container", CONTAINER_NAME, "a Docker container name");
-  const nginxImage = matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
-  const configPath = matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") || derivedDefaults.configPath(app);
-  const upstreamName = matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _") || derivedDefaults.upstreamName(app);
-  const templatePath = raw("nginx-template");
-  let template;
-  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
-    try {
-      template = source.readWorkspaceFile(templatePath);
-    } catch (e) {
-      problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
-    }
-  }
-  const listen = raw("listen");
-  if (!parseListen(listen))
-    problem(
-      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`
-    );
-  const serverName = raw("server-name");
-  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n)))
-    problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
-  if (scope === "upstream") {
-    for (const name of ["listen", "server-name"])
-      if (given(name))
-        problem(
-          `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`
-        );
-  }
-  const lbMethod = parseLbMethod(raw("lb-method"), problem);
-  const weight = int("weight", 1, 1e3);
-  const maxFails = int("max-fails", 0, 1e3);
-  const failTimeout = matching("fail-timeout", NGINX_TIME, "an nginx time like '30s' or '1m'");
-  const githubToken = raw("github-token");
-  if (/\s/.test(githubToken)) problem("github-token: expected a token without spaces or line breaks");
-  const environment = raw("environment");
-  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
-    problem(
-      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`
-    );
-  const environmentUrl = raw("environment-url");
-  if (environmentUrl && !isWebUrl(environmentUrl))
-    problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
-  if (environmentUrl && !environment)
-    problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
-  const dryRun = bool("dry-run");
-  const rollbackOnFailure = bool("rollback-on-failure");
-  const lockTimeoutSeconds = seconds3("lock-timeout", 0, 86400);
-  if (network === "host" && ports.includes(containerPort))
-    problem(
-      `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`
-    );
-  const listenPort = parseListen(listen)?.port;
-  if (scope === "site" && network === "host" && listenPort !== void 0 && ports.includes(listenPort))
-    problem(`listen: port ${listenPort} is inside ports '${raw("ports")}', which replicas use`);
-  if (problems.length || !topology) throw new InputError(problems);
+    r.problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
+  const env = parseEnv(r.raw("env"), (m) => r.problem(m));
+  const runArgs = parseRunArgs(r.raw("run-args"), (m) => r.problem(m));
+  const pull2 = r.bool("pull");
+  const pullTimeoutSeconds = r.int("pull-timeout", 1, 86400);
+  const registry = readRegistry(r);
   return {
-    appHosts: topology.appHosts,
-    nginxHost: topology.nginxHost,
-    login: login2,
-    proxy,
+    operation,
     app,
     image,
     strategy,
@@ -50723,47 +47268,155 @@ function readConfig(source) {
     network,
     env,
     runArgs,
-    pull,
+    pull: pull2,
     pullTimeoutSeconds,
-    registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : void 0,
-    health: {
-      path: healthPath,
-      status: healthStatus,
-      timeoutMs: healthTimeout * 1e3,
-      intervalMs: healthInterval * 1e3
-    },
-    drainSeconds,
-    stopTimeoutSeconds,
-    batchSize,
-    keepPrevious,
-    canary: {
-      steps: canarySteps,
-      replicas: canaryReplicas,
-      intervalSeconds: canaryInterval,
-      maxErrorRate: Number(maxErrorRate)
-    },
-    nginx: {
-      mode,
-      scope,
-      container: nginxContainer,
-      image: nginxImage,
-      configPath,
-      upstreamName,
-      template,
-      templatePath: templatePath || void 0,
-      listen,
-      serverName,
-      lbMethod,
-      weight,
-      maxFails,
-      failTimeout
-    },
-    github: { token: githubToken, environment, environmentUrl },
-    operation,
-    dryRun,
-    rollbackOnFailure,
-    lockTimeoutSeconds
+    registry
   };
+}
+function readRegistry(r) {
+  const server = r.raw("registry");
+  if (server && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(server))
+    r.problem(`registry: expected a registry host like ghcr.io, got ${show(server)}`);
+  const username = r.raw("registry-username");
+  const password = r.raw("registry-password");
+  if (Boolean(username) !== Boolean(password))
+    r.problem("registry-username and registry-password: set both to log in to the registry, or neither");
+  if (server && !username)
+    r.problem("registry: set registry-username and registry-password too, or leave registry empty");
+  return username ? { server, username, password } : void 0;
+}
+function readHealth(r) {
+  const path3 = r.matching("health-path", HEALTH_PATH, "an absolute URL path like '/healthz'");
+  const status2 = parseStatusRanges(r.raw("health-status"), (m) => r.problem(m));
+  const timeoutMs = r.seconds("health-timeout", 1, 3600) * 1e3;
+  const intervalMs = r.seconds("health-interval", 0.05, 60) * 1e3;
+  return { path: path3, status: status2, timeoutMs, intervalMs };
+}
+function readTraffic(r) {
+  return {
+    drainSeconds: r.seconds("drain-seconds", 0, 3600),
+    stopTimeoutSeconds: r.int("stop-timeout", 0, 3600),
+    batchSize: r.int("batch-size", 1, 100),
+    keepPrevious: r.bool("keep-previous")
+  };
+}
+function readCanary(r) {
+  const steps = parseCanarySteps(r.raw("canary-steps"), (m) => r.problem(m));
+  const replicas = r.int("canary-replicas", 1, 100);
+  const intervalSeconds = r.seconds("canary-interval", 1, 86400);
+  const maxErrorRate = r.raw("canary-max-error-rate").replace(/%$/, "");
+  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
+    r.problem(
+      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw("canary-max-error-rate"))}`
+    );
+  return { steps, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) };
+}
+function readNginx(r, source, app) {
+  const mode = r.oneOf("nginx-mode", ["container", "host"]);
+  const scope = r.oneOf("nginx-scope", ["site", "upstream"]);
+  const container = r.matching("nginx-container", CONTAINER_NAME, "a Docker container name");
+  const image = r.matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
+  const configPath = r.matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") || derivedDefaults.configPath(app);
+  const upstreamName = r.matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _") || derivedDefaults.upstreamName(app);
+  const templatePath = r.raw("nginx-template");
+  let template;
+  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
+    try {
+      template = source.readWorkspaceFile(templatePath);
+    } catch (e) {
+      r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
+    }
+  }
+  const listen = r.raw("listen");
+  if (!parseListen(listen))
+    r.problem(
+      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`
+    );
+  const serverName = r.raw("server-name");
+  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n)))
+    r.problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
+  if (scope === "upstream") {
+    for (const name of ["listen", "server-name"])
+      if (r.given(name))
+        r.problem(
+          `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`
+        );
+  }
+  return {
+    mode,
+    scope,
+    container,
+    image,
+    configPath,
+    upstreamName,
+    template,
+    templatePath: templatePath || void 0,
+    listen,
+    serverName,
+    lbMethod: parseLbMethod(r.raw("lb-method"), (m) => r.problem(m)),
+    weight: r.int("weight", 1, 1e3),
+    maxFails: r.int("max-fails", 0, 1e3),
+    failTimeout: r.matching("fail-timeout", NGINX_TIME, "an nginx time like '30s' or '1m'")
+  };
+}
+function readGitHub(r) {
+  const token = r.raw("github-token");
+  if (/\s/.test(token)) r.problem("github-token: expected a token without spaces or line breaks");
+  const environment = r.raw("environment");
+  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
+    r.problem(
+      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`
+    );
+  const environmentUrl = r.raw("environment-url");
+  if (environmentUrl && !isWebUrl(environmentUrl))
+    r.problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
+  if (environmentUrl && !environment)
+    r.problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
+  return { token, environment, environmentUrl };
+}
+function readControl(r) {
+  return {
+    dryRun: r.bool("dry-run"),
+    rollbackOnFailure: r.bool("rollback-on-failure"),
+    lockTimeoutSeconds: r.seconds("lock-timeout", 0, 86400)
+  };
+}
+function checkCombinations(r, app, nginx) {
+  const { network, ports, containerPort } = app;
+  if (network === "host" && ports.includes(containerPort))
+    r.problem(
+      `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`
+    );
+  const listenPort = parseListen(nginx.listen)?.port;
+  if (nginx.scope === "site" && network === "host" && listenPort !== void 0 && ports.includes(listenPort))
+    r.problem(`listen: port ${listenPort} is inside ports '${r.raw("ports")}', which replicas use`);
+}
+function readConfig(source) {
+  const r = new Reader(source);
+  const { topology, login: login3 } = readConnection(r);
+  const proxy = readBastion(r, login3);
+  const app = readApp(r);
+  const health = readHealth(r);
+  const traffic = readTraffic(r);
+  const canary = readCanary(r);
+  const nginx = readNginx(r, source, app.app);
+  const github = readGitHub(r);
+  const control = readControl(r);
+  checkCombinations(r, app, nginx);
+  if (r.problems.length || !topology) throw new InputError(r.problems);
+  return { ...topology, login: login3, proxy, ...app, health, ...traffic, canary, nginx, github, ...control };
+}
+function secretsOf(config) {
+  return [
+    config.login.privateKey,
+    config.login.passphrase,
+    config.login.password,
+    config.proxy?.login.privateKey,
+    config.proxy?.login.passphrase,
+    config.registry?.password,
+    config.github.token,
+    ...config.env.flatMap((v) => [v.value, v.value.trim()])
+  ].filter((s) => Boolean(s && s.trim().length >= 3));
 }
 function secretTexts(get) {
   const texts = SECRET_INPUTS.map((name) => get(name).trim());
@@ -50784,8 +47437,8 @@ function secretTexts(get) {
 }
 function readWorkspaceFile(workspace, file) {
   const root = realpathSync(workspace);
-  const real = realpathSync(path2.resolve(root, file));
-  if (real !== root && !real.startsWith(root + path2.sep))
+  const real = realpathSync(path.resolve(root, file));
+  if (real !== root && !real.startsWith(root + path.sep))
     throw new Error(`it resolves to ${real}, outside the workspace ${root}`);
   return readFileSync2(real, "utf8");
 }
@@ -51002,66 +47655,6 @@ var Journal = class {
   }
 };
 
-// src/nginx/diff.ts
-function lineOps(a, b) {
-  const n = a.length;
-  const m = b.length;
-  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
-  for (let i2 = n - 1; i2 >= 0; i2--)
-    for (let j2 = m - 1; j2 >= 0; j2--)
-      lcs[i2][j2] = a[i2] === b[j2] ? lcs[i2 + 1][j2 + 1] + 1 : Math.max(lcs[i2 + 1][j2], lcs[i2][j2 + 1]);
-  const ops = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      ops.push({ kind: " ", line: a[i] });
-      i++;
-      j++;
-    } else if (i < n && (j === m || lcs[i + 1][j] >= lcs[i][j + 1])) ops.push({ kind: "-", line: a[i++] });
-    else ops.push({ kind: "+", line: b[j++] });
-  }
-  return ops;
-}
-function unifiedDiff(before, after, fromLabel, toLabel, context3 = 3) {
-  if (before === after) return "";
-  const split = (t) => t === "" ? [] : t.replace(/\n$/, "").split("\n");
-  const ops = lineOps(split(before), split(after));
-  const out = [`--- ${fromLabel}`, `+++ ${toLabel}`];
-  let k = 0;
-  while (k < ops.length) {
-    if (ops[k].kind === " ") {
-      k++;
-      continue;
-    }
-    let start = Math.max(0, k - context3);
-    let end = k;
-    while (end < ops.length) {
-      if (ops[end].kind !== " ") {
-        end++;
-        continue;
-      }
-      let run3 = end;
-      while (run3 < ops.length && ops[run3].kind === " ") run3++;
-      if (run3 === ops.length || run3 - end > 2 * context3) {
-        end = Math.min(ops.length, end + context3);
-        break;
-      }
-      end = run3;
-    }
-    const aStart = ops.slice(0, start).filter((o) => o.kind !== "+").length;
-    const bStart = ops.slice(0, start).filter((o) => o.kind !== "-").length;
-    const hunk = ops.slice(start, end);
-    const aLen = hunk.filter((o) => o.kind !== "+").length;
-    const bLen = hunk.filter((o) => o.kind !== "-").length;
-    out.push(`@@ -${aLen ? aStart + 1 : aStart},${aLen} +${bLen ? bStart + 1 : bStart},${bLen} @@`);
-    for (const o of hunk) out.push(`${o.kind}${o.line}`);
-    k = end;
-    start = end;
-  }
-  return out.join("\n") + "\n";
-}
-
 // src/plan/common.ts
 var PlanError = class extends Error {
 };
@@ -51205,6 +47798,2999 @@ function planRolling(config, containers, routes, notes = []) {
   };
 }
 
+// src/plan/rollback.ts
+var unique = (rs) => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i);
+function planUndo(config, plan, progress) {
+  const isNew = (r) => progress.started.some((s) => replicaKey(s) === replicaKey(r));
+  const replaced = plan.replaces ?? [];
+  const swapped = replaced.length > 0 && progress.routed.length > 0;
+  const retired = progress.retired ?? [];
+  const isRetired = (r) => retired.some((g) => replicaKey(g) === replicaKey(r));
+  const gone = unique([...retired, ...swapped ? replaced : []]);
+  const isGone = (r) => gone.some((g) => replicaKey(g) === replicaKey(r));
+  if (plan.onFailure === "abort-canary" && !progress.stopped.length && (!replaced.length || swapped)) {
+    const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]);
+    const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)));
+    const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started]);
+    return {
+      steps: [
+        { kind: "route", servers: stable },
+        { kind: "drain", seconds: config.drainSeconds, replicas: out },
+        ...removeAll(out)
+      ],
+      canary: "removed"
+    };
+  }
+  const back = plan.previous.filter((r) => !isGone(r));
+  if (gone.length && !back.length)
+    throw new PlanError(
+      "every replica that served before the run was already retired: the new version stays live and nothing is undone"
+    );
+  const steps = [];
+  const isStopped = (r) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r));
+  const stillRunning = back.filter((r) => !isStopped(r));
+  if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
+    steps.push({ kind: "route", servers: stillRunning });
+  if (progress.stopped.length)
+    steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
+  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
+    steps.push({ kind: "route", servers: back });
+  else if (progress.configBefore !== progress.configNow)
+    steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+  if (progress.routed.length && config.drainSeconds > 0)
+    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
+  steps.push(...removeAll(progress.started));
+  return { steps, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
+}
+function rollbackTarget(state2, liveImage) {
+  return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
+}
+function planRollbackOperation(config, state2, routes) {
+  if (state2.canary)
+    throw new PlanError(
+      `rollback: a canary of ${state2.canary.image} is paused at ${state2.canary.weight}%; use operation: abort to remove it`
+    );
+  const { live, strays } = liveReplicas(config, state2.containers, routes);
+  const current = mainImage(live);
+  const target = rollbackTarget(state2, current);
+  if (!target)
+    throw new PlanError(
+      `rollback: the deploy history of ${config.app} has no earlier deployed image to go back to; live is ${current || "nothing"}${state2.history.length ? ` (history: ${state2.history.map((h) => `${h.image} ${h.result}`).join(", ")})` : ""}. Deploy the image you want with operation: deploy`
+    );
+  const targetConfig = { ...config, image: target };
+  const asRolledBack = (p) => ({ ...p, leaves: "rolled-back" });
+  if (config.strategy === "blue-green") {
+    const kept = strays.filter((r) => r.image === target && r.color);
+    if (kept.length) {
+      const steps = [
+        { kind: "restart", replicas: kept },
+        { kind: "gate", replicas: kept },
+        ...switchTo(config, live, kept),
+        ...removeAll(strays.filter((r) => !kept.includes(r)))
+      ];
+      return {
+        steps,
+        image: target,
+        previous: live,
+        next: kept,
+        onFailure: "restore",
+        leaves: "rolled-back",
+        notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`]
+      };
+    }
+    return asRolledBack(planBlueGreen(targetConfig, state2.containers, routes));
+  }
+  return asRolledBack(planRolling(targetConfig, state2.containers, routes));
+}
+
+// src/carry-out.ts
+function sharesAfter(plan, percent) {
+  const shares = plan.steps.flatMap((s) => s.kind === "observe" ? [s.split.percent] : []).filter((p) => p > percent);
+  return [...shares, ...plan.pausesAt ? [] : [100]];
+}
+async function pausedCanary(state2, plan, gh, paused, judged, links) {
+  const previous = state2.canary;
+  const replaced = plan.replaces && previous;
+  const pushOf = (p) => ({
+    image: p.image,
+    sha: p.sha,
+    at: p.at,
+    observations: p.observations ?? [],
+    outcome: "replaced"
+  });
+  return {
+    image: plan.image,
+    stableImage: plan.pausesAt?.stableImage ?? previous?.stableImage ?? mainImage(plan.previous.filter((x) => x.image !== plan.image)),
+    weight: paused.percent,
+    remainingSteps: paused.remaining,
+    replicas: paused.canary.map((r) => ({ host: r.host, name: r.name })),
+    at: (/* @__PURE__ */ new Date()).toISOString(),
+    ...gh.pullRequest ? { sha: gh.pullRequest.headSha } : {},
+    observations: [...replaced ? [] : previous?.observations ?? [], ...judged],
+    ...replaced ? { pushes: [...previous.pushes ?? [], pushOf(previous)] } : {},
+    ...await links()
+  };
+}
+async function carryOut(config, state2, plan, ex, journal, links, gh) {
+  const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
+  const outcome = await group(title, () => ex.run(plan.steps, "deploy", plan.image));
+  const unchangedCanary = { canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
+  const pause = async (percent, canary, remaining) => ({
+    result: "paused",
+    canary: await pausedCanary(state2, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
+    canaryWeight: String(percent)
+  });
+  switch (outcome.kind) {
+    case "completed":
+      if (plan.pausesAt) return pause(plan.pausesAt.percent, plan.pausesAt.canary, []);
+      if (plan.endsCanary)
+        return { result: plan.leaves, canary: null, canaryWeight: plan.leaves === "deployed" ? "100" : "0" };
+      return { result: plan.leaves, ...unchangedCanary };
+    case "inconclusive": {
+      warning(outcome.reason);
+      const canary = plan.steps.flatMap(
+        (st) => st.kind === "observe" && st.split.percent === outcome.percent ? st.split.canary : []
+      );
+      return pause(outcome.percent, canary, sharesAfter(plan, outcome.percent));
+    }
+    case "failed": {
+      const failure2 = outcome.reason;
+      if (!config.rollbackOnFailure && !outcome.judged) return { result: "failed", failure: failure2, ...unchangedCanary };
+      const undo = planUndo(config, plan, ex.snapshot());
+      const back = await group("Roll back", () => ex.run(undo.steps, "rollback", plan.image));
+      if (back.kind !== "completed")
+        return { result: "failed", failure: failure2, rollbackFailure: back.reason, ...unchangedCanary };
+      if (undo.canary === "removed") return { result: "rolled-back", failure: failure2, canary: null, canaryWeight: "0" };
+      return { result: "rolled-back", failure: failure2, ...unchangedCanary };
+    }
+  }
+}
+
+// src/host/checks.ts
+function hostProblems(config, state2) {
+  const problems = [...state2.nginx.problems];
+  const n = state2.nginx;
+  const loopback = config.appHosts.find((h) => isLoopback(h.upstreamAddress));
+  if (config.nginx.mode === "container" && n.exists && loopback && n.networkMode !== "host")
+    problems.push(
+      `upstream-host: the nginx container ${config.nginx.container} runs on Docker network '${n.networkMode ?? "default"}', where ${loopback.upstreamAddress} is the container itself, so it cannot reach the replicas. Recreate it with --network host, or set upstream-host to an address of the Docker host that the container can reach (e.g. the docker0 gateway, often 172.17.0.1)`
+    );
+  return problems;
+}
+
+// src/commands/docker.ts
+var CONTAINER_FIELDS = `{"id":{{json .Id}},"name":{{json .Name}},"state":{{json .State.Status}},"pid":{{json .State.Pid}},"labels":{{json .Config.Labels}}}`;
+var listManaged = () => script(
+  `ids=$(docker ps --all --quiet --no-trunc --filter "label=$1") || exit $?
+[ -z "$ids" ] && exit 0
+# A container removed between the two commands is simply not listed.
+docker inspect --format "$2" $ids 2>/dev/null
+exit 0`,
+  `${LABEL.role}=replica`,
+  CONTAINER_FIELDS
+);
+function replicaEnv(config, replica) {
+  const port = config.network === "host" ? replica.port : config.containerPort;
+  return [`PORT=${port}`, ...config.env.map((v) => `${v.name}=${v.value}`)].join("\n") + "\n";
+}
+var listenPortInside = (config, replica) => config.network === "host" ? replica.port : config.containerPort;
+function runReplica(config, replica) {
+  const network = config.network === "host" ? ["--network", "host"] : [
+    ...config.network ? ["--network", config.network] : [],
+    "--publish",
+    `${hostPort(replica.address, replica.port)}:${config.containerPort}`
+  ];
+  const run3 = command(
+    "docker",
+    "run",
+    "--detach",
+    "--name",
+    replica.name,
+    "--label",
+    `${LABEL.app}=${config.app}`,
+    "--label",
+    `${LABEL.role}=replica`,
+    "--label",
+    `${LABEL.image}=${replica.image}`,
+    "--label",
+    `${LABEL.port}=${replica.port}`,
+    "--label",
+    `${LABEL.color}=${replica.color ?? ""}`,
+    ...network,
+    "--env-file",
+    "/dev/stdin",
+    ...config.runArgs,
+    replica.image
+  );
+  const names2 = ["PORT", ...config.env.map((v) => v.name)];
+  return withTimeout(
+    withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`),
+    config.pullTimeoutSeconds
+  );
+}
+var startContainers = (refs) => command("docker", "start", "--", ...refs);
+var stopContainers = (refs, timeoutSeconds) => withTimeout(command("docker", "stop", "--time", String(timeoutSeconds), "--", ...refs), timeoutSeconds + 60);
+var REMOVE = `out=$(docker rm --force --volumes -- "$@" 2>&1) && exit 0
+left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null)
+[ -z "$left" ] && exit 0
+printf '%s\\n' "$out" >&2
+exit 1`;
+var removeContainers = (refs) => script(REMOVE, ...refs);
+var RETIRE = `dir=$1; t=$2; shift 2
+mkdir -p "$dir" || exit 1
+report="$dir/$(date +%Y%m%dT%H%M%S)-$$.txt"
+setsid sh -c 'report=$1; t=$2; shift 2
+  out=$(docker stop --time "$t" -- "$@" 2>&1 && docker rm --force --volumes -- "$@" 2>&1) && exit 0
+  printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
+exit 0`;
+var retireContainers = (reportDir, refs, stopTimeoutSeconds) => script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs);
+var readRetireReports = (reportDir) => script(
+  'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0',
+  reportDir
+);
+var pullImage = (image, timeoutSeconds) => withTimeout(command("docker", "pull", "--quiet", image), timeoutSeconds);
+var ensureImage = (image, timeoutSeconds) => withTimeout(script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image), timeoutSeconds);
+var login = (server, username, password, timeoutSeconds) => withTimeout(
+  withStdin(
+    command("docker", "login", "--username", username, "--password-stdin", ...server ? [server] : []),
+    password,
+    "registry password"
+  ),
+  timeoutSeconds
+);
+var inspectState = (ref2) => command(
+  "docker",
+  "inspect",
+  "--format",
+  "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}",
+  "--",
+  ref2
+);
+var healthLog = (ref2) => command(
+  "docker",
+  "inspect",
+  "--format",
+  "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}",
+  "--",
+  ref2
+);
+var containerLogs = (ref2, lines) => command("docker", "logs", "--tail", String(lines), "--", ref2);
+function parseReplicaState(stdout) {
+  const [status2, health, exitCode] = stdout.trim().split("	");
+  return { status: status2 || "unknown", health: health || "none", exitCode: Number(exitCode || 0) };
+}
+var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
+watch=''
+while [ $# -ge 3 ]; do
+  pid=$2
+  [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
+  hex=''
+  for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:\${hex#|}"
+  shift 3
+done
+inflight() {
+  n=0
+  for w in $watch; do
+    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
+    n=$((n + c))
+  done
+  echo $n
+}
+i=0; still=0; ms=$(awk "BEGIN{print int($poll*1000+0.5)}" 2>/dev/null || echo 100)
+maxi=$(awk "BEGIN{print int($max/$poll+0.5)}" 2>/dev/null || echo "$max"); mini=$(awk "BEGIN{print int($min/$poll+0.5)}" 2>/dev/null || echo 0)
+while :; do
+  n=$(inflight)
+  if [ "$n" = unknown ]; then sleep "$max"; echo "unknown $max"; exit 0; fi
+  if [ "$n" -eq 0 ]; then still=$((still + 1)); else still=0; fi
+  if [ "$still" -ge "$quiet" ] && [ "$i" -ge "$mini" ]; then echo "idle $((i * ms))"; exit 0; fi
+  if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
+  sleep "$poll"; i=$((i + 1))
+done`;
+var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
+  script(
+    DRAIN,
+    String(maxSeconds),
+    String(minSeconds),
+    String(pollMs / 1e3),
+    String(quietPolls),
+    ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])
+  ),
+  maxSeconds + 30
+);
+function parseDrain(stdout) {
+  const [kind, a = "0", b = "0"] = stdout.trim().split(/\s+/);
+  if (kind === "idle") return { kind, ms: Number(a) };
+  if (kind === "busy") return { kind, ms: Number(a), inFlight: Number(b) };
+  return { kind: "unknown", seconds: Number(a) };
+}
+
+// src/nginx/nginx.ts
+import { createHash as createHash3 } from "node:crypto";
+
+// src/remote/frames.ts
+var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
+trap 'rm -rf "$nr_t"' EXIT
+section() {
+  nr_n=$1; shift
+  mkdir -p "$nr_t/$nr_n"
+  "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/$nr_n/o" | tr -d ' ')" "$(wc -c <"$nr_t/$nr_n/e" | tr -d ' ')"
+  cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
+}
+`;
+var text = (b) => b?.toString("utf8") ?? "";
+var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
+function parseSections(raw) {
+  const sections = /* @__PURE__ */ new Map();
+  const marker = Buffer.from("\n@@nginx-rollout ");
+  let at = raw.indexOf(marker);
+  while (at >= 0 && at < raw.length) {
+    const end = raw.indexOf(10, at + 1);
+    if (end < 0) break;
+    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
+    if (!m) break;
+    const [, name, code, outLen, errLen] = m;
+    const start2 = end + 1;
+    if (start2 + Number(outLen) + Number(errLen) > raw.length) break;
+    const out = raw.subarray(start2, start2 + Number(outLen));
+    const err = raw.subarray(start2 + Number(outLen), start2 + Number(outLen) + Number(errLen));
+    sections.set(name, { code: Number(code), out, err });
+    at = start2 + Number(outLen) + Number(errLen);
+    if (raw.subarray(at, at + marker.length).equals(marker)) continue;
+    break;
+  }
+  return sections;
+}
+function sectioned(first, parts) {
+  return script(
+    `${SECTION_SH}if [ -n "$1" ]; then section first sh -c "$1"; [ "$nr_c" -eq 0 ] || exit "$nr_c"; fi
+shift
+nr_i=0
+while [ $# -ge 2 ]; do nr_i=$((nr_i + 1)); section "$1" sh -c "$2" >"$nr_t/part$nr_i" & shift 2; done
+wait
+nr_j=1
+while [ $nr_j -le $nr_i ]; do cat "$nr_t/part$nr_j"; nr_j=$((nr_j + 1)); done`,
+    first ? render(first) : "",
+    ...parts.flatMap((p) => [p.name, render(p.command)])
+  );
+}
+
+// src/remote/ssh.ts
+import http from "node:http";
+import net from "node:net";
+
+// node_modules/node-ssh/lib/esm/index.mjs
+var import_is_stream = __toESM(require_is_stream(), 1);
+var import_make_dir = __toESM(require_make_dir(), 1);
+import invariant2, { AssertionError } from "assert";
+import fs4 from "fs";
+import fsPath2 from "path";
+
+// node_modules/sb-promise-queue/lib/esm/index.mjs
+var PromiseQueue = class {
+  constructor({ concurrency = 1 } = {}) {
+    this.options = { concurrency };
+    this.running = 0;
+    this.queue = [];
+    this.idleCallbacks = [];
+  }
+  clear() {
+    this.queue = [];
+  }
+  onIdle(callback) {
+    this.idleCallbacks.push(callback);
+    return () => {
+      const index = this.idleCallbacks.indexOf(callback);
+      if (index !== -1) {
+        this.idleCallbacks.splice(index, 1);
+      }
+    };
+  }
+  waitTillIdle() {
+    return new Promise((resolve) => {
+      if (this.running === 0) {
+        resolve();
+        return;
+      }
+      const dispose = this.onIdle(() => {
+        dispose();
+        resolve();
+      });
+    });
+  }
+  add(callback) {
+    return new Promise((resolve, reject) => {
+      const runCallback = () => {
+        this.running += 1;
+        try {
+          Promise.resolve(callback()).then((val) => {
+            resolve(val);
+            this.processNext();
+          }, (err) => {
+            reject(err);
+            this.processNext();
+          });
+        } catch (err) {
+          reject(err);
+          this.processNext();
+        }
+      };
+      if (this.running >= this.options.concurrency) {
+        this.queue.push(runCallback);
+      } else {
+        runCallback();
+      }
+    });
+  }
+  // Internal function, don't use
+  processNext() {
+    this.running -= 1;
+    const callback = this.queue.shift();
+    if (callback) {
+      callback();
+    } else if (this.running === 0) {
+      this.idleCallbacks.forEach((item) => item());
+    }
+  }
+};
+
+// node_modules/sb-scandir/lib/esm/index.mjs
+import fs3 from "fs";
+import fsPath from "path";
+import invariant from "assert";
+var defaultFilesystem = {
+  join(pathA, pathB) {
+    return fsPath.join(pathA, pathB);
+  },
+  basename(path3) {
+    return fsPath.basename(path3);
+  },
+  stat(path3) {
+    return new Promise((resolve, reject) => {
+      fs3.stat(path3, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  },
+  readdir(path3) {
+    return new Promise((resolve, reject) => {
+      fs3.readdir(path3, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  }
+};
+async function scanDirectoryInternal({ path: path3, recursive, validate, result, fileSystem, queue, reject }) {
+  const itemStat = await fileSystem.stat(path3);
+  if (itemStat.isFile()) {
+    result.files.push(path3);
+  } else if (itemStat.isDirectory()) {
+    result.directories.push(path3);
+  }
+  if (!itemStat.isDirectory() || recursive === "none") {
+    return;
+  }
+  const contents = await fileSystem.readdir(path3);
+  contents.forEach((item) => {
+    const itemPath = fileSystem.join(path3, item);
+    if (!validate(itemPath)) {
+      return;
+    }
+    queue.add(() => scanDirectoryInternal({
+      path: itemPath,
+      recursive: recursive === "shallow" ? "none" : "deep",
+      validate,
+      result,
+      fileSystem,
+      queue,
+      reject
+    })).catch(reject);
+  });
+}
+async function scanDirectory(path3, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
+  invariant(path3 && typeof path3 === "string", "path must be a valid string");
+  invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
+  invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
+  invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
+  invariant(fileSystem !== null && typeof fileSystem === "object", "options.fileSystem must be a valid object");
+  const queue = new PromiseQueue({
+    concurrency
+  });
+  const result = { files: [], directories: [] };
+  const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
+  await new Promise((resolve, reject) => {
+    scanDirectoryInternal({
+      path: path3,
+      recursive: recursive ? "deep" : "shallow",
+      validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
+      result,
+      fileSystem: mergedFileSystem,
+      queue,
+      reject
+    }).then(() => queue.waitTillIdle()).then(resolve, reject);
+  });
+  return result;
+}
+var esm_default = scanDirectory;
+
+// node_modules/node-ssh/lib/esm/index.mjs
+var import_shell_escape = __toESM(require_shell_escape(), 1);
+var import_ssh2 = __toESM(require_lib3(), 1);
+var DEFAULT_CONCURRENCY = 1;
+var DEFAULT_VALIDATE = (path3) => !fsPath2.basename(path3).startsWith(".");
+var DEFAULT_TICK = () => {
+};
+var SSHError = class extends Error {
+  constructor(message, code = null) {
+    super(message);
+    this.code = code;
+  }
+};
+function unixifyPath(path3) {
+  if (path3.includes("\\")) {
+    return path3.split("\\").join("/");
+  }
+  return path3;
+}
+async function readFile(filePath) {
+  return new Promise((resolve, reject) => {
+    fs4.readFile(filePath, "utf8", (err, res) => {
+      if (err) {
+        reject(err);
+      } else {
+        resolve(res);
+      }
+    });
+  });
+}
+var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
+async function makeDirectoryWithSftp(path3, sftp) {
+  let stats2 = null;
+  try {
+    stats2 = await new Promise((resolve, reject) => {
+      sftp.stat(path3, (err, res) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  } catch (_) {
+  }
+  if (stats2) {
+    if (stats2.isDirectory()) {
+      return;
+    }
+    throw new Error("mkdir() failed, target already exists and is not a directory");
+  }
+  try {
+    await new Promise((resolve, reject) => {
+      sftp.mkdir(path3, (err) => {
+        if (err) {
+          reject(err);
+        } else {
+          resolve();
+        }
+      });
+    });
+  } catch (err) {
+    if (err != null && typeof err.stack === "string") {
+      const matches = SFTP_MKDIR_ERR_CODE_REGEXP.exec(err.stack);
+      if (matches != null) {
+        throw new SSHError(err.message, matches[1]);
+      }
+      throw err;
+    }
+  }
+}
+var NodeSSH = class {
+  constructor() {
+    this.connection = null;
+  }
+  getConnection() {
+    const { connection } = this;
+    if (connection == null) {
+      throw new Error("Not connected to server");
+    }
+    return connection;
+  }
+  async connect(givenConfig) {
+    invariant2(givenConfig != null && typeof givenConfig === "object", "config must be a valid object");
+    const config = { ...givenConfig };
+    invariant2(config.username != null && typeof config.username === "string", "config.username must be a valid string");
+    if (config.host != null) {
+      invariant2(typeof config.host === "string", "config.host must be a valid string");
+    } else if (config.sock != null) {
+      invariant2(typeof config.sock === "object", "config.sock must be a valid object");
+    } else {
+      throw new AssertionError({ message: "Either config.host or config.sock must be provided" });
+    }
+    if (config.privateKey != null || config.privateKeyPath != null) {
+      if (config.privateKey != null) {
+        invariant2(typeof config.privateKey === "string", "config.privateKey must be a valid string");
+        invariant2(config.privateKeyPath == null, "config.privateKeyPath must not be specified when config.privateKey is specified");
+      } else if (config.privateKeyPath != null) {
+        invariant2(typeof config.privateKeyPath === "string", "config.privateKeyPath must be a valid string");
+        invariant2(config.privateKey == null, "config.privateKey must not be specified when config.privateKeyPath is specified");
+      }
+      invariant2(config.passphrase == null || typeof config.passphrase === "string", "config.passphrase must be null or a valid string");
+      if (config.privateKeyPath != null) {
+        try {
+          config.privateKey = await readFile(config.privateKeyPath);
+        } catch (err) {
+          if (err != null && err.code === "ENOENT") {
+            throw new AssertionError({ message: "config.privateKeyPath does not exist at given fs path" });
+          }
+          throw err;
+        }
+      }
+    } else if (config.password != null) {
+      invariant2(typeof config.password === "string", "config.password must be a valid string");
+    }
+    if (config.tryKeyboard != null) {
+      invariant2(typeof config.tryKeyboard === "boolean", "config.tryKeyboard must be a valid boolean");
+    }
+    if (config.tryKeyboard) {
+      const { password } = config;
+      if (config.onKeyboardInteractive != null) {
+        invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
+      } else if (password != null) {
+        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish2) => {
+          if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
+            finish2([password]);
+          }
+        };
+      }
+    }
+    const connection = new import_ssh2.default.Client();
+    this.connection = connection;
+    await new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      if (config.onKeyboardInteractive) {
+        connection.on("keyboard-interactive", config.onKeyboardInteractive);
+      }
+      connection.on("ready", () => {
+        connection.removeListener("error", reject);
+        resolve();
+      });
+      connection.on("end", () => {
+        if (this.connection === connection) {
+          this.connection = null;
+        }
+      });
+      connection.on("close", () => {
+        if (this.connection === connection) {
+          this.connection = null;
+        }
+        reject(new SSHError("No response from server", "ETIMEDOUT"));
+      });
+      connection.connect(config);
+    });
+    return this;
+  }
+  isConnected() {
+    return this.connection != null;
+  }
+  async requestShell(options) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      const callback = (err, res) => {
+        connection.removeListener("error", reject);
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      };
+      if (options == null) {
+        connection.shell(callback);
+      } else {
+        connection.shell(options, callback);
+      }
+    });
+  }
+  async withShell(callback, options) {
+    invariant2(typeof callback === "function", "callback must be a valid function");
+    const shell = await this.requestShell(options);
+    try {
+      await callback(shell);
+    } finally {
+      shell.destroy();
+    }
+  }
+  async requestSFTP() {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      connection.sftp((err, res) => {
+        connection.removeListener("error", reject);
+        if (err) {
+          reject(err);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  }
+  async withSFTP(callback) {
+    invariant2(typeof callback === "function", "callback must be a valid function");
+    const sftp = await this.requestSFTP();
+    try {
+      await callback(sftp);
+    } finally {
+      sftp.end();
+    }
+  }
+  async execCommand(givenCommand, options = {}) {
+    invariant2(typeof givenCommand === "string", "command must be a valid string");
+    invariant2(options != null && typeof options === "object", "options must be a valid object");
+    invariant2(options.cwd == null || typeof options.cwd === "string", "options.cwd must be a valid string");
+    invariant2(options.stdin == null || typeof options.stdin === "string" || import_is_stream.default.readable(options.stdin), "options.stdin must be a valid string or readable stream");
+    invariant2(options.execOptions == null || typeof options.execOptions === "object", "options.execOptions must be a valid object");
+    invariant2(options.encoding == null || typeof options.encoding === "string", "options.encoding must be a valid string");
+    invariant2(options.onChannel == null || typeof options.onChannel === "function", "options.onChannel must be a valid function");
+    invariant2(options.onStdout == null || typeof options.onStdout === "function", "options.onStdout must be a valid function");
+    invariant2(options.onStderr == null || typeof options.onStderr === "function", "options.onStderr must be a valid function");
+    invariant2(options.noTrim == null || typeof options.noTrim === "boolean", "options.noTrim must be a boolean");
+    let command2 = givenCommand;
+    if (options.cwd) {
+      command2 = `cd ${(0, import_shell_escape.default)([options.cwd])} ; ${command2}`;
+    }
+    const connection = this.getConnection();
+    const output = { stdout: [], stderr: [] };
+    return new Promise((resolve, reject) => {
+      connection.on("error", reject);
+      connection.exec(command2, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
+        connection.removeListener("error", reject);
+        if (err) {
+          reject(err);
+          return;
+        }
+        if (options.onChannel) {
+          options.onChannel(channel);
+        }
+        channel.on("data", (chunk) => {
+          if (options.onStdout)
+            options.onStdout(chunk);
+          output.stdout.push(chunk.toString(options.encoding));
+        });
+        channel.stderr.on("data", (chunk) => {
+          if (options.onStderr)
+            options.onStderr(chunk);
+          output.stderr.push(chunk.toString(options.encoding));
+        });
+        if (options.stdin != null) {
+          if (import_is_stream.default.readable(options.stdin)) {
+            options.stdin.pipe(channel, {
+              end: true
+            });
+          } else {
+            channel.write(options.stdin);
+            channel.end();
+          }
+        } else {
+          channel.end();
+        }
+        let code = null;
+        let signal = null;
+        channel.on("exit", (code_, signal_) => {
+          code = code_ !== null && code_ !== void 0 ? code_ : null;
+          signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
+        });
+        channel.on("close", () => {
+          let stdout = output.stdout.join("");
+          let stderr = output.stderr.join("");
+          if (options.noTrim !== true) {
+            stdout = stdout.trim();
+            stderr = stderr.trim();
+          }
+          resolve({
+            code: code != null ? code : null,
+            signal: signal != null ? signal : null,
+            stdout,
+            stderr
+          });
+        });
+      });
+    });
+  }
+  async exec(command2, parameters, options = {}) {
+    invariant2(typeof command2 === "string", "command must be a valid string");
+    invariant2(Array.isArray(parameters), "parameters must be a valid array");
+    invariant2(options != null && typeof options === "object", "options must be a valid object");
+    invariant2(options.stream == null || ["both", "stdout", "stderr"].includes(options.stream), "options.stream must be one of both, stdout, stderr");
+    for (let i = 0, { length } = parameters; i < length; i += 1) {
+      invariant2(typeof parameters[i] === "string", `parameters[${i}] must be a valid string`);
+    }
+    const completeCommand = `${command2}${parameters.length > 0 ? ` ${(0, import_shell_escape.default)(parameters)}` : ""}`;
+    const response = await this.execCommand(completeCommand, options);
+    if (options.stream == null || options.stream === "stdout") {
+      if (response.stderr) {
+        throw new Error(response.stderr);
+      }
+      return response.stdout;
+    }
+    if (options.stream === "stderr") {
+      return response.stderr;
+    }
+    return response;
+  }
+  async mkdir(path3, method = "sftp", givenSftp = null) {
+    invariant2(typeof path3 === "string", "path must be a valid string");
+    invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
+    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+    if (method === "exec") {
+      await this.exec("mkdir", ["-p", unixifyPath(path3)]);
+      return;
+    }
+    const sftp = givenSftp || await this.requestSFTP();
+    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path3), sftp).catch(async (error2) => {
+      if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
+        throw error2;
+      }
+      await this.mkdir(fsPath2.dirname(path3), "sftp", sftp);
+      await makeSftpDirectory(false);
+    });
+    try {
+      await makeSftpDirectory(true);
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async getFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+    invariant2(typeof localFile === "string", "localFile must be a valid string");
+    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+    const sftp = givenSftp || await this.requestSFTP();
+    try {
+      await new Promise((resolve, reject) => {
+        sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
+          if (err) {
+            reject(err);
+          } else {
+            resolve();
+          }
+        });
+      });
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async putFile(localFile, remoteFile, givenSftp = null, transferOptions = null) {
+    invariant2(typeof localFile === "string", "localFile must be a valid string");
+    invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
+    invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
+    invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
+    invariant2(await new Promise((resolve) => {
+      fs4.access(localFile, fs4.constants.R_OK, (err) => {
+        resolve(err === null);
+      });
+    }), `localFile does not exist at ${localFile}`);
+    const sftp = givenSftp || await this.requestSFTP();
+    const putFile = (retry) => {
+      return new Promise((resolve, reject) => {
+        sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
+          if (err == null) {
+            resolve();
+            return;
+          }
+          if (err.message === "No such file" && retry) {
+            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+          } else {
+            reject(err);
+          }
+        });
+      });
+    };
+    try {
+      await putFile(true);
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async putFiles(files, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {} } = {}) {
+    invariant2(Array.isArray(files), "files must be an array");
+    for (let i = 0, { length } = files; i < length; i += 1) {
+      const file = files[i];
+      invariant2(file, "files items must be valid objects");
+      invariant2(file.local && typeof file.local === "string", `files[${i}].local must be a string`);
+      invariant2(file.remote && typeof file.remote === "string", `files[${i}].remote must be a string`);
+    }
+    const transferred = [];
+    const sftp = givenSftp || await this.requestSFTP();
+    const queue = new PromiseQueue({ concurrency });
+    try {
+      await new Promise((resolve, reject) => {
+        files.forEach((file) => {
+          queue.add(async () => {
+            await this.putFile(file.local, file.remote, sftp, transferOptions);
+            transferred.push(file);
+          }).catch(reject);
+        });
+        queue.waitTillIdle().then(resolve);
+      });
+    } catch (error2) {
+      if (error2 != null) {
+        error2.transferred = transferred;
+      }
+      throw error2;
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+  }
+  async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
+    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+    const localDirectoryStat = await new Promise((resolve) => {
+      fs4.stat(localDirectory, (err, stat2) => {
+        resolve(stat2 || null);
+      });
+    });
+    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+    const sftp = givenSftp || await this.requestSFTP();
+    const scanned = await esm_default(localDirectory, {
+      recursive,
+      validate
+    });
+    const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
+    const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
+    directories.sort((a, b) => a.length - b.length);
+    let failed2 = false;
+    try {
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        directories.forEach((directory) => {
+          queue.add(async () => {
+            await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        files.forEach((file) => {
+          queue.add(async () => {
+            const localFile = fsPath2.join(localDirectory, file);
+            const remoteFile = fsPath2.join(remoteDirectory, file);
+            try {
+              await this.putFile(localFile, remoteFile, sftp, transferOptions);
+              tick(localFile, remoteFile, null);
+            } catch (_) {
+              failed2 = true;
+              tick(localFile, remoteFile, _);
+            }
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+    return !failed2;
+  }
+  async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
+    invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
+    invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
+    const localDirectoryStat = await new Promise((resolve) => {
+      fs4.stat(localDirectory, (err, stat2) => {
+        resolve(stat2 || null);
+      });
+    });
+    invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
+    invariant2(localDirectoryStat.isDirectory(), `localDirectory is not a directory at ${localDirectory}`);
+    const sftp = givenSftp || await this.requestSFTP();
+    const scanned = await esm_default(remoteDirectory, {
+      recursive,
+      validate,
+      concurrency,
+      fileSystem: {
+        basename(path3) {
+          return fsPath2.posix.basename(path3);
+        },
+        join(pathA, pathB) {
+          return fsPath2.posix.join(pathA, pathB);
+        },
+        readdir(path3) {
+          return new Promise((resolve, reject) => {
+            sftp.readdir(path3, (err, res) => {
+              if (err) {
+                reject(err);
+              } else {
+                resolve(res.map((item) => item.filename));
+              }
+            });
+          });
+        },
+        stat(path3) {
+          return new Promise((resolve, reject) => {
+            sftp.stat(path3, (err, res) => {
+              if (err) {
+                reject(err);
+              } else {
+                resolve(res);
+              }
+            });
+          });
+        }
+      }
+    });
+    const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
+    const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
+    directories.sort((a, b) => a.length - b.length);
+    let failed2 = false;
+    try {
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        directories.forEach((directory) => {
+          queue.add(async () => {
+            await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+      await new Promise((resolve, reject) => {
+        const queue = new PromiseQueue({ concurrency });
+        files.forEach((file) => {
+          queue.add(async () => {
+            const localFile = fsPath2.join(localDirectory, file);
+            const remoteFile = fsPath2.join(remoteDirectory, file);
+            try {
+              await this.getFile(localFile, remoteFile, sftp, transferOptions);
+              tick(localFile, remoteFile, null);
+            } catch (_) {
+              failed2 = true;
+              tick(localFile, remoteFile, _);
+            }
+          }).catch(reject);
+        });
+        resolve(queue.waitTillIdle());
+      });
+    } finally {
+      if (!givenSftp) {
+        sftp.end();
+      }
+    }
+    return !failed2;
+  }
+  forwardIn(remoteAddr, remotePort, onConnection) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        const handler2 = (details, acceptConnection, rejectConnection) => {
+          if (details.destIP === remoteAddr && details.destPort === port) {
+            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
+          }
+        };
+        if (onConnection) {
+          connection.on("tcp connection", handler2);
+        }
+        const dispose = () => {
+          return new Promise((_resolve, _reject) => {
+            connection.off("tcp connection", handler2);
+            connection.unforwardIn(remoteAddr, port, (_error) => {
+              if (_error) {
+                _reject(error2);
+              }
+              _resolve();
+            });
+          });
+        };
+        resolve({ port, dispose });
+      });
+    });
+  }
+  forwardOut(srcIP, srcPort, dstIP, dstPort) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        resolve(channel);
+      });
+    });
+  }
+  forwardInStreamLocal(socketPath, onConnection) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        const handler2 = (details, acceptConnection, rejectConnection) => {
+          if (details.socketPath === socketPath) {
+            onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
+          }
+        };
+        if (onConnection) {
+          connection.on("unix connection", handler2);
+        }
+        const dispose = () => {
+          return new Promise((_resolve, _reject) => {
+            connection.off("unix connection", handler2);
+            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
+              if (_error) {
+                _reject(_error);
+              }
+              _resolve();
+            });
+          });
+        };
+        resolve({ dispose });
+      });
+    });
+  }
+  forwardOutStreamLocal(socketPath) {
+    const connection = this.getConnection();
+    return new Promise((resolve, reject) => {
+      connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
+        if (error2) {
+          reject(error2);
+          return;
+        }
+        resolve(channel);
+      });
+    });
+  }
+  dispose() {
+    if (this.connection) {
+      this.connection.end();
+      this.connection = null;
+    }
+  }
+};
+
+// src/remote/hostkey.ts
+import { createHash, createHmac } from "node:crypto";
+var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
+var globToRegExp = (pattern) => new RegExp(
+  `^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
+  "i"
+);
+function hostMatches(patterns, name) {
+  if (patterns.startsWith("|1|")) {
+    const [, , salt, hash] = patterns.split("|");
+    if (!salt || !hash) return false;
+    return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash;
+  }
+  let matched = false;
+  for (const p of patterns.split(",")) {
+    if (p.startsWith("!")) {
+      if (globToRegExp(p.slice(1)).test(name)) return false;
+    } else if (globToRegExp(p).test(name)) matched = true;
+  }
+  return matched;
+}
+function knownKeysFor(knownHosts, host, port) {
+  const name = knownHostsName(host, port);
+  const keys = [];
+  for (const raw of knownHosts.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
+    if (marker === "@cert-authority" || fields.length < 3) continue;
+    if (hostMatches(fields[0], name))
+      keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
+  }
+  return keys;
+}
+function verifyHostKey(policy, host, port, key) {
+  const presented = fingerprintOf(key);
+  const known = knownKeysFor(policy.knownHosts, host, port);
+  if (known.some((k) => k.revoked && k.key.equals(key)))
+    return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
+  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key)))
+    return { ok: true, presented };
+  if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented };
+  const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))];
+  return {
+    ok: false,
+    presented,
+    reason: expected.length ? `expected ${expected.join(" or ")}` : `known-hosts has no entry for ${knownHostsName(host, port)}`
+  };
+}
+
+// src/remote/ssh.ts
+var RemoteError = class extends Error {
+  constructor(message, result, options) {
+    super(message, options);
+    this.result = result;
+  }
+  result;
+};
+async function run(remote, c, what) {
+  const r = await remote.exec(c);
+  if (r.code !== 0) throw failure(remote, c, what, r);
+  return r;
+}
+function failure(remote, c, what, r) {
+  const output = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-15).join("\n");
+  const timedOut = r.code === 124 || r.code === 137 ? ` (it ran into its deadline of ${c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds}s)` : "";
+  return new RemoteError(
+    `${what} failed on ${remote.name} (exit ${r.code})${timedOut}: ${output || "(no output)"}
+  command: ${describeCommand(c)}`,
+    r
+  );
+}
+var Pool = class {
+  constructor(size) {
+    this.size = size;
+  }
+  size;
+  active = 0;
+  waiting = [];
+  async use(f) {
+    if (this.active >= this.size) await new Promise((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+};
+async function openSsh({ target, login: login3, via, debug: debug2 }) {
+  const name = sshName(target.host, target.port);
+  const ssh = new NodeSSH();
+  let rejection;
+  try {
+    const sock = via ? await forward(via, target.host, target.port).catch((e) => {
+      throw new RemoteError(
+        `the bastion could not reach ${name}: ${e.message.replace(/^\(SSH\) /, "")}`,
+        void 0,
+        { cause: e }
+      );
+    }) : await tcpConnect(target);
+    await ssh.connect({
+      host: target.host,
+      port: target.port,
+      sock,
+      username: login3.username,
+      privateKey: login3.privateKey,
+      passphrase: login3.passphrase,
+      password: login3.password,
+      readyTimeout: LIMITS.sshReadyTimeoutMs,
+      keepaliveInterval: LIMITS.sshKeepaliveMs,
+      hostVerifier: (key) => {
+        const verdict = verifyHostKey(login3.hostKey, target.host, target.port, key);
+        if (!verdict.ok)
+          rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
+        else debug2(`host key of ${name}: ${verdict.presented} accepted`);
+        return verdict.ok;
+      }
+    });
+  } catch (e) {
+    ssh.dispose();
+    const how = via ? " (through the bastion)" : "";
+    throw new RemoteError(
+      rejection ?? `ssh connection to ${login3.username}@${name}${how} failed: ${e.message.replace(/^\(SSH\) /, "")}`,
+      void 0,
+      { cause: e }
+    );
+  }
+  return ssh;
+}
+function tcpConnect(target) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`Timed out after ${LIMITS.sshReadyTimeoutMs / 1e3}s while connecting`)),
+      LIMITS.sshReadyTimeoutMs
+    );
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+function forward(ssh, host, port) {
+  const client = ssh.connection;
+  if (!client) return Promise.reject(new Error("the connection is closed"));
+  return new Promise(
+    (resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel))
+  );
+}
+function remoteOver(ssh, name, debug2) {
+  const client = ssh.connection;
+  const stats2 = { connections: 1, commands: 0, probes: 0 };
+  const sessions = new Pool(LIMITS.sshSessions);
+  const tunnels = new Pool(LIMITS.sshTunnels);
+  let lost;
+  const closed = new Promise((_, reject) => {
+    const onLost = (why) => {
+      lost ??= new RemoteError(
+        `the ssh connection to ${name} was lost (${why}); the host may be left mid-step: the next run repairs it`
+      );
+      reject(lost);
+    };
+    client.on("close", () => onLost("closed"));
+    client.on("error", (e) => onLost(e.message));
+  });
+  closed.catch(() => void 0);
+  const guarded = (op) => lost ? Promise.reject(lost) : Promise.race([op(), closed]);
+  const execOnce = (c) => new Promise((resolve, reject) => {
+    const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
+    const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1e3;
+    client.exec(line, (err, stream) => {
+      if (err)
+        return reject(
+          new RemoteError(
+            `ssh command failed on ${name}: ${err.message}
+  command: ${describeCommand(c)}`,
+            void 0,
+            { cause: err }
+          )
+        );
+      const out = [];
+      const errs = [];
+      let code;
+      let signal;
+      const timer = setTimeout(() => {
+        stream.close();
+        reject(
+          new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1e3)}s`)
+        );
+      }, limitMs);
+      stream.on("data", (d) => out.push(d));
+      stream.stderr.on("data", (d) => errs.push(d));
+      stream.on("exit", (exitCode, exitSignal) => {
+        code = exitCode ?? void 0;
+        signal = exitSignal;
+      });
+      stream.on("close", () => {
+        clearTimeout(timer);
+        const raw = Buffer.concat(out);
+        resolve({
+          code: code ?? (signal ? 128 : 255),
+          stdout: raw.toString("utf8"),
+          stderr: Buffer.concat(errs).toString("utf8"),
+          raw
+        });
+      });
+      stream.end(c.stdin ?? "");
+    });
+  });
+  return {
+    name,
+    stats: stats2,
+    exec(c, options = {}) {
+      stats2.commands++;
+      debug2(`$ ${describeCommand(c)}`);
+      return guarded(() => options.unqueued ? execOnce(c) : sessions.use(() => execOnce(c)));
+    },
+    httpGet(host, port, path3, timeoutMs, headers = {}) {
+      return guarded(() => tunnels.use(() => probe(host, port, path3, timeoutMs, headers)));
+    },
+    async close() {
+      ssh.dispose();
+    }
+  };
+  async function probe(host, port, path3, timeoutMs, headers) {
+    stats2.probes++;
+    const started = Date.now();
+    const ms = () => Date.now() - started;
+    let channel;
+    try {
+      channel = await forward(ssh, host, port);
+    } catch (e) {
+      return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
+    }
+    return new Promise((resolve) => {
+      let done2 = false;
+      const finish2 = (r) => {
+        if (done2) return;
+        done2 = true;
+        clearTimeout(timer);
+        channel.destroy();
+        resolve({ ...r, ms: ms() });
+      };
+      const timer = setTimeout(() => finish2({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+      const req = http.request(
+        {
+          createConnection: () => channel,
+          host,
+          port,
+          path: path3,
+          method: "GET",
+          headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers }
+        },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d) => {
+            if (body.length < 4096) body += d;
+          });
+          res.on("end", () => finish2({ status: res.statusCode, body }));
+          res.on("error", (e) => finish2({ status: res.statusCode, error: e.message }));
+        }
+      );
+      req.on("error", (e) => finish2({ error: e.message }));
+      req.end();
+    });
+  }
+}
+
+// src/nginx/dump.ts
+import path2 from "node:path";
+function parseDump(text2) {
+  const files = /* @__PURE__ */ new Map();
+  const re = /^# configuration file (.+):$/gm;
+  const heads = [...text2.matchAll(re)];
+  heads.forEach((m, i) => {
+    const start2 = (m.index ?? 0) + m[0].length + 1;
+    const end = i + 1 < heads.length ? heads[i + 1].index ?? text2.length : text2.length;
+    files.set(m[1], text2.slice(start2, end));
+  });
+  const main = heads[0]?.[1];
+  return main ? { main, files } : void 0;
+}
+function tokenize(text2) {
+  const tokens = [];
+  let i = 0;
+  while (i < text2.length) {
+    const ch = text2[i];
+    if (/\s/.test(ch)) i++;
+    else if (ch === "#") while (i < text2.length && text2[i] !== "\n") i++;
+    else if (ch === "{" || ch === "}" || ch === ";") {
+      tokens.push({ kind: ch });
+      i++;
+    } else if (ch === '"' || ch === "'") {
+      let word = "";
+      i++;
+      while (i < text2.length && text2[i] !== ch) {
+        if (text2[i] === "\\" && i + 1 < text2.length) i++;
+        word += text2[i++];
+      }
+      i++;
+      tokens.push({ kind: "word", text: word });
+    } else {
+      let word = "";
+      while (i < text2.length && !/[\s;{}]/.test(text2[i])) {
+        if (text2[i] === "$" && text2[i + 1] === "{") {
+          const close = text2.indexOf("}", i);
+          word += text2.slice(i, close < 0 ? text2.length : close + 1);
+          i = close < 0 ? text2.length : close + 1;
+        } else word += text2[i++];
+      }
+      tokens.push({ kind: "word", text: word });
+    }
+  }
+  return tokens;
+}
+function globMatch(pattern, file) {
+  const p = pattern.split("/");
+  const f = file.split("/");
+  if (p.length !== f.length) return false;
+  return p.every((seg, i) => {
+    if (f[i].startsWith(".") && !seg.startsWith(".")) return seg === f[i];
+    const literal = seg.replace(/\\/g, "\\\\").replace(/\[(?![^\]]*\])/g, "\\[");
+    const re = literal.replace(/[.+^${}()|]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]").replace(/\[!/g, "[^");
+    return new RegExp(`^${re}$`).test(f[i]);
+  });
+}
+function directives(dump) {
+  const out = [];
+  const base = path2.dirname(dump.main);
+  const walk = (file, context3, depth) => {
+    const tokens = tokenize(dump.files.get(file) ?? "");
+    const stack = [...context3];
+    let words = [];
+    for (const t of tokens) {
+      if (t.kind === "word") words.push(t.text);
+      else if (t.kind === ";") {
+        if (words.length) {
+          out.push({ words, context: [...stack], file });
+          if (words[0] === "include" && words[1] && depth < 16) {
+            const pattern = path2.resolve(base, words[1]);
+            for (const f of dump.files.keys()) if (globMatch(pattern, f)) walk(f, stack, depth + 1);
+          }
+        }
+        words = [];
+      } else if (t.kind === "{") {
+        out.push({ words, context: [...stack], file });
+        stack.push(words[0] ?? "");
+        words = [];
+      } else {
+        stack.pop();
+        words = [];
+      }
+    }
+  };
+  walk(dump.main, [], 0);
+  return out;
+}
+function includesOf(dump, file) {
+  const base = path2.dirname(dump.main);
+  return directives(dump).filter(
+    (d) => d.words[0] === "include" && d.words[1] && globMatch(path2.resolve(base, d.words[1]), file)
+  );
+}
+function includeProblem(dump, managedPath) {
+  if (managedPath === dump.main)
+    return `nginx-config-path ${managedPath} is nginx's main configuration file: the action manages only a file nginx includes (e.g. /etc/nginx/conf.d/<app>.conf)`;
+  const found = includesOf(dump, managedPath);
+  if (found.some((d) => d.context.length === 1 && d.context[0] === "http")) return void 0;
+  const dir = path2.dirname(managedPath);
+  const line = `include ${dir}/*.conf;`;
+  if (found.length) {
+    const where = found[0].context.join(" > ") || "the main context";
+    return `nginx includes ${managedPath} inside ${where} (${found[0].file}), where an upstream block is not allowed: include it at the top of the http { } block instead (${line})`;
+  }
+  const http2 = directives(dump).find((d) => d.words[0] === "http" && d.context.length === 0);
+  return `nginx's configuration does not include ${managedPath}: add \`${line}\` inside the http { } block of ${http2?.file ?? dump.main}, then reload nginx (or set nginx-config-path to a file an existing include covers)`;
+}
+var declaresHttpAccessLog = (dump, managedPath) => directives(dump).some(
+  (d) => d.words[0] === "access_log" && d.file !== managedPath && !(dump.files.get(d.file) ?? "").startsWith("# Managed by nginx-rollout") && d.context.length === 1 && d.context[0] === "http"
+);
+function parseVersion(text2) {
+  const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text2);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : void 0;
+}
+var versionAtLeast = (v, min) => {
+  if (!v) return false;
+  for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i];
+  return true;
+};
+
+// src/nginx/scripts.ts
+var LIB = `${SECTION_SH}PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+find_masters() {
+  self=$(readlink /proc/self/ns/pid 2>/dev/null)
+  for c in $(grep -l -x nginx /proc/[0-9]*/comm 2>/dev/null); do
+    d=\${c%/comm}
+    read -r _ _ _ pp _ <"$d/stat" 2>/dev/null || continue
+    [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = nginx ] && continue
+    ns=$(readlink "$d/ns/pid" 2>/dev/null)
+    [ -n "$self" ] && [ -n "$ns" ] && [ "$ns" != "$self" ] && continue
+    printf '%s ' "\${d#/proc/}"
+  done
+}
+load_args() {
+  conf=; prefix=; glob=; nr_prev=
+  tr '\\000' '\\n' <"/proc/$1/cmdline" >"$nr_t/args" 2>/dev/null
+  while IFS= read -r nr_a; do
+    case $nr_prev in -c) conf=$nr_a ;; -p) prefix=$nr_a ;; -g) glob=$nr_a ;; esac
+    case $nr_a in -c?*) conf=\${nr_a#-c} ;; -p?*) prefix=\${nr_a#-p} ;; -g?*) glob=\${nr_a#-g} ;; esac
+    nr_prev=$nr_a
+  done <"$nr_t/args"
+}
+run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
+workers() {
+  # The kernel's list of the master's children when it keeps one (CONFIG_PROC_CHILDREN); else every process's parent.
+  if [ -r "/proc/$1/task/$1/children" ]; then cat "/proc/$1/task/$1/children"; return; fi
+  for s in /proc/[0-9]*/stat; do
+    read -r pid comm _ ppid _ <"$s" 2>/dev/null || continue
+    [ "$ppid" = "$1" ] && [ "$comm" = "(nginx)" ] && printf '%s ' "$pid"
+  done
+}
+`;
+var READ = `${LIB}managed() {
+  if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
+}
+m=$(find_masters)
+section masters echo $m
+set -- "$1" $m
+if [ $# -eq 2 ]; then
+  load_args "$2"
+  section version run_nginx -V
+  section dump run_nginx -T
+fi
+section managed managed "$1"
+exit 0`;
+var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
+d=\${f%/*}; b=\${f##*/}
+new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"
+if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
+[ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
+load_args "$master"
+if [ "$op" = write ]; then cat >"$new" || exit 72; fi
+if [ "$cur" != absent ]; then cp -p "$f" "$backup" || exit 72; fi
+restore() { if [ "$cur" = absent ]; then rm -f "$f"; else mv -f "$backup" "$f"; fi; rm -f "$new"; }
+before=" $(workers "$master")"
+if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
+out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
+for n in $names; do
+  case $out in *"conflicting server name \\"$n\\""*) restore; printf '%s\\n' "$out" >&2; exit 12 ;; esac
+done
+kill -HUP "$master" || { restore; exit 13; }
+i=0
+while [ $i -lt 1500 ]; do
+  for w in $(workers "$master"); do
+    case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+  done
+  sleep 0.01; i=$((i + 1))
+done
+restore
+exit 14`;
+var APPLY_FAILURES = {
+  11: "nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded)",
+  12: "the new server block conflicts with a server name another server block already uses on the same listen (the previous file is back)",
+  13: "signalling the nginx master failed (the previous file is back)",
+  14: "nginx started no workers with the new configuration within 15 s of the reload signal (the previous file is back)",
+  71: "the managed file changed since this run read it: another change is under way; run again",
+  72: "writing the managed file failed (the previous file is back)",
+  75: "this run no longer holds the deploy lock of the app (another run took it over): nothing was changed",
+  76: "another app's nginx change held the nginx lock too long",
+  77: "the nginx lock file cannot be opened"
+};
+var LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || exit 75
+mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
+timeout "$wait" flock -x 9 || exit 76
+"$@"`;
+var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
+  ...inner,
+  argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
+});
+var LOG_START = `mkdir -p "\${1%/*}" && : >"$1"`;
+var LOG_READ = `[ -f "$1" ] || { echo "whole 0"; exit 0; }
+s=$(wc -c <"$1" | tr -d ' ')
+if [ "$s" -gt "$2" ]; then echo "newest $s"; tail -c "$2" "$1" | sed 1d; else echo "whole $s"; cat "$1"; fi`;
+var containerPlace = (container) => ({
+  mode: "container",
+  inside: (text2, args) => command("docker", "exec", "--interactive", "--", container, "sh", "-c", text2, "sh", ...args)
+});
+var hostPlace = { mode: "host", inside: (text2, args) => script(text2, ...args) };
+var CONTAINER_READ = `${SECTION_SH}c=$1; shift
+section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c" >"$nr_t/state" &
+docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
+wait
+cat "$nr_t/state"`;
+function readNginx2(place, container, managedPath) {
+  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath) : place.inside(READ, [managedPath]);
+}
+var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
+var startCanaryLog = (place, path3) => place.inside(LOG_START, [path3]);
+var readCanaryLog = (place, path3, maxBytes) => withTimeout(place.inside(LOG_READ, [path3, String(maxBytes)]), 300);
+var disableImageDefaultSite = (place) => place.inside(
+  'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
+  []
+);
+var nginxErrorLog = (place, container, lines) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines));
+
+// src/nginx/template.ts
+import { createHash as createHash2 } from "node:crypto";
+
+// node_modules/mustache/mustache.mjs
+var objectToString = Object.prototype.toString;
+var isArray = Array.isArray || function isArrayPolyfill(object) {
+  return objectToString.call(object) === "[object Array]";
+};
+function isFunction(object) {
+  return typeof object === "function";
+}
+function typeStr(obj) {
+  return isArray(obj) ? "array" : typeof obj;
+}
+function escapeRegExp(string) {
+  return string.replace(/[\-\[\]{}()*+?.,\\\^$|#\s]/g, "\\$&");
+}
+function hasProperty(obj, propName) {
+  return obj != null && typeof obj === "object" && propName in obj;
+}
+function primitiveHasOwnProperty(primitive, propName) {
+  return primitive != null && typeof primitive !== "object" && primitive.hasOwnProperty && primitive.hasOwnProperty(propName);
+}
+var regExpTest = RegExp.prototype.test;
+function testRegExp(re, string) {
+  return regExpTest.call(re, string);
+}
+var nonSpaceRe = /\S/;
+function isWhitespace(string) {
+  return !testRegExp(nonSpaceRe, string);
+}
+var entityMap = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+  "/": "&#x2F;",
+  "`": "&#x60;",
+  "=": "&#x3D;"
+};
+function escapeHtml(string) {
+  return String(string).replace(/[&<>"'`=\/]/g, function fromEntityMap(s) {
+    return entityMap[s];
+  });
+}
+var whiteRe = /\s*/;
+var spaceRe = /\s+/;
+var equalsRe = /\s*=/;
+var curlyRe = /\s*\}/;
+var tagRe = /#|\^|\/|>|\{|&|=|!/;
+function parseTemplate(template, tags) {
+  if (!template)
+    return [];
+  var lineHasNonSpace = false;
+  var sections = [];
+  var tokens = [];
+  var spaces = [];
+  var hasTag = false;
+  var nonSpace = false;
+  var indentation = "";
+  var tagIndex = 0;
+  function stripSpace() {
+    if (hasTag && !nonSpace) {
+      while (spaces.length)
+        delete tokens[spaces.pop()];
+    } else {
+      spaces = [];
+    }
+    hasTag = false;
+    nonSpace = false;
+  }
+  var openingTagRe, closingTagRe, closingCurlyRe;
+  function compileTags(tagsToCompile) {
+    if (typeof tagsToCompile === "string")
+      tagsToCompile = tagsToCompile.split(spaceRe, 2);
+    if (!isArray(tagsToCompile) || tagsToCompile.length !== 2)
+      throw new Error("Invalid tags: " + tagsToCompile);
+    openingTagRe = new RegExp(escapeRegExp(tagsToCompile[0]) + "\\s*");
+    closingTagRe = new RegExp("\\s*" + escapeRegExp(tagsToCompile[1]));
+    closingCurlyRe = new RegExp("\\s*" + escapeRegExp("}" + tagsToCompile[1]));
+  }
+  compileTags(tags || mustache.tags);
+  var scanner = new Scanner(template);
+  var start2, type, value, chr, token, openSection;
+  while (!scanner.eos()) {
+    start2 = scanner.pos;
+    value = scanner.scanUntil(openingTagRe);
+    if (value) {
+      for (var i = 0, valueLength = value.length; i < valueLength; ++i) {
+        chr = value.charAt(i);
+        if (isWhitespace(chr)) {
+          spaces.push(tokens.length);
+          indentation += chr;
+        } else {
+          nonSpace = true;
+          lineHasNonSpace = true;
+          indentation += " ";
+        }
+        tokens.push(["text", chr, start2, start2 + 1]);
+        start2 += 1;
+        if (chr === "\n") {
+          stripSpace();
+          indentation = "";
+          tagIndex = 0;
+          lineHasNonSpace = false;
+        }
+      }
+    }
+    if (!scanner.scan(openingTagRe))
+      break;
+    hasTag = true;
+    type = scanner.scan(tagRe) || "name";
+    scanner.scan(whiteRe);
+    if (type === "=") {
+      value = scanner.scanUntil(equalsRe);
+      scanner.scan(equalsRe);
+      scanner.scanUntil(closingTagRe);
+    } else if (type === "{") {
+      value = scanner.scanUntil(closingCurlyRe);
+      scanner.scan(curlyRe);
+      scanner.scanUntil(closingTagRe);
+      type = "&";
+    } else {
+      value = scanner.scanUntil(closingTagRe);
+    }
+    if (!scanner.scan(closingTagRe))
+      throw new Error("Unclosed tag at " + scanner.pos);
+    if (type == ">") {
+      token = [type, value, start2, scanner.pos, indentation, tagIndex, lineHasNonSpace];
+    } else {
+      token = [type, value, start2, scanner.pos];
+    }
+    tagIndex++;
+    tokens.push(token);
+    if (type === "#" || type === "^") {
+      sections.push(token);
+    } else if (type === "/") {
+      openSection = sections.pop();
+      if (!openSection)
+        throw new Error('Unopened section "' + value + '" at ' + start2);
+      if (openSection[1] !== value)
+        throw new Error('Unclosed section "' + openSection[1] + '" at ' + start2);
+    } else if (type === "name" || type === "{" || type === "&") {
+      nonSpace = true;
+    } else if (type === "=") {
+      compileTags(value);
+    }
+  }
+  stripSpace();
+  openSection = sections.pop();
+  if (openSection)
+    throw new Error('Unclosed section "' + openSection[1] + '" at ' + scanner.pos);
+  return nestTokens(squashTokens(tokens));
+}
+function squashTokens(tokens) {
+  var squashedTokens = [];
+  var token, lastToken;
+  for (var i = 0, numTokens = tokens.length; i < numTokens; ++i) {
+    token = tokens[i];
+    if (token) {
+      if (token[0] === "text" && lastToken && lastToken[0] === "text") {
+        lastToken[1] += token[1];
+        lastToken[3] = token[3];
+      } else {
+        squashedTokens.push(token);
+        lastToken = token;
+      }
+    }
+  }
+  return squashedTokens;
+}
+function nestTokens(tokens) {
+  var nestedTokens = [];
+  var collector = nestedTokens;
+  var sections = [];
+  var token, section;
+  for (var i = 0, numTokens = tokens.length; i < numTokens; ++i) {
+    token = tokens[i];
+    switch (token[0]) {
+      case "#":
+      case "^":
+        collector.push(token);
+        sections.push(token);
+        collector = token[4] = [];
+        break;
+      case "/":
+        section = sections.pop();
+        section[5] = token[2];
+        collector = sections.length > 0 ? sections[sections.length - 1][4] : nestedTokens;
+        break;
+      default:
+        collector.push(token);
+    }
+  }
+  return nestedTokens;
+}
+function Scanner(string) {
+  this.string = string;
+  this.tail = string;
+  this.pos = 0;
+}
+Scanner.prototype.eos = function eos() {
+  return this.tail === "";
+};
+Scanner.prototype.scan = function scan(re) {
+  var match = this.tail.match(re);
+  if (!match || match.index !== 0)
+    return "";
+  var string = match[0];
+  this.tail = this.tail.substring(string.length);
+  this.pos += string.length;
+  return string;
+};
+Scanner.prototype.scanUntil = function scanUntil(re) {
+  var index = this.tail.search(re), match;
+  switch (index) {
+    case -1:
+      match = this.tail;
+      this.tail = "";
+      break;
+    case 0:
+      match = "";
+      break;
+    default:
+      match = this.tail.substring(0, index);
+      this.tail = this.tail.substring(index);
+  }
+  this.pos += match.length;
+  return match;
+};
+function Context2(view, parentContext) {
+  this.view = view;
+  this.cache = { ".": this.view };
+  this.parent = parentContext;
+}
+Context2.prototype.push = function push(view) {
+  return new Context2(view, this);
+};
+Context2.prototype.lookup = function lookup(name) {
+  var cache = this.cache;
+  var value;
+  if (cache.hasOwnProperty(name)) {
+    value = cache[name];
+  } else {
+    var context3 = this, intermediateValue, names2, index, lookupHit = false;
+    while (context3) {
+      if (name.indexOf(".") > 0) {
+        intermediateValue = context3.view;
+        names2 = name.split(".");
+        index = 0;
+        while (intermediateValue != null && index < names2.length) {
+          if (index === names2.length - 1)
+            lookupHit = hasProperty(intermediateValue, names2[index]) || primitiveHasOwnProperty(intermediateValue, names2[index]);
+          intermediateValue = intermediateValue[names2[index++]];
+        }
+      } else {
+        intermediateValue = context3.view[name];
+        lookupHit = hasProperty(context3.view, name);
+      }
+      if (lookupHit) {
+        value = intermediateValue;
+        break;
+      }
+      context3 = context3.parent;
+    }
+    cache[name] = value;
+  }
+  if (isFunction(value))
+    value = value.call(this.view);
+  return value;
+};
+function Writer() {
+  this.templateCache = {
+    _cache: {},
+    set: function set(key, value) {
+      this._cache[key] = value;
+    },
+    get: function get(key) {
+      return this._cache[key];
+    },
+    clear: function clear() {
+      this._cache = {};
+    }
+  };
+}
+Writer.prototype.clearCache = function clearCache() {
+  if (typeof this.templateCache !== "undefined") {
+    this.templateCache.clear();
+  }
+};
+Writer.prototype.parse = function parse3(template, tags) {
+  var cache = this.templateCache;
+  var cacheKey = template + ":" + (tags || mustache.tags).join(":");
+  var isCacheEnabled = typeof cache !== "undefined";
+  var tokens = isCacheEnabled ? cache.get(cacheKey) : void 0;
+  if (tokens == void 0) {
+    tokens = parseTemplate(template, tags);
+    isCacheEnabled && cache.set(cacheKey, tokens);
+  }
+  return tokens;
+};
+Writer.prototype.render = function render2(template, view, partials, config) {
+  var tags = this.getConfigTags(config);
+  var tokens = this.parse(template, tags);
+  var context3 = view instanceof Context2 ? view : new Context2(view, void 0);
+  return this.renderTokens(tokens, context3, partials, template, config);
+};
+Writer.prototype.renderTokens = function renderTokens(tokens, context3, partials, originalTemplate, config) {
+  var buffer = "";
+  var token, symbol, value;
+  for (var i = 0, numTokens = tokens.length; i < numTokens; ++i) {
+    value = void 0;
+    token = tokens[i];
+    symbol = token[0];
+    if (symbol === "#") value = this.renderSection(token, context3, partials, originalTemplate, config);
+    else if (symbol === "^") value = this.renderInverted(token, context3, partials, originalTemplate, config);
+    else if (symbol === ">") value = this.renderPartial(token, context3, partials, config);
+    else if (symbol === "&") value = this.unescapedValue(token, context3);
+    else if (symbol === "name") value = this.escapedValue(token, context3, config);
+    else if (symbol === "text") value = this.rawValue(token);
+    if (value !== void 0)
+      buffer += value;
+  }
+  return buffer;
+};
+Writer.prototype.renderSection = function renderSection(token, context3, partials, originalTemplate, config) {
+  var self2 = this;
+  var buffer = "";
+  var value = context3.lookup(token[1]);
+  function subRender(template) {
+    return self2.render(template, context3, partials, config);
+  }
+  if (!value) return;
+  if (isArray(value)) {
+    for (var j = 0, valueLength = value.length; j < valueLength; ++j) {
+      buffer += this.renderTokens(token[4], context3.push(value[j]), partials, originalTemplate, config);
+    }
+  } else if (typeof value === "object" || typeof value === "string" || typeof value === "number") {
+    buffer += this.renderTokens(token[4], context3.push(value), partials, originalTemplate, config);
+  } else if (isFunction(value)) {
+    if (typeof originalTemplate !== "string")
+      throw new Error("Cannot use higher-order sections without the original template");
+    value = value.call(context3.view, originalTemplate.slice(token[3], token[5]), subRender);
+    if (value != null)
+      buffer += value;
+  } else {
+    buffer += this.renderTokens(token[4], context3, partials, originalTemplate, config);
+  }
+  return buffer;
+};
+Writer.prototype.renderInverted = function renderInverted(token, context3, partials, originalTemplate, config) {
+  var value = context3.lookup(token[1]);
+  if (!value || isArray(value) && value.length === 0)
+    return this.renderTokens(token[4], context3, partials, originalTemplate, config);
+};
+Writer.prototype.indentPartial = function indentPartial(partial, indentation, lineHasNonSpace) {
+  var filteredIndentation = indentation.replace(/[^ \t]/g, "");
+  var partialByNl = partial.split("\n");
+  for (var i = 0; i < partialByNl.length; i++) {
+    if (partialByNl[i].length && (i > 0 || !lineHasNonSpace)) {
+      partialByNl[i] = filteredIndentation + partialByNl[i];
+    }
+  }
+  return partialByNl.join("\n");
+};
+Writer.prototype.renderPartial = function renderPartial(token, context3, partials, config) {
+  if (!partials) return;
+  var tags = this.getConfigTags(config);
+  var value = isFunction(partials) ? partials(token[1]) : partials[token[1]];
+  if (value != null) {
+    var lineHasNonSpace = token[6];
+    var tagIndex = token[5];
+    var indentation = token[4];
+    var indentedValue = value;
+    if (tagIndex == 0 && indentation) {
+      indentedValue = this.indentPartial(value, indentation, lineHasNonSpace);
+    }
+    var tokens = this.parse(indentedValue, tags);
+    return this.renderTokens(tokens, context3, partials, indentedValue, config);
+  }
+};
+Writer.prototype.unescapedValue = function unescapedValue(token, context3) {
+  var value = context3.lookup(token[1]);
+  if (value != null)
+    return value;
+};
+Writer.prototype.escapedValue = function escapedValue(token, context3, config) {
+  var escape = this.getConfigEscape(config) || mustache.escape;
+  var value = context3.lookup(token[1]);
+  if (value != null)
+    return typeof value === "number" && escape === mustache.escape ? String(value) : escape(value);
+};
+Writer.prototype.rawValue = function rawValue(token) {
+  return token[1];
+};
+Writer.prototype.getConfigTags = function getConfigTags(config) {
+  if (isArray(config)) {
+    return config;
+  } else if (config && typeof config === "object") {
+    return config.tags;
+  } else {
+    return void 0;
+  }
+};
+Writer.prototype.getConfigEscape = function getConfigEscape(config) {
+  if (config && typeof config === "object" && !isArray(config)) {
+    return config.escape;
+  } else {
+    return void 0;
+  }
+};
+var mustache = {
+  name: "mustache.js",
+  version: "4.2.0",
+  tags: ["{{", "}}"],
+  clearCache: void 0,
+  escape: void 0,
+  parse: void 0,
+  render: void 0,
+  Scanner: void 0,
+  Context: void 0,
+  Writer: void 0,
+  /**
+   * Allows a user to override the default caching strategy, by providing an
+   * object with set, get and clear methods. This can also be used to disable
+   * the cache by setting it to the literal `undefined`.
+   */
+  set templateCache(cache) {
+    defaultWriter.templateCache = cache;
+  },
+  /**
+   * Gets the default or overridden caching object from the default writer.
+   */
+  get templateCache() {
+    return defaultWriter.templateCache;
+  }
+};
+var defaultWriter = new Writer();
+mustache.clearCache = function clearCache2() {
+  return defaultWriter.clearCache();
+};
+mustache.parse = function parse4(template, tags) {
+  return defaultWriter.parse(template, tags);
+};
+mustache.render = function render3(template, view, partials, config) {
+  if (typeof template !== "string") {
+    throw new TypeError('Invalid template! Template should be a "string" but "' + typeStr(template) + '" was given as the first argument for mustache#render(template, view, partials)');
+  }
+  return defaultWriter.render(template, view, partials, config);
+};
+mustache.escape = escapeHtml;
+mustache.Scanner = Scanner;
+mustache.Context = Context2;
+mustache.Writer = Writer;
+var mustache_default = mustache;
+
+// src/nginx/template.ts
+var BUILT_IN_TEMPLATE = `upstream {{upstream}} {
+{{#lbMethod}}
+    {{lbMethod}};
+{{/lbMethod}}
+{{#servers}}
+    server {{address}} {{params}}; # {{name}} {{image}} on {{host}}
+{{/servers}}
+}
+{{#canaryLog}}
+
+{{canaryLog}}
+{{/canaryLog}}
+{{#site}}
+
+server {
+    listen {{listen}};
+    server_name {{serverName}};
+{{#keepaliveMinTimeout}}
+    # A reloading worker answers an idle keep-alive connection's next request (with Connection: close) instead of resetting it.
+    keepalive_min_timeout {{keepaliveMinTimeout}};
+{{/keepaliveMinTimeout}}
+
+{{rolloutLocation}}
+
+    location / {
+        proxy_pass http://{{upstream}};
+        proxy_http_version 1.1;
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_next_upstream error timeout http_502 http_503;
+    }
+}
+{{/site}}
+`;
+var lbDirective = (m) => {
+  switch (m.kind) {
+    case "least_conn":
+    case "ip_hash":
+      return m.kind;
+    case "round_robin":
+      return "";
+    case "hash":
+      return `hash ${m.key}${m.consistent ? " consistent" : ""}`;
+  }
+};
+var rolloutLocation = (path3, configId) => [
+  "    location = " + path3 + " {",
+  "        access_log off;",
+  "        default_type text/plain;",
+  `        return 200 "${configId}\\n";`,
+  "    }"
+].join("\n");
+var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_status";
+function canaryLogDirectives(config) {
+  const id = `nginx_rollout_${config.nginx.upstreamName}`;
+  return [
+    `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
+    `log_format ${id} '${CANARY_LOG_FORMAT}';`,
+    `map $proxy_host $${id}_canary {`,
+    "    default 0;",
+    `    ${config.nginx.upstreamName} 1;`,
+    "}",
+    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`
+  ].join("\n");
+}
+function buildView(config, servers, split, facts) {
+  const n = config.nginx;
+  const canary = new Set(split?.canary.map(replicaKey));
+  const weightOf = (r) => split ? canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight : n.weight;
+  return {
+    app: config.app,
+    upstream: n.upstreamName,
+    // least_conn only uses weights to break ties between servers with equally few connections, so under
+    // concurrency it does not hold a canary's share: split steps balance by weighted round robin instead.
+    // ip_hash and hash honour weights and keep each client on one version, so they stay.
+    lbMethod: split && n.lbMethod.kind === "least_conn" ? "" : lbDirective(n.lbMethod),
+    servers: servers.map((r) => ({
+      name: r.name,
+      image: r.image,
+      host: r.host,
+      port: r.port,
+      address: hostPort(r.address, r.port),
+      weight: weightOf(r),
+      maxFails: n.maxFails,
+      failTimeout: n.failTimeout,
+      params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
+    })),
+    site: n.scope === "site",
+    listen: n.listen,
+    serverName: n.serverName,
+    weight: n.weight,
+    maxFails: n.maxFails,
+    failTimeout: n.failTimeout,
+    rolloutLocation: "",
+    rolloutPath: LIMITS.configIdPath(config.app),
+    configId: "",
+    canaryLog: split ? canaryLogDirectives(config) : "",
+    keepaliveMinTimeout: n.scope === "site" && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : ""
+  };
+}
+var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
+var sha16 = (text2) => createHash2("sha256").update(text2).digest("hex").slice(0, 16);
+var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
+var header = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
+`;
+function renderManagedFile(config, servers, split, facts) {
+  if (!servers.length) throw new Error("an upstream needs at least one server");
+  const template = config.nginx.template ?? BUILT_IN_TEMPLATE;
+  const view = buildView(config, servers, split, facts);
+  const configId = sha16(renderRaw(template, view));
+  const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
+  return { text: header(config.app, body) + body, configId };
+}
+function ownershipOf(text2, app) {
+  const m = HEADER2.exec(text2);
+  if (!m) return { kind: "foreign" };
+  if (m[1] !== app) return { kind: "other-app", app: m[1] };
+  return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
+}
+var configIdOf = (text2) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text2)?.[1];
+function upstreamServers(text2) {
+  const servers = /* @__PURE__ */ new Map();
+  for (const m of text2.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
+    servers.set(`${m[1]}:${m[2]}`, m[3] === void 0 ? void 0 : Number(m[3]));
+  return servers;
+}
+
+// src/nginx/nginx.ts
+var sha256 = (t) => createHash3("sha256").update(t).digest("hex");
+var NginxError = class extends Error {
+};
+var nginxPlace = (config) => config.nginx.mode === "container" ? containerPlace(config.nginx.container) : hostPlace;
+var describeNginx = (config, host) => config.nginx.mode === "container" ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`;
+var readNginxCommand = (config) => readNginx2(nginxPlace(config), config.nginx.container, config.nginx.configPath);
+function parseNginx(config, sections, where) {
+  const n = config.nginx;
+  const problems = [];
+  const noFacts = { keepaliveMinTimeout: false };
+  const container = sections.get("container");
+  if (n.mode === "container") {
+    if (!container || container.code !== 0) {
+      const why = text(container?.err).trim();
+      if (container && !/no such (object|container)/i.test(why))
+        problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
+      return { exists: false, running: false, managed: { kind: "absent" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
+    }
+    const [running, networkMode] = text(container.out).trim().split(" ");
+    if (running !== "true")
+      return {
+        exists: true,
+        running: false,
+        networkMode,
+        managed: { kind: "unknown" },
+        routes: /* @__PURE__ */ new Map(),
+        problems,
+        facts: noFacts
+      };
+    if (!sections.has("masters")) {
+      problems.push(
+        `the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`
+      );
+      return {
+        exists: true,
+        running: true,
+        networkMode,
+        managed: { kind: "unknown" },
+        routes: /* @__PURE__ */ new Map(),
+        problems,
+        facts: noFacts
+      };
+    }
+    return { ...parseInside(config, sections, where, problems), exists: true, running: true, networkMode };
+  }
+  return { ...parseInside(config, sections, where, problems), exists: true, running: true };
+}
+function parseInside(config, sections, where, problems) {
+  const n = config.nginx;
+  const masters = text(sections.get("masters")?.out).trim().split(/\s+/).filter(Boolean).map(Number);
+  if (!masters.length)
+    problems.push(
+      n.mode === "host" ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container` : `no nginx master process runs in the container ${n.container} on ${where}`
+    );
+  if (masters.length > 1)
+    problems.push(
+      `${masters.length} nginx master processes run on ${where} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one reads ${n.configPath}`
+    );
+  const versionText = text(sections.get("version")?.err) + text(sections.get("version")?.out);
+  const version = parseVersion(versionText);
+  const dumpSection = sections.get("dump");
+  const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : void 0;
+  if (masters.length === 1 && !dump)
+    problems.push(
+      `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`
+    );
+  if (dump) {
+    const p = includeProblem(dump, n.configPath);
+    if (p) problems.push(p);
+  }
+  const facts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
+  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === "canary" || config.operation === "promote") ? [
+    `nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
+  ] : [];
+  const managed = parseManaged(config, sections.get("managed"), where, problems);
+  return {
+    masterPid: masters.length === 1 ? masters[0] : void 0,
+    version,
+    managed,
+    routes: managed.kind === "ours" ? upstreamServers(managed.text) : /* @__PURE__ */ new Map(),
+    problems,
+    warnings,
+    facts
+  };
+}
+function parseManaged(config, s, where, problems) {
+  const path3 = config.nginx.configPath;
+  const out = text(s?.out);
+  const nl = out.indexOf("\n");
+  const kind = (nl < 0 ? out : out.slice(0, nl)).trim();
+  const body = nl < 0 ? "" : out.slice(nl + 1);
+  if (!s || s.code !== 0 || kind === "") {
+    problems.push(
+      `${path3} on ${where} cannot be read (${text(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`
+    );
+    return { kind: "unknown" };
+  }
+  if (kind === "absent") return { kind: "absent" };
+  if (kind === "symlink" || kind === "not-a-file") {
+    problems.push(
+      `${path3} on ${where} is a ${kind === "symlink" ? "symbolic link" : "directory or special file"} the action did not write: it never replaces it. Move it away, or set nginx-config-path to another file`
+    );
+    return { kind: "unknown" };
+  }
+  const owner = ownershipOf(body, config.app);
+  switch (owner.kind) {
+    case "ours":
+      return { kind: "ours", text: body, configId: configIdOf(body) };
+    case "edited":
+      problems.push(
+        `${path3} on ${where} was edited by hand since nginx-rollout wrote it (its content no longer matches the hash in its first line): the action never overwrites what a user wrote. Move your changes into a template (input nginx-template) and delete the file, or put the last deployed version back`
+      );
+      return { kind: "unknown" };
+    case "other-app":
+      problems.push(
+        `${path3} on ${where} belongs to app ${owner.app}: give each app its own file (nginx-config-path) and upstream (upstream-name)`
+      );
+      return { kind: "unknown" };
+    case "foreign":
+      problems.push(
+        `${path3} on ${where} exists and was not written by nginx-rollout: the action never overwrites a file it did not write. Move it away (its server blocks may move to a template: input nginx-template), or set nginx-config-path to a new file`
+      );
+      return { kind: "unknown" };
+  }
+}
+function createNginxContainer(config, upstreamAddress) {
+  const n = config.nginx;
+  const listen = parseListen(n.listen);
+  const hostNetwork = config.network === "host" || config.network === "" && isLoopback(upstreamAddress);
+  const network = hostNetwork ? ["--network", "host"] : [
+    ...config.network ? ["--network", config.network] : [],
+    "--publish",
+    listen?.address ? `${hostPort(listen.address, listen.port)}:${listen.port}` : `${listen?.port}:${listen?.port}`
+  ];
+  return command(
+    "docker",
+    "create",
+    "--name",
+    n.container,
+    "--label",
+    "nginx-rollout.role=nginx",
+    "--restart",
+    "unless-stopped",
+    ...network,
+    n.image
+  );
+}
+function listenProbeTarget(listen) {
+  const l = parseListen(listen);
+  if (!l) throw new Error(`unparsable listen '${listen}'`);
+  const host = !l.address || l.address === "0.0.0.0" ? "127.0.0.1" : l.address === "::" ? "::1" : l.address;
+  return { host, port: l.port };
+}
+function probeHostHeader(serverName, listenHost) {
+  const first = serverName.split(/\s+/)[0] ?? "";
+  if (first === "_" || first === "") return listenHost;
+  if (first.startsWith("*.")) return `nginx-rollout${first.slice(1)}`;
+  if (first.startsWith(".")) return first.slice(1);
+  if (first.endsWith(".*")) return `${first.slice(0, -2)}.com`;
+  return first;
+}
+var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var Nginx = class {
+  constructor(remote, config, current, fence3) {
+    this.remote = remote;
+    this.config = config;
+    this.current = current;
+    this.fence = fence3;
+    this.place = nginxPlace(config);
+    this.adopt(current.managed);
+  }
+  remote;
+  config;
+  current;
+  fence;
+  place;
+  /** The managed file's text live now (undefined: none). */
+  live;
+  /** The config ids of the files this run read or installed, by text: a restored file is verified by its id. */
+  ids = /* @__PURE__ */ new Map();
+  adopt(managed) {
+    this.live = managed.kind === "ours" ? managed.text : void 0;
+    if (managed.kind === "ours") this.ids.set(managed.text, managed.configId);
+  }
+  get state() {
+    return this.current;
+  }
+  /** The managed file's text live now. */
+  get liveText() {
+    return this.live;
+  }
+  get where() {
+    return describeNginx(this.config, this.remote.name);
+  }
+  get lockFile() {
+    return `${LIMITS.stateDir}/nginx-${this.config.nginx.mode === "container" ? this.config.nginx.container : "host"}.lock`;
+  }
+  /** Reads nginx again (after the action started or created its container). */
+  async reread() {
+    const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
+    this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name);
+    if (this.current.problems.length) throw new NginxError(this.current.problems.join("\n"));
+    this.adopt(this.current.managed);
+    return this.current;
+  }
+  /**
+   * A container that is stopped is started with its own configuration, one that does not exist is created
+   * from nginx-image; then nginx is read again and checked like any other before the action's file goes in.
+   */
+  async ensureRunning(upstreamAddress) {
+    if (this.config.nginx.mode !== "container" || this.current.running) return void 0;
+    const n = this.config.nginx;
+    const created = !this.current.exists;
+    if (created) {
+      await run(
+        this.remote,
+        ensureImage(n.image, this.config.pullTimeoutSeconds),
+        `getting the nginx image ${n.image}`
+      );
+      await run(
+        this.remote,
+        createNginxContainer(this.config, upstreamAddress),
+        `creating the nginx container ${n.container}`
+      );
+    }
+    const started = await this.remote.exec(command("docker", "start", "--", n.container));
+    if (started.code !== 0)
+      throw failure(
+        this.remote,
+        command("docker", "start", "--", n.container),
+        `starting the nginx container ${n.container}`,
+        started
+      );
+    const deadline = Date.now() + LIMITS.reloadVerifyMs;
+    for (; ; ) {
+      const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`);
+      this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name);
+      if (this.current.masterPid !== void 0 || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside");
+    await this.reread();
+    return created ? `created the nginx container ${n.container} from ${n.image}` : `started the nginx container ${n.container}`;
+  }
+  /**
+   * Puts `next` in place of the managed file (undefined removes it): under the nginx lock, nginx -t with the
+   * whole configuration, reload, and a check that nginx took it (new workers; in site scope, the config id
+   * answered on the listen port, `configId` as the renderer gave it, or as read for a file put back). On any
+   * failure the previous file is back and the error quotes nginx.
+   */
+  async apply(next, configId, upstreamAddress) {
+    const booted = await this.ensureRunning(upstreamAddress);
+    if (next === this.live) return booted ?? "no change";
+    const master = this.current.masterPid;
+    if (master === void 0) throw new NginxError(`no nginx master process to reload on ${this.remote.name}`);
+    const n = this.config.nginx;
+    const expected = this.live === void 0 ? "absent" : sha256(this.live);
+    const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
+    const locked = nginxLocked(
+      this.fence,
+      this.lockFile,
+      LIMITS.nginxLockSeconds,
+      applyManagedFile(this.place, n.configPath, expected, master, next === void 0 ? "remove" : "write", names2)
+    );
+    const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
+    const r = await this.remote.exec(c);
+    if (r.code !== 0) {
+      const what = APPLY_FAILURES[r.code];
+      const said = (r.stderr || r.stdout).trim();
+      if (what) throw new NginxError(`${what}${said ? `. nginx said:
+${said}` : ""}`);
+      throw failure(this.remote, c, `changing ${n.configPath} in ${this.where}`, r);
+    }
+    this.live = next;
+    const id = next === void 0 ? void 0 : configId ?? this.ids.get(next);
+    if (next !== void 0) this.ids.set(next, id);
+    const verified = n.scope === "site" && id ? await this.verifyServing(id) : void 0;
+    if (verified === false)
+      throw new NginxError(
+        `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`
+      );
+    const detail = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
+    return booted ? `${booted}; ${detail}` : detail;
+  }
+  /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
+  async verifyServing(configId) {
+    const target = listenProbeTarget(this.config.nginx.listen);
+    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) };
+    const deadline = Date.now() + LIMITS.reloadVerifyMs;
+    while (Date.now() < deadline) {
+      const r = await this.remote.httpGet(
+        target.host,
+        target.port,
+        LIMITS.configIdPath(this.config.app),
+        LIMITS.probeTimeoutMs,
+        headers
+      );
+      if (r.status === 200 && r.body?.trim() === configId) return true;
+      await sleep(10);
+    }
+    return false;
+  }
+  /** The canary's log starts empty: a step judges what nginx logged from here on. */
+  async startCanaryLog() {
+    await run(
+      this.remote,
+      startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)),
+      "starting the canary's access log"
+    );
+  }
+  async readCanaryLog() {
+    const r = await run(
+      this.remote,
+      readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes),
+      "reading the canary's access log"
+    );
+    const nl = r.stdout.indexOf("\n");
+    const [how = "whole", size = "0"] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(" ");
+    return { text: nl < 0 ? "" : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === "newest" };
+  }
+  /** nginx's last log lines, for the summary when a change failed. */
+  async errorLog(lines) {
+    const r = await this.remote.exec(nginxErrorLog(this.place, this.config.nginx.container, lines));
+    return (r.stdout + r.stderr).trim();
+  }
+};
+
+// src/remote/lock.ts
+import { randomBytes } from "node:crypto";
+var ACQUIRE = `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux or busybox) is missing on this host: the deploy lock needs it" >&2; exit 4; }
+mkdir -p "\${1%/*}" || exit 2
+exec 9>"\${1%/*}/lock.flock" && flock 9 || exit 2
+if [ -d "$1" ]; then
+  now=$(date +%s); beat=$(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0)
+  if [ $((now - beat)) -le "$4" ]; then printf 'held by %s (heartbeat %ss ago)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat)); exit 3; fi
+  printf 'took over a stale lock of %s (silent for %ss)\\n' "$(cat "$1/owner" 2>/dev/null)" $((now - beat))
+  rm -rf "$1"
+fi
+rm -rf "$1.new"; mkdir "$1.new" && touch "$1.new/heartbeat" && printf '%s\\n' "$2" >"$1.new/token" && printf '%s\\n' "$3" >"$1.new/owner" && mv "$1.new" "$1"`;
+var IF_OURS = '[ "$(cat "$1/token" 2>/dev/null)" = "$2" ]';
+var HEARTBEAT = `${IF_OURS} || exit 3; touch "$1/heartbeat"`;
+var RELEASE = `if ${IF_OURS}; then rm -rf "$1"; fi`;
+var stateDir = (app) => `${LIMITS.stateDir}/${app}`;
+var lockDir = (app) => `${stateDir(app)}/lock`;
+var newClaim = (app, owner) => ({
+  app,
+  dir: lockDir(app),
+  token: randomBytes(12).toString("hex"),
+  owner: owner.replace(/[\r\n]+/g, " ")
+});
+var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds));
+var LockLostError = class extends Error {
+};
+var HeldLock = class {
+  constructor(remote, claim, warn, now = Date.now) {
+    this.remote = remote;
+    this.claim = claim;
+    this.warn = warn;
+    this.now = now;
+    this.lastBeat = now();
+    this.timer = setInterval(() => this.beat(), LIMITS.lockHeartbeatMs);
+    this.timer.unref();
+  }
+  remote;
+  claim;
+  warn;
+  now;
+  beating;
+  lastBeat = Date.now();
+  lostWhy;
+  timer;
+  /**
+   * One heartbeat, unless the last is still under way. Another run may take the lock over once it has been
+   * silent for LIMITS.lockStaleSeconds: this run gives it up a heartbeat before that, whether its heartbeats
+   * failed or never came back.
+   */
+  beat() {
+    const silentMs = this.now() - this.lastBeat;
+    if (silentMs >= LIMITS.lockStaleSeconds * 1e3 - LIMITS.lockHeartbeatMs)
+      this.lose(`no heartbeat reached the host for ${Math.round(silentMs / 1e3)}s`);
+    if (this.beating || this.lostWhy) return;
+    this.beating = this.remote.exec(withTimeout(script(HEARTBEAT, this.claim.dir, this.claim.token), LIMITS.lockHeartbeatMs / 1e3), {
+      unqueued: true
+    }).then(
+      (r) => {
+        if (r.code === 0) this.lastBeat = this.now();
+        else if (r.code === 3) this.lose("another run took it over");
+      },
+      () => void 0
+    ).finally(() => this.beating = void 0);
+  }
+  lose(why) {
+    if (this.lostWhy) return;
+    this.lostWhy = why;
+    this.warn(
+      `the deploy lock of ${this.claim.app} on ${this.remote.name} is no longer this run's (${why}): nothing more will be changed`
+    );
+  }
+  /** Throws once the lock is lost: a run must not change a host another run may be changing. */
+  assertHeld() {
+    if (this.lostWhy)
+      throw new LockLostError(
+        `the deploy lock of ${this.claim.app} is no longer this run's (${this.lostWhy}); stopped before changing anything more`
+      );
+  }
+  /** Stops the heartbeat (the run's last command releases the lock with its records: see finishCommand). */
+  async stopHeartbeat() {
+    clearInterval(this.timer);
+    await this.beating;
+  }
+  async release() {
+    await this.stopHeartbeat();
+    await run(this.remote, script(RELEASE, this.claim.dir, this.claim.token), "releasing the deploy lock");
+  }
+};
+
+// src/host/records.ts
+var historyPath = (app) => `${stateDir(app)}/history.json`;
+var canaryPath = (app) => `${stateDir(app)}/canary.json`;
+var readFile2 = (path3) => script('[ -e "$1" ] || exit 0; cat "$1"', path3);
+var FINISH = `put() { mkdir -p "\${1%/*}" && printf '%s' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
+rc=0
+[ -n "$2" ] && { put "$1" "$2" || { echo "writing $1 failed" >&2; rc=1; }; }
+case $4 in '') ;; -) rm -f "$3" || rc=1 ;; *) put "$3" "$4" || { echo "writing $3 failed" >&2; rc=1; } ;; esac
+if [ -n "$6" ] && [ "$(cat "$5/token" 2>/dev/null)" = "$6" ]; then rm -rf "$5" || rc=1; fi
+exit $rc`;
+function finishCommand(app, records, claim) {
+  const history2 = records.history ? JSON.stringify(records.history.slice(-LIMITS.historyEntries), null, 1) + "\n" : "";
+  const canary = records.canary === void 0 ? "" : records.canary === null ? "-" : JSON.stringify(records.canary, null, 1) + "\n";
+  return script(FINISH, historyPath(app), history2, canaryPath(app), canary, claim?.dir ?? "", claim?.token ?? "");
+}
+
+// src/host/state.ts
+var APP = /^[a-z0-9][a-z0-9_.-]*$/;
+var CONTAINER_ID = /^[0-9a-f]{64}$/;
+function parseContainers(output, host) {
+  const containers = [];
+  const ignored = [];
+  for (const line of output.split("\n")) {
+    if (!line.trim()) continue;
+    let c;
+    try {
+      c = JSON.parse(line);
+    } catch {
+      c = void 0;
+    }
+    if (!isObject(c)) {
+      ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`);
+      continue;
+    }
+    const labels = c.labels && typeof c.labels === "object" ? c.labels : {};
+    const label = (k) => typeof labels[k] === "string" ? labels[k] : "";
+    const name = typeof c.name === "string" ? c.name.replace(/^\//, "") : "";
+    const app = label(LABEL.app);
+    const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0;
+    const id = typeof c.id === "string" ? c.id : "";
+    if (label(LABEL.role) !== "replica") continue;
+    if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
+      ignored.push(
+        `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
+      );
+      continue;
+    }
+    const color = label(LABEL.color);
+    const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
+    containers.push({
+      ...pid ? { pid } : {},
+      id,
+      host: host.id,
+      address: host.upstreamAddress,
+      name,
+      app,
+      port,
+      image: label(LABEL.image),
+      running: c.state === "running",
+      ...color === "blue" || color === "green" ? { color } : {}
+    });
+  }
+  return { containers, ignored };
+}
+var isString = (v) => typeof v === "string";
+var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+function isStats(v) {
+  return isObject(v) && isNumber(v.requests) && isNumber(v.errors) && isNumber(v.rate);
+}
+function isObservation(v) {
+  return isObject(v) && isString(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable);
+}
+function parseHistory(text2, warn) {
+  const parsed = parseJson(text2, "history.json", warn);
+  if (parsed === void 0) return [];
+  if (!Array.isArray(parsed)) {
+    warn("history.json on the nginx host is not a list: ignored (the next deploy rewrites it)");
+    return [];
+  }
+  const ok = parsed.filter(
+    (h) => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy)
+  );
+  if (ok.length < parsed.length)
+    warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`);
+  return ok;
+}
+function parseCanaryState(text2, defaultHost, warn) {
+  const parsed = parseJson(text2, "canary.json", warn);
+  if (parsed === void 0) return void 0;
+  const bad = (why) => {
+    warn(`canary.json on the nginx host is malformed (${why}): ignored as stale`);
+    return void 0;
+  };
+  if (!isObject(parsed)) return bad("not an object");
+  const p = parsed;
+  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad("image, stableImage or at missing");
+  if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad("weight is not a percentage");
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
+    return bad("remainingSteps is not a list of numbers");
+  if (!Array.isArray(p.replicas)) return bad("replicas is not a list");
+  const replicas = p.replicas.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
+    return bad("a replica has no host or name");
+  const observations = p.observations === void 0 ? void 0 : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null;
+  if (observations === null) return bad("observations are malformed");
+  const d = p.deployment;
+  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
+    return bad("deployment is malformed");
+  const pr = p.pullRequest;
+  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number)))
+    return bad("pullRequest is malformed");
+  const pushes = p.pushes;
+  const outcomes = ["live", "replaced", "promoted", "aborted", "failed"];
+  const isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
+  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every(isPush))) return bad("pushes are malformed");
+  return {
+    image: p.image,
+    stableImage: p.stableImage,
+    weight: p.weight,
+    remainingSteps: p.remainingSteps,
+    replicas,
+    at: p.at,
+    ...isString(p.sha) ? { sha: p.sha } : {},
+    ...observations ? { observations } : {},
+    ...d ? { deployment: d } : {},
+    ...pr ? { pullRequest: pr } : {},
+    ...pushes ? { pushes } : {}
+  };
+}
+function parseJson(text2, file, warn) {
+  if (!text2.trim()) return void 0;
+  try {
+    return JSON.parse(text2);
+  } catch (e) {
+    warn(`${file} on the nginx host is not valid JSON (${e.message}): ignored`);
+    return void 0;
+  }
+}
+
+// src/host/read.ts
+var HostStateError = class extends Error {
+};
+var retireDir = (app) => `${stateDir(app)}/retired`;
+var appHostParts = (config) => [
+  { name: "containers", command: listManaged() },
+  { name: "retired", command: readRetireReports(retireDir(config.app)) }
+];
+function parseAppHost(host, sections, remote, warnings) {
+  const list = sections.get("containers");
+  if (!list || list.code !== 0)
+    throw new HostStateError(
+      `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`
+    );
+  const { containers, ignored } = parseContainers(text(list.out), host);
+  warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
+  const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
+  return { host: host.id, containers, retireReports };
+}
+async function readHosts(fleet, config, claim, waiting) {
+  const nginxIsAppHost = config.appHosts.find(
+    (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port
+  );
+  const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
+    { name: "history", command: readFile2(historyPath(config.app)) },
+    { name: "canary", command: readFile2(canaryPath(config.app)) },
+    ...nginxIsAppHost ? appHostParts(config) : [],
+    { name: "nginx", command: readNginxCommand(config) }
+  ]);
+  const deadline = Date.now() + config.lockTimeoutSeconds * 1e3;
+  let lastHolder = "";
+  let sections;
+  for (; ; ) {
+    const r = await fleet.nginx.exec(nginxRead);
+    sections = parseSections(r.raw);
+    if (r.code === 0) break;
+    const first = sections.get("first");
+    if (r.code !== 3) {
+      const why = text(first?.err).trim() || text(first?.out).trim();
+      throw why ? new RemoteError(
+        `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
+        r
+      ) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r);
+    }
+    const holder = text(first?.out).trim();
+    if (holder !== lastHolder) waiting(holder);
+    lastHolder = holder;
+    if (Date.now() >= deadline)
+      throw new RemoteError(
+        `another deploy of ${config.app} is running: lock ${holder} on ${fleet.nginx.name}; gave up after lock-timeout ${config.lockTimeoutSeconds}s`,
+        r
+      );
+    await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
+  }
+  const warnings = [];
+  const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
+  const hosts = [];
+  if (nginxIsAppHost) hosts.push(parseAppHost(nginxIsAppHost, sections, fleet.nginx, warnings));
+  const read = await Promise.all(
+    others.map(async (h) => {
+      const remote = fleet.app(h.id);
+      const c = sectioned(void 0, appHostParts(config));
+      const r = await remote.exec(c);
+      if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r);
+      return parseAppHost(h, parseSections(r.raw), remote, warnings);
+    })
+  );
+  hosts.push(...read);
+  hosts.sort(
+    (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host)
+  );
+  const fileOf = (name) => {
+    const s = sections.get(name);
+    if (s && s.code !== 0)
+      throw new HostStateError(
+        `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`
+      );
+    return text(s?.out);
+  };
+  const history2 = parseHistory(fileOf("history"), (m) => warnings.push(m));
+  const canary = parseCanaryState(fileOf("canary"), config.appHosts[0].id, (m) => warnings.push(m));
+  const nginxSection = sections.get("nginx");
+  if (!nginxSection || nginxSection.code !== 0)
+    throw new HostStateError(
+      `reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`
+    );
+  const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
+  warnings.push(...nginx.warnings ?? []);
+  const lockNote = text(sections.get("first")?.out).trim() || void 0;
+  return {
+    state: {
+      containers: hosts.flatMap((h) => h.containers),
+      nginx,
+      history: history2,
+      ...canary ? { canary } : {},
+      warnings,
+      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report })))
+    },
+    lockNote
+  };
+}
+
+// src/nginx/diff.ts
+function lineOps(a, b) {
+  const n = a.length;
+  const m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i2 = n - 1; i2 >= 0; i2--)
+    for (let j2 = m - 1; j2 >= 0; j2--)
+      lcs[i2][j2] = a[i2] === b[j2] ? lcs[i2 + 1][j2 + 1] + 1 : Math.max(lcs[i2 + 1][j2], lcs[i2][j2 + 1]);
+  const ops = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) {
+      ops.push({ kind: " ", line: a[i] });
+      i++;
+      j++;
+    } else if (i < n && (j === m || lcs[i + 1][j] >= lcs[i][j + 1])) ops.push({ kind: "-", line: a[i++] });
+    else ops.push({ kind: "+", line: b[j++] });
+  }
+  return ops;
+}
+function unifiedDiff(before, after, fromLabel, toLabel, context3 = 3) {
+  if (before === after) return "";
+  const split = (t) => t === "" ? [] : t.replace(/\n$/, "").split("\n");
+  const ops = lineOps(split(before), split(after));
+  const out = [`--- ${fromLabel}`, `+++ ${toLabel}`];
+  let k = 0;
+  while (k < ops.length) {
+    if (ops[k].kind === " ") {
+      k++;
+      continue;
+    }
+    let start2 = Math.max(0, k - context3);
+    let end = k;
+    while (end < ops.length) {
+      if (ops[end].kind !== " ") {
+        end++;
+        continue;
+      }
+      let run3 = end;
+      while (run3 < ops.length && ops[run3].kind === " ") run3++;
+      if (run3 === ops.length || run3 - end > 2 * context3) {
+        end = Math.min(ops.length, end + context3);
+        break;
+      }
+      end = run3;
+    }
+    const aStart = ops.slice(0, start2).filter((o) => o.kind !== "+").length;
+    const bStart = ops.slice(0, start2).filter((o) => o.kind !== "-").length;
+    const hunk = ops.slice(start2, end);
+    const aLen = hunk.filter((o) => o.kind !== "+").length;
+    const bLen = hunk.filter((o) => o.kind !== "-").length;
+    out.push(`@@ -${aLen ? aStart + 1 : aStart},${aLen} +${bLen ? bStart + 1 : bStart},${bLen} @@`);
+    for (const o of hunk) out.push(`${o.kind}${o.line}`);
+    k = end;
+    start2 = end;
+  }
+  return out.join("\n") + "\n";
+}
+
 // src/plan/canary.ts
 var gcd = (a, b) => b === 0 ? a : gcd(b, a % b);
 function splitFor(percent, canary, stableCount) {
@@ -51309,7 +50895,7 @@ function planCanary(config, containers, routes, replacing) {
     config.image
   );
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old);
-  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: "deployed" };
+  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: "deployed", endsCanary: true };
 }
 var canaryAsContainers = (canary) => canary.map((r) => ({ ...r, id: "", app: "", running: true }));
 var noCanary = (config, containers, routes, op) => {
@@ -51334,6 +50920,7 @@ function planPromote(config, containers, routes, state2) {
     next: complete.next,
     onFailure: "abort-canary",
     leaves: "deployed",
+    endsCanary: true,
     notes: []
   };
 }
@@ -51358,93 +50945,9 @@ function planAbort(config, containers, routes, state2) {
     next: stable,
     onFailure: "restore",
     leaves: "rolled-back",
+    endsCanary: true,
     notes: []
   };
-}
-
-// src/plan/rollback.ts
-var unique = (rs) => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i);
-function planUndo(config, plan, progress) {
-  const isNew = (r) => progress.started.some((s) => replicaKey(s) === replicaKey(r));
-  const replaced = plan.replaces ?? [];
-  const swapped = replaced.length > 0 && progress.routed.length > 0;
-  const retired = progress.retired ?? [];
-  const isRetired = (r) => retired.some((g) => replicaKey(g) === replicaKey(r));
-  const gone = unique([...retired, ...swapped ? replaced : []]);
-  const isGone = (r) => gone.some((g) => replicaKey(g) === replicaKey(r));
-  if (plan.onFailure === "abort-canary" && !progress.stopped.length && (!replaced.length || swapped)) {
-    const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]);
-    const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)));
-    const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started]);
-    return {
-      steps: [
-        { kind: "route", servers: stable },
-        { kind: "drain", seconds: config.drainSeconds, replicas: out },
-        ...removeAll(out)
-      ],
-      canary: "removed"
-    };
-  }
-  const back = plan.previous.filter((r) => !isGone(r));
-  if (gone.length && !back.length)
-    throw new PlanError(
-      "every replica that served before the run was already retired: the new version stays live and nothing is undone"
-    );
-  const steps = [];
-  const isStopped = (r) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r));
-  const stillRunning = back.filter((r) => !isStopped(r));
-  if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
-    steps.push({ kind: "route", servers: stillRunning });
-  if (progress.stopped.length)
-    steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
-  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
-    steps.push({ kind: "route", servers: back });
-  else if (progress.configBefore !== progress.configNow)
-    steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
-  if (progress.routed.length && config.drainSeconds > 0)
-    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
-  steps.push(...removeAll(progress.started));
-  return { steps, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
-}
-function rollbackTarget(state2, liveImage) {
-  return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
-}
-function planRollbackOperation(config, state2, routes) {
-  if (state2.canary)
-    throw new PlanError(
-      `rollback: a canary of ${state2.canary.image} is paused at ${state2.canary.weight}%; use operation: abort to remove it`
-    );
-  const { live, strays } = liveReplicas(config, state2.containers, routes);
-  const current = mainImage(live);
-  const target = rollbackTarget(state2, current);
-  if (!target)
-    throw new PlanError(
-      `rollback: the deploy history of ${config.app} has no earlier deployed image to go back to; live is ${current || "nothing"}${state2.history.length ? ` (history: ${state2.history.map((h) => `${h.image} ${h.result}`).join(", ")})` : ""}. Deploy the image you want with operation: deploy`
-    );
-  const targetConfig = { ...config, image: target };
-  const asRolledBack = (p) => ({ ...p, leaves: "rolled-back" });
-  if (config.strategy === "blue-green") {
-    const kept = strays.filter((r) => r.image === target && r.color);
-    if (kept.length) {
-      const steps = [
-        { kind: "restart", replicas: kept },
-        { kind: "gate", replicas: kept },
-        ...switchTo(config, live, kept),
-        ...removeAll(strays.filter((r) => !kept.includes(r)))
-      ];
-      return {
-        steps,
-        image: target,
-        previous: live,
-        next: kept,
-        onFailure: "restore",
-        leaves: "rolled-back",
-        notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`]
-      };
-    }
-    return asRolledBack(planBlueGreen(targetConfig, state2.containers, routes));
-  }
-  return asRolledBack(planRolling(targetConfig, state2.containers, routes));
 }
 
 // src/plan/index.ts
@@ -51499,63 +51002,741 @@ function planFor(config, state2, pullRequest) {
   }
 }
 
-// src/remote/fleet.ts
-async function connectFleet(config, debug2) {
-  const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug: debug2 }) : void 0;
-  const targets = new Map(
-    [config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t])
-  );
-  const opened = await Promise.allSettled(
-    [...targets].map(
-      async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug: debug2 })]
-    )
-  );
-  const connections = new Map(opened.flatMap((o) => o.status === "fulfilled" ? [o.value] : []));
-  const failed2 = opened.flatMap((o) => o.status === "rejected" ? [o.reason.message] : []);
-  if (failed2.length) {
-    for (const ssh of connections.values()) ssh.dispose();
-    bastion?.dispose();
-    throw new Error(
-      failed2.length === 1 ? failed2[0] : `${failed2.length} hosts cannot be used:
-- ${failed2.join("\n- ")}`
+// src/plan/types.ts
+var changesHosts = (step) => step.kind !== "gate" && step.kind !== "observe" && step.kind !== "drain";
+function hostsOf(step, nginxHost) {
+  switch (step.kind) {
+    case "login":
+    case "pull":
+      return [...step.hosts];
+    case "route":
+    case "restore-config":
+    case "observe":
+      return [nginxHost];
+    case "drain":
+      return [...byHost([...step.replicas, ...step.recheck ?? []]).keys()];
+    default:
+      return [...byHost(step.replicas).keys()];
+  }
+}
+function describeStep(step, manyHosts = false) {
+  const list = (rs) => names(rs, manyHosts);
+  switch (step.kind) {
+    case "login":
+      return `log in to ${step.registry || "Docker Hub"} as ${step.username}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
+    case "pull":
+      return `pull ${step.image}${manyHosts ? ` on ${step.hosts.join(", ")}` : ""}`;
+    case "start":
+      return `start ${step.replicas.map((r) => `${manyHosts ? `${r.name}@${r.host}` : r.name} (:${r.port})`).join(", ")} from ${[...new Set(step.replicas.map((r) => r.image))].join(", ")}` + (step.ahead ? " (in the background, while the batch before drains)" : "");
+    case "restart":
+      return `start ${list(step.replicas)} again`;
+    case "gate":
+      return `health gate ${list(step.replicas)}`;
+    case "route":
+      return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${list(step.servers) || "no replica"} (one nginx reload)`;
+    case "observe":
+      return `observe the canary at ${step.split.percent}% for ${step.seconds}s`;
+    case "restore-config":
+      return `restore the previous nginx config (${list(step.servers) || "no replica"})`;
+    case "drain":
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ""}`;
+    case "stop":
+      return `stop ${list(step.replicas)}${step.background ? " (in the background)" : ""}`;
+    case "remove":
+      return `remove ${list(step.replicas)}`;
+    case "retire":
+      return `retire ${list(step.replicas)} (stop and remove on the host, in the background)`;
+  }
+}
+
+// src/health/probe.ts
+var statusAllowed = (status2, ranges) => status2 !== void 0 && ranges.some((r) => status2 >= r.min && status2 <= r.max);
+var describeProbe = (path3, p) => p.status !== void 0 ? `GET ${path3} -> ${p.status}` : `GET ${path3} -> ${p.error ?? "no answer"}`;
+var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
+
+// src/judge/traffic.ts
+var SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`;
+var STATUS = String.raw`(?:\d{3}|-)`;
+var SEP = String.raw`(?:, | : )`;
+var LINE = new RegExp(
+  String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`
+);
+function parseAccessLog(text2) {
+  const attempts = [];
+  let skipped = 0;
+  for (const line of text2.split("\n")) {
+    if (!line) continue;
+    const m = LINE.exec(line);
+    if (!m) {
+      skipped++;
+      continue;
+    }
+    const servers = m[1].split(/, | : /);
+    const statuses = m[2].split(/, | : /);
+    servers.forEach((server, i) => {
+      if (!/:\d+$/.test(server) || server.startsWith("unix:")) return;
+      const status2 = Number(statuses[i]);
+      attempts.push({ server, status: Number.isFinite(status2) ? status2 : void 0 });
+    });
+  }
+  return { attempts, skipped };
+}
+function stats(attempts, servers) {
+  const mine = attempts.filter((a) => servers.has(a.server));
+  const errors = mine.filter((a) => a.status !== void 0 && a.status >= 500).length;
+  return { requests: mine.length, errors, rate: mine.length ? 100 * errors / mine.length : 0 };
+}
+var pct = (n) => `${n.toFixed(2)}%`;
+function worseBy(canary, stable) {
+  if (!canary.requests || !stable.requests) return 0;
+  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests));
+  const diff = canary.errors / canary.requests - stable.errors / stable.requests;
+  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+}
+function judgeCanary(attempts, canaryServers, stableServers, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
+  const canary = stats(attempts, canaryServers);
+  const stable = stats(attempts, stableServers);
+  const z = worseBy(canary, stable);
+  if (canary.rate > maxErrorRate)
+    return {
+      verdict: "fail",
+      canary,
+      stable,
+      reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`
+    };
+  if (z > LIMITS.canaryWorseZ)
+    return {
+      verdict: "fail",
+      canary,
+      stable,
+      reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`
+    };
+  if (canary.requests < minRequests)
+    return {
+      verdict: "inconclusive",
+      canary,
+      stable,
+      reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`
+    };
+  return {
+    verdict: "pass",
+    canary,
+    stable,
+    reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`
+  };
+}
+
+// src/judge/watch.ts
+var Watch = class {
+  constructor(port, config) {
+    this.port = port;
+    this.config = config;
+    this.failed = new Promise((resolve) => this.fail = resolve);
+    this.loop = this.run();
+  }
+  port;
+  config;
+  watched = /* @__PURE__ */ new Map();
+  seen;
+  running = true;
+  loop;
+  /** Settles with what the watch saw, the moment it sees it. */
+  failed;
+  fail = () => void 0;
+  wake = () => void 0;
+  add(replicas) {
+    for (const r of replicas) this.watched.set(replicaKey(r), r);
+  }
+  /** What the watch saw, if anything: why a routed replica is gone. */
+  get failure() {
+    return this.seen;
+  }
+  async stop() {
+    this.running = false;
+    this.wake();
+    await this.loop;
+  }
+  /** One round of probes over every watched replica; Docker is asked about any that does not answer. */
+  async round() {
+    await Promise.all(
+      [...this.watched.values()].map(async (r) => {
+        if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return;
+        const state2 = await this.port.state(r).catch(() => void 0);
+        if (!state2 || state2.status === "running" || state2.status === "created" || this.seen) return;
+        this.seen = `${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`;
+        this.fail(this.seen);
+        await this.port.evidence(r, this.seen, false).catch(() => void 0);
+      })
     );
   }
-  const remotes = new Map([...connections].map(([name, ssh]) => [name, remoteOver(ssh, name, debug2)]));
-  const get = (name) => {
-    const r = remotes.get(name);
-    if (!r) throw new Error(`no connection to ${name}`);
-    return r;
-  };
+  async run() {
+    while (this.running && !this.seen) {
+      const tick = Date.now();
+      await this.round();
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)));
+        this.wake = () => (clearTimeout(timer), resolve());
+      });
+    }
+  }
+};
+
+// src/judge/judge.ts
+var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
+var Judge = class {
+  constructor(replicas, log, config) {
+    this.replicas = replicas;
+    this.log = log;
+    this.config = config;
+  }
+  replicas;
+  log;
+  config;
+  watch;
+  /** A deploy begins: every replica it routes to is watched until end(). */
+  begin() {
+    this.watch = new Watch(this.replicas, this.config);
+  }
+  async end() {
+    await this.watch?.stop();
+    this.watch = void 0;
+  }
+  /** New replicas that took traffic: watched from now on. */
+  routed(replicas) {
+    this.watch?.add(replicas);
+  }
+  /** What the watch has seen so far. */
+  verdict() {
+    const failure2 = this.watch?.failure;
+    return failure2 ? { failed: true, reason: failure2 } : { failed: false };
+  }
+  /**
+   * Probes every watched replica now: before a route takes the last old replicas out, so that it never
+   * leaves nginx only replicas that have died since the last round.
+   */
+  async verdictNow() {
+    await this.watch?.round();
+    return this.verdict();
+  }
+  /**
+   * Waits for `work`, unless the watch sees a routed replica die first: a wait (a drain) need not run on
+   * while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
+   */
+  async unlessFailed(work) {
+    if (!this.watch) return { done: await work };
+    work.catch(() => void 0);
+    return Promise.race([work.then((done2) => ({ done: done2 })), this.watch.failed.then((failed2) => ({ failed: failed2 }))]);
+  }
+  /**
+   * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures fail
+   * the step at once), then the window's access log is judged.
+   */
+  async observe(split, stable, windowSeconds) {
+    const h = this.config.health;
+    await this.log.start();
+    const deadline = Date.now() + windowSeconds * 1e3;
+    let failures = 0;
+    while (Date.now() < deadline) {
+      const tick = Date.now();
+      const probes = await Promise.all(split.canary.map((r) => this.replicas.probe(r)));
+      const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
+      failures = bad.length ? failures + 1 : 0;
+      if (failures >= LIMITS.canaryProbeFailures) {
+        const [replica, probe] = bad[0];
+        const why = `health probe failed ${failures} times in a row during the canary step`;
+        await this.replicas.evidence(replica, why, false);
+        const none = { requests: 0, errors: 0, rate: 0 };
+        return {
+          verdict: "fail",
+          percent: split.percent,
+          seconds: windowSeconds,
+          canary: none,
+          stable: none,
+          reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row`
+        };
+      }
+      await sleep2(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
+    }
+    return this.judgeWindow(split, stable, windowSeconds, await this.log.read());
+  }
+  async judgeWindow(split, stable, windowSeconds, log) {
+    const { attempts } = parseAccessLog(log.text);
+    const key = (r) => hostPort(r.address, r.port);
+    const judgement = judgeCanary(
+      attempts,
+      new Set(split.canary.map(key)),
+      new Set(stable.map(key)),
+      this.config.canary.maxErrorRate
+    );
+    const sampled = log.newestOnly ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)` : "";
+    if (judgement.verdict === "fail")
+      for (const r of split.canary) await this.replicas.evidence(r, judgement.reason, false);
+    const hint = judgement.verdict === "inconclusive" && judgement.canary.requests === 0 && judgement.stable.requests === 0 ? `; nginx logged no request of ${this.config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)` : "";
+    const reason = judgement.reason + sampled + hint;
+    return { ...judgement, reason, percent: split.percent, seconds: windowSeconds };
+  }
+};
+
+// src/run/progress.ts
+var has = (list, r) => list.some((x) => replicaKey(x) === replicaKey(r));
+var RunProgress = class {
+  constructor(containers, previous, configBefore) {
+    this.configBefore = configBefore;
+    this.serving = previous;
+    for (const c of containers) {
+      this.ids.set(replicaKey(c), c.id);
+      if (c.running && c.pid) this.pids.set(replicaKey(c), c.pid);
+    }
+  }
+  configBefore;
+  started = [];
+  routed = [];
+  stopped = [];
+  retired = [];
+  /** The replicas nginx routes to now. */
+  serving;
+  /** Container ids by replica: commands name exactly the container read, or the one this run created. */
+  ids = /* @__PURE__ */ new Map();
+  /** Main process ids of the replicas read running, for counting their connections without asking docker. */
+  pids = /* @__PURE__ */ new Map();
+  /**
+   * docker stop commands running in the background, by replica: a remove or restart of those replicas waits
+   * for theirs, and the end of a phase for all (a retirement takes them over instead).
+   */
+  stopping = /* @__PURE__ */ new Map();
+  /** Starts of the next batch running ahead; its gate waits for them. */
+  starting = /* @__PURE__ */ new Map();
+  /** The container id of a replica, if this run knows one (read from the host, or returned by docker create). */
+  idOf(r) {
+    return this.ids.get(replicaKey(r));
+  }
+  pidOf(r) {
+    return this.pids.get(replicaKey(r));
+  }
+  /** A replica this run is creating (its container may exist from here on). */
+  markStarting(r) {
+    if (!has(this.started, r)) this.started.push(r);
+  }
+  created(r, id) {
+    this.ids.set(replicaKey(r), id);
+  }
+  isNew(r) {
+    return has(this.started, r);
+  }
+  /** nginx now routes to exactly `servers`; the new ones among them count as routed from here on. */
+  routedTo(servers) {
+    this.serving = servers;
+    for (const s of servers) if (this.isNew(s) && !has(this.routed, s)) this.routed.push(s);
+  }
+  /** A start running ahead of its gate: the gate awaits it. */
+  startingAhead(r, started) {
+    started.catch(() => void 0);
+    this.starting.set(replicaKey(r), started);
+  }
+  async startOf(r) {
+    const started = this.starting.get(replicaKey(r));
+    this.starting.delete(replicaKey(r));
+    await started;
+  }
+  /** A docker stop running in the background for these replicas. */
+  stoppingInBackground(replicas, stop2) {
+    stop2.catch(() => void 0);
+    for (const r of replicas) this.stopping.set(replicaKey(r), stop2);
+  }
+  /**
+   * Waits for the background stops of these replicas (all, without); the first failure among them fails the
+   * step that waits. Returns how long it waited.
+   */
+  async settle(replicas) {
+    const keys = replicas ? replicas.map(replicaKey).filter((k) => this.stopping.has(k)) : [...this.stopping.keys()];
+    const waiting = [...new Set(keys.map((k) => this.stopping.get(k)))];
+    for (const k of keys) this.stopping.delete(k);
+    const t0 = Date.now();
+    await Promise.all(waiting);
+    return waiting.length ? Date.now() - t0 : 0;
+  }
+  /** The stops still running are now the host's to finish (a retirement joins them). */
+  handOverStops() {
+    this.stopping.clear();
+  }
+  /**
+   * Whatever happened, no docker stop or start this run waits for is left running behind its back; a failed
+   * one has failed its phase already and must not fail the next (the rollback) again.
+   */
+  async quiesce() {
+    const left = [...this.stopping.values(), ...this.starting.values()];
+    this.stopping.clear();
+    this.starting.clear();
+    await Promise.allSettled(left);
+  }
+  markStopped(replicas) {
+    this.stopped.push(...replicas);
+  }
+  markRetired(replicas) {
+    this.retired.push(...replicas);
+  }
+  /** The record an undo is planned from. */
+  snapshot(configNow) {
+    return {
+      started: [...this.started],
+      routed: [...this.routed],
+      stopped: [...this.stopped],
+      retired: [...this.retired],
+      configNow,
+      configBefore: this.configBefore
+    };
+  }
+};
+
+// src/run/replicas.ts
+function replicaPort(fleet, config, progress, journal) {
+  const ref2 = (r) => progress.idOf(r) ?? r.name;
+  const manyHosts = config.appHosts.length > 1;
   return {
-    nginx: get(sshName(config.nginxHost.host, config.nginxHost.port)),
-    appHosts: config.appHosts,
-    app: (id) => get(config.appHosts.find((h) => h.id === id) ? id : `(unknown host ${id})`),
-    stats: () => {
-      const all = [...remotes.values()].map((r) => r.stats);
-      return {
-        connections: all.length + (bastion ? 1 : 0),
-        commands: all.reduce((n, s) => n + s.commands, 0),
-        probes: all.reduce((n, s) => n + s.probes, 0)
-      };
+    probe: (r) => {
+      const h = config.health;
+      return fleet.nginx.httpGet(r.address, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
     },
-    async close() {
-      await Promise.all([...remotes.values()].map((r) => r.close()));
-      bastion?.dispose();
+    state: async (r) => parseReplicaState(
+      (await run(fleet.app(r.host), inspectState(ref2(r)), `inspecting ${r.name}`)).stdout
+    ),
+    evidence: async (r, reason, withHealthLog) => {
+      const remote = fleet.app(r.host);
+      const [logs, health] = await Promise.all([
+        remote.exec(containerLogs(ref2(r), LIMITS.failureLogLines)),
+        withHealthLog ? remote.exec(healthLog(ref2(r))) : void 0
+      ]);
+      const text2 = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
+      const healthText = health?.stdout.trim() ? `
+--- docker health check output ---
+${health.stdout.trim()}` : "";
+      const subject = manyHosts ? `${r.name} on ${r.host}` : r.name;
+      journal.evidence.push({ subject, reason, logs: (text2 || "(no log output)") + healthText });
     }
   };
 }
 
-// src/host/checks.ts
-function hostProblems(config, state2) {
-  const problems = [...state2.nginx.problems];
-  const n = state2.nginx;
-  const loopback = config.appHosts.find((h) => isLoopback(h.upstreamAddress));
-  if (config.nginx.mode === "container" && n.exists && loopback && n.networkMode !== "host")
-    problems.push(
-      `upstream-host: the nginx container ${config.nginx.container} runs on Docker network '${n.networkMode ?? "default"}', where ${loopback.upstreamAddress} is the container itself, so it cannot reach the replicas. Recreate it with --network host, or set upstream-host to an address of the Docker host that the container can reach (e.g. the docker0 gateway, often 172.17.0.1)`
-    );
-  return problems;
+// src/health/gate.ts
+var sleep3 = (ms) => new Promise((r) => setTimeout(r, ms));
+var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var StepFailure = class extends Error {
+};
+async function gate(port, config, replica, again = false) {
+  const h = config.health;
+  const t0 = Date.now();
+  const deadline = t0 + h.timeoutMs;
+  let probes = 0;
+  let last;
+  let state2;
+  let askedAt = 0;
+  const result = (ok) => ({
+    replica: replica.name,
+    host: replica.host,
+    ok,
+    probes,
+    ms: Date.now() - t0,
+    last: last ? describeProbe(h.path, last) : "-",
+    dockerHealth: state2?.health ?? "none"
+  });
+  for (; ; ) {
+    const tick = Date.now();
+    last = await port.probe(replica);
+    probes++;
+    const answered = statusAllowed(last.status, h.status);
+    if (again && answered && !state2) return result(true);
+    if (answered || !state2 || state2.health !== "none" || Date.now() - askedAt >= 1e3 || Date.now() >= deadline) {
+      askedAt = Date.now();
+      state2 = await port.state(replica);
+    }
+    const hasHealthcheck = state2.health !== "none";
+    if (answered && state2.status === "running" && (!hasHealthcheck || state2.health === "healthy")) return result(true);
+    const exited = state2.status !== "running" && state2.status !== "created";
+    if (exited || Date.now() >= deadline) {
+      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
+      await port.evidence(replica, why, hasHealthcheck);
+      throw Object.assign(new StepFailure(why), { gate: result(false) });
+    }
+    await sleep3(Math.max(0, h.intervalMs - (Date.now() - tick)));
+  }
 }
+
+// src/run/drain.ts
+var seconds2 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+async function drainReplicas(w, replicas, max) {
+  const { config, nginx, progress } = w;
+  const keepalive = config.nginx.scope === "site" && nginx.state.facts.keepaliveMinTimeout;
+  const min = keepalive ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0;
+  const targets = (rs) => {
+    const each = rs.map((r) => ({
+      ref: progress.idOf(r) ?? r.name,
+      pid: progress.pidOf(r),
+      ports: [listenPortInside(config, r)]
+    }));
+    if (config.network !== "host") return each;
+    return [{ ...each.find((t) => t.pid) ?? each[0], ports: each.flatMap((t) => t.ports) }];
+  };
+  const outcomes = await Promise.all(
+    [...byHost(replicas)].map(async ([host, rs]) => {
+      const wait = drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls);
+      return parseDrain((await run(w.fleet.app(host), wait, "draining")).stdout);
+    })
+  );
+  const busy = outcomes.flatMap((o) => o.kind === "busy" ? [o.inFlight] : []);
+  if (busy.length) return `${busy.reduce((n, x) => n + x, 0)} connections still open after drain-seconds ${max}s`;
+  if (outcomes.some((o) => o.kind === "unknown"))
+    return `waited drain-seconds ${max}s (connections not readable on the host)`;
+  const slowest = Math.max(...outcomes.map((o) => o.kind === "idle" ? o.ms : 0));
+  return `nothing in flight after ${seconds2(slowest)}`;
+}
+
+// src/run/steps.ts
+var seconds3 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var done = (detail) => ({ detail });
+var judgedBad = (reason) => ({ stop: { kind: "judged-bad", reason } });
+var died = (reason) => ({ stop: { kind: "replica-died", reason } });
+function onHosts(w, replicas, work) {
+  return Promise.all([...byHost(replicas)].map(([host, rs]) => work(w.fleet.app(host), rs, host)));
+}
+var ref = (w) => (r) => w.progress.idOf(r) ?? r.name;
+async function login2(w, step) {
+  const password = w.config.registry?.password ?? "";
+  const command2 = login(step.registry, step.username, password, w.config.pullTimeoutSeconds);
+  const what = `docker login to ${step.registry || "Docker Hub"}`;
+  await Promise.all(step.hosts.map((h) => run(w.fleet.app(h), command2, what)));
+  return done();
+}
+async function pull(w, step) {
+  const command2 = pullImage(step.image, w.config.pullTimeoutSeconds);
+  await Promise.all(step.hosts.map((h) => run(w.fleet.app(h), command2, `pulling ${step.image}`)));
+  return done();
+}
+async function startOne(w, r) {
+  w.progress.markStarting(r);
+  const out = await run(w.fleet.app(r.host), runReplica(w.config, r), `starting ${r.name}`);
+  const id = out.stdout.trim().split("\n").pop() ?? "";
+  if (/^[0-9a-f]{64}$/.test(id)) w.progress.created(r, id);
+}
+async function start(w, step) {
+  const starts = step.replicas.map((r) => startOne(w, r));
+  if (!step.ahead) {
+    await Promise.all(starts);
+    return done();
+  }
+  step.replicas.forEach((r, i) => w.progress.startingAhead(r, starts[i]));
+  return done("continues while the batch before drains");
+}
+async function restart(w, step) {
+  const waited = await w.progress.settle(step.replicas);
+  await onHosts(
+    w,
+    step.replicas,
+    (remote, rs) => run(remote, startContainers(rs.map(ref(w))), "starting previous replicas again")
+  );
+  return done(waited ? `after waiting ${seconds3(waited)} for docker stop` : void 0);
+}
+async function gateReplicas(w, step) {
+  const gateOne = async (r) => {
+    await w.progress.startOf(r);
+    try {
+      const result = await gate(w.replicas, w.config, r);
+      w.journal.gates.push(result);
+      return result;
+    } catch (e) {
+      const failed2 = e.gate;
+      if (failed2) w.journal.gates.push(failed2);
+      throw e;
+    }
+  };
+  const results = await Promise.all(step.replicas.map(gateOne));
+  return done(results.map((g) => `${g.replica} healthy after ${seconds3(g.ms)}`).join(", "));
+}
+async function applyNginx(w, text2, configId) {
+  try {
+    return await w.nginx.apply(text2, configId, w.config.appHosts[0].upstreamAddress);
+  } catch (e) {
+    if (e instanceof NginxError) {
+      const logs = await w.nginx.errorLog(20).catch(() => "") || "(no log output)";
+      w.journal.evidence.push({ subject: w.nginx.where, reason: e.message, logs });
+    }
+    throw e;
+  }
+}
+async function route(w, step) {
+  const seen = await w.judge.verdictNow();
+  if (seen.failed) return died(seen.reason);
+  const { text: text2, configId } = renderManagedFile(w.config, step.servers, step.split, w.nginx.state.facts);
+  const detail = await applyNginx(w, text2, configId);
+  w.progress.routedTo(step.servers);
+  w.judge.routed(step.servers.filter((r) => w.progress.isNew(r)));
+  return done(detail);
+}
+async function restoreConfig(w, step) {
+  const detail = await applyNginx(w, step.text, void 0);
+  w.progress.serving = step.servers;
+  return done(detail);
+}
+async function observe(w, step) {
+  const o = await w.judge.observe(step.split, step.stable, step.seconds);
+  w.journal.canarySteps.push(o);
+  if (o.verdict === "fail") return judgedBad(`canary step at ${o.percent}% failed: ${o.reason}`);
+  if (o.verdict === "inconclusive") {
+    const reason = `canary step at ${o.percent}% is inconclusive: ${o.reason}`;
+    return { stop: { kind: "inconclusive", percent: o.percent, reason } };
+  }
+  return done(o.reason);
+}
+async function drain(w, step) {
+  const rechecks = (step.recheck ?? []).map((r) => gate(w.replicas, w.config, r, true));
+  const drained = Promise.all([drainReplicas(w, step.replicas, step.seconds), ...rechecks]);
+  const end = await w.judge.unlessFailed(drained);
+  return "failed" in end ? died(end.failed) : done(end.done[0]);
+}
+async function stop(w, step) {
+  const timeout = w.config.stopTimeoutSeconds;
+  const stopping = onHosts(
+    w,
+    step.replicas,
+    (remote, rs) => run(remote, stopContainers(rs.map(ref(w)), timeout), "stopping old replicas")
+  );
+  w.progress.markStopped(step.replicas);
+  if (!step.background) {
+    await stopping;
+    return done();
+  }
+  w.progress.stoppingInBackground(step.replicas, stopping);
+  return done("continues while the next batch starts");
+}
+async function remove(w, step) {
+  const waited = await w.progress.settle(step.replicas);
+  await onHosts(
+    w,
+    step.replicas,
+    (remote, rs) => run(remote, removeContainers(rs.map(ref(w))), "removing containers")
+  );
+  return done(waited ? `after waiting ${seconds3(waited)} for docker stop` : void 0);
+}
+async function retire(w, step) {
+  w.progress.handOverStops();
+  w.progress.markRetired(step.replicas);
+  const timeout = w.config.stopTimeoutSeconds;
+  const dir = retireDir(w.config.app);
+  await onHosts(
+    w,
+    step.replicas,
+    (remote, rs) => run(remote, retireContainers(dir, rs.map(ref(w)), timeout), "handing the old replicas to a background stop")
+  );
+  return done(
+    `stopping (up to stop-timeout ${timeout}s) and removing on the host; a failure is reported by the next run`
+  );
+}
+var STEP_HANDLERS = {
+  login: login2,
+  pull,
+  start,
+  restart,
+  gate: gateReplicas,
+  route,
+  "restore-config": restoreConfig,
+  observe,
+  drain,
+  stop,
+  remove,
+  retire
+};
+var runStep = (w, step) => STEP_HANDLERS[step.kind](w, step);
+
+// src/run/executor.ts
+var seconds4 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var outcomeOf = (stop2) => stop2.kind === "inconclusive" ? { kind: "inconclusive", percent: stop2.percent, reason: stop2.reason } : { kind: "failed", reason: stop2.reason, judged: stop2.kind === "judged-bad" };
+var Executor = class {
+  constructor(fleet, nginx, config, lock, journal, log, containers, previous) {
+    this.nginx = nginx;
+    this.lock = lock;
+    this.journal = journal;
+    this.log = log;
+    this.progress = new RunProgress(containers, previous, nginx.liveText);
+    const replicas = replicaPort(fleet, config, this.progress, journal);
+    const trafficLog = { start: () => nginx.startCanaryLog(), read: () => nginx.readCanaryLog() };
+    const judge = new Judge(replicas, trafficLog, config);
+    this.world = { config, fleet, nginx, progress: this.progress, judge, replicas, journal };
+    this.manyHosts = config.appHosts.length > 1;
+  }
+  nginx;
+  lock;
+  journal;
+  log;
+  /** What the run has changed so far. */
+  progress;
+  world;
+  manyHosts;
+  /** The record an undo is planned from. */
+  snapshot() {
+    return this.progress.snapshot(this.nginx.liveText);
+  }
+  /**
+   * Runs the steps in order. While a deploy runs, the replicas it routed to are watched: one that dies stops
+   * it between steps (and ends a drain under way).
+   */
+  async run(steps, phase, newImage) {
+    const { judge } = this.world;
+    if (phase === "deploy") judge.begin();
+    try {
+      for (const [i, step] of steps.entries()) {
+        const stop2 = await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
+        if (stop2) return outcomeOf(stop2);
+      }
+      const seen = judge.verdict();
+      if (seen.failed) return { kind: "failed", reason: seen.reason, judged: false };
+      await this.progress.settle();
+      return { kind: "completed" };
+    } catch (e) {
+      return { kind: "failed", reason: e.message, judged: false, error: e };
+    } finally {
+      await judge.end();
+      await this.progress.quiesce();
+    }
+  }
+  /** A step, unless the watch saw a routed replica die since the last one, or the lock is lost. */
+  async runStep(step) {
+    const seen = this.world.judge.verdict();
+    if (seen.failed) return { stop: { kind: "replica-died", reason: seen.reason } };
+    if (changesHosts(step)) this.lock.assertHeld();
+    return runStep(this.world, step);
+  }
+  /** Runs one step and records it; returns why the run stops there, if it does. */
+  async record(step, phase, counter, newImage) {
+    const t0 = Date.now();
+    const entry = (outcome, detail) => ({
+      phase,
+      description: describeStep(step, this.manyHosts),
+      hosts: hostsOf(step, this.world.fleet.nginx.name),
+      ms: Date.now() - t0,
+      endedAtMs: Date.now() - this.journal.startedAt,
+      outcome,
+      detail,
+      allTrafficNew: (step.kind === "route" || step.kind === "restore-config") && !step.servers.some((r) => r.image !== newImage)
+    });
+    const failed2 = (e) => {
+      this.journal.steps.push(e);
+      this.log.info(`${counter} ${e.description}: FAILED (${seconds4(e.ms)})`);
+    };
+    try {
+      const end = await this.runStep(step);
+      if (end.stop) {
+        failed2(entry("failed", end.stop.reason));
+        return end.stop;
+      }
+      const e = entry("ok", end.detail);
+      this.journal.steps.push(e);
+      this.log.info(`${counter} ${e.description}: ok (${seconds4(e.ms)})${e.detail ? `, ${e.detail}` : ""}`);
+      return void 0;
+    } catch (err) {
+      failed2(entry("failed", err.message));
+      throw err;
+    }
+  }
+};
 
 // src/status.ts
 function liveReport(config, state2) {
@@ -51569,20 +51750,7 @@ function liveReport(config, state2) {
   };
 }
 
-// src/main.ts
-var logger = { info, warning, debug };
-function secretsOf(config) {
-  return [
-    config.login.privateKey,
-    config.login.passphrase,
-    config.login.password,
-    config.proxy?.login.privateKey,
-    config.proxy?.login.passphrase,
-    config.registry?.password,
-    config.github.token,
-    ...config.env.flatMap((v) => [v.value, v.value.trim()])
-  ].filter((s) => Boolean(s && s.trim().length >= 3));
-}
+// src/operate.ts
 var failed = (e, partial = {}) => ({
   result: "failed",
   canaryWeight: "",
@@ -51592,202 +51760,130 @@ var failed = (e, partial = {}) => ({
   failure: e.message
 });
 var runOwner = (gh) => `${gh.runUrl ?? `pid ${process.pid}`}${gh.actor ? ` by ${gh.actor}` : ""} since ${(/* @__PURE__ */ new Date()).toISOString()}`;
-var pullRequestOf = (gh) => canaryPullRequest(gh, void 0);
 function finalText(config, plan, state2) {
   const last = [...plan.steps].reverse().find((s) => s.kind === "route");
-  return last ? renderManagedFile(config, last.servers, last.split, state2.nginx.facts).text : state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : void 0;
+  if (last) return renderManagedFile(config, last.servers, last.split, state2.nginx.facts).text;
+  return state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : void 0;
 }
-function sharesAfter(plan, percent) {
-  const shares = plan.steps.flatMap((s) => s.kind === "observe" ? [s.split.percent] : []).filter((p) => p > percent);
-  return [...shares, ...plan.pausesAt ? [] : [100]];
-}
-async function carryOut(config, state2, plan, ex, links, gh) {
-  let paused;
-  let result;
-  let failure2;
-  let rollbackFailure;
-  let canaryGone = false;
-  try {
-    const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
-    await group(title, () => ex.runAll(plan.steps, "deploy", plan.image));
-    result = plan.leaves;
-    if (plan.pausesAt) paused = { percent: plan.pausesAt.percent, canary: plan.pausesAt.canary, remaining: [] };
-    canaryGone = config.operation === "abort" || plan.onFailure === "abort-canary" && result === "deployed";
-  } catch (e) {
-    if (e instanceof CanaryInconclusive) {
-      warning(e.message);
-      const canary = plan.steps.flatMap(
-        (st) => st.kind === "observe" && st.split.percent === e.percent ? st.split.canary : []
-      );
-      paused = { percent: e.percent, canary, remaining: sharesAfter(plan, e.percent) };
-      result = "paused";
-    } else {
-      failure2 = e.message;
-      result = "failed";
-      if (config.rollbackOnFailure || e instanceof CanaryFailure) {
-        const undo = planUndo(config, plan, ex.progress());
-        try {
-          await group("Roll back", () => ex.runAll(undo.steps, "rollback", plan.image));
-          result = "rolled-back";
-          canaryGone = undo.canary === "removed";
-        } catch (e2) {
-          rollbackFailure = e2.message;
-        }
-      }
-    }
-  }
-  if (paused) {
-    const previous = state2.canary;
-    const replaced = plan.replaces && previous;
-    const canary = {
-      image: plan.image,
-      stableImage: plan.pausesAt?.stableImage ?? previous?.stableImage ?? mainImage(plan.previous.filter((x) => x.image !== plan.image)),
-      weight: paused.percent,
-      remainingSteps: paused.remaining,
-      replicas: paused.canary.map((r) => ({ host: r.host, name: r.name })),
-      at: (/* @__PURE__ */ new Date()).toISOString(),
-      ...gh.pullRequest ? { sha: gh.pullRequest.headSha } : {},
-      observations: [...replaced ? [] : previous?.observations ?? [], ...ex.judged],
-      ...replaced ? {
-        pushes: [
-          ...previous.pushes ?? [],
-          {
-            image: previous.image,
-            sha: previous.sha,
-            at: previous.at,
-            observations: previous.observations ?? [],
-            outcome: "replaced"
-          }
-        ]
-      } : {},
-      ...await links()
-    };
-    return { result, failure: failure2, rollbackFailure, canary, canaryWeight: String(paused.percent) };
-  }
-  if (canaryGone || plan.replaces && result === "deployed")
-    return { result, failure: failure2, rollbackFailure, canary: null, canaryWeight: result === "deployed" ? "100" : "0" };
-  return { result, failure: failure2, rollbackFailure, canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
-}
-async function operate(config, gh, recorder, journal, fleet) {
+async function operate(config, gh, recorder, journal, fleet, log) {
   const mutating = config.operation !== "status" && !config.dryRun;
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : void 0;
+  const read = await readUnderLock(config, fleet, claim, journal);
+  const lock = claim ? new HeldLock(fleet.nginx, claim, warning) : void 0;
+  const { end, records } = await operateOn(config, gh, recorder, journal, fleet, log, read.state, lock);
+  if (claim) await finish(config, fleet, journal, lock, claim, records);
+  return end;
+}
+async function readUnderLock(config, fleet, claim, journal) {
   const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`;
-  const read = await group(
+  return group(
     `${claim ? "Take the deploy lock and read" : "Read"} ${what}`,
     () => journal.phase(claim ? "lock and read" : "read", async () => {
-      const r = await readHosts(
-        fleet,
-        config,
-        claim,
-        (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`)
-      );
-      reportRead(config, fleet, r.state, r.lockNote, journal);
-      return r;
+      const waiting = (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`);
+      const read = await readHosts(fleet, config, claim, waiting);
+      reportRead(config, fleet, read, journal);
+      return read;
     })
   );
-  const lock = claim ? new HeldLock(fleet.nginx, claim, warning) : void 0;
-  let records = {};
+}
+async function operateOn(config, gh, recorder, journal, fleet, log, read, lock) {
+  const stale = staleCanary(read);
+  const records = stale ? { canary: null } : {};
+  const state2 = stale ? { ...read, canary: void 0 } : read;
+  if (stale) {
+    warning(stale);
+    journal.notes.push(stale);
+  }
   try {
-    let state2 = read.state;
-    const stale = staleCanary(state2);
-    if (stale) {
-      warning(stale);
-      journal.notes.push(stale);
-      state2 = { ...state2, canary: void 0 };
-      records = { canary: null };
-    }
-    if (config.operation === "status") {
-      if (stale)
-        await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
-      const last = [...state2.history].reverse().find((h) => state2.canary || h.result !== "paused");
-      const live = liveReport(config, state2);
-      return {
-        result: state2.canary ? "paused" : last?.result ?? "planned",
-        canaryWeight: state2.canary ? String(state2.canary.weight) : "",
-        serving: live.replicas,
-        configDiff: "",
-        live,
-        state: state2
-      };
-    }
+    if (config.operation === "status") return { end: await status(config, fleet, state2, records), records: {} };
     const problems = hostProblems(config, state2);
     if (problems.length)
       throw new PlanError(
         problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
 - ${problems.join("\n- ")}`
       );
-    const pr = pullRequestOf(gh);
     if (config.operation === "abort" && stale) throw new NothingToDo(`${stale}; nothing left to abort`);
-    const plan = planFor(config, state2, pr);
-    const configDiff = unifiedDiff(
-      state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "",
-      finalText(config, plan, state2) ?? "",
-      `${config.nginx.configPath} (live)`,
-      `${config.nginx.configPath} (after)`
-    );
-    await group(`Plan: ${config.operation} ${plan.image} (${config.strategy})`, async () => {
-      plan.notes.forEach((n) => info(`note: ${n}`));
-      plan.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`));
-      info(
-        configDiff ? `${config.nginx.configPath} changes:
-${configDiff}` : `${config.nginx.configPath}: no change`
-      );
-    });
-    const previous = { plan, state: state2, configDiff, serving: plan.previous };
-    if (!lock || !claim) return { ...previous, result: "planned", canaryWeight: "", serving: plan.next };
-    const nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: claim.dir, token: claim.token });
-    const ex = new Executor(fleet, nginx, config, lock, journal, logger, state2.containers, plan.previous);
-    const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
-    const links = async () => canaryLinks(gh, state2.canary, await deployment);
-    const outcome = await carryOut(config, state2, plan, ex, links, gh);
-    records = {
-      history: [
-        ...state2.history,
-        {
-          image: plan.image,
-          previousImage: mainImage(plan.previous),
-          result: outcome.result,
-          at: (/* @__PURE__ */ new Date()).toISOString(),
-          strategy: config.strategy,
-          operation: config.operation,
-          run: claim.owner
-        }
-      ],
-      ...outcome.canary !== void 0 ? { canary: outcome.canary } : records
-    };
-    return { ...previous, ...outcome, canaryAfter: outcome.canary, serving: ex.serving, deployment: await deployment };
+    const plan = planFor(config, state2, canaryPullRequest(gh, void 0));
+    const configDiff = printPlan(config, plan, state2);
+    const planned = { plan, state: state2, configDiff, serving: plan.previous };
+    if (!lock) return { end: { ...planned, result: "planned", canaryWeight: "", serving: plan.next }, records };
+    return await deploy(config, gh, recorder, journal, fleet, log, state2, plan, configDiff, lock, records);
   } catch (e) {
-    if (e instanceof NothingToDo) {
-      notice(e.message);
-      return {
-        result: "unchanged",
-        canaryWeight: read.state.canary ? String(read.state.canary.weight) : "",
-        serving: [],
-        configDiff: "",
-        state: read.state
-      };
-    }
-    return failed(e, { state: read.state });
-  } finally {
-    if (claim) {
-      await lock?.stopHeartbeat();
-      await journal.phase(
-        "records and unlock",
-        () => run(
-          fleet.nginx,
-          finishCommand(config.app, records, claim),
-          "writing the deploy history and releasing the lock"
-        )
-      ).catch(
-        (e) => warning(
-          `${e.message}
-the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`
-        )
-      );
-    }
+    if (!(e instanceof NothingToDo)) return { end: failed(e, { state: read }), records };
+    notice(e.message);
+    const canaryWeight = read.canary ? String(read.canary.weight) : "";
+    return { end: { result: "unchanged", canaryWeight, serving: [], configDiff: "", state: read }, records };
   }
 }
-function reportRead(config, fleet, state2, lockNote, journal) {
+async function status(config, fleet, state2, records) {
+  if (records.canary === null)
+    await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
+  const last = [...state2.history].reverse().find((h) => state2.canary || h.result !== "paused");
+  const live = liveReport(config, state2);
+  return {
+    result: state2.canary ? "paused" : last?.result ?? "planned",
+    canaryWeight: state2.canary ? String(state2.canary.weight) : "",
+    serving: live.replicas,
+    configDiff: "",
+    live,
+    state: state2
+  };
+}
+function printPlan(config, plan, state2) {
+  const path3 = config.nginx.configPath;
+  const live = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
+  const configDiff = unifiedDiff(live, finalText(config, plan, state2) ?? "", `${path3} (live)`, `${path3} (after)`);
+  startGroup(`Plan: ${config.operation} ${plan.image} (${config.strategy})`);
+  plan.notes.forEach((n) => info(`note: ${n}`));
+  plan.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`));
+  info(configDiff ? `${path3} changes:
+${configDiff}` : `${path3}: no change`);
+  endGroup();
+  return configDiff;
+}
+async function deploy(config, gh, recorder, journal, fleet, log, state2, plan, configDiff, lock, records) {
+  const { claim } = lock;
+  const nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: claim.dir, token: claim.token });
+  const ex = new Executor(fleet, nginx, config, lock, journal, log, state2.containers, plan.previous);
+  const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
+  const links = async () => canaryLinks(gh, state2.canary, await deployment);
+  const outcome = await carryOut(config, state2, plan, ex, journal, links, gh);
+  const entry = {
+    image: plan.image,
+    previousImage: mainImage(plan.previous),
+    result: outcome.result,
+    at: (/* @__PURE__ */ new Date()).toISOString(),
+    strategy: config.strategy,
+    operation: config.operation,
+    run: claim.owner
+  };
+  const canary = outcome.canary !== void 0 ? { canary: outcome.canary } : records;
+  const end = {
+    plan,
+    state: state2,
+    configDiff,
+    ...outcome,
+    canaryAfter: outcome.canary,
+    serving: ex.progress.serving,
+    deployment: await deployment
+  };
+  return { end, records: { history: [...state2.history, entry], ...canary } };
+}
+async function finish(config, fleet, journal, lock, claim, records) {
+  await lock?.stopHeartbeat();
+  const release = finishCommand(config.app, records, claim);
+  await journal.phase(
+    "records and unlock",
+    () => run(fleet.nginx, release, "writing the deploy history and releasing the lock")
+  ).catch(
+    (e) => warning(
+      `${e.message}
+the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`
+    )
+  );
+}
+function reportRead(config, fleet, read, journal) {
+  const { state: state2, lockNote } = read;
   if (lockNote) info(lockNote);
   for (const h of config.appHosts) {
     const mine = state2.containers.filter((c) => c.app === config.app && c.host === h.id);
@@ -51814,16 +51910,8 @@ function reportRead(config, fleet, state2, lockNote, journal) {
     journal.notes.push(m);
   }
 }
-function readInputs() {
-  const get = (name) => getInput(name);
-  for (const secret of secretTexts(get)) setSecret(secret);
-  try {
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    return { config: readConfig({ get, readWorkspaceFile: (p) => readWorkspaceFile(workspace, p) }) };
-  } catch (e) {
-    return { error: e instanceof InputError ? e.message : `reading inputs failed: ${e.message}` };
-  }
-}
+
+// src/publish.ts
 async function publish(config, gh, recorder, journal, end, stats2) {
   const { result, plan, state: state2 } = end;
   const durationSeconds = (Date.now() - journal.startedAt) / 1e3;
@@ -51886,12 +51974,86 @@ async function publish(config, gh, recorder, journal, end, stats2) {
   info(
     `result: ${result} (${durationSeconds.toFixed(1)} s${switched !== void 0 ? `; all traffic on ${plan?.image} after ${(switched / 1e3).toFixed(1)} s` : ""})`
   );
-  if (end.failure) {
-    const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
-    setFailed(
-      `${what} ${result === "rolled-back" ? "failed and was rolled back" : "failed"}: ${end.failure}${end.rollbackFailure ? `
-the rollback failed too: ${end.rollbackFailure}` : ""}`
+  if (!end.failure) return void 0;
+  const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
+  const how = result === "rolled-back" ? "failed and was rolled back" : "failed";
+  const rollback = end.rollbackFailure ? `
+the rollback failed too: ${end.rollbackFailure}` : "";
+  return `${what} ${how}: ${end.failure}${rollback}`;
+}
+
+// src/remote/fleet.ts
+async function connectFleet(config, debug2) {
+  const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug: debug2 }) : void 0;
+  const targets = new Map(
+    [config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t])
+  );
+  const opened = await Promise.allSettled(
+    [...targets].map(
+      async ([name, target]) => [name, await openSsh({ target, login: config.login, via: bastion, debug: debug2 })]
+    )
+  );
+  const connections = new Map(opened.flatMap((o) => o.status === "fulfilled" ? [o.value] : []));
+  const failed2 = opened.flatMap((o) => o.status === "rejected" ? [o.reason.message] : []);
+  if (failed2.length) {
+    for (const ssh of connections.values()) ssh.dispose();
+    bastion?.dispose();
+    throw new Error(
+      failed2.length === 1 ? failed2[0] : `${failed2.length} hosts cannot be used:
+- ${failed2.join("\n- ")}`
     );
+  }
+  const remotes = new Map([...connections].map(([name, ssh]) => [name, remoteOver(ssh, name, debug2)]));
+  const get = (name) => {
+    const r = remotes.get(name);
+    if (!r) throw new Error(`no connection to ${name}`);
+    return r;
+  };
+  return {
+    nginx: get(sshName(config.nginxHost.host, config.nginxHost.port)),
+    appHosts: config.appHosts,
+    app: (id) => get(config.appHosts.find((h) => h.id === id) ? id : `(unknown host ${id})`),
+    stats: () => {
+      const all = [...remotes.values()].map((r) => r.stats);
+      return {
+        connections: all.length + (bastion ? 1 : 0),
+        commands: all.reduce((n, s) => n + s.commands, 0),
+        probes: all.reduce((n, s) => n + s.probes, 0)
+      };
+    },
+    async close() {
+      await Promise.all([...remotes.values()].map((r) => r.close()));
+      bastion?.dispose();
+    }
+  };
+}
+
+// src/main.ts
+var logger = { info, warning, debug };
+function readInputs() {
+  const get = (name) => getInput(name);
+  for (const secret of secretTexts(get)) setSecret(secret);
+  try {
+    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
+    return { config: readConfig({ get, readWorkspaceFile: (p) => readWorkspaceFile(workspace, p) }) };
+  } catch (e) {
+    return { error: e instanceof InputError ? e.message : `reading inputs failed: ${e.message}` };
+  }
+}
+async function connectAndOperate(config, gh, recorder, journal) {
+  let fleet;
+  try {
+    const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id;
+    const through = config.proxy ? ` through ${config.proxy.target.host}` : "";
+    fleet = await group(
+      `Connect to ${where}${through}`,
+      () => journal.phase("connect", () => connectFleet(config, debug))
+    );
+    return { end: await operate(config, gh, recorder, journal, fleet, logger), fleet };
+  } catch (e) {
+    return { end: failed(e), fleet };
+  } finally {
+    await fleet?.close();
   }
 }
 async function run2() {
@@ -51906,22 +52068,10 @@ async function run2() {
   const config = input.config;
   const gh = runContext();
   const recorder = githubRecorder(config, gh, logger);
-  let fleet;
-  let end;
-  try {
-    const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id;
-    fleet = await group(
-      `Connect to ${where}${config.proxy ? ` through ${config.proxy.target.host}` : ""}`,
-      () => journal.phase("connect", () => connectFleet(config, debug))
-    );
-    end = await operate(config, gh, recorder, journal, fleet);
-  } catch (e) {
-    end = failed(e);
-  } finally {
-    await fleet?.close();
-  }
-  await publish(config, gh, recorder, journal, end, fleet?.stats());
-  if (end.result === "failed" && !end.failure) setFailed("the run failed");
+  const { end, fleet } = await connectAndOperate(config, gh, recorder, journal);
+  const failure2 = await publish(config, gh, recorder, journal, end, fleet?.stats());
+  if (failure2) setFailed(failure2);
+  else if (end.result === "failed") setFailed("the run failed");
 }
 
 // src/index.ts

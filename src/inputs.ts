@@ -14,6 +14,7 @@ import {
   type HostKeyPolicy,
   type LbMethod,
   type Operation,
+  type SshLogin,
   type SshTarget,
   type StatusRange,
 } from './config.js'
@@ -110,279 +111,194 @@ const MANAGED_RUN_ARGS = [
   '--env-file',
 ]
 
-export function readConfig(source: InputSource): Config {
-  const problems: string[] = []
-  const problem = (msg: string): undefined => {
-    problems.push(msg)
+/** The helpers every group reads its inputs with; every problem is kept, so all are reported together. */
+class Reader {
+  readonly problems: string[] = []
+
+  constructor(private readonly source: InputSource) {}
+
+  problem(msg: string): undefined {
+    this.problems.push(msg)
     return undefined
   }
-  const raw = (name: InputName): string => {
-    const v = source.get(name).trim()
+
+  /** The input's text, or its default. */
+  raw(name: InputName): string {
+    const v = this.source.get(name).trim()
     return v === '' && name in DEFAULTS ? DEFAULTS[name as keyof typeof DEFAULTS] : v
   }
-  const given = (name: InputName): boolean => source.get(name).trim() !== ''
-  const required = (name: InputName, what: string): string => {
-    const v = raw(name)
-    if (v === '') problem(`${name}: required (${what})`)
+
+  given(name: InputName): boolean {
+    return this.source.get(name).trim() !== ''
+  }
+
+  required(name: InputName, what: string): string {
+    const v = this.raw(name)
+    if (v === '') this.problem(`${name}: required (${what})`)
     return v
   }
-  const matching = (name: InputName, re: RegExp, expected: string, value = raw(name)): string => {
-    if (value !== '' && !re.test(value)) problem(`${name}: expected ${expected}, got ${show(value)}`)
+
+  matching(name: InputName, re: RegExp, expected: string, value = this.raw(name)): string {
+    if (value !== '' && !re.test(value)) this.problem(`${name}: expected ${expected}, got ${show(value)}`)
     return value
   }
-  const int = (name: InputName, min: number, max: number): number => {
-    const v = raw(name)
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`)
-      return min
-    }
-    return Number(v)
+
+  int(name: InputName, min: number, max: number): number {
+    const v = this.raw(name)
+    if (/^\d+$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v)
+    this.problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`)
+    return min
   }
-  const seconds = (name: InputName, min: number, max: number): number => {
-    const v = raw(name).replace(/s$/, '')
-    if (!/^\d+(\.\d+)?$/.test(v) || Number(v) < min || Number(v) > max) {
-      problem(
-        `${name}: expected seconds from ${min} to ${max} (e.g. '${DEFAULTS[name as keyof typeof DEFAULTS] ?? min}'), got ${show(raw(name))}`,
-      )
-      return min
-    }
-    return Number(v)
+
+  seconds(name: InputName, min: number, max: number): number {
+    const v = this.raw(name).replace(/s$/, '')
+    if (/^\d+(\.\d+)?$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v)
+    const example = DEFAULTS[name as keyof typeof DEFAULTS] ?? min
+    this.problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${example}'), got ${show(this.raw(name))}`)
+    return min
   }
-  const bool = (name: InputName): boolean => {
-    const v = raw(name)
+
+  bool(name: InputName): boolean {
+    const v = this.raw(name)
     if (/^(true|True|TRUE)$/.test(v)) return true
     if (/^(false|False|FALSE)$/.test(v)) return false
-    problem(`${name}: expected true or false, got ${show(v)}`)
+    this.problem(`${name}: expected true or false, got ${show(v)}`)
     return false
   }
-  const oneOf = <T extends string>(name: InputName, allowed: readonly T[]): T => {
-    const v = raw(name)
-    if (!allowed.includes(v as T)) problem(`${name}: expected one of ${allowed.join(', ')}, got ${show(v)}`)
+
+  oneOf<T extends string>(name: InputName, allowed: readonly T[]): T {
+    const v = this.raw(name)
+    if (!allowed.includes(v as T)) this.problem(`${name}: expected one of ${allowed.join(', ')}, got ${show(v)}`)
     return v as T
   }
-  const privateKeyText = (name: 'key' | 'proxy-key'): string | undefined => {
-    const v = raw(name) || undefined
+
+  privateKeyText(name: 'key' | 'proxy-key'): string | undefined {
+    const v = this.raw(name) || undefined
     if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
-      problem(
+      this.problem(
         `${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`,
       )
     return v
   }
-  const hostKeyPolicy = (
+
+  hostKeyPolicy(
     fingerprintInput: 'fingerprint' | 'proxy-fingerprint',
     knownHostsInput: 'known-hosts' | 'proxy-known-hosts',
     insecureSkip: boolean,
-  ): HostKeyPolicy => {
-    const fingerprints = parseFingerprints(raw(fingerprintInput), (m) => problem(`${fingerprintInput}: ${m}`))
-    const knownHosts = raw(knownHostsInput)
+  ): HostKeyPolicy {
+    const fingerprints = parseFingerprints(this.raw(fingerprintInput), (m) => this.problem(`${fingerprintInput}: ${m}`))
+    const knownHosts = this.raw(knownHostsInput)
     if (knownHosts && !knownHosts.split('\n').some((l) => l.trim() && !l.trim().startsWith('#')))
-      problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`)
+      this.problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`)
     return { fingerprints, knownHosts, insecureSkip }
   }
+}
 
-  // Connection
-  const port = int('port', 1, 65535)
+type Topology = Pick<Config, 'appHosts' | 'nginxHost'>
+
+/** Where to connect: the hosts, who to log in as, and how each host proves it is the right one. */
+function readConnection(r: Reader): { topology?: Topology; login: SshLogin } {
+  const port = r.int('port', 1, 65535)
   const topology = readTopology(
     {
-      host: raw('host'),
-      hosts: raw('hosts'),
-      nginxHost: raw('nginx-host'),
-      upstreamHost: raw('upstream-host'),
-      upstreamHostGiven: given('upstream-host'),
+      host: r.raw('host'),
+      hosts: r.raw('hosts'),
+      nginxHost: r.raw('nginx-host'),
+      upstreamHost: r.raw('upstream-host'),
+      upstreamHostGiven: r.given('upstream-host'),
     },
     port,
-    problem,
+    (m) => r.problem(m),
   )
-  const username = required('username', 'the ssh user on the hosts')
-  if (/\s/.test(username)) problem(`username: expected a user name without spaces, got ${show(username)}`)
-  const privateKey = privateKeyText('key')
-  const passphrase = raw('passphrase') || undefined
-  const password = raw('password') || undefined
+  const username = r.required('username', 'the ssh user on the hosts')
+  if (/\s/.test(username)) r.problem(`username: expected a user name without spaces, got ${show(username)}`)
+  const privateKey = r.privateKeyText('key')
+  const passphrase = r.raw('passphrase') || undefined
+  const password = r.raw('password') || undefined
   if (!privateKey && !password)
-    problem('key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)')
-  const insecureSkip = bool('insecure-skip-host-key-check')
-  const hostKey = hostKeyPolicy('fingerprint', 'known-hosts', insecureSkip)
+    r.problem('key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)')
+  const insecureSkip = r.bool('insecure-skip-host-key-check')
+  const hostKey = r.hostKeyPolicy('fingerprint', 'known-hosts', insecureSkip)
   const first = topology?.nginxHost
   if (!hostKey.fingerprints.length && !hostKey.knownHosts && !insecureSkip && first)
-    problem(
+    r.problem(
       `fingerprint: required to verify each host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). ` +
         `Get it on a machine you trust: ssh-keyscan -p ${first.port} ${first.host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`,
     )
-  const login = { username, privateKey, passphrase, password, hostKey }
+  return { topology, login: { username, privateKey, passphrase, password, hostKey } }
+}
 
-  // Bastion
-  const proxyHostText = raw('proxy-host')
-  let proxy: Config['proxy']
-  if (proxyHostText) {
-    const target = parseSshAddress(proxyHostText, 22, (m) => problem(`proxy-host: ${m}`))
-    const proxyUser = raw('proxy-username') || username
-    if (/\s/.test(proxyUser)) problem(`proxy-username: expected a user name without spaces, got ${show(proxyUser)}`)
-    const proxyKey = privateKeyText('proxy-key')
-    if (!proxyKey && given('proxy-passphrase'))
-      problem(
-        'proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)',
-      )
-    const ownPolicy = given('proxy-fingerprint') || given('proxy-known-hosts')
-    // The bastion's key is checked like every host's: its own inputs, or else the fingerprints and known_hosts given for the hosts.
-    const proxyHostKey = ownPolicy ? hostKeyPolicy('proxy-fingerprint', 'proxy-known-hosts', insecureSkip) : hostKey
-    if (target)
-      proxy = {
-        target,
-        login: {
-          username: proxyUser,
-          privateKey: proxyKey ?? privateKey,
-          passphrase: proxyKey ? raw('proxy-passphrase') || undefined : passphrase,
-          password: proxyKey ? undefined : password,
-          hostKey: proxyHostKey,
-        },
-      }
-  } else
-    for (const name of [
-      'proxy-username',
-      'proxy-key',
-      'proxy-passphrase',
-      'proxy-fingerprint',
-      'proxy-known-hosts',
-    ] as const)
-      if (given(name))
-        problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`)
+const PROXY_INPUTS = [
+  'proxy-username',
+  'proxy-key',
+  'proxy-passphrase',
+  'proxy-fingerprint',
+  'proxy-known-hosts',
+] as const
 
-  // What to run
-  const operation = oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
-  const app = matching(
+/** A bastion every SSH connection goes through: its own login, or the hosts' where it has none. */
+function readBastion(r: Reader, hosts: SshLogin): Config['proxy'] {
+  const proxyHostText = r.raw('proxy-host')
+  if (!proxyHostText) {
+    for (const name of PROXY_INPUTS)
+      if (r.given(name))
+        r.problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`)
+    return undefined
+  }
+  const target = parseSshAddress(proxyHostText, 22, (m) => r.problem(`proxy-host: ${m}`))
+  const username = r.raw('proxy-username') || hosts.username
+  if (/\s/.test(username)) r.problem(`proxy-username: expected a user name without spaces, got ${show(username)}`)
+  const proxyKey = r.privateKeyText('proxy-key')
+  if (!proxyKey && r.given('proxy-passphrase'))
+    r.problem(
+      'proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)',
+    )
+  const ownPolicy = r.given('proxy-fingerprint') || r.given('proxy-known-hosts')
+  // The bastion's key is checked like every host's: its own inputs, or else the fingerprints and known_hosts given for the hosts.
+  const insecureSkip = hosts.hostKey.insecureSkip
+  const hostKey = ownPolicy ? r.hostKeyPolicy('proxy-fingerprint', 'proxy-known-hosts', insecureSkip) : hosts.hostKey
+  if (!target) return undefined
+  const login: SshLogin = {
+    username,
+    privateKey: proxyKey ?? hosts.privateKey,
+    passphrase: proxyKey ? r.raw('proxy-passphrase') || undefined : hosts.passphrase,
+    password: proxyKey ? undefined : hosts.password,
+    hostKey,
+  }
+  return { target, login }
+}
+
+/** What to deploy and how to run it: the image, its replicas and ports, its environment, the registry. */
+function readApp(r: Reader) {
+  const operation = r.oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
+  const appName = r.required('app', 'the application name')
+  const app = r.matching(
     'app',
     NAME,
     'a name of lowercase letters, digits, _ . - starting with a letter or digit',
-    required('app', 'the application name'),
+    appName,
   )
-  if (app.length > 48) problem(`app: expected at most 48 characters, got ${app.length}`)
-  const image = matching(
-    'image',
-    IMAGE,
-    'a Docker image reference like ghcr.io/org/app:1.2.3',
-    operation === 'deploy' ? required('image', 'the image to deploy') : raw('image'),
-  )
-  const strategy = oneOf('strategy', ['rolling', 'blue-green', 'canary'] as const)
-  const replicas = int('replicas', 1, 100)
-  const ports = parsePorts(raw('ports'), problem)
+  if (app.length > 48) r.problem(`app: expected at most 48 characters, got ${app.length}`)
+  const imageText = operation === 'deploy' ? r.required('image', 'the image to deploy') : r.raw('image')
+  const image = r.matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', imageText)
+  const strategy = r.oneOf('strategy', ['rolling', 'blue-green', 'canary'] as const)
+  const replicas = r.int('replicas', 1, 100)
+  const ports = parsePorts(r.raw('ports'), (m) => r.problem(m))
   if (ports.length && ports.length < replicas)
-    problem(
-      `ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${raw('ports')}'`,
+    r.problem(
+      `ports: ${replicas} replicas need at least ${replicas} ports (and room for the old ones while they still run), got ${ports.length} in '${r.raw('ports')}'`,
     )
-  const containerPort = int('container-port', 1, 65535)
-  const network = raw('network')
+  const containerPort = r.int('container-port', 1, 65535)
+  const network = r.raw('network')
   if (network !== '' && !CONTAINER_NAME.test(network))
-    problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`)
-  const env = parseEnv(raw('env'), problem)
-  const runArgs = parseRunArgs(raw('run-args'), problem)
-  const pull = bool('pull')
-  const pullTimeoutSeconds = int('pull-timeout', 1, 86400)
-  const registryServer = raw('registry')
-  if (registryServer && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(registryServer))
-    problem(`registry: expected a registry host like ghcr.io, got ${show(registryServer)}`)
-  const registryUser = raw('registry-username')
-  const registryPassword = raw('registry-password')
-  if (Boolean(registryUser) !== Boolean(registryPassword))
-    problem('registry-username and registry-password: set both to log in to the registry, or neither')
-  if (registryServer && !registryUser)
-    problem('registry: set registry-username and registry-password too, or leave registry empty')
-
-  // Health gates
-  const healthPath = matching('health-path', HEALTH_PATH, "an absolute URL path like '/healthz'")
-  const healthStatus = parseStatusRanges(raw('health-status'), problem)
-  const healthTimeout = seconds('health-timeout', 1, 3600)
-  const healthInterval = seconds('health-interval', 0.05, 60)
-
-  // Traffic
-  const drainSeconds = seconds('drain-seconds', 0, 3600)
-  const stopTimeoutSeconds = int('stop-timeout', 0, 3600)
-  const batchSize = int('batch-size', 1, 100)
-  const keepPrevious = bool('keep-previous')
-
-  // Canary
-  const canarySteps = parseCanarySteps(raw('canary-steps'), problem)
-  const canaryReplicas = int('canary-replicas', 1, 100)
-  const canaryInterval = seconds('canary-interval', 1, 86400)
-  const maxErrorRate = raw('canary-max-error-rate').replace(/%$/, '')
-  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
-    problem(
-      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(raw('canary-max-error-rate'))}`,
-    )
-
-  // nginx
-  const mode = oneOf('nginx-mode', ['container', 'host'] as const)
-  const scope = oneOf('nginx-scope', ['site', 'upstream'] as const)
-  const nginxContainer = matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
-  const nginxImage = matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
-  // Derived from app when not given (a bad app is reported once, as app).
-  const configPath =
-    matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") ||
-    derivedDefaults.configPath(app)
-  const upstreamName =
-    matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _') ||
-    derivedDefaults.upstreamName(app)
-  const templatePath = raw('nginx-template')
-  let template: string | undefined
-  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
-    try {
-      template = source.readWorkspaceFile(templatePath)
-    } catch (e) {
-      problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${(e as Error).message})`)
-    }
-  }
-  const listen = raw('listen')
-  if (!parseListen(listen))
-    problem(
-      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`,
-    )
-  const serverName = raw('server-name')
-  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n)))
-    problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`)
-  if (scope === 'upstream')
-    for (const name of ['listen', 'server-name'] as const)
-      if (given(name))
-        problem(
-          `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`,
-        )
-  const lbMethod = parseLbMethod(raw('lb-method'), problem)
-  const weight = int('weight', 1, 1000)
-  const maxFails = int('max-fails', 0, 1000)
-  const failTimeout = matching('fail-timeout', NGINX_TIME, "an nginx time like '30s' or '1m'")
-
-  // GitHub
-  const githubToken = raw('github-token')
-  if (/\s/.test(githubToken)) problem('github-token: expected a token without spaces or line breaks')
-  const environment = raw('environment')
-  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
-    problem(
-      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`,
-    )
-  const environmentUrl = raw('environment-url')
-  if (environmentUrl && !isWebUrl(environmentUrl))
-    problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`)
-  if (environmentUrl && !environment)
-    problem('environment-url: set environment too (the URL belongs to the deployment recorded there)')
-
-  // Control
-  const dryRun = bool('dry-run')
-  const rollbackOnFailure = bool('rollback-on-failure')
-  const lockTimeoutSeconds = seconds('lock-timeout', 0, 86400)
-
-  // Combinations that cannot work, whatever the hosts hold.
-  if (network === 'host' && ports.includes(containerPort))
-    problem(
-      `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`,
-    )
-  const listenPort = parseListen(listen)?.port
-  if (scope === 'site' && network === 'host' && listenPort !== undefined && ports.includes(listenPort))
-    problem(`listen: port ${listenPort} is inside ports '${raw('ports')}', which replicas use`)
-
-  if (problems.length || !topology) throw new InputError(problems)
+    r.problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`)
+  const env = parseEnv(r.raw('env'), (m) => r.problem(m))
+  const runArgs = parseRunArgs(r.raw('run-args'), (m) => r.problem(m))
+  const pull = r.bool('pull')
+  const pullTimeoutSeconds = r.int('pull-timeout', 1, 86400)
+  const registry = readRegistry(r)
   return {
-    appHosts: topology.appHosts,
-    nginxHost: topology.nginxHost,
-    login,
-    proxy,
+    operation,
     app,
     image,
     strategy,
@@ -394,45 +310,171 @@ export function readConfig(source: InputSource): Config {
     runArgs,
     pull,
     pullTimeoutSeconds,
-    registry: registryUser ? { server: registryServer, username: registryUser, password: registryPassword } : undefined,
-    health: {
-      path: healthPath,
-      status: healthStatus,
-      timeoutMs: healthTimeout * 1000,
-      intervalMs: healthInterval * 1000,
-    },
-    drainSeconds,
-    stopTimeoutSeconds,
-    batchSize,
-    keepPrevious,
-    canary: {
-      steps: canarySteps,
-      replicas: canaryReplicas,
-      intervalSeconds: canaryInterval,
-      maxErrorRate: Number(maxErrorRate),
-    },
-    nginx: {
-      mode,
-      scope,
-      container: nginxContainer,
-      image: nginxImage,
-      configPath,
-      upstreamName,
-      template,
-      templatePath: templatePath || undefined,
-      listen,
-      serverName,
-      lbMethod,
-      weight,
-      maxFails,
-      failTimeout,
-    },
-    github: { token: githubToken, environment, environmentUrl },
-    operation,
-    dryRun,
-    rollbackOnFailure,
-    lockTimeoutSeconds,
+    registry,
   }
+}
+
+function readRegistry(r: Reader): Config['registry'] {
+  const server = r.raw('registry')
+  if (server && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(server))
+    r.problem(`registry: expected a registry host like ghcr.io, got ${show(server)}`)
+  const username = r.raw('registry-username')
+  const password = r.raw('registry-password')
+  if (Boolean(username) !== Boolean(password))
+    r.problem('registry-username and registry-password: set both to log in to the registry, or neither')
+  if (server && !username)
+    r.problem('registry: set registry-username and registry-password too, or leave registry empty')
+  return username ? { server, username, password } : undefined
+}
+
+function readHealth(r: Reader): Config['health'] {
+  const path = r.matching('health-path', HEALTH_PATH, "an absolute URL path like '/healthz'")
+  const status = parseStatusRanges(r.raw('health-status'), (m) => r.problem(m))
+  const timeoutMs = r.seconds('health-timeout', 1, 3600) * 1000
+  const intervalMs = r.seconds('health-interval', 0.05, 60) * 1000
+  return { path, status, timeoutMs, intervalMs }
+}
+
+/** How traffic moves: batches, drains, stops. */
+function readTraffic(r: Reader) {
+  return {
+    drainSeconds: r.seconds('drain-seconds', 0, 3600),
+    stopTimeoutSeconds: r.int('stop-timeout', 0, 3600),
+    batchSize: r.int('batch-size', 1, 100),
+    keepPrevious: r.bool('keep-previous'),
+  }
+}
+
+function readCanary(r: Reader): Config['canary'] {
+  const steps = parseCanarySteps(r.raw('canary-steps'), (m) => r.problem(m))
+  const replicas = r.int('canary-replicas', 1, 100)
+  const intervalSeconds = r.seconds('canary-interval', 1, 86400)
+  const maxErrorRate = r.raw('canary-max-error-rate').replace(/%$/, '')
+  if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
+    r.problem(
+      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw('canary-max-error-rate'))}`,
+    )
+  return { steps, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) }
+}
+
+/** Which nginx, which file of it, and what goes in it. `app`: for the defaults derived from it. */
+function readNginx(r: Reader, source: InputSource, app: string): Config['nginx'] {
+  const mode = r.oneOf('nginx-mode', ['container', 'host'] as const)
+  const scope = r.oneOf('nginx-scope', ['site', 'upstream'] as const)
+  const container = r.matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
+  const image = r.matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
+  // Derived from app when not given (a bad app is reported once, as app).
+  const configPath =
+    r.matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") ||
+    derivedDefaults.configPath(app)
+  const upstreamName =
+    r.matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _') ||
+    derivedDefaults.upstreamName(app)
+  const templatePath = r.raw('nginx-template')
+  let template: string | undefined
+  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
+    try {
+      template = source.readWorkspaceFile(templatePath)
+    } catch (e) {
+      r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${(e as Error).message})`)
+    }
+  }
+  const listen = r.raw('listen')
+  if (!parseListen(listen))
+    r.problem(
+      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`,
+    )
+  const serverName = r.raw('server-name')
+  if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n)))
+    r.problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`)
+  if (scope === 'upstream')
+    for (const name of ['listen', 'server-name'] as const)
+      if (r.given(name))
+        r.problem(
+          `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`,
+        )
+  return {
+    mode,
+    scope,
+    container,
+    image,
+    configPath,
+    upstreamName,
+    template,
+    templatePath: templatePath || undefined,
+    listen,
+    serverName,
+    lbMethod: parseLbMethod(r.raw('lb-method'), (m) => r.problem(m)),
+    weight: r.int('weight', 1, 1000),
+    maxFails: r.int('max-fails', 0, 1000),
+    failTimeout: r.matching('fail-timeout', NGINX_TIME, "an nginx time like '30s' or '1m'"),
+  }
+}
+
+function readGitHub(r: Reader): Config['github'] {
+  const token = r.raw('github-token')
+  if (/\s/.test(token)) r.problem('github-token: expected a token without spaces or line breaks')
+  const environment = r.raw('environment')
+  if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
+    r.problem(
+      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`,
+    )
+  const environmentUrl = r.raw('environment-url')
+  if (environmentUrl && !isWebUrl(environmentUrl))
+    r.problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`)
+  if (environmentUrl && !environment)
+    r.problem('environment-url: set environment too (the URL belongs to the deployment recorded there)')
+  return { token, environment, environmentUrl }
+}
+
+function readControl(r: Reader) {
+  return {
+    dryRun: r.bool('dry-run'),
+    rollbackOnFailure: r.bool('rollback-on-failure'),
+    lockTimeoutSeconds: r.seconds('lock-timeout', 0, 86400),
+  }
+}
+
+/** Combinations that cannot work, whatever the hosts hold. */
+function checkCombinations(r: Reader, app: ReturnType<typeof readApp>, nginx: Config['nginx']): void {
+  const { network, ports, containerPort } = app
+  if (network === 'host' && ports.includes(containerPort))
+    r.problem(
+      `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`,
+    )
+  const listenPort = parseListen(nginx.listen)?.port
+  if (nginx.scope === 'site' && network === 'host' && listenPort !== undefined && ports.includes(listenPort))
+    r.problem(`listen: port ${listenPort} is inside ports '${r.raw('ports')}', which replicas use`)
+}
+
+/** Every input, read by group and validated; throws one InputError listing every problem. */
+export function readConfig(source: InputSource): Config {
+  const r = new Reader(source)
+  const { topology, login } = readConnection(r)
+  const proxy = readBastion(r, login)
+  const app = readApp(r)
+  const health = readHealth(r)
+  const traffic = readTraffic(r)
+  const canary = readCanary(r)
+  const nginx = readNginx(r, source, app.app)
+  const github = readGitHub(r)
+  const control = readControl(r)
+  checkCombinations(r, app, nginx)
+  if (r.problems.length || !topology) throw new InputError(r.problems)
+  return { ...topology, login, proxy, ...app, health, ...traffic, canary, nginx, github, ...control }
+}
+/** The secret values of a read config, for redacting what hosts and apps send back. */
+export function secretsOf(config: Config): string[] {
+  return [
+    config.login.privateKey,
+    config.login.passphrase,
+    config.login.password,
+    config.proxy?.login.privateKey,
+    config.proxy?.login.passphrase,
+    config.registry?.password,
+    config.github.token,
+    ...config.env.flatMap((v) => [v.value, v.value.trim()]),
+  ].filter((s): s is string => Boolean(s && s.trim().length >= 3))
 }
 
 /**

@@ -1,5 +1,5 @@
 // The canary's judgement from nginx's own access log (CANARY_LOG_FORMAT), keyed by 'address:port'.
-import { judgeCanary, parseAccessLog, worseBy, type Attempt } from '../../src/health/canary.js'
+import { judgeCanary, parseAccessLog, worseBy, type Attempt } from '../../src/judge/traffic.js'
 import { CANARY_LOG_FORMAT } from '../../src/nginx/template.js'
 
 /** A log line as nginx writes it with CANARY_LOG_FORMAT. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals'
 import type { Config } from '../../src/config.js'
 import { render } from '../../src/commands/shell.js'
-import { CanaryFailure, Executor, StepFailure } from '../../src/execute.js'
+import { StepFailure } from '../../src/health/gate.js'
+import { Executor } from '../../src/run/executor.js'
 import { retireDir } from '../../src/host/read.js'
 import type { ManagedContainer } from '../../src/host/state.js'
 import { Journal } from '../../src/journal.js'
@@ -12,6 +13,7 @@ import { splitFor } from '../../src/plan/canary.js'
 import { planUndo } from '../../src/plan/rollback.js'
 import { planRolling } from '../../src/plan/rolling.js'
 import { describeStep, type Step } from '../../src/plan/types.js'
+import type { Phase } from '../../src/journal.js'
 import { LockLostError } from '../../src/remote/lock.js'
 import type { ExecResult, HttpResult } from '../../src/remote/ssh.js'
 import {
@@ -69,6 +71,18 @@ function setup(s: Setup = {}) {
   return { config, host, nginx, lock, journal, log, ex, previous, before: nginx.liveText }
 }
 
+/**
+ * Runs the steps; a run that did not complete rejects, as a caller of the old throwing API saw it: with the
+ * failed step's error, or with the judgement's reason (judged: a verdict that the new version must go).
+ */
+async function runAll(ex: Executor, steps: readonly Step[], phase: Phase, image: string): Promise<void> {
+  const outcome = await ex.run(steps, phase, image)
+  if (outcome.kind === 'completed') return
+  if (outcome.kind === 'failed')
+    throw outcome.error ?? Object.assign(new Error(outcome.reason), { judged: outcome.judged })
+  throw Object.assign(new Error(outcome.reason), { inconclusive: outcome.percent })
+}
+
 const v2 = replica(9202)
 const outcomes = (j: Journal) => j.steps.map((s) => [s.description, s.outcome])
 /** The first two words of each command sent (docker run, sh -c...). */
@@ -77,7 +91,8 @@ const verbs = (r: FakeRemote) => r.commands.map((c) => c.argv.slice(0, 2).join('
 describe('Executor: nginx changes', () => {
   it('installs the rendered file for the route, and knows it took effect when nginx serves its config id', async () => {
     const { ex, host, nginx, journal, config, previous } = setup()
-    await ex.runAll(
+    await runAll(
+      ex,
       [
         { kind: 'start', replicas: [v2] },
         { kind: 'route', servers: [v2] },
@@ -96,8 +111,8 @@ describe('Executor: nginx changes', () => {
       allTrafficNew: true,
     })
     expect(nginx.liveText).toBe(text)
-    expect(ex.serving).toEqual([v2])
-    expect(ex.progress()).toEqual({
+    expect(ex.progress.serving).toEqual([v2])
+    expect(ex.snapshot()).toEqual({
       started: [v2],
       routed: [v2],
       stopped: [],
@@ -121,15 +136,15 @@ describe('Executor: nginx changes', () => {
     host.applyCode = 11
     host.applyStderr = `${nginxSaid}\n`
     const message = `nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded). nginx said:\n${nginxSaid}`
-    const run = ex.runAll([{ kind: 'route', servers: [v2] }], 'deploy', 'shop:v2')
+    const run = runAll(ex, [{ kind: 'route', servers: [v2] }], 'deploy', 'shop:v2')
     await expect(run).rejects.toThrow(NginxError)
     await expect(run).rejects.toThrow(message)
     // The apply script stops at nginx -t (exit 11): sent once, no retry, no reload to verify.
     expect(host.applies).toHaveLength(1)
     expect(host.probes).toEqual([])
     expect(nginx.liveText).toBe(before)
-    expect(ex.serving).toEqual(previous)
-    expect(ex.progress()).toMatchObject({ routed: [], configNow: before, configBefore: before })
+    expect(ex.progress.serving).toEqual(previous)
+    expect(ex.snapshot()).toMatchObject({ routed: [], configNow: before, configBefore: before })
     expect(outcomes(journal)).toEqual([['route traffic to shop-9202 (one nginx reload)', 'failed']])
     expect(journal.evidence).toEqual([
       {
@@ -149,12 +164,12 @@ describe('Executor: nginx changes', () => {
     // A drain whose recheck of shop-9202 takes 30 ms: neither a route nor all traffic on the new image.
     const slowDrain: Step = { kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')], recheck: [v2] }
     expect(journal.trafficSwitchedAtMs).toBeUndefined()
-    await ex.runAll([mixed, slowDrain, onlyNew, slowDrain], 'deploy', 'shop:v2')
+    await runAll(ex, [mixed, slowDrain, onlyNew, slowDrain], 'deploy', 'shop:v2')
     expect(journal.steps.map((s) => s.allTrafficNew)).toEqual([false, false, true, false])
     expect(journal.trafficSwitchedAtMs).toBe(journal.steps[2].endedAtMs)
     expect(journal.steps[2].endedAtMs).toBeGreaterThanOrEqual(journal.steps[0].endedAtMs + 25)
     // A rollback's route back is not the new version arriving.
-    await ex.runAll([mixed, slowDrain, onlyNew], 'rollback', 'shop:v2')
+    await runAll(ex, [mixed, slowDrain, onlyNew], 'rollback', 'shop:v2')
     expect(journal.trafficSwitchedAtMs).toBe(journal.steps[2].endedAtMs)
   })
 })
@@ -181,7 +196,7 @@ describe('Executor: the deploy lock', () => {
       { kind: 'start', replicas: [replica(9203)] },
       { kind: 'route', servers: [canary] },
     ]
-    const run = ex.runAll(steps, 'deploy', 'shop:v2')
+    const run = runAll(ex, steps, 'deploy', 'shop:v2')
     await expect(run).rejects.toThrow(LockLostError)
     expect(outcomes(journal)).toEqual([
       ['health gate shop-9202', 'ok'],
@@ -208,7 +223,7 @@ describe('Executor: the deploy lock', () => {
     ] as const) {
       const { ex, lock, host } = setup()
       lock.lose()
-      await expect(ex.runAll([step], 'deploy', 'shop:v2')).rejects.toThrow(LockLostError)
+      await expect(runAll(ex, [step], 'deploy', 'shop:v2')).rejects.toThrow(LockLostError)
       expect(host.commands).toEqual([])
     }
   })
@@ -224,12 +239,13 @@ describe('Executor: the deploy lock', () => {
         [/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }],
       ],
     })
-    const run = ex.runAll(
+    const run = runAll(
+      ex,
       [{ kind: 'observe', seconds: 0, split: splitFor(10, [canary], 1), stable: [replica(9201, 'shop:v1')] }],
       'deploy',
       'shop:v2',
     )
-    await expect(run).rejects.toThrow(CanaryFailure)
+    await expect(run).rejects.toMatchObject({ judged: true })
     await expect(run).rejects.toThrow(
       'canary step at 10% failed: canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%',
     )
@@ -249,7 +265,8 @@ describe('Executor: stopping and retiring', () => {
   it('lets a background stop overlap the next step, and fails the run at the removal if that stop failed', async () => {
     const stop = deferred<Partial<ExecResult>>()
     const { ex, host, journal } = setup({ rules: [[/^docker stop /, () => stop.promise]] })
-    const run = ex.runAll(
+    const run = runAll(
+      ex,
       [
         { kind: 'stop', replicas: [replicaOf(old)], background: true },
         { kind: 'start', replicas: [v2] },
@@ -272,13 +289,14 @@ describe('Executor: stopping and retiring', () => {
     )
     expect(outcomes(journal)[2]).toEqual(['remove shop-9201', 'failed'])
     expect(verbs(host)).toEqual(['docker stop', 'docker run'])
-    expect(ex.progress().stopped).toEqual([replicaOf(old)])
+    expect(ex.snapshot().stopped).toEqual([replicaOf(old)])
   })
 
   it('waits for a background stop before removing, and says how long it waited', async () => {
     const stop = deferred<Partial<ExecResult>>()
     const { ex, host, journal } = setup({ rules: [[/^docker stop /, () => stop.promise]] })
-    const run = ex.runAll(
+    const run = runAll(
+      ex,
       [
         { kind: 'stop', replicas: [replicaOf(old)], background: true },
         { kind: 'remove', replicas: [replicaOf(old)] },
@@ -311,7 +329,8 @@ describe('Executor: stopping and retiring', () => {
     ]
     const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb') })
     const olds = live.map(replicaOf)
-    await ex.runAll(
+    await runAll(
+      ex,
       [
         { kind: 'stop', replicas: [olds[0]], background: true },
         { kind: 'retire', replicas: olds },
@@ -344,7 +363,8 @@ describe('Executor: stopping and retiring', () => {
       ],
       probe: (p) => (p.port === 9202 ? { error: 'connect ECONNREFUSED', ms: 1 } : { status: 200, ms: 1 }),
     })
-    const deploy = ex.runAll(
+    const deploy = runAll(
+      ex,
       [
         { kind: 'start', replicas: [v2] },
         { kind: 'stop', replicas: [replicaOf(old)], background: true },
@@ -355,7 +375,8 @@ describe('Executor: stopping and retiring', () => {
     )
     await expect(deploy).rejects.toThrow('shop-9202 stopped (exited, exit code 1) before it became healthy')
     await expect(
-      ex.runAll(
+      runAll(
+        ex,
         [
           { kind: 'restart', replicas: [replicaOf(old)] },
           { kind: 'gate', replicas: [replicaOf(old)] },
@@ -379,7 +400,7 @@ describe('Executor: health gates and drains', () => {
       probe: () => ({ error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 }),
     })
     const t0 = Date.now()
-    const run = ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    const run = runAll(ex, [{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
     await expect(run).rejects.toThrow(StepFailure)
     await expect(run).rejects.toThrow('shop-9202 stopped (exited, exit code 3) before it became healthy')
     expect(Date.now() - t0).toBeLessThan(5000)
@@ -405,7 +426,7 @@ describe('Executor: health gates and drains', () => {
 
   it('passes a gate on the first allowed answer and says how long it took', async () => {
     const { ex, journal, host } = setup()
-    await ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    await runAll(ex, [{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
     expect(journal.gates).toEqual([
       {
         replica: 'shop-9202',
@@ -438,7 +459,7 @@ describe('Executor: health gates and drains', () => {
     // No HEALTHCHECK: refused for 1.3 s, then answered.
     const answerFrom = Date.now() + 1300
     const plain = setup({ config, rules: [inspect(() => 'none')], probe: probe(() => Date.now() >= answerFrom) })
-    await plain.ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    await runAll(plain.ex, [{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
     const refused = events.filter((e) => e === 'refused').length
     expect(refused).toBeGreaterThan(10)
     expect(events.slice(0, 2)).toEqual(['refused', 'inspect'])
@@ -462,7 +483,7 @@ describe('Executor: health gates and drains', () => {
       rules: [inspect(() => (events.includes('answer') ? 'healthy' : 'starting'))],
       probe: probe(() => ++probes > 3),
     })
-    await checked.ex.runAll([{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
+    await runAll(checked.ex, [{ kind: 'gate', replicas: [v2] }], 'deploy', 'shop:v2')
     expect(events).toEqual(['refused', 'inspect', 'refused', 'inspect', 'refused', 'inspect', 'answer', 'inspect'])
     expect(checked.journal.gates).toEqual([expect.objectContaining({ ok: true, probes: 4, dockerHealth: 'healthy' })])
   })
@@ -474,7 +495,7 @@ describe('Executor: health gates and drains', () => {
   ])("reads the host's drain answer %j as %j", async (answer, detail) => {
     const old = container(9201, 'shop:v1', { pid: 4242 })
     const { ex, journal, host } = setup({ containers: [old], rules: [[/max=\$1; min=\$2/, { stdout: `${answer}\n` }]] })
-    await ex.runAll([{ kind: 'drain', seconds: 5, replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
+    await runAll(ex, [{ kind: 'drain', seconds: 5, replicas: [replicaOf(old)] }], 'deploy', 'shop:v2')
     expect(journal.steps[0]).toMatchObject({
       description: 'drain shop-9201 (until idle, at most 5s)',
       outcome: 'ok',
@@ -502,7 +523,7 @@ describe('Executor: health gates and drains', () => {
     ]
     const nginxState = { ...nginxServing(config, live.map(replicaOf)), facts: { keepaliveMinTimeout: true } }
     const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb'), nginxState })
-    await ex.runAll([{ kind: 'drain', seconds: 5, replicas: live.map(replicaOf) }], 'deploy', 'shop:v2')
+    await runAll(ex, [{ kind: 'drain', seconds: 5, replicas: live.map(replicaOf) }], 'deploy', 'shop:v2')
     expect(journal.steps[0].detail).toBe('3 connections still open after drain-seconds 5s')
     expect(apps.a.commands.map((c) => c.argv.slice(4))).toEqual([
       ['5', '1', '0.1', '2', idOf('a', 9201), '1111', '9201'],
@@ -516,7 +537,8 @@ describe('Executor: health gates and drains', () => {
   it('checks the replicas that took the traffic again while the old ones drain, at the same time, an answer sufficing', async () => {
     const drain = deferred<Partial<ExecResult>>()
     const { ex, journal, host } = setup({ rules: [[/max=\$1; min=\$2/, () => drain.promise]] })
-    const run = ex.runAll(
+    const run = runAll(
+      ex,
       [{ kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')], recheck: [v2] }],
       'deploy',
       'shop:v2',
@@ -547,7 +569,8 @@ describe('Executor: health gates and drains', () => {
       probe: (p) =>
         p.port === 9202 ? { error: 'connect ECONNREFUSED 127.0.0.1:9202', ms: 1 } : { status: 200, ms: 1 },
     })
-    const run = ex.runAll(
+    const run = runAll(
+      ex,
       [
         { kind: 'start', replicas: [v2] },
         { kind: 'route', servers: [v2] },
@@ -575,7 +598,7 @@ describe('Executor: health gates and drains', () => {
       },
     ])
     // Nothing stopped the old replica: an undo can route back to it.
-    expect(ex.progress()).toMatchObject({ started: [v2], routed: [v2], stopped: [] })
+    expect(ex.snapshot()).toMatchObject({ started: [v2], routed: [v2], stopped: [] })
     expect(verbs(host).filter((v) => v === 'docker stop')).toEqual([])
   })
 })
@@ -592,7 +615,7 @@ describe('Executor: the next batch started ahead', () => {
       rules: [[/^docker run .* --name shop-9204 /, { code: 125, stderr: `${refused}\n` }]],
     })
     const plan = planRolling(config, live, routesTo(...live))
-    const run = ex.runAll(plan.steps, 'deploy', 'shop:v2')
+    const run = runAll(ex, plan.steps, 'deploy', 'shop:v2')
     await expect(run).rejects.toThrow(
       `starting shop-9204 failed on ${HOST} (exit 125): ${refused}\n  command: docker run --detach --name shop-9204 `,
     )
@@ -611,7 +634,7 @@ describe('Executor: the next batch started ahead', () => {
     expect(host.probes.filter((p) => p.port === 9204)).toEqual([])
     expect(journal.gates.map((g) => g.replica)).toEqual(['shop-9203'])
 
-    const undo = planUndo(config, plan, ex.progress())
+    const undo = planUndo(config, plan, ex.snapshot())
     expect(undo.steps.map((s) => describeStep(s))).toEqual([
       'route traffic to shop-9202 (one nginx reload)',
       'start shop-9201 again',
@@ -621,7 +644,7 @@ describe('Executor: the next batch started ahead', () => {
       'remove shop-9203, shop-9204',
     ])
     const sent = host.commands.length
-    await ex.runAll(undo.steps, 'rollback', 'shop:v2')
+    await runAll(ex, undo.steps, 'rollback', 'shop:v2')
     // The started one by the id docker printed, the one whose start failed by its name.
     const removes = host.commands.slice(sent).filter((c) => /docker rm /.test(render(c)))
     expect(removes.map((c) => c.argv.slice(4))).toEqual([[startedId('shop-9203'), 'shop-9204']])
@@ -642,7 +665,8 @@ describe('Executor: several hosts', () => {
 
   it("sends every command for a replica on host b to b's connection only", async () => {
     const { ex, apps, lb, journal } = fleetSetup()
-    await ex.runAll(
+    await runAll(
+      ex,
       [
         { kind: 'pull', image: 'shop:v2', hosts: ['b'] },
         { kind: 'start', replicas: [onB] },
@@ -674,7 +698,7 @@ describe('Executor: several hosts', () => {
 
   it("probes from the nginx host's connection to the address nginx reaches the replica at", async () => {
     const { ex, apps, lb } = fleetSetup()
-    await ex.runAll([{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')
+    await runAll(ex, [{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')
     expect(lb.probes).toEqual([{ host: '10.0.0.2', port: 9202, path: '/' }])
     expect([apps.a, apps.b, apps.c].map((r) => r.probes)).toEqual([[], [], []])
     // Docker's view of the replica is read on its own host.
@@ -688,7 +712,7 @@ describe('Executor: several hosts', () => {
       [/^docker inspect --format '\{\{\.State\.Status/, { stdout: 'exited\tnone\t137\n' }],
       [/^docker logs /, { stdout: 'Killed\n' }],
     )
-    await expect(ex.runAll([{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')).rejects.toThrow(
+    await expect(runAll(ex, [{ kind: 'gate', replicas: [onB] }], 'deploy', 'shop:v2')).rejects.toThrow(
       'shop-9202 stopped (exited, exit code 137) before it became healthy',
     )
     expect(journal.evidence).toEqual([
@@ -704,7 +728,7 @@ describe('Executor: several hosts', () => {
   it('routes through the nginx host, to every host at once', async () => {
     const { ex, lb, apps, journal } = fleetSetup()
     const next = ['a', 'b', 'c'].map((h) => replica(9202, 'shop:v2', h))
-    await ex.runAll([{ kind: 'route', servers: next }], 'deploy', 'shop:v2')
+    await runAll(ex, [{ kind: 'route', servers: next }], 'deploy', 'shop:v2')
     expect(lb.applies).toHaveLength(1)
     expect(lb.installed[0]).toContain(
       '    server 10.0.0.2:9202 weight=10 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on b\n',

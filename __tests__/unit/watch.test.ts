@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals'
 import type { ReplicaState } from '../../src/commands/docker.js'
-import { StepFailure, Watch, type HealthPort } from '../../src/health/gate.js'
+import type { ReplicaPort } from '../../src/health/gate.js'
+import { Judge } from '../../src/judge/judge.js'
 import type { Replica } from '../../src/model.js'
 import type { HttpResult } from '../../src/remote/ssh.js'
 import { configFrom } from './fixtures.js'
@@ -15,7 +16,7 @@ const replica = (port: number): Replica => ({
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** A host whose replicas answer and run as `world` says at each moment. */
-function port(world: Map<number, { answers: boolean; status: string }>): HealthPort {
+function port(world: Map<number, { answers: boolean; status: string }>): ReplicaPort {
   const evidence: string[] = []
   return Object.assign(
     {
@@ -27,14 +28,22 @@ function port(world: Map<number, { answers: boolean; status: string }>): HealthP
         exitCode: 137,
       }),
       evidence: async (r: Replica, reason: string) => void evidence.push(`${r.name}: ${reason}`),
-      startCanaryLog: async () => {},
-      readCanaryLog: async () => ({ text: '', bytes: 0, newestOnly: false }),
     },
     { seen: evidence },
   ) as never
 }
 
-describe('Watch', () => {
+const noLog = { start: async () => {}, read: async () => ({ text: '', bytes: 0, newestOnly: false }) }
+
+/** The judgement of a deploy that routed to `replicas`, as the executor starts it. */
+function watching(hosts: ReplicaPort, config: ReturnType<typeof configFrom>, replicas: Replica[]): Judge {
+  const judge = new Judge(hosts, noLog, config)
+  judge.begin()
+  judge.routed(replicas)
+  return judge
+}
+
+describe('the watch over routed replicas (judge)', () => {
   const config = configFrom({ 'health-interval': '0.05' })
 
   it('fails the deploy, with evidence, once a replica that took traffic has exited', async () => {
@@ -43,15 +52,16 @@ describe('Watch', () => {
       [9204, { answers: true, status: 'running' }],
     ])
     const hosts = port(world)
-    const watch = new Watch(hosts, config)
-    watch.add([replica(9203), replica(9204)])
+    const judge = watching(hosts, config, [replica(9203), replica(9204)])
     await sleep(120)
-    expect(() => watch.check()).not.toThrow()
+    expect(judge.verdict()).toEqual({ failed: false })
     world.set(9204, { answers: false, status: 'exited' })
     await sleep(150)
-    expect(() => watch.check()).toThrow(StepFailure)
-    expect(() => watch.check()).toThrow('shop-9204 stopped (exited, exit code 137) after it took traffic')
-    await watch.stop()
+    expect(judge.verdict()).toEqual({
+      failed: true,
+      reason: 'shop-9204 stopped (exited, exit code 137) after it took traffic',
+    })
+    await judge.end()
     expect((hosts as unknown as { seen: string[] }).seen).toEqual([
       'shop-9204: shop-9204 stopped (exited, exit code 137) after it took traffic',
     ])
@@ -59,44 +69,44 @@ describe('Watch', () => {
 
   it('leaves a running replica that answers badly to the canary judgement', async () => {
     const world = new Map([[9203, { answers: false, status: 'running' }]])
-    const watch = new Watch(port(world), config)
-    watch.add([replica(9203)])
+    const judge = watching(port(world), config, [replica(9203)])
     await sleep(200)
-    expect(() => watch.check()).not.toThrow()
-    await watch.stop()
+    expect(judge.verdict()).toEqual({ failed: false })
+    await judge.end()
   })
 
   it('ends a wait the moment it sees a routed replica exit, and lets a wait that ends first give its value', async () => {
     const world = new Map([[9203, { answers: true, status: 'running' }]])
-    const watch = new Watch(port(world), config)
-    watch.add([replica(9203)])
-    expect(await watch.unlessFailed(sleep(60).then(() => 'drained'))).toBe('drained')
+    const judge = watching(port(world), config, [replica(9203)])
+    expect(await judge.unlessFailed(sleep(60).then(() => 'drained'))).toEqual({ done: 'drained' })
     const t0 = Date.now()
     const longDrain = sleep(3000).then(() => 'drained')
     setTimeout(() => world.set(9203, { answers: false, status: 'exited' }), 50)
-    await expect(watch.unlessFailed(longDrain)).rejects.toThrow(
-      'shop-9203 stopped (exited, exit code 137) after it took traffic',
-    )
+    expect(await judge.unlessFailed(longDrain)).toEqual({
+      failed: 'shop-9203 stopped (exited, exit code 137) after it took traffic',
+    })
     expect(Date.now() - t0).toBeLessThan(1000)
-    await watch.stop()
+    await judge.end()
   })
 
   it('checks now, without waiting for the next round, before a route takes the old replicas out', async () => {
     const world = new Map([[9203, { answers: true, status: 'running' }]])
-    const watch = new Watch(port(world), configFrom({ 'health-interval': '30' }))
-    watch.add([replica(9203)])
-    await expect(watch.checkNow()).resolves.toBeUndefined()
+    const judge = watching(port(world), configFrom({ 'health-interval': '30' }), [replica(9203)])
+    expect(await judge.verdictNow()).toEqual({ failed: false })
     world.set(9203, { answers: false, status: 'exited' })
-    await expect(watch.checkNow()).rejects.toThrow('shop-9203 stopped (exited, exit code 137) after it took traffic')
-    await watch.stop()
+    expect(await judge.verdictNow()).toEqual({
+      failed: true,
+      reason: 'shop-9203 stopped (exited, exit code 137) after it took traffic',
+    })
+    await judge.end()
   })
 
   it('stops probing once stopped', async () => {
     let probes = 0
-    const watch = new Watch({ ...port(new Map()), probe: async () => (probes++, { status: 200, ms: 1 }) }, config)
-    watch.add([replica(9203)])
+    const probing = { ...port(new Map()), probe: async () => (probes++, { status: 200, ms: 1 }) }
+    const judge = watching(probing, config, [replica(9203)])
     await sleep(100)
-    await watch.stop()
+    await judge.end()
     const seen = probes
     await sleep(150)
     expect(probes).toBe(seen)

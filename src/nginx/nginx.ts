@@ -26,7 +26,10 @@ import { configIdOf, ownershipOf, upstreamServers, type NginxFacts } from './tem
 
 /** The managed file as read: nothing yet, or a file this app's deploys wrote. (Anything else is a problem.) */
 export type ManagedFile =
-  { readonly kind: 'absent' } | { readonly kind: 'ours'; readonly text: string } | { readonly kind: 'unknown' }
+  | { readonly kind: 'absent' }
+  /** `configId`: the id its config-id location answers (undefined: a custom template without one). */
+  | { readonly kind: 'ours'; readonly text: string; readonly configId?: string }
+  | { readonly kind: 'unknown' }
 
 export interface NginxState {
   /** Container mode: whether the container exists and runs, and its network. Host mode: always running. */
@@ -175,7 +178,7 @@ function parseManaged(config: Config, s: Section | undefined, where: string, pro
   const owner = ownershipOf(body, config.app)
   switch (owner.kind) {
     case 'ours':
-      return { kind: 'ours', text: body }
+      return { kind: 'ours', text: body, configId: configIdOf(body) }
     case 'edited':
       problems.push(
         `${path} on ${where} was edited by hand since nginx-rollout wrote it (its content no longer matches the hash in its first line): ` +
@@ -259,6 +262,8 @@ export class Nginx {
   private readonly place: NginxPlace
   /** The managed file's text live now (undefined: none). */
   private live: string | undefined
+  /** The config ids of the files this run read or installed, by text: a restored file is verified by its id. */
+  private readonly ids = new Map<string, string | undefined>()
 
   constructor(
     private readonly remote: Remote,
@@ -268,7 +273,12 @@ export class Nginx {
     private readonly fence: { readonly lockDir: string; readonly token: string },
   ) {
     this.place = nginxPlace(config)
-    this.live = current.managed.kind === 'ours' ? current.managed.text : undefined
+    this.adopt(current.managed)
+  }
+
+  private adopt(managed: ManagedFile): void {
+    this.live = managed.kind === 'ours' ? managed.text : undefined
+    if (managed.kind === 'ours') this.ids.set(managed.text, managed.configId)
   }
 
   get state(): NginxState {
@@ -293,7 +303,7 @@ export class Nginx {
     const r = await run(this.remote, readNginxCommand(this.config), `reading ${this.where}`)
     this.current = parseNginx(this.config, parseSections(r.raw), this.remote.name)
     if (this.current.problems.length) throw new NginxError(this.current.problems.join('\n'))
-    this.live = this.current.managed.kind === 'ours' ? this.current.managed.text : undefined
+    this.adopt(this.current.managed)
     return this.current
   }
 
@@ -343,9 +353,10 @@ export class Nginx {
   /**
    * Puts `next` in place of the managed file (undefined removes it): under the nginx lock, nginx -t with the
    * whole configuration, reload, and a check that nginx took it (new workers; in site scope, the config id
-   * answered on the listen port). On any failure the previous file is back and the error quotes nginx.
+   * answered on the listen port, `configId` as the renderer gave it, or as read for a file put back). On any
+   * failure the previous file is back and the error quotes nginx.
    */
-  async apply(next: string | undefined, upstreamAddress: string): Promise<string> {
+  async apply(next: string | undefined, configId: string | undefined, upstreamAddress: string): Promise<string> {
     const booted = await this.ensureRunning(upstreamAddress)
     if (next === this.live) return booted ?? 'no change'
     const master = this.current.masterPid
@@ -368,7 +379,8 @@ export class Nginx {
       throw failure(this.remote, c, `changing ${n.configPath} in ${this.where}`, r)
     }
     this.live = next
-    const id = next === undefined ? undefined : configIdOf(next)
+    const id = next === undefined ? undefined : (configId ?? this.ids.get(next))
+    if (next !== undefined) this.ids.set(next, id)
     const verified = n.scope === 'site' && id ? await this.verifyServing(id) : undefined
     if (verified === false)
       throw new NginxError(

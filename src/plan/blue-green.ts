@@ -1,20 +1,11 @@
 // Blue-green: a full set of the new image in the colour that is not live, on every host, started in
 // parallel and gated together, then all traffic moves in one reload; the old colour drains and is retired
 // (or, with keep-previous, stays running out of rotation so that a rollback is one reload).
+import { liveColor, type Replica } from '../model.js'
 import type { Config } from '../config.js'
 import type { ManagedContainer } from '../host/state.js'
-import {
-  allocate,
-  everyHost,
-  liveColor,
-  liveReplicas,
-  prepare,
-  removeAll,
-  retireAll,
-  type Plan,
-  type Routes,
-} from './common.js'
-import type { Replica, Step } from './types.js'
+import { allocate, everyHost, liveReplicas, prepare, removeAll, retireAll, type Plan, type Routes } from './common.js'
+import type { Step } from './types.js'
 
 export const otherColor = (color: string): 'blue' | 'green' => (color === 'blue' ? 'green' : 'blue')
 

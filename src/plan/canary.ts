@@ -4,13 +4,13 @@
 // start-first on every host and the canary replicas become part of the normal set. A plan that stops short
 // of 100 leaves the canary live (result paused) until promote or abort; a new push of the pull request that
 // started it replaces it in one run.
+import { mainImage, type Replica, type Split } from '../model.js'
 import type { Config } from '../config.js'
 import type { CanaryState, ManagedContainer } from '../host/state.js'
 import {
   allocate,
   interleave,
   liveReplicas,
-  mainImage,
   PlanError,
   prepare,
   removeAll,
@@ -20,7 +20,7 @@ import {
   type Routes,
 } from './common.js'
 import { planRolling } from './rolling.js'
-import type { Replica, Split, Step } from './types.js'
+import type { Step } from './types.js'
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b))
 
@@ -181,7 +181,7 @@ export function planCanary(
     config.image,
   )
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old)
-  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: 'deployed' }
+  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: 'deployed', endsCanary: true }
 }
 
 /** The canary replicas about to exist, so that allocating the fresh ones does not hand out their ports. */
@@ -218,6 +218,7 @@ export function planPromote(
     next: complete.next,
     onFailure: 'abort-canary',
     leaves: 'deployed',
+    endsCanary: true,
     notes: [],
   }
 }
@@ -250,6 +251,7 @@ export function planAbort(
     next: stable,
     onFailure: 'restore',
     leaves: 'rolled-back',
+    endsCanary: true,
     notes: [],
   }
 }

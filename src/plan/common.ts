@@ -26,6 +26,8 @@ export interface Plan {
   readonly replaces?: readonly Replica[]
   /** What the run's result is once every step succeeded. */
   readonly leaves: PlanResult
+  /** Once every step succeeded, no canary is live any more: its record goes (abort, promote, a canary to 100). */
+  readonly endsCanary?: boolean
   /** What the plan reports before any step, e.g. why a canary runs as a rolling deploy. */
   readonly notes: readonly string[]
 }
@@ -175,5 +177,3 @@ export const removeAll = (replicas: readonly Replica[]): Step[] =>
   replicas.length ? [{ kind: 'remove', replicas }] : []
 export const retireAll = (replicas: readonly Replica[]): Step[] =>
   replicas.length ? [{ kind: 'retire', replicas }] : []
-
-export { mainImage, liveColor } from '../model.js'

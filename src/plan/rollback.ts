@@ -2,11 +2,11 @@
 // what the run changed; the operation deploys the previous image again.
 import type { Config } from '../config.js'
 import type { HostState } from '../host/state.js'
-import { replicaKey } from '../model.js'
+import { mainImage, type Replica, replicaKey } from '../model.js'
 import { planBlueGreen, switchTo } from './blue-green.js'
-import { liveReplicas, mainImage, PlanError, removeAll, type Plan, type Routes } from './common.js'
+import { liveReplicas, PlanError, removeAll, type Plan, type Routes } from './common.js'
 import { planRolling } from './rolling.js'
-import type { Replica, Step } from './types.js'
+import type { Step } from './types.js'
 
 /** What a failed run did so far, as the executor recorded it. */
 export interface Progress {

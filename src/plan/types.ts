@@ -1,8 +1,6 @@
 // A strategy is a plan: a list of steps, pure data that can be printed before anything runs.
 import { byHost, names, type Replica, type Split } from '../model.js'
 
-export type { Replica, Split }
-
 export type Step =
   /** docker login on each of these app hosts (in parallel). */
   | { readonly kind: 'login'; readonly registry: string; readonly username: string; readonly hosts: readonly string[] }
@@ -50,8 +48,6 @@ export type Step =
    * and removes them, so the run does not wait; a failure is reported by the next run, which removes what is left.
    */
   | { readonly kind: 'retire'; readonly replicas: readonly Replica[] }
-
-export type StepKind = Step['kind']
 
 /** Steps that change a host (or nginx): the run checks it still holds the lock before each. */
 export const changesHosts = (step: Step): boolean =>

@@ -1,4 +1,4 @@
-// Pure judgement of health probes; the probing itself is an effect (Remote.httpGet).
+// Pure judgement of one health probe; the probing itself is an effect (Remote.httpGet).
 import type { StatusRange } from '../config.js'
 import type { HttpResult } from '../remote/ssh.js'
 

@@ -1,0 +1,38 @@
+// A drain: until the outgoing replicas have nothing in flight, counted on their own hosts every poll.
+import { LIMITS } from '../config.js'
+import * as docker from '../commands/docker.js'
+import { byHost, type Replica } from '../model.js'
+import { run } from '../remote/ssh.js'
+import type { StepWorld } from './steps.js'
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
+
+/** Waits until the replicas have no connection in flight (at most `max` seconds); says how it ended. */
+export async function drainReplicas(w: StepWorld, replicas: readonly Replica[], max: number): Promise<string> {
+  const { config, nginx, progress } = w
+  // With keepalive_min_timeout, a reloading worker may still send an idle connection's next request to them.
+  const keepalive = config.nginx.scope === 'site' && nginx.state.facts.keepaliveMinTimeout
+  const min = keepalive ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0
+  // Host networking: every replica of a host shares its network namespace, read once per poll.
+  const targets = (rs: readonly Replica[]): docker.DrainTarget[] => {
+    const each = rs.map((r) => ({
+      ref: progress.idOf(r) ?? r.name,
+      pid: progress.pidOf(r),
+      ports: [docker.listenPortInside(config, r)],
+    }))
+    if (config.network !== 'host') return each
+    return [{ ...(each.find((t) => t.pid) ?? each[0]), ports: each.flatMap((t) => t.ports) }]
+  }
+  const outcomes = await Promise.all(
+    [...byHost(replicas)].map(async ([host, rs]) => {
+      const wait = docker.drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls)
+      return docker.parseDrain((await run(w.fleet.app(host), wait, 'draining')).stdout)
+    }),
+  )
+  const busy = outcomes.flatMap((o) => (o.kind === 'busy' ? [o.inFlight] : []))
+  if (busy.length) return `${busy.reduce((n, x) => n + x, 0)} connections still open after drain-seconds ${max}s`
+  if (outcomes.some((o) => o.kind === 'unknown'))
+    return `waited drain-seconds ${max}s (connections not readable on the host)`
+  const slowest = Math.max(...outcomes.map((o) => (o.kind === 'idle' ? o.ms : 0)))
+  return `nothing in flight after ${seconds(slowest)}`
+}
