@@ -2535,15 +2535,15 @@ var require_connect = __commonJS({
             if (this._sessionCache.size < this._maxCachedSessions) {
               return;
             }
-            const ref2 = this._sessionCache.get(key);
-            if (ref2 !== void 0 && ref2.deref() === void 0) {
+            const ref = this._sessionCache.get(key);
+            if (ref !== void 0 && ref.deref() === void 0) {
               this._sessionCache.delete(key);
             }
           });
         }
         get(sessionKey) {
-          const ref2 = this._sessionCache.get(sessionKey);
-          return ref2 ? ref2.deref() : null;
+          const ref = this._sessionCache.get(sessionKey);
+          return ref ? ref.deref() : null;
         }
         set(sessionKey, session) {
           if (this._maxCachedSessions === 0) {
@@ -11645,7 +11645,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP: isIP3 } = __require("node:net");
+    var { isIP: isIP4 } = __require("node:net");
     var { lookup: lookup2 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11799,16 +11799,16 @@ var require_dns = __commonJS({
       setRecords(origin, addresses) {
         const timestamp = Date.now();
         const records = { records: { 4: null, 6: null } };
-        for (const record of addresses) {
-          record.timestamp = timestamp;
-          if (typeof record.ttl === "number") {
-            record.ttl = Math.min(record.ttl, this.#maxTTL);
+        for (const record2 of addresses) {
+          record2.timestamp = timestamp;
+          if (typeof record2.ttl === "number") {
+            record2.ttl = Math.min(record2.ttl, this.#maxTTL);
           } else {
-            record.ttl = this.#maxTTL;
+            record2.ttl = this.#maxTTL;
           }
-          const familyRecords = records.records[record.family] ?? { ips: [] };
-          familyRecords.ips.push(record);
-          records.records[record.family] = familyRecords;
+          const familyRecords = records.records[record2.family] ?? { ips: [] };
+          familyRecords.ips.push(record2);
+          records.records[record2.family] = familyRecords;
         }
         this.#records.set(origin.hostname, records);
       }
@@ -11900,7 +11900,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP3(origin.hostname) !== 0) {
+          if (isIP4(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -12862,8 +12862,8 @@ var require_request2 = __commonJS({
           const controllerList = dependentControllerMap.get(ac.signal);
           if (controllerList !== void 0) {
             if (controllerList.size !== 0) {
-              for (const ref2 of controllerList) {
-                const ctrl = ref2.deref();
+              for (const ref of controllerList) {
+                const ctrl = ref.deref();
                 if (ctrl !== void 0) {
                   ctrl.abort(this.reason);
                 }
@@ -21344,8 +21344,8 @@ var require_make_dir = __commonJS({
             return make(pth);
           }
           try {
-            const stats2 = await stat2(pth);
-            if (!stats2.isDirectory()) {
+            const stats = await stat2(pth);
+            if (!stats.isDirectory()) {
               throw new Error("The path is not a directory");
             }
           } catch (_) {
@@ -36765,7 +36765,7 @@ var require_SFTP = __commonJS({
               case "statvfs@openssh.com":
               case "fstatvfs@openssh.com": {
                 const biOpt = sftp._biOpt;
-                const stats2 = {
+                const stats = {
                   f_bsize: bufferParser.readUInt64BE(biOpt),
                   f_frsize: bufferParser.readUInt64BE(biOpt),
                   f_blocks: bufferParser.readUInt64BE(biOpt),
@@ -36778,7 +36778,7 @@ var require_SFTP = __commonJS({
                   f_flag: bufferParser.readUInt64BE(biOpt),
                   f_namemax: bufferParser.readUInt64BE(biOpt)
                 };
-                if (stats2.f_namemax === void 0)
+                if (stats.f_namemax === void 0)
                   break;
                 if (sftp._debug) {
                   sftp._debug(
@@ -36787,7 +36787,7 @@ var require_SFTP = __commonJS({
                 }
                 bufferParser.clear();
                 if (typeof req.cb === "function")
-                  req.cb(void 0, stats2);
+                  req.cb(void 0, stats);
                 return;
               }
               case "limits@openssh.com": {
@@ -41077,7 +41077,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes2
+      randomBytes: randomBytes3
     } = __require("crypto");
     var { Ber } = require_lib2();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -41341,7 +41341,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes2(SALT_LEN);
+            const salt = randomBytes3(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -41380,7 +41380,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes2(4);
+          const checkInt = randomBytes3(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -42091,6 +42091,172 @@ function group(name, fn) {
   });
 }
 
+// src/config.ts
+var DEFAULTS = {
+  port: "22",
+  "insecure-skip-host-key-check": "false",
+  strategy: "rolling",
+  replicas: "2",
+  ports: "9201-9210",
+  "container-port": "8080",
+  network: "",
+  "upstream-host": "127.0.0.1",
+  pull: "true",
+  "pull-timeout": "600",
+  "health-path": "/",
+  "health-status": "200-399",
+  "health-timeout": "60",
+  "health-interval": "0.2",
+  "drain-seconds": "5",
+  "verify-seconds": "5",
+  "bake-seconds": "30",
+  "stop-timeout": "10",
+  "batch-size": "1",
+  "keep-previous": "false",
+  "canary-steps": "10,50,100",
+  "canary-replicas": "1",
+  "canary-interval": "60",
+  "canary-max-error-rate": "1",
+  "nginx-mode": "container",
+  "nginx-scope": "site",
+  "nginx-container": "loadbalancer",
+  "nginx-image": "nginx:stable",
+  listen: "80",
+  "server-name": "localhost",
+  "lb-method": "least_conn",
+  weight: "10",
+  "max-fails": "3",
+  "fail-timeout": "30s",
+  operation: "deploy",
+  "dry-run": "false",
+  "rollback-on-failure": "true",
+  "lock-timeout": "300"
+};
+var derivedDefaults = {
+  configPath: (app) => `/etc/nginx/conf.d/${app}.conf`,
+  upstreamName: (app) => `${app.replace(/[-.]/g, "_")}_replicas`
+};
+var LIMITS = {
+  /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
+  stateDir: ".nginx-rollout",
+  /**
+   * How long a deploy's port reservation on an app host lasts (the run releases it at its end; a run that died
+   * leaves it to expire): until then no other app's deploy takes those ports.
+   */
+  portReservationSeconds: 3600,
+  /** Plans a run makes when other deploys take its ports as it plans, before it gives up. */
+  portReservationTries: 3,
+  /** A cancelled run's way back drains the new replicas at most this long (the runner allows 7.5 s in all). */
+  cancelDrainSeconds: 1,
+  /** From the runner's first signal, how long a cancelled run may take to reach a consistent state. */
+  cancelDeadlineMs: 7e3,
+  /** Deploy history entries kept on the host. */
+  historyEntries: 20,
+  /** A lock whose heartbeat is older than this was left by a run that died. */
+  lockStaleSeconds: 45,
+  lockHeartbeatMs: 1e4,
+  /** Heartbeats that fail in a row before the run stops changing anything (the lock may be taken over at lockStaleSeconds). */
+  lockHeartbeatFailures: 2,
+  lockPollMs: 1e3,
+  /** How long a run waits for another app's nginx change on the same nginx to finish. */
+  nginxLockSeconds: 60,
+  /** How long nginx may take to start workers with the new config after the reload signal. */
+  reloadVerifyMs: 15e3,
+  /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
+  configIdPath: (app) => `/.nginx-rollout/${app}/config-id`,
+  /** Log lines of a failing replica shown in the summary. */
+  failureLogLines: 30,
+  /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
+  probeTimeoutMs: 2e3,
+  sshReadyTimeoutMs: 2e4,
+  sshKeepaliveMs: 1e4,
+  /**
+   * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
+   * kept free for the lock's heartbeat and one for following nginx's record of the app's requests.
+   */
+  sshSessions: 8,
+  /** How long stopping a followed command waits for it to end before closing its channel. */
+  followStopMs: 2e3,
+  /** Forwarded TCP channels (health probes) open at once on one connection. */
+  sshTunnels: 16,
+  /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
+  commandTimeoutSeconds: 120,
+  /** The client gives a command this long past its remote deadline before it gives up on the channel. */
+  commandGraceSeconds: 10,
+  /**
+   * Verification of every route on real traffic (judge/compare.ts). A route's new replicas pass once this
+   * many of their requests were judged without a clear failure (broken routes show long before).
+   */
+  verifyMinRequests: 50,
+  /** Fewer errors than this never fail a version: a handful of 5xx is noise. */
+  verifyMinErrors: 5,
+  /** The old version needs this many requests in the record before the new one is compared with it. */
+  verifyMinOldRequests: 20,
+  /** How many standard errors above the old rate is clearly worse; high because the verdict is taken often. */
+  verifyWorseZ: 4,
+  /** The smallest rise of the 5xx rate, in percentage points, that fails a version. */
+  verifyServerErrorFloor: 1,
+  /** The smallest rise of the 4xx rate, in percentage points, that fails a version. */
+  verifyClientErrorFloor: 2,
+  /** With no old traffic to compare with, a 5xx rate of this many percent fails the new version on its own. */
+  verifyAloneErrorRate: 50,
+  /** How often the judgement looks at what nginx recorded. */
+  judgeTickMs: 50,
+  /** A verification ends as not judged when no request at all reached the app within this long of a route. */
+  verifyQuietMs: 1e3,
+  /** The new version's last seconds fail it only with at least this many errors of a class (see compareLately). */
+  verifyRecentMinErrors: 10,
+  /** ...and only if that many errors had a chance below this, were it as good as the old version. */
+  verifyRecentChance: 1e-7,
+  /** The smallest error rate (percent) the old version is taken to have for that chance. */
+  verifyRecentBaseRate: 0.1,
+  /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */
+  verifyRecentMs: 3e3,
+  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
+  canaryMinRequests: 50,
+  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
+  canaryWorseZ: 3,
+  /** Failed health probes in a row of a replica that took traffic that fail the deploy (a slow probe is not one). */
+  watchProbeFailures: 3,
+  /** The watch asks Docker about every routed replica once in this many rounds, to see restarts between probes. */
+  watchDockerEveryRounds: 5,
+  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
+  canaryLogBytes: 32 * 1024 * 1024,
+  /** The app's traffic log is cut back to empty whenever it grows past this, while a run follows it. */
+  trafficLogMaxBytes: 64 * 1024 * 1024,
+  /** How often the traffic log is read on the nginx host while a run follows it. */
+  followEveryMs: 50,
+  /** The longest a run follows the traffic log (the command's deadline on the host). */
+  followMaxSeconds: 6 * 3600,
+  /** The app's traffic log, which nginx writes while a run judges its traffic (judge/). */
+  canaryLogPath: (app) => `/var/log/nginx/nginx-rollout-${app}.log`,
+  /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
+  drainPollMs: 100,
+  drainQuietPolls: 2,
+  /**
+   * keepalive_min_timeout (nginx >= 1.27.4, site scope): an idle keep-alive connection of a reloading worker
+   * stays open this long and its next request is answered with Connection: close instead of being reset.
+   * Those old workers may still route to outgoing replicas meanwhile, so a drain lasts at least this long.
+   */
+  keepaliveMinTimeoutSeconds: 1,
+  /** The nginx version that introduced keepalive_min_timeout. */
+  keepaliveMinTimeoutSince: [1, 27, 4],
+  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
+  githubRequestTimeoutMs: 15e3,
+  /** Earlier deployments of the environment checked for one still marked active. */
+  githubEarlierDeployments: 10,
+  /** GitHub's limit on a deployment status description. */
+  githubDescriptionChars: 140,
+  /** Pushes of a pull request's canary shown in its comment, and kept in its record (older ones are never shown). */
+  canaryPushesShown: 10,
+  /**
+   * Judged steps kept in a canary's record on the nginx host, the newest, for the canary and for each earlier
+   * push: a pull request's canary gains some at every run, and its record must stay small enough to be written
+   * and read in one command.
+   */
+  canaryObservationsKept: 50
+};
+
 // node_modules/@actions/github/lib/context.js
 import { readFileSync, existsSync as existsSync2 } from "fs";
 import { EOL as EOL5 } from "os";
@@ -42332,7 +42498,7 @@ var before_after_hook_default = { Singular, Collection };
 // node_modules/@octokit/endpoint/dist-bundle/index.js
 var VERSION = "0.0.0-development";
 var userAgent = `octokit-endpoint.js/${VERSION} ${getUserAgent()}`;
-var DEFAULTS = {
+var DEFAULTS2 = {
   method: "GET",
   baseUrl: "https://api.github.com",
   headers: {
@@ -42640,7 +42806,7 @@ function withDefaults(oldDefaults, newDefaults) {
     parse
   });
 }
-var endpoint = withDefaults(null, DEFAULTS);
+var endpoint = withDefaults(null, DEFAULTS2);
 
 // node_modules/content-type/dist/index.js
 var SP = 32;
@@ -46299,9 +46465,9 @@ function parseListen(text2) {
 var LOOPBACK = /^(127\.|::1$|localhost$)/;
 var isLoopback = (address) => LOOPBACK.test(address);
 function mainImage(replicas) {
-  const counts = /* @__PURE__ */ new Map();
-  for (const r of replicas) counts.set(r.image, (counts.get(r.image) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
+  const counts2 = /* @__PURE__ */ new Map();
+  for (const r of replicas) counts2.set(r.image, (counts2.get(r.image) ?? 0) + 1);
+  return [...counts2].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "";
 }
 var liveColor = (replicas) => replicas.find((r) => r.color)?.color ?? "";
 function byHost(replicas) {
@@ -46310,6 +46476,309 @@ function byHost(replicas) {
   return groups;
 }
 var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.host}` : r.name).join(", ");
+
+// src/timeline.ts
+var MAX_BARS = 40;
+var SYNTAX = { ":": "\u2236", "#": "\uFF03", ";": "," };
+var sanitise = (text2) => text2.replace(/[:#;]/g, (c) => SYNTAX[c]).replace(/\s+/g, " ").trim().replace(/^(.?)%/, "$1\uFF05");
+var HEADER = ["gantt", "dateFormat x", "axisFormat %M:%S", "todayMarker off"];
+var task = (b, prefix = "") => `${sanitise(prefix + b.label)} :${b.tags.map((t) => `${t}, `).join("")}${Math.round(b.start)}, ${Math.round(b.end)}`;
+var milestone = (label, at, tags = []) => ({
+  label,
+  start: at,
+  end: at,
+  tags: [...tags, "milestone"]
+});
+var verdictTags = (verdict) => verdict === "pass" ? [] : verdict === "fail" ? ["crit"] : ["active"];
+function share(percent) {
+  const shown = Number.isInteger(percent) ? percent : percent < 10 ? Number(percent.toFixed(1)) : Math.round(percent);
+  return `${shown}%`;
+}
+function canaryTimeline(observations) {
+  if (!observations.length) return "";
+  const out = [...HEADER, "section canary"];
+  let t = 0;
+  for (const o of observations) {
+    const end = t + o.seconds * 1e3;
+    out.push(task({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ["active"] }));
+    out.push(task(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict))));
+    t = end;
+  }
+  return out.join("\n");
+}
+var startOf = (s) => s.startedAtMs ?? s.endedAtMs - s.ms;
+var Lives = class {
+  lanes = /* @__PURE__ */ new Map();
+  /** The run's own bars (pull, bake, rollback) and milestones. */
+  run = [];
+  /** The canary's share of requests over time. */
+  canary = [];
+  serving = /* @__PURE__ */ new Map();
+  backup = /* @__PURE__ */ new Map();
+  starting = /* @__PURE__ */ new Map();
+  canaryShare;
+  /** `before`: what nginx served when the run started, in equal shares when they run one image. */
+  constructor(before) {
+    const oneImage = new Set(before.map((x) => x.image)).size === 1;
+    for (const x of before) {
+      this.lane(x);
+      this.serving.set(replicaKey(x), {
+        label: oneImage ? `serving ${share(100 / before.length)}` : "serving",
+        since: 0
+      });
+    }
+  }
+  lane(x, started = false) {
+    const key = replicaKey(x);
+    const found = this.lanes.get(key);
+    if (found) return found;
+    const made = { host: x.host, name: x.name, started, members: 1, bars: [] };
+    this.lanes.set(key, made);
+    return made;
+  }
+  bar(x, label, start2, end, tags) {
+    this.lane(x).bars.push({ label, start: start2, end, tags });
+  }
+  /** A start's bar runs until the replica's gate begins (or it serves, or goes), else to the step's end. */
+  start(x, label, since, until, failed2) {
+    this.lane(x);
+    this.starting.set(replicaKey(x), { label, since, until, failed: failed2 });
+  }
+  endStart(x, at) {
+    const s = this.starting.get(replicaKey(x));
+    if (s) this.bar(x, s.label, s.since, Math.max(s.since, at), s.failed ? ["crit"] : []);
+    this.starting.delete(replicaKey(x));
+  }
+  /**
+   * nginx serves `servers` from `at` on, `standby` as backup. Their shares of requests: the split's, or equal
+   * (a restored file may hold a split the step does not say: then no share is shown).
+   */
+  route(servers, split, standby, at, sharesKnown = true) {
+    const canaries = new Set((split?.canary ?? []).map(replicaKey));
+    const stable = servers.filter((x) => !canaries.has(replicaKey(x)));
+    const shares = /* @__PURE__ */ new Map();
+    for (const x of servers) {
+      const part = !split ? 100 / servers.length : canaries.has(replicaKey(x)) ? split.percent / split.canary.length : (100 - split.percent) / stable.length;
+      shares.set(replicaKey(x), sharesKnown ? `serving ${share(part)}` : "serving");
+    }
+    for (const key of [...this.serving.keys()])
+      if (this.serving.get(key)?.label !== shares.get(key)) this.stopServing(key, at);
+    for (const key of [...this.backup.keys()]) if (!standby.some((x) => replicaKey(x) === key)) this.stopBackup(key, at);
+    for (const x of servers) {
+      this.lane(x);
+      this.endStart(x, at);
+      this.stopBackup(replicaKey(x), at);
+      if (!this.serving.has(replicaKey(x)))
+        this.serving.set(replicaKey(x), { label: shares.get(replicaKey(x)), since: at });
+    }
+    for (const x of standby) {
+      this.lane(x);
+      if (!this.backup.has(replicaKey(x))) this.backup.set(replicaKey(x), at);
+    }
+    const known = this.canaryShare?.canaries;
+    const percent = split ? split.percent : known && servers.length && servers.every((x) => known.has(replicaKey(x))) ? 100 : void 0;
+    if (this.canaryShare && this.canaryShare.percent !== percent) this.endCanary(at);
+    if (percent !== void 0 && !this.canaryShare)
+      this.canaryShare = { percent, since: at, canaries: split ? canaries : new Set(servers.map(replicaKey)) };
+  }
+  /** The replica is out of nginx and leaving (stopped, removed, retired) from `at` on. */
+  leaves(x, at) {
+    this.endStart(x, at);
+    this.stopServing(replicaKey(x), at);
+    this.stopBackup(replicaKey(x), at);
+  }
+  /** The run ended at `at`: every bar still open ends there (a start never gated, at its step's end). */
+  end(at) {
+    for (const [key, s] of this.starting)
+      this.lanes.get(key)?.bars.push({ label: s.label, start: s.since, end: s.until, tags: s.failed ? ["crit"] : [] });
+    this.starting.clear();
+    for (const key of [...this.serving.keys()]) this.stopServing(key, at);
+    for (const key of [...this.backup.keys()]) this.stopBackup(key, at);
+    this.endCanary(at);
+  }
+  stopServing(key, at) {
+    const s = this.serving.get(key);
+    if (s) this.lanes.get(key)?.bars.push({ label: s.label, start: s.since, end: at, tags: ["active"] });
+    this.serving.delete(key);
+  }
+  stopBackup(key, at) {
+    const since = this.backup.get(key);
+    if (since !== void 0) this.lanes.get(key)?.bars.push({ label: "backup", start: since, end: at, tags: ["done"] });
+    this.backup.delete(key);
+  }
+  endCanary(at) {
+    const c = this.canaryShare;
+    if (c) this.canary.push({ label: `canary ${share(c.percent)}`, start: c.since, end: at, tags: ["active"] });
+    this.canaryShare = void 0;
+  }
+};
+function draw(lives, s) {
+  const start2 = startOf(s);
+  const end = s.endedAtMs;
+  const failed2 = s.outcome === "failed";
+  const tags = (usual) => failed2 ? ["crit"] : [...usual];
+  const step = s.step;
+  switch (step.kind) {
+    case "login":
+      lives.run.push({ label: `log in to ${step.registry || "Docker Hub"}`, start: start2, end, tags: tags([]) });
+      break;
+    case "pull":
+      lives.run.push({ label: `pull ${step.image}`, start: start2, end, tags: tags([]) });
+      break;
+    case "start":
+    case "restart": {
+      const label = step.kind === "restart" ? "starting again" : step.ahead ? "started ahead" : "starting";
+      for (const x of step.replicas) {
+        lives.lane(x, step.kind === "start");
+        lives.start(x, label, start2, end, failed2);
+      }
+      break;
+    }
+    case "gate":
+      for (const x of step.replicas) {
+        lives.endStart(x, start2);
+        lives.bar(x, "health gate", start2, end, tags([]));
+      }
+      break;
+    case "route":
+      if (s.outcome === "ok") lives.route(step.servers, step.split, step.judged?.backup ?? [], end);
+      else if (failed2) lives.run.push(milestone("route failed", end, ["crit"]));
+      break;
+    case "restore-config":
+      if (s.outcome === "ok")
+        lives.route(step.servers, void 0, [], end, new Set(step.servers.map((x) => x.image)).size <= 1);
+      else if (failed2) lives.run.push(milestone("restore failed", end, ["crit"]));
+      break;
+    case "record":
+      if (failed2) lives.run.push(milestone("record of requests failed", end, ["crit"]));
+      break;
+    case "observe":
+      break;
+    case "drain":
+      for (const x of step.replicas) lives.bar(x, "draining", start2, end, ["done"]);
+      break;
+    case "bake":
+      lives.run.push({ label: `bake ${step.seconds} s`, start: start2, end, tags: tags(["done"]) });
+      break;
+    case "stop":
+    case "remove":
+    case "retire": {
+      const label = step.kind === "stop" ? "stopped" : step.kind === "remove" ? "removed" : "retired";
+      for (const x of step.replicas) {
+        lives.leaves(x, start2);
+        lives.bar(x, label, start2, end, tags(["done"]));
+      }
+      break;
+    }
+  }
+  if (s.outcome === "cancelled") lives.run.push(milestone("run cancelled", end, ["crit"]));
+}
+var byTime = (a, b) => a.start - b.start || a.end - b.end;
+function timeline(r) {
+  const ran = r.steps.filter((s) => s.outcome !== "not run" && s.step !== void 0);
+  if (!ran.length) return "";
+  const lives = new Lives(r.servingBefore ?? []);
+  for (const s of ran) draw(lives, s);
+  lives.end(Math.max(Math.round(r.durationSeconds * 1e3), ...ran.map((s) => s.endedAtMs)));
+  const back = ran.filter((s) => s.phase === "rollback");
+  const rollback = back.length ? [
+    {
+      label: "rollback",
+      start: Math.min(...back.map(startOf)),
+      end: Math.max(...back.map((s) => s.endedAtMs)),
+      tags: ["crit"]
+    }
+  ] : [];
+  const manyHosts = r.hosts.length > 1;
+  const run3 = [...lives.run, ...rollback, ...verdicts(r, ran, manyHosts)].sort(byTime);
+  const lanes = fit(
+    [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
+    run3.length + lives.canary.length
+  );
+  const out = [...HEADER];
+  if (run3.length) out.push("section run", ...run3.map((b) => task(b)));
+  if (lives.canary.length) out.push("section canary", ...lives.canary.map((b) => task(b)));
+  if (!manyHosts) for (const l of lanes) out.push(`section ${sanitise(l.name)}`, ...l.bars.map((b) => task(b)));
+  else
+    for (const host of sectionOrder(r.hosts, lanes)) {
+      out.push(`section ${sanitise(host || "all hosts")}`);
+      for (const l of lanes.filter((x) => x.host === host)) out.push(...l.bars.map((b) => task(b, `${l.name} `)));
+    }
+  return out.join("\n");
+}
+var sectionOrder = (hosts, lanes) => [
+  .../* @__PURE__ */ new Set([...hosts.filter((h) => lanes.some((l) => l.host === h)), ...lanes.map((l) => l.host)])
+];
+function verdicts(r, ran, manyHosts) {
+  const out = [];
+  const drains = ran.filter((s) => s.step.kind === "drain" && s.step.verify?.length);
+  for (const v of r.verifications ?? []) {
+    const judged = v.replicas.join(", ");
+    const i = drains.findIndex((s) => s.step.kind === "drain" && names(s.step.verify ?? [], manyHosts) === judged);
+    if (i < 0) continue;
+    const [drain2] = drains.splice(i, 1);
+    const at = Math.min(startOf(drain2) + v.ms, drain2.endedAtMs);
+    const what = v.verdict === "not judged" ? `${judged} not judged` : `${judged} judged ${v.verdict}`;
+    out.push(milestone(what, at, verdictTags(v.verdict)));
+  }
+  const bake2 = ran.find((s) => s.step.kind === "bake");
+  if (r.bake && bake2) out.push(milestone(`bake ${r.bake.verdict}`, bake2.endedAtMs, verdictTags(r.bake.verdict)));
+  const observed = ran.filter((s) => s.step.kind === "observe");
+  for (const o of r.canarySteps ?? []) {
+    const i = observed.findIndex((s) => s.step.kind === "observe" && s.step.split.percent === o.percent);
+    if (i < 0) continue;
+    const [step] = observed.splice(i, 1);
+    out.push(milestone(`canary ${o.percent}% ${o.verdict}`, step.endedAtMs, verdictTags(o.verdict)));
+  }
+  return out;
+}
+var barCount = (lanes) => lanes.reduce((n, l) => n + l.bars.length, 0);
+function fit(lanes, fixed) {
+  if (barCount(lanes) + fixed <= MAX_BARS) return lanes;
+  const same = group2(
+    lanes,
+    (l) => `${l.host}|${l.started}|${JSON.stringify(l.bars)}`,
+    (ls) => ls[0].bars,
+    (ls) => ls.length <= 3 ? ls.map((l) => l.name).join(", ") : `${ls[0].name} and ${ls.length - 1} more`
+  );
+  if (barCount(same) + fixed <= MAX_BARS) return same;
+  const byHost2 = group2(lanes, (l) => `${l.host}|${l.started}`, spans, kindName);
+  if (barCount(byHost2) + fixed <= MAX_BARS) return byHost2;
+  return group2(
+    lanes.map((l) => ({ ...l, host: "" })),
+    (l) => String(l.started),
+    spans,
+    kindName
+  );
+}
+function group2(lanes, keyOf, barsOf, nameOf) {
+  const groups = /* @__PURE__ */ new Map();
+  for (const l of lanes) groups.set(keyOf(l), [...groups.get(keyOf(l)) ?? [], l]);
+  return [...groups.values()].map((ls) => ({
+    host: ls[0].host,
+    name: ls.length === 1 ? ls[0].name : nameOf(ls),
+    started: ls[0].started,
+    members: ls.reduce((n, l) => n + l.members, 0),
+    bars: barsOf(ls)
+  }));
+}
+var kindName = (ls) => `${ls.reduce((n, l) => n + l.members, 0)} ${ls[0].started ? "new" : "old"} replicas`;
+function spans(ls) {
+  const byLabel = /* @__PURE__ */ new Map();
+  for (const b of ls.flatMap((l) => l.bars)) {
+    const seen = byLabel.get(b.label);
+    byLabel.set(
+      b.label,
+      seen ? {
+        label: b.label,
+        start: Math.min(seen.start, b.start),
+        end: Math.max(seen.end, b.end),
+        tags: seen.tags.includes("crit") || !b.tags.includes("crit") ? seen.tags : b.tags
+      } : b
+    );
+  }
+  return [...byLabel.values()].sort((a, b) => a.start - b.start || a.end - b.end);
+}
 
 // src/summary.ts
 function redact(text2, secrets) {
@@ -46327,55 +46796,72 @@ var HEADLINE = {
   failed: "FAILED",
   planned: "planned (dry run: nothing changed)",
   paused: "paused with the canary live",
-  unchanged: "unchanged (nothing to do)"
+  unchanged: "unchanged (nothing to do)",
+  cancelled: "cancelled (nginx left in one consistent state)"
 };
+var seconds = (ms) => `${(ms / 1e3).toFixed(2)} s`;
+function facts(r) {
+  const serving = r.image ? `\`${r.image}\`` : "nothing";
+  const asked = r.requestedImage && r.requestedImage !== r.image ? ` \xB7 **asked** \`${r.requestedImage}\`` : "";
+  const switched = r.trafficSwitchedSeconds !== void 0 && r.result === "deployed" ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : "";
+  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)} s`;
+}
+function outcome(s) {
+  switch (s.outcome) {
+    case "ok":
+      return s.detail ? `ok: ${cell(s.detail)}` : "ok";
+    case "failed":
+      return "**failed**";
+    case "inconclusive":
+    case "cancelled":
+    case "not run":
+      return s.outcome;
+  }
+}
+function steps(r) {
+  const rows = [...r.steps.filter((s) => s.phase === "deploy"), ...r.steps.filter((s) => s.phase !== "deploy")];
+  const withHost = r.hosts.length > 1;
+  const host = (s) => withHost ? ` ${s.hosts.join(", ")} |` : "";
+  const step = (s) => `${s.phase === "rollback" ? "rollback: " : ""}${cell(s.description)}`;
+  if (rows.every((s) => s.outcome === "not run"))
+    return [
+      "",
+      `### Plan (${r.result === "planned" ? "dry run: " : ""}nothing ran)`,
+      "",
+      `| # | Step |${withHost ? " Host |" : ""}`,
+      `|---|---|${withHost ? "---|" : ""}`,
+      ...rows.map((s, i) => `| ${i + 1} | ${step(s)} |${host(s)}`)
+    ];
+  return [
+    "",
+    "### Steps",
+    "",
+    `| # | Step |${withHost ? " Host |" : ""} Time | Outcome |`,
+    `|---|---|${withHost ? "---|" : ""}---|---|`,
+    ...rows.map(
+      (s, i) => `| ${i + 1} | ${step(s)} |${host(s)} ${s.outcome === "not run" ? "" : seconds(s.ms)} | ${outcome(s)} |`
+    )
+  ];
+}
 function renderSummary(r, secrets = []) {
   const out = [];
   const status2 = r.operation === "status";
   out.push(status2 ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
-  out.push("");
-  out.push(
-    `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **image** \`${r.image || "-"}\` \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${r.trafficSwitchedSeconds !== void 0 ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : ""} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)} s`
-  );
-  for (const n of r.notes ?? []) out.push("", `> ${n}`);
-  if (r.live) {
-    out.push(
-      "",
-      "### Live",
-      "",
-      "| Replica | Host | Address | Image | Colour | nginx weight |",
-      "|---|---|---|---|---|---|"
-    );
-    for (const x of r.live.replicas)
-      out.push(
-        `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`
-      );
-    if (!r.live.replicas.length) out.push("| (none) | | | | | |");
-    if (r.live.canary)
-      out.push(
-        "",
-        `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`
-      );
-    if (r.live.history.length) {
-      out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
-      for (const h of r.live.history)
-        out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
-    }
+  out.push("", facts(r));
+  if (r.stopped) {
+    const left = r.steps.filter((s) => s.outcome === "not run").length;
+    const rest = left ? `${left} step${left === 1 ? "" : "s"} of the plan did not run` : "";
+    const why = r.stopped === r.failure ? `${rest || "the plan did not finish"}; what failed is below.` : `${cell(r.stopped).replace(/\.$/, "")}.${rest ? ` ${rest}.` : ""}`;
+    out.push("", `**Stopped early:** ${why}`);
   }
+  for (const n of r.notes ?? []) out.push("", `> ${n}`);
+  if (r.live) out.push(...live(r.live));
   if (r.failure) out.push("", "**What failed:**", "", fence(r.failure));
   if (r.rollbackFailure) out.push("", "**The rollback failed too:**", "", fence(r.rollbackFailure));
-  if (r.plan.length) {
-    out.push("", "### Plan", "");
-    r.plan.forEach((p, i) => out.push(`${i + 1}. ${p}`));
-  }
-  if (r.steps.length) {
-    out.push("", "### Steps", "", "| # | Phase | Step | Host | Duration | Outcome |", "|---|---|---|---|---|---|");
-    r.steps.forEach(
-      (s, i) => out.push(
-        `| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(", ")} | ${(s.ms / 1e3).toFixed(2)} s | ${s.outcome === "ok" ? `ok${s.detail ? `: ${cell(s.detail)}` : ""}` : "**failed**"} |`
-      )
-    );
-  }
+  const chart = timeline(r);
+  if (chart) out.push("", "### Timeline", "", fence(chart, "mermaid"));
+  if (r.steps.length) out.push(...steps(r));
+  else if (r.plan.length) out.push("", "### Plan", "", ...r.plan.map((p, i) => `${i + 1}. ${p}`));
   if (r.gates.length) {
     out.push(
       "",
@@ -46386,9 +46872,10 @@ function renderSummary(r, secrets = []) {
     );
     for (const g of r.gates)
       out.push(
-        `| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${(g.ms / 1e3).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`
+        `| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`
       );
   }
+  out.push(...realTraffic(r));
   if (r.canarySteps?.length) {
     out.push(
       "",
@@ -46404,7 +46891,16 @@ function renderSummary(r, secrets = []) {
   }
   if (r.github?.length) out.push("", "### GitHub", "", ...r.github.map((n) => `- ${n}`));
   if (r.configDiff)
-    out.push("", `<details><summary>${r.configPath} diff</summary>`, "", fence(r.configDiff, "diff"), "", "</details>");
+    out.push(
+      "",
+      `<details><summary>What this run changed in ${r.configPath}</summary>`,
+      "",
+      fence(r.configDiff, "diff"),
+      "",
+      "</details>"
+    );
+  else if (!status2 && r.result !== "planned")
+    out.push("", `nginx serves the same file as before the run (${r.configPath}).`);
   for (const e of r.evidence)
     out.push(
       "",
@@ -46419,118 +46915,66 @@ function renderSummary(r, secrets = []) {
   if (r.stats)
     out.push(
       "",
-      `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${(p.ms / 1e3).toFixed(2)} s`).join(", ")}` : ""}</sub>`
+      `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${seconds(p.ms)}`).join(", ")}` : ""}</sub>`
     );
   return redact(out.join("\n") + "\n", secrets);
 }
-
-// src/config.ts
-var DEFAULTS2 = {
-  port: "22",
-  "insecure-skip-host-key-check": "false",
-  strategy: "rolling",
-  replicas: "2",
-  ports: "9201-9210",
-  "container-port": "8080",
-  network: "",
-  "upstream-host": "127.0.0.1",
-  pull: "true",
-  "pull-timeout": "600",
-  "health-path": "/",
-  "health-status": "200-399",
-  "health-timeout": "60",
-  "health-interval": "0.2",
-  "drain-seconds": "5",
-  "stop-timeout": "10",
-  "batch-size": "1",
-  "keep-previous": "false",
-  "canary-steps": "10,50,100",
-  "canary-replicas": "1",
-  "canary-interval": "60",
-  "canary-max-error-rate": "1",
-  "nginx-mode": "container",
-  "nginx-scope": "site",
-  "nginx-container": "loadbalancer",
-  "nginx-image": "nginx:stable",
-  listen: "80",
-  "server-name": "localhost",
-  "lb-method": "least_conn",
-  weight: "10",
-  "max-fails": "3",
-  "fail-timeout": "30s",
-  operation: "deploy",
-  "dry-run": "false",
-  "rollback-on-failure": "true",
-  "lock-timeout": "300"
-};
-var derivedDefaults = {
-  configPath: (app) => `/etc/nginx/conf.d/${app}.conf`,
-  upstreamName: (app) => `${app.replace(/[-.]/g, "_")}_replicas`
-};
-var LIMITS = {
-  /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
-  stateDir: ".nginx-rollout",
-  /** Deploy history entries kept on the host. */
-  historyEntries: 20,
-  /** A lock whose heartbeat is older than this was left by a run that died. */
-  lockStaleSeconds: 45,
-  lockHeartbeatMs: 1e4,
-  /** Heartbeats that fail in a row before the run stops changing anything (the lock may be taken over at lockStaleSeconds). */
-  lockHeartbeatFailures: 2,
-  lockPollMs: 1e3,
-  /** How long a run waits for another app's nginx change on the same nginx to finish. */
-  nginxLockSeconds: 60,
-  /** How long nginx may take to start workers with the new config after the reload signal. */
-  reloadVerifyMs: 15e3,
-  /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
-  configIdPath: (app) => `/.nginx-rollout/${app}/config-id`,
-  /** Log lines of a failing replica shown in the summary. */
-  failureLogLines: 30,
-  /** A single health probe gives up after this long (or the gate's interval, whichever is larger). */
-  probeTimeoutMs: 2e3,
-  sshReadyTimeoutMs: 2e4,
-  sshKeepaliveMs: 1e4,
-  /**
-   * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat.
-   */
-  sshSessions: 8,
-  /** Forwarded TCP channels (health probes) open at once on one connection. */
-  sshTunnels: 16,
-  /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
-  commandTimeoutSeconds: 120,
-  /** The client gives a command this long past its remote deadline before it gives up on the channel. */
-  commandGraceSeconds: 10,
-  /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
-  canaryMinRequests: 50,
-  /** How far above the stable error rate (in standard errors) counts as clearly worse. */
-  canaryWorseZ: 3,
-  /** Consecutive failed health probes of a canary during a step that fail the step. */
-  canaryProbeFailures: 3,
-  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
-  canaryLogBytes: 32 * 1024 * 1024,
-  /** The per-app access log nginx writes while a canary split is live. */
-  canaryLogPath: (app) => `/var/log/nginx/nginx-rollout-${app}.log`,
-  /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
-  drainPollMs: 100,
-  drainQuietPolls: 2,
-  /**
-   * keepalive_min_timeout (nginx >= 1.27.4, site scope): an idle keep-alive connection of a reloading worker
-   * stays open this long and its next request is answered with Connection: close instead of being reset.
-   * Those old workers may still route to outgoing replicas meanwhile, so a drain lasts at least this long.
-   */
-  keepaliveMinTimeoutSeconds: 1,
-  /** The nginx version that introduced keepalive_min_timeout. */
-  keepaliveMinTimeoutSince: [1, 27, 4],
-  /** One GitHub API request gives up after this long: recording a deploy must never hold one up. */
-  githubRequestTimeoutMs: 15e3,
-  /** Earlier deployments of the environment checked for one still marked active. */
-  githubEarlierDeployments: 10,
-  /** GitHub's limit on a deployment status description. */
-  githubDescriptionChars: 140,
-  /** Pushes of a pull request's canary shown in its comment. */
-  canaryPushesShown: 10
-};
+function live(l) {
+  const out = [
+    "",
+    "### Live",
+    "",
+    "| Replica | Host | Address | Image | Colour | nginx weight |",
+    "|---|---|---|---|---|---|"
+  ];
+  for (const x of l.replicas)
+    out.push(
+      `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`
+    );
+  if (!l.replicas.length) out.push("| (none) | | | | | |");
+  if (l.canary)
+    out.push(
+      "",
+      `Canary \`${l.canary.image}\` paused at **${l.canary.weight}%** next to \`${l.canary.stableImage}\` since ${l.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`
+    );
+  if (l.history.length) {
+    out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
+    for (const h of l.history)
+      out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
+  }
+  return out;
+}
+function counts(c) {
+  const errors = Object.entries(c.statuses).filter(([s]) => /^[45]/.test(s)).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`);
+  return `${c.requests} (5xx ${c.serverErrors}, 4xx ${c.clientErrors}${errors.length ? `; ${errors.join(", ")}` : ""})`;
+}
+function realTraffic(r) {
+  const out = [];
+  if (r.verifications?.length) {
+    out.push(
+      "",
+      "### Real traffic",
+      "",
+      "| New replicas | Verdict | New version | Old version | Time to verdict | Why |"
+    );
+    out.push("|---|---|---|---|---|---|");
+    for (const v of r.verifications) {
+      const verdict = v.verdict === "fail" ? "**fail**" : v.verdict;
+      const why = v.verdict === "pass" ? "" : cell(v.reason);
+      out.push(
+        `| ${v.replicas.join(", ")} | ${verdict} | ${counts(v.new)} | ${counts(v.old)} | ${seconds(v.ms)} | ${why} |`
+      );
+    }
+  }
+  if (r.bake) {
+    const verdict = r.bake.verdict === "fail" ? "**fail**" : "pass";
+    out.push(
+      "",
+      `**Bake** ${r.bake.seconds} s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`
+    );
+  }
+  return out;
+}
 
 // src/github/api.ts
 var GitHubApiError = class extends Error {
@@ -46641,7 +47085,7 @@ function octokitApi(token, repo, apiUrl) {
 // src/github/comment.ts
 var commentMarker = (app, where) => `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll("--", "- -")} -->`;
 var count = (n) => n.toLocaleString("en-US");
-var fence2 = (s) => `\`\`\`
+var fence2 = (s, lang = "") => `\`\`\`${lang}
 ${s.replaceAll("```", "` ` `")}
 \`\`\``;
 function headline(v) {
@@ -46658,6 +47102,8 @@ function headline(v) {
       return `Canary of ${app}: ${v.operation === "deploy" ? "deploy" : v.operation} failed`;
     case "unchanged":
       return `Canary of ${app}: unchanged`;
+    case "cancelled":
+      return `Canary of ${app}: ${v.operation === "deploy" ? "deploy" : v.operation} cancelled`;
   }
 }
 function state(v) {
@@ -46675,13 +47121,15 @@ function state(v) {
       return `The run failed before it finished: check what is live with \`operation: status\`.`;
     case "unchanged":
       return "Nothing changed.";
+    case "cancelled":
+      return `The run was cancelled and left nginx in one consistent state: check what is live with \`operation: status\`.`;
   }
 }
-var verdicts = (obs) => obs.map((o) => `${o.percent}% ${o.verdict}`).join(", ") || "not judged";
+var verdicts2 = (obs) => obs.map((o) => `${o.percent}% ${o.verdict}`).join(", ") || "not judged";
 function history(v) {
   if (!v.pushes?.length) return [];
   const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map(
-    (p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ""} | ${verdicts(p.observations)} | ${p.outcome} |`
+    (p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ""} | ${verdicts2(p.observations)} | ${p.outcome} |`
   );
   const now = v.result === "paused" ? "live" : v.result === "deployed" ? "promoted" : v.result === "rolled-back" ? v.operation === "abort" ? "aborted" : "failed" : v.result;
   return [
@@ -46691,7 +47139,7 @@ function history(v) {
     "| Canary | Steps | Outcome |",
     "|---|---|---|",
     ...rows,
-    `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`
+    `| \`${v.canaryImage}\` (this run) | ${verdicts2(v.observations)} | ${now} |`
   ];
 }
 function renderCanaryComment(v) {
@@ -46707,6 +47155,8 @@ function renderCanaryComment(v) {
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
       );
   }
+  const chart = canaryTimeline(v.observations);
+  if (chart) out.push("", fence2(chart, "mermaid"));
   out.push(...history(v));
   if (v.failure) out.push("", "**What failed:**", "", fence2(v.failure));
   if (v.result === "paused")
@@ -46770,6 +47220,11 @@ function finalStatus(f) {
       };
     case "unchanged":
       return { state: "inactive", description: "Nothing to do" };
+    case "cancelled":
+      return f.image && f.image !== f.previousImage ? {
+        state: "success",
+        description: `Cancelled after the switch: ${f.image} serves all requests (bake cut short)`
+      } : { state: "error", description: `Cancelled: ${f.image || f.previousImage} serves all requests` };
   }
 }
 
@@ -46800,12 +47255,12 @@ var GitHubRecorder = class {
     this.notes.push(`warning: ${w}`);
   }
   status(state2, description) {
-    const live = state2 === "success" || state2 === "in_progress";
+    const live2 = state2 === "success" || state2 === "in_progress";
     return {
       state: state2,
       description,
       logUrl: this.links.runUrl,
-      ...live && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {}
+      ...live2 && this.links.environmentUrl ? { environmentUrl: this.links.environmentUrl } : {}
     };
   }
   /** Marks a deployment inactive (a pull request's earlier canary, replaced by a new push). */
@@ -47049,6 +47504,127 @@ function splitShellWords(text2) {
   return words;
 }
 
+// src/rules.ts
+var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
+var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+var REPLICA_NAME = /^[a-z0-9][a-z0-9_.-]*-(\d{1,5})$/;
+var isReplicaName = (name) => {
+  const port = REPLICA_NAME.exec(name)?.[1];
+  return port !== void 0 && isPort(Number(port));
+};
+var isPort = (n) => Number.isInteger(n) && n >= 1 && n <= 65535;
+var isImageOrNone = (s) => s === "" || IMAGE.test(s);
+var HOST_ID = /^(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+)(?::\d{1,5})?$/;
+var COLORS = ["", "blue", "green"];
+var isColor = (s) => COLORS.includes(s);
+var isPercent = (n, min = 0) => Number.isInteger(n) && n >= min && n <= 100;
+var WORD = /^[a-z][a-z-]{0,31}$/;
+var COMMIT = /^[0-9a-f]{1,64}$/;
+var TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
+var QUOTE_MAX = 120;
+var UNSEEN = /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function quoteHostText(value) {
+  if (value === void 0) return "nothing";
+  const text2 = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  const chars = Array.from(text2);
+  const shown = chars.length > QUOTE_MAX ? chars.slice(0, QUOTE_MAX).join("") : text2;
+  const quoted = (typeof value === "string" ? JSON.stringify(shown) : shown).replace(
+    UNSEEN,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+  );
+  return chars.length > QUOTE_MAX ? `${quoted}... (${chars.length} characters)` : quoted;
+}
+var isOutputReplica = (r) => {
+  if (typeof r !== "object" || r === null) return false;
+  const { host, name, port, image } = r;
+  return typeof host === "string" && HOST_ID.test(host) && typeof name === "string" && isReplicaName(name) && isPort(port) && typeof image === "string" && IMAGE.test(image);
+};
+var isReplicasJson = (text2) => {
+  try {
+    const list = JSON.parse(text2);
+    return Array.isArray(list) && list.every(isOutputReplica);
+  } catch {
+    return false;
+  }
+};
+var OUTPUT_RULES = {
+  result: [(v) => WORD.test(v), "a result like deployed"],
+  image: [(v) => IMAGE.test(v), "a Docker image reference"],
+  "previous-image": [(v) => IMAGE.test(v), "a Docker image reference"],
+  replicas: [isReplicasJson, "a JSON list of replicas (host, name <app>-<port>, port, Docker image reference)"],
+  color: [isColor, "'', 'blue' or 'green'"],
+  "canary-weight": [(v) => /^\d{1,3}$/.test(v) && isPercent(Number(v)), "a percentage from 0 to 100"]
+};
+function outputProblem(name, value) {
+  const [ok, expected] = OUTPUT_RULES[name];
+  return value === "" || ok(value) ? void 0 : `output ${name}: expected ${expected}, got ${quoteHostText(value)}`;
+}
+
+// src/remote/hostkey.ts
+import { createHash, createHmac } from "node:crypto";
+var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
+var globToRegExp = (pattern) => new RegExp(
+  `^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
+  "i"
+);
+function hostMatches(patterns, name) {
+  if (patterns.startsWith("|1|")) {
+    const [, , salt, hash] = patterns.split("|");
+    if (!salt || !hash) return false;
+    return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash;
+  }
+  let matched = false;
+  for (const p of patterns.split(",")) {
+    if (p.startsWith("!")) {
+      if (globToRegExp(p.slice(1)).test(name)) return false;
+    } else if (globToRegExp(p).test(name)) matched = true;
+  }
+  return matched;
+}
+function knownKeysFor(knownHosts, host, port) {
+  const name = knownHostsName(host, port);
+  const keys = [];
+  for (const raw of knownHosts.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
+    if (marker === "@cert-authority" || fields.length < 3) continue;
+    if (hostMatches(fields[0], name))
+      keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
+  }
+  return keys;
+}
+var boundName = (host, port) => knownHostsName(host, port).toLowerCase();
+var fingerprintsFor = (policy, host, port) => {
+  const name = boundName(host, port);
+  return policy.fingerprints.filter((f) => f.host === name).map((f) => f.fingerprint);
+};
+var expectedFingerprints = (policy, host, port) => [
+  ...fingerprintsFor(policy, host, port),
+  ...knownKeysFor(policy.knownHosts, host, port).filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))
+];
+function verifyHostKey(policy, host, port, key) {
+  const presented = fingerprintOf(key);
+  const known = knownKeysFor(policy.knownHosts, host, port);
+  if (known.some((k) => k.revoked && k.key.equals(key)))
+    return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
+  const expected = expectedFingerprints(policy, host, port);
+  if (expected.includes(presented)) return { ok: true, presented };
+  if (policy.insecureSkip && !expected.length && !known.length) return { ok: true, presented, unchecked: true };
+  const name = knownHostsName(host, port);
+  if (!expected.length)
+    return {
+      ok: false,
+      presented,
+      reason: known.length ? `known-hosts lists only @revoked keys for ${name}` : `no fingerprint and no known-hosts entry names ${name}`
+    };
+  const owners = [...new Set(policy.fingerprints.filter((f) => f.fingerprint === presented).map((f) => f.host))];
+  const whose = owners.length ? ` (the key presented is the one given for ${owners.join(", ")})` : "";
+  return { ok: false, presented, reason: `expected ${[...new Set(expected)].join(" or ")}${whose}` };
+}
+
 // src/inputs.ts
 var SECRET_INPUTS = [
   "key",
@@ -47068,11 +47644,12 @@ var InputError = class extends Error {
   problems;
 };
 var show = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
-var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
 var CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 var HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
-var FINGERPRINT = /(?:^|\s)(SHA256:[A-Za-z0-9+/]{43})=?(?=\s|$)/;
+var SHA256 = "SHA256:[A-Za-z0-9+/]{43}";
+var KEYGEN_LINE = new RegExp(`^\\d+\\s+(${SHA256})=?(?:\\s+(.*?))?(?:\\s*\\([A-Z0-9-]+\\))?$`);
+var HOST_FINGERPRINT = new RegExp(`^(\\S+)\\s+(${SHA256})=?$`);
+var BARE_FINGERPRINT = new RegExp(`^(${SHA256})=?$`);
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/;
 var SERVER_NAME = /^(?:_|(?:\*\.|\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\*)?)$/;
@@ -47109,7 +47686,7 @@ var Reader = class {
   /** The input's text, or its default. */
   raw(name) {
     const v = this.source.get(name).trim();
-    return v === "" && name in DEFAULTS2 ? DEFAULTS2[name] : v;
+    return v === "" && name in DEFAULTS ? DEFAULTS[name] : v;
   }
   given(name) {
     return this.source.get(name).trim() !== "";
@@ -47132,7 +47709,7 @@ var Reader = class {
   seconds(name, min, max) {
     const v = this.raw(name).replace(/s$/, "");
     if (/^\d+(\.\d+)?$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v);
-    const example = DEFAULTS2[name] ?? min;
+    const example = DEFAULTS[name] ?? min;
     this.problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${example}'), got ${show(this.raw(name))}`);
     return min;
   }
@@ -47156,12 +47733,44 @@ var Reader = class {
       );
     return v;
   }
-  hostKeyPolicy(fingerprintInput, knownHostsInput, insecureSkip) {
-    const fingerprints = parseFingerprints(this.raw(fingerprintInput), (m) => this.problem(`${fingerprintInput}: ${m}`));
+  /**
+   * What the keys of `targets` are checked against (targets undefined: the hosts could not be read). A fingerprint
+   * is bound to the hosts its line names; one naming no host is bound to the only target, and refused when there
+   * are several: it would let any of them through with that key.
+   */
+  hostKeyPolicy(fingerprintInput, knownHostsInput, targets, insecureSkip) {
+    const given = parseFingerprints(this.raw(fingerprintInput), (m) => this.problem(`${fingerprintInput}: ${m}`));
     const knownHosts = this.raw(knownHostsInput);
     if (knownHosts && !knownHosts.split("\n").some((l) => l.trim() && !l.trim().startsWith("#")))
       this.problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`);
-    return { fingerprints, knownHosts, insecureSkip };
+    const names2 = new Map(targets?.map((t) => [boundName(t.host, t.port), sshName(t.host, t.port)]));
+    const only = names2.size === 1 ? [...names2.keys()] : [];
+    const unbound = given.filter((f) => !f.hosts.length);
+    const unboundRefused = unbound.length > 0 && names2.size > 1;
+    if (unboundRefused)
+      this.problem(
+        `${fingerprintInput}: expected the host each fingerprint is for, as this run connects to ${names2.size} hosts (${[...names2.values()].join(", ")}), got ${unbound.map((f) => show(f.text)).join(", ")} naming none; give the lines as 'ssh-keyscan <host> | ssh-keygen -lf -' prints them (the host column binds each), or as 'host SHA256:...'`
+      );
+    const fingerprints = given.flatMap(
+      (f) => (f.hosts.length ? f.hosts : only).map((host) => ({ host, fingerprint: f.fingerprint }))
+    );
+    return { policy: { fingerprints: uniqueBindings(fingerprints), knownHosts, insecureSkip }, unboundRefused };
+  }
+  /**
+   * Every target needs a fingerprint or known_hosts entry it can be accepted by, checked now (hashed known_hosts
+   * entries included: the names they are matched with are known) so that all are reported together.
+   */
+  requireHostKeys(policy, targets, input, alternatives) {
+    if (policy.insecureSkip) return;
+    const named = [...new Set(policy.fingerprints.map((f) => f.host))];
+    for (const t of targets) {
+      if (expectedFingerprints(policy, t.host, t.port).length) continue;
+      const what = input === "proxy-fingerprint" ? `the bastion ${sshName(t.host, t.port)}` : sshName(t.host, t.port);
+      const got = named.length ? `, got fingerprints for ${named.join(", ")} only` : "";
+      this.problem(
+        `${input}: expected a fingerprint of ${what}${got} (${alternatives}; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${t.port} ${t.host} | ssh-keygen -lf -  (give the lines it prints, host column included)`
+      );
+    }
   }
 };
 function readConnection(r) {
@@ -47185,12 +47794,10 @@ function readConnection(r) {
   if (!privateKey && !password)
     r.problem("key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)");
   const insecureSkip = r.bool("insecure-skip-host-key-check");
-  const hostKey = r.hostKeyPolicy("fingerprint", "known-hosts", insecureSkip);
-  const first = topology?.nginxHost;
-  if (!hostKey.fingerprints.length && !hostKey.knownHosts && !insecureSkip && first)
-    r.problem(
-      `fingerprint: required to verify each host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). Get it on a machine you trust: ssh-keyscan -p ${first.port} ${first.host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
-    );
+  const targets = topology && [topology.nginxHost, ...topology.appHosts.map((h) => h.ssh)];
+  const { policy: hostKey, unboundRefused } = r.hostKeyPolicy("fingerprint", "known-hosts", targets, insecureSkip);
+  if (targets && !unboundRefused)
+    r.requireHostKeys(hostKey, uniqueTargets(targets), "fingerprint", "or known-hosts lines naming it");
   return { topology, login: { username, privateKey, passphrase, password, hostKey } };
 }
 var PROXY_INPUTS = [
@@ -47203,9 +47810,9 @@ var PROXY_INPUTS = [
 function readBastion(r, hosts) {
   const proxyHostText = r.raw("proxy-host");
   if (!proxyHostText) {
-    for (const name of PROXY_INPUTS)
-      if (r.given(name))
-        r.problem(`${name}: set proxy-host too (the bastion these settings are for), or leave ${name} empty`);
+    for (const name2 of PROXY_INPUTS)
+      if (r.given(name2))
+        r.problem(`${name2}: set proxy-host too (the bastion these settings are for), or leave ${name2} empty`);
     return void 0;
   }
   const target = parseSshAddress(proxyHostText, 22, (m) => r.problem(`proxy-host: ${m}`));
@@ -47216,10 +47823,21 @@ function readBastion(r, hosts) {
     r.problem(
       "proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)"
     );
-  const ownPolicy = r.given("proxy-fingerprint") || r.given("proxy-known-hosts");
   const insecureSkip = hosts.hostKey.insecureSkip;
-  const hostKey = ownPolicy ? r.hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", insecureSkip) : hosts.hostKey;
+  const { policy: own } = r.hostKeyPolicy("proxy-fingerprint", "proxy-known-hosts", target && [target], insecureSkip);
+  const name = target && boundName(target.host, target.port);
+  const hostKey = {
+    fingerprints: uniqueBindings([...own.fingerprints, ...hosts.hostKey.fingerprints.filter((f) => f.host === name)]),
+    knownHosts: [own.knownHosts, hosts.hostKey.knownHosts].filter(Boolean).join("\n"),
+    insecureSkip
+  };
   if (!target) return void 0;
+  r.requireHostKeys(
+    hostKey,
+    [target],
+    "proxy-fingerprint",
+    "or proxy-known-hosts, or a line of fingerprint or known-hosts naming it; the hosts' keys are never accepted from the bastion"
+  );
   const login3 = {
     username,
     privateKey: proxyKey ?? hosts.privateKey,
@@ -47295,13 +47913,15 @@ function readHealth(r) {
 function readTraffic(r) {
   return {
     drainSeconds: r.seconds("drain-seconds", 0, 3600),
+    verifySeconds: r.seconds("verify-seconds", 0, 3600),
+    bakeSeconds: r.seconds("bake-seconds", 0, 86400),
     stopTimeoutSeconds: r.int("stop-timeout", 0, 3600),
     batchSize: r.int("batch-size", 1, 100),
     keepPrevious: r.bool("keep-previous")
   };
 }
 function readCanary(r) {
-  const steps = parseCanarySteps(r.raw("canary-steps"), (m) => r.problem(m));
+  const steps2 = parseCanarySteps(r.raw("canary-steps"), (m) => r.problem(m));
   const replicas = r.int("canary-replicas", 1, 100);
   const intervalSeconds = r.seconds("canary-interval", 1, 86400);
   const maxErrorRate = r.raw("canary-max-error-rate").replace(/%$/, "");
@@ -47309,7 +47929,7 @@ function readCanary(r) {
     r.problem(
       `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw("canary-max-error-rate"))}`
     );
-  return { steps, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) };
+  return { steps: steps2, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) };
 }
 function readNginx(r, source, app) {
   const mode = r.oneOf("nginx-mode", ["container", "host"]);
@@ -47452,13 +48072,57 @@ function isWebUrl(text2) {
 }
 function parseFingerprints(text2, problem) {
   const out = [];
-  const items = text2.split("\n").flatMap((line) => /^\s*\d+\s+SHA256:/.test(line) ? [line] : line.split(","));
-  for (const item of items.map((f) => f.trim()).filter((f) => f && !f.startsWith("#"))) {
-    const m = FINGERPRINT.exec(item);
-    if (m) out.push(m[1]);
-    else problem(`expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`);
+  const add = (f) => {
+    if (!out.some((o) => o.fingerprint === f.fingerprint && o.hosts.join() === f.hosts.join())) out.push(f);
+  };
+  const lines = text2.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  for (const line of lines) {
+    const keygen = KEYGEN_LINE.exec(line);
+    if (keygen) {
+      const column = keygen[2]?.trim() ?? "";
+      if (column.startsWith("|1|")) {
+        problem(
+          `expected the host a line is for, got the hashed name ${show(column)}, which cannot be matched here; give the line as 'ssh-keyscan <host> | ssh-keygen -lf -' prints it, or the known_hosts line in known-hosts`
+        );
+        continue;
+      }
+      const names2 = /\s/.test(column) ? [] : column.split(",").map(boundNameOf);
+      add({ fingerprint: keygen[1], hosts: names2.every(isName) ? names2 : [], text: line });
+      continue;
+    }
+    const pair = HOST_FINGERPRINT.exec(line);
+    if (pair && !pair[1].includes("SHA256:")) {
+      const names2 = pair[1].split(",").map(boundNameOf);
+      if (names2.every(isName)) add({ fingerprint: pair[2], hosts: names2, text: line });
+      else
+        problem(
+          `expected host, host:port or [host]:port before the fingerprint (several joined by commas), got ${show(pair[1])}`
+        );
+      continue;
+    }
+    for (const item of line.split(",").map((i) => i.trim()).filter(Boolean)) {
+      const bare = BARE_FINGERPRINT.exec(item);
+      if (bare) add({ fingerprint: bare[1], hosts: [], text: item });
+      else problem(`expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`);
+    }
   }
-  return [...new Set(out)];
+  return out;
+}
+var isName = (name) => name !== void 0;
+function boundNameOf(text2) {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text2) ?? (isIP2(text2) ? null : /^([^:]+):(\d+)$/.exec(text2));
+  const host = m ? m[1] : text2;
+  const port = m ? Number(m[2]) : 22;
+  if (!(isIP2(host) || HOSTNAME.test(host)) || port < 1 || port > 65535) return void 0;
+  return boundName(host, port);
+}
+function uniqueBindings(bindings) {
+  return bindings.filter(
+    (b, i) => bindings.findIndex((o) => o.host === b.host && o.fingerprint === b.fingerprint) === i
+  );
+}
+function uniqueTargets(targets) {
+  return [...new Map(targets.map((t) => [boundName(t.host, t.port), t])).values()];
 }
 function parseSshAddress(text2, defaultPort, problem) {
   const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(text2) ?? /^([^:\s[\]]+)(?::(\d+))?$/.exec(text2);
@@ -47606,9 +48270,9 @@ function parseStatusRanges(text2, problem) {
   return out;
 }
 function parseCanarySteps(text2, problem) {
-  const steps = text2.split(",").map((s) => s.trim());
-  const numbers = steps.map(Number);
-  if (!steps.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
+  const steps2 = text2.split(",").map((s) => s.trim());
+  const numbers = steps2.map(Number);
+  if (!steps2.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
     problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show(text2)}`);
     return [100];
   }
@@ -47636,10 +48300,24 @@ var Journal = class {
   gates = [];
   evidence = [];
   canarySteps = [];
+  /** Every route's judgement on real traffic. */
+  verifications = [];
+  /** How the bake ended, if there was one. */
+  bake;
   /** Things the run noticed that the reader should know (stale state, background stops...). */
   notes = [];
   /** The run's own work around the steps, in ms: node start, connect, lock and read, records and unlock. */
   phases = [];
+  /** Evidence still being gathered (the undo does not wait for it; the summary does). */
+  pending = [];
+  /** Keeps `work` (gathering evidence) to be waited for before the record is read. */
+  later(work) {
+    this.pending.push(work.catch(() => void 0));
+  }
+  /** Everything kept for later is in. */
+  async settled() {
+    while (this.pending.length) await Promise.all(this.pending.splice(0));
+  }
   /** Times `work` as one of the run's own phases. */
   async phase(name, work) {
     const t0 = Date.now();
@@ -47649,11 +48327,27 @@ var Journal = class {
       this.phases.push({ name, ms: Date.now() - t0 });
     }
   }
-  /** When the last route that left all traffic on the new version ended, in ms since the run started. */
+  /** When all traffic first reached the new version (a route that left it only there), in ms since the run started. */
   get trafficSwitchedAtMs() {
-    return [...this.steps].reverse().find((s) => s.allTrafficNew && s.outcome === "ok" && s.phase === "deploy")?.endedAtMs;
+    return this.steps.find((s) => s.allTrafficNew && s.outcome === "ok" && s.phase === "deploy")?.endedAtMs;
   }
 };
+
+// src/log.ts
+import { randomBytes } from "node:crypto";
+var COMMAND_LINE = /^[\s\u0085\u180e]*::/;
+var OLD_COMMAND = "##[";
+function mayCarryCommand(text2) {
+  return text2.includes(OLD_COMMAND) || text2.split(/\r\n|\r|\n/).some((line) => COMMAND_LINE.test(line));
+}
+function commandSafe(text2, token = randomBytes(16).toString("hex")) {
+  if (!mayCarryCommand(text2)) return text2;
+  if (text2.includes(token)) return commandSafe(text2);
+  return `::stop-commands::${token}
+${text2}
+::${token}::`;
+}
+var safeInfo = (text2) => info(commandSafe(text2));
 
 // src/plan/common.ts
 var PlanError = class extends Error {
@@ -47675,18 +48369,21 @@ function interleave(replicas, hosts) {
 }
 function liveReplicas(config, containers, routes) {
   const mine = containers.filter((c) => c.app === config.app);
-  const live = mine.filter((c) => c.running && (routes === void 0 || routes.has(hostPort(c.address, c.port))));
-  const strays = mine.filter((c) => !live.includes(c));
-  return { live: interleave(live.map(strip), config.appHosts), strays: interleave(strays.map(strip), config.appHosts) };
+  const live2 = mine.filter((c) => c.running && (routes === void 0 || routes.has(hostPort(c.address, c.port))));
+  const strays = mine.filter((c) => !live2.includes(c));
+  return { live: interleave(live2.map(strip), config.appHosts), strays: interleave(strays.map(strip), config.appHosts) };
 }
-function allocate(config, containers, counts, image, freed = [], color) {
+function allocate(config, containers, counts2, image, freed = [], color, usage) {
   const out = [];
   for (const host of config.appHosts) {
-    const count2 = counts.get(host.id) ?? 0;
+    const count2 = counts2.get(host.id) ?? 0;
     if (!count2) continue;
     const freedPorts = new Set(freed.filter((r) => r.host === host.id).map((r) => r.port));
     const taken = new Set(
-      containers.filter((c) => c.host === host.id).map((c) => c.port).filter((p) => !freedPorts.has(p))
+      [
+        ...containers.filter((c) => c.host === host.id).map((c) => c.port),
+        ...heldElsewhere(config, host.id, containers, usage)
+      ].filter((p) => !freedPorts.has(p))
     );
     const free = config.ports.filter((p) => !taken.has(p));
     if (free.length < count2)
@@ -47706,70 +48403,92 @@ function allocate(config, containers, counts, image, freed = [], color) {
   }
   return interleave(out, config.appHosts);
 }
+function heldElsewhere(config, host, containers, usage) {
+  const u = usage?.get(host);
+  if (!u) return [];
+  const ours = new Set(containers.filter((c) => c.host === host).map((c) => c.port));
+  return config.ports.filter(
+    (p) => !ours.has(p) && (u.ports.has(p) || u.reserved.has(p) || u.names.has(replicaName(config.app, p)))
+  );
+}
 var everyHost = (config, count2 = config.replicas) => new Map(config.appHosts.map((h) => [h.id, count2]));
 function prepare(config, image) {
   const hosts = config.appHosts.map((h) => h.id);
-  const steps = [];
+  const steps2 = [];
   if (config.registry)
-    steps.push({ kind: "login", registry: config.registry.server, username: config.registry.username, hosts });
-  if (config.pull) steps.push({ kind: "pull", image, hosts });
-  return steps;
+    steps2.push({ kind: "login", registry: config.registry.server, username: config.registry.username, hosts });
+  if (config.pull) steps2.push({ kind: "pull", image, hosts });
+  return steps2;
 }
-function replaceInBatches(config, live, next, alreadyRunning = []) {
+var judges = (config, live2) => config.verifySeconds > 0 && live2.length > 0;
+var recordSteps = (judged, live2, split) => judged ? [{ kind: "record", servers: live2, ...split ? { split } : {} }] : [];
+function endJudging(config, servers, fresh, split) {
+  const bake2 = config.bakeSeconds > 0 ? [{ kind: "bake", seconds: config.bakeSeconds, replicas: fresh }] : [];
+  return [...bake2, { kind: "route", servers, ...split ? { split } : {}, settle: true }];
+}
+function replaceInBatches(config, live2, next, alreadyRunning = [], judged = false) {
   const running = new Set(alreadyRunning.map(replicaKey));
-  const b = live.length ? config.batchSize : next.length;
-  const steps = [];
-  const batches = Math.ceil(Math.max(next.length, live.length) / b);
+  const b = live2.length ? config.batchSize : next.length;
+  const steps2 = [];
+  const batches = Math.ceil(Math.max(next.length, live2.length) / b);
   const batchOf = (rs, i) => rs.slice(i * b, (i + 1) * b);
   const incoming = Array.from(
     { length: batches },
     (_, i) => batchOf(next, i).filter((r) => !running.has(replicaKey(r)))
   );
+  const keepsOld = judged && config.bakeSeconds > 0;
   for (let i = 0; i < batches; i++) {
-    const outgoing = batchOf(live, i);
+    const outgoing = batchOf(live2, i);
     const batch = batchOf(next, i);
-    if (i === 0 && incoming[0].length) steps.push({ kind: "start", replicas: incoming[0] });
-    if (incoming[i].length) steps.push({ kind: "gate", replicas: incoming[i] });
-    steps.push({ kind: "route", servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] });
-    if (i + 1 < batches && incoming[i + 1].length) steps.push({ kind: "start", replicas: incoming[i + 1], ahead: true });
+    if (i === 0 && incoming[0].length) steps2.push({ kind: "start", replicas: incoming[0] });
+    if (incoming[i].length) steps2.push({ kind: "gate", replicas: incoming[i] });
+    const servers = [...next.slice(0, (i + 1) * b), ...live2.slice((i + 1) * b)];
+    const backup = keepsOld ? live2.slice(0, (i + 1) * b) : outgoing;
+    steps2.push({ kind: "route", servers, ...judged ? { judged: { backup } } : {} });
+    if (i + 1 < batches && incoming[i + 1].length) steps2.push({ kind: "start", replicas: incoming[i + 1], ahead: true });
     if (outgoing.length) {
-      steps.push({
+      steps2.push({
         kind: "drain",
         seconds: config.drainSeconds,
         replicas: outgoing,
-        ...batch.length ? { recheck: batch } : {}
+        ...batch.length ? { recheck: batch } : {},
+        ...judged && batch.length ? { verify: batch } : {}
       });
-      if (i < batches - 1) steps.push({ kind: "stop", replicas: outgoing, background: true });
+      if (i < batches - 1 && !keepsOld) steps2.push({ kind: "stop", replicas: outgoing, background: true });
     }
   }
-  return steps;
+  return steps2;
 }
 var removeAll = (replicas) => replicas.length ? [{ kind: "remove", replicas }] : [];
 var retireAll = (replicas) => replicas.length ? [{ kind: "retire", replicas }] : [];
 
 // src/plan/blue-green.ts
 var otherColor = (color) => color === "blue" ? "green" : "blue";
-function switchTo(config, live, next) {
-  const steps = [{ kind: "route", servers: next }];
-  if (live.length) {
-    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: live, recheck: next });
-    if (!config.keepPrevious) steps.push(...retireAll(live));
-  }
-  return steps;
+function switchTo(config, live2, next, judged) {
+  const steps2 = [{ kind: "route", servers: next, ...judged ? { judged: { backup: live2 } } : {} }];
+  if (!live2.length) return steps2;
+  const verify = judged ? { verify: next } : {};
+  steps2.push({ kind: "drain", seconds: config.drainSeconds, replicas: live2, recheck: next, ...verify });
+  if (judged) steps2.push(...endJudging(config, next, next));
+  if (!config.keepPrevious) steps2.push(...retireAll(live2));
+  return steps2;
 }
-function planBlueGreen(config, containers, routes) {
-  const { live, strays } = liveReplicas(config, containers, routes);
-  const next = allocate(config, containers, everyHost(config), config.image, strays, otherColor(liveColor(live)));
+function planBlueGreen(config, containers, routes, usage) {
+  const { live: live2, strays } = liveReplicas(config, containers, routes);
+  const color = otherColor(liveColor(live2));
+  const next = allocate(config, containers, everyHost(config), config.image, strays, color, usage);
+  const judged = judges(config, live2);
   return {
     steps: [
       ...prepare(config, config.image),
+      ...recordSteps(judged, live2),
       ...removeAll(strays),
       { kind: "start", replicas: next },
       { kind: "gate", replicas: next },
-      ...switchTo(config, live, next)
+      ...switchTo(config, live2, next, judged)
     ],
     image: config.image,
-    previous: live,
+    previous: live2,
     next,
     onFailure: "restore",
     leaves: "deployed",
@@ -47778,19 +48497,22 @@ function planBlueGreen(config, containers, routes) {
 }
 
 // src/plan/rolling.ts
-function planRolling(config, containers, routes, notes = []) {
-  const { live, strays } = liveReplicas(config, containers, routes);
-  const next = allocate(config, containers, everyHost(config), config.image);
+function planRolling(config, containers, routes, notes = [], usage) {
+  const { live: live2, strays } = liveReplicas(config, containers, routes);
+  const next = allocate(config, containers, everyHost(config), config.image, [], void 0, usage);
+  const judged = judges(config, live2);
   return {
     // Retirement last: once old replicas are handed to it, nothing can bring them back.
     steps: [
       ...prepare(config, config.image),
-      ...replaceInBatches(config, live, next),
+      ...recordSteps(judged, live2),
+      ...replaceInBatches(config, live2, next, [], judged),
+      ...judged ? endJudging(config, next, next) : [],
       ...removeAll(strays),
-      ...retireAll(live)
+      ...retireAll(live2)
     ],
     image: config.image,
-    previous: live,
+    previous: live2,
     next,
     onFailure: "restore",
     leaves: "deployed",
@@ -47826,21 +48548,21 @@ function planUndo(config, plan, progress) {
     throw new PlanError(
       "every replica that served before the run was already retired: the new version stays live and nothing is undone"
     );
-  const steps = [];
+  const steps2 = [];
   const isStopped = (r) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r));
   const stillRunning = back.filter((r) => !isStopped(r));
   if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
-    steps.push({ kind: "route", servers: stillRunning });
+    steps2.push({ kind: "route", servers: stillRunning });
   if (progress.stopped.length)
-    steps.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
+    steps2.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
   if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
-    steps.push({ kind: "route", servers: back });
+    steps2.push({ kind: "route", servers: back });
   else if (progress.configBefore !== progress.configNow)
-    steps.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+    steps2.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
   if (progress.routed.length && config.drainSeconds > 0)
-    steps.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
-  steps.push(...removeAll(progress.started));
-  return { steps, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
+    steps2.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
+  steps2.push(...removeAll(progress.started));
+  return { steps: steps2, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
 }
 function rollbackTarget(state2, liveImage) {
   return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;
@@ -47850,8 +48572,8 @@ function planRollbackOperation(config, state2, routes) {
     throw new PlanError(
       `rollback: a canary of ${state2.canary.image} is paused at ${state2.canary.weight}%; use operation: abort to remove it`
     );
-  const { live, strays } = liveReplicas(config, state2.containers, routes);
-  const current = mainImage(live);
+  const { live: live2, strays } = liveReplicas(config, state2.containers, routes);
+  const current = mainImage(live2);
   const target = rollbackTarget(state2, current);
   if (!target)
     throw new PlanError(
@@ -47862,25 +48584,27 @@ function planRollbackOperation(config, state2, routes) {
   if (config.strategy === "blue-green") {
     const kept = strays.filter((r) => r.image === target && r.color);
     if (kept.length) {
-      const steps = [
+      const judged = judges(config, live2);
+      const steps2 = [
+        ...recordSteps(judged, live2),
         { kind: "restart", replicas: kept },
         { kind: "gate", replicas: kept },
-        ...switchTo(config, live, kept),
+        ...switchTo(config, live2, kept, judged),
         ...removeAll(strays.filter((r) => !kept.includes(r)))
       ];
       return {
-        steps,
+        steps: steps2,
         image: target,
-        previous: live,
+        previous: live2,
         next: kept,
         onFailure: "restore",
         leaves: "rolled-back",
         notes: [`${kept.map((r) => r.name).join(", ")} still hold ${target}: switching back in one reload`]
       };
     }
-    return asRolledBack(planBlueGreen(targetConfig, state2.containers, routes));
+    return asRolledBack(planBlueGreen(targetConfig, state2.containers, routes, state2.usage));
   }
-  return asRolledBack(planRolling(targetConfig, state2.containers, routes));
+  return asRolledBack(planRolling(targetConfig, state2.containers, routes, [], state2.usage));
 }
 
 // src/carry-out.ts
@@ -47888,7 +48612,7 @@ function sharesAfter(plan, percent) {
   const shares = plan.steps.flatMap((s) => s.kind === "observe" ? [s.split.percent] : []).filter((p) => p > percent);
   return [...shares, ...plan.pausesAt ? [] : [100]];
 }
-async function pausedCanary(state2, plan, gh, paused, judged, links) {
+async function canaryRecord(state2, plan, gh, paused, judged, links) {
   const previous = state2.canary;
   const replaced = plan.replaces && previous;
   const pushOf = (p) => ({
@@ -47908,47 +48632,93 @@ async function pausedCanary(state2, plan, gh, paused, judged, links) {
     ...gh.pullRequest ? { sha: gh.pullRequest.headSha } : {},
     observations: [...replaced ? [] : previous?.observations ?? [], ...judged],
     ...replaced ? { pushes: [...previous.pushes ?? [], pushOf(previous)] } : {},
-    ...await links()
+    ...links ? await links() : {}
   };
+}
+var recordEveryShare = (state2, plan, gh, journal, write) => async (split) => {
+  const share2 = { percent: split.percent, canary: split.canary, remaining: sharesAfter(plan, split.percent) };
+  await write(await canaryRecord(state2, plan, gh, share2, journal.canarySteps));
+};
+async function settleAt(plan, percent, ex) {
+  const share2 = plan.steps.find((s) => s.kind === "route" && s.split?.percent === percent);
+  if (share2?.kind !== "route") return;
+  const settle = { ...share2, judged: void 0, settle: true };
+  const end = await ex.run([settle], "finish", plan.image);
+  if (end.kind !== "completed") warning(`the paused canary's record of requests stays on: ${end.reason}`);
 }
 async function carryOut(config, state2, plan, ex, journal, links, gh) {
   const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
-  const outcome = await group(title, () => ex.run(plan.steps, "deploy", plan.image));
+  const outcome2 = await group(title, () => ex.run(plan.steps, "deploy", plan.image));
   const unchangedCanary = { canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
   const pause = async (percent, canary, remaining) => ({
     result: "paused",
-    canary: await pausedCanary(state2, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
+    canary: await canaryRecord(state2, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
     canaryWeight: String(percent)
   });
-  switch (outcome.kind) {
+  switch (outcome2.kind) {
     case "completed":
       if (plan.pausesAt) return pause(plan.pausesAt.percent, plan.pausesAt.canary, []);
       if (plan.endsCanary)
         return { result: plan.leaves, canary: null, canaryWeight: plan.leaves === "deployed" ? "100" : "0" };
       return { result: plan.leaves, ...unchangedCanary };
     case "inconclusive": {
-      warning(outcome.reason);
+      warning(outcome2.reason);
       const canary = plan.steps.flatMap(
-        (st) => st.kind === "observe" && st.split.percent === outcome.percent ? st.split.canary : []
+        (st) => st.kind === "observe" && st.split.percent === outcome2.percent ? st.split.canary : []
       );
-      return pause(outcome.percent, canary, sharesAfter(plan, outcome.percent));
+      await settleAt(plan, outcome2.percent, ex);
+      const stopped = `${outcome2.reason}: the canary stays live at ${outcome2.percent}% until promote or abort`;
+      return { ...await pause(outcome2.percent, canary, sharesAfter(plan, outcome2.percent)), stopped };
     }
     case "failed": {
-      const failure2 = outcome.reason;
-      if (!config.rollbackOnFailure && !outcome.judged) return { result: "failed", failure: failure2, ...unchangedCanary };
+      const failure2 = outcome2.reason;
+      const stopped = failure2;
+      if (!config.rollbackOnFailure && !outcome2.judged)
+        return { result: "failed", failure: failure2, stopped, ...unchangedCanary };
       const undo = planUndo(config, plan, ex.snapshot());
       const back = await group("Roll back", () => ex.run(undo.steps, "rollback", plan.image));
       if (back.kind !== "completed")
-        return { result: "failed", failure: failure2, rollbackFailure: back.reason, ...unchangedCanary };
-      if (undo.canary === "removed") return { result: "rolled-back", failure: failure2, canary: null, canaryWeight: "0" };
-      return { result: "rolled-back", failure: failure2, ...unchangedCanary };
+        return { result: "failed", failure: failure2, stopped, rollbackFailure: back.reason, ...unchangedCanary };
+      if (undo.canary === "removed") return { result: "rolled-back", failure: failure2, stopped, canary: null, canaryWeight: "0" };
+      return { result: "rolled-back", failure: failure2, stopped, ...unchangedCanary };
     }
+    case "cancelled":
+      return cancelled(config, state2, plan, ex, outcome2.reason);
   }
+}
+async function cancelled(config, state2, plan, ex, why) {
+  const progress = ex.snapshot();
+  const serving = ex.progress.serving;
+  const allNew = serving.length > 0 && serving.every((r) => r.image === plan.image) && progress.routed.length > 0;
+  const failure2 = `${why}: the run stopped starting new work`;
+  const stopped = why;
+  const unchangedCanary = { canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
+  if (allNew) {
+    const retired = new Set(progress.retired?.map(replicaKey));
+    const old = plan.previous.filter((r) => r.image !== plan.image && !retired.has(replicaKey(r)));
+    const steps2 = [{ kind: "route", servers: serving, settle: true }, ...retireAll(old)];
+    const done2 = await group("Cancelled: finish the route", () => ex.run(steps2, "finish", plan.image));
+    const how2 = done2.kind === "completed" ? "all traffic was on the new version: the route is finished" : done2.reason;
+    const canary = plan.endsCanary ? { canary: null, canaryWeight: "100" } : unchangedCanary;
+    return { result: "cancelled", failure: `${failure2}; ${how2}`, stopped, ...canary };
+  }
+  const quick = { ...config, drainSeconds: Math.min(config.drainSeconds, LIMITS.cancelDrainSeconds) };
+  const undo = planUndo(quick, plan, progress);
+  const back = await group(
+    "Cancelled: back to the previous version",
+    () => ex.run(undo.steps, "rollback", plan.image)
+  );
+  if (back.kind !== "completed")
+    return { result: "cancelled", failure: failure2, stopped, rollbackFailure: back.reason, ...unchangedCanary };
+  const how = "the previous replicas serve all requests again";
+  if (undo.canary === "removed")
+    return { result: "cancelled", failure: `${failure2}; ${how}`, stopped, canary: null, canaryWeight: "0" };
+  return { result: "cancelled", failure: `${failure2}; ${how}`, stopped, ...unchangedCanary };
 }
 
 // src/host/checks.ts
 function hostProblems(config, state2) {
-  const problems = [...state2.nginx.problems];
+  const problems = [...state2.problems ?? [], ...state2.nginx.problems];
   const n = state2.nginx;
   const loopback = config.appHosts.find((h) => isLoopback(h.upstreamAddress));
   if (config.nginx.mode === "container" && n.exists && loopback && n.networkMode !== "host")
@@ -47974,28 +48744,25 @@ function replicaEnv(config, replica) {
   return [`PORT=${port}`, ...config.env.map((v) => `${v.name}=${v.value}`)].join("\n") + "\n";
 }
 var listenPortInside = (config, replica) => config.network === "host" ? replica.port : config.containerPort;
-function runReplica(config, replica) {
-  const network = config.network === "host" ? ["--network", "host"] : [
-    ...config.network ? ["--network", config.network] : [],
-    "--publish",
-    `${hostPort(replica.address, replica.port)}:${config.containerPort}`
-  ];
-  const run3 = command(
+var CREATE_AND_START = `id=$("$@") || exit $?
+printf '%s\\n' "$id"
+docker start -- "$id" >/dev/null`;
+function createReplica(config, replica) {
+  const published = `${hostPort(replica.address, replica.port)}:${config.containerPort}`;
+  const network = config.network === "host" ? ["--network", "host"] : [...config.network ? ["--network", config.network] : [], "--publish", published];
+  const labels = [
+    `${LABEL.app}=${config.app}`,
+    `${LABEL.role}=replica`,
+    `${LABEL.image}=${replica.image}`,
+    `${LABEL.port}=${replica.port}`,
+    `${LABEL.color}=${replica.color ?? ""}`
+  ].flatMap((l) => ["--label", l]);
+  const create = command(
     "docker",
-    "run",
-    "--detach",
+    "create",
     "--name",
     replica.name,
-    "--label",
-    `${LABEL.app}=${config.app}`,
-    "--label",
-    `${LABEL.role}=replica`,
-    "--label",
-    `${LABEL.image}=${replica.image}`,
-    "--label",
-    `${LABEL.port}=${replica.port}`,
-    "--label",
-    `${LABEL.color}=${replica.color ?? ""}`,
+    ...labels,
     ...network,
     "--env-file",
     "/dev/stdin",
@@ -48004,16 +48771,25 @@ function runReplica(config, replica) {
   );
   const names2 = ["PORT", ...config.env.map((v) => v.name)];
   return withTimeout(
-    withStdin(run3, replicaEnv(config, replica), `env file: ${names2.join(", ")}`),
+    withStdin(script(CREATE_AND_START, ...create.argv), replicaEnv(config, replica), `env file: ${names2.join(", ")}`),
     config.pullTimeoutSeconds
   );
+}
+function createdId(stdout) {
+  const first = stdout.split("\n")[0]?.trim() ?? "";
+  return /^[0-9a-f]{64}$/.test(first) ? first : void 0;
 }
 var startContainers = (refs) => command("docker", "start", "--", ...refs);
 var stopContainers = (refs, timeoutSeconds) => withTimeout(command("docker", "stop", "--time", String(timeoutSeconds), "--", ...refs), timeoutSeconds + 60);
 var REMOVE = `out=$(docker rm --force --volumes -- "$@" 2>&1) && exit 0
-left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null)
+case $out in *'is already in progress'*) waits=50 ;; *) waits=0 ;; esac
+i=0
+while left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null); [ -n "$left" ] && [ "$i" -lt "$waits" ]; do
+  sleep 0.2; i=$((i + 1))
+done
 [ -z "$left" ] && exit 0
 printf '%s\\n' "$out" >&2
+[ "$waits" -gt 0 ] && printf 'still there after waiting 10 s for that removal:\\n%s\\n' "$left" >&2
 exit 1`;
 var removeContainers = (refs) => script(REMOVE, ...refs);
 var RETIRE = `dir=$1; t=$2; shift 2
@@ -48021,12 +48797,14 @@ mkdir -p "$dir" || exit 1
 report="$dir/$(date +%Y%m%dT%H%M%S)-$$.txt"
 setsid sh -c 'report=$1; t=$2; shift 2
   out=$(docker stop --time "$t" -- "$@" 2>&1 && docker rm --force --volumes -- "$@" 2>&1) && exit 0
+  case $out in *"is already in progress"*) exit 0 ;; esac
   printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
 exit 0`;
 var retireContainers = (reportDir, refs, stopTimeoutSeconds) => script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs);
-var readRetireReports = (reportDir) => script(
-  'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0',
-  reportDir
+var readRetireReports = (reportDir, consume) => script(
+  'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; [ "$2" = consume ] && rm -f "$f"; done; exit 0',
+  reportDir,
+  consume ? "consume" : "keep"
 );
 var pullImage = (image, timeoutSeconds) => withTimeout(command("docker", "pull", "--quiet", image), timeoutSeconds);
 var ensureImage = (image, timeoutSeconds) => withTimeout(script('docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1"', image), timeoutSeconds);
@@ -48038,26 +48816,31 @@ var login = (server, username, password, timeoutSeconds) => withTimeout(
   ),
   timeoutSeconds
 );
-var inspectState = (ref2) => command(
+var inspectState = (ref) => command(
   "docker",
   "inspect",
   "--format",
-  "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}",
+  "{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}	{{.State.ExitCode}}	{{.RestartCount}}",
   "--",
-  ref2
+  ref
 );
-var healthLog = (ref2) => command(
+var healthLog = (ref) => command(
   "docker",
   "inspect",
   "--format",
   "{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}",
   "--",
-  ref2
+  ref
 );
-var containerLogs = (ref2, lines) => command("docker", "logs", "--tail", String(lines), "--", ref2);
+var containerLogs = (ref, lines) => command("docker", "logs", "--tail", String(lines), "--", ref);
 function parseReplicaState(stdout) {
-  const [status2, health, exitCode] = stdout.trim().split("	");
-  return { status: status2 || "unknown", health: health || "none", exitCode: Number(exitCode || 0) };
+  const [status2, health, exitCode, restarts] = stdout.trim().split("	");
+  return {
+    status: status2 || "unknown",
+    health: health || "none",
+    exitCode: Number(exitCode || 0),
+    restarts: Number(restarts || 0)
+  };
 }
 var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
 watch=''
@@ -48108,6 +48891,7 @@ function parseDrain(stdout) {
 
 // src/nginx/nginx.ts
 import { createHash as createHash3 } from "node:crypto";
+import { isIP as isIP3 } from "node:net";
 
 // src/remote/frames.ts
 var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
@@ -48121,7 +48905,7 @@ section() {
 }
 `;
 var text = (b) => b?.toString("utf8") ?? "";
-var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
+var HEADER2 = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
 function parseSections(raw) {
   const sections = /* @__PURE__ */ new Map();
   const marker = Buffer.from("\n@@nginx-rollout ");
@@ -48129,7 +48913,7 @@ function parseSections(raw) {
   while (at >= 0 && at < raw.length) {
     const end = raw.indexOf(10, at + 1);
     if (end < 0) break;
-    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
+    const m = HEADER2.exec(raw.subarray(at, end + 1).toString("latin1"));
     if (!m) break;
     const [, name, code, outLen, errLen] = m;
     const start2 = end + 1;
@@ -48355,9 +49139,9 @@ async function readFile(filePath) {
 }
 var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
 async function makeDirectoryWithSftp(path3, sftp) {
-  let stats2 = null;
+  let stats = null;
   try {
-    stats2 = await new Promise((resolve, reject) => {
+    stats = await new Promise((resolve, reject) => {
       sftp.stat(path3, (err, res) => {
         if (err) {
           reject(err);
@@ -48368,8 +49152,8 @@ async function makeDirectoryWithSftp(path3, sftp) {
     });
   } catch (_) {
   }
-  if (stats2) {
-    if (stats2.isDirectory()) {
+  if (stats) {
+    if (stats.isDirectory()) {
       return;
     }
     throw new Error("mkdir() failed, target already exists and is not a directory");
@@ -48970,58 +49754,6 @@ var NodeSSH = class {
   }
 };
 
-// src/remote/hostkey.ts
-import { createHash, createHmac } from "node:crypto";
-var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
-var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
-var globToRegExp = (pattern) => new RegExp(
-  `^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
-  "i"
-);
-function hostMatches(patterns, name) {
-  if (patterns.startsWith("|1|")) {
-    const [, , salt, hash] = patterns.split("|");
-    if (!salt || !hash) return false;
-    return createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash;
-  }
-  let matched = false;
-  for (const p of patterns.split(",")) {
-    if (p.startsWith("!")) {
-      if (globToRegExp(p.slice(1)).test(name)) return false;
-    } else if (globToRegExp(p).test(name)) matched = true;
-  }
-  return matched;
-}
-function knownKeysFor(knownHosts, host, port) {
-  const name = knownHostsName(host, port);
-  const keys = [];
-  for (const raw of knownHosts.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const fields = line.split(/\s+/);
-    const marker = fields[0].startsWith("@") ? fields.shift() : void 0;
-    if (marker === "@cert-authority" || fields.length < 3) continue;
-    if (hostMatches(fields[0], name))
-      keys.push({ key: Buffer.from(fields[2], "base64"), revoked: marker === "@revoked" });
-  }
-  return keys;
-}
-function verifyHostKey(policy, host, port, key) {
-  const presented = fingerprintOf(key);
-  const known = knownKeysFor(policy.knownHosts, host, port);
-  if (known.some((k) => k.revoked && k.key.equals(key)))
-    return { ok: false, presented, reason: "known-hosts marks this key @revoked" };
-  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key)))
-    return { ok: true, presented };
-  if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented };
-  const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))];
-  return {
-    ok: false,
-    presented,
-    reason: expected.length ? `expected ${expected.join(" or ")}` : `known-hosts has no entry for ${knownHostsName(host, port)}`
-  };
-}
-
 // src/remote/ssh.ts
 var RemoteError = class extends Error {
   constructor(message, result, options) {
@@ -49088,6 +49820,10 @@ async function openSsh({ target, login: login3, via, debug: debug2 }) {
         const verdict = verifyHostKey(login3.hostKey, target.host, target.port, key);
         if (!verdict.ok)
           rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`;
+        else if (verdict.unchecked)
+          debug2(
+            `host key of ${name}: ${verdict.presented} not checked (insecure-skip-host-key-check, nothing names it)`
+          );
         else debug2(`host key of ${name}: ${verdict.presented} accepted`);
         return verdict.ok;
       }
@@ -49127,11 +49863,104 @@ function forward(ssh, host, port) {
     (resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel))
   );
 }
-function remoteOver(ssh, name, debug2) {
-  const client = ssh.connection;
-  const stats2 = { connections: 1, commands: 0, probes: 0 };
-  const sessions = new Pool(LIMITS.sshSessions);
-  const tunnels = new Pool(LIMITS.sshTunnels);
+function execOn(client, name, c) {
+  return new Promise((resolve, reject) => {
+    const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
+    const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1e3;
+    client.exec(line, (err, stream) => {
+      if (err) {
+        const message = `ssh command failed on ${name}: ${err.message}
+  command: ${describeCommand(c)}`;
+        return reject(new RemoteError(message, void 0, { cause: err }));
+      }
+      const out = [];
+      const errs = [];
+      let code;
+      let signal;
+      const timer = setTimeout(() => {
+        stream.close();
+        const seconds6 = Math.round(limitMs / 1e3);
+        reject(new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${seconds6}s`));
+      }, limitMs);
+      stream.on("data", (d) => out.push(d));
+      stream.stderr.on("data", (d) => errs.push(d));
+      stream.on("exit", (exitCode, exitSignal) => {
+        code = exitCode ?? void 0;
+        signal = exitSignal;
+      });
+      stream.on("close", () => {
+        clearTimeout(timer);
+        const raw = Buffer.concat(out);
+        const stderr = Buffer.concat(errs).toString("utf8");
+        resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString("utf8"), stderr, raw });
+      });
+      stream.end(c.stdin ?? "");
+    });
+  });
+}
+function followOn(client, name, c, onData) {
+  return new Promise((resolve, reject) => {
+    client.exec(renderRemote(c, LIMITS.commandTimeoutSeconds), (err, stream) => {
+      if (err) {
+        const message = `ssh command failed on ${name}: ${err.message}
+  command: ${describeCommand(c)}`;
+        return reject(new RemoteError(message, void 0, { cause: err }));
+      }
+      const closed = new Promise((done2) => stream.on("close", () => done2()));
+      stream.on("data", onData);
+      stream.stderr.resume();
+      const stop2 = async () => {
+        stream.end();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, LIMITS.followStopMs))]);
+        stream.close();
+      };
+      resolve({ stop: stop2 });
+    });
+  });
+}
+async function probeOver(ssh, host, port, path3, timeoutMs, headers) {
+  const started = Date.now();
+  const ms = () => Date.now() - started;
+  let channel;
+  try {
+    channel = await forward(ssh, host, port);
+  } catch (e) {
+    return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
+  }
+  return new Promise((resolve) => {
+    let done2 = false;
+    const finish2 = (r) => {
+      if (done2) return;
+      done2 = true;
+      clearTimeout(timer);
+      channel.destroy();
+      resolve({ ...r, ms: ms() });
+    };
+    const timer = setTimeout(() => finish2({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    const req = http.request(
+      {
+        createConnection: () => channel,
+        host,
+        port,
+        path: path3,
+        method: "GET",
+        headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers }
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => {
+          if (body.length < 4096) body += d;
+        });
+        res.on("end", () => finish2({ status: res.statusCode, body }));
+        res.on("error", (e) => finish2({ status: res.statusCode, error: e.message }));
+      }
+    );
+    req.on("error", (e) => finish2({ error: e.message }));
+    req.end();
+  });
+}
+function whenLost(client, name) {
   let lost;
   const closed = new Promise((_, reject) => {
     const onLost = (why) => {
@@ -49144,107 +49973,40 @@ function remoteOver(ssh, name, debug2) {
     client.on("error", (e) => onLost(e.message));
   });
   closed.catch(() => void 0);
-  const guarded = (op) => lost ? Promise.reject(lost) : Promise.race([op(), closed]);
-  const execOnce = (c) => new Promise((resolve, reject) => {
-    const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
-    const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1e3;
-    client.exec(line, (err, stream) => {
-      if (err)
-        return reject(
-          new RemoteError(
-            `ssh command failed on ${name}: ${err.message}
-  command: ${describeCommand(c)}`,
-            void 0,
-            { cause: err }
-          )
-        );
-      const out = [];
-      const errs = [];
-      let code;
-      let signal;
-      const timer = setTimeout(() => {
-        stream.close();
-        reject(
-          new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1e3)}s`)
-        );
-      }, limitMs);
-      stream.on("data", (d) => out.push(d));
-      stream.stderr.on("data", (d) => errs.push(d));
-      stream.on("exit", (exitCode, exitSignal) => {
-        code = exitCode ?? void 0;
-        signal = exitSignal;
-      });
-      stream.on("close", () => {
-        clearTimeout(timer);
-        const raw = Buffer.concat(out);
-        resolve({
-          code: code ?? (signal ? 128 : 255),
-          stdout: raw.toString("utf8"),
-          stderr: Buffer.concat(errs).toString("utf8"),
-          raw
-        });
-      });
-      stream.end(c.stdin ?? "");
-    });
-  });
+  return { lost: () => lost, closed };
+}
+function remoteOver(ssh, name, debug2) {
+  const client = ssh.connection;
+  const stats = { connections: 1, commands: 0, probes: 0 };
+  const sessions = new Pool(LIMITS.sshSessions);
+  const tunnels = new Pool(LIMITS.sshTunnels);
+  const { lost, closed } = whenLost(client, name);
+  const guarded = (op) => {
+    const gone = lost();
+    return gone ? Promise.reject(gone) : Promise.race([op(), closed]);
+  };
   return {
     name,
-    stats: stats2,
+    stats,
     exec(c, options = {}) {
-      stats2.commands++;
+      stats.commands++;
       debug2(`$ ${describeCommand(c)}`);
-      return guarded(() => options.unqueued ? execOnce(c) : sessions.use(() => execOnce(c)));
+      const once = () => execOn(client, name, c);
+      return guarded(() => options.unqueued ? once() : sessions.use(once));
+    },
+    follow(c, onData) {
+      stats.commands++;
+      debug2(`$ ${describeCommand(c)} (followed)`);
+      return guarded(() => followOn(client, name, c, onData));
     },
     httpGet(host, port, path3, timeoutMs, headers = {}) {
-      return guarded(() => tunnels.use(() => probe(host, port, path3, timeoutMs, headers)));
+      stats.probes++;
+      return guarded(() => tunnels.use(() => probeOver(ssh, host, port, path3, timeoutMs, headers)));
     },
     async close() {
       ssh.dispose();
     }
   };
-  async function probe(host, port, path3, timeoutMs, headers) {
-    stats2.probes++;
-    const started = Date.now();
-    const ms = () => Date.now() - started;
-    let channel;
-    try {
-      channel = await forward(ssh, host, port);
-    } catch (e) {
-      return { error: e.message.replace(/^\(SSH\) /, ""), ms: ms() };
-    }
-    return new Promise((resolve) => {
-      let done2 = false;
-      const finish2 = (r) => {
-        if (done2) return;
-        done2 = true;
-        clearTimeout(timer);
-        channel.destroy();
-        resolve({ ...r, ms: ms() });
-      };
-      const timer = setTimeout(() => finish2({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
-      const req = http.request(
-        {
-          createConnection: () => channel,
-          host,
-          port,
-          path: path3,
-          method: "GET",
-          headers: { Host: `${host}:${port}`, Connection: "close", "User-Agent": "nginx-rollout", ...headers }
-        },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (d) => {
-            if (body.length < 4096) body += d;
-          });
-          res.on("end", () => finish2({ status: res.statusCode, body }));
-          res.on("error", (e) => finish2({ status: res.statusCode, error: e.message }));
-        }
-      );
-      req.on("error", (e) => finish2({ error: e.message }));
-      req.end();
-    });
-  }
 }
 
 // src/nginx/dump.ts
@@ -49404,6 +50166,15 @@ workers() {
 var READ = `${LIB}managed() {
   if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
 }
+# The addresses nginx resolves host names to, as it logs them ('name address' lines): by getent where there
+# is one, else from /etc/hosts.
+resolve() {
+  for n; do
+    if command -v getent >/dev/null 2>&1; then getent ahosts "$n" | awk -v n="$n" '{ print n, $1 }' | sort -u
+    else awk -v n="$n" '$1 !~ /^#/ { for (i = 2; i <= NF; i++) if ($i == n) print n, $1 }' /etc/hosts; fi
+  done
+}
+[ -n "$2" ] && section resolve resolve $2
 m=$(find_masters)
 section masters echo $m
 set -- "$1" $m
@@ -49416,14 +50187,24 @@ section managed managed "$1"
 exit 0`;
 var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
 d=\${f%/*}; b=\${f##*/}
-new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"
+new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"; placed=
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
+restore() {
+  if [ -n "$placed" ]; then
+    if [ "$cur" = absent ]; then rm -f "$f"; elif [ -e "$backup" ]; then mv -f "$backup" "$f"; fi
+    placed=
+  fi
+  rm -f "$new"
+}
+trap 'restore; exit 143' TERM
+trap 'restore; exit 130' INT
+trap 'restore; exit 129' HUP
 load_args "$master"
-if [ "$op" = write ]; then cat >"$new" || exit 72; fi
-if [ "$cur" != absent ]; then cp -p "$f" "$backup" || exit 72; fi
-restore() { if [ "$cur" = absent ]; then rm -f "$f"; else mv -f "$backup" "$f"; fi; rm -f "$new"; }
+if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
+if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 before=" $(workers "$master")"
+placed=1
 if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
 out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
 for n in $names; do
@@ -49433,7 +50214,7 @@ kill -HUP "$master" || { restore; exit 13; }
 i=0
 while [ $i -lt 1500 ]; do
   for w in $(workers "$master"); do
-    case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+    case "$before " in *" $w "*) ;; *) placed=; rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
   done
   sleep 0.01; i=$((i + 1))
 done
@@ -49459,10 +50240,20 @@ var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
   ...inner,
   argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
 });
-var LOG_START = `mkdir -p "\${1%/*}" && : >"$1"`;
-var LOG_READ = `[ -f "$1" ] || { echo "whole 0"; exit 0; }
-s=$(wc -c <"$1" | tr -d ' ')
-if [ "$s" -gt "$2" ]; then echo "newest $s"; tail -c "$2" "$1" | sed 1d; else echo "whole $s"; cat "$1"; fi`;
+var LOG_FOLLOW = `f=$1; max=$2; every=$3
+mkdir -p "\${f%/*}" && : >"$f" || exit 1
+(
+  exec 3<"$f"
+  while :; do
+    cat <&3
+    if [ "$(wc -c <"$f" 2>/dev/null || echo 0)" -gt "$max" ]; then : >"$f"; exec 3<"$f"; fi
+    sleep "$every"
+  done
+) &
+r=$!
+cat >/dev/null
+kill $r 2>/dev/null
+exit 0`;
 var containerPlace = (container) => ({
   mode: "container",
   inside: (text2, args) => command("docker", "exec", "--interactive", "--", container, "sh", "-c", text2, "sh", ...args)
@@ -49473,12 +50264,12 @@ section container docker inspect --format '{{.State.Running}} {{.HostConfig.Netw
 docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
 wait
 cat "$nr_t/state"`;
-function readNginx2(place, container, managedPath) {
-  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath) : place.inside(READ, [managedPath]);
+function readNginx2(place, container, managedPath, hostNames = []) {
+  const names2 = hostNames.join(" ");
+  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath, names2) : place.inside(READ, [managedPath, names2]);
 }
 var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
-var startCanaryLog = (place, path3) => place.inside(LOG_START, [path3]);
-var readCanaryLog = (place, path3, maxBytes) => withTimeout(place.inside(LOG_READ, [path3, String(maxBytes)]), 300);
+var followTrafficLog = (place, path3, maxBytes, everyMs, maxSeconds) => withTimeout(place.inside(LOG_FOLLOW, [path3, String(maxBytes), String(everyMs / 1e3)]), maxSeconds);
 var disableImageDefaultSite = (place) => place.inside(
   'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
   []
@@ -49950,6 +50741,9 @@ var BUILT_IN_TEMPLATE = `upstream {{upstream}} {
 {{#servers}}
     server {{address}} {{params}}; # {{name}} {{image}} on {{host}}
 {{/servers}}
+{{#backupServers}}
+    server {{address}} {{params}} backup; # {{name}} {{image}} on {{host}}, ready to take the traffic back
+{{/backupServers}}
 }
 {{#canaryLog}}
 
@@ -50001,7 +50795,7 @@ var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_
 function canaryLogDirectives(config) {
   const id = `nginx_rollout_${config.nginx.upstreamName}`;
   return [
-    `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
+    `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, nothing a client sent.`,
     `log_format ${id} '${CANARY_LOG_FORMAT}';`,
     `map $proxy_host $${id}_canary {`,
     "    default 0;",
@@ -50010,10 +50804,23 @@ function canaryLogDirectives(config) {
     `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`
   ].join("\n");
 }
-function buildView(config, servers, split, facts) {
+var takesBackup = (m) => m.kind === "least_conn" || m.kind === "round_robin";
+function buildView(config, servers, split, facts2, judging = {}) {
   const n = config.nginx;
   const canary = new Set(split?.canary.map(replicaKey));
   const weightOf = (r) => split ? canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight : n.weight;
+  const serverView = (r) => ({
+    name: r.name,
+    image: r.image,
+    host: r.host,
+    port: r.port,
+    address: hostPort(r.address, r.port),
+    weight: weightOf(r),
+    maxFails: n.maxFails,
+    failTimeout: n.failTimeout,
+    params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
+  });
+  const backup = takesBackup(n.lbMethod) ? judging.backup ?? [] : [];
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -50021,17 +50828,8 @@ function buildView(config, servers, split, facts) {
     // concurrency it does not hold a canary's share: split steps balance by weighted round robin instead.
     // ip_hash and hash honour weights and keep each client on one version, so they stay.
     lbMethod: split && n.lbMethod.kind === "least_conn" ? "" : lbDirective(n.lbMethod),
-    servers: servers.map((r) => ({
-      name: r.name,
-      image: r.image,
-      host: r.host,
-      port: r.port,
-      address: hostPort(r.address, r.port),
-      weight: weightOf(r),
-      maxFails: n.maxFails,
-      failTimeout: n.failTimeout,
-      params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
-    })),
+    servers: servers.map(serverView),
+    backupServers: backup.map(serverView),
     site: n.scope === "site",
     listen: n.listen,
     serverName: n.serverName,
@@ -50041,25 +50839,25 @@ function buildView(config, servers, split, facts) {
     rolloutLocation: "",
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: "",
-    canaryLog: split ? canaryLogDirectives(config) : "",
-    keepaliveMinTimeout: n.scope === "site" && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : ""
+    canaryLog: judging.log ? canaryLogDirectives(config) : "",
+    keepaliveMinTimeout: n.scope === "site" && facts2.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : ""
   };
 }
 var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
 var sha16 = (text2) => createHash2("sha256").update(text2).digest("hex").slice(0, 16);
-var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
+var HEADER3 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
 var header = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
 `;
-function renderManagedFile(config, servers, split, facts) {
+function renderManagedFile(config, servers, split, facts2, judging = {}) {
   if (!servers.length) throw new Error("an upstream needs at least one server");
   const template = config.nginx.template ?? BUILT_IN_TEMPLATE;
-  const view = buildView(config, servers, split, facts);
+  const view = buildView(config, servers, split, facts2, judging);
   const configId = sha16(renderRaw(template, view));
   const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
   return { text: header(config.app, body) + body, configId };
 }
 function ownershipOf(text2, app) {
-  const m = HEADER2.exec(text2);
+  const m = HEADER3.exec(text2);
   if (!m) return { kind: "foreign" };
   if (m[1] !== app) return { kind: "other-app", app: m[1] };
   return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
@@ -50078,7 +50876,20 @@ var NginxError = class extends Error {
 };
 var nginxPlace = (config) => config.nginx.mode === "container" ? containerPlace(config.nginx.container) : hostPlace;
 var describeNginx = (config, host) => config.nginx.mode === "container" ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`;
-var readNginxCommand = (config) => readNginx2(nginxPlace(config), config.nginx.container, config.nginx.configPath);
+var readNginxCommand = (config) => readNginx2(nginxPlace(config), config.nginx.container, config.nginx.configPath, hostNamesOf(config));
+var hostNamesOf = (config) => [
+  ...new Set(config.appHosts.map((h) => h.upstreamAddress).filter((a) => !isIP3(a)))
+];
+function parseResolved(config, s) {
+  const names2 = new Set(hostNamesOf(config));
+  const resolved = /* @__PURE__ */ new Map();
+  for (const line of text(s?.out).split("\n")) {
+    const [name, address] = line.trim().split(/\s+/);
+    if (!names2.has(name) || !isIP3(address ?? "")) continue;
+    resolved.set(name, [...resolved.get(name) ?? [], address]);
+  }
+  return resolved;
+}
 function parseNginx(config, sections, where) {
   const n = config.nginx;
   const problems = [];
@@ -50143,19 +50954,20 @@ function parseInside(config, sections, where, problems) {
     const p = includeProblem(dump, n.configPath);
     if (p) problems.push(p);
   }
-  const facts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
-  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.strategy === "canary" || config.operation === "promote") ? [
-    `nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
+  const facts2 = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
+  const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.verifySeconds > 0 || config.strategy === "canary" || config.operation === "promote") ? [
+    `nginx's configuration names no access_log in its http block: while a run judges the app's traffic, the app's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
   ] : [];
   const managed = parseManaged(config, sections.get("managed"), where, problems);
   return {
+    resolved: parseResolved(config, sections.get("resolve")),
     masterPid: masters.length === 1 ? masters[0] : void 0,
     version,
     managed,
     routes: managed.kind === "ours" ? upstreamServers(managed.text) : /* @__PURE__ */ new Map(),
     problems,
     warnings,
-    facts
+    facts: facts2
   };
 }
 function parseManaged(config, s, where, problems) {
@@ -50253,6 +51065,8 @@ var Nginx = class {
   live;
   /** The config ids of the files this run read or installed, by text: a restored file is verified by its id. */
   ids = /* @__PURE__ */ new Map();
+  /** The change under way: changes run one after another, each from the file the one before left. */
+  changing = Promise.resolve();
   adopt(managed) {
     this.live = managed.kind === "ours" ? managed.text : void 0;
     if (managed.kind === "ours") this.ids.set(managed.text, managed.configId);
@@ -50323,7 +51137,12 @@ var Nginx = class {
    * answered on the listen port, `configId` as the renderer gave it, or as read for a file put back). On any
    * failure the previous file is back and the error quotes nginx.
    */
-  async apply(next, configId, upstreamAddress) {
+  apply(next, configId, upstreamAddress) {
+    const change = this.changing.then(() => this.change(next, configId, upstreamAddress));
+    this.changing = change.catch(() => void 0);
+    return change;
+  }
+  async change(next, configId, upstreamAddress) {
     const booted = await this.ensureRunning(upstreamAddress);
     if (next === this.live) return booted ?? "no change";
     const master = this.current.masterPid;
@@ -50375,23 +51194,16 @@ ${said}` : ""}`);
     }
     return false;
   }
-  /** The canary's log starts empty: a step judges what nginx logged from here on. */
-  async startCanaryLog() {
-    await run(
-      this.remote,
-      startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)),
-      "starting the canary's access log"
+  /**
+   * Follows the app's traffic log from empty: every line nginx writes from now on goes to `onData`, until
+   * the returned Following is stopped.
+   */
+  followTrafficLog(onData) {
+    const path3 = LIMITS.canaryLogPath(this.config.app);
+    return this.remote.follow(
+      followTrafficLog(this.place, path3, LIMITS.trafficLogMaxBytes, LIMITS.followEveryMs, LIMITS.followMaxSeconds),
+      onData
     );
-  }
-  async readCanaryLog() {
-    const r = await run(
-      this.remote,
-      readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes),
-      "reading the canary's access log"
-    );
-    const nl = r.stdout.indexOf("\n");
-    const [how = "whole", size = "0"] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(" ");
-    return { text: nl < 0 ? "" : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === "newest" };
   }
   /** nginx's last log lines, for the summary when a change failed. */
   async errorLog(lines) {
@@ -50401,7 +51213,7 @@ ${said}` : ""}`);
 };
 
 // src/remote/lock.ts
-import { randomBytes } from "node:crypto";
+import { randomBytes as randomBytes2 } from "node:crypto";
 var ACQUIRE = `command -v flock >/dev/null 2>&1 || { echo "flock (util-linux or busybox) is missing on this host: the deploy lock needs it" >&2; exit 4; }
 mkdir -p "\${1%/*}" || exit 2
 exec 9>"\${1%/*}/lock.flock" && flock 9 || exit 2
@@ -50420,7 +51232,7 @@ var lockDir = (app) => `${stateDir(app)}/lock`;
 var newClaim = (app, owner) => ({
   app,
   dir: lockDir(app),
-  token: randomBytes(12).toString("hex"),
+  token: randomBytes2(12).toString("hex"),
   owner: owner.replace(/[\r\n]+/g, " ")
 });
 var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds));
@@ -50493,24 +51305,116 @@ var HeldLock = class {
 var historyPath = (app) => `${stateDir(app)}/history.json`;
 var canaryPath = (app) => `${stateDir(app)}/canary.json`;
 var readFile2 = (path3) => script('[ -e "$1" ] || exit 0; cat "$1"', path3);
-var FINISH = `put() { mkdir -p "\${1%/*}" && printf '%s' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
+var RECORDS_NOT_OUR_LOCK = 75;
+var FINISH = `lock=$1; token=$2; release=$3; hist=$4; hn=$5; can=$6; cn=$7
+dir=\${lock%/*}
+mkdir -p "$dir" && exec 9>"$dir/lock.flock" && flock 9 || { echo "cannot take $dir/lock.flock" >&2; exit 2; }
+[ "$(cat "$lock/token" 2>/dev/null)" = "$token" ] || { echo "the deploy lock in $lock is not this run's: no record written" >&2; exit ${RECORDS_NOT_OUR_LOCK}; }
+in="$dir/.records-in.$$"
+trap 'rm -f "$in"' EXIT
+cat >"$in" || exit 1
+case $cn in '' | -) cb=0 ;; *) cb=$cn ;; esac
+want=$((\${hn:-0} + cb)); got=$(wc -c <"$in" | tr -d ' ')
+[ "$got" = "$want" ] || { echo "expected $want bytes of records on standard input, got $got: no record written" >&2; exit 1; }
+put() { f=$1; shift; mkdir -p "\${f%/*}" && "$@" <"$in" >"$f.tmp" && mv -f "$f.tmp" "$f" || { echo "writing $f failed" >&2; return 1; }; }
 rc=0
-[ -n "$2" ] && { put "$1" "$2" || { echo "writing $1 failed" >&2; rc=1; }; }
-case $4 in '') ;; -) rm -f "$3" || rc=1 ;; *) put "$3" "$4" || { echo "writing $3 failed" >&2; rc=1; } ;; esac
-if [ -n "$6" ] && [ "$(cat "$5/token" 2>/dev/null)" = "$6" ]; then rm -rf "$5" || rc=1; fi
+[ -n "$hn" ] && { put "$hist" head -c "$hn" || rc=1; }
+case $cn in '') ;; -) rm -f "$can" || rc=1 ;; *) put "$can" tail -c "$cn" || rc=1 ;; esac
+[ "$release" = release ] && { rm -rf "$lock" || rc=1; }
 exit $rc`;
-function finishCommand(app, records, claim) {
-  const history2 = records.history ? JSON.stringify(records.history.slice(-LIMITS.historyEntries), null, 1) + "\n" : "";
-  const canary = records.canary === void 0 ? "" : records.canary === null ? "-" : JSON.stringify(records.canary, null, 1) + "\n";
-  return script(FINISH, historyPath(app), history2, canaryPath(app), canary, claim?.dir ?? "", claim?.token ?? "");
+function keptCanary(canary) {
+  const observations = (x) => x.observations ? { ...x, observations: x.observations.slice(-LIMITS.canaryObservationsKept) } : x;
+  const pushes = canary.pushes?.slice(-LIMITS.canaryPushesShown).map(observations);
+  return observations({ ...canary, ...pushes ? { pushes } : {} });
 }
+var json = (value) => JSON.stringify(value, null, 1) + "\n";
+function writeRecords(app, records, claim, release) {
+  const history2 = records.history ? json(records.history.slice(-LIMITS.historyEntries)) : void 0;
+  const canary = records.canary ? json(keptCanary(records.canary)) : void 0;
+  const length = (text2) => text2 === void 0 ? "" : String(Buffer.byteLength(text2));
+  const c = script(
+    FINISH,
+    claim.dir,
+    claim.token,
+    release ? "release" : "keep",
+    historyPath(app),
+    length(history2),
+    canaryPath(app),
+    records.canary === null ? "-" : length(canary)
+  );
+  const what = [
+    ...history2 === void 0 ? [] : [`deploy history, ${length(history2)} bytes`],
+    ...canary === void 0 ? [] : [`canary record, ${length(canary)} bytes`]
+  ];
+  return what.length ? withStdin(c, (history2 ?? "") + (canary ?? ""), what.join(" + ")) : c;
+}
+var finishCommand = (app, records, claim) => writeRecords(app, records, claim, true);
+var writeCanaryCommand = (app, canary, claim) => writeRecords(app, { canary }, claim, false);
+
+// src/host/ports.ts
+var NO_USAGE = { ports: /* @__PURE__ */ new Set(), names: /* @__PURE__ */ new Set(), reserved: /* @__PURE__ */ new Map() };
+var reservationDir = `${LIMITS.stateDir}/ports`;
+var READ_USAGE = `docker ps --all --format 'name {{.Names}}
+published {{.Ports}}' 2>/dev/null
+cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { split($2, a, ":"); print "listening " a[2] }'
+now=$(date +%s)
+for f in "$1"/*; do
+  [ -f "$f" ] || continue
+  read -r app _ until <"$f" 2>/dev/null || continue
+  [ "\${until:-0}" -gt "$now" ] 2>/dev/null && echo "reserved \${f##*/} $app $until"
+done
+exit 0`;
+var readUsage = () => script(READ_USAGE, reservationDir);
+var NAME2 = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+function parseUsage(text2, app) {
+  const ports = /* @__PURE__ */ new Set();
+  const names2 = /* @__PURE__ */ new Set();
+  const reserved = /* @__PURE__ */ new Map();
+  const port = (n) => Number.isInteger(n) && n > 0 && n < 65536;
+  for (const line of text2.split("\n")) {
+    const [kind, ...rest] = line.trim().split(/\s+/);
+    if (kind === "name" && NAME2.test(rest[0] ?? "")) names2.add(rest[0]);
+    if (kind === "published") {
+      for (const m of rest.join(" ").matchAll(/:(\d{1,5})->/g)) if (port(Number(m[1]))) ports.add(Number(m[1]));
+    }
+    if (kind === "listening" && /^[0-9A-F]{4}$/.test(rest[0] ?? "")) ports.add(parseInt(rest[0], 16));
+    if (kind === "reserved" && /^\d{1,5}$/.test(rest[0] ?? "") && NAME2.test(rest[1] ?? "") && rest[1] !== app)
+      reserved.set(Number(rest[0]), rest[1]);
+  }
+  return { ports, names: names2, reserved };
+}
+var RESERVE = `dir=$1; app=$2; token=$3; ttl=$4; prefix=$5; shift 5
+mkdir -p "$dir" && exec 9>"$dir/.lock" && flock 9 || exit 2
+now=$(date +%s)
+listening=" $(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { split($2, a, ":"); print a[2] }' | tr '\\n' ' ') "
+published=" $(docker ps --all --format '{{.Ports}}' 2>/dev/null | grep -o ':[0-9]*->' | tr -d ':>-' | tr '\\n' ' ') "
+names=" $(docker ps --all --format '{{.Names}}' 2>/dev/null | tr '\\n' ' ') "
+taken=
+for p; do
+  case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
+  case $published in *" $p "*) taken="$taken $p"; continue ;; esac
+  case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
+  if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
+    taken="$taken $p"
+  fi
+done
+[ -n "$taken" ] && { echo "$taken"; exit 3; }
+for p; do printf '%s %s %s\\n' "$app" "$token" $((now + ttl)) >"$dir/$p.tmp" && mv -f "$dir/$p.tmp" "$dir/$p" || exit 2; done
+exit 0`;
+var reservePorts = (app, token, ttlSeconds, ports) => script(RESERVE, reservationDir, app, token, String(ttlSeconds), `${app}-`, ...ports.map(String));
+var RELEASE2 = `for f in "$1"/*; do
+  [ -f "$f" ] && read -r _ tok _ <"$f" && [ "$tok" = "$2" ] && rm -f "$f"
+done
+exit 0`;
+var releasePorts = (token) => script(RELEASE2, reservationDir, token);
+var takenPorts = (stdout) => stdout.trim().split(/\s+/).filter((p) => /^\d{1,5}$/.test(p)).map(Number);
 
 // src/host/state.ts
-var APP = /^[a-z0-9][a-z0-9_.-]*$/;
 var CONTAINER_ID = /^[0-9a-f]{64}$/;
 function parseContainers(output, host) {
   const containers = [];
   const ignored = [];
+  const problems = [];
   for (const line of output.split("\n")) {
     if (!line.trim()) continue;
     let c;
@@ -50530,13 +51434,20 @@ function parseContainers(output, host) {
     const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0;
     const id = typeof c.id === "string" ? c.id : "";
     if (label(LABEL.role) !== "replica") continue;
-    if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
+    if (!CONTAINER_ID.test(id) || !NAME.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
       ignored.push(
         `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
       );
       continue;
     }
+    const image = label(LABEL.image);
     const color = label(LABEL.color);
+    const refuse = (key, expected, value) => problems.push(
+      `${host.id}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; the action writes no such label, so something else changed the container: find out what, and remove it`
+    );
+    if (!IMAGE.test(image)) refuse(LABEL.image, "a Docker image reference", image);
+    if (!isColor(color)) refuse(LABEL.color, "'', 'blue' or 'green'", color);
+    if (!IMAGE.test(image) || !isColor(color)) continue;
     const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
     containers.push({
       ...pid ? { pid } : {},
@@ -50546,12 +51457,12 @@ function parseContainers(output, host) {
       name,
       app,
       port,
-      image: label(LABEL.image),
+      image,
       running: c.state === "running",
-      ...color === "blue" || color === "green" ? { color } : {}
+      ...color ? { color } : {}
     });
   }
-  return { containers, ignored };
+  return { containers, ignored, problems };
 }
 var isString = (v) => typeof v === "string";
 var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
@@ -50559,8 +51470,9 @@ var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 function isStats(v) {
   return isObject(v) && isNumber(v.requests) && isNumber(v.errors) && isNumber(v.rate);
 }
+var VERDICTS = ["pass", "fail", "inconclusive"];
 function isObservation(v) {
-  return isObject(v) && isString(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable);
+  return isObject(v) && VERDICTS.includes(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable);
 }
 function parseHistory(text2, warn) {
   const parsed = parseJson(text2, "history.json", warn);
@@ -50569,12 +51481,27 @@ function parseHistory(text2, warn) {
     warn("history.json on the nginx host is not a list: ignored (the next deploy rewrites it)");
     return [];
   }
-  const ok = parsed.filter(
-    (h) => isObject(h) && isString(h.image) && isString(h.previousImage) && isString(h.result) && isString(h.at) && isString(h.strategy)
-  );
-  if (ok.length < parsed.length)
-    warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`);
+  const why = parsed.map(historyEntryProblem);
+  const ok = parsed.filter((_, i) => why[i] === void 0);
+  const first = why.findIndex((w) => w !== void 0);
+  if (first >= 0)
+    warn(
+      `history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored (the first, entry ${first + 1}: ${why[first]})`
+    );
   return ok;
+}
+function historyEntryProblem(h) {
+  if (!isObject(h)) return `expected an object, got ${quoteHostText(h)}`;
+  const rules = [
+    ["image", isString(h.image) && IMAGE.test(h.image), "a Docker image reference"],
+    ["previousImage", isString(h.previousImage) && isImageOrNone(h.previousImage), "'' or a Docker image reference"],
+    ["result", isString(h.result) && WORD.test(h.result), "a result like deployed"],
+    ["at", isString(h.at) && TIMESTAMP.test(h.at), "a UTC time like 2026-05-01T10:00:00Z"],
+    ["strategy", isString(h.strategy) && WORD.test(h.strategy), "a strategy like rolling"],
+    ["operation", h.operation === void 0 || isString(h.operation) && WORD.test(h.operation), "an operation"]
+  ];
+  const broken = rules.find(([, ok]) => !ok);
+  return broken && `${broken[0]}: expected ${broken[2]}, got ${quoteHostText(h[broken[0]])}`;
 }
 function parseCanaryState(text2, defaultHost, warn) {
   const parsed = parseJson(text2, "canary.json", warn);
@@ -50586,13 +51513,26 @@ function parseCanaryState(text2, defaultHost, warn) {
   if (!isObject(parsed)) return bad("not an object");
   const p = parsed;
   if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad("image, stableImage or at missing");
-  if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad("weight is not a percentage");
+  if (!IMAGE.test(p.image)) return bad(`image: expected a Docker image reference, got ${quoteHostText(p.image)}`);
+  if (!isImageOrNone(p.stableImage))
+    return bad(`stableImage: expected '' or a Docker image reference, got ${quoteHostText(p.stableImage)}`);
+  if (!TIMESTAMP.test(p.at)) return bad(`at: expected a UTC time like 2026-05-01T10:00:00Z, got ${quoteHostText(p.at)}`);
+  if (!isPercent(p.weight)) return bad("weight is not a percentage");
   if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
     return bad("remainingSteps is not a list of numbers");
+  if (!p.remainingSteps.every((n) => isPercent(n, 1)))
+    return bad(`remainingSteps: expected percentages from 1 to 100, got ${quoteHostText(p.remainingSteps)}`);
   if (!Array.isArray(p.replicas)) return bad("replicas is not a list");
   const replicas = p.replicas.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
   if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
     return bad("a replica has no host or name");
+  const strange = replicas.find(
+    (r) => !HOST_ID.test(r.host) || !isReplicaName(r.name)
+  );
+  if (strange)
+    return bad(
+      `replicas: expected container names like <app>-<port> on app hosts, got ${quoteHostText(strange.name)} on ${quoteHostText(strange.host)}`
+    );
   const observations = p.observations === void 0 ? void 0 : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null;
   if (observations === null) return bad("observations are malformed");
   const d = p.deployment;
@@ -50605,6 +51545,14 @@ function parseCanaryState(text2, defaultHost, warn) {
   const outcomes = ["live", "replaced", "promoted", "aborted", "failed"];
   const isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
   if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every(isPush))) return bad("pushes are malformed");
+  for (const push2 of pushes ?? []) {
+    if (!IMAGE.test(push2.image))
+      return bad(`pushes: expected Docker image references, got ${quoteHostText(push2.image)}`);
+    if (!TIMESTAMP.test(push2.at) || push2.sha !== void 0 && !COMMIT.test(push2.sha))
+      return bad(
+        `pushes: expected UTC times and commit ids, got ${quoteHostText(push2.at)} and ${quoteHostText(push2.sha)}`
+      );
+  }
   return {
     image: p.image,
     stableImage: p.stableImage,
@@ -50612,7 +51560,7 @@ function parseCanaryState(text2, defaultHost, warn) {
     remainingSteps: p.remainingSteps,
     replicas,
     at: p.at,
-    ...isString(p.sha) ? { sha: p.sha } : {},
+    ...isString(p.sha) && COMMIT.test(p.sha) ? { sha: p.sha } : {},
     ...observations ? { observations } : {},
     ...d ? { deployment: d } : {},
     ...pr ? { pullRequest: pr } : {},
@@ -50633,29 +51581,31 @@ function parseJson(text2, file, warn) {
 var HostStateError = class extends Error {
 };
 var retireDir = (app) => `${stateDir(app)}/retired`;
-var appHostParts = (config) => [
+var appHostParts = (config, consume) => [
   { name: "containers", command: listManaged() },
-  { name: "retired", command: readRetireReports(retireDir(config.app)) }
+  { name: "usage", command: readUsage() },
+  { name: "retired", command: readRetireReports(retireDir(config.app), consume) }
 ];
-function parseAppHost(host, sections, remote, warnings) {
+function parseAppHost(config, host, sections, remote, warnings) {
   const list = sections.get("containers");
   if (!list || list.code !== 0)
     throw new HostStateError(
       `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`
     );
-  const { containers, ignored } = parseContainers(text(list.out), host);
+  const { containers, ignored, problems } = parseContainers(text(list.out), host);
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
   const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
-  return { host: host.id, containers, retireReports };
+  const usage = parseUsage(text(sections.get("usage")?.out), config.app);
+  return { host: host.id, containers, retireReports, usage, problems };
 }
-async function readHosts(fleet, config, claim, waiting) {
+async function readHosts(fleet, config, claim, waiting, onLocked) {
   const nginxIsAppHost = config.appHosts.find(
     (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port
   );
   const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
     { name: "history", command: readFile2(historyPath(config.app)) },
     { name: "canary", command: readFile2(canaryPath(config.app)) },
-    ...nginxIsAppHost ? appHostParts(config) : [],
+    ...nginxIsAppHost ? appHostParts(config, Boolean(claim)) : [],
     { name: "nginx", command: readNginxCommand(config) }
   ]);
   const deadline = Date.now() + config.lockTimeoutSeconds * 1e3;
@@ -50683,17 +51633,18 @@ async function readHosts(fleet, config, claim, waiting) {
       );
     await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
   }
+  if (claim) onLocked?.();
   const warnings = [];
   const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
   const hosts = [];
-  if (nginxIsAppHost) hosts.push(parseAppHost(nginxIsAppHost, sections, fleet.nginx, warnings));
+  if (nginxIsAppHost) hosts.push(parseAppHost(config, nginxIsAppHost, sections, fleet.nginx, warnings));
   const read = await Promise.all(
     others.map(async (h) => {
       const remote = fleet.app(h.id);
-      const c = sectioned(void 0, appHostParts(config));
+      const c = sectioned(void 0, appHostParts(config, Boolean(claim)));
       const r = await remote.exec(c);
       if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r);
-      return parseAppHost(h, parseSections(r.raw), remote, warnings);
+      return parseAppHost(config, h, parseSections(r.raw), remote, warnings);
     })
   );
   hosts.push(...read);
@@ -50725,7 +51676,9 @@ async function readHosts(fleet, config, claim, waiting) {
       history: history2,
       ...canary ? { canary } : {},
       warnings,
-      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report })))
+      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report }))),
+      usage: new Map(hosts.map((h) => [h.host, h.usage])),
+      problems: hosts.flatMap((h) => h.problems)
     },
     lockNote
   };
@@ -50803,18 +51756,18 @@ function shareSteps(config, stable, canary, shares) {
   return shares.filter((p) => p < 100).flatMap((p) => {
     const split = splitFor(p, canary, stable.length);
     return [
-      { kind: "route", servers: [...stable, ...canary], split },
+      { kind: "route", servers: [...stable, ...canary], split, judged: { backup: [] } },
       { kind: "observe", seconds: config.canary.intervalSeconds, split, stable }
     ];
   });
 }
 function canaryCounts(config) {
-  const counts = /* @__PURE__ */ new Map();
+  const counts2 = /* @__PURE__ */ new Map();
   for (let i = 0; i < config.canary.replicas; i++) {
     const host = config.appHosts[i % config.appHosts.length].id;
-    counts.set(host, (counts.get(host) ?? 0) + 1);
+    counts2.set(host, (counts2.get(host) ?? 0) + 1);
   }
-  return counts;
+  return counts2;
 }
 function freshCounts(config, canary) {
   return new Map(
@@ -50825,10 +51778,12 @@ function completeSteps(config, stable, canary, fresh, strays, gone = []) {
   const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas));
   const extra = canary.filter((r) => !keep.includes(r));
   const next = interleave([...keep, ...fresh], config.appHosts);
+  const judged = judges(config, stable);
   return {
     next,
     steps: [
-      ...replaceInBatches(config, stable, next, keep),
+      ...replaceInBatches(config, stable, next, keep, judged),
+      ...judged ? endJudging(config, next, next) : [],
       ...removeAll(strays),
       ...retireAll([...stable, ...extra, ...gone])
     ]
@@ -50841,32 +51796,38 @@ function pausedCanaryError(state2) {
   );
 }
 function pausedSets(config, containers, routes, state2) {
-  const { live, strays } = liveReplicas(config, containers, routes);
+  const { live: live2, strays } = liveReplicas(config, containers, routes);
   const isCanary = (r) => state2.replicas.some((c) => c.host === r.host && c.name === r.name);
-  return { live, strays, canary: live.filter(isCanary), stable: live.filter((r) => !isCanary(r)) };
+  return { live: live2, strays, canary: live2.filter(isCanary), stable: live2.filter((r) => !isCanary(r)) };
 }
-function planCanary(config, containers, routes, replacing) {
+function planCanary(config, containers, routes, replacing, usage) {
   const sets = replacing ? pausedSets(config, containers, routes, replacing) : { ...liveReplicas(config, containers, routes), canary: [] };
   const old = sets.canary;
   const stable = sets.live.filter((r) => !old.includes(r));
   if (!stable.length)
-    return planRolling(config, containers, routes, ["nothing is live to compare a canary with: deploying as rolling"]);
-  const canary = allocate(config, containers, canaryCounts(config), config.image);
+    return planRolling(
+      config,
+      containers,
+      routes,
+      ["nothing is live to compare a canary with: deploying as rolling"],
+      usage
+    );
+  const canary = allocate(config, containers, canaryCounts(config), config.image, [], void 0, usage);
   const shares = shareSteps(config, stable, canary, config.canary.steps);
-  const steps = [
+  const steps2 = [
     ...prepare(config, config.image),
     { kind: "start", replicas: canary },
     { kind: "gate", replicas: canary }
   ];
   const swapped = old.length > 0 && shares.length > 0;
   if (swapped)
-    steps.push(
+    steps2.push(
       shares[0],
       { kind: "drain", seconds: config.drainSeconds, replicas: old },
       ...retireAll(old),
       ...shares.slice(1)
     );
-  else steps.push(...shares);
+  else steps2.push(...shares);
   const stableImage = replacing?.stableImage ?? mainImage(stable);
   const notes = old.length ? [
     `replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(", ")}) of the same pull request in the first reload`
@@ -50880,9 +51841,11 @@ function planCanary(config, containers, routes, replacing) {
   };
   if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1];
+    const last = [...shares].reverse().find((st) => st.kind === "route");
+    const settle = last?.kind === "route" ? [{ ...last, judged: void 0, settle: true }] : [];
     return {
       ...base,
-      steps,
+      steps: [...steps2, ...settle],
       next: [...stable, ...canary],
       pausesAt: { percent, canary, stableImage },
       leaves: "paused"
@@ -50892,26 +51855,29 @@ function planCanary(config, containers, routes, replacing) {
     config,
     [...containers, ...canaryAsContainers(canary)],
     freshCounts(config, canary),
-    config.image
+    config.image,
+    [],
+    void 0,
+    usage
   );
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old);
-  return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: "deployed", endsCanary: true };
+  return { ...base, steps: [...steps2, ...complete.steps], next: complete.next, leaves: "deployed", endsCanary: true };
 }
 var canaryAsContainers = (canary) => canary.map((r) => ({ ...r, id: "", app: "", running: true }));
 var noCanary = (config, containers, routes, op) => {
-  const { live } = liveReplicas(config, containers, routes);
+  const { live: live2 } = liveReplicas(config, containers, routes);
   return new PlanError(
-    `${op}: no canary of ${config.app} is paused; live is ${mainImage(live) || "nothing"} on ${live.length} replica(s). Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live`
+    `${op}: no canary of ${config.app} is paused; live is ${mainImage(live2) || "nothing"} on ${live2.length} replica(s). Start one with operation: deploy and strategy: canary (canary-steps below 100), or use operation: status to see what is live`
   );
 };
-function planPromote(config, containers, routes, state2) {
+function planPromote(config, containers, routes, state2, usage) {
   if (!state2) throw noCanary(config, containers, routes, "promote");
   const { canary, stable, strays } = pausedSets(config, containers, routes, state2);
   if (!canary.length)
     throw new PlanError(
       `the paused canary's replicas (${state2.replicas.map((r) => r.name).join(", ")}) are not live any more; run operation: abort to clear it`
     );
-  const fresh = allocate(config, containers, freshCounts(config, canary), state2.image);
+  const fresh = allocate(config, containers, freshCounts(config, canary), state2.image, [], void 0, usage);
   const complete = completeSteps(config, stable, canary, fresh, strays);
   return {
     steps: [...shareSteps(config, stable, canary, state2.remainingSteps), ...complete.steps],
@@ -50933,7 +51899,7 @@ function abortSteps(config, stable, canary) {
 }
 function planAbort(config, containers, routes, state2) {
   if (!state2) throw noCanary(config, containers, routes, "abort");
-  const { live, canary, stable } = pausedSets(config, containers, routes, state2);
+  const { live: live2, canary, stable } = pausedSets(config, containers, routes, state2);
   if (!stable.length)
     throw new PlanError(
       `abort: no stable replica of ${config.app} is live to take the traffic back; deploy ${state2.stableImage} instead`
@@ -50941,7 +51907,7 @@ function planAbort(config, containers, routes, state2) {
   return {
     steps: abortSteps(config, stable, canary),
     image: state2.stableImage,
-    previous: live,
+    previous: live2,
     next: stable,
     onFailure: "restore",
     leaves: "rolled-back",
@@ -50955,28 +51921,34 @@ var routesOf = (state2) => state2.nginx.managed.kind === "ours" ? state2.nginx.r
 function staleCanary(state2) {
   const canary = state2.canary;
   if (!canary) return void 0;
-  const routes = routesOf(state2);
-  const missing = canary.replicas.filter((r) => {
-    const c = state2.containers.find((x) => x.host === r.host && x.name === r.name);
-    return !c || !c.running || routes !== void 0 && !routes.has(hostPort(c.address, c.port));
-  });
+  const missing = canary.replicas.filter((r) => !isLive(state2, r));
   if (!missing.length) return void 0;
-  return `the recorded canary of ${canary.image} at ${canary.weight}% is stale: ${missing.map((r) => `${r.name} on ${r.host}`).join(", ")} ${missing.length === 1 ? "is" : "are"} not running or not routed by nginx (the hosts decide what is live): its record is cleared`;
+  const left = canaryLeftovers(state2);
+  const still = left.length ? `; ${left.map((r) => r.name).join(", ")} still ${left.length === 1 ? "takes" : "take"} traffic: abort takes ${left.length === 1 ? "it" : "them"} out` : "";
+  return `the recorded canary of ${canary.image} at ${canary.weight}% is stale: ${missing.map((r) => `${r.name} on ${r.host}`).join(", ")} ${missing.length === 1 ? "is" : "are"} not running or not routed by nginx (the hosts decide what is live)${still}; the next run that takes the lock clears its record`;
+}
+function isLive(state2, r) {
+  const routes = routesOf(state2);
+  const c = state2.containers.find((x) => x.host === r.host && x.name === r.name);
+  return Boolean(c && c.running && (routes === void 0 || routes.has(hostPort(c.address, c.port))));
+}
+function canaryLeftovers(state2) {
+  return (state2.canary?.replicas ?? []).filter((r) => isLive(state2, r));
 }
 var samePullRequest = (a, b) => Boolean(a && b && a.repo === b.repo && a.number === b.number);
 function planDeploy(config, state2, routes, pullRequest) {
   if (state2.canary) {
     if (config.strategy === "canary" && samePullRequest(pullRequest, state2.canary.pullRequest))
-      return planCanary(config, state2.containers, routes, state2.canary);
+      return planCanary(config, state2.containers, routes, state2.canary, state2.usage);
     throw pausedCanaryError(state2.canary);
   }
   switch (config.strategy) {
     case "rolling":
-      return planRolling(config, state2.containers, routes);
+      return planRolling(config, state2.containers, routes, [], state2.usage);
     case "blue-green":
-      return planBlueGreen(config, state2.containers, routes);
+      return planBlueGreen(config, state2.containers, routes, state2.usage);
     case "canary":
-      return planCanary(config, state2.containers, routes);
+      return planCanary(config, state2.containers, routes, void 0, state2.usage);
   }
 }
 var NothingToDo = class extends Error {
@@ -50992,7 +51964,7 @@ function planFor(config, state2, pullRequest) {
     case "deploy":
       return planDeploy(config, state2, routes, pullRequest);
     case "promote":
-      return planPromote(config, state2.containers, routes, canary);
+      return planPromote(config, state2.containers, routes, canary, state2.usage);
     case "abort":
       return planAbort(config, state2.containers, routes, canary);
     case "rollback":
@@ -51003,12 +51975,13 @@ function planFor(config, state2, pullRequest) {
 }
 
 // src/plan/types.ts
-var changesHosts = (step) => step.kind !== "gate" && step.kind !== "observe" && step.kind !== "drain";
+var changesHosts = (step) => step.kind !== "gate" && step.kind !== "observe" && step.kind !== "drain" && step.kind !== "bake";
 function hostsOf(step, nginxHost) {
   switch (step.kind) {
     case "login":
     case "pull":
       return [...step.hosts];
+    case "record":
     case "route":
     case "restore-config":
     case "observe":
@@ -51032,14 +52005,24 @@ function describeStep(step, manyHosts = false) {
       return `start ${list(step.replicas)} again`;
     case "gate":
       return `health gate ${list(step.replicas)}`;
-    case "route":
-      return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)` : `route traffic to ${list(step.servers) || "no replica"} (one nginx reload)`;
+    case "record":
+      return `start nginx's record of the app's requests (one nginx reload, in the background)`;
+    case "route": {
+      const backup = step.judged?.backup.length ? `, ${list(step.judged.backup)} as backup` : "";
+      const how = step.settle ? "one nginx reload: the record of requests off, no backup" : `one nginx reload${step.judged ? `; requests recorded${backup}` : ""}`;
+      return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, ${how})` : `route traffic to ${list(step.servers) || "no replica"} (${how})`;
+    }
     case "observe":
       return `observe the canary at ${step.split.percent}% for ${step.seconds}s`;
     case "restore-config":
       return `restore the previous nginx config (${list(step.servers) || "no replica"})`;
-    case "drain":
-      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ""}`;
+    case "drain": {
+      const recheck = step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : "";
+      const verify = step.verify?.length ? `, judging ${list(step.verify)} on real traffic` : "";
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${recheck}${verify}`;
+    }
+    case "bake":
+      return `bake ${list(step.replicas)} for ${step.seconds}s, the replaced replicas ready to take the traffic back`;
     case "stop":
       return `stop ${list(step.replicas)}${step.background ? " (in the background)" : ""}`;
     case "remove":
@@ -51049,10 +52032,89 @@ function describeStep(step, manyHosts = false) {
   }
 }
 
-// src/health/probe.ts
-var statusAllowed = (status2, ranges) => status2 !== void 0 && ranges.some((r) => status2 >= r.min && status2 <= r.max);
-var describeProbe = (path3, p) => p.status !== void 0 ? `GET ${path3} -> ${p.status}` : `GET ${path3} -> ${p.error ?? "no answer"}`;
-var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
+// src/judge/compare.ts
+var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
+function addCounts(a, b) {
+  const statuses = { ...a.statuses };
+  for (const [s, n] of Object.entries(b.statuses)) statuses[s] = (statuses[s] ?? 0) + n;
+  return {
+    requests: a.requests + b.requests,
+    serverErrors: a.serverErrors + b.serverErrors,
+    clientErrors: a.clientErrors + b.clientErrors,
+    statuses
+  };
+}
+function subtractCounts(a, b) {
+  const statuses = {};
+  for (const [s, n] of Object.entries(a.statuses))
+    if (n - (b.statuses[s] ?? 0) > 0) statuses[s] = n - (b.statuses[s] ?? 0);
+  return {
+    requests: a.requests - b.requests,
+    serverErrors: a.serverErrors - b.serverErrors,
+    clientErrors: a.clientErrors - b.clientErrors,
+    statuses
+  };
+}
+function zAbove(errorsA, requestsA, errorsB, requestsB) {
+  if (!requestsA || !requestsB) return 0;
+  const pooled = (errorsA + errorsB) / (requestsA + requestsB);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / requestsA + 1 / requestsB));
+  const diff = errorsA / requestsA - errorsB / requestsB;
+  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+}
+var pct = (part, whole) => `${whole ? (100 * part / whole).toFixed(1) : "0.0"}%`;
+function errorStatuses(c, cls) {
+  return Object.entries(c.statuses).filter(([s]) => s.startsWith(String(cls))).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`).join(", ");
+}
+var CLASSES = [
+  { cls: 5, key: "serverErrors", floor: LIMITS.verifyServerErrorFloor },
+  { cls: 4, key: "clientErrors", floor: LIMITS.verifyClientErrorFloor }
+];
+function clearlyWorse(next, prev, c) {
+  const a = next[c.key];
+  if (a < LIMITS.verifyMinErrors) return void 0;
+  const rateA = a / next.requests;
+  const enoughOld = prev.requests >= LIMITS.verifyMinOldRequests;
+  if (!enoughOld) {
+    if (c.cls === 4 || rateA < LIMITS.verifyAloneErrorRate / 100) return void 0;
+    return `the new version answered ${c.cls}xx to ${pct(a, next.requests)} of ${next.requests} requests (${errorStatuses(next, c.cls)}); the old one had too little traffic to compare with`;
+  }
+  const b = prev[c.key];
+  const rateB = b / prev.requests;
+  if (100 * (rateA - rateB) < c.floor - 1e-9 || rateA < 1.5 * rateB - 1e-12) return void 0;
+  if (zAbove(a, next.requests, b, prev.requests) < LIMITS.verifyWorseZ) return void 0;
+  const old = b ? ` (${errorStatuses(prev, c.cls)})` : "";
+  return `the new version answered ${c.cls}xx to ${pct(a, next.requests)} of ${next.requests} requests (${errorStatuses(next, c.cls)}), the old one to ${pct(b, prev.requests)} of ${prev.requests}${old}`;
+}
+function compareVersions(next, prev) {
+  for (const c of CLASSES) {
+    const worse = clearlyWorse(next, prev, c);
+    if (worse) return { verdict: "fail", reason: worse };
+  }
+  const seen = `${next.requests} requests to the new version (${pct(next.serverErrors, next.requests)} 5xx, ${pct(next.clientErrors, next.requests)} 4xx), ${prev.requests} to the old (${pct(prev.serverErrors, prev.requests)} 5xx, ${pct(prev.clientErrors, prev.requests)} 4xx)`;
+  if (next.requests >= LIMITS.verifyMinRequests) return { verdict: "pass", reason: seen };
+  return { verdict: "pending", reason: seen };
+}
+function divergence(q, p) {
+  const term = (a, b) => a === 0 ? 0 : a * Math.log(a / b);
+  return term(q, p) + term(1 - q, 1 - p);
+}
+function compareLately(recent, prev) {
+  if (prev.requests < LIMITS.verifyMinOldRequests) return void 0;
+  for (const c of CLASSES) {
+    const errors = recent[c.key];
+    if (errors < LIMITS.verifyRecentMinErrors) continue;
+    const q = errors / recent.requests;
+    const p = Math.max(prev[c.key] / prev.requests, LIMITS.verifyRecentBaseRate / 100);
+    if (100 * (q - p) < c.floor - 1e-9 || q < 1.5 * p) continue;
+    if (Math.exp(-recent.requests * divergence(q, p)) >= LIMITS.verifyRecentChance) continue;
+    return {
+      verdict: "fail",
+      reason: `over the last seconds the new version answered ${c.cls}xx to ${pct(errors, recent.requests)} of ${recent.requests} requests (${errorStatuses(recent, c.cls)}), the old one to ${pct(prev[c.key], prev.requests)} of ${prev.requests}`
+    };
+  }
+  return void 0;
+}
 
 // src/judge/traffic.ts
 var SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`;
@@ -51081,12 +52143,7 @@ function parseAccessLog(text2) {
   }
   return { attempts, skipped };
 }
-function stats(attempts, servers) {
-  const mine = attempts.filter((a) => servers.has(a.server));
-  const errors = mine.filter((a) => a.status !== void 0 && a.status >= 500).length;
-  return { requests: mine.length, errors, rate: mine.length ? 100 * errors / mine.length : 0 };
-}
-var pct = (n) => `${n.toFixed(2)}%`;
+var pct2 = (n) => `${n.toFixed(2)}%`;
 function worseBy(canary, stable) {
   if (!canary.requests || !stable.requests) return 0;
   const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
@@ -51094,61 +52151,146 @@ function worseBy(canary, stable) {
   const diff = canary.errors / canary.requests - stable.errors / stable.requests;
   return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
 }
-function judgeCanary(attempts, canaryServers, stableServers, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
-  const canary = stats(attempts, canaryServers);
-  const stable = stats(attempts, stableServers);
+var statsOf = (c) => ({
+  requests: c.requests,
+  errors: c.serverErrors,
+  rate: c.requests ? 100 * c.serverErrors / c.requests : 0
+});
+function judgeCanaryCounts(canaryCounts2, stableCounts, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
+  const canary = statsOf(canaryCounts2);
+  const stable = statsOf(stableCounts);
   const z = worseBy(canary, stable);
-  if (canary.rate > maxErrorRate)
-    return {
-      verdict: "fail",
-      canary,
-      stable,
-      reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`
-    };
-  if (z > LIMITS.canaryWorseZ)
-    return {
-      verdict: "fail",
-      canary,
-      stable,
-      reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`
-    };
-  if (canary.requests < minRequests)
-    return {
-      verdict: "inconclusive",
-      canary,
-      stable,
-      reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`
-    };
-  return {
-    verdict: "pass",
+  const verdict = (v, reason) => ({
+    verdict: v,
     canary,
     stable,
-    reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`
-  };
+    reason
+  });
+  if (canary.rate > maxErrorRate)
+    return verdict(
+      "fail",
+      `canary error rate ${pct2(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`
+    );
+  if (z > LIMITS.canaryWorseZ)
+    return verdict(
+      "fail",
+      `canary error rate ${pct2(canary.rate)} is clearly worse than stable ${pct2(stable.rate)} (${z.toFixed(1)} standard errors)`
+    );
+  const compared = compareVersions(canaryCounts2, stableCounts);
+  if (compared.verdict === "fail") return verdict("fail", compared.reason);
+  if (canary.requests < minRequests)
+    return verdict(
+      "inconclusive",
+      `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`
+    );
+  return verdict(
+    "pass",
+    `canary ${pct2(canary.rate)} of ${canary.requests}, stable ${pct2(stable.rate)} of ${stable.requests}`
+  );
 }
+
+// src/judge/record.ts
+var countOne = (c, status2) => {
+  const key = status2 === void 0 ? "-" : String(status2);
+  return {
+    requests: c.requests + 1,
+    serverErrors: c.serverErrors + (status2 !== void 0 && status2 >= 500 ? 1 : 0),
+    clientErrors: c.clientErrors + (status2 !== void 0 && status2 >= 400 && status2 < 500 ? 1 : 0),
+    statuses: { ...c.statuses, [key]: (c.statuses[key] ?? 0) + 1 }
+  };
+};
+var TrafficRecord = class {
+  constructor(now = Date.now) {
+    this.now = now;
+  }
+  now;
+  counts = /* @__PURE__ */ new Map();
+  partial = "";
+  /** Marks taken every so often, for counts over the recent past. */
+  history = [];
+  /** Lines that were not nginx-rollout's format (never counted). */
+  skipped = 0;
+  /** When the last attempt arrived (ms since the epoch), 0 before any. */
+  lastAttemptAt = 0;
+  /** A chunk of the log as it arrived (a line may be split across chunks). */
+  add(chunk) {
+    const text2 = this.partial + chunk;
+    const end = text2.lastIndexOf("\n");
+    this.partial = end < 0 ? text2 : text2.slice(end + 1);
+    if (end < 0) return;
+    const { attempts, skipped } = parseAccessLog(text2.slice(0, end));
+    this.skipped += skipped;
+    for (const a of attempts) this.counts.set(a.server, countOne(this.counts.get(a.server) ?? NO_TRAFFIC, a.status));
+    if (attempts.length) this.lastAttemptAt = this.now();
+  }
+  mark() {
+    return { at: this.now(), counts: new Map(this.counts) };
+  }
+  /** Counts of these servers since `from` (all recorded, without). */
+  of(servers, from) {
+    let total = NO_TRAFFIC;
+    for (const s of servers) {
+      const now = this.counts.get(s);
+      if (!now) continue;
+      const then = from?.counts.get(s);
+      total = addCounts(total, then ? subtractCounts(now, then) : now);
+    }
+    return total;
+  }
+  /** Every attempt recorded since `from`, to any server. */
+  total(from) {
+    let n = 0;
+    for (const [s, c] of this.counts) n += c.requests - (from?.counts.get(s)?.requests ?? 0);
+    return n;
+  }
+  /**
+   * Counts of these servers over about the last `ms`: marks are kept as time passes (tick), and the one
+   * closest to `ms` ago is the start.
+   */
+  recent(servers, ms) {
+    const since = this.now() - ms;
+    const from = [...this.history].reverse().find((m) => m.at <= since) ?? this.history[0];
+    return this.of(servers, from);
+  }
+  /** Keeps a mark every call (the judge calls it a few times a second), dropping those older than `keepMs`. */
+  tick(keepMs) {
+    this.history.push(this.mark());
+    const cutoff = this.now() - keepMs;
+    while (this.history.length > 2 && this.history[1].at <= cutoff) this.history.shift();
+  }
+};
+
+// src/health/probe.ts
+var statusAllowed = (status2, ranges) => status2 !== void 0 && ranges.some((r) => status2 >= r.min && status2 <= r.max);
+var describeProbe = (path3, p) => p.status !== void 0 ? `GET ${path3} -> ${p.status}` : `GET ${path3} -> ${p.error ?? "no answer"}`;
+var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
 
 // src/judge/watch.ts
 var Watch = class {
-  constructor(port, config) {
+  constructor(port, config, keep = (work) => void work.catch(() => void 0)) {
     this.port = port;
     this.config = config;
+    this.keep = keep;
     this.failed = new Promise((resolve) => this.fail = resolve);
     this.loop = this.run();
   }
   port;
   config;
+  keep;
   watched = /* @__PURE__ */ new Map();
   seen;
   running = true;
+  rounds = 0;
   loop;
   /** Settles with what the watch saw, the moment it sees it. */
   failed;
   fail = () => void 0;
   wake = () => void 0;
   add(replicas) {
-    for (const r of replicas) this.watched.set(replicaKey(r), r);
+    for (const r of replicas)
+      if (!this.watched.has(replicaKey(r))) this.watched.set(replicaKey(r), { replica: r, failures: 0 });
   }
-  /** What the watch saw, if anything: why a routed replica is gone. */
+  /** What the watch saw, if anything: why a routed replica is not fit to serve. */
   get failure() {
     return this.seen;
   }
@@ -51159,21 +52301,42 @@ var Watch = class {
   }
   /** One round of probes over every watched replica; Docker is asked about any that does not answer. */
   async round() {
-    await Promise.all(
-      [...this.watched.values()].map(async (r) => {
-        if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return;
-        const state2 = await this.port.state(r).catch(() => void 0);
-        if (!state2 || state2.status === "running" || state2.status === "created" || this.seen) return;
-        this.seen = `${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`;
-        this.fail(this.seen);
-        await this.port.evidence(r, this.seen, false).catch(() => void 0);
-      })
-    );
+    const askDocker = this.rounds++ % LIMITS.watchDockerEveryRounds === 0;
+    await Promise.all([...this.watched.values()].map((w) => this.look(w, askDocker)));
+  }
+  async look(w, askDocker) {
+    const r = w.replica;
+    const probe = await this.port.probe(r);
+    const answered = statusAllowed(probe.status, this.config.health.status);
+    w.failures = answered ? 0 : w.failures + 1;
+    if (answered && !askDocker) return;
+    const state2 = await this.port.state(r).catch(() => void 0);
+    if (this.seen) return;
+    if (!state2) {
+      if (w.failures >= LIMITS.watchProbeFailures)
+        this.found(r, `${r.name}: ${describeProbe(this.config.health.path, probe)}, ${w.failures} times in a row`);
+      return;
+    }
+    const first = w.restarts === void 0;
+    if (first) w.restarts = state2.restarts;
+    if (state2.status !== "running" && state2.status !== "created")
+      return this.found(r, `${r.name} stopped (${state2.status}, exit code ${state2.exitCode}) after it took traffic`);
+    if (!first && state2.restarts > (w.restarts ?? 0))
+      return this.found(r, `${r.name} was restarted by Docker (${state2.restarts} restarts) after it took traffic`);
+    if (w.failures >= LIMITS.watchProbeFailures)
+      return this.found(r, `${r.name}: ${describeProbe(this.config.health.path, probe)}, ${w.failures} times in a row`);
+  }
+  found(r, why) {
+    if (this.seen) return;
+    this.seen = why;
+    this.fail(why);
+    this.keep(this.port.evidence(r, why, false));
   }
   async run() {
     while (this.running && !this.seen) {
       const tick = Date.now();
       await this.round();
+      if (!this.running) break;
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)));
         this.wake = () => (clearTimeout(timer), resolve());
@@ -51185,98 +52348,274 @@ var Watch = class {
 // src/judge/judge.ts
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
 var Judge = class {
-  constructor(replicas, log, config) {
+  constructor(replicas, traffic, config, keep = (work) => void work.catch(() => void 0), resolve = (address) => [address]) {
     this.replicas = replicas;
-    this.log = log;
+    this.traffic = traffic;
     this.config = config;
+    this.keep = keep;
+    this.resolve = resolve;
   }
   replicas;
-  log;
+  traffic;
   config;
+  keep;
+  resolve;
   watch;
-  /** A deploy begins: every replica it routes to is watched until end(). */
-  begin() {
-    this.watch = new Watch(this.replicas, this.config);
+  record;
+  following;
+  ticker;
+  newImage = "";
+  /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
+  newServers = /* @__PURE__ */ new Set();
+  oldServers = /* @__PURE__ */ new Set();
+  /** When each new replica was first routed, by server. */
+  routedAt = /* @__PURE__ */ new Map();
+  /** Where the record stood when the new version first got traffic, and at the last route. */
+  firstRoute;
+  lastRoute;
+  seen;
+  signal = () => void 0;
+  /** Settles with the first thing found wrong, the moment it is found. */
+  failed = new Promise(() => void 0);
+  /** The keys nginx logs attempts to a replica under ('address:port'; one per address a host name has). */
+  keysOf(r) {
+    return this.resolve(r.address).map((a) => hostPort(a, r.port));
+  }
+  keysOfAll(rs) {
+    return new Set(rs.flatMap((r) => this.keysOf(r)));
+  }
+  /** A deploy of `newImage` begins: the replicas it routes to are watched until end(). */
+  begin(newImage) {
+    this.newImage = newImage;
+    this.seen = void 0;
+    this.failed = new Promise((resolve) => this.signal = resolve);
+    this.watch = new Watch(this.replicas, this.config, this.keep);
+    void this.watch.failed.then((why) => this.fail(why));
   }
   async end() {
+    clearInterval(this.ticker);
+    this.ticker = void 0;
     await this.watch?.stop();
     this.watch = void 0;
+    const following = this.following;
+    this.following = void 0;
+    await (await following?.catch(() => void 0))?.stop();
   }
-  /** New replicas that took traffic: watched from now on. */
-  routed(replicas) {
-    this.watch?.add(replicas);
-  }
-  /** What the watch has seen so far. */
-  verdict() {
-    const failure2 = this.watch?.failure;
-    return failure2 ? { failed: true, reason: failure2 } : { failed: false };
+  /** Whether nginx's record is being followed. */
+  get recording() {
+    return this.following !== void 0;
   }
   /**
-   * Probes every watched replica now: before a route takes the last old replicas out, so that it never
-   * leaves nginx only replicas that have died since the last round.
+   * Starts following nginx's record of the app's requests (from empty); the route that turns the record on
+   * comes after. Idempotent.
    */
+  async startRecording() {
+    if (this.following) return this.following.then(() => void 0);
+    const record2 = new TrafficRecord();
+    this.record = record2;
+    this.following = this.traffic.follow((chunk) => record2.add(chunk.toString("utf8")));
+    await this.following;
+    this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs);
+    this.ticker.unref();
+  }
+  /**
+   * nginx routes to `servers` from now on: those of the new image are watched and judged, the others are
+   * what they are judged against.
+   */
+  routed(servers) {
+    const fresh = servers.filter((r) => r.image === this.newImage);
+    this.watch?.add(fresh);
+    for (const r of servers)
+      for (const key of this.keysOf(r)) (r.image === this.newImage ? this.newServers : this.oldServers).add(key);
+    for (const r of fresh)
+      if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() });
+    this.lastRoute = this.record?.mark();
+    if (fresh.length && !this.firstRoute) this.firstRoute = this.lastRoute;
+  }
+  /** What was found wrong so far, if anything. */
+  get failure() {
+    return this.seen;
+  }
+  /** Probes every watched replica now: before a route takes old replicas out (never leave only dead ones). */
   async verdictNow() {
     await this.watch?.round();
-    return this.verdict();
+    return this.seen;
   }
   /**
-   * Waits for `work`, unless the watch sees a routed replica die first: a wait (a drain) need not run on
-   * while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
+   * Waits for `work`, unless something is found wrong first: a wait (a gate, a drain, a bake) need not run on
+   * while nginx sends traffic to a bad version. `work` must be safe to leave running (it only reads).
    */
   async unlessFailed(work) {
+    if (this.seen) return { failed: this.seen };
     if (!this.watch) return { done: await work };
     work.catch(() => void 0);
-    return Promise.race([work.then((done2) => ({ done: done2 })), this.watch.failed.then((failed2) => ({ failed: failed2 }))]);
+    return Promise.race([work.then((done2) => ({ done: done2 })), this.failed.then((failed2) => ({ failed: failed2 }))]);
+  }
+  fail(why) {
+    if (this.seen) return;
+    this.seen = why;
+    this.signal(why);
+  }
+  /** What real traffic showed (the comparison's words), when that is what failed the deploy. */
+  trafficReason;
+  failOnTraffic(reason) {
+    if (this.seen) return;
+    this.trafficReason = reason;
+    this.fail(`real traffic: ${reason}`);
+  }
+  /** The whole record of the old version, and of the new one since it first got traffic. */
+  versions() {
+    if (!this.record) return void 0;
+    return { next: this.record.of(this.newServers, this.firstRoute), prev: this.record.of(this.oldServers) };
+  }
+  /** A few times a second: is the new version, over the run or over the last seconds, clearly worse? */
+  tick() {
+    const record2 = this.record;
+    if (!record2) return;
+    record2.tick(LIMITS.verifyRecentMs * 2);
+    const both = this.versions();
+    if (this.seen || !both || !this.newServers.size) return;
+    const recent = record2.recent(this.newServers, LIMITS.verifyRecentMs);
+    const whole = compareVersions(both.next, both.prev);
+    const bad = whole.verdict === "fail" ? whole : compareLately(recent, both.prev);
+    if (!bad) return;
+    this.failOnTraffic(bad.reason);
+    this.evidence(
+      [...this.routedAt.values()].map((r) => r.replica),
+      bad.reason
+    );
+  }
+  /** The replicas' last log lines, for the summary: gathered while the traffic goes back. */
+  evidence(replicas, why) {
+    this.keep(Promise.all(replicas.map((r) => this.replicas.evidence(r, why, false))));
   }
   /**
-   * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures fail
-   * the step at once), then the window's access log is judged.
+   * Judges a route's new replicas on real traffic against the old version, for at most `seconds`: passes
+   * once enough of their requests were judged, fails as soon as they are clearly worse, and is not judged
+   * when too few requests came (at once when none at all reached the app).
+   */
+  async verify(replicas, seconds6, manyHosts) {
+    const t0 = Date.now();
+    const record2 = this.record;
+    const mark = this.lastRoute ?? record2?.mark();
+    const servers = this.keysOfAll(replicas);
+    const judged = names(replicas, manyHosts).split(", ");
+    for (; ; ) {
+      const next = record2?.of(servers, mark);
+      const prev = record2?.of(this.oldServers);
+      const ms = Date.now() - t0;
+      const counts2 = { new: next ?? NONE, old: prev ?? NONE, ms, replicas: judged };
+      if (this.seen) return { ...counts2, verdict: "fail", reason: this.trafficReason ?? this.seen };
+      if (!record2 || !next || !prev) return { ...counts2, verdict: "not judged", reason: "no record of requests" };
+      const c = compareVersions(next, prev);
+      if (c.verdict === "fail") {
+        this.failOnTraffic(c.reason);
+        this.evidence(replicas, c.reason);
+        return { ...counts2, verdict: "fail", reason: c.reason };
+      }
+      if (c.verdict === "pass") return { ...counts2, verdict: "pass", reason: c.reason };
+      if (ms >= LIMITS.verifyQuietMs && record2.total(mark) === 0)
+        return {
+          ...counts2,
+          verdict: "not judged",
+          reason: `no request reached ${this.config.app} within ${ms} ms of the route`
+        };
+      if (ms >= seconds6 * 1e3)
+        return {
+          ...counts2,
+          verdict: "not judged",
+          reason: `only ${next.requests} requests in verify-seconds ${seconds6}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`
+        };
+      await sleep2(LIMITS.judgeTickMs);
+    }
+  }
+  /**
+   * Holds until every new replica has been routed for `seconds`, judging all along; ends early with what
+   * was found wrong.
+   */
+  async bake(seconds6) {
+    const last = Math.max(0, ...[...this.routedAt.values()].map((r) => r.at));
+    const until = last + seconds6 * 1e3;
+    const mark = this.record?.mark();
+    while (!this.seen && Date.now() < until) await Promise.race([sleep2(until - Date.now()), this.failed]);
+    const counts2 = {
+      seconds: seconds6,
+      new: this.record?.of(this.newServers, mark) ?? NONE,
+      old: this.record?.of(this.oldServers) ?? NONE
+    };
+    if (this.seen) return { ...counts2, verdict: "fail", reason: this.seen };
+    return {
+      ...counts2,
+      verdict: "pass",
+      reason: `every new replica served for ${seconds6}s: no exit, restart, failed probes or worse error rate`
+    };
+  }
+  /**
+   * Holds a canary share for `seconds`, judging all along (a clearly worse canary, or one that dies, fails at
+   * once), then judges the window: the canary's 5xx rate against canary-max-error-rate and the stable one's.
    */
   async observe(split, stable, windowSeconds) {
-    const h = this.config.health;
-    await this.log.start();
+    await this.startRecording();
+    const mark = this.lastRoute ?? this.record?.mark();
     const deadline = Date.now() + windowSeconds * 1e3;
-    let failures = 0;
-    while (Date.now() < deadline) {
-      const tick = Date.now();
-      const probes = await Promise.all(split.canary.map((r) => this.replicas.probe(r)));
-      const bad = probes.map((p, i) => [split.canary[i], p]).filter(([, p]) => !statusAllowed(p.status, h.status));
-      failures = bad.length ? failures + 1 : 0;
-      if (failures >= LIMITS.canaryProbeFailures) {
-        const [replica, probe] = bad[0];
-        const why = `health probe failed ${failures} times in a row during the canary step`;
-        await this.replicas.evidence(replica, why, false);
-        const none = { requests: 0, errors: 0, rate: 0 };
-        return {
-          verdict: "fail",
-          percent: split.percent,
-          seconds: windowSeconds,
-          canary: none,
-          stable: none,
-          reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row`
-        };
-      }
-      await sleep2(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())));
+    while (!this.seen && Date.now() < deadline) await Promise.race([sleep2(deadline - Date.now()), this.failed]);
+    const canary = this.record?.of(this.keysOfAll(split.canary), mark) ?? NONE;
+    const stableCounts = this.record?.of(this.keysOfAll(stable), mark) ?? NONE;
+    const step = { percent: split.percent, seconds: windowSeconds };
+    const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate);
+    if (this.seen) return { ...judgement, ...step, verdict: "fail", reason: this.seen };
+    if (judgement.verdict === "fail") {
+      this.fail(`canary step at ${split.percent}% failed: ${judgement.reason}`);
+      this.evidence(split.canary, judgement.reason);
     }
-    return this.judgeWindow(split, stable, windowSeconds, await this.log.read());
+    const quiet = judgement.verdict === "inconclusive" && !canary.requests && !stableCounts.requests;
+    const hint = quiet ? `; ${this.quietHint()}` : "";
+    return { ...judgement, ...step, reason: judgement.reason + hint };
   }
-  async judgeWindow(split, stable, windowSeconds, log) {
-    const { attempts } = parseAccessLog(log.text);
-    const key = (r) => hostPort(r.address, r.port);
-    const judgement = judgeCanary(
-      attempts,
-      new Set(split.canary.map(key)),
-      new Set(stable.map(key)),
-      this.config.canary.maxErrorRate
-    );
-    const sampled = log.newestOnly ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)` : "";
-    if (judgement.verdict === "fail")
-      for (const r of split.canary) await this.replicas.evidence(r, judgement.reason, false);
-    const hint = judgement.verdict === "inconclusive" && judgement.canary.requests === 0 && judgement.stable.requests === 0 ? `; nginx logged no request of ${this.config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)` : "";
-    const reason = judgement.reason + sampled + hint;
-    return { ...judgement, reason, percent: split.percent, seconds: windowSeconds };
+  /** Why nginx recorded no request of the app: the likeliest cause first. */
+  quietHint() {
+    const skipped = this.record?.skipped ?? 0;
+    return skipped ? `nginx recorded ${skipped} lines it did not write for this app` : `nginx logged no request of ${this.config.nginx.upstreamName} at all: either no request reached the app in the window, or a server block that declares its own access_log does not inherit the app's (see the README, nginx-scope upstream)`;
   }
 };
+var NONE = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
+
+// src/run/cancel.ts
+var Cancellation = class {
+  why;
+  signal = () => void 0;
+  /** Settles with why, the moment the run is asked to stop. */
+  requested = new Promise((resolve) => this.signal = resolve);
+  /** Why the run was cancelled, once it was. */
+  get reason() {
+    return this.why;
+  }
+  request(why) {
+    if (this.why) return;
+    this.why = why;
+    this.signal(why);
+  }
+};
+var NEVER = new Cancellation();
+function onRunnerSignals(cancel, deadlineMs, hardStop) {
+  let deadline;
+  const handle = (signal) => {
+    if (cancel.reason) return hardStop(`a second signal (${signal}) arrived while the run was cancelling`);
+    cancel.request(`the workflow run was cancelled (${signal})`);
+    deadline = setTimeout(
+      () => hardStop(`the run could not finish cancelling within ${deadlineMs / 1e3}s`),
+      deadlineMs
+    );
+    deadline.unref();
+  };
+  process.on("SIGINT", handle);
+  process.on("SIGTERM", handle);
+  return () => {
+    clearTimeout(deadline);
+    process.off("SIGINT", handle);
+    process.off("SIGTERM", handle);
+  };
+}
 
 // src/run/progress.ts
 var has = (list, r) => list.some((x) => replicaKey(x) === replicaKey(r));
@@ -51307,6 +52646,8 @@ var RunProgress = class {
   stopping = /* @__PURE__ */ new Map();
   /** Starts of the next batch running ahead; its gate waits for them. */
   starting = /* @__PURE__ */ new Map();
+  /** An nginx change running ahead (the record's reload); the next change waits for it. */
+  nginxAhead = Promise.resolve();
   /** The container id of a replica, if this run knows one (read from the host, or returned by docker create). */
   idOf(r) {
     return this.ids.get(replicaKey(r));
@@ -51339,6 +52680,17 @@ var RunProgress = class {
     this.starting.delete(replicaKey(r));
     await started;
   }
+  /** An nginx change left running while the run goes on. */
+  changingNginx(change) {
+    change.catch(() => void 0);
+    this.nginxAhead = change;
+  }
+  /** Waits for the nginx change running ahead, if any; its failure is the waiting step's. */
+  async nginxChanged() {
+    const ahead = this.nginxAhead;
+    this.nginxAhead = Promise.resolve();
+    await ahead;
+  }
   /** A docker stop running in the background for these replicas. */
   stoppingInBackground(replicas, stop2) {
     stop2.catch(() => void 0);
@@ -51365,7 +52717,7 @@ var RunProgress = class {
    * one has failed its phase already and must not fail the next (the rollback) again.
    */
   async quiesce() {
-    const left = [...this.stopping.values(), ...this.starting.values()];
+    const left = [...this.stopping.values(), ...this.starting.values(), this.nginxAhead];
     this.stopping.clear();
     this.starting.clear();
     await Promise.allSettled(left);
@@ -51391,7 +52743,7 @@ var RunProgress = class {
 
 // src/run/replicas.ts
 function replicaPort(fleet, config, progress, journal) {
-  const ref2 = (r) => progress.idOf(r) ?? r.name;
+  const ref = (r) => progress.idOf(r) ?? r.name;
   const manyHosts = config.appHosts.length > 1;
   return {
     probe: (r) => {
@@ -51399,19 +52751,19 @@ function replicaPort(fleet, config, progress, journal) {
       return fleet.nginx.httpGet(r.address, r.port, h.path, Math.max(LIMITS.probeTimeoutMs, h.intervalMs));
     },
     state: async (r) => parseReplicaState(
-      (await run(fleet.app(r.host), inspectState(ref2(r)), `inspecting ${r.name}`)).stdout
+      (await run(fleet.app(r.host), inspectState(ref(r)), `inspecting ${r.name}`)).stdout
     ),
     evidence: async (r, reason, withHealthLog) => {
       const remote = fleet.app(r.host);
+      const subject = manyHosts ? `${r.name} on ${r.host}` : r.name;
       const [logs, health] = await Promise.all([
-        remote.exec(containerLogs(ref2(r), LIMITS.failureLogLines)),
-        withHealthLog ? remote.exec(healthLog(ref2(r))) : void 0
+        remote.exec(containerLogs(ref(r), LIMITS.failureLogLines)),
+        withHealthLog ? remote.exec(healthLog(ref(r))) : void 0
       ]);
       const text2 = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
       const healthText = health?.stdout.trim() ? `
 --- docker health check output ---
 ${health.stdout.trim()}` : "";
-      const subject = manyHosts ? `${r.name} on ${r.host}` : r.name;
       journal.evidence.push({ subject, reason, logs: (text2 || "(no log output)") + healthText });
     }
   };
@@ -51419,7 +52771,7 @@ ${health.stdout.trim()}` : "";
 
 // src/health/gate.ts
 var sleep3 = (ms) => new Promise((r) => setTimeout(r, ms));
-var seconds = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var seconds2 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
 var StepFailure = class extends Error {
 };
 async function gate(port, config, replica, again = false) {
@@ -51453,7 +52805,7 @@ async function gate(port, config, replica, again = false) {
     if (answered && state2.status === "running" && (!hasHealthcheck || state2.health === "healthy")) return result(true);
     const exited = state2.status !== "running" && state2.status !== "created";
     if (exited || Date.now() >= deadline) {
-      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
+      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds2(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
       await port.evidence(replica, why, hasHealthcheck);
       throw Object.assign(new StepFailure(why), { gate: result(false) });
     }
@@ -51462,14 +52814,14 @@ async function gate(port, config, replica, again = false) {
 }
 
 // src/run/drain.ts
-var seconds2 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var seconds3 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
 async function drainReplicas(w, replicas, max) {
   const { config, nginx, progress } = w;
   const keepalive = config.nginx.scope === "site" && nginx.state.facts.keepaliveMinTimeout;
   const min = keepalive ? Math.min(max, LIMITS.keepaliveMinTimeoutSeconds) : 0;
   const targets = (rs) => {
     const each = rs.map((r) => ({
-      ref: progress.idOf(r) ?? r.name,
+      ref: progress.idOf(r) ?? "",
       pid: progress.pidOf(r),
       ports: [listenPortInside(config, r)]
     }));
@@ -51487,18 +52839,24 @@ async function drainReplicas(w, replicas, max) {
   if (outcomes.some((o) => o.kind === "unknown"))
     return `waited drain-seconds ${max}s (connections not readable on the host)`;
   const slowest = Math.max(...outcomes.map((o) => o.kind === "idle" ? o.ms : 0));
-  return `nothing in flight after ${seconds2(slowest)}`;
+  return `nothing in flight after ${seconds3(slowest)}`;
 }
 
 // src/run/steps.ts
-var seconds3 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var seconds4 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
 var done = (detail) => ({ detail });
 var judgedBad = (reason) => ({ stop: { kind: "judged-bad", reason } });
-var died = (reason) => ({ stop: { kind: "replica-died", reason } });
 function onHosts(w, replicas, work) {
   return Promise.all([...byHost(replicas)].map(([host, rs]) => work(w.fleet.app(host), rs, host)));
 }
-var ref = (w) => (r) => w.progress.idOf(r) ?? r.name;
+var idsOf = (w, replicas) => replicas.flatMap((r) => {
+  const id = w.progress.idOf(r);
+  return id ? [id] : [];
+});
+var onContainers = (w, replicas, what, command2) => onHosts(w, replicas, async (remote, rs) => {
+  const ids = idsOf(w, rs);
+  if (ids.length) await run(remote, command2(ids), what);
+});
 async function login2(w, step) {
   const password = w.config.registry?.password ?? "";
   const command2 = login(step.registry, step.username, password, w.config.pullTimeoutSeconds);
@@ -51513,9 +52871,18 @@ async function pull(w, step) {
 }
 async function startOne(w, r) {
   w.progress.markStarting(r);
-  const out = await run(w.fleet.app(r.host), runReplica(w.config, r), `starting ${r.name}`);
-  const id = out.stdout.trim().split("\n").pop() ?? "";
-  if (/^[0-9a-f]{64}$/.test(id)) w.progress.created(r, id);
+  const remote = w.fleet.app(r.host);
+  const create = createReplica(w.config, r);
+  const out = await remote.exec(create);
+  const id = createdId(out.stdout);
+  if (id) w.progress.created(r, id);
+  if (out.code === 0) return;
+  if (!id && /is already in use by container/.test(out.stderr))
+    throw new RemoteError(
+      `the container name ${r.name} on ${r.host} is taken by a container nginx-rollout did not create: it is left as it is. Rename or remove it, or give ports that its name does not use. docker said: ${out.stderr.trim()}`,
+      out
+    );
+  throw failure(remote, create, `starting ${r.name}`, out);
 }
 async function start(w, step) {
   const starts = step.replicas.map((r) => startOne(w, r));
@@ -51528,12 +52895,8 @@ async function start(w, step) {
 }
 async function restart(w, step) {
   const waited = await w.progress.settle(step.replicas);
-  await onHosts(
-    w,
-    step.replicas,
-    (remote, rs) => run(remote, startContainers(rs.map(ref(w))), "starting previous replicas again")
-  );
-  return done(waited ? `after waiting ${seconds3(waited)} for docker stop` : void 0);
+  await onContainers(w, step.replicas, "starting previous replicas again", startContainers);
+  return done(waited ? `after waiting ${seconds4(waited)} for docker stop` : void 0);
 }
 async function gateReplicas(w, step) {
   const gateOne = async (r) => {
@@ -51549,7 +52912,7 @@ async function gateReplicas(w, step) {
     }
   };
   const results = await Promise.all(step.replicas.map(gateOne));
-  return done(results.map((g) => `${g.replica} healthy after ${seconds3(g.ms)}`).join(", "));
+  return done(results.map((g) => `${g.replica} healthy after ${seconds4(g.ms)}`).join(", "));
 }
 async function applyNginx(w, text2, configId) {
   try {
@@ -51562,23 +52925,39 @@ async function applyNginx(w, text2, configId) {
     throw e;
   }
 }
+var fileFor = (w, servers, split, judged) => renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {});
+async function record(w, step) {
+  await w.judge.startRecording();
+  w.judge.routed(step.servers);
+  const { text: text2, configId } = fileFor(w, step.servers, step.split, { backup: [] });
+  w.progress.changingNginx(applyNginx(w, text2, configId));
+  return done("continues while the new replicas start");
+}
 async function route(w, step) {
   const seen = await w.judge.verdictNow();
-  if (seen.failed) return died(seen.reason);
-  const { text: text2, configId } = renderManagedFile(w.config, step.servers, step.split, w.nginx.state.facts);
+  if (seen) return judgedBad(seen);
+  await w.progress.nginxChanged();
+  if (step.judged) await w.judge.startRecording();
+  if (step.split && w.recordCanary) await w.recordCanary(step.split);
+  const { text: text2, configId } = fileFor(w, step.servers, step.split, step.judged);
   const detail = await applyNginx(w, text2, configId);
   w.progress.routedTo(step.servers);
-  w.judge.routed(step.servers.filter((r) => w.progress.isNew(r)));
+  w.judge.routed([...step.servers, ...step.judged?.backup ?? []]);
   return done(detail);
 }
 async function restoreConfig(w, step) {
+  await w.progress.nginxChanged().catch(() => void 0);
   const detail = await applyNginx(w, step.text, void 0);
   w.progress.serving = step.servers;
   return done(detail);
 }
 async function observe(w, step) {
-  const o = await w.judge.observe(step.split, step.stable, step.seconds);
-  w.journal.canarySteps.push(o);
+  const observing = w.judge.observe(step.split, step.stable, step.seconds);
+  void observing.then(
+    (o2) => w.journal.canarySteps.push(o2),
+    () => void 0
+  );
+  const o = await observing;
   if (o.verdict === "fail") return judgedBad(`canary step at ${o.percent}% failed: ${o.reason}`);
   if (o.verdict === "inconclusive") {
     const reason = `canary step at ${o.percent}% is inconclusive: ${o.reason}`;
@@ -51588,17 +52967,26 @@ async function observe(w, step) {
 }
 async function drain(w, step) {
   const rechecks = (step.recheck ?? []).map((r) => gate(w.replicas, w.config, r, true));
-  const drained = Promise.all([drainReplicas(w, step.replicas, step.seconds), ...rechecks]);
-  const end = await w.judge.unlessFailed(drained);
-  return "failed" in end ? died(end.failed) : done(end.done[0]);
+  const manyHosts = w.config.appHosts.length > 1;
+  const verifying = step.verify && w.judge.recording ? w.judge.verify(step.verify, w.config.verifySeconds, manyHosts).then((v) => (w.journal.verifications.push(v), v)) : void 0;
+  const [detail] = await Promise.all([drainReplicas(w, step.replicas, step.seconds), ...rechecks]);
+  const verified = await verifying;
+  if (verified?.verdict === "fail") return judgedBad(w.judge.failure ?? `real traffic: ${verified.reason}`);
+  const verdict = verified && `real traffic: ${verified.verdict} after ${seconds4(verified.ms)}, ${verified.reason}`;
+  return done(verdict ? `${detail}; ${verdict}` : detail);
+}
+async function bake(w, step) {
+  const baking = w.judge.bake(step.seconds);
+  void baking.then(
+    (b2) => w.journal.bake = b2,
+    () => void 0
+  );
+  const b = await baking;
+  return b.verdict === "fail" ? judgedBad(b.reason) : done(b.reason);
 }
 async function stop(w, step) {
   const timeout = w.config.stopTimeoutSeconds;
-  const stopping = onHosts(
-    w,
-    step.replicas,
-    (remote, rs) => run(remote, stopContainers(rs.map(ref(w)), timeout), "stopping old replicas")
-  );
+  const stopping = onContainers(w, step.replicas, "stopping old replicas", (ids) => stopContainers(ids, timeout));
   w.progress.markStopped(step.replicas);
   if (!step.background) {
     await stopping;
@@ -51608,24 +52996,18 @@ async function stop(w, step) {
   return done("continues while the next batch starts");
 }
 async function remove(w, step) {
+  await Promise.allSettled(step.replicas.map((r) => w.progress.startOf(r)));
   const waited = await w.progress.settle(step.replicas);
-  await onHosts(
-    w,
-    step.replicas,
-    (remote, rs) => run(remote, removeContainers(rs.map(ref(w))), "removing containers")
-  );
-  return done(waited ? `after waiting ${seconds3(waited)} for docker stop` : void 0);
+  await onContainers(w, step.replicas, "removing containers", removeContainers);
+  return done(waited ? `after waiting ${seconds4(waited)} for docker stop` : void 0);
 }
 async function retire(w, step) {
   w.progress.handOverStops();
   w.progress.markRetired(step.replicas);
   const timeout = w.config.stopTimeoutSeconds;
   const dir = retireDir(w.config.app);
-  await onHosts(
-    w,
-    step.replicas,
-    (remote, rs) => run(remote, retireContainers(dir, rs.map(ref(w)), timeout), "handing the old replicas to a background stop")
-  );
+  const retire2 = (ids) => retireContainers(dir, ids, timeout);
+  await onContainers(w, step.replicas, "handing the old replicas to a background stop", retire2);
   return done(
     `stopping (up to stop-timeout ${timeout}s) and removing on the host; a failure is reported by the next run`
   );
@@ -51633,6 +53015,7 @@ async function retire(w, step) {
 var STEP_HANDLERS = {
   login: login2,
   pull,
+  record,
   start,
   restart,
   gate: gateReplicas,
@@ -51640,6 +53023,7 @@ var STEP_HANDLERS = {
   "restore-config": restoreConfig,
   observe,
   drain,
+  bake,
   stop,
   remove,
   retire
@@ -51647,89 +53031,140 @@ var STEP_HANDLERS = {
 var runStep = (w, step) => STEP_HANDLERS[step.kind](w, step);
 
 // src/run/executor.ts
-var seconds4 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
-var outcomeOf = (stop2) => stop2.kind === "inconclusive" ? { kind: "inconclusive", percent: stop2.percent, reason: stop2.reason } : { kind: "failed", reason: stop2.reason, judged: stop2.kind === "judged-bad" };
+var seconds5 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var outcomeOf = (stop2) => {
+  switch (stop2.kind) {
+    case "inconclusive":
+      return { kind: "inconclusive", percent: stop2.percent, reason: stop2.reason };
+    case "cancelled":
+      return { kind: "cancelled", reason: stop2.reason };
+    case "judged-bad":
+      return { kind: "failed", reason: stop2.reason, judged: true };
+  }
+};
+var outcomeOfStop = (stop2) => stop2.kind === "inconclusive" ? "inconclusive" : stop2.kind === "cancelled" ? "cancelled" : "failed";
 var Executor = class {
-  constructor(fleet, nginx, config, lock, journal, log, containers, previous) {
+  constructor(fleet, nginx, config, lock, journal, log, containers, previous, recordCanary, cancel = NEVER) {
+    this.fleet = fleet;
     this.nginx = nginx;
+    this.config = config;
     this.lock = lock;
     this.journal = journal;
     this.log = log;
+    this.recordCanary = recordCanary;
+    this.cancel = cancel;
     this.progress = new RunProgress(containers, previous, nginx.liveText);
-    const replicas = replicaPort(fleet, config, this.progress, journal);
-    const trafficLog = { start: () => nginx.startCanaryLog(), read: () => nginx.readCanaryLog() };
-    const judge = new Judge(replicas, trafficLog, config);
-    this.world = { config, fleet, nginx, progress: this.progress, judge, replicas, journal };
+    this.replicas = replicaPort(fleet, config, this.progress, journal);
     this.manyHosts = config.appHosts.length > 1;
   }
+  fleet;
   nginx;
+  config;
   lock;
   journal;
   log;
+  recordCanary;
+  cancel;
   /** What the run has changed so far. */
   progress;
-  world;
   manyHosts;
+  replicas;
+  /** Judgements ending (their watch and record stopping): the next run of steps need not wait for them. */
+  ending = [];
   /** The record an undo is planned from. */
   snapshot() {
     return this.progress.snapshot(this.nginx.liveText);
   }
   /**
-   * Runs the steps in order. While a deploy runs, the replicas it routed to are watched: one that dies stops
-   * it between steps (and ends a drain under way).
+   * Runs the steps in order. While a deploy runs, its judgement watches the replicas it routed to and
+   * nginx's record of their requests: what it finds wrong ends any wait under way at once, and the run.
    */
-  async run(steps, phase, newImage) {
-    const { judge } = this.world;
-    if (phase === "deploy") judge.begin();
+  async run(steps2, phase, newImage) {
+    const traffic = { follow: (onData) => this.nginx.followTrafficLog(onData) };
+    const resolved = this.nginx.state.resolved;
+    const resolve = (address) => resolved?.get(address) ?? [address];
+    const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve);
+    if (phase === "deploy") judge.begin(newImage);
+    const world = {
+      config: this.config,
+      fleet: this.fleet,
+      nginx: this.nginx,
+      progress: this.progress,
+      judge,
+      replicas: this.replicas,
+      journal: this.journal,
+      recordCanary: this.recordCanary
+    };
+    const cancel = phase === "deploy" ? this.cancel : NEVER;
     try {
-      for (const [i, step] of steps.entries()) {
-        const stop2 = await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage);
+      for (const [i, step] of steps2.entries()) {
+        if (cancel.reason) return { kind: "cancelled", reason: cancel.reason };
+        const stop2 = await this.record(world, step, phase, `[${i + 1}/${steps2.length}]`, newImage, cancel);
         if (stop2) return outcomeOf(stop2);
       }
-      const seen = judge.verdict();
-      if (seen.failed) return { kind: "failed", reason: seen.reason, judged: false };
+      if (judge.failure) return { kind: "failed", reason: judge.failure, judged: true };
       await this.progress.settle();
       return { kind: "completed" };
     } catch (e) {
       return { kind: "failed", reason: e.message, judged: false, error: e };
     } finally {
-      await judge.end();
-      await this.progress.quiesce();
+      this.ending.push(judge.end().catch(() => void 0));
     }
   }
-  /** A step, unless the watch saw a routed replica die since the last one, or the lock is lost. */
-  async runStep(step) {
-    const seen = this.world.judge.verdict();
-    if (seen.failed) return { stop: { kind: "replica-died", reason: seen.reason } };
-    if (changesHosts(step)) this.lock.assertHeld();
-    return runStep(this.world, step);
+  /**
+   * Waits until nothing this executor started is still running: judgements ending, docker stops and starts
+   * left in the background (a failed one has failed its run already and fails nothing more).
+   */
+  async quiesce() {
+    await Promise.all(this.ending.splice(0));
+    await this.progress.quiesce();
+  }
+  /**
+   * A step, unless the judgement found something wrong since the last one, or the lock is lost. A step that
+   * only waits ends as soon as the judgement finds something wrong; one that changes a host runs to its end.
+   */
+  async runStep(world, step, cancel) {
+    const { judge } = world;
+    if (judge.failure) return { stop: { kind: "judged-bad", reason: judge.failure } };
+    if (cancel.reason) return { stop: { kind: "cancelled", reason: cancel.reason } };
+    if (changesHosts(step)) {
+      this.lock.assertHeld();
+      return runStep(world, step);
+    }
+    const work = runStep(world, step);
+    work.catch(() => void 0);
+    const raced = await Promise.race([judge.unlessFailed(work), cancel.requested.then((why) => ({ cancelled: why }))]);
+    if ("cancelled" in raced) return { stop: { kind: "cancelled", reason: raced.cancelled } };
+    return "failed" in raced ? { stop: { kind: "judged-bad", reason: raced.failed } } : raced.done;
   }
   /** Runs one step and records it; returns why the run stops there, if it does. */
-  async record(step, phase, counter, newImage) {
+  async record(world, step, phase, counter, newImage, cancel) {
     const t0 = Date.now();
-    const entry = (outcome, detail) => ({
+    const entry = (outcome2, detail) => ({
       phase,
       description: describeStep(step, this.manyHosts),
-      hosts: hostsOf(step, this.world.fleet.nginx.name),
+      hosts: hostsOf(step, this.fleet.nginx.name),
       ms: Date.now() - t0,
+      startedAtMs: t0 - this.journal.startedAt,
       endedAtMs: Date.now() - this.journal.startedAt,
-      outcome,
+      outcome: outcome2,
       detail,
+      step,
       allTrafficNew: (step.kind === "route" || step.kind === "restore-config") && !step.servers.some((r) => r.image !== newImage)
     });
     const failed2 = (e) => {
       this.journal.steps.push(e);
-      this.log.info(`${counter} ${e.description}: FAILED (${seconds4(e.ms)})`);
+      this.log.info(`${counter} ${e.description}: FAILED (${seconds5(e.ms)})`);
     };
     try {
-      const end = await this.runStep(step);
+      const end = await this.runStep(world, step, cancel);
       if (end.stop) {
-        failed2(entry("failed", end.stop.reason));
+        failed2(entry(outcomeOfStop(end.stop), end.stop.reason));
         return end.stop;
       }
       const e = entry("ok", end.detail);
       this.journal.steps.push(e);
-      this.log.info(`${counter} ${e.description}: ok (${seconds4(e.ms)})${e.detail ? `, ${e.detail}` : ""}`);
+      this.log.info(`${counter} ${e.description}: ok (${seconds5(e.ms)})${e.detail ? `, ${e.detail}` : ""}`);
       return void 0;
     } catch (err) {
       failed2(entry("failed", err.message));
@@ -51741,10 +53176,10 @@ var Executor = class {
 // src/status.ts
 function liveReport(config, state2) {
   const routes = routesOf(state2);
-  const { live } = liveReplicas(config, state2.containers, routes);
+  const { live: live2 } = liveReplicas(config, state2.containers, routes);
   const weightOf = (address, port) => routes?.get(hostPort(address, port)) ?? config.nginx.weight;
   return {
-    replicas: live.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })),
+    replicas: live2.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })),
     canary: state2.canary,
     history: state2.history.slice(-5).reverse()
   };
@@ -51765,28 +53200,39 @@ function finalText(config, plan, state2) {
   if (last) return renderManagedFile(config, last.servers, last.split, state2.nginx.facts).text;
   return state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : void 0;
 }
-async function operate(config, gh, recorder, journal, fleet, log) {
+async function operate(scope) {
+  const { config, gh, fleet, journal } = scope;
   const mutating = config.operation !== "status" && !config.dryRun;
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : void 0;
-  const read = await readUnderLock(config, fleet, claim, journal);
-  const lock = claim ? new HeldLock(fleet.nginx, claim, warning) : void 0;
-  const { end, records } = await operateOn(config, gh, recorder, journal, fleet, log, read.state, lock);
+  const { read, lock } = await readUnderLock(config, fleet, claim, journal);
+  const { end, records } = await operateOn(scope, read.state, lock);
   if (claim) await finish(config, fleet, journal, lock, claim, records);
   return end;
 }
 async function readUnderLock(config, fleet, claim, journal) {
   const what = config.appHosts.length > 1 ? `${config.app} on ${config.appHosts.length} hosts` : `${config.app} on ${config.appHosts[0].id}`;
-  return group(
-    `${claim ? "Take the deploy lock and read" : "Read"} ${what}`,
-    () => journal.phase(claim ? "lock and read" : "read", async () => {
-      const waiting = (holder) => info(`waiting for the deploy lock of ${config.app}: ${holder}`);
-      const read = await readHosts(fleet, config, claim, waiting);
-      reportRead(config, fleet, read, journal);
-      return read;
-    })
-  );
+  const held = {};
+  const locked = () => {
+    if (claim) held.lock = new HeldLock(fleet.nginx, claim, warning);
+  };
+  try {
+    const read = await group(
+      `${claim ? "Take the deploy lock and read" : "Read"} ${what}`,
+      () => journal.phase(claim ? "lock and read" : "read", async () => {
+        const waiting = (holder) => safeInfo(`waiting for the deploy lock of ${config.app}: ${holder}`);
+        const read2 = await readHosts(fleet, config, claim, waiting, locked);
+        reportRead(config, fleet, read2, journal);
+        return read2;
+      })
+    );
+    return { read, lock: held.lock };
+  } catch (e) {
+    await held.lock?.release().catch(() => void 0);
+    throw e;
+  }
 }
-async function operateOn(config, gh, recorder, journal, fleet, log, read, lock) {
+async function operateOn(scope, read, lock) {
+  const { config, gh, journal, fleet, cancel } = scope;
   const stale = staleCanary(read);
   const records = stale ? { canary: null } : {};
   const state2 = stale ? { ...read, canary: void 0 } : read;
@@ -51797,17 +53243,24 @@ async function operateOn(config, gh, recorder, journal, fleet, log, read, lock) 
   try {
     if (config.operation === "status") return { end: await status(config, fleet, state2, records), records: {} };
     const problems = hostProblems(config, state2);
-    if (problems.length)
-      throw new PlanError(
-        problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
-- ${problems.join("\n- ")}`
-      );
-    if (config.operation === "abort" && stale) throw new NothingToDo(`${stale}; nothing left to abort`);
-    const plan = planFor(config, state2, canaryPullRequest(gh, void 0));
+    if (problems.length) {
+      const why = problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
+- ${problems.join("\n- ")}`;
+      return { end: failed(new PlanError(why), { state: read }), records: {} };
+    }
+    const leftovers = config.operation === "abort" && stale ? canaryLeftovers(read) : [];
+    if (config.operation === "abort" && stale && !leftovers.length)
+      throw new NothingToDo(`${stale}; nothing left to abort`);
+    const planFrom = leftovers.length ? read : state2;
+    const plan = lock ? await planAndReserve(config, fleet, planFrom, gh, lock.claim) : planFor(config, planFrom, canaryPullRequest(gh, void 0));
     const configDiff = printPlan(config, plan, state2);
     const planned = { plan, state: state2, configDiff, serving: plan.previous };
     if (!lock) return { end: { ...planned, result: "planned", canaryWeight: "", serving: plan.next }, records };
-    return await deploy(config, gh, recorder, journal, fleet, log, state2, plan, configDiff, lock, records);
+    if (cancel.reason) {
+      const failure2 = `${cancel.reason} before this run changed anything`;
+      return { end: { ...planned, configDiff: "", result: "cancelled", canaryWeight: "", failure: failure2 }, records };
+    }
+    return await deploy(scope, state2, plan, lock, records);
   } catch (e) {
     if (!(e instanceof NothingToDo)) return { end: failed(e, { state: read }), records };
     notice(e.message);
@@ -51815,55 +53268,109 @@ async function operateOn(config, gh, recorder, journal, fleet, log, read, lock) 
     return { end: { result: "unchanged", canaryWeight, serving: [], configDiff: "", state: read }, records };
   }
 }
-async function status(config, fleet, state2, records) {
+function newPorts(plan) {
+  const ports = /* @__PURE__ */ new Map();
+  for (const step of plan.steps)
+    if (step.kind === "start") for (const r of step.replicas) ports.set(r.host, [...ports.get(r.host) ?? [], r.port]);
+  return ports;
+}
+async function planAndReserve(config, fleet, state2, gh, claim) {
+  let usage = new Map(state2.usage ?? []);
+  for (let attempt = 1; ; attempt++) {
+    const plan = planFor(config, { ...state2, usage }, canaryPullRequest(gh, void 0));
+    const answers = await Promise.all(
+      [...newPorts(plan)].map(async ([host, ports]) => {
+        const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports);
+        const r = await fleet.app(host).exec(reserve);
+        if (r.code !== 0 && r.code !== 3) throw failure(fleet.app(host), reserve, `reserving ports on ${host}`, r);
+        return [host, r.code === 3 ? takenPorts(r.stdout) : []];
+      })
+    );
+    const taken = answers.filter(([, ports]) => ports.length);
+    if (!taken.length) return plan;
+    const what = taken.map(([host, ports]) => `${ports.join(", ")} on ${host}`).join("; ");
+    if (attempt >= LIMITS.portReservationTries)
+      throw new PlanError(
+        `ports ${what} were taken by another deploy as this one planned, ${attempt} times; nothing was changed`
+      );
+    info(`ports ${what} were just taken by another deploy: planning again without them`);
+    usage = new Map(usage);
+    for (const [host, ports] of taken) {
+      const held = usage.get(host) ?? NO_USAGE;
+      const reserved = new Map([...held.reserved, ...ports.map((p) => [p, "another deploy"])]);
+      usage.set(host, { ...held, reserved });
+    }
+  }
+}
+function status(config, fleet, state2, records) {
   if (records.canary === null)
-    await run(fleet.nginx, finishCommand(config.app, records, void 0), "clearing the stale canary record");
+    info(
+      `the stale canary record stays on ${fleet.nginx.name} until the next deploy, promote, abort or rollback of ${config.app} clears it`
+    );
   const last = [...state2.history].reverse().find((h) => state2.canary || h.result !== "paused");
-  const live = liveReport(config, state2);
+  const live2 = liveReport(config, state2);
   return {
     result: state2.canary ? "paused" : last?.result ?? "planned",
     canaryWeight: state2.canary ? String(state2.canary.weight) : "",
-    serving: live.replicas,
+    serving: live2.replicas,
     configDiff: "",
-    live,
+    live: live2,
     state: state2
   };
 }
 function printPlan(config, plan, state2) {
   const path3 = config.nginx.configPath;
-  const live = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
-  const configDiff = unifiedDiff(live, finalText(config, plan, state2) ?? "", `${path3} (live)`, `${path3} (after)`);
+  const live2 = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
+  const configDiff = unifiedDiff(live2, finalText(config, plan, state2) ?? "", `${path3} (live)`, `${path3} (after)`);
   startGroup(`Plan: ${config.operation} ${plan.image} (${config.strategy})`);
   plan.notes.forEach((n) => info(`note: ${n}`));
   plan.steps.forEach((step, i) => info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`));
-  info(configDiff ? `${path3} changes:
+  safeInfo(configDiff ? `${path3} changes:
 ${configDiff}` : `${path3}: no change`);
   endGroup();
   return configDiff;
 }
-async function deploy(config, gh, recorder, journal, fleet, log, state2, plan, configDiff, lock, records) {
+async function deploy(scope, state2, plan, lock, records) {
+  const { config, gh, recorder, journal, fleet, log, cancel } = scope;
   const { claim } = lock;
   const nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: claim.dir, token: claim.token });
-  const ex = new Executor(fleet, nginx, config, lock, journal, log, state2.containers, plan.previous);
+  const write = (record2) => run(fleet.nginx, writeCanaryCommand(config.app, record2, claim), "putting the canary on record");
+  const recordCanary = recordEveryShare(state2, plan, gh, journal, write);
+  const ex = new Executor(
+    fleet,
+    nginx,
+    config,
+    lock,
+    journal,
+    log,
+    state2.containers,
+    plan.previous,
+    recordCanary,
+    cancel
+  );
   const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
   const links = async () => canaryLinks(gh, state2.canary, await deployment);
-  const outcome = await carryOut(config, state2, plan, ex, journal, links, gh);
+  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh);
+  await ex.quiesce();
   const entry = {
     image: plan.image,
     previousImage: mainImage(plan.previous),
-    result: outcome.result,
+    result: outcome2.result,
     at: (/* @__PURE__ */ new Date()).toISOString(),
     strategy: config.strategy,
     operation: config.operation,
     run: claim.owner
   };
-  const canary = outcome.canary !== void 0 ? { canary: outcome.canary } : records;
+  const canary = outcome2.canary !== void 0 ? { canary: outcome2.canary } : records;
+  const path3 = config.nginx.configPath;
+  const before = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
+  const configDiff = unifiedDiff(before, nginx.liveText ?? "", `${path3} (before the run)`, `${path3} (served now)`);
   const end = {
     plan,
     state: state2,
     configDiff,
-    ...outcome,
-    canaryAfter: outcome.canary,
+    ...outcome2,
+    canaryAfter: outcome2.canary,
     serving: ex.progress.serving,
     deployment: await deployment
   };
@@ -51872,38 +53379,45 @@ async function deploy(config, gh, recorder, journal, fleet, log, state2, plan, c
 async function finish(config, fleet, journal, lock, claim, records) {
   await lock?.stopHeartbeat();
   const release = finishCommand(config.app, records, claim);
-  await journal.phase(
-    "records and unlock",
-    () => run(fleet.nginx, release, "writing the deploy history and releasing the lock")
-  ).catch(
+  const unreserve = Promise.all(config.appHosts.map((h) => fleet.app(h.id).exec(releasePorts(claim.token))));
+  await journal.phase("records and unlock", async () => {
+    const done2 = await run(fleet.nginx, release, "writing the deploy history and releasing the lock");
+    await unreserve.catch(() => void 0);
+    return done2;
+  }).catch(
     (e) => warning(
-      `${e.message}
+      e instanceof RemoteError && e.result?.code === RECORDS_NOT_OUR_LOCK ? `the deploy history and canary record of ${config.app} were not written, and no lock released: another run holds the deploy lock on ${fleet.nginx.name} now (this run's was taken over)` : `${e.message}
 the lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`
     )
   );
 }
 function reportRead(config, fleet, read, journal) {
   const { state: state2, lockNote } = read;
-  if (lockNote) info(lockNote);
+  if (lockNote) safeInfo(lockNote);
   for (const h of config.appHosts) {
     const mine = state2.containers.filter((c) => c.app === config.app && c.host === h.id);
-    info(
+    safeInfo(
       `${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ""} ${c.running ? "running" : "stopped"}`).join(", ") || "no replica"}`
     );
   }
   const n = state2.nginx;
   const where = describeNginx(config, fleet.nginx.name);
-  info(
+  safeInfo(
     `${where}: ${!n.exists ? "not created yet" : !n.running ? "stopped" : `running${n.version ? ` nginx ${n.version.join(".")}` : ""}`}; ${config.nginx.configPath}: ${n.managed.kind === "ours" ? `routes ${[...n.routes.keys()].join(", ") || "nothing"}` : n.managed.kind === "absent" ? "not there yet" : "not read"}`
   );
   if (state2.canary)
-    info(
+    safeInfo(
       `canary: ${state2.canary.image} paused at ${state2.canary.weight}% since ${state2.canary.at}${state2.canary.pullRequest ? ` (pull request #${state2.canary.pullRequest.number})` : ""}`
     );
   for (const w of state2.warnings) {
     warning(w);
     journal.notes.push(w);
   }
+  if (config.operation === "status")
+    for (const p of state2.problems ?? []) {
+      warning(p);
+      journal.notes.push(p);
+    }
   for (const r of state2.retireReports) {
     const m = `an earlier run's background stop on ${r.host} failed (what is left is removed as strays): ${r.report}`;
     warning(m);
@@ -51912,21 +53426,42 @@ function reportRead(config, fleet, read, journal) {
 }
 
 // src/publish.ts
-async function publish(config, gh, recorder, journal, end, stats2) {
+function withStepsNotRun(steps2, plan, manyHosts, nginxHost) {
+  if (!plan) return steps2;
+  const ran = steps2.filter((s) => s.phase === "deploy").length;
+  const notRun = plan.steps.slice(ran).map((step) => ({
+    phase: "deploy",
+    description: describeStep(step, manyHosts),
+    hosts: hostsOf(step, nginxHost),
+    ms: 0,
+    endedAtMs: 0,
+    outcome: "not run",
+    step
+  }));
+  return [...steps2, ...notRun];
+}
+function servingAsRead(config, state2) {
+  if (!state2) return "";
+  return mainImage(liveReplicas(config, state2.containers, routesOf(state2)).live);
+}
+async function publish(config, gh, recorder, journal, end, stats) {
+  await journal.settled();
   const { result, plan, state: state2 } = end;
   const durationSeconds = (Date.now() - journal.startedAt) / 1e3;
   const previousImage = plan ? mainImage(plan.previous) || (state2?.history.at(-1)?.image ?? "") : state2?.history.at(-1)?.previousImage ?? "";
   const liveImage = result === "planned" && plan ? plan.image : mainImage(end.serving.filter((x) => !(result === "paused" && plan && x.image === plan.image))) || mainImage(end.serving);
-  setOutput("result", result);
-  setOutput("image", liveImage);
-  setOutput("previous-image", previousImage);
+  const output = (name, value) => {
+    const problem = outputProblem(name, value);
+    if (problem) warning(`${problem}; set to '' instead`);
+    setOutput(name, problem ? "" : value);
+  };
+  output("result", result);
+  output("image", liveImage);
+  output("previous-image", previousImage);
   setOutput("duration-seconds", durationSeconds.toFixed(1));
-  setOutput(
-    "replicas",
-    JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image })))
-  );
-  setOutput("color", liveColor(end.serving));
-  setOutput("canary-weight", end.canaryWeight);
+  output("replicas", JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))));
+  output("color", liveColor(end.serving));
+  output("canary-weight", end.canaryWeight);
   if (recorder && plan && !config.dryRun)
     await recordOnGitHub(
       recorder,
@@ -51946,7 +53481,9 @@ async function publish(config, gh, recorder, journal, end, stats2) {
       operation: config.operation,
       strategy: config.strategy,
       result,
-      image: liveImage,
+      // What nginx serves: a dry run changes nothing, and a run refused before any change leaves what it read.
+      image: result === "planned" && plan ? mainImage(plan.previous) : liveImage || servingAsRead(config, state2),
+      servingBefore: plan?.previous,
       previousImage,
       durationSeconds,
       trafficSwitchedSeconds: switched === void 0 ? void 0 : switched / 1e3,
@@ -51955,9 +53492,18 @@ async function publish(config, gh, recorder, journal, end, stats2) {
       canaryWeight: end.canaryWeight,
       notes: [...plan?.notes ?? [], ...journal.notes],
       plan: plan?.steps.map((s) => describeStep(s, config.appHosts.length > 1)) ?? [],
-      steps: journal.steps,
+      steps: withStepsNotRun(
+        journal.steps,
+        plan,
+        config.appHosts.length > 1,
+        sshName(config.nginxHost.host, config.nginxHost.port)
+      ),
+      requestedImage: plan?.image ?? config.image,
+      stopped: end.stopped,
       gates: journal.gates,
       canarySteps: journal.canarySteps,
+      verifications: journal.verifications,
+      bake: journal.bake,
       configPath: config.nginx.configPath,
       configDiff: end.configDiff,
       failure: end.failure,
@@ -51965,7 +53511,7 @@ async function publish(config, gh, recorder, journal, end, stats2) {
       evidence: journal.evidence,
       live: end.live,
       github: recorder?.notes,
-      stats: stats2,
+      stats,
       phases: journal.phases
     },
     secretsOf(config)
@@ -51976,7 +53522,7 @@ async function publish(config, gh, recorder, journal, end, stats2) {
   );
   if (!end.failure) return void 0;
   const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
-  const how = result === "rolled-back" ? "failed and was rolled back" : "failed";
+  const how = result === "rolled-back" ? "failed and was rolled back" : result === "cancelled" ? "was cancelled" : "failed";
   const rollback = end.rollbackFailure ? `
 the rollback failed too: ${end.rollbackFailure}` : "";
   return `${what} ${how}: ${end.failure}${rollback}`;
@@ -52029,7 +53575,7 @@ async function connectFleet(config, debug2) {
 }
 
 // src/main.ts
-var logger = { info, warning, debug };
+var logger = { info: safeInfo, warning, debug };
 function readInputs() {
   const get = (name) => getInput(name);
   for (const secret of secretTexts(get)) setSecret(secret);
@@ -52040,7 +53586,7 @@ function readInputs() {
     return { error: e instanceof InputError ? e.message : `reading inputs failed: ${e.message}` };
   }
 }
-async function connectAndOperate(config, gh, recorder, journal) {
+async function connectAndOperate(config, gh, recorder, journal, cancel) {
   let fleet;
   try {
     const where = config.appHosts.length > 1 ? `${config.appHosts.length} app hosts and the nginx host` : config.appHosts[0].id;
@@ -52049,7 +53595,7 @@ async function connectAndOperate(config, gh, recorder, journal) {
       `Connect to ${where}${through}`,
       () => journal.phase("connect", () => connectFleet(config, debug))
     );
-    return { end: await operate(config, gh, recorder, journal, fleet, logger), fleet };
+    return { end: await operate({ config, gh, recorder, journal, fleet, log: logger, cancel }), fleet };
   } catch (e) {
     return { end: failed(e), fleet };
   } finally {
@@ -52068,10 +53614,16 @@ async function run2() {
   const config = input.config;
   const gh = runContext();
   const recorder = githubRecorder(config, gh, logger);
-  const { end, fleet } = await connectAndOperate(config, gh, recorder, journal);
+  const cancel = new Cancellation();
+  const stopListening = onRunnerSignals(cancel, LIMITS.cancelDeadlineMs, (why) => {
+    setFailed(`cancelled: ${why}; nginx and the hosts are left as they are (the next run repairs them)`);
+    process.exit(1);
+  });
+  const { end, fleet } = await connectAndOperate(config, gh, recorder, journal, cancel);
   const failure2 = await publish(config, gh, recorder, journal, end, fleet?.stats());
+  stopListening();
   if (failure2) setFailed(failure2);
-  else if (end.result === "failed") setFailed("the run failed");
+  else if (end.result === "failed" || end.result === "cancelled") setFailed(`the run ${end.result}`);
 }
 
 // src/index.ts

@@ -1,14 +1,15 @@
 // Carrying a plan out under the lock: run its steps; on a failure undo them, on a canary step too quiet to
 // judge leave the canary live. Returns the result and what becomes of the canary's record.
 import * as core from '@actions/core'
-import type { Config } from './config.js'
+import { LIMITS, type Config } from './config.js'
 import type { CanaryLinks } from './github/record.js'
 import type { RunContext } from './github/deployment.js'
 import type { CanaryPush, CanaryState, HostState } from './host/state.js'
 import type { Journal } from './journal.js'
-import { mainImage, type CanaryObservation, type Replica } from './model.js'
-import type { Plan } from './plan/common.js'
+import { mainImage, replicaKey, type CanaryObservation, type Replica, type Split } from './model.js'
+import { retireAll, type Plan } from './plan/common.js'
 import { planUndo } from './plan/rollback.js'
+import type { Step } from './plan/types.js'
 import type { Executor } from './run/executor.js'
 import type { Result } from './summary.js'
 
@@ -21,6 +22,8 @@ function sharesAfter(plan: Plan, percent: number): number[] {
 export interface Outcome {
   readonly result: Result
   readonly failure?: string
+  /** Why the plan stopped before its end, when it did. */
+  readonly stopped?: string
   readonly rollbackFailure?: string
   /** The canary's record after the run: a state, null when it ended, undefined when unchanged. */
   readonly canary?: CanaryState | null
@@ -28,13 +31,13 @@ export interface Outcome {
 }
 
 /** The canary's record once the run leaves it live at `percent` with `remaining` shares still to go. */
-async function pausedCanary(
+export async function canaryRecord(
   state: HostState,
   plan: Plan,
   gh: RunContext,
   paused: { percent: number; canary: readonly Replica[]; remaining: number[] },
   judged: readonly CanaryObservation[],
-  links: () => Promise<CanaryLinks>,
+  links?: () => Promise<CanaryLinks>,
 ): Promise<CanaryState> {
   const previous = state.canary
   const replaced = plan.replaces && previous
@@ -58,8 +61,32 @@ async function pausedCanary(
     ...(gh.pullRequest ? { sha: gh.pullRequest.headSha } : {}),
     observations: [...(replaced ? [] : (previous?.observations ?? [])), ...judged],
     ...(replaced ? { pushes: [...(previous.pushes ?? []), pushOf(previous)] } : {}),
-    ...(await links()),
+    ...(links ? await links() : {}),
   }
+}
+
+/**
+ * Writes the canary's record before nginx gives it a share: a run that dies while the canary is observed
+ * leaves it on record, so that abort (or the next push) finds and removes it. (The GitHub links come with
+ * the record the run ends with.)
+ */
+export const recordEveryShare =
+  (state: HostState, plan: Plan, gh: RunContext, journal: Journal, write: (record: CanaryState) => Promise<unknown>) =>
+  async (split: Split): Promise<void> => {
+    const share = { percent: split.percent, canary: split.canary, remaining: sharesAfter(plan, split.percent) }
+    await write(await canaryRecord(state, plan, gh, share, journal.canarySteps))
+  }
+
+/**
+ * A canary left at `percent` before its plan's end: the share stays, nginx's record of its requests goes (a
+ * paused canary's log must not grow). A failure here is a warning: the canary is live and recorded either way.
+ */
+async function settleAt(plan: Plan, percent: number, ex: Executor): Promise<void> {
+  const share = plan.steps.find((s) => s.kind === 'route' && s.split?.percent === percent)
+  if (share?.kind !== 'route') return
+  const settle: Step = { ...share, judged: undefined, settle: true }
+  const end = await ex.run([settle], 'finish', plan.image)
+  if (end.kind !== 'completed') core.warning(`the paused canary's record of requests stays on: ${end.reason}`)
 }
 
 /**
@@ -80,7 +107,7 @@ export async function carryOut(
   const unchangedCanary = { canaryWeight: state.canary ? String(state.canary.weight) : '' }
   const pause = async (percent: number, canary: readonly Replica[], remaining: number[]): Promise<Outcome> => ({
     result: 'paused',
-    canary: await pausedCanary(state, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
+    canary: await canaryRecord(state, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
     canaryWeight: String(percent),
   })
   switch (outcome.kind) {
@@ -95,19 +122,60 @@ export async function carryOut(
       const canary = plan.steps.flatMap((st) =>
         st.kind === 'observe' && st.split.percent === outcome.percent ? st.split.canary : [],
       )
-      return pause(outcome.percent, canary, sharesAfter(plan, outcome.percent))
+      await settleAt(plan, outcome.percent, ex)
+      const stopped = `${outcome.reason}: the canary stays live at ${outcome.percent}% until promote or abort`
+      return { ...(await pause(outcome.percent, canary, sharesAfter(plan, outcome.percent))), stopped }
     }
     case 'failed': {
       const failure = outcome.reason
+      const stopped = failure
       // What the judgement found bad always goes (a failing canary step takes the canary out: that is what
       // the step gate is for); any other failure is undone unless rollback-on-failure says otherwise.
-      if (!config.rollbackOnFailure && !outcome.judged) return { result: 'failed', failure, ...unchangedCanary }
+      if (!config.rollbackOnFailure && !outcome.judged)
+        return { result: 'failed', failure, stopped, ...unchangedCanary }
       const undo = planUndo(config, plan, ex.snapshot())
       const back = await core.group('Roll back', () => ex.run(undo.steps, 'rollback', plan.image))
       if (back.kind !== 'completed')
-        return { result: 'failed', failure, rollbackFailure: back.reason, ...unchangedCanary }
-      if (undo.canary === 'removed') return { result: 'rolled-back', failure, canary: null, canaryWeight: '0' }
-      return { result: 'rolled-back', failure, ...unchangedCanary }
+        return { result: 'failed', failure, stopped, rollbackFailure: back.reason, ...unchangedCanary }
+      if (undo.canary === 'removed') return { result: 'rolled-back', failure, stopped, canary: null, canaryWeight: '0' }
+      return { result: 'rolled-back', failure, stopped, ...unchangedCanary }
     }
+    case 'cancelled':
+      return cancelled(config, state, plan, ex, outcome.reason)
   }
+}
+
+/**
+ * The workflow run was cancelled: nginx goes to one consistent state within the runner's grace period. When
+ * every request already reaches the new version, the route is finished (the judging's record off, the old
+ * replicas retired: the bake is cut short); otherwise the previous replicas take all traffic back, as an undo
+ * does, with short drains.
+ */
+async function cancelled(config: Config, state: HostState, plan: Plan, ex: Executor, why: string): Promise<Outcome> {
+  const progress = ex.snapshot()
+  const serving = ex.progress.serving
+  const allNew = serving.length > 0 && serving.every((r) => r.image === plan.image) && progress.routed.length > 0
+  const failure = `${why}: the run stopped starting new work`
+  const stopped = why
+  const unchangedCanary = { canaryWeight: state.canary ? String(state.canary.weight) : '' }
+  if (allNew) {
+    const retired = new Set(progress.retired?.map(replicaKey))
+    const old = plan.previous.filter((r) => r.image !== plan.image && !retired.has(replicaKey(r)))
+    const steps: Step[] = [{ kind: 'route', servers: serving, settle: true }, ...retireAll(old)]
+    const done = await core.group('Cancelled: finish the route', () => ex.run(steps, 'finish', plan.image))
+    const how = done.kind === 'completed' ? 'all traffic was on the new version: the route is finished' : done.reason
+    const canary = plan.endsCanary ? { canary: null, canaryWeight: '100' } : unchangedCanary
+    return { result: 'cancelled', failure: `${failure}; ${how}`, stopped, ...canary }
+  }
+  const quick: Config = { ...config, drainSeconds: Math.min(config.drainSeconds, LIMITS.cancelDrainSeconds) }
+  const undo = planUndo(quick, plan, progress)
+  const back = await core.group('Cancelled: back to the previous version', () =>
+    ex.run(undo.steps, 'rollback', plan.image),
+  )
+  if (back.kind !== 'completed')
+    return { result: 'cancelled', failure, stopped, rollbackFailure: back.reason, ...unchangedCanary }
+  const how = 'the previous replicas serve all requests again'
+  if (undo.canary === 'removed')
+    return { result: 'cancelled', failure: `${failure}; ${how}`, stopped, canary: null, canaryWeight: '0' }
+  return { result: 'cancelled', failure: `${failure}; ${how}`, stopped, ...unchangedCanary }
 }

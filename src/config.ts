@@ -11,11 +11,17 @@ export interface SshTarget {
   readonly port: number
 }
 
+/** What a host's key is checked against, before authentication. */
 export interface HostKeyPolicy {
-  /** `SHA256:...` fingerprints, without `=` padding. */
-  readonly fingerprints: readonly string[]
-  /** known_hosts lines (plain or hashed). */
+  /**
+   * `SHA256:...` fingerprints (without `=` padding), each bound to one host by the name known_hosts gives it
+   * (`host`, or `[host]:port` off port 22; lower case). A key is accepted only from a host it is bound to: a
+   * fingerprint given for one host never lets another through. Several per host for key rotation.
+   */
+  readonly fingerprints: readonly { readonly host: string; readonly fingerprint: string }[]
+  /** known_hosts lines (plain or hashed), each matched to a host by the names it lists, as OpenSSH does. */
   readonly knownHosts: string
+  /** A host that no fingerprint and no known_hosts entry names is let through unchecked; any other is checked. */
   readonly insecureSkip: boolean
 }
 
@@ -86,6 +92,16 @@ export interface Config {
 
   /** The longest a drain may last; it ends as soon as the outgoing replicas have nothing in flight. */
   readonly drainSeconds: number
+  /**
+   * After a route, the longest the run waits for nginx's record of real requests to judge the new replicas
+   * against the old ones (0: no judgement of real traffic).
+   */
+  readonly verifySeconds: number
+  /**
+   * The replaced replicas stay running, drained but ready, until every new replica has been routed this long,
+   * while the new ones are watched and judged; then they are retired (0: retired at once).
+   */
+  readonly bakeSeconds: number
   readonly stopTimeoutSeconds: number
   readonly batchSize: number
   /** blue-green: keep the old colour running out of rotation until the next deploy (rollback is one reload). */
@@ -151,6 +167,8 @@ export const DEFAULTS = {
   'health-timeout': '60',
   'health-interval': '0.2',
   'drain-seconds': '5',
+  'verify-seconds': '5',
+  'bake-seconds': '30',
   'stop-timeout': '10',
   'batch-size': '1',
   'keep-previous': 'false',
@@ -189,6 +207,17 @@ export const derivedDefaults = {
 export const LIMITS = {
   /** Where nginx-rollout keeps its locks, history and state, relative to the ssh user's home. */
   stateDir: '.nginx-rollout',
+  /**
+   * How long a deploy's port reservation on an app host lasts (the run releases it at its end; a run that died
+   * leaves it to expire): until then no other app's deploy takes those ports.
+   */
+  portReservationSeconds: 3600,
+  /** Plans a run makes when other deploys take its ports as it plans, before it gives up. */
+  portReservationTries: 3,
+  /** A cancelled run's way back drains the new replicas at most this long (the runner allows 7.5 s in all). */
+  cancelDrainSeconds: 1,
+  /** From the runner's first signal, how long a cancelled run may take to reach a consistent state. */
+  cancelDeadlineMs: 7_000,
   /** Deploy history entries kept on the host. */
   historyEntries: 20,
   /** A lock whose heartbeat is older than this was left by a run that died. */
@@ -211,24 +240,63 @@ export const LIMITS = {
   sshKeepaliveMs: 10_000,
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat.
+   * kept free for the lock's heartbeat and one for following nginx's record of the app's requests.
    */
   sshSessions: 8,
+  /** How long stopping a followed command waits for it to end before closing its channel. */
+  followStopMs: 2_000,
   /** Forwarded TCP channels (health probes) open at once on one connection. */
   sshTunnels: 16,
   /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
   commandTimeoutSeconds: 120,
   /** The client gives a command this long past its remote deadline before it gives up on the channel. */
   commandGraceSeconds: 10,
+  /**
+   * Verification of every route on real traffic (judge/compare.ts). A route's new replicas pass once this
+   * many of their requests were judged without a clear failure (broken routes show long before).
+   */
+  verifyMinRequests: 50,
+  /** Fewer errors than this never fail a version: a handful of 5xx is noise. */
+  verifyMinErrors: 5,
+  /** The old version needs this many requests in the record before the new one is compared with it. */
+  verifyMinOldRequests: 20,
+  /** How many standard errors above the old rate is clearly worse; high because the verdict is taken often. */
+  verifyWorseZ: 4,
+  /** The smallest rise of the 5xx rate, in percentage points, that fails a version. */
+  verifyServerErrorFloor: 1,
+  /** The smallest rise of the 4xx rate, in percentage points, that fails a version. */
+  verifyClientErrorFloor: 2,
+  /** With no old traffic to compare with, a 5xx rate of this many percent fails the new version on its own. */
+  verifyAloneErrorRate: 50,
+  /** How often the judgement looks at what nginx recorded. */
+  judgeTickMs: 50,
+  /** A verification ends as not judged when no request at all reached the app within this long of a route. */
+  verifyQuietMs: 1_000,
+  /** The new version's last seconds fail it only with at least this many errors of a class (see compareLately). */
+  verifyRecentMinErrors: 10,
+  /** ...and only if that many errors had a chance below this, were it as good as the old version. */
+  verifyRecentChance: 1e-7,
+  /** The smallest error rate (percent) the old version is taken to have for that chance. */
+  verifyRecentBaseRate: 0.1,
+  /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */
+  verifyRecentMs: 3_000,
   /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
   canaryMinRequests: 50,
   /** How far above the stable error rate (in standard errors) counts as clearly worse. */
   canaryWorseZ: 3,
-  /** Consecutive failed health probes of a canary during a step that fail the step. */
-  canaryProbeFailures: 3,
+  /** Failed health probes in a row of a replica that took traffic that fail the deploy (a slow probe is not one). */
+  watchProbeFailures: 3,
+  /** The watch asks Docker about every routed replica once in this many rounds, to see restarts between probes. */
+  watchDockerEveryRounds: 5,
   /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
   canaryLogBytes: 32 * 1024 * 1024,
-  /** The per-app access log nginx writes while a canary split is live. */
+  /** The app's traffic log is cut back to empty whenever it grows past this, while a run follows it. */
+  trafficLogMaxBytes: 64 * 1024 * 1024,
+  /** How often the traffic log is read on the nginx host while a run follows it. */
+  followEveryMs: 50,
+  /** The longest a run follows the traffic log (the command's deadline on the host). */
+  followMaxSeconds: 6 * 3600,
+  /** The app's traffic log, which nginx writes while a run judges its traffic (judge/). */
   canaryLogPath: (app: string): string => `/var/log/nginx/nginx-rollout-${app}.log`,
   /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
   drainPollMs: 100,
@@ -247,6 +315,12 @@ export const LIMITS = {
   githubEarlierDeployments: 10,
   /** GitHub's limit on a deployment status description. */
   githubDescriptionChars: 140,
-  /** Pushes of a pull request's canary shown in its comment. */
+  /** Pushes of a pull request's canary shown in its comment, and kept in its record (older ones are never shown). */
   canaryPushesShown: 10,
+  /**
+   * Judged steps kept in a canary's record on the nginx host, the newest, for the canary and for each earlier
+   * push: a pull request's canary gains some at every run, and its record must stay small enough to be written
+   * and read in one command.
+   */
+  canaryObservationsKept: 50,
 } as const

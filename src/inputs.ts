@@ -19,6 +19,8 @@ import {
   type StatusRange,
 } from './config.js'
 import { isLoopback, parseListen, sshName } from './model.js'
+import { IMAGE, NAME } from './rules.js'
+import { boundName, expectedFingerprints } from './remote/hostkey.js'
 
 export type InputName = keyof typeof DEFAULTS | InputWithoutDefault
 type InputWithoutDefault =
@@ -77,13 +79,14 @@ export class InputError extends Error {
 
 const show = (v: string): string => (v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`)
 
-const NAME = /^[a-z0-9][a-z0-9_.-]*$/
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/
-// Docker's reference grammar: [registry[:port]/]path[:tag][@digest]
-const IMAGE =
-  /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/
-const FINGERPRINT = /(?:^|\s)(SHA256:[A-Za-z0-9+/]{43})=?(?=\s|$)/
+const SHA256 = 'SHA256:[A-Za-z0-9+/]{43}'
+// `ssh-keygen -lf` prints 'bits SHA256:... column (TYPE)'; the column holds the key's host names (of a known_hosts
+// line or ssh-keyscan's output) or its comment (of a .pub file).
+const KEYGEN_LINE = new RegExp(`^\\d+\\s+(${SHA256})=?(?:\\s+(.*?))?(?:\\s*\\([A-Z0-9-]+\\))?$`)
+const HOST_FINGERPRINT = new RegExp(`^(\\S+)\\s+(${SHA256})=?$`)
+const BARE_FINGERPRINT = new RegExp(`^(${SHA256})=?$`)
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const HEALTH_PATH = /^\/[A-Za-z0-9\-._~/?=&%:+,;@!*()]*$/
 // nginx server_name: a host name, optionally with a leading '*.' or '.', or a trailing '.*'; or '_' (no name).
@@ -181,16 +184,57 @@ class Reader {
     return v
   }
 
+  /**
+   * What the keys of `targets` are checked against (targets undefined: the hosts could not be read). A fingerprint
+   * is bound to the hosts its line names; one naming no host is bound to the only target, and refused when there
+   * are several: it would let any of them through with that key.
+   */
   hostKeyPolicy(
     fingerprintInput: 'fingerprint' | 'proxy-fingerprint',
     knownHostsInput: 'known-hosts' | 'proxy-known-hosts',
+    targets: readonly SshTarget[] | undefined,
     insecureSkip: boolean,
-  ): HostKeyPolicy {
-    const fingerprints = parseFingerprints(this.raw(fingerprintInput), (m) => this.problem(`${fingerprintInput}: ${m}`))
+  ): { policy: HostKeyPolicy; unboundRefused: boolean } {
+    const given = parseFingerprints(this.raw(fingerprintInput), (m) => this.problem(`${fingerprintInput}: ${m}`))
     const knownHosts = this.raw(knownHostsInput)
     if (knownHosts && !knownHosts.split('\n').some((l) => l.trim() && !l.trim().startsWith('#')))
       this.problem(`${knownHostsInput}: expected known_hosts lines (host keytype key)`)
-    return { fingerprints, knownHosts, insecureSkip }
+    const names = new Map(targets?.map((t) => [boundName(t.host, t.port), sshName(t.host, t.port)]))
+    const only = names.size === 1 ? [...names.keys()] : []
+    const unbound = given.filter((f) => !f.hosts.length)
+    const unboundRefused = unbound.length > 0 && names.size > 1
+    if (unboundRefused)
+      this.problem(
+        `${fingerprintInput}: expected the host each fingerprint is for, as this run connects to ${names.size} hosts (${[...names.values()].join(', ')}), ` +
+          `got ${unbound.map((f) => show(f.text)).join(', ')} naming none; give the lines as 'ssh-keyscan <host> | ssh-keygen -lf -' prints them (the host column binds each), or as 'host SHA256:...'`,
+      )
+    const fingerprints = given.flatMap((f) =>
+      (f.hosts.length ? f.hosts : only).map((host) => ({ host, fingerprint: f.fingerprint })),
+    )
+    return { policy: { fingerprints: uniqueBindings(fingerprints), knownHosts, insecureSkip }, unboundRefused }
+  }
+
+  /**
+   * Every target needs a fingerprint or known_hosts entry it can be accepted by, checked now (hashed known_hosts
+   * entries included: the names they are matched with are known) so that all are reported together.
+   */
+  requireHostKeys(
+    policy: HostKeyPolicy,
+    targets: readonly SshTarget[],
+    input: 'fingerprint' | 'proxy-fingerprint',
+    alternatives: string,
+  ): void {
+    if (policy.insecureSkip) return
+    const named = [...new Set(policy.fingerprints.map((f) => f.host))]
+    for (const t of targets) {
+      if (expectedFingerprints(policy, t.host, t.port).length) continue
+      const what = input === 'proxy-fingerprint' ? `the bastion ${sshName(t.host, t.port)}` : sshName(t.host, t.port)
+      const got = named.length ? `, got fingerprints for ${named.join(', ')} only` : ''
+      this.problem(
+        `${input}: expected a fingerprint of ${what}${got} (${alternatives}; or insecure-skip-host-key-check: true, not for production). ` +
+          `Get it on a machine you trust: ssh-keyscan -p ${t.port} ${t.host} | ssh-keygen -lf -  (give the lines it prints, host column included)`,
+      )
+    }
   }
 }
 
@@ -218,13 +262,12 @@ function readConnection(r: Reader): { topology?: Topology; login: SshLogin } {
   if (!privateKey && !password)
     r.problem('key: required unless password is set (the ssh private key text, e.g. from secrets.DEPLOY_KEY)')
   const insecureSkip = r.bool('insecure-skip-host-key-check')
-  const hostKey = r.hostKeyPolicy('fingerprint', 'known-hosts', insecureSkip)
-  const first = topology?.nginxHost
-  if (!hostKey.fingerprints.length && !hostKey.knownHosts && !insecureSkip && first)
-    r.problem(
-      `fingerprint: required to verify each host's identity (or known-hosts; or insecure-skip-host-key-check: true, not for production). ` +
-        `Get it on a machine you trust: ssh-keyscan -p ${first.port} ${first.host} | ssh-keygen -lf -  (or on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`,
-    )
+  // Each host is checked against its own fingerprints: every SSH target of the run, the nginx host included.
+  const targets = topology && [topology.nginxHost, ...topology.appHosts.map((h) => h.ssh)]
+  const { policy: hostKey, unboundRefused } = r.hostKeyPolicy('fingerprint', 'known-hosts', targets, insecureSkip)
+  // Fingerprints refused for naming no host would be reported again for each host; the one message says it all.
+  if (targets && !unboundRefused)
+    r.requireHostKeys(hostKey, uniqueTargets(targets), 'fingerprint', 'or known-hosts lines naming it')
   return { topology, login: { username, privateKey, passphrase, password, hostKey } }
 }
 
@@ -253,11 +296,24 @@ function readBastion(r: Reader, hosts: SshLogin): Config['proxy'] {
     r.problem(
       'proxy-passphrase: set proxy-key too (the passphrase is for that key; without it the bastion uses key and passphrase)',
     )
-  const ownPolicy = r.given('proxy-fingerprint') || r.given('proxy-known-hosts')
-  // The bastion's key is checked like every host's: its own inputs, or else the fingerprints and known_hosts given for the hosts.
+  // The bastion has keys of its own: proxy-fingerprint (where a fingerprint naming no host is the bastion's) and
+  // proxy-known-hosts, and the lines of fingerprint and known-hosts that name it. The hosts' keys are never
+  // accepted from it, so a bastion answering with an app host's key is refused.
   const insecureSkip = hosts.hostKey.insecureSkip
-  const hostKey = ownPolicy ? r.hostKeyPolicy('proxy-fingerprint', 'proxy-known-hosts', insecureSkip) : hosts.hostKey
+  const { policy: own } = r.hostKeyPolicy('proxy-fingerprint', 'proxy-known-hosts', target && [target], insecureSkip)
+  const name = target && boundName(target.host, target.port)
+  const hostKey: HostKeyPolicy = {
+    fingerprints: uniqueBindings([...own.fingerprints, ...hosts.hostKey.fingerprints.filter((f) => f.host === name)]),
+    knownHosts: [own.knownHosts, hosts.hostKey.knownHosts].filter(Boolean).join('\n'),
+    insecureSkip,
+  }
   if (!target) return undefined
+  r.requireHostKeys(
+    hostKey,
+    [target],
+    'proxy-fingerprint',
+    "or proxy-known-hosts, or a line of fingerprint or known-hosts naming it; the hosts' keys are never accepted from the bastion",
+  )
   const login: SshLogin = {
     username,
     privateKey: proxyKey ?? hosts.privateKey,
@@ -339,6 +395,8 @@ function readHealth(r: Reader): Config['health'] {
 function readTraffic(r: Reader) {
   return {
     drainSeconds: r.seconds('drain-seconds', 0, 3600),
+    verifySeconds: r.seconds('verify-seconds', 0, 3600),
+    bakeSeconds: r.seconds('bake-seconds', 0, 86400),
     stopTimeoutSeconds: r.int('stop-timeout', 0, 3600),
     batchSize: r.int('batch-size', 1, 100),
     keepPrevious: r.bool('keep-previous'),
@@ -523,18 +581,87 @@ function isWebUrl(text: string): boolean {
   }
 }
 
-/** Fingerprints as given, or lines exactly as `ssh-keygen -lf` prints them ('256 SHA256:... host (ED25519)'). */
-export function parseFingerprints(text: string, problem: (m: string) => void): string[] {
-  const out: string[] = []
-  // A line as ssh-keygen prints it ('256 SHA256:... host,10.0.0.5 (ED25519)') may name several hosts with
-  // commas; any other line is a list of fingerprints separated by commas.
-  const items = text.split('\n').flatMap((line) => (/^\s*\d+\s+SHA256:/.test(line) ? [line] : line.split(',')))
-  for (const item of items.map((f) => f.trim()).filter((f) => f && !f.startsWith('#'))) {
-    const m = FINGERPRINT.exec(item)
-    if (m) out.push(m[1])
-    else problem(`expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`)
+/** A fingerprint as the input gives it, with the hosts its line names. */
+export interface GivenFingerprint {
+  readonly fingerprint: string
+  /** The names it is bound to, as known_hosts writes them (`host`, `[host]:port` off port 22), lower case; none when the line names no host. */
+  readonly hosts: readonly string[]
+  /** The line (or item) as given, for messages. */
+  readonly text: string
+}
+
+/**
+ * The fingerprints of a `fingerprint` input, one form per line: a line exactly as `ssh-keygen -lf` prints it
+ * ('256 SHA256:... deploy.example.com,10.0.0.5 (ED25519)', '[10.0.0.5]:2222' off port 22), 'host SHA256:...' or
+ * 'host:port SHA256:...' (several hosts joined by commas), or fingerprints alone, separated by commas.
+ */
+export function parseFingerprints(text: string, problem: (m: string) => void): GivenFingerprint[] {
+  const out: GivenFingerprint[] = []
+  const add = (f: GivenFingerprint) => {
+    if (!out.some((o) => o.fingerprint === f.fingerprint && o.hosts.join() === f.hosts.join())) out.push(f)
   }
-  return [...new Set(out)]
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+  for (const line of lines) {
+    const keygen = KEYGEN_LINE.exec(line)
+    if (keygen) {
+      const column = keygen[2]?.trim() ?? ''
+      if (column.startsWith('|1|')) {
+        problem(
+          `expected the host a line is for, got the hashed name ${show(column)}, which cannot be matched here; give the line as 'ssh-keyscan <host> | ssh-keygen -lf -' prints it, or the known_hosts line in known-hosts`,
+        )
+        continue
+      }
+      // Of a .pub file the column is the key's comment ('root@web1', 'no comment'), which names no host.
+      const names = /\s/.test(column) ? [] : column.split(',').map(boundNameOf)
+      add({ fingerprint: keygen[1], hosts: names.every(isName) ? names : [], text: line })
+      continue
+    }
+    const pair = HOST_FINGERPRINT.exec(line)
+    if (pair && !pair[1].includes('SHA256:')) {
+      const names = pair[1].split(',').map(boundNameOf)
+      if (names.every(isName)) add({ fingerprint: pair[2], hosts: names, text: line })
+      else
+        problem(
+          `expected host, host:port or [host]:port before the fingerprint (several joined by commas), got ${show(pair[1])}`,
+        )
+      continue
+    }
+    for (const item of line
+      .split(',')
+      .map((i) => i.trim())
+      .filter(Boolean)) {
+      const bare = BARE_FINGERPRINT.exec(item)
+      if (bare) add({ fingerprint: bare[1], hosts: [], text: item })
+      else problem(`expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`)
+    }
+  }
+  return out
+}
+
+const isName = (name: string | undefined): name is string => name !== undefined
+
+/** A host name of a fingerprint line: `host` (port 22), `[host]:port` as known_hosts writes it, or `host:port`. */
+function boundNameOf(text: string): string | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? (isIP(text) ? null : /^([^:]+):(\d+)$/.exec(text))
+  const host = m ? m[1] : text
+  const port = m ? Number(m[2]) : 22
+  if (!(isIP(host) || HOSTNAME.test(host)) || port < 1 || port > 65535) return undefined
+  return boundName(host, port)
+}
+
+/** Each host-fingerprint pair once. */
+function uniqueBindings(bindings: HostKeyPolicy['fingerprints']): HostKeyPolicy['fingerprints'] {
+  return bindings.filter(
+    (b, i) => bindings.findIndex((o) => o.host === b.host && o.fingerprint === b.fingerprint) === i,
+  )
+}
+
+/** Each SSH target once (the nginx host may be an app host too). */
+function uniqueTargets(targets: readonly SshTarget[]): SshTarget[] {
+  return [...new Map(targets.map((t) => [boundName(t.host, t.port), t])).values()]
 }
 
 /** `address[:port]`, `[ipv6]:port`. */

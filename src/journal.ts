@@ -1,8 +1,10 @@
 // The record of a run, passed to whatever does the work and read by the summary: every step with its
 // hosts, timing and outcome, the health gates, canary steps, and the evidence a failure left.
-import type { CanaryObservation } from './model.js'
+import type { Bake, CanaryObservation, Verification } from './model.js'
+import type { Step } from './plan/types.js'
 
-export type Phase = 'deploy' | 'rollback'
+/** deploy: the plan; rollback: an undo; finish: what a run stopped early still does (a paused canary's file). */
+export type Phase = 'deploy' | 'rollback' | 'finish'
 
 /** A part of the run's own work around the steps (node start, connect...), timed. */
 export interface RunPhase {
@@ -10,18 +12,28 @@ export interface RunPhase {
   readonly ms: number
 }
 
+/**
+ * How a step ended: ok; failed (its work failed, or the judgement found the new version bad); inconclusive
+ * (it ended the run early for lack of evidence: a canary step too quiet to judge); cancelled (the run was
+ * cancelled while it ran); not run (the plan stopped before it).
+ */
+export type StepOutcome = 'ok' | 'failed' | 'inconclusive' | 'cancelled' | 'not run'
+
 export interface StepRecord {
   readonly phase: Phase
   readonly description: string
   /** The hosts the step touched. */
   readonly hosts: readonly string[]
   readonly ms: number
-  /** When the step ended, in ms since the run started. */
+  /** When the step started and ended, in ms since the run started. */
+  readonly startedAtMs?: number
   readonly endedAtMs: number
-  readonly outcome: 'ok' | 'failed'
+  readonly outcome: StepOutcome
   readonly detail?: string
   /** A route (or restore) that left traffic only on the run's new image. */
   readonly allTrafficNew?: boolean
+  /** The step itself (what the timeline draws). */
+  readonly step?: Step
 }
 
 export interface GateResult {
@@ -52,10 +64,26 @@ export class Journal {
   readonly gates: GateResult[] = []
   readonly evidence: Evidence[] = []
   readonly canarySteps: CanaryObservation[] = []
+  /** Every route's judgement on real traffic. */
+  readonly verifications: Verification[] = []
+  /** How the bake ended, if there was one. */
+  bake: Bake | undefined
   /** Things the run noticed that the reader should know (stale state, background stops...). */
   readonly notes: string[] = []
   /** The run's own work around the steps, in ms: node start, connect, lock and read, records and unlock. */
   readonly phases: RunPhase[] = []
+  /** Evidence still being gathered (the undo does not wait for it; the summary does). */
+  private readonly pending: Promise<unknown>[] = []
+
+  /** Keeps `work` (gathering evidence) to be waited for before the record is read. */
+  later(work: Promise<unknown>): void {
+    this.pending.push(work.catch(() => undefined))
+  }
+
+  /** Everything kept for later is in. */
+  async settled(): Promise<void> {
+    while (this.pending.length) await Promise.all(this.pending.splice(0))
+  }
 
   /** Times `work` as one of the run's own phases. */
   async phase<T>(name: string, work: () => Promise<T>): Promise<T> {
@@ -69,9 +97,9 @@ export class Journal {
 
   constructor(readonly startedAt: number = Date.now()) {}
 
-  /** When the last route that left all traffic on the new version ended, in ms since the run started. */
+  /** When all traffic first reached the new version (a route that left it only there), in ms since the run started. */
   get trafficSwitchedAtMs(): number | undefined {
-    return [...this.steps].reverse().find((s) => s.allTrafficNew && s.outcome === 'ok' && s.phase === 'deploy')
-      ?.endedAtMs
+    // The first such route: a later one (the route that ends the judging) changes nothing of who serves.
+    return this.steps.find((s) => s.allTrafficNew && s.outcome === 'ok' && s.phase === 'deploy')?.endedAtMs
   }
 }

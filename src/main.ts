@@ -1,19 +1,23 @@
 // inputs -> connect -> operate (lock and read, plan, carry out, records) -> publish. The only place that fails
 // the step. Each stage is one function; the run's end is one value (RunEnd) the last stage publishes.
 import * as core from '@actions/core'
-import type { Config } from './config.js'
+import { LIMITS, type Config } from './config.js'
 import { runContext } from './github/context.js'
 import type { RunContext } from './github/deployment.js'
 import { githubRecorder } from './github/record.js'
 import type { GitHubRecorder } from './github/report.js'
 import { InputError, readConfig, readWorkspaceFile, secretTexts, type InputName } from './inputs.js'
 import { Journal, type Logger } from './journal.js'
+import { safeInfo } from './log.js'
 import { failed, operate } from './operate.js'
 import { publish } from './publish.js'
+import { Cancellation, onRunnerSignals } from './run/cancel.js'
 import { connectFleet, type Fleet } from './remote/fleet.js'
 import type { RunEnd } from './run-end.js'
 
-const logger: Logger = { info: core.info, warning: core.warning, debug: core.debug }
+// The logger's lines carry what the hosts and GitHub answered (replica names, images, what nginx's reload
+// said): safeInfo keeps any of it from being read as a workflow command. warning and debug escape their text.
+const logger: Logger = { info: safeInfo, warning: core.warning, debug: core.debug }
 
 /** Reads the inputs, masking every secret before anything can print one. */
 function readInputs(): { config: Config } | { error: string } {
@@ -35,6 +39,7 @@ async function connectAndOperate(
   gh: RunContext,
   recorder: GitHubRecorder | undefined,
   journal: Journal,
+  cancel: Cancellation,
 ): Promise<{ end: RunEnd; fleet?: Fleet }> {
   let fleet: Fleet | undefined
   try {
@@ -44,7 +49,7 @@ async function connectAndOperate(
     fleet = await core.group(`Connect to ${where}${through}`, () =>
       journal.phase('connect', () => connectFleet(config, core.debug)),
     )
-    return { end: await operate(config, gh, recorder, journal, fleet, logger), fleet }
+    return { end: await operate({ config, gh, recorder, journal, fleet, log: logger, cancel }), fleet }
   } catch (e) {
     return { end: failed(e), fleet }
   } finally {
@@ -65,8 +70,15 @@ export async function run(): Promise<void> {
   const config = input.config
   const gh = runContext()
   const recorder = githubRecorder(config, gh, logger)
-  const { end, fleet } = await connectAndOperate(config, gh, recorder, journal)
+  // Cancelling the workflow run: stop starting work, bring nginx to one consistent state, record, exit.
+  const cancel = new Cancellation()
+  const stopListening = onRunnerSignals(cancel, LIMITS.cancelDeadlineMs, (why) => {
+    core.setFailed(`cancelled: ${why}; nginx and the hosts are left as they are (the next run repairs them)`)
+    process.exit(1)
+  })
+  const { end, fleet } = await connectAndOperate(config, gh, recorder, journal, cancel)
   const failure = await publish(config, gh, recorder, journal, end, fleet?.stats())
+  stopListening()
   if (failure) core.setFailed(failure)
-  else if (end.result === 'failed') core.setFailed('the run failed')
+  else if (end.result === 'failed' || end.result === 'cancelled') core.setFailed(`the run ${end.result}`)
 }

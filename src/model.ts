@@ -106,3 +106,36 @@ export interface CanaryObservation extends CanaryJudgement {
   readonly percent: number
   readonly seconds: number
 }
+
+/** What nginx recorded of the attempts to one set of replicas. */
+export interface TrafficCounts {
+  readonly requests: number
+  /** 5xx, including nginx's 502/504 for an attempt that got no answer. */
+  readonly serverErrors: number
+  /** 4xx. */
+  readonly clientErrors: number
+  /** Attempts by status, for the summary ('-': no status). */
+  readonly statuses: Readonly<Record<string, number>>
+}
+
+/** How a route's new replicas did on real traffic against the old ones: the judgement of one route. */
+export interface Verification {
+  /** The new replicas judged (names, with the host when there are several). */
+  readonly replicas: readonly string[]
+  readonly verdict: 'pass' | 'fail' | 'not judged'
+  readonly reason: string
+  /** What nginx recorded of them since the route, and of the old version over the run. */
+  readonly new: TrafficCounts
+  readonly old: TrafficCounts
+  /** From the route to the verdict. */
+  readonly ms: number
+}
+
+/** How the bake ended: the new replicas held for bake-seconds, or what sent the traffic back. */
+export interface Bake {
+  readonly seconds: number
+  readonly verdict: 'pass' | 'fail'
+  readonly reason: string
+  readonly new: TrafficCounts
+  readonly old: TrafficCounts
+}

@@ -2,25 +2,28 @@
 // or plan and carry out; the records and the lock's release in one command at the end.
 import * as core from '@actions/core'
 import { LIMITS, type Config } from './config.js'
-import { carryOut } from './carry-out.js'
+import { carryOut, recordEveryShare } from './carry-out.js'
 import { canaryPullRequest, type RunContext } from './github/deployment.js'
 import { beginDeployment, canaryLinks, type CanaryLinks } from './github/record.js'
 import type { GitHubRecorder } from './github/report.js'
 import { hostProblems } from './host/checks.js'
 import { readHosts, type HostRead } from './host/read.js'
-import { finishCommand, type Records } from './host/records.js'
-import type { HostState } from './host/state.js'
+import { NO_USAGE, releasePorts, reservePorts, takenPorts } from './host/ports.js'
+import { finishCommand, RECORDS_NOT_OUR_LOCK, writeCanaryCommand, type Records } from './host/records.js'
+import type { CanaryState, HostState } from './host/state.js'
 import type { Journal, Logger } from './journal.js'
+import { safeInfo } from './log.js'
+import type { Cancellation } from './run/cancel.js'
 import { mainImage } from './model.js'
 import { unifiedDiff } from './nginx/diff.js'
 import { describeNginx, Nginx } from './nginx/nginx.js'
 import { renderManagedFile } from './nginx/template.js'
 import { PlanError, type Plan } from './plan/common.js'
-import { NothingToDo, planFor, staleCanary } from './plan/index.js'
+import { canaryLeftovers, NothingToDo, planFor, staleCanary } from './plan/index.js'
 import { describeStep, type Step } from './plan/types.js'
 import type { Fleet } from './remote/fleet.js'
 import { HeldLock, newClaim, stateDir, type LockClaim } from './remote/lock.js'
-import { run as runRemote } from './remote/ssh.js'
+import { failure, RemoteError, run as runRemote } from './remote/ssh.js'
 import type { RunEnd } from './run-end.js'
 import { Executor } from './run/executor.js'
 import { liveReport } from './status.js'
@@ -52,53 +55,71 @@ interface Done {
   readonly records: Records
 }
 
+/** What one operation works with: its settings, the run on GitHub, its record, its connections. */
+export interface Scope {
+  readonly config: Config
+  readonly gh: RunContext
+  readonly recorder: GitHubRecorder | undefined
+  readonly journal: Journal
+  readonly fleet: Fleet
+  readonly log: Logger
+  /** The workflow run's cancellation: nothing new starts once it is asked for. */
+  readonly cancel: Cancellation
+}
+
 /**
  * Reads the hosts (under the lock unless a status or a dry run), then reports, plans, or carries the plan
  * out. The records and the lock's release go in one command at the end; a failed write is a warning.
  */
-export async function operate(
-  config: Config,
-  gh: RunContext,
-  recorder: GitHubRecorder | undefined,
-  journal: Journal,
-  fleet: Fleet,
-  log: Logger,
-): Promise<RunEnd> {
+export async function operate(scope: Scope): Promise<RunEnd> {
+  const { config, gh, fleet, journal } = scope
   const mutating = config.operation !== 'status' && !config.dryRun
   const claim = mutating ? newClaim(config.app, runOwner(gh)) : undefined
-  const read = await readUnderLock(config, fleet, claim, journal)
-  const lock = claim ? new HeldLock(fleet.nginx, claim, core.warning) : undefined
-  const { end, records } = await operateOn(config, gh, recorder, journal, fleet, log, read.state, lock)
+  const { read, lock } = await readUnderLock(config, fleet, claim, journal)
+  const { end, records } = await operateOn(scope, read.state, lock)
   if (claim) await finish(config, fleet, journal, lock, claim, records)
   return end
 }
 
-async function readUnderLock(config: Config, fleet: Fleet, claim: LockClaim | undefined, journal: Journal) {
+/**
+ * Takes the lock (given a claim) and reads the hosts. The lock's heartbeat starts the moment the nginx host
+ * gave the lock, not once every host is read: reading the other app hosts can take longer than a silent lock
+ * stays fresh. A read that fails after that has changed nothing, so the lock goes at once.
+ */
+async function readUnderLock(
+  config: Config,
+  fleet: Fleet,
+  claim: LockClaim | undefined,
+  journal: Journal,
+): Promise<{ read: HostRead; lock?: HeldLock }> {
   const what =
     config.appHosts.length > 1
       ? `${config.app} on ${config.appHosts.length} hosts`
       : `${config.app} on ${config.appHosts[0].id}`
-  return core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, () =>
-    journal.phase(claim ? 'lock and read' : 'read', async () => {
-      const waiting = (holder: string) => core.info(`waiting for the deploy lock of ${config.app}: ${holder}`)
-      const read = await readHosts(fleet, config, claim, waiting)
-      reportRead(config, fleet, read, journal)
-      return read
-    }),
-  )
+  const held: { lock?: HeldLock } = {}
+  const locked = () => {
+    if (claim) held.lock = new HeldLock(fleet.nginx, claim, core.warning)
+  }
+  try {
+    const read = await core.group(`${claim ? 'Take the deploy lock and read' : 'Read'} ${what}`, () =>
+      journal.phase(claim ? 'lock and read' : 'read', async () => {
+        const waiting = (holder: string) => safeInfo(`waiting for the deploy lock of ${config.app}: ${holder}`)
+        const read = await readHosts(fleet, config, claim, waiting, locked)
+        reportRead(config, fleet, read, journal)
+        return read
+      }),
+    )
+    return { read, lock: held.lock }
+  } catch (e) {
+    // A release that fails leaves the lock to go stale, as a run that died would: the read's failure is the news.
+    await held.lock?.release().catch(() => undefined)
+    throw e
+  }
 }
 
 /** The operation itself, on what was read: status, a plan printed, or a plan carried out. */
-async function operateOn(
-  config: Config,
-  gh: RunContext,
-  recorder: GitHubRecorder | undefined,
-  journal: Journal,
-  fleet: Fleet,
-  log: Logger,
-  read: HostState,
-  lock: HeldLock | undefined,
-): Promise<Done> {
+async function operateOn(scope: Scope, read: HostState, lock: HeldLock | undefined): Promise<Done> {
+  const { config, gh, journal, fleet, cancel } = scope
   const stale = staleCanary(read)
   // A record the hosts no longer agree with describes nothing live: it is cleared.
   const records: Records = stale ? { canary: null } : {}
@@ -110,18 +131,31 @@ async function operateOn(
   try {
     if (config.operation === 'status') return { end: await status(config, fleet, state, records), records: {} }
     const problems = hostProblems(config, state)
-    if (problems.length)
-      throw new PlanError(
+    if (problems.length) {
+      const why =
         problems.length === 1
           ? problems[0]
-          : `${problems.length} problems on the hosts; nothing was changed:\n- ${problems.join('\n- ')}`,
-      )
-    if (config.operation === 'abort' && stale) throw new NothingToDo(`${stale}; nothing left to abort`)
-    const plan = planFor(config, state, canaryPullRequest(gh, undefined))
+          : `${problems.length} problems on the hosts; nothing was changed:\n- ${problems.join('\n- ')}`
+      // Refused: not even a stale canary record is cleared (a refused run writes nothing).
+      return { end: failed(new PlanError(why), { state: read }), records: {} }
+    }
+    // An abort of a canary whose record is stale takes out what is left of it (a canary goes whole): it is
+    // planned from the record, whose replicas still taking traffic are the canary.
+    const leftovers = config.operation === 'abort' && stale ? canaryLeftovers(read) : []
+    if (config.operation === 'abort' && stale && !leftovers.length)
+      throw new NothingToDo(`${stale}; nothing left to abort`)
+    const planFrom = leftovers.length ? read : state
+    const plan = lock
+      ? await planAndReserve(config, fleet, planFrom, gh, lock.claim)
+      : planFor(config, planFrom, canaryPullRequest(gh, undefined))
     const configDiff = printPlan(config, plan, state)
     const planned = { plan, state, configDiff, serving: plan.previous }
     if (!lock) return { end: { ...planned, result: 'planned', canaryWeight: '', serving: plan.next }, records }
-    return await deploy(config, gh, recorder, journal, fleet, log, state, plan, configDiff, lock, records)
+    if (cancel.reason) {
+      const failure = `${cancel.reason} before this run changed anything`
+      return { end: { ...planned, configDiff: '', result: 'cancelled', canaryWeight: '', failure }, records }
+    }
+    return await deploy(scope, state, plan, lock, records)
   } catch (e) {
     if (!(e instanceof NothingToDo)) return { end: failed(e, { state: read }), records }
     core.notice(e.message)
@@ -130,10 +164,57 @@ async function operateOn(
   }
 }
 
-/** What is live, and the last deploys. A stale canary record is cleared (status changes nothing else). */
-async function status(config: Config, fleet: Fleet, state: HostState, records: Records): Promise<RunEnd> {
+/** The ports a plan starts replicas on, by app host. */
+function newPorts(plan: Plan): Map<string, number[]> {
+  const ports = new Map<string, number[]>()
+  for (const step of plan.steps)
+    if (step.kind === 'start') for (const r of step.replicas) ports.set(r.host, [...(ports.get(r.host) ?? []), r.port])
+  return ports
+}
+
+/**
+ * Plans, then reserves the ports of the new replicas on their hosts (another app deploying on the same
+ * host at the same moment may have read the same ports free). A port found taken is left out of the next
+ * plan; after a few tries the run gives up before changing anything.
+ */
+async function planAndReserve(config: Config, fleet: Fleet, state: HostState, gh: RunContext, claim: LockClaim) {
+  let usage = new Map(state.usage ?? [])
+  for (let attempt = 1; ; attempt++) {
+    const plan = planFor(config, { ...state, usage }, canaryPullRequest(gh, undefined))
+    const answers = await Promise.all(
+      [...newPorts(plan)].map(async ([host, ports]) => {
+        const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports)
+        const r = await fleet.app(host).exec(reserve)
+        if (r.code !== 0 && r.code !== 3) throw failure(fleet.app(host), reserve, `reserving ports on ${host}`, r)
+        return [host, r.code === 3 ? takenPorts(r.stdout) : []] as const
+      }),
+    )
+    const taken = answers.filter(([, ports]) => ports.length)
+    if (!taken.length) return plan
+    const what = taken.map(([host, ports]) => `${ports.join(', ')} on ${host}`).join('; ')
+    if (attempt >= LIMITS.portReservationTries)
+      throw new PlanError(
+        `ports ${what} were taken by another deploy as this one planned, ${attempt} times; nothing was changed`,
+      )
+    core.info(`ports ${what} were just taken by another deploy: planning again without them`)
+    usage = new Map(usage)
+    for (const [host, ports] of taken) {
+      const held = usage.get(host) ?? NO_USAGE
+      const reserved = new Map([...held.reserved, ...ports.map((p) => [p, 'another deploy'] as const)])
+      usage.set(host, { ...held, reserved })
+    }
+  }
+}
+
+/**
+ * What is live, and the last deploys. Changes nothing, as it takes no lock: a stale canary record is reported
+ * (see operateOn) and left for the next run that takes the lock to clear.
+ */
+function status(config: Config, fleet: Fleet, state: HostState, records: Records): RunEnd {
   if (records.canary === null)
-    await runRemote(fleet.nginx, finishCommand(config.app, records, undefined), 'clearing the stale canary record')
+    core.info(
+      `the stale canary record stays on ${fleet.nginx.name} until the next deploy, promote, abort or rollback of ${config.app} clears it`,
+    )
   // Without a live canary, a paused canary's run is not what stands: the last deploy before it is.
   const last = [...state.history].reverse().find((h) => state.canary || h.result !== 'paused')
   const live = liveReport(config, state)
@@ -155,34 +236,38 @@ function printPlan(config: Config, plan: Plan, state: HostState): string {
   core.startGroup(`Plan: ${config.operation} ${plan.image} (${config.strategy})`)
   plan.notes.forEach((n) => core.info(`note: ${n}`))
   plan.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`))
-  core.info(configDiff ? `${path} changes:\n${configDiff}` : `${path}: no change`)
+  safeInfo(configDiff ? `${path} changes:\n${configDiff}` : `${path}: no change`)
   core.endGroup()
   return configDiff
 }
 
 /** Carries the plan out, recording the deployment on GitHub alongside. */
-async function deploy(
-  config: Config,
-  gh: RunContext,
-  recorder: GitHubRecorder | undefined,
-  journal: Journal,
-  fleet: Fleet,
-  log: Logger,
-  state: HostState,
-  plan: Plan,
-  configDiff: string,
-  lock: HeldLock,
-  records: Records,
-): Promise<Done> {
+async function deploy(scope: Scope, state: HostState, plan: Plan, lock: HeldLock, records: Records): Promise<Done> {
+  const { config, gh, recorder, journal, fleet, log, cancel } = scope
   const { claim } = lock
   const nginx = new Nginx(fleet.nginx, config, state.nginx, { lockDir: claim.dir, token: claim.token })
-  const ex = new Executor(fleet, nginx, config, lock, journal, log, state.containers, plan.previous)
+  const write = (record: CanaryState) =>
+    runRemote(fleet.nginx, writeCanaryCommand(config.app, record, claim), 'putting the canary on record')
+  const recordCanary = recordEveryShare(state, plan, gh, journal, write)
+  const ex = new Executor(
+    fleet,
+    nginx,
+    config,
+    lock,
+    journal,
+    log,
+    state.containers,
+    plan.previous,
+    recordCanary,
+    cancel,
+  )
   // Recorded alongside the deploy, not before it: GitHub's latency must not hold the lock longer.
   const deployment = recorder
     ? beginDeployment(recorder, config, gh, state.canary, plan.image)
     : Promise.resolve(undefined)
   const links = async (): Promise<CanaryLinks> => canaryLinks(gh, state.canary, await deployment)
   const outcome = await carryOut(config, state, plan, ex, journal, links, gh)
+  await ex.quiesce()
   const entry = {
     image: plan.image,
     previousImage: mainImage(plan.previous),
@@ -193,6 +278,10 @@ async function deploy(
     run: claim.owner,
   }
   const canary = outcome.canary !== undefined ? { canary: outcome.canary } : records
+  // What the run changed of the file nginx serves (none, when it went back): not what it planned to.
+  const path = config.nginx.configPath
+  const before = state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : ''
+  const configDiff = unifiedDiff(before, nginx.liveText ?? '', `${path} (before the run)`, `${path} (served now)`)
   const end: RunEnd = {
     plan,
     state,
@@ -216,41 +305,56 @@ async function finish(
 ): Promise<void> {
   await lock?.stopHeartbeat()
   const release = finishCommand(config.app, records, claim)
+  // The new replicas hold their ports by their labels now: this run's reservations go (or expire).
+  const unreserve = Promise.all(config.appHosts.map((h) => fleet.app(h.id).exec(releasePorts(claim.token))))
   await journal
-    .phase('records and unlock', () =>
-      runRemote(fleet.nginx, release, 'writing the deploy history and releasing the lock'),
-    )
+    .phase('records and unlock', async () => {
+      const done = await runRemote(fleet.nginx, release, 'writing the deploy history and releasing the lock')
+      await unreserve.catch(() => undefined)
+      return done
+    })
     .catch((e: Error) =>
       core.warning(
-        `${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`,
+        e instanceof RemoteError && e.result?.code === RECORDS_NOT_OUR_LOCK
+          ? `the deploy history and canary record of ${config.app} were not written, and no lock released: another run holds the deploy lock on ${fleet.nginx.name} now (this run's was taken over)`
+          : `${e.message}\nthe lock in ${stateDir(config.app)} on ${fleet.nginx.name} is released by the next run once it is stale (${LIMITS.lockStaleSeconds}s)`,
       ),
     )
 }
 
-/** What the read found that the log should show. */
+/**
+ * What the read found that the log should show. Its lines carry what the hosts sent (names, images, the lock's
+ * note, nginx's routes), so they go through safeInfo: validated as it is, a host's text is still no command.
+ */
 function reportRead(config: Config, fleet: Fleet, read: HostRead, journal: Journal): void {
   const { state, lockNote } = read
-  if (lockNote) core.info(lockNote)
+  if (lockNote) safeInfo(lockNote)
   for (const h of config.appHosts) {
     const mine = state.containers.filter((c) => c.app === config.app && c.host === h.id)
-    core.info(
+    safeInfo(
       `${h.id}: ${mine.map((c) => `${c.name} ${c.image}${c.color ? ` (${c.color})` : ''} ${c.running ? 'running' : 'stopped'}`).join(', ') || 'no replica'}`,
     )
   }
   const n = state.nginx
   const where = describeNginx(config, fleet.nginx.name)
-  core.info(
+  safeInfo(
     `${where}: ${!n.exists ? 'not created yet' : !n.running ? 'stopped' : `running${n.version ? ` nginx ${n.version.join('.')}` : ''}`}; ` +
       `${config.nginx.configPath}: ${n.managed.kind === 'ours' ? `routes ${[...n.routes.keys()].join(', ') || 'nothing'}` : n.managed.kind === 'absent' ? 'not there yet' : 'not read'}`,
   )
   if (state.canary)
-    core.info(
+    safeInfo(
       `canary: ${state.canary.image} paused at ${state.canary.weight}% since ${state.canary.at}${state.canary.pullRequest ? ` (pull request #${state.canary.pullRequest.number})` : ''}`,
     )
   for (const w of state.warnings) {
     core.warning(w)
     journal.notes.push(w)
   }
+  // A status plans nothing, so hostProblems does not stop it: what would stop any other run is shown instead.
+  if (config.operation === 'status')
+    for (const p of state.problems ?? []) {
+      core.warning(p)
+      journal.notes.push(p)
+    }
   for (const r of state.retireReports) {
     const m = `an earlier run's background stop on ${r.host} failed (what is left is removed as strays): ${r.report}`
     core.warning(m)

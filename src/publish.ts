@@ -9,10 +9,40 @@ import { secretsOf } from './inputs.js'
 import type { Journal } from './journal.js'
 import { liveColor, mainImage, sshName } from './model.js'
 import { describeNginx } from './nginx/nginx.js'
-import { describeStep } from './plan/types.js'
+import { describeStep, hostsOf } from './plan/types.js'
+import { liveReplicas, type Plan } from './plan/common.js'
+import { routesOf } from './plan/index.js'
+import type { HostState } from './host/state.js'
+import type { StepRecord } from './journal.js'
 import type { Fleet } from './remote/fleet.js'
 import type { RunEnd } from './run-end.js'
+import { outputProblem, type CheckedOutput } from './rules.js'
 import { renderSummary } from './summary.js'
+
+/**
+ * The steps the run recorded, then the plan's steps it never reached, as `not run`: the plan is shown once, as
+ * the steps table. (A dry run reaches none.)
+ */
+function withStepsNotRun(steps: readonly StepRecord[], plan: Plan | undefined, manyHosts: boolean, nginxHost: string) {
+  if (!plan) return steps
+  const ran = steps.filter((s) => s.phase === 'deploy').length
+  const notRun = plan.steps.slice(ran).map((step): StepRecord => ({
+    phase: 'deploy',
+    description: describeStep(step, manyHosts),
+    hosts: hostsOf(step, nginxHost),
+    ms: 0,
+    endedAtMs: 0,
+    outcome: 'not run',
+    step,
+  }))
+  return [...steps, ...notRun]
+}
+
+/** The image the hosts served when they were read (for a run that stopped before changing anything). */
+function servingAsRead(config: Config, state: HostState | undefined): string {
+  if (!state) return ''
+  return mainImage(liveReplicas(config, state.containers, routesOf(state)).live)
+}
 
 /** Outputs, GitHub, the job summary, and the step's failure. */
 export async function publish(
@@ -23,6 +53,7 @@ export async function publish(
   end: RunEnd,
   stats: ReturnType<Fleet['stats']> | undefined,
 ): Promise<string | undefined> {
+  await journal.settled()
   const { result, plan, state } = end
   const durationSeconds = (Date.now() - journal.startedAt) / 1000
   const previousImage = plan
@@ -34,16 +65,21 @@ export async function publish(
       ? plan.image
       : mainImage(end.serving.filter((x) => !(result === 'paused' && plan && x.image === plan.image))) ||
         mainImage(end.serving)
-  core.setOutput('result', result)
-  core.setOutput('image', liveImage)
-  core.setOutput('previous-image', previousImage)
+  // The last guard: workflows paste outputs into expressions and shell lines, so a value that breaks its rule
+  // (rules.ts) is withheld, '' and a warning, never printed. What the hosts sent was checked as it was read
+  // (host/state.ts); this holds should a path ever skip that.
+  const output = (name: CheckedOutput, value: string) => {
+    const problem = outputProblem(name, value)
+    if (problem) core.warning(`${problem}; set to '' instead`)
+    core.setOutput(name, problem ? '' : value)
+  }
+  output('result', result)
+  output('image', liveImage)
+  output('previous-image', previousImage)
   core.setOutput('duration-seconds', durationSeconds.toFixed(1))
-  core.setOutput(
-    'replicas',
-    JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))),
-  )
-  core.setOutput('color', liveColor(end.serving))
-  core.setOutput('canary-weight', end.canaryWeight)
+  output('replicas', JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))))
+  output('color', liveColor(end.serving))
+  output('canary-weight', end.canaryWeight)
 
   if (recorder && plan && !config.dryRun)
     await recordOnGitHub(
@@ -65,7 +101,9 @@ export async function publish(
       operation: config.operation,
       strategy: config.strategy,
       result,
-      image: liveImage,
+      // What nginx serves: a dry run changes nothing, and a run refused before any change leaves what it read.
+      image: result === 'planned' && plan ? mainImage(plan.previous) : liveImage || servingAsRead(config, state),
+      servingBefore: plan?.previous,
       previousImage,
       durationSeconds,
       trafficSwitchedSeconds: switched === undefined ? undefined : switched / 1000,
@@ -74,9 +112,18 @@ export async function publish(
       canaryWeight: end.canaryWeight,
       notes: [...(plan?.notes ?? []), ...journal.notes],
       plan: plan?.steps.map((s) => describeStep(s, config.appHosts.length > 1)) ?? [],
-      steps: journal.steps,
+      steps: withStepsNotRun(
+        journal.steps,
+        plan,
+        config.appHosts.length > 1,
+        sshName(config.nginxHost.host, config.nginxHost.port),
+      ),
+      requestedImage: plan?.image ?? config.image,
+      stopped: end.stopped,
       gates: journal.gates,
       canarySteps: journal.canarySteps,
+      verifications: journal.verifications,
+      bake: journal.bake,
       configPath: config.nginx.configPath,
       configDiff: end.configDiff,
       failure: end.failure,
@@ -96,7 +143,8 @@ export async function publish(
 
   if (!end.failure) return undefined
   const what = config.operation === 'deploy' ? `deploy of ${config.image}` : `operation ${config.operation}`
-  const how = result === 'rolled-back' ? 'failed and was rolled back' : 'failed'
+  const how =
+    result === 'rolled-back' ? 'failed and was rolled back' : result === 'cancelled' ? 'was cancelled' : 'failed'
   const rollback = end.rollbackFailure ? `\nthe rollback failed too: ${end.rollbackFailure}` : ''
   return `${what} ${how}: ${end.failure}${rollback}`
 }

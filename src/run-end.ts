@@ -16,6 +16,8 @@ export interface RunEnd {
   readonly plan?: Plan
   readonly state?: HostState
   readonly failure?: string
+  /** Why the plan stopped before its end, when it did (its remaining steps did not run). */
+  readonly stopped?: string
   readonly rollbackFailure?: string
   /** The canary's share after the run ('' without a canary). */
   readonly canaryWeight: string

@@ -1,10 +1,21 @@
 // Pure: the record of a run -> the job summary's markdown.
 import type { CanaryState, HistoryEntry } from './host/state.js'
 import type { Evidence, GateResult, RunPhase, StepRecord } from './journal.js'
-import { hostPort, type CanaryObservation, type Replica } from './model.js'
+import { timeline } from './timeline.js'
+import {
+  hostPort,
+  type Bake,
+  type CanaryObservation,
+  type Replica,
+  type TrafficCounts,
+  type Verification,
+} from './model.js'
 
-/** unchanged: nothing to do (a pull request's promote or abort while its canary is not the one live). */
-export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused' | 'unchanged'
+/**
+ * unchanged: nothing to do (a pull request's promote or abort while its canary is not the one live);
+ * cancelled: the workflow run was cancelled, and the run left nginx in one consistent state.
+ */
+export type Result = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'paused' | 'unchanged' | 'cancelled'
 
 /** What the status operation reports. */
 export interface LiveReport {
@@ -24,18 +35,31 @@ export interface RunRecord {
   readonly canaryWeight?: string
   readonly notes?: readonly string[]
   readonly canarySteps?: readonly CanaryObservation[]
+  /** Each route's judgement on real traffic, and the bake's. */
+  readonly verifications?: readonly Verification[]
+  readonly bake?: Bake
   readonly live?: LiveReport
   readonly result: Result
+  /** The image nginx serves at the end of the run ('' when nothing serves). */
   readonly image: string
+  /** The image the run was asked to put live (the plan's image, or the deploy's input): shown when it is not what serves. */
+  readonly requestedImage?: string
+  /** The replicas nginx served before the run (the plan's previous): the timeline starts with them. */
+  readonly servingBefore?: readonly Replica[]
   readonly previousImage: string
   readonly durationSeconds: number
   /** When all traffic had reached the new version (seconds since the run started), if it did. */
   readonly trafficSwitchedSeconds?: number
   readonly dryRun: boolean
+  /** The plan's steps, described: shown only when no steps are recorded (the steps table is the plan). */
   readonly plan: readonly string[]
+  /** The steps that ran, then the plan's remaining ones as 'not run' (a dry run: every step 'not run'). */
   readonly steps: readonly StepRecord[]
+  /** Why the plan stopped before its end, when it did (an inconclusive canary step, a failure, a cancel). */
+  readonly stopped?: string
   readonly gates: readonly GateResult[]
   readonly configPath: string
+  /** The managed file before the run against the one live at its end ('': nginx serves the same file). */
   readonly configDiff: string
   readonly failure?: string
   readonly rollbackFailure?: string
@@ -65,59 +89,95 @@ const HEADLINE: Record<Result, string> = {
   planned: 'planned (dry run: nothing changed)',
   paused: 'paused with the canary live',
   unchanged: 'unchanged (nothing to do)',
+  cancelled: 'cancelled (nginx left in one consistent state)',
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+
+/** The header's facts, each about the end of the run. */
+function facts(r: RunRecord): string {
+  const serving = r.image ? `\`${r.image}\`` : 'nothing'
+  const asked = r.requestedImage && r.requestedImage !== r.image ? ` · **asked** \`${r.requestedImage}\`` : ''
+  // Only a deploy that stayed deployed has its traffic on the new version at the end.
+  const switched =
+    r.trafficSwitchedSeconds !== undefined && r.result === 'deployed'
+      ? ` · **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s`
+      : ''
+  return (
+    `**Result:** \`${r.result}\` · **${r.hosts.length > 1 ? 'hosts' : 'host'}** ${r.hosts.join(', ')} · **nginx** ${r.nginxHost} · ` +
+    `${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
+    `**serving** ${serving}${asked} · **previous** \`${r.previousImage || '-'}\`${r.color ? ` · **colour** ${r.color}` : ''}` +
+    `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''}${switched} · **run ended after** ${r.durationSeconds.toFixed(1)} s`
+  )
+}
+
+/** A step's outcome in the one vocabulary of the record: only a failure stands out. */
+function outcome(s: StepRecord): string {
+  switch (s.outcome) {
+    case 'ok':
+      return s.detail ? `ok: ${cell(s.detail)}` : 'ok'
+    case 'failed':
+      return '**failed**'
+    case 'inconclusive':
+    case 'cancelled':
+    case 'not run':
+      return s.outcome
+  }
+}
+
+/**
+ * The steps table is the plan: what ran, with its time and outcome, then what did not. The plan's steps
+ * come before the rollback's, so the plan reads in order. With nothing run, it is the plan alone.
+ */
+function steps(r: RunRecord): string[] {
+  const rows = [...r.steps.filter((s) => s.phase === 'deploy'), ...r.steps.filter((s) => s.phase !== 'deploy')]
+  const withHost = r.hosts.length > 1
+  const host = (s: StepRecord) => (withHost ? ` ${s.hosts.join(', ')} |` : '')
+  const step = (s: StepRecord) => `${s.phase === 'rollback' ? 'rollback: ' : ''}${cell(s.description)}`
+  if (rows.every((s) => s.outcome === 'not run'))
+    return [
+      '',
+      `### Plan (${r.result === 'planned' ? 'dry run: ' : ''}nothing ran)`,
+      '',
+      `| # | Step |${withHost ? ' Host |' : ''}`,
+      `|---|---|${withHost ? '---|' : ''}`,
+      ...rows.map((s, i) => `| ${i + 1} | ${step(s)} |${host(s)}`),
+    ]
+  return [
+    '',
+    '### Steps',
+    '',
+    `| # | Step |${withHost ? ' Host |' : ''} Time | Outcome |`,
+    `|---|---|${withHost ? '---|' : ''}---|---|`,
+    ...rows.map(
+      (s, i) => `| ${i + 1} | ${step(s)} |${host(s)} ${s.outcome === 'not run' ? '' : seconds(s.ms)} | ${outcome(s)} |`,
+    ),
+  ]
 }
 
 export function renderSummary(r: RunRecord, secrets: readonly string[] = []): string {
   const out: string[] = []
   const status = r.operation === 'status'
   out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`)
-  out.push('')
-  out.push(
-    `**Result:** \`${r.result}\` · **${r.hosts.length > 1 ? 'hosts' : 'host'}** ${r.hosts.join(', ')} · **nginx** ${r.nginxHost} · ` +
-      `${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
-      `**image** \`${r.image || '-'}\` · **previous** \`${r.previousImage || '-'}\`${r.color ? ` · **colour** ${r.color}` : ''}` +
-      `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''}` +
-      `${r.trafficSwitchedSeconds !== undefined ? ` · **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : ''} · **run ended after** ${r.durationSeconds.toFixed(1)} s`,
-  )
-  for (const n of r.notes ?? []) out.push('', `> ${n}`)
-  if (r.live) {
-    out.push(
-      '',
-      '### Live',
-      '',
-      '| Replica | Host | Address | Image | Colour | nginx weight |',
-      '|---|---|---|---|---|---|',
-    )
-    for (const x of r.live.replicas)
-      out.push(
-        `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`,
-      )
-    if (!r.live.replicas.length) out.push('| (none) | | | | | |')
-    if (r.live.canary)
-      out.push(
-        '',
-        `Canary \`${r.live.canary.image}\` paused at **${r.live.canary.weight}%** next to \`${r.live.canary.stableImage}\` since ${r.live.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`,
-      )
-    if (r.live.history.length) {
-      out.push('', '### Recent deploys', '', '| When | Operation | Image | Result |', '|---|---|---|---|')
-      for (const h of r.live.history)
-        out.push(`| ${h.at} | ${h.operation ?? 'deploy'} ${h.strategy} | \`${h.image}\` | ${h.result} |`)
-    }
+  out.push('', facts(r))
+  if (r.stopped) {
+    const left = r.steps.filter((s) => s.outcome === 'not run').length
+    const rest = left ? `${left} step${left === 1 ? '' : 's'} of the plan did not run` : ''
+    // A failure stops the plan too: its text follows in full, once.
+    const why =
+      r.stopped === r.failure
+        ? `${rest || 'the plan did not finish'}; what failed is below.`
+        : `${cell(r.stopped).replace(/\.$/, '')}.${rest ? ` ${rest}.` : ''}`
+    out.push('', `**Stopped early:** ${why}`)
   }
+  for (const n of r.notes ?? []) out.push('', `> ${n}`)
+  if (r.live) out.push(...live(r.live))
   if (r.failure) out.push('', '**What failed:**', '', fence(r.failure))
   if (r.rollbackFailure) out.push('', '**The rollback failed too:**', '', fence(r.rollbackFailure))
-  if (r.plan.length) {
-    out.push('', '### Plan', '')
-    r.plan.forEach((p, i) => out.push(`${i + 1}. ${p}`))
-  }
-  if (r.steps.length) {
-    out.push('', '### Steps', '', '| # | Phase | Step | Host | Duration | Outcome |', '|---|---|---|---|---|---|')
-    r.steps.forEach((s, i) =>
-      out.push(
-        `| ${i + 1} | ${s.phase} | ${cell(s.description)} | ${s.hosts.join(', ')} | ${(s.ms / 1000).toFixed(2)} s | ${s.outcome === 'ok' ? `ok${s.detail ? `: ${cell(s.detail)}` : ''}` : '**failed**'} |`,
-      ),
-    )
-  }
+  const chart = timeline(r)
+  if (chart) out.push('', '### Timeline', '', fence(chart, 'mermaid'))
+  if (r.steps.length) out.push(...steps(r))
+  else if (r.plan.length) out.push('', '### Plan', '', ...r.plan.map((p, i) => `${i + 1}. ${p}`))
   if (r.gates.length) {
     out.push(
       '',
@@ -128,9 +188,10 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
     )
     for (const g of r.gates)
       out.push(
-        `| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${(g.ms / 1000).toFixed(2)} s | ${cell(g.last)} | ${g.dockerHealth} |`,
+        `| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`,
       )
   }
+  out.push(...realTraffic(r))
   if (r.canarySteps?.length) {
     out.push(
       '',
@@ -147,7 +208,16 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
   }
   if (r.github?.length) out.push('', '### GitHub', '', ...r.github.map((n) => `- ${n}`))
   if (r.configDiff)
-    out.push('', `<details><summary>${r.configPath} diff</summary>`, '', fence(r.configDiff, 'diff'), '', '</details>')
+    out.push(
+      '',
+      `<details><summary>What this run changed in ${r.configPath}</summary>`,
+      '',
+      fence(r.configDiff, 'diff'),
+      '',
+      '</details>',
+    )
+  else if (!status && r.result !== 'planned')
+    out.push('', `nginx serves the same file as before the run (${r.configPath}).`)
   for (const e of r.evidence)
     out.push(
       '',
@@ -163,7 +233,73 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
     out.push(
       '',
       `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? '' : 's'}, ${r.stats.commands} remote commands, ${r.stats.probes} probes` +
-        `${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}` : ''}</sub>`,
+        `${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${seconds(p.ms)}`).join(', ')}` : ''}</sub>`,
     )
   return redact(out.join('\n') + '\n', secrets)
+}
+
+/** What the status operation found live: the replicas with their weights, a paused canary, recent deploys. */
+function live(l: LiveReport): string[] {
+  const out = [
+    '',
+    '### Live',
+    '',
+    '| Replica | Host | Address | Image | Colour | nginx weight |',
+    '|---|---|---|---|---|---|',
+  ]
+  for (const x of l.replicas)
+    out.push(
+      `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`,
+    )
+  if (!l.replicas.length) out.push('| (none) | | | | | |')
+  if (l.canary)
+    out.push(
+      '',
+      `Canary \`${l.canary.image}\` paused at **${l.canary.weight}%** next to \`${l.canary.stableImage}\` since ${l.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`,
+    )
+  if (l.history.length) {
+    out.push('', '### Recent deploys', '', '| When | Operation | Image | Result |', '|---|---|---|---|')
+    for (const h of l.history)
+      out.push(`| ${h.at} | ${h.operation ?? 'deploy'} ${h.strategy} | \`${h.image}\` | ${h.result} |`)
+  }
+  return out
+}
+
+/** '120 (5xx 4, 4xx 1; 500: 4, 404: 1)': what nginx recorded of one version. */
+function counts(c: TrafficCounts): string {
+  const errors = Object.entries(c.statuses)
+    .filter(([s]) => /^[45]/.test(s))
+    .sort((a, b) => b[1] - a[1])
+    .map(([s, n]) => `${s}: ${n}`)
+  return `${c.requests} (5xx ${c.serverErrors}, 4xx ${c.clientErrors}${errors.length ? `; ${errors.join(', ')}` : ''})`
+}
+
+/** Each route's verdict on real traffic, and the bake's. */
+function realTraffic(r: RunRecord): string[] {
+  const out: string[] = []
+  if (r.verifications?.length) {
+    out.push(
+      '',
+      '### Real traffic',
+      '',
+      '| New replicas | Verdict | New version | Old version | Time to verdict | Why |',
+    )
+    out.push('|---|---|---|---|---|---|')
+    for (const v of r.verifications) {
+      const verdict = v.verdict === 'fail' ? '**fail**' : v.verdict
+      // A pass's reason only restates the counts beside it.
+      const why = v.verdict === 'pass' ? '' : cell(v.reason)
+      out.push(
+        `| ${v.replicas.join(', ')} | ${verdict} | ${counts(v.new)} | ${counts(v.old)} | ${seconds(v.ms)} | ${why} |`,
+      )
+    }
+  }
+  if (r.bake) {
+    const verdict = r.bake.verdict === 'fail' ? '**fail**' : 'pass'
+    out.push(
+      '',
+      `**Bake** ${r.bake.seconds} s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`,
+    )
+  }
+  return out
 }

@@ -321,7 +321,7 @@ describe('a canary record the hosts no longer agree with', () => {
   const stale = (tag: string, name: string) =>
     `::warning::the recorded canary of ${image(tag)} at 10% is stale: ${name} on 127.0.0.1:${host.port} is not running or not routed by nginx`
 
-  it('is reported and cleared: a deploy goes on with zero failed requests; abort and status report it and clear it', async () => {
+  it('is reported and cleared: a deploy goes on with zero failed requests; abort reports it and clears it; status reports it and changes nothing, the next deploy clears it', async () => {
     expect(
       (await runAction(inputs({ image: image('v1'), environment: '', 'environment-url': '' }))).outputs.result,
     ).toBe('deployed')
@@ -345,6 +345,11 @@ describe('a canary record the hosts no longer agree with', () => {
     const status = await runAction(inputs({ operation: 'status', environment: '', 'environment-url': '' }))
     expect(status.outputs.result).not.toBe('paused')
     expect(status.log).toContain(stale('v2', third))
+    // A status takes no lock, so it writes nothing: the record stays until the next run that takes the lock.
+    expect(existsSync(join(stateDir(APP), 'canary.json'))).toBe(true)
+    const next = await runAction(inputs({ image: image('v4'), environment: '', 'environment-url': '' }))
+    expect(next.outputs.result).toBe('deployed')
+    expect(next.log).toContain(stale('v2', third))
     expect(existsSync(join(stateDir(APP), 'canary.json'))).toBe(false)
   })
 })

@@ -16,6 +16,7 @@ import {
   resetFleetApp,
   runAction,
   type ActionRun,
+  type AppHostName,
 } from './fleet-harness.js'
 
 jest.setTimeout(300_000)
@@ -249,6 +250,37 @@ describe('an app host that cannot be reached, or is cut off mid-deploy', () => {
     // Exactly one replica per host, v2, no orphans, and nginx accepts its config.
     expect(images(APP)).toEqual(APP_HOSTS.map(() => [`${image('v2')} running`]))
     expect(hostDocker('lb', 'exec', `${APP}-lb`, 'nginx', '-t', '-q')).toBe('')
+  })
+})
+
+describe('host keys bound to their hosts', () => {
+  const APP = 'fleet-hostkey'
+  const PORT = 18206
+  const inputs = (over: Record<string, string> = {}) => fleetInputs(APP, PORT, over)
+  const fingerprintOf = (h: AppHostName | 'lb') => fleet[`FLEET_${h.toUpperCase()}_FINGERPRINT`]
+  /** Host h's line as ssh-keygen -lf prints it, carrying the key of `keyOf` instead of its own when told. */
+  const line = (h: AppHostName | 'lb', keyOf: AppHostName | 'lb' = h) =>
+    `256 ${fingerprintOf(keyOf)} ${addr(h)},${privateAddr(h)} (ED25519)`
+  beforeAll(() => resetFleetApp(APP))
+  afterAll(() => resetFleetApp(APP))
+
+  it('a key of host A presented by host B is refused: swapped lines fail the run before any change', async () => {
+    expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
+    const before = images(APP)
+    // Every key is listed, app1's and app2's each on the other's line: any listed key passed anywhere before.
+    const swapped = [line('lb'), line('app1', 'app2'), line('app2', 'app1'), line('app3')].join('\n')
+    const run = await runAction(inputs({ image: image('v2'), fingerprint: swapped }))
+    expect(run.code).toBe(1)
+    for (const [h, other] of [
+      ['app1', 'app2'],
+      ['app2', 'app1'],
+    ] as const)
+      expect(run.log).toContain(
+        `host key verification failed for ${addr(h)}: the host presented ${fingerprintOf(h)}, expected ${fingerprintOf(other)} ` +
+          `(the key presented is the one given for ${addr(other)}, ${privateAddr(other)}). Authentication was not attempted.`,
+      )
+    expect(run.log).not.toContain('::group::Take the deploy lock')
+    expect(images(APP)).toEqual(before)
   })
 })
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals'
 import type { ManagedContainer } from '../../src/host/state.js'
 import type { Replica } from '../../src/model.js'
 import { PlanError } from '../../src/plan/common.js'
-import { NothingToDo, planFor, staleCanary, type PullRequestRef } from '../../src/plan/index.js'
+import { canaryLeftovers, NothingToDo, planFor, staleCanary, type PullRequestRef } from '../../src/plan/index.js'
 import { planUndo } from '../../src/plan/rollback.js'
 import { describeStep, type Step } from '../../src/plan/types.js'
 import { splitFor } from '../../src/plan/canary.js'
@@ -41,16 +41,18 @@ describe('a new push of the pull request whose canary is paused', () => {
     expect(plan.steps.map(describe1)).toEqual([
       'start shop-9204 (:9204) from shop:v3',
       'health gate shop-9204',
-      'route 10% to canary shop-9204 (weights 2:9, one nginx reload)',
+      'route 10% to canary shop-9204 (weights 2:9, one nginx reload; requests recorded)',
       'drain shop-9203 (until idle, at most 1s)',
       'retire shop-9203 (stop and remove on the host, in the background)',
       'observe the canary at 10% for 30s',
+      'route 10% to canary shop-9204 (weights 2:9, one nginx reload: the record of requests off, no backup)',
     ])
     // The swap: the stable replicas and the new canary at the first share, the old canary out.
     expect(plan.steps[2]).toEqual({
       kind: 'route',
       servers: [...stable.map(replicaOf), replica(9204, 'shop:v3')],
       split: splitFor(10, [replica(9204, 'shop:v3')], 2),
+      judged: { backup: [] },
     })
     expect(plan.steps[5]).toMatchObject({ kind: 'observe', stable: stable.map(replicaOf) })
     expect(plan).toMatchObject({
@@ -76,6 +78,7 @@ describe('a new push of the pull request whose canary is paused', () => {
       'observe',
       'route',
       'observe',
+      'route',
     ])
     expect(routedIn(plan.steps.slice(2)).some((r) => r.name === 'shop-9203')).toBe(false)
     expect(plan.pausesAt?.percent).toBe(50)
@@ -135,7 +138,7 @@ describe("a pull request's promote or abort", () => {
 
 describe('staleCanary', () => {
   const STALE = (what: string, verb = 'is') =>
-    `the recorded canary of shop:v2 at 10% is stale: ${what} ${verb} not running or not routed by nginx (the hosts decide what is live): its record is cleared`
+    `the recorded canary of shop:v2 at 10% is stale: ${what} ${verb} not running or not routed by nginx (the hosts decide what is live); the next run that takes the lock clears its record`
 
   it('is undefined when the hosts agree with the record, or there is no record', () => {
     expect(staleCanary(state())).toBeUndefined()
@@ -150,6 +153,21 @@ describe('staleCanary', () => {
     const stopped = [...stable, container(9203, 'shop:v2', { running: false })]
     expect(staleCanary(hostState(stopped, routesTo(...all), { canary }))).toBe(STALE(`shop-9203 on ${HOST}`))
     expect(staleCanary(hostState(all, routesTo(...stable), { canary }))).toBe(STALE(`shop-9203 on ${HOST}`))
+  })
+
+  it('names what of a partly missing canary still takes traffic, and abort takes it out whole', () => {
+    const twin = container(9204, 'shop:v2')
+    const canary = pausedCanary([replicaOf(oldCanary), replicaOf(twin)])
+    const held = hostState([...stable, twin], routesTo(...stable, twin), { canary })
+    expect(staleCanary(held)).toBe(
+      `the recorded canary of shop:v2 at 10% is stale: shop-9203 on ${HOST} is not running or not routed by nginx (the hosts decide what is live); shop-9204 still takes traffic: abort takes it out; the next run that takes the lock clears its record`,
+    )
+    expect(canaryLeftovers(held)).toEqual([{ host: HOST, name: 'shop-9204' }])
+    expect(planFor(configFrom({ operation: 'abort', image: '' }), held).steps.map(describe1)).toEqual([
+      'route traffic to shop-9201, shop-9202 (one nginx reload)',
+      'drain shop-9204 (until idle, at most 5s)',
+      'retire shop-9204 (stop and remove on the host, in the background)',
+    ])
   })
 
   it('names every missing replica, by host', () => {
@@ -222,7 +240,7 @@ describe('undoing a failed replacement', () => {
     expect(to100.steps.map(describe1).slice(0, 6)).toEqual([
       'start shop-9204 (:9204) from shop:v3',
       'health gate shop-9204',
-      'route 10% to canary shop-9204 (weights 2:9, one nginx reload)',
+      'route 10% to canary shop-9204 (weights 2:9, one nginx reload; requests recorded)',
       'drain shop-9203 (until idle, at most 1s)',
       'retire shop-9203 (stop and remove on the host, in the background)',
       'observe the canary at 10% for 30s',

@@ -29,7 +29,8 @@ import {
   removeContainers,
   replicaEnv,
   retireContainers,
-  runReplica,
+  createReplica,
+  createdId,
   startContainers,
   stopContainers,
 } from '../../src/commands/docker.js'
@@ -39,14 +40,27 @@ import { configFrom, replicaOf } from './fixtures.js'
 
 const replica = replicaOf(9203, 'ghcr.io/acme/shop:2.0')
 
-describe('docker run for a replica', () => {
+/** The docker create command inside a createReplica script, rendered. */
+const created = (c: Command): string => render({ argv: c.argv.slice(4) })
+
+describe('docker create and start for a replica', () => {
+  it('creates, prints the id, then starts it: the id is known even when the start fails', () => {
+    const c = createReplica(configFrom(), replica)
+    expect(c.argv.slice(0, 2)).toEqual(['sh', '-c'])
+    expect(c.argv[2]).toBe('id=$("$@") || exit $?\nprintf \'%s\\n\' "$id"\ndocker start -- "$id" >/dev/null')
+    expect(created(c)).toMatch(/^docker create --name shop-9203 /)
+    const id = 'a'.repeat(64)
+    expect(createdId(`${id}\n`)).toBe(id)
+    expect(createdId('Error response from daemon: Conflict.\n')).toBeUndefined()
+  })
+
   it('sets every label, publishes the port on the upstream address and sends the env on standard input', () => {
-    const c = runReplica(
+    const c = createReplica(
       configFrom({ env: 'DB_PASSWORD=s3cr3t\nMODE=prod', 'run-args': "--memory 512m --label 'x=a b'" }),
       replica,
     )
-    expect(render(c)).toBe(
-      'docker run --detach --name shop-9203 --label nginx-rollout.app=shop --label nginx-rollout.role=replica ' +
+    expect(created(c)).toBe(
+      'docker create --name shop-9203 --label nginx-rollout.app=shop --label nginx-rollout.role=replica ' +
         '--label nginx-rollout.image=ghcr.io/acme/shop:2.0 --label nginx-rollout.port=9203 --label nginx-rollout.color= ' +
         "--publish 127.0.0.1:9203:8080 --env-file /dev/stdin --memory 512m --label 'x=a b' ghcr.io/acme/shop:2.0",
     )
@@ -55,34 +69,37 @@ describe('docker run for a replica', () => {
     expect(describeCommand(c)).not.toContain('s3cr3t')
   })
 
-  it('gives a docker run the pull timeout, since it pulls a missing image itself', () => {
-    expect(runReplica(configFrom({ 'pull-timeout': '900' }), replica).timeoutSeconds).toBe(900)
+  it('gives a docker create the pull timeout, since it pulls a missing image itself', () => {
+    expect(createReplica(configFrom({ 'pull-timeout': '900' }), replica).timeoutSeconds).toBe(900)
   })
 
   it('labels a blue-green replica with its colour', () => {
-    expect(render(runReplica(configFrom(), { ...replica, color: 'blue' }))).toContain(
+    expect(created(createReplica(configFrom(), { ...replica, color: 'blue' }))).toContain(
       ' --label nginx-rollout.color=blue --publish ',
     )
   })
 
   it("publishes on another host's upstream address, IPv6 in brackets, and joins a named network", () => {
-    expect(render(runReplica(configFrom(), { ...replica, host: '10.0.0.12', address: '10.1.0.12' }))).toContain(
+    expect(created(createReplica(configFrom(), { ...replica, host: '10.0.0.12', address: '10.1.0.12' }))).toContain(
       ' --publish 10.1.0.12:9203:8080 --env-file ',
     )
     expect(
-      render(
-        runReplica(configFrom({ network: 'backend', 'container-port': '3000' }), { ...replica, address: 'fd00::12' }),
+      created(
+        createReplica(configFrom({ network: 'backend', 'container-port': '3000' }), {
+          ...replica,
+          address: 'fd00::12',
+        }),
       ),
     ).toContain(" --network backend --publish '[fd00::12]:9203:3000' --env-file ")
   })
 
   it('gives host-network replicas their own port in PORT, and publishes nothing', () => {
     const config = configFrom({ network: 'host' })
-    const c = runReplica(config, replica)
-    expect(render(c)).toContain(
+    const c = createReplica(config, replica)
+    expect(created(c)).toContain(
       ' --label nginx-rollout.color= --network host --env-file /dev/stdin ghcr.io/acme/shop:2.0',
     )
-    expect(render(c)).not.toContain('--publish')
+    expect(created(c)).not.toContain('--publish')
     expect(c.stdin).toBe('PORT=9203\n')
     expect(replicaEnv(config, replica)).toBe('PORT=9203\n')
     expect(listenPortInside(config, replica)).toBe(9203)
@@ -96,7 +113,7 @@ describe('docker commands on containers', () => {
     expect(render(stopContainers(['abc123'], 10))).toBe('docker stop --time 10 -- abc123')
     expect(render(containerLogs('--help', 30))).toBe('docker logs --tail 30 -- --help')
     expect(render(inspectState('abc123'))).toBe(
-      "docker inspect --format '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}' -- abc123",
+      "docker inspect --format '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}\t{{.RestartCount}}' -- abc123",
     )
     expect(render(healthLog('abc123'))).toBe(
       "docker inspect --format '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}' -- abc123",
@@ -129,14 +146,24 @@ describe('docker commands on containers', () => {
   })
 
   it('reads a replica state line', () => {
-    expect(parseReplicaState('running\thealthy\t0\n')).toEqual({ status: 'running', health: 'healthy', exitCode: 0 })
-    expect(parseReplicaState('exited\tnone\t137')).toEqual({ status: 'exited', health: 'none', exitCode: 137 })
+    expect(parseReplicaState('running\thealthy\t0\t0\n')).toEqual({
+      status: 'running',
+      health: 'healthy',
+      exitCode: 0,
+      restarts: 0,
+    })
+    expect(parseReplicaState('exited\tnone\t137\t2')).toEqual({
+      status: 'exited',
+      health: 'none',
+      exitCode: 137,
+      restarts: 2,
+    })
   })
 
   // BUG (minor): empty output gives status '' instead of the 'unknown' the defaults intend, since ''.split('\t')
   // is [''] (src/commands/docker.ts:302); a gate would then say "stopped (, exit code 0)". Fix: `status || 'unknown'`.
   it('reads empty output as an unknown state', () => {
-    expect(parseReplicaState('')).toEqual({ status: 'unknown', health: 'none', exitCode: 0 })
+    expect(parseReplicaState('')).toEqual({ status: 'unknown', health: 'none', exitCode: 0, restarts: 0 })
   })
 })
 
@@ -270,7 +297,7 @@ describe('retireContainers, run by sh', () => {
     expect(readdirSync(reports)).toEqual([])
   })
 
-  it('leaves a report when the stop fails, which the next run reads once', async () => {
+  it('leaves a report when the stop fails, which the next run that holds the lock reads once', async () => {
     const docker = fakeDocker()
     const reports = join(docker.dir, 'retired')
     docker.run(retireContainers(reports, ['shop-9201'], 10), {
@@ -279,12 +306,12 @@ describe('retireContainers, run by sh', () => {
     })
     await until(() => existsSync(reports) && readdirSync(reports).some((f) => f.endsWith('.txt')))
     expect(docker.calls()).toEqual(['stop --time 10 -- shop-9201'])
-    const read = docker.run(readRetireReports(reports))
+    const read = docker.run(readRetireReports(reports, true))
     expect(read.code).toBe(0)
     expect(read.stdout).toMatch(/^\d{8}T\d{6}-\d+\.txt\nError response from daemon: permission denied\n\0$/)
     expect(readdirSync(reports)).toEqual([])
-    expect(docker.run(readRetireReports(reports)).stdout).toBe('')
-    expect(docker.run(readRetireReports(join(docker.dir, 'never-created')))).toEqual({
+    expect(docker.run(readRetireReports(reports, true)).stdout).toBe('')
+    expect(docker.run(readRetireReports(join(docker.dir, 'never-created'), true))).toEqual({
       code: 0,
       stdout: '',
       stderr: '',

@@ -77,16 +77,21 @@ function setup(s: Setup = {}) {
  */
 async function runAll(ex: Executor, steps: readonly Step[], phase: Phase, image: string): Promise<void> {
   const outcome = await ex.run(steps, phase, image)
+  await ex.quiesce()
   if (outcome.kind === 'completed') return
   if (outcome.kind === 'failed')
     throw outcome.error ?? Object.assign(new Error(outcome.reason), { judged: outcome.judged })
+  if (outcome.kind === 'cancelled') throw Object.assign(new Error(outcome.reason), { cancelled: true })
   throw Object.assign(new Error(outcome.reason), { inconclusive: outcome.percent })
 }
 
 const v2 = replica(9202)
 const outcomes = (j: Journal) => j.steps.map((s) => [s.description, s.outcome])
-/** The first two words of each command sent (docker run, sh -c...). */
-const verbs = (r: FakeRemote) => r.commands.map((c) => c.argv.slice(0, 2).join(' '))
+/** The first two words of each command sent (docker stop, sh -c...); docker create for a replica's start. */
+const verbs = (r: FakeRemote) =>
+  r.commands.map((c) =>
+    c.argv[4] === 'docker' && c.argv[5] === 'create' ? 'docker create' : c.argv.slice(0, 2).join(' '),
+  )
 
 describe('Executor: nginx changes', () => {
   it('installs the rendered file for the route, and knows it took effect when nginx serves its config id', async () => {
@@ -180,18 +185,16 @@ describe('Executor: the deploy lock', () => {
     ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'),
     ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9201 status=200'),
   ].join('\n')
-  const rules: Rule[] = [[/tail -c/, { stdout: `whole 6000\n${log}\n` }]]
-
   it('stops before any step that changes a host once the lock is lost, but still lets gate, observe and drain run', async () => {
     const { ex, lock, host, journal } = setup({
-      rules,
       config: configFrom({ strategy: 'canary', 'drain-seconds': '5' }),
     })
+    host.followText = `${log}\n`
     lock.lose()
     const split = splitFor(10, [canary], 1)
     const steps: Step[] = [
       { kind: 'gate', replicas: [canary] },
-      { kind: 'observe', seconds: 0, split, stable: [replica(9201, 'shop:v1')] },
+      { kind: 'observe', seconds: 0.05, split, stable: [replica(9201, 'shop:v1')] },
       { kind: 'drain', seconds: 5, replicas: [replica(9201, 'shop:v1')] },
       { kind: 'start', replicas: [replica(9203)] },
       { kind: 'route', servers: [canary] },
@@ -200,7 +203,7 @@ describe('Executor: the deploy lock', () => {
     await expect(run).rejects.toThrow(LockLostError)
     expect(outcomes(journal)).toEqual([
       ['health gate shop-9202', 'ok'],
-      ['observe the canary at 10% for 0s', 'ok'],
+      ['observe the canary at 10% for 0.05s', 'ok'],
       ['drain shop-9201 (until idle, at most 5s)', 'ok'],
       ['start shop-9203 (:9203) from shop:v2', 'failed'],
     ])
@@ -210,7 +213,7 @@ describe('Executor: the deploy lock', () => {
     expect(journal.canarySteps).toEqual([
       expect.objectContaining({ verdict: 'pass', percent: 10, canary: { requests: 60, errors: 0, rate: 0 } }),
     ])
-    expect(host.texts.some((t) => t.startsWith('docker run '))).toBe(false)
+    expect(host.texts.some((t) => t.includes(' docker create '))).toBe(false)
     expect(host.applies).toEqual([])
     expect(lock.checks).toBe(1)
   })
@@ -233,15 +236,13 @@ describe('Executor: the deploy lock', () => {
       ...Array(40).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'),
       ...Array(20).fill('nginx-rollout upstream=127.0.0.1:9202 status=502'),
     ].join('\n')
-    const { ex, journal } = setup({
-      rules: [
-        [/tail -c/, { stdout: `whole 3000\n${bad}\n` }],
-        [/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }],
-      ],
+    const { ex, journal, host } = setup({
+      rules: [[/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }]],
     })
+    host.followText = `${bad}\n`
     const run = runAll(
       ex,
-      [{ kind: 'observe', seconds: 0, split: splitFor(10, [canary], 1), stable: [replica(9201, 'shop:v1')] }],
+      [{ kind: 'observe', seconds: 0.05, split: splitFor(10, [canary], 1), stable: [replica(9201, 'shop:v1')] }],
       'deploy',
       'shop:v2',
     )
@@ -249,6 +250,8 @@ describe('Executor: the deploy lock', () => {
     await expect(run).rejects.toThrow(
       'canary step at 10% failed: canary error rate 33.33% (20 of 60) is above canary-max-error-rate 1%',
     )
+    // The evidence is gathered while the traffic goes back; the summary waits for it.
+    await journal.settled()
     expect(journal.evidence).toEqual([
       {
         subject: 'shop-9202',
@@ -288,7 +291,7 @@ describe('Executor: stopping and retiring', () => {
       `stopping old replicas failed on ${HOST} (exit 1): Error response from daemon: cannot stop container: permission denied\n  command: docker stop --time 10 -- ${old.id}`,
     )
     expect(outcomes(journal)[2]).toEqual(['remove shop-9201', 'failed'])
-    expect(verbs(host)).toEqual(['docker stop', 'docker run'])
+    expect(verbs(host)).toEqual(['docker stop', 'docker create'])
     expect(ex.snapshot().stopped).toEqual([replicaOf(old)])
   })
 
@@ -612,13 +615,18 @@ describe('Executor: the next batch started ahead', () => {
     const { ex, journal, host } = setup({
       config,
       containers: live,
-      rules: [[/^docker run .* --name shop-9204 /, { code: 125, stderr: `${refused}\n` }]],
+      // Created (docker printed its id), then its start failed.
+      rules: [
+        [
+          / docker create --name shop-9204 /,
+          { code: 125, stdout: `${startedId('shop-9204')}\n`, stderr: `${refused}\n` },
+        ],
+      ],
     })
     const plan = planRolling(config, live, routesTo(...live))
     const run = runAll(ex, plan.steps, 'deploy', 'shop:v2')
-    await expect(run).rejects.toThrow(
-      `starting shop-9204 failed on ${HOST} (exit 125): ${refused}\n  command: docker run --detach --name shop-9204 `,
-    )
+    await expect(run).rejects.toThrow(`starting shop-9204 failed on ${HOST} (exit 125): ${refused}\n  command: sh -c `)
+    await expect(run).rejects.toThrow(' docker create --name shop-9204 ')
     expect(outcomes(journal)).toEqual([
       ['start shop-9203 (:9203) from shop:v2', 'ok'],
       ['health gate shop-9203', 'ok'],
@@ -645,9 +653,30 @@ describe('Executor: the next batch started ahead', () => {
     ])
     const sent = host.commands.length
     await runAll(ex, undo.steps, 'rollback', 'shop:v2')
-    // The started one by the id docker printed, the one whose start failed by its name.
+    // Both by the ids docker create printed, the one whose start failed too.
     const removes = host.commands.slice(sent).filter((c) => /docker rm /.test(render(c)))
-    expect(removes.map((c) => c.argv.slice(4))).toEqual([[startedId('shop-9203'), 'shop-9204']])
+    expect(removes.map((c) => c.argv.slice(4))).toEqual([[startedId('shop-9203'), startedId('shop-9204')]])
+  })
+
+  it('never touches a container it did not create that holds a replica name: the start fails saying so', async () => {
+    const config = configFrom({ 'drain-seconds': '5', replicas: '1', pull: 'false' })
+    const live = [container(9201)]
+    const taken =
+      'docker: Error response from daemon: Conflict. The container name "/shop-9202" is already in use by container "0123abcd". You have to remove (or rename) that container to be able to reuse that name.'
+    const { ex, host } = setup({
+      config,
+      containers: live,
+      rules: [[/ docker create --name shop-9202 /, { code: 125, stderr: `${taken}\n` }]],
+    })
+    const plan = planRolling(config, live, routesTo(...live))
+    const run = runAll(ex, plan.steps, 'deploy', 'shop:v2')
+    await expect(run).rejects.toThrow(
+      `the container name shop-9202 on ${HOST} is taken by a container nginx-rollout did not create: it is left as it is`,
+    )
+    const sent = host.commands.length
+    await runAll(ex, planUndo(config, plan, ex.snapshot()).steps, 'rollback', 'shop:v2')
+    const touched = host.commands.slice(sent).filter((c) => /docker (rm|stop|start|kill)/.test(render(c)))
+    expect(touched.flatMap((c) => c.argv).filter((a) => a === 'shop-9202' || a === '0123abcd')).toEqual([])
   })
 })
 
@@ -685,7 +714,7 @@ describe('Executor: several hosts', () => {
     expect(verbs(apps.b)).toContain('docker inspect')
     expect(verbs(apps.b).filter((v) => v !== 'docker inspect')).toEqual([
       'docker pull',
-      'docker run',
+      'docker create',
       'sh -c',
       'docker stop',
       'sh -c',

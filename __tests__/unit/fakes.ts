@@ -10,13 +10,15 @@ import { configIdOf, renderManagedFile } from '../../src/nginx/template.js'
 import type { Routes } from '../../src/plan/common.js'
 import type { Fleet } from '../../src/remote/fleet.js'
 import { LockLostError, type HeldLock } from '../../src/remote/lock.js'
-import type { ExecOptions, ExecResult, HttpResult, Remote } from '../../src/remote/ssh.js'
+import type { ExecOptions, ExecResult, Following, HttpResult, Remote } from '../../src/remote/ssh.js'
 
 /** Inputs for three app hosts a, b, c (upstream addresses 10.0.0.1-3) behind nginx on lb. */
 export const THREE_HOSTS = {
   host: '',
   hosts: 'a:22 10.0.0.1\nb:22 10.0.0.2\nc:22 10.0.0.3',
   'nginx-host': 'lb:22',
+  // One key for all four in these tests: a fingerprint is bound to the hosts its line names.
+  fingerprint: 'lb,a,b,c SHA256:qYyfMtF7kiLUyZGo4r7iQdVZSXo7CgYZmzg5L2nDLxo',
 } as const
 
 /** The single host of configFrom()'s default inputs. */
@@ -34,7 +36,7 @@ export const ADDRESS: Readonly<Record<string, string>> = {
 export const idOf = (host: string, port: number): string =>
   `${Buffer.from(host).toString('hex')}${port.toString(16)}`.padEnd(64, '0').slice(0, 64)
 
-/** The id a fake `docker run` prints for a container it started by this name. */
+/** The id a fake `docker create` prints for a container it created by this name. */
 export const startedId = (name: string): string => `e${Buffer.from(name).toString('hex')}`.padEnd(64, '0').slice(0, 64)
 
 /** A container of the app as a host reports it: running, on the single test host unless `host` says otherwise. */
@@ -109,10 +111,10 @@ type Answer = Partial<ExecResult> | Promise<Partial<ExecResult>>
 /** A rule: the first whose pattern matches the rendered command answers it. */
 export type Rule = readonly [RegExp, Answer | ((c: Command, text: string) => Answer)]
 
-/** Docker as a healthy host answers it: replicas run, docker run prints an id, drains end idle at once. */
+/** Docker as a healthy host answers it: replicas run, docker create prints an id, drains end idle at once. */
 export const HEALTHY_DOCKER: readonly Rule[] = [
   [/^docker inspect --format '\{\{\.State\.Status\}\}/, { stdout: 'running\tnone\t0\n' }],
-  [/^docker run /, (c) => ({ stdout: `${startedId(c.argv[c.argv.indexOf('--name') + 1])}\n` })],
+  [/ docker create /, (c) => ({ stdout: `${startedId(c.argv[c.argv.indexOf('--name') + 1])}\n` })],
   [/max=\$1; min=\$2; poll=\$3/, { stdout: 'idle 200\n' }],
 ]
 
@@ -153,6 +155,25 @@ export class FakeRemote implements Remote {
     const answer = typeof rule?.[1] === 'function' ? rule[1](c, text) : rule?.[1]
     const r = { code: 0, stdout: '', stderr: '', ...(await answer) }
     return { ...r, raw: r.raw ?? Buffer.from(r.stdout) }
+  }
+
+  /** Commands followed (nginx's record of requests), and what each was given to report its output to. */
+  readonly followed: Array<{ command: Command; onData: (chunk: Buffer) => void; stopped: boolean }> = []
+
+  /** What a followed command prints once it runs (nginx's record of requests, for the judgement). */
+  followText = ''
+
+  async follow(command: Command, onData: (chunk: Buffer) => void): Promise<Following> {
+    this.stats.commands++
+    const f = { command, onData, stopped: false }
+    this.followed.push(f)
+    if (this.followText) setTimeout(() => onData(Buffer.from(this.followText)), 0)
+    return { stop: async () => void (f.stopped = true) }
+  }
+
+  /** Writes `text` to every followed command still running, as the host would send its output. */
+  emit(text: string): void {
+    for (const f of this.followed) if (!f.stopped) f.onData(Buffer.from(text))
   }
 
   async httpGet(host: string, port: number, path: string): Promise<HttpResult> {

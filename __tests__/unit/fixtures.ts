@@ -4,9 +4,15 @@ import type { Replica } from '../../src/model.js'
 
 export const TEST_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----'
 
-/** A valid config from inputs, as a workflow would give them. */
+/**
+ * A valid config from inputs, as a workflow would give them. Real traffic is not judged (no verification,
+ * no bake) unless a test asks: plans and steps then read as they do without it, and the judged ones are
+ * tested on their own.
+ */
 export function configFrom(inputs: Partial<Record<InputName, string>> = {}): Config {
   const all: Partial<Record<InputName, string>> = {
+    'verify-seconds': '0',
+    'bake-seconds': '0',
     host: 'docker.example.com',
     username: 'deploy',
     key: TEST_KEY,

@@ -153,7 +153,7 @@ describe('plans over several app hosts', () => {
       'pull shop:v2 on a, b, c',
       'start shop-9202@a (:9202) from shop:v2',
       'health gate shop-9202@a',
-      'route 10% to canary shop-9202@a (weights 1:3, one nginx reload)',
+      'route 10% to canary shop-9202@a (weights 1:3, one nginx reload; requests recorded)',
       'observe the canary at 10% for 30s',
       'route traffic to shop-9202@a, shop-9201@b, shop-9201@c (one nginx reload)',
       'start shop-9202@b (:9202) from shop:v2 (in the background, while the batch before drains)',

@@ -156,7 +156,7 @@ describe('renderCanaryComment', () => {
     at: '2026-11-25T10:00:00.000Z',
   }
 
-  it('shows the state, the share, the counts against stable, and how to promote or abort', () => {
+  it("shows the state, the share, the counts against stable, the canary's chart, and how to promote or abort", () => {
     expect(renderCanaryComment(view)).toBe(
       [
         '<!-- nginx-rollout canary: shop @ production -->',
@@ -167,6 +167,16 @@ describe('renderCanaryComment', () => {
         '| Step | Canary requests | Canary errors | Stable requests | Stable errors | Verdict |',
         '|---|---|---|---|---|---|',
         '| 10% for 60 s | 1,204 | 0 (0.00%) | 10,833 | 2 (0.02%) | pass |',
+        '',
+        '```mermaid',
+        'gantt',
+        'dateFormat x',
+        'axisFormat %M:%S',
+        'todayMarker off',
+        'section canary',
+        'canary 10% for 60 s :active, 0, 60000',
+        'canary 10% pass :milestone, 60000, 60000',
+        '```',
         '',
         '**Promote** (all requests to the canary): run nginx-rollout with `operation: promote`; the example workflow does it when this pull request merges.',
         '**Abort** (remove the canary): run it with `operation: abort`; the example workflow does it when this pull request closes unmerged.',
@@ -214,11 +224,37 @@ describe('renderCanaryComment', () => {
     { image: 'shop:pr-7-2', at: '2026-11-24T12:00:00.000Z', observations: [], outcome: 'replaced' },
   ]
 
+  it("draws each step of the canary's share with its verdict, and no chart before any step was judged", () => {
+    const quiet = { ...observation(50, 'inconclusive'), seconds: 30 }
+    expect(renderCanaryComment({ ...view, observations: [...view.observations, quiet] })).toContain(
+      [
+        'section canary',
+        'canary 10% for 60 s :active, 0, 60000',
+        'canary 10% pass :milestone, 60000, 60000',
+        'canary 50% for 30 s :active, 60000, 90000',
+        'canary 50% inconclusive :active, milestone, 90000, 90000',
+        '```',
+      ].join('\n'),
+    )
+    expect(renderCanaryComment({ ...view, observations: [] })).not.toContain('```mermaid')
+  })
+
+  it('says a cancelled run left nginx consistent, and ends the pushes with it', () => {
+    const cancelled = renderCanaryComment({ ...view, result: 'cancelled', pushes })
+    expect(cancelled).toContain(
+      '### Canary of `shop` on production: deploy cancelled\n\n' +
+        'The run was cancelled and left nginx in one consistent state: check what is live with `operation: status`.',
+    )
+    expect(cancelled).toContain('| `shop:v2` (this run) | 10% pass | cancelled |\n')
+    expect(cancelled).not.toContain('**Promote**')
+  })
+
   it("lists the pull request's earlier pushes with their verdicts, oldest first, and this run's canary last", () => {
     const body = renderCanaryComment({ ...view, pushes })
     expect(body).toContain(
       [
-        '| 10% for 60 s | 1,204 | 0 (0.00%) | 10,833 | 2 (0.02%) | pass |',
+        'canary 10% pass :milestone, 60000, 60000',
+        '```',
         '',
         '**Pushes**',
         '',

@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,10 +14,14 @@ import {
   SECRET_INPUTS,
   type InputName,
 } from '../../src/inputs.js'
+import { fingerprintOf, verifyHostKey } from '../../src/remote/hostkey.js'
 
 const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----'
 const FP = 'SHA256:qYyfMtF7kiLUyZGo4r7iQdVZSXo7CgYZmzg5L2nDLxo'
 const FP2 = 'SHA256:HJ1LzkOMd9Ehe/A+NKWpmALbZ8RvPH0BUg9hvaT8ITo'
+/** A host's public key (as known_hosts and the wire carry it), for the tests that check one. */
+const KEY_B64 = 'AAAAC3NzaC1lZDI1NTE5AAAAIIwLQdGcQKR3Fth3kuzzgyGhMfzfOIWenY/oQzCBNgq5'
+const HOST_KEY = Buffer.from(KEY_B64, 'base64')
 const base: Partial<Record<InputName, string>> = {
   host: 'deploy.example.com',
   username: 'deploy',
@@ -45,8 +50,16 @@ const problemsOf = (overrides: Partial<Record<InputName, string>>): string[] => 
   return []
 }
 
+/** A known_hosts line naming every host: for tests about something else than host keys, on several hosts. */
+const KNOWN_TO_ALL = { fingerprint: '', 'known-hosts': `* ssh-ed25519 ${'A'.repeat(68)}` }
+
 /** Two app hosts and an nginx host of their own: the smallest fleet. */
-const fleet: Partial<Record<InputName, string>> = { host: '', hosts: '10.0.0.11\n10.0.0.12', 'nginx-host': '10.0.0.10' }
+const fleet: Partial<Record<InputName, string>> = {
+  host: '',
+  hosts: '10.0.0.11\n10.0.0.12',
+  'nginx-host': '10.0.0.10',
+  ...KNOWN_TO_ALL,
+}
 
 describe('readConfig', () => {
   it('applies the documented defaults', () => {
@@ -60,7 +73,7 @@ describe('readConfig', () => {
       privateKey: KEY,
       passphrase: undefined,
       password: undefined,
-      hostKey: { fingerprints: [FP], knownHosts: '', insecureSkip: false },
+      hostKey: { fingerprints: [{ host: 'deploy.example.com', fingerprint: FP }], knownHosts: '', insecureSkip: false },
     })
     expect(c.proxy).toBeUndefined()
     expect(c.replicas).toBe(2)
@@ -111,7 +124,11 @@ describe('readConfig', () => {
     ])
     expect(c.health.intervalMs).toBe(250)
     expect(c.pullTimeoutSeconds).toBe(1800)
-    expect(c.login.hostKey.fingerprints).toEqual([FP, FP.replace('q', 'Q')])
+    // Fingerprints naming no host are the single host's.
+    expect(c.login.hostKey.fingerprints).toEqual([
+      { host: '[::1]:2200', fingerprint: FP },
+      { host: '[::1]:2200', fingerprint: FP.replace('q', 'Q') },
+    ])
   })
 
   it('takes the port input for a host written without one', () => {
@@ -124,7 +141,11 @@ describe('readConfig', () => {
   })
 
   it('runs nginx on another machine than the single app host when upstream-host reaches the app host from there', () => {
-    const c = parse({ 'nginx-host': 'lb.example.com:2222', 'upstream-host': '10.0.0.11' })
+    const c = parse({
+      'nginx-host': 'lb.example.com:2222',
+      'upstream-host': '10.0.0.11',
+      fingerprint: `deploy.example.com ${FP}\n[lb.example.com]:2222 ${FP2}`,
+    })
     expect(c.appHosts).toEqual([
       { id: 'deploy.example.com', ssh: { host: 'deploy.example.com', port: 22 }, upstreamAddress: '10.0.0.11' },
     ])
@@ -189,12 +210,12 @@ describe('readConfig', () => {
     [
       'bad fingerprint',
       { fingerprint: 'MD5:aa:bb' },
-      "fingerprint: expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got 'MD5:aa:bb'",
+      "fingerprint: expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got 'MD5:aa:bb'",
     ],
     [
       'a fingerprint one character short',
       { fingerprint: FP.slice(0, -1) },
-      `fingerprint: expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got '${FP.slice(0, -1)}'`,
+      `fingerprint: expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got '${FP.slice(0, -1)}'`,
     ],
     ['no host key policy', { fingerprint: '' }, 'ssh-keyscan -p 22 deploy.example.com | ssh-keygen -lf -'],
     [
@@ -633,18 +654,23 @@ describe('hosts: several app hosts and an nginx host', () => {
   })
 
   it('rejects a loopback upstream-host when nginx runs on another machine than the single app host', () => {
-    expect(problemsOf({ 'nginx-host': 'lb.example.com' })).toEqual([
+    expect(problemsOf({ 'nginx-host': 'lb.example.com', ...KNOWN_TO_ALL })).toEqual([
       "upstream-host: 127.0.0.1 is the nginx host itself, but nginx-host is not the app host deploy.example.com: set upstream-host to the app host's address that nginx can reach",
     ])
-    expect(problemsOf({ 'nginx-host': 'deploy.example.com:2222', 'upstream-host': 'localhost' })).toEqual([
+    expect(
+      problemsOf({ 'nginx-host': 'deploy.example.com:2222', 'upstream-host': 'localhost', ...KNOWN_TO_ALL }),
+    ).toEqual([
       "upstream-host: localhost is the nginx host itself, but nginx-host is not the app host deploy.example.com: set upstream-host to the app host's address that nginx can reach",
     ])
   })
 })
 
 describe('proxy: a bastion every connection goes through', () => {
+  /** The bastion's own fingerprint: a fingerprint naming no host, in proxy-fingerprint, is the bastion's. */
+  const bastionKey = { 'proxy-fingerprint': FP2 }
+
   it('logs in to the bastion like to the hosts unless told otherwise', () => {
-    const c = parse({ port: '2200', 'proxy-host': 'bastion.example.com' })
+    const c = parse({ port: '2200', 'proxy-host': 'bastion.example.com', ...bastionKey })
     expect(c.proxy).toEqual({
       target: { host: 'bastion.example.com', port: 22 },
       login: {
@@ -652,13 +678,25 @@ describe('proxy: a bastion every connection goes through', () => {
         privateKey: KEY,
         passphrase: undefined,
         password: undefined,
-        hostKey: { fingerprints: [FP], knownHosts: '', insecureSkip: false },
+        hostKey: {
+          fingerprints: [{ host: 'bastion.example.com', fingerprint: FP2 }],
+          knownHosts: '',
+          insecureSkip: false,
+        },
       },
     })
     expect(
-      parse({ 'proxy-host': 'bastion.example.com', key: '', password: 'pw-for-both', passphrase: '' }).proxy?.login,
+      parse({
+        'proxy-host': 'bastion.example.com',
+        key: '',
+        password: 'pw-for-both',
+        passphrase: '',
+        ...bastionKey,
+      }).proxy?.login,
     ).toMatchObject({ privateKey: undefined, password: 'pw-for-both' })
-    expect(parse({ 'proxy-host': 'bastion.example.com', passphrase: 'pp' }).proxy?.login.passphrase).toBe('pp')
+    expect(
+      parse({ 'proxy-host': 'bastion.example.com', passphrase: 'pp', ...bastionKey }).proxy?.login.passphrase,
+    ).toBe('pp')
   })
 
   it('takes its own user, key and passphrase; its own key replaces the password too', () => {
@@ -670,6 +708,7 @@ describe('proxy: a bastion every connection goes through', () => {
       'proxy-username': 'jump',
       'proxy-key': key2,
       'proxy-passphrase': 'jump-pp',
+      ...bastionKey,
     })
     expect(c.proxy?.target).toEqual({ host: '2001:db8::1', port: 2022 })
     expect(c.proxy?.login).toEqual({
@@ -677,24 +716,53 @@ describe('proxy: a bastion every connection goes through', () => {
       privateKey: key2,
       passphrase: 'jump-pp',
       password: undefined,
-      hostKey: c.login.hostKey,
+      hostKey: {
+        fingerprints: [{ host: '[2001:db8::1]:2022', fingerprint: FP2 }],
+        knownHosts: '',
+        insecureSkip: false,
+      },
     })
   })
 
-  it("checks the bastion's key with its own fingerprint or known_hosts when given, else with the hosts' ones", () => {
+  it("checks the bastion's key against its own: proxy-fingerprint, proxy-known-hosts, or lines naming it", () => {
+    const own = { fingerprints: [{ host: 'bastion', fingerprint: FP2 }], knownHosts: '', insecureSkip: false }
+    expect(parse({ 'proxy-host': 'bastion', 'proxy-fingerprint': FP2 }).proxy?.login.hostKey).toEqual(own)
     expect(
       parse({ 'proxy-host': 'bastion', 'proxy-fingerprint': `256 ${FP2} bastion (ED25519)` }).proxy?.login.hostKey,
-    ).toEqual({ fingerprints: [FP2], knownHosts: '', insecureSkip: false })
+    ).toEqual(own)
     const kh = 'bastion ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIwLQdGcQKR3Fth3kuzzgyGhMfzfOIWenY/oQzCBNgq5'
     expect(parse({ 'proxy-host': 'bastion', 'proxy-known-hosts': kh }).proxy?.login.hostKey).toEqual({
       fingerprints: [],
       knownHosts: kh,
       insecureSkip: false,
     })
+    // Lines of known-hosts and fingerprint that name the bastion serve it too; the hosts' own never do.
     expect(parse({ 'proxy-host': 'bastion', 'known-hosts': kh }).proxy?.login.hostKey).toEqual({
-      fingerprints: [FP],
+      fingerprints: [],
       knownHosts: kh,
       insecureSkip: false,
+    })
+    expect(
+      parse({
+        'proxy-host': 'bastion:2022',
+        fingerprint: `deploy.example.com ${FP}\n256 ${FP2} [bastion]:2022 (ED25519)`,
+      }).proxy?.login.hostKey,
+    ).toEqual({ fingerprints: [{ host: '[bastion]:2022', fingerprint: FP2 }], knownHosts: '', insecureSkip: false })
+  })
+
+  it("never takes the hosts' keys for the bastion's: with nothing naming the bastion, the inputs are refused", () => {
+    expect(problemsOf({ 'proxy-host': 'bastion.example.com' })).toEqual([
+      "proxy-fingerprint: expected a fingerprint of the bastion bastion.example.com (or proxy-known-hosts, or a line of fingerprint or known-hosts naming it; the hosts' keys are never accepted from the bastion; or insecure-skip-host-key-check: true, not for production). " +
+        'Get it on a machine you trust: ssh-keyscan -p 22 bastion.example.com | ssh-keygen -lf -  (give the lines it prints, host column included)',
+    ])
+    expect(problemsOf({ 'proxy-host': 'bastion.example.com', 'insecure-skip-host-key-check': 'true' })).toEqual([])
+    // The host's key, presented by the bastion, is refused: it is bound to the host.
+    const c = parse({ 'proxy-host': 'bastion', fingerprint: fingerprintOf(HOST_KEY), ...bastionKey })
+    expect(verifyHostKey(c.login.hostKey, 'deploy.example.com', 22, HOST_KEY).ok).toBe(true)
+    expect(verifyHostKey(c.proxy!.login.hostKey, 'bastion', 22, HOST_KEY)).toEqual({
+      ok: false,
+      presented: fingerprintOf(HOST_KEY),
+      reason: `expected ${FP2}`,
     })
   })
 
@@ -715,26 +783,155 @@ describe('proxy: a bastion every connection goes through', () => {
     ],
     [
       'a proxy-username with a space',
-      { 'proxy-host': 'bastion', 'proxy-username': 'a b' },
+      { 'proxy-host': 'bastion', 'proxy-username': 'a b', ...bastionKey },
       "proxy-username: expected a user name without spaces, got 'a b'",
     ],
     [
       'a proxy-key path',
-      { 'proxy-host': 'bastion', 'proxy-key': '~/.ssh/jump' },
+      { 'proxy-host': 'bastion', 'proxy-key': '~/.ssh/jump', ...bastionKey },
       'proxy-key: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)',
     ],
     [
       'a bad proxy-fingerprint',
-      { 'proxy-host': 'bastion', 'proxy-fingerprint': 'MD5:aa' },
-      "proxy-fingerprint: expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got 'MD5:aa'",
+      { 'proxy-host': 'bastion', 'proxy-fingerprint': 'MD5:aa', 'proxy-known-hosts': `bastion ssh-ed25519 ${KEY_B64}` },
+      "proxy-fingerprint: expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got 'MD5:aa'",
     ],
     [
       'proxy-known-hosts of comments only',
-      { 'proxy-host': 'bastion', 'proxy-known-hosts': '# later' },
+      { 'proxy-host': 'bastion', 'proxy-known-hosts': '# later', ...bastionKey },
       'proxy-known-hosts: expected known_hosts lines (host keytype key)',
     ],
   ])('rejects %s', (_what, overrides, message) => {
     expect(problemsOf(overrides)).toEqual([message])
+  })
+})
+
+describe('host keys: each fingerprint bound to the hosts it names', () => {
+  const FP3 = 'SHA256:IkYQ8QKJC8DkDEn/tFa7k9Rabe6I3Jp77zUfoQ0/hYI'
+  /** Two app hosts, one on port 2222, and nginx on its own host. */
+  const three = { host: '', hosts: '10.0.0.11\n10.0.0.12:2222', 'nginx-host': 'lb.example.com' }
+  const bindings = (overrides: Partial<Record<InputName, string>>) => parse(overrides).login.hostKey.fingerprints
+  const hashed = (name: string) => {
+    const salt = randomBytes(20)
+    return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`
+  }
+  const missing = (name: string, host: string, port: number, got = '') =>
+    `fingerprint: expected a fingerprint of ${name}${got} (or known-hosts lines naming it; or insecure-skip-host-key-check: true, not for production). ` +
+    `Get it on a machine you trust: ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -  (give the lines it prints, host column included)`
+
+  it('binds ssh-keygen -lf lines to the names of their host column, [host]:port off port 22, several keys per host', () => {
+    const fingerprint = [
+      // ssh-keyscan lb.example.com 10.0.0.10 | ssh-keygen -lf -, merged as a known_hosts line lists them
+      `256 ${FP} lb.example.com,10.0.0.10 (ED25519)`,
+      // Two keys of one host, as during a rotation.
+      `256 ${FP2} 10.0.0.11 (ED25519)`,
+      `3072 ${FP3} 10.0.0.11 (RSA)`,
+      // ssh-keyscan -p 2222 10.0.0.12 | ssh-keygen -lf -
+      `256 ${FP} [10.0.0.12]:2222 (ED25519)`,
+    ].join('\n')
+    expect(bindings({ ...three, fingerprint })).toEqual([
+      { host: 'lb.example.com', fingerprint: FP },
+      { host: '10.0.0.10', fingerprint: FP },
+      { host: '10.0.0.11', fingerprint: FP2 },
+      { host: '10.0.0.11', fingerprint: FP3 },
+      { host: '[10.0.0.12]:2222', fingerprint: FP },
+    ])
+  })
+
+  it("binds 'host SHA256:...' and 'host:port SHA256:...' lines, host names in any case", () => {
+    const fingerprint = `LB.example.com ${FP}\n10.0.0.11,10.0.0.21 ${FP2}=\n10.0.0.12:2222 ${FP3}\n[10.0.0.12]:2222 ${FP}`
+    expect(bindings({ ...three, fingerprint })).toEqual([
+      { host: 'lb.example.com', fingerprint: FP },
+      { host: '10.0.0.11', fingerprint: FP2 },
+      { host: '10.0.0.21', fingerprint: FP2 },
+      { host: '[10.0.0.12]:2222', fingerprint: FP3 },
+      { host: '[10.0.0.12]:2222', fingerprint: FP },
+    ])
+  })
+
+  it('gives a fingerprint naming no host to the only host of the run', () => {
+    const only = [{ host: 'deploy.example.com', fingerprint: FP }]
+    expect(bindings({ fingerprint: FP })).toEqual(only)
+    // Of a .pub file, ssh-keygen -lf prints the key's comment where a host would be: it names no host.
+    expect(bindings({ fingerprint: `256 ${FP} root@web1 (ED25519)` })).toEqual(only)
+    expect(bindings({ fingerprint: FP, 'nginx-host': 'deploy.example.com:22' })).toEqual(only)
+    expect(bindings({ fingerprint: FP, port: '2200' })).toEqual([
+      { host: '[deploy.example.com]:2200', fingerprint: FP },
+    ])
+  })
+
+  it('refuses a fingerprint naming no host when the run has several, saying how to name them', () => {
+    expect(problemsOf({ ...three, fingerprint: `${FP}\n256 ${FP2} root@web1 (ED25519)\n10.0.0.11 ${FP3}` })).toEqual([
+      `fingerprint: expected the host each fingerprint is for, as this run connects to 3 hosts (lb.example.com, 10.0.0.11, 10.0.0.12:2222), got '${FP}', '256 ${FP2} root@web1 (ED25519)' naming none; ` +
+        "give the lines as 'ssh-keyscan <host> | ssh-keygen -lf -' prints them (the host column binds each), or as 'host SHA256:...'",
+    ])
+    // nginx on a host of its own makes two.
+    expect(
+      problemsOf({ 'nginx-host': 'lb.example.com', 'upstream-host': '10.0.0.11', fingerprint: FP }).join('\n'),
+    ).toContain('fingerprint: expected the host each fingerprint is for, as this run connects to 2 hosts')
+  })
+
+  it('reports every host that nothing names, each by name, all at once', () => {
+    expect(
+      problemsOf({
+        ...three,
+        fingerprint: `10.0.0.11 ${FP}\n10.0.0.12 ${FP2}`,
+        'proxy-host': 'bastion.example.com',
+      }),
+    ).toEqual([
+      missing('lb.example.com', 'lb.example.com', 22, ', got fingerprints for 10.0.0.11, 10.0.0.12 only'),
+      missing('10.0.0.12:2222', '10.0.0.12', 2222, ', got fingerprints for 10.0.0.11, 10.0.0.12 only'),
+      expect.stringMatching(/^proxy-fingerprint: expected a fingerprint of the bastion bastion\.example\.com \(or/),
+    ])
+    expect(problemsOf({ ...three, fingerprint: '' })).toEqual([
+      missing('lb.example.com', 'lb.example.com', 22),
+      missing('10.0.0.11', '10.0.0.11', 22),
+      missing('10.0.0.12:2222', '10.0.0.12', 2222),
+    ])
+    expect(problemsOf({ fingerprint: '' })).toEqual([missing('deploy.example.com', 'deploy.example.com', 22)])
+    expect(problemsOf({ ...three, fingerprint: '', 'insecure-skip-host-key-check': 'true' })).toEqual([])
+  })
+
+  it('counts known_hosts entries naming a host, hashed ones included, but not @revoked ones', () => {
+    const knownHosts = `${hashed('lb.example.com')} ssh-ed25519 ${KEY_B64}\n[10.0.0.12]:2222 ssh-ed25519 ${KEY_B64}`
+    expect(problemsOf({ ...three, fingerprint: `10.0.0.11 ${FP}`, 'known-hosts': knownHosts })).toEqual([])
+    expect(
+      problemsOf({
+        ...three,
+        fingerprint: `10.0.0.11 ${FP}\nlb.example.com ${FP}`,
+        'known-hosts': `@revoked [10.0.0.12]:2222 ssh-ed25519 ${KEY_B64}`,
+      }),
+    ).toEqual([missing('10.0.0.12:2222', '10.0.0.12', 2222, ', got fingerprints for 10.0.0.11, lb.example.com only')])
+  })
+
+  it('refuses, from the inputs to the check, a key given for one host when another presents it', () => {
+    const other = Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey0', 'base64')
+    const c = parse({
+      ...three,
+      fingerprint: `lb.example.com ${fingerprintOf(HOST_KEY)}\n10.0.0.11 ${fingerprintOf(other)}\n[10.0.0.12]:2222 ${FP}`,
+    })
+    expect(verifyHostKey(c.login.hostKey, 'lb.example.com', 22, HOST_KEY).ok).toBe(true)
+    expect(verifyHostKey(c.login.hostKey, '10.0.0.11', 22, HOST_KEY)).toEqual({
+      ok: false,
+      presented: fingerprintOf(HOST_KEY),
+      reason: `expected ${fingerprintOf(other)} (the key presented is the one given for lb.example.com)`,
+    })
+    expect(verifyHostKey(c.login.hostKey, '10.0.0.12', 2222, HOST_KEY).ok).toBe(false)
+  })
+
+  it.each([
+    [
+      'a host name it cannot match',
+      `bad_host ${FP}`,
+      "fingerprint: expected host, host:port or [host]:port before the fingerprint (several joined by commas), got 'bad_host'",
+    ],
+    [
+      'a hashed host column',
+      `256 ${FP} |1|c2FsdA==|aGFzaA== (ED25519)`,
+      "fingerprint: expected the host a line is for, got the hashed name '|1|c2FsdA==|aGFzaA==', which cannot be matched here; give the line as 'ssh-keyscan <host> | ssh-keygen -lf -' prints it, or the known_hosts line in known-hosts",
+    ],
+  ])('rejects %s', (_what, fingerprint, message) => {
+    expect(problemsOf({ fingerprint, 'known-hosts': `deploy.example.com ssh-ed25519 ${KEY_B64}` })).toEqual([message])
   })
 })
 
@@ -770,21 +967,36 @@ describe('nginx scope, managed file and upstream name', () => {
 describe('parseFingerprints', () => {
   const parseAll = (text: string) => {
     const problems: string[] = []
-    return { fingerprints: parseFingerprints(text, (m) => problems.push(m)), problems }
+    const given = parseFingerprints(text, (m) => problems.push(m))
+    return { fingerprints: given.map(({ fingerprint, hosts }) => ({ fingerprint, hosts })), problems }
   }
 
   it('accepts lines exactly as ssh-keygen -lf prints them, several of them, duplicates once', () => {
-    // Printed by `ssh-keyscan host | ssh-keygen -lf -` and `ssh-keygen -lf key.pub`.
+    // Printed by `ssh-keyscan host | ssh-keygen -lf -` and `ssh-keygen -lf key.pub` (the key's comment: no host).
     const text = [
       `256 ${FP} deploy.example.com (ED25519)`,
       `3072 ${FP2} root@vm (RSA)`,
       `256 ${FP} 10.0.0.5 (ED25519)`,
+      `256 ${FP} deploy.example.com (ED25519)`,
     ].join('\n')
-    expect(parseAll(text)).toEqual({ fingerprints: [FP, FP2], problems: [] })
+    expect(parseAll(text)).toEqual({
+      fingerprints: [
+        { fingerprint: FP, hosts: ['deploy.example.com'] },
+        { fingerprint: FP2, hosts: [] },
+        { fingerprint: FP, hosts: ['10.0.0.5'] },
+      ],
+      problems: [],
+    })
   })
 
   it('accepts bare fingerprints with or without = padding, comma-separated, and skips comments', () => {
-    expect(parseAll(`${FP}=, ${FP2}\n# old key: SHA256:nope\n`)).toEqual({ fingerprints: [FP, FP2], problems: [] })
+    expect(parseAll(`${FP}=, ${FP2}\n# old key: SHA256:nope\n`)).toEqual({
+      fingerprints: [
+        { fingerprint: FP, hosts: [] },
+        { fingerprint: FP2, hosts: [] },
+      ],
+      problems: [],
+    })
     expect(parseAll('')).toEqual({ fingerprints: [], problems: [] })
   })
 
@@ -793,17 +1005,33 @@ describe('parseFingerprints', () => {
     ['a fingerprint too long', `${FP}x`],
     ['SHA256 glued to a word', `256 x${FP} host (ED25519)`],
     ['two = of padding', `${FP}==`],
+    ['words around a fingerprint', `ED25519 key fingerprint is ${FP}`],
   ])('rejects %s', (_what, text) => {
     expect(parseAll(text).problems).toEqual([
-      `expected SHA256:... or a line as 'ssh-keygen -lf' prints it, got '${text}'`,
+      `expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got '${text}'`,
     ])
   })
 
-  // BUG: `ssh-keygen -lf ~/.ssh/known_hosts` prints the hosts field, which holds commas for a host known by
-  // several names; the line is split at the comma (src/inputs.ts:328) and its second half rejected. Split
-  // items on newlines first, and on commas only where a line holds no SHA256: word.
-  it('accepts an ssh-keygen -lf line of a known_hosts entry with several names', () => {
-    expect(parseAll(`256 ${FP2} deploy.example.com,10.0.0.5 (ED25519)`)).toEqual({ fingerprints: [FP2], problems: [] })
+  // `ssh-keygen -lf ~/.ssh/known_hosts` prints the hosts field, which holds commas for a host known by several
+  // names: the fingerprint is each one's.
+  it('binds an ssh-keygen -lf line of a known_hosts entry with several names to each', () => {
+    expect(parseAll(`256 ${FP2} deploy.example.com,10.0.0.5 (ED25519)`)).toEqual({
+      fingerprints: [{ fingerprint: FP2, hosts: ['deploy.example.com', '10.0.0.5'] }],
+      problems: [],
+    })
+  })
+
+  it.each([
+    ['[host]:port, as ssh-keyscan -p prints it', `256 ${FP} [10.0.0.5]:2222 (ED25519)`, ['[10.0.0.5]:2222']],
+    ['host:port', `10.0.0.5:2222 ${FP}`, ['[10.0.0.5]:2222']],
+    ['host:22, which known_hosts writes as the host alone', `deploy.example.com:22 ${FP}`, ['deploy.example.com']],
+    ['an IPv6 address', `2001:db8::1 ${FP}`, ['2001:db8::1']],
+    ['[ipv6]:port', `256 ${FP} [2001:db8::1]:2222 (ED25519)`, ['[2001:db8::1]:2222']],
+    ['several names', `a.example.com,[b.example.com]:2200 ${FP}`, ['a.example.com', '[b.example.com]:2200']],
+    ['a key comment of several words', `256 ${FP} no comment (ED25519)`, []],
+    ['nothing after the fingerprint', `256 ${FP}`, []],
+  ])('reads %s', (_what, text, hosts) => {
+    expect(parseAll(text)).toEqual({ fingerprints: [{ fingerprint: FP, hosts }], problems: [] })
   })
 })
 

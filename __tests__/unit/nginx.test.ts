@@ -50,14 +50,15 @@ function nginxTest(dir: string, managed: ReadonlyArray<{ app: string; text: stri
 describe('rendered files in a real nginx -t', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nr-nginx-'))
 
-  it('accepts the site file for every lb-method, with and without a canary split', () => {
+  it('accepts the site file for every lb-method, with and without a canary split, a record of requests and backups', () => {
     for (const method of ['least_conn', 'round_robin', 'ip_hash', 'hash $request_uri consistent'])
-      for (const s of [undefined, split(servers.slice(1), 1, 9)]) {
-        const config = configFrom({ 'lb-method': method, listen: '127.0.0.1:18080', 'nginx-mode': 'host' })
-        const { text } = renderManagedFile(config, servers, s, plain)
-        expect(text.includes(LIMITS.canaryLogPath('shop'))).toBe(s !== undefined)
-        nginxTest(dir, [{ app: 'shop', text }])
-      }
+      for (const s of [undefined, split(servers.slice(1), 1, 9)])
+        for (const judging of [{}, { log: true, backup: [replicaOf(9209, 'shop:v0')] }]) {
+          const config = configFrom({ 'lb-method': method, listen: '127.0.0.1:18080', 'nginx-mode': 'host' })
+          const { text } = renderManagedFile(config, servers, s, plain, judging)
+          expect(text.includes(LIMITS.canaryLogPath('shop'))).toBe('log' in judging)
+          nginxTest(dir, [{ app: 'shop', text }])
+        }
   })
 
   it('renders keepalive_min_timeout only for an nginx that knows it: 1.22 does not', () => {
@@ -71,7 +72,8 @@ describe('rendered files in a real nginx -t', () => {
 
   it("accepts the upstream file behind the user's own server block, with a canary split live", () => {
     const config = configFrom({ 'nginx-scope': 'upstream' })
-    const text = renderManagedFile(config, servers, split(servers.slice(1), 1, 1), { keepaliveMinTimeout: false }).text
+    const judging = { log: true, backup: [replicaOf(9209, 'shop:v0')] }
+    const text = renderManagedFile(config, servers, split(servers.slice(1), 1, 1), plain, judging).text
     nginxTest(
       dir,
       [{ app: 'shop', text }],
@@ -92,9 +94,15 @@ describe('rendered files in a real nginx -t', () => {
     const shopServers = [on('shop', 9201, 'shop:v1'), on('shop', 9202, 'shop:v2')]
     const apiServers = [on('shop-api', 9301, 'api:v1'), on('shop-api', 9302, 'api:v2')]
     const files = [
-      { app: 'shop', text: renderManagedFile(shop, shopServers, split(shopServers.slice(1), 1, 9), plain).text },
+      {
+        app: 'shop',
+        text: renderManagedFile(shop, shopServers, split(shopServers.slice(1), 1, 9), plain, { log: true }).text,
+      },
       { app: 'blog', text: renderManagedFile(blog, [on('blog', 9211, 'blog:v1')], undefined, plain).text },
-      { app: 'shop-api', text: renderManagedFile(shopApi, apiServers, split(apiServers.slice(1), 1, 1), plain).text },
+      {
+        app: 'shop-api',
+        text: renderManagedFile(shopApi, apiServers, split(apiServers.slice(1), 1, 1), plain, { log: true }).text,
+      },
     ]
     // Their names differ as the apps do: upstreams, log formats, map variables, config-id paths.
     expect(files.map((f) => /^upstream (\S+)/m.exec(f.text)?.[1])).toEqual([

@@ -75,6 +75,7 @@ describe('parseContainers', () => {
         },
       ],
       ignored: [],
+      problems: [],
     })
   })
 
@@ -84,25 +85,36 @@ describe('parseContainers', () => {
     for (const pid of [0, -1, '4242', null, undefined]) expect(pidOf(pid)).not.toHaveProperty('pid')
   })
 
-  it('takes blue and green as colours and nothing else', () => {
-    const colorOf = (color: string) =>
-      parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.color': color }) }), host).containers[0].color
-    expect(colorOf('blue')).toBe('blue')
-    expect(colorOf('green')).toBe('green')
-    expect(colorOf('')).toBeUndefined()
-    expect(colorOf('red')).toBeUndefined()
-    expect(colorOf('Blue')).toBeUndefined()
+  it('takes blue and green as colours, none as none, and refuses a replica of any other', () => {
+    const read = (color: string) =>
+      parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.color': color }) }), host)
+    expect(read('blue').containers[0].color).toBe('blue')
+    expect(read('green').containers[0].color).toBe('green')
+    expect(read('').containers[0]).not.toHaveProperty('color')
+    for (const color of ['red', 'Blue'])
+      expect(read(color)).toEqual({
+        containers: [],
+        ignored: [],
+        problems: [
+          expect.stringContaining(`has label nginx-rollout.color: expected '', 'blue' or 'green', got "${color}"`),
+        ],
+      })
   })
 
-  it('cannot be made to see another container by a label holding newlines, tabs and JSON', () => {
+  it('cannot be made to see another container by a label holding newlines, tabs and JSON: it refuses the replica', () => {
     const forged = inspectLine({ id: ID(9), name: '/shop-9209', labels: labels(9209) })
     const image = `shop:v1\n${forged}\n\t{"id":"${ID(8)}"}\t`
-    const { containers, ignored } = parseContainers(
+    const { containers, ignored, problems } = parseContainers(
       inspectLine({ labels: labels(9201, { 'nginx-rollout.image': image }) }),
       host,
     )
-    expect(containers.map((c) => [c.name, c.image])).toEqual([['shop-9201', image]])
+    expect(containers).toEqual([])
     expect(ignored).toEqual([])
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatch(
+      /^10\.0\.0\.12:2222: container "shop-9201" has label nginx-rollout\.image: expected a Docker image reference, got "shop:v1\\n/,
+    )
+    expect(problems[0]).not.toMatch(/[\n\t]/)
   })
 
   it('ignores, with a note, a container with the labels but not the name or id the action gives', () => {
@@ -130,6 +142,7 @@ describe('parseContainers', () => {
         note('x'.repeat(64)),
         note(''),
       ],
+      problems: [],
     })
   })
 
@@ -148,6 +161,7 @@ describe('parseContainers', () => {
         'an unreadable line of docker inspect output (27 characters)',
         'an unreadable line of docker inspect output (5 characters)',
       ],
+      problems: [],
     })
   })
 
@@ -219,7 +233,9 @@ describe('parseHistory', () => {
     [
       'malformed entries',
       JSON.stringify([entry, { ...entry, image: 7 }, null, 'x']),
-      ['history.json on the nginx host: 3 malformed entries ignored'],
+      [
+        'history.json on the nginx host: 3 malformed entries ignored (the first, entry 2: image: expected a Docker image reference, got 7)',
+      ],
       [entry],
     ],
   ])('warns about a history file %s and keeps what is well-formed', (_what, text, warnings, entries) => {

@@ -101,9 +101,9 @@ describe('planCanary', () => {
     expect(plan.steps.map(describe1)).toEqual([
       'start shop-9203 (:9203) from shop:v2',
       'health gate shop-9203',
-      'route 10% to canary shop-9203 (weights 2:9, one nginx reload)',
+      'route 10% to canary shop-9203 (weights 2:9, one nginx reload; requests recorded)',
       'observe the canary at 10% for 30s',
-      'route 50% to canary shop-9203 (weights 2:1, one nginx reload)',
+      'route 50% to canary shop-9203 (weights 2:1, one nginx reload; requests recorded)',
       'observe the canary at 50% for 30s',
       'route traffic to shop-9203, shop-9202 (one nginx reload)',
       'start shop-9204 (:9204) from shop:v2 (in the background, while the batch before drains)',
@@ -117,11 +117,13 @@ describe('planCanary', () => {
     expect(plan.pausesAt).toBeUndefined()
     expect(plan).toMatchObject({ onFailure: 'abort-canary', leaves: 'deployed', notes: [] })
     expect(plan.next).toEqual([replica(9203), replica(9204)])
-    // The canary's route carries the stable replicas and the canary, with the split; observe knows which is which.
+    // The canary's route carries the stable replicas and the canary, with the split, and has nginx record the
+    // requests (no backup: the stable replicas serve); observe knows which is which.
     expect(plan.steps[2]).toEqual({
       kind: 'route',
       servers: [...stable.map(replicaOf), replica(9203)],
       split: splitFor(10, [replica(9203)], 2),
+      judged: { backup: [] },
     })
     expect(plan.steps[3]).toEqual({
       kind: 'observe',
@@ -133,7 +135,14 @@ describe('planCanary', () => {
 
   it('stops short of 100 as a paused canary, at the last share', () => {
     const plan = planCanary(config({ 'canary-steps': '10' }), stable, routesTo(...stable))
-    expect(plan.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'observe'])
+    // The last route keeps the share and turns nginx's record of requests off: a paused canary's log must not grow.
+    expect(plan.steps.map((s) => s.kind)).toEqual(['start', 'gate', 'route', 'observe', 'route'])
+    expect(plan.steps[4]).toEqual({
+      kind: 'route',
+      servers: [...stable.map(replicaOf), replica(9203)],
+      split: splitFor(10, [replica(9203)], 2),
+      settle: true,
+    })
     expect(plan.pausesAt).toEqual({ percent: 10, canary: [replica(9203)], stableImage: 'shop:v1' })
     expect(plan).toMatchObject({ leaves: 'paused', next: [...stable.map(replicaOf), replica(9203)] })
     expect(planCanary(config({ 'canary-steps': '10,50' }), stable, routesTo(...stable)).pausesAt?.percent).toBe(50)
@@ -144,8 +153,9 @@ describe('planCanary', () => {
     expect(plan.steps.map(describe1)).toEqual([
       'start shop-9203 (:9203), shop-9204 (:9204) from shop:v2',
       'health gate shop-9203, shop-9204',
-      'route 25% to canary shop-9203, shop-9204 (weights 1:3, one nginx reload)',
+      'route 25% to canary shop-9203, shop-9204 (weights 1:3, one nginx reload; requests recorded)',
       'observe the canary at 25% for 30s',
+      'route 25% to canary shop-9203, shop-9204 (weights 1:3, one nginx reload: the record of requests off, no backup)',
     ])
   })
 
@@ -182,7 +192,10 @@ describe('planCanary', () => {
       planPromote(config(), canaryOn9203, routes, { ...paused, remainingSteps: [50, 100] })
         .steps.map(describe1)
         .slice(0, 2),
-    ).toEqual(['route 50% to canary shop-9203 (weights 2:1, one nginx reload)', 'observe the canary at 50% for 30s'])
+    ).toEqual([
+      'route 50% to canary shop-9203 (weights 2:1, one nginx reload; requests recorded)',
+      'observe the canary at 50% for 30s',
+    ])
   })
 
   it('aborts a paused canary: one reload back to the stable set, a drain, and the canary retired', () => {

@@ -174,13 +174,14 @@ describe('canary splits', () => {
     )
   })
 
-  it("logs the upstream's attempts to the app's own log, named after its upstream, only while a split is live", () => {
+  it("logs the upstream's attempts to the app's own log, named after its upstream, only while a run judges traffic", () => {
     const config = configFrom({ 'upstream-name': 'shop_backend' })
     expect(renderManagedFile(config, servers, undefined, plain).text).not.toMatch(/log_format|access_log \/|map /)
-    const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain)
+    expect(renderManagedFile(config, servers, split(canary, 1, 9), plain).text).not.toMatch(/log_format/)
+    const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain, { log: true })
     expect(text).toContain(
       '}\n\n' +
-        "# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.\n" +
+        "# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, nothing a client sent.\n" +
         "log_format nginx_rollout_shop_backend 'nginx-rollout upstream=$upstream_addr status=$upstream_status';\n" +
         'map $proxy_host $nginx_rollout_shop_backend_canary {\n' +
         '    default 0;\n' +
@@ -193,11 +194,36 @@ describe('canary splits', () => {
   })
 
   it("adds no access_log but the canary's, whatever the configuration declares", () => {
-    const { text } = renderManagedFile(configFrom({ 'nginx-scope': 'upstream' }), servers, split(canary, 1, 9), {
-      keepaliveMinTimeout: false,
-    })
+    const config = configFrom({ 'nginx-scope': 'upstream' })
+    const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain, { log: true })
     expect(text.match(/^access_log /gm)).toHaveLength(1)
     expect(text).toMatch(/if=\$nginx_rollout_shop_replicas_canary;\n$/)
+  })
+})
+
+describe('backups while a deploy is judged', () => {
+  const old = [replicaOf(9201, 'shop:v1')]
+  const next = [replicaOf(9203, 'shop:v2')]
+
+  it('lists the replaced replicas as backup servers after the serving ones, with the same parameters', () => {
+    const { text } = renderManagedFile(configFrom(), next, undefined, plain, { log: true, backup: old })
+    expect(text).toContain(
+      '    server 127.0.0.1:9203 weight=10 max_fails=3 fail_timeout=30s; # shop-9203 shop:v2 on docker.example.com\n' +
+        '    server 127.0.0.1:9201 weight=10 max_fails=3 fail_timeout=30s backup; # shop-9201 shop:v1 on docker.example.com, ready to take the traffic back\n}',
+    )
+    expect(upstreamServers(text)).toEqual(
+      new Map([
+        ['127.0.0.1:9203', 10],
+        ['127.0.0.1:9201', 10],
+      ]),
+    )
+  })
+
+  it('lists none with a balancing method nginx refuses backups for (hash, ip_hash)', () => {
+    for (const method of ['ip_hash', 'hash $request_uri'])
+      expect(
+        renderManagedFile(configFrom({ 'lb-method': method }), next, undefined, plain, { backup: old }).text,
+      ).not.toContain('backup')
   })
 })
 

@@ -15,6 +15,7 @@ const action = parse(read('action.yml')) as ActionYml
 interface Step {
   id?: string
   uses?: string
+  run?: string
   if?: string
   with?: Record<string, unknown>
 }
@@ -119,6 +120,22 @@ describe('workflows and examples', () => {
     expect(jobOf('promote').if).toBe("github.event.action == 'closed' && github.event.pull_request.merged")
     expect(jobOf('promote').environment).toMatchObject({ name: 'production' })
     expect(jobOf('abort').if).toBe("github.event.action == 'closed' && !github.event.pull_request.merged")
+  })
+
+  // An expression inside `run:` is pasted into the script's text before the shell reads it: an output holding
+  // a quote and a command would run on the runner. Outputs go through env and are quoted in the script.
+  it.each(examples.map((w) => [w.file, w]))('%s pastes no output into a run: script', (_file, { wf }) => {
+    const scripts = Object.values(wf.jobs).flatMap((j) => j.steps.flatMap((s) => (s.run ? [s.run] : [])))
+    expect(scripts.length).toBeGreaterThan(0)
+    for (const script of scripts) expect(script).not.toMatch(/\$\{\{[^}]*\boutputs\b/)
+  })
+
+  it('the pull-request canary keeps the deploy key in environments: every job that uses it names one', () => {
+    const wf = examples.find((w) => w.file === 'examples/pull-request-canary.yml')!.wf
+    const usesKey = (j: Job) => j.steps.some((s) => isOurs(s) && String(s.with?.key ?? '').includes('secrets.'))
+    const jobs = Object.entries(wf.jobs).filter(([, j]) => usesKey(j))
+    expect(jobs.map(([name]) => name)).toEqual(['canary', 'promote', 'abort'])
+    for (const [, j] of jobs) expect(j.environment).toBeTruthy()
   })
 
   it('manual rollout offers every operation and strategy as a choice', () => {

@@ -23,7 +23,7 @@ export function runAction(
   options?: {
     debug?: boolean
     /** Called with all output so far whenever more arrives. */
-    onStdout?: (soFar: string) => void
+    onStdout?: (soFar: string, child: import('node:child_process').ChildProcess) => void
     /** More environment for the run: the GITHUB_* variables a workflow run has. */
     env?: Record<string, string>
   },

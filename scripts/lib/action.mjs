@@ -43,6 +43,9 @@ export function baseInputs(h, app, listenPort) {
     'health-interval': '0.2',
     'drain-seconds': '1',
     'stop-timeout': '2',
+    // Every deploy is judged on real traffic (verify-seconds as by default), but does not bake for 30 s: the
+    // tests of the bake set it themselves.
+    'bake-seconds': '0',
   }
 }
 
@@ -85,7 +88,8 @@ export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} }
     let stderr = ''
     child.stdout.on('data', (d) => {
       stdout += d
-      onStdout?.(stdout)
+      // Given the process too: a test can signal it (the runner cancels a run with SIGINT).
+      onStdout?.(stdout, child)
     })
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)

@@ -56,7 +56,13 @@ export function fleetInputs(app, listenPort, over = {}) {
     'nginx-host': addr('lb'),
     username: f.FLEET_USER,
     key: readFileSync(f.FLEET_KEY, 'utf8'),
-    fingerprint: ['LB', 'APP1', 'APP2', 'APP3'].map((h) => f[`FLEET_${h}_FINGERPRINT`]).join('\n'),
+    // Each host's line as `ssh-keygen -lf .testhost/fleet_known_hosts` prints it: the host column (the host's
+    // address, and its private address for the runs through the bastion) binds the key to that host only.
+    fingerprint: ['LB', 'APP1', 'APP2', 'APP3']
+      .map(
+        (h) => `256 ${f[`FLEET_${h}_FINGERPRINT`]} ${f[`FLEET_${h}_ADDR`]},${f[`FLEET_${h}_PRIVATE_ADDR`]} (ED25519)`,
+      )
+      .join('\n'),
     app,
     network: 'host',
     registry: f.FLEET_REGISTRY,
@@ -69,6 +75,8 @@ export function fleetInputs(app, listenPort, over = {}) {
     'health-path': '/health',
     'drain-seconds': '2',
     'stop-timeout': '2',
+    // Judged on real traffic as by default, without the 30 s bake (tested on one host).
+    'bake-seconds': '0',
     ...over,
   }
 }

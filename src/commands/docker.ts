@@ -31,36 +31,37 @@ export function replicaEnv(config: Config, replica: Replica): string {
 export const listenPortInside = (config: Config, replica: Replica): number =>
   config.network === 'host' ? replica.port : config.containerPort
 
+// "$@" is the docker create command. The new container's id is printed before it starts, so that the run
+// knows it even when the start fails (a port in use): only that container is ever stopped or removed. A name
+// already taken fails the create, and the container holding it is not touched.
+const CREATE_AND_START = `id=$("$@") || exit $?
+printf '%s\\n' "$id"
+docker start -- "$id" >/dev/null`
+
 /**
- * docker run for one replica. The environment travels on standard input as an env file, so values (often
- * secrets) appear neither in this command line nor in the host's process list. Every label the action
- * reads is set, so none can come from the image.
+ * Creates and starts one replica. The environment travels on standard input as an env file, so values (often
+ * secrets) appear neither in this command line nor in the host's process list. Every label the action reads
+ * is set, so none can come from the image. Standard output's first line is the container's id.
  */
-export function runReplica(config: Config, replica: Replica): Command {
+export function createReplica(config: Config, replica: Replica): Command {
+  const published = `${hostPort(replica.address, replica.port)}:${config.containerPort}`
   const network =
     config.network === 'host'
       ? ['--network', 'host']
-      : [
-          ...(config.network ? ['--network', config.network] : []),
-          '--publish',
-          `${hostPort(replica.address, replica.port)}:${config.containerPort}`,
-        ]
-  const run = command(
+      : [...(config.network ? ['--network', config.network] : []), '--publish', published]
+  const labels = [
+    `${LABEL.app}=${config.app}`,
+    `${LABEL.role}=replica`,
+    `${LABEL.image}=${replica.image}`,
+    `${LABEL.port}=${replica.port}`,
+    `${LABEL.color}=${replica.color ?? ''}`,
+  ].flatMap((l) => ['--label', l])
+  const create = command(
     'docker',
-    'run',
-    '--detach',
+    'create',
     '--name',
     replica.name,
-    '--label',
-    `${LABEL.app}=${config.app}`,
-    '--label',
-    `${LABEL.role}=replica`,
-    '--label',
-    `${LABEL.image}=${replica.image}`,
-    '--label',
-    `${LABEL.port}=${replica.port}`,
-    '--label',
-    `${LABEL.color}=${replica.color ?? ''}`,
+    ...labels,
     ...network,
     '--env-file',
     '/dev/stdin',
@@ -68,11 +69,17 @@ export function runReplica(config: Config, replica: Replica): Command {
     replica.image,
   )
   const names = ['PORT', ...config.env.map((v) => v.name)]
-  // Without pull: true, docker run pulls a missing image itself.
+  // Without pull: true, docker create pulls a missing image itself.
   return withTimeout(
-    withStdin(run, replicaEnv(config, replica), `env file: ${names.join(', ')}`),
+    withStdin(script(CREATE_AND_START, ...create.argv), replicaEnv(config, replica), `env file: ${names.join(', ')}`),
     config.pullTimeoutSeconds,
   )
+}
+
+/** The id a createReplica command printed first, if it got that far. */
+export function createdId(stdout: string): string | undefined {
+  const first = stdout.split('\n')[0]?.trim() ?? ''
+  return /^[0-9a-f]{64}$/.test(first) ? first : undefined
 }
 
 export const startContainers = (refs: readonly string[]): Command => command('docker', 'start', '--', ...refs)
@@ -81,11 +88,18 @@ export const stopContainers = (refs: readonly string[], timeoutSeconds: number):
   withTimeout(command('docker', 'stop', '--time', String(timeoutSeconds), '--', ...refs), timeoutSeconds + 60)
 
 // Removal means "removed or already gone" (a rollback removes replicas whose start may have failed), but a
-// container that is still there after docker rm is an error.
+// container that is still there after docker rm is an error. When another removal of it is under way (an
+// earlier run's background retirement racing this one), docker answers "removal of container X is already in
+// progress" at once: the container is then waited for, up to 10 s, until docker no longer knows it.
 const REMOVE = `out=$(docker rm --force --volumes -- "$@" 2>&1) && exit 0
-left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null)
+case $out in *'is already in progress'*) waits=50 ;; *) waits=0 ;; esac
+i=0
+while left=$(docker inspect --format '{{.Name}}' -- "$@" 2>/dev/null); [ -n "$left" ] && [ "$i" -lt "$waits" ]; do
+  sleep 0.2; i=$((i + 1))
+done
 [ -z "$left" ] && exit 0
 printf '%s\\n' "$out" >&2
+[ "$waits" -gt 0 ] && printf 'still there after waiting 10 s for that removal:\\n%s\\n' "$left" >&2
 exit 1`
 
 export const removeContainers = (refs: readonly string[]): Command => script(REMOVE, ...refs)
@@ -93,23 +107,30 @@ export const removeContainers = (refs: readonly string[]): Command => script(REM
 // $1 report directory, $2 stop timeout, then container refs. docker stop waits up to the stop timeout for an
 // app that ignores SIGTERM; nothing routes to these replicas any more, so the run does not wait: a detached
 // process on the host stops and removes them, and writes a report only when that fails (the next run shows it
-// and removes what is left).
+// and removes what is left). Not when docker says another removal of them is already in progress (a run's own
+// removal, which fails loudly if they stay): they are going away.
 const RETIRE = `dir=$1; t=$2; shift 2
 mkdir -p "$dir" || exit 1
 report="$dir/$(date +%Y%m%dT%H%M%S)-$$.txt"
 setsid sh -c 'report=$1; t=$2; shift 2
   out=$(docker stop --time "$t" -- "$@" 2>&1 && docker rm --force --volumes -- "$@" 2>&1) && exit 0
+  case $out in *"is already in progress"*) exit 0 ;; esac
   printf "%s\\n" "$out" >"$report.tmp" && mv -f "$report.tmp" "$report"' sh "$report" "$t" "$@" </dev/null >/dev/null 2>&1 &
 exit 0`
 
 export const retireContainers = (reportDir: string, refs: readonly string[], stopTimeoutSeconds: number): Command =>
   script(RETIRE, reportDir, String(stopTimeoutSeconds), ...refs)
 
-/** What earlier runs' retirements reported (failures only), then the reports are cleared. */
-export const readRetireReports = (reportDir: string): Command =>
+/**
+ * What earlier runs' retirements reported (failures only). With `consume` (a run that holds the lock), each
+ * report is removed once printed; without (a status or a dry run), reading changes nothing, so the next run
+ * that acts still sees them.
+ */
+export const readRetireReports = (reportDir: string, consume: boolean): Command =>
   script(
-    'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; rm -f "$f"; done; exit 0',
+    'for f in "$1"/*.txt; do [ -f "$f" ] || continue; printf "%s\\n" "${f##*/}"; cat "$f"; printf "\\000"; [ "$2" = consume ] && rm -f "$f"; done; exit 0',
     reportDir,
+    consume ? 'consume' : 'keep',
   )
 
 export const pullImage = (image: string, timeoutSeconds: number): Command =>
@@ -136,7 +157,7 @@ export const inspectState = (ref: string): Command =>
     'docker',
     'inspect',
     '--format',
-    '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}',
+    '{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.State.ExitCode}}\t{{.RestartCount}}',
     '--',
     ref,
   )
@@ -158,11 +179,18 @@ export interface ReplicaState {
   readonly status: string
   readonly health: string
   readonly exitCode: number
+  /** How often Docker restarted it (a restart policy from run-args): a restart is a crash too. */
+  readonly restarts: number
 }
 
 export function parseReplicaState(stdout: string): ReplicaState {
-  const [status, health, exitCode] = stdout.trim().split('\t')
-  return { status: status || 'unknown', health: health || 'none', exitCode: Number(exitCode || 0) }
+  const [status, health, exitCode, restarts] = stdout.trim().split('\t')
+  return {
+    status: status || 'unknown',
+    health: health || 'none',
+    exitCode: Number(exitCode || 0),
+    restarts: Number(restarts || 0),
+  }
 }
 
 // $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then, per network

@@ -4,6 +4,7 @@ import { LIMITS, type Operation } from '../config.js'
 import type { CanaryPush } from '../host/state.js'
 import type { CanaryObservation } from '../model.js'
 import type { Result } from '../summary.js'
+import { canaryTimeline } from '../timeline.js'
 
 export interface CanaryCommentView {
   readonly app: string
@@ -27,7 +28,7 @@ export const commentMarker = (app: string, where: string): string =>
   `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll('--', '- -')} -->`
 
 const count = (n: number) => n.toLocaleString('en-US')
-const fence = (s: string) => `\`\`\`\n${s.replaceAll('```', '` ` `')}\n\`\`\``
+const fence = (s: string, lang = '') => `\`\`\`${lang}\n${s.replaceAll('```', '` ` `')}\n\`\`\``
 
 function headline(v: CanaryCommentView): string {
   const app = `\`${v.app}\` on ${v.where}`
@@ -43,6 +44,8 @@ function headline(v: CanaryCommentView): string {
       return `Canary of ${app}: ${v.operation === 'deploy' ? 'deploy' : v.operation} failed`
     case 'unchanged':
       return `Canary of ${app}: unchanged`
+    case 'cancelled':
+      return `Canary of ${app}: ${v.operation === 'deploy' ? 'deploy' : v.operation} cancelled`
   }
 }
 
@@ -61,6 +64,8 @@ function state(v: CanaryCommentView): string {
       return `The run failed before it finished: check what is live with \`operation: status\`.`
     case 'unchanged':
       return 'Nothing changed.'
+    case 'cancelled':
+      return `The run was cancelled and left nginx in one consistent state: check what is live with \`operation: status\`.`
   }
 }
 
@@ -110,6 +115,8 @@ export function renderCanaryComment(v: CanaryCommentView): string {
           `${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === 'pass' ? 'pass' : `**${o.verdict}**: ${o.reason.replaceAll('|', '\\|')}`} |`,
       )
   }
+  const chart = canaryTimeline(v.observations)
+  if (chart) out.push('', fence(chart, 'mermaid'))
   out.push(...history(v))
   if (v.failure) out.push('', '**What failed:**', '', fence(v.failure))
   if (v.result === 'paused')

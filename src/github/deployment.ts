@@ -109,5 +109,14 @@ export function finalStatus(f: EndFacts): { state: DeploymentState; description:
       }
     case 'unchanged':
       return { state: 'inactive', description: 'Nothing to do' }
+    case 'cancelled':
+      // The run went to one consistent state when it was cancelled: the new version fully live (the route
+      // finished, the bake cut short), or the previous one back.
+      return f.image && f.image !== f.previousImage
+        ? {
+            state: 'success',
+            description: `Cancelled after the switch: ${f.image} serves all requests (bake cut short)`,
+          }
+        : { state: 'error', description: `Cancelled: ${f.image || f.previousImage} serves all requests` }
   }
 }

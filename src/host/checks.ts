@@ -4,7 +4,8 @@ import { isLoopback } from '../model.js'
 import type { HostState } from './state.js'
 
 export function hostProblems(config: Config, state: HostState): string[] {
-  const problems = [...state.nginx.problems]
+  // The app hosts' containers whose labels break their rules (read.ts), before anything is planned from them.
+  const problems = [...(state.problems ?? []), ...state.nginx.problems]
   // An existing nginx container on a Docker network reaches the host's loopback addresses only as its own.
   const n = state.nginx
   const loopback = config.appHosts.find((h) => isLoopback(h.upstreamAddress))

@@ -10,6 +10,7 @@ import type { Fleet } from '../remote/fleet.js'
 import { canaryPath, historyPath, readFile } from './records.js'
 import { acquireCommand, stateDir, type LockClaim } from '../remote/lock.js'
 import { failure, RemoteError, type Remote } from '../remote/ssh.js'
+import { parseUsage, readUsage } from './ports.js'
 import { parseCanaryState, parseContainers, parseHistory, type AppHostState, type HostState } from './state.js'
 
 export class HostStateError extends Error {}
@@ -17,12 +18,16 @@ export class HostStateError extends Error {}
 /** Where earlier runs' background stops report their failures on an app host. */
 export const retireDir = (app: string): string => `${stateDir(app)}/retired`
 
-const appHostParts = (config: Config) => [
+// The reports are removed as they are read only under the lock: a status or a dry run must leave them for
+// the next run that acts on them.
+const appHostParts = (config: Config, consume: boolean) => [
   { name: 'containers', command: listManaged() },
-  { name: 'retired', command: readRetireReports(retireDir(config.app)) },
+  { name: 'usage', command: readUsage() },
+  { name: 'retired', command: readRetireReports(retireDir(config.app), consume) },
 ]
 
 function parseAppHost(
+  config: Config,
   host: AppHost,
   sections: ReadonlyMap<string, Section>,
   remote: Remote,
@@ -33,13 +38,16 @@ function parseAppHost(
     throw new HostStateError(
       `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || '(no answer)'}`,
     )
-  const { containers, ignored } = parseContainers(text(list.out), host)
+  // A container whose labels break their rules is not ignored like a foreign one: it is one of the app's,
+  // so the run cannot plan around it (the problems name the host themselves).
+  const { containers, ignored, problems } = parseContainers(text(list.out), host)
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`))
   const retireReports = text(sections.get('retired')?.out)
     .split('\0')
     .map((r) => r.trim())
     .filter(Boolean)
-  return { host: host.id, containers, retireReports }
+  const usage = parseUsage(text(sections.get('usage')?.out), config.app)
+  return { host: host.id, containers, retireReports, usage, problems }
 }
 
 export interface HostRead {
@@ -50,13 +58,15 @@ export interface HostRead {
 
 /**
  * Takes the lock (when a claim is given; waiting up to lock-timeout for another run) and reads every host.
- * `waiting` is told who holds the lock while it waits.
+ * `waiting` is told who holds the lock while it waits; `onLocked` is called as soon as the lock is taken,
+ * before the other app hosts are read (the lock's heartbeat must not wait for them).
  */
 export async function readHosts(
   fleet: Fleet,
   config: Config,
   claim: LockClaim | undefined,
   waiting: (holder: string) => void,
+  onLocked?: () => void,
 ): Promise<HostRead> {
   const nginxIsAppHost = config.appHosts.find(
     (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port,
@@ -64,7 +74,7 @@ export async function readHosts(
   const nginxRead = sectioned(claim ? acquireCommand(claim) : undefined, [
     { name: 'history', command: readFile(historyPath(config.app)) },
     { name: 'canary', command: readFile(canaryPath(config.app)) },
-    ...(nginxIsAppHost ? appHostParts(config) : []),
+    ...(nginxIsAppHost ? appHostParts(config, Boolean(claim)) : []),
     { name: 'nginx', command: readNginxCommand(config) },
   ])
   const deadline = Date.now() + config.lockTimeoutSeconds * 1000
@@ -94,18 +104,19 @@ export async function readHosts(
       )
     await new Promise((res) => setTimeout(res, Math.min(1000, Math.max(0, deadline - Date.now()))))
   }
+  if (claim) onLocked?.()
 
   const warnings: string[] = []
   const others = config.appHosts.filter((h) => h !== nginxIsAppHost)
   const hosts: AppHostState[] = []
-  if (nginxIsAppHost) hosts.push(parseAppHost(nginxIsAppHost, sections, fleet.nginx, warnings))
+  if (nginxIsAppHost) hosts.push(parseAppHost(config, nginxIsAppHost, sections, fleet.nginx, warnings))
   const read = await Promise.all(
     others.map(async (h) => {
       const remote = fleet.app(h.id)
-      const c = sectioned(undefined, appHostParts(config))
+      const c = sectioned(undefined, appHostParts(config, Boolean(claim)))
       const r = await remote.exec(c)
       if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r)
-      return parseAppHost(h, parseSections(r.raw), remote, warnings)
+      return parseAppHost(config, h, parseSections(r.raw), remote, warnings)
     }),
   )
   hosts.push(...read)
@@ -140,6 +151,8 @@ export async function readHosts(
       ...(canary ? { canary } : {}),
       warnings,
       retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report }))),
+      usage: new Map(hosts.map((h) => [h.host, h.usage])),
+      problems: hosts.flatMap((h) => h.problems),
     },
     lockNote,
   }

@@ -1,7 +1,23 @@
 // What the hosts hold, parsed and validated once when they are read: the hosts are the source of truth, so
-// a run from a fresh runner knows what is live. Nothing read back is trusted further than its shape.
-import { LABEL, replicaName, type CanaryObservation, type Replica } from '../model.js'
+// a run from a fresh runner knows what is live. Nothing read back is trusted further than its shape, and
+// every value in it passes the rule of the input it stands for (src/rules.ts): what a host sends back goes on
+// into commands, nginx files, step outputs and log lines, so a host that lies must not be able to write them.
+import { LABEL, replicaName, type CanaryObservation, type Replica, type Verdict } from '../model.js'
 import type { NginxState } from '../nginx/nginx.js'
+import {
+  COMMIT,
+  HOST_ID,
+  IMAGE,
+  isColor,
+  isImageOrNone,
+  isPercent,
+  isReplicaName,
+  NAME,
+  quoteHostText,
+  TIMESTAMP,
+  WORD,
+} from '../rules.js'
+import type { HostUsage } from './ports.js'
 
 /** A replica container as a host reports it. */
 export interface ManagedContainer extends Replica {
@@ -12,20 +28,23 @@ export interface ManagedContainer extends Replica {
   readonly pid?: number
 }
 
-const APP = /^[a-z0-9][a-z0-9_.-]*$/
 const CONTAINER_ID = /^[0-9a-f]{64}$/
 
 /**
  * The managed containers in `docker inspect` output (one JSON object per line, see CONTAINER_FIELDS). Only
  * containers the action could have created count: a role=replica label, a valid app and port, and the name
  * the action gives (`<app>-<port>`); anything else, however it is labelled, is not the action's to touch.
+ * One of the action's containers whose image or colour label breaks its rule is a problem that stops the run
+ * before it changes anything: its image would go on into outputs, logs and the next deploy's previous image,
+ * and which of the app's replicas it is cannot be known, so it is neither used nor passed over.
  */
 export function parseContainers(
   output: string,
   host: { id: string; upstreamAddress: string },
-): { containers: ManagedContainer[]; ignored: string[] } {
+): { containers: ManagedContainer[]; ignored: string[]; problems: string[] } {
   const containers: ManagedContainer[] = []
   const ignored: string[] = []
+  const problems: string[] = []
   for (const line of output.split('\n')) {
     if (!line.trim()) continue
     let c: { id?: unknown; name?: unknown; state?: unknown; pid?: unknown; labels?: unknown }
@@ -45,13 +64,22 @@ export function parseContainers(
     const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0
     const id = typeof c.id === 'string' ? c.id : ''
     if (label(LABEL.role) !== 'replica') continue
-    if (!CONTAINER_ID.test(id) || !APP.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
+    if (!CONTAINER_ID.test(id) || !NAME.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
       ignored.push(
         `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`,
       )
       continue
     }
+    const image = label(LABEL.image)
     const color = label(LABEL.color)
+    const refuse = (key: string, expected: string, value: string) =>
+      problems.push(
+        `${host.id}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; ` +
+          'the action writes no such label, so something else changed the container: find out what, and remove it',
+      )
+    if (!IMAGE.test(image)) refuse(LABEL.image, 'a Docker image reference', image)
+    if (!isColor(color)) refuse(LABEL.color, "'', 'blue' or 'green'", color)
+    if (!IMAGE.test(image) || !isColor(color)) continue
     const pid = typeof c.pid === 'number' && c.pid > 0 ? c.pid : undefined
     containers.push({
       ...(pid ? { pid } : {}),
@@ -61,12 +89,12 @@ export function parseContainers(
       name,
       app,
       port,
-      image: label(LABEL.image),
+      image,
       running: c.state === 'running',
-      ...(color === 'blue' || color === 'green' ? { color } : {}),
+      ...(color ? { color } : {}),
     })
   }
-  return { containers, ignored }
+  return { containers, ignored, problems }
 }
 
 export interface HistoryEntry {
@@ -116,6 +144,10 @@ export interface AppHostState {
   readonly containers: readonly ManagedContainer[]
   /** Failures earlier runs' background stops reported on this host. */
   readonly retireReports: readonly string[]
+  /** Ports and container names in use on the host, whoever uses them. */
+  readonly usage: HostUsage
+  /** What the host holds that must stop a run before it changes anything (see parseContainers). */
+  readonly problems: readonly string[]
 }
 
 export interface HostState {
@@ -126,7 +158,14 @@ export interface HostState {
   readonly canary?: CanaryState
   /** What was read but not trusted: malformed state files, foreign containers with the action's labels. */
   readonly warnings: readonly string[]
+  /**
+   * What was read that must stop a run before it changes anything (hostProblems reports them): the action's
+   * own containers whose labels break their rules. Absent: none.
+   */
+  readonly problems?: readonly string[]
   readonly retireReports: ReadonlyArray<{ readonly host: string; readonly report: string }>
+  /** Each app host's ports and container names in use, whoever uses them (absent: not read). */
+  readonly usage?: ReadonlyMap<string, HostUsage>
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string'
@@ -137,10 +176,12 @@ function isStats(v: unknown): boolean {
   return isObject(v) && isNumber(v.requests) && isNumber(v.errors) && isNumber(v.rate)
 }
 
+const VERDICTS: readonly unknown[] = ['pass', 'fail', 'inconclusive'] satisfies Verdict[]
+
 function isObservation(v: unknown): v is CanaryObservation {
   return (
     isObject(v) &&
-    isString(v.verdict) &&
+    VERDICTS.includes(v.verdict) &&
     isNumber(v.percent) &&
     isNumber(v.seconds) &&
     isString(v.reason) &&
@@ -157,18 +198,29 @@ export function parseHistory(text: string, warn: (m: string) => void): HistoryEn
     warn('history.json on the nginx host is not a list: ignored (the next deploy rewrites it)')
     return []
   }
-  const ok = parsed.filter(
-    (h): h is HistoryEntry =>
-      isObject(h) &&
-      isString(h.image) &&
-      isString(h.previousImage) &&
-      isString(h.result) &&
-      isString(h.at) &&
-      isString(h.strategy),
-  )
-  if (ok.length < parsed.length)
-    warn(`history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored`)
+  const why = parsed.map(historyEntryProblem)
+  const ok = parsed.filter((_, i) => why[i] === undefined) as HistoryEntry[]
+  const first = why.findIndex((w) => w !== undefined)
+  if (first >= 0)
+    warn(
+      `history.json on the nginx host: ${parsed.length - ok.length} malformed entries ignored (the first, entry ${first + 1}: ${why[first]})`,
+    )
   return ok
+}
+
+/** Why a history entry cannot be used: the field, what it should hold and what it holds; undefined when it can. */
+function historyEntryProblem(h: unknown): string | undefined {
+  if (!isObject(h)) return `expected an object, got ${quoteHostText(h)}`
+  const rules: Array<[keyof HistoryEntry, boolean, string]> = [
+    ['image', isString(h.image) && IMAGE.test(h.image), 'a Docker image reference'],
+    ['previousImage', isString(h.previousImage) && isImageOrNone(h.previousImage), "'' or a Docker image reference"],
+    ['result', isString(h.result) && WORD.test(h.result), 'a result like deployed'],
+    ['at', isString(h.at) && TIMESTAMP.test(h.at), 'a UTC time like 2026-05-01T10:00:00Z'],
+    ['strategy', isString(h.strategy) && WORD.test(h.strategy), 'a strategy like rolling'],
+    ['operation', h.operation === undefined || (isString(h.operation) && WORD.test(h.operation)), 'an operation'],
+  ]
+  const broken = rules.find(([, ok]) => !ok)
+  return broken && `${broken[0]}: expected ${broken[2]}, got ${quoteHostText(h[broken[0]])}`
 }
 
 /**
@@ -189,14 +241,28 @@ export function parseCanaryState(
   if (!isObject(parsed)) return bad('not an object')
   const p = parsed
   if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad('image, stableImage or at missing')
-  if (!isNumber(p.weight) || p.weight < 0 || p.weight > 100) return bad('weight is not a percentage')
+  // A record's images and names are a host's text like any other: the same rules as the inputs they came from.
+  if (!IMAGE.test(p.image)) return bad(`image: expected a Docker image reference, got ${quoteHostText(p.image)}`)
+  if (!isImageOrNone(p.stableImage))
+    return bad(`stableImage: expected '' or a Docker image reference, got ${quoteHostText(p.stableImage)}`)
+  if (!TIMESTAMP.test(p.at)) return bad(`at: expected a UTC time like 2026-05-01T10:00:00Z, got ${quoteHostText(p.at)}`)
+  if (!isPercent(p.weight)) return bad('weight is not a percentage')
   if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
     return bad('remainingSteps is not a list of numbers')
+  if (!p.remainingSteps.every((n) => isPercent(n, 1)))
+    return bad(`remainingSteps: expected percentages from 1 to 100, got ${quoteHostText(p.remainingSteps)}`)
   if (!Array.isArray(p.replicas)) return bad('replicas is not a list')
   // Records written before replicas knew their host name a container only.
   const replicas = p.replicas.map((r) => (isString(r) ? { host: defaultHost, name: r } : r))
   if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
     return bad('a replica has no host or name')
+  const strange = (replicas as Array<{ host: string; name: string }>).find(
+    (r) => !HOST_ID.test(r.host) || !isReplicaName(r.name),
+  )
+  if (strange)
+    return bad(
+      `replicas: expected container names like <app>-<port> on app hosts, got ${quoteHostText(strange.name)} on ${quoteHostText(strange.host)}`,
+    )
   const observations =
     p.observations === undefined
       ? undefined
@@ -221,6 +287,14 @@ export function parseCanaryState(
     Array.isArray(x.observations) &&
     x.observations.every(isObservation)
   if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every(isPush))) return bad('pushes are malformed')
+  for (const push of (pushes ?? []) as CanaryPush[]) {
+    if (!IMAGE.test(push.image))
+      return bad(`pushes: expected Docker image references, got ${quoteHostText(push.image)}`)
+    if (!TIMESTAMP.test(push.at) || (push.sha !== undefined && !COMMIT.test(push.sha)))
+      return bad(
+        `pushes: expected UTC times and commit ids, got ${quoteHostText(push.at)} and ${quoteHostText(push.sha)}`,
+      )
+  }
   return {
     image: p.image,
     stableImage: p.stableImage,
@@ -228,7 +302,7 @@ export function parseCanaryState(
     remainingSteps: p.remainingSteps as number[],
     replicas: replicas as Array<{ host: string; name: string }>,
     at: p.at,
-    ...(isString(p.sha) ? { sha: p.sha } : {}),
+    ...(isString(p.sha) && COMMIT.test(p.sha) ? { sha: p.sha } : {}),
     ...(observations ? { observations } : {}),
     ...(d ? { deployment: d as CanaryState['deployment'] } : {}),
     ...(pr ? { pullRequest: pr as CanaryState['pullRequest'] } : {}),

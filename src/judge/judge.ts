@@ -1,128 +1,285 @@
-// The judgement room: what real traffic and the replicas' lives say of a deploy. It reads nginx's record of
-// the app's requests and watches the replicas a deploy routed to, and answers in verdicts, as values; the
-// executor only acts on them.
+// The judgement room: what real traffic and the replicas' lives say of a deploy. It follows nginx's record of
+// the app's requests as nginx writes it, watches the replicas a deploy routed to, and answers in verdicts, as
+// values; the executor only acts on them. The first thing found wrong fails the deploy at once, whatever
+// step is under way (failed settles), while the old replicas can still take the traffic back.
 import { LIMITS, type Config } from '../config.js'
 import type { ReplicaPort } from '../health/gate.js'
-import { describeProbe, statusAllowed } from '../health/probe.js'
-import { hostPort, type CanaryObservation, type Replica, type Split } from '../model.js'
-import type { CanaryLog } from '../nginx/nginx.js'
-import { judgeCanary, parseAccessLog } from './traffic.js'
+import {
+  hostPort,
+  names,
+  replicaKey,
+  type Bake,
+  type CanaryObservation,
+  type Replica,
+  type Split,
+  type TrafficCounts,
+  type Verification,
+} from '../model.js'
+import type { Following } from '../remote/ssh.js'
+import { compareLately, compareVersions } from './compare.js'
+import { TrafficRecord, type Mark } from './record.js'
+import { judgeCanaryCounts } from './traffic.js'
 import { Watch } from './watch.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** nginx's record of the app's requests: start it empty, then read what nginx wrote. */
-export interface TrafficLog {
-  start(): Promise<void>
-  read(): Promise<CanaryLog>
+/** nginx's record of the app's requests, followed from empty as nginx writes it. */
+export interface TrafficSource {
+  follow(onData: (chunk: Buffer) => void): Promise<Following>
 }
 
-/** Why the judgement stopped a deploy: a replica that took traffic died. */
-export type WatchVerdict = { readonly failed: false } | { readonly failed: true; readonly reason: string }
+/** What an upstream address is where nginx runs: itself, or for a host name the addresses it resolves to. */
+export type Resolve = (address: string) => readonly string[]
 
 export class Judge {
   private watch: Watch | undefined
+  private record: TrafficRecord | undefined
+  private following: Promise<Following> | undefined
+  private ticker: NodeJS.Timeout | undefined
+  private newImage = ''
+  /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
+  private readonly newServers = new Set<string>()
+  private readonly oldServers = new Set<string>()
+  /** When each new replica was first routed, by server. */
+  private readonly routedAt = new Map<string, { replica: Replica; at: number }>()
+  /** Where the record stood when the new version first got traffic, and at the last route. */
+  private firstRoute: Mark | undefined
+  private lastRoute: Mark | undefined
+  private seen: string | undefined
+  private signal: (why: string) => void = () => undefined
+  /** Settles with the first thing found wrong, the moment it is found. */
+  failed: Promise<string> = new Promise(() => undefined)
 
   constructor(
     private readonly replicas: ReplicaPort,
-    private readonly log: TrafficLog,
+    private readonly traffic: TrafficSource,
     private readonly config: Config,
+    /** Takes evidence still being gathered: what is found wrong acts at once, its evidence follows. */
+    private readonly keep: (work: Promise<unknown>) => void = (work) => void work.catch(() => undefined),
+    private readonly resolve: Resolve = (address) => [address],
   ) {}
 
-  /** A deploy begins: every replica it routes to is watched until end(). */
-  begin(): void {
-    this.watch = new Watch(this.replicas, this.config)
+  /** The keys nginx logs attempts to a replica under ('address:port'; one per address a host name has). */
+  private keysOf(r: Replica): string[] {
+    return this.resolve(r.address).map((a) => hostPort(a, r.port))
+  }
+
+  private keysOfAll(rs: readonly Replica[]): Set<string> {
+    return new Set(rs.flatMap((r) => this.keysOf(r)))
+  }
+
+  /** A deploy of `newImage` begins: the replicas it routes to are watched until end(). */
+  begin(newImage: string): void {
+    this.newImage = newImage
+    this.seen = undefined
+    this.failed = new Promise<string>((resolve) => (this.signal = resolve))
+    this.watch = new Watch(this.replicas, this.config, this.keep)
+    void this.watch.failed.then((why) => this.fail(why))
   }
 
   async end(): Promise<void> {
+    clearInterval(this.ticker)
+    this.ticker = undefined
     await this.watch?.stop()
     this.watch = undefined
+    const following = this.following
+    this.following = undefined
+    await (await following?.catch(() => undefined))?.stop()
   }
 
-  /** New replicas that took traffic: watched from now on. */
-  routed(replicas: readonly Replica[]): void {
-    this.watch?.add(replicas)
-  }
-
-  /** What the watch has seen so far. */
-  verdict(): WatchVerdict {
-    const failure = this.watch?.failure
-    return failure ? { failed: true, reason: failure } : { failed: false }
+  /** Whether nginx's record is being followed. */
+  get recording(): boolean {
+    return this.following !== undefined
   }
 
   /**
-   * Probes every watched replica now: before a route takes the last old replicas out, so that it never
-   * leaves nginx only replicas that have died since the last round.
+   * Starts following nginx's record of the app's requests (from empty); the route that turns the record on
+   * comes after. Idempotent.
    */
-  async verdictNow(): Promise<WatchVerdict> {
-    await this.watch?.round()
-    return this.verdict()
+  async startRecording(): Promise<void> {
+    if (this.following) return this.following.then(() => undefined)
+    const record = new TrafficRecord()
+    this.record = record
+    this.following = this.traffic.follow((chunk) => record.add(chunk.toString('utf8')))
+    await this.following
+    this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs)
+    this.ticker.unref()
   }
 
   /**
-   * Waits for `work`, unless the watch sees a routed replica die first: a wait (a drain) need not run on
-   * while nginx sends traffic to a dead replica. `work` must be safe to leave running (it only reads).
+   * nginx routes to `servers` from now on: those of the new image are watched and judged, the others are
+   * what they are judged against.
+   */
+  routed(servers: readonly Replica[]): void {
+    const fresh = servers.filter((r) => r.image === this.newImage)
+    this.watch?.add(fresh)
+    for (const r of servers)
+      for (const key of this.keysOf(r)) (r.image === this.newImage ? this.newServers : this.oldServers).add(key)
+    for (const r of fresh)
+      if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() })
+    this.lastRoute = this.record?.mark()
+    if (fresh.length && !this.firstRoute) this.firstRoute = this.lastRoute
+  }
+
+  /** What was found wrong so far, if anything. */
+  get failure(): string | undefined {
+    return this.seen
+  }
+
+  /** Probes every watched replica now: before a route takes old replicas out (never leave only dead ones). */
+  async verdictNow(): Promise<string | undefined> {
+    await this.watch?.round()
+    return this.seen
+  }
+
+  /**
+   * Waits for `work`, unless something is found wrong first: a wait (a gate, a drain, a bake) need not run on
+   * while nginx sends traffic to a bad version. `work` must be safe to leave running (it only reads).
    */
   async unlessFailed<T>(work: Promise<T>): Promise<{ readonly done: T } | { readonly failed: string }> {
+    if (this.seen) return { failed: this.seen }
     if (!this.watch) return { done: await work }
     work.catch(() => undefined)
-    return Promise.race([work.then((done) => ({ done })), this.watch.failed.then((failed) => ({ failed }))])
+    return Promise.race([work.then((done) => ({ done })), this.failed.then((failed) => ({ failed }))])
+  }
+
+  private fail(why: string): void {
+    if (this.seen) return
+    this.seen = why
+    this.signal(why)
+  }
+
+  /** What real traffic showed (the comparison's words), when that is what failed the deploy. */
+  private trafficReason: string | undefined
+
+  private failOnTraffic(reason: string): void {
+    if (this.seen) return
+    this.trafficReason = reason
+    this.fail(`real traffic: ${reason}`)
+  }
+
+  /** The whole record of the old version, and of the new one since it first got traffic. */
+  private versions(): { next: TrafficCounts; prev: TrafficCounts } | undefined {
+    if (!this.record) return undefined
+    return { next: this.record.of(this.newServers, this.firstRoute), prev: this.record.of(this.oldServers) }
+  }
+
+  /** A few times a second: is the new version, over the run or over the last seconds, clearly worse? */
+  private tick(): void {
+    const record = this.record
+    if (!record) return
+    record.tick(LIMITS.verifyRecentMs * 2)
+    const both = this.versions()
+    if (this.seen || !both || !this.newServers.size) return
+    const recent = record.recent(this.newServers, LIMITS.verifyRecentMs)
+    const whole = compareVersions(both.next, both.prev)
+    const bad = whole.verdict === 'fail' ? whole : compareLately(recent, both.prev)
+    if (!bad) return
+    this.failOnTraffic(bad.reason)
+    this.evidence(
+      [...this.routedAt.values()].map((r) => r.replica),
+      bad.reason,
+    )
+  }
+
+  /** The replicas' last log lines, for the summary: gathered while the traffic goes back. */
+  private evidence(replicas: readonly Replica[], why: string): void {
+    this.keep(Promise.all(replicas.map((r) => this.replicas.evidence(r, why, false))))
   }
 
   /**
-   * Holds a canary share for `seconds`: the canary is probed every health-interval (consecutive failures fail
-   * the step at once), then the window's access log is judged.
+   * Judges a route's new replicas on real traffic against the old version, for at most `seconds`: passes
+   * once enough of their requests were judged, fails as soon as they are clearly worse, and is not judged
+   * when too few requests came (at once when none at all reached the app).
    */
-  async observe(split: Split, stable: readonly Replica[], windowSeconds: number): Promise<CanaryObservation> {
-    const h = this.config.health
-    await this.log.start()
-    const deadline = Date.now() + windowSeconds * 1000
-    let failures = 0
-    while (Date.now() < deadline) {
-      const tick = Date.now()
-      const probes = await Promise.all(split.canary.map((r) => this.replicas.probe(r)))
-      const bad = probes
-        .map((p, i) => [split.canary[i], p] as const)
-        .filter(([, p]) => !statusAllowed(p.status, h.status))
-      failures = bad.length ? failures + 1 : 0
-      if (failures >= LIMITS.canaryProbeFailures) {
-        const [replica, probe] = bad[0]
-        const why = `health probe failed ${failures} times in a row during the canary step`
-        await this.replicas.evidence(replica, why, false)
-        const none = { requests: 0, errors: 0, rate: 0 }
-        return {
-          verdict: 'fail',
-          percent: split.percent,
-          seconds: windowSeconds,
-          canary: none,
-          stable: none,
-          reason: `${replica.name}: ${describeProbe(h.path, probe)}, ${failures} times in a row`,
-        }
+  async verify(replicas: readonly Replica[], seconds: number, manyHosts: boolean): Promise<Verification> {
+    const t0 = Date.now()
+    const record = this.record
+    const mark = this.lastRoute ?? record?.mark()
+    const servers = this.keysOfAll(replicas)
+    const judged = names(replicas, manyHosts).split(', ')
+    for (;;) {
+      const next = record?.of(servers, mark)
+      const prev = record?.of(this.oldServers)
+      const ms = Date.now() - t0
+      const counts = { new: next ?? NONE, old: prev ?? NONE, ms, replicas: judged }
+      if (this.seen) return { ...counts, verdict: 'fail', reason: this.trafficReason ?? this.seen }
+      if (!record || !next || !prev) return { ...counts, verdict: 'not judged', reason: 'no record of requests' }
+      const c = compareVersions(next, prev)
+      if (c.verdict === 'fail') {
+        this.failOnTraffic(c.reason)
+        this.evidence(replicas, c.reason)
+        return { ...counts, verdict: 'fail', reason: c.reason }
       }
-      await sleep(Math.min(Math.max(0, h.intervalMs - (Date.now() - tick)), Math.max(0, deadline - Date.now())))
+      if (c.verdict === 'pass') return { ...counts, verdict: 'pass', reason: c.reason }
+      if (ms >= LIMITS.verifyQuietMs && record.total(mark) === 0)
+        return {
+          ...counts,
+          verdict: 'not judged',
+          reason: `no request reached ${this.config.app} within ${ms} ms of the route`,
+        }
+      if (ms >= seconds * 1000)
+        return {
+          ...counts,
+          verdict: 'not judged',
+          reason: `only ${next.requests} requests in verify-seconds ${seconds}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`,
+        }
+      await sleep(LIMITS.judgeTickMs)
     }
-    return this.judgeWindow(split, stable, windowSeconds, await this.log.read())
   }
 
-  private async judgeWindow(split: Split, stable: readonly Replica[], windowSeconds: number, log: CanaryLog) {
-    const { attempts } = parseAccessLog(log.text)
-    const key = (r: Replica) => hostPort(r.address, r.port)
-    const judgement = judgeCanary(
-      attempts,
-      new Set(split.canary.map(key)),
-      new Set(stable.map(key)),
-      this.config.canary.maxErrorRate,
-    )
-    const sampled = log.newestOnly
-      ? ` (judged on the newest ${LIMITS.canaryLogBytes / 1024 / 1024} MiB of ${(log.bytes / 1024 / 1024).toFixed(0)} MiB logged)`
-      : ''
-    if (judgement.verdict === 'fail')
-      for (const r of split.canary) await this.replicas.evidence(r, judgement.reason, false)
-    const hint =
-      judgement.verdict === 'inconclusive' && judgement.canary.requests === 0 && judgement.stable.requests === 0
-        ? `; nginx logged no request of ${this.config.nginx.upstreamName} at all: a server block that declares its own access_log does not inherit the app's, see the README (nginx-scope upstream)`
-        : ''
-    const reason = judgement.reason + sampled + hint
-    return { ...judgement, reason, percent: split.percent, seconds: windowSeconds }
+  /**
+   * Holds until every new replica has been routed for `seconds`, judging all along; ends early with what
+   * was found wrong.
+   */
+  async bake(seconds: number): Promise<Bake> {
+    const last = Math.max(0, ...[...this.routedAt.values()].map((r) => r.at))
+    const until = last + seconds * 1000
+    const mark = this.record?.mark()
+    while (!this.seen && Date.now() < until) await Promise.race([sleep(until - Date.now()), this.failed])
+    const counts = {
+      seconds,
+      new: this.record?.of(this.newServers, mark) ?? NONE,
+      old: this.record?.of(this.oldServers) ?? NONE,
+    }
+    if (this.seen) return { ...counts, verdict: 'fail', reason: this.seen }
+    return {
+      ...counts,
+      verdict: 'pass',
+      reason: `every new replica served for ${seconds}s: no exit, restart, failed probes or worse error rate`,
+    }
+  }
+
+  /**
+   * Holds a canary share for `seconds`, judging all along (a clearly worse canary, or one that dies, fails at
+   * once), then judges the window: the canary's 5xx rate against canary-max-error-rate and the stable one's.
+   */
+  async observe(split: Split, stable: readonly Replica[], windowSeconds: number): Promise<CanaryObservation> {
+    await this.startRecording()
+    const mark = this.lastRoute ?? this.record?.mark()
+    const deadline = Date.now() + windowSeconds * 1000
+    while (!this.seen && Date.now() < deadline) await Promise.race([sleep(deadline - Date.now()), this.failed])
+    const canary = this.record?.of(this.keysOfAll(split.canary), mark) ?? NONE
+    const stableCounts = this.record?.of(this.keysOfAll(stable), mark) ?? NONE
+    const step = { percent: split.percent, seconds: windowSeconds }
+    const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate)
+    if (this.seen) return { ...judgement, ...step, verdict: 'fail', reason: this.seen }
+    if (judgement.verdict === 'fail') {
+      this.fail(`canary step at ${split.percent}% failed: ${judgement.reason}`)
+      this.evidence(split.canary, judgement.reason)
+    }
+    const quiet = judgement.verdict === 'inconclusive' && !canary.requests && !stableCounts.requests
+    const hint = quiet ? `; ${this.quietHint()}` : ''
+    return { ...judgement, ...step, reason: judgement.reason + hint }
+  }
+
+  /** Why nginx recorded no request of the app: the likeliest cause first. */
+  private quietHint(): string {
+    const skipped = this.record?.skipped ?? 0
+    return skipped
+      ? `nginx recorded ${skipped} lines it did not write for this app`
+      : `nginx logged no request of ${this.config.nginx.upstreamName} at all: either no request reached the app in the window, or a server block that declares its own access_log does not inherit the app's (see the README, nginx-scope upstream)`
   }
 }
+
+const NONE: TrafficCounts = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} }

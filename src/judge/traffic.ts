@@ -10,7 +10,8 @@ export interface Attempt {
   readonly status: number | undefined
 }
 
-import type { CanaryJudgement, TrafficStats } from '../model.js'
+import type { CanaryJudgement, TrafficCounts, TrafficStats } from '../model.js'
+import { compareVersions } from './compare.js'
 
 // One attempt: an address:port (IPv4, [IPv6], or a unix socket), or the upstream's name when no server
 // could be chosen; attempts are separated by ", " (next server) or " : " (internal redirect).
@@ -43,12 +44,6 @@ export function parseAccessLog(text: string): { attempts: Attempt[]; skipped: nu
   return { attempts, skipped }
 }
 
-function stats(attempts: readonly Attempt[], servers: ReadonlySet<string>): TrafficStats {
-  const mine = attempts.filter((a) => servers.has(a.server))
-  const errors = mine.filter((a) => a.status !== undefined && a.status >= 500).length
-  return { requests: mine.length, errors, rate: mine.length ? (100 * errors) / mine.length : 0 }
-}
-
 const pct = (n: number) => `${n.toFixed(2)}%`
 
 /** One-sided two-proportion z statistic: how many standard errors the canary's rate is above the stable one. */
@@ -67,35 +62,71 @@ export function judgeCanary(
   maxErrorRate: number,
   minRequests: number = LIMITS.canaryMinRequests,
 ): CanaryJudgement {
-  const canary = stats(attempts, canaryServers)
-  const stable = stats(attempts, stableServers)
+  const canary = countsOf(attempts, canaryServers)
+  const stable = countsOf(attempts, stableServers)
+  return judgeCanaryCounts(canary, stable, maxErrorRate, minRequests)
+}
+
+/** What nginx recorded of these servers' attempts. */
+export function countsOf(attempts: readonly Attempt[], servers: ReadonlySet<string>): TrafficCounts {
+  const statuses: Record<string, number> = {}
+  let requests = 0
+  for (const a of attempts) {
+    if (!servers.has(a.server)) continue
+    requests++
+    const key = a.status === undefined ? '-' : String(a.status)
+    statuses[key] = (statuses[key] ?? 0) + 1
+  }
+  const count = (cls: string) => Object.entries(statuses).reduce((n, [s, k]) => (s.startsWith(cls) ? n + k : n), 0)
+  return { requests, serverErrors: count('5'), clientErrors: count('4'), statuses }
+}
+
+const statsOf = (c: TrafficCounts): TrafficStats => ({
+  requests: c.requests,
+  errors: c.serverErrors,
+  rate: c.requests ? (100 * c.serverErrors) / c.requests : 0,
+})
+
+/**
+ * A canary step's verdict on what nginx recorded in its window: its 5xx rate above canary-max-error-rate or
+ * clearly above the stable replicas' fails it, and so does anything every deploy's judgement finds clearly
+ * worse (a 4xx rate the stable replicas do not have: a route the new version lost).
+ */
+export function judgeCanaryCounts(
+  canaryCounts: TrafficCounts,
+  stableCounts: TrafficCounts,
+  maxErrorRate: number,
+  minRequests: number = LIMITS.canaryMinRequests,
+): CanaryJudgement {
+  const canary = statsOf(canaryCounts)
+  const stable = statsOf(stableCounts)
   const z = worseBy(canary, stable)
-  if (canary.rate > maxErrorRate)
-    return {
-      verdict: 'fail',
-      canary,
-      stable,
-      reason: `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`,
-    }
-  if (z > LIMITS.canaryWorseZ)
-    return {
-      verdict: 'fail',
-      canary,
-      stable,
-      reason: `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`,
-    }
-  // Judged after the failures: a handful of requests that all failed is still a failure.
-  if (canary.requests < minRequests)
-    return {
-      verdict: 'inconclusive',
-      canary,
-      stable,
-      reason: `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`,
-    }
-  return {
-    verdict: 'pass',
+  const verdict = (v: CanaryJudgement['verdict'], reason: string): CanaryJudgement => ({
+    verdict: v,
     canary,
     stable,
-    reason: `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`,
-  }
+    reason,
+  })
+  if (canary.rate > maxErrorRate)
+    return verdict(
+      'fail',
+      `canary error rate ${pct(canary.rate)} (${canary.errors} of ${canary.requests}) is above canary-max-error-rate ${maxErrorRate}%`,
+    )
+  if (z > LIMITS.canaryWorseZ)
+    return verdict(
+      'fail',
+      `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`,
+    )
+  const compared = compareVersions(canaryCounts, stableCounts)
+  if (compared.verdict === 'fail') return verdict('fail', compared.reason)
+  // Judged after the failures: a handful of requests that all failed is still a failure.
+  if (canary.requests < minRequests)
+    return verdict(
+      'inconclusive',
+      `only ${canary.requests} requests reached the canary (at least ${minRequests} are needed to judge)`,
+    )
+  return verdict(
+    'pass',
+    `canary ${pct(canary.rate)} of ${canary.requests}, stable ${pct(stable.rate)} of ${stable.requests}`,
+  )
 }

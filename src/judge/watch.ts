@@ -1,20 +1,28 @@
-// The watch over the replicas a deploy routed to: one that exits (it crashed once it had traffic) fails the
-// deploy while the replicas it replaced can still come back.
-import type { Config } from '../config.js'
+// The watch over the replicas a deploy routed to, for the rest of the run: one that exits or restarts (it
+// crashed once it had traffic), or stops answering its health probe, fails the deploy while the replicas it
+// replaced can still take the traffic back.
+import { LIMITS, type Config } from '../config.js'
 import type { ReplicaPort } from '../health/gate.js'
-import { statusAllowed } from '../health/probe.js'
+import { describeProbe, statusAllowed } from '../health/probe.js'
 import { replicaKey, type Replica } from '../model.js'
 
+interface Watched {
+  readonly replica: Replica
+  /** Failed probes in a row. */
+  failures: number
+  /** Docker's restart count when the watch first asked (undefined: not asked yet). */
+  restarts?: number
+}
+
 /**
- * Keeps probing the replicas that took traffic, for the rest of the deploy: one that exits (it crashed once
- * it had traffic) fails the deploy while the replicas it replaced can still come back. Probes go on in the
- * background, every health-interval; only an exit counts (a running replica's bad answers are the canary
- * judgement's business).
+ * Probes every watched replica each health-interval, in the background; Docker is asked about one that does
+ * not answer, and about every one now and then (a restart between two probes shows only there).
  */
 export class Watch {
-  private readonly watched = new Map<string, Replica>()
+  private readonly watched = new Map<string, Watched>()
   private seen: string | undefined
   private running = true
+  private rounds = 0
   private readonly loop: Promise<void>
   /** Settles with what the watch saw, the moment it sees it. */
   readonly failed: Promise<string>
@@ -24,16 +32,19 @@ export class Watch {
   constructor(
     private readonly port: ReplicaPort,
     private readonly config: Config,
+    /** Takes evidence still being gathered (the traffic goes back without waiting for it). */
+    private readonly keep: (work: Promise<unknown>) => void = (work) => void work.catch(() => undefined),
   ) {
     this.failed = new Promise<string>((resolve) => (this.fail = resolve))
     this.loop = this.run()
   }
 
   add(replicas: readonly Replica[]): void {
-    for (const r of replicas) this.watched.set(replicaKey(r), r)
+    for (const r of replicas)
+      if (!this.watched.has(replicaKey(r))) this.watched.set(replicaKey(r), { replica: r, failures: 0 })
   }
 
-  /** What the watch saw, if anything: why a routed replica is gone. */
+  /** What the watch saw, if anything: why a routed replica is not fit to serve. */
   get failure(): string | undefined {
     return this.seen
   }
@@ -46,22 +57,47 @@ export class Watch {
 
   /** One round of probes over every watched replica; Docker is asked about any that does not answer. */
   async round(): Promise<void> {
-    await Promise.all(
-      [...this.watched.values()].map(async (r) => {
-        if (statusAllowed((await this.port.probe(r)).status, this.config.health.status)) return
-        const state = await this.port.state(r).catch(() => undefined)
-        if (!state || state.status === 'running' || state.status === 'created' || this.seen) return
-        this.seen = `${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`
-        this.fail(this.seen)
-        await this.port.evidence(r, this.seen, false).catch(() => undefined)
-      }),
-    )
+    const askDocker = this.rounds++ % LIMITS.watchDockerEveryRounds === 0
+    await Promise.all([...this.watched.values()].map((w) => this.look(w, askDocker)))
+  }
+
+  private async look(w: Watched, askDocker: boolean): Promise<void> {
+    const r = w.replica
+    const probe = await this.port.probe(r)
+    const answered = statusAllowed(probe.status, this.config.health.status)
+    w.failures = answered ? 0 : w.failures + 1
+    if (answered && !askDocker) return
+    const state = await this.port.state(r).catch(() => undefined)
+    if (this.seen) return
+    // Failed probes count whether or not Docker can be asked (an app host gone is no better).
+    if (!state) {
+      if (w.failures >= LIMITS.watchProbeFailures)
+        this.found(r, `${r.name}: ${describeProbe(this.config.health.path, probe)}, ${w.failures} times in a row`)
+      return
+    }
+    const first = w.restarts === undefined
+    if (first) w.restarts = state.restarts
+    if (state.status !== 'running' && state.status !== 'created')
+      return this.found(r, `${r.name} stopped (${state.status}, exit code ${state.exitCode}) after it took traffic`)
+    if (!first && state.restarts > (w.restarts ?? 0))
+      return this.found(r, `${r.name} was restarted by Docker (${state.restarts} restarts) after it took traffic`)
+    if (w.failures >= LIMITS.watchProbeFailures)
+      return this.found(r, `${r.name}: ${describeProbe(this.config.health.path, probe)}, ${w.failures} times in a row`)
+  }
+
+  private found(r: Replica, why: string): void {
+    if (this.seen) return
+    this.seen = why
+    this.fail(why)
+    this.keep(this.port.evidence(r, why, false))
   }
 
   private async run(): Promise<void> {
     while (this.running && !this.seen) {
       const tick = Date.now()
       await this.round()
+      // stop() during the round: no sleep after it (its wake-up is for a sleep already over).
+      if (!this.running) break
       // A sleep that stop() cuts short.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)))

@@ -2,24 +2,24 @@
 // verified), and read the canary's access log. Whether nginx runs in a container or on the host is decided
 // here, once: the scripts are the same, only where they run differs (NginxPlace).
 import { createHash } from 'node:crypto'
+import { isIP } from 'node:net'
 import { LIMITS, type Config } from '../config.js'
 import * as docker from '../commands/docker.js'
 import { command, withStdin, type Command } from '../commands/shell.js'
 import { hostPort, isLoopback, parseListen } from '../model.js'
 import { parseSections, text, type Section } from '../remote/frames.js'
-import { failure, run, type Remote } from '../remote/ssh.js'
+import { failure, run, type Following, type Remote } from '../remote/ssh.js'
 import { declaresHttpAccessLog, includeProblem, parseDump, parseVersion, versionAtLeast } from './dump.js'
 import {
   APPLY_FAILURES,
   applyManagedFile,
   containerPlace,
   disableImageDefaultSite,
+  followTrafficLog,
   hostPlace,
   nginxErrorLog,
   nginxLocked,
-  readCanaryLog,
   readNginx,
-  startCanaryLog,
   type NginxPlace,
 } from './scripts.js'
 import { configIdOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
@@ -42,6 +42,8 @@ export interface NginxState {
   readonly managed: ManagedFile
   /** The upstream servers the managed file routes to, keyed 'address:port', with their weights. */
   readonly routes: ReadonlyMap<string, number | undefined>
+  /** The addresses upstream host names resolve to where nginx runs (nginx logs those, not the names). */
+  readonly resolved?: ReadonlyMap<string, readonly string[]>
   /** What must stop the run before anything changes: the file is not the app's, nginx would not read it... */
   readonly problems: readonly string[]
   /** What the run should say but that stops nothing. */
@@ -62,7 +64,24 @@ export const describeNginx = (config: Config, host: string): string =>
 
 /** The command that reads nginx (framed sections); parseNginx() reads its output. */
 export const readNginxCommand = (config: Config): Command =>
-  readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath)
+  readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath, hostNamesOf(config))
+
+/** Upstream addresses that are host names: nginx logs the addresses they resolve to. */
+const hostNamesOf = (config: Config): string[] => [
+  ...new Set(config.appHosts.map((h) => h.upstreamAddress).filter((a) => !isIP(a))),
+]
+
+/** What the upstream host names resolved to where nginx runs ('name address' lines), by name. */
+function parseResolved(config: Config, s: Section | undefined): Map<string, string[]> {
+  const names = new Set(hostNamesOf(config))
+  const resolved = new Map<string, string[]>()
+  for (const line of text(s?.out).split('\n')) {
+    const [name, address] = line.trim().split(/\s+/)
+    if (!names.has(name) || !isIP(address ?? '')) continue
+    resolved.set(name, [...(resolved.get(name) ?? []), address])
+  }
+  return resolved
+}
 
 /** What the read found, and the problems that must stop the run before it changes anything. */
 export function parseNginx(config: Config, sections: ReadonlyMap<string, Section>, where: string): NginxState {
@@ -138,13 +157,14 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
   const warnings =
     dump &&
     !declaresHttpAccessLog(dump, n.configPath) &&
-    (config.strategy === 'canary' || config.operation === 'promote')
+    (config.verifySeconds > 0 || config.strategy === 'canary' || config.operation === 'promote')
       ? [
-          `nginx's configuration names no access_log in its http block: while a canary step runs, the canary's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`,
+          `nginx's configuration names no access_log in its http block: while a run judges the app's traffic, the app's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`,
         ]
       : []
   const managed = parseManaged(config, sections.get('managed'), where, problems)
   return {
+    resolved: parseResolved(config, sections.get('resolve')),
     masterPid: masters.length === 1 ? masters[0] : undefined,
     version,
     managed,
@@ -249,14 +269,6 @@ export function probeHostHeader(serverName: string, listenHost: string): string 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** The canary's access log as read back: at most LIMITS.canaryLogBytes, the newest part when there was more. */
-export interface CanaryLog {
-  readonly text: string
-  /** The log's whole size, and whether only its newest part was read. */
-  readonly bytes: number
-  readonly newestOnly: boolean
-}
-
 /** The live nginx of a run, and the only code that changes it. */
 export class Nginx {
   private readonly place: NginxPlace
@@ -264,6 +276,8 @@ export class Nginx {
   private live: string | undefined
   /** The config ids of the files this run read or installed, by text: a restored file is verified by its id. */
   private readonly ids = new Map<string, string | undefined>()
+  /** The change under way: changes run one after another, each from the file the one before left. */
+  private changing: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly remote: Remote,
@@ -356,7 +370,13 @@ export class Nginx {
    * answered on the listen port, `configId` as the renderer gave it, or as read for a file put back). On any
    * failure the previous file is back and the error quotes nginx.
    */
-  async apply(next: string | undefined, configId: string | undefined, upstreamAddress: string): Promise<string> {
+  apply(next: string | undefined, configId: string | undefined, upstreamAddress: string): Promise<string> {
+    const change = this.changing.then(() => this.change(next, configId, upstreamAddress))
+    this.changing = change.catch(() => undefined)
+    return change
+  }
+
+  private async change(next: string | undefined, configId: string | undefined, upstreamAddress: string) {
     const booted = await this.ensureRunning(upstreamAddress)
     if (next === this.live) return booted ?? 'no change'
     const master = this.current.masterPid
@@ -414,24 +434,16 @@ export class Nginx {
     return false
   }
 
-  /** The canary's log starts empty: a step judges what nginx logged from here on. */
-  async startCanaryLog(): Promise<void> {
-    await run(
-      this.remote,
-      startCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app)),
-      "starting the canary's access log",
+  /**
+   * Follows the app's traffic log from empty: every line nginx writes from now on goes to `onData`, until
+   * the returned Following is stopped.
+   */
+  followTrafficLog(onData: (chunk: Buffer) => void): Promise<Following> {
+    const path = LIMITS.canaryLogPath(this.config.app)
+    return this.remote.follow(
+      followTrafficLog(this.place, path, LIMITS.trafficLogMaxBytes, LIMITS.followEveryMs, LIMITS.followMaxSeconds),
+      onData,
     )
-  }
-
-  async readCanaryLog(): Promise<CanaryLog> {
-    const r = await run(
-      this.remote,
-      readCanaryLog(this.place, LIMITS.canaryLogPath(this.config.app), LIMITS.canaryLogBytes),
-      "reading the canary's access log",
-    )
-    const nl = r.stdout.indexOf('\n')
-    const [how = 'whole', size = '0'] = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).split(' ')
-    return { text: nl < 0 ? '' : r.stdout.slice(nl + 1), bytes: Number(size), newestOnly: how === 'newest' }
   }
 
   /** nginx's last log lines, for the summary when a change failed. */

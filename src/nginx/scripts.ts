@@ -45,6 +45,15 @@ workers() {
 const READ = `${LIB}managed() {
   if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
 }
+# The addresses nginx resolves host names to, as it logs them ('name address' lines): by getent where there
+# is one, else from /etc/hosts.
+resolve() {
+  for n; do
+    if command -v getent >/dev/null 2>&1; then getent ahosts "$n" | awk -v n="$n" '{ print n, $1 }' | sort -u
+    else awk -v n="$n" '$1 !~ /^#/ { for (i = 2; i <= NF; i++) if ($i == n) print n, $1 }' /etc/hosts; fi
+  done
+}
+[ -n "$2" ] && section resolve resolve $2
 m=$(find_masters)
 section masters echo $m
 set -- "$1" $m
@@ -60,17 +69,30 @@ exit 0`
 // pid, $4 write (the new text on standard input) or remove, $5 server names whose conflicts fail the change.
 // Under the nginx lock (see nginxLocked): the file must still be what the run read; the new one takes its
 // place only for nginx -t, which checks the whole configuration with it; on any failure the previous file
-// (or none) is back before the lock is released. Exit codes: see APPLY_FAILURES.
+// (or none) is back before the lock is released. So it is on a TERM, INT or HUP too (the command's deadline
+// ends it with TERM, see renderRemote): a file nginx has not accepted must not stay where the next reload
+// would load it. `placed` says the new file may be in place and not yet accepted; restore can run twice.
+// Exit codes: see APPLY_FAILURES.
 const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
 d=\${f%/*}; b=\${f##*/}
-new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"
+new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"; placed=
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
+restore() {
+  if [ -n "$placed" ]; then
+    if [ "$cur" = absent ]; then rm -f "$f"; elif [ -e "$backup" ]; then mv -f "$backup" "$f"; fi
+    placed=
+  fi
+  rm -f "$new"
+}
+trap 'restore; exit 143' TERM
+trap 'restore; exit 130' INT
+trap 'restore; exit 129' HUP
 load_args "$master"
-if [ "$op" = write ]; then cat >"$new" || exit 72; fi
-if [ "$cur" != absent ]; then cp -p "$f" "$backup" || exit 72; fi
-restore() { if [ "$cur" = absent ]; then rm -f "$f"; else mv -f "$backup" "$f"; fi; rm -f "$new"; }
+if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
+if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 before=" $(workers "$master")"
+placed=1
 if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
 out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
 for n in $names; do
@@ -80,7 +102,7 @@ kill -HUP "$master" || { restore; exit 13; }
 i=0
 while [ $i -lt 1500 ]; do
   for w in $(workers "$master"); do
-    case "$before " in *" $w "*) ;; *) rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+    case "$before " in *" $w "*) ;; *) placed=; rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
   done
   sleep 0.01; i=$((i + 1))
 done
@@ -119,14 +141,25 @@ export const nginxLocked = (
   argv: script(LOCKED, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inner.argv).argv,
 })
 
-// $1 a path: the canary's log starts empty (nginx appends to it, so a truncation is safe while it writes).
-const LOG_START = `mkdir -p "\${1%/*}" && : >"$1"`
-
-// $1 the log, $2 the most bytes to read: the first line says whole or newest and the file's size; a cut
-// first line is dropped.
-const LOG_READ = `[ -f "$1" ] || { echo "whole 0"; exit 0; }
-s=$(wc -c <"$1" | tr -d ' ')
-if [ "$s" -gt "$2" ]; then echo "newest $s"; tail -c "$2" "$1" | sed 1d; else echo "whole $s"; cat "$1"; fi`
+// $1 the app's traffic log, $2 the most bytes it may grow to, $3 seconds between reads: starts it empty
+// (nginx appends, so a truncation is safe while it writes), then prints what nginx writes as it comes until
+// standard input ends (the run closes it when it is done, or the connection goes). Read with cat from one
+// open descriptor, whose offset carries on: any sh and cat do (busybox's tail -f waits a second between
+// reads). Past $2 bytes the file is cut back to empty and read again from its start.
+const LOG_FOLLOW = `f=$1; max=$2; every=$3
+mkdir -p "\${f%/*}" && : >"$f" || exit 1
+(
+  exec 3<"$f"
+  while :; do
+    cat <&3
+    if [ "$(wc -c <"$f" 2>/dev/null || echo 0)" -gt "$max" ]; then : >"$f"; exec 3<"$f"; fi
+    sleep "$every"
+  done
+) &
+r=$!
+cat >/dev/null
+kill $r 2>/dev/null
+exit 0`
 
 /** Where a script runs: inside the nginx container, or on the host nginx is installed on. */
 export interface NginxPlace {
@@ -151,10 +184,17 @@ docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
 wait
 cat "$nr_t/state"`
 
-export function readNginx(place: NginxPlace, container: string, managedPath: string): Command {
+/** Reads nginx, its managed file, and what `hostNames` (upstream addresses that are not IPs) resolve to. */
+export function readNginx(
+  place: NginxPlace,
+  container: string,
+  managedPath: string,
+  hostNames: readonly string[] = [],
+): Command {
+  const names = hostNames.join(' ')
   return place.mode === 'container'
-    ? script(CONTAINER_READ, container, READ, 'sh', managedPath)
-    : place.inside(READ, [managedPath])
+    ? script(CONTAINER_READ, container, READ, 'sh', managedPath, names)
+    : place.inside(READ, [managedPath, names])
 }
 
 export const applyManagedFile = (
@@ -166,10 +206,14 @@ export const applyManagedFile = (
   conflictNames: readonly string[],
 ): Command => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' ')])
 
-export const startCanaryLog = (place: NginxPlace, path: string): Command => place.inside(LOG_START, [path])
-
-export const readCanaryLog = (place: NginxPlace, path: string, maxBytes: number): Command =>
-  withTimeout(place.inside(LOG_READ, [path, String(maxBytes)]), 300)
+/** Follows the app's traffic log from empty until the command's standard input ends. */
+export const followTrafficLog = (
+  place: NginxPlace,
+  path: string,
+  maxBytes: number,
+  everyMs: number,
+  maxSeconds: number,
+): Command => withTimeout(place.inside(LOG_FOLLOW, [path, String(maxBytes), String(everyMs / 1000)]), maxSeconds)
 
 /** Renames the image's own default site in a container the action just created (the stock image answers localhost:80 with its welcome page). */
 export const disableImageDefaultSite = (place: NginxPlace): Command =>

@@ -14,6 +14,9 @@ export const BUILT_IN_TEMPLATE = `upstream {{upstream}} {
 {{#servers}}
     server {{address}} {{params}}; # {{name}} {{image}} on {{host}}
 {{/servers}}
+{{#backupServers}}
+    server {{address}} {{params}} backup; # {{name}} {{image}} on {{host}}, ready to take the traffic back
+{{/backupServers}}
 }
 {{#canaryLog}}
 
@@ -58,6 +61,11 @@ export interface NginxView {
   /** The balancing directive without its semicolon ('least_conn', 'hash $request_uri consistent'); empty for round robin. */
   lbMethod: string
   servers: ServerView[]
+  /**
+   * The replicas being replaced, drained but still running while a deploy judges the new ones: nginx sends
+   * them a request only when every server above has failed it (empty when the balancing method allows none).
+   */
+  backupServers: ServerView[]
   /** True in site scope: render the server block. */
   site: boolean
   listen: string
@@ -69,7 +77,10 @@ export interface NginxView {
   rolloutLocation: string
   rolloutPath: string
   configId: string
-  /** http-level directives that log this app's upstream attempts while a canary split is live; '' otherwise. */
+  /**
+   * http-level directives that log this app's upstream attempts while a run judges its traffic (a deploy's
+   * routes and a canary's steps); '' otherwise.
+   */
   canaryLog: string
   /** '1s' when the nginx version supports keepalive_min_timeout and the scope is site; '' otherwise. */
   keepaliveMinTimeout: string
@@ -110,17 +121,18 @@ const rolloutLocation = (path: string, configId: string): string =>
     '    }',
   ].join('\n')
 
-/** The log line format of the canary's access log: only what nginx itself decided, no byte a client sent. */
+/** The log line format of the app's traffic log: only what nginx itself decided, no byte a client sent. */
 export const CANARY_LOG_FORMAT = 'nginx-rollout upstream=$upstream_addr status=$upstream_status'
 
 /**
- * The canary's access log: a log format and file of the app's own, written only for requests proxied to
- * its upstream ($proxy_host is the name proxy_pass names), so another app's traffic never counts.
+ * The app's traffic log: a log format and file of the app's own, written only for requests proxied to its
+ * upstream ($proxy_host is the name proxy_pass names), so another app's traffic never counts. On only while
+ * a run judges traffic: every run that turns it on turns it off with its last change of the file.
  */
 function canaryLogDirectives(config: Config): string {
   const id = `nginx_rollout_${config.nginx.upstreamName}`
   return [
-    `# The canary's access log (only while a canary split is live): nginx's own fields, nothing a client sent.`,
+    `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, nothing a client sent.`,
     `log_format ${id} '${CANARY_LOG_FORMAT}';`,
     `map $proxy_host $${id}_canary {`,
     '    default 0;',
@@ -130,17 +142,41 @@ function canaryLogDirectives(config: Config): string {
   ].join('\n')
 }
 
+/** What a route adds to the upstream while a run judges real traffic. */
+export interface Judging {
+  /** Log the app's upstream attempts (the judgement reads them). */
+  readonly log?: boolean
+  /** Replicas nginx falls back to when every server fails (the old ones, drained but running). */
+  readonly backup?: readonly Replica[]
+}
+
+/** Balancing methods that take backup servers (nginx refuses `backup` with hash, ip_hash and random). */
+const takesBackup = (m: LbMethod): boolean => m.kind === 'least_conn' || m.kind === 'round_robin'
+
 export function buildView(
   config: Config,
   servers: readonly Replica[],
   split: Split | undefined,
   facts: NginxFacts,
+  judging: Judging = {},
 ): NginxView {
   const n = config.nginx
   const canary = new Set(split?.canary.map(replicaKey))
   // Without a split every server has the weight input; during a canary step the split's weights set the share.
   const weightOf = (r: Replica) =>
     split ? (canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight) : n.weight
+  const serverView = (r: Replica): ServerView => ({
+    name: r.name,
+    image: r.image,
+    host: r.host,
+    port: r.port,
+    address: hostPort(r.address, r.port),
+    weight: weightOf(r),
+    maxFails: n.maxFails,
+    failTimeout: n.failTimeout,
+    params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`,
+  })
+  const backup = takesBackup(n.lbMethod) ? (judging.backup ?? []) : []
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -148,17 +184,8 @@ export function buildView(
     // concurrency it does not hold a canary's share: split steps balance by weighted round robin instead.
     // ip_hash and hash honour weights and keep each client on one version, so they stay.
     lbMethod: split && n.lbMethod.kind === 'least_conn' ? '' : lbDirective(n.lbMethod),
-    servers: servers.map((r) => ({
-      name: r.name,
-      image: r.image,
-      host: r.host,
-      port: r.port,
-      address: hostPort(r.address, r.port),
-      weight: weightOf(r),
-      maxFails: n.maxFails,
-      failTimeout: n.failTimeout,
-      params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`,
-    })),
+    servers: servers.map(serverView),
+    backupServers: backup.map(serverView),
     site: n.scope === 'site',
     listen: n.listen,
     serverName: n.serverName,
@@ -168,7 +195,7 @@ export function buildView(
     rolloutLocation: '',
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: '',
-    canaryLog: split ? canaryLogDirectives(config) : '',
+    canaryLog: judging.log ? canaryLogDirectives(config) : '',
     keepaliveMinTimeout: n.scope === 'site' && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : '',
   }
 }
@@ -193,10 +220,11 @@ export function renderManagedFile(
   servers: readonly Replica[],
   split: Split | undefined,
   facts: NginxFacts,
+  judging: Judging = {},
 ): { text: string; configId: string } {
   if (!servers.length) throw new Error('an upstream needs at least one server')
   const template = config.nginx.template ?? BUILT_IN_TEMPLATE
-  const view = buildView(config, servers, split, facts)
+  const view = buildView(config, servers, split, facts, judging)
   const configId = sha16(renderRaw(template, view))
   const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) })
   return { text: header(config.app, body) + body, configId }

@@ -9,15 +9,18 @@ import type { Config } from '../config.js'
 import type { CanaryState, ManagedContainer } from '../host/state.js'
 import {
   allocate,
+  endJudging,
   interleave,
+  judges,
   liveReplicas,
+  type Plan,
   PlanError,
   prepare,
   removeAll,
   replaceInBatches,
   retireAll,
-  type Plan,
   type Routes,
+  type Usage,
 } from './common.js'
 import { planRolling } from './rolling.js'
 import type { Step } from './types.js'
@@ -35,7 +38,7 @@ export function splitFor(percent: number, canary: readonly Replica[], stableCoun
   return { canary, percent, canaryWeight: c / d, stableWeight: s / d }
 }
 
-/** Route, then observe, for each share below 100. */
+/** Route, then observe, for each share below 100; nginx records the app's requests for the judgement. */
 function shareSteps(
   config: Config,
   stable: readonly Replica[],
@@ -47,7 +50,7 @@ function shareSteps(
     .flatMap((p): Step[] => {
       const split = splitFor(p, canary, stable.length)
       return [
-        { kind: 'route', servers: [...stable, ...canary], split },
+        { kind: 'route', servers: [...stable, ...canary], split, judged: { backup: [] } },
         { kind: 'observe', seconds: config.canary.intervalSeconds, split, stable },
       ]
     })
@@ -85,10 +88,12 @@ function completeSteps(
   const keep = config.appHosts.flatMap((h) => canary.filter((r) => r.host === h.id).slice(0, config.replicas))
   const extra = canary.filter((r) => !keep.includes(r))
   const next = interleave([...keep, ...fresh], config.appHosts)
+  const judged = judges(config, stable)
   return {
     next,
     steps: [
-      ...replaceInBatches(config, stable, next, keep),
+      ...replaceInBatches(config, stable, next, keep, judged),
+      ...(judged ? endJudging(config, next, next) : []),
       ...removeAll(strays),
       ...retireAll([...stable, ...extra, ...gone]),
     ],
@@ -126,6 +131,7 @@ export function planCanary(
   containers: readonly ManagedContainer[],
   routes: Routes,
   replacing?: CanaryState,
+  usage?: Usage,
 ): Plan {
   const sets = replacing
     ? pausedSets(config, containers, routes, replacing)
@@ -133,8 +139,14 @@ export function planCanary(
   const old = sets.canary
   const stable = sets.live.filter((r) => !old.includes(r))
   if (!stable.length)
-    return planRolling(config, containers, routes, ['nothing is live to compare a canary with: deploying as rolling'])
-  const canary = allocate(config, containers, canaryCounts(config), config.image)
+    return planRolling(
+      config,
+      containers,
+      routes,
+      ['nothing is live to compare a canary with: deploying as rolling'],
+      usage,
+    )
+  const canary = allocate(config, containers, canaryCounts(config), config.image, [], undefined, usage)
   const shares = shareSteps(config, stable, canary, config.canary.steps)
   // Replacing: the first route already leaves the old canary out; it drains while the new one is observed.
   const steps: Step[] = [
@@ -166,9 +178,12 @@ export function planCanary(
   }
   if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1]
+    // Paused at its last share, without the record of requests: a paused canary's log must not grow.
+    const last = [...shares].reverse().find((st) => st.kind === 'route')
+    const settle: Step[] = last?.kind === 'route' ? [{ ...last, judged: undefined, settle: true }] : []
     return {
       ...base,
-      steps,
+      steps: [...steps, ...settle],
       next: [...stable, ...canary],
       pausesAt: { percent, canary, stableImage },
       leaves: 'paused',
@@ -179,6 +194,9 @@ export function planCanary(
     [...containers, ...canaryAsContainers(canary)],
     freshCounts(config, canary),
     config.image,
+    [],
+    undefined,
+    usage,
   )
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old)
   return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: 'deployed', endsCanary: true }
@@ -202,6 +220,7 @@ export function planPromote(
   containers: readonly ManagedContainer[],
   routes: Routes,
   state: CanaryState | undefined,
+  usage?: Usage,
 ): Plan {
   if (!state) throw noCanary(config, containers, routes, 'promote')
   const { canary, stable, strays } = pausedSets(config, containers, routes, state)
@@ -209,7 +228,7 @@ export function planPromote(
     throw new PlanError(
       `the paused canary's replicas (${state.replicas.map((r) => r.name).join(', ')}) are not live any more; run operation: abort to clear it`,
     )
-  const fresh = allocate(config, containers, freshCounts(config, canary), state.image)
+  const fresh = allocate(config, containers, freshCounts(config, canary), state.image, [], undefined, usage)
   const complete = completeSteps(config, stable, canary, fresh, strays)
   return {
     steps: [...shareSteps(config, stable, canary, state.remainingSteps), ...complete.steps],

@@ -1,8 +1,9 @@
 // Shared, pure pieces of every plan: what is live, which ports are free on which host, start-first
 // replacement across hosts.
 import type { AppHost, Config } from '../config.js'
+import type { HostUsage } from '../host/ports.js'
 import type { ManagedContainer } from '../host/state.js'
-import { hostPort, replicaKey, replicaName, type Replica } from '../model.js'
+import { hostPort, replicaKey, replicaName, type Replica, type Split } from '../model.js'
 import type { Step } from './types.js'
 
 export class PlanError extends Error {}
@@ -76,6 +77,7 @@ export function allocate(
   image: string,
   freed: readonly Replica[] = [],
   color?: string,
+  usage?: Usage,
 ): Replica[] {
   const out: Replica[] = []
   for (const host of config.appHosts) {
@@ -83,10 +85,10 @@ export function allocate(
     if (!count) continue
     const freedPorts = new Set(freed.filter((r) => r.host === host.id).map((r) => r.port))
     const taken = new Set(
-      containers
-        .filter((c) => c.host === host.id)
-        .map((c) => c.port)
-        .filter((p) => !freedPorts.has(p)),
+      [
+        ...containers.filter((c) => c.host === host.id).map((c) => c.port),
+        ...heldElsewhere(config, host.id, containers, usage),
+      ].filter((p) => !freedPorts.has(p)),
     )
     const free = config.ports.filter((p) => !taken.has(p))
     if (free.length < count)
@@ -114,6 +116,28 @@ export function allocate(
   return interleave(out, config.appHosts)
 }
 
+/** Each app host's ports and container names in use, whoever uses them (as read). */
+export type Usage = ReadonlyMap<string, HostUsage>
+
+/**
+ * Ports of `config.ports` on a host that something other than the action's own replicas holds: a process
+ * listening, a published port, another app's reservation, or a container (of anyone) with the name a new
+ * replica would get. The action's own replicas' ports are the containers' to say (some are freed).
+ */
+function heldElsewhere(
+  config: Config,
+  host: string,
+  containers: readonly ManagedContainer[],
+  usage: Usage | undefined,
+): number[] {
+  const u = usage?.get(host)
+  if (!u) return []
+  const ours = new Set(containers.filter((c) => c.host === host).map((c) => c.port))
+  return config.ports.filter(
+    (p) => !ours.has(p) && (u.ports.has(p) || u.reserved.has(p) || u.names.has(replicaName(config.app, p))),
+  )
+}
+
 /** `replicas` on every app host. */
 export const everyHost = (config: Config, count = config.replicas): Map<string, number> =>
   new Map(config.appHosts.map((h) => [h.id, count]))
@@ -129,17 +153,46 @@ export function prepare(config: Config, image: string): Step[] {
 }
 
 /**
+ * Whether a deploy judges its routes on real traffic: only with verification on and an old version live to
+ * judge the new one against (and to go back to).
+ */
+export const judges = (config: Config, live: readonly Replica[]): boolean => config.verifySeconds > 0 && live.length > 0
+
+/** The judging starts: nginx's record of the app's requests, with the live servers unchanged. */
+export const recordSteps = (judged: boolean, live: readonly Replica[], split?: Split): Step[] =>
+  judged ? [{ kind: 'record', servers: live, ...(split ? { split } : {}) }] : []
+
+/**
+ * The judging ends: the bake (the replaced replicas still running) unless bake-seconds is 0, then one reload
+ * that leaves `servers` (and `split`) without the record and without backups.
+ */
+export function endJudging(
+  config: Config,
+  servers: readonly Replica[],
+  fresh: readonly Replica[],
+  split?: Split,
+): Step[] {
+  const bake: Step[] = config.bakeSeconds > 0 ? [{ kind: 'bake', seconds: config.bakeSeconds, replicas: fresh }] : []
+  return [...bake, { kind: 'route', servers, ...(split ? { split } : {}), settle: true }]
+}
+
+/**
  * Start-first replacement of `live` by `next`, a batch at a time, taking from the hosts in turn: start the
  * batch's new replicas (those not already running), gate them, swap them in and the batch's old ones out in
  * one reload, then drain the old ones while checking the new ones again, and stop the old ones. The next
  * batch starts while this one drains, so that its app's start-up time overlaps the drain. Capacity never
  * drops below min(live, next). Old containers are retired by the caller once all succeeded.
+ *
+ * `judged`: each batch's new replicas are judged on real traffic while the old batch drains, and the old
+ * replicas out of the upstream stay as backups; with a bake they are not stopped at all (they take the
+ * traffic back if the bake fails).
  */
 export function replaceInBatches(
   config: Config,
   live: readonly Replica[],
   next: readonly Replica[],
   alreadyRunning: readonly Replica[] = [],
+  judged = false,
 ): Step[] {
   const running = new Set(alreadyRunning.map(replicaKey))
   // With nothing live there is no capacity to protect: the whole set is one batch.
@@ -151,12 +204,16 @@ export function replaceInBatches(
   const incoming = Array.from({ length: batches }, (_, i) =>
     batchOf(next, i).filter((r) => !running.has(replicaKey(r))),
   )
+  const keepsOld = judged && config.bakeSeconds > 0
   for (let i = 0; i < batches; i++) {
     const outgoing = batchOf(live, i)
     const batch = batchOf(next, i)
     if (i === 0 && incoming[0].length) steps.push({ kind: 'start', replicas: incoming[0] })
     if (incoming[i].length) steps.push({ kind: 'gate', replicas: incoming[i] })
-    steps.push({ kind: 'route', servers: [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)] })
+    const servers = [...next.slice(0, (i + 1) * b), ...live.slice((i + 1) * b)]
+    // Out of the upstream but running: this batch's old replicas, and every earlier one's when none stopped.
+    const backup = keepsOld ? live.slice(0, (i + 1) * b) : outgoing
+    steps.push({ kind: 'route', servers, ...(judged ? { judged: { backup } } : {}) })
     if (i + 1 < batches && incoming[i + 1].length) steps.push({ kind: 'start', replicas: incoming[i + 1], ahead: true })
     if (outgoing.length) {
       steps.push({
@@ -164,10 +221,11 @@ export function replaceInBatches(
         seconds: config.drainSeconds,
         replicas: outgoing,
         ...(batch.length ? { recheck: batch } : {}),
+        ...(judged && batch.length ? { verify: batch } : {}),
       })
       // Drained and out of the upstream: the next batch goes on while these stop. The last batch's are
-      // retired with the rest at the end.
-      if (i < batches - 1) steps.push({ kind: 'stop', replicas: outgoing, background: true })
+      // retired with the rest at the end (and with a bake, every batch's).
+      if (i < batches - 1 && !keepsOld) steps.push({ kind: 'stop', replicas: outgoing, background: true })
     }
   }
   return steps

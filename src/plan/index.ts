@@ -25,13 +25,25 @@ export const routesOf = (state: HostState): Routes =>
 export function staleCanary(state: HostState): string | undefined {
   const canary = state.canary
   if (!canary) return undefined
-  const routes = routesOf(state)
-  const missing = canary.replicas.filter((r) => {
-    const c = state.containers.find((x) => x.host === r.host && x.name === r.name)
-    return !c || !c.running || (routes !== undefined && !routes.has(hostPort(c.address, c.port)))
-  })
+  const missing = canary.replicas.filter((r) => !isLive(state, r))
   if (!missing.length) return undefined
-  return `the recorded canary of ${canary.image} at ${canary.weight}% is stale: ${missing.map((r) => `${r.name} on ${r.host}`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not running or not routed by nginx (the hosts decide what is live): its record is cleared`
+  const left = canaryLeftovers(state)
+  const still = left.length
+    ? `; ${left.map((r) => r.name).join(', ')} still ${left.length === 1 ? 'takes' : 'take'} traffic: abort takes ${left.length === 1 ? 'it' : 'them'} out`
+    : ''
+  return `the recorded canary of ${canary.image} at ${canary.weight}% is stale: ${missing.map((r) => `${r.name} on ${r.host}`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not running or not routed by nginx (the hosts decide what is live)${still}; the next run that takes the lock clears its record`
+}
+
+/** Whether a recorded replica runs and nginx routes to it. */
+function isLive(state: HostState, r: { host: string; name: string }): boolean {
+  const routes = routesOf(state)
+  const c = state.containers.find((x) => x.host === r.host && x.name === r.name)
+  return Boolean(c && c.running && (routes === undefined || routes.has(hostPort(c.address, c.port))))
+}
+
+/** The replicas of a stale canary record that still run and take traffic: a canary is removed whole. */
+export function canaryLeftovers(state: HostState): { host: string; name: string }[] {
+  return (state.canary?.replicas ?? []).filter((r) => isLive(state, r))
 }
 
 const samePullRequest = (a: PullRequestRef | undefined, b: PullRequestRef | undefined): boolean =>
@@ -41,16 +53,16 @@ function planDeploy(config: Config, state: HostState, routes: Routes, pullReques
   if (state.canary) {
     // A new push of the pull request whose canary is live replaces it; any other deploy would lose a decision in progress.
     if (config.strategy === 'canary' && samePullRequest(pullRequest, state.canary.pullRequest))
-      return planCanary(config, state.containers, routes, state.canary)
+      return planCanary(config, state.containers, routes, state.canary, state.usage)
     throw pausedCanaryError(state.canary)
   }
   switch (config.strategy) {
     case 'rolling':
-      return planRolling(config, state.containers, routes)
+      return planRolling(config, state.containers, routes, [], state.usage)
     case 'blue-green':
-      return planBlueGreen(config, state.containers, routes)
+      return planBlueGreen(config, state.containers, routes, state.usage)
     case 'canary':
-      return planCanary(config, state.containers, routes)
+      return planCanary(config, state.containers, routes, undefined, state.usage)
   }
 }
 
@@ -76,7 +88,7 @@ export function planFor(config: Config, state: HostState, pullRequest?: PullRequ
     case 'deploy':
       return planDeploy(config, state, routes, pullRequest)
     case 'promote':
-      return planPromote(config, state.containers, routes, canary)
+      return planPromote(config, state.containers, routes, canary, state.usage)
     case 'abort':
       return planAbort(config, state.containers, routes, canary)
     case 'rollback':

@@ -4,7 +4,7 @@ import type { Config } from '../config.js'
 import type { HostState } from '../host/state.js'
 import { mainImage, type Replica, replicaKey } from '../model.js'
 import { planBlueGreen, switchTo } from './blue-green.js'
-import { liveReplicas, PlanError, removeAll, type Plan, type Routes } from './common.js'
+import { judges, liveReplicas, PlanError, recordSteps, removeAll, type Plan, type Routes } from './common.js'
 import { planRolling } from './rolling.js'
 import type { Step } from './types.js'
 
@@ -120,10 +120,12 @@ export function planRollbackOperation(config: Config, state: HostState, routes: 
     const kept = strays.filter((r) => r.image === target && r.color)
     if (kept.length) {
       // The previous colour is still running: check it, then switch in one reload.
+      const judged = judges(config, live)
       const steps: Step[] = [
+        ...recordSteps(judged, live),
         { kind: 'restart', replicas: kept },
         { kind: 'gate', replicas: kept },
-        ...switchTo(config, live, kept),
+        ...switchTo(config, live, kept, judged),
         ...removeAll(strays.filter((r) => !kept.includes(r))),
       ]
       return {
@@ -136,7 +138,7 @@ export function planRollbackOperation(config: Config, state: HostState, routes: 
         notes: [`${kept.map((r) => r.name).join(', ')} still hold ${target}: switching back in one reload`],
       }
     }
-    return asRolledBack(planBlueGreen(targetConfig, state.containers, routes))
+    return asRolledBack(planBlueGreen(targetConfig, state.containers, routes, state.usage))
   }
-  return asRolledBack(planRolling(targetConfig, state.containers, routes))
+  return asRolledBack(planRolling(targetConfig, state.containers, routes, [], state.usage))
 }

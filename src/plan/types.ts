@@ -18,8 +18,26 @@ export type Step =
    * reports healthy, if the image has a HEALTHCHECK).
    */
   | { readonly kind: 'gate'; readonly replicas: readonly Replica[] }
-  /** Render the managed file for exactly these servers, validate, install, reload once and verify. */
-  | { readonly kind: 'route'; readonly servers: readonly Replica[]; readonly split?: Split }
+  /**
+   * nginx's record of the app's requests starts (followed from empty), then one reload turns it on with the
+   * servers unchanged: the old version's record from before any route is what the new one is judged against.
+   * The reload runs in the background while the new replicas start; the next change of the file waits for it.
+   */
+  | { readonly kind: 'record'; readonly servers: readonly Replica[]; readonly split?: Split }
+  /**
+   * Render the managed file for exactly these servers, validate, install, reload once and verify. `judged`:
+   * while the deploy judges real traffic, nginx records the app's requests, and the replaced replicas still
+   * running (`backup`) take a request only when every server has failed it. A route without it after judged
+   * ones ends the judging (the record off, no backups).
+   */
+  | {
+      readonly kind: 'route'
+      readonly servers: readonly Replica[]
+      readonly split?: Split
+      readonly judged?: { readonly backup: readonly Replica[] }
+      /** The route after the judging: the same servers, the record off and no backups. */
+      readonly settle?: boolean
+    }
   /** Canary step: hold the split for a while; the canary's health and real traffic must stay good. */
   | { readonly kind: 'observe'; readonly seconds: number; readonly split: Split; readonly stable: readonly Replica[] }
   /** Put a saved managed file back (undefined: none), validate, install, reload once and verify. */
@@ -27,14 +45,21 @@ export type Step =
   /**
    * Out of the upstream, still running: wait until nothing is in flight to them (at most `seconds`).
    * `recheck`: meanwhile the replicas that took their traffic are checked once more, before the old ones
-   * stop: one that crashed once it had traffic fails here while the old ones still run.
+   * stop: one that crashed once it had traffic fails here while the old ones still run. `verify`: the
+   * replicas that took their traffic are judged on real traffic meanwhile (at most verify-seconds).
    */
   | {
       readonly kind: 'drain'
       readonly seconds: number
       readonly replicas: readonly Replica[]
       readonly recheck?: readonly Replica[]
+      readonly verify?: readonly Replica[]
     }
+  /**
+   * Hold until every new replica has been routed for `seconds`, the replaced ones still running: a new one
+   * that dies, stops answering, or serves clearly worse sends the traffic back.
+   */
+  | { readonly kind: 'bake'; readonly seconds: number; readonly replicas: readonly Replica[] }
   /**
    * `background`: the replicas are out of the upstream and drained, so the next batch need not wait for
    * docker stop (which takes up to stop-timeout with an app that ignores SIGTERM); the run awaits every
@@ -51,7 +76,7 @@ export type Step =
 
 /** Steps that change a host (or nginx): the run checks it still holds the lock before each. */
 export const changesHosts = (step: Step): boolean =>
-  step.kind !== 'gate' && step.kind !== 'observe' && step.kind !== 'drain'
+  step.kind !== 'gate' && step.kind !== 'observe' && step.kind !== 'drain' && step.kind !== 'bake'
 
 /** The hosts a step touches, for the summary. */
 export function hostsOf(step: Step, nginxHost: string): string[] {
@@ -59,6 +84,7 @@ export function hostsOf(step: Step, nginxHost: string): string[] {
     case 'login':
     case 'pull':
       return [...step.hosts]
+    case 'record':
     case 'route':
     case 'restore-config':
     case 'observe':
@@ -87,16 +113,28 @@ export function describeStep(step: Step, manyHosts = false): string {
       return `start ${list(step.replicas)} again`
     case 'gate':
       return `health gate ${list(step.replicas)}`
-    case 'route':
+    case 'record':
+      return `start nginx's record of the app's requests (one nginx reload, in the background)`
+    case 'route': {
+      const backup = step.judged?.backup.length ? `, ${list(step.judged.backup)} as backup` : ''
+      const how = step.settle
+        ? 'one nginx reload: the record of requests off, no backup'
+        : `one nginx reload${step.judged ? `; requests recorded${backup}` : ''}`
       return step.split
-        ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, one nginx reload)`
-        : `route traffic to ${list(step.servers) || 'no replica'} (one nginx reload)`
+        ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, ${how})`
+        : `route traffic to ${list(step.servers) || 'no replica'} (${how})`
+    }
     case 'observe':
       return `observe the canary at ${step.split.percent}% for ${step.seconds}s`
     case 'restore-config':
       return `restore the previous nginx config (${list(step.servers) || 'no replica'})`
-    case 'drain':
-      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ''}`
+    case 'drain': {
+      const recheck = step.recheck?.length ? `, checking ${list(step.recheck)} still healthy` : ''
+      const verify = step.verify?.length ? `, judging ${list(step.verify)} on real traffic` : ''
+      return `drain ${list(step.replicas)} (until idle, at most ${step.seconds}s)${recheck}${verify}`
+    }
+    case 'bake':
+      return `bake ${list(step.replicas)} for ${step.seconds}s, the replaced replicas ready to take the traffic back`
     case 'stop':
       return `stop ${list(step.replicas)}${step.background ? ' (in the background)' : ''}`
     case 'remove':

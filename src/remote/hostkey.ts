@@ -1,5 +1,5 @@
-// Host identity: the key the server presents must match a configured fingerprint or known_hosts entry,
-// checked before authentication (ssh2 calls the verifier during key exchange).
+// Host identity: the key the server presents must match a fingerprint bound to that host or a known_hosts
+// entry naming it, checked before authentication (ssh2 calls the verifier during key exchange).
 import { createHash, createHmac } from 'node:crypto'
 import type { HostKeyPolicy } from '../config.js'
 
@@ -55,24 +55,52 @@ export function knownKeysFor(knownHosts: string, host: string, port: number): Kn
   return keys
 }
 
+/** The name a fingerprint is bound to for this host: its known_hosts name, in lower case (host names ignore case). */
+export const boundName = (host: string, port: number): string => knownHostsName(host, port).toLowerCase()
+
+/** The fingerprints given for this host: only those bound to its name, never another host's. */
+const fingerprintsFor = (policy: HostKeyPolicy, host: string, port: number): string[] => {
+  const name = boundName(host, port)
+  return policy.fingerprints.filter((f) => f.host === name).map((f) => f.fingerprint)
+}
+
+/** The fingerprints this host's key may have: those bound to it and its known_hosts keys not @revoked. */
+export const expectedFingerprints = (policy: HostKeyPolicy, host: string, port: number): string[] => [
+  ...fingerprintsFor(policy, host, port),
+  ...knownKeysFor(policy.knownHosts, host, port)
+    .filter((k) => !k.revoked)
+    .map((k) => fingerprintOf(k.key)),
+]
+
 export type HostKeyVerdict =
-  | { readonly ok: true; readonly presented: string }
+  | { readonly ok: true; readonly presented: string; readonly unchecked?: true }
   | { readonly ok: false; readonly presented: string; readonly reason: string }
 
+/**
+ * Accepts the key only if a fingerprint bound to this host, or a known_hosts entry naming it, matches: a key
+ * given for one host is refused from every other, so a host (or whoever answers at its address) cannot pass
+ * with another's identity.
+ */
 export function verifyHostKey(policy: HostKeyPolicy, host: string, port: number, key: Buffer): HostKeyVerdict {
   const presented = fingerprintOf(key)
   const known = knownKeysFor(policy.knownHosts, host, port)
   if (known.some((k) => k.revoked && k.key.equals(key)))
     return { ok: false, presented, reason: 'known-hosts marks this key @revoked' }
-  if (policy.fingerprints.includes(presented) || known.some((k) => !k.revoked && k.key.equals(key)))
-    return { ok: true, presented }
-  if (policy.insecureSkip && !policy.fingerprints.length && !policy.knownHosts) return { ok: true, presented }
-  const expected = [...policy.fingerprints, ...known.filter((k) => !k.revoked).map((k) => fingerprintOf(k.key))]
-  return {
-    ok: false,
-    presented,
-    reason: expected.length
-      ? `expected ${expected.join(' or ')}`
-      : `known-hosts has no entry for ${knownHostsName(host, port)}`,
-  }
+  const expected = expectedFingerprints(policy, host, port)
+  if (expected.includes(presented)) return { ok: true, presented }
+  // Skipping is per host: one that anything names is always checked, even with insecure-skip-host-key-check.
+  if (policy.insecureSkip && !expected.length && !known.length) return { ok: true, presented, unchecked: true }
+  const name = knownHostsName(host, port)
+  if (!expected.length)
+    return {
+      ok: false,
+      presented,
+      reason: known.length
+        ? `known-hosts lists only @revoked keys for ${name}`
+        : `no fingerprint and no known-hosts entry names ${name}`,
+    }
+  // Say whose key it is when it was given for another host: swapped lines, or a host answering at another's address.
+  const owners = [...new Set(policy.fingerprints.filter((f) => f.fingerprint === presented).map((f) => f.host))]
+  const whose = owners.length ? ` (the key presented is the one given for ${owners.join(', ')})` : ''
+  return { ok: false, presented, reason: `expected ${[...new Set(expected)].join(' or ')}${whose}` }
 }

@@ -49,6 +49,11 @@ export interface Remote {
     timeoutMs: number,
     headers?: Record<string, string>,
   ): Promise<HttpResult>
+  /**
+   * Runs a command that keeps running, its output given to `onData` as it comes, until stopped (its standard
+   * input closes). It holds one SSH session of its own, outside the queue, for the whole run.
+   */
+  follow(c: Command, onData: (chunk: Buffer) => void): Promise<Following>
   close(): Promise<void>
   readonly stats: RemoteStats
 }
@@ -136,6 +141,10 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
         const verdict = verifyHostKey(login.hostKey, target.host, target.port, key)
         if (!verdict.ok)
           rejection = `host key verification failed for ${name}: the host presented ${verdict.presented}, ${verdict.reason}. Authentication was not attempted.`
+        else if (verdict.unchecked)
+          debug(
+            `host key of ${name}: ${verdict.presented} not checked (insecure-skip-host-key-check, nothing names it)`,
+          )
         else debug(`host key of ${name}: ${verdict.presented} accepted`)
         return verdict.ok
       },
@@ -183,13 +192,129 @@ function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
   )
 }
 
-/** The Remote over an open connection. */
-export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => void): Remote {
-  const client = ssh.connection as Client
-  const stats: RemoteStats = { connections: 1, commands: 0, probes: 0 }
-  const sessions = new Pool(LIMITS.sshSessions)
-  const tunnels = new Pool(LIMITS.sshTunnels)
-  // A command in flight when the connection dies would otherwise never settle: every operation races this.
+/** Runs one command on the connection and collects its output; rejects only when the channel fails. */
+function execOn(client: Client, name: string, c: Command): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const line = renderRemote(c, LIMITS.commandTimeoutSeconds)
+    const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1000
+    client.exec(line, (err, stream: ClientChannel) => {
+      if (err) {
+        const message = `ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`
+        return reject(new RemoteError(message, undefined, { cause: err }))
+      }
+      const out: Buffer[] = []
+      const errs: Buffer[] = []
+      let code: number | undefined
+      let signal: string | undefined
+      // The host's `timeout` ends the command first; this is for a host or connection that stops answering.
+      const timer = setTimeout(() => {
+        stream.close()
+        const seconds = Math.round(limitMs / 1000)
+        reject(new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${seconds}s`))
+      }, limitMs)
+      stream.on('data', (d: Buffer) => out.push(d))
+      stream.stderr.on('data', (d: Buffer) => errs.push(d))
+      stream.on('exit', (exitCode: number | null, exitSignal?: string) => {
+        code = exitCode ?? undefined
+        signal = exitSignal
+      })
+      stream.on('close', () => {
+        clearTimeout(timer)
+        const raw = Buffer.concat(out)
+        const stderr = Buffer.concat(errs).toString('utf8')
+        resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString('utf8'), stderr, raw })
+      })
+      stream.end(c.stdin ?? '')
+    })
+  })
+}
+
+/** A command whose output keeps coming until it is stopped (see Remote.follow). */
+export interface Following {
+  /** Ends the command (its standard input closes) and waits a moment for it to go. */
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a command that runs until told to stop: its output goes to `onData` as it comes. Its standard input
+ * stays open, and closing it is the signal to end (the command must exit on end of input).
+ */
+function followOn(client: Client, name: string, c: Command, onData: (chunk: Buffer) => void): Promise<Following> {
+  return new Promise((resolve, reject) => {
+    client.exec(renderRemote(c, LIMITS.commandTimeoutSeconds), (err, stream: ClientChannel) => {
+      if (err) {
+        const message = `ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`
+        return reject(new RemoteError(message, undefined, { cause: err }))
+      }
+      const closed = new Promise<void>((done) => stream.on('close', () => done()))
+      stream.on('data', onData)
+      stream.stderr.resume()
+      const stop = async () => {
+        stream.end()
+        await Promise.race([closed, new Promise((r) => setTimeout(r, LIMITS.followStopMs))])
+        stream.close()
+      }
+      resolve({ stop })
+    })
+  })
+}
+
+/** GET http://host:port/path through a channel forwarded from the connection's host; never throws. */
+async function probeOver(
+  ssh: NodeSSH,
+  host: string,
+  port: number,
+  path: string,
+  timeoutMs: number,
+  headers: Record<string, string>,
+): Promise<HttpResult> {
+  const started = Date.now()
+  const ms = () => Date.now() - started
+  let channel: Duplex
+  try {
+    channel = await forward(ssh, host, port)
+  } catch (e) {
+    return { error: (e as Error).message.replace(/^\(SSH\) /, ''), ms: ms() }
+  }
+  return new Promise<HttpResult>((resolve) => {
+    let done = false
+    const finish = (r: Omit<HttpResult, 'ms'>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      channel.destroy()
+      resolve({ ...r, ms: ms() })
+    }
+    const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs)
+    const req = http.request(
+      {
+        createConnection: () => channel as never,
+        host,
+        port,
+        path,
+        method: 'GET',
+        headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout', ...headers },
+      },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => {
+          if (body.length < 4096) body += d
+        })
+        res.on('end', () => finish({ status: res.statusCode, body }))
+        res.on('error', (e) => finish({ status: res.statusCode, error: e.message }))
+      },
+    )
+    req.on('error', (e) => finish({ error: e.message }))
+    req.end()
+  })
+}
+
+/**
+ * A promise that rejects once the connection is gone: a command in flight when the connection dies would
+ * otherwise never settle, so every operation races it.
+ */
+function whenLost(client: Client, name: string): { lost: () => RemoteError | undefined; closed: Promise<never> } {
   let lost: RemoteError | undefined
   const closed = new Promise<never>((_, reject) => {
     const onLost = (why: string) => {
@@ -202,115 +327,40 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
     client.on('error', (e: Error) => onLost(e.message))
   })
   closed.catch(() => undefined)
-  const guarded = <T>(op: () => Promise<T>): Promise<T> => (lost ? Promise.reject(lost) : Promise.race([op(), closed]))
+  return { lost: () => lost, closed }
+}
 
-  const execOnce = (c: Command): Promise<ExecResult> =>
-    new Promise((resolve, reject) => {
-      const line = renderRemote(c, LIMITS.commandTimeoutSeconds)
-      const limitMs = ((c.timeoutSeconds ?? LIMITS.commandTimeoutSeconds) + LIMITS.commandGraceSeconds) * 1000
-      client.exec(line, (err, stream: ClientChannel) => {
-        if (err)
-          return reject(
-            new RemoteError(
-              `ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`,
-              undefined,
-              { cause: err },
-            ),
-          )
-        const out: Buffer[] = []
-        const errs: Buffer[] = []
-        let code: number | undefined
-        let signal: string | undefined
-        // The host's `timeout` ends the command first; this is for a host or connection that stops answering.
-        const timer = setTimeout(() => {
-          stream.close()
-          reject(
-            new RemoteError(`${describeCommand(c)} on ${name} gave no result within ${Math.round(limitMs / 1000)}s`),
-          )
-        }, limitMs)
-        stream.on('data', (d: Buffer) => out.push(d))
-        stream.stderr.on('data', (d: Buffer) => errs.push(d))
-        stream.on('exit', (exitCode: number | null, exitSignal?: string) => {
-          code = exitCode ?? undefined
-          signal = exitSignal
-        })
-        stream.on('close', () => {
-          clearTimeout(timer)
-          const raw = Buffer.concat(out)
-          resolve({
-            code: code ?? (signal ? 128 : 255),
-            stdout: raw.toString('utf8'),
-            stderr: Buffer.concat(errs).toString('utf8'),
-            raw,
-          })
-        })
-        stream.end(c.stdin ?? '')
-      })
-    })
-
+/** The Remote over an open connection. */
+export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => void): Remote {
+  const client = ssh.connection as Client
+  const stats: RemoteStats = { connections: 1, commands: 0, probes: 0 }
+  const sessions = new Pool(LIMITS.sshSessions)
+  const tunnels = new Pool(LIMITS.sshTunnels)
+  const { lost, closed } = whenLost(client, name)
+  const guarded = <T>(op: () => Promise<T>): Promise<T> => {
+    const gone = lost()
+    return gone ? Promise.reject(gone) : Promise.race([op(), closed])
+  }
   return {
     name,
     stats,
     exec(c, options = {}) {
       stats.commands++
       debug(`$ ${describeCommand(c)}`)
-      return guarded(() => (options.unqueued ? execOnce(c) : sessions.use(() => execOnce(c))))
+      const once = () => execOn(client, name, c)
+      return guarded(() => (options.unqueued ? once() : sessions.use(once)))
+    },
+    follow(c, onData) {
+      stats.commands++
+      debug(`$ ${describeCommand(c)} (followed)`)
+      return guarded(() => followOn(client, name, c, onData))
     },
     httpGet(host, port, path, timeoutMs, headers = {}) {
-      return guarded(() => tunnels.use(() => probe(host, port, path, timeoutMs, headers)))
+      stats.probes++
+      return guarded(() => tunnels.use(() => probeOver(ssh, host, port, path, timeoutMs, headers)))
     },
     async close() {
       ssh.dispose()
     },
-  }
-
-  async function probe(
-    host: string,
-    port: number,
-    path: string,
-    timeoutMs: number,
-    headers: Record<string, string>,
-  ): Promise<HttpResult> {
-    stats.probes++
-    const started = Date.now()
-    const ms = () => Date.now() - started
-    let channel: Duplex
-    try {
-      channel = await forward(ssh, host, port)
-    } catch (e) {
-      return { error: (e as Error).message.replace(/^\(SSH\) /, ''), ms: ms() }
-    }
-    return new Promise<HttpResult>((resolve) => {
-      let done = false
-      const finish = (r: Omit<HttpResult, 'ms'>) => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        channel.destroy()
-        resolve({ ...r, ms: ms() })
-      }
-      const timer = setTimeout(() => finish({ error: `no answer within ${timeoutMs} ms` }), timeoutMs)
-      const req = http.request(
-        {
-          createConnection: () => channel as never,
-          host,
-          port,
-          path,
-          method: 'GET',
-          headers: { Host: `${host}:${port}`, Connection: 'close', 'User-Agent': 'nginx-rollout', ...headers },
-        },
-        (res) => {
-          let body = ''
-          res.setEncoding('utf8')
-          res.on('data', (d: string) => {
-            if (body.length < 4096) body += d
-          })
-          res.on('end', () => finish({ status: res.statusCode, body }))
-          res.on('error', (e) => finish({ status: res.statusCode, error: e.message }))
-        },
-      )
-      req.on('error', (e) => finish({ error: e.message }))
-      req.end()
-    })
   }
 }

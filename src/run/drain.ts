@@ -16,7 +16,7 @@ export async function drainReplicas(w: StepWorld, replicas: readonly Replica[], 
   // Host networking: every replica of a host shares its network namespace, read once per poll.
   const targets = (rs: readonly Replica[]): docker.DrainTarget[] => {
     const each = rs.map((r) => ({
-      ref: progress.idOf(r) ?? r.name,
+      ref: progress.idOf(r) ?? '',
       pid: progress.pidOf(r),
       ports: [docker.listenPortInside(config, r)],
     }))

@@ -5,15 +5,17 @@ import type { Config } from '../config.js'
 import type { ManagedContainer } from '../host/state.js'
 import type { Journal, Logger, Phase, StepRecord } from '../journal.js'
 import { Judge } from '../judge/judge.js'
-import type { Replica } from '../model.js'
+import type { Replica, Split } from '../model.js'
 import type { Nginx } from '../nginx/nginx.js'
 import type { Progress } from '../plan/rollback.js'
 import { changesHosts, describeStep, hostsOf, type Step } from '../plan/types.js'
 import type { Fleet } from '../remote/fleet.js'
 import type { HeldLock } from '../remote/lock.js'
+import { NEVER, type Cancellation } from './cancel.js'
 import { RunProgress } from './progress.js'
 import { replicaPort } from './replicas.js'
 import { runStep, type StepEnd, type Stop, type StepWorld } from './steps.js'
+import type { ReplicaPort } from '../health/gate.js'
 
 /** How a run of steps ended. */
 export type RunOutcome =
@@ -22,35 +24,49 @@ export type RunOutcome =
   | { readonly kind: 'failed'; readonly reason: string; readonly judged: boolean; readonly error?: Error }
   /** A canary step had too little traffic to judge: the canary stays live at its share. */
   | { readonly kind: 'inconclusive'; readonly percent: number; readonly reason: string }
+  /** The workflow run was cancelled: the steps stopped, nginx as the last one left it. */
+  | { readonly kind: 'cancelled'; readonly reason: string }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
 
-const outcomeOf = (stop: Stop): RunOutcome =>
-  stop.kind === 'inconclusive'
-    ? { kind: 'inconclusive', percent: stop.percent, reason: stop.reason }
-    : { kind: 'failed', reason: stop.reason, judged: stop.kind === 'judged-bad' }
+const outcomeOf = (stop: Stop): RunOutcome => {
+  switch (stop.kind) {
+    case 'inconclusive':
+      return { kind: 'inconclusive', percent: stop.percent, reason: stop.reason }
+    case 'cancelled':
+      return { kind: 'cancelled', reason: stop.reason }
+    case 'judged-bad':
+      return { kind: 'failed', reason: stop.reason, judged: true }
+  }
+}
+
+/** How a stop reads in the steps table. */
+const outcomeOfStop = (stop: Stop): StepRecord['outcome'] =>
+  stop.kind === 'inconclusive' ? 'inconclusive' : stop.kind === 'cancelled' ? 'cancelled' : 'failed'
 
 export class Executor {
   /** What the run has changed so far. */
   readonly progress: RunProgress
-  private readonly world: StepWorld
   private readonly manyHosts: boolean
+  private readonly replicas: ReplicaPort
+  /** Judgements ending (their watch and record stopping): the next run of steps need not wait for them. */
+  private readonly ending: Promise<unknown>[] = []
 
   constructor(
-    fleet: Fleet,
+    private readonly fleet: Fleet,
     private readonly nginx: Nginx,
-    config: Config,
+    private readonly config: Config,
     private readonly lock: HeldLock,
     private readonly journal: Journal,
     private readonly log: Logger,
     containers: readonly ManagedContainer[],
     previous: readonly Replica[],
+    private readonly recordCanary?: (split: Split) => Promise<void>,
+    /** The workflow run's cancellation: a deploy stops at it (an undo runs to its end). */
+    private readonly cancel: Cancellation = NEVER,
   ) {
     this.progress = new RunProgress(containers, previous, nginx.liveText)
-    const replicas = replicaPort(fleet, config, this.progress, journal)
-    const trafficLog = { start: () => nginx.startCanaryLog(), read: () => nginx.readCanaryLog() }
-    const judge = new Judge(replicas, trafficLog, config)
-    this.world = { config, fleet, nginx, progress: this.progress, judge, replicas, journal }
+    this.replicas = replicaPort(fleet, config, this.progress, journal)
     this.manyHosts = config.appHosts.length > 1
   }
 
@@ -60,48 +76,93 @@ export class Executor {
   }
 
   /**
-   * Runs the steps in order. While a deploy runs, the replicas it routed to are watched: one that dies stops
-   * it between steps (and ends a drain under way).
+   * Runs the steps in order. While a deploy runs, its judgement watches the replicas it routed to and
+   * nginx's record of their requests: what it finds wrong ends any wait under way at once, and the run.
    */
   async run(steps: readonly Step[], phase: Phase, newImage: string): Promise<RunOutcome> {
-    const { judge } = this.world
-    if (phase === 'deploy') judge.begin()
+    const traffic = { follow: (onData: (chunk: Buffer) => void) => this.nginx.followTrafficLog(onData) }
+    const resolved = this.nginx.state.resolved
+    const resolve = (address: string) => resolved?.get(address) ?? [address]
+    const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve)
+    if (phase === 'deploy') judge.begin(newImage)
+    const world: StepWorld = {
+      config: this.config,
+      fleet: this.fleet,
+      nginx: this.nginx,
+      progress: this.progress,
+      judge,
+      replicas: this.replicas,
+      journal: this.journal,
+      recordCanary: this.recordCanary,
+    }
+    // A deploy stops at a cancellation; a way back (an undo, a cancellation's) runs to its end.
+    const cancel = phase === 'deploy' ? this.cancel : NEVER
     try {
       for (const [i, step] of steps.entries()) {
-        const stop = await this.record(step, phase, `[${i + 1}/${steps.length}]`, newImage)
+        // Asked to stop before this step: it is not run (the summary lists it so).
+        if (cancel.reason) return { kind: 'cancelled', reason: cancel.reason }
+        const stop = await this.record(world, step, phase, `[${i + 1}/${steps.length}]`, newImage, cancel)
         if (stop) return outcomeOf(stop)
       }
-      const seen = judge.verdict()
-      if (seen.failed) return { kind: 'failed', reason: seen.reason, judged: false }
+      if (judge.failure) return { kind: 'failed', reason: judge.failure, judged: true }
       await this.progress.settle()
       return { kind: 'completed' }
     } catch (e) {
       return { kind: 'failed', reason: (e as Error).message, judged: false, error: e as Error }
     } finally {
-      await judge.end()
-      await this.progress.quiesce()
+      // Not waited for: when the judgement failed, the way back starts now (quiesce waits for them).
+      this.ending.push(judge.end().catch(() => undefined))
     }
   }
 
-  /** A step, unless the watch saw a routed replica die since the last one, or the lock is lost. */
-  private async runStep(step: Step): Promise<StepEnd> {
-    const seen = this.world.judge.verdict()
-    if (seen.failed) return { stop: { kind: 'replica-died', reason: seen.reason } }
-    if (changesHosts(step)) this.lock.assertHeld()
-    return runStep(this.world, step)
+  /**
+   * Waits until nothing this executor started is still running: judgements ending, docker stops and starts
+   * left in the background (a failed one has failed its run already and fails nothing more).
+   */
+  async quiesce(): Promise<void> {
+    await Promise.all(this.ending.splice(0))
+    await this.progress.quiesce()
+  }
+
+  /**
+   * A step, unless the judgement found something wrong since the last one, or the lock is lost. A step that
+   * only waits ends as soon as the judgement finds something wrong; one that changes a host runs to its end.
+   */
+  private async runStep(world: StepWorld, step: Step, cancel: Cancellation): Promise<StepEnd> {
+    const { judge } = world
+    if (judge.failure) return { stop: { kind: 'judged-bad', reason: judge.failure } }
+    if (cancel.reason) return { stop: { kind: 'cancelled', reason: cancel.reason } }
+    if (changesHosts(step)) {
+      this.lock.assertHeld()
+      return runStep(world, step)
+    }
+    const work = runStep(world, step)
+    work.catch(() => undefined)
+    const raced = await Promise.race([judge.unlessFailed(work), cancel.requested.then((why) => ({ cancelled: why }))])
+    if ('cancelled' in raced) return { stop: { kind: 'cancelled', reason: raced.cancelled } }
+    return 'failed' in raced ? { stop: { kind: 'judged-bad', reason: raced.failed } } : raced.done
   }
 
   /** Runs one step and records it; returns why the run stops there, if it does. */
-  private async record(step: Step, phase: Phase, counter: string, newImage: string): Promise<Stop | undefined> {
+  private async record(
+    world: StepWorld,
+    step: Step,
+    phase: Phase,
+    counter: string,
+    newImage: string,
+    cancel: Cancellation,
+  ): Promise<Stop | undefined> {
     const t0 = Date.now()
     const entry = (outcome: StepRecord['outcome'], detail?: string): StepRecord => ({
       phase,
       description: describeStep(step, this.manyHosts),
-      hosts: hostsOf(step, this.world.fleet.nginx.name),
+      hosts: hostsOf(step, this.fleet.nginx.name),
       ms: Date.now() - t0,
+      startedAtMs: t0 - this.journal.startedAt,
       endedAtMs: Date.now() - this.journal.startedAt,
       outcome,
       detail,
+      step,
       allTrafficNew:
         (step.kind === 'route' || step.kind === 'restore-config') && !step.servers.some((r) => r.image !== newImage),
     })
@@ -110,9 +171,9 @@ export class Executor {
       this.log.info(`${counter} ${e.description}: FAILED (${seconds(e.ms)})`)
     }
     try {
-      const end = await this.runStep(step)
+      const end = await this.runStep(world, step, cancel)
       if (end.stop) {
-        failed(entry('failed', end.stop.reason))
+        failed(entry(outcomeOfStop(end.stop), end.stop.reason))
         return end.stop
       }
       const e = entry('ok', end.detail)

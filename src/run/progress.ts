@@ -25,6 +25,8 @@ export class RunProgress {
   private readonly stopping = new Map<string, Promise<unknown>>()
   /** Starts of the next batch running ahead; its gate waits for them. */
   private readonly starting = new Map<string, Promise<void>>()
+  /** An nginx change running ahead (the record's reload); the next change waits for it. */
+  private nginxAhead: Promise<unknown> = Promise.resolve()
 
   constructor(
     containers: readonly ManagedContainer[],
@@ -79,6 +81,19 @@ export class RunProgress {
     await started
   }
 
+  /** An nginx change left running while the run goes on. */
+  changingNginx(change: Promise<unknown>): void {
+    change.catch(() => undefined) // met by nginxChanged()
+    this.nginxAhead = change
+  }
+
+  /** Waits for the nginx change running ahead, if any; its failure is the waiting step's. */
+  async nginxChanged(): Promise<void> {
+    const ahead = this.nginxAhead
+    this.nginxAhead = Promise.resolve()
+    await ahead
+  }
+
   /** A docker stop running in the background for these replicas. */
   stoppingInBackground(replicas: readonly Replica[], stop: Promise<unknown>): void {
     stop.catch(() => undefined) // observed by settle()
@@ -108,7 +123,7 @@ export class RunProgress {
    * one has failed its phase already and must not fail the next (the rollback) again.
    */
   async quiesce(): Promise<void> {
-    const left = [...this.stopping.values(), ...this.starting.values()]
+    const left = [...this.stopping.values(), ...this.starting.values(), this.nginxAhead]
     this.stopping.clear()
     this.starting.clear()
     await Promise.allSettled(left)

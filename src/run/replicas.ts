@@ -10,7 +10,9 @@ import { run } from '../remote/ssh.js'
 import type { RunProgress } from './progress.js'
 
 export function replicaPort(fleet: Fleet, config: Config, progress: RunProgress, journal: Journal): ReplicaPort {
-  const ref = (r: Replica) => progress.idOf(r) ?? r.name
+  // Only reads: by id where the run knows it (what it read, or created), else by name. Nothing here changes
+  // a container, and the steps that do name ids only.
+  const ref = (r: Replica): string => progress.idOf(r) ?? r.name
   const manyHosts = config.appHosts.length > 1
   return {
     probe: (r) => {
@@ -23,6 +25,7 @@ export function replicaPort(fleet: Fleet, config: Config, progress: RunProgress,
       ),
     evidence: async (r, reason, withHealthLog) => {
       const remote = fleet.app(r.host)
+      const subject = manyHosts ? `${r.name} on ${r.host}` : r.name
       const [logs, health] = await Promise.all([
         remote.exec(docker.containerLogs(ref(r), LIMITS.failureLogLines)),
         withHealthLog ? remote.exec(docker.healthLog(ref(r))) : undefined,
@@ -32,7 +35,6 @@ export function replicaPort(fleet: Fleet, config: Config, progress: RunProgress,
         .join('\n')
         .trim()
       const healthText = health?.stdout.trim() ? `\n--- docker health check output ---\n${health.stdout.trim()}` : ''
-      const subject = manyHosts ? `${r.name} on ${r.host}` : r.name
       journal.evidence.push({ subject, reason, logs: (text || '(no log output)') + healthText })
     },
   }

@@ -6,12 +6,13 @@ import { gate, type ReplicaPort } from '../health/gate.js'
 import { retireDir } from '../host/read.js'
 import type { Journal } from '../journal.js'
 import type { Judge } from '../judge/judge.js'
-import { byHost, type Replica } from '../model.js'
+import { byHost, type Replica, type Split } from '../model.js'
 import { NginxError, type Nginx } from '../nginx/nginx.js'
 import { renderManagedFile } from '../nginx/template.js'
 import type { Step } from '../plan/types.js'
 import type { Fleet } from '../remote/fleet.js'
-import { run, type Remote } from '../remote/ssh.js'
+import { failure, RemoteError, run, type Remote } from '../remote/ssh.js'
+import type { Command } from '../commands/shell.js'
 import { drainReplicas } from './drain.js'
 import type { RunProgress } from './progress.js'
 
@@ -24,16 +25,21 @@ export interface StepWorld {
   readonly judge: Judge
   readonly replicas: ReplicaPort
   readonly journal: Journal
+  /** Puts a canary on record before nginx gives it `split`'s share (canary plans only). */
+  readonly recordCanary?: (split: Split) => Promise<void>
 }
 
 /** Why the run stops after a step that itself went as planned: what the judgement said. */
 export type Stop =
-  /** Real traffic says the new version is bad: it must go, whatever rollback-on-failure says. */
+  /**
+   * Real traffic, or the life of a replica that took it, says the new version is bad: it must go, whatever
+   * rollback-on-failure says.
+   */
   | { readonly kind: 'judged-bad'; readonly reason: string }
-  /** A replica that took traffic died: the run fails there, as with any failed step. */
-  | { readonly kind: 'replica-died'; readonly reason: string }
   /** Too little traffic to judge a canary step: the run pauses with the canary live. */
   | { readonly kind: 'inconclusive'; readonly percent: number; readonly reason: string }
+  /** The workflow run was cancelled: no new work starts. */
+  | { readonly kind: 'cancelled'; readonly reason: string }
 
 export interface StepEnd {
   readonly detail?: string
@@ -45,7 +51,6 @@ type Handler<K extends Step['kind']> = (w: StepWorld, step: Extract<Step, { kind
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
 const done = (detail?: string): StepEnd => ({ detail })
 const judgedBad = (reason: string): StepEnd => ({ stop: { kind: 'judged-bad', reason } })
-const died = (reason: string): StepEnd => ({ stop: { kind: 'replica-died', reason } })
 
 /** Runs `work` for each host's share of the replicas, all hosts at once. */
 function onHosts<T>(
@@ -56,8 +61,23 @@ function onHosts<T>(
   return Promise.all([...byHost(replicas)].map(([host, rs]) => work(w.fleet.app(host), rs, host)))
 }
 
-/** The container to name in a command: its id where the run knows it. */
-const ref = (w: StepWorld) => (r: Replica) => w.progress.idOf(r) ?? r.name
+/**
+ * The containers of these replicas, by the ids the run read or got from docker create: a command that stops,
+ * starts or removes names nothing else. A replica without one has no container of this run's making (its
+ * create failed): it is left out, and never looked for by name.
+ */
+const idsOf = (w: StepWorld, replicas: readonly Replica[]): string[] =>
+  replicas.flatMap((r) => {
+    const id = w.progress.idOf(r)
+    return id ? [id] : []
+  })
+
+/** Runs `command(ids)` on each host for the replicas there that have a container; nothing where none has. */
+const onContainers = (w: StepWorld, replicas: readonly Replica[], what: string, command: (ids: string[]) => Command) =>
+  onHosts(w, replicas, async (remote, rs) => {
+    const ids = idsOf(w, rs)
+    if (ids.length) await run(remote, command(ids), what)
+  })
 
 async function login(w: StepWorld, step: Extract<Step, { kind: 'login' }>): Promise<StepEnd> {
   const password = w.config.registry?.password ?? ''
@@ -75,9 +95,20 @@ async function pull(w: StepWorld, step: Extract<Step, { kind: 'pull' }>): Promis
 
 async function startOne(w: StepWorld, r: Replica): Promise<void> {
   w.progress.markStarting(r)
-  const out = await run(w.fleet.app(r.host), docker.runReplica(w.config, r), `starting ${r.name}`)
-  const id = out.stdout.trim().split('\n').pop() ?? ''
-  if (/^[0-9a-f]{64}$/.test(id)) w.progress.created(r, id)
+  const remote = w.fleet.app(r.host)
+  const create = docker.createReplica(w.config, r)
+  const out = await remote.exec(create)
+  // Known from the moment docker create printed it, even if the start then failed.
+  const id = docker.createdId(out.stdout)
+  if (id) w.progress.created(r, id)
+  if (out.code === 0) return
+  if (!id && /is already in use by container/.test(out.stderr))
+    throw new RemoteError(
+      `the container name ${r.name} on ${r.host} is taken by a container nginx-rollout did not create: it is left ` +
+        `as it is. Rename or remove it, or give ports that its name does not use. docker said: ${out.stderr.trim()}`,
+      out,
+    )
+  throw failure(remote, create, `starting ${r.name}`, out)
 }
 
 async function start(w: StepWorld, step: Extract<Step, { kind: 'start' }>): Promise<StepEnd> {
@@ -92,9 +123,7 @@ async function start(w: StepWorld, step: Extract<Step, { kind: 'start' }>): Prom
 
 async function restart(w: StepWorld, step: Extract<Step, { kind: 'restart' }>): Promise<StepEnd> {
   const waited = await w.progress.settle(step.replicas)
-  await onHosts(w, step.replicas, (remote, rs) =>
-    run(remote, docker.startContainers(rs.map(ref(w))), 'starting previous replicas again'),
-  )
+  await onContainers(w, step.replicas, 'starting previous replicas again', docker.startContainers)
   return done(waited ? `after waiting ${seconds(waited)} for docker stop` : undefined)
 }
 
@@ -128,26 +157,50 @@ async function applyNginx(w: StepWorld, text: string | undefined, configId: stri
   }
 }
 
+/** The file for these servers, with nginx's record of the app's requests and the backups when `judged`. */
+const fileFor = (w: StepWorld, servers: readonly Replica[], split?: Split, judged?: { backup: readonly Replica[] }) =>
+  renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {})
+
+async function record(w: StepWorld, step: Extract<Step, { kind: 'record' }>): Promise<StepEnd> {
+  // Followed from empty before the reload that turns the record on, so nothing nginx writes is missed.
+  await w.judge.startRecording()
+  w.judge.routed(step.servers)
+  const { text, configId } = fileFor(w, step.servers, step.split, { backup: [] })
+  // nginx changes run one after another: the first route waits for this one, and meets its failure.
+  w.progress.changingNginx(applyNginx(w, text, configId))
+  return done('continues while the new replicas start')
+}
+
 async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Promise<StepEnd> {
   // Never leave nginx only replicas that died since the watch last looked.
   const seen = await w.judge.verdictNow()
-  if (seen.failed) return died(seen.reason)
-  const { text, configId } = renderManagedFile(w.config, step.servers, step.split, w.nginx.state.facts)
+  if (seen) return judgedBad(seen)
+  await w.progress.nginxChanged()
+  if (step.judged) await w.judge.startRecording()
+  if (step.split && w.recordCanary) await w.recordCanary(step.split)
+  const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
   const detail = await applyNginx(w, text, configId)
   w.progress.routedTo(step.servers)
-  w.judge.routed(step.servers.filter((r) => w.progress.isNew(r)))
+  // The backups are old replicas too: what nginx sends them counts for the old version.
+  w.judge.routed([...step.servers, ...(step.judged?.backup ?? [])])
   return done(detail)
 }
 
 async function restoreConfig(w: StepWorld, step: Extract<Step, { kind: 'restore-config' }>): Promise<StepEnd> {
+  await w.progress.nginxChanged().catch(() => undefined) // a failed change is the run's failure already
   const detail = await applyNginx(w, step.text, undefined)
   w.progress.serving = step.servers
   return done(detail)
 }
 
 async function observe(w: StepWorld, step: Extract<Step, { kind: 'observe' }>): Promise<StepEnd> {
-  const o = await w.judge.observe(step.split, step.stable, step.seconds)
-  w.journal.canarySteps.push(o)
+  const observing = w.judge.observe(step.split, step.stable, step.seconds)
+  // Kept as soon as it is known, even when the judgement ended the wait first.
+  void observing.then(
+    (o) => w.journal.canarySteps.push(o),
+    () => undefined,
+  )
+  const o = await observing
   if (o.verdict === 'fail') return judgedBad(`canary step at ${o.percent}% failed: ${o.reason}`)
   if (o.verdict === 'inconclusive') {
     const reason = `canary step at ${o.percent}% is inconclusive: ${o.reason}`
@@ -157,20 +210,35 @@ async function observe(w: StepWorld, step: Extract<Step, { kind: 'observe' }>): 
 }
 
 async function drain(w: StepWorld, step: Extract<Step, { kind: 'drain' }>): Promise<StepEnd> {
-  // The replicas that took the traffic are checked again meanwhile, while the old ones still run; a routed
-  // replica that dies ends the drain at once, so that the undo routes back to the old ones before the next
-  // new replica can fail too.
+  // The replicas that took the traffic are checked again meanwhile, while the old ones still run, and judged
+  // on real traffic; what the judgement finds wrong ends the drain at once (the executor races it), so that
+  // the traffic goes back to the old ones before the next new replica can fail too.
   const rechecks = (step.recheck ?? []).map((r) => gate(w.replicas, w.config, r, true))
-  const drained = Promise.all([drainReplicas(w, step.replicas, step.seconds), ...rechecks])
-  const end = await w.judge.unlessFailed(drained)
-  return 'failed' in end ? died(end.failed) : done(end.done[0])
+  const manyHosts = w.config.appHosts.length > 1
+  const verifying =
+    step.verify && w.judge.recording
+      ? w.judge.verify(step.verify, w.config.verifySeconds, manyHosts).then((v) => (w.journal.verifications.push(v), v))
+      : undefined
+  const [detail] = await Promise.all([drainReplicas(w, step.replicas, step.seconds), ...rechecks])
+  const verified = await verifying
+  if (verified?.verdict === 'fail') return judgedBad(w.judge.failure ?? `real traffic: ${verified.reason}`)
+  const verdict = verified && `real traffic: ${verified.verdict} after ${seconds(verified.ms)}, ${verified.reason}`
+  return done(verdict ? `${detail}; ${verdict}` : detail)
+}
+
+async function bake(w: StepWorld, step: Extract<Step, { kind: 'bake' }>): Promise<StepEnd> {
+  const baking = w.judge.bake(step.seconds)
+  void baking.then(
+    (b) => (w.journal.bake = b),
+    () => undefined,
+  )
+  const b = await baking
+  return b.verdict === 'fail' ? judgedBad(b.reason) : done(b.reason)
 }
 
 async function stop(w: StepWorld, step: Extract<Step, { kind: 'stop' }>): Promise<StepEnd> {
   const timeout = w.config.stopTimeoutSeconds
-  const stopping = onHosts(w, step.replicas, (remote, rs) =>
-    run(remote, docker.stopContainers(rs.map(ref(w)), timeout), 'stopping old replicas'),
-  )
+  const stopping = onContainers(w, step.replicas, 'stopping old replicas', (ids) => docker.stopContainers(ids, timeout))
   w.progress.markStopped(step.replicas)
   if (!step.background) {
     await stopping
@@ -181,10 +249,10 @@ async function stop(w: StepWorld, step: Extract<Step, { kind: 'stop' }>): Promis
 }
 
 async function remove(w: StepWorld, step: Extract<Step, { kind: 'remove' }>): Promise<StepEnd> {
+  // A start that ran ahead is done (or failed) before its replica is removed: its id is what is removed.
+  await Promise.allSettled(step.replicas.map((r) => w.progress.startOf(r)))
   const waited = await w.progress.settle(step.replicas)
-  await onHosts(w, step.replicas, (remote, rs) =>
-    run(remote, docker.removeContainers(rs.map(ref(w))), 'removing containers'),
-  )
+  await onContainers(w, step.replicas, 'removing containers', docker.removeContainers)
   return done(waited ? `after waiting ${seconds(waited)} for docker stop` : undefined)
 }
 
@@ -195,9 +263,8 @@ async function retire(w: StepWorld, step: Extract<Step, { kind: 'retire' }>): Pr
   w.progress.markRetired(step.replicas)
   const timeout = w.config.stopTimeoutSeconds
   const dir = retireDir(w.config.app)
-  await onHosts(w, step.replicas, (remote, rs) =>
-    run(remote, docker.retireContainers(dir, rs.map(ref(w)), timeout), 'handing the old replicas to a background stop'),
-  )
+  const retire = (ids: string[]) => docker.retireContainers(dir, ids, timeout)
+  await onContainers(w, step.replicas, 'handing the old replicas to a background stop', retire)
   return done(
     `stopping (up to stop-timeout ${timeout}s) and removing on the host; a failure is reported by the next run`,
   )
@@ -207,6 +274,7 @@ async function retire(w: StepWorld, step: Extract<Step, { kind: 'retire' }>): Pr
 export const STEP_HANDLERS: { readonly [K in Step['kind']]: Handler<K> } = {
   login,
   pull,
+  record,
   start,
   restart,
   gate: gateReplicas,
@@ -214,6 +282,7 @@ export const STEP_HANDLERS: { readonly [K in Step['kind']]: Handler<K> } = {
   'restore-config': restoreConfig,
   observe,
   drain,
+  bake,
   stop,
   remove,
   retire,

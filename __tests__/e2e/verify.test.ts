@@ -1,0 +1,132 @@
+// Every deploy judged on real traffic, end to end: a version that passes /health but fails its routes, that
+// lost a route, or that crashes a few seconds after it starts is switched back, in rolling and blue-green;
+// a healthy version of a flaky app is not; a deploy without traffic is not held up. Under the issue's load:
+// 24 clients (10 GET, 6 POST, 8 0.4 s GET) through nginx, from 2 s before the run to 2 s after.
+import { jest } from '@jest/globals'
+import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
+import { baseInputs, get, resetApp, runAction, testHost, type ActionRun } from './harness.js'
+
+jest.setTimeout(240_000)
+
+const host = testHost()
+const image = (tag: string) => `nginx-rollout-test/app:${tag}`
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const WORKERS = { get: 10, post: 6, slow: 8 }
+
+/** Runs `action` inside the load, which starts 2 s before it and ends 2 s after; prints failures with the run. */
+async function judgedUnderLoad(port: number, action: () => Promise<ActionRun>) {
+  const load = startLoad({ port, workers: WORKERS, maxSeconds: 240 })
+  await sleep(2000)
+  const run = await action()
+  await sleep(2000)
+  const report: LoadReport = await load.stop()
+  const share = report.failed / report.sent
+  if (report.failed)
+    console.log(
+      `${run.stdout
+        .split('\n')
+        .filter((l) => /^\[\d+\/\d+\]|^result:|^::error::/.test(l))
+        .join('\n')}\n` +
+        `load: ${report.failed} of ${report.sent} failed (${(100 * share).toFixed(2)}%): ${report.sampleErrors.join('; ')}`,
+    )
+  return { run, load: report, share }
+}
+
+/** The verification rows of the summary, as `| replicas | verdict |` pairs. */
+const verdicts = (run: ActionRun): string[] =>
+  [...run.summary.matchAll(/^\| ([^|]+) \| \*{0,2}(pass|fail|not judged)\*{0,2} \|/gm)].map((m) => `${m[1]}: ${m[2]}`)
+
+for (const strategy of ['rolling', 'blue-green'] as const) {
+  describe(`judged on real traffic: ${strategy}`, () => {
+    const APP = `e2e-judge-${strategy === 'rolling' ? 'r' : 'bg'}`
+    const PORT = strategy === 'rolling' ? 18301 : 18302
+    const inputs = (over: Record<string, string> = {}) => ({
+      ...baseInputs(host, APP, PORT),
+      strategy,
+      replicas: '3',
+      ports: strategy === 'rolling' ? '9501-9520' : '9521-9540',
+      ...over,
+    })
+    beforeEach(async () => {
+      resetApp(APP)
+      expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
+    })
+    afterAll(() => resetApp(APP))
+
+    it('switches back a version whose /health answers 200 but whose routes answer 500, failing at most 3% of requests', async () => {
+      const { run, share } = await judgedUnderLoad(PORT, () => runAction(inputs({ image: image('broken') })))
+      expect(run.outputs.result).toBe('rolled-back')
+      expect(run.code).not.toBe(0)
+      expect(run.log).toMatch(/real traffic: the new version answered 5xx to [\d.]+% of \d+ requests \(500: \d+\)/)
+      expect(share).toBeLessThanOrEqual(0.03)
+      expect((await get(PORT, '/')).text).toBe('v1\n')
+      expect(verdicts(run).some((v) => v.endsWith(': fail'))).toBe(true)
+    })
+
+    it('switches back a version that lost a route the old one served (404 on POST /cgi-bin/echo)', async () => {
+      const { run, share } = await judgedUnderLoad(PORT, () =>
+        runAction(inputs({ image: image('v2'), env: 'NOT_FOUND=echo' })),
+      )
+      expect(run.outputs.result).toBe('rolled-back')
+      expect(run.log).toMatch(/real traffic: the new version answered 4xx to [\d.]+% of \d+ requests \(404: \d+\)/)
+      expect(share).toBeLessThanOrEqual(0.03)
+      expect((await get(PORT, '/')).text).toBe('v1\n')
+    })
+
+    it('switches back, in the bake, a version that exits 8 s after it starts, failing almost nothing', async () => {
+      // The deploy routes all traffic to it within about 5 s: it dies during the 12 s bake.
+      const { run, load } = await judgedUnderLoad(PORT, () =>
+        runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER=8', 'bake-seconds': '12' })),
+      )
+      expect(run.outputs.result).toBe('rolled-back')
+      expect(run.log).toMatch(
+        /stopped \(exited, exit code 137\) after it took traffic|real traffic: the new version answered 5xx/,
+      )
+      // nginx falls back to the old replicas (backup servers) for requests a crashed replica refuses: only
+      // the requests in flight on it when it died fail, a few per replica.
+      expect(load.failed).toBeLessThanOrEqual(12)
+      expect((await get(PORT, '/')).text).toBe('v1\n')
+      expect(run.summary).toMatch(/\*\*Bake\*\*.*fail/)
+    })
+  })
+}
+
+describe('judged on real traffic: no false alarm, no wait without traffic', () => {
+  const APP = 'e2e-judge-ok'
+  const PORT = 18303
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '3',
+    ports: '9541-9560',
+    ...over,
+  })
+  beforeAll(() => resetApp(APP))
+  afterAll(() => resetApp(APP))
+
+  it('deploys a healthy version of an app whose old and new versions both answer 2% 5xx', async () => {
+    const flaky = 'ERROR_PERCENT=2'
+    expect((await runAction(inputs({ image: image('v1'), env: flaky }))).outputs.result).toBe('deployed')
+    for (const [tag, strategy] of [
+      ['v2', 'rolling'],
+      ['v3', 'blue-green'],
+    ] as const) {
+      const { run, load } = await judgedUnderLoad(PORT, () =>
+        runAction(inputs({ image: image(tag), env: flaky, strategy, 'bake-seconds': '3' })),
+      )
+      expect(run.outputs.result).toBe('deployed')
+      expect(verdicts(run).length).toBeGreaterThan(0)
+      expect(verdicts(run).every((v) => v.endsWith(': pass'))).toBe(true)
+      // What failed is the app's own 2% on its CGI routes, as before the deploy.
+      expect(load.failed / load.sent).toBeLessThan(0.03)
+      expect((await get(PORT, '/')).text).toBe(`${tag}\n`)
+    }
+  })
+
+  it('does not hold a deploy without traffic: each route is not judged within about a second', async () => {
+    const run = await runAction(inputs({ image: image('v4'), 'verify-seconds': '30' }))
+    expect(run.outputs.result).toBe('deployed')
+    const rows = [...run.summary.matchAll(/^\| ([^|]+) \| not judged \| [^|]* \| [^|]* \| ([\d.]+) s \|/gm)]
+    expect(rows.length).toBe(3)
+    for (const [, , seconds] of rows) expect(Number(seconds)).toBeLessThan(2)
+  })
+})

@@ -1,0 +1,213 @@
+// Scripts that run on the hosts, run by a real sh against fake docker and nginx on PATH: removals that race
+// another removal, retirement reports that only a run holding the lock consumes, and an nginx change ended by
+// its deadline.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { readRetireReports, removeContainers, retireContainers } from '../../src/commands/docker.js'
+import { render, renderRemote, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
+import { applyManagedFile, hostPlace } from '../../src/nginx/scripts.js'
+
+const dirs: string[] = []
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nr-host-scripts-'))
+  dirs.push(dir)
+  mkdirSync(join(dir, 'bin'))
+  return dir
+}
+
+function install(dir: string, name: string, text: string): void {
+  writeFileSync(join(dir, 'bin', name), text)
+  chmodSync(join(dir, 'bin', name), 0o755)
+}
+
+/** Runs a command line in sh with the fakes of `dir` first on PATH. */
+function runIn(dir: string, line: string, env: Record<string, string> = {}, stdin = '') {
+  const r = spawnSync('sh', ['-c', line], {
+    cwd: dir,
+    env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
+    input: stdin,
+    encoding: 'utf8',
+  })
+  if (r.error) throw r.error
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/**
+ * docker while another removal of a container is under way: `rm` answers that the removal is already in
+ * progress; `inspect` still finds the container the first FAKE_GONE_AFTER times it is asked, then no more.
+ * `stop` succeeds. Every call is logged, one line of arguments.
+ */
+const RACING_DOCKER = `#!/bin/sh
+printf '%s\\n' "$*" >>"$FAKE_LOG"
+case $1 in
+  stop) exit 0 ;;
+  rm) echo "Error response from daemon: removal of container $5 is already in progress" >&2; exit 1 ;;
+  inspect)
+    n=$(cat "$FAKE_COUNT" 2>/dev/null || echo 0); echo $((n + 1)) >"$FAKE_COUNT"
+    [ "$n" -lt "$FAKE_GONE_AFTER" ] && { echo "/$5"; exit 0; }
+    echo "Error: No such object: $5" >&2; exit 1 ;;
+esac
+exit 0
+`
+
+function racingDocker(goneAfter: number) {
+  const dir = tempDir()
+  install(dir, 'docker', RACING_DOCKER)
+  const log = join(dir, 'calls.log')
+  writeFileSync(log, '')
+  const env = { FAKE_LOG: log, FAKE_COUNT: join(dir, 'count'), FAKE_GONE_AFTER: String(goneAfter) }
+  return {
+    dir,
+    run: (c: Command) => runIn(dir, render(c), env),
+    calls: () => readFileSync(log, 'utf8').split('\n').filter(Boolean),
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('removing a container another removal is already removing', () => {
+  it('waits until docker no longer knows the container, then succeeds', () => {
+    const docker = racingDocker(3)
+    expect(docker.run(removeContainers(['shop-9201']))).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(docker.calls()).toEqual([
+      'rm --force --volumes -- shop-9201',
+      ...Array(4).fill('inspect --format {{.Name}} -- shop-9201'),
+    ])
+  })
+
+  it("fails with docker's answer when the container is still there after 10 s", () => {
+    const docker = racingDocker(1000)
+    const started = Date.now()
+    const r = docker.run(removeContainers(['shop-9201']))
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000)
+    expect(r).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'Error response from daemon: removal of container shop-9201 is already in progress\n' +
+        'still there after waiting 10 s for that removal:\n/shop-9201\n',
+    })
+    expect(docker.calls().filter((c) => c.startsWith('inspect'))).toHaveLength(51)
+  }, 20_000)
+})
+
+describe('retiring containers another removal is already removing', () => {
+  it('writes no failure report: the containers are going away', async () => {
+    const docker = racingDocker(0)
+    const reports = join(docker.dir, 'retired')
+    expect(docker.run(retireContainers(reports, ['shop-9201'], 10)).code).toBe(0)
+    const deadline = Date.now() + 5_000
+    while (!docker.calls().some((c) => c.startsWith('rm '))) {
+      if (Date.now() > deadline) throw new Error('the background retirement never removed the container')
+      await sleep(20)
+    }
+    // The report, were it written, follows the removal at once.
+    await sleep(300)
+    expect(docker.calls()).toEqual(['stop --time 10 -- shop-9201', 'rm --force --volumes -- shop-9201'])
+    expect(readdirSync(reports)).toEqual([])
+  })
+})
+
+describe('reading retirement reports', () => {
+  const report = 'Error response from daemon: cannot stop container: shop-9201\n'
+  function withReport() {
+    const dir = tempDir()
+    const reports = join(dir, 'retired')
+    mkdirSync(reports)
+    writeFileSync(join(reports, '20261127T000000-4242.txt'), report)
+    return { dir, reports, run: (c: Command) => runIn(dir, render(c)) }
+  }
+
+  it('changes nothing in a run without the lock (a status or a dry run): the next run still reads them', () => {
+    const h = withReport()
+    for (let i = 0; i < 2; i++)
+      expect(h.run(readRetireReports(h.reports, false))).toEqual({
+        code: 0,
+        stdout: `20261127T000000-4242.txt\n${report}\0`,
+        stderr: '',
+      })
+    expect(readdirSync(h.reports)).toEqual(['20261127T000000-4242.txt'])
+  })
+
+  it('removes each report it printed in a run that holds the lock', () => {
+    const h = withReport()
+    expect(h.run(readRetireReports(h.reports, true)).stdout).toBe(`20261127T000000-4242.txt\n${report}\0`)
+    expect(readdirSync(h.reports)).toEqual([])
+    expect(h.run(readRetireReports(h.reports, true)).stdout).toBe('')
+  })
+})
+
+describe('the nginx apply script ended by its deadline', () => {
+  // nginx -t takes longer than the command's deadline: the host's `timeout` sends TERM to the command's
+  // process group while the new file is in place, not yet checked.
+  const SLOW_NGINX = `#!/bin/sh
+case " $* " in *' -t '*) sleep 30 ;; esac
+exit 0
+`
+  let master: ChildProcess
+  beforeAll(() => {
+    master = spawn('sleep', ['60'], { stdio: 'ignore' })
+  })
+  afterAll(() => {
+    master.kill()
+  })
+
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+
+  function applyUnderDeadline(previous: string | undefined, op: 'write' | 'remove') {
+    const dir = tempDir()
+    install(dir, 'nginx', SLOW_NGINX)
+    const conf = join(dir, 'conf.d')
+    mkdirSync(conf)
+    const file = join(conf, 'shop.conf')
+    if (previous !== undefined) writeFileSync(file, previous)
+    const apply = applyManagedFile(
+      hostPlace,
+      file,
+      previous === undefined ? 'absent' : sha256(previous),
+      master.pid!,
+      op,
+      [],
+    )
+    const c = withTimeout(op === 'write' ? withStdin(apply, '# the new file\n', 'managed file') : apply, 1)
+    const started = Date.now()
+    const r = runIn(dir, renderRemote(c, 120), {}, c.stdin ?? '')
+    return { ...r, ms: Date.now() - started, file, left: readdirSync(conf) }
+  }
+
+  it('puts the previous file back when TERM arrives while the new one waits for nginx -t', () => {
+    const r = applyUnderDeadline('# the previous file\n', 'write')
+    expect(r.code).toBe(124)
+    expect(r.ms).toBeLessThan(5_000)
+    expect(readFileSync(r.file, 'utf8')).toBe('# the previous file\n')
+    expect(r.left).toEqual(['shop.conf'])
+  })
+
+  it('leaves no file when there was none before', () => {
+    const r = applyUnderDeadline(undefined, 'write')
+    expect(r.code).toBe(124)
+    expect(existsSync(r.file)).toBe(false)
+    expect(r.left).toEqual([])
+  })
+
+  it('puts back a file whose removal was waiting for nginx -t', () => {
+    const r = applyUnderDeadline('# the previous file\n', 'remove')
+    expect(r.code).toBe(124)
+    expect(readFileSync(r.file, 'utf8')).toBe('# the previous file\n')
+    expect(r.left).toEqual(['shop.conf'])
+  })
+})

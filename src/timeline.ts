@@ -1,0 +1,445 @@
+// Pure: the record of a run -> a Mermaid gantt chart of it, which GitHub draws in job summaries and
+// comments: each replica's life (starting, health gate, serving its share of requests, draining, backup,
+// retired), the canary's share over time, and the verdicts on real traffic as milestones. Times are ms since
+// the run started (dateFormat x: the epoch stands for the run's start).
+import type { StepRecord } from './journal.js'
+import {
+  names,
+  replicaKey,
+  type Bake,
+  type CanaryObservation,
+  type Replica,
+  type Split,
+  type Verification,
+} from './model.js'
+import type { Step } from './plan/types.js'
+
+/** What the chart is drawn from: the part of the run's record it needs (a RunRecord is one). */
+export interface TimelineRecord {
+  /** The app hosts: with several, one section per host. */
+  readonly hosts: readonly string[]
+  readonly steps: readonly StepRecord[]
+  readonly verifications?: readonly Verification[]
+  readonly bake?: Bake
+  readonly canarySteps?: readonly CanaryObservation[]
+  /** The replicas nginx served before the run: their bars start with the run. */
+  readonly servingBefore?: readonly Replica[]
+  readonly durationSeconds: number
+}
+
+/** More bars than this make a chart too tall to take in: replicas are grouped until it fits. */
+export const MAX_BARS = 40
+
+type Tag = 'active' | 'done' | 'crit' | 'milestone'
+
+interface Bar {
+  readonly label: string
+  readonly start: number
+  readonly end: number
+  readonly tags: readonly Tag[]
+}
+
+/** One replica's row of bars (or a group's, once grouped). */
+interface Lane {
+  readonly host: string
+  readonly name: string
+  /** Started by this run (a new replica), rather than one that served before it. */
+  readonly started: boolean
+  readonly members: number
+  readonly bars: Bar[]
+}
+
+// The gantt grammar ends a task's name at ':', and takes '#' and ';' as the start of a comment or the end
+// of a statement, and a line whose first or second character is '%' as a comment ('5% pass' vanishes);
+// lookalikes keep a host's ':port' readable.
+const SYNTAX: Readonly<Record<string, string>> = { ':': '∶', '#': '＃', ';': ',' }
+
+/** A name Mermaid's gantt grammar reads as plain text: no ':', '#', ';', line breaks or leading '%'. */
+export const sanitise = (text: string): string =>
+  text
+    .replace(/[:#;]/g, (c) => SYNTAX[c])
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/^(.?)%/, '$1％')
+
+// The axis reads minutes and seconds since the run started (the viewer's time zone offset is whole hours
+// almost everywhere); no marker for today, which lies decades to the right of this 1970 axis.
+const HEADER = ['gantt', 'dateFormat x', 'axisFormat %M:%S', 'todayMarker off']
+
+const task = (b: Bar, prefix = ''): string =>
+  `${sanitise(prefix + b.label)} :${b.tags.map((t) => `${t}, `).join('')}${Math.round(b.start)}, ${Math.round(b.end)}`
+
+const milestone = (label: string, at: number, tags: readonly Tag[] = []): Bar => ({
+  label,
+  start: at,
+  end: at,
+  tags: [...tags, 'milestone'],
+})
+
+/** pass: plain; fail: critical; not judged or inconclusive: highlighted. */
+const verdictTags = (verdict: string): Tag[] => (verdict === 'pass' ? [] : verdict === 'fail' ? ['crit'] : ['active'])
+
+/** '33%', '4.5%': a share of requests as the chart labels it. */
+function share(percent: number): string {
+  const shown = Number.isInteger(percent) ? percent : percent < 10 ? Number(percent.toFixed(1)) : Math.round(percent)
+  return `${shown}%`
+}
+
+/** The canary's share over the steps it was judged at, and each step's verdict, for the pull-request comment. */
+export function canaryTimeline(observations: readonly CanaryObservation[]): string {
+  if (!observations.length) return ''
+  const out = [...HEADER, 'section canary']
+  let t = 0
+  for (const o of observations) {
+    const end = t + o.seconds * 1000
+    out.push(task({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ['active'] }))
+    out.push(task(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict))))
+    t = end
+  }
+  return out.join('\n')
+}
+
+const startOf = (s: StepRecord) => s.startedAtMs ?? s.endedAtMs - s.ms
+
+type RanStep = StepRecord & { readonly step: Step }
+
+/**
+ * Each replica's life as bars, drawn step by step: a bar opens when a replica starts, serves a share of
+ * requests or stands by as backup, and closes when that changes; the canary's share likewise.
+ */
+class Lives {
+  readonly lanes = new Map<string, Lane>()
+  /** The run's own bars (pull, bake, rollback) and milestones. */
+  readonly run: Bar[] = []
+  /** The canary's share of requests over time. */
+  readonly canary: Bar[] = []
+  private readonly serving = new Map<string, { readonly label: string; readonly since: number }>()
+  private readonly backup = new Map<string, number>()
+  private readonly starting = new Map<
+    string,
+    { readonly label: string; readonly since: number; readonly until: number; readonly failed: boolean }
+  >()
+  private canaryShare: { readonly percent: number; readonly since: number; readonly canaries: Set<string> } | undefined
+
+  /** `before`: what nginx served when the run started, in equal shares when they run one image. */
+  constructor(before: readonly Replica[]) {
+    const oneImage = new Set(before.map((x) => x.image)).size === 1
+    for (const x of before) {
+      this.lane(x)
+      this.serving.set(replicaKey(x), {
+        label: oneImage ? `serving ${share(100 / before.length)}` : 'serving',
+        since: 0,
+      })
+    }
+  }
+
+  lane(x: Replica, started = false): Lane {
+    const key = replicaKey(x)
+    const found = this.lanes.get(key)
+    if (found) return found
+    const made: Lane = { host: x.host, name: x.name, started, members: 1, bars: [] }
+    this.lanes.set(key, made)
+    return made
+  }
+
+  bar(x: Replica, label: string, start: number, end: number, tags: readonly Tag[]): void {
+    this.lane(x).bars.push({ label, start, end, tags })
+  }
+
+  /** A start's bar runs until the replica's gate begins (or it serves, or goes), else to the step's end. */
+  start(x: Replica, label: string, since: number, until: number, failed: boolean): void {
+    this.lane(x)
+    this.starting.set(replicaKey(x), { label, since, until, failed })
+  }
+
+  endStart(x: Replica, at: number): void {
+    const s = this.starting.get(replicaKey(x))
+    if (s) this.bar(x, s.label, s.since, Math.max(s.since, at), s.failed ? ['crit'] : [])
+    this.starting.delete(replicaKey(x))
+  }
+
+  /**
+   * nginx serves `servers` from `at` on, `standby` as backup. Their shares of requests: the split's, or equal
+   * (a restored file may hold a split the step does not say: then no share is shown).
+   */
+  route(
+    servers: readonly Replica[],
+    split: Split | undefined,
+    standby: readonly Replica[],
+    at: number,
+    sharesKnown = true,
+  ) {
+    const canaries = new Set((split?.canary ?? []).map(replicaKey))
+    const stable = servers.filter((x) => !canaries.has(replicaKey(x)))
+    const shares = new Map<string, string>()
+    for (const x of servers) {
+      const part = !split
+        ? 100 / servers.length
+        : canaries.has(replicaKey(x))
+          ? split.percent / split.canary.length
+          : (100 - split.percent) / stable.length
+      shares.set(replicaKey(x), sharesKnown ? `serving ${share(part)}` : 'serving')
+    }
+    for (const key of [...this.serving.keys()])
+      if (this.serving.get(key)?.label !== shares.get(key)) this.stopServing(key, at)
+    for (const key of [...this.backup.keys()]) if (!standby.some((x) => replicaKey(x) === key)) this.stopBackup(key, at)
+    for (const x of servers) {
+      this.lane(x)
+      this.endStart(x, at)
+      this.stopBackup(replicaKey(x), at)
+      if (!this.serving.has(replicaKey(x)))
+        this.serving.set(replicaKey(x), { label: shares.get(replicaKey(x))!, since: at })
+    }
+    for (const x of standby) {
+      this.lane(x)
+      if (!this.backup.has(replicaKey(x))) this.backup.set(replicaKey(x), at)
+    }
+    // The canary's share: the split's, all of it once only canaries serve (promoted), none once it left.
+    const known = this.canaryShare?.canaries
+    const percent = split
+      ? split.percent
+      : known && servers.length && servers.every((x) => known.has(replicaKey(x)))
+        ? 100
+        : undefined
+    if (this.canaryShare && this.canaryShare.percent !== percent) this.endCanary(at)
+    if (percent !== undefined && !this.canaryShare)
+      this.canaryShare = { percent, since: at, canaries: split ? canaries : new Set(servers.map(replicaKey)) }
+  }
+
+  /** The replica is out of nginx and leaving (stopped, removed, retired) from `at` on. */
+  leaves(x: Replica, at: number): void {
+    this.endStart(x, at)
+    this.stopServing(replicaKey(x), at)
+    this.stopBackup(replicaKey(x), at)
+  }
+
+  /** The run ended at `at`: every bar still open ends there (a start never gated, at its step's end). */
+  end(at: number): void {
+    for (const [key, s] of this.starting)
+      this.lanes.get(key)?.bars.push({ label: s.label, start: s.since, end: s.until, tags: s.failed ? ['crit'] : [] })
+    this.starting.clear()
+    for (const key of [...this.serving.keys()]) this.stopServing(key, at)
+    for (const key of [...this.backup.keys()]) this.stopBackup(key, at)
+    this.endCanary(at)
+  }
+
+  private stopServing(key: string, at: number): void {
+    const s = this.serving.get(key)
+    if (s) this.lanes.get(key)?.bars.push({ label: s.label, start: s.since, end: at, tags: ['active'] })
+    this.serving.delete(key)
+  }
+
+  private stopBackup(key: string, at: number): void {
+    const since = this.backup.get(key)
+    if (since !== undefined) this.lanes.get(key)?.bars.push({ label: 'backup', start: since, end: at, tags: ['done'] })
+    this.backup.delete(key)
+  }
+
+  private endCanary(at: number): void {
+    const c = this.canaryShare
+    if (c) this.canary.push({ label: `canary ${share(c.percent)}`, start: c.since, end: at, tags: ['active'] })
+    this.canaryShare = undefined
+  }
+}
+
+/** What one step that ran did to the replicas' lives and the run's bars. */
+function draw(lives: Lives, s: RanStep): void {
+  const start = startOf(s)
+  const end = s.endedAtMs
+  const failed = s.outcome === 'failed'
+  const tags = (usual: readonly Tag[]): Tag[] => (failed ? ['crit'] : [...usual])
+  const step = s.step
+  switch (step.kind) {
+    case 'login':
+      lives.run.push({ label: `log in to ${step.registry || 'Docker Hub'}`, start, end, tags: tags([]) })
+      break
+    case 'pull':
+      lives.run.push({ label: `pull ${step.image}`, start, end, tags: tags([]) })
+      break
+    case 'start':
+    case 'restart': {
+      // Started ahead, a replica waits for its batch: its bar runs until its gate, which waits for the start.
+      const label = step.kind === 'restart' ? 'starting again' : step.ahead ? 'started ahead' : 'starting'
+      for (const x of step.replicas) {
+        lives.lane(x, step.kind === 'start')
+        lives.start(x, label, start, end, failed)
+      }
+      break
+    }
+    case 'gate':
+      for (const x of step.replicas) {
+        lives.endStart(x, start)
+        lives.bar(x, 'health gate', start, end, tags([]))
+      }
+      break
+    case 'route':
+      if (s.outcome === 'ok') lives.route(step.servers, step.split, step.judged?.backup ?? [], end)
+      else if (failed) lives.run.push(milestone('route failed', end, ['crit']))
+      break
+    case 'restore-config':
+      if (s.outcome === 'ok')
+        lives.route(step.servers, undefined, [], end, new Set(step.servers.map((x) => x.image)).size <= 1)
+      else if (failed) lives.run.push(milestone('restore failed', end, ['crit']))
+      break
+    case 'record':
+      if (failed) lives.run.push(milestone('record of requests failed', end, ['crit']))
+      break
+    case 'observe':
+      // Its share is the route's; its verdict is drawn with the others.
+      break
+    case 'drain':
+      // Not marked failed: a drain ends early when the judgement fails the replicas that took the traffic.
+      for (const x of step.replicas) lives.bar(x, 'draining', start, end, ['done'])
+      break
+    case 'bake':
+      lives.run.push({ label: `bake ${step.seconds} s`, start, end, tags: tags(['done']) })
+      break
+    case 'stop':
+    case 'remove':
+    case 'retire': {
+      const label = step.kind === 'stop' ? 'stopped' : step.kind === 'remove' ? 'removed' : 'retired'
+      for (const x of step.replicas) {
+        lives.leaves(x, start)
+        lives.bar(x, label, start, end, tags(['done']))
+      }
+      break
+    }
+  }
+  if (s.outcome === 'cancelled') lives.run.push(milestone('run cancelled', end, ['crit']))
+}
+
+const byTime = (a: Bar, b: Bar) => a.start - b.start || a.end - b.end
+
+/** The chart of a run ('' when no step ran). */
+export function timeline(r: TimelineRecord): string {
+  const ran = r.steps.filter((s): s is RanStep => s.outcome !== 'not run' && s.step !== undefined)
+  if (!ran.length) return ''
+  const lives = new Lives(r.servingBefore ?? [])
+  for (const s of ran) draw(lives, s)
+  lives.end(Math.max(Math.round(r.durationSeconds * 1000), ...ran.map((s) => s.endedAtMs)))
+
+  const back = ran.filter((s) => s.phase === 'rollback')
+  const rollback: Bar[] = back.length
+    ? [
+        {
+          label: 'rollback',
+          start: Math.min(...back.map(startOf)),
+          end: Math.max(...back.map((s) => s.endedAtMs)),
+          tags: ['crit'],
+        },
+      ]
+    : []
+  const manyHosts = r.hosts.length > 1
+  const run = [...lives.run, ...rollback, ...verdicts(r, ran, manyHosts)].sort(byTime)
+  const lanes = fit(
+    [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
+    run.length + lives.canary.length,
+  )
+  const out = [...HEADER]
+  if (run.length) out.push('section run', ...run.map((b) => task(b)))
+  if (lives.canary.length) out.push('section canary', ...lives.canary.map((b) => task(b)))
+  if (!manyHosts) for (const l of lanes) out.push(`section ${sanitise(l.name)}`, ...l.bars.map((b) => task(b)))
+  else
+    for (const host of sectionOrder(r.hosts, lanes)) {
+      out.push(`section ${sanitise(host || 'all hosts')}`)
+      for (const l of lanes.filter((x) => x.host === host)) out.push(...l.bars.map((b) => task(b, `${l.name} `)))
+    }
+  return out.join('\n')
+}
+
+/** The app hosts in the run's order, then any other a replica named. */
+const sectionOrder = (hosts: readonly string[], lanes: readonly Lane[]): string[] => [
+  ...new Set([...hosts.filter((h) => lanes.some((l) => l.host === h)), ...lanes.map((l) => l.host)]),
+]
+
+/** The verdicts, where they fell: each route's on real traffic, the bake's, each canary step's. */
+function verdicts(r: TimelineRecord, ran: readonly RanStep[], manyHosts: boolean): Bar[] {
+  const out: Bar[] = []
+  // A route's new replicas are judged while the replicas they replace drain: the verdict comes that long
+  // after the drain began.
+  const drains = ran.filter((s) => s.step.kind === 'drain' && s.step.verify?.length)
+  for (const v of r.verifications ?? []) {
+    const judged = v.replicas.join(', ')
+    const i = drains.findIndex((s) => s.step.kind === 'drain' && names(s.step.verify ?? [], manyHosts) === judged)
+    if (i < 0) continue
+    const [drain] = drains.splice(i, 1)
+    const at = Math.min(startOf(drain) + v.ms, drain.endedAtMs)
+    const what = v.verdict === 'not judged' ? `${judged} not judged` : `${judged} judged ${v.verdict}`
+    out.push(milestone(what, at, verdictTags(v.verdict)))
+  }
+  const bake = ran.find((s) => s.step.kind === 'bake')
+  if (r.bake && bake) out.push(milestone(`bake ${r.bake.verdict}`, bake.endedAtMs, verdictTags(r.bake.verdict)))
+  const observed = ran.filter((s) => s.step.kind === 'observe')
+  for (const o of r.canarySteps ?? []) {
+    const i = observed.findIndex((s) => s.step.kind === 'observe' && s.step.split.percent === o.percent)
+    if (i < 0) continue
+    const [step] = observed.splice(i, 1)
+    out.push(milestone(`canary ${o.percent}% ${o.verdict}`, step.endedAtMs, verdictTags(o.verdict)))
+  }
+  return out
+}
+
+const barCount = (lanes: readonly Lane[]) => lanes.reduce((n, l) => n + l.bars.length, 0)
+
+/** The lanes, grouped until the chart has at most MAX_BARS bars (`fixed` of them are the run's own). */
+function fit(lanes: readonly Lane[], fixed: number): readonly Lane[] {
+  if (barCount(lanes) + fixed <= MAX_BARS) return lanes
+  // Replicas that lived the same life (a blue-green colour, a batch) share one row of bars.
+  const same = group(
+    lanes,
+    (l) => `${l.host}|${l.started}|${JSON.stringify(l.bars)}`,
+    (ls) => ls[0].bars,
+    (ls) => (ls.length <= 3 ? ls.map((l) => l.name).join(', ') : `${ls[0].name} and ${ls.length - 1} more`),
+  )
+  if (barCount(same) + fixed <= MAX_BARS) return same
+  // Then the new and the old replicas of each host, each kind of bar from its first start to its last end.
+  const byHost = group(lanes, (l) => `${l.host}|${l.started}`, spans, kindName)
+  if (barCount(byHost) + fixed <= MAX_BARS) return byHost
+  return group(
+    lanes.map((l) => ({ ...l, host: '' })),
+    (l) => String(l.started),
+    spans,
+    kindName,
+  )
+}
+
+function group(
+  lanes: readonly Lane[],
+  keyOf: (l: Lane) => string,
+  barsOf: (ls: Lane[]) => Bar[],
+  nameOf: (ls: Lane[]) => string,
+): Lane[] {
+  const groups = new Map<string, Lane[]>()
+  for (const l of lanes) groups.set(keyOf(l), [...(groups.get(keyOf(l)) ?? []), l])
+  return [...groups.values()].map((ls) => ({
+    host: ls[0].host,
+    name: ls.length === 1 ? ls[0].name : nameOf(ls),
+    started: ls[0].started,
+    members: ls.reduce((n, l) => n + l.members, 0),
+    bars: barsOf(ls),
+  }))
+}
+
+/** '3 new replicas', '4 old replicas'. */
+const kindName = (ls: readonly Lane[]): string =>
+  `${ls.reduce((n, l) => n + l.members, 0)} ${ls[0].started ? 'new' : 'old'} replicas`
+
+/** One bar per kind of bar: from the first one's start to the last one's end. */
+function spans(ls: readonly Lane[]): Bar[] {
+  const byLabel = new Map<string, Bar>()
+  for (const b of ls.flatMap((l) => l.bars)) {
+    const seen = byLabel.get(b.label)
+    byLabel.set(
+      b.label,
+      seen
+        ? {
+            label: b.label,
+            start: Math.min(seen.start, b.start),
+            end: Math.max(seen.end, b.end),
+            tags: seen.tags.includes('crit') || !b.tags.includes('crit') ? seen.tags : b.tags,
+          }
+        : b,
+    )
+  }
+  return [...byLabel.values()].sort((a, b) => a.start - b.start || a.end - b.end)
+}
