@@ -48696,7 +48696,12 @@ async function cancelled(config, state2, plan, ex, why) {
   if (allNew) {
     const retired = new Set(progress.retired?.map(replicaKey));
     const old = plan.previous.filter((r) => r.image !== plan.image && !retired.has(replicaKey(r)));
-    const steps2 = [{ kind: "route", servers: serving, settle: true }, ...retireAll(old)];
+    const drainSeconds = Math.min(config.drainSeconds, LIMITS.cancelDrainSeconds);
+    const steps2 = [
+      { kind: "route", servers: serving, settle: true },
+      ...old.length ? [{ kind: "drain", seconds: drainSeconds, replicas: old }] : [],
+      ...retireAll(old)
+    ];
     const done2 = await group("Cancelled: finish the route", () => ex.run(steps2, "finish", plan.image));
     const how2 = done2.kind === "completed" ? "all traffic was on the new version: the route is finished" : done2.reason;
     const canary = plan.endsCanary ? { canary: null, canaryWeight: "100" } : unchangedCanary;
@@ -48844,19 +48849,33 @@ function parseReplicaState(stdout) {
 }
 var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
 watch=''
+self=$(readlink /proc/self/ns/net 2>/dev/null)
 while [ $# -ge 3 ]; do
   pid=$2
   [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  hex=''
-  for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:\${hex#|}"
+  # In this shell's own network namespace (host networking) ss asks the kernel for exactly these sockets;
+  # elsewhere the namespace's whole TCP table is read (slow on a busy host: tens of thousands of lines).
+  how=proc
+  [ -n "$self" ] && [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$self" ] &&
+    ss -tn state established '( sport = :1 )' >/dev/null 2>&1 && how=ss
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $how:$pid:$3"
   shift 3
 done
 inflight() {
   n=0
   for w in $watch; do
-    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
-    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
+    how=\${w%%:*}; rest=\${w#*:}; pid=\${rest%%:*}; ports=\${rest#*:}
+    if [ "$how" = ss ]; then
+      filter=''
+      for p in $(echo "$ports" | tr '|' ' '); do filter="\${filter:+$filter or }sport = :$p"; done
+      # (No -H: an old ss without it must not read as idle.) The first line is the header.
+      c=$(ss -tn state established "( $filter )" | tail -n +2 | wc -l) || { echo unknown; return; }
+    else
+      [ -r "/proc/$pid/net/tcp" ] || { echo unknown; return; }
+      hex=''
+      for p in $(echo "$ports" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+      c=$(cat "/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${hex#|}) [0-9A-F]+:[0-9A-F]+ 01 ")
+    fi
     n=$((n + c))
   done
   echo $n
@@ -52346,7 +52365,7 @@ var Watch = class {
 };
 
 // src/judge/judge.ts
-var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
+var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 var Judge = class {
   constructor(replicas, traffic, config, keep = (work) => void work.catch(() => void 0), resolve = (address) => [address]) {
     this.replicas = replicas;
@@ -52365,6 +52384,8 @@ var Judge = class {
   following;
   ticker;
   newImage = "";
+  /** Which replicas are the new version's (the rest are what it is judged against). */
+  isNew = (r) => r.image === this.newImage;
   /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
   newServers = /* @__PURE__ */ new Set();
   oldServers = /* @__PURE__ */ new Set();
@@ -52385,8 +52406,9 @@ var Judge = class {
     return new Set(rs.flatMap((r) => this.keysOf(r)));
   }
   /** A deploy of `newImage` begins: the replicas it routes to are watched until end(). */
-  begin(newImage) {
+  begin(newImage, isNew) {
     this.newImage = newImage;
+    this.isNew = isNew ?? ((r) => r.image === newImage);
     this.seen = void 0;
     this.failed = new Promise((resolve) => this.signal = resolve);
     this.watch = new Watch(this.replicas, this.config, this.keep);
@@ -52423,10 +52445,10 @@ var Judge = class {
    * what they are judged against.
    */
   routed(servers) {
-    const fresh = servers.filter((r) => r.image === this.newImage);
+    const fresh = servers.filter((r) => this.isNew(r));
     this.watch?.add(fresh);
     for (const r of servers)
-      for (const key of this.keysOf(r)) (r.image === this.newImage ? this.newServers : this.oldServers).add(key);
+      for (const key of this.keysOf(r)) (this.isNew(r) ? this.newServers : this.oldServers).add(key);
     for (const r of fresh)
       if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() });
     this.lastRoute = this.record?.mark();
@@ -53051,6 +53073,7 @@ var Executor = class {
     this.lock = lock;
     this.journal = journal;
     this.log = log;
+    this.previous = previous;
     this.recordCanary = recordCanary;
     this.cancel = cancel;
     this.progress = new RunProgress(containers, previous, nginx.liveText);
@@ -53063,6 +53086,7 @@ var Executor = class {
   lock;
   journal;
   log;
+  previous;
   recordCanary;
   cancel;
   /** What the run has changed so far. */
@@ -53084,7 +53108,9 @@ var Executor = class {
     const resolved = this.nginx.state.resolved;
     const resolve = (address) => resolved?.get(address) ?? [address];
     const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve);
-    if (phase === "deploy") judge.begin(newImage);
+    const replaced = mainImage(this.previous);
+    const isNew = (r) => this.progress.isNew(r) || r.image === newImage && newImage !== replaced;
+    if (phase === "deploy") judge.begin(newImage, isNew);
     const world = {
       config: this.config,
       fleet: this.fleet,

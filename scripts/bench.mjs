@@ -3,13 +3,14 @@
 // load, in the same run, with clients on fresh connections and with keep-alive connections. Then deploy time
 // against replicas on one host, and on three hosts (the fleet of scripts/testhost/fleet-up.sh).
 // Environment: BENCH_RUNS (default 3), BENCH_OUT (default bench-results), BENCH_CLIENTS (fresh,keep-alive),
-// BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip).
+// BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip), BENCH_PARTS (deploys,judged,scaling,fleet).
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startLoad } from './lib/load.mjs'
 import { resetApp, root, runAction, testHost } from './lib/action.mjs'
+import { renderJudged, runJudged } from './lib/bench-judged.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const OUT = join(root, process.env.BENCH_OUT ?? 'bench-results')
@@ -104,7 +105,8 @@ function timeline(events, from, to) {
 
 /** What the run's summary says: step durations, the route (reload) steps, when traffic switched and the run ended. */
 function fromSummary(summary) {
-  const steps = [...summary.matchAll(/^\| \d+ \| deploy \| (.+?) \| [^|]* \| ([\d.]+) s \| ok/gm)].map(
+  // Steps table rows: | n | step | [host |] duration | outcome |; an undo's rows read 'rollback: ...'.
+  const steps = [...summary.matchAll(/^\| \d+ \| (?!rollback: )(.+?) \| (?:[^|]* \| )?([\d.]+) s \| ok/gm)].map(
     ([, desc, s]) => ({ desc, seconds: Number(s) }),
   )
   const routes = steps.filter((s) => /^route /.test(s.desc))
@@ -252,15 +254,24 @@ const handBlueGreen = byHand('by hand: blue-green', async ({ tag, state, run, wr
 // ---------- running it all ----------
 
 const scenarios = [
-  actionScenario('nginx-rollout: rolling', 'bench-rolling', 18191, '9501-9520', { strategy: 'rolling' }),
-  actionScenario('nginx-rollout: blue-green', 'bench-bg', 18192, '9521-9540', { strategy: 'blue-green' }),
+  // Default inputs but the bake: a bake adds exactly its bake-seconds to a run (see the judged part).
+  actionScenario('nginx-rollout: rolling', 'bench-rolling', 18191, '9501-9520', {
+    strategy: 'rolling',
+    'bake-seconds': '0',
+  }),
+  actionScenario('nginx-rollout: blue-green', 'bench-bg', 18192, '9521-9540', {
+    strategy: 'blue-green',
+    'bake-seconds': '0',
+  }),
   handRolling,
   handBlueGreen,
 ]
+// Which parts run (all by default): deploys (the table above), judged (bad versions), scaling, fleet.
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'deploys,judged,scaling,fleet').split(','))
 
 mkdirSync(OUT, { recursive: true })
 const results = []
-for (const s of scenarios) {
+for (const s of PARTS.has('deploys') ? scenarios : []) {
   await s.setup()
   for (let run = 1; run <= RUNS; run++)
     for (const clients of CLIENTS)
@@ -313,7 +324,8 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
     `scaling ${label}: ${scaling.at(-1).strategy}, ${n} replicas: ${seconds.toFixed(1)} s, ${s.reloads} reloads`,
   )
 }
-for (const n of [1, 3, 8, 16]) {
+const judged = PARTS.has('judged') ? await runJudged(RUNS) : []
+for (const n of PARTS.has('scaling') ? [1, 3, 8, 16] : []) {
   const app = 'bench-scale'
   const inputsFor = (tag) => actionInputs(app, 18194, '9561-9610', tag, { replicas: String(n) })
   const strategies = [{ strategy: 'blue-green' }, { strategy: 'rolling', 'batch-size': '1' }]
@@ -326,7 +338,7 @@ for (const n of [1, 3, 8, 16]) {
   resetApp(app)
 }
 
-if (FLEET) {
+if (FLEET && PARTS.has('fleet')) {
   execFileSync('bash', [join(root, 'scripts/testhost/fleet-up.sh')], { stdio: 'inherit' })
   const { fleetInputs, resetFleetApp, image: fleetImage } = await import('./lib/fleet.mjs')
   const app = 'bench-fleet'
@@ -362,13 +374,16 @@ writeFileSync(
       appEnv: APP_ENV,
       results: results.map(({ timeline: _t, ...r }) => r),
       scaling,
+      judged,
     },
     null,
     1,
   ),
 )
 const { renderReport, renderChart } = await import('./lib/bench-report.mjs')
-const md = renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, workers: WORKERS })
+const md =
+  renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, workers: WORKERS }) +
+  (judged.length ? `\n### Judged deploys\n\n${renderJudged(judged, RUNS)}` : '')
 writeFileSync(join(OUT, 'results.md'), md)
 writeFileSync(join(OUT, 'timeline.svg'), renderChart(results))
 // A PNG beside the SVG when librsvg's converter is installed (apt-get install librsvg2-bin).

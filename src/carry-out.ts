@@ -161,7 +161,13 @@ async function cancelled(config: Config, state: HostState, plan: Plan, ex: Execu
   if (allNew) {
     const retired = new Set(progress.retired?.map(replicaKey))
     const old = plan.previous.filter((r) => r.image !== plan.image && !retired.has(replicaKey(r)))
-    const steps: Step[] = [{ kind: 'route', servers: serving, settle: true }, ...retireAll(old)]
+    // The old replicas may still hold requests (a drain the cancel cut short): a short drain before they go.
+    const drainSeconds = Math.min(config.drainSeconds, LIMITS.cancelDrainSeconds)
+    const steps: Step[] = [
+      { kind: 'route', servers: serving, settle: true },
+      ...(old.length ? [{ kind: 'drain', seconds: drainSeconds, replicas: old } as const] : []),
+      ...retireAll(old),
+    ]
     const done = await core.group('Cancelled: finish the route', () => ex.run(steps, 'finish', plan.image))
     const how = done.kind === 'completed' ? 'all traffic was on the new version: the route is finished' : done.reason
     const canary = plan.endsCanary ? { canary: null, canaryWeight: '100' } : unchangedCanary

@@ -200,19 +200,33 @@ export function parseReplicaState(stdout: string): ReplicaState {
 // none is left for the quiet polls, after the shortest wait.
 const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
 watch=''
+self=$(readlink /proc/self/ns/net 2>/dev/null)
 while [ $# -ge 3 ]; do
   pid=$2
   [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  hex=''
-  for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $pid:\${hex#|}"
+  # In this shell's own network namespace (host networking) ss asks the kernel for exactly these sockets;
+  # elsewhere the namespace's whole TCP table is read (slow on a busy host: tens of thousands of lines).
+  how=proc
+  [ -n "$self" ] && [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$self" ] &&
+    ss -tn state established '( sport = :1 )' >/dev/null 2>&1 && how=ss
+  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $how:$pid:$3"
   shift 3
 done
 inflight() {
   n=0
   for w in $watch; do
-    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
-    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
+    how=\${w%%:*}; rest=\${w#*:}; pid=\${rest%%:*}; ports=\${rest#*:}
+    if [ "$how" = ss ]; then
+      filter=''
+      for p in $(echo "$ports" | tr '|' ' '); do filter="\${filter:+$filter or }sport = :$p"; done
+      # (No -H: an old ss without it must not read as idle.) The first line is the header.
+      c=$(ss -tn state established "( $filter )" | tail -n +2 | wc -l) || { echo unknown; return; }
+    else
+      [ -r "/proc/$pid/net/tcp" ] || { echo unknown; return; }
+      hex=''
+      for p in $(echo "$ports" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+      c=$(cat "/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${hex#|}) [0-9A-F]+:[0-9A-F]+ 01 ")
+    fi
     n=$((n + c))
   done
   echo $n

@@ -21,7 +21,9 @@ import { TrafficRecord, type Mark } from './record.js'
 import { judgeCanaryCounts } from './traffic.js'
 import { Watch } from './watch.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+// Waits that never keep the process alive: a run that ended (cancelled, failed) while the judgement still
+// held a bake or a canary window exits at once.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 
 /** nginx's record of the app's requests, followed from empty as nginx writes it. */
 export interface TrafficSource {
@@ -37,6 +39,8 @@ export class Judge {
   private following: Promise<Following> | undefined
   private ticker: NodeJS.Timeout | undefined
   private newImage = ''
+  /** Which replicas are the new version's (the rest are what it is judged against). */
+  private isNew: (r: Replica) => boolean = (r) => r.image === this.newImage
   /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
   private readonly newServers = new Set<string>()
   private readonly oldServers = new Set<string>()
@@ -69,8 +73,9 @@ export class Judge {
   }
 
   /** A deploy of `newImage` begins: the replicas it routes to are watched until end(). */
-  begin(newImage: string): void {
+  begin(newImage: string, isNew?: (r: Replica) => boolean): void {
     this.newImage = newImage
+    this.isNew = isNew ?? ((r) => r.image === newImage)
     this.seen = undefined
     this.failed = new Promise<string>((resolve) => (this.signal = resolve))
     this.watch = new Watch(this.replicas, this.config, this.keep)
@@ -111,10 +116,10 @@ export class Judge {
    * what they are judged against.
    */
   routed(servers: readonly Replica[]): void {
-    const fresh = servers.filter((r) => r.image === this.newImage)
+    const fresh = servers.filter((r) => this.isNew(r))
     this.watch?.add(fresh)
     for (const r of servers)
-      for (const key of this.keysOf(r)) (r.image === this.newImage ? this.newServers : this.oldServers).add(key)
+      for (const key of this.keysOf(r)) (this.isNew(r) ? this.newServers : this.oldServers).add(key)
     for (const r of fresh)
       if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() })
     this.lastRoute = this.record?.mark()

@@ -5,7 +5,7 @@ import type { Config } from '../config.js'
 import type { ManagedContainer } from '../host/state.js'
 import type { Journal, Logger, Phase, StepRecord } from '../journal.js'
 import { Judge } from '../judge/judge.js'
-import type { Replica, Split } from '../model.js'
+import { mainImage, type Replica, type Split } from '../model.js'
 import type { Nginx } from '../nginx/nginx.js'
 import type { Progress } from '../plan/rollback.js'
 import { changesHosts, describeStep, hostsOf, type Step } from '../plan/types.js'
@@ -60,7 +60,7 @@ export class Executor {
     private readonly journal: Journal,
     private readonly log: Logger,
     containers: readonly ManagedContainer[],
-    previous: readonly Replica[],
+    private readonly previous: readonly Replica[],
     private readonly recordCanary?: (split: Split) => Promise<void>,
     /** The workflow run's cancellation: a deploy stops at it (an undo runs to its end). */
     private readonly cancel: Cancellation = NEVER,
@@ -84,7 +84,11 @@ export class Executor {
     const resolved = this.nginx.state.resolved
     const resolve = (address: string) => resolved?.get(address) ?? [address]
     const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve)
-    if (phase === 'deploy') judge.begin(newImage)
+    // The new version: what this run started, and (a promote, a kept colour) what runs the new image when
+    // the version being replaced runs another one. A redeploy of the image live judges what it started.
+    const replaced = mainImage(this.previous)
+    const isNew = (r: Replica) => this.progress.isNew(r) || (r.image === newImage && newImage !== replaced)
+    if (phase === 'deploy') judge.begin(newImage, isNew)
     const world: StepWorld = {
       config: this.config,
       fleet: this.fleet,

@@ -1,0 +1,215 @@
+// The benchmark's part on judged deploys (every route judged on nginx's record of real requests, and the
+// bake): bad versions under load, against the issue's targets, and what judging costs a healthy deploy.
+// Load: the issue's 24 clients (10 GET, 6 POST, 8 0.4 s GET) on fresh connections, from 2 s before the run
+// to 2 s after; a failure is any error, timeout, non-200 or a body that is not the app's answer.
+import { startLoad } from './load.mjs'
+import { resetApp, runAction, testHost } from './action.mjs'
+
+const WORKERS = { get: 10, post: 6, slow: 8 }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const image = (tag) => `nginx-rollout-test/app:${tag}`
+const median = (xs) => {
+  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b)
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : undefined
+}
+
+/** The cases of the issue: (a) broken routes, (b) a late crash, (c) a lost route, (d) flaky both, healthy. */
+export const CASES = [
+  { name: 'healthy (v2), judged', tag: 'v2', expect: 'deployed', inputs: { 'bake-seconds': '0' } },
+  {
+    name: 'healthy (v2), not judged',
+    tag: 'v2',
+    expect: 'deployed',
+    inputs: { 'verify-seconds': '0', 'bake-seconds': '0' },
+  },
+  { name: '(a) /health 200, routes 500', tag: 'broken', expect: 'rolled-back', inputs: { 'bake-seconds': '0' } },
+  {
+    name: '(b) exits 8 s after start, bake 12 s',
+    tag: 'v2',
+    expect: 'rolled-back',
+    inputs: { env: 'CRASH_AFTER=8', 'bake-seconds': '12' },
+  },
+  {
+    name: '(c) 404 on POST /cgi-bin/echo',
+    tag: 'v2',
+    expect: 'rolled-back',
+    inputs: { env: 'NOT_FOUND=echo', 'bake-seconds': '0' },
+  },
+  {
+    name: '(d) both versions 2% 5xx',
+    tag: 'v2',
+    expect: 'deployed',
+    flaky: true,
+    inputs: { env: 'ERROR_PERCENT=2', 'bake-seconds': '0' },
+  },
+]
+
+/** The seconds a summary row of the steps table says (route steps, time to verdict). */
+function routeSeconds(summary) {
+  return [...summary.matchAll(/^\| \d+ \| route traffic to [^|]*\| (?:[^|]*\| )?([\d.]+) s \| ok/gm)].map((m) =>
+    Number(m[1]),
+  )
+}
+const verdictSeconds = (summary) =>
+  [...summary.matchAll(/^\| [^|]+ \| \*{0,2}(pass|fail|not judged)\*{0,2} \| [^|]* \| [^|]* \| ([\d.]+) s \|/gm)].map(
+    (m) => ({ verdict: m[1], seconds: Number(m[2]) }),
+  )
+
+/** One deploy of `c` from v1 under load; the load runs from 2 s before to 2 s after. */
+async function deployUnderLoad(app, port, ports, strategy, c) {
+  const h = testHost()
+  const base = {
+    host: `${h.host}:${h.port}`,
+    username: h.user,
+    key: h.key,
+    fingerprint: h.fingerprint,
+    app,
+    pull: 'false',
+    network: 'host',
+    'nginx-image': 'nginx-rollout-test/nginx:test',
+    'nginx-container': `${app}-lb`,
+    listen: `127.0.0.1:${port}`,
+    replicas: '3',
+    ports,
+    'health-path': '/health',
+    strategy,
+  }
+  resetApp(app)
+  const first = await runAction(
+    { ...base, image: image('v1'), 'bake-seconds': '0', ...(c.flaky ? { env: c.inputs.env } : {}) },
+    { debug: false },
+  )
+  if (first.outputs.result !== 'deployed') throw new Error(`${app}: v1 did not deploy: ${first.log}`)
+  const load = startLoad({ port, workers: WORKERS, maxSeconds: 240 })
+  await sleep(2000)
+  const t0 = performance.now()
+  const run = await runAction({ ...base, image: image(c.tag), ...c.inputs }, { debug: false })
+  const seconds = (performance.now() - t0) / 1000
+  await sleep(2000)
+  const report = await load.stop()
+  const after = report.events
+    .filter((e) => e.ok && e.kind === 'get')
+    .slice(-20)
+    .map((e) => e.version)
+  return {
+    result: run.outputs.result,
+    seconds,
+    sent: report.sent,
+    failed: report.failed,
+    share: report.failed / report.sent,
+    // What served at the end: the version that answered the last GETs.
+    servingAfter: [...new Set(after)].join(','),
+    routes: routeSeconds(run.summary),
+    verdicts: verdictSeconds(run.summary),
+    errors: report.sampleErrors.slice(0, 3),
+  }
+}
+
+/** Deploy time of a healthy version without any traffic, judged and not (the quiet second). */
+async function quietDeploy(app, port, ports, strategy, judged) {
+  const h = testHost()
+  const base = {
+    host: `${h.host}:${h.port}`,
+    username: h.user,
+    key: h.key,
+    fingerprint: h.fingerprint,
+    app,
+    pull: 'false',
+    network: 'host',
+    'nginx-image': 'nginx-rollout-test/nginx:test',
+    'nginx-container': `${app}-lb`,
+    listen: `127.0.0.1:${port}`,
+    replicas: '3',
+    ports,
+    'health-path': '/health',
+    strategy,
+    'bake-seconds': '0',
+    ...(judged ? {} : { 'verify-seconds': '0' }),
+  }
+  resetApp(app)
+  await runAction({ ...base, image: image('v1') }, { debug: false })
+  const t0 = performance.now()
+  const run = await runAction({ ...base, image: image('v2') }, { debug: false })
+  return { result: run.outputs.result, seconds: (performance.now() - t0) / 1000 }
+}
+
+export async function runJudged(runs, log = console.log) {
+  const results = []
+  for (const strategy of ['rolling', 'blue-green']) {
+    const app = `bench-judge-${strategy === 'rolling' ? 'r' : 'bg'}`
+    const port = strategy === 'rolling' ? 18196 : 18197
+    const ports = strategy === 'rolling' ? '9641-9660' : '9661-9680'
+    for (const c of CASES)
+      for (let run = 1; run <= runs; run++) {
+        const m = await deployUnderLoad(app, port, ports, strategy, c)
+        results.push({ strategy, case: c.name, expect: c.expect, run, ...m })
+        log(
+          `judged ${strategy.padEnd(10)} ${c.name.padEnd(38)} run ${run}: ${m.result}, ${m.failed} of ${m.sent} failed (${(100 * m.share).toFixed(2)}%), ${m.seconds.toFixed(1)} s, serving ${m.servingAfter}`,
+        )
+      }
+    for (const judged of [true, false])
+      for (let run = 1; run <= runs; run++) {
+        const m = await quietDeploy(app, port, ports, strategy, judged)
+        results.push({
+          strategy,
+          case: `(e) no traffic, ${judged ? 'judged' : 'not judged'}`,
+          expect: 'deployed',
+          run,
+          ...m,
+        })
+        log(
+          `judged ${strategy.padEnd(10)} (e) no traffic, ${judged ? 'judged' : 'not judged'} run ${run}: ${m.result}, ${m.seconds.toFixed(1)} s`,
+        )
+      }
+    resetApp(app)
+  }
+  return results
+}
+
+const pct = (x) => `${(100 * x).toFixed(2)}%`
+const f1 = (x) => (x === undefined ? '-' : x.toFixed(1))
+const f2 = (x) => (x === undefined ? '-' : x.toFixed(2))
+
+export function renderJudged(results, runs) {
+  const out = []
+  out.push(
+    `Each case ${runs} times per strategy, 3 replicas, v1 to the case's version, under 24 clients (10 GET, 6 POST, 8 0.4 s GET) on fresh connections from 2 s before the run to 2 s after; default inputs except those named (bake-seconds 0 unless the case bakes).`,
+  )
+  out.push('')
+  out.push(
+    '| strategy | case | result (expected) | failed requests, worst run (share) | failed, median share | serving after | run time, median | route step, median | time to verdict, median |',
+  )
+  out.push('|---|---|---|---:|---:|---|---:|---:|---:|')
+  const keys = [...new Set(results.map((r) => `${r.strategy}|${r.case}`))]
+  for (const key of keys) {
+    const [strategy, name] = key.split('|')
+    const rs = results.filter((r) => r.strategy === strategy && r.case === name)
+    const results_ = [...new Set(rs.map((r) => r.result))].join(', ')
+    const ok = rs.every((r) => r.result === r.expect)
+    const worst = rs.reduce((a, r) => ((r.share ?? 0) > (a.share ?? 0) ? r : a), rs[0])
+    const serving = [...new Set(rs.map((r) => r.servingAfter).filter(Boolean))].join('; ') || '-'
+    const verdicts = rs.flatMap((r) => (r.verdicts ?? []).map((v) => v.seconds))
+    out.push(
+      `| ${strategy} | ${name} | ${results_}${ok ? '' : ` (expected ${rs[0].expect})`} | ${worst.failed ?? '-'}${worst.sent ? ` of ${worst.sent} (${pct(worst.share)})` : ''} | ` +
+        `${rs[0].sent ? pct(median(rs.map((r) => r.share))) : '-'} | ${serving} | ${f1(median(rs.map((r) => r.seconds)))} s | ` +
+        `${f2(median(rs.flatMap((r) => r.routes ?? [])))} s | ${verdicts.length ? `${f2(median(verdicts))} s` : '-'} |`,
+    )
+  }
+  out.push('')
+  for (const strategy of ['rolling', 'blue-green']) {
+    const rows = results.filter((r) => r.strategy === strategy)
+    const t = (name) => median(rows.filter((r) => r.case === name).map((r) => r.seconds))
+    const judged = t('healthy (v2), judged')
+    const plain = t('healthy (v2), not judged')
+    const routes = strategy === 'rolling' ? 3 : 1
+    const quietJudged = t('(e) no traffic, judged')
+    const quietPlain = t('(e) no traffic, not judged')
+    const bad = rows.filter((r) => /^\((a|b)\)/.test(r.case))
+    const worstBad = Math.max(...bad.map((r) => r.share))
+    out.push(
+      `- ${strategy}: judging a healthy version under load adds ${f2(judged - plain)} s (${f2((judged - plain) / routes)} s per route, ${routes} route${routes > 1 ? 's' : ''}; target at most 0.5 s per route: ${(judged - plain) / routes <= 0.5 ? 'met' : 'NOT met'}); ` +
+        `without traffic ${f2(quietJudged - quietPlain)} s; (a) and (b): worst run ${pct(worstBad)} of requests failed (target at most 3%: ${worstBad <= 0.03 ? 'met' : 'NOT met'}).`,
+    )
+  }
+  return out.join('\n') + '\n'
+}
