@@ -6173,7 +6173,7 @@ var require_client_h1 = __commonJS({
         } else {
           socket[kReset] = true;
         }
-        const pause = request2.onHeaders(statusCode, headers, this.resume, statusText) === false;
+        const pause2 = request2.onHeaders(statusCode, headers, this.resume, statusText) === false;
         if (request2.aborted) {
           return -1;
         }
@@ -6187,7 +6187,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants3.ERROR.PAUSED : 0;
+        return pause2 ? constants3.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -46540,9 +46540,9 @@ var Lives = class {
     this.lane(x).bars.push({ label, start: start2, end, tags });
   }
   /** A start's bar runs until the replica's gate begins (or it serves, or goes), else to the step's end. */
-  start(x, label, since, until, failed2) {
+  start(x, label, since, until, failed3) {
     this.lane(x);
-    this.starting.set(replicaKey(x), { label, since, until, failed: failed2 });
+    this.starting.set(replicaKey(x), { label, since, until, failed: failed3 });
   }
   endStart(x, at) {
     const s = this.starting.get(replicaKey(x));
@@ -46612,66 +46612,89 @@ var Lives = class {
     this.canaryShare = void 0;
   }
 };
-function draw(lives, s) {
+var tagsOf = (s, usual) => s.outcome === "failed" ? ["crit"] : [...usual];
+function runBar(s, step) {
   const start2 = startOf(s);
   const end = s.endedAtMs;
-  const failed2 = s.outcome === "failed";
-  const tags = (usual) => failed2 ? ["crit"] : [...usual];
-  const step = s.step;
   switch (step.kind) {
     case "login":
-      lives.run.push({ label: `log in to ${step.registry || "Docker Hub"}`, start: start2, end, tags: tags([]) });
-      break;
+      return { label: `log in to ${step.registry || "Docker Hub"}`, start: start2, end, tags: tagsOf(s, []) };
     case "pull":
-      lives.run.push({ label: `pull ${step.image}`, start: start2, end, tags: tags([]) });
-      break;
-    case "start":
-    case "restart": {
-      const label = step.kind === "restart" ? "starting again" : step.ahead ? "started ahead" : "starting";
-      for (const x of step.replicas) {
-        lives.lane(x, step.kind === "start");
-        lives.start(x, label, start2, end, failed2);
-      }
-      break;
-    }
-    case "gate":
-      for (const x of step.replicas) {
-        lives.endStart(x, start2);
-        lives.bar(x, "health gate", start2, end, tags([]));
-      }
-      break;
+      return { label: `pull ${step.image}`, start: start2, end, tags: tagsOf(s, []) };
+    case "bake":
+      return { label: `bake ${step.seconds} s`, start: start2, end, tags: tagsOf(s, ["done"]) };
+  }
+}
+function drawStart(lives, s, step) {
+  const label = step.kind === "restart" ? "starting again" : step.ahead ? "started ahead" : "starting";
+  for (const x of step.replicas) {
+    lives.lane(x, step.kind === "start");
+    lives.start(x, label, startOf(s), s.endedAtMs, s.outcome === "failed");
+  }
+}
+function drawGate(lives, s, step) {
+  for (const x of step.replicas) {
+    lives.endStart(x, startOf(s));
+    lives.bar(x, "health gate", startOf(s), s.endedAtMs, tagsOf(s, []));
+  }
+}
+function drawNginxChange(lives, s, step) {
+  const end = s.endedAtMs;
+  const failed3 = s.outcome === "failed";
+  switch (step.kind) {
     case "route":
       if (s.outcome === "ok") lives.route(step.servers, step.split, step.judged?.backup ?? [], end);
-      else if (failed2) lives.run.push(milestone("route failed", end, ["crit"]));
+      else if (failed3) lives.run.push(milestone("route failed", end, ["crit"]));
       break;
     case "restore-config":
       if (s.outcome === "ok")
         lives.route(step.servers, void 0, [], end, new Set(step.servers.map((x) => x.image)).size <= 1);
-      else if (failed2) lives.run.push(milestone("restore failed", end, ["crit"]));
+      else if (failed3) lives.run.push(milestone("restore failed", end, ["crit"]));
       break;
     case "record":
-      if (failed2) lives.run.push(milestone("record of requests failed", end, ["crit"]));
+      if (failed3) lives.run.push(milestone("record of requests failed", end, ["crit"]));
+      break;
+  }
+}
+function drawLeaving(lives, s, step) {
+  const label = step.kind === "stop" ? "stopped" : step.kind === "remove" ? "removed" : "retired";
+  for (const x of step.replicas) {
+    lives.leaves(x, startOf(s));
+    lives.bar(x, label, startOf(s), s.endedAtMs, tagsOf(s, ["done"]));
+  }
+}
+function draw(lives, s) {
+  const step = s.step;
+  switch (step.kind) {
+    case "login":
+    case "pull":
+    case "bake":
+      lives.run.push(runBar(s, step));
+      break;
+    case "start":
+    case "restart":
+      drawStart(lives, s, step);
+      break;
+    case "gate":
+      drawGate(lives, s, step);
+      break;
+    case "route":
+    case "restore-config":
+    case "record":
+      drawNginxChange(lives, s, step);
       break;
     case "observe":
       break;
     case "drain":
-      for (const x of step.replicas) lives.bar(x, "draining", start2, end, ["done"]);
-      break;
-    case "bake":
-      lives.run.push({ label: `bake ${step.seconds} s`, start: start2, end, tags: tags(["done"]) });
+      for (const x of step.replicas) lives.bar(x, "draining", startOf(s), s.endedAtMs, ["done"]);
       break;
     case "stop":
     case "remove":
-    case "retire": {
-      const label = step.kind === "stop" ? "stopped" : step.kind === "remove" ? "removed" : "retired";
-      for (const x of step.replicas) {
-        lives.leaves(x, start2);
-        lives.bar(x, label, start2, end, tags(["done"]));
-      }
+    case "retire":
+      drawLeaving(lives, s, step);
       break;
-    }
   }
-  if (s.outcome === "cancelled") lives.run.push(milestone("run cancelled", end, ["crit"]));
+  if (s.outcome === "cancelled") lives.run.push(milestone("run cancelled", s.endedAtMs, ["crit"]));
 }
 var byTime = (a, b) => a.start - b.start || a.end - b.end;
 function timeline(r) {
@@ -46843,80 +46866,110 @@ function steps(r) {
     )
   ];
 }
-function renderSummary(r, secrets = []) {
-  const out = [];
-  const status2 = r.operation === "status";
-  out.push(status2 ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`);
-  out.push("", facts(r));
-  if (r.stopped) {
-    const left = r.steps.filter((s) => s.outcome === "not run").length;
-    const rest = left ? `${left} step${left === 1 ? "" : "s"} of the plan did not run` : "";
-    const why = r.stopped === r.failure ? `${rest || "the plan did not finish"}; what failed is below.` : `${cell(r.stopped).replace(/\.$/, "")}.${rest ? ` ${rest}.` : ""}`;
-    out.push("", `**Stopped early:** ${why}`);
-  }
-  for (const n of r.notes ?? []) out.push("", `> ${n}`);
-  if (r.live) out.push(...live(r.live));
-  if (r.failure) out.push("", "**What failed:**", "", fence(r.failure));
-  if (r.rollbackFailure) out.push("", "**The rollback failed too:**", "", fence(r.rollbackFailure));
+function stoppedEarly(r) {
+  if (!r.stopped) return [];
+  const left = r.steps.filter((s) => s.outcome === "not run").length;
+  const rest = left ? `${left} step${left === 1 ? "" : "s"} of the plan did not run` : "";
+  const why = r.stopped === r.failure ? `${rest || "the plan did not finish"}; what failed is below.` : `${cell(r.stopped).replace(/\.$/, "")}.${rest ? ` ${rest}.` : ""}`;
+  return ["", `**Stopped early:** ${why}`];
+}
+function failures(r) {
+  return [
+    ...r.failure ? ["", "**What failed:**", "", fence(r.failure)] : [],
+    ...r.rollbackFailure ? ["", "**The rollback failed too:**", "", fence(r.rollbackFailure)] : []
+  ];
+}
+function timelineSection(r) {
   const chart = timeline(r);
-  if (chart) out.push("", "### Timeline", "", fence(chart, "mermaid"));
-  if (r.steps.length) out.push(...steps(r));
-  else if (r.plan.length) out.push("", "### Plan", "", ...r.plan.map((p, i) => `${i + 1}. ${p}`));
-  if (r.gates.length) {
-    out.push(
-      "",
-      "### Health gates",
-      "",
-      "| Replica | Host | Result | Probes | Time | Last probe | Docker health |",
-      "|---|---|---|---|---|---|---|"
-    );
-    for (const g of r.gates)
-      out.push(
-        `| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`
-      );
-  }
-  out.push(...realTraffic(r));
-  if (r.canarySteps?.length) {
-    out.push(
-      "",
-      "### Canary steps",
-      "",
-      "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |",
-      "|---|---|---|---|---|---|---|---|---|"
-    );
-    for (const c of r.canarySteps)
-      out.push(
-        `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
-      );
-  }
-  if (r.github?.length) out.push("", "### GitHub", "", ...r.github.map((n) => `- ${n}`));
+  return chart ? ["", "### Timeline", "", fence(chart, "mermaid")] : [];
+}
+function stepsOrPlan(r) {
+  if (r.steps.length) return steps(r);
+  if (r.plan.length) return ["", "### Plan", "", ...r.plan.map((p, i) => `${i + 1}. ${p}`)];
+  return [];
+}
+function healthGates(r) {
+  if (!r.gates.length) return [];
+  return [
+    "",
+    "### Health gates",
+    "",
+    "| Replica | Host | Result | Probes | Time | Last probe | Docker health |",
+    "|---|---|---|---|---|---|---|",
+    ...r.gates.map(
+      (g) => `| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`
+    )
+  ];
+}
+function canaryStepsTable(r) {
+  if (!r.canarySteps?.length) return [];
+  return [
+    "",
+    "### Canary steps",
+    "",
+    "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ...r.canarySteps.map(
+      (c) => `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
+    )
+  ];
+}
+function gitHubRecords(r) {
+  return r.github?.length ? ["", "### GitHub", "", ...r.github.map((n) => `- ${n}`)] : [];
+}
+function configChange(r) {
   if (r.configDiff)
-    out.push(
+    return [
       "",
       `<details><summary>What this run changed in ${r.configPath}</summary>`,
       "",
       fence(r.configDiff, "diff"),
       "",
       "</details>"
-    );
-  else if (!status2 && r.result !== "planned")
-    out.push("", `nginx serves the same file as before the run (${r.configPath}).`);
-  for (const e of r.evidence)
-    out.push(
-      "",
-      `<details open><summary>${e.subject}: last log lines</summary>`,
-      "",
-      cell(e.reason),
-      "",
-      fence(e.logs),
-      "",
-      "</details>"
-    );
-  if (r.stats)
-    out.push(
-      "",
-      `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${seconds(p.ms)}`).join(", ")}` : ""}</sub>`
-    );
+    ];
+  if (r.operation !== "status" && r.result !== "planned")
+    return ["", `nginx serves the same file as before the run (${r.configPath}).`];
+  return [];
+}
+function evidence(r) {
+  return r.evidence.flatMap((e) => [
+    "",
+    `<details open><summary>${e.subject}: last log lines</summary>`,
+    "",
+    cell(e.reason),
+    "",
+    fence(e.logs),
+    "",
+    "</details>"
+  ]);
+}
+function costs(r) {
+  if (!r.stats) return [];
+  return [
+    "",
+    `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? "" : "s"}, ${r.stats.commands} remote commands, ${r.stats.probes} probes${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${seconds(p.ms)}`).join(", ")}` : ""}</sub>`
+  ];
+}
+function renderSummary(r, secrets = []) {
+  const headline2 = r.operation === "status" ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`;
+  const out = [
+    headline2,
+    "",
+    facts(r),
+    ...stoppedEarly(r),
+    ...(r.notes ?? []).flatMap((n) => ["", `> ${n}`]),
+    ...r.live ? live(r.live) : [],
+    ...failures(r),
+    ...timelineSection(r),
+    ...stepsOrPlan(r),
+    ...healthGates(r),
+    ...realTraffic(r),
+    ...canaryStepsTable(r),
+    ...gitHubRecords(r),
+    ...configChange(r),
+    ...evidence(r),
+    ...costs(r)
+  ];
   return redact(out.join("\n") + "\n", secrets);
 }
 function live(l) {
@@ -47365,30 +47418,31 @@ function canaryLinks(gh, canary, deployment) {
     ...pr ? { pullRequest: pr } : {}
   };
 }
-async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets) {
-  const { result, state: state2, plan } = end;
+function canaryChange(end) {
+  const { state: state2, plan } = end;
   const before = state2?.canary;
   const after = end.canaryAfter ?? void 0;
   const swapped = Boolean(plan?.replaces) && end.canaryAfter !== void 0;
-  const canaryImage = after?.image ?? (swapped ? plan?.image ?? "" : before?.image ?? plan?.image ?? "");
-  if (end.deployment)
-    await recorder.finish(
-      end.deployment,
-      finalStatus({
-        operation: config.operation,
-        result,
-        image: images.liveImage,
-        previousImage: images.previousImage,
-        canaryImage,
-        canaryWeight: end.canaryWeight
-      })
-    );
-  const replaced = swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : void 0;
-  if (replaced) await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`);
-  const pr = canaryPullRequest(gh, before);
-  if (!pr || config.strategy !== "canary" && !before) return;
-  const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id;
-  const earlier = after ? [...after.pushes ?? []] : [
+  const image = after?.image ?? (swapped ? plan?.image ?? "" : before?.image ?? plan?.image ?? "");
+  return { before, after, swapped, image };
+}
+async function finishDeployment(recorder, config, end, images, canaryImage) {
+  if (!end.deployment) return;
+  await recorder.finish(
+    end.deployment,
+    finalStatus({
+      operation: config.operation,
+      result: end.result,
+      image: images.liveImage,
+      previousImage: images.previousImage,
+      canaryImage,
+      canaryWeight: end.canaryWeight
+    })
+  );
+}
+function earlierPushes({ before, after, swapped }) {
+  if (after) return [...after.pushes ?? []];
+  return [
     ...before?.pushes ?? [],
     ...swapped && before ? [
       {
@@ -47400,17 +47454,31 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
       }
     ] : []
   ];
-  const observations = after ? after.observations ?? [] : [...swapped ? [] : before?.observations ?? [], ...judged];
+}
+function canaryObservations({ before, after, swapped }, judged) {
+  if (after) return after.observations ?? [];
+  return [...swapped ? [] : before?.observations ?? [], ...judged];
+}
+async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets) {
+  const { result, plan } = end;
+  const change = canaryChange(end);
+  const { before } = change;
+  await finishDeployment(recorder, config, end, images, change.image);
+  const replaced = change.swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : void 0;
+  if (replaced) await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`);
+  const pr = canaryPullRequest(gh, before);
+  if (!pr || config.strategy !== "canary" && !before) return;
+  const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id;
   const body = renderCanaryComment({
     app: config.app,
     where,
     operation: config.operation,
     result,
-    canaryImage,
+    canaryImage: change.image,
     stableImage: result === "paused" || result === "rolled-back" ? images.liveImage : images.previousImage,
     canaryWeight: end.canaryWeight,
-    observations,
-    pushes: earlier,
+    observations: canaryObservations(change, judged),
+    pushes: earlierPushes(change),
     failure: end.failure,
     runUrl: gh.runUrl,
     at: (/* @__PURE__ */ new Date()).toISOString()
@@ -47519,7 +47587,7 @@ var COLORS = ["", "blue", "green"];
 var isColor = (s) => COLORS.includes(s);
 var isPercent = (n, min = 0) => Number.isInteger(n) && n >= min && n <= 100;
 var WORD = /^[a-z][a-z-]{0,31}$/;
-var COMMIT = /^[0-9a-f]{1,64}$/;
+var COMMIT = /^[0-9A-Za-z]{1,64}$/;
 var TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 var QUOTE_MAX = 120;
 var UNSEEN = /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
@@ -47931,22 +47999,16 @@ function readCanary(r) {
     );
   return { steps: steps2, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) };
 }
-function readNginx(r, source, app) {
-  const mode = r.oneOf("nginx-mode", ["container", "host"]);
-  const scope = r.oneOf("nginx-scope", ["site", "upstream"]);
-  const container = r.matching("nginx-container", CONTAINER_NAME, "a Docker container name");
-  const image = r.matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
-  const configPath = r.matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") || derivedDefaults.configPath(app);
-  const upstreamName = r.matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _") || derivedDefaults.upstreamName(app);
-  const templatePath = r.raw("nginx-template");
-  let template;
-  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
-    try {
-      template = source.readWorkspaceFile(templatePath);
-    } catch (e) {
-      r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
-    }
+function readTemplate(r, source, templatePath) {
+  if (!templatePath || !TEMPLATE_PATH.test(templatePath)) return void 0;
+  try {
+    return source.readWorkspaceFile(templatePath);
+  } catch (e) {
+    r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
+    return void 0;
   }
+}
+function readServerBlock(r, scope, upstreamName) {
   const listen = r.raw("listen");
   if (!parseListen(listen))
     r.problem(
@@ -47962,6 +48024,18 @@ function readNginx(r, source, app) {
           `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`
         );
   }
+  return { listen, serverName };
+}
+function readNginx(r, source, app) {
+  const mode = r.oneOf("nginx-mode", ["container", "host"]);
+  const scope = r.oneOf("nginx-scope", ["site", "upstream"]);
+  const container = r.matching("nginx-container", CONTAINER_NAME, "a Docker container name");
+  const image = r.matching("nginx-image", IMAGE, "a Docker image reference like nginx:stable");
+  const configPath = r.matching("nginx-config-path", CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") || derivedDefaults.configPath(app);
+  const upstreamName = r.matching("upstream-name", UPSTREAM_NAME, "an nginx upstream name of letters, digits and _") || derivedDefaults.upstreamName(app);
+  const templatePath = r.raw("nginx-template");
+  const template = readTemplate(r, source, templatePath);
+  const { listen, serverName } = readServerBlock(r, scope, upstreamName);
   return {
     mode,
     scope,
@@ -48135,11 +48209,6 @@ function parseSshAddress(text2, defaultPort, problem) {
   return { host, port };
 }
 function readTopology(t, defaultPort, problem) {
-  const upstreamAddress = (name, value) => {
-    if (isIP2(value) || HOSTNAME.test(value)) return true;
-    problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`);
-    return false;
-  };
   if (t.host && t.hosts) {
     problem("host and hosts: give one of them (host for a single app host, hosts for several)");
     return void 0;
@@ -48148,25 +48217,33 @@ function readTopology(t, defaultPort, problem) {
     problem("host: required (the Docker host to deploy to, name or name:port), or hosts for several");
     return void 0;
   }
-  if (t.host) {
-    const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean);
-    if (!items.length) {
-      problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`);
-      return void 0;
-    }
-    if (items.length > 1) {
-      problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`);
-      return void 0;
-    }
-    const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`));
-    const nginxHost2 = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh;
-    if (!ssh || !nginxHost2 || !upstreamAddress("upstream-host", t.upstreamHost)) return void 0;
-    if (isLoopback(t.upstreamHost) && (nginxHost2.host !== ssh.host || nginxHost2.port !== ssh.port))
-      problem(
-        `upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`
-      );
-    return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost: nginxHost2 };
+  return t.host ? readSingleHost(t, defaultPort, problem) : readSeveralHosts(t, defaultPort, problem);
+}
+function isUpstreamAddress(name, value, problem) {
+  if (isIP2(value) || HOSTNAME.test(value)) return true;
+  problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`);
+  return false;
+}
+function readSingleHost(t, defaultPort, problem) {
+  const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean);
+  if (!items.length) {
+    problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`);
+    return void 0;
   }
+  if (items.length > 1) {
+    problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`);
+    return void 0;
+  }
+  const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`));
+  const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh;
+  if (!ssh || !nginxHost || !isUpstreamAddress("upstream-host", t.upstreamHost, problem)) return void 0;
+  if (isLoopback(t.upstreamHost) && (nginxHost.host !== ssh.host || nginxHost.port !== ssh.port))
+    problem(
+      `upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`
+    );
+  return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost };
+}
+function readSeveralHosts(t, defaultPort, problem) {
   if (t.upstreamHostGiven)
     problem(
       "upstream-host: with hosts, give each host's upstream address after it ('10.0.0.11:22 10.1.0.11'); leave upstream-host empty"
@@ -48175,28 +48252,34 @@ function readTopology(t, defaultPort, problem) {
     problem("nginx-host: required with hosts (the host that runs nginx, address[:port]; it may be one of the hosts)");
   const appHosts = [];
   for (const line of t.hosts.split(/[,\n]/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))) {
-    const fields = line.split(/\s+/);
-    if (fields.length > 2) {
-      problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`);
-      continue;
-    }
-    const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`));
-    const address = fields[1] ?? ssh?.host ?? "";
-    if (!ssh || !upstreamAddress("hosts", address)) continue;
-    if (isLoopback(address))
+    const host = appHostLine(line, defaultPort, problem);
+    if (!host) continue;
+    if (appHosts.some((h) => h.id === host.id)) problem(`hosts: ${host.id} is listed twice`);
+    else if (appHosts.some((h) => h.upstreamAddress === host.upstreamAddress))
       problem(
-        `hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`
+        `hosts: two hosts have the upstream address ${host.upstreamAddress}; nginx could not tell their replicas apart`
       );
-    const id = sshName(ssh.host, ssh.port);
-    if (appHosts.some((h) => h.id === id)) problem(`hosts: ${id} is listed twice`);
-    else if (appHosts.some((h) => h.upstreamAddress === address))
-      problem(`hosts: two hosts have the upstream address ${address}; nginx could not tell their replicas apart`);
-    else appHosts.push({ id, ssh, upstreamAddress: address });
+    else appHosts.push(host);
   }
   if (!appHosts.length)
     problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`);
   const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : void 0;
   return nginxHost && appHosts.length ? { appHosts, nginxHost } : void 0;
+}
+function appHostLine(line, defaultPort, problem) {
+  const fields = line.split(/\s+/);
+  if (fields.length > 2) {
+    problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`);
+    return void 0;
+  }
+  const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`));
+  const address = fields[1] ?? ssh?.host ?? "";
+  if (!ssh || !isUpstreamAddress("hosts", address, problem)) return void 0;
+  if (isLoopback(address))
+    problem(
+      `hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`
+    );
+  return { id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: address };
 }
 function parsePorts(text2, problem) {
   const ports = /* @__PURE__ */ new Set();
@@ -48646,42 +48729,54 @@ async function settleAt(plan, percent, ex) {
   const end = await ex.run([settle], "finish", plan.image);
   if (end.kind !== "completed") warning(`the paused canary's record of requests stays on: ${end.reason}`);
 }
-async function carryOut(config, state2, plan, ex, journal, links, gh) {
-  const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
-  const outcome2 = await group(title, () => ex.run(plan.steps, "deploy", plan.image));
-  const unchangedCanary = { canaryWeight: state2.canary ? String(state2.canary.weight) : "" };
-  const pause = async (percent, canary, remaining) => ({
+var weightAsFound = (state2) => ({ canaryWeight: state2.canary ? String(state2.canary.weight) : "" });
+async function pause(carrying, percent, canary, remaining) {
+  const { state: state2, plan, gh, journal, links } = carrying;
+  return {
     result: "paused",
     canary: await canaryRecord(state2, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
     canaryWeight: String(percent)
-  });
+  };
+}
+async function completed(carrying) {
+  const { state: state2, plan } = carrying;
+  if (plan.pausesAt) return pause(carrying, plan.pausesAt.percent, plan.pausesAt.canary, []);
+  if (plan.endsCanary)
+    return { result: plan.leaves, canary: null, canaryWeight: plan.leaves === "deployed" ? "100" : "0" };
+  return { result: plan.leaves, ...weightAsFound(state2) };
+}
+async function inconclusive(carrying, percent, reason) {
+  const { plan } = carrying;
+  warning(reason);
+  const canary = plan.steps.flatMap(
+    (st) => st.kind === "observe" && st.split.percent === percent ? st.split.canary : []
+  );
+  await settleAt(plan, percent, carrying.ex);
+  const stopped = `${reason}: the canary stays live at ${percent}% until promote or abort`;
+  return { ...await pause(carrying, percent, canary, sharesAfter(plan, percent)), stopped };
+}
+async function failed(carrying, failure2, judged) {
+  const { config, state: state2, plan, ex } = carrying;
+  const stopped = failure2;
+  if (!config.rollbackOnFailure && !judged) return { result: "failed", failure: failure2, stopped, ...weightAsFound(state2) };
+  const undo = planUndo(config, plan, ex.snapshot());
+  const back = await group("Roll back", () => ex.run(undo.steps, "rollback", plan.image));
+  if (back.kind !== "completed")
+    return { result: "failed", failure: failure2, stopped, rollbackFailure: back.reason, ...weightAsFound(state2) };
+  if (undo.canary === "removed") return { result: "rolled-back", failure: failure2, stopped, canary: null, canaryWeight: "0" };
+  return { result: "rolled-back", failure: failure2, stopped, ...weightAsFound(state2) };
+}
+async function carryOut(config, state2, plan, ex, journal, links, gh) {
+  const title = config.operation === "deploy" ? "Deploy" : config.operation.replace(/^./, (c) => c.toUpperCase());
+  const outcome2 = await group(title, () => ex.run(plan.steps, "deploy", plan.image));
+  const carrying = { config, state: state2, plan, ex, journal, links, gh };
   switch (outcome2.kind) {
     case "completed":
-      if (plan.pausesAt) return pause(plan.pausesAt.percent, plan.pausesAt.canary, []);
-      if (plan.endsCanary)
-        return { result: plan.leaves, canary: null, canaryWeight: plan.leaves === "deployed" ? "100" : "0" };
-      return { result: plan.leaves, ...unchangedCanary };
-    case "inconclusive": {
-      warning(outcome2.reason);
-      const canary = plan.steps.flatMap(
-        (st) => st.kind === "observe" && st.split.percent === outcome2.percent ? st.split.canary : []
-      );
-      await settleAt(plan, outcome2.percent, ex);
-      const stopped = `${outcome2.reason}: the canary stays live at ${outcome2.percent}% until promote or abort`;
-      return { ...await pause(outcome2.percent, canary, sharesAfter(plan, outcome2.percent)), stopped };
-    }
-    case "failed": {
-      const failure2 = outcome2.reason;
-      const stopped = failure2;
-      if (!config.rollbackOnFailure && !outcome2.judged)
-        return { result: "failed", failure: failure2, stopped, ...unchangedCanary };
-      const undo = planUndo(config, plan, ex.snapshot());
-      const back = await group("Roll back", () => ex.run(undo.steps, "rollback", plan.image));
-      if (back.kind !== "completed")
-        return { result: "failed", failure: failure2, stopped, rollbackFailure: back.reason, ...unchangedCanary };
-      if (undo.canary === "removed") return { result: "rolled-back", failure: failure2, stopped, canary: null, canaryWeight: "0" };
-      return { result: "rolled-back", failure: failure2, stopped, ...unchangedCanary };
-    }
+      return completed(carrying);
+    case "inconclusive":
+      return inconclusive(carrying, outcome2.percent, outcome2.reason);
+    case "failed":
+      return failed(carrying, outcome2.reason, outcome2.judged);
     case "cancelled":
       return cancelled(config, state2, plan, ex, outcome2.reason);
   }
@@ -49560,7 +49655,7 @@ var NodeSSH = class {
     const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
     const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
     directories.sort((a, b) => a.length - b.length);
-    let failed2 = false;
+    let failed3 = false;
     try {
       await new Promise((resolve, reject) => {
         const queue = new PromiseQueue({ concurrency });
@@ -49581,7 +49676,7 @@ var NodeSSH = class {
               await this.putFile(localFile, remoteFile, sftp, transferOptions);
               tick(localFile, remoteFile, null);
             } catch (_) {
-              failed2 = true;
+              failed3 = true;
               tick(localFile, remoteFile, _);
             }
           }).catch(reject);
@@ -49593,7 +49688,7 @@ var NodeSSH = class {
         sftp.end();
       }
     }
-    return !failed2;
+    return !failed3;
   }
   async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
@@ -49644,7 +49739,7 @@ var NodeSSH = class {
     const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
     const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
     directories.sort((a, b) => a.length - b.length);
-    let failed2 = false;
+    let failed3 = false;
     try {
       await new Promise((resolve, reject) => {
         const queue = new PromiseQueue({ concurrency });
@@ -49665,7 +49760,7 @@ var NodeSSH = class {
               await this.getFile(localFile, remoteFile, sftp, transferOptions);
               tick(localFile, remoteFile, null);
             } catch (_) {
-              failed2 = true;
+              failed3 = true;
               tick(localFile, remoteFile, _);
             }
           }).catch(reject);
@@ -49677,7 +49772,7 @@ var NodeSSH = class {
         sftp.end();
       }
     }
-    return !failed2;
+    return !failed3;
   }
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
@@ -50289,10 +50384,15 @@ function readNginx2(place, container, managedPath, hostNames = []) {
 }
 var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
 var followTrafficLog = (place, path3, maxBytes, everyMs, maxSeconds) => withTimeout(place.inside(LOG_FOLLOW, [path3, String(maxBytes), String(everyMs / 1e3)]), maxSeconds);
-var disableImageDefaultSite = (place) => place.inside(
-  'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
-  []
-);
+var SET_ASIDE_DEFAULT_SITE = `c=$1; f=/etc/nginx/conf.d/default.conf
+t=$(mktemp -d) || exit 0
+if docker cp "$c:$f" "$t/site" 2>/dev/null && [ -f "$t/site" ] && [ ! -L "$t/site" ]; then
+  echo "# nginx-rollout created this container and set the image's default site aside before nginx first started: default.conf.disabled-by-nginx-rollout" >"$t/comment"
+  docker cp "$t/site" "$c:$f.disabled-by-nginx-rollout" && docker cp "$t/comment" "$c:$f"
+fi
+rm -rf "$t"
+exit 0`;
+var setAsideImageDefaultSite = (container) => script(SET_ASIDE_DEFAULT_SITE, container);
 var nginxErrorLog = (place, container, lines) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines));
 
 // src/nginx/template.ts
@@ -51130,6 +51230,7 @@ var Nginx = class {
         createNginxContainer(this.config, upstreamAddress),
         `creating the nginx container ${n.container}`
       );
+      await run(this.remote, setAsideImageDefaultSite(n.container), "setting the image's default site aside");
     }
     const started = await this.remote.exec(command("docker", "start", "--", n.container));
     if (started.code !== 0)
@@ -51146,9 +51247,14 @@ var Nginx = class {
       if (this.current.masterPid !== void 0 || Date.now() > deadline) break;
       await sleep(100);
     }
-    if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside");
     await this.reread();
     return created ? `created the nginx container ${n.container} from ${n.image}` : `started the nginx container ${n.container}`;
+  }
+  /** Starts or creates the nginx container when it is not running (in turn with changes); says which it did. */
+  boot(upstreamAddress) {
+    const booted = this.changing.then(() => this.ensureRunning(upstreamAddress));
+    this.changing = booted.catch(() => void 0);
+    return booted;
   }
   /**
    * Puts `next` in place of the managed file (undefined removes it): under the nginx lock, nginx -t with the
@@ -51413,7 +51519,7 @@ for p; do
   case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
   case $published in *" $p "*) taken="$taken $p"; continue ;; esac
   case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
-  if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
+  if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$who" != "$app" ] && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
     taken="$taken $p"
   fi
 done
@@ -51436,39 +51542,40 @@ function parseContainers(output, host) {
   const problems = [];
   for (const line of output.split("\n")) {
     if (!line.trim()) continue;
-    let c;
-    try {
-      c = JSON.parse(line);
-    } catch {
-      c = void 0;
-    }
-    if (!isObject(c)) {
-      ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`);
-      continue;
-    }
-    const labels = c.labels && typeof c.labels === "object" ? c.labels : {};
-    const label = (k) => typeof labels[k] === "string" ? labels[k] : "";
-    const name = typeof c.name === "string" ? c.name.replace(/^\//, "") : "";
-    const app = label(LABEL.app);
-    const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0;
-    const id = typeof c.id === "string" ? c.id : "";
-    if (label(LABEL.role) !== "replica") continue;
-    if (!CONTAINER_ID.test(id) || !NAME.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
-      ignored.push(
-        `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
-      );
-      continue;
-    }
-    const image = label(LABEL.image);
-    const color = label(LABEL.color);
-    const refuse = (key, expected, value) => problems.push(
-      `${host.id}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; the action writes no such label, so something else changed the container: find out what, and remove it`
-    );
-    if (!IMAGE.test(image)) refuse(LABEL.image, "a Docker image reference", image);
-    if (!isColor(color)) refuse(LABEL.color, "'', 'blue' or 'green'", color);
-    if (!IMAGE.test(image) || !isColor(color)) continue;
-    const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
-    containers.push({
+    const read = inspectedContainer(line, host);
+    if (!read) continue;
+    if ("ignored" in read) ignored.push(read.ignored);
+    else if ("problems" in read) problems.push(...read.problems);
+    else containers.push(read.container);
+  }
+  return { containers, ignored, problems };
+}
+function inspectedContainer(line, host) {
+  let c;
+  try {
+    c = JSON.parse(line);
+  } catch {
+    c = void 0;
+  }
+  if (!isObject(c)) return { ignored: `an unreadable line of docker inspect output (${line.length} characters)` };
+  const labels = c.labels && typeof c.labels === "object" ? c.labels : {};
+  const label = (k) => typeof labels[k] === "string" ? labels[k] : "";
+  const name = typeof c.name === "string" ? c.name.replace(/^\//, "") : "";
+  const app = label(LABEL.app);
+  const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0;
+  const id = typeof c.id === "string" ? c.id : "";
+  if (label(LABEL.role) !== "replica") return void 0;
+  if (!CONTAINER_ID.test(id) || !NAME.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port))
+    return {
+      ignored: `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
+    };
+  const image = label(LABEL.image);
+  const color = label(LABEL.color);
+  const problems = labelProblems(host.id, name, image, color);
+  if (problems.length) return { problems };
+  const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
+  return {
+    container: {
       ...pid ? { pid } : {},
       id,
       host: host.id,
@@ -51479,9 +51586,15 @@ function parseContainers(output, host) {
       image,
       running: c.state === "running",
       ...color ? { color } : {}
-    });
-  }
-  return { containers, ignored, problems };
+    }
+  };
+}
+function labelProblems(hostId, name, image, color) {
+  const refuse = (key, expected, value) => `${hostId}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; the action writes no such label, so something else changed the container: find out what, and remove it`;
+  return [
+    ...IMAGE.test(image) ? [] : [refuse(LABEL.image, "a Docker image reference", image)],
+    ...isColor(color) ? [] : [refuse(LABEL.color, "'', 'blue' or 'green'", color)]
+  ];
 }
 var isString = (v) => typeof v === "string";
 var isNumber = (v) => typeof v === "number" && Number.isFinite(v);
@@ -51525,53 +51638,24 @@ function historyEntryProblem(h) {
 function parseCanaryState(text2, defaultHost, warn) {
   const parsed = parseJson(text2, "canary.json", warn);
   if (parsed === void 0) return void 0;
-  const bad = (why) => {
-    warn(`canary.json on the nginx host is malformed (${why}): ignored as stale`);
-    return void 0;
-  };
-  if (!isObject(parsed)) return bad("not an object");
+  const record2 = canaryStateOf(parsed, defaultHost);
+  if (!isString(record2)) return record2;
+  warn(`canary.json on the nginx host is malformed (${record2}): ignored as stale`);
+  return void 0;
+}
+function canaryStateOf(parsed, defaultHost) {
+  if (!isObject(parsed)) return "not an object";
+  const head = headProblem(parsed);
+  if (head) return head;
+  const replicas = replicasOf(parsed.replicas, defaultHost);
+  if (isString(replicas)) return replicas;
+  const observations = observationsOf(parsed.observations);
+  if (observations === null) return "observations are malformed";
+  const links = linksProblem(parsed.deployment, parsed.pullRequest);
+  if (links) return links;
+  const pushes = pushesProblem(parsed.pushes);
+  if (pushes) return pushes;
   const p = parsed;
-  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad("image, stableImage or at missing");
-  if (!IMAGE.test(p.image)) return bad(`image: expected a Docker image reference, got ${quoteHostText(p.image)}`);
-  if (!isImageOrNone(p.stableImage))
-    return bad(`stableImage: expected '' or a Docker image reference, got ${quoteHostText(p.stableImage)}`);
-  if (!TIMESTAMP.test(p.at)) return bad(`at: expected a UTC time like 2026-05-01T10:00:00Z, got ${quoteHostText(p.at)}`);
-  if (!isPercent(p.weight)) return bad("weight is not a percentage");
-  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
-    return bad("remainingSteps is not a list of numbers");
-  if (!p.remainingSteps.every((n) => isPercent(n, 1)))
-    return bad(`remainingSteps: expected percentages from 1 to 100, got ${quoteHostText(p.remainingSteps)}`);
-  if (!Array.isArray(p.replicas)) return bad("replicas is not a list");
-  const replicas = p.replicas.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
-  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
-    return bad("a replica has no host or name");
-  const strange = replicas.find(
-    (r) => !HOST_ID.test(r.host) || !isReplicaName(r.name)
-  );
-  if (strange)
-    return bad(
-      `replicas: expected container names like <app>-<port> on app hosts, got ${quoteHostText(strange.name)} on ${quoteHostText(strange.host)}`
-    );
-  const observations = p.observations === void 0 ? void 0 : Array.isArray(p.observations) && p.observations.every(isObservation) ? p.observations : null;
-  if (observations === null) return bad("observations are malformed");
-  const d = p.deployment;
-  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
-    return bad("deployment is malformed");
-  const pr = p.pullRequest;
-  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number)))
-    return bad("pullRequest is malformed");
-  const pushes = p.pushes;
-  const outcomes = ["live", "replaced", "promoted", "aborted", "failed"];
-  const isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && outcomes.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
-  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every(isPush))) return bad("pushes are malformed");
-  for (const push2 of pushes ?? []) {
-    if (!IMAGE.test(push2.image))
-      return bad(`pushes: expected Docker image references, got ${quoteHostText(push2.image)}`);
-    if (!TIMESTAMP.test(push2.at) || push2.sha !== void 0 && !COMMIT.test(push2.sha))
-      return bad(
-        `pushes: expected UTC times and commit ids, got ${quoteHostText(push2.at)} and ${quoteHostText(push2.sha)}`
-      );
-  }
   return {
     image: p.image,
     stableImage: p.stableImage,
@@ -51581,10 +51665,57 @@ function parseCanaryState(text2, defaultHost, warn) {
     at: p.at,
     ...isString(p.sha) && COMMIT.test(p.sha) ? { sha: p.sha } : {},
     ...observations ? { observations } : {},
-    ...d ? { deployment: d } : {},
-    ...pr ? { pullRequest: pr } : {},
-    ...pushes ? { pushes } : {}
+    ...p.deployment ? { deployment: p.deployment } : {},
+    ...p.pullRequest ? { pullRequest: p.pullRequest } : {},
+    ...p.pushes ? { pushes: p.pushes } : {}
   };
+}
+function headProblem(p) {
+  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return "image, stableImage or at missing";
+  if (!IMAGE.test(p.image)) return `image: expected a Docker image reference, got ${quoteHostText(p.image)}`;
+  if (!isImageOrNone(p.stableImage))
+    return `stableImage: expected '' or a Docker image reference, got ${quoteHostText(p.stableImage)}`;
+  if (!TIMESTAMP.test(p.at)) return `at: expected a UTC time like 2026-05-01T10:00:00Z, got ${quoteHostText(p.at)}`;
+  if (!isPercent(p.weight)) return "weight is not a percentage";
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
+    return "remainingSteps is not a list of numbers";
+  if (!p.remainingSteps.every((n) => isPercent(n, 1)))
+    return `remainingSteps: expected percentages from 1 to 100, got ${quoteHostText(p.remainingSteps)}`;
+  return void 0;
+}
+function replicasOf(value, defaultHost) {
+  if (!Array.isArray(value)) return "replicas is not a list";
+  const replicas = value.map((r) => isString(r) ? { host: defaultHost, name: r } : r);
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
+    return "a replica has no host or name";
+  const named = replicas;
+  const strange = named.find((r) => !HOST_ID.test(r.host) || !isReplicaName(r.name));
+  if (strange)
+    return `replicas: expected container names like <app>-<port> on app hosts, got ${quoteHostText(strange.name)} on ${quoteHostText(strange.host)}`;
+  return named;
+}
+function observationsOf(value) {
+  if (value === void 0) return void 0;
+  return Array.isArray(value) && value.every(isObservation) ? value : null;
+}
+function linksProblem(deployment, pullRequest) {
+  const d = deployment;
+  if (d !== void 0 && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
+    return "deployment is malformed";
+  const pr = pullRequest;
+  if (pr !== void 0 && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return "pullRequest is malformed";
+  return void 0;
+}
+var PUSH_OUTCOMES = ["live", "replaced", "promoted", "aborted", "failed"];
+var isPush = (x) => isObject(x) && isString(x.image) && isString(x.at) && (x.sha === void 0 || isString(x.sha)) && PUSH_OUTCOMES.includes(x.outcome) && Array.isArray(x.observations) && x.observations.every(isObservation);
+function pushesProblem(pushes) {
+  if (pushes !== void 0 && !(Array.isArray(pushes) && pushes.every(isPush))) return "pushes are malformed";
+  for (const push2 of pushes ?? []) {
+    if (!IMAGE.test(push2.image)) return `pushes: expected Docker image references, got ${quoteHostText(push2.image)}`;
+    if (!TIMESTAMP.test(push2.at) || push2.sha !== void 0 && !COMMIT.test(push2.sha))
+      return `pushes: expected UTC times and commit ids, got ${quoteHostText(push2.at)} and ${quoteHostText(push2.sha)}`;
+  }
+  return void 0;
 }
 function parseJson(text2, file, warn) {
   if (!text2.trim()) return void 0;
@@ -51617,31 +51748,23 @@ function parseAppHost(config, host, sections, remote, warnings) {
   const usage = parseUsage(text(sections.get("usage")?.out), config.app);
   return { host: host.id, containers, retireReports, usage, problems };
 }
-async function readHosts(fleet, config, claim, waiting, onLocked) {
-  const nginxIsAppHost = config.appHosts.find(
-    (h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port
-  );
-  const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
-    { name: "history", command: readFile2(historyPath(config.app)) },
-    { name: "canary", command: readFile2(canaryPath(config.app)) },
-    ...nginxIsAppHost ? appHostParts(config, Boolean(claim)) : [],
-    { name: "nginx", command: readNginxCommand(config) }
-  ]);
+var nginxAppHost = (config) => config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port);
+function lockOrReadFailure(fleet, config, command2, r, first) {
+  const why = text(first?.err).trim() || text(first?.out).trim();
+  return why ? new RemoteError(
+    `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
+    r
+  ) : failure(fleet.nginx, command2, `reading ${fleet.nginx.name}`, r);
+}
+async function readNginxHost(fleet, config, command2, waiting) {
   const deadline = Date.now() + config.lockTimeoutSeconds * 1e3;
   let lastHolder = "";
-  let sections;
   for (; ; ) {
-    const r = await fleet.nginx.exec(nginxRead);
-    sections = parseSections(r.raw);
-    if (r.code === 0) break;
+    const r = await fleet.nginx.exec(command2);
+    const sections = parseSections(r.raw);
+    if (r.code === 0) return sections;
     const first = sections.get("first");
-    if (r.code !== 3) {
-      const why = text(first?.err).trim() || text(first?.out).trim();
-      throw why ? new RemoteError(
-        `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
-        r
-      ) : failure(fleet.nginx, nginxRead, `reading ${fleet.nginx.name}`, r);
-    }
+    if (r.code !== 3) throw lockOrReadFailure(fleet, config, command2, r, first);
     const holder = text(first?.out).trim();
     if (holder !== lastHolder) waiting(holder);
     lastHolder = holder;
@@ -51652,55 +51775,74 @@ async function readHosts(fleet, config, claim, waiting, onLocked) {
       );
     await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
   }
-  if (claim) onLocked?.();
-  const warnings = [];
-  const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
-  const hosts = [];
-  if (nginxIsAppHost) hosts.push(parseAppHost(config, nginxIsAppHost, sections, fleet.nginx, warnings));
-  const read = await Promise.all(
-    others.map(async (h) => {
+}
+function readAppHosts(fleet, config, hosts, consume, warnings) {
+  return Promise.all(
+    hosts.map(async (h) => {
       const remote = fleet.app(h.id);
-      const c = sectioned(void 0, appHostParts(config, Boolean(claim)));
+      const c = sectioned(void 0, appHostParts(config, consume));
       const r = await remote.exec(c);
       if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r);
       return parseAppHost(config, h, parseSections(r.raw), remote, warnings);
     })
   );
-  hosts.push(...read);
-  hosts.sort(
-    (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host)
-  );
-  const fileOf = (name) => {
-    const s = sections.get(name);
-    if (s && s.code !== 0)
-      throw new HostStateError(
-        `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`
-      );
-    return text(s?.out);
-  };
-  const history2 = parseHistory(fileOf("history"), (m) => warnings.push(m));
-  const canary = parseCanaryState(fileOf("canary"), config.appHosts[0].id, (m) => warnings.push(m));
+}
+function recordFile(fleet, config, sections, name) {
+  const s = sections.get(name);
+  if (s && s.code !== 0)
+    throw new HostStateError(
+      `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`
+    );
+  return text(s?.out);
+}
+function nginxOf(fleet, config, sections) {
   const nginxSection = sections.get("nginx");
   if (!nginxSection || nginxSection.code !== 0)
     throw new HostStateError(
       `reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`
     );
-  const nginx = parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
+  return parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
+}
+function hostState(hosts, nginx, history2, canary, warnings) {
+  return {
+    containers: hosts.flatMap((h) => h.containers),
+    nginx,
+    history: history2,
+    ...canary ? { canary } : {},
+    warnings,
+    retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report }))),
+    usage: new Map(hosts.map((h) => [h.host, h.usage])),
+    problems: hosts.flatMap((h) => h.problems)
+  };
+}
+async function readHosts(fleet, config, claim, waiting, onLocked) {
+  const nginxIsAppHost = nginxAppHost(config);
+  const nginxRead = sectioned(claim ? acquireCommand(claim) : void 0, [
+    { name: "history", command: readFile2(historyPath(config.app)) },
+    { name: "canary", command: readFile2(canaryPath(config.app)) },
+    ...nginxIsAppHost ? appHostParts(config, Boolean(claim)) : [],
+    { name: "nginx", command: readNginxCommand(config) }
+  ]);
+  const sections = await readNginxHost(fleet, config, nginxRead, waiting);
+  if (claim) onLocked?.();
+  const warnings = [];
+  const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
+  const hosts = [];
+  if (nginxIsAppHost) hosts.push(parseAppHost(config, nginxIsAppHost, sections, fleet.nginx, warnings));
+  hosts.push(...await readAppHosts(fleet, config, others, Boolean(claim), warnings));
+  hosts.sort(
+    (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host)
+  );
+  const history2 = parseHistory(recordFile(fleet, config, sections, "history"), (m) => warnings.push(m));
+  const canary = parseCanaryState(
+    recordFile(fleet, config, sections, "canary"),
+    config.appHosts[0].id,
+    (m) => warnings.push(m)
+  );
+  const nginx = nginxOf(fleet, config, sections);
   warnings.push(...nginx.warnings ?? []);
   const lockNote = text(sections.get("first")?.out).trim() || void 0;
-  return {
-    state: {
-      containers: hosts.flatMap((h) => h.containers),
-      nginx,
-      history: history2,
-      ...canary ? { canary } : {},
-      warnings,
-      retireReports: hosts.flatMap((h) => h.retireReports.map((report) => ({ host: h.host, report }))),
-      usage: new Map(hosts.map((h) => [h.host, h.usage])),
-      problems: hosts.flatMap((h) => h.problems)
-    },
-    lockNote
-  };
+  return { state: hostState(hosts, nginx, history2, canary, warnings), lockNote };
 }
 
 // src/nginx/diff.ts
@@ -51819,6 +51961,35 @@ function pausedSets(config, containers, routes, state2) {
   const isCanary = (r) => state2.replicas.some((c) => c.host === r.host && c.name === r.name);
   return { live: live2, strays, canary: live2.filter(isCanary), stable: live2.filter((r) => !isCanary(r)) };
 }
+function startThenShares(config, canary, shares, replaced) {
+  const start2 = [
+    ...prepare(config, config.image),
+    { kind: "start", replicas: canary },
+    { kind: "gate", replicas: canary }
+  ];
+  if (!replaced.length) return [...start2, ...shares];
+  return [
+    ...start2,
+    shares[0],
+    { kind: "drain", seconds: config.drainSeconds, replicas: replaced },
+    ...retireAll(replaced),
+    ...shares.slice(1)
+  ];
+}
+function settleAtLastShare(shares) {
+  const last = [...shares].reverse().find((st) => st.kind === "route");
+  return last?.kind === "route" ? [{ ...last, judged: void 0, settle: true }] : [];
+}
+var freshReplicas = (config, containers, canary, usage) => allocate(
+  config,
+  [...containers, ...canaryAsContainers(canary)],
+  freshCounts(config, canary),
+  config.image,
+  [],
+  void 0,
+  usage
+);
+var replacesNote = (image, replicas) => `replaces the canary of ${image} (${replicas.map((r) => r.name).join(", ")}) of the same pull request in the first reload`;
 function planCanary(config, containers, routes, replacing, usage) {
   const sets = replacing ? pausedSets(config, containers, routes, replacing) : { ...liveReplicas(config, containers, routes), canary: [] };
   const old = sets.canary;
@@ -51833,52 +52004,27 @@ function planCanary(config, containers, routes, replacing, usage) {
     );
   const canary = allocate(config, containers, canaryCounts(config), config.image, [], void 0, usage);
   const shares = shareSteps(config, stable, canary, config.canary.steps);
-  const steps2 = [
-    ...prepare(config, config.image),
-    { kind: "start", replicas: canary },
-    { kind: "gate", replicas: canary }
-  ];
   const swapped = old.length > 0 && shares.length > 0;
-  if (swapped)
-    steps2.push(
-      shares[0],
-      { kind: "drain", seconds: config.drainSeconds, replicas: old },
-      ...retireAll(old),
-      ...shares.slice(1)
-    );
-  else steps2.push(...shares);
-  const stableImage = replacing?.stableImage ?? mainImage(stable);
-  const notes = old.length ? [
-    `replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(", ")}) of the same pull request in the first reload`
-  ] : [];
+  const steps2 = startThenShares(config, canary, shares, swapped ? old : []);
   const base = {
     image: config.image,
     previous: [...stable, ...old],
     onFailure: "abort-canary",
-    notes,
+    notes: old.length ? [replacesNote(replacing?.image, old)] : [],
     ...old.length ? { replaces: old } : {}
   };
   if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1];
-    const last = [...shares].reverse().find((st) => st.kind === "route");
-    const settle = last?.kind === "route" ? [{ ...last, judged: void 0, settle: true }] : [];
+    const stableImage = replacing?.stableImage ?? mainImage(stable);
     return {
       ...base,
-      steps: [...steps2, ...settle],
+      steps: [...steps2, ...settleAtLastShare(shares)],
       next: [...stable, ...canary],
       pausesAt: { percent, canary, stableImage },
       leaves: "paused"
     };
   }
-  const fresh = allocate(
-    config,
-    [...containers, ...canaryAsContainers(canary)],
-    freshCounts(config, canary),
-    config.image,
-    [],
-    void 0,
-    usage
-  );
+  const fresh = freshReplicas(config, containers, canary, usage);
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old);
   return { ...base, steps: [...steps2, ...complete.steps], next: complete.next, leaves: "deployed", endsCanary: true };
 }
@@ -52291,7 +52437,9 @@ var Watch = class {
     this.config = config;
     this.keep = keep;
     this.failed = new Promise((resolve) => this.fail = resolve);
-    this.loop = this.run();
+    this.loop = this.run().catch(
+      (e) => this.found(void 0, `the watch of the new replicas stopped: ${e.message}`)
+    );
   }
   port;
   config;
@@ -52325,7 +52473,7 @@ var Watch = class {
   }
   async look(w, askDocker) {
     const r = w.replica;
-    const probe = await this.port.probe(r);
+    const probe = await this.port.probe(r).catch((e) => ({ error: e.message, ms: 0 }));
     const answered = statusAllowed(probe.status, this.config.health.status);
     w.failures = answered ? 0 : w.failures + 1;
     if (answered && !askDocker) return;
@@ -52349,7 +52497,7 @@ var Watch = class {
     if (this.seen) return;
     this.seen = why;
     this.fail(why);
-    this.keep(this.port.evidence(r, why, false));
+    if (r) this.keep(this.port.evidence(r, why, false));
   }
   async run() {
     while (this.running && !this.seen) {
@@ -52471,7 +52619,7 @@ var Judge = class {
     if (this.seen) return { failed: this.seen };
     if (!this.watch) return { done: await work };
     work.catch(() => void 0);
-    return Promise.race([work.then((done2) => ({ done: done2 })), this.failed.then((failed2) => ({ failed: failed2 }))]);
+    return Promise.race([work.then((done2) => ({ done: done2 })), this.failed.then((failed3) => ({ failed: failed3 }))]);
   }
   fail(why) {
     if (this.seen) return;
@@ -52480,10 +52628,13 @@ var Judge = class {
   }
   /** What real traffic showed (the comparison's words), when that is what failed the deploy. */
   trafficReason;
+  /** The canary share being observed, if any: a failure found meanwhile names it. */
+  observing;
   failOnTraffic(reason) {
     if (this.seen) return;
     this.trafficReason = reason;
-    this.fail(`real traffic: ${reason}`);
+    const share2 = this.observing ? `canary step at ${this.observing.percent}% failed: ` : "";
+    this.fail(`${share2}real traffic: ${reason}`);
   }
   /** The whole record of the old version, and of the new one since it first got traffic. */
   versions() {
@@ -52580,12 +52731,15 @@ var Judge = class {
     await this.startRecording();
     const mark = this.lastRoute ?? this.record?.mark();
     const deadline = Date.now() + windowSeconds * 1e3;
+    this.observing = split;
     while (!this.seen && Date.now() < deadline) await Promise.race([sleep2(deadline - Date.now()), this.failed]);
+    this.observing = void 0;
     const canary = this.record?.of(this.keysOfAll(split.canary), mark) ?? NONE;
     const stableCounts = this.record?.of(this.keysOfAll(stable), mark) ?? NONE;
     const step = { percent: split.percent, seconds: windowSeconds };
     const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate);
-    if (this.seen) return { ...judgement, ...step, verdict: "fail", reason: this.seen };
+    const found = this.trafficReason === void 0 ? this.seen : `real traffic: ${this.trafficReason}`;
+    if (found) return { ...judgement, ...step, verdict: "fail", reason: found };
     if (judgement.verdict === "fail") {
       this.fail(`canary step at ${split.percent}% failed: ${judgement.reason}`);
       this.evidence(split.canary, judgement.reason);
@@ -52928,8 +53082,8 @@ async function gateReplicas(w, step) {
       w.journal.gates.push(result);
       return result;
     } catch (e) {
-      const failed2 = e.gate;
-      if (failed2) w.journal.gates.push(failed2);
+      const failed3 = e.gate;
+      if (failed3) w.journal.gates.push(failed3);
       throw e;
     }
   };
@@ -52949,11 +53103,12 @@ async function applyNginx(w, text2, configId) {
 }
 var fileFor = (w, servers, split, judged) => renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {});
 async function record(w, step) {
+  const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress);
   await w.judge.startRecording();
   w.judge.routed(step.servers);
   const { text: text2, configId } = fileFor(w, step.servers, step.split, { backup: [] });
   w.progress.changingNginx(applyNginx(w, text2, configId));
-  return done("continues while the new replicas start");
+  return done([booted, "continues while the new replicas start"].filter(Boolean).join("; "));
 }
 async function route(w, step) {
   const seen = await w.judge.verdictNow();
@@ -53178,14 +53333,14 @@ var Executor = class {
       step,
       allTrafficNew: (step.kind === "route" || step.kind === "restore-config") && !step.servers.some((r) => r.image !== newImage)
     });
-    const failed2 = (e) => {
+    const failed3 = (e) => {
       this.journal.steps.push(e);
       this.log.info(`${counter} ${e.description}: FAILED (${seconds5(e.ms)})`);
     };
     try {
       const end = await this.runStep(world, step, cancel);
       if (end.stop) {
-        failed2(entry(outcomeOfStop(end.stop), end.stop.reason));
+        failed3(entry(outcomeOfStop(end.stop), end.stop.reason));
         return end.stop;
       }
       const e = entry("ok", end.detail);
@@ -53193,7 +53348,7 @@ var Executor = class {
       this.log.info(`${counter} ${e.description}: ok (${seconds5(e.ms)})${e.detail ? `, ${e.detail}` : ""}`);
       return void 0;
     } catch (err) {
-      failed2(entry("failed", err.message));
+      failed3(entry("failed", err.message));
       throw err;
     }
   }
@@ -53212,7 +53367,7 @@ function liveReport(config, state2) {
 }
 
 // src/operate.ts
-var failed = (e, partial = {}) => ({
+var failed2 = (e, partial = {}) => ({
   result: "failed",
   canaryWeight: "",
   serving: [],
@@ -53272,7 +53427,7 @@ async function operateOn(scope, read, lock) {
     if (problems.length) {
       const why = problems.length === 1 ? problems[0] : `${problems.length} problems on the hosts; nothing was changed:
 - ${problems.join("\n- ")}`;
-      return { end: failed(new PlanError(why), { state: read }), records: {} };
+      return { end: failed2(new PlanError(why), { state: read }), records: {} };
     }
     const leftovers = config.operation === "abort" && stale ? canaryLeftovers(read) : [];
     if (config.operation === "abort" && stale && !leftovers.length)
@@ -53288,7 +53443,7 @@ async function operateOn(scope, read, lock) {
     }
     return await deploy(scope, state2, plan, lock, records);
   } catch (e) {
-    if (!(e instanceof NothingToDo)) return { end: failed(e, { state: read }), records };
+    if (!(e instanceof NothingToDo)) return { end: failed2(e, { state: read }), records };
     notice(e.message);
     const canaryWeight = read.canary ? String(read.canary.weight) : "";
     return { end: { result: "unchanged", canaryWeight, serving: [], configDiff: "", state: read }, records };
@@ -53356,6 +53511,22 @@ ${configDiff}` : `${path3}: no change`);
   endGroup();
   return configDiff;
 }
+function historyEntry(config, plan, result, run3) {
+  return {
+    image: plan.image,
+    previousImage: mainImage(plan.previous),
+    result,
+    at: (/* @__PURE__ */ new Date()).toISOString(),
+    strategy: config.strategy,
+    operation: config.operation,
+    run: run3
+  };
+}
+function servedChange(config, state2, liveText) {
+  const path3 = config.nginx.configPath;
+  const before = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
+  return unifiedDiff(before, liveText ?? "", `${path3} (before the run)`, `${path3} (served now)`);
+}
 async function deploy(scope, state2, plan, lock, records) {
   const { config, gh, recorder, journal, fleet, log, cancel } = scope;
   const { claim } = lock;
@@ -53378,19 +53549,9 @@ async function deploy(scope, state2, plan, lock, records) {
   const links = async () => canaryLinks(gh, state2.canary, await deployment);
   const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh);
   await ex.quiesce();
-  const entry = {
-    image: plan.image,
-    previousImage: mainImage(plan.previous),
-    result: outcome2.result,
-    at: (/* @__PURE__ */ new Date()).toISOString(),
-    strategy: config.strategy,
-    operation: config.operation,
-    run: claim.owner
-  };
+  const entry = historyEntry(config, plan, outcome2.result, claim.owner);
   const canary = outcome2.canary !== void 0 ? { canary: outcome2.canary } : records;
-  const path3 = config.nginx.configPath;
-  const before = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
-  const configDiff = unifiedDiff(before, nginx.liveText ?? "", `${path3} (before the run)`, `${path3} (served now)`);
+  const configDiff = servedChange(config, state2, nginx.liveText);
   const end = {
     plan,
     state: state2,
@@ -53470,88 +53631,93 @@ function servingAsRead(config, state2) {
   if (!state2) return "";
   return mainImage(liveReplicas(config, state2.containers, routesOf(state2)).live);
 }
-async function publish(config, gh, recorder, journal, end, stats) {
-  await journal.settled();
+function figuresOf(end, startedAt) {
   const { result, plan, state: state2 } = end;
-  const durationSeconds = (Date.now() - journal.startedAt) / 1e3;
   const previousImage = plan ? mainImage(plan.previous) || (state2?.history.at(-1)?.image ?? "") : state2?.history.at(-1)?.previousImage ?? "";
   const liveImage = result === "planned" && plan ? plan.image : mainImage(end.serving.filter((x) => !(result === "paused" && plan && x.image === plan.image))) || mainImage(end.serving);
-  const output = (name, value) => {
-    const problem = outputProblem(name, value);
-    if (problem) warning(`${problem}; set to '' instead`);
-    setOutput(name, problem ? "" : value);
-  };
-  output("result", result);
-  output("image", liveImage);
-  output("previous-image", previousImage);
-  setOutput("duration-seconds", durationSeconds.toFixed(1));
-  output("replicas", JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image }))));
-  output("color", liveColor(end.serving));
-  output("canary-weight", end.canaryWeight);
-  if (recorder && plan && !config.dryRun)
-    await recordOnGitHub(
-      recorder,
-      config,
-      gh,
-      end,
-      journal.canarySteps,
-      { liveImage, previousImage },
-      secretsOf(config)
-    );
+  return { liveImage, previousImage, durationSeconds: (Date.now() - startedAt) / 1e3 };
+}
+function setCheckedOutput(name, value) {
+  const problem = outputProblem(name, value);
+  if (problem) warning(`${problem}; set to '' instead`);
+  setOutput(name, problem ? "" : value);
+}
+function setOutputs(end, figures) {
+  setCheckedOutput("result", end.result);
+  setCheckedOutput("image", figures.liveImage);
+  setCheckedOutput("previous-image", figures.previousImage);
+  setOutput("duration-seconds", figures.durationSeconds.toFixed(1));
+  setCheckedOutput(
+    "replicas",
+    JSON.stringify(end.serving.map(({ host, name, port, image }) => ({ host, name, port, image })))
+  );
+  setCheckedOutput("color", liveColor(end.serving));
+  setCheckedOutput("canary-weight", end.canaryWeight);
+}
+function summaryRecord(config, journal, end, figures, github, stats) {
+  const { result, plan, state: state2 } = end;
+  const { liveImage, previousImage, durationSeconds } = figures;
   const switched = journal.trafficSwitchedAtMs;
-  const summary2 = renderSummary(
-    {
-      app: config.app,
-      hosts: config.appHosts.map((h) => h.id),
-      nginxHost: describeNginx(config, sshName(config.nginxHost.host, config.nginxHost.port)),
-      operation: config.operation,
-      strategy: config.strategy,
-      result,
-      // What nginx serves: a dry run changes nothing, and a run refused before any change leaves what it read.
-      image: result === "planned" && plan ? mainImage(plan.previous) : liveImage || servingAsRead(config, state2),
-      servingBefore: plan?.previous,
-      previousImage,
-      durationSeconds,
-      trafficSwitchedSeconds: switched === void 0 ? void 0 : switched / 1e3,
-      dryRun: config.dryRun,
-      color: liveColor(end.serving),
-      canaryWeight: end.canaryWeight,
-      notes: [...plan?.notes ?? [], ...journal.notes],
-      plan: plan?.steps.map((s) => describeStep(s, config.appHosts.length > 1)) ?? [],
-      steps: withStepsNotRun(
-        journal.steps,
-        plan,
-        config.appHosts.length > 1,
-        sshName(config.nginxHost.host, config.nginxHost.port)
-      ),
-      requestedImage: plan?.image ?? config.image,
-      stopped: end.stopped,
-      gates: journal.gates,
-      canarySteps: journal.canarySteps,
-      verifications: journal.verifications,
-      bake: journal.bake,
-      configPath: config.nginx.configPath,
-      configDiff: end.configDiff,
-      failure: end.failure,
-      rollbackFailure: end.rollbackFailure,
-      evidence: journal.evidence,
-      live: end.live,
-      github: recorder?.notes,
-      stats,
-      phases: journal.phases
-    },
-    secretsOf(config)
-  );
-  if (process.env.GITHUB_STEP_SUMMARY) await summary.addRaw(summary2).write();
-  info(
-    `result: ${result} (${durationSeconds.toFixed(1)} s${switched !== void 0 ? `; all traffic on ${plan?.image} after ${(switched / 1e3).toFixed(1)} s` : ""})`
-  );
+  const nginxHost = sshName(config.nginxHost.host, config.nginxHost.port);
+  const manyHosts = config.appHosts.length > 1;
+  return {
+    app: config.app,
+    hosts: config.appHosts.map((h) => h.id),
+    nginxHost: describeNginx(config, nginxHost),
+    operation: config.operation,
+    strategy: config.strategy,
+    result,
+    // What nginx serves: a dry run changes nothing, and a run refused before any change leaves what it read.
+    image: result === "planned" && plan ? mainImage(plan.previous) : liveImage || servingAsRead(config, state2),
+    servingBefore: plan?.previous,
+    previousImage,
+    durationSeconds,
+    trafficSwitchedSeconds: switched === void 0 ? void 0 : switched / 1e3,
+    dryRun: config.dryRun,
+    color: liveColor(end.serving),
+    canaryWeight: end.canaryWeight,
+    notes: [...plan?.notes ?? [], ...journal.notes],
+    plan: plan?.steps.map((s) => describeStep(s, manyHosts)) ?? [],
+    steps: withStepsNotRun(journal.steps, plan, manyHosts, nginxHost),
+    requestedImage: plan?.image ?? config.image,
+    stopped: end.stopped,
+    gates: journal.gates,
+    canarySteps: journal.canarySteps,
+    verifications: journal.verifications,
+    bake: journal.bake,
+    configPath: config.nginx.configPath,
+    configDiff: end.configDiff,
+    failure: end.failure,
+    rollbackFailure: end.rollbackFailure,
+    evidence: journal.evidence,
+    live: end.live,
+    github,
+    stats,
+    phases: journal.phases
+  };
+}
+function closingLine(end, durationSeconds, switchedMs) {
+  const switched = switchedMs !== void 0 ? `; all traffic on ${end.plan?.image} after ${(switchedMs / 1e3).toFixed(1)} s` : "";
+  return `result: ${end.result} (${durationSeconds.toFixed(1)} s${switched})`;
+}
+function failureMessage(config, end) {
   if (!end.failure) return void 0;
   const what = config.operation === "deploy" ? `deploy of ${config.image}` : `operation ${config.operation}`;
-  const how = result === "rolled-back" ? "failed and was rolled back" : result === "cancelled" ? "was cancelled" : "failed";
+  const how = end.result === "rolled-back" ? "failed and was rolled back" : end.result === "cancelled" ? "was cancelled" : "failed";
   const rollback = end.rollbackFailure ? `
 the rollback failed too: ${end.rollbackFailure}` : "";
   return `${what} ${how}: ${end.failure}${rollback}`;
+}
+async function publish(config, gh, recorder, journal, end, stats) {
+  await journal.settled();
+  const figures = figuresOf(end, journal.startedAt);
+  setOutputs(end, figures);
+  if (recorder && end.plan && !config.dryRun)
+    await recordOnGitHub(recorder, config, gh, end, journal.canarySteps, figures, secretsOf(config));
+  const summary2 = renderSummary(summaryRecord(config, journal, end, figures, recorder?.notes, stats), secretsOf(config));
+  if (process.env.GITHUB_STEP_SUMMARY) await summary.addRaw(summary2).write();
+  info(closingLine(end, figures.durationSeconds, journal.trafficSwitchedAtMs));
+  return failureMessage(config, end);
 }
 
 // src/remote/fleet.ts
@@ -53566,13 +53732,13 @@ async function connectFleet(config, debug2) {
     )
   );
   const connections = new Map(opened.flatMap((o) => o.status === "fulfilled" ? [o.value] : []));
-  const failed2 = opened.flatMap((o) => o.status === "rejected" ? [o.reason.message] : []);
-  if (failed2.length) {
+  const failed3 = opened.flatMap((o) => o.status === "rejected" ? [o.reason.message] : []);
+  if (failed3.length) {
     for (const ssh of connections.values()) ssh.dispose();
     bastion?.dispose();
     throw new Error(
-      failed2.length === 1 ? failed2[0] : `${failed2.length} hosts cannot be used:
-- ${failed2.join("\n- ")}`
+      failed3.length === 1 ? failed3[0] : `${failed3.length} hosts cannot be used:
+- ${failed3.join("\n- ")}`
     );
   }
   const remotes = new Map([...connections].map(([name, ssh]) => [name, remoteOver(ssh, name, debug2)]));
@@ -53623,7 +53789,7 @@ async function connectAndOperate(config, gh, recorder, journal, cancel) {
     );
     return { end: await operate({ config, gh, recorder, journal, fleet, log: logger, cancel }), fleet };
   } catch (e) {
-    return { end: failed(e), fleet };
+    return { end: failed2(e), fleet };
   } finally {
     await fleet?.close();
   }

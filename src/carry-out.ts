@@ -89,6 +89,72 @@ async function settleAt(plan: Plan, percent: number, ex: Executor): Promise<void
   if (end.kind !== 'completed') core.warning(`the paused canary's record of requests stays on: ${end.reason}`)
 }
 
+/** What carrying a plan out works with. */
+interface Carrying {
+  readonly config: Config
+  readonly state: HostState
+  readonly plan: Plan
+  readonly ex: Executor
+  readonly journal: Journal
+  readonly links: () => Promise<CanaryLinks>
+  readonly gh: RunContext
+}
+
+/** The canary's share as the run found it: the record stays as it is. */
+const weightAsFound = (state: HostState) => ({ canaryWeight: state.canary ? String(state.canary.weight) : '' })
+
+/** The canary left live at `percent`, with `remaining` shares to go, and its record with the GitHub links. */
+async function pause(
+  carrying: Carrying,
+  percent: number,
+  canary: readonly Replica[],
+  remaining: number[],
+): Promise<Outcome> {
+  const { state, plan, gh, journal, links } = carrying
+  return {
+    result: 'paused',
+    canary: await canaryRecord(state, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
+    canaryWeight: String(percent),
+  }
+}
+
+/** Every step ran: the plan leaves what it says, a paused canary, or none once it ends the canary. */
+async function completed(carrying: Carrying): Promise<Outcome> {
+  const { state, plan } = carrying
+  if (plan.pausesAt) return pause(carrying, plan.pausesAt.percent, plan.pausesAt.canary, [])
+  if (plan.endsCanary)
+    return { result: plan.leaves, canary: null, canaryWeight: plan.leaves === 'deployed' ? '100' : '0' }
+  return { result: plan.leaves, ...weightAsFound(state) }
+}
+
+/** Not a pass and not a failure: the canary stays live at this share until promote or abort. */
+async function inconclusive(carrying: Carrying, percent: number, reason: string): Promise<Outcome> {
+  const { plan } = carrying
+  core.warning(reason)
+  const canary = plan.steps.flatMap((st) =>
+    st.kind === 'observe' && st.split.percent === percent ? st.split.canary : [],
+  )
+  await settleAt(plan, percent, carrying.ex)
+  const stopped = `${reason}: the canary stays live at ${percent}% until promote or abort`
+  return { ...(await pause(carrying, percent, canary, sharesAfter(plan, percent))), stopped }
+}
+
+/**
+ * A step failed. What the judgement found bad (`judged`) always goes (a failing canary step takes the canary
+ * out: that is what the step gate is for); any other failure is undone unless rollback-on-failure says otherwise.
+ */
+async function failed(carrying: Carrying, failure: string, judged: boolean): Promise<Outcome> {
+  const { config, state, plan, ex } = carrying
+  const stopped = failure
+  if (!config.rollbackOnFailure && !judged) return { result: 'failed', failure, stopped, ...weightAsFound(state) }
+  const undo = planUndo(config, plan, ex.snapshot())
+  const back = await core.group('Roll back', () => ex.run(undo.steps, 'rollback', plan.image))
+  if (back.kind !== 'completed')
+    return { result: 'failed', failure, stopped, rollbackFailure: back.reason, ...weightAsFound(state) }
+  if (undo.canary === 'removed') return { result: 'rolled-back', failure, stopped, canary: null, canaryWeight: '0' }
+  return { result: 'rolled-back', failure, stopped, ...weightAsFound(state) }
+}
+
 /**
  * Runs the plan: on a failure undoes it, on an unjudgeable canary step pauses. Returns the result and what
  * becomes of the canary record.
@@ -104,42 +170,14 @@ export async function carryOut(
 ): Promise<Outcome> {
   const title = config.operation === 'deploy' ? 'Deploy' : config.operation.replace(/^./, (c) => c.toUpperCase())
   const outcome = await core.group(title, () => ex.run(plan.steps, 'deploy', plan.image))
-  const unchangedCanary = { canaryWeight: state.canary ? String(state.canary.weight) : '' }
-  const pause = async (percent: number, canary: readonly Replica[], remaining: number[]): Promise<Outcome> => ({
-    result: 'paused',
-    canary: await canaryRecord(state, plan, gh, { percent, canary, remaining }, journal.canarySteps, links),
-    canaryWeight: String(percent),
-  })
+  const carrying: Carrying = { config, state, plan, ex, journal, links, gh }
   switch (outcome.kind) {
     case 'completed':
-      if (plan.pausesAt) return pause(plan.pausesAt.percent, plan.pausesAt.canary, [])
-      if (plan.endsCanary)
-        return { result: plan.leaves, canary: null, canaryWeight: plan.leaves === 'deployed' ? '100' : '0' }
-      return { result: plan.leaves, ...unchangedCanary }
-    case 'inconclusive': {
-      // Not a pass and not a failure: the canary stays live at this share until promote or abort.
-      core.warning(outcome.reason)
-      const canary = plan.steps.flatMap((st) =>
-        st.kind === 'observe' && st.split.percent === outcome.percent ? st.split.canary : [],
-      )
-      await settleAt(plan, outcome.percent, ex)
-      const stopped = `${outcome.reason}: the canary stays live at ${outcome.percent}% until promote or abort`
-      return { ...(await pause(outcome.percent, canary, sharesAfter(plan, outcome.percent))), stopped }
-    }
-    case 'failed': {
-      const failure = outcome.reason
-      const stopped = failure
-      // What the judgement found bad always goes (a failing canary step takes the canary out: that is what
-      // the step gate is for); any other failure is undone unless rollback-on-failure says otherwise.
-      if (!config.rollbackOnFailure && !outcome.judged)
-        return { result: 'failed', failure, stopped, ...unchangedCanary }
-      const undo = planUndo(config, plan, ex.snapshot())
-      const back = await core.group('Roll back', () => ex.run(undo.steps, 'rollback', plan.image))
-      if (back.kind !== 'completed')
-        return { result: 'failed', failure, stopped, rollbackFailure: back.reason, ...unchangedCanary }
-      if (undo.canary === 'removed') return { result: 'rolled-back', failure, stopped, canary: null, canaryWeight: '0' }
-      return { result: 'rolled-back', failure, stopped, ...unchangedCanary }
-    }
+      return completed(carrying)
+    case 'inconclusive':
+      return inconclusive(carrying, outcome.percent, outcome.reason)
+    case 'failed':
+      return failed(carrying, outcome.reason, outcome.judged)
     case 'cancelled':
       return cancelled(config, state, plan, ex, outcome.reason)
   }

@@ -415,28 +415,22 @@ function readCanary(r: Reader): Config['canary'] {
   return { steps, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) }
 }
 
-/** Which nginx, which file of it, and what goes in it. `app`: for the defaults derived from it. */
-function readNginx(r: Reader, source: InputSource, app: string): Config['nginx'] {
-  const mode = r.oneOf('nginx-mode', ['container', 'host'] as const)
-  const scope = r.oneOf('nginx-scope', ['site', 'upstream'] as const)
-  const container = r.matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
-  const image = r.matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
-  // Derived from app when not given (a bad app is reported once, as app).
-  const configPath =
-    r.matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") ||
-    derivedDefaults.configPath(app)
-  const upstreamName =
-    r.matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _') ||
-    derivedDefaults.upstreamName(app)
-  const templatePath = r.raw('nginx-template')
-  let template: string | undefined
-  if (templatePath && TEMPLATE_PATH.test(templatePath)) {
-    try {
-      template = source.readWorkspaceFile(templatePath)
-    } catch (e) {
-      r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${(e as Error).message})`)
-    }
+/** The nginx-template file's text from the workspace; undefined when none is given or it cannot be read (a problem). */
+function readTemplate(r: Reader, source: InputSource, templatePath: string): string | undefined {
+  if (!templatePath || !TEMPLATE_PATH.test(templatePath)) return undefined
+  try {
+    return source.readWorkspaceFile(templatePath)
+  } catch (e) {
+    r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${(e as Error).message})`)
+    return undefined
   }
+}
+
+/**
+ * What the server block the action writes answers on: listen and server-name. With nginx-scope upstream it
+ * writes none, so neither may be given.
+ */
+function readServerBlock(r: Reader, scope: 'site' | 'upstream', upstreamName: string) {
   const listen = r.raw('listen')
   if (!parseListen(listen))
     r.problem(
@@ -451,6 +445,25 @@ function readNginx(r: Reader, source: InputSource, app: string): Config['nginx']
         r.problem(
           `${name}: nginx-scope upstream writes no server block (your own server blocks proxy_pass to upstream ${upstreamName}); leave ${name} empty`,
         )
+  return { listen, serverName }
+}
+
+/** Which nginx, which file of it, and what goes in it. `app`: for the defaults derived from it. */
+function readNginx(r: Reader, source: InputSource, app: string): Config['nginx'] {
+  const mode = r.oneOf('nginx-mode', ['container', 'host'] as const)
+  const scope = r.oneOf('nginx-scope', ['site', 'upstream'] as const)
+  const container = r.matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
+  const image = r.matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
+  // Derived from app when not given (a bad app is reported once, as app).
+  const configPath =
+    r.matching('nginx-config-path', CONFIG_PATH, "an absolute file path like '/etc/nginx/conf.d/shop.conf'") ||
+    derivedDefaults.configPath(app)
+  const upstreamName =
+    r.matching('upstream-name', UPSTREAM_NAME, 'an nginx upstream name of letters, digits and _') ||
+    derivedDefaults.upstreamName(app)
+  const templatePath = r.raw('nginx-template')
+  const template = readTemplate(r, source, templatePath)
+  const { listen, serverName } = readServerBlock(r, scope, upstreamName)
   return {
     mode,
     scope,
@@ -693,6 +706,12 @@ interface TopologyInputs {
   readonly upstreamHostGiven: boolean
 }
 
+/** The app hosts and the nginx host, as the inputs give them. */
+interface HostsGiven {
+  appHosts: AppHost[]
+  nginxHost: SshTarget
+}
+
 /**
  * The app hosts and the nginx host: `host` (one app host, nginx on it unless nginx-host says otherwise) or
  * `hosts` (one per line or comma: `ssh-address[:port] [upstream-address]`) with `nginx-host`.
@@ -701,12 +720,7 @@ export function readTopology(
   t: TopologyInputs,
   defaultPort: number,
   problem: (m: string) => void,
-): { appHosts: AppHost[]; nginxHost: SshTarget } | undefined {
-  const upstreamAddress = (name: string, value: string): boolean => {
-    if (isIP(value) || HOSTNAME.test(value)) return true
-    problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`)
-    return false
-  }
+): HostsGiven | undefined {
   if (t.host && t.hosts) {
     problem('host and hosts: give one of them (host for a single app host, hosts for several)')
     return undefined
@@ -715,28 +729,46 @@ export function readTopology(
     problem('host: required (the Docker host to deploy to, name or name:port), or hosts for several')
     return undefined
   }
-  if (t.host) {
-    const items = t.host
-      .split(/[,\n]/)
-      .map((h) => h.trim())
-      .filter(Boolean)
-    if (!items.length) {
-      problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`)
-      return undefined
-    }
-    if (items.length > 1) {
-      problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`)
-      return undefined
-    }
-    const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`))
-    const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh
-    if (!ssh || !nginxHost || !upstreamAddress('upstream-host', t.upstreamHost)) return undefined
-    if (isLoopback(t.upstreamHost) && (nginxHost.host !== ssh.host || nginxHost.port !== ssh.port))
-      problem(
-        `upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`,
-      )
-    return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost }
+  return t.host ? readSingleHost(t, defaultPort, problem) : readSeveralHosts(t, defaultPort, problem)
+}
+
+/** An address nginx can reach the replicas at (`name`: its input); false, with a problem, when it is not one. */
+function isUpstreamAddress(name: string, value: string, problem: (m: string) => void): boolean {
+  if (isIP(value) || HOSTNAME.test(value)) return true
+  problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`)
+  return false
+}
+
+/** `host`: one app host, reached by nginx at upstream-host; nginx runs on it unless nginx-host names another. */
+function readSingleHost(t: TopologyInputs, defaultPort: number, problem: (m: string) => void): HostsGiven | undefined {
+  const items = t.host
+    .split(/[,\n]/)
+    .map((h) => h.trim())
+    .filter(Boolean)
+  if (!items.length) {
+    problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`)
+    return undefined
   }
+  if (items.length > 1) {
+    problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`)
+    return undefined
+  }
+  const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`))
+  const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : ssh
+  if (!ssh || !nginxHost || !isUpstreamAddress('upstream-host', t.upstreamHost, problem)) return undefined
+  if (isLoopback(t.upstreamHost) && (nginxHost.host !== ssh.host || nginxHost.port !== ssh.port))
+    problem(
+      `upstream-host: ${t.upstreamHost} is the nginx host itself, but nginx-host is not the app host ${sshName(ssh.host, ssh.port)}: set upstream-host to the app host's address that nginx can reach`,
+    )
+  return { appHosts: [{ id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: t.upstreamHost }], nginxHost }
+}
+
+/** `hosts` with `nginx-host`: each app host once, each with an upstream address of its own. */
+function readSeveralHosts(
+  t: TopologyInputs,
+  defaultPort: number,
+  problem: (m: string) => void,
+): HostsGiven | undefined {
   if (t.upstreamHostGiven)
     problem(
       "upstream-host: with hosts, give each host's upstream address after it ('10.0.0.11:22 10.1.0.11'); leave upstream-host empty",
@@ -748,23 +780,14 @@ export function readTopology(
     .split(/[,\n]/)
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))) {
-    const fields = line.split(/\s+/)
-    if (fields.length > 2) {
-      problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`)
-      continue
-    }
-    const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`))
-    const address = fields[1] ?? ssh?.host ?? ''
-    if (!ssh || !upstreamAddress('hosts', address)) continue
-    if (isLoopback(address))
+    const host = appHostLine(line, defaultPort, problem)
+    if (!host) continue
+    if (appHosts.some((h) => h.id === host.id)) problem(`hosts: ${host.id} is listed twice`)
+    else if (appHosts.some((h) => h.upstreamAddress === host.upstreamAddress))
       problem(
-        `hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`,
+        `hosts: two hosts have the upstream address ${host.upstreamAddress}; nginx could not tell their replicas apart`,
       )
-    const id = sshName(ssh.host, ssh.port)
-    if (appHosts.some((h) => h.id === id)) problem(`hosts: ${id} is listed twice`)
-    else if (appHosts.some((h) => h.upstreamAddress === address))
-      problem(`hosts: two hosts have the upstream address ${address}; nginx could not tell their replicas apart`)
-    else appHosts.push({ id, ssh, upstreamAddress: address })
+    else appHosts.push(host)
   }
   if (!appHosts.length)
     problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`)
@@ -772,6 +795,23 @@ export function readTopology(
     ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`))
     : undefined
   return nginxHost && appHosts.length ? { appHosts, nginxHost } : undefined
+}
+
+/** One line of `hosts`, `ssh-address[:port] [upstream-address]`; undefined (with the problems) when it is not one. */
+function appHostLine(line: string, defaultPort: number, problem: (m: string) => void): AppHost | undefined {
+  const fields = line.split(/\s+/)
+  if (fields.length > 2) {
+    problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`)
+    return undefined
+  }
+  const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`))
+  const address = fields[1] ?? ssh?.host ?? ''
+  if (!ssh || !isUpstreamAddress('hosts', address, problem)) return undefined
+  if (isLoopback(address))
+    problem(
+      `hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`,
+    )
+  return { id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: address }
 }
 
 export function parsePorts(text: string, problem: (m: string) => void): number[] {

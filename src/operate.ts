@@ -10,7 +10,7 @@ import { hostProblems } from './host/checks.js'
 import { readHosts, type HostRead } from './host/read.js'
 import { NO_USAGE, releasePorts, reservePorts, takenPorts } from './host/ports.js'
 import { finishCommand, RECORDS_NOT_OUR_LOCK, writeCanaryCommand, type Records } from './host/records.js'
-import type { CanaryState, HostState } from './host/state.js'
+import type { CanaryState, HistoryEntry, HostState } from './host/state.js'
 import type { Journal, Logger } from './journal.js'
 import { safeInfo } from './log.js'
 import type { Cancellation } from './run/cancel.js'
@@ -241,6 +241,26 @@ function printPlan(config: Config, plan: Plan, state: HostState): string {
   return configDiff
 }
 
+/** This run's entry in the app's deploy history. `run`: who ran it (the lock's owner). */
+function historyEntry(config: Config, plan: Plan, result: Result, run: string): HistoryEntry {
+  return {
+    image: plan.image,
+    previousImage: mainImage(plan.previous),
+    result,
+    at: new Date().toISOString(),
+    strategy: config.strategy,
+    operation: config.operation,
+    run,
+  }
+}
+
+/** What the run changed of the file nginx serves (none, when it went back): not what it planned to. */
+function servedChange(config: Config, state: HostState, liveText: string | undefined): string {
+  const path = config.nginx.configPath
+  const before = state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : ''
+  return unifiedDiff(before, liveText ?? '', `${path} (before the run)`, `${path} (served now)`)
+}
+
 /** Carries the plan out, recording the deployment on GitHub alongside. */
 async function deploy(scope: Scope, state: HostState, plan: Plan, lock: HeldLock, records: Records): Promise<Done> {
   const { config, gh, recorder, journal, fleet, log, cancel } = scope
@@ -268,20 +288,9 @@ async function deploy(scope: Scope, state: HostState, plan: Plan, lock: HeldLock
   const links = async (): Promise<CanaryLinks> => canaryLinks(gh, state.canary, await deployment)
   const outcome = await carryOut(config, state, plan, ex, journal, links, gh)
   await ex.quiesce()
-  const entry = {
-    image: plan.image,
-    previousImage: mainImage(plan.previous),
-    result: outcome.result,
-    at: new Date().toISOString(),
-    strategy: config.strategy,
-    operation: config.operation,
-    run: claim.owner,
-  }
+  const entry = historyEntry(config, plan, outcome.result, claim.owner)
   const canary = outcome.canary !== undefined ? { canary: outcome.canary } : records
-  // What the run changed of the file nginx serves (none, when it went back): not what it planned to.
-  const path = config.nginx.configPath
-  const before = state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : ''
-  const configDiff = unifiedDiff(before, nginx.liveText ?? '', `${path} (before the run)`, `${path} (served now)`)
+  const configDiff = servedChange(config, state, nginx.liveText)
   const end: RunEnd = {
     plan,
     state,

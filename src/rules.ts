@@ -37,8 +37,11 @@ export const isPercent = (n: unknown, min = 0): n is number =>
 /** A word the action writes into its records and outputs: a result, a strategy, an operation. */
 export const WORD = /^[a-z][a-z-]{0,31}$/
 
-/** A commit id as GitHub gives it: hex digits (a record may hold a shortened one). */
-export const COMMIT = /^[0-9a-f]{1,64}$/
+/**
+ * A commit id as GitHub gives it (hex digits; a record may hold a shortened one), or any id of letters and
+ * digits: nothing a shell, nginx or a workflow command could read as syntax (it is shown, never checked out).
+ */
+export const COMMIT = /^[0-9A-Za-z]{1,64}$/
 
 /** A time as the action records it (Date.toISOString), seconds' fractions optional. */
 export const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/

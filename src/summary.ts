@@ -155,86 +155,137 @@ function steps(r: RunRecord): string[] {
   ]
 }
 
-export function renderSummary(r: RunRecord, secrets: readonly string[] = []): string {
-  const out: string[] = []
-  const status = r.operation === 'status'
-  out.push(status ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`)
-  out.push('', facts(r))
-  if (r.stopped) {
-    const left = r.steps.filter((s) => s.outcome === 'not run').length
-    const rest = left ? `${left} step${left === 1 ? '' : 's'} of the plan did not run` : ''
-    // A failure stops the plan too: its text follows in full, once.
-    const why =
-      r.stopped === r.failure
-        ? `${rest || 'the plan did not finish'}; what failed is below.`
-        : `${cell(r.stopped).replace(/\.$/, '')}.${rest ? ` ${rest}.` : ''}`
-    out.push('', `**Stopped early:** ${why}`)
-  }
-  for (const n of r.notes ?? []) out.push('', `> ${n}`)
-  if (r.live) out.push(...live(r.live))
-  if (r.failure) out.push('', '**What failed:**', '', fence(r.failure))
-  if (r.rollbackFailure) out.push('', '**The rollback failed too:**', '', fence(r.rollbackFailure))
+/** Why the plan stopped before its end, and how much of it did not run. */
+function stoppedEarly(r: RunRecord): string[] {
+  if (!r.stopped) return []
+  const left = r.steps.filter((s) => s.outcome === 'not run').length
+  const rest = left ? `${left} step${left === 1 ? '' : 's'} of the plan did not run` : ''
+  // A failure stops the plan too: its text follows in full, once.
+  const why =
+    r.stopped === r.failure
+      ? `${rest || 'the plan did not finish'}; what failed is below.`
+      : `${cell(r.stopped).replace(/\.$/, '')}.${rest ? ` ${rest}.` : ''}`
+  return ['', `**Stopped early:** ${why}`]
+}
+
+/** What failed, and the rollback's failure, in full. */
+function failures(r: RunRecord): string[] {
+  return [
+    ...(r.failure ? ['', '**What failed:**', '', fence(r.failure)] : []),
+    ...(r.rollbackFailure ? ['', '**The rollback failed too:**', '', fence(r.rollbackFailure)] : []),
+  ]
+}
+
+function timelineSection(r: RunRecord): string[] {
   const chart = timeline(r)
-  if (chart) out.push('', '### Timeline', '', fence(chart, 'mermaid'))
-  if (r.steps.length) out.push(...steps(r))
-  else if (r.plan.length) out.push('', '### Plan', '', ...r.plan.map((p, i) => `${i + 1}. ${p}`))
-  if (r.gates.length) {
-    out.push(
-      '',
-      '### Health gates',
-      '',
-      '| Replica | Host | Result | Probes | Time | Last probe | Docker health |',
-      '|---|---|---|---|---|---|---|',
-    )
-    for (const g of r.gates)
-      out.push(
+  return chart ? ['', '### Timeline', '', fence(chart, 'mermaid')] : []
+}
+
+/** The steps table; without recorded steps, the plan as a list. */
+function stepsOrPlan(r: RunRecord): string[] {
+  if (r.steps.length) return steps(r)
+  if (r.plan.length) return ['', '### Plan', '', ...r.plan.map((p, i) => `${i + 1}. ${p}`)]
+  return []
+}
+
+function healthGates(r: RunRecord): string[] {
+  if (!r.gates.length) return []
+  return [
+    '',
+    '### Health gates',
+    '',
+    '| Replica | Host | Result | Probes | Time | Last probe | Docker health |',
+    '|---|---|---|---|---|---|---|',
+    ...r.gates.map(
+      (g) =>
         `| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`,
-      )
-  }
-  out.push(...realTraffic(r))
-  if (r.canarySteps?.length) {
-    out.push(
-      '',
-      '### Canary steps',
-      '',
-      '| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |',
-      '|---|---|---|---|---|---|---|---|---|',
-    )
-    for (const c of r.canarySteps)
-      out.push(
+    ),
+  ]
+}
+
+/** Each canary step's share, window, both versions' requests and errors, and its verdict. */
+function canaryStepsTable(r: RunRecord): string[] {
+  if (!r.canarySteps?.length) return []
+  return [
+    '',
+    '### Canary steps',
+    '',
+    '| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...r.canarySteps.map(
+      (c) =>
         `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ` +
-          `${c.verdict === 'pass' ? 'pass' : `**${c.verdict}**: ${cell(c.reason)}`} |`,
-      )
-  }
-  if (r.github?.length) out.push('', '### GitHub', '', ...r.github.map((n) => `- ${n}`))
+        `${c.verdict === 'pass' ? 'pass' : `**${c.verdict}**: ${cell(c.reason)}`} |`,
+    ),
+  ]
+}
+
+/** What was recorded on GitHub, or the warnings instead. */
+function gitHubRecords(r: RunRecord): string[] {
+  return r.github?.length ? ['', '### GitHub', '', ...r.github.map((n) => `- ${n}`)] : []
+}
+
+/** What the run changed in the managed file, or that nginx serves the same one (not said by a status or a dry run). */
+function configChange(r: RunRecord): string[] {
   if (r.configDiff)
-    out.push(
+    return [
       '',
       `<details><summary>What this run changed in ${r.configPath}</summary>`,
       '',
       fence(r.configDiff, 'diff'),
       '',
       '</details>',
-    )
-  else if (!status && r.result !== 'planned')
-    out.push('', `nginx serves the same file as before the run (${r.configPath}).`)
-  for (const e of r.evidence)
-    out.push(
-      '',
-      `<details open><summary>${e.subject}: last log lines</summary>`,
-      '',
-      cell(e.reason),
-      '',
-      fence(e.logs),
-      '',
-      '</details>',
-    )
-  if (r.stats)
-    out.push(
-      '',
-      `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? '' : 's'}, ${r.stats.commands} remote commands, ${r.stats.probes} probes` +
-        `${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${seconds(p.ms)}`).join(', ')}` : ''}</sub>`,
-    )
+    ]
+  if (r.operation !== 'status' && r.result !== 'planned')
+    return ['', `nginx serves the same file as before the run (${r.configPath}).`]
+  return []
+}
+
+/** The last log lines of the replicas that failed, open. */
+function evidence(r: RunRecord): string[] {
+  return r.evidence.flatMap((e) => [
+    '',
+    `<details open><summary>${e.subject}: last log lines</summary>`,
+    '',
+    cell(e.reason),
+    '',
+    fence(e.logs),
+    '',
+    '</details>',
+  ])
+}
+
+/** The run's cost in small print: connections, commands, probes, and its own work around the steps. */
+function costs(r: RunRecord): string[] {
+  if (!r.stats) return []
+  return [
+    '',
+    `<sub>${r.stats.connections} SSH connection${r.stats.connections === 1 ? '' : 's'}, ${r.stats.commands} remote commands, ${r.stats.probes} probes` +
+      `${r.phases?.length ? `; the run's own work: ${r.phases.map((p) => `${p.name} ${seconds(p.ms)}`).join(', ')}` : ''}</sub>`,
+  ]
+}
+
+export function renderSummary(r: RunRecord, secrets: readonly string[] = []): string {
+  const headline =
+    r.operation === 'status' ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`
+  const out = [
+    headline,
+    '',
+    facts(r),
+    ...stoppedEarly(r),
+    ...(r.notes ?? []).flatMap((n) => ['', `> ${n}`]),
+    ...(r.live ? live(r.live) : []),
+    ...failures(r),
+    ...timelineSection(r),
+    ...stepsOrPlan(r),
+    ...healthGates(r),
+    ...realTraffic(r),
+    ...canaryStepsTable(r),
+    ...gitHubRecords(r),
+    ...configChange(r),
+    ...evidence(r),
+    ...costs(r),
+  ]
   return redact(out.join('\n') + '\n', secrets)
 }
 

@@ -242,36 +242,46 @@ class Lives {
   }
 }
 
-/** What one step that ran did to the replicas' lives and the run's bars. */
-function draw(lives: Lives, s: RanStep): void {
+type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>
+
+/** The step's usual tags, or only crit when it failed. */
+const tagsOf = (s: StepRecord, usual: readonly Tag[]): Tag[] => (s.outcome === 'failed' ? ['crit'] : [...usual])
+
+/** The run's own bar of a login, a pull or the bake. */
+function runBar(s: RanStep, step: StepOf<'login' | 'pull' | 'bake'>): Bar {
   const start = startOf(s)
   const end = s.endedAtMs
-  const failed = s.outcome === 'failed'
-  const tags = (usual: readonly Tag[]): Tag[] => (failed ? ['crit'] : [...usual])
-  const step = s.step
   switch (step.kind) {
     case 'login':
-      lives.run.push({ label: `log in to ${step.registry || 'Docker Hub'}`, start, end, tags: tags([]) })
-      break
+      return { label: `log in to ${step.registry || 'Docker Hub'}`, start, end, tags: tagsOf(s, []) }
     case 'pull':
-      lives.run.push({ label: `pull ${step.image}`, start, end, tags: tags([]) })
-      break
-    case 'start':
-    case 'restart': {
-      // Started ahead, a replica waits for its batch: its bar runs until its gate, which waits for the start.
-      const label = step.kind === 'restart' ? 'starting again' : step.ahead ? 'started ahead' : 'starting'
-      for (const x of step.replicas) {
-        lives.lane(x, step.kind === 'start')
-        lives.start(x, label, start, end, failed)
-      }
-      break
-    }
-    case 'gate':
-      for (const x of step.replicas) {
-        lives.endStart(x, start)
-        lives.bar(x, 'health gate', start, end, tags([]))
-      }
-      break
+      return { label: `pull ${step.image}`, start, end, tags: tagsOf(s, []) }
+    case 'bake':
+      return { label: `bake ${step.seconds} s`, start, end, tags: tagsOf(s, ['done']) }
+  }
+}
+
+function drawStart(lives: Lives, s: RanStep, step: StepOf<'start' | 'restart'>): void {
+  // Started ahead, a replica waits for its batch: its bar runs until its gate, which waits for the start.
+  const label = step.kind === 'restart' ? 'starting again' : step.ahead ? 'started ahead' : 'starting'
+  for (const x of step.replicas) {
+    lives.lane(x, step.kind === 'start')
+    lives.start(x, label, startOf(s), s.endedAtMs, s.outcome === 'failed')
+  }
+}
+
+function drawGate(lives: Lives, s: RanStep, step: StepOf<'gate'>): void {
+  for (const x of step.replicas) {
+    lives.endStart(x, startOf(s))
+    lives.bar(x, 'health gate', startOf(s), s.endedAtMs, tagsOf(s, []))
+  }
+}
+
+/** A change of what nginx serves: new shares from its end on, or a milestone when it failed. */
+function drawNginxChange(lives: Lives, s: RanStep, step: StepOf<'route' | 'restore-config' | 'record'>): void {
+  const end = s.endedAtMs
+  const failed = s.outcome === 'failed'
+  switch (step.kind) {
     case 'route':
       if (s.outcome === 'ok') lives.route(step.servers, step.split, step.judged?.backup ?? [], end)
       else if (failed) lives.run.push(milestone('route failed', end, ['crit']))
@@ -284,28 +294,52 @@ function draw(lives: Lives, s: RanStep): void {
     case 'record':
       if (failed) lives.run.push(milestone('record of requests failed', end, ['crit']))
       break
+  }
+}
+
+function drawLeaving(lives: Lives, s: RanStep, step: StepOf<'stop' | 'remove' | 'retire'>): void {
+  const label = step.kind === 'stop' ? 'stopped' : step.kind === 'remove' ? 'removed' : 'retired'
+  for (const x of step.replicas) {
+    lives.leaves(x, startOf(s))
+    lives.bar(x, label, startOf(s), s.endedAtMs, tagsOf(s, ['done']))
+  }
+}
+
+/** What one step that ran did to the replicas' lives and the run's bars. */
+function draw(lives: Lives, s: RanStep): void {
+  const step = s.step
+  switch (step.kind) {
+    case 'login':
+    case 'pull':
+    case 'bake':
+      lives.run.push(runBar(s, step))
+      break
+    case 'start':
+    case 'restart':
+      drawStart(lives, s, step)
+      break
+    case 'gate':
+      drawGate(lives, s, step)
+      break
+    case 'route':
+    case 'restore-config':
+    case 'record':
+      drawNginxChange(lives, s, step)
+      break
     case 'observe':
       // Its share is the route's; its verdict is drawn with the others.
       break
     case 'drain':
       // Not marked failed: a drain ends early when the judgement fails the replicas that took the traffic.
-      for (const x of step.replicas) lives.bar(x, 'draining', start, end, ['done'])
-      break
-    case 'bake':
-      lives.run.push({ label: `bake ${step.seconds} s`, start, end, tags: tags(['done']) })
+      for (const x of step.replicas) lives.bar(x, 'draining', startOf(s), s.endedAtMs, ['done'])
       break
     case 'stop':
     case 'remove':
-    case 'retire': {
-      const label = step.kind === 'stop' ? 'stopped' : step.kind === 'remove' ? 'removed' : 'retired'
-      for (const x of step.replicas) {
-        lives.leaves(x, start)
-        lives.bar(x, label, start, end, tags(['done']))
-      }
+    case 'retire':
+      drawLeaving(lives, s, step)
       break
-    }
   }
-  if (s.outcome === 'cancelled') lives.run.push(milestone('run cancelled', end, ['crit']))
+  if (s.outcome === 'cancelled') lives.run.push(milestone('run cancelled', s.endedAtMs, ['crit']))
 }
 
 const byTime = (a: Bar, b: Bar) => a.start - b.start || a.end - b.end

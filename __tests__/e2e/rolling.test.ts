@@ -103,16 +103,24 @@ describe('rolling deploy', () => {
       `-    server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v1 on 127.0.0.1:${host.port}`,
     )
     expect(run.stdout).toMatch(/^::group::Deploy$/m)
-    // 3 batches of gate, route, drain while checking the new one again; the next batch starting during each
-    // drain; two background stops; one retirement at the end.
+    // nginx's record of requests on first; 3 batches of gate, route (the outgoing replica as backup), drain
+    // while checking the new one again and judging it on real traffic; the next batch starting during each
+    // drain; two background stops; the record off; one retirement at the end.
+    expect(run.stdout).toMatch(/^\[1\/17\] start nginx's record of the app's requests/m)
     expect(run.stdout).toMatch(
-      /^\[3\/15\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload\): ok/m,
+      /^\[4\/17\] route traffic to e2e-roll-9314, e2e-roll-9312, e2e-roll-9313 \(one nginx reload; requests recorded, e2e-roll-9311 as backup\): ok/m,
     )
     expect(run.stdout).toMatch(
-      /^\[4\/15\] start e2e-roll-9315 \(:9315\) from nginx-rollout-test\/app:v2 \(in the background, while the batch before drains\): ok/m,
+      /^\[5\/17\] start e2e-roll-9315 \(:9315\) from nginx-rollout-test\/app:v2 \(in the background, while the batch before drains\): ok/m,
     )
     expect(run.stdout).toMatch(
-      /^\[15\/15\] retire e2e-roll-9311, e2e-roll-9312, e2e-roll-9313 \(stop and remove on the host, in the background\): ok/m,
+      /^\[6\/17\] drain e2e-roll-9311 .*judging e2e-roll-9314 on real traffic: ok .*real traffic: pass/m,
+    )
+    expect(run.stdout).toMatch(
+      /^\[16\/17\] route traffic to .*\(one nginx reload: the record of requests off, no backup\): ok/m,
+    )
+    expect(run.stdout).toMatch(
+      /^\[17\/17\] retire e2e-roll-9311, e2e-roll-9312, e2e-roll-9313 \(stop and remove on the host, in the background\): ok/m,
     )
   })
 
@@ -152,7 +160,8 @@ describe('rolling deploy', () => {
     const conf = managedConf(APP)
     const run = await runAction(inputs({ image: image('v3'), 'dry-run': 'true' }))
     expect({ code: run.code, result: run.outputs.result }).toEqual({ code: 0, result: 'planned' })
-    expect(run.stdout).toContain('1. start e2e-roll-9311 (:9311) from nginx-rollout-test/app:v3')
+    expect(run.stdout).toMatch(/^1\. start nginx's record of the app's requests/m)
+    expect(run.stdout).toContain('2. start e2e-roll-9311 (:9311) from nginx-rollout-test/app:v3')
     expect(run.stdout).toContain(
       `+    server 127.0.0.1:9311 weight=10 max_fails=3 fail_timeout=30s; # e2e-roll-9311 nginx-rollout-test/app:v3 on 127.0.0.1:${host.port}`,
     )
@@ -222,7 +231,7 @@ describe('hostile input', () => {
     expect(docker('inspect', '--format', '{{index .Config.Labels "payload"}}', name)).toBe(`$(touch ${marker})`)
     // The env value is a secret as far as logs go: masked, and absent from every command line.
     const commandLines = run.stdout.split('\n').filter((l) => l.startsWith('::debug::$ '))
-    expect(commandLines.some((l) => l.includes('docker run'))).toBe(true)
+    expect(commandLines.some((l) => l.includes('docker create'))).toBe(true)
     expect(commandLines.filter((l) => l.includes('`touch'))).toEqual([])
   })
 })

@@ -56,9 +56,10 @@ describe('faults', () => {
       runAction(inputs({ image: image('v2'), env: 'CRASH_AFTER_POSTS=5', 'drain-seconds': '2' })),
     )
     expect(run.outputs.result).toBe('rolled-back')
-    // Seen by the re-check during a drain, or by the watch on the replicas that took traffic.
+    // Seen in nginx's record of real requests (the crashed replica's 502s), by the re-check during a drain,
+    // or by the watch on the replicas that took traffic: whichever comes first.
     expect(run.log).toMatch(
-      /e2e-safe-\d+ stopped \(exited, exit code \d+\) (before it became healthy|after it took traffic)/,
+      /(e2e-safe-\d+ stopped \(exited, exit code \d+\) (before it became healthy|after it took traffic)|real traffic: the new version answered 5xx to [\d.]+% of \d+ requests \(502: \d+\))/,
     )
     expect(run.stdout).toMatch(/^\[\d+\/\d+\] .*: FAILED/m)
     // The crash itself can lose what was in flight on the crashing app: a POST already sent to it (nginx

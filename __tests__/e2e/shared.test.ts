@@ -75,10 +75,16 @@ describe('two apps on one nginx container', () => {
     expect(await get(PORT, '/', 'alpha.test')).toEqual({ status: 200, text: 'v1\n' })
     expect(await get(PORT, '/', 'beta.test')).toEqual({ status: 200, text: 'v3\n' })
     expect(docker('exec', LB, 'ls', '/etc/nginx/conf.d').split('\n').sort()).toEqual([
+      'default.conf',
       'default.conf.disabled-by-nginx-rollout',
       `${ALPHA}.conf`,
       `${BETA}.conf`,
     ])
+    // Set aside before nginx first started: a comment in its place, the site itself kept beside it.
+    expect(docker('exec', LB, 'cat', '/etc/nginx/conf.d/default.conf')).toMatch(
+      /^# nginx-rollout created this container/,
+    )
+    expect(docker('exec', LB, 'cat', '/etc/nginx/conf.d/default.conf.disabled-by-nginx-rollout')).toContain('listen')
   })
 
   it('redeploys each under load sent to both names: zero failed for either, each name only ever its own app, nginx.conf byte for byte', async () => {

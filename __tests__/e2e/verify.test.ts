@@ -57,7 +57,9 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       const { run, share } = await judgedUnderLoad(PORT, () => runAction(inputs({ image: image('broken') })))
       expect(run.outputs.result).toBe('rolled-back')
       expect(run.code).not.toBe(0)
-      expect(run.log).toMatch(/real traffic: the new version answered 5xx to [\d.]+% of \d+ requests \(500: \d+\)/)
+      expect(run.log).toMatch(
+        /real traffic: (over the last seconds )?the new version answered 5xx to [\d.]+% of \d+ requests \(500: \d+\)/,
+      )
       expect(share).toBeLessThanOrEqual(0.03)
       expect((await get(PORT, '/')).text).toBe('v1\n')
       expect(verdicts(run).some((v) => v.endsWith(': fail'))).toBe(true)
@@ -68,7 +70,9 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
         runAction(inputs({ image: image('v2'), env: 'NOT_FOUND=echo' })),
       )
       expect(run.outputs.result).toBe('rolled-back')
-      expect(run.log).toMatch(/real traffic: the new version answered 4xx to [\d.]+% of \d+ requests \(404: \d+\)/)
+      expect(run.log).toMatch(
+        /real traffic: (over the last seconds )?the new version answered 4xx to [\d.]+% of \d+ requests \(404: \d+\)/,
+      )
       expect(share).toBeLessThanOrEqual(0.03)
       expect((await get(PORT, '/')).text).toBe('v1\n')
     })

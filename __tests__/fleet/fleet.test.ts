@@ -52,9 +52,11 @@ describe("the seed's picture: one nginx host, three app hosts, one replica each"
     expect(run.outputs.result).toBe('deployed')
     expect(load.failed).toBe(0)
     expect(load.lastVersion).toBe('v2')
-    // One batch per host, in turn: no host loses its capacity while another is replaced.
+    // One batch per host, in turn: no host loses its capacity while another is replaced. Then one more
+    // reload to the same servers turns nginx's record of requests off.
     const routes = run.log.split('\n').filter((l) => /^\[\d+\/\d+\] route /.test(l))
-    expect(routes).toHaveLength(3)
+    expect(routes).toHaveLength(4)
+    expect(routes[3]).toContain('the record of requests off')
     expect(run.log).toMatch(
       new RegExp(
         `\\] start ${APP}-\\d+@${addr('app1')} .*\\n(.*\\n)*.*\\] start ${APP}-\\d+@${addr('app2')} .*\\n(.*\\n)*.*\\] start ${APP}-\\d+@${addr('app3')}`,
@@ -75,7 +77,12 @@ describe("the seed's picture: one nginx host, three app hosts, one replica each"
     expect(run.outputs).toMatchObject({ result: 'deployed', color: 'blue' })
     expect(load.failed).toBe(0)
     expect(load.lastVersion).toBe('v3')
-    expect(run.log.split('\n').filter((l) => /^\[\d+\/\d+\] route /.test(l))).toHaveLength(1)
+    // One switch (the outgoing colour as backup while the new one is judged), then the record off.
+    const routes = run.log.split('\n').filter((l) => /^\[\d+\/\d+\] route /.test(l))
+    expect(routes).toHaveLength(2)
+    expect(routes[0]).toContain('requests recorded')
+    const servers = (line: string) => line.replace(/^\[\d+\/\d+\] /, '').replace(/ \(one nginx reload.*/, '')
+    expect(servers(routes[1])).toBe(servers(routes[0]))
     expect(run.log).toMatch(/^\[\d+\/\d+\] start (\S+@\S+ \(:\d+\), ){2}\S+@\S+ \(:\d+\) from /m)
   })
 
@@ -117,7 +124,6 @@ describe('a failure on the third host only', () => {
   beforeAll(() => resetFleetApp(APP))
   afterAll(() => {
     resetFleetApp(APP)
-    hostDocker('app3', 'rm', '--force', 'fleet-third-squatter')
   })
 
   it('cannot reach the registry there: nothing changes on any host', async () => {
@@ -159,29 +165,14 @@ describe('a failure on the third host only', () => {
 
   it('its replica never gets healthy: every host back on the previous version, nginx config as before', async () => {
     const managedBefore = hostDocker('lb', 'exec', `${APP}-lb`, 'cat', `/etc/nginx/conf.d/${APP}.conf`)
-    // Another process holds the port the third host's new replica gets, and answers 404 on /health.
-    const port = Number(replicasOn('app3', APP)[0].split(' ')[0].split('-').pop()) + 1
-    // (On the host itself, where the action's docker login left the registry's credentials.)
-    ctl(
-      'enter',
-      'app3',
-      'docker',
-      '-H',
-      fleet.FLEET_APP3_DOCKER,
-      'run',
-      '--detach',
-      '--name',
-      'fleet-third-squatter',
-      '--network',
-      'host',
-      '--env',
-      `PORT=${port}`,
-      image('unhealthy'),
+    // The new version's /health answers 404 on the third host only (the test app's UNHEALTHY_ON knob).
+    const { value: run, load } = await underLoad(PORT, () =>
+      runAction(inputs({ image: image('v2'), env: `UNHEALTHY_ON=${addr('app3')}` })),
     )
-    const { value: run, load } = await underLoad(PORT, () => runAction(inputs({ image: image('v2') })))
     expect(run.code).toBe(1)
     expect(run.outputs.result).toBe('rolled-back')
-    expect(run.log).toMatch(new RegExp(`${APP}-${port} (stopped|did not become healthy)`))
+    expect(run.log).toMatch(new RegExp(`health gate ${APP}-\\d+@${addr('app3').replaceAll('.', '\\.')}: FAILED`))
+    expect(run.log).toMatch(new RegExp(`${APP}-\\d+ did not become healthy`))
     expect(load.failed).toBe(0)
     expect(load.lastVersion).toBe('v1')
     // The rollback's steps name their hosts: the first two hosts were already on v2.

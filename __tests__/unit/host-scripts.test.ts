@@ -18,6 +18,7 @@ import { join } from 'node:path'
 import { readRetireReports, removeContainers, retireContainers } from '../../src/commands/docker.js'
 import { render, renderRemote, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
 import { applyManagedFile, hostPlace } from '../../src/nginx/scripts.js'
+import { releasePorts, reservePorts, takenPorts } from '../../src/host/ports.js'
 
 const dirs: string[] = []
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
@@ -209,5 +210,51 @@ exit 0
     expect(r.code).toBe(124)
     expect(readFileSync(r.file, 'utf8')).toBe('# the previous file\n')
     expect(r.left).toEqual(['shop.conf'])
+  })
+})
+
+describe('port reservations', () => {
+  // docker answers with no containers; the reservation folder is a temporary one instead of the state folder.
+  function reservations() {
+    const dir = tempDir()
+    install(dir, 'docker', '#!/bin/sh\nexit 0\n')
+    const place = join(dir, 'ports')
+    const run = (c: Command) => runIn(dir, render({ argv: c.argv.map((a, i) => (i === 4 ? place : a)) }))
+    const holder = (port: number) =>
+      readFileSync(join(place, String(port)), 'utf8')
+        .split(' ')
+        .slice(0, 2)
+    return { place, run, holder }
+  }
+
+  it("refuses ports another app's run has reserved and reserves nothing then", () => {
+    const r = reservations()
+    expect(r.run(reservePorts('blog', 'tok-blog', 600, [9301, 9302])).code).toBe(0)
+    const refused = r.run(reservePorts('shop', 'tok-shop', 600, [9302, 9303]))
+    expect(refused.code).toBe(3)
+    expect(takenPorts(refused.stdout)).toEqual([9302])
+    expect(readdirSync(r.place).filter((f) => !f.startsWith('.'))).toEqual(['9301', '9302'])
+  })
+
+  it("takes over ports its own app's killed run left reserved", () => {
+    const r = reservations()
+    expect(r.run(reservePorts('shop', 'tok-killed', 600, [9301])).code).toBe(0)
+    expect(r.run(reservePorts('shop', 'tok-now', 600, [9301])).code).toBe(0)
+    expect(r.holder(9301)).toEqual(['shop', 'tok-now'])
+  })
+
+  it('releases only the reservations of its own run', () => {
+    const r = reservations()
+    r.run(reservePorts('shop', 'tok-shop', 600, [9301]))
+    r.run(reservePorts('blog', 'tok-blog', 600, [9302]))
+    expect(r.run(releasePorts('tok-shop')).code).toBe(0)
+    expect(readdirSync(r.place).filter((f) => !f.startsWith('.'))).toEqual(['9302'])
+  })
+
+  it('ignores an expired reservation of another app', () => {
+    const r = reservations()
+    r.run(reservePorts('blog', 'tok-blog', -1, [9301]))
+    expect(r.run(reservePorts('shop', 'tok-shop', 600, [9301])).code).toBe(0)
+    expect(r.holder(9301)).toEqual(['shop', 'tok-shop'])
   })
 })

@@ -2,7 +2,7 @@
 // outputs through GITHUB_OUTPUT, the job summary through GITHUB_STEP_SUMMARY. Used by the end-to-end
 // tests, the demo and the benchmark, against the local test host of scripts/testhost/up.sh.
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -103,6 +103,14 @@ export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} }
         summary: readFileSync(summaryFile, 'utf8'),
       }
       rmSync(dir, { recursive: true, force: true })
+      // NR_KEEP_LOGS=folder keeps every run's log there, to read a failing test's runs in full.
+      if (process.env.NR_KEEP_LOGS) {
+        mkdirSync(process.env.NR_KEEP_LOGS, { recursive: true })
+        writeFileSync(
+          join(process.env.NR_KEEP_LOGS, `${Date.now()}-${inputs.app ?? 'run'}.log`),
+          result.log + result.stderr,
+        )
+      }
       resolve(result)
     })
   })

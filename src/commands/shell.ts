@@ -54,6 +54,9 @@ export class ShellWordsError extends Error {}
 
 const OPERATORS = new Set([';', '|', '&', '<', '>', '(', ')', '`', '$'])
 
+// Longer than a screen on purpose: one tokenizer loop whose states (between words, single quotes, double
+// quotes, a backslash) share the position and the word being built; split apart, each would have to hand
+// both back, and the error positions would be harder to keep right.
 /**
  * Splits text into words the way sh would for plain words, single quotes, double quotes and backslashes,
  * but performs no expansion: an unquoted operator or any `$`/backtick outside single quotes is an error

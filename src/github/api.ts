@@ -62,6 +62,9 @@ export class GitHubApiError extends Error {
 const clip = (s: string) =>
   s.length > LIMITS.githubDescriptionChars ? `${s.slice(0, LIMITS.githubDescriptionChars - 3)}...` : s
 
+// Longer than a screen on purpose: it is one object, a table of the seven GitHub calls the action makes, each
+// a few lines of request fields. Read side by side they show every call's timeout and error wording are alike;
+// split into functions, each would need the client, the repository and the helpers passed in.
 /** The real client: @actions/github's Octokit, at apiUrl (GITHUB_API_URL: GitHub Enterprise Server works too). */
 export function octokitApi(token: string, repo: Repo, apiUrl: string): GitHubApi {
   const octokit = getOctokit(token, { baseUrl: apiUrl })

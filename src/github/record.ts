@@ -50,6 +50,81 @@ export function canaryLinks(
   }
 }
 
+/** The images a run names on GitHub: what serves at its end, and what served before it. */
+interface Images {
+  readonly liveImage: string
+  readonly previousImage: string
+}
+
+/** The pull request's canary before and after the run, and whether this run's took the place of the one before. */
+interface CanaryChange {
+  readonly before?: CanaryState
+  readonly after?: CanaryState
+  readonly swapped: boolean
+  /** The canary the run is about. */
+  readonly image: string
+}
+
+function canaryChange(end: RunEnd): CanaryChange {
+  const { state, plan } = end
+  const before = state?.canary
+  const after = end.canaryAfter ?? undefined
+  // (Not when the run was undone before its swap: the old canary is then still live, its record unchanged.)
+  const swapped = Boolean(plan?.replaces) && end.canaryAfter !== undefined
+  const image = after?.image ?? (swapped ? (plan?.image ?? '') : (before?.image ?? plan?.image ?? ''))
+  return { before, after, swapped, image }
+}
+
+/** The run's deployment gets its final status. */
+async function finishDeployment(
+  recorder: GitHubRecorder,
+  config: Config,
+  end: RunEnd,
+  images: Images,
+  canaryImage: string,
+): Promise<void> {
+  if (!end.deployment) return
+  await recorder.finish(
+    end.deployment,
+    finalStatus({
+      operation: config.operation,
+      result: end.result,
+      image: images.liveImage,
+      previousImage: images.previousImage,
+      canaryImage,
+      canaryWeight: end.canaryWeight,
+    }),
+  )
+}
+
+/** The pull request's earlier pushes, oldest first: the one this run's canary replaced among them. */
+function earlierPushes({ before, after, swapped }: CanaryChange): CanaryPush[] {
+  if (after) return [...(after.pushes ?? [])]
+  return [
+    ...(before?.pushes ?? []),
+    ...(swapped && before
+      ? [
+          {
+            image: before.image,
+            sha: before.sha,
+            at: before.at,
+            observations: before.observations ?? [],
+            outcome: 'replaced' as const,
+          },
+        ]
+      : []),
+  ]
+}
+
+/** The canary's judged steps: its record's, or (no canary left) the ones before this run's and this run's. */
+function canaryObservations(
+  { before, after, swapped }: CanaryChange,
+  judged: readonly CanaryObservation[],
+): readonly CanaryObservation[] {
+  if (after) return after.observations ?? []
+  return [...(swapped ? [] : (before?.observations ?? [])), ...judged]
+}
+
 /** Finishes the run's deployment, retires a replaced canary's, and rewrites the pull request's canary comment. Never throws. */
 export async function recordOnGitHub(
   recorder: GitHubRecorder,
@@ -57,64 +132,31 @@ export async function recordOnGitHub(
   gh: RunContext,
   end: RunEnd,
   judged: readonly CanaryObservation[],
-  images: { liveImage: string; previousImage: string },
+  images: Images,
   secrets: readonly string[],
 ): Promise<void> {
-  const { result, state, plan } = end
-  const before = state?.canary
-  const after = end.canaryAfter ?? undefined
-  // (Not when the run was undone before its swap: the old canary is then still live, its record unchanged.)
-  const swapped = Boolean(plan?.replaces) && end.canaryAfter !== undefined
-  const canaryImage = after?.image ?? (swapped ? (plan?.image ?? '') : (before?.image ?? plan?.image ?? ''))
-  if (end.deployment)
-    await recorder.finish(
-      end.deployment,
-      finalStatus({
-        operation: config.operation,
-        result,
-        image: images.liveImage,
-        previousImage: images.previousImage,
-        canaryImage,
-        canaryWeight: end.canaryWeight,
-      }),
-    )
+  const { result, plan } = end
+  const change = canaryChange(end)
+  const { before } = change
+  await finishDeployment(recorder, config, end, images, change.image)
   // A new push replaced the pull request's canary: its deployment no longer describes anything live.
   const replaced =
-    swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : undefined
+    change.swapped && before?.deployment && end.deployment?.id !== before.deployment.id ? before.deployment : undefined
   if (replaced) await recorder.deactivate(replaced, `Replaced by ${plan?.image} from a new push`)
   const pr = canaryPullRequest(gh, before)
   if (!pr || (config.strategy !== 'canary' && !before)) return
   // The same key on every run of this canary (a promote may leave the environment input empty), so one comment.
   const where = config.github.environment || before?.deployment?.environment || config.appHosts[0].id
-  const earlier: CanaryPush[] = after
-    ? [...(after.pushes ?? [])]
-    : [
-        ...(before?.pushes ?? []),
-        ...(swapped && before
-          ? [
-              {
-                image: before.image,
-                sha: before.sha,
-                at: before.at,
-                observations: before.observations ?? [],
-                outcome: 'replaced' as const,
-              },
-            ]
-          : []),
-      ]
-  const observations = after
-    ? (after.observations ?? [])
-    : [...(swapped ? [] : (before?.observations ?? [])), ...judged]
   const body = renderCanaryComment({
     app: config.app,
     where,
     operation: config.operation,
     result,
-    canaryImage,
+    canaryImage: change.image,
     stableImage: result === 'paused' || result === 'rolled-back' ? images.liveImage : images.previousImage,
     canaryWeight: end.canaryWeight,
-    observations,
-    pushes: earlier,
+    observations: canaryObservations(change, judged),
+    pushes: earlierPushes(change),
     failure: end.failure,
     runUrl: gh.runUrl,
     at: new Date().toISOString(),

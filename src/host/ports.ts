@@ -56,7 +56,8 @@ export function parseUsage(text: string, app: string): HostUsage {
 // $1 the reservation dir, $2 app, $3 token, $4 seconds a reservation lasts, $5 the replica name prefix
 // ('app-'), then ports. Under one lock for the host: every port must be unused (not listening, not published,
 // not another app's live reservation, no container named for it); then all are reserved at once. Exit 3 with
-// the taken ports on standard output otherwise: nothing is reserved.
+// the taken ports on standard output otherwise: nothing is reserved. A reservation of this same app belongs to
+// a run that ended without releasing it (killed): this run holds the app's lock, so that one is stale.
 const RESERVE = `dir=$1; app=$2; token=$3; ttl=$4; prefix=$5; shift 5
 mkdir -p "$dir" && exec 9>"$dir/.lock" && flock 9 || exit 2
 now=$(date +%s)
@@ -68,7 +69,7 @@ for p; do
   case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
   case $published in *" $p "*) taken="$taken $p"; continue ;; esac
   case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
-  if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
+  if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$who" != "$app" ] && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
     taken="$taken $p"
   fi
 done

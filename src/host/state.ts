@@ -47,41 +47,51 @@ export function parseContainers(
   const problems: string[] = []
   for (const line of output.split('\n')) {
     if (!line.trim()) continue
-    let c: { id?: unknown; name?: unknown; state?: unknown; pid?: unknown; labels?: unknown }
-    try {
-      c = JSON.parse(line)
-    } catch {
-      c = undefined as never
+    const read = inspectedContainer(line, host)
+    if (!read) continue
+    if ('ignored' in read) ignored.push(read.ignored)
+    else if ('problems' in read) problems.push(...read.problems)
+    else containers.push(read.container)
+  }
+  return { containers, ignored, problems }
+}
+
+/**
+ * One line of docker inspect output: one of the action's containers, one passed over (and why), or the problems
+ * that stop the run; undefined for a container that is no replica (not the action's, and nothing to say).
+ */
+type Inspected =
+  | { readonly container: ManagedContainer }
+  | { readonly ignored: string }
+  | { readonly problems: readonly string[] }
+  | undefined
+
+function inspectedContainer(line: string, host: { id: string; upstreamAddress: string }): Inspected {
+  let c: { id?: unknown; name?: unknown; state?: unknown; pid?: unknown; labels?: unknown }
+  try {
+    c = JSON.parse(line)
+  } catch {
+    c = undefined as never
+  }
+  if (!isObject(c)) return { ignored: `an unreadable line of docker inspect output (${line.length} characters)` }
+  const labels = (c.labels && typeof c.labels === 'object' ? c.labels : {}) as Record<string, unknown>
+  const label = (k: string) => (typeof labels[k] === 'string' ? (labels[k] as string) : '')
+  const name = typeof c.name === 'string' ? c.name.replace(/^\//, '') : ''
+  const app = label(LABEL.app)
+  const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0
+  const id = typeof c.id === 'string' ? c.id : ''
+  if (label(LABEL.role) !== 'replica') return undefined
+  if (!CONTAINER_ID.test(id) || !NAME.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port))
+    return {
+      ignored: `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`,
     }
-    if (!isObject(c)) {
-      ignored.push(`an unreadable line of docker inspect output (${line.length} characters)`)
-      continue
-    }
-    const labels = (c.labels && typeof c.labels === 'object' ? c.labels : {}) as Record<string, unknown>
-    const label = (k: string) => (typeof labels[k] === 'string' ? (labels[k] as string) : '')
-    const name = typeof c.name === 'string' ? c.name.replace(/^\//, '') : ''
-    const app = label(LABEL.app)
-    const port = /^\d{1,5}$/.test(label(LABEL.port)) ? Number(label(LABEL.port)) : 0
-    const id = typeof c.id === 'string' ? c.id : ''
-    if (label(LABEL.role) !== 'replica') continue
-    if (!CONTAINER_ID.test(id) || !NAME.test(app) || port < 1 || port > 65535 || name !== replicaName(app, port)) {
-      ignored.push(
-        `container ${JSON.stringify(name.slice(0, 64))} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`,
-      )
-      continue
-    }
-    const image = label(LABEL.image)
-    const color = label(LABEL.color)
-    const refuse = (key: string, expected: string, value: string) =>
-      problems.push(
-        `${host.id}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; ` +
-          'the action writes no such label, so something else changed the container: find out what, and remove it',
-      )
-    if (!IMAGE.test(image)) refuse(LABEL.image, 'a Docker image reference', image)
-    if (!isColor(color)) refuse(LABEL.color, "'', 'blue' or 'green'", color)
-    if (!IMAGE.test(image) || !isColor(color)) continue
-    const pid = typeof c.pid === 'number' && c.pid > 0 ? c.pid : undefined
-    containers.push({
+  const image = label(LABEL.image)
+  const color = label(LABEL.color)
+  const problems = labelProblems(host.id, name, image, color)
+  if (problems.length) return { problems }
+  const pid = typeof c.pid === 'number' && c.pid > 0 ? c.pid : undefined
+  return {
+    container: {
       ...(pid ? { pid } : {}),
       id,
       host: host.id,
@@ -92,9 +102,19 @@ export function parseContainers(
       image,
       running: c.state === 'running',
       ...(color ? { color } : {}),
-    })
+    },
   }
-  return { containers, ignored, problems }
+}
+
+/** The image and colour labels of one of the action's containers that break their rules. */
+function labelProblems(hostId: string, name: string, image: string, color: string): string[] {
+  const refuse = (key: string, expected: string, value: string) =>
+    `${hostId}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; ` +
+    'the action writes no such label, so something else changed the container: find out what, and remove it'
+  return [
+    ...(IMAGE.test(image) ? [] : [refuse(LABEL.image, 'a Docker image reference', image)]),
+    ...(isColor(color) ? [] : [refuse(LABEL.color, "'', 'blue' or 'green'", color)]),
+  ]
 }
 
 export interface HistoryEntry {
@@ -234,80 +254,110 @@ export function parseCanaryState(
 ): CanaryState | undefined {
   const parsed = parseJson(text, 'canary.json', warn)
   if (parsed === undefined) return undefined
-  const bad = (why: string) => {
-    warn(`canary.json on the nginx host is malformed (${why}): ignored as stale`)
-    return undefined
-  }
-  if (!isObject(parsed)) return bad('not an object')
-  const p = parsed
-  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return bad('image, stableImage or at missing')
-  // A record's images and names are a host's text like any other: the same rules as the inputs they came from.
-  if (!IMAGE.test(p.image)) return bad(`image: expected a Docker image reference, got ${quoteHostText(p.image)}`)
-  if (!isImageOrNone(p.stableImage))
-    return bad(`stableImage: expected '' or a Docker image reference, got ${quoteHostText(p.stableImage)}`)
-  if (!TIMESTAMP.test(p.at)) return bad(`at: expected a UTC time like 2026-05-01T10:00:00Z, got ${quoteHostText(p.at)}`)
-  if (!isPercent(p.weight)) return bad('weight is not a percentage')
-  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
-    return bad('remainingSteps is not a list of numbers')
-  if (!p.remainingSteps.every((n) => isPercent(n, 1)))
-    return bad(`remainingSteps: expected percentages from 1 to 100, got ${quoteHostText(p.remainingSteps)}`)
-  if (!Array.isArray(p.replicas)) return bad('replicas is not a list')
-  // Records written before replicas knew their host name a container only.
-  const replicas = p.replicas.map((r) => (isString(r) ? { host: defaultHost, name: r } : r))
-  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
-    return bad('a replica has no host or name')
-  const strange = (replicas as Array<{ host: string; name: string }>).find(
-    (r) => !HOST_ID.test(r.host) || !isReplicaName(r.name),
-  )
-  if (strange)
-    return bad(
-      `replicas: expected container names like <app>-<port> on app hosts, got ${quoteHostText(strange.name)} on ${quoteHostText(strange.host)}`,
-    )
-  const observations =
-    p.observations === undefined
-      ? undefined
-      : Array.isArray(p.observations) && p.observations.every(isObservation)
-        ? p.observations
-        : null
-  if (observations === null) return bad('observations are malformed')
-  const d = p.deployment
-  if (d !== undefined && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
-    return bad('deployment is malformed')
-  const pr = p.pullRequest
-  if (pr !== undefined && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number)))
-    return bad('pullRequest is malformed')
-  const pushes = p.pushes
-  const outcomes: readonly unknown[] = ['live', 'replaced', 'promoted', 'aborted', 'failed']
-  const isPush = (x: unknown): boolean =>
-    isObject(x) &&
-    isString(x.image) &&
-    isString(x.at) &&
-    (x.sha === undefined || isString(x.sha)) &&
-    outcomes.includes(x.outcome) &&
-    Array.isArray(x.observations) &&
-    x.observations.every(isObservation)
-  if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every(isPush))) return bad('pushes are malformed')
-  for (const push of (pushes ?? []) as CanaryPush[]) {
-    if (!IMAGE.test(push.image))
-      return bad(`pushes: expected Docker image references, got ${quoteHostText(push.image)}`)
-    if (!TIMESTAMP.test(push.at) || (push.sha !== undefined && !COMMIT.test(push.sha)))
-      return bad(
-        `pushes: expected UTC times and commit ids, got ${quoteHostText(push.at)} and ${quoteHostText(push.sha)}`,
-      )
-  }
+  const record = canaryStateOf(parsed, defaultHost)
+  if (!isString(record)) return record
+  warn(`canary.json on the nginx host is malformed (${record}): ignored as stale`)
+  return undefined
+}
+
+/** What every canary record holds: its images, when it paused, its share and the shares still to go. */
+type CanaryHead = Pick<CanaryState, 'image' | 'stableImage' | 'at' | 'weight' | 'remainingSteps'>
+
+/** The canary record in parsed JSON, or why it is malformed (the first thing wrong, in the record's order). */
+function canaryStateOf(parsed: unknown, defaultHost: string): CanaryState | string {
+  if (!isObject(parsed)) return 'not an object'
+  const head = headProblem(parsed)
+  if (head) return head
+  const replicas = replicasOf(parsed.replicas, defaultHost)
+  if (isString(replicas)) return replicas
+  const observations = observationsOf(parsed.observations)
+  if (observations === null) return 'observations are malformed'
+  const links = linksProblem(parsed.deployment, parsed.pullRequest)
+  if (links) return links
+  const pushes = pushesProblem(parsed.pushes)
+  if (pushes) return pushes
+  const p = parsed as typeof parsed & CanaryHead
   return {
     image: p.image,
     stableImage: p.stableImage,
     weight: p.weight,
-    remainingSteps: p.remainingSteps as number[],
-    replicas: replicas as Array<{ host: string; name: string }>,
+    remainingSteps: p.remainingSteps,
+    replicas,
     at: p.at,
     ...(isString(p.sha) && COMMIT.test(p.sha) ? { sha: p.sha } : {}),
     ...(observations ? { observations } : {}),
-    ...(d ? { deployment: d as CanaryState['deployment'] } : {}),
-    ...(pr ? { pullRequest: pr as CanaryState['pullRequest'] } : {}),
-    ...(pushes ? { pushes: pushes as unknown as CanaryPush[] } : {}),
+    ...(p.deployment ? { deployment: p.deployment as CanaryState['deployment'] } : {}),
+    ...(p.pullRequest ? { pullRequest: p.pullRequest as CanaryState['pullRequest'] } : {}),
+    ...(p.pushes ? { pushes: p.pushes as CanaryPush[] } : {}),
   }
+}
+
+/** Why the record's images, time and shares cannot be used; undefined when they can. */
+function headProblem(p: Record<string, unknown>): string | undefined {
+  if (!isString(p.image) || !isString(p.stableImage) || !isString(p.at)) return 'image, stableImage or at missing'
+  // A record's images and names are a host's text like any other: the same rules as the inputs they came from.
+  if (!IMAGE.test(p.image)) return `image: expected a Docker image reference, got ${quoteHostText(p.image)}`
+  if (!isImageOrNone(p.stableImage))
+    return `stableImage: expected '' or a Docker image reference, got ${quoteHostText(p.stableImage)}`
+  if (!TIMESTAMP.test(p.at)) return `at: expected a UTC time like 2026-05-01T10:00:00Z, got ${quoteHostText(p.at)}`
+  if (!isPercent(p.weight)) return 'weight is not a percentage'
+  if (!Array.isArray(p.remainingSteps) || !p.remainingSteps.every(isNumber))
+    return 'remainingSteps is not a list of numbers'
+  if (!p.remainingSteps.every((n) => isPercent(n, 1)))
+    return `remainingSteps: expected percentages from 1 to 100, got ${quoteHostText(p.remainingSteps)}`
+  return undefined
+}
+
+/** The canary's replicas on record, or why they cannot be used. */
+function replicasOf(value: unknown, defaultHost: string): CanaryState['replicas'] | string {
+  if (!Array.isArray(value)) return 'replicas is not a list'
+  // Records written before replicas knew their host name a container only.
+  const replicas = value.map((r) => (isString(r) ? { host: defaultHost, name: r } : r))
+  if (!replicas.every((r) => isObject(r) && isString(r.host) && isString(r.name)))
+    return 'a replica has no host or name'
+  const named = replicas as Array<{ host: string; name: string }>
+  const strange = named.find((r) => !HOST_ID.test(r.host) || !isReplicaName(r.name))
+  if (strange)
+    return `replicas: expected container names like <app>-<port> on app hosts, got ${quoteHostText(strange.name)} on ${quoteHostText(strange.host)}`
+  return named
+}
+
+/** The steps judged so far: undefined when the record has none, null when they are malformed. */
+function observationsOf(value: unknown): CanaryObservation[] | undefined | null {
+  if (value === undefined) return undefined
+  return Array.isArray(value) && value.every(isObservation) ? value : null
+}
+
+/** Why the canary's GitHub deployment or pull request on record cannot be used; undefined when they can. */
+function linksProblem(deployment: unknown, pullRequest: unknown): string | undefined {
+  const d = deployment
+  if (d !== undefined && !(isObject(d) && isString(d.repo) && isString(d.environment) && isNumber(d.id)))
+    return 'deployment is malformed'
+  const pr = pullRequest
+  if (pr !== undefined && !(isObject(pr) && isString(pr.repo) && isNumber(pr.number))) return 'pullRequest is malformed'
+  return undefined
+}
+
+const PUSH_OUTCOMES: readonly unknown[] = ['live', 'replaced', 'promoted', 'aborted', 'failed']
+
+const isPush = (x: unknown): boolean =>
+  isObject(x) &&
+  isString(x.image) &&
+  isString(x.at) &&
+  (x.sha === undefined || isString(x.sha)) &&
+  PUSH_OUTCOMES.includes(x.outcome) &&
+  Array.isArray(x.observations) &&
+  x.observations.every(isObservation)
+
+/** Why the earlier pushes on record cannot be used; undefined when they can (or there are none). */
+function pushesProblem(pushes: unknown): string | undefined {
+  if (pushes !== undefined && !(Array.isArray(pushes) && pushes.every(isPush))) return 'pushes are malformed'
+  for (const push of (pushes ?? []) as CanaryPush[]) {
+    if (!IMAGE.test(push.image)) return `pushes: expected Docker image references, got ${quoteHostText(push.image)}`
+    if (!TIMESTAMP.test(push.at) || (push.sha !== undefined && !COMMIT.test(push.sha)))
+      return `pushes: expected UTC times and commit ids, got ${quoteHostText(push.at)} and ${quoteHostText(push.sha)}`
+  }
+  return undefined
 }
 
 function parseJson(text: string, file: string, warn: (m: string) => void): unknown {

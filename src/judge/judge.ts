@@ -157,10 +157,14 @@ export class Judge {
   /** What real traffic showed (the comparison's words), when that is what failed the deploy. */
   private trafficReason: string | undefined
 
+  /** The canary share being observed, if any: a failure found meanwhile names it. */
+  private observing: Split | undefined
+
   private failOnTraffic(reason: string): void {
     if (this.seen) return
     this.trafficReason = reason
-    this.fail(`real traffic: ${reason}`)
+    const share = this.observing ? `canary step at ${this.observing.percent}% failed: ` : ''
+    this.fail(`${share}real traffic: ${reason}`)
   }
 
   /** The whole record of the old version, and of the new one since it first got traffic. */
@@ -263,12 +267,16 @@ export class Judge {
     await this.startRecording()
     const mark = this.lastRoute ?? this.record?.mark()
     const deadline = Date.now() + windowSeconds * 1000
+    this.observing = split
     while (!this.seen && Date.now() < deadline) await Promise.race([sleep(deadline - Date.now()), this.failed])
+    this.observing = undefined
     const canary = this.record?.of(this.keysOfAll(split.canary), mark) ?? NONE
     const stableCounts = this.record?.of(this.keysOfAll(stable), mark) ?? NONE
     const step = { percent: split.percent, seconds: windowSeconds }
     const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate)
-    if (this.seen) return { ...judgement, ...step, verdict: 'fail', reason: this.seen }
+    // The step's own record: what was found, without the step it names (the caller adds that).
+    const found = this.trafficReason === undefined ? this.seen : `real traffic: ${this.trafficReason}`
+    if (found) return { ...judgement, ...step, verdict: 'fail', reason: found }
     if (judgement.verdict === 'fail') {
       this.fail(`canary step at ${split.percent}% failed: ${judgement.reason}`)
       this.evidence(split.canary, judgement.reason)

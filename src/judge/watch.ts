@@ -5,6 +5,7 @@ import { LIMITS, type Config } from '../config.js'
 import type { ReplicaPort } from '../health/gate.js'
 import { describeProbe, statusAllowed } from '../health/probe.js'
 import { replicaKey, type Replica } from '../model.js'
+import type { HttpResult } from '../remote/ssh.js'
 
 interface Watched {
   readonly replica: Replica
@@ -36,7 +37,10 @@ export class Watch {
     private readonly keep: (work: Promise<unknown>) => void = (work) => void work.catch(() => undefined),
   ) {
     this.failed = new Promise<string>((resolve) => (this.fail = resolve))
-    this.loop = this.run()
+    // Never a rejection nobody waits for: what stops the watch unexpectedly is a reason to go back.
+    this.loop = this.run().catch((e: Error) =>
+      this.found(undefined, `the watch of the new replicas stopped: ${e.message}`),
+    )
   }
 
   add(replicas: readonly Replica[]): void {
@@ -63,7 +67,8 @@ export class Watch {
 
   private async look(w: Watched, askDocker: boolean): Promise<void> {
     const r = w.replica
-    const probe = await this.port.probe(r)
+    // A probe that cannot be sent (the host's connection lost) is a probe not answered.
+    const probe: HttpResult = await this.port.probe(r).catch((e: Error) => ({ error: e.message, ms: 0 }))
     const answered = statusAllowed(probe.status, this.config.health.status)
     w.failures = answered ? 0 : w.failures + 1
     if (answered && !askDocker) return
@@ -85,11 +90,11 @@ export class Watch {
       return this.found(r, `${r.name}: ${describeProbe(this.config.health.path, probe)}, ${w.failures} times in a row`)
   }
 
-  private found(r: Replica, why: string): void {
+  private found(r: Replica | undefined, why: string): void {
     if (this.seen) return
     this.seen = why
     this.fail(why)
-    this.keep(this.port.evidence(r, why, false))
+    if (r) this.keep(this.port.evidence(r, why, false))
   }
 
   private async run(): Promise<void> {

@@ -14,7 +14,7 @@ import {
   APPLY_FAILURES,
   applyManagedFile,
   containerPlace,
-  disableImageDefaultSite,
+  setAsideImageDefaultSite,
   followTrafficLog,
   hostPlace,
   nginxErrorLog,
@@ -340,6 +340,7 @@ export class Nginx {
         createNginxContainer(this.config, upstreamAddress),
         `creating the nginx container ${n.container}`,
       )
+      await run(this.remote, setAsideImageDefaultSite(n.container), "setting the image's default site aside")
     }
     const started = await this.remote.exec(command('docker', 'start', '--', n.container))
     if (started.code !== 0)
@@ -357,11 +358,17 @@ export class Nginx {
       if (this.current.masterPid !== undefined || Date.now() > deadline) break
       await sleep(100)
     }
-    if (created) await run(this.remote, disableImageDefaultSite(this.place), "setting the image's default site aside")
     await this.reread()
     return created
       ? `created the nginx container ${n.container} from ${n.image}`
       : `started the nginx container ${n.container}`
+  }
+
+  /** Starts or creates the nginx container when it is not running (in turn with changes); says which it did. */
+  boot(upstreamAddress: string): Promise<string | undefined> {
+    const booted = this.changing.then(() => this.ensureRunning(upstreamAddress))
+    this.changing = booted.catch(() => undefined)
+    return booted
   }
 
   /**

@@ -215,12 +215,21 @@ export const followTrafficLog = (
   maxSeconds: number,
 ): Command => withTimeout(place.inside(LOG_FOLLOW, [path, String(maxBytes), String(everyMs / 1000)]), maxSeconds)
 
-/** Renames the image's own default site in a container the action just created (the stock image answers localhost:80 with its welcome page). */
-export const disableImageDefaultSite = (place: NginxPlace): Command =>
-  place.inside(
-    'f=/etc/nginx/conf.d/default.conf; [ -f "$f" ] && [ ! -L "$f" ] && mv -f "$f" "$f.disabled-by-nginx-rollout"; exit 0',
-    [],
-  )
+// $1 the container, created and not yet started. The image's default site listens on port 80: on a host
+// network where anything else holds port 80 (another app's nginx, a web server) the new nginx would not start
+// at all. So before its first start the site is copied aside and a comment takes its place. Nothing to set
+// aside (another layout, a symlink) is no error.
+const SET_ASIDE_DEFAULT_SITE = `c=$1; f=/etc/nginx/conf.d/default.conf
+t=$(mktemp -d) || exit 0
+if docker cp "$c:$f" "$t/site" 2>/dev/null && [ -f "$t/site" ] && [ ! -L "$t/site" ]; then
+  echo "# nginx-rollout created this container and set the image's default site aside before nginx first started: default.conf.disabled-by-nginx-rollout" >"$t/comment"
+  docker cp "$t/site" "$c:$f.disabled-by-nginx-rollout" && docker cp "$t/comment" "$c:$f"
+fi
+rm -rf "$t"
+exit 0`
+
+/** Sets the image's default site aside in a container the action just created, before it first starts. */
+export const setAsideImageDefaultSite = (container: string): Command => script(SET_ASIDE_DEFAULT_SITE, container)
 
 export const nginxErrorLog = (place: NginxPlace, container: string, lines: number): Command =>
   place.mode === 'container'

@@ -123,6 +123,58 @@ export function pausedSets(
 }
 
 /**
+ * The canary started and gated, then its shares. `replaced`: an earlier canary that leaves the upstream with
+ * the first share, drains while the new one is observed, and is retired.
+ */
+function startThenShares(
+  config: Config,
+  canary: readonly Replica[],
+  shares: readonly Step[],
+  replaced: readonly Replica[],
+): Step[] {
+  const start: Step[] = [
+    ...prepare(config, config.image),
+    { kind: 'start', replicas: canary },
+    { kind: 'gate', replicas: canary },
+  ]
+  if (!replaced.length) return [...start, ...shares]
+  return [
+    ...start,
+    shares[0],
+    { kind: 'drain', seconds: config.drainSeconds, replicas: replaced },
+    ...retireAll(replaced),
+    ...shares.slice(1),
+  ]
+}
+
+/** The last share's route again, without the record of requests: a paused canary's log must not grow. */
+function settleAtLastShare(shares: readonly Step[]): Step[] {
+  const last = [...shares].reverse().find((st) => st.kind === 'route')
+  return last?.kind === 'route' ? [{ ...last, judged: undefined, settle: true }] : []
+}
+
+/** The replicas each host needs at 100 beside the canary's, on ports neither in use nor the canary's. */
+const freshReplicas = (
+  config: Config,
+  containers: readonly ManagedContainer[],
+  canary: readonly Replica[],
+  usage: Usage | undefined,
+): Replica[] =>
+  allocate(
+    config,
+    [...containers, ...canaryAsContainers(canary)],
+    freshCounts(config, canary),
+    config.image,
+    [],
+    undefined,
+    usage,
+  )
+
+/** The note of a plan whose canary replaces the one of an earlier push (`image`, its `replicas`). */
+const replacesNote = (image: string | undefined, replicas: readonly Replica[]): string =>
+  `replaces the canary of ${image} (${replicas.map((r) => r.name).join(', ')}) of the same pull request in the first reload`
+
+/**
  * A new canary. `replacing`: the live canary of the same pull request, which leaves the upstream in the
  * same reload that gives the new one its first share, then drains and is retired.
  */
@@ -149,55 +201,27 @@ export function planCanary(
   const canary = allocate(config, containers, canaryCounts(config), config.image, [], undefined, usage)
   const shares = shareSteps(config, stable, canary, config.canary.steps)
   // Replacing: the first route already leaves the old canary out; it drains while the new one is observed.
-  const steps: Step[] = [
-    ...prepare(config, config.image),
-    { kind: 'start', replicas: canary },
-    { kind: 'gate', replicas: canary },
-  ]
   const swapped = old.length > 0 && shares.length > 0
-  if (swapped)
-    steps.push(
-      shares[0],
-      { kind: 'drain', seconds: config.drainSeconds, replicas: old },
-      ...retireAll(old),
-      ...shares.slice(1),
-    )
-  else steps.push(...shares)
-  const stableImage = replacing?.stableImage ?? mainImage(stable)
-  const notes = old.length
-    ? [
-        `replaces the canary of ${replacing?.image} (${old.map((r) => r.name).join(', ')}) of the same pull request in the first reload`,
-      ]
-    : []
+  const steps = startThenShares(config, canary, shares, swapped ? old : [])
   const base = {
     image: config.image,
     previous: [...stable, ...old],
     onFailure: 'abort-canary' as const,
-    notes,
+    notes: old.length ? [replacesNote(replacing?.image, old)] : [],
     ...(old.length ? { replaces: old } : {}),
   }
   if (!config.canary.steps.includes(100)) {
     const percent = config.canary.steps[config.canary.steps.length - 1]
-    // Paused at its last share, without the record of requests: a paused canary's log must not grow.
-    const last = [...shares].reverse().find((st) => st.kind === 'route')
-    const settle: Step[] = last?.kind === 'route' ? [{ ...last, judged: undefined, settle: true }] : []
+    const stableImage = replacing?.stableImage ?? mainImage(stable)
     return {
       ...base,
-      steps: [...steps, ...settle],
+      steps: [...steps, ...settleAtLastShare(shares)],
       next: [...stable, ...canary],
       pausesAt: { percent, canary, stableImage },
       leaves: 'paused',
     }
   }
-  const fresh = allocate(
-    config,
-    [...containers, ...canaryAsContainers(canary)],
-    freshCounts(config, canary),
-    config.image,
-    [],
-    undefined,
-    usage,
-  )
+  const fresh = freshReplicas(config, containers, canary, usage)
   const complete = completeSteps(config, stable, canary, fresh, sets.strays, swapped ? [] : old)
   return { ...base, steps: [...steps, ...complete.steps], next: complete.next, leaves: 'deployed', endsCanary: true }
 }

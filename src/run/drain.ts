@@ -1,14 +1,24 @@
 // A drain: until the outgoing replicas have nothing in flight, counted on their own hosts every poll.
-import { LIMITS } from '../config.js'
+import { LIMITS, type Config } from '../config.js'
 import * as docker from '../commands/docker.js'
 import { byHost, type Replica } from '../model.js'
 import { run } from '../remote/ssh.js'
-import type { StepWorld } from './steps.js'
+import type { Nginx } from '../nginx/nginx.js'
+import type { Fleet } from '../remote/fleet.js'
+import type { RunProgress } from './progress.js'
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
 
+/** What a drain needs of the run. */
+export interface DrainWorld {
+  readonly config: Config
+  readonly fleet: Fleet
+  readonly nginx: Nginx
+  readonly progress: RunProgress
+}
+
 /** Waits until the replicas have no connection in flight (at most `max` seconds); says how it ended. */
-export async function drainReplicas(w: StepWorld, replicas: readonly Replica[], max: number): Promise<string> {
+export async function drainReplicas(w: DrainWorld, replicas: readonly Replica[], max: number): Promise<string> {
   const { config, nginx, progress } = w
   // With keepalive_min_timeout, a reloading worker may still send an idle connection's next request to them.
   const keepalive = config.nginx.scope === 'site' && nginx.state.facts.keepaliveMinTimeout

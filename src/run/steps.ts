@@ -162,13 +162,15 @@ const fileFor = (w: StepWorld, servers: readonly Replica[], split?: Split, judge
   renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {})
 
 async function record(w: StepWorld, step: Extract<Step, { kind: 'record' }>): Promise<StepEnd> {
+  // A stopped or missing nginx container first: the record is followed inside it.
+  const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress)
   // Followed from empty before the reload that turns the record on, so nothing nginx writes is missed.
   await w.judge.startRecording()
   w.judge.routed(step.servers)
   const { text, configId } = fileFor(w, step.servers, step.split, { backup: [] })
   // nginx changes run one after another: the first route waits for this one, and meets its failure.
   w.progress.changingNginx(applyNginx(w, text, configId))
-  return done('continues while the new replicas start')
+  return done([booted, 'continues while the new replicas start'].filter(Boolean).join('; '))
 }
 
 async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Promise<StepEnd> {

@@ -6,7 +6,11 @@
 #   CRASH_AFTER_POSTS the app dies while answering that many POSTs (an app that crashes once it has traffic)
 #   NOT_FOUND routes under /cgi-bin/ this version lacks (space-separated, e.g. 'echo'): they answer 404
 #   ERROR_PERCENT the /cgi-bin/ routes answer 500 to about this percent of requests (a steadily flaky app)
+#   UNHEALTHY_ON an IPv4 address: on a host that has it, /health answers 404 (a fault on one host of several)
 [ -n "$SLOW_START" ] && sleep "$SLOW_START"
+if [ -n "$UNHEALTHY_ON" ]; then
+  case $(cat /proc/net/fib_trie 2>/dev/null) in *"-- $UNHEALTHY_ON"[!0-9.]*) rm -f /www/health ;; esac
+fi
 for route in $NOT_FOUND; do rm -f "/www/cgi-bin/$route"; done
 httpd -f -p "${PORT:-8080}" -h /www &
 pid=$!
