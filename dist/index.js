@@ -42172,9 +42172,11 @@ var LIMITS = {
   sshKeepaliveMs: 1e4,
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat and one for following nginx's record of the app's requests.
+   * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, and one as a
+   * margin: sshd frees a session slot a moment after the client sees its channel close (seen here: with all
+   * ten in use, a new channel was refused now and then).
    */
-  sshSessions: 8,
+  sshSessions: 7,
   /** How long stopping a followed command waits for it to end before closing its channel. */
   followStopMs: 2e3,
   /** Forwarded TCP channels (health probes) open at once on one connection. */
@@ -42220,8 +42222,6 @@ var LIMITS = {
   watchProbeFailures: 3,
   /** The watch asks Docker about every routed replica once in this many rounds, to see restarts between probes. */
   watchDockerEveryRounds: 5,
-  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
-  canaryLogBytes: 32 * 1024 * 1024,
   /** The app's traffic log is cut back to empty whenever it grows past this, while a run follows it. */
   trafficLogMaxBytes: 64 * 1024 * 1024,
   /** How often the traffic log is read on the nginx host while a run follows it. */
@@ -53566,10 +53566,12 @@ async function deploy(scope, state2, plan, lock, records) {
 async function finish(config, fleet, journal, lock, claim, records) {
   await lock?.stopHeartbeat();
   const release = finishCommand(config.app, records, claim);
-  const unreserve = Promise.all(config.appHosts.map((h) => fleet.app(h.id).exec(releasePorts(claim.token))));
+  const unreserve = Promise.all(config.appHosts.map((h) => fleet.app(h.id).exec(releasePorts(claim.token)))).catch(
+    () => void 0
+  );
   await journal.phase("records and unlock", async () => {
     const done2 = await run(fleet.nginx, release, "writing the deploy history and releasing the lock");
-    await unreserve.catch(() => void 0);
+    await unreserve;
     return done2;
   }).catch(
     (e) => warning(
@@ -53819,4 +53821,8 @@ async function run2() {
 }
 
 // src/index.ts
+process.on(
+  "unhandledRejection",
+  (e) => warning(`nginx-rollout: an error no step waited for (a bug: please report it): ${e?.message ?? e}`)
+);
 await run2();

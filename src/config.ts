@@ -240,9 +240,11 @@ export const LIMITS = {
   sshKeepaliveMs: 10_000,
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat and one for following nginx's record of the app's requests.
+   * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, and one as a
+   * margin: sshd frees a session slot a moment after the client sees its channel close (seen here: with all
+   * ten in use, a new channel was refused now and then).
    */
-  sshSessions: 8,
+  sshSessions: 7,
   /** How long stopping a followed command waits for it to end before closing its channel. */
   followStopMs: 2_000,
   /** Forwarded TCP channels (health probes) open at once on one connection. */
@@ -288,8 +290,6 @@ export const LIMITS = {
   watchProbeFailures: 3,
   /** The watch asks Docker about every routed replica once in this many rounds, to see restarts between probes. */
   watchDockerEveryRounds: 5,
-  /** The most of a canary step's access log read back (the newest part); bounds memory on a busy nginx. */
-  canaryLogBytes: 32 * 1024 * 1024,
   /** The app's traffic log is cut back to empty whenever it grows past this, while a run follows it. */
   trafficLogMaxBytes: 64 * 1024 * 1024,
   /** How often the traffic log is read on the nginx host while a run follows it. */

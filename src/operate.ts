@@ -314,12 +314,15 @@ async function finish(
 ): Promise<void> {
   await lock?.stopHeartbeat()
   const release = finishCommand(config.app, records, claim)
-  // The new replicas hold their ports by their labels now: this run's reservations go (or expire).
-  const unreserve = Promise.all(config.appHosts.map((h) => fleet.app(h.id).exec(releasePorts(claim.token))))
+  // The new replicas hold their ports by their labels now: this run's reservations go (or expire, when a
+  // host cannot be reached: handled here, since the records' failure may end the phase before it is awaited).
+  const unreserve = Promise.all(config.appHosts.map((h) => fleet.app(h.id).exec(releasePorts(claim.token)))).catch(
+    () => undefined,
+  )
   await journal
     .phase('records and unlock', async () => {
       const done = await runRemote(fleet.nginx, release, 'writing the deploy history and releasing the lock')
-      await unreserve.catch(() => undefined)
+      await unreserve
       return done
     })
     .catch((e: Error) =>

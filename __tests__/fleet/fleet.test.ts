@@ -167,7 +167,7 @@ describe('a failure on the third host only', () => {
     const managedBefore = hostDocker('lb', 'exec', `${APP}-lb`, 'cat', `/etc/nginx/conf.d/${APP}.conf`)
     // The new version's /health answers 404 on the third host only (the test app's UNHEALTHY_ON knob).
     const { value: run, load } = await underLoad(PORT, () =>
-      runAction(inputs({ image: image('v2'), env: `UNHEALTHY_ON=${addr('app3')}` })),
+      runAction(inputs({ image: image('v2'), env: `UNHEALTHY_ON=${addr('app3').replaceAll('.', '-')}` })),
     )
     expect(run.code).toBe(1)
     expect(run.outputs.result).toBe('rolled-back')
@@ -178,7 +178,7 @@ describe('a failure on the third host only', () => {
     // The rollback's steps name their hosts: the first two hosts were already on v2.
     expect(run.summary).toMatch(
       new RegExp(
-        `\\| rollback \\| start ${APP}-\\d+@${addr('app1').replaceAll('.', '\\.')}, ${APP}-\\d+@${addr('app2').replaceAll('.', '\\.')} again \\|`,
+        `\\| rollback: start ${APP}-\\d+@${addr('app1').replaceAll('.', '\\.')}, ${APP}-\\d+@${addr('app2').replaceAll('.', '\\.')} again \\|`,
       ),
     )
     expect(images(APP)).toEqual(APP_HOSTS.map(() => [`${image('v1')} running`]))

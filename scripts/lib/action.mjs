@@ -107,9 +107,17 @@ export function runAction(inputs, { debug = true, onStdout, env: extraEnv = {} }
       if (process.env.NR_KEEP_LOGS) {
         mkdirSync(process.env.NR_KEEP_LOGS, { recursive: true })
         writeFileSync(
-          join(process.env.NR_KEEP_LOGS, `${Date.now()}-${inputs.app ?? 'run'}.log`),
+          join(
+            process.env.NR_KEEP_LOGS,
+            `${Date.now()}-${String(inputs.app ?? 'run').replace(/[^A-Za-z0-9_.-]/g, '_')}.log`,
+          ),
           result.log + result.stderr,
         )
+      }
+      // The action survives an error nothing waited for, but says so: a bug every test must see.
+      if (/an error no step waited for/.test(stdout)) {
+        reject(new Error(`the run hit an error no step waited for:\n${result.log}`))
+        return
       }
       resolve(result)
     })

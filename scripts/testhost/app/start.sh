@@ -6,10 +6,14 @@
 #   CRASH_AFTER_POSTS the app dies while answering that many POSTs (an app that crashes once it has traffic)
 #   NOT_FOUND routes under /cgi-bin/ this version lacks (space-separated, e.g. 'echo'): they answer 404
 #   ERROR_PERCENT the /cgi-bin/ routes answer 500 to about this percent of requests (a steadily flaky app)
-#   UNHEALTHY_ON an IPv4 address: on a host that has it, /health answers 404 (a fault on one host of several)
+#   UNHEALTHY_ON an IPv4 address written with dashes (10-0-0-5): on a host that has it, /health answers 404
+#     (a fault on one host of several). Dashes: the action masks env values, and a dotted one would mask the
+#     host's address wherever the run prints it.
 [ -n "$SLOW_START" ] && sleep "$SLOW_START"
 if [ -n "$UNHEALTHY_ON" ]; then
-  case $(cat /proc/net/fib_trie 2>/dev/null) in *"-- $UNHEALTHY_ON"[!0-9.]*) rm -f /www/health ;; esac
+  # shellcheck disable=SC2086 # split on the dashes
+  unhealthy_on=$(IFS=-; set -- $UNHEALTHY_ON; echo "$1.$2.$3.$4")
+  case $(cat /proc/net/fib_trie 2>/dev/null) in *"-- $unhealthy_on"[!0-9.]*) rm -f /www/health ;; esac
 fi
 for route in $NOT_FOUND; do rm -f "/www/cgi-bin/$route"; done
 httpd -f -p "${PORT:-8080}" -h /www &
