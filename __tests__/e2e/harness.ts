@@ -66,3 +66,24 @@ export function get(
 }
 
 export const stateDir = (app: string): string => join(homedir(), '.nginx-rollout', app)
+
+/**
+ * Cuts the SSH connections process `pid` holds to the test host, from the server's side: the sshd processes
+ * at the other end of its sockets are killed. Only that run's connection goes (other suites share this sshd).
+ */
+export function cutSshOf(pid: number, sshPort: number): number {
+  const established = (filter: string) =>
+    execFileSync('ss', ['-tnpH', 'state', 'established', filter], { encoding: 'utf8' }).split('\n').filter(Boolean)
+  // Without a State column: Recv-Q Send-Q Local:Port Peer:Port Process.
+  const localPorts = established(`( dport = :${sshPort} )`)
+    .filter((l) => l.includes(`pid=${pid},`))
+    .map((l) => l.trim().split(/\s+/)[2].split(':').pop())
+  let killed = 0
+  for (const port of localPorts)
+    for (const line of established(`( sport = :${sshPort} and dport = :${port} )`))
+      for (const m of line.matchAll(/pid=(\d+),/g)) {
+        process.kill(Number(m[1]), 'SIGKILL')
+        killed++
+      }
+  return killed
+}

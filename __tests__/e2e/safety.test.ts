@@ -1,13 +1,13 @@
 // Faults, concurrency, hostile input and secrets, end to end on the real test host, with live traffic
 // through nginx wherever traffic can flow.
 import { jest } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
 import {
   baseInputs,
+  cutSshOf,
   docker,
   get,
   managedConf,
@@ -118,17 +118,18 @@ describe('faults', () => {
   it('survives the SSH connection dying mid-deploy: the next run repairs the host and completes, zero failed requests throughout', async () => {
     const { value, load } = await underLoad(async () => {
       const cut = await runAction(inputs({ image: image('v2'), 'drain-seconds': '2' }), {
-        onStdout: (soFar) => {
-          // After the first swap, while the old replica drains: cut every ssh session (the action's one connection).
+        onStdout: (soFar, child) => {
+          // After the first swap, while the old replica drains: cut the action's one connection, at the server.
           if (/\] route traffic to .*: ok/.test(soFar) && !cutDone) {
             cutDone = true
-            execFileSync('pkill', ['-f', 'sshd: .*@notty'])
+            cutSessions = cutSshOf(child.pid ?? 0, host.port)
           }
         },
       })
       const repaired = await runAction(inputs({ image: image('v2') }))
       return { cut, repaired }
     })
+    expect(cutSessions).toBeGreaterThan(0)
     expect(value.cut.code).toBe(1)
     expect(value.cut.outputs.result).toBe('failed')
     expect(value.cut.log).toMatch(
@@ -169,6 +170,7 @@ describe('faults', () => {
   })
 })
 let cutDone = false
+let cutSessions = 0
 
 describe('hostile input', () => {
   const marker = '/tmp/nginx-rollout-owned'

@@ -55,10 +55,10 @@ const verdictSeconds = (summary) =>
     (m) => ({ verdict: m[1], seconds: Number(m[2]) }),
   )
 
-/** One deploy of `c` from v1 under load; the load runs from 2 s before to 2 s after. */
-async function deployUnderLoad(app, port, ports, strategy, c) {
+/** The action's default inputs on the test host (the tests' own shorter drains and stops are not used here). */
+function benchInputs(app, port, ports, strategy) {
   const h = testHost()
-  const base = {
+  return {
     host: `${h.host}:${h.port}`,
     username: h.user,
     key: h.key,
@@ -74,6 +74,11 @@ async function deployUnderLoad(app, port, ports, strategy, c) {
     'health-path': '/health',
     strategy,
   }
+}
+
+/** One deploy of `c` from v1 under load; the load runs from 2 s before to 2 s after. */
+async function deployUnderLoad(app, port, ports, strategy, c) {
+  const base = benchInputs(app, port, ports, strategy)
   resetApp(app)
   const first = await runAction(
     { ...base, image: image('v1'), 'bake-seconds': '0', ...(c.flaky ? { env: c.inputs.env } : {}) },
@@ -107,22 +112,8 @@ async function deployUnderLoad(app, port, ports, strategy, c) {
 
 /** Deploy time of a healthy version without any traffic, judged and not (the quiet second). */
 async function quietDeploy(app, port, ports, strategy, judged) {
-  const h = testHost()
   const base = {
-    host: `${h.host}:${h.port}`,
-    username: h.user,
-    key: h.key,
-    fingerprint: h.fingerprint,
-    app,
-    pull: 'false',
-    network: 'host',
-    'nginx-image': 'nginx-rollout-test/nginx:test',
-    'nginx-container': `${app}-lb`,
-    listen: `127.0.0.1:${port}`,
-    replicas: '3',
-    ports,
-    'health-path': '/health',
-    strategy,
+    ...benchInputs(app, port, ports, strategy),
     'bake-seconds': '0',
     ...(judged ? {} : { 'verify-seconds': '0' }),
   }
