@@ -48606,46 +48606,46 @@ function planRolling(config, containers, routes, notes = [], usage) {
 // src/plan/rollback.ts
 var unique = (rs) => rs.filter((r, i) => rs.findIndex((x) => replicaKey(x) === replicaKey(r)) === i);
 function planUndo(config, plan, progress) {
-  const isNew = (r) => progress.started.some((s) => replicaKey(s) === replicaKey(r));
   const replaced = plan.replaces ?? [];
   const swapped = replaced.length > 0 && progress.routed.length > 0;
   const retired = progress.retired ?? [];
-  const isRetired = (r) => retired.some((g) => replicaKey(g) === replicaKey(r));
+  if (plan.onFailure === "abort-canary" && !progress.stopped.length && (!replaced.length || swapped))
+    return { steps: canaryOut(config, plan, progress, replaced, retired), canary: "removed" };
   const gone = unique([...retired, ...swapped ? replaced : []]);
-  const isGone = (r) => gone.some((g) => replicaKey(g) === replicaKey(r));
-  if (plan.onFailure === "abort-canary" && !progress.stopped.length && (!replaced.length || swapped)) {
-    const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]);
-    const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)));
-    const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started]);
-    return {
-      steps: [
-        { kind: "route", servers: stable },
-        { kind: "drain", seconds: config.drainSeconds, replicas: out },
-        ...removeAll(out)
-      ],
-      canary: "removed"
-    };
-  }
-  const back = plan.previous.filter((r) => !isGone(r));
+  const canary = replaced.length ? swapped ? "removed" : "kept" : "untouched";
+  return { steps: backToPrevious(config, plan, progress, gone), canary };
+}
+var within = (rs) => (r) => rs.some((x) => replicaKey(x) === replicaKey(r));
+function canaryOut(config, plan, progress, replaced, retired) {
+  const isNew = within(progress.started);
+  const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced]);
+  const stable = plan.previous.filter((r) => !within(canary)(r));
+  const out = unique([...canary.filter((r) => !within(retired)(r)), ...progress.started]);
+  return [
+    { kind: "route", servers: stable },
+    { kind: "drain", seconds: config.drainSeconds, replicas: out },
+    ...removeAll(out)
+  ];
+}
+function backToPrevious(config, plan, progress, gone) {
+  const back = plan.previous.filter((r) => !within(gone)(r));
   if (gone.length && !back.length)
     throw new PlanError(
       "every replica that served before the run was already retired: the new version stays live and nothing is undone"
     );
   const steps2 = [];
-  const isStopped = (r) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r));
-  const stillRunning = back.filter((r) => !isStopped(r));
-  if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && progress.configBefore !== progress.configNow)
+  const stillRunning = back.filter((r) => !within(progress.stopped)(r));
+  const changed = progress.configBefore !== progress.configNow;
+  if (plan.onFailure === "restore" && progress.stopped.length && stillRunning.length && changed)
     steps2.push({ kind: "route", servers: stillRunning });
   if (progress.stopped.length)
     steps2.push({ kind: "restart", replicas: progress.stopped }, { kind: "gate", replicas: progress.stopped });
-  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
-    steps2.push({ kind: "route", servers: back });
-  else if (progress.configBefore !== progress.configNow)
-    steps2.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
+  if (plan.previous.some(within(gone))) steps2.push({ kind: "route", servers: back });
+  else if (changed) steps2.push({ kind: "restore-config", text: progress.configBefore, servers: plan.previous });
   if (progress.routed.length && config.drainSeconds > 0)
     steps2.push({ kind: "drain", seconds: config.drainSeconds, replicas: progress.routed });
   steps2.push(...removeAll(progress.started));
-  return { steps: steps2, canary: replaced.length ? swapped ? "removed" : "kept" : "untouched" };
+  return steps2;
 }
 function rollbackTarget(state2, liveImage) {
   return [...state2.history].reverse().find((h) => h.result === "deployed" && h.image !== liveImage)?.image;

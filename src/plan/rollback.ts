@@ -40,28 +40,41 @@ const unique = (rs: readonly Replica[]): Replica[] =>
  * when the previous file routes to a replica already retired, the upstream is rendered without it.
  */
 export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
-  const isNew = (r: Replica) => progress.started.some((s) => replicaKey(s) === replicaKey(r))
   const replaced = plan.replaces ?? []
   const swapped = replaced.length > 0 && progress.routed.length > 0
   const retired = progress.retired ?? []
-  const isRetired = (r: Replica) => retired.some((g) => replicaKey(g) === replicaKey(r))
+  if (plan.onFailure === 'abort-canary' && !progress.stopped.length && (!replaced.length || swapped))
+    return { steps: canaryOut(config, plan, progress, replaced, retired), canary: 'removed' }
   // Never routed to again: what was retired, and a replaced canary once the swap took it out.
   const gone = unique([...retired, ...(swapped ? replaced : [])])
-  const isGone = (r: Replica) => gone.some((g) => replicaKey(g) === replicaKey(r))
-  if (plan.onFailure === 'abort-canary' && !progress.stopped.length && (!replaced.length || swapped)) {
-    const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced])
-    const stable = plan.previous.filter((r) => !canary.some((c) => replicaKey(c) === replicaKey(r)))
-    const out = unique([...canary.filter((r) => !isRetired(r)), ...progress.started])
-    return {
-      steps: [
-        { kind: 'route', servers: stable },
-        { kind: 'drain', seconds: config.drainSeconds, replicas: out },
-        ...removeAll(out),
-      ],
-      canary: 'removed',
-    }
-  }
-  const back = plan.previous.filter((r) => !isGone(r))
+  const canary = replaced.length ? (swapped ? 'removed' : 'kept') : 'untouched'
+  return { steps: backToPrevious(config, plan, progress, gone), canary }
+}
+
+const within = (rs: readonly Replica[]) => (r: Replica) => rs.some((x) => replicaKey(x) === replicaKey(r))
+
+/** A failed canary whose stable replicas never stopped serving: it leaves the upstream and is removed. */
+function canaryOut(
+  config: Config,
+  plan: Plan,
+  progress: Progress,
+  replaced: readonly Replica[],
+  retired: readonly Replica[],
+): Step[] {
+  const isNew = within(progress.started)
+  const canary = unique([...plan.previous.filter((r) => r.image === plan.image && !isNew(r)), ...replaced])
+  const stable = plan.previous.filter((r) => !within(canary)(r))
+  const out = unique([...canary.filter((r) => !within(retired)(r)), ...progress.started])
+  return [
+    { kind: 'route', servers: stable },
+    { kind: 'drain', seconds: config.drainSeconds, replicas: out },
+    ...removeAll(out),
+  ]
+}
+
+/** The previous replicas back (started again where stopped) and the previous file, the new replicas out. */
+function backToPrevious(config: Config, plan: Plan, progress: Progress, gone: readonly Replica[]): Step[] {
+  const back = plan.previous.filter((r) => !within(gone)(r))
   if (gone.length && !back.length)
     throw new PlanError(
       'every replica that served before the run was already retired: the new version stays live and nothing is undone',
@@ -70,26 +83,19 @@ export function planUndo(config: Config, plan: Plan, progress: Progress): Undo {
   // Previous replicas that still run take the traffic back at once, in one reload, while the stopped ones
   // start again: the new ones may be what failed. (Not for a paused canary's promote: a plain route would
   // give the canary a full share until the paused file is back.)
-  const isStopped = (r: Replica) => progress.stopped.some((s) => replicaKey(s) === replicaKey(r))
-  const stillRunning = back.filter((r) => !isStopped(r))
-  if (
-    plan.onFailure === 'restore' &&
-    progress.stopped.length &&
-    stillRunning.length &&
-    progress.configBefore !== progress.configNow
-  )
+  const stillRunning = back.filter((r) => !within(progress.stopped)(r))
+  const changed = progress.configBefore !== progress.configNow
+  if (plan.onFailure === 'restore' && progress.stopped.length && stillRunning.length && changed)
     steps.push({ kind: 'route', servers: stillRunning })
   if (progress.stopped.length)
     steps.push({ kind: 'restart', replicas: progress.stopped }, { kind: 'gate', replicas: progress.stopped })
   // The file as it was, unless it routes to a replica that is gone: then the same upstream without it.
-  if (gone.some((g) => plan.previous.some((r) => replicaKey(r) === replicaKey(g))))
-    steps.push({ kind: 'route', servers: back })
-  else if (progress.configBefore !== progress.configNow)
-    steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
+  if (plan.previous.some(within(gone))) steps.push({ kind: 'route', servers: back })
+  else if (changed) steps.push({ kind: 'restore-config', text: progress.configBefore, servers: plan.previous })
   if (progress.routed.length && config.drainSeconds > 0)
     steps.push({ kind: 'drain', seconds: config.drainSeconds, replicas: progress.routed })
   steps.push(...removeAll(progress.started))
-  return { steps, canary: replaced.length ? (swapped ? 'removed' : 'kept') : 'untouched' }
+  return steps
 }
 
 /** The image to go back to: the newest deployed entry of the history that is not what is live now. */
