@@ -51536,13 +51536,13 @@ var takenPorts = (stdout) => stdout.trim().split(/\s+/).filter((p) => /^\d{1,5}$
 
 // src/host/state.ts
 var CONTAINER_ID = /^[0-9a-f]{64}$/;
-function parseContainers(output, host) {
+function parseContainers(output, host, app) {
   const containers = [];
   const ignored = [];
   const problems = [];
   for (const line of output.split("\n")) {
     if (!line.trim()) continue;
-    const read = inspectedContainer(line, host);
+    const read = inspectedContainer(line, host, app);
     if (!read) continue;
     if ("ignored" in read) ignored.push(read.ignored);
     else if ("problems" in read) problems.push(...read.problems);
@@ -51550,7 +51550,7 @@ function parseContainers(output, host) {
   }
   return { containers, ignored, problems };
 }
-function inspectedContainer(line, host) {
+function inspectedContainer(line, host, runApp) {
   let c;
   try {
     c = JSON.parse(line);
@@ -51571,8 +51571,10 @@ function inspectedContainer(line, host) {
     };
   const image = label(LABEL.image);
   const color = label(LABEL.color);
-  const problems = labelProblems(host.id, name, image, color);
-  if (problems.length) return { problems };
+  const problems = labelProblems(name, image, color);
+  if (problems.length && app !== runApp)
+    return { ignored: `${problems.join("; ")} (app ${quoteHostText(app)}'s, not this run's: passed over)` };
+  if (problems.length) return { problems: problems.map((p) => `${host.id}: ${p}`) };
   const pid = typeof c.pid === "number" && c.pid > 0 ? c.pid : void 0;
   return {
     container: {
@@ -51589,8 +51591,8 @@ function inspectedContainer(line, host) {
     }
   };
 }
-function labelProblems(hostId, name, image, color) {
-  const refuse = (key, expected, value) => `${hostId}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; the action writes no such label, so something else changed the container: find out what, and remove it`;
+function labelProblems(name, image, color) {
+  const refuse = (key, expected, value) => `container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; the action writes no such label, so something else changed the container: find out what, and remove it`;
   return [
     ...IMAGE.test(image) ? [] : [refuse(LABEL.image, "a Docker image reference", image)],
     ...isColor(color) ? [] : [refuse(LABEL.color, "'', 'blue' or 'green'", color)]
@@ -51742,7 +51744,7 @@ function parseAppHost(config, host, sections, remote, warnings) {
     throw new HostStateError(
       `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`
     );
-  const { containers, ignored, problems } = parseContainers(text(list.out), host);
+  const { containers, ignored, problems } = parseContainers(text(list.out), host, config.app);
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
   const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
   const usage = parseUsage(text(sections.get("usage")?.out), config.app);

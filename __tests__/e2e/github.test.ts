@@ -294,7 +294,12 @@ describe('GitHub deployments and the pull-request comment', () => {
     })
     expect(unrecorded.outputs.result).toBe('deployed')
     expect(gh.requests).toEqual([])
-    expect(unrecorded.log).not.toContain('::warning::')
+    // Another suite's tampered container (trust.test.ts) may be on the shared host right now: a warning that
+    // passes over another app's container is not about this run.
+    const warnings = unrecorded.log
+      .split('\n')
+      .filter((l) => l.includes('::warning::') && !l.includes("not this run's"))
+    expect(warnings).toEqual([])
   })
 })
 

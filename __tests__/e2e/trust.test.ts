@@ -119,6 +119,25 @@ describe('a replica whose labels carry newlines, quotes and workflow commands', 
     expect(managedConf(APP)).not.toContain('pwned')
     expect((await get(PORT, '/')).text).toBe('v1\n')
   })
+
+  it("does not stop another app's deploy on the host: that run passes it over with a warning, quoted", async () => {
+    const other = 'e2e-labels-other'
+    resetApp(other)
+    try {
+      const run = await runAction({
+        ...baseInputs(host, other, 18327),
+        replicas: '1',
+        ports: '9681-9690',
+        image: image('v2'),
+      })
+      expect(run.outputs.result).toBe('deployed')
+      expect(run.log).toContain(`container "${APP}-9629" has label nginx-rollout.image`)
+      expect(run.stdout.split('\n').filter((l) => /^\s*::warning::pwned/.test(l))).toEqual([])
+      expect((await get(18327, '/')).text).toBe('v2\n')
+    } finally {
+      resetApp(other)
+    }
+  })
 })
 
 describe('two apps deploying at once on one host with the default ports', () => {

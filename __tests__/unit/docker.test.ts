@@ -242,9 +242,9 @@ describe('listManaged, run by sh', () => {
       'ps --all --quiet --no-trunc --filter label=nginx-rollout.role=replica',
       `inspect --format ${CONTAINER_FIELDS} ${'a'.repeat(64)} ${'b'.repeat(64)}`,
     ])
-    expect(parseContainers(r.stdout, { id: 'h', upstreamAddress: '127.0.0.1' }).containers.map((c) => c.name)).toEqual([
-      'shop-9201',
-    ])
+    expect(
+      parseContainers(r.stdout, { id: 'h', upstreamAddress: '127.0.0.1' }, 'shop').containers.map((c) => c.name),
+    ).toEqual(['shop-9201'])
   })
 
   it('answers nothing, successfully, when no container carries the label', () => {

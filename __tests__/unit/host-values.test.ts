@@ -112,6 +112,7 @@ describe('a replica whose labels break their rules', () => {
     const { containers, ignored, problems } = parseContainers(
       [inspectLine(9201), inspectLine(9202, { 'nginx-rollout.image': EVIL })].join('\n'),
       host,
+      'shop',
     )
     expect(containers.map((c) => c.name)).toEqual(['shop-9201'])
     expect(ignored).toEqual([])
@@ -120,6 +121,18 @@ describe('a replica whose labels break their rules', () => {
         'the action writes no such label, so something else changed the container: find out what, and remove it',
     ])
     expect(problems[0]).not.toContain('\n')
+  })
+
+  it("stops only a run of the container's own app: another app's run passes it over with a warning", () => {
+    const line = inspectLine(9202, { 'nginx-rollout.image': EVIL })
+    const other = parseContainers(line.replaceAll('shop', 'blog'), host, 'shop')
+    expect(other.containers).toEqual([])
+    expect(other.problems).toEqual([])
+    expect(other.ignored).toHaveLength(1)
+    expect(other.ignored[0]).toMatch(/^container "blog-9202" has label nginx-rollout\.image: expected a Docker image/)
+    expect(other.ignored[0]).toContain(`(app "blog"'s, not this run's: passed over)`)
+    expect(other.ignored[0]).not.toContain('\n')
+    expect(parseContainers(line, host, 'shop').problems).toHaveLength(1)
   })
 
   it.each([
@@ -138,7 +151,7 @@ describe('a replica whose labels break their rules', () => {
       '"blue\\n::error::x"',
     ],
   ])('is refused with %s', (_what, labels, label, shown) => {
-    const { containers, problems } = parseContainers(inspectLine(9202, labels), host)
+    const { containers, problems } = parseContainers(inspectLine(9202, labels), host, 'shop')
     expect(containers).toEqual([])
     expect(problems).toEqual([expect.stringContaining(`has label ${label}: expected `)])
     expect(problems[0]).toContain(`got ${shown};`)

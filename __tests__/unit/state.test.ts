@@ -38,7 +38,7 @@ describe('parseContainers', () => {
       }),
       '',
     ].join('\n')
-    expect(parseContainers(out, host)).toEqual({
+    expect(parseContainers(out, host, 'shop')).toEqual({
       containers: [
         {
           id: ID(1),
@@ -80,14 +80,15 @@ describe('parseContainers', () => {
   })
 
   it('takes a pid only when it is a positive number', () => {
-    const pidOf = (pid: unknown) => parseContainers(inspectLine({ pid, labels: labels(9201) }), host).containers[0]
+    const pidOf = (pid: unknown) =>
+      parseContainers(inspectLine({ pid, labels: labels(9201) }), host, 'shop').containers[0]
     expect(pidOf(4242).pid).toBe(4242)
     for (const pid of [0, -1, '4242', null, undefined]) expect(pidOf(pid)).not.toHaveProperty('pid')
   })
 
   it('takes blue and green as colours, none as none, and refuses a replica of any other', () => {
     const read = (color: string) =>
-      parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.color': color }) }), host)
+      parseContainers(inspectLine({ labels: labels(9201, { 'nginx-rollout.color': color }) }), host, 'shop')
     expect(read('blue').containers[0].color).toBe('blue')
     expect(read('green').containers[0].color).toBe('green')
     expect(read('').containers[0]).not.toHaveProperty('color')
@@ -107,6 +108,7 @@ describe('parseContainers', () => {
     const { containers, ignored, problems } = parseContainers(
       inspectLine({ labels: labels(9201, { 'nginx-rollout.image': image }) }),
       host,
+      'shop',
     )
     expect(containers).toEqual([])
     expect(ignored).toEqual([])
@@ -130,7 +132,7 @@ describe('parseContainers', () => {
     ].join('\n')
     const note = (name: string) =>
       `container ${JSON.stringify(name)} carries nginx-rollout labels but is not one the action created (its name or labels do not match)`
-    expect(parseContainers(out, host)).toEqual({
+    expect(parseContainers(out, host, 'shop')).toEqual({
       containers: [],
       ignored: [
         note('evil'),
@@ -155,7 +157,7 @@ describe('parseContainers', () => {
       'Error: No such object: 0123',
       '[1,2]',
     ].join('\n')
-    expect(parseContainers(out, host)).toEqual({
+    expect(parseContainers(out, host, 'shop')).toEqual({
       containers: [],
       ignored: [
         'an unreadable line of docker inspect output (27 characters)',
@@ -170,7 +172,7 @@ describe('parseContainers', () => {
   // unreadable line (`if (!c || typeof c !== 'object') { ignored.push(...); continue }`).
   it('notes a line of JSON that is not an object instead of throwing', () => {
     expect(
-      parseContainers(`null\n${inspectLine({ labels: labels(9201) })}`, host).containers.map((c) => c.name),
+      parseContainers(`null\n${inspectLine({ labels: labels(9201) })}`, host, 'shop').containers.map((c) => c.name),
     ).toEqual(['shop-9201'])
   })
 
@@ -187,7 +189,7 @@ describe('parseContainers', () => {
           ),
         ),
         (lines) => {
-          const { containers } = parseContainers(lines.join('\n'), host)
+          const { containers } = parseContainers(lines.join('\n'), host, 'shop')
           expect(containers).toEqual([])
         },
       ),

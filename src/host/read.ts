@@ -39,9 +39,9 @@ function parseAppHost(
     throw new HostStateError(
       `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || '(no answer)'}`,
     )
-  // A container whose labels break their rules is not ignored like a foreign one: it is one of the app's,
-  // so the run cannot plan around it (the problems name the host themselves).
-  const { containers, ignored, problems } = parseContainers(text(list.out), host)
+  // A container of this app whose labels break their rules is not ignored like a foreign one: the run cannot
+  // plan around it (the problems name the host themselves).
+  const { containers, ignored, problems } = parseContainers(text(list.out), host, config.app)
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`))
   const retireReports = text(sections.get('retired')?.out)
     .split('\0')

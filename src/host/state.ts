@@ -41,13 +41,14 @@ const CONTAINER_ID = /^[0-9a-f]{64}$/
 export function parseContainers(
   output: string,
   host: { id: string; upstreamAddress: string },
+  app: string,
 ): { containers: ManagedContainer[]; ignored: string[]; problems: string[] } {
   const containers: ManagedContainer[] = []
   const ignored: string[] = []
   const problems: string[] = []
   for (const line of output.split('\n')) {
     if (!line.trim()) continue
-    const read = inspectedContainer(line, host)
+    const read = inspectedContainer(line, host, app)
     if (!read) continue
     if ('ignored' in read) ignored.push(read.ignored)
     else if ('problems' in read) problems.push(...read.problems)
@@ -59,6 +60,9 @@ export function parseContainers(
 /**
  * One line of docker inspect output: one of the action's containers, one passed over (and why), or the problems
  * that stop the run; undefined for a container that is no replica (not the action's, and nothing to say).
+ * Labels that break their rules stop only a run of the container's own app: another app's run passes the
+ * container over with a warning (its port stays out of use while anything listens on it), so that one
+ * tampered container does not stop the deploys of every app on the host.
  */
 type Inspected =
   | { readonly container: ManagedContainer }
@@ -66,7 +70,7 @@ type Inspected =
   | { readonly problems: readonly string[] }
   | undefined
 
-function inspectedContainer(line: string, host: { id: string; upstreamAddress: string }): Inspected {
+function inspectedContainer(line: string, host: { id: string; upstreamAddress: string }, runApp: string): Inspected {
   let c: { id?: unknown; name?: unknown; state?: unknown; pid?: unknown; labels?: unknown }
   try {
     c = JSON.parse(line)
@@ -87,8 +91,10 @@ function inspectedContainer(line: string, host: { id: string; upstreamAddress: s
     }
   const image = label(LABEL.image)
   const color = label(LABEL.color)
-  const problems = labelProblems(host.id, name, image, color)
-  if (problems.length) return { problems }
+  const problems = labelProblems(name, image, color)
+  if (problems.length && app !== runApp)
+    return { ignored: `${problems.join('; ')} (app ${quoteHostText(app)}'s, not this run's: passed over)` }
+  if (problems.length) return { problems: problems.map((p) => `${host.id}: ${p}`) }
   const pid = typeof c.pid === 'number' && c.pid > 0 ? c.pid : undefined
   return {
     container: {
@@ -107,9 +113,9 @@ function inspectedContainer(line: string, host: { id: string; upstreamAddress: s
 }
 
 /** The image and colour labels of one of the action's containers that break their rules. */
-function labelProblems(hostId: string, name: string, image: string, color: string): string[] {
+function labelProblems(name: string, image: string, color: string): string[] {
   const refuse = (key: string, expected: string, value: string) =>
-    `${hostId}: container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; ` +
+    `container ${quoteHostText(name)} has label ${key}: expected ${expected}, got ${quoteHostText(value)}; ` +
     'the action writes no such label, so something else changed the container: find out what, and remove it'
   return [
     ...(IMAGE.test(image) ? [] : [refuse(LABEL.image, 'a Docker image reference', image)]),
