@@ -51515,18 +51515,29 @@ listening=" $(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { s
 published=" $(docker ps --all --format '{{.Ports}}' 2>/dev/null | grep -o ':[0-9]*->' | tr -d ':>-' | tr '\\n' ' ') "
 names=" $(docker ps --all --format '{{.Names}}' 2>/dev/null | tr '\\n' ' ') "
 taken=
-for p; do
-  case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
-  case $published in *" $p "*) taken="$taken $p"; continue ;; esac
-  case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
+for a; do
+  p=\${a#=}
+  if [ "$a" = "$p" ]; then
+    case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
+    case $published in *" $p "*) taken="$taken $p"; continue ;; esac
+    case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
+  fi
   if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$who" != "$app" ] && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
     taken="$taken $p"
   fi
 done
 [ -n "$taken" ] && { echo "$taken"; exit 3; }
-for p; do printf '%s %s %s\\n' "$app" "$token" $((now + ttl)) >"$dir/$p.tmp" && mv -f "$dir/$p.tmp" "$dir/$p" || exit 2; done
+for a; do p=\${a#=}; printf '%s %s %s\\n' "$app" "$token" $((now + ttl)) >"$dir/$p.tmp" && mv -f "$dir/$p.tmp" "$dir/$p" || exit 2; done
 exit 0`;
-var reservePorts = (app, token, ttlSeconds, ports) => script(RESERVE, reservationDir, app, token, String(ttlSeconds), `${app}-`, ...ports.map(String));
+var reservePorts = (app, token, ttlSeconds, ports, freeing = []) => script(
+  RESERVE,
+  reservationDir,
+  app,
+  token,
+  String(ttlSeconds),
+  `${app}-`,
+  ...ports.map((p) => freeing.includes(p) ? `=${p}` : String(p))
+);
 var RELEASE2 = `for f in "$1"/*; do
   [ -f "$f" ] && read -r _ tok _ <"$f" && [ "$tok" = "$2" ] && rm -f "$f"
 done
@@ -53452,18 +53463,27 @@ async function operateOn(scope, read, lock) {
   }
 }
 function newPorts(plan) {
-  const ports = /* @__PURE__ */ new Map();
-  for (const step of plan.steps)
-    if (step.kind === "start") for (const r of step.replicas) ports.set(r.host, [...ports.get(r.host) ?? [], r.port]);
-  return ports;
+  const byHost2 = /* @__PURE__ */ new Map();
+  const removed = /* @__PURE__ */ new Set();
+  for (const step of plan.steps) {
+    if (step.kind === "remove") for (const r of step.replicas) removed.add(`${r.host} ${r.port}`);
+    if (step.kind !== "start") continue;
+    for (const r of step.replicas) {
+      const held = byHost2.get(r.host) ?? { ports: [], freeing: [] };
+      held.ports.push(r.port);
+      if (removed.has(`${r.host} ${r.port}`)) held.freeing.push(r.port);
+      byHost2.set(r.host, held);
+    }
+  }
+  return byHost2;
 }
 async function planAndReserve(config, fleet, state2, gh, claim) {
   let usage = new Map(state2.usage ?? []);
   for (let attempt = 1; ; attempt++) {
     const plan = planFor(config, { ...state2, usage }, canaryPullRequest(gh, void 0));
     const answers = await Promise.all(
-      [...newPorts(plan)].map(async ([host, ports]) => {
-        const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports);
+      [...newPorts(plan)].map(async ([host, { ports, freeing }]) => {
+        const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports, freeing);
         const r = await fleet.app(host).exec(reserve);
         if (r.code !== 0 && r.code !== 3) throw failure(fleet.app(host), reserve, `reserving ports on ${host}`, r);
         return [host, r.code === 3 ? takenPorts(r.stdout) : []];

@@ -164,12 +164,24 @@ async function operateOn(scope: Scope, read: HostState, lock: HeldLock | undefin
   }
 }
 
-/** The ports a plan starts replicas on, by app host. */
-function newPorts(plan: Plan): Map<string, number[]> {
-  const ports = new Map<string, number[]>()
-  for (const step of plan.steps)
-    if (step.kind === 'start') for (const r of step.replicas) ports.set(r.host, [...(ports.get(r.host) ?? []), r.port])
-  return ports
+/**
+ * The ports a plan starts replicas on, by app host; `freeing`: those its own containers hold until a removal
+ * earlier in the plan (a stray's, a replica an earlier run still retires) frees them.
+ */
+function newPorts(plan: Plan): Map<string, { ports: number[]; freeing: number[] }> {
+  const byHost = new Map<string, { ports: number[]; freeing: number[] }>()
+  const removed = new Set<string>()
+  for (const step of plan.steps) {
+    if (step.kind === 'remove') for (const r of step.replicas) removed.add(`${r.host} ${r.port}`)
+    if (step.kind !== 'start') continue
+    for (const r of step.replicas) {
+      const held = byHost.get(r.host) ?? { ports: [], freeing: [] }
+      held.ports.push(r.port)
+      if (removed.has(`${r.host} ${r.port}`)) held.freeing.push(r.port)
+      byHost.set(r.host, held)
+    }
+  }
+  return byHost
 }
 
 /**
@@ -182,8 +194,8 @@ async function planAndReserve(config: Config, fleet: Fleet, state: HostState, gh
   for (let attempt = 1; ; attempt++) {
     const plan = planFor(config, { ...state, usage }, canaryPullRequest(gh, undefined))
     const answers = await Promise.all(
-      [...newPorts(plan)].map(async ([host, ports]) => {
-        const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports)
+      [...newPorts(plan)].map(async ([host, { ports, freeing }]) => {
+        const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports, freeing)
         const r = await fleet.app(host).exec(reserve)
         if (r.code !== 0 && r.code !== 3) throw failure(fleet.app(host), reserve, `reserving ports on ${host}`, r)
         return [host, r.code === 3 ? takenPorts(r.stdout) : []] as const

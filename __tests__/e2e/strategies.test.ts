@@ -95,6 +95,35 @@ describe('blue-green', () => {
   })
 })
 
+describe('blue-green back to the colour an earlier run still stops', () => {
+  const APP = 'e2e-bg-slowstop'
+  const PORT = 18089
+  // The replicas ignore SIGTERM: a retired colour takes its full stop-timeout to stop on the host, after the run.
+  const inputs = (tag: string) => ({
+    ...baseInputs(host, APP, PORT),
+    strategy: 'blue-green',
+    replicas: '2',
+    ports: '9391-9400',
+    env: 'IGNORE_TERM=1',
+    'stop-timeout': '10',
+    image: image(tag),
+  })
+  beforeAll(() => resetApp(APP))
+  afterAll(() => resetApp(APP))
+
+  it('removes the stopping containers first and takes their ports, with zero failed requests', async () => {
+    expect((await runAction(inputs('v1'))).outputs).toMatchObject({ result: 'deployed', color: 'blue' })
+    expect((await runAction(inputs('v2'))).outputs).toMatchObject({ result: 'deployed', color: 'green' })
+    const blue = replicasOf(APP).filter((r) => r.includes(':v1 '))
+    expect(blue).toHaveLength(2)
+    const { run, load } = await underLoad(PORT, () => runAction(inputs('v1')))
+    expect(run.outputs).toMatchObject({ result: 'deployed', color: 'blue' })
+    expect(run.stdout).toMatch(new RegExp(`^\\[\\d+/\\d+\\] remove ${APP}-\\d+, ${APP}-\\d+: ok`, 'm'))
+    expect(load.failed).toBe(0)
+    expect(load.lastVersion).toBe('v1')
+  })
+})
+
 describe('canary', () => {
   const APP = 'e2e-canary'
   const PORT = 18085

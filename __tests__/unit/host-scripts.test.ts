@@ -215,9 +215,9 @@ exit 0
 
 describe('port reservations', () => {
   // docker answers with no containers; the reservation folder is a temporary one instead of the state folder.
-  function reservations() {
+  function reservations(docker = '#!/bin/sh\nexit 0\n') {
     const dir = tempDir()
-    install(dir, 'docker', '#!/bin/sh\nexit 0\n')
+    install(dir, 'docker', docker)
     const place = join(dir, 'ports')
     const run = (c: Command) => runIn(dir, render({ argv: c.argv.map((a, i) => (i === 4 ? place : a)) }))
     const holder = (port: number) =>
@@ -249,6 +249,22 @@ describe('port reservations', () => {
     r.run(reservePorts('blog', 'tok-blog', 600, [9302]))
     expect(r.run(releasePorts('tok-shop')).code).toBe(0)
     expect(readdirSync(r.place).filter((f) => !f.startsWith('.'))).toEqual(['9302'])
+  })
+
+  it("takes a port one of the app's own containers holds only when the run removes that container first", () => {
+    // docker lists a container shop-9301 (a replica an earlier run still stops in the background).
+    const r = reservations('#!/bin/sh\ncase "$*" in *Names*) echo shop-9301 ;; esac\nexit 0\n')
+    const held = r.run(reservePorts('shop', 'tok-shop', 600, [9301]))
+    expect(held.code).toBe(3)
+    expect(takenPorts(held.stdout)).toEqual([9301])
+    expect(r.run(reservePorts('shop', 'tok-shop', 600, [9301, 9302], [9301])).code).toBe(0)
+    expect(r.holder(9301)).toEqual(['shop', 'tok-shop'])
+    expect(r.holder(9302)).toEqual(['shop', 'tok-shop'])
+    // Another app's reservation still takes it.
+    expect(r.run(reservePorts('blog', 'tok-blog', 600, [9303])).code).toBe(0)
+    const reserved = r.run(reservePorts('shop', 'tok-next', 600, [9303], [9303]))
+    expect(reserved.code).toBe(3)
+    expect(takenPorts(reserved.stdout)).toEqual([9303])
   })
 
   it('ignores an expired reservation of another app', () => {

@@ -57,7 +57,10 @@ export function parseUsage(text: string, app: string): HostUsage {
 // ('app-'), then ports. Under one lock for the host: every port must be unused (not listening, not published,
 // not another app's live reservation, no container named for it); then all are reserved at once. Exit 3 with
 // the taken ports on standard output otherwise: nothing is reserved. A reservation of this same app belongs to
-// a run that ended without releasing it (killed): this run holds the app's lock, so that one is stale.
+// a run that ended without releasing it (killed): this run holds the app's lock, so that one is stale. A port
+// given as '=PORT' is held by one of this app's own containers that the run removes before it starts anything
+// there (a stray, an earlier run's replica still stopping in the background): its name and socket are this
+// app's, so only another app's reservation takes it.
 const RESERVE = `dir=$1; app=$2; token=$3; ttl=$4; prefix=$5; shift 5
 mkdir -p "$dir" && exec 9>"$dir/.lock" && flock 9 || exit 2
 now=$(date +%s)
@@ -65,20 +68,38 @@ listening=" $(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { s
 published=" $(docker ps --all --format '{{.Ports}}' 2>/dev/null | grep -o ':[0-9]*->' | tr -d ':>-' | tr '\\n' ' ') "
 names=" $(docker ps --all --format '{{.Names}}' 2>/dev/null | tr '\\n' ' ') "
 taken=
-for p; do
-  case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
-  case $published in *" $p "*) taken="$taken $p"; continue ;; esac
-  case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
+for a; do
+  p=\${a#=}
+  if [ "$a" = "$p" ]; then
+    case $listening in *" $(printf '%04X' "$p") "*) taken="$taken $p"; continue ;; esac
+    case $published in *" $p "*) taken="$taken $p"; continue ;; esac
+    case $names in *" $prefix$p "*) taken="$taken $p"; continue ;; esac
+  fi
   if [ -f "$dir/$p" ] && read -r who tok until <"$dir/$p" && [ "$who" != "$app" ] && [ "$tok" != "$token" ] && [ "\${until:-0}" -gt "$now" ] 2>/dev/null; then
     taken="$taken $p"
   fi
 done
 [ -n "$taken" ] && { echo "$taken"; exit 3; }
-for p; do printf '%s %s %s\\n' "$app" "$token" $((now + ttl)) >"$dir/$p.tmp" && mv -f "$dir/$p.tmp" "$dir/$p" || exit 2; done
+for a; do p=\${a#=}; printf '%s %s %s\\n' "$app" "$token" $((now + ttl)) >"$dir/$p.tmp" && mv -f "$dir/$p.tmp" "$dir/$p" || exit 2; done
 exit 0`
 
-export const reservePorts = (app: string, token: string, ttlSeconds: number, ports: readonly number[]): Command =>
-  script(RESERVE, reservationDir, app, token, String(ttlSeconds), `${app}-`, ...ports.map(String))
+/** `freeing`: those of `ports` that this app's own containers hold until the run removes them first. */
+export const reservePorts = (
+  app: string,
+  token: string,
+  ttlSeconds: number,
+  ports: readonly number[],
+  freeing: readonly number[] = [],
+): Command =>
+  script(
+    RESERVE,
+    reservationDir,
+    app,
+    token,
+    String(ttlSeconds),
+    `${app}-`,
+    ...ports.map((p) => (freeing.includes(p) ? `=${p}` : String(p))),
+  )
 
 // $1 the reservation dir, $2 token: this run's reservations go (the replicas' labels hold their ports now).
 const RELEASE = `for f in "$1"/*; do
