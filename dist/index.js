@@ -52555,6 +52555,8 @@ var Judge = class {
   /** Where the record stood when the new version first got traffic, and at the last route. */
   firstRoute;
   lastRoute;
+  /** When the reload that turned nginx's record on took effect (ms since the epoch). */
+  recordLiveAt;
   seen;
   signal = () => void 0;
   /** Settles with the first thing found wrong, the moment it is found. */
@@ -52600,6 +52602,10 @@ var Judge = class {
     await this.following;
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs);
     this.ticker.unref();
+  }
+  /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
+  recordLive() {
+    this.recordLiveAt ??= Date.now();
   }
   /**
    * nginx routes to `servers` from now on: those of the new image are watched and judged, the others are
@@ -52700,12 +52706,8 @@ var Judge = class {
         return { ...counts2, verdict: "fail", reason: c.reason };
       }
       if (c.verdict === "pass") return { ...counts2, verdict: "pass", reason: c.reason };
-      if (ms >= LIMITS.verifyQuietMs && record2.total(mark) === 0)
-        return {
-          ...counts2,
-          verdict: "not judged",
-          reason: `no request reached ${this.config.app} within ${ms} ms of the route`
-        };
+      const quiet = this.quietFor(record2, mark, ms);
+      if (quiet) return { ...counts2, verdict: "not judged", reason: quiet };
       if (ms >= seconds6 * 1e3)
         return {
           ...counts2,
@@ -52714,6 +52716,20 @@ var Judge = class {
         };
       await sleep2(LIMITS.judgeTickMs);
     }
+  }
+  /**
+   * Why a route cannot be judged because the app gets no traffic, if so: no request at all since nginx began
+   * recording, a second or more ago (at the first route the record has often been on that long already, and
+   * at every later route of a quiet app it has), or none within a second of this route. An app busy enough to
+   * judge (LIMITS.verifyMinRequests in verify-seconds) has a request in any second but by rare chance.
+   */
+  quietFor(record2, mark, msSinceRoute) {
+    const sinceLive = this.recordLiveAt === void 0 ? 0 : Date.now() - this.recordLiveAt;
+    if (sinceLive >= LIMITS.verifyQuietMs && record2.total() === 0)
+      return `no request reached ${this.config.app} in the ${sinceLive} ms since nginx began recording its requests`;
+    if (msSinceRoute >= LIMITS.verifyQuietMs && record2.total(mark) === 0)
+      return `no request reached ${this.config.app} within ${msSinceRoute} ms of the route`;
+    return void 0;
   }
   /**
    * Holds until every new replica has been routed for `seconds`, judging all along; ends early with what
@@ -53120,7 +53136,12 @@ async function record(w, step) {
   await w.judge.startRecording();
   w.judge.routed(step.servers);
   const { text: text2, configId } = fileFor(w, step.servers, step.split, { backup: [] });
-  w.progress.changingNginx(applyNginx(w, text2, configId));
+  w.progress.changingNginx(
+    applyNginx(w, text2, configId).then((detail) => {
+      w.judge.recordLive();
+      return detail;
+    })
+  );
   return done([booted, "continues while the new replicas start"].filter(Boolean).join("; "));
 }
 async function route(w, step) {
@@ -53131,6 +53152,7 @@ async function route(w, step) {
   if (step.split && w.recordCanary) await w.recordCanary(step.split);
   const { text: text2, configId } = fileFor(w, step.servers, step.split, step.judged);
   const detail = await applyNginx(w, text2, configId);
+  if (step.judged) w.judge.recordLive();
   w.progress.routedTo(step.servers);
   w.judge.routed([...step.servers, ...step.judged?.backup ?? []]);
   return done(detail);

@@ -173,6 +173,33 @@ describe('Judge.verify: a route judged on real traffic', () => {
     expect(v.ms).toBeLessThan(5000)
   })
 
+  it('ends not judged at once when nothing reached the app in the second since nginx began recording', async () => {
+    const { judge } = await deploying()
+    judge.recordLive()
+    await sleep(LIMITS.verifyQuietMs + 50)
+    const v = await judge.verify([NEW], 30, false)
+    expect(v.verdict).toBe('not judged')
+    expect(v.reason).toMatch(/^no request reached shop in the \d+ ms since nginx began recording its requests$/)
+    expect(v.ms).toBeLessThan(LIMITS.verifyQuietMs / 2)
+  })
+
+  it('waits for the route when the record has requests from before it, or is younger than a second', async () => {
+    const busy = await deploying()
+    busy.judge.recordLive()
+    busy.log.write(OLD, '200', 30)
+    await sleep(LIMITS.verifyQuietMs + 50)
+    busy.judge.routed([OLD, NEW]) // a later route: nothing since
+    const mark = Date.now()
+    const v = await busy.judge.verify([NEW], 30, false)
+    expect(v.reason).toMatch(/within \d+ ms of the route$/)
+    expect(Date.now() - mark).toBeGreaterThanOrEqual(LIMITS.verifyQuietMs - 10)
+    const young = await deploying()
+    young.judge.recordLive()
+    const w = await young.judge.verify([NEW], 30, false)
+    expect(w.verdict).toBe('not judged')
+    expect(w.ms).toBeGreaterThanOrEqual(LIMITS.verifyQuietMs - 10)
+  })
+
   it('ends not judged after verify-seconds when only a few requests came', async () => {
     const { judge, log } = await deploying()
     log.write(OLD, '200', 30)

@@ -49,6 +49,8 @@ export class Judge {
   /** Where the record stood when the new version first got traffic, and at the last route. */
   private firstRoute: Mark | undefined
   private lastRoute: Mark | undefined
+  /** When the reload that turned nginx's record on took effect (ms since the epoch). */
+  private recordLiveAt: number | undefined
   private seen: string | undefined
   private signal: (why: string) => void = () => undefined
   /** Settles with the first thing found wrong, the moment it is found. */
@@ -109,6 +111,11 @@ export class Judge {
     await this.following
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs)
     this.ticker.unref()
+  }
+
+  /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
+  recordLive(): void {
+    this.recordLiveAt ??= Date.now()
   }
 
   /**
@@ -221,12 +228,8 @@ export class Judge {
         return { ...counts, verdict: 'fail', reason: c.reason }
       }
       if (c.verdict === 'pass') return { ...counts, verdict: 'pass', reason: c.reason }
-      if (ms >= LIMITS.verifyQuietMs && record.total(mark) === 0)
-        return {
-          ...counts,
-          verdict: 'not judged',
-          reason: `no request reached ${this.config.app} within ${ms} ms of the route`,
-        }
+      const quiet = this.quietFor(record, mark, ms)
+      if (quiet) return { ...counts, verdict: 'not judged', reason: quiet }
       if (ms >= seconds * 1000)
         return {
           ...counts,
@@ -235,6 +238,21 @@ export class Judge {
         }
       await sleep(LIMITS.judgeTickMs)
     }
+  }
+
+  /**
+   * Why a route cannot be judged because the app gets no traffic, if so: no request at all since nginx began
+   * recording, a second or more ago (at the first route the record has often been on that long already, and
+   * at every later route of a quiet app it has), or none within a second of this route. An app busy enough to
+   * judge (LIMITS.verifyMinRequests in verify-seconds) has a request in any second but by rare chance.
+   */
+  private quietFor(record: TrafficRecord, mark: Mark | undefined, msSinceRoute: number): string | undefined {
+    const sinceLive = this.recordLiveAt === undefined ? 0 : Date.now() - this.recordLiveAt
+    if (sinceLive >= LIMITS.verifyQuietMs && record.total() === 0)
+      return `no request reached ${this.config.app} in the ${sinceLive} ms since nginx began recording its requests`
+    if (msSinceRoute >= LIMITS.verifyQuietMs && record.total(mark) === 0)
+      return `no request reached ${this.config.app} within ${msSinceRoute} ms of the route`
+    return undefined
   }
 
   /**

@@ -169,7 +169,12 @@ async function record(w: StepWorld, step: Extract<Step, { kind: 'record' }>): Pr
   w.judge.routed(step.servers)
   const { text, configId } = fileFor(w, step.servers, step.split, { backup: [] })
   // nginx changes run one after another: the first route waits for this one, and meets its failure.
-  w.progress.changingNginx(applyNginx(w, text, configId))
+  w.progress.changingNginx(
+    applyNginx(w, text, configId).then((detail) => {
+      w.judge.recordLive()
+      return detail
+    }),
+  )
   return done([booted, 'continues while the new replicas start'].filter(Boolean).join('; '))
 }
 
@@ -182,6 +187,7 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   if (step.split && w.recordCanary) await w.recordCanary(step.split)
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
   const detail = await applyNginx(w, text, configId)
+  if (step.judged) w.judge.recordLive()
   w.progress.routedTo(step.servers)
   // The backups are old replicas too: what nginx sends them counts for the old version.
   w.judge.routed([...step.servers, ...(step.judged?.backup ?? [])])
