@@ -3,10 +3,11 @@
 // load, in the same run, with clients on fresh connections and with keep-alive connections. Then deploy time
 // against replicas on one host, and on three hosts (the fleet of scripts/testhost/fleet-up.sh).
 // Environment: BENCH_RUNS (default 3), BENCH_OUT (default bench-results), BENCH_CLIENTS (fresh,keep-alive),
-// BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip), BENCH_PARTS (deploys,judged,scaling,fleet).
+// BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip), BENCH_PARTS (deploys,judged,scaling,fleet:
+// a part not run keeps its figures from the results.json already in BENCH_OUT).
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startLoad } from './lib/load.mjs'
 import { resetApp, root, runAction, testHost } from './lib/action.mjs'
@@ -327,7 +328,8 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
 const judged = PARTS.has('judged') ? await runJudged(RUNS) : []
 for (const n of PARTS.has('scaling') ? [1, 3, 8, 16] : []) {
   const app = 'bench-scale'
-  const inputsFor = (tag) => actionInputs(app, 18194, '9561-9610', tag, { replicas: String(n) })
+  // Without load and without the bake (a bake adds exactly its bake-seconds), as in the table above.
+  const inputsFor = (tag) => actionInputs(app, 18194, '9561-9610', tag, { replicas: String(n), 'bake-seconds': '0' })
   const strategies = [{ strategy: 'blue-green' }, { strategy: 'rolling', 'batch-size': '1' }]
   // With one replica, batch-size 1 is already one batch.
   if (n > 1) strategies.push({ strategy: 'rolling', 'batch-size': String(n) })
@@ -351,6 +353,7 @@ if (FLEET && PARTS.has('fleet')) {
       'drain-seconds': '5',
       'stop-timeout': '10',
       'health-path': '/',
+      'bake-seconds': '0',
     })
   for (const extra of [
     { strategy: 'blue-green' },
@@ -363,33 +366,49 @@ if (FLEET && PARTS.has('fleet')) {
   resetFleetApp(app)
 }
 
+// A part not run this time keeps its figures from the results already in BENCH_OUT (with the time they were
+// measured), so that one part can be measured again without losing the others.
+const now = new Date().toISOString()
+const earlier = existsSync(join(OUT, 'results.json')) ? JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8')) : {}
+const partAt = (part) => (PARTS.has(part) ? now : (earlier.partsAt?.[part] ?? earlier.at))
+const kept = {
+  results: PARTS.has('deploys') ? results.map(({ timeline: _t, ...r }) => r) : (earlier.results ?? []),
+  scaling: [
+    ...(PARTS.has('scaling')
+      ? scaling.filter((s) => s.where === 'one host')
+      : (earlier.scaling ?? []).filter((s) => s.where === 'one host')),
+    ...(FLEET && PARTS.has('fleet')
+      ? scaling.filter((s) => s.where !== 'one host')
+      : (earlier.scaling ?? []).filter((s) => s.where !== 'one host')),
+  ],
+  judged: PARTS.has('judged') ? judged : (earlier.judged ?? []),
+}
+const partsAt = Object.fromEntries(['deploys', 'judged', 'scaling', 'fleet'].map((p) => [p, partAt(p)]))
 writeFileSync(
   join(OUT, 'results.json'),
   JSON.stringify(
-    {
-      at: new Date().toISOString(),
-      runs: RUNS,
-      replicas: REPLICAS,
-      workers: WORKERS,
-      appEnv: APP_ENV,
-      results: results.map(({ timeline: _t, ...r }) => r),
-      scaling,
-      judged,
-    },
+    { at: now, partsAt, runs: RUNS, replicas: REPLICAS, workers: WORKERS, appEnv: APP_ENV, ...kept },
     null,
     1,
   ),
 )
 const { renderReport, renderChart } = await import('./lib/bench-report.mjs')
+const when = `Measured: ${Object.entries(partsAt)
+  .map(([p, at]) => `${p} ${at ?? 'never'}`)
+  .join(', ')}.\n\n`
 const md =
-  renderReport(results, scaling, { runs: RUNS, replicas: REPLICAS, workers: WORKERS }) +
-  (judged.length ? `\n### Judged deploys\n\n${renderJudged(judged, RUNS)}` : '')
+  when +
+  renderReport(kept.results, kept.scaling, { runs: RUNS, replicas: REPLICAS, workers: WORKERS }) +
+  (kept.judged.length ? `\n### Judged deploys\n\n${renderJudged(kept.judged, RUNS)}` : '')
 writeFileSync(join(OUT, 'results.md'), md)
-writeFileSync(join(OUT, 'timeline.svg'), renderChart(results))
-// A PNG beside the SVG when librsvg's converter is installed (apt-get install librsvg2-bin).
-try {
-  execFileSync('rsvg-convert', [join(OUT, 'timeline.svg'), '-o', join(OUT, 'timeline.png')])
-} catch {
-  console.log('(no rsvg-convert: timeline.png not written; the SVG is)')
+// The chart needs each deploy's timeline, which only a run of the deploys part has.
+if (PARTS.has('deploys')) {
+  writeFileSync(join(OUT, 'timeline.svg'), renderChart(results))
+  // A PNG beside the SVG when librsvg's converter is installed (apt-get install librsvg2-bin).
+  try {
+    execFileSync('rsvg-convert', [join(OUT, 'timeline.svg'), '-o', join(OUT, 'timeline.png')])
+  } catch {
+    console.log('(no rsvg-convert: timeline.png not written; the SVG is)')
+  }
 }
 console.log(`\n${md}\nwritten: ${join(OUT, 'results.md')}, results.json, timeline.svg`)
