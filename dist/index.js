@@ -50025,7 +50025,9 @@ function followOn(client, name, c, onData) {
       stream.stderr.resume();
       const stop2 = async () => {
         stream.end();
-        await Promise.race([closed, new Promise((r) => setTimeout(r, LIMITS.followStopMs))]);
+        let wait;
+        await Promise.race([closed, new Promise((r) => wait = setTimeout(r, LIMITS.followStopMs))]);
+        clearTimeout(wait);
         stream.close();
       };
       resolve({ stop: stop2 });

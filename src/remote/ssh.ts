@@ -251,7 +251,11 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
       stream.stderr.resume()
       const stop = async () => {
         stream.end()
-        await Promise.race([closed, new Promise((r) => setTimeout(r, LIMITS.followStopMs))])
+        // The wait is cleared once the command ended: a pending timer would keep node from exiting for the
+        // whole followStopMs after the run is done (every judged run ended 2 s late).
+        let wait: NodeJS.Timeout | undefined
+        await Promise.race([closed, new Promise((r) => (wait = setTimeout(r, LIMITS.followStopMs)))])
+        clearTimeout(wait)
         stream.close()
       }
       resolve({ stop })
