@@ -42177,6 +42177,11 @@ var LIMITS = {
    * ten in use, a new channel was refused now and then).
    */
   sshSessions: 7,
+  /**
+   * A command whose session sshd refused (a slot not yet freed, or a MaxSessions lower than sshSessions + 2)
+   * never started: it is asked for again this many times, waiting 50 ms longer each time (1.4 s in all).
+   */
+  sshSessionTries: 8,
   /** How long stopping a followed command waits for it to end before closing its channel. */
   followStopMs: 2e3,
   /** Forwarded TCP channels (health probes) open at once on one connection. */
@@ -49977,6 +49982,17 @@ function forward(ssh, host, port) {
     (resolve, reject) => client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => err ? reject(err) : resolve(channel))
   );
 }
+var sessionRefused = (e) => e instanceof RemoteError && /Channel open failure/i.test(String(e.cause?.message ?? ""));
+async function execAsking(client, name, c) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await execOn(client, name, c);
+    } catch (e) {
+      if (!sessionRefused(e) || attempt >= LIMITS.sshSessionTries) throw e;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
 function execOn(client, name, c) {
   return new Promise((resolve, reject) => {
     const line = renderRemote(c, LIMITS.commandTimeoutSeconds);
@@ -50107,7 +50123,7 @@ function remoteOver(ssh, name, debug2) {
     exec(c, options = {}) {
       stats.commands++;
       debug2(`$ ${describeCommand(c)}`);
-      const once = () => execOn(client, name, c);
+      const once = () => execAsking(client, name, c);
       return guarded(() => options.unqueued ? once() : sessions.use(once));
     },
     follow(c, onData) {

@@ -245,6 +245,11 @@ export const LIMITS = {
    * ten in use, a new channel was refused now and then).
    */
   sshSessions: 7,
+  /**
+   * A command whose session sshd refused (a slot not yet freed, or a MaxSessions lower than sshSessions + 2)
+   * never started: it is asked for again this many times, waiting 50 ms longer each time (1.4 s in all).
+   */
+  sshSessionTries: 8,
   /** How long stopping a followed command waits for it to end before closing its channel. */
   followStopMs: 2_000,
   /** Forwarded TCP channels (health probes) open at once on one connection. */

@@ -49,7 +49,7 @@ export function renderReport(results, scaling, { runs, replicas, workers }) {
       `under a steady load of ${clients} clients (${Object.entries(workers)
         .map(([k, n]) => `${n} ${k === 'slow' ? '0.4 s GET' : k.toUpperCase()}`)
         .join(', ')}) through nginx; nothing retried by the clients. ` +
-      '**fresh**: a new connection per request; **keep-alive**: each client reuses one connection. The action runs with its default inputs (rolling batch-size 1, drain-seconds 5, stop-timeout 10, health-interval 0.2); ' +
+      '**fresh**: a new connection per request; **keep-alive**: each client reuses one connection. The action runs with its default inputs (rolling batch-size 1, drain-seconds 5, stop-timeout 10, health-interval 0.2, verify-seconds 5: every route judged on real traffic) but bake-seconds 0 (a bake adds exactly its seconds: see the judged deploys); ' +
       "by hand is the seed setup's procedure with docker's defaults (docker stop waits 10 s for an app that ignores SIGTERM). Ratios compare medians measured in the same run.",
   )
   out.push('')

@@ -192,6 +192,25 @@ function forward(ssh: NodeSSH, host: string, port: number): Promise<Duplex> {
   )
 }
 
+/** Whether sshd refused to open a session channel (the command never started). */
+const sessionRefused = (e: unknown): boolean =>
+  e instanceof RemoteError && /Channel open failure/i.test(String((e.cause as Error | undefined)?.message ?? ''))
+
+/**
+ * Runs one command, asking sshd again for a session it refused: a slot that a closed channel still holds on
+ * the server for a moment, or a server that allows fewer sessions than the run uses at its busiest.
+ */
+export async function execAsking(client: Client, name: string, c: Command): Promise<ExecResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await execOn(client, name, c)
+    } catch (e) {
+      if (!sessionRefused(e) || attempt >= LIMITS.sshSessionTries) throw e
+      await new Promise((r) => setTimeout(r, 50 * attempt))
+    }
+  }
+}
+
 /** Runs one command on the connection and collects its output; rejects only when the channel fails. */
 function execOn(client: Client, name: string, c: Command): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
@@ -351,7 +370,7 @@ export function remoteOver(ssh: NodeSSH, name: string, debug: (m: string) => voi
     exec(c, options = {}) {
       stats.commands++
       debug(`$ ${describeCommand(c)}`)
-      const once = () => execOn(client, name, c)
+      const once = () => execAsking(client, name, c)
       return guarded(() => (options.unqueued ? once() : sessions.use(once)))
     },
     follow(c, onData) {
