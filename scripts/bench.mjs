@@ -123,7 +123,8 @@ function fromSummary(summary) {
     phases,
     stepSeconds: steps.reduce((a, s) => a + s.seconds, 0),
     routeSeconds: routes.map((s) => s.seconds),
-    reloads: routes.length,
+    // Every route is one reload, and so is the step that turns nginx's record of requests on.
+    reloads: routes.length + steps.filter((s) => /^start nginx's record/.test(s.desc)).length,
     switchedSeconds: switched === undefined ? undefined : Number(switched),
     endedSeconds: ended === undefined ? undefined : Number(ended),
     sshConnections: Number(stats?.[1] ?? 0),
