@@ -8,13 +8,13 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { startLoad } from './lib/load.mjs'
 import { resetApp, root, runAction, testHost } from './lib/action.mjs'
 import { renderJudged, runJudged } from './lib/bench-judged.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-const OUT = join(root, process.env.BENCH_OUT ?? 'bench-results')
+const OUT = resolve(root, process.env.BENCH_OUT ?? 'bench-results')
 const CLIENTS = (process.env.BENCH_CLIENTS ?? 'fresh,keep-alive').split(',')
 const FLEET = process.env.BENCH_FLEET !== '0'
 const REPLICAS = 3
