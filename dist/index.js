@@ -48948,34 +48948,30 @@ function parseReplicaState(stdout) {
   };
 }
 var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
-watch=''
 self=$(readlink /proc/self/ns/net 2>/dev/null)
+[ -n "$self" ] && ss -tn state established '( sport = :1 )' >/dev/null 2>&1 || self=''
+here=''; watch=''
 while [ $# -ge 3 ]; do
   pid=$2
   [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  # In this shell's own network namespace (host networking) ss asks the kernel for exactly these sockets;
-  # elsewhere the namespace's whole TCP table is read (slow on a busy host: tens of thousands of lines).
-  how=proc
-  [ -n "$self" ] && [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$self" ] &&
-    ss -tn state established '( sport = :1 )' >/dev/null 2>&1 && how=ss
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $how:$pid:$3"
+  if [ -n "$pid" ] && [ "$pid" -gt 0 ] 2>/dev/null; then
+    if [ -n "$self" ] && [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$self" ]; then
+      for p in $(echo "$3" | tr '|' ' '); do here="\${here:+$here or }sport = :$p"; done
+    else
+      hex=''
+      for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+      watch="$watch $pid:\${hex#|}"
+    fi
+  fi
   shift 3
 done
 inflight() {
   n=0
+  # (No -H: an old ss without it must not read as idle.) The first line is the header.
+  [ -z "$here" ] || n=$(ss -tn state established "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
   for w in $watch; do
-    how=\${w%%:*}; rest=\${w#*:}; pid=\${rest%%:*}; ports=\${rest#*:}
-    if [ "$how" = ss ]; then
-      filter=''
-      for p in $(echo "$ports" | tr '|' ' '); do filter="\${filter:+$filter or }sport = :$p"; done
-      # (No -H: an old ss without it must not read as idle.) The first line is the header.
-      c=$(ss -tn state established "( $filter )" | tail -n +2 | wc -l) || { echo unknown; return; }
-    else
-      [ -r "/proc/$pid/net/tcp" ] || { echo unknown; return; }
-      hex=''
-      for p in $(echo "$ports" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
-      c=$(cat "/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${hex#|}) [0-9A-F]+:[0-9A-F]+ 01 ")
-    fi
+    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
     n=$((n + c))
   done
   echo $n
@@ -52562,9 +52558,8 @@ var Judge = class {
   record;
   following;
   ticker;
-  newImage = "";
-  /** Which replicas are the new version's (the rest are what it is judged against). */
-  isNew = (r) => r.image === this.newImage;
+  /** Which replicas are the new version's (the rest are what it is judged against); none before begin(). */
+  isNew = () => false;
   /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
   newServers = /* @__PURE__ */ new Set();
   oldServers = /* @__PURE__ */ new Set();
@@ -52588,7 +52583,6 @@ var Judge = class {
   }
   /** A deploy of `newImage` begins: the replicas it routes to are watched until end(). */
   begin(newImage, isNew) {
-    this.newImage = newImage;
     this.isNew = isNew ?? ((r) => r.image === newImage);
     this.seen = void 0;
     this.failed = new Promise((resolve) => this.signal = resolve);
@@ -53506,12 +53500,12 @@ function newPorts(plan) {
   const byHost2 = /* @__PURE__ */ new Map();
   const removed = /* @__PURE__ */ new Set();
   for (const step of plan.steps) {
-    if (step.kind === "remove") for (const r of step.replicas) removed.add(`${r.host} ${r.port}`);
+    if (step.kind === "remove") for (const r of step.replicas) removed.add(replicaKey(r));
     if (step.kind !== "start") continue;
     for (const r of step.replicas) {
       const held = byHost2.get(r.host) ?? { ports: [], freeing: [] };
       held.ports.push(r.port);
-      if (removed.has(`${r.host} ${r.port}`)) held.freeing.push(r.port);
+      if (removed.has(replicaKey(r))) held.freeing.push(r.port);
       byHost2.set(r.host, held);
     }
   }

@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { startLoad } from './lib/load.mjs'
-import { resetApp, root, runAction, testHost } from './lib/action.mjs'
+import { localInputs, resetApp, root, runAction, testHost } from './lib/action.mjs'
 import { renderJudged, runJudged } from './lib/bench-judged.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -32,17 +32,8 @@ const host = testHost()
 
 /** The action with its defaults, and only what this machine needs: local images, host networking, a port. */
 const actionInputs = (app, port, ports, tag, extra = {}) => ({
-  host: `${host.host}:${host.port}`,
-  username: host.user,
-  key: host.key,
-  fingerprint: host.fingerprint,
-  app,
+  ...localInputs(host, app, port),
   image: image(tag),
-  pull: 'false',
-  network: 'host',
-  'nginx-image': 'nginx-rollout-test/nginx:test',
-  'nginx-container': `${app}-lb`,
-  listen: `127.0.0.1:${port}`,
   replicas: String(REPLICAS),
   ports,
   env: APP_ENV,

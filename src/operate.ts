@@ -14,7 +14,7 @@ import type { CanaryState, HistoryEntry, HostState } from './host/state.js'
 import type { Journal, Logger } from './journal.js'
 import { safeInfo } from './log.js'
 import type { Cancellation } from './run/cancel.js'
-import { mainImage } from './model.js'
+import { mainImage, replicaKey } from './model.js'
 import { unifiedDiff } from './nginx/diff.js'
 import { describeNginx, Nginx } from './nginx/nginx.js'
 import { renderManagedFile } from './nginx/template.js'
@@ -172,12 +172,12 @@ function newPorts(plan: Plan): Map<string, { ports: number[]; freeing: number[] 
   const byHost = new Map<string, { ports: number[]; freeing: number[] }>()
   const removed = new Set<string>()
   for (const step of plan.steps) {
-    if (step.kind === 'remove') for (const r of step.replicas) removed.add(`${r.host} ${r.port}`)
+    if (step.kind === 'remove') for (const r of step.replicas) removed.add(replicaKey(r))
     if (step.kind !== 'start') continue
     for (const r of step.replicas) {
       const held = byHost.get(r.host) ?? { ports: [], freeing: [] }
       held.ports.push(r.port)
-      if (removed.has(`${r.host} ${r.port}`)) held.freeing.push(r.port)
+      if (removed.has(replicaKey(r))) held.freeing.push(r.port)
       byHost.set(r.host, held)
     }
   }

@@ -26,8 +26,8 @@ export function testHost() {
   }
 }
 
-/** Inputs every local run shares: the test host, host networking (no bridge here), the local nginx image. */
-export function baseInputs(h, app, listenPort) {
+/** What this machine needs of any run: the test host, host networking (no bridge here), the local images. */
+export function localInputs(h, app, listenPort) {
   return {
     host: `${h.host}:${h.port}`,
     username: h.user,
@@ -39,6 +39,13 @@ export function baseInputs(h, app, listenPort) {
     'nginx-image': 'nginx-rollout-test/nginx:test',
     'nginx-container': `${app}-lb`,
     listen: `127.0.0.1:${listenPort}`,
+  }
+}
+
+/** Inputs every test run shares: the local ones, and shorter drains and stops than the action's defaults. */
+export function baseInputs(h, app, listenPort) {
+  return {
+    ...localInputs(h, app, listenPort),
     'health-path': '/health',
     'health-interval': '0.2',
     'drain-seconds': '1',

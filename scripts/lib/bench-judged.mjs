@@ -3,7 +3,7 @@
 // Load: the issue's 24 clients (10 GET, 6 POST, 8 0.4 s GET) on fresh connections, from 2 s before the run
 // to 2 s after; a failure is any error, timeout, non-200 or a body that is not the app's answer.
 import { startLoad } from './load.mjs'
-import { resetApp, runAction, testHost } from './action.mjs'
+import { localInputs, resetApp, runAction, testHost } from './action.mjs'
 
 const WORKERS = { get: 10, post: 6, slow: 8 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -57,23 +57,7 @@ const verdictSeconds = (summary) =>
 
 /** The action's default inputs on the test host (the tests' own shorter drains and stops are not used here). */
 function benchInputs(app, port, ports, strategy) {
-  const h = testHost()
-  return {
-    host: `${h.host}:${h.port}`,
-    username: h.user,
-    key: h.key,
-    fingerprint: h.fingerprint,
-    app,
-    pull: 'false',
-    network: 'host',
-    'nginx-image': 'nginx-rollout-test/nginx:test',
-    'nginx-container': `${app}-lb`,
-    listen: `127.0.0.1:${port}`,
-    replicas: '3',
-    ports,
-    'health-path': '/health',
-    strategy,
-  }
+  return { ...localInputs(testHost(), app, port), replicas: '3', ports, 'health-path': '/health', strategy }
 }
 
 /** One deploy of `c` from v1 under load; the load runs from 2 s before to 2 s after. */

@@ -195,38 +195,36 @@ export function parseReplicaState(stdout: string): ReplicaState {
 
 // $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then, per network
 // namespace, a container ref, its main process id (0: ask docker) and the ports its apps listen on there
-// ('9201|9202'). Counts the established TCP connections to those ports in that namespace
-// (/proc/PID/net/tcp*, read once per namespace and poll): nginx opens one per request in flight. Ends once
-// none is left for the quiet polls, after the shortest wait.
+// ('9201|9202'). Counts the established TCP connections to those ports (nginx opens one per request in
+// flight): those in this shell's own namespace (host networking) with one ss per poll, which asks the kernel
+// for exactly these sockets; those elsewhere from /proc/PID/net/tcp*, read once per namespace and poll (the
+// whole table: slow on a busy host, tens of thousands of lines). Ends once none is left for the quiet polls,
+// after the shortest wait.
 const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
-watch=''
 self=$(readlink /proc/self/ns/net 2>/dev/null)
+[ -n "$self" ] && ss -tn state established '( sport = :1 )' >/dev/null 2>&1 || self=''
+here=''; watch=''
 while [ $# -ge 3 ]; do
   pid=$2
   [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
-  # In this shell's own network namespace (host networking) ss asks the kernel for exactly these sockets;
-  # elsewhere the namespace's whole TCP table is read (slow on a busy host: tens of thousands of lines).
-  how=proc
-  [ -n "$self" ] && [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$self" ] &&
-    ss -tn state established '( sport = :1 )' >/dev/null 2>&1 && how=ss
-  [ -n "$pid" ] && [ "$pid" -gt 0 ] && watch="$watch $how:$pid:$3"
+  if [ -n "$pid" ] && [ "$pid" -gt 0 ] 2>/dev/null; then
+    if [ -n "$self" ] && [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$self" ]; then
+      for p in $(echo "$3" | tr '|' ' '); do here="\${here:+$here or }sport = :$p"; done
+    else
+      hex=''
+      for p in $(echo "$3" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
+      watch="$watch $pid:\${hex#|}"
+    fi
+  fi
   shift 3
 done
 inflight() {
   n=0
+  # (No -H: an old ss without it must not read as idle.) The first line is the header.
+  [ -z "$here" ] || n=$(ss -tn state established "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
   for w in $watch; do
-    how=\${w%%:*}; rest=\${w#*:}; pid=\${rest%%:*}; ports=\${rest#*:}
-    if [ "$how" = ss ]; then
-      filter=''
-      for p in $(echo "$ports" | tr '|' ' '); do filter="\${filter:+$filter or }sport = :$p"; done
-      # (No -H: an old ss without it must not read as idle.) The first line is the header.
-      c=$(ss -tn state established "( $filter )" | tail -n +2 | wc -l) || { echo unknown; return; }
-    else
-      [ -r "/proc/$pid/net/tcp" ] || { echo unknown; return; }
-      hex=''
-      for p in $(echo "$ports" | tr '|' ' '); do hex="$hex|$(printf '%04X' "$p")"; done
-      c=$(cat "/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${hex#|}) [0-9A-F]+:[0-9A-F]+ 01 ")
-    fi
+    [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
+    c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
     n=$((n + c))
   done
   echo $n

@@ -38,9 +38,8 @@ export class Judge {
   private record: TrafficRecord | undefined
   private following: Promise<Following> | undefined
   private ticker: NodeJS.Timeout | undefined
-  private newImage = ''
-  /** Which replicas are the new version's (the rest are what it is judged against). */
-  private isNew: (r: Replica) => boolean = (r) => r.image === this.newImage
+  /** Which replicas are the new version's (the rest are what it is judged against); none before begin(). */
+  private isNew: (r: Replica) => boolean = () => false
   /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
   private readonly newServers = new Set<string>()
   private readonly oldServers = new Set<string>()
@@ -76,7 +75,6 @@ export class Judge {
 
   /** A deploy of `newImage` begins: the replicas it routes to are watched until end(). */
   begin(newImage: string, isNew?: (r: Replica) => boolean): void {
-    this.newImage = newImage
     this.isNew = isNew ?? ((r) => r.image === newImage)
     this.seen = undefined
     this.failed = new Promise<string>((resolve) => (this.signal = resolve))
