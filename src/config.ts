@@ -3,6 +3,8 @@
 export type Strategy = 'rolling' | 'blue-green' | 'canary'
 export type Operation = 'deploy' | 'promote' | 'abort' | 'rollback' | 'status'
 export type NginxMode = 'container' | 'host'
+/** Whether the nginx host's privileged commands go through `sudo -n` (auto: when the SSH user is not root). */
+export type SudoUse = 'auto' | 'yes' | 'no'
 /** site: the app's upstream and its server block; upstream: only the upstream, behind the user's own server blocks. */
 export type NginxScope = 'site' | 'upstream'
 
@@ -117,7 +119,10 @@ export interface Config {
   }
 
   readonly nginx: {
-    readonly mode: NginxMode
+    /** auto: the nginx running on the nginx host if there is one, else a container (decided when nginx is read). */
+    readonly mode: NginxMode | 'auto'
+    /** How host mode runs nginx's privileged commands (container mode needs none: docker exec runs as root). */
+    readonly sudo: SudoUse
     readonly scope: NginxScope
     readonly container: string
     readonly image: string
@@ -176,7 +181,8 @@ export const DEFAULTS = {
   'canary-replicas': '1',
   'canary-interval': '60',
   'canary-max-error-rate': '1',
-  'nginx-mode': 'container',
+  'nginx-mode': 'auto',
+  sudo: 'auto',
   'nginx-scope': 'site',
   'nginx-container': 'loadbalancer',
   'nginx-image': 'nginx:stable',

@@ -450,7 +450,10 @@ function readServerBlock(r: Reader, scope: 'site' | 'upstream', upstreamName: st
 
 /** Which nginx, which file of it, and what goes in it. `app`: for the defaults derived from it. */
 function readNginx(r: Reader, source: InputSource, app: string): Config['nginx'] {
-  const mode = r.oneOf('nginx-mode', ['container', 'host'] as const)
+  const mode = r.oneOf('nginx-mode', ['auto', 'container', 'host'] as const)
+  const sudo = ({ auto: 'auto', true: 'yes', false: 'no' } as const)[
+    r.oneOf('sudo', ['auto', 'true', 'false'] as const)
+  ]
   const scope = r.oneOf('nginx-scope', ['site', 'upstream'] as const)
   const container = r.matching('nginx-container', CONTAINER_NAME, 'a Docker container name')
   const image = r.matching('nginx-image', IMAGE, 'a Docker image reference like nginx:stable')
@@ -466,6 +469,7 @@ function readNginx(r: Reader, source: InputSource, app: string): Config['nginx']
   const { listen, serverName } = readServerBlock(r, scope, upstreamName)
   return {
     mode,
+    sudo,
     scope,
     container,
     image,

@@ -16,7 +16,7 @@ import { safeInfo } from './log.js'
 import type { Cancellation } from './run/cancel.js'
 import { mainImage, replicaKey } from './model.js'
 import { unifiedDiff } from './nginx/diff.js'
-import { describeNginx, Nginx } from './nginx/nginx.js'
+import { describeNginx, Nginx, withNginxMode } from './nginx/nginx.js'
 import { renderManagedFile } from './nginx/template.js'
 import { PlanError, type Plan } from './plan/common.js'
 import { canaryLeftovers, NothingToDo, planFor, staleCanary } from './plan/index.js'
@@ -72,11 +72,13 @@ export interface Scope {
  * out. The records and the lock's release go in one command at the end; a failed write is a warning.
  */
 export async function operate(scope: Scope): Promise<RunEnd> {
-  const { config, gh, fleet, journal } = scope
-  const mutating = config.operation !== 'status' && !config.dryRun
-  const claim = mutating ? newClaim(config.app, runOwner(gh)) : undefined
-  const { read, lock } = await readUnderLock(config, fleet, claim, journal)
-  const { end, records } = await operateOn(scope, read.state, lock)
+  const { gh, fleet, journal } = scope
+  const mutating = scope.config.operation !== 'status' && !scope.config.dryRun
+  const claim = mutating ? newClaim(scope.config.app, runOwner(gh)) : undefined
+  const { read, lock } = await readUnderLock(scope.config, fleet, claim, journal)
+  // nginx-mode auto is decided by the read: from here on the run works with the nginx it chose.
+  const config = withNginxMode(scope.config, read.state.nginx)
+  const { end, records } = await operateOn({ ...scope, config }, read.state, lock)
   if (claim) await finish(config, fleet, journal, lock, claim, records)
   return end
 }
@@ -246,6 +248,7 @@ function printPlan(config: Config, plan: Plan, state: HostState): string {
   const live = state.nginx.managed.kind === 'ours' ? state.nginx.managed.text : ''
   const configDiff = unifiedDiff(live, finalText(config, plan, state) ?? '', `${path} (live)`, `${path} (after)`)
   core.startGroup(`Plan: ${config.operation} ${plan.image} (${config.strategy})`)
+  if (state.nginx.modeReason) safeInfo(`note: nginx-mode auto: ${state.nginx.modeReason}`)
   plan.notes.forEach((n) => core.info(`note: ${n}`))
   plan.steps.forEach((step, i) => core.info(`${i + 1}. ${describeStep(step, config.appHosts.length > 1)}`))
   safeInfo(configDiff ? `${path} changes:\n${configDiff}` : `${path}: no change`)
@@ -360,7 +363,8 @@ function reportRead(config: Config, fleet: Fleet, read: HostRead, journal: Journ
     )
   }
   const n = state.nginx
-  const where = describeNginx(config, fleet.nginx.name)
+  const where = describeNginx(withNginxMode(config, n), fleet.nginx.name)
+  if (n.modeReason) safeInfo(`nginx-mode auto: ${n.modeReason}`)
   safeInfo(
     `${where}: ${!n.exists ? 'not created yet' : !n.running ? 'stopped' : `running${n.version ? ` nginx ${n.version.join('.')}` : ''}`}; ` +
       `${config.nginx.configPath}: ${n.managed.kind === 'ours' ? `routes ${[...n.routes.keys()].join(', ') || 'nothing'}` : n.managed.kind === 'absent' ? 'not there yet' : 'not read'}`,

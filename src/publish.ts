@@ -8,7 +8,7 @@ import type { GitHubRecorder } from './github/report.js'
 import { secretsOf } from './inputs.js'
 import type { Journal } from './journal.js'
 import { liveColor, mainImage, sshName } from './model.js'
-import { describeNginx } from './nginx/nginx.js'
+import { describeNginx, withNginxMode } from './nginx/nginx.js'
 import { describeStep, hostsOf } from './plan/types.js'
 import { liveReplicas, type Plan } from './plan/common.js'
 import { routesOf } from './plan/index.js'
@@ -106,7 +106,7 @@ function summaryRecord(
   return {
     app: config.app,
     hosts: config.appHosts.map((h) => h.id),
-    nginxHost: describeNginx(config, nginxHost),
+    nginxHost: describeNginx(state ? withNginxMode(config, state.nginx) : config, nginxHost),
     operation: config.operation,
     strategy: config.strategy,
     result,

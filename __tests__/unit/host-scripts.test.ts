@@ -177,7 +177,7 @@ exit 0
     const file = join(conf, 'shop.conf')
     if (previous !== undefined) writeFileSync(file, previous)
     const apply = applyManagedFile(
-      hostPlace,
+      hostPlace('no'),
       file,
       previous === undefined ? 'absent' : sha256(previous),
       master.pid!,

@@ -3,11 +3,11 @@
 // here, once: the scripts are the same, only where they run differs (NginxPlace).
 import { createHash } from 'node:crypto'
 import { isIP } from 'node:net'
-import { LIMITS, type Config } from '../config.js'
+import { LIMITS, type Config, type NginxMode } from '../config.js'
 import * as docker from '../commands/docker.js'
 import { command, withStdin, type Command } from '../commands/shell.js'
 import { hostPort, isLoopback, parseListen } from '../model.js'
-import { parseSections, text, type Section } from '../remote/frames.js'
+import { parseSections, sectioned, text, type Section } from '../remote/frames.js'
 import { failure, run, type Following, type Remote } from '../remote/ssh.js'
 import { declaresHttpAccessLog, includeProblem, parseDump, parseVersion, versionAtLeast } from './dump.js'
 import {
@@ -20,6 +20,7 @@ import {
   nginxErrorLog,
   nginxLocked,
   readNginx,
+  sudoCommands,
   type NginxPlace,
 } from './scripts.js'
 import { configIdOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
@@ -32,6 +33,9 @@ export type ManagedFile =
   | { readonly kind: 'unknown' }
 
 export interface NginxState {
+  /** With nginx-mode auto: the nginx the read chose, and why (undefined: the mode was given). */
+  readonly mode?: NginxMode
+  readonly modeReason?: string
   /** Container mode: whether the container exists and runs, and its network. Host mode: always running. */
   readonly exists: boolean
   readonly running: boolean
@@ -55,16 +59,72 @@ export const sha256 = (t: string): string => createHash('sha256').update(t).dige
 
 export class NginxError extends Error {}
 
-/** The nginx the config points at. */
-export const nginxPlace = (config: Config): NginxPlace =>
-  config.nginx.mode === 'container' ? containerPlace(config.nginx.container) : hostPlace
+/** The nginx the config points at (nginx-mode auto is resolved by the read first: withNginxMode). */
+export function nginxPlace(config: Config): NginxPlace {
+  const n = config.nginx
+  if (n.mode === 'auto') throw new Error('nginx-mode auto: the place of nginx is known once it is read')
+  return n.mode === 'container' ? containerPlace(n.container) : hostPlace(n.sudo)
+}
+
+/** The config with nginx-mode auto replaced by the mode the read chose. */
+export const withNginxMode = (config: Config, state: NginxState): Config =>
+  config.nginx.mode === 'auto' ? { ...config, nginx: { ...config.nginx, mode: state.mode ?? 'container' } } : config
 
 export const describeNginx = (config: Config, host: string): string =>
-  config.nginx.mode === 'container' ? `nginx container ${config.nginx.container} on ${host}` : `nginx on ${host}`
+  config.nginx.mode === 'container'
+    ? `nginx container ${config.nginx.container} on ${host}`
+    : config.nginx.mode === 'host'
+      ? `nginx on ${host}`
+      : `nginx (container ${config.nginx.container} or the host's) on ${host}`
 
-/** The command that reads nginx (framed sections); parseNginx() reads its output. */
+const readIn = (config: Config, mode: NginxMode): Command =>
+  readNginx(
+    nginxPlace({ ...config, nginx: { ...config.nginx, mode } }),
+    config.nginx.container,
+    config.nginx.configPath,
+    LIMITS.canaryLogPath(config.app),
+    hostNamesOf(config),
+  )
+
+/**
+ * The command that reads nginx (framed sections); parseNginx() reads its output. With nginx-mode auto, both
+ * places are read at once (a container that does not exist, or a host without nginx, answers at once).
+ */
 export const readNginxCommand = (config: Config): Command =>
-  readNginx(nginxPlace(config), config.nginx.container, config.nginx.configPath, hostNamesOf(config))
+  config.nginx.mode === 'auto'
+    ? sectioned(undefined, [
+        { name: 'as-container', command: readIn(config, 'container') },
+        { name: 'as-host', command: readIn(config, 'host') },
+      ])
+    : readIn(config, config.nginx.mode)
+
+/**
+ * nginx-mode auto: the nginx container when it exists (earlier deploys made or used it), else the nginx
+ * running on the host, else a container the run creates.
+ */
+function chooseNginx(config: Config, sections: ReadonlyMap<string, Section>, where: string) {
+  const inContainer = parseSections(sections.get('as-container')?.out ?? Buffer.alloc(0))
+  const onHost = parseSections(sections.get('as-host')?.out ?? Buffer.alloc(0))
+  const container = config.nginx.container
+  if (inContainer.get('container')?.code === 0)
+    return {
+      mode: 'container' as const,
+      sections: inContainer,
+      reason: `the nginx container ${container}, which exists on ${where}`,
+    }
+  const masters = text(onHost.get('masters')?.out).trim()
+  if (masters)
+    return {
+      mode: 'host' as const,
+      sections: onHost,
+      reason: `the nginx installed on ${where} (master process ${masters.split(/\s+/).join(', ')}), as no container ${container} exists there`,
+    }
+  return {
+    mode: 'container' as const,
+    sections: inContainer,
+    reason: `a new nginx container ${container}, as no nginx runs on ${where} and no such container exists there`,
+  }
+}
 
 /** Upstream addresses that are host names: nginx logs the addresses they resolve to. */
 const hostNamesOf = (config: Config): string[] => [
@@ -85,6 +145,11 @@ function parseResolved(config: Config, s: Section | undefined): Map<string, stri
 
 /** What the read found, and the problems that must stop the run before it changes anything. */
 export function parseNginx(config: Config, sections: ReadonlyMap<string, Section>, where: string): NginxState {
+  if (config.nginx.mode === 'auto') {
+    const chosen = chooseNginx(config, sections, where)
+    const resolved = { ...config, nginx: { ...config.nginx, mode: chosen.mode } }
+    return { ...parseNginx(resolved, chosen.sections, where), mode: chosen.mode, modeReason: chosen.reason }
+  }
   const n = config.nginx
   const problems: string[] = []
   const noFacts: NginxFacts = { keepaliveMinTimeout: false }
@@ -143,7 +208,9 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
   const version = parseVersion(versionText)
   const dumpSection = sections.get('dump')
   const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : undefined
-  if (masters.length === 1 && !dump)
+  const sudo = sudoProblem(config, sections.get('sudo'), where)
+  if (sudo) problems.push(sudo)
+  if (masters.length === 1 && !dump && !sudo)
     problems.push(
       `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split('\n').slice(-5).join('\n') || '(no output)'}`,
     )
@@ -173,6 +240,36 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     warnings,
     facts,
   }
+}
+
+/** A command line as sudoers spells it: `,` `:` `=` and `\\` in it escaped. */
+const sudoersCommand = (line: string): string => line.replace(/[,:=\\]/g, (c) => `\\${c}`)
+
+/**
+ * What sudo refused of the privileged commands (see probe_sudo in scripts.ts), as one problem naming each
+ * refused command and the sudoers line that allows every one of them; undefined when sudo allows them all
+ * (or is not used).
+ */
+export function sudoProblem(config: Config, s: Section | undefined, where: string): string | undefined {
+  if (!s) return undefined
+  const [user = '', ...lines] = text(s.out).trim().split('\n')
+  const probes = lines.map((l) => l.split('\t')).filter(([verdict]) => verdict === 'allowed' || verdict === 'denied')
+  const denied = probes.filter(([verdict]) => verdict === 'denied')
+  if (s.code === 0 && probes.length && !denied.length) return undefined
+  const commands = probes.length
+    ? probes.map(([, line]) => line)
+    : sudoCommands(config.nginx.configPath, LIMITS.canaryLogPath(config.app))
+  const said = [...new Set(denied.map(([, , why]) => why).filter(Boolean))]
+  const password = said.some((w) => /password is required/i.test(w))
+  return (
+    `sudo: ${user || 'the SSH user'} on ${where} is not root, so nginx-rollout runs nginx's privileged commands through sudo -n (input sudo: ${config.nginx.sudo === 'yes' ? 'true' : 'auto'}), ` +
+    `and sudo does not allow ${denied.length ? denied.map(([, line]) => `\`${line}\``).join(', ') : 'them'}${said.length ? ` (sudo said: ${said.join('; ')})` : ''}. Nothing was changed. ` +
+    `Allow exactly these commands, e.g. in /etc/sudoers.d/nginx-rollout (edit it with visudo -f):\n` +
+    `${user || 'deploy'} ALL=(root) NOPASSWD: ${commands.map(sudoersCommand).join(', ')}` +
+    (password
+      ? `\n(sudo asked for a password: the lines need NOPASSWD; when the user has other sudo rules that need one, sudo -l asks for it too: add \`Defaults:${user || 'deploy'} listpw=never\`)`
+      : '')
+  )
 }
 
 function parseManaged(config: Config, s: Section | undefined, where: string, problems: string[]): ManagedFile {
@@ -279,14 +376,17 @@ export class Nginx {
   /** The change under way: changes run one after another, each from the file the one before left. */
   private changing: Promise<unknown> = Promise.resolve()
 
+  private readonly config: Config
+
   constructor(
     private readonly remote: Remote,
-    private readonly config: Config,
+    config: Config,
     private current: NginxState,
     /** The run's hold on the app's deploy lock: an nginx change checks it on the host first. */
     private readonly fence: { readonly lockDir: string; readonly token: string },
   ) {
-    this.place = nginxPlace(config)
+    this.config = withNginxMode(config, current)
+    this.place = nginxPlace(this.config)
     this.adopt(current.managed)
   }
 

@@ -1,5 +1,6 @@
 // The shell that runs where nginx sees its files and processes (inside its container, or on its host), as
 // constant scripts with their data in positional parameters. Pure values: nginx.ts runs them.
+import type { SudoUse } from '../config.js'
 import { SECTION_SH } from '../remote/frames.js'
 import { command, script, withTimeout, type Command } from '../commands/shell.js'
 
@@ -8,7 +9,23 @@ import { command, script, withTimeout, type Command } from '../commands/shell.js
 //   masters of containers show in a host's process list too, and are not ours to signal).
 // load_args: the -c, -p and -g the master was started with, so nginx -t/-T check the configuration it runs.
 // workers: the master's children now (a reload that took effect starts new ones).
-const LIB = `${SECTION_SH}PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+// as_root: runs a privileged command (nginx -t/-T/-s reload, writing the managed file, emptying the traffic
+// log) through sudo -n when NR_SUDO says so: yes, or auto when this user is not root. Each such command is one
+// of the fixed command lines of sudoCommands(), so that sudoers can allow exactly those and nothing more.
+// A process whose PID namespace cannot be read (a root process, read by a user who is not root) is told
+// apart by the depth of its NSpid line, which /proc/PID/status shows to everyone.
+const PRIVILEGE = `PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
+case \${NR_SUDO:-no} in yes) nr_as='sudo -n' ;; auto) if [ "$(id -u)" = 0 ]; then nr_as=; else nr_as='sudo -n'; fi ;; *) nr_as= ;; esac
+nr_nginx=$(command -v nginx 2>/dev/null) || nr_nginx=nginx
+as_root() { $nr_as "$@"; }
+# empty_file: the traffic log, started or cut back to empty (nginx appends, so a truncation is safe while it writes).
+empty_file() {
+  if [ -n "$nr_as" ]; then $nr_as "$(command -v truncate)" -s 0 "$1"; else mkdir -p "\${1%/*}" && : >"$1"; fi
+}
+`
+const LIB = `${SECTION_SH}${PRIVILEGE}nspid_depth() {
+  while read -r k v; do [ "$k" = NSpid: ] && { set -- $v; echo $#; return; }; done <"$1/status" 2>/dev/null
+}
 find_masters() {
   self=$(readlink /proc/self/ns/pid 2>/dev/null)
   for c in $(grep -l -x nginx /proc/[0-9]*/comm 2>/dev/null); do
@@ -16,7 +33,8 @@ find_masters() {
     read -r _ _ _ pp _ <"$d/stat" 2>/dev/null || continue
     [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = nginx ] && continue
     ns=$(readlink "$d/ns/pid" 2>/dev/null)
-    [ -n "$self" ] && [ -n "$ns" ] && [ "$ns" != "$self" ] && continue
+    if [ -n "$self" ] && [ -n "$ns" ]; then [ "$ns" != "$self" ] && continue
+    else [ "$(nspid_depth "$d")" = "$(nspid_depth /proc/self)" ] || continue; fi
     printf '%s ' "\${d#/proc/}"
   done
 }
@@ -29,7 +47,7 @@ load_args() {
     nr_prev=$nr_a
   done <"$nr_t/args"
 }
-run_nginx() { nginx \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
+run_nginx() { as_root "$nr_nginx" \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
 workers() {
   # The kernel's list of the master's children when it keeps one (CONFIG_PROC_CHILDREN); else every process's parent.
   if [ -r "/proc/$1/task/$1/children" ]; then cat "/proc/$1/task/$1/children"; return; fi
@@ -40,8 +58,9 @@ workers() {
 }
 `
 
-// $1 the managed file. Sections: masters; with exactly one master, version (nginx -V on stderr) and dump
-// (nginx -T); managed: the file's kind on the first line (absent, symlink, not-a-file, file), then its text.
+// $1 the managed file, $2 host names to resolve, $3 the app's traffic log. Sections: masters; with exactly one
+// master, sudo (when privileged commands go through sudo: the user, then what sudo allows, see may), version
+// (nginx -V on stderr) and dump (nginx -T); managed: the file's kind on the first line (absent, symlink, not-a-file, file), then its text.
 const READ = `${LIB}managed() {
   if [ -L "$1" ]; then echo symlink; elif [ ! -e "$1" ]; then echo absent; elif [ ! -f "$1" ]; then echo not-a-file; else echo file; cat "$1"; fi
 }
@@ -53,16 +72,31 @@ resolve() {
     else awk -v n="$n" '$1 !~ /^#/ { for (i = 2; i <= NF; i++) if ($i == n) print n, $1 }' /etc/hosts; fi
   done
 }
+# Whether sudo lets this user run each privileged command, before any of them runs: a tab-separated line each,
+# allowed or denied, the command line, and what sudo said.
+may() {
+  if sudo -n -l "$@" >/dev/null 2>"$nr_t/sudo-e"; then printf 'allowed\\t%s\\n' "$*"
+  else printf 'denied\\t%s\\t%s\\n' "$*" "$(head -n 1 "$nr_t/sudo-e")"; fi
+}
+may_nginx() { may "$nr_nginx" \${conf:+-c "$conf"} \${prefix:+-p "$prefix"} \${glob:+-g "$glob"} "$@"; }
+probe_sudo() {
+  id -un
+  set -- "$@" "$(command -v tee)" "$(command -v rm)" "$(command -v truncate)"
+  may_nginx -T; may_nginx -t; may_nginx -s reload
+  may "$3" "$1"; may "$4" -f "$1"; may "$5" -s 0 "$2"
+}
 [ -n "$2" ] && section resolve resolve $2
 m=$(find_masters)
 section masters echo $m
+f=$1; log=$3
 set -- "$1" $m
 if [ $# -eq 2 ]; then
   load_args "$2"
-  section version run_nginx -V
+  [ -n "$nr_as" ] && section sudo probe_sudo "$f" "$log"
+  section version "$nr_nginx" -V
   section dump run_nginx -T
 fi
-section managed managed "$1"
+section managed managed "$f"
 exit 0`
 
 // $1 the managed file, $2 its sha256 as this run read it ('absent' when there was none), $3 the master's
@@ -75,12 +109,18 @@ exit 0`
 // Exit codes: see APPLY_FAILURES.
 const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
 d=\${f%/*}; b=\${f##*/}
-new="$d/.$b.nginx-rollout-new"; backup="$d/.$b.nginx-rollout-prev"; placed=
+# Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
+# into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
+if [ -n "$nr_as" ]; then stage=$nr_t; else stage=$d; fi
+new="$stage/.$b.nginx-rollout-new"; backup="$stage/.$b.nginx-rollout-prev"; placed=
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
+put() { if [ -n "$nr_as" ]; then $nr_as "$(command -v tee)" "$f" <"$1" >/dev/null; else mv -f "$1" "$f"; fi; }
+del() { if [ -n "$nr_as" ]; then $nr_as "$(command -v rm)" -f "$f"; else rm -f "$f"; fi; }
+reload() { if [ -n "$nr_as" ]; then run_nginx -s reload >&2; else kill -HUP "$master"; fi; }
 restore() {
   if [ -n "$placed" ]; then
-    if [ "$cur" = absent ]; then rm -f "$f"; elif [ -e "$backup" ]; then mv -f "$backup" "$f"; fi
+    if [ "$cur" = absent ]; then del; elif [ -e "$backup" ]; then put "$backup"; fi
     placed=
   fi
   rm -f "$new"
@@ -93,12 +133,12 @@ if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 before=" $(workers "$master")"
 placed=1
-if [ "$op" = write ]; then mv -f "$new" "$f" || { restore; exit 72; }; else rm -f "$f" || { restore; exit 72; }; fi
+if [ "$op" = write ]; then put "$new" || { restore; exit 72; }; else del || { restore; exit 72; }; fi
 out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
 for n in $names; do
   case $out in *"conflicting server name \\"$n\\""*) restore; printf '%s\\n' "$out" >&2; exit 12 ;; esac
 done
-kill -HUP "$master" || { restore; exit 13; }
+reload || { restore; exit 13; }
 i=0
 while [ $i -lt 1500 ]; do
   for w in $(workers "$master"); do
@@ -146,13 +186,13 @@ export const nginxLocked = (
 // standard input ends (the run closes it when it is done, or the connection goes). Read with cat from one
 // open descriptor, whose offset carries on: any sh and cat do (busybox's tail -f waits a second between
 // reads). Past $2 bytes the file is cut back to empty and read again from its start.
-const LOG_FOLLOW = `f=$1; max=$2; every=$3
-mkdir -p "\${f%/*}" && : >"$f" || exit 1
+const LOG_FOLLOW = `${PRIVILEGE}f=$1; max=$2; every=$3
+empty_file "$f" || exit 1
 (
   exec 3<"$f"
   while :; do
     cat <&3
-    if [ "$(wc -c <"$f" 2>/dev/null || echo 0)" -gt "$max" ]; then : >"$f"; exec 3<"$f"; fi
+    if [ "$(wc -c <"$f" 2>/dev/null || echo 0)" -gt "$max" ]; then empty_file "$f"; exec 3<"$f"; fi
     sleep "$every"
   done
 ) &
@@ -173,7 +213,11 @@ export const containerPlace = (container: string): NginxPlace => ({
   inside: (text, args) => command('docker', 'exec', '--interactive', '--', container, 'sh', '-c', text, 'sh', ...args),
 })
 
-export const hostPlace: NginxPlace = { mode: 'host', inside: (text, args) => script(text, ...args) }
+/** nginx installed on the host; its privileged commands run through sudo as `sudo` says (see as_root). */
+export const hostPlace = (sudo: SudoUse): NginxPlace => ({
+  mode: 'host',
+  inside: (text, args) => command('env', `NR_SUDO=${sudo}`, ...script(text, ...args).argv),
+})
 
 // $1 the container; then the read script and its arguments. The read runs inside at once (a running
 // container is the usual case), the container's state beside it, as a section; when the read cannot run
@@ -184,18 +228,37 @@ docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
 wait
 cat "$nr_t/state"`
 
-/** Reads nginx, its managed file, and what `hostNames` (upstream addresses that are not IPs) resolve to. */
+/**
+ * Reads nginx, its managed file, what `hostNames` (upstream addresses that are not IPs) resolve to, and
+ * (through sudo) whether sudo allows each privileged command on the managed file and `trafficLog`.
+ */
 export function readNginx(
   place: NginxPlace,
   container: string,
   managedPath: string,
+  trafficLog: string,
   hostNames: readonly string[] = [],
 ): Command {
   const names = hostNames.join(' ')
   return place.mode === 'container'
-    ? script(CONTAINER_READ, container, READ, 'sh', managedPath, names)
-    : place.inside(READ, [managedPath, names])
+    ? script(CONTAINER_READ, container, READ, 'sh', managedPath, names, trafficLog)
+    : place.inside(READ, [managedPath, names, trafficLog])
 }
+
+/**
+ * The privileged command lines of host mode through sudo, as sudoers must allow them (paths as Debian and
+ * Ubuntu install them; the run's own check names the paths it found). Each is pinned to one file: a sudoers
+ * wildcard would match spaces and other paths too, so `tee /etc/nginx/conf.d/*` would let the user write
+ * /etc/sudoers.d as well.
+ */
+export const sudoCommands = (managedPath: string, trafficLog: string, nginx = '/usr/sbin/nginx'): string[] => [
+  `${nginx} -T`,
+  `${nginx} -t`,
+  `${nginx} -s reload`,
+  `/usr/bin/tee ${managedPath}`,
+  `/usr/bin/rm -f ${managedPath}`,
+  `/usr/bin/truncate -s 0 ${trafficLog}`,
+]
 
 export const applyManagedFile = (
   place: NginxPlace,
