@@ -83,7 +83,8 @@ describe('readConfig', () => {
     expect(c.pullTimeoutSeconds).toBe(600)
     expect(c.health).toEqual({ path: '/', status: [{ min: 200, max: 399 }], timeoutMs: 60000, intervalMs: 200 })
     expect(c.nginx).toMatchObject({
-      mode: 'container',
+      mode: 'auto',
+      sudo: 'auto',
       scope: 'site',
       configPath: '/etc/nginx/conf.d/shop.conf',
       upstreamName: 'shop_replicas',
@@ -364,7 +365,8 @@ describe('readConfig', () => {
       "drain-seconds: expected seconds from 0 to 3600 (e.g. '5'), got '-1'",
     ],
     ['zero batch', { 'batch-size': '0' }, "batch-size: expected a whole number from 1 to 100, got '0'"],
-    ['bad nginx mode', { 'nginx-mode': 'k8s' }, "nginx-mode: expected one of container, host, got 'k8s'"],
+    ['bad nginx mode', { 'nginx-mode': 'k8s' }, "nginx-mode: expected one of auto, container, host, got 'k8s'"],
+    ['bad sudo', { sudo: 'yes' }, "sudo: expected one of auto, true, false, got 'yes'"],
     ['bad nginx scope', { 'nginx-scope': 'http' }, "nginx-scope: expected one of site, upstream, got 'http'"],
     [
       'relative config path',

@@ -262,7 +262,7 @@ export function sudoProblem(config: Config, s: Section | undefined, where: strin
   const said = [...new Set(denied.map(([, , why]) => why).filter(Boolean))]
   const password = said.some((w) => /password is required/i.test(w))
   return (
-    `sudo: ${user || 'the SSH user'} on ${where} is not root, so nginx-rollout runs nginx's privileged commands through sudo -n (input sudo: ${config.nginx.sudo === 'yes' ? 'true' : 'auto'}), ` +
+    `sudo: nginx-rollout runs nginx's privileged commands on ${where} through sudo -n as ${user || 'the SSH user'} (${config.nginx.sudo === 'yes' ? 'input sudo: true' : 'not root, input sudo: auto'}), ` +
     `and sudo does not allow ${denied.length ? denied.map(([, line]) => `\`${line}\``).join(', ') : 'them'}${said.length ? ` (sudo said: ${said.join('; ')})` : ''}. Nothing was changed. ` +
     `Allow exactly these commands, e.g. in /etc/sudoers.d/nginx-rollout (edit it with visudo -f):\n` +
     `${user || 'deploy'} ALL=(root) NOPASSWD: ${commands.map(sudoersCommand).join(', ')}` +
