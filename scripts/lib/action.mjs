@@ -38,6 +38,9 @@ export function localInputs(h, app, listenPort) {
     pull: 'false',
     'nginx-image': 'nginx-rollout-test/nginx:test',
     'nginx-container': `${app}-lb`,
+    // Each run's own nginx container, as before nginx-mode auto: the distribution's nginx that a host-mode
+    // suite starts on this machine must never be chosen by another suite's run.
+    'nginx-mode': 'container',
     listen: `127.0.0.1:${listenPort}`,
   }
 }
