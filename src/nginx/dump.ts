@@ -23,7 +23,8 @@ export function parseDump(text: string): ConfigDump | undefined {
   return main ? { main, files } : undefined
 }
 
-type Token = { kind: 'word'; text: string } | { kind: '{' | '}' | ';' }
+/** `at`: where the word starts in the text (for the line a directive is on). */
+type Token = { kind: 'word'; text: string; at: number } | { kind: '{' | '}' | ';' }
 
 /** nginx's lexer, enough to find directives and blocks: words, quotes, comments, `${var}` inside words. */
 export function tokenize(text: string): Token[] {
@@ -38,15 +39,17 @@ export function tokenize(text: string): Token[] {
       i++
     } else if (ch === '"' || ch === "'") {
       let word = ''
+      const at = i
       i++
       while (i < text.length && text[i] !== ch) {
         if (text[i] === '\\' && i + 1 < text.length) i++
         word += text[i++]
       }
       i++
-      tokens.push({ kind: 'word', text: word })
+      tokens.push({ kind: 'word', text: word, at })
     } else {
       let word = ''
+      const at = i
       while (i < text.length && !/[\s;{}]/.test(text[i])) {
         if (text[i] === '$' && text[i + 1] === '{') {
           const close = text.indexOf('}', i)
@@ -54,7 +57,7 @@ export function tokenize(text: string): Token[] {
           i = close < 0 ? text.length : close + 1
         } else word += text[i++]
       }
-      tokens.push({ kind: 'word', text: word })
+      tokens.push({ kind: 'word', text: word, at })
     }
   }
   return tokens
@@ -66,6 +69,8 @@ export interface Directive {
   /** Enclosing block names, outermost first: [] is the main context, ['http'] the http block. */
   readonly context: readonly string[]
   readonly file: string
+  /** The line its first word is on, from 1. */
+  readonly line: number
 }
 
 /** nginx's glob(3): `*`, `?` and `[...]` within one path segment; a leading dot is never matched by a wildcard. */
@@ -91,14 +96,22 @@ export function directives(dump: ConfigDump): Directive[] {
   const out: Directive[] = []
   const base = path.dirname(dump.main)
   const walk = (file: string, context: readonly string[], depth: number) => {
-    const tokens = tokenize(dump.files.get(file) ?? '')
+    const text = dump.files.get(file) ?? ''
+    const tokens = tokenize(text)
     const stack = [...context]
     let words: string[] = []
+    // The line of the directive's first word, counted on from the last one (tokens come in order).
+    let line = 1
+    let counted = 0
     for (const t of tokens) {
-      if (t.kind === 'word') words.push(t.text)
-      else if (t.kind === ';') {
+      if (t.kind === 'word') {
+        if (!words.length) {
+          for (; counted < t.at; counted++) if (text[counted] === '\n') line++
+        }
+        words.push(t.text)
+      } else if (t.kind === ';') {
         if (words.length) {
-          out.push({ words, context: [...stack], file })
+          out.push({ words, context: [...stack], file, line })
           if (words[0] === 'include' && words[1] && depth < 16) {
             const pattern = path.resolve(base, words[1])
             for (const f of dump.files.keys()) if (globMatch(pattern, f)) walk(f, stack, depth + 1)
@@ -106,7 +119,7 @@ export function directives(dump: ConfigDump): Directive[] {
         }
         words = []
       } else if (t.kind === '{') {
-        out.push({ words, context: [...stack], file })
+        out.push({ words, context: [...stack], file, line })
         stack.push(words[0] ?? '')
         words = []
       } else {
@@ -170,4 +183,64 @@ export const versionAtLeast = (v: readonly number[] | undefined, min: readonly n
   if (!v) return false
   for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i]
   return true
+}
+
+/** A server block of the http block: where it is, what it listens on and the names it serves. */
+export interface ServerBlock {
+  readonly file: string
+  readonly line: number
+  /** The listen directives' addresses (nginx's default, 80, when it has none). */
+  readonly listens: readonly string[]
+  readonly names: readonly string[]
+}
+
+/** Every server block of the http block, in order. */
+export function serverBlocks(dump: ConfigDump): ServerBlock[] {
+  const blocks: { file: string; line: number; depth: number; listens: string[]; names: string[] }[] = []
+  for (const d of directives(dump)) {
+    const inHttp = d.context.at(-1) === 'http'
+    if (inHttp && d.words[0] === 'server' && d.words.length === 1) {
+      blocks.push({ file: d.file, line: d.line, depth: d.context.length + 1, listens: [], names: [] })
+      continue
+    }
+    const current = blocks.at(-1)
+    if (!current || d.context.length !== current.depth || d.context.at(-1) !== 'server') continue
+    if (d.words[0] === 'listen' && d.words[1]) current.listens.push(d.words[1])
+    if (d.words[0] === 'server_name') current.names.push(...d.words.slice(1))
+  }
+  return blocks.map(({ depth: _, ...b }) => ({ ...b, listens: b.listens.length ? b.listens : ['80'] }))
+}
+
+/** Whether two listen addresses ('80', '127.0.0.1:80', '[::]:80', '*:80') are one socket for nginx's names. */
+export function sameListen(a: string, b: string): boolean {
+  const parse = (l: string) => {
+    const m = /^(?:(\*|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\]):)?(\d+)$/.exec(l)
+    if (!m) return undefined
+    const address = m[1] ?? '*'
+    return { v6: address.startsWith('['), any: ['*', '0.0.0.0', '[::]'].includes(address), address, port: m[2] }
+  }
+  const x = parse(a)
+  const y = parse(b)
+  if (!x || !y || x.port !== y.port || x.v6 !== y.v6) return false
+  return x.any || y.any || x.address === y.address
+}
+
+/**
+ * The server blocks of other files that already serve one of `names` on `listen`: nginx would answer only one
+ * of the two (it warns "conflicting server name" and ignores the other). One message each, naming file and line.
+ */
+export function serverNameClashes(dump: ConfigDump, managedPath: string, listen: string, names: readonly string[]) {
+  const ours = names.filter((n) => n && n !== '_')
+  return serverBlocks(dump)
+    .filter((b) => b.file !== managedPath)
+    .flatMap((b) => {
+      const on = b.listens.find((l) => sameListen(l, listen))
+      const shared = ours.filter((n) => b.names.includes(n))
+      return on && shared.length
+        ? [
+            `server-name ${shared.join(' ')}: ${b.file}:${b.line} already serves ${shared.length > 1 ? 'them' : 'it'} on listen ${on}; ` +
+              'nginx would answer only one of the two server blocks. Give the app another server-name, or take the name out of that file',
+          ]
+        : []
+    })
 }

@@ -9,7 +9,14 @@ import { command, withStdin, type Command } from '../commands/shell.js'
 import { hostPort, isLoopback, parseListen } from '../model.js'
 import { parseSections, sectioned, text, type Section } from '../remote/frames.js'
 import { failure, run, type Following, type Remote } from '../remote/ssh.js'
-import { declaresHttpAccessLog, includeProblem, parseDump, parseVersion, versionAtLeast } from './dump.js'
+import {
+  declaresHttpAccessLog,
+  includeProblem,
+  parseDump,
+  parseVersion,
+  serverNameClashes,
+  versionAtLeast,
+} from './dump.js'
 import {
   APPLY_FAILURES,
   applyManagedFile,
@@ -217,6 +224,8 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
   if (dump) {
     const p = includeProblem(dump, n.configPath)
     if (p) problems.push(p)
+    // Found here, before any change (a dry run shows it too), not by nginx -t once new replicas are up.
+    if (n.scope === 'site') problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)))
   }
   const facts: NginxFacts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) }
   // The canary's access_log sits at the http level while a split is live: there it would replace nginx's
