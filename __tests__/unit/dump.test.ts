@@ -11,6 +11,9 @@ import {
   includesOf,
   parseDump,
   parseVersion,
+  sameListen,
+  serverBlocks,
+  serverNameClashes,
   tokenize,
   versionAtLeast,
   type ConfigDump,
@@ -341,5 +344,57 @@ describe('nginx versions', () => {
     [undefined, false],
   ] as const)('compares %j with 1.27.4: %s', (version, atLeast) => {
     expect(versionAtLeast(version, [1, 27, 4])).toBe(atLeast)
+  })
+})
+
+describe('server_name clashes', () => {
+  const site = {
+    'nginx.conf': 'events {}\nhttp {\n    include conf.d/*.conf;\n    include sites-enabled/*;\n}\n',
+    'sites-enabled/shop-old':
+      '# certbot left this\nserver {\n    listen 80;\n    server_name shop.example.com www.shop.example.com;\n    location / { return 301 https://$host; }\n}\n' +
+      'server {\n    listen 443;\n    server_name shop.example.com;\n}\n',
+    'sites-enabled/other': 'server {\n    server_name other.example.com;\n}\n',
+    'conf.d/shop.conf': 'server {\n    listen 80;\n    server_name shop.example.com;\n}\n',
+  }
+
+  it('lists the server blocks of the http block with file, line, listens and names (80 when none is given)', () => {
+    const { dir, dump } = dumpOf(site)
+    expect(serverBlocks(dump)).toEqual([
+      { file: `${dir}/conf.d/shop.conf`, line: 1, listens: ['80'], names: ['shop.example.com'] },
+      {
+        file: `${dir}/sites-enabled/other`,
+        line: 1,
+        listens: ['80'],
+        names: ['other.example.com'],
+      },
+      {
+        file: `${dir}/sites-enabled/shop-old`,
+        line: 2,
+        listens: ['80'],
+        names: ['shop.example.com', 'www.shop.example.com'],
+      },
+      { file: `${dir}/sites-enabled/shop-old`, line: 7, listens: ['443'], names: ['shop.example.com'] },
+    ])
+  })
+
+  it("names the file and line of another file's server block with the same name on the same listen, and no other", () => {
+    const { dir, dump } = dumpOf(site)
+    const managed = `${dir}/conf.d/shop.conf`
+    expect(serverNameClashes(dump, managed, '80', ['shop.example.com'])).toEqual([
+      `server-name shop.example.com: ${dir}/sites-enabled/shop-old:2 already serves it on listen 80; nginx would answer only one of the two server blocks. Give the app another server-name, or take the name out of that file`,
+    ])
+    expect(serverNameClashes(dump, managed, '8080', ['shop.example.com'])).toEqual([])
+    expect(serverNameClashes(dump, managed, '80', ['app.example.com', '_'])).toEqual([])
+    // The app's own file is never a clash with itself.
+    expect(serverNameClashes(dump, `${dir}/sites-enabled/shop-old`, '443', ['shop.example.com'])).toEqual([])
+  })
+
+  it('takes a wildcard address as the same listen as any address of its family, and no other family', () => {
+    expect(sameListen('80', '127.0.0.1:80')).toBe(true)
+    expect(sameListen('0.0.0.0:80', '10.0.0.1:80')).toBe(true)
+    expect(sameListen('127.0.0.1:80', '127.0.0.2:80')).toBe(false)
+    expect(sameListen('[::]:80', '80')).toBe(false)
+    expect(sameListen('[::]:80', '[::1]:80')).toBe(true)
+    expect(sameListen('80', '8080')).toBe(false)
   })
 })
