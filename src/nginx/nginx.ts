@@ -14,9 +14,12 @@ import {
   includeProblem,
   parseDump,
   parseVersion,
+  sameListen,
+  serverBlocks,
   serverNameClashes,
   versionAtLeast,
 } from './dump.js'
+import { heldProblem, holdersOf, parseListening, type Listening } from './listening.js'
 import {
   APPLY_FAILURES,
   applyManagedFile,
@@ -166,10 +169,12 @@ export function parseNginx(config: Config, sections: ReadonlyMap<string, Section
       const why = text(container?.err).trim()
       if (container && !/no such (object|container)/i.test(why))
         problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`)
+      else problems.push(...listenHeld(config, sections, where, `the nginx container ${n.container} the run creates`))
       return { exists: false, running: false, managed: { kind: 'absent' }, routes: new Map(), problems, facts: noFacts }
     }
     const [running, networkMode] = text(container.out).trim().split(' ')
-    if (running !== 'true')
+    if (running !== 'true') {
+      problems.push(...listenHeld(config, sections, where, `the nginx container ${n.container}`))
       return {
         exists: true,
         running: false,
@@ -179,6 +184,7 @@ export function parseNginx(config: Config, sections: ReadonlyMap<string, Section
         problems,
         facts: noFacts,
       }
+    }
     if (!sections.has('masters')) {
       problems.push(
         `the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`,
@@ -226,6 +232,14 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     if (p) problems.push(p)
     // Found here, before any change (a dry run shows it too), not by nginx -t once new replicas are up.
     if (n.scope === 'site') problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)))
+    // A socket nginx does not hold itself (no server block of it listens there, or ss names another process).
+    const nginxListens = serverBlocks(dump).some((b) => b.listens.some((l) => sameListen(l, n.listen)))
+    if (n.mode === 'host')
+      problems.push(
+        ...listenHeld(config, sections, where, 'nginx', (h) =>
+          h.process ? !/^nginx /.test(h.process) : !nginxListens,
+        ),
+      )
   }
   const facts: NginxFacts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) }
   // The canary's access_log sits at the http level while a split is live: there it would replace nginx's
@@ -249,6 +263,23 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     warnings,
     facts,
   }
+}
+
+/**
+ * The app's listen address (site scope) already held on the nginx host, as a problem; `by`: what would listen
+ * there; `foreign`: which holders count (all, by default).
+ */
+function listenHeld(
+  config: Config,
+  sections: ReadonlyMap<string, Section>,
+  where: string,
+  by: string,
+  foreign: (h: Listening) => boolean = () => true,
+): string[] {
+  const s = sections.get('listening')
+  if (config.nginx.scope !== 'site' || !s || s.code !== 0) return []
+  const held = holdersOf(parseListening(text(s.out)), config.nginx.listen).filter(foreign)
+  return held.length ? [heldProblem(held, config.nginx.listen, where, by)] : []
 }
 
 /** A command line as sudoers spells it: `,` `:` `=` and `\\` in it escaped. */

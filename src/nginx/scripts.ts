@@ -58,7 +58,8 @@ workers() {
 }
 `
 
-// $1 the managed file, $2 host names to resolve, $3 the app's traffic log. Sections: masters; with exactly one
+// $1 the managed file, $2 host names to resolve, $3 the app's traffic log, $4 'listening' for the host's
+// listening sockets (host mode). Sections: masters; with exactly one
 // master, sudo (when privileged commands go through sudo: the user, then what sudo allows, see may), version
 // (nginx -V on stderr) and dump (nginx -T); managed: the file's kind on the first line (absent, symlink, not-a-file, file), then its text.
 const READ = `${LIB}managed() {
@@ -96,6 +97,7 @@ if [ $# -eq 2 ]; then
   section version "$nr_nginx" -V
   section dump run_nginx -T
 fi
+[ "$4" = listening ] && section listening ss -ltnpH
 section managed managed "$f"
 exit 0`
 
@@ -219,10 +221,12 @@ export const hostPlace = (sudo: SudoUse): NginxPlace => ({
   inside: (text, args) => command('env', `NR_SUDO=${sudo}`, ...script(text, ...args).argv),
 })
 
-// $1 the container; then the read script and its arguments. The read runs inside at once (a running
+// $1 the container; then the read script and its arguments. The host's listening sockets first (a container
+// the run starts must be able to listen). The read runs inside at once (a running
 // container is the usual case), the container's state beside it, as a section; when the read cannot run
 // there (no such container, or stopped), the state says why.
 const CONTAINER_READ = `${SECTION_SH}c=$1; shift
+section listening ss -ltnpH
 section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c" >"$nr_t/state" &
 docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
 wait
@@ -242,7 +246,7 @@ export function readNginx(
   const names = hostNames.join(' ')
   return place.mode === 'container'
     ? script(CONTAINER_READ, container, READ, 'sh', managedPath, names, trafficLog)
-    : place.inside(READ, [managedPath, names, trafficLog])
+    : place.inside(READ, [managedPath, names, trafficLog, 'listening'])
 }
 
 /**
