@@ -50166,15 +50166,17 @@ function tokenize(text2) {
       i++;
     } else if (ch === '"' || ch === "'") {
       let word = "";
+      const at = i;
       i++;
       while (i < text2.length && text2[i] !== ch) {
         if (text2[i] === "\\" && i + 1 < text2.length) i++;
         word += text2[i++];
       }
       i++;
-      tokens.push({ kind: "word", text: word });
+      tokens.push({ kind: "word", text: word, at });
     } else {
       let word = "";
+      const at = i;
       while (i < text2.length && !/[\s;{}]/.test(text2[i])) {
         if (text2[i] === "$" && text2[i + 1] === "{") {
           const close = text2.indexOf("}", i);
@@ -50182,7 +50184,7 @@ function tokenize(text2) {
           i = close < 0 ? text2.length : close + 1;
         } else word += text2[i++];
       }
-      tokens.push({ kind: "word", text: word });
+      tokens.push({ kind: "word", text: word, at });
     }
   }
   return tokens;
@@ -50202,14 +50204,21 @@ function directives(dump) {
   const out = [];
   const base = path2.dirname(dump.main);
   const walk = (file, context3, depth) => {
-    const tokens = tokenize(dump.files.get(file) ?? "");
+    const text2 = dump.files.get(file) ?? "";
+    const tokens = tokenize(text2);
     const stack = [...context3];
     let words = [];
+    let line = 1;
+    let counted = 0;
     for (const t of tokens) {
-      if (t.kind === "word") words.push(t.text);
-      else if (t.kind === ";") {
+      if (t.kind === "word") {
+        if (!words.length) {
+          for (; counted < t.at; counted++) if (text2[counted] === "\n") line++;
+        }
+        words.push(t.text);
+      } else if (t.kind === ";") {
         if (words.length) {
-          out.push({ words, context: [...stack], file });
+          out.push({ words, context: [...stack], file, line });
           if (words[0] === "include" && words[1] && depth < 16) {
             const pattern = path2.resolve(base, words[1]);
             for (const f of dump.files.keys()) if (globMatch(pattern, f)) walk(f, stack, depth + 1);
@@ -50217,7 +50226,7 @@ function directives(dump) {
         }
         words = [];
       } else if (t.kind === "{") {
-        out.push({ words, context: [...stack], file });
+        out.push({ words, context: [...stack], file, line });
         stack.push(words[0] ?? "");
         words = [];
       } else {
@@ -50261,6 +50270,60 @@ var versionAtLeast = (v, min) => {
   for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i];
   return true;
 };
+function serverBlocks(dump) {
+  const blocks = [];
+  for (const d of directives(dump)) {
+    const inHttp = d.context.at(-1) === "http";
+    if (inHttp && d.words[0] === "server" && d.words.length === 1) {
+      blocks.push({ file: d.file, line: d.line, depth: d.context.length + 1, listens: [], names: [] });
+      continue;
+    }
+    const current = blocks.at(-1);
+    if (!current || d.context.length !== current.depth || d.context.at(-1) !== "server") continue;
+    if (d.words[0] === "listen" && d.words[1]) current.listens.push(d.words[1]);
+    if (d.words[0] === "server_name") current.names.push(...d.words.slice(1));
+  }
+  return blocks.map(({ depth: _, ...b }) => ({ ...b, listens: b.listens.length ? b.listens : ["80"] }));
+}
+function sameListen(a, b) {
+  const parse5 = (l) => {
+    const m = /^(?:(\*|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\]):)?(\d+)$/.exec(l);
+    if (!m) return void 0;
+    const address = m[1] ?? "*";
+    return { v6: address.startsWith("["), any: ["*", "0.0.0.0", "[::]"].includes(address), address, port: m[2] };
+  };
+  const x = parse5(a);
+  const y = parse5(b);
+  if (!x || !y || x.port !== y.port || x.v6 !== y.v6) return false;
+  return x.any || y.any || x.address === y.address;
+}
+function serverNameClashes(dump, managedPath, listen, names2) {
+  const ours = names2.filter((n) => n && n !== "_");
+  return serverBlocks(dump).filter((b) => b.file !== managedPath).flatMap((b) => {
+    const on = b.listens.find((l) => sameListen(l, listen));
+    const shared = ours.filter((n) => b.names.includes(n));
+    return on && shared.length ? [
+      `server-name ${shared.join(" ")}: ${b.file}:${b.line} already serves ${shared.length > 1 ? "them" : "it"} on listen ${on}; nginx would answer only one of the two server blocks. Give the app another server-name, or take the name out of that file`
+    ] : [];
+  });
+}
+
+// src/nginx/listening.ts
+function parseListening(text2) {
+  return text2.split("\n").map((line) => line.trim().split(/\s+/)).filter((w) => w[0] === "LISTEN" && w[3]).map((w) => {
+    const local = w[3].replace(/%[^:\]]+(?=:\d+$)/, "");
+    const m = /^(.*):(\d+)$/.exec(local);
+    const address = m?.[1] === "0.0.0.0" || m?.[1] === "*" ? "*" : m?.[1] ?? "";
+    const users = w.slice(5).join(" ");
+    const names2 = [...users.matchAll(/\("([^"]+)",pid=(\d+)/g)].map((p) => `${p[1]} (pid ${p[2]})`);
+    return { listen: `${address}:${m?.[2] ?? ""}`, process: [...new Set(names2)].join(", ") };
+  });
+}
+var holdersOf = (sockets, listen) => sockets.filter((s) => sameListen(s.listen, /^\d+$/.test(listen) ? `*:${listen}` : listen));
+function heldProblem(held, listen, where, by) {
+  const what = held.map((h) => `${h.listen} by ${h.process || "another process (ss shows only your own processes)"}`);
+  return `listen ${listen}: the address is already held on ${where} (${what.join("; ")}), so ${by} could not listen there. Free it, set listen to another address, or let this nginx serve the app (nginx-mode host)`;
+}
 
 // src/nginx/scripts.ts
 var PRIVILEGE = `PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/nginx/sbin"
@@ -50341,6 +50404,7 @@ if [ $# -eq 2 ]; then
   section version "$nr_nginx" -V
   section dump run_nginx -T
 fi
+[ "$4" = listening ] && section listening ss -ltnpH
 section managed managed "$f"
 exit 0`;
 var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
@@ -50427,13 +50491,14 @@ var hostPlace = (sudo) => ({
   inside: (text2, args) => command("env", `NR_SUDO=${sudo}`, ...script(text2, ...args).argv)
 });
 var CONTAINER_READ = `${SECTION_SH}c=$1; shift
+section listening ss -ltnpH
 section container docker inspect --format '{{.State.Running}} {{.HostConfig.NetworkMode}}' -- "$c" >"$nr_t/state" &
 docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
 wait
 cat "$nr_t/state"`;
 function readNginx2(place, container, managedPath, trafficLog, hostNames = []) {
   const names2 = hostNames.join(" ");
-  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath, names2, trafficLog) : place.inside(READ, [managedPath, names2, trafficLog]);
+  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath, names2, trafficLog) : place.inside(READ, [managedPath, names2, trafficLog, "listening"]);
 }
 var sudoCommands = (managedPath, trafficLog, nginx = "/usr/sbin/nginx") => [
   `${nginx} -T`,
@@ -51123,10 +51188,12 @@ function parseNginx(config, sections, where) {
       const why = text(container?.err).trim();
       if (container && !/no such (object|container)/i.test(why))
         problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
+      else problems.push(...listenHeld(config, sections, where, `the nginx container ${n.container} the run creates`));
       return { exists: false, running: false, managed: { kind: "absent" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
     }
     const [running, networkMode] = text(container.out).trim().split(" ");
-    if (running !== "true")
+    if (running !== "true") {
+      problems.push(...listenHeld(config, sections, where, `the nginx container ${n.container}`));
       return {
         exists: true,
         running: false,
@@ -51136,6 +51203,7 @@ function parseNginx(config, sections, where) {
         problems,
         facts: noFacts
       };
+    }
     if (!sections.has("masters")) {
       problems.push(
         `the nginx container ${n.container} on ${where} runs, but a POSIX sh cannot be run in it (docker exec ... sh): the action reads and changes its file with one`
@@ -51178,6 +51246,18 @@ function parseInside(config, sections, where, problems) {
   if (dump) {
     const p = includeProblem(dump, n.configPath);
     if (p) problems.push(p);
+    if (n.scope === "site") problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)));
+    const nginxListens = serverBlocks(dump).some((b) => b.listens.some((l) => sameListen(l, n.listen)));
+    if (n.mode === "host")
+      problems.push(
+        ...listenHeld(
+          config,
+          sections,
+          where,
+          "nginx",
+          (h) => h.process ? !/^nginx /.test(h.process) : !nginxListens
+        )
+      );
   }
   const facts2 = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
   const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.verifySeconds > 0 || config.strategy === "canary" || config.operation === "promote") ? [
@@ -51194,6 +51274,12 @@ function parseInside(config, sections, where, problems) {
     warnings,
     facts: facts2
   };
+}
+function listenHeld(config, sections, where, by, foreign = () => true) {
+  const s = sections.get("listening");
+  if (config.nginx.scope !== "site" || !s || s.code !== 0) return [];
+  const held = holdersOf(parseListening(text(s.out)), config.nginx.listen).filter(foreign);
+  return held.length ? [heldProblem(held, config.nginx.listen, where, by)] : [];
 }
 var sudoersCommand = (line) => line.replace(/[,:=\\]/g, (c) => `\\${c}`);
 function sudoProblem(config, s, where) {

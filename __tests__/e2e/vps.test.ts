@@ -211,4 +211,27 @@ describe("a VPS with the distribution's nginx and a deploy user with the sudoers
     // The user's files, byte for byte: only the managed file is the action's.
     expect(snapshot(join(vps.VPS_FS, 'etc/nginx'), managed)).toEqual(userFiles)
   })
+
+  it("finds in a dry run a server_name the user's site serves, and port 80 held for a new container", async () => {
+    const name = await runAction(
+      quickStart(vps, { image: image('v1'), 'server-name': 'other.test', 'dry-run': 'true' }),
+    )
+    expect(name.code).not.toBe(0)
+    expect(name.log).toContain(
+      'server-name other.test: /etc/nginx/sites-enabled/other-site:2 already serves it on listen 80; nginx would answer only one of the two server blocks',
+    )
+    const port = await runAction(
+      quickStart(vps, {
+        image: image('v1'),
+        'nginx-mode': 'container',
+        'nginx-container': 'vps-lb',
+        'dry-run': 'true',
+      }),
+    )
+    expect(port.code).not.toBe(0)
+    expect(port.log).toContain(
+      'listen 80: the address is already held on 169.254.77.62 (*:80 by another process (ss shows only your own processes)), so the nginx container vps-lb the run creates could not listen there',
+    )
+    expect(snapshot(join(vps.VPS_FS, 'etc/nginx'), managed)).toEqual(userFiles)
+  })
 })
