@@ -51243,22 +51243,7 @@ function parseInside(config, sections, where, problems) {
     problems.push(
       `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`
     );
-  if (dump) {
-    const p = includeProblem(dump, n.configPath);
-    if (p) problems.push(p);
-    if (n.scope === "site") problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)));
-    const nginxListens = serverBlocks(dump).some((b) => b.listens.some((l) => sameListen(l, n.listen)));
-    if (n.mode === "host")
-      problems.push(
-        ...listenHeld(
-          config,
-          sections,
-          where,
-          "nginx",
-          (h) => h.process ? !/^nginx /.test(h.process) : !nginxListens
-        )
-      );
-  }
+  if (dump) problems.push(...dumpProblems(config, dump, sections, where));
   const facts2 = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
   const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.verifySeconds > 0 || config.strategy === "canary" || config.operation === "promote") ? [
     `nginx's configuration names no access_log in its http block: while a run judges the app's traffic, the app's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
@@ -51274,6 +51259,19 @@ function parseInside(config, sections, where, problems) {
     warnings,
     facts: facts2
   };
+}
+function dumpProblems(config, dump, sections, where) {
+  const n = config.nginx;
+  const problems = [];
+  const p = includeProblem(dump, n.configPath);
+  if (p) problems.push(p);
+  if (n.scope === "site") problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)));
+  const nginxListens = serverBlocks(dump).some((b) => b.listens.some((l) => sameListen(l, n.listen)));
+  if (n.mode === "host")
+    problems.push(
+      ...listenHeld(config, sections, where, "nginx", (h) => h.process ? !/^nginx /.test(h.process) : !nginxListens)
+    );
+  return problems;
 }
 function listenHeld(config, sections, where, by, foreign = () => true) {
   const s = sections.get("listening");

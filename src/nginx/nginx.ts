@@ -18,6 +18,7 @@ import {
   serverBlocks,
   serverNameClashes,
   versionAtLeast,
+  type ConfigDump,
 } from './dump.js'
 import { heldProblem, holdersOf, parseListening, type Listening } from './listening.js'
 import {
@@ -227,20 +228,7 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     problems.push(
       `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split('\n').slice(-5).join('\n') || '(no output)'}`,
     )
-  if (dump) {
-    const p = includeProblem(dump, n.configPath)
-    if (p) problems.push(p)
-    // Found here, before any change (a dry run shows it too), not by nginx -t once new replicas are up.
-    if (n.scope === 'site') problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)))
-    // A socket nginx does not hold itself (no server block of it listens there, or ss names another process).
-    const nginxListens = serverBlocks(dump).some((b) => b.listens.some((l) => sameListen(l, n.listen)))
-    if (n.mode === 'host')
-      problems.push(
-        ...listenHeld(config, sections, where, 'nginx', (h) =>
-          h.process ? !/^nginx /.test(h.process) : !nginxListens,
-        ),
-      )
-  }
+  if (dump) problems.push(...dumpProblems(config, dump, sections, where))
   const facts: NginxFacts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) }
   // The canary's access_log sits at the http level while a split is live: there it would replace nginx's
   // implicit default for server blocks that declare none, when the configuration names no access_log itself.
@@ -263,6 +251,31 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
     warnings,
     facts,
   }
+}
+
+/**
+ * What the live configuration says would go wrong: the managed file not included in the http block, a
+ * server_name another file serves on the same listen, the listen address held by a process that is not nginx.
+ * Found here, before any change (a dry run shows them too), not by nginx -t once new replicas are up.
+ */
+function dumpProblems(
+  config: Config,
+  dump: ConfigDump,
+  sections: ReadonlyMap<string, Section>,
+  where: string,
+): string[] {
+  const n = config.nginx
+  const problems: string[] = []
+  const p = includeProblem(dump, n.configPath)
+  if (p) problems.push(p)
+  if (n.scope === 'site') problems.push(...serverNameClashes(dump, n.configPath, n.listen, n.serverName.split(/\s+/)))
+  // A socket nginx does not hold itself (no server block of it listens there, or ss names another process).
+  const nginxListens = serverBlocks(dump).some((b) => b.listens.some((l) => sameListen(l, n.listen)))
+  if (n.mode === 'host')
+    problems.push(
+      ...listenHeld(config, sections, where, 'nginx', (h) => (h.process ? !/^nginx /.test(h.process) : !nginxListens)),
+    )
+  return problems
 }
 
 /**
