@@ -70,6 +70,8 @@ export function fleetInputs(app, listenPort, over = {}) {
     'registry-password': f.FLEET_REGISTRY_PASSWORD,
     'nginx-image': f.FLEET_NGINX_IMAGE,
     'nginx-container': `${app}-lb`,
+    // The fleet's hosts share this machine's PID namespace: a host-mode suite's nginx must not be chosen by auto.
+    'nginx-mode': 'container',
     listen: `${addr('lb')}:${listenPort}`,
     replicas: '1',
     'health-path': '/health',
