@@ -396,6 +396,7 @@ function readTraffic(r: Reader) {
   return {
     drainSeconds: r.seconds('drain-seconds', 0, 3600),
     verifySeconds: r.seconds('verify-seconds', 0, 3600),
+    latencyThreshold: parseLatencyThreshold(r.raw('latency-threshold'), (m) => r.problem(m)),
     bakeSeconds: r.seconds('bake-seconds', 0, 86400),
     stopTimeoutSeconds: r.int('stop-timeout', 0, 3600),
     batchSize: r.int('batch-size', 1, 100),
@@ -875,6 +876,24 @@ export function parseRunArgs(text: string, problem: (m: string) => void): string
       )
   })
   return words
+}
+
+/**
+ * latency-threshold: '2x+100ms' (slower than twice the old version's p95 and 100 ms above it), '3x' (and no
+ * ms), '+250ms' (factor 1), or 'off'.
+ */
+export function parseLatencyThreshold(text: string, problem: (m: string) => void): Config['latencyThreshold'] {
+  const t = text.trim().replace(/\s+/g, '')
+  if (t === 'off' || t === '0') return { factor: 0, ms: 0 }
+  const m = /^(?:(\d+(?:\.\d+)?)x)?(?:\+?(\d+)ms)?$/.exec(t)
+  const factor = m?.[1] === undefined ? 1 : Number(m[1])
+  if (!m || (m[1] === undefined && m[2] === undefined) || factor < 1 || factor > 100) {
+    problem(
+      `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show(text)}`,
+    )
+    return { factor: 2, ms: 100 }
+  }
+  return { factor, ms: m[2] === undefined ? 0 : Number(m[2]) }
 }
 
 export function parseStatusRanges(text: string, problem: (m: string) => void): StatusRange[] {

@@ -252,6 +252,11 @@ function execOn(client: Client, name: string, c: Command): Promise<ExecResult> {
 export interface Following {
   /** Ends the command (its standard input closes) and waits a moment for it to go. */
   stop(): Promise<void>
+  /**
+   * Settles when the command ended, with its exit code and the last of what it wrote on standard error: a
+   * follow that ends before stop() was asked of it could not go on (the record could not be read).
+   */
+  readonly ended: Promise<{ readonly code: number | null; readonly stderr: string }>
 }
 
 /**
@@ -265,9 +270,15 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
         const message = `ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`
         return reject(new RemoteError(message, undefined, { cause: err }))
       }
-      const closed = new Promise<void>((done) => stream.on('close', () => done()))
+      let code: number | null = null
+      let stderr = ''
+      stream.on('exit', (c: number | null) => (code = c))
+      stream.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-2000)))
+      const ended = new Promise<{ code: number | null; stderr: string }>((done) =>
+        stream.on('close', () => done({ code, stderr })),
+      )
+      const closed = ended.then(() => undefined)
       stream.on('data', onData)
-      stream.stderr.resume()
       const stop = async () => {
         stream.end()
         // The wait is cleared once the command ended: a pending timer would keep node from exiting for the
@@ -277,7 +288,7 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
         clearTimeout(wait)
         stream.close()
       }
-      resolve({ stop })
+      resolve({ stop, ended })
     })
   })
 }
