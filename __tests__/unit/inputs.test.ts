@@ -1226,13 +1226,14 @@ describe('action.yml', () => {
   })
 })
 
-describe('README', () => {
+describe('docs/inputs.md', () => {
   // Parsed as YAML (not by pattern), so a description or default written any way YAML allows is compared.
   const action = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
     inputs: Record<string, { description: string; required?: boolean; default?: string }>
   }
+  const inputsSection = readFileSync(new URL('../../docs/inputs.md', import.meta.url), 'utf8')
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const inputsSection = readme.slice(
+  const readmeInputs = readme.slice(
     readme.indexOf('\n## Inputs\n'),
     readme.indexOf('\n## ', readme.indexOf('\n## Inputs\n') + 1),
   )
@@ -1246,6 +1247,20 @@ describe('README', () => {
     expect(documented.map((l) => l.replace(/ \|  \| /, ' |  | '))).toEqual(
       declared.map((l) => l.replace(/ \| \| /, ' |  | ')),
     )
+  })
+
+  it("names in the README's short table only inputs action.yml declares, with their defaults", () => {
+    const rows = readmeInputs.split('\n').filter((l) => l.startsWith('| `'))
+    expect(rows.length).toBeGreaterThan(10)
+    for (const row of rows) {
+      const [names, defaults] = row.split(' | ').map((cell) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]))
+      names.forEach((name, i) => {
+        const input = action.inputs[name]
+        expect([name, input !== undefined]).toEqual([name, true])
+        const declared = input.required ? undefined : input.default
+        if (defaults.length) expect([name, defaults[i]]).toEqual([name, declared])
+      })
+    }
   })
 
   it('gives every input a description and either required or a default', () => {
