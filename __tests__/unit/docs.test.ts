@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { releasedVersions } from '../../scripts/lib/release.mjs'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const read = (path: string) => readFileSync(join(root, path), 'utf8')
@@ -67,6 +68,23 @@ describe('the documentation', () => {
   it('reaches every docs/ page from the README', () => {
     const linked = new Set(links('README.md').map((l) => l.path))
     expect(pages.filter((p) => p.startsWith('docs/') && !linked.has(p))).toEqual([])
+  })
+
+  it('has every copied `uses:` pin a version that exists: one full commit until a release, then a released tag', () => {
+    const released = releasedVersions(read('CHANGELOG.md'))
+    const copied = [
+      ...pages,
+      ...readdirSync(join(root, 'examples')).map((f) => `examples/${f}`),
+      ...readdirSync(join(root, '.github/workflows')).map((f) => `.github/workflows/${f}`),
+    ]
+    const pins = copied.flatMap((file) =>
+      [...read(file).matchAll(/uses:\s*nginx-rollout\/nginx-rollout@([^\s`'"]+)/g)].map((m) => ({ file, ref: m[1] })),
+    )
+    const ok = (ref: string) =>
+      /^[0-9a-f]{40}$/.test(ref) || released.some((v) => ref === `v${v}` || ref === `v${v.split('.')[0]}`)
+    expect(pins.length).toBeGreaterThan(3)
+    expect(pins.filter((p) => !ok(p.ref))).toEqual([])
+    expect(new Set(pins.filter((p) => /^[0-9a-f]{40}$/.test(p.ref)).map((p) => p.ref)).size).toBeLessThanOrEqual(1)
   })
 
   it("keeps the README's test command findable, as CI's .ci/run calls it", () => {

@@ -22,8 +22,11 @@ interface Step {
 interface Job {
   if?: string
   environment?: string | { name: string }
-  steps: Step[]
+  /** A job that calls a reusable workflow has no steps of its own. */
+  uses?: string
+  steps?: Step[]
 }
+const stepsOf = (j: Job): Step[] => j.steps ?? []
 interface Workflow {
   on: Record<string, unknown>
   permissions?: Record<string, string>
@@ -37,13 +40,14 @@ const files = [
 ].filter((f) => f.endsWith('.yml'))
 const workflows = files.map((file) => ({ file, text: read(file), wf: parse(read(file)) as Workflow }))
 const isOurs = (s: Step) => s.uses === './' || /^nginx-rollout\/nginx-rollout@/.test(s.uses ?? '')
-const actionSteps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => j.steps.filter(isOurs))
+const actionSteps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => stepsOf(j).filter(isOurs))
 const examples = workflows.filter((w) => w.file.startsWith('examples/'))
 
 describe('workflows and examples', () => {
   it('are the files the issue asks for', () => {
     expect(files.sort()).toEqual([
       '.github/workflows/ci.yml',
+      '.github/workflows/release.yml',
       '.github/workflows/self-test.yml',
       'examples/deploy-on-push.yml',
       'examples/manual-rollout.yml',
@@ -58,8 +62,10 @@ describe('workflows and examples', () => {
     visit(doc, { Pair: (_, pair) => void keys.push(String((pair.key as { value?: unknown })?.value)) })
     expect(keys).not.toContain('<<')
     const wf = doc.toJS() as Workflow
-    for (const job of Object.values(wf.jobs))
-      for (const step of job.steps) expect(Boolean(step.uses) !== Boolean((step as { run?: string }).run)).toBe(true)
+    for (const job of Object.values(wf.jobs)) {
+      expect(Boolean(job.uses) !== Boolean(job.steps?.length)).toBe(true)
+      for (const step of stepsOf(job)) expect(Boolean(step.uses) !== Boolean((step as { run?: string }).run)).toBe(true)
+    }
   })
 
   it.each(workflows.filter((w) => actionSteps(w.wf).length).map((w) => [w.file, w]))(
@@ -112,9 +118,9 @@ describe('workflows and examples', () => {
     const wf = examples.find((w) => w.file === 'examples/pull-request-canary.yml')!.wf
     expect(Object.keys(wf.on)).toEqual(['pull_request'])
     const jobOf = (operation: string) =>
-      Object.values(wf.jobs).find((j) => j.steps.some((s) => isOurs(s) && s.with?.operation === operation && !s.if))!
+      Object.values(wf.jobs).find((j) => stepsOf(j).some((s) => isOurs(s) && s.with?.operation === operation && !s.if))!
     expect(jobOf('deploy').if).toBe("github.event.action != 'closed'")
-    expect(jobOf('deploy').steps.find((s) => s.with?.operation === 'deploy')?.with).toMatchObject({
+    expect(stepsOf(jobOf('deploy')).find((s) => s.with?.operation === 'deploy')?.with).toMatchObject({
       strategy: 'canary',
     })
     expect(jobOf('promote').if).toBe("github.event.action == 'closed' && github.event.pull_request.merged")
@@ -125,14 +131,14 @@ describe('workflows and examples', () => {
   // An expression inside `run:` is pasted into the script's text before the shell reads it: an output holding
   // a quote and a command would run on the runner. Outputs go through env and are quoted in the script.
   it.each(examples.map((w) => [w.file, w]))('%s pastes no output into a run: script', (_file, { wf }) => {
-    const scripts = Object.values(wf.jobs).flatMap((j) => j.steps.flatMap((s) => (s.run ? [s.run] : [])))
+    const scripts = Object.values(wf.jobs).flatMap((j) => stepsOf(j).flatMap((s) => (s.run ? [s.run] : [])))
     expect(scripts.length).toBeGreaterThan(0)
     for (const script of scripts) expect(script).not.toMatch(/\$\{\{[^}]*\boutputs\b/)
   })
 
   it('the pull-request canary keeps the deploy key in environments: every job that uses it names one', () => {
     const wf = examples.find((w) => w.file === 'examples/pull-request-canary.yml')!.wf
-    const usesKey = (j: Job) => j.steps.some((s) => isOurs(s) && String(s.with?.key ?? '').includes('secrets.'))
+    const usesKey = (j: Job) => stepsOf(j).some((s) => isOurs(s) && String(s.with?.key ?? '').includes('secrets.'))
     const jobs = Object.entries(wf.jobs).filter(([, j]) => usesKey(j))
     expect(jobs.map(([name]) => name)).toEqual(['canary', 'promote', 'abort'])
     for (const [, j] of jobs) expect(j.environment).toBeTruthy()
