@@ -21,6 +21,13 @@ import {
 import { isLoopback, parseListen, sshName } from './model.js'
 import { IMAGE, NAME } from './rules.js'
 import { boundName, expectedFingerprints } from './remote/hostkey.js'
+import {
+  fingerprintLineHint,
+  imageCaseProblem,
+  portTwiceProblem,
+  privateKeyProblem,
+  sshAddressHint,
+} from './inputs/hints.js'
 
 export type InputName = keyof typeof DEFAULTS | InputWithoutDefault
 type InputWithoutDefault =
@@ -177,10 +184,8 @@ class Reader {
 
   privateKeyText(name: 'key' | 'proxy-key'): string | undefined {
     const v = this.raw(name) || undefined
-    if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
-      this.problem(
-        `${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`,
-      )
+    const problem = v && privateKeyProblem(name, v)
+    if (problem) this.problem(problem)
     return v
   }
 
@@ -254,6 +259,9 @@ function readConnection(r: Reader): { topology?: Topology; login: SshLogin } {
     port,
     (m) => r.problem(m),
   )
+  const single = topology?.appHosts.length === 1 && r.given('host') ? topology.appHosts[0].ssh : undefined
+  const portTwice = single && r.given('port') && portTwiceProblem(r.raw('host'), single.port, port)
+  if (portTwice) r.problem(portTwice)
   const username = r.required('username', 'the ssh user on the hosts')
   if (/\s/.test(username)) r.problem(`username: expected a user name without spaces, got ${show(username)}`)
   const privateKey = r.privateKeyText('key')
@@ -336,7 +344,11 @@ function readApp(r: Reader) {
   )
   if (app.length > 48) r.problem(`app: expected at most 48 characters, got ${app.length}`)
   const imageText = operation === 'deploy' ? r.required('image', 'the image to deploy') : r.raw('image')
-  const image = r.matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', imageText)
+  const imageCase = IMAGE.test(imageText) ? undefined : imageCaseProblem('image', imageText, (v) => IMAGE.test(v))
+  if (imageCase) r.problem(imageCase)
+  const image = imageCase
+    ? imageText
+    : r.matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', imageText)
   const strategy = r.oneOf('strategy', ['rolling', 'blue-green', 'canary'] as const)
   const replicas = r.int('replicas', 1, 100)
   const ports = parsePorts(r.raw('ports'), (m) => r.problem(m))
@@ -619,6 +631,11 @@ export function parseFingerprints(text: string, problem: (m: string) => void): G
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
   for (const line of lines) {
+    const hint = fingerprintLineHint(line)
+    if (hint) {
+      problem(hint)
+      continue
+    }
     const keygen = KEYGEN_LINE.exec(line)
     if (keygen) {
       const column = keygen[2]?.trim() ?? ''
@@ -693,7 +710,7 @@ export function parseSshAddress(
     port < 1 ||
     port > 65535
   ) {
-    problem(`expected name, name:port or [ipv6]:port, got ${show(text)}`)
+    problem(`expected name, name:port or [ipv6]:port, got ${show(text)}${sshAddressHint(text)}`)
     return undefined
   }
   return { host, port }

@@ -10,6 +10,7 @@ import { LIMITS, type SshLogin, type SshTarget } from '../config.js'
 import { describeCommand, renderRemote, type Command } from '../commands/shell.js'
 import { sshName } from '../model.js'
 import { verifyHostKey } from './hostkey.js'
+import { sshFailureFix } from './ssh-messages.js'
 
 export interface ExecResult {
   readonly code: number
@@ -109,11 +110,13 @@ export interface ConnectOptions {
   readonly login: SshLogin
   /** A connection to a bastion this one is tunnelled through. */
   readonly via?: NodeSSH
+  /** This is the connection to the bastion (whose inputs are proxy-key, proxy-username...). */
+  readonly bastion?: boolean
   readonly debug: (m: string) => void
 }
 
 /** Opens the SSH connection; the host key is checked before authentication. */
-export async function openSsh({ target, login, via, debug }: ConnectOptions): Promise<NodeSSH> {
+export async function openSsh({ target, login, via, bastion, debug }: ConnectOptions): Promise<NodeSSH> {
   const name = sshName(target.host, target.port)
   const ssh = new NodeSSH()
   let rejection: string | undefined
@@ -152,9 +155,16 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
   } catch (e) {
     ssh.dispose()
     const how = via ? ' (through the bastion)' : ''
+    const error = (e as Error).message.replace(/^\(SSH\) /, '')
+    const fix = sshFailureFix(error, {
+      username: login.username,
+      host: target.host,
+      port: target.port,
+      bastion: bastion === true,
+      withKey: login.privateKey !== undefined,
+    })
     throw new RemoteError(
-      rejection ??
-        `ssh connection to ${login.username}@${name}${how} failed: ${(e as Error).message.replace(/^\(SSH\) /, '')}`,
+      rejection ?? `ssh connection to ${login.username}@${name}${how} failed: ${error}${fix ? `. ${fix}` : ''}`,
       undefined,
       { cause: e },
     )
