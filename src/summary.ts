@@ -98,13 +98,19 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}${NBSP}s`
 
 /**
  * Text that markdown shows as it is, wrapped to the page (a code block hid a long error's advice behind a
- * sideways scroll): every ASCII punctuation mark escaped, each line kept. Secrets are masked first, since
- * escaping changes their text, which the masking of the whole summary would then no longer find.
+ * sideways scroll), each line kept: the marks that start markdown, HTML or GitHub's math are escaped, and a
+ * line's leading list, quote or heading mark. Secrets are masked first: escaping changes their text, which
+ * the masking of the whole summary would then no longer find.
  */
 function prose(text: string, secrets: readonly string[]): string {
   return redact(text, secrets)
     .split(/\r?\n/)
-    .map((line) => line.replace(/[!-/:-@[-`{-~]/g, '\\$&'))
+    .map((line) =>
+      line
+        .replace(/[\\`*_[\]<>#|~!&$]/g, '\\$&')
+        .replace(/^(\s*)([-+=>])/, '$1\\$2')
+        .replace(/^(\s*\d+)([.)])/, '$1\\$2'),
+    )
     .join('<br>\n')
 }
 
