@@ -59,8 +59,9 @@ const PAGE = (script: string) => `<!doctype html>
 body { margin: 0; background: #fff; font-family: -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif; font-size: 14px; }
 #figure { width: 880px; padding: 16px; }
 #legend { margin: 8px 0 0; color: #1f2328; }
-/* Mermaid asks for "trebuchet ms", verdana, arial: measure in DejaVu Sans, as wide as Verdana, the widest. */
-#chart svg text { font-family: "DejaVu Sans", Verdana, sans-serif !important; }
+/* Mermaid asks for "trebuchet ms", verdana, arial: DejaVu Sans, as wide as Verdana, the widest (every svg:
+   Mermaid measures labels in a scratch element while it draws). */
+svg text { font-family: "DejaVu Sans", Verdana, sans-serif !important; }
 </style>
 <script src="${pathToFileURL(script).href}"></script>
 </head><body><div id="figure"><div id="chart"></div><p id="legend"><sub></sub></p></div>
