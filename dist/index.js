@@ -46513,6 +46513,13 @@ function header(titles, spanMs) {
   const layout = { gantt: { leftPadding: leftPadding(titles), tickInterval: tickInterval(spanMs) } };
   return [`%%{init: ${JSON.stringify(layout)}}%%`, "gantt", ...AXIS];
 }
+var chart = (sections, bars) => [
+  ...header(
+    sections.map((s) => s.title),
+    spanOf(bars)
+  ),
+  ...sections.flatMap((s) => [`section ${s.title}`, ...s.tasks])
+].join("\n");
 var spanOf = (bars) => bars.length ? Math.max(...bars.map((b) => b.end)) - Math.min(...bars.map((b) => b.start)) : 0;
 var task = (b, prefix = "") => `${sanitise(prefix + b.label)} :${b.tags.map((t) => `${t}, `).join("")}${Math.round(b.start)}, ${Math.round(b.end)}`;
 var milestone = (label, at, tags = []) => ({
@@ -46536,7 +46543,7 @@ function canaryTimeline(observations) {
     bars.push(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict)));
     t = end;
   }
-  return [...header(["canary"], spanOf(bars)), "section canary", ...bars.map((b) => task(b))].join("\n");
+  return chart([{ title: "canary", tasks: bars.map((b) => task(b)) }], bars);
 }
 var startOf = (s) => s.startedAtMs ?? s.endedAtMs - s.ms;
 var Lives = class {
@@ -46750,35 +46757,19 @@ function timeline(r) {
     [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
     run3.length + lives.canary.length
   );
-  const out = [];
-  const titles = [];
-  const section = (title, lines) => {
-    titles.push(title);
-    out.push(`section ${title}`, ...lines);
-  };
-  if (run3.length)
-    section(
-      "run",
-      run3.map((b) => task(b))
-    );
-  if (lives.canary.length)
-    section(
-      "canary",
-      lives.canary.map((b) => task(b))
-    );
-  if (!manyHosts)
-    for (const l of lanes)
-      section(
-        rowTitle(l.name),
-        l.bars.map((b) => task(b))
-      );
-  else
-    for (const host of sectionOrder(r.hosts, lanes))
-      section(
-        rowTitle(host || "all hosts"),
-        lanes.filter((x) => x.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `)))
-      );
-  return [...header(titles, spanOf([...run3, ...lives.canary, ...lanes.flatMap((l) => l.bars)])), ...out].join("\n");
+  const sections = [
+    ...run3.length ? [{ title: "run", tasks: run3.map((b) => task(b)) }] : [],
+    ...lives.canary.length ? [{ title: "canary", tasks: lives.canary.map((b) => task(b)) }] : [],
+    ...laneSections(r.hosts, lanes, manyHosts)
+  ];
+  return chart(sections, [...run3, ...lives.canary, ...lanes.flatMap((l) => l.bars)]);
+}
+function laneSections(hosts, lanes, manyHosts) {
+  if (!manyHosts) return lanes.map((l) => ({ title: rowTitle(l.name), tasks: l.bars.map((b) => task(b)) }));
+  return sectionOrder(hosts, lanes).map((host) => ({
+    title: rowTitle(host || "all hosts"),
+    tasks: lanes.filter((l) => l.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `)))
+  }));
 }
 var sectionOrder = (hosts, lanes) => [
   .../* @__PURE__ */ new Set([...hosts.filter((h) => lanes.some((l) => l.host === h)), ...lanes.map((l) => l.host)])
@@ -46938,8 +46929,8 @@ function failures(r, secrets) {
   ];
 }
 function timelineSection(r) {
-  const chart = timeline(r);
-  return chart ? ["", "### Timeline", "", fence(chart, "mermaid"), "", `<sub>${LEGEND}</sub>`] : [];
+  const chart2 = timeline(r);
+  return chart2 ? ["", "### Timeline", "", fence(chart2, "mermaid"), "", `<sub>${LEGEND}</sub>`] : [];
 }
 function stepsOrPlan(r) {
   if (r.steps.length) return steps(r);
@@ -47266,8 +47257,8 @@ function renderCanaryComment(v) {
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
       );
   }
-  const chart = canaryTimeline(v.observations);
-  if (chart) out.push("", fence2(chart, "mermaid"));
+  const chart2 = canaryTimeline(v.observations);
+  if (chart2) out.push("", fence2(chart2, "mermaid"));
   out.push(...history(v));
   if (v.failure) out.push("", "**What failed:**", "", fence2(v.failure));
   if (v.result === "paused")

@@ -116,6 +116,22 @@ function header(titles: readonly string[], spanMs: number): string[] {
   return [`%%{init: ${JSON.stringify(layout)}}%%`, 'gantt', ...AXIS]
 }
 
+/** A section of the chart: its row title and its tasks' lines. */
+interface Section {
+  readonly title: string
+  readonly tasks: readonly string[]
+}
+
+/** The chart's text: its layout, sized to the row titles and to the bars' span, then each section. */
+const chart = (sections: readonly Section[], bars: readonly Bar[]): string =>
+  [
+    ...header(
+      sections.map((s) => s.title),
+      spanOf(bars),
+    ),
+    ...sections.flatMap((s) => [`section ${s.title}`, ...s.tasks]),
+  ].join('\n')
+
 /** From the first bar's start to the last one's end. */
 const spanOf = (bars: readonly Bar[]): number =>
   bars.length ? Math.max(...bars.map((b) => b.end)) - Math.min(...bars.map((b) => b.start)) : 0
@@ -150,7 +166,7 @@ export function canaryTimeline(observations: readonly CanaryObservation[]): stri
     bars.push(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict)))
     t = end
   }
-  return [...header(['canary'], spanOf(bars)), 'section canary', ...bars.map((b) => task(b))].join('\n')
+  return chart([{ title: 'canary', tasks: bars.map((b) => task(b)) }], bars)
 }
 
 const startOf = (s: StepRecord) => s.startedAtMs ?? s.endedAtMs - s.ms
@@ -423,35 +439,21 @@ export function timeline(r: TimelineRecord): string {
     [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
     run.length + lives.canary.length,
   )
-  const out: string[] = []
-  const titles: string[] = []
-  const section = (title: string, lines: readonly string[]) => {
-    titles.push(title)
-    out.push(`section ${title}`, ...lines)
-  }
-  if (run.length)
-    section(
-      'run',
-      run.map((b) => task(b)),
-    )
-  if (lives.canary.length)
-    section(
-      'canary',
-      lives.canary.map((b) => task(b)),
-    )
-  if (!manyHosts)
-    for (const l of lanes)
-      section(
-        rowTitle(l.name),
-        l.bars.map((b) => task(b)),
-      )
-  else
-    for (const host of sectionOrder(r.hosts, lanes))
-      section(
-        rowTitle(host || 'all hosts'),
-        lanes.filter((x) => x.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `))),
-      )
-  return [...header(titles, spanOf([...run, ...lives.canary, ...lanes.flatMap((l) => l.bars)])), ...out].join('\n')
+  const sections: Section[] = [
+    ...(run.length ? [{ title: 'run', tasks: run.map((b) => task(b)) }] : []),
+    ...(lives.canary.length ? [{ title: 'canary', tasks: lives.canary.map((b) => task(b)) }] : []),
+    ...laneSections(r.hosts, lanes, manyHosts),
+  ]
+  return chart(sections, [...run, ...lives.canary, ...lanes.flatMap((l) => l.bars)])
+}
+
+/** The replicas' sections: one per replica, or with several hosts one per host, its replicas named in their bars. */
+function laneSections(hosts: readonly string[], lanes: readonly Lane[], manyHosts: boolean): Section[] {
+  if (!manyHosts) return lanes.map((l) => ({ title: rowTitle(l.name), tasks: l.bars.map((b) => task(b)) }))
+  return sectionOrder(hosts, lanes).map((host) => ({
+    title: rowTitle(host || 'all hosts'),
+    tasks: lanes.filter((l) => l.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `))),
+  }))
 }
 
 /** The app hosts in the run's order, then any other a replica named. */
