@@ -28,7 +28,13 @@ const FLAGS = [
 ]
 
 /** Mermaid's self-contained browser build, from the repository's node_modules. */
-export const mermaidScript = (): string => createRequire(import.meta.url).resolve('mermaid/dist/mermaid.min.js')
+export function mermaidScript(): string {
+  try {
+    return createRequire(import.meta.url).resolve('mermaid/dist/mermaid.min.js')
+  } catch (cause) {
+    throw new Error('mermaid/dist/mermaid.min.js not found: the devDependency mermaid@^11 is not installed', { cause })
+  }
+}
 
 /** What the page measured of one rendered chart, in CSS pixels of the page. */
 export interface Measured {
