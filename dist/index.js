@@ -1787,11 +1787,11 @@ var require_request = __commonJS({
           }
         } else if (headers && typeof headers === "object") {
           if (headers[Symbol.iterator]) {
-            for (const header2 of headers) {
-              if (!Array.isArray(header2) || header2.length !== 2) {
+            for (const header3 of headers) {
+              if (!Array.isArray(header3) || header3.length !== 2) {
                 throw new InvalidArgumentError("headers must be in key-value pair format");
               }
-              processHeader(this, header2[0], header2[1]);
+              processHeader(this, header3[0], header3[1]);
             }
           } else {
             const keys = Object.keys(headers);
@@ -4188,9 +4188,9 @@ var require_util2 = __commonJS({
       return "success";
     }
     function appendFetchMetadata(httpRequest) {
-      let header2 = null;
-      header2 = httpRequest.mode;
-      httpRequest.headersList.set("sec-fetch-mode", header2, true);
+      let header3 = null;
+      header3 = httpRequest.mode;
+      httpRequest.headersList.set("sec-fetch-mode", header3, true);
     }
     function appendRequestOriginHeader(request2) {
       let serializedOrigin = request2.origin;
@@ -6542,22 +6542,22 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header2 = `${method} ${path3} HTTP/1.1\r
+      let header3 = `${method} ${path3} HTTP/1.1\r
 `;
       if (typeof host === "string") {
-        header2 += `host: ${host}\r
+        header3 += `host: ${host}\r
 `;
       } else {
-        header2 += client[kHostHeader];
+        header3 += client[kHostHeader];
       }
       if (upgrade) {
-        header2 += `connection: upgrade\r
+        header3 += `connection: upgrade\r
 upgrade: ${upgrade}\r
 `;
       } else if (client[kPipelining] && !socket[kReset]) {
-        header2 += "connection: keep-alive\r\n";
+        header3 += "connection: keep-alive\r\n";
       } else {
-        header2 += "connection: close\r\n";
+        header3 += "connection: close\r\n";
       }
       if (Array.isArray(headers)) {
         for (let n = 0; n < headers.length; n += 2) {
@@ -6565,41 +6565,41 @@ upgrade: ${upgrade}\r
           const val = headers[n + 1];
           if (Array.isArray(val)) {
             for (let i = 0; i < val.length; i++) {
-              header2 += `${key}: ${val[i]}\r
+              header3 += `${key}: ${val[i]}\r
 `;
             }
           } else {
-            header2 += `${key}: ${val}\r
+            header3 += `${key}: ${val}\r
 `;
           }
         }
       }
       if (channels.sendHeaders.hasSubscribers) {
-        channels.sendHeaders.publish({ request: request2, headers: header2, socket });
+        channels.sendHeaders.publish({ request: request2, headers: header3, socket });
       }
       if (!body || bodyLength === 0) {
-        writeBuffer(abort, null, client, request2, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, null, client, request2, socket, contentLength, header3, expectsPayload);
       } else if (util.isBuffer(body)) {
-        writeBuffer(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
       } else if (util.isBlobLike(body)) {
         if (typeof body.stream === "function") {
-          writeIterable(abort, body.stream(), client, request2, socket, contentLength, header2, expectsPayload);
+          writeIterable(abort, body.stream(), client, request2, socket, contentLength, header3, expectsPayload);
         } else {
-          writeBlob(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+          writeBlob(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
         }
       } else if (util.isStream(body)) {
-        writeStream(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+        writeStream(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
       } else if (util.isIterable(body)) {
-        writeIterable(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+        writeIterable(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
       } else {
         assert(false);
       }
       return true;
     }
-    function writeStream(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    function writeStream(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
       let finished = false;
-      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header3 });
       const onData = function(chunk) {
         if (finished) {
           return;
@@ -6665,22 +6665,22 @@ upgrade: ${upgrade}\r
         setImmediate(onClose);
       }
     }
-    function writeBuffer(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    function writeBuffer(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       try {
         if (!body) {
           if (contentLength === 0) {
-            socket.write(`${header2}content-length: 0\r
+            socket.write(`${header3}content-length: 0\r
 \r
 `, "latin1");
           } else {
             assert(contentLength === null, "no body must not have content length");
-            socket.write(`${header2}\r
+            socket.write(`${header3}\r
 `, "latin1");
           }
         } else if (util.isBuffer(body)) {
           assert(contentLength === body.byteLength, "buffer body must have content length");
           socket.cork();
-          socket.write(`${header2}content-length: ${contentLength}\r
+          socket.write(`${header3}content-length: ${contentLength}\r
 \r
 `, "latin1");
           socket.write(body);
@@ -6696,7 +6696,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeBlob(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    async function writeBlob(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -6704,7 +6704,7 @@ upgrade: ${upgrade}\r
         }
         const buffer = Buffer.from(await body.arrayBuffer());
         socket.cork();
-        socket.write(`${header2}content-length: ${contentLength}\r
+        socket.write(`${header3}content-length: ${contentLength}\r
 \r
 `, "latin1");
         socket.write(buffer);
@@ -6719,7 +6719,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeIterable(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    async function writeIterable(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -6738,7 +6738,7 @@ upgrade: ${upgrade}\r
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
-      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header3 });
       try {
         for await (const chunk of body) {
           if (socket[kError]) {
@@ -6756,19 +6756,19 @@ upgrade: ${upgrade}\r
       }
     }
     var AsyncWriter = class {
-      constructor({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 }) {
+      constructor({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header3 }) {
         this.socket = socket;
         this.request = request2;
         this.contentLength = contentLength;
         this.client = client;
         this.bytesWritten = 0;
         this.expectsPayload = expectsPayload;
-        this.header = header2;
+        this.header = header3;
         this.abort = abort;
         socket[kWriting] = true;
       }
       write(chunk) {
-        const { socket, request: request2, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
+        const { socket, request: request2, contentLength, client, bytesWritten, expectsPayload, header: header3 } = this;
         if (socket[kError]) {
           throw socket[kError];
         }
@@ -6791,10 +6791,10 @@ upgrade: ${upgrade}\r
             socket[kReset] = true;
           }
           if (contentLength === null) {
-            socket.write(`${header2}transfer-encoding: chunked\r
+            socket.write(`${header3}transfer-encoding: chunked\r
 `, "latin1");
           } else {
-            socket.write(`${header2}content-length: ${contentLength}\r
+            socket.write(`${header3}content-length: ${contentLength}\r
 \r
 `, "latin1");
           }
@@ -6818,7 +6818,7 @@ ${len.toString(16)}\r
         return ret;
       }
       end() {
-        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request2 } = this;
+        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header3, request: request2 } = this;
         request2.onRequestSent();
         socket[kWriting] = false;
         if (socket[kError]) {
@@ -6829,11 +6829,11 @@ ${len.toString(16)}\r
         }
         if (bytesWritten === 0) {
           if (expectsPayload) {
-            socket.write(`${header2}content-length: 0\r
+            socket.write(`${header3}content-length: 0\r
 \r
 `, "latin1");
           } else {
-            socket.write(`${header2}\r
+            socket.write(`${header3}\r
 `, "latin1");
           }
         } else if (contentLength === null) {
@@ -7563,15 +7563,15 @@ var require_redirect_handler = __commonJS({
         }
       }
     }
-    function shouldRemoveHeader(header2, removeContent, unknownOrigin) {
-      if (header2.length === 4) {
-        return util.headerNameToString(header2) === "host";
+    function shouldRemoveHeader(header3, removeContent, unknownOrigin) {
+      if (header3.length === 4) {
+        return util.headerNameToString(header3) === "host";
       }
-      if (removeContent && util.headerNameToString(header2).startsWith("content-")) {
+      if (removeContent && util.headerNameToString(header3).startsWith("content-")) {
         return true;
       }
-      if (unknownOrigin && (header2.length === 13 || header2.length === 6 || header2.length === 19)) {
-        const name = util.headerNameToString(header2);
+      if (unknownOrigin && (header3.length === 13 || header3.length === 6 || header3.length === 19)) {
+        const name = util.headerNameToString(header3);
         return name === "authorization" || name === "cookie" || name === "proxy-authorization";
       }
       return false;
@@ -11959,14 +11959,14 @@ var require_headers = __commonJS({
     function fill(headers, object) {
       if (Array.isArray(object)) {
         for (let i = 0; i < object.length; ++i) {
-          const header2 = object[i];
-          if (header2.length !== 2) {
+          const header3 = object[i];
+          if (header3.length !== 2) {
             throw webidl.errors.exception({
               header: "Headers constructor",
-              message: `expected name/value pair to be length 2, found ${header2.length}.`
+              message: `expected name/value pair to be length 2, found ${header3.length}.`
             });
           }
-          appendHeader(headers, header2[0], header2[1]);
+          appendHeader(headers, header3[0], header3[1]);
         }
       } else if (typeof object === "object" && object !== null) {
         const keys = Object.keys(object);
@@ -15410,10 +15410,10 @@ var require_util5 = __commonJS({
       const serializedB = URLSerializer(B, excludeFragment);
       return serializedA === serializedB;
     }
-    function getFieldValues(header2) {
-      assert(header2 !== null);
+    function getFieldValues(header3) {
+      assert(header3 !== null);
       const values = [];
-      for (let value of header2.split(",")) {
+      for (let value of header3.split(",")) {
         value = value.trim();
         if (isValidHeaderName(value)) {
           values.push(value);
@@ -16312,20 +16312,20 @@ var require_parse = __commonJS({
     var { isCTLExcludingHtab } = require_util6();
     var { collectASequenceOfCodePointsFast } = require_data_url();
     var assert = __require("node:assert");
-    function parseSetCookie(header2) {
-      if (isCTLExcludingHtab(header2)) {
+    function parseSetCookie(header3) {
+      if (isCTLExcludingHtab(header3)) {
         return null;
       }
       let nameValuePair = "";
       let unparsedAttributes = "";
       let name = "";
       let value = "";
-      if (header2.includes(";")) {
+      if (header3.includes(";")) {
         const position = { position: 0 };
-        nameValuePair = collectASequenceOfCodePointsFast(";", header2, position);
-        unparsedAttributes = header2.slice(position.position);
+        nameValuePair = collectASequenceOfCodePointsFast(";", header3, position);
+        unparsedAttributes = header3.slice(position.position);
       } else {
-        nameValuePair = header2;
+        nameValuePair = header3;
       }
       if (!nameValuePair.includes("=")) {
         value = nameValuePair;
@@ -19574,9 +19574,9 @@ var require_lib = __commonJS({
               }
               yield response.readBody();
               if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
-                for (const header2 in headers) {
-                  if (header2.toLowerCase() === "authorization") {
-                    delete headers[header2];
+                for (const header3 in headers) {
+                  if (header3.toLowerCase() === "authorization") {
+                    delete headers[header3];
                   }
                 }
               }
@@ -19729,15 +19729,15 @@ var require_lib = __commonJS({
        * For headers that must always be a single string (like Content-Type), use the
        * specialized _getExistingOrDefaultContentTypeHeader method instead.
        */
-      _getExistingOrDefaultHeader(additionalHeaders, header2, _default) {
+      _getExistingOrDefaultHeader(additionalHeaders, header3, _default) {
         let clientHeader;
         if (this.requestOptions && this.requestOptions.headers) {
-          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header2];
+          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header3];
           if (headerValue) {
             clientHeader = typeof headerValue === "number" ? headerValue.toString() : headerValue;
           }
         }
-        const additionalValue = additionalHeaders[header2];
+        const additionalValue = additionalHeaders[header3];
         if (additionalValue !== void 0) {
           return typeof additionalValue === "number" ? additionalValue.toString() : additionalValue;
         }
@@ -28585,10 +28585,10 @@ ${formatted}-----END ${type} KEY-----`;
         if (headers !== void 0) {
           headers = headers.split(/\r\n|\n/g);
           for (let i = 0; i < headers.length; ++i) {
-            const header2 = headers[i];
-            let sepIdx = header2.indexOf(":");
-            if (header2.slice(0, sepIdx) === "DEK-Info") {
-              const val = header2.slice(sepIdx + 2);
+            const header3 = headers[i];
+            let sepIdx = header3.indexOf(":");
+            if (header3.slice(0, sepIdx) === "DEK-Info") {
+              const val = header3.slice(sepIdx + 2);
               sepIdx = val.indexOf(",");
               if (sepIdx === -1)
                 continue;
@@ -34221,7 +34221,7 @@ var require_Protocol = __commonJS({
             const m = RE_IDENT.exec(identRaw);
             if (!m)
               throw new Error("Invalid identification string");
-            const header2 = {
+            const header3 = {
               greeting: start2 === op ? "" : full.slice(0, start2 - op),
               identRaw,
               versions: {
@@ -34232,11 +34232,11 @@ var require_Protocol = __commonJS({
             };
             this._remoteIdentRaw = Buffer.from(identRaw);
             this._debug && this._debug(`Remote ident: ${inspect(identRaw)}`);
-            this._compatFlags = getCompatFlags(header2);
+            this._compatFlags = getCompatFlags(header3);
             this._buffer = void 0;
             this._decipher = new NullDecipher(0, onKEXPayload.bind(this, { firstPacket: true }));
             this._parse = parsePacket;
-            this._onHeader(header2);
+            this._onHeader(header3);
             if (!this._destruct) {
               return len;
             }
@@ -34286,8 +34286,8 @@ var require_Protocol = __commonJS({
       }
       return handler2(this, payload);
     }
-    function getCompatFlags(header2) {
-      const software = header2.versions.software;
+    function getCompatFlags(header3) {
+      const software = header3.versions.software;
       let flags = 0;
       for (const rule of COMPAT_CHECKS) {
         if (typeof rule[0] === "string") {
@@ -38271,11 +38271,11 @@ var require_client2 = __commonJS({
             } catch {
             }
           },
-          onHeader: (header2) => {
+          onHeader: (header3) => {
             sawHeader = true;
-            this._remoteVer = header2.versions.software;
-            if (header2.greeting)
-              this.emit("greeting", header2.greeting);
+            this._remoteVer = header3.versions.software;
+            if (header3.greeting)
+              this.emit("greeting", header3.greeting);
           },
           onHandshakeComplete: (negotiated) => {
             this.emit("handshake", negotiated);
@@ -40291,21 +40291,21 @@ var require_server = __commonJS({
             } catch {
             }
           },
-          onHeader: (header2) => {
+          onHeader: (header3) => {
             this.removeListener("error", onClientPreHeaderError);
             const info2 = {
               ip: socket.remoteAddress,
               family: socket.remoteFamily,
               port: socket.remotePort,
-              header: header2
+              header: header3
             };
             if (!server.emit("connection", this, info2)) {
               proto.disconnect(DISCONNECT_REASON.BY_APPLICATION);
               socket.end();
               return;
             }
-            if (header2.greeting)
-              this.emit("greeting", header2.greeting);
+            if (header3.greeting)
+              this.emit("greeting", header3.greeting);
           },
           onHandshakeComplete: (negotiated) => {
             if (++exchanges > 1)
@@ -41885,8 +41885,8 @@ var Summary = class {
         if (typeof cell2 === "string") {
           return this.wrap("td", cell2);
         }
-        const { header: header2, data, colspan, rowspan } = cell2;
-        const tag = header2 ? "th" : "td";
+        const { header: header3, data, colspan, rowspan } = cell2;
+        const tag = header3 ? "th" : "td";
         const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
         return this.wrap(tag, data, attrs);
       }).join("");
@@ -42854,11 +42854,11 @@ var NullObject = /* @__PURE__ */ (() => {
   C.prototype = /* @__PURE__ */ Object.create(null);
   return C;
 })();
-function parse2(header2, options) {
+function parse2(header3, options) {
   const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
-  const len = header2.length;
+  const len = header3.length;
   let valueStart = options?.start ?? 0;
-  while ((CHAR_MAP[header2.charCodeAt(valueStart)] & OWS) !== 0) {
+  while ((CHAR_MAP[header3.charCodeAt(valueStart)] & OWS) !== 0) {
     valueStart++;
   }
   let index = valueStart;
@@ -42866,7 +42866,7 @@ function parse2(header2, options) {
   let whitespace = -1;
   let stop2 = options?.parameters === false ? COMMA_FLAG : 0;
   while (index < len) {
-    const code = header2.charCodeAt(index);
+    const code = header3.charCodeAt(index);
     const flags = CHAR_MAP[code];
     if ((flags & stopFlags) !== 0) {
       stop2 |= flags & COMMA_FLAG;
@@ -42882,25 +42882,25 @@ function parse2(header2, options) {
     index++;
   }
   const valueEnd = whitespace === -1 ? index : whitespace;
-  const value = header2.slice(valueStart, valueEnd);
+  const value = header3.slice(valueStart, valueEnd);
   const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
   if (index === len || stop2 !== 0) {
     return { type, index, parameters: new NullObject() };
   }
-  return parseParameters(header2, type, index, len, stopFlags);
+  return parseParameters(header3, type, index, len, stopFlags);
 }
-function parseParameters(header2, type, index, len, stopFlags) {
+function parseParameters(header3, type, index, len, stopFlags) {
   const parameters = new NullObject();
   parameter: while (index < len) {
     index++;
-    while ((CHAR_MAP[header2.charCodeAt(index)] & OWS) !== 0) {
+    while ((CHAR_MAP[header3.charCodeAt(index)] & OWS) !== 0) {
       index++;
     }
     const keyStart = index;
     let keyFlags = 0;
     let keyWhitespace = -1;
     while (index < len) {
-      const code = header2.charCodeAt(index);
+      const code = header3.charCodeAt(index);
       const flags = CHAR_MAP[code];
       if ((flags & stopFlags) !== 0) {
         if ((flags & COMMA_FLAG) !== 0)
@@ -42909,25 +42909,25 @@ function parseParameters(header2, type, index, len, stopFlags) {
       }
       if (code === EQ) {
         const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
-        const value = header2.slice(keyStart, keyEnd);
+        const value = header3.slice(keyStart, keyEnd);
         const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
         index++;
-        while ((CHAR_MAP[header2.charCodeAt(index)] & OWS) !== 0) {
+        while ((CHAR_MAP[header3.charCodeAt(index)] & OWS) !== 0) {
           index++;
         }
-        if (index < len && header2.charCodeAt(index) === DQUOTE) {
+        if (index < len && header3.charCodeAt(index) === DQUOTE) {
           const quotedStart = ++index;
           let escaped = false;
           while (index < len) {
-            const code2 = header2.charCodeAt(index);
+            const code2 = header3.charCodeAt(index);
             if (code2 === DQUOTE) {
               if (parameters[key] === void 0) {
-                parameters[key] = escaped ? unescapeQuotedPairs(header2, quotedStart, index) : header2.slice(quotedStart, index);
+                parameters[key] = escaped ? unescapeQuotedPairs(header3, quotedStart, index) : header3.slice(quotedStart, index);
               }
               index++;
               let stop3 = 0;
               while (index < len) {
-                const code3 = header2.charCodeAt(index);
+                const code3 = header3.charCodeAt(index);
                 const flags2 = CHAR_MAP[code3];
                 if ((flags2 & stopFlags) !== 0) {
                   stop3 = flags2 & COMMA_FLAG;
@@ -42952,7 +42952,7 @@ function parseParameters(header2, type, index, len, stopFlags) {
         let stop2 = 0;
         let valueWhitespace = -1;
         while (index < len) {
-          const code2 = header2.charCodeAt(index);
+          const code2 = header3.charCodeAt(index);
           const flags2 = CHAR_MAP[code2];
           if ((flags2 & stopFlags) !== 0) {
             stop2 = flags2 & COMMA_FLAG;
@@ -42968,7 +42968,7 @@ function parseParameters(header2, type, index, len, stopFlags) {
         }
         if (parameters[key] === void 0) {
           const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
-          parameters[key] = header2.slice(valueStart, valueEnd);
+          parameters[key] = header3.slice(valueStart, valueEnd);
         }
         if (stop2 !== 0)
           break parameter;
@@ -46486,7 +46486,41 @@ var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.ho
 var MAX_BARS = 40;
 var SYNTAX = { ":": "\u2236", "#": "\uFF03", ";": "," };
 var sanitise = (text2) => text2.replace(/[:#;]/g, (c) => SYNTAX[c]).replace(/\s+/g, " ").trim().replace(/^(.?)%/, "$1\uFF05");
-var HEADER = ["gantt", "dateFormat x", "axisFormat %M:%S", "todayMarker off"];
+var AXIS = ["dateFormat x", "axisFormat %s s", "todayMarker off"];
+var TICK_STEPS = ["1second", "5second", "10second", "30second", "60second", "5minute", "15minute"];
+var MAX_TICKS = 12;
+function tickInterval(spanMs) {
+  const seconds6 = (step) => Number.parseInt(step, 10) * (step.endsWith("minute") ? 60 : 1);
+  return TICK_STEPS.find((step) => spanMs / 1e3 / seconds6(step) <= MAX_TICKS) ?? TICK_STEPS.at(-1);
+}
+var MAX_TITLE = 32;
+function rowTitle(name) {
+  const text2 = sanitise(name);
+  if ([...text2].length <= MAX_TITLE) return text2;
+  const chars = [...text2];
+  const head = Math.ceil((MAX_TITLE - 1) / 2);
+  return `${chars.slice(0, head).join("")}\u2026${chars.slice(chars.length - (MAX_TITLE - 1 - head)).join("")}`;
+}
+var TITLE_X = 10;
+var TITLE_GAP = 8;
+var DEFAULT_LEFT_PADDING = 75;
+var charWidth = (c) => /[A-Z@%＃％∶mwMW…]/.test(c) ? 9.5 : /[ .,:;|!il'-]/.test(c) ? 4 : 7.2;
+function leftPadding(titles) {
+  const widest = Math.max(0, ...titles.map((t) => [...t].reduce((w, c) => w + charWidth(c), 0)));
+  return Math.max(DEFAULT_LEFT_PADDING, Math.ceil(TITLE_X + widest + TITLE_GAP));
+}
+function header(titles, spanMs) {
+  const layout = { gantt: { leftPadding: leftPadding(titles), tickInterval: tickInterval(spanMs) } };
+  return [`%%{init: ${JSON.stringify(layout)}}%%`, "gantt", ...AXIS];
+}
+var chart = (sections, bars) => [
+  ...header(
+    sections.map((s) => s.title),
+    spanOf(bars)
+  ),
+  ...sections.flatMap((s) => [`section ${s.title}`, ...s.tasks])
+].join("\n");
+var spanOf = (bars) => bars.length ? Math.max(...bars.map((b) => b.end)) - Math.min(...bars.map((b) => b.start)) : 0;
 var task = (b, prefix = "") => `${sanitise(prefix + b.label)} :${b.tags.map((t) => `${t}, `).join("")}${Math.round(b.start)}, ${Math.round(b.end)}`;
 var milestone = (label, at, tags = []) => ({
   label,
@@ -46501,15 +46535,15 @@ function share(percent) {
 }
 function canaryTimeline(observations) {
   if (!observations.length) return "";
-  const out = [...HEADER, "section canary"];
+  const bars = [];
   let t = 0;
   for (const o of observations) {
     const end = t + o.seconds * 1e3;
-    out.push(task({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ["active"] }));
-    out.push(task(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict))));
+    bars.push({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ["active"] });
+    bars.push(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict)));
     t = end;
   }
-  return out.join("\n");
+  return chart([{ title: "canary", tasks: bars.map((b) => task(b)) }], bars);
 }
 var startOf = (s) => s.startedAtMs ?? s.endedAtMs - s.ms;
 var Lives = class {
@@ -46723,16 +46757,19 @@ function timeline(r) {
     [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
     run3.length + lives.canary.length
   );
-  const out = [...HEADER];
-  if (run3.length) out.push("section run", ...run3.map((b) => task(b)));
-  if (lives.canary.length) out.push("section canary", ...lives.canary.map((b) => task(b)));
-  if (!manyHosts) for (const l of lanes) out.push(`section ${sanitise(l.name)}`, ...l.bars.map((b) => task(b)));
-  else
-    for (const host of sectionOrder(r.hosts, lanes)) {
-      out.push(`section ${sanitise(host || "all hosts")}`);
-      for (const l of lanes.filter((x) => x.host === host)) out.push(...l.bars.map((b) => task(b, `${l.name} `)));
-    }
-  return out.join("\n");
+  const sections = [
+    ...run3.length ? [{ title: "run", tasks: run3.map((b) => task(b)) }] : [],
+    ...lives.canary.length ? [{ title: "canary", tasks: lives.canary.map((b) => task(b)) }] : [],
+    ...laneSections(r.hosts, lanes, manyHosts)
+  ];
+  return chart(sections, [...run3, ...lives.canary, ...lanes.flatMap((l) => l.bars)]);
+}
+function laneSections(hosts, lanes, manyHosts) {
+  if (!manyHosts) return lanes.map((l) => ({ title: rowTitle(l.name), tasks: l.bars.map((b) => task(b)) }));
+  return sectionOrder(hosts, lanes).map((host) => ({
+    title: rowTitle(host || "all hosts"),
+    tasks: lanes.filter((l) => l.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `)))
+  }));
 }
 var sectionOrder = (hosts, lanes) => [
   .../* @__PURE__ */ new Set([...hosts.filter((h) => lanes.some((l) => l.host === h)), ...lanes.map((l) => l.host)])
@@ -46807,6 +46844,7 @@ function spans(ls) {
   }
   return [...byLabel.values()].sort((a, b) => a.start - b.start || a.end - b.end);
 }
+var LEGEND = "Light blue: serving \xB7 grey: backup, draining, stopped, retired \xB7 red: failed, rollback \xB7 violet: starting, health gate, pull \xB7 \u25C6: a verdict (red: fail)";
 
 // src/summary.ts
 function redact(text2, secrets) {
@@ -46827,12 +46865,18 @@ var HEADLINE = {
   unchanged: "unchanged (nothing to do)",
   cancelled: "cancelled (nginx left in one consistent state)"
 };
-var seconds = (ms) => `${(ms / 1e3).toFixed(2)} s`;
+var NBSP = "\xA0";
+var seconds = (ms) => `${(ms / 1e3).toFixed(2)}${NBSP}s`;
+function prose(text2, secrets) {
+  return redact(text2, secrets).split(/\r?\n/).map(
+    (line) => line.replace(/[\\`*_[\]<>#|~!&$]/g, "\\$&").replace(/^(\s*)([-+=>])/, "$1\\$2").replace(/^(\s*\d+)([.)])/, "$1\\$2")
+  ).join("<br>\n");
+}
 function facts(r) {
   const serving = r.image ? `\`${r.image}\`` : "nothing";
   const asked = r.requestedImage && r.requestedImage !== r.image ? ` \xB7 **asked** \`${r.requestedImage}\`` : "";
-  const switched = r.trafficSwitchedSeconds !== void 0 && r.result === "deployed" ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : "";
-  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)} s`;
+  const switched = r.trafficSwitchedSeconds !== void 0 && r.result === "deployed" ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)}${NBSP}s` : "";
+  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)}${NBSP}s`;
 }
 function outcome(s) {
   switch (s.outcome) {
@@ -46878,15 +46922,15 @@ function stoppedEarly(r) {
   const why = r.stopped === r.failure ? `${rest || "the plan did not finish"}; what failed is below.` : `${cell(r.stopped).replace(/\.$/, "")}.${rest ? ` ${rest}.` : ""}`;
   return ["", `**Stopped early:** ${why}`];
 }
-function failures(r) {
+function failures(r, secrets) {
   return [
-    ...r.failure ? ["", "**What failed:**", "", fence(r.failure)] : [],
-    ...r.rollbackFailure ? ["", "**The rollback failed too:**", "", fence(r.rollbackFailure)] : []
+    ...r.failure ? ["", "**What failed:**", "", prose(r.failure, secrets)] : [],
+    ...r.rollbackFailure ? ["", "**The rollback failed too:**", "", prose(r.rollbackFailure, secrets)] : []
   ];
 }
 function timelineSection(r) {
-  const chart = timeline(r);
-  return chart ? ["", "### Timeline", "", fence(chart, "mermaid")] : [];
+  const chart2 = timeline(r);
+  return chart2 ? ["", "### Timeline", "", fence(chart2, "mermaid"), "", `<sub>${LEGEND}</sub>`] : [];
 }
 function stepsOrPlan(r) {
   if (r.steps.length) return steps(r);
@@ -46915,7 +46959,7 @@ function canaryStepsTable(r) {
     "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |",
     "|---|---|---|---|---|---|---|---|---|",
     ...r.canarySteps.map(
-      (c) => `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
+      (c) => `| ${c.percent}% | ${c.seconds}${NBSP}s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
     )
   ];
 }
@@ -46964,7 +47008,7 @@ function renderSummary(r, secrets = []) {
     ...stoppedEarly(r),
     ...(r.notes ?? []).flatMap((n) => ["", `> ${n}`]),
     ...r.live ? live(r.live) : [],
-    ...failures(r),
+    ...failures(r, secrets),
     ...timelineSection(r),
     ...stepsOrPlan(r),
     ...healthGates(r),
@@ -47028,7 +47072,7 @@ function realTraffic(r) {
     const verdict = r.bake.verdict === "fail" ? "**fail**" : "pass";
     out.push(
       "",
-      `**Bake** ${r.bake.seconds} s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`
+      `**Bake** ${r.bake.seconds}${NBSP}s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`
     );
   }
   return out;
@@ -47213,8 +47257,8 @@ function renderCanaryComment(v) {
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
       );
   }
-  const chart = canaryTimeline(v.observations);
-  if (chart) out.push("", fence2(chart, "mermaid"));
+  const chart2 = canaryTimeline(v.observations);
+  if (chart2) out.push("", fence2(chart2, "mermaid"));
   out.push(...history(v));
   if (v.failure) out.push("", "**What failed:**", "", fence2(v.failure));
   if (v.result === "paused")
@@ -49089,7 +49133,7 @@ section() {
 }
 `;
 var text = (b) => b?.toString("utf8") ?? "";
-var HEADER2 = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
+var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
 function parseSections(raw) {
   const sections = /* @__PURE__ */ new Map();
   const marker = Buffer.from("\n@@nginx-rollout ");
@@ -49097,7 +49141,7 @@ function parseSections(raw) {
   while (at >= 0 && at < raw.length) {
     const end = raw.indexOf(10, at + 1);
     if (end < 0) break;
-    const m = HEADER2.exec(raw.subarray(at, end + 1).toString("latin1"));
+    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
     if (!m) break;
     const [, name, code, outLen, errLen] = m;
     const start2 = end + 1;
@@ -51077,8 +51121,8 @@ function buildView(config, servers, split, facts2, judging = {}) {
 }
 var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
 var sha16 = (text2) => createHash2("sha256").update(text2).digest("hex").slice(0, 16);
-var HEADER3 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
-var header = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
+var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
+var header2 = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
 `;
 function renderManagedFile(config, servers, split, facts2, judging = {}) {
   if (!servers.length) throw new Error("an upstream needs at least one server");
@@ -51086,10 +51130,10 @@ function renderManagedFile(config, servers, split, facts2, judging = {}) {
   const view = buildView(config, servers, split, facts2, judging);
   const configId = sha16(renderRaw(template, view));
   const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
-  return { text: header(config.app, body) + body, configId };
+  return { text: header2(config.app, body) + body, configId };
 }
 function ownershipOf(text2, app) {
-  const m = HEADER3.exec(text2);
+  const m = HEADER2.exec(text2);
   if (!m) return { kind: "foreign" };
   if (m[1] !== app) return { kind: "other-app", app: m[1] };
   return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
