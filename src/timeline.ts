@@ -2,6 +2,7 @@
 // comments: each replica's life (starting, health gate, serving its share of requests, draining, backup,
 // retired), the canary's share over time, and the verdicts on real traffic as milestones. Times are ms since
 // the run started (dateFormat x: the epoch stands for the run's start).
+import { mermaidLabel } from './report/text.js'
 import type { StepRecord } from './journal.js'
 import {
   names,
@@ -49,18 +50,8 @@ interface Lane {
   readonly bars: Bar[]
 }
 
-// The gantt grammar ends a task's name at ':', and takes '#' and ';' as the start of a comment or the end
-// of a statement, and a line whose first or second character is '%' as a comment ('5% pass' vanishes);
-// lookalikes keep a host's ':port' readable.
-const SYNTAX: Readonly<Record<string, string>> = { ':': '∶', '#': '＃', ';': ',' }
-
-/** A name Mermaid's gantt grammar reads as plain text: no ':', '#', ';', line breaks or leading '%'. */
-export const sanitise = (text: string): string =>
-  text
-    .replace(/[:#;]/g, (c) => SYNTAX[c])
-    .replace(/\s+/g, ' ')
-    .trim()
-    .replace(/^(.?)%/, '$1％')
+/** A name Mermaid's gantt grammar reads as plain text (see mermaidLabel: the one place that says how). */
+export const sanitise = (text: string): string => mermaidLabel(text)
 
 // The axis reads minutes and seconds since the run started (the viewer's time zone offset is whole hours
 // almost everywhere); no marker for today, which lies decades to the right of this 1970 axis.
