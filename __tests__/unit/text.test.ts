@@ -12,10 +12,7 @@ import {
   text,
   TEXT_LIMITS,
 } from '../../src/report/text.js'
-
-/** What a host's background-stop report may hold: lines that would be HTML, a heading and an image. */
-export const HOSTILE_REPORT = '</details>\n<script>alert(1)</script>\n# heading\n![x](y)'
-export const HOSTILE_ENVIRONMENT = 'x --> <img src=x> # heading'
+import { HOSTILE_ENVIRONMENT, HOSTILE_REPORT } from './hostile.js'
 
 // A line starts a markdown block (other than a paragraph) when, after up to 3 spaces, it opens a heading,
 // a list item, a block quote, a code fence, a thematic break or setext underline, HTML, or a table row.
