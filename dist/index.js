@@ -48870,7 +48870,13 @@ async function failed(carrying, failure2, judged) {
   const { config, state: state2, plan, ex } = carrying;
   const stopped = failure2;
   if (!config.rollbackOnFailure && !judged) return { result: "failed", failure: failure2, stopped, ...weightAsFound(state2) };
-  const undo = planUndo(config, plan, ex.snapshot());
+  let undo;
+  try {
+    undo = planUndo(config, plan, ex.snapshot());
+  } catch (e) {
+    if (!(e instanceof PlanError)) throw e;
+    return { result: "failed", failure: failure2, stopped, rollbackFailure: e.message, ...weightAsFound(state2) };
+  }
   const back = await group("Roll back", () => ex.run(undo.steps, "rollback", plan.image));
   if (back.kind !== "completed")
     return { result: "failed", failure: failure2, stopped, rollbackFailure: back.reason, ...weightAsFound(state2) };

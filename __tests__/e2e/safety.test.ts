@@ -271,7 +271,7 @@ describe('host identity', () => {
 describe('the lock moved on mid-run', () => {
   afterAll(() => rmSync(join(stateDir(APP), 'lock'), { recursive: true, force: true }))
 
-  it('refuses on the host the stop the run sends after another run took its lock over', async () => {
+  it('refuses on the host the retirement the run hands over after another run took its lock over', async () => {
     expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
     const old = replicasOf(APP).map((r) => r.split(' ')[0])
     expect(old).toHaveLength(2)
@@ -289,7 +289,14 @@ describe('the lock moved on mid-run', () => {
       held.forEach((s) => s.destroy())
     }
     const run = await runAction(
-      inputs({ image: image('v2'), 'drain-seconds': '60', 'verify-seconds': '0', 'bake-seconds': '0' }),
+      inputs({
+        image: image('v2'),
+        // One batch: the old replicas drain together, then go to the retirement, the step after the drain.
+        'batch-size': '2',
+        'drain-seconds': '60',
+        'verify-seconds': '0',
+        'bake-seconds': '0',
+      }),
       {
         onStdout: (stdout) => {
           if (!moved && /^\[\d+\/\d+\] route .*: ok/m.test(stdout)) moved = moveLockAfterNextBeat()
@@ -300,9 +307,9 @@ describe('the lock moved on mid-run', () => {
     await moved
     expect(run.code).not.toBe(0)
     expect(run.log).toMatch(
-      /stopping old replicas failed on .* \(exit 75\): this run no longer holds the deploy lock of the app \(another run took it over\): nothing was changed on this host/,
+      /handing the old replicas to a background stop failed on .* \(exit 75\): this run no longer holds the deploy lock of the app \(another run took it over\): nothing was changed on this host/,
     )
-    // Both old replicas still run: the stop never reached docker.
+    // Both old replicas still run: no stop reached docker.
     for (const name of old) expect(replicasOf(APP)).toContain(`${name} ${image('v1')} running`)
   })
 })
