@@ -10,6 +10,7 @@ import {
   baseInputs,
   cutSshOf,
   docker,
+  eventually,
   get,
   managedConf,
   replicasOf,
@@ -273,8 +274,9 @@ describe('the lock moved on mid-run', () => {
 
   it('refuses on the host the retirement the run hands over after another run took its lock over', async () => {
     expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
+    // The replicas before these are retired in the background: once they are gone, two remain.
+    expect(await eventually(() => replicasOf(APP).length, 2, 30_000)).toBe(2)
     const old = replicasOf(APP).map((r) => r.split(' ')[0])
-    expect(old).toHaveLength(2)
     // An idle connection to each old replica keeps its drain busy, so the run waits there while the lock moves.
     const held = old.map((name) => net.connect(Number(name.split('-').pop()), '127.0.0.1'))
     await Promise.all(held.map((s) => new Promise((r) => s.once('connect', r))))
