@@ -594,10 +594,10 @@ var require_errors = __commonJS({
     };
     var kHTTPParserError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HTTP_PARSER");
     var HTTPParserError = class extends Error {
-      constructor(message, code, data) {
+      constructor(message, code2, data) {
         super(message);
         this.name = "HTTPParserError";
-        this.code = code ? `HPE_${code}` : void 0;
+        this.code = code2 ? `HPE_${code2}` : void 0;
         this.data = data ? data.toString() : void 0;
       }
       static [Symbol.hasInstance](instance) {
@@ -620,12 +620,12 @@ var require_errors = __commonJS({
     };
     var kRequestRetryError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_RETRY");
     var RequestRetryError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code2, { headers, data }) {
         super(message);
         this.name = "RequestRetryError";
         this.message = message || "Request retry error";
         this.code = "UND_ERR_REQ_RETRY";
-        this.statusCode = code;
+        this.statusCode = code2;
         this.data = data;
         this.headers = headers;
       }
@@ -636,12 +636,12 @@ var require_errors = __commonJS({
     };
     var kResponseError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RESPONSE");
     var ResponseError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code2, { headers, data }) {
         super(message);
         this.name = "ResponseError";
         this.message = message || "Response error";
         this.code = "UND_ERR_RESPONSE";
-        this.statusCode = code;
+        this.statusCode = code2;
         this.data = data;
         this.headers = headers;
       }
@@ -851,8 +851,8 @@ var require_tree = __commonJS({
         if (index === void 0 || index >= key.length) {
           throw new TypeError("Unreachable");
         }
-        const code = this.code = key.charCodeAt(index);
-        if (code > 127) {
+        const code2 = this.code = key.charCodeAt(index);
+        if (code2 > 127) {
           throw new TypeError("key must be ascii string");
         }
         if (key.length !== ++index) {
@@ -873,11 +873,11 @@ var require_tree = __commonJS({
         let index = 0;
         let node = this;
         while (true) {
-          const code = key.charCodeAt(index);
-          if (code > 127) {
+          const code2 = key.charCodeAt(index);
+          if (code2 > 127) {
             throw new TypeError("key must be ascii string");
           }
-          if (node.code === code) {
+          if (node.code === code2) {
             if (length === ++index) {
               node.value = value;
               break;
@@ -887,7 +887,7 @@ var require_tree = __commonJS({
               node.middle = new _TstNode(key, value, index);
               break;
             }
-          } else if (node.code < code) {
+          } else if (node.code < code2) {
             if (node.left !== null) {
               node = node.left;
             } else {
@@ -911,19 +911,19 @@ var require_tree = __commonJS({
         let index = 0;
         let node = this;
         while (node !== null && index < keylength) {
-          let code = key[index];
-          if (code <= 90 && code >= 65) {
-            code |= 32;
+          let code2 = key[index];
+          if (code2 <= 90 && code2 >= 65) {
+            code2 |= 32;
           }
           while (node !== null) {
-            if (code === node.code) {
+            if (code2 === node.code) {
               if (keylength === ++index) {
                 return node;
               }
               node = node.middle;
               break;
             }
-            node = node.code < code ? node.left : node.right;
+            node = node.code < code2 ? node.left : node.right;
           }
         }
         return null;
@@ -1630,11 +1630,11 @@ var require_diagnostics = __commonJS({
         websocketDebuglog("connection opened %s%s", address, port ? `:${port}` : "");
       });
       diagnosticsChannel.channel("undici:websocket:close").subscribe((evt) => {
-        const { websocket, code, reason } = evt;
+        const { websocket, code: code2, reason } = evt;
         websocketDebuglog(
           "closed connection to %s - %s %s",
           websocket.url,
-          code,
+          code2,
           reason
         );
       });
@@ -4122,9 +4122,9 @@ var require_util2 = __commonJS({
     }
     function isValidEncodedURL(url) {
       for (let i = 0; i < url.length; ++i) {
-        const code = url.charCodeAt(i);
-        if (code > 126 || // Non-US-ASCII + DEL
-        code < 32) {
+        const code2 = url.charCodeAt(i);
+        if (code2 > 126 || // Non-US-ASCII + DEL
+        code2 < 32) {
           return false;
         }
       }
@@ -4715,8 +4715,8 @@ var require_util2 = __commonJS({
       }
       const rangeStart = collectASequenceOfCodePoints(
         (char) => {
-          const code = char.charCodeAt(0);
-          return code >= 48 && code <= 57;
+          const code2 = char.charCodeAt(0);
+          return code2 >= 48 && code2 <= 57;
         },
         data,
         position
@@ -4742,8 +4742,8 @@ var require_util2 = __commonJS({
       }
       const rangeEnd = collectASequenceOfCodePoints(
         (char) => {
-          const code = char.charCodeAt(0);
-          return code >= 48 && code <= 57;
+          const code2 = char.charCodeAt(0);
+          return code2 >= 48 && code2 <= 57;
         },
         data,
         position
@@ -7034,9 +7034,9 @@ var require_client_h2 = __commonJS({
       this[kSocket][kError] = err;
       this[kClient][kOnError](err);
     }
-    function onHttp2FrameError(type, code, id) {
+    function onHttp2FrameError(type, code2, id) {
       if (id === 0) {
-        const err = new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code}`);
+        const err = new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code2}`);
         this[kSocket][kError] = err;
         this[kClient][kOnError](err);
       }
@@ -7046,8 +7046,8 @@ var require_client_h2 = __commonJS({
       this.destroy(err);
       util.destroy(this[kSocket], err);
     }
-    function onHTTP2GoAway(code) {
-      const err = this[kError] || new SocketError(`HTTP/2: "GOAWAY" frame received with code ${code}`, util.getSocketInfo(this));
+    function onHTTP2GoAway(code2) {
+      const err = this[kError] || new SocketError(`HTTP/2: "GOAWAY" frame received with code ${code2}`, util.getSocketInfo(this));
       const client = this[kClient];
       client[kSocket] = null;
       client[kHTTPContext] = null;
@@ -7252,8 +7252,8 @@ var require_client_h2 = __commonJS({
       stream.once("error", function(err) {
         abort(err);
       });
-      stream.once("frameError", (type, code) => {
-        abort(new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code}`));
+      stream.once("frameError", (type, code2) => {
+        abort(new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code2}`));
       });
       return true;
       function writeBodyH2() {
@@ -9191,7 +9191,7 @@ var require_retry_handler = __commonJS({
         if (this.handler.onBodySent) return this.handler.onBodySent(chunk);
       }
       static [kRetryHandlerDefaultRetry](err, { state: state2, opts }, cb) {
-        const { statusCode, code, headers } = err;
+        const { statusCode, code: code2, headers } = err;
         const { method, retryOptions } = opts;
         const {
           maxRetries,
@@ -9203,7 +9203,7 @@ var require_retry_handler = __commonJS({
           methods
         } = retryOptions;
         const { counter } = state2;
-        if (code && code !== "UND_ERR_REQ_RETRY" && !errorCodes.includes(code)) {
+        if (code2 && code2 !== "UND_ERR_REQ_RETRY" && !errorCodes.includes(code2)) {
           cb(err);
           return;
         }
@@ -11946,8 +11946,8 @@ var require_headers = __commonJS({
     var util = __require("node:util");
     var kHeadersMap = /* @__PURE__ */ Symbol("headers map");
     var kHeadersSortedMap = /* @__PURE__ */ Symbol("headers map sorted");
-    function isHTTPWhiteSpaceCharCode(code) {
-      return code === 10 || code === 13 || code === 9 || code === 32;
+    function isHTTPWhiteSpaceCharCode(code2) {
+      return code2 === 10 || code2 === 13 || code2 === 9 || code2 === 32;
     }
     function headerValueNormalize(potentialValue) {
       let i = 0;
@@ -16102,8 +16102,8 @@ var require_util6 = __commonJS({
     "use strict";
     function isCTLExcludingHtab(value) {
       for (let i = 0; i < value.length; ++i) {
-        const code = value.charCodeAt(i);
-        if (code >= 0 && code <= 8 || code >= 10 && code <= 31 || code === 127) {
+        const code2 = value.charCodeAt(i);
+        if (code2 >= 0 && code2 <= 8 || code2 >= 10 && code2 <= 31 || code2 === 127) {
           return true;
         }
       }
@@ -16111,26 +16111,26 @@ var require_util6 = __commonJS({
     }
     function validateCookieName(name) {
       for (let i = 0; i < name.length; ++i) {
-        const code = name.charCodeAt(i);
-        if (code < 33 || // exclude CTLs (0-31), SP and HT
-        code > 126 || // exclude non-ascii and DEL
-        code === 34 || // "
-        code === 40 || // (
-        code === 41 || // )
-        code === 60 || // <
-        code === 62 || // >
-        code === 64 || // @
-        code === 44 || // ,
-        code === 59 || // ;
-        code === 58 || // :
-        code === 92 || // \
-        code === 47 || // /
-        code === 91 || // [
-        code === 93 || // ]
-        code === 63 || // ?
-        code === 61 || // =
-        code === 123 || // {
-        code === 125) {
+        const code2 = name.charCodeAt(i);
+        if (code2 < 33 || // exclude CTLs (0-31), SP and HT
+        code2 > 126 || // exclude non-ascii and DEL
+        code2 === 34 || // "
+        code2 === 40 || // (
+        code2 === 41 || // )
+        code2 === 60 || // <
+        code2 === 62 || // >
+        code2 === 64 || // @
+        code2 === 44 || // ,
+        code2 === 59 || // ;
+        code2 === 58 || // :
+        code2 === 92 || // \
+        code2 === 47 || // /
+        code2 === 91 || // [
+        code2 === 93 || // ]
+        code2 === 63 || // ?
+        code2 === 61 || // =
+        code2 === 123 || // {
+        code2 === 125) {
           throw new Error("Invalid cookie name");
         }
       }
@@ -16146,31 +16146,31 @@ var require_util6 = __commonJS({
         ++i;
       }
       while (i < len) {
-        const code = value.charCodeAt(i++);
-        if (code < 33 || // exclude CTLs (0-31)
-        code > 126 || // non-ascii and DEL (127)
-        code === 34 || // "
-        code === 44 || // ,
-        code === 59 || // ;
-        code === 92) {
+        const code2 = value.charCodeAt(i++);
+        if (code2 < 33 || // exclude CTLs (0-31)
+        code2 > 126 || // non-ascii and DEL (127)
+        code2 === 34 || // "
+        code2 === 44 || // ,
+        code2 === 59 || // ;
+        code2 === 92) {
           throw new Error("Invalid cookie value");
         }
       }
     }
     function validateCookiePath(path3) {
       for (let i = 0; i < path3.length; ++i) {
-        const code = path3.charCodeAt(i);
-        if (code < 32 || // exclude CTLs (0-31)
-        code > 126 || // exclude DEL and non-ascii
-        code === 59) {
+        const code2 = path3.charCodeAt(i);
+        if (code2 < 32 || // exclude CTLs (0-31)
+        code2 > 126 || // exclude DEL and non-ascii
+        code2 === 59) {
           throw new Error("Invalid cookie path");
         }
       }
     }
-    function isLetterOrDigit(code) {
-      return code >= 48 && code <= 57 || // 0-9
-      code >= 65 && code <= 90 || // A-Z
-      code >= 97 && code <= 122;
+    function isLetterOrDigit(code2) {
+      return code2 >= 48 && code2 <= 57 || // 0-9
+      code2 >= 65 && code2 <= 90 || // A-Z
+      code2 >= 97 && code2 <= 122;
     }
     function validateCookieDomain(domain) {
       if (domain === " ") {
@@ -16181,8 +16181,8 @@ var require_util6 = __commonJS({
       }
       let labelLength = 0;
       for (let i = 0; i < domain.length; ++i) {
-        const code = domain.charCodeAt(i);
-        if (code === 46) {
+        const code2 = domain.charCodeAt(i);
+        if (code2 === 46) {
           if (labelLength === 0) {
             throw new Error("Invalid cookie domain");
           }
@@ -16192,10 +16192,10 @@ var require_util6 = __commonJS({
           labelLength = 0;
           continue;
         }
-        if (labelLength === 0 && !isLetterOrDigit(code)) {
+        if (labelLength === 0 && !isLetterOrDigit(code2)) {
           throw new Error("Invalid cookie domain");
         }
-        if (!isLetterOrDigit(code) && code !== 45) {
+        if (!isLetterOrDigit(code2) && code2 !== 45) {
           throw new Error("Invalid cookie domain");
         }
         if (++labelLength > 63) {
@@ -16969,37 +16969,37 @@ var require_util7 = __commonJS({
         return false;
       }
       for (let i = 0; i < protocol.length; ++i) {
-        const code = protocol.charCodeAt(i);
-        if (code < 33 || // CTL, contains SP (0x20) and HT (0x09)
-        code > 126 || code === 34 || // "
-        code === 40 || // (
-        code === 41 || // )
-        code === 44 || // ,
-        code === 47 || // /
-        code === 58 || // :
-        code === 59 || // ;
-        code === 60 || // <
-        code === 61 || // =
-        code === 62 || // >
-        code === 63 || // ?
-        code === 64 || // @
-        code === 91 || // [
-        code === 92 || // \
-        code === 93 || // ]
-        code === 123 || // {
-        code === 125) {
+        const code2 = protocol.charCodeAt(i);
+        if (code2 < 33 || // CTL, contains SP (0x20) and HT (0x09)
+        code2 > 126 || code2 === 34 || // "
+        code2 === 40 || // (
+        code2 === 41 || // )
+        code2 === 44 || // ,
+        code2 === 47 || // /
+        code2 === 58 || // :
+        code2 === 59 || // ;
+        code2 === 60 || // <
+        code2 === 61 || // =
+        code2 === 62 || // >
+        code2 === 63 || // ?
+        code2 === 64 || // @
+        code2 === 91 || // [
+        code2 === 92 || // \
+        code2 === 93 || // ]
+        code2 === 123 || // {
+        code2 === 125) {
           return false;
         }
       }
       return true;
     }
-    function isValidStatusCode(code) {
-      if (code >= 1e3 && code < 1015) {
-        return code !== 1004 && // reserved
-        code !== 1005 && // "MUST NOT be set as a status code"
-        code !== 1006;
+    function isValidStatusCode(code2) {
+      if (code2 >= 1e3 && code2 < 1015) {
+        return code2 !== 1004 && // reserved
+        code2 !== 1005 && // "MUST NOT be set as a status code"
+        code2 !== 1006;
       }
-      return code >= 3e3 && code <= 4999;
+      return code2 >= 3e3 && code2 <= 4999;
     }
     function failWebsocketConnection(ws, reason) {
       const { [kController]: controller, [kResponse]: response } = ws;
@@ -17268,7 +17268,7 @@ var require_connection = __commonJS({
       });
       return controller;
     }
-    function closeWebSocketConnection(ws, code, reason, reasonByteLength) {
+    function closeWebSocketConnection(ws, code2, reason, reasonByteLength) {
       if (isClosing(ws) || isClosed(ws)) {
       } else if (!isEstablished(ws)) {
         failWebsocketConnection(ws, "Connection was closed before it was established.");
@@ -17276,12 +17276,12 @@ var require_connection = __commonJS({
       } else if (ws[kSentClose] === sentCloseFrameState.NOT_SENT) {
         ws[kSentClose] = sentCloseFrameState.PROCESSING;
         const frame = new WebsocketFrameSend();
-        if (code !== void 0 && reason === void 0) {
+        if (code2 !== void 0 && reason === void 0) {
           frame.frameData = Buffer.allocUnsafe(2);
-          frame.frameData.writeUInt16BE(code, 0);
-        } else if (code !== void 0 && reason !== void 0) {
+          frame.frameData.writeUInt16BE(code2, 0);
+        } else if (code2 !== void 0 && reason !== void 0) {
           frame.frameData = Buffer.allocUnsafe(2 + reasonByteLength);
-          frame.frameData.writeUInt16BE(code, 0);
+          frame.frameData.writeUInt16BE(code2, 0);
           frame.frameData.write(reason, 2, "utf-8");
         } else {
           frame.frameData = emptyBuffer;
@@ -17306,25 +17306,25 @@ var require_connection = __commonJS({
       response.socket.off("close", onSocketClose);
       response.socket.off("error", onSocketError);
       const wasClean = ws[kSentClose] === sentCloseFrameState.SENT && ws[kReceivedClose];
-      let code = 1005;
+      let code2 = 1005;
       let reason = "";
       const result = ws[kByteParser].closingInfo;
       if (result && !result.error) {
-        code = result.code ?? 1005;
+        code2 = result.code ?? 1005;
         reason = result.reason;
       } else if (!ws[kReceivedClose]) {
-        code = 1006;
+        code2 = 1006;
       }
       ws[kReadyState] = states.CLOSED;
       fireEvent("close", ws, (type, init) => new CloseEvent(type, init), {
         wasClean,
-        code,
+        code: code2,
         reason
       });
       if (channels.close.hasSubscribers) {
         channels.close.publish({
           websocket: ws,
-          code,
+          code: code2,
           reason
         });
       }
@@ -17449,8 +17449,8 @@ var require_receiver = __commonJS({
     var { closeWebSocketConnection } = require_connection();
     var { PerMessageDeflate } = require_permessage_deflate();
     var { MessageSizeExceededError } = require_errors();
-    function failWebsocketConnectionWithCode(ws, code, reason) {
-      closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason));
+    function failWebsocketConnectionWithCode(ws, code2, reason) {
+      closeWebSocketConnection(ws, code2, reason, Buffer.byteLength(reason));
       failWebsocketConnection(ws, reason);
     }
     var ByteParser = class extends Writable {
@@ -17637,8 +17637,8 @@ var require_receiver = __commonJS({
                   this.#info.fin,
                   (error2, data) => {
                     if (error2) {
-                      const code = error2 instanceof MessageSizeExceededError ? 1009 : 1007;
-                      failWebsocketConnectionWithCode(this.ws, code, error2.message);
+                      const code2 = error2 instanceof MessageSizeExceededError ? 1009 : 1007;
+                      failWebsocketConnectionWithCode(this.ws, code2, error2.message);
                       return;
                     }
                     if (!this.writeFragments(data)) {
@@ -17724,11 +17724,11 @@ var require_receiver = __commonJS({
       }
       parseCloseBody(data) {
         assert(data.length !== 1);
-        let code;
+        let code2;
         if (data.length >= 2) {
-          code = data.readUInt16BE(0);
+          code2 = data.readUInt16BE(0);
         }
-        if (code !== void 0 && !isValidStatusCode(code)) {
+        if (code2 !== void 0 && !isValidStatusCode(code2)) {
           return { code: 1002, reason: "Invalid status code", error: true };
         }
         let reason = data.subarray(2);
@@ -17740,7 +17740,7 @@ var require_receiver = __commonJS({
         } catch {
           return { code: 1007, reason: "Invalid UTF-8", error: true };
         }
-        return { code, reason, error: false };
+        return { code: code2, reason, error: false };
       }
       /**
        * Parses control frames.
@@ -17755,8 +17755,8 @@ var require_receiver = __commonJS({
           }
           this.#info.closeInfo = this.parseCloseBody(body);
           if (this.#info.closeInfo.error) {
-            const { code, reason } = this.#info.closeInfo;
-            closeWebSocketConnection(this.ws, code, reason, reason.length);
+            const { code: code2, reason } = this.#info.closeInfo;
+            closeWebSocketConnection(this.ws, code2, reason, reason.length);
             failWebsocketConnection(this.ws, reason);
             return false;
           }
@@ -17994,17 +17994,17 @@ var require_websocket = __commonJS({
        * @param {number|undefined} code
        * @param {string|undefined} reason
        */
-      close(code = void 0, reason = void 0) {
+      close(code2 = void 0, reason = void 0) {
         webidl.brandCheck(this, _WebSocket);
         const prefix = "WebSocket.close";
-        if (code !== void 0) {
-          code = webidl.converters["unsigned short"](code, prefix, "code", { clamp: true });
+        if (code2 !== void 0) {
+          code2 = webidl.converters["unsigned short"](code2, prefix, "code", { clamp: true });
         }
         if (reason !== void 0) {
           reason = webidl.converters.USVString(reason, prefix, "reason");
         }
-        if (code !== void 0) {
-          if (code !== 1e3 && (code < 3e3 || code > 4999)) {
+        if (code2 !== void 0) {
+          if (code2 !== 1e3 && (code2 < 3e3 || code2 > 4999)) {
             throw new DOMException("invalid code", "InvalidAccessError");
           }
         }
@@ -18018,7 +18018,7 @@ var require_websocket = __commonJS({
             );
           }
         }
-        closeWebSocketConnection(this, code, reason, reasonByteLength);
+        closeWebSocketConnection(this, code2, reason, reasonByteLength);
       }
       /**
        * @see https://websockets.spec.whatwg.org/#dom-websocket-send
@@ -18264,15 +18264,15 @@ var require_websocket = __commonJS({
     }
     function onParserError(err) {
       let message;
-      let code;
+      let code2;
       if (err instanceof CloseEvent) {
         message = err.reason;
-        code = err.code;
+        code2 = err.code;
       } else {
         message = err.message;
       }
       fireEvent("error", this, () => new ErrorEvent("error", { error: err, message }));
-      closeWebSocketConnection(this, code);
+      closeWebSocketConnection(this, code2);
     }
     module.exports = {
       WebSocket
@@ -20617,8 +20617,8 @@ var require_semver = __commonJS({
       return this.range;
     };
     function isWhitespace2(char) {
-      var code = char && char.charCodeAt(0);
-      return code >= 9 && code <= 13 || code === 32 || code === 160 || code === 5760 || code >= 8192 && code <= 8202 || code === 8232 || code === 8233 || code === 8239 || code === 8287 || code === 12288 || code === 65279;
+      var code2 = char && char.charCodeAt(0);
+      return code2 >= 9 && code2 <= 13 || code2 === 32 || code2 === 160 || code2 === 5760 || code2 >= 8192 && code2 <= 8202 || code2 === 8232 || code2 === 8233 || code2 === 8239 || code2 === 8287 || code2 === 12288 || code2 === 65279;
     }
     function isVersionPrefix(char) {
       return char === "v" || char === "=" || isWhitespace2(char);
@@ -29352,10 +29352,10 @@ var require_agent2 = __commonJS({
             error2 = err;
             cb(error2);
           });
-          proc.on("close", (code) => {
+          proc.on("close", (code2) => {
             this.proc = void 0;
             if (!error2) {
-              if (error2 = ERROR[code])
+              if (error2 = ERROR[code2])
                 return cb(error2);
               cb();
             }
@@ -30009,11 +30009,11 @@ var require_zlib = __commonJS({
     function processCallback() {
       throw new Error("Should not get here");
     }
-    function zlibOnError(message, errno, code) {
+    function zlibOnError(message, errno, code2) {
       const self2 = this._owner;
       const error2 = new Error(message);
       error2.errno = errno;
-      error2.code = code;
+      error2.code = code2;
       self2._err = error2;
     }
     function _close(engine) {
@@ -34207,7 +34207,7 @@ var require_Protocol = __commonJS({
       let end = p;
       let needNL = false;
       let lineLen = 0;
-      let lines = 0;
+      let lines2 = 0;
       for (; p < data.length; ++p) {
         const ch = data[p];
         if (ch === 13) {
@@ -34245,7 +34245,7 @@ var require_Protocol = __commonJS({
           }
           if (this._server)
             throw new Error("Greetings from clients not permitted");
-          if (++lines > MAX_LINES)
+          if (++lines2 > MAX_LINES)
             throw new Error("Max greeting lines exceeded");
           needNL = false;
           start2 = p + 1;
@@ -35862,11 +35862,11 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} HANDLE`
         );
       }
-      status(reqid, code, message) {
+      status(reqid, code2, message) {
         if (!this.server)
           throw new Error("Server-only method called in client mode");
-        if (!VALID_STATUS_CODES.has(code))
-          throw new Error(`Bad status code: ${code}`);
+        if (!VALID_STATUS_CODES.has(code2))
+          throw new Error(`Bad status code: ${code2}`);
         message || (message = "");
         const msgLen = Buffer.byteLength(message);
         let p = 9;
@@ -35874,7 +35874,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, buf.length - 4, 0);
         buf[4] = RESPONSE.STATUS;
         writeUInt32BE(buf, reqid, 5);
-        writeUInt32BE(buf, code, p);
+        writeUInt32BE(buf, code2, p);
         writeUInt32BE(buf, msgLen, p += 4);
         p += 4;
         if (msgLen) {
@@ -39334,17 +39334,17 @@ var require_client2 = __commonJS({
               removeListeners();
               cb(err3);
             }
-            function onExit(code, signal) {
+            function onExit(code2, signal) {
               removeListeners();
               let msg;
-              if (typeof code === "number")
-                msg = `Received exit code ${code} while establishing SFTP session`;
+              if (typeof code2 === "number")
+                msg = `Received exit code ${code2} while establishing SFTP session`;
               else if (signal !== void 0)
                 msg = `Received signal ${signal} while establishing SFTP session`;
               else
                 msg = "Received unexpected SFTP session termination";
               const err3 = new Error(msg);
-              err3.code = code;
+              err3.code = code2;
               err3.signal = signal;
               cb(err3);
             }
@@ -41833,8 +41833,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addRaw(text2, addEOL = false) {
-    this._buffer += text2;
+  addRaw(text3, addEOL = false) {
+    this._buffer += text3;
     return addEOL ? this.addEOL() : this;
   }
   /**
@@ -41853,9 +41853,9 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addCodeBlock(code, lang) {
+  addCodeBlock(code2, lang) {
     const attrs = Object.assign({}, lang && { lang });
-    const element = this.wrap("pre", this.wrap("code", code), attrs);
+    const element = this.wrap("pre", this.wrap("code", code2), attrs);
     return this.addRaw(element).addEOL();
   }
   /**
@@ -41930,10 +41930,10 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addHeading(text2, level) {
+  addHeading(text3, level) {
     const tag = `h${level}`;
     const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element = this.wrap(allowedTag, text2);
+    const element = this.wrap(allowedTag, text3);
     return this.addRaw(element).addEOL();
   }
   /**
@@ -41962,9 +41962,9 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addQuote(text2, cite) {
+  addQuote(text3, cite) {
     const attrs = Object.assign({}, cite && { cite });
-    const element = this.wrap("blockquote", text2, attrs);
+    const element = this.wrap("blockquote", text3, attrs);
     return this.addRaw(element).addEOL();
   }
   /**
@@ -41975,8 +41975,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addLink(text2, href) {
-    const element = this.wrap("a", text2, { href });
+  addLink(text3, href) {
+    const element = this.wrap("a", text3, { href });
     return this.addRaw(element).addEOL();
   }
 };
@@ -42842,20 +42842,20 @@ CHAR_MAP[HTAB] |= OWS;
 CHAR_MAP[SP] |= OWS;
 CHAR_MAP[SEMI] |= SEMI_FLAG;
 CHAR_MAP[COMMA] |= COMMA_FLAG;
-for (let code = 128; code <= 255; code++) {
-  CHAR_MAP[code] |= LOWER_CASE;
+for (let code2 = 128; code2 <= 255; code2++) {
+  CHAR_MAP[code2] |= LOWER_CASE;
 }
 for (const char of "!#$%&'*+-.^_`|~") {
   CHAR_MAP[char.charCodeAt(0)] |= TOKEN_FLAG;
 }
-for (let code = 48; code <= 57; code++) {
-  CHAR_MAP[code] |= TOKEN_FLAG;
+for (let code2 = 48; code2 <= 57; code2++) {
+  CHAR_MAP[code2] |= TOKEN_FLAG;
 }
-for (let code = 65; code <= 90; code++) {
-  CHAR_MAP[code] |= LOWER_CASE | TOKEN_FLAG;
+for (let code2 = 65; code2 <= 90; code2++) {
+  CHAR_MAP[code2] |= LOWER_CASE | TOKEN_FLAG;
 }
-for (let code = 97; code <= 122; code++) {
-  CHAR_MAP[code] |= TOKEN_FLAG;
+for (let code2 = 97; code2 <= 122; code2++) {
+  CHAR_MAP[code2] |= TOKEN_FLAG;
 }
 var NullObject = /* @__PURE__ */ (() => {
   const C = function() {
@@ -42875,8 +42875,8 @@ function parse2(header3, options) {
   let whitespace = -1;
   let stop2 = options?.parameters === false ? COMMA_FLAG : 0;
   while (index < len) {
-    const code = header3.charCodeAt(index);
-    const flags = CHAR_MAP[code];
+    const code2 = header3.charCodeAt(index);
+    const flags = CHAR_MAP[code2];
     if ((flags & stopFlags) !== 0) {
       stop2 |= flags & COMMA_FLAG;
       break;
@@ -42887,7 +42887,7 @@ function parse2(header3, options) {
     } else {
       whitespace = -1;
     }
-    typeFlags |= code & NON_ASCII | flags;
+    typeFlags |= code2 & NON_ASCII | flags;
     index++;
   }
   const valueEnd = whitespace === -1 ? index : whitespace;
@@ -42909,14 +42909,14 @@ function parseParameters(header3, type, index, len, stopFlags) {
     let keyFlags = 0;
     let keyWhitespace = -1;
     while (index < len) {
-      const code = header3.charCodeAt(index);
-      const flags = CHAR_MAP[code];
+      const code2 = header3.charCodeAt(index);
+      const flags = CHAR_MAP[code2];
       if ((flags & stopFlags) !== 0) {
         if ((flags & COMMA_FLAG) !== 0)
           break parameter;
         continue parameter;
       }
-      if (code === EQ) {
+      if (code2 === EQ) {
         const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
         const value = header3.slice(keyStart, keyEnd);
         const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
@@ -42928,16 +42928,16 @@ function parseParameters(header3, type, index, len, stopFlags) {
           const quotedStart = ++index;
           let escaped = false;
           while (index < len) {
-            const code2 = header3.charCodeAt(index);
-            if (code2 === DQUOTE) {
+            const code3 = header3.charCodeAt(index);
+            if (code3 === DQUOTE) {
               if (parameters[key] === void 0) {
                 parameters[key] = escaped ? unescapeQuotedPairs(header3, quotedStart, index) : header3.slice(quotedStart, index);
               }
               index++;
               let stop3 = 0;
               while (index < len) {
-                const code3 = header3.charCodeAt(index);
-                const flags2 = CHAR_MAP[code3];
+                const code4 = header3.charCodeAt(index);
+                const flags2 = CHAR_MAP[code4];
                 if ((flags2 & stopFlags) !== 0) {
                   stop3 = flags2 & COMMA_FLAG;
                   break;
@@ -42948,7 +42948,7 @@ function parseParameters(header3, type, index, len, stopFlags) {
                 break parameter;
               continue parameter;
             }
-            if (code2 === BSLASH && index + 1 < len) {
+            if (code3 === BSLASH && index + 1 < len) {
               escaped = true;
               index += 2;
               continue;
@@ -42961,8 +42961,8 @@ function parseParameters(header3, type, index, len, stopFlags) {
         let stop2 = 0;
         let valueWhitespace = -1;
         while (index < len) {
-          const code2 = header3.charCodeAt(index);
-          const flags2 = CHAR_MAP[code2];
+          const code3 = header3.charCodeAt(index);
+          const flags2 = CHAR_MAP[code3];
           if ((flags2 & stopFlags) !== 0) {
             stop2 = flags2 & COMMA_FLAG;
             break;
@@ -42989,7 +42989,7 @@ function parseParameters(header3, type, index, len, stopFlags) {
       } else {
         keyWhitespace = -1;
       }
-      keyFlags |= code & NON_ASCII | flags;
+      keyFlags |= code2 & NON_ASCII | flags;
       index++;
     }
   }
@@ -43248,8 +43248,8 @@ var convertMarkedBigIntsReviver = (key, value, context3, userReviver) => {
   if (!hasUserReviver) return value;
   return userReviver(key, value, context3);
 };
-var JSONParseV2 = (text2, reviver) => {
-  return JSON.parse(text2, (key, value, context3) => {
+var JSONParseV2 = (text3, reviver) => {
+  return JSON.parse(text3, (key, value, context3) => {
     const isNumber2 = typeof value === "number";
     const isOutOfBounds = value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
     const isBigNumber = isNumber2 && isOutOfBounds;
@@ -43307,8 +43307,8 @@ var applyReviverIteratively = (parsed, userReviver) => {
   }
   return rootHolder[""];
 };
-var serializeBigInts = (text2) => {
-  return text2.replace(
+var serializeBigInts = (text3) => {
+  return text3.replace(
     stringsOrLargeNumbers,
     (match, digits, fractional, exponential) => {
       const isString2 = match[0] === '"';
@@ -43322,18 +43322,18 @@ var serializeBigInts = (text2) => {
     }
   );
 };
-var JSONParse = (text2, reviver) => {
-  if (!text2) return originalParse(text2, reviver);
+var JSONParse = (text3, reviver) => {
+  if (!text3) return originalParse(text3, reviver);
   try {
-    if (isContextSourceSupported()) return JSONParseV2(text2, reviver);
-    const serializedData = serializeBigInts(text2);
+    if (isContextSourceSupported()) return JSONParseV2(text3, reviver);
+    const serializedData = serializeBigInts(text3);
     return originalParse(
       serializedData,
       (key, value, context3) => convertMarkedBigIntsReviver(key, value, context3, reviver)
     );
   } catch (error2) {
     if (error2 instanceof RangeError) {
-      const serializedData = serializeBigInts(text2);
+      const serializedData = serializeBigInts(text3);
       const parsed = originalParse(serializedData);
       return applyReviverIteratively(parsed, reviver);
     }
@@ -43501,12 +43501,12 @@ async function getResponseData(response) {
   }
   const mimetype = parse2(contentType);
   if (isJSONResponse(mimetype)) {
-    let text2 = "";
+    let text3 = "";
     try {
-      text2 = await response.text();
-      return JSONParse(text2);
+      text3 = await response.text();
+      return JSONParse(text3);
     } catch (err) {
-      return text2;
+      return text3;
     }
   } else if (mimetype.type.startsWith("text/") || // `application/octet-stream` is the canonical "arbitrary binary" type
   // (RFC 2046) and must never be decoded as text, even when the response
@@ -46454,6 +46454,71 @@ function runContext() {
   };
 }
 
+// src/report/text.ts
+var TEXT_LIMITS = { inline: 2e3, block: 8e3, code: 200, mermaid: 100 };
+var SPECIAL = /[\\`*_[\]#|~$]/g;
+var ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+var ATTRIBUTE_ENTITIES = { ...ENTITIES, '"': "&quot;", "'": "&#39;" };
+var BLOCK_START = /^( {0,3})([#+=-]|\d{1,9}[.)])/;
+var CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/g;
+function bounded(s, max) {
+  if (s.length <= max) return s;
+  const left = s.length - max;
+  return `${s.slice(0, max)}\u2026 (${left.toLocaleString("en-US")} more characters)`;
+}
+var lines = (s) => s.replace(/\r\n?/g, "\n").replace(CONTROL, "\uFFFD").split("\n");
+var escapeInline = (line) => line.replace(SPECIAL, (c) => `\\${c}`).replace(/[&<>]/g, (c) => ENTITIES[c]).replace(/\t/g, " ");
+var escapeLineStart = (line) => (
+  // (The digits of '1.' stay; the '.' or ')' after them is what makes a list.)
+  escapeInline(line).replace(
+    BLOCK_START,
+    (_, space, start2) => /^\d/.test(start2) ? `${space}${start2.slice(0, -1)}\\${start2.slice(-1)}` : `${space}\\${start2}`
+  )
+);
+function text(s, max = TEXT_LIMITS.inline) {
+  return lines(bounded(s, max)).map(escapeInline).join("<br>");
+}
+function paragraph(s, max = TEXT_LIMITS.inline) {
+  const [first, ...rest] = lines(bounded(s, max).replace(/^(?:[ \t]*(?:\r\n?|\n))+/, ""));
+  return [escapeLineStart(first), ...rest.map(escapeInline)].join("<br>");
+}
+function html(s, max = TEXT_LIMITS.inline) {
+  return lines(bounded(s, max)).join(" ").replace(/[&<>"']/g, (c) => ATTRIBUTE_ENTITIES[c]);
+}
+function quoted(s, max = TEXT_LIMITS.block) {
+  return lines(bounded(s, max)).map((l) => l.trim() ? `> ${escapeLineStart(l)}` : ">").join("\n");
+}
+function code(s, max = TEXT_LIMITS.code) {
+  const one = lines(bounded(s, max)).join(" ").replaceAll("|", "\\|");
+  const longest = Math.max(0, ...(one.match(/`+/g) ?? []).map((run3) => run3.length));
+  const ticks = "`".repeat(longest + 1);
+  const pad = one.startsWith("`") || one.endsWith("`") || one === "" ? " " : "";
+  return `${ticks}${pad}${one}${pad}${ticks}`;
+}
+var WEB_URL = /^https?:\/\/[^\s()<>[\]`"'\\]+$/;
+var link = (words, url) => WEB_URL.test(url) ? `[${text(words)}](${url})` : `${text(words)} (${text(url)})`;
+function codeBlock(s, lang = "", max = TEXT_LIMITS.block) {
+  const body = bounded(s, max).replace(/\r\n?/g, "\n");
+  const longest = Math.max(2, ...(body.match(/`{3,}/g) ?? []).map((run3) => run3.length));
+  const ticks = "`".repeat(longest + 1);
+  return `${ticks}${lang}
+${body}
+${ticks}`;
+}
+var MERMAID = {
+  ":": "\u2236",
+  "#": "\uFF03",
+  ";": ",",
+  "<": "\u2039",
+  ">": "\u203A",
+  "&": "\uFF06",
+  "`": "\u02CB"
+};
+var mermaidLabel = (s) => bounded(
+  s.replace(/[:#;<>&`]/g, (c) => MERMAID[c]).replace(/\s+/g, " ").trim(),
+  TEXT_LIMITS.mermaid
+).replace(/^(.?)%/, "$1\uFF05");
+
 // src/model.ts
 import { isIP } from "node:net";
 var replicaKey = (r) => `${r.host}/${r.name}`;
@@ -46468,8 +46533,8 @@ var LABEL = {
 };
 var hostPort = (host, port) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 var sshName = (host, port) => port === 22 ? host : hostPort(host, port);
-function parseListen(text2) {
-  const m = /^(\d+)$/.exec(text2) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text2) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text2);
+function parseListen(text3) {
+  const m = /^(\d+)$/.exec(text3) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(text3) ?? /^\[([0-9A-Fa-f:]+)\]:(\d+)$/.exec(text3);
   if (!m) return void 0;
   const port = Number(m[2] ?? m[1]);
   if (port < 1 || port > 65535) return void 0;
@@ -46493,8 +46558,7 @@ var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.ho
 
 // src/timeline.ts
 var MAX_BARS = 40;
-var SYNTAX = { ":": "\u2236", "#": "\uFF03", ";": "," };
-var sanitise = (text2) => text2.replace(/[:#;]/g, (c) => SYNTAX[c]).replace(/\s+/g, " ").trim().replace(/^(.?)%/, "$1\uFF05");
+var sanitise = (text3) => mermaidLabel(text3);
 var AXIS = ["dateFormat x", "axisFormat %s s", "todayMarker off"];
 var TICK_STEPS = ["1second", "5second", "10second", "30second", "60second", "5minute", "15minute"];
 var MAX_TICKS = 12;
@@ -46504,9 +46568,9 @@ function tickInterval(spanMs) {
 }
 var MAX_TITLE = 32;
 function rowTitle(name) {
-  const text2 = sanitise(name);
-  if ([...text2].length <= MAX_TITLE) return text2;
-  const chars = [...text2];
+  const text3 = sanitise(name);
+  if ([...text3].length <= MAX_TITLE) return text3;
+  const chars = [...text3];
   const head = Math.ceil((MAX_TITLE - 1) / 2);
   return `${chars.slice(0, head).join("")}\u2026${chars.slice(chars.length - (MAX_TITLE - 1 - head)).join("")}`;
 }
@@ -46856,15 +46920,13 @@ function spans(ls) {
 var LEGEND = "Light blue: serving \xB7 grey: backup, draining, stopped, retired \xB7 red: failed, rollback \xB7 violet: starting, health gate, pull \xB7 \u25C6: a verdict (red: fail)";
 
 // src/summary.ts
-function redact(text2, secrets) {
-  let out = text2;
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length >= 3) out = out.split(s).join("***");
+function redact(out, secrets) {
+  const forms = [...new Set(secrets.flatMap((s) => [s, text(s), html(s)]))];
+  for (const s of forms.sort((a, b) => b.length - a.length)) if (s.length >= 3) out = out.split(s).join("***");
   return out;
 }
-var cell = (s) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
-var fence = (s, lang = "") => `\`\`\`${lang}
-${s.replaceAll("```", "` ` `")}
-\`\`\``;
+var cell = (s) => text(s);
+var fence = codeBlock;
 var HEADLINE = {
   deployed: "deployed",
   "rolled-back": "rolled back",
@@ -46876,16 +46938,14 @@ var HEADLINE = {
 };
 var NBSP = "\xA0";
 var seconds = (ms) => `${(ms / 1e3).toFixed(2)}${NBSP}s`;
-function prose(text2, secrets) {
-  return redact(text2, secrets).split(/\r?\n/).map(
-    (line) => line.replace(/[\\`*_[\]<>#|~!&$]/g, "\\$&").replace(/^(\s*)([-+=>])/, "$1\\$2").replace(/^(\s*\d+)([.)])/, "$1\\$2")
-  ).join("<br>\n");
+function prose(text3, secrets) {
+  return paragraph(redact(text3, secrets), TEXT_LIMITS.block);
 }
 function facts(r) {
-  const serving = r.image ? `\`${r.image}\`` : "nothing";
-  const asked = r.requestedImage && r.requestedImage !== r.image ? ` \xB7 **asked** \`${r.requestedImage}\`` : "";
+  const serving = r.image ? code(r.image) : "nothing";
+  const asked = r.requestedImage && r.requestedImage !== r.image ? ` \xB7 **asked** ${code(r.requestedImage)}` : "";
   const switched = r.trafficSwitchedSeconds !== void 0 && r.result === "deployed" ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)}${NBSP}s` : "";
-  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)}${NBSP}s`;
+  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${cell(r.hosts.join(", "))} \xB7 **nginx** ${cell(r.nginxHost)} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** ${code(r.previousImage || "-")}${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)}${NBSP}s`;
 }
 function outcome(s) {
   switch (s.outcome) {
@@ -46902,7 +46962,7 @@ function outcome(s) {
 function steps(r) {
   const rows = [...r.steps.filter((s) => s.phase === "deploy"), ...r.steps.filter((s) => s.phase !== "deploy")];
   const withHost = r.hosts.length > 1;
-  const host = (s) => withHost ? ` ${s.hosts.join(", ")} |` : "";
+  const host = (s) => withHost ? ` ${cell(s.hosts.join(", "))} |` : "";
   const step = (s) => `${s.phase === "rollback" ? "rollback: " : ""}${cell(s.description)}`;
   if (rows.every((s) => s.outcome === "not run"))
     return [
@@ -46943,7 +47003,7 @@ function timelineSection(r) {
 }
 function stepsOrPlan(r) {
   if (r.steps.length) return steps(r);
-  if (r.plan.length) return ["", "### Plan", "", ...r.plan.map((p, i) => `${i + 1}. ${p}`)];
+  if (r.plan.length) return ["", "### Plan", "", ...r.plan.map((p, i) => `${i + 1}. ${cell(p)}`)];
   return [];
 }
 function healthGates(r) {
@@ -46955,7 +47015,7 @@ function healthGates(r) {
     "| Replica | Host | Result | Probes | Time | Last probe | Docker health |",
     "|---|---|---|---|---|---|---|",
     ...r.gates.map(
-      (g) => `| ${g.replica} | ${g.host} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`
+      (g) => `| ${cell(g.replica)} | ${cell(g.host)} | ${g.ok ? "healthy" : "**unhealthy**"} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${cell(g.dockerHealth)} |`
     )
   ];
 }
@@ -46979,22 +47039,22 @@ function configChange(r) {
   if (r.configDiff)
     return [
       "",
-      `<details><summary>What this run changed in ${r.configPath}</summary>`,
+      `<details><summary>What this run changed in ${html(r.configPath)}</summary>`,
       "",
       fence(r.configDiff, "diff"),
       "",
       "</details>"
     ];
   if (r.operation !== "status" && r.result !== "planned")
-    return ["", `nginx serves the same file as before the run (${r.configPath}).`];
+    return ["", `nginx serves the same file as before the run (${cell(r.configPath)}).`];
   return [];
 }
 function evidence(r) {
   return r.evidence.flatMap((e) => [
     "",
-    `<details open><summary>${e.subject}: last log lines</summary>`,
+    `<details open><summary>${html(e.subject)}: last log lines</summary>`,
     "",
-    cell(e.reason),
+    paragraph(e.reason),
     "",
     fence(e.logs),
     "",
@@ -47009,13 +47069,13 @@ function costs(r) {
   ];
 }
 function renderSummary(r, secrets = []) {
-  const headline2 = r.operation === "status" ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`;
+  const headline2 = r.operation === "status" ? `## nginx-rollout: ${cell(r.app)} status` : `## nginx-rollout: ${cell(r.app)} ${HEADLINE[r.result]}`;
   const out = [
     headline2,
     "",
     facts(r),
     ...stoppedEarly(r),
-    ...(r.notes ?? []).flatMap((n) => ["", `> ${n}`]),
+    ...(r.notes ?? []).flatMap((n) => ["", quoted(n)]),
     ...r.live ? live(r.live) : [],
     ...failures(r, secrets),
     ...timelineSection(r),
@@ -47040,18 +47100,20 @@ function live(l) {
   ];
   for (const x of l.replicas)
     out.push(
-      `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? "-"} | ${x.weight} |`
+      `| ${cell(x.name)} | ${cell(x.host)} | ${cell(hostPort(x.address, x.port))} | ${code(x.image)} | ${cell(x.color ?? "-")} | ${x.weight} |`
     );
   if (!l.replicas.length) out.push("| (none) | | | | | |");
   if (l.canary)
     out.push(
       "",
-      `Canary \`${l.canary.image}\` paused at **${l.canary.weight}%** next to \`${l.canary.stableImage}\` since ${l.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`
+      `Canary ${code(l.canary.image)} paused at **${l.canary.weight}%** next to ${code(l.canary.stableImage)} since ${cell(l.canary.at)}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`
     );
   if (l.history.length) {
     out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
     for (const h of l.history)
-      out.push(`| ${h.at} | ${h.operation ?? "deploy"} ${h.strategy} | \`${h.image}\` | ${h.result} |`);
+      out.push(
+        `| ${cell(h.at)} | ${cell(`${h.operation ?? "deploy"} ${h.strategy}`)} | ${code(h.image)} | ${cell(h.result)} |`
+      );
   }
   return out;
 }
@@ -47073,7 +47135,7 @@ function realTraffic(r) {
       const verdict = v.verdict === "fail" ? "**fail**" : v.verdict;
       const why = v.verdict === "pass" ? "" : cell(v.reason);
       out.push(
-        `| ${v.replicas.join(", ")} | ${verdict} | ${counts(v.new)} | ${counts(v.old)} | ${seconds(v.ms)} | ${why} |`
+        `| ${cell(v.replicas.join(", "))} | ${verdict} | ${counts(v.new)} | ${counts(v.old)} | ${seconds(v.ms)} | ${why} |`
       );
     }
   }
@@ -47193,14 +47255,100 @@ function octokitApi(token, repo, apiUrl) {
   };
 }
 
+// src/rules.ts
+var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
+var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+var REPLICA_NAME = /^[a-z0-9][a-z0-9_.-]*-(\d{1,5})$/;
+var isReplicaName = (name) => {
+  const port = REPLICA_NAME.exec(name)?.[1];
+  return port !== void 0 && isPort(Number(port));
+};
+var isPort = (n) => Number.isInteger(n) && n >= 1 && n <= 65535;
+var isImageOrNone = (s) => s === "" || IMAGE.test(s);
+var HOST_ID = /^(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+)(?::\d{1,5})?$/;
+var COLORS = ["", "blue", "green"];
+var isColor = (s) => COLORS.includes(s);
+var isPercent = (n, min = 0) => Number.isInteger(n) && n >= min && n <= 100;
+var WORD = /^[a-z][a-z-]{0,31}$/;
+var COMMIT = /^[0-9A-Za-z]{1,64}$/;
+var TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
+var QUOTE_MAX = 120;
+var UNSEEN = /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function quoteHostText(value) {
+  if (value === void 0) return "nothing";
+  const text3 = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  const chars = Array.from(text3);
+  const shown = chars.length > QUOTE_MAX ? chars.slice(0, QUOTE_MAX).join("") : text3;
+  const quoted2 = (typeof value === "string" ? JSON.stringify(shown) : shown).replace(
+    UNSEEN,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+  );
+  return chars.length > QUOTE_MAX ? `${quoted2}... (${chars.length} characters)` : quoted2;
+}
+var isOutputReplica = (r) => {
+  if (typeof r !== "object" || r === null) return false;
+  const { host, name, port, image } = r;
+  return typeof host === "string" && HOST_ID.test(host) && typeof name === "string" && isReplicaName(name) && isPort(port) && typeof image === "string" && IMAGE.test(image);
+};
+var isReplicasJson = (text3) => {
+  try {
+    const list = JSON.parse(text3);
+    return Array.isArray(list) && list.every(isOutputReplica);
+  } catch {
+    return false;
+  }
+};
+var OUTPUT_RULES = {
+  result: [(v) => WORD.test(v), "a result like deployed"],
+  image: [(v) => IMAGE.test(v), "a Docker image reference"],
+  "previous-image": [(v) => IMAGE.test(v), "a Docker image reference"],
+  replicas: [isReplicasJson, "a JSON list of replicas (host, name <app>-<port>, port, Docker image reference)"],
+  color: [isColor, "'', 'blue' or 'green'"],
+  "canary-weight": [(v) => /^\d{1,3}$/.test(v) && isPercent(Number(v)), "a percentage from 0 to 100"]
+};
+function outputProblem(name, value) {
+  const [ok, expected] = OUTPUT_RULES[name];
+  return value === "" || ok(value) ? void 0 : `output ${name}: expected ${expected}, got ${quoteHostText(value)}`;
+}
+
 // src/github/comment.ts
-var commentMarker = (app, where) => `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll("--", "- -")} -->`;
+var STATE_OPEN = "<!-- nginx-rollout canary-state v1 ";
+var STATE_CLOSE = " -->";
+var STATE_LINE = /^<!-- nginx-rollout canary-state (\S+) ([A-Za-z0-9+/]*={0,2}) -->$/;
+var commentMarker = (key) => `${STATE_OPEN}${Buffer.from(JSON.stringify({ app: key.app, where: key.where }), "utf8").toString("base64")}${STATE_CLOSE}`;
+var legacyCommentMarker = (key) => `<!-- nginx-rollout canary: ${key.app} @ ${key.where.replaceAll("--", "- -")} -->`;
+var isKey = (x) => {
+  const o = x;
+  return typeof x === "object" && x !== null && !Array.isArray(x) && Object.keys(o).sort().join(",") === "app,where" && typeof o.app === "string" && NAME.test(o.app) && typeof o.where === "string" && o.where.length <= 255 && !/[\x00-\x1f\x7f]/.test(o.where);
+};
+function readCommentState(body) {
+  const first = body.split("\n", 1)[0];
+  if (!first.startsWith("<!-- nginx-rollout canary-state ")) return { kind: "none" };
+  const m = STATE_LINE.exec(first);
+  if (!m) return { kind: "unreadable", why: "the hidden state line is not one this version writes" };
+  if (m[1] !== "v1") return { kind: "unreadable", why: `state version ${JSON.stringify(m[1].slice(0, 20))} is unknown` };
+  let parsed;
+  try {
+    parsed = JSON.parse(Buffer.from(m[2], "base64").toString("utf8"));
+  } catch {
+    return { kind: "unreadable", why: "the hidden state is not base64 JSON" };
+  }
+  if (!isKey(parsed))
+    return {
+      kind: "unreadable",
+      why: "the hidden state is not {app, where} with an app name and a one-line environment"
+    };
+  return { kind: "key", key: { app: parsed.app, where: parsed.where } };
+}
+var isCommentOf = (body, key) => {
+  const state2 = readCommentState(body);
+  if (state2.kind === "key") return state2.key.app === key.app && state2.key.where === key.where;
+  return state2.kind === "none" && body.split("\n", 1)[0] === legacyCommentMarker(key);
+};
 var count = (n) => n.toLocaleString("en-US");
-var fence2 = (s, lang = "") => `\`\`\`${lang}
-${s.replaceAll("```", "` ` `")}
-\`\`\``;
+var fence2 = codeBlock;
 function headline(v) {
-  const app = `\`${v.app}\` on ${v.where}`;
+  const app = `${code(v.app)} on ${text(v.where)}`;
   switch (v.result) {
     case "paused":
       return `Canary of ${app}: live at ${v.canaryWeight}%`;
@@ -47218,8 +47366,8 @@ function headline(v) {
   }
 }
 function state(v) {
-  const canary = `\`${v.canaryImage || "-"}\``;
-  const stable = `\`${v.stableImage || "-"}\``;
+  const canary = code(v.canaryImage || "-");
+  const stable = code(v.stableImage || "-");
   switch (v.result) {
     case "paused":
       return `${canary} serves **${v.canaryWeight}%** of requests; ${stable} (stable) serves the rest.`;
@@ -47240,7 +47388,7 @@ var verdicts2 = (obs) => obs.map((o) => `${o.percent}% ${o.verdict}`).join(", ")
 function history(v) {
   if (!v.pushes?.length) return [];
   const rows = v.pushes.slice(-LIMITS.canaryPushesShown).map(
-    (p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ""} | ${verdicts2(p.observations)} | ${p.outcome} |`
+    (p) => `| ${code(p.image)}${p.sha ? ` (${text(p.sha.slice(0, 7))})` : ""} | ${verdicts2(p.observations)} | ${text(p.outcome)} |`
   );
   const now = v.result === "paused" ? "live" : v.result === "deployed" ? "promoted" : v.result === "rolled-back" ? v.operation === "abort" ? "aborted" : "failed" : v.result;
   return [
@@ -47250,11 +47398,11 @@ function history(v) {
     "| Canary | Steps | Outcome |",
     "|---|---|---|",
     ...rows,
-    `| \`${v.canaryImage}\` (this run) | ${verdicts2(v.observations)} | ${now} |`
+    `| ${code(v.canaryImage)} (this run) | ${verdicts2(v.observations)} | ${now} |`
   ];
 }
 function renderCanaryComment(v) {
-  const out = [commentMarker(v.app, v.where), `### ${headline(v)}`, "", state(v)];
+  const out = [commentMarker(v), `### ${headline(v)}`, "", state(v)];
   if (v.observations.length) {
     out.push(
       "",
@@ -47263,7 +47411,7 @@ function renderCanaryComment(v) {
     );
     for (const o of v.observations)
       out.push(
-        `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
+        `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${text(o.reason)}`} |`
       );
   }
   const chart2 = canaryTimeline(v.observations);
@@ -47276,7 +47424,8 @@ function renderCanaryComment(v) {
       `**Promote** (all requests to the canary): run nginx-rollout with \`operation: promote\`; the example workflow does it when this pull request merges.`,
       `**Abort** (remove the canary): run it with \`operation: abort\`; the example workflow does it when this pull request closes unmerged.`
     );
-  out.push("", `<sub>Updated ${v.runUrl ? `by [this run](${v.runUrl}) ` : ""}at ${v.at} \xB7 nginx-rollout</sub>`);
+  const by = v.runUrl ? `by ${link("this run", v.runUrl)} ` : "";
+  out.push("", `<sub>Updated ${by}at ${text(v.at)} \xB7 nginx-rollout</sub>`);
   return out.join("\n") + "\n";
 }
 
@@ -47358,12 +47507,12 @@ var GitHubRecorder = class {
   api;
   log;
   links;
-  /** What happened on GitHub, for the job summary. */
+  /** What happened on GitHub, for the job summary: markdown, every outside text in it escaped. */
   notes = [];
   warn(what, e, permission) {
     const w = apiWarning(what, e, permission);
     this.log.warning(w);
-    this.notes.push(`warning: ${w}`);
+    this.notes.push(`warning: ${text(w)}`);
   }
   status(state2, description) {
     const live2 = state2 === "success" || state2 === "in_progress";
@@ -47378,7 +47527,9 @@ var GitHubRecorder = class {
   async deactivate(d, description) {
     try {
       await this.api.setDeploymentStatus(d.id, { state: "inactive", description, logUrl: this.links.runUrl });
-      this.notes.push(`Deployment ${d.id} in environment **${d.environment}**: \`inactive\`, ${description}.`);
+      this.notes.push(
+        `Deployment ${d.id} in environment **${text(d.environment)}**: \`inactive\`, ${text(description)}.`
+      );
     } catch (e) {
       this.warn(`Setting GitHub deployment ${d.id} inactive`, e, DEPLOYMENTS_PERMISSION);
     }
@@ -47408,7 +47559,9 @@ var GitHubRecorder = class {
     try {
       await this.api.setDeploymentStatus(d.id, this.status(end.state, end.description));
       this.log.info(`GitHub deployment ${d.id} in ${d.environment}: ${end.state} (${end.description})`);
-      this.notes.push(`Deployment ${d.id} in environment **${d.environment}**: \`${end.state}\`, ${end.description}.`);
+      this.notes.push(
+        `Deployment ${d.id} in environment **${text(d.environment)}**: ${code(end.state)}, ${text(end.description)}.`
+      );
     } catch (e) {
       this.warn(`Setting GitHub deployment ${d.id} to ${end.state}`, e, DEPLOYMENTS_PERMISSION);
       return;
@@ -47436,17 +47589,23 @@ var GitHubRecorder = class {
     }
   }
   /**
-   * Writes the comment: updates the action's own one that starts with marker, or creates it. Anyone can
-   * type the marker, so only a comment by the token's user (or, for a token that is no user, by a bot) counts.
+   * Writes the comment: updates the action's own one whose hidden state names `key`, or creates it. Anyone
+   * can type the state, so only a comment by the token's user (or, for a token that is no user, by a bot)
+   * counts. One of ours whose state does not read is passed over with a warning, never taken for another.
    */
-  async comment(issue2, marker, body) {
+  async comment(issue2, key, body) {
     try {
       const [comments, me] = await Promise.all([this.api.comments(issue2), this.api.whoAmI()]);
       const ours = (c2) => me ? c2.author.login === me : c2.author.type === "Bot";
-      const mine = comments.find((c2) => c2.body.startsWith(marker) && ours(c2));
+      for (const c2 of comments.filter(ours)) {
+        const state2 = readCommentState(c2.body);
+        if (state2.kind === "unreadable")
+          this.log.warning(`pull request #${issue2}: comment ${c2.id} is passed over: ${state2.why}`);
+      }
+      const mine = comments.find((c2) => ours(c2) && isCommentOf(c2.body, key));
       const c = mine ? await this.api.updateComment(mine.id, body) : await this.api.createComment(issue2, body);
       this.log.info(`pull request #${issue2}: comment ${mine ? "updated" : "created"}: ${c.url}`);
-      this.notes.push(`Pull request #${issue2}: [comment](${c.url}) ${mine ? "updated" : "created"}.`);
+      this.notes.push(`Pull request #${issue2}: ${link("comment", c.url)} ${mine ? "updated" : "created"}.`);
       return c.url;
     } catch (e) {
       this.warn(`Commenting on pull request #${issue2}`, e, COMMENTS_PERMISSION);
@@ -47541,7 +47700,8 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
     runUrl: gh.runUrl,
     at: (/* @__PURE__ */ new Date()).toISOString()
   });
-  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secrets));
+  const [marker, ...rest] = body.split("\n");
+  await recorder.comment(pr.number, { app: config.app, where }, [marker, redact(rest.join("\n"), secrets)].join("\n"));
 }
 
 // src/inputs.ts
@@ -47553,24 +47713,24 @@ import path from "node:path";
 var command = (...argv) => ({ argv });
 var withStdin = (c, stdin, stdinLabel) => ({ ...c, stdin, stdinLabel });
 var withTimeout = (c, timeoutSeconds) => ({ ...c, timeoutSeconds });
-var script = (text2, ...args) => command("sh", "-c", text2, "sh", ...args);
+var script = (text3, ...args) => command("sh", "-c", text3, "sh", ...args);
 var PLAIN = /^[A-Za-z0-9_\-./:=@,+%]+$/;
 var quote = (arg) => PLAIN.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 var render = (c) => c.argv.map(quote).join(" ");
 var renderRemote = (c, defaultTimeoutSeconds) => render({ argv: ["timeout", "-k", "5", String(Math.ceil(c.timeoutSeconds ?? defaultTimeoutSeconds)), ...c.argv] });
 var brief = (arg) => {
   if (!arg.includes("\n") && arg.length <= 200) return arg;
-  const lines = arg.split("\n");
-  return `<script ${lines[0].slice(0, 60)}... (${lines.length} lines)>`;
+  const lines2 = arg.split("\n");
+  return `<script ${lines2[0].slice(0, 60)}... (${lines2.length} lines)>`;
 };
 var describeCommand = (c) => {
-  const text2 = render({ argv: c.argv.map(brief) });
-  return c.stdinLabel ? `${text2} < (${c.stdinLabel})` : text2;
+  const text3 = render({ argv: c.argv.map(brief) });
+  return c.stdinLabel ? `${text3} < (${c.stdinLabel})` : text3;
 };
 var ShellWordsError = class extends Error {
 };
 var OPERATORS = /* @__PURE__ */ new Set([";", "|", "&", "<", ">", "(", ")", "`", "$"]);
-function splitShellWords(text2) {
+function splitShellWords(text3) {
   const words = [];
   let word = "";
   let inWord = false;
@@ -47578,30 +47738,30 @@ function splitShellWords(text2) {
   const fail = (what) => {
     throw new ShellWordsError(`${what} at character ${i + 1}`);
   };
-  while (i < text2.length) {
-    const ch = text2[i];
+  while (i < text3.length) {
+    const ch = text3[i];
     if (ch === " " || ch === "	" || ch === "\n" || ch === "\r") {
       if (inWord) words.push(word);
       word = "";
       inWord = false;
       i++;
     } else if (ch === "'") {
-      const end = text2.indexOf("'", i + 1);
+      const end = text3.indexOf("'", i + 1);
       if (end < 0) fail("unterminated single quote");
-      word += text2.slice(i + 1, end);
+      word += text3.slice(i + 1, end);
       inWord = true;
       i = end + 1;
     } else if (ch === '"') {
       inWord = true;
       i++;
       for (; ; ) {
-        if (i >= text2.length) fail("unterminated double quote");
-        const c = text2[i];
+        if (i >= text3.length) fail("unterminated double quote");
+        const c = text3[i];
         if (c === '"') break;
         if (c === "$" || c === "`")
           fail(`'${c}' inside double quotes would be expanded by a shell (use single quotes to pass it literally)`);
-        if (c === "\\" && i + 1 < text2.length && '"\\$`\n'.includes(text2[i + 1])) {
-          if (text2[i + 1] !== "\n") word += text2[i + 1];
+        if (c === "\\" && i + 1 < text3.length && '"\\$`\n'.includes(text3[i + 1])) {
+          if (text3[i + 1] !== "\n") word += text3[i + 1];
           i += 2;
           continue;
         }
@@ -47610,9 +47770,9 @@ function splitShellWords(text2) {
       }
       i++;
     } else if (ch === "\\") {
-      if (i + 1 >= text2.length) fail("trailing backslash");
-      if (text2[i + 1] !== "\n") {
-        word += text2[i + 1];
+      if (i + 1 >= text3.length) fail("trailing backslash");
+      if (text3[i + 1] !== "\n") {
+        word += text3[i + 1];
         inWord = true;
       }
       i += 2;
@@ -47628,62 +47788,6 @@ function splitShellWords(text2) {
   }
   if (inWord) words.push(word);
   return words;
-}
-
-// src/rules.ts
-var NAME = /^[a-z0-9][a-z0-9_.-]*$/;
-var IMAGE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
-var REPLICA_NAME = /^[a-z0-9][a-z0-9_.-]*-(\d{1,5})$/;
-var isReplicaName = (name) => {
-  const port = REPLICA_NAME.exec(name)?.[1];
-  return port !== void 0 && isPort(Number(port));
-};
-var isPort = (n) => Number.isInteger(n) && n >= 1 && n <= 65535;
-var isImageOrNone = (s) => s === "" || IMAGE.test(s);
-var HOST_ID = /^(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+)(?::\d{1,5})?$/;
-var COLORS = ["", "blue", "green"];
-var isColor = (s) => COLORS.includes(s);
-var isPercent = (n, min = 0) => Number.isInteger(n) && n >= min && n <= 100;
-var WORD = /^[a-z][a-z-]{0,31}$/;
-var COMMIT = /^[0-9A-Za-z]{1,64}$/;
-var TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
-var QUOTE_MAX = 120;
-var UNSEEN = /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-function quoteHostText(value) {
-  if (value === void 0) return "nothing";
-  const text2 = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
-  const chars = Array.from(text2);
-  const shown = chars.length > QUOTE_MAX ? chars.slice(0, QUOTE_MAX).join("") : text2;
-  const quoted = (typeof value === "string" ? JSON.stringify(shown) : shown).replace(
-    UNSEEN,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
-  );
-  return chars.length > QUOTE_MAX ? `${quoted}... (${chars.length} characters)` : quoted;
-}
-var isOutputReplica = (r) => {
-  if (typeof r !== "object" || r === null) return false;
-  const { host, name, port, image } = r;
-  return typeof host === "string" && HOST_ID.test(host) && typeof name === "string" && isReplicaName(name) && isPort(port) && typeof image === "string" && IMAGE.test(image);
-};
-var isReplicasJson = (text2) => {
-  try {
-    const list = JSON.parse(text2);
-    return Array.isArray(list) && list.every(isOutputReplica);
-  } catch {
-    return false;
-  }
-};
-var OUTPUT_RULES = {
-  result: [(v) => WORD.test(v), "a result like deployed"],
-  image: [(v) => IMAGE.test(v), "a Docker image reference"],
-  "previous-image": [(v) => IMAGE.test(v), "a Docker image reference"],
-  replicas: [isReplicasJson, "a JSON list of replicas (host, name <app>-<port>, port, Docker image reference)"],
-  color: [isColor, "'', 'blue' or 'green'"],
-  "canary-weight": [(v) => /^\d{1,3}$/.test(v) && isPercent(Number(v)), "a percentage from 0 to 100"]
-};
-function outputProblem(name, value) {
-  const [ok, expected] = OUTPUT_RULES[name];
-  return value === "" || ok(value) ? void 0 : `output ${name}: expected ${expected}, got ${quoteHostText(value)}`;
 }
 
 // src/remote/hostkey.ts
@@ -47759,8 +47863,8 @@ var BEGIN = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
 var PUBLIC_KEY = /^(?:\S+\s+)?(ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+@openssh\.com) AAAA[A-Za-z0-9+/=]+/;
 var PATH = /^(?:~|\.{0,2}\/|[A-Za-z]:\\|\$HOME)\S*$/;
 var HOW_TO_STORE = "store the whole key file, from its -----BEGIN line to its -----END line, as a multi-line secret with its newlines kept (gh secret set DEPLOY_KEY <deploy_key, or paste it, line breaks and all, into the secret on GitHub)";
-function privateKeyProblem(input, text2) {
-  const key = text2.replace(/\r\n/g, "\n").trim();
+function privateKeyProblem(input, text3) {
+  const key = text3.replace(/\r\n/g, "\n").trim();
   const publicKey = PUBLIC_KEY.exec(key);
   if (publicKey && !BEGIN.test(key))
     return `${input}: expected a private key, got a public key (${publicKey[1]} AAAA..., the line of a .pub file): the public key goes in ~/.ssh/authorized_keys of the user on the server; give the private key (the same file without .pub): ${HOW_TO_STORE}`;
@@ -47768,37 +47872,37 @@ function privateKeyProblem(input, text2) {
     return `${input}: expected an OpenSSH or PEM private key, got a PuTTY key (.ppk): convert it with 'puttygen key.ppk -O private-openssh -o deploy_key', then ${HOW_TO_STORE}`;
   if (!BEGIN.test(key))
     return PATH.test(key) ? `${input}: expected the private key's text, got what looks like a file path: the action runs on GitHub's runner, which has no such file; ${HOW_TO_STORE}` : `${input}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`;
-  const lines = key.split("\n").map((l) => l.trim());
-  const framed = lines.some((l) => BEGIN_LINE.test(l)) && END_LINE.test(lines[lines.length - 1]) && lines.length >= 3;
+  const lines2 = key.split("\n").map((l) => l.trim());
+  const framed = lines2.some((l) => BEGIN_LINE.test(l)) && END_LINE.test(lines2[lines2.length - 1]) && lines2.length >= 3;
   if (framed) return void 0;
-  const got = lines.length === 1 ? "one line" : `${lines.length} lines`;
+  const got = lines2.length === 1 ? "one line" : `${lines2.length} lines`;
   const how = key.includes("\\n") ? "its newlines written out as \\n" : /-----END [A-Z0-9 ]*PRIVATE KEY-----/.test(key) ? "its newlines lost, the key joined on the BEGIN or END line" : "no -----END ... PRIVATE KEY----- line: cut short";
   return `${input}: expected the private key's multi-line text, got ${got} of ${key.length} characters (${how}): ${HOW_TO_STORE}`;
 }
-function sshAddressHint(text2) {
-  const at = /^([^@\s]+)@(\S+)$/.exec(text2);
+function sshAddressHint(text3) {
+  const at = /^([^@\s]+)@(\S+)$/.exec(text3);
   if (at)
     return `: put the user in username (${at[1]}; proxy-username for the bastion) and the host alone here (${at[2]})`;
-  const url = /^(ssh|https?):\/\/(?:[^@/\s]+@)?([^/\s]+)\/?$/.exec(text2);
+  const url = /^(ssh|https?):\/\/(?:[^@/\s]+@)?([^/\s]+)\/?$/.exec(text3);
   if (url) return `: give the host without ${url[1]}:// (${url[2]})`;
-  if (/^[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*$/.test(text2))
-    return `: write an IPv6 address in brackets, [${text2}], or [${text2}]:2222 with a port`;
+  if (/^[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*$/.test(text3))
+    return `: write an IPv6 address in brackets, [${text3}], or [${text3}]:2222 with a port`;
   return "";
 }
 function portTwiceProblem(hostText, hostPort2, portInput) {
   if (hostPort2 === portInput) return void 0;
   return `host: names port ${hostPort2} (${show(hostText)}) and port says ${portInput}: give the port in one place, in host (name:port) or in port`;
 }
-function imageCaseProblem(input, text2, valid) {
-  const slash = text2.indexOf("/");
-  const registry = slash > 0 && /[.:]|^localhost$/.test(text2.slice(0, slash)) ? text2.slice(0, slash + 1) : "";
-  const rest = text2.slice(registry.length);
+function imageCaseProblem(input, text3, valid) {
+  const slash = text3.indexOf("/");
+  const registry = slash > 0 && /[.:]|^localhost$/.test(text3.slice(0, slash)) ? text3.slice(0, slash + 1) : "";
+  const rest = text3.slice(registry.length);
   const tagAt = rest.search(/[:@]/);
   const [name, tag] = tagAt < 0 ? [rest, ""] : [rest.slice(0, tagAt), rest.slice(tagAt)];
   if (name === name.toLowerCase()) return void 0;
   const lower = `${registry}${name.toLowerCase()}${tag}`;
   if (!valid(lower)) return void 0;
-  return `${input}: expected a Docker image reference, whose name Docker takes only in lower case, got ${show(text2)}: use ${show(lower)}. For ghcr.io/\${{ github.repository }}, lower-case it first: echo "IMAGE=ghcr.io/\${GITHUB_REPOSITORY,,}:\${GITHUB_SHA}" >>"$GITHUB_ENV", then image: \${{ env.IMAGE }}`;
+  return `${input}: expected a Docker image reference, whose name Docker takes only in lower case, got ${show(text3)}: use ${show(lower)}. For ghcr.io/\${{ github.repository }}, lower-case it first: echo "IMAGE=ghcr.io/\${GITHUB_REPOSITORY,,}:\${GITHUB_SHA}" >>"$GITHUB_ENV", then image: \${{ env.IMAGE }}`;
 }
 function fingerprintLineHint(line) {
   if (/(^|\s)MD5:/.test(line) || /^(?:[0-9a-f]{2}:){15}[0-9a-f]{2}$/i.test(line))
@@ -48261,21 +48365,21 @@ function readWorkspaceFile(workspace, file) {
     throw new Error(`it resolves to ${real}, outside the workspace ${root}`);
   return readFileSync2(real, "utf8");
 }
-function isWebUrl(text2) {
+function isWebUrl(text3) {
   try {
-    const u = new URL(text2);
-    return (u.protocol === "https:" || u.protocol === "http:") && !/\s/.test(text2);
+    const u = new URL(text3);
+    return (u.protocol === "https:" || u.protocol === "http:") && !/\s/.test(text3);
   } catch {
     return false;
   }
 }
-function parseFingerprints(text2, problem) {
+function parseFingerprints(text3, problem) {
   const out = [];
   const add = (f) => {
     if (!out.some((o) => o.fingerprint === f.fingerprint && o.hosts.join() === f.hosts.join())) out.push(f);
   };
-  const lines = text2.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
-  for (const line of lines) {
+  const lines2 = text3.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  for (const line of lines2) {
     const hint = fingerprintLineHint(line);
     if (hint) {
       problem(hint);
@@ -48313,9 +48417,9 @@ function parseFingerprints(text2, problem) {
   return out;
 }
 var isName = (name) => name !== void 0;
-function boundNameOf(text2) {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text2) ?? (isIP2(text2) ? null : /^([^:]+):(\d+)$/.exec(text2));
-  const host = m ? m[1] : text2;
+function boundNameOf(text3) {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text3) ?? (isIP2(text3) ? null : /^([^:]+):(\d+)$/.exec(text3));
+  const host = m ? m[1] : text3;
   const port = m ? Number(m[2]) : 22;
   if (!(isIP2(host) || HOSTNAME.test(host)) || port < 1 || port > 65535) return void 0;
   return boundName(host, port);
@@ -48328,12 +48432,12 @@ function uniqueBindings(bindings) {
 function uniqueTargets(targets) {
   return [...new Map(targets.map((t) => [boundName(t.host, t.port), t])).values()];
 }
-function parseSshAddress(text2, defaultPort, problem) {
-  const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(text2) ?? /^([^:\s[\]]+)(?::(\d+))?$/.exec(text2);
+function parseSshAddress(text3, defaultPort, problem) {
+  const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(text3) ?? /^([^:\s[\]]+)(?::(\d+))?$/.exec(text3);
   const host = m?.[1] ?? "";
   const port = m?.[2] ? Number(m[2]) : defaultPort;
-  if (!m || !(isIP2(host) === 4 || HOSTNAME.test(host) || text2.startsWith("[") && isIP2(host) === 6) || port < 1 || port > 65535) {
-    problem(`expected name, name:port or [ipv6]:port, got ${show2(text2)}${sshAddressHint(text2)}`);
+  if (!m || !(isIP2(host) === 4 || HOSTNAME.test(host) || text3.startsWith("[") && isIP2(host) === 6) || port < 1 || port > 65535) {
+    problem(`expected name, name:port or [ipv6]:port, got ${show2(text3)}${sshAddressHint(text3)}`);
     return void 0;
   }
   return { host, port };
@@ -48411,23 +48515,23 @@ function appHostLine(line, defaultPort, problem) {
     );
   return { id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: address };
 }
-function parsePorts(text2, problem) {
+function parsePorts(text3, problem) {
   const ports = /* @__PURE__ */ new Set();
-  for (const part of text2.split(",").map((p) => p.trim())) {
+  for (const part of text3.split(",").map((p) => p.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const first = Number(m?.[1]);
     const last = Number(m?.[2] ?? m?.[1]);
     if (!m || first < 1 || last > 65535 || first > last) {
-      problem(`ports: expected a range like '9201-9210' or a list like '9201,9202', got ${show2(text2)}`);
+      problem(`ports: expected a range like '9201-9210' or a list like '9201,9202', got ${show2(text3)}`);
       return [];
     }
     for (let p = first; p <= last; p++) ports.add(p);
   }
   return [...ports].sort((a, b) => a - b);
 }
-function parseEnv(text2, problem) {
+function parseEnv(text3, problem) {
   const vars = [];
-  text2.split("\n").forEach((line, i) => {
+  text3.split("\n").forEach((line, i) => {
     const l = line.replace(/\r$/, "");
     if (!l.trim() || l.trim().startsWith("#")) return;
     const eq = l.indexOf("=");
@@ -48445,20 +48549,20 @@ function parseEnv(text2, problem) {
   });
   return vars;
 }
-function parseRunArgs(text2, problem) {
+function parseRunArgs(text3, problem) {
   let words;
   try {
-    words = splitShellWords(text2);
+    words = splitShellWords(text3);
   } catch (e) {
     if (!(e instanceof ShellWordsError)) throw e;
-    problem(`run-args: ${e.message}, in ${show2(text2)}`);
+    problem(`run-args: ${e.message}, in ${show2(text3)}`);
     return [];
   }
   words.forEach((w, i) => {
     const [flag, inline] = w.startsWith("--") ? [w.split("=")[0], w.includes("=") ? w.slice(w.indexOf("=") + 1) : void 0] : [w, void 0];
     if (MANAGED_RUN_ARGS.includes(flag))
       problem(
-        `run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show2(text2)}`
+        `run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show2(text3)}`
       );
     const label = flag === "--label" || flag === "-l" ? inline ?? words[i + 1] ?? "" : void 0;
     if (label?.startsWith("nginx-rollout."))
@@ -48468,50 +48572,50 @@ function parseRunArgs(text2, problem) {
   });
   return words;
 }
-function parseLatencyThreshold(text2, problem) {
-  const t = text2.trim().replace(/\s+/g, "");
+function parseLatencyThreshold(text3, problem) {
+  const t = text3.trim().replace(/\s+/g, "");
   if (t === "off" || t === "0") return { factor: 0, ms: 0 };
   const m = /^(?:(\d+(?:\.\d+)?)x)?(?:\+?(\d+)ms)?$/.exec(t);
   const factor = m?.[1] === void 0 ? 1 : Number(m[1]);
   if (!m || m[1] === void 0 && m[2] === void 0 || factor < 1 || factor > 100) {
     problem(
-      `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show2(text2)}`
+      `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show2(text3)}`
     );
     return { factor: 2, ms: 100 };
   }
   return { factor, ms: m[2] === void 0 ? 0 : Number(m[2]) };
 }
-function parseStatusRanges(text2, problem) {
+function parseStatusRanges(text3, problem) {
   const out = [];
-  for (const part of text2.split(",").map((p) => p.trim())) {
+  for (const part of text3.split(",").map((p) => p.trim())) {
     const m = /^(\d{3})(?:-(\d{3}))?$/.exec(part);
     const min = Number(m?.[1]);
     const max = Number(m?.[2] ?? m?.[1]);
     if (!m || min < 100 || max > 599 || min > max) {
-      problem(`health-status: expected HTTP status codes or ranges like '200-399' or '200,204', got ${show2(text2)}`);
+      problem(`health-status: expected HTTP status codes or ranges like '200-399' or '200,204', got ${show2(text3)}`);
       return [{ min: 200, max: 399 }];
     }
     out.push({ min, max });
   }
   return out;
 }
-function parseCanarySteps(text2, problem) {
-  const steps2 = text2.split(",").map((s) => s.trim());
+function parseCanarySteps(text3, problem) {
+  const steps2 = text3.split(",").map((s) => s.trim());
   const numbers = steps2.map(Number);
   if (!steps2.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
-    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show2(text2)}`);
+    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show2(text3)}`);
     return [100];
   }
   return numbers;
 }
-function parseLbMethod(text2, problem) {
-  const words = text2.split(/\s+/).filter(Boolean);
+function parseLbMethod(text3, problem) {
+  const words = text3.split(/\s+/).filter(Boolean);
   if (words.length === 1 && (words[0] === "least_conn" || words[0] === "round_robin" || words[0] === "ip_hash"))
     return { kind: words[0] };
   if (words[0] === "hash" && words.length >= 2 && words.length <= 3 && HASH_KEY.test(words[1]) && (words.length === 2 || words[2] === "consistent"))
     return { kind: "hash", key: words[1], consistent: words.length === 3 };
   problem(
-    `lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show2(text2)}`
+    `lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show2(text3)}`
   );
   return { kind: "least_conn" };
 }
@@ -48563,17 +48667,17 @@ var Journal = class {
 import { randomBytes } from "node:crypto";
 var COMMAND_LINE = /^[\s\u0085\u180e]*::/;
 var OLD_COMMAND = "##[";
-function mayCarryCommand(text2) {
-  return text2.includes(OLD_COMMAND) || text2.split(/\r\n|\r|\n/).some((line) => COMMAND_LINE.test(line));
+function mayCarryCommand(text3) {
+  return text3.includes(OLD_COMMAND) || text3.split(/\r\n|\r|\n/).some((line) => COMMAND_LINE.test(line));
 }
-function commandSafe(text2, token = randomBytes(16).toString("hex")) {
-  if (!mayCarryCommand(text2)) return text2;
-  if (text2.includes(token)) return commandSafe(text2);
+function commandSafe(text3, token = randomBytes(16).toString("hex")) {
+  if (!mayCarryCommand(text3)) return text3;
+  if (text3.includes(token)) return commandSafe(text3);
   return `::stop-commands::${token}
-${text2}
+${text3}
 ::${token}::`;
 }
-var safeInfo = (text2) => info(commandSafe(text2));
+var safeInfo = (text3) => info(commandSafe(text3));
 
 // src/plan/common.ts
 var PlanError = class extends Error {
@@ -48902,7 +49006,13 @@ async function failed(carrying, failure2, judged) {
   const { config, state: state2, plan, ex } = carrying;
   const stopped = failure2;
   if (!config.rollbackOnFailure && !judged) return { result: "failed", failure: failure2, stopped, ...weightAsFound(state2) };
-  const undo = planUndo(config, plan, ex.snapshot());
+  let undo;
+  try {
+    undo = planUndo(config, plan, ex.snapshot());
+  } catch (e) {
+    if (!(e instanceof PlanError)) throw e;
+    return { result: "failed", failure: failure2, stopped, rollbackFailure: e.message, ...weightAsFound(state2) };
+  }
   const back = await group("Roll back", () => ex.run(undo.steps, "rollback", plan.image));
   if (back.kind !== "completed")
     return { result: "failed", failure: failure2, stopped, rollbackFailure: back.reason, ...weightAsFound(state2) };
@@ -49075,7 +49185,7 @@ var healthLog = (ref) => command(
   "--",
   ref
 );
-var containerLogs = (ref, lines) => command("docker", "logs", "--tail", String(lines), "--", ref);
+var containerLogs = (ref, lines2) => command("docker", "logs", "--tail", String(lines2), "--", ref);
 function parseReplicaState(stdout) {
   const [status2, health, exitCode, restarts] = stdout.trim().split("	");
   return {
@@ -49157,7 +49267,7 @@ section() {
   cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
 }
 `;
-var text = (b) => b?.toString("utf8") ?? "";
+var text2 = (b) => b?.toString("utf8") ?? "";
 var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
 function parseSections(raw) {
   const sections = /* @__PURE__ */ new Map();
@@ -49168,12 +49278,12 @@ function parseSections(raw) {
     if (end < 0) break;
     const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
     if (!m) break;
-    const [, name, code, outLen, errLen] = m;
+    const [, name, code2, outLen, errLen] = m;
     const start2 = end + 1;
     if (start2 + Number(outLen) + Number(errLen) > raw.length) break;
     const out = raw.subarray(start2, start2 + Number(outLen));
     const err = raw.subarray(start2 + Number(outLen), start2 + Number(outLen) + Number(errLen));
-    sections.set(name, { code: Number(code), out, err });
+    sections.set(name, { code: Number(code2), out, err });
     at = start2 + Number(outLen) + Number(errLen);
     if (raw.subarray(at, at + marker.length).equals(marker)) continue;
     break;
@@ -49368,9 +49478,9 @@ var DEFAULT_VALIDATE = (path3) => !fsPath2.basename(path3).startsWith(".");
 var DEFAULT_TICK = () => {
 };
 var SSHError = class extends Error {
-  constructor(message, code = null) {
+  constructor(message, code2 = null) {
     super(message);
-    this.code = code;
+    this.code = code2;
   }
 };
 function unixifyPath(path3) {
@@ -49620,10 +49730,10 @@ var NodeSSH = class {
         } else {
           channel.end();
         }
-        let code = null;
+        let code2 = null;
         let signal = null;
         channel.on("exit", (code_, signal_) => {
-          code = code_ !== null && code_ !== void 0 ? code_ : null;
+          code2 = code_ !== null && code_ !== void 0 ? code_ : null;
           signal = signal_ !== null && signal_ !== void 0 ? signal_ : null;
         });
         channel.on("close", () => {
@@ -49634,7 +49744,7 @@ var NodeSSH = class {
             stderr = stderr.trim();
           }
           resolve({
-            code: code != null ? code : null,
+            code: code2 != null ? code2 : null,
             signal: signal != null ? signal : null,
             stdout,
             stderr
@@ -50169,7 +50279,7 @@ function execOn(client, name, c) {
       }
       const out = [];
       const errs = [];
-      let code;
+      let code2;
       let signal;
       const timer = setTimeout(() => {
         stream.close();
@@ -50179,14 +50289,14 @@ function execOn(client, name, c) {
       stream.on("data", (d) => out.push(d));
       stream.stderr.on("data", (d) => errs.push(d));
       stream.on("exit", (exitCode, exitSignal) => {
-        code = exitCode ?? void 0;
+        code2 = exitCode ?? void 0;
         signal = exitSignal;
       });
       stream.on("close", () => {
         clearTimeout(timer);
         const raw = Buffer.concat(out);
         const stderr = Buffer.concat(errs).toString("utf8");
-        resolve({ code: code ?? (signal ? 128 : 255), stdout: raw.toString("utf8"), stderr, raw });
+        resolve({ code: code2 ?? (signal ? 128 : 255), stdout: raw.toString("utf8"), stderr, raw });
       });
       stream.end(c.stdin ?? "");
     });
@@ -50200,12 +50310,12 @@ function followOn(client, name, c, onData) {
   command: ${describeCommand(c)}`;
         return reject(new RemoteError(message, void 0, { cause: err }));
       }
-      let code = null;
+      let code2 = null;
       let stderr = "";
-      stream.on("exit", (c2) => code = c2);
+      stream.on("exit", (c2) => code2 = c2);
       stream.stderr.on("data", (d) => stderr = (stderr + d.toString("utf8")).slice(-2e3));
       const ended = new Promise(
-        (done2) => stream.on("close", () => done2({ code, stderr }))
+        (done2) => stream.on("close", () => done2({ code: code2, stderr }))
       );
       const closed = ended.then(() => void 0);
       stream.on("data", onData);
@@ -50313,25 +50423,25 @@ function remoteOver(ssh, name, debug2) {
 
 // src/nginx/dump.ts
 import path2 from "node:path";
-function parseDump(text2) {
+function parseDump(text3) {
   const files = /* @__PURE__ */ new Map();
   const re = /^# configuration file (.+):$/gm;
-  const heads = [...text2.matchAll(re)];
+  const heads = [...text3.matchAll(re)];
   heads.forEach((m, i) => {
     const start2 = (m.index ?? 0) + m[0].length + 1;
-    const end = i + 1 < heads.length ? heads[i + 1].index ?? text2.length : text2.length;
-    files.set(m[1], text2.slice(start2, end));
+    const end = i + 1 < heads.length ? heads[i + 1].index ?? text3.length : text3.length;
+    files.set(m[1], text3.slice(start2, end));
   });
   const main = heads[0]?.[1];
   return main ? { main, files } : void 0;
 }
-function tokenize(text2) {
+function tokenize(text3) {
   const tokens = [];
   let i = 0;
-  while (i < text2.length) {
-    const ch = text2[i];
+  while (i < text3.length) {
+    const ch = text3[i];
     if (/\s/.test(ch)) i++;
-    else if (ch === "#") while (i < text2.length && text2[i] !== "\n") i++;
+    else if (ch === "#") while (i < text3.length && text3[i] !== "\n") i++;
     else if (ch === "{" || ch === "}" || ch === ";") {
       tokens.push({ kind: ch });
       i++;
@@ -50339,21 +50449,21 @@ function tokenize(text2) {
       let word = "";
       const at = i;
       i++;
-      while (i < text2.length && text2[i] !== ch) {
-        if (text2[i] === "\\" && i + 1 < text2.length) i++;
-        word += text2[i++];
+      while (i < text3.length && text3[i] !== ch) {
+        if (text3[i] === "\\" && i + 1 < text3.length) i++;
+        word += text3[i++];
       }
       i++;
       tokens.push({ kind: "word", text: word, at });
     } else {
       let word = "";
       const at = i;
-      while (i < text2.length && !/[\s;{}]/.test(text2[i])) {
-        if (text2[i] === "$" && text2[i + 1] === "{") {
-          const close = text2.indexOf("}", i);
-          word += text2.slice(i, close < 0 ? text2.length : close + 1);
-          i = close < 0 ? text2.length : close + 1;
-        } else word += text2[i++];
+      while (i < text3.length && !/[\s;{}]/.test(text3[i])) {
+        if (text3[i] === "$" && text3[i + 1] === "{") {
+          const close = text3.indexOf("}", i);
+          word += text3.slice(i, close < 0 ? text3.length : close + 1);
+          i = close < 0 ? text3.length : close + 1;
+        } else word += text3[i++];
       }
       tokens.push({ kind: "word", text: word, at });
     }
@@ -50375,8 +50485,8 @@ function directives(dump) {
   const out = [];
   const base = path2.dirname(dump.main);
   const walk = (file, context3, depth) => {
-    const text2 = dump.files.get(file) ?? "";
-    const tokens = tokenize(text2);
+    const text3 = dump.files.get(file) ?? "";
+    const tokens = tokenize(text3);
     const stack = [...context3];
     let words = [];
     let line = 1;
@@ -50384,7 +50494,7 @@ function directives(dump) {
     for (const t of tokens) {
       if (t.kind === "word") {
         if (!words.length) {
-          for (; counted < t.at; counted++) if (text2[counted] === "\n") line++;
+          for (; counted < t.at; counted++) if (text3[counted] === "\n") line++;
         }
         words.push(t.text);
       } else if (t.kind === ";") {
@@ -50432,8 +50542,8 @@ function includeProblem(dump, managedPath) {
 var declaresHttpAccessLog = (dump, managedPath) => directives(dump).some(
   (d) => d.words[0] === "access_log" && d.file !== managedPath && !(dump.files.get(d.file) ?? "").startsWith("# Managed by nginx-rollout") && d.context.length === 1 && d.context[0] === "http"
 );
-function parseVersion(text2) {
-  const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text2);
+function parseVersion(text3) {
+  const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text3);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : void 0;
 }
 var versionAtLeast = (v, min) => {
@@ -50480,8 +50590,8 @@ function serverNameClashes(dump, managedPath, listen, names2) {
 }
 
 // src/nginx/listening.ts
-function parseListening(text2) {
-  return text2.split("\n").map((line) => line.trim().split(/\s+/)).filter((w) => w[0] === "LISTEN" && w[3]).map((w) => {
+function parseListening(text3) {
+  return text3.split("\n").map((line) => line.trim().split(/\s+/)).filter((w) => w[0] === "LISTEN" && w[3]).map((w) => {
     const local = w[3].replace(/%[^:\]]+(?=:\d+$)/, "");
     const m = /^(.*):(\d+)$/.exec(local);
     const address = m?.[1] === "0.0.0.0" || m?.[1] === "*" ? "*" : m?.[1] ?? "";
@@ -50655,11 +50765,11 @@ kill $r 2>/dev/null
 exit 0`;
 var containerPlace = (container) => ({
   mode: "container",
-  inside: (text2, args) => command("docker", "exec", "--interactive", "--", container, "sh", "-c", text2, "sh", ...args)
+  inside: (text3, args) => command("docker", "exec", "--interactive", "--", container, "sh", "-c", text3, "sh", ...args)
 });
 var hostPlace = (sudo) => ({
   mode: "host",
-  inside: (text2, args) => command("env", `NR_SUDO=${sudo}`, ...script(text2, ...args).argv)
+  inside: (text3, args) => command("env", `NR_SUDO=${sudo}`, ...script(text3, ...args).argv)
 });
 var CONTAINER_READ = `${SECTION_SH}c=$1; shift
 section listening ss -ltnpH
@@ -50690,7 +50800,7 @@ fi
 rm -rf "$t"
 exit 0`;
 var setAsideImageDefaultSite = (container) => script(SET_ASIDE_DEFAULT_SITE, container);
-var nginxErrorLog = (place, container, lines) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines));
+var nginxErrorLog = (place, container, lines2) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines2), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines2));
 
 // src/nginx/template.ts
 import { createHash as createHash2 } from "node:crypto";
@@ -51263,7 +51373,7 @@ function buildView(config, servers, split, facts2, judging = {}) {
   };
 }
 var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
-var sha16 = (text2) => createHash2("sha256").update(text2).digest("hex").slice(0, 16);
+var sha16 = (text3) => createHash2("sha256").update(text3).digest("hex").slice(0, 16);
 var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
 var header2 = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
 `;
@@ -51275,16 +51385,16 @@ function renderManagedFile(config, servers, split, facts2, judging = {}) {
   const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
   return { text: header2(config.app, body) + body, configId };
 }
-function ownershipOf(text2, app) {
-  const m = HEADER2.exec(text2);
+function ownershipOf(text3, app) {
+  const m = HEADER2.exec(text3);
   if (!m) return { kind: "foreign" };
   if (m[1] !== app) return { kind: "other-app", app: m[1] };
-  return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
+  return sha16(text3.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
 }
-var configIdOf = (text2) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text2)?.[1];
-function upstreamServers(text2) {
+var configIdOf = (text3) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text3)?.[1];
+function upstreamServers(text3) {
   const servers = /* @__PURE__ */ new Map();
-  for (const m of text2.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
+  for (const m of text3.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
     servers.set(`${m[1]}:${m[2]}`, m[3] === void 0 ? void 0 : Number(m[3]));
   return servers;
 }
@@ -51321,7 +51431,7 @@ function chooseNginx(config, sections, where) {
       sections: inContainer,
       reason: `the nginx container ${container}, which exists on ${where}`
     };
-  const masters = text(onHost.get("masters")?.out).trim();
+  const masters = text2(onHost.get("masters")?.out).trim();
   if (masters)
     return {
       mode: "host",
@@ -51340,7 +51450,7 @@ var hostNamesOf = (config) => [
 function parseResolved(config, s) {
   const names2 = new Set(hostNamesOf(config));
   const resolved = /* @__PURE__ */ new Map();
-  for (const line of text(s?.out).split("\n")) {
+  for (const line of text2(s?.out).split("\n")) {
     const [name, address] = line.trim().split(/\s+/);
     if (!names2.has(name) || !isIP3(address ?? "")) continue;
     resolved.set(name, [...resolved.get(name) ?? [], address]);
@@ -51359,13 +51469,13 @@ function parseNginx(config, sections, where) {
   const container = sections.get("container");
   if (n.mode === "container") {
     if (!container || container.code !== 0) {
-      const why = text(container?.err).trim();
+      const why = text2(container?.err).trim();
       if (container && !/no such (object|container)/i.test(why))
         problems.push(`inspecting the nginx container ${n.container} on ${where} failed: ${why}`);
       else problems.push(...listenHeld(config, sections, where, `the nginx container ${n.container} the run creates`));
       return { exists: false, running: false, managed: { kind: "absent" }, routes: /* @__PURE__ */ new Map(), problems, facts: noFacts };
     }
-    const [running, networkMode] = text(container.out).trim().split(" ");
+    const [running, networkMode] = text2(container.out).trim().split(" ");
     if (running !== "true") {
       problems.push(...listenHeld(config, sections, where, `the nginx container ${n.container}`));
       return {
@@ -51398,7 +51508,7 @@ function parseNginx(config, sections, where) {
 }
 function parseInside(config, sections, where, problems) {
   const n = config.nginx;
-  const masters = text(sections.get("masters")?.out).trim().split(/\s+/).filter(Boolean).map(Number);
+  const masters = text2(sections.get("masters")?.out).trim().split(/\s+/).filter(Boolean).map(Number);
   if (!masters.length)
     problems.push(
       n.mode === "host" ? `nginx-mode host: no nginx master process runs on ${where}; start nginx there (e.g. systemctl start nginx) or use nginx-mode: container` : `no nginx master process runs in the container ${n.container} on ${where}`
@@ -51407,15 +51517,15 @@ function parseInside(config, sections, where, problems) {
     problems.push(
       `${masters.length} nginx master processes run on ${where} (pids ${masters.join(", ")}); nginx-rollout cannot tell which one reads ${n.configPath}`
     );
-  const versionText = text(sections.get("version")?.err) + text(sections.get("version")?.out);
+  const versionText = text2(sections.get("version")?.err) + text2(sections.get("version")?.out);
   const version = parseVersion(versionText);
   const dumpSection = sections.get("dump");
-  const dump = dumpSection && dumpSection.code === 0 ? parseDump(text(dumpSection.out)) : void 0;
+  const dump = dumpSection && dumpSection.code === 0 ? parseDump(text2(dumpSection.out)) : void 0;
   const sudo = sudoProblem(config, sections.get("sudo"), where);
   if (sudo) problems.push(sudo);
   if (masters.length === 1 && !dump && !sudo)
     problems.push(
-      `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`
+      `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text2(dumpSection?.err).trim().split("\n").slice(-5).join("\n") || "(no output)"}`
     );
   if (dump) problems.push(...dumpProblems(config, dump, sections, where));
   const facts2 = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
@@ -51450,14 +51560,14 @@ function dumpProblems(config, dump, sections, where) {
 function listenHeld(config, sections, where, by, foreign = () => true) {
   const s = sections.get("listening");
   if (config.nginx.scope !== "site" || !s || s.code !== 0) return [];
-  const held = holdersOf(parseListening(text(s.out)), config.nginx.listen).filter(foreign);
+  const held = holdersOf(parseListening(text2(s.out)), config.nginx.listen).filter(foreign);
   return held.length ? [heldProblem(held, config.nginx.listen, where, by)] : [];
 }
 var sudoersCommand = (line) => line.replace(/[,:=\\]/g, (c) => `\\${c}`);
 function sudoProblem(config, s, where) {
   if (!s) return void 0;
-  const [user = "", ...lines] = text(s.out).trim().split("\n");
-  const probes = lines.map((l) => l.split("	")).filter(([verdict]) => verdict === "allowed" || verdict === "denied");
+  const [user = "", ...lines2] = text2(s.out).trim().split("\n");
+  const probes = lines2.map((l) => l.split("	")).filter(([verdict]) => verdict === "allowed" || verdict === "denied");
   const denied = probes.filter(([verdict]) => verdict === "denied");
   if (s.code === 0 && probes.length && !denied.length) return void 0;
   const commands = probes.length ? probes.map(([, line]) => line) : sudoCommands(config.nginx.configPath, LIMITS.canaryLogPath(config.app));
@@ -51469,13 +51579,13 @@ ${user || "deploy"} ALL=(root) NOPASSWD: ${commands.map(sudoersCommand).join(", 
 }
 function parseManaged(config, s, where, problems) {
   const path3 = config.nginx.configPath;
-  const out = text(s?.out);
+  const out = text2(s?.out);
   const nl = out.indexOf("\n");
   const kind = (nl < 0 ? out : out.slice(0, nl)).trim();
   const body = nl < 0 ? "" : out.slice(nl + 1);
   if (!s || s.code !== 0 || kind === "") {
     problems.push(
-      `${path3} on ${where} cannot be read (${text(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`
+      `${path3} on ${where} cannot be read (${text2(s?.err).trim() || "no answer"}): nothing is changed while its content is unknown`
     );
     return { kind: "unknown" };
   }
@@ -51709,8 +51819,8 @@ ${said}` : ""}`);
     );
   }
   /** nginx's last log lines, for the summary when a change failed. */
-  async errorLog(lines) {
-    const r = await this.remote.exec(nginxErrorLog(this.place, this.config.nginx.container, lines));
+  async errorLog(lines2) {
+    const r = await this.remote.exec(nginxErrorLog(this.place, this.config.nginx.container, lines2));
     return (r.stdout + r.stderr).trim();
   }
 };
@@ -51739,6 +51849,24 @@ var newClaim = (app, owner) => ({
   owner: owner.replace(/[\r\n]+/g, " ")
 });
 var acquireCommand = (claim) => script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds));
+var leasePath = (app) => `${stateDir(app)}/lease`;
+var containerFence = (claim, onNginxHost) => ({
+  file: onNginxHost ? `${claim.dir}/token` : leasePath(claim.app),
+  token: claim.token
+});
+var FENCED = `# fenced: only while this run holds the deploy lock
+[ "$(cat "$1" 2>/dev/null)" = "$2" ] || {
+  echo 'this run no longer holds the deploy lock of the app (another run took it over): nothing was changed on this host' >&2
+  exit 75
+}
+shift 2
+exec "$@"`;
+var fenced = (fence3, inner) => ({
+  ...inner,
+  argv: script(FENCED, fence3.file, fence3.token, ...inner.argv).argv
+});
+var LEASE = `mkdir -p "\${1%/*}" && printf '%s\\n' "$2" >"$1.new" && mv -f "$1.new" "$1"`;
+var writeLease = (claim) => script(LEASE, leasePath(claim.app), claim.token);
 var LockLostError = class extends Error {
 };
 var HeldLock = class {
@@ -51834,7 +51962,7 @@ var json = (value) => JSON.stringify(value, null, 1) + "\n";
 function writeRecords(app, records, claim, release) {
   const history2 = records.history ? json(records.history.slice(-LIMITS.historyEntries)) : void 0;
   const canary = records.canary ? json(keptCanary(records.canary)) : void 0;
-  const length = (text2) => text2 === void 0 ? "" : String(Buffer.byteLength(text2));
+  const length = (text3) => text3 === void 0 ? "" : String(Buffer.byteLength(text3));
   const c = script(
     FINISH,
     claim.dir,
@@ -51869,12 +51997,12 @@ done
 exit 0`;
 var readUsage = () => script(READ_USAGE, reservationDir);
 var NAME2 = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-function parseUsage(text2, app) {
+function parseUsage(text3, app) {
   const ports = /* @__PURE__ */ new Set();
   const names2 = /* @__PURE__ */ new Set();
   const reserved = /* @__PURE__ */ new Map();
   const port = (n) => Number.isInteger(n) && n > 0 && n < 65536;
-  for (const line of text2.split("\n")) {
+  for (const line of text3.split("\n")) {
     const [kind, ...rest] = line.trim().split(/\s+/);
     if (kind === "name" && NAME2.test(rest[0] ?? "")) names2.add(rest[0]);
     if (kind === "published") {
@@ -51997,8 +52125,8 @@ var VERDICTS = ["pass", "fail", "inconclusive"];
 function isObservation(v) {
   return isObject(v) && VERDICTS.includes(v.verdict) && isNumber(v.percent) && isNumber(v.seconds) && isString(v.reason) && isStats(v.canary) && isStats(v.stable);
 }
-function parseHistory(text2, warn) {
-  const parsed = parseJson(text2, "history.json", warn);
+function parseHistory(text3, warn) {
+  const parsed = parseJson(text3, "history.json", warn);
   if (parsed === void 0) return [];
   if (!Array.isArray(parsed)) {
     warn("history.json on the nginx host is not a list: ignored (the next deploy rewrites it)");
@@ -52026,8 +52154,8 @@ function historyEntryProblem(h) {
   const broken = rules.find(([, ok]) => !ok);
   return broken && `${broken[0]}: expected ${broken[2]}, got ${quoteHostText(h[broken[0]])}`;
 }
-function parseCanaryState(text2, defaultHost, warn) {
-  const parsed = parseJson(text2, "canary.json", warn);
+function parseCanaryState(text3, defaultHost, warn) {
+  const parsed = parseJson(text3, "canary.json", warn);
   if (parsed === void 0) return void 0;
   const record2 = canaryStateOf(parsed, defaultHost);
   if (!isString(record2)) return record2;
@@ -52108,10 +52236,10 @@ function pushesProblem(pushes) {
   }
   return void 0;
 }
-function parseJson(text2, file, warn) {
-  if (!text2.trim()) return void 0;
+function parseJson(text3, file, warn) {
+  if (!text3.trim()) return void 0;
   try {
-    return JSON.parse(text2);
+    return JSON.parse(text3);
   } catch (e) {
     warn(`${file} on the nginx host is not valid JSON (${e.message}): ignored`);
     return void 0;
@@ -52122,26 +52250,32 @@ function parseJson(text2, file, warn) {
 var HostStateError = class extends Error {
 };
 var retireDir = (app) => `${stateDir(app)}/retired`;
-var appHostParts = (config, consume) => [
+var appHostParts = (config, consume, lease) => [
+  ...lease ? [{ name: "lease", command: writeLease(lease) }] : [],
   { name: "containers", command: listManaged() },
   { name: "usage", command: readUsage() },
   { name: "retired", command: readRetireReports(retireDir(config.app), consume) }
 ];
 function parseAppHost(config, host, sections, remote, warnings) {
+  const lease = sections.get("lease");
+  if (lease && lease.code !== 0)
+    throw new HostStateError(
+      `writing the deploy lease ${leasePath(config.app)} on ${remote.name} failed: ${text2(lease.err).trim() || "(no answer)"}`
+    );
   const list = sections.get("containers");
   if (!list || list.code !== 0)
     throw new HostStateError(
-      `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text(list?.err).trim() || "(no answer)"}`
+      `listing containers on ${remote.name} failed (is docker usable by the ssh user?): ${text2(list?.err).trim() || "(no answer)"}`
     );
-  const { containers, ignored, problems } = parseContainers(text(list.out), host, config.app);
+  const { containers, ignored, problems } = parseContainers(text2(list.out), host, config.app);
   warnings.push(...ignored.map((m) => `${host.id}: ${m}`));
-  const retireReports = text(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
-  const usage = parseUsage(text(sections.get("usage")?.out), config.app);
+  const retireReports = text2(sections.get("retired")?.out).split("\0").map((r) => r.trim()).filter(Boolean);
+  const usage = parseUsage(text2(sections.get("usage")?.out), config.app);
   return { host: host.id, containers, retireReports, usage, problems };
 }
 var nginxAppHost = (config) => config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port);
 function lockOrReadFailure(fleet, config, command2, r, first) {
-  const why = text(first?.err).trim() || text(first?.out).trim();
+  const why = text2(first?.err).trim() || text2(first?.out).trim();
   return why ? new RemoteError(
     `taking the deploy lock of ${config.app} on ${fleet.nginx.name} failed (exit ${r.code}): ${why}`,
     r
@@ -52156,7 +52290,7 @@ async function readNginxHost(fleet, config, command2, waiting) {
     if (r.code === 0) return sections;
     const first = sections.get("first");
     if (r.code !== 3) throw lockOrReadFailure(fleet, config, command2, r, first);
-    const holder = text(first?.out).trim();
+    const holder = text2(first?.out).trim();
     if (holder !== lastHolder) waiting(holder);
     lastHolder = holder;
     if (Date.now() >= deadline)
@@ -52167,11 +52301,11 @@ async function readNginxHost(fleet, config, command2, waiting) {
     await new Promise((res) => setTimeout(res, Math.min(1e3, Math.max(0, deadline - Date.now()))));
   }
 }
-function readAppHosts(fleet, config, hosts, consume, warnings) {
+function readAppHosts(fleet, config, hosts, claim, warnings) {
   return Promise.all(
     hosts.map(async (h) => {
       const remote = fleet.app(h.id);
-      const c = sectioned(void 0, appHostParts(config, consume));
+      const c = sectioned(void 0, appHostParts(config, Boolean(claim), claim));
       const r = await remote.exec(c);
       if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r);
       return parseAppHost(config, h, parseSections(r.raw), remote, warnings);
@@ -52182,15 +52316,15 @@ function recordFile(fleet, config, sections, name) {
   const s = sections.get(name);
   if (s && s.code !== 0)
     throw new HostStateError(
-      `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text(s.err).trim()}`
+      `reading ${name === "history" ? historyPath(config.app) : canaryPath(config.app)} on ${fleet.nginx.name} failed: ${text2(s.err).trim()}`
     );
-  return text(s?.out);
+  return text2(s?.out);
 }
 function nginxOf(fleet, config, sections) {
   const nginxSection = sections.get("nginx");
   if (!nginxSection || nginxSection.code !== 0)
     throw new HostStateError(
-      `reading nginx on ${fleet.nginx.name} failed: ${text(nginxSection?.err).trim() || "(no answer)"}`
+      `reading nginx on ${fleet.nginx.name} failed: ${text2(nginxSection?.err).trim() || "(no answer)"}`
     );
   return parseNginx(config, parseSections(nginxSection.out), fleet.nginx.name);
 }
@@ -52220,7 +52354,7 @@ async function readHosts(fleet, config, claim, waiting, onLocked) {
   const others = config.appHosts.filter((h) => h !== nginxIsAppHost);
   const hosts = [];
   if (nginxIsAppHost) hosts.push(parseAppHost(config, nginxIsAppHost, sections, fleet.nginx, warnings));
-  hosts.push(...await readAppHosts(fleet, config, others, Boolean(claim), warnings));
+  hosts.push(...await readAppHosts(fleet, config, others, claim, warnings));
   hosts.sort(
     (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host)
   );
@@ -52232,7 +52366,7 @@ async function readHosts(fleet, config, claim, waiting, onLocked) {
   );
   const nginx = nginxOf(fleet, config, sections);
   warnings.push(...nginx.warnings ?? []);
-  const lockNote = text(sections.get("first")?.out).trim() || void 0;
+  const lockNote = text2(sections.get("first")?.out).trim() || void 0;
   return { state: hostState(hosts, nginx, history2, canary, warnings), lockNote };
 }
 
@@ -52856,10 +52990,10 @@ function fieldsOf(line) {
   return record2;
 }
 var routeOf = (method, uri) => `${method.slice(0, 16)} ${uri.length > LIMITS.routeMaxChars ? uri.slice(0, LIMITS.routeMaxChars) + "\u2026" : uri}`;
-function parseAccessLog(text2) {
+function parseAccessLog(text3) {
   const attempts = [];
   let skipped = 0;
-  for (const line of text2.split("\n")) {
+  for (const line of text3.split("\n")) {
     if (!line) continue;
     const f = fieldsOf(line);
     const servers = f?.upstream.split(SEP) ?? [];
@@ -52945,11 +53079,11 @@ var TrafficRecord = class {
   lastAttemptAt = 0;
   /** A chunk of the log as it arrived (a line may be split across chunks). */
   add(chunk) {
-    const text2 = this.partial + chunk;
-    const end = text2.lastIndexOf("\n");
-    this.partial = end < 0 ? text2 : text2.slice(end + 1);
+    const text3 = this.partial + chunk;
+    const end = text3.lastIndexOf("\n");
+    this.partial = end < 0 ? text3 : text3.slice(end + 1);
     if (end < 0) return;
-    const { attempts, skipped } = parseAccessLog(text2.slice(0, end));
+    const { attempts, skipped } = parseAccessLog(text3.slice(0, end));
     this.skipped += skipped;
     if (!attempts.length) return;
     const at = this.now();
@@ -53168,11 +53302,11 @@ var Judge = class {
     const following = this.traffic.follow((chunk) => record2.add(chunk.toString("utf8")));
     this.following = following;
     const f = await following;
-    void f.ended.then(({ code, stderr }) => {
+    void f.ended.then(({ code: code2, stderr }) => {
       if (this.following !== following) return;
       const said = stderr.trim().split("\n").slice(-3).join(" / ");
       this.fail(
-        `could not judge: following nginx's record of ${this.config.app}'s requests ended (exit ${code ?? "unknown"}${said ? `: ${said}` : ""})`
+        `could not judge: following nginx's record of ${this.config.app}'s requests ended (exit ${code2 ?? "unknown"}${said ? `: ${said}` : ""})`
       );
     });
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs);
@@ -53573,11 +53707,11 @@ function replicaPort(fleet, config, progress, journal) {
         remote.exec(containerLogs(ref(r), LIMITS.failureLogLines)),
         withHealthLog ? remote.exec(healthLog(ref(r))) : void 0
       ]);
-      const text2 = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
+      const text3 = [logs.stdout, logs.stderr].filter((s) => s.trim()).join("\n").trim();
       const healthText = health?.stdout.trim() ? `
 --- docker health check output ---
 ${health.stdout.trim()}` : "";
-      journal.evidence.push({ subject, reason, logs: (text2 || "(no log output)") + healthText });
+      journal.evidence.push({ subject, reason, logs: (text3 || "(no log output)") + healthText });
     }
   };
 }
@@ -53668,9 +53802,9 @@ var idsOf = (w, replicas) => replicas.flatMap((r) => {
   const id = w.progress.idOf(r);
   return id ? [id] : [];
 });
-var onContainers = (w, replicas, what, command2) => onHosts(w, replicas, async (remote, rs) => {
+var onContainers = (w, replicas, what, command2) => onHosts(w, replicas, async (remote, rs, host) => {
   const ids = idsOf(w, rs);
-  if (ids.length) await run(remote, command2(ids), what);
+  if (ids.length) await run(remote, fenced(w.fence(host), command2(ids)), what);
 });
 async function login2(w, step) {
   const password = w.config.registry?.password ?? "";
@@ -53687,7 +53821,7 @@ async function pull(w, step) {
 async function startOne(w, r) {
   w.progress.markStarting(r);
   const remote = w.fleet.app(r.host);
-  const create = createReplica(w.config, r);
+  const create = fenced(w.fence(r.host), createReplica(w.config, r));
   const out = await remote.exec(create);
   const id = createdId(out.stdout);
   if (id) w.progress.created(r, id);
@@ -53729,9 +53863,9 @@ async function gateReplicas(w, step) {
   const results = await Promise.all(step.replicas.map(gateOne));
   return done(results.map((g) => `${g.replica} healthy after ${seconds4(g.ms)}`).join(", "));
 }
-async function applyNginx(w, text2, configId) {
+async function applyNginx(w, text3, configId) {
   try {
-    return await w.nginx.apply(text2, configId, w.config.appHosts[0].upstreamAddress);
+    return await w.nginx.apply(text3, configId, w.config.appHosts[0].upstreamAddress);
   } catch (e) {
     if (e instanceof NginxError) {
       const logs = await w.nginx.errorLog(20).catch(() => "") || "(no log output)";
@@ -53745,9 +53879,9 @@ async function record(w, step) {
   const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress);
   await w.judge.startRecording();
   w.judge.routed(step.servers);
-  const { text: text2, configId } = fileFor(w, step.servers, step.split, { backup: [] });
+  const { text: text3, configId } = fileFor(w, step.servers, step.split, { backup: [] });
   w.progress.changingNginx(
-    applyNginx(w, text2, configId).then((detail) => {
+    applyNginx(w, text3, configId).then((detail) => {
       w.judge.recordLive();
       return detail;
     })
@@ -53760,8 +53894,8 @@ async function route(w, step) {
   await w.progress.nginxChanged();
   if (step.judged) await w.judge.startRecording();
   if (step.split && w.recordCanary) await w.recordCanary(step.split);
-  const { text: text2, configId } = fileFor(w, step.servers, step.split, step.judged);
-  const detail = await applyNginx(w, text2, configId);
+  const { text: text3, configId } = fileFor(w, step.servers, step.split, step.judged);
+  const detail = await applyNginx(w, text3, configId);
   if (step.judged) w.judge.recordLive();
   w.progress.routedTo(step.servers);
   w.judge.routed([...step.servers, ...step.judged?.backup ?? []]);
@@ -53911,6 +54045,7 @@ var Executor = class {
     const replaced = mainImage(this.previous);
     const isNew = (r) => this.progress.isNew(r) || r.image === newImage && newImage !== replaced;
     if (phase === "deploy") judge.begin(newImage, isNew);
+    const nginxHostId = nginxAppHost(this.config)?.id;
     const world = {
       config: this.config,
       fleet: this.fleet,
@@ -53919,7 +54054,8 @@ var Executor = class {
       judge,
       replicas: this.replicas,
       journal: this.journal,
-      recordCanary: this.recordCanary
+      recordCanary: this.recordCanary,
+      fence: (host) => containerFence(this.lock.claim, host === nginxHostId)
     };
     const cancel = phase === "deploy" ? this.cancel : NEVER;
     try {

@@ -3,7 +3,7 @@
 # nginx, test images) and the fleet of several hosts (network namespaces, each with its own dockerd and sshd,
 # a registry, a bastion); meanwhile sets up a second test host from nothing (fresh-check.sh), so that a set-up
 # step only a new machine takes cannot pass unseen on a warm one. Then: typecheck, format, ShellCheck over
-# every script, a check that dist/ matches the sources, unit tests, and the end-to-end tests that drive
+# every script, a check that dist/ matches the sources, unit tests, browser tests, and the end-to-end tests that drive
 # dist/index.js against real dockerd, sshd and nginx, in two streams side by side (below).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib/strict.sh
@@ -16,6 +16,8 @@ section() { echo "== $* (at $((SECONDS - started)) s)"; }
 
 section "test host"
 bash scripts/testhost/up.sh
+section "Chromium and fonts for the browser tests"
+bash scripts/chromium.sh
 section "a second test host from nothing (in the background)"
 bash scripts/testhost/fresh-check.sh >"$results/fresh.log" 2>&1 &
 fresh=$!
@@ -40,6 +42,9 @@ fi
 
 section "unit tests"
 npx jest --selectProjects unit --json --outputFile="$results/unit.json"
+
+section "browser tests: the job summary's timeline drawn by Mermaid in headless Chromium, in four time zones"
+npx jest --selectProjects browser --json --outputFile="$results/browser.json"
 
 section "end-to-end tests: two streams side by side"
 # The machine has two cores; the end-to-end suites mostly wait on hosts. Two streams share no app, container,
@@ -71,6 +76,6 @@ wait $fresh || fresh_status=$?
 cat "$results/fresh.log"
 
 # shellcheck disable=SC2016 # JavaScript, not shell
-node -e 'const r = process.argv.slice(1).map((f) => { try { return require(f) } catch { return { numPassedTests: 0, numFailedTests: 1 } } }); const sum = (k) => r.reduce((n, x) => n + x[k], 0); console.log(`jest: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed`)' "$results/unit.json" "$results/e2e.json" "$results/fleet.json" "$results/e2e-second.json"
+node -e 'const r = process.argv.slice(1).map((f) => { try { return require(f) } catch { return { numPassedTests: 0, numFailedTests: 1 } } }); const sum = (k) => r.reduce((n, x) => n + x[k], 0); console.log(`jest: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed`)' "$results/unit.json" "$results/browser.json" "$results/e2e.json" "$results/fleet.json" "$results/e2e-second.json"
 echo "npm test: $((SECONDS - started)) s"
 [ "$e2e" = 0 ] && [ "$second_status" = 0 ] && [ "$fresh_status" = 0 ]

@@ -7,7 +7,7 @@ import type { RunContext } from './github/deployment.js'
 import type { CanaryPush, CanaryState, HostState } from './host/state.js'
 import type { Journal } from './journal.js'
 import { mainImage, replicaKey, type CanaryObservation, type Replica, type Split } from './model.js'
-import { retireAll, type Plan } from './plan/common.js'
+import { PlanError, retireAll, type Plan } from './plan/common.js'
 import { planUndo } from './plan/rollback.js'
 import type { Step } from './plan/types.js'
 import type { Executor } from './run/executor.js'
@@ -147,7 +147,14 @@ async function failed(carrying: Carrying, failure: string, judged: boolean): Pro
   const { config, state, plan, ex } = carrying
   const stopped = failure
   if (!config.rollbackOnFailure && !judged) return { result: 'failed', failure, stopped, ...weightAsFound(state) }
-  const undo = planUndo(config, plan, ex.snapshot())
+  let undo: ReturnType<typeof planUndo>
+  try {
+    undo = planUndo(config, plan, ex.snapshot())
+  } catch (e) {
+    // Nothing to go back to (a retirement refused at the end): the step's own failure stays the news.
+    if (!(e instanceof PlanError)) throw e
+    return { result: 'failed', failure, stopped, rollbackFailure: e.message, ...weightAsFound(state) }
+  }
   const back = await core.group('Roll back', () => ex.run(undo.steps, 'rollback', plan.image))
   if (back.kind !== 'completed')
     return { result: 'failed', failure, stopped, rollbackFailure: back.reason, ...weightAsFound(state) }

@@ -1,6 +1,7 @@
 // Pure: the record of a run -> the job summary's markdown.
 import type { CanaryState, HistoryEntry } from './host/state.js'
 import type { Evidence, GateResult, RunPhase, StepRecord } from './journal.js'
+import { code, codeBlock, html, paragraph, quoted, text, TEXT_LIMITS } from './report/text.js'
 import { LEGEND, timeline } from './timeline.js'
 import {
   hostPort,
@@ -71,16 +72,20 @@ export interface RunRecord {
   readonly phases?: readonly RunPhase[]
 }
 
-/** Replaces every secret value in text (a failing app may log its environment). */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text
+/**
+ * Replaces every secret value in text (a failing app may log its environment), as it is and as the
+ * markdown renderer writes it (escaped, a secret no longer reads as itself).
+ */
+export function redact(out: string, secrets: readonly string[]): string {
+  const forms = [...new Set(secrets.flatMap((s) => [s, text(s), html(s)]))]
   // Longest first: a secret that contains a shorter one is masked whole.
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length >= 3) out = out.split(s).join('***')
+  for (const s of forms.sort((a, b) => b.length - a.length)) if (s.length >= 3) out = out.split(s).join('***')
   return out
 }
 
-const cell = (s: string) => s.replaceAll('|', '\\|').replaceAll('\n', ' ')
-const fence = (s: string, lang = '') => `\`\`\`${lang}\n${s.replaceAll('```', '` ` `')}\n\`\`\``
+/** Outside text in a table cell or a line of its own: see report/text.ts. */
+const cell = (s: string) => text(s)
+const fence = codeBlock
 
 const HEADLINE: Record<Result, string> = {
   deployed: 'deployed',
@@ -103,30 +108,23 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}${NBSP}s`
  * the masking of the whole summary would then no longer find.
  */
 function prose(text: string, secrets: readonly string[]): string {
-  return redact(text, secrets)
-    .split(/\r?\n/)
-    .map((line) =>
-      line
-        .replace(/[\\`*_[\]<>#|~!&$]/g, '\\$&')
-        .replace(/^(\s*)([-+=>])/, '$1\\$2')
-        .replace(/^(\s*\d+)([.)])/, '$1\\$2'),
-    )
-    .join('<br>\n')
+  // Masked before it is escaped: escaping changes the text, and the summary's masking would miss the secret.
+  return paragraph(redact(text, secrets), TEXT_LIMITS.block)
 }
 
 /** The header's facts, each about the end of the run. */
 function facts(r: RunRecord): string {
-  const serving = r.image ? `\`${r.image}\`` : 'nothing'
-  const asked = r.requestedImage && r.requestedImage !== r.image ? ` · **asked** \`${r.requestedImage}\`` : ''
+  const serving = r.image ? code(r.image) : 'nothing'
+  const asked = r.requestedImage && r.requestedImage !== r.image ? ` · **asked** ${code(r.requestedImage)}` : ''
   // Only a deploy that stayed deployed has its traffic on the new version at the end.
   const switched =
     r.trafficSwitchedSeconds !== undefined && r.result === 'deployed'
       ? ` · **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)}${NBSP}s`
       : ''
   return (
-    `**Result:** \`${r.result}\` · **${r.hosts.length > 1 ? 'hosts' : 'host'}** ${r.hosts.join(', ')} · **nginx** ${r.nginxHost} · ` +
+    `**Result:** \`${r.result}\` · **${r.hosts.length > 1 ? 'hosts' : 'host'}** ${cell(r.hosts.join(', '))} · **nginx** ${cell(r.nginxHost)} · ` +
     `${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
-    `**serving** ${serving}${asked} · **previous** \`${r.previousImage || '-'}\`${r.color ? ` · **colour** ${r.color}` : ''}` +
+    `**serving** ${serving}${asked} · **previous** ${code(r.previousImage || '-')}${r.color ? ` · **colour** ${r.color}` : ''}` +
     `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''}${switched} · **run ended after** ${r.durationSeconds.toFixed(1)}${NBSP}s`
   )
 }
@@ -152,7 +150,7 @@ function outcome(s: StepRecord): string {
 function steps(r: RunRecord): string[] {
   const rows = [...r.steps.filter((s) => s.phase === 'deploy'), ...r.steps.filter((s) => s.phase !== 'deploy')]
   const withHost = r.hosts.length > 1
-  const host = (s: StepRecord) => (withHost ? ` ${s.hosts.join(', ')} |` : '')
+  const host = (s: StepRecord) => (withHost ? ` ${cell(s.hosts.join(', '))} |` : '')
   const step = (s: StepRecord) => `${s.phase === 'rollback' ? 'rollback: ' : ''}${cell(s.description)}`
   if (rows.every((s) => s.outcome === 'not run'))
     return [
@@ -204,7 +202,7 @@ function timelineSection(r: RunRecord): string[] {
 /** The steps table; without recorded steps, the plan as a list. */
 function stepsOrPlan(r: RunRecord): string[] {
   if (r.steps.length) return steps(r)
-  if (r.plan.length) return ['', '### Plan', '', ...r.plan.map((p, i) => `${i + 1}. ${p}`)]
+  if (r.plan.length) return ['', '### Plan', '', ...r.plan.map((p, i) => `${i + 1}. ${cell(p)}`)]
   return []
 }
 
@@ -218,7 +216,7 @@ function healthGates(r: RunRecord): string[] {
     '|---|---|---|---|---|---|---|',
     ...r.gates.map(
       (g) =>
-        `| ${g.replica} | ${g.host} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${g.dockerHealth} |`,
+        `| ${cell(g.replica)} | ${cell(g.host)} | ${g.ok ? 'healthy' : '**unhealthy**'} | ${g.probes} | ${seconds(g.ms)} | ${cell(g.last)} | ${cell(g.dockerHealth)} |`,
     ),
   ]
 }
@@ -240,7 +238,7 @@ function canaryStepsTable(r: RunRecord): string[] {
   ]
 }
 
-/** What was recorded on GitHub, or the warnings instead. */
+/** What was recorded on GitHub, or the warnings instead (markdown the recorder wrote, its outside text escaped). */
 function gitHubRecords(r: RunRecord): string[] {
   return r.github?.length ? ['', '### GitHub', '', ...r.github.map((n) => `- ${n}`)] : []
 }
@@ -250,14 +248,14 @@ function configChange(r: RunRecord): string[] {
   if (r.configDiff)
     return [
       '',
-      `<details><summary>What this run changed in ${r.configPath}</summary>`,
+      `<details><summary>What this run changed in ${html(r.configPath)}</summary>`,
       '',
       fence(r.configDiff, 'diff'),
       '',
       '</details>',
     ]
   if (r.operation !== 'status' && r.result !== 'planned')
-    return ['', `nginx serves the same file as before the run (${r.configPath}).`]
+    return ['', `nginx serves the same file as before the run (${cell(r.configPath)}).`]
   return []
 }
 
@@ -265,9 +263,9 @@ function configChange(r: RunRecord): string[] {
 function evidence(r: RunRecord): string[] {
   return r.evidence.flatMap((e) => [
     '',
-    `<details open><summary>${e.subject}: last log lines</summary>`,
+    `<details open><summary>${html(e.subject)}: last log lines</summary>`,
     '',
-    cell(e.reason),
+    paragraph(e.reason),
     '',
     fence(e.logs),
     '',
@@ -287,13 +285,15 @@ function costs(r: RunRecord): string[] {
 
 export function renderSummary(r: RunRecord, secrets: readonly string[] = []): string {
   const headline =
-    r.operation === 'status' ? `## nginx-rollout: ${r.app} status` : `## nginx-rollout: ${r.app} ${HEADLINE[r.result]}`
+    r.operation === 'status'
+      ? `## nginx-rollout: ${cell(r.app)} status`
+      : `## nginx-rollout: ${cell(r.app)} ${HEADLINE[r.result]}`
   const out = [
     headline,
     '',
     facts(r),
     ...stoppedEarly(r),
-    ...(r.notes ?? []).flatMap((n) => ['', `> ${n}`]),
+    ...(r.notes ?? []).flatMap((n) => ['', quoted(n)]),
     ...(r.live ? live(r.live) : []),
     ...failures(r, secrets),
     ...timelineSection(r),
@@ -320,18 +320,20 @@ function live(l: LiveReport): string[] {
   ]
   for (const x of l.replicas)
     out.push(
-      `| ${x.name} | ${x.host} | ${hostPort(x.address, x.port)} | \`${x.image}\` | ${x.color ?? '-'} | ${x.weight} |`,
+      `| ${cell(x.name)} | ${cell(x.host)} | ${cell(hostPort(x.address, x.port))} | ${code(x.image)} | ${cell(x.color ?? '-')} | ${x.weight} |`,
     )
   if (!l.replicas.length) out.push('| (none) | | | | | |')
   if (l.canary)
     out.push(
       '',
-      `Canary \`${l.canary.image}\` paused at **${l.canary.weight}%** next to \`${l.canary.stableImage}\` since ${l.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`,
+      `Canary ${code(l.canary.image)} paused at **${l.canary.weight}%** next to ${code(l.canary.stableImage)} since ${cell(l.canary.at)}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`,
     )
   if (l.history.length) {
     out.push('', '### Recent deploys', '', '| When | Operation | Image | Result |', '|---|---|---|---|')
     for (const h of l.history)
-      out.push(`| ${h.at} | ${h.operation ?? 'deploy'} ${h.strategy} | \`${h.image}\` | ${h.result} |`)
+      out.push(
+        `| ${cell(h.at)} | ${cell(`${h.operation ?? 'deploy'} ${h.strategy}`)} | ${code(h.image)} | ${cell(h.result)} |`,
+      )
   }
   return out
 }
@@ -361,7 +363,7 @@ function realTraffic(r: RunRecord): string[] {
       // A pass's reason only restates the counts beside it.
       const why = v.verdict === 'pass' ? '' : cell(v.reason)
       out.push(
-        `| ${v.replicas.join(', ')} | ${verdict} | ${counts(v.new)} | ${counts(v.old)} | ${seconds(v.ms)} | ${why} |`,
+        `| ${cell(v.replicas.join(', '))} | ${verdict} | ${counts(v.new)} | ${counts(v.old)} | ${seconds(v.ms)} | ${why} |`,
       )
     }
   }

@@ -3,6 +3,7 @@
 // retired), the canary's share over time, and the verdicts on real traffic as milestones. Times are ms since
 // the run started (dateFormat x: the epoch stands for the run's start). The chart is sized for its reader:
 // an axis in seconds no time zone shifts, row titles that fit their strip.
+import { mermaidLabel } from './report/text.js'
 import type { StepRecord } from './journal.js'
 import {
   names,
@@ -50,18 +51,8 @@ interface Lane {
   readonly bars: Bar[]
 }
 
-// The gantt grammar ends a task's name at ':', and takes '#' and ';' as the start of a comment or the end
-// of a statement, and a line whose first or second character is '%' as a comment ('5% pass' vanishes);
-// lookalikes keep a host's ':port' readable.
-const SYNTAX: Readonly<Record<string, string>> = { ':': '∶', '#': '＃', ';': ',' }
-
-/** A name Mermaid's gantt grammar reads as plain text: no ':', '#', ';', line breaks or leading '%'. */
-export const sanitise = (text: string): string =>
-  text
-    .replace(/[:#;]/g, (c) => SYNTAX[c])
-    .replace(/\s+/g, ' ')
-    .trim()
-    .replace(/^(.?)%/, '$1％')
+/** A name Mermaid's gantt grammar reads as plain text (see mermaidLabel: the one place that says how). */
+export const sanitise = (text: string): string => mermaidLabel(text)
 
 // Mermaid draws the chart in the reader's browser, in the reader's time zone, and the times are ms since
 // 1970-01-01T00:00Z. A clock format shifts with the zone: %M:%S starts at 30:00 in India (+5:30), and even %S

@@ -15,7 +15,10 @@ const APP = 'e2e-github'
 const PORT = 18088
 const host = testHost()
 const image = (tag: string) => `nginx-rollout-test/app:${tag}`
-const MARKER = `<!-- nginx-rollout canary: ${APP} @ production -->`
+/** The comment's hidden state: base64 JSON of the app and the environment, under a version word. */
+const markerOf = (where: string) =>
+  `<!-- nginx-rollout canary-state v1 ${Buffer.from(JSON.stringify({ app: APP, where })).toString('base64')} -->`
+const MARKER = markerOf('production')
 
 let gh: FakeGitHub
 let events: string
@@ -300,6 +303,55 @@ describe('GitHub deployments and the pull-request comment', () => {
       .split('\n')
       .filter((l) => l.includes('::warning::') && !new RegExp(`container "(?!${APP}-)`).test(l))
     expect(warnings).toEqual([])
+  })
+})
+
+describe('an environment full of markup (built from a branch name)', () => {
+  const ENVIRONMENT = 'x --> <img src=x> # heading'
+
+  it('is plain text in the comment, whose state the next push reads back, and in the job summary', async () => {
+    const canary = (tag: string, head: string) =>
+      runAction(
+        inputs({
+          image: image(tag),
+          strategy: 'canary',
+          'canary-steps': '10',
+          'canary-interval': '1',
+          environment: ENVIRONMENT,
+          'environment-url': '',
+        }),
+        { env: workflowEnv('pull_request', pullRequest('synchronize', false, head), `merge-${head}`) },
+      )
+    const first = await canary('v2', 'head9')
+    expect(first.outputs.result).toBe('paused')
+    expect(gh.comments).toHaveLength(1)
+    const id = gh.comments[0].id
+    const second = await canary('v4', 'head9b')
+    expect(second.outputs.result).toBe('paused')
+    // The second push found the first one's comment by its state, and rewrote it.
+    expect(gh.comments.map((c) => c.id)).toEqual([id])
+    const body = gh.comments[0].body
+    expect(body.split('\n').slice(0, 2)).toEqual([
+      markerOf(ENVIRONMENT),
+      `### Canary of \`${APP}\` on x --&gt; &lt;img src=x&gt; \\# heading: live at 10%`,
+    ])
+    expect(body).toContain('**Pushes**')
+    for (const text of [body, first.summary, second.summary]) {
+      expect(text).not.toContain('<img')
+      expect(text).not.toMatch(/^#+ heading/m)
+    }
+    expect(second.summary).toContain('in environment **x --&gt; &lt;img src=x&gt; \\# heading**')
+    expect(second.log).not.toContain('is passed over')
+
+    const abort = await runAction(
+      inputs({ operation: 'abort', strategy: 'canary', environment: '', 'environment-url': '' }),
+      {
+        env: workflowEnv('pull_request', pullRequest('closed', false, 'head9b'), 'merge-head9c'),
+      },
+    )
+    expect(abort.outputs.result).toBe('rolled-back')
+    expect(gh.comments.map((c) => c.id)).toEqual([id])
+    expect(gh.comments[0].body).toContain('aborted')
   })
 })
 

@@ -2,13 +2,15 @@
 // through nginx wherever traffic can flow.
 import { jest } from '@jest/globals'
 import { createHmac, randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import { join } from 'node:path'
 import { underLoad as loadWhile, type LoadReport } from '../../scripts/lib/load.mjs'
 import {
   baseInputs,
   cutSshOf,
   docker,
+  eventually,
   get,
   managedConf,
   replicasOf,
@@ -264,5 +266,52 @@ describe('host identity', () => {
     expect(run.log).toContain(
       `host key verification failed for ${host.host}:${host.port}: the host presented ${host.fingerprint}, expected SHA256:`,
     )
+  })
+})
+
+describe('the lock moved on mid-run', () => {
+  afterAll(() => rmSync(join(stateDir(APP), 'lock'), { recursive: true, force: true }))
+
+  it('refuses on the host the retirement the run hands over after another run took its lock over', async () => {
+    expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
+    // The replicas before these are retired in the background: once they are gone, two remain.
+    expect(await eventually(() => replicasOf(APP).length, 2, 30_000)).toBe(2)
+    const old = replicasOf(APP).map((r) => r.split(' ')[0])
+    // An idle connection to each old replica keeps its drain busy, so the run waits there while the lock moves.
+    const held = old.map((name) => net.connect(Number(name.split('-').pop()), '127.0.0.1'))
+    await Promise.all(held.map((s) => new Promise((r) => s.once('connect', r))))
+    const lock = join(stateDir(APP), 'lock')
+    const beatOf = () => statSync(join(lock, 'heartbeat')).mtimeMs
+    let moved: Promise<void> | undefined
+    const moveLockAfterNextBeat = async () => {
+      // Right after a heartbeat, the run learns nothing of the lock for 10 s: what refuses its stop is the host.
+      const before = beatOf()
+      while (beatOf() === before) await sleep(20)
+      writeFileSync(join(lock, 'token'), 'ffffffffffffffffffffffff\n')
+      held.forEach((s) => s.destroy())
+    }
+    const run = await runAction(
+      inputs({
+        image: image('v2'),
+        // One batch: the old replicas drain together, then go to the retirement, the step after the drain.
+        'batch-size': '2',
+        'drain-seconds': '60',
+        'verify-seconds': '0',
+        'bake-seconds': '0',
+      }),
+      {
+        onStdout: (stdout) => {
+          if (!moved && /^\[\d+\/\d+\] route .*: ok/m.test(stdout)) moved = moveLockAfterNextBeat()
+        },
+      },
+    )
+    held.forEach((s) => s.destroy())
+    await moved
+    expect(run.code).not.toBe(0)
+    expect(run.log).toMatch(
+      /handing the old replicas to a background stop failed on .* \(exit 75\): this run no longer holds the deploy lock of the app \(another run took it over\): nothing was changed on this host/,
+    )
+    // Both old replicas still run: no stop reached docker.
+    for (const name of old) expect(replicasOf(APP)).toContain(`${name} ${image('v1')} running`)
   })
 })

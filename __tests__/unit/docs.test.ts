@@ -20,7 +20,8 @@ const pages = [
 ]
 
 /** Markdown text without its fenced code blocks (a link inside one is an example, not a link). */
-const prose = (text: string) => text.replace(/^```[\s\S]*?^```/gm, '')
+// (Code blocks and code spans are examples, not links.)
+const prose = (text: string) => text.replace(/^```[\s\S]*?^```/gm, '').replace(/`[^`\n]*`/g, '')
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
 const slug = (heading: string) =>

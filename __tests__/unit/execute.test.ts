@@ -263,6 +263,7 @@ describe('Executor: the deploy lock', () => {
 })
 
 describe('Executor: stopping and retiring', () => {
+  const LEASE = { file: '.nginx-rollout/shop/lease', token: 'token-of-this-run' }
   const old = container(9201)
 
   it('lets a background stop overlap the next step, and fails the run at the removal if that stop failed', async () => {
@@ -288,10 +289,15 @@ describe('Executor: stopping and retiring', () => {
     expect(journal.steps[0].detail).toBe('continues while the next batch starts')
     stop.resolve({ code: 1, stderr: 'Error response from daemon: cannot stop container: permission denied\n' })
     await expect(run).rejects.toThrow(
-      `stopping old replicas failed on ${HOST} (exit 1): Error response from daemon: cannot stop container: permission denied\n  command: docker stop --time 10 -- ${old.id}`,
+      `stopping old replicas failed on ${HOST} (exit 1): Error response from daemon: cannot stop container: permission denied\n  command: sh -c '<script # fenced: only while this run holds the deploy lock... (7 lines)>' sh .nginx-rollout/shop/lock/token token-of-this-run docker stop --time 10 -- ${old.id}`,
     )
     expect(outcomes(journal)[2]).toEqual(['remove shop-9201', 'failed'])
     expect(verbs(host)).toEqual(['docker stop', 'docker create'])
+    // On the nginx host the lock's own token is what a stop, a start and a removal are checked against.
+    expect([...host.fences]).toEqual([
+      [0, { file: '.nginx-rollout/shop/lock/token', token: 'token-of-this-run' }],
+      [1, { file: '.nginx-rollout/shop/lock/token', token: 'token-of-this-run' }],
+    ])
     expect(ex.snapshot().stopped).toEqual([replicaOf(old)])
   })
 
@@ -347,6 +353,9 @@ describe('Executor: stopping and retiring', () => {
     expect(retire(apps.a)).toEqual([[retireDir('shop'), '7', idOf('a', 9201), idOf('a', 9202)]])
     expect(retire(apps.b)).toEqual([[retireDir('shop'), '7', idOf('b', 9201)]])
     expect(retire(apps.c)).toEqual([[retireDir('shop'), '7', idOf('c', 9201)]])
+    // Each app host other than the nginx host checks the run's lease there before it stops anything.
+    for (const r of [apps.a, apps.b, apps.c])
+      expect([...r.fences.values()]).toEqual(r === apps.a ? [LEASE, LEASE] : [LEASE])
     expect(journal.steps[1]).toMatchObject({
       description:
         'retire shop-9201@a, shop-9201@b, shop-9201@c, shop-9202@a (stop and remove on the host, in the background)',

@@ -9,7 +9,7 @@ import type { NginxState } from '../../src/nginx/nginx.js'
 import { configIdOf, renderManagedFile } from '../../src/nginx/template.js'
 import type { Routes } from '../../src/plan/common.js'
 import type { Fleet } from '../../src/remote/fleet.js'
-import { LockLostError, type HeldLock } from '../../src/remote/lock.js'
+import { LockLostError, type HeldLock, type HostFence, type LockClaim } from '../../src/remote/lock.js'
 import type { ExecOptions, ExecResult, Following, HttpResult, Remote } from '../../src/remote/ssh.js'
 
 /** Inputs for three app hosts a, b, c (upstream addresses 10.0.0.1-3) behind nginx on lb. */
@@ -146,8 +146,14 @@ export class FakeRemote implements Remote {
     return this.commands.map(render)
   }
 
-  async exec(c: Command, options?: ExecOptions): Promise<ExecResult> {
+  /** The fence each fenced command carried, by its index in `commands` (see src/remote/lock.ts fenced). */
+  readonly fences = new Map<number, HostFence>()
+
+  async exec(sent: Command, options?: ExecOptions): Promise<ExecResult> {
     this.stats.commands++
+    // A fenced command is recorded as the command it runs, its fence beside it: the host runs it as that.
+    const { fence, inner: c } = unfenced(sent)
+    if (fence) this.fences.set(this.commands.length, fence)
     this.commands.push(c)
     this.options.push(options)
     const text = render(c)
@@ -269,8 +275,29 @@ export function fakeFleet(config: Config, nginx: Remote, apps: Readonly<Record<s
   }
 }
 
+/** A fenced command's fence and the command it runs; a command that is not fenced, as it is. */
+export function unfenced(c: Command): { fence?: HostFence; inner: Command } {
+  const [sh, flag, text, , file, token, ...inner] = c.argv
+  if (
+    sh !== 'sh' ||
+    flag !== '-c' ||
+    !/nothing was changed on this host' >&2\n  exit 75\n}\nshift 2\nexec "\$@"$/.test(text)
+  )
+    return { inner: c }
+  return { fence: { file, token }, inner: { ...c, argv: inner } }
+}
+
+/** The claim of the run the fake lock belongs to. */
+export const CLAIM: LockClaim = {
+  app: 'shop',
+  dir: '.nginx-rollout/shop/lock',
+  token: 'token-of-this-run',
+  owner: 'test',
+}
+
 /** A lock that is held until `lose()` is called. */
 export class FakeLock {
+  readonly claim = CLAIM
   private why: string | undefined
   checks = 0
   lose(why = 'another run took it over'): void {

@@ -159,7 +159,7 @@ describe('renderCanaryComment', () => {
   it("shows the state, the share, the counts against stable, the canary's chart, and how to promote or abort", () => {
     expect(renderCanaryComment(view)).toBe(
       [
-        '<!-- nginx-rollout canary: shop @ production -->',
+        commentMarker({ app: 'shop', where: 'production' }),
         '### Canary of `shop` on production: live at 10%',
         '',
         '`shop:v2` serves **10%** of requests; `shop:v1` (stable) serves the rest.',
@@ -296,9 +296,11 @@ describe('renderCanaryComment', () => {
   })
 
   it('starts with a marker that tells apps and environments apart', () => {
-    expect(renderCanaryComment(view).startsWith(commentMarker('shop', 'production'))).toBe(true)
-    expect(commentMarker('shop', 'production')).not.toBe(commentMarker('shop', 'staging'))
-    expect(commentMarker('shop', 'a-->b')).not.toContain('-->b')
+    expect(renderCanaryComment(view).startsWith(commentMarker({ app: 'shop', where: 'production' }))).toBe(true)
+    expect(commentMarker({ app: 'shop', where: 'production' })).not.toBe(
+      commentMarker({ app: 'shop', where: 'staging' }),
+    )
+    expect(commentMarker({ app: 'shop', where: 'a-->b' })).not.toContain('-->b')
   })
 })
 
@@ -426,19 +428,19 @@ describe('GitHubRecorder against a local GitHub API', () => {
 
   it('posts one comment and updates that same comment later, past a page of other comments', async () => {
     for (let i = 0; i < 130; i++) gh.comments.push({ id: i + 1, issue: 7, body: `comment ${i}` })
-    const marker = commentMarker('shop', 'production')
-    const url = await recorder.comment(7, marker, `${marker}\nfirst`)
+    const marker = commentMarker({ app: 'shop', where: 'production' })
+    const url = await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nfirst`)
     expect(url).toMatch(/^https:\/\/github\.com\/acme\/shop\/pull\/7#issuecomment-\d+$/)
-    await recorder.comment(7, marker, `${marker}\nsecond`)
+    await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nsecond`)
     await recorder.comment(
       7,
-      commentMarker('shop', 'staging'),
-      `${commentMarker('shop', 'staging')}\nother environment`,
+      { app: 'shop', where: 'staging' },
+      `${commentMarker({ app: 'shop', where: 'staging' })}\nother environment`,
     )
     const mine = gh.comments.filter((c) => c.body.startsWith('<!-- nginx-rollout'))
     expect(mine.map((c) => c.body)).toEqual([
       `${marker}\nsecond`,
-      `${commentMarker('shop', 'staging')}\nother environment`,
+      `${commentMarker({ app: 'shop', where: 'staging' })}\nother environment`,
     ])
     expect(gh.comments.filter((c) => c.issue === 7)).toHaveLength(132)
     expect(warnings).toEqual([])
@@ -446,13 +448,13 @@ describe('GitHubRecorder against a local GitHub API', () => {
 
   it("updates only a marker comment its token's user wrote, and creates its own beside one someone else wrote", async () => {
     gh.tokenUser = { login: 'deploy-bot-user', type: 'User' }
-    const marker = commentMarker('shop', 'production')
+    const marker = commentMarker({ app: 'shop', where: 'production' })
     gh.comments.push(
       { id: 1, issue: 7, body: `${marker}\nforged by a reviewer`, user: { login: 'mallory', type: 'User' } },
       { id: 2, issue: 7, body: `${marker}\nwritten by another bot`, user: ACTIONS_BOT },
     )
-    await recorder.comment(7, marker, `${marker}\nfirst`)
-    await recorder.comment(7, marker, `${marker}\nsecond`)
+    await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nfirst`)
+    await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nsecond`)
     expect(gh.comments.map((c) => [c.id, c.user?.login, c.body])).toEqual([
       [1, 'mallory', `${marker}\nforged by a reviewer`],
       [2, 'github-actions[bot]', `${marker}\nwritten by another bot`],
@@ -463,15 +465,15 @@ describe('GitHubRecorder against a local GitHub API', () => {
   })
 
   it("with an Actions token (GET /user refused), takes a bot's marker comment as its own and never a user's", async () => {
-    const marker = commentMarker('shop', 'production')
+    const marker = commentMarker({ app: 'shop', where: 'production' })
     gh.comments.push({
       id: 1,
       issue: 7,
       body: `${marker}\nforged by a reviewer`,
       user: { login: 'mallory', type: 'User' },
     })
-    await recorder.comment(7, marker, `${marker}\nfirst`)
-    await recorder.comment(7, marker, `${marker}\nsecond`)
+    await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nfirst`)
+    await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nsecond`)
     expect(gh.comments.map((c) => [c.user?.login, c.body])).toEqual([
       ['mallory', `${marker}\nforged by a reviewer`],
       ['github-actions[bot]', `${marker}\nsecond`],
@@ -508,7 +510,7 @@ describe('GitHubRecorder against a local GitHub API', () => {
 
   it('turns a refused comment into a warning naming pull-requests: write', async () => {
     gh.forbidden.add('comments')
-    expect(await recorder.comment(7, 'm', 'm body')).toBeUndefined()
+    expect(await recorder.comment(7, { app: 'shop', where: 'm' }, 'm body')).toBeUndefined()
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toContain('`permissions: pull-requests: write`')
   })
@@ -527,7 +529,7 @@ describe("recordOnGitHub for a new push that replaces the pull request's canary"
     environment: 'production',
     'github-token': 'ghs_test-token-0123456789',
   })
-  const marker = commentMarker('shop', 'production')
+  const marker = commentMarker({ app: 'shop', where: 'production' })
   const obs = (verdict: CanaryObservation['verdict'], requests: number): CanaryObservation => ({
     percent: 10,
     seconds: 60,
@@ -564,7 +566,7 @@ describe("recordOnGitHub for a new push that replaces the pull request's canary"
       state: 'in_progress',
       description: 'Canary shop:v2 at 10% of requests: promote or abort it',
     })
-    await recorder.comment(7, marker, `${marker}\nthe previous push's comment`)
+    await recorder.comment(7, { app: 'shop', where: 'production' }, `${marker}\nthe previous push's comment`)
     const before: CanaryState = {
       image: 'shop:v2',
       stableImage: 'shop:v1',

@@ -91,7 +91,7 @@ describe('renderSummary', () => {
       '',
       '| # | Step | Time | Outcome |',
       '|---|---|---|---|',
-      '| 1 | start shop-9203 | 1.23\u00a0s | ok: a\\|b c |',
+      '| 1 | start shop-9203 | 1.23\u00a0s | ok: a\\|b<br>c |',
       '| 2 | route to shop-9203 | 1.23\u00a0s | **failed** |',
       '| 3 | retire shop-9201 |  | not run |',
       '| 4 | rollback: remove shop-9203 \\| for good | 1.23\u00a0s | ok |',
@@ -160,8 +160,8 @@ describe('renderSummary', () => {
       '',
       '| Replica | Host | Result | Probes | Time | Last probe | Docker health |',
       '|---|---|---|---|---|---|---|',
-      '| shop-9203 | 10.0.0.11 | healthy | 4 | 0.81\u00a0s | GET /healthz -> 200 | none |',
-      '| shop-9204 | 10.0.0.12:2222 | **unhealthy** | 300 | 60.00\u00a0s | GET /healthz -> connect ECONNREFUSED \\| x | unhealthy |',
+      '| shop-9203 | 10.0.0.11 | healthy | 4 | 0.81\u00a0s | GET /healthz -&gt; 200 | none |',
+      '| shop-9204 | 10.0.0.12:2222 | **unhealthy** | 300 | 60.00\u00a0s | GET /healthz -&gt; connect ECONNREFUSED \\| x | unhealthy |',
       '',
       'nginx serves the same file as before the run (/etc/nginx/conf.d/shop.conf).',
       '',
@@ -219,9 +219,7 @@ describe('renderSummary', () => {
       '**What failed:**',
       '',
       // Wrapped text, each line kept, nothing in it read as markdown or HTML.
-      'shop-9203 did not become healthy<br>',
-      '\\`\\`\\`<br>',
-      '\\- see \\*the\\* log \\<here\\> \\| \\$x',
+      'shop-9203 did not become healthy<br>\\`\\`\\`<br>- see \\*the\\* log &lt;here&gt; \\| \\$x',
       '',
       '**The rollback failed too:**',
       '',
@@ -363,7 +361,7 @@ describe('renderSummary', () => {
         history: [],
       },
     })
-    expect(lines).toContain('| shop-9203 | 2001:db8::12 | [fd00::12]:9203 | `shop:v2` | - | 10 |')
+    expect(lines).toContain('| shop-9203 | 2001:db8::12 | \\[fd00::12\\]:9203 | `shop:v2` | - | 10 |')
   })
 })
 

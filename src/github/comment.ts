@@ -5,6 +5,8 @@ import type { CanaryPush } from '../host/state.js'
 import type { CanaryObservation } from '../model.js'
 import type { Result } from '../summary.js'
 import { canaryTimeline } from '../timeline.js'
+import { code, codeBlock, link, text } from '../report/text.js'
+import { NAME } from '../rules.js'
 
 export interface CanaryCommentView {
   readonly app: string
@@ -23,15 +25,83 @@ export interface CanaryCommentView {
   readonly at: string
 }
 
+/** What tells one canary comment from another: the app, and the environment (or host) of its canary. */
+export interface CommentKey {
+  readonly app: string
+  readonly where: string
+}
+
+// The hidden first line holds the key as base64 JSON: base64 has no '-' and no '>', so no environment name
+// can end the HTML comment early or put text after it; the version word lets a later format be told apart.
+const STATE_OPEN = '<!-- nginx-rollout canary-state v1 '
+const STATE_CLOSE = ' -->'
+const STATE_LINE = /^<!-- nginx-rollout canary-state (\S+) ([A-Za-z0-9+/]*={0,2}) -->$/
+
 /** The hidden first line that finds the comment again. */
-export const commentMarker = (app: string, where: string): string =>
-  `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll('--', '- -')} -->`
+export const commentMarker = (key: CommentKey): string =>
+  `${STATE_OPEN}${Buffer.from(JSON.stringify({ app: key.app, where: key.where }), 'utf8').toString('base64')}${STATE_CLOSE}`
+
+/**
+ * The first line earlier versions wrote (kept readable so that their comment is taken over and rewritten in
+ * the new form, not left beside a second one). Its '--' escaping let an environment end the comment.
+ */
+export const legacyCommentMarker = (key: CommentKey): string =>
+  `<!-- nginx-rollout canary: ${key.app} @ ${key.where.replaceAll('--', '- -')} -->`
+
+/** What a comment's first line says: no state of this action's, its key, or a state that does not read. */
+export type CommentState =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'key'; readonly key: CommentKey }
+  | { readonly kind: 'unreadable'; readonly why: string }
+
+const isKey = (x: unknown): x is CommentKey => {
+  const o = x as Record<string, unknown>
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    !Array.isArray(x) &&
+    Object.keys(o).sort().join(',') === 'app,where' &&
+    typeof o.app === 'string' &&
+    NAME.test(o.app) &&
+    typeof o.where === 'string' &&
+    o.where.length <= 255 &&
+    !/[\x00-\x1f\x7f]/.test(o.where)
+  )
+}
+
+/** Reads the hidden state back, checked: its version, its base64, its JSON, and the key's shape. */
+export function readCommentState(body: string): CommentState {
+  const first = body.split('\n', 1)[0]
+  if (!first.startsWith('<!-- nginx-rollout canary-state ')) return { kind: 'none' }
+  const m = STATE_LINE.exec(first)
+  if (!m) return { kind: 'unreadable', why: 'the hidden state line is not one this version writes' }
+  if (m[1] !== 'v1') return { kind: 'unreadable', why: `state version ${JSON.stringify(m[1].slice(0, 20))} is unknown` }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(m[2], 'base64').toString('utf8'))
+  } catch {
+    return { kind: 'unreadable', why: 'the hidden state is not base64 JSON' }
+  }
+  if (!isKey(parsed))
+    return {
+      kind: 'unreadable',
+      why: 'the hidden state is not {app, where} with an app name and a one-line environment',
+    }
+  return { kind: 'key', key: { app: parsed.app, where: parsed.where } }
+}
+
+/** Whether a comment is the one of this key: by its hidden state, or by the first line earlier versions wrote. */
+export const isCommentOf = (body: string, key: CommentKey): boolean => {
+  const state = readCommentState(body)
+  if (state.kind === 'key') return state.key.app === key.app && state.key.where === key.where
+  return state.kind === 'none' && body.split('\n', 1)[0] === legacyCommentMarker(key)
+}
 
 const count = (n: number) => n.toLocaleString('en-US')
-const fence = (s: string, lang = '') => `\`\`\`${lang}\n${s.replaceAll('```', '` ` `')}\n\`\`\``
+const fence = codeBlock
 
 function headline(v: CanaryCommentView): string {
-  const app = `\`${v.app}\` on ${v.where}`
+  const app = `${code(v.app)} on ${text(v.where)}`
   switch (v.result) {
     case 'paused':
       return `Canary of ${app}: live at ${v.canaryWeight}%`
@@ -50,8 +120,8 @@ function headline(v: CanaryCommentView): string {
 }
 
 function state(v: CanaryCommentView): string {
-  const canary = `\`${v.canaryImage || '-'}\``
-  const stable = `\`${v.stableImage || '-'}\``
+  const canary = code(v.canaryImage || '-')
+  const stable = code(v.stableImage || '-')
   switch (v.result) {
     case 'paused':
       return `${canary} serves **${v.canaryWeight}%** of requests; ${stable} (stable) serves the rest.`
@@ -78,7 +148,8 @@ function history(v: CanaryCommentView): string[] {
   const rows = v.pushes
     .slice(-LIMITS.canaryPushesShown)
     .map(
-      (p) => `| \`${p.image}\`${p.sha ? ` (${p.sha.slice(0, 7)})` : ''} | ${verdicts(p.observations)} | ${p.outcome} |`,
+      (p) =>
+        `| ${code(p.image)}${p.sha ? ` (${text(p.sha.slice(0, 7))})` : ''} | ${verdicts(p.observations)} | ${text(p.outcome)} |`,
     )
   const now =
     v.result === 'paused'
@@ -97,12 +168,12 @@ function history(v: CanaryCommentView): string[] {
     '| Canary | Steps | Outcome |',
     '|---|---|---|',
     ...rows,
-    `| \`${v.canaryImage}\` (this run) | ${verdicts(v.observations)} | ${now} |`,
+    `| ${code(v.canaryImage)} (this run) | ${verdicts(v.observations)} | ${now} |`,
   ]
 }
 
 export function renderCanaryComment(v: CanaryCommentView): string {
-  const out = [commentMarker(v.app, v.where), `### ${headline(v)}`, '', state(v)]
+  const out = [commentMarker(v), `### ${headline(v)}`, '', state(v)]
   if (v.observations.length) {
     out.push(
       '',
@@ -112,7 +183,7 @@ export function renderCanaryComment(v: CanaryCommentView): string {
     for (const o of v.observations)
       out.push(
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ` +
-          `${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === 'pass' ? 'pass' : `**${o.verdict}**: ${o.reason.replaceAll('|', '\\|')}`} |`,
+          `${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === 'pass' ? 'pass' : `**${o.verdict}**: ${text(o.reason)}`} |`,
       )
   }
   const chart = canaryTimeline(v.observations)
@@ -125,6 +196,7 @@ export function renderCanaryComment(v: CanaryCommentView): string {
       `**Promote** (all requests to the canary): run nginx-rollout with \`operation: promote\`; the example workflow does it when this pull request merges.`,
       `**Abort** (remove the canary): run it with \`operation: abort\`; the example workflow does it when this pull request closes unmerged.`,
     )
-  out.push('', `<sub>Updated ${v.runUrl ? `by [this run](${v.runUrl}) ` : ''}at ${v.at} · nginx-rollout</sub>`)
+  const by = v.runUrl ? `by ${link('this run', v.runUrl)} ` : ''
+  out.push('', `<sub>Updated ${by}at ${text(v.at)} · nginx-rollout</sub>`)
   return out.join('\n') + '\n'
 }

@@ -7,7 +7,7 @@ import type { CanaryObservation } from '../model.js'
 import type { RecordedDeployment, RunEnd } from '../run-end.js'
 import { redact } from '../summary.js'
 import { octokitApi } from './api.js'
-import { commentMarker, renderCanaryComment } from './comment.js'
+import { renderCanaryComment } from './comment.js'
 import { canaryPullRequest, deploymentTarget, finalStatus, repoName, type RunContext } from './deployment.js'
 import { GitHubRecorder } from './report.js'
 
@@ -161,5 +161,7 @@ export async function recordOnGitHub(
     runUrl: gh.runUrl,
     at: new Date().toISOString(),
   })
-  await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secrets))
+  // The hidden state line is base64: a short secret could match inside it, and it holds no secret.
+  const [marker, ...rest] = body.split('\n')
+  await recorder.comment(pr.number, { app: config.app, where }, [marker, redact(rest.join('\n'), secrets)].join('\n'))
 }

@@ -3,6 +3,7 @@
 // fail a deploy that worked (nor hide one that failed).
 import { LIMITS } from '../config.js'
 import type { Logger } from '../journal.js'
+import { code, link, text } from '../report/text.js'
 import {
   GitHubApiError,
   type DeploymentState,
@@ -12,6 +13,7 @@ import {
 } from './api.js'
 import type { RecordedDeployment } from '../run-end.js'
 import type { DeploymentTarget } from './deployment.js'
+import { isCommentOf, readCommentState, type CommentKey } from './comment.js'
 
 /** The warning for a failed call, naming the permission the workflow needs when that is the likely cause. */
 export function apiWarning(what: string, e: unknown, permission: string): string {
@@ -29,7 +31,7 @@ export const DEPLOYMENTS_PERMISSION = 'deployments: write'
 export const COMMENTS_PERMISSION = 'pull-requests: write'
 
 export class GitHubRecorder {
-  /** What happened on GitHub, for the job summary. */
+  /** What happened on GitHub, for the job summary: markdown, every outside text in it escaped. */
   readonly notes: string[] = []
 
   constructor(
@@ -41,7 +43,7 @@ export class GitHubRecorder {
   private warn(what: string, e: unknown, permission: string): void {
     const w = apiWarning(what, e, permission)
     this.log.warning(w)
-    this.notes.push(`warning: ${w}`)
+    this.notes.push(`warning: ${text(w)}`)
   }
 
   private status(state: DeploymentState, description: string): DeploymentStatus {
@@ -59,7 +61,9 @@ export class GitHubRecorder {
   async deactivate(d: { id: number; environment: string }, description: string): Promise<void> {
     try {
       await this.api.setDeploymentStatus(d.id, { state: 'inactive', description, logUrl: this.links.runUrl })
-      this.notes.push(`Deployment ${d.id} in environment **${d.environment}**: \`inactive\`, ${description}.`)
+      this.notes.push(
+        `Deployment ${d.id} in environment **${text(d.environment)}**: \`inactive\`, ${text(description)}.`,
+      )
     } catch (e) {
       this.warn(`Setting GitHub deployment ${d.id} inactive`, e, DEPLOYMENTS_PERMISSION)
     }
@@ -94,7 +98,9 @@ export class GitHubRecorder {
     try {
       await this.api.setDeploymentStatus(d.id, this.status(end.state, end.description))
       this.log.info(`GitHub deployment ${d.id} in ${d.environment}: ${end.state} (${end.description})`)
-      this.notes.push(`Deployment ${d.id} in environment **${d.environment}**: \`${end.state}\`, ${end.description}.`)
+      this.notes.push(
+        `Deployment ${d.id} in environment **${text(d.environment)}**: ${code(end.state)}, ${text(end.description)}.`,
+      )
     } catch (e) {
       this.warn(`Setting GitHub deployment ${d.id} to ${end.state}`, e, DEPLOYMENTS_PERMISSION)
       return
@@ -126,17 +132,23 @@ export class GitHubRecorder {
   }
 
   /**
-   * Writes the comment: updates the action's own one that starts with marker, or creates it. Anyone can
-   * type the marker, so only a comment by the token's user (or, for a token that is no user, by a bot) counts.
+   * Writes the comment: updates the action's own one whose hidden state names `key`, or creates it. Anyone
+   * can type the state, so only a comment by the token's user (or, for a token that is no user, by a bot)
+   * counts. One of ours whose state does not read is passed over with a warning, never taken for another.
    */
-  async comment(issue: number, marker: string, body: string): Promise<string | undefined> {
+  async comment(issue: number, key: CommentKey, body: string): Promise<string | undefined> {
     try {
       const [comments, me] = await Promise.all([this.api.comments(issue), this.api.whoAmI()])
       const ours = (c: IssueComment) => (me ? c.author.login === me : c.author.type === 'Bot')
-      const mine = comments.find((c) => c.body.startsWith(marker) && ours(c))
+      for (const c of comments.filter(ours)) {
+        const state = readCommentState(c.body)
+        if (state.kind === 'unreadable')
+          this.log.warning(`pull request #${issue}: comment ${c.id} is passed over: ${state.why}`)
+      }
+      const mine = comments.find((c) => ours(c) && isCommentOf(c.body, key))
       const c = mine ? await this.api.updateComment(mine.id, body) : await this.api.createComment(issue, body)
       this.log.info(`pull request #${issue}: comment ${mine ? 'updated' : 'created'}: ${c.url}`)
-      this.notes.push(`Pull request #${issue}: [comment](${c.url}) ${mine ? 'updated' : 'created'}.`)
+      this.notes.push(`Pull request #${issue}: ${link('comment', c.url)} ${mine ? 'updated' : 'created'}.`)
       return c.url
     } catch (e) {
       this.warn(`Commenting on pull request #${issue}`, e, COMMENTS_PERMISSION)

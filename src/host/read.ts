@@ -9,7 +9,7 @@ import { parseNginx, readNginxCommand, type NginxState } from '../nginx/nginx.js
 import { parseSections, sectioned, text, type Section } from '../remote/frames.js'
 import type { Fleet } from '../remote/fleet.js'
 import { canaryPath, historyPath, readFile } from './records.js'
-import { acquireCommand, stateDir, type LockClaim } from '../remote/lock.js'
+import { acquireCommand, leasePath, stateDir, writeLease, type LockClaim } from '../remote/lock.js'
 import { failure, RemoteError, type ExecResult, type Remote } from '../remote/ssh.js'
 import { parseUsage, readUsage } from './ports.js'
 import { parseCanaryState, parseContainers, parseHistory, type AppHostState, type HostState } from './state.js'
@@ -20,8 +20,10 @@ export class HostStateError extends Error {}
 export const retireDir = (app: string): string => `${stateDir(app)}/retired`
 
 // The reports are removed as they are read only under the lock: a status or a dry run must leave them for
-// the next run that acts on them.
-const appHostParts = (config: Config, consume: boolean) => [
+// the next run that acts on them. An app host other than the nginx host gets the run's lease first (see
+// HostFence): what is read there after it is what no earlier run changes any more.
+const appHostParts = (config: Config, consume: boolean, lease?: LockClaim) => [
+  ...(lease ? [{ name: 'lease', command: writeLease(lease) }] : []),
   { name: 'containers', command: listManaged() },
   { name: 'usage', command: readUsage() },
   { name: 'retired', command: readRetireReports(retireDir(config.app), consume) },
@@ -34,6 +36,11 @@ function parseAppHost(
   remote: Remote,
   warnings: string[],
 ): AppHostState {
+  const lease = sections.get('lease')
+  if (lease && lease.code !== 0)
+    throw new HostStateError(
+      `writing the deploy lease ${leasePath(config.app)} on ${remote.name} failed: ${text(lease.err).trim() || '(no answer)'}`,
+    )
   const list = sections.get('containers')
   if (!list || list.code !== 0)
     throw new HostStateError(
@@ -58,7 +65,7 @@ export interface HostRead {
 }
 
 /** The app host that is the nginx host too, if one is: its containers are read in the nginx host's command. */
-const nginxAppHost = (config: Config): AppHost | undefined =>
+export const nginxAppHost = (config: Config): AppHost | undefined =>
   config.appHosts.find((h) => h.ssh.host === config.nginxHost.host && h.ssh.port === config.nginxHost.port)
 
 /** Why the nginx host's command failed other than by finding the lock held (exit 3). */
@@ -107,13 +114,13 @@ function readAppHosts(
   fleet: Fleet,
   config: Config,
   hosts: readonly AppHost[],
-  consume: boolean,
+  claim: LockClaim | undefined,
   warnings: string[],
 ): Promise<AppHostState[]> {
   return Promise.all(
     hosts.map(async (h) => {
       const remote = fleet.app(h.id)
-      const c = sectioned(undefined, appHostParts(config, consume))
+      const c = sectioned(undefined, appHostParts(config, Boolean(claim), claim))
       const r = await remote.exec(c)
       if (r.code !== 0) throw failure(remote, c, `reading ${h.id}`, r)
       return parseAppHost(config, h, parseSections(r.raw), remote, warnings)
@@ -192,7 +199,7 @@ export async function readHosts(
   const others = config.appHosts.filter((h) => h !== nginxIsAppHost)
   const hosts: AppHostState[] = []
   if (nginxIsAppHost) hosts.push(parseAppHost(config, nginxIsAppHost, sections, fleet.nginx, warnings))
-  hosts.push(...(await readAppHosts(fleet, config, others, Boolean(claim), warnings)))
+  hosts.push(...(await readAppHosts(fleet, config, others, claim, warnings)))
   // Hosts in the order they were given, whatever answered first.
   hosts.sort(
     (a, b) => config.appHosts.findIndex((h) => h.id === a.host) - config.appHosts.findIndex((h) => h.id === b.host),

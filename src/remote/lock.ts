@@ -3,7 +3,7 @@
 // heartbeat is older than LIMITS.lockStaleSeconds was left by a run that died, and the next run takes it
 // over. flock serialises the check-and-take, so two runs never both take a stale lock (or one that is being
 // taken). A holder whose heartbeat fails stops changing anything, and every nginx change re-checks the
-// token on the host first (see nginxLocked).
+// token on the host first (see nginxLocked), as every change of the app's containers does (see fenced).
 import { randomBytes } from 'node:crypto'
 import { LIMITS } from '../config.js'
 import { script, withTimeout, type Command } from '../commands/shell.js'
@@ -47,6 +47,47 @@ export const newClaim = (app: string, owner: string): LockClaim => ({
 /** Takes the lock if it is free or stale (exit 3 when another run holds it). */
 export const acquireCommand = (claim: LockClaim): Command =>
   script(ACQUIRE, claim.dir, claim.token, claim.owner, String(LIMITS.lockStaleSeconds))
+
+/**
+ * What a host compares before it changes the app's containers: a file there that must hold this run's token.
+ * On the nginx host that is the lock itself. Another app host may be another machine, which cannot see the
+ * lock: there it is the lease the run writes when it reads that host, under the lock (see writeLease). A run
+ * that takes the lock over reads every app host before it changes anything, so its lease is on each of them
+ * first: from then on, no stop, removal or start of the run before it begins there. (One that began before
+ * is what the next run reads as still stopping, like the background stops of any earlier run.)
+ */
+export interface HostFence {
+  readonly file: string
+  readonly token: string
+}
+
+export const leasePath = (app: string): string => `${stateDir(app)}/lease`
+
+export const containerFence = (claim: LockClaim, onNginxHost: boolean): HostFence => ({
+  file: onNginxHost ? `${claim.dir}/token` : leasePath(claim.app),
+  token: claim.token,
+})
+
+// $1 the file that must hold the token, $2 the token; then the command (which keeps its standard input).
+const FENCED = `# fenced: only while this run holds the deploy lock
+[ "$(cat "$1" 2>/dev/null)" = "$2" ] || {
+  echo 'this run no longer holds the deploy lock of the app (another run took it over): nothing was changed on this host' >&2
+  exit 75
+}
+shift 2
+exec "$@"`
+
+/** `inner`, run only while `fence` holds this run's token on the host (exit 75 otherwise, having run nothing). */
+export const fenced = (fence: HostFence, inner: Command): Command => ({
+  ...inner,
+  argv: script(FENCED, fence.file, fence.token, ...inner.argv).argv,
+})
+
+// $1 the lease file, $2 the token: replaced in one rename, so a check never reads half of it.
+const LEASE = `mkdir -p "\${1%/*}" && printf '%s\\n' "$2" >"$1.new" && mv -f "$1.new" "$1"`
+
+/** Puts this run's token in the app's lease on an app host (see HostFence). */
+export const writeLease = (claim: LockClaim): Command => script(LEASE, leasePath(claim.app), claim.token)
 
 export class LockLostError extends Error {}
 

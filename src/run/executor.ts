@@ -10,7 +10,8 @@ import type { Nginx } from '../nginx/nginx.js'
 import type { Progress } from '../plan/rollback.js'
 import { changesHosts, describeStep, hostsOf, type Step } from '../plan/types.js'
 import type { Fleet } from '../remote/fleet.js'
-import type { HeldLock } from '../remote/lock.js'
+import { containerFence, type HeldLock } from '../remote/lock.js'
+import { nginxAppHost } from '../host/read.js'
 import { NEVER, type Cancellation } from './cancel.js'
 import { RunProgress } from './progress.js'
 import { replicaPort } from './replicas.js'
@@ -89,6 +90,7 @@ export class Executor {
     const replaced = mainImage(this.previous)
     const isNew = (r: Replica) => this.progress.isNew(r) || (r.image === newImage && newImage !== replaced)
     if (phase === 'deploy') judge.begin(newImage, isNew)
+    const nginxHostId = nginxAppHost(this.config)?.id
     const world: StepWorld = {
       config: this.config,
       fleet: this.fleet,
@@ -98,6 +100,7 @@ export class Executor {
       replicas: this.replicas,
       journal: this.journal,
       recordCanary: this.recordCanary,
+      fence: (host) => containerFence(this.lock.claim, host === nginxHostId),
     }
     // A deploy stops at a cancellation; a way back (an undo, a cancellation's) runs to its end.
     const cancel = phase === 'deploy' ? this.cancel : NEVER

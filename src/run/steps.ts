@@ -11,6 +11,7 @@ import { NginxError, type Nginx } from '../nginx/nginx.js'
 import { renderManagedFile } from '../nginx/template.js'
 import type { Step } from '../plan/types.js'
 import type { Fleet } from '../remote/fleet.js'
+import { fenced, type HostFence } from '../remote/lock.js'
 import { failure, RemoteError, run, type Remote } from '../remote/ssh.js'
 import type { Command } from '../commands/shell.js'
 import { drainReplicas } from './drain.js'
@@ -25,6 +26,11 @@ export interface StepWorld {
   readonly judge: Judge
   readonly replicas: ReplicaPort
   readonly journal: Journal
+  /**
+   * What each app host checks before this run changes the app's containers there: every create, start,
+   * stop, removal and retirement is refused on the host once the lock has moved on (see HostFence).
+   */
+  readonly fence: (host: string) => HostFence
   /** Puts a canary on record before nginx gives it `split`'s share (canary plans only). */
   readonly recordCanary?: (split: Split) => Promise<void>
 }
@@ -72,11 +78,14 @@ const idsOf = (w: StepWorld, replicas: readonly Replica[]): string[] =>
     return id ? [id] : []
   })
 
-/** Runs `command(ids)` on each host for the replicas there that have a container; nothing where none has. */
+/**
+ * Runs `command(ids)`, fenced, on each host for the replicas there that have a container; nothing where none
+ * has.
+ */
 const onContainers = (w: StepWorld, replicas: readonly Replica[], what: string, command: (ids: string[]) => Command) =>
-  onHosts(w, replicas, async (remote, rs) => {
+  onHosts(w, replicas, async (remote, rs, host) => {
     const ids = idsOf(w, rs)
-    if (ids.length) await run(remote, command(ids), what)
+    if (ids.length) await run(remote, fenced(w.fence(host), command(ids)), what)
   })
 
 async function login(w: StepWorld, step: Extract<Step, { kind: 'login' }>): Promise<StepEnd> {
@@ -96,7 +105,7 @@ async function pull(w: StepWorld, step: Extract<Step, { kind: 'pull' }>): Promis
 async function startOne(w: StepWorld, r: Replica): Promise<void> {
   w.progress.markStarting(r)
   const remote = w.fleet.app(r.host)
-  const create = docker.createReplica(w.config, r)
+  const create = fenced(w.fence(r.host), docker.createReplica(w.config, r))
   const out = await remote.exec(create)
   // Known from the moment docker create printed it, even if the start then failed.
   const id = docker.createdId(out.stdout)
