@@ -98,7 +98,7 @@ function timeline(events, from, to) {
 /** What the run's summary says: step durations, the route (reload) steps, when traffic switched and the run ended. */
 function fromSummary(summary) {
   // Steps table rows: | n | step | [host |] duration | outcome |; an undo's rows read 'rollback: ...'.
-  const steps = [...summary.matchAll(/^\| \d+ \| (?!rollback: )(.+?) \| (?:[^|]* \| )?([\d.]+) s \| ok/gm)].map(
+  const steps = [...summary.matchAll(/^\| \d+ \| (?!rollback: )(.+?) \| (?:[^|]* \| )?([\d.]+)\ss \| ok/gm)].map(
     ([, desc, s]) => ({ desc, seconds: Number(s) }),
   )
   const routes = steps.filter((s) => /^route /.test(s.desc))

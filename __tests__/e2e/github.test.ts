@@ -117,7 +117,7 @@ describe('GitHub deployments and the pull-request comment', () => {
     expect(gh.comments[0]).toMatchObject({ issue: 7 })
     expect(gh.comments[0].body.startsWith(`${MARKER}\n### Canary of \`${APP}\` on production: live at 10%`)).toBe(true)
     expect(gh.comments[0].body).toMatch(
-      /\| 10% for 3 s \| [\d,]+ \| 0 \(0\.00%\) \| [\d,]+ \| 0 \(0\.00%\) \| (pass|\*\*inconclusive\*\*)/,
+      /\| 10% for 3\ss \| [\d,]+ \| 0 \(0\.00%\) \| [\d,]+ \| 0 \(0\.00%\) \| (pass|\*\*inconclusive\*\*)/,
     )
     expect(gh.comments[0].body).toContain('`operation: promote`')
     // The canary remembers its deployment and pull request on the host, for the run that ends it.

@@ -72,7 +72,7 @@ describe('a client that forges access-log fields in its request line', () => {
     expect(forged).toBeGreaterThan(100)
     expect(report.failed).toBe(0)
     expect(run.outputs).toMatchObject({ result: 'paused', 'canary-weight': '20' })
-    expect(run.summary).toMatch(/\| 20% \| 4 s \| \d+ \| 0 \| 0\.00% \| \d+ \| 0 \| 0\.00% \| pass \|/)
+    expect(run.summary).toMatch(/\| 20% \| 4\ss \| \d+ \| 0 \| 0\.00% \| \d+ \| 0 \| 0\.00% \| pass \|/)
     expect((await runAction(inputs({ operation: 'abort', image: '' }))).outputs.result).toBe('rolled-back')
 
     const brokenLoad = startLoad({ port: PORT, maxSeconds: 60 })

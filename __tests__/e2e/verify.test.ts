@@ -4,7 +4,8 @@
 // 24 clients (10 GET, 6 POST, 8 0.4 s GET) through nginx, from 2 s before the run to 2 s after.
 import { jest } from '@jest/globals'
 import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
-import { baseInputs, get, resetApp, runAction, testHost, type ActionRun } from './harness.js'
+import http from 'node:http'
+import { baseInputs, docker, get, resetApp, runAction, testHost, type ActionRun } from './harness.js'
 
 jest.setTimeout(240_000)
 
@@ -70,10 +71,13 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       expect(run.outputs.result).toBe('rolled-back')
       expect(run.code).not.toBe(0)
       expect(run.log).toMatch(
-        /real traffic: (over the last seconds )?the new version answered 5xx to [\d.]+% of \d+ requests \(500: \d+\)/,
+        /real traffic: (over the last seconds )?the new version answered 5xx to \d+ requests where [\d.]+ were expected from the old version on the same routes \(500: \d+/,
       )
       expect(failingSeconds(load)).toBeLessThanOrEqual(2)
       expect(share).toBeLessThanOrEqual(0.1)
+      // While it was judged, nginx tried every GET it answered 500 again on another server, the old ones last:
+      // only the POSTs (never retried) can have failed.
+      expect(load.events.filter((e) => !e.ok && e.kind !== 'post')).toEqual([])
       expect((await get(PORT, '/')).text).toBe('v1\n')
       expect(verdicts(run).some((v) => v.endsWith(': fail'))).toBe(true)
     })
@@ -84,7 +88,7 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       )
       expect(run.outputs.result).toBe('rolled-back')
       expect(run.log).toMatch(
-        /real traffic: (over the last seconds )?the new version answered 4xx to [\d.]+% of \d+ requests \(404: \d+\)/,
+        /real traffic: (over the last seconds )?the new version answered 4xx to \d+ requests where [\d.]+ were expected from the old version on the same routes \(404: \d+/,
       )
       expect(failingSeconds(load)).toBeLessThanOrEqual(2)
       expect(share).toBeLessThanOrEqual(0.1)
@@ -106,8 +110,107 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       expect((await get(PORT, '/')).text).toBe('v1\n')
       expect(run.summary).toMatch(/\*\*Bake\*\*.*fail/)
     })
+
+    it('switches back a version 10x slower on its routes, with the numbers in the verdict', async () => {
+      const { run } = await judgedUnderLoad(PORT, () =>
+        runAction(inputs({ image: image('v2'), env: 'SLOW_FACTOR=10', 'bake-seconds': '10' })),
+      )
+      expect(run.outputs.result).toBe('rolled-back')
+      expect(run.log).toMatch(
+        /real traffic: (over the last seconds )?the new version is slower: \d+ of its requests took longer than 2x the old version's p95 and 100 ms more on their route .*median \d+ ms and p95 \d+ ms against the old version's \d+ ms and \d+ ms/,
+      )
+      expect((await get(PORT, '/')).text).toBe('v1\n')
+    })
+
+    it('deploys a good version while a scanner asks for missing paths at 25 a second and another client gives up on its requests', async () => {
+      const scanner = outsideClient(PORT, 25, (i) => ({
+        path: `/wp-admin/${i}-${Math.random().toString(36).slice(2)}.php`,
+      }))
+      const quitter = outsideClient(PORT, 10, () => ({ path: '/cgi-bin/slow', abortMs: 100 }))
+      try {
+        const { run } = await judgedUnderLoad(PORT, () =>
+          runAction(inputs({ image: image('v2'), 'bake-seconds': '8' })),
+        )
+        expect(run.outputs.result).toBe('deployed')
+        expect(verdicts(run).every((v) => v.endsWith(': pass'))).toBe(true)
+      } finally {
+        const sent = [await scanner.stop(), await quitter.stop()]
+        // The outside clients did ask: a scanner that sent nothing would prove nothing.
+        expect(sent[0]).toBeGreaterThan(100)
+        expect(sent[1]).toBeGreaterThan(30)
+      }
+      expect((await get(PORT, '/')).text).toBe('v2\n')
+    })
   })
 }
+
+/**
+ * A client outside the load, as the internet is: `perSecond` GETs through nginx of what `next` says, each
+ * given up on after `abortMs` if set. stop() ends it and says how many it sent.
+ */
+function outsideClient(port: number, perSecond: number, next: (i: number) => { path: string; abortMs?: number }) {
+  let sent = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const { path, abortMs } = next(sent++)
+      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => res.resume())
+      req.on('error', () => undefined)
+      if (abortMs) setTimeout(() => req.destroy(), abortMs)
+      await sleep(1000 / perSecond)
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return sent
+    },
+  }
+}
+
+describe('judged on real traffic: a route that never answers, a judgement that cannot run', () => {
+  const APP = 'e2e-judge-hang'
+  const PORT = 18304
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '3',
+    ports: '9751-9770',
+    ...over,
+  })
+  beforeEach(async () => {
+    resetApp(APP)
+    expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
+  })
+  afterAll(() => resetApp(APP))
+
+  it('switches back, within the default bake, a version whose POST route never answers', async () => {
+    // The load's clients give up after 15 s: nginx records each such request as one the new version held that
+    // long, far past the old version's p95 on that route. bake-seconds as by default (the tests' own is 0).
+    const { run } = await judgedUnderLoad(PORT, () =>
+      runAction(inputs({ image: image('v2'), env: 'HANG_ON=echo', 'bake-seconds': '30' })),
+    )
+    expect(run.outputs.result).toBe('rolled-back')
+    expect(run.log).toMatch(
+      /real traffic: (over the last seconds )?the new version is slower: .*"POST \/cgi-bin\/echo"/,
+    )
+    expect((await get(PORT, '/')).text).toBe('v1\n')
+  })
+
+  it('fails the route as "could not judge" and goes back when nginx\'s record cannot be followed', async () => {
+    // The record's file cannot be emptied (a directory stands in its place): the follow ends at once.
+    const record = `/var/log/nginx/nginx-rollout-${APP}.log`
+    docker('exec', `${APP}-lb`, 'sh', '-c', `rm -f ${record} && mkdir -p ${record}`)
+    try {
+      const { run } = await judgedUnderLoad(PORT, () => runAction(inputs({ image: image('v2') })))
+      expect(run.outputs.result).not.toBe('deployed')
+      expect(run.log).toMatch(/could not judge: following nginx's record of e2e-judge-hang's requests ended \(exit \d+/)
+      expect((await get(PORT, '/')).text).toBe('v1\n')
+    } finally {
+      docker('exec', `${APP}-lb`, 'rmdir', record)
+    }
+  })
+})
 
 describe('judged on real traffic: no false alarm, no wait without traffic', () => {
   const APP = 'e2e-judge-ok'
@@ -145,7 +248,7 @@ describe('judged on real traffic: no false alarm, no wait without traffic', () =
     const run = await runAction(inputs({ image: image('v4'), 'verify-seconds': '30' }))
     const wallSeconds = (Date.now() - t0) / 1000
     expect(run.outputs.result).toBe('deployed')
-    const rows = [...run.summary.matchAll(/^\| ([^|]+) \| not judged \| [^|]* \| [^|]* \| ([\d.]+) s \|/gm)]
+    const rows = [...run.summary.matchAll(/^\| ([^|]+) \| not judged \| [^|]* \| [^|]* \| ([\d.]+)\ss \|/gm)]
     expect(rows.length).toBe(3)
     expect(Number(rows[0][2])).toBeLessThan(2)
     // nginx has recorded nothing for a second by then: no wait at all.

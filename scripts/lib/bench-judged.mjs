@@ -46,12 +46,12 @@ export const CASES = [
 
 /** The seconds a summary row of the steps table says (route steps, time to verdict). */
 function routeSeconds(summary) {
-  return [...summary.matchAll(/^\| \d+ \| route traffic to [^|]*\| (?:[^|]*\| )?([\d.]+) s \| ok/gm)].map((m) =>
+  return [...summary.matchAll(/^\| \d+ \| route traffic to [^|]*\| (?:[^|]*\| )?([\d.]+)\ss \| ok/gm)].map((m) =>
     Number(m[1]),
   )
 }
 const verdictSeconds = (summary) =>
-  [...summary.matchAll(/^\| [^|]+ \| \*{0,2}(pass|fail|not judged)\*{0,2} \| [^|]* \| [^|]* \| ([\d.]+) s \|/gm)].map(
+  [...summary.matchAll(/^\| [^|]+ \| \*{0,2}(pass|fail|not judged)\*{0,2} \| [^|]* \| [^|]* \| ([\d.]+)\ss \|/gm)].map(
     (m) => ({ verdict: m[1], seconds: Number(m[2]) }),
   )
 

@@ -6,6 +6,8 @@
 #   CRASH_AFTER_POSTS the app dies while answering that many POSTs (an app that crashes once it has traffic)
 #   NOT_FOUND routes under /cgi-bin/ this version lacks (space-separated, e.g. 'echo'): they answer 404
 #   ERROR_PERCENT the /cgi-bin/ routes answer 500 to about this percent of requests (a steadily flaky app)
+#   SLOW_FACTOR the /cgi-bin/ routes take this many times as long (a slow version); HANG_ON routes under
+#     /cgi-bin/ that never answer (space-separated, e.g. 'echo'): see the file flaky
 #   UNHEALTHY_ON an IPv4 address written with dashes (10-0-0-5): on a host that has it, /health answers 404
 #     (a fault on one host of several). Dashes: the action masks env values, and a dotted one would mask the
 #     host's address wherever the run prints it.
