@@ -59,6 +59,14 @@ export interface StatusRange {
   readonly max: number
 }
 
+/** canary-match: requests carrying this header or cookie with this value go to the canary. */
+export interface CanaryMatch {
+  readonly kind: 'header' | 'cookie'
+  /** A header name (letters, digits, -) or a cookie name (letters, digits, _: nginx names it $cookie_NAME). */
+  readonly name: string
+  readonly value: string
+}
+
 export interface Config {
   /** The app hosts, in the order given (canary replicas go to the first). */
   readonly appHosts: readonly AppHost[]
@@ -114,6 +122,13 @@ export interface Config {
     readonly intervalSeconds: number
     /** Highest acceptable error rate of the canary, in percent. */
     readonly maxErrorRate: number
+    /**
+     * A client's first request is split by the share, then nginx pins the client (a cookie) to the version
+     * that served it; false: every request is split on its own.
+     */
+    readonly sticky: boolean
+    /** Requests that reach the canary whatever its share (a share of 0 is a preview only they reach). */
+    readonly match?: CanaryMatch
   }
 
   readonly nginx: {
@@ -176,6 +191,8 @@ export const DEFAULTS = {
   'canary-replicas': '1',
   'canary-interval': '60',
   'canary-max-error-rate': '1',
+  'canary-sticky': 'true',
+  'canary-match': '',
   'nginx-mode': 'container',
   'nginx-scope': 'site',
   'nginx-container': 'loadbalancer',
