@@ -248,17 +248,17 @@ describe('readConfig', () => {
     [
       'canary steps falling',
       { 'canary-steps': '50,10' },
-      "canary-steps: expected percentages from 1 to 100 in rising order, got '50,10'",
+      "canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got '50,10'",
     ],
     [
       'canary step over 100',
       { 'canary-steps': '10,150' },
-      "canary-steps: expected percentages from 1 to 100 in rising order, got '10,150'",
+      "canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got '10,150'",
     ],
     [
       'canary step zero',
       { 'canary-steps': '0,100' },
-      "canary-steps: expected percentages from 1 to 100 in rising order, got '0,100'",
+      "canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got '0,100'",
     ],
     [
       'canary error rate not a number',
@@ -502,7 +502,13 @@ describe('readConfig', () => {
     })
     expect(c.operation).toBe('promote')
     expect(c.image).toBe('')
-    expect(c.canary).toEqual({ steps: [5, 25, 100], replicas: 1, intervalSeconds: 30, maxErrorRate: 0.5 })
+    expect(c.canary).toEqual({
+      steps: [5, 25, 100],
+      replicas: 1,
+      intervalSeconds: 30,
+      maxErrorRate: 0.5,
+      sticky: true,
+    })
   })
 
   it('reads the GitHub inputs; none of them is needed', () => {

@@ -140,6 +140,17 @@ describe('renderManagedFile in upstream scope', () => {
         '    server 127.0.0.1:9202 weight=10 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on docker.example.com',
         '}',
         '',
+        '# The variables a server block may name (docs/canary.md): no canary routing now, the plain upstream.',
+        'map $host $nr_shop_backend_route {',
+        '    default shop_backend;',
+        '}',
+        'map $host $nr_shop_backend_pin {',
+        '    default "";',
+        '}',
+        'map $host $nr_shop_backend_preview {',
+        '    default "";',
+        '}',
+        '',
       ].join('\n'),
     )
     expect(configIdOf(text)).toBeUndefined()
@@ -175,7 +186,8 @@ describe('canary splits', () => {
   })
 
   it("logs the upstream's attempts to the app's own log, named after its upstream, only while a run judges traffic", () => {
-    const config = configFrom({ 'upstream-name': 'shop_backend' })
+    // Per-request splits (no pins): the one upstream; canary routing's pools are logged too (canary-routing.test.ts).
+    const config = configFrom({ 'upstream-name': 'shop_backend', 'canary-sticky': 'false' })
     expect(renderManagedFile(config, servers, undefined, plain).text).not.toMatch(/log_format|access_log \/|map /)
     expect(renderManagedFile(config, servers, split(canary, 1, 9), plain).text).not.toMatch(/log_format/)
     const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain, { log: true })

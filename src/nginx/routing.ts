@@ -16,21 +16,33 @@ export interface PoolServer {
   readonly host: string
 }
 
-/** The names the managed file gives its pools and variables; the docs name them for upstream scope. */
+/**
+ * nginx keeps every variable name in one hash whose buckets (variables_hash_bucket_size, 64 by default)
+ * hold a name of at most 46 characters: longer ones fail nginx -t. Variables are named nr_<upstream>_<role>
+ * (roles of at most 8 characters), or, for an upstream name over 35 characters, nr_ and a hash of it.
+ */
+const MAX_VARIABLE = 46
+const LONGEST_ROLE = '_preview'.length
+
+/** The names the managed file gives its pools and variables; docs/canary.md names them for upstream scope. */
 export function routingNames(config: Config) {
   const upstream = config.nginx.upstreamName
-  const prefix = `nginx_rollout_${upstream}`
+  const named = `nr_${upstream}`
+  const prefix =
+    named.length + LONGEST_ROLE <= MAX_VARIABLE
+      ? named
+      : `nr_${createHash('sha256').update(upstream).digest('hex').slice(0, 10)}`
   const pinCookie = `nginx_rollout_${config.app.replace(/[-.]/g, '_')}`
   const match = config.canary.match
   return {
     stablePool: `${upstream}_stable`,
     canaryPool: `${upstream}_canary`,
     /** The variable a proxy_pass names: the upstream (pool) the request goes to. */
-    upstreamVariable: `${prefix}_upstream`,
+    upstreamVariable: `${prefix}_route`,
     /** The variable an `add_header Set-Cookie ... always` names: the pin to set ('' when the client has one). */
-    setCookieVariable: `${prefix}_set_cookie`,
+    setCookieVariable: `${prefix}_pin`,
     /** The preview link's cookie ('' unless the link's value is the match value). */
-    previewCookieVariable: `${prefix}_preview_cookie`,
+    previewCookieVariable: `${prefix}_preview`,
     prefix,
     pinCookie,
     /** The cookie the preview link sets: the match's own cookie, or one of the app's beside a header match. */
@@ -63,7 +75,10 @@ function matchMaps(names: ReturnType<typeof routingNames>, match: CanaryMatch, f
   const cookie = `$cookie_${names.previewCookie}`
   if (match.kind === 'cookie') return to(cookie, names.upstreamVariable, from)
   const header = `$http_${match.name.toLowerCase().replaceAll('-', '_')}`
-  return [...to(header, `${names.prefix}_matched`, from), ...to(cookie, names.upstreamVariable, `${names.prefix}_matched`)]
+  return [
+    ...to(header, `${names.prefix}_matched`, from),
+    ...to(cookie, names.upstreamVariable, `${names.prefix}_matched`),
+  ]
 }
 
 /** The pin: checked against the live versions, and set (by the location) only when the client has no valid one. */
@@ -119,7 +134,10 @@ export function poolRouting(config: Config, p: PoolsInput): string {
     ...(config.canary.sticky
       ? pinMaps(names, share ? [stableKey, canaryKey] : [stableKey])
       : block(`map $host $${names.setCookieVariable}`, ['default "";'])),
-    ...block(`map $${version} $${pool}`, [`default ${names.stablePool};`, ...(share ? [`${canaryKey} ${names.canaryPool};`] : [])]),
+    ...block(`map $${version} $${pool}`, [
+      `default ${names.stablePool};`,
+      ...(share ? [`${canaryKey} ${names.canaryPool};`] : []),
+    ]),
     ...(config.canary.match ? matchMaps(names, config.canary.match, pool) : []),
     // Cookies nginx sets carry Secure on TLS, so they are never sent in clear once the site is https.
     ...block(`map $scheme $${names.prefix}_secure`, ['default "";', 'https "; Secure";']),

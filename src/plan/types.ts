@@ -120,6 +120,8 @@ export function describeStep(step: Step, manyHosts = false): string {
       const how = step.settle
         ? 'one nginx reload: the record of requests off, no backup'
         : `one nginx reload${step.judged ? `; requests recorded${backup}` : ''}`
+      if (step.split?.percent === 0)
+        return `route only requests matching canary-match to canary ${list(step.split.canary)} (a preview, ${how})`
       return step.split
         ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, ${how})`
         : `route traffic to ${list(step.servers) || 'no replica'} (${how})`
