@@ -1,7 +1,7 @@
 // The typed, validated settings of one run. inputs.ts is the only place that builds it.
 
 export type Strategy = 'rolling' | 'blue-green' | 'canary'
-export type Operation = 'deploy' | 'promote' | 'abort' | 'rollback' | 'status'
+export type Operation = 'deploy' | 'promote' | 'abort' | 'rollback' | 'status' | 'maintenance' | 'resume'
 export type NginxMode = 'container' | 'host'
 /** site: the app's upstream and its server block; upstream: only the upstream, behind the user's own server blocks. */
 export type NginxScope = 'site' | 'upstream'
@@ -160,6 +160,8 @@ export interface Config {
   }
 
   readonly operation: Operation
+  /** What every request but the health path and the action's own answers with during maintenance (503). */
+  readonly maintenanceMessage: string
   readonly dryRun: boolean
   readonly rollbackOnFailure: boolean
   readonly lockTimeoutSeconds: number
@@ -204,6 +206,7 @@ export const DEFAULTS = {
   'max-fails': '3',
   'fail-timeout': '30s',
   operation: 'deploy',
+  'maintenance-message': 'Down for maintenance, back soon.',
   'dry-run': 'false',
   'rollback-on-failure': 'true',
   'lock-timeout': '300',
@@ -247,6 +250,8 @@ export const LIMITS = {
   nginxLockSeconds: 60,
   /** How long nginx may take to start workers with the new config after the reload signal. */
   reloadVerifyMs: 15_000,
+  /** Retry-After, in seconds, of the 503 answers during maintenance. */
+  maintenanceRetryAfterSeconds: 120,
   /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
   configIdPath: (app: string): string => `/.nginx-rollout/${app}/config-id`,
   /** Log lines of a failing replica shown in the summary. */

@@ -327,7 +327,15 @@ function readBastion(r: Reader, hosts: SshLogin): Config['proxy'] {
 
 /** What to deploy and how to run it: the image, its replicas and ports, its environment, the registry. */
 function readApp(r: Reader) {
-  const operation = r.oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
+  const operation = r.oneOf<Operation>('operation', [
+    'deploy',
+    'promote',
+    'abort',
+    'rollback',
+    'status',
+    'maintenance',
+    'resume',
+  ])
   const appName = r.required('app', 'the application name')
   const app = r.matching(
     'app',
@@ -505,8 +513,16 @@ function readGitHub(r: Reader): Config['github'] {
   return { token, environment, environmentUrl }
 }
 
+// Printable text nginx returns in a quoted string: no quote, backslash or $ (nginx would read a variable).
+const MAINTENANCE_MESSAGE = /^[^"\\$\x00-\x1f\x7f]{1,200}$/
+
 function readControl(r: Reader) {
   return {
+    maintenanceMessage: r.matching(
+      'maintenance-message',
+      MAINTENANCE_MESSAGE,
+      'one line of at most 200 characters without ", \\ or $',
+    ),
     dryRun: r.bool('dry-run'),
     rollbackOnFailure: r.bool('rollback-on-failure'),
     lockTimeoutSeconds: r.seconds('lock-timeout', 0, 86400),
@@ -519,6 +535,10 @@ function checkCombinations(r: Reader, app: ReturnType<typeof readApp>, nginx: Co
   if (network === 'host' && ports.includes(containerPort))
     r.problem(
       `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`,
+    )
+  if ((app.operation === 'maintenance' || app.operation === 'resume') && nginx.scope === 'upstream')
+    r.problem(
+      `operation: ${app.operation} answers requests in the server block the action writes; with nginx-scope upstream your own server block answers them (docs/canary.md shows a maintenance switch of your own)`,
     )
   const listenPort = parseListen(nginx.listen)?.port
   if (nginx.scope === 'site' && network === 'host' && listenPort !== undefined && ports.includes(listenPort))

@@ -433,7 +433,7 @@ describe('readConfig', () => {
     [
       'unknown operation',
       { operation: 'redeploy' },
-      "operation: expected one of deploy, promote, abort, rollback, status, got 'redeploy'",
+      "operation: expected one of deploy, promote, abort, rollback, status, maintenance, resume, got 'redeploy'",
     ],
     ['bad dry-run', { 'dry-run': 'maybe' }, "dry-run: expected true or false, got 'maybe'"],
     [

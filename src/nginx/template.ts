@@ -42,6 +42,11 @@ server {
 
 {{previewLocation}}
 {{/previewLocation}}
+{{#maintenance}}
+
+{{maintenance}}
+{{/maintenance}}
+{{^maintenance}}
 
     location / {
         proxy_pass http://{{proxyTarget}};
@@ -55,6 +60,7 @@ server {
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_next_upstream error timeout http_502 http_503;
     }
+{{/maintenance}}
 }
 {{/site}}
 `
@@ -63,6 +69,8 @@ server {
 export interface NginxFacts {
   /** nginx >= 1.27.4 knows keepalive_min_timeout. */
   readonly keepaliveMinTimeout: boolean
+  /** The message the live managed file answers with during maintenance (absent: the app answers). */
+  readonly maintenance?: string
 }
 
 /** The variables a template can use; the README documents each. */
@@ -108,6 +116,11 @@ export interface NginxView {
   setCookie: string
   /** Site scope with canary-match: the location of the preview link (sets the preview cookie). '' otherwise. */
   previewLocation: string
+  /**
+   * During maintenance (site scope): the locations that replace `location /`, the health path still proxied
+   * and everything else answering 503 with the message. '' otherwise.
+   */
+  maintenance: string
 }
 
 export interface ServerView {
@@ -232,8 +245,58 @@ export function buildView(
     canaryLog: judging.log ? canaryLogDirectives(config, pooled) : '',
     keepaliveMinTimeout: n.scope === 'site' && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : '',
     ...routingView(config, servers, pooled ? split : undefined),
+    maintenance:
+      n.scope === 'site'
+        ? maintenanceLocations(config, facts, pooled ? '$' + routingNames(config).upstreamVariable : n.upstreamName)
+        : '',
   }
 }
+
+/** The message maintenance answers with after this run: turned on or off by its operation, else as found. */
+function maintenanceMessage(config: Config, facts: NginxFacts): string | undefined {
+  if (config.operation === 'maintenance') return config.maintenanceMessage
+  if (config.operation === 'resume') return undefined
+  return facts.maintenance
+}
+
+const MAINTENANCE_MARK = '    # nginx-rollout maintenance: operation resume ends it.'
+
+/**
+ * The health path stays proxied (monitors and load balancers in front keep seeing the app's own health),
+ * and the config-id location above stays: the action's probes are unaffected. Every other request answers
+ * 503 with Retry-After. The message was validated (no quote, backslash or $).
+ */
+function maintenanceLocations(config: Config, facts: NginxFacts, target: string): string {
+  const message = maintenanceMessage(config, facts)
+  if (message === undefined) return ''
+  const health = config.health.path.split('?')[0]
+  // A health path of / is the home page: it shows the maintenance answer too.
+  const healthLocation =
+    health === '/'
+      ? []
+      : [
+          `    location = ${health} {`,
+          `        proxy_pass http://${target};`,
+          '        proxy_http_version 1.1;',
+          '        proxy_set_header Host $host;',
+          '    }',
+          '',
+        ]
+  return [
+    MAINTENANCE_MARK,
+    ...healthLocation,
+    '    location / {',
+    `        add_header Retry-After ${LIMITS.maintenanceRetryAfterSeconds} always;`,
+    '        add_header Cache-Control "no-store" always;',
+    '        default_type text/plain;',
+    `        return 503 "${message}\\n";`,
+    '    }',
+  ].join('\n')
+}
+
+/** The maintenance message a managed file answers with, or undefined when it is not in maintenance. */
+export const maintenanceOf = (text: string): string | undefined =>
+  text.includes(MAINTENANCE_MARK) ? /\n {8}return 503 "([^"\\]*)\\n";/.exec(text)?.[1] : undefined
 
 /** The canary routing's part of the view: pools and maps with a pooled split, plain names otherwise. */
 function routingView(config: Config, servers: readonly Replica[], split: Split | undefined) {
