@@ -42130,6 +42130,7 @@ var DEFAULTS = {
   "max-fails": "3",
   "fail-timeout": "30s",
   operation: "deploy",
+  "maintenance-message": "Down for maintenance, back soon.",
   "dry-run": "false",
   "rollback-on-failure": "true",
   "lock-timeout": "300"
@@ -42164,6 +42165,8 @@ var LIMITS = {
   nginxLockSeconds: 60,
   /** How long nginx may take to start workers with the new config after the reload signal. */
   reloadVerifyMs: 15e3,
+  /** Retry-After, in seconds, of the 503 answers during maintenance. */
+  maintenanceRetryAfterSeconds: 120,
   /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
   configIdPath: (app) => `/.nginx-rollout/${app}/config-id`,
   /** Log lines of a failing replica shown in the summary. */
@@ -47238,7 +47241,8 @@ function canaryPullRequest(run3, canary) {
   return canary?.pullRequest?.repo === repo ? canary.pullRequest : void 0;
 }
 function deploymentTarget(config, run3, canary, image) {
-  if (config.dryRun || config.operation === "status" || !run3.repo) return { kind: "none" };
+  const deploysNothing = ["status", "maintenance", "resume"].includes(config.operation);
+  if (config.dryRun || deploysNothing || !run3.repo) return { kind: "none" };
   const recorded = canary?.deployment;
   if ((config.operation === "promote" || config.operation === "abort") && recorded && recorded.repo === repoName(run3.repo))
     return { kind: "canary", id: recorded.id, environment: recorded.environment };
@@ -47923,7 +47927,15 @@ function readBastion(r, hosts) {
   return { target, login: login3 };
 }
 function readApp(r) {
-  const operation = r.oneOf("operation", ["deploy", "promote", "abort", "rollback", "status"]);
+  const operation = r.oneOf("operation", [
+    "deploy",
+    "promote",
+    "abort",
+    "rollback",
+    "status",
+    "maintenance",
+    "resume"
+  ]);
   const appName = r.required("app", "the application name");
   const app = r.matching(
     "app",
@@ -48081,8 +48093,14 @@ function readGitHub(r) {
     r.problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
   return { token, environment, environmentUrl };
 }
+var MAINTENANCE_MESSAGE = /^[^"\\$\x00-\x1f\x7f]{1,200}$/;
 function readControl(r) {
   return {
+    maintenanceMessage: r.matching(
+      "maintenance-message",
+      MAINTENANCE_MESSAGE,
+      'one line of at most 200 characters without ", \\ or $'
+    ),
     dryRun: r.bool("dry-run"),
     rollbackOnFailure: r.bool("rollback-on-failure"),
     lockTimeoutSeconds: r.seconds("lock-timeout", 0, 86400)
@@ -48093,6 +48111,10 @@ function checkCombinations(r, app, nginx) {
   if (network === "host" && ports.includes(containerPort))
     r.problem(
       `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`
+    );
+  if ((app.operation === "maintenance" || app.operation === "resume") && nginx.scope === "upstream")
+    r.problem(
+      `operation: ${app.operation} answers requests in the server block the action writes; with nginx-scope upstream your own server block answers them (docs/canary.md shows a maintenance switch of your own)`
     );
   const listenPort = parseListen(nginx.listen)?.port;
   if (nginx.scope === "site" && network === "host" && listenPort !== void 0 && ports.includes(listenPort))
@@ -51033,6 +51055,11 @@ server {
 
 {{previewLocation}}
 {{/previewLocation}}
+{{#maintenance}}
+
+{{maintenance}}
+{{/maintenance}}
+{{^maintenance}}
 
     location / {
         proxy_pass http://{{proxyTarget}};
@@ -51046,6 +51073,7 @@ server {
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_next_upstream error timeout http_502 http_503;
     }
+{{/maintenance}}
 }
 {{/site}}
 `;
@@ -51121,9 +51149,40 @@ function buildView(config, servers, split, facts2, judging = {}) {
     configId: "",
     canaryLog: judging.log ? canaryLogDirectives(config, pooled) : "",
     keepaliveMinTimeout: n.scope === "site" && facts2.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : "",
-    ...routingView(config, servers, pooled ? split : void 0)
+    ...routingView(config, servers, pooled ? split : void 0),
+    maintenance: n.scope === "site" ? maintenanceLocations(config, facts2, pooled ? "$" + routingNames(config).upstreamVariable : n.upstreamName) : ""
   };
 }
+function maintenanceMessage(config, facts2) {
+  if (config.operation === "maintenance") return config.maintenanceMessage;
+  if (config.operation === "resume") return void 0;
+  return facts2.maintenance;
+}
+var MAINTENANCE_MARK = "    # nginx-rollout maintenance: operation resume ends it.";
+function maintenanceLocations(config, facts2, target) {
+  const message = maintenanceMessage(config, facts2);
+  if (message === void 0) return "";
+  const health = config.health.path.split("?")[0];
+  const healthLocation = health === "/" ? [] : [
+    `    location = ${health} {`,
+    `        proxy_pass http://${target};`,
+    "        proxy_http_version 1.1;",
+    "        proxy_set_header Host $host;",
+    "    }",
+    ""
+  ];
+  return [
+    MAINTENANCE_MARK,
+    ...healthLocation,
+    "    location / {",
+    `        add_header Retry-After ${LIMITS.maintenanceRetryAfterSeconds} always;`,
+    '        add_header Cache-Control "no-store" always;',
+    "        default_type text/plain;",
+    `        return 503 "${message}\\n";`,
+    "    }"
+  ].join("\n");
+}
+var maintenanceOf = (text2) => text2.includes(MAINTENANCE_MARK) ? /\n {8}return 503 "([^"\\]*)\\n";/.exec(text2)?.[1] : void 0;
 function routingView(config, servers, split) {
   const names2 = routingNames(config);
   const upstreamScope = config.nginx.scope === "upstream";
@@ -51269,11 +51328,15 @@ function parseInside(config, sections, where, problems) {
     const p = includeProblem(dump, n.configPath);
     if (p) problems.push(p);
   }
-  const facts2 = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) };
   const warnings = dump && !declaresHttpAccessLog(dump, n.configPath) && (config.verifySeconds > 0 || config.strategy === "canary" || config.operation === "promote") ? [
     `nginx's configuration names no access_log in its http block: while a run judges the app's traffic, the app's own access_log there replaces nginx's implicit default log for server blocks that declare none. Add \`access_log /var/log/nginx/access.log;\` to the http block to keep it`
   ] : [];
   const managed = parseManaged(config, sections.get("managed"), where, problems);
+  const maintenance = managed.kind === "ours" ? maintenanceOf(managed.text) : void 0;
+  const facts2 = {
+    keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
+    ...maintenance !== void 0 ? { maintenance } : {}
+  };
   return {
     resolved: parseResolved(config, sections.get("resolve")),
     masterPid: masters.length === 1 ? masters[0] : void 0,
@@ -52295,6 +52358,31 @@ function planAbort(config, containers, routes, state2) {
   };
 }
 
+// src/plan/maintenance.ts
+function planMaintenance(config, state2, routes) {
+  const on = config.operation === "maintenance";
+  const found = state2.nginx.facts.maintenance;
+  const canary = state2.canary;
+  const sets = canary ? pausedSets(config, state2.containers, routes, canary) : void 0;
+  const live2 = sets?.live ?? liveReplicas(config, state2.containers, routes).live;
+  if (!live2.length)
+    throw new PlanError(
+      `${config.operation}: nothing of ${config.app} is live to ${on ? "put in maintenance" : "resume"}; deploy it first`
+    );
+  const split = sets?.canary.length && canary ? splitFor(canary.weight, sets.canary, sets.stable.length) : void 0;
+  const route2 = { kind: "route", servers: live2, ...split ? { split } : {}, maintenance: on ? "on" : "off" };
+  const notes = on ? found !== void 0 ? [`${config.app} is in maintenance already ('${found}'): the message becomes '${config.maintenanceMessage}'`] : [] : [];
+  return {
+    steps: [route2],
+    image: mainImage(sets?.stable ?? live2),
+    previous: live2,
+    next: live2,
+    onFailure: "restore",
+    leaves: canary ? "paused" : "deployed",
+    notes
+  };
+}
+
 // src/plan/index.ts
 var routesOf = (state2) => state2.nginx.managed.kind === "ours" ? state2.nginx.routes : void 0;
 function staleCanary(state2) {
@@ -52348,6 +52436,12 @@ function planFor(config, state2, pullRequest) {
       return planAbort(config, state2.containers, routes, canary);
     case "rollback":
       return planRollbackOperation(config, state2, routes);
+    case "resume":
+      if (state2.nginx.facts.maintenance === void 0)
+        throw new NothingToDo(`${config.app} is not in maintenance: nothing to resume`);
+      return planMaintenance(config, state2, routes);
+    case "maintenance":
+      return planMaintenance(config, state2, routes);
     case "status":
       throw new PlanError("status reads the hosts and plans nothing");
   }
@@ -52389,6 +52483,8 @@ function describeStep(step, manyHosts = false) {
     case "route": {
       const backup = step.judged?.backup.length ? `, ${list(step.judged.backup)} as backup` : "";
       const how = step.settle ? "one nginx reload: the record of requests off, no backup" : `one nginx reload${step.judged ? `; requests recorded${backup}` : ""}`;
+      if (step.maintenance)
+        return `${step.maintenance === "on" ? "answer every request but the health path with 503 (maintenance)" : "let the app answer again (resume)"}, routes unchanged (one nginx reload)`;
       if (step.split?.percent === 0)
         return `route only requests matching canary-match to canary ${list(step.split.canary)} (a preview, ${how})`;
       return step.split ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, ${how})` : `route traffic to ${list(step.servers) || "no replica"} (${how})`;
@@ -53350,7 +53446,7 @@ async function route(w, step) {
   if (seen) return judgedBad(seen);
   await w.progress.nginxChanged();
   if (step.judged) await w.judge.startRecording();
-  if (step.split && w.recordCanary) await w.recordCanary(step.split);
+  if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split);
   const { text: text2, configId } = fileFor(w, step.servers, step.split, step.judged);
   const detail = await applyNginx(w, text2, configId);
   if (step.judged) w.judge.recordLive();

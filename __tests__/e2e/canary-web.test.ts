@@ -189,3 +189,87 @@ describe('a preview reached by a header, and by the link', () => {
     expect(stranger.versions).toEqual(['v1', 'v1', 'v1', 'v1', 'v1'])
   })
 })
+
+describe('maintenance under load', () => {
+  const APP = 'e2e-maint'
+  const PORT = 18133
+  const MESSAGE = 'Back at 10:00 UTC, sorry.'
+  const inputs = (over: Record<string, string> = {}) => ({
+    ...baseInputs(host, APP, PORT),
+    replicas: '2',
+    ports: '9781-9790',
+    ...over,
+  })
+  beforeAll(async () => {
+    resetApp(APP)
+    expect((await runAction(inputs({ image: image('v1') }))).outputs).toMatchObject({ result: 'deployed' })
+  })
+  afterAll(() => resetApp(APP))
+
+  /** Requests on fresh connections from 8 workers until stopped: each with its start, end, status and text. */
+  function load() {
+    const events: { at: number; end: number; status: number; text: string; error?: string }[] = []
+    let running = true
+    const worker = async () => {
+      while (running) {
+        const at = Date.now()
+        try {
+          const a = await new Promise<{ status: number; text: string }>((resolve, reject) =>
+            http
+              .get({ host: '127.0.0.1', port: PORT, path: '/', agent: false }, (res) => {
+                let text = ''
+                res.setEncoding('utf8')
+                res.on('data', (d: string) => (text += d))
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+              })
+              .on('error', reject),
+          )
+          events.push({ at, end: Date.now(), ...a })
+        } catch (e) {
+          events.push({ at, end: Date.now(), status: 0, text: '', error: (e as Error).message })
+        }
+      }
+    }
+    const workers = Promise.all(Array.from({ length: 8 }, worker))
+    return {
+      events,
+      stop: async () => {
+        running = false
+        await workers
+      },
+    }
+  }
+
+  it('answers every request 503 with the message once its reload is done, the health path still the app; resume brings it back', async () => {
+    const during = load()
+    const maintenance = await runAction(inputs({ operation: 'maintenance', image: '', 'maintenance-message': MESSAGE }))
+    const switched = Date.now()
+    await new Promise((r) => setTimeout(r, 1500))
+    const health = await getWith(PORT, '/health')
+    await during.stop()
+    expect(maintenance.outputs).toMatchObject({ result: 'deployed' })
+    expect(during.events.filter((e) => e.error)).toEqual([])
+    const after = during.events.filter((e) => e.at > switched)
+    expect(after.length).toBeGreaterThan(20)
+    expect(after.filter((e) => e.status !== 503 || e.text !== `${MESSAGE}\n`)).toEqual([])
+    expect(during.events.filter((e) => e.status !== 200 && e.status !== 503)).toEqual([])
+    expect(health.status).toBe(200)
+    const answer = await new Promise<http.IncomingMessage>((resolve) =>
+      http.get({ host: '127.0.0.1', port: PORT, path: '/shop', agent: false }, resolve),
+    )
+    answer.resume()
+    expect(answer.statusCode).toBe(503)
+    expect(answer.headers['retry-after']).toBe('120')
+
+    const back = load()
+    const resume = await runAction(inputs({ operation: 'resume', image: '' }))
+    const resumed = Date.now()
+    await new Promise((r) => setTimeout(r, 1500))
+    await back.stop()
+    expect(resume.outputs).toMatchObject({ result: 'deployed' })
+    expect(back.events.filter((e) => e.error)).toEqual([])
+    const later = back.events.filter((e) => e.at > resumed)
+    expect(later.length).toBeGreaterThan(20)
+    expect(later.filter((e) => e.status !== 200 || e.text !== 'v1\n')).toEqual([])
+  })
+})
