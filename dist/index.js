@@ -46450,6 +46450,126 @@ function runContext() {
   };
 }
 
+// src/nginx/routing.ts
+import { createHash } from "node:crypto";
+var MAX_VARIABLE = 46;
+var LONGEST_ROLE = "_preview".length;
+function routingNames(config) {
+  const upstream = config.nginx.upstreamName;
+  const named = `nr_${upstream}`;
+  const prefix = named.length + LONGEST_ROLE <= MAX_VARIABLE ? named : `nr_${createHash("sha256").update(upstream).digest("hex").slice(0, 10)}`;
+  const pinCookie = `nginx_rollout_${config.app.replace(/[-.]/g, "_")}`;
+  const match = config.canary.match;
+  return {
+    stablePool: `${upstream}_stable`,
+    canaryPool: `${upstream}_canary`,
+    /** The variable a proxy_pass names: the upstream (pool) the request goes to. */
+    upstreamVariable: `${prefix}_route`,
+    /** The variable an `add_header Set-Cookie ... always` names: the pin to set ('' when the client has one). */
+    setCookieVariable: `${prefix}_pin`,
+    /** The preview link's cookie ('' unless the link's value is the match value). */
+    previewCookieVariable: `${prefix}_preview`,
+    prefix,
+    pinCookie,
+    /** The cookie the preview link sets: the match's own cookie, or one of the app's beside a header match. */
+    previewCookie: match?.kind === "cookie" ? match.name : `${pinCookie}_preview`
+  };
+}
+var routesByPools = (config, split) => split !== void 0 && (config.canary.sticky || config.canary.match !== void 0);
+var pinValue = (role, image) => role + createHash("sha256").update(image).digest("hex").slice(0, 10);
+var block = (head, lines) => [`${head} {`, ...lines.map((l) => `    ${l}`), "}"];
+var serverLines = (servers, suffix, note) => servers.map((s) => `server ${s.address} ${s.params}${suffix}; # ${s.name} ${s.image} on ${s.host}${note}`);
+function matchMaps(names2, match, from) {
+  const to = (source, result, fallback) => block(`map ${source} $${result}`, [`default $${fallback};`, `${match.value} ${names2.canaryPool};`]);
+  const cookie = `$cookie_${names2.previewCookie}`;
+  if (match.kind === "cookie") return to(cookie, names2.upstreamVariable, from);
+  const header2 = `$http_${match.name.toLowerCase().replaceAll("-", "_")}`;
+  return [
+    ...to(header2, `${names2.prefix}_matched`, from),
+    ...to(cookie, names2.upstreamVariable, `${names2.prefix}_matched`)
+  ];
+}
+function pinMaps(names2, valid) {
+  const cookie = `$cookie_${names2.pinCookie}`;
+  const setCookie = `"${names2.pinCookie}=$${names2.prefix}_version; Path=/; HttpOnly; SameSite=Lax$${names2.prefix}_secure"`;
+  return [
+    ...block(`map ${cookie} $${names2.prefix}_version`, [
+      `default $${names2.prefix}_split;`,
+      ...valid.map((v) => `${v} ${v};`)
+    ]),
+    ...block(`map ${cookie} $${names2.setCookieVariable}`, [`default ${setCookie};`, ...valid.map((v) => `${v} "";`)])
+  ];
+}
+function poolRouting(config, p) {
+  const names2 = routingNames(config);
+  const stableKey = pinValue("s", p.stableImage);
+  const canaryKey = pinValue("c", p.canaryImage);
+  const share2 = p.split.percent > 0;
+  const lb = p.lbMethod ? [`${p.lbMethod};`] : [];
+  const fallback = p.takesBackup ? serverLines(p.stable, " backup", ", takes what the canary fails") : [];
+  const version = config.canary.sticky ? `${names2.prefix}_version` : `${names2.prefix}_split`;
+  const pool = config.canary.match ? `${names2.prefix}_pool` : names2.upstreamVariable;
+  return [
+    `# Canary routing: ${config.canary.match ? "matching requests go to the canary; " : ""}${config.canary.sticky ? "a client's first request is split by the share, then a cookie pins it to the version that served it" : "each request is split by the share"}.`,
+    ...block(`upstream ${names2.stablePool}`, [...lb, ...serverLines(p.stable, "", "")]),
+    ...block(`upstream ${names2.canaryPool}`, [...lb, ...serverLines(p.canary, "", ""), ...fallback]),
+    ...block(`split_clients "\${request_id}" $${names2.prefix}_split`, [
+      ...share2 ? [`${p.split.percent}% ${canaryKey};`] : [],
+      `* ${stableKey};`
+    ]),
+    ...config.canary.sticky ? pinMaps(names2, share2 ? [stableKey, canaryKey] : [stableKey]) : block(`map $host $${names2.setCookieVariable}`, ['default "";']),
+    ...block(`map $${version} $${pool}`, [
+      `default ${names2.stablePool};`,
+      ...share2 ? [`${canaryKey} ${names2.canaryPool};`] : []
+    ]),
+    ...config.canary.match ? matchMaps(names2, config.canary.match, pool) : [],
+    // Cookies nginx sets carry Secure on TLS, so they are never sent in clear once the site is https.
+    ...block(`map $scheme $${names2.prefix}_secure`, ['default "";', 'https "; Secure";']),
+    ...config.canary.match ? previewCookieMap(names2, config.canary.match) : block(`map $host $${names2.previewCookieVariable}`, ['default "";'])
+  ].join("\n");
+}
+function previewCookieMap(names2, match) {
+  return block(`map $arg_value $${names2.previewCookieVariable}`, [
+    'default "";',
+    `${match.value} "${names2.previewCookie}=${match.value}; Path=/; HttpOnly; SameSite=Lax$${names2.prefix}_secure";`
+  ]);
+}
+function plainRouting(config) {
+  const names2 = routingNames(config);
+  return [
+    "# The variables a server block may name (docs/canary.md): no canary routing now, the plain upstream.",
+    ...block(`map $host $${names2.upstreamVariable}`, [`default ${config.nginx.upstreamName};`]),
+    ...block(`map $host $${names2.setCookieVariable}`, ['default "";']),
+    ...block(`map $host $${names2.previewCookieVariable}`, ['default "";'])
+  ].join("\n");
+}
+function previewLocation(config) {
+  const names2 = routingNames(config);
+  return [
+    `    location = ${previewPath(config.app)} {`,
+    "        access_log off;",
+    '        add_header Cache-Control "no-store" always;',
+    `        add_header Set-Cookie $${names2.previewCookieVariable} always;`,
+    "        return 302 /;",
+    "    }"
+  ].join("\n");
+}
+var previewPath = (app) => `/.nginx-rollout/${app}/preview`;
+function liveRouting(text2) {
+  const pin = /^map \$cookie_(\w+) \$\w+_version \{$/m.exec(text2)?.[1];
+  const header2 = /^map \$http_(\w+) \$\w+_matched \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text2);
+  const cookie = /^map \$cookie_(\w+) \$\w+_route \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text2);
+  const preview = !/^ {4}\d+% c[0-9a-f]{10};$/m.test(text2);
+  return [
+    ...pin ? [`Clients are pinned to the version that first served them (cookie ${pin}).`] : [],
+    ...header2 ? [`Requests with header ${header2[1].replaceAll("_", "-")}: ${header2[2]} reach the canary.`] : [],
+    ...cookie ? [
+      `Requests with cookie ${cookie[1]}=${cookie[2]} reach the canary${header2 ? " (the preview link sets it)" : ""}.`
+    ] : [],
+    ...(header2 || cookie) && preview ? ["The canary is a preview: no other request reaches it."] : []
+  ];
+}
+
 // src/model.ts
 import { isIP } from "node:net";
 var replicaKey = (r) => `${r.host}/${r.name}`;
@@ -47000,6 +47120,7 @@ function live(l) {
       "",
       `Canary \`${l.canary.image}\` paused at **${l.canary.weight}%** next to \`${l.canary.stableImage}\` since ${l.canary.at}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`
     );
+  if (l.routing?.length) out.push("", ...l.routing.map((line) => `- ${line}`));
   if (l.history.length) {
     out.push("", "### Recent deploys", "", "| When | Operation | Image | Result |", "|---|---|---|---|");
     for (const h of l.history)
@@ -47146,6 +47267,14 @@ function octokitApi(token, repo, apiUrl) {
 }
 
 // src/github/comment.ts
+function reachLines(v) {
+  if (!v.reach || v.result !== "paused") return [];
+  const { match, link } = v.reach;
+  const by = match.kind === "header" ? `send the header \`${match.name}: ${match.value}\`` : `send the cookie \`${match.name}=${match.value}\``;
+  const opened = link ? ` or open ${/^https?:/.test(link) ? `[the preview link](${link})` : `\`${link}\` on the app's host`}: nginx sets the cookie and sends you to \`/\`, and that browser reaches the canary until the cookie is deleted` : "";
+  const who = v.canaryWeight === "0" ? " Nobody else reaches it: this canary is a preview." : ` Other requests reach it by its share (${v.canaryWeight}%).`;
+  return ["", `**Reach the canary on purpose:** ${by}${opened}.${who}`];
+}
 var commentMarker = (app, where) => `<!-- nginx-rollout canary: ${app} @ ${where.replaceAll("--", "- -")} -->`;
 var count = (n) => n.toLocaleString("en-US");
 var fence2 = (s, lang = "") => `\`\`\`${lang}
@@ -47222,6 +47351,7 @@ function renderCanaryComment(v) {
   if (chart) out.push("", fence2(chart, "mermaid"));
   out.push(...history(v));
   if (v.failure) out.push("", "**What failed:**", "", fence2(v.failure));
+  out.push(...reachLines(v));
   if (v.result === "paused")
     out.push(
       "",
@@ -47492,9 +47622,17 @@ async function recordOnGitHub(recorder, config, gh, end, judged, images, secrets
     pushes: earlierPushes(change),
     failure: end.failure,
     runUrl: gh.runUrl,
-    at: (/* @__PURE__ */ new Date()).toISOString()
+    at: (/* @__PURE__ */ new Date()).toISOString(),
+    ...config.canary.match ? { reach: { match: config.canary.match, ...previewLinkOf(config) } } : {}
   });
   await recorder.comment(pr.number, commentMarker(config.app, where), redact(body, secrets));
+}
+function previewLinkOf(config) {
+  const match = config.canary.match;
+  if (!match || config.nginx.scope !== "site") return {};
+  const path3 = `${previewPath(config.app)}?value=${match.value}`;
+  const base = config.github.environmentUrl ? new URL(config.github.environmentUrl).origin : "";
+  return { link: base ? `${base}${path3}` : path3 };
 }
 
 // src/inputs.ts
@@ -47640,8 +47778,8 @@ function outputProblem(name, value) {
 }
 
 // src/remote/hostkey.ts
-import { createHash, createHmac } from "node:crypto";
-var fingerprintOf = (key) => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+import { createHash as createHash2, createHmac } from "node:crypto";
+var fingerprintOf = (key) => `SHA256:${createHash2("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
 var knownHostsName = (host, port) => port === 22 ? host : `[${host}]:${port}`;
 var globToRegExp = (pattern) => new RegExp(
   `^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
@@ -50914,112 +51052,6 @@ mustache.Context = Context2;
 mustache.Writer = Writer;
 var mustache_default = mustache;
 
-// src/nginx/routing.ts
-import { createHash as createHash2 } from "node:crypto";
-var MAX_VARIABLE = 46;
-var LONGEST_ROLE = "_preview".length;
-function routingNames(config) {
-  const upstream = config.nginx.upstreamName;
-  const named = `nr_${upstream}`;
-  const prefix = named.length + LONGEST_ROLE <= MAX_VARIABLE ? named : `nr_${createHash2("sha256").update(upstream).digest("hex").slice(0, 10)}`;
-  const pinCookie = `nginx_rollout_${config.app.replace(/[-.]/g, "_")}`;
-  const match = config.canary.match;
-  return {
-    stablePool: `${upstream}_stable`,
-    canaryPool: `${upstream}_canary`,
-    /** The variable a proxy_pass names: the upstream (pool) the request goes to. */
-    upstreamVariable: `${prefix}_route`,
-    /** The variable an `add_header Set-Cookie ... always` names: the pin to set ('' when the client has one). */
-    setCookieVariable: `${prefix}_pin`,
-    /** The preview link's cookie ('' unless the link's value is the match value). */
-    previewCookieVariable: `${prefix}_preview`,
-    prefix,
-    pinCookie,
-    /** The cookie the preview link sets: the match's own cookie, or one of the app's beside a header match. */
-    previewCookie: match?.kind === "cookie" ? match.name : `${pinCookie}_preview`
-  };
-}
-var routesByPools = (config, split) => split !== void 0 && (config.canary.sticky || config.canary.match !== void 0);
-var pinValue = (role, image) => role + createHash2("sha256").update(image).digest("hex").slice(0, 10);
-var block = (head, lines) => [`${head} {`, ...lines.map((l) => `    ${l}`), "}"];
-var serverLines = (servers, suffix, note) => servers.map((s) => `server ${s.address} ${s.params}${suffix}; # ${s.name} ${s.image} on ${s.host}${note}`);
-function matchMaps(names2, match, from) {
-  const to = (source, result, fallback) => block(`map ${source} $${result}`, [`default $${fallback};`, `${match.value} ${names2.canaryPool};`]);
-  const cookie = `$cookie_${names2.previewCookie}`;
-  if (match.kind === "cookie") return to(cookie, names2.upstreamVariable, from);
-  const header2 = `$http_${match.name.toLowerCase().replaceAll("-", "_")}`;
-  return [
-    ...to(header2, `${names2.prefix}_matched`, from),
-    ...to(cookie, names2.upstreamVariable, `${names2.prefix}_matched`)
-  ];
-}
-function pinMaps(names2, valid) {
-  const cookie = `$cookie_${names2.pinCookie}`;
-  const setCookie = `"${names2.pinCookie}=$${names2.prefix}_version; Path=/; HttpOnly; SameSite=Lax$${names2.prefix}_secure"`;
-  return [
-    ...block(`map ${cookie} $${names2.prefix}_version`, [
-      `default $${names2.prefix}_split;`,
-      ...valid.map((v) => `${v} ${v};`)
-    ]),
-    ...block(`map ${cookie} $${names2.setCookieVariable}`, [`default ${setCookie};`, ...valid.map((v) => `${v} "";`)])
-  ];
-}
-function poolRouting(config, p) {
-  const names2 = routingNames(config);
-  const stableKey = pinValue("s", p.stableImage);
-  const canaryKey = pinValue("c", p.canaryImage);
-  const share2 = p.split.percent > 0;
-  const lb = p.lbMethod ? [`${p.lbMethod};`] : [];
-  const fallback = p.takesBackup ? serverLines(p.stable, " backup", ", takes what the canary fails") : [];
-  const version = config.canary.sticky ? `${names2.prefix}_version` : `${names2.prefix}_split`;
-  const pool = config.canary.match ? `${names2.prefix}_pool` : names2.upstreamVariable;
-  return [
-    `# Canary routing: ${config.canary.match ? "matching requests go to the canary; " : ""}${config.canary.sticky ? "a client's first request is split by the share, then a cookie pins it to the version that served it" : "each request is split by the share"}.`,
-    ...block(`upstream ${names2.stablePool}`, [...lb, ...serverLines(p.stable, "", "")]),
-    ...block(`upstream ${names2.canaryPool}`, [...lb, ...serverLines(p.canary, "", ""), ...fallback]),
-    ...block(`split_clients "\${request_id}" $${names2.prefix}_split`, [
-      ...share2 ? [`${p.split.percent}% ${canaryKey};`] : [],
-      `* ${stableKey};`
-    ]),
-    ...config.canary.sticky ? pinMaps(names2, share2 ? [stableKey, canaryKey] : [stableKey]) : block(`map $host $${names2.setCookieVariable}`, ['default "";']),
-    ...block(`map $${version} $${pool}`, [
-      `default ${names2.stablePool};`,
-      ...share2 ? [`${canaryKey} ${names2.canaryPool};`] : []
-    ]),
-    ...config.canary.match ? matchMaps(names2, config.canary.match, pool) : [],
-    // Cookies nginx sets carry Secure on TLS, so they are never sent in clear once the site is https.
-    ...block(`map $scheme $${names2.prefix}_secure`, ['default "";', 'https "; Secure";']),
-    ...config.canary.match ? previewCookieMap(names2, config.canary.match) : block(`map $host $${names2.previewCookieVariable}`, ['default "";'])
-  ].join("\n");
-}
-function previewCookieMap(names2, match) {
-  return block(`map $arg_value $${names2.previewCookieVariable}`, [
-    'default "";',
-    `${match.value} "${names2.previewCookie}=${match.value}; Path=/; HttpOnly; SameSite=Lax$${names2.prefix}_secure";`
-  ]);
-}
-function plainRouting(config) {
-  const names2 = routingNames(config);
-  return [
-    "# The variables a server block may name (docs/canary.md): no canary routing now, the plain upstream.",
-    ...block(`map $host $${names2.upstreamVariable}`, [`default ${config.nginx.upstreamName};`]),
-    ...block(`map $host $${names2.setCookieVariable}`, ['default "";']),
-    ...block(`map $host $${names2.previewCookieVariable}`, ['default "";'])
-  ].join("\n");
-}
-function previewLocation(config) {
-  const names2 = routingNames(config);
-  return [
-    `    location = ${previewPath(config.app)} {`,
-    "        access_log off;",
-    '        add_header Cache-Control "no-store" always;',
-    `        add_header Set-Cookie $${names2.previewCookieVariable} always;`,
-    "        return 302 /;",
-    "    }"
-  ].join("\n");
-}
-var previewPath = (app) => `/.nginx-rollout/${app}/preview`;
-
 // src/nginx/template.ts
 var BUILT_IN_TEMPLATE = `upstream {{upstream}} {
 {{#lbMethod}}
@@ -53694,7 +53726,13 @@ function liveReport(config, state2) {
   return {
     replicas: live2.map((r) => ({ ...r, weight: weightOf(r.address, r.port) })),
     canary: state2.canary,
-    history: state2.history.slice(-5).reverse()
+    history: state2.history.slice(-5).reverse(),
+    routing: [
+      ...state2.nginx.managed.kind === "ours" ? liveRouting(state2.nginx.managed.text) : [],
+      ...state2.nginx.facts.maintenance !== void 0 ? [
+        `In maintenance: every request but the health path answers 503 '${state2.nginx.facts.maintenance}' until operation: resume.`
+      ] : []
+    ]
   };
 }
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { InputName } from '../../src/inputs.js'
 import { renderManagedFile, upstreamServers, type NginxFacts } from '../../src/nginx/template.js'
-import { pinValue } from '../../src/nginx/routing.js'
+import { renderCanaryComment } from '../../src/github/comment.js'
+import { liveRouting, pinValue } from '../../src/nginx/routing.js'
 import { splitFor } from '../../src/plan/canary.js'
 import { configFrom, replicaOf } from './fixtures.js'
 
@@ -296,5 +297,62 @@ describe('long names', () => {
     for (const v of declared) expect([v, v.length <= 46]).toEqual([v, true])
     expect(text).toMatch(/\$nr_[0-9a-f]{10}_route;/)
     expect(() => nginxAccepts(text.replace(/listen 80;/, 'listen 127.0.0.1:18997;'), '')).not.toThrow()
+  })
+})
+
+describe('what status and the pull-request comment say', () => {
+  it('reads pins, the match and a preview back from the live file', () => {
+    expect(liveRouting(render({}))).toEqual([
+      'Clients are pinned to the version that first served them (cookie nginx_rollout_shop).',
+    ])
+    expect(liveRouting(render({ 'canary-steps': '0', 'canary-match': 'header X-Preview=pr-7' }, 0))).toEqual([
+      'Clients are pinned to the version that first served them (cookie nginx_rollout_shop).',
+      'Requests with header x-preview: pr-7 reach the canary.',
+      'Requests with cookie nginx_rollout_shop_preview=pr-7 reach the canary (the preview link sets it).',
+      'The canary is a preview: no other request reaches it.',
+    ])
+    expect(liveRouting(render({ 'canary-sticky': 'false', 'canary-match': 'cookie beta=yes' }))).toEqual([
+      'Requests with cookie beta=yes reach the canary.',
+    ])
+    expect(liveRouting(renderManagedFile(configFrom(), all, undefined, plain).text)).toEqual([])
+  })
+
+  const view = {
+    app: 'shop',
+    where: 'production',
+    operation: 'deploy' as const,
+    result: 'paused' as const,
+    canaryImage: 'shop:v2',
+    stableImage: 'shop:v1',
+    canaryWeight: '0',
+    observations: [],
+    at: '2026-12-06T17:00:00.000Z',
+  }
+  it('tells a preview’s readers the header and the link, and that nobody else reaches it', () => {
+    const body = renderCanaryComment({
+      ...view,
+      reach: {
+        match: { kind: 'header', name: 'X-Preview', value: 'pr-7' },
+        link: 'https://shop.example.com/.nginx-rollout/shop/preview?value=pr-7',
+      },
+    })
+    expect(body).toContain(
+      '**Reach the canary on purpose:** send the header `X-Preview: pr-7` or open [the preview link](https://shop.example.com/.nginx-rollout/shop/preview?value=pr-7): ' +
+        'nginx sets the cookie and sends you to `/`, and that browser reaches the canary until the cookie is deleted. Nobody else reaches it: this canary is a preview.',
+    )
+  })
+
+  it('names the share when the canary has one, and says nothing once it is gone', () => {
+    const reach = {
+      match: { kind: 'cookie' as const, name: 'beta', value: 'yes' },
+      link: '/.nginx-rollout/shop/preview?value=yes',
+    }
+    expect(renderCanaryComment({ ...view, canaryWeight: '10', reach })).toContain(
+      "send the cookie `beta=yes` or open `/.nginx-rollout/shop/preview?value=yes` on the app's host: nginx sets the cookie",
+    )
+    expect(renderCanaryComment({ ...view, canaryWeight: '10', reach })).toContain(
+      'Other requests reach it by its share (10%).',
+    )
+    expect(renderCanaryComment({ ...view, result: 'deployed', reach })).not.toContain('Reach the canary')
   })
 })

@@ -187,3 +187,24 @@ export function previewLocation(config: Config): string {
 
 /** The path of the preview link (its query: ?value=<the match value>). */
 export const previewPath = (app: string): string => `/.nginx-rollout/${app}/preview`
+
+/**
+ * What the live managed file does beyond weights, read from its maps (the status may run with other inputs
+ * than the run that wrote it): the pin cookie, the header or cookie that reaches the canary.
+ */
+export function liveRouting(text: string): string[] {
+  const pin = /^map \$cookie_(\w+) \$\w+_version \{$/m.exec(text)?.[1]
+  const header = /^map \$http_(\w+) \$\w+_matched \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text)
+  const cookie = /^map \$cookie_(\w+) \$\w+_route \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text)
+  const preview = !/^ {4}\d+% c[0-9a-f]{10};$/m.test(text)
+  return [
+    ...(pin ? [`Clients are pinned to the version that first served them (cookie ${pin}).`] : []),
+    ...(header ? [`Requests with header ${header[1].replaceAll('_', '-')}: ${header[2]} reach the canary.`] : []),
+    ...(cookie
+      ? [
+          `Requests with cookie ${cookie[1]}=${cookie[2]} reach the canary${header ? ' (the preview link sets it)' : ''}.`,
+        ]
+      : []),
+    ...((header || cookie) && preview ? ['The canary is a preview: no other request reaches it.'] : []),
+  ]
+}
