@@ -2,7 +2,7 @@
 // split without cookies, promote with pinned clients, and a preview reached only on purpose.
 import http from 'node:http'
 import { jest } from '@jest/globals'
-import { baseInputs, resetApp, runAction, testHost } from './harness.js'
+import { baseInputs, resetApp, runAction, testHost, type ActionRun } from './harness.js'
 
 jest.setTimeout(300_000)
 
@@ -34,6 +34,15 @@ function getWith(port: number, path: string, headers: Record<string, string> = {
         )
       })
       .on('error', reject)
+  })
+}
+
+/** A deploy that must succeed: its log's end is the message when it does not. */
+async function deployed(run: Promise<ActionRun>): Promise<void> {
+  const r = await run
+  expect({ result: r.outputs.result, log: r.outputs.result === 'deployed' ? '' : r.stdout.slice(-4000) }).toEqual({
+    result: 'deployed',
+    log: '',
   })
 }
 
@@ -94,7 +103,7 @@ describe('a sticky canary at 20%', () => {
   })
   beforeAll(async () => {
     resetApp(APP)
-    expect((await runAction(inputs({ image: image('v1') }))).outputs).toMatchObject({ result: 'deployed' })
+    await deployed(runAction(inputs({ image: image('v1') })))
     const canary = await runAction(inputs({ image: image('v2'), 'canary-steps': '20' }))
     expect(canary.outputs).toMatchObject({ result: 'paused', 'canary-weight': '20' })
   })
@@ -156,7 +165,7 @@ describe('a preview reached by a header, and by the link', () => {
   })
   beforeAll(async () => {
     resetApp(APP)
-    expect((await runAction(inputs({ image: image('v1') }))).outputs).toMatchObject({ result: 'deployed' })
+    await deployed(runAction(inputs({ image: image('v1') })))
     const preview = await runAction(
       inputs({ image: image('v2'), 'canary-steps': '0', 'canary-match': 'header X-Preview=pr-7' }),
     )
@@ -202,7 +211,7 @@ describe('maintenance under load', () => {
   })
   beforeAll(async () => {
     resetApp(APP)
-    expect((await runAction(inputs({ image: image('v1') }))).outputs).toMatchObject({ result: 'deployed' })
+    await deployed(runAction(inputs({ image: image('v1') })))
   })
   afterAll(() => resetApp(APP))
 
