@@ -1787,11 +1787,11 @@ var require_request = __commonJS({
           }
         } else if (headers && typeof headers === "object") {
           if (headers[Symbol.iterator]) {
-            for (const header2 of headers) {
-              if (!Array.isArray(header2) || header2.length !== 2) {
+            for (const header3 of headers) {
+              if (!Array.isArray(header3) || header3.length !== 2) {
                 throw new InvalidArgumentError("headers must be in key-value pair format");
               }
-              processHeader(this, header2[0], header2[1]);
+              processHeader(this, header3[0], header3[1]);
             }
           } else {
             const keys = Object.keys(headers);
@@ -4188,9 +4188,9 @@ var require_util2 = __commonJS({
       return "success";
     }
     function appendFetchMetadata(httpRequest) {
-      let header2 = null;
-      header2 = httpRequest.mode;
-      httpRequest.headersList.set("sec-fetch-mode", header2, true);
+      let header3 = null;
+      header3 = httpRequest.mode;
+      httpRequest.headersList.set("sec-fetch-mode", header3, true);
     }
     function appendRequestOriginHeader(request2) {
       let serializedOrigin = request2.origin;
@@ -6542,22 +6542,22 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header2 = `${method} ${path3} HTTP/1.1\r
+      let header3 = `${method} ${path3} HTTP/1.1\r
 `;
       if (typeof host === "string") {
-        header2 += `host: ${host}\r
+        header3 += `host: ${host}\r
 `;
       } else {
-        header2 += client[kHostHeader];
+        header3 += client[kHostHeader];
       }
       if (upgrade) {
-        header2 += `connection: upgrade\r
+        header3 += `connection: upgrade\r
 upgrade: ${upgrade}\r
 `;
       } else if (client[kPipelining] && !socket[kReset]) {
-        header2 += "connection: keep-alive\r\n";
+        header3 += "connection: keep-alive\r\n";
       } else {
-        header2 += "connection: close\r\n";
+        header3 += "connection: close\r\n";
       }
       if (Array.isArray(headers)) {
         for (let n = 0; n < headers.length; n += 2) {
@@ -6565,41 +6565,41 @@ upgrade: ${upgrade}\r
           const val = headers[n + 1];
           if (Array.isArray(val)) {
             for (let i = 0; i < val.length; i++) {
-              header2 += `${key}: ${val[i]}\r
+              header3 += `${key}: ${val[i]}\r
 `;
             }
           } else {
-            header2 += `${key}: ${val}\r
+            header3 += `${key}: ${val}\r
 `;
           }
         }
       }
       if (channels.sendHeaders.hasSubscribers) {
-        channels.sendHeaders.publish({ request: request2, headers: header2, socket });
+        channels.sendHeaders.publish({ request: request2, headers: header3, socket });
       }
       if (!body || bodyLength === 0) {
-        writeBuffer(abort, null, client, request2, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, null, client, request2, socket, contentLength, header3, expectsPayload);
       } else if (util.isBuffer(body)) {
-        writeBuffer(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
       } else if (util.isBlobLike(body)) {
         if (typeof body.stream === "function") {
-          writeIterable(abort, body.stream(), client, request2, socket, contentLength, header2, expectsPayload);
+          writeIterable(abort, body.stream(), client, request2, socket, contentLength, header3, expectsPayload);
         } else {
-          writeBlob(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+          writeBlob(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
         }
       } else if (util.isStream(body)) {
-        writeStream(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+        writeStream(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
       } else if (util.isIterable(body)) {
-        writeIterable(abort, body, client, request2, socket, contentLength, header2, expectsPayload);
+        writeIterable(abort, body, client, request2, socket, contentLength, header3, expectsPayload);
       } else {
         assert(false);
       }
       return true;
     }
-    function writeStream(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    function writeStream(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
       let finished = false;
-      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header3 });
       const onData = function(chunk) {
         if (finished) {
           return;
@@ -6665,22 +6665,22 @@ upgrade: ${upgrade}\r
         setImmediate(onClose);
       }
     }
-    function writeBuffer(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    function writeBuffer(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       try {
         if (!body) {
           if (contentLength === 0) {
-            socket.write(`${header2}content-length: 0\r
+            socket.write(`${header3}content-length: 0\r
 \r
 `, "latin1");
           } else {
             assert(contentLength === null, "no body must not have content length");
-            socket.write(`${header2}\r
+            socket.write(`${header3}\r
 `, "latin1");
           }
         } else if (util.isBuffer(body)) {
           assert(contentLength === body.byteLength, "buffer body must have content length");
           socket.cork();
-          socket.write(`${header2}content-length: ${contentLength}\r
+          socket.write(`${header3}content-length: ${contentLength}\r
 \r
 `, "latin1");
           socket.write(body);
@@ -6696,7 +6696,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeBlob(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    async function writeBlob(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -6704,7 +6704,7 @@ upgrade: ${upgrade}\r
         }
         const buffer = Buffer.from(await body.arrayBuffer());
         socket.cork();
-        socket.write(`${header2}content-length: ${contentLength}\r
+        socket.write(`${header3}content-length: ${contentLength}\r
 \r
 `, "latin1");
         socket.write(buffer);
@@ -6719,7 +6719,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeIterable(abort, body, client, request2, socket, contentLength, header2, expectsPayload) {
+    async function writeIterable(abort, body, client, request2, socket, contentLength, header3, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -6738,7 +6738,7 @@ upgrade: ${upgrade}\r
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
-      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header3 });
       try {
         for await (const chunk of body) {
           if (socket[kError]) {
@@ -6756,19 +6756,19 @@ upgrade: ${upgrade}\r
       }
     }
     var AsyncWriter = class {
-      constructor({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header2 }) {
+      constructor({ abort, socket, request: request2, contentLength, client, expectsPayload, header: header3 }) {
         this.socket = socket;
         this.request = request2;
         this.contentLength = contentLength;
         this.client = client;
         this.bytesWritten = 0;
         this.expectsPayload = expectsPayload;
-        this.header = header2;
+        this.header = header3;
         this.abort = abort;
         socket[kWriting] = true;
       }
       write(chunk) {
-        const { socket, request: request2, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
+        const { socket, request: request2, contentLength, client, bytesWritten, expectsPayload, header: header3 } = this;
         if (socket[kError]) {
           throw socket[kError];
         }
@@ -6791,10 +6791,10 @@ upgrade: ${upgrade}\r
             socket[kReset] = true;
           }
           if (contentLength === null) {
-            socket.write(`${header2}transfer-encoding: chunked\r
+            socket.write(`${header3}transfer-encoding: chunked\r
 `, "latin1");
           } else {
-            socket.write(`${header2}content-length: ${contentLength}\r
+            socket.write(`${header3}content-length: ${contentLength}\r
 \r
 `, "latin1");
           }
@@ -6818,7 +6818,7 @@ ${len.toString(16)}\r
         return ret;
       }
       end() {
-        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request2 } = this;
+        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header3, request: request2 } = this;
         request2.onRequestSent();
         socket[kWriting] = false;
         if (socket[kError]) {
@@ -6829,11 +6829,11 @@ ${len.toString(16)}\r
         }
         if (bytesWritten === 0) {
           if (expectsPayload) {
-            socket.write(`${header2}content-length: 0\r
+            socket.write(`${header3}content-length: 0\r
 \r
 `, "latin1");
           } else {
-            socket.write(`${header2}\r
+            socket.write(`${header3}\r
 `, "latin1");
           }
         } else if (contentLength === null) {
@@ -7563,15 +7563,15 @@ var require_redirect_handler = __commonJS({
         }
       }
     }
-    function shouldRemoveHeader(header2, removeContent, unknownOrigin) {
-      if (header2.length === 4) {
-        return util.headerNameToString(header2) === "host";
+    function shouldRemoveHeader(header3, removeContent, unknownOrigin) {
+      if (header3.length === 4) {
+        return util.headerNameToString(header3) === "host";
       }
-      if (removeContent && util.headerNameToString(header2).startsWith("content-")) {
+      if (removeContent && util.headerNameToString(header3).startsWith("content-")) {
         return true;
       }
-      if (unknownOrigin && (header2.length === 13 || header2.length === 6 || header2.length === 19)) {
-        const name = util.headerNameToString(header2);
+      if (unknownOrigin && (header3.length === 13 || header3.length === 6 || header3.length === 19)) {
+        const name = util.headerNameToString(header3);
         return name === "authorization" || name === "cookie" || name === "proxy-authorization";
       }
       return false;
@@ -11959,14 +11959,14 @@ var require_headers = __commonJS({
     function fill(headers, object) {
       if (Array.isArray(object)) {
         for (let i = 0; i < object.length; ++i) {
-          const header2 = object[i];
-          if (header2.length !== 2) {
+          const header3 = object[i];
+          if (header3.length !== 2) {
             throw webidl.errors.exception({
               header: "Headers constructor",
-              message: `expected name/value pair to be length 2, found ${header2.length}.`
+              message: `expected name/value pair to be length 2, found ${header3.length}.`
             });
           }
-          appendHeader(headers, header2[0], header2[1]);
+          appendHeader(headers, header3[0], header3[1]);
         }
       } else if (typeof object === "object" && object !== null) {
         const keys = Object.keys(object);
@@ -15410,10 +15410,10 @@ var require_util5 = __commonJS({
       const serializedB = URLSerializer(B, excludeFragment);
       return serializedA === serializedB;
     }
-    function getFieldValues(header2) {
-      assert(header2 !== null);
+    function getFieldValues(header3) {
+      assert(header3 !== null);
       const values = [];
-      for (let value of header2.split(",")) {
+      for (let value of header3.split(",")) {
         value = value.trim();
         if (isValidHeaderName(value)) {
           values.push(value);
@@ -16312,20 +16312,20 @@ var require_parse = __commonJS({
     var { isCTLExcludingHtab } = require_util6();
     var { collectASequenceOfCodePointsFast } = require_data_url();
     var assert = __require("node:assert");
-    function parseSetCookie(header2) {
-      if (isCTLExcludingHtab(header2)) {
+    function parseSetCookie(header3) {
+      if (isCTLExcludingHtab(header3)) {
         return null;
       }
       let nameValuePair = "";
       let unparsedAttributes = "";
       let name = "";
       let value = "";
-      if (header2.includes(";")) {
+      if (header3.includes(";")) {
         const position = { position: 0 };
-        nameValuePair = collectASequenceOfCodePointsFast(";", header2, position);
-        unparsedAttributes = header2.slice(position.position);
+        nameValuePair = collectASequenceOfCodePointsFast(";", header3, position);
+        unparsedAttributes = header3.slice(position.position);
       } else {
-        nameValuePair = header2;
+        nameValuePair = header3;
       }
       if (!nameValuePair.includes("=")) {
         value = nameValuePair;
@@ -19574,9 +19574,9 @@ var require_lib = __commonJS({
               }
               yield response.readBody();
               if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
-                for (const header2 in headers) {
-                  if (header2.toLowerCase() === "authorization") {
-                    delete headers[header2];
+                for (const header3 in headers) {
+                  if (header3.toLowerCase() === "authorization") {
+                    delete headers[header3];
                   }
                 }
               }
@@ -19729,15 +19729,15 @@ var require_lib = __commonJS({
        * For headers that must always be a single string (like Content-Type), use the
        * specialized _getExistingOrDefaultContentTypeHeader method instead.
        */
-      _getExistingOrDefaultHeader(additionalHeaders, header2, _default) {
+      _getExistingOrDefaultHeader(additionalHeaders, header3, _default) {
         let clientHeader;
         if (this.requestOptions && this.requestOptions.headers) {
-          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header2];
+          const headerValue = lowercaseKeys2(this.requestOptions.headers)[header3];
           if (headerValue) {
             clientHeader = typeof headerValue === "number" ? headerValue.toString() : headerValue;
           }
         }
-        const additionalValue = additionalHeaders[header2];
+        const additionalValue = additionalHeaders[header3];
         if (additionalValue !== void 0) {
           return typeof additionalValue === "number" ? additionalValue.toString() : additionalValue;
         }
@@ -28585,10 +28585,10 @@ ${formatted}-----END ${type} KEY-----`;
         if (headers !== void 0) {
           headers = headers.split(/\r\n|\n/g);
           for (let i = 0; i < headers.length; ++i) {
-            const header2 = headers[i];
-            let sepIdx = header2.indexOf(":");
-            if (header2.slice(0, sepIdx) === "DEK-Info") {
-              const val = header2.slice(sepIdx + 2);
+            const header3 = headers[i];
+            let sepIdx = header3.indexOf(":");
+            if (header3.slice(0, sepIdx) === "DEK-Info") {
+              const val = header3.slice(sepIdx + 2);
               sepIdx = val.indexOf(",");
               if (sepIdx === -1)
                 continue;
@@ -34221,7 +34221,7 @@ var require_Protocol = __commonJS({
             const m = RE_IDENT.exec(identRaw);
             if (!m)
               throw new Error("Invalid identification string");
-            const header2 = {
+            const header3 = {
               greeting: start2 === op ? "" : full.slice(0, start2 - op),
               identRaw,
               versions: {
@@ -34232,11 +34232,11 @@ var require_Protocol = __commonJS({
             };
             this._remoteIdentRaw = Buffer.from(identRaw);
             this._debug && this._debug(`Remote ident: ${inspect(identRaw)}`);
-            this._compatFlags = getCompatFlags(header2);
+            this._compatFlags = getCompatFlags(header3);
             this._buffer = void 0;
             this._decipher = new NullDecipher(0, onKEXPayload.bind(this, { firstPacket: true }));
             this._parse = parsePacket;
-            this._onHeader(header2);
+            this._onHeader(header3);
             if (!this._destruct) {
               return len;
             }
@@ -34286,8 +34286,8 @@ var require_Protocol = __commonJS({
       }
       return handler2(this, payload);
     }
-    function getCompatFlags(header2) {
-      const software = header2.versions.software;
+    function getCompatFlags(header3) {
+      const software = header3.versions.software;
       let flags = 0;
       for (const rule of COMPAT_CHECKS) {
         if (typeof rule[0] === "string") {
@@ -38271,11 +38271,11 @@ var require_client2 = __commonJS({
             } catch {
             }
           },
-          onHeader: (header2) => {
+          onHeader: (header3) => {
             sawHeader = true;
-            this._remoteVer = header2.versions.software;
-            if (header2.greeting)
-              this.emit("greeting", header2.greeting);
+            this._remoteVer = header3.versions.software;
+            if (header3.greeting)
+              this.emit("greeting", header3.greeting);
           },
           onHandshakeComplete: (negotiated) => {
             this.emit("handshake", negotiated);
@@ -40291,21 +40291,21 @@ var require_server = __commonJS({
             } catch {
             }
           },
-          onHeader: (header2) => {
+          onHeader: (header3) => {
             this.removeListener("error", onClientPreHeaderError);
             const info2 = {
               ip: socket.remoteAddress,
               family: socket.remoteFamily,
               port: socket.remotePort,
-              header: header2
+              header: header3
             };
             if (!server.emit("connection", this, info2)) {
               proto.disconnect(DISCONNECT_REASON.BY_APPLICATION);
               socket.end();
               return;
             }
-            if (header2.greeting)
-              this.emit("greeting", header2.greeting);
+            if (header3.greeting)
+              this.emit("greeting", header3.greeting);
           },
           onHandshakeComplete: (negotiated) => {
             if (++exchanges > 1)
@@ -41885,8 +41885,8 @@ var Summary = class {
         if (typeof cell2 === "string") {
           return this.wrap("td", cell2);
         }
-        const { header: header2, data, colspan, rowspan } = cell2;
-        const tag = header2 ? "th" : "td";
+        const { header: header3, data, colspan, rowspan } = cell2;
+        const tag = header3 ? "th" : "td";
         const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
         return this.wrap(tag, data, attrs);
       }).join("");
@@ -42109,6 +42109,7 @@ var DEFAULTS = {
   "health-interval": "0.2",
   "drain-seconds": "5",
   "verify-seconds": "5",
+  "latency-threshold": "2x+100ms",
   "bake-seconds": "30",
   "stop-timeout": "10",
   "batch-size": "1",
@@ -42204,24 +42205,31 @@ var LIMITS = {
   verifyMinErrors: 5,
   /** The old version needs this many requests in the record before the new one is compared with it. */
   verifyMinOldRequests: 20,
-  /** How many standard errors above the old rate is clearly worse; high because the verdict is taken often. */
+  /**
+   * How many standard errors above the old version's failures (on the same routes) is clearly worse; high
+   * because the verdict is taken again on every batch of lines (the false-alarm rate: see the README).
+   */
   verifyWorseZ: 4,
-  /** The smallest rise of the 5xx rate, in percentage points, that fails a version. */
-  verifyServerErrorFloor: 1,
-  /** The smallest rise of the 4xx rate, in percentage points, that fails a version. */
-  verifyClientErrorFloor: 2,
+  /** ...and the new version's failures must exceed those expected of the old version by at least this many. */
+  verifyMinExcess: 4,
+  /** The old version's timed attempts a route needs before the new version's latency is judged on it. */
+  latencyMinOldAttempts: 10,
+  /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
+  tallyMaxRoutes: 5e3,
+  /** A request's path is judged under its first this many characters (a route longer than that is cut). */
+  routeMaxChars: 200,
+  /** While a run judges a new version, a retried request moves on to another server for at most this long. */
+  retrySeconds: 10,
+  /** The most attempts a run keeps of nginx's record (the oldest go first): ~100 MB at most. */
+  recordMaxAttempts: 4e5,
   /** With no old traffic to compare with, a 5xx rate of this many percent fails the new version on its own. */
   verifyAloneErrorRate: 50,
   /** How often the judgement looks at what nginx recorded. */
   judgeTickMs: 50,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1e3,
-  /** The new version's last seconds fail it only with at least this many errors of a class (see compareLately). */
-  verifyRecentMinErrors: 10,
-  /** ...and only if that many errors had a chance below this, were it as good as the old version. */
-  verifyRecentChance: 1e-7,
-  /** The smallest error rate (percent) the old version is taken to have for that chance. */
-  verifyRecentBaseRate: 0.1,
+  /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
+  verifyRecentZ: 6,
   /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */
   verifyRecentMs: 3e3,
   /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */
@@ -42859,11 +42867,11 @@ var NullObject = /* @__PURE__ */ (() => {
   C.prototype = /* @__PURE__ */ Object.create(null);
   return C;
 })();
-function parse2(header2, options) {
+function parse2(header3, options) {
   const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
-  const len = header2.length;
+  const len = header3.length;
   let valueStart = options?.start ?? 0;
-  while ((CHAR_MAP[header2.charCodeAt(valueStart)] & OWS) !== 0) {
+  while ((CHAR_MAP[header3.charCodeAt(valueStart)] & OWS) !== 0) {
     valueStart++;
   }
   let index = valueStart;
@@ -42871,7 +42879,7 @@ function parse2(header2, options) {
   let whitespace = -1;
   let stop2 = options?.parameters === false ? COMMA_FLAG : 0;
   while (index < len) {
-    const code = header2.charCodeAt(index);
+    const code = header3.charCodeAt(index);
     const flags = CHAR_MAP[code];
     if ((flags & stopFlags) !== 0) {
       stop2 |= flags & COMMA_FLAG;
@@ -42887,25 +42895,25 @@ function parse2(header2, options) {
     index++;
   }
   const valueEnd = whitespace === -1 ? index : whitespace;
-  const value = header2.slice(valueStart, valueEnd);
+  const value = header3.slice(valueStart, valueEnd);
   const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
   if (index === len || stop2 !== 0) {
     return { type, index, parameters: new NullObject() };
   }
-  return parseParameters(header2, type, index, len, stopFlags);
+  return parseParameters(header3, type, index, len, stopFlags);
 }
-function parseParameters(header2, type, index, len, stopFlags) {
+function parseParameters(header3, type, index, len, stopFlags) {
   const parameters = new NullObject();
   parameter: while (index < len) {
     index++;
-    while ((CHAR_MAP[header2.charCodeAt(index)] & OWS) !== 0) {
+    while ((CHAR_MAP[header3.charCodeAt(index)] & OWS) !== 0) {
       index++;
     }
     const keyStart = index;
     let keyFlags = 0;
     let keyWhitespace = -1;
     while (index < len) {
-      const code = header2.charCodeAt(index);
+      const code = header3.charCodeAt(index);
       const flags = CHAR_MAP[code];
       if ((flags & stopFlags) !== 0) {
         if ((flags & COMMA_FLAG) !== 0)
@@ -42914,25 +42922,25 @@ function parseParameters(header2, type, index, len, stopFlags) {
       }
       if (code === EQ) {
         const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
-        const value = header2.slice(keyStart, keyEnd);
+        const value = header3.slice(keyStart, keyEnd);
         const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
         index++;
-        while ((CHAR_MAP[header2.charCodeAt(index)] & OWS) !== 0) {
+        while ((CHAR_MAP[header3.charCodeAt(index)] & OWS) !== 0) {
           index++;
         }
-        if (index < len && header2.charCodeAt(index) === DQUOTE) {
+        if (index < len && header3.charCodeAt(index) === DQUOTE) {
           const quotedStart = ++index;
           let escaped = false;
           while (index < len) {
-            const code2 = header2.charCodeAt(index);
+            const code2 = header3.charCodeAt(index);
             if (code2 === DQUOTE) {
               if (parameters[key] === void 0) {
-                parameters[key] = escaped ? unescapeQuotedPairs(header2, quotedStart, index) : header2.slice(quotedStart, index);
+                parameters[key] = escaped ? unescapeQuotedPairs(header3, quotedStart, index) : header3.slice(quotedStart, index);
               }
               index++;
               let stop3 = 0;
               while (index < len) {
-                const code3 = header2.charCodeAt(index);
+                const code3 = header3.charCodeAt(index);
                 const flags2 = CHAR_MAP[code3];
                 if ((flags2 & stopFlags) !== 0) {
                   stop3 = flags2 & COMMA_FLAG;
@@ -42957,7 +42965,7 @@ function parseParameters(header2, type, index, len, stopFlags) {
         let stop2 = 0;
         let valueWhitespace = -1;
         while (index < len) {
-          const code2 = header2.charCodeAt(index);
+          const code2 = header3.charCodeAt(index);
           const flags2 = CHAR_MAP[code2];
           if ((flags2 & stopFlags) !== 0) {
             stop2 = flags2 & COMMA_FLAG;
@@ -42973,7 +42981,7 @@ function parseParameters(header2, type, index, len, stopFlags) {
         }
         if (parameters[key] === void 0) {
           const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
-          parameters[key] = header2.slice(valueStart, valueEnd);
+          parameters[key] = header3.slice(valueStart, valueEnd);
         }
         if (stop2 !== 0)
           break parameter;
@@ -46483,9 +46491,9 @@ function matchMaps(names2, match, from) {
   const to = (source, result, fallback) => block(`map ${source} $${result}`, [`default $${fallback};`, `${match.value} ${names2.canaryPool};`]);
   const cookie = `$cookie_${names2.previewCookie}`;
   if (match.kind === "cookie") return to(cookie, names2.upstreamVariable, from);
-  const header2 = `$http_${match.name.toLowerCase().replaceAll("-", "_")}`;
+  const header3 = `$http_${match.name.toLowerCase().replaceAll("-", "_")}`;
   return [
-    ...to(header2, `${names2.prefix}_matched`, from),
+    ...to(header3, `${names2.prefix}_matched`, from),
     ...to(cookie, names2.upstreamVariable, `${names2.prefix}_matched`)
   ];
 }
@@ -46557,16 +46565,16 @@ function previewLocation(config) {
 var previewPath = (app) => `/.nginx-rollout/${app}/preview`;
 function liveRouting(text2) {
   const pin = /^map \$cookie_(\w+) \$\w+_version \{$/m.exec(text2)?.[1];
-  const header2 = /^map \$http_(\w+) \$\w+_matched \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text2);
+  const header3 = /^map \$http_(\w+) \$\w+_matched \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text2);
   const cookie = /^map \$cookie_(\w+) \$\w+_route \{\n {4}default \$\w+;\n {4}(\S+) \w+;$/m.exec(text2);
   const preview = !/^ {4}\d+% c[0-9a-f]{10};$/m.test(text2);
   return [
     ...pin ? [`Clients are pinned to the version that first served them (cookie ${pin}).`] : [],
-    ...header2 ? [`Requests with header ${header2[1].replaceAll("_", "-")}: ${header2[2]} reach the canary.`] : [],
+    ...header3 ? [`Requests with header ${header3[1].replaceAll("_", "-")}: ${header3[2]} reach the canary.`] : [],
     ...cookie ? [
-      `Requests with cookie ${cookie[1]}=${cookie[2]} reach the canary${header2 ? " (the preview link sets it)" : ""}.`
+      `Requests with cookie ${cookie[1]}=${cookie[2]} reach the canary${header3 ? " (the preview link sets it)" : ""}.`
     ] : [],
-    ...(header2 || cookie) && preview ? ["The canary is a preview: no other request reaches it."] : []
+    ...(header3 || cookie) && preview ? ["The canary is a preview: no other request reaches it."] : []
   ];
 }
 
@@ -46611,7 +46619,41 @@ var names = (rs, withHost = false) => rs.map((r) => withHost ? `${r.name}@${r.ho
 var MAX_BARS = 40;
 var SYNTAX = { ":": "\u2236", "#": "\uFF03", ";": "," };
 var sanitise = (text2) => text2.replace(/[:#;]/g, (c) => SYNTAX[c]).replace(/\s+/g, " ").trim().replace(/^(.?)%/, "$1\uFF05");
-var HEADER = ["gantt", "dateFormat x", "axisFormat %M:%S", "todayMarker off"];
+var AXIS = ["dateFormat x", "axisFormat %s s", "todayMarker off"];
+var TICK_STEPS = ["1second", "5second", "10second", "30second", "60second", "5minute", "15minute"];
+var MAX_TICKS = 12;
+function tickInterval(spanMs) {
+  const seconds6 = (step) => Number.parseInt(step, 10) * (step.endsWith("minute") ? 60 : 1);
+  return TICK_STEPS.find((step) => spanMs / 1e3 / seconds6(step) <= MAX_TICKS) ?? TICK_STEPS.at(-1);
+}
+var MAX_TITLE = 32;
+function rowTitle(name) {
+  const text2 = sanitise(name);
+  if ([...text2].length <= MAX_TITLE) return text2;
+  const chars = [...text2];
+  const head = Math.ceil((MAX_TITLE - 1) / 2);
+  return `${chars.slice(0, head).join("")}\u2026${chars.slice(chars.length - (MAX_TITLE - 1 - head)).join("")}`;
+}
+var TITLE_X = 10;
+var TITLE_GAP = 8;
+var DEFAULT_LEFT_PADDING = 75;
+var charWidth = (c) => /[A-Z@%＃％∶mwMW…]/.test(c) ? 9.5 : /[ .,:;|!il'-]/.test(c) ? 4 : 7.2;
+function leftPadding(titles) {
+  const widest = Math.max(0, ...titles.map((t) => [...t].reduce((w, c) => w + charWidth(c), 0)));
+  return Math.max(DEFAULT_LEFT_PADDING, Math.ceil(TITLE_X + widest + TITLE_GAP));
+}
+function header(titles, spanMs) {
+  const layout = { gantt: { leftPadding: leftPadding(titles), tickInterval: tickInterval(spanMs) } };
+  return [`%%{init: ${JSON.stringify(layout)}}%%`, "gantt", ...AXIS];
+}
+var chart = (sections, bars) => [
+  ...header(
+    sections.map((s) => s.title),
+    spanOf(bars)
+  ),
+  ...sections.flatMap((s) => [`section ${s.title}`, ...s.tasks])
+].join("\n");
+var spanOf = (bars) => bars.length ? Math.max(...bars.map((b) => b.end)) - Math.min(...bars.map((b) => b.start)) : 0;
 var task = (b, prefix = "") => `${sanitise(prefix + b.label)} :${b.tags.map((t) => `${t}, `).join("")}${Math.round(b.start)}, ${Math.round(b.end)}`;
 var milestone = (label, at, tags = []) => ({
   label,
@@ -46626,15 +46668,15 @@ function share(percent) {
 }
 function canaryTimeline(observations) {
   if (!observations.length) return "";
-  const out = [...HEADER, "section canary"];
+  const bars = [];
   let t = 0;
   for (const o of observations) {
     const end = t + o.seconds * 1e3;
-    out.push(task({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ["active"] }));
-    out.push(task(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict))));
+    bars.push({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ["active"] });
+    bars.push(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict)));
     t = end;
   }
-  return out.join("\n");
+  return chart([{ title: "canary", tasks: bars.map((b) => task(b)) }], bars);
 }
 var startOf = (s) => s.startedAtMs ?? s.endedAtMs - s.ms;
 var Lives = class {
@@ -46848,16 +46890,19 @@ function timeline(r) {
     [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
     run3.length + lives.canary.length
   );
-  const out = [...HEADER];
-  if (run3.length) out.push("section run", ...run3.map((b) => task(b)));
-  if (lives.canary.length) out.push("section canary", ...lives.canary.map((b) => task(b)));
-  if (!manyHosts) for (const l of lanes) out.push(`section ${sanitise(l.name)}`, ...l.bars.map((b) => task(b)));
-  else
-    for (const host of sectionOrder(r.hosts, lanes)) {
-      out.push(`section ${sanitise(host || "all hosts")}`);
-      for (const l of lanes.filter((x) => x.host === host)) out.push(...l.bars.map((b) => task(b, `${l.name} `)));
-    }
-  return out.join("\n");
+  const sections = [
+    ...run3.length ? [{ title: "run", tasks: run3.map((b) => task(b)) }] : [],
+    ...lives.canary.length ? [{ title: "canary", tasks: lives.canary.map((b) => task(b)) }] : [],
+    ...laneSections(r.hosts, lanes, manyHosts)
+  ];
+  return chart(sections, [...run3, ...lives.canary, ...lanes.flatMap((l) => l.bars)]);
+}
+function laneSections(hosts, lanes, manyHosts) {
+  if (!manyHosts) return lanes.map((l) => ({ title: rowTitle(l.name), tasks: l.bars.map((b) => task(b)) }));
+  return sectionOrder(hosts, lanes).map((host) => ({
+    title: rowTitle(host || "all hosts"),
+    tasks: lanes.filter((l) => l.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `)))
+  }));
 }
 var sectionOrder = (hosts, lanes) => [
   .../* @__PURE__ */ new Set([...hosts.filter((h) => lanes.some((l) => l.host === h)), ...lanes.map((l) => l.host)])
@@ -46932,6 +46977,7 @@ function spans(ls) {
   }
   return [...byLabel.values()].sort((a, b) => a.start - b.start || a.end - b.end);
 }
+var LEGEND = "Light blue: serving \xB7 grey: backup, draining, stopped, retired \xB7 red: failed, rollback \xB7 violet: starting, health gate, pull \xB7 \u25C6: a verdict (red: fail)";
 
 // src/summary.ts
 function redact(text2, secrets) {
@@ -46952,12 +46998,18 @@ var HEADLINE = {
   unchanged: "unchanged (nothing to do)",
   cancelled: "cancelled (nginx left in one consistent state)"
 };
-var seconds = (ms) => `${(ms / 1e3).toFixed(2)} s`;
+var NBSP = "\xA0";
+var seconds = (ms) => `${(ms / 1e3).toFixed(2)}${NBSP}s`;
+function prose(text2, secrets) {
+  return redact(text2, secrets).split(/\r?\n/).map(
+    (line) => line.replace(/[\\`*_[\]<>#|~!&$]/g, "\\$&").replace(/^(\s*)([-+=>])/, "$1\\$2").replace(/^(\s*\d+)([.)])/, "$1\\$2")
+  ).join("<br>\n");
+}
 function facts(r) {
   const serving = r.image ? `\`${r.image}\`` : "nothing";
   const asked = r.requestedImage && r.requestedImage !== r.image ? ` \xB7 **asked** \`${r.requestedImage}\`` : "";
-  const switched = r.trafficSwitchedSeconds !== void 0 && r.result === "deployed" ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s` : "";
-  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)} s`;
+  const switched = r.trafficSwitchedSeconds !== void 0 && r.result === "deployed" ? ` \xB7 **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)}${NBSP}s` : "";
+  return `**Result:** \`${r.result}\` \xB7 **${r.hosts.length > 1 ? "hosts" : "host"}** ${r.hosts.join(", ")} \xB7 **nginx** ${r.nginxHost} \xB7 ${r.operation && r.operation !== "deploy" ? `**operation** ${r.operation} \xB7 ` : ""}**strategy** ${r.strategy} \xB7 **serving** ${serving}${asked} \xB7 **previous** \`${r.previousImage || "-"}\`${r.color ? ` \xB7 **colour** ${r.color}` : ""}${r.canaryWeight ? ` \xB7 **canary** ${r.canaryWeight}%` : ""}${switched} \xB7 **run ended after** ${r.durationSeconds.toFixed(1)}${NBSP}s`;
 }
 function outcome(s) {
   switch (s.outcome) {
@@ -47003,15 +47055,15 @@ function stoppedEarly(r) {
   const why = r.stopped === r.failure ? `${rest || "the plan did not finish"}; what failed is below.` : `${cell(r.stopped).replace(/\.$/, "")}.${rest ? ` ${rest}.` : ""}`;
   return ["", `**Stopped early:** ${why}`];
 }
-function failures(r) {
+function failures(r, secrets) {
   return [
-    ...r.failure ? ["", "**What failed:**", "", fence(r.failure)] : [],
-    ...r.rollbackFailure ? ["", "**The rollback failed too:**", "", fence(r.rollbackFailure)] : []
+    ...r.failure ? ["", "**What failed:**", "", prose(r.failure, secrets)] : [],
+    ...r.rollbackFailure ? ["", "**The rollback failed too:**", "", prose(r.rollbackFailure, secrets)] : []
   ];
 }
 function timelineSection(r) {
-  const chart = timeline(r);
-  return chart ? ["", "### Timeline", "", fence(chart, "mermaid")] : [];
+  const chart2 = timeline(r);
+  return chart2 ? ["", "### Timeline", "", fence(chart2, "mermaid"), "", `<sub>${LEGEND}</sub>`] : [];
 }
 function stepsOrPlan(r) {
   if (r.steps.length) return steps(r);
@@ -47040,7 +47092,7 @@ function canaryStepsTable(r) {
     "| Share | Window | Canary requests | Canary errors | Canary error rate | Stable requests | Stable errors | Stable error rate | Verdict |",
     "|---|---|---|---|---|---|---|---|---|",
     ...r.canarySteps.map(
-      (c) => `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
+      (c) => `| ${c.percent}% | ${c.seconds}${NBSP}s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ${c.verdict === "pass" ? "pass" : `**${c.verdict}**: ${cell(c.reason)}`} |`
     )
   ];
 }
@@ -47089,7 +47141,7 @@ function renderSummary(r, secrets = []) {
     ...stoppedEarly(r),
     ...(r.notes ?? []).flatMap((n) => ["", `> ${n}`]),
     ...r.live ? live(r.live) : [],
-    ...failures(r),
+    ...failures(r, secrets),
     ...timelineSection(r),
     ...stepsOrPlan(r),
     ...healthGates(r),
@@ -47154,7 +47206,7 @@ function realTraffic(r) {
     const verdict = r.bake.verdict === "fail" ? "**fail**" : "pass";
     out.push(
       "",
-      `**Bake** ${r.bake.seconds} s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`
+      `**Bake** ${r.bake.seconds}${NBSP}s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`
     );
   }
   return out;
@@ -47347,8 +47399,8 @@ function renderCanaryComment(v) {
         `| ${o.percent}% for ${o.seconds} s | ${count(o.canary.requests)} | ${count(o.canary.errors)} (${o.canary.rate.toFixed(2)}%) | ${count(o.stable.requests)} | ${count(o.stable.errors)} (${o.stable.rate.toFixed(2)}%) | ${o.verdict === "pass" ? "pass" : `**${o.verdict}**: ${o.reason.replaceAll("|", "\\|")}`} |`
       );
   }
-  const chart = canaryTimeline(v.observations);
-  if (chart) out.push("", fence2(chart, "mermaid"));
+  const chart2 = canaryTimeline(v.observations);
+  if (chart2) out.push("", fence2(chart2, "mermaid"));
   out.push(...history(v));
   if (v.failure) out.push("", "**What failed:**", "", fence2(v.failure));
   out.push(...reachLines(v));
@@ -47842,6 +47894,67 @@ function verifyHostKey(policy, host, port, key) {
   return { ok: false, presented, reason: `expected ${[...new Set(expected)].join(" or ")}${whose}` };
 }
 
+// src/inputs/hints.ts
+var show = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
+var BEGIN_LINE = /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----$/;
+var END_LINE = /^-----END [A-Z0-9 ]*PRIVATE KEY-----$/;
+var BEGIN = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
+var PUBLIC_KEY = /^(?:\S+\s+)?(ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+@openssh\.com) AAAA[A-Za-z0-9+/=]+/;
+var PATH = /^(?:~|\.{0,2}\/|[A-Za-z]:\\|\$HOME)\S*$/;
+var HOW_TO_STORE = "store the whole key file, from its -----BEGIN line to its -----END line, as a multi-line secret with its newlines kept (gh secret set DEPLOY_KEY <deploy_key, or paste it, line breaks and all, into the secret on GitHub)";
+function privateKeyProblem(input, text2) {
+  const key = text2.replace(/\r\n/g, "\n").trim();
+  const publicKey = PUBLIC_KEY.exec(key);
+  if (publicKey && !BEGIN.test(key))
+    return `${input}: expected a private key, got a public key (${publicKey[1]} AAAA..., the line of a .pub file): the public key goes in ~/.ssh/authorized_keys of the user on the server; give the private key (the same file without .pub): ${HOW_TO_STORE}`;
+  if (key.startsWith("PuTTY-User-Key-File"))
+    return `${input}: expected an OpenSSH or PEM private key, got a PuTTY key (.ppk): convert it with 'puttygen key.ppk -O private-openssh -o deploy_key', then ${HOW_TO_STORE}`;
+  if (!BEGIN.test(key))
+    return PATH.test(key) ? `${input}: expected the private key's text, got what looks like a file path: the action runs on GitHub's runner, which has no such file; ${HOW_TO_STORE}` : `${input}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`;
+  const lines = key.split("\n").map((l) => l.trim());
+  const framed = lines.some((l) => BEGIN_LINE.test(l)) && END_LINE.test(lines[lines.length - 1]) && lines.length >= 3;
+  if (framed) return void 0;
+  const got = lines.length === 1 ? "one line" : `${lines.length} lines`;
+  const how = key.includes("\\n") ? "its newlines written out as \\n" : /-----END [A-Z0-9 ]*PRIVATE KEY-----/.test(key) ? "its newlines lost, the key joined on the BEGIN or END line" : "no -----END ... PRIVATE KEY----- line: cut short";
+  return `${input}: expected the private key's multi-line text, got ${got} of ${key.length} characters (${how}): ${HOW_TO_STORE}`;
+}
+function sshAddressHint(text2) {
+  const at = /^([^@\s]+)@(\S+)$/.exec(text2);
+  if (at)
+    return `: put the user in username (${at[1]}; proxy-username for the bastion) and the host alone here (${at[2]})`;
+  const url = /^(ssh|https?):\/\/(?:[^@/\s]+@)?([^/\s]+)\/?$/.exec(text2);
+  if (url) return `: give the host without ${url[1]}:// (${url[2]})`;
+  if (/^[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*$/.test(text2))
+    return `: write an IPv6 address in brackets, [${text2}], or [${text2}]:2222 with a port`;
+  return "";
+}
+function portTwiceProblem(hostText, hostPort2, portInput) {
+  if (hostPort2 === portInput) return void 0;
+  return `host: names port ${hostPort2} (${show(hostText)}) and port says ${portInput}: give the port in one place, in host (name:port) or in port`;
+}
+function imageCaseProblem(input, text2, valid) {
+  const slash = text2.indexOf("/");
+  const registry = slash > 0 && /[.:]|^localhost$/.test(text2.slice(0, slash)) ? text2.slice(0, slash + 1) : "";
+  const rest = text2.slice(registry.length);
+  const tagAt = rest.search(/[:@]/);
+  const [name, tag] = tagAt < 0 ? [rest, ""] : [rest.slice(0, tagAt), rest.slice(tagAt)];
+  if (name === name.toLowerCase()) return void 0;
+  const lower = `${registry}${name.toLowerCase()}${tag}`;
+  if (!valid(lower)) return void 0;
+  return `${input}: expected a Docker image reference, whose name Docker takes only in lower case, got ${show(text2)}: use ${show(lower)}. For ghcr.io/\${{ github.repository }}, lower-case it first: echo "IMAGE=ghcr.io/\${GITHUB_REPOSITORY,,}:\${GITHUB_SHA}" >>"$GITHUB_ENV", then image: \${{ env.IMAGE }}`;
+}
+function fingerprintLineHint(line) {
+  if (/(^|\s)MD5:/.test(line) || /^(?:[0-9a-f]{2}:){15}[0-9a-f]{2}$/i.test(line))
+    return `expected a SHA256 fingerprint, got an MD5 one (${show(line)}): ssh-keygen prints SHA256 unless told otherwise, 'ssh-keyscan <host> | ssh-keygen -lf -' (or ssh-keygen -E sha256 -lf <key.pub>)`;
+  const sentence = /key fingerprint is (SHA256:[A-Za-z0-9+/]{43})\.?$/.exec(line);
+  if (sentence)
+    return `expected a fingerprint, got ssh's sentence about it (${show(line)}): give the fingerprint alone with the host it is for, 'deploy.example.com ${sentence[1]}', or the lines 'ssh-keyscan <host> | ssh-keygen -lf -' prints`;
+  const keyLine = PUBLIC_KEY.exec(line);
+  if (keyLine)
+    return /^\S+\s+(ssh-|ecdsa-|sk-)/.test(line) && !/^(ssh-|ecdsa-|sk-)/.test(line) ? `expected a fingerprint, got a known_hosts line (${show(line)}): put such lines in known-hosts, or give their fingerprints here, as 'ssh-keyscan <host> | ssh-keygen -lf -' prints them` : `expected a fingerprint, got a public key (${show(line)}): give its fingerprint, as 'ssh-keygen -lf <file.pub>' or 'ssh-keyscan <host> | ssh-keygen -lf -' prints it`;
+  return void 0;
+}
+
 // src/inputs.ts
 var SECRET_INPUTS = [
   "key",
@@ -47860,7 +47973,7 @@ var InputError = class extends Error {
   }
   problems;
 };
-var show = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
+var show2 = (v) => v.length > 80 ? `'${v.slice(0, 77)}...'` : `'${v}'`;
 var CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 var HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 var SHA256 = "SHA256:[A-Za-z0-9+/]{43}";
@@ -47914,40 +48027,38 @@ var Reader = class {
     return v;
   }
   matching(name, re, expected, value = this.raw(name)) {
-    if (value !== "" && !re.test(value)) this.problem(`${name}: expected ${expected}, got ${show(value)}`);
+    if (value !== "" && !re.test(value)) this.problem(`${name}: expected ${expected}, got ${show2(value)}`);
     return value;
   }
   int(name, min, max) {
     const v = this.raw(name);
     if (/^\d+$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v);
-    this.problem(`${name}: expected a whole number from ${min} to ${max}, got ${show(v)}`);
+    this.problem(`${name}: expected a whole number from ${min} to ${max}, got ${show2(v)}`);
     return min;
   }
   seconds(name, min, max) {
     const v = this.raw(name).replace(/s$/, "");
     if (/^\d+(\.\d+)?$/.test(v) && Number(v) >= min && Number(v) <= max) return Number(v);
     const example = DEFAULTS[name] ?? min;
-    this.problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${example}'), got ${show(this.raw(name))}`);
+    this.problem(`${name}: expected seconds from ${min} to ${max} (e.g. '${example}'), got ${show2(this.raw(name))}`);
     return min;
   }
   bool(name) {
     const v = this.raw(name);
     if (/^(true|True|TRUE)$/.test(v)) return true;
     if (/^(false|False|FALSE)$/.test(v)) return false;
-    this.problem(`${name}: expected true or false, got ${show(v)}`);
+    this.problem(`${name}: expected true or false, got ${show2(v)}`);
     return false;
   }
   oneOf(name, allowed) {
     const v = this.raw(name);
-    if (!allowed.includes(v)) this.problem(`${name}: expected one of ${allowed.join(", ")}, got ${show(v)}`);
+    if (!allowed.includes(v)) this.problem(`${name}: expected one of ${allowed.join(", ")}, got ${show2(v)}`);
     return v;
   }
   privateKeyText(name) {
     const v = this.raw(name) || void 0;
-    if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
-      this.problem(
-        `${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`
-      );
+    const problem = v && privateKeyProblem(name, v);
+    if (problem) this.problem(problem);
     return v;
   }
   /**
@@ -47966,7 +48077,7 @@ var Reader = class {
     const unboundRefused = unbound.length > 0 && names2.size > 1;
     if (unboundRefused)
       this.problem(
-        `${fingerprintInput}: expected the host each fingerprint is for, as this run connects to ${names2.size} hosts (${[...names2.values()].join(", ")}), got ${unbound.map((f) => show(f.text)).join(", ")} naming none; give the lines as 'ssh-keyscan <host> | ssh-keygen -lf -' prints them (the host column binds each), or as 'host SHA256:...'`
+        `${fingerprintInput}: expected the host each fingerprint is for, as this run connects to ${names2.size} hosts (${[...names2.values()].join(", ")}), got ${unbound.map((f) => show2(f.text)).join(", ")} naming none; give the lines as 'ssh-keyscan <host> | ssh-keygen -lf -' prints them (the host column binds each), or as 'host SHA256:...'`
       );
     const fingerprints = given.flatMap(
       (f) => (f.hosts.length ? f.hosts : only).map((host) => ({ host, fingerprint: f.fingerprint }))
@@ -48003,8 +48114,11 @@ function readConnection(r) {
     port,
     (m) => r.problem(m)
   );
+  const single = topology?.appHosts.length === 1 && r.given("host") ? topology.appHosts[0].ssh : void 0;
+  const portTwice = single && r.given("port") && portTwiceProblem(r.raw("host"), single.port, port);
+  if (portTwice) r.problem(portTwice);
   const username = r.required("username", "the ssh user on the hosts");
-  if (/\s/.test(username)) r.problem(`username: expected a user name without spaces, got ${show(username)}`);
+  if (/\s/.test(username)) r.problem(`username: expected a user name without spaces, got ${show2(username)}`);
   const privateKey = r.privateKeyText("key");
   const passphrase = r.raw("passphrase") || void 0;
   const password = r.raw("password") || void 0;
@@ -48034,7 +48148,7 @@ function readBastion(r, hosts) {
   }
   const target = parseSshAddress(proxyHostText, 22, (m) => r.problem(`proxy-host: ${m}`));
   const username = r.raw("proxy-username") || hosts.username;
-  if (/\s/.test(username)) r.problem(`proxy-username: expected a user name without spaces, got ${show(username)}`);
+  if (/\s/.test(username)) r.problem(`proxy-username: expected a user name without spaces, got ${show2(username)}`);
   const proxyKey = r.privateKeyText("proxy-key");
   if (!proxyKey && r.given("proxy-passphrase"))
     r.problem(
@@ -48083,7 +48197,9 @@ function readApp(r) {
   );
   if (app.length > 48) r.problem(`app: expected at most 48 characters, got ${app.length}`);
   const imageText = operation === "deploy" ? r.required("image", "the image to deploy") : r.raw("image");
-  const image = r.matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", imageText);
+  const imageCase = IMAGE.test(imageText) ? void 0 : imageCaseProblem("image", imageText, (v) => IMAGE.test(v));
+  if (imageCase) r.problem(imageCase);
+  const image = imageCase ? imageText : r.matching("image", IMAGE, "a Docker image reference like ghcr.io/org/app:1.2.3", imageText);
   const strategy = r.oneOf("strategy", ["rolling", "blue-green", "canary"]);
   const replicas = r.int("replicas", 1, 100);
   const ports = parsePorts(r.raw("ports"), (m) => r.problem(m));
@@ -48094,7 +48210,7 @@ function readApp(r) {
   const containerPort = r.int("container-port", 1, 65535);
   const network = r.raw("network");
   if (network !== "" && !CONTAINER_NAME.test(network))
-    r.problem(`network: expected empty, 'host' or a Docker network name, got ${show(network)}`);
+    r.problem(`network: expected empty, 'host' or a Docker network name, got ${show2(network)}`);
   const env = parseEnv(r.raw("env"), (m) => r.problem(m));
   const runArgs = parseRunArgs(r.raw("run-args"), (m) => r.problem(m));
   const pull2 = r.bool("pull");
@@ -48119,7 +48235,7 @@ function readApp(r) {
 function readRegistry(r) {
   const server = r.raw("registry");
   if (server && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(server))
-    r.problem(`registry: expected a registry host like ghcr.io, got ${show(server)}`);
+    r.problem(`registry: expected a registry host like ghcr.io, got ${show2(server)}`);
   const username = r.raw("registry-username");
   const password = r.raw("registry-password");
   if (Boolean(username) !== Boolean(password))
@@ -48139,6 +48255,7 @@ function readTraffic(r) {
   return {
     drainSeconds: r.seconds("drain-seconds", 0, 3600),
     verifySeconds: r.seconds("verify-seconds", 0, 3600),
+    latencyThreshold: parseLatencyThreshold(r.raw("latency-threshold"), (m) => r.problem(m)),
     bakeSeconds: r.seconds("bake-seconds", 0, 86400),
     stopTimeoutSeconds: r.int("stop-timeout", 0, 3600),
     batchSize: r.int("batch-size", 1, 100),
@@ -48152,7 +48269,7 @@ function readCanary(r) {
   const maxErrorRate = r.raw("canary-max-error-rate").replace(/%$/, "");
   if (!/^\d+(\.\d+)?$/.test(maxErrorRate) || Number(maxErrorRate) > 100)
     r.problem(
-      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw("canary-max-error-rate"))}`
+      `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show2(r.raw("canary-max-error-rate"))}`
     );
   const sticky = r.bool("canary-sticky");
   const match = parseCanaryMatch(r.raw("canary-match"), (m) => r.problem(m));
@@ -48167,7 +48284,7 @@ function readTemplate(r, source, templatePath) {
   try {
     return source.readWorkspaceFile(templatePath);
   } catch (e) {
-    r.problem(`nginx-template: cannot read ${show(templatePath)} in the workspace (${e.message})`);
+    r.problem(`nginx-template: cannot read ${show2(templatePath)} in the workspace (${e.message})`);
     return void 0;
   }
 }
@@ -48175,11 +48292,11 @@ function readServerBlock(r, scope, upstreamName) {
   const listen = r.raw("listen");
   if (!parseListen(listen))
     r.problem(
-      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show(listen)}`
+      `listen: expected a port like '80' or address:port like '127.0.0.1:8080' or '[::1]:8080', got ${show2(listen)}`
     );
   const serverName = r.raw("server-name");
   if (!serverName.split(/\s+/).every((n) => SERVER_NAME.test(n)))
-    r.problem(`server-name: expected host names separated by spaces, got ${show(serverName)}`);
+    r.problem(`server-name: expected host names separated by spaces, got ${show2(serverName)}`);
   if (scope === "upstream") {
     for (const name of ["listen", "server-name"])
       if (r.given(name))
@@ -48222,11 +48339,11 @@ function readGitHub(r) {
   const environment = r.raw("environment");
   if (environment.length > 255 || /[\x00-\x1f\x7f]/.test(environment))
     r.problem(
-      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show(environment)}`
+      `environment: expected a GitHub environment name of at most 255 characters on one line, got ${show2(environment)}`
     );
   const environmentUrl = r.raw("environment-url");
   if (environmentUrl && !isWebUrl(environmentUrl))
-    r.problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show(environmentUrl)}`);
+    r.problem(`environment-url: expected an http(s) URL like https://shop.example.com, got ${show2(environmentUrl)}`);
   if (environmentUrl && !environment)
     r.problem("environment-url: set environment too (the URL belongs to the deployment recorded there)");
   return { token, environment, environmentUrl };
@@ -48324,12 +48441,17 @@ function parseFingerprints(text2, problem) {
   };
   const lines = text2.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
   for (const line of lines) {
+    const hint = fingerprintLineHint(line);
+    if (hint) {
+      problem(hint);
+      continue;
+    }
     const keygen = KEYGEN_LINE.exec(line);
     if (keygen) {
       const column = keygen[2]?.trim() ?? "";
       if (column.startsWith("|1|")) {
         problem(
-          `expected the host a line is for, got the hashed name ${show(column)}, which cannot be matched here; give the line as 'ssh-keyscan <host> | ssh-keygen -lf -' prints it, or the known_hosts line in known-hosts`
+          `expected the host a line is for, got the hashed name ${show2(column)}, which cannot be matched here; give the line as 'ssh-keyscan <host> | ssh-keygen -lf -' prints it, or the known_hosts line in known-hosts`
         );
         continue;
       }
@@ -48343,14 +48465,14 @@ function parseFingerprints(text2, problem) {
       if (names2.every(isName)) add({ fingerprint: pair[2], hosts: names2, text: line });
       else
         problem(
-          `expected host, host:port or [host]:port before the fingerprint (several joined by commas), got ${show(pair[1])}`
+          `expected host, host:port or [host]:port before the fingerprint (several joined by commas), got ${show2(pair[1])}`
         );
       continue;
     }
     for (const item of line.split(",").map((i) => i.trim()).filter(Boolean)) {
       const bare = BARE_FINGERPRINT.exec(item);
       if (bare) add({ fingerprint: bare[1], hosts: [], text: item });
-      else problem(`expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got ${show(item)}`);
+      else problem(`expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got ${show2(item)}`);
     }
   }
   return out;
@@ -48376,7 +48498,7 @@ function parseSshAddress(text2, defaultPort, problem) {
   const host = m?.[1] ?? "";
   const port = m?.[2] ? Number(m[2]) : defaultPort;
   if (!m || !(isIP2(host) === 4 || HOSTNAME.test(host) || text2.startsWith("[") && isIP2(host) === 6) || port < 1 || port > 65535) {
-    problem(`expected name, name:port or [ipv6]:port, got ${show(text2)}`);
+    problem(`expected name, name:port or [ipv6]:port, got ${show2(text2)}${sshAddressHint(text2)}`);
     return void 0;
   }
   return { host, port };
@@ -48394,17 +48516,17 @@ function readTopology(t, defaultPort, problem) {
 }
 function isUpstreamAddress(name, value, problem) {
   if (isIP2(value) || HOSTNAME.test(value)) return true;
-  problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show(value)}`);
+  problem(`${name}: expected an IP address or host name for nginx to reach the replicas at, got ${show2(value)}`);
   return false;
 }
 function readSingleHost(t, defaultPort, problem) {
   const items = t.host.split(/[,\n]/).map((h) => h.trim()).filter(Boolean);
   if (!items.length) {
-    problem(`host: expected name, name:port or [ipv6]:port, got ${show(t.host)}`);
+    problem(`host: expected name, name:port or [ipv6]:port, got ${show2(t.host)}`);
     return void 0;
   }
   if (items.length > 1) {
-    problem(`host: one host, got ${items.length} in ${show(t.host)}; use hosts (with nginx-host) for several`);
+    problem(`host: one host, got ${items.length} in ${show2(t.host)}; use hosts (with nginx-host) for several`);
     return void 0;
   }
   const ssh = parseSshAddress(items[0], defaultPort, (m) => problem(`host: ${m}`));
@@ -48435,14 +48557,14 @@ function readSeveralHosts(t, defaultPort, problem) {
     else appHosts.push(host);
   }
   if (!appHosts.length)
-    problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show(t.hosts)}`);
+    problem(`hosts: expected at least one 'ssh-address[:port] [upstream-address]', got ${show2(t.hosts)}`);
   const nginxHost = t.nginxHost ? parseSshAddress(t.nginxHost, defaultPort, (m) => problem(`nginx-host: ${m}`)) : void 0;
   return nginxHost && appHosts.length ? { appHosts, nginxHost } : void 0;
 }
 function appHostLine(line, defaultPort, problem) {
   const fields = line.split(/\s+/);
   if (fields.length > 2) {
-    problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show(line)}`);
+    problem(`hosts: expected 'ssh-address[:port] [upstream-address]' per line, got ${show2(line)}`);
     return void 0;
   }
   const ssh = parseSshAddress(fields[0], defaultPort, (m) => problem(`hosts: ${m}`));
@@ -48450,7 +48572,7 @@ function appHostLine(line, defaultPort, problem) {
   if (!ssh || !isUpstreamAddress("hosts", address, problem)) return void 0;
   if (isLoopback(address))
     problem(
-      `hosts: ${show(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`
+      `hosts: ${show2(line)}: a loopback upstream address cannot be told apart between hosts; give the address nginx reaches ${ssh.host} at`
     );
   return { id: sshName(ssh.host, ssh.port), ssh, upstreamAddress: address };
 }
@@ -48461,7 +48583,7 @@ function parsePorts(text2, problem) {
     const first = Number(m?.[1]);
     const last = Number(m?.[2] ?? m?.[1]);
     if (!m || first < 1 || last > 65535 || first > last) {
-      problem(`ports: expected a range like '9201-9210' or a list like '9201,9202', got ${show(text2)}`);
+      problem(`ports: expected a range like '9201-9210' or a list like '9201,9202', got ${show2(text2)}`);
       return [];
     }
     for (let p = first; p <= last; p++) ports.add(p);
@@ -48494,22 +48616,35 @@ function parseRunArgs(text2, problem) {
     words = splitShellWords(text2);
   } catch (e) {
     if (!(e instanceof ShellWordsError)) throw e;
-    problem(`run-args: ${e.message}, in ${show(text2)}`);
+    problem(`run-args: ${e.message}, in ${show2(text2)}`);
     return [];
   }
   words.forEach((w, i) => {
     const [flag, inline] = w.startsWith("--") ? [w.split("=")[0], w.includes("=") ? w.slice(w.indexOf("=") + 1) : void 0] : [w, void 0];
     if (MANAGED_RUN_ARGS.includes(flag))
       problem(
-        `run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show(text2)}`
+        `run-args: '${flag}' is set by nginx-rollout (names, networking and ports are managed; use the network/ports/env inputs), got ${show2(text2)}`
       );
     const label = flag === "--label" || flag === "-l" ? inline ?? words[i + 1] ?? "" : void 0;
     if (label?.startsWith("nginx-rollout."))
       problem(
-        `run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show(label)}`
+        `run-args: labels starting with nginx-rollout. are the action's own (it reads them to know what is live), got ${show2(label)}`
       );
   });
   return words;
+}
+function parseLatencyThreshold(text2, problem) {
+  const t = text2.trim().replace(/\s+/g, "");
+  if (t === "off" || t === "0") return { factor: 0, ms: 0 };
+  const m = /^(?:(\d+(?:\.\d+)?)x)?(?:\+?(\d+)ms)?$/.exec(t);
+  const factor = m?.[1] === void 0 ? 1 : Number(m[1]);
+  if (!m || m[1] === void 0 && m[2] === void 0 || factor < 1 || factor > 100) {
+    problem(
+      `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show2(text2)}`
+    );
+    return { factor: 2, ms: 100 };
+  }
+  return { factor, ms: m[2] === void 0 ? 0 : Number(m[2]) };
 }
 function parseStatusRanges(text2, problem) {
   const out = [];
@@ -48518,7 +48653,7 @@ function parseStatusRanges(text2, problem) {
     const min = Number(m?.[1]);
     const max = Number(m?.[2] ?? m?.[1]);
     if (!m || min < 100 || max > 599 || min > max) {
-      problem(`health-status: expected HTTP status codes or ranges like '200-399' or '200,204', got ${show(text2)}`);
+      problem(`health-status: expected HTTP status codes or ranges like '200-399' or '200,204', got ${show2(text2)}`);
       return [{ min: 200, max: 399 }];
     }
     out.push({ min, max });
@@ -48531,7 +48666,7 @@ function parseCanarySteps(text2, problem) {
   const numbers = steps2.map(Number);
   if (!steps2.every((s) => /^\d+$/.test(s)) || numbers.some((n) => n < 1 || n > 100) || numbers.some((n, i) => i > 0 && n <= numbers[i - 1])) {
     problem(
-      `canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got ${show(text2)}`
+      `canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got ${show2(text2)}`
     );
     return [100];
   }
@@ -48546,7 +48681,7 @@ function parseCanaryMatch(text2, problem) {
   const nameOk = kind === "header" ? /^[A-Za-z0-9-]{1,64}$/ : /^[A-Za-z0-9_]{1,64}$/;
   if (!m || !kind || !nameOk.test(m[2]) || !/^[A-Za-z0-9._-]{1,128}$/.test(m[3]) || MAP_WORDS.includes(m[3])) {
     problem(
-      `canary-match: expected 'header NAME=VALUE' or 'cookie NAME=VALUE' (header names of letters, digits and -; cookie names of letters, digits and _; values of letters, digits, '.', '_' and '-', not ${MAP_WORDS.join("/")}), like 'header X-Preview=pr-7', got ${show(text2)}`
+      `canary-match: expected 'header NAME=VALUE' or 'cookie NAME=VALUE' (header names of letters, digits and -; cookie names of letters, digits and _; values of letters, digits, '.', '_' and '-', not ${MAP_WORDS.join("/")}), like 'header X-Preview=pr-7', got ${show2(text2)}`
     );
     return void 0;
   }
@@ -48559,7 +48694,7 @@ function parseLbMethod(text2, problem) {
   if (words[0] === "hash" && words.length >= 2 && words.length <= 3 && HASH_KEY.test(words[1]) && (words.length === 2 || words[2] === "consistent"))
     return { kind: "hash", key: words[1], consistent: words.length === 3 };
   problem(
-    `lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show(text2)}`
+    `lb-method: expected least_conn, round_robin, ip_hash or 'hash <key> [consistent]' (e.g. 'hash $request_uri consistent'), got ${show2(text2)}`
   );
   return { kind: "least_conn" };
 }
@@ -49206,7 +49341,7 @@ section() {
 }
 `;
 var text = (b) => b?.toString("utf8") ?? "";
-var HEADER2 = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
+var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
 function parseSections(raw) {
   const sections = /* @__PURE__ */ new Map();
   const marker = Buffer.from("\n@@nginx-rollout ");
@@ -49214,7 +49349,7 @@ function parseSections(raw) {
   while (at >= 0 && at < raw.length) {
     const end = raw.indexOf(10, at + 1);
     if (end < 0) break;
-    const m = HEADER2.exec(raw.subarray(at, end + 1).toString("latin1"));
+    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
     if (!m) break;
     const [, name, code, outLen, errLen] = m;
     const start2 = end + 1;
@@ -50055,6 +50190,28 @@ var NodeSSH = class {
   }
 };
 
+// src/remote/ssh-messages.ts
+function sshFailureFix(error2, a) {
+  const keyInput = a.bastion ? "proxy-key (or key)" : "key";
+  const userInput = a.bastion ? "proxy-username (or username)" : "username";
+  const portArg = a.port === 22 ? "" : ` -p ${a.port}`;
+  if (/Cannot parse privateKey|Unsupported key format|Malformed .*private key/i.test(error2))
+    return `${keyInput}: ssh cannot read the private key: expected the whole key file as ssh-keygen wrote it (-----BEGIN ... PRIVATE KEY----- to -----END ... PRIVATE KEY-----), stored as a multi-line secret with its newlines kept (gh secret set DEPLOY_KEY <deploy_key); a key whose lines were joined, re-wrapped or cut is not readable`;
+  if (/Encrypted private .*key detected, but no passphrase given/i.test(error2))
+    return `${keyInput}: the private key is encrypted: set ${a.bastion ? "proxy-passphrase" : "passphrase"} (a secret) too, or use a key made without one (ssh-keygen -N '')`;
+  if (/bad passphrase|integrity check failed/i.test(error2))
+    return `${a.bastion ? "proxy-passphrase" : "passphrase"}: does not decrypt the private key: check the secret`;
+  if (/All configured authentication methods failed/i.test(error2))
+    return a.withKey ? `the server did not accept the key for the user ${a.username}: expected the public key of ${keyInput} in ~${a.username}/.ssh/authorized_keys on ${a.host} (the file owned by ${a.username} and not writable by others, ~/.ssh mode 700), and ${a.username} the user (${userInput}) who owns it. Check from your machine with the same key: ssh -i deploy_key${portArg} ${a.username}@${a.host} true` : `the server did not accept the password for the user ${a.username} (${userInput}): check the password, and that sshd allows passwords (PasswordAuthentication yes); a key is the better way`;
+  if (/ECONNREFUSED/.test(error2))
+    return `nothing accepts connections on ${a.host} port ${a.port}: check the SSH port (port, or host as name:port) and that sshd runs there`;
+  if (/ENOTFOUND|EAI_AGAIN/.test(error2))
+    return `the name ${a.host} does not resolve: check ${a.bastion ? "proxy-host" : "host"} (the name or address alone, without the user or ssh://)`;
+  if (/Timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(error2))
+    return `no SSH answer from ${a.host} port ${a.port}: a firewall may drop the runner's connection (GitHub's hosted runners connect from the internet, from many addresses), or the port is not sshd's`;
+  return "";
+}
+
 // src/remote/ssh.ts
 var RemoteError = class extends Error {
   constructor(message, result, options) {
@@ -50095,7 +50252,7 @@ var Pool = class {
     }
   }
 };
-async function openSsh({ target, login: login3, via, debug: debug2 }) {
+async function openSsh({ target, login: login3, via, bastion, debug: debug2 }) {
   const name = sshName(target.host, target.port);
   const ssh = new NodeSSH();
   let rejection;
@@ -50132,8 +50289,16 @@ async function openSsh({ target, login: login3, via, debug: debug2 }) {
   } catch (e) {
     ssh.dispose();
     const how = via ? " (through the bastion)" : "";
+    const error2 = e.message.replace(/^\(SSH\) /, "");
+    const fix = sshFailureFix(error2, {
+      username: login3.username,
+      host: target.host,
+      port: target.port,
+      bastion: bastion === true,
+      withKey: login3.privateKey !== void 0
+    });
     throw new RemoteError(
-      rejection ?? `ssh connection to ${login3.username}@${name}${how} failed: ${e.message.replace(/^\(SSH\) /, "")}`,
+      rejection ?? `ssh connection to ${login3.username}@${name}${how} failed: ${error2}${fix ? `. ${fix}` : ""}`,
       void 0,
       { cause: e }
     );
@@ -50218,9 +50383,15 @@ function followOn(client, name, c, onData) {
   command: ${describeCommand(c)}`;
         return reject(new RemoteError(message, void 0, { cause: err }));
       }
-      const closed = new Promise((done2) => stream.on("close", () => done2()));
+      let code = null;
+      let stderr = "";
+      stream.on("exit", (c2) => code = c2);
+      stream.stderr.on("data", (d) => stderr = (stderr + d.toString("utf8")).slice(-2e3));
+      const ended = new Promise(
+        (done2) => stream.on("close", () => done2({ code, stderr }))
+      );
+      const closed = ended.then(() => void 0);
       stream.on("data", onData);
-      stream.stderr.resume();
       const stop2 = async () => {
         stream.end();
         let wait;
@@ -50228,7 +50399,7 @@ function followOn(client, name, c, onData) {
         clearTimeout(wait);
         stream.close();
       };
-      resolve({ stop: stop2 });
+      resolve({ stop: stop2, ended });
     });
   });
 }
@@ -51103,7 +51274,7 @@ server {
         proxy_set_header X-Real-IP $remote_addr;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_next_upstream error timeout http_502 http_503;
+        {{proxyNextUpstream}}
     }
 {{/maintenance}}
 }
@@ -51127,13 +51298,15 @@ var rolloutLocation = (path3, configId) => [
   `        return 200 "${configId}\\n";`,
   "    }"
 ].join("\n");
-var CANARY_LOG_FORMAT = "nginx-rollout upstream=$upstream_addr status=$upstream_status";
+var TRAFFIC_LOG_FORMAT = '{"upstream":"$upstream_addr","status":"$upstream_status","time":"$upstream_response_time","method":"$request_method","uri":"$uri"}';
+var USUAL_RETRIES = "proxy_next_upstream error timeout http_502 http_503;";
+var judgedRetries = (tries) => `proxy_next_upstream error timeout http_500 http_502 http_503 http_504; proxy_next_upstream_tries ${tries}; proxy_next_upstream_timeout ${LIMITS.retrySeconds}s;`;
 function canaryLogDirectives(config, pooled) {
   const id = `nginx_rollout_${config.nginx.upstreamName}`;
   const pools = pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : [];
   return [
-    `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, nothing a client sent.`,
-    `log_format ${id} '${CANARY_LOG_FORMAT}';`,
+    `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.`,
+    `log_format ${id} escape=json '${TRAFFIC_LOG_FORMAT}';`,
     `map $proxy_host $${id}_canary {`,
     "    default 0;",
     `    ${config.nginx.upstreamName} 1;`,
@@ -51181,6 +51354,7 @@ function buildView(config, servers, split, facts2, judging = {}) {
     configId: "",
     canaryLog: judging.log ? canaryLogDirectives(config, pooled) : "",
     keepaliveMinTimeout: n.scope === "site" && facts2.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : "",
+    proxyNextUpstream: judging.log ? judgedRetries(servers.length + backup.length) : USUAL_RETRIES,
     ...routingView(config, servers, pooled ? split : void 0),
     maintenance: n.scope === "site" ? maintenanceLocations(config, facts2, pooled ? "$" + routingNames(config).upstreamVariable : n.upstreamName) : ""
   };
@@ -51251,8 +51425,8 @@ function routingView(config, servers, split) {
 }
 var renderRaw = (template, view) => mustache_default.render(template, view, {}, { escape: (v) => String(v) });
 var sha16 = (text2) => createHash3("sha256").update(text2).digest("hex").slice(0, 16);
-var HEADER3 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
-var header = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
+var HEADER2 = /^# Managed by nginx-rollout for app (\S+) \(sha256 ([0-9a-f]{16})\)\..*\n/;
+var header2 = (app, body) => `# Managed by nginx-rollout for app ${app} (sha256 ${sha16(body)}). Every deploy rewrites this file: change the template (input nginx-template), not this file.
 `;
 function renderManagedFile(config, servers, split, facts2, judging = {}) {
   if (!servers.length) throw new Error("an upstream needs at least one server");
@@ -51260,10 +51434,10 @@ function renderManagedFile(config, servers, split, facts2, judging = {}) {
   const view = buildView(config, servers, split, facts2, judging);
   const configId = sha16(renderRaw(template, view));
   const body = renderRaw(template, { ...view, configId, rolloutLocation: rolloutLocation(view.rolloutPath, configId) });
-  return { text: header(config.app, body) + body, configId };
+  return { text: header2(config.app, body) + body, configId };
 }
 function ownershipOf(text2, app) {
-  const m = HEADER3.exec(text2);
+  const m = HEADER2.exec(text2);
   if (!m) return { kind: "foreign" };
   if (m[1] !== app) return { kind: "other-app", app: m[1] };
   return sha16(text2.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
@@ -52543,111 +52717,296 @@ function describeStep(step, manyHosts = false) {
 
 // src/judge/compare.ts
 var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
-function addCounts(a, b) {
-  const statuses = { ...a.statuses };
-  for (const [s, n] of Object.entries(b.statuses)) statuses[s] = (statuses[s] ?? 0) + n;
-  return {
-    requests: a.requests + b.requests,
-    serverErrors: a.serverErrors + b.serverErrors,
-    clientErrors: a.clientErrors + b.clientErrors,
-    statuses
-  };
-}
-function subtractCounts(a, b) {
+var DEFAULT_LATENCY = { factor: 2, ms: 100 };
+function countAttempts(attempts) {
   const statuses = {};
-  for (const [s, n] of Object.entries(a.statuses))
-    if (n - (b.statuses[s] ?? 0) > 0) statuses[s] = n - (b.statuses[s] ?? 0);
-  return {
-    requests: a.requests - b.requests,
-    serverErrors: a.serverErrors - b.serverErrors,
-    clientErrors: a.clientErrors - b.clientErrors,
-    statuses
-  };
-}
-function zAbove(errorsA, requestsA, errorsB, requestsB) {
-  if (!requestsA || !requestsB) return 0;
-  const pooled = (errorsA + errorsB) / (requestsA + requestsB);
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / requestsA + 1 / requestsB));
-  const diff = errorsA / requestsA - errorsB / requestsB;
-  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+  let serverErrors = 0;
+  let clientErrors = 0;
+  for (const a of attempts) {
+    const key = a.status === void 0 ? "-" : String(a.status);
+    statuses[key] = (statuses[key] ?? 0) + 1;
+    if (a.status !== void 0 && a.status >= 500) serverErrors++;
+    else if (a.status !== void 0 && a.status >= 400) clientErrors++;
+  }
+  return { requests: attempts.length, serverErrors, clientErrors, statuses };
 }
 var pct = (part, whole) => `${whole ? (100 * part / whole).toFixed(1) : "0.0"}%`;
 function errorStatuses(c, cls) {
   return Object.entries(c.statuses).filter(([s]) => s.startsWith(String(cls))).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`).join(", ");
 }
-var CLASSES = [
-  { cls: 5, key: "serverErrors", floor: LIMITS.verifyServerErrorFloor },
-  { cls: 4, key: "clientErrors", floor: LIMITS.verifyClientErrorFloor }
-];
-function clearlyWorse(next, prev, c) {
-  const a = next[c.key];
-  if (a < LIMITS.verifyMinErrors) return void 0;
-  const rateA = a / next.requests;
-  const enoughOld = prev.requests >= LIMITS.verifyMinOldRequests;
-  if (!enoughOld) {
-    if (c.cls === 4 || rateA < LIMITS.verifyAloneErrorRate / 100) return void 0;
-    return `the new version answered ${c.cls}xx to ${pct(a, next.requests)} of ${next.requests} requests (${errorStatuses(next, c.cls)}); the old one had too little traffic to compare with`;
+function stratifiedExcess(strata) {
+  let observed = 0;
+  let expected = 0;
+  let variance = 0;
+  for (const { n, x, N, X } of strata) {
+    const total = n + N;
+    if (!n || !N) continue;
+    const failures2 = x + X;
+    observed += x;
+    expected += n * failures2 / total;
+    if (total > 1) variance += n * N * failures2 * (total - failures2) / (total * total * (total - 1));
   }
-  const b = prev[c.key];
-  const rateB = b / prev.requests;
-  if (100 * (rateA - rateB) < c.floor - 1e-9 || rateA < 1.5 * rateB - 1e-12) return void 0;
-  if (zAbove(a, next.requests, b, prev.requests) < LIMITS.verifyWorseZ) return void 0;
-  const old = b ? ` (${errorStatuses(prev, c.cls)})` : "";
-  return `the new version answered ${c.cls}xx to ${pct(a, next.requests)} of ${next.requests} requests (${errorStatuses(next, c.cls)}), the old one to ${pct(b, prev.requests)} of ${prev.requests}${old}`;
+  const excess = observed - expected;
+  const z = variance > 0 ? (excess - 0.5) / Math.sqrt(variance) : excess > 0 ? Infinity : 0;
+  return { observed, expected, z };
 }
-function compareVersions(next, prev) {
-  for (const c of CLASSES) {
-    const worse = clearlyWorse(next, prev, c);
-    if (worse) return { verdict: "fail", reason: worse };
+var LN_STEP = Math.log(1.1);
+var Histogram = class _Histogram {
+  buckets = /* @__PURE__ */ new Map();
+  /** The buckets in order, kept until a new one appears (a p95 is read many times a second). */
+  sorted;
+  count = 0;
+  static bucket(ms) {
+    return ms < 1 ? 0 : 1 + Math.floor(Math.log(ms) / LN_STEP);
   }
-  const seen = `${next.requests} requests to the new version (${pct(next.serverErrors, next.requests)} 5xx, ${pct(next.clientErrors, next.requests)} 4xx), ${prev.requests} to the old (${pct(prev.serverErrors, prev.requests)} 5xx, ${pct(prev.clientErrors, prev.requests)} 4xx)`;
-  if (next.requests >= LIMITS.verifyMinRequests) return { verdict: "pass", reason: seen };
+  /** The middle of a bucket (geometric): within 5% of any time it holds. */
+  static middle(bucket) {
+    return bucket === 0 ? 0 : Math.round(Math.exp((bucket - 0.5) * LN_STEP));
+  }
+  add(ms) {
+    const b = _Histogram.bucket(ms);
+    const had = this.buckets.get(b);
+    if (had === void 0) this.sorted = void 0;
+    this.buckets.set(b, (had ?? 0) + 1);
+    this.count++;
+  }
+  /** The time below which a share `q` of the times lie (within 5%), undefined when empty. */
+  quantile(q) {
+    if (!this.count) return void 0;
+    const want = Math.max(1, Math.ceil(q * this.count));
+    let seen = 0;
+    this.sorted ??= [...this.buckets.keys()].sort((x, y) => x - y);
+    for (const b of this.sorted) {
+      seen += this.buckets.get(b) ?? 0;
+      if (seen >= want) return _Histogram.middle(b);
+    }
+    return void 0;
+  }
+  /** Adds every time of `other`. */
+  merge(other) {
+    for (const [b, k] of other.buckets) this.buckets.set(b, (this.buckets.get(b) ?? 0) + k);
+    this.count += other.count;
+    this.sorted = void 0;
+  }
+  /** How many times are above `ms` (whole buckets above the one `ms` falls in). */
+  above(ms) {
+    const limit = _Histogram.bucket(ms);
+    let n = 0;
+    for (const [b, k] of this.buckets) if (b > limit) n += k;
+    return n;
+  }
+};
+var Tally = class _Tally {
+  routes = /* @__PURE__ */ new Map();
+  /** Attempts by status ('-': none), for the verdict's words. */
+  statuses = {};
+  attempts = 0;
+  add(a) {
+    this.attempts++;
+    const status2 = a.status === void 0 ? "-" : String(a.status);
+    this.statuses[status2] = (this.statuses[status2] ?? 0) + 1;
+    const key = a.route ?? "(no route)";
+    let r = this.routes.get(key);
+    if (!r) {
+      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
+      if (this.routes.size >= LIMITS.tallyMaxRoutes) return this.addTo(this.overflow(), a);
+      this.routes.set(key, r);
+    }
+    this.addTo(r, a);
+  }
+  overflow() {
+    const key = "(other paths)";
+    let r = this.routes.get(key);
+    if (!r) {
+      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
+      this.routes.set(key, r);
+    }
+    return r;
+  }
+  addTo(r, a) {
+    if (a.status === void 0) {
+      if (a.ms !== void 0) r.abandoned.add(a.ms);
+      return;
+    }
+    r.answered++;
+    if (a.status >= 500) r.serverErrors++;
+    else if (a.status >= 400) r.clientErrors++;
+    if (a.ms !== void 0) r.times.add(a.ms);
+  }
+  static of(attempts) {
+    const t = new _Tally();
+    for (const a of attempts) t.add(a);
+    return t;
+  }
+};
+var slowBar = (old, latency) => {
+  if (old.times.count < LIMITS.latencyMinOldAttempts) return void 0;
+  const p95 = old.times.quantile(0.95) ?? 0;
+  return Math.max(p95 * latency.factor, p95 + latency.ms);
+};
+function kinds(latency) {
+  const list = [
+    { name: "5xx", count: (r) => [r.answered, r.serverErrors], judgeable: (o) => o.answered > 0 },
+    { name: "4xx", count: (r) => [r.answered, r.clientErrors], judgeable: (o) => o.answered > 0 }
+  ];
+  if (latency.factor > 0)
+    list.push({
+      name: "slow",
+      // A request the client gave up on early says nothing; one the replica held past the bar is slow (a hang).
+      count: (r, old) => {
+        const bar = slowBar(old, latency) ?? Infinity;
+        const held = r.abandoned.above(bar);
+        return [r.times.count + held, r.times.above(bar) + held];
+      },
+      judgeable: (o) => slowBar(o, latency) !== void 0
+    });
+  return list;
+}
+function strataOf(kind, next, prev) {
+  const strata = /* @__PURE__ */ new Map();
+  const unseen = { paths: 0, failed: 0 };
+  for (const [route2, r] of next.routes) {
+    const old = prev.routes.get(route2);
+    if (!old || !kind.judgeable(old)) {
+      if (kind.name === "5xx" && r.answered > 0 && !old) {
+        unseen.paths++;
+        if (r.serverErrors > 0) unseen.failed++;
+      }
+      continue;
+    }
+    const [n, x] = kind.count(r, old);
+    const [N, X] = kind.count(old, old);
+    if (n) strata.set(route2, { n, x, N, X });
+  }
+  if (unseen.paths) {
+    let failed3 = 0;
+    for (const r of prev.routes.values()) if (r.serverErrors > 0) failed3++;
+    strata.set("(paths the old version was not asked)", {
+      n: unseen.paths,
+      x: unseen.failed,
+      N: prev.routes.size,
+      X: failed3
+    });
+  }
+  return strata;
+}
+function clearlyWorse(kind, next, prev, z) {
+  const strata = strataOf(kind, next, prev);
+  const t = stratifiedExcess(strata.values());
+  if (t.observed < LIMITS.verifyMinErrors || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z)
+    return void 0;
+  return { ...t, strata };
+}
+function worstRoutes(strata) {
+  const excess = (s) => s.x - s.n * (s.X / (s.N || 1));
+  return [...strata.entries()].filter(([, s]) => s.x > 0).sort((a, b) => excess(b[1]) - excess(a[1])).slice(0, 3).map(([route2, s]) => `${JSON.stringify(route2)} ${s.x} of ${s.n}, old ${s.X} of ${s.N}`).join("; ");
+}
+function latencyWords(next, prev, latency) {
+  const mine = new Histogram();
+  const theirs = new Histogram();
+  for (const [route2, r] of next.routes) {
+    const old = prev.routes.get(route2);
+    if (!old || slowBar(old, latency) === void 0) continue;
+    mine.merge(r.times);
+    mine.merge(r.abandoned);
+    theirs.merge(old.times);
+  }
+  const ms = (v) => v === void 0 ? "?" : `${v} ms`;
+  return `median ${ms(mine.quantile(0.5))} and p95 ${ms(mine.quantile(0.95))} against the old version's ${ms(theirs.quantile(0.5))} and ${ms(theirs.quantile(0.95))} on the same routes`;
+}
+function failureWords(kind, found, next, prev, latency) {
+  const expected = found.expected.toFixed(1);
+  const where = worstRoutes(found.strata);
+  if (kind.name === "slow")
+    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected), ${latencyWords(next, prev, latency)}; worst routes: ${where}`;
+  const sigma = found.z === Infinity ? "none on the old" : `${found.z.toFixed(1)} standard errors`;
+  const statuses = errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, kind.name === "5xx" ? 5 : 4);
+  return `the new version answered ${kind.name} to ${found.observed} requests where ${expected} were expected from the old version on the same routes (${statuses}; ${sigma}); worst routes: ${where}`;
+}
+function totals(t) {
+  let answered = 0;
+  let serverErrors = 0;
+  let clientErrors = 0;
+  for (const r of t.routes.values()) {
+    answered += r.answered;
+    serverErrors += r.serverErrors;
+    clientErrors += r.clientErrors;
+  }
+  return { answered, serverErrors, clientErrors };
+}
+function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) {
+  const mine = totals(next);
+  const theirs = totals(prev);
+  if (prev.attempts < LIMITS.verifyMinOldRequests) {
+    const e = mine.serverErrors;
+    if (e >= LIMITS.verifyMinErrors && e >= LIMITS.verifyAloneErrorRate / 100 * next.attempts)
+      return {
+        verdict: "fail",
+        reason: `the new version answered 5xx to ${pct(e, next.attempts)} of ${next.attempts} requests (${errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, 5)}); the old one had too little traffic to compare with`
+      };
+  } else {
+    for (const kind of kinds(latency)) {
+      const found = clearlyWorse(kind, next, prev, z);
+      if (found) return { verdict: "fail", reason: failureWords(kind, found, next, prev, latency) };
+    }
+  }
+  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)`;
+  if (next.attempts >= LIMITS.verifyMinRequests) return { verdict: "pass", reason: seen };
   return { verdict: "pending", reason: seen };
 }
-function divergence(q, p) {
-  const term = (a, b) => a === 0 ? 0 : a * Math.log(a / b);
-  return term(q, p) + term(1 - q, 1 - p);
-}
-function compareLately(recent, prev) {
-  if (prev.requests < LIMITS.verifyMinOldRequests) return void 0;
-  for (const c of CLASSES) {
-    const errors = recent[c.key];
-    if (errors < LIMITS.verifyRecentMinErrors) continue;
-    const q = errors / recent.requests;
-    const p = Math.max(prev[c.key] / prev.requests, LIMITS.verifyRecentBaseRate / 100);
-    if (100 * (q - p) < c.floor - 1e-9 || q < 1.5 * p) continue;
-    if (Math.exp(-recent.requests * divergence(q, p)) >= LIMITS.verifyRecentChance) continue;
-    return {
-      verdict: "fail",
-      reason: `over the last seconds the new version answered ${c.cls}xx to ${pct(errors, recent.requests)} of ${recent.requests} requests (${errorStatuses(recent, c.cls)}), the old one to ${pct(prev[c.key], prev.requests)} of ${prev.requests}`
-    };
-  }
-  return void 0;
+var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) => compareTallies(Tally.of(next), Tally.of(prev), latency, z);
+function compareLately(recent, prev, latency = DEFAULT_LATENCY) {
+  if (prev.attempts < LIMITS.verifyMinOldRequests) return void 0;
+  const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ);
+  if (c.verdict !== "fail") return void 0;
+  return { verdict: "fail", reason: `over the last seconds ${c.reason}` };
 }
 
 // src/judge/traffic.ts
-var SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`;
-var STATUS = String.raw`(?:\d{3}|-)`;
-var SEP = String.raw`(?:, | : )`;
-var LINE = new RegExp(
-  String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`
-);
+var SERVER = /^(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/;
+var STATUS = /^(?:\d{3}|-|)$/;
+var TIME = /^(?:\d+(?:\.\d+)?|-|)$/;
+var FIELDS = ["upstream", "status", "time", "method", "uri"];
+var SEP = /, | : /;
+function fieldsOf(line) {
+  if (!line.startsWith("{") || !line.endsWith("}")) return void 0;
+  let value;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return void 0;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return void 0;
+  const keys = Object.keys(value);
+  const record2 = value;
+  if (keys.length !== FIELDS.length || !FIELDS.every((f) => typeof record2[f] === "string")) return void 0;
+  return record2;
+}
+var routeOf = (method, uri) => `${method.slice(0, 16)} ${uri.length > LIMITS.routeMaxChars ? uri.slice(0, LIMITS.routeMaxChars) + "\u2026" : uri}`;
 function parseAccessLog(text2) {
   const attempts = [];
   let skipped = 0;
   for (const line of text2.split("\n")) {
     if (!line) continue;
-    const m = LINE.exec(line);
-    if (!m) {
+    const f = fieldsOf(line);
+    const servers = f?.upstream.split(SEP) ?? [];
+    const statuses = f?.status.split(SEP) ?? [];
+    const times = f?.time.split(SEP) ?? [];
+    if (!f || statuses.length !== servers.length || !statuses.every((s) => STATUS.test(s)) || !times.every((t) => TIME.test(t))) {
       skipped++;
       continue;
     }
-    const servers = m[1].split(/, | : /);
-    const statuses = m[2].split(/, | : /);
+    const route2 = routeOf(f.method, f.uri);
     servers.forEach((server, i) => {
-      if (!/:\d+$/.test(server) || server.startsWith("unix:")) return;
+      if (!SERVER.test(server)) return;
       const status2 = Number(statuses[i]);
-      attempts.push({ server, status: Number.isFinite(status2) ? status2 : void 0 });
+      const ms = Number(times[i]);
+      attempts.push({
+        server,
+        status: statuses[i] && Number.isFinite(status2) ? status2 : void 0,
+        ms: times[i] && Number.isFinite(ms) ? Math.round(ms * 1e3) : void 0,
+        route: route2
+      });
     });
   }
   return { attempts, skipped };
@@ -52665,7 +53024,7 @@ var statsOf = (c) => ({
   errors: c.serverErrors,
   rate: c.requests ? 100 * c.serverErrors / c.requests : 0
 });
-function judgeCanaryCounts(canaryCounts2, stableCounts, maxErrorRate, minRequests = LIMITS.canaryMinRequests) {
+function judgeCanaryCounts(canaryCounts2, stableCounts, maxErrorRate, minRequests = LIMITS.canaryMinRequests, compared) {
   const canary = statsOf(canaryCounts2);
   const stable = statsOf(stableCounts);
   const z = worseBy(canary, stable);
@@ -52685,8 +53044,7 @@ function judgeCanaryCounts(canaryCounts2, stableCounts, maxErrorRate, minRequest
       "fail",
       `canary error rate ${pct2(canary.rate)} is clearly worse than stable ${pct2(stable.rate)} (${z.toFixed(1)} standard errors)`
     );
-  const compared = compareVersions(canaryCounts2, stableCounts);
-  if (compared.verdict === "fail") return verdict("fail", compared.reason);
+  if (compared?.verdict === "fail") return verdict("fail", compared.reason);
   if (canary.requests < minRequests)
     return verdict(
       "inconclusive",
@@ -52699,24 +53057,15 @@ function judgeCanaryCounts(canaryCounts2, stableCounts, maxErrorRate, minRequest
 }
 
 // src/judge/record.ts
-var countOne = (c, status2) => {
-  const key = status2 === void 0 ? "-" : String(status2);
-  return {
-    requests: c.requests + 1,
-    serverErrors: c.serverErrors + (status2 !== void 0 && status2 >= 500 ? 1 : 0),
-    clientErrors: c.clientErrors + (status2 !== void 0 && status2 >= 400 && status2 < 500 ? 1 : 0),
-    statuses: { ...c.statuses, [key]: (c.statuses[key] ?? 0) + 1 }
-  };
-};
 var TrafficRecord = class {
   constructor(now = Date.now) {
     this.now = now;
   }
   now;
-  counts = /* @__PURE__ */ new Map();
+  arrived = [];
+  /** Attempts dropped from the front to keep the record bounded (LIMITS.recordMaxAttempts). */
+  dropped = 0;
   partial = "";
-  /** Marks taken every so often, for counts over the recent past. */
-  history = [];
   /** Lines that were not nginx-rollout's format (never counted). */
   skipped = 0;
   /** When the last attempt arrived (ms since the epoch), 0 before any. */
@@ -52729,43 +53078,54 @@ var TrafficRecord = class {
     if (end < 0) return;
     const { attempts, skipped } = parseAccessLog(text2.slice(0, end));
     this.skipped += skipped;
-    for (const a of attempts) this.counts.set(a.server, countOne(this.counts.get(a.server) ?? NO_TRAFFIC, a.status));
-    if (attempts.length) this.lastAttemptAt = this.now();
+    if (!attempts.length) return;
+    const at = this.now();
+    for (const attempt of attempts) this.arrived.push({ at, attempt });
+    this.lastAttemptAt = at;
+    const over = this.arrived.length - LIMITS.recordMaxAttempts;
+    if (over > 0) {
+      const cut = Math.max(over, Math.ceil(LIMITS.recordMaxAttempts / 10));
+      this.arrived.splice(0, cut);
+      this.dropped += cut;
+    }
   }
   mark() {
-    return { at: this.now(), counts: new Map(this.counts) };
+    return { at: this.now(), index: this.dropped + this.arrived.length };
+  }
+  /** The attempts to these servers since `from` (all recorded, without). */
+  attempts(servers, from) {
+    const start2 = Math.max(0, (from?.index ?? 0) - this.dropped);
+    const out = [];
+    for (let i = start2; i < this.arrived.length; i++) {
+      const a = this.arrived[i].attempt;
+      if (servers.has(a.server)) out.push(a);
+    }
+    return out;
+  }
+  /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
+  forEachSince(from, fn) {
+    for (let i = Math.max(0, from - this.dropped); i < this.arrived.length; i++)
+      fn(this.arrived[i].attempt, this.dropped + i);
   }
   /** Counts of these servers since `from` (all recorded, without). */
   of(servers, from) {
-    let total = NO_TRAFFIC;
-    for (const s of servers) {
-      const now = this.counts.get(s);
-      if (!now) continue;
-      const then = from?.counts.get(s);
-      total = addCounts(total, then ? subtractCounts(now, then) : now);
-    }
-    return total;
+    return countAttempts(this.attempts(servers, from));
   }
   /** Every attempt recorded since `from`, to any server. */
   total(from) {
-    let n = 0;
-    for (const [s, c] of this.counts) n += c.requests - (from?.counts.get(s)?.requests ?? 0);
-    return n;
+    return this.dropped + this.arrived.length - (from?.index ?? 0);
   }
-  /**
-   * Counts of these servers over about the last `ms`: marks are kept as time passes (tick), and the one
-   * closest to `ms` ago is the start.
-   */
+  /** The attempts to these servers that arrived in about the last `ms`. */
   recent(servers, ms) {
     const since = this.now() - ms;
-    const from = [...this.history].reverse().find((m) => m.at <= since) ?? this.history[0];
-    return this.of(servers, from);
-  }
-  /** Keeps a mark every call (the judge calls it a few times a second), dropping those older than `keepMs`. */
-  tick(keepMs) {
-    this.history.push(this.mark());
-    const cutoff = this.now() - keepMs;
-    while (this.history.length > 2 && this.history[1].at <= cutoff) this.history.shift();
+    let lo = 0;
+    let hi = this.arrived.length;
+    while (lo < hi) {
+      const mid = lo + hi >> 1;
+      if (this.arrived[mid].at <= since) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.attempts(servers, { at: since, index: this.dropped + lo });
   }
 };
 
@@ -52773,6 +53133,11 @@ var TrafficRecord = class {
 var statusAllowed = (status2, ranges) => status2 !== void 0 && ranges.some((r) => status2 >= r.min && status2 <= r.max);
 var describeProbe = (path3, p) => p.status !== void 0 ? `GET ${path3} -> ${p.status}` : `GET ${path3} -> ${p.error ?? "no answer"}`;
 var describeRanges = (ranges) => ranges.map((r) => r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`).join(",");
+var nothingListened = (p) => p.status === void 0 && /Connection refused|ECONNREFUSED|ECONNRESET|socket hang up/i.test(p.error ?? "");
+function notListeningHint(config, replica) {
+  const where = `${replica.address}:${replica.port}`;
+  return config.network === "host" ? `. Nothing listened on ${where}: with network: host the app must listen on $PORT, which the action sets to ${replica.port} for this replica (each replica gets its own port); an app on a fixed port (e.g. 3000) never answers: make it read $PORT` : `. Nothing answered on ${where}, published from port ${config.containerPort} of the container: the app must listen there, on all addresses (0.0.0.0, not 127.0.0.1), as container-port says (the action sets $PORT=${config.containerPort} too); an app on another port (e.g. 3000) never answers: set container-port: 3000, or make it read $PORT`;
+}
 
 // src/judge/watch.ts
 var Watch = class {
@@ -52927,8 +53292,16 @@ var Judge = class {
     if (this.following) return this.following.then(() => void 0);
     const record2 = new TrafficRecord();
     this.record = record2;
-    this.following = this.traffic.follow((chunk) => record2.add(chunk.toString("utf8")));
-    await this.following;
+    const following = this.traffic.follow((chunk) => record2.add(chunk.toString("utf8")));
+    this.following = following;
+    const f = await following;
+    void f.ended.then(({ code, stderr }) => {
+      if (this.following !== following) return;
+      const said = stderr.trim().split("\n").slice(-3).join(" / ");
+      this.fail(
+        `could not judge: following nginx's record of ${this.config.app}'s requests ended (exit ${code ?? "unknown"}${said ? `: ${said}` : ""})`
+      );
+    });
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs);
     this.ticker.unref();
   }
@@ -52984,21 +53357,45 @@ var Judge = class {
     const share2 = this.observing ? `canary step at ${this.observing.percent}% failed: ` : "";
     this.fail(`${share2}real traffic: ${reason}`);
   }
-  /** The whole record of the old version, and of the new one since it first got traffic. */
-  versions() {
-    if (!this.record) return void 0;
-    return { next: this.record.of(this.newServers, this.firstRoute), prev: this.record.of(this.oldServers) };
+  /** The whole run, tallied as it arrives (the judgement reads it many times a second). */
+  tallies;
+  /** The old version over the whole record, and the new one since it first got traffic, route by route. */
+  wholeRun(record2) {
+    let t = this.tallies;
+    if (!t || t.newCount !== this.newServers.size || t.oldCount !== this.oldServers.size) {
+      t = {
+        next: new Tally(),
+        prev: new Tally(),
+        upTo: 0,
+        newCount: this.newServers.size,
+        oldCount: this.oldServers.size
+      };
+      this.tallies = t;
+    }
+    const since = this.firstRoute?.index ?? Infinity;
+    const { next, prev } = t;
+    record2.forEachSince(t.upTo, (a, index) => {
+      if (this.newServers.has(a.server)) {
+        if (index >= since) next.add(a);
+      } else if (this.oldServers.has(a.server)) prev.add(a);
+    });
+    t.upTo = record2.total();
+    return t;
   }
+  /** How many attempts the last tick judged: a tick with nothing new to judge does nothing. */
+  judgedUpTo = -1;
   /** A few times a second: is the new version, over the run or over the last seconds, clearly worse? */
   tick() {
     const record2 = this.record;
-    if (!record2) return;
-    record2.tick(LIMITS.verifyRecentMs * 2);
-    const both = this.versions();
-    if (this.seen || !both || !this.newServers.size) return;
-    const recent = record2.recent(this.newServers, LIMITS.verifyRecentMs);
-    const whole = compareVersions(both.next, both.prev);
-    const bad = whole.verdict === "fail" ? whole : compareLately(recent, both.prev);
+    if (!record2 || this.seen || !this.newServers.size) return;
+    const upTo = record2.total();
+    if (upTo === this.judgedUpTo) return;
+    this.judgedUpTo = upTo;
+    const both = this.wholeRun(record2);
+    const latency = this.config.latencyThreshold;
+    const whole = compareTallies(both.next, both.prev, latency);
+    const recent = () => Tally.of(record2.recent(this.newServers, LIMITS.verifyRecentMs));
+    const bad = whole.verdict === "fail" ? whole : compareLately(recent(), both.prev, latency);
     if (!bad) return;
     this.failOnTraffic(bad.reason);
     this.evidence(
@@ -53022,27 +53419,33 @@ var Judge = class {
     const servers = this.keysOfAll(replicas);
     const judged = names(replicas, manyHosts).split(", ");
     for (; ; ) {
-      const next = record2?.of(servers, mark);
-      const prev = record2?.of(this.oldServers);
+      const next = record2?.attempts(servers, mark) ?? [];
+      const prev = record2 ? this.wholeRun(record2).prev : new Tally();
       const ms = Date.now() - t0;
-      const counts2 = { new: next ?? NONE, old: prev ?? NONE, ms, replicas: judged };
-      if (this.seen) return { ...counts2, verdict: "fail", reason: this.trafficReason ?? this.seen };
-      if (!record2 || !next || !prev) return { ...counts2, verdict: "not judged", reason: "no record of requests" };
-      const c = compareVersions(next, prev);
+      const end = (verdict, reason) => ({
+        new: countAttempts(next),
+        old: record2?.of(this.oldServers) ?? NONE,
+        ms,
+        replicas: judged,
+        verdict,
+        reason
+      });
+      if (this.seen) return end("fail", this.trafficReason ?? this.seen);
+      if (!record2) return end("not judged", "no record of requests");
+      const c = compareTallies(Tally.of(next), prev, this.config.latencyThreshold);
       if (c.verdict === "fail") {
         this.failOnTraffic(c.reason);
         this.evidence(replicas, c.reason);
-        return { ...counts2, verdict: "fail", reason: c.reason };
+        return end("fail", c.reason);
       }
-      if (c.verdict === "pass") return { ...counts2, verdict: "pass", reason: c.reason };
+      if (c.verdict === "pass") return end("pass", c.reason);
       const quiet = this.quietFor(record2, mark, ms);
-      if (quiet) return { ...counts2, verdict: "not judged", reason: quiet };
+      if (quiet) return end("not judged", quiet);
       if (ms >= seconds6 * 1e3)
-        return {
-          ...counts2,
-          verdict: "not judged",
-          reason: `only ${next.requests} requests in verify-seconds ${seconds6}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`
-        };
+        return end(
+          "not judged",
+          `only ${next.length} requests in verify-seconds ${seconds6}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`
+        );
       await sleep2(LIMITS.judgeTickMs);
     }
   }
@@ -53092,10 +53495,13 @@ var Judge = class {
     this.observing = split;
     while (!this.seen && Date.now() < deadline) await Promise.race([sleep2(deadline - Date.now()), this.failed]);
     this.observing = void 0;
-    const canary = this.record?.of(this.keysOfAll(split.canary), mark) ?? NONE;
-    const stableCounts = this.record?.of(this.keysOfAll(stable), mark) ?? NONE;
+    const canaryAttempts = this.record?.attempts(this.keysOfAll(split.canary), mark) ?? [];
+    const stableAttempts = this.record?.attempts(this.keysOfAll(stable), mark) ?? [];
+    const canary = countAttempts(canaryAttempts);
+    const stableCounts = countAttempts(stableAttempts);
     const step = { percent: split.percent, seconds: windowSeconds };
-    const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate);
+    const compared = compareVersions(canaryAttempts, stableAttempts, this.config.latencyThreshold);
+    const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate, void 0, compared);
     const found = this.trafficReason === void 0 ? this.seen : `real traffic: ${this.trafficReason}`;
     if (found) return { ...judgement, ...step, verdict: "fail", reason: found };
     if (judgement.verdict === "fail") {
@@ -53314,6 +53720,7 @@ async function gate(port, config, replica, again = false) {
   const deadline = t0 + h.timeoutMs;
   let probes = 0;
   let last;
+  let neverListened = true;
   let state2;
   let askedAt = 0;
   const result = (ok) => ({
@@ -53329,6 +53736,7 @@ async function gate(port, config, replica, again = false) {
     const tick = Date.now();
     last = await port.probe(replica);
     probes++;
+    neverListened &&= nothingListened(last);
     const answered = statusAllowed(last.status, h.status);
     if (again && answered && !state2) return result(true);
     if (answered || !state2 || state2.health !== "none" || Date.now() - askedAt >= 1e3 || Date.now() >= deadline) {
@@ -53339,7 +53747,7 @@ async function gate(port, config, replica, again = false) {
     if (answered && state2.status === "running" && (!hasHealthcheck || state2.health === "healthy")) return result(true);
     const exited = state2.status !== "running" && state2.status !== "created";
     if (exited || Date.now() >= deadline) {
-      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds2(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "");
+      const why = exited ? `${replica.name} stopped (${state2.status}, exit code ${state2.exitCode}) before it became healthy` : `${replica.name} did not become healthy within ${seconds2(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` + (hasHealthcheck ? `, docker health ${state2.health}` : "") + (neverListened ? notListeningHint(config, replica) : "");
       await port.evidence(replica, why, hasHealthcheck);
       throw Object.assign(new StepFailure(why), { gate: result(false) });
     }
@@ -54103,7 +54511,7 @@ async function publish(config, gh, recorder, journal, end, stats) {
 
 // src/remote/fleet.ts
 async function connectFleet(config, debug2) {
-  const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug: debug2 }) : void 0;
+  const bastion = config.proxy ? await openSsh({ target: config.proxy.target, login: config.proxy.login, bastion: true, debug: debug2 }) : void 0;
   const targets = new Map(
     [config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t])
   );

@@ -106,6 +106,12 @@ export interface Config {
    */
   readonly verifySeconds: number
   /**
+   * What fails a new version as slower (input latency-threshold): on the same routes, attempts longer than
+   * `factor` times the old version's p95 and `ms` above it, clearly more often than the old version's.
+   * factor 0: latency is not judged.
+   */
+  readonly latencyThreshold: { readonly factor: number; readonly ms: number }
+  /**
    * The replaced replicas stay running, drained but ready, until every new replica has been routed this long,
    * while the new ones are watched and judged; then they are retired (0: retired at once).
    */
@@ -185,6 +191,7 @@ export const DEFAULTS = {
   'health-interval': '0.2',
   'drain-seconds': '5',
   'verify-seconds': '5',
+  'latency-threshold': '2x+100ms',
   'bake-seconds': '30',
   'stop-timeout': '10',
   'batch-size': '1',
@@ -289,24 +296,31 @@ export const LIMITS = {
   verifyMinErrors: 5,
   /** The old version needs this many requests in the record before the new one is compared with it. */
   verifyMinOldRequests: 20,
-  /** How many standard errors above the old rate is clearly worse; high because the verdict is taken often. */
+  /**
+   * How many standard errors above the old version's failures (on the same routes) is clearly worse; high
+   * because the verdict is taken again on every batch of lines (the false-alarm rate: see the README).
+   */
   verifyWorseZ: 4,
-  /** The smallest rise of the 5xx rate, in percentage points, that fails a version. */
-  verifyServerErrorFloor: 1,
-  /** The smallest rise of the 4xx rate, in percentage points, that fails a version. */
-  verifyClientErrorFloor: 2,
+  /** ...and the new version's failures must exceed those expected of the old version by at least this many. */
+  verifyMinExcess: 4,
+  /** The old version's timed attempts a route needs before the new version's latency is judged on it. */
+  latencyMinOldAttempts: 10,
+  /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
+  tallyMaxRoutes: 5_000,
+  /** A request's path is judged under its first this many characters (a route longer than that is cut). */
+  routeMaxChars: 200,
+  /** While a run judges a new version, a retried request moves on to another server for at most this long. */
+  retrySeconds: 10,
+  /** The most attempts a run keeps of nginx's record (the oldest go first): ~100 MB at most. */
+  recordMaxAttempts: 400_000,
   /** With no old traffic to compare with, a 5xx rate of this many percent fails the new version on its own. */
   verifyAloneErrorRate: 50,
   /** How often the judgement looks at what nginx recorded. */
   judgeTickMs: 50,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1_000,
-  /** The new version's last seconds fail it only with at least this many errors of a class (see compareLately). */
-  verifyRecentMinErrors: 10,
-  /** ...and only if that many errors had a chance below this, were it as good as the old version. */
-  verifyRecentChance: 1e-7,
-  /** The smallest error rate (percent) the old version is taken to have for that chance. */
-  verifyRecentBaseRate: 0.1,
+  /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
+  verifyRecentZ: 6,
   /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */
   verifyRecentMs: 3_000,
   /** Fewer canary requests than this in a step's window cannot be judged against a 1% error budget. */

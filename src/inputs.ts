@@ -22,6 +22,13 @@ import {
 import { isLoopback, parseListen, sshName } from './model.js'
 import { IMAGE, NAME } from './rules.js'
 import { boundName, expectedFingerprints } from './remote/hostkey.js'
+import {
+  fingerprintLineHint,
+  imageCaseProblem,
+  portTwiceProblem,
+  privateKeyProblem,
+  sshAddressHint,
+} from './inputs/hints.js'
 
 export type InputName = keyof typeof DEFAULTS | InputWithoutDefault
 type InputWithoutDefault =
@@ -178,10 +185,8 @@ class Reader {
 
   privateKeyText(name: 'key' | 'proxy-key'): string | undefined {
     const v = this.raw(name) || undefined
-    if (v && !/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(v))
-      this.problem(
-        `${name}: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)`,
-      )
+    const problem = v && privateKeyProblem(name, v)
+    if (problem) this.problem(problem)
     return v
   }
 
@@ -255,6 +260,9 @@ function readConnection(r: Reader): { topology?: Topology; login: SshLogin } {
     port,
     (m) => r.problem(m),
   )
+  const single = topology?.appHosts.length === 1 && r.given('host') ? topology.appHosts[0].ssh : undefined
+  const portTwice = single && r.given('port') && portTwiceProblem(r.raw('host'), single.port, port)
+  if (portTwice) r.problem(portTwice)
   const username = r.required('username', 'the ssh user on the hosts')
   if (/\s/.test(username)) r.problem(`username: expected a user name without spaces, got ${show(username)}`)
   const privateKey = r.privateKeyText('key')
@@ -345,7 +353,11 @@ function readApp(r: Reader) {
   )
   if (app.length > 48) r.problem(`app: expected at most 48 characters, got ${app.length}`)
   const imageText = operation === 'deploy' ? r.required('image', 'the image to deploy') : r.raw('image')
-  const image = r.matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', imageText)
+  const imageCase = IMAGE.test(imageText) ? undefined : imageCaseProblem('image', imageText, (v) => IMAGE.test(v))
+  if (imageCase) r.problem(imageCase)
+  const image = imageCase
+    ? imageText
+    : r.matching('image', IMAGE, 'a Docker image reference like ghcr.io/org/app:1.2.3', imageText)
   const strategy = r.oneOf('strategy', ['rolling', 'blue-green', 'canary'] as const)
   const replicas = r.int('replicas', 1, 100)
   const ports = parsePorts(r.raw('ports'), (m) => r.problem(m))
@@ -405,6 +417,7 @@ function readTraffic(r: Reader) {
   return {
     drainSeconds: r.seconds('drain-seconds', 0, 3600),
     verifySeconds: r.seconds('verify-seconds', 0, 3600),
+    latencyThreshold: parseLatencyThreshold(r.raw('latency-threshold'), (m) => r.problem(m)),
     bakeSeconds: r.seconds('bake-seconds', 0, 86400),
     stopTimeoutSeconds: r.int('stop-timeout', 0, 3600),
     batchSize: r.int('batch-size', 1, 100),
@@ -645,6 +658,11 @@ export function parseFingerprints(text: string, problem: (m: string) => void): G
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
   for (const line of lines) {
+    const hint = fingerprintLineHint(line)
+    if (hint) {
+      problem(hint)
+      continue
+    }
     const keygen = KEYGEN_LINE.exec(line)
     if (keygen) {
       const column = keygen[2]?.trim() ?? ''
@@ -719,7 +737,7 @@ export function parseSshAddress(
     port < 1 ||
     port > 65535
   ) {
-    problem(`expected name, name:port or [ipv6]:port, got ${show(text)}`)
+    problem(`expected name, name:port or [ipv6]:port, got ${show(text)}${sshAddressHint(text)}`)
     return undefined
   }
   return { host, port }
@@ -902,6 +920,24 @@ export function parseRunArgs(text: string, problem: (m: string) => void): string
       )
   })
   return words
+}
+
+/**
+ * latency-threshold: '2x+100ms' (slower than twice the old version's p95 and 100 ms above it), '3x' (and no
+ * ms), '+250ms' (factor 1), or 'off'.
+ */
+export function parseLatencyThreshold(text: string, problem: (m: string) => void): Config['latencyThreshold'] {
+  const t = text.trim().replace(/\s+/g, '')
+  if (t === 'off' || t === '0') return { factor: 0, ms: 0 }
+  const m = /^(?:(\d+(?:\.\d+)?)x)?(?:\+?(\d+)ms)?$/.exec(t)
+  const factor = m?.[1] === undefined ? 1 : Number(m[1])
+  if (!m || (m[1] === undefined && m[2] === undefined) || factor < 1 || factor > 100) {
+    problem(
+      `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show(text)}`,
+    )
+    return { factor: 2, ms: 100 }
+  }
+  return { factor, ms: m[2] === undefined ? 0 : Number(m[2]) }
 }
 
 export function parseStatusRanges(text: string, problem: (m: string) => void): StatusRange[] {

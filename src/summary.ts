@@ -1,7 +1,7 @@
 // Pure: the record of a run -> the job summary's markdown.
 import type { CanaryState, HistoryEntry } from './host/state.js'
 import type { Evidence, GateResult, RunPhase, StepRecord } from './journal.js'
-import { timeline } from './timeline.js'
+import { LEGEND, timeline } from './timeline.js'
 import {
   hostPort,
   type Bake,
@@ -94,7 +94,27 @@ const HEADLINE: Record<Result, string> = {
   cancelled: 'cancelled (nginx left in one consistent state)',
 }
 
-const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+// A figure and its unit never part at the end of a line ('0.01 s' wrapped in the steps table's time column).
+const NBSP = '\u00a0'
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}${NBSP}s`
+
+/**
+ * Text that markdown shows as it is, wrapped to the page (a code block hid a long error's advice behind a
+ * sideways scroll), each line kept: the marks that start markdown, HTML or GitHub's math are escaped, and a
+ * line's leading list, quote or heading mark. Secrets are masked first: escaping changes their text, which
+ * the masking of the whole summary would then no longer find.
+ */
+function prose(text: string, secrets: readonly string[]): string {
+  return redact(text, secrets)
+    .split(/\r?\n/)
+    .map((line) =>
+      line
+        .replace(/[\\`*_[\]<>#|~!&$]/g, '\\$&')
+        .replace(/^(\s*)([-+=>])/, '$1\\$2')
+        .replace(/^(\s*\d+)([.)])/, '$1\\$2'),
+    )
+    .join('<br>\n')
+}
 
 /** The header's facts, each about the end of the run. */
 function facts(r: RunRecord): string {
@@ -103,13 +123,13 @@ function facts(r: RunRecord): string {
   // Only a deploy that stayed deployed has its traffic on the new version at the end.
   const switched =
     r.trafficSwitchedSeconds !== undefined && r.result === 'deployed'
-      ? ` · **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)} s`
+      ? ` · **all traffic on the new version after** ${r.trafficSwitchedSeconds.toFixed(1)}${NBSP}s`
       : ''
   return (
     `**Result:** \`${r.result}\` · **${r.hosts.length > 1 ? 'hosts' : 'host'}** ${r.hosts.join(', ')} · **nginx** ${r.nginxHost} · ` +
     `${r.operation && r.operation !== 'deploy' ? `**operation** ${r.operation} · ` : ''}**strategy** ${r.strategy} · ` +
     `**serving** ${serving}${asked} · **previous** \`${r.previousImage || '-'}\`${r.color ? ` · **colour** ${r.color}` : ''}` +
-    `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''}${switched} · **run ended after** ${r.durationSeconds.toFixed(1)} s`
+    `${r.canaryWeight ? ` · **canary** ${r.canaryWeight}%` : ''}${switched} · **run ended after** ${r.durationSeconds.toFixed(1)}${NBSP}s`
   )
 }
 
@@ -171,16 +191,16 @@ function stoppedEarly(r: RunRecord): string[] {
 }
 
 /** What failed, and the rollback's failure, in full. */
-function failures(r: RunRecord): string[] {
+function failures(r: RunRecord, secrets: readonly string[]): string[] {
   return [
-    ...(r.failure ? ['', '**What failed:**', '', fence(r.failure)] : []),
-    ...(r.rollbackFailure ? ['', '**The rollback failed too:**', '', fence(r.rollbackFailure)] : []),
+    ...(r.failure ? ['', '**What failed:**', '', prose(r.failure, secrets)] : []),
+    ...(r.rollbackFailure ? ['', '**The rollback failed too:**', '', prose(r.rollbackFailure, secrets)] : []),
   ]
 }
 
 function timelineSection(r: RunRecord): string[] {
   const chart = timeline(r)
-  return chart ? ['', '### Timeline', '', fence(chart, 'mermaid')] : []
+  return chart ? ['', '### Timeline', '', fence(chart, 'mermaid'), '', `<sub>${LEGEND}</sub>`] : []
 }
 
 /** The steps table; without recorded steps, the plan as a list. */
@@ -216,7 +236,7 @@ function canaryStepsTable(r: RunRecord): string[] {
     '|---|---|---|---|---|---|---|---|---|',
     ...r.canarySteps.map(
       (c) =>
-        `| ${c.percent}% | ${c.seconds} s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ` +
+        `| ${c.percent}% | ${c.seconds}${NBSP}s | ${c.canary.requests} | ${c.canary.errors} | ${c.canary.rate.toFixed(2)}% | ${c.stable.requests} | ${c.stable.errors} | ${c.stable.rate.toFixed(2)}% | ` +
         `${c.verdict === 'pass' ? 'pass' : `**${c.verdict}**: ${cell(c.reason)}`} |`,
     ),
   ]
@@ -277,7 +297,7 @@ export function renderSummary(r: RunRecord, secrets: readonly string[] = []): st
     ...stoppedEarly(r),
     ...(r.notes ?? []).flatMap((n) => ['', `> ${n}`]),
     ...(r.live ? live(r.live) : []),
-    ...failures(r),
+    ...failures(r, secrets),
     ...timelineSection(r),
     ...stepsOrPlan(r),
     ...healthGates(r),
@@ -352,7 +372,7 @@ function realTraffic(r: RunRecord): string[] {
     const verdict = r.bake.verdict === 'fail' ? '**fail**' : 'pass'
     out.push(
       '',
-      `**Bake** ${r.bake.seconds} s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`,
+      `**Bake** ${r.bake.seconds}${NBSP}s: ${verdict}: ${cell(r.bake.reason)} (new ${counts(r.bake.new)}, old ${counts(r.bake.old)})`,
     )
   }
   return out

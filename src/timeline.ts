@@ -1,7 +1,8 @@
 // Pure: the record of a run -> a Mermaid gantt chart of it, which GitHub draws in job summaries and
 // comments: each replica's life (starting, health gate, serving its share of requests, draining, backup,
 // retired), the canary's share over time, and the verdicts on real traffic as milestones. Times are ms since
-// the run started (dateFormat x: the epoch stands for the run's start).
+// the run started (dateFormat x: the epoch stands for the run's start). The chart is sized for its reader:
+// an axis in seconds no time zone shifts, row titles that fit their strip.
 import type { StepRecord } from './journal.js'
 import {
   names,
@@ -62,9 +63,78 @@ export const sanitise = (text: string): string =>
     .trim()
     .replace(/^(.?)%/, '$1％')
 
-// The axis reads minutes and seconds since the run started (the viewer's time zone offset is whole hours
-// almost everywhere); no marker for today, which lies decades to the right of this 1970 axis.
-const HEADER = ['gantt', 'dateFormat x', 'axisFormat %M:%S', 'todayMarker off']
+// Mermaid draws the chart in the reader's browser, in the reader's time zone, and the times are ms since
+// 1970-01-01T00:00Z. A clock format shifts with the zone: %M:%S starts at 30:00 in India (+5:30), and even %S
+// starts at 30 in Liberia (-0:44:30 until 1972). %s is seconds since the epoch itself, which no zone shifts
+// and which does not wrap at 60. No marker for today, which lies decades to the right of this 1970 axis.
+const AXIS = ['dateFormat x', 'axisFormat %s s', 'todayMarker off']
+
+/** Ticks one of these apart: the first that gives at most MAX_TICKS of them. */
+const TICK_STEPS = ['1second', '5second', '10second', '30second', '60second', '5minute', '15minute'] as const
+const MAX_TICKS = 12
+
+/**
+ * The ticks' interval for a chart `spanMs` long. Mermaid without it ticks every 0.5 s on runs under ~7 s,
+ * and %s prints each second twice. Seconds count from the epoch, the same in every zone; minutes count in
+ * local time (d3's timeMinute), which stays on whole 5 and 15 minutes in zones with 30 and 45 minute
+ * offsets. Given in the init directive, not as a statement: a Mermaid that does not know it ignores it
+ * there (its own ticks, a second or more apart on runs over ~7 s), where a statement fails the chart.
+ */
+export function tickInterval(spanMs: number): string {
+  const seconds = (step: string) => Number.parseInt(step, 10) * (step.endsWith('minute') ? 60 : 1)
+  return TICK_STEPS.find((step) => spanMs / 1000 / seconds(step) <= MAX_TICKS) ?? TICK_STEPS.at(-1)!
+}
+
+/** Longer row titles are shortened in the middle (the tables name every replica and host in full). */
+export const MAX_TITLE = 32
+
+/** A row title as the chart shows it: one line Mermaid reads as text, at most MAX_TITLE characters. */
+export function rowTitle(name: string): string {
+  const text = sanitise(name)
+  if ([...text].length <= MAX_TITLE) return text
+  const chars = [...text]
+  const head = Math.ceil((MAX_TITLE - 1) / 2)
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (MAX_TITLE - 1 - head)).join('')}`
+}
+
+// Mermaid draws row titles at x = 10 in 11 px type, in a strip `leftPadding` wide (75 px unless told).
+// Widths of Verdana and DejaVu Sans at 11 px, a little over: the widest of the fonts Mermaid asks for.
+const TITLE_X = 10
+const TITLE_GAP = 8
+const DEFAULT_LEFT_PADDING = 75
+const charWidth = (c: string): number => (/[A-Z@%＃％∶mwMW…]/.test(c) ? 9.5 : /[ .,:;|!il'-]/.test(c) ? 4 : 7.2)
+
+/** The strip for the row titles: wide enough for the longest one. */
+export function leftPadding(titles: readonly string[]): number {
+  const widest = Math.max(0, ...titles.map((t) => [...t].reduce((w, c) => w + charWidth(c), 0)))
+  return Math.max(DEFAULT_LEFT_PADDING, Math.ceil(TITLE_X + widest + TITLE_GAP))
+}
+
+/** The chart's first lines: its layout (row titles' strip, ticks) for a chart `spanMs` long, then its axis. */
+function header(titles: readonly string[], spanMs: number): string[] {
+  const layout = { gantt: { leftPadding: leftPadding(titles), tickInterval: tickInterval(spanMs) } }
+  return [`%%{init: ${JSON.stringify(layout)}}%%`, 'gantt', ...AXIS]
+}
+
+/** A section of the chart: its row title and its tasks' lines. */
+interface Section {
+  readonly title: string
+  readonly tasks: readonly string[]
+}
+
+/** The chart's text: its layout, sized to the row titles and to the bars' span, then each section. */
+const chart = (sections: readonly Section[], bars: readonly Bar[]): string =>
+  [
+    ...header(
+      sections.map((s) => s.title),
+      spanOf(bars),
+    ),
+    ...sections.flatMap((s) => [`section ${s.title}`, ...s.tasks]),
+  ].join('\n')
+
+/** From the first bar's start to the last one's end. */
+const spanOf = (bars: readonly Bar[]): number =>
+  bars.length ? Math.max(...bars.map((b) => b.end)) - Math.min(...bars.map((b) => b.start)) : 0
 
 const task = (b: Bar, prefix = ''): string =>
   `${sanitise(prefix + b.label)} :${b.tags.map((t) => `${t}, `).join('')}${Math.round(b.start)}, ${Math.round(b.end)}`
@@ -88,15 +158,15 @@ function share(percent: number): string {
 /** The canary's share over the steps it was judged at, and each step's verdict, for the pull-request comment. */
 export function canaryTimeline(observations: readonly CanaryObservation[]): string {
   if (!observations.length) return ''
-  const out = [...HEADER, 'section canary']
+  const bars: Bar[] = []
   let t = 0
   for (const o of observations) {
     const end = t + o.seconds * 1000
-    out.push(task({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ['active'] }))
-    out.push(task(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict))))
+    bars.push({ label: `canary ${o.percent}% for ${o.seconds} s`, start: t, end, tags: ['active'] })
+    bars.push(milestone(`canary ${o.percent}% ${o.verdict}`, end, verdictTags(o.verdict)))
     t = end
   }
-  return out.join('\n')
+  return chart([{ title: 'canary', tasks: bars.map((b) => task(b)) }], bars)
 }
 
 const startOf = (s: StepRecord) => s.startedAtMs ?? s.endedAtMs - s.ms
@@ -369,16 +439,21 @@ export function timeline(r: TimelineRecord): string {
     [...lives.lanes.values()].map((l) => ({ ...l, bars: [...l.bars].sort(byTime) })),
     run.length + lives.canary.length,
   )
-  const out = [...HEADER]
-  if (run.length) out.push('section run', ...run.map((b) => task(b)))
-  if (lives.canary.length) out.push('section canary', ...lives.canary.map((b) => task(b)))
-  if (!manyHosts) for (const l of lanes) out.push(`section ${sanitise(l.name)}`, ...l.bars.map((b) => task(b)))
-  else
-    for (const host of sectionOrder(r.hosts, lanes)) {
-      out.push(`section ${sanitise(host || 'all hosts')}`)
-      for (const l of lanes.filter((x) => x.host === host)) out.push(...l.bars.map((b) => task(b, `${l.name} `)))
-    }
-  return out.join('\n')
+  const sections: Section[] = [
+    ...(run.length ? [{ title: 'run', tasks: run.map((b) => task(b)) }] : []),
+    ...(lives.canary.length ? [{ title: 'canary', tasks: lives.canary.map((b) => task(b)) }] : []),
+    ...laneSections(r.hosts, lanes, manyHosts),
+  ]
+  return chart(sections, [...run, ...lives.canary, ...lanes.flatMap((l) => l.bars)])
+}
+
+/** The replicas' sections: one per replica, or with several hosts one per host, its replicas named in their bars. */
+function laneSections(hosts: readonly string[], lanes: readonly Lane[], manyHosts: boolean): Section[] {
+  if (!manyHosts) return lanes.map((l) => ({ title: rowTitle(l.name), tasks: l.bars.map((b) => task(b)) }))
+  return sectionOrder(hosts, lanes).map((host) => ({
+    title: rowTitle(host || 'all hosts'),
+    tasks: lanes.filter((l) => l.host === host).flatMap((l) => l.bars.map((b) => task(b, `${l.name} `))),
+  }))
 }
 
 /** The app hosts in the run's order, then any other a replica named. */
@@ -477,3 +552,11 @@ function spans(ls: readonly Lane[]): Bar[] {
   }
   return [...byLabel.values()].sort((a, b) => a.start - b.start || a.end - b.end)
 }
+
+/**
+ * What the chart's colours mean (Mermaid's default theme), for the line under it: serving bars are the
+ * highlighted ones, backup and leaving ones the done ones, failures critical, the rest plain.
+ */
+export const LEGEND =
+  'Light blue: serving · grey: backup, draining, stopped, retired · red: failed, rollback · ' +
+  'violet: starting, health gate, pull · ◆: a verdict (red: fail)'

@@ -298,12 +298,12 @@ describe('the quick start on a bare Docker host', () => {
   })
 })
 
-describe("the README's way from a hand-made setup", () => {
-  /** The README's code block after `<!-- migration:NAME -->`. */
+describe("docs/migration.md's way from a hand-made setup", () => {
+  /** The code block of docs/migration.md after `<!-- migration:NAME -->`. */
   function block(name: string): string {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+    const readme = readFileSync(join(root, 'docs', 'migration.md'), 'utf8')
     const at = readme.indexOf(`<!-- migration:${name} -->`)
-    if (at < 0) throw new Error(`README has no migration:${name} block`)
+    if (at < 0) throw new Error(`docs/migration.md has no migration:${name} block`)
     const m = /```\w*\n([\s\S]*?)\n```/.exec(readme.slice(at))
     if (!m) throw new Error(`no code block after migration:${name}`)
     return m[1]

@@ -1,18 +1,20 @@
-// The canary's judgement from nginx's own access log (CANARY_LOG_FORMAT), keyed by 'address:port'.
+// The canary's judgement from nginx's own access log (TRAFFIC_LOG_FORMAT), keyed by 'address:port'.
 import { judgeCanary, parseAccessLog, worseBy, type Attempt } from '../../src/judge/traffic.js'
-import { CANARY_LOG_FORMAT } from '../../src/nginx/template.js'
+import { recordLine } from './fixtures.js'
 
-/** A log line as nginx writes it with CANARY_LOG_FORMAT. */
-const line = (upstreamAddr: string, upstreamStatus: string) =>
-  CANARY_LOG_FORMAT.replace('$upstream_addr', upstreamAddr).replace('$upstream_status', upstreamStatus)
+/** A log line as nginx writes it (no newline), on route GET /. */
+const line = (upstreamAddr: string, upstreamStatus: string) => recordLine(upstreamAddr, upstreamStatus).trimEnd()
+const R = { ms: 4, route: 'GET /' }
 
 describe('parseAccessLog', () => {
   it('reads one attempt per line in the format the template gives nginx', () => {
-    expect(line('127.0.0.1:9201', '200')).toBe('nginx-rollout upstream=127.0.0.1:9201 status=200')
+    expect(line('127.0.0.1:9201', '200')).toBe(
+      '{"upstream":"127.0.0.1:9201","status":"200","time":"0.004","method":"GET","uri":"/"}',
+    )
     expect(parseAccessLog([line('10.1.0.11:9201', '200'), line('10.1.0.12:9201', '503'), ''].join('\n'))).toEqual({
       attempts: [
-        { server: '10.1.0.11:9201', status: 200 },
-        { server: '10.1.0.12:9201', status: 503 },
+        { server: '10.1.0.11:9201', status: 200, ...R },
+        { server: '10.1.0.12:9201', status: 503, ...R },
       ],
       skipped: 0,
     })
@@ -20,20 +22,20 @@ describe('parseAccessLog', () => {
 
   it('counts every attempt of a retried request, and of an internal redirect', () => {
     expect(parseAccessLog(line('10.1.0.11:9201, 10.1.0.12:9202', '502, 200')).attempts).toEqual([
-      { server: '10.1.0.11:9201', status: 502 },
-      { server: '10.1.0.12:9202', status: 200 },
+      { server: '10.1.0.11:9201', status: 502, ...R },
+      { server: '10.1.0.12:9202', status: 200, ...R },
     ])
     expect(parseAccessLog(line('10.1.0.11:9201 : 10.1.0.11:9203, 10.1.0.12:9201', '404 : 504, 200')).attempts).toEqual([
-      { server: '10.1.0.11:9201', status: 404 },
-      { server: '10.1.0.11:9203', status: 504 },
-      { server: '10.1.0.12:9201', status: 200 },
+      { server: '10.1.0.11:9201', status: 404, ...R },
+      { server: '10.1.0.11:9203', status: 504, ...R },
+      { server: '10.1.0.12:9201', status: 200, ...R },
     ])
   })
 
-  it('reads IPv6 servers in brackets, and an attempt without a status', () => {
+  it('reads IPv6 servers in brackets, and an attempt without a status (a client that gave up: 499)', () => {
     expect(parseAccessLog(line('[::1]:9201, [fd00::12]:9202', '-, 200')).attempts).toEqual([
-      { server: '[::1]:9201', status: undefined },
-      { server: '[fd00::12]:9202', status: 200 },
+      { server: '[::1]:9201', status: undefined, ...R },
+      { server: '[fd00::12]:9202', status: 200, ...R },
     ])
   })
 
@@ -50,15 +52,20 @@ describe('parseAccessLog', () => {
       'the old format, a request line forged by a client',
       '127.0.0.1 - - [01/May/2026:10:00:00 +0000] "GET /x upstream=127.0.0.1:9204 upstream_status=500 HTTP/1.1" 200 12',
     ],
+    ['the format of earlier versions', 'nginx-rollout upstream=127.0.0.1:9204 status=500'],
     ['a line with more after it', `${line('127.0.0.1:9204', '500')} GET /x`],
     ['a line with more before it', `x ${line('127.0.0.1:9204', '500')}`],
+    ['a field more', line('127.0.0.1:9204', '500').replace('{', '{"x":"1",')],
+    ['a field less', line('127.0.0.1:9204', '500').replace('"method":"GET",', '')],
+    ['a field that is not a string', line('127.0.0.1:9204', '500').replace('"status":"500"', '"status":500')],
     ['a status that is not three digits', line('127.0.0.1:9204', '5000')],
+    ['more statuses than servers', line('127.0.0.1:9204', '500, 500')],
     ['a separator nginx does not write', line('127.0.0.1:9204;127.0.0.1:9205', '500;500')],
-    ['a line cut short', 'nginx-rollout upstream=127.0.0.1:9204 stat'],
+    ['a line cut short', line('127.0.0.1:9204', '500').slice(0, 30)],
     ['a CRLF line', `${line('127.0.0.1:9204', '500')}\r`],
   ])('skips %s', (_what, text) => {
     expect(parseAccessLog(`${text}\n${line('127.0.0.1:9201', '200')}\n`)).toEqual({
-      attempts: [{ server: '127.0.0.1:9201', status: 200 }],
+      attempts: [{ server: '127.0.0.1:9201', status: 200, ...R }],
       skipped: 1,
     })
   })

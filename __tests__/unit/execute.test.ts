@@ -37,7 +37,7 @@ import {
   type Probe,
   type Rule,
 } from './fakes.js'
-import { configFrom } from './fixtures.js'
+import { configFrom, recordLine } from './fixtures.js'
 
 const FENCE = { lockDir: '.nginx-rollout/shop/lock', token: 'token-of-this-run' }
 
@@ -182,8 +182,8 @@ describe('Executor: nginx changes', () => {
 describe('Executor: the deploy lock', () => {
   const canary = replica(9202)
   const log = [
-    ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'),
-    ...Array(60).fill('nginx-rollout upstream=127.0.0.1:9201 status=200'),
+    ...Array(60).fill(recordLine('127.0.0.1:9202', '200').trimEnd()),
+    ...Array(60).fill(recordLine('127.0.0.1:9201', '200').trimEnd()),
   ].join('\n')
   it('stops before any step that changes a host once the lock is lost, but still lets gate, observe and drain run', async () => {
     const { ex, lock, host, journal } = setup({
@@ -233,8 +233,8 @@ describe('Executor: the deploy lock', () => {
 
   it("fails a canary step whose traffic is bad, and keeps the step's judgement", async () => {
     const bad = [
-      ...Array(40).fill('nginx-rollout upstream=127.0.0.1:9202 status=200'),
-      ...Array(20).fill('nginx-rollout upstream=127.0.0.1:9202 status=502'),
+      ...Array(40).fill(recordLine('127.0.0.1:9202', '200').trimEnd()),
+      ...Array(20).fill(recordLine('127.0.0.1:9202', '502').trimEnd()),
     ].join('\n')
     const { ex, journal, host } = setup({
       rules: [[/^docker logs --tail 30/, { stdout: 'upstream db timeout\n' }]],

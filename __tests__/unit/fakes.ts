@@ -158,17 +158,27 @@ export class FakeRemote implements Remote {
   }
 
   /** Commands followed (nginx's record of requests), and what each was given to report its output to. */
-  readonly followed: Array<{ command: Command; onData: (chunk: Buffer) => void; stopped: boolean }> = []
+  readonly followed: Array<{
+    command: Command
+    onData: (chunk: Buffer) => void
+    stopped: boolean
+    /** Ends the followed command as the host would (exit code, standard error). */
+    end: (code: number, stderr: string) => void
+  }> = []
 
   /** What a followed command prints once it runs (nginx's record of requests, for the judgement). */
   followText = ''
 
   async follow(command: Command, onData: (chunk: Buffer) => void): Promise<Following> {
     this.stats.commands++
-    const f = { command, onData, stopped: false }
+    let end: (code: number, stderr: string) => void = () => undefined
+    const ended = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      end = (code, stderr) => resolve({ code, stderr })
+    })
+    const f = { command, onData, stopped: false, end }
     this.followed.push(f)
     if (this.followText) setTimeout(() => onData(Buffer.from(this.followText)), 0)
-    return { stop: async () => void (f.stopped = true) }
+    return { stop: async () => void ((f.stopped = true), end(0, '')), ended }
   }
 
   /** Writes `text` to every followed command still running, as the host would send its output. */

@@ -137,7 +137,10 @@ describe('readConfig', () => {
       ssh: { host: 'deploy.example.com', port: 2200 },
       upstreamAddress: '127.0.0.1',
     })
-    expect(parse({ port: '2200', host: 'deploy.example.com:2201' }).appHosts[0].ssh.port).toBe(2201)
+    expect(parse({ port: '2201', host: 'deploy.example.com:2201' }).appHosts[0].ssh.port).toBe(2201)
+    expect(problemsOf({ port: '2200', host: 'deploy.example.com:2201' })).toEqual([
+      "host: names port 2201 ('deploy.example.com:2201') and port says 2200: give the port in one place, in host (name:port) or in port",
+    ])
   })
 
   it('runs nginx on another machine than the single app host when upstream-host reaches the app host from there', () => {
@@ -189,7 +192,7 @@ describe('readConfig', () => {
     [
       'an IPv6 host without brackets',
       { host: '2001:db8::1' },
-      "host: expected name, name:port or [ipv6]:port, got '2001:db8::1'",
+      "host: expected name, name:port or [ipv6]:port, got '2001:db8::1': write an IPv6 address in brackets, [2001:db8::1], or [2001:db8::1]:2222 with a port",
     ],
     [
       'bad nginx-host',
@@ -205,12 +208,12 @@ describe('readConfig', () => {
     [
       'key path instead of text',
       { key: '~/.ssh/id_ed25519' },
-      'key: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)',
+      "key: expected the private key's text, got what looks like a file path: the action runs on GitHub's runner, which has no such file; store the whole key file, from its -----BEGIN line to its -----END line, as a multi-line secret with its newlines kept (gh secret set DEPLOY_KEY <deploy_key, or paste it, line breaks and all, into the secret on GitHub)",
     ],
     [
       'bad fingerprint',
-      { fingerprint: 'MD5:aa:bb' },
-      "fingerprint: expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got 'MD5:aa:bb'",
+      { fingerprint: 'SHA1:aa:bb' },
+      "fingerprint: expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got 'SHA1:aa:bb'",
     ],
     [
       'a fingerprint one character short',
@@ -648,7 +651,9 @@ describe('hosts: several app hosts and an nginx host', () => {
     [
       'an IPv6 host without brackets',
       { ...fleet, hosts: '10.0.0.12, 2001:db8::11' },
-      ["hosts: expected name, name:port or [ipv6]:port, got '2001:db8::11'"],
+      [
+        "hosts: expected name, name:port or [ipv6]:port, got '2001:db8::11': write an IPv6 address in brackets, [2001:db8::11], or [2001:db8::11]:2222 with a port",
+      ],
     ],
     [
       'hosts of comments only',
@@ -795,12 +800,12 @@ describe('proxy: a bastion every connection goes through', () => {
     [
       'a proxy-key path',
       { 'proxy-host': 'bastion', 'proxy-key': '~/.ssh/jump', ...bastionKey },
-      'proxy-key: expected private key text starting with -----BEGIN ... PRIVATE KEY----- (the key itself, not a path)',
+      "proxy-key: expected the private key's text, got what looks like a file path: the action runs on GitHub's runner, which has no such file; store the whole key file, from its -----BEGIN line to its -----END line, as a multi-line secret with its newlines kept (gh secret set DEPLOY_KEY <deploy_key, or paste it, line breaks and all, into the secret on GitHub)",
     ],
     [
       'a bad proxy-fingerprint',
       { 'proxy-host': 'bastion', 'proxy-fingerprint': 'MD5:aa', 'proxy-known-hosts': `bastion ssh-ed25519 ${KEY_B64}` },
-      "proxy-fingerprint: expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got 'MD5:aa'",
+      "proxy-fingerprint: expected a SHA256 fingerprint, got an MD5 one ('MD5:aa'): ssh-keygen prints SHA256 unless told otherwise, 'ssh-keyscan <host> | ssh-keygen -lf -' (or ssh-keygen -E sha256 -lf <key.pub>)",
     ],
     [
       'proxy-known-hosts of comments only',
@@ -1007,11 +1012,10 @@ describe('parseFingerprints', () => {
   })
 
   it.each([
-    ['an MD5 fingerprint', 'MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48'],
     ['a fingerprint too long', `${FP}x`],
     ['SHA256 glued to a word', `256 x${FP} host (ED25519)`],
     ['two = of padding', `${FP}==`],
-    ['words around a fingerprint', `ED25519 key fingerprint is ${FP}`],
+    ['words around a fingerprint', `the key is ${FP}`],
   ])('rejects %s', (_what, text) => {
     expect(parseAll(text).problems).toEqual([
       `expected SHA256:..., 'host SHA256:...' or a line as 'ssh-keygen -lf' prints it, got '${text}'`,
@@ -1232,13 +1236,14 @@ describe('action.yml', () => {
   })
 })
 
-describe('README', () => {
+describe('docs/inputs.md', () => {
   // Parsed as YAML (not by pattern), so a description or default written any way YAML allows is compared.
   const action = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
     inputs: Record<string, { description: string; required?: boolean; default?: string }>
   }
+  const inputsSection = readFileSync(new URL('../../docs/inputs.md', import.meta.url), 'utf8')
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const inputsSection = readme.slice(
+  const readmeInputs = readme.slice(
     readme.indexOf('\n## Inputs\n'),
     readme.indexOf('\n## ', readme.indexOf('\n## Inputs\n') + 1),
   )
@@ -1252,6 +1257,20 @@ describe('README', () => {
     expect(documented.map((l) => l.replace(/ \|  \| /, ' |  | '))).toEqual(
       declared.map((l) => l.replace(/ \| \| /, ' |  | ')),
     )
+  })
+
+  it("names in the README's short table only inputs action.yml declares, with their defaults", () => {
+    const rows = readmeInputs.split('\n').filter((l) => l.startsWith('| `'))
+    expect(rows.length).toBeGreaterThan(10)
+    for (const row of rows) {
+      const [names, defaults] = row.split(' | ').map((cell) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]))
+      names.forEach((name, i) => {
+        const input = action.inputs[name]
+        expect([name, input !== undefined]).toEqual([name, true])
+        const declared = input.required ? undefined : input.default
+        if (defaults.length) expect([name, defaults[i]]).toEqual([name, declared])
+      })
+    }
   })
 
   it('gives every input a description and either required or a default', () => {

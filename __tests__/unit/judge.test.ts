@@ -7,9 +7,9 @@ import { LIMITS } from '../../src/config.js'
 import type { ReplicaPort } from '../../src/health/gate.js'
 import { compareVersions } from '../../src/judge/compare.js'
 import { Judge, type TrafficSource } from '../../src/judge/judge.js'
+import type { Attempt } from '../../src/judge/traffic.js'
 import { hostPort, type Replica, type Split, type TrafficCounts } from '../../src/model.js'
-import { CANARY_LOG_FORMAT } from '../../src/nginx/template.js'
-import { configFrom, replicaOf } from './fixtures.js'
+import { configFrom, recordLine, replicaOf } from './fixtures.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -48,11 +48,10 @@ function accessLog() {
   const source: TrafficSource = {
     follow: async (callback) => {
       onData = callback
-      return { stop: async () => void (stopped = true) }
+      return { stop: async () => void (stopped = true), ended: new Promise(() => undefined) }
     },
   }
-  const line = (r: Replica, status: string) =>
-    CANARY_LOG_FORMAT.replace('$upstream_addr', at(r)).replace('$upstream_status', status) + '\n'
+  const line = (r: Replica, status: string) => recordLine(at(r), status)
   return {
     source,
     write: (r: Replica, status: string, n = 1) => onData(Buffer.from(line(r, status).repeat(n))),
@@ -103,6 +102,10 @@ async function endOnFakeTimers(judge: Judge) {
 /** Whether a promise has settled by now (without waiting for it). */
 const settled = async (p: Promise<unknown>) => Promise.race([p.then(() => true), Promise.resolve().then(() => false)])
 
+/** `n` attempts to `r` answered `status`, on GET / in 4 ms, as the record reads them. */
+const attempts = (r: Replica, status: string, n: number): Attempt[] =>
+  Array.from({ length: n }, () => ({ server: at(r), status: Number(status), ms: 4, route: 'GET /' }))
+
 const clean = (requests: number): TrafficCounts => ({
   requests,
   serverErrors: 0,
@@ -139,7 +142,8 @@ describe('Judge.verify: a route judged on real traffic', () => {
     log.write(OLD, '200', 100)
     log.write(NEW, '500', 10)
     const v = await verifying
-    const why = 'the new version answered 5xx to 100.0% of 10 requests (500: 10), the old one to 0.0% of 100'
+    const why =
+      'the new version answered 5xx to 10 requests where 0.9 were expected from the old version on the same routes (500: 10; 9.9 standard errors); worst routes: "GET /" 10 of 10, old 0 of 100'
     expect(v.verdict).toBe('fail')
     expect(v.reason).toContain(why)
     expect(v.new).toEqual({ requests: 10, serverErrors: 10, clientErrors: 0, statuses: { '500': 10 } })
@@ -160,7 +164,8 @@ describe('Judge.verify: a route judged on real traffic', () => {
     const v = await judge.verify([NEW], 30, false)
     expect(v).toMatchObject({
       verdict: 'fail',
-      reason: 'the new version answered 5xx to 100.0% of 10 requests (500: 10), the old one to 0.0% of 100',
+      reason:
+        'the new version answered 5xx to 10 requests where 0.9 were expected from the old version on the same routes (500: 10; 9.9 standard errors); worst routes: "GET /" 10 of 10, old 0 of 100',
     })
   })
 
@@ -304,11 +309,11 @@ describe('Judge.bake: the new replicas watched before the replaced ones go', () 
     expect(judge.failure).toBeUndefined()
     log.write(NEW, '500', 50)
     // Over the whole run, 50 errors in 2050 requests is not clearly worse: only the last seconds show it.
-    const wholeRun = { requests: 2050, serverErrors: 50, clientErrors: 0, statuses: { '200': 2000, '500': 50 } }
-    expect(compareVersions(wholeRun, clean(200)).verdict).toBe('pass')
+    const wholeRun = [...attempts(NEW, '200', 2000), ...attempts(NEW, '500', 50)]
+    expect(compareVersions(wholeRun, attempts(OLD, '200', 200)).verdict).toBe('pass')
     await jest.advanceTimersByTimeAsync(2 * LIMITS.judgeTickMs)
     const why =
-      'over the last seconds the new version answered 5xx to 100.0% of 50 requests (500: 50), the old one to 0.0% of 200'
+      'over the last seconds the new version answered 5xx to 50 requests where 10.0 were expected from the old version on the same routes (500: 50; 15.6 standard errors); worst routes: "GET /" 50 of 50, old 0 of 200'
     expect(await baking).toMatchObject({ verdict: 'fail', reason: `real traffic: ${why}` })
     expect(replicas.evidence).toEqual([`shop-9203: ${why}`])
     await endOnFakeTimers(judge)
@@ -424,7 +429,7 @@ describe('Judge.observe: a canary step', () => {
     const o = await observing
     expect(o.verdict).toBe('fail')
     expect(o.reason).toBe(
-      'real traffic: the new version answered 5xx to 100.0% of 10 requests (502: 10), the old one to 0.0% of 200',
+      'real traffic: the new version answered 5xx to 10 requests where 0.5 were expected from the old version on the same routes (502: 10; 13.7 standard errors); worst routes: "GET /" 10 of 10, old 0 of 200',
     )
     expect(Date.now() - t0).toBeLessThan(5000)
   })
@@ -491,7 +496,7 @@ function arrivals(random: () => number, mean: number): number {
 }
 
 describe('Judge: no false alarm on a version as good as the old one', () => {
-  it('fails a version that answers 2% 5xx like the old one in at most 1 of 100 half-minutes at 20 requests a second', async () => {
+  it('raises no alarm on a version that answers 2% 5xx like the old one, over 20 half-minutes at 20 requests a second', async () => {
     // The judge looks every judgeTickMs at the new version's whole run and at its last verifyRecentMs. Each
     // look is another chance of a false alarm; the recent window gives a fresh small sample every 3 s.
     // Fails today: 5 of 100, each on the recent window ('10.0% of 60 requests (500: 6)'): 6 errors in 60 at 2%
@@ -501,7 +506,7 @@ describe('Judge: no false alarm on a version as good as the old one', () => {
     const random = seeded(2026)
     const config = configFrom({ 'health-interval': '60' })
     const alarms: string[] = []
-    for (let run = 0; run < 100; run++) {
+    for (let run = 0; run < 20; run++) {
       const { judge, log } = await deploying({ config })
       log.write(OLD, '500', 40)
       log.write(OLD, '200', 1960)
@@ -514,6 +519,8 @@ describe('Judge: no false alarm on a version as good as the old one', () => {
       if (judge.failure) alarms.push(judge.failure)
       await endOnFakeTimers(judge)
     }
-    expect(alarms.length).toBeLessThanOrEqual(1)
-  })
+    expect(alarms).toEqual([])
+    // Fixed work on fake timers (the rate itself is measured, purely, in compare.test.ts): the time limit only
+    // guards against a hang, never the machine's speed.
+  }, 120_000)
 })

@@ -193,8 +193,8 @@ describe('canary splits', () => {
     const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain, { log: true })
     expect(text).toContain(
       '}\n\n' +
-        "# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, nothing a client sent.\n" +
-        "log_format nginx_rollout_shop_backend 'nginx-rollout upstream=$upstream_addr status=$upstream_status';\n" +
+        "# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.\n" +
+        `log_format nginx_rollout_shop_backend escape=json '{"upstream":"$upstream_addr","status":"$upstream_status","time":"$upstream_response_time","method":"$request_method","uri":"$uri"}';\n` +
         'map $proxy_host $nginx_rollout_shop_backend_canary {\n' +
         '    default 0;\n' +
         '    shop_backend 1;\n' +
@@ -203,6 +203,21 @@ describe('canary splits', () => {
         'server {\n',
     )
     expect(text).not.toContain('combined')
+  })
+
+  it('retries an idempotent request on another server, the old backups last, only while a run judges traffic', () => {
+    const config = configFrom({ 'upstream-name': 'shop_backend' })
+    const old = [replicaOf(9201, 'shop:v1'), replicaOf(9202, 'shop:v1')]
+    const next = [replicaOf(9203, 'shop:v2'), replicaOf(9204, 'shop:v2')]
+    const judged = renderManagedFile(config, next, undefined, plain, { log: true, backup: old }).text
+    expect(judged).toContain(
+      '        proxy_next_upstream error timeout http_500 http_502 http_503 http_504; proxy_next_upstream_tries 4; proxy_next_upstream_timeout 10s;\n',
+    )
+    expect(judged).not.toContain('non_idempotent')
+    // After the run, nginx's usual retries again.
+    const after = renderManagedFile(config, next, undefined, plain).text
+    expect(after).toContain('        proxy_next_upstream error timeout http_502 http_503;\n')
+    expect(after).not.toMatch(/http_500|proxy_next_upstream_tries/)
   })
 
   it("adds no access_log but the canary's, whatever the configuration declares", () => {

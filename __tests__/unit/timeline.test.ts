@@ -1,7 +1,17 @@
 // The picture of a run: a Mermaid gantt chart of each replica's life, the canary's share and the verdicts.
 import { describe, expect, it } from '@jest/globals'
 import type { Step } from '../../src/plan/types.js'
-import { canaryTimeline, MAX_BARS, sanitise, timeline, type TimelineRecord } from '../../src/timeline.js'
+import {
+  canaryTimeline,
+  leftPadding,
+  MAX_BARS,
+  MAX_TITLE,
+  rowTitle,
+  sanitise,
+  tickInterval,
+  timeline,
+  type TimelineRecord,
+} from '../../src/timeline.js'
 import {
   cancelledRolling,
   counts,
@@ -14,12 +24,13 @@ import {
   rollingDeploy,
 } from './recorded-runs.js'
 
-const HEADER = ['gantt', 'dateFormat x', 'axisFormat %M:%S', 'todayMarker off']
-/** The chart's lines after its header. */
+const AXIS = ['gantt', 'dateFormat x', 'axisFormat %s s', 'todayMarker off']
+/** The chart's lines after its header (its layout directive, then its axis). */
 const body = (r: TimelineRecord) => {
   const lines = timeline(r).split('\n')
-  expect(lines.slice(0, 4)).toEqual(HEADER)
-  return lines.slice(4)
+  expect(lines[0]).toMatch(/^%%\{init: \{"gantt":\{"leftPadding":\d+,"tickInterval":"\d+(second|minute)"\}\}\}%%$/)
+  expect(lines.slice(1, 5)).toEqual(AXIS)
+  return lines.slice(5)
 }
 /** The bars of one section. */
 const section = (lines: readonly string[], name: string) => {
@@ -62,9 +73,10 @@ describe('timeline', () => {
     })
     expect(text).toBe(
       [
+        '%%{init: {"gantt":{"leftPadding":80,"tickInterval":"5second"}}}%%',
         'gantt',
         'dateFormat x',
-        'axisFormat %M:%S',
+        'axisFormat %s s',
         'todayMarker off',
         'section run',
         'pull shop∶v2 :0, 1800',
@@ -328,7 +340,7 @@ describe('timeline', () => {
         recorded({ kind: 'retire', replicas: old }, 5000, 5100),
       ],
     })
-    expect(text.split('\n').slice(4)).toEqual([
+    expect(text.split('\n').slice(5)).toEqual([
       'section shop-9201 and 14 more',
       'serving 6.7% :active, 0, 2100',
       'draining :done, 2100, 5000',
@@ -370,9 +382,10 @@ describe('canaryTimeline', () => {
     })
     expect(canaryTimeline([step(10, 60, 'pass'), step(50, 30, 'fail')])).toBe(
       [
+        '%%{init: {"gantt":{"leftPadding":75,"tickInterval":"10second"}}}%%',
         'gantt',
         'dateFormat x',
-        'axisFormat %M:%S',
+        'axisFormat %s s',
         'todayMarker off',
         'section canary',
         'canary 10% for 60 s :active, 0, 60000',
@@ -387,5 +400,65 @@ describe('canaryTimeline', () => {
         .at(-1),
     ).toBe('canary 5% inconclusive :active, milestone, 10000, 10000')
     expect(canaryTimeline([])).toBe('')
+  })
+})
+
+describe('the layout a reader sees (rendered in a browser by __tests__/browser)', () => {
+  it('ticks 1, 5 or 10 s apart, at most 12 of them, then half and whole minutes, 5 and 15 minutes', () => {
+    expect([0, 3400, 12_000, 12_001, 60_000, 91_200, 120_000, 120_001].map(tickInterval)).toEqual([
+      '1second',
+      '1second',
+      '1second',
+      '5second',
+      '5second',
+      '10second',
+      '10second',
+      '30second',
+    ])
+    expect([360_000, 720_000, 720_001, 3_600_000, 86_400_000].map(tickInterval)).toEqual([
+      '30second',
+      '60second',
+      '5minute',
+      '5minute',
+      '15minute',
+    ])
+  })
+
+  it("sizes the row titles' strip to the longest title, never under Mermaid's 75 px", () => {
+    expect(leftPadding([])).toBe(75)
+    expect(leftPadding(['run', 'canary'])).toBe(75)
+    const wide = leftPadding(['run', 'checkout-api-9205'])
+    expect(wide).toBeGreaterThan(75)
+    expect(leftPadding(['checkout-api-9205', 'checkout-api-92055'])).toBeGreaterThan(wide)
+    // Capitals are wider than small letters.
+    expect(leftPadding(['CHECKOUT-API-9205'])).toBeGreaterThan(wide)
+  })
+
+  it('shortens a row title over MAX_TITLE characters in the middle, keeping its start and its end', () => {
+    expect(rowTitle('checkout-api-9205')).toBe('checkout-api-9205')
+    const long = 'payments-reconciliation-worker-eu-9205'
+    expect(rowTitle(long)).toBe('payments-reconci…-worker-eu-9205')
+    expect([...rowTitle(long)].length).toBe(MAX_TITLE)
+    expect(rowTitle('x'.repeat(MAX_TITLE))).toBe('x'.repeat(MAX_TITLE))
+    expect(rowTitle('10.0.0.12:2222')).toBe('10.0.0.12∶2222')
+  })
+
+  it('gives a chart of long names a wider strip and shortened row titles; the bars keep the full name', () => {
+    const hosts = ['app-1.eu-west-1.compute.internal.example.com', 'app-2.eu-west-1.compute.internal.example.com']
+    const [a, b] = hosts.map((h) => ({ ...replica(9205, 'shop:v2', h), name: 'checkout-api-9205' }))
+    const text = timeline({
+      hosts,
+      durationSeconds: 30,
+      steps: [recorded({ kind: 'start', replicas: [a, b] }, 0, 4000, 'ok', undefined, 'deploy', true)],
+    })
+    const lines = text.split('\n')
+    expect(lines[0]).toBe(
+      `%%{init: {"gantt":{"leftPadding":${leftPadding([rowTitle(hosts[0])])},"tickInterval":"1second"}}}%%`,
+    )
+    expect(lines.filter((l) => l.startsWith('section '))).toEqual([
+      'section app-1.eu-west-1.…nal.example.com',
+      'section app-2.eu-west-1.…nal.example.com',
+    ])
+    expect(lines).toContain('checkout-api-9205 starting :0, 4000')
   })
 })

@@ -2,13 +2,10 @@
 // per server once a line is whole, since a mark, and over the recent past.
 import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
-import { NO_TRAFFIC } from '../../src/judge/compare.js'
+import { LIMITS } from '../../src/config.js'
+import { countAttempts, NO_TRAFFIC } from '../../src/judge/compare.js'
 import { TrafficRecord } from '../../src/judge/record.js'
-import { CANARY_LOG_FORMAT } from '../../src/nginx/template.js'
-
-/** A log line as nginx writes it with CANARY_LOG_FORMAT, newline included. */
-const line = (upstreamAddr: string, upstreamStatus: string) =>
-  CANARY_LOG_FORMAT.replace('$upstream_addr', upstreamAddr).replace('$upstream_status', upstreamStatus) + '\n'
+import { recordLine as line } from './fixtures.js'
 const lines = (server: string, status: string, n: number) => line(server, status).repeat(n)
 
 const OLD = '10.1.0.11:9201'
@@ -18,11 +15,12 @@ const only = (...servers: string[]) => new Set(servers)
 describe('TrafficRecord: reading the followed log', () => {
   it('counts a line split across chunks once, when its end arrives', () => {
     const record = new TrafficRecord()
-    record.add('nginx-rollout upstream=10.1.0.12:9203 sta')
+    const [first, last] = [line(NEW, '500'), line(NEW, '404')]
+    record.add(first.slice(0, 20))
     expect(record.of(only(NEW))).toEqual(NO_TRAFFIC)
-    record.add(`tus=500\n${line(NEW, '200')}nginx-rollout up`)
+    record.add(`${first.slice(20)}${line(NEW, '200')}${last.slice(0, 9)}`)
     expect(record.of(only(NEW)).requests).toBe(2)
-    record.add('stream=10.1.0.12:9203 status=404\n')
+    record.add(last.slice(9))
     expect(record.of(only(NEW))).toEqual({
       requests: 3,
       serverErrors: 1,
@@ -68,11 +66,12 @@ describe('TrafficRecord: reading the followed log', () => {
         line(NEW, '200'),
         '\n',
         `${line(NEW, '500').trimEnd()} GET /x\n`,
+        `${line(NEW, '500').trimEnd().slice(0, -1)},"extra":"500"}\n`,
         line(NEW, '200'),
       ].join(''),
     )
     expect(record.of(only(NEW))).toEqual({ requests: 2, serverErrors: 0, clientErrors: 0, statuses: { '200': 2 } })
-    expect(record.skipped).toBe(2)
+    expect(record.skipped).toBe(3)
   })
 
   it('counts an attempt for each server a retried request went to', () => {
@@ -134,62 +133,71 @@ describe('TrafficRecord: counts of a set of servers', () => {
 })
 
 describe('TrafficRecord: the recent past', () => {
-  /** A record on a clock the test moves, ticked as the judge ticks it (keeping twice the window). */
+  /** A record on a clock the test moves. */
   function clocked() {
     let now = 0
     const record = new TrafficRecord(() => now)
-    const at = (ms: number) => {
-      now = ms
-      record.tick(6000)
-    }
+    const at = (ms: number) => void (now = ms)
     return { record, at }
   }
 
-  it('counts about the last 3 s only: from the newest mark at least 3 s old', () => {
+  it('holds the attempts that arrived in about the last 3 s only', () => {
     const { record, at } = clocked()
     at(0)
     record.add(lines(NEW, '200', 10))
-    at(1000)
+    at(1500)
     record.add(lines(NEW, '500', 5))
-    at(2000)
-    at(3000)
     at(4000)
     record.add(lines(NEW, '200', 2))
-    expect(record.recent(only(NEW), 3000)).toEqual({
+    expect(countAttempts(record.recent(only(NEW), 3000))).toEqual({
       requests: 7,
       serverErrors: 5,
       clientErrors: 0,
       statuses: { '500': 5, '200': 2 },
     })
     at(5000)
-    expect(record.recent(only(NEW), 3000)).toEqual({
-      requests: 2,
-      serverErrors: 0,
-      clientErrors: 0,
-      statuses: { '200': 2 },
-    })
+    expect(countAttempts(record.recent(only(NEW), 3000)).requests).toBe(2)
     expect(record.of(only(NEW)).requests).toBe(17)
-  })
-
-  it('drops marks older than it keeps: a longer window starts at the oldest mark kept', () => {
-    const { record, at } = clocked()
-    for (let ms = 0; ms <= 20_000; ms += 1000) {
-      at(ms)
-      record.add(line(NEW, '200'))
-    }
-    // Kept: the newest mark at least 6 s old (14 s) and every one after it; one line came after each.
-    expect(record.recent(only(NEW), 60_000).requests).toBe(7)
   })
 
   it('counts only the servers asked about', () => {
     const { record, at } = clocked()
     at(0)
     record.add(lines(OLD, '500', 8) + lines(NEW, '200', 3))
-    expect(record.recent(only(NEW), 3000)).toEqual({
+    expect(countAttempts(record.recent(only(NEW), 3000))).toEqual({
       requests: 3,
       serverErrors: 0,
       clientErrors: 0,
       statuses: { '200': 3 },
     })
+  })
+})
+
+describe('TrafficRecord: the route and the time of each attempt', () => {
+  it("keeps each attempt's route (method and path, as nginx escaped it) and its milliseconds", () => {
+    const record = new TrafficRecord()
+    record.add(line(`${NEW}, ${OLD}`, '500, 200', { time: '0.012, 0.003', method: 'GET', uri: '/a"b\\c' }))
+    expect(record.attempts(only(NEW, OLD))).toEqual([
+      { server: NEW, status: 500, ms: 12, route: 'GET /a"b\\c' },
+      { server: OLD, status: 200, ms: 3, route: 'GET /a"b\\c' },
+    ])
+  })
+
+  it('cannot be told another server, status or route by a path a client chose', () => {
+    const record = new TrafficRecord()
+    const forged = `/x","upstream":"${OLD}","status":"500`
+    record.add(line(NEW, '200', { uri: forged }))
+    expect(record.attempts(only(NEW, OLD))).toEqual([{ server: NEW, status: 200, ms: 4, route: `GET ${forged}` }])
+  })
+
+  it('keeps at most LIMITS.recordMaxAttempts, dropping the oldest, and still counts from a mark', () => {
+    const record = new TrafficRecord()
+    const mark = record.mark()
+    record.add(lines(NEW, '200', LIMITS.recordMaxAttempts + 5))
+    expect(record.attempts(only(NEW)).length).toBeLessThanOrEqual(LIMITS.recordMaxAttempts)
+    expect(record.total(mark)).toBe(LIMITS.recordMaxAttempts + 5)
+    const later = record.mark()
+    record.add(lines(NEW, '500', 3))
+    expect(record.of(only(NEW), later)).toMatchObject({ requests: 3, serverErrors: 3 })
   })
 })

@@ -34,7 +34,7 @@ function port(world: Map<number, { answers: boolean; status: string }>): Replica
   ) as never
 }
 
-const noLog = { follow: async () => ({ stop: async () => {} }) }
+const noLog = { follow: async () => ({ stop: async () => {}, ended: new Promise<never>(() => undefined) }) }
 
 /** The judgement of a deploy that routed to `replicas`, as the executor starts it. */
 function watching(hosts: ReplicaPort, config: ReturnType<typeof configFrom>, replicas: Replica[]): Judge {

@@ -1,4 +1,4 @@
-// Turns benchmark results into the markdown the README shows (tables, the targets met or not) and an SVG timeline.
+// Turns benchmark results into the markdown docs/benchmark.md shows (tables, the targets met or not) and an SVG timeline.
 
 const median = (xs) => {
   const s = [...xs].filter((x) => x !== undefined).sort((a, b) => a - b)

@@ -6,7 +6,7 @@ import * as docker from '../commands/docker.js'
 import type { GateResult } from '../journal.js'
 import type { Replica } from '../model.js'
 import type { HttpResult } from '../remote/ssh.js'
-import { describeProbe, describeRanges, statusAllowed } from './probe.js'
+import { describeProbe, describeRanges, notListeningHint, nothingListened, statusAllowed } from './probe.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
@@ -36,6 +36,8 @@ export async function gate(port: ReplicaPort, config: Config, replica: Replica, 
   const deadline = t0 + h.timeoutMs
   let probes = 0
   let last: HttpResult | undefined
+  // Whether every probe so far found nothing listening: then the message says where the app must listen.
+  let neverListened = true
   let state: docker.ReplicaState | undefined
   let askedAt = 0
   const result = (ok: boolean): GateResult => ({
@@ -51,6 +53,7 @@ export async function gate(port: ReplicaPort, config: Config, replica: Replica, 
     const tick = Date.now()
     last = await port.probe(replica)
     probes++
+    neverListened &&= nothingListened(last)
     const answered = statusAllowed(last.status, h.status)
     if (again && answered && !state) return result(true)
     if (answered || !state || state.health !== 'none' || Date.now() - askedAt >= 1000 || Date.now() >= deadline) {
@@ -64,7 +67,8 @@ export async function gate(port: ReplicaPort, config: Config, replica: Replica, 
       const why = exited
         ? `${replica.name} stopped (${state.status}, exit code ${state.exitCode}) before it became healthy`
         : `${replica.name} did not become healthy within ${seconds(h.timeoutMs)}: last probe ${describeProbe(h.path, last)} (expected ${describeRanges(h.status)})` +
-          (hasHealthcheck ? `, docker health ${state.health}` : '')
+          (hasHealthcheck ? `, docker health ${state.health}` : '') +
+          (neverListened ? notListeningHint(config, replica) : '')
       await port.evidence(replica, why, hasHealthcheck)
       throw Object.assign(new StepFailure(why), { gate: result(false) })
     }

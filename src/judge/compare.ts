@@ -1,9 +1,19 @@
 // Pure: is the new version clearly worse than the old one on the same traffic? nginx's record of upstream
-// attempts, counted per version: 5xx answers and nginx's own 502/504 for an attempt it got no answer to are
-// server errors; 4xx are judged as a rate against the old version's, never alone (scanners' 404s land on
-// both versions alike; a route the new version lost shows as a higher rate than the old one's).
+// attempts, per version. Like is compared with like: every request counts under its route (method and path),
+// and each route's new attempts are held against the old version's attempts on that same route (a stratified
+// test, Cochran-Mantel-Haenszel), so what a client chooses to ask for cannot move the verdict:
+// - a path the old version never served (a scanner's guess) says nothing about a lost route, so its 4xx and
+//   its latency are not judged, and its 5xx count once per path, however often it is asked;
+// - a flood of cheap requests to a route that works on both versions adds nothing to either side of the test,
+//   so it cannot dilute real errors on another route (there is no floor of percentage points to get under);
+// - a client that gives up on a request (nginx's 499) says nothing unless the new version had held it longer
+//   than the old version holds that route's slowest requests (then it is a slow attempt, as a hang is).
+// Four kinds of failure are judged so: 5xx (and nginx's own 502/504 for an attempt it got no answer to), 4xx,
+// slow attempts (longer than the old version's p95 on the route times latency-threshold's factor, and its
+// milliseconds above it), and, through the same, requests that hang.
 import { LIMITS } from '../config.js'
 import type { TrafficCounts } from '../model.js'
+import type { Attempt } from './traffic.js'
 
 export const NO_TRAFFIC: TrafficCounts = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} }
 
@@ -13,6 +23,28 @@ export type Comparison =
   /** Not enough new requests yet to pass, and nothing clearly wrong. */
   | { readonly verdict: 'pending'; readonly reason: string }
 
+/** What counts as clearly slower: p95 more than `factor` times and `ms` above the old version's (0: off). */
+export interface LatencyThreshold {
+  readonly factor: number
+  readonly ms: number
+}
+
+export const DEFAULT_LATENCY: LatencyThreshold = { factor: 2, ms: 100 }
+
+/** The counts of a set of attempts, for the summary ('-': no status). */
+export function countAttempts(attempts: readonly Attempt[]): TrafficCounts {
+  const statuses: Record<string, number> = {}
+  let serverErrors = 0
+  let clientErrors = 0
+  for (const a of attempts) {
+    const key = a.status === undefined ? '-' : String(a.status)
+    statuses[key] = (statuses[key] ?? 0) + 1
+    if (a.status !== undefined && a.status >= 500) serverErrors++
+    else if (a.status !== undefined && a.status >= 400) clientErrors++
+  }
+  return { requests: attempts.length, serverErrors, clientErrors, statuses }
+}
+
 export function addCounts(a: TrafficCounts, b: TrafficCounts): TrafficCounts {
   const statuses: Record<string, number> = { ...a.statuses }
   for (const [s, n] of Object.entries(b.statuses)) statuses[s] = (statuses[s] ?? 0) + n
@@ -20,18 +52,6 @@ export function addCounts(a: TrafficCounts, b: TrafficCounts): TrafficCounts {
     requests: a.requests + b.requests,
     serverErrors: a.serverErrors + b.serverErrors,
     clientErrors: a.clientErrors + b.clientErrors,
-    statuses,
-  }
-}
-
-export function subtractCounts(a: TrafficCounts, b: TrafficCounts): TrafficCounts {
-  const statuses: Record<string, number> = {}
-  for (const [s, n] of Object.entries(a.statuses))
-    if (n - (b.statuses[s] ?? 0) > 0) statuses[s] = n - (b.statuses[s] ?? 0)
-  return {
-    requests: a.requests - b.requests,
-    serverErrors: a.serverErrors - b.serverErrors,
-    clientErrors: a.clientErrors - b.clientErrors,
     statuses,
   }
 }
@@ -56,77 +76,337 @@ export function errorStatuses(c: TrafficCounts, cls: 4 | 5): string {
     .join(', ')
 }
 
-type ErrorClass = { readonly cls: 4 | 5; readonly key: 'serverErrors' | 'clientErrors'; readonly floor: number }
-
-/** Server errors count from a small rise; client errors need a larger one (their rate wanders with clients). */
-const CLASSES: readonly ErrorClass[] = [
-  { cls: 5, key: 'serverErrors', floor: LIMITS.verifyServerErrorFloor },
-  { cls: 4, key: 'clientErrors', floor: LIMITS.verifyClientErrorFloor },
-]
-
-/**
- * Whether one class of errors of the new version is clearly above the old version's: enough errors to see,
- * a rise that matters (at least the class's floor in percentage points, and half again the old rate), and
- * one that chance does not explain (LIMITS.verifyWorseZ standard errors: the verdict is taken again on
- * every batch of lines, so it must hold under many looks).
- */
-function clearlyWorse(next: TrafficCounts, prev: TrafficCounts, c: ErrorClass): string | undefined {
-  const a = next[c.key]
-  if (a < LIMITS.verifyMinErrors) return undefined
-  const rateA = a / next.requests
-  const enoughOld = prev.requests >= LIMITS.verifyMinOldRequests
-  if (!enoughOld) {
-    // Nothing to compare with: only a version that is clearly broken on its own fails.
-    if (c.cls === 4 || rateA < LIMITS.verifyAloneErrorRate / 100) return undefined
-    return `the new version answered ${c.cls}xx to ${pct(a, next.requests)} of ${next.requests} requests (${errorStatuses(next, c.cls)}); the old one had too little traffic to compare with`
-  }
-  const b = prev[c.key]
-  const rateB = b / prev.requests
-  // (With a hair of slack: a rise of exactly the floor is one, whatever floating point makes of 3% - 2%.)
-  if (100 * (rateA - rateB) < c.floor - 1e-9 || rateA < 1.5 * rateB - 1e-12) return undefined
-  if (zAbove(a, next.requests, b, prev.requests) < LIMITS.verifyWorseZ) return undefined
-  const old = b ? ` (${errorStatuses(prev, c.cls)})` : ''
-  return `the new version answered ${c.cls}xx to ${pct(a, next.requests)} of ${next.requests} requests (${errorStatuses(next, c.cls)}), the old one to ${pct(b, prev.requests)} of ${prev.requests}${old}`
+/** One stratum of the test: trials and failures of each version on one route. */
+interface Stratum {
+  n: number
+  x: number
+  N: number
+  X: number
 }
 
-/** The verdict on the new version's traffic against the old version's. */
-export function compareVersions(next: TrafficCounts, prev: TrafficCounts): Comparison {
-  for (const c of CLASSES) {
-    const worse = clearlyWorse(next, prev, c)
-    if (worse) return { verdict: 'fail', reason: worse }
+/**
+ * Cochran-Mantel-Haenszel over strata (continuity-corrected): the new version's failures, those expected were it as good as the old
+ * on each stratum, and how many standard errors apart. A stratum only one version has, or with no failure on
+ * either side, adds nothing (a flood of clean requests changes neither sum).
+ */
+export function stratifiedExcess(strata: Iterable<Stratum>): { observed: number; expected: number; z: number } {
+  let observed = 0
+  let expected = 0
+  let variance = 0
+  for (const { n, x, N, X } of strata) {
+    const total = n + N
+    if (!n || !N) continue
+    const failures = x + X
+    observed += x
+    expected += (n * failures) / total
+    if (total > 1) variance += (n * N * failures * (total - failures)) / (total * total * (total - 1))
   }
-  const seen = `${next.requests} requests to the new version (${pct(next.serverErrors, next.requests)} 5xx, ${pct(next.clientErrors, next.requests)} 4xx), ${prev.requests} to the old (${pct(prev.serverErrors, prev.requests)} 5xx, ${pct(prev.clientErrors, prev.requests)} 4xx)`
-  if (next.requests >= LIMITS.verifyMinRequests) return { verdict: 'pass', reason: seen }
+  const excess = observed - expected
+  // With a continuity correction: failures come in whole numbers, and without it a handful of errors in a
+  // short window reads as far less likely than it is (6 of 60 against 2% is 4.1 standard errors uncorrected,
+  // while such a window comes about once in a thousand).
+  const z = variance > 0 ? (excess - 0.5) / Math.sqrt(variance) : excess > 0 ? Infinity : 0
+  return { observed, expected, z }
+}
+
+const LN_STEP = Math.log(1.1)
+
+/**
+ * Times in ms, in buckets 10% wide (a p95 read from them is within 10% of the true one): a route's latency in
+ * a few dozen numbers, however many requests it had.
+ */
+export class Histogram {
+  private readonly buckets = new Map<number, number>()
+  /** The buckets in order, kept until a new one appears (a p95 is read many times a second). */
+  private sorted: number[] | undefined
+  count = 0
+
+  private static bucket(ms: number): number {
+    return ms < 1 ? 0 : 1 + Math.floor(Math.log(ms) / LN_STEP)
+  }
+
+  /** The middle of a bucket (geometric): within 5% of any time it holds. */
+  private static middle(bucket: number): number {
+    return bucket === 0 ? 0 : Math.round(Math.exp((bucket - 0.5) * LN_STEP))
+  }
+
+  add(ms: number): void {
+    const b = Histogram.bucket(ms)
+    const had = this.buckets.get(b)
+    if (had === undefined) this.sorted = undefined
+    this.buckets.set(b, (had ?? 0) + 1)
+    this.count++
+  }
+
+  /** The time below which a share `q` of the times lie (within 5%), undefined when empty. */
+  quantile(q: number): number | undefined {
+    if (!this.count) return undefined
+    const want = Math.max(1, Math.ceil(q * this.count))
+    let seen = 0
+    this.sorted ??= [...this.buckets.keys()].sort((x, y) => x - y)
+    for (const b of this.sorted) {
+      seen += this.buckets.get(b) ?? 0
+      if (seen >= want) return Histogram.middle(b)
+    }
+    return undefined
+  }
+
+  /** Adds every time of `other`. */
+  merge(other: Histogram): void {
+    for (const [b, k] of other.buckets) this.buckets.set(b, (this.buckets.get(b) ?? 0) + k)
+    this.count += other.count
+    this.sorted = undefined
+  }
+
+  /** How many times are above `ms` (whole buckets above the one `ms` falls in). */
+  above(ms: number): number {
+    const limit = Histogram.bucket(ms)
+    let n = 0
+    for (const [b, k] of this.buckets) if (b > limit) n += k
+    return n
+  }
+}
+
+/** One version's attempts on one route. */
+export interface RouteTally {
+  /** Attempts the replica answered. */
+  answered: number
+  serverErrors: number
+  clientErrors: number
+  /** How long the answered attempts took. */
+  readonly times: Histogram
+  /** How long the replica had the attempts a client gave up on (no status). */
+  readonly abandoned: Histogram
+}
+
+/** One version's attempts, route by route, kept as they arrive (the judgement reads it a few times a second). */
+export class Tally {
+  readonly routes = new Map<string, RouteTally>()
+  /** Attempts by status ('-': none), for the verdict's words. */
+  readonly statuses: Record<string, number> = {}
+  attempts = 0
+
+  add(a: Attempt): void {
+    this.attempts++
+    const status = a.status === undefined ? '-' : String(a.status)
+    this.statuses[status] = (this.statuses[status] ?? 0) + 1
+    const key = a.route ?? '(no route)'
+    let r = this.routes.get(key)
+    if (!r) {
+      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() }
+      // A client chooses its paths: past LIMITS.tallyMaxRoutes, new ones share one entry.
+      if (this.routes.size >= LIMITS.tallyMaxRoutes) return this.addTo(this.overflow(), a)
+      this.routes.set(key, r)
+    }
+    this.addTo(r, a)
+  }
+
+  private overflow(): RouteTally {
+    const key = '(other paths)'
+    let r = this.routes.get(key)
+    if (!r) {
+      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() }
+      this.routes.set(key, r)
+    }
+    return r
+  }
+
+  private addTo(r: RouteTally, a: Attempt): void {
+    if (a.status === undefined) {
+      if (a.ms !== undefined) r.abandoned.add(a.ms)
+      return
+    }
+    r.answered++
+    if (a.status >= 500) r.serverErrors++
+    else if (a.status >= 400) r.clientErrors++
+    if (a.ms !== undefined) r.times.add(a.ms)
+  }
+
+  static of(attempts: readonly Attempt[]): Tally {
+    const t = new Tally()
+    for (const a of attempts) t.add(a)
+    return t
+  }
+}
+
+/** One kind of failure: its trials and failures on a route, for a version, given the old version's route. */
+interface FailureKind {
+  readonly name: '5xx' | '4xx' | 'slow'
+  /** [trials, failures] of `r`, judged against `old` (the old version's same route). */
+  readonly count: (r: RouteTally, old: RouteTally) => readonly [number, number]
+  /** Whether the old version's route is enough to judge this kind on it. */
+  readonly judgeable: (old: RouteTally) => boolean
+}
+
+/** The bar above which an attempt on a route is slow, from the old version's p95 there. */
+const slowBar = (old: RouteTally, latency: LatencyThreshold): number | undefined => {
+  if (old.times.count < LIMITS.latencyMinOldAttempts) return undefined
+  const p95 = old.times.quantile(0.95) ?? 0
+  return Math.max(p95 * latency.factor, p95 + latency.ms)
+}
+
+function kinds(latency: LatencyThreshold): FailureKind[] {
+  const list: FailureKind[] = [
+    { name: '5xx', count: (r) => [r.answered, r.serverErrors], judgeable: (o) => o.answered > 0 },
+    { name: '4xx', count: (r) => [r.answered, r.clientErrors], judgeable: (o) => o.answered > 0 },
+  ]
+  if (latency.factor > 0)
+    list.push({
+      name: 'slow',
+      // A request the client gave up on early says nothing; one the replica held past the bar is slow (a hang).
+      count: (r, old) => {
+        const bar = slowBar(old, latency) ?? Infinity
+        const held = r.abandoned.above(bar)
+        return [r.times.count + held, r.times.above(bar) + held]
+      },
+      judgeable: (o) => slowBar(o, latency) !== undefined,
+    })
+  return list
+}
+
+/** The strata of one kind: each route both versions served, plus, for 5xx, paths only the new version was asked. */
+function strataOf(kind: FailureKind, next: Tally, prev: Tally): Map<string, Stratum> {
+  const strata = new Map<string, Stratum>()
+  const unseen = { paths: 0, failed: 0 }
+  for (const [route, r] of next.routes) {
+    const old = prev.routes.get(route)
+    if (!old || !kind.judgeable(old)) {
+      // A path the old version was not asked says nothing of 4xx or latency; of 5xx, once per path.
+      if (kind.name === '5xx' && r.answered > 0 && !old) {
+        unseen.paths++
+        if (r.serverErrors > 0) unseen.failed++
+      }
+      continue
+    }
+    const [n, x] = kind.count(r, old)
+    const [N, X] = kind.count(old, old)
+    if (n) strata.set(route, { n, x, N, X })
+  }
+  if (unseen.paths) {
+    let failed = 0
+    for (const r of prev.routes.values()) if (r.serverErrors > 0) failed++
+    strata.set('(paths the old version was not asked)', {
+      n: unseen.paths,
+      x: unseen.failed,
+      N: prev.routes.size,
+      X: failed,
+    })
+  }
+  return strata
+}
+
+/** Whether one kind of failure of the new version is clearly above the old version's. */
+function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number) {
+  const strata = strataOf(kind, next, prev)
+  const t = stratifiedExcess(strata.values())
+  if (t.observed < LIMITS.verifyMinErrors || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z)
+    return undefined
+  return { ...t, strata }
+}
+
+/** The routes where the new version failed most, for the verdict's words: '"GET /cart" 12 of 40, old 0 of 300'. */
+function worstRoutes(strata: Map<string, Stratum>): string {
+  const excess = (s: Stratum) => s.x - s.n * (s.X / (s.N || 1))
+  return [...strata.entries()]
+    .filter(([, s]) => s.x > 0)
+    .sort((a, b) => excess(b[1]) - excess(a[1]))
+    .slice(0, 3)
+    .map(([route, s]) => `${JSON.stringify(route)} ${s.x} of ${s.n}, old ${s.X} of ${s.N}`)
+    .join('; ')
+}
+
+/** Median and p95 of both versions on the routes where latency was judged (the words of a latency verdict). */
+function latencyWords(next: Tally, prev: Tally, latency: LatencyThreshold): string {
+  const mine = new Histogram()
+  const theirs = new Histogram()
+  for (const [route, r] of next.routes) {
+    const old = prev.routes.get(route)
+    if (!old || slowBar(old, latency) === undefined) continue
+    mine.merge(r.times)
+    mine.merge(r.abandoned)
+    theirs.merge(old.times)
+  }
+  const ms = (v: number | undefined) => (v === undefined ? '?' : `${v} ms`)
+  return `median ${ms(mine.quantile(0.5))} and p95 ${ms(mine.quantile(0.95))} against the old version's ${ms(theirs.quantile(0.5))} and ${ms(theirs.quantile(0.95))} on the same routes`
+}
+
+type Found = NonNullable<ReturnType<typeof clearlyWorse>>
+
+function failureWords(kind: FailureKind, found: Found, next: Tally, prev: Tally, latency: LatencyThreshold): string {
+  const expected = found.expected.toFixed(1)
+  const where = worstRoutes(found.strata)
+  if (kind.name === 'slow')
+    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected), ${latencyWords(next, prev, latency)}; worst routes: ${where}`
+  const sigma = found.z === Infinity ? 'none on the old' : `${found.z.toFixed(1)} standard errors`
+  const statuses = errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, kind.name === '5xx' ? 5 : 4)
+  return `the new version answered ${kind.name} to ${found.observed} requests where ${expected} were expected from the old version on the same routes (${statuses}; ${sigma}); worst routes: ${where}`
+}
+
+/** Attempts the replicas answered, and those with each kind of error, over a tally. */
+function totals(t: Tally) {
+  let answered = 0
+  let serverErrors = 0
+  let clientErrors = 0
+  for (const r of t.routes.values()) {
+    answered += r.answered
+    serverErrors += r.serverErrors
+    clientErrors += r.clientErrors
+  }
+  return { answered, serverErrors, clientErrors }
+}
+
+/**
+ * The verdict on the new version's attempts against the old version's: fails when a kind of failure is clearly
+ * above the old version's on the same routes (`z` standard errors: the verdict is taken again on every batch
+ * of lines, so it must hold under many looks).
+ */
+export function compareTallies(
+  next: Tally,
+  prev: Tally,
+  latency: LatencyThreshold = DEFAULT_LATENCY,
+  z: number = LIMITS.verifyWorseZ,
+): Comparison {
+  const mine = totals(next)
+  const theirs = totals(prev)
+  if (prev.attempts < LIMITS.verifyMinOldRequests) {
+    // Nothing to compare with: only a version that is clearly broken on its own fails.
+    const e = mine.serverErrors
+    if (e >= LIMITS.verifyMinErrors && e >= (LIMITS.verifyAloneErrorRate / 100) * next.attempts)
+      return {
+        verdict: 'fail',
+        reason: `the new version answered 5xx to ${pct(e, next.attempts)} of ${next.attempts} requests (${errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, 5)}); the old one had too little traffic to compare with`,
+      }
+  } else {
+    for (const kind of kinds(latency)) {
+      const found = clearlyWorse(kind, next, prev, z)
+      if (found) return { verdict: 'fail', reason: failureWords(kind, found, next, prev, latency) }
+    }
+  }
+  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)`
+  if (next.attempts >= LIMITS.verifyMinRequests) return { verdict: 'pass', reason: seen }
   return { verdict: 'pending', reason: seen }
 }
 
-/** Kullback-Leibler divergence of rate q from rate p (both in 0..1), the exponent of Chernoff's bound. */
-function divergence(q: number, p: number): number {
-  const term = (a: number, b: number) => (a === 0 ? 0 : a * Math.log(a / b))
-  return term(q, p) + term(1 - q, 1 - p)
-}
+/** compareTallies on lists of attempts. */
+export const compareVersions = (
+  next: readonly Attempt[],
+  prev: readonly Attempt[],
+  latency: LatencyThreshold = DEFAULT_LATENCY,
+  z: number = LIMITS.verifyWorseZ,
+): Comparison => compareTallies(Tally.of(next), Tally.of(prev), latency, z)
 
 /**
- * Whether the new version's last few seconds are clearly worse than the old version's whole record: a version
- * that turned bad late (a leak, a crash loop behind a restart policy). The window is short and looked at
- * many times, so the bar is higher than for the whole record: at least LIMITS.verifyRecentMinErrors errors
- * of a class, the floors, and a chance below LIMITS.verifyRecentChance of seeing that many errors were the
- * new version as good as the old (Chernoff's bound on the binomial tail, exp(-n D(q||p))).
+ * Whether the new version's last few seconds are clearly worse than the old version's record: a version that
+ * turned bad late (a leak, a crash loop behind a restart policy). The window is short and looked at many
+ * times, so the bar is higher (LIMITS.verifyRecentZ).
  */
-export function compareLately(recent: TrafficCounts, prev: TrafficCounts): Comparison | undefined {
-  if (prev.requests < LIMITS.verifyMinOldRequests) return undefined
-  for (const c of CLASSES) {
-    const errors = recent[c.key]
-    if (errors < LIMITS.verifyRecentMinErrors) continue
-    const q = errors / recent.requests
-    // A clean old record is taken as a small rate, not zero: zero would make any error impossible.
-    const p = Math.max(prev[c.key] / prev.requests, LIMITS.verifyRecentBaseRate / 100)
-    if (100 * (q - p) < c.floor - 1e-9 || q < 1.5 * p) continue
-    if (Math.exp(-recent.requests * divergence(q, p)) >= LIMITS.verifyRecentChance) continue
-    return {
-      verdict: 'fail',
-      reason: `over the last seconds the new version answered ${c.cls}xx to ${pct(errors, recent.requests)} of ${recent.requests} requests (${errorStatuses(recent, c.cls)}), the old one to ${pct(prev[c.key], prev.requests)} of ${prev.requests}`,
-    }
-  }
-  return undefined
+export function compareLately(
+  recent: Tally,
+  prev: Tally,
+  latency: LatencyThreshold = DEFAULT_LATENCY,
+): Comparison | undefined {
+  if (prev.attempts < LIMITS.verifyMinOldRequests) return undefined
+  const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ)
+  if (c.verdict !== 'fail') return undefined
+  return { verdict: 'fail', reason: `over the last seconds ${c.reason}` }
 }

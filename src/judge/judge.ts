@@ -16,7 +16,7 @@ import {
   type Verification,
 } from '../model.js'
 import type { Following } from '../remote/ssh.js'
-import { compareLately, compareVersions } from './compare.js'
+import { compareLately, compareTallies, compareVersions, countAttempts, Tally } from './compare.js'
 import { TrafficRecord, type Mark } from './record.js'
 import { judgeCanaryCounts } from './traffic.js'
 import { Watch } from './watch.js'
@@ -105,8 +105,18 @@ export class Judge {
     if (this.following) return this.following.then(() => undefined)
     const record = new TrafficRecord()
     this.record = record
-    this.following = this.traffic.follow((chunk) => record.add(chunk.toString('utf8')))
-    await this.following
+    const following = this.traffic.follow((chunk) => record.add(chunk.toString('utf8')))
+    this.following = following
+    const f = await following
+    // A follow that ends before the run stops it leaves every later route without a record: that is a
+    // judgement that cannot run, and says so (the run goes back), never a quiet app.
+    void f.ended.then(({ code, stderr }) => {
+      if (this.following !== following) return
+      const said = stderr.trim().split('\n').slice(-3).join(' / ')
+      this.fail(
+        `could not judge: following nginx's record of ${this.config.app}'s requests ended (exit ${code ?? 'unknown'}${said ? `: ${said}` : ''})`,
+      )
+    })
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs)
     this.ticker.unref()
   }
@@ -172,22 +182,49 @@ export class Judge {
     this.fail(`${share}real traffic: ${reason}`)
   }
 
-  /** The whole record of the old version, and of the new one since it first got traffic. */
-  private versions(): { next: TrafficCounts; prev: TrafficCounts } | undefined {
-    if (!this.record) return undefined
-    return { next: this.record.of(this.newServers, this.firstRoute), prev: this.record.of(this.oldServers) }
+  /** The whole run, tallied as it arrives (the judgement reads it many times a second). */
+  private tallies: { next: Tally; prev: Tally; upTo: number; newCount: number; oldCount: number } | undefined
+
+  /** The old version over the whole record, and the new one since it first got traffic, route by route. */
+  private wholeRun(record: TrafficRecord): { next: Tally; prev: Tally } {
+    let t = this.tallies
+    // Servers are only ever added (at a route): when they were, the record is tallied again from its start.
+    if (!t || t.newCount !== this.newServers.size || t.oldCount !== this.oldServers.size) {
+      t = {
+        next: new Tally(),
+        prev: new Tally(),
+        upTo: 0,
+        newCount: this.newServers.size,
+        oldCount: this.oldServers.size,
+      }
+      this.tallies = t
+    }
+    const since = this.firstRoute?.index ?? Infinity
+    const { next, prev } = t
+    record.forEachSince(t.upTo, (a, index) => {
+      if (this.newServers.has(a.server)) {
+        if (index >= since) next.add(a)
+      } else if (this.oldServers.has(a.server)) prev.add(a)
+    })
+    t.upTo = record.total()
+    return t
   }
+
+  /** How many attempts the last tick judged: a tick with nothing new to judge does nothing. */
+  private judgedUpTo = -1
 
   /** A few times a second: is the new version, over the run or over the last seconds, clearly worse? */
   private tick(): void {
     const record = this.record
-    if (!record) return
-    record.tick(LIMITS.verifyRecentMs * 2)
-    const both = this.versions()
-    if (this.seen || !both || !this.newServers.size) return
-    const recent = record.recent(this.newServers, LIMITS.verifyRecentMs)
-    const whole = compareVersions(both.next, both.prev)
-    const bad = whole.verdict === 'fail' ? whole : compareLately(recent, both.prev)
+    if (!record || this.seen || !this.newServers.size) return
+    const upTo = record.total()
+    if (upTo === this.judgedUpTo) return
+    this.judgedUpTo = upTo
+    const both = this.wholeRun(record)
+    const latency = this.config.latencyThreshold
+    const whole = compareTallies(both.next, both.prev, latency)
+    const recent = () => Tally.of(record.recent(this.newServers, LIMITS.verifyRecentMs))
+    const bad = whole.verdict === 'fail' ? whole : compareLately(recent(), both.prev, latency)
     if (!bad) return
     this.failOnTraffic(bad.reason)
     this.evidence(
@@ -213,27 +250,34 @@ export class Judge {
     const servers = this.keysOfAll(replicas)
     const judged = names(replicas, manyHosts).split(', ')
     for (;;) {
-      const next = record?.of(servers, mark)
-      const prev = record?.of(this.oldServers)
+      const next = record?.attempts(servers, mark) ?? []
+      const prev = record ? this.wholeRun(record).prev : new Tally()
       const ms = Date.now() - t0
-      const counts = { new: next ?? NONE, old: prev ?? NONE, ms, replicas: judged }
-      if (this.seen) return { ...counts, verdict: 'fail', reason: this.trafficReason ?? this.seen }
-      if (!record || !next || !prev) return { ...counts, verdict: 'not judged', reason: 'no record of requests' }
-      const c = compareVersions(next, prev)
+      // Counted only for the verdict's record: the old version's whole record is long.
+      const end = (verdict: Verification['verdict'], reason: string): Verification => ({
+        new: countAttempts(next),
+        old: record?.of(this.oldServers) ?? NONE,
+        ms,
+        replicas: judged,
+        verdict,
+        reason,
+      })
+      if (this.seen) return end('fail', this.trafficReason ?? this.seen)
+      if (!record) return end('not judged', 'no record of requests')
+      const c = compareTallies(Tally.of(next), prev, this.config.latencyThreshold)
       if (c.verdict === 'fail') {
         this.failOnTraffic(c.reason)
         this.evidence(replicas, c.reason)
-        return { ...counts, verdict: 'fail', reason: c.reason }
+        return end('fail', c.reason)
       }
-      if (c.verdict === 'pass') return { ...counts, verdict: 'pass', reason: c.reason }
+      if (c.verdict === 'pass') return end('pass', c.reason)
       const quiet = this.quietFor(record, mark, ms)
-      if (quiet) return { ...counts, verdict: 'not judged', reason: quiet }
+      if (quiet) return end('not judged', quiet)
       if (ms >= seconds * 1000)
-        return {
-          ...counts,
-          verdict: 'not judged',
-          reason: `only ${next.requests} requests in verify-seconds ${seconds}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`,
-        }
+        return end(
+          'not judged',
+          `only ${next.length} requests in verify-seconds ${seconds}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`,
+        )
       await sleep(LIMITS.judgeTickMs)
     }
   }
@@ -286,10 +330,13 @@ export class Judge {
     this.observing = split
     while (!this.seen && Date.now() < deadline) await Promise.race([sleep(deadline - Date.now()), this.failed])
     this.observing = undefined
-    const canary = this.record?.of(this.keysOfAll(split.canary), mark) ?? NONE
-    const stableCounts = this.record?.of(this.keysOfAll(stable), mark) ?? NONE
+    const canaryAttempts = this.record?.attempts(this.keysOfAll(split.canary), mark) ?? []
+    const stableAttempts = this.record?.attempts(this.keysOfAll(stable), mark) ?? []
+    const canary = countAttempts(canaryAttempts)
+    const stableCounts = countAttempts(stableAttempts)
     const step = { percent: split.percent, seconds: windowSeconds }
-    const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate)
+    const compared = compareVersions(canaryAttempts, stableAttempts, this.config.latencyThreshold)
+    const judgement = judgeCanaryCounts(canary, stableCounts, this.config.canary.maxErrorRate, undefined, compared)
     // The step's own record: what was found, without the step it names (the caller adds that).
     const found = this.trafficReason === undefined ? this.seen : `real traffic: ${this.trafficReason}`
     if (found) return { ...judgement, ...step, verdict: 'fail', reason: found }

@@ -1,32 +1,27 @@
-// nginx's record of the app's upstream attempts as it arrives, counted per server ('address:port' as nginx
-// writes it). Counts can be read for any set of servers, since a mark (a route) or over the recent past.
+// nginx's record of the app's upstream attempts as it arrives, kept as a list in the order nginx wrote them,
+// each with the moment it arrived. Attempts can be read for any set of servers ('address:port' as nginx
+// writes it), since a mark (a route) or over the recent past.
+import { LIMITS } from '../config.js'
 import type { TrafficCounts } from '../model.js'
-import { addCounts, NO_TRAFFIC, subtractCounts } from './compare.js'
-import { parseAccessLog } from './traffic.js'
+import { countAttempts } from './compare.js'
+import { parseAccessLog, type Attempt } from './traffic.js'
 
-type Counts = Map<string, TrafficCounts>
-
-const countOne = (c: TrafficCounts, status: number | undefined): TrafficCounts => {
-  const key = status === undefined ? '-' : String(status)
-  return {
-    requests: c.requests + 1,
-    serverErrors: c.serverErrors + (status !== undefined && status >= 500 ? 1 : 0),
-    clientErrors: c.clientErrors + (status !== undefined && status >= 400 && status < 500 ? 1 : 0),
-    statuses: { ...c.statuses, [key]: (c.statuses[key] ?? 0) + 1 },
-  }
-}
-
-/** A point in the record: the counts as they stood then. */
+/** A point in the record: how many attempts had arrived then. */
 export interface Mark {
   readonly at: number
-  readonly counts: Counts
+  readonly index: number
+}
+
+interface Arrived {
+  readonly at: number
+  readonly attempt: Attempt
 }
 
 export class TrafficRecord {
-  private counts: Counts = new Map()
+  private readonly arrived: Arrived[] = []
+  /** Attempts dropped from the front to keep the record bounded (LIMITS.recordMaxAttempts). */
+  private dropped = 0
   private partial = ''
-  /** Marks taken every so often, for counts over the recent past. */
-  private readonly history: Mark[] = []
   /** Lines that were not nginx-rollout's format (never counted). */
   skipped = 0
   /** When the last attempt arrived (ms since the epoch), 0 before any. */
@@ -42,47 +37,61 @@ export class TrafficRecord {
     if (end < 0) return
     const { attempts, skipped } = parseAccessLog(text.slice(0, end))
     this.skipped += skipped
-    for (const a of attempts) this.counts.set(a.server, countOne(this.counts.get(a.server) ?? NO_TRAFFIC, a.status))
-    if (attempts.length) this.lastAttemptAt = this.now()
+    if (!attempts.length) return
+    const at = this.now()
+    for (const attempt of attempts) this.arrived.push({ at, attempt })
+    this.lastAttemptAt = at
+    const over = this.arrived.length - LIMITS.recordMaxAttempts
+    if (over > 0) {
+      // A tenth at a time: dropping one by one would shift the whole list on every line.
+      const cut = Math.max(over, Math.ceil(LIMITS.recordMaxAttempts / 10))
+      this.arrived.splice(0, cut)
+      this.dropped += cut
+    }
   }
 
   mark(): Mark {
-    return { at: this.now(), counts: new Map(this.counts) }
+    return { at: this.now(), index: this.dropped + this.arrived.length }
+  }
+
+  /** The attempts to these servers since `from` (all recorded, without). */
+  attempts(servers: ReadonlySet<string>, from?: Mark): Attempt[] {
+    const start = Math.max(0, (from?.index ?? 0) - this.dropped)
+    const out: Attempt[] = []
+    for (let i = start; i < this.arrived.length; i++) {
+      const a = this.arrived[i].attempt
+      if (servers.has(a.server)) out.push(a)
+    }
+    return out
+  }
+
+  /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
+  forEachSince(from: number, fn: (a: Attempt, index: number) => void): void {
+    for (let i = Math.max(0, from - this.dropped); i < this.arrived.length; i++)
+      fn(this.arrived[i].attempt, this.dropped + i)
   }
 
   /** Counts of these servers since `from` (all recorded, without). */
   of(servers: ReadonlySet<string>, from?: Mark): TrafficCounts {
-    let total = NO_TRAFFIC
-    for (const s of servers) {
-      const now = this.counts.get(s)
-      if (!now) continue
-      const then = from?.counts.get(s)
-      total = addCounts(total, then ? subtractCounts(now, then) : now)
-    }
-    return total
+    return countAttempts(this.attempts(servers, from))
   }
 
   /** Every attempt recorded since `from`, to any server. */
   total(from?: Mark): number {
-    let n = 0
-    for (const [s, c] of this.counts) n += c.requests - (from?.counts.get(s)?.requests ?? 0)
-    return n
+    return this.dropped + this.arrived.length - (from?.index ?? 0)
   }
 
-  /**
-   * Counts of these servers over about the last `ms`: marks are kept as time passes (tick), and the one
-   * closest to `ms` ago is the start.
-   */
-  recent(servers: ReadonlySet<string>, ms: number): TrafficCounts {
+  /** The attempts to these servers that arrived in about the last `ms`. */
+  recent(servers: ReadonlySet<string>, ms: number): Attempt[] {
     const since = this.now() - ms
-    const from = [...this.history].reverse().find((m) => m.at <= since) ?? this.history[0]
-    return this.of(servers, from)
-  }
-
-  /** Keeps a mark every call (the judge calls it a few times a second), dropping those older than `keepMs`. */
-  tick(keepMs: number): void {
-    this.history.push(this.mark())
-    const cutoff = this.now() - keepMs
-    while (this.history.length > 2 && this.history[1].at <= cutoff) this.history.shift()
+    // Binary search for the first attempt that arrived after `since` (arrival times only grow).
+    let lo = 0
+    let hi = this.arrived.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.arrived[mid].at <= since) lo = mid + 1
+      else hi = mid
+    }
+    return this.attempts(servers, { at: since, index: this.dropped + lo })
   }
 }

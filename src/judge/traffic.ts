@@ -1,44 +1,83 @@
 // Pure judgement of a canary step from nginx's own access log: every upstream attempt nginx made in the
 // window, counted by the replica's address and port. An attempt is an error when the replica answered 5xx or
-// failed to answer (nginx logs 502/504 for that attempt). The log line holds only what nginx decided
-// (CANARY_LOG_FORMAT), and a line must match it whole, so nothing a client sends can count as an attempt.
+// failed to answer (nginx logs 502/504 for that attempt). The log line is a JSON object nginx writes with
+// `escape=json` (TRAFFIC_LOG_FORMAT): the one field a client chooses (the path) and the method are escaped by
+// nginx, so no client text can end a field or add one, and a line must parse whole, with exactly the fields
+// of the format, to count.
 import { LIMITS } from '../config.js'
 
 export interface Attempt {
   /** 'address:port' as nginx writes it ('[::1]:9201' for IPv6). */
   readonly server: string
+  /** The replica's status; undefined when it gave none (the client gave up first: nginx's 499). */
   readonly status: number | undefined
+  /** How long the replica had the attempt, in ms ($upstream_response_time); undefined when nginx gave none. */
+  readonly ms?: number
+  /** The request's method and path ('GET /cart'): what the judgement compares like with like by. */
+  readonly route?: string
 }
 
 import type { CanaryJudgement, TrafficCounts, TrafficStats } from '../model.js'
-import { compareVersions } from './compare.js'
+import { compareVersions, countAttempts, type Comparison } from './compare.js'
 
-// One attempt: an address:port (IPv4, [IPv6], or a unix socket), or the upstream's name when no server
-// could be chosen; attempts are separated by ", " (next server) or " : " (internal redirect).
-const SERVER = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}|unix:[^\s,]+|[A-Za-z0-9_.-]+)`
-const STATUS = String.raw`(?:\d{3}|-)`
-const SEP = String.raw`(?:, | : )`
-const LINE = new RegExp(
-  String.raw`^nginx-rollout upstream=(${SERVER}(?:${SEP}${SERVER})*) status=(${STATUS}(?:${SEP}${STATUS})*)$`,
-)
+const SERVER = /^(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/
+const STATUS = /^(?:\d{3}|-|)$/
+const TIME = /^(?:\d+(?:\.\d+)?|-|)$/
+const FIELDS = ['upstream', 'status', 'time', 'method', 'uri'] as const
+// Attempts are separated by ", " (next server) or " : " (internal redirect).
+const SEP = /, | : /
 
-/** Upstream attempts in the canary's access log (CANARY_LOG_FORMAT); lines of any other shape are not counted. */
+/** One line of the record, if it is one nginx wrote in the format (every field a string, nothing more). */
+function fieldsOf(line: string): Record<(typeof FIELDS)[number], string> | undefined {
+  if (!line.startsWith('{') || !line.endsWith('}')) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const keys = Object.keys(value)
+  const record = value as Record<string, unknown>
+  if (keys.length !== FIELDS.length || !FIELDS.every((f) => typeof record[f] === 'string')) return undefined
+  return record as Record<(typeof FIELDS)[number], string>
+}
+
+/** The route a request counts under: its method and path, cut to a bounded length. */
+const routeOf = (method: string, uri: string): string =>
+  `${method.slice(0, 16)} ${uri.length > LIMITS.routeMaxChars ? uri.slice(0, LIMITS.routeMaxChars) + '…' : uri}`
+
+/** Upstream attempts in the app's traffic log (TRAFFIC_LOG_FORMAT); lines of any other shape are not counted. */
 export function parseAccessLog(text: string): { attempts: Attempt[]; skipped: number } {
   const attempts: Attempt[] = []
   let skipped = 0
   for (const line of text.split('\n')) {
     if (!line) continue
-    const m = LINE.exec(line)
-    if (!m) {
+    const f = fieldsOf(line)
+    const servers = f?.upstream.split(SEP) ?? []
+    const statuses = f?.status.split(SEP) ?? []
+    const times = f?.time.split(SEP) ?? []
+    if (
+      !f ||
+      statuses.length !== servers.length ||
+      !statuses.every((s) => STATUS.test(s)) ||
+      !times.every((t) => TIME.test(t))
+    ) {
       skipped++
       continue
     }
-    const servers = m[1].split(/, | : /)
-    const statuses = m[2].split(/, | : /)
+    const route = routeOf(f.method, f.uri)
     servers.forEach((server, i) => {
-      if (!/:\d+$/.test(server) || server.startsWith('unix:')) return
+      // The upstream's own name (no server could be chosen) or a unix socket is no replica's attempt.
+      if (!SERVER.test(server)) return
       const status = Number(statuses[i])
-      attempts.push({ server, status: Number.isFinite(status) ? status : undefined })
+      const ms = Number(times[i])
+      attempts.push({
+        server,
+        status: statuses[i] && Number.isFinite(status) ? status : undefined,
+        ms: times[i] && Number.isFinite(ms) ? Math.round(ms * 1000) : undefined,
+        route,
+      })
     })
   }
   return { attempts, skipped }
@@ -62,23 +101,10 @@ export function judgeCanary(
   maxErrorRate: number,
   minRequests: number = LIMITS.canaryMinRequests,
 ): CanaryJudgement {
-  const canary = countsOf(attempts, canaryServers)
-  const stable = countsOf(attempts, stableServers)
-  return judgeCanaryCounts(canary, stable, maxErrorRate, minRequests)
-}
-
-/** What nginx recorded of these servers' attempts. */
-export function countsOf(attempts: readonly Attempt[], servers: ReadonlySet<string>): TrafficCounts {
-  const statuses: Record<string, number> = {}
-  let requests = 0
-  for (const a of attempts) {
-    if (!servers.has(a.server)) continue
-    requests++
-    const key = a.status === undefined ? '-' : String(a.status)
-    statuses[key] = (statuses[key] ?? 0) + 1
-  }
-  const count = (cls: string) => Object.entries(statuses).reduce((n, [s, k]) => (s.startsWith(cls) ? n + k : n), 0)
-  return { requests, serverErrors: count('5'), clientErrors: count('4'), statuses }
+  const inCanary = attempts.filter((a) => canaryServers.has(a.server))
+  const inStable = attempts.filter((a) => stableServers.has(a.server))
+  const compared = compareVersions(inCanary, inStable)
+  return judgeCanaryCounts(countAttempts(inCanary), countAttempts(inStable), maxErrorRate, minRequests, compared)
 }
 
 const statsOf = (c: TrafficCounts): TrafficStats => ({
@@ -97,6 +123,8 @@ export function judgeCanaryCounts(
   stableCounts: TrafficCounts,
   maxErrorRate: number,
   minRequests: number = LIMITS.canaryMinRequests,
+  /** Every deploy's judgement of the canary's attempts against the stable ones' (compareVersions). */
+  compared?: Comparison,
 ): CanaryJudgement {
   const canary = statsOf(canaryCounts)
   const stable = statsOf(stableCounts)
@@ -117,8 +145,7 @@ export function judgeCanaryCounts(
       'fail',
       `canary error rate ${pct(canary.rate)} is clearly worse than stable ${pct(stable.rate)} (${z.toFixed(1)} standard errors)`,
     )
-  const compared = compareVersions(canaryCounts, stableCounts)
-  if (compared.verdict === 'fail') return verdict('fail', compared.reason)
+  if (compared?.verdict === 'fail') return verdict('fail', compared.reason)
   // Judged after the failures: a handful of requests that all failed is still a failure.
   if (canary.requests < minRequests)
     return verdict(

@@ -58,7 +58,7 @@ server {
         proxy_set_header X-Real-IP $remote_addr;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_next_upstream error timeout http_502 http_503;
+        {{proxyNextUpstream}}
     }
 {{/maintenance}}
 }
@@ -121,6 +121,12 @@ export interface NginxView {
    * and everything else answering 503 with the message. '' otherwise.
    */
   maintenance: string
+  /**
+   * The location's retry directives: while a run judges a new version, an idempotent request that a replica
+   * answers 500/502/503/504 or drops is tried again on another (the old backups included); otherwise nginx's
+   * usual `error timeout http_502 http_503`.
+   */
+  proxyNextUpstream: string
 }
 
 export interface ServerView {
@@ -158,8 +164,26 @@ const rolloutLocation = (path: string, configId: string): string =>
     '    }',
   ].join('\n')
 
-/** The log line format of the app's traffic log: only what nginx itself decided, no byte a client sent. */
-export const CANARY_LOG_FORMAT = 'nginx-rollout upstream=$upstream_addr status=$upstream_status'
+/**
+ * The line format of the app's traffic log, a JSON object written with `escape=json`: nginx's own fields for
+ * every attempt (server, status, time), and the route the judgement compares like with like by (method and
+ * path). The path is the one value a client chooses; escape=json makes it a JSON string nginx escaped, so no
+ * client text can end a field or add one.
+ */
+export const TRAFFIC_LOG_FORMAT =
+  '{"upstream":"$upstream_addr","status":"$upstream_status","time":"$upstream_response_time","method":"$request_method","uri":"$uri"}'
+
+/** nginx's usual retries: a replica that refuses or drops the connection, or answers 502 or 503. */
+const USUAL_RETRIES = 'proxy_next_upstream error timeout http_502 http_503;'
+
+/**
+ * While a run judges a new version: an idempotent request (nginx never retries POST, LOCK or PATCH without
+ * `non_idempotent`) that a replica answers 500/502/503/504, drops or times out on is tried on the next
+ * server, the old backups last, at most once per server and for at most LIMITS.retrySeconds. Listing the
+ * statuses also makes them count for max_fails, so nginx takes a failing replica out by itself.
+ */
+const judgedRetries = (tries: number): string =>
+  `proxy_next_upstream error timeout http_500 http_502 http_503 http_504; proxy_next_upstream_tries ${tries}; proxy_next_upstream_timeout ${LIMITS.retrySeconds}s;`
 
 /**
  * The app's traffic log: a log format and file of the app's own, written only for requests proxied to its
@@ -171,8 +195,8 @@ function canaryLogDirectives(config: Config, pooled: boolean): string {
   // With canary routing, proxy_pass names the pool: its requests are the app's too.
   const pools = pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : []
   return [
-    `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, nothing a client sent.`,
-    `log_format ${id} '${CANARY_LOG_FORMAT}';`,
+    `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.`,
+    `log_format ${id} escape=json '${TRAFFIC_LOG_FORMAT}';`,
     `map $proxy_host $${id}_canary {`,
     '    default 0;',
     `    ${config.nginx.upstreamName} 1;`,
@@ -244,6 +268,7 @@ export function buildView(
     configId: '',
     canaryLog: judging.log ? canaryLogDirectives(config, pooled) : '',
     keepaliveMinTimeout: n.scope === 'site' && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : '',
+    proxyNextUpstream: judging.log ? judgedRetries(servers.length + backup.length) : USUAL_RETRIES,
     ...routingView(config, servers, pooled ? split : undefined),
     maintenance:
       n.scope === 'site'

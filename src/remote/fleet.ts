@@ -18,7 +18,7 @@ export interface Fleet {
 
 export async function connectFleet(config: Config, debug: (m: string) => void): Promise<Fleet> {
   const bastion = config.proxy
-    ? await openSsh({ target: config.proxy.target, login: config.proxy.login, debug })
+    ? await openSsh({ target: config.proxy.target, login: config.proxy.login, bastion: true, debug })
     : undefined
   const targets = new Map(
     [config.nginxHost, ...config.appHosts.map((h) => h.ssh)].map((t) => [sshName(t.host, t.port), t]),

@@ -10,6 +10,7 @@ import { LIMITS, type SshLogin, type SshTarget } from '../config.js'
 import { describeCommand, renderRemote, type Command } from '../commands/shell.js'
 import { sshName } from '../model.js'
 import { verifyHostKey } from './hostkey.js'
+import { sshFailureFix } from './ssh-messages.js'
 
 export interface ExecResult {
   readonly code: number
@@ -109,11 +110,13 @@ export interface ConnectOptions {
   readonly login: SshLogin
   /** A connection to a bastion this one is tunnelled through. */
   readonly via?: NodeSSH
+  /** This is the connection to the bastion (whose inputs are proxy-key, proxy-username...). */
+  readonly bastion?: boolean
   readonly debug: (m: string) => void
 }
 
 /** Opens the SSH connection; the host key is checked before authentication. */
-export async function openSsh({ target, login, via, debug }: ConnectOptions): Promise<NodeSSH> {
+export async function openSsh({ target, login, via, bastion, debug }: ConnectOptions): Promise<NodeSSH> {
   const name = sshName(target.host, target.port)
   const ssh = new NodeSSH()
   let rejection: string | undefined
@@ -152,9 +155,16 @@ export async function openSsh({ target, login, via, debug }: ConnectOptions): Pr
   } catch (e) {
     ssh.dispose()
     const how = via ? ' (through the bastion)' : ''
+    const error = (e as Error).message.replace(/^\(SSH\) /, '')
+    const fix = sshFailureFix(error, {
+      username: login.username,
+      host: target.host,
+      port: target.port,
+      bastion: bastion === true,
+      withKey: login.privateKey !== undefined,
+    })
     throw new RemoteError(
-      rejection ??
-        `ssh connection to ${login.username}@${name}${how} failed: ${(e as Error).message.replace(/^\(SSH\) /, '')}`,
+      rejection ?? `ssh connection to ${login.username}@${name}${how} failed: ${error}${fix ? `. ${fix}` : ''}`,
       undefined,
       { cause: e },
     )
@@ -252,6 +262,11 @@ function execOn(client: Client, name: string, c: Command): Promise<ExecResult> {
 export interface Following {
   /** Ends the command (its standard input closes) and waits a moment for it to go. */
   stop(): Promise<void>
+  /**
+   * Settles when the command ended, with its exit code and the last of what it wrote on standard error: a
+   * follow that ends before stop() was asked of it could not go on (the record could not be read).
+   */
+  readonly ended: Promise<{ readonly code: number | null; readonly stderr: string }>
 }
 
 /**
@@ -265,9 +280,15 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
         const message = `ssh command failed on ${name}: ${err.message}\n  command: ${describeCommand(c)}`
         return reject(new RemoteError(message, undefined, { cause: err }))
       }
-      const closed = new Promise<void>((done) => stream.on('close', () => done()))
+      let code: number | null = null
+      let stderr = ''
+      stream.on('exit', (c: number | null) => (code = c))
+      stream.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-2000)))
+      const ended = new Promise<{ code: number | null; stderr: string }>((done) =>
+        stream.on('close', () => done({ code, stderr })),
+      )
+      const closed = ended.then(() => undefined)
       stream.on('data', onData)
-      stream.stderr.resume()
       const stop = async () => {
         stream.end()
         // The wait is cleared once the command ended: a pending timer would keep node from exiting for the
@@ -277,7 +298,7 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
         clearTimeout(wait)
         stream.close()
       }
-      resolve({ stop })
+      resolve({ stop, ended })
     })
   })
 }
