@@ -1,7 +1,7 @@
 // The typed, validated settings of one run. inputs.ts is the only place that builds it.
 
 export type Strategy = 'rolling' | 'blue-green' | 'canary'
-export type Operation = 'deploy' | 'promote' | 'abort' | 'rollback' | 'status'
+export type Operation = 'deploy' | 'promote' | 'abort' | 'rollback' | 'status' | 'maintenance' | 'resume'
 export type NginxMode = 'container' | 'host'
 /** Whether the nginx host's privileged commands go through `sudo -n` (auto: when the SSH user is not root). */
 export type SudoUse = 'auto' | 'yes' | 'no'
@@ -59,6 +59,14 @@ export type LbMethod =
 export interface StatusRange {
   readonly min: number
   readonly max: number
+}
+
+/** canary-match: requests carrying this header or cookie with this value go to the canary. */
+export interface CanaryMatch {
+  readonly kind: 'header' | 'cookie'
+  /** A header name (letters, digits, -) or a cookie name (letters, digits, _: nginx names it $cookie_NAME). */
+  readonly name: string
+  readonly value: string
 }
 
 export interface Config {
@@ -122,6 +130,13 @@ export interface Config {
     readonly intervalSeconds: number
     /** Highest acceptable error rate of the canary, in percent. */
     readonly maxErrorRate: number
+    /**
+     * A client's first request is split by the share, then nginx pins the client (a cookie) to the version
+     * that served it; false: every request is split on its own.
+     */
+    readonly sticky: boolean
+    /** Requests that reach the canary whatever its share (a share of 0 is a preview only they reach). */
+    readonly match?: CanaryMatch
   }
 
   readonly nginx: {
@@ -156,6 +171,8 @@ export interface Config {
   }
 
   readonly operation: Operation
+  /** What every request but the health path and the action's own answers with during maintenance (503). */
+  readonly maintenanceMessage: string
   readonly dryRun: boolean
   readonly rollbackOnFailure: boolean
   readonly lockTimeoutSeconds: number
@@ -188,6 +205,8 @@ export const DEFAULTS = {
   'canary-replicas': '1',
   'canary-interval': '60',
   'canary-max-error-rate': '1',
+  'canary-sticky': 'true',
+  'canary-match': '',
   'nginx-mode': 'auto',
   sudo: 'auto',
   'nginx-scope': 'site',
@@ -200,6 +219,7 @@ export const DEFAULTS = {
   'max-fails': '3',
   'fail-timeout': '30s',
   operation: 'deploy',
+  'maintenance-message': 'Down for maintenance, back soon.',
   'dry-run': 'false',
   'rollback-on-failure': 'true',
   'lock-timeout': '300',
@@ -243,6 +263,8 @@ export const LIMITS = {
   nginxLockSeconds: 60,
   /** How long nginx may take to start workers with the new config after the reload signal. */
   reloadVerifyMs: 15_000,
+  /** Retry-After, in seconds, of the 503 answers during maintenance. */
+  maintenanceRetryAfterSeconds: 120,
   /** Path on the listen port that answers the id of the app's config nginx is serving (site scope). */
   configIdPath: (app: string): string => `/.nginx-rollout/${app}/config-id`,
   /** Log lines of a failing replica shown in the summary. */

@@ -9,6 +9,7 @@ import {
   derivedDefaults,
   RUNNER_DEFAULTS,
   type AppHost,
+  type CanaryMatch,
   type Config,
   type EnvVar,
   type HostKeyPolicy,
@@ -334,7 +335,15 @@ function readBastion(r: Reader, hosts: SshLogin): Config['proxy'] {
 
 /** What to deploy and how to run it: the image, its replicas and ports, its environment, the registry. */
 function readApp(r: Reader) {
-  const operation = r.oneOf<Operation>('operation', ['deploy', 'promote', 'abort', 'rollback', 'status'])
+  const operation = r.oneOf<Operation>('operation', [
+    'deploy',
+    'promote',
+    'abort',
+    'rollback',
+    'status',
+    'maintenance',
+    'resume',
+  ])
   const appName = r.required('app', 'the application name')
   const app = r.matching(
     'app',
@@ -425,7 +434,13 @@ function readCanary(r: Reader): Config['canary'] {
     r.problem(
       `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw('canary-max-error-rate'))}`,
     )
-  return { steps, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate) }
+  const sticky = r.bool('canary-sticky')
+  const match = parseCanaryMatch(r.raw('canary-match'), (m) => r.problem(m))
+  if (steps.length === 1 && steps[0] === 0 && !match && !r.given('canary-match'))
+    r.problem(
+      "canary-steps: '0' is a preview that only requests matching canary-match reach; set canary-match too (e.g. 'header X-Preview=pr-7')",
+    )
+  return { steps, replicas, intervalSeconds, maxErrorRate: Number(maxErrorRate), sticky, ...(match ? { match } : {}) }
 }
 
 /** The nginx-template file's text from the workspace; undefined when none is given or it cannot be read (a problem). */
@@ -515,8 +530,16 @@ function readGitHub(r: Reader): Config['github'] {
   return { token, environment, environmentUrl }
 }
 
+// Printable text nginx returns in a quoted string: no quote, backslash or $ (nginx would read a variable).
+const MAINTENANCE_MESSAGE = /^[^"\\$\x00-\x1f\x7f]{1,200}$/
+
 function readControl(r: Reader) {
   return {
+    maintenanceMessage: r.matching(
+      'maintenance-message',
+      MAINTENANCE_MESSAGE,
+      'one line of at most 200 characters without ", \\ or $',
+    ),
     dryRun: r.bool('dry-run'),
     rollbackOnFailure: r.bool('rollback-on-failure'),
     lockTimeoutSeconds: r.seconds('lock-timeout', 0, 86400),
@@ -529,6 +552,10 @@ function checkCombinations(r: Reader, app: ReturnType<typeof readApp>, nginx: Co
   if (network === 'host' && ports.includes(containerPort))
     r.problem(
       `container-port: with network: host replicas listen on the ports from 'ports'; container-port ${containerPort} inside that range would collide`,
+    )
+  if ((app.operation === 'maintenance' || app.operation === 'resume') && nginx.scope === 'upstream')
+    r.problem(
+      `operation: ${app.operation} answers requests in the server block the action writes; with nginx-scope upstream your own server block answers them (docs/canary.md shows a maintenance switch of your own)`,
     )
   const listenPort = parseListen(nginx.listen)?.port
   if (nginx.scope === 'site' && network === 'host' && listenPort !== undefined && ports.includes(listenPort))
@@ -933,6 +960,8 @@ export function parseStatusRanges(text: string, problem: (m: string) => void): S
 }
 
 export function parseCanarySteps(text: string, problem: (m: string) => void): number[] {
+  // A lone 0 is a preview: no share of requests, only those canary-match names reach the canary.
+  if (text.trim() === '0') return [0]
   const steps = text.split(',').map((s) => s.trim())
   const numbers = steps.map(Number)
   if (
@@ -940,10 +969,36 @@ export function parseCanarySteps(text: string, problem: (m: string) => void): nu
     numbers.some((n) => n < 1 || n > 100) ||
     numbers.some((n, i) => i > 0 && n <= numbers[i - 1])
   ) {
-    problem(`canary-steps: expected percentages from 1 to 100 in rising order, got ${show(text)}`)
+    problem(
+      `canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got ${show(text)}`,
+    )
     return [100]
   }
   return numbers
+}
+
+// nginx map keys: these words are the map block's own, so a value spelt like one cannot be matched.
+const MAP_WORDS = ['default', 'hostnames', 'include', 'volatile']
+const MATCH = /^(header|cookie)\s+([^=\s]+)=(\S+)$/
+
+/**
+ * canary-match: 'header NAME=VALUE' or 'cookie NAME=VALUE'. Header names as HTTP spells them; cookie names of
+ * letters, digits and _ (nginx reads a cookie as $cookie_NAME, which ends at any other character); values of
+ * letters, digits, '.', '_' and '-' (they go into nginx map blocks, cookies and a link unquoted).
+ */
+export function parseCanaryMatch(text: string, problem: (m: string) => void): CanaryMatch | undefined {
+  if (text === '') return undefined
+  const m = MATCH.exec(text)
+  const kind = m?.[1] as CanaryMatch['kind'] | undefined
+  const nameOk = kind === 'header' ? /^[A-Za-z0-9-]{1,64}$/ : /^[A-Za-z0-9_]{1,64}$/
+  if (!m || !kind || !nameOk.test(m[2]) || !/^[A-Za-z0-9._-]{1,128}$/.test(m[3]) || MAP_WORDS.includes(m[3])) {
+    problem(
+      `canary-match: expected 'header NAME=VALUE' or 'cookie NAME=VALUE' (header names of letters, digits and -; cookie names of letters, digits and _; ` +
+        `values of letters, digits, '.', '_' and '-', not ${MAP_WORDS.join('/')}), like 'header X-Preview=pr-7', got ${show(text)}`,
+    )
+    return undefined
+  }
+  return { kind, name: m[2], value: m[3] }
 }
 
 export function parseLbMethod(text: string, problem: (m: string) => void): LbMethod {

@@ -23,6 +23,8 @@ export interface LiveReport {
   readonly replicas: ReadonlyArray<Replica & { readonly weight: number }>
   readonly canary?: CanaryState
   readonly history: readonly HistoryEntry[]
+  /** How requests reach the versions beyond the weights (pins, matches), and maintenance: one sentence each. */
+  readonly routing?: readonly string[]
 }
 
 export interface RunRecord {
@@ -328,6 +330,7 @@ function live(l: LiveReport): string[] {
       '',
       `Canary ${code(l.canary.image)} paused at **${l.canary.weight}%** next to ${code(l.canary.stableImage)} since ${cell(l.canary.at)}: run \`operation: promote\` to finish it or \`operation: abort\` to remove it.`,
     )
+  if (l.routing?.length) out.push('', ...l.routing.map((line) => `- ${line}`))
   if (l.history.length) {
     out.push('', '### Recent deploys', '', '| When | Operation | Image | Result |', '|---|---|---|---|')
     for (const h of l.history)

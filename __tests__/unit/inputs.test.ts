@@ -252,17 +252,17 @@ describe('readConfig', () => {
     [
       'canary steps falling',
       { 'canary-steps': '50,10' },
-      "canary-steps: expected percentages from 1 to 100 in rising order, got '50,10'",
+      "canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got '50,10'",
     ],
     [
       'canary step over 100',
       { 'canary-steps': '10,150' },
-      "canary-steps: expected percentages from 1 to 100 in rising order, got '10,150'",
+      "canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got '10,150'",
     ],
     [
       'canary step zero',
       { 'canary-steps': '0,100' },
-      "canary-steps: expected percentages from 1 to 100 in rising order, got '0,100'",
+      "canary-steps: expected percentages from 1 to 100 in rising order, or '0' alone (a preview), got '0,100'",
     ],
     [
       'canary error rate not a number',
@@ -438,7 +438,7 @@ describe('readConfig', () => {
     [
       'unknown operation',
       { operation: 'redeploy' },
-      "operation: expected one of deploy, promote, abort, rollback, status, got 'redeploy'",
+      "operation: expected one of deploy, promote, abort, rollback, status, maintenance, resume, got 'redeploy'",
     ],
     ['bad dry-run', { 'dry-run': 'maybe' }, "dry-run: expected true or false, got 'maybe'"],
     [
@@ -507,7 +507,13 @@ describe('readConfig', () => {
     })
     expect(c.operation).toBe('promote')
     expect(c.image).toBe('')
-    expect(c.canary).toEqual({ steps: [5, 25, 100], replicas: 1, intervalSeconds: 30, maxErrorRate: 0.5 })
+    expect(c.canary).toEqual({
+      steps: [5, 25, 100],
+      replicas: 1,
+      intervalSeconds: 30,
+      maxErrorRate: 0.5,
+      sticky: true,
+    })
   })
 
   it('reads the GitHub inputs; none of them is needed', () => {

@@ -160,6 +160,9 @@ describe('hostile values through the input reader and the renderer into nginx -t
     'shop_backend',
     'a$b',
     '8O',
+    'header X-Preview=pr-7',
+    'cookie beta=yes',
+    'a'.repeat(48),
   ]
   const bound = [
     'server-name',
@@ -171,6 +174,7 @@ describe('hostile values through the input reader and the renderer into nginx -t
     'weight',
     'max-fails',
     'upstream-name',
+    'canary-match',
   ] as const
 
   it('either rejects a value with a message naming its input, or renders a file nginx accepts containing it verbatim', () => {
@@ -217,7 +221,11 @@ describe('hostile values through the input reader and the renderer into nginx -t
             plain,
           )
           nginxTest(dir, [{ app: config.app, text }])
-          if (name !== 'weight' && name !== 'max-fails') expect(text).toContain(value.trim())
+          // canary-match: its value is what the maps hold (the kind and name become nginx variables).
+          const shown = name === 'canary-match' ? (value.trim().split('=')[1] ?? '') : value.trim()
+          // canary-match is rendered only with a split (no canary, nothing to reach).
+          const renders = name !== 'weight' && name !== 'max-fails' && (name !== 'canary-match' || withSplit)
+          if (renders) expect(text).toContain(shown)
         },
       ),
       { numRuns: 400 },

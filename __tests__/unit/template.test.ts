@@ -140,6 +140,17 @@ describe('renderManagedFile in upstream scope', () => {
         '    server 127.0.0.1:9202 weight=10 max_fails=3 fail_timeout=30s; # shop-9202 shop:v2 on docker.example.com',
         '}',
         '',
+        '# The variables a server block may name (docs/canary.md): no canary routing now, the plain upstream.',
+        'map $host $nr_shop_backend_route {',
+        '    default shop_backend;',
+        '}',
+        'map $host $nr_shop_backend_pin {',
+        '    default "";',
+        '}',
+        'map $host $nr_shop_backend_preview {',
+        '    default "";',
+        '}',
+        '',
       ].join('\n'),
     )
     expect(configIdOf(text)).toBeUndefined()
@@ -175,7 +186,8 @@ describe('canary splits', () => {
   })
 
   it("logs the upstream's attempts to the app's own log, named after its upstream, only while a run judges traffic", () => {
-    const config = configFrom({ 'upstream-name': 'shop_backend' })
+    // Per-request splits (no pins): the one upstream; canary routing's pools are logged too (canary-routing.test.ts).
+    const config = configFrom({ 'upstream-name': 'shop_backend', 'canary-sticky': 'false' })
     expect(renderManagedFile(config, servers, undefined, plain).text).not.toMatch(/log_format|access_log \/|map /)
     expect(renderManagedFile(config, servers, split(canary, 1, 9), plain).text).not.toMatch(/log_format/)
     const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain, { log: true })
@@ -183,14 +195,24 @@ describe('canary splits', () => {
       '}\n\n' +
         "# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.\n" +
         `log_format nginx_rollout_shop_backend escape=json '{"upstream":"$upstream_addr","status":"$upstream_status","time":"$upstream_response_time","method":"$request_method","uri":"$uri"}';\n` +
-        'map $proxy_host $nginx_rollout_shop_backend_canary {\n' +
+        'map $proxy_host $nr_shop_backend_logged {\n' +
         '    default 0;\n' +
         '    shop_backend 1;\n' +
         '}\n' +
-        'access_log /var/log/nginx/nginx-rollout-shop.log nginx_rollout_shop_backend if=$nginx_rollout_shop_backend_canary;\n\n' +
+        'access_log /var/log/nginx/nginx-rollout-shop.log nginx_rollout_shop_backend if=$nr_shop_backend_logged;\n\n' +
         'server {\n',
     )
     expect(text).not.toContain('combined')
+  })
+
+  it("names the record's variable within nginx's bound (46 characters) for a long upstream name", () => {
+    const config = configFrom({ app: 'customer-portal-web' })
+    const { text } = renderManagedFile(config, servers, undefined, plain, { log: true })
+    const variable = /map \$proxy_host \$(\S+) \{/.exec(text)?.[1] ?? ''
+    expect(config.nginx.upstreamName.length).toBeGreaterThan(25)
+    expect(variable.length).toBeGreaterThan(0)
+    expect(variable.length).toBeLessThanOrEqual(46)
+    expect(text).toContain(`if=$${variable};`)
   })
 
   it('retries an idempotent request on another server, the old backups last, only while a run judges traffic', () => {
@@ -212,7 +234,7 @@ describe('canary splits', () => {
     const config = configFrom({ 'nginx-scope': 'upstream' })
     const { text } = renderManagedFile(config, servers, split(canary, 1, 9), plain, { log: true })
     expect(text.match(/^access_log /gm)).toHaveLength(1)
-    expect(text).toMatch(/if=\$nginx_rollout_shop_replicas_canary;\n$/)
+    expect(text).toMatch(/if=\$nr_shop_replicas_logged;\n$/)
   })
 })
 

@@ -1,6 +1,6 @@
 // Pure: the pull-request comment that follows a canary, one per app and environment (or host), rewritten
 // in place by every run so the pull request never collects a pile of them.
-import { LIMITS, type Operation } from '../config.js'
+import { LIMITS, type CanaryMatch, type Operation } from '../config.js'
 import type { CanaryPush } from '../host/state.js'
 import type { CanaryObservation } from '../model.js'
 import type { Result } from '../summary.js'
@@ -23,6 +23,26 @@ export interface CanaryCommentView {
   readonly failure?: string
   readonly runUrl?: string
   readonly at: string
+  /** canary-match, and the preview link nginx answers (site scope; a path when no environment-url is set). */
+  readonly reach?: { readonly match: CanaryMatch; readonly link?: string }
+}
+
+/** How a reviewer reaches the canary on purpose: the header (or cookie), and the link that sets the cookie. */
+function reachLines(v: CanaryCommentView): string[] {
+  if (!v.reach || v.result !== 'paused') return []
+  const { match, link } = v.reach
+  const by =
+    match.kind === 'header'
+      ? `send the header \`${match.name}: ${match.value}\``
+      : `send the cookie \`${match.name}=${match.value}\``
+  const opened = link
+    ? ` or open ${/^https?:/.test(link) ? `[the preview link](${link})` : `\`${link}\` on the app's host`}: nginx sets the cookie and sends you to \`/\`, and that browser reaches the canary until the cookie is deleted`
+    : ''
+  const who =
+    v.canaryWeight === '0'
+      ? ' Nobody else reaches it: this canary is a preview.'
+      : ` Other requests reach it by its share (${v.canaryWeight}%).`
+  return ['', `**Reach the canary on purpose:** ${by}${opened}.${who}`]
 }
 
 /** What tells one canary comment from another: the app, and the environment (or host) of its canary. */
@@ -190,6 +210,7 @@ export function renderCanaryComment(v: CanaryCommentView): string {
   if (chart) out.push('', fence(chart, 'mermaid'))
   out.push(...history(v))
   if (v.failure) out.push('', '**What failed:**', '', fence(v.failure))
+  out.push(...reachLines(v))
   if (v.result === 'paused')
     out.push(
       '',

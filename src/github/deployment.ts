@@ -49,7 +49,9 @@ export function deploymentTarget(
   canary: CanaryState | undefined,
   image: string,
 ): DeploymentTarget {
-  if (config.dryRun || config.operation === 'status' || !run.repo) return { kind: 'none' }
+  // Maintenance and resume change what the app answers, not what is deployed: no deployment of their own.
+  const deploysNothing = ['status', 'maintenance', 'resume'].includes(config.operation)
+  if (config.dryRun || deploysNothing || !run.repo) return { kind: 'none' }
   const recorded = canary?.deployment
   if (
     (config.operation === 'promote' || config.operation === 'abort') &&

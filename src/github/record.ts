@@ -5,6 +5,7 @@ import type { CanaryPush, CanaryState } from '../host/state.js'
 import type { Logger } from '../journal.js'
 import type { CanaryObservation } from '../model.js'
 import type { RecordedDeployment, RunEnd } from '../run-end.js'
+import { previewPath } from '../nginx/routing.js'
 import { redact } from '../summary.js'
 import { octokitApi } from './api.js'
 import { renderCanaryComment } from './comment.js'
@@ -160,8 +161,19 @@ export async function recordOnGitHub(
     failure: end.failure,
     runUrl: gh.runUrl,
     at: new Date().toISOString(),
+    ...(config.canary.match ? { reach: { match: config.canary.match, ...previewLinkOf(config) } } : {}),
   })
   // The hidden state line is base64: a short secret could match inside it, and it holds no secret.
   const [marker, ...rest] = body.split('\n')
   await recorder.comment(pr.number, { app: config.app, where }, [marker, redact(rest.join('\n'), secrets)].join('\n'))
+}
+
+/** The preview link (site scope only: nginx answers it in the server block the action writes). */
+function previewLinkOf(config: Config): { link?: string } {
+  const match = config.canary.match
+  if (!match || config.nginx.scope !== 'site') return {}
+  const path = `${previewPath(config.app)}?value=${match.value}`
+  // The location is at the root of the app's host, whatever path the environment's URL has.
+  const base = config.github.environmentUrl ? new URL(config.github.environmentUrl).origin : ''
+  return { link: base ? `${base}${path}` : path }
 }

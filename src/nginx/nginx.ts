@@ -34,7 +34,7 @@ import {
   sudoCommands,
   type NginxPlace,
 } from './scripts.js'
-import { configIdOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
+import { configIdOf, maintenanceOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
 
 /** The managed file as read: nothing yet, or a file this app's deploys wrote. (Anything else is a problem.) */
 export type ManagedFile =
@@ -229,7 +229,6 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
       `nginx -T on ${where} failed, so its configuration cannot be checked before a change: ${text(dumpSection?.err).trim().split('\n').slice(-5).join('\n') || '(no output)'}`,
     )
   if (dump) problems.push(...dumpProblems(config, dump, sections, where))
-  const facts: NginxFacts = { keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince) }
   // The canary's access_log sits at the http level while a split is live: there it would replace nginx's
   // implicit default for server blocks that declare none, when the configuration names no access_log itself.
   const warnings =
@@ -241,6 +240,12 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
         ]
       : []
   const managed = parseManaged(config, sections.get('managed'), where, problems)
+  // Maintenance stays on through every later run until operation: resume: it is read from the live file.
+  const maintenance = managed.kind === 'ours' ? maintenanceOf(managed.text) : undefined
+  const facts: NginxFacts = {
+    keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
+    ...(maintenance !== undefined ? { maintenance } : {}),
+  }
   return {
     resolved: parseResolved(config, sections.get('resolve')),
     masterPid: masters.length === 1 ? masters[0] : undefined,

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto'
 import Mustache from 'mustache'
 import { LIMITS, type Config, type LbMethod } from '../config.js'
-import { hostPort, replicaKey, type Replica, type Split } from '../model.js'
+import { hostPort, mainImage, replicaKey, type Replica, type Split } from '../model.js'
+import { plainRouting, poolRouting, previewLocation, routesByPools, routingNames } from './routing.js'
 
 export const BUILT_IN_TEMPLATE = `upstream {{upstream}} {
 {{#lbMethod}}
@@ -18,6 +19,10 @@ export const BUILT_IN_TEMPLATE = `upstream {{upstream}} {
     server {{address}} {{params}} backup; # {{name}} {{image}} on {{host}}, ready to take the traffic back
 {{/backupServers}}
 }
+{{#routing}}
+
+{{routing}}
+{{/routing}}
 {{#canaryLog}}
 
 {{canaryLog}}
@@ -33,9 +38,21 @@ server {
 {{/keepaliveMinTimeout}}
 
 {{rolloutLocation}}
+{{#previewLocation}}
+
+{{previewLocation}}
+{{/previewLocation}}
+{{#maintenance}}
+
+{{maintenance}}
+{{/maintenance}}
+{{^maintenance}}
 
     location / {
-        proxy_pass http://{{upstream}};
+        proxy_pass http://{{proxyTarget}};
+{{#setCookie}}
+        add_header Set-Cookie {{setCookie}} always;
+{{/setCookie}}
         proxy_http_version 1.1;
         proxy_set_header Host $host;
         proxy_set_header X-Real-IP $remote_addr;
@@ -43,6 +60,7 @@ server {
         proxy_set_header X-Forwarded-Proto $scheme;
         {{proxyNextUpstream}}
     }
+{{/maintenance}}
 }
 {{/site}}
 `
@@ -51,6 +69,8 @@ server {
 export interface NginxFacts {
   /** nginx >= 1.27.4 knows keepalive_min_timeout. */
   readonly keepaliveMinTimeout: boolean
+  /** The message the live managed file answers with during maintenance (absent: the app answers). */
+  readonly maintenance?: string
 }
 
 /** The variables a template can use; the README documents each. */
@@ -84,6 +104,23 @@ export interface NginxView {
   canaryLog: string
   /** '1s' when the nginx version supports keepalive_min_timeout and the scope is site; '' otherwise. */
   keepaliveMinTimeout: string
+  /**
+   * http-level canary routing (docs/canary.md): the stable and canary pools and the maps choosing one per
+   * request (pins, matches, the split); in upstream scope without a canary, the variables below, defined
+   * plainly. '' otherwise.
+   */
+  routing: string
+  /** What proxy_pass names: the upstream, or (canary routing) the variable holding the chosen pool. */
+  proxyTarget: string
+  /** The variable add_header Set-Cookie names to pin a client ('' when nothing pins). */
+  setCookie: string
+  /** Site scope with canary-match: the location of the preview link (sets the preview cookie). '' otherwise. */
+  previewLocation: string
+  /**
+   * During maintenance (site scope): the locations that replace `location /`, the health path still proxied
+   * and everything else answering 503 with the message. '' otherwise.
+   */
+  maintenance: string
   /**
    * The location's retry directives: while a run judges a new version, an idempotent request that a replica
    * answers 500/502/503/504 or drops is tried again on another (the old backups included); otherwise nginx's
@@ -153,16 +190,21 @@ const judgedRetries = (tries: number): string =>
  * upstream ($proxy_host is the name proxy_pass names), so another app's traffic never counts. On only while
  * a run judges traffic: every run that turns it on turns it off with its last change of the file.
  */
-function canaryLogDirectives(config: Config): string {
+function canaryLogDirectives(config: Config, pooled: boolean): string {
   const id = `nginx_rollout_${config.nginx.upstreamName}`
+  // A variable's name is bounded (variables_hash_bucket_size): the routing names' prefix keeps it short.
+  const logged = `$${routingNames(config).prefix}_logged`
+  // With canary routing, proxy_pass names the pool: its requests are the app's too.
+  const pools = pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : []
   return [
     `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.`,
     `log_format ${id} escape=json '${TRAFFIC_LOG_FORMAT}';`,
-    `map $proxy_host $${id}_canary {`,
+    `map $proxy_host ${logged} {`,
     '    default 0;',
     `    ${config.nginx.upstreamName} 1;`,
+    ...pools.map((p) => `    ${p} 1;`),
     '}',
-    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=$${id}_canary;`,
+    `access_log ${LIMITS.canaryLogPath(config.app)} ${id} if=${logged};`,
   ].join('\n')
 }
 
@@ -189,6 +231,12 @@ export function buildView(
   // Without a split every server has the weight input; during a canary step the split's weights set the share.
   const weightOf = (r: Replica) =>
     split ? (canary.has(replicaKey(r)) ? split.canaryWeight : split.stableWeight) : n.weight
+  // A preview (share 0) keeps its replicas in the plain upstream, marked down: nginx takes no weight of 0, and
+  // the next run reads them as routed (they are live, reached through the canary pool).
+  const paramsOf = (r: Replica) =>
+    weightOf(r) === 0
+      ? `weight=1 max_fails=${n.maxFails} fail_timeout=${n.failTimeout} down`
+      : `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`
   const serverView = (r: Replica): ServerView => ({
     name: r.name,
     image: r.image,
@@ -198,9 +246,10 @@ export function buildView(
     weight: weightOf(r),
     maxFails: n.maxFails,
     failTimeout: n.failTimeout,
-    params: `weight=${weightOf(r)} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`,
+    params: paramsOf(r),
   })
   const backup = takesBackup(n.lbMethod) ? (judging.backup ?? []) : []
+  const pooled = routesByPools(config, split)
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -219,9 +268,96 @@ export function buildView(
     rolloutLocation: '',
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: '',
-    canaryLog: judging.log ? canaryLogDirectives(config) : '',
+    canaryLog: judging.log ? canaryLogDirectives(config, pooled) : '',
     keepaliveMinTimeout: n.scope === 'site' && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : '',
     proxyNextUpstream: judging.log ? judgedRetries(servers.length + backup.length) : USUAL_RETRIES,
+    ...routingView(config, servers, pooled ? split : undefined),
+    maintenance:
+      n.scope === 'site'
+        ? maintenanceLocations(config, facts, pooled ? '$' + routingNames(config).upstreamVariable : n.upstreamName)
+        : '',
+  }
+}
+
+/** The message maintenance answers with after this run: turned on or off by its operation, else as found. */
+function maintenanceMessage(config: Config, facts: NginxFacts): string | undefined {
+  if (config.operation === 'maintenance') return config.maintenanceMessage
+  if (config.operation === 'resume') return undefined
+  return facts.maintenance
+}
+
+const MAINTENANCE_MARK = '    # nginx-rollout maintenance: operation resume ends it.'
+
+/**
+ * The health path stays proxied (monitors and load balancers in front keep seeing the app's own health),
+ * and the config-id location above stays: the action's probes are unaffected. Every other request answers
+ * 503 with Retry-After. The message was validated (no quote, backslash or $).
+ */
+function maintenanceLocations(config: Config, facts: NginxFacts, target: string): string {
+  const message = maintenanceMessage(config, facts)
+  if (message === undefined) return ''
+  const health = config.health.path.split('?')[0]
+  // A health path of / is the home page: it shows the maintenance answer too.
+  const healthLocation =
+    health === '/'
+      ? []
+      : [
+          `    location = ${health} {`,
+          `        proxy_pass http://${target};`,
+          '        proxy_http_version 1.1;',
+          '        proxy_set_header Host $host;',
+          '    }',
+          '',
+        ]
+  return [
+    MAINTENANCE_MARK,
+    ...healthLocation,
+    '    location / {',
+    `        add_header Retry-After ${LIMITS.maintenanceRetryAfterSeconds} always;`,
+    '        add_header Cache-Control "no-store" always;',
+    '        default_type text/plain;',
+    `        return 503 "${message}\\n";`,
+    '    }',
+  ].join('\n')
+}
+
+/** The maintenance message a managed file answers with, or undefined when it is not in maintenance. */
+export const maintenanceOf = (text: string): string | undefined =>
+  text.includes(MAINTENANCE_MARK) ? /\n {8}return 503 "([^"\\]*)\\n";/.exec(text)?.[1] : undefined
+
+/** The canary routing's part of the view: pools and maps with a pooled split, plain names otherwise. */
+function routingView(config: Config, servers: readonly Replica[], split: Split | undefined) {
+  const names = routingNames(config)
+  const upstreamScope = config.nginx.scope === 'upstream'
+  if (!split)
+    return {
+      routing: upstreamScope ? plainRouting(config) : '',
+      proxyTarget: config.nginx.upstreamName,
+      setCookie: '',
+      previewLocation: '',
+    }
+  const n = config.nginx
+  const isCanary = new Set(split.canary.map(replicaKey))
+  const poolServer = (r: Replica) => ({
+    ...r,
+    address: hostPort(r.address, r.port),
+    params: `weight=${n.weight} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}`,
+  })
+  const stable = servers.filter((r) => !isCanary.has(replicaKey(r)))
+  const routing = poolRouting(config, {
+    split,
+    stable: stable.map(poolServer),
+    canary: split.canary.map(poolServer),
+    stableImage: mainImage(stable),
+    canaryImage: mainImage(split.canary),
+    lbMethod: lbDirective(n.lbMethod),
+    takesBackup: takesBackup(n.lbMethod),
+  })
+  return {
+    routing,
+    proxyTarget: `$${names.upstreamVariable}`,
+    setCookie: config.canary.sticky ? `$${names.setCookieVariable}` : '',
+    previewLocation: config.canary.match && !upstreamScope ? previewLocation(config) : '',
   }
 }
 
@@ -272,7 +408,8 @@ export const configIdOf = (text: string): string | undefined =>
 /** The `server address:port [weight=N]` lines of a managed file, keyed 'address:port' (weight undefined when not written). */
 export function upstreamServers(text: string): Map<string, number | undefined> {
   const servers = new Map<string, number | undefined>()
+  // The first line of a server counts: the plain upstream's, which comes before the canary pools'.
   for (const m of text.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
-    servers.set(`${m[1]}:${m[2]}`, m[3] === undefined ? undefined : Number(m[3]))
+    if (!servers.has(`${m[1]}:${m[2]}`)) servers.set(`${m[1]}:${m[2]}`, m[3] === undefined ? undefined : Number(m[3]))
   return servers
 }

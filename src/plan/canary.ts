@@ -56,6 +56,9 @@ function shareSteps(
     })
 }
 
+/** canary-steps '0': the canary takes no share of requests, only those canary-match names. */
+export const isPreview = (config: Config): boolean => config.canary.steps.length === 1 && config.canary.steps[0] === 0
+
 /** The canary replicas go to the first app host(s), one each in turn. */
 function canaryCounts(config: Config): Map<string, number> {
   const counts = new Map<string, number>()
@@ -190,6 +193,11 @@ export function planCanary(
     : { ...liveReplicas(config, containers, routes), canary: [] as Replica[] }
   const old = sets.canary
   const stable = sets.live.filter((r) => !old.includes(r))
+  // A preview is for the requests that ask for it: it never becomes what everybody gets.
+  if (!stable.length && isPreview(config))
+    throw new PlanError(
+      `canary-steps: '0' is a preview next to a live version, but nothing of ${config.app} is live; deploy a stable version first (operation: deploy without canary-steps '0')`,
+    )
   if (!stable.length)
     return planRolling(
       config,

@@ -5,6 +5,7 @@ import { hostPort } from '../model.js'
 import { planBlueGreen } from './blue-green.js'
 import { pausedCanaryError, planAbort, planCanary, planPromote } from './canary.js'
 import { PlanError, type Plan, type Routes } from './common.js'
+import { planMaintenance } from './maintenance.js'
 import { planRollbackOperation } from './rollback.js'
 import { planRolling } from './rolling.js'
 
@@ -93,6 +94,12 @@ export function planFor(config: Config, state: HostState, pullRequest?: PullRequ
       return planAbort(config, state.containers, routes, canary)
     case 'rollback':
       return planRollbackOperation(config, state, routes)
+    case 'resume':
+      if (state.nginx.facts.maintenance === undefined)
+        throw new NothingToDo(`${config.app} is not in maintenance: nothing to resume`)
+      return planMaintenance(config, state, routes)
+    case 'maintenance':
+      return planMaintenance(config, state, routes)
     case 'status':
       throw new PlanError('status reads the hosts and plans nothing')
   }

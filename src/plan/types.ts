@@ -37,6 +37,8 @@ export type Step =
       readonly judged?: { readonly backup: readonly Replica[] }
       /** The route after the judging: the same servers, the record off and no backups. */
       readonly settle?: boolean
+      /** operation maintenance or resume: the same routes, the app's answers switched; a canary's record stays. */
+      readonly maintenance?: 'on' | 'off'
     }
   /** Canary step: hold the split for a while; the canary's health and real traffic must stay good. */
   | { readonly kind: 'observe'; readonly seconds: number; readonly split: Split; readonly stable: readonly Replica[] }
@@ -120,6 +122,10 @@ export function describeStep(step: Step, manyHosts = false): string {
       const how = step.settle
         ? 'one nginx reload: the record of requests off, no backup'
         : `one nginx reload${step.judged ? `; requests recorded${backup}` : ''}`
+      if (step.maintenance)
+        return `${step.maintenance === 'on' ? 'answer every request but the health path with 503 (maintenance)' : 'let the app answer again (resume)'}, routes unchanged (one nginx reload)`
+      if (step.split?.percent === 0)
+        return `route only requests matching canary-match to canary ${list(step.split.canary)} (a preview, ${how})`
       return step.split
         ? `route ${step.split.percent}% to canary ${list(step.split.canary)} (weights ${step.split.canaryWeight}:${step.split.stableWeight}, ${how})`
         : `route traffic to ${list(step.servers) || 'no replica'} (${how})`

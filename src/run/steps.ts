@@ -193,7 +193,7 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   if (seen) return judgedBad(seen)
   await w.progress.nginxChanged()
   if (step.judged) await w.judge.startRecording()
-  if (step.split && w.recordCanary) await w.recordCanary(step.split)
+  if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split)
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
   const detail = await applyNginx(w, text, configId)
   if (step.judged) w.judge.recordLive()
