@@ -53623,8 +53623,9 @@ var Judge = class {
     void f.ended.then(({ code: code2, stderr }) => {
       if (this.following !== following) return;
       const said = stderr.trim().split("\n").slice(-3).join(" / ");
+      const how = code2 === null ? "the SSH channel closed without an exit status" : `exit ${code2}`;
       this.fail(
-        `could not judge: following nginx's record of ${this.config.app}'s requests ended (exit ${code2 ?? "unknown"}${said ? `: ${said}` : ""})`
+        `could not judge: following nginx's record of ${this.config.app}'s requests ended (${how}${said ? `: ${said}` : ""})`
       );
     });
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs);

@@ -217,7 +217,7 @@ describe('canary', () => {
     expect(run.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v2') })
     expect(run.log).toMatch(
       // Found while the window runs (clearly worse than the stable version) or at its end (above the limit).
-      /canary step at 10% failed: (real traffic: the new version answered 5xx to 100\.0% of \d+ requests|canary error rate 100.00% \(\d+ of \d+\) is above canary-max-error-rate 1%)/,
+      /canary step at 10% failed: (real traffic: the new version answered 5xx to \d+ requests where|canary error rate 100.00% \(\d+ of \d+\) is above canary-max-error-rate 1%)/,
     )
     expect(run.summary).toMatch(/\| 10% \| 3\ss \| \d+ \| \d+ \| 100.00% \| \d+ \| 0 \| 0.00% \| \*\*fail\*\*/)
     // Only the canary's own answers failed; the stable replicas served everything else.

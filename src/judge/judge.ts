@@ -113,8 +113,10 @@ export class Judge {
     void f.ended.then(({ code, stderr }) => {
       if (this.following !== following) return
       const said = stderr.trim().split('\n').slice(-3).join(' / ')
+      // No exit status: the channel closed without one, as when the SSH connection is lost.
+      const how = code === null ? 'the SSH channel closed without an exit status' : `exit ${code}`
       this.fail(
-        `could not judge: following nginx's record of ${this.config.app}'s requests ended (exit ${code ?? 'unknown'}${said ? `: ${said}` : ''})`,
+        `could not judge: following nginx's record of ${this.config.app}'s requests ended (${how}${said ? `: ${said}` : ''})`,
       )
     })
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs)
