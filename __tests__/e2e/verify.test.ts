@@ -204,7 +204,9 @@ describe('judged on real traffic: a route that never answers, a judgement that c
     try {
       const { run } = await judgedUnderLoad(PORT, () => runAction(inputs({ image: image('v2') })))
       expect(run.outputs.result).not.toBe('deployed')
-      expect(run.log).toMatch(/could not judge: following nginx's record of e2e-judge-hang's requests ended \((exit \d+|the SSH channel)/)
+      expect(run.log).toMatch(
+        /could not judge: following nginx's record of e2e-judge-hang's requests ended \((exit \d+|the SSH channel)/,
+      )
       expect((await get(PORT, '/')).text).toBe('v1\n')
     } finally {
       docker('exec', `${APP}-lb`, 'rmdir', record)
