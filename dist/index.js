@@ -48376,7 +48376,8 @@ function readCanary(r) {
     r.problem(
       `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show2(r.raw("canary-max-error-rate"))}`
     );
-  const sticky = r.bool("canary-sticky");
+  const keepsClients = /^(ip_hash|hash\b)/.test(r.raw("lb-method").trim());
+  const sticky = r.bool("canary-sticky") && !keepsClients;
   const match = parseCanaryMatch(r.raw("canary-match"), (m) => r.problem(m));
   if (steps2.length === 1 && steps2[0] === 0 && !match && !r.given("canary-match"))
     r.problem(

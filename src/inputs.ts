@@ -434,7 +434,10 @@ function readCanary(r: Reader): Config['canary'] {
     r.problem(
       `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw('canary-max-error-rate'))}`,
     )
-  const sticky = r.bool('canary-sticky')
+  // ip_hash and a hash keep a client on one server, so on one version, by their own key (a cookie-less client
+  // too): the pin cookie would only split such a client's requests by the share again.
+  const keepsClients = /^(ip_hash|hash\b)/.test(r.raw('lb-method').trim())
+  const sticky = r.bool('canary-sticky') && !keepsClients
   const match = parseCanaryMatch(r.raw('canary-match'), (m) => r.problem(m))
   if (steps.length === 1 && steps[0] === 0 && !match && !r.given('canary-match'))
     r.problem(

@@ -65,14 +65,14 @@ describe('a client that forges access-log fields in its request line', () => {
     )
     await sleep(500)
     const run = await runAction(
-      inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '8' }),
+      inputs({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '16' }),
     )
     const forged = await forger.stop()
     const report = await load.stop()
     expect(forged).toBeGreaterThan(100)
     expect(report.failed).toBe(0)
     expect(run.outputs).toMatchObject({ result: 'paused', 'canary-weight': '20' })
-    expect(run.summary).toMatch(/\| 20% \| 8\ss \| \d+ \| 0 \| 0\.00% \| \d+ \| 0 \| 0\.00% \| pass \|/)
+    expect(run.summary).toMatch(/\| 20% \| 16\ss \| \d+ \| 0 \| 0\.00% \| \d+ \| 0 \| 0\.00% \| pass \|/)
     expect((await runAction(inputs({ operation: 'abort', image: '' }))).outputs.result).toBe('rolled-back')
 
     const brokenLoad = startLoad({ port: PORT, maxSeconds: 60 })

@@ -134,13 +134,13 @@ describe('two apps on one nginx container', () => {
     const toBeta = loadFor('beta.test')
     await sleep(700)
     const run = await runAction(
-      alpha({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '8' }),
+      alpha({ image: image('v2'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '16' }),
     )
     const [ra, rb] = await Promise.all([toAlpha.stop(), toBeta.stop()])
     expect(rb.failed).toBeGreaterThan(100)
     expect(ra.failed).toBe(0)
     expect(run.outputs).toMatchObject({ result: 'paused', 'canary-weight': '20' })
-    expect(run.summary).toMatch(/\| 20% \| 8\ss \| \d+ \| 0 \| 0\.00% \| \d+ \| 0 \| 0\.00% \| pass \|/)
+    expect(run.summary).toMatch(/\| 20% \| 16\ss \| \d+ \| 0 \| 0\.00% \| \d+ \| 0 \| 0\.00% \| pass \|/)
     expect((await runAction(alpha({ operation: 'abort', image: '' }))).outputs.result).toBe('rolled-back')
     expect((await runAction(beta({ image: image('v3') }))).outputs.result).toBe('deployed')
   })
@@ -264,11 +264,11 @@ describe('nginx-scope upstream, behind a server block of the user', () => {
     const canaryLoad = startLoad({ port: UP_PORT, maxSeconds: 120 })
     await sleep(500)
     const canary = await runAction(
-      inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '6' }),
+      inputs({ image: image('v3'), strategy: 'canary', 'canary-steps': '20', 'canary-interval': '12' }),
     )
     const canaryReport = await canaryLoad.stop()
     expect(canary.outputs).toMatchObject({ result: 'paused', 'canary-weight': '20' })
-    expect(canary.summary).toMatch(/\| 20% \| 6\ss \| \d{2,} \| 0 \| 0\.00% \| \d{3,} \| 0 \| 0\.00% \| pass \|/)
+    expect(canary.summary).toMatch(/\| 20% \| 12\ss \| \d{2,} \| 0 \| 0\.00% \| \d{3,} \| 0 \| 0\.00% \| pass \|/)
     expect(canaryReport.failed).toBe(0)
     expect((await runAction(inputs({ operation: 'abort', image: '' }))).outputs.result).toBe('rolled-back')
     expect(nginxConf('e2e-up-lb', '/etc/nginx/conf.d/zz-site.conf')).toContain('proxy_pass http://shop_pool;')

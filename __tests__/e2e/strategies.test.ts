@@ -132,7 +132,7 @@ describe('canary', () => {
     strategy: 'canary',
     replicas: '2',
     ports: '9351-9360',
-    'canary-interval': '10',
+    'canary-interval': '16',
     ...over,
   })
   beforeAll(async () => {
@@ -147,7 +147,7 @@ describe('canary', () => {
     expect(run.outputs).toMatchObject({ result: 'paused', 'canary-weight': '10', image: image('v1') })
     expect(load.failed).toBe(0)
     expect(run.summary).toContain('### Canary steps')
-    expect(run.summary).toMatch(/\| 10% \| 10\ss \| \d+ \| 0 \| 0.00% \| \d+ \| 0 \| 0.00% \| pass \|/)
+    expect(run.summary).toMatch(/\| 10% \| 16\ss \| \d+ \| 0 \| 0.00% \| \d+ \| 0 \| 0.00% \| pass \|/)
 
     const { share, total } = await measureShare(PORT, 'v2', 1500)
     console.log(`canary share at 10%: ${share.toFixed(1)}% of ${total} requests`)
@@ -219,7 +219,7 @@ describe('canary', () => {
       // Found while the window runs (clearly worse than the stable version) or at its end (above the limit).
       /canary step at 10% failed: (real traffic: the new version answered 5xx to (\d+ requests where|[\d.]+% of \d+ requests)|canary error rate 100.00% \(\d+ of \d+\) is above canary-max-error-rate 1%)/,
     )
-    expect(run.summary).toMatch(/\| 10% \| 10\ss \| \d+ \| \d+ \| 100.00% \| \d+ \| 0 \| 0.00% \| \*\*fail\*\*/)
+    expect(run.summary).toMatch(/\| 10% \| 16\ss \| \d+ \| \d+ \| 100.00% \| \d+ \| 0 \| 0.00% \| \*\*fail\*\*/)
     // Only the canary's own answers failed; the stable replicas served everything else.
     expect(load.failed).toBeGreaterThan(0)
     expect(load.events.filter((e) => !e.ok).every((e) => e.status === 500)).toBe(true)
