@@ -48376,8 +48376,7 @@ function readCanary(r) {
     r.problem(
       `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show2(r.raw("canary-max-error-rate"))}`
     );
-  const keepsClients = /^(ip_hash|hash\b)/.test(r.raw("lb-method").trim());
-  const sticky = r.bool("canary-sticky") && !keepsClients;
+  const sticky = r.bool("canary-sticky");
   const match = parseCanaryMatch(r.raw("canary-match"), (m) => r.problem(m));
   if (steps2.length === 1 && steps2[0] === 0 && !match && !r.given("canary-match"))
     r.problem(
@@ -48490,8 +48489,10 @@ function readConfig(source) {
   const app = readApp(r);
   const health = readHealth(r);
   const traffic = readTraffic(r);
-  const canary = readCanary(r);
   const nginx = readNginx(r, source, app.app);
+  const keepsClients = nginx.lbMethod.kind === "ip_hash" || nginx.lbMethod.kind === "hash";
+  const read = readCanary(r);
+  const canary = keepsClients ? { ...read, sticky: false } : read;
   const github = readGitHub(r);
   const control = readControl(r);
   checkCombinations(r, app, nginx);
@@ -53056,6 +53057,13 @@ function countAttempts(attempts) {
   }
   return { requests: attempts.length, serverErrors, clientErrors, statuses };
 }
+function zAbove(errorsA, requestsA, errorsB, requestsB) {
+  if (!requestsA || !requestsB) return 0;
+  const pooled = (errorsA + errorsB) / (requestsA + requestsB);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / requestsA + 1 / requestsB));
+  const diff = errorsA / requestsA - errorsB / requestsB;
+  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+}
 var pct = (part, whole) => `${whole ? (100 * part / whole).toFixed(1) : "0.0"}%`;
 function errorStatuses(c, cls) {
   return Object.entries(c.statuses).filter(([s]) => s.startsWith(String(cls))).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`).join(", ");
@@ -53131,23 +53139,14 @@ var Tally = class _Tally {
     this.attempts++;
     const status2 = a.status === void 0 ? "-" : String(a.status);
     this.statuses[status2] = (this.statuses[status2] ?? 0) + 1;
-    const key = a.route ?? "(no route)";
+    const route2 = a.route ?? "(no route)";
+    const key = this.routes.has(route2) || this.routes.size < LIMITS.tallyMaxRoutes ? route2 : "(other paths)";
     let r = this.routes.get(key);
     if (!r) {
       r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
-      if (this.routes.size >= LIMITS.tallyMaxRoutes) return this.addTo(this.overflow(), a);
       this.routes.set(key, r);
     }
     this.addTo(r, a);
-  }
-  overflow() {
-    const key = "(other paths)";
-    let r = this.routes.get(key);
-    if (!r) {
-      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
-      this.routes.set(key, r);
-    }
-    return r;
   }
   addTo(r, a) {
     if (a.status === void 0) {
@@ -53338,13 +53337,7 @@ function parseAccessLog(text3) {
   return { attempts, skipped };
 }
 var pct2 = (n) => `${n.toFixed(2)}%`;
-function worseBy(canary, stable) {
-  if (!canary.requests || !stable.requests) return 0;
-  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests);
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests));
-  const diff = canary.errors / canary.requests - stable.errors / stable.requests;
-  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
-}
+var worseBy = (canary, stable) => zAbove(canary.errors, canary.requests, stable.errors, stable.requests);
 var statsOf = (c) => ({
   requests: c.requests,
   errors: c.serverErrors,
@@ -53751,7 +53744,7 @@ var Judge = class {
       const ms = Date.now() - t0;
       const end = (verdict, reason) => ({
         new: countAttempts(next),
-        old: record2?.of(this.oldServers) ?? NONE,
+        old: record2?.of(this.oldServers) ?? NO_TRAFFIC,
         ms,
         replicas: judged,
         verdict,
@@ -53801,8 +53794,8 @@ var Judge = class {
     while (!this.seen && Date.now() < until) await Promise.race([sleep2(until - Date.now()), this.failed]);
     const counts2 = {
       seconds: seconds6,
-      new: this.record?.of(this.newServers, mark) ?? NONE,
-      old: this.record?.of(this.oldServers) ?? NONE
+      new: this.record?.of(this.newServers, mark) ?? NO_TRAFFIC,
+      old: this.record?.of(this.oldServers) ?? NO_TRAFFIC
     };
     if (this.seen) return { ...counts2, verdict: "fail", reason: this.seen };
     return {
@@ -53845,7 +53838,6 @@ var Judge = class {
     return skipped ? `nginx recorded ${skipped} lines it did not write for this app` : `nginx logged no request of ${this.config.nginx.upstreamName} at all: either no request reached the app in the window, or a server block that declares its own access_log does not inherit the app's (see the README, nginx-scope upstream)`;
   }
 };
-var NONE = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
 
 // src/run/cancel.ts
 var Cancellation = class {

@@ -434,10 +434,7 @@ function readCanary(r: Reader): Config['canary'] {
     r.problem(
       `canary-max-error-rate: expected a percentage from 0 to 100 like '1' or '0.5', got ${show(r.raw('canary-max-error-rate'))}`,
     )
-  // ip_hash and a hash keep a client on one server, so on one version, by their own key (a cookie-less client
-  // too): the pin cookie would only split such a client's requests by the share again.
-  const keepsClients = /^(ip_hash|hash\b)/.test(r.raw('lb-method').trim())
-  const sticky = r.bool('canary-sticky') && !keepsClients
+  const sticky = r.bool('canary-sticky')
   const match = parseCanaryMatch(r.raw('canary-match'), (m) => r.problem(m))
   if (steps.length === 1 && steps[0] === 0 && !match && !r.given('canary-match'))
     r.problem(
@@ -573,8 +570,12 @@ export function readConfig(source: InputSource): Config {
   const app = readApp(r)
   const health = readHealth(r)
   const traffic = readTraffic(r)
-  const canary = readCanary(r)
   const nginx = readNginx(r, source, app.app)
+  // ip_hash and a hash keep a client on one server, so on one version, by their own key (a cookie-less client
+  // too): a pin cookie would only split such a client's requests by the share again.
+  const keepsClients = nginx.lbMethod.kind === 'ip_hash' || nginx.lbMethod.kind === 'hash'
+  const read = readCanary(r)
+  const canary = keepsClients ? { ...read, sticky: false } : read
   const github = readGitHub(r)
   const control = readControl(r)
   checkCombinations(r, app, nginx)

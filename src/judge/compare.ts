@@ -190,25 +190,15 @@ export class Tally {
     this.attempts++
     const status = a.status === undefined ? '-' : String(a.status)
     this.statuses[status] = (this.statuses[status] ?? 0) + 1
-    const key = a.route ?? '(no route)'
+    const route = a.route ?? '(no route)'
+    // A client chooses its paths: past LIMITS.tallyMaxRoutes, new ones share one entry.
+    const key = this.routes.has(route) || this.routes.size < LIMITS.tallyMaxRoutes ? route : '(other paths)'
     let r = this.routes.get(key)
     if (!r) {
       r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() }
-      // A client chooses its paths: past LIMITS.tallyMaxRoutes, new ones share one entry.
-      if (this.routes.size >= LIMITS.tallyMaxRoutes) return this.addTo(this.overflow(), a)
       this.routes.set(key, r)
     }
     this.addTo(r, a)
-  }
-
-  private overflow(): RouteTally {
-    const key = '(other paths)'
-    let r = this.routes.get(key)
-    if (!r) {
-      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() }
-      this.routes.set(key, r)
-    }
-    return r
   }
 
   private addTo(r: RouteTally, a: Attempt): void {

@@ -12,11 +12,10 @@ import {
   type CanaryObservation,
   type Replica,
   type Split,
-  type TrafficCounts,
   type Verification,
 } from '../model.js'
 import type { Following } from '../remote/ssh.js'
-import { compareLately, compareTallies, compareVersions, countAttempts, Tally } from './compare.js'
+import { compareLately, compareTallies, compareVersions, countAttempts, NO_TRAFFIC, Tally } from './compare.js'
 import { TrafficRecord, type Mark } from './record.js'
 import { judgeCanaryCounts } from './traffic.js'
 import { Watch } from './watch.js'
@@ -258,7 +257,7 @@ export class Judge {
       // Counted only for the verdict's record: the old version's whole record is long.
       const end = (verdict: Verification['verdict'], reason: string): Verification => ({
         new: countAttempts(next),
-        old: record?.of(this.oldServers) ?? NONE,
+        old: record?.of(this.oldServers) ?? NO_TRAFFIC,
         ms,
         replicas: judged,
         verdict,
@@ -310,8 +309,8 @@ export class Judge {
     while (!this.seen && Date.now() < until) await Promise.race([sleep(until - Date.now()), this.failed])
     const counts = {
       seconds,
-      new: this.record?.of(this.newServers, mark) ?? NONE,
-      old: this.record?.of(this.oldServers) ?? NONE,
+      new: this.record?.of(this.newServers, mark) ?? NO_TRAFFIC,
+      old: this.record?.of(this.oldServers) ?? NO_TRAFFIC,
     }
     if (this.seen) return { ...counts, verdict: 'fail', reason: this.seen }
     return {
@@ -359,5 +358,3 @@ export class Judge {
       : `nginx logged no request of ${this.config.nginx.upstreamName} at all: either no request reached the app in the window, or a server block that declares its own access_log does not inherit the app's (see the README, nginx-scope upstream)`
   }
 }
-
-const NONE: TrafficCounts = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} }

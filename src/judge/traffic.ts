@@ -18,7 +18,7 @@ export interface Attempt {
 }
 
 import type { CanaryJudgement, TrafficCounts, TrafficStats } from '../model.js'
-import { compareVersions, countAttempts, type Comparison } from './compare.js'
+import { compareVersions, countAttempts, zAbove, type Comparison } from './compare.js'
 
 const SERVER = /^(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/
 const STATUS = /^(?:\d{3}|-|)$/
@@ -85,14 +85,9 @@ export function parseAccessLog(text: string): { attempts: Attempt[]; skipped: nu
 
 const pct = (n: number) => `${n.toFixed(2)}%`
 
-/** One-sided two-proportion z statistic: how many standard errors the canary's rate is above the stable one. */
-export function worseBy(canary: TrafficStats, stable: TrafficStats): number {
-  if (!canary.requests || !stable.requests) return 0
-  const pooled = (canary.errors + stable.errors) / (canary.requests + stable.requests)
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests))
-  const diff = canary.errors / canary.requests - stable.errors / stable.requests
-  return se === 0 ? (diff > 0 ? Infinity : 0) : diff / se
-}
+/** How many standard errors the canary's rate is above the stable one (zAbove on their counts). */
+export const worseBy = (canary: TrafficStats, stable: TrafficStats): number =>
+  zAbove(canary.errors, canary.requests, stable.errors, stable.requests)
 
 export function judgeCanary(
   attempts: readonly Attempt[],
