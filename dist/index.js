@@ -42215,6 +42215,11 @@ var LIMITS = {
   verifyMinExcess: 4,
   /** The old version's timed attempts a route needs before the new version's latency is judged on it. */
   latencyMinOldAttempts: 10,
+  /**
+   * A new replica's answers in this long after its route are not judged for latency (their errors are): it
+   * just started, and the deploy itself (containers starting, nginx reloading) loads the host right then.
+   */
+  latencyWarmupMs: 3e3,
   /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
   tallyMaxRoutes: 5e3,
   /** A request's path is judged under its first this many characters (a route longer than that is cut). */
@@ -42227,6 +42232,13 @@ var LIMITS = {
   verifyAloneErrorRate: 50,
   /** How often the judgement looks at what nginx recorded. */
   judgeTickMs: 50,
+  /** How often the judgement looks at the requests nginx is still waiting on (judge/open.ts). */
+  openLookMs: 1e3,
+  /**
+   * A request to the new version counts as held open only past this wait, whatever the old version's times:
+   * long enough that a version starting up, or a busy host, does not reach it on ordinary requests.
+   */
+  openMinMs: 5e3,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1e3,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
@@ -50777,6 +50789,65 @@ function serverNameClashes(dump, managedPath, listen, names2) {
   });
 }
 
+// src/judge/open.ts
+var NUMBER = (line, field) => {
+  const m = new RegExp(`(?:^|\\s)${field}:(\\d+)`).exec(line);
+  return m ? Number(m[1]) : void 0;
+};
+function parseOpenRequests(text3) {
+  const found = [];
+  let socket;
+  for (const line of text3.split("\n")) {
+    if (!line.trim()) continue;
+    if (!/^\s/.test(line)) {
+      const words = line.trim().split(/\s+/);
+      socket = words.length >= 2 ? { local: words[words.length - 2], server: words[words.length - 1] } : void 0;
+      continue;
+    }
+    if (!socket) continue;
+    const sent = NUMBER(line, "lastsnd");
+    const received = NUMBER(line, "lastrcv");
+    const everReceived = (NUMBER(line, "bytes_received") ?? 0) > 0;
+    if (sent !== void 0 && received !== void 0 && (received > sent || !everReceived && received >= sent))
+      found.push({ ...socket, waitingMs: sent });
+    socket = void 0;
+  }
+  return found;
+}
+function oldLongestMs(old) {
+  let longest = 0;
+  for (const r of old.routes.values())
+    longest = Math.max(longest, r.times.quantile(1) ?? 0, r.abandoned.quantile(1) ?? 0);
+  return longest;
+}
+function openBar(old, oldOpenMs, latency) {
+  const longest = Math.max(oldLongestMs(old), oldOpenMs);
+  return Math.max(LIMITS.openMinMs, longest * latency.factor, longest + latency.ms);
+}
+var HeldOpen = class {
+  held = /* @__PURE__ */ new Map();
+  /** The longest the old version was seen waiting on a request, in ms. */
+  oldOpenMs = 0;
+  /** One look at the table: `isNew`/`isOld` say whose server a request waits on. Returns how many are held. */
+  look(open2, isNew, isOld, bar) {
+    for (const o of open2) if (isOld(o.server)) this.oldOpenMs = Math.max(this.oldOpenMs, o.waitingMs);
+    const limit = bar();
+    for (const o of open2)
+      if (isNew(o.server) && o.waitingMs > limit) {
+        const key = `${o.local}>${o.server}`;
+        this.held.set(key, Math.max(this.held.get(key) ?? 0, o.waitingMs));
+      }
+    return this.held.size;
+  }
+  /** How many were found held, and the longest wait seen among them. */
+  get count() {
+    return this.held.size;
+  }
+  get longestMs() {
+    return Math.max(0, ...this.held.values());
+  }
+};
+
 // src/nginx/listening.ts
 function parseListening(text3) {
   return text3.split("\n").map((line) => line.trim().split(/\s+/)).filter((w) => w[0] === "LISTEN" && w[3]).map((w) => {
@@ -50979,6 +51050,18 @@ var sudoCommands = (managedPath, trafficLog, nginx = "/usr/sbin/nginx") => [
 ];
 var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
 var followTrafficLog = (place, path3, maxBytes, everyMs, maxSeconds) => withTimeout(place.inside(LOG_FOLLOW, [path3, String(maxBytes), String(everyMs / 1e3)]), maxSeconds);
+var openConnections = (servers) => withTimeout(
+  command(
+    "ss",
+    "-tniH",
+    "state",
+    "established",
+    "(",
+    ...servers.flatMap((s, i) => i ? ["or", "dst", s] : ["dst", s]),
+    ")"
+  ),
+  10
+);
 var SET_ASIDE_DEFAULT_SITE = `c=$1; f=/etc/nginx/conf.d/default.conf
 t=$(mktemp -d) || exit 0
 if docker cp "$c:$f" "$t/site" 2>/dev/null && [ -f "$t/site" ] && [ ! -L "$t/site" ]; then
@@ -52097,6 +52180,12 @@ ${said}` : ""}`);
       followTrafficLog(this.place, path3, LIMITS.trafficLogMaxBytes, LIMITS.followEveryMs, LIMITS.followMaxSeconds),
       onData
     );
+  }
+  /** The requests nginx is still waiting on from `servers`, as the nginx host's TCP table shows them. */
+  async openRequests(servers) {
+    if (!servers.length) return [];
+    const r = await run(this.remote, openConnections(servers), `reading the open connections on ${this.remote.name}`);
+    return parseOpenRequests(r.stdout);
   }
   /** nginx's last log lines, for the summary when a change failed. */
   async errorLog(lines2) {
@@ -53411,20 +53500,20 @@ var TrafficRecord = class {
   mark() {
     return { at: this.now(), index: this.dropped + this.arrived.length };
   }
-  /** The attempts to these servers since `from` (all recorded, without). */
-  attempts(servers, from) {
+  /** The attempts to these servers since `from` (all recorded, without), each as `view` sees it given when it arrived. */
+  attempts(servers, from, view) {
     const start2 = Math.max(0, (from?.index ?? 0) - this.dropped);
     const out = [];
     for (let i = start2; i < this.arrived.length; i++) {
-      const a = this.arrived[i].attempt;
-      if (servers.has(a.server)) out.push(a);
+      const { attempt: a, at } = this.arrived[i];
+      if (servers.has(a.server)) out.push(view ? view(a, at) : a);
     }
     return out;
   }
   /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
   forEachSince(from, fn) {
     for (let i = Math.max(0, from - this.dropped); i < this.arrived.length; i++)
-      fn(this.arrived[i].attempt, this.dropped + i);
+      fn(this.arrived[i].attempt, this.dropped + i, this.arrived[i].at);
   }
   /** Counts of these servers since `from` (all recorded, without). */
   of(servers, from) {
@@ -53435,7 +53524,7 @@ var TrafficRecord = class {
     return this.dropped + this.arrived.length - (from?.index ?? 0);
   }
   /** The attempts to these servers that arrived in about the last `ms`. */
-  recent(servers, ms) {
+  recent(servers, ms, view) {
     const since = this.now() - ms;
     let lo = 0;
     let hi = this.arrived.length;
@@ -53444,7 +53533,7 @@ var TrafficRecord = class {
       if (this.arrived[mid].at <= since) lo = mid + 1;
       else hi = mid;
     }
-    return this.attempts(servers, { at: since, index: this.dropped + lo });
+    return this.attempts(servers, { at: since, index: this.dropped + lo }, view);
   }
 };
 
@@ -53559,13 +53648,19 @@ var Judge = class {
   record;
   following;
   ticker;
+  looker;
+  /** Requests the new version held open past the bar, over the run. */
+  held = new HeldOpen();
+  /** Why the requests nginx waits on could not be looked at, if they could not (said in the bake's verdict). */
+  openUnwatched;
   /** Which replicas are the new version's (the rest are what it is judged against); none before begin(). */
   isNew = () => false;
   /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
   newServers = /* @__PURE__ */ new Set();
   oldServers = /* @__PURE__ */ new Set();
-  /** When each new replica was first routed, by server. */
+  /** When each new replica was first routed, by replica, and by server as nginx logs it. */
   routedAt = /* @__PURE__ */ new Map();
+  serverRoutedAt = /* @__PURE__ */ new Map();
   /** Where the record stood when the new version first got traffic, and at the last route. */
   firstRoute;
   lastRoute;
@@ -53593,6 +53688,8 @@ var Judge = class {
   async end() {
     clearInterval(this.ticker);
     this.ticker = void 0;
+    clearInterval(this.looker);
+    this.looker = void 0;
     await this.watch?.stop();
     this.watch = void 0;
     const following = this.following;
@@ -53624,6 +53721,50 @@ var Judge = class {
     });
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs);
     this.ticker.unref();
+    if (this.traffic.openRequests && this.config.latencyThreshold.factor > 0) {
+      let looking = false;
+      this.looker = setInterval(() => {
+        if (looking) return;
+        looking = true;
+        void this.lookAtOpen(record2).finally(() => looking = false);
+      }, LIMITS.openLookMs);
+      this.looker.unref();
+    }
+  }
+  /**
+   * Once a second: the requests nginx is still waiting on. A version that never answers a route is not in
+   * nginx's record until its clients give up, so its held requests are counted here, each once; the old
+   * version's own long waits raise the bar.
+   */
+  async lookAtOpen(record2) {
+    if (this.seen || !this.newServers.size || !this.traffic.openRequests) return;
+    let open2;
+    try {
+      open2 = await this.traffic.openRequests([...this.newServers, ...this.oldServers]);
+    } catch (e) {
+      this.openUnwatched = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+      clearInterval(this.looker);
+      return;
+    }
+    if (this.seen) return;
+    const prev = this.wholeRun(record2).prev;
+    if (prev.attempts < LIMITS.verifyMinOldRequests) return;
+    const latency = this.config.latencyThreshold;
+    let bar = 0;
+    const count2 = this.held.look(
+      open2,
+      (s) => this.newServers.has(s),
+      (s) => this.oldServers.has(s),
+      () => bar = openBar(prev, this.held.oldOpenMs, latency)
+    );
+    if (count2 < LIMITS.verifyMinErrors) return;
+    const old = Math.max(oldLongestMs(prev), this.held.oldOpenMs);
+    const reason = `the new version is slower: ${count2} of its requests were still unanswered after ${bar} ms (the longest waited ${this.held.longestMs} ms), where the old version took or held at most ${old} ms on any request`;
+    this.failOnTraffic(reason);
+    this.evidence(
+      [...this.routedAt.values()].map((r) => r.replica),
+      reason
+    );
   }
   /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
   recordLive() {
@@ -53638,8 +53779,10 @@ var Judge = class {
     this.watch?.add(fresh);
     for (const r of servers)
       for (const key of this.keysOf(r)) (this.isNew(r) ? this.newServers : this.oldServers).add(key);
-    for (const r of fresh)
+    for (const r of fresh) {
       if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() });
+      for (const key of this.keysOf(r)) if (!this.serverRoutedAt.has(key)) this.serverRoutedAt.set(key, Date.now());
+    }
     this.lastRoute = this.record?.mark();
     if (fresh.length && !this.firstRoute) this.firstRoute = this.lastRoute;
   }
@@ -53677,6 +53820,14 @@ var Judge = class {
     const share2 = this.observing ? `canary step at ${this.observing.percent}% failed: ` : "";
     this.fail(`${share2}real traffic: ${reason}`);
   }
+  /**
+   * An attempt of the new version as the latency judgement takes it: untimed while its replica warms up
+   * (LIMITS.latencyWarmupMs after its route), so that a start's first slow answers are not a slow version.
+   */
+  warmed = (a, at) => {
+    const routed = this.serverRoutedAt.get(a.server);
+    return routed !== void 0 && at - routed < LIMITS.latencyWarmupMs ? { ...a, ms: void 0 } : a;
+  };
   /** The whole run, tallied as it arrives (the judgement reads it many times a second). */
   tallies;
   /** The old version over the whole record, and the new one since it first got traffic, route by route. */
@@ -53694,9 +53845,9 @@ var Judge = class {
     }
     const since = this.firstRoute?.index ?? Infinity;
     const { next, prev } = t;
-    record2.forEachSince(t.upTo, (a, index) => {
+    record2.forEachSince(t.upTo, (a, index, at) => {
       if (this.newServers.has(a.server)) {
-        if (index >= since) next.add(a);
+        if (index >= since) next.add(this.warmed(a, at));
       } else if (this.oldServers.has(a.server)) prev.add(a);
     });
     t.upTo = record2.total();
@@ -53714,7 +53865,7 @@ var Judge = class {
     const both = this.wholeRun(record2);
     const latency = this.config.latencyThreshold;
     const whole = compareTallies(both.next, both.prev, latency);
-    const recent = () => Tally.of(record2.recent(this.newServers, LIMITS.verifyRecentMs));
+    const recent = () => Tally.of(record2.recent(this.newServers, LIMITS.verifyRecentMs, this.warmed));
     const bad = whole.verdict === "fail" ? whole : compareLately(recent(), both.prev, latency);
     if (!bad) return;
     this.failOnTraffic(bad.reason);
@@ -53739,7 +53890,7 @@ var Judge = class {
     const servers = this.keysOfAll(replicas);
     const judged = names(replicas, manyHosts).split(", ");
     for (; ; ) {
-      const next = record2?.attempts(servers, mark) ?? [];
+      const next = record2?.attempts(servers, mark, this.warmed) ?? [];
       const prev = record2 ? this.wholeRun(record2).prev : new Tally();
       const ms = Date.now() - t0;
       const end = (verdict, reason) => ({
@@ -53798,10 +53949,11 @@ var Judge = class {
       old: this.record?.of(this.oldServers) ?? NO_TRAFFIC
     };
     if (this.seen) return { ...counts2, verdict: "fail", reason: this.seen };
+    const unwatched = this.openUnwatched ? `; requests held open were not watched (${this.openUnwatched})` : "";
     return {
       ...counts2,
       verdict: "pass",
-      reason: `every new replica served for ${seconds6}s: no exit, restart, failed probes or worse error rate`
+      reason: `every new replica served for ${seconds6}s: no exit, restart, failed probes or worse error rate${unwatched}`
     };
   }
   /**
@@ -53815,7 +53967,7 @@ var Judge = class {
     this.observing = split;
     while (!this.seen && Date.now() < deadline) await Promise.race([sleep2(deadline - Date.now()), this.failed]);
     this.observing = void 0;
-    const canaryAttempts = this.record?.attempts(this.keysOfAll(split.canary), mark) ?? [];
+    const canaryAttempts = this.record?.attempts(this.keysOfAll(split.canary), mark, this.warmed) ?? [];
     const stableAttempts = this.record?.attempts(this.keysOfAll(stable), mark) ?? [];
     const canary = countAttempts(canaryAttempts);
     const stableCounts = countAttempts(stableAttempts);
@@ -54350,7 +54502,10 @@ var Executor = class {
    * nginx's record of their requests: what it finds wrong ends any wait under way at once, and the run.
    */
   async run(steps2, phase, newImage) {
-    const traffic = { follow: (onData) => this.nginx.followTrafficLog(onData) };
+    const traffic = {
+      follow: (onData) => this.nginx.followTrafficLog(onData),
+      openRequests: (servers) => this.nginx.openRequests(servers)
+    };
     const resolved = this.nginx.state.resolved;
     const resolve = (address) => resolved?.get(address) ?? [address];
     const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve);

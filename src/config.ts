@@ -311,6 +311,11 @@ export const LIMITS = {
   verifyMinExcess: 4,
   /** The old version's timed attempts a route needs before the new version's latency is judged on it. */
   latencyMinOldAttempts: 10,
+  /**
+   * A new replica's answers in this long after its route are not judged for latency (their errors are): it
+   * just started, and the deploy itself (containers starting, nginx reloading) loads the host right then.
+   */
+  latencyWarmupMs: 3_000,
   /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
   tallyMaxRoutes: 5_000,
   /** A request's path is judged under its first this many characters (a route longer than that is cut). */
@@ -323,6 +328,13 @@ export const LIMITS = {
   verifyAloneErrorRate: 50,
   /** How often the judgement looks at what nginx recorded. */
   judgeTickMs: 50,
+  /** How often the judgement looks at the requests nginx is still waiting on (judge/open.ts). */
+  openLookMs: 1_000,
+  /**
+   * A request to the new version counts as held open only past this wait, whatever the old version's times:
+   * long enough that a version starting up, or a busy host, does not reach it on ordinary requests.
+   */
+  openMinMs: 5_000,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1_000,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */

@@ -68,7 +68,9 @@ describe('drains', () => {
     }
     // The app ignores SIGTERM for stop-timeout 8 s: the run does not wait for that, the host does.
     expect(Number(run.outputs['duration-seconds'])).toBeLessThan(25)
-    expect(run.summary).toMatch(/all traffic on the new version after\*\* [\d.]+ s · \*\*run ended after\*\* [\d.]+ s/)
+    expect(run.summary).toMatch(
+      /all traffic on the new version after\*\* [\d.]+\ss · \*\*run ended after\*\* [\d.]+\ss/,
+    )
     expect(await eventually(() => replicasOf(APP).length, 2, 30_000)).toBe(2)
   })
 

@@ -524,3 +524,75 @@ describe('Judge: no false alarm on a version as good as the old one', () => {
     // guards against a hang, never the machine's speed.
   }, 120_000)
 })
+
+describe('Judge: requests the new version holds open', () => {
+  /** A deploy like deploying()'s whose nginx host also shows the requests nginx waits on: `open` says which. */
+  async function withOpen(openRequests: TrafficSource['openRequests']) {
+    const replicas = hosts()
+    const log = accessLog()
+    const judge = new Judge(replicas.port, { ...log.source, openRequests }, configFrom({ 'health-interval': '0.05' }))
+    judges.push(judge)
+    judge.begin('shop:v2')
+    await judge.startRecording()
+    judge.routed([OLD, NEW])
+    log.write(OLD, '200', 40)
+    return { judge, replicas }
+  }
+  const waiting = (r: Replica, n: number, ms: number) =>
+    Array.from({ length: n }, (_, i) => ({ local: `127.0.0.1:${40000 + i}`, server: at(r), waitingMs: ms }))
+
+  it('fails the bake once five of its requests wait past the bar, with the numbers, before any is in the record', async () => {
+    const asked: string[][] = []
+    const { judge, replicas } = await withOpen(async (servers) => {
+      asked.push([...servers])
+      return [...waiting(NEW, 5, LIMITS.openMinMs + 1000), ...waiting(OLD, 1, 30)]
+    })
+    const b = await judge.bake(10)
+    expect(b.verdict).toBe('fail')
+    expect(b.reason).toBe(
+      `real traffic: the new version is slower: 5 of its requests were still unanswered after ${LIMITS.openMinMs} ms (the longest waited ${LIMITS.openMinMs + 1000} ms), where the old version took or held at most 30 ms on any request`,
+    )
+    expect(asked[0].sort()).toEqual([at(NEW), at(OLD)].sort())
+    expect(replicas.evidence.length).toBeGreaterThan(0)
+  })
+
+  it('passes when the old version holds its requests as long (long polls): they set the bar', async () => {
+    const { judge } = await withOpen(async () => [
+      ...waiting(NEW, 8, LIMITS.openMinMs + 1000),
+      ...waiting(OLD, 1, LIMITS.openMinMs + 1000),
+    ])
+    expect(await judge.bake(2.5)).toMatchObject({ verdict: 'pass' })
+  })
+
+  it('passes under five held requests, and says in the bake when the table could not be read', async () => {
+    const few = await withOpen(async () => waiting(NEW, 4, 60_000))
+    expect(await few.judge.bake(2.5)).toMatchObject({ verdict: 'pass' })
+    const unread = await withOpen(async () => {
+      throw new Error('reading the open connections on nginx: sh: ss: not found')
+    })
+    expect((await unread.judge.bake(1.5)).reason).toMatch(
+      /; requests held open were not watched \(reading the open connections on nginx: sh: ss: not found\)$/,
+    )
+  })
+})
+
+describe('Judge: latency after a route', () => {
+  it("does not judge a new replica's latency while it warms up after its route, and does after", async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    const slow = (r: Replica, n: number) => log.writeText(recordLine(at(r), '200', { time: '2.000' }).repeat(n))
+    log.write(OLD, '200', 100)
+    // Just routed: twenty answers of 2 s where the old version takes 4 ms, all within the warm-up.
+    slow(NEW, 20)
+    await jest.advanceTimersByTimeAsync(LIMITS.latencyWarmupMs - 500)
+    expect(judge.failure).toBeUndefined()
+    // Past it, the same answers are a slow version.
+    await jest.advanceTimersByTimeAsync(600)
+    slow(NEW, 20)
+    await jest.advanceTimersByTimeAsync(100)
+    expect(judge.failure).toMatch(
+      /^real traffic: (over the last seconds )?the new version is slower: 20 of its requests/,
+    )
+    await endOnFakeTimers(judge)
+  })
+})

@@ -16,7 +16,8 @@ import {
 } from '../model.js'
 import type { Following } from '../remote/ssh.js'
 import { compareLately, compareTallies, compareVersions, countAttempts, NO_TRAFFIC, Tally } from './compare.js'
-import { TrafficRecord, type Mark } from './record.js'
+import { HeldOpen, openBar, oldLongestMs, type OpenRequest } from './open.js'
+import { TrafficRecord, type AttemptView, type Mark } from './record.js'
 import { judgeCanaryCounts } from './traffic.js'
 import { Watch } from './watch.js'
 
@@ -24,9 +25,11 @@ import { Watch } from './watch.js'
 // held a bake or a canary window exits at once.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 
-/** nginx's record of the app's requests, followed from empty as nginx writes it. */
+/** What nginx sees of the app's requests: its record, followed from empty, and the requests still open. */
 export interface TrafficSource {
   follow(onData: (chunk: Buffer) => void): Promise<Following>
+  /** The requests nginx is still waiting on from `servers` ('address:port'); none looked at when absent. */
+  openRequests?(servers: readonly string[]): Promise<readonly OpenRequest[]>
 }
 
 /** What an upstream address is where nginx runs: itself, or for a host name the addresses it resolves to. */
@@ -37,13 +40,19 @@ export class Judge {
   private record: TrafficRecord | undefined
   private following: Promise<Following> | undefined
   private ticker: NodeJS.Timeout | undefined
+  private looker: NodeJS.Timeout | undefined
+  /** Requests the new version held open past the bar, over the run. */
+  private readonly held = new HeldOpen()
+  /** Why the requests nginx waits on could not be looked at, if they could not (said in the bake's verdict). */
+  private openUnwatched: string | undefined
   /** Which replicas are the new version's (the rest are what it is judged against); none before begin(). */
   private isNew: (r: Replica) => boolean = () => false
   /** Servers of the new version and of the old, as routed in this run (a server stays once it was routed). */
   private readonly newServers = new Set<string>()
   private readonly oldServers = new Set<string>()
-  /** When each new replica was first routed, by server. */
+  /** When each new replica was first routed, by replica, and by server as nginx logs it. */
   private readonly routedAt = new Map<string, { replica: Replica; at: number }>()
+  private readonly serverRoutedAt = new Map<string, number>()
   /** Where the record stood when the new version first got traffic, and at the last route. */
   private firstRoute: Mark | undefined
   private lastRoute: Mark | undefined
@@ -84,6 +93,8 @@ export class Judge {
   async end(): Promise<void> {
     clearInterval(this.ticker)
     this.ticker = undefined
+    clearInterval(this.looker)
+    this.looker = undefined
     await this.watch?.stop()
     this.watch = undefined
     const following = this.following
@@ -120,6 +131,55 @@ export class Judge {
     })
     this.ticker = setInterval(() => this.tick(), LIMITS.judgeTickMs)
     this.ticker.unref()
+    if (this.traffic.openRequests && this.config.latencyThreshold.factor > 0) {
+      let looking = false
+      this.looker = setInterval(() => {
+        if (looking) return
+        looking = true
+        void this.lookAtOpen(record).finally(() => (looking = false))
+      }, LIMITS.openLookMs)
+      this.looker.unref()
+    }
+  }
+
+  /**
+   * Once a second: the requests nginx is still waiting on. A version that never answers a route is not in
+   * nginx's record until its clients give up, so its held requests are counted here, each once; the old
+   * version's own long waits raise the bar.
+   */
+  private async lookAtOpen(record: TrafficRecord): Promise<void> {
+    if (this.seen || !this.newServers.size || !this.traffic.openRequests) return
+    let open: readonly OpenRequest[]
+    try {
+      open = await this.traffic.openRequests([...this.newServers, ...this.oldServers])
+    } catch (e) {
+      // Not a judgement that cannot run: nginx's record still judges every request that ends.
+      this.openUnwatched = (e instanceof Error ? e.message : String(e)).split('\n')[0]
+      clearInterval(this.looker)
+      return
+    }
+    if (this.seen) return
+    const prev = this.wholeRun(record).prev
+    // Too little of the old version to know how long its requests take: its record decides alone.
+    if (prev.attempts < LIMITS.verifyMinOldRequests) return
+    const latency = this.config.latencyThreshold
+    let bar = 0
+    const count = this.held.look(
+      open,
+      (s) => this.newServers.has(s),
+      (s) => this.oldServers.has(s),
+      () => (bar = openBar(prev, this.held.oldOpenMs, latency)),
+    )
+    if (count < LIMITS.verifyMinErrors) return
+    const old = Math.max(oldLongestMs(prev), this.held.oldOpenMs)
+    const reason =
+      `the new version is slower: ${count} of its requests were still unanswered after ${bar} ms ` +
+      `(the longest waited ${this.held.longestMs} ms), where the old version took or held at most ${old} ms on any request`
+    this.failOnTraffic(reason)
+    this.evidence(
+      [...this.routedAt.values()].map((r) => r.replica),
+      reason,
+    )
   }
 
   /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
@@ -136,8 +196,10 @@ export class Judge {
     this.watch?.add(fresh)
     for (const r of servers)
       for (const key of this.keysOf(r)) (this.isNew(r) ? this.newServers : this.oldServers).add(key)
-    for (const r of fresh)
+    for (const r of fresh) {
       if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() })
+      for (const key of this.keysOf(r)) if (!this.serverRoutedAt.has(key)) this.serverRoutedAt.set(key, Date.now())
+    }
     this.lastRoute = this.record?.mark()
     if (fresh.length && !this.firstRoute) this.firstRoute = this.lastRoute
   }
@@ -183,6 +245,15 @@ export class Judge {
     this.fail(`${share}real traffic: ${reason}`)
   }
 
+  /**
+   * An attempt of the new version as the latency judgement takes it: untimed while its replica warms up
+   * (LIMITS.latencyWarmupMs after its route), so that a start's first slow answers are not a slow version.
+   */
+  private readonly warmed: AttemptView = (a, at) => {
+    const routed = this.serverRoutedAt.get(a.server)
+    return routed !== undefined && at - routed < LIMITS.latencyWarmupMs ? { ...a, ms: undefined } : a
+  }
+
   /** The whole run, tallied as it arrives (the judgement reads it many times a second). */
   private tallies: { next: Tally; prev: Tally; upTo: number; newCount: number; oldCount: number } | undefined
 
@@ -202,9 +273,9 @@ export class Judge {
     }
     const since = this.firstRoute?.index ?? Infinity
     const { next, prev } = t
-    record.forEachSince(t.upTo, (a, index) => {
+    record.forEachSince(t.upTo, (a, index, at) => {
       if (this.newServers.has(a.server)) {
-        if (index >= since) next.add(a)
+        if (index >= since) next.add(this.warmed(a, at))
       } else if (this.oldServers.has(a.server)) prev.add(a)
     })
     t.upTo = record.total()
@@ -224,7 +295,7 @@ export class Judge {
     const both = this.wholeRun(record)
     const latency = this.config.latencyThreshold
     const whole = compareTallies(both.next, both.prev, latency)
-    const recent = () => Tally.of(record.recent(this.newServers, LIMITS.verifyRecentMs))
+    const recent = () => Tally.of(record.recent(this.newServers, LIMITS.verifyRecentMs, this.warmed))
     const bad = whole.verdict === 'fail' ? whole : compareLately(recent(), both.prev, latency)
     if (!bad) return
     this.failOnTraffic(bad.reason)
@@ -251,7 +322,7 @@ export class Judge {
     const servers = this.keysOfAll(replicas)
     const judged = names(replicas, manyHosts).split(', ')
     for (;;) {
-      const next = record?.attempts(servers, mark) ?? []
+      const next = record?.attempts(servers, mark, this.warmed) ?? []
       const prev = record ? this.wholeRun(record).prev : new Tally()
       const ms = Date.now() - t0
       // Counted only for the verdict's record: the old version's whole record is long.
@@ -313,10 +384,11 @@ export class Judge {
       old: this.record?.of(this.oldServers) ?? NO_TRAFFIC,
     }
     if (this.seen) return { ...counts, verdict: 'fail', reason: this.seen }
+    const unwatched = this.openUnwatched ? `; requests held open were not watched (${this.openUnwatched})` : ''
     return {
       ...counts,
       verdict: 'pass',
-      reason: `every new replica served for ${seconds}s: no exit, restart, failed probes or worse error rate`,
+      reason: `every new replica served for ${seconds}s: no exit, restart, failed probes or worse error rate${unwatched}`,
     }
   }
 
@@ -331,7 +403,7 @@ export class Judge {
     this.observing = split
     while (!this.seen && Date.now() < deadline) await Promise.race([sleep(deadline - Date.now()), this.failed])
     this.observing = undefined
-    const canaryAttempts = this.record?.attempts(this.keysOfAll(split.canary), mark) ?? []
+    const canaryAttempts = this.record?.attempts(this.keysOfAll(split.canary), mark, this.warmed) ?? []
     const stableAttempts = this.record?.attempts(this.keysOfAll(stable), mark) ?? []
     const canary = countAttempts(canaryAttempts)
     const stableCounts = countAttempts(stableAttempts)

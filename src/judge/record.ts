@@ -12,6 +12,9 @@ export interface Mark {
   readonly index: number
 }
 
+/** An attempt as a reader takes it, given when it arrived (ms since the epoch). */
+export type AttemptView = (a: Attempt, at: number) => Attempt
+
 interface Arrived {
   readonly at: number
   readonly attempt: Attempt
@@ -54,21 +57,21 @@ export class TrafficRecord {
     return { at: this.now(), index: this.dropped + this.arrived.length }
   }
 
-  /** The attempts to these servers since `from` (all recorded, without). */
-  attempts(servers: ReadonlySet<string>, from?: Mark): Attempt[] {
+  /** The attempts to these servers since `from` (all recorded, without), each as `view` sees it given when it arrived. */
+  attempts(servers: ReadonlySet<string>, from?: Mark, view?: AttemptView): Attempt[] {
     const start = Math.max(0, (from?.index ?? 0) - this.dropped)
     const out: Attempt[] = []
     for (let i = start; i < this.arrived.length; i++) {
-      const a = this.arrived[i].attempt
-      if (servers.has(a.server)) out.push(a)
+      const { attempt: a, at } = this.arrived[i]
+      if (servers.has(a.server)) out.push(view ? view(a, at) : a)
     }
     return out
   }
 
   /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
-  forEachSince(from: number, fn: (a: Attempt, index: number) => void): void {
+  forEachSince(from: number, fn: (a: Attempt, index: number, at: number) => void): void {
     for (let i = Math.max(0, from - this.dropped); i < this.arrived.length; i++)
-      fn(this.arrived[i].attempt, this.dropped + i)
+      fn(this.arrived[i].attempt, this.dropped + i, this.arrived[i].at)
   }
 
   /** Counts of these servers since `from` (all recorded, without). */
@@ -82,7 +85,7 @@ export class TrafficRecord {
   }
 
   /** The attempts to these servers that arrived in about the last `ms`. */
-  recent(servers: ReadonlySet<string>, ms: number): Attempt[] {
+  recent(servers: ReadonlySet<string>, ms: number, view?: AttemptView): Attempt[] {
     const since = this.now() - ms
     // Binary search for the first attempt that arrived after `since` (arrival times only grow).
     let lo = 0
@@ -92,6 +95,6 @@ export class TrafficRecord {
       if (this.arrived[mid].at <= since) lo = mid + 1
       else hi = mid
     }
-    return this.attempts(servers, { at: since, index: this.dropped + lo })
+    return this.attempts(servers, { at: since, index: this.dropped + lo }, view)
   }
 }

@@ -20,6 +20,7 @@ import {
   versionAtLeast,
   type ConfigDump,
 } from './dump.js'
+import { parseOpenRequests, type OpenRequest } from '../judge/open.js'
 import { heldProblem, holdersOf, parseListening, type Listening } from './listening.js'
 import {
   APPLY_FAILURES,
@@ -27,6 +28,7 @@ import {
   containerPlace,
   setAsideImageDefaultSite,
   followTrafficLog,
+  openConnections,
   hostPlace,
   nginxErrorLog,
   nginxLocked,
@@ -609,6 +611,13 @@ export class Nginx {
       followTrafficLog(this.place, path, LIMITS.trafficLogMaxBytes, LIMITS.followEveryMs, LIMITS.followMaxSeconds),
       onData,
     )
+  }
+
+  /** The requests nginx is still waiting on from `servers`, as the nginx host's TCP table shows them. */
+  async openRequests(servers: readonly string[]): Promise<OpenRequest[]> {
+    if (!servers.length) return []
+    const r = await run(this.remote, openConnections(servers), `reading the open connections on ${this.remote.name}`)
+    return parseOpenRequests(r.stdout)
   }
 
   /** nginx's last log lines, for the summary when a change failed. */

@@ -282,6 +282,26 @@ export const followTrafficLog = (
   maxSeconds: number,
 ): Command => withTimeout(place.inside(LOG_FOLLOW, [path, String(maxBytes), String(everyMs / 1000)]), maxSeconds)
 
+/**
+ * The nginx host's established TCP connections to `servers` ('address:port', as nginx logs them), with their
+ * timings: judge/open.ts finds there the requests nginx is still waiting on. Run on the host, not in an nginx
+ * container: ss is iproute2's (already needed for the listen check) and the action's containers share the
+ * host's network.
+ */
+export const openConnections = (servers: readonly string[]): Command =>
+  withTimeout(
+    command(
+      'ss',
+      '-tniH',
+      'state',
+      'established',
+      '(',
+      ...servers.flatMap((s, i) => (i ? ['or', 'dst', s] : ['dst', s])),
+      ')',
+    ),
+    10,
+  )
+
 // $1 the container, created and not yet started. The image's default site listens on port 80: on a host
 // network where anything else holds port 80 (another app's nginx, a web server) the new nginx would not start
 // at all. So before its first start the site is copied aside and a comment takes its place. Nothing to set

@@ -81,7 +81,10 @@ export class Executor {
    * nginx's record of their requests: what it finds wrong ends any wait under way at once, and the run.
    */
   async run(steps: readonly Step[], phase: Phase, newImage: string): Promise<RunOutcome> {
-    const traffic = { follow: (onData: (chunk: Buffer) => void) => this.nginx.followTrafficLog(onData) }
+    const traffic = {
+      follow: (onData: (chunk: Buffer) => void) => this.nginx.followTrafficLog(onData),
+      openRequests: (servers: readonly string[]) => this.nginx.openRequests(servers),
+    }
     const resolved = this.nginx.state.resolved
     const resolve = (address: string) => resolved?.get(address) ?? [address]
     const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve)
