@@ -51598,10 +51598,12 @@ var lbDirective = (m) => {
       return `hash ${m.key}${m.consistent ? " consistent" : ""}`;
   }
 };
+var CONFIG_ID_HEADER = "X-Nginx-Rollout-Config";
 var rolloutLocation = (path3, configId) => [
   "    location = " + path3 + " {",
   "        access_log off;",
   "        default_type text/plain;",
+  `        if ($http_x_nginx_rollout_config != "${configId}") { return 404; }`,
   `        return 200 "${configId}\\n";`,
   "    }"
 ].join("\n");
@@ -51750,7 +51752,9 @@ function ownershipOf(text3, app) {
   if (m[1] !== app) return { kind: "other-app", app: m[1] };
   return sha16(text3.slice(m[0].length)) === m[2] ? { kind: "ours" } : { kind: "edited" };
 }
-var configIdOf = (text3) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text3)?.[1];
+var configIdOf = (text3) => /location = \/\.nginx-rollout\/[^ ]+\/config-id \{(?:[^}]|\{ return 404; \})*return 200 "([0-9a-f]+)\\n";/.exec(
+  text3
+)?.[1];
 function upstreamServers(text3) {
   const servers = /* @__PURE__ */ new Map();
   for (const m of text3.matchAll(/^\s*server\s+(\[[^\]]+\]|[^\s:;]+):(\d+)\b(?:[^;\n]*?\bweight=(\d+))?/gm))
@@ -52155,7 +52159,7 @@ ${said}` : ""}`);
   /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
   async verifyServing(configId) {
     const target = listenProbeTarget(this.config.nginx.listen);
-    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) };
+    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host), [CONFIG_ID_HEADER]: configId };
     const deadline = Date.now() + LIMITS.reloadVerifyMs;
     while (Date.now() < deadline) {
       const r = await this.remote.httpGet(

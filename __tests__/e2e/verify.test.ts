@@ -148,6 +148,8 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
         expect(sent[1]).toBeGreaterThan(30)
       }
       expect((await get(PORT, '/')).text).toBe('v2\n')
+      // The location the action probes to know a reload took effect tells a client nothing.
+      expect((await get(PORT, `/.nginx-rollout/${APP}/config-id`)).status).toBe(404)
     })
   })
 }

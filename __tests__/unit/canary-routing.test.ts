@@ -53,6 +53,7 @@ const configIdLocation = (text: string) => {
     '    location = /.nginx-rollout/shop/config-id {',
     '        access_log off;',
     '        default_type text/plain;',
+    `        if ($http_x_nginx_rollout_config != "${id}") { return 404; }`,
     `        return 200 "${id}\\n";`,
     '    }',
   ]
@@ -203,7 +204,8 @@ describe('canary-match and previews', () => {
         '    yes shop_replicas_canary;\n}',
     )
     expect(text).toContain('    yes "beta=yes; Path=/; HttpOnly; SameSite=Lax$nr_shop_replicas_secure";')
-    expect(text).not.toContain('$http_')
+    // No header decides the route (the config-id location's own header is the action's probe's).
+    expect(text.replaceAll('$http_x_nginx_rollout_config', '')).not.toContain('$http_')
   })
 
   it('a preview (share 0) splits nobody to the canary, pins nobody to it, and keeps it down in the plain upstream', () => {

@@ -107,7 +107,10 @@ describe('Executor: nginx changes', () => {
     )
     const { text, configId } = renderManagedFile(config, [v2], undefined, { keepaliveMinTimeout: false })
     expect(host.installed).toEqual([text])
-    expect(host.probes).toEqual([{ host: '127.0.0.1', port: 80, path: '/.nginx-rollout/shop/config-id' }])
+    // The probe names the id it expects: the location answers no one else.
+    expect(host.probes).toEqual([
+      { host: '127.0.0.1', port: 80, path: '/.nginx-rollout/shop/config-id', asks: configId },
+    ])
     expect(journal.steps[1]).toMatchObject({
       description: 'route traffic to shop-9202 (one nginx reload)',
       outcome: 'ok',

@@ -6,7 +6,7 @@ import { render, type Command } from '../../src/commands/shell.js'
 import type { CanaryState, HostState, ManagedContainer } from '../../src/host/state.js'
 import { hostPort, type Replica } from '../../src/model.js'
 import type { NginxState } from '../../src/nginx/nginx.js'
-import { configIdOf, renderManagedFile } from '../../src/nginx/template.js'
+import { CONFIG_ID_HEADER, configIdOf, renderManagedFile } from '../../src/nginx/template.js'
 import type { Routes } from '../../src/plan/common.js'
 import type { Fleet } from '../../src/remote/fleet.js'
 import { LockLostError, type HeldLock, type HostFence, type LockClaim } from '../../src/remote/lock.js'
@@ -122,6 +122,8 @@ export interface Probe {
   readonly host: string
   readonly port: number
   readonly path: string
+  /** The config id a probe of the config-id location says it expects (CONFIG_ID_HEADER). */
+  readonly asks?: string
 }
 
 /** A host that answers commands by rules (code 0 and no output when none matches) and records everything. */
@@ -192,9 +194,15 @@ export class FakeRemote implements Remote {
     for (const f of this.followed) if (!f.stopped) f.onData(Buffer.from(text))
   }
 
-  async httpGet(host: string, port: number, path: string): Promise<HttpResult> {
+  async httpGet(
+    host: string,
+    port: number,
+    path: string,
+    _ms?: number,
+    headers?: Record<string, string>,
+  ): Promise<HttpResult> {
     this.stats.probes++
-    const p = { host, port, path }
+    const p = { host, port, path, ...(headers?.[CONFIG_ID_HEADER] ? { asks: headers[CONFIG_ID_HEADER] } : {}) }
     this.probes.push(p)
     return this.probe(p)
   }
@@ -235,8 +243,13 @@ export class FakeNginxHost extends FakeRemote {
       ...rules,
       ...HEALTHY_DOCKER,
     ])
+    // As the config-id location does: it answers only a probe that names the id nginx serves.
     this.probe = (p) =>
-      p.path.startsWith('/.nginx-rollout/') ? { status: 200, body: `${this.served}\n`, ms: 1 } : replicas(p)
+      p.path.startsWith('/.nginx-rollout/')
+        ? p.asks === this.served && this.served
+          ? { status: 200, body: `${this.served}\n`, ms: 1 }
+          : { status: 404, ms: 1 }
+        : replicas(p)
   }
 
   /** The apply commands sent. */

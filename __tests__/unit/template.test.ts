@@ -50,6 +50,7 @@ describe('renderManagedFile in site scope', () => {
         '    location = /.nginx-rollout/shop/config-id {',
         '        access_log off;',
         '        default_type text/plain;',
+        `        if ($http_x_nginx_rollout_config != "${configId}") { return 404; }`,
         `        return 200 "${configId}\\n";`,
         '    }',
         '',

@@ -36,7 +36,14 @@ import {
   sudoCommands,
   type NginxPlace,
 } from './scripts.js'
-import { configIdOf, maintenanceOf, ownershipOf, upstreamServers, type NginxFacts } from './template.js'
+import {
+  CONFIG_ID_HEADER,
+  configIdOf,
+  maintenanceOf,
+  ownershipOf,
+  upstreamServers,
+  type NginxFacts,
+} from './template.js'
 
 /** The managed file as read: nothing yet, or a file this app's deploys wrote. (Anything else is a problem.) */
 export type ManagedFile =
@@ -585,7 +592,7 @@ export class Nginx {
   /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
   private async verifyServing(configId: string): Promise<boolean> {
     const target = listenProbeTarget(this.config.nginx.listen)
-    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host) }
+    const headers = { Host: probeHostHeader(this.config.nginx.serverName, target.host), [CONFIG_ID_HEADER]: configId }
     const deadline = Date.now() + LIMITS.reloadVerifyMs
     while (Date.now() < deadline) {
       const r = await this.remote.httpGet(

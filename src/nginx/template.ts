@@ -155,11 +155,18 @@ export const lbDirective = (m: LbMethod): string => {
   }
 }
 
+/**
+ * The header the action's probe names the config id it expects in: the config-id location answers only a
+ * request that already knows the id, so no client can learn from it when a reload took effect.
+ */
+export const CONFIG_ID_HEADER = 'X-Nginx-Rollout-Config'
+
 const rolloutLocation = (path: string, configId: string): string =>
   [
     '    location = ' + path + ' {',
     '        access_log off;',
     '        default_type text/plain;',
+    `        if ($http_x_nginx_rollout_config != "${configId}") { return 404; }`,
     `        return 200 "${configId}\\n";`,
     '    }',
   ].join('\n')
@@ -403,7 +410,9 @@ export function ownershipOf(text: string, app: string): Ownership {
 
 /** The id in a managed file's config-id location, or undefined (a custom template without it). */
 export const configIdOf = (text: string): string | undefined =>
-  /location = \/\.nginx-rollout\/[^ ]+\/config-id \{[^}]*return 200 "([0-9a-f]+)\\n";/.exec(text)?.[1]
+  /location = \/\.nginx-rollout\/[^ ]+\/config-id \{(?:[^}]|\{ return 404; \})*return 200 "([0-9a-f]+)\\n";/.exec(
+    text,
+  )?.[1]
 
 /** The `server address:port [weight=N]` lines of a managed file, keyed 'address:port' (weight undefined when not written). */
 export function upstreamServers(text: string): Map<string, number | undefined> {
