@@ -9,6 +9,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs'
@@ -96,7 +97,9 @@ describe('a custom template that nginx rejects', () => {
   })
 })
 
-describe('nginx-mode host: the distribution nginx, shared with another site', () => {
+describe('nginx-mode host: the distribution nginx, shared with another site, as a deploy user with sudo', () => {
+  // Not root: in the docker group, with only docs/vps.md's sudoers lines for this app (scripts/testhost/up.sh).
+  const deployer = testHost({ as: 'deploy' })
   const APP = 'e2e-hostnginx'
   const PORT = 18083
   const OTHER = 18093
@@ -105,7 +108,7 @@ describe('nginx-mode host: the distribution nginx, shared with another site', ()
   const aside = join(mkdtempSync(join(tmpdir(), 'nr-default-site-')), 'default')
   let mainConf = ''
   const inputs = (over: Record<string, string> = {}) => ({
-    ...baseInputs(host, APP, PORT),
+    ...baseInputs(deployer, APP, PORT),
     'nginx-mode': 'host',
     replicas: '2',
     ports: '9331-9340',
@@ -173,6 +176,9 @@ describe('nginx-mode host: the distribution nginx, shared with another site', ()
     expect({ otherFailed, answered: otherAnswered > 20 }).toEqual({ otherFailed: 0, answered: true })
     expect(readFileSync('/etc/nginx/nginx.conf', 'utf8')).toBe(mainConf)
     expect(readFileSync(managed, 'utf8')).toContain(`# ${APP}-9333 nginx-rollout-test/app:v2 on 127.0.0.1:${host.port}`)
+    // A user that is not root wrote a file only root can write: through sudo, and the file is still root's.
+    expect(execFileSync('id', ['-u', deployer.user], { encoding: 'utf8' }).trim()).not.toBe('0')
+    expect(statSync(managed).uid).toBe(0)
     expect((await get(OTHER)).text).toBe('other site\n')
   })
 })

@@ -224,6 +224,8 @@ describe('a run killed while its canary is observed', () => {
 })
 
 describe('canary judgement through a host-name upstream address (nginx logs the address it resolved)', () => {
+  // As the deploy user a VPS has: not root, only docs/vps.md's sudoers lines for this app (scripts/testhost/up.sh).
+  const deployer = testHost({ as: 'deploy' })
   const APP = 'e2e-named'
   const PORT = 18326
   const NAME = 'nr-e2e-upstream.test'
@@ -231,7 +233,7 @@ describe('canary judgement through a host-name upstream address (nginx logs the 
   const aside = '/tmp/nr-e2e-default-site'
   let hosts = ''
   const inputs = (over: Record<string, string> = {}) => ({
-    ...baseInputs(host, APP, PORT),
+    ...baseInputs(deployer, APP, PORT),
     'nginx-mode': 'host',
     'upstream-host': NAME,
     replicas: '2',

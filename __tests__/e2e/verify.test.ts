@@ -3,8 +3,7 @@
 // a healthy version of a flaky app is not; a deploy without traffic is not held up. Under the issue's load:
 // 24 clients (10 GET, 6 POST, 8 0.4 s GET) through nginx, from 2 s before the run to 2 s after.
 import { jest } from '@jest/globals'
-import { startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
-import http from 'node:http'
+import { outsideClient, startLoad, type LoadReport } from '../../scripts/lib/load.mjs'
 import { baseInputs, docker, get, resetApp, runAction, testHost, type ActionRun } from './harness.js'
 
 jest.setTimeout(240_000)
@@ -131,10 +130,16 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
     })
 
     it('deploys a good version while a scanner asks for missing paths at 25 a second and another client gives up on its requests', async () => {
-      const scanner = outsideClient(PORT, 25, (i) => ({
-        path: `/wp-admin/${i}-${Math.random().toString(36).slice(2)}.php`,
-      }))
-      const quitter = outsideClient(PORT, 10, () => ({ path: '/cgi-bin/slow', abortMs: 100 }))
+      const scanner = outsideClient({
+        port: PORT,
+        perSecond: 25,
+        next: (i) => ({ path: `/wp-admin/${i}-${Math.random().toString(36).slice(2)}.php` }),
+      })
+      const quitter = outsideClient({
+        port: PORT,
+        perSecond: 10,
+        next: () => ({ path: '/cgi-bin/slow', abortMs: 100 }),
+      })
       try {
         const { run } = await judgedUnderLoad(PORT, () =>
           runAction(inputs({ image: image('v2'), 'bake-seconds': '8' })),
@@ -152,31 +157,6 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       expect((await get(PORT, `/.nginx-rollout/${APP}/config-id`)).status).toBe(404)
     })
   })
-}
-
-/**
- * A client outside the load, as the internet is: `perSecond` GETs through nginx of what `next` says, each
- * given up on after `abortMs` if set. stop() ends it and says how many it sent.
- */
-function outsideClient(port: number, perSecond: number, next: (i: number) => { path: string; abortMs?: number }) {
-  let sent = 0
-  let running = true
-  const loop = (async () => {
-    while (running) {
-      const { path, abortMs } = next(sent++)
-      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => res.resume())
-      req.on('error', () => undefined)
-      if (abortMs) setTimeout(() => req.destroy(), abortMs)
-      await sleep(1000 / perSecond)
-    }
-  })()
-  return {
-    stop: async () => {
-      running = false
-      await loop
-      return sent
-    },
-  }
 }
 
 describe('judged on real traffic: a route that never answers, a judgement that cannot run', () => {

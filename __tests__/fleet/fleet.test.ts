@@ -203,7 +203,7 @@ describe('an app host that cannot be reached, or is cut off mid-deploy', () => {
     try {
       const run = await runAction(inputs({ image: image('v2') }))
       expect(run.code).toBe(1)
-      expect(run.log).toContain(`ssh connection to root@${addr('app2')} failed`)
+      expect(run.log).toContain(`ssh connection to ${fleet.FLEET_USER}@${addr('app2')} failed`)
       expect(run.log).not.toContain('::group::Take the deploy lock')
       expect(images(APP)).toEqual(before)
     } finally {

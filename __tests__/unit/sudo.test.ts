@@ -3,11 +3,12 @@
 // (never beside nginx's files), and a right sudo does not give is found by the read, before anything changes,
 // as one problem that names the command and the sudoers line.
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { LIMITS } from '../../src/config.js'
 import { renderRemote, withStdin, type Command } from '../../src/commands/shell.js'
 import { parseNginx } from '../../src/nginx/nginx.js'
@@ -291,4 +292,26 @@ describe('nginx-mode auto', () => {
 // The canary's traffic log is where the sudoers line pins it.
 it('pins the traffic log path the sudoers line names', () => {
   expect(LIMITS.canaryLogPath('shop')).toBe('/var/log/nginx/nginx-rollout-shop.log')
+})
+
+// The test hosts give their deploy users the docs' lines, word for word: what the tests pass with is what a
+// user is told to write.
+it("gives the test hosts' deploy users exactly docs/vps.md's sudoers lines", () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url))
+  const docs = readFileSync(join(root, 'docs/vps.md'), 'utf8')
+  const block = /For an app `shop` and user `deploy`[^\n]*\n\n```\n([\s\S]*?)```/.exec(docs)?.[1]
+  expect(block).toBeDefined()
+  const made = execFileSync('bash', ['-c', '. scripts/testhost/sudoers.sh && nginx_rollout_sudoers deploy shop'], {
+    cwd: root,
+    encoding: 'utf8',
+  })
+  expect(made).toBe(block)
+  // Every line sudo must allow for the app, as the action asks for it: nothing more, nothing less.
+  const allowed = made
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => l.replace(/^deploy ALL=\(root\) NOPASSWD: /, '').split(', '))
+  expect(allowed.sort()).toEqual(
+    sudoCommands('/etc/nginx/conf.d/shop.conf', '/var/log/nginx/nginx-rollout-shop.log').sort(),
+  )
 })

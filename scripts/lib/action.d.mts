@@ -3,6 +3,8 @@ export interface TestHost {
   host: string
   port: number
   user: string
+  /** The SSH user's home on the host, where the action keeps its records (~/.nginx-rollout). */
+  home: string
   key: string
   fingerprint: string
 }
@@ -15,7 +17,8 @@ export interface ActionRun {
   outputs: Record<string, string>
   summary: string
 }
-export function testHost(): TestHost
+/** `as: 'deploy'`: the test host's non-root user with only docs/vps.md's sudoers lines. */
+export function testHost(options?: { as?: 'deploy' }): TestHost
 export function baseInputs(h: TestHost, app: string, listenPort: number): Record<string, string>
 export function parseOutputs(text: string): Record<string, string>
 export function runAction(

@@ -8,7 +8,11 @@ import { join } from 'node:path'
 
 export const root = new URL('../../', import.meta.url).pathname
 
-export function testHost() {
+/**
+ * The local test host's connection facts. `as: 'deploy'`: its second user, not root, in the docker group,
+ * with only docs/vps.md's sudoers lines (for the host-mode suites' apps), as a VPS's deploy user is.
+ */
+export function testHost({ as } = {}) {
   const envFile = join(root, '.testhost/env')
   if (!existsSync(envFile)) throw new Error(`no test host: run scripts/testhost/up.sh first (${envFile} is missing)`)
   const env = Object.fromEntries(
@@ -20,7 +24,9 @@ export function testHost() {
   return {
     host: env.TESTHOST_SSH_HOST,
     port: Number(env.TESTHOST_SSH_PORT),
-    user: env.TESTHOST_SSH_USER,
+    user: as === 'deploy' ? env.TESTHOST_DEPLOY_USER : env.TESTHOST_SSH_USER,
+    /** The SSH user's home on the host, where the action keeps its records (~/.nginx-rollout). */
+    home: as === 'deploy' ? env.TESTHOST_DEPLOY_HOME : homedir(),
     key: readFileSync(env.TESTHOST_SSH_KEY, 'utf8'),
     fingerprint: env.TESTHOST_FINGERPRINT,
   }
@@ -162,5 +168,6 @@ export function resetApp(app) {
       ]),
     ].filter(Boolean)
   removeUntilGone(left, (ids) => docker('rm', '--force', ...ids))
-  rmSync(join(homedir(), '.nginx-rollout', app), { recursive: true, force: true })
+  for (const home of [homedir(), testHost({ as: 'deploy' }).home])
+    if (home) rmSync(join(home, '.nginx-rollout', app), { recursive: true, force: true })
 }

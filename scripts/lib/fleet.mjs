@@ -91,6 +91,7 @@ export function resetFleetApp(app) {
         .split('\n')
         .filter(Boolean)
     removeUntilGone(left, (ids) => hostDocker(h, 'rm', '--force', ...ids))
-    ctl('enter', h, 'rm', '-rf', `/root/.nginx-rollout/${app}`, `/root/.nginx-rollout/nginx-${app}-lb.lock`)
+    const home = fleetEnv().FLEET_HOME
+    ctl('enter', h, 'rm', '-rf', `${home}/.nginx-rollout/${app}`, `${home}/.nginx-rollout/nginx-${app}-lb.lock`)
   }
 }

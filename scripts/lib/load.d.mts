@@ -38,3 +38,9 @@ export function underLoad<T>(
   action: () => Promise<T>,
   explain?: (value: T) => string,
 ): Promise<{ value: T; load: LoadReport }>
+export function outsideClient(options: {
+  host?: string
+  port: number
+  perSecond: number
+  next: (i: number) => { path: string; abortMs?: number }
+}): { stop(): Promise<number> }

@@ -152,3 +152,29 @@ export async function underLoad(options, action, explain = () => '') {
   if (report.failed) console.log(`${explain(value)}\nload: ${JSON.stringify({ ...report, events: undefined })}`)
   return { value, load: report }
 }
+
+/**
+ * A client outside the load, as the internet is: `perSecond` GETs through nginx of what `next` says, each on
+ * a fresh connection and given up on after `abortMs` if set; answers are not checked. stop() ends it and
+ * says how many it sent. (A scanner asking for missing paths; a client that gives up on slow requests.)
+ */
+export function outsideClient({ host = '127.0.0.1', port, perSecond, next }) {
+  let sent = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const { path, abortMs } = next(sent++)
+      const req = http.get({ host, port, path, agent: false }, (res) => res.resume())
+      req.on('error', () => undefined)
+      if (abortMs) setTimeout(() => req.destroy(), abortMs)
+      await sleep(1000 / perSecond)
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return sent
+    },
+  }
+}

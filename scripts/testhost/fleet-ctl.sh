@@ -7,7 +7,7 @@
 #   fleet-ctl.sh docker HOST ARGS   the docker CLI against HOST's own daemon (not the bastion)
 #   fleet-ctl.sh exec HOST CMD...   CMD inside HOST's network namespace only (this machine's files and /tmp)
 #   fleet-ctl.sh enter HOST CMD...  CMD "on" HOST: its network, mount and UTS namespaces (its /root, /tmp, hostname)
-#   fleet-ctl.sh ssh HOST CMD...    ssh root@HOST with the test key and the fleet's known hosts (HOST-private for
+#   fleet-ctl.sh ssh HOST CMD...    ssh nrfleet@HOST (the deploy user) with the test key and the fleet's known hosts (HOST-private for
 #                                   the private address through the bastion)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=fleet-lib.sh

@@ -8,6 +8,7 @@ dir=${TESTHOST_DIR:-$root/.testhost}
 state=/var/lib/nr-fleet # persistent: host keys, docker data, homes, registry storage
 run=/run/nr-fleet       # sockets, pidfiles, exec roots, namespace files
 hosts=(lb app1 app2 app3 bastion)
+fleet_user=nrfleet # the ssh user: not root, in the docker group
 docker_hosts=(lb app1 app2 app3)
 
 # Whether pid $1 is a live process (not a zombie: pid 1 here can take seconds to reap them) named $2.

@@ -8,9 +8,11 @@
 #   nr-bastion       eth0 169.254.77.20/25                          eth1 169.254.77.150/25   sshd only
 #   registry         docker-registry on 169.254.77.1:5000 (root namespace), htpasswd user "fleet", plain HTTP
 #
-# Each host is a network namespace plus its own mount and UTS namespace (hostname nr-NAME; /root and /tmp are
-# bind mounts of /var/lib/nr-fleet/NAME/{home,tmp}); its sshd and dockerd both run inside all three, so a file
-# the ssh user writes under ~ or /tmp is what that host's dockerd sees, and no other host sees it.
+# Each host is a network namespace plus its own mount and UTS namespace (hostname nr-NAME; /root, /tmp and
+# /home/nrfleet are bind mounts of /var/lib/nr-fleet/NAME/{home,tmp,deploy-home}); its sshd and dockerd both run
+# inside all three, so a file the ssh user writes under ~ or /tmp is what that host's dockerd sees, and no
+# other host sees it. The ssh user is "nrfleet", as a server's deploy user is: not root, in the docker group
+# (the fleet's nginx runs in a container: no sudo line is needed, and it has none).
 # Traffic stays on 169.254.77.0/24: no default route, no forwarding, no NAT, no Docker bridge (containers use
 # --network host, i.e. the host's namespace), and the root namespace rejects 169.254.77.128/25 locally.
 #
@@ -115,10 +117,17 @@ if ! mountpoint -q "$run/ns"; then
   mount --bind "$run/ns" "$run/ns"
   mount --make-private "$run/ns" # unshare can only pin a mount namespace on a non-shared mount
 fi
+# The deploy user (every host's /etc is the machine's): its home is each host's own, bound below.
+getent group docker >/dev/null || groupadd --system docker
+id -u "$fleet_user" >/dev/null 2>&1 ||
+  quietly "adding the user $fleet_user" useradd --no-create-home --home-dir "/home/$fleet_user" --shell /bin/sh --groups docker "$fleet_user"
+usermod -p '*' "$fleet_user" # no password, yet not locked: sshd without PAM refuses a locked account a key
+mkdir -p "/home/$fleet_user"
 for h in "${hosts[@]}"; do
-  mkdir -p "$state/$h/home" "$state/$h/tmp" "$run/nr-$h"
+  mkdir -p "$state/$h/home" "$state/$h/tmp" "$state/$h/deploy-home" "$run/nr-$h"
   chmod 700 "$state/$h/home"
   chmod 1777 "$state/$h/tmp"
+  install -d -m 700 -o "$fleet_user" -g "$fleet_user" "$state/$h/deploy-home" "$state/$h/deploy-home/.ssh"
   m=$run/ns/$h.mnt u=$run/ns/$h.uts
   if ! mountpoint -q "$m" || ! mountpoint -q "$u"; then
     umount "$m" 2>/dev/null || true
@@ -128,6 +137,9 @@ for h in "${hosts[@]}"; do
     unshare --mount="$m" --uts="$u" --propagation private \
       sh -c 'hostname "$1" && mount --bind "$2/home" /root && mount --bind "$2/tmp" /tmp' sh "nr-$h" "$state/$h"
   fi
+  # (Also in a namespace made before the deploy user was: its processes see the mount at once.)
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  nsenter --mount="$m" -- sh -c 'mountpoint -q "$2" || mount --bind "$1/deploy-home" "$2"' sh "$state/$h" "/home/$fleet_user"
 done
 alive() { # pidfile, comm
   local p
@@ -211,11 +223,13 @@ mkdir -p /run/sshd && chmod 755 /run/sshd
 for h in "${hosts[@]}"; do
   cp "$dir/id_ed25519.pub" "$state/$h/authorized_keys"
   chmod 600 "$state/$h/authorized_keys"
+  # The deploy user's key where a server keeps it (sshd reads it as that user).
+  install -m 600 -o "$fleet_user" -g "$fleet_user" "$dir/id_ed25519.pub" "$state/$h/deploy-home/.ssh/authorized_keys"
   {
     echo "ListenAddress $(addr "$h"):22"
     echo "ListenAddress $(private_addr "$h"):22"
     echo "HostKey $state/keys/$h-host_ed25519"
-    echo "AuthorizedKeysFile $state/$h/authorized_keys"
+    echo "AuthorizedKeysFile $state/$h/authorized_keys .ssh/authorized_keys"
     echo "PermitRootLogin prohibit-password"
     echo "PasswordAuthentication no"
     echo "KbdInteractiveAuthentication no"
@@ -309,7 +323,8 @@ docker -H "$(sock lb)" tag "$nginx" "$registry/$nginx"
 
 fingerprint() { ssh-keygen -lf "$state/keys/$1-host_ed25519.pub" | awk '{print $2}'; }
 {
-  echo "FLEET_USER=root"
+  echo "FLEET_USER=$fleet_user"
+  echo "FLEET_HOME=/home/$fleet_user"
   echo "FLEET_KEY=$dir/id_ed25519"
   echo "FLEET_PORT=22"
   echo "FLEET_HOSTS=$(IFS=,; echo "${hosts[*]}")"
@@ -339,7 +354,7 @@ done >"$dir/fleet_known_hosts"
     printf 'Host %s\n  HostName %s\n' "$h" "$(addr "$h")"
     [ "$h" = bastion ] || printf 'Host %s-private\n  HostName %s\n  ProxyJump bastion\n' "$h" "$(private_addr "$h")"
   done
-  printf 'Host *\n  User root\n  Port 22\n  IdentityFile %s\n  IdentitiesOnly yes\n' "$dir/id_ed25519"
+  printf 'Host *\n  User %s\n  Port 22\n  IdentityFile %s\n  IdentitiesOnly yes\n' "$fleet_user" "$dir/id_ed25519"
   printf '  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n' "$dir/fleet_known_hosts"
   printf '  BatchMode yes\n  ConnectTimeout 5\n  LogLevel ERROR\n'
 } >"$dir/fleet_ssh_config"

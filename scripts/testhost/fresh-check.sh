@@ -13,13 +13,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 say() { echo "fresh-check: $*"; }
 dir=$(mktemp -d /tmp/nr-fresh.XXXXXX) # short: dockerd's sockets live under it
 user=nrfresh
+deploy_user=nrfreshd
 prefix=nr-fresh-$$
 port=
 for p in $(shuf -i 20000-29999 -n 50); do
   if ! ss -Htln "sport = :$p" | grep -q .; then port=$p && break; fi
 done
 [ -n "$port" ] || { say "no free port in 20000-29999" >&2; exit 1; }
-export TESTHOST_DIR=$dir TESTHOST_SSH_PORT=$port TESTHOST_USER=$user TESTHOST_IMAGE_PREFIX=$prefix TESTHOST_OWN_DOCKERD=1
+export TESTHOST_DIR=$dir TESTHOST_SSH_PORT=$port TESTHOST_USER=$user TESTHOST_DEPLOY_USER=$deploy_user
+export TESTHOST_IMAGE_PREFIX=$prefix TESTHOST_OWN_DOCKERD=1
 
 cleanup() {
   local rc=$?
@@ -33,6 +35,8 @@ cleanup() {
   grep -o " $dir/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$dir"
   sed -i "/^$user:/d" /etc/passwd /etc/shadow
+  id -u "$deploy_user" >/dev/null 2>&1 && userdel --remove "$deploy_user" 2>/dev/null
+  rm -f "/etc/sudoers.d/nginx-rollout-test-$deploy_user"
   exit "$rc"
 }
 trap cleanup EXIT

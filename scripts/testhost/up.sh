@@ -9,6 +9,8 @@
 #   TESTHOST_DIR           state folder (keys, sshd config, logs, env)       default: <repo>/.testhost
 #   TESTHOST_SSH_PORT      the test sshd's port on 127.0.0.1                  default: 2222
 #   TESTHOST_USER          the SSH user (root under another name)             default: nrtest
+#   TESTHOST_DEPLOY_USER   a second SSH user, not root, in the docker group, with only docs/vps.md's sudoers
+#                          lines for the apps the host-mode suites deploy          default: nrdeploy
 #   TESTHOST_IMAGE_PREFIX  repository prefix of the test images               default: nginx-rollout-test
 #   TESTHOST_OWN_DOCKERD   1: a dockerd of its own (data, socket and exec root in TESTHOST_DIR) instead of
 #                          the machine's; the SSH user's commands reach it through sshd's SetEnv DOCKER_HOST
@@ -20,6 +22,9 @@ root=$(cd "$here/../.." && pwd)
 dir=${TESTHOST_DIR:-$root/.testhost}
 port=${TESTHOST_SSH_PORT:-2222}
 user=${TESTHOST_USER:-nrtest}
+deploy_user=${TESTHOST_DEPLOY_USER:-nrdeploy}
+# The apps the suites deploy as the deploy user to the host's own nginx (nginx-mode host, through sudo).
+deploy_apps=(e2e-hostnginx e2e-named)
 prefix=${TESTHOST_IMAGE_PREFIX:-nginx-rollout-test}
 say() { echo "testhost: $*"; }
 mkdir -p "$dir"
@@ -34,6 +39,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v shellcheck >/dev/null || need+=(shellcheck) # npm test lints every script
+command -v sudo >/dev/null || need+=(sudo)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   quietly "apt-get update" apt-get update -qq
@@ -93,6 +99,20 @@ fi
 # (pyenv init) costs ~110 ms on every SSH command; a server's deploy user does not pay that.
 grep -q "^$user:" /etc/passwd || echo "$user:x:0:0:nginx-rollout test host (root with a plain shell):/root:/bin/sh" >>/etc/passwd
 grep -q "^$user:" /etc/shadow || echo "$user:*:19000:0:99999:7:::" >>/etc/shadow
+# The deploy user, as docs/vps.md sets one up: not root, in the docker group, sudo only for the docs' lines.
+getent group docker >/dev/null || groupadd --system docker
+id -u "$deploy_user" >/dev/null 2>&1 ||
+  quietly "adding the user $deploy_user" useradd --create-home --shell /bin/sh --groups docker "$deploy_user"
+id -nG "$deploy_user" | tr ' ' '\n' | grep -qx docker || usermod -aG docker "$deploy_user"
+# No password, yet not locked ('!'): sshd without PAM refuses a locked account even a key.
+usermod -p '*' "$deploy_user"
+deploy_home=$(getent passwd "$deploy_user" | cut -d: -f6)
+# shellcheck source-path=SCRIPTDIR source=sudoers.sh
+. "$here/sudoers.sh"
+nginx_rollout_sudoers "$deploy_user" "${deploy_apps[@]}" >"$dir/sudoers.new"
+quietly "checking the sudoers lines" visudo -cq -f "$dir/sudoers.new"
+install -m 440 "$dir/sudoers.new" "/etc/sudoers.d/nginx-rollout-test-$deploy_user"
+rm -f "$dir/sudoers.new"
 
 # A key is made again unless both halves are there and belong together (a run killed inside ssh-keygen
 # leaves a half).
@@ -105,13 +125,16 @@ keypair "$dir/id_ed25519" nginx-rollout-test
 keypair "$dir/host_ed25519" nginx-rollout-testhost
 cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
 chmod 600 "$dir/authorized_keys"
+install -d -m 700 -o "$deploy_user" -g "$deploy_user" "$deploy_home/.ssh"
+install -m 600 -o "$deploy_user" -g "$deploy_user" "$dir/id_ed25519.pub" "$deploy_home/.ssh/authorized_keys"
 
 # ---- sshd ---------------------------------------------------------------------------------------------------
 # Stock limits (MaxSessions 10, MaxStartups 10:30:100): the action must work against an sshd as shipped.
 {
   echo "ListenAddress 127.0.0.1:$port"
   echo "HostKey $dir/host_ed25519"
-  echo "AuthorizedKeysFile $dir/authorized_keys"
+  # The deploy user's key where a server keeps it (sshd reads it as that user).
+  echo "AuthorizedKeysFile $dir/authorized_keys .ssh/authorized_keys"
   echo "PermitRootLogin prohibit-password"
   echo "PasswordAuthentication no"
   echo "KbdInteractiveAuthentication no"
@@ -168,6 +191,8 @@ fingerprint=$(ssh-keygen -lf "$dir/host_ed25519.pub" | awk '{print $2}')
   echo "TESTHOST_SSH_HOST=127.0.0.1"
   echo "TESTHOST_SSH_PORT=$port"
   echo "TESTHOST_SSH_USER=$user"
+  echo "TESTHOST_DEPLOY_USER=$deploy_user"
+  echo "TESTHOST_DEPLOY_HOME=$deploy_home"
   echo "TESTHOST_SSH_KEY=$dir/id_ed25519"
   echo "TESTHOST_FINGERPRINT=$fingerprint"
   echo "TESTHOST_IMAGE_PREFIX=$prefix"

@@ -61,11 +61,9 @@ cp "$dir/id_ed25519.pub" "$fs/home/deploy/.ssh/authorized_keys"
 chown -R 2077:2077 "$fs/home/deploy" && chmod 700 "$fs/home/deploy/.ssh"
 # The sudoers lines of docs/vps.md for an app "vps-shop" (the suite's app), and nothing else.
 if [ "$sudoers" = docs ]; then
-  cat >"$fs/sudoers.d/nginx-rollout" <<'EOF'
-deploy ALL=(root) NOPASSWD: /usr/sbin/nginx -T, /usr/sbin/nginx -t, /usr/sbin/nginx -s reload
-deploy ALL=(root) NOPASSWD: /usr/bin/tee /etc/nginx/conf.d/vps-shop.conf, /usr/bin/rm -f /etc/nginx/conf.d/vps-shop.conf
-deploy ALL=(root) NOPASSWD: /usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.log
-EOF
+  # shellcheck source-path=SCRIPTDIR source=sudoers.sh
+  . "$(dirname "$0")/sudoers.sh"
+  nginx_rollout_sudoers deploy vps-shop >"$fs/sudoers.d/nginx-rollout"
   chmod 440 "$fs/sudoers.d/nginx-rollout"
   visudo -cq -f "$fs/sudoers.d/nginx-rollout"
 fi
