@@ -42213,6 +42213,12 @@ var LIMITS = {
   verifyWorseZ: 4,
   /** ...and the new version's failures must exceed those expected of the old version by at least this many. */
   verifyMinExcess: 4,
+  /**
+   * Fewer slow answers than this never fail a version (a slow one has many): a new replica on a busy host
+   * answers its first requests slowly for a few seconds (6 of 10 at a 50% canary, measured under the fleet
+   * suite's load), where 5 errors are already a pattern.
+   */
+  latencyMinSlow: 20,
   /** The old version's timed attempts a route needs before the new version's latency is judged on it. */
   latencyMinOldAttempts: 10,
   /**
@@ -53311,8 +53317,8 @@ function strataOf(kind, next, prev) {
 function clearlyWorse(kind, next, prev, z) {
   const strata = strataOf(kind, next, prev);
   const t = stratifiedExcess(strata.values());
-  if (t.observed < LIMITS.verifyMinErrors || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z)
-    return void 0;
+  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : LIMITS.verifyMinErrors;
+  if (t.observed < least || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z) return void 0;
   return { ...t, strata };
 }
 function worstRoutes(strata) {

@@ -101,6 +101,14 @@ async function underLoad(vpsHost: string, action: () => Promise<ActionRun>) {
   const run = await action()
   await sleep(2000)
   const report: LoadReport = await load.stop()
+  // What the run said when it did not deploy: the reason is in the log, not in the assertion.
+  if (run.outputs.result !== 'deployed')
+    console.log(
+      run.stdout
+        .split('\n')
+        .filter((l) => /^\[\d+\/\d+\]|^result:|^::error::/.test(l))
+        .join('\n'),
+    )
   return { run, load: report }
 }
 

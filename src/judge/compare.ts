@@ -289,8 +289,8 @@ function strataOf(kind: FailureKind, next: Tally, prev: Tally): Map<string, Stra
 function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number) {
   const strata = strataOf(kind, next, prev)
   const t = stratifiedExcess(strata.values())
-  if (t.observed < LIMITS.verifyMinErrors || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z)
-    return undefined
+  const least = kind.name === 'slow' ? LIMITS.latencyMinSlow : LIMITS.verifyMinErrors
+  if (t.observed < least || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z) return undefined
   return { ...t, strata }
 }
 
