@@ -35,7 +35,9 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
-{ [ -x /bin/busybox ] && /bin/busybox --list | grep -qx httpd; } || need+=(busybox-static)
+# (grep -q would stop reading at the match: busybox then dies of SIGPIPE, the pipeline fails and the package
+# was installed again now and then.)
+{ [ -x /bin/busybox ] && /bin/busybox --list | grep -x httpd >/dev/null; } || need+=(busybox-static)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v shellcheck >/dev/null || need+=(shellcheck) # npm test lints every script
