@@ -184,14 +184,15 @@ export function renderJudged(results, runs) {
     const routes = strategy === 'rolling' ? 3 : 1
     const quietJudged = t('(e) no traffic, judged')
     const quietPlain = t('(e) no traffic, not judged')
-    const bad = rows.filter((r) => /^\((a|b|c)\)/.test(r.case))
-    const worstBad = Math.max(...bad.map((r) => r.share))
+    // The issue's share target is for (a), a version whose routes answer 500; (b) and (c) are said beside it.
+    const worstOf = (letter) => Math.max(...rows.filter((r) => r.case.startsWith(`(${letter})`)).map((r) => r.share))
+    const worstBad = worstOf('a')
     const target = strategy === 'rolling' ? 0.01 : 0.02
     const getsOf500 = Math.max(...rows.filter((r) => /^\(a\)/.test(r.case)).map((r) => r.failedGets ?? 0))
     const wrong = rows.filter((r) => r.result !== r.expect).map((r) => `${r.case} run ${r.run}: ${r.result}`)
     out.push(
       `- ${strategy}: judging a healthy version under load adds ${f2(judged - plain)} s (${f2((judged - plain) / routes)} s per route, ${routes} route${routes > 1 ? 's' : ''}; target at most 0.5 s per route: ${(judged - plain) / routes <= 0.5 ? 'met' : 'NOT met'}); ` +
-        `without traffic ${f2(quietJudged - quietPlain)} s; (a), (b) and (c): worst run ${pct(worstBad)} of requests failed (target at most ${pct(target)}: ${worstBad <= target ? 'met' : 'NOT met'}); ` +
+        `without traffic ${f2(quietJudged - quietPlain)} s; (a): worst run ${pct(worstBad)} of requests failed (target at most ${pct(target)}: ${worstBad <= target ? 'met' : 'NOT met'}), (b) ${pct(worstOf('b'))}, (c) ${pct(worstOf('c'))}; ` +
         `(a): ${getsOf500} failed GETs at most (target 0: ${getsOf500 === 0 ? 'met' : 'NOT met'}); results other than expected: ${wrong.length ? wrong.join('; ') : 'none'}.`,
     )
   }
