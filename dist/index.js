@@ -50795,6 +50795,251 @@ function serverNameClashes(dump, managedPath, listen, names2) {
   });
 }
 
+// src/judge/compare.ts
+var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
+var DEFAULT_LATENCY = { factor: 2, ms: 100 };
+function countAttempts(attempts) {
+  const statuses = {};
+  let serverErrors = 0;
+  let clientErrors = 0;
+  for (const a of attempts) {
+    const key = a.status === void 0 ? "-" : String(a.status);
+    statuses[key] = (statuses[key] ?? 0) + 1;
+    if (a.status !== void 0 && a.status >= 500) serverErrors++;
+    else if (a.status !== void 0 && a.status >= 400) clientErrors++;
+  }
+  return { requests: attempts.length, serverErrors, clientErrors, statuses };
+}
+function zAbove(errorsA, requestsA, errorsB, requestsB) {
+  if (!requestsA || !requestsB) return 0;
+  const pooled = (errorsA + errorsB) / (requestsA + requestsB);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / requestsA + 1 / requestsB));
+  const diff = errorsA / requestsA - errorsB / requestsB;
+  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
+}
+var pct = (part, whole) => `${whole ? (100 * part / whole).toFixed(1) : "0.0"}%`;
+function errorStatuses(c, cls) {
+  return Object.entries(c.statuses).filter(([s]) => s.startsWith(String(cls))).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`).join(", ");
+}
+function stratifiedExcess(strata) {
+  let observed = 0;
+  let expected = 0;
+  let variance = 0;
+  for (const { n, x, N, X } of strata) {
+    const total = n + N;
+    if (!n || !N) continue;
+    const failures2 = x + X;
+    observed += x;
+    expected += n * failures2 / total;
+    if (total > 1) variance += n * N * failures2 * (total - failures2) / (total * total * (total - 1));
+  }
+  const excess = observed - expected;
+  const z = variance > 0 ? (excess - 0.5) / Math.sqrt(variance) : excess > 0 ? Infinity : 0;
+  return { observed, expected, z };
+}
+var LN_STEP = Math.log(1.1);
+var Histogram = class _Histogram {
+  buckets = /* @__PURE__ */ new Map();
+  /** The buckets in order, kept until a new one appears (a p95 is read many times a second). */
+  sorted;
+  count = 0;
+  static bucket(ms) {
+    return ms < 1 ? 0 : 1 + Math.floor(Math.log(ms) / LN_STEP);
+  }
+  /** The middle of a bucket (geometric): within 5% of any time it holds. */
+  static middle(bucket) {
+    return bucket === 0 ? 0 : Math.round(Math.exp((bucket - 0.5) * LN_STEP));
+  }
+  add(ms) {
+    const b = _Histogram.bucket(ms);
+    const had = this.buckets.get(b);
+    if (had === void 0) this.sorted = void 0;
+    this.buckets.set(b, (had ?? 0) + 1);
+    this.count++;
+  }
+  /** The time below which a share `q` of the times lie (within 5%), undefined when empty. */
+  quantile(q) {
+    if (!this.count) return void 0;
+    const want = Math.max(1, Math.ceil(q * this.count));
+    let seen = 0;
+    this.sorted ??= [...this.buckets.keys()].sort((x, y) => x - y);
+    for (const b of this.sorted) {
+      seen += this.buckets.get(b) ?? 0;
+      if (seen >= want) return _Histogram.middle(b);
+    }
+    return void 0;
+  }
+  /** Adds every time of `other`. */
+  merge(other) {
+    for (const [b, k] of other.buckets) this.buckets.set(b, (this.buckets.get(b) ?? 0) + k);
+    this.count += other.count;
+    this.sorted = void 0;
+  }
+  /** How many times are above `ms` (whole buckets above the one `ms` falls in). */
+  above(ms) {
+    const limit = _Histogram.bucket(ms);
+    let n = 0;
+    for (const [b, k] of this.buckets) if (b > limit) n += k;
+    return n;
+  }
+};
+var Tally = class _Tally {
+  routes = /* @__PURE__ */ new Map();
+  /** Attempts by status ('-': none), for the verdict's words. */
+  statuses = {};
+  attempts = 0;
+  add(a) {
+    this.attempts++;
+    const status2 = a.status === void 0 ? "-" : String(a.status);
+    this.statuses[status2] = (this.statuses[status2] ?? 0) + 1;
+    const route2 = a.route ?? "(no route)";
+    const key = this.routes.has(route2) || this.routes.size < LIMITS.tallyMaxRoutes ? route2 : "(other paths)";
+    let r = this.routes.get(key);
+    if (!r) {
+      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
+      this.routes.set(key, r);
+    }
+    this.addTo(r, a);
+  }
+  addTo(r, a) {
+    if (a.status === void 0) {
+      if (a.ms !== void 0) r.abandoned.add(a.ms);
+      return;
+    }
+    r.answered++;
+    if (a.status >= 500) r.serverErrors++;
+    else if (a.status >= 400) r.clientErrors++;
+    if (a.ms !== void 0) r.times.add(a.ms);
+  }
+  static of(attempts) {
+    const t = new _Tally();
+    for (const a of attempts) t.add(a);
+    return t;
+  }
+};
+var pastThreshold = (ms, latency) => Math.max(ms * latency.factor, ms + latency.ms);
+var slowBar = (old, latency) => {
+  if (old.times.count < LIMITS.latencyMinOldAttempts) return void 0;
+  return pastThreshold(old.times.quantile(0.95) ?? 0, latency);
+};
+function kinds(latency) {
+  const list = [
+    { name: "5xx", count: (r) => [r.answered, r.serverErrors], judgeable: (o) => o.answered > 0 },
+    { name: "4xx", count: (r) => [r.answered, r.clientErrors], judgeable: (o) => o.answered > 0 }
+  ];
+  if (latency.factor > 0)
+    list.push({
+      name: "slow",
+      // A request the client gave up on early says nothing; one the replica held past the bar is slow (a hang).
+      count: (r, old) => {
+        const bar = slowBar(old, latency) ?? Infinity;
+        const held = r.abandoned.above(bar);
+        return [r.times.count + held, r.times.above(bar) + held];
+      },
+      judgeable: (o) => slowBar(o, latency) !== void 0
+    });
+  return list;
+}
+function strataOf(kind, next, prev) {
+  const strata = /* @__PURE__ */ new Map();
+  const unseen = { paths: 0, failed: 0 };
+  for (const [route2, r] of next.routes) {
+    const old = prev.routes.get(route2);
+    if (!old || !kind.judgeable(old)) {
+      if (kind.name === "5xx" && r.answered > 0 && !old) {
+        unseen.paths++;
+        if (r.serverErrors > 0) unseen.failed++;
+      }
+      continue;
+    }
+    const [n, x] = kind.count(r, old);
+    const [N, X] = kind.count(old, old);
+    if (n) strata.set(route2, { n, x, N, X });
+  }
+  if (unseen.paths) {
+    let failed3 = 0;
+    for (const r of prev.routes.values()) if (r.serverErrors > 0) failed3++;
+    strata.set("(paths the old version was not asked)", {
+      n: unseen.paths,
+      x: unseen.failed,
+      N: prev.routes.size,
+      X: failed3
+    });
+  }
+  return strata;
+}
+function clearlyWorse(kind, next, prev, z) {
+  const strata = strataOf(kind, next, prev);
+  const t = stratifiedExcess(strata.values());
+  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : LIMITS.verifyMinErrors;
+  if (t.observed < least || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z) return void 0;
+  return { ...t, strata };
+}
+function worstRoutes(strata) {
+  const excess = (s) => s.x - s.n * (s.X / (s.N || 1));
+  return [...strata.entries()].filter(([, s]) => s.x > 0).sort((a, b) => excess(b[1]) - excess(a[1])).slice(0, 3).map(([route2, s]) => `${JSON.stringify(route2)} ${s.x} of ${s.n}, old ${s.X} of ${s.N}`).join("; ");
+}
+function latencyWords(next, prev, latency) {
+  const mine = new Histogram();
+  const theirs = new Histogram();
+  for (const [route2, r] of next.routes) {
+    const old = prev.routes.get(route2);
+    if (!old || slowBar(old, latency) === void 0) continue;
+    mine.merge(r.times);
+    mine.merge(r.abandoned);
+    theirs.merge(old.times);
+  }
+  const ms = (v) => v === void 0 ? "?" : `${v} ms`;
+  return `median ${ms(mine.quantile(0.5))} and p95 ${ms(mine.quantile(0.95))} against the old version's ${ms(theirs.quantile(0.5))} and ${ms(theirs.quantile(0.95))} on the same routes`;
+}
+function failureWords(kind, found, next, prev, latency) {
+  const expected = found.expected.toFixed(1);
+  const where = worstRoutes(found.strata);
+  if (kind.name === "slow")
+    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected), ${latencyWords(next, prev, latency)}; worst routes: ${where}`;
+  const sigma = found.z === Infinity ? "none on the old" : `${found.z.toFixed(1)} standard errors`;
+  const statuses = errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, kind.name === "5xx" ? 5 : 4);
+  return `the new version answered ${kind.name} to ${found.observed} requests where ${expected} were expected from the old version on the same routes (${statuses}; ${sigma}); worst routes: ${where}`;
+}
+function totals(t) {
+  let answered = 0;
+  let serverErrors = 0;
+  let clientErrors = 0;
+  for (const r of t.routes.values()) {
+    answered += r.answered;
+    serverErrors += r.serverErrors;
+    clientErrors += r.clientErrors;
+  }
+  return { answered, serverErrors, clientErrors };
+}
+function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) {
+  const mine = totals(next);
+  const theirs = totals(prev);
+  if (prev.attempts < LIMITS.verifyMinOldRequests) {
+    const e = mine.serverErrors;
+    if (e >= LIMITS.verifyMinErrors && e >= LIMITS.verifyAloneErrorRate / 100 * next.attempts)
+      return {
+        verdict: "fail",
+        reason: `the new version answered 5xx to ${pct(e, next.attempts)} of ${next.attempts} requests (${errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, 5)}); the old one had too little traffic to compare with`
+      };
+  } else {
+    for (const kind of kinds(latency)) {
+      const found = clearlyWorse(kind, next, prev, z);
+      if (found) return { verdict: "fail", reason: failureWords(kind, found, next, prev, latency) };
+    }
+  }
+  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)`;
+  if (next.attempts >= LIMITS.verifyMinRequests) return { verdict: "pass", reason: seen };
+  return { verdict: "pending", reason: seen };
+}
+var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) => compareTallies(Tally.of(next), Tally.of(prev), latency, z);
+function compareLately(recent, prev, latency = DEFAULT_LATENCY) {
+  if (prev.attempts < LIMITS.verifyMinOldRequests) return void 0;
+  const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ);
+  if (c.verdict !== "fail") return void 0;
+  return { verdict: "fail", reason: `over the last seconds ${c.reason}` };
+}
+
 // src/judge/open.ts
 var NUMBER = (line, field) => {
   const m = new RegExp(`(?:^|\\s)${field}:(\\d+)`).exec(line);
@@ -50827,8 +51072,7 @@ function oldLongestMs(old) {
   return longest;
 }
 function openBar(old, oldOpenMs, latency) {
-  const longest = Math.max(oldLongestMs(old), oldOpenMs);
-  return Math.max(LIMITS.openMinMs, longest * latency.factor, longest + latency.ms);
+  return Math.max(LIMITS.openMinMs, pastThreshold(Math.max(oldLongestMs(old), oldOpenMs), latency));
 }
 var HeldOpen = class {
   held = /* @__PURE__ */ new Map();
@@ -50845,10 +51089,7 @@ var HeldOpen = class {
       }
     return this.held.size;
   }
-  /** How many were found held, and the longest wait seen among them. */
-  get count() {
-    return this.held.size;
-  }
+  /** The longest wait seen among the requests found held. */
   get longestMs() {
     return Math.max(0, ...this.held.values());
   }
@@ -53141,251 +53382,6 @@ function describeStep(step, manyHosts = false) {
   }
 }
 
-// src/judge/compare.ts
-var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
-var DEFAULT_LATENCY = { factor: 2, ms: 100 };
-function countAttempts(attempts) {
-  const statuses = {};
-  let serverErrors = 0;
-  let clientErrors = 0;
-  for (const a of attempts) {
-    const key = a.status === void 0 ? "-" : String(a.status);
-    statuses[key] = (statuses[key] ?? 0) + 1;
-    if (a.status !== void 0 && a.status >= 500) serverErrors++;
-    else if (a.status !== void 0 && a.status >= 400) clientErrors++;
-  }
-  return { requests: attempts.length, serverErrors, clientErrors, statuses };
-}
-function zAbove(errorsA, requestsA, errorsB, requestsB) {
-  if (!requestsA || !requestsB) return 0;
-  const pooled = (errorsA + errorsB) / (requestsA + requestsB);
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / requestsA + 1 / requestsB));
-  const diff = errorsA / requestsA - errorsB / requestsB;
-  return se === 0 ? diff > 0 ? Infinity : 0 : diff / se;
-}
-var pct = (part, whole) => `${whole ? (100 * part / whole).toFixed(1) : "0.0"}%`;
-function errorStatuses(c, cls) {
-  return Object.entries(c.statuses).filter(([s]) => s.startsWith(String(cls))).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`).join(", ");
-}
-function stratifiedExcess(strata) {
-  let observed = 0;
-  let expected = 0;
-  let variance = 0;
-  for (const { n, x, N, X } of strata) {
-    const total = n + N;
-    if (!n || !N) continue;
-    const failures2 = x + X;
-    observed += x;
-    expected += n * failures2 / total;
-    if (total > 1) variance += n * N * failures2 * (total - failures2) / (total * total * (total - 1));
-  }
-  const excess = observed - expected;
-  const z = variance > 0 ? (excess - 0.5) / Math.sqrt(variance) : excess > 0 ? Infinity : 0;
-  return { observed, expected, z };
-}
-var LN_STEP = Math.log(1.1);
-var Histogram = class _Histogram {
-  buckets = /* @__PURE__ */ new Map();
-  /** The buckets in order, kept until a new one appears (a p95 is read many times a second). */
-  sorted;
-  count = 0;
-  static bucket(ms) {
-    return ms < 1 ? 0 : 1 + Math.floor(Math.log(ms) / LN_STEP);
-  }
-  /** The middle of a bucket (geometric): within 5% of any time it holds. */
-  static middle(bucket) {
-    return bucket === 0 ? 0 : Math.round(Math.exp((bucket - 0.5) * LN_STEP));
-  }
-  add(ms) {
-    const b = _Histogram.bucket(ms);
-    const had = this.buckets.get(b);
-    if (had === void 0) this.sorted = void 0;
-    this.buckets.set(b, (had ?? 0) + 1);
-    this.count++;
-  }
-  /** The time below which a share `q` of the times lie (within 5%), undefined when empty. */
-  quantile(q) {
-    if (!this.count) return void 0;
-    const want = Math.max(1, Math.ceil(q * this.count));
-    let seen = 0;
-    this.sorted ??= [...this.buckets.keys()].sort((x, y) => x - y);
-    for (const b of this.sorted) {
-      seen += this.buckets.get(b) ?? 0;
-      if (seen >= want) return _Histogram.middle(b);
-    }
-    return void 0;
-  }
-  /** Adds every time of `other`. */
-  merge(other) {
-    for (const [b, k] of other.buckets) this.buckets.set(b, (this.buckets.get(b) ?? 0) + k);
-    this.count += other.count;
-    this.sorted = void 0;
-  }
-  /** How many times are above `ms` (whole buckets above the one `ms` falls in). */
-  above(ms) {
-    const limit = _Histogram.bucket(ms);
-    let n = 0;
-    for (const [b, k] of this.buckets) if (b > limit) n += k;
-    return n;
-  }
-};
-var Tally = class _Tally {
-  routes = /* @__PURE__ */ new Map();
-  /** Attempts by status ('-': none), for the verdict's words. */
-  statuses = {};
-  attempts = 0;
-  add(a) {
-    this.attempts++;
-    const status2 = a.status === void 0 ? "-" : String(a.status);
-    this.statuses[status2] = (this.statuses[status2] ?? 0) + 1;
-    const route2 = a.route ?? "(no route)";
-    const key = this.routes.has(route2) || this.routes.size < LIMITS.tallyMaxRoutes ? route2 : "(other paths)";
-    let r = this.routes.get(key);
-    if (!r) {
-      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
-      this.routes.set(key, r);
-    }
-    this.addTo(r, a);
-  }
-  addTo(r, a) {
-    if (a.status === void 0) {
-      if (a.ms !== void 0) r.abandoned.add(a.ms);
-      return;
-    }
-    r.answered++;
-    if (a.status >= 500) r.serverErrors++;
-    else if (a.status >= 400) r.clientErrors++;
-    if (a.ms !== void 0) r.times.add(a.ms);
-  }
-  static of(attempts) {
-    const t = new _Tally();
-    for (const a of attempts) t.add(a);
-    return t;
-  }
-};
-var slowBar = (old, latency) => {
-  if (old.times.count < LIMITS.latencyMinOldAttempts) return void 0;
-  const p95 = old.times.quantile(0.95) ?? 0;
-  return Math.max(p95 * latency.factor, p95 + latency.ms);
-};
-function kinds(latency) {
-  const list = [
-    { name: "5xx", count: (r) => [r.answered, r.serverErrors], judgeable: (o) => o.answered > 0 },
-    { name: "4xx", count: (r) => [r.answered, r.clientErrors], judgeable: (o) => o.answered > 0 }
-  ];
-  if (latency.factor > 0)
-    list.push({
-      name: "slow",
-      // A request the client gave up on early says nothing; one the replica held past the bar is slow (a hang).
-      count: (r, old) => {
-        const bar = slowBar(old, latency) ?? Infinity;
-        const held = r.abandoned.above(bar);
-        return [r.times.count + held, r.times.above(bar) + held];
-      },
-      judgeable: (o) => slowBar(o, latency) !== void 0
-    });
-  return list;
-}
-function strataOf(kind, next, prev) {
-  const strata = /* @__PURE__ */ new Map();
-  const unseen = { paths: 0, failed: 0 };
-  for (const [route2, r] of next.routes) {
-    const old = prev.routes.get(route2);
-    if (!old || !kind.judgeable(old)) {
-      if (kind.name === "5xx" && r.answered > 0 && !old) {
-        unseen.paths++;
-        if (r.serverErrors > 0) unseen.failed++;
-      }
-      continue;
-    }
-    const [n, x] = kind.count(r, old);
-    const [N, X] = kind.count(old, old);
-    if (n) strata.set(route2, { n, x, N, X });
-  }
-  if (unseen.paths) {
-    let failed3 = 0;
-    for (const r of prev.routes.values()) if (r.serverErrors > 0) failed3++;
-    strata.set("(paths the old version was not asked)", {
-      n: unseen.paths,
-      x: unseen.failed,
-      N: prev.routes.size,
-      X: failed3
-    });
-  }
-  return strata;
-}
-function clearlyWorse(kind, next, prev, z) {
-  const strata = strataOf(kind, next, prev);
-  const t = stratifiedExcess(strata.values());
-  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : LIMITS.verifyMinErrors;
-  if (t.observed < least || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z) return void 0;
-  return { ...t, strata };
-}
-function worstRoutes(strata) {
-  const excess = (s) => s.x - s.n * (s.X / (s.N || 1));
-  return [...strata.entries()].filter(([, s]) => s.x > 0).sort((a, b) => excess(b[1]) - excess(a[1])).slice(0, 3).map(([route2, s]) => `${JSON.stringify(route2)} ${s.x} of ${s.n}, old ${s.X} of ${s.N}`).join("; ");
-}
-function latencyWords(next, prev, latency) {
-  const mine = new Histogram();
-  const theirs = new Histogram();
-  for (const [route2, r] of next.routes) {
-    const old = prev.routes.get(route2);
-    if (!old || slowBar(old, latency) === void 0) continue;
-    mine.merge(r.times);
-    mine.merge(r.abandoned);
-    theirs.merge(old.times);
-  }
-  const ms = (v) => v === void 0 ? "?" : `${v} ms`;
-  return `median ${ms(mine.quantile(0.5))} and p95 ${ms(mine.quantile(0.95))} against the old version's ${ms(theirs.quantile(0.5))} and ${ms(theirs.quantile(0.95))} on the same routes`;
-}
-function failureWords(kind, found, next, prev, latency) {
-  const expected = found.expected.toFixed(1);
-  const where = worstRoutes(found.strata);
-  if (kind.name === "slow")
-    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected), ${latencyWords(next, prev, latency)}; worst routes: ${where}`;
-  const sigma = found.z === Infinity ? "none on the old" : `${found.z.toFixed(1)} standard errors`;
-  const statuses = errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, kind.name === "5xx" ? 5 : 4);
-  return `the new version answered ${kind.name} to ${found.observed} requests where ${expected} were expected from the old version on the same routes (${statuses}; ${sigma}); worst routes: ${where}`;
-}
-function totals(t) {
-  let answered = 0;
-  let serverErrors = 0;
-  let clientErrors = 0;
-  for (const r of t.routes.values()) {
-    answered += r.answered;
-    serverErrors += r.serverErrors;
-    clientErrors += r.clientErrors;
-  }
-  return { answered, serverErrors, clientErrors };
-}
-function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) {
-  const mine = totals(next);
-  const theirs = totals(prev);
-  if (prev.attempts < LIMITS.verifyMinOldRequests) {
-    const e = mine.serverErrors;
-    if (e >= LIMITS.verifyMinErrors && e >= LIMITS.verifyAloneErrorRate / 100 * next.attempts)
-      return {
-        verdict: "fail",
-        reason: `the new version answered 5xx to ${pct(e, next.attempts)} of ${next.attempts} requests (${errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, 5)}); the old one had too little traffic to compare with`
-      };
-  } else {
-    for (const kind of kinds(latency)) {
-      const found = clearlyWorse(kind, next, prev, z);
-      if (found) return { verdict: "fail", reason: failureWords(kind, found, next, prev, latency) };
-    }
-  }
-  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)`;
-  if (next.attempts >= LIMITS.verifyMinRequests) return { verdict: "pass", reason: seen };
-  return { verdict: "pending", reason: seen };
-}
-var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) => compareTallies(Tally.of(next), Tally.of(prev), latency, z);
-function compareLately(recent, prev, latency = DEFAULT_LATENCY) {
-  if (prev.attempts < LIMITS.verifyMinOldRequests) return void 0;
-  const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ);
-  if (c.verdict !== "fail") return void 0;
-  return { verdict: "fail", reason: `over the last seconds ${c.reason}` };
-}
-
 // src/judge/traffic.ts
 var SERVER = /^(?:\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/;
 var STATUS = /^(?:\d{3}|-|)$/;
@@ -53759,17 +53755,16 @@ var Judge = class {
     if (this.seen) return;
     const prev = this.wholeRun(record2).prev;
     if (prev.attempts < LIMITS.verifyMinOldRequests) return;
-    const latency = this.config.latencyThreshold;
-    let bar = 0;
+    const bar = () => openBar(prev, this.held.oldOpenMs, this.config.latencyThreshold);
     const count2 = this.held.look(
       open2,
       (s) => this.newServers.has(s),
       (s) => this.oldServers.has(s),
-      () => bar = openBar(prev, this.held.oldOpenMs, latency)
+      bar
     );
     if (count2 < LIMITS.verifyMinErrors) return;
     const old = Math.max(oldLongestMs(prev), this.held.oldOpenMs);
-    const reason = `the new version is slower: ${count2} of its requests were still unanswered after ${bar} ms (the longest waited ${this.held.longestMs} ms), where the old version took or held at most ${old} ms on any request`;
+    const reason = `the new version is slower: ${count2} of its requests were still unanswered after ${bar()} ms (the longest waited ${this.held.longestMs} ms), where the old version took or held at most ${old} ms on any request`;
     this.failOnTraffic(reason);
     this.evidence(
       [...this.routedAt.values()].map((r) => r.replica),

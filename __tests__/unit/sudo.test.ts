@@ -301,7 +301,7 @@ it("gives the test hosts' deploy users exactly docs/vps.md's sudoers lines", () 
   const docs = readFileSync(join(root, 'docs/vps.md'), 'utf8')
   const block = /For an app `shop` and user `deploy`[^\n]*\n\n```\n([\s\S]*?)```/.exec(docs)?.[1]
   expect(block).toBeDefined()
-  const made = execFileSync('bash', ['-c', '. scripts/testhost/sudoers.sh && nginx_rollout_sudoers deploy shop'], {
+  const made = execFileSync('bash', ['-c', '. scripts/testhost/deploy-user.sh && nginx_rollout_sudoers deploy shop'], {
     cwd: root,
     encoding: 'utf8',
   })

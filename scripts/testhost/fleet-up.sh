@@ -117,12 +117,11 @@ if ! mountpoint -q "$run/ns"; then
   mount --bind "$run/ns" "$run/ns"
   mount --make-private "$run/ns" # unshare can only pin a mount namespace on a non-shared mount
 fi
-# The deploy user (every host's /etc is the machine's): its home is each host's own, bound below.
-getent group docker >/dev/null || groupadd --system docker
-id -u "$fleet_user" >/dev/null 2>&1 ||
-  quietly "adding the user $fleet_user" useradd --no-create-home --home-dir "/home/$fleet_user" --shell /bin/sh --groups docker "$fleet_user"
-usermod -p '*' "$fleet_user" # no password, yet not locked: sshd without PAM refuses a locked account a key
-mkdir -p "/home/$fleet_user"
+# The deploy user (every host's /etc is the machine's): /home/nrfleet is only the mount point of each host's own
+# home, bound below.
+# shellcheck source-path=SCRIPTDIR source=deploy-user.sh
+. "$here/deploy-user.sh"
+add_deploy_user "$fleet_user" "/home/$fleet_user"
 for h in "${hosts[@]}"; do
   mkdir -p "$state/$h/home" "$state/$h/tmp" "$state/$h/deploy-home" "$run/nr-$h"
   chmod 700 "$state/$h/home"

@@ -102,15 +102,11 @@ fi
 grep -q "^$user:" /etc/passwd || echo "$user:x:0:0:nginx-rollout test host (root with a plain shell):/root:/bin/sh" >>/etc/passwd
 grep -q "^$user:" /etc/shadow || echo "$user:*:19000:0:99999:7:::" >>/etc/shadow
 # The deploy user, as docs/vps.md sets one up: not root, in the docker group, sudo only for the docs' lines.
-getent group docker >/dev/null || groupadd --system docker
-id -u "$deploy_user" >/dev/null 2>&1 ||
-  quietly "adding the user $deploy_user" useradd --create-home --shell /bin/sh --groups docker "$deploy_user"
-id -nG "$deploy_user" | tr ' ' '\n' | grep -qx docker || usermod -aG docker "$deploy_user"
-# No password, yet not locked ('!'): sshd without PAM refuses a locked account even a key.
-usermod -p '*' "$deploy_user"
+# shellcheck source-path=SCRIPTDIR source=deploy-user.sh
+. "$here/deploy-user.sh"
+add_deploy_user "$deploy_user" "/home/$deploy_user"
 deploy_home=$(getent passwd "$deploy_user" | cut -d: -f6)
-# shellcheck source-path=SCRIPTDIR source=sudoers.sh
-. "$here/sudoers.sh"
+chown "$deploy_user:" "$deploy_home"
 nginx_rollout_sudoers "$deploy_user" "${deploy_apps[@]}" >"$dir/sudoers.new"
 quietly "checking the sudoers lines" visudo -cq -f "$dir/sudoers.new"
 install -m 440 "$dir/sudoers.new" "/etc/sudoers.d/nginx-rollout-test-$deploy_user"

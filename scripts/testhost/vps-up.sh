@@ -61,8 +61,8 @@ cp "$dir/id_ed25519.pub" "$fs/home/deploy/.ssh/authorized_keys"
 chown -R 2077:2077 "$fs/home/deploy" && chmod 700 "$fs/home/deploy/.ssh"
 # The sudoers lines of docs/vps.md for an app "vps-shop" (the suite's app), and nothing else.
 if [ "$sudoers" = docs ]; then
-  # shellcheck source-path=SCRIPTDIR source=sudoers.sh
-  . "$(dirname "$0")/sudoers.sh"
+  # shellcheck source-path=SCRIPTDIR source=deploy-user.sh
+  . "$(dirname "$0")/deploy-user.sh"
   nginx_rollout_sudoers deploy vps-shop >"$fs/sudoers.d/nginx-rollout"
   chmod 440 "$fs/sudoers.d/nginx-rollout"
   visudo -cq -f "$fs/sudoers.d/nginx-rollout"

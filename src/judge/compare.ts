@@ -228,11 +228,14 @@ interface FailureKind {
   readonly judgeable: (old: RouteTally) => boolean
 }
 
+/** `latency-threshold` applied to a time of the old version: what the new version must not exceed. */
+export const pastThreshold = (ms: number, latency: LatencyThreshold): number =>
+  Math.max(ms * latency.factor, ms + latency.ms)
+
 /** The bar above which an attempt on a route is slow, from the old version's p95 there. */
 const slowBar = (old: RouteTally, latency: LatencyThreshold): number | undefined => {
   if (old.times.count < LIMITS.latencyMinOldAttempts) return undefined
-  const p95 = old.times.quantile(0.95) ?? 0
-  return Math.max(p95 * latency.factor, p95 + latency.ms)
+  return pastThreshold(old.times.quantile(0.95) ?? 0, latency)
 }
 
 function kinds(latency: LatencyThreshold): FailureKind[] {

@@ -162,18 +162,18 @@ export class Judge {
     const prev = this.wholeRun(record).prev
     // Too little of the old version to know how long its requests take: its record decides alone.
     if (prev.attempts < LIMITS.verifyMinOldRequests) return
-    const latency = this.config.latencyThreshold
-    let bar = 0
+    // Taken after the look has seen the old version's own waits in this table.
+    const bar = () => openBar(prev, this.held.oldOpenMs, this.config.latencyThreshold)
     const count = this.held.look(
       open,
       (s) => this.newServers.has(s),
       (s) => this.oldServers.has(s),
-      () => (bar = openBar(prev, this.held.oldOpenMs, latency)),
+      bar,
     )
     if (count < LIMITS.verifyMinErrors) return
     const old = Math.max(oldLongestMs(prev), this.held.oldOpenMs)
     const reason =
-      `the new version is slower: ${count} of its requests were still unanswered after ${bar} ms ` +
+      `the new version is slower: ${count} of its requests were still unanswered after ${bar()} ms ` +
       `(the longest waited ${this.held.longestMs} ms), where the old version took or held at most ${old} ms on any request`
     this.failOnTraffic(reason)
     this.evidence(

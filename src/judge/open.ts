@@ -4,7 +4,7 @@
 // TCP table shows them at once: a connection from nginx to a replica whose last data went out (the request)
 // after the last data came back has been waiting that long for its answer.
 import { LIMITS } from '../config.js'
-import type { LatencyThreshold, Tally } from './compare.js'
+import { pastThreshold, type LatencyThreshold, type Tally } from './compare.js'
 
 /** One request nginx is still waiting on: the connection (nginx's end) and the server it waits on. */
 export interface OpenRequest {
@@ -61,8 +61,7 @@ export function oldLongestMs(old: Tally): number {
  * (long polls, streams) raises this bar by itself.
  */
 export function openBar(old: Tally, oldOpenMs: number, latency: LatencyThreshold): number {
-  const longest = Math.max(oldLongestMs(old), oldOpenMs)
-  return Math.max(LIMITS.openMinMs, longest * latency.factor, longest + latency.ms)
+  return Math.max(LIMITS.openMinMs, pastThreshold(Math.max(oldLongestMs(old), oldOpenMs), latency))
 }
 
 /**
@@ -91,11 +90,7 @@ export class HeldOpen {
     return this.held.size
   }
 
-  /** How many were found held, and the longest wait seen among them. */
-  get count(): number {
-    return this.held.size
-  }
-
+  /** The longest wait seen among the requests found held. */
   get longestMs(): number {
     return Math.max(0, ...this.held.values())
   }
