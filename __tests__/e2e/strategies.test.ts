@@ -179,10 +179,15 @@ describe('canary', () => {
     expect(run.outputs).toMatchObject({ result: 'rolled-back', 'canary-weight': '0', image: image('v2') })
     expect(load.failed).toBe(0)
     // The load runs on 700 ms past the action's end: everything started then is answered by the stable version.
+    // (How many that is depends on the machine's load: 19 in a CI run beside the other stream; the count that
+    // says the canary gets nothing is the one below.)
     const lastStart = Math.max(...load.events.map((e) => e.at))
     const after = load.events.filter((e) => e.at > lastStart - 500)
-    expect(after.length).toBeGreaterThan(50)
+    expect(after.length).toBeGreaterThan(0)
     expect(after.every((e) => e.version === 'v2')).toBe(true)
+    const { share, total } = await measureShare(PORT, 'v3', 300)
+    expect(total).toBeGreaterThanOrEqual(300)
+    expect(share).toBe(0)
     expect(replicasOf(APP).map((r) => r.split(' ')[1])).toEqual([image('v2'), image('v2')])
     const again = await runAction(inputs({ operation: 'abort', image: '' }))
     expect(again.code).toBe(1)
