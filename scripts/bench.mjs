@@ -4,7 +4,8 @@
 // against replicas on one host, and on three hosts (the fleet of scripts/testhost/fleet-up.sh).
 // Environment: BENCH_RUNS (default 3), BENCH_OUT (default bench-results), BENCH_CLIENTS (fresh,keep-alive),
 // BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip), BENCH_PARTS (deploys,judged,scaling,fleet:
-// a part not run keeps its figures from the results.json already in BENCH_OUT).
+// a part not run keeps its figures from the results.json already in BENCH_OUT), BENCH_JUDGED_CASES (only those
+// judged cases, names separated by '|').
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -317,7 +318,9 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
     `scaling ${label}: ${scaling.at(-1).strategy}, ${n} replicas: ${seconds.toFixed(1)} s, ${s.reloads} reloads`,
   )
 }
-const judged = PARTS.has('judged') ? await runJudged(RUNS) : []
+// BENCH_JUDGED_CASES: only these judged cases, their names separated by '|' (the names hold commas).
+const judgedCases = process.env.BENCH_JUDGED_CASES?.split('|').map((n) => n.trim())
+const judged = PARTS.has('judged') ? await runJudged(RUNS, console.log, judgedCases) : []
 for (const n of PARTS.has('scaling') ? [1, 3, 8, 16] : []) {
   const app = 'bench-scale'
   // Without load and without the bake (a bake adds exactly its bake-seconds), as in the table above.

@@ -112,13 +112,20 @@ async function quietDeploy(app, port, ports, strategy, judged) {
   return { result: run.outputs.result, seconds: (performance.now() - t0) / 1000 }
 }
 
-export async function runJudged(runs, log = console.log) {
+/**
+ * Every case `runs` times per strategy; `only` (case names) runs those alone and not the quiet deploys (e):
+ * BENCH_JUDGED_CASES='healthy (v2), judged' with BENCH_RUNS=20 is the false-alarm count at default inputs.
+ */
+export async function runJudged(runs, log = console.log, only = undefined) {
+  const unknown = (only ?? []).filter((n) => !CASES.some((c) => c.name === n))
+  if (unknown.length)
+    throw new Error(`no judged case named ${unknown.join(', ')}; the cases: ${CASES.map((c) => c.name).join('; ')}`)
   const results = []
   for (const strategy of ['rolling', 'blue-green']) {
     const app = `bench-judge-${strategy === 'rolling' ? 'r' : 'bg'}`
     const port = strategy === 'rolling' ? 18196 : 18197
     const ports = strategy === 'rolling' ? '9641-9660' : '9661-9680'
-    for (const c of CASES)
+    for (const c of only ? CASES.filter((c) => only.includes(c.name)) : CASES)
       for (let run = 1; run <= runs; run++) {
         const m = await deployUnderLoad(app, port, ports, strategy, c)
         results.push({ strategy, case: c.name, expect: c.expect, run, ...m })
@@ -126,7 +133,7 @@ export async function runJudged(runs, log = console.log) {
           `judged ${strategy.padEnd(10)} ${c.name.padEnd(38)} run ${run}: ${m.result}, ${m.failed} of ${m.sent} failed (${(100 * m.share).toFixed(2)}%), ${m.seconds.toFixed(1)} s, serving ${m.servingAfter}`,
         )
       }
-    for (const judged of [true, false])
+    for (const judged of only ? [] : [true, false])
       for (let run = 1; run <= runs; run++) {
         const m = await quietDeploy(app, port, ports, strategy, judged)
         results.push({
