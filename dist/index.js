@@ -42179,13 +42179,14 @@ var LIMITS = {
   sshKeepaliveMs: 1e4,
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, and one as a
-   * margin: sshd frees a session slot a moment after the client sees its channel close (seen here: with all
-   * ten in use, a new channel was refused now and then).
+   * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, one for the
+   * switch back standing by while a version is judged (Nginx.standBy), and one as a margin: sshd frees a
+   * session slot a moment after the client sees its channel close (seen here: with all ten in use, a new
+   * channel was refused now and then).
    */
-  sshSessions: 7,
+  sshSessions: 6,
   /**
-   * A command whose session sshd refused (a slot not yet freed, or a MaxSessions lower than sshSessions + 2)
+   * A command whose session sshd refused (a slot not yet freed, or a MaxSessions lower than sshSessions + 3)
    * never started: it is asked for again this many times, waiting 50 ms longer each time (1.4 s in all).
    */
   sshSessionTries: 8,
@@ -50532,7 +50533,11 @@ function followOn(client, name, c, onData) {
         clearTimeout(wait);
         stream.close();
       };
-      resolve({ stop: stop2, ended });
+      const finish2 = (input) => {
+        stream.end(input);
+        return ended;
+      };
+      resolve({ stop: stop2, ended, finish: finish2 });
     });
   });
 }
@@ -51200,8 +51205,6 @@ d=\${f%/*}; b=\${f##*/}
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
 if [ -n "$nr_as" ]; then stage=$nr_t; else stage=$d; fi
 new="$stage/.$b.nginx-rollout-new"; backup="$stage/.$b.nginx-rollout-prev"; placed=
-if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
-[ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
 put() { if [ -n "$nr_as" ]; then $nr_as "$(command -v tee)" "$f" <"$1" >/dev/null; else mv -f "$1" "$f"; fi; }
 del() { if [ -n "$nr_as" ]; then $nr_as "$(command -v rm)" -f "$f"; else rm -f "$f"; fi; }
 reload() { if [ -n "$nr_as" ]; then run_nginx -s reload >&2; else kill -HUP "$master"; fi; }
@@ -51215,6 +51218,11 @@ restore() {
 trap 'restore; exit 143' TERM
 trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
+# Standing by (see STAND_BY): nothing happens until a line 'go <sha256 of the file live then>' comes; the end
+# of input first is a stand-down.
+if [ "$want" = standing-by ]; then IFS=' ' read -r nr_go want || exit 0; [ "$nr_go" = go ] || exit 0; fi
+if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
+[ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
 load_args "$master"
 if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
@@ -51251,6 +51259,29 @@ var LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
 timeout "$wait" flock -x 9 || exit 76
 "$@"`;
+var STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+t=$(mktemp -d) || exit 77
+mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
+"$@" <"$t/in" &
+inner=$!
+exec 8>"$t/in"
+rm -rf "$t"
+done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
+IFS=' ' read -r go hash || done_with 0
+[ "$go" = go ] || done_with 0
+[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || done_with 75
+mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || done_with 77
+timeout "$wait" flock -x 9 || done_with 76
+printf 'go %s\\n' "$hash" >&8
+cat >&8
+exec 8>&-
+wait "$inner"`;
+var nginxStandingBy = (fence3, lockFile, waitSeconds, inner) => ({
+  ...inner,
+  argv: script(STAND_BY, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
+});
+var goLine = (liveHash) => `go ${liveHash}
+`;
 var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
   ...inner,
   argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
@@ -52287,6 +52318,8 @@ var Nginx = class {
   ids = /* @__PURE__ */ new Map();
   /** The change under way: changes run one after another, each from the file the one before left. */
   changing = Promise.resolve();
+  /** A change standing by to put a file back (see standBy). */
+  standing;
   config;
   adopt(managed) {
     this.live = managed.kind === "ours" ? managed.text : void 0;
@@ -52369,6 +52402,58 @@ var Nginx = class {
     this.changing = change.catch(() => void 0);
     return change;
   }
+  /** The apply script for this nginx, the file being `expected` (its hash) when it runs. */
+  applyCommand(expected, master, op) {
+    const n = this.config.nginx;
+    const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
+    return applyManagedFile(this.place, n.configPath, expected, master, op, names2);
+  }
+  /**
+   * Starts, where nginx runs, the change that puts `text` back, waiting for the word (see nginxStandingBy):
+   * a switch back after a failing verdict then starts nothing before nginx has the file. Called while a new
+   * version is judged; once per text. One SSH session is held for it until standDown. If it cannot start or
+   * ends early, the switch back runs as any change does.
+   */
+  standBy(text3) {
+    const master = this.current.masterPid;
+    if (this.standing?.text === text3 || master === void 0) return;
+    void this.standDown();
+    const c = withTimeout(
+      nginxStandingBy(
+        this.fence,
+        this.lockFile,
+        LIMITS.nginxLockSeconds,
+        this.applyCommand("standing-by", master, "write")
+      ),
+      LIMITS.followMaxSeconds
+    );
+    const standing = { text: text3, master, output: "", over: false, started: Promise.resolve(void 0) };
+    standing.started = this.remote.follow(c, (chunk) => standing.output += chunk.toString("utf8")).then((f) => {
+      void f.ended.then(() => standing.over = true);
+      return f;
+    }).catch(() => void 0);
+    this.standing = standing;
+  }
+  /** Ends the change standing by, if one does: nothing changes. */
+  async standDown() {
+    const standing = this.standing;
+    this.standing = void 0;
+    await (await standing?.started)?.stop();
+  }
+  /**
+   * `next` through the change standing by for it, if one is: the result as an exec's, or undefined when it
+   * had ended (a deadline, the connection) and put nothing in place.
+   */
+  async goStanding(next, expected, master) {
+    const standing = this.standing;
+    if (standing?.text !== next || standing.master !== master) return void 0;
+    this.standing = void 0;
+    const f = await standing.started;
+    if (!f || standing.over) return void 0;
+    const end = await f.finish(goLine(expected) + next).catch(() => void 0);
+    if (end?.code === void 0 || end.code === null) return void 0;
+    return { code: end.code, stdout: standing.output, stderr: end.stderr, raw: Buffer.from(standing.output) };
+  }
   async change(next, configId, upstreamAddress) {
     const booted = await this.ensureRunning(upstreamAddress);
     if (next === this.live) return booted ?? "no change";
@@ -52376,15 +52461,14 @@ var Nginx = class {
     if (master === void 0) throw new NginxError(`no nginx master process to reload on ${this.remote.name}`);
     const n = this.config.nginx;
     const expected = this.live === void 0 ? "absent" : sha256(this.live);
-    const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
     const locked = nginxLocked(
       this.fence,
       this.lockFile,
       LIMITS.nginxLockSeconds,
-      applyManagedFile(this.place, n.configPath, expected, master, next === void 0 ? "remove" : "write", names2)
+      this.applyCommand(expected, master, next === void 0 ? "remove" : "write")
     );
     const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
-    const r = await this.remote.exec(c);
+    const r = next !== void 0 && await this.goStanding(next, expected, master) || await this.remote.exec(c);
     if (r.code !== 0) {
       const what = APPLY_FAILURES[r.code];
       const said = (r.stderr || r.stdout).trim();
@@ -54366,6 +54450,7 @@ async function route(w, step) {
   const { text: text3, configId } = fileFor(w, step.servers, step.split, step.judged);
   const detail = await applyNginx(w, text3, configId);
   if (step.judged) w.judge.recordLive();
+  if (step.judged && w.progress.configBefore !== void 0) w.nginx.standBy(w.progress.configBefore);
   w.progress.routedTo(step.servers);
   w.judge.routed([...step.servers, ...step.judged?.backup ?? []]);
   return done(detail);
@@ -54817,7 +54902,7 @@ async function deploy(scope, state2, plan, lock, records) {
   );
   const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
   const links = async () => canaryLinks(gh, state2.canary, await deployment);
-  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh);
+  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh).finally(() => nginx.standDown());
   await ex.quiesce();
   const entry = historyEntry(config, plan, outcome2.result, claim.owner);
   const canary = outcome2.canary !== void 0 ? { canary: outcome2.canary } : records;

@@ -275,13 +275,14 @@ export const LIMITS = {
   sshKeepaliveMs: 10_000,
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
-   * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, and one as a
-   * margin: sshd frees a session slot a moment after the client sees its channel close (seen here: with all
-   * ten in use, a new channel was refused now and then).
+   * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, one for the
+   * switch back standing by while a version is judged (Nginx.standBy), and one as a margin: sshd frees a
+   * session slot a moment after the client sees its channel close (seen here: with all ten in use, a new
+   * channel was refused now and then).
    */
-  sshSessions: 7,
+  sshSessions: 6,
   /**
-   * A command whose session sshd refused (a slot not yet freed, or a MaxSessions lower than sshSessions + 2)
+   * A command whose session sshd refused (a slot not yet freed, or a MaxSessions lower than sshSessions + 3)
    * never started: it is asked for again this many times, waiting 50 ms longer each time (1.4 s in all).
    */
   sshSessionTries: 8,

@@ -7,7 +7,7 @@ import { retireDir } from '../../src/host/read.js'
 import type { ManagedContainer } from '../../src/host/state.js'
 import { Journal } from '../../src/journal.js'
 import type { Replica } from '../../src/model.js'
-import { Nginx, NginxError, type NginxState } from '../../src/nginx/nginx.js'
+import { Nginx, NginxError, sha256, type NginxState } from '../../src/nginx/nginx.js'
 import { renderManagedFile } from '../../src/nginx/template.js'
 import { splitFor } from '../../src/plan/canary.js'
 import { planUndo } from '../../src/plan/rollback.js'
@@ -127,6 +127,71 @@ describe('Executor: nginx changes', () => {
       retired: [],
       configNow: text,
       configBefore: renderManagedFile(config, previous, undefined, { keepaliveMinTimeout: false }).text,
+    })
+  })
+
+  describe('the switch back standing by while a version is judged', () => {
+    const judgedRoute = (previous: Replica[]): Step[] => [
+      { kind: 'start', replicas: [v2] },
+      { kind: 'route', servers: [v2], judged: { backup: previous } },
+    ]
+    const standingOf = (host: FakeRemote) => host.followed.filter((f) => f.command.argv.includes('standing-by'))
+
+    it('starts the change that puts the previous file back when a judged route is live, and the switch back goes through it', async () => {
+      const { ex, host, nginx, previous, before } = setup()
+      await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
+      const live = nginx.liveText!
+      expect(standingOf(host)).toHaveLength(1)
+      expect(standingOf(host)[0].stopped).toBe(false)
+      const applied = host.applies.length
+      await runAll(ex, [{ kind: 'restore-config', text: before, servers: previous }], 'rollback', 'shop:v2')
+      const [standing] = standingOf(host)
+      // The word: the hash of the file live then, and the previous file's text.
+      expect(standing.finished).toBe(`go ${sha256(live)}\n${before}`)
+      expect(host.installed.at(-1)).toBe(before)
+      expect(nginx.liveText).toBe(before)
+      // One change, the standing one: no apply started after the verdict.
+      expect(host.applies.slice(applied).map((c) => c.argv.includes('standing-by'))).toEqual([true])
+    })
+
+    it('switches back as any change does when the standing change had ended (a deadline, the connection)', async () => {
+      const { ex, host, nginx, previous, before } = setup()
+      await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
+      standingOf(host)[0].end(124, '')
+      await new Promise((r) => setTimeout(r, 0))
+      const applied = host.applies.length
+      await runAll(ex, [{ kind: 'restore-config', text: before, servers: previous }], 'rollback', 'shop:v2')
+      expect(standingOf(host)[0].finished).toBeUndefined()
+      expect(host.applies.slice(applied).map((c) => c.argv.includes('standing-by'))).toEqual([false])
+      expect(nginx.liveText).toBe(before)
+    })
+
+    it('stands down at the run end: nothing changes', async () => {
+      const { ex, host, nginx, previous } = setup()
+      await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
+      const live = nginx.liveText
+      const installed = host.installed.length
+      await nginx.standDown()
+      expect(standingOf(host).map((f) => [f.stopped, f.finished])).toEqual([[true, undefined]])
+      expect(host.installed).toHaveLength(installed)
+      expect(nginx.liveText).toBe(live)
+    })
+
+    it('is not started for a route that is not judged, nor where there was no file before', async () => {
+      const plain = setup()
+      await runAll(
+        plain.ex,
+        [
+          { kind: 'start', replicas: [v2] },
+          { kind: 'route', servers: [v2] },
+        ],
+        'deploy',
+        'shop:v2',
+      )
+      expect(standingOf(plain.host)).toEqual([])
+      const first = setup({ nginxState: { ...nginxServing(configFrom({}), []), managed: { kind: 'absent' } } })
+      await runAll(first.ex, judgedRoute([]), 'deploy', 'shop:v2')
+      expect(standingOf(first.host)).toEqual([])
     })
   })
 

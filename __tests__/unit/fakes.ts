@@ -2,7 +2,7 @@
 // produce them, a Remote that answers by rules, an nginx host that serves the config id it was given, a
 // fleet of those, and a lock that can be lost on demand.
 import type { Config } from '../../src/config.js'
-import { render, type Command } from '../../src/commands/shell.js'
+import { render, withStdin, type Command } from '../../src/commands/shell.js'
 import type { CanaryState, HostState, ManagedContainer } from '../../src/host/state.js'
 import { hostPort, type Replica } from '../../src/model.js'
 import type { NginxState } from '../../src/nginx/nginx.js'
@@ -10,7 +10,7 @@ import { CONFIG_ID_HEADER, configIdOf, renderManagedFile } from '../../src/nginx
 import type { Routes } from '../../src/plan/common.js'
 import type { Fleet } from '../../src/remote/fleet.js'
 import { LockLostError, type HeldLock, type HostFence, type LockClaim } from '../../src/remote/lock.js'
-import type { ExecOptions, ExecResult, Following, HttpResult, Remote } from '../../src/remote/ssh.js'
+import type { ExecOptions, ExecResult, FollowedCommand, HttpResult, Remote } from '../../src/remote/ssh.js'
 
 /** Inputs for three app hosts a, b, c (upstream addresses 10.0.0.1-3) behind nginx on lb. */
 export const THREE_HOSTS = {
@@ -172,21 +172,34 @@ export class FakeRemote implements Remote {
     stopped: boolean
     /** Ends the followed command as the host would (exit code, standard error). */
     end: (code: number, stderr: string) => void
+    /** The last word it was given (see FollowedCommand.finish), if any. */
+    finished?: string
   }> = []
 
   /** What a followed command prints once it runs (nginx's record of requests, for the judgement). */
   followText = ''
 
-  async follow(command: Command, onData: (chunk: Buffer) => void): Promise<Following> {
+  async follow(command: Command, onData: (chunk: Buffer) => void): Promise<FollowedCommand> {
     this.stats.commands++
     let end: (code: number, stderr: string) => void = () => undefined
     const ended = new Promise<{ code: number | null; stderr: string }>((resolve) => {
       end = (code, stderr) => resolve({ code, stderr })
     })
-    const f = { command, onData, stopped: false, end }
+    const f: (typeof this.followed)[number] = { command, onData, stopped: false, end }
     this.followed.push(f)
     if (this.followText) setTimeout(() => onData(Buffer.from(this.followText)), 0)
-    return { stop: async () => void ((f.stopped = true), end(0, '')), ended }
+    // A last word ends the command as the host runs it: as that command sent with the input after the first
+    // line (a change standing by: the go line, then the file's text).
+    const finish = async (input: string) => {
+      f.stopped = true
+      f.finished = input
+      const text = input.slice(input.indexOf('\n') + 1)
+      const r = await this.exec(text ? withStdin(command, text, 'the rest') : command)
+      if (r.stdout) onData(Buffer.from(r.stdout))
+      end(r.code, r.stderr)
+      return ended
+    }
+    return { stop: async () => void ((f.stopped = true), end(0, '')), ended, finish }
   }
 
   /** Writes `text` to every followed command still running, as the host would send its output. */

@@ -1,6 +1,6 @@
 // Scripts that run on the hosts, run by a real sh against fake docker and nginx on PATH: removals that race
-// another removal, retirement reports that only a run holding the lock consumes, and an nginx change ended by
-// its deadline.
+// another removal, retirement reports that only a run holding the lock consumes, an nginx change ended by
+// its deadline, and a switch back standing by for its word.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readRetireReports, removeContainers, retireContainers } from '../../src/commands/docker.js'
 import { render, renderRemote, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
-import { applyManagedFile, hostPlace } from '../../src/nginx/scripts.js'
+import { applyManagedFile, goLine, hostPlace, nginxStandingBy } from '../../src/nginx/scripts.js'
 import { releasePorts, reservePorts, takenPorts } from '../../src/host/ports.js'
 
 const dirs: string[] = []
@@ -272,5 +272,91 @@ describe('port reservations', () => {
     r.run(reservePorts('blog', 'tok-blog', -1, [9301]))
     expect(r.run(reservePorts('shop', 'tok-shop', 600, [9301])).code).toBe(0)
     expect(r.holder(9301)).toEqual(['shop', 'tok-shop'])
+  })
+})
+
+describe('a switch back standing by (nginxStandingBy)', () => {
+  // A master that starts a new "worker" (a child) on each HUP, as nginx does on a reload.
+  let master: ChildProcess
+  beforeAll(() => {
+    master = spawn('sh', ['-c', 'trap "sleep 300 &" HUP; sleep 300 & while :; do wait; done'], { stdio: 'ignore' })
+  })
+  afterAll(() => {
+    master.kill('SIGKILL')
+  })
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+  const PREVIOUS = '# the previous file\n'
+  const LIVE = '# the new version, judged\n'
+
+  function standing(token = 'run-token') {
+    const dir = tempDir()
+    install(dir, 'nginx', '#!/bin/sh\nexit 0\n')
+    const conf = join(dir, 'conf.d')
+    mkdirSync(conf)
+    const file = join(conf, 'shop.conf')
+    writeFileSync(file, LIVE)
+    const lockDir = join(dir, 'lock')
+    mkdirSync(lockDir)
+    writeFileSync(join(lockDir, 'token'), `${token}\n`)
+    const c = nginxStandingBy(
+      { lockDir, token: 'run-token' },
+      join(dir, 'state', 'nginx-host.lock'),
+      5,
+      applyManagedFile(hostPlace('no'), file, 'standing-by', master.pid!, 'write', []),
+    )
+    const child = spawn('sh', ['-c', renderRemote(c, 120)], {
+      cwd: dir,
+      env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}` },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    return {
+      file,
+      conf,
+      child,
+      exited: async () => ({ code: await exited, stdout, stderr }),
+    }
+  }
+
+  it('changes nothing until its word, then puts the file back and reloads nginx', async () => {
+    const s = standing()
+    await sleep(500)
+    expect(s.child.exitCode).toBeNull()
+    expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+    s.child.stdin!.end(goLine(sha256(LIVE)) + PREVIOUS)
+    const r = await s.exited()
+    expect(r).toMatchObject({ code: 0, stdout: `nginx ${master.pid} reloaded\n` })
+    expect(readFileSync(s.file, 'utf8')).toBe(PREVIOUS)
+    expect(readdirSync(s.conf)).toEqual(['shop.conf'])
+  })
+
+  it('stands down at the end of its input: exit 0, the file as it was, nothing staged left', async () => {
+    const s = standing()
+    await sleep(300)
+    s.child.stdin!.end()
+    const r = await s.exited()
+    expect(r).toMatchObject({ code: 0, stdout: '' })
+    expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+    expect(readdirSync(s.conf)).toEqual(['shop.conf'])
+  })
+
+  it('changes nothing once the run no longer holds the deploy lock (75)', async () => {
+    const s = standing('another-run')
+    s.child.stdin!.end(goLine(sha256(LIVE)) + PREVIOUS)
+    const r = await s.exited()
+    expect(r.code).toBe(75)
+    expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+  })
+
+  it('changes nothing when the file is not what the word says is live (71)', async () => {
+    const s = standing()
+    s.child.stdin!.end(goLine(sha256('# another file\n')) + PREVIOUS)
+    const r = await s.exited()
+    expect(r.code).toBe(71)
+    expect(r.stderr).toContain('changed since this run read it')
+    expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
   })
 })

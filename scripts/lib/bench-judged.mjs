@@ -45,6 +45,16 @@ function routeSeconds(summary) {
     Number(m[1]),
   )
 }
+/** The seconds of the switch back: the step that put the previous nginx file back, as the summary says. */
+const restoreSeconds = (summary) =>
+  [...summary.matchAll(/^\| \d+ \| restore the previous nginx config[^|]*\| (?:[^|]*\| )?([\d.]+)\ss \| ok/gm)].map(
+    (m) => Number(m[1]),
+  )
+/** From the first failed request's answer to the last one's, in seconds (0 with one failure or none). */
+function failingSeconds(events) {
+  const ends = events.filter((e) => !e.ok).map((e) => e.at + e.ms)
+  return ends.length ? (Math.max(...ends) - Math.min(...ends)) / 1000 : 0
+}
 const verdictSeconds = (summary) =>
   [...summary.matchAll(/^\| [^|]+ \| \*{0,2}(pass|fail|not judged)\*{0,2} \| [^|]* \| [^|]* \| ([\d.]+)\ss \|/gm)].map(
     (m) => ({ verdict: m[1], seconds: Number(m[2]) }),
@@ -93,6 +103,8 @@ async function deployUnderLoad(app, port, ports, strategy, c) {
     // What served at the end: the version that answered the last GETs.
     servingAfter: [...new Set(after)].join(','),
     routes: routeSeconds(run.summary),
+    restores: restoreSeconds(run.summary),
+    failingSeconds: failingSeconds(report.events),
     verdicts: verdictSeconds(run.summary),
     errors: report.sampleErrors.slice(0, 3),
   }
@@ -163,9 +175,9 @@ export function renderJudged(results, runs) {
   )
   out.push('')
   out.push(
-    '| strategy | case | result (expected) | failed requests, worst run (share) | failed, median share | failed GETs, worst run | serving after | run time, median | route step, median | time to verdict, median |',
+    '| strategy | case | result (expected) | failed requests, worst run (share) | failed, median share | failed GETs, worst run | failing for, worst run | serving after | run time, median | route step, median | time to verdict, median | switch back, median |',
   )
-  out.push('|---|---|---|---:|---:|---:|---|---:|---:|---:|')
+  out.push('|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|')
   const keys = [...new Set(results.map((r) => `${r.strategy}|${r.case}`))]
   for (const key of keys) {
     const [strategy, name] = key.split('|')
@@ -175,10 +187,13 @@ export function renderJudged(results, runs) {
     const worst = rs.reduce((a, r) => ((r.share ?? 0) > (a.share ?? 0) ? r : a), rs[0])
     const serving = [...new Set(rs.map((r) => r.servingAfter).filter(Boolean))].join('; ') || '-'
     const verdicts = rs.flatMap((r) => (r.verdicts ?? []).map((v) => v.seconds))
+    const restores = rs.flatMap((r) => r.restores ?? [])
     out.push(
       `| ${strategy} | ${name} | ${results_}${ok ? '' : ` (expected ${rs[0].expect})`} | ${worst.failed ?? '-'}${worst.sent ? ` of ${worst.sent} (${pct(worst.share)})` : ''} | ` +
-        `${rs[0].sent ? pct(median(rs.map((r) => r.share))) : '-'} | ${rs[0].sent ? Math.max(...rs.map((r) => r.failedGets ?? 0)) : '-'} | ${serving} | ${f1(median(rs.map((r) => r.seconds)))} s | ` +
-        `${f2(median(rs.flatMap((r) => r.routes ?? [])))} s | ${verdicts.length ? `${f2(median(verdicts))} s` : '-'} |`,
+        `${rs[0].sent ? pct(median(rs.map((r) => r.share))) : '-'} | ${rs[0].sent ? Math.max(...rs.map((r) => r.failedGets ?? 0)) : '-'} | ` +
+        `${rs[0].sent ? `${f2(Math.max(...rs.map((r) => r.failingSeconds ?? 0)))} s` : '-'} | ${serving} | ${f1(median(rs.map((r) => r.seconds)))} s | ` +
+        `${f2(median(rs.flatMap((r) => r.routes ?? [])))} s | ${verdicts.length ? `${f2(median(verdicts))} s` : '-'} | ` +
+        `${restores.length ? `${f2(median(restores))} s` : '-'} |`,
     )
   }
   out.push('')
@@ -197,8 +212,19 @@ export function renderJudged(results, runs) {
     const target = strategy === 'rolling' ? 0.01 : 0.02
     const getsOf500 = Math.max(...rows.filter((r) => /^\(a\)/.test(r.case)).map((r) => r.failedGets ?? 0))
     const wrong = rows.filter((r) => r.result !== r.expect).map((r) => `${r.case} run ${r.run}: ${r.result}`)
+    // False alarms: healthy versions (judged, any case) that did not deploy.
+    const healthy = rows.filter((r) => r.case.startsWith('healthy') || r.case.startsWith('(h)'))
+    const alarms = healthy.filter((r) => r.result !== 'deployed').length
+    const healthyLine = `healthy versions judged under load: ${healthy.length - alarms} of ${healthy.length} deployed (${alarms} false alarm${alarms === 1 ? '' : 's'})`
+    // A run of some cases only (BENCH_JUDGED_CASES) says what it measured and no more.
+    if (judged === undefined || plain === undefined || !rows.some((r) => r.case.startsWith('(a)'))) {
+      out.push(
+        `- ${strategy}: ${healthyLine}; results other than expected: ${wrong.length ? wrong.join('; ') : 'none'}.`,
+      )
+      continue
+    }
     out.push(
-      `- ${strategy}: judging a healthy version under load adds ${f2(judged - plain)} s (${f2((judged - plain) / routes)} s per route, ${routes} route${routes > 1 ? 's' : ''}; target at most 0.5 s per route: ${(judged - plain) / routes <= 0.5 ? 'met' : 'NOT met'}); ` +
+      `- ${strategy}: ${healthyLine}; judging a healthy version under load adds ${f2(judged - plain)} s (${f2((judged - plain) / routes)} s per route, ${routes} route${routes > 1 ? 's' : ''}; target at most 0.5 s per route: ${(judged - plain) / routes <= 0.5 ? 'met' : 'NOT met'}); ` +
         `without traffic ${f2(quietJudged - quietPlain)} s; (a): worst run ${pct(worstBad)} of requests failed (target at most ${pct(target)}: ${worstBad <= target ? 'met' : 'NOT met'}), (b) ${pct(worstOf('b'))}, (c) ${pct(worstOf('c'))}; ` +
         `(a): ${getsOf500} failed GETs at most (target 0: ${getsOf500 === 0 ? 'met' : 'NOT met'}); results other than expected: ${wrong.length ? wrong.join('; ') : 'none'}.`,
     )

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto'
 import { isIP } from 'node:net'
 import { LIMITS, type Config, type NginxMode } from '../config.js'
 import * as docker from '../commands/docker.js'
-import { command, withStdin, type Command } from '../commands/shell.js'
+import { command, withStdin, withTimeout, type Command } from '../commands/shell.js'
 import { hostPort, isLoopback, parseListen } from '../model.js'
 import { parseSections, sectioned, text, type Section } from '../remote/frames.js'
-import { failure, run, type Following, type Remote } from '../remote/ssh.js'
+import { failure, run, type ExecResult, type FollowedCommand, type Following, type Remote } from '../remote/ssh.js'
 import {
   declaresHttpAccessLog,
   includeProblem,
@@ -28,10 +28,12 @@ import {
   containerPlace,
   setAsideImageDefaultSite,
   followTrafficLog,
+  goLine,
   openConnections,
   hostPlace,
   nginxErrorLog,
   nginxLocked,
+  nginxStandingBy,
   readNginx,
   sudoCommands,
   type NginxPlace,
@@ -434,6 +436,19 @@ export function probeHostHeader(serverName: string, listenHost: string): string 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** The live nginx of a run, and the only code that changes it. */
+/** A change started ahead and waiting for the word (see Nginx.standBy). */
+interface StandingChange {
+  /** The file it puts in place. */
+  readonly text: string
+  /** The nginx master it reloads. */
+  readonly master: number
+  started: Promise<FollowedCommand | undefined>
+  /** What it printed (the apply's last word, 'nginx <pid> reloaded', or nginx -t's refusal). */
+  output: string
+  /** It ended (stood down, or a deadline or the connection ended it). */
+  over: boolean
+}
+
 export class Nginx {
   private readonly place: NginxPlace
   /** The managed file's text live now (undefined: none). */
@@ -442,6 +457,8 @@ export class Nginx {
   private readonly ids = new Map<string, string | undefined>()
   /** The change under way: changes run one after another, each from the file the one before left. */
   private changing: Promise<unknown> = Promise.resolve()
+  /** A change standing by to put a file back (see standBy). */
+  private standing: StandingChange | undefined
 
   private readonly config: Config
 
@@ -550,6 +567,67 @@ export class Nginx {
     return change
   }
 
+  /** The apply script for this nginx, the file being `expected` (its hash) when it runs. */
+  private applyCommand(expected: string, master: number, op: 'write' | 'remove'): Command {
+    const n = this.config.nginx
+    const names = n.scope === 'site' ? n.serverName.split(/\s+/).filter((s) => s !== '_') : []
+    return applyManagedFile(this.place, n.configPath, expected, master, op, names)
+  }
+
+  /**
+   * Starts, where nginx runs, the change that puts `text` back, waiting for the word (see nginxStandingBy):
+   * a switch back after a failing verdict then starts nothing before nginx has the file. Called while a new
+   * version is judged; once per text. One SSH session is held for it until standDown. If it cannot start or
+   * ends early, the switch back runs as any change does.
+   */
+  standBy(text: string): void {
+    const master = this.current.masterPid
+    if (this.standing?.text === text || master === undefined) return
+    void this.standDown()
+    const c = withTimeout(
+      nginxStandingBy(
+        this.fence,
+        this.lockFile,
+        LIMITS.nginxLockSeconds,
+        this.applyCommand('standing-by', master, 'write'),
+      ),
+      LIMITS.followMaxSeconds,
+    )
+    const standing: StandingChange = { text, master, output: '', over: false, started: Promise.resolve(undefined) }
+    standing.started = this.remote
+      .follow(c, (chunk) => (standing.output += chunk.toString('utf8')))
+      .then((f) => {
+        void f.ended.then(() => (standing.over = true))
+        return f
+      })
+      .catch(() => undefined)
+    this.standing = standing
+  }
+
+  /** Ends the change standing by, if one does: nothing changes. */
+  async standDown(): Promise<void> {
+    const standing = this.standing
+    this.standing = undefined
+    await (await standing?.started)?.stop()
+  }
+
+  /**
+   * `next` through the change standing by for it, if one is: the result as an exec's, or undefined when it
+   * had ended (a deadline, the connection) and put nothing in place.
+   */
+  private async goStanding(next: string, expected: string, master: number): Promise<ExecResult | undefined> {
+    const standing = this.standing
+    if (standing?.text !== next || standing.master !== master) return undefined
+    this.standing = undefined
+    const f = await standing.started
+    if (!f || standing.over) return undefined
+    const end = await f.finish(goLine(expected) + next).catch(() => undefined)
+    // No exit status: the channel closed under it (the connection). What it did is unknown: the change as
+    // any other then says, by the file's hash, whether the file is still what this run put there.
+    if (end?.code === undefined || end.code === null) return undefined
+    return { code: end.code, stdout: standing.output, stderr: end.stderr, raw: Buffer.from(standing.output) }
+  }
+
   private async change(next: string | undefined, configId: string | undefined, upstreamAddress: string) {
     const booted = await this.ensureRunning(upstreamAddress)
     if (next === this.live) return booted ?? 'no change'
@@ -557,15 +635,14 @@ export class Nginx {
     if (master === undefined) throw new NginxError(`no nginx master process to reload on ${this.remote.name}`)
     const n = this.config.nginx
     const expected = this.live === undefined ? 'absent' : sha256(this.live)
-    const names = n.scope === 'site' ? n.serverName.split(/\s+/).filter((s) => s !== '_') : []
     const locked = nginxLocked(
       this.fence,
       this.lockFile,
       LIMITS.nginxLockSeconds,
-      applyManagedFile(this.place, n.configPath, expected, master, next === undefined ? 'remove' : 'write', names),
+      this.applyCommand(expected, master, next === undefined ? 'remove' : 'write'),
     )
     const c = next === undefined ? locked : withStdin(locked, next, `the new ${n.configPath}`)
-    const r = await this.remote.exec(c)
+    const r = (next !== undefined && (await this.goStanding(next, expected, master))) || (await this.remote.exec(c))
     if (r.code !== 0) {
       const what = APPLY_FAILURES[r.code]
       const said = (r.stderr || r.stdout).trim()

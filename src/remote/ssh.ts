@@ -54,7 +54,7 @@ export interface Remote {
    * Runs a command that keeps running, its output given to `onData` as it comes, until stopped (its standard
    * input closes). It holds one SSH session of its own, outside the queue, for the whole run.
    */
-  follow(c: Command, onData: (chunk: Buffer) => void): Promise<Following>
+  follow(c: Command, onData: (chunk: Buffer) => void): Promise<FollowedCommand>
   close(): Promise<void>
   readonly stats: RemoteStats
 }
@@ -269,11 +269,17 @@ export interface Following {
   readonly ended: Promise<{ readonly code: number | null; readonly stderr: string }>
 }
 
+/** A followed command as the Remote hands it out: its standard input can also end with a last word. */
+export interface FollowedCommand extends Following {
+  /** Writes `input` to the command's standard input and closes it; settles as `ended` does. */
+  finish(input: string): Promise<{ readonly code: number | null; readonly stderr: string }>
+}
+
 /**
  * Starts a command that runs until told to stop: its output goes to `onData` as it comes. Its standard input
  * stays open, and closing it is the signal to end (the command must exit on end of input).
  */
-function followOn(client: Client, name: string, c: Command, onData: (chunk: Buffer) => void): Promise<Following> {
+function followOn(client: Client, name: string, c: Command, onData: (chunk: Buffer) => void): Promise<FollowedCommand> {
   return new Promise((resolve, reject) => {
     client.exec(renderRemote(c, LIMITS.commandTimeoutSeconds), (err, stream: ClientChannel) => {
       if (err) {
@@ -298,7 +304,11 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
         clearTimeout(wait)
         stream.close()
       }
-      resolve({ stop, ended })
+      const finish = (input: string) => {
+        stream.end(input)
+        return ended
+      }
+      resolve({ stop, ended, finish })
     })
   })
 }

@@ -197,6 +197,9 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
   const detail = await applyNginx(w, text, configId)
   if (step.judged) w.judge.recordLive()
+  // While the new version is judged, the way back stands ready where nginx runs: a failing verdict's
+  // switch back then starts nothing (see Nginx.standBy).
+  if (step.judged && w.progress.configBefore !== undefined) w.nginx.standBy(w.progress.configBefore)
   w.progress.routedTo(step.servers)
   // The backups are old replicas too: what nginx sends them counts for the old version.
   w.judge.routed([...step.servers, ...(step.judged?.backup ?? [])])
