@@ -42248,6 +42248,8 @@ var LIMITS = {
   openMinMs: 5e3,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1e3,
+  /** How long nginx's record runs before the first judged route, for the old version's baseline (Judge.baseline). */
+  baselineMs: 2e3,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
   verifyRecentZ: 6,
   /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */
@@ -50526,6 +50528,7 @@ function followOn(client, name, c, onData) {
       );
       const closed = ended.then(() => void 0);
       stream.on("data", onData);
+      if (c.stdin !== void 0) stream.write(c.stdin);
       const stop2 = async () => {
         stream.end();
         let wait;
@@ -51218,15 +51221,29 @@ restore() {
 trap 'restore; exit 143' TERM
 trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
-# Standing by (see STAND_BY): nothing happens until a line 'go <sha256 of the file live then>' comes; the end
-# of input first is a stand-down.
-if [ "$want" = standing-by ]; then IFS=' ' read -r nr_go want || exit 0; [ "$nr_go" = go ] || exit 0; fi
+# Standing by (see STAND_BY): the new text comes first ($6 bytes) and waits in this run's folder, the master's
+# arguments read, and 'standing by' says so; then nothing happens until a line 'go <sha256 of the file live
+# then>' comes. The end of input first is a stand-down. What is left after the word is what must follow it.
+standing=
+if [ "$want" = standing-by ]; then
+  standing=1; new=$nr_t/next
+  head -c "$6" >"$new" || exit 72
+  load_args "$master"
+  echo 'standing by'
+  IFS=' ' read -r nr_go want || exit 0
+  [ "$nr_go" = go ] || exit 0
+fi
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-load_args "$master"
-if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
+if [ -z "$standing" ]; then
+  load_args "$master"
+  if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
+fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
-before=" $(workers "$master")"
+# The master's children, read without starting a process where the kernel lists them (polled below).
+kids=/proc/$master/task/$master/children
+now_workers() { if [ -r "$kids" ]; then read -r nr_w <"$kids" || :; else nr_w=$(workers "$master"); fi; }
+now_workers; before=" $nr_w"
 placed=1
 if [ "$op" = write ]; then put "$new" || { restore; exit 72; }; else del || { restore; exit 72; }; fi
 out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
@@ -51236,7 +51253,8 @@ done
 reload || { restore; exit 13; }
 i=0
 while [ $i -lt 1500 ]; do
-  for w in $(workers "$master"); do
+  now_workers
+  for w in $nr_w; do
     case "$before " in *" $w "*) ;; *) placed=; rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
   done
   sleep 0.01; i=$((i + 1))
@@ -51259,7 +51277,8 @@ var LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
 timeout "$wait" flock -x 9 || exit 76
 "$@"`;
-var STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+var STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
+mkdir -p "\${lockfile%/*}" || exit 77
 t=$(mktemp -d) || exit 77
 mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
 "$@" <"$t/in" &
@@ -51267,19 +51286,43 @@ inner=$!
 exec 8>"$t/in"
 rm -rf "$t"
 done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
+head -c "$len" >&8 || done_with 77
 IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
-[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || done_with 75
-mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || done_with 77
-timeout "$wait" flock -x 9 || done_with 76
+read -r held <"$lockdir/token" 2>/dev/null || :
+[ "$held" = "$token" ] || done_with 75
+exec 9>>"$lockfile" || exit 77
+flock -n -x 9 || timeout "$wait" flock -x 9 || done_with 76
 printf 'go %s\\n' "$hash" >&8
-cat >&8
 exec 8>&-
 wait "$inner"`;
-var nginxStandingBy = (fence3, lockFile, waitSeconds, inner) => ({
-  ...inner,
-  argv: script(STAND_BY, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
-});
+var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, text3) => {
+  const apply = place.inside(APPLY, [
+    managedPath,
+    "standing-by",
+    String(masterPid),
+    "write",
+    conflictNames.join(" "),
+    String(Buffer.byteLength(text3))
+  ]);
+  return withStdin(
+    {
+      ...apply,
+      argv: script(
+        STAND_BY,
+        fence3.lockDir,
+        fence3.token,
+        lockFile,
+        String(waitSeconds),
+        String(Buffer.byteLength(text3)),
+        ...apply.argv
+      ).argv
+    },
+    text3,
+    `the file to put back, ${managedPath}`
+  );
+};
+var STANDING_READY = "standing by";
 var goLine = (liveHash) => `go ${liveHash}
 `;
 var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
@@ -52402,33 +52445,53 @@ var Nginx = class {
     this.changing = change.catch(() => void 0);
     return change;
   }
-  /** The apply script for this nginx, the file being `expected` (its hash) when it runs. */
-  applyCommand(expected, master, op) {
+  /** Server names whose conflicts fail a change (site scope). */
+  get conflictNames() {
     const n = this.config.nginx;
-    const names2 = n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
-    return applyManagedFile(this.place, n.configPath, expected, master, op, names2);
+    return n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
   }
   /**
-   * Starts, where nginx runs, the change that puts `text` back, waiting for the word (see nginxStandingBy):
-   * a switch back after a failing verdict then starts nothing before nginx has the file. Called while a new
-   * version is judged; once per text. One SSH session is held for it until standDown. If it cannot start or
-   * ends early, the switch back runs as any change does.
+   * Starts, where nginx runs, the change that puts `text` back, staged and waiting for the word (see
+   * nginxStandingBy): a switch back after a failing verdict then starts no process before nginx has the file.
+   * Called while a new version is judged; once per text. One SSH session is held for it until standDown. If
+   * it is not ready when the word is due, or ended early, the switch back runs as any change does.
    */
   standBy(text3) {
     const master = this.current.masterPid;
     if (this.standing?.text === text3 || master === void 0) return;
     void this.standDown();
+    const n = this.config.nginx;
     const c = withTimeout(
       nginxStandingBy(
         this.fence,
         this.lockFile,
         LIMITS.nginxLockSeconds,
-        this.applyCommand("standing-by", master, "write")
+        this.place,
+        n.configPath,
+        master,
+        this.conflictNames,
+        text3
       ),
       LIMITS.followMaxSeconds
     );
-    const standing = { text: text3, master, output: "", over: false, started: Promise.resolve(void 0) };
-    standing.started = this.remote.follow(c, (chunk) => standing.output += chunk.toString("utf8")).then((f) => {
+    let said = "";
+    let reloaded = () => void 0;
+    const standing = {
+      text: text3,
+      master,
+      over: false,
+      output: () => said,
+      ready: false,
+      reloaded: new Promise((r) => reloaded = r),
+      started: Promise.resolve(void 0)
+    };
+    const heard = (chunk) => {
+      said += chunk.toString("utf8");
+      if (said.startsWith(`${STANDING_READY}
+`)) standing.ready = true;
+      if (/ reloaded\n/.test(said)) reloaded();
+    };
+    standing.started = this.remote.follow(c, heard).then((f) => {
       void f.ended.then(() => standing.over = true);
       return f;
     }).catch(() => void 0);
@@ -52441,18 +52504,23 @@ var Nginx = class {
     await (await standing?.started)?.stop();
   }
   /**
-   * `next` through the change standing by for it, if one is: the result as an exec's, or undefined when it
-   * had ended (a deadline, the connection) and put nothing in place.
+   * `next` through the change standing by for it, if one is ready: the result as an exec's, or undefined
+   * when there is none, it was not ready, or it had ended (a deadline, the connection) and changed nothing.
    */
   async goStanding(next, expected, master) {
     const standing = this.standing;
     if (standing?.text !== next || standing.master !== master) return void 0;
-    this.standing = void 0;
     const f = await standing.started;
-    if (!f || standing.over) return void 0;
-    const end = await f.finish(goLine(expected) + next).catch(() => void 0);
+    if (!f || standing.over || !standing.ready) {
+      void this.standDown();
+      return void 0;
+    }
+    this.standing = void 0;
+    const ended = f.finish(goLine(expected)).catch(() => void 0);
+    const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: "" })), ended]);
     if (end?.code === void 0 || end.code === null) return void 0;
-    return { code: end.code, stdout: standing.output, stderr: end.stderr, raw: Buffer.from(standing.output) };
+    const out = standing.output().slice(STANDING_READY.length + 1);
+    return { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) };
   }
   async change(next, configId, upstreamAddress) {
     const booted = await this.ensureRunning(upstreamAddress);
@@ -52465,7 +52533,14 @@ var Nginx = class {
       this.fence,
       this.lockFile,
       LIMITS.nginxLockSeconds,
-      this.applyCommand(expected, master, next === void 0 ? "remove" : "write")
+      applyManagedFile(
+        this.place,
+        n.configPath,
+        expected,
+        master,
+        next === void 0 ? "remove" : "write",
+        this.conflictNames
+      )
     );
     const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
     const r = next !== void 0 && await this.goStanding(next, expected, master) || await this.remote.exec(c);
@@ -53855,6 +53930,22 @@ var Judge = class {
       reason
     );
   }
+  /**
+   * Before traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
+   * so that the old version's own requests give each route a baseline to judge latency against (a route with
+   * fewer than LIMITS.latencyMinOldAttempts of them is not judged for latency: a blue-green switch right after
+   * a slow reload left a 10x slower version's slow route 12 of them once, and so unjudged another time). An
+   * app with no request in LIMITS.verifyQuietMs is quiet and not held; nor is a run whose record is not live.
+   */
+  async baseline() {
+    for (; ; ) {
+      if (this.recordLiveAt === void 0 || !this.record) return;
+      const since = Date.now() - this.recordLiveAt;
+      if (since >= LIMITS.baselineMs) return;
+      if (since >= LIMITS.verifyQuietMs && this.record.total() === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
   recordLive() {
     this.recordLiveAt ??= Date.now();
@@ -54431,6 +54522,7 @@ var fileFor = (w, servers, split, judged) => renderManagedFile(w.config, servers
 async function record(w, step) {
   const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress);
   await w.judge.startRecording();
+  if (w.progress.configBefore !== void 0) w.nginx.standBy(w.progress.configBefore);
   w.judge.routed(step.servers);
   const { text: text3, configId } = fileFor(w, step.servers, step.split, { backup: [] });
   w.progress.changingNginx(
@@ -54445,7 +54537,10 @@ async function route(w, step) {
   const seen = await w.judge.verdictNow();
   if (seen) return judgedBad(seen);
   await w.progress.nginxChanged();
-  if (step.judged) await w.judge.startRecording();
+  if (step.judged) {
+    await w.judge.startRecording();
+    await w.judge.baseline();
+  }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split);
   const { text: text3, configId } = fileFor(w, step.servers, step.split, step.judged);
   const detail = await applyNginx(w, text3, configId);

@@ -344,6 +344,8 @@ export const LIMITS = {
   openMinMs: 5_000,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1_000,
+  /** How long nginx's record runs before the first judged route, for the old version's baseline (Judge.baseline). */
+  baselineMs: 2_000,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
   verifyRecentZ: 6,
   /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */

@@ -146,8 +146,9 @@ describe('Executor: nginx changes', () => {
       const applied = host.applies.length
       await runAll(ex, [{ kind: 'restore-config', text: before, servers: previous }], 'rollback', 'shop:v2')
       const [standing] = standingOf(host)
-      // The word: the hash of the file live then, and the previous file's text.
-      expect(standing.finished).toBe(`go ${sha256(live)}\n${before}`)
+      // The previous file's text went first; the word is the hash of the file live then.
+      expect(standing.command.stdin).toBe(before)
+      expect(standing.finished).toBe(`go ${sha256(live)}\n`)
       expect(host.installed.at(-1)).toBe(before)
       expect(nginx.liveText).toBe(before)
       // One change, the standing one: no apply started after the verdict.

@@ -2,7 +2,7 @@
 // produce them, a Remote that answers by rules, an nginx host that serves the config id it was given, a
 // fleet of those, and a lock that can be lost on demand.
 import type { Config } from '../../src/config.js'
-import { render, withStdin, type Command } from '../../src/commands/shell.js'
+import { render, type Command } from '../../src/commands/shell.js'
 import type { CanaryState, HostState, ManagedContainer } from '../../src/host/state.js'
 import { hostPort, type Replica } from '../../src/model.js'
 import type { NginxState } from '../../src/nginx/nginx.js'
@@ -188,13 +188,13 @@ export class FakeRemote implements Remote {
     const f: (typeof this.followed)[number] = { command, onData, stopped: false, end }
     this.followed.push(f)
     if (this.followText) setTimeout(() => onData(Buffer.from(this.followText)), 0)
-    // A last word ends the command as the host runs it: as that command sent with the input after the first
-    // line (a change standing by: the go line, then the file's text).
+    // A change standing by says so once it has its text; its last word (the go line) runs it as the host
+    // would run that command with that text.
+    if (command.argv.includes('standing-by')) void Promise.resolve().then(() => onData(Buffer.from('standing by\n')))
     const finish = async (input: string) => {
       f.stopped = true
       f.finished = input
-      const text = input.slice(input.indexOf('\n') + 1)
-      const r = await this.exec(text ? withStdin(command, text, 'the rest') : command)
+      const r = await this.exec(command)
       if (r.stdout) onData(Buffer.from(r.stdout))
       end(r.code, r.stderr)
       return ended

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readRetireReports, removeContainers, retireContainers } from '../../src/commands/docker.js'
 import { render, renderRemote, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
-import { applyManagedFile, goLine, hostPlace, nginxStandingBy } from '../../src/nginx/scripts.js'
+import { applyManagedFile, goLine, hostPlace, nginxStandingBy, STANDING_READY } from '../../src/nginx/scripts.js'
 import { releasePorts, reservePorts, takenPorts } from '../../src/host/ports.js'
 
 const dirs: string[] = []
@@ -285,9 +285,10 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     master.kill('SIGKILL')
   })
   const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
-  const PREVIOUS = '# the previous file\n'
+  const PREVIOUS = '# the previous file\n'.repeat(300)
   const LIVE = '# the new version, judged\n'
 
+  /** The standing change started with its text, as Remote.follow starts it; `ready` once it says so. */
   function standing(token = 'run-token') {
     const dir = tempDir()
     install(dir, 'nginx', '#!/bin/sh\nexit 0\n')
@@ -302,7 +303,11 @@ describe('a switch back standing by (nginxStandingBy)', () => {
       { lockDir, token: 'run-token' },
       join(dir, 'state', 'nginx-host.lock'),
       5,
-      applyManagedFile(hostPlace('no'), file, 'standing-by', master.pid!, 'write', []),
+      hostPlace('no'),
+      file,
+      master.pid!,
+      [],
+      PREVIOUS,
     )
     const child = spawn('sh', ['-c', renderRemote(c, 120)], {
       cwd: dir,
@@ -310,42 +315,51 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
+    let ready: () => void = () => undefined
+    const readyP = new Promise<void>((r) => (ready = r))
+    child.stdout.on('data', (d) => {
+      stdout += d
+      if (stdout.startsWith(`${STANDING_READY}\n`)) ready()
+    })
     child.stderr.on('data', (d) => (stderr += d))
+    child.stdin!.write(c.stdin)
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
     return {
       file,
       conf,
       child,
+      ready: readyP,
       exited: async () => ({ code: await exited, stdout, stderr }),
     }
   }
 
   it('changes nothing until its word, then puts the file back and reloads nginx', async () => {
     const s = standing()
-    await sleep(500)
+    await s.ready
+    await sleep(300)
     expect(s.child.exitCode).toBeNull()
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
-    s.child.stdin!.end(goLine(sha256(LIVE)) + PREVIOUS)
+    s.child.stdin!.end(goLine(sha256(LIVE)))
     const r = await s.exited()
-    expect(r).toMatchObject({ code: 0, stdout: `nginx ${master.pid} reloaded\n` })
+    expect(r).toMatchObject({ code: 0, stdout: `${STANDING_READY}\nnginx ${master.pid} reloaded\n` })
     expect(readFileSync(s.file, 'utf8')).toBe(PREVIOUS)
     expect(readdirSync(s.conf)).toEqual(['shop.conf'])
   })
 
   it('stands down at the end of its input: exit 0, the file as it was, nothing staged left', async () => {
     const s = standing()
-    await sleep(300)
+    await s.ready
     s.child.stdin!.end()
     const r = await s.exited()
-    expect(r).toMatchObject({ code: 0, stdout: '' })
+    expect(r).toMatchObject({ code: 0, stdout: `${STANDING_READY}\n` })
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
     expect(readdirSync(s.conf)).toEqual(['shop.conf'])
   })
 
   it('changes nothing once the run no longer holds the deploy lock (75)', async () => {
     const s = standing('another-run')
-    s.child.stdin!.end(goLine(sha256(LIVE)) + PREVIOUS)
+    await s.ready
+    s.child.stdin!.end(goLine(sha256(LIVE)))
     const r = await s.exited()
     expect(r.code).toBe(75)
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
@@ -353,7 +367,8 @@ describe('a switch back standing by (nginxStandingBy)', () => {
 
   it('changes nothing when the file is not what the word says is live (71)', async () => {
     const s = standing()
-    s.child.stdin!.end(goLine(sha256('# another file\n')) + PREVIOUS)
+    await s.ready
+    s.child.stdin!.end(goLine(sha256('# another file\n')))
     const r = await s.exited()
     expect(r.code).toBe(71)
     expect(r.stderr).toContain('changed since this run read it')

@@ -576,6 +576,36 @@ describe('Judge: requests the new version holds open', () => {
   })
 })
 
+describe("Judge: the old version's baseline before the first route", () => {
+  it('holds until the record has been live for baselineMs when the app has traffic', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    judge.recordLive()
+    log.write(OLD, '200', 5)
+    let done = false
+    void judge.baseline().then(() => (done = true))
+    await jest.advanceTimersByTimeAsync(LIMITS.baselineMs - 200)
+    expect(done).toBe(false)
+    await jest.advanceTimersByTimeAsync(300)
+    expect(done).toBe(true)
+    await endOnFakeTimers(judge)
+  })
+
+  it('does not hold a quiet app past verifyQuietMs, nor a run whose record is not live', async () => {
+    useFakeTimers()
+    const { judge } = await deploying()
+    let notLive = false
+    await judge.baseline().then(() => (notLive = true))
+    expect(notLive).toBe(true)
+    judge.recordLive()
+    let done = false
+    void judge.baseline().then(() => (done = true))
+    await jest.advanceTimersByTimeAsync(LIMITS.verifyQuietMs + 100)
+    expect(done).toBe(true)
+    await endOnFakeTimers(judge)
+  })
+})
+
 describe('Judge: latency after a route', () => {
   it("does not judge a new replica's latency while it warms up after its route, and does after", async () => {
     useFakeTimers()

@@ -182,6 +182,23 @@ export class Judge {
     )
   }
 
+  /**
+   * Before traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
+   * so that the old version's own requests give each route a baseline to judge latency against (a route with
+   * fewer than LIMITS.latencyMinOldAttempts of them is not judged for latency: a blue-green switch right after
+   * a slow reload left a 10x slower version's slow route 12 of them once, and so unjudged another time). An
+   * app with no request in LIMITS.verifyQuietMs is quiet and not held; nor is a run whose record is not live.
+   */
+  async baseline(): Promise<void> {
+    for (;;) {
+      if (this.recordLiveAt === undefined || !this.record) return
+      const since = Date.now() - this.recordLiveAt
+      if (since >= LIMITS.baselineMs) return
+      if (since >= LIMITS.verifyQuietMs && this.record.total() === 0) return
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
   /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
   recordLive(): void {
     this.recordLiveAt ??= Date.now()

@@ -34,6 +34,7 @@ import {
   nginxErrorLog,
   nginxLocked,
   nginxStandingBy,
+  STANDING_READY,
   readNginx,
   sudoCommands,
   type NginxPlace,
@@ -443,8 +444,12 @@ interface StandingChange {
   /** The nginx master it reloads. */
   readonly master: number
   started: Promise<FollowedCommand | undefined>
-  /** What it printed (the apply's last word, 'nginx <pid> reloaded', or nginx -t's refusal). */
-  output: string
+  /** What it printed so far ('standing by', then the apply's last word or nginx -t's refusal). */
+  readonly output: () => string
+  /** It printed 'standing by' (the text staged, ready for the word). */
+  ready: boolean
+  /** Settles once it printed that nginx reloaded with the file. */
+  readonly reloaded: Promise<void>
   /** It ended (stood down, or a deadline or the connection ended it). */
   over: boolean
 }
@@ -567,35 +572,54 @@ export class Nginx {
     return change
   }
 
-  /** The apply script for this nginx, the file being `expected` (its hash) when it runs. */
-  private applyCommand(expected: string, master: number, op: 'write' | 'remove'): Command {
+  /** Server names whose conflicts fail a change (site scope). */
+  private get conflictNames(): string[] {
     const n = this.config.nginx
-    const names = n.scope === 'site' ? n.serverName.split(/\s+/).filter((s) => s !== '_') : []
-    return applyManagedFile(this.place, n.configPath, expected, master, op, names)
+    return n.scope === 'site' ? n.serverName.split(/\s+/).filter((s) => s !== '_') : []
   }
 
   /**
-   * Starts, where nginx runs, the change that puts `text` back, waiting for the word (see nginxStandingBy):
-   * a switch back after a failing verdict then starts nothing before nginx has the file. Called while a new
-   * version is judged; once per text. One SSH session is held for it until standDown. If it cannot start or
-   * ends early, the switch back runs as any change does.
+   * Starts, where nginx runs, the change that puts `text` back, staged and waiting for the word (see
+   * nginxStandingBy): a switch back after a failing verdict then starts no process before nginx has the file.
+   * Called while a new version is judged; once per text. One SSH session is held for it until standDown. If
+   * it is not ready when the word is due, or ended early, the switch back runs as any change does.
    */
   standBy(text: string): void {
     const master = this.current.masterPid
     if (this.standing?.text === text || master === undefined) return
     void this.standDown()
+    const n = this.config.nginx
     const c = withTimeout(
       nginxStandingBy(
         this.fence,
         this.lockFile,
         LIMITS.nginxLockSeconds,
-        this.applyCommand('standing-by', master, 'write'),
+        this.place,
+        n.configPath,
+        master,
+        this.conflictNames,
+        text,
       ),
       LIMITS.followMaxSeconds,
     )
-    const standing: StandingChange = { text, master, output: '', over: false, started: Promise.resolve(undefined) }
+    let said = ''
+    let reloaded: () => void = () => undefined
+    const standing: StandingChange = {
+      text,
+      master,
+      over: false,
+      output: () => said,
+      ready: false,
+      reloaded: new Promise((r) => (reloaded = r)),
+      started: Promise.resolve(undefined),
+    }
+    const heard = (chunk: Buffer) => {
+      said += chunk.toString('utf8')
+      if (said.startsWith(`${STANDING_READY}\n`)) standing.ready = true
+      if (/ reloaded\n/.test(said)) reloaded()
+    }
     standing.started = this.remote
-      .follow(c, (chunk) => (standing.output += chunk.toString('utf8')))
+      .follow(c, heard)
       .then((f) => {
         void f.ended.then(() => (standing.over = true))
         return f
@@ -612,20 +636,26 @@ export class Nginx {
   }
 
   /**
-   * `next` through the change standing by for it, if one is: the result as an exec's, or undefined when it
-   * had ended (a deadline, the connection) and put nothing in place.
+   * `next` through the change standing by for it, if one is ready: the result as an exec's, or undefined
+   * when there is none, it was not ready, or it had ended (a deadline, the connection) and changed nothing.
    */
   private async goStanding(next: string, expected: string, master: number): Promise<ExecResult | undefined> {
     const standing = this.standing
     if (standing?.text !== next || standing.master !== master) return undefined
-    this.standing = undefined
     const f = await standing.started
-    if (!f || standing.over) return undefined
-    const end = await f.finish(goLine(expected) + next).catch(() => undefined)
+    if (!f || standing.over || !standing.ready) {
+      void this.standDown() // not waited for: the switch back goes on as any change at once
+      return undefined
+    }
+    this.standing = undefined
+    const ended = f.finish(goLine(expected)).catch(() => undefined)
+    // Done when nginx has the file ('reloaded'); the command's own end (the locks released) follows.
+    const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: '' })), ended])
     // No exit status: the channel closed under it (the connection). What it did is unknown: the change as
     // any other then says, by the file's hash, whether the file is still what this run put there.
     if (end?.code === undefined || end.code === null) return undefined
-    return { code: end.code, stdout: standing.output, stderr: end.stderr, raw: Buffer.from(standing.output) }
+    const out = standing.output().slice(STANDING_READY.length + 1)
+    return { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) }
   }
 
   private async change(next: string | undefined, configId: string | undefined, upstreamAddress: string) {
@@ -639,7 +669,14 @@ export class Nginx {
       this.fence,
       this.lockFile,
       LIMITS.nginxLockSeconds,
-      this.applyCommand(expected, master, next === undefined ? 'remove' : 'write'),
+      applyManagedFile(
+        this.place,
+        n.configPath,
+        expected,
+        master,
+        next === undefined ? 'remove' : 'write',
+        this.conflictNames,
+      ),
     )
     const c = next === undefined ? locked : withStdin(locked, next, `the new ${n.configPath}`)
     const r = (next !== undefined && (await this.goStanding(next, expected, master))) || (await this.remote.exec(c))

@@ -2,7 +2,7 @@
 // constant scripts with their data in positional parameters. Pure values: nginx.ts runs them.
 import type { SudoUse } from '../config.js'
 import { SECTION_SH } from '../remote/frames.js'
-import { command, script, withTimeout, type Command } from '../commands/shell.js'
+import { command, script, withStdin, withTimeout, type Command } from '../commands/shell.js'
 
 // Functions every nginx-side script shares:
 // find_masters: nginx master processes of this PID namespace (nginx processes whose parent is not nginx;
@@ -128,15 +128,29 @@ restore() {
 trap 'restore; exit 143' TERM
 trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
-# Standing by (see STAND_BY): nothing happens until a line 'go <sha256 of the file live then>' comes; the end
-# of input first is a stand-down.
-if [ "$want" = standing-by ]; then IFS=' ' read -r nr_go want || exit 0; [ "$nr_go" = go ] || exit 0; fi
+# Standing by (see STAND_BY): the new text comes first ($6 bytes) and waits in this run's folder, the master's
+# arguments read, and 'standing by' says so; then nothing happens until a line 'go <sha256 of the file live
+# then>' comes. The end of input first is a stand-down. What is left after the word is what must follow it.
+standing=
+if [ "$want" = standing-by ]; then
+  standing=1; new=$nr_t/next
+  head -c "$6" >"$new" || exit 72
+  load_args "$master"
+  echo 'standing by'
+  IFS=' ' read -r nr_go want || exit 0
+  [ "$nr_go" = go ] || exit 0
+fi
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-load_args "$master"
-if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
+if [ -z "$standing" ]; then
+  load_args "$master"
+  if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
+fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
-before=" $(workers "$master")"
+# The master's children, read without starting a process where the kernel lists them (polled below).
+kids=/proc/$master/task/$master/children
+now_workers() { if [ -r "$kids" ]; then read -r nr_w <"$kids" || :; else nr_w=$(workers "$master"); fi; }
+now_workers; before=" $nr_w"
 placed=1
 if [ "$op" = write ]; then put "$new" || { restore; exit 72; }; else del || { restore; exit 72; }; fi
 out=$(run_nginx -t 2>&1) || { restore; printf '%s\\n' "$out" >&2; exit 11; }
@@ -146,7 +160,8 @@ done
 reload || { restore; exit 13; }
 i=0
 while [ $i -lt 1500 ]; do
-  for w in $(workers "$master"); do
+  now_workers
+  for w in $nr_w; do
     case "$before " in *" $w "*) ;; *) placed=; rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
   done
   sleep 0.01; i=$((i + 1))
@@ -176,14 +191,18 @@ mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
 timeout "$wait" flock -x 9 || exit 76
 "$@"`
 
-// A change that stands by: $1-$4 as for LOCKED, then the command that changes the file, which starts at once
-// and waits on its standard input (the apply script with 'standing-by' for the file's hash). Our own input
-// says when: a line 'go <hash of the file live now>', then the new text to its end; then the deploy lock is
-// checked and the nginx lock taken as LOCKED does, and the go line and the text are passed on. The end of
-// input before that is a stand-down: the waiting command gets end of input too and exits 0, nothing changed.
-// Why: starting the command is most of a switch back's time (a docker exec into the nginx container alone
-// takes 0.18 s before anything runs in it), and the verdict comes while users see the new version's errors.
-const STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+// A change that stands by: $1-$4 as for LOCKED, $5 the new text's length in bytes, then the command that
+// changes the file (the apply script with 'standing-by' for the file's hash), which starts at once. Our own
+// input: the new text, passed on at once (the apply stages it and says 'standing by'), then, when the time
+// comes, a line 'go <hash of the file live now>': then the deploy lock is checked and the nginx lock taken as
+// LOCKED does, and the go line passed on. The end of input before it is a stand-down: the waiting command gets
+// end of input too and exits 0, nothing changed. head -c reads no further than the text, and the go line is
+// only sent after 'standing by', so it is never read by head.
+// Why: starting a change is most of a switch back's time under load (a docker exec into the nginx container
+// alone takes 0.18 s idle, every process started on a loaded host tens of ms), and the verdict comes while
+// users see the new version's errors.
+const STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
+mkdir -p "\${lockfile%/*}" || exit 77
 t=$(mktemp -d) || exit 77
 mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
 "$@" <"$t/in" &
@@ -191,31 +210,62 @@ inner=$!
 exec 8>"$t/in"
 rm -rf "$t"
 done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
+head -c "$len" >&8 || done_with 77
 IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
-[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || done_with 75
-mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || done_with 77
-timeout "$wait" flock -x 9 || done_with 76
+read -r held <"$lockdir/token" 2>/dev/null || :
+[ "$held" = "$token" ] || done_with 75
+exec 9>>"$lockfile" || exit 77
+flock -n -x 9 || timeout "$wait" flock -x 9 || done_with 76
 printf 'go %s\\n' "$hash" >&8
-cat >&8
 exec 8>&-
 wait "$inner"`
 
 /**
- * `inner` (an apply with 'standing-by' for the hash) started now and waiting, behind the locks as nginxLocked
- * puts it; see STAND_BY for what its standard input says.
+ * The change that puts `text` in place of `managedPath`, started now and standing by behind the locks as
+ * nginxLocked puts them; its standing input is `text` (see STAND_BY). It prints 'standing by' once ready;
+ * goLine then tells it to go.
  */
 export const nginxStandingBy = (
   fence: { lockDir: string; token: string },
   lockFile: string,
   waitSeconds: number,
-  inner: Command,
-): Command => ({
-  ...inner,
-  argv: script(STAND_BY, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inner.argv).argv,
-})
+  place: NginxPlace,
+  managedPath: string,
+  masterPid: number,
+  conflictNames: readonly string[],
+  text: string,
+): Command => {
+  const apply = place.inside(APPLY, [
+    managedPath,
+    'standing-by',
+    String(masterPid),
+    'write',
+    conflictNames.join(' '),
+    String(Buffer.byteLength(text)),
+  ])
+  return withStdin(
+    {
+      ...apply,
+      argv: script(
+        STAND_BY,
+        fence.lockDir,
+        fence.token,
+        lockFile,
+        String(waitSeconds),
+        String(Buffer.byteLength(text)),
+        ...apply.argv,
+      ).argv,
+    },
+    text,
+    `the file to put back, ${managedPath}`,
+  )
+}
 
-/** The line that tells a change standing by to go, the file live now being `liveHash`; the new text follows it. */
+/** What a change standing by prints once it is ready for its word. */
+export const STANDING_READY = 'standing by'
+
+/** The line that tells a change standing by to go, the file live now being `liveHash`. */
 export const goLine = (liveHash: string): string => `go ${liveHash}\n`
 
 export const nginxLocked = (

@@ -52,7 +52,8 @@ export interface Remote {
   ): Promise<HttpResult>
   /**
    * Runs a command that keeps running, its output given to `onData` as it comes, until stopped (its standard
-   * input closes). It holds one SSH session of its own, outside the queue, for the whole run.
+   * input closes; the command's own `stdin`, if any, is written to it first). It holds one SSH session of its
+   * own, outside the queue, for the whole run.
    */
   follow(c: Command, onData: (chunk: Buffer) => void): Promise<FollowedCommand>
   close(): Promise<void>
@@ -295,6 +296,8 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
       )
       const closed = ended.then(() => undefined)
       stream.on('data', onData)
+      // What the command reads first; its input stays open after it (see Remote.follow).
+      if (c.stdin !== undefined) stream.write(c.stdin)
       const stop = async () => {
         stream.end()
         // The wait is cleared once the command ended: a pending timer would keep node from exiting for the

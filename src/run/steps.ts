@@ -175,6 +175,9 @@ async function record(w: StepWorld, step: Extract<Step, { kind: 'record' }>): Pr
   const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress)
   // Followed from empty before the reload that turns the record on, so nothing nginx writes is missed.
   await w.judge.startRecording()
+  // The way back stands ready from the start of the judgement: a verdict can come within a second of the first
+  // route, sooner than a change started then is ready (see Nginx.standBy).
+  if (w.progress.configBefore !== undefined) w.nginx.standBy(w.progress.configBefore)
   w.judge.routed(step.servers)
   const { text, configId } = fileFor(w, step.servers, step.split, { backup: [] })
   // nginx changes run one after another: the first route waits for this one, and meets its failure.
@@ -192,7 +195,10 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   const seen = await w.judge.verdictNow()
   if (seen) return judgedBad(seen)
   await w.progress.nginxChanged()
-  if (step.judged) await w.judge.startRecording()
+  if (step.judged) {
+    await w.judge.startRecording()
+    await w.judge.baseline()
+  }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split)
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
   const detail = await applyNginx(w, text, configId)
