@@ -53931,7 +53931,7 @@ var Judge = class {
     );
   }
   /**
-   * Before traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
+   * Before all traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
    * so that the old version's own requests give each route a baseline to judge latency against (a route with
    * fewer than LIMITS.latencyMinOldAttempts of them is not judged for latency: a blue-green switch right after
    * a slow reload left a 10x slower version's slow route 12 of them once, and so unjudged another time). An
@@ -54539,7 +54539,7 @@ async function route(w, step) {
   await w.progress.nginxChanged();
   if (step.judged) {
     await w.judge.startRecording();
-    await w.judge.baseline();
+    if (step.servers.every((r) => w.progress.isNew(r))) await w.judge.baseline();
   }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split);
   const { text: text3, configId } = fileFor(w, step.servers, step.split, step.judged);

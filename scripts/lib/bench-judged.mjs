@@ -47,9 +47,11 @@ function routeSeconds(summary) {
 }
 /** The seconds of the switch back: the step that put the previous nginx file back, as the summary says. */
 const restoreSeconds = (summary) =>
-  [...summary.matchAll(/^\| \d+ \| restore the previous nginx config[^|]*\| (?:[^|]*\| )?([\d.]+)\ss \| ok/gm)].map(
-    (m) => Number(m[1]),
-  )
+  [
+    ...summary.matchAll(
+      /^\| \d+ \| (?:rollback: |cancelled: )?restore the previous nginx config[^|]*\| (?:[^|]*\| )?([\d.]+)\ss \| ok/gm,
+    ),
+  ].map((m) => Number(m[1]))
 /** From the first failed request's answer to the last one's, in seconds (0 with one failure or none). */
 function failingSeconds(events) {
   const ends = events.filter((e) => !e.ok).map((e) => e.at + e.ms)

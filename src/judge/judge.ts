@@ -183,7 +183,7 @@ export class Judge {
   }
 
   /**
-   * Before traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
+   * Before all traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
    * so that the old version's own requests give each route a baseline to judge latency against (a route with
    * fewer than LIMITS.latencyMinOldAttempts of them is not judged for latency: a blue-green switch right after
    * a slow reload left a 10x slower version's slow route 12 of them once, and so unjudged another time). An

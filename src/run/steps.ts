@@ -197,7 +197,9 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   await w.progress.nginxChanged()
   if (step.judged) {
     await w.judge.startRecording()
-    await w.judge.baseline()
+    // A route that leaves the old version no traffic (blue-green's switch, a single batch) is the old
+    // version's last: its baseline is what nginx recorded before. Other routes leave it serving beside.
+    if (step.servers.every((r) => w.progress.isNew(r))) await w.judge.baseline()
   }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split)
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
