@@ -51272,13 +51272,18 @@ var APPLY_FAILURES = {
   76: "another app's nginx change held the nginx lock too long",
   77: "the nginx lock file cannot be opened"
 };
-var LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
-[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || exit 75
-mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
-timeout "$wait" flock -x 9 || exit 76
+var TAKE_LOCKS = `take_locks() {
+  read -r nr_held <"$lockdir/token" 2>/dev/null || :
+  [ "$nr_held" = "$token" ] || return 75
+  [ -d "\${lockfile%/*}" ] || mkdir -p "\${lockfile%/*}" || return 77
+  exec 9>>"$lockfile" || return 77
+  flock -n -x 9 || timeout "$wait" flock -x 9 || return 76
+}
+`;
+var LOCKED = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+take_locks || exit $?
 "$@"`;
-var STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
-mkdir -p "\${lockfile%/*}" || exit 77
+var STAND_BY = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
 t=$(mktemp -d) || exit 77
 mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
 "$@" <"$t/in" &
@@ -51289,34 +51294,24 @@ done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
 head -c "$len" >&8 || done_with 77
 IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
-read -r held <"$lockdir/token" 2>/dev/null || :
-[ "$held" = "$token" ] || done_with 75
-exec 9>>"$lockfile" || exit 77
-flock -n -x 9 || timeout "$wait" flock -x 9 || done_with 76
+take_locks || done_with $?
 printf 'go %s\\n' "$hash" >&8
 exec 8>&-
 wait "$inner"`;
 var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, text3) => {
+  const length = String(Buffer.byteLength(text3));
   const apply = place.inside(APPLY, [
     managedPath,
     "standing-by",
     String(masterPid),
     "write",
     conflictNames.join(" "),
-    String(Buffer.byteLength(text3))
+    length
   ]);
   return withStdin(
     {
       ...apply,
-      argv: script(
-        STAND_BY,
-        fence3.lockDir,
-        fence3.token,
-        lockFile,
-        String(waitSeconds),
-        String(Buffer.byteLength(text3)),
-        ...apply.argv
-      ).argv
+      argv: script(STAND_BY, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), length, ...apply.argv).argv
     },
     text3,
     `the file to put back, ${managedPath}`
@@ -52474,27 +52469,25 @@ var Nginx = class {
       ),
       LIMITS.followMaxSeconds
     );
-    let said = "";
     let reloaded = () => void 0;
+    const heard = (chunk) => {
+      standing.said += chunk.toString("utf8");
+      if (standing.said.startsWith(`${STANDING_READY}
+`)) standing.ready = true;
+      if (/ reloaded\n/.test(standing.said)) reloaded();
+    };
     const standing = {
       text: text3,
       master,
-      over: false,
-      output: () => said,
+      said: "",
       ready: false,
+      over: false,
       reloaded: new Promise((r) => reloaded = r),
-      started: Promise.resolve(void 0)
+      started: this.remote.follow(c, heard).then((f) => {
+        void f.ended.then(() => standing.over = true);
+        return f;
+      }).catch(() => void 0)
     };
-    const heard = (chunk) => {
-      said += chunk.toString("utf8");
-      if (said.startsWith(`${STANDING_READY}
-`)) standing.ready = true;
-      if (/ reloaded\n/.test(said)) reloaded();
-    };
-    standing.started = this.remote.follow(c, heard).then((f) => {
-      void f.ended.then(() => standing.over = true);
-      return f;
-    }).catch(() => void 0);
     this.standing = standing;
   }
   /** Ends the change standing by, if one does: nothing changes. */
@@ -52519,7 +52512,7 @@ var Nginx = class {
     const ended = f.finish(goLine(expected)).catch(() => void 0);
     const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: "" })), ended]);
     if (end?.code === void 0 || end.code === null) return void 0;
-    const out = standing.output().slice(STANDING_READY.length + 1);
+    const out = standing.said.slice(STANDING_READY.length + 1);
     return { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) };
   }
   async change(next, configId, upstreamAddress) {
@@ -53943,7 +53936,7 @@ var Judge = class {
       const since = Date.now() - this.recordLiveAt;
       if (since >= LIMITS.baselineMs) return;
       if (since >= LIMITS.verifyQuietMs && this.record.total() === 0) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep2(50);
     }
   }
   /** The reload that turns nginx's record on took effect: from now on, an empty record is a quiet app. */
@@ -54519,10 +54512,13 @@ async function applyNginx(w, text3, configId) {
   }
 }
 var fileFor = (w, servers, split, judged) => renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {});
-async function record(w, step) {
-  const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress);
+async function startJudging(w) {
   await w.judge.startRecording();
   if (w.progress.configBefore !== void 0) w.nginx.standBy(w.progress.configBefore);
+}
+async function record(w, step) {
+  const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress);
+  await startJudging(w);
   w.judge.routed(step.servers);
   const { text: text3, configId } = fileFor(w, step.servers, step.split, { backup: [] });
   w.progress.changingNginx(
@@ -54538,14 +54534,13 @@ async function route(w, step) {
   if (seen) return judgedBad(seen);
   await w.progress.nginxChanged();
   if (step.judged) {
-    await w.judge.startRecording();
+    await startJudging(w);
     if (step.servers.every((r) => w.progress.isNew(r))) await w.judge.baseline();
   }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split);
   const { text: text3, configId } = fileFor(w, step.servers, step.split, step.judged);
   const detail = await applyNginx(w, text3, configId);
   if (step.judged) w.judge.recordLive();
-  if (step.judged && w.progress.configBefore !== void 0) w.nginx.standBy(w.progress.configBefore);
   w.progress.routedTo(step.servers);
   w.judge.routed([...step.servers, ...step.judged?.backup ?? []]);
   return done(detail);

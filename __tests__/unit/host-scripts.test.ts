@@ -16,8 +16,15 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readRetireReports, removeContainers, retireContainers } from '../../src/commands/docker.js'
-import { render, renderRemote, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
-import { applyManagedFile, goLine, hostPlace, nginxStandingBy, STANDING_READY } from '../../src/nginx/scripts.js'
+import { render, renderRemote, script, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
+import {
+  applyManagedFile,
+  goLine,
+  hostPlace,
+  nginxLocked,
+  nginxStandingBy,
+  STANDING_READY,
+} from '../../src/nginx/scripts.js'
 import { releasePorts, reservePorts, takenPorts } from '../../src/host/ports.js'
 
 const dirs: string[] = []
@@ -373,5 +380,48 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     expect(r.code).toBe(71)
     expect(r.stderr).toContain('changed since this run read it')
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+  })
+})
+
+describe('a change under both locks (nginxLocked)', () => {
+  function locked(token: string) {
+    const dir = tempDir()
+    const lockDir = join(dir, 'lock')
+    mkdirSync(lockDir)
+    writeFileSync(join(lockDir, 'token'), `${token}\n`)
+    const lockFile = join(dir, 'state', 'nginx-host.lock')
+    const c = nginxLocked(
+      { lockDir, token: 'run-token' },
+      lockFile,
+      1,
+      script('echo ran; ls -l /proc/$$/fd/9 >/dev/null'),
+    )
+    return { ...runIn(dir, renderRemote(c, 120)), lockFile }
+  }
+
+  it('runs the command holding the nginx lock while the run holds its deploy lock', () => {
+    const r = locked('run-token')
+    expect(r).toMatchObject({ code: 0, stdout: 'ran\n' })
+    expect(existsSync(r.lockFile)).toBe(true)
+  })
+
+  it("runs nothing once the deploy lock is another run's (75)", () => {
+    expect(locked('another-run')).toMatchObject({ code: 75, stdout: '' })
+  })
+
+  it('gives up on an nginx lock another change holds past the wait (76)', () => {
+    const dir = tempDir()
+    const lockDir = join(dir, 'lock')
+    mkdirSync(lockDir)
+    writeFileSync(join(lockDir, 'token'), 'run-token\n')
+    const lockFile = join(dir, 'nginx-host.lock')
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '5'], { stdio: 'ignore' })
+    try {
+      spawnSync('sleep', ['0.3'])
+      const c = nginxLocked({ lockDir, token: 'run-token' }, lockFile, 1, script('echo ran'))
+      expect(runIn(dir, renderRemote(c, 120))).toMatchObject({ code: 76, stdout: '' })
+    } finally {
+      holder.kill()
+    }
   })
 })

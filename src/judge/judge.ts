@@ -195,7 +195,7 @@ export class Judge {
       const since = Date.now() - this.recordLiveAt
       if (since >= LIMITS.baselineMs) return
       if (since >= LIMITS.verifyQuietMs && this.record.total() === 0) return
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
     }
   }
 

@@ -436,16 +436,16 @@ export function probeHostHeader(serverName: string, listenHost: string): string 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** The live nginx of a run, and the only code that changes it. */
 /** A change started ahead and waiting for the word (see Nginx.standBy). */
 interface StandingChange {
   /** The file it puts in place. */
   readonly text: string
   /** The nginx master it reloads. */
   readonly master: number
-  started: Promise<FollowedCommand | undefined>
+  /** The command, once its SSH session is open (undefined: it could not start). */
+  readonly started: Promise<FollowedCommand | undefined>
   /** What it printed so far ('standing by', then the apply's last word or nginx -t's refusal). */
-  readonly output: () => string
+  said: string
   /** It printed 'standing by' (the text staged, ready for the word). */
   ready: boolean
   /** Settles once it printed that nginx reloaded with the file. */
@@ -454,6 +454,7 @@ interface StandingChange {
   over: boolean
 }
 
+/** The live nginx of a run, and the only code that changes it. */
 export class Nginx {
   private readonly place: NginxPlace
   /** The managed file's text live now (undefined: none). */
@@ -602,29 +603,27 @@ export class Nginx {
       ),
       LIMITS.followMaxSeconds,
     )
-    let said = ''
     let reloaded: () => void = () => undefined
+    const heard = (chunk: Buffer) => {
+      standing.said += chunk.toString('utf8')
+      if (standing.said.startsWith(`${STANDING_READY}\n`)) standing.ready = true
+      if (/ reloaded\n/.test(standing.said)) reloaded()
+    }
     const standing: StandingChange = {
       text,
       master,
-      over: false,
-      output: () => said,
+      said: '',
       ready: false,
+      over: false,
       reloaded: new Promise((r) => (reloaded = r)),
-      started: Promise.resolve(undefined),
+      started: this.remote
+        .follow(c, heard)
+        .then((f) => {
+          void f.ended.then(() => (standing.over = true))
+          return f
+        })
+        .catch(() => undefined),
     }
-    const heard = (chunk: Buffer) => {
-      said += chunk.toString('utf8')
-      if (said.startsWith(`${STANDING_READY}\n`)) standing.ready = true
-      if (/ reloaded\n/.test(said)) reloaded()
-    }
-    standing.started = this.remote
-      .follow(c, heard)
-      .then((f) => {
-        void f.ended.then(() => (standing.over = true))
-        return f
-      })
-      .catch(() => undefined)
     this.standing = standing
   }
 
@@ -654,7 +653,7 @@ export class Nginx {
     // No exit status: the channel closed under it (the connection). What it did is unknown: the change as
     // any other then says, by the file's hash, whether the file is still what this run put there.
     if (end?.code === undefined || end.code === null) return undefined
-    const out = standing.output().slice(STANDING_READY.length + 1)
+    const out = standing.said.slice(STANDING_READY.length + 1)
     return { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) }
   }
 

@@ -182,27 +182,37 @@ export const APPLY_FAILURES: Record<number, string> = {
   77: 'the nginx lock file cannot be opened',
 }
 
+// take_locks, with lockdir, token, lockfile and wait set: this run still holds its app's deploy lock (the
+// token in lockdir), then the nginx lock (lockfile on fd 9, waited for at most wait seconds). Every nginx change
+// of every app on this nginx goes through the one lock, and only while the run still holds its app's deploy
+// lock (a run whose lock was taken over must change nothing). Returns APPLY_FAILURES's 75, 77 or 76. Builtins
+// where they do (a switch back standing by pays only flock when the lock is free).
+const TAKE_LOCKS = `take_locks() {
+  read -r nr_held <"$lockdir/token" 2>/dev/null || :
+  [ "$nr_held" = "$token" ] || return 75
+  [ -d "\${lockfile%/*}" ] || mkdir -p "\${lockfile%/*}" || return 77
+  exec 9>>"$lockfile" || return 77
+  flock -n -x 9 || timeout "$wait" flock -x 9 || return 76
+}
+`
+
 // $1 the app's deploy lock dir, $2 this run's lock token, $3 the nginx lock file, $4 seconds to wait for it;
-// then the command to run. Every nginx change of every app on this nginx goes through the one lock, and only
-// while the run still holds its app's deploy lock (a run whose lock was taken over must change nothing).
-const LOCKED = `lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
-[ "$(cat "$lockdir/token" 2>/dev/null)" = "$token" ] || exit 75
-mkdir -p "\${lockfile%/*}" && exec 9>>"$lockfile" || exit 77
-timeout "$wait" flock -x 9 || exit 76
+// then the command to run under both locks (see take_locks).
+const LOCKED = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+take_locks || exit $?
 "$@"`
 
 // A change that stands by: $1-$4 as for LOCKED, $5 the new text's length in bytes, then the command that
 // changes the file (the apply script with 'standing-by' for the file's hash), which starts at once. Our own
 // input: the new text, passed on at once (the apply stages it and says 'standing by'), then, when the time
-// comes, a line 'go <hash of the file live now>': then the deploy lock is checked and the nginx lock taken as
-// LOCKED does, and the go line passed on. The end of input before it is a stand-down: the waiting command gets
-// end of input too and exits 0, nothing changed. head -c reads no further than the text, and the go line is
-// only sent after 'standing by', so it is never read by head.
+// comes, a line 'go <hash of the file live now>': then both locks are taken as for LOCKED, and the go line
+// passed on. The end of input before it is a stand-down: the waiting command gets end of input too and exits
+// 0, nothing changed. head -c reads no further than the text, and the go line is only sent after 'standing
+// by', so it is never read by head.
 // Why: starting a change is most of a switch back's time under load (a docker exec into the nginx container
 // alone takes 0.18 s idle, every process started on a loaded host tens of ms), and the verdict comes while
 // users see the new version's errors.
-const STAND_BY = `lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
-mkdir -p "\${lockfile%/*}" || exit 77
+const STAND_BY = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
 t=$(mktemp -d) || exit 77
 mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
 "$@" <"$t/in" &
@@ -213,10 +223,7 @@ done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
 head -c "$len" >&8 || done_with 77
 IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
-read -r held <"$lockdir/token" 2>/dev/null || :
-[ "$held" = "$token" ] || done_with 75
-exec 9>>"$lockfile" || exit 77
-flock -n -x 9 || timeout "$wait" flock -x 9 || done_with 76
+take_locks || done_with $?
 printf 'go %s\\n' "$hash" >&8
 exec 8>&-
 wait "$inner"`
@@ -236,26 +243,19 @@ export const nginxStandingBy = (
   conflictNames: readonly string[],
   text: string,
 ): Command => {
+  const length = String(Buffer.byteLength(text))
   const apply = place.inside(APPLY, [
     managedPath,
     'standing-by',
     String(masterPid),
     'write',
     conflictNames.join(' '),
-    String(Buffer.byteLength(text)),
+    length,
   ])
   return withStdin(
     {
       ...apply,
-      argv: script(
-        STAND_BY,
-        fence.lockDir,
-        fence.token,
-        lockFile,
-        String(waitSeconds),
-        String(Buffer.byteLength(text)),
-        ...apply.argv,
-      ).argv,
+      argv: script(STAND_BY, fence.lockDir, fence.token, lockFile, String(waitSeconds), length, ...apply.argv).argv,
     },
     text,
     `the file to put back, ${managedPath}`,

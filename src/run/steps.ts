@@ -170,14 +170,21 @@ async function applyNginx(w: StepWorld, text: string | undefined, configId: stri
 const fileFor = (w: StepWorld, servers: readonly Replica[], split?: Split, judged?: { backup: readonly Replica[] }) =>
   renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {})
 
+/**
+ * The judgement starts (idempotent): nginx's record followed, and the way back standing ready where nginx
+ * runs, since a verdict can come within a second of the first route, sooner than a change started then is
+ * ready (see Nginx.standBy).
+ */
+async function startJudging(w: StepWorld): Promise<void> {
+  await w.judge.startRecording()
+  if (w.progress.configBefore !== undefined) w.nginx.standBy(w.progress.configBefore)
+}
+
 async function record(w: StepWorld, step: Extract<Step, { kind: 'record' }>): Promise<StepEnd> {
   // A stopped or missing nginx container first: the record is followed inside it.
   const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress)
   // Followed from empty before the reload that turns the record on, so nothing nginx writes is missed.
-  await w.judge.startRecording()
-  // The way back stands ready from the start of the judgement: a verdict can come within a second of the first
-  // route, sooner than a change started then is ready (see Nginx.standBy).
-  if (w.progress.configBefore !== undefined) w.nginx.standBy(w.progress.configBefore)
+  await startJudging(w)
   w.judge.routed(step.servers)
   const { text, configId } = fileFor(w, step.servers, step.split, { backup: [] })
   // nginx changes run one after another: the first route waits for this one, and meets its failure.
@@ -196,7 +203,7 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   if (seen) return judgedBad(seen)
   await w.progress.nginxChanged()
   if (step.judged) {
-    await w.judge.startRecording()
+    await startJudging(w)
     // A route that leaves the old version no traffic (blue-green's switch, a single batch) is the old
     // version's last: its baseline is what nginx recorded before. Other routes leave it serving beside.
     if (step.servers.every((r) => w.progress.isNew(r))) await w.judge.baseline()
@@ -205,9 +212,6 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
   const detail = await applyNginx(w, text, configId)
   if (step.judged) w.judge.recordLive()
-  // While the new version is judged, the way back stands ready where nginx runs: a failing verdict's
-  // switch back then starts nothing (see Nginx.standBy).
-  if (step.judged && w.progress.configBefore !== undefined) w.nginx.standBy(w.progress.configBefore)
   w.progress.routedTo(step.servers)
   // The backups are old replicas too: what nginx sends them counts for the old version.
   w.judge.routed([...step.servers, ...(step.judged?.backup ?? [])])
