@@ -42270,6 +42270,12 @@ var LIMITS = {
   followMaxSeconds: 6 * 3600,
   /** The app's traffic log, which nginx writes while a run judges its traffic (judge/). */
   canaryLogPath: (app) => `/var/log/nginx/nginx-rollout-${app}.log`,
+  /**
+   * While a run judges a new version, nginx sends the app's requests to the replicas from before the run for
+   * as long as this file exists (checked on each request: see template.ts, switchBack). Only root creates
+   * files in nginx's log folder, so no other user of the host can steer a judgement with it.
+   */
+  switchBackFlagPath: (app) => `/var/log/nginx/nginx-rollout-${app}.switched-back`,
   /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
   drainPollMs: 100,
   drainQuietPolls: 2,
@@ -51202,7 +51208,7 @@ fi
 [ "$4" = listening ] && section listening ss -ltnpH
 section managed managed "$f"
 exit 0`;
-var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
+var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$7
 d=\${f%/*}; b=\${f##*/}
 # Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
@@ -51224,6 +51230,8 @@ trap 'restore; exit 129' HUP
 # Standing by (see STAND_BY): the new text comes first ($6 bytes) and waits in this run's folder, the master's
 # arguments read, and 'standing by' says so; then nothing happens until a line 'go <sha256 of the file live
 # then>' comes. The end of input first is a stand-down. What is left after the word is what must follow it.
+# A line 'switch' may come first: it creates the switch-back flag, and the judged file live then sends every
+# request to the replicas from before the run at once; nginx's lock and reload follow with the word.
 standing=
 if [ "$want" = standing-by ]; then
   standing=1; new=$nr_t/next
@@ -51231,6 +51239,10 @@ if [ "$want" = standing-by ]; then
   load_args "$master"
   echo 'standing by'
   IFS=' ' read -r nr_go want || exit 0
+  if [ "$nr_go" = switch ]; then
+    if [ -n "$flag" ] && : >"$flag"; then echo 'switched back'; fi
+    IFS=' ' read -r nr_go want || exit 0
+  fi
   [ "$nr_go" = go ] || exit 0
 fi
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
@@ -51255,7 +51267,9 @@ i=0
 while [ $i -lt 1500 ]; do
   now_workers
   for w in $nr_w; do
-    case "$before " in *" $w "*) ;; *) placed=; rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+    case "$before " in *" $w "*) ;; *)
+      placed=; rm -f "$backup"; [ -z "$flag" ] || [ ! -e "$flag" ] || rm -f "$flag"; echo "nginx $master reloaded"; exit 0 ;;
+    esac
   done
   sleep 0.01; i=$((i + 1))
 done
@@ -51294,11 +51308,16 @@ done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
 head -c "$len" >&8 || done_with 77
 IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
+# Requests go back at once (the switch-back flag), before the locks: only a run that still holds its app's
+# deploy lock may do even that.
+read -r nr_held <"$lockdir/token" 2>/dev/null || :
+[ "$nr_held" = "$token" ] || done_with 75
+echo switch >&8
 take_locks || done_with $?
 printf 'go %s\\n' "$hash" >&8
 exec 8>&-
 wait "$inner"`;
-var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, text3) => {
+var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, text3, switchFlag) => {
   const length = String(Buffer.byteLength(text3));
   const apply = place.inside(APPLY, [
     managedPath,
@@ -51306,7 +51325,8 @@ var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, master
     String(masterPid),
     "write",
     conflictNames.join(" "),
-    length
+    length,
+    switchFlag
   ]);
   return withStdin(
     {
@@ -51318,6 +51338,7 @@ var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, master
   );
 };
 var STANDING_READY = "standing by";
+var SWITCHED_BACK = "switched back";
 var goLine = (liveHash) => `go ${liveHash}
 `;
 var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
@@ -51364,7 +51385,7 @@ var sudoCommands = (managedPath, trafficLog, nginx = "/usr/sbin/nginx") => [
   `/usr/bin/rm -f ${managedPath}`,
   `/usr/bin/truncate -s 0 ${trafficLog}`
 ];
-var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" ")]);
+var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames, switchFlag) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" "), "", switchFlag]);
 var followTrafficLog = (place, path3, maxBytes, everyMs, maxSeconds) => withTimeout(place.inside(LOG_FOLLOW, [path3, String(maxBytes), String(everyMs / 1e3)]), maxSeconds);
 var openConnections = (servers) => withTimeout(
   command(
@@ -51858,6 +51879,10 @@ var BUILT_IN_TEMPLATE = `upstream {{upstream}} {
     server {{address}} {{params}} backup; # {{name}} {{image}} on {{host}}, ready to take the traffic back
 {{/backupServers}}
 }
+{{#previousUpstream}}
+
+{{previousUpstream}}
+{{/previousUpstream}}
 {{#routing}}
 
 {{routing}}
@@ -51875,6 +51900,9 @@ server {
     # A reloading worker answers an idle keep-alive connection's next request (with Connection: close) instead of resetting it.
     keepalive_min_timeout {{keepaliveMinTimeout}};
 {{/keepaliveMinTimeout}}
+{{#switchBack}}
+{{switchBack}}
+{{/switchBack}}
 
 {{rolloutLocation}}
 {{#previewLocation}}
@@ -51926,10 +51954,13 @@ var rolloutLocation = (path3, configId) => [
 var TRAFFIC_LOG_FORMAT = '{"upstream":"$upstream_addr","status":"$upstream_status","time":"$upstream_response_time","method":"$request_method","uri":"$uri"}';
 var USUAL_RETRIES = "proxy_next_upstream error timeout http_502 http_503;";
 var judgedRetries = (tries) => `proxy_next_upstream error timeout http_500 http_502 http_503 http_504; proxy_next_upstream_tries ${tries}; proxy_next_upstream_timeout ${LIMITS.retrySeconds}s;`;
-function canaryLogDirectives(config, pooled) {
+function canaryLogDirectives(config, pooled, switching) {
   const id = `nginx_rollout_${config.nginx.upstreamName}`;
   const logged = `$${routingNames(config).prefix}_logged`;
-  const pools = pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : [];
+  const pools = [
+    ...pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : [],
+    ...switching ? [previousUpstreamName(config)] : []
+  ];
   return [
     `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.`,
     `log_format ${id} escape=json '${TRAFFIC_LOG_FORMAT}';`,
@@ -51942,6 +51973,33 @@ function canaryLogDirectives(config, pooled) {
   ].join("\n");
 }
 var takesBackup = (m) => m.kind === "least_conn" || m.kind === "round_robin";
+var previousUpstreamName = (config) => `${config.nginx.upstreamName}_previous`;
+function switchesBack(config, split, facts2, judging) {
+  const n = config.nginx;
+  return Boolean(judging.log && judging.previous?.length && facts2.switchBack) && config.nginx.template === void 0 && n.scope === "site" && split === void 0 && maintenanceMessage(config, facts2) === void 0 && takesBackup(n.lbMethod);
+}
+function switchBackView(config, previous) {
+  const n = config.nginx;
+  const variable = `$${routingNames(config).prefix}_to`;
+  const lb = lbDirective(n.lbMethod);
+  return {
+    proxyTarget: variable,
+    switchBack: [
+      "    # While a run judges a new version: once its verdict fails, the run creates this file and every request goes to the replicas from before it at once, before the reload that puts the previous file back.",
+      `    set ${variable} ${n.upstreamName};`,
+      `    if (-f ${LIMITS.switchBackFlagPath(config.app)}) { set ${variable} ${previousUpstreamName(config)}; }`
+    ].join("\n"),
+    previousUpstream: [
+      `# The replicas from before the run, where the switch back sends requests (see the server block).`,
+      `upstream ${previousUpstreamName(config)} {`,
+      ...lb ? [`    ${lb};`] : [],
+      ...previous.map(
+        (s) => `    server ${s.address} weight=${n.weight} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}; # ${s.name} ${s.image} on ${s.host}`
+      ),
+      "}"
+    ].join("\n")
+  };
+}
 function buildView(config, servers, split, facts2, judging = {}) {
   const n = config.nginx;
   const canary = new Set(split?.canary.map(replicaKey));
@@ -51960,6 +52018,7 @@ function buildView(config, servers, split, facts2, judging = {}) {
   });
   const backup = takesBackup(n.lbMethod) ? judging.backup ?? [] : [];
   const pooled = routesByPools(config, split);
+  const switching = switchesBack(config, split, facts2, judging);
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -51978,10 +52037,11 @@ function buildView(config, servers, split, facts2, judging = {}) {
     rolloutLocation: "",
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: "",
-    canaryLog: judging.log ? canaryLogDirectives(config, pooled) : "",
+    canaryLog: judging.log ? canaryLogDirectives(config, pooled, switching) : "",
     keepaliveMinTimeout: n.scope === "site" && facts2.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : "",
     proxyNextUpstream: judging.log ? judgedRetries(servers.length + backup.length) : USUAL_RETRIES,
     ...routingView(config, servers, pooled ? split : void 0),
+    ...switching ? switchBackView(config, (judging.previous ?? []).map(serverView)) : { switchBack: "", previousUpstream: "" },
     maintenance: n.scope === "site" ? maintenanceLocations(config, facts2, pooled ? "$" + routingNames(config).upstreamVariable : n.upstreamName) : ""
   };
 }
@@ -52214,6 +52274,8 @@ function parseInside(config, sections, where, problems) {
   const maintenance = managed.kind === "ours" ? maintenanceOf(managed.text) : void 0;
   const facts2 = {
     keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
+    // Without sudo the scripts run as root where nginx runs: they may create the switch-back flag.
+    switchBack: !sections.has("sudo"),
     ...maintenance !== void 0 ? { maintenance } : {}
   };
   return {
@@ -52465,7 +52527,8 @@ var Nginx = class {
         n.configPath,
         master,
         this.conflictNames,
-        text3
+        text3,
+        this.switchFlag
       ),
       LIMITS.followMaxSeconds
     );
@@ -52474,6 +52537,9 @@ var Nginx = class {
       standing.said += chunk.toString("utf8");
       if (standing.said.startsWith(`${STANDING_READY}
 `)) standing.ready = true;
+      if (standing.said.includes(`
+${SWITCHED_BACK}
+`)) standing.switchedAt ??= Date.now();
       if (/ reloaded\n/.test(standing.said)) reloaded();
     };
     const standing = {
@@ -52497,8 +52563,16 @@ var Nginx = class {
     await (await standing?.started)?.stop();
   }
   /**
-   * `next` through the change standing by for it, if one is ready: the result as an exec's, or undefined
-   * when there is none, it was not ready, or it had ended (a deadline, the connection) and changed nothing.
+   * The switch-back flag's path where the action's scripts may create it (not through sudo), else ''. Every
+   * change passes it: the one standing by creates it, any change removes it once nginx reloaded.
+   */
+  get switchFlag() {
+    return this.current.facts.switchBack ? LIMITS.switchBackFlagPath(this.config.app) : "";
+  }
+  /**
+   * `next` through the change standing by for it, if one is ready: the result as an exec's, with how long
+   * after the word requests went back (the flag), or undefined when there is none, it was not ready, or it
+   * had ended (a deadline, the connection) and changed nothing.
    */
   async goStanding(next, expected, master) {
     const standing = this.standing;
@@ -52509,11 +52583,15 @@ var Nginx = class {
       return void 0;
     }
     this.standing = void 0;
+    const word = Date.now();
     const ended = f.finish(goLine(expected)).catch(() => void 0);
     const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: "" })), ended]);
     if (end?.code === void 0 || end.code === null) return void 0;
     const out = standing.said.slice(STANDING_READY.length + 1);
-    return { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) };
+    return {
+      result: { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) },
+      ...standing.switchedAt !== void 0 ? { switchedMs: standing.switchedAt - word } : {}
+    };
   }
   async change(next, configId, upstreamAddress) {
     const booted = await this.ensureRunning(upstreamAddress);
@@ -52532,11 +52610,13 @@ var Nginx = class {
         expected,
         master,
         next === void 0 ? "remove" : "write",
-        this.conflictNames
+        this.conflictNames,
+        this.switchFlag
       )
     );
     const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
-    const r = next !== void 0 && await this.goStanding(next, expected, master) || await this.remote.exec(c);
+    const stood = next !== void 0 ? await this.goStanding(next, expected, master) : void 0;
+    const r = stood?.result ?? await this.remote.exec(c);
     if (r.code !== 0) {
       const what = APPLY_FAILURES[r.code];
       const said = (r.stderr || r.stdout).trim();
@@ -52552,7 +52632,9 @@ ${said}` : ""}`);
       throw new NginxError(
         `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`
       );
-    const detail = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
+    const serves = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
+    const back = stood?.switchedMs !== void 0 ? `requests went to the previous replicas ${(stood.switchedMs / 1e3).toFixed(2)}s after the word, then ` : "";
+    const detail = back + serves;
     return booted ? `${booted}; ${detail}` : detail;
   }
   /** Asks nginx, on the listen port and as the app's server name, for the config id it serves. */
@@ -54511,7 +54593,15 @@ async function applyNginx(w, text3, configId) {
     throw e;
   }
 }
-var fileFor = (w, servers, split, judged) => renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {});
+function fileFor(w, servers, split, judged) {
+  if (!judged) return renderManagedFile(w.config, servers, split, w.nginx.state.facts);
+  const previous = [...servers.filter((r) => !w.progress.isNew(r)), ...judged.backup];
+  return renderManagedFile(w.config, servers, split, w.nginx.state.facts, {
+    log: true,
+    backup: judged.backup,
+    previous
+  });
+}
 async function startJudging(w) {
   await w.judge.startRecording();
   if (w.progress.configBefore !== void 0) w.nginx.standBy(w.progress.configBefore);

@@ -366,6 +366,12 @@ export const LIMITS = {
   followMaxSeconds: 6 * 3600,
   /** The app's traffic log, which nginx writes while a run judges its traffic (judge/). */
   canaryLogPath: (app: string): string => `/var/log/nginx/nginx-rollout-${app}.log`,
+  /**
+   * While a run judges a new version, nginx sends the app's requests to the replicas from before the run for
+   * as long as this file exists (checked on each request: see template.ts, switchBack). Only root creates
+   * files in nginx's log folder, so no other user of the host can steer a judgement with it.
+   */
+  switchBackFlagPath: (app: string): string => `/var/log/nginx/nginx-rollout-${app}.switched-back`,
   /** A drain polls the outgoing replicas' connections this often, and ends after this many empty polls in a row. */
   drainPollMs: 100,
   drainQuietPolls: 2,

@@ -46,6 +46,21 @@ function failingSeconds(load: LoadReport): number {
   return (Math.max(...failed.map((e) => e.at + e.ms)) - Math.min(...failed.map((e) => e.at))) / 1000
 }
 
+/**
+ * The switch back's first effect, as the rollback's restore step says it: how long after the verdict's word
+ * requests went to the replicas from before the run (the flag the judged file checks), before the reload.
+ * Also: the flag is gone once the previous file is back.
+ */
+function switchedBack(run: ActionRun, app: string): number | undefined {
+  const m =
+    /restore the previous nginx config[^\n]*requests went to the previous replicas ([\d.]+)s after the word/.exec(
+      run.log,
+    )
+  const flag = `/var/log/nginx/nginx-rollout-${app}.switched-back`
+  expect(docker('exec', `${app}-lb`, 'sh', '-c', `test -e ${flag} && echo there || echo gone`)).toBe('gone')
+  return m ? Number(m[1]) : undefined
+}
+
 /** The verification rows of the summary, as `| replicas | verdict |` pairs. */
 const verdicts = (run: ActionRun): string[] =>
   [...run.summary.matchAll(/^\| ([^|]+) \| \*{0,2}(pass|fail|not judged)\*{0,2} \|/gm)].map((m) => `${m[1]}: ${m[2]}`)
@@ -76,6 +91,8 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       )
       expect(failingSeconds(load)).toBeLessThanOrEqual(3)
       expect(share).toBeLessThanOrEqual(0.1)
+      // Requests went back at the word, before the reload (the bound is loose: the machine is loaded).
+      expect(switchedBack(run, APP)).toBeLessThan(1)
       // While it was judged, nginx tried every GET it answered 500 again on another server, the old ones last:
       // only the POSTs (never retried) can have failed.
       expect(load.events.filter((e) => !e.ok && e.kind !== 'post')).toEqual([])
@@ -93,6 +110,7 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       )
       expect(failingSeconds(load)).toBeLessThanOrEqual(3)
       expect(share).toBeLessThanOrEqual(0.1)
+      expect(switchedBack(run, APP)).toBeLessThan(1)
       expect((await get(PORT, '/')).text).toBe('v1\n')
     })
 

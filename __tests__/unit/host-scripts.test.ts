@@ -24,6 +24,7 @@ import {
   nginxLocked,
   nginxStandingBy,
   STANDING_READY,
+  SWITCHED_BACK,
 } from '../../src/nginx/scripts.js'
 import { releasePorts, reservePorts, takenPorts } from '../../src/host/ports.js'
 
@@ -190,6 +191,7 @@ exit 0
       master.pid!,
       op,
       [],
+      '',
     )
     const c = withTimeout(op === 'write' ? withStdin(apply, '# the new file\n', 'managed file') : apply, 1)
     const started = Date.now()
@@ -295,8 +297,11 @@ describe('a switch back standing by (nginxStandingBy)', () => {
   const PREVIOUS = '# the previous file\n'.repeat(300)
   const LIVE = '# the new version, judged\n'
 
-  /** The standing change started with its text, as Remote.follow starts it; `ready` once it says so. */
-  function standing(token = 'run-token') {
+  /**
+   * The standing change started with its text, as Remote.follow starts it; `ready` once it says so. `flag`:
+   * the switch-back flag's name in its folder ('' for none, as through sudo).
+   */
+  function standing(token = 'run-token', flagName = '') {
     const dir = tempDir()
     install(dir, 'nginx', '#!/bin/sh\nexit 0\n')
     const conf = join(dir, 'conf.d')
@@ -315,6 +320,7 @@ describe('a switch back standing by (nginxStandingBy)', () => {
       master.pid!,
       [],
       PREVIOUS,
+      flagName && join(dir, flagName),
     )
     const child = spawn('sh', ['-c', renderRemote(c, 120)], {
       cwd: dir,
@@ -334,8 +340,10 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     return {
       file,
       conf,
+      dir,
       child,
       ready: readyP,
+      said: () => stdout,
       exited: async () => ({ code: await exited, stdout, stderr }),
     }
   }
@@ -370,6 +378,54 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     const r = await s.exited()
     expect(r.code).toBe(75)
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+  })
+
+  it('sends requests back (creates the flag) on its word before it waits for the nginx lock, and removes the flag once nginx reloaded', async () => {
+    const s = standing('run-token', 'shop.switched-back')
+    const flag = join(s.dir, 'shop.switched-back')
+    await s.ready
+    // Another app's change holds the nginx lock: the file waits for it, the flag does not.
+    const lockFile = join(s.dir, 'state', 'nginx-host.lock')
+    mkdirSync(join(s.dir, 'state'), { recursive: true })
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '1'], { stdio: 'ignore' })
+    try {
+      await sleep(200)
+      s.child.stdin!.end(goLine(sha256(LIVE)))
+      for (let i = 0; i < 100 && !s.said().includes(SWITCHED_BACK); i++) await sleep(20)
+      expect(s.said()).toBe(`${STANDING_READY}\n${SWITCHED_BACK}\n`)
+      expect(existsSync(flag)).toBe(true)
+      expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+    } finally {
+      holder.kill()
+    }
+    const r = await s.exited()
+    expect(r).toMatchObject({ code: 0, stdout: `${STANDING_READY}\n${SWITCHED_BACK}\nnginx ${master.pid} reloaded\n` })
+    expect(readFileSync(s.file, 'utf8')).toBe(PREVIOUS)
+    expect(existsSync(flag)).toBe(false)
+  })
+
+  it('sends nothing back once the run no longer holds the deploy lock (75, no flag)', async () => {
+    const s = standing('another-run', 'shop.switched-back')
+    await s.ready
+    s.child.stdin!.end(goLine(sha256(LIVE)))
+    const r = await s.exited()
+    expect(r).toMatchObject({ code: 75, stdout: `${STANDING_READY}\n` })
+    expect(existsSync(join(s.dir, 'shop.switched-back'))).toBe(false)
+  })
+
+  it('any change removes a switch-back flag left behind once nginx reloaded with its file (a killed run left it)', async () => {
+    const dir = tempDir()
+    install(dir, 'nginx', '#!/bin/sh\nexit 0\n')
+    mkdirSync(join(dir, 'conf.d'))
+    const file = join(dir, 'conf.d', 'shop.conf')
+    writeFileSync(file, LIVE)
+    const flag = join(dir, 'shop.switched-back')
+    writeFileSync(flag, '')
+    const apply = applyManagedFile(hostPlace('no'), file, sha256(LIVE), master.pid!, 'write', [], flag)
+    const r = runIn(dir, renderRemote(withStdin(apply, PREVIOUS, 'managed file'), 120), {}, PREVIOUS)
+    expect(r).toMatchObject({ code: 0, stdout: `nginx ${master.pid} reloaded\n` })
+    expect(readFileSync(file, 'utf8')).toBe(PREVIOUS)
+    expect(existsSync(flag)).toBe(false)
   })
 
   it('changes nothing when the file is not what the word says is live (71)', async () => {

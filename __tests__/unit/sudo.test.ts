@@ -140,6 +140,7 @@ describe('the apply script through sudo', () => {
       h.master.pid!,
       next === undefined ? 'remove' : 'write',
       [],
+      '',
     )
     return next === undefined ? c : withStdin(c, next, 'managed file')
   }

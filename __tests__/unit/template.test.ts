@@ -265,6 +265,58 @@ describe('backups while a deploy is judged', () => {
   })
 })
 
+describe('the switch back while a deploy is judged', () => {
+  const old = [replicaOf(9201, 'shop:v1')]
+  const next = [replicaOf(9203, 'shop:v2')]
+  const root: NginxFacts = { keepaliveMinTimeout: false, switchBack: true }
+  const judged = (config: Config, facts = root, s?: Split) =>
+    renderManagedFile(config, next, s, facts, { log: true, backup: old, previous: old }).text
+
+  it('sends every request to the replicas from before the run while the flag exists, checked in the server block', () => {
+    const text = judged(configFrom())
+    expect(text).toContain(
+      '    set $nr_shop_replicas_to shop_replicas;\n' +
+        '    if (-f /var/log/nginx/nginx-rollout-shop.switched-back) { set $nr_shop_replicas_to shop_replicas_previous; }\n',
+    )
+    expect(text).toContain('        proxy_pass http://$nr_shop_replicas_to;\n')
+    expect(text).toContain(
+      'upstream shop_replicas_previous {\n    least_conn;\n' +
+        '    server 127.0.0.1:9201 weight=10 max_fails=3 fail_timeout=30s; # shop-9201 shop:v1 on docker.example.com\n}',
+    )
+    // What nginx sends there is the app's: the record logs it.
+    expect(text).toMatch(/map \$proxy_host \$nr_shop_replicas_logged \{[^}]*shop_replicas_previous 1;/)
+    // A reader of the file finds the previous replicas where it found them before: the backups.
+    expect(upstreamServers(text)).toEqual(
+      new Map([
+        ['127.0.0.1:9203', 10],
+        ['127.0.0.1:9201', 10],
+      ]),
+    )
+  })
+
+  it("has none where it cannot work or is not the action's to add", () => {
+    const none = (text: string) => {
+      expect(text).not.toContain('switched-back')
+      expect(text).not.toContain('_previous')
+    }
+    // Through sudo (no flag the scripts may create), a custom template, upstream scope, a hash method.
+    none(judged(configFrom(), plain))
+    none(
+      judged({
+        ...configFrom(),
+        nginx: { ...configFrom().nginx, template: 'upstream {{upstream}} {}\n# {{proxyTarget}}\n' },
+      }),
+    )
+    none(judged(configFrom({ 'nginx-scope': 'upstream' })))
+    none(judged(configFrom({ 'lb-method': 'ip_hash' })))
+    // A canary's split routes by its own rules.
+    none(judged(configFrom(), root, split(next, 1, 9)))
+    // Not judged: the file after the run.
+    none(renderManagedFile(configFrom(), next, undefined, root).text)
+    expect(renderManagedFile(configFrom(), next, undefined, root).text).toContain('proxy_pass http://shop_replicas;')
+  })
+})
+
 describe('ownershipOf', () => {
   const { text } = renderManagedFile(configFrom(), servers, undefined, plain)
 

@@ -52,6 +52,16 @@ const restoreSeconds = (summary) =>
       /^\| \d+ \| (?:rollback: |cancelled: )?restore the previous nginx config[^|]*\| (?:[^|]*\| )?([\d.]+)\ss \| ok/gm,
     ),
   ].map((m) => Number(m[1]))
+/**
+ * How long after the verdict's word requests went to the replicas from before the run (the switch-back flag),
+ * as the restore step says it; before the reload the switch back step's own time includes.
+ */
+const backSeconds = (log) =>
+  [
+    ...log.matchAll(
+      /restore the previous nginx config[^\n]*requests went to the previous replicas ([\d.]+)s after the word/g,
+    ),
+  ].map((m) => Number(m[1]))
 /** From the first failed request's answer to the last one's, in seconds (0 with one failure or none). */
 function failingSeconds(events) {
   const ends = events.filter((e) => !e.ok).map((e) => e.at + e.ms)
@@ -106,6 +116,7 @@ async function deployUnderLoad(app, port, ports, strategy, c) {
     servingAfter: [...new Set(after)].join(','),
     routes: routeSeconds(run.summary),
     restores: restoreSeconds(run.summary),
+    backs: backSeconds(run.log),
     failingSeconds: failingSeconds(report.events),
     verdicts: verdictSeconds(run.summary),
     errors: report.sampleErrors.slice(0, 3),
@@ -177,9 +188,9 @@ export function renderJudged(results, runs) {
   )
   out.push('')
   out.push(
-    '| strategy | case | result (expected) | failed requests, worst run (share) | failed, median share | failed GETs, worst run | failing for, worst run | serving after | run time, median | route step, median | time to verdict, median | switch back, median |',
+    '| strategy | case | result (expected) | failed requests, worst run (share) | failed, median share | failed GETs, worst run | failing for, worst run | serving after | run time, median | route step, median | time to verdict, median | switch back, median | requests back, median |',
   )
-  out.push('|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|')
+  out.push('|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|')
   const keys = [...new Set(results.map((r) => `${r.strategy}|${r.case}`))]
   for (const key of keys) {
     const [strategy, name] = key.split('|')
@@ -190,12 +201,13 @@ export function renderJudged(results, runs) {
     const serving = [...new Set(rs.map((r) => r.servingAfter).filter(Boolean))].join('; ') || '-'
     const verdicts = rs.flatMap((r) => (r.verdicts ?? []).map((v) => v.seconds))
     const restores = rs.flatMap((r) => r.restores ?? [])
+    const backs = rs.flatMap((r) => r.backs ?? [])
     out.push(
       `| ${strategy} | ${name} | ${results_}${ok ? '' : ` (expected ${rs[0].expect})`} | ${worst.failed ?? '-'}${worst.sent ? ` of ${worst.sent} (${pct(worst.share)})` : ''} | ` +
         `${rs[0].sent ? pct(median(rs.map((r) => r.share))) : '-'} | ${rs[0].sent ? Math.max(...rs.map((r) => r.failedGets ?? 0)) : '-'} | ` +
         `${rs[0].sent ? `${f2(Math.max(...rs.map((r) => r.failingSeconds ?? 0)))} s` : '-'} | ${serving} | ${f1(median(rs.map((r) => r.seconds)))} s | ` +
         `${f2(median(rs.flatMap((r) => r.routes ?? [])))} s | ${verdicts.length ? `${f2(median(verdicts))} s` : '-'} | ` +
-        `${restores.length ? `${f2(median(restores))} s` : '-'} |`,
+        `${restores.length ? `${f2(median(restores))} s` : '-'} | ${backs.length ? `${f2(median(backs))} s` : '-'} |`,
     )
   }
   out.push('')

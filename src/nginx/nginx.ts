@@ -35,6 +35,7 @@ import {
   nginxLocked,
   nginxStandingBy,
   STANDING_READY,
+  SWITCHED_BACK,
   readNginx,
   sudoCommands,
   type NginxPlace,
@@ -256,6 +257,8 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
   const maintenance = managed.kind === 'ours' ? maintenanceOf(managed.text) : undefined
   const facts: NginxFacts = {
     keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
+    // Without sudo the scripts run as root where nginx runs: they may create the switch-back flag.
+    switchBack: !sections.has('sudo'),
     ...(maintenance !== undefined ? { maintenance } : {}),
   }
   return {
@@ -448,6 +451,8 @@ interface StandingChange {
   said: string
   /** It printed 'standing by' (the text staged, ready for the word). */
   ready: boolean
+  /** When it printed that requests went back (the switch-back flag created). */
+  switchedAt?: number
   /** Settles once it printed that nginx reloaded with the file. */
   readonly reloaded: Promise<void>
   /** It ended (stood down, or a deadline or the connection ended it). */
@@ -600,6 +605,7 @@ export class Nginx {
         master,
         this.conflictNames,
         text,
+        this.switchFlag,
       ),
       LIMITS.followMaxSeconds,
     )
@@ -607,6 +613,7 @@ export class Nginx {
     const heard = (chunk: Buffer) => {
       standing.said += chunk.toString('utf8')
       if (standing.said.startsWith(`${STANDING_READY}\n`)) standing.ready = true
+      if (standing.said.includes(`\n${SWITCHED_BACK}\n`)) standing.switchedAt ??= Date.now()
       if (/ reloaded\n/.test(standing.said)) reloaded()
     }
     const standing: StandingChange = {
@@ -635,10 +642,23 @@ export class Nginx {
   }
 
   /**
-   * `next` through the change standing by for it, if one is ready: the result as an exec's, or undefined
-   * when there is none, it was not ready, or it had ended (a deadline, the connection) and changed nothing.
+   * The switch-back flag's path where the action's scripts may create it (not through sudo), else ''. Every
+   * change passes it: the one standing by creates it, any change removes it once nginx reloaded.
    */
-  private async goStanding(next: string, expected: string, master: number): Promise<ExecResult | undefined> {
+  private get switchFlag(): string {
+    return this.current.facts.switchBack ? LIMITS.switchBackFlagPath(this.config.app) : ''
+  }
+
+  /**
+   * `next` through the change standing by for it, if one is ready: the result as an exec's, with how long
+   * after the word requests went back (the flag), or undefined when there is none, it was not ready, or it
+   * had ended (a deadline, the connection) and changed nothing.
+   */
+  private async goStanding(
+    next: string,
+    expected: string,
+    master: number,
+  ): Promise<{ result: ExecResult; switchedMs?: number } | undefined> {
     const standing = this.standing
     if (standing?.text !== next || standing.master !== master) return undefined
     const f = await standing.started
@@ -647,6 +667,7 @@ export class Nginx {
       return undefined
     }
     this.standing = undefined
+    const word = Date.now()
     const ended = f.finish(goLine(expected)).catch(() => undefined)
     // Done when nginx has the file ('reloaded'); the command's own end (the locks released) follows.
     const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: '' })), ended])
@@ -654,7 +675,10 @@ export class Nginx {
     // any other then says, by the file's hash, whether the file is still what this run put there.
     if (end?.code === undefined || end.code === null) return undefined
     const out = standing.said.slice(STANDING_READY.length + 1)
-    return { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) }
+    return {
+      result: { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) },
+      ...(standing.switchedAt !== undefined ? { switchedMs: standing.switchedAt - word } : {}),
+    }
   }
 
   private async change(next: string | undefined, configId: string | undefined, upstreamAddress: string) {
@@ -675,10 +699,12 @@ export class Nginx {
         master,
         next === undefined ? 'remove' : 'write',
         this.conflictNames,
+        this.switchFlag,
       ),
     )
     const c = next === undefined ? locked : withStdin(locked, next, `the new ${n.configPath}`)
-    const r = (next !== undefined && (await this.goStanding(next, expected, master))) || (await this.remote.exec(c))
+    const stood = next !== undefined ? await this.goStanding(next, expected, master) : undefined
+    const r = stood?.result ?? (await this.remote.exec(c))
     if (r.code !== 0) {
       const what = APPLY_FAILURES[r.code]
       const said = (r.stderr || r.stdout).trim()
@@ -693,12 +719,18 @@ export class Nginx {
       throw new NginxError(
         `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1000}s (another server block may take its requests)`,
       )
-    const detail =
+    const serves =
       next === undefined
         ? `removed ${n.configPath}, nginx reloaded`
         : verified
           ? `nginx serves config ${id}`
           : 'nginx reloaded with the new file'
+    // The switch back's first effect, said apart: requests went back before the reload.
+    const back =
+      stood?.switchedMs !== undefined
+        ? `requests went to the previous replicas ${(stood.switchedMs / 1000).toFixed(2)}s after the word, then `
+        : ''
+    const detail = back + serves
     return booted ? `${booted}; ${detail}` : detail
   }
 

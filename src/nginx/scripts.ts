@@ -102,14 +102,16 @@ section managed managed "$f"
 exit 0`
 
 // $1 the managed file, $2 its sha256 as this run read it ('absent' when there was none), $3 the master's
-// pid, $4 write (the new text on standard input) or remove, $5 server names whose conflicts fail the change.
+// pid, $4 write (the new text on standard input) or remove, $5 server names whose conflicts fail the change,
+// $6 (standing by) the new text's length, $7 the switch-back flag ('' where the script may not create it):
+// removed once nginx reloaded with any new file, so a flag a killed run left never outlives the next change.
 // Under the nginx lock (see nginxLocked): the file must still be what the run read; the new one takes its
 // place only for nginx -t, which checks the whole configuration with it; on any failure the previous file
 // (or none) is back before the lock is released. So it is on a TERM, INT or HUP too (the command's deadline
 // ends it with TERM, see renderRemote): a file nginx has not accepted must not stay where the next reload
 // would load it. `placed` says the new file may be in place and not yet accepted; restore can run twice.
 // Exit codes: see APPLY_FAILURES.
-const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5
+const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$7
 d=\${f%/*}; b=\${f##*/}
 # Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
@@ -131,6 +133,8 @@ trap 'restore; exit 129' HUP
 # Standing by (see STAND_BY): the new text comes first ($6 bytes) and waits in this run's folder, the master's
 # arguments read, and 'standing by' says so; then nothing happens until a line 'go <sha256 of the file live
 # then>' comes. The end of input first is a stand-down. What is left after the word is what must follow it.
+# A line 'switch' may come first: it creates the switch-back flag, and the judged file live then sends every
+# request to the replicas from before the run at once; nginx's lock and reload follow with the word.
 standing=
 if [ "$want" = standing-by ]; then
   standing=1; new=$nr_t/next
@@ -138,6 +142,10 @@ if [ "$want" = standing-by ]; then
   load_args "$master"
   echo 'standing by'
   IFS=' ' read -r nr_go want || exit 0
+  if [ "$nr_go" = switch ]; then
+    if [ -n "$flag" ] && : >"$flag"; then echo 'switched back'; fi
+    IFS=' ' read -r nr_go want || exit 0
+  fi
   [ "$nr_go" = go ] || exit 0
 fi
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
@@ -162,7 +170,9 @@ i=0
 while [ $i -lt 1500 ]; do
   now_workers
   for w in $nr_w; do
-    case "$before " in *" $w "*) ;; *) placed=; rm -f "$backup"; echo "nginx $master reloaded"; exit 0 ;; esac
+    case "$before " in *" $w "*) ;; *)
+      placed=; rm -f "$backup"; [ -z "$flag" ] || [ ! -e "$flag" ] || rm -f "$flag"; echo "nginx $master reloaded"; exit 0 ;;
+    esac
   done
   sleep 0.01; i=$((i + 1))
 done
@@ -205,8 +215,8 @@ take_locks || exit $?
 // A change that stands by: $1-$4 as for LOCKED, $5 the new text's length in bytes, then the command that
 // changes the file (the apply script with 'standing-by' for the file's hash), which starts at once. Our own
 // input: the new text, passed on at once (the apply stages it and says 'standing by'), then, when the time
-// comes, a line 'go <hash of the file live now>': then both locks are taken as for LOCKED, and the go line
-// passed on. The end of input before it is a stand-down: the waiting command gets end of input too and exits
+// comes, a line 'go <hash of the file live now>': then, the deploy lock still this run's, 'switch' is passed
+// on (requests go back at once), both locks are taken as for LOCKED, and the go line passed on. The end of input before it is a stand-down: the waiting command gets end of input too and exits
 // 0, nothing changed. head -c reads no further than the text, and the go line is only sent after 'standing
 // by', so it is never read by head.
 // Why: starting a change is most of a switch back's time under load (a docker exec into the nginx container
@@ -223,6 +233,11 @@ done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
 head -c "$len" >&8 || done_with 77
 IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
+# Requests go back at once (the switch-back flag), before the locks: only a run that still holds its app's
+# deploy lock may do even that.
+read -r nr_held <"$lockdir/token" 2>/dev/null || :
+[ "$nr_held" = "$token" ] || done_with 75
+echo switch >&8
 take_locks || done_with $?
 printf 'go %s\\n' "$hash" >&8
 exec 8>&-
@@ -242,6 +257,7 @@ export const nginxStandingBy = (
   masterPid: number,
   conflictNames: readonly string[],
   text: string,
+  switchFlag: string,
 ): Command => {
   const length = String(Buffer.byteLength(text))
   const apply = place.inside(APPLY, [
@@ -251,6 +267,7 @@ export const nginxStandingBy = (
     'write',
     conflictNames.join(' '),
     length,
+    switchFlag,
   ])
   return withStdin(
     {
@@ -264,6 +281,9 @@ export const nginxStandingBy = (
 
 /** What a change standing by prints once it is ready for its word. */
 export const STANDING_READY = 'standing by'
+
+/** What a change standing by prints once requests go to the replicas from before the run (the flag is there). */
+export const SWITCHED_BACK = 'switched back'
 
 /** The line that tells a change standing by to go, the file live now being `liveHash`. */
 export const goLine = (liveHash: string): string => `go ${liveHash}\n`
@@ -366,7 +386,9 @@ export const applyManagedFile = (
   masterPid: number,
   op: 'write' | 'remove',
   conflictNames: readonly string[],
-): Command => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' ')])
+  switchFlag: string,
+): Command =>
+  place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' '), '', switchFlag])
 
 /** Follows the app's traffic log from empty until the command's standard input ends. */
 export const followTrafficLog = (

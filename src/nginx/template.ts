@@ -19,6 +19,10 @@ export const BUILT_IN_TEMPLATE = `upstream {{upstream}} {
     server {{address}} {{params}} backup; # {{name}} {{image}} on {{host}}, ready to take the traffic back
 {{/backupServers}}
 }
+{{#previousUpstream}}
+
+{{previousUpstream}}
+{{/previousUpstream}}
 {{#routing}}
 
 {{routing}}
@@ -36,6 +40,9 @@ server {
     # A reloading worker answers an idle keep-alive connection's next request (with Connection: close) instead of resetting it.
     keepalive_min_timeout {{keepaliveMinTimeout}};
 {{/keepaliveMinTimeout}}
+{{#switchBack}}
+{{switchBack}}
+{{/switchBack}}
 
 {{rolloutLocation}}
 {{#previewLocation}}
@@ -69,6 +76,8 @@ server {
 export interface NginxFacts {
   /** nginx >= 1.27.4 knows keepalive_min_timeout. */
   readonly keepaliveMinTimeout: boolean
+  /** The action's scripts run as root where nginx runs (not through sudo): they may create the switch-back flag. */
+  readonly switchBack?: boolean
   /** The message the live managed file answers with during maintenance (absent: the app answers). */
   readonly maintenance?: string
 }
@@ -110,8 +119,19 @@ export interface NginxView {
    * plainly. '' otherwise.
    */
   routing: string
-  /** What proxy_pass names: the upstream, or (canary routing) the variable holding the chosen pool. */
+  /**
+   * What proxy_pass names: the upstream, or (canary routing) the variable holding the chosen pool, or (the
+   * switch back while judged) the variable switchBack sets.
+   */
   proxyTarget: string
+  /**
+   * While a run judges a new version (built-in template, site scope, no canary split): the server-level lines
+   * that send every request to previousUpstream for as long as the switch-back flag exists, so that a failing
+   * verdict takes effect at once, before the reload that puts the previous file back. '' otherwise.
+   */
+  switchBack: string
+  /** The upstream of the replicas from before the run, that switchBack sends requests to. '' otherwise. */
+  previousUpstream: string
   /** The variable add_header Set-Cookie names to pin a client ('' when nothing pins). */
   setCookie: string
   /** Site scope with canary-match: the location of the preview link (sets the preview cookie). '' otherwise. */
@@ -197,12 +217,16 @@ const judgedRetries = (tries: number): string =>
  * upstream ($proxy_host is the name proxy_pass names), so another app's traffic never counts. On only while
  * a run judges traffic: every run that turns it on turns it off with its last change of the file.
  */
-function canaryLogDirectives(config: Config, pooled: boolean): string {
+function canaryLogDirectives(config: Config, pooled: boolean, switching: boolean): string {
   const id = `nginx_rollout_${config.nginx.upstreamName}`
   // A variable's name is bounded (variables_hash_bucket_size): the routing names' prefix keeps it short.
   const logged = `$${routingNames(config).prefix}_logged`
-  // With canary routing, proxy_pass names the pool: its requests are the app's too.
-  const pools = pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : []
+  // With canary routing, proxy_pass names the pool, and after a switch back the previous upstream: their
+  // requests are the app's too.
+  const pools = [
+    ...(pooled ? [routingNames(config).stablePool, routingNames(config).canaryPool] : []),
+    ...(switching ? [previousUpstreamName(config)] : []),
+  ]
   return [
     `# The app's traffic log (only while a deploy or a canary step judges it): nginx's own fields, and the route escaped by nginx.`,
     `log_format ${id} escape=json '${TRAFFIC_LOG_FORMAT}';`,
@@ -221,10 +245,61 @@ export interface Judging {
   readonly log?: boolean
   /** Replicas nginx falls back to when every server fails (the old ones, drained but running). */
   readonly backup?: readonly Replica[]
+  /** The replicas from before the run, still running: where the switch back sends requests at once. */
+  readonly previous?: readonly Replica[]
 }
 
 /** Balancing methods that take backup servers (nginx refuses `backup` with hash, ip_hash and random). */
 const takesBackup = (m: LbMethod): boolean => m.kind === 'least_conn' || m.kind === 'round_robin'
+
+const previousUpstreamName = (config: Config): string => `${config.nginx.upstreamName}_previous`
+
+/**
+ * Whether a judged file has the switch back: with the built-in template (a custom one names its own
+ * proxy_pass), in site scope (in upstream scope the user's server blocks name the upstream), without a
+ * canary split or maintenance (their own routing), with a balancing method that takes backups (so every
+ * previous replica is in the plain upstream too, and a reader of the file finds no other server), and where
+ * the action's scripts may create the flag (not through sudo, whose rules name fixed commands only).
+ */
+function switchesBack(config: Config, split: Split | undefined, facts: NginxFacts, judging: Judging): boolean {
+  const n = config.nginx
+  return (
+    Boolean(judging.log && judging.previous?.length && facts.switchBack) &&
+    config.nginx.template === undefined &&
+    n.scope === 'site' &&
+    split === undefined &&
+    maintenanceMessage(config, facts) === undefined &&
+    takesBackup(n.lbMethod)
+  )
+}
+
+/**
+ * The switch back's parts. nginx checks the flag on each request (a stat, no reload), in the server block's
+ * rewrite phase, where `if` with only `set` in it is safe; proxy_pass then names the upstream the variable holds.
+ */
+function switchBackView(config: Config, previous: readonly ServerView[]) {
+  const n = config.nginx
+  const variable = `$${routingNames(config).prefix}_to`
+  const lb = lbDirective(n.lbMethod)
+  return {
+    proxyTarget: variable,
+    switchBack: [
+      '    # While a run judges a new version: once its verdict fails, the run creates this file and every request goes to the replicas from before it at once, before the reload that puts the previous file back.',
+      `    set ${variable} ${n.upstreamName};`,
+      `    if (-f ${LIMITS.switchBackFlagPath(config.app)}) { set ${variable} ${previousUpstreamName(config)}; }`,
+    ].join('\n'),
+    previousUpstream: [
+      `# The replicas from before the run, where the switch back sends requests (see the server block).`,
+      `upstream ${previousUpstreamName(config)} {`,
+      ...(lb ? [`    ${lb};`] : []),
+      ...previous.map(
+        (s) =>
+          `    server ${s.address} weight=${n.weight} max_fails=${n.maxFails} fail_timeout=${n.failTimeout}; # ${s.name} ${s.image} on ${s.host}`,
+      ),
+      '}',
+    ].join('\n'),
+  }
+}
 
 export function buildView(
   config: Config,
@@ -257,6 +332,7 @@ export function buildView(
   })
   const backup = takesBackup(n.lbMethod) ? (judging.backup ?? []) : []
   const pooled = routesByPools(config, split)
+  const switching = switchesBack(config, split, facts, judging)
   return {
     app: config.app,
     upstream: n.upstreamName,
@@ -275,10 +351,13 @@ export function buildView(
     rolloutLocation: '',
     rolloutPath: LIMITS.configIdPath(config.app),
     configId: '',
-    canaryLog: judging.log ? canaryLogDirectives(config, pooled) : '',
+    canaryLog: judging.log ? canaryLogDirectives(config, pooled, switching) : '',
     keepaliveMinTimeout: n.scope === 'site' && facts.keepaliveMinTimeout ? `${LIMITS.keepaliveMinTimeoutSeconds}s` : '',
     proxyNextUpstream: judging.log ? judgedRetries(servers.length + backup.length) : USUAL_RETRIES,
     ...routingView(config, servers, pooled ? split : undefined),
+    ...(switching
+      ? switchBackView(config, (judging.previous ?? []).map(serverView))
+      : { switchBack: '', previousUpstream: '' }),
     maintenance:
       n.scope === 'site'
         ? maintenanceLocations(config, facts, pooled ? '$' + routingNames(config).upstreamVariable : n.upstreamName)

@@ -166,9 +166,19 @@ async function applyNginx(w: StepWorld, text: string | undefined, configId: stri
   }
 }
 
-/** The file for these servers, with nginx's record of the app's requests and the backups when `judged`. */
-const fileFor = (w: StepWorld, servers: readonly Replica[], split?: Split, judged?: { backup: readonly Replica[] }) =>
-  renderManagedFile(w.config, servers, split, w.nginx.state.facts, judged ? { log: true, backup: judged.backup } : {})
+/**
+ * The file for these servers, with nginx's record of the app's requests and the backups when `judged`, and
+ * the replicas from before the run (those still in it, routed or backups) for the switch back.
+ */
+function fileFor(w: StepWorld, servers: readonly Replica[], split?: Split, judged?: { backup: readonly Replica[] }) {
+  if (!judged) return renderManagedFile(w.config, servers, split, w.nginx.state.facts)
+  const previous = [...servers.filter((r) => !w.progress.isNew(r)), ...judged.backup]
+  return renderManagedFile(w.config, servers, split, w.nginx.state.facts, {
+    log: true,
+    backup: judged.backup,
+    previous,
+  })
+}
 
 /**
  * The judgement starts (idempotent): nginx's record followed, and the way back standing ready where nginx
