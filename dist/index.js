@@ -42215,6 +42215,12 @@ var LIMITS = {
   /** ...and the new version's failures must exceed those expected of the old version by at least this many. */
   verifyMinExcess: 4,
   /**
+   * A new replica that answered 5xx and then got no request for this long while this many of the app's went
+   * elsewhere was taken out by nginx (max_fails): its errors are judged with nginx's bar (see Judge.takenOut).
+   */
+  takenOutMs: 1e3,
+  takenOutOthers: 20,
+  /**
    * Fewer slow answers than this never fail a version (a slow one has many): a new replica on a busy host
    * answers its first requests slowly for a few seconds (6 of 10 at a 50% canary, measured under the fleet
    * suite's load), where 5 errors are already a pattern.
@@ -50982,11 +50988,13 @@ function strataOf(kind, next, prev) {
   }
   return strata;
 }
-function clearlyWorse(kind, next, prev, z) {
+var USUAL_FLOOR = { errors: LIMITS.verifyMinErrors, excess: LIMITS.verifyMinExcess };
+function clearlyWorse(kind, next, prev, z, floor) {
   const strata = strataOf(kind, next, prev);
   const t = stratifiedExcess(strata.values());
-  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : LIMITS.verifyMinErrors;
-  if (t.observed < least || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z) return void 0;
+  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : kind.name === "5xx" ? floor.errors : USUAL_FLOOR.errors;
+  const excess = kind.name === "5xx" ? floor.excess : USUAL_FLOOR.excess;
+  if (t.observed < least || t.observed - t.expected < excess || t.z < z) return void 0;
   return { ...t, strata };
 }
 function worstRoutes(strata) {
@@ -51026,7 +51034,7 @@ function totals(t) {
   }
   return { answered, serverErrors, clientErrors };
 }
-function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) {
+function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ, floor = USUAL_FLOOR) {
   const mine = totals(next);
   const theirs = totals(prev);
   if (prev.attempts < LIMITS.verifyMinOldRequests) {
@@ -51038,7 +51046,7 @@ function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verify
       };
   } else {
     for (const kind of kinds(latency)) {
-      const found = clearlyWorse(kind, next, prev, z);
+      const found = clearlyWorse(kind, next, prev, z, floor);
       if (found) return { verdict: "fail", reason: failureWords(kind, found, next, prev, latency) };
     }
   }
@@ -54085,6 +54093,8 @@ var Judge = class {
   };
   /** The whole run, tallied as it arrives (the judgement reads it many times a second). */
   tallies;
+  /** Each new server's last attempt (its place in the record, when it arrived) and its 5xx, over the run. */
+  served = /* @__PURE__ */ new Map();
   /** The old version over the whole record, and the new one since it first got traffic, route by route. */
   wholeRun(record2) {
     let t = this.tallies;
@@ -54097,12 +54107,16 @@ var Judge = class {
         oldCount: this.oldServers.size
       };
       this.tallies = t;
+      this.served.clear();
     }
     const since = this.firstRoute?.index ?? Infinity;
     const { next, prev } = t;
     record2.forEachSince(t.upTo, (a, index, at) => {
       if (this.newServers.has(a.server)) {
-        if (index >= since) next.add(this.warmed(a, at));
+        if (index < since) return;
+        next.add(this.warmed(a, at));
+        const errors = (this.served.get(a.server)?.errors ?? 0) + (a.status !== void 0 && a.status >= 500 ? 1 : 0);
+        this.served.set(a.server, { lastIndex: index, lastAt: at, errors });
       } else if (this.oldServers.has(a.server)) prev.add(a);
     });
     t.upTo = record2.total();
@@ -54121,13 +54135,47 @@ var Judge = class {
     const latency = this.config.latencyThreshold;
     const whole = compareTallies(both.next, both.prev, latency);
     const recent = () => Tally.of(record2.recent(this.newServers, LIMITS.verifyRecentMs, this.warmed));
-    const bad = whole.verdict === "fail" ? whole : compareLately(recent(), both.prev, latency);
+    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? compareLately(recent(), both.prev, latency);
     if (!bad) return;
     this.failOnTraffic(bad.reason);
     this.evidence(
       [...this.routedAt.values()].map((r) => r.replica),
       bad.reason
     );
+  }
+  /**
+   * The new servers nginx stopped sending requests to after they answered 5xx: nginx takes a server out for
+   * fail_timeout once it failed max_fails requests (per worker; while a version is judged 500-504 count), so
+   * that no more evidence comes from it, and a route would end *not judged* with fewer than the usual handful
+   * of errors while the version fails everything. Seen as: a 5xx or more, then no request for
+   * LIMITS.takenOutMs while LIMITS.takenOutOthers of the app's went elsewhere.
+   */
+  takenOut(record2) {
+    if (this.config.nginx.maxFails === 0) return [];
+    const now = Date.now();
+    const total = record2.total();
+    return [...this.served].filter(
+      ([, s]) => s.errors > 0 && now - s.lastAt >= LIMITS.takenOutMs && total - s.lastIndex - 1 >= LIMITS.takenOutOthers
+    ).map(([server]) => server);
+  }
+  /**
+   * With servers taken out (see takenOut): the new version judged with nginx's own bar for its 5xx (max_fails
+   * of them, not the usual handful), on the same comparison with the old version route by route.
+   */
+  judgedTakenOut(record2, both) {
+    const out = this.takenOut(record2);
+    if (!out.length) return void 0;
+    const errors = Math.min(LIMITS.verifyMinErrors, this.config.nginx.maxFails);
+    const floor = { errors, excess: errors - 0.5 };
+    const c = compareTallies(both.next, both.prev, this.config.latencyThreshold, LIMITS.verifyWorseZ, floor);
+    if (c.verdict !== "fail") return void 0;
+    const max = this.config.nginx.maxFails;
+    const taken = [...this.routedAt.values()].map((r) => r.replica).filter((r) => this.keysOf(r).some((k) => out.includes(k)));
+    const which2 = taken.length ? names(taken, this.config.appHosts.length > 1) : out.join(", ");
+    return {
+      ...c,
+      reason: `nginx took ${which2} out after its failed requests (max-fails ${max}): ${c.reason}`
+    };
   }
   /** The replicas' last log lines, for the summary: gathered while the traffic goes back. */
   evidence(replicas, why) {

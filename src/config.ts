@@ -311,6 +311,12 @@ export const LIMITS = {
   /** ...and the new version's failures must exceed those expected of the old version by at least this many. */
   verifyMinExcess: 4,
   /**
+   * A new replica that answered 5xx and then got no request for this long while this many of the app's went
+   * elsewhere was taken out by nginx (max_fails): its errors are judged with nginx's bar (see Judge.takenOut).
+   */
+  takenOutMs: 1_000,
+  takenOutOthers: 20,
+  /**
    * Fewer slow answers than this never fail a version (a slow one has many): a new replica on a busy host
    * answers its first requests slowly for a few seconds (6 of 10 at a 50% canary, measured under the fleet
    * suite's load), where 5 errors are already a pattern.

@@ -15,8 +15,8 @@ const WORKERS = { get: 10, post: 6, slow: 8 }
 const CLIENTS = WORKERS.get + WORKERS.post + WORKERS.slow
 
 /** Runs `action` inside the load, which starts 2 s before it and ends 2 s after; prints failures with the run. */
-async function judgedUnderLoad(port: number, action: () => Promise<ActionRun>) {
-  const load = startLoad({ port, workers: WORKERS, maxSeconds: 240 })
+async function judgedUnderLoad(port: number, action: () => Promise<ActionRun>, workers: typeof WORKERS = WORKERS) {
+  const load = startLoad({ port, workers, maxSeconds: 240 })
   await sleep(2000)
   const run = await action()
   await sleep(2000)
@@ -209,6 +209,25 @@ describe('judged on real traffic: a route that never answers, a judgement that c
     expect(load.events.filter((e) => !e.ok && e.kind !== 'post')).toEqual([])
     expect(load.failed).toBeLessThanOrEqual(WORKERS.post)
     expect(Number(run.outputs['duration-seconds'])).toBeLessThan(40)
+    expect((await get(PORT, '/')).text).toBe('v1\n')
+  })
+
+  it('fails the first route of a version nginx took out after its first failed requests (max-fails 1), though they were fewer than 5', async () => {
+    // GETs only: every 500 is tried again on another server and counts for max_fails, so nginx takes the new
+    // replica out at its first failure, and the record then shows it no more: before, the route ended "not
+    // judged" after verify-seconds with 2-4 errors, and the next routes did the same.
+    const { run, load } = await judgedUnderLoad(
+      PORT,
+      () => runAction(inputs({ image: image('broken'), 'max-fails': '1' })),
+      { get: 10, post: 0, slow: 8 },
+    )
+    expect(run.outputs.result).toBe('rolled-back')
+    expect(verdicts(run)[0]).toMatch(/: fail$/)
+    expect(verdicts(run).filter((v) => v.endsWith(': not judged'))).toEqual([])
+    expect(run.log).toMatch(
+      /real traffic: (nginx took e2e-judge-hang-\d+ out after its failed requests \(max-fails 1\): )?the new version answered 5xx/,
+    )
+    expect(load.failed).toBe(0)
     expect((await get(PORT, '/')).text).toBe('v1\n')
   })
 

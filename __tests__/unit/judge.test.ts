@@ -435,6 +435,74 @@ describe('Judge.observe: a canary step', () => {
   })
 })
 
+describe('Judge: a new replica nginx took out (max_fails)', () => {
+  // nginx stops sending a server requests for fail_timeout once it failed max_fails of them: a version that
+  // fails everything can then show fewer than the usual 5 errors, and its route would end *not judged*.
+  it('fails the version once its replica answered 3 of 3 with 500 and then got nothing while the old one served', async () => {
+    useFakeTimers()
+    const { judge, log, replicas } = await deploying()
+    const verifying = judge.verify([NEW], 5, false)
+    log.write(OLD, '200', 100)
+    log.write(NEW, '500', 3)
+    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs - 100)
+    log.write(OLD, '200', LIMITS.takenOutOthers)
+    await jest.advanceTimersByTimeAsync(2 * LIMITS.judgeTickMs)
+    // Not yet: a second without requests has not passed.
+    expect(judge.failure).toBeUndefined()
+    await jest.advanceTimersByTimeAsync(200)
+    log.write(OLD, '200', 5)
+    await jest.advanceTimersByTimeAsync(2 * LIMITS.judgeTickMs)
+    const v = await verifying
+    expect(v.verdict).toBe('fail')
+    expect(v.reason).toMatch(
+      /^nginx took shop-9203 out after its failed requests \(max-fails 3\): the new version answered 5xx to 3 requests where [\d.]+ were expected/,
+    )
+    expect(replicas.evidence).toHaveLength(1)
+    await endOnFakeTimers(judge)
+  })
+
+  it('keeps the usual bar while the replica still gets requests: 3 errors of 50 pass', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    const verifying = judge.verify([NEW], 5, false)
+    log.write(OLD, '200', 100)
+    log.write(NEW, '500', 3)
+    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs + 200)
+    log.write(OLD, '200', LIMITS.takenOutOthers)
+    log.write(NEW, '200', 47)
+    await jest.advanceTimersByTimeAsync(2 * LIMITS.judgeTickMs)
+    expect((await verifying).verdict).toBe('pass')
+    expect(judge.failure).toBeUndefined()
+    await endOnFakeTimers(judge)
+  })
+
+  it('raises no alarm when the replica nginx took out failed as often as the old one (2%)', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    log.write(OLD, '500', 20)
+    log.write(OLD, '200', 980)
+    log.write(NEW, '200', 97)
+    log.write(NEW, '500', 3)
+    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs + 200)
+    log.write(OLD, '200', 5 * LIMITS.takenOutOthers)
+    await jest.advanceTimersByTimeAsync(4 * LIMITS.judgeTickMs)
+    expect(judge.failure).toBeUndefined()
+    await endOnFakeTimers(judge)
+  })
+
+  it('does not apply with max-fails 0 (nginx never takes a server out)', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying({ config: configFrom({ 'health-interval': '0.05', 'max-fails': '0' }) })
+    log.write(OLD, '200', 100)
+    log.write(NEW, '500', 3)
+    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs + 200)
+    log.write(OLD, '200', 5 * LIMITS.takenOutOthers)
+    await jest.advanceTimersByTimeAsync(4 * LIMITS.judgeTickMs)
+    expect(judge.failure).toBeUndefined()
+    await endOnFakeTimers(judge)
+  })
+})
+
 describe('Judge.verify: evidence', () => {
   it('settles failed before the evidence of the failing replica is gathered', async () => {
     const kept: Promise<unknown>[] = []

@@ -288,12 +288,25 @@ function strataOf(kind: FailureKind, next: Tally, prev: Tally): Map<string, Stra
   return strata
 }
 
+/**
+ * The fewest 5xx that may fail a version, and by how many they must exceed those expected: a handful is noise
+ * (LIMITS.verifyMinErrors), unless nginx itself stopped sending a new replica requests after it failed them
+ * (see Judge.takenOut), which it does after max_fails of them: no more can come.
+ */
+export interface ErrorFloor {
+  readonly errors: number
+  readonly excess: number
+}
+
+const USUAL_FLOOR: ErrorFloor = { errors: LIMITS.verifyMinErrors, excess: LIMITS.verifyMinExcess }
+
 /** Whether one kind of failure of the new version is clearly above the old version's. */
-function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number) {
+function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number, floor: ErrorFloor) {
   const strata = strataOf(kind, next, prev)
   const t = stratifiedExcess(strata.values())
-  const least = kind.name === 'slow' ? LIMITS.latencyMinSlow : LIMITS.verifyMinErrors
-  if (t.observed < least || t.observed - t.expected < LIMITS.verifyMinExcess || t.z < z) return undefined
+  const least = kind.name === 'slow' ? LIMITS.latencyMinSlow : kind.name === '5xx' ? floor.errors : USUAL_FLOOR.errors
+  const excess = kind.name === '5xx' ? floor.excess : USUAL_FLOOR.excess
+  if (t.observed < least || t.observed - t.expected < excess || t.z < z) return undefined
   return { ...t, strata }
 }
 
@@ -358,6 +371,7 @@ export function compareTallies(
   prev: Tally,
   latency: LatencyThreshold = DEFAULT_LATENCY,
   z: number = LIMITS.verifyWorseZ,
+  floor: ErrorFloor = USUAL_FLOOR,
 ): Comparison {
   const mine = totals(next)
   const theirs = totals(prev)
@@ -371,7 +385,7 @@ export function compareTallies(
       }
   } else {
     for (const kind of kinds(latency)) {
-      const found = clearlyWorse(kind, next, prev, z)
+      const found = clearlyWorse(kind, next, prev, z, floor)
       if (found) return { verdict: 'fail', reason: failureWords(kind, found, next, prev, latency) }
     }
   }

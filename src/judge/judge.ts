@@ -274,6 +274,9 @@ export class Judge {
   /** The whole run, tallied as it arrives (the judgement reads it many times a second). */
   private tallies: { next: Tally; prev: Tally; upTo: number; newCount: number; oldCount: number } | undefined
 
+  /** Each new server's last attempt (its place in the record, when it arrived) and its 5xx, over the run. */
+  private readonly served = new Map<string, { lastIndex: number; lastAt: number; errors: number }>()
+
   /** The old version over the whole record, and the new one since it first got traffic, route by route. */
   private wholeRun(record: TrafficRecord): { next: Tally; prev: Tally } {
     let t = this.tallies
@@ -287,12 +290,16 @@ export class Judge {
         oldCount: this.oldServers.size,
       }
       this.tallies = t
+      this.served.clear()
     }
     const since = this.firstRoute?.index ?? Infinity
     const { next, prev } = t
     record.forEachSince(t.upTo, (a, index, at) => {
       if (this.newServers.has(a.server)) {
-        if (index >= since) next.add(this.warmed(a, at))
+        if (index < since) return
+        next.add(this.warmed(a, at))
+        const errors = (this.served.get(a.server)?.errors ?? 0) + (a.status !== undefined && a.status >= 500 ? 1 : 0)
+        this.served.set(a.server, { lastIndex: index, lastAt: at, errors })
       } else if (this.oldServers.has(a.server)) prev.add(a)
     })
     t.upTo = record.total()
@@ -313,13 +320,56 @@ export class Judge {
     const latency = this.config.latencyThreshold
     const whole = compareTallies(both.next, both.prev, latency)
     const recent = () => Tally.of(record.recent(this.newServers, LIMITS.verifyRecentMs, this.warmed))
-    const bad = whole.verdict === 'fail' ? whole : compareLately(recent(), both.prev, latency)
+    const bad =
+      (whole.verdict === 'fail' ? whole : this.judgedTakenOut(record, both)) ??
+      compareLately(recent(), both.prev, latency)
     if (!bad) return
     this.failOnTraffic(bad.reason)
     this.evidence(
       [...this.routedAt.values()].map((r) => r.replica),
       bad.reason,
     )
+  }
+
+  /**
+   * The new servers nginx stopped sending requests to after they answered 5xx: nginx takes a server out for
+   * fail_timeout once it failed max_fails requests (per worker; while a version is judged 500-504 count), so
+   * that no more evidence comes from it, and a route would end *not judged* with fewer than the usual handful
+   * of errors while the version fails everything. Seen as: a 5xx or more, then no request for
+   * LIMITS.takenOutMs while LIMITS.takenOutOthers of the app's went elsewhere.
+   */
+  private takenOut(record: TrafficRecord): string[] {
+    if (this.config.nginx.maxFails === 0) return []
+    const now = Date.now()
+    const total = record.total()
+    return [...this.served]
+      .filter(
+        ([, s]) =>
+          s.errors > 0 && now - s.lastAt >= LIMITS.takenOutMs && total - s.lastIndex - 1 >= LIMITS.takenOutOthers,
+      )
+      .map(([server]) => server)
+  }
+
+  /**
+   * With servers taken out (see takenOut): the new version judged with nginx's own bar for its 5xx (max_fails
+   * of them, not the usual handful), on the same comparison with the old version route by route.
+   */
+  private judgedTakenOut(record: TrafficRecord, both: { next: Tally; prev: Tally }) {
+    const out = this.takenOut(record)
+    if (!out.length) return undefined
+    const errors = Math.min(LIMITS.verifyMinErrors, this.config.nginx.maxFails)
+    const floor = { errors, excess: errors - 0.5 }
+    const c = compareTallies(both.next, both.prev, this.config.latencyThreshold, LIMITS.verifyWorseZ, floor)
+    if (c.verdict !== 'fail') return undefined
+    const max = this.config.nginx.maxFails
+    const taken = [...this.routedAt.values()]
+      .map((r) => r.replica)
+      .filter((r) => this.keysOf(r).some((k) => out.includes(k)))
+    const which = taken.length ? names(taken, this.config.appHosts.length > 1) : out.join(', ')
+    return {
+      ...c,
+      reason: `nginx took ${which} out after its failed requests (max-fails ${max}): ${c.reason}`,
+    }
   }
 
   /** The replicas' last log lines, for the summary: gathered while the traffic goes back. */
