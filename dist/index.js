@@ -51200,16 +51200,17 @@ probe_sudo() {
   id -un
   set -- "$@" "$(command -v tee)" "$(command -v rm)" "$(command -v truncate)"
   may_nginx -T; may_nginx -t; may_nginx -s reload
-  may "$3" "$1"; may "$4" -f "$1"; may "$5" -s 0 "$2"
+  may "$4" "$1"; may "$5" -f "$1"; may "$6" -s 0 "$2"
+  may "$6" -s 0 "$3"; may "$5" -f "$3"
 }
 [ -n "$2" ] && section resolve resolve $2
 m=$(find_masters)
 section masters echo $m
-f=$1; log=$3
+f=$1; log=$3; flag=$5
 set -- "$1" $m
 if [ $# -eq 2 ]; then
   load_args "$2"
-  [ -n "$nr_as" ] && section sudo probe_sudo "$f" "$log"
+  [ -n "$nr_as" ] && section sudo probe_sudo "$f" "$log" "$flag"
   section version "$nr_nginx" -V
   section dump run_nginx -T
 fi
@@ -51248,7 +51249,7 @@ if [ "$want" = standing-by ]; then
   echo 'standing by'
   IFS=' ' read -r nr_go want || exit 0
   if [ "$nr_go" = switch ]; then
-    if [ -n "$flag" ] && : >"$flag"; then echo 'switched back'; fi
+    if [ -n "$flag" ] && empty_file "$flag"; then echo 'switched back'; fi
     IFS=' ' read -r nr_go want || exit 0
   fi
   [ "$nr_go" = go ] || exit 0
@@ -51276,7 +51277,7 @@ while [ $i -lt 1500 ]; do
   now_workers
   for w in $nr_w; do
     case "$before " in *" $w "*) ;; *)
-      placed=; rm -f "$backup"; [ -z "$flag" ] || [ ! -e "$flag" ] || rm -f "$flag"; echo "nginx $master reloaded"; exit 0 ;;
+      placed=; rm -f "$backup"; [ -z "$flag" ] || [ ! -e "$flag" ] || as_root "$(command -v rm)" -f "$flag"; echo "nginx $master reloaded"; exit 0 ;;
     esac
   done
   sleep 0.01; i=$((i + 1))
@@ -51381,17 +51382,19 @@ section container docker inspect --format '{{.State.Running}} {{.HostConfig.Netw
 docker exec --interactive -- "$c" sh -c "$@" 2>/dev/null
 wait
 cat "$nr_t/state"`;
-function readNginx2(place, container, managedPath, trafficLog, hostNames = []) {
+function readNginx2(place, container, managedPath, trafficLog, switchFlag, hostNames = []) {
   const names2 = hostNames.join(" ");
-  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath, names2, trafficLog) : place.inside(READ, [managedPath, names2, trafficLog, "listening"]);
+  return place.mode === "container" ? script(CONTAINER_READ, container, READ, "sh", managedPath, names2, trafficLog, "", switchFlag) : place.inside(READ, [managedPath, names2, trafficLog, "listening", switchFlag]);
 }
-var sudoCommands = (managedPath, trafficLog, nginx = "/usr/sbin/nginx") => [
+var sudoCommands = (managedPath, trafficLog, switchFlag, nginx = "/usr/sbin/nginx") => [
   `${nginx} -T`,
   `${nginx} -t`,
   `${nginx} -s reload`,
   `/usr/bin/tee ${managedPath}`,
   `/usr/bin/rm -f ${managedPath}`,
-  `/usr/bin/truncate -s 0 ${trafficLog}`
+  `/usr/bin/truncate -s 0 ${trafficLog}`,
+  `/usr/bin/truncate -s 0 ${switchFlag}`,
+  `/usr/bin/rm -f ${switchFlag}`
 ];
 var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames, switchFlag) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" "), "", switchFlag]);
 var followTrafficLog = (place, path3, maxBytes, everyMs, maxSeconds) => withTimeout(place.inside(LOG_FOLLOW, [path3, String(maxBytes), String(everyMs / 1e3)]), maxSeconds);
@@ -52162,6 +52165,7 @@ var readIn = (config, mode) => readNginx2(
   config.nginx.container,
   config.nginx.configPath,
   LIMITS.canaryLogPath(config.app),
+  LIMITS.switchBackFlagPath(config.app),
   hostNamesOf(config)
 );
 var readNginxCommand = (config) => config.nginx.mode === "auto" ? sectioned(void 0, [
@@ -52282,8 +52286,8 @@ function parseInside(config, sections, where, problems) {
   const maintenance = managed.kind === "ours" ? maintenanceOf(managed.text) : void 0;
   const facts2 = {
     keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
-    // Without sudo the scripts run as root where nginx runs: they may create the switch-back flag.
-    switchBack: !sections.has("sudo"),
+    // As root, or through sudo that allows its two command lines (else the read's problems stop the run).
+    switchBack: true,
     ...maintenance !== void 0 ? { maintenance } : {}
   };
   return {
@@ -52323,7 +52327,7 @@ function sudoProblem(config, s, where) {
   const probes = lines2.map((l) => l.split("	")).filter(([verdict]) => verdict === "allowed" || verdict === "denied");
   const denied = probes.filter(([verdict]) => verdict === "denied");
   if (s.code === 0 && probes.length && !denied.length) return void 0;
-  const commands = probes.length ? probes.map(([, line]) => line) : sudoCommands(config.nginx.configPath, LIMITS.canaryLogPath(config.app));
+  const commands = probes.length ? probes.map(([, line]) => line) : sudoCommands(config.nginx.configPath, LIMITS.canaryLogPath(config.app), LIMITS.switchBackFlagPath(config.app));
   const said = [...new Set(denied.map(([, , why]) => why).filter(Boolean))];
   const password = said.some((w) => /password is required/i.test(w));
   return `sudo: nginx-rollout runs nginx's privileged commands on ${where} through sudo -n as ${user || "the SSH user"} (${config.nginx.sudo === "yes" ? "input sudo: true" : "not root, input sudo: auto"}), and sudo does not allow ${denied.length ? denied.map(([, line]) => `\`${line}\``).join(", ") : "them"}${said.length ? ` (sudo said: ${said.join("; ")})` : ""}. Nothing was changed. Allow exactly these commands, e.g. in /etc/sudoers.d/nginx-rollout (edit it with visudo -f):

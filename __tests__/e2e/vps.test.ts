@@ -150,12 +150,16 @@ describe('a VPS whose deploy user has no sudoers lines', () => {
       "sudo: nginx-rollout runs nginx's privileged commands on 169.254.77.62 through sudo -n as deploy (not root, input sudo: auto), " +
         'and sudo does not allow `/usr/sbin/nginx -T`, `/usr/sbin/nginx -t`, `/usr/sbin/nginx -s reload`, ' +
         '`/usr/bin/tee /etc/nginx/conf.d/vps-shop.conf`, `/usr/bin/rm -f /etc/nginx/conf.d/vps-shop.conf`, ' +
-        '`/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.log`',
+        '`/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.log`, ' +
+        '`/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.switched-back`, ' +
+        '`/usr/bin/rm -f /var/log/nginx/nginx-rollout-vps-shop.switched-back`',
     )
     expect(run.log).toContain(
       'deploy ALL=(root) NOPASSWD: /usr/sbin/nginx -T, /usr/sbin/nginx -t, /usr/sbin/nginx -s reload, ' +
         '/usr/bin/tee /etc/nginx/conf.d/vps-shop.conf, /usr/bin/rm -f /etc/nginx/conf.d/vps-shop.conf, ' +
-        '/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.log',
+        '/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.log, ' +
+        '/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-vps-shop.switched-back, ' +
+        '/usr/bin/rm -f /var/log/nginx/nginx-rollout-vps-shop.switched-back',
     )
     // Nothing changed: no replica, no file, nginx serves the user's site as before.
     expect(appContainers()).toBe('')
@@ -197,6 +201,9 @@ describe("a VPS with the distribution's nginx and a deploy user with the sudoers
     expect(broken.run.outputs.result).toBe('rolled-back')
     expect(broken.run.log).toMatch(/real traffic: (over the last seconds )?the new version answered 5xx/)
     expect(verdicts(broken.run).some((v) => v.endsWith(': fail'))).toBe(true)
+    // Requests went back at the verdict through sudo's two lines for the flag, and the flag is gone.
+    expect(broken.run.log).toMatch(/requests went to the previous replicas [\d.]+s after the word/)
+    expect(existsSync(join(vps.VPS_FS, 'log/nginx-rollout-vps-shop.switched-back'))).toBe(false)
     expect((await getAs(vps.VPS_SSH_HOST, 'app.test')).text).toBe('v2\n')
 
     const canary = { strategy: 'canary', 'canary-steps': '50', 'canary-interval': '3' }

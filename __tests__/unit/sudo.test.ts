@@ -109,9 +109,12 @@ function fakeHost(allowed: (conf: string, log: string, nginx: string) => string[
   return { dir, nginx, conf, log, master, run, sudoLog }
 }
 
-/** The six command lines of sudoCommands(), as this machine's paths spell them. */
+/** The app's switch-back flag beside its traffic log, as LIMITS.switchBackFlagPath has them. */
+const flagOf = (log: string) => log.replace(/\.log$/, '.switched-back')
+
+/** The eight command lines of sudoCommands(), as this machine's paths spell them. */
 const everyCommand = (conf: string, log: string, nginx: string) =>
-  sudoCommands(conf, log, nginx).map((c) =>
+  sudoCommands(conf, log, flagOf(log), nginx).map((c) =>
     c.replace('/usr/bin/tee', TEE).replace('/usr/bin/rm', RM).replace('/usr/bin/truncate', TRUNCATE),
   )
 
@@ -119,13 +122,21 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 describe('sudoCommands', () => {
   it('pins every privileged command to the one managed file and the one traffic log', () => {
-    expect(sudoCommands('/etc/nginx/conf.d/shop.conf', '/var/log/nginx/nginx-rollout-shop.log')).toEqual([
+    expect(
+      sudoCommands(
+        '/etc/nginx/conf.d/shop.conf',
+        '/var/log/nginx/nginx-rollout-shop.log',
+        '/var/log/nginx/nginx-rollout-shop.switched-back',
+      ),
+    ).toEqual([
       '/usr/sbin/nginx -T',
       '/usr/sbin/nginx -t',
       '/usr/sbin/nginx -s reload',
       '/usr/bin/tee /etc/nginx/conf.d/shop.conf',
       '/usr/bin/rm -f /etc/nginx/conf.d/shop.conf',
       '/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-shop.log',
+      '/usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-shop.switched-back',
+      '/usr/bin/rm -f /var/log/nginx/nginx-rollout-shop.switched-back',
     ])
   })
 })
@@ -218,7 +229,7 @@ describe('following the traffic log through sudo', () => {
 describe('reading nginx through sudo', () => {
   const read = (h: ReturnType<typeof fakeHost>) => {
     const config = configFrom({ 'nginx-mode': 'host', sudo: 'true', 'nginx-config-path': h.conf })
-    const r = h.run(readNginx(hostPlace('yes'), 'loadbalancer', h.conf, h.log))
+    const r = h.run(readNginx(hostPlace('yes'), 'loadbalancer', h.conf, h.log, flagOf(h.log)))
     expect(r.code).toBe(0)
     return parseNginx(config, parseSections(Buffer.from(r.stdout)), 'vps.example.com')
   }
@@ -237,7 +248,8 @@ describe('reading nginx through sudo', () => {
     const state = read(h)
     expect(state.problems).toEqual([
       `sudo: nginx-rollout runs nginx's privileged commands on vps.example.com through sudo -n as ${user} (input sudo: true), ` +
-        `and sudo does not allow \`${TEE} ${h.conf}\`, \`${RM} -f ${h.conf}\`, \`${TRUNCATE} -s 0 ${h.log}\`. Nothing was changed. ` +
+        `and sudo does not allow \`${TEE} ${h.conf}\`, \`${RM} -f ${h.conf}\`, \`${TRUNCATE} -s 0 ${h.log}\`, ` +
+        `\`${TRUNCATE} -s 0 ${flagOf(h.log)}\`, \`${RM} -f ${flagOf(h.log)}\`. Nothing was changed. ` +
         'Allow exactly these commands, e.g. in /etc/sudoers.d/nginx-rollout (edit it with visudo -f):\n' +
         `${user} ALL=(root) NOPASSWD: ${everyCommand(h.conf, h.log, h.nginx).join(', ')}`,
     ])
@@ -291,8 +303,9 @@ describe('nginx-mode auto', () => {
 })
 
 // The canary's traffic log is where the sudoers line pins it.
-it('pins the traffic log path the sudoers line names', () => {
+it('pins the traffic log and switch-back flag paths the sudoers line names', () => {
   expect(LIMITS.canaryLogPath('shop')).toBe('/var/log/nginx/nginx-rollout-shop.log')
+  expect(LIMITS.switchBackFlagPath('shop')).toBe('/var/log/nginx/nginx-rollout-shop.switched-back')
 })
 
 // The test hosts give their deploy users the docs' lines, word for word: what the tests pass with is what a
@@ -313,6 +326,10 @@ it("gives the test hosts' deploy users exactly docs/vps.md's sudoers lines", () 
     .filter(Boolean)
     .flatMap((l) => l.replace(/^deploy ALL=\(root\) NOPASSWD: /, '').split(', '))
   expect(allowed.sort()).toEqual(
-    sudoCommands('/etc/nginx/conf.d/shop.conf', '/var/log/nginx/nginx-rollout-shop.log').sort(),
+    sudoCommands(
+      '/etc/nginx/conf.d/shop.conf',
+      '/var/log/nginx/nginx-rollout-shop.log',
+      LIMITS.switchBackFlagPath('shop'),
+    ).sort(),
   )
 })

@@ -299,7 +299,7 @@ describe('the switch back while a deploy is judged', () => {
       expect(text).not.toContain('switched-back')
       expect(text).not.toContain('_previous')
     }
-    // Through sudo (no flag the scripts may create), a custom template, upstream scope, a hash method.
+    // nginx not read yet (no facts), a custom template, upstream scope, a hash method.
     none(judged(configFrom(), plain))
     none(
       judged({

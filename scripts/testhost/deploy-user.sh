@@ -22,5 +22,6 @@ nginx_rollout_sudoers() {
   for app in "$@"; do
     echo "$user ALL=(root) NOPASSWD: /usr/bin/tee /etc/nginx/conf.d/$app.conf, /usr/bin/rm -f /etc/nginx/conf.d/$app.conf"
     echo "$user ALL=(root) NOPASSWD: /usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-$app.log"
+    echo "$user ALL=(root) NOPASSWD: /usr/bin/truncate -s 0 /var/log/nginx/nginx-rollout-$app.switched-back, /usr/bin/rm -f /var/log/nginx/nginx-rollout-$app.switched-back"
   done
 }

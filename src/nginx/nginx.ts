@@ -107,6 +107,7 @@ const readIn = (config: Config, mode: NginxMode): Command =>
     config.nginx.container,
     config.nginx.configPath,
     LIMITS.canaryLogPath(config.app),
+    LIMITS.switchBackFlagPath(config.app),
     hostNamesOf(config),
   )
 
@@ -257,8 +258,8 @@ function parseInside(config: Config, sections: ReadonlyMap<string, Section>, whe
   const maintenance = managed.kind === 'ours' ? maintenanceOf(managed.text) : undefined
   const facts: NginxFacts = {
     keepaliveMinTimeout: versionAtLeast(version, LIMITS.keepaliveMinTimeoutSince),
-    // Without sudo the scripts run as root where nginx runs: they may create the switch-back flag.
-    switchBack: !sections.has('sudo'),
+    // As root, or through sudo that allows its two command lines (else the read's problems stop the run).
+    switchBack: true,
     ...(maintenance !== undefined ? { maintenance } : {}),
   }
   return {
@@ -331,7 +332,7 @@ export function sudoProblem(config: Config, s: Section | undefined, where: strin
   if (s.code === 0 && probes.length && !denied.length) return undefined
   const commands = probes.length
     ? probes.map(([, line]) => line)
-    : sudoCommands(config.nginx.configPath, LIMITS.canaryLogPath(config.app))
+    : sudoCommands(config.nginx.configPath, LIMITS.canaryLogPath(config.app), LIMITS.switchBackFlagPath(config.app))
   const said = [...new Set(denied.map(([, , why]) => why).filter(Boolean))]
   const password = said.some((w) => /password is required/i.test(w))
   return (

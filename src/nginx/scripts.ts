@@ -59,7 +59,7 @@ workers() {
 `
 
 // $1 the managed file, $2 host names to resolve, $3 the app's traffic log, $4 'listening' for the host's
-// listening sockets (host mode). Sections: masters; with exactly one
+// listening sockets (host mode), $5 the app's switch-back flag. Sections: masters; with exactly one
 // master, sudo (when privileged commands go through sudo: the user, then what sudo allows, see may), version
 // (nginx -V on stderr) and dump (nginx -T); managed: the file's kind on the first line (absent, symlink, not-a-file, file), then its text.
 const READ = `${LIB}managed() {
@@ -84,16 +84,17 @@ probe_sudo() {
   id -un
   set -- "$@" "$(command -v tee)" "$(command -v rm)" "$(command -v truncate)"
   may_nginx -T; may_nginx -t; may_nginx -s reload
-  may "$3" "$1"; may "$4" -f "$1"; may "$5" -s 0 "$2"
+  may "$4" "$1"; may "$5" -f "$1"; may "$6" -s 0 "$2"
+  may "$6" -s 0 "$3"; may "$5" -f "$3"
 }
 [ -n "$2" ] && section resolve resolve $2
 m=$(find_masters)
 section masters echo $m
-f=$1; log=$3
+f=$1; log=$3; flag=$5
 set -- "$1" $m
 if [ $# -eq 2 ]; then
   load_args "$2"
-  [ -n "$nr_as" ] && section sudo probe_sudo "$f" "$log"
+  [ -n "$nr_as" ] && section sudo probe_sudo "$f" "$log" "$flag"
   section version "$nr_nginx" -V
   section dump run_nginx -T
 fi
@@ -143,7 +144,7 @@ if [ "$want" = standing-by ]; then
   echo 'standing by'
   IFS=' ' read -r nr_go want || exit 0
   if [ "$nr_go" = switch ]; then
-    if [ -n "$flag" ] && : >"$flag"; then echo 'switched back'; fi
+    if [ -n "$flag" ] && empty_file "$flag"; then echo 'switched back'; fi
     IFS=' ' read -r nr_go want || exit 0
   fi
   [ "$nr_go" = go ] || exit 0
@@ -171,7 +172,7 @@ while [ $i -lt 1500 ]; do
   now_workers
   for w in $nr_w; do
     case "$before " in *" $w "*) ;; *)
-      placed=; rm -f "$backup"; [ -z "$flag" ] || [ ! -e "$flag" ] || rm -f "$flag"; echo "nginx $master reloaded"; exit 0 ;;
+      placed=; rm -f "$backup"; [ -z "$flag" ] || [ ! -e "$flag" ] || as_root "$(command -v rm)" -f "$flag"; echo "nginx $master reloaded"; exit 0 ;;
     esac
   done
   sleep 0.01; i=$((i + 1))
@@ -356,12 +357,13 @@ export function readNginx(
   container: string,
   managedPath: string,
   trafficLog: string,
+  switchFlag: string,
   hostNames: readonly string[] = [],
 ): Command {
   const names = hostNames.join(' ')
   return place.mode === 'container'
-    ? script(CONTAINER_READ, container, READ, 'sh', managedPath, names, trafficLog)
-    : place.inside(READ, [managedPath, names, trafficLog, 'listening'])
+    ? script(CONTAINER_READ, container, READ, 'sh', managedPath, names, trafficLog, '', switchFlag)
+    : place.inside(READ, [managedPath, names, trafficLog, 'listening', switchFlag])
 }
 
 /**
@@ -370,13 +372,20 @@ export function readNginx(
  * wildcard would match spaces and other paths too, so `tee /etc/nginx/conf.d/*` would let the user write
  * /etc/sudoers.d as well.
  */
-export const sudoCommands = (managedPath: string, trafficLog: string, nginx = '/usr/sbin/nginx'): string[] => [
+export const sudoCommands = (
+  managedPath: string,
+  trafficLog: string,
+  switchFlag: string,
+  nginx = '/usr/sbin/nginx',
+): string[] => [
   `${nginx} -T`,
   `${nginx} -t`,
   `${nginx} -s reload`,
   `/usr/bin/tee ${managedPath}`,
   `/usr/bin/rm -f ${managedPath}`,
   `/usr/bin/truncate -s 0 ${trafficLog}`,
+  `/usr/bin/truncate -s 0 ${switchFlag}`,
+  `/usr/bin/rm -f ${switchFlag}`,
 ]
 
 export const applyManagedFile = (

@@ -76,7 +76,7 @@ server {
 export interface NginxFacts {
   /** nginx >= 1.27.4 knows keepalive_min_timeout. */
   readonly keepaliveMinTimeout: boolean
-  /** The action's scripts run as root where nginx runs (not through sudo): they may create the switch-back flag. */
+  /** nginx was read, and the action's scripts may create the switch-back flag (as root, or through sudo). */
   readonly switchBack?: boolean
   /** The message the live managed file answers with during maintenance (absent: the app answers). */
   readonly maintenance?: string
@@ -258,8 +258,8 @@ const previousUpstreamName = (config: Config): string => `${config.nginx.upstrea
  * Whether a judged file has the switch back: with the built-in template (a custom one names its own
  * proxy_pass), in site scope (in upstream scope the user's server blocks name the upstream), without a
  * canary split or maintenance (their own routing), with a balancing method that takes backups (so every
- * previous replica is in the plain upstream too, and a reader of the file finds no other server), and where
- * the action's scripts may create the flag (not through sudo, whose rules name fixed commands only).
+ * previous replica is in the plain upstream too, and a reader of the file finds no other server), once nginx
+ * was read (the scripts may create the flag: as root, or through sudo's two lines for it).
  */
 function switchesBack(config: Config, split: Split | undefined, facts: NginxFacts, judging: Judging): boolean {
   const n = config.nginx
