@@ -50992,9 +50992,9 @@ var USUAL_FLOOR = { errors: LIMITS.verifyMinErrors, excess: LIMITS.verifyMinExce
 function clearlyWorse(kind, next, prev, z, floor) {
   const strata = strataOf(kind, next, prev);
   const t = stratifiedExcess(strata.values());
-  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : kind.name === "5xx" ? floor.errors : USUAL_FLOOR.errors;
-  const excess = kind.name === "5xx" ? floor.excess : USUAL_FLOOR.excess;
-  if (t.observed < least || t.observed - t.expected < excess || t.z < z) return void 0;
+  const bar = kind.name === "5xx" ? floor : USUAL_FLOOR;
+  const least = kind.name === "slow" ? LIMITS.latencyMinSlow : bar.errors;
+  if (t.observed < least || t.observed - t.expected < bar.excess || t.z < z) return void 0;
   return { ...t, strata };
 }
 function worstRoutes(strata) {
@@ -51295,9 +51295,12 @@ var APPLY_FAILURES = {
   76: "another app's nginx change held the nginx lock too long",
   77: "the nginx lock file cannot be opened"
 };
-var TAKE_LOCKS = `take_locks() {
+var TAKE_LOCKS = `own_lock() {
   read -r nr_held <"$lockdir/token" 2>/dev/null || :
   [ "$nr_held" = "$token" ] || return 75
+}
+take_locks() {
+  own_lock || return 75
   [ -d "\${lockfile%/*}" ] || mkdir -p "\${lockfile%/*}" || return 77
   exec 9>>"$lockfile" || return 77
   flock -n -x 9 || timeout "$wait" flock -x 9 || return 76
@@ -51319,8 +51322,7 @@ IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
 # Requests go back at once (the switch-back flag), before the locks: only a run that still holds its app's
 # deploy lock may do even that.
-read -r nr_held <"$lockdir/token" 2>/dev/null || :
-[ "$nr_held" = "$token" ] || done_with 75
+own_lock || done_with 75
 echo switch >&8
 take_locks || done_with $?
 printf 'go %s\\n' "$hash" >&8
@@ -52575,8 +52577,8 @@ ${SWITCHED_BACK}
     await (await standing?.started)?.stop();
   }
   /**
-   * The switch-back flag's path where the action's scripts may create it (not through sudo), else ''. Every
-   * change passes it: the one standing by creates it, any change removes it once nginx reloaded.
+   * The switch-back flag's path once nginx was read (the read stops a run whose sudo lacks its two lines),
+   * else ''. Every change passes it: the one standing by creates it, any change removes it once nginx reloaded.
    */
   get switchFlag() {
     return this.current.facts.switchBack ? LIMITS.switchBackFlagPath(this.config.app) : "";
@@ -54119,8 +54121,11 @@ var Judge = class {
       if (this.newServers.has(a.server)) {
         if (index < since) return;
         next.add(this.warmed(a, at));
-        const errors = (this.served.get(a.server)?.errors ?? 0) + (a.status !== void 0 && a.status >= 500 ? 1 : 0);
-        this.served.set(a.server, { lastIndex: index, lastAt: at, errors });
+        let s = this.served.get(a.server);
+        if (!s) this.served.set(a.server, s = { lastIndex: index, lastAt: at, errors: 0 });
+        s.lastIndex = index;
+        s.lastAt = at;
+        if (a.status !== void 0 && a.status >= 500) s.errors++;
       } else if (this.oldServers.has(a.server)) prev.add(a);
     });
     t.upTo = record2.total();
@@ -54169,11 +54174,11 @@ var Judge = class {
   judgedTakenOut(record2, both) {
     const out = this.takenOut(record2);
     if (!out.length) return void 0;
-    const errors = Math.min(LIMITS.verifyMinErrors, this.config.nginx.maxFails);
+    const max = this.config.nginx.maxFails;
+    const errors = Math.min(LIMITS.verifyMinErrors, max);
     const floor = { errors, excess: errors - 0.5 };
     const c = compareTallies(both.next, both.prev, this.config.latencyThreshold, LIMITS.verifyWorseZ, floor);
     if (c.verdict !== "fail") return void 0;
-    const max = this.config.nginx.maxFails;
     const taken = [...this.routedAt.values()].map((r) => r.replica).filter((r) => this.keysOf(r).some((k) => out.includes(k)));
     const which2 = taken.length ? names(taken, this.config.appHosts.length > 1) : out.join(", ");
     return {

@@ -436,6 +436,13 @@ describe('Judge.observe: a canary step', () => {
 })
 
 describe('Judge: a new replica nginx took out (max_fails)', () => {
+  /** The new replica gets nothing for longer than takenOutMs while the old one serves, and the judge looks. */
+  const silentPastTakenOut = async (log: ReturnType<typeof accessLog>) => {
+    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs + 200)
+    log.write(OLD, '200', 5 * LIMITS.takenOutOthers)
+    await jest.advanceTimersByTimeAsync(4 * LIMITS.judgeTickMs)
+  }
+
   // nginx stops sending a server requests for fail_timeout once it failed max_fails of them: a version that
   // fails everything can then show fewer than the usual 5 errors, and its route would end *not judged*.
   it('fails the version once its replica answered 3 of 3 with 500 and then got nothing while the old one served', async () => {
@@ -483,9 +490,7 @@ describe('Judge: a new replica nginx took out (max_fails)', () => {
     log.write(OLD, '200', 980)
     log.write(NEW, '200', 97)
     log.write(NEW, '500', 3)
-    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs + 200)
-    log.write(OLD, '200', 5 * LIMITS.takenOutOthers)
-    await jest.advanceTimersByTimeAsync(4 * LIMITS.judgeTickMs)
+    await silentPastTakenOut(log)
     expect(judge.failure).toBeUndefined()
     await endOnFakeTimers(judge)
   })
@@ -495,9 +500,7 @@ describe('Judge: a new replica nginx took out (max_fails)', () => {
     const { judge, log } = await deploying({ config: configFrom({ 'health-interval': '0.05', 'max-fails': '0' }) })
     log.write(OLD, '200', 100)
     log.write(NEW, '500', 3)
-    await jest.advanceTimersByTimeAsync(LIMITS.takenOutMs + 200)
-    log.write(OLD, '200', 5 * LIMITS.takenOutOthers)
-    await jest.advanceTimersByTimeAsync(4 * LIMITS.judgeTickMs)
+    await silentPastTakenOut(log)
     expect(judge.failure).toBeUndefined()
     await endOnFakeTimers(judge)
   })

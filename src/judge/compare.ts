@@ -304,9 +304,10 @@ const USUAL_FLOOR: ErrorFloor = { errors: LIMITS.verifyMinErrors, excess: LIMITS
 function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number, floor: ErrorFloor) {
   const strata = strataOf(kind, next, prev)
   const t = stratifiedExcess(strata.values())
-  const least = kind.name === 'slow' ? LIMITS.latencyMinSlow : kind.name === '5xx' ? floor.errors : USUAL_FLOOR.errors
-  const excess = kind.name === '5xx' ? floor.excess : USUAL_FLOOR.excess
-  if (t.observed < least || t.observed - t.expected < excess || t.z < z) return undefined
+  // nginx's bar (floor) is for 5xx only: max_fails counts nothing else.
+  const bar = kind.name === '5xx' ? floor : USUAL_FLOOR
+  const least = kind.name === 'slow' ? LIMITS.latencyMinSlow : bar.errors
+  if (t.observed < least || t.observed - t.expected < bar.excess || t.z < z) return undefined
   return { ...t, strata }
 }
 

@@ -298,8 +298,12 @@ export class Judge {
       if (this.newServers.has(a.server)) {
         if (index < since) return
         next.add(this.warmed(a, at))
-        const errors = (this.served.get(a.server)?.errors ?? 0) + (a.status !== undefined && a.status >= 500 ? 1 : 0)
-        this.served.set(a.server, { lastIndex: index, lastAt: at, errors })
+        // Kept in place: this runs for every attempt of the new version.
+        let s = this.served.get(a.server)
+        if (!s) this.served.set(a.server, (s = { lastIndex: index, lastAt: at, errors: 0 }))
+        s.lastIndex = index
+        s.lastAt = at
+        if (a.status !== undefined && a.status >= 500) s.errors++
       } else if (this.oldServers.has(a.server)) prev.add(a)
     })
     t.upTo = record.total()
@@ -357,11 +361,11 @@ export class Judge {
   private judgedTakenOut(record: TrafficRecord, both: { next: Tally; prev: Tally }) {
     const out = this.takenOut(record)
     if (!out.length) return undefined
-    const errors = Math.min(LIMITS.verifyMinErrors, this.config.nginx.maxFails)
+    const max = this.config.nginx.maxFails
+    const errors = Math.min(LIMITS.verifyMinErrors, max)
     const floor = { errors, excess: errors - 0.5 }
     const c = compareTallies(both.next, both.prev, this.config.latencyThreshold, LIMITS.verifyWorseZ, floor)
     if (c.verdict !== 'fail') return undefined
-    const max = this.config.nginx.maxFails
     const taken = [...this.routedAt.values()]
       .map((r) => r.replica)
       .filter((r) => this.keysOf(r).some((k) => out.includes(k)))

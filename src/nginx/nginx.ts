@@ -643,8 +643,8 @@ export class Nginx {
   }
 
   /**
-   * The switch-back flag's path where the action's scripts may create it (not through sudo), else ''. Every
-   * change passes it: the one standing by creates it, any change removes it once nginx reloaded.
+   * The switch-back flag's path once nginx was read (the read stops a run whose sudo lacks its two lines),
+   * else ''. Every change passes it: the one standing by creates it, any change removes it once nginx reloaded.
    */
   private get switchFlag(): string {
     return this.current.facts.switchBack ? LIMITS.switchBackFlagPath(this.config.app) : ''

@@ -193,14 +193,18 @@ export const APPLY_FAILURES: Record<number, string> = {
   77: 'the nginx lock file cannot be opened',
 }
 
+// own_lock, with lockdir and token set: this run still holds its app's deploy lock (75 if not).
 // take_locks, with lockdir, token, lockfile and wait set: this run still holds its app's deploy lock (the
 // token in lockdir), then the nginx lock (lockfile on fd 9, waited for at most wait seconds). Every nginx change
 // of every app on this nginx goes through the one lock, and only while the run still holds its app's deploy
 // lock (a run whose lock was taken over must change nothing). Returns APPLY_FAILURES's 75, 77 or 76. Builtins
 // where they do (a switch back standing by pays only flock when the lock is free).
-const TAKE_LOCKS = `take_locks() {
+const TAKE_LOCKS = `own_lock() {
   read -r nr_held <"$lockdir/token" 2>/dev/null || :
   [ "$nr_held" = "$token" ] || return 75
+}
+take_locks() {
+  own_lock || return 75
   [ -d "\${lockfile%/*}" ] || mkdir -p "\${lockfile%/*}" || return 77
   exec 9>>"$lockfile" || return 77
   flock -n -x 9 || timeout "$wait" flock -x 9 || return 76
@@ -236,8 +240,7 @@ IFS=' ' read -r go hash || done_with 0
 [ "$go" = go ] || done_with 0
 # Requests go back at once (the switch-back flag), before the locks: only a run that still holds its app's
 # deploy lock may do even that.
-read -r nr_held <"$lockdir/token" 2>/dev/null || :
-[ "$nr_held" = "$token" ] || done_with 75
+own_lock || done_with 75
 echo switch >&8
 take_locks || done_with $?
 printf 'go %s\\n' "$hash" >&8
