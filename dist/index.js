@@ -42180,7 +42180,7 @@ var LIMITS = {
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
    * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, one for the
-   * switch back standing by while a version is judged (Nginx.standBy), and one as a margin: sshd frees a
+   * session held for nginx's changes while a version is judged (Nginx.holdSession), and one as a margin: sshd frees a
    * session slot a moment after the client sees its channel close (seen here: with all ten in use, a new
    * channel was refused now and then).
    */
@@ -42196,6 +42196,11 @@ var LIMITS = {
   sshTunnels: 16,
   /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
   commandTimeoutSeconds: 120,
+  /**
+   * How long a change waits for the held session to start (Nginx.holdSession) before it runs as a command of
+   * its own: about what starting one takes on a loaded host, so waiting costs no more than not waiting.
+   */
+  sessionReadyMs: 2e3,
   /** The client gives a command this long past its remote deadline before it gives up on the channel. */
   commandGraceSeconds: 10,
   /**
@@ -49490,24 +49495,28 @@ section() {
 `;
 var text2 = (b) => b?.toString("utf8") ?? "";
 var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
+var MARKER = Buffer.from("\n@@nginx-rollout ");
+function nextSection(raw, from = 0) {
+  const at = raw.indexOf(MARKER, from);
+  if (at < 0) return void 0;
+  const end = raw.indexOf(10, at + 1);
+  if (end < 0) return void 0;
+  const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
+  if (!m) return void 0;
+  const [, name, code2, outLen, errLen] = m;
+  const start2 = end + 1;
+  if (start2 + Number(outLen) + Number(errLen) > raw.length) return void 0;
+  const out = raw.subarray(start2, start2 + Number(outLen));
+  const err = raw.subarray(start2 + Number(outLen), start2 + Number(outLen) + Number(errLen));
+  return { name, section: { code: Number(code2), out, err }, end: start2 + Number(outLen) + Number(errLen) };
+}
 function parseSections(raw) {
   const sections = /* @__PURE__ */ new Map();
-  const marker = Buffer.from("\n@@nginx-rollout ");
-  let at = raw.indexOf(marker);
-  while (at >= 0 && at < raw.length) {
-    const end = raw.indexOf(10, at + 1);
-    if (end < 0) break;
-    const m = HEADER.exec(raw.subarray(at, end + 1).toString("latin1"));
-    if (!m) break;
-    const [, name, code2, outLen, errLen] = m;
-    const start2 = end + 1;
-    if (start2 + Number(outLen) + Number(errLen) > raw.length) break;
-    const out = raw.subarray(start2, start2 + Number(outLen));
-    const err = raw.subarray(start2 + Number(outLen), start2 + Number(outLen) + Number(errLen));
-    sections.set(name, { code: Number(code2), out, err });
-    at = start2 + Number(outLen) + Number(errLen);
-    if (raw.subarray(at, at + marker.length).equals(marker)) continue;
-    break;
+  let next = nextSection(raw);
+  while (next) {
+    sections.set(next.name, next.section);
+    if (!raw.subarray(next.end, next.end + MARKER.length).equals(MARKER)) break;
+    next = nextSection(raw, next.end);
   }
   return sections;
 }
@@ -50548,11 +50557,7 @@ function followOn(client, name, c, onData) {
         clearTimeout(wait);
         stream.close();
       };
-      const finish2 = (input) => {
-        stream.end(input);
-        return ended;
-      };
-      resolve({ stop: stop2, ended, finish: finish2 });
+      resolve({ stop: stop2, ended, write: (input) => void stream.write(input) });
     });
   });
 }
@@ -51217,7 +51222,7 @@ fi
 [ "$4" = listening ] && section listening ss -ltnpH
 section managed managed "$f"
 exit 0`;
-var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$7
+var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$6
 d=\${f%/*}; b=\${f##*/}
 # Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
@@ -51236,30 +51241,10 @@ restore() {
 trap 'restore; exit 143' TERM
 trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
-# Standing by (see STAND_BY): the new text comes first ($6 bytes) and waits in this run's folder, the master's
-# arguments read, and 'standing by' says so; then nothing happens until a line 'go <sha256 of the file live
-# then>' comes. The end of input first is a stand-down. What is left after the word is what must follow it.
-# A line 'switch' may come first: it creates the switch-back flag, and the judged file live then sends every
-# request to the replicas from before the run at once; nginx's lock and reload follow with the word.
-standing=
-if [ "$want" = standing-by ]; then
-  standing=1; new=$nr_t/next
-  head -c "$6" >"$new" || exit 72
-  load_args "$master"
-  echo 'standing by'
-  IFS=' ' read -r nr_go want || exit 0
-  if [ "$nr_go" = switch ]; then
-    if [ -n "$flag" ] && empty_file "$flag"; then echo 'switched back'; fi
-    IFS=' ' read -r nr_go want || exit 0
-  fi
-  [ "$nr_go" = go ] || exit 0
-fi
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-if [ -z "$standing" ]; then
-  load_args "$master"
-  if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
-fi
+load_args "$master"
+if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 # The master's children, read without starting a process where the kernel lists them (polled below).
 kids=/proc/$master/task/$master/children
@@ -51309,49 +51294,58 @@ take_locks() {
 var LOCKED = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 take_locks || exit $?
 "$@"`;
-var STAND_BY = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
+var SESSION = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 t=$(mktemp -d) || exit 77
-mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
-"$@" <"$t/in" &
+mkfifo "$t/in" "$t/done" || { rm -rf "$t"; exit 77; }
+"$@" <"$t/in" 2>"$t/done" &
 inner=$!
-exec 8>"$t/in"
+exec 8>"$t/in" 7<"$t/done"
 rm -rf "$t"
-done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
-head -c "$len" >&8 || done_with 77
-IFS=' ' read -r go hash || done_with 0
-[ "$go" = go ] || done_with 0
-# Requests go back at once (the switch-back flag), before the locks: only a run that still holds its app's
-# deploy lock may do even that.
-own_lock || done_with 75
-echo switch >&8
-take_locks || done_with $?
-printf 'go %s\\n' "$hash" >&8
-exec 8>&-
-wait "$inner"`;
-var nginxStandingBy = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, text3, switchFlag) => {
-  const length = String(Buffer.byteLength(text3));
-  const apply = place.inside(APPLY, [
+done_with() { exec 8>&- 7<&-; wait "$inner"; exit "$1"; }
+refused() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+while IFS=' ' read -r word hash len; do
+  case $word in
+  switch) if own_lock; then echo switch >&8; else refused switch 75; fi ;;
+  go)
+    take_locks; c=$?
+    if [ "$c" -ne 0 ]; then exec 9>&-; head -c "$len" >/dev/null; refused change "$c"; continue; fi
+    printf 'go %s %s\\n' "$hash" "$len" >&8
+    head -c "$len" >&8 || done_with 77
+    while IFS= read -r said <&7; do case $said in "done "*) break ;; esac; done
+    exec 9>&- ;;
+  *) done_with 0 ;;
+  esac
+done
+done_with 0`;
+var SESSION_INSIDE = `${SECTION_SH}${PRIVILEGE}apply=$1; f=$2; master=$3; names=$4; flag=$5
+section ready :
+while IFS=' ' read -r nr_word nr_want nr_len; do
+  case $nr_word in
+  switch) if [ -n "$flag" ] && empty_file "$flag"; then section switch :; else section switch false; fi ;;
+  go)
+    head -c "$nr_len" >"$nr_t/next" || exit 72
+    section change sh -c "$apply" sh "$f" "$nr_want" "$master" write "$names" "$flag" <"$nr_t/next"
+    echo "done $nr_c" >&2 ;;
+  *) exit 0 ;;
+  esac
+done
+exit 0`;
+var nginxSession = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, switchFlag) => {
+  const inside = place.inside(SESSION_INSIDE, [
+    APPLY,
     managedPath,
-    "standing-by",
     String(masterPid),
-    "write",
     conflictNames.join(" "),
-    length,
     switchFlag
   ]);
-  return withStdin(
-    {
-      ...apply,
-      argv: script(STAND_BY, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), length, ...apply.argv).argv
-    },
-    text3,
-    `the file to put back, ${managedPath}`
-  );
+  return {
+    ...inside,
+    argv: script(SESSION, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inside.argv).argv
+  };
 };
-var STANDING_READY = "standing by";
-var SWITCHED_BACK = "switched back";
-var goLine = (liveHash) => `go ${liveHash}
-`;
+var SESSION_SWITCH = "switch\n";
+var sessionChange = (liveHash, text3) => `go ${liveHash} ${Buffer.byteLength(text3)}
+${text3}`;
 var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
   ...inner,
   argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
@@ -51398,7 +51392,7 @@ var sudoCommands = (managedPath, trafficLog, switchFlag, nginx = "/usr/sbin/ngin
   `/usr/bin/truncate -s 0 ${switchFlag}`,
   `/usr/bin/rm -f ${switchFlag}`
 ];
-var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames, switchFlag) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" "), "", switchFlag]);
+var applyManagedFile = (place, managedPath, expected, masterPid, op, conflictNames, switchFlag) => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(" "), switchFlag]);
 var followTrafficLog = (place, path3, maxBytes, everyMs, maxSeconds) => withTimeout(place.inside(LOG_FOLLOW, [path3, String(maxBytes), String(everyMs / 1e3)]), maxSeconds);
 var openConnections = (servers) => withTimeout(
   command(
@@ -51422,6 +51416,90 @@ rm -rf "$t"
 exit 0`;
 var setAsideImageDefaultSite = (container) => script(SET_ASIDE_DEFAULT_SITE, container);
 var nginxErrorLog = (place, container, lines2) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines2), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines2));
+
+// src/nginx/session.ts
+var NginxSession = class {
+  constructor(remote, command2, master) {
+    this.master = master;
+    this.readiness = new Promise((resolve) => this.settleReady = resolve);
+    this.opened = remote.follow(command2, (chunk) => this.heard(chunk)).then((f) => {
+      void f.ended.then(() => this.end());
+      return f;
+    }).catch(() => (this.end(), void 0));
+  }
+  master;
+  said = Buffer.alloc(0);
+  read = 0;
+  ready = false;
+  over = false;
+  opened;
+  /** Settles once the session says it is ready (true), or ended before (false). */
+  readiness;
+  settleReady = () => void 0;
+  /** The section awaited now (one word at a time), and what to call with it (undefined: the session ended). */
+  awaited;
+  switchedAt;
+  heard(chunk) {
+    this.said = Buffer.concat([this.said, chunk]);
+    for (let next = nextSection(this.said, this.read); next; next = nextSection(this.said, this.read)) {
+      this.read = next.end;
+      if (next.name === "ready") {
+        this.ready = true;
+        this.settleReady(true);
+      }
+      if (next.name === "switch" && next.section.code === 0) this.switchedAt ??= Date.now();
+      if (next.name === this.awaited?.name) this.awaited.take(next.section);
+    }
+    if (this.read === this.said.length) {
+      this.said = Buffer.alloc(0);
+      this.read = 0;
+    }
+  }
+  end() {
+    this.over = true;
+    this.settleReady(false);
+    this.awaited?.take(void 0);
+  }
+  /** Whether the session is ready for a word, waiting at most `ms` for it to start. */
+  async readyWithin(ms) {
+    if (this.ready || this.over) return this.ready && !this.over;
+    let timer;
+    const late = new Promise((resolve) => timer = setTimeout(() => resolve(false), ms));
+    const ready = await Promise.race([this.readiness, late]);
+    clearTimeout(timer);
+    return ready && !this.over;
+  }
+  /**
+   * Changes the managed file to `text` (the file live now being `liveHash`), sending requests back first when
+   * `switchBack`. Undefined when the session ended before it answered, or did not answer within `ms`: what
+   * it did is then unknown, and the session is ended.
+   */
+  async change(liveHash, text3, switchBack, ms) {
+    const f = await this.opened;
+    if (!f || this.over || !this.ready || this.awaited) return void 0;
+    let timer;
+    const answer = new Promise((resolve) => {
+      this.awaited = { name: "change", take: resolve };
+      timer = setTimeout(() => resolve(void 0), ms);
+    });
+    this.switchedAt = void 0;
+    const word = Date.now();
+    f.write((switchBack ? SESSION_SWITCH : "") + sessionChange(liveHash, text3));
+    const section = await answer;
+    clearTimeout(timer);
+    this.awaited = void 0;
+    if (!section) {
+      await this.close();
+      return void 0;
+    }
+    return { section, ...this.switchedAt !== void 0 ? { switchedMs: this.switchedAt - word } : {} };
+  }
+  /** Ends the session (its input closes): nothing changes. */
+  async close() {
+    this.over = true;
+    await (await this.opened)?.stop();
+  }
+};
 
 // src/nginx/template.ts
 import { createHash as createHash3 } from "node:crypto";
@@ -52432,8 +52510,10 @@ var Nginx = class {
   ids = /* @__PURE__ */ new Map();
   /** The change under way: changes run one after another, each from the file the one before left. */
   changing = Promise.resolve();
-  /** A change standing by to put a file back (see standBy). */
-  standing;
+  /** The session held for this run's changes while it judges a new version (see holdSession). */
+  session;
+  /** The file a switch back puts back: a change to it sends requests back first (the switch-back flag). */
+  switchBackText;
   config;
   adopt(managed) {
     this.live = managed.kind === "ours" ? managed.text : void 0;
@@ -52522,18 +52602,20 @@ var Nginx = class {
     return n.scope === "site" ? n.serverName.split(/\s+/).filter((s) => s !== "_") : [];
   }
   /**
-   * Starts, where nginx runs, the change that puts `text` back, staged and waiting for the word (see
-   * nginxStandingBy): a switch back after a failing verdict then starts no process before nginx has the file.
-   * Called while a new version is judged; once per text. One SSH session is held for it until standDown. If
-   * it is not ready when the word is due, or ended early, the switch back runs as any change does.
+   * Opens, where nginx runs, the session this run's changes go to from now on (see SESSION in scripts.ts):
+   * no change then starts a process there, so a route costs less and a switch back after a failing verdict
+   * starts none before nginx has the file. Called once a new version is judged, with the file a switch back
+   * puts back; idempotent. One SSH session is held for it until releaseSession. While it is not ready, or
+   * once it ended, changes run as commands of their own.
    */
-  standBy(text3) {
+  holdSession(switchBack) {
+    this.switchBackText = switchBack;
     const master = this.current.masterPid;
-    if (this.standing?.text === text3 || master === void 0) return;
-    void this.standDown();
+    if (master === void 0 || this.session && this.session.master === master) return;
+    void this.releaseSession();
     const n = this.config.nginx;
     const c = withTimeout(
-      nginxStandingBy(
+      nginxSession(
         this.fence,
         this.lockFile,
         LIMITS.nginxLockSeconds,
@@ -52541,70 +52623,46 @@ var Nginx = class {
         n.configPath,
         master,
         this.conflictNames,
-        text3,
         this.switchFlag
       ),
       LIMITS.followMaxSeconds
     );
-    let reloaded = () => void 0;
-    const heard = (chunk) => {
-      standing.said += chunk.toString("utf8");
-      if (standing.said.startsWith(`${STANDING_READY}
-`)) standing.ready = true;
-      if (standing.said.includes(`
-${SWITCHED_BACK}
-`)) standing.switchedAt ??= Date.now();
-      if (/ reloaded\n/.test(standing.said)) reloaded();
-    };
-    const standing = {
-      text: text3,
-      master,
-      said: "",
-      ready: false,
-      over: false,
-      reloaded: new Promise((r) => reloaded = r),
-      started: this.remote.follow(c, heard).then((f) => {
-        void f.ended.then(() => standing.over = true);
-        return f;
-      }).catch(() => void 0)
-    };
-    this.standing = standing;
+    this.session = new NginxSession(this.remote, c, master);
   }
-  /** Ends the change standing by, if one does: nothing changes. */
-  async standDown() {
-    const standing = this.standing;
-    this.standing = void 0;
-    await (await standing?.started)?.stop();
+  /** Ends the held session, if one is: nothing changes. */
+  async releaseSession() {
+    const session = this.session;
+    this.session = void 0;
+    await session?.close();
   }
   /**
    * The switch-back flag's path once nginx was read (the read stops a run whose sudo lacks its two lines),
-   * else ''. Every change passes it: the one standing by creates it, any change removes it once nginx reloaded.
+   * else ''. Every change passes it: the held session creates it for a switch back, any change removes it once
+   * nginx reloaded.
    */
   get switchFlag() {
     return this.current.facts.switchBack ? LIMITS.switchBackFlagPath(this.config.app) : "";
   }
   /**
-   * `next` through the change standing by for it, if one is ready: the result as an exec's, with how long
-   * after the word requests went back (the flag), or undefined when there is none, it was not ready, or it
-   * had ended (a deadline, the connection) and changed nothing.
+   * `next` through the held session, if there is one for this master and it is ready (waiting for it to start,
+   * at most as long as a command of its own would take): the result as an exec's, with how long after the
+   * word requests went back for a switch back; undefined when there is none, or it ended before it answered
+   * (what it did is then unknown: the change as a command of its own then says, by the file's hash).
    */
-  async goStanding(next, expected, master) {
-    const standing = this.standing;
-    if (standing?.text !== next || standing.master !== master) return void 0;
-    const f = await standing.started;
-    if (!f || standing.over || !standing.ready) {
-      void this.standDown();
+  async changeInSession(next, expected, master) {
+    const session = this.session;
+    if (!session || session.master !== master || !await session.readyWithin(LIMITS.sessionReadyMs)) return void 0;
+    const switchBack = next === this.switchBackText;
+    const done2 = await session.change(expected, next, switchBack, LIMITS.commandTimeoutSeconds * 1e3);
+    if (!done2) {
+      if (this.session === session) this.session = void 0;
       return void 0;
     }
-    this.standing = void 0;
-    const word = Date.now();
-    const ended = f.finish(goLine(expected)).catch(() => void 0);
-    const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: "" })), ended]);
-    if (end?.code === void 0 || end.code === null) return void 0;
-    const out = standing.said.slice(STANDING_READY.length + 1);
+    const { code: code2, out, err } = done2.section;
+    const stdout = out.toString("utf8");
     return {
-      result: { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) },
-      ...standing.switchedAt !== void 0 ? { switchedMs: standing.switchedAt - word } : {}
+      result: { code: code2, stdout, stderr: err.toString("utf8"), raw: out },
+      ...done2.switchedMs !== void 0 ? { switchedMs: done2.switchedMs } : {}
     };
   }
   async change(next, configId, upstreamAddress) {
@@ -52629,8 +52687,8 @@ ${SWITCHED_BACK}
       )
     );
     const c = next === void 0 ? locked : withStdin(locked, next, `the new ${n.configPath}`);
-    const stood = next !== void 0 ? await this.goStanding(next, expected, master) : void 0;
-    const r = stood?.result ?? await this.remote.exec(c);
+    const held = next !== void 0 ? await this.changeInSession(next, expected, master) : void 0;
+    const r = held?.result ?? await this.remote.exec(c);
     if (r.code !== 0) {
       const what = APPLY_FAILURES[r.code];
       const said = (r.stderr || r.stdout).trim();
@@ -52647,7 +52705,7 @@ ${said}` : ""}`);
         `nginx reloaded, but ${n.listen} does not answer config ${id} for ${n.serverName} within ${LIMITS.reloadVerifyMs / 1e3}s (another server block may take its requests)`
       );
     const serves = next === void 0 ? `removed ${n.configPath}, nginx reloaded` : verified ? `nginx serves config ${id}` : "nginx reloaded with the new file";
-    const back = stood?.switchedMs !== void 0 ? `requests went to the previous replicas ${(stood.switchedMs / 1e3).toFixed(2)}s after the word, then ` : "";
+    const back = held?.switchedMs !== void 0 ? `requests went to the previous replicas ${(held.switchedMs / 1e3).toFixed(2)}s after the word, then ` : "";
     const detail = back + serves;
     return booted ? `${booted}; ${detail}` : detail;
   }
@@ -53837,10 +53895,15 @@ var Watch = class {
     this.wake();
     await this.loop;
   }
-  /** One round of probes over every watched replica; Docker is asked about any that does not answer. */
-  async round() {
-    const askDocker = this.rounds++ % LIMITS.watchDockerEveryRounds === 0;
-    await Promise.all([...this.watched.values()].map((w) => this.look(w, askDocker)));
+  /**
+   * One round of probes over every watched replica; Docker is asked about any that does not answer, about any
+   * it was never asked about (the baseline of its restarts), and, in the background's rounds (`scheduled`),
+   * about every one once in a few rounds. A round asked for now (before a route) needs no more: a replica
+   * that died does not answer, and a restart shows at the next scheduled round.
+   */
+  async round(scheduled = false) {
+    const everyOne = scheduled && this.rounds++ % LIMITS.watchDockerEveryRounds === 0;
+    await Promise.all([...this.watched.values()].map((w) => this.look(w, everyOne || w.restarts === void 0)));
   }
   async look(w, askDocker) {
     const r = w.replica;
@@ -53873,7 +53936,7 @@ var Watch = class {
   async run() {
     while (this.running && !this.seen) {
       const tick = Date.now();
-      await this.round();
+      await this.round(true);
       if (!this.running) break;
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, Math.max(10, this.config.health.intervalMs - (Date.now() - tick)));
@@ -54661,7 +54724,7 @@ function fileFor(w, servers, split, judged) {
 }
 async function startJudging(w) {
   await w.judge.startRecording();
-  if (w.progress.configBefore !== void 0) w.nginx.standBy(w.progress.configBefore);
+  w.nginx.holdSession(w.progress.configBefore);
 }
 async function record(w, step) {
   const booted = await w.nginx.boot(w.config.appHosts[0].upstreamAddress);
@@ -55139,7 +55202,7 @@ async function deploy(scope, state2, plan, lock, records) {
   );
   const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
   const links = async () => canaryLinks(gh, state2.canary, await deployment);
-  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh).finally(() => nginx.standDown());
+  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh).finally(() => nginx.releaseSession());
   await ex.quiesce();
   const entry = historyEntry(config, plan, outcome2.result, claim.owner);
   const canary = outcome2.canary !== void 0 ? { canary: outcome2.canary } : records;

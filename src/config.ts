@@ -276,7 +276,7 @@ export const LIMITS = {
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
    * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, one for the
-   * switch back standing by while a version is judged (Nginx.standBy), and one as a margin: sshd frees a
+   * session held for nginx's changes while a version is judged (Nginx.holdSession), and one as a margin: sshd frees a
    * session slot a moment after the client sees its channel close (seen here: with all ten in use, a new
    * channel was refused now and then).
    */
@@ -292,6 +292,11 @@ export const LIMITS = {
   sshTunnels: 16,
   /** Every remote command that cannot pull gets this deadline; pulls get pull-timeout. */
   commandTimeoutSeconds: 120,
+  /**
+   * How long a change waits for the held session to start (Nginx.holdSession) before it runs as a command of
+   * its own: about what starting one takes on a loaded host, so waiting costs no more than not waiting.
+   */
+  sessionReadyMs: 2_000,
   /** The client gives a command this long past its remote deadline before it gives up on the channel. */
   commandGraceSeconds: 10,
   /**

@@ -301,7 +301,7 @@ async function deploy(scope: Scope, state: HostState, plan: Plan, lock: HeldLock
     ? beginDeployment(recorder, config, gh, state.canary, plan.image)
     : Promise.resolve(undefined)
   const links = async (): Promise<CanaryLinks> => canaryLinks(gh, state.canary, await deployment)
-  const outcome = await carryOut(config, state, plan, ex, journal, links, gh).finally(() => nginx.standDown())
+  const outcome = await carryOut(config, state, plan, ex, journal, links, gh).finally(() => nginx.releaseSession())
   await ex.quiesce()
   const entry = historyEntry(config, plan, outcome.result, claim.owner)
   const canary = outcome.canary !== undefined ? { canary: outcome.canary } : records

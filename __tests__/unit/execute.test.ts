@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import type { Config } from '../../src/config.js'
-import { render } from '../../src/commands/shell.js'
+import { render, type Command } from '../../src/commands/shell.js'
 import { StepFailure } from '../../src/health/gate.js'
 import { Executor } from '../../src/run/executor.js'
 import { retireDir } from '../../src/host/read.js'
@@ -24,6 +24,7 @@ import {
   FakeNginxHost,
   FakeRemote,
   HEALTHY_DOCKER,
+  HELD_SESSION,
   HOST,
   idOf,
   nginxServing,
@@ -130,55 +131,57 @@ describe('Executor: nginx changes', () => {
     })
   })
 
-  describe('the switch back standing by while a version is judged', () => {
+  describe('the session held for nginx changes while a version is judged', () => {
     const judgedRoute = (previous: Replica[]): Step[] => [
       { kind: 'start', replicas: [v2] },
       { kind: 'route', servers: [v2], judged: { backup: previous } },
     ]
-    const standingOf = (host: FakeRemote) => host.followed.filter((f) => f.command.argv.includes('standing-by'))
+    const sessionsOf = (host: FakeRemote) => host.followed.filter((f) => HELD_SESSION.test(render(f.command)))
+    const inSession = (c: Command) => HELD_SESSION.test(render(c))
 
-    it('starts the change that puts the previous file back when a judged route is live, and the switch back goes through it', async () => {
+    it('is held once a judged route comes, its change goes through it, and the switch back sends requests back first', async () => {
       const { ex, host, nginx, previous, before } = setup()
       await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
       const live = nginx.liveText!
-      expect(standingOf(host)).toHaveLength(1)
-      expect(standingOf(host)[0].stopped).toBe(false)
+      expect(sessionsOf(host)).toHaveLength(1)
+      const [session] = sessionsOf(host)
+      expect(session.stopped).toBe(false)
+      // The route's change: the word names the hash of the file live then.
+      expect(session.words).toEqual([`go ${sha256(before!)}`])
+      expect(host.installed.at(-1)).toBe(live)
       const applied = host.applies.length
       await runAll(ex, [{ kind: 'restore-config', text: before, servers: previous }], 'rollback', 'shop:v2')
-      const [standing] = standingOf(host)
-      // The previous file's text went first; the word is the hash of the file live then.
-      expect(standing.command.stdin).toBe(before)
-      expect(standing.finished).toBe(`go ${sha256(live)}\n`)
+      expect(session.words).toEqual([`go ${sha256(before!)}`, 'switch', `go ${sha256(live)}`])
       expect(host.installed.at(-1)).toBe(before)
       expect(nginx.liveText).toBe(before)
-      // One change, the standing one: no apply started after the verdict.
-      expect(host.applies.slice(applied).map((c) => c.argv.includes('standing-by'))).toEqual([true])
+      // No command of its own started for either change.
+      expect(host.applies.slice(applied).map(inSession)).toEqual([true])
     })
 
-    it('switches back as any change does when the standing change had ended (a deadline, the connection)', async () => {
+    it('changes as a command of its own once the session ended (a deadline, the connection)', async () => {
       const { ex, host, nginx, previous, before } = setup()
       await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
-      standingOf(host)[0].end(124, '')
+      sessionsOf(host)[0].end(124, '')
       await new Promise((r) => setTimeout(r, 0))
       const applied = host.applies.length
       await runAll(ex, [{ kind: 'restore-config', text: before, servers: previous }], 'rollback', 'shop:v2')
-      expect(standingOf(host)[0].finished).toBeUndefined()
-      expect(host.applies.slice(applied).map((c) => c.argv.includes('standing-by'))).toEqual([false])
+      expect(sessionsOf(host)[0].words).toEqual([`go ${sha256(before!)}`])
+      expect(host.applies.slice(applied).map(inSession)).toEqual([false])
       expect(nginx.liveText).toBe(before)
     })
 
-    it('stands down at the run end: nothing changes', async () => {
+    it('is released at the run end: nothing changes', async () => {
       const { ex, host, nginx, previous } = setup()
       await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
       const live = nginx.liveText
       const installed = host.installed.length
-      await nginx.standDown()
-      expect(standingOf(host).map((f) => [f.stopped, f.finished])).toEqual([[true, undefined]])
+      await nginx.releaseSession()
+      expect(sessionsOf(host).map((f) => f.stopped)).toEqual([true])
       expect(host.installed).toHaveLength(installed)
       expect(nginx.liveText).toBe(live)
     })
 
-    it('is not started for a route that is not judged, nor where there was no file before', async () => {
+    it('is not held for a route that is not judged; where there was no file before, nothing is a switch back', async () => {
       const plain = setup()
       await runAll(
         plain.ex,
@@ -189,10 +192,11 @@ describe('Executor: nginx changes', () => {
         'deploy',
         'shop:v2',
       )
-      expect(standingOf(plain.host)).toEqual([])
+      expect(sessionsOf(plain.host)).toEqual([])
       const first = setup({ nginxState: { ...nginxServing(configFrom({}), []), managed: { kind: 'absent' } } })
       await runAll(first.ex, judgedRoute([]), 'deploy', 'shop:v2')
-      expect(standingOf(first.host)).toEqual([])
+      // The first file goes through it too (no file live, the word says so), and no change is a switch back.
+      expect(sessionsOf(first.host).flatMap((f) => f.words)).toEqual([`go absent`])
     })
   })
 

@@ -172,8 +172,8 @@ export class FakeRemote implements Remote {
     stopped: boolean
     /** Ends the followed command as the host would (exit code, standard error). */
     end: (code: number, stderr: string) => void
-    /** The last word it was given (see FollowedCommand.finish), if any. */
-    finished?: string
+    /** The words a held nginx session was given ('switch', 'go <hash of the file live then>'), in order. */
+    words: string[]
   }> = []
 
   /** What a followed command prints once it runs (nginx's record of requests, for the judgement). */
@@ -185,21 +185,48 @@ export class FakeRemote implements Remote {
     const ended = new Promise<{ code: number | null; stderr: string }>((resolve) => {
       end = (code, stderr) => resolve({ code, stderr })
     })
-    const f: (typeof this.followed)[number] = { command, onData, stopped: false, end }
+    const f: (typeof this.followed)[number] = { command, onData, stopped: false, end, words: [] }
     this.followed.push(f)
     if (this.followText) setTimeout(() => onData(Buffer.from(this.followText)), 0)
-    // A change standing by says so once it has its text; its last word (the go line) runs it as the host
-    // would run that command with that text.
-    if (command.argv.includes('standing-by')) void Promise.resolve().then(() => onData(Buffer.from('standing by\n')))
-    const finish = async (input: string) => {
-      f.stopped = true
-      f.finished = input
-      const r = await this.exec(command)
-      if (r.stdout) onData(Buffer.from(r.stdout))
-      end(r.code, r.stderr)
-      return ended
+    const write = HELD_SESSION.test(render(command)) ? this.heldSession(f) : () => undefined
+    return { stop: async () => void ((f.stopped = true), end(0, '')), ended, write }
+  }
+
+  /**
+   * A held nginx session as the host runs it (see SESSION in src/nginx/scripts.ts): ready at once; each 'go'
+   * runs the session's apply script with its file, as a command of its own would run here; 'switch' answers.
+   */
+  private heldSession(f: (typeof this.followed)[number]): (input: string) => void {
+    const section = (name: string, code: number, out = '', err = '') =>
+      f.onData(
+        Buffer.from(
+          `\n@@nginx-rollout ${name} ${code} ${Buffer.byteLength(out)} ${Buffer.byteLength(err)}\n${out}${err}`,
+        ),
+      )
+    void Promise.resolve().then(() => section('ready', 0))
+    let pending = ''
+    let working = Promise.resolve()
+    return (input: string) => {
+      pending += input
+      for (;;) {
+        const line = /^(switch|go (\S+) (\d+))\n/.exec(pending)
+        if (!line) return
+        if (line[1] === 'switch') {
+          f.words.push('switch')
+          pending = pending.slice(line[0].length)
+          working = working.then(() => section('switch', 0))
+          continue
+        }
+        const text = pending.slice(line[0].length, line[0].length + Number(line[3]))
+        if (text.length < Number(line[3])) return
+        f.words.push(`go ${line[2]}`)
+        pending = pending.slice(line[0].length + text.length)
+        working = working.then(async () => {
+          const r = await this.exec({ ...f.command, stdin: text })
+          section('change', r.code, r.stdout, r.stderr)
+        })
+      }
     }
-    return { stop: async () => void ((f.stopped = true), end(0, '')), ended, finish }
   }
 
   /** Writes `text` to every followed command still running, as the host would send its output. */
@@ -223,8 +250,10 @@ export class FakeRemote implements Remote {
   async close(): Promise<void> {}
 }
 
-/** The apply script of nginx.apply (nginx -t, reload, verify), as rendered. */
+/** The apply script of nginx.apply (nginx -t, reload, verify), as rendered (a held session holds it too). */
 export const APPLY_SCRIPT = /nginx-rollout-new/
+/** The session held for nginx's changes while a version is judged (Nginx.holdSession), as rendered. */
+export const HELD_SESSION = /mkfifo "\$t\/in" "\$t\/done"/
 
 /**
  * The host nginx runs on: the apply script installs the file it is given (exit `applyCode`, 0 by default),

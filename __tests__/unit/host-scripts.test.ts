@@ -1,6 +1,6 @@
 // Scripts that run on the hosts, run by a real sh against fake docker and nginx on PATH: removals that race
 // another removal, retirement reports that only a run holding the lock consumes, an nginx change ended by
-// its deadline, and a switch back standing by for its word.
+// its deadline, and the session held for nginx changes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
@@ -19,13 +19,13 @@ import { readRetireReports, removeContainers, retireContainers } from '../../src
 import { render, renderRemote, script, withStdin, withTimeout, type Command } from '../../src/commands/shell.js'
 import {
   applyManagedFile,
-  goLine,
   hostPlace,
   nginxLocked,
-  nginxStandingBy,
-  STANDING_READY,
-  SWITCHED_BACK,
+  nginxSession,
+  SESSION_SWITCH,
+  sessionChange,
 } from '../../src/nginx/scripts.js'
+import { nextSection } from '../../src/remote/frames.js'
 import { releasePorts, reservePorts, takenPorts } from '../../src/host/ports.js'
 
 const dirs: string[] = []
@@ -284,7 +284,7 @@ describe('port reservations', () => {
   })
 })
 
-describe('a switch back standing by (nginxStandingBy)', () => {
+describe('the session held for nginx changes (nginxSession)', () => {
   // A master that starts a new "worker" (a child) on each HUP, as nginx does on a reload.
   let master: ChildProcess
   beforeAll(() => {
@@ -297,11 +297,24 @@ describe('a switch back standing by (nginxStandingBy)', () => {
   const PREVIOUS = '# the previous file\n'.repeat(300)
   const LIVE = '# the new version, judged\n'
 
+  /** Every whole section the session printed, in order. */
+  function sectionsOf(raw: Buffer) {
+    const found: Array<{ name: string; code: number; out: string; err: string }> = []
+    for (let next = nextSection(raw); next; next = nextSection(raw, next.end))
+      found.push({
+        name: next.name,
+        code: next.section.code,
+        out: next.section.out.toString('utf8'),
+        err: next.section.err.toString('utf8'),
+      })
+    return found
+  }
+
   /**
-   * The standing change started with its text, as Remote.follow starts it; `ready` once it says so. `flag`:
-   * the switch-back flag's name in its folder ('' for none, as through sudo).
+   * The session as Remote.follow starts it, the managed file LIVE; `flag`: the switch-back flag's name in its
+   * folder ('' for none, as through sudo).
    */
-  function standing(token = 'run-token', flagName = '') {
+  function session(token = 'run-token', flagName = '') {
     const dir = tempDir()
     install(dir, 'nginx', '#!/bin/sh\nexit 0\n')
     const conf = join(dir, 'conf.d')
@@ -311,106 +324,138 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     const lockDir = join(dir, 'lock')
     mkdirSync(lockDir)
     writeFileSync(join(lockDir, 'token'), `${token}\n`)
-    const c = nginxStandingBy(
+    const lockFile = join(dir, 'state', 'nginx-host.lock')
+    const c = nginxSession(
       { lockDir, token: 'run-token' },
-      join(dir, 'state', 'nginx-host.lock'),
+      lockFile,
       5,
       hostPlace('no'),
       file,
       master.pid!,
       [],
-      PREVIOUS,
       flagName && join(dir, flagName),
     )
     const child = spawn('sh', ['-c', renderRemote(c, 120)], {
       cwd: dir,
       env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}` },
     })
-    let stdout = ''
+    let stdout = Buffer.alloc(0)
     let stderr = ''
-    let ready: () => void = () => undefined
-    const readyP = new Promise<void>((r) => (ready = r))
-    child.stdout.on('data', (d) => {
-      stdout += d
-      if (stdout.startsWith(`${STANDING_READY}\n`)) ready()
-    })
+    child.stdout.on('data', (d: Buffer) => (stdout = Buffer.concat([stdout, d])))
     child.stderr.on('data', (d) => (stderr += d))
-    child.stdin!.write(c.stdin)
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    const sections = () => sectionsOf(stdout)
+    /** Waits until the session printed `count` sections, and returns them. */
+    const said = async (count: number) => {
+      for (let i = 0; i < 250 && sections().length < count; i++) await sleep(20)
+      return sections()
+    }
     return {
       file,
       conf,
       dir,
+      lockFile,
       child,
-      ready: readyP,
-      said: () => stdout,
-      exited: async () => ({ code: await exited, stdout, stderr }),
+      said,
+      send: (words: string) => child.stdin!.write(words),
+      exited: async () => ({ code: await exited, sections: sections(), stderr }),
     }
   }
 
-  it('changes nothing until its word, then puts the file back and reloads nginx', async () => {
-    const s = standing()
-    await s.ready
+  it('says ready and changes nothing until a word; each go then changes the file and reloads nginx, one after another', async () => {
+    const s = session()
+    expect(await s.said(1)).toEqual([{ name: 'ready', code: 0, out: '', err: '' }])
     await sleep(300)
     expect(s.child.exitCode).toBeNull()
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
-    s.child.stdin!.end(goLine(sha256(LIVE)))
-    const r = await s.exited()
-    expect(r).toMatchObject({ code: 0, stdout: `${STANDING_READY}\nnginx ${master.pid} reloaded\n` })
+    s.send(sessionChange(sha256(LIVE), PREVIOUS))
+    expect((await s.said(2))[1]).toEqual({ name: 'change', code: 0, out: `nginx ${master.pid} reloaded\n`, err: '' })
     expect(readFileSync(s.file, 'utf8')).toBe(PREVIOUS)
+    s.send(sessionChange(sha256(PREVIOUS), LIVE))
+    expect((await s.said(3))[2]).toMatchObject({ name: 'change', code: 0 })
+    expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+    s.child.stdin!.end()
+    expect((await s.exited()).code).toBe(0)
     expect(readdirSync(s.conf)).toEqual(['shop.conf'])
   })
 
-  it('stands down at the end of its input: exit 0, the file as it was, nothing staged left', async () => {
-    const s = standing()
-    await s.ready
+  it('releases the nginx lock once each change is over, while the session goes on', async () => {
+    const s = session()
+    await s.said(1)
+    s.send(sessionChange(sha256(LIVE), PREVIOUS))
+    await s.said(2)
+    // Another app's change takes the lock at once.
+    const other = spawnSync('flock', ['-n', '-x', s.lockFile, 'true'])
+    expect(other.status).toBe(0)
+    expect(s.child.exitCode).toBeNull()
+    s.child.stdin!.end()
+    expect((await s.exited()).code).toBe(0)
+  })
+
+  it('ends at the end of its input: exit 0, the file as it was, nothing left beside it', async () => {
+    const s = session()
+    await s.said(1)
     s.child.stdin!.end()
     const r = await s.exited()
-    expect(r).toMatchObject({ code: 0, stdout: `${STANDING_READY}\n` })
+    expect(r).toMatchObject({ code: 0, sections: [{ name: 'ready', code: 0 }] })
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
     expect(readdirSync(s.conf)).toEqual(['shop.conf'])
   })
 
-  it('changes nothing once the run no longer holds the deploy lock (75)', async () => {
-    const s = standing('another-run')
-    await s.ready
-    s.child.stdin!.end(goLine(sha256(LIVE)))
-    const r = await s.exited()
-    expect(r.code).toBe(75)
+  it('changes nothing once the run no longer holds the deploy lock (75), and reads the next word whole', async () => {
+    const s = session('another-run')
+    await s.said(1)
+    s.send(sessionChange(sha256(LIVE), PREVIOUS) + sessionChange(sha256(LIVE), PREVIOUS))
+    const said = await s.said(3)
+    expect(said.slice(1).map((x) => [x.name, x.code])).toEqual([
+      ['change', 75],
+      ['change', 75],
+    ])
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+    s.child.stdin!.end()
+    expect((await s.exited()).code).toBe(0)
   })
 
-  it('sends requests back (creates the flag) on its word before it waits for the nginx lock, and removes the flag once nginx reloaded', async () => {
-    const s = standing('run-token', 'shop.switched-back')
+  it('sends requests back (creates the flag) on a switch before it waits for the nginx lock, and removes the flag once nginx reloaded', async () => {
+    const s = session('run-token', 'shop.switched-back')
     const flag = join(s.dir, 'shop.switched-back')
-    await s.ready
+    await s.said(1)
     // Another app's change holds the nginx lock: the file waits for it, the flag does not.
-    const lockFile = join(s.dir, 'state', 'nginx-host.lock')
     mkdirSync(join(s.dir, 'state'), { recursive: true })
-    const holder = spawn('flock', ['-x', lockFile, 'sleep', '1'], { stdio: 'ignore' })
+    const holder = spawn('flock', ['-x', s.lockFile, 'sleep', '1'], { stdio: 'ignore' })
     try {
       await sleep(200)
-      s.child.stdin!.end(goLine(sha256(LIVE)))
-      for (let i = 0; i < 100 && !s.said().includes(SWITCHED_BACK); i++) await sleep(20)
-      expect(s.said()).toBe(`${STANDING_READY}\n${SWITCHED_BACK}\n`)
+      s.send(SESSION_SWITCH + sessionChange(sha256(LIVE), PREVIOUS))
+      const said = await s.said(2)
+      expect(said.map((x) => [x.name, x.code])).toEqual([
+        ['ready', 0],
+        ['switch', 0],
+      ])
       expect(existsSync(flag)).toBe(true)
       expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
     } finally {
       holder.kill()
     }
-    const r = await s.exited()
-    expect(r).toMatchObject({ code: 0, stdout: `${STANDING_READY}\n${SWITCHED_BACK}\nnginx ${master.pid} reloaded\n` })
+    expect((await s.said(3))[2]).toMatchObject({ name: 'change', code: 0, out: `nginx ${master.pid} reloaded\n` })
     expect(readFileSync(s.file, 'utf8')).toBe(PREVIOUS)
     expect(existsSync(flag)).toBe(false)
+    s.child.stdin!.end()
+    expect((await s.exited()).code).toBe(0)
   })
 
   it('sends nothing back once the run no longer holds the deploy lock (75, no flag)', async () => {
-    const s = standing('another-run', 'shop.switched-back')
-    await s.ready
-    s.child.stdin!.end(goLine(sha256(LIVE)))
-    const r = await s.exited()
-    expect(r).toMatchObject({ code: 75, stdout: `${STANDING_READY}\n` })
+    const s = session('another-run', 'shop.switched-back')
+    await s.said(1)
+    s.send(SESSION_SWITCH + sessionChange(sha256(LIVE), PREVIOUS))
+    const said = await s.said(3)
+    expect(said.map((x) => [x.name, x.code])).toEqual([
+      ['ready', 0],
+      ['switch', 75],
+      ['change', 75],
+    ])
     expect(existsSync(join(s.dir, 'shop.switched-back'))).toBe(false)
+    s.child.stdin!.end()
+    await s.exited()
   })
 
   it('any change removes a switch-back flag left behind once nginx reloaded with its file (a killed run left it)', async () => {
@@ -428,14 +473,18 @@ describe('a switch back standing by (nginxStandingBy)', () => {
     expect(existsSync(flag)).toBe(false)
   })
 
-  it('changes nothing when the file is not what the word says is live (71)', async () => {
-    const s = standing()
-    await s.ready
-    s.child.stdin!.end(goLine(sha256('# another file\n')))
-    const r = await s.exited()
-    expect(r.code).toBe(71)
-    expect(r.stderr).toContain('changed since this run read it')
+  it('changes nothing when the file is not what the word says is live (71), and goes on', async () => {
+    const s = session()
+    await s.said(1)
+    s.send(sessionChange(sha256('# another file\n'), PREVIOUS))
+    const [, refused] = await s.said(2)
+    expect(refused).toMatchObject({ name: 'change', code: 71 })
+    expect(refused.err).toContain('changed since this run read it')
     expect(readFileSync(s.file, 'utf8')).toBe(LIVE)
+    s.send(sessionChange(sha256(LIVE), PREVIOUS))
+    expect((await s.said(3))[2]).toMatchObject({ name: 'change', code: 0 })
+    s.child.stdin!.end()
+    await s.exited()
   })
 })
 

@@ -59,10 +59,15 @@ export class Watch {
     await this.loop
   }
 
-  /** One round of probes over every watched replica; Docker is asked about any that does not answer. */
-  async round(): Promise<void> {
-    const askDocker = this.rounds++ % LIMITS.watchDockerEveryRounds === 0
-    await Promise.all([...this.watched.values()].map((w) => this.look(w, askDocker)))
+  /**
+   * One round of probes over every watched replica; Docker is asked about any that does not answer, about any
+   * it was never asked about (the baseline of its restarts), and, in the background's rounds (`scheduled`),
+   * about every one once in a few rounds. A round asked for now (before a route) needs no more: a replica
+   * that died does not answer, and a restart shows at the next scheduled round.
+   */
+  async round(scheduled = false): Promise<void> {
+    const everyOne = scheduled && this.rounds++ % LIMITS.watchDockerEveryRounds === 0
+    await Promise.all([...this.watched.values()].map((w) => this.look(w, everyOne || w.restarts === undefined)))
   }
 
   private async look(w: Watched, askDocker: boolean): Promise<void> {
@@ -100,7 +105,7 @@ export class Watch {
   private async run(): Promise<void> {
     while (this.running && !this.seen) {
       const tick = Date.now()
-      await this.round()
+      await this.round(true)
       // stop() during the round: no sleep after it (its wake-up is for a sleep already over).
       if (!this.running) break
       // A sleep that stop() cuts short.

@@ -8,7 +8,7 @@ import * as docker from '../commands/docker.js'
 import { command, withStdin, withTimeout, type Command } from '../commands/shell.js'
 import { hostPort, isLoopback, parseListen } from '../model.js'
 import { parseSections, sectioned, text, type Section } from '../remote/frames.js'
-import { failure, run, type ExecResult, type FollowedCommand, type Following, type Remote } from '../remote/ssh.js'
+import { failure, run, type ExecResult, type Following, type Remote } from '../remote/ssh.js'
 import {
   declaresHttpAccessLog,
   includeProblem,
@@ -28,18 +28,16 @@ import {
   containerPlace,
   setAsideImageDefaultSite,
   followTrafficLog,
-  goLine,
   openConnections,
   hostPlace,
   nginxErrorLog,
   nginxLocked,
-  nginxStandingBy,
-  STANDING_READY,
-  SWITCHED_BACK,
+  nginxSession,
   readNginx,
   sudoCommands,
   type NginxPlace,
 } from './scripts.js'
+import { NginxSession } from './session.js'
 import {
   CONFIG_ID_HEADER,
   configIdOf,
@@ -440,26 +438,6 @@ export function probeHostHeader(serverName: string, listenHost: string): string 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** A change started ahead and waiting for the word (see Nginx.standBy). */
-interface StandingChange {
-  /** The file it puts in place. */
-  readonly text: string
-  /** The nginx master it reloads. */
-  readonly master: number
-  /** The command, once its SSH session is open (undefined: it could not start). */
-  readonly started: Promise<FollowedCommand | undefined>
-  /** What it printed so far ('standing by', then the apply's last word or nginx -t's refusal). */
-  said: string
-  /** It printed 'standing by' (the text staged, ready for the word). */
-  ready: boolean
-  /** When it printed that requests went back (the switch-back flag created). */
-  switchedAt?: number
-  /** Settles once it printed that nginx reloaded with the file. */
-  readonly reloaded: Promise<void>
-  /** It ended (stood down, or a deadline or the connection ended it). */
-  over: boolean
-}
-
 /** The live nginx of a run, and the only code that changes it. */
 export class Nginx {
   private readonly place: NginxPlace
@@ -469,8 +447,10 @@ export class Nginx {
   private readonly ids = new Map<string, string | undefined>()
   /** The change under way: changes run one after another, each from the file the one before left. */
   private changing: Promise<unknown> = Promise.resolve()
-  /** A change standing by to put a file back (see standBy). */
-  private standing: StandingChange | undefined
+  /** The session held for this run's changes while it judges a new version (see holdSession). */
+  private session: NginxSession | undefined
+  /** The file a switch back puts back: a change to it sends requests back first (the switch-back flag). */
+  private switchBackText: string | undefined
 
   private readonly config: Config
 
@@ -586,18 +566,20 @@ export class Nginx {
   }
 
   /**
-   * Starts, where nginx runs, the change that puts `text` back, staged and waiting for the word (see
-   * nginxStandingBy): a switch back after a failing verdict then starts no process before nginx has the file.
-   * Called while a new version is judged; once per text. One SSH session is held for it until standDown. If
-   * it is not ready when the word is due, or ended early, the switch back runs as any change does.
+   * Opens, where nginx runs, the session this run's changes go to from now on (see SESSION in scripts.ts):
+   * no change then starts a process there, so a route costs less and a switch back after a failing verdict
+   * starts none before nginx has the file. Called once a new version is judged, with the file a switch back
+   * puts back; idempotent. One SSH session is held for it until releaseSession. While it is not ready, or
+   * once it ended, changes run as commands of their own.
    */
-  standBy(text: string): void {
+  holdSession(switchBack: string | undefined): void {
+    this.switchBackText = switchBack
     const master = this.current.masterPid
-    if (this.standing?.text === text || master === undefined) return
-    void this.standDown()
+    if (master === undefined || (this.session && this.session.master === master)) return
+    void this.releaseSession()
     const n = this.config.nginx
     const c = withTimeout(
-      nginxStandingBy(
+      nginxSession(
         this.fence,
         this.lockFile,
         LIMITS.nginxLockSeconds,
@@ -605,80 +587,53 @@ export class Nginx {
         n.configPath,
         master,
         this.conflictNames,
-        text,
         this.switchFlag,
       ),
       LIMITS.followMaxSeconds,
     )
-    let reloaded: () => void = () => undefined
-    const heard = (chunk: Buffer) => {
-      standing.said += chunk.toString('utf8')
-      if (standing.said.startsWith(`${STANDING_READY}\n`)) standing.ready = true
-      if (standing.said.includes(`\n${SWITCHED_BACK}\n`)) standing.switchedAt ??= Date.now()
-      if (/ reloaded\n/.test(standing.said)) reloaded()
-    }
-    const standing: StandingChange = {
-      text,
-      master,
-      said: '',
-      ready: false,
-      over: false,
-      reloaded: new Promise((r) => (reloaded = r)),
-      started: this.remote
-        .follow(c, heard)
-        .then((f) => {
-          void f.ended.then(() => (standing.over = true))
-          return f
-        })
-        .catch(() => undefined),
-    }
-    this.standing = standing
+    this.session = new NginxSession(this.remote, c, master)
   }
 
-  /** Ends the change standing by, if one does: nothing changes. */
-  async standDown(): Promise<void> {
-    const standing = this.standing
-    this.standing = undefined
-    await (await standing?.started)?.stop()
+  /** Ends the held session, if one is: nothing changes. */
+  async releaseSession(): Promise<void> {
+    const session = this.session
+    this.session = undefined
+    await session?.close()
   }
 
   /**
    * The switch-back flag's path once nginx was read (the read stops a run whose sudo lacks its two lines),
-   * else ''. Every change passes it: the one standing by creates it, any change removes it once nginx reloaded.
+   * else ''. Every change passes it: the held session creates it for a switch back, any change removes it once
+   * nginx reloaded.
    */
   private get switchFlag(): string {
     return this.current.facts.switchBack ? LIMITS.switchBackFlagPath(this.config.app) : ''
   }
 
   /**
-   * `next` through the change standing by for it, if one is ready: the result as an exec's, with how long
-   * after the word requests went back (the flag), or undefined when there is none, it was not ready, or it
-   * had ended (a deadline, the connection) and changed nothing.
+   * `next` through the held session, if there is one for this master and it is ready (waiting for it to start,
+   * at most as long as a command of its own would take): the result as an exec's, with how long after the
+   * word requests went back for a switch back; undefined when there is none, or it ended before it answered
+   * (what it did is then unknown: the change as a command of its own then says, by the file's hash).
    */
-  private async goStanding(
+  private async changeInSession(
     next: string,
     expected: string,
     master: number,
   ): Promise<{ result: ExecResult; switchedMs?: number } | undefined> {
-    const standing = this.standing
-    if (standing?.text !== next || standing.master !== master) return undefined
-    const f = await standing.started
-    if (!f || standing.over || !standing.ready) {
-      void this.standDown() // not waited for: the switch back goes on as any change at once
+    const session = this.session
+    if (!session || session.master !== master || !(await session.readyWithin(LIMITS.sessionReadyMs))) return undefined
+    const switchBack = next === this.switchBackText
+    const done = await session.change(expected, next, switchBack, LIMITS.commandTimeoutSeconds * 1000)
+    if (!done) {
+      if (this.session === session) this.session = undefined
       return undefined
     }
-    this.standing = undefined
-    const word = Date.now()
-    const ended = f.finish(goLine(expected)).catch(() => undefined)
-    // Done when nginx has the file ('reloaded'); the command's own end (the locks released) follows.
-    const end = await Promise.race([standing.reloaded.then(() => ({ code: 0, stderr: '' })), ended])
-    // No exit status: the channel closed under it (the connection). What it did is unknown: the change as
-    // any other then says, by the file's hash, whether the file is still what this run put there.
-    if (end?.code === undefined || end.code === null) return undefined
-    const out = standing.said.slice(STANDING_READY.length + 1)
+    const { code, out, err } = done.section
+    const stdout = out.toString('utf8')
     return {
-      result: { code: end.code, stdout: out, stderr: end.stderr, raw: Buffer.from(out) },
-      ...(standing.switchedAt !== undefined ? { switchedMs: standing.switchedAt - word } : {}),
+      result: { code, stdout, stderr: err.toString('utf8'), raw: out },
+      ...(done.switchedMs !== undefined ? { switchedMs: done.switchedMs } : {}),
     }
   }
 
@@ -704,8 +659,8 @@ export class Nginx {
       ),
     )
     const c = next === undefined ? locked : withStdin(locked, next, `the new ${n.configPath}`)
-    const stood = next !== undefined ? await this.goStanding(next, expected, master) : undefined
-    const r = stood?.result ?? (await this.remote.exec(c))
+    const held = next !== undefined ? await this.changeInSession(next, expected, master) : undefined
+    const r = held?.result ?? (await this.remote.exec(c))
     if (r.code !== 0) {
       const what = APPLY_FAILURES[r.code]
       const said = (r.stderr || r.stdout).trim()
@@ -728,8 +683,8 @@ export class Nginx {
           : 'nginx reloaded with the new file'
     // The switch back's first effect, said apart: requests went back before the reload.
     const back =
-      stood?.switchedMs !== undefined
-        ? `requests went to the previous replicas ${(stood.switchedMs / 1000).toFixed(2)}s after the word, then `
+      held?.switchedMs !== undefined
+        ? `requests went to the previous replicas ${(held.switchedMs / 1000).toFixed(2)}s after the word, then `
         : ''
     const detail = back + serves
     return booted ? `${booted}; ${detail}` : detail

@@ -2,7 +2,7 @@
 // constant scripts with their data in positional parameters. Pure values: nginx.ts runs them.
 import type { SudoUse } from '../config.js'
 import { SECTION_SH } from '../remote/frames.js'
-import { command, script, withStdin, withTimeout, type Command } from '../commands/shell.js'
+import { command, script, withTimeout, type Command } from '../commands/shell.js'
 
 // Functions every nginx-side script shares:
 // find_masters: nginx master processes of this PID namespace (nginx processes whose parent is not nginx;
@@ -104,15 +104,15 @@ exit 0`
 
 // $1 the managed file, $2 its sha256 as this run read it ('absent' when there was none), $3 the master's
 // pid, $4 write (the new text on standard input) or remove, $5 server names whose conflicts fail the change,
-// $6 (standing by) the new text's length, $7 the switch-back flag ('' where the script may not create it):
-// removed once nginx reloaded with any new file, so a flag a killed run left never outlives the next change.
+// $6 the switch-back flag ('' where the script may not create it): removed once nginx reloaded with any new
+// file, so a flag a killed run left never outlives the next change.
 // Under the nginx lock (see nginxLocked): the file must still be what the run read; the new one takes its
 // place only for nginx -t, which checks the whole configuration with it; on any failure the previous file
 // (or none) is back before the lock is released. So it is on a TERM, INT or HUP too (the command's deadline
 // ends it with TERM, see renderRemote): a file nginx has not accepted must not stay where the next reload
 // would load it. `placed` says the new file may be in place and not yet accepted; restore can run twice.
 // Exit codes: see APPLY_FAILURES.
-const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$7
+const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$6
 d=\${f%/*}; b=\${f##*/}
 # Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
@@ -131,30 +131,10 @@ restore() {
 trap 'restore; exit 143' TERM
 trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
-# Standing by (see STAND_BY): the new text comes first ($6 bytes) and waits in this run's folder, the master's
-# arguments read, and 'standing by' says so; then nothing happens until a line 'go <sha256 of the file live
-# then>' comes. The end of input first is a stand-down. What is left after the word is what must follow it.
-# A line 'switch' may come first: it creates the switch-back flag, and the judged file live then sends every
-# request to the replicas from before the run at once; nginx's lock and reload follow with the word.
-standing=
-if [ "$want" = standing-by ]; then
-  standing=1; new=$nr_t/next
-  head -c "$6" >"$new" || exit 72
-  load_args "$master"
-  echo 'standing by'
-  IFS=' ' read -r nr_go want || exit 0
-  if [ "$nr_go" = switch ]; then
-    if [ -n "$flag" ] && empty_file "$flag"; then echo 'switched back'; fi
-    IFS=' ' read -r nr_go want || exit 0
-  fi
-  [ "$nr_go" = go ] || exit 0
-fi
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-if [ -z "$standing" ]; then
-  load_args "$master"
-  if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
-fi
+load_args "$master"
+if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 # The master's children, read without starting a process where the kernel lists them (polled below).
 kids=/proc/$master/task/$master/children
@@ -198,7 +178,7 @@ export const APPLY_FAILURES: Record<number, string> = {
 // token in lockdir), then the nginx lock (lockfile on fd 9, waited for at most wait seconds). Every nginx change
 // of every app on this nginx goes through the one lock, and only while the run still holds its app's deploy
 // lock (a run whose lock was taken over must change nothing). Returns APPLY_FAILURES's 75, 77 or 76. Builtins
-// where they do (a switch back standing by pays only flock when the lock is free).
+// where they do (a change in a held session pays only flock when the lock is free).
 const TAKE_LOCKS = `own_lock() {
   read -r nr_held <"$lockdir/token" 2>/dev/null || :
   [ "$nr_held" = "$token" ] || return 75
@@ -217,42 +197,68 @@ const LOCKED = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 take_locks || exit $?
 "$@"`
 
-// A change that stands by: $1-$4 as for LOCKED, $5 the new text's length in bytes, then the command that
-// changes the file (the apply script with 'standing-by' for the file's hash), which starts at once. Our own
-// input: the new text, passed on at once (the apply stages it and says 'standing by'), then, when the time
-// comes, a line 'go <hash of the file live now>': then, the deploy lock still this run's, 'switch' is passed
-// on (requests go back at once), both locks are taken as for LOCKED, and the go line passed on. The end of input before it is a stand-down: the waiting command gets end of input too and exits
-// 0, nothing changed. head -c reads no further than the text, and the go line is only sent after 'standing
-// by', so it is never read by head.
-// Why: starting a change is most of a switch back's time under load (a docker exec into the nginx container
-// alone takes 0.18 s idle, every process started on a loaded host tens of ms), and the verdict comes while
-// users see the new version's errors.
-const STAND_BY = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; len=$5; shift 5
+// The session a run holds where nginx runs while it judges a new version: every nginx change then goes to a
+// process already running there, so none starts one. Why: starting a process is most of a change's time under
+// load (a docker exec into the nginx container alone: 0.45 s under the benchmark's load, 0.18 s idle), and a
+// switch back comes while users see the new version's errors.
+// $1-$4 as for LOCKED, then the command that runs SESSION_INSIDE where nginx runs, started at once on a fifo.
+// Our input, one word at a time (the run sends the next only once the last one's section came):
+// - 'switch': the deploy lock still this run's, passed on: requests go back at once (the switch-back flag),
+//   before any lock is waited for.
+// - 'go <sha256 of the file live now> <length>' and the new file: both locks taken as for LOCKED, passed on;
+//   the nginx lock released once the change is over (the inside says 'done' on its standard error).
+// - the end of input (or any other word): the session ends, nothing changed.
+// A word refused here (the deploy lock is another run's, the nginx lock not had) gets a section of its own with
+// the code, and its file is read and dropped. The read builtin takes a pipe byte by byte and head -c reads no
+// further than the file, so each word is read whole and nothing of the next.
+const SESSION = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 t=$(mktemp -d) || exit 77
-mkfifo "$t/in" || { rm -rf "$t"; exit 77; }
-"$@" <"$t/in" &
+mkfifo "$t/in" "$t/done" || { rm -rf "$t"; exit 77; }
+"$@" <"$t/in" 2>"$t/done" &
 inner=$!
-exec 8>"$t/in"
+exec 8>"$t/in" 7<"$t/done"
 rm -rf "$t"
-done_with() { exec 8>&-; wait "$inner"; exit "$1"; }
-head -c "$len" >&8 || done_with 77
-IFS=' ' read -r go hash || done_with 0
-[ "$go" = go ] || done_with 0
-# Requests go back at once (the switch-back flag), before the locks: only a run that still holds its app's
-# deploy lock may do even that.
-own_lock || done_with 75
-echo switch >&8
-take_locks || done_with $?
-printf 'go %s\\n' "$hash" >&8
-exec 8>&-
-wait "$inner"`
+done_with() { exec 8>&- 7<&-; wait "$inner"; exit "$1"; }
+refused() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+while IFS=' ' read -r word hash len; do
+  case $word in
+  switch) if own_lock; then echo switch >&8; else refused switch 75; fi ;;
+  go)
+    take_locks; c=$?
+    if [ "$c" -ne 0 ]; then exec 9>&-; head -c "$len" >/dev/null; refused change "$c"; continue; fi
+    printf 'go %s %s\\n' "$hash" "$len" >&8
+    head -c "$len" >&8 || done_with 77
+    while IFS= read -r said <&7; do case $said in "done "*) break ;; esac; done
+    exec 9>&- ;;
+  *) done_with 0 ;;
+  esac
+done
+done_with 0`
+
+// Where nginx runs, behind SESSION: $1 the apply script, $2 the managed file, $3 the master's pid, $4 server
+// names whose conflicts fail a change, $5 the switch-back flag ('' where it may not create it). Says 'ready'
+// (a section) once running; then each 'go' runs the apply script on the file that follows it, and 'switch'
+// creates the flag, each answered with its section ('change' with the apply's exit code and output).
+const SESSION_INSIDE = `${SECTION_SH}${PRIVILEGE}apply=$1; f=$2; master=$3; names=$4; flag=$5
+section ready :
+while IFS=' ' read -r nr_word nr_want nr_len; do
+  case $nr_word in
+  switch) if [ -n "$flag" ] && empty_file "$flag"; then section switch :; else section switch false; fi ;;
+  go)
+    head -c "$nr_len" >"$nr_t/next" || exit 72
+    section change sh -c "$apply" sh "$f" "$nr_want" "$master" write "$names" "$flag" <"$nr_t/next"
+    echo "done $nr_c" >&2 ;;
+  *) exit 0 ;;
+  esac
+done
+exit 0`
 
 /**
- * The change that puts `text` in place of `managedPath`, started now and standing by behind the locks as
- * nginxLocked puts them; its standing input is `text` (see STAND_BY). It prints 'standing by' once ready;
- * goLine then tells it to go.
+ * The session held for the nginx changes of a run that judges a new version (see SESSION): each change of
+ * `managedPath` is sent to it as sessionChange, a switch back preceded by SESSION_SWITCH. Its sections, in
+ * order: 'ready', then one per word ('switch', 'change': as the apply script's exit code and output).
  */
-export const nginxStandingBy = (
+export const nginxSession = (
   fence: { lockDir: string; token: string },
   lockFile: string,
   waitSeconds: number,
@@ -260,37 +266,27 @@ export const nginxStandingBy = (
   managedPath: string,
   masterPid: number,
   conflictNames: readonly string[],
-  text: string,
   switchFlag: string,
 ): Command => {
-  const length = String(Buffer.byteLength(text))
-  const apply = place.inside(APPLY, [
+  const inside = place.inside(SESSION_INSIDE, [
+    APPLY,
     managedPath,
-    'standing-by',
     String(masterPid),
-    'write',
     conflictNames.join(' '),
-    length,
     switchFlag,
   ])
-  return withStdin(
-    {
-      ...apply,
-      argv: script(STAND_BY, fence.lockDir, fence.token, lockFile, String(waitSeconds), length, ...apply.argv).argv,
-    },
-    text,
-    `the file to put back, ${managedPath}`,
-  )
+  return {
+    ...inside,
+    argv: script(SESSION, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inside.argv).argv,
+  }
 }
 
-/** What a change standing by prints once it is ready for its word. */
-export const STANDING_READY = 'standing by'
+/** The word that sends requests back at once (the switch-back flag), before a switch back's change. */
+export const SESSION_SWITCH = 'switch\n'
 
-/** What a change standing by prints once requests go to the replicas from before the run (the flag is there). */
-export const SWITCHED_BACK = 'switched back'
-
-/** The line that tells a change standing by to go, the file live now being `liveHash`. */
-export const goLine = (liveHash: string): string => `go ${liveHash}\n`
+/** The word and file that change the managed file to `text` in a held session, the file live now being `liveHash`. */
+export const sessionChange = (liveHash: string, text: string): string =>
+  `go ${liveHash} ${Buffer.byteLength(text)}\n${text}`
 
 export const nginxLocked = (
   fence: { lockDir: string; token: string },
@@ -399,8 +395,7 @@ export const applyManagedFile = (
   op: 'write' | 'remove',
   conflictNames: readonly string[],
   switchFlag: string,
-): Command =>
-  place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' '), '', switchFlag])
+): Command => place.inside(APPLY, [managedPath, expected, String(masterPid), op, conflictNames.join(' '), switchFlag])
 
 /** Follows the app's traffic log from empty until the command's standard input ends. */
 export const followTrafficLog = (

@@ -27,27 +27,40 @@ export interface Section {
 export const text = (b: Buffer | undefined): string => b?.toString('utf8') ?? ''
 
 const HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/
+const MARKER = Buffer.from('\n@@nginx-rollout ')
+
+/**
+ * The first whole section of `raw` at or after byte `from`, and where it ends; undefined until one is whole.
+ * Text before its header (a login banner) is skipped.
+ */
+export function nextSection(
+  raw: Buffer,
+  from = 0,
+): { readonly name: string; readonly section: Section; readonly end: number } | undefined {
+  const at = raw.indexOf(MARKER, from)
+  if (at < 0) return undefined
+  const end = raw.indexOf(0x0a, at + 1)
+  if (end < 0) return undefined
+  const m = HEADER.exec(raw.subarray(at, end + 1).toString('latin1'))
+  if (!m) return undefined
+  const [, name, code, outLen, errLen] = m
+  const start = end + 1
+  // A section cut short (the connection went away, or the rest still coming) is not a section yet.
+  if (start + Number(outLen) + Number(errLen) > raw.length) return undefined
+  const out = raw.subarray(start, start + Number(outLen))
+  const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen))
+  return { name, section: { code: Number(code), out, err }, end: start + Number(outLen) + Number(errLen) }
+}
 
 /** The sections of a framed output, by name. Text before the first header (a login banner) is skipped. */
 export function parseSections(raw: Buffer): Map<string, Section> {
   const sections = new Map<string, Section>()
-  const marker = Buffer.from('\n@@nginx-rollout ')
-  let at = raw.indexOf(marker)
-  while (at >= 0 && at < raw.length) {
-    const end = raw.indexOf(0x0a, at + 1)
-    if (end < 0) break
-    const m = HEADER.exec(raw.subarray(at, end + 1).toString('latin1'))
-    if (!m) break
-    const [, name, code, outLen, errLen] = m
-    const start = end + 1
-    // A section cut short (the connection went away) is not a section.
-    if (start + Number(outLen) + Number(errLen) > raw.length) break
-    const out = raw.subarray(start, start + Number(outLen))
-    const err = raw.subarray(start + Number(outLen), start + Number(outLen) + Number(errLen))
-    sections.set(name, { code: Number(code), out, err })
-    at = start + Number(outLen) + Number(errLen)
-    if (raw.subarray(at, at + marker.length).equals(marker)) continue
-    break
+  let next = nextSection(raw)
+  while (next) {
+    sections.set(next.name, next.section)
+    // Sections follow one another: anything else after one ends the framed output.
+    if (!raw.subarray(next.end, next.end + MARKER.length).equals(MARKER)) break
+    next = nextSection(raw, next.end)
   }
   return sections
 }

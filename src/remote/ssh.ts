@@ -272,8 +272,8 @@ export interface Following {
 
 /** A followed command as the Remote hands it out: its standard input can also end with a last word. */
 export interface FollowedCommand extends Following {
-  /** Writes `input` to the command's standard input and closes it; settles as `ended` does. */
-  finish(input: string): Promise<{ readonly code: number | null; readonly stderr: string }>
+  /** Writes `input` to the command's standard input, which stays open. */
+  write(input: string): void
 }
 
 /**
@@ -307,11 +307,7 @@ function followOn(client: Client, name: string, c: Command, onData: (chunk: Buff
         clearTimeout(wait)
         stream.close()
       }
-      const finish = (input: string) => {
-        stream.end(input)
-        return ended
-      }
-      resolve({ stop, ended, finish })
+      resolve({ stop, ended, write: (input: string) => void stream.write(input) })
     })
   })
 }

@@ -181,13 +181,13 @@ function fileFor(w: StepWorld, servers: readonly Replica[], split?: Split, judge
 }
 
 /**
- * The judgement starts (idempotent): nginx's record followed, and the way back standing ready where nginx
- * runs, since a verdict can come within a second of the first route, sooner than a change started then is
- * ready (see Nginx.standBy).
+ * The judgement starts (idempotent): nginx's record followed, and a session held where nginx runs for the
+ * run's changes, since a verdict can come within a second of the first route, sooner than a change started
+ * then is ready, and every route waits for its change (see Nginx.holdSession).
  */
 async function startJudging(w: StepWorld): Promise<void> {
   await w.judge.startRecording()
-  if (w.progress.configBefore !== undefined) w.nginx.standBy(w.progress.configBefore)
+  w.nginx.holdSession(w.progress.configBefore)
 }
 
 async function record(w: StepWorld, step: Extract<Step, { kind: 'record' }>): Promise<StepEnd> {
