@@ -49485,12 +49485,15 @@ import { isIP as isIP3 } from "node:net";
 // src/remote/frames.ts
 var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
+frame() {
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$1" "$2" "$(wc -c <"$nr_t/$1/o" | tr -d ' ')" "$(wc -c <"$nr_t/$1/e" | tr -d ' ')"
+  cat "$nr_t/$1/o" "$nr_t/$1/e"
+}
 section() {
   nr_n=$1; shift
   mkdir -p "$nr_t/$nr_n"
   "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
-  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/$nr_n/o" | tr -d ' ')" "$(wc -c <"$nr_t/$nr_n/e" | tr -d ' ')"
-  cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
+  frame "$nr_n" "$nr_c"
 }
 `;
 var text2 = (b) => b?.toString("utf8") ?? "";
@@ -51222,7 +51225,8 @@ fi
 [ "$4" = listening ] && section listening ss -ltnpH
 section managed managed "$f"
 exit 0`;
-var APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$6
+var APPLY_CHANGE = `apply_change() (
+f=$1; want=$2; master=$3; op=$4; names=$5; flag=$6
 d=\${f%/*}; b=\${f##*/}
 # Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
@@ -51243,7 +51247,6 @@ trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-load_args "$master"
 if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 # The master's children, read without starting a process where the kernel lists them (polled below).
@@ -51268,7 +51271,11 @@ while [ $i -lt 1500 ]; do
   sleep 0.01; i=$((i + 1))
 done
 restore
-exit 14`;
+exit 14
+)
+`;
+var APPLY = `${LIB}${APPLY_CHANGE}load_args "$3"
+apply_change "$@"`;
 var APPLY_FAILURES = {
   11: "nginx -t rejected the configuration with the new file (the previous file is back, nginx was not reloaded)",
   12: "the new server block conflicts with a server name another server block already uses on the same listen (the previous file is back)",
@@ -51317,27 +51324,26 @@ while IFS=' ' read -r word hash len; do
   esac
 done
 done_with 0`;
-var SESSION_INSIDE = `${SECTION_SH}${PRIVILEGE}apply=$1; f=$2; master=$3; names=$4; flag=$5
-section ready :
+var SESSION_INSIDE = `${LIB}${APPLY_CHANGE}f=$1; master=$2; names=$3; flag=$4
+said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+load_args "$master"
+mkdir -p "$nr_t/change"
+said ready 0
 while IFS=' ' read -r nr_word nr_want nr_len; do
   case $nr_word in
-  switch) if [ -n "$flag" ] && empty_file "$flag"; then section switch :; else section switch false; fi ;;
+  switch) if [ -n "$flag" ] && empty_file "$flag"; then said switch 0; else said switch 1; fi ;;
   go)
     head -c "$nr_len" >"$nr_t/next" || exit 72
-    section change sh -c "$apply" sh "$f" "$nr_want" "$master" write "$names" "$flag" <"$nr_t/next"
+    apply_change "$f" "$nr_want" "$master" write "$names" "$flag" <"$nr_t/next" >"$nr_t/change/o" 2>"$nr_t/change/e"
+    nr_c=$?
+    if [ "$nr_c" -eq 0 ]; then said change 0; else frame change "$nr_c"; fi
     echo "done $nr_c" >&2 ;;
   *) exit 0 ;;
   esac
 done
 exit 0`;
 var nginxSession = (fence3, lockFile, waitSeconds, place, managedPath, masterPid, conflictNames, switchFlag) => {
-  const inside = place.inside(SESSION_INSIDE, [
-    APPLY,
-    managedPath,
-    String(masterPid),
-    conflictNames.join(" "),
-    switchFlag
-  ]);
+  const inside = place.inside(SESSION_INSIDE, [managedPath, String(masterPid), conflictNames.join(" "), switchFlag]);
   return {
     ...inside,
     argv: script(SESSION, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inside.argv).argv
@@ -51459,6 +51465,10 @@ var NginxSession = class {
     this.over = true;
     this.settleReady(false);
     this.awaited?.take(void 0);
+  }
+  /** It ended (released, or a deadline or the connection ended it): changes go elsewhere. */
+  get ended() {
+    return this.over;
   }
   /** Whether the session is ready for a word, waiting at most `ms` for it to start. */
   async readyWithin(ms) {
@@ -52605,13 +52615,13 @@ var Nginx = class {
    * Opens, where nginx runs, the session this run's changes go to from now on (see SESSION in scripts.ts):
    * no change then starts a process there, so a route costs less and a switch back after a failing verdict
    * starts none before nginx has the file. Called once a new version is judged, with the file a switch back
-   * puts back; idempotent. One SSH session is held for it until releaseSession. While it is not ready, or
-   * once it ended, changes run as commands of their own.
+   * puts back; again at each judged route (a no-op while it lasts). One SSH session is held for it until
+   * releaseSession. While it is not ready, or once it ended, changes run as commands of their own.
    */
   holdSession(switchBack) {
     this.switchBackText = switchBack;
     const master = this.current.masterPid;
-    if (master === void 0 || this.session && this.session.master === master) return;
+    if (master === void 0 || this.session?.master === master && !this.session.ended) return;
     void this.releaseSession();
     const n = this.config.nginx;
     const c = withTimeout(

@@ -170,6 +170,16 @@ describe('Executor: nginx changes', () => {
       expect(nginx.liveText).toBe(before)
     })
 
+    it('is held again at the next judged route once it ended', async () => {
+      const { ex, host, previous, before } = setup()
+      await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
+      sessionsOf(host)[0].end(255, '')
+      await new Promise((r) => setTimeout(r, 0))
+      const live = host.installed.at(-1)!
+      await runAll(ex, [{ kind: 'route', servers: previous, judged: { backup: [] } }], 'deploy', 'shop:v2')
+      expect(sessionsOf(host).map((f) => f.words)).toEqual([[`go ${sha256(before!)}`], [`go ${sha256(live)}`]])
+    })
+
     it('is released at the run end: nothing changes', async () => {
       const { ex, host, nginx, previous } = setup()
       await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')

@@ -569,13 +569,14 @@ export class Nginx {
    * Opens, where nginx runs, the session this run's changes go to from now on (see SESSION in scripts.ts):
    * no change then starts a process there, so a route costs less and a switch back after a failing verdict
    * starts none before nginx has the file. Called once a new version is judged, with the file a switch back
-   * puts back; idempotent. One SSH session is held for it until releaseSession. While it is not ready, or
-   * once it ended, changes run as commands of their own.
+   * puts back; again at each judged route (a no-op while it lasts). One SSH session is held for it until
+   * releaseSession. While it is not ready, or once it ended, changes run as commands of their own.
    */
   holdSession(switchBack: string | undefined): void {
     this.switchBackText = switchBack
     const master = this.current.masterPid
-    if (master === undefined || (this.session && this.session.master === master)) return
+    // Held once per nginx master; again after one that ended (a deadline, the connection).
+    if (master === undefined || (this.session?.master === master && !this.session.ended)) return
     void this.releaseSession()
     const n = this.config.nginx
     const c = withTimeout(

@@ -106,13 +106,16 @@ exit 0`
 // pid, $4 write (the new text on standard input) or remove, $5 server names whose conflicts fail the change,
 // $6 the switch-back flag ('' where the script may not create it): removed once nginx reloaded with any new
 // file, so a flag a killed run left never outlives the next change.
+// apply_change, with the master's arguments loaded (load_args): the change, in a subshell of its own (its exits
+// and traps are its own), so a held session runs it as a function without starting a shell for it.
 // Under the nginx lock (see nginxLocked): the file must still be what the run read; the new one takes its
 // place only for nginx -t, which checks the whole configuration with it; on any failure the previous file
 // (or none) is back before the lock is released. So it is on a TERM, INT or HUP too (the command's deadline
 // ends it with TERM, see renderRemote): a file nginx has not accepted must not stay where the next reload
 // would load it. `placed` says the new file may be in place and not yet accepted; restore can run twice.
 // Exit codes: see APPLY_FAILURES.
-const APPLY = `${LIB}f=$1; want=$2; master=$3; op=$4; names=$5; flag=$6
+const APPLY_CHANGE = `apply_change() (
+f=$1; want=$2; master=$3; op=$4; names=$5; flag=$6
 d=\${f%/*}; b=\${f##*/}
 # Through sudo the new and the previous file wait in this run's own folder, and tee puts one in place (a mv
 # into nginx's folder would need a command sudoers cannot pin to one file); else they wait beside the file.
@@ -133,7 +136,6 @@ trap 'restore; exit 130' INT
 trap 'restore; exit 129' HUP
 if [ -e "$f" ] || [ -L "$f" ]; then cur=$(sha256sum "$f" 2>/dev/null | cut -d' ' -f1); else cur=absent; fi
 [ "$cur" = "$want" ] || { echo "$f changed since this run read it (now $cur)" >&2; exit 71; }
-load_args "$master"
 if [ "$op" = write ]; then cat >"$new" || { restore; exit 72; }; fi
 if [ "$cur" != absent ]; then cp -p "$f" "$backup" || { restore; exit 72; }; fi
 # The master's children, read without starting a process where the kernel lists them (polled below).
@@ -158,7 +160,12 @@ while [ $i -lt 1500 ]; do
   sleep 0.01; i=$((i + 1))
 done
 restore
-exit 14`
+exit 14
+)
+`
+
+const APPLY = `${LIB}${APPLY_CHANGE}load_args "$3"
+apply_change "$@"`
 
 /** What each exit code of the apply script means. */
 export const APPLY_FAILURES: Record<number, string> = {
@@ -235,18 +242,24 @@ while IFS=' ' read -r word hash len; do
 done
 done_with 0`
 
-// Where nginx runs, behind SESSION: $1 the apply script, $2 the managed file, $3 the master's pid, $4 server
-// names whose conflicts fail a change, $5 the switch-back flag ('' where it may not create it). Says 'ready'
-// (a section) once running; then each 'go' runs the apply script on the file that follows it, and 'switch'
-// creates the flag, each answered with its section ('change' with the apply's exit code and output).
-const SESSION_INSIDE = `${SECTION_SH}${PRIVILEGE}apply=$1; f=$2; master=$3; names=$4; flag=$5
-section ready :
+// Where nginx runs, behind SESSION: $1 the managed file, $2 the master's pid, $3 server names whose conflicts
+// fail a change, $4 the switch-back flag ('' where it may not create it). Says 'ready' (a section) once
+// running; then each 'go' runs apply_change on the file that follows it, and 'switch' creates the flag, each
+// answered with its section ('change' with apply_change's exit code, and its output when it failed). A
+// section without output is one printf (a builtin): no process starts to say a change went through.
+const SESSION_INSIDE = `${LIB}${APPLY_CHANGE}f=$1; master=$2; names=$3; flag=$4
+said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+load_args "$master"
+mkdir -p "$nr_t/change"
+said ready 0
 while IFS=' ' read -r nr_word nr_want nr_len; do
   case $nr_word in
-  switch) if [ -n "$flag" ] && empty_file "$flag"; then section switch :; else section switch false; fi ;;
+  switch) if [ -n "$flag" ] && empty_file "$flag"; then said switch 0; else said switch 1; fi ;;
   go)
     head -c "$nr_len" >"$nr_t/next" || exit 72
-    section change sh -c "$apply" sh "$f" "$nr_want" "$master" write "$names" "$flag" <"$nr_t/next"
+    apply_change "$f" "$nr_want" "$master" write "$names" "$flag" <"$nr_t/next" >"$nr_t/change/o" 2>"$nr_t/change/e"
+    nr_c=$?
+    if [ "$nr_c" -eq 0 ]; then said change 0; else frame change "$nr_c"; fi
     echo "done $nr_c" >&2 ;;
   *) exit 0 ;;
   esac
@@ -256,7 +269,7 @@ exit 0`
 /**
  * The session held for the nginx changes of a run that judges a new version (see SESSION): each change of
  * `managedPath` is sent to it as sessionChange, a switch back preceded by SESSION_SWITCH. Its sections, in
- * order: 'ready', then one per word ('switch', 'change': as the apply script's exit code and output).
+ * order: 'ready', then one per word ('switch'; 'change': the apply's exit code, and its output when it failed).
  */
 export const nginxSession = (
   fence: { lockDir: string; token: string },
@@ -268,13 +281,7 @@ export const nginxSession = (
   conflictNames: readonly string[],
   switchFlag: string,
 ): Command => {
-  const inside = place.inside(SESSION_INSIDE, [
-    APPLY,
-    managedPath,
-    String(masterPid),
-    conflictNames.join(' '),
-    switchFlag,
-  ])
+  const inside = place.inside(SESSION_INSIDE, [managedPath, String(masterPid), conflictNames.join(' '), switchFlag])
   return {
     ...inside,
     argv: script(SESSION, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inside.argv).argv,

@@ -65,6 +65,11 @@ export class NginxSession {
     this.awaited?.take(undefined)
   }
 
+  /** It ended (released, or a deadline or the connection ended it): changes go elsewhere. */
+  get ended(): boolean {
+    return this.over
+  }
+
   /** Whether the session is ready for a word, waiting at most `ms` for it to start. */
   async readyWithin(ms: number): Promise<boolean> {
     if (this.ready || this.over) return this.ready && !this.over

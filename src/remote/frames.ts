@@ -4,16 +4,20 @@ import { render, script, type Command } from '../commands/shell.js'
 
 /**
  * Shell functions for scripts that print sections; `section NAME COMMAND...` runs COMMAND and frames it,
- * keeping its output in $nr_t/NAME (so sections can run side by side).
+ * keeping its output in $nr_t/NAME (so sections can run side by side); `frame NAME CODE` frames what is
+ * there.
  */
 export const SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
+frame() {
+  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$1" "$2" "$(wc -c <"$nr_t/$1/o" | tr -d ' ')" "$(wc -c <"$nr_t/$1/e" | tr -d ' ')"
+  cat "$nr_t/$1/o" "$nr_t/$1/e"
+}
 section() {
   nr_n=$1; shift
   mkdir -p "$nr_t/$nr_n"
   "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
-  printf '\\n@@nginx-rollout %s %s %s %s\\n' "$nr_n" "$nr_c" "$(wc -c <"$nr_t/$nr_n/o" | tr -d ' ')" "$(wc -c <"$nr_t/$nr_n/e" | tr -d ' ')"
-  cat "$nr_t/$nr_n/o" "$nr_t/$nr_n/e"
+  frame "$nr_n" "$nr_c"
 }
 `
 
