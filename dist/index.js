@@ -42180,9 +42180,9 @@ var LIMITS = {
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
    * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, one for the
-   * session held for nginx's changes while a version is judged (Nginx.holdSession), and one as a margin: sshd frees a
-   * session slot a moment after the client sees its channel close (seen here: with all ten in use, a new
-   * channel was refused now and then).
+   * session held for nginx's changes while a version is judged (Nginx.holdSession), and one as a margin: sshd
+   * frees a session slot a moment after the client sees its channel close (seen here: with all ten in use, a
+   * new channel was refused now and then).
    */
   sshSessions: 6,
   /**
@@ -49483,6 +49483,8 @@ import { createHash as createHash4 } from "node:crypto";
 import { isIP as isIP3 } from "node:net";
 
 // src/remote/frames.ts
+var SAID_SH = `said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+`;
 var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
 frame() {
@@ -51301,7 +51303,7 @@ take_locks() {
 var LOCKED = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 take_locks || exit $?
 "$@"`;
-var SESSION = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+var SESSION = `${TAKE_LOCKS}${SAID_SH}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 t=$(mktemp -d) || exit 77
 mkfifo "$t/in" "$t/done" || { rm -rf "$t"; exit 77; }
 "$@" <"$t/in" 2>"$t/done" &
@@ -51309,23 +51311,21 @@ inner=$!
 exec 8>"$t/in" 7<"$t/done"
 rm -rf "$t"
 done_with() { exec 8>&- 7<&-; wait "$inner"; exit "$1"; }
-refused() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
 while IFS=' ' read -r word hash len; do
   case $word in
-  switch) if own_lock; then echo switch >&8; else refused switch 75; fi ;;
+  switch) if own_lock; then echo switch >&8; else said switch 75; fi ;;
   go)
     take_locks; c=$?
-    if [ "$c" -ne 0 ]; then exec 9>&-; head -c "$len" >/dev/null; refused change "$c"; continue; fi
+    if [ "$c" -ne 0 ]; then exec 9>&-; head -c "$len" >/dev/null; said change "$c"; continue; fi
     printf 'go %s %s\\n' "$hash" "$len" >&8
     head -c "$len" >&8 || done_with 77
-    while IFS= read -r said <&7; do case $said in "done "*) break ;; esac; done
+    while IFS= read -r line <&7; do case $line in "done "*) break ;; esac; done
     exec 9>&- ;;
   *) done_with 0 ;;
   esac
 done
 done_with 0`;
-var SESSION_INSIDE = `${LIB}${APPLY_CHANGE}f=$1; master=$2; names=$3; flag=$4
-said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+var SESSION_INSIDE = `${LIB}${SAID_SH}${APPLY_CHANGE}f=$1; master=$2; names=$3; flag=$4
 load_args "$master"
 mkdir -p "$nr_t/change"
 said ready 0
@@ -52664,14 +52664,10 @@ var Nginx = class {
     if (!session || session.master !== master || !await session.readyWithin(LIMITS.sessionReadyMs)) return void 0;
     const switchBack = next === this.switchBackText;
     const done2 = await session.change(expected, next, switchBack, LIMITS.commandTimeoutSeconds * 1e3);
-    if (!done2) {
-      if (this.session === session) this.session = void 0;
-      return void 0;
-    }
+    if (!done2) return void 0;
     const { code: code2, out, err } = done2.section;
-    const stdout = out.toString("utf8");
     return {
-      result: { code: code2, stdout, stderr: err.toString("utf8"), raw: out },
+      result: { code: code2, stdout: out.toString("utf8"), stderr: err.toString("utf8"), raw: out },
       ...done2.switchedMs !== void 0 ? { switchedMs: done2.switchedMs } : {}
     };
   }

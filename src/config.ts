@@ -276,9 +276,9 @@ export const LIMITS = {
   /**
    * SSH sessions (commands) open at once on one connection. OpenSSH's MaxSessions defaults to 10; one is
    * kept free for the lock's heartbeat, one for following nginx's record of the app's requests, one for the
-   * session held for nginx's changes while a version is judged (Nginx.holdSession), and one as a margin: sshd frees a
-   * session slot a moment after the client sees its channel close (seen here: with all ten in use, a new
-   * channel was refused now and then).
+   * session held for nginx's changes while a version is judged (Nginx.holdSession), and one as a margin: sshd
+   * frees a session slot a moment after the client sees its channel close (seen here: with all ten in use, a
+   * new channel was refused now and then).
    */
   sshSessions: 6,
   /**

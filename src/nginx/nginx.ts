@@ -625,15 +625,12 @@ export class Nginx {
     const session = this.session
     if (!session || session.master !== master || !(await session.readyWithin(LIMITS.sessionReadyMs))) return undefined
     const switchBack = next === this.switchBackText
+    // An ended session stays until the next judged route holds a new one (holdSession).
     const done = await session.change(expected, next, switchBack, LIMITS.commandTimeoutSeconds * 1000)
-    if (!done) {
-      if (this.session === session) this.session = undefined
-      return undefined
-    }
+    if (!done) return undefined
     const { code, out, err } = done.section
-    const stdout = out.toString('utf8')
     return {
-      result: { code, stdout, stderr: err.toString('utf8'), raw: out },
+      result: { code, stdout: out.toString('utf8'), stderr: err.toString('utf8'), raw: out },
       ...(done.switchedMs !== undefined ? { switchedMs: done.switchedMs } : {}),
     }
   }

@@ -1,7 +1,7 @@
 // The shell that runs where nginx sees its files and processes (inside its container, or on its host), as
 // constant scripts with their data in positional parameters. Pure values: nginx.ts runs them.
 import type { SudoUse } from '../config.js'
-import { SECTION_SH } from '../remote/frames.js'
+import { SAID_SH, SECTION_SH } from '../remote/frames.js'
 import { command, script, withTimeout, type Command } from '../commands/shell.js'
 
 // Functions every nginx-side script shares:
@@ -218,7 +218,7 @@ take_locks || exit $?
 // A word refused here (the deploy lock is another run's, the nginx lock not had) gets a section of its own with
 // the code, and its file is read and dropped. The read builtin takes a pipe byte by byte and head -c reads no
 // further than the file, so each word is read whole and nothing of the next.
-const SESSION = `${TAKE_LOCKS}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
+const SESSION = `${TAKE_LOCKS}${SAID_SH}lockdir=$1; token=$2; lockfile=$3; wait=$4; shift 4
 t=$(mktemp -d) || exit 77
 mkfifo "$t/in" "$t/done" || { rm -rf "$t"; exit 77; }
 "$@" <"$t/in" 2>"$t/done" &
@@ -226,16 +226,15 @@ inner=$!
 exec 8>"$t/in" 7<"$t/done"
 rm -rf "$t"
 done_with() { exec 8>&- 7<&-; wait "$inner"; exit "$1"; }
-refused() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
 while IFS=' ' read -r word hash len; do
   case $word in
-  switch) if own_lock; then echo switch >&8; else refused switch 75; fi ;;
+  switch) if own_lock; then echo switch >&8; else said switch 75; fi ;;
   go)
     take_locks; c=$?
-    if [ "$c" -ne 0 ]; then exec 9>&-; head -c "$len" >/dev/null; refused change "$c"; continue; fi
+    if [ "$c" -ne 0 ]; then exec 9>&-; head -c "$len" >/dev/null; said change "$c"; continue; fi
     printf 'go %s %s\\n' "$hash" "$len" >&8
     head -c "$len" >&8 || done_with 77
-    while IFS= read -r said <&7; do case $said in "done "*) break ;; esac; done
+    while IFS= read -r line <&7; do case $line in "done "*) break ;; esac; done
     exec 9>&- ;;
   *) done_with 0 ;;
   esac
@@ -246,9 +245,8 @@ done_with 0`
 // fail a change, $4 the switch-back flag ('' where it may not create it). Says 'ready' (a section) once
 // running; then each 'go' runs apply_change on the file that follows it, and 'switch' creates the flag, each
 // answered with its section ('change' with apply_change's exit code, and its output when it failed). A
-// section without output is one printf (a builtin): no process starts to say a change went through.
-const SESSION_INSIDE = `${LIB}${APPLY_CHANGE}f=$1; master=$2; names=$3; flag=$4
-said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+// change that went through is said with no process started (SAID_SH).
+const SESSION_INSIDE = `${LIB}${SAID_SH}${APPLY_CHANGE}f=$1; master=$2; names=$3; flag=$4
 load_args "$master"
 mkdir -p "$nr_t/change"
 said ready 0

@@ -7,6 +7,10 @@ import { render, script, type Command } from '../commands/shell.js'
  * keeping its output in $nr_t/NAME (so sections can run side by side); `frame NAME CODE` frames what is
  * there.
  */
+/** `said NAME CODE`: a section without output, one printf (a builtin): no process starts to print it. */
+export const SAID_SH = `said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
+`
+
 export const SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
 frame() {

@@ -270,7 +270,7 @@ export interface Following {
   readonly ended: Promise<{ readonly code: number | null; readonly stderr: string }>
 }
 
-/** A followed command as the Remote hands it out: its standard input can also end with a last word. */
+/** A followed command as the Remote hands it out: more can be written to its standard input while it runs. */
 export interface FollowedCommand extends Following {
   /** Writes `input` to the command's standard input, which stays open. */
   write(input: string): void
