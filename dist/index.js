@@ -42238,8 +42238,19 @@ var LIMITS = {
    * just started, and the deploy itself (containers starting, nginx reloading) loads the host right then.
    */
   latencyWarmupMs: 3e3,
+  /**
+   * Slow requests that all came within this many seconds are a stall of the host, not a slower version,
+   * unless the rest are clearly slower too (judge/compare.ts, withoutBurst): a burst of about a second failed
+   * a good version in 1 of 10 blue-green runs under the benchmark's load.
+   */
+  latencyBurstSeconds: 3,
   /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
   tallyMaxRoutes: 5e3,
+  /**
+   * Seconds of routes (a route's attempts in one second) a tally keeps for the burst rule: ~100 bytes each;
+   * past it, attempts count without their second, and a burst among them is judged as any slow requests.
+   */
+  tallyMaxSpans: 2e5,
   /** A request's path is judged under its first this many characters (a route longer than that is cut). */
   routeMaxChars: 200,
   /** While a run judges a new version, a retried request moves on to another server for at most this long. */
@@ -50830,15 +50841,21 @@ var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} }
 var DEFAULT_LATENCY = { factor: 2, ms: 100 };
 function countAttempts(attempts) {
   const statuses = {};
-  let serverErrors = 0;
-  let clientErrors = 0;
   for (const a of attempts) {
     const key = a.status === void 0 ? "-" : String(a.status);
     statuses[key] = (statuses[key] ?? 0) + 1;
-    if (a.status !== void 0 && a.status >= 500) serverErrors++;
-    else if (a.status !== void 0 && a.status >= 400) clientErrors++;
   }
-  return { requests: attempts.length, serverErrors, clientErrors, statuses };
+  return countStatuses(statuses, attempts.length);
+}
+function countStatuses(statuses, requests) {
+  let serverErrors = 0;
+  let clientErrors = 0;
+  for (const [key, n] of Object.entries(statuses)) {
+    const status2 = Number(key);
+    if (status2 >= 500) serverErrors += n;
+    else if (status2 >= 400) clientErrors += n;
+  }
+  return { requests, serverErrors, clientErrors, statuses: { ...statuses } };
 }
 function zAbove(errorsA, requestsA, errorsB, requestsB) {
   if (!requestsA || !requestsB) return 0;
@@ -50918,7 +50935,10 @@ var Tally = class _Tally {
   /** Attempts by status ('-': none), for the verdict's words. */
   statuses = {};
   attempts = 0;
-  add(a) {
+  /** Spans kept over all routes: bounded (LIMITS.tallyMaxSpans), past it attempts are kept without one. */
+  spanCount = 0;
+  /** An attempt, and when it arrived (ms since the epoch) when known: then it also counts in its second. */
+  add(a, at) {
     this.attempts++;
     const status2 = a.status === void 0 ? "-" : String(a.status);
     this.statuses[status2] = (this.statuses[status2] ?? 0) + 1;
@@ -50926,10 +50946,18 @@ var Tally = class _Tally {
     const key = this.routes.has(route2) || this.routes.size < LIMITS.tallyMaxRoutes ? route2 : "(other paths)";
     let r = this.routes.get(key);
     if (!r) {
-      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() };
+      r = {
+        answered: 0,
+        serverErrors: 0,
+        clientErrors: 0,
+        times: new Histogram(),
+        abandoned: new Histogram(),
+        spans: /* @__PURE__ */ new Map()
+      };
       this.routes.set(key, r);
     }
     this.addTo(r, a);
+    if (at !== void 0 && a.ms !== void 0) this.addToSpan(r, Math.floor(at / 1e3), a.status, a.ms);
   }
   addTo(r, a) {
     if (a.status === void 0) {
@@ -50940,6 +50968,20 @@ var Tally = class _Tally {
     if (a.status >= 500) r.serverErrors++;
     else if (a.status >= 400) r.clientErrors++;
     if (a.ms !== void 0) r.times.add(a.ms);
+  }
+  addToSpan(r, second, status2, ms) {
+    let span = r.spans.get(second);
+    if (!span) {
+      if (this.spanCount >= LIMITS.tallyMaxSpans) return;
+      this.spanCount++;
+      r.spans.set(second, span = { times: new Histogram() });
+    }
+    if (status2 !== void 0) span.times.add(ms);
+    else (span.abandoned ??= new Histogram()).add(ms);
+  }
+  /** The counts of the summary (countAttempts) of what was tallied. */
+  counts() {
+    return countStatuses(this.statuses, this.attempts);
   }
   static of(attempts) {
     const t = new _Tally();
@@ -50952,6 +50994,10 @@ var slowBar = (old, latency) => {
   if (old.times.count < LIMITS.latencyMinOldAttempts) return void 0;
   return pastThreshold(old.times.quantile(0.95) ?? 0, latency);
 };
+function slowCount(times, abandoned, bar = Infinity) {
+  const held = abandoned?.above(bar) ?? 0;
+  return [times.count + held, times.above(bar) + held];
+}
 function kinds(latency) {
   const list = [
     { name: "5xx", count: (r) => [r.answered, r.serverErrors], judgeable: (o) => o.answered > 0 },
@@ -50960,13 +51006,9 @@ function kinds(latency) {
   if (latency.factor > 0)
     list.push({
       name: "slow",
-      // A request the client gave up on early says nothing; one the replica held past the bar is slow (a hang).
-      count: (r, old) => {
-        const bar = slowBar(old, latency) ?? Infinity;
-        const held = r.abandoned.above(bar);
-        return [r.times.count + held, r.times.above(bar) + held];
-      },
-      judgeable: (o) => slowBar(o, latency) !== void 0
+      count: (r, old) => slowCount(r.times, r.abandoned, slowBar(old, latency)),
+      judgeable: (o) => slowBar(o, latency) !== void 0,
+      inSpan: (span, old) => slowCount(span.times, span.abandoned, slowBar(old, latency))
     });
   return list;
 }
@@ -50999,13 +51041,54 @@ function strataOf(kind, next, prev) {
   return strata;
 }
 var USUAL_FLOOR = { errors: LIMITS.verifyMinErrors, excess: LIMITS.verifyMinExcess };
+function withoutBurst(kind, next, prev, strata) {
+  const inSpan = kind.inSpan;
+  if (!inSpan) return void 0;
+  const bySecond = /* @__PURE__ */ new Map();
+  const failedIn = /* @__PURE__ */ new Map();
+  for (const route2 of strata.keys()) {
+    const r = next.routes.get(route2);
+    const old = prev.routes.get(route2);
+    if (!r || !old) continue;
+    const seconds6 = /* @__PURE__ */ new Map();
+    for (const [second, span] of r.spans) {
+      const c = inSpan(span, old);
+      seconds6.set(second, c);
+      failedIn.set(second, (failedIn.get(second) ?? 0) + c[1]);
+    }
+    bySecond.set(route2, seconds6);
+  }
+  if (!failedIn.size) return void 0;
+  const width = LIMITS.latencyBurstSeconds;
+  const window2 = (start3) => Array.from({ length: width }, (_, k) => start3 + k);
+  let start2 = 0;
+  let inBurst = -1;
+  for (const s of failedIn.keys()) {
+    const n = window2(s).reduce((sum, k) => sum + (failedIn.get(k) ?? 0), 0);
+    if (n > inBurst) [start2, inBurst] = [s, n];
+  }
+  const rest = /* @__PURE__ */ new Map();
+  for (const [route2, st] of strata) {
+    let { n, x } = st;
+    for (const k of window2(start2)) {
+      const c = bySecond.get(route2)?.get(k);
+      if (c) [n, x] = [n - c[0], x - c[1]];
+    }
+    if (n > 0) rest.set(route2, { ...st, n, x });
+  }
+  return { rest, inBurst };
+}
 function clearlyWorse(kind, next, prev, z, floor) {
   const strata = strataOf(kind, next, prev);
   const t = stratifiedExcess(strata.values());
   const bar = kind.name === "5xx" ? floor : USUAL_FLOOR;
   const least = kind.name === "slow" ? LIMITS.latencyMinSlow : bar.errors;
-  if (t.observed < least || t.observed - t.expected < bar.excess || t.z < z) return void 0;
-  return { ...t, strata };
+  const above = (e) => e.observed >= least && e.observed - e.expected >= bar.excess && e.z >= z;
+  if (!above(t)) return void 0;
+  const burst = withoutBurst(kind, next, prev, strata);
+  if (!burst) return { found: { ...t, strata } };
+  if (!above(stratifiedExcess(burst.rest.values()))) return { burst: { inBurst: burst.inBurst, observed: t.observed } };
+  return { found: { ...t, strata, inBurst: burst.inBurst } };
 }
 function worstRoutes(strata) {
   const excess = (s) => s.x - s.n * (s.X / (s.N || 1));
@@ -51027,8 +51110,9 @@ function latencyWords(next, prev, latency) {
 function failureWords(kind, found, next, prev, latency) {
   const expected = found.expected.toFixed(1);
   const where = worstRoutes(found.strata);
+  const burst = found.inBurst === void 0 ? "" : `; ${found.inBurst} of them in its slowest ${LIMITS.latencyBurstSeconds} s`;
   if (kind.name === "slow")
-    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected), ${latencyWords(next, prev, latency)}; worst routes: ${where}`;
+    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected${burst}), ${latencyWords(next, prev, latency)}; worst routes: ${where}`;
   const sigma = found.z === Infinity ? "none on the old" : `${found.z.toFixed(1)} standard errors`;
   const statuses = errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, kind.name === "5xx" ? 5 : 4);
   return `the new version answered ${kind.name} to ${found.observed} requests where ${expected} were expected from the old version on the same routes (${statuses}; ${sigma}); worst routes: ${where}`;
@@ -51047,6 +51131,7 @@ function totals(t) {
 function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ, floor = USUAL_FLOOR) {
   const mine = totals(next);
   const theirs = totals(prev);
+  let burst;
   if (prev.attempts < LIMITS.verifyMinOldRequests) {
     const e = mine.serverErrors;
     if (e >= LIMITS.verifyMinErrors && e >= LIMITS.verifyAloneErrorRate / 100 * next.attempts)
@@ -51056,13 +51141,16 @@ function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verify
       };
   } else {
     for (const kind of kinds(latency)) {
-      const found = clearlyWorse(kind, next, prev, z, floor);
-      if (found) return { verdict: "fail", reason: failureWords(kind, found, next, prev, latency) };
+      const worse = clearlyWorse(kind, next, prev, z, floor);
+      if (worse && "found" in worse)
+        return { verdict: "fail", reason: failureWords(kind, worse.found, next, prev, latency) };
+      if (worse) burst = worse.burst;
     }
   }
-  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)`;
-  if (next.attempts >= LIMITS.verifyMinRequests) return { verdict: "pass", reason: seen };
-  return { verdict: "pending", reason: seen };
+  const stall = burst && `${burst.inBurst} of the new version's ${burst.observed} slow requests came within ${LIMITS.latencyBurstSeconds} s: a stall, not judged a slower version`;
+  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)${stall ? `; ${stall}` : ""}`;
+  const verdict = next.attempts >= LIMITS.verifyMinRequests ? "pass" : "pending";
+  return stall ? { verdict, reason: seen, stall } : { verdict, reason: seen };
 }
 var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) => compareTallies(Tally.of(next), Tally.of(prev), latency, z);
 function compareLately(recent, prev, latency = DEFAULT_LATENCY) {
@@ -53828,6 +53916,15 @@ var TrafficRecord = class {
     }
     return out;
   }
+  /** The attempts to these servers since `from` (all recorded, without), tallied with when each arrived. */
+  tally(servers, from, view) {
+    const t = new Tally();
+    for (let i = Math.max(0, (from?.index ?? 0) - this.dropped); i < this.arrived.length; i++) {
+      const { attempt: a, at } = this.arrived[i];
+      if (servers.has(a.server)) t.add(view ? view(a, at) : a, at);
+    }
+    return t;
+  }
   /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
   forEachSince(from, fn) {
     for (let i = Math.max(0, from - this.dropped); i < this.arrived.length; i++)
@@ -53843,6 +53940,10 @@ var TrafficRecord = class {
   }
   /** The attempts to these servers that arrived in about the last `ms`. */
   recent(servers, ms, view) {
+    return this.attempts(servers, this.since(ms), view);
+  }
+  /** Where the record stood about `ms` ago: the first attempt that arrived since. */
+  since(ms) {
     const since = this.now() - ms;
     let lo = 0;
     let hi = this.arrived.length;
@@ -53851,7 +53952,7 @@ var TrafficRecord = class {
       if (this.arrived[mid].at <= since) lo = mid + 1;
       else hi = mid;
     }
-    return this.attempts(servers, { at: since, index: this.dropped + lo }, view);
+    return { at: since, index: this.dropped + lo };
   }
 };
 
@@ -54189,7 +54290,7 @@ var Judge = class {
     record2.forEachSince(t.upTo, (a, index, at) => {
       if (this.newServers.has(a.server)) {
         if (index < since) return;
-        next.add(this.warmed(a, at));
+        next.add(this.warmed(a, at), at);
         let s = this.served.get(a.server);
         if (!s) this.served.set(a.server, s = { lastIndex: index, lastAt: at, errors: 0 });
         s.lastIndex = index;
@@ -54200,6 +54301,8 @@ var Judge = class {
     t.upTo = record2.total();
     return t;
   }
+  /** The last burst of slow requests the run's whole record showed that was not judged a slower version. */
+  stall;
   /** How many attempts the last tick judged: a tick with nothing new to judge does nothing. */
   judgedUpTo = -1;
   /** A few times a second: is the new version, over the run or over the last seconds, clearly worse? */
@@ -54212,7 +54315,8 @@ var Judge = class {
     const both = this.wholeRun(record2);
     const latency = this.config.latencyThreshold;
     const whole = compareTallies(both.next, both.prev, latency);
-    const recent = () => Tally.of(record2.recent(this.newServers, LIMITS.verifyRecentMs, this.warmed));
+    if (whole.verdict !== "fail" && whole.stall) this.stall = whole.stall;
+    const recent = () => record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed);
     const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? compareLately(recent(), both.prev, latency);
     if (!bad) return;
     this.failOnTraffic(bad.reason);
@@ -54271,11 +54375,11 @@ var Judge = class {
     const servers = this.keysOfAll(replicas);
     const judged = names(replicas, manyHosts).split(", ");
     for (; ; ) {
-      const next = record2?.attempts(servers, mark, this.warmed) ?? [];
+      const next = record2?.tally(servers, mark, this.warmed) ?? new Tally();
       const prev = record2 ? this.wholeRun(record2).prev : new Tally();
       const ms = Date.now() - t0;
       const end = (verdict, reason) => ({
-        new: countAttempts(next),
+        new: next.counts(),
         old: record2?.of(this.oldServers) ?? NO_TRAFFIC,
         ms,
         replicas: judged,
@@ -54284,7 +54388,7 @@ var Judge = class {
       });
       if (this.seen) return end("fail", this.trafficReason ?? this.seen);
       if (!record2) return end("not judged", "no record of requests");
-      const c = compareTallies(Tally.of(next), prev, this.config.latencyThreshold);
+      const c = compareTallies(next, prev, this.config.latencyThreshold);
       if (c.verdict === "fail") {
         this.failOnTraffic(c.reason);
         this.evidence(replicas, c.reason);
@@ -54296,7 +54400,7 @@ var Judge = class {
       if (ms >= seconds6 * 1e3)
         return end(
           "not judged",
-          `only ${next.length} requests in verify-seconds ${seconds6}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`
+          `only ${next.attempts} requests in verify-seconds ${seconds6}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`
         );
       await sleep2(LIMITS.judgeTickMs);
     }
@@ -54331,10 +54435,11 @@ var Judge = class {
     };
     if (this.seen) return { ...counts2, verdict: "fail", reason: this.seen };
     const unwatched = this.openUnwatched ? `; requests held open were not watched (${this.openUnwatched})` : "";
+    const stall = this.stall ? `; ${this.stall}` : "";
     return {
       ...counts2,
       verdict: "pass",
-      reason: `every new replica served for ${seconds6}s: no exit, restart, failed probes or worse error rate${unwatched}`
+      reason: `every new replica served for ${seconds6}s: no exit, restart, failed probes or worse error rate${unwatched}${stall}`
     };
   }
   /**

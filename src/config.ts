@@ -334,8 +334,19 @@ export const LIMITS = {
    * just started, and the deploy itself (containers starting, nginx reloading) loads the host right then.
    */
   latencyWarmupMs: 3_000,
+  /**
+   * Slow requests that all came within this many seconds are a stall of the host, not a slower version,
+   * unless the rest are clearly slower too (judge/compare.ts, withoutBurst): a burst of about a second failed
+   * a good version in 1 of 10 blue-green runs under the benchmark's load.
+   */
+  latencyBurstSeconds: 3,
   /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
   tallyMaxRoutes: 5_000,
+  /**
+   * Seconds of routes (a route's attempts in one second) a tally keeps for the burst rule: ~100 bytes each;
+   * past it, attempts count without their second, and a burst among them is judged as any slow requests.
+   */
+  tallyMaxSpans: 200_000,
   /** A request's path is judged under its first this many characters (a route longer than that is cut). */
   routeMaxChars: 200,
   /** While a run judges a new version, a retried request moves on to another server for at most this long. */

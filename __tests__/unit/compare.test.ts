@@ -265,6 +265,44 @@ describe('compareVersions: latency', () => {
   })
 })
 
+describe('compareTallies: slow answers that all came within a few seconds (a stall of the host)', () => {
+  const old = Tally.of([...on('GET /', 500, 0, 200, 5), ...on('GET /report', 100, 0, 200, 800)])
+  /** 20 quick answers on GET / in each of 10 seconds, and `slow` answers of 2 s, each at its arrival time. */
+  function arriving(slowAt: readonly number[]): Tally {
+    const t = new Tally()
+    for (let second = 0; second < 10; second++)
+      for (const a of on('GET /', 20, 0, 200, 5)) t.add(a, 1_000_000 + second * 1000 + 10)
+    for (const at of slowAt) t.add(on('GET /', 1, 0, 200, 2000)[0], 1_000_000 + at)
+    return t
+  }
+
+  it('does not fail a version on 40 slow answers within one second, and says why', () => {
+    const c = compareTallies(arriving(Array.from({ length: 40 }, (_, i) => 5000 + i * 20)), old)
+    expect(c.verdict).toBe('pass')
+    expect(c).toMatchObject({
+      stall: `40 of the new version's 40 slow requests came within ${LIMITS.latencyBurstSeconds} s: a stall, not judged a slower version`,
+    })
+  })
+
+  it('fails the same 40 slow answers spread over 10 seconds, saying how many were in its slowest seconds', () => {
+    const c = compareTallies(arriving(Array.from({ length: 40 }, (_, i) => i * 250)), old)
+    expect(c.verdict).toBe('fail')
+    expect(c.reason).toMatch(
+      /^the new version is slower: 40 of its requests .*\(\d+\.\d expected; 12 of them in its slowest 3 s\)/,
+    )
+  })
+
+  it('fails a burst when the rest is clearly slower too, and a burst whose arrival times are not known', () => {
+    const burstAndMore = [
+      ...Array.from({ length: 40 }, (_, i) => 5000 + i * 20),
+      ...[0, 1, 2, 8, 9].flatMap((s) => Array.from({ length: 5 }, () => s * 1000 + 500)),
+    ]
+    expect(compareTallies(arriving(burstAndMore), old).verdict).toBe('fail')
+    const unknown = Tally.of([...on('GET /', 200, 0, 200, 5), ...on('GET /', 40, 0, 200, 2000)])
+    expect(compareTallies(unknown, old).verdict).toBe('fail')
+  })
+})
+
 describe('compareVersions: too little old traffic to compare with', () => {
   const tooLittle = on('GET /', LIMITS.verifyMinOldRequests - 1)
 

@@ -678,22 +678,69 @@ describe("Judge: the old version's baseline before the first route", () => {
 })
 
 describe('Judge: latency after a route', () => {
+  /** `n` answers of 2 s from `r` (the old version takes 4 ms). */
+  const slowLines = (r: Replica, n: number) => recordLine(at(r), '200', { time: '2.000' }).repeat(n)
+
+  /** `perSecond` slow answers of NEW among 40 quick ones of each version, every second for `seconds`. */
+  async function slowEverySecond(log: ReturnType<typeof accessLog>, perSecond: number, seconds: number) {
+    for (let s = 0; s < seconds; s++) {
+      log.write(OLD, '200', 40)
+      log.write(NEW, '200', 40)
+      log.writeText(slowLines(NEW, perSecond))
+      await jest.advanceTimersByTimeAsync(1000)
+    }
+  }
+
   it("does not judge a new replica's latency while it warms up after its route, and does after", async () => {
     useFakeTimers()
     const { judge, log } = await deploying()
-    const slow = (r: Replica, n: number) => log.writeText(recordLine(at(r), '200', { time: '2.000' }).repeat(n))
     log.write(OLD, '200', 100)
     // Just routed: twenty answers of 2 s where the old version takes 4 ms, all within the warm-up.
-    slow(NEW, 20)
+    log.writeText(slowLines(NEW, 20))
     await jest.advanceTimersByTimeAsync(LIMITS.latencyWarmupMs - 500)
     expect(judge.failure).toBeUndefined()
-    // Past it, the same answers are a slow version.
+    // Past it, answers as slow, second after second, are a slow version.
     await jest.advanceTimersByTimeAsync(600)
-    slow(NEW, 20)
-    await jest.advanceTimersByTimeAsync(100)
+    await slowEverySecond(log, 8, LIMITS.latencyBurstSeconds + 3)
     expect(judge.failure).toMatch(
-      /^real traffic: (over the last seconds )?the new version is slower: 20 of its requests/,
+      new RegExp(
+        `^real traffic: the new version is slower: \\d+ of its requests took longer than 2x the old version's p95 and 100 ms more on their route \\(\\d+\\.\\d expected; (16|24) of them in its slowest ${LIMITS.latencyBurstSeconds} s\\)`,
+      ),
     )
+    await endOnFakeTimers(judge)
+  })
+
+  it('does not fail a version on slow answers that all came within a few seconds (a stall), and says so', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    log.write(OLD, '200', 200)
+    await jest.advanceTimersByTimeAsync(LIMITS.latencyWarmupMs + 100)
+    const baking = judge.bake(8)
+    // 40 answers of 2 s in one second, quick ones before and after: what a host that stalls does to requests.
+    await slowEverySecond(log, 0, 2)
+    log.writeText(slowLines(NEW, 40))
+    await slowEverySecond(log, 0, 3)
+    expect(judge.failure).toBeUndefined()
+    const b = await baking
+    expect(b.verdict).toBe('pass')
+    expect(b.reason).toMatch(
+      new RegExp(
+        `; 40 of the new version's 40 slow requests came within ${LIMITS.latencyBurstSeconds} s: a stall, not judged a slower version$`,
+      ),
+    )
+    await endOnFakeTimers(judge)
+  })
+
+  it('fails a version slow in a burst and beyond it', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    log.write(OLD, '200', 200)
+    await jest.advanceTimersByTimeAsync(LIMITS.latencyWarmupMs + 100)
+    log.writeText(slowLines(NEW, 40))
+    await jest.advanceTimersByTimeAsync(100)
+    expect(judge.failure).toBeUndefined()
+    await slowEverySecond(log, 8, LIMITS.latencyBurstSeconds + 4)
+    expect(judge.failure).toMatch(/the new version is slower: \d+ of its requests .*; \d+ of them in its slowest/)
     await endOnFakeTimers(judge)
   })
 })

@@ -7,7 +7,9 @@
 // - a flood of cheap requests to a route that works on both versions adds nothing to either side of the test,
 //   so it cannot dilute real errors on another route (there is no floor of percentage points to get under);
 // - a client that gives up on a request (nginx's 499) says nothing unless the new version had held it longer
-//   than the old version holds that route's slowest requests (then it is a slow attempt, as a hang is).
+//   than the old version holds that route's slowest requests (then it is a slow attempt, as a hang is);
+// - slow attempts that all came within a few seconds are not a slow version on their own (see withoutBurst):
+//   a host that stalls for a second slows every request in flight, whichever version serves it.
 // Four kinds of failure are judged so: 5xx (and nginx's own 502/504 for an attempt it got no answer to), 4xx,
 // slow attempts (longer than the old version's p95 on the route times latency-threshold's factor, and its
 // milliseconds above it), and, through the same, requests that hang.
@@ -19,9 +21,10 @@ export const NO_TRAFFIC: TrafficCounts = { requests: 0, serverErrors: 0, clientE
 
 export type Comparison =
   | { readonly verdict: 'fail'; readonly reason: string }
-  | { readonly verdict: 'pass'; readonly reason: string }
+  /** `stall`: slow requests within a few seconds that were not judged a slower version (see withoutBurst). */
+  | { readonly verdict: 'pass'; readonly reason: string; readonly stall?: string }
   /** Not enough new requests yet to pass, and nothing clearly wrong. */
-  | { readonly verdict: 'pending'; readonly reason: string }
+  | { readonly verdict: 'pending'; readonly reason: string; readonly stall?: string }
 
 /** What counts as clearly slower: p95 more than `factor` times and `ms` above the old version's (0: off). */
 export interface LatencyThreshold {
@@ -34,15 +37,23 @@ export const DEFAULT_LATENCY: LatencyThreshold = { factor: 2, ms: 100 }
 /** The counts of a set of attempts, for the summary ('-': no status). */
 export function countAttempts(attempts: readonly Attempt[]): TrafficCounts {
   const statuses: Record<string, number> = {}
-  let serverErrors = 0
-  let clientErrors = 0
   for (const a of attempts) {
     const key = a.status === undefined ? '-' : String(a.status)
     statuses[key] = (statuses[key] ?? 0) + 1
-    if (a.status !== undefined && a.status >= 500) serverErrors++
-    else if (a.status !== undefined && a.status >= 400) clientErrors++
   }
-  return { requests: attempts.length, serverErrors, clientErrors, statuses }
+  return countStatuses(statuses, attempts.length)
+}
+
+/** The counts of `requests` attempts by status ('-': none). */
+function countStatuses(statuses: Record<string, number>, requests: number): TrafficCounts {
+  let serverErrors = 0
+  let clientErrors = 0
+  for (const [key, n] of Object.entries(statuses)) {
+    const status = Number(key)
+    if (status >= 500) serverErrors += n
+    else if (status >= 400) clientErrors += n
+  }
+  return { requests, serverErrors, clientErrors, statuses: { ...statuses } }
 }
 
 export function addCounts(a: TrafficCounts, b: TrafficCounts): TrafficCounts {
@@ -167,6 +178,12 @@ export class Histogram {
   }
 }
 
+/** A version's timed attempts on one route in one second (by when they arrived), for the burst rule. */
+interface Span {
+  readonly times: Histogram
+  abandoned?: Histogram
+}
+
 /** One version's attempts on one route. */
 export interface RouteTally {
   /** Attempts the replica answered. */
@@ -177,6 +194,8 @@ export interface RouteTally {
   readonly times: Histogram
   /** How long the replica had the attempts a client gave up on (no status). */
   readonly abandoned: Histogram
+  /** The same times second by second, when the tally was given when each attempt arrived (empty otherwise). */
+  readonly spans: Map<number, Span>
 }
 
 /** One version's attempts, route by route, kept as they arrive (the judgement reads it a few times a second). */
@@ -185,8 +204,11 @@ export class Tally {
   /** Attempts by status ('-': none), for the verdict's words. */
   readonly statuses: Record<string, number> = {}
   attempts = 0
+  /** Spans kept over all routes: bounded (LIMITS.tallyMaxSpans), past it attempts are kept without one. */
+  private spanCount = 0
 
-  add(a: Attempt): void {
+  /** An attempt, and when it arrived (ms since the epoch) when known: then it also counts in its second. */
+  add(a: Attempt, at?: number): void {
     this.attempts++
     const status = a.status === undefined ? '-' : String(a.status)
     this.statuses[status] = (this.statuses[status] ?? 0) + 1
@@ -195,10 +217,18 @@ export class Tally {
     const key = this.routes.has(route) || this.routes.size < LIMITS.tallyMaxRoutes ? route : '(other paths)'
     let r = this.routes.get(key)
     if (!r) {
-      r = { answered: 0, serverErrors: 0, clientErrors: 0, times: new Histogram(), abandoned: new Histogram() }
+      r = {
+        answered: 0,
+        serverErrors: 0,
+        clientErrors: 0,
+        times: new Histogram(),
+        abandoned: new Histogram(),
+        spans: new Map(),
+      }
       this.routes.set(key, r)
     }
     this.addTo(r, a)
+    if (at !== undefined && a.ms !== undefined) this.addToSpan(r, Math.floor(at / 1000), a.status, a.ms)
   }
 
   private addTo(r: RouteTally, a: Attempt): void {
@@ -210,6 +240,22 @@ export class Tally {
     if (a.status >= 500) r.serverErrors++
     else if (a.status >= 400) r.clientErrors++
     if (a.ms !== undefined) r.times.add(a.ms)
+  }
+
+  private addToSpan(r: RouteTally, second: number, status: number | undefined, ms: number): void {
+    let span = r.spans.get(second)
+    if (!span) {
+      if (this.spanCount >= LIMITS.tallyMaxSpans) return
+      this.spanCount++
+      r.spans.set(second, (span = { times: new Histogram() }))
+    }
+    if (status !== undefined) span.times.add(ms)
+    else (span.abandoned ??= new Histogram()).add(ms)
+  }
+
+  /** The counts of the summary (countAttempts) of what was tallied. */
+  counts(): TrafficCounts {
+    return countStatuses(this.statuses, this.attempts)
   }
 
   static of(attempts: readonly Attempt[]): Tally {
@@ -226,6 +272,8 @@ interface FailureKind {
   readonly count: (r: RouteTally, old: RouteTally) => readonly [number, number]
   /** Whether the old version's route is enough to judge this kind on it. */
   readonly judgeable: (old: RouteTally) => boolean
+  /** [trials, failures] within one second of `r` (slow only: the burst rule, see withoutBurst). */
+  readonly inSpan?: (span: Span, old: RouteTally) => readonly [number, number]
 }
 
 /** `latency-threshold` applied to a time of the old version: what the new version must not exceed. */
@@ -238,6 +286,15 @@ const slowBar = (old: RouteTally, latency: LatencyThreshold): number | undefined
   return pastThreshold(old.times.quantile(0.95) ?? 0, latency)
 }
 
+/**
+ * [trials, slow attempts] of answered and abandoned times against a route's bar: a request the client gave up on
+ * early says nothing, one the replica held past the bar is slow (a hang).
+ */
+function slowCount(times: Histogram, abandoned: Histogram | undefined, bar = Infinity): readonly [number, number] {
+  const held = abandoned?.above(bar) ?? 0
+  return [times.count + held, times.above(bar) + held]
+}
+
 function kinds(latency: LatencyThreshold): FailureKind[] {
   const list: FailureKind[] = [
     { name: '5xx', count: (r) => [r.answered, r.serverErrors], judgeable: (o) => o.answered > 0 },
@@ -246,13 +303,9 @@ function kinds(latency: LatencyThreshold): FailureKind[] {
   if (latency.factor > 0)
     list.push({
       name: 'slow',
-      // A request the client gave up on early says nothing; one the replica held past the bar is slow (a hang).
-      count: (r, old) => {
-        const bar = slowBar(old, latency) ?? Infinity
-        const held = r.abandoned.above(bar)
-        return [r.times.count + held, r.times.above(bar) + held]
-      },
+      count: (r, old) => slowCount(r.times, r.abandoned, slowBar(old, latency)),
       judgeable: (o) => slowBar(o, latency) !== undefined,
+      inSpan: (span, old) => slowCount(span.times, span.abandoned, slowBar(old, latency)),
     })
   return list
 }
@@ -300,15 +353,74 @@ export interface ErrorFloor {
 
 const USUAL_FLOOR: ErrorFloor = { errors: LIMITS.verifyMinErrors, excess: LIMITS.verifyMinExcess }
 
+/**
+ * The strata without the new version's slowest LIMITS.latencyBurstSeconds (the consecutive seconds in which
+ * most of its attempts failed this kind), and how many failed in them. A host that stalls for a second slows
+ * every request in flight: while only the new version serves (blue-green's bake), nothing of the old version
+ * is slowed beside it, and those requests, many and all at once, read as a version clearly slower (a good
+ * version was failed so, 21 slow requests against 10.9 expected, in 1 of 10 blue-green runs under the
+ * benchmark's load). A slow version is slow in every second. Undefined for a kind without the rule, or when
+ * the tally kept no seconds (it was not given when its attempts arrived).
+ */
+function withoutBurst(kind: FailureKind, next: Tally, prev: Tally, strata: ReadonlyMap<string, Stratum>) {
+  const inSpan = kind.inSpan
+  if (!inSpan) return undefined
+  const bySecond = new Map<string, Map<number, readonly [number, number]>>()
+  const failedIn = new Map<number, number>()
+  for (const route of strata.keys()) {
+    const r = next.routes.get(route)
+    const old = prev.routes.get(route)
+    if (!r || !old) continue
+    const seconds = new Map<number, readonly [number, number]>()
+    for (const [second, span] of r.spans) {
+      const c = inSpan(span, old)
+      seconds.set(second, c)
+      failedIn.set(second, (failedIn.get(second) ?? 0) + c[1])
+    }
+    bySecond.set(route, seconds)
+  }
+  if (!failedIn.size) return undefined
+  const width = LIMITS.latencyBurstSeconds
+  const window = (start: number) => Array.from({ length: width }, (_, k) => start + k)
+  // The window with the most failures starts at a second that has some.
+  let start = 0
+  let inBurst = -1
+  for (const s of failedIn.keys()) {
+    const n = window(s).reduce((sum, k) => sum + (failedIn.get(k) ?? 0), 0)
+    if (n > inBurst) [start, inBurst] = [s, n]
+  }
+  const rest = new Map<string, Stratum>()
+  for (const [route, st] of strata) {
+    let { n, x } = st
+    for (const k of window(start)) {
+      const c = bySecond.get(route)?.get(k)
+      if (c) [n, x] = [n - c[0], x - c[1]]
+    }
+    if (n > 0) rest.set(route, { ...st, n, x })
+  }
+  return { rest, inBurst }
+}
+
+/** What one kind of failure of the new version shows against the old version's. */
+type Worse =
+  /** Clearly above; `inBurst` of its failures came in its slowest seconds (when the burst rule applies). */
+  | { readonly found: ReturnType<typeof stratifiedExcess> & { strata: Map<string, Stratum>; inBurst?: number } }
+  /** Clearly above only with the failures of its slowest seconds, `inBurst` of `observed`: a stall, not judged. */
+  | { readonly burst: { readonly inBurst: number; readonly observed: number } }
+
 /** Whether one kind of failure of the new version is clearly above the old version's. */
-function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number, floor: ErrorFloor) {
+function clearlyWorse(kind: FailureKind, next: Tally, prev: Tally, z: number, floor: ErrorFloor): Worse | undefined {
   const strata = strataOf(kind, next, prev)
   const t = stratifiedExcess(strata.values())
   // nginx's bar (floor) is for 5xx only: max_fails counts nothing else.
   const bar = kind.name === '5xx' ? floor : USUAL_FLOOR
   const least = kind.name === 'slow' ? LIMITS.latencyMinSlow : bar.errors
-  if (t.observed < least || t.observed - t.expected < bar.excess || t.z < z) return undefined
-  return { ...t, strata }
+  const above = (e: typeof t) => e.observed >= least && e.observed - e.expected >= bar.excess && e.z >= z
+  if (!above(t)) return undefined
+  const burst = withoutBurst(kind, next, prev, strata)
+  if (!burst) return { found: { ...t, strata } }
+  if (!above(stratifiedExcess(burst.rest.values()))) return { burst: { inBurst: burst.inBurst, observed: t.observed } }
+  return { found: { ...t, strata, inBurst: burst.inBurst } }
 }
 
 /** The routes where the new version failed most, for the verdict's words: '"GET /cart" 12 of 40, old 0 of 300'. */
@@ -337,13 +449,15 @@ function latencyWords(next: Tally, prev: Tally, latency: LatencyThreshold): stri
   return `median ${ms(mine.quantile(0.5))} and p95 ${ms(mine.quantile(0.95))} against the old version's ${ms(theirs.quantile(0.5))} and ${ms(theirs.quantile(0.95))} on the same routes`
 }
 
-type Found = NonNullable<ReturnType<typeof clearlyWorse>>
+type Found = Extract<Worse, { found: unknown }>['found']
 
 function failureWords(kind: FailureKind, found: Found, next: Tally, prev: Tally, latency: LatencyThreshold): string {
   const expected = found.expected.toFixed(1)
   const where = worstRoutes(found.strata)
+  const burst =
+    found.inBurst === undefined ? '' : `; ${found.inBurst} of them in its slowest ${LIMITS.latencyBurstSeconds} s`
   if (kind.name === 'slow')
-    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected), ${latencyWords(next, prev, latency)}; worst routes: ${where}`
+    return `the new version is slower: ${found.observed} of its requests took longer than ${latency.factor}x the old version's p95 and ${latency.ms} ms more on their route (${expected} expected${burst}), ${latencyWords(next, prev, latency)}; worst routes: ${where}`
   const sigma = found.z === Infinity ? 'none on the old' : `${found.z.toFixed(1)} standard errors`
   const statuses = errorStatuses({ ...NO_TRAFFIC, statuses: next.statuses }, kind.name === '5xx' ? 5 : 4)
   return `the new version answered ${kind.name} to ${found.observed} requests where ${expected} were expected from the old version on the same routes (${statuses}; ${sigma}); worst routes: ${where}`
@@ -376,6 +490,7 @@ export function compareTallies(
 ): Comparison {
   const mine = totals(next)
   const theirs = totals(prev)
+  let burst: { readonly inBurst: number; readonly observed: number } | undefined
   if (prev.attempts < LIMITS.verifyMinOldRequests) {
     // Nothing to compare with: only a version that is clearly broken on its own fails.
     const e = mine.serverErrors
@@ -386,13 +501,18 @@ export function compareTallies(
       }
   } else {
     for (const kind of kinds(latency)) {
-      const found = clearlyWorse(kind, next, prev, z, floor)
-      if (found) return { verdict: 'fail', reason: failureWords(kind, found, next, prev, latency) }
+      const worse = clearlyWorse(kind, next, prev, z, floor)
+      if (worse && 'found' in worse)
+        return { verdict: 'fail', reason: failureWords(kind, worse.found, next, prev, latency) }
+      if (worse) burst = worse.burst
     }
   }
-  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)`
-  if (next.attempts >= LIMITS.verifyMinRequests) return { verdict: 'pass', reason: seen }
-  return { verdict: 'pending', reason: seen }
+  const stall =
+    burst &&
+    `${burst.inBurst} of the new version's ${burst.observed} slow requests came within ${LIMITS.latencyBurstSeconds} s: a stall, not judged a slower version`
+  const seen = `${next.attempts} requests to the new version (${pct(mine.serverErrors, next.attempts)} 5xx, ${pct(mine.clientErrors, next.attempts)} 4xx), ${prev.attempts} to the old (${pct(theirs.serverErrors, prev.attempts)} 5xx, ${pct(theirs.clientErrors, prev.attempts)} 4xx)${stall ? `; ${stall}` : ''}`
+  const verdict = next.attempts >= LIMITS.verifyMinRequests ? 'pass' : 'pending'
+  return stall ? { verdict, reason: seen, stall } : { verdict, reason: seen }
 }
 
 /** compareTallies on lists of attempts. */

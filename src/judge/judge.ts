@@ -297,7 +297,7 @@ export class Judge {
     record.forEachSince(t.upTo, (a, index, at) => {
       if (this.newServers.has(a.server)) {
         if (index < since) return
-        next.add(this.warmed(a, at))
+        next.add(this.warmed(a, at), at)
         // Kept in place: this runs for every attempt of the new version.
         let s = this.served.get(a.server)
         if (!s) this.served.set(a.server, (s = { lastIndex: index, lastAt: at, errors: 0 }))
@@ -309,6 +309,9 @@ export class Judge {
     t.upTo = record.total()
     return t
   }
+
+  /** The last burst of slow requests the run's whole record showed that was not judged a slower version. */
+  private stall: string | undefined
 
   /** How many attempts the last tick judged: a tick with nothing new to judge does nothing. */
   private judgedUpTo = -1
@@ -323,7 +326,8 @@ export class Judge {
     const both = this.wholeRun(record)
     const latency = this.config.latencyThreshold
     const whole = compareTallies(both.next, both.prev, latency)
-    const recent = () => Tally.of(record.recent(this.newServers, LIMITS.verifyRecentMs, this.warmed))
+    if (whole.verdict !== 'fail' && whole.stall) this.stall = whole.stall
+    const recent = () => record.tally(this.newServers, record.since(LIMITS.verifyRecentMs), this.warmed)
     const bad =
       (whole.verdict === 'fail' ? whole : this.judgedTakenOut(record, both)) ??
       compareLately(recent(), both.prev, latency)
@@ -393,12 +397,12 @@ export class Judge {
     const servers = this.keysOfAll(replicas)
     const judged = names(replicas, manyHosts).split(', ')
     for (;;) {
-      const next = record?.attempts(servers, mark, this.warmed) ?? []
+      const next = record?.tally(servers, mark, this.warmed) ?? new Tally()
       const prev = record ? this.wholeRun(record).prev : new Tally()
       const ms = Date.now() - t0
       // Counted only for the verdict's record: the old version's whole record is long.
       const end = (verdict: Verification['verdict'], reason: string): Verification => ({
-        new: countAttempts(next),
+        new: next.counts(),
         old: record?.of(this.oldServers) ?? NO_TRAFFIC,
         ms,
         replicas: judged,
@@ -407,7 +411,7 @@ export class Judge {
       })
       if (this.seen) return end('fail', this.trafficReason ?? this.seen)
       if (!record) return end('not judged', 'no record of requests')
-      const c = compareTallies(Tally.of(next), prev, this.config.latencyThreshold)
+      const c = compareTallies(next, prev, this.config.latencyThreshold)
       if (c.verdict === 'fail') {
         this.failOnTraffic(c.reason)
         this.evidence(replicas, c.reason)
@@ -419,7 +423,7 @@ export class Judge {
       if (ms >= seconds * 1000)
         return end(
           'not judged',
-          `only ${next.length} requests in verify-seconds ${seconds}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`,
+          `only ${next.attempts} requests in verify-seconds ${seconds}s (${LIMITS.verifyMinRequests} are needed): ${c.reason}`,
         )
       await sleep(LIMITS.judgeTickMs)
     }
@@ -456,10 +460,11 @@ export class Judge {
     }
     if (this.seen) return { ...counts, verdict: 'fail', reason: this.seen }
     const unwatched = this.openUnwatched ? `; requests held open were not watched (${this.openUnwatched})` : ''
+    const stall = this.stall ? `; ${this.stall}` : ''
     return {
       ...counts,
       verdict: 'pass',
-      reason: `every new replica served for ${seconds}s: no exit, restart, failed probes or worse error rate${unwatched}`,
+      reason: `every new replica served for ${seconds}s: no exit, restart, failed probes or worse error rate${unwatched}${stall}`,
     }
   }
 

@@ -3,7 +3,7 @@
 // writes it), since a mark (a route) or over the recent past.
 import { LIMITS } from '../config.js'
 import type { TrafficCounts } from '../model.js'
-import { countAttempts } from './compare.js'
+import { countAttempts, Tally } from './compare.js'
 import { parseAccessLog, type Attempt } from './traffic.js'
 
 /** A point in the record: how many attempts had arrived then. */
@@ -68,6 +68,16 @@ export class TrafficRecord {
     return out
   }
 
+  /** The attempts to these servers since `from` (all recorded, without), tallied with when each arrived. */
+  tally(servers: ReadonlySet<string>, from?: Mark, view?: AttemptView): Tally {
+    const t = new Tally()
+    for (let i = Math.max(0, (from?.index ?? 0) - this.dropped); i < this.arrived.length; i++) {
+      const { attempt: a, at } = this.arrived[i]
+      if (servers.has(a.server)) t.add(view ? view(a, at) : a, at)
+    }
+    return t
+  }
+
   /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
   forEachSince(from: number, fn: (a: Attempt, index: number, at: number) => void): void {
     for (let i = Math.max(0, from - this.dropped); i < this.arrived.length; i++)
@@ -86,6 +96,11 @@ export class TrafficRecord {
 
   /** The attempts to these servers that arrived in about the last `ms`. */
   recent(servers: ReadonlySet<string>, ms: number, view?: AttemptView): Attempt[] {
+    return this.attempts(servers, this.since(ms), view)
+  }
+
+  /** Where the record stood about `ms` ago: the first attempt that arrived since. */
+  since(ms: number): Mark {
     const since = this.now() - ms
     // Binary search for the first attempt that arrived after `since` (arrival times only grow).
     let lo = 0
@@ -95,6 +110,6 @@ export class TrafficRecord {
       if (this.arrived[mid].at <= since) lo = mid + 1
       else hi = mid
     }
-    return this.attempts(servers, { at: since, index: this.dropped + lo }, view)
+    return { at: since, index: this.dropped + lo }
   }
 }
