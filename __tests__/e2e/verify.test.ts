@@ -61,6 +61,13 @@ function switchedBack(run: ActionRun, app: string): number | undefined {
   return m ? Number(m[1]) : undefined
 }
 
+/** What the run's log says of the judgement (verifications, bake, verdict), each line cut short. */
+const judgementLines = (run: ActionRun): string[] =>
+  run.log
+    .split('\n')
+    .filter((l) => /real traffic|bake|slower|stall/i.test(l))
+    .map((l) => l.slice(0, 600))
+
 /** The verification rows of the summary, as `| replicas | verdict |` pairs. */
 const verdicts = (run: ActionRun): string[] =>
   [...run.summary.matchAll(/^\| ([^|]+) \| \*{0,2}(pass|fail|not judged)\*{0,2} \|/gm)].map((m) => `${m[1]}: ${m[2]}`)
@@ -141,7 +148,8 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
       const { run } = await judgedUnderLoad(PORT, () =>
         runAction(inputs({ image: image('v2'), env: 'SLOW_FACTOR=10', 'bake-seconds': '30' })),
       )
-      expect(run.outputs.result).toBe('rolled-back')
+      // With what the judgement said: a slow version that ships shows why.
+      expect({ result: run.outputs.result, said: judgementLines(run) }).toMatchObject({ result: 'rolled-back' })
       // Seen in nginx's record (the requests that ended) or in the requests nginx still waits on, whichever first.
       expect(run.log).toMatch(
         /real traffic: (over the last seconds )?the new version is slower: (\d+ of its requests took longer than 2x the old version's p95 and 100 ms more on their route .*median \d+ ms and p95 \d+ ms against the old version's \d+ ms and \d+ ms|\d+ of its requests were still unanswered after \d+ ms \(the longest waited \d+ ms\), where the old version took or held at most \d+ ms on any request)/,

@@ -120,6 +120,10 @@ async function deployUnderLoad(app, port, ports, strategy, c) {
     failingSeconds: failingSeconds(report.events),
     verdicts: verdictSeconds(run.summary),
     errors: report.sampleErrors.slice(0, 3),
+    // Why a run failed, and the bursts of slow requests the judgement did not take for a slower version (the
+    // false-alarm count's evidence).
+    reason: /::error::([^\n]*)/.exec(run.log)?.[1]?.slice(0, 600),
+    stalls: [...new Set(run.log.match(/\d+ of the new version's \d+ slow requests came within \d+ s/g) ?? [])],
   }
 }
 
