@@ -42241,7 +42241,7 @@ var LIMITS = {
   /**
    * Slow requests that all came within this many seconds are a stall of the host, not a slower version,
    * unless the rest are clearly slower too (judge/compare.ts, withoutBurst): a burst of about a second failed
-   * a good version in 1 of 10 blue-green runs under the benchmark's load.
+   * a good version in 2 of 19 blue-green runs under the benchmark's load.
    */
   latencyBurstSeconds: 3,
   /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */
@@ -51083,11 +51083,12 @@ function clearlyWorse(kind, next, prev, z, floor) {
   const t = stratifiedExcess(strata.values());
   const bar = kind.name === "5xx" ? floor : USUAL_FLOOR;
   const least = kind.name === "slow" ? LIMITS.latencyMinSlow : bar.errors;
-  const above = (e) => e.observed >= least && e.observed - e.expected >= bar.excess && e.z >= z;
-  if (!above(t)) return void 0;
+  const above = (e, fewest) => e.observed >= fewest && e.observed - e.expected >= bar.excess && e.z >= z;
+  if (!above(t, least)) return void 0;
   const burst = withoutBurst(kind, next, prev, strata);
   if (!burst) return { found: { ...t, strata } };
-  if (!above(stratifiedExcess(burst.rest.values()))) return { burst: { inBurst: burst.inBurst, observed: t.observed } };
+  if (!above(stratifiedExcess(burst.rest.values()), bar.errors))
+    return { burst: { inBurst: burst.inBurst, observed: t.observed } };
   return { found: { ...t, strata, inBurst: burst.inBurst } };
 }
 function worstRoutes(strata) {
@@ -51156,8 +51157,7 @@ var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyW
 function compareLately(recent, prev, latency = DEFAULT_LATENCY) {
   if (prev.attempts < LIMITS.verifyMinOldRequests) return void 0;
   const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ);
-  if (c.verdict !== "fail") return void 0;
-  return { verdict: "fail", reason: `over the last seconds ${c.reason}` };
+  return c.verdict === "fail" ? { verdict: "fail", reason: `over the last seconds ${c.reason}` } : c;
 }
 
 // src/judge/open.ts
@@ -54315,9 +54315,16 @@ var Judge = class {
     const both = this.wholeRun(record2);
     const latency = this.config.latencyThreshold;
     const whole = compareTallies(both.next, both.prev, latency);
-    if (whole.verdict !== "fail" && whole.stall) this.stall = whole.stall;
-    const recent = () => record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed);
-    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? compareLately(recent(), both.prev, latency);
+    const stall = whole.verdict === "fail" ? void 0 : whole.stall;
+    if (stall) this.stall = stall;
+    const lately = () => {
+      const recent = record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed);
+      const c = compareLately(recent, both.prev, latency);
+      if (c?.verdict === "fail") return c;
+      if (c?.stall && !stall) this.stall = `over the last seconds ${c.stall}`;
+      return void 0;
+    };
+    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? lately();
     if (!bad) return;
     this.failOnTraffic(bad.reason);
     this.evidence(

@@ -337,7 +337,7 @@ export const LIMITS = {
   /**
    * Slow requests that all came within this many seconds are a stall of the host, not a slower version,
    * unless the rest are clearly slower too (judge/compare.ts, withoutBurst): a burst of about a second failed
-   * a good version in 1 of 10 blue-green runs under the benchmark's load.
+   * a good version in 2 of 19 blue-green runs under the benchmark's load.
    */
   latencyBurstSeconds: 3,
   /** Routes a version's tally keeps apart; past this many, new paths share one entry (a client chooses paths). */

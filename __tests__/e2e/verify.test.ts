@@ -61,12 +61,15 @@ function switchedBack(run: ActionRun, app: string): number | undefined {
   return m ? Number(m[1]) : undefined
 }
 
-/** What the run's log says of the judgement (verifications, bake, verdict), each line cut short. */
-const judgementLines = (run: ActionRun): string[] =>
-  run.log
+/** The run's result is `result`; when not, the failure says what the run's log said of the judgement. */
+function expectResult(run: ActionRun, result: string): void {
+  if (run.outputs.result === result) return
+  const said = run.log
     .split('\n')
     .filter((l) => /real traffic|bake|slower|stall/i.test(l))
     .map((l) => l.slice(0, 600))
+  throw new Error(`result ${run.outputs.result}, expected ${result}; the judgement said:\n${said.join('\n')}`)
+}
 
 /** The verification rows of the summary, as `| replicas | verdict |` pairs. */
 const verdicts = (run: ActionRun): string[] =>
@@ -149,7 +152,7 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
         runAction(inputs({ image: image('v2'), env: 'SLOW_FACTOR=10', 'bake-seconds': '30' })),
       )
       // With what the judgement said: a slow version that ships shows why.
-      expect({ result: run.outputs.result, said: judgementLines(run) }).toMatchObject({ result: 'rolled-back' })
+      expectResult(run, 'rolled-back')
       // Seen in nginx's record (the requests that ended) or in the requests nginx still waits on, whichever first.
       expect(run.log).toMatch(
         /real traffic: (over the last seconds )?the new version is slower: (\d+ of its requests took longer than 2x the old version's p95 and 100 ms more on their route .*median \d+ ms and p95 \d+ ms against the old version's \d+ ms and \d+ ms|\d+ of its requests were still unanswered after \d+ ms \(the longest waited \d+ ms\), where the old version took or held at most \d+ ms on any request)/,
@@ -259,6 +262,43 @@ describe('judged on real traffic: a route that never answers, a judgement that c
   })
 })
 
+/**
+ * Stops every process of `app`'s replicas of `image` for `ms`, as a host that stalls does to them (Docker
+ * still says running; its own pause would say paused, a stopped replica to the watch). Returns how many.
+ */
+async function stall(app: string, image: string, ms: number): Promise<number> {
+  const ids = docker(
+    'ps',
+    '--filter',
+    `label=nginx-rollout.app=${app}`,
+    '--filter',
+    `ancestor=${image}`,
+    '--format',
+    '{{.ID}}',
+  )
+    .split('\n')
+    .filter(Boolean)
+  const pids = ids.flatMap((id) =>
+    docker('top', id, '-eo', 'pid')
+      .split('\n')
+      .slice(1)
+      .map(Number)
+      .filter((pid) => pid > 0),
+  )
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids)
+      try {
+        process.kill(pid, sig)
+      } catch {
+        // A CGI process that ended meanwhile.
+      }
+  }
+  signal('SIGSTOP')
+  await sleep(ms)
+  signal('SIGCONT')
+  return pids.length
+}
+
 describe('judged on real traffic: no false alarm, no wait without traffic', () => {
   const APP = 'e2e-judge-ok'
   const PORT = 18303
@@ -288,6 +328,35 @@ describe('judged on real traffic: no false alarm, no wait without traffic', () =
       expect(load.failed / load.sent).toBeLessThan(0.03)
       expect((await get(PORT, '/')).text).toBe(`${tag}\n`)
     }
+  })
+
+  it('deploys a good version whose new replicas all stall for 1.5 s in the bake: a burst of slow requests, not a slower version', async () => {
+    expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
+    // Beside the load, 25 requests a second on GET / that do not wait for each other, as a busy site has: the
+    // stall holds them all, and they all answer within a second of its end.
+    const busy = outsideClient({ port: PORT, perSecond: 25, next: () => ({ path: '/' }) })
+    let stalled: Promise<number> | undefined
+    let run: ActionRun
+    try {
+      ;({ run } = await judgedUnderLoad(PORT, () =>
+        runAction(inputs({ image: image('v2'), strategy: 'blue-green', 'bake-seconds': '12' }), {
+          // Once the old colour is drained, the bake begins: 3 s in (past the new replicas' warm-up), a stall.
+          onStdout: (soFar) => {
+            if (!stalled && /\] drain [^\n]*: ok/.test(soFar))
+              stalled = sleep(3000).then(() => stall(APP, image('v2'), 1500))
+          },
+        }),
+      ))
+    } finally {
+      await busy.stop()
+    }
+    expect(await stalled).toBeGreaterThan(0)
+    expectResult(run, 'deployed')
+    // The judgement saw the burst and said why it did not fail the version on it: without the rule, it would have.
+    expect(run.log).toMatch(
+      /\d+ of the new version's \d+ slow requests came within 3 s: a stall, not judged a slower version/,
+    )
+    expect((await get(PORT, '/')).text).toBe('v2\n')
   })
 
   it('does not hold a deploy without traffic: the first route is not judged within about a second, the next ones at once, and the process ends with the run', async () => {

@@ -292,6 +292,15 @@ describe('compareTallies: slow answers that all came within a few seconds (a sta
     )
   })
 
+  it('needs beyond the burst only as many slow answers as errors need: 30 in one second and 10 after fail', () => {
+    const burst = Array.from({ length: 30 }, (_, i) => 5000 + i * 20)
+    const beyond = [500, 1500, 8500, 8600, 9500, 9600, 9700, 9800, 9900, 9950]
+    expect(compareTallies(arriving([...burst, ...beyond.slice(0, 3)]), old).verdict).toBe('pass')
+    const c = compareTallies(arriving([...burst, ...beyond]), old)
+    expect(c.verdict).toBe('fail')
+    expect(c.reason).toContain('; 30 of them in its slowest 3 s)')
+  })
+
   it('fails a burst when the rest is clearly slower too, and a burst whose arrival times are not known', () => {
     const burstAndMore = [
       ...Array.from({ length: 40 }, (_, i) => 5000 + i * 20),
@@ -345,7 +354,8 @@ describe('compareLately: a version that turned bad late', () => {
   it('holds a higher bar than the whole run (it is looked at more often)', () => {
     // 8 of 100 against 1% of 2000: 5.6 standard errors, over the whole run's bar of 4 and under the recent one's 6.
     expect(compareVersions(on('GET /', 100, 8), on('GET /', 2000, 20)).verdict).toBe('fail')
-    expect(compareLately(Tally.of(on('GET /', 100, 8)), Tally.of(on('GET /', 2000, 20)))).toBeUndefined()
+    expect(compareLately(Tally.of(on('GET /', 100, 8)), Tally.of(on('GET /', 2000, 20)))?.verdict).toBe('pass')
+    expect(compareLately(Tally.of(on('GET /', 100, 8)), Tally.of(on('GET /', 10, 0)))).toBeUndefined()
   })
 })
 
@@ -418,7 +428,7 @@ describe("the judge's looks over a half-minute: pure, as the judge takes them, w
           arrived.push({ at: ms, a })
         }
         const recent = Tally.of(arrived.filter((x) => x.at > ms - LIMITS.verifyRecentMs).map((x) => x.a))
-        if (compareTallies(whole, prev).verdict === 'fail' || compareLately(recent, prev)) {
+        if (compareTallies(whole, prev).verdict === 'fail' || compareLately(recent, prev)?.verdict === 'fail') {
           alarmed++
           break
         }
