@@ -53908,22 +53908,21 @@ var TrafficRecord = class {
   }
   /** The attempts to these servers since `from` (all recorded, without), each as `view` sees it given when it arrived. */
   attempts(servers, from, view) {
-    const start2 = Math.max(0, (from?.index ?? 0) - this.dropped);
     const out = [];
-    for (let i = start2; i < this.arrived.length; i++) {
-      const { attempt: a, at } = this.arrived[i];
-      if (servers.has(a.server)) out.push(view ? view(a, at) : a);
-    }
+    this.eachOf(servers, from, (a, at) => out.push(view ? view(a, at) : a));
     return out;
   }
-  /** The attempts to these servers since `from` (all recorded, without), tallied with when each arrived. */
+  /** The same attempts, tallied with when each arrived (the burst rule reads it: see compare.ts). */
   tally(servers, from, view) {
     const t = new Tally();
-    for (let i = Math.max(0, (from?.index ?? 0) - this.dropped); i < this.arrived.length; i++) {
-      const { attempt: a, at } = this.arrived[i];
-      if (servers.has(a.server)) t.add(view ? view(a, at) : a, at);
-    }
+    this.eachOf(servers, from, (a, at) => t.add(view ? view(a, at) : a, at));
     return t;
+  }
+  eachOf(servers, from, fn) {
+    for (let i = Math.max(0, (from?.index ?? 0) - this.dropped); i < this.arrived.length; i++) {
+      const { attempt, at } = this.arrived[i];
+      if (servers.has(attempt.server)) fn(attempt, at);
+    }
   }
   /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
   forEachSince(from, fn) {
@@ -53937,10 +53936,6 @@ var TrafficRecord = class {
   /** Every attempt recorded since `from`, to any server. */
   total(from) {
     return this.dropped + this.arrived.length - (from?.index ?? 0);
-  }
-  /** The attempts to these servers that arrived in about the last `ms`. */
-  recent(servers, ms, view) {
-    return this.attempts(servers, this.since(ms), view);
   }
   /** Where the record stood about `ms` ago: the first attempt that arrived since. */
   since(ms) {

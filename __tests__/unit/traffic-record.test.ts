@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
 import { LIMITS } from '../../src/config.js'
-import { countAttempts, NO_TRAFFIC } from '../../src/judge/compare.js'
+import { NO_TRAFFIC } from '../../src/judge/compare.js'
 import { TrafficRecord } from '../../src/judge/record.js'
 import { recordLine as line } from './fixtures.js'
 const lines = (server: string, status: string, n: number) => line(server, status).repeat(n)
@@ -149,14 +149,14 @@ describe('TrafficRecord: the recent past', () => {
     record.add(lines(NEW, '500', 5))
     at(4000)
     record.add(lines(NEW, '200', 2))
-    expect(countAttempts(record.recent(only(NEW), 3000))).toEqual({
+    expect(record.tally(only(NEW), record.since(3000)).counts()).toEqual({
       requests: 7,
       serverErrors: 5,
       clientErrors: 0,
       statuses: { '500': 5, '200': 2 },
     })
     at(5000)
-    expect(countAttempts(record.recent(only(NEW), 3000)).requests).toBe(2)
+    expect(record.tally(only(NEW), record.since(3000)).counts().requests).toBe(2)
     expect(record.of(only(NEW)).requests).toBe(17)
   })
 
@@ -164,7 +164,7 @@ describe('TrafficRecord: the recent past', () => {
     const { record, at } = clocked()
     at(0)
     record.add(lines(OLD, '500', 8) + lines(NEW, '200', 3))
-    expect(countAttempts(record.recent(only(NEW), 3000))).toEqual({
+    expect(record.tally(only(NEW), record.since(3000)).counts()).toEqual({
       requests: 3,
       serverErrors: 0,
       clientErrors: 0,

@@ -1,6 +1,6 @@
 // nginx's record of the app's upstream attempts as it arrives, kept as a list in the order nginx wrote them,
 // each with the moment it arrived. Attempts can be read for any set of servers ('address:port' as nginx
-// writes it), since a mark (a route) or over the recent past.
+// writes it), since a mark (a route, or where the record stood a few seconds ago).
 import { LIMITS } from '../config.js'
 import type { TrafficCounts } from '../model.js'
 import { countAttempts, Tally } from './compare.js'
@@ -59,23 +59,23 @@ export class TrafficRecord {
 
   /** The attempts to these servers since `from` (all recorded, without), each as `view` sees it given when it arrived. */
   attempts(servers: ReadonlySet<string>, from?: Mark, view?: AttemptView): Attempt[] {
-    const start = Math.max(0, (from?.index ?? 0) - this.dropped)
     const out: Attempt[] = []
-    for (let i = start; i < this.arrived.length; i++) {
-      const { attempt: a, at } = this.arrived[i]
-      if (servers.has(a.server)) out.push(view ? view(a, at) : a)
-    }
+    this.eachOf(servers, from, (a, at) => out.push(view ? view(a, at) : a))
     return out
   }
 
-  /** The attempts to these servers since `from` (all recorded, without), tallied with when each arrived. */
+  /** The same attempts, tallied with when each arrived (the burst rule reads it: see compare.ts). */
   tally(servers: ReadonlySet<string>, from?: Mark, view?: AttemptView): Tally {
     const t = new Tally()
-    for (let i = Math.max(0, (from?.index ?? 0) - this.dropped); i < this.arrived.length; i++) {
-      const { attempt: a, at } = this.arrived[i]
-      if (servers.has(a.server)) t.add(view ? view(a, at) : a, at)
-    }
+    this.eachOf(servers, from, (a, at) => t.add(view ? view(a, at) : a, at))
     return t
+  }
+
+  private eachOf(servers: ReadonlySet<string>, from: Mark | undefined, fn: (a: Attempt, at: number) => void): void {
+    for (let i = Math.max(0, (from?.index ?? 0) - this.dropped); i < this.arrived.length; i++) {
+      const { attempt, at } = this.arrived[i]
+      if (servers.has(attempt.server)) fn(attempt, at)
+    }
   }
 
   /** Calls `fn` for every attempt from the `from`th recorded on (those dropped since are passed over). */
@@ -92,11 +92,6 @@ export class TrafficRecord {
   /** Every attempt recorded since `from`, to any server. */
   total(from?: Mark): number {
     return this.dropped + this.arrived.length - (from?.index ?? 0)
-  }
-
-  /** The attempts to these servers that arrived in about the last `ms`. */
-  recent(servers: ReadonlySet<string>, ms: number, view?: AttemptView): Attempt[] {
-    return this.attempts(servers, this.since(ms), view)
   }
 
   /** Where the record stood about `ms` ago: the first attempt that arrived since. */
