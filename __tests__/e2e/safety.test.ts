@@ -65,11 +65,16 @@ describe('faults', () => {
     )
     expect(run.stdout).toMatch(/^\[\d+\/\d+\] .*: FAILED/m)
     // The crash itself can lose what was in flight on the crashing app: a POST already sent to it (nginx
-    // never resends a POST, which could double-submit; GETs are retried on another replica). Nothing else fails,
-    // and nothing after the rollback.
+    // never resends a POST, which could double-submit), and a GET whose answer nginx had begun to pass on
+    // (it cannot take back what the client got: it closes the connection; a GET not yet answered is retried
+    // on another replica). A CI run saw 2 POSTs and 1 GET reset. Nothing else fails, and nothing after the
+    // rollback.
     const failures = load.events.filter((e) => !e.ok)
-    expect(failures.length).toBeLessThanOrEqual(2)
-    expect(failures.every((e) => e.kind === 'post' && e.status === 502)).toBe(true)
+    expect(failures.length).toBeLessThanOrEqual(3)
+    expect(failures.filter((e) => e.kind === 'get').length).toBeLessThanOrEqual(1)
+    expect(
+      failures.every((e) => (e.kind === 'post' && e.status === 502) || (e.kind === 'get' && e.error === 'ECONNRESET')),
+    ).toBe(true)
     const rolledBackAt = Math.max(...load.events.map((e) => e.at)) - 500
     expect(failures.every((e) => e.at < rolledBackAt)).toBe(true)
     expect(load.lastVersion).toBe('v1')
