@@ -330,7 +330,7 @@ describe('judged on real traffic: no false alarm, no wait without traffic', () =
     }
   })
 
-  it('deploys a good version whose new replicas all stall for 2 s in the bake: a burst of slow requests, not a slower version', async () => {
+  it('deploys a good version whose new replicas all stall for 1.5 s in the bake: a burst of slow requests, not a slower version', async () => {
     expect((await runAction(inputs({ image: image('v1') }))).outputs.result).toBe('deployed')
     // Beside the load, 40 requests a second on GET / that do not wait for each other, as a busy site has: the
     // stall holds them all, and they all answer within a second of its end.
@@ -343,7 +343,7 @@ describe('judged on real traffic: no false alarm, no wait without traffic', () =
           // Once the old colour is drained, the bake begins: 3 s in (past the new replicas' warm-up), a stall.
           onStdout: (soFar) => {
             if (!stalled && /\] drain [^\n]*: ok/.test(soFar))
-              stalled = sleep(3000).then(() => stall(APP, image('v2'), 2000))
+              stalled = sleep(3000).then(() => stall(APP, image('v2'), 1500))
           },
         }),
       ))
