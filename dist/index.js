@@ -49494,8 +49494,6 @@ import { createHash as createHash4 } from "node:crypto";
 import { isIP as isIP3 } from "node:net";
 
 // src/remote/frames.ts
-var SAID_SH = `said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
-`;
 var SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
 frame() {
@@ -49508,6 +49506,8 @@ section() {
   "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
   frame "$nr_n" "$nr_c"
 }
+`;
+var SAID_SH = `said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
 `;
 var text2 = (b) => b?.toString("utf8") ?? "";
 var HEADER = /^\n@@nginx-rollout (\S+) (\d+) (\d+) (\d+)\n/;
@@ -51008,7 +51008,10 @@ function kinds(latency) {
       name: "slow",
       count: (r, old) => slowCount(r.times, r.abandoned, slowBar(old, latency)),
       judgeable: (o) => slowBar(o, latency) !== void 0,
-      inSpan: (span, old) => slowCount(span.times, span.abandoned, slowBar(old, latency))
+      inSpan: (old) => {
+        const bar = slowBar(old, latency);
+        return (span) => slowCount(span.times, span.abandoned, bar);
+      }
     });
   return list;
 }
@@ -51051,8 +51054,9 @@ function withoutBurst(kind, next, prev, strata) {
     const old = prev.routes.get(route2);
     if (!r || !old) continue;
     const seconds6 = /* @__PURE__ */ new Map();
+    const count2 = inSpan(old);
     for (const [second, span] of r.spans) {
-      const c = inSpan(span, old);
+      const c = count2(span);
       seconds6.set(second, c);
       failedIn.set(second, (failedIn.get(second) ?? 0) + c[1]);
     }

@@ -710,11 +710,17 @@ describe('Judge: latency after a route', () => {
     await endOnFakeTimers(judge)
   })
 
-  it('does not fail a version on slow answers that all came within a few seconds (a stall), and says so', async () => {
+  /** A deploy whose new replica is past its warm-up, the old version's 200 quick answers recorded. */
+  async function pastWarmUp() {
     useFakeTimers()
-    const { judge, log } = await deploying()
-    log.write(OLD, '200', 200)
+    const deploy = await deploying()
+    deploy.log.write(OLD, '200', 200)
     await jest.advanceTimersByTimeAsync(LIMITS.latencyWarmupMs + 100)
+    return deploy
+  }
+
+  it('does not fail a version on slow answers that all came within a few seconds (a stall), and says so', async () => {
+    const { judge, log } = await pastWarmUp()
     const baking = judge.bake(8)
     // 40 answers of 2 s in one second, quick ones before and after: what a host that stalls does to requests.
     await slowEverySecond(log, 0, 2)
@@ -732,10 +738,7 @@ describe('Judge: latency after a route', () => {
   })
 
   it('fails a version slow in a burst and beyond it', async () => {
-    useFakeTimers()
-    const { judge, log } = await deploying()
-    log.write(OLD, '200', 200)
-    await jest.advanceTimersByTimeAsync(LIMITS.latencyWarmupMs + 100)
+    const { judge, log } = await pastWarmUp()
     log.writeText(slowLines(NEW, 40))
     await jest.advanceTimersByTimeAsync(100)
     expect(judge.failure).toBeUndefined()

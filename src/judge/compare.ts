@@ -272,8 +272,8 @@ interface FailureKind {
   readonly count: (r: RouteTally, old: RouteTally) => readonly [number, number]
   /** Whether the old version's route is enough to judge this kind on it. */
   readonly judgeable: (old: RouteTally) => boolean
-  /** [trials, failures] within one second of `r` (slow only: the burst rule, see withoutBurst). */
-  readonly inSpan?: (span: Span, old: RouteTally) => readonly [number, number]
+  /** Given the old version's route, [trials, failures] within one second of the new one's (slow only: see withoutBurst). */
+  readonly inSpan?: (old: RouteTally) => (span: Span) => readonly [number, number]
 }
 
 /** `latency-threshold` applied to a time of the old version: what the new version must not exceed. */
@@ -305,7 +305,10 @@ function kinds(latency: LatencyThreshold): FailureKind[] {
       name: 'slow',
       count: (r, old) => slowCount(r.times, r.abandoned, slowBar(old, latency)),
       judgeable: (o) => slowBar(o, latency) !== undefined,
-      inSpan: (span, old) => slowCount(span.times, span.abandoned, slowBar(old, latency)),
+      inSpan: (old) => {
+        const bar = slowBar(old, latency)
+        return (span) => slowCount(span.times, span.abandoned, bar)
+      },
     })
   return list
 }
@@ -372,8 +375,9 @@ function withoutBurst(kind: FailureKind, next: Tally, prev: Tally, strata: Reado
     const old = prev.routes.get(route)
     if (!r || !old) continue
     const seconds = new Map<number, readonly [number, number]>()
+    const count = inSpan(old)
     for (const [second, span] of r.spans) {
-      const c = inSpan(span, old)
+      const c = count(span)
       seconds.set(second, c)
       failedIn.set(second, (failedIn.get(second) ?? 0) + c[1])
     }

@@ -7,10 +7,6 @@ import { render, script, type Command } from '../commands/shell.js'
  * keeping its output in $nr_t/NAME (so sections can run side by side); `frame NAME CODE` frames what is
  * there.
  */
-/** `said NAME CODE`: a section without output, one printf (a builtin): no process starts to print it. */
-export const SAID_SH = `said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
-`
-
 export const SECTION_SH = `nr_t=$(mktemp -d) || exit 1
 trap 'rm -rf "$nr_t"' EXIT
 frame() {
@@ -23,6 +19,10 @@ section() {
   "$@" >"$nr_t/$nr_n/o" 2>"$nr_t/$nr_n/e"; nr_c=$?
   frame "$nr_n" "$nr_c"
 }
+`
+
+/** `said NAME CODE`: a section without output, one printf (a builtin): no process starts to print it. */
+export const SAID_SH = `said() { printf '\\n@@nginx-rollout %s %s 0 0\\n' "$1" "$2"; }
 `
 
 export interface Section {
