@@ -50839,6 +50839,7 @@ function serverNameClashes(dump, managedPath, listen, names2) {
 // src/judge/compare.ts
 var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
 var DEFAULT_LATENCY = { factor: 2, ms: 100 };
+var NO_LATENCY = { factor: 0, ms: 0 };
 function countAttempts(attempts) {
   const statuses = {};
   for (const a of attempts) {
@@ -51158,10 +51159,11 @@ function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verify
   return stall ? { verdict, reason: seen, stall } : { verdict, reason: seen };
 }
 var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) => compareTallies(Tally.of(next), Tally.of(prev), latency, z);
-function compareLately(recent, prev, latency = DEFAULT_LATENCY) {
+function compareLately(recent, prev) {
   if (prev.attempts < LIMITS.verifyMinOldRequests) return void 0;
-  const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ);
-  return c.verdict === "fail" ? { verdict: "fail", reason: `over the last seconds ${c.reason}` } : c;
+  const c = compareTallies(recent, prev, NO_LATENCY, LIMITS.verifyRecentZ);
+  if (c.verdict !== "fail") return void 0;
+  return { verdict: "fail", reason: `over the last seconds ${c.reason}` };
 }
 
 // src/judge/open.ts
@@ -54314,16 +54316,9 @@ var Judge = class {
     const both = this.wholeRun(record2);
     const latency = this.config.latencyThreshold;
     const whole = compareTallies(both.next, both.prev, latency);
-    const stall = whole.verdict === "fail" ? void 0 : whole.stall;
-    if (stall) this.stall = stall;
-    const lately = () => {
-      const recent = record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed);
-      const c = compareLately(recent, both.prev, latency);
-      if (c?.verdict === "fail") return c;
-      if (c?.stall && !stall) this.stall = `over the last seconds ${c.stall}`;
-      return void 0;
-    };
-    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? lately();
+    if (whole.verdict !== "fail" && whole.stall) this.stall = whole.stall;
+    const recent = () => record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed);
+    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? compareLately(recent(), both.prev);
     if (!bad) return;
     this.failOnTraffic(bad.reason);
     this.evidence(

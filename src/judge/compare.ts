@@ -33,6 +33,8 @@ export interface LatencyThreshold {
 }
 
 export const DEFAULT_LATENCY: LatencyThreshold = { factor: 2, ms: 100 }
+/** latency-threshold off: no latency judged. */
+const NO_LATENCY: LatencyThreshold = { factor: 0, ms: 0 }
 
 /** The counts of a set of attempts, for the summary ('-': no status). */
 export function countAttempts(attempts: readonly Attempt[]): TrafficCounts {
@@ -534,15 +536,14 @@ export const compareVersions = (
 /**
  * Whether the new version's last few seconds are clearly worse than the old version's record: a version that
  * turned bad late (a leak, a crash loop behind a restart policy). The window is short and looked at many
- * times, so the bar is higher (LIMITS.verifyRecentZ). Undefined while the old version has too little to
- * compare with; otherwise the comparison, its words prefixed when it fails.
+ * times, so the bar is higher (LIMITS.verifyRecentZ). Errors only: slowness is judged over the whole run,
+ * where a burst can be told from a version slow in every second (withoutBurst); in a window of 3 s a stall's
+ * last stragglers beyond its slowest seconds are a handful against a second of answers, and failed a good
+ * version so. Undefined while the old version has too little to compare with.
  */
-export function compareLately(
-  recent: Tally,
-  prev: Tally,
-  latency: LatencyThreshold = DEFAULT_LATENCY,
-): Comparison | undefined {
+export function compareLately(recent: Tally, prev: Tally): Comparison | undefined {
   if (prev.attempts < LIMITS.verifyMinOldRequests) return undefined
-  const c = compareTallies(recent, prev, latency, LIMITS.verifyRecentZ)
-  return c.verdict === 'fail' ? { verdict: 'fail', reason: `over the last seconds ${c.reason}` } : c
+  const c = compareTallies(recent, prev, NO_LATENCY, LIMITS.verifyRecentZ)
+  if (c.verdict !== 'fail') return undefined
+  return { verdict: 'fail', reason: `over the last seconds ${c.reason}` }
 }

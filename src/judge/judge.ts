@@ -326,17 +326,10 @@ export class Judge {
     const both = this.wholeRun(record)
     const latency = this.config.latencyThreshold
     const whole = compareTallies(both.next, both.prev, latency)
-    // A burst held back over the whole run is said; over the last seconds only when the whole run held none.
-    const stall = whole.verdict === 'fail' ? undefined : whole.stall
-    if (stall) this.stall = stall
-    const lately = () => {
-      const recent = record.tally(this.newServers, record.since(LIMITS.verifyRecentMs), this.warmed)
-      const c = compareLately(recent, both.prev, latency)
-      if (c?.verdict === 'fail') return c
-      if (c?.stall && !stall) this.stall = `over the last seconds ${c.stall}`
-      return undefined
-    }
-    const bad = (whole.verdict === 'fail' ? whole : this.judgedTakenOut(record, both)) ?? lately()
+    if (whole.verdict !== 'fail' && whole.stall) this.stall = whole.stall
+    const recent = () => record.tally(this.newServers, record.since(LIMITS.verifyRecentMs), this.warmed)
+    const bad =
+      (whole.verdict === 'fail' ? whole : this.judgedTakenOut(record, both)) ?? compareLately(recent(), both.prev)
     if (!bad) return
     this.failOnTraffic(bad.reason)
     this.evidence(
