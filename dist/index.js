@@ -42270,8 +42270,15 @@ var LIMITS = {
   openMinMs: 5e3,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1e3,
-  /** How long nginx's record runs before the first judged route, for the old version's baseline (Judge.baseline). */
+  /**
+   * How long nginx's record runs at most before a route that leaves the old version no traffic, for the old
+   * version's baseline, and at least (once every route that comes often enough has its latency bar): see
+   * Judge.baseline. At least a second: nginx records a request when it ends, so a route whose requests take
+   * 0.4 s shows only after that; at half a second the benchmark's slow route had no bar when its 10x slower
+   * version was switched to, and that version shipped in 1 of 3 runs.
+   */
   baselineMs: 2e3,
+  baselineMinMs: 1e3,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
   verifyRecentZ: 6,
   /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */
@@ -50995,6 +51002,10 @@ var slowBar = (old, latency) => {
   if (old.times.count < LIMITS.latencyMinOldAttempts) return void 0;
   return pastThreshold(old.times.quantile(0.95) ?? 0, latency);
 };
+function routesAwaitingBar(old, liveMs, fullMs) {
+  const min = LIMITS.latencyMinOldAttempts;
+  return [...old.routes].filter(([, r]) => r.times.count < min && (r.times.count + 1) * fullMs >= min * liveMs).map(([route2]) => route2);
+}
 function slowCount(times, abandoned, bar = Infinity) {
   const held = abandoned?.above(bar) ?? 0;
   return [times.count + held, times.above(bar) + held];
@@ -54191,18 +54202,26 @@ var Judge = class {
     );
   }
   /**
-   * Before all traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
-   * so that the old version's own requests give each route a baseline to judge latency against (a route with
-   * fewer than LIMITS.latencyMinOldAttempts of them is not judged for latency: a blue-green switch right after
-   * a slow reload left a 10x slower version's slow route 12 of them once, and so unjudged another time). An
-   * app with no request in LIMITS.verifyQuietMs is quiet and not held; nor is a run whose record is not live.
+   * Before all traffic moves to the new version: holds while nginx's record of the old version's requests is
+   * still gathering each route's latency baseline (a route with fewer than LIMITS.latencyMinOldAttempts of
+   * them is not judged for latency: a blue-green switch right after a slow reload left a 10x slower version's
+   * slow route 12 of them once, and so unjudged another time). The hold ends once the record has been live
+   * for LIMITS.baselineMs, or from LIMITS.baselineMinMs on once no route coming often enough to get its bar by
+   * then still lacks it (routesAwaitingBar): under the benchmark's load the routes have theirs a second after
+   * the record went live, and the switch need not wait the rest. An app with no request in LIMITS.verifyQuietMs is
+   * quiet and not held; nor is a run whose record is not live.
    */
   async baseline() {
     for (; ; ) {
-      if (this.recordLiveAt === void 0 || !this.record) return;
+      const record2 = this.record;
+      if (this.recordLiveAt === void 0 || !record2) return;
       const since = Date.now() - this.recordLiveAt;
       if (since >= LIMITS.baselineMs) return;
-      if (since >= LIMITS.verifyQuietMs && this.record.total() === 0) return;
+      if (since >= LIMITS.verifyQuietMs && record2.total() === 0) return;
+      if (since >= LIMITS.baselineMinMs && record2.total() > 0) {
+        const awaiting = routesAwaitingBar(record2.tally(this.oldServers), since, LIMITS.baselineMs);
+        if (!awaiting.length) return;
+      }
       await sleep2(50);
     }
   }

@@ -5,7 +5,7 @@
 // Environment: BENCH_RUNS (default 3), BENCH_OUT (default bench-results), BENCH_CLIENTS (fresh,keep-alive),
 // BENCH_FLEET (1: bring the fleet up and measure 3 hosts x 3 replicas; 0: skip), BENCH_PARTS (deploys,judged,scaling,fleet:
 // a part not run keeps its figures from the results.json already in BENCH_OUT), BENCH_JUDGED_CASES (only those
-// judged cases, names separated by '|').
+// judged cases, names separated by '|'), BENCH_JUDGED_STRATEGIES (rolling,blue-green: the judged part's strategies).
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -320,7 +320,8 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
 }
 // BENCH_JUDGED_CASES: only these judged cases, their names separated by '|' (the names hold commas).
 const judgedCases = process.env.BENCH_JUDGED_CASES?.split('|').map((n) => n.trim())
-const judged = PARTS.has('judged') ? await runJudged(RUNS, console.log, judgedCases) : []
+const judgedStrategies = (process.env.BENCH_JUDGED_STRATEGIES ?? 'rolling,blue-green').split(',').map((s) => s.trim())
+const judged = PARTS.has('judged') ? await runJudged(RUNS, console.log, judgedCases, judgedStrategies) : []
 for (const n of PARTS.has('scaling') ? [1, 3, 8, 16] : []) {
   const app = 'bench-scale'
   // Without load and without the bake (a bake adds exactly its bake-seconds), as in the table above.

@@ -366,8 +366,15 @@ export const LIMITS = {
   openMinMs: 5_000,
   /** A verification ends as not judged when no request at all reached the app within this long of a route. */
   verifyQuietMs: 1_000,
-  /** How long nginx's record runs before the first judged route, for the old version's baseline (Judge.baseline). */
+  /**
+   * How long nginx's record runs at most before a route that leaves the old version no traffic, for the old
+   * version's baseline, and at least (once every route that comes often enough has its latency bar): see
+   * Judge.baseline. At least a second: nginx records a request when it ends, so a route whose requests take
+   * 0.4 s shows only after that; at half a second the benchmark's slow route had no bar when its 10x slower
+   * version was switched to, and that version shipped in 1 of 3 runs.
+   */
   baselineMs: 2_000,
+  baselineMinMs: 1_000,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
   verifyRecentZ: 6,
   /** The new version's recent traffic (for a late crash) is what nginx recorded in about this long. */

@@ -11,6 +11,7 @@ import {
   compareVersions,
   countAttempts,
   NO_TRAFFIC,
+  routesAwaitingBar,
   stratifiedExcess,
   Tally,
   zAbove,
@@ -309,6 +310,27 @@ describe('compareTallies: slow answers that all came within a few seconds (a sta
     expect(compareTallies(arriving(burstAndMore), old).verdict).toBe('fail')
     const unknown = Tally.of([...on('GET /', 200, 0, 200, 5), ...on('GET /', 40, 0, 200, 2000)])
     expect(compareTallies(unknown, old).verdict).toBe('fail')
+  })
+})
+
+describe("routesAwaitingBar: which of the old version's routes a wait for its baseline still waits for", () => {
+  const min = LIMITS.latencyMinOldAttempts
+  const old = Tally.of([
+    ...on('GET /', 300),
+    ...on('GET /report', min - 1),
+    ...on('GET /rare', 2),
+    ...on('GET /.env', 1, 1, 404),
+  ])
+
+  it('waits for a route short of its bar that comes often enough to get it, not for one that has it', () => {
+    expect(routesAwaitingBar(old, 500, 2000).sort()).toEqual(['GET /rare', 'GET /report'])
+  })
+
+  it("does not wait for a path asked once (a scanner's), nor for a route too rare to get its bar in time", () => {
+    // GET /rare: 2 in 0.6 s, counted as 3, comes to 10 by 2 s; in 0.7 s, to 8.6: never a bar, so no wait.
+    expect(routesAwaitingBar(old, 600, 2000)).toContain('GET /rare')
+    expect(routesAwaitingBar(old, 700, 2000)).toEqual(['GET /report'])
+    expect(routesAwaitingBar(Tally.of(on('GET /', min)), 500, 2000)).toEqual([])
   })
 })
 

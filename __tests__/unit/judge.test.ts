@@ -648,16 +648,52 @@ describe('Judge: requests the new version holds open', () => {
 })
 
 describe("Judge: the old version's baseline before the first route", () => {
-  it('holds until the record has been live for baselineMs when the app has traffic', async () => {
+  it('holds until the record has been live for baselineMs while a route is still gathering its bar', async () => {
     useFakeTimers()
     const { judge, log } = await deploying()
     judge.recordLive()
-    log.write(OLD, '200', 5)
     let done = false
     void judge.baseline().then(() => (done = true))
-    await jest.advanceTimersByTimeAsync(LIMITS.baselineMs - 200)
+    // GET /report at 5 a second reaches its 10th answer at 2 s: waited for all along.
+    for (let t = 0; t < LIMITS.baselineMs - 200; t += 200) {
+      log.write(OLD, '200', 20)
+      log.writeText(recordLine(at(OLD), '200', { uri: '/report' }))
+      await jest.advanceTimersByTimeAsync(200)
+    }
     expect(done).toBe(false)
     await jest.advanceTimersByTimeAsync(300)
+    expect(done).toBe(true)
+    await endOnFakeTimers(judge)
+  })
+
+  it('ends at baselineMinMs once the routes that come often have their bars, not waiting for a path asked once', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    judge.recordLive()
+    log.write(OLD, '200', 40)
+    log.writeText(recordLine(at(OLD), '404', { uri: '/wp-login.php' }))
+    let done = false
+    void judge.baseline().then(() => (done = true))
+    await jest.advanceTimersByTimeAsync(LIMITS.baselineMinMs - 100)
+    expect(done).toBe(false)
+    await jest.advanceTimersByTimeAsync(200)
+    expect(done).toBe(true)
+    await endOnFakeTimers(judge)
+  })
+
+  it('holds past baselineMinMs for a route that came a few times, until it has its bar', async () => {
+    useFakeTimers()
+    const { judge, log } = await deploying()
+    judge.recordLive()
+    log.write(OLD, '200', 40)
+    // 6 in the first second comes to 12 by baselineMs: waited for.
+    log.writeText(recordLine(at(OLD), '200', { uri: '/report' }).repeat(6))
+    let done = false
+    void judge.baseline().then(() => (done = true))
+    await jest.advanceTimersByTimeAsync(LIMITS.baselineMinMs + 200)
+    expect(done).toBe(false)
+    log.writeText(recordLine(at(OLD), '200', { uri: '/report' }).repeat(LIMITS.latencyMinOldAttempts - 6))
+    await jest.advanceTimersByTimeAsync(100)
     expect(done).toBe(true)
     await endOnFakeTimers(judge)
   })

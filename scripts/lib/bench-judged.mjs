@@ -145,12 +145,12 @@ async function quietDeploy(app, port, ports, strategy, judged) {
  * Every case `runs` times per strategy; `only` (case names) runs those alone and not the quiet deploys (e):
  * BENCH_JUDGED_CASES='healthy (v2), judged' with BENCH_RUNS=20 is the false-alarm count at default inputs.
  */
-export async function runJudged(runs, log = console.log, only = undefined) {
+export async function runJudged(runs, log = console.log, only = undefined, strategies = ['rolling', 'blue-green']) {
   const unknown = (only ?? []).filter((n) => !CASES.some((c) => c.name === n))
   if (unknown.length)
     throw new Error(`no judged case named ${unknown.join(', ')}; the cases: ${CASES.map((c) => c.name).join('; ')}`)
   const results = []
-  for (const strategy of ['rolling', 'blue-green']) {
+  for (const strategy of strategies) {
     const app = `bench-judge-${strategy === 'rolling' ? 'r' : 'bg'}`
     const port = strategy === 'rolling' ? 18196 : 18197
     const ports = strategy === 'rolling' ? '9641-9660' : '9661-9680'
@@ -215,7 +215,7 @@ export function renderJudged(results, runs) {
     )
   }
   out.push('')
-  for (const strategy of ['rolling', 'blue-green']) {
+  for (const strategy of [...new Set(results.map((r) => r.strategy))]) {
     const rows = results.filter((r) => r.strategy === strategy)
     const t = (name) => median(rows.filter((r) => r.case === name).map((r) => r.seconds))
     // What judging costs: the same deploy with and without it, both without a bake.

@@ -289,6 +289,19 @@ const slowBar = (old: RouteTally, latency: LatencyThreshold): number | undefined
 }
 
 /**
+ * The old version's routes still short of a slow bar (LIMITS.latencyMinOldAttempts timed attempts) that would
+ * get one within `fullMs` of its record at the rate they came in its first `liveMs`, counted generously (one
+ * more than came): what a wait for the old version's baseline still waits for. A route too rare to get a bar
+ * by then (a scanner's path, asked once) is not waited for; one that came often enough already has its bar.
+ */
+export function routesAwaitingBar(old: Tally, liveMs: number, fullMs: number): string[] {
+  const min = LIMITS.latencyMinOldAttempts
+  return [...old.routes]
+    .filter(([, r]) => r.times.count < min && (r.times.count + 1) * fullMs >= min * liveMs)
+    .map(([route]) => route)
+}
+
+/**
  * [trials, slow attempts] of answered and abandoned times against a route's bar: a request the client gave up on
  * early says nothing, one the replica held past the bar is slow (a hang).
  */

@@ -15,7 +15,15 @@ import {
   type Verification,
 } from '../model.js'
 import type { Following } from '../remote/ssh.js'
-import { compareLately, compareTallies, compareVersions, countAttempts, NO_TRAFFIC, Tally } from './compare.js'
+import {
+  compareLately,
+  compareTallies,
+  compareVersions,
+  countAttempts,
+  NO_TRAFFIC,
+  routesAwaitingBar,
+  Tally,
+} from './compare.js'
 import { HeldOpen, openBar, oldLongestMs, type OpenRequest } from './open.js'
 import { TrafficRecord, type AttemptView, type Mark } from './record.js'
 import { judgeCanaryCounts } from './traffic.js'
@@ -183,18 +191,26 @@ export class Judge {
   }
 
   /**
-   * Before all traffic moves to the new version: holds until nginx's record has been live for LIMITS.baselineMs,
-   * so that the old version's own requests give each route a baseline to judge latency against (a route with
-   * fewer than LIMITS.latencyMinOldAttempts of them is not judged for latency: a blue-green switch right after
-   * a slow reload left a 10x slower version's slow route 12 of them once, and so unjudged another time). An
-   * app with no request in LIMITS.verifyQuietMs is quiet and not held; nor is a run whose record is not live.
+   * Before all traffic moves to the new version: holds while nginx's record of the old version's requests is
+   * still gathering each route's latency baseline (a route with fewer than LIMITS.latencyMinOldAttempts of
+   * them is not judged for latency: a blue-green switch right after a slow reload left a 10x slower version's
+   * slow route 12 of them once, and so unjudged another time). The hold ends once the record has been live
+   * for LIMITS.baselineMs, or from LIMITS.baselineMinMs on once no route coming often enough to get its bar by
+   * then still lacks it (routesAwaitingBar): under the benchmark's load the routes have theirs a second after
+   * the record went live, and the switch need not wait the rest. An app with no request in LIMITS.verifyQuietMs is
+   * quiet and not held; nor is a run whose record is not live.
    */
   async baseline(): Promise<void> {
     for (;;) {
-      if (this.recordLiveAt === undefined || !this.record) return
+      const record = this.record
+      if (this.recordLiveAt === undefined || !record) return
       const since = Date.now() - this.recordLiveAt
       if (since >= LIMITS.baselineMs) return
-      if (since >= LIMITS.verifyQuietMs && this.record.total() === 0) return
+      if (since >= LIMITS.verifyQuietMs && record.total() === 0) return
+      if (since >= LIMITS.baselineMinMs && record.total() > 0) {
+        const awaiting = routesAwaitingBar(record.tally(this.oldServers), since, LIMITS.baselineMs)
+        if (!awaiting.length) return
+      }
       await sleep(50)
     }
   }
