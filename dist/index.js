@@ -42272,12 +42272,14 @@ var LIMITS = {
   verifyQuietMs: 1e3,
   /**
    * How long nginx's record runs at most before a route that leaves the old version no traffic, for the old
-   * version's baseline, and at least (once every route that comes often enough has its latency bar): see
-   * Judge.baseline. At least a second: nginx records a request when it ends, so a route whose requests take
-   * 0.4 s shows only after that; at half a second the benchmark's slow route had no bar when its 10x slower
-   * version was switched to, and that version shipped in 1 of 3 runs.
+   * version's latency baseline (Judge.baseline).
    */
   baselineMs: 2e3,
+  /**
+   * ...and at least, even once every route seen that comes often has its bar: nginx records a request when it
+   * ends, so a route whose requests take 0.4 s shows only after that. At half a second the benchmark's slow
+   * route had no bar when its 10x slower version was switched to, and that version shipped in 1 of 3 runs.
+   */
   baselineMinMs: 1e3,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
   verifyRecentZ: 6,
@@ -54208,8 +54210,8 @@ var Judge = class {
    * slow route 12 of them once, and so unjudged another time). The hold ends once the record has been live
    * for LIMITS.baselineMs, or from LIMITS.baselineMinMs on once no route coming often enough to get its bar by
    * then still lacks it (routesAwaitingBar): under the benchmark's load the routes have theirs a second after
-   * the record went live, and the switch need not wait the rest. An app with no request in LIMITS.verifyQuietMs is
-   * quiet and not held; nor is a run whose record is not live.
+   * the record went live, and the switch need not wait the rest. An app with no request in
+   * LIMITS.verifyQuietMs is quiet and not held; nor is a run whose record is not live.
    */
   async baseline() {
     for (; ; ) {

@@ -368,12 +368,14 @@ export const LIMITS = {
   verifyQuietMs: 1_000,
   /**
    * How long nginx's record runs at most before a route that leaves the old version no traffic, for the old
-   * version's baseline, and at least (once every route that comes often enough has its latency bar): see
-   * Judge.baseline. At least a second: nginx records a request when it ends, so a route whose requests take
-   * 0.4 s shows only after that; at half a second the benchmark's slow route had no bar when its 10x slower
-   * version was switched to, and that version shipped in 1 of 3 runs.
+   * version's latency baseline (Judge.baseline).
    */
   baselineMs: 2_000,
+  /**
+   * ...and at least, even once every route seen that comes often has its bar: nginx records a request when it
+   * ends, so a route whose requests take 0.4 s shows only after that. At half a second the benchmark's slow
+   * route had no bar when its 10x slower version was switched to, and that version shipped in 1 of 3 runs.
+   */
   baselineMinMs: 1_000,
   /** The new version's last seconds (a late crash) fail it at this many standard errors (looked at more often). */
   verifyRecentZ: 6,

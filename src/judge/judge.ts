@@ -197,8 +197,8 @@ export class Judge {
    * slow route 12 of them once, and so unjudged another time). The hold ends once the record has been live
    * for LIMITS.baselineMs, or from LIMITS.baselineMinMs on once no route coming often enough to get its bar by
    * then still lacks it (routesAwaitingBar): under the benchmark's load the routes have theirs a second after
-   * the record went live, and the switch need not wait the rest. An app with no request in LIMITS.verifyQuietMs is
-   * quiet and not held; nor is a run whose record is not live.
+   * the record went live, and the switch need not wait the rest. An app with no request in
+   * LIMITS.verifyQuietMs is quiet and not held; nor is a run whose record is not live.
    */
   async baseline(): Promise<void> {
     for (;;) {
