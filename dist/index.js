@@ -54221,8 +54221,7 @@ var Judge = class {
       if (since >= LIMITS.baselineMs) return;
       if (since >= LIMITS.verifyQuietMs && record2.total() === 0) return;
       if (since >= LIMITS.baselineMinMs && record2.total() > 0) {
-        const awaiting = routesAwaitingBar(record2.tally(this.oldServers), since, LIMITS.baselineMs);
-        if (!awaiting.length) return;
+        if (!routesAwaitingBar(this.wholeRun(record2).prev, since, LIMITS.baselineMs).length) return;
       }
       await sleep2(50);
     }

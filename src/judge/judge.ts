@@ -208,8 +208,8 @@ export class Judge {
       if (since >= LIMITS.baselineMs) return
       if (since >= LIMITS.verifyQuietMs && record.total() === 0) return
       if (since >= LIMITS.baselineMinMs && record.total() > 0) {
-        const awaiting = routesAwaitingBar(record.tally(this.oldServers), since, LIMITS.baselineMs)
-        if (!awaiting.length) return
+        // The old version's whole record, as the judgement tallies it (kept up a look at a time).
+        if (!routesAwaitingBar(this.wholeRun(record).prev, since, LIMITS.baselineMs).length) return
       }
       await sleep(50)
     }
