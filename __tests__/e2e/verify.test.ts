@@ -62,13 +62,17 @@ function switchedBack(run: ActionRun, app: string): number | undefined {
 }
 
 /** The run's result is `result`; when not, the failure says what the run's log said of the judgement. */
-function expectResult(run: ActionRun, result: string): void {
-  if (run.outputs.result === result) return
-  const said = run.log
+/** What the judgement said in a run's log: its lines on real traffic, the bake, slowness and stalls. */
+const judgementSaid = (run: ActionRun): string =>
+  run.log
     .split('\n')
     .filter((l) => /real traffic|bake|slower|stall/i.test(l))
     .map((l) => l.slice(0, 600))
-  throw new Error(`result ${run.outputs.result}, expected ${result}; the judgement said:\n${said.join('\n')}`)
+    .join('\n')
+
+function expectResult(run: ActionRun, result: string): void {
+  if (run.outputs.result === result) return
+  throw new Error(`result ${run.outputs.result}, expected ${result}; the judgement said:\n${judgementSaid(run)}`)
 }
 
 /** The verification rows of the summary, as `| replicas | verdict |` pairs. */
@@ -232,8 +236,10 @@ describe('judged on real traffic: a route that never answers, a judgement that c
       () => runAction(inputs({ image: image('broken'), 'max-fails': '1' })),
       { get: 10, post: 0, slow: 8 },
     )
-    expect(run.outputs.result).toBe('rolled-back')
-    expect(verdicts(run)[0]).toMatch(/: fail$/)
+    expectResult(run, 'rolled-back')
+    // Said whole when it is not (it was once not judged, in 1 of about 10 runs, and the log was gone).
+    if (!/: fail$/.test(verdicts(run)[0] ?? ''))
+      throw new Error(`first route ${verdicts(run)[0]}, expected fail; the judgement said:\n${judgementSaid(run)}`)
     expect(verdicts(run).filter((v) => v.endsWith(': not judged'))).toEqual([])
     expect(run.log).toMatch(
       /real traffic: (nginx took e2e-judge-hang-\d+ out after its failed requests \(max-fails 1\): )?the new version answered 5xx/,
