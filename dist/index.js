@@ -42092,6 +42092,8 @@ function group(name, fn) {
 }
 
 // src/config.ts
+var DEFAULT_LATENCY = { factor: 2, ms: 100 };
+var LATENCY_OFF = { factor: 0, ms: 0 };
 var DEFAULTS = {
   port: "22",
   "insecure-skip-host-key-check": "false",
@@ -48802,14 +48804,14 @@ function parseRunArgs(text3, problem) {
 }
 function parseLatencyThreshold(text3, problem) {
   const t = text3.trim().replace(/\s+/g, "");
-  if (t === "off" || t === "0") return { factor: 0, ms: 0 };
+  if (t === "off" || t === "0") return LATENCY_OFF;
   const m = /^(?:(\d+(?:\.\d+)?)x)?(?:\+?(\d+)ms)?$/.exec(t);
   const factor = m?.[1] === void 0 ? 1 : Number(m[1]);
   if (!m || m[1] === void 0 && m[2] === void 0 || factor < 1 || factor > 100) {
     problem(
       `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show2(text3)}`
     );
-    return { factor: 2, ms: 100 };
+    return DEFAULT_LATENCY;
   }
   return { factor, ms: m[2] === void 0 ? 0 : Number(m[2]) };
 }
@@ -50847,8 +50849,6 @@ function serverNameClashes(dump, managedPath, listen, names2) {
 
 // src/judge/compare.ts
 var NO_TRAFFIC = { requests: 0, serverErrors: 0, clientErrors: 0, statuses: {} };
-var DEFAULT_LATENCY = { factor: 2, ms: 100 };
-var NO_LATENCY = { factor: 0, ms: 0 };
 function countAttempts(attempts) {
   const statuses = {};
   for (const a of attempts) {
@@ -51174,7 +51174,7 @@ function compareTallies(next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verify
 var compareVersions = (next, prev, latency = DEFAULT_LATENCY, z = LIMITS.verifyWorseZ) => compareTallies(Tally.of(next), Tally.of(prev), latency, z);
 function compareLately(recent, prev) {
   if (prev.attempts < LIMITS.verifyMinOldRequests) return void 0;
-  const c = compareTallies(recent, prev, NO_LATENCY, LIMITS.verifyRecentZ);
+  const c = compareTallies(recent, prev, LATENCY_OFF, LIMITS.verifyRecentZ);
   if (c.verdict !== "fail") return void 0;
   return { verdict: "fail", reason: `over the last seconds ${c.reason}` };
 }
@@ -54337,8 +54337,7 @@ var Judge = class {
     const latency = this.config.latencyThreshold;
     const whole = compareTallies(both.next, both.prev, latency);
     if (whole.verdict !== "fail" && whole.stall) this.stall = whole.stall;
-    const recent = () => record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed);
-    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? compareLately(recent(), both.prev);
+    const bad = (whole.verdict === "fail" ? whole : this.judgedTakenOut(record2, both)) ?? compareLately(record2.tally(this.newServers, record2.since(LIMITS.verifyRecentMs), this.warmed), both.prev);
     if (!bad) return;
     this.failOnTraffic(bad.reason);
     this.evidence(

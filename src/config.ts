@@ -69,6 +69,16 @@ export interface CanaryMatch {
   readonly value: string
 }
 
+/** What counts as clearly slower: p95 more than `factor` times and `ms` above the old version's (0: off). */
+export interface LatencyThreshold {
+  readonly factor: number
+  readonly ms: number
+}
+
+/** latency-threshold's default, '2x+100ms', and 'off' (no latency judged). */
+export const DEFAULT_LATENCY: LatencyThreshold = { factor: 2, ms: 100 }
+export const LATENCY_OFF: LatencyThreshold = { factor: 0, ms: 0 }
+
 export interface Config {
   /** The app hosts, in the order given (canary replicas go to the first). */
   readonly appHosts: readonly AppHost[]
@@ -112,7 +122,7 @@ export interface Config {
    * `factor` times the old version's p95 and `ms` above it, clearly more often than the old version's.
    * factor 0: latency is not judged.
    */
-  readonly latencyThreshold: { readonly factor: number; readonly ms: number }
+  readonly latencyThreshold: LatencyThreshold
   /**
    * The replaced replicas stay running, drained but ready, until every new replica has been routed this long,
    * while the new ones are watched and judged; then they are retired (0: retired at once).

@@ -5,8 +5,10 @@ import { isIP } from 'node:net'
 import path from 'node:path'
 import { ShellWordsError, splitShellWords } from './commands/shell.js'
 import {
+  DEFAULT_LATENCY,
   DEFAULTS,
   derivedDefaults,
+  LATENCY_OFF,
   RUNNER_DEFAULTS,
   type AppHost,
   type CanaryMatch,
@@ -936,14 +938,14 @@ export function parseRunArgs(text: string, problem: (m: string) => void): string
  */
 export function parseLatencyThreshold(text: string, problem: (m: string) => void): Config['latencyThreshold'] {
   const t = text.trim().replace(/\s+/g, '')
-  if (t === 'off' || t === '0') return { factor: 0, ms: 0 }
+  if (t === 'off' || t === '0') return LATENCY_OFF
   const m = /^(?:(\d+(?:\.\d+)?)x)?(?:\+?(\d+)ms)?$/.exec(t)
   const factor = m?.[1] === undefined ? 1 : Number(m[1])
   if (!m || (m[1] === undefined && m[2] === undefined) || factor < 1 || factor > 100) {
     problem(
       `latency-threshold: expected a factor and a margin over the old version's p95 like '2x+100ms', '3x' or '+250ms' (factor from 1 to 100), or 'off', got ${show(text)}`,
     )
-    return { factor: 2, ms: 100 }
+    return DEFAULT_LATENCY
   }
   return { factor, ms: m[2] === undefined ? 0 : Number(m[2]) }
 }

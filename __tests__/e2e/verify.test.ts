@@ -61,19 +61,22 @@ function switchedBack(run: ActionRun, app: string): number | undefined {
   return m ? Number(m[1]) : undefined
 }
 
-/** The run's result is `result`; when not, the failure says what the run's log said of the judgement. */
-/** What the judgement said in a run's log: its lines on real traffic, the bake, slowness and stalls. */
-const judgementSaid = (run: ActionRun): string =>
-  run.log
+/**
+ * Unless `holds`, fails with `what` and what the run's log said of the judgement (its lines on real traffic,
+ * the bake, slowness and stalls).
+ */
+function expectJudged(run: ActionRun, holds: boolean, what: string): void {
+  if (holds) return
+  const said = run.log
     .split('\n')
     .filter((l) => /real traffic|bake|slower|stall/i.test(l))
     .map((l) => l.slice(0, 600))
-    .join('\n')
-
-function expectResult(run: ActionRun, result: string): void {
-  if (run.outputs.result === result) return
-  throw new Error(`result ${run.outputs.result}, expected ${result}; the judgement said:\n${judgementSaid(run)}`)
+  throw new Error(`${what}; the judgement said:\n${said.join('\n')}`)
 }
+
+/** The run's result is `result`; when not, the failure says what the run's log said of the judgement. */
+const expectResult = (run: ActionRun, result: string): void =>
+  expectJudged(run, run.outputs.result === result, `result ${run.outputs.result}, expected ${result}`)
 
 /** The verification rows of the summary, as `| replicas | verdict |` pairs. */
 const verdicts = (run: ActionRun): string[] =>
@@ -238,8 +241,7 @@ describe('judged on real traffic: a route that never answers, a judgement that c
     )
     expectResult(run, 'rolled-back')
     // Said whole when it is not (it was once not judged, in 1 of about 10 runs, and the log was gone).
-    if (!/: fail$/.test(verdicts(run)[0] ?? ''))
-      throw new Error(`first route ${verdicts(run)[0]}, expected fail; the judgement said:\n${judgementSaid(run)}`)
+    expectJudged(run, /: fail$/.test(verdicts(run)[0] ?? ''), `first route ${verdicts(run)[0]}, expected fail`)
     expect(verdicts(run).filter((v) => v.endsWith(': not judged'))).toEqual([])
     expect(run.log).toMatch(
       /real traffic: (nginx took e2e-judge-hang-\d+ out after its failed requests \(max-fails 1\): )?the new version answered 5xx/,

@@ -666,35 +666,35 @@ describe("Judge: the old version's baseline before the first route", () => {
     await endOnFakeTimers(judge)
   })
 
-  it('ends at baselineMinMs once the routes that come often have their bars, not waiting for a path asked once', async () => {
+  /** A judge whose record is live with the old version's 40 quick answers and `more`, holding its baseline. */
+  async function holding(more: string) {
     useFakeTimers()
     const { judge, log } = await deploying()
     judge.recordLive()
     log.write(OLD, '200', 40)
-    log.writeText(recordLine(at(OLD), '404', { uri: '/wp-login.php' }))
+    log.writeText(more)
     let done = false
     void judge.baseline().then(() => (done = true))
+    return { judge, log, done: () => done }
+  }
+
+  it('ends at baselineMinMs once the routes that come often have their bars, not waiting for a path asked once', async () => {
+    const { judge, done } = await holding(recordLine(at(OLD), '404', { uri: '/wp-login.php' }))
     await jest.advanceTimersByTimeAsync(LIMITS.baselineMinMs - 100)
-    expect(done).toBe(false)
+    expect(done()).toBe(false)
     await jest.advanceTimersByTimeAsync(200)
-    expect(done).toBe(true)
+    expect(done()).toBe(true)
     await endOnFakeTimers(judge)
   })
 
   it('holds past baselineMinMs for a route that came a few times, until it has its bar', async () => {
-    useFakeTimers()
-    const { judge, log } = await deploying()
-    judge.recordLive()
-    log.write(OLD, '200', 40)
     // 6 in the first second comes to 12 by baselineMs: waited for.
-    log.writeText(recordLine(at(OLD), '200', { uri: '/report' }).repeat(6))
-    let done = false
-    void judge.baseline().then(() => (done = true))
+    const { judge, log, done } = await holding(recordLine(at(OLD), '200', { uri: '/report' }).repeat(6))
     await jest.advanceTimersByTimeAsync(LIMITS.baselineMinMs + 200)
-    expect(done).toBe(false)
+    expect(done()).toBe(false)
     log.writeText(recordLine(at(OLD), '200', { uri: '/report' }).repeat(LIMITS.latencyMinOldAttempts - 6))
     await jest.advanceTimersByTimeAsync(100)
-    expect(done).toBe(true)
+    expect(done()).toBe(true)
     await endOnFakeTimers(judge)
   })
 

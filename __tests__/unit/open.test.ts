@@ -1,8 +1,8 @@
 // The requests nginx is still waiting on (judge/open.ts): read from the nginx host's TCP table as `ss -tniH`
 // prints it, counted once per connection, against a bar the old version's own times set.
 import { describe, expect, it } from '@jest/globals'
-import { LIMITS } from '../../src/config.js'
-import { DEFAULT_LATENCY, Tally } from '../../src/judge/compare.js'
+import { DEFAULT_LATENCY, LIMITS } from '../../src/config.js'
+import { Tally } from '../../src/judge/compare.js'
 import { HeldOpen, openBar, parseOpenRequests } from '../../src/judge/open.js'
 import { openConnections } from '../../src/nginx/scripts.js'
 

@@ -13,7 +13,7 @@
 // Four kinds of failure are judged so: 5xx (and nginx's own 502/504 for an attempt it got no answer to), 4xx,
 // slow attempts (longer than the old version's p95 on the route times latency-threshold's factor, and its
 // milliseconds above it), and, through the same, requests that hang.
-import { LIMITS } from '../config.js'
+import { DEFAULT_LATENCY, LATENCY_OFF, LIMITS, type LatencyThreshold } from '../config.js'
 import type { TrafficCounts } from '../model.js'
 import type { Attempt } from './traffic.js'
 
@@ -25,16 +25,6 @@ export type Comparison =
   | { readonly verdict: 'pass'; readonly reason: string; readonly stall?: string }
   /** Not enough new requests yet to pass, and nothing clearly wrong. */
   | { readonly verdict: 'pending'; readonly reason: string; readonly stall?: string }
-
-/** What counts as clearly slower: p95 more than `factor` times and `ms` above the old version's (0: off). */
-export interface LatencyThreshold {
-  readonly factor: number
-  readonly ms: number
-}
-
-export const DEFAULT_LATENCY: LatencyThreshold = { factor: 2, ms: 100 }
-/** latency-threshold off: no latency judged. */
-const NO_LATENCY: LatencyThreshold = { factor: 0, ms: 0 }
 
 /** The counts of a set of attempts, for the summary ('-': no status). */
 export function countAttempts(attempts: readonly Attempt[]): TrafficCounts {
@@ -556,7 +546,7 @@ export const compareVersions = (
  */
 export function compareLately(recent: Tally, prev: Tally): Comparison | undefined {
   if (prev.attempts < LIMITS.verifyMinOldRequests) return undefined
-  const c = compareTallies(recent, prev, NO_LATENCY, LIMITS.verifyRecentZ)
+  const c = compareTallies(recent, prev, LATENCY_OFF, LIMITS.verifyRecentZ)
   if (c.verdict !== 'fail') return undefined
   return { verdict: 'fail', reason: `over the last seconds ${c.reason}` }
 }

@@ -343,9 +343,9 @@ export class Judge {
     const latency = this.config.latencyThreshold
     const whole = compareTallies(both.next, both.prev, latency)
     if (whole.verdict !== 'fail' && whole.stall) this.stall = whole.stall
-    const recent = () => record.tally(this.newServers, record.since(LIMITS.verifyRecentMs), this.warmed)
     const bad =
-      (whole.verdict === 'fail' ? whole : this.judgedTakenOut(record, both)) ?? compareLately(recent(), both.prev)
+      (whole.verdict === 'fail' ? whole : this.judgedTakenOut(record, both)) ??
+      compareLately(record.tally(this.newServers, record.since(LIMITS.verifyRecentMs), this.warmed), both.prev)
     if (!bad) return
     this.failOnTraffic(bad.reason)
     this.evidence(

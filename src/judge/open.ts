@@ -3,8 +3,8 @@
 // proxy_read_timeout, 60 s by default): past verify-seconds and often past the bake. The nginx host's own
 // TCP table shows them at once: a connection from nginx to a replica whose last data went out (the request)
 // after the last data came back has been waiting that long for its answer.
-import { LIMITS } from '../config.js'
-import { pastThreshold, type LatencyThreshold, type Tally } from './compare.js'
+import { LIMITS, type LatencyThreshold } from '../config.js'
+import { pastThreshold, type Tally } from './compare.js'
 
 /** One request nginx is still waiting on: the connection (nginx's end) and the server it waits on. */
 export interface OpenRequest {
