@@ -54231,10 +54231,18 @@ var Judge = class {
     this.recordLiveAt ??= Date.now();
   }
   /**
-   * nginx routes to `servers` from now on: those of the new image are watched and judged, the others are
-   * what they are judged against.
+   * Where nginx's record stands before a reload that routes: taken before it and given to routed(), so that
+   * what the new replicas answered between the reload taking effect and the run hearing so counts for them.
    */
-  routed(servers) {
+  mark() {
+    return this.record?.mark();
+  }
+  /**
+   * nginx routes to `servers` from now on (since `from`, where the record stood before the reload, else now):
+   * those of the new image are watched and judged, the others are what they are judged against. A new
+   * server is nginx's only after the reload, so nothing before `from` is counted for it.
+   */
+  routed(servers, from = this.mark()) {
     const fresh = servers.filter((r) => this.isNew(r));
     this.watch?.add(fresh);
     for (const r of servers)
@@ -54243,7 +54251,7 @@ var Judge = class {
       if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() });
       for (const key of this.keysOf(r)) if (!this.serverRoutedAt.has(key)) this.serverRoutedAt.set(key, Date.now());
     }
-    this.lastRoute = this.record?.mark();
+    this.lastRoute = from;
     if (fresh.length && !this.firstRoute) this.firstRoute = this.lastRoute;
   }
   /** What was found wrong so far, if anything. */
@@ -54880,10 +54888,11 @@ async function route(w, step) {
   }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split);
   const { text: text3, configId } = fileFor(w, step.servers, step.split, step.judged);
+  const before = w.judge.mark();
   const detail = await applyNginx(w, text3, configId);
   if (step.judged) w.judge.recordLive();
   w.progress.routedTo(step.servers);
-  w.judge.routed([...step.servers, ...step.judged?.backup ?? []]);
+  w.judge.routed([...step.servers, ...step.judged?.backup ?? []], before);
   return done(detail);
 }
 async function restoreConfig(w, step) {

@@ -79,7 +79,12 @@ afterEach(async () => {
 
 /** A deploy of shop:v2 whose judge records nginx's log and has routed to OLD and NEW, as the executor does. */
 async function deploying(
-  options: { config?: ReturnType<typeof configFrom>; keep?: (work: Promise<unknown>) => void } = {},
+  options: {
+    config?: ReturnType<typeof configFrom>
+    keep?: (work: Promise<unknown>) => void
+    /** Routed first (the record's step routes the old version alone). */
+    routes?: readonly Replica[]
+  } = {},
 ) {
   const replicas = hosts()
   const log = accessLog()
@@ -88,7 +93,7 @@ async function deploying(
   judges.push(judge)
   judge.begin('shop:v2')
   await judge.startRecording()
-  judge.routed([OLD, NEW])
+  judge.routed(options.routes ?? [OLD, NEW])
   return { judge, log, replicas }
 }
 
@@ -465,6 +470,21 @@ describe('Judge: a new replica nginx took out (max_fails)', () => {
       /^nginx took shop-9203 out after its failed requests \(max-fails 3\): the new version answered 5xx to 3 requests where [\d.]+ were expected/,
     )
     expect(replicas.evidence).toHaveLength(1)
+    await endOnFakeTimers(judge)
+  })
+
+  it("counts the replica's answers from where the record stood before its route's reload", async () => {
+    // nginx serves the new file before the change's answer reaches the run: a version failing fast, taken out
+    // by nginx at once, can leave its only errors there (an e2e run with max-fails 1: first route not judged).
+    useFakeTimers()
+    const { judge, log } = await deploying({ routes: [OLD] })
+    log.write(OLD, '200', 100)
+    const before = judge.mark()
+    log.write(NEW, '500', 3)
+    judge.routed([OLD, NEW], before)
+    const verifying = judge.verify([NEW], 5, false)
+    await silentPastTakenOut(log)
+    expect((await verifying).verdict).toBe('fail')
     await endOnFakeTimers(judge)
   })
 

@@ -221,10 +221,19 @@ export class Judge {
   }
 
   /**
-   * nginx routes to `servers` from now on: those of the new image are watched and judged, the others are
-   * what they are judged against.
+   * Where nginx's record stands before a reload that routes: taken before it and given to routed(), so that
+   * what the new replicas answered between the reload taking effect and the run hearing so counts for them.
    */
-  routed(servers: readonly Replica[]): void {
+  mark(): Mark | undefined {
+    return this.record?.mark()
+  }
+
+  /**
+   * nginx routes to `servers` from now on (since `from`, where the record stood before the reload, else now):
+   * those of the new image are watched and judged, the others are what they are judged against. A new
+   * server is nginx's only after the reload, so nothing before `from` is counted for it.
+   */
+  routed(servers: readonly Replica[], from: Mark | undefined = this.mark()): void {
     const fresh = servers.filter((r) => this.isNew(r))
     this.watch?.add(fresh)
     for (const r of servers)
@@ -233,7 +242,7 @@ export class Judge {
       if (!this.routedAt.has(replicaKey(r))) this.routedAt.set(replicaKey(r), { replica: r, at: Date.now() })
       for (const key of this.keysOf(r)) if (!this.serverRoutedAt.has(key)) this.serverRoutedAt.set(key, Date.now())
     }
-    this.lastRoute = this.record?.mark()
+    this.lastRoute = from
     if (fresh.length && !this.firstRoute) this.firstRoute = this.lastRoute
   }
 

@@ -220,11 +220,14 @@ async function route(w: StepWorld, step: Extract<Step, { kind: 'route' }>): Prom
   }
   if (step.split && w.recordCanary && !step.maintenance) await w.recordCanary(step.split)
   const { text, configId } = fileFor(w, step.servers, step.split, step.judged)
+  // Before the reload: a version failing fast can meet its first requests (and, with a low max-fails, be
+  // taken out by nginx) before the change's answer comes back; those must count for it.
+  const before = w.judge.mark()
   const detail = await applyNginx(w, text, configId)
   if (step.judged) w.judge.recordLive()
   w.progress.routedTo(step.servers)
   // The backups are old replicas too: what nginx sends them counts for the old version.
-  w.judge.routed([...step.servers, ...(step.judged?.backup ?? [])])
+  w.judge.routed([...step.servers, ...(step.judged?.backup ?? [])], before)
   return done(detail)
 }
 
