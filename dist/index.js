@@ -42299,6 +42299,11 @@ var LIMITS = {
   trafficLogMaxBytes: 64 * 1024 * 1024,
   /** How often the traffic log is read on the nginx host while a run follows it. */
   followEveryMs: 50,
+  /**
+   * How long a follow of the traffic log may take to empty it and start (a command's start where nginx runs:
+   * 0.25-0.4 s under the benchmark's load) before the judgement says it could not run.
+   */
+  followReadyMs: 2e4,
   /** The longest a run follows the traffic log (the command's deadline on the host). */
   followMaxSeconds: 6 * 3600,
   /** The app's traffic log, which nginx writes while a run judges its traffic (judge/). */
@@ -51463,8 +51468,10 @@ var nginxLocked = (fence3, lockFile, waitSeconds, inner) => ({
   ...inner,
   argv: script(LOCKED, fence3.lockDir, fence3.token, lockFile, String(waitSeconds), ...inner.argv).argv
 });
+var RECORD_FOLLOWED = "nginx-rollout: following the record";
 var LOG_FOLLOW = `${PRIVILEGE}f=$1; max=$2; every=$3
 empty_file "$f" || exit 1
+echo '${RECORD_FOLLOWED}'
 (
   exec 3<"$f"
   while :; do
@@ -51529,6 +51536,66 @@ rm -rf "$t"
 exit 0`;
 var setAsideImageDefaultSite = (container) => script(SET_ASIDE_DEFAULT_SITE, container);
 var nginxErrorLog = (place, container, lines2) => place.mode === "container" ? command("docker", "logs", "--tail", String(lines2), "--", container) : script('tail -n "$1" /var/log/nginx/error.log 2>&1', String(lines2));
+
+// src/nginx/record-follow.ts
+var NEWLINE = 10;
+var RecordFollow = class {
+  reader;
+  kept = [];
+  /** What came before the follow's first line ended; undefined once it did. */
+  head = Buffer.alloc(0);
+  emptied = () => void 0;
+  /** Settles once the follow said the record is empty (RECORD_FOLLOWED). */
+  followed = new Promise((r) => this.emptied = r);
+  command;
+  constructor(remote, c) {
+    this.command = remote.follow(c, (chunk) => this.take(chunk));
+    this.command.catch(() => void 0);
+  }
+  take(chunk) {
+    let rest = chunk;
+    if (this.head) {
+      const text3 = Buffer.concat([this.head, chunk]);
+      const end = text3.indexOf(NEWLINE);
+      if (end < 0) {
+        this.head = text3;
+        return;
+      }
+      this.head = void 0;
+      rest = text3.subarray(0, end).toString("utf8") === RECORD_FOLLOWED ? text3.subarray(end + 1) : text3;
+      this.emptied();
+      if (!rest.length) return;
+    }
+    if (this.reader) this.reader(rest);
+    else this.kept.push(rest);
+  }
+  /**
+   * The follow, read by `onData` from now on (what came before first). Settles once the record is empty and
+   * followed, or once the follow ended before it was (its end then says why: see Judge.startRecording). A
+   * follow that says neither within `readyMs` is stopped, and that is an error.
+   */
+  async read(onData, readyMs, where) {
+    this.reader = onData;
+    for (const chunk of this.kept.splice(0)) onData(chunk);
+    const f = await this.command;
+    let timer;
+    const late = new Promise((r) => timer = setTimeout(() => r("late"), readyMs));
+    const how = await Promise.race([this.followed.then(() => "followed"), f.ended.then(() => "ended"), late]);
+    clearTimeout(timer);
+    if (how === "late") {
+      await f.stop();
+      throw new Error(
+        `could not judge: nginx's record of the app's requests on ${where} was not emptied and followed within ${readyMs / 1e3}s`
+      );
+    }
+    return f;
+  }
+  /** Ends a follow no judgement read. */
+  async stop() {
+    const f = await this.command.catch(() => void 0);
+    await f?.stop();
+  }
+};
 
 // src/nginx/session.ts
 var NginxSession = class {
@@ -52631,6 +52698,8 @@ var Nginx = class {
   session;
   /** The file a switch back puts back: a change to it sends requests back first (the switch-back flag). */
   switchBackText;
+  /** nginx's record followed before a judgement reads it (prepareJudging), until one does. */
+  unread;
   config;
   adopt(managed) {
     this.live = managed.kind === "ours" ? managed.text : void 0;
@@ -52723,13 +52792,13 @@ var Nginx = class {
    * no change then starts a process there, so a route costs less and a switch back after a failing verdict
    * starts none before nginx has the file. Called once a new version is judged, with the file a switch back
    * puts back; again at each judged route (a no-op while it lasts). One SSH session is held for it until
-   * releaseSession. While it is not ready, or once it ended, changes run as commands of their own.
+   * releaseHeld. While it is not ready, or once it ended, changes run as commands of their own.
    */
   holdSession(switchBack) {
     this.switchBackText = switchBack;
     const master = this.current.masterPid;
     if (master === void 0 || this.session?.master === master && !this.session.ended) return;
-    void this.releaseSession();
+    void this.session?.close();
     const n = this.config.nginx;
     const c = withTimeout(
       nginxSession(
@@ -52746,11 +52815,25 @@ var Nginx = class {
     );
     this.session = new NginxSession(this.remote, c, master);
   }
-  /** Ends the held session, if one is: nothing changes. */
-  async releaseSession() {
+  /**
+   * What a run that will judge its new version can start as soon as it knows, before its first step: the
+   * session for its nginx changes (holdSession) and the follow of nginx's record (emptied). The reload that
+   * turns the record on then waits for neither: each takes a command's start where nginx runs (0.25-0.4 s
+   * under the benchmark's load, nginx in a container), and the old version's baseline counts from that
+   * reload. Nothing changes. A stopped nginx has neither: the record's step starts both once it booted it.
+   */
+  prepareJudging(switchBack) {
+    if (this.current.masterPid === void 0) return;
+    this.holdSession(switchBack);
+    this.unread ??= this.followRecord();
+  }
+  /** Ends the held session and a follow of the record no judgement read, if any: nothing changes. */
+  async releaseHeld() {
     const session = this.session;
+    const unread = this.unread;
     this.session = void 0;
-    await session?.close();
+    this.unread = void 0;
+    await Promise.all([session?.close(), unread?.stop()]);
   }
   /**
    * The switch-back flag's path once nginx was read (the read stops a run whose sudo lacks its two lines),
@@ -52841,15 +52924,25 @@ ${said}` : ""}`);
     return false;
   }
   /**
-   * Follows the app's traffic log from empty: every line nginx writes from now on goes to `onData`, until
-   * the returned Following is stopped.
+   * Follows the app's traffic log from empty (the follow prepareJudging started, if there is one): every line
+   * nginx writes from then on goes to `onData`, until the returned Following is stopped. Settles once the log
+   * is empty and followed, so that a reload turning the record on after it loses nothing.
    */
   followTrafficLog(onData) {
+    const follow = this.unread ?? this.followRecord();
+    this.unread = void 0;
+    return follow.read(onData, LIMITS.followReadyMs, this.remote.name);
+  }
+  followRecord() {
     const path3 = LIMITS.canaryLogPath(this.config.app);
-    return this.remote.follow(
-      followTrafficLog(this.place, path3, LIMITS.trafficLogMaxBytes, LIMITS.followEveryMs, LIMITS.followMaxSeconds),
-      onData
+    const c = followTrafficLog(
+      this.place,
+      path3,
+      LIMITS.trafficLogMaxBytes,
+      LIMITS.followEveryMs,
+      LIMITS.followMaxSeconds
     );
+    return new RecordFollow(this.remote, c);
   }
   /** The requests nginx is still waiting on from `servers`, as the nginx host's TCP table shows them. */
   async openRequests(servers) {
@@ -55206,6 +55299,7 @@ async function operateOn(scope, read, lock) {
     warning(stale);
     journal.notes.push(stale);
   }
+  let nginx;
   try {
     if (config.operation === "status") return { end: await status(config, fleet, state2, records), records: {} };
     const problems = hostProblems(config, state2);
@@ -55218,22 +55312,29 @@ async function operateOn(scope, read, lock) {
     if (config.operation === "abort" && stale && !leftovers.length)
       throw new NothingToDo(`${stale}; nothing left to abort`);
     const planFrom = leftovers.length ? read : state2;
-    const plan = lock ? await planAndReserve(config, fleet, planFrom, gh, lock.claim) : planFor(config, planFrom, canaryPullRequest(gh, void 0));
+    if (lock) nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: lock.claim.dir, token: lock.claim.token });
+    const plan = lock && nginx ? await planAndReserve(config, fleet, planFrom, gh, lock.claim, prepareJudging(nginx)) : planFor(config, planFrom, canaryPullRequest(gh, void 0));
     const configDiff = printPlan(config, plan, state2);
     const planned = { plan, state: state2, configDiff, serving: plan.previous };
-    if (!lock) return { end: { ...planned, result: "planned", canaryWeight: "", serving: plan.next }, records };
+    if (!lock || !nginx)
+      return { end: { ...planned, result: "planned", canaryWeight: "", serving: plan.next }, records };
     if (cancel.reason) {
       const failure2 = `${cancel.reason} before this run changed anything`;
       return { end: { ...planned, configDiff: "", result: "cancelled", canaryWeight: "", failure: failure2 }, records };
     }
-    return await deploy(scope, state2, plan, lock, records);
+    return await deploy(scope, state2, plan, lock, records, nginx);
   } catch (e) {
     if (!(e instanceof NothingToDo)) return { end: failed2(e, { state: read }), records };
     notice(e.message);
     const canaryWeight = read.canary ? String(read.canary.weight) : "";
     return { end: { result: "unchanged", canaryWeight, serving: [], configDiff: "", state: read }, records };
+  } finally {
+    await nginx?.releaseHeld();
   }
 }
+var prepareJudging = (nginx) => (plan) => {
+  if (plan.steps.some((s) => s.kind === "record")) nginx.prepareJudging(nginx.liveText);
+};
 function newPorts(plan) {
   const byHost2 = /* @__PURE__ */ new Map();
   const removed = /* @__PURE__ */ new Set();
@@ -55249,10 +55350,11 @@ function newPorts(plan) {
   }
   return byHost2;
 }
-async function planAndReserve(config, fleet, state2, gh, claim) {
+async function planAndReserve(config, fleet, state2, gh, claim, planned) {
   let usage = new Map(state2.usage ?? []);
   for (let attempt = 1; ; attempt++) {
     const plan = planFor(config, { ...state2, usage }, canaryPullRequest(gh, void 0));
+    planned(plan);
     const answers = await Promise.all(
       [...newPorts(plan)].map(async ([host, { ports, freeing }]) => {
         const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports, freeing);
@@ -55322,10 +55424,9 @@ function servedChange(config, state2, liveText) {
   const before = state2.nginx.managed.kind === "ours" ? state2.nginx.managed.text : "";
   return unifiedDiff(before, liveText ?? "", `${path3} (before the run)`, `${path3} (served now)`);
 }
-async function deploy(scope, state2, plan, lock, records) {
+async function deploy(scope, state2, plan, lock, records, nginx) {
   const { config, gh, recorder, journal, fleet, log, cancel } = scope;
   const { claim } = lock;
-  const nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: claim.dir, token: claim.token });
   const write = (record2) => run(fleet.nginx, writeCanaryCommand(config.app, record2, claim), "putting the canary on record");
   const recordCanary = recordEveryShare(state2, plan, gh, journal, write);
   const ex = new Executor(
@@ -55342,7 +55443,7 @@ async function deploy(scope, state2, plan, lock, records) {
   );
   const deployment = recorder ? beginDeployment(recorder, config, gh, state2.canary, plan.image) : Promise.resolve(void 0);
   const links = async () => canaryLinks(gh, state2.canary, await deployment);
-  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh).finally(() => nginx.releaseSession());
+  const outcome2 = await carryOut(config, state2, plan, ex, journal, links, gh).finally(() => nginx.releaseHeld());
   await ex.quiesce();
   const entry = historyEntry(config, plan, outcome2.result, claim.owner);
   const canary = outcome2.canary !== void 0 ? { canary: outcome2.canary } : records;

@@ -403,6 +403,11 @@ export const LIMITS = {
   trafficLogMaxBytes: 64 * 1024 * 1024,
   /** How often the traffic log is read on the nginx host while a run follows it. */
   followEveryMs: 50,
+  /**
+   * How long a follow of the traffic log may take to empty it and start (a command's start where nginx runs:
+   * 0.25-0.4 s under the benchmark's load) before the judgement says it could not run.
+   */
+  followReadyMs: 20_000,
   /** The longest a run follows the traffic log (the command's deadline on the host). */
   followMaxSeconds: 6 * 3600,
   /** The app's traffic log, which nginx writes while a run judges its traffic (judge/). */

@@ -130,6 +130,7 @@ async function operateOn(scope: Scope, read: HostState, lock: HeldLock | undefin
     core.warning(stale)
     journal.notes.push(stale)
   }
+  let nginx: Nginx | undefined
   try {
     if (config.operation === 'status') return { end: await status(config, fleet, state, records), records: {} }
     const problems = hostProblems(config, state)
@@ -147,23 +148,39 @@ async function operateOn(scope: Scope, read: HostState, lock: HeldLock | undefin
     if (config.operation === 'abort' && stale && !leftovers.length)
       throw new NothingToDo(`${stale}; nothing left to abort`)
     const planFrom = leftovers.length ? read : state
-    const plan = lock
-      ? await planAndReserve(config, fleet, planFrom, gh, lock.claim)
-      : planFor(config, planFrom, canaryPullRequest(gh, undefined))
+    // Made here, not when the steps start: a plan that judges has its judgement's needs started while the
+    // ports are reserved (prepareJudging).
+    if (lock) nginx = new Nginx(fleet.nginx, config, state.nginx, { lockDir: lock.claim.dir, token: lock.claim.token })
+    const plan =
+      lock && nginx
+        ? await planAndReserve(config, fleet, planFrom, gh, lock.claim, prepareJudging(nginx))
+        : planFor(config, planFrom, canaryPullRequest(gh, undefined))
     const configDiff = printPlan(config, plan, state)
     const planned = { plan, state, configDiff, serving: plan.previous }
-    if (!lock) return { end: { ...planned, result: 'planned', canaryWeight: '', serving: plan.next }, records }
+    if (!lock || !nginx)
+      return { end: { ...planned, result: 'planned', canaryWeight: '', serving: plan.next }, records }
     if (cancel.reason) {
       const failure = `${cancel.reason} before this run changed anything`
       return { end: { ...planned, configDiff: '', result: 'cancelled', canaryWeight: '', failure }, records }
     }
-    return await deploy(scope, state, plan, lock, records)
+    return await deploy(scope, state, plan, lock, records, nginx)
   } catch (e) {
     if (!(e instanceof NothingToDo)) return { end: failed(e, { state: read }), records }
     core.notice(e.message)
     const canaryWeight = read.canary ? String(read.canary.weight) : ''
     return { end: { result: 'unchanged', canaryWeight, serving: [], configDiff: '', state: read }, records }
+  } finally {
+    // A run that stopped before its steps (cancelled, ports taken) started no judgement to end them.
+    await nginx?.releaseHeld()
   }
+}
+
+/**
+ * A plan that judges its new version (it turns nginx's record on) has what the judgement needs started as
+ * soon as it is planned, while the ports are reserved (Nginx.prepareJudging).
+ */
+const prepareJudging = (nginx: Nginx) => (plan: Plan) => {
+  if (plan.steps.some((s) => s.kind === 'record')) nginx.prepareJudging(nginx.liveText)
 }
 
 /**
@@ -191,10 +208,18 @@ function newPorts(plan: Plan): Map<string, { ports: number[]; freeing: number[] 
  * host at the same moment may have read the same ports free). A port found taken is left out of the next
  * plan; after a few tries the run gives up before changing anything.
  */
-async function planAndReserve(config: Config, fleet: Fleet, state: HostState, gh: RunContext, claim: LockClaim) {
+async function planAndReserve(
+  config: Config,
+  fleet: Fleet,
+  state: HostState,
+  gh: RunContext,
+  claim: LockClaim,
+  planned: (plan: Plan) => void,
+) {
   let usage = new Map(state.usage ?? [])
   for (let attempt = 1; ; attempt++) {
     const plan = planFor(config, { ...state, usage }, canaryPullRequest(gh, undefined))
+    planned(plan)
     const answers = await Promise.all(
       [...newPorts(plan)].map(async ([host, { ports, freeing }]) => {
         const reserve = reservePorts(config.app, claim.token, LIMITS.portReservationSeconds, ports, freeing)
@@ -277,10 +302,16 @@ function servedChange(config: Config, state: HostState, liveText: string | undef
 }
 
 /** Carries the plan out, recording the deployment on GitHub alongside. */
-async function deploy(scope: Scope, state: HostState, plan: Plan, lock: HeldLock, records: Records): Promise<Done> {
+async function deploy(
+  scope: Scope,
+  state: HostState,
+  plan: Plan,
+  lock: HeldLock,
+  records: Records,
+  nginx: Nginx,
+): Promise<Done> {
   const { config, gh, recorder, journal, fleet, log, cancel } = scope
   const { claim } = lock
-  const nginx = new Nginx(fleet.nginx, config, state.nginx, { lockDir: claim.dir, token: claim.token })
   const write = (record: CanaryState) =>
     runRemote(fleet.nginx, writeCanaryCommand(config.app, record, claim), 'putting the canary on record')
   const recordCanary = recordEveryShare(state, plan, gh, journal, write)
@@ -301,7 +332,7 @@ async function deploy(scope: Scope, state: HostState, plan: Plan, lock: HeldLock
     ? beginDeployment(recorder, config, gh, state.canary, plan.image)
     : Promise.resolve(undefined)
   const links = async (): Promise<CanaryLinks> => canaryLinks(gh, state.canary, await deployment)
-  const outcome = await carryOut(config, state, plan, ex, journal, links, gh).finally(() => nginx.releaseSession())
+  const outcome = await carryOut(config, state, plan, ex, journal, links, gh).finally(() => nginx.releaseHeld())
   await ex.quiesce()
   const entry = historyEntry(config, plan, outcome.result, claim.owner)
   const canary = outcome.canary !== undefined ? { canary: outcome.canary } : records

@@ -184,6 +184,10 @@ for (const strategy of ['rolling', 'blue-green'] as const) {
         )
         expect(run.outputs.result).toBe('deployed')
         expect(verdicts(run).every((v) => v.endsWith(': pass'))).toBe(true)
+        // What the judgement needs (the session for nginx's changes, the record's follow) started as the run
+        // planned, before its first step: the reload that turns the record on waits for neither.
+        const planned = run.log.indexOf('::group::Plan:')
+        expect(run.log.slice(0, planned).match(/ \(followed\)$/gm)).toHaveLength(2)
       } finally {
         const sent = [await scanner.stop(), await quitter.stop()]
         // The outside clients did ask: a scanner that sent nothing would prove nothing.

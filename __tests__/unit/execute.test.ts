@@ -185,10 +185,57 @@ describe('Executor: nginx changes', () => {
       await runAll(ex, judgedRoute(previous), 'deploy', 'shop:v2')
       const live = nginx.liveText
       const installed = host.installed.length
-      await nginx.releaseSession()
+      await nginx.releaseHeld()
       expect(sessionsOf(host).map((f) => f.stopped)).toEqual([true])
       expect(host.installed).toHaveLength(installed)
       expect(nginx.liveText).toBe(live)
+    })
+
+    // The record on, then a route that leaves the old version serving beside (no wait for its baseline).
+    const recordThenRoute = (previous: Replica[]): Step[] => [
+      { kind: 'record', servers: previous },
+      { kind: 'start', replicas: [v2] },
+      { kind: 'route', servers: [...previous, v2], judged: { backup: [] } },
+    ]
+
+    it('is held, and the record followed, before any step once the run knows it will judge (prepareJudging)', async () => {
+      const { ex, host, nginx, previous, before } = setup()
+      nginx.prepareJudging(before)
+      expect(host.followed.map((f) => inSession(f.command))).toEqual([true, false])
+      expect(host.applies).toEqual([])
+      await runAll(ex, recordThenRoute(previous), 'deploy', 'shop:v2')
+      // The record's step read the follow already started, and its reload went through the held session.
+      expect(host.followed.map((f) => inSession(f.command))).toEqual([true, false])
+      expect(sessionsOf(host)[0].words).toHaveLength(2)
+      expect(host.applies.map(inSession)).toEqual([true, true])
+    })
+
+    it('turns the record on only once its follow emptied it: nothing nginx writes is missed', async () => {
+      const { ex, host, nginx, previous, before } = setup()
+      const emptied = deferred<void>()
+      host.recordEmptied = emptied.promise
+      nginx.prepareJudging(before)
+      const run = runAll(ex, recordThenRoute(previous), 'deploy', 'shop:v2')
+      await sleep(30)
+      expect(host.installed).toEqual([])
+      emptied.resolve()
+      await run
+      expect(host.installed).toHaveLength(2)
+    })
+
+    it('releases a session and a follow that no step used (a run that stopped before its steps)', async () => {
+      const { host, nginx, before } = setup()
+      nginx.prepareJudging(before)
+      await nginx.releaseHeld()
+      expect(host.followed.map((f) => f.stopped)).toEqual([true, true])
+      expect(host.commands).toEqual([])
+    })
+
+    it('starts nothing before the steps for a stopped nginx: the record step boots it first', async () => {
+      const { config, previous } = setup()
+      const { host, nginx } = setup({ nginxState: { ...nginxServing(config, previous), masterPid: undefined } })
+      nginx.prepareJudging(undefined)
+      expect(host.followed).toEqual([])
     })
 
     it('is not held for a route that is not judged; where there was no file before, nothing is a switch back', async () => {

@@ -6,6 +6,7 @@ import { render, type Command } from '../../src/commands/shell.js'
 import type { CanaryState, HostState, ManagedContainer } from '../../src/host/state.js'
 import { hostPort, type Replica } from '../../src/model.js'
 import type { NginxState } from '../../src/nginx/nginx.js'
+import { RECORD_FOLLOWED } from '../../src/nginx/scripts.js'
 import { CONFIG_ID_HEADER, configIdOf, renderManagedFile } from '../../src/nginx/template.js'
 import type { Routes } from '../../src/plan/common.js'
 import type { Fleet } from '../../src/remote/fleet.js'
@@ -178,6 +179,8 @@ export class FakeRemote implements Remote {
 
   /** What a followed command prints once it runs (nginx's record of requests, for the judgement). */
   followText = ''
+  /** When set, a follow of nginx's record says it emptied the record only once this settles. */
+  recordEmptied: Promise<void> | undefined
 
   async follow(command: Command, onData: (chunk: Buffer) => void): Promise<FollowedCommand> {
     this.stats.commands++
@@ -187,8 +190,20 @@ export class FakeRemote implements Remote {
     })
     const f: (typeof this.followed)[number] = { command, onData, stopped: false, end, words: [] }
     this.followed.push(f)
-    if (this.followText) setTimeout(() => onData(Buffer.from(this.followText)), 0)
-    const write = HELD_SESSION.test(render(command)) ? this.heldSession(f) : () => undefined
+    const session = HELD_SESSION.test(render(command))
+    // A follow of nginx's record says first that it emptied the record (RECORD_FOLLOWED), as the host's does;
+    // what nginx writes comes after.
+    const text = this.followText
+    const said = () => text && setTimeout(() => onData(Buffer.from(text)), 0)
+    if (session) said()
+    else
+      void (this.recordEmptied ?? Promise.resolve()).then(() =>
+        setTimeout(() => {
+          onData(Buffer.from(`${RECORD_FOLLOWED}\n`))
+          said()
+        }, 0),
+      )
+    const write = session ? this.heldSession(f) : () => undefined
     return { stop: async () => void ((f.stopped = true), end(0, '')), ended, write }
   }
 

@@ -12,7 +12,14 @@ import { fileURLToPath } from 'node:url'
 import { LIMITS } from '../../src/config.js'
 import { renderRemote, withStdin, type Command } from '../../src/commands/shell.js'
 import { parseNginx } from '../../src/nginx/nginx.js'
-import { applyManagedFile, followTrafficLog, hostPlace, readNginx, sudoCommands } from '../../src/nginx/scripts.js'
+import {
+  applyManagedFile,
+  followTrafficLog,
+  hostPlace,
+  readNginx,
+  RECORD_FOLLOWED,
+  sudoCommands,
+} from '../../src/nginx/scripts.js'
 import { parseSections } from '../../src/remote/frames.js'
 import { configFrom } from './fixtures.js'
 
@@ -214,14 +221,21 @@ describe('following the traffic log through sudo', () => {
       },
     })
     let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    await new Promise((r) => setTimeout(r, 400))
+    let emptied: () => void = () => undefined
+    const followed = new Promise<void>((r) => (emptied = r))
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.startsWith(`${RECORD_FOLLOWED}\n`)) emptied()
+    })
+    // Once the follow says so, the old request is gone and nothing written after is missed.
+    await followed
+    expect(readFileSync(h.log, 'utf8')).toBe('')
     writeFileSync(h.log, 'a new request\n', { flag: 'a' })
     await new Promise((r) => setTimeout(r, 400))
     child.stdin.end()
     const code = await new Promise((r) => child.on('exit', r))
     expect(code).toBe(0)
-    expect(out).toBe('a new request\n')
+    expect(out).toBe(`${RECORD_FOLLOWED}\na new request\n`)
     expect(h.sudoLog()).toEqual([`-n ${TRUNCATE} -s 0 ${h.log}`])
   })
 })

@@ -303,13 +303,18 @@ export const nginxLocked = (
   argv: script(LOCKED, fence.lockDir, fence.token, lockFile, String(waitSeconds), ...inner.argv).argv,
 })
 
+/** The first line a follow of the traffic log prints, once the log is empty (see LOG_FOLLOW). */
+export const RECORD_FOLLOWED = 'nginx-rollout: following the record'
+
 // $1 the app's traffic log, $2 the most bytes it may grow to, $3 seconds between reads: starts it empty
 // (nginx appends, so a truncation is safe while it writes), then prints what nginx writes as it comes until
 // standard input ends (the run closes it when it is done, or the connection goes). Read with cat from one
 // open descriptor, whose offset carries on: any sh and cat do (busybox's tail -f waits a second between
-// reads). Past $2 bytes the file is cut back to empty and read again from its start.
+// reads). Past $2 bytes the file is cut back to empty and read again from its start. Its first line says the
+// file is empty (RECORD_FOLLOWED): from then on nothing nginx writes there is missed.
 const LOG_FOLLOW = `${PRIVILEGE}f=$1; max=$2; every=$3
 empty_file "$f" || exit 1
+echo '${RECORD_FOLLOWED}'
 (
   exec 3<"$f"
   while :; do
