@@ -32,7 +32,8 @@ export class RecordFollow {
         return
       }
       this.head = undefined
-      // The follow's first line; anything else there would be the record's, and is kept as it came.
+      // The follow's first line. Anything else there (this script always says it first) would be the record's:
+      // it is kept as it came, and the follow is reading.
       rest = text.subarray(0, end).toString('utf8') === RECORD_FOLLOWED ? text.subarray(end + 1) : text
       this.emptied()
       if (!rest.length) return
