@@ -55299,7 +55299,10 @@ async function operateOn(scope, read, lock) {
     warning(stale);
     journal.notes.push(stale);
   }
-  let nginx;
+  const held = lock && {
+    lock,
+    nginx: new Nginx(fleet.nginx, config, state2.nginx, { lockDir: lock.claim.dir, token: lock.claim.token })
+  };
   try {
     if (config.operation === "status") return { end: await status(config, fleet, state2, records), records: {} };
     const problems = hostProblems(config, state2);
@@ -55312,24 +55315,22 @@ async function operateOn(scope, read, lock) {
     if (config.operation === "abort" && stale && !leftovers.length)
       throw new NothingToDo(`${stale}; nothing left to abort`);
     const planFrom = leftovers.length ? read : state2;
-    if (lock) nginx = new Nginx(fleet.nginx, config, state2.nginx, { lockDir: lock.claim.dir, token: lock.claim.token });
-    const plan = lock && nginx ? await planAndReserve(config, fleet, planFrom, gh, lock.claim, prepareJudging(nginx)) : planFor(config, planFrom, canaryPullRequest(gh, void 0));
+    const plan = held ? await planAndReserve(config, fleet, planFrom, gh, held.lock.claim, prepareJudging(held.nginx)) : planFor(config, planFrom, canaryPullRequest(gh, void 0));
     const configDiff = printPlan(config, plan, state2);
     const planned = { plan, state: state2, configDiff, serving: plan.previous };
-    if (!lock || !nginx)
-      return { end: { ...planned, result: "planned", canaryWeight: "", serving: plan.next }, records };
+    if (!held) return { end: { ...planned, result: "planned", canaryWeight: "", serving: plan.next }, records };
     if (cancel.reason) {
       const failure2 = `${cancel.reason} before this run changed anything`;
       return { end: { ...planned, configDiff: "", result: "cancelled", canaryWeight: "", failure: failure2 }, records };
     }
-    return await deploy(scope, state2, plan, lock, records, nginx);
+    return await deploy(scope, state2, plan, held.lock, records, held.nginx);
   } catch (e) {
     if (!(e instanceof NothingToDo)) return { end: failed2(e, { state: read }), records };
     notice(e.message);
     const canaryWeight = read.canary ? String(read.canary.weight) : "";
     return { end: { result: "unchanged", canaryWeight, serving: [], configDiff: "", state: read }, records };
   } finally {
-    await nginx?.releaseHeld();
+    await held?.nginx.releaseHeld();
   }
 }
 var prepareJudging = (nginx) => (plan) => {

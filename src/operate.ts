@@ -130,7 +130,12 @@ async function operateOn(scope: Scope, read: HostState, lock: HeldLock | undefin
     core.warning(stale)
     journal.notes.push(stale)
   }
-  let nginx: Nginx | undefined
+  // The run's nginx, made before planning: a plan that judges has what its judgement needs started while the
+  // ports are reserved (prepareJudging). None without the lock (a status, a dry run).
+  const held = lock && {
+    lock,
+    nginx: new Nginx(fleet.nginx, config, state.nginx, { lockDir: lock.claim.dir, token: lock.claim.token }),
+  }
   try {
     if (config.operation === 'status') return { end: await status(config, fleet, state, records), records: {} }
     const problems = hostProblems(config, state)
@@ -148,30 +153,26 @@ async function operateOn(scope: Scope, read: HostState, lock: HeldLock | undefin
     if (config.operation === 'abort' && stale && !leftovers.length)
       throw new NothingToDo(`${stale}; nothing left to abort`)
     const planFrom = leftovers.length ? read : state
-    // Made here, not when the steps start: a plan that judges has its judgement's needs started while the
-    // ports are reserved (prepareJudging).
-    if (lock) nginx = new Nginx(fleet.nginx, config, state.nginx, { lockDir: lock.claim.dir, token: lock.claim.token })
-    const plan =
-      lock && nginx
-        ? await planAndReserve(config, fleet, planFrom, gh, lock.claim, prepareJudging(nginx))
-        : planFor(config, planFrom, canaryPullRequest(gh, undefined))
+    const plan = held
+      ? await planAndReserve(config, fleet, planFrom, gh, held.lock.claim, prepareJudging(held.nginx))
+      : planFor(config, planFrom, canaryPullRequest(gh, undefined))
     const configDiff = printPlan(config, plan, state)
     const planned = { plan, state, configDiff, serving: plan.previous }
-    if (!lock || !nginx)
-      return { end: { ...planned, result: 'planned', canaryWeight: '', serving: plan.next }, records }
+    if (!held) return { end: { ...planned, result: 'planned', canaryWeight: '', serving: plan.next }, records }
     if (cancel.reason) {
       const failure = `${cancel.reason} before this run changed anything`
       return { end: { ...planned, configDiff: '', result: 'cancelled', canaryWeight: '', failure }, records }
     }
-    return await deploy(scope, state, plan, lock, records, nginx)
+    return await deploy(scope, state, plan, held.lock, records, held.nginx)
   } catch (e) {
     if (!(e instanceof NothingToDo)) return { end: failed(e, { state: read }), records }
     core.notice(e.message)
     const canaryWeight = read.canary ? String(read.canary.weight) : ''
     return { end: { result: 'unchanged', canaryWeight, serving: [], configDiff: '', state: read }, records }
   } finally {
-    // A run that stopped before its steps (cancelled, ports taken) started no judgement to end them.
-    await nginx?.releaseHeld()
+    // What prepareJudging started, for a run that stopped before its steps (cancelled, ports taken): a deploy
+    // released it already, as soon as its steps were done.
+    await held?.nginx.releaseHeld()
   }
 }
 
