@@ -3,7 +3,8 @@
 # nginx, test images) and the fleet of several hosts (network namespaces, each with its own dockerd and sshd,
 # a registry, a bastion); meanwhile sets up a second test host from nothing (fresh-check.sh), so that a set-up
 # step only a new machine takes cannot pass unseen on a warm one. Then: typecheck, format, ShellCheck over
-# every script, a check that dist/ matches the sources, unit tests, browser tests, and the end-to-end tests that drive
+# every script, a check that dist/ matches the sources, that the docs' `uses:` pins name the newest commit of
+# the action, unit tests, browser tests, and the end-to-end tests that drive
 # dist/index.js against real dockerd, sshd and nginx, in two streams side by side (below).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib/strict.sh
@@ -39,6 +40,9 @@ if ! cmp -s "$results/index.js" dist/index.js; then
   echo "dist/index.js is stale: run 'npm run bundle' and commit dist/" >&2
   exit 1
 fi
+
+section "the copied pins name the action's newest commit ('npm run pin' fixes it)"
+node scripts/pin.mjs --check
 
 section "unit tests"
 npx jest --selectProjects unit --json --outputFile="$results/unit.json"
