@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { copiedFiles, isCommit, pinsIn } from '../../scripts/lib/pins.mjs'
+import { copiedFiles, isCommit, ownersIn, pinsIn } from '../../scripts/lib/pins.mjs'
 import { releasedVersions } from '../../scripts/lib/release.mjs'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -78,6 +78,9 @@ describe('the documentation', () => {
     // --check, which npm test and CI run.
     const pins = copiedFiles(root).flatMap((file) => pinsIn(read(file)).map((ref) => ({ file, ref })))
     const ok = (ref: string) => isCommit(ref) || released.some((v) => ref === `v${v}` || ref === `v${v.split('.')[0]}`)
+    // A snippet that names another owner (your-org/...) or a tag never released is copied as it is, and fails.
+    const owners = copiedFiles(root).flatMap((file) => ownersIn(read(file)).map((owner) => `${file}: ${owner}`))
+    expect(owners.filter((o) => !o.endsWith(': nginx-rollout'))).toEqual([])
     expect(pins.length).toBeGreaterThan(3)
     expect(pins.filter((p) => !ok(p.ref))).toEqual([])
     expect(new Set(pins.filter((p) => isCommit(p.ref)).map((p) => p.ref)).size).toBeLessThanOrEqual(1)

@@ -30,6 +30,9 @@ export function copiedFiles(root) {
   ]
 }
 
+/** The owners a text's `uses: <owner>/nginx-rollout@` lines name (anything but nginx-rollout is a copy error). */
+export const ownersIn = (text) => [...text.matchAll(/uses:\s*([\w.-]+)\/nginx-rollout@/g)].map((m) => m[1])
+
 /** The refs a text's `uses:` lines pin, in order. */
 export const pinsIn = (text) => [...text.matchAll(PIN)].map((m) => m[2])
 
