@@ -32,8 +32,13 @@ const files = copiedFiles(root)
 const texts = new Map(files.map((f) => [f, readFileSync(join(root, f), 'utf8')]))
 
 if (check) {
-  /** Why a pinned commit is not the action as it stands, if it is not. */
+  /** Why a pinned commit is not the action as it stands, if it is not (asked once per commit). */
+  const why = new Map()
   const wrong = (ref) => {
+    if (!why.has(ref)) why.set(ref, whyWrong(ref))
+    return why.get(ref)
+  }
+  const whyWrong = (ref) => {
     if (!succeeds('merge-base', '--is-ancestor', ref, 'HEAD')) return "not in this branch's history"
     if (succeeds('diff', '--quiet', ref, 'HEAD', '--', ...ACTION_PATHS)) return undefined
     const since = git('rev-list', '--count', `${ref}..HEAD`, '--', ...ACTION_PATHS)

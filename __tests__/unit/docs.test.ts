@@ -1,7 +1,7 @@
 // The documentation as a newcomer reads it: a README short enough to read in one sitting that points at every
 // docs/ page, and links that lead somewhere. A moved section or a renamed heading breaks a link silently on
 // GitHub; here it breaks this test.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { copiedFiles, isCommit, ownersIn, pinsIn } from '../../scripts/lib/pins.mjs'
@@ -10,15 +10,8 @@ import { releasedVersions } from '../../scripts/lib/release.mjs'
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const read = (path: string) => readFileSync(join(root, path), 'utf8')
 
-const pages = [
-  'README.md',
-  'SECURITY.md',
-  'CONTRIBUTING.md',
-  'CHANGELOG.md',
-  ...readdirSync(join(root, 'docs'))
-    .filter((f) => f.endsWith('.md'))
-    .map((f) => `docs/${f}`),
-]
+/** The project's Markdown pages: those of the files users copy from (examples/ and workflows are YAML). */
+const pages = copiedFiles(root).filter((f) => f.endsWith('.md'))
 
 /** Markdown text without its fenced code blocks (a link inside one is an example, not a link). */
 // (Code blocks and code spans are examples, not links.)
