@@ -11645,7 +11645,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP: isIP4 } = __require("node:net");
+    var { isIP: isIP5 } = __require("node:net");
     var { lookup: lookup2 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11900,7 +11900,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP4(origin.hostname) !== 0) {
+          if (isIP5(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -49448,9 +49448,15 @@ function parseReplicaState(stdout) {
     restarts: Number(restarts || 0)
   };
 }
-var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
+var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; servers=$5; shift 5
 self=$(readlink /proc/self/ns/net 2>/dev/null)
 [ -n "$self" ] && ss -tn state established '( sport = :1 )' >/dev/null 2>&1 || self=''
+nginx=''
+if ss -tn state syn-sent '( dport = :1 )' >/dev/null 2>&1; then
+  set -f # [::1]:9201 is no file pattern
+  for s in $servers; do nginx="\${nginx:+$nginx or }dst $s"; done
+  set +f
+fi
 here=''; watch=''
 while [ $# -ge 3 ]; do
   pid=$2
@@ -49470,6 +49476,10 @@ inflight() {
   n=0
   # (No -H: an old ss without it must not read as idle.) The first line is the header.
   [ -z "$here" ] || n=$(ss -tn state established "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
+  if [ -n "$nginx" ]; then
+    c=$(ss -tn state established state syn-sent "( $nginx )" | tail -n +2 | wc -l) || { echo unknown; return; }
+    n=$((n + c))
+  fi
   for w in $watch; do
     [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
     c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
@@ -49487,13 +49497,14 @@ while :; do
   if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
   sleep "$poll"; i=$((i + 1))
 done`;
-var drainWait = (targets, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
+var drainWait = (targets, nginxServers2, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
   script(
     DRAIN,
     String(maxSeconds),
     String(minSeconds),
     String(pollMs / 1e3),
     String(quietPolls),
+    nginxServers2.join(" "),
     ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])
   ),
   maxSeconds + 30
@@ -54834,7 +54845,11 @@ async function gate(port, config, replica, again = false) {
 }
 
 // src/run/drain.ts
+import { isIP as isIP4 } from "node:net";
 var seconds3 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
+var nginxServers = (replicas, resolved) => replicas.flatMap(
+  (r) => (resolved?.get(r.address) ?? [r.address]).filter((a) => isIP4(a) !== 0).map((a) => hostPort(a, r.port))
+);
 async function drainReplicas(w, replicas, max) {
   const { config, nginx, progress } = w;
   const keepalive = config.nginx.scope === "site" && nginx.state.facts.keepaliveMinTimeout;
@@ -54848,10 +54863,17 @@ async function drainReplicas(w, replicas, max) {
     if (config.network !== "host") return each;
     return [{ ...each.find((t) => t.pid) ?? each[0], ports: each.flatMap((t) => t.ports) }];
   };
+  const servers = nginxServers(replicas, nginx.state.resolved);
+  const places = [...byHost(replicas)].map(([host, rs]) => ({ remote: w.fleet.app(host), targets: targets(rs) }));
+  const nginxHere = places.some((p) => p.remote === w.fleet.nginx);
+  const waits = [
+    ...places.map((p) => ({ ...p, servers: p.remote === w.fleet.nginx ? servers : [] })),
+    ...nginxHere ? [] : [{ remote: w.fleet.nginx, targets: [], servers }]
+  ];
   const outcomes = await Promise.all(
-    [...byHost(replicas)].map(async ([host, rs]) => {
-      const wait = drainWait(targets(rs), max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls);
-      return parseDrain((await run(w.fleet.app(host), wait, "draining")).stdout);
+    waits.map(async (p) => {
+      const wait = drainWait(p.targets, p.servers, max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls);
+      return parseDrain((await run(p.remote, wait, "draining")).stdout);
     })
   );
   const busy = outcomes.flatMap((o) => o.kind === "busy" ? [o.inFlight] : []);

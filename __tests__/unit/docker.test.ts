@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import {
   chmodSync,
   existsSync,
@@ -339,18 +339,32 @@ describe('drainWait, run by sh', () => {
         { ref: 'abc', pid: 4242, ports: [8080] },
         { ref: 'def', ports: [9202, 9203] },
       ],
+      ['127.0.0.1:8080', '[::1]:9202'],
       5,
       1,
       100,
       2,
     )
-    expect(c.argv.slice(3)).toEqual(['sh', '5', '1', '0.1', '2', 'abc', '4242', '8080', 'def', '0', '9202|9203'])
+    expect(c.argv.slice(3)).toEqual([
+      'sh',
+      '5',
+      '1',
+      '0.1',
+      '2',
+      '127.0.0.1:8080 [::1]:9202',
+      'abc',
+      '4242',
+      '8080',
+      'def',
+      '0',
+      '9202|9203',
+    ])
     expect(c.timeoutSeconds).toBe(35)
   })
 
   it('ends after the quiet polls when nothing is in flight', () => {
     const docker = fakeDocker()
-    const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 2, 0, 100, 2), {
+    const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], [], 2, 0, 100, 2), {
       FAKE_PID: String(process.pid),
     })
     expect(r.stdout).toBe('idle 100\n')
@@ -361,19 +375,19 @@ describe('drainWait, run by sh', () => {
   it('waits the shortest wait even when idle at once', () => {
     const docker = fakeDocker()
     expect(
-      docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 2, 0.5, 100, 2), { FAKE_PID: String(process.pid) })
-        .stdout,
+      docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], [], 2, 0.5, 100, 2), {
+        FAKE_PID: String(process.pid),
+      }).stdout,
     ).toBe('idle 500\n')
   })
 
-  // BUG (minor): the poll counts come from awk's int($min/$poll) and int($max/$poll) in floating point
-  // (src/commands/docker.ts:327): 0.3/0.1 is 2.999..., so a drain-seconds of 0.3 (or 0.7, 2.3...) waits one poll
-  // less than asked. Fix: round, e.g. int($min/$poll + 0.5), or count in whole milliseconds.
+  // The poll counts are rounded: in floating point 0.3/0.1 is 2.999..., one poll short when truncated.
   it('waits a shortest wait that is not a whole number of polls in full', () => {
     const docker = fakeDocker()
     expect(
-      docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 2, 0.3, 100, 2), { FAKE_PID: String(process.pid) })
-        .stdout,
+      docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], [], 2, 0.3, 100, 2), {
+        FAKE_PID: String(process.pid),
+      }).stdout,
     ).toBe('idle 300\n')
   })
 
@@ -385,7 +399,7 @@ describe('drainWait, run by sh', () => {
     await Promise.all(clients.map((c) => new Promise((r) => c.once('connect', r))))
     try {
       const docker = fakeDocker()
-      const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 0.5, 0, 100, 2), {
+      const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], [], 0.5, 0, 100, 2), {
         FAKE_PID: String(process.pid),
       })
       expect(parseDrain(r.stdout)).toEqual({ kind: 'busy', ms: 500, inFlight: 1 })
@@ -393,7 +407,7 @@ describe('drainWait, run by sh', () => {
       const known = fakeDocker()
       expect(
         parseDrain(
-          known.run(drainWait([{ ref: 'shop-9201', pid: process.pid, ports: [port, otherPort] }], 0.5, 0, 100, 2))
+          known.run(drainWait([{ ref: 'shop-9201', pid: process.pid, ports: [port, otherPort] }], [], 0.5, 0, 100, 2))
             .stdout,
         ),
       ).toEqual({ kind: 'busy', ms: 500, inFlight: 2 })
@@ -405,19 +419,59 @@ describe('drainWait, run by sh', () => {
     // Two drains of 0.5 s in a real sh: room for a loaded machine.
   }, 15_000)
 
+  it("counts nginx's connections that are still being opened: the replica's side does not see a SYN its full listen queue dropped", async () => {
+    // A replica that stops accepting (its process busy): two connections fit its queue (backlog 1), the
+    // kernel drops the other SYNs and the client sends them again a second later. Stopping the replica
+    // meanwhile fails those requests.
+    const replica = spawn(
+      process.execPath,
+      [
+        '-e',
+        "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => " +
+          '{ console.log(s.address().port); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10000) })',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const full = await new Promise<number>((r) => replica.stdout.once('data', (d) => r(Number(String(d).trim()))))
+    const nginx = Array.from({ length: 6 }, () => connect(full, '127.0.0.1').on('error', () => undefined))
+    try {
+      await sleep(200)
+      const drain = (servers: string[]) =>
+        parseDrain(
+          fakeDocker().run(drainWait([{ ref: 'shop-9201', pid: replica.pid, ports: [full] }], servers, 0.3, 0, 100, 2))
+            .stdout,
+        )
+      expect(drain([])).toEqual({ kind: 'busy', ms: 300, inFlight: 2 })
+      // nginx's side: the 2 established and the 4 still connecting, beside the replica's 2.
+      expect(drain([`127.0.0.1:${full}`, '[::1]:1'])).toEqual({ kind: 'busy', ms: 300, inFlight: 8 })
+      const nginxOnly = fakeDocker()
+      expect(parseDrain(nginxOnly.run(drainWait([], [`127.0.0.1:${full}`], 0.3, 0, 100, 2)).stdout)).toEqual({
+        kind: 'busy',
+        ms: 300,
+        inFlight: 6,
+      })
+      expect(nginxOnly.calls()).toEqual([])
+    } finally {
+      nginx.forEach((c) => c.destroy())
+      replica.kill()
+    }
+  }, 15_000)
+
   it('does not wait for a container already gone or stopped', () => {
     const docker = fakeDocker()
-    expect(docker.run(drainWait([{ ref: 'gone', ports: [port] }], 2, 0, 100, 2), { FAKE_PID_EXIT: '1' }).stdout).toBe(
-      'idle 100\n',
-    )
-    expect(docker.run(drainWait([{ ref: 'stopped', ports: [port] }], 2, 0, 100, 2), { FAKE_PID: '0' }).stdout).toBe(
+    expect(
+      docker.run(drainWait([{ ref: 'gone', ports: [port] }], [], 2, 0, 100, 2), { FAKE_PID_EXIT: '1' }).stdout,
+    ).toBe('idle 100\n')
+    expect(docker.run(drainWait([{ ref: 'stopped', ports: [port] }], [], 2, 0, 100, 2), { FAKE_PID: '0' }).stdout).toBe(
       'idle 100\n',
     )
   })
 
   it('waits the longest wait when it cannot read connections', () => {
     const docker = fakeDocker()
-    const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], 0.2, 0, 100, 2), { FAKE_PID: '999999999' })
+    const r = docker.run(drainWait([{ ref: 'shop-9201', ports: [port] }], [], 0.2, 0, 100, 2), {
+      FAKE_PID: '999999999',
+    })
     expect(r.stdout).toBe('unknown 0.2\n')
     expect(parseDrain(r.stdout)).toEqual({ kind: 'unknown', seconds: 0.2 })
   })

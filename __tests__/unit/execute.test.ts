@@ -643,8 +643,9 @@ describe('Executor: health gates and drains', () => {
       outcome: 'ok',
       detail,
     })
-    // At most 5 s, at least 0, polls of 0.1 s, 2 quiet polls; the container, its main pid as read and the port its app listens on inside.
-    expect(host.commands[0].argv.slice(4)).toEqual(['5', '0', '0.1', '2', old.id, '4242', '8080'])
+    // At most 5 s, at least 0, polls of 0.1 s, 2 quiet polls; nginx runs here, so its connections to the
+    // replica count too; the container, its main pid as read and the port its app listens on inside.
+    expect(host.commands[0].argv.slice(4)).toEqual(['5', '0', '0.1', '2', '127.0.0.1:9201', old.id, '4242', '8080'])
   })
 
   it("drains for at least keepalive_min_timeout when nginx reloads with it, reads each host's one network namespace with host networking, and adds up the hosts still busy", async () => {
@@ -664,16 +665,23 @@ describe('Executor: health gates and drains', () => {
       container(9202, 'shop:v1', { host: 'b', pid: 2222 }),
     ]
     const nginxState = { ...nginxServing(config, live.map(replicaOf)), facts: { keepaliveMinTimeout: true } }
-    const { ex, journal } = setup({ config, containers: live, apps, nginx: new FakeNginxHost('lb'), nginxState })
+    // nginx has a host of its own: its connections to all four are counted there, where no replica runs.
+    const lb = new FakeNginxHost('lb', [drain('busy 5000 4')])
+    const { ex, journal } = setup({ config, containers: live, apps, nginx: lb, nginxState })
     await runAll(ex, [{ kind: 'drain', seconds: 5, replicas: live.map(replicaOf) }], 'deploy', 'shop:v2')
-    expect(journal.steps[0].detail).toBe('3 connections still open after drain-seconds 5s')
+    expect(journal.steps[0].detail).toBe('7 connections still open after drain-seconds 5s')
     expect(apps.a.commands.map((c) => c.argv.slice(4))).toEqual([
-      ['5', '1', '0.1', '2', idOf('a', 9201), '1111', '9201'],
+      ['5', '1', '0.1', '2', '', idOf('a', 9201), '1111', '9201'],
     ])
     expect(apps.b.commands.map((c) => c.argv.slice(4))).toEqual([
-      ['5', '1', '0.1', '2', idOf('b', 9202), '2222', '9201|9202'],
+      ['5', '1', '0.1', '2', '', idOf('b', 9202), '2222', '9201|9202'],
     ])
-    expect(apps.c.commands.map((c) => c.argv.slice(4))).toEqual([['5', '1', '0.1', '2', idOf('c', 9201), '0', '9201']])
+    expect(apps.c.commands.map((c) => c.argv.slice(4))).toEqual([
+      ['5', '1', '0.1', '2', '', idOf('c', 9201), '0', '9201'],
+    ])
+    expect(lb.commands.map((c) => c.argv.slice(4))).toEqual([
+      ['5', '1', '0.1', '2', '10.0.0.1:9201 10.0.0.2:9201 10.0.0.3:9201 10.0.0.2:9202'],
+    ])
   })
 
   it('checks the replicas that took the traffic again while the old ones drain, at the same time, an answer sufficing', async () => {
@@ -731,7 +739,7 @@ describe('Executor: health gates and drains', () => {
     expect(journal.steps[2].detail).toBe('shop-9202 stopped (exited, exit code 137) before it became healthy')
     // The drain ran (and answered idle): the failure is the recheck's alone.
     const drains = host.commands.filter((c) => /max=\$1; min=\$2/.test(render(c)))
-    expect(drains.map((c) => c.argv.slice(4))).toEqual([['5', '0', '0.1', '2', old.id, '0', '8080']])
+    expect(drains.map((c) => c.argv.slice(4))).toEqual([['5', '0', '0.1', '2', '127.0.0.1:9201', old.id, '0', '8080']])
     expect(journal.evidence).toEqual([
       {
         subject: 'shop-9202',
@@ -848,7 +856,8 @@ describe('Executor: several hosts', () => {
     )
     expect(apps.a.commands).toEqual([])
     expect(apps.c.commands).toEqual([])
-    expect(lb.commands).toEqual([])
+    // On the nginx host, only the drain's count of nginx's own connections to the old replica on b.
+    expect(lb.commands.map((c) => c.argv.slice(4))).toEqual([['2', '0', '0.1', '2', '10.0.0.2:9201']])
     // The gate's docker inspects (how many depends on the gate) are on b too.
     expect(verbs(apps.b)).toContain('docker inspect')
     expect(verbs(apps.b).filter((v) => v !== 'docker inspect')).toEqual([

@@ -193,16 +193,25 @@ export function parseReplicaState(stdout: string): ReplicaState {
   }
 }
 
-// $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; then, per network
+// $1 longest wait (s), $2 shortest wait (s), $3 poll interval (s), $4 quiet polls needed; $5 the replicas as
+// nginx reaches them ('127.0.0.1:9201 10.0.0.5:9202'), when nginx runs here, else ''; then, per network
 // namespace, a container ref, its main process id (0: ask docker) and the ports its apps listen on there
 // ('9201|9202'). Counts the established TCP connections to those ports (nginx opens one per request in
 // flight): those in this shell's own namespace (host networking) with one ss per poll, which asks the kernel
 // for exactly these sockets; those elsewhere from /proc/PID/net/tcp*, read once per namespace and poll (the
-// whole table: slow on a busy host, tens of thousands of lines). Ends once none is left for the quiet polls,
-// after the shortest wait.
-const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; shift 4
+// whole table: slow on a busy host, tens of thousands of lines). The replica's side cannot see a connection
+// nginx is still opening: when the replica's listen queue is full its SYN is dropped and the kernel sends it
+// again a second later, so nginx's own sockets to the replicas (established or still connecting) count too.
+// Ends once none is left for the quiet polls, after the shortest wait.
+const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; servers=$5; shift 5
 self=$(readlink /proc/self/ns/net 2>/dev/null)
 [ -n "$self" ] && ss -tn state established '( sport = :1 )' >/dev/null 2>&1 || self=''
+nginx=''
+if ss -tn state syn-sent '( dport = :1 )' >/dev/null 2>&1; then
+  set -f # [::1]:9201 is no file pattern
+  for s in $servers; do nginx="\${nginx:+$nginx or }dst $s"; done
+  set +f
+fi
 here=''; watch=''
 while [ $# -ge 3 ]; do
   pid=$2
@@ -222,6 +231,10 @@ inflight() {
   n=0
   # (No -H: an old ss without it must not read as idle.) The first line is the header.
   [ -z "$here" ] || n=$(ss -tn state established "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
+  if [ -n "$nginx" ]; then
+    c=$(ss -tn state established state syn-sent "( $nginx )" | tail -n +2 | wc -l) || { echo unknown; return; }
+    n=$((n + c))
+  fi
   for w in $watch; do
     [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
     c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
@@ -247,9 +260,14 @@ export interface DrainTarget {
   readonly ports: readonly number[]
 }
 
-/** Waits, on the host itself, until the replicas have nothing in flight (or the longest wait passes). */
+/**
+ * Waits, on the host itself, until the replicas have nothing in flight (or the longest wait passes).
+ * `nginxServers`: the replicas as nginx reaches them (address:port, addresses only), when nginx runs on this
+ * host; its connections to them count too. `targets` may be empty on an nginx host that runs no replica.
+ */
 export const drainWait = (
   targets: readonly DrainTarget[],
+  nginxServers: readonly string[],
   maxSeconds: number,
   minSeconds: number,
   pollMs: number,
@@ -262,6 +280,7 @@ export const drainWait = (
       String(minSeconds),
       String(pollMs / 1000),
       String(quietPolls),
+      nginxServers.join(' '),
       ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join('|')]),
     ),
     maxSeconds + 30,
