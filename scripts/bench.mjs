@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path'
 import { startLoad } from './lib/load.mjs'
 import { localInputs, resetApp, root, runAction, testHost } from './lib/action.mjs'
 import { renderJudged, runJudged } from './lib/bench-judged.mjs'
+import { readSummary } from './lib/summary-read.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const OUT = resolve(root, process.env.BENCH_OUT ?? 'bench-results')
@@ -96,34 +97,6 @@ function timeline(events, from, to) {
 
 // ---------- the action ----------
 
-/** What the run's summary says: step durations, the route (reload) steps, when traffic switched and the run ended. */
-function fromSummary(summary) {
-  // Steps table rows: | n | step | [host |] duration | outcome |; an undo's rows read 'rollback: ...'.
-  const steps = [...summary.matchAll(/^\| \d+ \| (?!rollback: )(.+?) \| (?:[^|]* \| )?([\d.]+)\ss \| ok/gm)].map(
-    ([, desc, s]) => ({ desc, seconds: Number(s) }),
-  )
-  const routes = steps.filter((s) => /^route /.test(s.desc))
-  const switched = /all traffic on the new version after\*\* ([\d.]+) s/.exec(summary)?.[1]
-  const ended = /run ended after\*\* ([\d.]+) s/.exec(summary)?.[1]
-  const stats = /<sub>(\d+) SSH connections?, (\d+) remote commands/.exec(summary)
-  // "the run's own work: node start 0.15 s, connect 0.06 s, lock and read 0.25 s, records and unlock 0.03 s"
-  const own = /the run's own work: ([^<]*)/.exec(summary)?.[1] ?? ''
-  const phases = Object.fromEntries(
-    [...own.matchAll(/([a-z ]+?) ([\d.]+) s/g)].map(([, name, s]) => [name.trim(), Number(s)]),
-  )
-  return {
-    phases,
-    stepSeconds: steps.reduce((a, s) => a + s.seconds, 0),
-    routeSeconds: routes.map((s) => s.seconds),
-    // Every route is one reload, and so is the step that turns nginx's record of requests on.
-    reloads: routes.length + steps.filter((s) => /^start nginx's record/.test(s.desc)).length,
-    switchedSeconds: switched === undefined ? undefined : Number(switched),
-    endedSeconds: ended === undefined ? undefined : Number(ended),
-    sshConnections: Number(stats?.[1] ?? 0),
-    remoteCommands: Number(stats?.[2] ?? 0),
-  }
-}
-
 function actionScenario(name, app, port, ports, extra) {
   return {
     name,
@@ -144,7 +117,7 @@ function actionScenario(name, app, port, ports, extra) {
             .filter((l) => /^\[|::error/.test(l))
             .join('\n')}`,
         )
-      const s = fromSummary(run.summary)
+      const s = readSummary(run.summary)
       // Everything that is not a step: node start, connect, lock and read, plan, history and unlock.
       return {
         result: run.outputs.result,
@@ -289,7 +262,7 @@ const scaleRun = async (label, inputsFor, n, setupExtra, extra) => {
   const t0 = performance.now()
   const r = await runAction({ ...inputsFor('v2'), ...extra }, { debug: false })
   const seconds = (performance.now() - t0) / 1000
-  const s = fromSummary(r.summary)
+  const s = readSummary(r.summary)
   // A run that did not deploy still goes in the table (marked with its result); its errors go to the log.
   if (r.outputs.result !== 'deployed')
     console.log(

@@ -1,6 +1,7 @@
 // The job summary: the record of a run as markdown, every secret masked.
 import type { StepOutcome } from '../../src/journal.js'
 import { redact, renderSummary, type Result, type RunRecord } from '../../src/summary.js'
+import { readSummary } from '../../scripts/lib/summary-read.mjs'
 import { base, cancelledRolling, notRun, pausedCanary, rolledBackRolling, rollingDeploy } from './recorded-runs.js'
 
 const record = (r: Partial<RunRecord> = {}): RunRecord => ({
@@ -576,5 +577,24 @@ describe('redact', () => {
   // shows '***xyz'. Fix: replace longer secrets first (sort by length, descending).
   it('masks a longer secret whole even when a shorter secret is part of it', () => {
     expect(redact('value hunter2xyz', ['hunter2', 'hunter2xyz'])).toBe('value ***')
+  })
+})
+
+describe("the benchmark's reading of a summary (scripts/lib/summary-read.mjs)", () => {
+  it('reads back the figures the summary writes: the reloads and their steps, the switch, the end, the own work, the cost', () => {
+    const run = rollingDeploy()
+    const read = readSummary(renderSummary(run))
+    expect(read.stepSeconds).toBeCloseTo(90.7, 6)
+    // The four routes, and the record turned on: one reload each.
+    expect({ ...read, stepSeconds: 0 }).toEqual({
+      phases: { start: 0.18, connect: 0.24, 'lock and read': 0.31, 'records and unlock': 0.15 },
+      stepSeconds: 0,
+      routeSeconds: [0.3, 0.3, 0.3, 0.3],
+      reloads: 5,
+      switchedSeconds: 30.3,
+      endedSeconds: 91.2,
+      sshConnections: 1,
+      remoteCommands: 41,
+    })
   })
 })
