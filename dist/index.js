@@ -49449,15 +49449,15 @@ function parseReplicaState(stdout) {
   };
 }
 var DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; servers=$5; shift 5
-self=$(readlink /proc/self/ns/net 2>/dev/null)
-[ -n "$self" ] && ss -tn state established '( sport = :1 )' >/dev/null 2>&1 || self=''
-nginx=''
-if ss -tn state syn-sent '( dport = :1 )' >/dev/null 2>&1; then
+# here: the sockets ss counts in this namespace, nginx's ends (dst) and the replicas' own (sport).
+here=''; self=''
+if ss -tn state established state syn-sent '( sport = :1 )' >/dev/null 2>&1; then
+  self=$(readlink /proc/self/ns/net 2>/dev/null)
   set -f # [::1]:9201 is no file pattern
-  for s in $servers; do nginx="\${nginx:+$nginx or }dst $s"; done
+  for s in $servers; do here="\${here:+$here or }dst $s"; done
   set +f
 fi
-here=''; watch=''
+watch=''
 while [ $# -ge 3 ]; do
   pid=$2
   [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
@@ -49474,12 +49474,9 @@ while [ $# -ge 3 ]; do
 done
 inflight() {
   n=0
-  # (No -H: an old ss without it must not read as idle.) The first line is the header.
-  [ -z "$here" ] || n=$(ss -tn state established "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
-  if [ -n "$nginx" ]; then
-    c=$(ss -tn state established state syn-sent "( $nginx )" | tail -n +2 | wc -l) || { echo unknown; return; }
-    n=$((n + c))
-  fi
+  # (No -H: an old ss without it must not read as idle.) The first line is the header. A replica's own end
+  # is never still connecting; nginx's may be.
+  [ -z "$here" ] || n=$(ss -tn state established state syn-sent "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
   for w in $watch; do
     [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
     c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")
@@ -49497,14 +49494,14 @@ while :; do
   if [ "$i" -ge "$maxi" ]; then echo "busy $((i * ms)) $n"; exit 0; fi
   sleep "$poll"; i=$((i + 1))
 done`;
-var drainWait = (targets, nginxServers2, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
+var drainWait = (targets, nginxServers, maxSeconds, minSeconds, pollMs, quietPolls) => withTimeout(
   script(
     DRAIN,
     String(maxSeconds),
     String(minSeconds),
     String(pollMs / 1e3),
     String(quietPolls),
-    nginxServers2.join(" "),
+    nginxServers.join(" "),
     ...targets.flatMap((t) => [t.ref, String(t.pid ?? 0), t.ports.join("|")])
   ),
   maxSeconds + 30
@@ -52426,6 +52423,7 @@ function upstreamServers(text3) {
 
 // src/nginx/nginx.ts
 var sha256 = (t) => createHash4("sha256").update(t).digest("hex");
+var upstreamAddresses = (state2, address) => state2.resolved?.get(address) ?? [address];
 var NginxError = class extends Error {
 };
 function nginxPlace(config) {
@@ -54847,9 +54845,6 @@ async function gate(port, config, replica, again = false) {
 // src/run/drain.ts
 import { isIP as isIP4 } from "node:net";
 var seconds3 = (ms) => `${(ms / 1e3).toFixed(1)}s`;
-var nginxServers = (replicas, resolved) => replicas.flatMap(
-  (r) => (resolved?.get(r.address) ?? [r.address]).filter((a) => isIP4(a) !== 0).map((a) => hostPort(a, r.port))
-);
 async function drainReplicas(w, replicas, max) {
   const { config, nginx, progress } = w;
   const keepalive = config.nginx.scope === "site" && nginx.state.facts.keepaliveMinTimeout;
@@ -54863,13 +54858,14 @@ async function drainReplicas(w, replicas, max) {
     if (config.network !== "host") return each;
     return [{ ...each.find((t) => t.pid) ?? each[0], ports: each.flatMap((t) => t.ports) }];
   };
-  const servers = nginxServers(replicas, nginx.state.resolved);
-  const places = [...byHost(replicas)].map(([host, rs]) => ({ remote: w.fleet.app(host), targets: targets(rs) }));
-  const nginxHere = places.some((p) => p.remote === w.fleet.nginx);
-  const waits = [
-    ...places.map((p) => ({ ...p, servers: p.remote === w.fleet.nginx ? servers : [] })),
-    ...nginxHere ? [] : [{ remote: w.fleet.nginx, targets: [], servers }]
-  ];
+  const servers = replicas.flatMap(
+    (r) => upstreamAddresses(nginx.state, r.address).filter((a) => isIP4(a) !== 0).map((a) => hostPort(a, r.port))
+  );
+  const waits = [...byHost(replicas)].map(([host, rs]) => {
+    const remote = w.fleet.app(host);
+    return { remote, targets: targets(rs), servers: remote === w.fleet.nginx ? servers : [] };
+  });
+  if (!waits.some((p) => p.remote === w.fleet.nginx)) waits.push({ remote: w.fleet.nginx, targets: [], servers });
   const outcomes = await Promise.all(
     waits.map(async (p) => {
       const wait = drainWait(p.targets, p.servers, max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls);
@@ -55151,8 +55147,7 @@ var Executor = class {
       follow: (onData) => this.nginx.followTrafficLog(onData),
       openRequests: (servers) => this.nginx.openRequests(servers)
     };
-    const resolved = this.nginx.state.resolved;
-    const resolve = (address) => resolved?.get(address) ?? [address];
+    const resolve = (address) => upstreamAddresses(this.nginx.state, address);
     const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve);
     const replaced = mainImage(this.previous);
     const isNew = (r) => this.progress.isNew(r) || r.image === newImage && newImage !== replaced;

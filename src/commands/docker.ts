@@ -201,18 +201,18 @@ export function parseReplicaState(stdout: string): ReplicaState {
 // for exactly these sockets; those elsewhere from /proc/PID/net/tcp*, read once per namespace and poll (the
 // whole table: slow on a busy host, tens of thousands of lines). The replica's side cannot see a connection
 // nginx is still opening: when the replica's listen queue is full its SYN is dropped and the kernel sends it
-// again a second later, so nginx's own sockets to the replicas (established or still connecting) count too.
-// Ends once none is left for the quiet polls, after the shortest wait.
+// again a second later, so nginx's own sockets to the replicas (established or still connecting) count too,
+// in the same ss. Ends once none is left for the quiet polls, after the shortest wait.
 const DRAIN = `max=$1; min=$2; poll=$3; quiet=$4; servers=$5; shift 5
-self=$(readlink /proc/self/ns/net 2>/dev/null)
-[ -n "$self" ] && ss -tn state established '( sport = :1 )' >/dev/null 2>&1 || self=''
-nginx=''
-if ss -tn state syn-sent '( dport = :1 )' >/dev/null 2>&1; then
+# here: the sockets ss counts in this namespace, nginx's ends (dst) and the replicas' own (sport).
+here=''; self=''
+if ss -tn state established state syn-sent '( sport = :1 )' >/dev/null 2>&1; then
+  self=$(readlink /proc/self/ns/net 2>/dev/null)
   set -f # [::1]:9201 is no file pattern
-  for s in $servers; do nginx="\${nginx:+$nginx or }dst $s"; done
+  for s in $servers; do here="\${here:+$here or }dst $s"; done
   set +f
 fi
-here=''; watch=''
+watch=''
 while [ $# -ge 3 ]; do
   pid=$2
   [ "$pid" -gt 0 ] 2>/dev/null || pid=$(docker inspect --format '{{.State.Pid}}' -- "$1" 2>/dev/null)
@@ -229,12 +229,9 @@ while [ $# -ge 3 ]; do
 done
 inflight() {
   n=0
-  # (No -H: an old ss without it must not read as idle.) The first line is the header.
-  [ -z "$here" ] || n=$(ss -tn state established "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
-  if [ -n "$nginx" ]; then
-    c=$(ss -tn state established state syn-sent "( $nginx )" | tail -n +2 | wc -l) || { echo unknown; return; }
-    n=$((n + c))
-  fi
+  # (No -H: an old ss without it must not read as idle.) The first line is the header. A replica's own end
+  # is never still connecting; nginx's may be.
+  [ -z "$here" ] || n=$(ss -tn state established state syn-sent "( $here )" | tail -n +2 | wc -l) || { echo unknown; return; }
   for w in $watch; do
     [ -r "/proc/\${w%%:*}/net/tcp" ] || { echo unknown; return; }
     c=$(cat "/proc/\${w%%:*}/net/tcp" "/proc/\${w%%:*}/net/tcp6" 2>/dev/null | grep -c -E "^ *[0-9]+: [0-9A-F]+:(\${w##*:}) [0-9A-F]+:[0-9A-F]+ 01 ")

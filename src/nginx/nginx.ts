@@ -80,6 +80,10 @@ export interface NginxState {
 
 export const sha256 = (t: string): string => createHash('sha256').update(t).digest('hex')
 
+/** Where nginx runs, the addresses an upstream address stands for: a host name's as they resolved there. */
+export const upstreamAddresses = (state: NginxState, address: string): readonly string[] =>
+  state.resolved?.get(address) ?? [address]
+
 export class NginxError extends Error {}
 
 /** The nginx the config points at (nginx-mode auto is resolved by the read first: withNginxMode). */

@@ -5,20 +5,11 @@ import { LIMITS, type Config } from '../config.js'
 import * as docker from '../commands/docker.js'
 import { byHost, hostPort, type Replica } from '../model.js'
 import { run } from '../remote/ssh.js'
-import type { Nginx } from '../nginx/nginx.js'
+import { upstreamAddresses, type Nginx } from '../nginx/nginx.js'
 import type { Fleet } from '../remote/fleet.js'
 import type { RunProgress } from './progress.js'
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
-
-/** The replicas as nginx connects to them (address:port), a host name as nginx resolved it; addresses only. */
-export const nginxServers = (
-  replicas: readonly Replica[],
-  resolved: ReadonlyMap<string, readonly string[]> | undefined,
-): string[] =>
-  replicas.flatMap((r) =>
-    (resolved?.get(r.address) ?? [r.address]).filter((a) => isIP(a) !== 0).map((a) => hostPort(a, r.port)),
-  )
 
 /** What a drain needs of the run. */
 export interface DrainWorld {
@@ -46,13 +37,17 @@ export async function drainReplicas(w: DrainWorld, replicas: readonly Replica[],
   }
   // Where nginx runs, its own connections to the replicas count too (they show a request whose connection is
   // still being opened); with the replicas of that host, or alone when nginx has a host of its own.
-  const servers = nginxServers(replicas, nginx.state.resolved)
-  const places = [...byHost(replicas)].map(([host, rs]) => ({ remote: w.fleet.app(host), targets: targets(rs) }))
-  const nginxHere = places.some((p) => p.remote === w.fleet.nginx)
-  const waits = [
-    ...places.map((p) => ({ ...p, servers: p.remote === w.fleet.nginx ? servers : [] })),
-    ...(nginxHere ? [] : [{ remote: w.fleet.nginx, targets: [], servers }]),
-  ]
+  // Addresses only: ss would look up a name that did not resolve on every poll.
+  const servers = replicas.flatMap((r) =>
+    upstreamAddresses(nginx.state, r.address)
+      .filter((a) => isIP(a) !== 0)
+      .map((a) => hostPort(a, r.port)),
+  )
+  const waits = [...byHost(replicas)].map(([host, rs]) => {
+    const remote = w.fleet.app(host)
+    return { remote, targets: targets(rs), servers: remote === w.fleet.nginx ? servers : [] }
+  })
+  if (!waits.some((p) => p.remote === w.fleet.nginx)) waits.push({ remote: w.fleet.nginx, targets: [], servers })
   const outcomes = await Promise.all(
     waits.map(async (p) => {
       const wait = docker.drainWait(p.targets, p.servers, max, min, LIMITS.drainPollMs, LIMITS.drainQuietPolls)

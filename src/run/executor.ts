@@ -6,7 +6,7 @@ import type { ManagedContainer } from '../host/state.js'
 import type { Journal, Logger, Phase, StepRecord } from '../journal.js'
 import { Judge } from '../judge/judge.js'
 import { mainImage, type Replica, type Split } from '../model.js'
-import type { Nginx } from '../nginx/nginx.js'
+import { upstreamAddresses, type Nginx } from '../nginx/nginx.js'
 import type { Progress } from '../plan/rollback.js'
 import { changesHosts, describeStep, hostsOf, type Step } from '../plan/types.js'
 import type { Fleet } from '../remote/fleet.js'
@@ -85,8 +85,7 @@ export class Executor {
       follow: (onData: (chunk: Buffer) => void) => this.nginx.followTrafficLog(onData),
       openRequests: (servers: readonly string[]) => this.nginx.openRequests(servers),
     }
-    const resolved = this.nginx.state.resolved
-    const resolve = (address: string) => resolved?.get(address) ?? [address]
+    const resolve = (address: string) => upstreamAddresses(this.nginx.state, address)
     const judge = new Judge(this.replicas, traffic, this.config, (work) => this.journal.later(work), resolve)
     // The new version: what this run started, and (a promote, a kept colour) what runs the new image when
     // the version being replaced runs another one. A redeploy of the image live judges what it started.
